@@ -1,0 +1,307 @@
+//! The git state of the job's working directory, through libgit2: commit, branch, remotes
+//! (credentials stripped), dirty flag, the uncommitted tracked changes as a patch, and the
+//! untracked files that are not ignored, with their contents up to a size cap. Patch and
+//! contents become content-addressed blobs so that a rerun can restore the exact code.
+
+use std::path::Path;
+
+use git2::{DiffFormat, DiffOptions, ErrorCode, Repository, RepositoryOpenFlags, Status, StatusOptions};
+
+use crate::hash;
+use crate::model::{GitState, Hash, UntrackedFile};
+
+/// Size caps for untracked file contents kept in the store.
+#[derive(Clone, Copy, Debug)]
+pub struct Caps {
+    pub per_file: u64,
+    pub total: u64,
+}
+
+impl Default for Caps {
+    fn default() -> Caps {
+        Caps {
+            per_file: 1 << 20,
+            total: 16 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct GitCapture {
+    pub state: Option<GitState>,
+    /// Why there is no state.
+    pub absent: Option<String>,
+    pub blobs: Vec<(Hash, Vec<u8>)>,
+    pub notes: Vec<String>,
+    pub user_name: Option<String>,
+    pub user_email: Option<String>,
+}
+
+/// Context of the `code` hash: commit + patch + untracked contents.
+const CODE_CONTEXT: &str = "lineage 2026-11 code v1";
+
+pub fn capture(cwd: &Path, caps: Caps) -> GitCapture {
+    let mut out = GitCapture::default();
+    let repo = match Repository::open_ext(cwd, RepositoryOpenFlags::empty(), &[] as &[&str]) {
+        Ok(repo) => repo,
+        Err(e) => {
+            let (name, email) = default_identity();
+            out.user_name = name;
+            out.user_email = email;
+            out.absent = Some(match e.code() {
+                ErrorCode::NotFound => "not in a git repository".to_string(),
+                ErrorCode::Owner => {
+                    "repository owned by another user (git's safe.directory refuses it)".to_string()
+                }
+                _ => format!("git repository could not be opened: {}", e.message()),
+            });
+            return out;
+        }
+    };
+    if let Ok(config) = repo.config() {
+        out.user_name = config.get_string("user.name").ok();
+        out.user_email = config.get_string("user.email").ok();
+    }
+    if repo.is_bare() {
+        out.absent = Some("bare repository (no working tree)".to_string());
+        return out;
+    }
+    let head = match repo.head() {
+        Ok(head) => head,
+        Err(e) if e.code() == ErrorCode::UnbornBranch => {
+            out.absent = Some("unborn HEAD (the repository has no commits yet)".to_string());
+            return out;
+        }
+        Err(e) => {
+            out.absent = Some(format!("HEAD could not be read: {}", e.message()));
+            return out;
+        }
+    };
+    let Some(root) = repo.workdir().map(Path::to_path_buf) else {
+        out.absent = Some("bare repository (no working tree)".to_string());
+        return out;
+    };
+    let commit = head.peel_to_commit().ok();
+    let detached = repo.head_detached().unwrap_or(false);
+    let branch = if detached {
+        None
+    } else {
+        head.shorthand().map(str::to_string)
+    };
+
+    let mut remotes = std::collections::BTreeMap::new();
+    if let Ok(names) = repo.remotes() {
+        for name in names.iter().flatten() {
+            if let Ok(remote) = repo.find_remote(name)
+                && let Some(url) = remote.url()
+            {
+                remotes.insert(name.to_string(), strip_credentials(url));
+            }
+        }
+    }
+    let remote = remotes
+        .get("origin")
+        .or_else(|| remotes.values().next())
+        .cloned();
+
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let mut untracked_paths = Vec::new();
+    let mut dirty = false;
+    match repo.statuses(Some(&mut opts)) {
+        Ok(statuses) => {
+            for entry in statuses.iter() {
+                let s = entry.status();
+                if s.contains(Status::WT_NEW) {
+                    if let Some(p) = entry.path() {
+                        untracked_paths.push(p.to_string());
+                    }
+                } else if !s.is_empty() && !s.contains(Status::IGNORED) {
+                    dirty = true;
+                }
+            }
+        }
+        Err(e) => out
+            .notes
+            .push(format!("git status failed: {}", e.message())),
+    }
+
+    let mut patch = None;
+    let mut changed_files = Vec::new();
+    if dirty {
+        match diff_patch(&repo, commit.as_ref()) {
+            Ok((bytes, files)) => {
+                let h = Hash::of(&bytes);
+                out.blobs.push((h, bytes));
+                patch = Some(h);
+                changed_files = files;
+            }
+            Err(e) => out
+                .notes
+                .push(format!("git diff failed: {}", e.message())),
+        }
+    }
+
+    let mut untracked = Vec::with_capacity(untracked_paths.len());
+    let mut kept = 0u64;
+    untracked_paths.sort();
+    for rel in untracked_paths {
+        let path = root.join(&rel);
+        let size = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => m.len(),
+            _ => continue,
+        };
+        let fits = size <= caps.per_file && kept + size <= caps.total;
+        let entry = if fits {
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let h = Hash::of(&bytes);
+                    kept += size;
+                    out.blobs.push((h, bytes));
+                    Some(UntrackedFile {
+                        path: rel.clone(),
+                        hash: h,
+                        size,
+                        stored: true,
+                    })
+                }
+                Err(_) => None,
+            }
+        } else {
+            out.notes.push(format!(
+                "untracked file {rel} ({size} bytes) is over the size cap: its hash is recorded, not its contents"
+            ));
+            hash::hash_file(&path).ok().map(|(h, size)| UntrackedFile {
+                path: rel.clone(),
+                hash: h,
+                size,
+                stored: false,
+            })
+        };
+        match entry {
+            Some(e) => untracked.push(e),
+            None => out
+                .notes
+                .push(format!("untracked file {rel} could not be read")),
+        }
+    }
+
+    let commit_hex = commit.as_ref().map(|c| c.id().to_string());
+    let code = code_hash(commit_hex.as_deref(), patch.as_ref(), &untracked);
+    out.state = Some(GitState {
+        root: root.display().to_string().trim_end_matches('/').to_string(),
+        commit: commit_hex,
+        branch,
+        detached,
+        dirty: dirty || !untracked.is_empty(),
+        remote,
+        remotes,
+        patch,
+        changed_files,
+        untracked,
+        code,
+    });
+    out
+}
+
+fn default_identity() -> (Option<String>, Option<String>) {
+    match git2::Config::open_default() {
+        Ok(c) => (
+            c.get_string("user.name").ok(),
+            c.get_string("user.email").ok(),
+        ),
+        Err(_) => (None, None),
+    }
+}
+
+/// `git diff HEAD` of tracked files (binary-safe), and the paths it touches.
+fn diff_patch(
+    repo: &Repository,
+    commit: Option<&git2::Commit>,
+) -> Result<(Vec<u8>, Vec<String>), git2::Error> {
+    let tree = commit.map(|c| c.tree()).transpose()?;
+    let mut opts = DiffOptions::new();
+    opts.show_binary(true).ignore_submodules(true);
+    let diff = repo.diff_tree_to_workdir_with_index(tree.as_ref(), Some(&mut opts))?;
+    let files = diff
+        .deltas()
+        .filter_map(|d| {
+            d.new_file()
+                .path()
+                .or_else(|| d.old_file().path())
+                .map(|p| p.display().to_string())
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    diff.print(DiffFormat::Patch, |_, _, line| {
+        if matches!(line.origin(), '+' | '-' | ' ') {
+            bytes.push(line.origin() as u8);
+        }
+        bytes.extend_from_slice(line.content());
+        true
+    })?;
+    Ok((bytes, files))
+}
+
+fn code_hash(commit: Option<&str>, patch: Option<&Hash>, untracked: &[UntrackedFile]) -> Hash {
+    let mut h = blake3::Hasher::new_derive_key(CODE_CONTEXT);
+    h.update(commit.unwrap_or("").as_bytes());
+    h.update(&[0]);
+    h.update(&patch.map_or([0; 32], |p| p.0));
+    for f in untracked {
+        h.update(&(f.path.len() as u64).to_le_bytes());
+        h.update(f.path.as_bytes());
+        h.update(&f.hash.0);
+    }
+    Hash(*h.finalize().as_bytes())
+}
+
+/// Remove credentials from a remote URL: the password always, and for http(s) the whole
+/// user part (tokens are often passed as the user name).
+pub fn strip_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let Some((user, host)) = authority.rsplit_once('@') else {
+        return url.to_string();
+    };
+    let is_http = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    if is_http {
+        format!("{scheme}://{host}{path}")
+    } else {
+        let user = user.split(':').next().unwrap_or("");
+        format!("{scheme}://{user}@{host}{path}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_stripped_from_remote_urls() {
+        let cases = [
+            (
+                "https://user:tok@github.com/o/r.git",
+                "https://github.com/o/r.git",
+            ),
+            ("https://ghp_x@github.com/o/r", "https://github.com/o/r"),
+            (
+                "ssh://git:pw@host.example/o/r",
+                "ssh://git@host.example/o/r",
+            ),
+            ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+            ("/srv/repos/r.git", "/srv/repos/r.git"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(strip_credentials(url), want, "{url}");
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Host, OS, CPU and memory, through sysinfo with targeted refreshes (never `new_all`, which
+//! walks every process and costs tens of milliseconds).
+
+use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
+
+use crate::model::SystemInfo;
+
+/// Everything but the GPUs (see `gpu`).
+pub fn capture() -> SystemInfo {
+    let sys = System::new_with_specifics(
+        RefreshKind::nothing()
+            .with_cpu(CpuRefreshKind::nothing())
+            .with_memory(MemoryRefreshKind::nothing().with_ram()),
+    );
+    let cpu_model = sys
+        .cpus()
+        .first()
+        .map(|c| c.brand().trim().to_string())
+        .filter(|b| !b.is_empty());
+    SystemInfo {
+        hostname: System::host_name(),
+        os: System::name(),
+        os_version: System::os_version(),
+        kernel: System::kernel_version(),
+        arch: std::env::consts::ARCH.to_string(),
+        cpu_model,
+        cpu_cores: sys.cpus().len(),
+        cpu_physical_cores: System::physical_core_count(),
+        memory_bytes: sys.total_memory(),
+        boot_id: boot_id(),
+        gpus: Vec::new(),
+        gpu_note: None,
+    }
+}
+
+/// The kernel's boot id: with the pid, it tells a live run from one whose host rebooted.
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+}

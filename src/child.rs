@@ -1,0 +1,138 @@
+//! Launching the wrapped command untouched: same stdin/stdout/stderr and terminal, same
+//! process group (so job control and Ctrl-C work as without lineage), argv passed raw and
+//! never through a shell. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to
+//! lineage by another process are forwarded to the child; the same signals sent by the
+//! kernel to the whole foreground process group (Ctrl-C at a terminal) already reached the
+//! child, so they are only noted, never delivered twice.
+
+use std::ffi::OsString;
+use std::io;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::{UsageWho, getrusage};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::low_level::siginfo::Cause;
+
+const FORWARDED: &[i32] = &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
+
+/// Signals that ask the job to stop: receiving one makes the run `interrupted`.
+pub const STOPPING: &[i32] = &[SIGINT, SIGTERM, SIGHUP, SIGQUIT];
+
+pub struct Running {
+    child: Child,
+    started: Instant,
+    received: Arc<AtomicI32>,
+    signals: signal_hook::iterator::Handle,
+    forwarder: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    /// The last stopping signal lineage received while the child ran.
+    pub received: Option<i32>,
+    pub wall: Duration,
+    pub user_cpu: Duration,
+    pub system_cpu: Duration,
+    pub max_rss_bytes: u64,
+}
+
+/// Start the command, with `extra_env` added to lineage's own environment.
+pub fn spawn(argv: &[OsString], extra_env: &[(&str, &str)]) -> io::Result<Running> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+    // Handlers first, so a signal arriving during the spawn is queued, not fatal.
+    let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)?;
+    let mut command = Command::new(program);
+    command.args(args);
+    for (k, v) in extra_env {
+        command.env(k, v);
+    }
+    let started = Instant::now();
+    let child = command.spawn()?;
+    let pid = Pid::from_raw(child.id() as i32);
+    let received = Arc::new(AtomicI32::new(0));
+    let handle = signals.handle();
+    let forwarder = {
+        let received = received.clone();
+        std::thread::Builder::new()
+            .name("lineage-signals".into())
+            .spawn(move || {
+                for origin in signals.forever() {
+                    if STOPPING.contains(&origin.signal) {
+                        received.store(origin.signal, Ordering::SeqCst);
+                    }
+                    if matches!(origin.cause, Cause::Kernel) {
+                        continue;
+                    }
+                    if let Ok(sig) = Signal::try_from(origin.signal) {
+                        let _ = kill(pid, sig);
+                    }
+                }
+            })?
+    };
+    Ok(Running {
+        child,
+        started,
+        received,
+        signals: handle,
+        forwarder: Some(forwarder),
+    })
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the child; resources cover it and every descendant it waited for.
+    pub fn wait(mut self) -> io::Result<Outcome> {
+        let status = loop {
+            match self.child.wait() {
+                Ok(s) => break s,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let wall = self.started.elapsed();
+        self.signals.close();
+        if let Some(f) = self.forwarder.take() {
+            let _ = f.join();
+        }
+        let received = match self.received.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s),
+        };
+        let (user_cpu, system_cpu, max_rss_bytes) = match getrusage(UsageWho::RUSAGE_CHILDREN) {
+            Ok(u) => {
+                let d = |t: nix::sys::time::TimeVal| {
+                    Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) as u32) * 1000)
+                };
+                // Linux reports ru_maxrss in KiB.
+                (
+                    d(u.user_time()),
+                    d(u.system_time()),
+                    (u.max_rss().max(0) as u64) * 1024,
+                )
+            }
+            Err(_) => Default::default(),
+        };
+        Ok(Outcome {
+            status,
+            received,
+            wall,
+            user_cpu,
+            system_cpu,
+            max_rss_bytes,
+        })
+    }
+}

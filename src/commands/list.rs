@@ -1,0 +1,33 @@
+//! `lineage list` (alias `log`): recorded runs, newest first.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::cli::ListArgs;
+use crate::output;
+use crate::store::Store;
+
+pub fn list(args: ListArgs, store_dir: &Path, color: bool) -> Result<()> {
+    let store = Store::open(store_dir)?;
+    let runs = store.list(args.limit)?;
+    let runs = runs
+        .into_iter()
+        .map(|r| {
+            let short = store.short_id(&r.id)?;
+            Ok((r, short))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if args.json {
+        let items: Vec<_> = runs
+            .iter()
+            .map(|(r, s)| output::json::list_item(r, s.clone()))
+            .collect();
+        crate::print_stdout(&(serde_json::to_string_pretty(&items)? + "\n"));
+    } else if runs.is_empty() {
+        eprintln!("lineage: no runs recorded yet in {}", store_dir.display());
+    } else {
+        crate::print_stdout(&(output::table::list(&runs, color) + "\n"));
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand, each with one entry point that takes resolved arguments and
+//! returns the exit code.
+
+pub mod list;
+pub mod run;
+pub mod show;

@@ -1,0 +1,544 @@
+//! `lineage run`: resolve the arguments into a plan (paths checked, command found, store
+//! open), capture everything in parallel, write the run as `running`, launch the command
+//! untouched, then hash the outputs and finalize the record. Exit status: the child's.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nix::unistd::{AccessFlags, access};
+
+use crate::capture::{config, context, git, gpu, software, system};
+use crate::child;
+use crate::cli::RunArgs;
+use crate::error::{Error, code};
+use crate::hash::{self, Fingerprint, PathKind};
+use crate::model::{Capture, Edge, FileRef, Hash, Param, Resources, Role, Status};
+use crate::redact::Policy;
+use crate::store::{Finish, NewRun, Store};
+
+/// A declared path: as given, and absolute.
+struct Declared {
+    given: PathBuf,
+    abs: PathBuf,
+}
+
+impl Declared {
+    fn new(given: &Path, cwd: &Path) -> Declared {
+        Declared {
+            given: given.to_path_buf(),
+            abs: std::path::absolute(cwd.join(given)).unwrap_or_else(|_| cwd.join(given)),
+        }
+    }
+
+    fn edge(&self, role: Role, artifact: Option<crate::model::Artifact>) -> Edge {
+        Edge {
+            role,
+            path: self.given.to_string_lossy().into_owned(),
+            abs_path: self.abs.to_string_lossy().into_owned(),
+            artifact,
+            changed: false,
+        }
+    }
+}
+
+/// What `run` will do, validated before anything is captured.
+struct Plan {
+    argv: Vec<OsString>,
+    cwd: PathBuf,
+    inputs: Vec<Declared>,
+    outputs: Vec<Declared>,
+    configs: Vec<Declared>,
+    params: Vec<(String, serde_json::Value)>,
+    sample_interval: Duration,
+    quiet: bool,
+    store: Store,
+    policy: Policy,
+}
+
+pub fn run(args: RunArgs, store_dir: &Path) -> u8 {
+    let plan = match resolve(args, store_dir) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let code = e.downcast_ref::<Error>().map_or(code::CANNOT_LAUNCH, Error::launch_code);
+            crate::report_error(&e);
+            return code;
+        }
+    };
+    execute(plan)
+}
+
+fn resolve(args: RunArgs, store_dir: &Path) -> Result<Plan> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let params = args
+        .params
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), config::param_value(v))),
+            _ => Err(Error::BadParam(p.clone())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if !(args.sample_interval.is_finite() && args.sample_interval > 0.0) {
+        return Err(Error::BadSampleInterval(args.sample_interval).into());
+    }
+    for path in &args.inputs {
+        match hash::path_kind(path) {
+            Ok(PathKind::File | PathKind::Dir) => {}
+            Ok(PathKind::Missing) => return Err(Error::MissingInput { path: path.clone() }.into()),
+            Ok(PathKind::Special) => {
+                return Err(Error::Unreadable {
+                    what: "input",
+                    path: path.clone(),
+                    source: std::io::Error::other(
+                        "not a regular file or directory (FIFOs, sockets and devices are never opened)",
+                    ),
+                }
+                .into());
+            }
+            Err(source) => {
+                return Err(Error::Unreadable {
+                    what: "input",
+                    path: path.clone(),
+                    source,
+                }
+                .into());
+            }
+        }
+    }
+    for path in &args.configs {
+        match hash::path_kind(path) {
+            Ok(PathKind::File) => {}
+            Ok(PathKind::Missing) => return Err(Error::MissingConfig { path: path.clone() }.into()),
+            Ok(_) => {
+                return Err(Error::Unreadable {
+                    what: "config",
+                    path: path.clone(),
+                    source: std::io::Error::other("not a regular file"),
+                }
+                .into());
+            }
+            Err(source) => {
+                return Err(Error::Unreadable {
+                    what: "config",
+                    path: path.clone(),
+                    source,
+                }
+                .into());
+            }
+        }
+    }
+    check_command(&args.command)?;
+    let store = Store::open(store_dir)?;
+    let key = store.secret_key()?;
+    let policy = Policy::new(&args.env_allow, &args.env_deny, key)?;
+    let declare = |paths: &[PathBuf]| paths.iter().map(|p| Declared::new(p, &cwd)).collect();
+    Ok(Plan {
+        inputs: declare(&args.inputs),
+        outputs: declare(&args.outputs),
+        configs: declare(&args.configs),
+        argv: args.command,
+        params,
+        sample_interval: Duration::from_secs_f64(args.sample_interval),
+        quiet: args.quiet,
+        store,
+        policy,
+        cwd,
+    })
+}
+
+/// 127 when the command is not found, 126 when it cannot be executed, before recording.
+fn check_command(argv: &[OsString]) -> Result<(), Error> {
+    let program = argv.first().map(OsString::as_os_str).unwrap_or_default();
+    let shown = program.to_string_lossy().into_owned();
+    if program.is_empty() {
+        return Err(Error::CommandNotFound(shown));
+    }
+    let path_var = std::env::var_os("PATH");
+    let Some(path) = software::resolve_program(program, path_var.as_deref()) else {
+        return Err(if Path::new(program).is_dir() {
+            Error::CommandNotExecutable(shown)
+        } else {
+            Error::CommandNotFound(shown)
+        });
+    };
+    if access(&path, AccessFlags::X_OK).is_err() {
+        return Err(Error::CommandNotExecutable(shown));
+    }
+    Ok(())
+}
+
+fn warn(msg: &str) {
+    eprintln!("lineage: warning: {msg}");
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+/// Everything captured before launch.
+struct PreLaunch {
+    capture: Capture,
+    edges: Vec<Edge>,
+    fingerprints: Vec<Fingerprint>,
+    params: Vec<Param>,
+    blobs: Vec<(Hash, Vec<u8>)>,
+    nvml: Option<std::sync::Arc<nvml_wrapper::Nvml>>,
+}
+
+fn capture_all(plan: &Plan) -> PreLaunch {
+    let env_get = |k: &str| std::env::var(k).ok();
+    let gpus = gpu::start(env_get("CUDA_VISIBLE_DEVICES"));
+    let path_var = std::env::var_os("PATH");
+    let (cwd, program) = (&plan.cwd, plan.argv.first());
+    let (git, sys, python, hashed) = std::thread::scope(|s| {
+        let git = s.spawn(|| git::capture(cwd, git::Caps::default()));
+        let sys = s.spawn(system::capture);
+        let python = s.spawn(|| {
+            let program = program?;
+            let interp = software::python_interpreter(program, path_var.as_deref())?;
+            Some(software::python(&interp))
+        });
+        let hashed: Vec<_> = plan.inputs.iter().map(|d| hash::hash_path(&d.abs)).collect();
+        (
+            git.join().unwrap_or_default(),
+            sys.join().unwrap_or_default(),
+            python.join().ok().flatten(),
+            hashed,
+        )
+    });
+
+    let mut notes = git.notes.clone();
+    let mut blobs = git.blobs;
+    let mut edges = Vec::new();
+    let mut fingerprints = Vec::new();
+    for (d, result) in plan.inputs.iter().zip(hashed) {
+        match result {
+            Ok(h) => {
+                notes.extend(h.warnings.iter().map(|w| format!("input {}: {w}", d.given.display())));
+                edges.push(d.edge(Role::Input, Some(h.artifact)));
+                fingerprints.push(h.fingerprint);
+            }
+            Err(e) => {
+                notes.push(format!("input {} could not be hashed: {e}", d.given.display()));
+                edges.push(d.edge(Role::Input, None));
+                fingerprints.push(Fingerprint::default());
+            }
+        }
+    }
+
+    let mut params: BTreeMap<String, Param> = BTreeMap::new();
+    for d in &plan.configs {
+        let bytes = match std::fs::read(&d.abs) {
+            Ok(b) => b,
+            Err(e) => {
+                notes.push(format!("config {} could not be read: {e}", d.given.display()));
+                continue;
+            }
+        };
+        let hash = Hash::of(&bytes);
+        match config::parse(&d.given, &bytes) {
+            Ok(parsed) => {
+                for (key, value) in parsed {
+                    let value = redact_param(&plan.policy, &key, value);
+                    params.insert(
+                        key.clone(),
+                        Param {
+                            key,
+                            value,
+                            source: d.given.display().to_string(),
+                        },
+                    );
+                }
+            }
+            Err(e) => notes.push(format!(
+                "config {}: {e}; kept as bytes, no parameters read from it",
+                d.given.display()
+            )),
+        }
+        edges.push(d.edge(
+            Role::Config,
+            Some(crate::model::Artifact {
+                hash,
+                kind: crate::model::ArtifactKind::File,
+                size: bytes.len() as u64,
+                entries: Vec::new(),
+            }),
+        ));
+        blobs.push((hash, bytes));
+    }
+    for (key, value) in &plan.params {
+        let value = redact_param(&plan.policy, key, value.clone());
+        params.insert(
+            key.clone(),
+            Param {
+                key: key.clone(),
+                value,
+                source: "cli".into(),
+            },
+        );
+    }
+
+    let env = plan.policy.redact_env(std::env::vars_os());
+    let root = git
+        .state
+        .as_ref()
+        .map_or_else(|| plan.cwd.clone(), |g| PathBuf::from(&g.root));
+    let mut sw = crate::model::Software {
+        python: None,
+        lockfiles: software::lockfiles(&root),
+    };
+    if let Some((py, blob)) = python {
+        sw.python = Some(py);
+        blobs.extend(blob);
+    }
+    let mut system = sys;
+    let gpus = gpus.finish();
+    system.gpus = gpus.gpus;
+    system.gpu_note = gpus.note;
+
+    let capture = Capture {
+        owner: context::owner(&env_get, git.user_name, git.user_email),
+        git: git.state,
+        git_absent: git.absent,
+        script: script(&plan.argv, &plan.cwd),
+        env: env.vars,
+        env_redacted: env.fingerprints,
+        system,
+        container: context::container(&env_get),
+        scheduler: context::scheduler(&env_get),
+        software: sw,
+        notes,
+    };
+    PreLaunch {
+        capture,
+        edges,
+        fingerprints,
+        params: params.into_values().collect(),
+        blobs,
+        nvml: gpus.nvml,
+    }
+}
+
+/// A parameter whose key looks secret, or whose value does, is stored redacted.
+fn redact_param(policy: &Policy, key: &str, value: serde_json::Value) -> serde_json::Value {
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let text = match &value {
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    match policy.redact(leaf, &text) {
+        Some(stored) => serde_json::Value::String(stored),
+        None => value,
+    }
+}
+
+/// The script a command runs: argv[0] when it is a path (`./train.sh`), otherwise the first
+/// argument that names an existing file (`python train.py`).
+fn script(argv: &[OsString], cwd: &Path) -> Option<FileRef> {
+    let (program, rest) = argv.split_first()?;
+    let candidate = if program.as_bytes().contains(&b'/') {
+        Some(program)
+    } else {
+        rest.iter()
+            .take_while(|a| a.as_bytes() != b"-m" && a.as_bytes() != b"-c")
+            .find(|a| !a.as_bytes().starts_with(b"-") && cwd.join(a).is_file())
+    }?;
+    let (hash, _) = hash::hash_file(&cwd.join(candidate)).ok()?;
+    Some(FileRef {
+        path: candidate.to_string_lossy().into_owned(),
+        hash,
+    })
+}
+
+fn execute(mut plan: Plan) -> u8 {
+    let pre = capture_all(&plan);
+    for note in &pre.capture.notes {
+        warn(note);
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let argv: Vec<Vec<u8>> = plan.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let started_at = now();
+    let begun = plan.store.begin_run(&NewRun {
+        id: &id,
+        argv: &argv,
+        cwd: plan.cwd.as_os_str().as_bytes(),
+        started_at: &started_at,
+        pid: std::process::id(),
+        capture: &pre.capture,
+        edges: &pre.edges,
+        params: &pre.params,
+        blobs: &pre.blobs,
+    });
+    if let Err(e) = begun {
+        crate::report_error(&e.context(format!(
+            "could not record the run in {} before launch",
+            plan.store.dir().display()
+        )));
+        return code::CANNOT_LAUNCH;
+    }
+    let short = plan.store.short_id(&id).unwrap_or_else(|_| id.clone());
+    if !plan.quiet {
+        eprintln!("lineage: run {short} recording");
+    }
+
+    let running = child::spawn(&plan.argv, &[("LINEAGE_RUN_ID", &id)]);
+    let mut capture = pre.capture;
+    let running = match running {
+        Ok(r) => r,
+        Err(e) => {
+            let (exit, msg) = match e.kind() {
+                std::io::ErrorKind::NotFound => (code::NOT_FOUND, "command not found"),
+                _ => (code::NOT_EXECUTABLE, "command could not be executed"),
+            };
+            let program = plan.argv[0].to_string_lossy().into_owned();
+            eprintln!("lineage: error: {msg}: {program}: {e}");
+            capture.notes.push(format!("{msg}: {e}"));
+            finish(
+                &mut plan.store,
+                &id,
+                Finish {
+                    status: Status::Failed,
+                    ended_at: &now(),
+                    exit_code: Some(i32::from(exit)),
+                    signal: None,
+                    capture: &capture,
+                    resources: &Resources::default(),
+                    outputs: &[],
+                    changed_inputs: &[],
+                },
+            );
+            return exit;
+        }
+    };
+    let sampler = pre.nvml.map(|nvml| {
+        gpu::Sampler::start(nvml, &capture.system.gpus, running.pid(), plan.sample_interval)
+    });
+    let outcome = running.wait();
+    let gpu_peaks = sampler.map(gpu::Sampler::finish);
+    let ended_at = now();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("lineage: error: lost track of the command: {e}");
+            return code::CANNOT_LAUNCH;
+        }
+    };
+
+    let (exit_code, signal) = match outcome.status.code() {
+        Some(c) => (Some(c), None),
+        None => (None, outcome.status.signal()),
+    };
+    let exit: u8 = match (exit_code, signal) {
+        (Some(c), _) => (c & 0xff) as u8,
+        (None, Some(s)) => (128 + s).clamp(0, 255) as u8,
+        (None, None) => 1,
+    };
+    let killed_by_stop = signal.is_some_and(|s| child::STOPPING.contains(&s) || s == libc_sigkill());
+    let status = if outcome.received.is_some() || killed_by_stop {
+        Status::Interrupted
+    } else if exit == 0 {
+        Status::Succeeded
+    } else {
+        Status::Failed
+    };
+
+    let mut outputs = Vec::new();
+    for d in &plan.outputs {
+        match hash::path_kind(&d.abs) {
+            Ok(PathKind::Missing) => {
+                let msg = format!("output {} does not exist after the run", d.given.display());
+                warn(&msg);
+                capture.notes.push(msg);
+                outputs.push(d.edge(Role::Output, None));
+            }
+            _ => match hash::hash_path(&d.abs) {
+                Ok(h) => {
+                    for w in h.warnings {
+                        let msg = format!("output {}: {w}", d.given.display());
+                        warn(&msg);
+                        capture.notes.push(msg);
+                    }
+                    outputs.push(d.edge(Role::Output, Some(h.artifact)));
+                }
+                Err(e) => {
+                    let msg = format!("output {} could not be hashed: {e}", d.given.display());
+                    warn(&msg);
+                    capture.notes.push(msg);
+                    outputs.push(d.edge(Role::Output, None));
+                }
+            },
+        }
+    }
+    let mut changed = Vec::new();
+    for (i, (d, before)) in plan.inputs.iter().zip(&pre.fingerprints).enumerate() {
+        if hash::fingerprint(&d.abs).as_ref() != Some(before) {
+            let msg = format!(
+                "input {} changed while the job ran: its recorded hash is from before launch",
+                d.given.display()
+            );
+            warn(&msg);
+            capture.notes.push(msg);
+            changed.push(i);
+        }
+    }
+    let resources = Resources {
+        wall_seconds: outcome.wall.as_secs_f64(),
+        user_cpu_seconds: outcome.user_cpu.as_secs_f64(),
+        system_cpu_seconds: outcome.system_cpu.as_secs_f64(),
+        max_rss_bytes: outcome.max_rss_bytes,
+        gpu_peak_memory_bytes: gpu_peaks,
+    };
+    let recorded = finish(
+        &mut plan.store,
+        &id,
+        Finish {
+            status,
+            ended_at: &ended_at,
+            exit_code,
+            signal,
+            capture: &capture,
+            resources: &resources,
+            outputs: &outputs,
+            changed_inputs: &changed,
+        },
+    );
+    if !plan.quiet && recorded {
+        let how = match (exit_code, signal) {
+            (_, Some(s)) => format!("killed by signal {s}"),
+            (Some(c), None) => format!("exit {c}"),
+            _ => String::new(),
+        };
+        let n = outputs.iter().filter(|o| o.artifact.is_some()).count();
+        eprintln!(
+            "lineage: run {short} {} ({how}) in {}; {n} output{} recorded",
+            status.as_str(),
+            crate::output::seconds(resources.wall_seconds),
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    exit
+}
+
+fn libc_sigkill() -> i32 {
+    nix::sys::signal::Signal::SIGKILL as i32
+}
+
+/// Phase two; a failure is a loud warning, never a changed exit code.
+fn finish(store: &mut Store, id: &str, fin: Finish) -> bool {
+    match store.finish_run(id, &fin) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!(
+                "lineage: warning: THE RUN WAS NOT FULLY RECORDED: {e:#}; run {id} stays 'running' in {}",
+                store.dir().display()
+            );
+            false
+        }
+    }
+}

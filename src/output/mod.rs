@@ -1,0 +1,119 @@
+//! Everything lineage prints: human tables, JSON, and the colour/terminal decisions. Nothing
+//! here touches the database; commands hand over domain values.
+
+pub mod json;
+pub mod table;
+
+use std::io::IsTerminal;
+
+use crate::cli::ColorChoice;
+
+/// Whether to colour stdout: `--color`, then NO_COLOR, then whether stdout is a terminal.
+pub fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+/// Quote an argument for display the way a POSIX shell would read it back.
+pub fn shell_quote(arg: &str) -> String {
+    let safe = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
+    if safe {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+pub fn command_line(argv: &[Vec<u8>]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(&String::from_utf8_lossy(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// 1536 -> "1.5 KiB".
+pub fn bytes(n: u64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn seconds(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.0}ms", s * 1000.0)
+    } else if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+    }
+}
+
+/// Seconds between two RFC 3339 timestamps.
+pub fn duration(start: &str, end: Option<&str>) -> Option<f64> {
+    let start: jiff::Timestamp = start.parse().ok()?;
+    let end: jiff::Timestamp = end?.parse().ok()?;
+    Some(end.duration_since(start).as_secs_f64())
+}
+
+/// "5s ago", "3m ago", "2h ago", "4d ago", or the date.
+pub fn ago(when: &str, now: jiff::Timestamp) -> String {
+    let Ok(t) = when.parse::<jiff::Timestamp>() else {
+        return when.to_string();
+    };
+    let s = now.duration_since(t).as_secs().max(0);
+    match s {
+        0..60 => format!("{s}s ago"),
+        60..3600 => format!("{}m ago", s / 60),
+        3600..86400 => format!("{}h ago", s / 3600),
+        86400..2_592_000 => format!("{}d ago", s / 86400),
+        _ => t.strftime("%Y-%m-%d").to_string(),
+    }
+}
+
+/// The first 12 hex digits of a hash, for tables.
+pub fn short_hash(h: &crate::model::Hash) -> String {
+    h.to_hex()[..12].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_round_trips_through_a_shell_reading() {
+        assert_eq!(shell_quote("train.py"), "train.py");
+        assert_eq!(shell_quote("--lr=0.01"), "--lr=0.01");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+        assert_eq!(seconds(0.25), "250ms");
+        assert_eq!(seconds(75.0), "1m15s");
+    }
+}

@@ -1,0 +1,262 @@
+//! Human-readable tables (comfy-table) for `show` and `list`.
+
+use comfy_table::presets::{NOTHING, UTF8_HORIZONTAL_ONLY};
+use comfy_table::{Cell, Color, ContentArrangement, Table};
+
+use super::{ago, bytes, command_line, duration, seconds, short_hash};
+use crate::model::{EdgeRecord, Role, RunRecord, RunSummary, Status};
+
+fn table(color: bool, preset: &str) -> Table {
+    let mut t = Table::new();
+    t.load_preset(preset)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if !color {
+        t.force_no_tty();
+    }
+    t
+}
+
+fn status_cell(status: Status, color: bool, detail: &str) -> Cell {
+    let cell = if detail.is_empty() {
+        Cell::new(status.as_str())
+    } else {
+        Cell::new(format!("{} ({detail})", status.as_str()))
+    };
+    if !color {
+        return cell;
+    }
+    cell.fg(match status {
+        Status::Succeeded => Color::Green,
+        Status::Failed => Color::Red,
+        Status::Interrupted => Color::Yellow,
+        Status::Running => Color::Cyan,
+    })
+}
+
+fn outcome(r: &RunRecord) -> String {
+    match (r.exit_code, r.signal) {
+        (_, Some(sig)) => format!("signal {sig}"),
+        (Some(code), None) => format!("exit {code}"),
+        (None, None) => "still running, or lineage was killed".to_string(),
+    }
+}
+
+/// `lineage show RUN`: a summary, then params, configs, inputs and outputs.
+pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
+    let c = &r.capture;
+    let mut kv = table(color, NOTHING);
+    let mut row = |k: &str, v: Cell| {
+        kv.add_row(vec![Cell::new(k), v]);
+    };
+    row("run", Cell::new(format!("{short_id}  ({})", r.id)));
+    row("status", status_cell(r.status, color, &outcome(r)));
+    row("command", Cell::new(command_line(&r.argv)));
+    row("cwd", Cell::new(String::from_utf8_lossy(&r.cwd)));
+    let took = duration(&r.started_at, r.ended_at.as_deref())
+        .map(|s| format!(" (took {})", seconds(s)))
+        .unwrap_or_default();
+    row("started", Cell::new(format!("{}{took}", r.started_at)));
+    if let Some(of) = &r.rerun_of {
+        row("rerun of", Cell::new(of));
+    }
+    let o = &c.owner;
+    let mut who = o.user.clone().unwrap_or_else(|| format!("uid {}", o.uid));
+    if let Some(name) = &o.git_name {
+        who += &format!(", git {name}");
+        if let Some(email) = &o.git_email {
+            who += &format!(" <{email}>");
+        }
+    }
+    if let Some(team) = &o.lineage_owner {
+        who += &format!(", owner {team}");
+    }
+    row("owner", Cell::new(who));
+    match (&c.git, &c.git_absent) {
+        (Some(g), _) => {
+            let mut s = format!(
+                "{} @ {}",
+                g.branch.as_deref().unwrap_or("(detached)"),
+                g.commit.as_deref().map_or("?", |c| &c[..c.len().min(12)])
+            );
+            if g.dirty {
+                s += &format!(
+                    ", dirty ({} changed, {} untracked)",
+                    g.changed_files.len(),
+                    g.untracked.len()
+                );
+            }
+            if let Some(remote) = &g.remote {
+                s += &format!("\n{remote}");
+            }
+            s += &format!("\ncode {}", short_hash(&g.code));
+            row("git", Cell::new(s));
+        }
+        (None, reason) => row(
+            "git",
+            Cell::new(format!("none ({})", reason.as_deref().unwrap_or("unknown"))),
+        ),
+    }
+    if let Some(s) = &c.script {
+        row("script", Cell::new(format!("{} {}", s.path, short_hash(&s.hash))));
+    }
+    let sys = &c.system;
+    row(
+        "host",
+        Cell::new(format!(
+            "{} · {} {} · kernel {}\n{} · {} cores · {}",
+            sys.hostname.as_deref().unwrap_or("?"),
+            sys.os.as_deref().unwrap_or("?"),
+            sys.os_version.as_deref().unwrap_or(""),
+            sys.kernel.as_deref().unwrap_or("?"),
+            sys.cpu_model.as_deref().unwrap_or("unknown CPU"),
+            sys.cpu_cores,
+            bytes(sys.memory_bytes)
+        )),
+    );
+    let gpus = if sys.gpus.is_empty() {
+        format!("none ({})", sys.gpu_note.as_deref().unwrap_or("no GPU found"))
+    } else {
+        sys.gpus
+            .iter()
+            .map(|g| {
+                format!(
+                    "{}: {} · {} · driver {}{}",
+                    g.index,
+                    g.name,
+                    bytes(g.memory_bytes),
+                    g.driver_version,
+                    if g.visible { "" } else { " (hidden by CUDA_VISIBLE_DEVICES)" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    row("gpus", Cell::new(gpus));
+    if let Some(ct) = &c.container {
+        row(
+            "container",
+            Cell::new(format!(
+                "{}{}",
+                ct.runtime,
+                ct.image.as_deref().map(|i| format!(" {i}")).unwrap_or_default()
+            )),
+        );
+    }
+    if let Some(s) = &c.scheduler {
+        let ids = s
+            .ids
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        row("scheduler", Cell::new(format!("{} {ids}", s.kind)));
+    }
+    if let Some(py) = &c.software.python {
+        row(
+            "python",
+            Cell::new(format!(
+                "{} {} · {} packages",
+                py.executable,
+                py.version.as_deref().unwrap_or(""),
+                py.package_count
+            )),
+        );
+    }
+    row(
+        "env",
+        Cell::new(format!(
+            "{} variables, {} redacted (--json lists them)",
+            c.env.len(),
+            c.env_redacted.len()
+        )),
+    );
+    if let Some(res) = &r.resources {
+        let mut s = format!(
+            "wall {} · cpu {} user + {} sys · max rss {}",
+            seconds(res.wall_seconds),
+            seconds(res.user_cpu_seconds),
+            seconds(res.system_cpu_seconds),
+            bytes(res.max_rss_bytes)
+        );
+        if let Some(gpu) = &res.gpu_peak_memory_bytes {
+            for (i, b) in gpu {
+                s += &format!(" · gpu {i} peak {}", bytes(*b));
+            }
+        }
+        row("resources", Cell::new(s));
+    }
+    let mut out = kv.to_string();
+    if !r.params.is_empty() {
+        let mut t = table(color, UTF8_HORIZONTAL_ONLY);
+        t.set_header(vec!["param", "value", "from"]);
+        for p in &r.params {
+            let v = match &p.value {
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            t.add_row(vec![p.key.clone(), v, p.source.clone()]);
+        }
+        out += &format!("\n\n{t}");
+    }
+    let artifacts: Vec<&EdgeRecord> = r.edges.iter().collect();
+    if !artifacts.is_empty() {
+        let mut t = table(color, UTF8_HORIZONTAL_ONLY);
+        t.set_header(vec!["role", "path", "kind", "size", "blake3"]);
+        for e in artifacts {
+            let mut role = e.role.as_str().to_string();
+            if e.changed {
+                role += " (changed during run)";
+            }
+            match &e.artifact {
+                Some(a) => {
+                    let kind = if a.file_count > 1 || a.kind.as_str() == "dir" {
+                        format!("{} ({} files)", a.kind.as_str(), a.file_count)
+                    } else {
+                        a.kind.as_str().to_string()
+                    };
+                    t.add_row(vec![
+                        role,
+                        e.path.clone(),
+                        kind,
+                        bytes(a.size),
+                        short_hash(&a.hash),
+                    ]);
+                }
+                None => {
+                    let what = if e.role == Role::Output { "missing" } else { "?" };
+                    t.add_row(vec![role, e.path.clone(), what.into(), "".into(), "".into()]);
+                }
+            }
+        }
+        out += &format!("\n\n{t}");
+    }
+    for note in &c.notes {
+        out += &format!("\nnote: {note}");
+    }
+    out
+}
+
+/// `lineage list`: one row a run.
+pub fn list(runs: &[(RunSummary, String)], color: bool) -> String {
+    let now = jiff::Timestamp::now();
+    let mut t = table(color, UTF8_HORIZONTAL_ONLY);
+    t.set_header(vec!["run", "when", "status", "took", "command", "outputs"]);
+    for (r, short) in runs {
+        let took = duration(&r.started_at, r.ended_at.as_deref())
+            .map(seconds)
+            .unwrap_or_default();
+        let mut command = command_line(&r.argv);
+        if command.chars().count() > 60 {
+            command = command.chars().take(59).collect::<String>() + "…";
+        }
+        t.add_row(vec![
+            Cell::new(short),
+            Cell::new(ago(&r.started_at, now)),
+            status_cell(r.status, color, ""),
+            Cell::new(took),
+            Cell::new(command),
+            Cell::new(r.outputs.join(", ")),
+        ]);
+    }
+    t.to_string()
+}

@@ -1,0 +1,239 @@
+//! The secret-redaction policy, applied before anything is written to the store.
+//!
+//! A variable is redacted when its name looks secret (TOKEN, SECRET, PASSWORD, ... anywhere in
+//! the name, case-insensitive) or matches `--env-deny`, unless `--env-allow` matches it; its
+//! value is redacted regardless of name when it is shaped like a credential (AWS keys,
+//! GitHub/GitLab/Slack/OpenAI/Hugging Face tokens, JWTs, PEM private keys). Passwords inside
+//! URLs are masked in place (`postgres://u:***@h/db`). Redacted values are kept only as a
+//! keyed BLAKE3 hash with a per-store random key, so a later comparison can tell that a
+//! secret changed without the store ever holding it.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::sync::LazyLock;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use regex::{Regex, RegexSet};
+
+use crate::error::Error;
+
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Substrings of variable names that mark the value as secret (compared upper-case).
+const SECRET_NAME_PARTS: &[&str] = &[
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "API_KEY",
+    "APIKEY",
+    "ACCESS_KEY",
+    "PRIVATE_KEY",
+    "CREDENTIAL",
+    "AUTH",
+    "COOKIE",
+    "SESSION",
+];
+
+static SECRET_VALUES: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new([
+        // AWS access key ids.
+        r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b",
+        // GitHub tokens, classic and fine-grained.
+        r"\bgh[pousr]_[A-Za-z0-9]{30,}",
+        r"\bgithub_pat_[A-Za-z0-9_]{20,}",
+        // GitLab personal access tokens.
+        r"\bglpat-[A-Za-z0-9_\-]{20,}",
+        // Slack tokens.
+        r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+        // OpenAI / Anthropic style keys.
+        r"\bsk-(proj-|ant-)?[A-Za-z0-9_\-]{20,}",
+        // Stripe live keys.
+        r"\b[rs]k_live_[A-Za-z0-9]{20,}",
+        // Hugging Face tokens.
+        r"\bhf_[A-Za-z0-9]{30,}",
+        // Google API keys.
+        r"\bAIza[0-9A-Za-z_\-]{35}",
+        // JSON Web Tokens.
+        r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",
+        // PEM private keys.
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    ])
+    .expect("the secret value patterns are valid regexes")
+});
+
+/// `scheme://user:password@` inside any value.
+static URL_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@/\s]+)@")
+        .expect("the URL password pattern is a valid regex")
+});
+
+/// The redaction policy of one run.
+pub struct Policy {
+    allow: GlobSet,
+    deny: GlobSet,
+    key: [u8; 32],
+}
+
+/// What the policy made of an environment.
+#[derive(Debug, Default)]
+pub struct RedactedEnv {
+    /// Name -> value as stored (`[REDACTED]`, or a URL with its password masked).
+    pub vars: BTreeMap<String, String>,
+    /// Name -> keyed hash of the original value, for every variable changed by the policy.
+    pub fingerprints: BTreeMap<String, String>,
+}
+
+impl Policy {
+    pub fn new(allow: &[String], deny: &[String], key: [u8; 32]) -> Result<Policy, Error> {
+        Ok(Policy {
+            allow: glob_set("--env-allow", allow)?,
+            deny: glob_set("--env-deny", deny)?,
+            key,
+        })
+    }
+
+    /// Whether a variable of this name is redacted whatever its value.
+    pub fn is_secret_name(&self, name: &str) -> bool {
+        if self.deny.is_match(name) {
+            return true;
+        }
+        if self.allow.is_match(name) {
+            return false;
+        }
+        let upper = name.to_ascii_uppercase();
+        SECRET_NAME_PARTS.iter().any(|part| upper.contains(part))
+    }
+
+    /// The value to store for `name=value`, or None when it is stored as it is.
+    pub fn redact(&self, name: &str, value: &str) -> Option<String> {
+        if self.is_secret_name(name) || is_secret_value(value) {
+            return Some(REDACTED.to_string());
+        }
+        match URL_PASSWORD.replace_all(value, "${pre}***@") {
+            std::borrow::Cow::Owned(masked) => Some(masked),
+            std::borrow::Cow::Borrowed(_) => None,
+        }
+    }
+
+    /// A keyed hash of a secret: equal secrets give equal strings within one store.
+    pub fn fingerprint(&self, value: &str) -> String {
+        format!(
+            "keyed-blake3:{}",
+            blake3::keyed_hash(&self.key, value.as_bytes()).to_hex()
+        )
+    }
+
+    pub fn redact_env(&self, vars: impl Iterator<Item = (OsString, OsString)>) -> RedactedEnv {
+        let mut out = RedactedEnv::default();
+        for (name, value) in vars {
+            let name = name.to_string_lossy().into_owned();
+            let value = value.to_string_lossy();
+            match self.redact(&name, &value) {
+                Some(stored) => {
+                    out.fingerprints
+                        .insert(name.clone(), self.fingerprint(&value));
+                    out.vars.insert(name, stored);
+                }
+                None => {
+                    out.vars.insert(name, value.into_owned());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Whether a value is shaped like a credential, whatever its name.
+pub fn is_secret_value(value: &str) -> bool {
+    SECRET_VALUES.is_match(value)
+}
+
+fn glob_set(flag: &'static str, globs: &[String]) -> Result<GlobSet, Error> {
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        let g = Glob::new(glob).map_err(|e| Error::BadGlob {
+            flag,
+            glob: glob.clone(),
+            reason: e.kind().to_string(),
+        })?;
+        builder.add(g);
+    }
+    builder.build().map_err(|e| Error::BadGlob {
+        flag,
+        glob: globs.join(","),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allow: &[&str], deny: &[&str]) -> Policy {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Policy::new(&s(allow), &s(deny), [7; 32]).expect("policy")
+    }
+
+    #[test]
+    fn names_values_and_urls() {
+        let p = policy(&[], &[]);
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("HOME", "/home/u", None),
+            ("HF_TOKEN", "x", Some(REDACTED)),
+            ("db_password", "hunter2", Some(REDACTED)),
+            ("AWS_SECRET_ACCESS_KEY", "abc", Some(REDACTED)),
+            ("WANDB_API_KEY", "abc", Some(REDACTED)),
+            ("MY_VAR", "AKIAIOSFODNN7EXAMPLE", Some(REDACTED)),
+            (
+                "NOTE",
+                "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+                Some(REDACTED),
+            ),
+            ("X", "sk-proj-abcdefghijklmnopqrstuvwx", Some(REDACTED)),
+            ("X", "hf_abcdefghijklmnopqrstuvwxyzABCDEF", Some(REDACTED)),
+            ("X", "glpat-abcdefghijklmnopqrst", Some(REDACTED)),
+            ("X", "xoxb-123456789012-abcdef", Some(REDACTED)),
+            (
+                "X",
+                "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.sig",
+                Some(REDACTED),
+            ),
+            ("X", "-----BEGIN RSA PRIVATE KEY-----\nabc", Some(REDACTED)),
+            (
+                "DATABASE_URL",
+                "postgres://u:pw@h/db",
+                Some("postgres://u:***@h/db"),
+            ),
+            ("DATABASE_URL", "postgres://h/db", None),
+        ];
+        for (name, value, want) in cases {
+            assert_eq!(
+                p.redact(name, value).as_deref(),
+                *want,
+                "{name}={value}"
+            );
+        }
+    }
+
+    #[test]
+    fn allow_and_deny_globs() {
+        let p = policy(&["MY_AUTH_MODE"], &["CUSTOM_*"]);
+        assert_eq!(p.redact("MY_AUTH_MODE", "oauth"), None);
+        assert_eq!(p.redact("CUSTOM_THING", "v").as_deref(), Some(REDACTED));
+        // Allowing a name never lets a credential-shaped value through.
+        assert_eq!(
+            p.redact("MY_AUTH_MODE", "AKIAIOSFODNN7EXAMPLE").as_deref(),
+            Some(REDACTED)
+        );
+        assert!(Policy::new(&["[".into()], &[], [0; 32]).is_err());
+    }
+
+    #[test]
+    fn fingerprints_compare_without_revealing() {
+        let p = policy(&[], &[]);
+        assert_eq!(p.fingerprint("a"), p.fingerprint("a"));
+        assert_ne!(p.fingerprint("a"), p.fingerprint("b"));
+        assert!(!p.fingerprint("hunter2").contains("hunter2"));
+    }
+}

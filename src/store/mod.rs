@@ -1,0 +1,529 @@
+//! The lineage store: one SQLite file, `lineage.db`, in a user-only directory. All SQL lives
+//! in this module. Runs are written in two short transactions, `running` before the job starts
+//! and finalized after it ends; no transaction is held while the job runs. Artifacts, directory
+//! manifests and blobs are content-addressed and inserted idempotently.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::error::Error;
+use crate::model::{
+    ArtifactKind, ArtifactRef, Capture, Edge, EdgeRecord, Hash, Param, Resources, Role,
+    RunRecord, RunSummary, Status,
+};
+
+/// Numbered migrations; the schema version is the number applied (`PRAGMA user_version`).
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+pub const DB_FILE: &str = "lineage.db";
+const KEY_FILE: &str = "secret.key";
+
+/// Shortest run-id prefix ever printed.
+const MIN_SHORT_ID: usize = 8;
+
+pub struct Store {
+    conn: Connection,
+    dir: PathBuf,
+}
+
+/// Everything written before the job starts.
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub argv: &'a [Vec<u8>],
+    pub cwd: &'a [u8],
+    pub started_at: &'a str,
+    pub pid: u32,
+    pub capture: &'a Capture,
+    pub edges: &'a [Edge],
+    pub params: &'a [Param],
+    /// (hash, bytes) of configs, patches, untracked files and package lists.
+    pub blobs: &'a [(Hash, Vec<u8>)],
+}
+
+/// Everything written after the job ends.
+pub struct Finish<'a> {
+    pub status: Status,
+    pub ended_at: &'a str,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub capture: &'a Capture,
+    pub resources: &'a Resources,
+    /// Output edges (appended after the input and config edges).
+    pub outputs: &'a [Edge],
+    /// Positions (among input edges) of inputs modified while the job ran.
+    pub changed_inputs: &'a [usize],
+}
+
+/// The default store directory: `$XDG_DATA_HOME/lineage` (`~/.local/share/lineage`).
+pub fn default_dir() -> Result<PathBuf> {
+    use etcetera::BaseStrategy;
+    let strategy = etcetera::choose_base_strategy().context("finding the data directory")?;
+    Ok(strategy.data_dir().join("lineage"))
+}
+
+impl Store {
+    /// Open (creating user-only if needed) and migrate the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, Error> {
+        let fail = |reason: String| Error::StoreOpen {
+            path: dir.display().to_string(),
+            reason,
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| fail(e.to_string()))?;
+        let db = dir.join(DB_FILE);
+        // Create the database file 0600 first: SQLite gives its WAL and shm files the
+        // database file's permissions.
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&db)
+            .map_err(|e| fail(e.to_string()))?;
+        let conn = Connection::open(&db).map_err(|e| fail(e.to_string()))?;
+        let mut store = Store {
+            conn,
+            dir: dir.to_path_buf(),
+        };
+        store.configure().map_err(|e| fail(format!("{e:#}")))?;
+        store.migrate(&db)?;
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn configure(&self) -> Result<()> {
+        self.conn.busy_timeout(Duration::from_secs(30))?;
+        self.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .context("enabling WAL")?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(())
+    }
+
+    fn migrate(&mut self, db: &Path) -> Result<(), Error> {
+        let known = MIGRATIONS.len() as i64;
+        let fail = |e: rusqlite::Error| Error::StoreOpen {
+            path: db.display().to_string(),
+            reason: e.to_string(),
+        };
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(fail)?;
+        if version > known {
+            return Err(Error::StoreTooNew {
+                path: db.display().to_string(),
+                found: version,
+                known,
+            });
+        }
+        if version == known {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        // Another process may have migrated while we waited for the lock.
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(fail)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql).map_err(fail)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(fail)?;
+        }
+        tx.commit().map_err(fail)
+    }
+
+    /// The per-store key for fingerprints of redacted secrets (created on first use, 0600).
+    pub fn secret_key(&self) -> Result<[u8; 32]> {
+        let path = self.dir.join(KEY_FILE);
+        let mut key = [0u8; 32];
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                getrandom::fill(&mut key)
+                    .map_err(|e| anyhow::anyhow!("generating the store key: {e}"))?;
+                f.write_all(&key)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                f.sync_all()?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let mut f = std::fs::File::open(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut buf = Vec::with_capacity(32);
+                f.read_to_end(&mut buf)?;
+                if buf.len() != 32 {
+                    // A concurrent creator may still be writing it: try once more.
+                    std::thread::sleep(Duration::from_millis(50));
+                    buf = std::fs::read(&path)?;
+                }
+                key = buf.try_into().map_err(|_| {
+                    anyhow::anyhow!("{} is not a 32-byte key", path.display())
+                })?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        }
+        Ok(key)
+    }
+
+    /// Phase one: the run as `running`, with its inputs, configs, params and blobs.
+    pub fn begin_run(&mut self, run: &NewRun) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let git = run.capture.git.as_ref();
+        tx.execute(
+            "INSERT INTO runs (id, status, argv, cwd, started_at, hostname, pid, boot_id,
+                               git_commit, git_dirty, code_hash, capture)
+             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                run.id,
+                join_argv(run.argv),
+                run.cwd,
+                run.started_at,
+                run.capture.system.hostname,
+                run.pid,
+                run.capture.system.boot_id,
+                git.and_then(|g| g.commit.as_deref()),
+                git.map(|g| g.dirty),
+                git.map(|g| g.code.to_hex()),
+                serde_json::to_string(run.capture)?,
+            ],
+        )?;
+        insert_edges(&tx, run.id, run.edges, 0)?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO params (run_id, key, value, source) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for p in run.params {
+                stmt.execute(params![run.id, p.key, p.value.to_string(), p.source])?;
+            }
+            let mut stmt = tx.prepare(
+                "INSERT INTO blobs (hash, size, data) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            )?;
+            for (hash, data) in run.blobs {
+                stmt.execute(params![hash.to_hex(), data.len() as i64, data])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Phase two: status, times, resources and outputs.
+    pub fn finish_run(&mut self, id: &str, fin: &Finish) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let updated = tx.execute(
+            "UPDATE runs SET status = ?2, ended_at = ?3, exit_code = ?4, signal = ?5,
+                             capture = ?6, resources = ?7
+             WHERE id = ?1",
+            params![
+                id,
+                fin.status.as_str(),
+                fin.ended_at,
+                fin.exit_code,
+                fin.signal,
+                serde_json::to_string(fin.capture)?,
+                serde_json::to_string(fin.resources)?,
+            ],
+        )?;
+        anyhow::ensure!(updated == 1, "run {id} is not in the store");
+        let first: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(position) + 1, 0) FROM edges WHERE run_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        insert_edges(&tx, id, fin.outputs, first as usize)?;
+        for pos in fin.changed_inputs {
+            tx.execute(
+                "UPDATE edges SET changed = 1 WHERE run_id = ?1 AND role = 'input' AND position = ?2",
+                params![id, *pos as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Resolve a run id prefix (None: the most recent run) to a full id.
+    pub fn resolve(&self, prefix: Option<&str>) -> Result<String> {
+        let Some(prefix) = prefix else {
+            return self
+                .conn
+                .query_row(
+                    "SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| Error::NoRuns(self.dir.display().to_string()).into());
+        };
+        let prefix = prefix.to_ascii_lowercase();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM runs WHERE id >= ?1 AND id < ?1 || x'ff' ORDER BY id LIMIT 6")?;
+        let ids = stmt
+            .query_map([&prefix], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        match ids.len() {
+            0 => Err(Error::RunNotFound(prefix).into()),
+            1 => Ok(ids.into_iter().next().unwrap_or_default()),
+            _ => Err(Error::AmbiguousRun {
+                candidates: ids
+                    .iter()
+                    .take(5)
+                    .map(|id| id.to_string())
+                    .chain((ids.len() > 5).then(|| "...".to_string()))
+                    .collect(),
+                prefix,
+            }
+            .into()),
+        }
+    }
+
+    /// The shortest prefix of `id` (at least 8 characters) that no other run shares.
+    pub fn short_id(&self, id: &str) -> Result<String> {
+        let neighbour = |sql: &str| -> Result<Option<String>> {
+            Ok(self.conn.query_row(sql, [id], |r| r.get(0)).optional()?)
+        };
+        let before = neighbour("SELECT id FROM runs WHERE id < ?1 ORDER BY id DESC LIMIT 1")?;
+        let after = neighbour("SELECT id FROM runs WHERE id > ?1 ORDER BY id LIMIT 1")?;
+        let shared = |other: Option<String>| {
+            other.map_or(0, |o| {
+                id.bytes()
+                    .zip(o.bytes())
+                    .take_while(|(a, b)| a == b)
+                    .count()
+            })
+        };
+        let len = (shared(before).max(shared(after)) + 1)
+            .max(MIN_SHORT_ID)
+            .min(id.len());
+        Ok(id[..len].to_string())
+    }
+
+    pub fn load_run(&self, id: &str) -> Result<RunRecord> {
+        let mut run = self.conn.query_row(
+            "SELECT id, status, argv, cwd, started_at, ended_at, exit_code, signal, capture,
+                    resources, rerun_of
+             FROM runs WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    status: parse_status(r.get_ref(1)?.as_str()?),
+                    argv: split_argv(&r.get::<_, Vec<u8>>(2)?),
+                    cwd: r.get(3)?,
+                    started_at: r.get(4)?,
+                    ended_at: r.get(5)?,
+                    exit_code: r.get(6)?,
+                    signal: r.get(7)?,
+                    capture: serde_json::from_str(r.get_ref(8)?.as_str()?).unwrap_or_default(),
+                    resources: r
+                        .get::<_, Option<String>>(9)?
+                        .and_then(|s| serde_json::from_str(&s).ok()),
+                    rerun_of: r.get(10)?,
+                    edges: Vec::new(),
+                    params: Vec::new(),
+                })
+            },
+        )?;
+        let mut stmt = self.conn.prepare(
+            "SELECT e.role, e.path, e.abs_path, e.changed, a.hash, a.kind, a.size, a.file_count
+             FROM edges e LEFT JOIN artifacts a ON a.hash = e.artifact
+             WHERE e.run_id = ?1 ORDER BY e.position",
+        )?;
+        run.edges = stmt
+            .query_map([id], |r| {
+                let hash: Option<String> = r.get(4)?;
+                let artifact = match hash.as_deref().and_then(Hash::parse) {
+                    Some(hash) => Some(ArtifactRef {
+                        hash,
+                        kind: if r.get_ref(5)?.as_str()? == "dir" {
+                            ArtifactKind::Dir
+                        } else {
+                            ArtifactKind::File
+                        },
+                        size: r.get::<_, i64>(6)? as u64,
+                        file_count: r.get::<_, i64>(7)? as u64,
+                    }),
+                    None => None,
+                };
+                Ok(EdgeRecord {
+                    role: match r.get_ref(0)?.as_str()? {
+                        "output" => Role::Output,
+                        "config" => Role::Config,
+                        _ => Role::Input,
+                    },
+                    path: r.get(1)?,
+                    abs_path: r.get(2)?,
+                    changed: r.get(3)?,
+                    artifact,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value, source FROM params WHERE run_id = ?1 ORDER BY key")?;
+        run.params = stmt
+            .query_map([id], |r| {
+                let value: String = r.get(1)?;
+                Ok(Param {
+                    key: r.get(0)?,
+                    value: serde_json::from_str(&value).unwrap_or(serde_json::Value::String(value)),
+                    source: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(run)
+    }
+
+    /// Runs newest first, with the paths of their outputs.
+    pub fn list(&self, limit: Option<usize>) -> Result<Vec<RunSummary>> {
+        let limit = limit.map_or(-1, |n| n as i64);
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, r.status, r.argv, r.started_at, r.ended_at, r.exit_code,
+                    (SELECT json_group_array(path) FROM
+                        (SELECT path FROM edges WHERE run_id = r.id AND role = 'output'
+                         ORDER BY position))
+             FROM runs r ORDER BY r.started_at DESC, r.id DESC LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok(RunSummary {
+                    id: r.get(0)?,
+                    status: parse_status(r.get_ref(1)?.as_str()?),
+                    argv: split_argv(&r.get::<_, Vec<u8>>(2)?),
+                    started_at: r.get(3)?,
+                    ended_at: r.get(4)?,
+                    exit_code: r.get(5)?,
+                    outputs: serde_json::from_str(r.get_ref(6)?.as_str()?).unwrap_or_default(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// The bytes of a blob, if stored.
+    pub fn blob(&self, hash: &Hash) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT data FROM blobs WHERE hash = ?1",
+                [hash.to_hex()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+fn insert_edges(tx: &rusqlite::Transaction, run_id: &str, edges: &[Edge], first: usize) -> Result<()> {
+    let mut artifact = tx.prepare_cached(
+        "INSERT INTO artifacts (hash, kind, size, file_count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO NOTHING",
+    )?;
+    let mut entry = tx.prepare_cached(
+        "INSERT INTO dir_entries (dir_hash, path, file_hash, size, executable)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    )?;
+    let mut edge = tx.prepare_cached(
+        "INSERT INTO edges (run_id, role, position, artifact, path, abs_path, missing, changed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (i, e) in edges.iter().enumerate() {
+        let hash = e.artifact.as_ref().map(|a| a.hash.to_hex());
+        if let Some(a) = &e.artifact {
+            let file_count = match a.kind {
+                ArtifactKind::File => 1,
+                ArtifactKind::Dir => a.entries.len() as i64,
+            };
+            let new = artifact.execute(params![
+                hash,
+                a.kind.as_str(),
+                a.size as i64,
+                file_count
+            ])?;
+            // A directory already known has its manifest stored already.
+            if new == 1 {
+                for f in &a.entries {
+                    entry.execute(params![
+                        hash,
+                        f.path,
+                        f.hash.to_hex(),
+                        f.size as i64,
+                        f.executable
+                    ])?;
+                }
+            }
+        }
+        edge.execute(params![
+            run_id,
+            e.role.as_str(),
+            (first + i) as i64,
+            hash,
+            e.path,
+            e.abs_path,
+            e.artifact.is_none(),
+            e.changed,
+        ])?;
+    }
+    Ok(())
+}
+
+fn parse_status(s: &str) -> Status {
+    Status::parse(s).unwrap_or(Status::Failed)
+}
+
+/// Arguments cannot contain NUL on Unix, so NUL separates them losslessly.
+fn join_argv(argv: &[Vec<u8>]) -> Vec<u8> {
+    argv.join(&0u8)
+}
+
+fn split_argv(raw: &[u8]) -> Vec<Vec<u8>> {
+    raw.split(|b| *b == 0).map(<[u8]>::to_vec).collect()
+}
+
+/// Whether the store directory and its files are private to the user.
+pub fn is_private(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o077 == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_round_trips_through_nul_separation() {
+        let argv = vec![b"python".to_vec(), vec![0xff, 0xfe], Vec::new(), b"x y".to_vec()];
+        assert_eq!(split_argv(&join_argv(&argv)), argv);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(Store::open(dir.path()).expect("open"));
+        let conn = Connection::open(dir.path().join(DB_FILE)).expect("sqlite");
+        conn.pragma_update(None, "user_version", 99).expect("pragma");
+        drop(conn);
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, Error::StoreTooNew { found: 99, .. }), "{err}");
+    }
+}
