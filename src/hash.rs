@@ -148,11 +148,7 @@ pub fn dir_hash<'a>(entries: impl Iterator<Item = (&'a [u8], &'a DirEntry)>) -> 
 pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.is_file() {
-        return Some(Fingerprint(vec![(
-            Vec::new(),
-            meta.len(),
-            mtime_ns(&meta),
-        )]));
+        return Some(Fingerprint(vec![(Vec::new(), meta.len(), mtime_ns(&meta))]));
     }
     let (files, _) = walk_dir(path);
     let mut prints: Vec<_> = files

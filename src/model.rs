@@ -25,7 +25,9 @@ impl Hash {
     /// Parse `blake3:<hex>` (or bare hex).
     pub fn parse(s: &str) -> Option<Hash> {
         let hex = s.strip_prefix(Self::PREFIX).unwrap_or(s);
-        blake3::Hash::from_hex(hex).ok().map(|h| Hash(*h.as_bytes()))
+        blake3::Hash::from_hex(hex)
+            .ok()
+            .map(|h| Hash(*h.as_bytes()))
     }
 }
 

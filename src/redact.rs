@@ -208,11 +208,7 @@ mod tests {
             ("DATABASE_URL", "postgres://h/db", None),
         ];
         for (name, value, want) in cases {
-            assert_eq!(
-                p.redact(name, value).as_deref(),
-                *want,
-                "{name}={value}"
-            );
+            assert_eq!(p.redact(name, value).as_deref(), *want, "{name}={value}");
         }
     }
 

@@ -94,11 +94,9 @@ fn toml_to_json(v: toml::Value) -> Value {
         toml::Value::Boolean(b) => Value::Bool(b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Value::Object(
-            t.into_iter()
-                .map(|(k, v)| (k, toml_to_json(v)))
-                .collect(),
-        ),
+        toml::Value::Table(t) => {
+            Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
     }
 }
 
@@ -160,7 +158,11 @@ fn flatten(prefix: &str, value: Value, out: &mut BTreeMap<String, Value>) {
             }
         }
         other => {
-            let k = if prefix.is_empty() { "value".to_string() } else { prefix.to_string() };
+            let k = if prefix.is_empty() {
+                "value".to_string()
+            } else {
+                prefix.to_string()
+            };
             out.insert(k, other);
         }
     }
@@ -194,10 +196,22 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        assert_eq!(parse(Path::new("c.yaml"), yaml.as_bytes()).expect("yaml"), want);
-        assert_eq!(parse(Path::new("c.json"), json.as_bytes()).expect("json"), want);
-        assert_eq!(parse(Path::new("c.toml"), toml.as_bytes()).expect("toml"), want);
-        assert_eq!(parse(Path::new("c.cfg"), toml.as_bytes()).expect("sniffed"), want);
+        assert_eq!(
+            parse(Path::new("c.yaml"), yaml.as_bytes()).expect("yaml"),
+            want
+        );
+        assert_eq!(
+            parse(Path::new("c.json"), json.as_bytes()).expect("json"),
+            want
+        );
+        assert_eq!(
+            parse(Path::new("c.toml"), toml.as_bytes()).expect("toml"),
+            want
+        );
+        assert_eq!(
+            parse(Path::new("c.cfg"), toml.as_bytes()).expect("sniffed"),
+            want
+        );
     }
 
     #[test]

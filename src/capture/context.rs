@@ -96,9 +96,8 @@ pub fn scheduler(env: Env) -> Option<Scheduler> {
             s.ids.insert("POD_NAME".into(), host);
         }
         if !s.ids.contains_key("POD_NAMESPACE")
-            && let Ok(ns) = std::fs::read_to_string(
-                "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
-            )
+            && let Ok(ns) =
+                std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
         {
             s.ids.insert("POD_NAMESPACE".into(), ns.trim().to_string());
         }

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use git2::{DiffFormat, DiffOptions, ErrorCode, Repository, RepositoryOpenFlags, Status, StatusOptions};
+use git2::{
+    DiffFormat, DiffOptions, ErrorCode, Repository, RepositoryOpenFlags, Status, StatusOptions,
+};
 
 use crate::hash;
 use crate::model::{GitState, Hash, UntrackedFile};
@@ -139,9 +141,7 @@ pub fn capture(cwd: &Path, caps: Caps) -> GitCapture {
                 patch = Some(h);
                 changed_files = files;
             }
-            Err(e) => out
-                .notes
-                .push(format!("git diff failed: {}", e.message())),
+            Err(e) => out.notes.push(format!("git diff failed: {}", e.message())),
         }
     }
 

@@ -123,8 +123,7 @@ fn capture(cuda_visible_devices: Option<&str>) -> GpuCapture {
         gpus.push(Gpu {
             index,
             name: device.name().unwrap_or_default(),
-            visible: visible.allows(Some(index), &uuid)
-                || mig_devices.iter().any(|m| m.visible),
+            visible: visible.allows(Some(index), &uuid) || mig_devices.iter().any(|m| m.visible),
             uuid,
             memory_bytes: device.memory_info().map(|m| m.total).unwrap_or(0),
             driver_version: driver_version.clone(),
@@ -256,7 +255,10 @@ pub fn descendants(root: u32) -> HashSet<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
             else {
                 continue;
             };

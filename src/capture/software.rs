@@ -71,10 +71,7 @@ pub fn python_interpreter(program: &OsStr, path_var: Option<&OsStr>) -> Option<P
 
 fn is_python_name(name: &OsStr) -> bool {
     let name = name.as_bytes();
-    name.starts_with(b"python")
-        && name[6..]
-            .iter()
-            .all(|b| b.is_ascii_digit() || *b == b'.')
+    name.starts_with(b"python") && name[6..].iter().all(|b| b.is_ascii_digit() || *b == b'.')
 }
 
 fn read_head(path: &Path, n: usize) -> Option<Vec<u8>> {
@@ -213,8 +210,11 @@ mod tests {
         std::fs::create_dir_all(site.join("torch-2.5.1.dist-info")).expect("mkdir");
         std::fs::create_dir_all(site.join("numpy-2.1.0.dist-info")).expect("mkdir");
         std::fs::create_dir_all(site.join("numpy")).expect("mkdir");
-        std::fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\nversion = 3.12.7\n")
-            .expect("write");
+        std::fs::write(
+            venv.join("pyvenv.cfg"),
+            "home = /usr/bin\nversion = 3.12.7\n",
+        )
+        .expect("write");
         std::fs::write(venv.join("bin/python"), "").expect("write");
         let (py, blob) = python(&venv.join("bin/python"));
         assert_eq!(py.version.as_deref(), Some("3.12.7"));

@@ -64,7 +64,9 @@ pub fn run(args: RunArgs, store_dir: &Path) -> u8 {
     let plan = match resolve(args, store_dir) {
         Ok(plan) => plan,
         Err(e) => {
-            let code = e.downcast_ref::<Error>().map_or(code::CANNOT_LAUNCH, Error::launch_code);
+            let code = e
+                .downcast_ref::<Error>()
+                .map_or(code::CANNOT_LAUNCH, Error::launch_code);
             crate::report_error(&e);
             return code;
         }
@@ -78,7 +80,9 @@ fn resolve(args: RunArgs, store_dir: &Path) -> Result<Plan> {
         .params
         .iter()
         .map(|p| match p.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), config::param_value(v))),
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), config::param_value(v)))
+            }
             _ => Err(Error::BadParam(p.clone())),
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -204,7 +208,11 @@ fn capture_all(plan: &Plan) -> PreLaunch {
             let interp = software::python_interpreter(program, path_var.as_deref())?;
             Some(software::python(&interp))
         });
-        let hashed: Vec<_> = plan.inputs.iter().map(|d| hash::hash_path(&d.abs)).collect();
+        let hashed: Vec<_> = plan
+            .inputs
+            .iter()
+            .map(|d| hash::hash_path(&d.abs))
+            .collect();
         (
             git.join().unwrap_or_default(),
             sys.join().unwrap_or_default(),
@@ -220,12 +228,19 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     for (d, result) in plan.inputs.iter().zip(hashed) {
         match result {
             Ok(h) => {
-                notes.extend(h.warnings.iter().map(|w| format!("input {}: {w}", d.given.display())));
+                notes.extend(
+                    h.warnings
+                        .iter()
+                        .map(|w| format!("input {}: {w}", d.given.display())),
+                );
                 edges.push(d.edge(Role::Input, Some(h.artifact)));
                 fingerprints.push(h.fingerprint);
             }
             Err(e) => {
-                notes.push(format!("input {} could not be hashed: {e}", d.given.display()));
+                notes.push(format!(
+                    "input {} could not be hashed: {e}",
+                    d.given.display()
+                ));
                 edges.push(d.edge(Role::Input, None));
                 fingerprints.push(Fingerprint::default());
             }
@@ -237,7 +252,10 @@ fn capture_all(plan: &Plan) -> PreLaunch {
         let bytes = match std::fs::read(&d.abs) {
             Ok(b) => b,
             Err(e) => {
-                notes.push(format!("config {} could not be read: {e}", d.given.display()));
+                notes.push(format!(
+                    "config {} could not be read: {e}",
+                    d.given.display()
+                ));
                 continue;
             }
         };
@@ -417,7 +435,12 @@ fn execute(mut plan: Plan) -> u8 {
         }
     };
     let sampler = pre.nvml.map(|nvml| {
-        gpu::Sampler::start(nvml, &capture.system.gpus, running.pid(), plan.sample_interval)
+        gpu::Sampler::start(
+            nvml,
+            &capture.system.gpus,
+            running.pid(),
+            plan.sample_interval,
+        )
     });
     let outcome = running.wait();
     let gpu_peaks = sampler.map(gpu::Sampler::finish);
@@ -439,7 +462,8 @@ fn execute(mut plan: Plan) -> u8 {
         (None, Some(s)) => (128 + s).clamp(0, 255) as u8,
         (None, None) => 1,
     };
-    let killed_by_stop = signal.is_some_and(|s| child::STOPPING.contains(&s) || s == libc_sigkill());
+    let killed_by_stop =
+        signal.is_some_and(|s| child::STOPPING.contains(&s) || s == libc_sigkill());
     let status = if outcome.received.is_some() || killed_by_stop {
         Status::Interrupted
     } else if exit == 0 {

@@ -190,7 +190,11 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson {
         }),
         env: c.env.clone(),
         env_redacted: c.env_redacted.keys().cloned().collect(),
-        params: r.params.iter().map(|p| (p.key.clone(), p.value.clone())).collect(),
+        params: r
+            .params
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect(),
         param_sources: r
             .params
             .iter()

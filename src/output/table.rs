@@ -97,7 +97,10 @@ pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
         ),
     }
     if let Some(s) = &c.script {
-        row("script", Cell::new(format!("{} {}", s.path, short_hash(&s.hash))));
+        row(
+            "script",
+            Cell::new(format!("{} {}", s.path, short_hash(&s.hash))),
+        );
     }
     let sys = &c.system;
     row(
@@ -114,7 +117,10 @@ pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
         )),
     );
     let gpus = if sys.gpus.is_empty() {
-        format!("none ({})", sys.gpu_note.as_deref().unwrap_or("no GPU found"))
+        format!(
+            "none ({})",
+            sys.gpu_note.as_deref().unwrap_or("no GPU found")
+        )
     } else {
         sys.gpus
             .iter()
@@ -125,7 +131,11 @@ pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
                     g.name,
                     bytes(g.memory_bytes),
                     g.driver_version,
-                    if g.visible { "" } else { " (hidden by CUDA_VISIBLE_DEVICES)" }
+                    if g.visible {
+                        ""
+                    } else {
+                        " (hidden by CUDA_VISIBLE_DEVICES)"
+                    }
                 )
             })
             .collect::<Vec<_>>()
@@ -138,7 +148,10 @@ pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
             Cell::new(format!(
                 "{}{}",
                 ct.runtime,
-                ct.image.as_deref().map(|i| format!(" {i}")).unwrap_or_default()
+                ct.image
+                    .as_deref()
+                    .map(|i| format!(" {i}"))
+                    .unwrap_or_default()
             )),
         );
     }
@@ -223,8 +236,18 @@ pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
                     ]);
                 }
                 None => {
-                    let what = if e.role == Role::Output { "missing" } else { "?" };
-                    t.add_row(vec![role, e.path.clone(), what.into(), "".into(), "".into()]);
+                    let what = if e.role == Role::Output {
+                        "missing"
+                    } else {
+                        "?"
+                    };
+                    t.add_row(vec![
+                        role,
+                        e.path.clone(),
+                        what.into(),
+                        "".into(),
+                        "".into(),
+                    ]);
                 }
             }
         }

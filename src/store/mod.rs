@@ -5,7 +5,7 @@
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,8 +14,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::Error;
 use crate::model::{
-    ArtifactKind, ArtifactRef, Capture, Edge, EdgeRecord, Hash, Param, Resources, Role,
-    RunRecord, RunSummary, Status,
+    ArtifactKind, ArtifactRef, Capture, Edge, EdgeRecord, Hash, Param, Resources, Role, RunRecord,
+    RunSummary, Status,
 };
 
 /// Numbered migrations; the schema version is the number applied (`PRAGMA user_version`).
@@ -175,9 +175,9 @@ impl Store {
                     std::thread::sleep(Duration::from_millis(50));
                     buf = std::fs::read(&path)?;
                 }
-                key = buf.try_into().map_err(|_| {
-                    anyhow::anyhow!("{} is not a 32-byte key", path.display())
-                })?;
+                key = buf
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()))?;
             }
             Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
         }
@@ -277,9 +277,9 @@ impl Store {
                 .ok_or_else(|| Error::NoRuns(self.dir.display().to_string()).into());
         };
         let prefix = prefix.to_ascii_lowercase();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id FROM runs WHERE id >= ?1 AND id < ?1 || x'ff' ORDER BY id LIMIT 6")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT id FROM runs WHERE id >= ?1 AND id < ?1 || x'ff' ORDER BY id LIMIT 6",
+        )?;
         let ids = stmt
             .query_map([&prefix], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -435,7 +435,12 @@ impl Store {
     }
 }
 
-fn insert_edges(tx: &rusqlite::Transaction, run_id: &str, edges: &[Edge], first: usize) -> Result<()> {
+fn insert_edges(
+    tx: &rusqlite::Transaction,
+    run_id: &str,
+    edges: &[Edge],
+    first: usize,
+) -> Result<()> {
     let mut artifact = tx.prepare_cached(
         "INSERT INTO artifacts (hash, kind, size, file_count) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT DO NOTHING",
@@ -455,12 +460,8 @@ fn insert_edges(tx: &rusqlite::Transaction, run_id: &str, edges: &[Edge], first:
                 ArtifactKind::File => 1,
                 ArtifactKind::Dir => a.entries.len() as i64,
             };
-            let new = artifact.execute(params![
-                hash,
-                a.kind.as_str(),
-                a.size as i64,
-                file_count
-            ])?;
+            let new =
+                artifact.execute(params![hash, a.kind.as_str(), a.size as i64, file_count])?;
             // A directory already known has its manifest stored already.
             if new == 1 {
                 for f in &a.entries {
@@ -501,18 +502,18 @@ fn split_argv(raw: &[u8]) -> Vec<Vec<u8>> {
     raw.split(|b| *b == 0).map(<[u8]>::to_vec).collect()
 }
 
-/// Whether the store directory and its files are private to the user.
-pub fn is_private(dir: &Path) -> bool {
-    std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o077 == 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn argv_round_trips_through_nul_separation() {
-        let argv = vec![b"python".to_vec(), vec![0xff, 0xfe], Vec::new(), b"x y".to_vec()];
+        let argv = vec![
+            b"python".to_vec(),
+            vec![0xff, 0xfe],
+            Vec::new(),
+            b"x y".to_vec(),
+        ];
         assert_eq!(split_argv(&join_argv(&argv)), argv);
     }
 
@@ -521,7 +522,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         drop(Store::open(dir.path()).expect("open"));
         let conn = Connection::open(dir.path().join(DB_FILE)).expect("sqlite");
-        conn.pragma_update(None, "user_version", 99).expect("pragma");
+        conn.pragma_update(None, "user_version", 99)
+            .expect("pragma");
         drop(conn);
         let err = Store::open(dir.path()).err().expect("refused");
         assert!(matches!(err, Error::StoreTooNew { found: 99, .. }), "{err}");

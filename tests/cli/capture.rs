@@ -1,0 +1,562 @@
+//! What `lineage run` captures: content hashes, git state, configs, software, context.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::util::*;
+
+fn run_ok(env: &Env, args: &[&str]) -> Value {
+    let out = env.cmd(args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    env.show(None)
+}
+
+#[test]
+fn file_hashes_equal_the_blake3_reference() {
+    let env = Env::new();
+    let small = b"hello lineage\n".to_vec();
+    // Larger than the mmap threshold, to cover the multi-threaded path.
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    env.write("small.txt", &small);
+    env.write("big.bin", &big);
+    env.write("empty", b"");
+    let run = run_ok(
+        &env,
+        &[
+            "run",
+            "-i",
+            "small.txt",
+            "-i",
+            "big.bin",
+            "-i",
+            "empty",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(
+        artifact(&run, "inputs", "small.txt")["hash"],
+        blake3_hex(&small)
+    );
+    assert_eq!(
+        artifact(&run, "inputs", "big.bin")["hash"],
+        blake3_hex(&big)
+    );
+    assert_eq!(artifact(&run, "inputs", "big.bin")["size"], big.len());
+    // The published BLAKE3 digest of the empty input.
+    assert_eq!(
+        artifact(&run, "inputs", "empty")["hash"],
+        "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+    );
+    // And b3sum, where installed, prints the same.
+    if let Ok(out) = std::process::Command::new("b3sum")
+        .arg(env.path("big.bin"))
+        .output()
+    {
+        let hex = String::from_utf8_lossy(&out.stdout);
+        let hex = hex.split_whitespace().next().unwrap_or("");
+        assert_eq!(
+            artifact(&run, "inputs", "big.bin")["hash"],
+            format!("blake3:{hex}")
+        );
+    }
+}
+
+#[test]
+fn output_hashes_are_taken_after_the_run() {
+    let env = Env::new();
+    let run = run_ok(
+        &env,
+        &[
+            "run",
+            "-o",
+            "out/model.bin",
+            "-o",
+            "never.txt",
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p out && printf weights > out/model.bin",
+        ],
+    );
+    let model = artifact(&run, "outputs", "out/model.bin");
+    assert_eq!(model["hash"], blake3_hex(b"weights"));
+    assert_eq!(model["missing"], false);
+    assert_eq!(model["kind"], "file");
+    let never = artifact(&run, "outputs", "never.txt");
+    assert_eq!(never["missing"], true);
+    assert_eq!(never["hash"], Value::Null);
+}
+
+#[test]
+fn a_missing_output_is_a_warning_not_a_failure() {
+    let env = Env::new();
+    let out = env.cmd(["run", "-o", "never.txt", "--", "true"]);
+    assert_eq!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("warning: output never.txt does not exist"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn dir_hash(env: &Env) -> String {
+    let run = run_ok(env, &["run", "-q", "-i", "data", "--", "true"]);
+    artifact(&run, "inputs", "data")["hash"]
+        .as_str()
+        .expect("hash")
+        .to_string()
+}
+
+#[test]
+fn a_directory_hash_changes_when_a_file_is_added_removed_renamed_or_modified() {
+    let env = Env::new();
+    env.write("data/a.csv", "1,2\n");
+    env.write("data/sub/b.csv", "3,4\n");
+    let base = dir_hash(&env);
+    assert_eq!(dir_hash(&env), base, "stable when nothing changes");
+
+    env.write("data/c.csv", "5\n");
+    let added = dir_hash(&env);
+    std::fs::remove_file(env.path("data/c.csv")).expect("rm");
+    assert_eq!(
+        dir_hash(&env),
+        base,
+        "back to the same bytes, back to the same hash"
+    );
+
+    std::fs::rename(env.path("data/a.csv"), env.path("data/z.csv")).expect("mv");
+    let renamed = dir_hash(&env);
+    std::fs::rename(env.path("data/z.csv"), env.path("data/a.csv")).expect("mv");
+
+    std::fs::remove_file(env.path("data/sub/b.csv")).expect("rm");
+    let removed = dir_hash(&env);
+    env.write("data/sub/b.csv", "3,4\n");
+
+    env.write("data/a.csv", "1,3\n");
+    let modified = dir_hash(&env);
+
+    let all = [&base, &added, &renamed, &removed, &modified];
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
+}
+
+#[test]
+fn every_file_inside_an_input_directory_is_recorded_with_its_hash() {
+    let env = Env::new();
+    env.write("data/a.csv", "1,2\n");
+    env.write("data/sub/b.csv", "3,4\n");
+    let run = run_ok(&env, &["run", "-i", "data", "--", "true"]);
+    let data = artifact(&run, "inputs", "data");
+    assert_eq!(data["kind"], "dir");
+    assert_eq!(data["file_count"], 2);
+    assert_eq!(data["size"], 8);
+    let dir = data["hash"]
+        .as_str()
+        .expect("hash")
+        .trim_start_matches("blake3:")
+        .to_string();
+    let rows: Vec<(String, String, i64)> = {
+        let db = env.db();
+        let mut stmt = db
+            .prepare(
+                "SELECT path, file_hash, size FROM dir_entries WHERE dir_hash = ?1 ORDER BY path",
+            )
+            .expect("prepare");
+        stmt.query_map([&dir], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    assert_eq!(
+        rows,
+        [
+            (
+                "a.csv".to_string(),
+                blake3::hash(b"1,2\n").to_hex().to_string(),
+                4
+            ),
+            (
+                "sub/b.csv".to_string(),
+                blake3::hash(b"3,4\n").to_hex().to_string(),
+                4
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_fifo_inside_an_input_directory_is_skipped_without_hanging() {
+    let env = Env::new();
+    env.write("data/a.csv", "1\n");
+    nix::unistd::mkfifo(&env.path("data/pipe"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-i", "data", "--", "true"]);
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("pipe"),
+        "warning names the FIFO: {}",
+        stderr(&out)
+    );
+    let run = env.show(None);
+    assert_eq!(artifact(&run, "inputs", "data")["file_count"], 1);
+}
+
+#[test]
+fn a_fifo_given_as_input_is_refused_before_launch() {
+    let env = Env::new();
+    nix::unistd::mkfifo(&env.path("pipe"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-i", "pipe", "--", "true"]);
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("pipe"), "{}", stderr(&out));
+}
+
+#[test]
+fn symlinks_are_followed_and_loops_do_not_hang() {
+    let env = Env::new();
+    env.write("real/x.txt", "x");
+    env.write("data/a.txt", "a");
+    std::os::unix::fs::symlink(env.path("real"), env.path("data/link")).expect("symlink");
+    std::os::unix::fs::symlink(env.path("data"), env.path("data/loop")).expect("symlink");
+    std::os::unix::fs::symlink(env.path("nowhere"), env.path("data/dangling")).expect("symlink");
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-i", "data", "--", "true"]);
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("symlink loop"), "{err}");
+    assert!(err.contains("dangling symlink"), "{err}");
+    let run = env.show(None);
+    assert_eq!(artifact(&run, "inputs", "data")["file_count"], 2);
+}
+
+#[test]
+fn an_input_modified_during_the_run_is_flagged() {
+    let env = Env::new();
+    env.write("data.csv", "1\n");
+    let out = env.cmd([
+        "run",
+        "-i",
+        "data.csv",
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.05; echo 2 >> data.csv",
+    ]);
+    assert_eq!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("data.csv changed while the job ran"),
+        "{}",
+        stderr(&out)
+    );
+    let run = env.show(None);
+    let input = artifact(&run, "inputs", "data.csv");
+    assert_eq!(input["changed_during_run"], true);
+    assert_eq!(
+        input["hash"],
+        blake3_hex(b"1\n"),
+        "the hash is the one taken before launch"
+    );
+}
+
+#[test]
+fn outside_git_the_code_is_absent_with_a_reason() {
+    let env = Env::new();
+    let run = run_ok(&env, &["run", "--", "true"]);
+    assert_eq!(run["git"], Value::Null);
+    assert_eq!(run["git_absent"], "not in a git repository");
+    // The owner still has the global git identity.
+    assert_eq!(run["owner"]["git_name"], "Test User");
+}
+
+#[test]
+fn a_clean_repository_is_recorded_with_commit_branch_and_remote() {
+    let env = Env::new();
+    env.init_repo();
+    env.git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://oauth2:glpat-abcdefghijklmnopqrstu@gitlab.example.com/team/model.git",
+    ]);
+    let head = env.git(&["rev-parse", "HEAD"]);
+    let run = run_ok(&env, &["run", "--", "sh", "train.py"]);
+    let git = &run["git"];
+    assert_eq!(git["commit"], head);
+    assert_eq!(git["branch"], "main");
+    assert_eq!(git["dirty"], false);
+    assert_eq!(git["patch"], Value::Null);
+    assert_eq!(git["remote"], "https://gitlab.example.com/team/model.git");
+    assert_eq!(run["owner"]["git_email"], "test@example.com");
+    // The script being run is identified by its bytes.
+    assert_eq!(run["script"]["path"], "train.py");
+    assert_eq!(run["script"]["hash"], blake3_hex(b"echo training\n"));
+    for (path, bytes) in env.store_files() {
+        assert!(
+            !contains(&bytes, b"glpat-abcdefghijklmnopqrstu"),
+            "token in {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_dirty_repository_keeps_its_patch_and_untracked_files() {
+    let env = Env::new();
+    env.init_repo();
+    env.write(".gitignore", "ignored/\n");
+    env.git(&["add", ".gitignore"]);
+    env.git(&["commit", "-q", "-m", "ignore"]);
+    env.write("train.py", "print('training harder')\n");
+    env.write("notes/new.py", "x = 1\n");
+    env.write("ignored/cache.bin", "not recorded");
+    let run = run_ok(&env, &["run", "--", "true"]);
+    let git = &run["git"];
+    assert_eq!(git["dirty"], true);
+    assert_eq!(git["changed_files"], json!(["train.py"]));
+    let untracked = git["untracked"].as_array().expect("untracked");
+    assert_eq!(
+        untracked.len(),
+        1,
+        "ignored files are not listed: {untracked:?}"
+    );
+    assert_eq!(untracked[0]["path"], "notes/new.py");
+    assert_eq!(untracked[0]["hash"], blake3_hex(b"x = 1\n"));
+    assert_eq!(untracked[0]["stored"], true);
+    // The patch is a blob holding `git diff HEAD`.
+    let patch = git["patch"]
+        .as_str()
+        .expect("patch")
+        .trim_start_matches("blake3:")
+        .to_string();
+    let bytes: Vec<u8> = env
+        .db()
+        .query_row("SELECT data FROM blobs WHERE hash = ?1", [&patch], |r| {
+            r.get(0)
+        })
+        .expect("patch blob");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("-echo training"), "{text}");
+    assert!(text.contains("+print('training harder')"), "{text}");
+    // The patch applies to the recorded commit.
+    env.write("patch.diff", &bytes);
+    env.git(&["stash", "-q"]);
+    env.git(&["apply", "--check", "patch.diff"]);
+
+    // Same code, same code hash; different code, different hash.
+    let again = run_ok(&env, &["run", "--", "true"]);
+    assert_ne!(
+        again["code_hash"], run["code_hash"],
+        "the stash changed the code"
+    );
+}
+
+#[test]
+fn equal_dirty_code_gives_equal_code_hashes() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("train.py", "changed\n");
+    let a = run_ok(&env, &["run", "--", "true"]);
+    let b = run_ok(&env, &["run", "--", "true"]);
+    assert_eq!(a["code_hash"], b["code_hash"]);
+    env.write("train.py", "changed again\n");
+    let c = run_ok(&env, &["run", "--", "true"]);
+    assert_ne!(a["code_hash"], c["code_hash"]);
+}
+
+#[test]
+fn an_untracked_file_over_the_cap_is_hashed_not_stored() {
+    let env = Env::new();
+    env.init_repo();
+    let big = vec![b'z'; (1 << 20) + 1];
+    env.write("big.dat", &big);
+    let out = env.cmd(["run", "--", "true"]);
+    assert_eq!(code(&out), 0);
+    assert!(stderr(&out).contains("big.dat"), "{}", stderr(&out));
+    let run = env.show(None);
+    let u = &run["git"]["untracked"][0];
+    assert_eq!(u["stored"], false);
+    assert_eq!(u["hash"], blake3_hex(&big));
+}
+
+#[test]
+fn a_detached_head_has_no_branch() {
+    let env = Env::new();
+    env.init_repo();
+    let head = env.git(&["rev-parse", "HEAD"]);
+    env.git(&["checkout", "-q", "--detach"]);
+    let run = run_ok(&env, &["run", "--", "true"]);
+    assert_eq!(run["git"]["branch"], Value::Null);
+    assert_eq!(run["git"]["detached"], true);
+    assert_eq!(run["git"]["commit"], head);
+}
+
+#[test]
+fn an_unborn_head_is_recorded_as_absent() {
+    let env = Env::new();
+    env.git(&["init", "-q"]);
+    let run = run_ok(&env, &["run", "--", "true"]);
+    assert_eq!(run["git"], Value::Null);
+    assert!(
+        run["git_absent"]
+            .as_str()
+            .expect("reason")
+            .contains("unborn")
+    );
+}
+
+#[test]
+fn configs_are_kept_and_parsed_into_params() {
+    let env = Env::new();
+    let yaml = "optimizer:\n  lr: 0.01\n  name: adam\nlayers: [64, 32]\n";
+    env.write("configs/base.yaml", yaml);
+    env.write(
+        "configs/extra.json",
+        r#"{"epochs": 3, "optimizer": {"lr": 0.02}}"#,
+    );
+    let run = run_ok(
+        &env,
+        &[
+            "run",
+            "-c",
+            "configs/base.yaml",
+            "-c",
+            "configs/extra.json",
+            "-p",
+            "seed=42",
+            "-p",
+            "optimizer.name=sgd",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(
+        run["params"],
+        json!({"optimizer.lr": 0.02, "optimizer.name": "sgd", "layers.0": 64, "layers.1": 32,
+               "epochs": 3, "seed": 42})
+    );
+    assert_eq!(run["param_sources"]["optimizer.lr"], "configs/extra.json");
+    assert_eq!(run["param_sources"]["seed"], "cli");
+    assert_eq!(run["configs"][0]["path"], "configs/base.yaml");
+    assert_eq!(run["configs"][0]["hash"], blake3_hex(yaml.as_bytes()));
+}
+
+#[test]
+fn a_config_that_fails_to_parse_is_still_kept() {
+    let env = Env::new();
+    let bad = "a: 1\nb: [1, 2\nc: 3\n";
+    env.write("bad.yaml", bad);
+    let out = env.cmd(["run", "-c", "bad.yaml", "--", "true"]);
+    assert_eq!(code(&out), 0, "the job is not blocked");
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: config bad.yaml: invalid YAML at line"),
+        "{err}"
+    );
+    let run = env.show(None);
+    assert_eq!(run["params"], json!({}));
+    let hash = run["configs"][0]["hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    assert_eq!(hash, blake3_hex(bad.as_bytes()));
+    let bytes: Vec<u8> = env
+        .db()
+        .query_row(
+            "SELECT data FROM blobs WHERE hash = ?1",
+            [hash.trim_start_matches("blake3:")],
+            |r| r.get(0),
+        )
+        .expect("blob");
+    assert_eq!(bytes, bad.as_bytes());
+}
+
+#[test]
+fn a_bad_param_is_refused_before_launch() {
+    let env = Env::new();
+    let out = env.cmd(["run", "-p", "nokeyvalue", "--", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("--param \"nokeyvalue\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn without_an_nvidia_driver_the_gpu_list_is_empty() {
+    let env = Env::new();
+    let run = run_ok(&env, &["run", "--", "true"]);
+    assert_eq!(run["system"]["gpus"], json!([]));
+    assert!(
+        run["system"]["gpu_note"]
+            .as_str()
+            .expect("note")
+            .contains("NVIDIA")
+    );
+    let sys = &run["system"];
+    assert!(sys["cpu_cores"].as_u64().expect("cores") >= 1);
+    assert!(sys["memory_bytes"].as_u64().expect("memory") > 0);
+    assert!(sys["hostname"].is_string());
+    assert!(sys["kernel"].is_string());
+}
+
+#[test]
+fn a_python_job_records_its_interpreter_and_packages() {
+    let env = Env::new();
+    // A virtual environment whose `python3` is a shell, so no real Python is needed.
+    env.write("venv/pyvenv.cfg", "home = /usr/bin\nversion = 3.12.7\n");
+    std::fs::create_dir_all(env.path("venv/lib/python3.12/site-packages/torch-2.5.1.dist-info"))
+        .expect("mkdir");
+    std::fs::create_dir_all(env.path("venv/lib/python3.12/site-packages/numpy-2.1.0.dist-info"))
+        .expect("mkdir");
+    std::fs::create_dir_all(env.path("venv/bin")).expect("mkdir");
+    std::os::unix::fs::symlink("/bin/sh", env.path("venv/bin/python3")).expect("symlink");
+    env.write("requirements.txt", "torch==2.5.1\n");
+    let run = run_ok(&env, &["run", "--", "venv/bin/python3", "-c", "exit 0"]);
+    let py = &run["software"]["python"];
+    assert_eq!(py["version"], "3.12.7");
+    assert_eq!(py["package_count"], 2);
+    let blob = py["packages"]
+        .as_str()
+        .expect("blob")
+        .trim_start_matches("blake3:")
+        .to_string();
+    let bytes: Vec<u8> = env
+        .db()
+        .query_row("SELECT data FROM blobs WHERE hash = ?1", [&blob], |r| {
+            r.get(0)
+        })
+        .expect("blob");
+    assert_eq!(bytes, b"numpy==2.1.0\ntorch==2.5.1\n");
+    assert_eq!(
+        run["software"]["lockfiles"],
+        json!([{"path": "requirements.txt", "hash": blake3_hex(b"torch==2.5.1\n")}])
+    );
+}
+
+#[test]
+fn slurm_identifiers_and_lineage_owner_are_recorded() {
+    let env = Env::new();
+    let mut cmd = env.lineage();
+    cmd.args(["run", "--", "true"])
+        .env("SLURM_JOB_ID", "4242")
+        .env("SLURM_ARRAY_TASK_ID", "3")
+        .env("SLURM_JOB_PARTITION", "gpu")
+        .env("LINEAGE_OWNER", "vision-team");
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 0);
+    let run = env.show(None);
+    assert_eq!(run["scheduler"]["kind"], "slurm");
+    assert_eq!(run["scheduler"]["ids"]["SLURM_JOB_ID"], "4242");
+    assert_eq!(run["scheduler"]["ids"]["SLURM_ARRAY_TASK_ID"], "3");
+    assert_eq!(run["owner"]["lineage_owner"], "vision-team");
+    assert!(run["owner"]["user"].is_string());
+}

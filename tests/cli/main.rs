@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `lineage` binary, real child processes, real git repositories
+//! and real SQLite files in temporary directories.
+
+mod capture;
+mod run;
+mod secrets;
+mod show;
+mod util;
