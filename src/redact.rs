@@ -35,36 +35,40 @@ const SECRET_NAME_PARTS: &[&str] = &[
     "SESSION",
 ];
 
+// ASCII mode (`(?-u)`): the credential formats are ASCII, and Unicode word boundaries would
+// make compiling the set cost milliseconds on every run.
 static SECRET_VALUES: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new([
-        // AWS access key ids.
-        r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b",
-        // GitHub tokens, classic and fine-grained.
-        r"\bgh[pousr]_[A-Za-z0-9]{30,}",
-        r"\bgithub_pat_[A-Za-z0-9_]{20,}",
-        // GitLab personal access tokens.
-        r"\bglpat-[A-Za-z0-9_\-]{20,}",
-        // Slack tokens.
-        r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
-        // OpenAI / Anthropic style keys.
-        r"\bsk-(proj-|ant-)?[A-Za-z0-9_\-]{20,}",
-        // Stripe live keys.
-        r"\b[rs]k_live_[A-Za-z0-9]{20,}",
-        // Hugging Face tokens.
-        r"\bhf_[A-Za-z0-9]{30,}",
-        // Google API keys.
-        r"\bAIza[0-9A-Za-z_\-]{35}",
-        // JSON Web Tokens.
-        r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",
-        // PEM private keys.
-        r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
-    ])
-    .expect("the secret value patterns are valid regexes")
+    RegexSet::new(SECRET_VALUE_PATTERNS.iter().map(|p| format!("(?-u){p}")))
+        .expect("the secret value patterns are valid regexes")
 });
+
+const SECRET_VALUE_PATTERNS: &[&str] = &[
+    // AWS access key ids.
+    r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b",
+    // GitHub tokens, classic and fine-grained.
+    r"\bgh[pousr]_[A-Za-z0-9]{30,}",
+    r"\bgithub_pat_[A-Za-z0-9_]{20,}",
+    // GitLab personal access tokens.
+    r"\bglpat-[A-Za-z0-9_\-]{20,}",
+    // Slack tokens.
+    r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+    // OpenAI / Anthropic style keys.
+    r"\bsk-(proj-|ant-)?[A-Za-z0-9_\-]{20,}",
+    // Stripe live keys.
+    r"\b[rs]k_live_[A-Za-z0-9]{20,}",
+    // Hugging Face tokens.
+    r"\bhf_[A-Za-z0-9]{30,}",
+    // Google API keys.
+    r"\bAIza[0-9A-Za-z_\-]{35}",
+    // JSON Web Tokens.
+    r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",
+    // PEM private keys.
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+];
 
 /// `scheme://user:password@` inside any value.
 static URL_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@/\s]+)@")
+    Regex::new(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@ \t\r\n]*:)(?P<pw>[^@/ \t\r\n]+)@")
         .expect("the URL password pattern is a valid regex")
 });
 

@@ -48,10 +48,15 @@ pub fn lockfiles(root: &Path) -> Vec<FileRef> {
 
 /// The Python interpreter a command runs, if it runs one: `python3 train.py`, a venv's
 /// `bin/python`, or a script whose shebang names Python (`torchrun`, `accelerate`).
-pub fn python_interpreter(program: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
+pub fn python_interpreter(
+    program: &OsStr,
+    path_var: Option<&OsStr>,
+    cwd: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<PathBuf> {
     let resolved = resolve_program(program, path_var)?;
     if is_python_name(resolved.file_name()?) {
-        return Some(resolved);
+        return Some(pyenv_shim_target(&resolved, cwd, env).unwrap_or(resolved));
     }
     // A script: read its shebang without reading the file.
     let head = read_head(&resolved, 256)?;
@@ -67,6 +72,41 @@ pub fn python_interpreter(program: &OsStr, path_var: Option<&OsStr>) -> Option<P
         PathBuf::from(first)
     };
     is_python_name(interp.file_name()?).then_some(interp)
+}
+
+/// A pyenv shim (`$PYENV_ROOT/shims/python3`, a shell script) runs the interpreter of the
+/// selected version: PYENV_VERSION, else the nearest `.python-version` from the cwd up, else
+/// `$PYENV_ROOT/version`. Resolve it the same way, without running pyenv.
+fn pyenv_shim_target(
+    shim: &Path,
+    cwd: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<PathBuf> {
+    let shims = shim.parent()?;
+    if shims.file_name()? != "shims" {
+        return None;
+    }
+    let root = shims.parent()?;
+    let first_word = |text: String| text.split_whitespace().next().map(str::to_string);
+    let version = env("PYENV_VERSION")
+        .and_then(|v| v.split(':').next().map(str::to_string))
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            cwd.ancestors()
+                .find_map(|d| std::fs::read_to_string(d.join(".python-version")).ok())
+                .and_then(first_word)
+        })
+        .or_else(|| {
+            std::fs::read_to_string(root.join("version"))
+                .ok()
+                .and_then(first_word)
+        })?;
+    let target = root
+        .join("versions")
+        .join(version)
+        .join("bin")
+        .join(shim.file_name()?);
+    target.is_file().then_some(target)
 }
 
 fn is_python_name(name: &OsStr) -> bool {
@@ -199,6 +239,37 @@ mod tests {
         ] {
             assert_eq!(is_python_name(OsStr::new(name)), want, "{name}");
         }
+    }
+
+    #[test]
+    fn a_pyenv_shim_resolves_to_the_selected_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join(".pyenv");
+        std::fs::create_dir_all(root.join("shims")).expect("mkdir");
+        std::fs::create_dir_all(root.join("versions/3.11.7/bin")).expect("mkdir");
+        std::fs::create_dir_all(root.join("versions/3.12.1/bin")).expect("mkdir");
+        std::fs::write(root.join("shims/python3"), "#!/usr/bin/env bash\n").expect("write");
+        std::fs::write(root.join("versions/3.11.7/bin/python3"), "").expect("write");
+        std::fs::write(root.join("versions/3.12.1/bin/python3"), "").expect("write");
+        std::fs::write(root.join("version"), "3.11.7\n").expect("write");
+        let project = dir.path().join("project/sub");
+        std::fs::create_dir_all(&project).expect("mkdir");
+        let shim = root.join("shims/python3");
+        let none = |_: &str| None;
+        assert_eq!(
+            pyenv_shim_target(&shim, &project, &none),
+            Some(root.join("versions/3.11.7/bin/python3"))
+        );
+        std::fs::write(dir.path().join("project/.python-version"), "3.12.1\n").expect("write");
+        assert_eq!(
+            pyenv_shim_target(&shim, &project, &none),
+            Some(root.join("versions/3.12.1/bin/python3"))
+        );
+        let pinned = |k: &str| (k == "PYENV_VERSION").then(|| "3.11.7".to_string());
+        assert_eq!(
+            pyenv_shim_target(&shim, &project, &pinned),
+            Some(root.join("versions/3.11.7/bin/python3"))
+        );
     }
 
     #[test]

@@ -200,14 +200,16 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     let gpus = gpu::start(env_get("CUDA_VISIBLE_DEVICES"));
     let path_var = std::env::var_os("PATH");
     let (cwd, program) = (&plan.cwd, plan.argv.first());
-    let (git, sys, python, hashed) = std::thread::scope(|s| {
+    let policy = &plan.policy;
+    let (git, sys, python, env, hashed) = std::thread::scope(|s| {
         let git = s.spawn(|| git::capture(cwd, git::Caps::default()));
         let sys = s.spawn(system::capture);
         let python = s.spawn(|| {
             let program = program?;
-            let interp = software::python_interpreter(program, path_var.as_deref())?;
+            let interp = software::python_interpreter(program, path_var.as_deref(), cwd, &env_get)?;
             Some(software::python(&interp))
         });
+        let env = s.spawn(|| policy.redact_env(std::env::vars_os()));
         let hashed: Vec<_> = plan
             .inputs
             .iter()
@@ -217,11 +219,17 @@ fn capture_all(plan: &Plan) -> PreLaunch {
             git.join().unwrap_or_default(),
             sys.join().unwrap_or_default(),
             python.join().ok().flatten(),
+            env.join().ok(),
             hashed,
         )
     });
 
     let mut notes = git.notes.clone();
+    // A failed redaction records no environment at all, never an unredacted one.
+    let env = env.unwrap_or_else(|| {
+        notes.push("environment not recorded: redaction failed".to_string());
+        Default::default()
+    });
     let mut blobs = git.blobs;
     let mut edges = Vec::new();
     let mut fingerprints = Vec::new();
@@ -302,7 +310,6 @@ fn capture_all(plan: &Plan) -> PreLaunch {
         );
     }
 
-    let env = plan.policy.redact_env(std::env::vars_os());
     let root = git
         .state
         .as_ref()
