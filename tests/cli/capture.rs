@@ -560,3 +560,60 @@ fn slurm_identifiers_and_lineage_owner_are_recorded() {
     assert_eq!(run["owner"]["lineage_owner"], "vision-team");
     assert!(run["owner"]["user"].is_string());
 }
+
+#[test]
+fn a_repository_owned_by_another_user_is_recorded_as_absent() {
+    let env = Env::new();
+    env.init_repo();
+    // libgit2 refuses repositories owned by someone else (git's safe.directory rule); making
+    // that so needs root, which CI has.
+    if !nix::unistd::getuid().is_root() {
+        eprintln!("skipped: needs root to chown the repository");
+        return;
+    }
+    let nobody = nix::unistd::Uid::from_raw(65534);
+    for entry in walkdir::WalkDir::new(&env.work)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        nix::unistd::chown(entry.path(), Some(nobody), None).expect("chown");
+    }
+    let run = run_ok(&env, &["run", "--", "true"]);
+    assert_eq!(run["git"], Value::Null);
+    let reason = run["git_absent"].as_str().expect("reason");
+    assert!(reason.contains("owned by another user"), "{reason}");
+}
+
+#[test]
+fn inside_a_bare_repository_the_code_is_absent() {
+    let env = Env::new();
+    env.git(&["init", "-q", "--bare", "repo.git"]);
+    let mut cmd = env.lineage();
+    cmd.current_dir(env.path("repo.git"))
+        .args(["run", "--", "true"]);
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let run = env.show(None);
+    assert_eq!(run["git"], Value::Null);
+    assert!(
+        run["git_absent"].as_str().expect("reason").contains("bare"),
+        "{}",
+        run["git_absent"]
+    );
+}
+
+#[test]
+fn ci_identifiers_are_recorded() {
+    let env = Env::new();
+    let mut cmd = env.lineage();
+    cmd.args(["run", "--", "true"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_RUN_ID", "987654")
+        .env("GITHUB_REPOSITORY", "ada/model");
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 0);
+    let run = env.show(None);
+    assert_eq!(run["scheduler"]["kind"], "github-actions");
+    assert_eq!(run["scheduler"]["ids"]["GITHUB_RUN_ID"], "987654");
+    assert_eq!(run["scheduler"]["ids"]["GITHUB_REPOSITORY"], "ada/model");
+}

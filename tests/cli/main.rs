@@ -2,6 +2,7 @@
 //! and real SQLite files in temporary directories.
 
 mod capture;
+mod gpu;
 mod run;
 mod secrets;
 mod show;

@@ -298,3 +298,38 @@ fn a_store_that_cannot_be_created_stops_the_run_before_launch() {
     );
     assert!(!marker.exists());
 }
+
+#[test]
+fn a_recording_failure_after_the_job_ran_warns_and_keeps_the_childs_code() {
+    let env = Env::new();
+    let child = start_and_wait_until_ready(
+        &env,
+        "touch ready; while [ ! -e go ]; do sleep 0.02; done; exit 5",
+    );
+    // Break the store under the running job: the final write cannot succeed.
+    env.db()
+        .execute_batch("DROP TABLE edges")
+        .expect("drop table");
+    env.write("go", "");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(code(&out), 5, "the child's exit code wins");
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: THE RUN WAS NOT FULLY RECORDED"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_child_starts_with_default_signal_dispositions() {
+    // Rust ignores SIGPIPE in lineage itself; a shell cannot un-ignore a signal ignored at
+    // entry, so dying of SIGPIPE proves the child got the default disposition back.
+    let env = Env::new();
+    let out = env.cmd(["run", "-q", "--", "sh", "-c", "kill -PIPE $$"]);
+    assert_eq!(code(&out), 128 + 13);
+    // And a pipeline whose reader exits early behaves as without lineage.
+    let out = env.cmd(["run", "-q", "--", "sh", "-c", "yes | head -n 2"]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(stdout(&out), "y\ny\n");
+    assert_eq!(stderr(&out), "", "no broken-pipe errors");
+}
