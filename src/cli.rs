@@ -36,8 +36,10 @@ pub enum ColorChoice {
 pub enum Command {
     /// Run a command and record its lineage.
     Run(RunArgs),
-    /// Show one recorded run (the most recent without RUN).
+    /// Show a run, or the ancestry of a file by its bytes (the most recent run without TARGET).
     Show(ShowArgs),
+    /// Compare two runs (or the runs that produced two files).
+    Diff(DiffArgs),
     /// List recorded runs, newest first.
     #[command(visible_alias = "log")]
     List(ListArgs),
@@ -87,9 +89,58 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "A TARGET that is an existing path is identified by its bytes: lineage hashes it \
+and finds the runs that produced exactly those bytes, wherever they were written. A TARGET that is \
+both a path and a run id prefix is taken as a path; --run and --path force the choice."
+)]
 pub struct ShowArgs {
-    /// A run id or any unique prefix of one; the most recent run when omitted.
-    pub run: Option<String>,
+    /// A file or directory, a `blake3:` hash, or a run id prefix; the most recent run when omitted.
+    #[arg(value_name = "TARGET")]
+    pub target: Option<OsString>,
+
+    /// Take TARGET as a run id prefix.
+    #[arg(long, conflicts_with = "path")]
+    pub run: bool,
+
+    /// Take TARGET as a path.
+    #[arg(long)]
+    pub path: bool,
+
+    /// Walk downstream: every run that read these bytes, what those runs wrote, and on.
+    #[arg(long)]
+    pub descendants: bool,
+
+    /// Follow at most N levels of runs.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub depth: Option<u32>,
+
+    /// Output format: a tree (or a summary for a run), json, dot (Graphviz) or mermaid.
+    #[arg(long, value_enum)]
+    pub format: Option<ShowFormat>,
+
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Tree,
+    Json,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// A run id prefix, or a path meaning the latest run that produced its bytes.
+    #[arg(value_name = "A")]
+    pub a: OsString,
+
+    /// The run (or path) to compare A with.
+    #[arg(value_name = "B")]
+    pub b: OsString,
 
     /// Print one JSON object (see docs/json.md).
     #[arg(long)]

@@ -60,6 +60,29 @@ pub enum Error {
         candidates: Vec<String>,
     },
 
+    #[error("nothing is known about {0}: no recorded run read or wrote these bytes")]
+    UnknownArtifact(String),
+
+    #[error("{path} was modified after run {run} produced it: recorded {recorded}, now {now}")]
+    ModifiedAfter {
+        path: String,
+        run: String,
+        recorded: String,
+        now: String,
+    },
+
+    #[error("{0:?} is neither an existing path nor a recorded run id")]
+    NeitherPathNorRun(String),
+
+    #[error("no recorded run produced {0}")]
+    NoProducer(String),
+
+    #[error("{0} applies to a file, a directory or a hash, not to a run")]
+    GraphOptionOnRun(&'static str),
+
+    #[error("{0:?} is not a valid hash (expected blake3: and 64 hex digits)")]
+    BadHash(String),
+
     #[error("no runs recorded yet in {0}")]
     NoRuns(String),
 
@@ -85,7 +108,15 @@ impl Error {
             }
             Error::BadParam(_) => Some("write it as --param lr=0.01".into()),
             Error::AmbiguousRun { .. } => Some("type more characters of the run id".into()),
-            Error::RunNotFound(_) => Some("`lineage list` shows the recorded runs".into()),
+            Error::RunNotFound(_) | Error::NeitherPathNorRun(_) => {
+                Some("`lineage list` shows the recorded runs".into())
+            }
+            Error::ModifiedAfter { run, .. } => Some(format!(
+                "`lineage show {run}` shows the run that wrote the recorded bytes"
+            )),
+            Error::GraphOptionOnRun(_) => {
+                Some("pass one of the run's outputs, e.g. `lineage show out/model.pt`".into())
+            }
             Error::StoreTooNew { .. } => {
                 Some("upgrade lineage, or point LINEAGE_STORE at another directory".into())
             }

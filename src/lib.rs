@@ -8,6 +8,7 @@ pub mod capture;
 pub mod child;
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod error;
 pub mod hash;
 pub mod model;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Run(args) => return commands::run::run(args, &store_dir),
         Command::Show(args) => commands::show::show(args, &store_dir, color),
         Command::List(args) => commands::list::list(args, &store_dir, color),
+        Command::Diff(args) => commands::diff::diff(args, &store_dir, color),
     };
     match result {
         Ok(()) => 0,

@@ -1,6 +1,8 @@
 //! Everything lineage prints: human tables, JSON, and the colour/terminal decisions. Nothing
 //! here touches the database; commands hand over domain values.
 
+pub mod diff;
+pub mod graph;
 pub mod json;
 pub mod table;
 

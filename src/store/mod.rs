@@ -13,6 +13,8 @@ use anyhow::{Context, Result};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+pub mod graph;
+
 use crate::error::Error;
 use crate::model::{
     ArtifactKind, ArtifactRef, Capture, Edge, EdgeRecord, Hash, Param, Resources, Role, RunRecord,

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `lineage` binary, real child processes, real git repositories
 //! and real SQLite files in temporary directories.
 
+mod ancestry;
 mod capture;
 mod gpu;
 mod run;

@@ -1,0 +1,123 @@
+//! Text rendering of `lineage diff`: only what differs, section by section.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::compare::{ArtifactDiff, MapDiff, RunDiff};
+
+fn value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "(none)".into(),
+        v => v.to_string(),
+    }
+}
+
+fn section(out: &mut String, title: &str, color: bool) {
+    if color {
+        let _ = writeln!(out, "\n\x1b[1m{title}\x1b[0m");
+    } else {
+        let _ = writeln!(out, "\n{title}");
+    }
+}
+
+fn map(out: &mut String, title: &str, d: &MapDiff, color: bool) {
+    if d.is_empty() {
+        return;
+    }
+    section(out, title, color);
+    for (k, v) in &d.removed {
+        let _ = writeln!(out, "  - {k} = {}", value(v));
+    }
+    for (k, v) in &d.added {
+        let _ = writeln!(out, "  + {k} = {}", value(v));
+    }
+    for (k, c) in &d.changed {
+        let _ = writeln!(out, "  ~ {k}: {} -> {}", value(&c.a), value(&c.b));
+    }
+}
+
+fn artifacts(out: &mut String, title: &str, list: &[ArtifactDiff], color: bool) {
+    if list.is_empty() {
+        return;
+    }
+    section(out, title, color);
+    let short = |h: &Option<crate::model::Hash>| {
+        h.as_ref()
+            .map_or("(none)".to_string(), crate::output::short_hash)
+    };
+    for a in list {
+        let _ = writeln!(out, "  ~ {}: {} -> {}", a.path, short(&a.a), short(&a.b));
+        if let Some(f) = &a.files {
+            for p in &f.removed {
+                let _ = writeln!(out, "      - {p}");
+            }
+            for p in &f.added {
+                let _ = writeln!(out, "      + {p}");
+            }
+            for p in &f.changed {
+                let _ = writeln!(out, "      ~ {p}");
+            }
+        }
+    }
+}
+
+pub fn text(d: &RunDiff, a: &str, b: &str, color: bool) -> String {
+    let mut out = format!("comparing run {a} (a) with run {b} (b)\n");
+    if let Some(s) = &d.status {
+        section(&mut out, "status", color);
+        let _ = writeln!(out, "  {} -> {}", s.a, s.b);
+    }
+    if let Some(c) = &d.code {
+        section(&mut out, "code", color);
+        if let Some(commit) = &c.commit {
+            let show = |c: &Option<String>| {
+                c.as_deref()
+                    .map_or("(none)".to_string(), |c| c[..c.len().min(12)].to_string())
+            };
+            let _ = writeln!(out, "  commit {} -> {}", show(&commit.a), show(&commit.b));
+        }
+        if c.patch_differs {
+            let _ = writeln!(
+                out,
+                "  uncommitted changes differ in: {}",
+                c.patched_files.join(", ")
+            );
+        }
+        for p in c.untracked.removed.keys() {
+            let _ = writeln!(out, "  - untracked {p}");
+        }
+        for p in c.untracked.added.keys() {
+            let _ = writeln!(out, "  + untracked {p}");
+        }
+        for p in c.untracked.changed.keys() {
+            let _ = writeln!(out, "  ~ untracked {p}");
+        }
+    }
+    map(&mut out, "params", &d.params, color);
+    artifacts(&mut out, "configs", &d.configs, color);
+    artifacts(&mut out, "inputs", &d.inputs, color);
+    map(&mut out, "env", &d.env, color);
+    if !d.system.is_empty() {
+        section(&mut out, "system", color);
+        for (k, c) in &d.system {
+            let _ = writeln!(out, "  ~ {k}: {} -> {}", value(&c.a), value(&c.b));
+        }
+    }
+    map(&mut out, "python packages", &d.packages, color);
+    artifacts(&mut out, "outputs", &d.outputs, color);
+    if !d.resources.is_empty() {
+        section(&mut out, "resources", color);
+        for (k, c) in &d.resources {
+            let _ = writeln!(out, "  ~ {k}: {} -> {}", value(&c.a), value(&c.b));
+        }
+    }
+    if d.is_same_recipe() {
+        let _ = writeln!(
+            out,
+            "\nsame code, params, configs, inputs, env, system and packages"
+        );
+    }
+    out
+}
