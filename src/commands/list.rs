@@ -11,13 +11,15 @@ use crate::store::Store;
 pub fn list(args: ListArgs, store_dir: &Path, color: bool) -> Result<()> {
     let store = Store::open(store_dir)?;
     let runs = store.list(args.limit)?;
-    let runs = runs
+    let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    let mut shorts = store.short_ids(&ids)?;
+    let runs: Vec<_> = runs
         .into_iter()
         .map(|r| {
-            let short = store.short_id(&r.id)?;
-            Ok((r, short))
+            let short = shorts.remove(&r.id).unwrap_or_else(|| r.id.clone());
+            (r, short)
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect();
     if args.json {
         let items: Vec<_> = runs
             .iter()

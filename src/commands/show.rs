@@ -166,9 +166,14 @@ pub fn walk(
     let mut ids: Vec<&str> = links.iter().map(|l| l.run_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let runs = ids
+    let mut shorts = store.short_ids(&ids)?;
+    let runs: Vec<(RunRecord, String)> = store
+        .load_runs(&ids)?
         .into_iter()
-        .map(|id| -> Result<(RunRecord, String)> { Ok((store.load_run(id)?, store.short_id(id)?)) })
-        .collect::<Result<Vec<_>>>()?;
+        .map(|r| {
+            let short = shorts.remove(&r.id).unwrap_or_else(|| r.id.clone());
+            (r, short)
+        })
+        .collect();
     Ok(Lineage::new(direction, root, depth, runs, links))
 }

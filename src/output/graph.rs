@@ -279,7 +279,7 @@ struct GraphJson<'a> {
     target: TargetJson,
     direction: &'static str,
     depth: Option<u32>,
-    runs: Vec<RunJson>,
+    runs: Vec<RunJson<'a>>,
     artifacts: Vec<ArtifactNode>,
     edges: Vec<EdgeJson<'a>>,
     links: Vec<LinkJson>,

@@ -7,74 +7,67 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::{
-    Container, Gpu, Hash, MigDevice, Owner, Resources, Role, RunRecord, RunSummary, Scheduler,
-    Software,
+    Container, FileRef, Gpu, Hash, Owner, Resources, Role, RunRecord, RunSummary, Scheduler,
+    Software, UntrackedFile,
 };
 
+/// One run. Borrows from the record: an ancestry can hold thousands of runs.
 #[derive(Serialize)]
-pub struct RunJson {
-    pub id: String,
+pub struct RunJson<'a> {
+    pub id: &'a str,
     pub short_id: String,
     pub status: &'static str,
     pub command: Vec<String>,
     pub cwd: String,
-    pub started_at: String,
-    pub ended_at: Option<String>,
+    pub started_at: &'a str,
+    pub ended_at: Option<&'a str>,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
-    pub rerun_of: Option<String>,
-    pub git: Option<GitJson>,
-    pub git_absent: Option<String>,
+    pub rerun_of: Option<&'a str>,
+    pub git: Option<GitJson<'a>>,
+    pub git_absent: Option<&'a str>,
     pub code_hash: Option<Hash>,
-    pub script: Option<PathHash>,
-    pub env: BTreeMap<String, String>,
-    pub env_redacted: Vec<String>,
-    pub params: BTreeMap<String, Value>,
-    pub param_sources: BTreeMap<String, String>,
-    pub configs: Vec<PathHash>,
-    pub inputs: Vec<ArtifactJson>,
-    pub outputs: Vec<ArtifactJson>,
-    pub system: SystemJson,
-    pub owner: Owner,
-    pub container: Option<Container>,
-    pub scheduler: Option<Scheduler>,
-    pub software: Software,
-    pub resources: Option<Resources>,
-    pub notes: Vec<String>,
+    pub script: Option<&'a FileRef>,
+    pub env: &'a BTreeMap<String, String>,
+    pub env_redacted: Vec<&'a str>,
+    pub params: BTreeMap<&'a str, &'a Value>,
+    pub param_sources: BTreeMap<&'a str, &'a str>,
+    pub configs: Vec<PathHash<'a>>,
+    pub inputs: Vec<ArtifactJson<'a>>,
+    pub outputs: Vec<ArtifactJson<'a>>,
+    pub system: SystemJson<'a>,
+    pub owner: &'a Owner,
+    pub container: Option<&'a Container>,
+    pub scheduler: Option<&'a Scheduler>,
+    pub software: &'a Software,
+    pub resources: Option<&'a Resources>,
+    pub notes: &'a [String],
 }
 
 #[derive(Serialize)]
-pub struct GitJson {
-    pub root: String,
-    pub commit: Option<String>,
-    pub branch: Option<String>,
+pub struct GitJson<'a> {
+    pub root: &'a str,
+    pub commit: Option<&'a str>,
+    pub branch: Option<&'a str>,
     pub detached: bool,
     pub dirty: bool,
-    pub remote: Option<String>,
-    pub remotes: BTreeMap<String, String>,
+    pub remote: Option<&'a str>,
+    pub remotes: &'a BTreeMap<String, String>,
     pub patch: Option<Hash>,
-    pub changed_files: Vec<String>,
-    pub untracked: Vec<UntrackedJson>,
+    pub changed_files: &'a [String],
+    pub untracked: &'a [UntrackedFile],
 }
 
 #[derive(Serialize)]
-pub struct UntrackedJson {
-    pub path: String,
-    pub hash: Hash,
-    pub size: u64,
-    pub stored: bool,
-}
-
-#[derive(Serialize)]
-pub struct PathHash {
-    pub path: String,
+pub struct PathHash<'a> {
+    pub path: &'a str,
     pub hash: Hash,
 }
 
 #[derive(Serialize)]
-pub struct ArtifactJson {
-    pub path: String,
-    pub abs_path: String,
+pub struct ArtifactJson<'a> {
+    pub path: &'a str,
+    pub abs_path: &'a str,
     pub hash: Option<Hash>,
     pub size: Option<u64>,
     pub kind: Option<&'static str>,
@@ -87,61 +80,35 @@ pub struct ArtifactJson {
     pub changed_during_run: Option<bool>,
 }
 
+/// The captured system info minus the boot id (an internal detail).
 #[derive(Serialize)]
-pub struct SystemJson {
-    pub hostname: Option<String>,
-    pub os: Option<String>,
-    pub os_version: Option<String>,
-    pub kernel: Option<String>,
-    pub arch: String,
-    pub cpu_model: Option<String>,
+pub struct SystemJson<'a> {
+    pub hostname: Option<&'a str>,
+    pub os: Option<&'a str>,
+    pub os_version: Option<&'a str>,
+    pub kernel: Option<&'a str>,
+    pub arch: &'a str,
+    pub cpu_model: Option<&'a str>,
     pub cpu_cores: usize,
     pub cpu_physical_cores: Option<usize>,
     pub memory_bytes: u64,
-    pub gpus: Vec<GpuJson>,
-    pub gpu_note: Option<String>,
-}
-
-#[derive(Serialize)]
-pub struct GpuJson {
-    pub index: u32,
-    pub name: String,
-    pub uuid: String,
-    pub memory_bytes: u64,
-    pub driver_version: String,
-    pub cuda_driver_version: Option<String>,
-    pub visible: bool,
-    pub mig_devices: Vec<MigDevice>,
-}
-
-impl From<&Gpu> for GpuJson {
-    fn from(g: &Gpu) -> GpuJson {
-        GpuJson {
-            index: g.index,
-            name: g.name.clone(),
-            uuid: g.uuid.clone(),
-            memory_bytes: g.memory_bytes,
-            driver_version: g.driver_version.clone(),
-            cuda_driver_version: g.cuda_driver_version.clone(),
-            visible: g.visible,
-            mig_devices: g.mig_devices.clone(),
-        }
-    }
+    pub gpus: &'a [Gpu],
+    pub gpu_note: Option<&'a str>,
 }
 
 pub fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-pub fn run(r: &RunRecord, short_id: String) -> RunJson {
+pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
     let c = &r.capture;
     let edges = |role: Role| {
         r.edges
             .iter()
             .filter(move |e| e.role == role)
             .map(move |e| ArtifactJson {
-                path: e.path.clone(),
-                abs_path: e.abs_path.clone(),
+                path: &e.path,
+                abs_path: &e.abs_path,
                 hash: e.artifact.as_ref().map(|a| a.hash),
                 size: e.artifact.as_ref().map(|a| a.size),
                 kind: e.artifact.as_ref().map(|a| a.kind.as_str()),
@@ -150,55 +117,44 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson {
                 changed_during_run: (role == Role::Input).then_some(e.changed),
             })
     };
+    let s = &c.system;
     RunJson {
-        id: r.id.clone(),
+        id: &r.id,
         short_id,
         status: r.status.as_str(),
         command: r.argv.iter().map(|a| lossy(a)).collect(),
         cwd: lossy(&r.cwd),
-        started_at: r.started_at.clone(),
-        ended_at: r.ended_at.clone(),
+        started_at: &r.started_at,
+        ended_at: r.ended_at.as_deref(),
         exit_code: r.exit_code,
         signal: r.signal,
-        rerun_of: r.rerun_of.clone(),
+        rerun_of: r.rerun_of.as_deref(),
         git: c.git.as_ref().map(|g| GitJson {
-            root: g.root.clone(),
-            commit: g.commit.clone(),
-            branch: g.branch.clone(),
+            root: &g.root,
+            commit: g.commit.as_deref(),
+            branch: g.branch.as_deref(),
             detached: g.detached,
             dirty: g.dirty,
-            remote: g.remote.clone(),
-            remotes: g.remotes.clone(),
+            remote: g.remote.as_deref(),
+            remotes: &g.remotes,
             patch: g.patch,
-            changed_files: g.changed_files.clone(),
-            untracked: g
-                .untracked
-                .iter()
-                .map(|u| UntrackedJson {
-                    path: u.path.clone(),
-                    hash: u.hash,
-                    size: u.size,
-                    stored: u.stored,
-                })
-                .collect(),
+            changed_files: &g.changed_files,
+            untracked: &g.untracked,
         }),
-        git_absent: c.git_absent.clone(),
+        git_absent: c.git_absent.as_deref(),
         code_hash: c.git.as_ref().map(|g| g.code),
-        script: c.script.as_ref().map(|s| PathHash {
-            path: s.path.clone(),
-            hash: s.hash,
-        }),
-        env: c.env.clone(),
-        env_redacted: c.env_redacted.keys().cloned().collect(),
+        script: c.script.as_ref(),
+        env: &c.env,
+        env_redacted: c.env_redacted.keys().map(String::as_str).collect(),
         params: r
             .params
             .iter()
-            .map(|p| (p.key.clone(), p.value.clone()))
+            .map(|p| (p.key.as_str(), &p.value))
             .collect(),
         param_sources: r
             .params
             .iter()
-            .map(|p| (p.key.clone(), p.source.clone()))
+            .map(|p| (p.key.as_str(), p.source.as_str()))
             .collect(),
         configs: r
             .edges
@@ -206,7 +162,7 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson {
             .filter(|e| e.role == Role::Config)
             .filter_map(|e| {
                 Some(PathHash {
-                    path: e.path.clone(),
+                    path: &e.path,
                     hash: e.artifact.as_ref()?.hash,
                 })
             })
@@ -214,24 +170,24 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson {
         inputs: edges(Role::Input).collect(),
         outputs: edges(Role::Output).collect(),
         system: SystemJson {
-            hostname: c.system.hostname.clone(),
-            os: c.system.os.clone(),
-            os_version: c.system.os_version.clone(),
-            kernel: c.system.kernel.clone(),
-            arch: c.system.arch.clone(),
-            cpu_model: c.system.cpu_model.clone(),
-            cpu_cores: c.system.cpu_cores,
-            cpu_physical_cores: c.system.cpu_physical_cores,
-            memory_bytes: c.system.memory_bytes,
-            gpus: c.system.gpus.iter().map(GpuJson::from).collect(),
-            gpu_note: c.system.gpu_note.clone(),
+            hostname: s.hostname.as_deref(),
+            os: s.os.as_deref(),
+            os_version: s.os_version.as_deref(),
+            kernel: s.kernel.as_deref(),
+            arch: &s.arch,
+            cpu_model: s.cpu_model.as_deref(),
+            cpu_cores: s.cpu_cores,
+            cpu_physical_cores: s.cpu_physical_cores,
+            memory_bytes: s.memory_bytes,
+            gpus: &s.gpus,
+            gpu_note: s.gpu_note.as_deref(),
         },
-        owner: c.owner.clone(),
-        container: c.container.clone(),
-        scheduler: c.scheduler.clone(),
-        software: c.software.clone(),
-        resources: r.resources.clone(),
-        notes: c.notes.clone(),
+        owner: &c.owner,
+        container: c.container.as_ref(),
+        scheduler: c.scheduler.as_ref(),
+        software: &c.software,
+        resources: r.resources.as_ref(),
+        notes: &c.notes,
     }
 }
 

@@ -276,7 +276,8 @@ impl Store {
             return self
                 .conn
                 .query_row(
-                    "SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1",
+                    // UUIDv7 ids are time-ordered: the primary key gives the latest run.
+                    "SELECT id FROM runs ORDER BY id DESC LIMIT 1",
                     [],
                     |r| r.get(0),
                 )
@@ -308,32 +309,29 @@ impl Store {
 
     /// The shortest prefix of `id` (at least 8 characters) that no other run shares.
     pub fn short_id(&self, id: &str) -> Result<String> {
-        let neighbour = |sql: &str| -> Result<Option<String>> {
-            Ok(self.conn.query_row(sql, [id], |r| r.get(0)).optional()?)
-        };
-        let before = neighbour("SELECT id FROM runs WHERE id < ?1 ORDER BY id DESC LIMIT 1")?;
-        let after = neighbour("SELECT id FROM runs WHERE id > ?1 ORDER BY id LIMIT 1")?;
-        let shared = |other: Option<String>| {
-            other.map_or(0, |o| {
-                id.bytes()
-                    .zip(o.bytes())
-                    .take_while(|(a, b)| a == b)
-                    .count()
-            })
-        };
-        let len = (shared(before).max(shared(after)) + 1)
-            .max(MIN_SHORT_ID)
-            .min(id.len());
-        Ok(id[..len].to_string())
+        Ok(self
+            .short_ids(&[id])?
+            .remove(id)
+            .unwrap_or_else(|| id.to_string()))
     }
 
     pub fn load_run(&self, id: &str) -> Result<RunRecord> {
-        let mut run = self.conn.query_row(
+        self.load_runs(&[id])?
+            .pop()
+            .ok_or_else(|| Error::RunNotFound(id.to_string()).into())
+    }
+
+    /// Whole runs, in three queries whatever their number (ids as a JSON array through
+    /// `json_each`); in the order of `ids`, unknown ids left out.
+    pub fn load_runs(&self, ids: &[&str]) -> Result<Vec<RunRecord>> {
+        let ids_json = serde_json::to_string(ids)?;
+        let mut stmt = self.conn.prepare_cached(
             "SELECT id, status, argv, cwd, started_at, ended_at, exit_code, signal, capture,
                     resources, rerun_of
-             FROM runs WHERE id = ?1",
-            [id],
-            |r| {
+             FROM runs WHERE id IN (SELECT value FROM json_each(?1))",
+        )?;
+        let mut runs: std::collections::HashMap<String, RunRecord> = stmt
+            .query_map([&ids_json], |r| {
                 Ok(RunRecord {
                     id: r.get(0)?,
                     status: parse_status(r.get_ref(1)?.as_str()?),
@@ -351,56 +349,96 @@ impl Store {
                     edges: Vec::new(),
                     params: Vec::new(),
                 })
-            },
-        )?;
-        let mut stmt = self.conn.prepare(
-            "SELECT e.role, e.path, e.abs_path, e.changed, a.hash, a.kind, a.size, a.file_count
+            })?
+            .map(|r| r.map(|run| (run.id.clone(), run)))
+            .collect::<rusqlite::Result<_>>()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.run_id, e.role, e.path, e.abs_path, e.changed, a.hash, a.kind, a.size,
+                    a.file_count
              FROM edges e LEFT JOIN artifacts a ON a.hash = e.artifact
-             WHERE e.run_id = ?1 ORDER BY e.position",
+             WHERE e.run_id IN (SELECT value FROM json_each(?1))
+             ORDER BY e.run_id, e.position",
         )?;
-        run.edges = stmt
-            .query_map([id], |r| {
-                let hash: Option<String> = r.get(4)?;
-                let artifact = match hash.as_deref().and_then(Hash::parse) {
-                    Some(hash) => Some(ArtifactRef {
-                        hash,
-                        kind: if r.get_ref(5)?.as_str()? == "dir" {
-                            ArtifactKind::Dir
-                        } else {
-                            ArtifactKind::File
-                        },
-                        size: r.get::<_, i64>(6)? as u64,
-                        file_count: r.get::<_, i64>(7)? as u64,
-                    }),
-                    None => None,
-                };
-                Ok(EdgeRecord {
-                    role: match r.get_ref(0)?.as_str()? {
-                        "output" => Role::Output,
-                        "config" => Role::Config,
-                        _ => Role::Input,
+        let edges = stmt.query_map([&ids_json], |r| {
+            let hash: Option<String> = r.get(5)?;
+            let artifact = match hash.as_deref().and_then(Hash::parse) {
+                Some(hash) => Some(ArtifactRef {
+                    hash,
+                    kind: if r.get_ref(6)?.as_str()? == "dir" {
+                        ArtifactKind::Dir
+                    } else {
+                        ArtifactKind::File
                     },
-                    path: r.get(1)?,
-                    abs_path: r.get(2)?,
-                    changed: r.get(3)?,
-                    artifact,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT key, value, source FROM params WHERE run_id = ?1 ORDER BY key")?;
-        run.params = stmt
-            .query_map([id], |r| {
-                let value: String = r.get(1)?;
-                Ok(Param {
-                    key: r.get(0)?,
+                    size: r.get::<_, i64>(7)? as u64,
+                    file_count: r.get::<_, i64>(8)? as u64,
+                }),
+                None => None,
+            };
+            let edge = EdgeRecord {
+                role: match r.get_ref(1)?.as_str()? {
+                    "output" => Role::Output,
+                    "config" => Role::Config,
+                    _ => Role::Input,
+                },
+                path: r.get(2)?,
+                abs_path: r.get(3)?,
+                changed: r.get(4)?,
+                artifact,
+            };
+            Ok((r.get::<_, String>(0)?, edge))
+        })?;
+        for row in edges {
+            let (id, edge) = row?;
+            if let Some(run) = runs.get_mut(&id) {
+                run.edges.push(edge);
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT run_id, key, value, source FROM params
+             WHERE run_id IN (SELECT value FROM json_each(?1)) ORDER BY run_id, key",
+        )?;
+        let params = stmt.query_map([&ids_json], |r| {
+            let value: String = r.get(2)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                Param {
+                    key: r.get(1)?,
                     value: serde_json::from_str(&value).unwrap_or(serde_json::Value::String(value)),
-                    source: r.get(2)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(run)
+                    source: r.get(3)?,
+                },
+            ))
+        })?;
+        for row in params {
+            let (id, param) = row?;
+            if let Some(run) = runs.get_mut(&id) {
+                run.params.push(param);
+            }
+        }
+        Ok(ids.iter().filter_map(|id| runs.remove(*id)).collect())
+    }
+
+    /// Short ids of many runs in one query (see `short_id`).
+    pub fn short_ids(&self, ids: &[&str]) -> Result<std::collections::HashMap<String, String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT j.value,
+                    (SELECT max(id) FROM runs WHERE id < j.value),
+                    (SELECT min(id) FROM runs WHERE id > j.value)
+             FROM json_each(?1) j",
+        )?;
+        let rows = stmt.query_map([serde_json::to_string(ids)?], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (id, before, after) = row?;
+            let short = shortest_prefix(&id, before.as_deref(), after.as_deref());
+            out.insert(id, short);
+        }
+        Ok(out)
     }
 
     /// Runs newest first, with the paths of their outputs.
@@ -411,7 +449,7 @@ impl Store {
                     (SELECT json_group_array(path) FROM
                         (SELECT path FROM edges WHERE run_id = r.id AND role = 'output'
                          ORDER BY position))
-             FROM runs r ORDER BY r.started_at DESC, r.id DESC LIMIT ?1",
+             FROM runs r ORDER BY r.id DESC LIMIT ?1",
         )?;
         let rows = stmt
             .query_map([limit], |r| {
@@ -494,6 +532,22 @@ fn insert_edges(
         ])?;
     }
     Ok(())
+}
+
+/// The shortest prefix of `id`, at least `MIN_SHORT_ID` long, that neither neighbour shares.
+fn shortest_prefix(id: &str, before: Option<&str>, after: Option<&str>) -> String {
+    let shared = |other: Option<&str>| {
+        other.map_or(0, |o| {
+            id.bytes()
+                .zip(o.bytes())
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
+    };
+    let len = (shared(before).max(shared(after)) + 1)
+        .max(MIN_SHORT_ID)
+        .min(id.len());
+    id[..len].to_string()
 }
 
 fn parse_status(s: &str) -> Status {
