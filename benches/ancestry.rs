@@ -86,6 +86,7 @@ fn fill(dir: &Path) {
                     cwd: b"/work",
                     started_at: "2026-11-26T00:00:00.000000Z",
                     pid: 1,
+                    rerun_of: None,
                     capture: &capture,
                     edges: &edges,
                     params: &[],

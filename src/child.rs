@@ -45,15 +45,23 @@ pub struct Outcome {
     pub max_rss_bytes: u64,
 }
 
-/// Start the command, with `extra_env` added to lineage's own environment.
-pub fn spawn(argv: &[OsString], extra_env: &[(&str, &str)]) -> io::Result<Running> {
+/// Start the command in `cwd`, with `env` (None: lineage's own environment) plus `extra_env`.
+pub fn spawn(
+    argv: &[OsString],
+    cwd: &std::path::Path,
+    env: Option<&[(OsString, OsString)]>,
+    extra_env: &[(&str, &str)],
+) -> io::Result<Running> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     // Handlers first, so a signal arriving during the spawn is queued, not fatal.
     let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)?;
     let mut command = Command::new(program);
-    command.args(args);
+    command.args(args).current_dir(cwd);
+    if let Some(env) = env {
+        command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    }
     for (k, v) in extra_env {
         command.env(k, v);
     }

@@ -40,6 +40,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Compare two runs (or the runs that produced two files).
     Diff(DiffArgs),
+    /// Run a recorded job again and say whether it reproduced bit for bit.
+    Rerun(RerunArgs),
     /// List recorded runs, newest first.
     #[command(visible_alias = "log")]
     List(ListArgs),
@@ -130,6 +132,46 @@ pub enum ShowFormat {
     Json,
     Dot,
     Mermaid,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 when every output reproduced bit for bit; 100 when the command \
+succeeded but outputs differ; the command's own code when it failed; 125 when the rerun was refused \
+(now differs from the record: --force) or could not start."
+)]
+pub struct RerunArgs {
+    /// The run to reproduce: a run id or any unique prefix of one.
+    pub run: String,
+
+    /// Print the plan and the differences with the record; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Run the exact recorded code: a temporary git worktree at the recorded commit with the
+    /// recorded uncommitted changes and untracked files.
+    #[arg(long)]
+    pub worktree: bool,
+
+    /// Keep the worktree afterwards and print where it is.
+    #[arg(long, requires = "worktree")]
+    pub keep_worktree: bool,
+
+    /// First rerun the ancestors whose outputs this run needs and that are missing or changed.
+    #[arg(long)]
+    pub upstream: bool,
+
+    /// Rerun even when the code or the inputs differ from the record.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the verdict as one JSON object on stdout (after the command's own output).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Silence lineage's plan and verdict lines (warnings still print).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

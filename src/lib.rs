@@ -28,7 +28,7 @@ pub fn run(cli: Cli) -> u8 {
         Err(e) => {
             report_error(&e);
             return match cli.command {
-                Command::Run(_) => code::CANNOT_LAUNCH,
+                Command::Run(_) | Command::Rerun(_) => code::CANNOT_LAUNCH,
                 _ => code::FAILURE,
             };
         }
@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> u8 {
     let color = output::use_color(cli.color);
     let result = match cli.command {
         Command::Run(args) => return commands::run::run(args, &store_dir),
+        Command::Rerun(args) => return commands::rerun::rerun(args, &store_dir),
         Command::Show(args) => commands::show::show(args, &store_dir, color),
         Command::List(args) => commands::list::list(args, &store_dir, color),
         Command::Diff(args) => commands::diff::diff(args, &store_dir, color),

@@ -356,4 +356,5 @@ pub struct RunSummary {
     pub ended_at: Option<String>,
     pub exit_code: Option<i32>,
     pub outputs: Vec<String>,
+    pub rerun_of: Option<String>,
 }

@@ -42,7 +42,9 @@ pub struct GitCapture {
 /// Context of the `code` hash: commit + patch + untracked contents.
 const CODE_CONTEXT: &str = "lineage 2026-11 code v1";
 
-pub fn capture(cwd: &Path, caps: Caps) -> GitCapture {
+/// Capture the git state at `cwd`. Untracked files under `data` (the run's declared inputs
+/// and outputs, absolute) are data, not code, and are left out.
+pub fn capture(cwd: &Path, caps: Caps, data: &[std::path::PathBuf]) -> GitCapture {
     let mut out = GitCapture::default();
     let repo = match Repository::open_ext(cwd, RepositoryOpenFlags::empty(), &[] as &[&str]) {
         Ok(repo) => repo,
@@ -150,6 +152,9 @@ pub fn capture(cwd: &Path, caps: Caps) -> GitCapture {
     untracked_paths.sort();
     for rel in untracked_paths {
         let path = root.join(&rel);
+        if data.iter().any(|d| path.starts_with(d)) {
+            continue;
+        }
         let size = match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => m.len(),
             _ => continue,

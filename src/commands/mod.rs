@@ -3,5 +3,6 @@
 
 pub mod diff;
 pub mod list;
+pub mod rerun;
 pub mod run;
 pub mod show;

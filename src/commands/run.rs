@@ -46,10 +46,39 @@ impl Declared {
     }
 }
 
+/// A run to launch, free of clap types: built by `lineage run` from its arguments and by
+/// `lineage rerun` from a record.
+pub struct Spec {
+    pub argv: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub inputs: Vec<PathBuf>,
+    pub outputs: Vec<PathBuf>,
+    pub configs: Vec<PathBuf>,
+    pub params: Vec<(String, serde_json::Value)>,
+    pub env_allow: Vec<String>,
+    pub env_deny: Vec<String>,
+    pub sample_interval: f64,
+    pub quiet: bool,
+    /// The child's whole environment; None: lineage's own.
+    pub env: Option<Vec<(OsString, OsString)>>,
+    pub rerun_of: Option<String>,
+}
+
+/// What happened, for callers that go on after the child (rerun).
+pub struct Executed {
+    pub id: String,
+    pub exit: u8,
+    /// None when the command could not be started.
+    pub status: Option<Status>,
+    pub outputs: Vec<Edge>,
+}
+
 /// What `run` will do, validated before anything is captured.
-struct Plan {
+pub struct Plan {
     argv: Vec<OsString>,
     cwd: PathBuf,
+    env: Option<Vec<(OsString, OsString)>>,
+    rerun_of: Option<String>,
     inputs: Vec<Declared>,
     outputs: Vec<Declared>,
     configs: Vec<Declared>,
@@ -61,20 +90,23 @@ struct Plan {
 }
 
 pub fn run(args: RunArgs, store_dir: &Path) -> u8 {
-    let plan = match resolve(args, store_dir) {
-        Ok(plan) => plan,
+    let plan = resolve(args).and_then(|spec| plan(spec, Store::open(store_dir)?));
+    match plan {
+        Ok(plan) => execute(plan).exit,
         Err(e) => {
-            let code = e
-                .downcast_ref::<Error>()
-                .map_or(code::CANNOT_LAUNCH, Error::launch_code);
             crate::report_error(&e);
-            return code;
+            launch_code(&e)
         }
-    };
-    execute(plan)
+    }
 }
 
-fn resolve(args: RunArgs, store_dir: &Path) -> Result<Plan> {
+/// The exit code of an error before launch.
+pub fn launch_code(e: &anyhow::Error) -> u8 {
+    e.downcast_ref::<Error>()
+        .map_or(code::CANNOT_LAUNCH, Error::launch_code)
+}
+
+fn resolve(args: RunArgs) -> Result<Spec> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let params = args
         .params
@@ -86,11 +118,30 @@ fn resolve(args: RunArgs, store_dir: &Path) -> Result<Plan> {
             _ => Err(Error::BadParam(p.clone())),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if !(args.sample_interval.is_finite() && args.sample_interval > 0.0) {
-        return Err(Error::BadSampleInterval(args.sample_interval).into());
+    Ok(Spec {
+        argv: args.command,
+        cwd,
+        inputs: args.inputs,
+        outputs: args.outputs,
+        configs: args.configs,
+        params,
+        env_allow: args.env_allow,
+        env_deny: args.env_deny,
+        sample_interval: args.sample_interval,
+        quiet: args.quiet,
+        env: None,
+        rerun_of: None,
+    })
+}
+
+/// Validate a spec: paths checked, command found, redaction policy ready.
+pub fn plan(spec: Spec, store: Store) -> Result<Plan> {
+    let cwd = spec.cwd;
+    if !(spec.sample_interval.is_finite() && spec.sample_interval > 0.0) {
+        return Err(Error::BadSampleInterval(spec.sample_interval).into());
     }
-    for path in &args.inputs {
-        match hash::path_kind(path) {
+    for path in &spec.inputs {
+        match hash::path_kind(&cwd.join(path)) {
             Ok(PathKind::File | PathKind::Dir) => {}
             Ok(PathKind::Missing) => return Err(Error::MissingInput { path: path.clone() }.into()),
             Ok(PathKind::Special) => {
@@ -113,8 +164,8 @@ fn resolve(args: RunArgs, store_dir: &Path) -> Result<Plan> {
             }
         }
     }
-    for path in &args.configs {
-        match hash::path_kind(path) {
+    for path in &spec.configs {
+        match hash::path_kind(&cwd.join(path)) {
             Ok(PathKind::File) => {}
             Ok(PathKind::Missing) => return Err(Error::MissingConfig { path: path.clone() }.into()),
             Ok(_) => {
@@ -135,19 +186,27 @@ fn resolve(args: RunArgs, store_dir: &Path) -> Result<Plan> {
             }
         }
     }
-    check_command(&args.command)?;
-    let store = Store::open(store_dir)?;
+    let path_var = match &spec.env {
+        Some(env) => env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone()),
+        None => std::env::var_os("PATH"),
+    };
+    check_command(&spec.argv, &cwd, path_var.as_deref())?;
     let key = store.secret_key()?;
-    let policy = Policy::new(&args.env_allow, &args.env_deny, key)?;
+    let policy = Policy::new(&spec.env_allow, &spec.env_deny, key)?;
     let declare = |paths: &[PathBuf]| paths.iter().map(|p| Declared::new(p, &cwd)).collect();
     Ok(Plan {
-        inputs: declare(&args.inputs),
-        outputs: declare(&args.outputs),
-        configs: declare(&args.configs),
-        argv: args.command,
-        params,
-        sample_interval: Duration::from_secs_f64(args.sample_interval),
-        quiet: args.quiet,
+        inputs: declare(&spec.inputs),
+        outputs: declare(&spec.outputs),
+        configs: declare(&spec.configs),
+        argv: spec.argv,
+        env: spec.env,
+        rerun_of: spec.rerun_of,
+        params: spec.params,
+        sample_interval: Duration::from_secs_f64(spec.sample_interval),
+        quiet: spec.quiet,
         store,
         policy,
         cwd,
@@ -155,15 +214,24 @@ fn resolve(args: RunArgs, store_dir: &Path) -> Result<Plan> {
 }
 
 /// 127 when the command is not found, 126 when it cannot be executed, before recording.
-fn check_command(argv: &[OsString]) -> Result<(), Error> {
+fn check_command(
+    argv: &[OsString],
+    cwd: &Path,
+    path_var: Option<&std::ffi::OsStr>,
+) -> Result<(), Error> {
     let program = argv.first().map(OsString::as_os_str).unwrap_or_default();
     let shown = program.to_string_lossy().into_owned();
     if program.is_empty() {
         return Err(Error::CommandNotFound(shown));
     }
-    let path_var = std::env::var_os("PATH");
-    let Some(path) = software::resolve_program(program, path_var.as_deref()) else {
-        return Err(if Path::new(program).is_dir() {
+    // A relative path is relative to the job's cwd.
+    let located = if program.as_bytes().contains(&b'/') {
+        cwd.join(program).into_os_string()
+    } else {
+        program.to_os_string()
+    };
+    let Some(path) = software::resolve_program(&located, path_var) else {
+        return Err(if cwd.join(program).is_dir() {
             Error::CommandNotExecutable(shown)
         } else {
             Error::CommandNotFound(shown)
@@ -200,16 +268,25 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     let gpus = gpu::start(env_get("CUDA_VISIBLE_DEVICES"));
     let path_var = std::env::var_os("PATH");
     let (cwd, program) = (&plan.cwd, plan.argv.first());
-    let policy = &plan.policy;
+    let data: Vec<PathBuf> = plan
+        .inputs
+        .iter()
+        .chain(&plan.outputs)
+        .map(|d| d.abs.clone())
+        .collect();
+    let (policy, child_env) = (&plan.policy, plan.env.as_deref());
     let (git, sys, python, env, hashed) = std::thread::scope(|s| {
-        let git = s.spawn(|| git::capture(cwd, git::Caps::default()));
+        let git = s.spawn(|| git::capture(cwd, git::Caps::default(), &data));
         let sys = s.spawn(system::capture);
         let python = s.spawn(|| {
             let program = program?;
             let interp = software::python_interpreter(program, path_var.as_deref(), cwd, &env_get)?;
             Some(software::python(&interp))
         });
-        let env = s.spawn(|| policy.redact_env(std::env::vars_os()));
+        let env = s.spawn(|| match child_env {
+            Some(env) => policy.redact_env(env.iter().cloned()),
+            None => policy.redact_env(std::env::vars_os()),
+        });
         let hashed: Vec<_> = plan
             .inputs
             .iter()
@@ -381,7 +458,7 @@ fn script(argv: &[OsString], cwd: &Path) -> Option<FileRef> {
     })
 }
 
-fn execute(mut plan: Plan) -> u8 {
+pub fn execute(mut plan: Plan) -> Executed {
     let pre = capture_all(&plan);
     for note in &pre.capture.notes {
         warn(note);
@@ -395,6 +472,7 @@ fn execute(mut plan: Plan) -> u8 {
         cwd: plan.cwd.as_os_str().as_bytes(),
         started_at: &started_at,
         pid: std::process::id(),
+        rerun_of: plan.rerun_of.as_deref(),
         capture: &pre.capture,
         edges: &pre.edges,
         params: &pre.params,
@@ -405,14 +483,24 @@ fn execute(mut plan: Plan) -> u8 {
             "could not record the run in {} before launch",
             plan.store.dir().display()
         )));
-        return code::CANNOT_LAUNCH;
+        return Executed {
+            id,
+            exit: code::CANNOT_LAUNCH,
+            status: None,
+            outputs: Vec::new(),
+        };
     }
     let short = plan.store.short_id(&id).unwrap_or_else(|_| id.clone());
     if !plan.quiet {
         eprintln!("lineage: run {short} recording");
     }
 
-    let running = child::spawn(&plan.argv, &[("LINEAGE_RUN_ID", &id)]);
+    let running = child::spawn(
+        &plan.argv,
+        &plan.cwd,
+        plan.env.as_deref(),
+        &[("LINEAGE_RUN_ID", &id)],
+    );
     let mut capture = pre.capture;
     let running = match running {
         Ok(r) => r,
@@ -438,7 +526,12 @@ fn execute(mut plan: Plan) -> u8 {
                     changed_inputs: &[],
                 },
             );
-            return exit;
+            return Executed {
+                id,
+                exit,
+                status: None,
+                outputs: Vec::new(),
+            };
         }
     };
     let sampler = pre.nvml.map(|nvml| {
@@ -456,7 +549,12 @@ fn execute(mut plan: Plan) -> u8 {
         Ok(o) => o,
         Err(e) => {
             eprintln!("lineage: error: lost track of the command: {e}");
-            return code::CANNOT_LAUNCH;
+            return Executed {
+                id,
+                exit: code::CANNOT_LAUNCH,
+                status: None,
+                outputs: Vec::new(),
+            };
         }
     };
 
@@ -553,7 +651,12 @@ fn execute(mut plan: Plan) -> u8 {
             if n == 1 { "" } else { "s" }
         );
     }
-    exit
+    Executed {
+        id,
+        exit,
+        status: Some(status),
+        outputs,
+    }
 }
 
 fn libc_sigkill() -> i32 {

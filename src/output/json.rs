@@ -201,6 +201,7 @@ pub struct ListItem {
     pub ended_at: Option<String>,
     pub exit_code: Option<i32>,
     pub outputs: Vec<String>,
+    pub rerun_of: Option<String>,
 }
 
 pub fn list_item(r: &RunSummary, short_id: String) -> ListItem {
@@ -213,5 +214,6 @@ pub fn list_item(r: &RunSummary, short_id: String) -> ListItem {
         ended_at: r.ended_at.clone(),
         exit_code: r.exit_code,
         outputs: r.outputs.clone(),
+        rerun_of: r.rerun_of.clone(),
     }
 }

@@ -272,6 +272,10 @@ pub fn list(runs: &[(RunSummary, String)], color: bool) -> String {
         if command.chars().count() > 60 {
             command = command.chars().take(59).collect::<String>() + "…";
         }
+        let short = match &r.rerun_of {
+            Some(of) => format!("{short}\nrerun of {}", &of[..of.len().min(8)]),
+            None => short.clone(),
+        };
         t.add_row(vec![
             Cell::new(short),
             Cell::new(ago(&r.started_at, now)),

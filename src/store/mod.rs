@@ -42,6 +42,8 @@ pub struct NewRun<'a> {
     pub cwd: &'a [u8],
     pub started_at: &'a str,
     pub pid: u32,
+    /// The run this one reproduces (`lineage rerun`).
+    pub rerun_of: Option<&'a str>,
     pub capture: &'a Capture,
     pub edges: &'a [Edge],
     pub params: &'a [Param],
@@ -199,8 +201,8 @@ impl Store {
         let git = run.capture.git.as_ref();
         tx.execute(
             "INSERT INTO runs (id, status, argv, cwd, started_at, hostname, pid, boot_id,
-                               git_commit, git_dirty, code_hash, capture)
-             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                               git_commit, git_dirty, code_hash, capture, rerun_of)
+             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 run.id,
                 join_argv(run.argv),
@@ -213,6 +215,7 @@ impl Store {
                 git.map(|g| g.dirty),
                 git.map(|g| g.code.to_hex()),
                 serde_json::to_string(run.capture)?,
+                run.rerun_of,
             ],
         )?;
         insert_edges(&tx, run.id, run.edges, 0)?;
@@ -445,7 +448,7 @@ impl Store {
     pub fn list(&self, limit: Option<usize>) -> Result<Vec<RunSummary>> {
         let limit = limit.map_or(-1, |n| n as i64);
         let mut stmt = self.conn.prepare(
-            "SELECT r.id, r.status, r.argv, r.started_at, r.ended_at, r.exit_code,
+            "SELECT r.id, r.status, r.argv, r.started_at, r.ended_at, r.exit_code, r.rerun_of,
                     (SELECT json_group_array(path) FROM
                         (SELECT path FROM edges WHERE run_id = r.id AND role = 'output'
                          ORDER BY position))
@@ -460,7 +463,8 @@ impl Store {
                     started_at: r.get(3)?,
                     ended_at: r.get(4)?,
                     exit_code: r.get(5)?,
-                    outputs: serde_json::from_str(r.get_ref(6)?.as_str()?).unwrap_or_default(),
+                    rerun_of: r.get(6)?,
+                    outputs: serde_json::from_str(r.get_ref(7)?.as_str()?).unwrap_or_default(),
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

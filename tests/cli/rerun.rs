@@ -1,0 +1,405 @@
+//! `lineage rerun`: verdicts, exit codes, refusal, --force, --worktree, redacted env,
+//! --dry-run and --upstream, with real temporary git repositories.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn record(env: &Env, args: &[&str]) -> String {
+    let mut full = vec!["run", "-q"];
+    full.extend_from_slice(args);
+    let out = env.cmd(&full);
+    assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+    env.show(None)["id"].as_str().expect("id").to_string()
+}
+
+fn list(env: &Env) -> Vec<Value> {
+    let out = env.cmd(["list", "--json"]);
+    serde_json::from_slice::<Value>(&out.stdout)
+        .expect("json")
+        .as_array()
+        .expect("array")
+        .clone()
+}
+
+#[test]
+fn a_deterministic_job_reproduces_bit_for_bit() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("in.txt", "hello\n");
+    let id = record(
+        &env,
+        &[
+            "-i",
+            "in.txt",
+            "-o",
+            "out.txt",
+            "--",
+            "sh",
+            "-c",
+            "tr a-z A-Z < in.txt > out.txt",
+        ],
+    );
+    let out = env.cmd(["rerun", &id[..13], "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("reproduced bit for bit"),
+        "{}",
+        stderr(&out)
+    );
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(verdict["verdict"], "reproduced");
+    assert_eq!(verdict["outputs"][0]["result"], "identical");
+    // The rerun is a new run linked to the original.
+    let rerun = verdict["rerun"].as_str().expect("rerun id");
+    let shown = env.show(Some(rerun));
+    assert_eq!(shown["rerun_of"], id);
+    assert_eq!(shown["status"], "succeeded");
+    let runs = list(&env);
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["rerun_of"], id);
+    assert_eq!(runs[1]["rerun_of"], Value::Null);
+    let text = stdout(&env.cmd(["list"]));
+    assert!(text.contains(&format!("rerun of {}", &id[..8])), "{text}");
+}
+
+#[test]
+fn a_nondeterministic_job_reports_outputs_differ_with_code_100() {
+    let env = Env::new();
+    env.init_repo();
+    let id = record(
+        &env,
+        &[
+            "-o",
+            "rand.txt",
+            "-o",
+            "fixed.txt",
+            "--",
+            "sh",
+            "-c",
+            "date +%s%N > rand.txt; echo same > fixed.txt",
+        ],
+    );
+    let out = env.cmd(["rerun", &id]);
+    assert_eq!(code(&out), 100, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("outputs differ"), "{err}");
+    assert!(err.contains("differs rand.txt"), "{err}");
+    assert!(!err.contains("differs fixed.txt"), "{err}");
+}
+
+#[test]
+fn a_failing_rerun_exits_with_the_commands_code() {
+    let env = Env::new();
+    env.write("flag", "");
+    let id = record(
+        &env,
+        &[
+            "-o",
+            "out.txt",
+            "--",
+            "sh",
+            "-c",
+            "test -e flag && echo ok > out.txt",
+        ],
+    );
+    std::fs::remove_file(env.path("flag")).expect("rm");
+    let out = env.cmd(["rerun", &id, "--json"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(verdict["verdict"], "failed");
+}
+
+#[test]
+fn a_changed_input_is_refused_by_name_and_force_proceeds() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("data/labels.csv", "cat\n");
+    let id = record(
+        &env,
+        &[
+            "-i",
+            "data/labels.csv",
+            "-o",
+            "out.txt",
+            "--",
+            "sh",
+            "-c",
+            "cp data/labels.csv out.txt",
+        ],
+    );
+    env.write("data/labels.csv", "dog\n");
+    let before = list(&env).len();
+    let out = env.cmd(["rerun", &id]);
+    assert_eq!(code(&out), 125);
+    let err = stderr(&out);
+    assert!(
+        err.contains("input data/labels.csv differs from the record"),
+        "{err}"
+    );
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(list(&env).len(), before, "nothing ran");
+    let out = env.cmd(["rerun", &id, "--force"]);
+    assert_eq!(code(&out), 100, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("input data/labels.csv differs"),
+        "explained: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn changed_code_is_refused_and_worktree_restores_the_recorded_dirty_tree() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("job.sh", "echo v1 > out.txt\n");
+    env.git(&["add", "job.sh"]);
+    env.git(&["commit", "-q", "-m", "job"]);
+    // Record from a dirty tree: an uncommitted change and an untracked helper.
+    env.write("job.sh", "sh helper.sh > out.txt\n");
+    env.write("helper.sh", "echo from-dirty-tree\n");
+    let id = record(&env, &["-o", "out.txt", "--", "sh", "job.sh"]);
+    assert_eq!(
+        std::fs::read_to_string(env.path("out.txt")).expect("out"),
+        "from-dirty-tree\n"
+    );
+    let patch = env.show(Some(&id))["git"]["patch"].clone();
+    assert!(patch.is_string());
+
+    // The working tree moves on: a new commit, the helper gone.
+    env.write("job.sh", "echo v2 > out.txt\n");
+    env.git(&["commit", "-q", "-am", "v2"]);
+    std::fs::remove_file(env.path("helper.sh")).expect("rm");
+    let out = env.cmd(["rerun", &id]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("code: commit was"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--worktree"), "{}", stderr(&out));
+
+    let out = env.cmd(["rerun", &id, "--worktree", "--keep-worktree", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(verdict["verdict"], "reproduced");
+    let kept = std::path::PathBuf::from(verdict["worktree"].as_str().expect("kept"));
+    assert_eq!(
+        std::fs::read_to_string(kept.join("job.sh")).expect("job"),
+        "sh helper.sh > out.txt\n",
+        "patch applied"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kept.join("helper.sh")).expect("helper"),
+        "echo from-dirty-tree\n",
+        "untracked restored"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kept.join("out.txt")).expect("out"),
+        "from-dirty-tree\n"
+    );
+    // The working tree itself is untouched.
+    assert_eq!(
+        std::fs::read_to_string(env.path("job.sh")).expect("job"),
+        "echo v2 > out.txt\n"
+    );
+    assert_eq!(
+        env.git(&["branch", "--list", "lineage-rerun-*"]),
+        "",
+        "no branch is left behind"
+    );
+    std::fs::remove_dir_all(&kept).expect("cleanup");
+    env.git(&["worktree", "prune"]);
+
+    // Without --keep-worktree it is removed, and so is its temporary branch.
+    let out = env.cmd(["rerun", &id, "--worktree", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let branches = env.git(&["branch", "--list", "lineage-rerun-*"]);
+    assert_eq!(
+        branches,
+        "",
+        "temporary branch left behind: {}",
+        stderr(&out)
+    );
+    let worktrees = env.git(&["worktree", "list"]);
+    assert_eq!(worktrees.lines().count(), 1, "{worktrees}");
+}
+
+#[test]
+fn redacted_variables_come_from_the_current_environment_and_are_reported() {
+    let env = Env::new();
+    let script = "printf %s \"${HF_TOKEN-unset}\" > seen.txt; printf %s \"$PLAIN\" > plain.txt";
+    let mut cmd = env.lineage();
+    cmd.args([
+        "run",
+        "-q",
+        "-o",
+        "seen.txt",
+        "-o",
+        "plain.txt",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .env("HF_TOKEN", "hf-value-1234")
+    .env("PLAIN", "recorded");
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 0);
+    let id = env.show(None)["id"].as_str().expect("id").to_string();
+
+    // The same secret now, a different plain value now: the recorded one is restored.
+    let mut cmd = env.lineage();
+    cmd.args(["rerun", &id])
+        .env("HF_TOKEN", "hf-value-1234")
+        .env("PLAIN", "changed-now");
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let reported = stderr(&out)
+        .lines()
+        .any(|l| l.contains("taken from the current environment:") && l.contains("HF_TOKEN"));
+    assert!(reported, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(env.path("plain.txt")).expect("plain"),
+        "recorded"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("seen.txt")).expect("seen"),
+        "hf-value-1234"
+    );
+
+    // Not set now: reported, and the job never sees "[REDACTED]".
+    let mut cmd = env.lineage();
+    cmd.args(["rerun", &id]).env_remove("HF_TOKEN");
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 100, "{}", stderr(&out));
+    let reported = stderr(&out)
+        .lines()
+        .any(|l| l.contains("not set now (the job runs without them):") && l.contains("HF_TOKEN"));
+    assert!(reported, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(env.path("seen.txt")).expect("seen"),
+        "unset"
+    );
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("in.txt", "x\n");
+    let id = record(
+        &env,
+        &[
+            "-i",
+            "in.txt",
+            "-o",
+            "out.txt",
+            "--",
+            "sh",
+            "-c",
+            "cat in.txt > out.txt; date +%N >> out.txt",
+        ],
+    );
+    env.write("in.txt", "changed\n");
+    let snapshot = |env: &Env| {
+        let mut files: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(&env.work)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_type().is_file() && !e.path().components().any(|c| c.as_os_str() == ".git")
+            })
+            .map(|e| {
+                (
+                    e.path().display().to_string(),
+                    std::fs::read(e.path()).expect("read"),
+                )
+            })
+            .collect();
+        files.sort();
+        let db: Vec<(String, Vec<u8>)> = env
+            .store_files()
+            .into_iter()
+            .filter(|(p, _)| !p.to_string_lossy().ends_with("-shm"))
+            .map(|(p, b)| (p.display().to_string(), b))
+            .collect();
+        (files, db)
+    };
+    let before = snapshot(&env);
+    let out = env.cmd(["rerun", &id, "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let plan = stdout(&out);
+    assert!(
+        plan.contains("input in.txt: differs from the record"),
+        "{plan}"
+    );
+    assert!(plan.contains("plan: rerun"), "{plan}");
+    assert!(
+        before == snapshot(&env),
+        "--dry-run changed the store or the files"
+    );
+}
+
+#[test]
+fn upstream_reruns_a_two_step_chain_in_order_after_its_intermediate_output_is_deleted() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("raw.txt", "abc\n");
+    let step1 = record(
+        &env,
+        &[
+            "-i",
+            "raw.txt",
+            "-o",
+            "mid.txt",
+            "--",
+            "sh",
+            "-c",
+            "tr a-z A-Z < raw.txt > mid.txt",
+        ],
+    );
+    let step2 = record(
+        &env,
+        &[
+            "-i",
+            "mid.txt",
+            "-o",
+            "final.txt",
+            "--",
+            "sh",
+            "-c",
+            "rev mid.txt > final.txt",
+        ],
+    );
+    std::fs::remove_file(env.path("mid.txt")).expect("rm");
+    std::fs::remove_file(env.path("final.txt")).expect("rm");
+
+    let out = env.cmd(["rerun", &step2]);
+    assert_eq!(code(&out), 125);
+    let err = stderr(&out);
+    assert!(err.contains("input mid.txt is missing"), "{err}");
+    assert!(err.contains("--upstream"), "{err}");
+
+    let out = env.cmd(["rerun", &step2, "--upstream"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(env.path("mid.txt")).expect("mid"),
+        "ABC\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("final.txt")).expect("final"),
+        "CBA\n"
+    );
+    // Newest first: the rerun of step 2 after the rerun of step 1.
+    let runs = list(&env);
+    assert_eq!(runs.len(), 4);
+    assert_eq!(runs[0]["rerun_of"], step2);
+    assert_eq!(runs[1]["rerun_of"], step1);
+
+    // Nothing missing now: --upstream skips step 1 and reruns step 2 only.
+    let out = env.cmd(["rerun", &step2, "--upstream"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(list(&env).len(), 5);
+}
