@@ -94,6 +94,15 @@ pub enum ArtifactKind {
 }
 
 impl ArtifactKind {
+    /// As stored: `dir`, anything else a file.
+    pub fn parse(s: &str) -> ArtifactKind {
+        if s == "dir" {
+            ArtifactKind::Dir
+        } else {
+            ArtifactKind::File
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ArtifactKind::File => "file",

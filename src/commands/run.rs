@@ -141,50 +141,10 @@ pub fn plan(spec: Spec, store: Store) -> Result<Plan> {
         return Err(Error::BadSampleInterval(spec.sample_interval).into());
     }
     for path in &spec.inputs {
-        match hash::path_kind(&cwd.join(path)) {
-            Ok(PathKind::File | PathKind::Dir) => {}
-            Ok(PathKind::Missing) => return Err(Error::MissingInput { path: path.clone() }.into()),
-            Ok(PathKind::Special) => {
-                return Err(Error::Unreadable {
-                    what: "input",
-                    path: path.clone(),
-                    source: std::io::Error::other(
-                        "not a regular file or directory (FIFOs, sockets and devices are never opened)",
-                    ),
-                }
-                .into());
-            }
-            Err(source) => {
-                return Err(Error::Unreadable {
-                    what: "input",
-                    path: path.clone(),
-                    source,
-                }
-                .into());
-            }
-        }
+        check_declared(&cwd, path, false)?;
     }
     for path in &spec.configs {
-        match hash::path_kind(&cwd.join(path)) {
-            Ok(PathKind::File) => {}
-            Ok(PathKind::Missing) => return Err(Error::MissingConfig { path: path.clone() }.into()),
-            Ok(_) => {
-                return Err(Error::Unreadable {
-                    what: "config",
-                    path: path.clone(),
-                    source: std::io::Error::other("not a regular file"),
-                }
-                .into());
-            }
-            Err(source) => {
-                return Err(Error::Unreadable {
-                    what: "config",
-                    path: path.clone(),
-                    source,
-                }
-                .into());
-            }
-        }
+        check_declared(&cwd, path, true)?;
     }
     let path_var = match &spec.env {
         Some(env) => env
@@ -211,6 +171,32 @@ pub fn plan(spec: Spec, store: Store) -> Result<Plan> {
         policy,
         cwd,
     })
+}
+
+/// A declared input (a file or a directory) or config (a file) must exist and be readable
+/// before launch; FIFOs, sockets and devices are refused without being opened.
+fn check_declared(cwd: &Path, path: &Path, is_config: bool) -> Result<(), Error> {
+    let what = if is_config { "config" } else { "input" };
+    let unreadable = |source| Error::Unreadable {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
+    match hash::path_kind(&cwd.join(path)) {
+        Ok(PathKind::File) | Ok(PathKind::Dir) if !is_config => Ok(()),
+        Ok(PathKind::File) => Ok(()),
+        Ok(PathKind::Missing) if is_config => Err(Error::MissingConfig {
+            path: path.to_path_buf(),
+        }),
+        Ok(PathKind::Missing) => Err(Error::MissingInput {
+            path: path.to_path_buf(),
+        }),
+        Ok(PathKind::Dir) => Err(unreadable(std::io::Error::other("not a regular file"))),
+        Ok(PathKind::Special) => Err(unreadable(std::io::Error::other(
+            "not a regular file or directory (FIFOs, sockets and devices are never opened)",
+        ))),
+        Err(source) => Err(unreadable(source)),
+    }
 }
 
 /// 127 when the command is not found, 126 when it cannot be executed, before recording.

@@ -15,7 +15,7 @@ use anyhow::Result;
 use rusqlite::params;
 
 use super::Store;
-use crate::model::Hash;
+use crate::model::{ArtifactKind, Hash};
 
 /// How an artifact relates to a run in a walk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,11 +211,7 @@ impl Store {
                 |r| {
                     Ok(crate::model::ArtifactRef {
                         hash: *hash,
-                        kind: if r.get_ref(0)?.as_str()? == "dir" {
-                            crate::model::ArtifactKind::Dir
-                        } else {
-                            crate::model::ArtifactKind::File
-                        },
+                        kind: ArtifactKind::parse(r.get_ref(0)?.as_str()?),
                         size: r.get::<_, i64>(1)? as u64,
                         file_count: r.get::<_, i64>(2)? as u64,
                     })

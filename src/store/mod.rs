@@ -367,11 +367,7 @@ impl Store {
             let artifact = match hash.as_deref().and_then(Hash::parse) {
                 Some(hash) => Some(ArtifactRef {
                     hash,
-                    kind: if r.get_ref(6)?.as_str()? == "dir" {
-                        ArtifactKind::Dir
-                    } else {
-                        ArtifactKind::File
-                    },
+                    kind: ArtifactKind::parse(r.get_ref(6)?.as_str()?),
                     size: r.get::<_, i64>(7)? as u64,
                     file_count: r.get::<_, i64>(8)? as u64,
                 }),
