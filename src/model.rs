@@ -161,6 +161,9 @@ pub struct Capture {
     pub env: BTreeMap<String, String>,
     /// Redacted variables: name -> keyed BLAKE3 of the value (per-store key), never the value.
     pub env_redacted: BTreeMap<String, String>,
+    /// Redacted arguments: position in argv -> keyed BLAKE3 of the original argument.
+    #[serde(default)]
+    pub argv_redacted: BTreeMap<usize, String>,
     pub system: SystemInfo,
     pub owner: Owner,
     pub container: Option<Container>,

@@ -148,6 +148,65 @@ impl Policy {
     }
 }
 
+/// What the policy made of a command line.
+#[derive(Debug, Default)]
+pub struct RedactedArgv {
+    pub argv: Vec<Vec<u8>>,
+    /// Position -> keyed hash of the original argument, for every argument changed.
+    pub fingerprints: BTreeMap<usize, String>,
+}
+
+impl Policy {
+    /// Redact secrets in arguments: `--password x`, `--api-key=x`, `token=x`, credential-shaped
+    /// values and passwords inside URLs. The job still receives the real arguments.
+    pub fn redact_argv(&self, argv: &[Vec<u8>]) -> RedactedArgv {
+        let mut out = RedactedArgv::default();
+        let mut value_is_secret = false;
+        for (i, raw) in argv.iter().enumerate() {
+            let arg = String::from_utf8_lossy(raw);
+            let stored = if std::mem::take(&mut value_is_secret) && i > 0 {
+                Some(REDACTED.to_string())
+            } else if let Some((key, value)) = arg.split_once('=') {
+                // --api-key=x, token=x
+                if is_flag_like(key) && self.is_secret_name(&flag_name(key)) {
+                    Some(format!("{key}={REDACTED}"))
+                } else {
+                    self.redact("", value).map(|v| format!("{key}={v}"))
+                }
+            } else if arg.starts_with('-') && i > 0 && self.is_secret_name(&flag_name(&arg)) {
+                // --password x: the next argument is the secret.
+                value_is_secret = true;
+                None
+            } else {
+                self.redact("", &arg)
+            };
+            match stored {
+                Some(stored) if stored.as_bytes() != raw.as_slice() => {
+                    out.fingerprints
+                        .insert(i, self.fingerprint(&String::from_utf8_lossy(raw)));
+                    out.argv.push(stored.into_bytes());
+                }
+                _ => out.argv.push(raw.clone()),
+            }
+        }
+        out
+    }
+}
+
+/// `--api-key`, `-p`, `token` (a bare key in `key=value`): letters, digits, `-`, `_`, `.`.
+fn is_flag_like(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .trim_start_matches('-')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// `--api-key` -> `API_KEY`, so flag names match the variable-name rules.
+fn flag_name(flag: &str) -> String {
+    flag.trim_start_matches('-').replace(['-', '.'], "_")
+}
+
 /// Whether a value is shaped like a credential, whatever its name.
 pub fn is_secret_value(value: &str) -> bool {
     SECRET_VALUES.is_match(value)
@@ -227,6 +286,55 @@ mod tests {
             Some(REDACTED)
         );
         assert!(Policy::new(&["[".into()], &[], [0; 32]).is_err());
+    }
+
+    #[test]
+    fn arguments_with_secrets_are_redacted() {
+        let p = policy(&[], &[]);
+        let argv: Vec<Vec<u8>> = [
+            "python",
+            "train.py",
+            "--password",
+            "hunter2",
+            "--api-key=abc123",
+            "token=xyz",
+            "--lr",
+            "0.01",
+            "--db",
+            "postgres://u:pw@h/db",
+            "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "--epochs=3",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        let r = p.redact_argv(&argv);
+        let shown: Vec<String> = r
+            .argv
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "python",
+                "train.py",
+                "--password",
+                REDACTED,
+                "--api-key=[REDACTED]",
+                "token=[REDACTED]",
+                "--lr",
+                "0.01",
+                "--db",
+                "postgres://u:***@h/db",
+                REDACTED,
+                "--epochs=3",
+            ]
+        );
+        assert_eq!(
+            r.fingerprints.keys().copied().collect::<Vec<_>>(),
+            [3, 4, 5, 9, 10]
+        );
     }
 
     #[test]

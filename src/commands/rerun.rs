@@ -173,12 +173,30 @@ fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
             .map(|e| PathBuf::from(&e.path))
             .collect()
     };
+    let argv = match restore_argv(&original) {
+        Ok(argv) => argv,
+        Err(missing) => {
+            let what: Vec<String> = missing
+                .iter()
+                .map(|(i, shown)| format!("argument {i} ({shown:?})"))
+                .collect();
+            let vars: Vec<String> = missing
+                .iter()
+                .map(|(i, _)| format!("LINEAGE_ARG_{i}"))
+                .collect();
+            eprintln!(
+                "lineage: error: not rerunning {short}: {} redacted when recorded",
+                what.join(", ")
+            );
+            eprintln!(
+                "lineage: hint: set {} to the whole original argument and rerun",
+                vars.join(", ")
+            );
+            return Ok(code::CANNOT_LAUNCH);
+        }
+    };
     let spec = Spec {
-        argv: original
-            .argv
-            .iter()
-            .map(|a| OsString::from_vec(a.clone()))
-            .collect(),
+        argv,
         cwd: run_cwd.clone(),
         inputs: edges(Role::Input),
         outputs: edges(Role::Output),
@@ -291,6 +309,29 @@ fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
         crate::print_stdout(&(serde_json::to_string_pretty(&v)? + "\n"));
     }
     Ok(exit)
+}
+
+/// The recorded argv with each redacted argument taken from `LINEAGE_ARG_<position>`; the
+/// job never receives `[REDACTED]`. Err: the positions still to set, with what was recorded.
+fn restore_argv(r: &RunRecord) -> Result<Vec<OsString>, Vec<(usize, String)>> {
+    let mut missing = Vec::new();
+    let mut argv = Vec::with_capacity(r.argv.len());
+    for (i, arg) in r.argv.iter().enumerate() {
+        if r.capture.argv_redacted.contains_key(&i) {
+            let var = format!("LINEAGE_ARG_{i}");
+            match std::env::var_os(&var) {
+                Some(v) => argv.push(v),
+                None => missing.push((i, String::from_utf8_lossy(arg).into_owned())),
+            }
+        } else {
+            argv.push(OsString::from_vec(arg.clone()));
+        }
+    }
+    if missing.is_empty() {
+        Ok(argv)
+    } else {
+        Err(missing)
+    }
 }
 
 /// What differs now from the record, and the environment to run with.
@@ -581,6 +622,14 @@ fn plan_text(r: &RunRecord, short: &str, c: &Checks, worktree: bool) -> String {
             "  env: redacted and not set now (the job runs without them): {}\n",
             c.env_missing.join(", ")
         );
+    }
+    for i in r.capture.argv_redacted.keys() {
+        let set = if std::env::var_os(format!("LINEAGE_ARG_{i}")).is_some() {
+            "set"
+        } else {
+            "not set: required"
+        };
+        t += &format!("  argv: argument {i} was redacted; taken from LINEAGE_ARG_{i} ({set})\n");
     }
     for p in &c.packages {
         t += &format!("  package: {p}\n");

@@ -397,6 +397,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
         script: script(&plan.argv, &plan.cwd),
         env: env.vars,
         env_redacted: env.fingerprints,
+        argv_redacted: BTreeMap::new(),
         system,
         container: context::container(&env_get),
         scheduler: context::scheduler(&env_get),
@@ -450,7 +451,12 @@ pub fn execute(mut plan: Plan) -> Executed {
         warn(note);
     }
     let id = uuid::Uuid::now_v7().to_string();
-    let argv: Vec<Vec<u8>> = plan.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+    // The job gets its real arguments; the store gets them with secrets redacted.
+    let raw_argv: Vec<Vec<u8>> = plan.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let redacted = plan.policy.redact_argv(&raw_argv);
+    let argv = redacted.argv;
+    let mut pre = pre;
+    pre.capture.argv_redacted = redacted.fingerprints;
     let started_at = now();
     let begun = plan.store.begin_run(&NewRun {
         id: &id,

@@ -30,6 +30,8 @@ pub struct RunJson<'a> {
     pub script: Option<&'a FileRef>,
     pub env: &'a BTreeMap<String, String>,
     pub env_redacted: Vec<&'a str>,
+    /// Positions in `command` of arguments whose secrets were redacted.
+    pub command_redacted: Vec<usize>,
     pub params: BTreeMap<&'a str, &'a Value>,
     pub param_sources: BTreeMap<&'a str, &'a str>,
     pub configs: Vec<PathHash<'a>>,
@@ -146,6 +148,7 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
         script: c.script.as_ref(),
         env: &c.env,
         env_redacted: c.env_redacted.keys().map(String::as_str).collect(),
+        command_redacted: c.argv_redacted.keys().copied().collect(),
         params: r
             .params
             .iter()

@@ -182,3 +182,92 @@ fn the_store_is_private_to_its_user() {
         assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
 }
+
+#[test]
+fn secrets_on_the_command_line_are_redacted_in_the_store_but_reach_the_job() {
+    let env = Env::new();
+    let script = "printf '%s\\n' \"$@\" > args.txt";
+    let args = [
+        "--password",
+        "cli-pass-8888",
+        "--api-key=cli-key-9999",
+        "token=cli-token-0000",
+        "--db",
+        "postgres://u:cli-url-pw-1212@h/db",
+        "sk-proj-abcdefghijklmnopqrstuvwx3434",
+        "--lr",
+        "0.01",
+    ];
+    let mut full = vec!["run", "-q", "--", "sh", "-c", script, "sh"];
+    full.extend_from_slice(&args);
+    let out = env.cmd(&full);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The job got every argument as given.
+    let seen = std::fs::read_to_string(env.path("args.txt")).expect("args");
+    assert_eq!(seen.lines().collect::<Vec<_>>(), args);
+    let run = env.show(None);
+    let command: Vec<&str> = run["command"]
+        .as_array()
+        .expect("command")
+        .iter()
+        .map(|a| a.as_str().expect("str"))
+        .collect();
+    assert_eq!(
+        &command[4..],
+        [
+            "--password",
+            "[REDACTED]",
+            "--api-key=[REDACTED]",
+            "token=[REDACTED]",
+            "--db",
+            "postgres://u:***@h/db",
+            "[REDACTED]",
+            "--lr",
+            "0.01"
+        ]
+    );
+    assert_eq!(run["command_redacted"], serde_json::json!([5, 6, 7, 9, 10]));
+    for secret in [
+        "cli-pass-8888",
+        "cli-key-9999",
+        "cli-token-0000",
+        "cli-url-pw-1212",
+        "abcdefghijklmnopqrstuvwx3434",
+    ] {
+        for (path, bytes) in env.store_files() {
+            assert!(
+                !contains(&bytes, secret.as_bytes()),
+                "{secret} found in {}",
+                path.display()
+            );
+        }
+    }
+
+    // A rerun asks for the redacted arguments and never replays [REDACTED] to the job.
+    let id = run["id"].as_str().expect("id").to_string();
+    let out = env.cmd(["rerun", &id]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("LINEAGE_ARG_5"), "{}", stderr(&out));
+    let mut cmd = env.lineage();
+    cmd.args(["rerun", &id])
+        .env("LINEAGE_ARG_5", "cli-pass-8888")
+        .env("LINEAGE_ARG_6", "--api-key=cli-key-9999")
+        .env("LINEAGE_ARG_7", "token=cli-token-0000")
+        .env("LINEAGE_ARG_9", "postgres://u:cli-url-pw-1212@h/db")
+        .env("LINEAGE_ARG_10", "sk-proj-abcdefghijklmnopqrstuvwx3434");
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let seen = std::fs::read_to_string(env.path("args.txt")).expect("args");
+    assert_eq!(
+        seen.lines().collect::<Vec<_>>(),
+        args,
+        "the job got the real arguments again"
+    );
+    for (path, bytes) in env.store_files() {
+        assert!(
+            !contains(&bytes, b"cli-pass-8888"),
+            "found in {}",
+            path.display()
+        );
+    }
+}
