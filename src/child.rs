@@ -3,7 +3,9 @@
 //! never through a shell. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to
 //! lineage by another process are forwarded to the child; the same signals sent by the
 //! kernel to the whole foreground process group (Ctrl-C at a terminal) already reached the
-//! child, so they are only noted, never delivered twice.
+//! child, so they are only noted, never delivered twice. If lineage itself is killed, the
+//! job receives SIGTERM (PR_SET_PDEATHSIG) and the next lineage command marks the run
+//! `interrupted`.
 
 use std::ffi::OsString;
 use std::io;
@@ -61,6 +63,24 @@ pub fn spawn(
     command.args(args).current_dir(cwd);
     if let Some(env) = env {
         command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    }
+    // Tie the job to lineage's lifetime: if lineage is killed (SIGKILL cannot be caught or
+    // forwarded), the kernel sends the job SIGTERM instead of leaving it running unrecorded.
+    let parent = nix::unistd::getpid();
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the child between fork and exec; it only calls prctl(2)
+    // and getppid(2), both async-signal-safe, and allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
+            // lineage may have died before prctl took effect.
+            if nix::unistd::getppid() != parent {
+                return Err(io::Error::other(
+                    "lineage exited before the command started",
+                ));
+            }
+            Ok(())
+        });
     }
     for (k, v) in extra_env {
         command.env(k, v);

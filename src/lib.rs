@@ -11,6 +11,7 @@ pub mod commands;
 pub mod compare;
 pub mod error;
 pub mod hash;
+pub mod host;
 pub mod model;
 pub mod output;
 pub mod redact;

@@ -27,15 +27,8 @@ pub fn capture() -> SystemInfo {
         cpu_cores: sys.cpus().len(),
         cpu_physical_cores: System::physical_core_count(),
         memory_bytes: sys.total_memory(),
-        boot_id: boot_id(),
+        boot_id: crate::host::boot_id(),
         gpus: Vec::new(),
         gpu_note: None,
     }
-}
-
-/// The kernel's boot id: with the pid, it tells a live run from one whose host rebooted.
-pub fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_string())
 }

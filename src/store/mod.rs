@@ -22,7 +22,10 @@ use crate::model::{
 };
 
 /// Numbered migrations; the schema version is the number applied (`PRAGMA user_version`).
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_pid_start.sql"),
+];
 
 pub const DB_FILE: &str = "lineage.db";
 const KEY_FILE: &str = "secret.key";
@@ -100,6 +103,8 @@ impl Store {
         };
         store.configure().map_err(|e| fail(format!("{e:#}")))?;
         store.migrate(&db)?;
+        // Best effort: a failure here must not stop the command that opened the store.
+        let _ = store.reap_stale();
         Ok(store)
     }
 
@@ -157,6 +162,60 @@ impl Store {
         tx.commit().map_err(fail)
     }
 
+    /// Mark `interrupted` the runs of this host still `running` whose lineage process is gone
+    /// (killed, or the host rebooted). Returns how many. Runs of other hosts are left alone:
+    /// they cannot be checked from here.
+    pub fn reap_stale(&mut self) -> Result<usize> {
+        let host = crate::host::hostname();
+        let boot = crate::host::boot_id();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, hostname, pid, boot_id, pid_start FROM runs WHERE status = 'running'",
+        )?;
+        let running = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<u32>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(stmt);
+        let mut stale = Vec::new();
+        for (id, hostname, pid, boot_id, pid_start) in running {
+            if hostname.is_none() || hostname != host {
+                continue;
+            }
+            let gone = boot_id != boot
+                || match (pid, pid_start) {
+                    (Some(pid), Some(start)) => {
+                        crate::host::process_start(pid).map(|s| s as i64) != Some(start)
+                    }
+                    (Some(pid), None) => crate::host::process_start(pid).is_none(),
+                    _ => false,
+                };
+            if gone {
+                stale.push(id);
+            }
+        }
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for id in &stale {
+            tx.execute(
+                "UPDATE runs SET status = 'interrupted' WHERE id = ?1 AND status = 'running'",
+                [id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(stale.len())
+    }
+
     /// The per-store key for fingerprints of redacted secrets (created on first use, 0600).
     pub fn secret_key(&self) -> Result<[u8; 32]> {
         let path = self.dir.join(KEY_FILE);
@@ -201,8 +260,8 @@ impl Store {
         let git = run.capture.git.as_ref();
         tx.execute(
             "INSERT INTO runs (id, status, argv, cwd, started_at, hostname, pid, boot_id,
-                               git_commit, git_dirty, code_hash, capture, rerun_of)
-             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                               git_commit, git_dirty, code_hash, capture, rerun_of, pid_start)
+             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 run.id,
                 join_argv(run.argv),
@@ -216,6 +275,7 @@ impl Store {
                 git.map(|g| g.code.to_hex()),
                 serde_json::to_string(run.capture)?,
                 run.rerun_of,
+                crate::host::process_start(run.pid).map(|s| s as i64),
             ],
         )?;
         insert_edges(&tx, run.id, run.edges, 0)?;

@@ -4,6 +4,7 @@
 mod ancestry;
 mod capture;
 mod gpu;
+mod reliability;
 mod rerun;
 mod run;
 mod secrets;
