@@ -42,6 +42,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Run a recorded job again and say whether it reproduced bit for bit.
     Rerun(RerunArgs),
+    /// Check the store (integrity, permissions, stale runs); repair a damaged one.
+    Doctor(DoctorArgs),
     /// List recorded runs, newest first.
     #[command(visible_alias = "log")]
     List(ListArgs),
@@ -172,6 +174,25 @@ pub struct RerunArgs {
     /// Silence lineage's plan and verdict lines (warnings still print).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 when the store is healthy (or was repaired), 1 when problems remain."
+)]
+pub struct DoctorArgs {
+    /// Back up a damaged store file, then rebuild the store from every row still readable.
+    #[arg(long)]
+    pub repair: bool,
+
+    /// Preview what the redaction policy would store for the current environment and for
+    /// the command line given after `--` (names only; no value is printed).
+    #[arg(long)]
+    pub secrets: bool,
+
+    /// With --secrets: the command line to preview.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]

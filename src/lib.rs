@@ -34,6 +34,7 @@ pub fn run(cli: Cli) -> u8 {
             };
         }
     };
+    let _ = STORE_DIR.set(store_dir.clone());
     let color = output::use_color(cli.color);
     let result = match cli.command {
         Command::Run(args) => return commands::run::run(args, &store_dir),
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Show(args) => commands::show::show(args, &store_dir, color),
         Command::List(args) => commands::list::list(args, &store_dir, color),
         Command::Diff(args) => commands::diff::diff(args, &store_dir, color),
+        Command::Doctor(args) => return commands::doctor::doctor(args, &store_dir),
     };
     match result {
         Ok(()) => 0,
@@ -51,13 +53,51 @@ pub fn run(cli: Cli) -> u8 {
     }
 }
 
+/// The store this invocation uses, for error messages that must name its file.
+static STORE_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 /// Print an error once, on stderr, with a hint line when there is an obvious fix.
 pub fn report_error(e: &anyhow::Error) {
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "lineage: error: {e:#}");
-    if let Some(hint) = e.downcast_ref::<Error>().and_then(Error::hint) {
+    if is_corruption(e) {
+        let db = STORE_DIR.get().map_or_else(
+            || store::DB_FILE.to_string(),
+            |d| d.join(store::DB_FILE).display().to_string(),
+        );
+        let _ = writeln!(stderr, "lineage: error: the store {db} is damaged: {e:#}");
+    } else {
+        let _ = writeln!(stderr, "lineage: error: {e:#}");
+    }
+    let hint = if is_corruption(e) {
+        Some(
+            "the store file is damaged: `lineage doctor` checks it, `lineage doctor --repair` \
+             keeps a backup and rebuilds what can still be read"
+                .to_string(),
+        )
+    } else {
+        e.downcast_ref::<Error>().and_then(Error::hint)
+    };
+    if let Some(hint) = hint {
         let _ = writeln!(stderr, "lineage: hint: {hint}");
     }
+}
+
+/// Whether SQLite said the database file is damaged or not a database at all.
+fn is_corruption(e: &anyhow::Error) -> bool {
+    let corrupt = |code: rusqlite::ErrorCode| {
+        matches!(
+            code,
+            rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+        )
+    };
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            .is_some_and(corrupt)
+            || cause.to_string().contains("malformed")
+            || cause.to_string().contains("file is not a database")
+    })
 }
 
 /// Write data to stdout; a closed pipe (`lineage list | head`) ends the process quietly.

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+pub mod doctor;
 pub mod graph;
 
 use crate::error::Error;

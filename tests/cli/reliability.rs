@@ -95,3 +95,96 @@ fn sixty_four_jobs_at_once_are_all_recorded() {
         .expect("count");
     assert_eq!(n, 1);
 }
+
+/// Move everything into the main database file (as SQLite's automatic checkpoints do on a
+/// store in use), then overwrite pages in its middle.
+fn corrupt(env: &Env) {
+    let db = env.db();
+    db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint");
+    drop(db);
+    let path = env.store.join("lineage.db");
+    let len = std::fs::metadata(&path).expect("stat").len();
+    assert!(len > 8 * 4096, "store too small to corrupt: {len}");
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    f.seek(SeekFrom::Start(2 * 4096)).expect("seek");
+    f.write_all(&vec![0xA5; 6 * 4096]).expect("write");
+}
+
+#[test]
+fn a_damaged_store_gives_a_clear_error_and_doctor_repairs_it() {
+    let env = Env::new();
+    for i in 0..5 {
+        let data: Vec<u8> = (0..200_000u32).map(|j| (j * (i + 3) % 251) as u8).collect();
+        env.write(&format!("f{i}"), &data);
+        let out = env.cmd(["run", "-q", "-c", &format!("f{i}"), "--", "true"]);
+        assert_eq!(code(&out), 0);
+    }
+    assert_eq!(code(&env.cmd(["doctor"])), 0);
+    corrupt(&env);
+
+    let out = env.cmd(["list"]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    let db = env.store.join("lineage.db");
+    assert!(
+        err.contains(&format!("the store {} is damaged", db.display())),
+        "{err}"
+    );
+    assert!(err.contains("lineage doctor --repair"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = env.cmd(["doctor"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stdout(&out).contains("problem: integrity"),
+        "{}",
+        stdout(&out)
+    );
+
+    let broken = std::fs::read(&db).expect("read");
+    let out = env.cmd(["doctor", "--repair"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("ok: the rebuilt store is healthy"),
+        "{}",
+        stdout(&out)
+    );
+    // The damaged file is kept, byte for byte.
+    let backup = std::fs::read_dir(&env.store)
+        .expect("ls")
+        .filter_map(Result::ok)
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("lineage.db.broken-")
+                && !e.file_name().to_string_lossy().ends_with("-wal")
+                && !e.file_name().to_string_lossy().ends_with("-shm")
+        })
+        .expect("backup");
+    assert!(std::fs::read(backup.path()).expect("backup") == broken);
+    // The store works again, with the runs that could be read.
+    let out = env.cmd(["list", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(code(&env.cmd(["doctor"])), 0);
+    assert_eq!(code(&env.cmd(["run", "-q", "--", "true"])), 0);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_named_in_the_error() {
+    let env = Env::new();
+    std::fs::create_dir_all(&env.store).expect("mkdir");
+    std::fs::write(env.store.join("lineage.db"), vec![b'x'; 8192]).expect("write");
+    let out = env.cmd(["run", "--", "true"]);
+    assert_eq!(code(&out), 125);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&env.store.join("lineage.db").display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("lineage doctor"), "{err}");
+}

@@ -271,3 +271,45 @@ fn secrets_on_the_command_line_are_redacted_in_the_store_but_reach_the_job() {
         );
     }
 }
+
+#[test]
+fn doctor_secrets_previews_the_policy_without_printing_values() {
+    let env = Env::new();
+    let mut cmd = env.lineage();
+    cmd.args([
+        "doctor",
+        "--secrets",
+        "--",
+        "python",
+        "train.py",
+        "--api-key=preview-key-5656",
+        "--lr",
+        "0.1",
+    ])
+    .env("HF_TOKEN", "preview-secret-4545")
+    .env("MY_URL", "https://u:preview-pw-7878@host/x")
+    .env("INNOCENT", "AKIAIOSFODNN7EXAMPL6");
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("HF_TOKEN: by name"), "{text}");
+    assert!(text.contains("MY_URL: password in a URL masked"), "{text}");
+    assert!(
+        text.contains("INNOCENT: value looks like a credential"),
+        "{text}"
+    );
+    assert!(
+        text.contains("command as stored: python train.py '--api-key=[REDACTED]' --lr 0.1"),
+        "{text}"
+    );
+    assert!(text.contains("argument 2 redacted"), "{text}");
+    for secret in [
+        "preview-secret-4545",
+        "preview-pw-7878",
+        "AKIAIOSFODNN7EXAMPL6",
+        "preview-key-5656",
+    ] {
+        assert!(!text.contains(secret), "{secret} printed");
+    }
+    assert!(!env.store.exists(), "--secrets writes nothing");
+}

@@ -1,0 +1,202 @@
+//! Checking a store and rebuilding a damaged one. Works on the database file directly, since a
+//! corrupt store may not open the normal way.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OpenFlags, types::Value};
+
+use super::{DB_FILE, Store};
+
+/// What `lineage doctor` found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Report {
+    pub path: String,
+    pub schema_version: Option<i64>,
+    pub runs: Option<i64>,
+    pub running: Option<i64>,
+    /// Empty when healthy.
+    pub problems: Vec<String>,
+}
+
+/// Tables in the order a rebuild copies them (parents before children).
+const TABLES: &[&str] = &[
+    "runs",
+    "artifacts",
+    "dir_entries",
+    "edges",
+    "params",
+    "blobs",
+];
+
+pub fn check(dir: &Path) -> Report {
+    let db = dir.join(DB_FILE);
+    let mut report = Report {
+        path: db.display().to_string(),
+        ..Report::default()
+    };
+    if !db.exists() {
+        report
+            .problems
+            .push(format!("{} does not exist", db.display()));
+        return report;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for (path, want) in [(dir.to_path_buf(), 0o700), (db.clone(), 0o600)] {
+        if let Ok(m) = std::fs::metadata(&path) {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                report.problems.push(format!(
+                    "{} is mode {mode:o}, readable by others (want {want:o}): chmod {want:o} {}",
+                    path.display(),
+                    path.display()
+                ));
+            }
+        }
+    }
+    let conn = match Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        Ok(c) => c,
+        Err(e) => {
+            report.problems.push(format!("cannot open: {e}"));
+            return report;
+        }
+    };
+    report.schema_version = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| {
+            report
+                .problems
+                .push(format!("cannot read the schema version: {e}"))
+        })
+        .ok();
+    match conn.prepare("PRAGMA integrity_check").and_then(|mut s| {
+        s.query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+    }) {
+        Ok(lines) if lines == ["ok"] => {}
+        Ok(lines) => report.problems.extend(
+            lines
+                .into_iter()
+                .take(20)
+                .map(|l| format!("integrity: {l}")),
+        ),
+        Err(e) => report.problems.push(format!("integrity check failed: {e}")),
+    }
+    match conn.prepare("PRAGMA foreign_key_check").and_then(|mut s| {
+        s.query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+    }) {
+        Ok(rows) if rows.is_empty() => {}
+        Ok(rows) => report
+            .problems
+            .push(format!("{} rows point at missing parents", rows.len())),
+        Err(e) => report
+            .problems
+            .push(format!("foreign key check failed: {e}")),
+    }
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).ok();
+    report.runs = count("SELECT count(*) FROM runs");
+    report.running = count("SELECT count(*) FROM runs WHERE status = 'running'");
+    report
+}
+
+/// What a rebuild recovered.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Repair {
+    pub backup: String,
+    /// table -> rows recovered.
+    pub recovered: Vec<(String, usize)>,
+    /// Tables that could not be read to the end.
+    pub lost: Vec<String>,
+}
+
+/// Copy the damaged store aside, then rebuild it from every row that can still be read.
+pub fn repair(dir: &Path) -> Result<Repair> {
+    let db = dir.join(DB_FILE);
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    let backup = dir.join(format!("{DB_FILE}.broken-{stamp}"));
+    std::fs::copy(&db, &backup).with_context(|| format!("backing up {}", db.display()))?;
+    for ext in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{ext}", db.display()));
+        if side.exists() {
+            std::fs::copy(&side, format!("{}{ext}", backup.display()))?;
+        }
+    }
+    let scratch = dir.join(format!("rebuild-{stamp}"));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let fresh = Store::open(&scratch).context("creating the rebuilt store")?;
+    drop(fresh);
+    let mut out = Repair {
+        backup: backup.display().to_string(),
+        ..Repair::default()
+    };
+    {
+        let old = Connection::open_with_flags(&backup, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut new = Connection::open(scratch.join(DB_FILE))?;
+        new.pragma_update(None, "foreign_keys", "OFF")?;
+        let tx = new.transaction()?;
+        for table in TABLES {
+            let (n, complete) = copy_table(&old, &tx, table);
+            out.recovered.push((table.to_string(), n));
+            if !complete {
+                out.lost.push(table.to_string());
+            }
+        }
+        // Rows whose parents were lost.
+        tx.execute_batch(
+            "DELETE FROM edges WHERE run_id NOT IN (SELECT id FROM runs);
+             DELETE FROM params WHERE run_id NOT IN (SELECT id FROM runs);
+             DELETE FROM edges WHERE artifact IS NOT NULL AND artifact NOT IN (SELECT hash FROM artifacts);
+             DELETE FROM dir_entries WHERE dir_hash NOT IN (SELECT hash FROM artifacts);
+             UPDATE runs SET rerun_of = NULL WHERE rerun_of NOT IN (SELECT id FROM runs);",
+        )?;
+        tx.commit()?;
+    }
+    // Swap the rebuilt database in; the damaged one is kept as the backup.
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+    }
+    std::fs::rename(scratch.join(DB_FILE), &db)?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(out)
+}
+
+/// Copy every readable row; stops at the first unreadable page. (rows, read to the end?)
+fn copy_table(old: &Connection, new: &rusqlite::Transaction, table: &str) -> (usize, bool) {
+    let Ok(mut select) = old.prepare(&format!("SELECT * FROM {table}")) else {
+        return (0, false);
+    };
+    let columns = select.column_count();
+    let names: Vec<String> = select
+        .column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let placeholders = vec!["?"; columns].join(", ");
+    let Ok(mut insert) = new.prepare(&format!(
+        "INSERT OR IGNORE INTO {table} ({}) VALUES ({placeholders})",
+        names.join(", ")
+    )) else {
+        return (0, false);
+    };
+    let Ok(mut rows) = select.query([]) else {
+        return (0, false);
+    };
+    let mut n = 0;
+    loop {
+        match rows.next() {
+            Ok(Some(row)) => {
+                let values: Vec<Value> = (0..columns)
+                    .map(|i| row.get::<_, Value>(i).unwrap_or(Value::Null))
+                    .collect();
+                if insert.execute(rusqlite::params_from_iter(values)).is_ok() {
+                    n += 1;
+                }
+            }
+            Ok(None) => return (n, true),
+            Err(_) => return (n, false),
+        }
+    }
+}
