@@ -99,7 +99,7 @@ pub fn spawn(
                     if STOPPING.contains(&origin.signal) {
                         received.store(origin.signal, Ordering::SeqCst);
                     }
-                    if matches!(origin.cause, Cause::Kernel) {
+                    if !should_forward(&origin.cause) {
                         continue;
                     }
                     if let Ok(sig) = Signal::try_from(origin.signal) {
@@ -115,6 +115,12 @@ pub fn spawn(
         signals: handle,
         forwarder: Some(forwarder),
     })
+}
+
+/// Signals the kernel sent (a terminal's Ctrl-C goes to the whole foreground process group)
+/// already reached the job; only those sent to lineage alone by a process are forwarded.
+fn should_forward(cause: &Cause) -> bool {
+    !matches!(cause, Cause::Kernel)
 }
 
 impl Running {
@@ -162,5 +168,19 @@ impl Running {
             system_cpu,
             max_rss_bytes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signal_hook::low_level::siginfo::Sent;
+
+    #[test]
+    fn terminal_signals_are_not_sent_twice() {
+        assert!(!should_forward(&Cause::Kernel));
+        assert!(should_forward(&Cause::Sent(Sent::User)));
+        assert!(should_forward(&Cause::Sent(Sent::TKill)));
+        assert!(should_forward(&Cause::Unknown));
     }
 }

@@ -44,7 +44,7 @@ impl Lookup for StoreLookup<'_> {
 }
 
 pub fn diff(args: DiffArgs, store_dir: &Path, color: bool) -> Result<()> {
-    let store = Store::open(store_dir)?;
+    let store = super::open_store(store_dir)?;
     let a = run_of(&store, &args.a)?;
     let b = run_of(&store, &args.b)?;
     let (ra, rb) = (store.load_run(&a)?, store.load_run(&b)?);

@@ -6,10 +6,9 @@ use anyhow::Result;
 
 use crate::cli::ListArgs;
 use crate::output;
-use crate::store::Store;
 
 pub fn list(args: ListArgs, store_dir: &Path, color: bool) -> Result<()> {
-    let store = Store::open(store_dir)?;
+    let store = super::open_store(store_dir)?;
     let runs = store.list(args.limit)?;
     let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     let mut shorts = store.short_ids(&ids)?;

@@ -7,3 +7,17 @@ pub mod list;
 pub mod rerun;
 pub mod run;
 pub mod show;
+
+use std::path::Path;
+
+use crate::error::Error;
+use crate::store::Store;
+
+/// Open the store, warning once when it runs in its network-filesystem mode.
+pub fn open_store(dir: &Path) -> Result<Store, Error> {
+    let store = Store::open(dir)?;
+    if let Some(notice) = &store.notice {
+        eprintln!("lineage: warning: {notice}");
+    }
+    Ok(store)
+}

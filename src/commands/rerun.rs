@@ -91,7 +91,7 @@ pub fn rerun(args: RerunArgs, store_dir: &Path) -> u8 {
 }
 
 fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
-    let store = Store::open(store_dir)?;
+    let store = super::open_store(store_dir)?;
     let id = store.resolve(Some(&args.run))?;
     let original = store.load_run(&id)?;
     let short = store.short_id(&id)?;

@@ -90,7 +90,7 @@ pub struct Plan {
 }
 
 pub fn run(args: RunArgs, store_dir: &Path) -> u8 {
-    let plan = resolve(args).and_then(|spec| plan(spec, Store::open(store_dir)?));
+    let plan = resolve(args).and_then(|spec| plan(spec, super::open_store(store_dir)?));
     match plan {
         Ok(plan) => execute(plan).exit,
         Err(e) => {

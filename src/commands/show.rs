@@ -26,7 +26,7 @@ pub enum Target {
 }
 
 pub fn show(args: ShowArgs, store_dir: &Path, color: bool) -> Result<()> {
-    let store = Store::open(store_dir)?;
+    let store = super::open_store(store_dir)?;
     let format = if args.json {
         Some(ShowFormat::Json)
     } else {

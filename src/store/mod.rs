@@ -37,6 +37,58 @@ const MIN_SHORT_ID: usize = 8;
 pub struct Store {
     conn: Connection,
     dir: PathBuf,
+    /// Set when the store runs in its network-filesystem mode (the caller warns).
+    pub notice: Option<String>,
+}
+
+/// How the store journals its writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Journal {
+    /// Write-ahead log: fast, readers never block writers; needs shared memory, so local disks only.
+    Wal,
+    /// Rollback journal with POSIX locks: safe on NFS, CIFS and cluster filesystems.
+    Delete,
+}
+
+/// Filesystems where WAL's shared-memory index cannot be trusted (statfs f_type).
+const NETWORK_FILESYSTEMS: &[(i64, &str)] = &[
+    (0x6969, "NFS"),
+    (0x517B, "SMB"),
+    (0xFF53_4D42, "CIFS"),
+    (0xFE53_4D42, "SMB2"),
+    (0x6573_5546, "FUSE"),
+    (0x0BD0_0BD0, "Lustre"),
+    (0x4750_4653, "GPFS"),
+    (0x00C3_6400, "CephFS"),
+    (0x1983_0326, "BeeGFS"),
+    (0x5346_414F, "AFS"),
+    (0x0102_1997, "9p"),
+];
+
+/// The journal mode for a store directory: `LINEAGE_STORE_JOURNAL` (wal or delete) when set,
+/// otherwise WAL unless the directory is on a network or cluster filesystem.
+pub fn journal_for(dir: &Path) -> (Journal, Option<String>) {
+    match std::env::var("LINEAGE_STORE_JOURNAL").ok().as_deref() {
+        Some("wal") => return (Journal::Wal, None),
+        Some("delete") => return (Journal::Delete, None),
+        _ => {}
+    }
+    let fs_type = nix::sys::statfs::statfs(dir)
+        .map(|s| s.filesystem_type().0 as i64)
+        .unwrap_or(0);
+    match NETWORK_FILESYSTEMS
+        .iter()
+        .find(|(magic, _)| *magic == fs_type)
+    {
+        Some((_, name)) => (
+            Journal::Delete,
+            Some(format!(
+                "store {} is on {name}: using a rollback journal instead of WAL (slower, safe across hosts)",
+                dir.display()
+            )),
+        ),
+        None => (Journal::Wal, None),
+    }
 }
 
 /// Everything written before the job starts.
@@ -98,11 +150,15 @@ impl Store {
             .open(&db)
             .map_err(|e| fail(e.to_string()))?;
         let conn = Connection::open(&db).map_err(|e| fail(e.to_string()))?;
+        let (journal, notice) = journal_for(dir);
         let mut store = Store {
             conn,
             dir: dir.to_path_buf(),
+            notice,
         };
-        store.configure().map_err(|e| fail(format!("{e:#}")))?;
+        store
+            .configure(journal)
+            .map_err(|e| fail(format!("{e:#}")))?;
         store.migrate(&db)?;
         // Best effort: a failure here must not stop the command that opened the store.
         let _ = store.reap_stale();
@@ -113,12 +169,22 @@ impl Store {
         &self.dir
     }
 
-    fn configure(&self) -> Result<()> {
+    fn configure(&self, journal: Journal) -> Result<()> {
         self.conn.busy_timeout(Duration::from_secs(30))?;
-        self.conn
-            .pragma_update(None, "journal_mode", "WAL")
-            .context("enabling WAL")?;
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        match journal {
+            Journal::Wal => {
+                self.conn
+                    .pragma_update(None, "journal_mode", "WAL")
+                    .context("enabling WAL")?;
+                self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+            }
+            Journal::Delete => {
+                self.conn
+                    .pragma_update(None, "journal_mode", "DELETE")
+                    .context("choosing the rollback journal")?;
+                self.conn.pragma_update(None, "synchronous", "FULL")?;
+            }
+        }
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
         // Leave checkpoints to SQLite's automatic ones (every 1000 pages) instead of
         // checkpointing and fsyncing each time a lineage process closes the store.

@@ -188,3 +188,79 @@ fn a_file_that_is_not_a_database_is_named_in_the_error() {
     );
     assert!(err.contains("lineage doctor"), "{err}");
 }
+
+#[test]
+fn the_network_filesystem_mode_uses_a_rollback_journal_and_still_takes_concurrent_jobs() {
+    // On NFS, CIFS, Lustre, GPFS, FUSE and 9p lineage picks this mode by itself (statfs);
+    // LINEAGE_STORE_JOURNAL=delete forces it anywhere.
+    let env = Env::new();
+    let children: Vec<_> = (0..16)
+        .map(|i| {
+            let mut cmd = env.lineage();
+            cmd.env("LINEAGE_STORE_JOURNAL", "delete")
+                .args(["run", "-q", "--", "sh", "-c", &format!("exit {}", i % 2)])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd.spawn().expect("spawn")
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(code(&out), (i % 2) as i32, "{}", stderr(&out));
+        assert!(!stderr(&out).contains("locked"), "{}", stderr(&out));
+    }
+    let mode: String = env
+        .db()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("journal mode");
+    assert_eq!(mode, "delete");
+    assert!(!env.store.join("lineage.db-wal").exists());
+    let mut cmd = env.lineage();
+    cmd.env("LINEAGE_STORE_JOURNAL", "delete")
+        .args(["list", "--json"]);
+    let out = output_within(cmd, Duration::from_secs(30));
+    let runs: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(runs.as_array().expect("array").len(), 16);
+}
+
+#[test]
+fn ctrl_c_at_a_terminal_reaches_the_job_once_and_is_recorded_as_interrupted() {
+    // `script` (util-linux, essential on Debian) gives lineage a real terminal: typing ^C
+    // there makes the kernel signal the whole foreground process group.
+    let env = Env::new();
+    let job = "trap 'echo int >> ints.txt' INT; touch ready; while [ ! -e stop ]; do sleep 0.05; done; exit 130";
+    let lineage = env!("CARGO_BIN_EXE_lineage");
+    let inner = format!("{lineage} run -q -- sh -c \"{job}\"");
+    let mut cmd = Command::new("script");
+    cmd.args(["-qefc", &inner, "/dev/null"])
+        .current_dir(&env.work)
+        .env("LINEAGE_STORE", &env.store)
+        .env("HOME", &env.home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("script");
+    wait_for(&env.path("ready"));
+    use std::io::Write;
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"\x03").expect("type ^C");
+    stdin.flush().expect("flush");
+    wait_for(&env.path("ints.txt"));
+    std::thread::sleep(Duration::from_millis(300));
+    env.write("stop", "");
+    let out = child.wait_with_output().expect("wait");
+    drop(stdin);
+    // A second, forwarded SIGINT would merge with the first while pending, so the job cannot
+    // count it; `child::tests::terminal_signals_are_not_sent_twice` checks the decision.
+    let ints = std::fs::read_to_string(env.path("ints.txt")).expect("ints");
+    assert_eq!(
+        ints.lines().count(),
+        1,
+        "SIGINT handled {} times",
+        ints.lines().count()
+    );
+    assert_eq!(code(&out), 130, "{}", stdout(&out));
+    let run = env.show(None);
+    assert_eq!(run["status"], "interrupted");
+    assert_eq!(run["exit_code"], 130);
+}
