@@ -95,6 +95,11 @@ pub enum Error {
         known: i64,
     },
 
+    #[error(
+        "store {path} is owned by uid {owner}, not by you (uid {me}): refusing to read or write it"
+    )]
+    StoreNotOwned { path: String, owner: u32, me: u32 },
+
     #[error("cannot open store {path}: {reason}")]
     StoreOpen { path: String, reason: String },
 }
@@ -120,6 +125,10 @@ impl Error {
             Error::StoreTooNew { .. } => {
                 Some("upgrade lineage, or point LINEAGE_STORE at another directory".into())
             }
+            Error::StoreNotOwned { .. } => Some(
+                "point LINEAGE_STORE at a directory of your own (a symlink may lead elsewhere)"
+                    .into(),
+            ),
             Error::StoreOpen { .. } => Some(
                 "check the directory's permissions and free space, or set LINEAGE_STORE".into(),
             ),

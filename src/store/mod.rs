@@ -73,6 +73,8 @@ pub fn journal_for(dir: &Path) -> (Journal, Option<String>) {
         Some("delete") => return (Journal::Delete, None),
         _ => {}
     }
+    // f_type is i64 on x86_64 and aarch64 glibc but another integer elsewhere.
+    #[allow(clippy::unnecessary_cast)]
     let fs_type = nix::sys::statfs::statfs(dir)
         .map(|s| s.filesystem_type().0 as i64)
         .unwrap_or(0);
@@ -140,6 +142,19 @@ impl Store {
             .mode(0o700)
             .create(dir)
             .map_err(|e| fail(e.to_string()))?;
+        // The store must be the user's own, wherever a symlink leads: another user's
+        // directory could read the records or feed forged ones.
+        let me = nix::unistd::getuid().as_raw();
+        let owner = std::os::unix::fs::MetadataExt::uid(
+            &std::fs::metadata(dir).map_err(|e| fail(e.to_string()))?,
+        );
+        if owner != me {
+            return Err(Error::StoreNotOwned {
+                path: dir.display().to_string(),
+                owner,
+                me,
+            });
+        }
         let db = dir.join(DB_FILE);
         // Create the database file 0600 first: SQLite gives its WAL and shm files the
         // database file's permissions.

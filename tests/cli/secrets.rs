@@ -313,3 +313,38 @@ fn doctor_secrets_previews_the_policy_without_printing_values() {
     }
     assert!(!env.store.exists(), "--secrets writes nothing");
 }
+
+#[test]
+fn a_store_that_leads_into_another_users_directory_is_refused() {
+    if !nix::unistd::getuid().is_root() {
+        eprintln!("skipped: needs root to make a directory owned by another user");
+        return;
+    }
+    let env = Env::new();
+    let theirs = env.home.join("theirs");
+    std::fs::create_dir(&theirs).expect("mkdir");
+    nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+    let link = env.home.join("store-link");
+    std::os::unix::fs::symlink(&theirs, &link).expect("symlink");
+    let marker = env.path("ran");
+    let mut cmd = env.lineage();
+    cmd.env("LINEAGE_STORE", &link).args([
+        std::ffi::OsStr::new("run"),
+        "--".as_ref(),
+        "touch".as_ref(),
+        marker.as_os_str(),
+    ]);
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("is owned by uid 65534, not by you"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!marker.exists());
+    assert_eq!(
+        std::fs::read_dir(&theirs).expect("ls").count(),
+        0,
+        "nothing written there"
+    );
+}
