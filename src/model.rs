@@ -164,6 +164,10 @@ pub struct Capture {
     /// Redacted arguments: position in argv -> keyed BLAKE3 of the original argument.
     #[serde(default)]
     pub argv_redacted: BTreeMap<usize, String>,
+    /// Configs that held secrets: path as given -> blob of the copy stored with them redacted
+    /// (the config's own hash stays that of its real bytes).
+    #[serde(default)]
+    pub config_redacted: BTreeMap<String, Hash>,
     pub system: SystemInfo,
     pub owner: Owner,
     pub container: Option<Container>,
@@ -202,6 +206,9 @@ pub struct UntrackedFile {
     pub size: u64,
     /// Whether the bytes are kept in the store (false over the size caps).
     pub stored: bool,
+    /// The file held secrets: the store keeps, in this blob, a copy with them redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted_blob: Option<Hash>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -193,6 +193,51 @@ impl Policy {
     }
 }
 
+/// `key: value`, `key = value`, `"key": "value",` lines.
+static KEY_VALUE_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?m)^(?P<pre>[ \t-]*["']?(?P<key>[A-Za-z0-9_.\-]+)["']?[ \t]*[:=][ \t]*)(?P<value>[^\r\n]*?)(?P<post>[ \t]*,?[ \t]*\r?)$"#)
+        .expect("the key-value pattern is a valid regex")
+});
+
+static SECRET_VALUE_ANYWHERE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        &SECRET_VALUE_PATTERNS
+            .iter()
+            .map(|p| format!("(?:{p})"))
+            .collect::<Vec<_>>()
+            .join("|"),
+    )
+    .expect("the secret value patterns are valid regexes")
+});
+
+impl Policy {
+    /// The text of a config file with its secrets replaced, for the stored copy: values of
+    /// secret-named keys (`api_key: x`, `password = "x"`), credential-shaped values anywhere,
+    /// passwords in URLs, and the `known` values the parameter policy already redacted. None
+    /// when nothing needed redacting.
+    pub fn redact_text(&self, text: &str, known: &[String]) -> Option<String> {
+        let mut out = KEY_VALUE_LINE
+            .replace_all(text, |c: &regex::Captures| {
+                let value = &c["value"];
+                let blank = value.trim_matches(|ch| ch == '"' || ch == '\'').is_empty();
+                if !blank && self.is_secret_name(&c["key"]) {
+                    format!("{}{REDACTED}{}", &c["pre"], &c["post"])
+                } else {
+                    c[0].to_string()
+                }
+            })
+            .into_owned();
+        out = SECRET_VALUE_ANYWHERE
+            .replace_all(&out, REDACTED)
+            .into_owned();
+        out = URL_PASSWORD.replace_all(&out, "${pre}***@").into_owned();
+        for value in known.iter().filter(|v| v.len() >= 4) {
+            out = out.replace(value.as_str(), REDACTED);
+        }
+        (out != text).then_some(out)
+    }
+}
+
 /// `--api-key`, `-p`, `token` (a bare key in `key=value`): letters, digits, `-`, `_`, `.`.
 fn is_flag_like(key: &str) -> bool {
     !key.is_empty()
@@ -335,6 +380,33 @@ mod tests {
             r.fingerprints.keys().copied().collect::<Vec<_>>(),
             [3, 4, 5, 9, 10]
         );
+    }
+
+    #[test]
+    fn config_text_is_redacted_line_by_line() {
+        let p = policy(&[], &[]);
+        let yaml = "model: resnet\nwandb:\n  api_key: abc123secret\n  project: demo\ndb_url: postgres://u:pw9@h/db\n";
+        let out = p.redact_text(yaml, &[]).expect("redacted");
+        assert_eq!(
+            out,
+            "model: resnet\nwandb:\n  api_key: [REDACTED]\n  project: demo\ndb_url: postgres://u:***@h/db\n"
+        );
+        let toml = "lr = 0.1\npassword = \"hunter2\"\n";
+        assert_eq!(
+            p.redact_text(toml, &[]).expect("redacted"),
+            "lr = 0.1\npassword = [REDACTED]\n"
+        );
+        let json = r#"{"token": "zzz-111", "x": 1}"#;
+        assert_eq!(
+            p.redact_text(json, &["zzz-111".into()]).expect("redacted"),
+            r#"{"token": "[REDACTED]", "x": 1}"#
+        );
+        let env_file = "HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyzABCDEF\nSEED=3\n";
+        assert_eq!(
+            p.redact_text(env_file, &[]).expect("redacted"),
+            "HF_TOKEN=[REDACTED]\nSEED=3\n"
+        );
+        assert_eq!(p.redact_text("lr: 0.1\nepochs: 3\n", &[]), None);
     }
 
     #[test]

@@ -44,7 +44,12 @@ const CODE_CONTEXT: &str = "lineage 2026-11 code v1";
 
 /// Capture the git state at `cwd`. Untracked files under `data` (the run's declared inputs
 /// and outputs, absolute) are data, not code, and are left out.
-pub fn capture(cwd: &Path, caps: Caps, data: &[std::path::PathBuf]) -> GitCapture {
+pub fn capture(
+    cwd: &Path,
+    caps: Caps,
+    data: &[std::path::PathBuf],
+    redact: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> GitCapture {
     let mut out = GitCapture::default();
     let repo = match Repository::open_ext(cwd, RepositoryOpenFlags::empty(), &[] as &[&str]) {
         Ok(repo) => repo,
@@ -165,12 +170,25 @@ pub fn capture(cwd: &Path, caps: Caps, data: &[std::path::PathBuf]) -> GitCaptur
                 Ok(bytes) => {
                     let h = Hash::of(&bytes);
                     kept += size;
-                    out.blobs.push((h, bytes));
+                    // Secrets in text files are redacted in the stored copy.
+                    let redacted = std::str::from_utf8(&bytes).ok().and_then(redact);
+                    let redacted_blob = match redacted {
+                        Some(text) => {
+                            let b = Hash::of(text.as_bytes());
+                            out.blobs.push((b, text.into_bytes()));
+                            Some(b)
+                        }
+                        None => {
+                            out.blobs.push((h, bytes));
+                            None
+                        }
+                    };
                     Some(UntrackedFile {
                         path: rel.clone(),
                         hash: h,
                         size,
                         stored: true,
+                        redacted_blob,
                     })
                 }
                 Err(_) => None,
@@ -184,6 +202,7 @@ pub fn capture(cwd: &Path, caps: Caps, data: &[std::path::PathBuf]) -> GitCaptur
                 hash: h,
                 size,
                 stored: false,
+                redacted_blob: None,
             })
         };
         match entry {

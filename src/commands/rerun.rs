@@ -343,13 +343,9 @@ fn check(
     let mut checks = Checks::default();
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
     if let Some(then) = &r.capture.git {
-        let data: Vec<PathBuf> = r
-            .edges
-            .iter()
-            .filter(|e| e.role != Role::Config)
-            .map(|e| PathBuf::from(&e.abs_path))
-            .collect();
-        let now = git::capture(&cwd, git::Caps::default(), &data);
+        let data: Vec<PathBuf> = r.edges.iter().map(|e| PathBuf::from(&e.abs_path)).collect();
+        // Only hashes are compared here: nothing is stored, so nothing needs redacting.
+        let now = git::capture(&cwd, git::Caps::default(), &data, &|_| None);
         match now.state {
             Some(now) if now.code == then.code => {}
             // Only files that appeared since: reported, not a difference in the code used.
@@ -691,6 +687,10 @@ fn upstream(
     Ok(())
 }
 
+fn recorded_root_of(g: &crate::model::GitState) -> PathBuf {
+    PathBuf::from(&g.root)
+}
+
 /// A temporary git worktree at the recorded commit, with the recorded changes applied.
 struct Worktree {
     repo_root: PathBuf,
@@ -698,6 +698,24 @@ struct Worktree {
     cwd: PathBuf,
     name: String,
     recorded_root: PathBuf,
+    /// Kept on purpose (--keep-worktree); otherwise removed when dropped, on every path out.
+    keep: bool,
+}
+
+impl Drop for Worktree {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.path);
+        if let Ok(repo) = git2::Repository::open(&self.repo_root)
+            && let Ok(wt) = repo.find_worktree(&self.name)
+        {
+            let mut opts = git2::WorktreePruneOptions::new();
+            opts.valid(true).working_tree(true);
+            let _ = wt.prune(Some(&mut opts));
+        }
+    }
 }
 
 impl Worktree {
@@ -726,6 +744,21 @@ impl Worktree {
         let reference = repo.find_reference(&format!("refs/heads/{name}"))?;
         opts.reference(Some(&reference));
         repo.worktree(&name, &path, Some(&opts))?;
+        // From here on, the guard removes the worktree on any error.
+        let recorded_root = PathBuf::from(&g.root);
+        let cwd_then = PathBuf::from(OsString::from_vec(r.cwd.clone()));
+        let rel = cwd_then
+            .strip_prefix(&recorded_root)
+            .unwrap_or(Path::new(""))
+            .to_path_buf();
+        let guard = Worktree {
+            repo_root: recorded_root.clone(),
+            cwd: path.join(rel),
+            path: path.clone(),
+            name,
+            recorded_root,
+            keep: false,
+        };
         let wt = git2::Repository::open(&path)?;
         wt.set_head_detached(oid)?;
         branch.delete()?;
@@ -745,7 +778,22 @@ impl Worktree {
                 );
                 continue;
             }
-            if let Some(bytes) = store.blob(&u.hash)? {
+            let bytes = match u.redacted_blob {
+                // Held secrets: the real file if unchanged in the recorded tree, else the
+                // redacted copy.
+                Some(blob) => match std::fs::read(recorded_root_of(g).join(&u.path)) {
+                    Ok(real) if Hash::of(&real) == u.hash => Some(real),
+                    _ => {
+                        eprintln!(
+                            "lineage: warning: untracked file {} held secrets and has changed since: restored with them redacted",
+                            u.path
+                        );
+                        store.blob(&blob)?
+                    }
+                },
+                None => store.blob(&u.hash)?,
+            };
+            if let Some(bytes) = bytes {
                 let dest = path.join(&u.path);
                 if let Some(parent) = dest.parent() {
                     std::fs::create_dir_all(parent)?;
@@ -753,18 +801,7 @@ impl Worktree {
                 std::fs::write(&dest, bytes)?;
             }
         }
-        let recorded_root = PathBuf::from(&g.root);
-        let cwd_then = PathBuf::from(OsString::from_vec(r.cwd.clone()));
-        let rel = cwd_then
-            .strip_prefix(&recorded_root)
-            .unwrap_or(Path::new(""));
-        Ok(Worktree {
-            repo_root: recorded_root.clone(),
-            cwd: path.join(rel),
-            path,
-            name,
-            recorded_root,
-        })
+        Ok(guard)
     }
 
     /// Configs from their stored bytes; inputs the worktree lacks (data is rarely in git)
@@ -774,11 +811,24 @@ impl Worktree {
             let target = self.map(&cwd.join(&e.path), &e.abs_path);
             match e.role {
                 Role::Config => {
-                    if let Some(bytes) = e
-                        .artifact
-                        .as_ref()
-                        .and_then(|a| store.blob(&a.hash).ok().flatten())
-                    {
+                    let Some(recorded) = e.artifact.as_ref().map(|a| a.hash) else {
+                        continue;
+                    };
+                    let bytes = match r.capture.config_redacted.get(&e.path) {
+                        // Held secrets: the real file if it is unchanged, else the redacted copy.
+                        Some(blob) => match std::fs::read(&e.abs_path) {
+                            Ok(real) if Hash::of(&real) == recorded => Some(real),
+                            _ => {
+                                eprintln!(
+                                    "lineage: warning: config {} held secrets and has changed since: restored with them redacted",
+                                    e.path
+                                );
+                                store.blob(blob)?
+                            }
+                        },
+                        None => store.blob(&recorded)?,
+                    };
+                    if let Some(bytes) = bytes {
                         if let Some(parent) = target.parent() {
                             std::fs::create_dir_all(parent)?;
                         }
@@ -809,19 +859,9 @@ impl Worktree {
         relative_to_cwd.to_path_buf()
     }
 
-    /// Remove the worktree and its branch, or keep it and return its path.
-    fn finish(self, keep: bool) -> Option<String> {
-        if keep {
-            return Some(self.path.display().to_string());
-        }
-        let _ = std::fs::remove_dir_all(&self.path);
-        if let Ok(repo) = git2::Repository::open(&self.repo_root)
-            && let Ok(wt) = repo.find_worktree(&self.name)
-        {
-            let mut opts = git2::WorktreePruneOptions::new();
-            opts.valid(true).working_tree(true);
-            let _ = wt.prune(Some(&mut opts));
-        }
-        None
+    /// Keep the worktree and return its path, or let it be removed.
+    fn finish(mut self, keep: bool) -> Option<String> {
+        self.keep = keep;
+        keep.then(|| self.path.display().to_string())
     }
 }

@@ -254,15 +254,19 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     let gpus = gpu::start(env_get("CUDA_VISIBLE_DEVICES"));
     let path_var = std::env::var_os("PATH");
     let (cwd, program) = (&plan.cwd, plan.argv.first());
+    // Declared paths are data (configs are stored as configs), not untracked code.
     let data: Vec<PathBuf> = plan
         .inputs
         .iter()
         .chain(&plan.outputs)
+        .chain(&plan.configs)
         .map(|d| d.abs.clone())
         .collect();
-    let (policy, child_env) = (&plan.policy, plan.env.as_deref());
+    let policy = &plan.policy;
+    let redact_text = move |text: &str| policy.redact_text(text, &[]);
+    let child_env = plan.env.as_deref();
     let (git, sys, python, env, hashed) = std::thread::scope(|s| {
-        let git = s.spawn(|| git::capture(cwd, git::Caps::default(), &data));
+        let git = s.spawn(|| git::capture(cwd, git::Caps::default(), &data, &redact_text));
         let sys = s.spawn(system::capture);
         let python = s.spawn(|| {
             let program = program?;
@@ -319,6 +323,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     }
 
     let mut params: BTreeMap<String, Param> = BTreeMap::new();
+    let mut config_redacted = BTreeMap::new();
     for d in &plan.configs {
         let bytes = match std::fs::read(&d.abs) {
             Ok(b) => b,
@@ -331,10 +336,18 @@ fn capture_all(plan: &Plan) -> PreLaunch {
             }
         };
         let hash = Hash::of(&bytes);
+        let mut secrets = Vec::new();
         match config::parse(&d.given, &bytes) {
             Ok(parsed) => {
                 for (key, value) in parsed {
+                    let original = value.clone();
                     let value = redact_param(&plan.policy, &key, value);
+                    if value != original {
+                        secrets.push(match original {
+                            serde_json::Value::String(s) => s,
+                            v => v.to_string(),
+                        });
+                    }
                     params.insert(
                         key.clone(),
                         Param {
@@ -359,7 +372,18 @@ fn capture_all(plan: &Plan) -> PreLaunch {
                 entries: Vec::new(),
             }),
         ));
-        blobs.push((hash, bytes));
+        // The stored copy never holds a secret; the config keeps the hash of its real bytes.
+        let redacted = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| plan.policy.redact_text(text, &secrets));
+        match redacted {
+            Some(text) => {
+                let blob = Hash::of(text.as_bytes());
+                config_redacted.insert(d.given.display().to_string(), blob);
+                blobs.push((blob, text.into_bytes()));
+            }
+            None => blobs.push((hash, bytes)),
+        }
     }
     for (key, value) in &plan.params {
         let value = redact_param(&plan.policy, key, value.clone());
@@ -398,6 +422,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
         env: env.vars,
         env_redacted: env.fingerprints,
         argv_redacted: BTreeMap::new(),
+        config_redacted,
         system,
         container: context::container(&env_get),
         scheduler: context::scheduler(&env_get),

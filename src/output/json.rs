@@ -34,7 +34,7 @@ pub struct RunJson<'a> {
     pub command_redacted: Vec<usize>,
     pub params: BTreeMap<&'a str, &'a Value>,
     pub param_sources: BTreeMap<&'a str, &'a str>,
-    pub configs: Vec<PathHash<'a>>,
+    pub configs: Vec<ConfigJson<'a>>,
     pub inputs: Vec<ArtifactJson<'a>>,
     pub outputs: Vec<ArtifactJson<'a>>,
     pub system: SystemJson<'a>,
@@ -58,6 +58,14 @@ pub struct GitJson<'a> {
     pub patch: Option<Hash>,
     pub changed_files: &'a [String],
     pub untracked: &'a [UntrackedFile],
+}
+
+#[derive(Serialize)]
+pub struct ConfigJson<'a> {
+    pub path: &'a str,
+    pub hash: Hash,
+    /// The config held secrets: the store keeps a copy with them redacted.
+    pub redacted: bool,
 }
 
 #[derive(Serialize)]
@@ -164,9 +172,10 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
             .iter()
             .filter(|e| e.role == Role::Config)
             .filter_map(|e| {
-                Some(PathHash {
+                Some(ConfigJson {
                     path: &e.path,
                     hash: e.artifact.as_ref()?.hash,
+                    redacted: c.config_redacted.contains_key(&e.path),
                 })
             })
             .collect(),

@@ -403,3 +403,45 @@ fn upstream_reruns_a_two_step_chain_in_order_after_its_intermediate_output_is_de
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(list(&env).len(), 5);
 }
+
+#[test]
+fn worktree_restores_a_config_that_held_secrets_from_the_real_file_when_unchanged() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("cfg.yaml", "lr: 0.1\napi_key: cfg-secret-3131\n");
+    let id = record(
+        &env,
+        &[
+            "-c",
+            "cfg.yaml",
+            "-o",
+            "out.txt",
+            "--",
+            "sh",
+            "-c",
+            "cat cfg.yaml > out.txt",
+        ],
+    );
+    let out = env.cmd(["rerun", &id, "--worktree"]);
+    assert_eq!(
+        code(&out),
+        0,
+        "the real, unchanged file was used: {}",
+        stderr(&out)
+    );
+    env.write("cfg.yaml", "lr: 0.2\napi_key: cfg-secret-3131\n");
+    let out = env.cmd(["rerun", &id, "--worktree", "--force"]);
+    assert_eq!(code(&out), 100, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("config cfg.yaml held secrets and has changed since"),
+        "{}",
+        stderr(&out)
+    );
+    for (path, bytes) in env.store_files() {
+        assert!(
+            !contains(&bytes, b"cfg-secret-3131"),
+            "found in {}",
+            path.display()
+        );
+    }
+}

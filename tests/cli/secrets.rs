@@ -57,11 +57,42 @@ const PLANTED: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Secrets on the command line and in a config, planted in the same run as the env ones.
+const PLANTED_ARGS: &[&str] = &[
+    "--password",
+    "argv-pass-1001",
+    "--hf-token=argv-tok-1002",
+    "api_key=argv-key-1003",
+    "--mirror",
+    "https://bob:argv-url-1004@mirror.internal/x",
+    "AKIAIOSFODNN7EXAMPL7",
+];
+const PLANTED_ARG_SECRETS: &[&str] = &[
+    "argv-pass-1001",
+    "argv-tok-1002",
+    "argv-key-1003",
+    "argv-url-1004",
+    "AKIAIOSFODNN7EXAMPL7",
+];
+const PLANTED_CONFIG: &str = "wandb:\n  api_key: cfg-key-2001\ndb:\n  password: cfg-pass-2002\n  url: mysql://root:cfg-url-2003@db/x\n";
+const PLANTED_CONFIG_SECRETS: &[&str] = &["cfg-key-2001", "cfg-pass-2002", "cfg-url-2003"];
+
 #[test]
 fn planted_secrets_never_reach_the_store_files() {
     let env = Env::new();
+    env.write("secrets.yaml", PLANTED_CONFIG);
     let mut cmd = env.lineage();
-    cmd.args(["run", "--", "sh", "-c", "echo ok"]);
+    cmd.args([
+        "run",
+        "-c",
+        "secrets.yaml",
+        "--",
+        "sh",
+        "-c",
+        "echo ok",
+        "sh",
+    ]);
+    cmd.args(PLANTED_ARGS);
     for (name, value, _) in PLANTED {
         cmd.env(name, value);
     }
@@ -70,6 +101,28 @@ fn planted_secrets_never_reach_the_store_files() {
     let run = env.show(None);
     let files = env.store_files();
     assert!(files.iter().any(|(p, _)| p.ends_with("lineage.db")));
+    let planted = PLANTED.len() + PLANTED_ARG_SECRETS.len() + PLANTED_CONFIG_SECRETS.len();
+    assert!(planted >= 20, "{planted} secrets planted");
+    for secret in PLANTED_ARG_SECRETS.iter().chain(PLANTED_CONFIG_SECRETS) {
+        for (path, bytes) in &files {
+            assert!(
+                !contains(bytes, secret.as_bytes()),
+                "{secret} found in {}",
+                path.display()
+            );
+        }
+        assert!(
+            !run.to_string().contains(secret),
+            "{secret} found in show --json"
+        );
+    }
+    // The config keeps its identity: the hash of its real bytes.
+    assert_eq!(
+        run["configs"][0]["hash"],
+        blake3_hex(PLANTED_CONFIG.as_bytes())
+    );
+    assert_eq!(run["configs"][0]["redacted"], true);
+    assert_eq!(run["params"]["wandb.api_key"], "[REDACTED]");
     for (name, _, plaintext) in PLANTED {
         for (path, bytes) in &files {
             assert!(
