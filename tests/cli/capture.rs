@@ -617,3 +617,43 @@ fn ci_identifiers_are_recorded() {
     assert_eq!(run["scheduler"]["ids"]["GITHUB_RUN_ID"], "987654");
     assert_eq!(run["scheduler"]["ids"]["GITHUB_REPOSITORY"], "ada/model");
 }
+
+#[test]
+fn odd_inputs_are_recorded_or_refused_clearly() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    // Non-UTF-8 file names inside an input directory: hashed by their raw bytes.
+    std::fs::create_dir_all(env.path("data")).expect("mkdir");
+    let odd = env
+        .path("data")
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.csv"));
+    std::fs::write(&odd, "1\n").expect("write");
+    // A binary config: kept as bytes, with a warning.
+    let binary: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    env.write("weights.cfg", &binary);
+    // A large environment value (Linux caps one string at 128 KiB).
+    let big = "v".repeat(120 * 1024);
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-i", "data", "-c", "weights.cfg", "--", "true"])
+        .env("BIG_VALUE", &big);
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("config weights.cfg: not UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+    let run = env.show(None);
+    assert_eq!(artifact(&run, "inputs", "data")["file_count"], 1);
+    assert_eq!(run["configs"][0]["hash"], blake3_hex(&binary));
+    assert_eq!(
+        run["env"]["BIG_VALUE"].as_str().map(str::len),
+        Some(big.len())
+    );
+
+    // An empty command is a usage error, as is a missing `--`.
+    assert_eq!(code(&env.cmd(["run", "--"])), 2);
+    assert_eq!(code(&env.cmd(["run", "true"])), 2);
+    // An empty program name is not found.
+    assert_eq!(code(&env.cmd(["run", "--", ""])), 127);
+}
