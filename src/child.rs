@@ -72,6 +72,9 @@ pub fn spawn(
     // and getppid(2), both async-signal-safe, and allocates nothing.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+            // lineage ignores SIGXFSZ (see `ignore_file_size_signal`); ignored signals stay
+            // ignored across exec, so give the job the default back.
+            nix::sys::signal::signal(Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigDfl)?;
             nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
             // lineage may have died before prctl took effect.
             if nix::unistd::getppid() != parent {
@@ -115,6 +118,18 @@ pub fn spawn(
         signals: handle,
         forwarder: Some(forwarder),
     })
+}
+
+/// Under a file-size limit (`ulimit -f`), a store write past it would kill lineage with
+/// SIGXFSZ, and the job with it. Ignored, the write fails with EFBIG instead: a recording
+/// problem, reported as a warning while the job's exit code wins.
+pub fn ignore_file_size_signal() {
+    #[allow(unsafe_code)]
+    // SAFETY: setting a signal to SIG_IGN installs no handler code, so nothing can run in
+    // signal context.
+    unsafe {
+        let _ = nix::sys::signal::signal(Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigIgn);
+    }
 }
 
 /// Signals the kernel sent (a terminal's Ctrl-C goes to the whole foreground process group)

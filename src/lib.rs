@@ -24,6 +24,7 @@ use error::{Error, code};
 
 /// Run the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
+    child::ignore_file_size_signal();
     let store_dir = match cli.store.clone().map_or_else(store::default_dir, Ok) {
         Ok(dir) => dir,
         Err(e) => {

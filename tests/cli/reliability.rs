@@ -264,3 +264,42 @@ fn ctrl_c_at_a_terminal_reaches_the_job_once_and_is_recorded_as_interrupted() {
     assert_eq!(run["status"], "interrupted");
     assert_eq!(run["exit_code"], 130);
 }
+
+#[test]
+fn a_store_that_cannot_grow_while_recording_leaves_the_job_and_the_store_intact() {
+    // A file-size limit (prlimit, util-linux) stands in for a full disk: the final write
+    // fails. lineage must not die of SIGXFSZ, must keep the job's exit code, and must leave
+    // a consistent store behind.
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("out")).expect("mkdir");
+    let lineage = env!("CARGO_BIN_EXE_lineage");
+    let mut cmd = Command::new("prlimit");
+    cmd.args([
+        "--fsize=200000",
+        lineage,
+        "run",
+        "-o",
+        "out",
+        "--",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 3000 ]; do echo $i > out/f$i; i=$((i+1)); done; exit 4",
+    ])
+    .current_dir(&env.work)
+    .env("LINEAGE_STORE", &env.store)
+    .env("HOME", &env.home);
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 4, "the job's code wins: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("THE RUN WAS NOT FULLY RECORDED"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing half-written: the store checks clean, and the run is not left `running`.
+    let out = env.cmd(["doctor"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(env.show(None)["status"], "interrupted");
+    // And the job itself still gets the default SIGXFSZ disposition.
+    let out = env.cmd(["run", "-q", "--", "sh", "-c", "kill -XFSZ $$"]);
+    assert_eq!(code(&out), 128 + 25);
+}
