@@ -25,11 +25,11 @@ pub enum Error {
     #[error("config {path:?} does not exist")]
     MissingConfig { path: PathBuf },
 
-    #[error("cannot read {what} {path:?}: {source}")]
+    #[error("cannot read {what} {path:?}: {cause}")]
     Unreadable {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error("--param {0:?} is not KEY=VALUE")]

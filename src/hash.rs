@@ -39,6 +39,7 @@ pub struct Hashed {
 pub struct Fingerprint(Vec<(Vec<u8>, u64, i64)>);
 
 /// What a path is, without opening it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PathKind {
     File,
     Dir,
@@ -98,7 +99,11 @@ pub fn hash_path(path: &Path) -> io::Result<Hashed> {
         .map(|f| hash_file(&f.path).map(|(hash, size)| (f, hash, size)))
         .collect();
     let mut entries = Vec::with_capacity(results.len());
-    let mut prints = Vec::with_capacity(results.len());
+    // Every walked file is in the fingerprint, hashed or not, as in `fingerprint`.
+    let mut prints: Vec<_> = files
+        .iter()
+        .map(|f| (f.rel.clone(), f.size, f.mtime_ns))
+        .collect();
     for result in results.into_iter().zip(&files) {
         match result {
             (Ok((f, hash, size)), _) => {
@@ -111,7 +116,6 @@ pub fn hash_path(path: &Path) -> io::Result<Hashed> {
                         executable: f.executable,
                     },
                 ));
-                prints.push((f.rel.clone(), f.size, f.mtime_ns));
             }
             (Err(e), f) => warnings.push(format!("skipped {}: {e}", f.path.display())),
         }

@@ -180,11 +180,18 @@ fn check_declared(cwd: &Path, path: &Path, is_config: bool) -> Result<(), Error>
     let unreadable = |source| Error::Unreadable {
         what,
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
-    match hash::path_kind(&cwd.join(path)) {
-        Ok(PathKind::File) | Ok(PathKind::Dir) if !is_config => Ok(()),
-        Ok(PathKind::File) => Ok(()),
+    let full = cwd.join(path);
+    // Readable now, or the job would run with an input lineage cannot identify.
+    let readable = |kind: &PathKind| match kind {
+        PathKind::File => std::fs::File::open(&full).map(drop),
+        PathKind::Dir => std::fs::read_dir(&full).map(drop),
+        _ => Ok(()),
+    };
+    match hash::path_kind(&full) {
+        Ok(PathKind::File) => readable(&PathKind::File).map_err(unreadable),
+        Ok(PathKind::Dir) if !is_config => readable(&PathKind::Dir).map_err(unreadable),
         Ok(PathKind::Missing) if is_config => Err(Error::MissingConfig {
             path: path.to_path_buf(),
         }),

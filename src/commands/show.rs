@@ -104,7 +104,7 @@ pub fn resolve(
         let hashed = hash::hash_path(&path).map_err(|source| Error::Unreadable {
             what: "path",
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         for w in &hashed.warnings {
             eprintln!("lineage: warning: {w}");

@@ -657,3 +657,75 @@ fn odd_inputs_are_recorded_or_refused_clearly() {
     // An empty program name is not found.
     assert_eq!(code(&env.cmd(["run", "--", ""])), 127);
 }
+
+#[test]
+fn unreadable_inputs_are_refused_or_skipped_when_run_as_an_ordinary_user() {
+    // Root reads everything: run lineage as `nobody` (setpriv, util-linux) to make
+    // permissions bite.
+    if !nix::unistd::getuid().is_root() {
+        eprintln!("skipped: needs root to switch to another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let set_mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    env.write("data/a.txt", "ok\n");
+    env.write("data/b.txt", "hidden\n");
+    env.write("data/locked/c.txt", "hidden\n");
+    env.write("top.txt", "hidden\n");
+    set_mode(&env.path("data/b.txt"), 0o000);
+    set_mode(&env.path("data/locked"), 0o000);
+    set_mode(&env.path("top.txt"), 0o000);
+    for dir in [
+        env.work.parent().expect("root"),
+        &env.work,
+        &env.path("data"),
+    ] {
+        set_mode(dir, 0o755);
+    }
+    let store = env.work.parent().expect("root").join("nobody-store");
+    std::fs::create_dir(&store).expect("mkdir");
+    nix::unistd::chown(
+        &store,
+        Some(nix::unistd::Uid::from_raw(65534)),
+        Some(nix::unistd::Gid::from_raw(65534)),
+    )
+    .expect("chown");
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_lineage"),
+        ])
+        .args(args)
+        .current_dir(&env.work)
+        .env("LINEAGE_STORE", &store)
+        .env("HOME", &store);
+        output_within(cmd, Duration::from_secs(30))
+    };
+    // A declared input that cannot be read: refused before launch, by name.
+    let out = as_nobody(&["run", "-i", "top.txt", "--", "true"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read input \"top.txt\": Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    // Unreadable entries inside an input directory: skipped with a warning each, and not
+    // mistaken for changes during the run.
+    let out = as_nobody(&["run", "-i", "data", "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("skipped") && err.contains("b.txt") && err.contains("locked"),
+        "{err}"
+    );
+    assert!(!err.contains("changed while the job ran"), "{err}");
+    let out = as_nobody(&["show", "--json"]);
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(artifact(&run, "inputs", "data")["file_count"], 1);
+}
