@@ -26,7 +26,7 @@ fn artifact(name: &str) -> Artifact {
         hash: Hash::of(name.as_bytes()),
         kind: ArtifactKind::File,
         size: 1_000_000,
-        entries: Vec::new(),
+        file_count: 1,
     }
 }
 
@@ -44,6 +44,7 @@ fn edge(role: Role, name: &str) -> Edge {
         path: name.to_string(),
         abs_path: format!("/data/{name}"),
         artifact: Some(artifact(name)),
+        manifest: None,
         changed: false,
     }
 }

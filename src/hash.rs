@@ -1,10 +1,13 @@
 //! BLAKE3 content hashes of files and directories.
 //!
 //! A file's hash is the plain BLAKE3 of its bytes (what `b3sum` prints). A directory's hash is
-//! a Merkle construction over its files, sorted by relative path (docs/hashing.md):
-//! BLAKE3 in derive-key mode with context [`DIR_CONTEXT`], fed for every file with
+//! a Merkle construction over its files in walk order (depth first, the entries of each
+//! directory sorted bytewise by name; docs/hashing.md): BLAKE3 in derive-key mode with context
+//! [`DIR_CONTEXT`], fed for every file with
 //! `u64-le(len(path)) || path || exec-bit byte || file hash (32 bytes)`. It covers names as
 //! well as contents, so a rename, an added, removed or modified file all change it.
+//! Directories are hashed as a stream, in chunks hashed in parallel: memory does not grow with
+//! the number of files; each chunk's manifest entries go to a caller's sink.
 //! Symlinks are followed (loops detected); FIFOs, sockets and devices are skipped with a
 //! warning and never opened.
 
@@ -19,7 +22,18 @@ use rayon::prelude::*;
 use crate::model::{Artifact, ArtifactKind, DirEntry, Hash};
 
 /// The derive-key context of directory hashes. Changing it changes every directory hash.
-pub const DIR_CONTEXT: &str = "lineage 2026-11 directory manifest v1";
+pub const DIR_CONTEXT: &str = "lineage 2026-11 directory manifest v2";
+
+/// Files hashed in parallel at a time; bounds memory whatever the directory's size.
+const CHUNK: usize = 2048;
+
+/// Receives a directory's manifest entries, chunk by chunk, in walk order.
+pub type Sink<'a> = &'a mut dyn FnMut(&[DirEntry]) -> io::Result<()>;
+
+/// A sink that keeps nothing (when only the hash is wanted).
+pub fn discard(_: &[DirEntry]) -> io::Result<()> {
+    Ok(())
+}
 
 /// Files at least this large are hashed through mmap with BLAKE3's multi-threaded mode.
 const MMAP_THRESHOLD: u64 = 128 * 1024;
@@ -33,10 +47,26 @@ pub struct Hashed {
     pub warnings: Vec<String>,
 }
 
-/// (relative path bytes, size, mtime in ns) of every file, sorted: cheap to recompute with
-/// stat alone, so inputs can be re-checked after the job without hashing them again.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Fingerprint(Vec<(Vec<u8>, u64, i64)>);
+/// A digest of (relative path, size, mtime) of every file in walk order: cheap to recompute
+/// with stat alone, so inputs can be re-checked after the job without hashing them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fingerprint(Hash);
+
+#[derive(Default)]
+struct FingerprintBuilder(blake3::Hasher);
+
+impl FingerprintBuilder {
+    fn add(&mut self, rel: &[u8], size: u64, mtime_ns: i64) {
+        self.0.update(&(rel.len() as u64).to_le_bytes());
+        self.0.update(rel);
+        self.0.update(&size.to_le_bytes());
+        self.0.update(&mtime_ns.to_le_bytes());
+    }
+
+    fn finish(&self) -> Fingerprint {
+        Fingerprint(Hash(*self.0.finalize().as_bytes()))
+    }
+}
 
 /// What a path is, without opening it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,19 +101,22 @@ pub fn hash_file(path: &Path) -> io::Result<(Hash, u64)> {
     Ok((Hash(*hasher.finalize().as_bytes()), len))
 }
 
-/// Hash a file or a directory. Errors only when `path` itself cannot be read.
-pub fn hash_path(path: &Path) -> io::Result<Hashed> {
+/// Hash a file or a directory. Errors only when `path` itself cannot be read. A directory's
+/// manifest entries go to `sink`, chunk by chunk; the artifact keeps only their count.
+pub fn hash_path(path: &Path, sink: Sink) -> io::Result<Hashed> {
     let meta = std::fs::metadata(path)?;
     if meta.is_file() {
         let (hash, size) = hash_file(path)?;
+        let mut print = FingerprintBuilder::default();
+        print.add(b"", meta.len(), mtime_ns(&meta));
         return Ok(Hashed {
             artifact: Artifact {
                 hash,
                 kind: ArtifactKind::File,
                 size,
-                entries: Vec::new(),
+                file_count: 1,
             },
-            fingerprint: Fingerprint(vec![(Vec::new(), meta.len(), mtime_ns(&meta))]),
+            fingerprint: print.finish(),
             warnings: Vec::new(),
         });
     }
@@ -93,74 +126,74 @@ pub fn hash_path(path: &Path) -> io::Result<Hashed> {
             "not a regular file or directory (FIFOs, sockets and devices are never opened)",
         ));
     }
-    let (files, mut warnings) = walk_dir(path);
-    let results: Vec<_> = files
-        .par_iter()
-        .map(|f| hash_file(&f.path).map(|(hash, size)| (f, hash, size)))
-        .collect();
-    let mut entries = Vec::with_capacity(results.len());
-    // Every walked file is in the fingerprint, hashed or not, as in `fingerprint`.
-    let mut prints: Vec<_> = files
-        .iter()
-        .map(|f| (f.rel.clone(), f.size, f.mtime_ns))
-        .collect();
-    for result in results.into_iter().zip(&files) {
-        match result {
-            (Ok((f, hash, size)), _) => {
-                entries.push((
-                    f.rel.clone(),
-                    DirEntry {
+    let mut merkle = blake3::Hasher::new_derive_key(DIR_CONTEXT);
+    let mut print = FingerprintBuilder::default();
+    let mut warnings = Vec::new();
+    let (mut size, mut count) = (0u64, 0u64);
+    let mut chunk: Vec<WalkedFile> = Vec::with_capacity(CHUNK);
+    let mut flush = |chunk: &mut Vec<WalkedFile>, warnings: &mut Vec<String>| -> io::Result<()> {
+        let hashed: Vec<_> = chunk.par_iter().map(|f| hash_file(&f.path)).collect();
+        let mut entries = Vec::with_capacity(chunk.len());
+        for (f, result) in chunk.iter().zip(hashed) {
+            // Every walked file is in the fingerprint, hashed or not, as in `fingerprint`.
+            print.add(&f.rel, f.size, f.mtime_ns);
+            match result {
+                Ok((hash, file_size)) => {
+                    merkle.update(&(f.rel.len() as u64).to_le_bytes());
+                    merkle.update(&f.rel);
+                    merkle.update(&[u8::from(f.executable)]);
+                    merkle.update(&hash.0);
+                    size += file_size;
+                    count += 1;
+                    entries.push(DirEntry {
                         path: String::from_utf8_lossy(&f.rel).into_owned(),
                         hash,
-                        size,
+                        size: file_size,
                         executable: f.executable,
-                    },
-                ));
+                    });
+                }
+                Err(e) => warnings.push(format!("skipped {}: {e}", f.path.display())),
             }
-            (Err(e), f) => warnings.push(format!("skipped {}: {e}", f.path.display())),
+        }
+        chunk.clear();
+        sink(&entries)
+    };
+    for item in walk_dir(path) {
+        match item {
+            Ok(f) => {
+                chunk.push(f);
+                if chunk.len() == CHUNK {
+                    flush(&mut chunk, &mut warnings)?;
+                }
+            }
+            Err(w) => warnings.push(w),
         }
     }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    prints.sort();
-    let hash = dir_hash(entries.iter().map(|(raw, e)| (raw.as_slice(), e)));
-    let size = entries.iter().map(|(_, e)| e.size).sum();
+    flush(&mut chunk, &mut warnings)?;
     Ok(Hashed {
         artifact: Artifact {
-            hash,
+            hash: Hash(*merkle.finalize().as_bytes()),
             kind: ArtifactKind::Dir,
             size,
-            entries: entries.into_iter().map(|(_, e)| e).collect(),
+            file_count: count,
         },
-        fingerprint: Fingerprint(prints),
+        fingerprint: print.finish(),
         warnings,
     })
-}
-
-/// The directory hash of entries already sorted by raw relative path.
-pub fn dir_hash<'a>(entries: impl Iterator<Item = (&'a [u8], &'a DirEntry)>) -> Hash {
-    let mut hasher = blake3::Hasher::new_derive_key(DIR_CONTEXT);
-    for (raw, e) in entries {
-        hasher.update(&(raw.len() as u64).to_le_bytes());
-        hasher.update(raw);
-        hasher.update(&[u8::from(e.executable)]);
-        hasher.update(&e.hash.0);
-    }
-    Hash(*hasher.finalize().as_bytes())
 }
 
 /// Recompute the fingerprint of a path with stat alone (None when it is gone).
 pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
     let meta = std::fs::metadata(path).ok()?;
+    let mut print = FingerprintBuilder::default();
     if meta.is_file() {
-        return Some(Fingerprint(vec![(Vec::new(), meta.len(), mtime_ns(&meta))]));
+        print.add(b"", meta.len(), mtime_ns(&meta));
+    } else {
+        for f in walk_dir(path).flatten() {
+            print.add(&f.rel, f.size, f.mtime_ns);
+        }
     }
-    let (files, _) = walk_dir(path);
-    let mut prints: Vec<_> = files
-        .into_iter()
-        .map(|f| (f.rel, f.size, f.mtime_ns))
-        .collect();
-    prints.sort();
-    Some(Fingerprint(prints))
+    Some(print.finish())
 }
 
 struct WalkedFile {
@@ -171,59 +204,56 @@ struct WalkedFile {
     executable: bool,
 }
 
-fn walk_dir(root: &Path) -> (Vec<WalkedFile>, Vec<String>) {
-    let mut files = Vec::new();
-    let mut warnings = Vec::new();
-    for entry in walkdir::WalkDir::new(root).follow_links(true) {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                let what = e
-                    .path()
-                    .map_or_else(|| root.display().to_string(), |p| p.display().to_string());
-                let why = if e.loop_ancestor().is_some() {
-                    "symlink loop".to_string()
-                } else if let Some(io) = e.io_error() {
-                    if io.kind() == io::ErrorKind::NotFound {
-                        "dangling symlink".to_string()
+/// Regular files under `root` in walk order (depth first, names sorted bytewise within each
+/// directory); Err items are warnings (special files, loops, dangling links, unreadable).
+fn walk_dir(root: &Path) -> impl Iterator<Item = Result<WalkedFile, String>> + '_ {
+    walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(move |entry| {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let what = e
+                        .path()
+                        .map_or_else(|| root.display().to_string(), |p| p.display().to_string());
+                    let why = if e.loop_ancestor().is_some() {
+                        "symlink loop".to_string()
+                    } else if let Some(io) = e.io_error() {
+                        if io.kind() == io::ErrorKind::NotFound {
+                            "dangling symlink".to_string()
+                        } else {
+                            io.to_string()
+                        }
                     } else {
-                        io.to_string()
-                    }
-                } else {
-                    e.to_string()
-                };
-                warnings.push(format!("skipped {what}: {why}"));
-                continue;
+                        e.to_string()
+                    };
+                    return Some(Err(format!("skipped {what}: {why}")));
+                }
+            };
+            let file_type = entry.file_type();
+            if file_type.is_dir() {
+                return None;
             }
-        };
-        let file_type = entry.file_type();
-        if file_type.is_dir() {
-            continue;
-        }
-        if !file_type.is_file() {
-            warnings.push(format!(
-                "skipped {}: not a regular file (FIFO, socket or device)",
-                entry.path().display()
-            ));
-            continue;
-        }
-        let meta = match entry.metadata() {
-            Ok(m) => m,
-            Err(e) => {
-                warnings.push(format!("skipped {}: {e}", entry.path().display()));
-                continue;
+            if !file_type.is_file() {
+                return Some(Err(format!(
+                    "skipped {}: not a regular file (FIFO, socket or device)",
+                    entry.path().display()
+                )));
             }
-        };
-        let rel = relative_bytes(root, entry.path());
-        files.push(WalkedFile {
-            rel,
-            size: meta.len(),
-            mtime_ns: mtime_ns(&meta),
-            executable: meta.permissions().mode() & 0o111 != 0,
-            path: entry.into_path(),
-        });
-    }
-    (files, warnings)
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) => return Some(Err(format!("skipped {}: {e}", entry.path().display()))),
+            };
+            Some(Ok(WalkedFile {
+                rel: relative_bytes(root, entry.path()),
+                size: meta.len(),
+                mtime_ns: mtime_ns(&meta),
+                executable: meta.permissions().mode() & 0o111 != 0,
+                path: entry.into_path(),
+            }))
+        })
 }
 
 /// `path` relative to `root`, components joined with `/`, as raw bytes.
@@ -272,13 +302,22 @@ mod tests {
         std::fs::create_dir(root.join("sub")).expect("mkdir");
         std::fs::write(root.join("a"), b"1").expect("write");
         std::fs::write(root.join("sub/b"), b"2").expect("write");
-        let h0 = hash_path(root).expect("hash").artifact;
-        assert_eq!(h0.entries.len(), 2);
-        assert_eq!(h0.entries[1].path, "sub/b");
+        let mut seen = Vec::new();
+        let h0 = hash_path(root, &mut |e: &[DirEntry]| {
+            seen.extend(e.iter().map(|e| e.path.clone()));
+            Ok(())
+        })
+        .expect("hash")
+        .artifact;
+        assert_eq!(h0.file_count, 2);
+        assert_eq!(seen, ["a", "sub/b"]);
         std::fs::rename(root.join("a"), root.join("c")).expect("rename");
-        let h1 = hash_path(root).expect("hash").artifact.hash;
+        let h1 = hash_path(root, &mut discard).expect("hash").artifact.hash;
         assert_ne!(h0.hash, h1);
         std::fs::rename(root.join("c"), root.join("a")).expect("rename");
-        assert_eq!(h0.hash, hash_path(root).expect("hash").artifact.hash);
+        assert_eq!(
+            h0.hash,
+            hash_path(root, &mut discard).expect("hash").artifact.hash
+        );
     }
 }

@@ -138,15 +138,16 @@ pub struct DirEntry {
     pub executable: bool,
 }
 
-/// A hashed file or directory.
+/// A hashed file or directory. A directory's manifest (its files) is not held here: it is
+/// streamed to the store while hashing (see `hash::Sink`).
 #[derive(Clone, Debug)]
 pub struct Artifact {
     pub hash: Hash,
     pub kind: ArtifactKind,
     /// Bytes: the file's size, or the sum of the sizes of the files in the directory.
     pub size: u64,
-    /// The files of a directory, sorted by path; empty for a file.
-    pub entries: Vec<DirEntry>,
+    /// 1 for a file; the files hashed for a directory.
+    pub file_count: u64,
 }
 
 /// Everything captured about a run apart from its command, times and edges.
@@ -317,6 +318,8 @@ pub struct Edge {
     pub path: String,
     pub abs_path: String,
     pub artifact: Option<Artifact>,
+    /// For a directory: the token its manifest was staged under (`Store::stage`).
+    pub manifest: Option<String>,
     /// An input modified while the job ran.
     pub changed: bool,
 }

@@ -35,12 +35,23 @@ impl Declared {
         }
     }
 
-    fn edge(&self, role: Role, artifact: Option<crate::model::Artifact>) -> Edge {
+    fn edge(
+        &self,
+        role: Role,
+        artifact: Option<crate::model::Artifact>,
+        manifest: Option<String>,
+    ) -> Edge {
+        // Only a directory's hashing staged a manifest.
+        let is_dir = artifact
+            .as_ref()
+            .is_some_and(|a| a.kind == crate::model::ArtifactKind::Dir);
+        let manifest = manifest.filter(|_| is_dir);
         Edge {
             role,
             path: self.given.to_string_lossy().into_owned(),
             abs_path: self.abs.to_string_lossy().into_owned(),
             artifact,
+            manifest,
             changed: false,
         }
     }
@@ -260,7 +271,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     let env_get = |k: &str| std::env::var(k).ok();
     let gpus = gpu::start(env_get("CUDA_VISIBLE_DEVICES"));
     let path_var = std::env::var_os("PATH");
-    let (cwd, program) = (&plan.cwd, plan.argv.first());
+    let (cwd, program, store) = (&plan.cwd, plan.argv.first(), &plan.store);
     // Declared paths are data (configs are stored as configs), not untracked code.
     let data: Vec<PathBuf> = plan
         .inputs
@@ -287,7 +298,11 @@ fn capture_all(plan: &Plan) -> PreLaunch {
         let hashed: Vec<_> = plan
             .inputs
             .iter()
-            .map(|d| hash::hash_path(&d.abs))
+            .enumerate()
+            .map(|(i, d)| {
+                let token = format!("input-{i}");
+                hash::hash_path(&d.abs, &mut |e| store.stage(&token, e))
+            })
             .collect();
         (
             git.join().unwrap_or_default(),
@@ -307,7 +322,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     let mut blobs = git.blobs;
     let mut edges = Vec::new();
     let mut fingerprints = Vec::new();
-    for (d, result) in plan.inputs.iter().zip(hashed) {
+    for (i, (d, result)) in plan.inputs.iter().zip(hashed).enumerate() {
         match result {
             Ok(h) => {
                 notes.extend(
@@ -315,7 +330,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
                         .iter()
                         .map(|w| format!("input {}: {w}", d.given.display())),
                 );
-                edges.push(d.edge(Role::Input, Some(h.artifact)));
+                edges.push(d.edge(Role::Input, Some(h.artifact), Some(format!("input-{i}"))));
                 fingerprints.push(h.fingerprint);
             }
             Err(e) => {
@@ -323,7 +338,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
                     "input {} could not be hashed: {e}",
                     d.given.display()
                 ));
-                edges.push(d.edge(Role::Input, None));
+                edges.push(d.edge(Role::Input, None, None));
                 fingerprints.push(Fingerprint::default());
             }
         }
@@ -376,8 +391,9 @@ fn capture_all(plan: &Plan) -> PreLaunch {
                 hash,
                 kind: crate::model::ArtifactKind::File,
                 size: bytes.len() as u64,
-                entries: Vec::new(),
+                file_count: 1,
             }),
+            None,
         ));
         // The stored copy never holds a secret; the config keeps the hash of its real bytes.
         let redacted = std::str::from_utf8(&bytes)
@@ -602,28 +618,29 @@ pub fn execute(mut plan: Plan) -> Executed {
     };
 
     let mut outputs = Vec::new();
-    for d in &plan.outputs {
+    for (i, d) in plan.outputs.iter().enumerate() {
+        let token = format!("output-{i}");
         match hash::path_kind(&d.abs) {
             Ok(PathKind::Missing) => {
                 let msg = format!("output {} does not exist after the run", d.given.display());
                 warn(&msg);
                 capture.notes.push(msg);
-                outputs.push(d.edge(Role::Output, None));
+                outputs.push(d.edge(Role::Output, None, None));
             }
-            _ => match hash::hash_path(&d.abs) {
+            _ => match hash::hash_path(&d.abs, &mut |e| plan.store.stage(&token, e)) {
                 Ok(h) => {
                     for w in h.warnings {
                         let msg = format!("output {}: {w}", d.given.display());
                         warn(&msg);
                         capture.notes.push(msg);
                     }
-                    outputs.push(d.edge(Role::Output, Some(h.artifact)));
+                    outputs.push(d.edge(Role::Output, Some(h.artifact), Some(token.clone())));
                 }
                 Err(e) => {
                     let msg = format!("output {} could not be hashed: {e}", d.given.display());
                     warn(&msg);
                     capture.notes.push(msg);
-                    outputs.push(d.edge(Role::Output, None));
+                    outputs.push(d.edge(Role::Output, None, None));
                 }
             },
         }

@@ -201,6 +201,8 @@ impl Store {
             }
         }
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Staged manifests can hold millions of rows: keep temporary tables on disk.
+        self.conn.pragma_update(None, "temp_store", "FILE")?;
         // Leave checkpoints to SQLite's automatic ones (every 1000 pages) instead of
         // checkpointing and fsyncing each time a lineage process closes the store.
         self.conn
@@ -332,6 +334,36 @@ impl Store {
             Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
         }
         Ok(key)
+    }
+
+    /// Stage a chunk of a directory's manifest while it is being hashed, before the run is
+    /// written: a TEMP table, private to this connection, takes no lock on the store.
+    pub fn stage(&self, token: &str, entries: &[crate::model::DirEntry]) -> std::io::Result<()> {
+        let stage = || -> rusqlite::Result<()> {
+            self.conn.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS staged_entries (
+                     token TEXT NOT NULL, path TEXT NOT NULL, file_hash TEXT NOT NULL,
+                     size INTEGER NOT NULL, executable INTEGER NOT NULL)",
+            )?;
+            let tx = self.conn.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO temp.staged_entries (token, path, file_hash, size, executable)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for e in entries {
+                    stmt.execute(params![
+                        token,
+                        e.path,
+                        e.hash.to_hex(),
+                        e.size as i64,
+                        e.executable
+                    ])?;
+                }
+            }
+            tx.commit()
+        };
+        stage().map_err(std::io::Error::other)
     }
 
     /// Phase one: the run as `running`, with its inputs, configs, params and blobs.
@@ -632,10 +664,6 @@ fn insert_edges(
         "INSERT INTO artifacts (hash, kind, size, file_count) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT DO NOTHING",
     )?;
-    let mut entry = tx.prepare_cached(
-        "INSERT INTO dir_entries (dir_hash, path, file_hash, size, executable)
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-    )?;
     let mut edge = tx.prepare_cached(
         "INSERT INTO edges (run_id, role, position, artifact, path, abs_path, missing, changed)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -643,23 +671,23 @@ fn insert_edges(
     for (i, e) in edges.iter().enumerate() {
         let hash = e.artifact.as_ref().map(|a| a.hash.to_hex());
         if let Some(a) = &e.artifact {
-            let file_count = match a.kind {
-                ArtifactKind::File => 1,
-                ArtifactKind::Dir => a.entries.len() as i64,
-            };
-            let new =
-                artifact.execute(params![hash, a.kind.as_str(), a.size as i64, file_count])?;
-            // A directory already known has its manifest stored already.
-            if new == 1 {
-                for f in &a.entries {
-                    entry.execute(params![
-                        hash,
-                        f.path,
-                        f.hash.to_hex(),
-                        f.size as i64,
-                        f.executable
-                    ])?;
+            let new = artifact.execute(params![
+                hash,
+                a.kind.as_str(),
+                a.size as i64,
+                a.file_count as i64
+            ])?;
+            if let Some(token) = &e.manifest {
+                // A directory already known has its manifest stored already.
+                if new == 1 {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO dir_entries (dir_hash, path, file_hash, size, executable)
+                         SELECT ?1, path, file_hash, size, executable
+                         FROM temp.staged_entries WHERE token = ?2",
+                        params![hash, token],
+                    )?;
                 }
+                tx.execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token])?;
             }
         }
         edge.execute(params![

@@ -303,3 +303,41 @@ fn a_store_that_cannot_grow_while_recording_leaves_the_job_and_the_store_intact(
     let out = env.cmd(["run", "-q", "--", "sh", "-c", "kill -XFSZ $$"]);
     assert_eq!(code(&out), 128 + 25);
 }
+
+#[test]
+fn an_input_of_a_million_files_is_hashed_in_bounded_memory() {
+    // 1,000 directories of 1,000 empty files (no data blocks, only inodes).
+    let env = Env::new();
+    let root = env.path("million");
+    for d in 0..1000 {
+        let dir = root.join(format!("d{d:03}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for f in 0..1000 {
+            std::fs::File::create(dir.join(format!("f{f:03}"))).expect("create");
+        }
+    }
+    // The job reads lineage's peak resident memory: the input was hashed before launch.
+    let out = env.cmd([
+        "run",
+        "-q",
+        "-i",
+        "million",
+        "--",
+        "sh",
+        "-c",
+        "grep VmHWM /proc/$PPID/status | tr -s ' ' | cut -d' ' -f2",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let peak_kib: u64 = stdout(&out).trim().parse().expect("VmHWM in kB");
+    assert!(
+        peak_kib < 64 * 1024,
+        "lineage peaked at {peak_kib} KiB for 1,000,000 files"
+    );
+    let run = env.show(None);
+    assert_eq!(artifact(&run, "inputs", "million")["file_count"], 1_000_000);
+    let rows: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM dir_entries", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 1_000_000, "every file's manifest entry is stored");
+}
