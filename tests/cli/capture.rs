@@ -194,6 +194,7 @@ fn a_fifo_inside_an_input_directory_is_skipped_without_hanging() {
     let env = Env::new();
     env.write("data/a.csv", "1\n");
     nix::unistd::mkfifo(&env.path("data/pipe"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let _socket = std::os::unix::net::UnixListener::bind(env.path("data/sock")).expect("socket");
     let mut cmd = env.lineage();
     cmd.args(["run", "-i", "data", "--", "true"]);
     let out = output_within(cmd, Duration::from_secs(30));
@@ -201,6 +202,11 @@ fn a_fifo_inside_an_input_directory_is_skipped_without_hanging() {
     assert!(
         stderr(&out).contains("pipe"),
         "warning names the FIFO: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("sock"),
+        "warning names the socket: {}",
         stderr(&out)
     );
     let run = env.show(None);
