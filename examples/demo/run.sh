@@ -31,3 +31,10 @@ echo "== lineage list"
 echo
 echo "== lineage show (the evaluation run)"
 "$lineage" show
+echo
+echo "== lineage show out/model.json (its ancestry, found by its bytes)"
+"$lineage" show out/model.json
+echo
+echo "== lineage rerun (the training run): does it reproduce bit for bit?"
+train_run=$("$lineage" list --json --limit 2 | "$python" -c 'import json, sys; print(json.load(sys.stdin)[1]["id"])')
+"$lineage" rerun "$train_run"
