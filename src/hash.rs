@@ -30,6 +30,90 @@ const CHUNK: usize = 2048;
 /// Receives a directory's manifest entries, chunk by chunk, in walk order.
 pub type Sink<'a> = &'a mut dyn FnMut(&[DirEntry]) -> io::Result<()>;
 
+/// What stat says about a file's bytes. Equal keys mean unchanged bytes, provided the file
+/// was not modified within the timestamp granularity of when it was hashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StatKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl StatKey {
+    pub fn of(meta: &Metadata) -> StatKey {
+        StatKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: mtime_ns(meta),
+            ctime_ns: meta
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec()),
+        }
+    }
+}
+
+/// A persistent map from stat keys to content hashes (the store keeps one).
+pub trait StatCache {
+    /// The hashes known for these keys, in order; None where unknown or stale.
+    fn lookup(&self, keys: &[StatKey]) -> Vec<Option<Hash>>;
+    /// Remember hashes just computed (best effort).
+    fn record(&self, entries: &[(StatKey, Hash)]);
+}
+
+/// A file changed less than this before it was hashed is not cached: a later change within
+/// the same timestamp tick would leave its stat unchanged.
+const RACY_NS: i64 = 1_000_000_000;
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Hash `files` (in order), taking what the cache knows and recording what it learns.
+fn hash_with_cache(
+    files: &[(PathBuf, StatKey)],
+    cache: Option<&dyn StatCache>,
+) -> Vec<io::Result<(Hash, u64)>> {
+    let keys: Vec<StatKey> = files.iter().map(|(_, k)| *k).collect();
+    let known = cache.map_or_else(|| vec![None; files.len()], |c| c.lookup(&keys));
+    let started = now_ns();
+    let results: Vec<(io::Result<(Hash, u64)>, bool)> = files
+        .par_iter()
+        .zip(known)
+        .map(|((path, key), known)| match known {
+            Some(hash) => (Ok((hash, key.size)), false),
+            None => {
+                let result = hash_file(path);
+                // Cache only bytes that were stable while read and are not racy.
+                let stable = result.is_ok()
+                    && std::fs::metadata(path).is_ok_and(|m| StatKey::of(&m) == *key)
+                    && key.mtime_ns < started - RACY_NS
+                    && key.ctime_ns < started - RACY_NS;
+                (result, stable)
+            }
+        })
+        .collect();
+    if let Some(cache) = cache {
+        let learned: Vec<(StatKey, Hash)> = results
+            .iter()
+            .zip(&keys)
+            .filter_map(|((r, stable), k)| match r {
+                Ok((h, _)) if *stable => Some((*k, *h)),
+                _ => None,
+            })
+            .collect();
+        if !learned.is_empty() {
+            cache.record(&learned);
+        }
+    }
+    results.into_iter().map(|(r, _)| r).collect()
+}
+
 /// A sink that keeps nothing (when only the hash is wanted).
 pub fn discard(_: &[DirEntry]) -> io::Result<()> {
     Ok(())
@@ -102,11 +186,14 @@ pub fn hash_file(path: &Path) -> io::Result<(Hash, u64)> {
 }
 
 /// Hash a file or a directory. Errors only when `path` itself cannot be read. A directory's
-/// manifest entries go to `sink`, chunk by chunk; the artifact keeps only their count.
-pub fn hash_path(path: &Path, sink: Sink) -> io::Result<Hashed> {
+/// manifest entries go to `sink`, chunk by chunk; the artifact keeps only their count. With
+/// a `cache`, files whose stat is unchanged since they were hashed are not read again.
+pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::Result<Hashed> {
     let meta = std::fs::metadata(path)?;
     if meta.is_file() {
-        let (hash, size) = hash_file(path)?;
+        let (hash, size) = hash_with_cache(&[(path.to_path_buf(), StatKey::of(&meta))], cache)
+            .pop()
+            .unwrap_or_else(|| Err(io::Error::other("nothing hashed")))?;
         let mut print = FingerprintBuilder::default();
         print.add(b"", meta.len(), mtime_ns(&meta));
         return Ok(Hashed {
@@ -132,7 +219,9 @@ pub fn hash_path(path: &Path, sink: Sink) -> io::Result<Hashed> {
     let (mut size, mut count) = (0u64, 0u64);
     let mut chunk: Vec<WalkedFile> = Vec::with_capacity(CHUNK);
     let mut flush = |chunk: &mut Vec<WalkedFile>, warnings: &mut Vec<String>| -> io::Result<()> {
-        let hashed: Vec<_> = chunk.par_iter().map(|f| hash_file(&f.path)).collect();
+        let files: Vec<(PathBuf, StatKey)> =
+            chunk.iter().map(|f| (f.path.clone(), f.key)).collect();
+        let hashed = hash_with_cache(&files, cache);
         let mut entries = Vec::with_capacity(chunk.len());
         for (f, result) in chunk.iter().zip(hashed) {
             // Every walked file is in the fingerprint, hashed or not, as in `fingerprint`.
@@ -202,6 +291,7 @@ struct WalkedFile {
     size: u64,
     mtime_ns: i64,
     executable: bool,
+    key: StatKey,
 }
 
 /// Regular files under `root` in walk order (depth first, names sorted bytewise within each
@@ -247,6 +337,7 @@ fn walk_dir(root: &Path) -> impl Iterator<Item = Result<WalkedFile, String>> + '
                 Err(e) => return Some(Err(format!("skipped {}: {e}", entry.path().display()))),
             };
             Some(Ok(WalkedFile {
+                key: StatKey::of(&meta),
                 rel: relative_bytes(root, entry.path()),
                 size: meta.len(),
                 mtime_ns: mtime_ns(&meta),
@@ -303,21 +394,24 @@ mod tests {
         std::fs::write(root.join("a"), b"1").expect("write");
         std::fs::write(root.join("sub/b"), b"2").expect("write");
         let mut seen = Vec::new();
-        let h0 = hash_path(root, &mut |e: &[DirEntry]| {
+        let mut sink = |e: &[DirEntry]| {
             seen.extend(e.iter().map(|e| e.path.clone()));
             Ok(())
-        })
-        .expect("hash")
-        .artifact;
+        };
+        let h0 = hash_path(root, &mut sink, None).expect("hash").artifact;
         assert_eq!(h0.file_count, 2);
         assert_eq!(seen, ["a", "sub/b"]);
         std::fs::rename(root.join("a"), root.join("c")).expect("rename");
-        let h1 = hash_path(root, &mut discard).expect("hash").artifact.hash;
+        let h1 = hash_path(root, &mut discard, None)
+            .expect("hash")
+            .artifact
+            .hash;
         assert_ne!(h0.hash, h1);
         std::fs::rename(root.join("c"), root.join("a")).expect("rename");
-        assert_eq!(
-            h0.hash,
-            hash_path(root, &mut discard).expect("hash").artifact.hash
-        );
+        let h2 = hash_path(root, &mut discard, None)
+            .expect("hash")
+            .artifact
+            .hash;
+        assert_eq!(h0.hash, h2);
     }
 }

@@ -98,7 +98,10 @@ fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
     if args.upstream {
         upstream(&store, store_dir, &original, args, &mut Vec::new())?;
     }
-    let (checks, env) = check(&store, &original, args.worktree)?;
+    // --dry-run writes nothing, not even the stat cache.
+    let read_only = crate::store::ReadOnlyCache(&store);
+    let cache: &dyn hash::StatCache = if args.dry_run { &read_only } else { &store };
+    let (checks, env) = check(&store, &original, args.worktree, cache)?;
     let report = plan_text(&original, &short, &checks, args.worktree);
     if args.dry_run {
         crate::print_stdout(&report);
@@ -339,6 +342,7 @@ fn check(
     store: &Store,
     r: &RunRecord,
     worktree: bool,
+    cache: &dyn hash::StatCache,
 ) -> Result<(Checks, Vec<(OsString, OsString)>)> {
     let mut checks = Checks::default();
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
@@ -422,7 +426,7 @@ fn check(
         let recorded = e.artifact.as_ref().map(|a| a.hash);
         let now = match hash::path_kind(Path::new(&e.abs_path)) {
             Ok(hash::PathKind::File | hash::PathKind::Dir) => {
-                hash::hash_path(Path::new(&e.abs_path), &mut hash::discard)
+                hash::hash_path(Path::new(&e.abs_path), &mut hash::discard, Some(cache))
                     .ok()
                     .map(|h| h.artifact.hash)
             }
@@ -645,7 +649,7 @@ fn upstream(
     args: &RerunArgs,
     done: &mut Vec<String>,
 ) -> Result<()> {
-    let (checks, _) = check(store, r, false)?;
+    let (checks, _) = check(store, r, false, store)?;
     for input in checks
         .inputs
         .iter()

@@ -301,7 +301,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
             .enumerate()
             .map(|(i, d)| {
                 let token = format!("input-{i}");
-                hash::hash_path(&d.abs, &mut |e| store.stage(&token, e))
+                hash::hash_path(&d.abs, &mut |e| store.stage(&token, e), Some(store))
             })
             .collect();
         (
@@ -627,7 +627,11 @@ pub fn execute(mut plan: Plan) -> Executed {
                 capture.notes.push(msg);
                 outputs.push(d.edge(Role::Output, None, None));
             }
-            _ => match hash::hash_path(&d.abs, &mut |e| plan.store.stage(&token, e)) {
+            _ => match hash::hash_path(
+                &d.abs,
+                &mut |e| plan.store.stage(&token, e),
+                Some(&plan.store),
+            ) {
                 Ok(h) => {
                     for w in h.warnings {
                         let msg = format!("output {}: {w}", d.given.display());

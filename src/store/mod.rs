@@ -26,6 +26,7 @@ use crate::model::{
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_pid_start.sql"),
+    include_str!("migrations/0003_stat_cache.sql"),
 ];
 
 pub const DB_FILE: &str = "lineage.db";
@@ -652,6 +653,82 @@ impl Store {
             )
             .optional()?)
     }
+}
+
+/// The stat cache lives in the store: one query per chunk of files, either way.
+impl crate::hash::StatCache for Store {
+    fn lookup(&self, keys: &[crate::hash::StatKey]) -> Vec<Option<Hash>> {
+        let mut out = vec![None; keys.len()];
+        let ids: Vec<[i64; 2]> = keys.iter().map(|k| [k.dev as i64, k.ino as i64]).collect();
+        let Ok(ids) = serde_json::to_string(&ids) else {
+            return out;
+        };
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT j.key, c.size, c.mtime_ns, c.ctime_ns, c.hash FROM json_each(?1) j
+                 CROSS JOIN stat_cache c
+                 ON c.dev = json_extract(j.value, '$[0]') AND c.ino = json_extract(j.value, '$[1]')",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([ids], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            });
+        for (i, size, mtime, ctime, hash) in rows.unwrap_or_default() {
+            let Some(key) = keys.get(i as usize) else {
+                continue;
+            };
+            // Stale unless size, mtime and ctime all still match.
+            if key.size as i64 == size && key.mtime_ns == mtime && key.ctime_ns == ctime {
+                out[i as usize] = Hash::parse(&hash);
+            }
+        }
+        out
+    }
+
+    fn record(&self, entries: &[(crate::hash::StatKey, Hash)]) {
+        let write = || -> rusqlite::Result<()> {
+            let tx = self.conn.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO stat_cache (dev, ino, size, mtime_ns, ctime_ns, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (k, h) in entries {
+                    stmt.execute(params![
+                        k.dev as i64,
+                        k.ino as i64,
+                        k.size as i64,
+                        k.mtime_ns,
+                        k.ctime_ns,
+                        h.to_hex()
+                    ])?;
+                }
+            }
+            tx.commit()
+        };
+        // A cache that cannot be written only costs a re-hash next time.
+        let _ = write();
+    }
+}
+
+/// The stat cache for a command that must not write (`rerun --dry-run`): lookups only.
+pub struct ReadOnlyCache<'a>(pub &'a Store);
+
+impl crate::hash::StatCache for ReadOnlyCache<'_> {
+    fn lookup(&self, keys: &[crate::hash::StatKey]) -> Vec<Option<Hash>> {
+        self.0.lookup(keys)
+    }
+
+    fn record(&self, _: &[(crate::hash::StatKey, Hash)]) {}
 }
 
 fn insert_edges(

@@ -2,6 +2,7 @@
 //! and real SQLite files in temporary directories.
 
 mod ancestry;
+mod cache;
 mod capture;
 mod gpu;
 mod reliability;

@@ -290,6 +290,8 @@ fn dry_run_changes_nothing() {
     let env = Env::new();
     env.init_repo();
     env.write("in.txt", "x\n");
+    // Older than a second, so a rerun's input check could write to the stat cache.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let id = record(
         &env,
         &[
@@ -304,6 +306,15 @@ fn dry_run_changes_nothing() {
         ],
     );
     env.write("in.txt", "changed\n");
+    env.write("other.txt", "aged\n");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // An empty stat cache: a checking rerun would fill it, a dry run must not.
+    env.db()
+        .execute("DELETE FROM stat_cache", [])
+        .expect("clear the cache");
+    // Closing that connection checkpointed and removed the WAL file; let lineage reopen the
+    // store once so the snapshot starts from the files it keeps.
+    assert_eq!(code(&env.cmd(["list", "--json"])), 0);
     let snapshot = |env: &Env| {
         let mut files: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(&env.work)
             .into_iter()

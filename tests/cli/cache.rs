@@ -1,0 +1,144 @@
+//! The stat cache: unchanged files are not read again, and a stale hash is never returned.
+//! Files are made, then aged past the one-second racy window before the first run, as a
+//! user's dataset would be.
+
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn input_hash(env: &Env, path: &str) -> String {
+    let out = env.cmd(["run", "-q", "-i", path, "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    artifact(&env.show(None), "inputs", path)["hash"]
+        .as_str()
+        .expect("hash")
+        .to_string()
+}
+
+fn cached_rows(env: &Env, path: &str) -> i64 {
+    let meta = std::fs::metadata(env.path(path)).expect("stat");
+    env.db()
+        .query_row(
+            "SELECT count(*) FROM stat_cache WHERE dev = ?1 AND ino = ?2",
+            [meta.dev() as i64, meta.ino() as i64],
+            |r| r.get(0),
+        )
+        .expect("count")
+}
+
+/// Poison the cached hash of `path`: a run that returns it proves the cache was used.
+fn poison(env: &Env, path: &str) -> String {
+    let bogus = "0".repeat(64);
+    let meta = std::fs::metadata(env.path(path)).expect("stat");
+    let n = env
+        .db()
+        .execute(
+            "UPDATE stat_cache SET hash = ?3 WHERE dev = ?1 AND ino = ?2",
+            rusqlite::params![meta.dev() as i64, meta.ino() as i64, bogus],
+        )
+        .expect("update");
+    assert_eq!(n, 1, "{path} was cached");
+    format!("blake3:{bogus}")
+}
+
+fn age() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
+#[test]
+fn an_unchanged_file_is_not_read_again() {
+    let env = Env::new();
+    env.write("data.bin", "some bytes\n");
+    age();
+    assert_eq!(input_hash(&env, "data.bin"), blake3_hex(b"some bytes\n"));
+    let bogus = poison(&env, "data.bin");
+    assert_eq!(
+        input_hash(&env, "data.bin"),
+        bogus,
+        "the cached hash was used"
+    );
+}
+
+#[test]
+fn rewritten_bytes_with_the_mtime_put_back_are_hashed_again() {
+    let env = Env::new();
+    env.write("data.bin", "AAAA\n");
+    age();
+    input_hash(&env, "data.bin");
+    let before = std::fs::metadata(env.path("data.bin")).expect("stat");
+    poison(&env, "data.bin");
+    // Same size, new bytes, mtime put back as tar, rsync or `touch -d` would: ctime moved.
+    env.write("data.bin", "BBBB\n");
+    let mtime = format!("@{}.{:09}", before.mtime(), before.mtime_nsec());
+    let status = std::process::Command::new("touch")
+        .args(["-d", &mtime, env.path("data.bin").to_str().expect("utf-8")])
+        .status()
+        .expect("touch");
+    assert!(status.success());
+    let after = std::fs::metadata(env.path("data.bin")).expect("stat");
+    assert_eq!(
+        (after.mtime(), after.mtime_nsec(), after.len()),
+        (before.mtime(), before.mtime_nsec(), before.len())
+    );
+    assert_eq!(input_hash(&env, "data.bin"), blake3_hex(b"BBBB\n"));
+}
+
+#[test]
+fn a_file_modified_in_the_same_second_it_is_hashed_is_not_trusted() {
+    let env = Env::new();
+    env.write("fresh.txt", "v1\n");
+    // Hashed right away: within the racy window, so not cached.
+    assert_eq!(input_hash(&env, "fresh.txt"), blake3_hex(b"v1\n"));
+    assert_eq!(cached_rows(&env, "fresh.txt"), 0);
+    // Modified within the same second (same size): still hashed for real.
+    env.write("fresh.txt", "v2\n");
+    assert_eq!(input_hash(&env, "fresh.txt"), blake3_hex(b"v2\n"));
+}
+
+#[test]
+fn a_file_replaced_by_rename_is_hashed_again() {
+    let env = Env::new();
+    env.write("model.bin", "old\n");
+    env.write("staging.bin", "new\n");
+    age();
+    input_hash(&env, "model.bin");
+    poison(&env, "model.bin");
+    std::fs::rename(env.path("staging.bin"), env.path("model.bin")).expect("mv");
+    assert_eq!(input_hash(&env, "model.bin"), blake3_hex(b"new\n"));
+}
+
+#[test]
+fn hard_links_share_a_cached_hash_and_a_directory_gaining_a_file_changes() {
+    let env = Env::new();
+    env.write("data/a.csv", "1,2\n");
+    age();
+    let first = input_hash(&env, "data");
+    std::fs::hard_link(env.path("data/a.csv"), env.path("data/b.csv")).expect("ln");
+    age();
+    let second = input_hash(&env, "data");
+    assert_ne!(first, second, "a directory gaining a file changes its hash");
+    // Both names are the same inode: one cache row, the right hash for both.
+    let run = env.show(None);
+    let dir = artifact(&run, "inputs", "data")["hash"]
+        .as_str()
+        .expect("hash")
+        .trim_start_matches("blake3:")
+        .to_string();
+    let hashes: Vec<String> = {
+        let db = env.db();
+        let mut stmt = db
+            .prepare("SELECT file_hash FROM dir_entries WHERE dir_hash = ?1 ORDER BY path")
+            .expect("prepare");
+        stmt.query_map([&dir], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let want = blake3::hash(b"1,2\n").to_hex().to_string();
+    assert_eq!(hashes, [want.clone(), want]);
+    assert_eq!(cached_rows(&env, "data/a.csv"), 1);
+    let _: Value = run;
+}
