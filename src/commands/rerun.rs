@@ -691,13 +691,39 @@ fn upstream(
     Ok(())
 }
 
-fn recorded_root_of(g: &crate::model::GitState) -> PathBuf {
-    PathBuf::from(&g.root)
+/// The bytes to restore for a recorded file: its stored blob; or, when it held secrets (the
+/// store keeps `redacted`, a copy with them redacted), the real file at `real` if it still has
+/// the recorded hash, else the redacted copy, with a warning.
+fn restore_bytes(
+    store: &Store,
+    what: &str,
+    real: &Path,
+    recorded: Hash,
+    redacted: Option<Hash>,
+) -> Result<Option<Vec<u8>>> {
+    let Some(blob) = redacted else {
+        return store.blob(&recorded);
+    };
+    match std::fs::read(real) {
+        Ok(bytes) if Hash::of(&bytes) == recorded => Ok(Some(bytes)),
+        _ => {
+            eprintln!(
+                "lineage: warning: {what} held secrets and has changed since: restored with them redacted"
+            );
+            store.blob(&blob)
+        }
+    }
+}
+
+fn write_restored(target: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(target, bytes).with_context(|| format!("restoring {}", target.display()))
 }
 
 /// A temporary git worktree at the recorded commit, with the recorded changes applied.
 struct Worktree {
-    repo_root: PathBuf,
     path: PathBuf,
     cwd: PathBuf,
     name: String,
@@ -712,7 +738,7 @@ impl Drop for Worktree {
             return;
         }
         let _ = std::fs::remove_dir_all(&self.path);
-        if let Ok(repo) = git2::Repository::open(&self.repo_root)
+        if let Ok(repo) = git2::Repository::open(&self.recorded_root)
             && let Ok(wt) = repo.find_worktree(&self.name)
         {
             let mut opts = git2::WorktreePruneOptions::new();
@@ -756,7 +782,6 @@ impl Worktree {
             .unwrap_or(Path::new(""))
             .to_path_buf();
         let guard = Worktree {
-            repo_root: recorded_root.clone(),
             cwd: path.join(rel),
             path: path.clone(),
             name,
@@ -782,27 +807,15 @@ impl Worktree {
                 );
                 continue;
             }
-            let bytes = match u.redacted_blob {
-                // Held secrets: the real file if unchanged in the recorded tree, else the
-                // redacted copy.
-                Some(blob) => match std::fs::read(recorded_root_of(g).join(&u.path)) {
-                    Ok(real) if Hash::of(&real) == u.hash => Some(real),
-                    _ => {
-                        eprintln!(
-                            "lineage: warning: untracked file {} held secrets and has changed since: restored with them redacted",
-                            u.path
-                        );
-                        store.blob(&blob)?
-                    }
-                },
-                None => store.blob(&u.hash)?,
-            };
+            let bytes = restore_bytes(
+                store,
+                &format!("untracked file {}", u.path),
+                &guard.recorded_root.join(&u.path),
+                u.hash,
+                u.redacted_blob,
+            )?;
             if let Some(bytes) = bytes {
-                let dest = path.join(&u.path);
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::write(&dest, bytes)?;
+                write_restored(&path.join(&u.path), &bytes)?;
             }
         }
         Ok(guard)
@@ -818,25 +831,15 @@ impl Worktree {
                     let Some(recorded) = e.artifact.as_ref().map(|a| a.hash) else {
                         continue;
                     };
-                    let bytes = match r.capture.config_redacted.get(&e.path) {
-                        // Held secrets: the real file if it is unchanged, else the redacted copy.
-                        Some(blob) => match std::fs::read(&e.abs_path) {
-                            Ok(real) if Hash::of(&real) == recorded => Some(real),
-                            _ => {
-                                eprintln!(
-                                    "lineage: warning: config {} held secrets and has changed since: restored with them redacted",
-                                    e.path
-                                );
-                                store.blob(blob)?
-                            }
-                        },
-                        None => store.blob(&recorded)?,
-                    };
+                    let bytes = restore_bytes(
+                        store,
+                        &format!("config {}", e.path),
+                        Path::new(&e.abs_path),
+                        recorded,
+                        r.capture.config_redacted.get(&e.path).copied(),
+                    )?;
                     if let Some(bytes) = bytes {
-                        if let Some(parent) = target.parent() {
-                            std::fs::create_dir_all(parent)?;
-                        }
-                        std::fs::write(&target, bytes)?;
+                        write_restored(&target, &bytes)?;
                     }
                 }
                 Role::Input if !target.exists() => {

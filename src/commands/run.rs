@@ -607,8 +607,9 @@ pub fn execute(mut plan: Plan) -> Executed {
         (None, Some(s)) => (128 + s).clamp(0, 255) as u8,
         (None, None) => 1,
     };
-    let killed_by_stop =
-        signal.is_some_and(|s| child::STOPPING.contains(&s) || s == libc_sigkill());
+    let killed_by_stop = signal.is_some_and(|s| {
+        child::STOPPING.contains(&s) || s == nix::sys::signal::Signal::SIGKILL as i32
+    });
     let status = if outcome.received.is_some() || killed_by_stop {
         Status::Interrupted
     } else if exit == 0 {
@@ -702,10 +703,6 @@ pub fn execute(mut plan: Plan) -> Executed {
         status: Some(status),
         outputs,
     }
-}
-
-fn libc_sigkill() -> i32 {
-    nix::sys::signal::Signal::SIGKILL as i32
 }
 
 /// Phase two; a failure is a loud warning, never a changed exit code.

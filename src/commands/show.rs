@@ -9,7 +9,7 @@ use anyhow::Result;
 use crate::cli::{ShowArgs, ShowFormat};
 use crate::error::Error;
 use crate::hash;
-use crate::model::{Hash, RunRecord};
+use crate::model::{ArtifactRef, Hash, RunRecord};
 use crate::output;
 use crate::output::graph::{self, Direction, Lineage, Root};
 use crate::store::Store;
@@ -93,8 +93,7 @@ pub fn resolve(
             root: Root {
                 label: text,
                 hash,
-                kind: stored.as_ref().map(|a| a.kind),
-                size: stored.map(|a| a.size),
+                detail: stored,
             },
             path: None,
         });
@@ -116,8 +115,12 @@ pub fn resolve(
             root: Root {
                 label: text,
                 hash: a.hash,
-                kind: Some(a.kind),
-                size: Some(a.size),
+                detail: Some(ArtifactRef {
+                    hash: a.hash,
+                    kind: a.kind,
+                    size: a.size,
+                    file_count: a.file_count,
+                }),
             },
             path: Some(path),
         });

@@ -24,8 +24,8 @@ pub struct Root {
     /// The path as the user gave it, when the target is a path.
     pub label: String,
     pub hash: Hash,
-    pub kind: Option<ArtifactKind>,
-    pub size: Option<u64>,
+    /// Kind, size and file count, when known (hashed now, or recorded by a run).
+    pub detail: Option<ArtifactRef>,
 }
 
 /// A walk's result: the runs involved (loaded whole) and who produced or consumed what.
@@ -85,6 +85,9 @@ impl Lineage {
             }
         }
         let root = out.entry(self.root.hash).or_default();
+        if root.0.is_none() {
+            root.0 = self.root.detail.clone();
+        }
         root.1.insert(self.root.label.clone());
         out
     }
@@ -254,23 +257,7 @@ pub fn tree(l: &Lineage, color: bool) -> String {
         shown: HashSet::new(),
         color,
     };
-    let detail = l.root.kind.map(|kind| ArtifactRef {
-        hash: l.root.hash,
-        kind,
-        size: l.root.size.unwrap_or(0),
-        file_count: 0,
-    });
-    let detail = detail.map(|mut d| {
-        if d.kind == ArtifactKind::Dir {
-            d.file_count = l
-                .artifacts()
-                .get(&l.root.hash)
-                .and_then(|(a, _)| a.as_ref().map(|a| a.file_count))
-                .unwrap_or(0);
-        }
-        d
-    });
-    t.artifact(&l.root.label, &l.root.hash, detail.as_ref(), "", 0);
+    t.artifact(&l.root.label, &l.root.hash, l.root.detail.as_ref(), "", 0);
     t.out
 }
 
@@ -350,8 +337,8 @@ pub fn to_json(l: &Lineage, is_path: bool) -> serde_json::Result<String> {
         target: TargetJson {
             path: is_path.then(|| l.root.label.clone()),
             hash: l.root.hash,
-            kind: l.root.kind.map(ArtifactKind::as_str),
-            size: l.root.size,
+            kind: l.root.detail.as_ref().map(|d| d.kind.as_str()),
+            size: l.root.detail.as_ref().map(|d| d.size),
         },
         direction: match l.direction {
             Direction::Ancestry => "ancestry",
@@ -367,13 +354,8 @@ pub fn to_json(l: &Lineage, is_path: bool) -> serde_json::Result<String> {
             .iter()
             .map(|(h, (a, paths))| ArtifactNode {
                 hash: *h,
-                kind: a.as_ref().map(|a| a.kind.as_str()).or((*h == l.root.hash)
-                    .then(|| l.root.kind.map(ArtifactKind::as_str))
-                    .flatten()),
-                size: a
-                    .as_ref()
-                    .map(|a| a.size)
-                    .or((*h == l.root.hash).then_some(l.root.size).flatten()),
+                kind: a.as_ref().map(|a| a.kind.as_str()),
+                size: a.as_ref().map(|a| a.size),
                 file_count: a.as_ref().map(|a| a.file_count),
                 paths: paths.iter().cloned().collect(),
             })

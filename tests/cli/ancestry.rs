@@ -26,22 +26,12 @@ struct Pipeline {
     report: String,
 }
 
-fn step(env: &Env, args: &[&str]) -> String {
-    let mut full = vec!["run", "-q"];
-    full.extend_from_slice(args);
-    let out = env.cmd(&full);
-    assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
-    env.show(None)["id"].as_str().expect("id").to_string()
-}
-
 fn pipeline() -> Pipeline {
     let env = Env::new();
     env.init_repo();
     env.write("raw/data.csv", "a,b\n1,2\n3,4\n");
     env.write("cfg.yaml", "lr: 0.1\nepochs: 2\n");
-    let prepare = step(
-        &env,
-        &[
+    let prepare = env.record(&[
             "-i",
             "raw/data.csv",
             "-o",
@@ -52,64 +42,52 @@ fn pipeline() -> Pipeline {
             "mkdir -p prepared && tr , ';' < raw/data.csv > prepared/train.csv && echo meta > prepared/meta.txt",
         ],
     );
-    let train = step(
-        &env,
-        &[
-            "-i",
-            "prepared",
-            "-c",
-            "cfg.yaml",
-            "-o",
-            "model.bin",
-            "--",
-            "sh",
-            "-c",
-            "cat prepared/train.csv cfg.yaml > model.bin",
-        ],
-    );
-    let evaluate = step(
-        &env,
-        &[
-            "-i",
-            "model.bin",
-            "-i",
-            "prepared/train.csv",
-            "-o",
-            "metrics.json",
-            "--",
-            "sh",
-            "-c",
-            "wc -c model.bin prepared/train.csv > metrics.json",
-        ],
-    );
-    let features = step(
-        &env,
-        &[
-            "-i",
-            "raw/data.csv",
-            "-o",
-            "features.bin",
-            "--",
-            "sh",
-            "-c",
-            "tr 0-9 a-j < raw/data.csv > features.bin",
-        ],
-    );
-    let report = step(
-        &env,
-        &[
-            "-i",
-            "metrics.json",
-            "-i",
-            "features.bin",
-            "-o",
-            "report.txt",
-            "--",
-            "sh",
-            "-c",
-            "cat metrics.json features.bin > report.txt",
-        ],
-    );
+    let train = env.record(&[
+        "-i",
+        "prepared",
+        "-c",
+        "cfg.yaml",
+        "-o",
+        "model.bin",
+        "--",
+        "sh",
+        "-c",
+        "cat prepared/train.csv cfg.yaml > model.bin",
+    ]);
+    let evaluate = env.record(&[
+        "-i",
+        "model.bin",
+        "-i",
+        "prepared/train.csv",
+        "-o",
+        "metrics.json",
+        "--",
+        "sh",
+        "-c",
+        "wc -c model.bin prepared/train.csv > metrics.json",
+    ]);
+    let features = env.record(&[
+        "-i",
+        "raw/data.csv",
+        "-o",
+        "features.bin",
+        "--",
+        "sh",
+        "-c",
+        "tr 0-9 a-j < raw/data.csv > features.bin",
+    ]);
+    let report = env.record(&[
+        "-i",
+        "metrics.json",
+        "-i",
+        "features.bin",
+        "-o",
+        "report.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat metrics.json features.bin > report.txt",
+    ]);
     Pipeline {
         env,
         prepare,
@@ -367,21 +345,18 @@ fn descendants_walk_downstream_and_depth_bounds_either_walk() {
 #[test]
 fn several_runs_that_produced_the_same_bytes_are_all_shown() {
     let p = pipeline();
-    let again = step(
-        &p.env,
-        &[
-            "-i",
-            "prepared",
-            "-c",
-            "cfg.yaml",
-            "-o",
-            "model.bin",
-            "--",
-            "sh",
-            "-c",
-            "cat prepared/train.csv cfg.yaml > model.bin",
-        ],
-    );
+    let again = p.env.record(&[
+        "-i",
+        "prepared",
+        "-c",
+        "cfg.yaml",
+        "-o",
+        "model.bin",
+        "--",
+        "sh",
+        "-c",
+        "cat prepared/train.csv cfg.yaml > model.bin",
+    ]);
     let doc = json_of(
         &p.env,
         &["show", "model.bin", "--depth", "1", "--format", "json"],
@@ -579,32 +554,26 @@ fn a_run_that_passes_its_input_through_does_not_loop() {
     // both read and wrote them. Both walks must still end, and say what happened.
     let env = Env::new();
     env.write("raw.csv", "1,2\n");
-    let copy = step(
-        &env,
-        &[
-            "-i",
-            "raw.csv",
-            "-o",
-            "staged",
-            "--",
-            "sh",
-            "-c",
-            "mkdir -p staged && cp raw.csv staged/raw.csv",
-        ],
-    );
-    let use_it = step(
-        &env,
-        &[
-            "-i",
-            "staged",
-            "-o",
-            "out.txt",
-            "--",
-            "sh",
-            "-c",
-            "cat staged/raw.csv > out.txt",
-        ],
-    );
+    let copy = env.record(&[
+        "-i",
+        "raw.csv",
+        "-o",
+        "staged",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p staged && cp raw.csv staged/raw.csv",
+    ]);
+    let use_it = env.record(&[
+        "-i",
+        "staged",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat staged/raw.csv > out.txt",
+    ]);
     let mut cmd = env.lineage();
     cmd.args(["show", "raw.csv", "--descendants", "--format", "json"]);
     let out = output_within(cmd, Duration::from_secs(30));

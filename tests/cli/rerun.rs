@@ -7,14 +7,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn record(env: &Env, args: &[&str]) -> String {
-    let mut full = vec!["run", "-q"];
-    full.extend_from_slice(args);
-    let out = env.cmd(&full);
-    assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
-    env.show(None)["id"].as_str().expect("id").to_string()
-}
-
 fn list(env: &Env) -> Vec<Value> {
     let out = env.cmd(["list", "--json"]);
     serde_json::from_slice::<Value>(&out.stdout)
@@ -29,19 +21,16 @@ fn a_deterministic_job_reproduces_bit_for_bit() {
     let env = Env::new();
     env.init_repo();
     env.write("in.txt", "hello\n");
-    let id = record(
-        &env,
-        &[
-            "-i",
-            "in.txt",
-            "-o",
-            "out.txt",
-            "--",
-            "sh",
-            "-c",
-            "tr a-z A-Z < in.txt > out.txt",
-        ],
-    );
+    let id = env.record(&[
+        "-i",
+        "in.txt",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < in.txt > out.txt",
+    ]);
     let out = env.cmd(["rerun", &id[..13], "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
@@ -69,19 +58,16 @@ fn a_deterministic_job_reproduces_bit_for_bit() {
 fn a_nondeterministic_job_reports_outputs_differ_with_code_100() {
     let env = Env::new();
     env.init_repo();
-    let id = record(
-        &env,
-        &[
-            "-o",
-            "rand.txt",
-            "-o",
-            "fixed.txt",
-            "--",
-            "sh",
-            "-c",
-            "date +%s%N > rand.txt; echo same > fixed.txt",
-        ],
-    );
+    let id = env.record(&[
+        "-o",
+        "rand.txt",
+        "-o",
+        "fixed.txt",
+        "--",
+        "sh",
+        "-c",
+        "date +%s%N > rand.txt; echo same > fixed.txt",
+    ]);
     let out = env.cmd(["rerun", &id]);
     assert_eq!(code(&out), 100, "{}", stderr(&out));
     let err = stderr(&out);
@@ -94,17 +80,14 @@ fn a_nondeterministic_job_reports_outputs_differ_with_code_100() {
 fn a_failing_rerun_exits_with_the_commands_code() {
     let env = Env::new();
     env.write("flag", "");
-    let id = record(
-        &env,
-        &[
-            "-o",
-            "out.txt",
-            "--",
-            "sh",
-            "-c",
-            "test -e flag && echo ok > out.txt",
-        ],
-    );
+    let id = env.record(&[
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "test -e flag && echo ok > out.txt",
+    ]);
     std::fs::remove_file(env.path("flag")).expect("rm");
     let out = env.cmd(["rerun", &id, "--json"]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
@@ -117,19 +100,16 @@ fn a_changed_input_is_refused_by_name_and_force_proceeds() {
     let env = Env::new();
     env.init_repo();
     env.write("data/labels.csv", "cat\n");
-    let id = record(
-        &env,
-        &[
-            "-i",
-            "data/labels.csv",
-            "-o",
-            "out.txt",
-            "--",
-            "sh",
-            "-c",
-            "cp data/labels.csv out.txt",
-        ],
-    );
+    let id = env.record(&[
+        "-i",
+        "data/labels.csv",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "cp data/labels.csv out.txt",
+    ]);
     env.write("data/labels.csv", "dog\n");
     let before = list(&env).len();
     let out = env.cmd(["rerun", &id]);
@@ -160,7 +140,7 @@ fn changed_code_is_refused_and_worktree_restores_the_recorded_dirty_tree() {
     // Record from a dirty tree: an uncommitted change and an untracked helper.
     env.write("job.sh", "sh helper.sh > out.txt\n");
     env.write("helper.sh", "echo from-dirty-tree\n");
-    let id = record(&env, &["-o", "out.txt", "--", "sh", "job.sh"]);
+    let id = env.record(&["-o", "out.txt", "--", "sh", "job.sh"]);
     assert_eq!(
         std::fs::read_to_string(env.path("out.txt")).expect("out"),
         "from-dirty-tree\n"
@@ -292,19 +272,16 @@ fn dry_run_changes_nothing() {
     env.write("in.txt", "x\n");
     // Older than a second, so a rerun's input check could write to the stat cache.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let id = record(
-        &env,
-        &[
-            "-i",
-            "in.txt",
-            "-o",
-            "out.txt",
-            "--",
-            "sh",
-            "-c",
-            "cat in.txt > out.txt; date +%N >> out.txt",
-        ],
-    );
+    let id = env.record(&[
+        "-i",
+        "in.txt",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat in.txt > out.txt; date +%N >> out.txt",
+    ]);
     env.write("in.txt", "changed\n");
     env.write("other.txt", "aged\n");
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -358,32 +335,26 @@ fn upstream_reruns_a_two_step_chain_in_order_after_its_intermediate_output_is_de
     let env = Env::new();
     env.init_repo();
     env.write("raw.txt", "abc\n");
-    let step1 = record(
-        &env,
-        &[
-            "-i",
-            "raw.txt",
-            "-o",
-            "mid.txt",
-            "--",
-            "sh",
-            "-c",
-            "tr a-z A-Z < raw.txt > mid.txt",
-        ],
-    );
-    let step2 = record(
-        &env,
-        &[
-            "-i",
-            "mid.txt",
-            "-o",
-            "final.txt",
-            "--",
-            "sh",
-            "-c",
-            "rev mid.txt > final.txt",
-        ],
-    );
+    let step1 = env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < raw.txt > mid.txt",
+    ]);
+    let step2 = env.record(&[
+        "-i",
+        "mid.txt",
+        "-o",
+        "final.txt",
+        "--",
+        "sh",
+        "-c",
+        "rev mid.txt > final.txt",
+    ]);
     std::fs::remove_file(env.path("mid.txt")).expect("rm");
     std::fs::remove_file(env.path("final.txt")).expect("rm");
 
@@ -420,19 +391,16 @@ fn worktree_restores_a_config_that_held_secrets_from_the_real_file_when_unchange
     let env = Env::new();
     env.init_repo();
     env.write("cfg.yaml", "lr: 0.1\napi_key: cfg-secret-3131\n");
-    let id = record(
-        &env,
-        &[
-            "-c",
-            "cfg.yaml",
-            "-o",
-            "out.txt",
-            "--",
-            "sh",
-            "-c",
-            "cat cfg.yaml > out.txt",
-        ],
-    );
+    let id = env.record(&[
+        "-c",
+        "cfg.yaml",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat cfg.yaml > out.txt",
+    ]);
     let out = env.cmd(["rerun", &id, "--worktree"]);
     assert_eq!(
         code(&out),

@@ -104,6 +104,15 @@ impl Env {
         output_within(cmd, Duration::from_secs(60))
     }
 
+    /// `lineage run -q ARGS...`, which must succeed; returns the new run's id.
+    pub fn record(&self, args: &[&str]) -> String {
+        let mut full = vec!["run", "-q"];
+        full.extend_from_slice(args);
+        let out = self.cmd(&full);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        self.show(None)["id"].as_str().expect("id").to_string()
+    }
+
     /// `lineage show [RUN] --json`, parsed; panics unless it succeeds.
     pub fn show(&self, run: Option<&str>) -> Value {
         let mut args = vec!["show", "--json"];
