@@ -16,6 +16,7 @@ pub mod model;
 pub mod output;
 pub mod redact;
 pub mod store;
+pub mod timing;
 
 use std::io::Write;
 

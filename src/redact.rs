@@ -36,34 +36,51 @@ const SECRET_NAME_PARTS: &[&str] = &[
 ];
 
 // ASCII mode (`(?-u)`): the credential formats are ASCII, and Unicode word boundaries would
-// make compiling the set cost milliseconds on every run.
+// make compiling the set cost milliseconds. Compiling it still costs about a millisecond, so
+// it is compiled only when a value holds one of the literals every match must contain.
 static SECRET_VALUES: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new(SECRET_VALUE_PATTERNS.iter().map(|p| format!("(?-u){p}")))
-        .expect("the secret value patterns are valid regexes")
+    RegexSet::new(
+        SECRET_VALUE_PATTERNS
+            .iter()
+            .map(|(_, p)| format!("(?-u){p}")),
+    )
+    .expect("the secret value patterns are valid regexes")
 });
 
-const SECRET_VALUE_PATTERNS: &[&str] = &[
+/// (literals, pattern): every match of the pattern contains one of its literals.
+const SECRET_VALUE_PATTERNS: &[(&[&str], &str)] = &[
     // AWS access key ids.
-    r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b",
+    (
+        &[
+            "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA",
+        ],
+        r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b",
+    ),
     // GitHub tokens, classic and fine-grained.
-    r"\bgh[pousr]_[A-Za-z0-9]{30,}",
-    r"\bgithub_pat_[A-Za-z0-9_]{20,}",
+    (
+        &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
+        r"\bgh[pousr]_[A-Za-z0-9]{30,}",
+    ),
+    (&["github_pat_"], r"\bgithub_pat_[A-Za-z0-9_]{20,}"),
     // GitLab personal access tokens.
-    r"\bglpat-[A-Za-z0-9_\-]{20,}",
+    (&["glpat-"], r"\bglpat-[A-Za-z0-9_\-]{20,}"),
     // Slack tokens.
-    r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+    (&["xox"], r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
     // OpenAI / Anthropic style keys.
-    r"\bsk-(proj-|ant-)?[A-Za-z0-9_\-]{20,}",
+    (&["sk-"], r"\bsk-(proj-|ant-)?[A-Za-z0-9_\-]{20,}"),
     // Stripe live keys.
-    r"\b[rs]k_live_[A-Za-z0-9]{20,}",
+    (&["k_live_"], r"\b[rs]k_live_[A-Za-z0-9]{20,}"),
     // Hugging Face tokens.
-    r"\bhf_[A-Za-z0-9]{30,}",
+    (&["hf_"], r"\bhf_[A-Za-z0-9]{30,}"),
     // Google API keys.
-    r"\bAIza[0-9A-Za-z_\-]{35}",
+    (&["AIza"], r"\bAIza[0-9A-Za-z_\-]{35}"),
     // JSON Web Tokens.
-    r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",
+    (
+        &["eyJ"],
+        r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",
+    ),
     // PEM private keys.
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    (&["-----BEGIN "], r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
 ];
 
 /// `scheme://user:password@` inside any value.
@@ -113,6 +130,9 @@ impl Policy {
     pub fn redact(&self, name: &str, value: &str) -> Option<String> {
         if self.is_secret_name(name) || is_secret_value(value) {
             return Some(REDACTED.to_string());
+        }
+        if !value.contains("://") {
+            return None;
         }
         match URL_PASSWORD.replace_all(value, "${pre}***@") {
             std::borrow::Cow::Owned(masked) => Some(masked),
@@ -203,7 +223,7 @@ static SECRET_VALUE_ANYWHERE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         &SECRET_VALUE_PATTERNS
             .iter()
-            .map(|p| format!("(?:{p})"))
+            .map(|(_, p)| format!("(?:{p})"))
             .collect::<Vec<_>>()
             .join("|"),
     )
@@ -254,7 +274,10 @@ fn flag_name(flag: &str) -> String {
 
 /// Whether a value is shaped like a credential, whatever its name.
 pub fn is_secret_value(value: &str) -> bool {
-    SECRET_VALUES.is_match(value)
+    let might = SECRET_VALUE_PATTERNS
+        .iter()
+        .any(|(literals, _)| literals.iter().any(|l| value.contains(l)));
+    might && SECRET_VALUES.is_match(value)
 }
 
 fn glob_set(flag: &'static str, globs: &[String]) -> Result<GlobSet, Error> {
@@ -281,6 +304,38 @@ mod tests {
     fn policy(allow: &[&str], deny: &[&str]) -> Policy {
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         Policy::new(&s(allow), &s(deny), [7; 32]).expect("policy")
+    }
+
+    #[test]
+    fn every_value_pattern_is_reached_through_its_literals() {
+        // One credential per pattern, in order: the literal prefilter must let each through.
+        let samples = [
+            "AKIAIOSFODNN7EXAMPLE",
+            "ghs_abcdefghijklmnopqrstuvwxyz0123456789",
+            "github_pat_11ABCDEFG0123456789_abcdefghij",
+            "glpat-abcdefghijklmnopqrst",
+            "xoxp-1234567890-abc",
+            "sk-ant-abcdefghijklmnopqrstuvwx",
+            "rk_live_abcdefghijklmnopqrstuvwx",
+            "hf_abcdefghijklmnopqrstuvwxyzABCDEF",
+            "AIzaSyA1234567890abcdefghijklmnopqrstuv",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.sig",
+            "-----BEGIN OPENSSH PRIVATE KEY-----",
+        ];
+        assert_eq!(samples.len(), SECRET_VALUE_PATTERNS.len());
+        for (i, sample) in samples.iter().enumerate() {
+            let matched: Vec<usize> = SECRET_VALUES.matches(sample).into_iter().collect();
+            assert!(matched.contains(&i), "pattern {i} misses {sample}");
+            for m in matched {
+                let (literals, _) = SECRET_VALUE_PATTERNS[m];
+                assert!(
+                    literals.iter().any(|l| sample.contains(l)),
+                    "pattern {m} matched {sample} without one of its literals"
+                );
+            }
+            assert!(is_secret_value(&format!("x {sample} y")), "{sample}");
+        }
+        assert!(!is_secret_value("disk-usage-report-for-the-whole-cluster"));
     }
 
     #[test]

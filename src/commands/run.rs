@@ -101,7 +101,11 @@ pub struct Plan {
 }
 
 pub fn run(args: RunArgs, store_dir: &Path) -> u8 {
-    let plan = resolve(args).and_then(|spec| plan(spec, super::open_store(store_dir)?));
+    let plan = resolve(args).and_then(|spec| {
+        let store = super::open_store(store_dir)?;
+        crate::timing::mark("store opened");
+        plan(spec, store)
+    });
     match plan {
         Ok(plan) => execute(plan).exit,
         Err(e) => {
@@ -284,16 +288,28 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     let redact_text = move |text: &str| policy.redact_text(text, &[]);
     let child_env = plan.env.as_deref();
     let (git, sys, python, env, hashed) = std::thread::scope(|s| {
-        let git = s.spawn(|| git::capture(cwd, git::Caps::default(), &data, &redact_text));
-        let sys = s.spawn(system::capture);
+        let git = s.spawn(|| {
+            let git = git::capture(cwd, git::Caps::default(), &data, &redact_text);
+            crate::timing::mark("git captured");
+            git
+        });
+        let sys = s.spawn(|| {
+            let sys = system::capture();
+            crate::timing::mark("system captured");
+            sys
+        });
         let python = s.spawn(|| {
             let program = program?;
             let interp = software::python_interpreter(program, path_var.as_deref(), cwd, &env_get)?;
             Some(software::python(&interp))
         });
-        let env = s.spawn(|| match child_env {
-            Some(env) => policy.redact_env(env.iter().cloned()),
-            None => policy.redact_env(std::env::vars_os()),
+        let env = s.spawn(|| {
+            let env = match child_env {
+                Some(env) => policy.redact_env(env.iter().cloned()),
+                None => policy.redact_env(std::env::vars_os()),
+            };
+            crate::timing::mark("environment redacted");
+            env
         });
         let hashed: Vec<_> = plan
             .inputs
@@ -434,6 +450,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     }
     let mut system = sys;
     let gpus = gpus.finish();
+    crate::timing::mark("gpus captured");
     system.gpus = gpus.gpus;
     system.gpu_note = gpus.note;
 
@@ -494,7 +511,9 @@ fn script(argv: &[OsString], cwd: &Path) -> Option<FileRef> {
 }
 
 pub fn execute(mut plan: Plan) -> Executed {
+    crate::timing::mark("planned");
     let pre = capture_all(&plan);
+    crate::timing::mark("captured");
     for note in &pre.capture.notes {
         warn(note);
     }
@@ -530,6 +549,7 @@ pub fn execute(mut plan: Plan) -> Executed {
             outputs: Vec::new(),
         };
     }
+    crate::timing::mark("run begun");
     let short = plan.store.short_id(&id).unwrap_or_else(|_| id.clone());
     if !plan.quiet {
         eprintln!("lineage: run {short} recording");
@@ -582,7 +602,9 @@ pub fn execute(mut plan: Plan) -> Executed {
             plan.sample_interval,
         )
     });
+    crate::timing::mark("spawned");
     let outcome = running.wait();
+    crate::timing::mark("job ended");
     let gpu_peaks = sampler.map(gpu::Sampler::finish);
     let ended_at = now();
     let outcome = match outcome {
@@ -650,6 +672,7 @@ pub fn execute(mut plan: Plan) -> Executed {
             },
         }
     }
+    crate::timing::mark("outputs hashed");
     let mut changed = Vec::new();
     for (i, (d, before)) in plan.inputs.iter().zip(&pre.fingerprints).enumerate() {
         if hash::fingerprint(&d.abs).as_ref() != Some(before) {
@@ -662,6 +685,7 @@ pub fn execute(mut plan: Plan) -> Executed {
             changed.push(i);
         }
     }
+    crate::timing::mark("inputs rechecked");
     let resources = Resources {
         wall_seconds: outcome.wall.as_secs_f64(),
         user_cpu_seconds: outcome.user_cpu.as_secs_f64(),
@@ -683,6 +707,7 @@ pub fn execute(mut plan: Plan) -> Executed {
             changed_inputs: &changed,
         },
     );
+    crate::timing::mark("run finished");
     if !plan.quiet && recorded {
         let how = match (exit_code, signal) {
             (_, Some(s)) => format!("killed by signal {s}"),

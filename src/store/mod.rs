@@ -42,6 +42,31 @@ pub struct Store {
     pub notice: Option<String>,
 }
 
+/// Pages in the WAL after this process's last commit (SQLite's WAL hook reports it).
+static WAL_PAGES: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// A WAL longer than this is checkpointed when the store is closed.
+const CHECKPOINT_PAGES: i32 = 128;
+
+fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.store(pages, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // The first connection to open the store reads the whole WAL to rebuild its index,
+        // and a checkpoint alone does not shorten it for the next process: let this close
+        // checkpoint and remove the WAL (when no other connection has the store open).
+        if WAL_PAGES.load(std::sync::atomic::Ordering::Relaxed) > CHECKPOINT_PAGES {
+            let _ = self
+                .conn
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false);
+            WAL_PAGES.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// How the store journals its writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Journal {
@@ -204,10 +229,12 @@ impl Store {
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
         // Staged manifests can hold millions of rows: keep temporary tables on disk.
         self.conn.pragma_update(None, "temp_store", "FILE")?;
-        // Leave checkpoints to SQLite's automatic ones (every 1000 pages) instead of
-        // checkpointing and fsyncing each time a lineage process closes the store.
+        // Checkpoint when this process closes the store (see `Drop`), and only once the WAL
+        // has grown past CHECKPOINT_PAGES: never in a commit before the job starts, and not
+        // with an fsync at every close. A short WAL keeps the next open fast.
         self.conn
             .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        self.conn.wal_hook(Some(note_wal_pages));
         Ok(())
     }
 

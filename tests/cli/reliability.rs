@@ -341,3 +341,35 @@ fn an_input_of_a_million_files_is_hashed_in_bounded_memory() {
         .expect("count");
     assert_eq!(rows, 1_000_000, "every file's manifest entry is stored");
 }
+
+#[test]
+fn the_write_ahead_log_is_folded_back_and_does_not_grow_without_bound() {
+    // Every run writes pages; the process that sees a long WAL checkpoints it on close, so
+    // the next open does not have to read megabytes of it back.
+    let env = Env::new();
+    let mut sizes = Vec::new();
+    for i in 0..40 {
+        // A 20 KB config is kept as a blob: several pages per run.
+        let config = format!("seed: {i}\nnotes: \"{}\"\n", "x".repeat(20_000));
+        env.write("config.yaml", config);
+        env.record(&["-c", "config.yaml", "--", "true"]);
+        let wal = env.store.join("lineage.db-wal");
+        sizes.push(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    let largest = sizes.iter().max().copied().unwrap_or(0);
+    // 128 pages of 4 KiB plus one run's worth, far below SQLite's default of 1000 pages.
+    assert!(largest < 1024 * 1024, "WAL sizes after each run: {sizes:?}");
+    assert!(
+        sizes.windows(2).any(|w| w[1] < w[0]),
+        "the WAL was never checkpointed: {sizes:?}"
+    );
+    let runs: i64 = env
+        .db()
+        .query_row(
+            "SELECT count(*) FROM runs WHERE status = 'succeeded'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(runs, 40, "every run survived the checkpoints");
+}
