@@ -62,6 +62,41 @@ pub trait StatCache {
     fn lookup(&self, keys: &[StatKey]) -> Vec<Option<Hash>>;
     /// Remember hashes just computed (best effort).
     fn record(&self, entries: &[(StatKey, Hash)]);
+    /// The directory artifact recorded for a walk with this stat digest, if its manifest is
+    /// stored.
+    fn lookup_dir(&self, _digest: &Hash) -> Option<Artifact> {
+        None
+    }
+    /// Remember that a walk with this stat digest gave this directory hash (best effort).
+    fn record_dir(&self, _digest: &Hash, _dir: &Hash) {}
+}
+
+/// Directories of up to this many files are walked in full before any file is hashed, so
+/// that one lookup of the walk's stat digest can stand for every file when nothing changed.
+/// Larger ones are hashed as they are walked, with the per-file cache only.
+const DIR_CACHE_FILES: usize = 50_000;
+
+/// The stat digest of a walk: relative path, exec bit and stat key of every file, in order.
+#[derive(Default)]
+struct StatDigest(blake3::Hasher);
+
+impl StatDigest {
+    fn add(&mut self, f: &WalkedFile) {
+        let k = &f.key;
+        self.0.update(&(f.rel.len() as u64).to_le_bytes());
+        self.0.update(&f.rel);
+        self.0.update(&[u8::from(f.executable)]);
+        for n in [k.dev, k.ino, k.size] {
+            self.0.update(&n.to_le_bytes());
+        }
+        for n in [k.mtime_ns, k.ctime_ns] {
+            self.0.update(&n.to_le_bytes());
+        }
+    }
+
+    fn finish(&self) -> Hash {
+        Hash(*self.0.finalize().as_bytes())
+    }
 }
 
 /// A file changed less than this before it was hashed is not cached: a later change within
@@ -74,36 +109,41 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// Hash `files` (in order), taking what the cache knows and recording what it learns.
+/// Hash `files` (in order), taking what the cache knows and recording what it learns. Each
+/// result says whether the hash may be cached: its file was outside the racy window and did
+/// not change while it was read (a cache hit was, when it was recorded).
 fn hash_with_cache(
     files: &[(PathBuf, StatKey)],
     cache: Option<&dyn StatCache>,
-) -> Vec<io::Result<(Hash, u64)>> {
+) -> Vec<(io::Result<(Hash, u64)>, bool)> {
     let keys: Vec<StatKey> = files.iter().map(|(_, k)| *k).collect();
     let known = cache.map_or_else(|| vec![None; files.len()], |c| c.lookup(&keys));
+    let known_now: Vec<bool> = known.iter().map(Option::is_some).collect();
     let started = now_ns();
     let results: Vec<(io::Result<(Hash, u64)>, bool)> = files
         .par_iter()
         .zip(known)
         .map(|((path, key), known)| match known {
-            Some(hash) => (Ok((hash, key.size)), false),
-            None => {
-                let result = hash_file(path);
+            Some(hash) => (Ok((hash, key.size)), true),
+            None => match hash_file_stat(path) {
                 // Cache only bytes that were stable while read and are not racy.
-                let stable = result.is_ok()
-                    && std::fs::metadata(path).is_ok_and(|m| StatKey::of(&m) == *key)
-                    && key.mtime_ns < started - RACY_NS
-                    && key.ctime_ns < started - RACY_NS;
-                (result, stable)
-            }
+                Ok((hash, size, after)) => (
+                    Ok((hash, size)),
+                    after == *key
+                        && key.mtime_ns < started - RACY_NS
+                        && key.ctime_ns < started - RACY_NS,
+                ),
+                Err(e) => (Err(e), false),
+            },
         })
         .collect();
     if let Some(cache) = cache {
         let learned: Vec<(StatKey, Hash)> = results
             .iter()
             .zip(&keys)
-            .filter_map(|((r, stable), k)| match r {
-                Ok((h, _)) if *stable => Some((*k, *h)),
+            .zip(&known_now)
+            .filter_map(|(((r, stable), k), was_known)| match r {
+                Ok((h, _)) if *stable && !was_known => Some((*k, *h)),
                 _ => None,
             })
             .collect();
@@ -111,7 +151,7 @@ fn hash_with_cache(
             cache.record(&learned);
         }
     }
-    results.into_iter().map(|(r, _)| r).collect()
+    results
 }
 
 /// A sink that keeps nothing (when only the hash is wanted).
@@ -174,15 +214,44 @@ pub fn path_kind(path: &Path) -> io::Result<PathKind> {
 
 /// Hash one regular file: the plain BLAKE3 of its bytes, and its size.
 pub fn hash_file(path: &Path) -> io::Result<(Hash, u64)> {
-    let file = File::open(path)?;
-    let len = file.metadata()?.len();
+    hash_file_stat(path).map(|(hash, size, _)| (hash, size))
+}
+
+thread_local! {
+    /// One read buffer per hashing thread, reused for every small file (a fresh zeroed
+    /// buffer per file cost more than hashing 4 KiB files).
+    static READ_BUF: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(vec![0; MMAP_THRESHOLD as usize]);
+}
+
+/// Hash one regular file; also its stat taken through the open file once it is read, to tell
+/// whether it changed while it was read.
+fn hash_file_stat(path: &Path) -> io::Result<(Hash, u64, StatKey)> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
     let mut hasher = blake3::Hasher::new();
+    let len = file.metadata()?.len();
+    let mut read = 0u64;
     if len >= MMAP_THRESHOLD {
         hasher.update_mmap_rayon(path)?;
+        read = len;
     } else {
-        hasher.update_reader(file)?;
+        READ_BUF.with_borrow_mut(|buf| -> io::Result<()> {
+            loop {
+                match file.read(buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => {
+                        hasher.update(&buf[..n]);
+                        read += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        })?;
     }
-    Ok((Hash(*hasher.finalize().as_bytes()), len))
+    let after = StatKey::of(&file.metadata()?);
+    Ok((Hash(*hasher.finalize().as_bytes()), read, after))
 }
 
 /// Hash a file or a directory. Errors only when `path` itself cannot be read. A directory's
@@ -193,7 +262,7 @@ pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::
     if meta.is_file() {
         let (hash, size) = hash_with_cache(&[(path.to_path_buf(), StatKey::of(&meta))], cache)
             .pop()
-            .unwrap_or_else(|| Err(io::Error::other("nothing hashed")))?;
+            .map_or_else(|| Err(io::Error::other("nothing hashed")), |(r, _)| r)?;
         let mut print = FingerprintBuilder::default();
         print.add(b"", meta.len(), mtime_ns(&meta));
         return Ok(Hashed {
@@ -213,19 +282,53 @@ pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::
             "not a regular file or directory (FIFOs, sockets and devices are never opened)",
         ));
     }
+    let mut warnings = Vec::new();
+    let mut walk = walk_dir(path);
+    // Walk small enough directories in full first: unchanged, they cost one lookup.
+    let mut head: Vec<WalkedFile> = Vec::new();
+    let mut digest = None;
+    if let Some(cache) = cache {
+        for item in walk.by_ref() {
+            match item {
+                Ok(f) => head.push(f),
+                Err(w) => warnings.push(w),
+            }
+            if head.len() > DIR_CACHE_FILES {
+                break;
+            }
+        }
+        let complete = head.len() <= DIR_CACHE_FILES;
+        if complete && warnings.is_empty() {
+            let mut d = StatDigest::default();
+            head.iter().for_each(|f| d.add(f));
+            let d = d.finish();
+            if let Some(artifact) = cache.lookup_dir(&d) {
+                let mut print = FingerprintBuilder::default();
+                head.iter()
+                    .for_each(|f| print.add(&f.rel, f.size, f.mtime_ns));
+                return Ok(Hashed {
+                    artifact,
+                    fingerprint: print.finish(),
+                    warnings,
+                });
+            }
+            digest = Some(d);
+        }
+    }
     let mut merkle = blake3::Hasher::new_derive_key(DIR_CONTEXT);
     let mut print = FingerprintBuilder::default();
-    let mut warnings = Vec::new();
     let (mut size, mut count) = (0u64, 0u64);
+    let mut all_stable = true;
     let mut chunk: Vec<WalkedFile> = Vec::with_capacity(CHUNK);
     let mut flush = |chunk: &mut Vec<WalkedFile>, warnings: &mut Vec<String>| -> io::Result<()> {
         let files: Vec<(PathBuf, StatKey)> =
             chunk.iter().map(|f| (f.path.clone(), f.key)).collect();
         let hashed = hash_with_cache(&files, cache);
         let mut entries = Vec::with_capacity(chunk.len());
-        for (f, result) in chunk.iter().zip(hashed) {
+        for (f, (result, stable)) in chunk.iter().zip(hashed) {
             // Every walked file is in the fingerprint, hashed or not, as in `fingerprint`.
             print.add(&f.rel, f.size, f.mtime_ns);
+            all_stable &= stable;
             match result {
                 Ok((hash, file_size)) => {
                     merkle.update(&(f.rel.len() as u64).to_le_bytes());
@@ -247,7 +350,7 @@ pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::
         chunk.clear();
         sink(&entries)
     };
-    for item in walk_dir(path) {
+    for item in head.into_iter().map(Ok).chain(walk) {
         match item {
             Ok(f) => {
                 chunk.push(f);
@@ -259,13 +362,20 @@ pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::
         }
     }
     flush(&mut chunk, &mut warnings)?;
+    let artifact = Artifact {
+        hash: Hash(*merkle.finalize().as_bytes()),
+        kind: ArtifactKind::Dir,
+        size,
+        file_count: count,
+    };
+    if let (Some(cache), Some(digest)) = (cache, digest)
+        && all_stable
+        && warnings.is_empty()
+    {
+        cache.record_dir(&digest, &artifact.hash);
+    }
     Ok(Hashed {
-        artifact: Artifact {
-            hash: Hash(*merkle.finalize().as_bytes()),
-            kind: ArtifactKind::Dir,
-            size,
-            file_count: count,
-        },
+        artifact,
         fingerprint: print.finish(),
         warnings,
     })
@@ -296,68 +406,136 @@ struct WalkedFile {
 
 /// Regular files under `root` in walk order (depth first, names sorted bytewise within each
 /// directory); Err items are warnings (special files, loops, dangling links, unreadable).
-fn walk_dir(root: &Path) -> impl Iterator<Item = Result<WalkedFile, String>> + '_ {
-    walkdir::WalkDir::new(root)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_map(move |entry| {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    let what = e
-                        .path()
-                        .map_or_else(|| root.display().to_string(), |p| p.display().to_string());
-                    let why = if e.loop_ancestor().is_some() {
-                        "symlink loop".to_string()
-                    } else if let Some(io) = e.io_error() {
-                        if io.kind() == io::ErrorKind::NotFound {
-                            "dangling symlink".to_string()
-                        } else {
-                            io.to_string()
-                        }
-                    } else {
-                        e.to_string()
-                    };
-                    return Some(Err(format!("skipped {what}: {why}")));
-                }
+///
+/// Written on `std::fs::read_dir` rather than walkdir: a directory entry's type comes from
+/// the directory listing and its metadata from `statx` relative to the open directory, so a
+/// regular file costs one short stat instead of two full path lookups (the walk is most of
+/// what a re-run with every file cached costs). Symlinks are followed, with loops detected
+/// against the directories being walked.
+fn walk_dir(root: &Path) -> Walk {
+    let mut walk = Walk {
+        stack: Vec::new(),
+        pending: Vec::new(),
+    };
+    match std::fs::metadata(root) {
+        Ok(meta) => walk.enter(root.to_path_buf(), Vec::new(), &meta),
+        Err(e) => walk
+            .pending
+            .push(format!("skipped {}: {e}", root.display())),
+    }
+    walk
+}
+
+struct Walk {
+    stack: Vec<Frame>,
+    /// Warnings to hand out before walking on.
+    pending: Vec<String>,
+}
+
+struct Frame {
+    rel: Vec<u8>,
+    /// (device, inode) of this directory, to detect symlink loops.
+    id: (u64, u64),
+    /// Entries not yet visited, in name order.
+    entries: std::vec::IntoIter<std::fs::DirEntry>,
+}
+
+/// An entry's metadata (symlinks followed), or why it is skipped. Stat-ing entries in
+/// parallel was measured slower on 2 cores: the stats contend in the kernel.
+fn probe(entry: &std::fs::DirEntry) -> Result<Metadata, String> {
+    match entry.file_type() {
+        Err(e) => Err(e.to_string()),
+        Ok(t) if t.is_symlink() => std::fs::metadata(entry.path()).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                "dangling symlink".to_string()
+            } else {
+                e.to_string()
+            }
+        }),
+        Ok(t) if t.is_dir() || t.is_file() => entry.metadata().map_err(|e| e.to_string()),
+        Ok(_) => Err(SPECIAL.to_string()),
+    }
+}
+
+const SPECIAL: &str = "not a regular file (FIFO, socket or device)";
+
+impl Walk {
+    fn enter(&mut self, path: PathBuf, rel: Vec<u8>, meta: &Metadata) {
+        let id = (meta.dev(), meta.ino());
+        if self.stack.iter().any(|f| f.id == id) {
+            self.pending
+                .push(format!("skipped {}: symlink loop", path.display()));
+            return;
+        }
+        let read = match std::fs::read_dir(&path) {
+            Ok(read) => read,
+            Err(e) => {
+                self.pending
+                    .push(format!("skipped {}: {e}", path.display()));
+                return;
+            }
+        };
+        let mut entries = Vec::new();
+        for entry in read {
+            match entry {
+                Ok(entry) => entries.push(entry),
+                Err(e) => self
+                    .pending
+                    .push(format!("skipped {}: {e}", path.display())),
+            }
+        }
+        entries.sort_unstable_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
+        self.stack.push(Frame {
+            rel,
+            id,
+            entries: entries.into_iter(),
+        });
+    }
+}
+
+impl Iterator for Walk {
+    type Item = Result<WalkedFile, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(warning) = self.pending.pop() {
+                return Some(Err(warning));
+            }
+            let frame = self.stack.last_mut()?;
+            let Some(entry) = frame.entries.next() else {
+                self.stack.pop();
+                continue;
             };
-            let file_type = entry.file_type();
-            if file_type.is_dir() {
-                return None;
+            let meta = probe(&entry);
+            let name = entry.file_name();
+            let mut rel = Vec::with_capacity(frame.rel.len() + 1 + name.len());
+            if !frame.rel.is_empty() {
+                rel.extend_from_slice(&frame.rel);
+                rel.push(b'/');
             }
-            if !file_type.is_file() {
-                return Some(Err(format!(
-                    "skipped {}: not a regular file (FIFO, socket or device)",
-                    entry.path().display()
-                )));
-            }
-            let meta = match entry.metadata() {
+            rel.extend_from_slice(name.as_bytes());
+            let path = entry.path();
+            let meta = match meta {
                 Ok(m) => m,
-                Err(e) => return Some(Err(format!("skipped {}: {e}", entry.path().display()))),
+                Err(why) => return Some(Err(format!("skipped {}: {why}", path.display()))),
             };
-            Some(Ok(WalkedFile {
+            if meta.is_dir() {
+                self.enter(path, rel, &meta);
+                continue;
+            }
+            if !meta.is_file() {
+                return Some(Err(format!("skipped {}: {SPECIAL}", path.display())));
+            }
+            return Some(Ok(WalkedFile {
                 key: StatKey::of(&meta),
-                rel: relative_bytes(root, entry.path()),
+                rel,
                 size: meta.len(),
                 mtime_ns: mtime_ns(&meta),
                 executable: meta.permissions().mode() & 0o111 != 0,
-                path: entry.into_path(),
-            }))
-        })
-}
-
-/// `path` relative to `root`, components joined with `/`, as raw bytes.
-fn relative_bytes(root: &Path, path: &Path) -> Vec<u8> {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    let mut out = Vec::new();
-    for (i, c) in rel.components().enumerate() {
-        if i > 0 {
-            out.push(b'/');
+                path,
+            }));
         }
-        out.extend_from_slice(c.as_os_str().as_bytes());
     }
-    out
 }
 
 fn mtime_ns(meta: &Metadata) -> i64 {

@@ -272,6 +272,7 @@ struct PreLaunch {
 }
 
 fn capture_all(plan: &Plan) -> PreLaunch {
+    plan.store.discard_staged();
     let env_get = |k: &str| std::env::var(k).ok();
     let gpus = gpu::start(env_get("CUDA_VISIBLE_DEVICES"));
     let path_var = std::env::var_os("PATH");

@@ -27,7 +27,22 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_pid_start.sql"),
     include_str!("migrations/0003_stat_cache.sql"),
+    include_str!("migrations/0004_dir_cache.sql"),
 ];
+
+/// Manifest entries held in memory while a run is prepared; beyond this many, they spill to
+/// a temporary table on disk, so memory stays bounded whatever the size of a directory.
+const STAGE_IN_MEMORY: usize = 50_000;
+
+/// Directory manifests hashed for the run being recorded, by token, until written with its
+/// edges. Most are of directories already in the store and are then dropped unwritten.
+#[derive(Default)]
+struct Staged {
+    memory: std::collections::HashMap<String, Vec<crate::model::DirEntry>>,
+    in_memory: usize,
+    /// Tokens with rows in `temp.staged_entries`.
+    spilled: std::collections::HashSet<String>,
+}
 
 pub const DB_FILE: &str = "lineage.db";
 const KEY_FILE: &str = "secret.key";
@@ -40,6 +55,7 @@ pub struct Store {
     dir: PathBuf,
     /// Set when the store runs in its network-filesystem mode (the caller warns).
     pub notice: Option<String>,
+    staged: std::cell::RefCell<Staged>,
 }
 
 /// Pages in the WAL after this process's last commit (SQLite's WAL hook reports it).
@@ -196,6 +212,7 @@ impl Store {
             conn,
             dir: dir.to_path_buf(),
             notice,
+            staged: Default::default(),
         };
         store
             .configure(journal)
@@ -365,9 +382,20 @@ impl Store {
     }
 
     /// Stage a chunk of a directory's manifest while it is being hashed, before the run is
-    /// written: a TEMP table, private to this connection, takes no lock on the store.
+    /// written: in memory, spilling to a TEMP table (private to this connection, no lock on
+    /// the store) past STAGE_IN_MEMORY entries.
     pub fn stage(&self, token: &str, entries: &[crate::model::DirEntry]) -> std::io::Result<()> {
-        let stage = || -> rusqlite::Result<()> {
+        let mut staged = self.staged.borrow_mut();
+        staged
+            .memory
+            .entry(token.to_string())
+            .or_default()
+            .extend_from_slice(entries);
+        staged.in_memory += entries.len();
+        if staged.in_memory <= STAGE_IN_MEMORY {
+            return Ok(());
+        }
+        let spill = || -> rusqlite::Result<()> {
             self.conn.execute_batch(
                 "CREATE TEMP TABLE IF NOT EXISTS staged_entries (
                      token TEXT NOT NULL, path TEXT NOT NULL, file_hash TEXT NOT NULL,
@@ -379,19 +407,34 @@ impl Store {
                     "INSERT INTO temp.staged_entries (token, path, file_hash, size, executable)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
-                for e in entries {
-                    stmt.execute(params![
-                        token,
-                        e.path,
-                        e.hash.to_hex(),
-                        e.size as i64,
-                        e.executable
-                    ])?;
+                for (token, entries) in &staged.memory {
+                    for e in entries {
+                        stmt.execute(params![
+                            token,
+                            e.path,
+                            e.hash.to_hex(),
+                            e.size as i64,
+                            e.executable
+                        ])?;
+                    }
                 }
             }
             tx.commit()
         };
-        stage().map_err(std::io::Error::other)
+        spill().map_err(std::io::Error::other)?;
+        let staged = &mut *staged;
+        staged.spilled.extend(staged.memory.drain().map(|(t, _)| t));
+        staged.in_memory = 0;
+        Ok(())
+    }
+
+    /// Forget every staged manifest (before preparing a new run).
+    pub fn discard_staged(&self) {
+        let mut staged = self.staged.borrow_mut();
+        if !staged.spilled.is_empty() {
+            let _ = self.conn.execute("DELETE FROM temp.staged_entries", []);
+        }
+        *staged = Staged::default();
     }
 
     /// Phase one: the run as `running`, with its inputs, configs, params and blobs.
@@ -420,7 +463,7 @@ impl Store {
                 crate::host::process_start(run.pid).map(|s| s as i64),
             ],
         )?;
-        insert_edges(&tx, run.id, run.edges, 0)?;
+        insert_edges(&tx, &mut self.staged.borrow_mut(), run.id, run.edges, 0)?;
         {
             let mut stmt = tx.prepare(
                 "INSERT INTO params (run_id, key, value, source) VALUES (?1, ?2, ?3, ?4)",
@@ -464,7 +507,13 @@ impl Store {
             [id],
             |r| r.get(0),
         )?;
-        insert_edges(&tx, id, fin.outputs, first as usize)?;
+        insert_edges(
+            &tx,
+            &mut self.staged.borrow_mut(),
+            id,
+            fin.outputs,
+            first as usize,
+        )?;
         for pos in fin.changed_inputs {
             tx.execute(
                 "UPDATE edges SET changed = 1 WHERE run_id = ?1 AND role = 'input' AND position = ?2",
@@ -745,6 +794,44 @@ impl crate::hash::StatCache for Store {
         // A cache that cannot be written only costs a re-hash next time.
         let _ = write();
     }
+
+    fn lookup_dir(&self, digest: &Hash) -> Option<crate::model::Artifact> {
+        // Through `artifacts`: a digest recorded for a run that was never written names no
+        // stored manifest and is not a hit.
+        self.conn
+            .prepare_cached(
+                "SELECT a.hash, a.size, a.file_count FROM dir_cache d
+                 CROSS JOIN artifacts a ON a.hash = d.dir_hash
+                 WHERE d.digest = ?1 AND a.kind = 'dir'",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([digest.to_hex()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .optional()
+            })
+            .ok()
+            .flatten()
+            .and_then(|(hash, size, count)| {
+                Some(crate::model::Artifact {
+                    hash: Hash::parse(&hash)?,
+                    kind: ArtifactKind::Dir,
+                    size: size as u64,
+                    file_count: count as u64,
+                })
+            })
+    }
+
+    fn record_dir(&self, digest: &Hash, dir: &Hash) {
+        let _ = self.conn.execute(
+            "INSERT OR REPLACE INTO dir_cache (digest, dir_hash) VALUES (?1, ?2)",
+            params![digest.to_hex(), dir.to_hex()],
+        );
+    }
 }
 
 /// The stat cache for a command that must not write (`rerun --dry-run`): lookups only.
@@ -756,10 +843,15 @@ impl crate::hash::StatCache for ReadOnlyCache<'_> {
     }
 
     fn record(&self, _: &[(crate::hash::StatKey, Hash)]) {}
+
+    fn lookup_dir(&self, digest: &Hash) -> Option<crate::model::Artifact> {
+        self.0.lookup_dir(digest)
+    }
 }
 
 fn insert_edges(
     tx: &rusqlite::Transaction,
+    staged: &mut Staged,
     run_id: &str,
     edges: &[Edge],
     first: usize,
@@ -782,16 +874,36 @@ fn insert_edges(
                 a.file_count as i64
             ])?;
             if let Some(token) = &e.manifest {
+                let entries = staged.memory.remove(token).unwrap_or_default();
+                staged.in_memory -= entries.len().min(staged.in_memory);
+                let spilled = staged.spilled.remove(token);
                 // A directory already known has its manifest stored already.
                 if new == 1 {
-                    tx.execute(
+                    let mut stmt = tx.prepare_cached(
                         "INSERT OR IGNORE INTO dir_entries (dir_hash, path, file_hash, size, executable)
-                         SELECT ?1, path, file_hash, size, executable
-                         FROM temp.staged_entries WHERE token = ?2",
-                        params![hash, token],
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?;
+                    for f in &entries {
+                        stmt.execute(params![
+                            hash,
+                            f.path,
+                            f.hash.to_hex(),
+                            f.size as i64,
+                            f.executable
+                        ])?;
+                    }
+                    if spilled {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO dir_entries (dir_hash, path, file_hash, size, executable)
+                             SELECT ?1, path, file_hash, size, executable
+                             FROM temp.staged_entries WHERE token = ?2",
+                            params![hash, token],
+                        )?;
+                    }
                 }
-                tx.execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token])?;
+                if spilled {
+                    tx.execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token])?;
+                }
             }
         }
         edge.execute(params![

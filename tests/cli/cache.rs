@@ -142,3 +142,88 @@ fn hard_links_share_a_cached_hash_and_a_directory_gaining_a_file_changes() {
     assert_eq!(cached_rows(&env, "data/a.csv"), 1);
     let _: Value = run;
 }
+
+fn dir_cache_rows(env: &Env) -> Vec<String> {
+    let db = env.db();
+    let mut stmt = db
+        .prepare("SELECT dir_hash FROM dir_cache ORDER BY dir_hash")
+        .expect("prepare");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+fn touch_back(env: &Env, rel: &str, before: &std::fs::Metadata) {
+    let mtime = format!("@{}.{:09}", before.mtime(), before.mtime_nsec());
+    let status = std::process::Command::new("touch")
+        .args(["-d", &mtime, env.path(rel).to_str().expect("utf-8")])
+        .status()
+        .expect("touch");
+    assert!(status.success());
+}
+
+#[test]
+fn an_unchanged_directory_is_known_by_its_walk_alone() {
+    let env = Env::new();
+    env.write("data/a.csv", "1,2\n");
+    env.write("data/sub/b.csv", "3,4\n");
+    age();
+    let first = input_hash(&env, "data");
+    assert_eq!(
+        dir_cache_rows(&env),
+        [first.trim_start_matches("blake3:")],
+        "the walk's digest is remembered"
+    );
+    // With every file's own cache entry poisoned, only the directory cache can give the
+    // right hash: it stands for the whole walk, without a lookup per file.
+    poison(&env, "data/a.csv");
+    poison(&env, "data/sub/b.csv");
+    assert_eq!(input_hash(&env, "data"), first);
+}
+
+#[test]
+fn a_directory_whose_file_was_rewritten_with_its_mtime_put_back_is_hashed_again() {
+    let env = Env::new();
+    env.write("data/a.csv", "AAAA\n");
+    env.write("data/b.csv", "keep\n");
+    age();
+    let first = input_hash(&env, "data");
+    let before = std::fs::metadata(env.path("data/a.csv")).expect("stat");
+    env.write("data/a.csv", "BBBB\n");
+    touch_back(&env, "data/a.csv", &before);
+    let second = input_hash(&env, "data");
+    assert_ne!(first, second, "same size and mtime, new bytes: a new hash");
+    // And the other way round: the bytes coming back give the first hash again.
+    env.write("data/a.csv", "AAAA\n");
+    touch_back(&env, "data/a.csv", &before);
+    assert_eq!(input_hash(&env, "data"), first);
+}
+
+#[test]
+fn a_directory_with_a_file_replaced_by_rename_is_hashed_again() {
+    let env = Env::new();
+    env.write("data/model.bin", "old\n");
+    env.write("staging.bin", "new\n");
+    age();
+    let first = input_hash(&env, "data");
+    std::fs::rename(env.path("staging.bin"), env.path("data/model.bin")).expect("mv");
+    let second = input_hash(&env, "data");
+    assert_ne!(first, second);
+    let run = env.show(None);
+    assert_eq!(artifact(&run, "inputs", "data")["file_count"], 1);
+}
+
+#[test]
+fn a_directory_with_a_file_changed_in_the_racy_window_is_not_remembered() {
+    let env = Env::new();
+    env.write("data/old.csv", "settled\n");
+    age();
+    env.write("data/fresh.csv", "v1\n");
+    let first = input_hash(&env, "data");
+    assert!(dir_cache_rows(&env).is_empty(), "a racy walk is not cached");
+    // Changed again within the same second, same size: hashed for real.
+    env.write("data/fresh.csv", "v2\n");
+    let second = input_hash(&env, "data");
+    assert_ne!(first, second);
+}
