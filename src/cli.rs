@@ -83,7 +83,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub sample_interval: f64,
 
-    /// Silence lineage's start line and summary (warnings still print).
+    /// Silence lineage's start line, summary and progress bar (warnings still print).
     #[arg(short, long)]
     pub quiet: bool,
 

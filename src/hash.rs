@@ -16,6 +16,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -23,6 +24,46 @@ use crate::model::{Artifact, ArtifactKind, DirEntry, Hash};
 
 /// The derive-key context of directory hashes. Changing it changes every directory hash.
 pub const DIR_CONTEXT: &str = "lineage 2026-11 directory manifest v2";
+
+/// What hashing has done so far, for the progress bar: bytes and files hashed or found in a
+/// cache, and the bytes walked so far (the total, as far as it is known).
+pub struct Progress {
+    done_bytes: AtomicU64,
+    done_files: AtomicU64,
+    total_bytes: AtomicU64,
+}
+
+pub static PROGRESS: Progress = Progress {
+    done_bytes: AtomicU64::new(0),
+    done_files: AtomicU64::new(0),
+    total_bytes: AtomicU64::new(0),
+};
+
+impl Progress {
+    pub fn reset(&self) {
+        for n in [&self.done_bytes, &self.done_files, &self.total_bytes] {
+            n.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// (bytes done, bytes known, files done).
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.done_bytes.load(Ordering::Relaxed),
+            self.total_bytes.load(Ordering::Relaxed),
+            self.done_files.load(Ordering::Relaxed),
+        )
+    }
+
+    fn found(&self, bytes: u64) {
+        self.total_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn done(&self, bytes: u64, files: u64) {
+        self.done_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.done_files.fetch_add(files, Ordering::Relaxed);
+    }
+}
 
 /// Files hashed in parallel at a time; bounds memory whatever the directory's size.
 const CHUNK: usize = 2048;
@@ -124,15 +165,21 @@ fn hash_with_cache(
         .par_iter()
         .zip(known)
         .map(|((path, key), known)| match known {
-            Some(hash) => (Ok((hash, key.size)), true),
+            Some(hash) => {
+                PROGRESS.done(key.size, 1);
+                (Ok((hash, key.size)), true)
+            }
             None => match hash_file_stat(path) {
                 // Cache only bytes that were stable while read and are not racy.
-                Ok((hash, size, after)) => (
-                    Ok((hash, size)),
-                    after == *key
-                        && key.mtime_ns < started - RACY_NS
-                        && key.ctime_ns < started - RACY_NS,
-                ),
+                Ok((hash, size, after)) => {
+                    PROGRESS.done(size, 1);
+                    (
+                        Ok((hash, size)),
+                        after == *key
+                            && key.mtime_ns < started - RACY_NS
+                            && key.ctime_ns < started - RACY_NS,
+                    )
+                }
                 Err(e) => (Err(e), false),
             },
         })
@@ -260,6 +307,7 @@ fn hash_file_stat(path: &Path) -> io::Result<(Hash, u64, StatKey)> {
 pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::Result<Hashed> {
     let meta = std::fs::metadata(path)?;
     if meta.is_file() {
+        PROGRESS.found(meta.len());
         let (hash, size) = hash_with_cache(&[(path.to_path_buf(), StatKey::of(&meta))], cache)
             .pop()
             .map_or_else(|| Err(io::Error::other("nothing hashed")), |(r, _)| r)?;
@@ -283,7 +331,11 @@ pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::
         ));
     }
     let mut warnings = Vec::new();
-    let mut walk = walk_dir(path);
+    let mut walk = walk_dir(path).inspect(|item| {
+        if let Ok(f) = item {
+            PROGRESS.found(f.size);
+        }
+    });
     // Walk small enough directories in full first: unchanged, they cost one lookup.
     let mut head: Vec<WalkedFile> = Vec::new();
     let mut digest = None;
@@ -303,6 +355,7 @@ pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::
             head.iter().for_each(|f| d.add(f));
             let d = d.finish();
             if let Some(artifact) = cache.lookup_dir(&d) {
+                PROGRESS.done(artifact.size, artifact.file_count);
                 let mut print = FingerprintBuilder::default();
                 head.iter()
                     .for_each(|f| print.add(&f.rel, f.size, f.mtime_ns));

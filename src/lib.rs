@@ -14,6 +14,7 @@ pub mod hash;
 pub mod host;
 pub mod model;
 pub mod output;
+pub mod progress;
 pub mod redact;
 pub mod store;
 pub mod timing;

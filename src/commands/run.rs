@@ -312,6 +312,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
             crate::timing::mark("environment redacted");
             env
         });
+        let ticker = crate::progress::start("inputs", plan.quiet);
         let hashed: Vec<_> = plan
             .inputs
             .iter()
@@ -321,6 +322,8 @@ fn capture_all(plan: &Plan) -> PreLaunch {
                 hash::hash_path(&d.abs, &mut |e| store.stage(&token, e), Some(store))
             })
             .collect();
+        // Cleared here, before the job can write to the terminal.
+        ticker.finish();
         (
             git.join().unwrap_or_default(),
             sys.join().unwrap_or_default(),
@@ -642,6 +645,7 @@ pub fn execute(mut plan: Plan) -> Executed {
     };
 
     let mut outputs = Vec::new();
+    let ticker = crate::progress::start("outputs", plan.quiet);
     for (i, d) in plan.outputs.iter().enumerate() {
         let token = format!("output-{i}");
         match hash::path_kind(&d.abs) {
@@ -673,6 +677,7 @@ pub fn execute(mut plan: Plan) -> Executed {
             },
         }
     }
+    ticker.finish();
     crate::timing::mark("outputs hashed");
     let mut changed = Vec::new();
     for (i, (d, before)) in plan.inputs.iter().zip(&pre.fingerprints).enumerate() {

@@ -5,6 +5,7 @@ mod ancestry;
 mod cache;
 mod capture;
 mod gpu;
+mod progress;
 mod reliability;
 mod rerun;
 mod run;
