@@ -171,8 +171,10 @@ fn hash_with_cache(
             }
             None => match hash_file_stat(path) {
                 // Cache only bytes that were stable while read and are not racy.
-                Ok((hash, size, after)) => {
-                    PROGRESS.done(size, 1);
+                Ok((hash, size, after, counted)) => {
+                    if !counted {
+                        PROGRESS.done(size, 1);
+                    }
                     (
                         Ok((hash, size)),
                         after == *key
@@ -261,7 +263,7 @@ pub fn path_kind(path: &Path) -> io::Result<PathKind> {
 
 /// Hash one regular file: the plain BLAKE3 of its bytes, and its size.
 pub fn hash_file(path: &Path) -> io::Result<(Hash, u64)> {
-    hash_file_stat(path).map(|(hash, size, _)| (hash, size))
+    hash_file_stat(path).map(|(hash, size, _, _)| (hash, size))
 }
 
 thread_local! {
@@ -273,15 +275,26 @@ thread_local! {
 
 /// Hash one regular file; also its stat taken through the open file once it is read, to tell
 /// whether it changed while it was read.
-fn hash_file_stat(path: &Path) -> io::Result<(Hash, u64, StatKey)> {
+fn hash_file_stat(path: &Path) -> io::Result<(Hash, u64, StatKey, bool)> {
     use std::io::Read;
     let mut file = File::open(path)?;
     let mut hasher = blake3::Hasher::new();
     let len = file.metadata()?.len();
     let mut read = 0u64;
+    // Large files report their progress window by window.
+    let mut counted = false;
     if len >= MMAP_THRESHOLD {
-        hasher.update_mmap_rayon(path)?;
+        let mut offset = 0u64;
+        while offset < len {
+            let window = (len - offset).min(MMAP_WINDOW);
+            let map = map_window(&file, offset, window)?;
+            hasher.update_rayon(&map);
+            PROGRESS.done(window, 0);
+            offset += window;
+        }
+        PROGRESS.done(0, 1);
         read = len;
+        counted = true;
     } else {
         READ_BUF.with_borrow_mut(|buf| -> io::Result<()> {
             loop {
@@ -298,7 +311,28 @@ fn hash_file_stat(path: &Path) -> io::Result<(Hash, u64, StatKey)> {
         })?;
     }
     let after = StatKey::of(&file.metadata()?);
-    Ok((Hash(*hasher.finalize().as_bytes()), read, after))
+    Ok((Hash(*hasher.finalize().as_bytes()), read, after, counted))
+}
+
+/// Large files are mapped this much at a time: as fast as mapping the whole file, but the
+/// pages of a 100 GB file never all count in lineage's RSS (which cgroup and Slurm limits
+/// watch).
+const MMAP_WINDOW: u64 = 16 << 20;
+
+/// Map `len` bytes of `file` from `offset`, read-only.
+#[allow(unsafe_code)]
+fn map_window(file: &File, offset: u64, len: u64) -> io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only, private to the caller and dropped before the next one.
+    // Another process truncating the file while it is read can fault the read (SIGBUS), the
+    // risk every mmap-based hasher (b3sum, blake3's update_mmap) takes for its speed; a
+    // file rewritten in place gives a hash of mixed bytes, which the stat check after the
+    // read catches: such a hash is never cached.
+    unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len as usize)
+            .map(file)
+    }
 }
 
 /// Hash a file or a directory. Errors only when `path` itself cannot be read. A directory's
@@ -615,6 +649,17 @@ mod tests {
             "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
         );
         assert_eq!(hash_file(&big).expect("hash").0, Hash::of(&data));
+    }
+
+    #[test]
+    fn a_file_larger_than_a_map_window_hashes_as_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("big");
+        let len = 2 * MMAP_WINDOW as usize + 12_345;
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
+        std::fs::write(&path, &data).expect("write");
+        let (hash, size) = hash_file(&path).expect("hash");
+        assert_eq!((hash, size), (Hash::of(&data), len as u64));
     }
 
     #[test]
