@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 
 use crate::model::{Artifact, ArtifactKind, DirEntry, Hash};
+use crate::watch::Watch;
 
 /// The derive-key context of directory hashes. Changing it changes every directory hash.
 pub const DIR_CONTEXT: &str = "lineage 2026-11 directory manifest v2";
@@ -220,7 +221,7 @@ pub struct Hashed {
     pub warnings: Vec<String>,
 }
 
-/// A digest of (relative path, size, mtime) of every file in walk order: cheap to recompute
+/// A digest of (relative path, size, mtime, ctime) of every file in walk order: cheap to recompute
 /// with stat alone, so inputs can be re-checked after the job without hashing them again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Fingerprint(Hash);
@@ -229,11 +230,13 @@ pub struct Fingerprint(Hash);
 struct FingerprintBuilder(blake3::Hasher);
 
 impl FingerprintBuilder {
-    fn add(&mut self, rel: &[u8], size: u64, mtime_ns: i64) {
+    fn add(&mut self, rel: &[u8], key: &StatKey) {
         self.0.update(&(rel.len() as u64).to_le_bytes());
         self.0.update(rel);
-        self.0.update(&size.to_le_bytes());
-        self.0.update(&mtime_ns.to_le_bytes());
+        self.0.update(&key.size.to_le_bytes());
+        self.0.update(&key.mtime_ns.to_le_bytes());
+        // ctime too: bytes rewritten with the mtime put back (`touch -d`) still move it.
+        self.0.update(&key.ctime_ns.to_le_bytes());
     }
 
     fn finish(&self) -> Fingerprint {
@@ -338,7 +341,18 @@ fn map_window(file: &File, offset: u64, len: u64) -> io::Result<memmap2::Mmap> {
 /// Hash a file or a directory. Errors only when `path` itself cannot be read. A directory's
 /// manifest entries go to `sink`, chunk by chunk; the artifact keeps only their count. With
 /// a `cache`, files whose stat is unchanged since they were hashed are not read again.
-pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::Result<Hashed> {
+///
+/// With a `watch`, the path and each directory under it are watched from before their stats
+/// are taken (see `watch`).
+pub fn hash_path(
+    path: &Path,
+    sink: Sink,
+    cache: Option<&dyn StatCache>,
+    mut watch: Option<&mut Watch>,
+) -> io::Result<Hashed> {
+    if let Some(w) = watch.as_deref_mut() {
+        w.add(path);
+    }
     let meta = std::fs::metadata(path)?;
     if meta.is_file() {
         PROGRESS.found(meta.len());
@@ -346,7 +360,7 @@ pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::
             .pop()
             .map_or_else(|| Err(io::Error::other("nothing hashed")), |(r, _)| r)?;
         let mut print = FingerprintBuilder::default();
-        print.add(b"", meta.len(), mtime_ns(&meta));
+        print.add(b"", &StatKey::of(&meta));
         return Ok(Hashed {
             artifact: Artifact {
                 hash,
@@ -365,7 +379,7 @@ pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::
         ));
     }
     let mut warnings = Vec::new();
-    let mut walk = walk_dir(path).inspect(|item| {
+    let mut walk = walk_dir(path, watch).inspect(|item| {
         if let Ok(f) = item {
             PROGRESS.found(f.size);
         }
@@ -391,8 +405,7 @@ pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::
             if let Some(artifact) = cache.lookup_dir(&d) {
                 PROGRESS.done(artifact.size, artifact.file_count);
                 let mut print = FingerprintBuilder::default();
-                head.iter()
-                    .for_each(|f| print.add(&f.rel, f.size, f.mtime_ns));
+                head.iter().for_each(|f| print.add(&f.rel, &f.key));
                 return Ok(Hashed {
                     artifact,
                     fingerprint: print.finish(),
@@ -414,7 +427,7 @@ pub fn hash_path(path: &Path, sink: Sink, cache: Option<&dyn StatCache>) -> io::
         let mut entries = Vec::with_capacity(chunk.len());
         for (f, (result, stable)) in chunk.iter().zip(hashed) {
             // Every walked file is in the fingerprint, hashed or not, as in `fingerprint`.
-            print.add(&f.rel, f.size, f.mtime_ns);
+            print.add(&f.rel, &f.key);
             all_stable &= stable;
             match result {
                 Ok((hash, file_size)) => {
@@ -473,10 +486,10 @@ pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
     let meta = std::fs::metadata(path).ok()?;
     let mut print = FingerprintBuilder::default();
     if meta.is_file() {
-        print.add(b"", meta.len(), mtime_ns(&meta));
+        print.add(b"", &StatKey::of(&meta));
     } else {
-        for f in walk_dir(path).flatten() {
-            print.add(&f.rel, f.size, f.mtime_ns);
+        for f in walk_dir(path, None).flatten() {
+            print.add(&f.rel, &f.key);
         }
     }
     Some(print.finish())
@@ -486,7 +499,6 @@ struct WalkedFile {
     path: PathBuf,
     rel: Vec<u8>,
     size: u64,
-    mtime_ns: i64,
     executable: bool,
     key: StatKey,
 }
@@ -499,10 +511,11 @@ struct WalkedFile {
 /// regular file costs one short stat instead of two full path lookups (the walk is most of
 /// what a re-run with every file cached costs). Symlinks are followed, with loops detected
 /// against the directories being walked.
-fn walk_dir(root: &Path) -> Walk {
+fn walk_dir<'w>(root: &Path, watch: Option<&'w mut Watch>) -> Walk<'w> {
     let mut walk = Walk {
         stack: Vec::new(),
         pending: Vec::new(),
+        watch,
     };
     match std::fs::metadata(root) {
         Ok(meta) => walk.enter(root.to_path_buf(), Vec::new(), &meta),
@@ -513,10 +526,12 @@ fn walk_dir(root: &Path) -> Walk {
     walk
 }
 
-struct Walk {
+struct Walk<'w> {
     stack: Vec<Frame>,
     /// Warnings to hand out before walking on.
     pending: Vec<String>,
+    /// Each directory is watched before it is listed.
+    watch: Option<&'w mut Watch>,
 }
 
 struct Frame {
@@ -546,13 +561,16 @@ fn probe(entry: &std::fs::DirEntry) -> Result<Metadata, String> {
 
 const SPECIAL: &str = "not a regular file (FIFO, socket or device)";
 
-impl Walk {
+impl Walk<'_> {
     fn enter(&mut self, path: PathBuf, rel: Vec<u8>, meta: &Metadata) {
         let id = (meta.dev(), meta.ino());
         if self.stack.iter().any(|f| f.id == id) {
             self.pending
                 .push(format!("skipped {}: symlink loop", path.display()));
             return;
+        }
+        if let Some(w) = self.watch.as_deref_mut() {
+            w.add(&path);
         }
         let read = match std::fs::read_dir(&path) {
             Ok(read) => read,
@@ -580,7 +598,7 @@ impl Walk {
     }
 }
 
-impl Iterator for Walk {
+impl Iterator for Walk<'_> {
     type Item = Result<WalkedFile, String>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -617,7 +635,6 @@ impl Iterator for Walk {
                 key: StatKey::of(&meta),
                 rel,
                 size: meta.len(),
-                mtime_ns: mtime_ns(&meta),
                 executable: meta.permissions().mode() & 0o111 != 0,
                 path,
             }));
@@ -674,17 +691,19 @@ mod tests {
             seen.extend(e.iter().map(|e| e.path.clone()));
             Ok(())
         };
-        let h0 = hash_path(root, &mut sink, None).expect("hash").artifact;
+        let h0 = hash_path(root, &mut sink, None, None)
+            .expect("hash")
+            .artifact;
         assert_eq!(h0.file_count, 2);
         assert_eq!(seen, ["a", "sub/b"]);
         std::fs::rename(root.join("a"), root.join("c")).expect("rename");
-        let h1 = hash_path(root, &mut discard, None)
+        let h1 = hash_path(root, &mut discard, None, None)
             .expect("hash")
             .artifact
             .hash;
         assert_ne!(h0.hash, h1);
         std::fs::rename(root.join("c"), root.join("a")).expect("rename");
-        let h2 = hash_path(root, &mut discard, None)
+        let h2 = hash_path(root, &mut discard, None, None)
             .expect("hash")
             .artifact
             .hash;

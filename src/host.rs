@@ -1,5 +1,6 @@
-//! Facts about this machine and its processes, read from /proc: the boot id, and when a
-//! process started (so a pid reused after a run's wrapper died is not mistaken for it).
+//! Facts about this machine and its processes, read from /proc: the boot id, when a process
+//! started (so a pid reused after a run's wrapper died is not mistaken for it), and which
+//! paths are on network filesystems.
 
 /// The kernel's boot id, new at every boot.
 pub fn boot_id() -> Option<String> {
@@ -15,6 +16,35 @@ pub fn process_start(pid: u32) -> Option<u64> {
     // The command name may hold spaces and parentheses: fields resume after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Network and cluster filesystems (statfs f_type): WAL's shared-memory index cannot be
+/// trusted there, nor can inotify see changes made from other hosts.
+const NETWORK_FILESYSTEMS: &[(i64, &str)] = &[
+    (0x6969, "NFS"),
+    (0x517B, "SMB"),
+    (0xFF53_4D42, "CIFS"),
+    (0xFE53_4D42, "SMB2"),
+    (0x6573_5546, "FUSE"),
+    (0x0BD0_0BD0, "Lustre"),
+    (0x4750_4653, "GPFS"),
+    (0x00C3_6400, "CephFS"),
+    (0x1983_0326, "BeeGFS"),
+    (0x5346_414F, "AFS"),
+    (0x0102_1997, "9p"),
+];
+
+/// The name of the network or cluster filesystem `path` is on, if it is on one.
+pub fn network_filesystem(path: &std::path::Path) -> Option<&'static str> {
+    // f_type is i64 on x86_64 and aarch64 glibc but another integer elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    let fs_type = nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type().0 as i64)
+        .unwrap_or(0);
+    NETWORK_FILESYSTEMS
+        .iter()
+        .find(|(magic, _)| *magic == fs_type)
+        .map(|(_, name)| *name)
 }
 
 /// The host name, from the same source as the one recorded with each run.

@@ -18,6 +18,7 @@ pub mod progress;
 pub mod redact;
 pub mod store;
 pub mod timing;
+pub mod watch;
 
 use std::io::Write;
 

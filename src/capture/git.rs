@@ -113,30 +113,14 @@ pub fn capture(
         .or_else(|| remotes.values().next())
         .cloned();
 
-    let mut opts = StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false)
-        .exclude_submodules(true);
-    let mut untracked_paths = Vec::new();
-    let mut dirty = false;
-    match repo.statuses(Some(&mut opts)) {
-        Ok(statuses) => {
-            for entry in statuses.iter() {
-                let s = entry.status();
-                if s.contains(Status::WT_NEW) {
-                    if let Some(p) = entry.path() {
-                        untracked_paths.push(p.to_string());
-                    }
-                } else if !s.is_empty() && !s.contains(Status::IGNORED) {
-                    dirty = true;
-                }
-            }
+    let (dirty, mut untracked_paths) = match status(&repo, &root) {
+        Ok(found) => found,
+        Err(e) => {
+            out.notes
+                .push(format!("git status failed: {}", e.message()));
+            (false, Vec::new())
         }
-        Err(e) => out
-            .notes
-            .push(format!("git status failed: {}", e.message())),
-    }
+    };
 
     let mut patch = None;
     let mut changed_files = Vec::new();
@@ -241,6 +225,91 @@ fn default_identity() -> (Option<String>, Option<String>) {
     }
 }
 
+/// An index file larger than this (about 12,000 entries) has the git CLI, when installed,
+/// compute the status: it reuses the index's cache-tree, stats files on several threads and
+/// honours the repository's fsmonitor and untracked cache, none of which libgit2 does (on
+/// 50,000 files libgit2 took 1.7x as long as `git status`). Below it, libgit2 avoids
+/// starting a process.
+const CLI_STATUS_INDEX_BYTES: u64 = 1 << 20;
+
+/// Whether tracked files differ from HEAD (staged or not), and the untracked, not ignored
+/// files (each file inside an untracked directory), relative to the root.
+fn status(repo: &Repository, root: &Path) -> Result<(bool, Vec<String>), git2::Error> {
+    // The index file's size stands for its entry count: loading it through libgit2 to count
+    // costs as much as a status on small repositories (60 ms on 50,000 entries).
+    let index_bytes = std::fs::metadata(repo.path().join("index")).map_or(0, |m| m.len());
+    if index_bytes > CLI_STATUS_INDEX_BYTES
+        && let Some(found) = status_via_cli(root)
+    {
+        return Ok(found);
+    }
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let mut untracked = Vec::new();
+    let mut dirty = false;
+    for entry in repo.statuses(Some(&mut opts))?.iter() {
+        let s = entry.status();
+        if s.contains(Status::WT_NEW) {
+            if let Some(p) = entry.path() {
+                untracked.push(p.to_string());
+            }
+        } else if !s.is_empty() && !s.contains(Status::IGNORED) {
+            dirty = true;
+        }
+    }
+    Ok((dirty, untracked))
+}
+
+/// `git status --porcelain -z` in `root`, without taking the index lock; None when git is
+/// not installed or fails (libgit2 then answers).
+fn status_via_cli(root: &Path) -> Option<(bool, Vec<String>)> {
+    let out = std::process::Command::new("git")
+        .args([
+            "--no-optional-locks",
+            "status",
+            "--porcelain",
+            "-z",
+            "--untracked-files=all",
+            "--ignore-submodules=all",
+        ])
+        .current_dir(root)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(parse_porcelain(&out.stdout))
+}
+
+/// Porcelain v1 with -z: `XY path\0`, and for renames and copies `XY new\0old\0`.
+fn parse_porcelain(raw: &[u8]) -> (bool, Vec<String>) {
+    let mut dirty = false;
+    let mut untracked = Vec::new();
+    let mut fields = raw.split(|b| *b == 0).filter(|f| !f.is_empty());
+    while let Some(field) = fields.next() {
+        if field.len() < 4 {
+            continue;
+        }
+        let (xy, path) = (&field[..2], &field[3..]);
+        match xy {
+            b"??" => untracked.push(String::from_utf8_lossy(path).into_owned()),
+            b"!!" => {}
+            _ => {
+                dirty = true;
+                if xy[0] == b'R' || xy[0] == b'C' {
+                    fields.next(); // the old path
+                }
+            }
+        }
+    }
+    (dirty, untracked)
+}
+
 /// `git diff HEAD` of tracked files (binary-safe), and the paths it touches.
 fn diff_patch(
     repo: &Repository,
@@ -308,6 +377,27 @@ pub fn strip_credentials(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn porcelain_status_is_parsed_with_renames_and_odd_names() {
+        let raw = b" M train.py\0?? notes/new file.py\0R  b.py\0a.py\0?? x\ny.py\0!! ignored/c\0";
+        let (dirty, untracked) = parse_porcelain(raw);
+        assert!(dirty);
+        assert_eq!(untracked, ["notes/new file.py", "x\ny.py"]);
+        // The old name of a rename is not taken for an entry of its own.
+        let (dirty, untracked) = parse_porcelain(b"R  b.py\0?? a.py\0?? c.py\0");
+        assert!(dirty);
+        assert_eq!(
+            untracked,
+            ["c.py"],
+            "the field after a rename is its old name"
+        );
+        assert_eq!(
+            parse_porcelain(b"?? only.py\0"),
+            (false, vec!["only.py".to_string()])
+        );
+        assert_eq!(parse_porcelain(b""), (false, vec![]));
+    }
 
     #[test]
     fn credentials_are_stripped_from_remote_urls() {

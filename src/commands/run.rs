@@ -20,6 +20,7 @@ use crate::hash::{self, Fingerprint, PathKind};
 use crate::model::{Capture, Edge, FileRef, Hash, Param, Resources, Role, Status};
 use crate::redact::Policy;
 use crate::store::{Finish, NewRun, Store};
+use crate::watch::Watch;
 
 /// A declared path: as given, and absolute.
 struct Declared {
@@ -266,6 +267,8 @@ struct PreLaunch {
     capture: Capture,
     edges: Vec<Edge>,
     fingerprints: Vec<Fingerprint>,
+    /// inotify watches on each input, set while it was walked.
+    watches: Vec<Watch>,
     params: Vec<Param>,
     blobs: Vec<(Hash, Vec<u8>)>,
     nvml: Option<std::sync::Arc<nvml_wrapper::Nvml>>,
@@ -319,11 +322,19 @@ fn capture_all(plan: &Plan) -> PreLaunch {
             .enumerate()
             .map(|(i, d)| {
                 let token = format!("input-{i}");
-                hash::hash_path(&d.abs, &mut |e| store.stage(&token, e), Some(store))
+                let mut watch = Watch::new(&d.abs);
+                let hashed = hash::hash_path(
+                    &d.abs,
+                    &mut |e| store.stage(&token, e),
+                    Some(store),
+                    Some(&mut watch),
+                );
+                (hashed, watch)
             })
             .collect();
         // Cleared here, before the job can write to the terminal.
         ticker.finish();
+        crate::timing::mark("inputs hashed");
         (
             git.join().unwrap_or_default(),
             sys.join().unwrap_or_default(),
@@ -342,7 +353,9 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     let mut blobs = git.blobs;
     let mut edges = Vec::new();
     let mut fingerprints = Vec::new();
-    for (i, (d, result)) in plan.inputs.iter().zip(hashed).enumerate() {
+    let mut watches = Vec::new();
+    for (i, (d, (result, watch))) in plan.inputs.iter().zip(hashed).enumerate() {
+        watches.push(watch);
         match result {
             Ok(h) => {
                 notes.extend(
@@ -477,6 +490,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
         capture,
         edges,
         fingerprints,
+        watches,
         params: params.into_values().collect(),
         blobs,
         nvml: gpus.nvml,
@@ -607,6 +621,8 @@ pub fn execute(mut plan: Plan) -> Executed {
         )
     });
     crate::timing::mark("spawned");
+    plan.store.idle_work();
+    crate::timing::mark("bookkeeping done while the job runs");
     let outcome = running.wait();
     crate::timing::mark("job ended");
     let gpu_peaks = sampler.map(gpu::Sampler::finish);
@@ -659,6 +675,7 @@ pub fn execute(mut plan: Plan) -> Executed {
                 &d.abs,
                 &mut |e| plan.store.stage(&token, e),
                 Some(&plan.store),
+                None,
             ) {
                 Ok(h) => {
                     for w in h.warnings {
@@ -680,8 +697,15 @@ pub fn execute(mut plan: Plan) -> Executed {
     ticker.finish();
     crate::timing::mark("outputs hashed");
     let mut changed = Vec::new();
-    for (i, (d, before)) in plan.inputs.iter().zip(&pre.fingerprints).enumerate() {
-        if hash::fingerprint(&d.abs).as_ref() != Some(before) {
+    for (i, ((d, before), watch)) in plan
+        .inputs
+        .iter()
+        .zip(&pre.fingerprints)
+        .zip(&pre.watches)
+        .enumerate()
+    {
+        // Nothing seen by the watches: unchanged without walking it again.
+        if !watch.quiet() && hash::fingerprint(&d.abs).as_ref() != Some(before) {
             let msg = format!(
                 "input {} changed while the job ran: its recorded hash is from before launch",
                 d.given.display()

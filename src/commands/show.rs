@@ -100,13 +100,14 @@ pub fn resolve(
     }
     let path = PathBuf::from(target);
     if force_path || (!force_run && path.exists()) {
-        let hashed = hash::hash_path(&path, &mut hash::discard, Some(store)).map_err(|source| {
-            Error::Unreadable {
-                what: "path",
-                path: path.clone(),
-                cause: source,
-            }
-        })?;
+        let hashed =
+            hash::hash_path(&path, &mut hash::discard, Some(store), None).map_err(|source| {
+                Error::Unreadable {
+                    what: "path",
+                    path: path.clone(),
+                    cause: source,
+                }
+            })?;
         for w in &hashed.warnings {
             eprintln!("lineage: warning: {w}");
         }

@@ -56,7 +56,13 @@ pub struct Store {
     /// Set when the store runs in its network-filesystem mode (the caller warns).
     pub notice: Option<String>,
     staged: std::cell::RefCell<Staged>,
+    /// Stat-cache rows learned but not yet written: written while the job runs
+    /// (`idle_work`), so a first run does not wait for them before launch.
+    learned: std::cell::RefCell<Vec<(crate::hash::StatKey, Hash)>>,
 }
+
+/// Learned stat-cache rows held in memory at most (about 7 MB); more are written at once.
+const LEARNED_IN_MEMORY: usize = 100_000;
 
 /// Pages in the WAL after this process's last commit (SQLite's WAL hook reports it).
 static WAL_PAGES: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
@@ -71,6 +77,7 @@ fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite:
 
 impl Drop for Store {
     fn drop(&mut self) {
+        self.write_learned();
         // The first connection to open the store reads the whole WAL to rebuild its index,
         // and a checkpoint alone does not shorten it for the next process: let this close
         // checkpoint and remove the WAL (when no other connection has the store open).
@@ -92,21 +99,6 @@ pub enum Journal {
     Delete,
 }
 
-/// Filesystems where WAL's shared-memory index cannot be trusted (statfs f_type).
-const NETWORK_FILESYSTEMS: &[(i64, &str)] = &[
-    (0x6969, "NFS"),
-    (0x517B, "SMB"),
-    (0xFF53_4D42, "CIFS"),
-    (0xFE53_4D42, "SMB2"),
-    (0x6573_5546, "FUSE"),
-    (0x0BD0_0BD0, "Lustre"),
-    (0x4750_4653, "GPFS"),
-    (0x00C3_6400, "CephFS"),
-    (0x1983_0326, "BeeGFS"),
-    (0x5346_414F, "AFS"),
-    (0x0102_1997, "9p"),
-];
-
 /// The journal mode for a store directory: `LINEAGE_STORE_JOURNAL` (wal or delete) when set,
 /// otherwise WAL unless the directory is on a network or cluster filesystem.
 pub fn journal_for(dir: &Path) -> (Journal, Option<String>) {
@@ -115,16 +107,8 @@ pub fn journal_for(dir: &Path) -> (Journal, Option<String>) {
         Some("delete") => return (Journal::Delete, None),
         _ => {}
     }
-    // f_type is i64 on x86_64 and aarch64 glibc but another integer elsewhere.
-    #[allow(clippy::unnecessary_cast)]
-    let fs_type = nix::sys::statfs::statfs(dir)
-        .map(|s| s.filesystem_type().0 as i64)
-        .unwrap_or(0);
-    match NETWORK_FILESYSTEMS
-        .iter()
-        .find(|(magic, _)| *magic == fs_type)
-    {
-        Some((_, name)) => (
+    match crate::host::network_filesystem(dir) {
+        Some(name) => (
             Journal::Delete,
             Some(format!(
                 "store {} is on {name}: using a rollback journal instead of WAL (slower, safe across hosts)",
@@ -213,6 +197,7 @@ impl Store {
             dir: dir.to_path_buf(),
             notice,
             staged: Default::default(),
+            learned: Default::default(),
         };
         store
             .configure(journal)
@@ -426,6 +411,48 @@ impl Store {
         staged.spilled.extend(staged.memory.drain().map(|(t, _)| t));
         staged.in_memory = 0;
         Ok(())
+    }
+
+    /// Write the stat-cache rows learned so far (best effort: a cache that cannot be written
+    /// only costs a re-hash next time).
+    pub fn write_learned(&self) {
+        let learned = std::mem::take(&mut *self.learned.borrow_mut());
+        if learned.is_empty() {
+            return;
+        }
+        let write = || -> rusqlite::Result<()> {
+            let tx = self.conn.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO stat_cache (dev, ino, size, mtime_ns, ctime_ns, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (k, h) in &learned {
+                    stmt.execute(params![
+                        k.dev as i64,
+                        k.ino as i64,
+                        k.size as i64,
+                        k.mtime_ns,
+                        k.ctime_ns,
+                        h.to_hex()
+                    ])?;
+                }
+            }
+            tx.commit()
+        };
+        let _ = write();
+    }
+
+    /// Bookkeeping that need not delay the job, done while it runs: the stat-cache rows
+    /// learned before launch, then a checkpoint if the WAL has grown (so the one on close is
+    /// short).
+    pub fn idle_work(&self) {
+        self.write_learned();
+        if WAL_PAGES.load(std::sync::atomic::Ordering::Relaxed) > CHECKPOINT_PAGES {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
     }
 
     /// Forget every staged manifest (before preparing a new run).
@@ -771,28 +798,14 @@ impl crate::hash::StatCache for Store {
     }
 
     fn record(&self, entries: &[(crate::hash::StatKey, Hash)]) {
-        let write = || -> rusqlite::Result<()> {
-            let tx = self.conn.unchecked_transaction()?;
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO stat_cache (dev, ino, size, mtime_ns, ctime_ns, hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?;
-                for (k, h) in entries {
-                    stmt.execute(params![
-                        k.dev as i64,
-                        k.ino as i64,
-                        k.size as i64,
-                        k.mtime_ns,
-                        k.ctime_ns,
-                        h.to_hex()
-                    ])?;
-                }
-            }
-            tx.commit()
+        let full = {
+            let mut learned = self.learned.borrow_mut();
+            learned.extend_from_slice(entries);
+            learned.len() >= LEARNED_IN_MEMORY
         };
-        // A cache that cannot be written only costs a re-hash next time.
-        let _ = write();
+        if full {
+            self.write_learned();
+        }
     }
 
     fn lookup_dir(&self, digest: &Hash) -> Option<crate::model::Artifact> {

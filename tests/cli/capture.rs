@@ -735,3 +735,97 @@ fn unreadable_inputs_are_refused_or_skipped_when_run_as_an_ordinary_user() {
     let run: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(artifact(&run, "inputs", "data")["file_count"], 1);
 }
+
+#[test]
+fn a_file_deep_in_an_input_directory_changed_during_the_run_is_flagged_even_with_its_mtime_put_back()
+ {
+    let env = Env::new();
+    env.write("data/a/b/deep.csv", "1111\n");
+    env.write("data/top.csv", "x\n");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Same size, mtime restored: only the ctime (and inotify) can tell.
+    let job = "m=$(stat -c %y data/a/b/deep.csv); printf '2222\\n' > data/a/b/deep.csv; touch -d \"$m\" data/a/b/deep.csv";
+    let out = env.cmd(["run", "-i", "data", "--", "sh", "-c", job]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("input data changed while the job ran"),
+        "{}",
+        stderr(&out)
+    );
+    let run = env.show(None);
+    assert_eq!(artifact(&run, "inputs", "data")["changed_during_run"], true);
+}
+
+#[test]
+fn a_job_writing_beside_its_inputs_does_not_flag_them() {
+    let env = Env::new();
+    env.write("data/a.csv", "1\n");
+    env.write("one.csv", "1\n");
+    let out = env.cmd([
+        "run",
+        "-i",
+        "data",
+        "-i",
+        "one.csv",
+        "-o",
+        "out",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p out && cat data/a.csv one.csv > out/all.csv && touch two.csv",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("changed while"), "{}", stderr(&out));
+    let run = env.show(None);
+    assert_eq!(
+        artifact(&run, "inputs", "data")["changed_during_run"],
+        false
+    );
+    assert_eq!(
+        artifact(&run, "inputs", "one.csv")["changed_during_run"],
+        false
+    );
+}
+
+#[test]
+fn a_large_repository_gives_the_same_snapshot_through_the_git_cli() {
+    // With an index over 1 MiB, `git status` answers instead of libgit2: same record.
+    let env = Env::new();
+    env.init_repo();
+    for i in 0..12_000 {
+        env.write(
+            &format!("src/m{:02}/a_module_with_a_long_name_{i:05}.py", i / 500),
+            format!("X = {i}\n"),
+        );
+    }
+    env.write(".gitignore", "ignored/\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "many"]);
+    let index = std::fs::metadata(env.path(".git/index"))
+        .expect("index")
+        .len();
+    assert!(index > 1 << 20, "the index ({index} bytes) is large enough");
+    let clean = run_ok(&env, &["run", "--", "true"]);
+    assert_eq!(clean["git"]["dirty"], false);
+    assert_eq!(clean["git"]["untracked"], json!([]));
+    env.git(&[
+        "mv",
+        "src/m00/a_module_with_a_long_name_00000.py",
+        "src/m00/renamed.py",
+    ]);
+    env.write("train.py", "print('training harder')\n");
+    env.write("notes/new.py", "x = 1\n");
+    env.write("ignored/cache.bin", "not recorded");
+    let run = run_ok(&env, &["run", "--", "true"]);
+    let git = &run["git"];
+    assert_eq!(git["dirty"], true);
+    let untracked = git["untracked"].as_array().expect("untracked");
+    assert_eq!(untracked.len(), 1, "{untracked:?}");
+    assert_eq!(untracked[0]["path"], "notes/new.py");
+    let changed = git["changed_files"].as_array().expect("changed");
+    assert!(changed.contains(&json!("train.py")), "{changed:?}");
+    assert!(
+        changed.contains(&json!("src/m00/renamed.py")),
+        "{changed:?}"
+    );
+}

@@ -1,0 +1,72 @@
+//! Whether an input changed while the job ran, without walking it again afterwards: inotify
+//! watches on the input (each of its directories, or a file and its directory), set up while
+//! it is walked before launch, each before the stats it guards are taken. No event at all
+//! means no change; any event (or a watch that could not be set, or a network filesystem,
+//! whose changes from other hosts inotify cannot see) sends the caller back to comparing
+//! stats, which decides.
+
+use std::path::Path;
+
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+/// At most this many directories are watched per input: watches are a per-user resource
+/// (`fs.inotify.max_user_watches`) that editors and other tools need too.
+const MAX_WATCHES: usize = 4096;
+
+/// The watches on one input.
+pub struct Watch {
+    inotify: Option<Inotify>,
+    count: usize,
+}
+
+impl Watch {
+    /// Ready to watch an input at `path`; inert on network filesystems.
+    pub fn new(path: &Path) -> Watch {
+        let inotify = match crate::host::network_filesystem(path) {
+            Some(_) => None,
+            None => Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok(),
+        };
+        Watch { inotify, count: 0 }
+    }
+
+    /// A watch that never vouches for anything (the caller compares stats).
+    pub fn none() -> Watch {
+        Watch {
+            inotify: None,
+            count: 0,
+        }
+    }
+
+    /// Watch `path` (a directory, or a file) for any change. A watch that cannot be set
+    /// makes the whole input unvouched.
+    pub fn add(&mut self, path: &Path) {
+        let Some(inotify) = &self.inotify else {
+            return;
+        };
+        let mask = AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_ATTRIB
+            | AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_MOVED_TO;
+        self.count += 1;
+        if self.count > MAX_WATCHES || inotify.add_watch(path, mask).is_err() {
+            self.inotify = None;
+        }
+    }
+
+    /// True only when every watch was set and none has seen anything since.
+    pub fn quiet(&self) -> bool {
+        match &self.inotify {
+            None => false,
+            Some(inotify) => match inotify.read_events() {
+                Ok(events) => events.is_empty(),
+                Err(nix::errno::Errno::EAGAIN) => true,
+                Err(_) => false,
+            },
+        }
+    }
+}
