@@ -110,6 +110,7 @@ try:
         """A new store, created (untimed) so that its creation is not counted."""
         stores[0] += 1
         path = os.path.join(work, "stores", str(stores[0]))
+        shutil.rmtree(path, ignore_errors=True)  # left by an earlier run with --work
         env = dict(os.environ, LINEAGE_STORE=path)
         run([lineage, "run", "-q", "--", "true"], cwd=work, env=env)
         return env

@@ -262,6 +262,10 @@ fn now() -> String {
         .to_string()
 }
 
+/// Directory inputs that held at least this many files when last recorded are watched with
+/// inotify while the job runs instead of being walked again after it (see `watch`).
+const WATCH_FILES: u64 = 5_000;
+
 /// Everything captured before launch.
 struct PreLaunch {
     capture: Capture,
@@ -322,7 +326,16 @@ fn capture_all(plan: &Plan) -> PreLaunch {
             .enumerate()
             .map(|(i, d)| {
                 let token = format!("input-{i}");
-                let mut watch = Watch::new(&d.abs);
+                // Only directories known to be large are watched: closing an inotify
+                // instance costs several milliseconds, walking a small tree far less.
+                let large = store
+                    .input_size(d.abs.as_os_str().as_bytes())
+                    .is_some_and(|n| n >= WATCH_FILES);
+                let mut watch = if large {
+                    Watch::new(&d.abs)
+                } else {
+                    Watch::none()
+                };
                 let hashed = hash::hash_path(
                     &d.abs,
                     &mut |e| store.stage(&token, e),
@@ -621,6 +634,17 @@ pub fn execute(mut plan: Plan) -> Executed {
         )
     });
     crate::timing::mark("spawned");
+    let sizes: Vec<(Vec<u8>, u64)> = plan
+        .inputs
+        .iter()
+        .zip(&pre.edges)
+        .filter_map(|(d, e)| {
+            let a = e.artifact.as_ref()?;
+            (a.kind == crate::model::ArtifactKind::Dir)
+                .then(|| (d.abs.as_os_str().as_bytes().to_vec(), a.file_count))
+        })
+        .collect();
+    plan.store.note_input_sizes(&sizes);
     plan.store.idle_work();
     crate::timing::mark("bookkeeping done while the job runs");
     let outcome = running.wait();

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_pid_start.sql"),
     include_str!("migrations/0003_stat_cache.sql"),
     include_str!("migrations/0004_dir_cache.sql"),
+    include_str!("migrations/0005_input_sizes.sql"),
 ];
 
 /// Manifest entries held in memory while a run is prepared; beyond this many, they spill to
@@ -452,6 +453,29 @@ impl Store {
             let _ = self
                 .conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
+    }
+
+    /// How many files the directory input at `abs_path` held when last recorded.
+    pub fn input_size(&self, abs_path: &[u8]) -> Option<u64> {
+        self.conn
+            .prepare_cached("SELECT file_count FROM input_sizes WHERE abs_path = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([abs_path], |r| r.get::<_, i64>(0))
+                    .optional()
+            })
+            .ok()
+            .flatten()
+            .map(|n| n as u64)
+    }
+
+    /// Remember how many files directory inputs held (best effort).
+    pub fn note_input_sizes(&self, sizes: &[(Vec<u8>, u64)]) {
+        for (path, count) in sizes {
+            let _ = self.conn.execute(
+                "INSERT OR REPLACE INTO input_sizes (abs_path, file_count) VALUES (?1, ?2)",
+                params![path, *count as i64],
+            );
         }
     }
 

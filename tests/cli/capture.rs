@@ -742,7 +742,21 @@ fn a_file_deep_in_an_input_directory_changed_during_the_run_is_flagged_even_with
     let env = Env::new();
     env.write("data/a/b/deep.csv", "1111\n");
     env.write("data/top.csv", "x\n");
+    // Large enough (once recorded) to be watched with inotify rather than walked again.
+    for i in 0..5_000 {
+        env.write(&format!("data/bulk/{:02}/{i:04}.txt", i / 250), "b\n");
+    }
     std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = env.cmd(["run", "-i", "data", "--", "cat", "data/top.csv"]);
+    assert!(!stderr(&out).contains("changed while"), "{}", stderr(&out));
+    let sizes: i64 = env
+        .db()
+        .query_row("SELECT file_count FROM input_sizes", [], |r| r.get(0))
+        .expect("the input's size is remembered");
+    assert_eq!(sizes, 5_002);
+    // Read-only job, watched: nothing flagged.
+    let out = env.cmd(["run", "-i", "data", "--", "cat", "data/a/b/deep.csv"]);
+    assert!(!stderr(&out).contains("changed while"), "{}", stderr(&out));
     // Same size, mtime restored: only the ctime (and inotify) can tell.
     let job = "m=$(stat -c %y data/a/b/deep.csv); printf '2222\\n' > data/a/b/deep.csv; touch -d \"$m\" data/a/b/deep.csv";
     let out = env.cmd(["run", "-i", "data", "--", "sh", "-c", job]);
