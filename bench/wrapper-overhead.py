@@ -67,7 +67,7 @@ with tempfile.TemporaryDirectory() as tmp:
             peers["dvc repro (stage: true)"] = ["dvc", "repro", "-q"]
         if os.access(os.path.join(bin_, "datalad"), os.X_OK) and shutil.which("git-annex"):
             ds = os.path.join(tmp, "ds")
-            subprocess.run(["datalad", "create", "-q", ds], env=env, check=True, **quiet)
+            subprocess.run(["datalad", "create", ds], env=env, check=True, **quiet)
             peers["datalad run true"] = ["datalad", "-c", "datalad.ui.progressbar=none", "run",
                                          "-d", ds, "true"]
     times = {name: [] for name in {**commands, **peers}}
