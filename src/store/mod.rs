@@ -786,36 +786,44 @@ impl Store {
 impl crate::hash::StatCache for Store {
     fn lookup(&self, keys: &[crate::hash::StatKey]) -> Vec<Option<Hash>> {
         let mut out = vec![None; keys.len()];
-        let ids: Vec<[i64; 2]> = keys.iter().map(|k| [k.dev as i64, k.ino as i64]).collect();
-        let Ok(ids) = serde_json::to_string(&ids) else {
-            return out;
-        };
-        let rows = self
-            .conn
-            .prepare_cached(
-                "SELECT j.key, c.size, c.mtime_ns, c.ctime_ns, c.hash FROM json_each(?1) j
-                 CROSS JOIN stat_cache c
-                 ON c.dev = json_extract(j.value, '$[0]') AND c.ino = json_extract(j.value, '$[1]')",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map([ids], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, String>(4)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            });
-        for (i, size, mtime, ctime, hash) in rows.unwrap_or_default() {
-            let Some(key) = keys.get(i as usize) else {
+        // One query per device (a tree rarely spans two), the inodes as a JSON array of
+        // integers: no JSON parsing per row.
+        let mut devs: Vec<u64> = keys.iter().map(|k| k.dev).collect();
+        devs.sort_unstable();
+        devs.dedup();
+        for dev in devs {
+            let at: Vec<usize> = (0..keys.len()).filter(|&i| keys[i].dev == dev).collect();
+            let inos: Vec<i64> = at.iter().map(|&i| keys[i].ino as i64).collect();
+            let Ok(inos) = serde_json::to_string(&inos) else {
                 continue;
             };
-            // Stale unless size, mtime and ctime all still match.
-            if key.size as i64 == size && key.mtime_ns == mtime && key.ctime_ns == ctime {
-                out[i as usize] = Hash::parse(&hash);
+            let rows = self
+                .conn
+                .prepare_cached(
+                    "SELECT j.key, c.size, c.mtime_ns, c.ctime_ns, c.hash FROM json_each(?2) j
+                     CROSS JOIN stat_cache c ON c.dev = ?1 AND c.ino = j.value",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![dev as i64, inos], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, String>(4)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                });
+            for (j, size, mtime, ctime, hash) in rows.unwrap_or_default() {
+                let Some(&i) = at.get(j as usize) else {
+                    continue;
+                };
+                let key = &keys[i];
+                // Stale unless size, mtime and ctime all still match.
+                if key.size as i64 == size && key.mtime_ns == mtime && key.ctime_ns == ctime {
+                    out[i] = Hash::parse(&hash);
+                }
             }
         }
         out
