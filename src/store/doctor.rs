@@ -24,6 +24,7 @@ const TABLES: &[&str] = &[
     "runs",
     "artifacts",
     "dir_entries",
+    "pending_manifests",
     "edges",
     "params",
     "blobs",
@@ -150,6 +151,7 @@ pub fn repair(dir: &Path) -> Result<Repair> {
              DELETE FROM params WHERE run_id NOT IN (SELECT id FROM runs);
              DELETE FROM edges WHERE artifact IS NOT NULL AND artifact NOT IN (SELECT hash FROM artifacts);
              DELETE FROM dir_entries WHERE dir_hash NOT IN (SELECT hash FROM artifacts);
+             DELETE FROM pending_manifests WHERE dir_hash NOT IN (SELECT hash FROM artifacts);
              UPDATE runs SET rerun_of = NULL WHERE rerun_of NOT IN (SELECT id FROM runs);",
         )?;
         tx.commit()?;

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_stat_cache.sql"),
     include_str!("migrations/0004_dir_cache.sql"),
     include_str!("migrations/0005_input_sizes.sql"),
+    include_str!("migrations/0006_pending_manifests.sql"),
 ];
 
 /// Manifest entries held in memory while a run is prepared; beyond this many, they spill to
@@ -60,6 +61,9 @@ pub struct Store {
     /// Stat-cache rows learned but not yet written: written while the job runs
     /// (`idle_work`), so a first run does not wait for them before launch.
     learned: std::cell::RefCell<Vec<(crate::hash::StatKey, Hash)>>,
+    /// (token, directory hash) of new directories whose manifests are still to be written
+    /// (`write_deferred`, while the job runs).
+    deferred: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 /// Learned stat-cache rows held in memory at most (about 7 MB); more are written at once.
@@ -78,6 +82,7 @@ fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite:
 
 impl Drop for Store {
     fn drop(&mut self) {
+        self.write_deferred();
         self.write_learned();
         // The first connection to open the store reads the whole WAL to rebuild its index,
         // and a checkpoint alone does not shorten it for the next process: let this close
@@ -199,6 +204,7 @@ impl Store {
             notice,
             staged: Default::default(),
             learned: Default::default(),
+            deferred: Default::default(),
         };
         store
             .configure(journal)
@@ -444,10 +450,11 @@ impl Store {
         let _ = write();
     }
 
-    /// Bookkeeping that need not delay the job, done while it runs: the stat-cache rows
-    /// learned before launch, then a checkpoint if the WAL has grown (so the one on close is
+    /// Bookkeeping that need not delay the job, done while it runs: the manifests of new
+    /// directory inputs, the stat-cache rows learned before launch, then a checkpoint if the WAL has grown (so the one on close is
     /// short).
     pub fn idle_work(&self) {
+        self.write_deferred();
         self.write_learned();
         if WAL_PAGES.load(std::sync::atomic::Ordering::Relaxed) > CHECKPOINT_PAGES {
             let _ = self
@@ -481,6 +488,7 @@ impl Store {
 
     /// Forget every staged manifest (before preparing a new run).
     pub fn discard_staged(&self) {
+        self.write_deferred();
         let mut staged = self.staged.borrow_mut();
         if !staged.spilled.is_empty() {
             let _ = self.conn.execute("DELETE FROM temp.staged_entries", []);
@@ -514,7 +522,14 @@ impl Store {
                 crate::host::process_start(run.pid).map(|s| s as i64),
             ],
         )?;
-        insert_edges(&tx, &mut self.staged.borrow_mut(), run.id, run.edges, 0)?;
+        let deferred = insert_edges(
+            &tx,
+            &mut self.staged.borrow_mut(),
+            run.id,
+            run.edges,
+            0,
+            true,
+        )?;
         {
             let mut stmt = tx.prepare(
                 "INSERT INTO params (run_id, key, value, source) VALUES (?1, ?2, ?3, ?4)",
@@ -530,7 +545,26 @@ impl Store {
             }
         }
         tx.commit()?;
+        self.deferred.borrow_mut().extend(deferred);
         Ok(())
+    }
+
+    /// Write the manifests of the new directories the last `begin_run` recorded, each in a
+    /// transaction of its own that also clears its `pending_manifests` row. Best effort: a
+    /// manifest not written is written by the next run that hashes the directory.
+    pub fn write_deferred(&self) {
+        let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
+        for (token, hash) in deferred {
+            let mut staged = self.staged.borrow_mut();
+            let mut write = || -> Result<()> {
+                let tx = self.conn.unchecked_transaction()?;
+                write_manifest(&tx, &mut staged, &token, &hash, true)?;
+                tx.execute("DELETE FROM pending_manifests WHERE dir_hash = ?1", [&hash])?;
+                tx.commit()?;
+                Ok(())
+            };
+            let _ = write();
+        }
     }
 
     /// Phase two: status, times, resources and outputs.
@@ -564,6 +598,7 @@ impl Store {
             id,
             fin.outputs,
             first as usize,
+            false,
         )?;
         for pos in fin.changed_inputs {
             tx.execute(
@@ -847,7 +882,8 @@ impl crate::hash::StatCache for Store {
             .prepare_cached(
                 "SELECT a.hash, a.size, a.file_count FROM dir_cache d
                  CROSS JOIN artifacts a ON a.hash = d.dir_hash
-                 WHERE d.digest = ?1 AND a.kind = 'dir'",
+                 WHERE d.digest = ?1 AND a.kind = 'dir'
+                   AND NOT EXISTS (SELECT 1 FROM pending_manifests p WHERE p.dir_hash = a.hash)",
             )
             .and_then(|mut stmt| {
                 stmt.query_row([digest.to_hex()], |r| {
@@ -894,13 +930,18 @@ impl crate::hash::StatCache for ReadOnlyCache<'_> {
     }
 }
 
+/// Insert edges and their artifacts. A new directory's manifest is written here, or, with
+/// `defer`, left staged with a `pending_manifests` row: the returned (token, hash) pairs are
+/// for `write_deferred`.
 fn insert_edges(
     tx: &rusqlite::Transaction,
     staged: &mut Staged,
     run_id: &str,
     edges: &[Edge],
     first: usize,
-) -> Result<()> {
+    defer: bool,
+) -> Result<Vec<(String, String)>> {
+    let mut deferred = Vec::new();
     let mut artifact = tx.prepare_cached(
         "INSERT INTO artifacts (hash, kind, size, file_count) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT DO NOTHING",
@@ -911,43 +952,29 @@ fn insert_edges(
     )?;
     for (i, e) in edges.iter().enumerate() {
         let hash = e.artifact.as_ref().map(|a| a.hash.to_hex());
-        if let Some(a) = &e.artifact {
+        if let (Some(a), Some(hash)) = (&e.artifact, &hash) {
             let new = artifact.execute(params![
                 hash,
                 a.kind.as_str(),
                 a.size as i64,
                 a.file_count as i64
-            ])?;
+            ])? == 1;
             if let Some(token) = &e.manifest {
-                let entries = staged.memory.remove(token).unwrap_or_default();
-                staged.in_memory -= entries.len().min(staged.in_memory);
-                let spilled = staged.spilled.remove(token);
-                // A directory already known has its manifest stored already.
-                if new == 1 {
-                    let mut stmt = tx.prepare_cached(
-                        "INSERT OR IGNORE INTO dir_entries (dir_hash, path, file_hash, size, executable)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                if new && defer {
+                    tx.execute(
+                        "INSERT INTO pending_manifests (dir_hash, run_id) VALUES (?1, ?2)",
+                        params![hash, run_id],
                     )?;
-                    for f in &entries {
-                        stmt.execute(params![
-                            hash,
-                            f.path,
-                            f.hash.to_hex(),
-                            f.size as i64,
-                            f.executable
-                        ])?;
-                    }
-                    if spilled {
-                        tx.execute(
-                            "INSERT OR IGNORE INTO dir_entries (dir_hash, path, file_hash, size, executable)
-                             SELECT ?1, path, file_hash, size, executable
-                             FROM temp.staged_entries WHERE token = ?2",
-                            params![hash, token],
-                        )?;
-                    }
-                }
-                if spilled {
-                    tx.execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token])?;
+                    deferred.push((token.clone(), hash.clone()));
+                } else if new {
+                    write_manifest(tx, staged, token, hash, true)?;
+                } else {
+                    // Known: its manifest is stored, unless the run that recorded it died
+                    // before writing it, which this run's staged entries now repair.
+                    let pending = tx
+                        .execute("DELETE FROM pending_manifests WHERE dir_hash = ?1", [hash])?
+                        == 1;
+                    write_manifest(tx, staged, token, hash, pending)?;
                 }
             }
         }
@@ -961,6 +988,46 @@ fn insert_edges(
             e.artifact.is_none(),
             e.changed,
         ])?;
+    }
+    Ok(deferred)
+}
+
+/// Write (when `write`) and forget the manifest staged under `token` as that of `hash`.
+fn write_manifest(
+    tx: &rusqlite::Transaction,
+    staged: &mut Staged,
+    token: &str,
+    hash: &str,
+    write: bool,
+) -> Result<()> {
+    let entries = staged.memory.remove(token).unwrap_or_default();
+    staged.in_memory -= entries.len().min(staged.in_memory);
+    let spilled = staged.spilled.remove(token);
+    if write {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO dir_entries (dir_hash, path, file_hash, size, executable)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for f in &entries {
+            stmt.execute(params![
+                hash,
+                f.path,
+                f.hash.to_hex(),
+                f.size as i64,
+                f.executable
+            ])?;
+        }
+        if spilled {
+            tx.execute(
+                "INSERT OR IGNORE INTO dir_entries (dir_hash, path, file_hash, size, executable)
+                 SELECT ?1, path, file_hash, size, executable
+                 FROM temp.staged_entries WHERE token = ?2",
+                params![hash, token],
+            )?;
+        }
+    }
+    if spilled {
+        tx.execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token])?;
     }
     Ok(())
 }

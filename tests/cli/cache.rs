@@ -227,3 +227,89 @@ fn a_directory_with_a_file_changed_in_the_racy_window_is_not_remembered() {
     let second = input_hash(&env, "data");
     assert_ne!(first, second);
 }
+
+fn manifest_rows(env: &Env, dir_hash: &str) -> i64 {
+    env.db()
+        .query_row(
+            "SELECT count(*) FROM dir_entries WHERE dir_hash = ?1",
+            [dir_hash.trim_start_matches("blake3:")],
+            |r| r.get(0),
+        )
+        .expect("count")
+}
+
+#[test]
+fn a_new_directory_manifest_is_written_while_the_job_runs() {
+    let env = Env::new();
+    for i in 0..300 {
+        env.write(&format!("data/{i:03}.csv"), format!("{i}\n"));
+    }
+    // The job waits until the test has seen the manifest in the store.
+    let mut cmd = env.lineage();
+    cmd.args([
+        "run",
+        "-q",
+        "-i",
+        "data",
+        "--",
+        "sh",
+        "-c",
+        "touch started; while [ ! -e go ]; do sleep 0.02; done",
+    ]);
+    let child = cmd.spawn().expect("spawn");
+    wait_for(&env.path("started"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (rows, pending) = loop {
+        let db = env.db();
+        let rows: i64 = db
+            .query_row("SELECT count(*) FROM dir_entries", [], |r| r.get(0))
+            .expect("count");
+        let pending: i64 = db
+            .query_row("SELECT count(*) FROM pending_manifests", [], |r| r.get(0))
+            .expect("count");
+        if rows == 300 || std::time::Instant::now() > deadline {
+            break (rows, pending);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    env.write("go", "");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert_eq!(
+        (rows, pending),
+        (300, 0),
+        "the manifest landed during the job"
+    );
+}
+
+#[test]
+fn a_manifest_lost_with_its_lineage_process_is_written_by_the_next_run() {
+    let env = Env::new();
+    for i in 0..50 {
+        env.write(&format!("data/{i:02}.csv"), format!("{i}\n"));
+    }
+    age();
+    let dir = input_hash(&env, "data");
+    assert_eq!(manifest_rows(&env, &dir), 50);
+    // What a lineage killed between its first transaction and the manifest leaves behind.
+    {
+        let db = env.db();
+        let bare = dir.trim_start_matches("blake3:");
+        db.execute("DELETE FROM dir_entries WHERE dir_hash = ?1", [bare])
+            .expect("delete");
+        db.execute(
+            "INSERT INTO pending_manifests (dir_hash, run_id) SELECT ?1, id FROM runs",
+            [bare],
+        )
+        .expect("pending");
+    }
+    // The directory cache does not vouch for an incomplete manifest: the next run walks,
+    // stages and writes it.
+    assert_eq!(input_hash(&env, "data"), dir);
+    assert_eq!(manifest_rows(&env, &dir), 50);
+    let pending: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM pending_manifests", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(pending, 0);
+}
