@@ -5,6 +5,7 @@
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -907,6 +908,10 @@ impl crate::hash::StatCache for Store {
             })
     }
 
+    fn seen_dir(&self, path: &Path) -> bool {
+        self.input_size(path.as_os_str().as_bytes()).is_some()
+    }
+
     fn record_dir(&self, digest: &Hash, dir: &Hash) {
         let _ = self.conn.execute(
             "INSERT OR REPLACE INTO dir_cache (digest, dir_hash) VALUES (?1, ?2)",
@@ -927,6 +932,10 @@ impl crate::hash::StatCache for ReadOnlyCache<'_> {
 
     fn lookup_dir(&self, digest: &Hash) -> Option<crate::model::Artifact> {
         self.0.lookup_dir(digest)
+    }
+
+    fn seen_dir(&self, path: &Path) -> bool {
+        self.0.seen_dir(path)
     }
 }
 

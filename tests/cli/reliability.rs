@@ -317,7 +317,9 @@ fn an_input_of_a_million_files_is_hashed_in_bounded_memory() {
         }
     }
     // The job reads lineage's peak resident memory: the input was hashed before launch.
-    let out = env.cmd([
+    // About 25 s on 2 idle cores; the watchdog allows for a loaded CI machine.
+    let mut cmd = env.lineage();
+    cmd.args([
         "run",
         "-q",
         "-i",
@@ -327,6 +329,7 @@ fn an_input_of_a_million_files_is_hashed_in_bounded_memory() {
         "-c",
         "grep VmHWM /proc/$PPID/status | tr -s ' ' | cut -d' ' -f2",
     ]);
+    let out = output_within(cmd, Duration::from_secs(300));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let peak_kib: u64 = stdout(&out).trim().parse().expect("VmHWM in kB");
     assert!(
