@@ -47,6 +47,27 @@ pub enum Command {
     /// List recorded runs, newest first.
     #[command(visible_alias = "log")]
     List(ListArgs),
+    /// Print a shell completion script (also committed under completions/).
+    Completions(CompletionsArgs),
+    /// Print a man page, in roff (also committed under docs/man/).
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (`lineage-run(1)`); the main page without it.
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Install, for example: \
+lineage completions bash > ~/.local/share/bash-completion/completions/lineage; \
+lineage completions zsh > ~/.zfunc/_lineage; \
+lineage completions fish > ~/.config/fish/completions/lineage.fish")]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -47,6 +47,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::List(args) => commands::list::list(args, &store_dir, color),
         Command::Diff(args) => commands::diff::diff(args, &store_dir, color),
         Command::Doctor(args) => return commands::doctor::doctor(args, &store_dir),
+        Command::Completions(args) => commands::docs::completions(args.shell),
+        Command::Man(args) => commands::docs::man(args.command.as_deref()),
     };
     match result {
         Ok(()) => 0,

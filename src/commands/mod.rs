@@ -2,6 +2,7 @@
 //! returns the exit code.
 
 pub mod diff;
+pub mod docs;
 pub mod doctor;
 pub mod list;
 pub mod rerun;

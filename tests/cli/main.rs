@@ -4,6 +4,7 @@
 mod ancestry;
 mod cache;
 mod capture;
+mod docs;
 mod gpu;
 mod progress;
 mod reliability;

@@ -1,0 +1,38 @@
+//! `lineage completions SHELL` and `lineage man`: generated from the clap definitions, so
+//! they cannot drift from the command line (tests compare them with the committed copies in
+//! completions/ and docs/lineage.1).
+
+use anyhow::{Context, Result};
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+
+pub fn completions(shell: clap_complete::Shell) -> Result<()> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "lineage", &mut out);
+    crate::print_stdout(&String::from_utf8_lossy(&out));
+    Ok(())
+}
+
+pub fn man(command: Option<&str>) -> Result<()> {
+    let cli = Cli::command();
+    let page = match command {
+        None => cli,
+        Some(name) => {
+            let sub = cli
+                .find_subcommand(name)
+                .with_context(|| format!("no subcommand {name:?}: see `lineage --help`"))?
+                .clone();
+            let name = sub.get_name().to_string();
+            sub.display_name(format!("lineage-{name}"))
+                .bin_name(format!("lineage {name}"))
+                .version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut out)
+        .context("rendering the man page")?;
+    crate::print_stdout(&String::from_utf8_lossy(&out));
+    Ok(())
+}
