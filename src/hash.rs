@@ -174,12 +174,10 @@ fn hash_with_cache(
                 PROGRESS.done(key.size, 1);
                 (Ok((hash, key.size)), true)
             }
-            None => match hash_file_stat(path) {
+            None => match hash_file_stat(path, Some(&PROGRESS)) {
                 // Cache only bytes that were stable while read and are not racy.
-                Ok((hash, size, after, counted)) => {
-                    if !counted {
-                        PROGRESS.done(size, 1);
-                    }
+                Ok((hash, size, after)) => {
+                    PROGRESS.done(0, 1);
                     (
                         Ok((hash, size)),
                         after == *key
@@ -270,7 +268,7 @@ pub fn path_kind(path: &Path) -> io::Result<PathKind> {
 
 /// Hash one regular file: the plain BLAKE3 of its bytes, and its size.
 pub fn hash_file(path: &Path) -> io::Result<(Hash, u64)> {
-    hash_file_stat(path).map(|(hash, size, _, _)| (hash, size))
+    hash_file_stat(path, None).map(|(hash, size, _)| (hash, size))
 }
 
 thread_local! {
@@ -281,27 +279,24 @@ thread_local! {
 }
 
 /// Hash one regular file; also its stat taken through the open file once it is read, to tell
-/// whether it changed while it was read.
-fn hash_file_stat(path: &Path) -> io::Result<(Hash, u64, StatKey, bool)> {
+/// whether it changed while it was read. Bytes hashed go to `progress` as they are (a large
+/// file window by window).
+fn hash_file_stat(path: &Path, progress: Option<&Progress>) -> io::Result<(Hash, u64, StatKey)> {
     use std::io::Read;
     let mut file = File::open(path)?;
     let mut hasher = blake3::Hasher::new();
     let len = file.metadata()?.len();
     let mut read = 0u64;
-    // Large files report their progress window by window.
-    let mut counted = false;
     if len >= MMAP_THRESHOLD {
         let mut offset = 0u64;
         while offset < len {
             let window = (len - offset).min(MMAP_WINDOW);
             let map = map_window(&file, offset, window)?;
             hasher.update_rayon(&map);
-            PROGRESS.done(window, 0);
+            progress.inspect(|p| p.done(window, 0));
             offset += window;
         }
-        PROGRESS.done(0, 1);
         read = len;
-        counted = true;
     } else {
         READ_BUF.with_borrow_mut(|buf| -> io::Result<()> {
             loop {
@@ -310,6 +305,7 @@ fn hash_file_stat(path: &Path) -> io::Result<(Hash, u64, StatKey, bool)> {
                     Ok(n) => {
                         hasher.update(&buf[..n]);
                         read += n as u64;
+                        progress.inspect(|p| p.done(n as u64, 0));
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
@@ -318,7 +314,7 @@ fn hash_file_stat(path: &Path) -> io::Result<(Hash, u64, StatKey, bool)> {
         })?;
     }
     let after = StatKey::of(&file.metadata()?);
-    Ok((Hash(*hasher.finalize().as_bytes()), read, after, counted))
+    Ok((Hash(*hasher.finalize().as_bytes()), read, after))
 }
 
 /// Large files are mapped this much at a time: as fast as mapping the whole file, but the
@@ -384,45 +380,42 @@ pub fn hash_path(
     }
     // A directory never seen before is hashed while it is walked; one seen before is walked
     // first, so that if nothing changed one lookup of its digest stands for every file.
-    if !cache.is_some_and(|c| c.seen_dir(path)) {
+    let Some(known) = cache.filter(|c| c.seen_dir(path)) else {
         return hash_dir_pipelined(path, sink, cache, watch);
-    }
+    };
     let mut warnings = Vec::new();
     let mut walk = walk_dir(path, watch).inspect(|item| {
         if let Ok(f) = item {
-            PROGRESS.found(f.size);
+            PROGRESS.found(f.key.size);
         }
     });
     // Walk small enough directories in full first: unchanged, they cost one lookup.
     let mut head: Vec<WalkedFile> = Vec::new();
+    for item in walk.by_ref() {
+        match item {
+            Ok(f) => head.push(f),
+            Err(w) => warnings.push(w),
+        }
+        if head.len() > DIR_CACHE_FILES {
+            break;
+        }
+    }
     let mut digest = None;
-    if let Some(cache) = cache {
-        for item in walk.by_ref() {
-            match item {
-                Ok(f) => head.push(f),
-                Err(w) => warnings.push(w),
-            }
-            if head.len() > DIR_CACHE_FILES {
-                break;
-            }
+    if head.len() <= DIR_CACHE_FILES && warnings.is_empty() {
+        let mut d = StatDigest::default();
+        head.iter().for_each(|f| d.add(f));
+        let d = d.finish();
+        if let Some(artifact) = known.lookup_dir(&d) {
+            PROGRESS.done(artifact.size, artifact.file_count);
+            let mut print = FingerprintBuilder::default();
+            head.iter().for_each(|f| print.add(&f.rel, &f.key));
+            return Ok(Hashed {
+                artifact,
+                fingerprint: print.finish(),
+                warnings,
+            });
         }
-        let complete = head.len() <= DIR_CACHE_FILES;
-        if complete && warnings.is_empty() {
-            let mut d = StatDigest::default();
-            head.iter().for_each(|f| d.add(f));
-            let d = d.finish();
-            if let Some(artifact) = cache.lookup_dir(&d) {
-                PROGRESS.done(artifact.size, artifact.file_count);
-                let mut print = FingerprintBuilder::default();
-                head.iter().for_each(|f| print.add(&f.rel, &f.key));
-                return Ok(Hashed {
-                    artifact,
-                    fingerprint: print.finish(),
-                    warnings,
-                });
-            }
-            digest = Some(d);
-        }
+        digest = Some(d);
     }
     let mut hashing = DirHashing::new(cache);
     hashing.warnings = warnings;
@@ -440,10 +433,10 @@ pub fn hash_path(
     }
     hashing.chunk(&mut chunk, sink)?;
     let (hashed, cacheable) = hashing.finish();
-    if let (Some(cache), Some(digest)) = (cache, digest)
+    if let Some(digest) = digest
         && cacheable
     {
-        cache.record_dir(&digest, &hashed.artifact.hash);
+        known.record_dir(&digest, &hashed.artifact.hash);
     }
     Ok(hashed)
 }
@@ -468,7 +461,7 @@ fn hash_dir_pipelined(
             let mut batch = Vec::with_capacity(WALK_BATCH);
             for item in walk_dir(path, watch) {
                 if let Ok(f) = &item {
-                    PROGRESS.found(f.size);
+                    PROGRESS.found(f.key.size);
                     digest.add(f);
                 }
                 batch.push(item);
@@ -599,7 +592,6 @@ pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
 struct WalkedFile {
     path: PathBuf,
     rel: Vec<u8>,
-    size: u64,
     executable: bool,
     key: StatKey,
 }
@@ -735,7 +727,6 @@ impl Iterator for Walk<'_> {
             return Some(Ok(WalkedFile {
                 key: StatKey::of(&meta),
                 rel,
-                size: meta.len(),
                 executable: meta.permissions().mode() & 0o111 != 0,
                 path,
             }));

@@ -452,8 +452,8 @@ impl Store {
     }
 
     /// Bookkeeping that need not delay the job, done while it runs: the manifests of new
-    /// directory inputs, the stat-cache rows learned before launch, then a checkpoint if the WAL has grown (so the one on close is
-    /// short).
+    /// directory inputs, the stat-cache rows learned before launch, then a checkpoint if the
+    /// WAL has grown (so the one on close is short).
     pub fn idle_work(&self) {
         self.write_deferred();
         self.write_learned();
