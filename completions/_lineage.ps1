@@ -32,6 +32,7 @@ Register-ArgumentCompleter -Native -CommandName 'lineage' -ScriptBlock {
             [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Compare two runs (or the runs that produced two files)')
             [CompletionResult]::new('rerun', 'rerun', [CompletionResultType]::ParameterValue, 'Run a recorded job again and say whether it reproduced bit for bit')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the store (integrity, permissions, stale runs); repair a damaged one')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Export a run or a file''s ancestry as PROV-JSON, in-toto/SLSA or OpenLineage')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List recorded runs, newest first')
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'List recorded runs, newest first')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (also committed under completions/)')
@@ -53,6 +54,7 @@ Register-ArgumentCompleter -Native -CommandName 'lineage' -ScriptBlock {
             [CompletionResult]::new('--sample-interval', '--sample-interval', [CompletionResultType]::ParameterName, 'Seconds between GPU memory samples while the job runs')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Store directory (SQLite `lineage.db` inside). Defaults to $XDG_DATA_HOME/lineage')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stdout')
+            [CompletionResult]::new('--sha256', '--sha256', [CompletionResultType]::ParameterName, 'Also record the SHA-256 of each input, config and output (a directory: in-toto''s dirHash), for `lineage export` after the files are gone; reads each once more')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Silence lineage''s start line, summary and progress bar (warnings still print)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Silence lineage''s start line, summary and progress bar (warnings still print)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -114,6 +116,24 @@ Register-ArgumentCompleter -Native -CommandName 'lineage' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'lineage;export' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'The format to write')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write to FILE (replaced whole) instead of stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write to FILE (replaced whole) instead of stdout')
+            [CompletionResult]::new('--post', '--post', [CompletionResultType]::ParameterName, 'Send the OpenLineage events to an HTTP endpoint such as Marquez (POST URL/ENDPOINT; OPENLINEAGE_API_KEY, when set, is sent as a bearer token)')
+            [CompletionResult]::new('--endpoint', '--endpoint', [CompletionResultType]::ParameterName, 'The path under --post''s URL that receives events')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The OpenLineage job namespace')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Store directory (SQLite `lineage.db` inside). Defaults to $XDG_DATA_HOME/lineage')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stdout')
+            [CompletionResult]::new('--no-sha256', '--no-sha256', [CompletionResultType]::ParameterName, 'Read no file: use only the sha256 digests the store already has')
+            [CompletionResult]::new('--run', '--run', [CompletionResultType]::ParameterName, 'Take TARGET as a run id prefix')
+            [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'Take TARGET as a path')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'lineage;list' {
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show at most N runs')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N runs')
@@ -162,6 +182,7 @@ Register-ArgumentCompleter -Native -CommandName 'lineage' -ScriptBlock {
             [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Compare two runs (or the runs that produced two files)')
             [CompletionResult]::new('rerun', 'rerun', [CompletionResultType]::ParameterValue, 'Run a recorded job again and say whether it reproduced bit for bit')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the store (integrity, permissions, stale runs); repair a damaged one')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Export a run or a file''s ancestry as PROV-JSON, in-toto/SLSA or OpenLineage')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List recorded runs, newest first')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (also committed under completions/)')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a man page, in roff (also committed under docs/man/)')
@@ -181,6 +202,9 @@ Register-ArgumentCompleter -Native -CommandName 'lineage' -ScriptBlock {
             break
         }
         'lineage;help;doctor' {
+            break
+        }
+        'lineage;help;export' {
             break
         }
         'lineage;help;list' {

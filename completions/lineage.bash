@@ -25,6 +25,9 @@ _lineage() {
             lineage,doctor)
                 cmd="lineage__subcmd__doctor"
                 ;;
+            lineage,export)
+                cmd="lineage__subcmd__export"
+                ;;
             lineage,help)
                 cmd="lineage__subcmd__help"
                 ;;
@@ -55,6 +58,9 @@ _lineage() {
             lineage__subcmd__help,doctor)
                 cmd="lineage__subcmd__help__subcmd__doctor"
                 ;;
+            lineage__subcmd__help,export)
+                cmd="lineage__subcmd__help__subcmd__export"
+                ;;
             lineage__subcmd__help,help)
                 cmd="lineage__subcmd__help__subcmd__help"
                 ;;
@@ -80,7 +86,7 @@ _lineage() {
 
     case "${cmd}" in
         lineage)
-            opts="-h -V --store --color --help --version run show diff rerun doctor list log completions man help"
+            opts="-h -V --store --color --help --version run show diff rerun doctor export list log completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,8 +173,54 @@ _lineage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        lineage__subcmd__export)
+            opts="-o -h -V --format --output --post --endpoint --namespace --no-sha256 --run --path --store --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "prov-json in-toto openlineage" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --post)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         lineage__subcmd__help)
-            opts="run show diff rerun doctor list completions man help"
+            opts="run show diff rerun doctor export list completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -210,6 +262,20 @@ _lineage() {
             return 0
             ;;
         lineage__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lineage__subcmd__help__subcmd__export)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -382,7 +448,7 @@ _lineage() {
             return 0
             ;;
         lineage__subcmd__run)
-            opts="-i -o -c -p -q -h -V --input --output --config --param --env-allow --env-deny --sample-interval --quiet --store --color --help --version"
+            opts="-i -o -c -p -q -h -V --input --output --config --param --env-allow --env-deny --sample-interval --sha256 --quiet --store --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

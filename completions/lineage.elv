@@ -29,6 +29,7 @@ set edit:completion:arg-completer[lineage] = {|@words|
             cand diff 'Compare two runs (or the runs that produced two files)'
             cand rerun 'Run a recorded job again and say whether it reproduced bit for bit'
             cand doctor 'Check the store (integrity, permissions, stale runs); repair a damaged one'
+            cand export 'Export a run or a file''s ancestry as PROV-JSON, in-toto/SLSA or OpenLineage'
             cand list 'List recorded runs, newest first'
             cand log 'List recorded runs, newest first'
             cand completions 'Print a shell completion script (also committed under completions/)'
@@ -49,6 +50,7 @@ set edit:completion:arg-completer[lineage] = {|@words|
             cand --sample-interval 'Seconds between GPU memory samples while the job runs'
             cand --store 'Store directory (SQLite `lineage.db` inside). Defaults to $XDG_DATA_HOME/lineage'
             cand --color 'When to use colour on stdout'
+            cand --sha256 'Also record the SHA-256 of each input, config and output (a directory: in-toto''s dirHash), for `lineage export` after the files are gone; reads each once more'
             cand -q 'Silence lineage''s start line, summary and progress bar (warnings still print)'
             cand --quiet 'Silence lineage''s start line, summary and progress bar (warnings still print)'
             cand -h 'Print help'
@@ -105,6 +107,23 @@ set edit:completion:arg-completer[lineage] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'lineage;export'= {
+            cand --format 'The format to write'
+            cand -o 'Write to FILE (replaced whole) instead of stdout'
+            cand --output 'Write to FILE (replaced whole) instead of stdout'
+            cand --post 'Send the OpenLineage events to an HTTP endpoint such as Marquez (POST URL/ENDPOINT; OPENLINEAGE_API_KEY, when set, is sent as a bearer token)'
+            cand --endpoint 'The path under --post''s URL that receives events'
+            cand --namespace 'The OpenLineage job namespace'
+            cand --store 'Store directory (SQLite `lineage.db` inside). Defaults to $XDG_DATA_HOME/lineage'
+            cand --color 'When to use colour on stdout'
+            cand --no-sha256 'Read no file: use only the sha256 digests the store already has'
+            cand --run 'Take TARGET as a run id prefix'
+            cand --path 'Take TARGET as a path'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'lineage;list'= {
             cand -n 'Show at most N runs'
             cand --limit 'Show at most N runs'
@@ -149,6 +168,7 @@ set edit:completion:arg-completer[lineage] = {|@words|
             cand diff 'Compare two runs (or the runs that produced two files)'
             cand rerun 'Run a recorded job again and say whether it reproduced bit for bit'
             cand doctor 'Check the store (integrity, permissions, stale runs); repair a damaged one'
+            cand export 'Export a run or a file''s ancestry as PROV-JSON, in-toto/SLSA or OpenLineage'
             cand list 'List recorded runs, newest first'
             cand completions 'Print a shell completion script (also committed under completions/)'
             cand man 'Print a man page, in roff (also committed under docs/man/)'
@@ -163,6 +183,8 @@ set edit:completion:arg-completer[lineage] = {|@words|
         &'lineage;help;rerun'= {
         }
         &'lineage;help;doctor'= {
+        }
+        &'lineage;help;export'= {
         }
         &'lineage;help;list'= {
         }

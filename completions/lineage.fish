@@ -35,6 +35,7 @@ complete -c lineage -n "__fish_lineage_needs_command" -f -a "show" -d 'Show a ru
 complete -c lineage -n "__fish_lineage_needs_command" -f -a "diff" -d 'Compare two runs (or the runs that produced two files)'
 complete -c lineage -n "__fish_lineage_needs_command" -f -a "rerun" -d 'Run a recorded job again and say whether it reproduced bit for bit'
 complete -c lineage -n "__fish_lineage_needs_command" -f -a "doctor" -d 'Check the store (integrity, permissions, stale runs); repair a damaged one'
+complete -c lineage -n "__fish_lineage_needs_command" -f -a "export" -d 'Export a run or a file\'s ancestry as PROV-JSON, in-toto/SLSA or OpenLineage'
 complete -c lineage -n "__fish_lineage_needs_command" -f -a "list" -d 'List recorded runs, newest first'
 complete -c lineage -n "__fish_lineage_needs_command" -f -a "log" -d 'List recorded runs, newest first'
 complete -c lineage -n "__fish_lineage_needs_command" -f -a "completions" -d 'Print a shell completion script (also committed under completions/)'
@@ -51,6 +52,7 @@ complete -c lineage -n "__fish_lineage_using_subcommand run" -l store -d 'Store 
 complete -c lineage -n "__fish_lineage_using_subcommand run" -l color -d 'When to use colour on stdout' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c lineage -n "__fish_lineage_using_subcommand run" -l sha256 -d 'Also record the SHA-256 of each input, config and output (a directory: in-toto\'s dirHash), for `lineage export` after the files are gone; reads each once more'
 complete -c lineage -n "__fish_lineage_using_subcommand run" -s q -l quiet -d 'Silence lineage\'s start line, summary and progress bar (warnings still print)'
 complete -c lineage -n "__fish_lineage_using_subcommand run" -s h -l help -d 'Print help'
 complete -c lineage -n "__fish_lineage_using_subcommand run" -s V -l version -d 'Print version'
@@ -97,6 +99,22 @@ complete -c lineage -n "__fish_lineage_using_subcommand doctor" -l repair -d 'Ba
 complete -c lineage -n "__fish_lineage_using_subcommand doctor" -l secrets -d 'Preview what the redaction policy would store for the current environment and for the command line given after `--` (names only; no value is printed)'
 complete -c lineage -n "__fish_lineage_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c lineage -n "__fish_lineage_using_subcommand doctor" -s V -l version -d 'Print version'
+complete -c lineage -n "__fish_lineage_using_subcommand export" -l format -d 'The format to write' -r -f -a "prov-json\t'W3C PROV-JSON'
+in-toto\t'in-toto Statement v1 with a SLSA Provenance v1 predicate'
+openlineage\t'OpenLineage RunEvents'"
+complete -c lineage -n "__fish_lineage_using_subcommand export" -s o -l output -d 'Write to FILE (replaced whole) instead of stdout' -r -F
+complete -c lineage -n "__fish_lineage_using_subcommand export" -l post -d 'Send the OpenLineage events to an HTTP endpoint such as Marquez (POST URL/ENDPOINT; OPENLINEAGE_API_KEY, when set, is sent as a bearer token)' -r
+complete -c lineage -n "__fish_lineage_using_subcommand export" -l endpoint -d 'The path under --post\'s URL that receives events' -r
+complete -c lineage -n "__fish_lineage_using_subcommand export" -l namespace -d 'The OpenLineage job namespace' -r
+complete -c lineage -n "__fish_lineage_using_subcommand export" -l store -d 'Store directory (SQLite `lineage.db` inside). Defaults to $XDG_DATA_HOME/lineage' -r -F
+complete -c lineage -n "__fish_lineage_using_subcommand export" -l color -d 'When to use colour on stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c lineage -n "__fish_lineage_using_subcommand export" -l no-sha256 -d 'Read no file: use only the sha256 digests the store already has'
+complete -c lineage -n "__fish_lineage_using_subcommand export" -l run -d 'Take TARGET as a run id prefix'
+complete -c lineage -n "__fish_lineage_using_subcommand export" -l path -d 'Take TARGET as a path'
+complete -c lineage -n "__fish_lineage_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lineage -n "__fish_lineage_using_subcommand export" -s V -l version -d 'Print version'
 complete -c lineage -n "__fish_lineage_using_subcommand list" -s n -l limit -d 'Show at most N runs' -r
 complete -c lineage -n "__fish_lineage_using_subcommand list" -l store -d 'Store directory (SQLite `lineage.db` inside). Defaults to $XDG_DATA_HOME/lineage' -r -F
 complete -c lineage -n "__fish_lineage_using_subcommand list" -l color -d 'When to use colour on stdout' -r -f -a "auto\t''
@@ -125,12 +143,13 @@ always\t''
 never\t''"
 complete -c lineage -n "__fish_lineage_using_subcommand man" -s h -l help -d 'Print help'
 complete -c lineage -n "__fish_lineage_using_subcommand man" -s V -l version -d 'Print version'
-complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor list completions man help" -f -a "run" -d 'Run a command and record its lineage'
-complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor list completions man help" -f -a "show" -d 'Show a run, or the ancestry of a file by its bytes (the most recent run without TARGET)'
-complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor list completions man help" -f -a "diff" -d 'Compare two runs (or the runs that produced two files)'
-complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor list completions man help" -f -a "rerun" -d 'Run a recorded job again and say whether it reproduced bit for bit'
-complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor list completions man help" -f -a "doctor" -d 'Check the store (integrity, permissions, stale runs); repair a damaged one'
-complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor list completions man help" -f -a "list" -d 'List recorded runs, newest first'
-complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor list completions man help" -f -a "completions" -d 'Print a shell completion script (also committed under completions/)'
-complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor list completions man help" -f -a "man" -d 'Print a man page, in roff (also committed under docs/man/)'
-complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor list completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor export list completions man help" -f -a "run" -d 'Run a command and record its lineage'
+complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor export list completions man help" -f -a "show" -d 'Show a run, or the ancestry of a file by its bytes (the most recent run without TARGET)'
+complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor export list completions man help" -f -a "diff" -d 'Compare two runs (or the runs that produced two files)'
+complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor export list completions man help" -f -a "rerun" -d 'Run a recorded job again and say whether it reproduced bit for bit'
+complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor export list completions man help" -f -a "doctor" -d 'Check the store (integrity, permissions, stale runs); repair a damaged one'
+complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor export list completions man help" -f -a "export" -d 'Export a run or a file\'s ancestry as PROV-JSON, in-toto/SLSA or OpenLineage'
+complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor export list completions man help" -f -a "list" -d 'List recorded runs, newest first'
+complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor export list completions man help" -f -a "completions" -d 'Print a shell completion script (also committed under completions/)'
+complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor export list completions man help" -f -a "man" -d 'Print a man page, in roff (also committed under docs/man/)'
+complete -c lineage -n "__fish_lineage_using_subcommand help; and not __fish_seen_subcommand_from run show diff rerun doctor export list completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

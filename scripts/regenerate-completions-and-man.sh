@@ -11,6 +11,6 @@ $bin completions fish > completions/lineage.fish
 $bin completions elvish > completions/lineage.elv
 $bin completions powershell > completions/_lineage.ps1
 $bin man > docs/man/lineage.1
-for sub in run show diff rerun doctor list completions man; do
+for sub in run show export diff rerun doctor list completions man; do
     $bin man "$sub" > "docs/man/lineage-$sub.1"
 done

@@ -44,6 +44,8 @@ pub enum Command {
     Rerun(RerunArgs),
     /// Check the store (integrity, permissions, stale runs); repair a damaged one.
     Doctor(DoctorArgs),
+    /// Export a run or a file's ancestry as PROV-JSON, in-toto/SLSA or OpenLineage.
+    Export(ExportArgs),
     /// List recorded runs, newest first.
     #[command(visible_alias = "log")]
     List(ListArgs),
@@ -103,6 +105,11 @@ pub struct RunArgs {
     /// Seconds between GPU memory samples while the job runs.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub sample_interval: f64,
+
+    /// Also record the SHA-256 of each input, config and output (a directory: in-toto's
+    /// dirHash), for `lineage export` after the files are gone; reads each once more.
+    #[arg(long)]
+    pub sha256: bool,
 
     /// Silence lineage's start line, summary and progress bar (warnings still print).
     #[arg(short, long)]
@@ -214,6 +221,68 @@ pub struct DoctorArgs {
     /// With --secrets: the command line to preview.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "PROV-JSON prints one document; in-toto prints one Statement per run and \
+OpenLineage one event per line (JSON Lines). Digest sets carry blake3 and, for consumers that need \
+it, sha256 (a directory: in-toto's dirHash), computed now from files whose bytes still match the \
+record, or recorded earlier by `lineage run --sha256`. See docs/exports.md."
+)]
+pub struct ExportArgs {
+    /// A run id prefix, or a file, directory or `blake3:` hash (then its whole ancestry); the
+    /// most recent run when omitted.
+    #[arg(value_name = "TARGET")]
+    pub target: Option<OsString>,
+
+    /// The format to write.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+
+    /// Write to FILE (replaced whole) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Send the OpenLineage events to an HTTP endpoint such as Marquez (POST URL/ENDPOINT;
+    /// OPENLINEAGE_API_KEY, when set, is sent as a bearer token).
+    #[arg(long, value_name = "URL")]
+    pub post: Option<String>,
+
+    /// The path under --post's URL that receives events.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "api/v1/lineage",
+        requires = "post"
+    )]
+    pub endpoint: String,
+
+    /// The OpenLineage job namespace.
+    #[arg(long, env = "OPENLINEAGE_NAMESPACE", default_value = "lineage")]
+    pub namespace: String,
+
+    /// Read no file: use only the sha256 digests the store already has.
+    #[arg(long)]
+    pub no_sha256: bool,
+
+    /// Take TARGET as a run id prefix.
+    #[arg(long, conflicts_with = "path")]
+    pub run: bool,
+
+    /// Take TARGET as a path.
+    #[arg(long)]
+    pub path: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// W3C PROV-JSON.
+    ProvJson,
+    /// in-toto Statement v1 with a SLSA Provenance v1 predicate.
+    InToto,
+    /// OpenLineage RunEvents.
+    Openlineage,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod compare;
 pub mod error;
+pub mod export;
 pub mod hash;
 pub mod host;
 pub mod model;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::List(args) => commands::list::list(args, &store_dir, color),
         Command::Diff(args) => commands::diff::diff(args, &store_dir, color),
         Command::Doctor(args) => return commands::doctor::doctor(args, &store_dir),
+        Command::Export(args) => commands::export::export(args, &store_dir),
         Command::Completions(args) => commands::docs::completions(args.shell),
         Command::Man(args) => commands::docs::man(args.command.as_deref()),
     };

@@ -4,6 +4,7 @@
 pub mod diff;
 pub mod docs;
 pub mod doctor;
+pub mod export;
 pub mod list;
 pub mod rerun;
 pub mod run;

@@ -215,6 +215,7 @@ fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
         sample_interval: 1.0,
         quiet: args.quiet,
         env: Some(env),
+        sha256: false,
         rerun_of: Some(original.id.clone()),
     };
     let executed = match run::plan(spec, Store::open(store_dir)?) {

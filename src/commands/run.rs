@@ -74,6 +74,8 @@ pub struct Spec {
     /// The child's whole environment; None: lineage's own.
     pub env: Option<Vec<(OsString, OsString)>>,
     pub rerun_of: Option<String>,
+    /// Also record SHA-256 digests (for exports), read while the job runs and after.
+    pub sha256: bool,
 }
 
 /// What happened, for callers that go on after the child (rerun).
@@ -97,6 +99,7 @@ pub struct Plan {
     params: Vec<(String, serde_json::Value)>,
     sample_interval: Duration,
     quiet: bool,
+    sha256: bool,
     store: Store,
     policy: Policy,
 }
@@ -147,6 +150,7 @@ fn resolve(args: RunArgs) -> Result<Spec> {
         quiet: args.quiet,
         env: None,
         rerun_of: None,
+        sha256: args.sha256,
     })
 }
 
@@ -183,6 +187,7 @@ pub fn plan(spec: Spec, store: Store) -> Result<Plan> {
         params: spec.params,
         sample_interval: Duration::from_secs_f64(spec.sample_interval),
         quiet: spec.quiet,
+        sha256: spec.sha256,
         store,
         policy,
         cwd,
@@ -646,6 +651,9 @@ pub fn execute(mut plan: Plan) -> Executed {
         .collect();
     plan.store.note_input_sizes(&sizes);
     plan.store.idle_work();
+    if plan.sha256 {
+        record_sha256(&plan.store, &pre.edges, &mut capture.notes);
+    }
     crate::timing::mark("bookkeeping done while the job runs");
     let outcome = running.wait();
     crate::timing::mark("job ended");
@@ -761,6 +769,10 @@ pub fn execute(mut plan: Plan) -> Executed {
             changed_inputs: &changed,
         },
     );
+    if plan.sha256 && recorded {
+        let mut notes = Vec::new();
+        record_sha256(&plan.store, &outputs, &mut notes);
+    }
     crate::timing::mark("run finished");
     if !plan.quiet && recorded {
         let how = match (exit_code, signal) {
@@ -781,6 +793,35 @@ pub fn execute(mut plan: Plan) -> Executed {
         exit,
         status: Some(status),
         outputs,
+    }
+}
+
+/// `--sha256`: remember each artifact's SHA-256 (a directory's dirHash) beside its BLAKE3,
+/// read from the bytes again and checked against the BLAKE3 just recorded. A failure is a
+/// warning: the run is recorded either way.
+fn record_sha256(store: &Store, edges: &[Edge], notes: &mut Vec<String>) {
+    for e in edges {
+        let Some(a) = &e.artifact else { continue };
+        let artifact = crate::model::ArtifactRef {
+            hash: a.hash,
+            kind: a.kind,
+            size: a.size,
+            file_count: a.file_count,
+        };
+        if crate::export::digests::known(store, &artifact).is_some() {
+            continue;
+        }
+        let got = crate::export::digests::compute(store, &artifact, Path::new(&e.abs_path));
+        let saved = got.map_err(|why| why.to_string()).and_then(|d| {
+            store
+                .put_extra_digest(&a.hash, crate::export::digests::algorithm(a.kind), &d)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(why) = saved {
+            let msg = format!("no sha256 recorded for {}: {why}", e.path);
+            warn(&msg);
+            notes.push(msg);
+        }
     }
 }
 

@@ -28,6 +28,7 @@ const TABLES: &[&str] = &[
     "edges",
     "params",
     "blobs",
+    "extra_digests",
 ];
 
 pub fn check(dir: &Path) -> Report {

@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_dir_cache.sql"),
     include_str!("migrations/0005_input_sizes.sql"),
     include_str!("migrations/0006_pending_manifests.sql"),
+    include_str!("migrations/0007_extra_digests.sql"),
 ];
 
 /// Manifest entries held in memory while a run is prepared; beyond this many, they spill to
@@ -806,6 +807,27 @@ impl Store {
     }
 
     /// The bytes of a blob, if stored.
+    /// A digest other than BLAKE3 (`sha256`, `dirHash`) known for an artifact.
+    pub fn extra_digest(&self, hash: &Hash, algorithm: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT digest FROM extra_digests WHERE artifact = ?1 AND algorithm = ?2",
+                params![hash.to_hex(), algorithm],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Remember a digest computed from bytes that matched `hash`.
+    pub fn put_extra_digest(&self, hash: &Hash, algorithm: &str, digest: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO extra_digests (artifact, algorithm, digest) VALUES (?1, ?2, ?3)",
+            params![hash.to_hex(), algorithm, digest],
+        )?;
+        Ok(())
+    }
+
     pub fn blob(&self, hash: &Hash) -> Result<Option<Vec<u8>>> {
         Ok(self
             .conn

@@ -5,6 +5,7 @@ mod ancestry;
 mod cache;
 mod capture;
 mod docs;
+mod export;
 mod gpu;
 mod progress;
 mod reliability;

@@ -1,0 +1,180 @@
+//! `lineage export TARGET --format prov-json|in-toto|openlineage [-o FILE] [--post URL]`:
+//! a run, or the whole ancestry of a file or directory, in a standard provenance format.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::{ExportArgs, ExportFormat};
+use crate::export::{self, Export};
+use crate::model::RunRecord;
+use crate::output::graph::Direction;
+use crate::store::Store;
+use crate::store::graph::Via;
+
+pub fn export(args: ExportArgs, store_dir: &Path) -> Result<()> {
+    if args.post.is_some() && args.format != ExportFormat::Openlineage {
+        bail!("--post sends OpenLineage events: add --format openlineage");
+    }
+    let store = super::open_store(store_dir)?;
+    let mut export = gather(&store, &args)?;
+    for w in export::fill_digests(&store, &mut export, !args.no_sha256) {
+        eprintln!("lineage: warning: {w}");
+    }
+    let text = match args.format {
+        ExportFormat::ProvJson => {
+            serde_json::to_string_pretty(&export::prov::document(&export))? + "\n"
+        }
+        ExportFormat::InToto => {
+            let statements = export::intoto::statements(&export, &store);
+            if statements.is_empty() {
+                bail!(
+                    "no run here recorded an output, and an in-toto statement needs at least \
+                     one subject: export it with --format prov-json or openlineage"
+                );
+            }
+            json_lines(&statements)?
+        }
+        ExportFormat::Openlineage => {
+            let events = export::openlineage::events(&export, &args.namespace);
+            if let Some(url) = &args.post {
+                post(url, &args.endpoint, &events)?;
+            }
+            json_lines(&events)?
+        }
+    };
+    match &args.output {
+        Some(path) => write_file(path, &text)?,
+        None if args.post.is_some() => {}
+        None => crate::print_stdout(&text),
+    }
+    Ok(())
+}
+
+/// The runs a target covers: one run, or every run in the ancestry of an artifact.
+fn gather(store: &Store, args: &ExportArgs) -> Result<Export> {
+    let mut members = Vec::new();
+    let mut runs: Vec<RunRecord> =
+        match super::show::resolve(store, args.target.as_ref(), args.run, args.path)? {
+            super::show::Target::Run(id) => vec![store.load_run(&id)?],
+            super::show::Target::Artifact { root, path } => {
+                let lineage =
+                    super::show::walk(store, root, path.as_deref(), Direction::Ancestry, None)?;
+                for (artifact, links) in &lineage.links {
+                    for l in links {
+                        match &l.via {
+                            Via::InsideDir { dir, path } => {
+                                members.push((*dir, *artifact, path.clone()));
+                            }
+                            Via::ContainsFile { file, path } => {
+                                members.push((*artifact, *file, path.clone()));
+                            }
+                            Via::Direct => {}
+                        }
+                    }
+                }
+                lineage.runs.into_values().map(|(r, _)| r).collect()
+            }
+        };
+    runs.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+    members.sort();
+    members.dedup();
+    let mut rerun_jobs = std::collections::HashMap::new();
+    for r in &runs {
+        if let Some(of) = &r.rerun_of
+            && !runs.iter().any(|x| &x.id == of)
+            && let Ok(original) = store.load_run(of)
+        {
+            rerun_jobs.insert(of.clone(), export::job_name(&original));
+        }
+    }
+    Ok(Export {
+        runs,
+        digests: Default::default(),
+        members,
+        rerun_jobs,
+    })
+}
+
+fn json_lines(values: &[serde_json::Value]) -> Result<String> {
+    let mut out = String::new();
+    for v in values {
+        out.push_str(&serde_json::to_string(v)?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Write next to the destination, then rename: a reader never sees half a file.
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile_in(dir).with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.1
+        .write_all(text.as_bytes())
+        .and_then(|()| tmp.1.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::rename(&tmp.0, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn tempfile_in(dir: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    let name = dir.join(format!(".lineage-export-{}.tmp", uuid::Uuid::now_v7()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&name)?;
+    Ok((name, file))
+}
+
+/// POST each event to `{url}/{endpoint}`, as an OpenLineage HTTP transport does (Marquez
+/// listens on /api/v1/lineage). `OPENLINEAGE_API_KEY`, when set, goes as a bearer token.
+fn post(url: &str, endpoint: &str, events: &[serde_json::Value]) -> Result<()> {
+    let target = format!(
+        "{}/{}",
+        url.trim_end_matches('/'),
+        endpoint.trim_start_matches('/')
+    );
+    let key = std::env::var("OPENLINEAGE_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for (i, event) in events.iter().enumerate() {
+        let mut req = agent
+            .post(&target)
+            .header("Content-Type", "application/json");
+        if let Some(k) = &key {
+            req = req.header("Authorization", &format!("Bearer {k}"));
+        }
+        let what = || {
+            format!(
+                "could not post OpenLineage event {} of {} to {target}",
+                i + 1,
+                events.len()
+            )
+        };
+        let resp = req
+            .send(serde_json::to_string(event)?)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(what)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let mut body = resp.into_body().read_to_string().unwrap_or_default();
+            body.truncate(200);
+            bail!("{}: the server answered {status}: {}", what(), body.trim());
+        }
+    }
+    eprintln!(
+        "lineage: posted {} OpenLineage event{} to {target}",
+        events.len(),
+        if events.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
