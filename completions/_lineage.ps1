@@ -65,7 +65,7 @@ Register-ArgumentCompleter -Native -CommandName 'lineage' -ScriptBlock {
         }
         'lineage;show' {
             [CompletionResult]::new('--depth', '--depth', [CompletionResultType]::ParameterName, 'Follow at most N levels of runs')
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format: a tree (or a summary for a run), json, dot (Graphviz) or mermaid')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format: a tree (or a summary for a run), json, dot (Graphviz), mermaid, or html (one self-contained page drawing the graph: `> lineage.html`, open it in a browser)')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Store directory (SQLite `lineage.db` inside). Defaults to $XDG_DATA_HOME/lineage')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stdout')
             [CompletionResult]::new('--run', '--run', [CompletionResultType]::ParameterName, 'Take TARGET as a run id prefix')

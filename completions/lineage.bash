@@ -525,7 +525,7 @@ _lineage() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "tree json dot mermaid" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "tree json dot mermaid html" -- "${cur}"))
                     return 0
                     ;;
                 --store)

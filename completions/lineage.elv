@@ -60,7 +60,7 @@ set edit:completion:arg-completer[lineage] = {|@words|
         }
         &'lineage;show'= {
             cand --depth 'Follow at most N levels of runs'
-            cand --format 'Output format: a tree (or a summary for a run), json, dot (Graphviz) or mermaid'
+            cand --format 'Output format: a tree (or a summary for a run), json, dot (Graphviz), mermaid, or html (one self-contained page drawing the graph: `> lineage.html`, open it in a browser)'
             cand --store 'Store directory (SQLite `lineage.db` inside). Defaults to $XDG_DATA_HOME/lineage'
             cand --color 'When to use colour on stdout'
             cand --run 'Take TARGET as a run id prefix'

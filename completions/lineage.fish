@@ -57,10 +57,11 @@ complete -c lineage -n "__fish_lineage_using_subcommand run" -s q -l quiet -d 'S
 complete -c lineage -n "__fish_lineage_using_subcommand run" -s h -l help -d 'Print help'
 complete -c lineage -n "__fish_lineage_using_subcommand run" -s V -l version -d 'Print version'
 complete -c lineage -n "__fish_lineage_using_subcommand show" -l depth -d 'Follow at most N levels of runs' -r
-complete -c lineage -n "__fish_lineage_using_subcommand show" -l format -d 'Output format: a tree (or a summary for a run), json, dot (Graphviz) or mermaid' -r -f -a "tree\t''
+complete -c lineage -n "__fish_lineage_using_subcommand show" -l format -d 'Output format: a tree (or a summary for a run), json, dot (Graphviz), mermaid, or html (one self-contained page drawing the graph: `> lineage.html`, open it in a browser)' -r -f -a "tree\t''
 json\t''
 dot\t''
-mermaid\t''"
+mermaid\t''
+html\t''"
 complete -c lineage -n "__fish_lineage_using_subcommand show" -l store -d 'Store directory (SQLite `lineage.db` inside). Defaults to $XDG_DATA_HOME/lineage' -r -F
 complete -c lineage -n "__fish_lineage_using_subcommand show" -l color -d 'When to use colour on stdout' -r -f -a "auto\t''
 always\t''

@@ -147,7 +147,8 @@ pub struct ShowArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub depth: Option<u32>,
 
-    /// Output format: a tree (or a summary for a run), json, dot (Graphviz) or mermaid.
+    /// Output format: a tree (or a summary for a run), json, dot (Graphviz), mermaid, or html
+    /// (one self-contained page drawing the graph: `> lineage.html`, open it in a browser).
     #[arg(long, value_enum)]
     pub format: Option<ShowFormat>,
 
@@ -162,6 +163,7 @@ pub enum ShowFormat {
     Json,
     Dot,
     Mermaid,
+    Html,
 }
 
 #[derive(Debug, Args)]

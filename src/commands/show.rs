@@ -54,6 +54,9 @@ pub fn show(args: ShowArgs, store_dir: &Path, color: bool) -> Result<()> {
                 Some(ShowFormat::Mermaid) => {
                     return Err(Error::GraphOptionOnRun("--format mermaid").into());
                 }
+                Some(ShowFormat::Html) => {
+                    return Err(Error::GraphOptionOnRun("--format html").into());
+                }
             }
         }
         Target::Artifact { root, path } => {
@@ -68,6 +71,7 @@ pub fn show(args: ShowArgs, store_dir: &Path, color: bool) -> Result<()> {
                 ShowFormat::Json => graph::to_json(&lineage, path.is_some())? + "\n",
                 ShowFormat::Dot => graph::dot(&lineage),
                 ShowFormat::Mermaid => graph::mermaid(&lineage),
+                ShowFormat::Html => graph::html(&lineage, path.is_some())?,
             };
             crate::print_stdout(&text);
         }

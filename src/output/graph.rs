@@ -310,6 +310,27 @@ struct LinkJson {
 
 /// `--format json` (docs/json.md).
 pub fn to_json(l: &Lineage, is_path: bool) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(&graph_doc(l, is_path))
+}
+
+/// `--format html`: one self-contained page (styles, script and the `--format json` document
+/// inline; a Content-Security-Policy forbids any fetch) drawing the graph left to right.
+pub fn html(l: &Lineage, is_path: bool) -> serde_json::Result<String> {
+    const PAGE: &str = include_str!("graph.html");
+    // `<` escaped in the data, so no string in it can close the script element.
+    let data = serde_json::to_string(&graph_doc(l, is_path))?.replace('<', "\\u003c");
+    let title = l
+        .root
+        .label
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    Ok(PAGE
+        .replacen("{{TITLE}}", &title, 1)
+        .replacen("{{DATA}}", &data, 1))
+}
+
+fn graph_doc(l: &Lineage, is_path: bool) -> GraphJson<'_> {
     let artifacts = l.artifacts();
     let mut links: Vec<LinkJson> = l
         .links
@@ -333,7 +354,7 @@ pub fn to_json(l: &Lineage, is_path: bool) -> serde_json::Result<String> {
         })
         .collect();
     links.sort_by(|a, b| (a.artifact, &a.run).cmp(&(b.artifact, &b.run)));
-    let doc = GraphJson {
+    GraphJson {
         target: TargetJson {
             path: is_path.then(|| l.root.label.clone()),
             hash: l.root.hash,
@@ -373,8 +394,7 @@ pub fn to_json(l: &Lineage, is_path: bool) -> serde_json::Result<String> {
             })
             .collect(),
         links,
-    };
-    serde_json::to_string_pretty(&doc)
+    }
 }
 
 fn artifact_label(l: &Lineage, hash: &Hash, paths: &BTreeSet<String>) -> String {

@@ -7,6 +7,7 @@ mod capture;
 mod docs;
 mod export;
 mod gpu;
+mod html;
 mod progress;
 mod reliability;
 mod rerun;
