@@ -17,6 +17,7 @@ pub mod model;
 pub mod output;
 pub mod progress;
 pub mod redact;
+pub mod settings;
 pub mod store;
 pub mod timing;
 pub mod watch;
@@ -29,7 +30,29 @@ use error::{Error, code};
 /// Run the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
     child::ignore_file_size_signal();
-    let store_dir = match cli.store.clone().map_or_else(store::default_dir, Ok) {
+    let launches = matches!(cli.command, Command::Run(_) | Command::Rerun(_));
+    let mut from_settings = None;
+    if !matches!(cli.command, Command::Completions(_) | Command::Man(_)) {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+        match settings::init(&cwd) {
+            Ok(s) => from_settings = s.store.clone(),
+            Err(e) => {
+                report_error(&anyhow::Error::new(e));
+                return if launches {
+                    code::CANNOT_LAUNCH
+                } else {
+                    code::FAILURE
+                };
+            }
+        }
+    }
+    // --store and LINEAGE_STORE, then the settings files, then the default.
+    let store_dir = match cli
+        .store
+        .clone()
+        .or(from_settings)
+        .map_or_else(store::default_dir, Ok)
+    {
         Ok(dir) => dir,
         Err(e) => {
             report_error(&e);

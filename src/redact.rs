@@ -93,6 +93,8 @@ static URL_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
 pub struct Policy {
     allow: GlobSet,
     deny: GlobSet,
+    /// Extra secret-value patterns from the settings files, as one alternation.
+    extra: Option<Regex>,
     key: [u8; 32],
 }
 
@@ -106,12 +108,38 @@ pub struct RedactedEnv {
 }
 
 impl Policy {
-    pub fn new(allow: &[String], deny: &[String], key: [u8; 32]) -> Result<Policy, Error> {
+    /// `values`: regexes (validated by the settings loader) whose matches are secrets too.
+    pub fn new(
+        allow: &[String],
+        deny: &[String],
+        values: &[String],
+        key: [u8; 32],
+    ) -> Result<Policy, Error> {
+        let extra = if values.is_empty() {
+            None
+        } else {
+            let joined = values
+                .iter()
+                .map(|v| format!("(?:{v})"))
+                .collect::<Vec<_>>()
+                .join("|");
+            Some(Regex::new(&joined).map_err(|e| Error::BadGlob {
+                flag: "redact.values",
+                glob: values.join(", "),
+                reason: e.to_string(),
+            })?)
+        };
         Ok(Policy {
             allow: glob_set("--env-allow", allow)?,
             deny: glob_set("--env-deny", deny)?,
+            extra,
             key,
         })
+    }
+
+    /// Whether a value holds a credential: a known shape, or a settings pattern.
+    fn is_secret_value(&self, value: &str) -> bool {
+        is_secret_value(value) || self.extra.as_ref().is_some_and(|r| r.is_match(value))
     }
 
     /// Whether a variable of this name is redacted whatever its value.
@@ -128,7 +156,7 @@ impl Policy {
 
     /// The value to store for `name=value`, or None when it is stored as it is.
     pub fn redact(&self, name: &str, value: &str) -> Option<String> {
-        if self.is_secret_name(name) || is_secret_value(value) {
+        if self.is_secret_name(name) || self.is_secret_value(value) {
             return Some(REDACTED.to_string());
         }
         if !value.contains("://") {
@@ -250,6 +278,9 @@ impl Policy {
         out = SECRET_VALUE_ANYWHERE
             .replace_all(&out, REDACTED)
             .into_owned();
+        if let Some(extra) = &self.extra {
+            out = extra.replace_all(&out, REDACTED).into_owned();
+        }
         out = URL_PASSWORD.replace_all(&out, "${pre}***@").into_owned();
         for value in known.iter().filter(|v| v.len() >= 4) {
             out = out.replace(value.as_str(), REDACTED);
@@ -303,7 +334,7 @@ mod tests {
 
     fn policy(allow: &[&str], deny: &[&str]) -> Policy {
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        Policy::new(&s(allow), &s(deny), [7; 32]).expect("policy")
+        Policy::new(&s(allow), &s(deny), &[], [7; 32]).expect("policy")
     }
 
     #[test]
@@ -385,7 +416,7 @@ mod tests {
             p.redact("MY_AUTH_MODE", "AKIAIOSFODNN7EXAMPLE").as_deref(),
             Some(REDACTED)
         );
-        assert!(Policy::new(&["[".into()], &[], [0; 32]).is_err());
+        assert!(Policy::new(&["[".into()], &[], &[], [0; 32]).is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use lineage::store::Store;
 use proptest::prelude::*;
 
 fn policy() -> Policy {
-    Policy::new(&[], &[], [9; 32]).expect("policy")
+    Policy::new(&[], &[], &[], [9; 32]).expect("policy")
 }
 
 proptest! {

@@ -72,7 +72,8 @@ pub fn doctor(args: DoctorArgs, store_dir: &Path) -> u8 {
 /// What the policy would store: names of redacted variables and the command line as stored.
 /// A throwaway key is used: nothing here is written anywhere.
 fn secrets(args: &DoctorArgs) -> u8 {
-    let policy = match Policy::new(&[], &[], [0; 32]) {
+    let s = crate::settings::get();
+    let policy = match Policy::new(&s.env_allow, &s.env_deny, &s.redact_values, [0; 32]) {
         Ok(p) => p,
         Err(e) => {
             crate::report_error(&e.into());

@@ -175,7 +175,21 @@ pub fn plan(spec: Spec, store: Store) -> Result<Plan> {
     };
     check_command(&spec.argv, &cwd, path_var.as_deref())?;
     let key = store.secret_key()?;
-    let policy = Policy::new(&spec.env_allow, &spec.env_deny, key)?;
+    // Settings files add their globs and patterns to the flags'.
+    let settings = crate::settings::get();
+    let allow: Vec<String> = settings
+        .env_allow
+        .iter()
+        .chain(&spec.env_allow)
+        .cloned()
+        .collect();
+    let deny: Vec<String> = settings
+        .env_deny
+        .iter()
+        .chain(&spec.env_deny)
+        .cloned()
+        .collect();
+    let policy = Policy::new(&allow, &deny, &settings.redact_values, key)?;
     let declare = |paths: &[PathBuf]| paths.iter().map(|p| Declared::new(p, &cwd)).collect();
     Ok(Plan {
         inputs: declare(&spec.inputs),
@@ -312,6 +326,9 @@ fn capture_all(plan: &Plan) -> PreLaunch {
             sys
         });
         let python = s.spawn(|| {
+            if !crate::settings::get().capture_python {
+                return None;
+            }
             let program = program?;
             let interp = software::python_interpreter(program, path_var.as_deref(), cwd, &env_get)?;
             Some(software::python(&interp))

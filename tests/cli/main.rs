@@ -13,5 +13,6 @@ mod reliability;
 mod rerun;
 mod run;
 mod secrets;
+mod settings;
 mod show;
 mod util;
