@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCompleter;
 
 /// Record the lineage of any machine-learning job.
 ///
@@ -49,7 +50,7 @@ pub enum Command {
     /// List recorded runs, newest first.
     #[command(visible_alias = "log")]
     List(ListArgs),
-    /// Print a shell completion script (also committed under completions/).
+    /// Print a shell completion script that completes run ids too (copies under completions/).
     Completions(CompletionsArgs),
     /// Print a man page, in roff (also committed under docs/man/).
     Man(ManArgs),
@@ -128,7 +129,7 @@ both a path and a run id prefix is taken as a path; --run and --path force the c
 )]
 pub struct ShowArgs {
     /// A file or directory, a `blake3:` hash, or a run id prefix; the most recent run when omitted.
-    #[arg(value_name = "TARGET")]
+    #[arg(value_name = "TARGET", add = ArgValueCompleter::new(crate::complete::run_or_path))]
     pub target: Option<OsString>,
 
     /// Take TARGET as a run id prefix.
@@ -174,6 +175,7 @@ succeeded but outputs differ; the command's own code when it failed; 125 when th
 )]
 pub struct RerunArgs {
     /// The run to reproduce: a run id or any unique prefix of one.
+    #[arg(add = ArgValueCompleter::new(crate::complete::run_ids))]
     pub run: String,
 
     /// Print the plan and the differences with the record; run nothing.
@@ -235,7 +237,7 @@ record, or recorded earlier by `lineage run --sha256`. See docs/exports.md."
 pub struct ExportArgs {
     /// A run id prefix, or a file, directory or `blake3:` hash (then its whole ancestry); the
     /// most recent run when omitted.
-    #[arg(value_name = "TARGET")]
+    #[arg(value_name = "TARGET", add = ArgValueCompleter::new(crate::complete::run_or_path))]
     pub target: Option<OsString>,
 
     /// The format to write.
@@ -290,11 +292,11 @@ pub enum ExportFormat {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// A run id prefix, or a path meaning the latest run that produced its bytes.
-    #[arg(value_name = "A")]
+    #[arg(value_name = "A", add = ArgValueCompleter::new(crate::complete::run_or_path))]
     pub a: OsString,
 
     /// The run (or path) to compare A with.
-    #[arg(value_name = "B")]
+    #[arg(value_name = "B", add = ArgValueCompleter::new(crate::complete::run_or_path))]
     pub b: OsString,
 
     /// Print one JSON object (see docs/json.md).

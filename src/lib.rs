@@ -9,6 +9,7 @@ pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod compare;
+pub mod complete;
 pub mod error;
 pub mod export;
 pub mod hash;

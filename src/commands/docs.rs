@@ -7,9 +7,18 @@ use clap::CommandFactory;
 
 use crate::cli::Cli;
 
+/// The shell's registration script: at each TAB it runs `COMPLETE=<shell> lineage -- WORDS`,
+/// which answers from the command line's definition and, for run ids, from the store.
 pub fn completions(shell: clap_complete::Shell) -> Result<()> {
+    let name = shell.to_string();
+    let shells = clap_complete::env::Shells::builtins();
+    let completer = shells
+        .completer(&name)
+        .with_context(|| format!("no dynamic completion for {name}"))?;
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "lineage", &mut out);
+    completer
+        .write_registration("COMPLETE", "lineage", "lineage", "lineage", &mut out)
+        .context("writing the completion script")?;
     crate::print_stdout(&String::from_utf8_lossy(&out));
     Ok(())
 }

@@ -69,24 +69,66 @@ fn committed_completions_and_man_pages_match_the_command_line() {
 }
 
 #[test]
-fn bash_completes_subcommands_and_flags() {
+fn bash_completes_subcommands_flags_and_run_ids_from_the_store() {
+    let env = Env::new();
+    env.init_repo();
+    let old = env.record(&["--", "true"]);
+    let new = env.record(&["--", "sh", "-c", "echo hi"]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/lineage.bash");
-    // Bash calls the function with the command, the word being completed and the one before.
-    let probe = format!(
-        "source {}; COMP_WORDS=(lineage re); COMP_CWORD=1; _lineage lineage re lineage; \
-         echo \"${{COMPREPLY[@]}}\"; \
-         COMP_WORDS=(lineage run --in); COMP_CWORD=2; _lineage lineage --in run; \
-         echo \"${{COMPREPLY[@]}}\"",
-        script.display()
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_lineage"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    // Bash calls the function with the command, the word being completed and the one before;
+    // the function calls `lineage` back (found on PATH) to answer.
+    let complete = |words: &[&str]| {
+        let cword = words.len() - 1;
+        let probe = format!(
+            "source {}; COMP_WORDS=({}); COMP_CWORD={cword}; _clap_complete_lineage lineage '{}' '{}'; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display(),
+            words
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            words[cword],
+            words[cword - 1],
+        );
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("bash")
+            .args(["-c", &probe])
+            .current_dir(&env.work)
+            .env("PATH", path)
+            .env("LINEAGE_STORE", &env.store)
+            .env("HOME", &env.home)
+            .env("XDG_CONFIG_HOME", env.home.join(".config"))
+            .output()
+            .expect("bash");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(complete(&["lineage", "re"]), ["rerun"]);
+    assert!(complete(&["lineage", "run", "--in"]).contains(&"--input".to_string()));
+    // Run ids, newest first, from the store.
+    let ids: Vec<String> = complete(&["lineage", "rerun", ""])
+        .into_iter()
+        .filter(|c| !c.starts_with('-'))
+        .collect();
+    assert_eq!(ids, [new.clone(), old.clone()]);
+    assert_eq!(complete(&["lineage", "rerun", &old[..13]]), [old.clone()]);
+    // show takes a path or a run id.
+    let show = complete(&["lineage", "show", ""]);
+    assert!(
+        show.contains(&"train.py".to_string()) && show.contains(&new),
+        "{show:?}"
     );
-    let out = Command::new("bash")
-        .args(["-c", &probe])
-        .output()
-        .expect("bash");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("rerun"), "{text}");
-    assert_eq!(lines.next(), Some("--input"), "{text}");
 }
 
 #[test]
