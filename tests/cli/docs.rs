@@ -122,7 +122,10 @@ fn bash_completes_subcommands_flags_and_run_ids_from_the_store() {
         .filter(|c| !c.starts_with('-'))
         .collect();
     assert_eq!(ids, [new.clone(), old.clone()]);
-    assert_eq!(complete(&["lineage", "rerun", &old[..13]]), [old.clone()]);
+    assert_eq!(
+        complete(&["lineage", "rerun", &old[..13]]).as_slice(),
+        std::slice::from_ref(&old)
+    );
     // show takes a path or a run id.
     let show = complete(&["lineage", "show", ""]);
     assert!(
