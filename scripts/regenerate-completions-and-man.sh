@@ -11,6 +11,7 @@ $bin completions fish > completions/lineage.fish
 $bin completions elvish > completions/lineage.elv
 $bin completions powershell > completions/_lineage.ps1
 $bin man > docs/man/lineage.1
-for sub in run show export diff rerun doctor list completions man; do
+# Every subcommand `lineage --help` lists (two-space indent; help excluded).
+for sub in $($bin --help | awk '/^Commands:/ {f = 1; next} /^$/ {f = 0} f && /^  [a-z]/ {print $1}' | grep -vx help); do
     $bin man "$sub" > "docs/man/lineage-$sub.1"
 done

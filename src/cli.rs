@@ -47,6 +47,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Export a run or a file's ancestry as PROV-JSON, in-toto/SLSA or OpenLineage.
     Export(ExportArgs),
+    /// Carry runs between stores as a file: `bundle export > runs.lineage`, `bundle import`.
+    Bundle(BundleArgs),
     /// List recorded runs, newest first.
     #[command(visible_alias = "log")]
     List(ListArgs),
@@ -277,6 +279,43 @@ pub struct ExportArgs {
     /// Take TARGET as a path.
     #[arg(long)]
     pub path: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    #[command(subcommand)]
+    pub command: BundleCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Write runs, their artifacts, manifests and blobs to a bundle file (never secrets or
+    /// the store's key); every finished run without TARGET.
+    Export(BundleExportArgs),
+    /// Add a bundle's runs to this store; importing twice changes nothing.
+    Import(BundleImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BundleExportArgs {
+    /// Run id prefixes, or files, directories or `blake3:` hashes (their whole ancestry).
+    #[arg(value_name = "TARGET", add = ArgValueCompleter::new(crate::complete::run_or_path))]
+    pub targets: Vec<OsString>,
+
+    /// Only runs started on or after DATE (`2026-11-01`, or an RFC 3339 time).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleImportArgs {
+    /// The bundle file (`-` for stdin).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -73,6 +73,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Diff(args) => commands::diff::diff(args, &store_dir, color),
         Command::Doctor(args) => return commands::doctor::doctor(args, &store_dir),
         Command::Export(args) => commands::export::export(args, &store_dir),
+        Command::Bundle(args) => commands::bundle::bundle(args, &store_dir),
         Command::Completions(args) => commands::docs::completions(args.shell),
         Command::Man(args) => commands::docs::man(args.command.as_deref()),
     };

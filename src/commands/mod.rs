@@ -1,6 +1,7 @@
 //! One module per subcommand, each with one entry point that takes resolved arguments and
 //! returns the exit code.
 
+pub mod bundle;
 pub mod diff;
 pub mod docs;
 pub mod doctor;

@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+pub mod bundle;
 pub mod doctor;
 pub mod graph;
 

@@ -2,6 +2,7 @@
 //! and real SQLite files in temporary directories.
 
 mod ancestry;
+mod bundle;
 mod cache;
 mod capture;
 mod docs;

@@ -1,0 +1,296 @@
+//! Bundles: lineage moved between stores with no shared server. A bundle is a SQLite file
+//! with the store's own schema (created by the same migrations), holding the chosen runs and
+//! everything they refer to: their edges and params, the artifacts those edges name, the
+//! manifests of those directories, the blobs the runs' captures name (configs, patches,
+//! untracked files, package lists) and the artifacts' extra digests. It never holds the
+//! store's secret key, the stat and directory caches, or runs still going.
+//!
+//! Import is one transaction of `INSERT OR IGNORE`s keyed by content hashes and run ids
+//! (UUIDv7, unique across machines): importing twice changes nothing, and two stores that
+//! share artifacts join into one graph.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::{MIGRATIONS, Store};
+
+/// `bundle_meta.format`: what marks a SQLite file as a lineage bundle.
+pub const FORMAT: &str = "lineage-bundle";
+
+/// Tables copied, parents before children.
+const TABLES: &[&str] = &[
+    "artifacts",
+    "dir_entries",
+    "runs",
+    "edges",
+    "params",
+    "blobs",
+    "extra_digests",
+];
+
+/// Which runs go into a bundle.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// Only runs started at or after this RFC 3339 UTC time (`YYYY-MM-DDTHH:MM:SS.ffffffZ`).
+    pub since: Option<String>,
+    /// Only these runs (with the originals of reruns among them); all when None.
+    pub runs: Option<Vec<String>>,
+}
+
+/// Rows per table a bundle export wrote or an import added.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub rows: Vec<(String, usize)>,
+    /// Runs left out because they are still running.
+    pub running: usize,
+}
+
+impl Counts {
+    pub fn of(&self, table: &str) -> usize {
+        self.rows
+            .iter()
+            .find(|(t, _)| t == table)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+/// Create the store schema in a fresh database file.
+fn create(path: &Path) -> Result<Connection> {
+    // User-only, like the store: who gets a copy is the user's choice.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "DELETE")?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        conn.execute_batch(sql)?;
+        conn.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    conn.execute_batch(
+        "CREATE TABLE bundle_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)",
+    )?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Write the selected runs and what they refer to into a new bundle file at `path`.
+    pub fn export_bundle(&self, path: &Path, sel: &Selection) -> Result<Counts> {
+        let bundle = create(path).with_context(|| format!("creating {}", path.display()))?;
+        let meta = [
+            ("format", FORMAT.to_string()),
+            ("schema_version", MIGRATIONS.len().to_string()),
+            ("lineage_version", env!("CARGO_PKG_VERSION").to_string()),
+            ("created_at", jiff::Timestamp::now().to_string()),
+            ("host", crate::host::hostname().unwrap_or_default()),
+        ];
+        for (k, v) in &meta {
+            bundle.execute("INSERT INTO bundle_meta VALUES (?1, ?2)", params![k, v])?;
+        }
+        drop(bundle);
+
+        let conn = &self.conn;
+        conn.execute("ATTACH DATABASE ?1 AS bundle", [path.display().to_string()])?;
+        let result = (|| -> Result<Counts> {
+            let tx = conn.unchecked_transaction()?;
+            tx.pragma_update(None, "defer_foreign_keys", "ON")?;
+            tx.execute_batch(
+                "DROP TABLE IF EXISTS temp.sel; CREATE TEMP TABLE sel (id TEXT PRIMARY KEY);
+                 DROP TABLE IF EXISTS temp.refs; CREATE TEMP TABLE refs (hash TEXT PRIMARY KEY);",
+            )?;
+            let since = sel.since.clone().unwrap_or_default();
+            match &sel.runs {
+                None => {
+                    tx.execute(
+                        "INSERT INTO sel SELECT id FROM runs
+                         WHERE status != 'running' AND started_at >= ?1",
+                        [&since],
+                    )?;
+                }
+                Some(ids) => {
+                    let mut stmt = tx.prepare(
+                        "INSERT OR IGNORE INTO sel SELECT id FROM runs
+                         WHERE id = ?1 AND status != 'running' AND started_at >= ?2",
+                    )?;
+                    for id in ids {
+                        stmt.execute(params![id, since])?;
+                    }
+                }
+            }
+            // The original of every rerun, so the rerun's link survives the trip.
+            loop {
+                let added = tx.execute(
+                    "INSERT OR IGNORE INTO sel SELECT r.rerun_of FROM runs r
+                     WHERE r.id IN (SELECT id FROM sel) AND r.rerun_of IS NOT NULL",
+                    [],
+                )?;
+                if added == 0 {
+                    break;
+                }
+            }
+            let running: usize = tx.query_row(
+                "SELECT COUNT(*) FROM runs WHERE status = 'running' AND started_at >= ?1",
+                [&since],
+                |r| r.get::<_, i64>(0),
+            )? as usize;
+            // Blobs: every hash a selected run's capture names, and its configs' bytes.
+            let mut refs = BTreeSet::new();
+            {
+                let hex = regex::Regex::new("[0-9a-f]{64}").expect("a valid regex");
+                let mut stmt =
+                    tx.prepare("SELECT capture FROM runs WHERE id IN (SELECT id FROM sel)")?;
+                let captures = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                for capture in captures {
+                    for m in hex.find_iter(&capture?) {
+                        refs.insert(m.as_str().to_string());
+                    }
+                }
+                let mut stmt = tx.prepare(
+                    "SELECT artifact FROM edges WHERE run_id IN (SELECT id FROM sel)
+                     AND role = 'config' AND artifact IS NOT NULL",
+                )?;
+                for h in stmt.query_map([], |r| r.get::<_, String>(0))? {
+                    refs.insert(h?);
+                }
+                let mut insert = tx.prepare("INSERT OR IGNORE INTO refs VALUES (?1)")?;
+                for h in &refs {
+                    insert.execute([h])?;
+                }
+            }
+            let copies: [(&str, &str); 7] = [
+                (
+                    "artifacts",
+                    "INSERT OR IGNORE INTO bundle.artifacts SELECT * FROM main.artifacts
+                     WHERE hash IN (SELECT artifact FROM main.edges
+                                    WHERE run_id IN (SELECT id FROM sel))",
+                ),
+                (
+                    "dir_entries",
+                    "INSERT INTO bundle.dir_entries SELECT d.* FROM main.dir_entries d
+                     WHERE d.dir_hash IN (SELECT hash FROM bundle.artifacts WHERE kind = 'dir')",
+                ),
+                (
+                    "runs",
+                    "INSERT INTO bundle.runs SELECT * FROM main.runs
+                     WHERE id IN (SELECT id FROM sel) ORDER BY started_at",
+                ),
+                (
+                    "edges",
+                    "INSERT INTO bundle.edges SELECT * FROM main.edges
+                     WHERE run_id IN (SELECT id FROM sel)",
+                ),
+                (
+                    "params",
+                    "INSERT INTO bundle.params SELECT * FROM main.params
+                     WHERE run_id IN (SELECT id FROM sel)",
+                ),
+                (
+                    "blobs",
+                    "INSERT INTO bundle.blobs SELECT * FROM main.blobs
+                     WHERE hash IN (SELECT hash FROM refs)",
+                ),
+                (
+                    "extra_digests",
+                    "INSERT INTO bundle.extra_digests SELECT * FROM main.extra_digests
+                     WHERE artifact IN (SELECT hash FROM bundle.artifacts)",
+                ),
+            ];
+            let mut counts = Counts {
+                running,
+                ..Counts::default()
+            };
+            // Parents before children, as the bundle's foreign keys want.
+            for (name, sql) in copies {
+                let n = tx.execute(sql, [])?;
+                counts.rows.push((name.to_string(), n));
+            }
+            tx.execute_batch("DROP TABLE temp.sel; DROP TABLE temp.refs;")?;
+            tx.commit()?;
+            Ok(counts)
+        })();
+        let _ = conn.execute("DETACH DATABASE bundle", []);
+        result
+    }
+
+    /// Add a bundle's rows to this store, in one transaction; rows already here are kept.
+    pub fn import_bundle(&mut self, path: &Path) -> Result<Counts> {
+        check_bundle(path)?;
+        let conn = &self.conn;
+        conn.execute("ATTACH DATABASE ?1 AS bundle", [path.display().to_string()])
+            .with_context(|| format!("opening {}", path.display()))?;
+        let result = (|| -> Result<Counts> {
+            let tx = conn.unchecked_transaction()?;
+            // A rerun may arrive before its original: check references at commit.
+            tx.pragma_update(None, "defer_foreign_keys", "ON")?;
+            let mut counts = Counts::default();
+            for table in TABLES {
+                let cols = shared_columns(&tx, table)?;
+                if cols.is_empty() {
+                    continue; // a bundle from before the table existed
+                }
+                let list = cols.join(", ");
+                let n = tx.execute(
+                    &format!(
+                        "INSERT OR IGNORE INTO main.{table} ({list}) SELECT {list} FROM bundle.{table}"
+                    ),
+                    [],
+                )?;
+                counts.rows.push((table.to_string(), n));
+            }
+            tx.commit()
+                .context("the bundle's rows do not fit together")?;
+            Ok(counts)
+        })();
+        let _ = conn.execute("DETACH DATABASE bundle", []);
+        result.with_context(|| format!("importing {}", path.display()))
+    }
+}
+
+/// Columns a table has both in the store and in the attached bundle.
+fn shared_columns(conn: &Connection, table: &str) -> Result<Vec<String>> {
+    let columns = |schema: &str| -> Result<Vec<String>> {
+        let mut stmt = conn.prepare(&format!("PRAGMA {schema}.table_info({table})"))?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(names)
+    };
+    let ours = columns("main")?;
+    let theirs = columns("bundle")?;
+    Ok(ours.into_iter().filter(|c| theirs.contains(c)).collect())
+}
+
+/// A lineage bundle this lineage can read, or a one-line reason.
+fn check_bundle(path: &Path) -> Result<()> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let format: Option<String> = conn
+        .query_row(
+            "SELECT value FROM bundle_meta WHERE key = 'format'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .ok()
+        .flatten();
+    if format.as_deref() != Some(FORMAT) {
+        bail!(
+            "{} is not a lineage bundle (make one with `lineage bundle export`)",
+            path.display()
+        );
+    }
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > MIGRATIONS.len() as i64 {
+        bail!(
+            "{} was written by a newer lineage (schema version {version}, this lineage knows up to {}): upgrade lineage",
+            path.display(),
+            MIGRATIONS.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! `lineage bundle export` / `import`: runs carried between real SQLite stores as a file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+const SECRET: &str = "bundle-secret-value-123";
+
+/// `lineage --store STORE ARGS...` in the env's work directory.
+fn at(env: &Env, store: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = env.lineage();
+    cmd.arg("--store").arg(store).args(args);
+    output_within(cmd, Duration::from_secs(60))
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    stdout(&out)
+}
+
+fn counts(store: &Path) -> Vec<i64> {
+    let db = rusqlite::Connection::open(store.join("lineage.db")).expect("db");
+    [
+        "runs",
+        "artifacts",
+        "dir_entries",
+        "edges",
+        "params",
+        "blobs",
+        "extra_digests",
+    ]
+    .iter()
+    .map(|t| {
+        db.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+            .expect("count")
+    })
+    .collect()
+}
+
+/// raw.csv -> prepare -> prepared/ -> train (+ cfg.yaml, a secret) -> model.bin, and a rerun.
+fn pipeline(env: &Env) -> (String, String) {
+    env.init_repo();
+    env.write("raw.csv", "a,b\n1,2\n");
+    env.write("cfg.yaml", "lr: 0.1\n");
+    let prepare = env.record(&[
+        "-i",
+        "raw.csv",
+        "-o",
+        "prepared",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p prepared && cp raw.csv prepared/train.csv",
+    ]);
+    let mut cmd = env.lineage();
+    cmd.env("API_TOKEN", SECRET).args([
+        "run",
+        "-q",
+        "--sha256",
+        "-i",
+        "prepared",
+        "-c",
+        "cfg.yaml",
+        "-o",
+        "model.bin",
+        "--",
+        "sh",
+        "-c",
+        "cat prepared/train.csv cfg.yaml > model.bin",
+    ]);
+    assert_eq!(code(&output_within(cmd, Duration::from_secs(60))), 0);
+    let train = env.show(None)["id"].as_str().expect("id").to_string();
+    let out = env.cmd(["rerun", "-q", &train]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    (prepare, train)
+}
+
+#[test]
+fn a_bundle_carries_a_pipeline_to_another_store_whole_and_twice_changes_nothing() {
+    let env = Env::new();
+    let (_prepare, train) = pipeline(&env);
+    let bundle = env.path("runs.lineage");
+    let out = env.cmd(["bundle", "export", "-o", &bundle.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("bundled 3 runs"), "{}", stderr(&out));
+    let bytes = std::fs::read(&bundle).expect("bundle written");
+    assert!(
+        !contains(&bytes, SECRET.as_bytes()),
+        "a secret reached the bundle"
+    );
+    let key = std::fs::read(env.store.join("secret.key")).expect("key");
+    assert!(
+        !contains(&bytes, &key),
+        "the store's key reached the bundle"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&bundle)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let other: PathBuf = env.work.parent().expect("root").join("other-store");
+    let out = at(
+        &env,
+        &other,
+        &["bundle", "import", &bundle.display().to_string()],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("imported 3 runs"), "{}", stderr(&out));
+    for args in [
+        vec!["show", "model.bin", "--format", "json"],
+        vec!["show", "prepared/train.csv", "--format", "json"],
+        vec!["show", "--json", train.as_str()],
+        vec!["list", "--json"],
+    ] {
+        let mine = ok(env.cmd(&args));
+        let theirs = ok(at(&env, &other, &args));
+        assert_eq!(mine, theirs, "{args:?} differs after the trip");
+    }
+    // sha256 recorded with --sha256 travelled with it.
+    let export = ok(at(
+        &env,
+        &other,
+        &["export", "--no-sha256", "--format", "in-toto", &train],
+    ));
+    assert!(export.contains("\"sha256\""), "{export}");
+
+    let before = counts(&other);
+    let out = at(
+        &env,
+        &other,
+        &["bundle", "import", &bundle.display().to_string()],
+    );
+    assert_eq!(code(&out), 0);
+    assert!(stderr(&out).contains("nothing new"), "{}", stderr(&out));
+    assert_eq!(counts(&other), before, "a second import changed the store");
+    // And back again: the source store is not changed by its own runs either.
+    let mine = counts(&env.store);
+    ok(env.cmd(["bundle", "import", &bundle.display().to_string()]));
+    assert_eq!(counts(&env.store), mine);
+}
+
+#[test]
+fn importing_joins_two_stores_that_share_bytes_into_one_graph() {
+    // Machine A prepares the data; machine B trains on a copy of it.
+    let a = Env::new();
+    a.init_repo();
+    a.write("raw.csv", "x\n1\n");
+    let prepare = a.record(&[
+        "-i",
+        "raw.csv",
+        "-o",
+        "prepared.csv",
+        "--",
+        "sh",
+        "-c",
+        "sort raw.csv > prepared.csv",
+    ]);
+    let b = Env::new();
+    b.init_repo();
+    std::fs::copy(a.path("prepared.csv"), b.path("data.csv")).expect("copy");
+    b.record(&[
+        "-i",
+        "data.csv",
+        "-o",
+        "model.bin",
+        "--",
+        "sh",
+        "-c",
+        "cat data.csv > model.bin; echo m >> model.bin",
+    ]);
+    let before = ok(b.cmd(["show", "model.bin", "--format", "json"]));
+    assert!(!before.contains(&prepare));
+
+    let bundle = a.path("a.lineage");
+    let mut cmd = a.lineage();
+    cmd.args(["bundle", "export"])
+        .stdout(std::fs::File::create(&bundle).expect("create"));
+    assert!(
+        cmd.status().expect("runs").success(),
+        "export to a redirected stdout"
+    );
+    ok(b.cmd(["bundle", "import", &bundle.display().to_string()]));
+    let graph: Value =
+        serde_json::from_str(&ok(b.cmd(["show", "model.bin", "--format", "json"]))).expect("json");
+    let runs: Vec<&str> = graph["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert!(
+        runs.contains(&prepare.as_str()),
+        "A's run joined B's graph: {runs:?}"
+    );
+    assert_eq!(runs.len(), 2);
+}
+
+#[test]
+fn export_selects_by_target_and_date_and_leaves_running_runs_out() {
+    let env = Env::new();
+    let (prepare, train) = pipeline(&env);
+    env.write("other.txt", "unrelated\n");
+    let unrelated = env.record(&[
+        "-i",
+        "other.txt",
+        "-o",
+        "o2.txt",
+        "--",
+        "cp",
+        "other.txt",
+        "o2.txt",
+    ]);
+    // A job still running.
+    let mut job = env.lineage();
+    job.args([
+        "run",
+        "-q",
+        "--",
+        "sh",
+        "-c",
+        "while [ ! -e go ]; do sleep 0.05; done",
+    ]);
+    let mut job = job.spawn().expect("spawn");
+    let db = env.store.join("lineage.db");
+    let start = std::time::Instant::now();
+    loop {
+        let c = rusqlite::Connection::open(&db).expect("db");
+        let n: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM runs WHERE status = 'running'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        if n == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the job never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let file = env.path("sel.lineage");
+    let out = env.cmd([
+        "bundle",
+        "export",
+        "model.bin",
+        "-o",
+        &file.display().to_string(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 run still running left out"),
+        "{}",
+        stderr(&out)
+    );
+    let store = env.work.parent().expect("root").join("sel-store");
+    ok(at(
+        &env,
+        &store,
+        &["bundle", "import", &file.display().to_string()],
+    ));
+    let list: Value =
+        serde_json::from_str(&ok(at(&env, &store, &["list", "--json"]))).expect("json");
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert!(
+        ids.contains(&prepare.as_str()) && ids.contains(&train.as_str()),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.contains(&unrelated.as_str()),
+        "not in model.bin's ancestry"
+    );
+
+    let out = env.cmd([
+        "bundle",
+        "export",
+        "--since",
+        "2999-01-01",
+        "-o",
+        &env.path("none.lineage").display().to_string(),
+    ]);
+    assert_eq!(code(&out), 0);
+    assert!(stderr(&out).contains("bundled 0 runs"), "{}", stderr(&out));
+    let out = env.cmd([
+        "bundle",
+        "export",
+        "--since",
+        "last tuesday",
+        "-o",
+        "x.lineage",
+    ]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("is not a date"), "{}", stderr(&out));
+    std::fs::write(env.path("go"), "").expect("go");
+    assert!(job.wait().expect("wait").success());
+}
+
+#[test]
+fn a_bad_bundle_is_refused_and_the_store_is_untouched() {
+    let env = Env::new();
+    pipeline(&env);
+    let before = counts(&env.store);
+    let junk = env.write("junk.lineage", "not a bundle at all");
+    let out = env.cmd(["bundle", "import", &junk.display().to_string()]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("is not a lineage bundle"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.cmd(["bundle", "import", "missing.lineage"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+
+    // A bundle from a newer lineage.
+    let other = Env::new();
+    other.init_repo();
+    other.record(&["--", "true"]);
+    let newer = other.path("newer.lineage");
+    ok(other.cmd(["bundle", "export", "-o", &newer.display().to_string()]));
+    let c = rusqlite::Connection::open(&newer).expect("open");
+    c.pragma_update(None, "user_version", 999).expect("bump");
+    drop(c);
+    let out = env.cmd(["bundle", "import", &newer.display().to_string()]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("newer lineage"), "{}", stderr(&out));
+
+    // A bundle whose rows do not fit together (an edge of a run it lacks): nothing lands.
+    let broken = other.path("broken.lineage");
+    ok(other.cmd(["bundle", "export", "-o", &broken.display().to_string()]));
+    let c = rusqlite::Connection::open(&broken).expect("open");
+    c.pragma_update(None, "foreign_keys", "OFF").expect("pragma");
+    c.execute(
+        "INSERT INTO edges (run_id, role, position, artifact, path, abs_path) \
+         VALUES ('no-such-run', 'input', 0, NULL, 'x', '/x')",
+        [],
+    )
+    .expect("insert");
+    drop(c);
+    let out = env.cmd(["bundle", "import", &broken.display().to_string()]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).lines().filter(|l| l.contains("error")).count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        counts(&env.store),
+        before,
+        "a refused import left rows behind"
+    );
+}
