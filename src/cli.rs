@@ -49,6 +49,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Carry runs between stores as a file: `bundle export > runs.lineage`, `bundle import`.
     Bundle(BundleArgs),
+    /// Send this store's runs to a team store (PostgreSQL).
+    Push(SyncArgs),
+    /// Fetch a team store's new runs into this store.
+    Pull(SyncArgs),
     /// List recorded runs, newest first.
     #[command(visible_alias = "log")]
     List(ListArgs),
@@ -279,6 +283,14 @@ pub struct ExportArgs {
     /// Take TARGET as a path.
     #[arg(long)]
     pub path: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The team store, postgres://USER@HOST[:PORT]/DATABASE (password from PGPASSWORD or
+    /// ~/.pgpass); default: LINEAGE_TEAM_STORE, then `team_store` in the settings files.
+    #[arg(value_name = "URL", env = "LINEAGE_TEAM_STORE")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Args)]

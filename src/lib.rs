@@ -33,10 +33,14 @@ pub fn run(cli: Cli) -> u8 {
     child::ignore_file_size_signal();
     let launches = matches!(cli.command, Command::Run(_) | Command::Rerun(_));
     let mut from_settings = None;
+    let mut team_store = None;
     if !matches!(cli.command, Command::Completions(_) | Command::Man(_)) {
         let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
         match settings::init(&cwd) {
-            Ok(s) => from_settings = s.store.clone(),
+            Ok(s) => {
+                from_settings = s.store.clone();
+                team_store = s.team_store.clone();
+            }
             Err(e) => {
                 report_error(&anyhow::Error::new(e));
                 return if launches {
@@ -47,13 +51,31 @@ pub fn run(cli: Cli) -> u8 {
             }
         }
     }
-    // --store and LINEAGE_STORE, then the settings files, then the default.
-    let store_dir = match cli
-        .store
-        .clone()
-        .or(from_settings)
-        .map_or_else(store::default_dir, Ok)
+    // --store and LINEAGE_STORE, then the settings files, then the default. A postgres://
+    // URL names a team store: this machine works in its replica and syncs with it.
+    let chosen = cli.store.clone().or(from_settings);
+    let remote = match chosen
+        .as_ref()
+        .and_then(|p| p.to_str())
+        .filter(|s| store::pg::is_url(s))
     {
+        None => None,
+        Some(url) => match store::pg::Remote::parse(url) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                report_error(&e);
+                return if launches {
+                    code::CANNOT_LAUNCH
+                } else {
+                    code::FAILURE
+                };
+            }
+        },
+    };
+    let store_dir = match remote.as_ref().map_or_else(
+        || chosen.map_or_else(store::default_dir, Ok),
+        store::pg::Remote::replica_dir,
+    ) {
         Ok(dir) => dir,
         Err(e) => {
             report_error(&e);
@@ -65,9 +87,47 @@ pub fn run(cli: Cli) -> u8 {
     };
     let _ = STORE_DIR.set(store_dir.clone());
     let color = output::use_color(cli.color);
+    if let Some(r) = &remote {
+        let reads = !matches!(
+            cli.command,
+            Command::Run(_)
+                | Command::Completions(_)
+                | Command::Man(_)
+                | Command::Push(_)
+                | Command::Pull(_)
+                | Command::Bundle(cli::BundleArgs {
+                    command: cli::BundleCommand::Import(_)
+                })
+        );
+        if reads {
+            commands::sync::before(r, &store_dir);
+        }
+    }
+    let writes = matches!(
+        cli.command,
+        Command::Run(_)
+            | Command::Rerun(_)
+            | Command::Bundle(cli::BundleArgs {
+                command: cli::BundleCommand::Import(_)
+            })
+    );
     let result = match cli.command {
-        Command::Run(args) => return commands::run::run(args, &store_dir),
-        Command::Rerun(args) => return commands::rerun::rerun(args, &store_dir),
+        Command::Run(args) => {
+            let code = commands::run::run(args, &store_dir);
+            if let Some(r) = remote.as_ref().filter(|_| writes) {
+                commands::sync::deliver(r, &store_dir);
+            }
+            return code;
+        }
+        Command::Rerun(args) => {
+            let code = commands::rerun::rerun(args, &store_dir);
+            if let Some(r) = remote.as_ref().filter(|_| writes) {
+                commands::sync::deliver(r, &store_dir);
+            }
+            return code;
+        }
+        Command::Push(args) => commands::sync::push(args, &store_dir, remote.as_ref(), team_store),
+        Command::Pull(args) => commands::sync::pull(args, &store_dir, remote.as_ref(), team_store),
         Command::Show(args) => commands::show::show(args, &store_dir, color),
         Command::List(args) => commands::list::list(args, &store_dir, color),
         Command::Diff(args) => commands::diff::diff(args, &store_dir, color),
@@ -77,6 +137,12 @@ pub fn run(cli: Cli) -> u8 {
         Command::Completions(args) => commands::docs::completions(args.shell),
         Command::Man(args) => commands::docs::man(args.command.as_deref()),
     };
+    if result.is_ok()
+        && writes
+        && let Some(r) = &remote
+    {
+        commands::sync::deliver(r, &store_dir);
+    }
     match result {
         Ok(()) => 0,
         Err(e) => {

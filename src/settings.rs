@@ -29,6 +29,7 @@ pub const REPO_FILE: &str = "lineage.toml";
 #[serde(deny_unknown_fields)]
 struct File {
     store: Option<String>,
+    team_store: Option<String>,
     #[serde(default)]
     env: EnvSection,
     #[serde(default)]
@@ -64,8 +65,11 @@ struct CaptureSection {
 pub struct Settings {
     /// Files read, lowest precedence first.
     pub files: Vec<PathBuf>,
-    /// The store directory a file names (relative paths resolved against that file).
+    /// The store directory a file names (relative paths resolved against that file), or a
+    /// postgres:// URL.
     pub store: Option<PathBuf>,
+    /// The team store `lineage push` and `pull` use by default.
+    pub team_store: Option<String>,
     pub env_allow: Vec<String>,
     pub env_deny: Vec<String>,
     /// Regexes whose matches are secrets wherever they appear.
@@ -78,6 +82,7 @@ impl Default for Settings {
         Settings {
             files: Vec::new(),
             store: None,
+            team_store: None,
             env_allow: Vec::new(),
             env_deny: Vec::new(),
             redact_values: Vec::new(),
@@ -162,6 +167,9 @@ pub fn load(user: Option<&Path>, repo: Option<&Path>) -> Result<Settings, BadFil
                 )
             })?;
         }
+        if let Some(url) = file.team_store {
+            s.team_store = Some(url);
+        }
         if let Some(store) = file.store {
             s.store = Some(resolve(path, &store));
         }
@@ -185,6 +193,9 @@ fn bad(path: &Path, reason: String) -> BadFile {
 
 /// `~/x` from the home directory, a relative path from the file's directory.
 fn resolve(file: &Path, value: &str) -> PathBuf {
+    if crate::store::pg::is_url(value) {
+        return PathBuf::from(value);
+    }
     if let Some(rest) = value.strip_prefix("~/")
         && let Some(home) = std::env::var_os("HOME")
     {

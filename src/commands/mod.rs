@@ -10,6 +10,7 @@ pub mod list;
 pub mod rerun;
 pub mod run;
 pub mod show;
+pub mod sync;
 
 use std::path::Path;
 

@@ -22,7 +22,7 @@ use super::{MIGRATIONS, Store};
 pub const FORMAT: &str = "lineage-bundle";
 
 /// Tables copied, parents before children.
-const TABLES: &[&str] = &[
+pub(crate) const TABLES: &[&str] = &[
     "artifacts",
     "dir_entries",
     "runs",
@@ -59,7 +59,7 @@ impl Counts {
 }
 
 /// Create the store schema in a fresh database file.
-fn create(path: &Path) -> Result<Connection> {
+pub(crate) fn create(path: &Path) -> Result<Connection> {
     // User-only, like the store: who gets a copy is the user's choice.
     std::fs::OpenOptions::new()
         .write(true)

@@ -29,6 +29,8 @@ const TABLES: &[&str] = &[
     "params",
     "blobs",
     "extra_digests",
+    "pushed",
+    "pulled",
 ];
 
 pub fn check(dir: &Path) -> Report {

@@ -17,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 pub mod bundle;
 pub mod doctor;
 pub mod graph;
+pub mod pg;
 
 use crate::error::Error;
 use crate::model::{
@@ -33,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_input_sizes.sql"),
     include_str!("migrations/0006_pending_manifests.sql"),
     include_str!("migrations/0007_extra_digests.sql"),
+    include_str!("migrations/0008_sync.sql"),
 ];
 
 /// Manifest entries held in memory while a run is prepared; beyond this many, they spill to
@@ -808,6 +810,72 @@ impl Store {
     }
 
     /// The bytes of a blob, if stored.
+    /// Finished runs a team store does not have yet, oldest first.
+    pub fn unpushed(&self, remote: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM runs WHERE status != 'running'
+             AND id NOT IN (SELECT run_id FROM pushed WHERE remote = ?1) ORDER BY started_at",
+        )?;
+        let ids = stmt
+            .query_map([remote], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+
+    /// Remember that a team store holds these runs.
+    pub fn mark_pushed(&self, remote: &str, ids: &[String]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO pushed VALUES (?1, ?2)")?;
+            for id in ids {
+                stmt.execute(params![remote, id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The last server arrival (`runs.seq`) received from a team store.
+    pub fn pulled_seq(&self, remote: &str) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT seq FROM pulled WHERE remote = ?1", [remote], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    pub fn set_pulled_seq(&self, remote: &str, seq: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO pulled VALUES (?1, ?2) ON CONFLICT (remote) DO UPDATE SET seq = excluded.seq",
+            params![remote, seq],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the manifest of a directory (by hex hash) is here.
+    pub fn has_manifest(&self, dir_hex: &str) -> bool {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM dir_entries WHERE dir_hash = ?1)",
+                [dir_hex],
+                |r| r.get(0),
+            )
+            .unwrap_or(false)
+    }
+
+    /// Whether a blob (by hex hash) is here.
+    pub fn has_blob(&self, hex: &str) -> bool {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM blobs WHERE hash = ?1)",
+                [hex],
+                |r| r.get(0),
+            )
+            .unwrap_or(false)
+    }
+
     /// A digest other than BLAKE3 (`sha256`, `dirHash`) known for an artifact.
     pub fn extra_digest(&self, hash: &Hash, algorithm: &str) -> Result<Option<String>> {
         Ok(self

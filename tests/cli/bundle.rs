@@ -343,7 +343,8 @@ fn a_bad_bundle_is_refused_and_the_store_is_untouched() {
     let broken = other.path("broken.lineage");
     ok(other.cmd(["bundle", "export", "-o", &broken.display().to_string()]));
     let c = rusqlite::Connection::open(&broken).expect("open");
-    c.pragma_update(None, "foreign_keys", "OFF").expect("pragma");
+    c.pragma_update(None, "foreign_keys", "OFF")
+        .expect("pragma");
     c.execute(
         "INSERT INTO edges (run_id, role, position, artifact, path, abs_path) \
          VALUES ('no-such-run', 'input', 0, NULL, 'x', '/x')",

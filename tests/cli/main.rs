@@ -16,4 +16,5 @@ mod run;
 mod secrets;
 mod settings;
 mod show;
+mod team;
 mod util;

@@ -214,3 +214,206 @@ pub fn wait_for(path: &Path) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A throwaway PostgreSQL server for one test: Debian's binaries, initdb into a temporary
+/// directory (as the `postgres` user when the tests run as root), 127.0.0.1 only, password
+/// authentication over TCP. None, with a note, when the binaries are missing, unless
+/// LINEAGE_REQUIRE_POSTGRES is set (.ci/run sets it), which makes that a failure.
+pub struct PgServer {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    pub password: String,
+    as_postgres: bool,
+}
+
+impl PgServer {
+    pub fn start() -> Option<PgServer> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| {
+                let mut v: Vec<PathBuf> = d
+                    .filter_map(Result::ok)
+                    .map(|e| e.path().join("bin"))
+                    .collect();
+                v.sort();
+                v.pop()
+            })
+            .filter(|b| b.join("initdb").exists());
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var_os("LINEAGE_REQUIRE_POSTGRES").is_none(),
+                "LINEAGE_REQUIRE_POSTGRES is set but no PostgreSQL server is installed"
+            );
+            eprintln!("note: PostgreSQL tests skipped: apt-get install postgresql");
+            return None;
+        };
+        let dir = PathBuf::from(format!("/tmp/lineage-pgtest-{}", uuid_like()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let as_postgres = nix_is_root();
+        if as_postgres {
+            let status = Command::new("chown")
+                .arg("postgres")
+                .arg(&dir)
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        let password = format!("pw-{}", uuid_like());
+        let pwfile = dir.join("pwfile");
+        std::fs::write(&pwfile, format!("{password}\n")).expect("pwfile");
+        std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let server = PgServer {
+            dir,
+            bin,
+            port,
+            password,
+            as_postgres,
+        };
+        let out = server
+            .tool("initdb")
+            .arg("-D")
+            .arg(server.dir.join("data"))
+            .args([
+                "-U",
+                "lineage_admin",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .output()
+            .expect("initdb");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_file(&pwfile);
+        server.start_again();
+        Some(server)
+    }
+
+    fn tool(&self, name: &str) -> Command {
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(name));
+            c
+        } else {
+            Command::new(self.bin.join(name))
+        };
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Start (again, after `stop`), on the same port and data.
+    pub fn start_again(&self) {
+        let out = self
+            .tool("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .arg("-w")
+            .arg("-o")
+            .arg(format!(
+                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
+                self.port,
+                self.dir.display()
+            ))
+            .arg("start")
+            .output()
+            .expect("pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stop the server at once, as a crash or a network cut would look to clients.
+    pub fn stop(&self) {
+        let _ = self
+            .tool("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+
+    /// A superuser URL for a database (`postgres`, or one made by `database`).
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://lineage_admin:{}@127.0.0.1:{}/{db}",
+            self.password, self.port
+        )
+    }
+
+    /// The URL without the password, as the tests' users would write it with ~/.pgpass.
+    pub fn url_without_password(&self, db: &str) -> String {
+        format!("postgres://lineage_admin@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// None when the server answers a query, Some(()) never: Some would mean up.
+    pub fn sql_if_up(&self, db: &str) -> Option<()> {
+        postgres::Client::connect(&self.url(db), postgres::NoTls)
+            .ok()
+            .map(|_| ())
+    }
+
+    /// A new, empty database; returns its name.
+    pub fn database(&self) -> String {
+        let name = format!("t_{}", uuid_like());
+        self.sql("postgres", &format!("CREATE DATABASE {name}"));
+        name
+    }
+
+    /// Run SQL as the superuser; rows as text.
+    pub fn sql(&self, db: &str, sql: &str) -> Vec<Vec<String>> {
+        let mut client =
+            postgres::Client::connect(&self.url(db), postgres::NoTls).expect("connect as admin");
+        client
+            .simple_query(sql)
+            .expect("sql")
+            .into_iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("").to_string())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// 16 random hex digits.
+pub fn uuid_like() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut bytes)
+    });
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,101 @@
+//! Syncing with a team store (PostgreSQL): `lineage push` / `pull`, and what every command
+//! does when `LINEAGE_STORE` is a postgres:// URL (deliver the spooled runs and fetch the new
+//! ones before reading; deliver after recording). A server that cannot be reached is a
+//! warning: the command goes on with this machine's replica, and nothing is lost.
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+
+use crate::cli::SyncArgs;
+use crate::store::Store;
+use crate::store::pg::Remote;
+
+/// Before a command that reads: deliver what waits, fetch what is new.
+pub fn before(remote: &Remote, replica: &Path) {
+    let Ok(mut store) = super::open_store(replica) else {
+        return; // the command itself reports why the store cannot open
+    };
+    let done = remote.push(&store).and_then(|_| remote.pull(&mut store));
+    if let Err(e) = done {
+        warn_offline(&store, remote, &e);
+    }
+}
+
+/// After a command that recorded runs: deliver them now, or leave them spooled.
+pub fn deliver(remote: &Remote, replica: &Path) {
+    let Ok(store) = super::open_store(replica) else {
+        return;
+    };
+    if let Err(e) = remote.push(&store) {
+        warn_offline(&store, remote, &e);
+    }
+}
+
+fn warn_offline(store: &Store, remote: &Remote, e: &anyhow::Error) {
+    let waiting = store.unpushed(&remote.name).map_or(0, |ids| ids.len());
+    eprintln!("lineage: warning: {e:#}");
+    if waiting > 0 {
+        eprintln!(
+            "lineage: warning: {waiting} run{} kept in {} until {} can be reached: the next \
+             lineage command that reaches it delivers them",
+            if waiting == 1 { "" } else { "s" },
+            store.dir().display(),
+            remote.name
+        );
+    } else {
+        eprintln!(
+            "lineage: warning: working from this machine's copy of {}, which may lack recent runs",
+            remote.name
+        );
+    }
+}
+
+fn target(args: SyncArgs, current: Option<&Remote>, team: Option<String>) -> Result<Remote> {
+    match args.url.or(team) {
+        Some(url) => Remote::parse(&url),
+        None => match current {
+            Some(r) => Ok(r.clone()),
+            None => Err(anyhow!(
+                "no team store given: pass postgres://USER@HOST/DATABASE, or set \
+                 LINEAGE_TEAM_STORE or team_store in lineage.toml"
+            )),
+        },
+    }
+}
+
+pub fn push(
+    args: SyncArgs,
+    store_dir: &Path,
+    current: Option<&Remote>,
+    team: Option<String>,
+) -> Result<()> {
+    let remote = target(args, current, team)?;
+    let store = super::open_store(store_dir)?;
+    // Asked for explicitly: check the server even when nothing waits.
+    remote.connect()?;
+    let n = remote.push(&store)?;
+    eprintln!(
+        "lineage: delivered {n} run{} to {}",
+        if n == 1 { "" } else { "s" },
+        remote.name
+    );
+    Ok(())
+}
+
+pub fn pull(
+    args: SyncArgs,
+    store_dir: &Path,
+    current: Option<&Remote>,
+    team: Option<String>,
+) -> Result<()> {
+    let remote = target(args, current, team)?;
+    let mut store = super::open_store(store_dir)?;
+    let n = remote.pull(&mut store)?;
+    eprintln!(
+        "lineage: received {n} run{} from {}",
+        if n == 1 { "" } else { "s" },
+        remote.name
+    );
+    Ok(())
+}
