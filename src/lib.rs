@@ -95,6 +95,7 @@ pub fn run(cli: Cli) -> u8 {
                 | Command::Man(_)
                 | Command::Push(_)
                 | Command::Pull(_)
+                | Command::Doctor(cli::DoctorArgs { secrets: true, .. })
                 | Command::Bundle(cli::BundleArgs {
                     command: cli::BundleCommand::Import(_)
                 })

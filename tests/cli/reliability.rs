@@ -308,6 +308,12 @@ fn a_store_that_cannot_grow_while_recording_leaves_the_job_and_the_store_intact(
 fn an_input_of_a_million_files_is_hashed_in_bounded_memory() {
     // 1,000 directories of 1,000 empty files (no data blocks, only inodes).
     let env = Env::new();
+    if env.team.is_some() {
+        // Hashing does not depend on the backend: the SQLite run of the suite covers it, and
+        // delivering a million-entry manifest would only time the test server.
+        eprintln!("note: skipped with the PostgreSQL backend");
+        return;
+    }
     let root = env.path("million");
     for d in 0..1000 {
         let dir = root.join(format!("d{d:03}"));

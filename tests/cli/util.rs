@@ -11,8 +11,29 @@ use serde_json::Value;
 pub struct Env {
     _root: tempfile::TempDir,
     pub work: PathBuf,
+    /// The store directory (with the PostgreSQL backend: the replica of the team store).
     pub store: PathBuf,
     pub home: PathBuf,
+    /// With LINEAGE_TEST_BACKEND=postgres: the team store every command records into.
+    pub team: Option<String>,
+}
+
+/// The whole suite runs against PostgreSQL when LINEAGE_TEST_BACKEND=postgres, on the server
+/// LINEAGE_TEST_POSTGRES names (scripts/with-postgres.sh starts one): one database per test.
+pub fn postgres_backend() -> Option<String> {
+    if std::env::var("LINEAGE_TEST_BACKEND").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let admin = std::env::var("LINEAGE_TEST_POSTGRES").expect(
+        "LINEAGE_TEST_BACKEND=postgres needs LINEAGE_TEST_POSTGRES (scripts/with-postgres.sh)",
+    );
+    let name = format!("t_{}", uuid_like());
+    let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("connect as admin");
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let base = admin.rsplit_once('/').expect("a database in the URL").0;
+    Some(format!("{base}/{name}"))
 }
 
 impl Env {
@@ -32,6 +53,7 @@ impl Env {
             _root: root,
             work,
             home,
+            team: postgres_backend(),
         }
     }
 
@@ -55,7 +77,13 @@ impl Env {
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))
-            .env("LINEAGE_STORE", &self.store)
+            .env(
+                "LINEAGE_STORE",
+                self.team
+                    .as_deref()
+                    .map_or(self.store.as_os_str(), std::ffi::OsStr::new),
+            )
+            .env("LINEAGE_REPLICA", &self.store)
             .env_remove("LINEAGE_OWNER")
             .env_remove("CUDA_VISIBLE_DEVICES")
             .env_remove("SLURM_JOB_ID")
