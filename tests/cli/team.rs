@@ -345,3 +345,118 @@ fn a_bundle_imported_into_postgres_shows_the_same_ancestry() {
         assert_eq!(stdout(&env.cmd(args)), stdout(&theirs), "{args:?}");
     }
 }
+
+#[test]
+fn the_documented_roles_suffice_and_no_superuser_is_needed() {
+    let Some(pg) = PgServer::start() else { return };
+    // docs/team-store.md, "Setting up the server", verbatim but for the passwords.
+    for statement in [
+        "CREATE ROLE lineage_owner LOGIN PASSWORD 'owner-pw'",
+        "CREATE ROLE lineage_writer LOGIN PASSWORD 'writer-pw'",
+        "CREATE ROLE lineage_reader LOGIN PASSWORD 'reader-pw'",
+        "CREATE DATABASE lineage OWNER lineage_owner",
+    ] {
+        pg.sql("postgres", statement);
+    }
+    let port = pg
+        .url("x")
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .split('/')
+        .next()
+        .expect("port")
+        .to_string();
+    let url = |role: &str, pw: &str| format!("postgres://{role}:{pw}@127.0.0.1:{port}/lineage");
+    let env = Env::new();
+    env.init_repo();
+    // The owner's first command creates the schema; then the grants.
+    let out = team(
+        &env,
+        &url("lineage_owner", "owner-pw"),
+        &replica(&env, "owner"),
+        &["list"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let mut owner = postgres::Client::connect(&url("lineage_owner", "owner-pw"), postgres::NoTls)
+        .expect("owner");
+    owner
+        .batch_execute(
+            "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO lineage_writer;
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO lineage_writer;
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO lineage_reader;",
+        )
+        .expect("grants");
+    // A writer records; a reader reads it; the reader cannot write, and its job still runs.
+    env.write("in.txt", "x\n");
+    let writer = replica(&env, "writer");
+    let out = team(
+        &env,
+        &url("lineage_writer", "writer-pw"),
+        &writer,
+        &[
+            "run", "-q", "-i", "in.txt", "-o", "out.txt", "--", "cp", "in.txt", "out.txt",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("warning"),
+        "a writer needs nothing more: {}",
+        stderr(&out)
+    );
+    let reader = replica(&env, "reader");
+    let out = team(
+        &env,
+        &url("lineage_reader", "reader-pw"),
+        &reader,
+        &["show", "out.txt", "--format", "json"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let out = team(
+        &env,
+        &url("lineage_reader", "reader-pw"),
+        &reader,
+        &["run", "-q", "--", "sh", "-c", "exit 7"],
+    );
+    assert_eq!(code(&out), 7, "the job's own exit code");
+    assert!(
+        stderr(&out).contains("permission denied") && stderr(&out).contains("1 run kept in"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("reader-pw"));
+    assert_eq!(pg.sql("lineage", "SELECT COUNT(*) FROM runs")[0][0], "1");
+}
+
+#[test]
+fn a_server_that_requires_tls_is_reached_over_verified_tls() {
+    let Some(pg) = PgServer::start() else { return };
+    let db = pg.database();
+    let ca = pg.require_tls();
+    let env = Env::new();
+    env.init_repo();
+    let rep = replica(&env, "tls");
+    let url = format!("{}?sslmode=require", pg.url(&db));
+    // Without the private CA the certificate cannot be verified: refused, one line.
+    let out = team(&env, &url, &rep, &["run", "-q", "--", "true"]);
+    assert_eq!(code(&out), 0, "the job runs regardless");
+    assert!(
+        stderr(&out).contains("cannot reach the team store"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains(&pg.password));
+    // With it (PGSSLROOTCERT, as libpq), the spooled run and a new one arrive encrypted.
+    let mut cmd = env.lineage();
+    cmd.env("LINEAGE_STORE", &url)
+        .env("LINEAGE_REPLICA", &rep)
+        .env("PGSSLROOTCERT", &ca)
+        .args(["run", "-q", "--", "true"]);
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 0);
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    // The server refuses plaintext (hostnossl ... reject), so arriving proves TLS.
+    assert_eq!(pg.sql_tls(&db, &ca, "SELECT COUNT(*) FROM runs"), "2");
+}

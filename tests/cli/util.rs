@@ -364,6 +364,102 @@ impl PgServer {
         );
     }
 
+    /// Turn TLS on and refuse connections without it: a CA and a server certificate for
+    /// 127.0.0.1 made with `openssl`. Returns the CA certificate's path.
+    pub fn require_tls(&self) -> PathBuf {
+        let tls = self.dir.join("tls");
+        std::fs::create_dir_all(&tls).expect("mkdir");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&tls)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=lineage test CA",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(tls.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            tls.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod");
+        std::fs::set_permissions(&tls, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        if self.as_postgres {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&tls)
+                .status()
+                .expect("chown");
+            assert!(ok.success());
+        }
+        let data = self.dir.join("data");
+        let conf = format!(
+            "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            tls.join("server.crt").display(),
+            tls.join("server.key").display()
+        );
+        let mut pgconf = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
+        pgconf.push_str(&conf);
+        std::fs::write(data.join("postgresql.conf"), pgconf).expect("conf");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("hba");
+        self.stop();
+        self.start_again();
+        tls.join("ca.crt")
+    }
+
     /// Stop the server at once, as a crash or a network cut would look to clients.
     pub fn stop(&self) {
         let _ = self
@@ -392,6 +488,32 @@ impl PgServer {
         postgres::Client::connect(&self.url(db), postgres::NoTls)
             .ok()
             .map(|_| ())
+    }
+
+    /// One value, over the unix socket (allowed without TLS by the test's pg_hba).
+    pub fn sql_tls(&self, db: &str, _ca: &Path, sql: &str) -> String {
+        let out = self
+            .tool("psql")
+            .args(["-h"])
+            .arg(&self.dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "lineage_admin",
+                "-d",
+                db,
+                "-Atc",
+                sql,
+            ])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// A new, empty database; returns its name.
