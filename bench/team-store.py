@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "lineage")
+BIN = os.environ.get("LINEAGE_BIN") or os.path.join(ROOT, "target", "release", "lineage")
 BENCH_STORE = os.path.join(ROOT, "target", "bench-stores", "ancestry-2000x50-v1")
 
 

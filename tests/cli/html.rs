@@ -145,6 +145,11 @@ fn html_picture_is_self_contained_and_renders_every_node_in_chromium() {
 #[test]
 fn a_long_ancestry_starts_folded_six_runs_out() {
     let env = Env::new();
+    if env.team.is_some() {
+        // The page does not depend on the backend; 110 deliveries would only slow the suite.
+        eprintln!("note: skipped with the PostgreSQL backend");
+        return;
+    }
     env.init_repo();
     env.write("s0", "0\n");
     // 110 runs in a chain: 221 nodes, past the 200 at which the page folds.
