@@ -58,6 +58,9 @@ fn export(args: BundleExportArgs, store_dir: &Path) -> Result<()> {
     let result = store.export_bundle(&tmp, &sel).and_then(|counts| {
         match &final_path {
             Some(p) => {
+                std::fs::File::open(&tmp)
+                    .and_then(|f| f.sync_all())
+                    .with_context(|| format!("writing {}", p.display()))?;
                 std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?
             }
             None => {

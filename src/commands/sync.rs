@@ -33,7 +33,7 @@ pub fn deliver(remote: &Remote, replica: &Path) {
 }
 
 fn warn_offline(store: &Store, remote: &Remote, e: &anyhow::Error) {
-    let waiting = store.unpushed(&remote.name).map_or(0, |ids| ids.len());
+    let waiting = store.pending_push(&remote.name).map_or(0, |p| p.ids.len());
     eprintln!("lineage: warning: {e:#}");
     if waiting > 0 {
         eprintln!(

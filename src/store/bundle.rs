@@ -66,15 +66,20 @@ pub(crate) fn create(path: &Path) -> Result<Connection> {
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    let conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "DELETE")?;
-    for (i, sql) in MIGRATIONS.iter().enumerate() {
-        conn.execute_batch(sql)?;
-        conn.pragma_update(None, "user_version", (i + 1) as i64)?;
+    let mut conn = Connection::open(path)?;
+    // A file nobody reads until it is complete (callers rename it into place after syncing
+    // it, or throw it away): no journal, no syncs while it fills.
+    conn.pragma_update(None, "journal_mode", "OFF")?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    let tx = conn.transaction()?;
+    for sql in MIGRATIONS {
+        tx.execute_batch(sql)?;
     }
-    conn.execute_batch(
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    tx.execute_batch(
         "CREATE TABLE bundle_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)",
     )?;
+    tx.commit()?;
     Ok(conn)
 }
 
@@ -96,6 +101,7 @@ impl Store {
 
         let conn = &self.conn;
         conn.execute("ATTACH DATABASE ?1 AS bundle", [path.display().to_string()])?;
+        conn.execute_batch("PRAGMA bundle.journal_mode = OFF; PRAGMA bundle.synchronous = OFF;")?;
         let result = (|| -> Result<Counts> {
             let tx = conn.unchecked_transaction()?;
             tx.pragma_update(None, "defer_foreign_keys", "ON")?;

@@ -128,11 +128,16 @@ impl Remote {
 
     /// Deliver this store's finished runs the server does not have yet. Returns how many.
     pub fn push(&self, store: &Store) -> Result<usize> {
-        let ids = store.unpushed(&self.name)?;
-        if ids.is_empty() {
+        let pending = store.pending_push(&self.name)?;
+        crate::timing::mark("team store: runs to deliver listed");
+        if pending.ids.is_empty() {
+            store.push_done(&self.name, &pending)?;
             return Ok(0);
         }
+        let ids = &pending.ids;
         let mut client = self.connect()?;
+        crate::timing::mark("team store: connected");
+        let kinds = all_kinds(&mut client)?;
         let mut sent = 0;
         for chunk in ids.chunks(500) {
             let tmp = scratch("push");
@@ -144,22 +149,27 @@ impl Remote {
                         runs: Some(chunk.to_vec()),
                     },
                 )?;
+                crate::timing::mark("team store: bundle written");
                 let bundle = rusqlite::Connection::open_with_flags(
                     &tmp.0,
                     OpenFlags::SQLITE_OPEN_READ_ONLY,
                 )?;
                 let mut tx = client.transaction()?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PUSH_LOCK])?;
+                crate::timing::mark("team store: lock taken");
                 for table in TABLES {
-                    upload(&bundle, &mut tx, table)?;
+                    upload(&bundle, &mut tx, table, &kinds)?;
                 }
+                crate::timing::mark("team store: rows sent");
                 tx.commit()?;
+                crate::timing::mark("team store: committed");
                 Ok(())
             })();
             result.map_err(|e| anyhow!("delivering runs to {}: {}", self.name, chain(&e)))?;
             store.mark_pushed(&self.name, chunk)?;
             sent += chunk.len();
         }
+        store.push_done(&self.name, &pending)?;
         Ok(sent)
     }
 
@@ -314,25 +324,27 @@ enum Kind {
     Bytes,
 }
 
-fn kinds(tx: &mut impl postgres::GenericClient, table: &str) -> Result<Vec<(String, Kind)>> {
-    let rows = tx.query(
-        "SELECT column_name::text, data_type::text FROM information_schema.columns
-         WHERE table_name = $1 AND table_schema = current_schema() ORDER BY ordinal_position",
-        &[&table],
+/// Every table's columns and their kinds, in one query.
+type Kinds = std::collections::HashMap<String, Vec<(String, Kind)>>;
+
+fn all_kinds(client: &mut impl postgres::GenericClient) -> Result<Kinds> {
+    let rows = client.query(
+        "SELECT table_name::text, column_name::text, data_type::text
+         FROM information_schema.columns
+         WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+        &[],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let name: String = r.get(0);
-            let ty: String = r.get(1);
-            let kind = match ty.as_str() {
-                "bigint" | "integer" | "smallint" => Kind::Int,
-                "bytea" => Kind::Bytes,
-                _ => Kind::Text,
-            };
-            (name, kind)
-        })
-        .collect())
+    let mut out = Kinds::new();
+    for r in &rows {
+        let ty: String = r.get(2);
+        let kind = match ty.as_str() {
+            "bigint" | "integer" | "smallint" => Kind::Int,
+            "bytea" => Kind::Bytes,
+            _ => Kind::Text,
+        };
+        out.entry(r.get(0)).or_default().push((r.get(1), kind));
+    }
+    Ok(out)
 }
 
 /// One SQLite value as a parameter of the column's PostgreSQL type.
@@ -358,8 +370,9 @@ fn upload(
     bundle: &rusqlite::Connection,
     tx: &mut postgres::Transaction,
     table: &str,
+    kinds: &Kinds,
 ) -> Result<()> {
-    let server = kinds(tx, table)?;
+    let server = kinds.get(table).cloned().unwrap_or_default();
     let mut stmt = bundle.prepare(&format!("SELECT * FROM {table}"))?;
     let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
     // Columns both sides have (the server's `seq` is its own).
@@ -466,13 +479,14 @@ fn download(
         [bundle::FORMAT],
     )?;
     bundle.pragma_update(None, "foreign_keys", "OFF")?;
+    let all = all_kinds(client)?;
     let tx = bundle.unchecked_transaction()?;
     let copy = |client: &mut postgres::Client,
                 table: &str,
                 filter: &str,
                 arg: &(dyn ToSql + Sync)|
      -> Result<usize> {
-        let kinds = kinds(client, table)?;
+        let kinds = all.get(table).cloned().unwrap_or_default();
         let local: Vec<String> = {
             let s = tx.prepare(&format!("SELECT * FROM {table} LIMIT 0"))?;
             s.column_names().iter().map(|c| c.to_string()).collect()
