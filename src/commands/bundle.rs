@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::{BundleArgs, BundleCommand, BundleExportArgs, BundleImportArgs};
 use crate::output::graph::Direction;
-use crate::store::bundle::{Counts, Selection};
+use crate::store::bundle::{Counts, Scratch, Selection};
 
 pub fn bundle(args: BundleArgs, store_dir: &Path) -> Result<()> {
     match args.command {
@@ -54,17 +54,18 @@ fn export(args: BundleExportArgs, store_dir: &Path) -> Result<()> {
         ),
         None => (std::env::temp_dir(), None),
     };
-    let tmp = dir.join(format!(".lineage-bundle-{}.tmp", uuid::Uuid::now_v7()));
-    let result = store.export_bundle(&tmp, &sel).and_then(|counts| {
+    let scratch = Scratch::new(&dir, "bundle");
+    let tmp = &scratch.0;
+    let result = store.export_bundle(tmp, &sel).and_then(|counts| {
         match &final_path {
             Some(p) => {
-                std::fs::File::open(&tmp)
+                std::fs::File::open(tmp)
                     .and_then(|f| f.sync_all())
                     .with_context(|| format!("writing {}", p.display()))?;
-                std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?
+                std::fs::rename(tmp, p).with_context(|| format!("writing {}", p.display()))?
             }
             None => {
-                let mut f = std::fs::File::open(&tmp)?;
+                let mut f = std::fs::File::open(tmp)?;
                 let mut out = std::io::stdout().lock();
                 std::io::copy(&mut f, &mut out).context("writing the bundle to stdout")?;
                 out.flush()?;
@@ -72,7 +73,6 @@ fn export(args: BundleExportArgs, store_dir: &Path) -> Result<()> {
         }
         Ok(counts)
     });
-    let _ = std::fs::remove_file(&tmp);
     let counts = result?;
     eprintln!(
         "lineage: bundled {} runs, {} artifacts, {} directory entries, {} blobs",
@@ -95,12 +95,10 @@ fn import(args: BundleImportArgs, store_dir: &Path) -> Result<()> {
     let mut store = super::open_store(store_dir)?;
     let stdin_copy;
     let path: &Path = if args.file.as_os_str() == "-" {
-        let tmp =
-            std::env::temp_dir().join(format!(".lineage-bundle-{}.tmp", uuid::Uuid::now_v7()));
-        let mut f = std::fs::File::create(&tmp)?;
+        stdin_copy = Scratch::new(&std::env::temp_dir(), "bundle");
+        let mut f = std::fs::File::create(&stdin_copy.0)?;
         std::io::copy(&mut std::io::stdin().lock(), &mut f)
             .context("reading the bundle from stdin")?;
-        stdin_copy = TempFile(tmp);
         &stdin_copy.0
     } else {
         if !args.file.is_file() {
@@ -122,15 +120,6 @@ fn import(args: BundleImportArgs, store_dir: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Removed when dropped.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// `2026-11-01` (midnight UTC) or an RFC 3339 time, as the store writes times.

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -31,6 +31,21 @@ pub(crate) const TABLES: &[&str] = &[
     "blobs",
     "extra_digests",
 ];
+
+/// A file in `dir` for work in progress, removed when dropped (unless renamed away first).
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(dir: &Path, what: &str) -> Scratch {
+        Scratch(dir.join(format!(".lineage-{what}-{}.tmp", uuid::Uuid::now_v7())))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
 
 /// Which runs go into a bundle.
 #[derive(Debug, Default)]

@@ -27,7 +27,7 @@ use rusqlite::OpenFlags;
 use rusqlite::types::Value;
 
 use super::Store;
-use super::bundle::{self, Selection, TABLES};
+use super::bundle::{self, Scratch, Selection, TABLES};
 
 const PG_MIGRATIONS: &[&str] = &[include_str!("pg_migrations/0001_init.sql")];
 
@@ -140,7 +140,7 @@ impl Remote {
         let kinds = all_kinds(&mut client)?;
         let mut sent = 0;
         for chunk in ids.chunks(500) {
-            let tmp = scratch("push");
+            let tmp = Scratch::new(&std::env::temp_dir(), "push");
             let result = (|| -> Result<()> {
                 store.export_bundle(
                     &tmp.0,
@@ -191,7 +191,7 @@ impl Remote {
             }
             let last: i64 = rows.last().map_or(since, |r| r.get(0));
             let ids: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
-            let tmp = scratch("pull");
+            let tmp = Scratch::new(&std::env::temp_dir(), "pull");
             download(&mut client, store, &ids, &tmp.0)
                 .map_err(|e| anyhow!("reading {}: {}", self.name, chain(&e)))?;
             let added = store.import_bundle(&tmp.0)?;
@@ -235,19 +235,6 @@ fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-}
-
-/// A scratch file, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn scratch(what: &str) -> Scratch {
-    Scratch(std::env::temp_dir().join(format!(".lineage-{what}-{}.tmp", uuid::Uuid::now_v7())))
 }
 
 fn describe(e: &postgres::Error) -> String {

@@ -458,5 +458,5 @@ fn a_server_that_requires_tls_is_reached_over_verified_tls() {
     assert_eq!(code(&out), 0);
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
     // The server refuses plaintext (hostnossl ... reject), so arriving proves TLS.
-    assert_eq!(pg.sql_tls(&db, &ca, "SELECT COUNT(*) FROM runs"), "2");
+    assert_eq!(pg.sql_tls(&db, "SELECT COUNT(*) FROM runs"), "2");
 }

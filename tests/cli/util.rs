@@ -491,7 +491,7 @@ impl PgServer {
     }
 
     /// One value, over the unix socket (allowed without TLS by the test's pg_hba).
-    pub fn sql_tls(&self, db: &str, _ca: &Path, sql: &str) -> String {
+    pub fn sql_tls(&self, db: &str, sql: &str) -> String {
         let out = self
             .tool("psql")
             .args(["-h"])
