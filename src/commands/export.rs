@@ -11,6 +11,7 @@ use crate::export::{self, Export};
 use crate::model::RunRecord;
 use crate::output::graph::Direction;
 use crate::store::Store;
+use crate::store::bundle::Scratch;
 use crate::store::graph::Via;
 
 pub fn export(args: ExportArgs, store_dir: &Path) -> Result<()> {
@@ -112,22 +113,17 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile_in(dir).with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.1
-        .write_all(text.as_bytes())
-        .and_then(|()| tmp.1.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    std::fs::rename(&tmp.0, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
-fn tempfile_in(dir: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
-    let name = dir.join(format!(".lineage-export-{}.tmp", uuid::Uuid::now_v7()));
-    let file = std::fs::OpenOptions::new()
+    // Removed if anything fails before the rename.
+    let tmp = Scratch::new(dir, "export");
+    let fail = || format!("cannot write {}", path.display());
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&name)?;
-    Ok((name, file))
+        .open(&tmp.0)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+        .with_context(fail)?;
+    std::fs::rename(&tmp.0, path).with_context(fail)?;
+    Ok(())
 }
 
 /// POST each event to `{url}/{endpoint}`, as an OpenLineage HTTP transport does (Marquez
