@@ -118,6 +118,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub sha256: bool,
 
+    /// Hash every input before the command starts. By default the command starts once the
+    /// inputs' stats are taken, and bytes not already in the stat cache are hashed while it
+    /// runs (a file it changes first is then recorded without a hash).
+    #[arg(long)]
+    pub hash_before_launch: bool,
+
     /// Silence lineage's start line, summary and progress bar (warnings still print).
     #[arg(short, long)]
     pub quiet: bool,
@@ -208,6 +214,10 @@ pub struct RerunArgs {
     /// Print the verdict as one JSON object on stdout (after the command's own output).
     #[arg(long)]
     pub json: bool,
+
+    /// Hash every input before the command starts (see `lineage run --hash-before-launch`).
+    #[arg(long)]
+    pub hash_before_launch: bool,
 
     /// Silence lineage's plan and verdict lines (warnings still print).
     #[arg(short, long)]

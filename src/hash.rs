@@ -161,34 +161,37 @@ fn now_ns() -> i64 {
 fn hash_with_cache(
     files: &[(PathBuf, StatKey)],
     cache: Option<&dyn StatCache>,
+    read: Read,
 ) -> Vec<(io::Result<(Hash, u64)>, bool)> {
     let keys: Vec<StatKey> = files.iter().map(|(_, k)| *k).collect();
     let known = cache.map_or_else(|| vec![None; files.len()], |c| c.lookup(&keys));
     let known_now: Vec<bool> = known.iter().map(Option::is_some).collect();
     let started = now_ns();
-    let results: Vec<(io::Result<(Hash, u64)>, bool)> = files
-        .par_iter()
-        .zip(known)
-        .map(|((path, key), known)| match known {
-            Some(hash) => {
-                PROGRESS.done(key.size, 1);
-                (Ok((hash, key.size)), true)
-            }
-            None => match hash_file_stat(path, Some(&PROGRESS)) {
-                // Cache only bytes that were stable while read and are not racy.
-                Ok((hash, size, after)) => {
-                    PROGRESS.done(0, 1);
-                    (
-                        Ok((hash, size)),
-                        after == *key
-                            && key.mtime_ns < started - RACY_NS
-                            && key.ctime_ns < started - RACY_NS,
-                    )
+    let compute = || -> Vec<(io::Result<(Hash, u64)>, bool)> {
+        files
+            .par_iter()
+            .zip(known)
+            .map(|((path, key), known)| match known {
+                Some(hash) => {
+                    PROGRESS.done(key.size, 1);
+                    (Ok((hash, key.size)), true)
                 }
-                Err(e) => (Err(e), false),
-            },
-        })
-        .collect();
+                None => match hash_file_stat(path, Some(&PROGRESS), read) {
+                    // Cache only bytes that were stable while read and are not racy.
+                    Ok((hash, size, after)) => {
+                        PROGRESS.done(0, 1);
+                        (Ok((hash, size)), after == *key && !racy(key, started))
+                    }
+                    Err(e) => (Err(e), false),
+                },
+            })
+            .collect()
+    };
+    // While the job runs (`Read::Copy`), on half the cores.
+    let results = match (read, alongside()) {
+        (Read::Copy, Some(pool)) => pool.install(compute),
+        _ => compute(),
+    };
     if let Some(cache) = cache {
         let learned: Vec<(StatKey, Hash)> = results
             .iter()
@@ -205,6 +208,28 @@ fn hash_with_cache(
     }
     results
 }
+
+/// The threads that hash while the job runs: one per core, at the lowest priority (nice 19),
+/// so that they take only the CPU time the job leaves idle, and every core once it has ended.
+/// None if they cannot be started (rayon's global pool then serves).
+fn alongside() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("lineage-hash-{i}"))
+            .start_handler(|_| {
+                // On Linux a thread id names just that thread. Best effort.
+                let me = rustix::thread::gettid();
+                let _ = rustix::process::setpriority_process(Some(me), NICEST);
+            })
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// The nice value of the threads that hash while the job runs: the lowest priority.
+const NICEST: i32 = 19;
 
 /// A sink that keeps nothing (when only the hash is wanted).
 pub fn discard(_: &[DirEntry]) -> io::Result<()> {
@@ -268,7 +293,7 @@ pub fn path_kind(path: &Path) -> io::Result<PathKind> {
 
 /// Hash one regular file: the plain BLAKE3 of its bytes, and its size.
 pub fn hash_file(path: &Path) -> io::Result<(Hash, u64)> {
-    hash_file_stat(path, None).map(|(hash, size, _)| (hash, size))
+    hash_file_stat(path, None, Read::Map).map(|(hash, size, _)| (hash, size))
 }
 
 thread_local! {
@@ -281,13 +306,62 @@ thread_local! {
 /// Hash one regular file; also its stat taken through the open file once it is read, to tell
 /// whether it changed while it was read. Bytes hashed go to `progress` as they are (a large
 /// file window by window).
-fn hash_file_stat(path: &Path, progress: Option<&Progress>) -> io::Result<(Hash, u64, StatKey)> {
-    use std::io::Read;
+/// How a large file's bytes are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Mapped, a window at a time: fastest, but a file truncated by another process while
+    /// mapped would kill lineage with SIGBUS.
+    Map,
+    /// Copied through a buffer: used while the job runs, since the job may truncate its
+    /// inputs.
+    Copy,
+}
+
+/// Large files read with [`Read::Copy`] go through a buffer of this size: small enough to
+/// stay in the CPU's cache between the copy and the hashing (4 MiB measured slower).
+const COPY_BUF: usize = 256 << 10;
+
+fn hash_file_stat(
+    path: &Path,
+    progress: Option<&Progress>,
+    how: Read,
+) -> io::Result<(Hash, u64, StatKey)> {
+    use std::io::Read as _;
     let mut file = File::open(path)?;
     let mut hasher = blake3::Hasher::new();
     let len = file.metadata()?.len();
     let mut read = 0u64;
-    if len >= MMAP_THRESHOLD {
+    if len >= MMAP_THRESHOLD && how == Read::Copy {
+        // Fill a buffer (short reads happen) so that each update is large.
+        let fill = |file: &mut File, buf: &mut [u8]| -> io::Result<usize> {
+            let mut filled = 0;
+            while filled < buf.len() {
+                match file.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(filled)
+        };
+        // Two buffers: the next one is read while the current one is hashed, on two threads
+        // when a second is free.
+        let (mut current, mut next) = (vec![0u8; COPY_BUF], vec![0u8; COPY_BUF]);
+        let mut filled = fill(&mut file, &mut current)?;
+        while filled > 0 {
+            let (more, ()) = rayon::join(
+                || fill(&mut file, &mut next),
+                || {
+                    hasher.update(&current[..filled]);
+                },
+            );
+            read += filled as u64;
+            progress.inspect(|p| p.done(filled as u64, 0));
+            std::mem::swap(&mut current, &mut next);
+            filled = more?;
+        }
+    } else if len >= MMAP_THRESHOLD {
         let mut offset = 0u64;
         while offset < len {
             let window = (len - offset).min(MMAP_WINDOW);
@@ -348,20 +422,82 @@ pub fn hash_path(
     path: &Path,
     sink: Sink,
     cache: Option<&dyn StatCache>,
-    mut watch: Option<&mut Watch>,
+    watch: Option<&mut Watch>,
 ) -> io::Result<Hashed> {
+    match hash_or_prepare(path, sink, cache, watch, false)? {
+        Prepared::Done(hashed) => Ok(hashed),
+        Prepared::Later(_) => unreachable!("hashing is never left for later unless asked"),
+    }
+}
+
+/// What [`prepare`] did with a path: hashed it, or took its stats and left the reading for
+/// later.
+pub enum Prepared {
+    Done(Hashed),
+    Later(Later),
+}
+
+/// Like [`hash_path`], but the bytes may be left to read later, while the job runs: the walk
+/// and its stats happen now (so the fingerprint and the cache lookups are those of this
+/// moment), and [`Later::finish`] hashes only bytes whose file still has the stats taken now.
+/// Hashed now instead: anything the cache knows, a file modified in the last second (whose
+/// later change could leave its stats as they are), directories of more than
+/// `DIR_CACHE_FILES` files (held in memory until hashed otherwise), and paths that cannot be
+/// read.
+pub fn prepare(
+    path: &Path,
+    sink: Sink,
+    cache: Option<&dyn StatCache>,
+    watch: Option<&mut Watch>,
+) -> io::Result<Prepared> {
+    hash_or_prepare(path, sink, cache, watch, true)
+}
+
+/// Whether a file's stats are too recent to prove, later, that its bytes did not change: a
+/// change within the timestamp granularity can leave mtime and ctime as they are.
+fn racy(key: &StatKey, now: i64) -> bool {
+    key.mtime_ns >= now - RACY_NS || key.ctime_ns >= now - RACY_NS
+}
+
+fn hash_or_prepare(
+    path: &Path,
+    sink: Sink,
+    cache: Option<&dyn StatCache>,
+    mut watch: Option<&mut Watch>,
+    defer: bool,
+) -> io::Result<Prepared> {
     if let Some(w) = watch.as_deref_mut() {
         w.add(path);
     }
     let meta = std::fs::metadata(path)?;
+    let now = now_ns();
     if meta.is_file() {
+        let key = StatKey::of(&meta);
+        let mut print = FingerprintBuilder::default();
+        print.add(b"", &key);
+        let files = [(path.to_path_buf(), key)];
+        if defer
+            && !racy(&key, now)
+            && cache.is_none_or(|c| c.lookup(&[key]).pop().flatten().is_none())
+        {
+            return Ok(Prepared::Later(Later {
+                dir: false,
+                files: vec![WalkedFile {
+                    path: path.to_path_buf(),
+                    rel: Vec::new(),
+                    executable: false,
+                    key,
+                }],
+                digest: None,
+                fingerprint: print.finish(),
+                warnings: Vec::new(),
+            }));
+        }
         PROGRESS.found(meta.len());
-        let (hash, size) = hash_with_cache(&[(path.to_path_buf(), StatKey::of(&meta))], cache)
+        let (hash, size) = hash_with_cache(&files, cache, Read::Map)
             .pop()
             .map_or_else(|| Err(io::Error::other("nothing hashed")), |(r, _)| r)?;
-        let mut print = FingerprintBuilder::default();
-        print.add(b"", &StatKey::of(&meta));
-        return Ok(Hashed {
+        return Ok(Prepared::Done(Hashed {
             artifact: Artifact {
                 hash,
                 kind: ArtifactKind::File,
@@ -370,7 +506,7 @@ pub fn hash_path(
             },
             fingerprint: print.finish(),
             warnings: Vec::new(),
-        });
+        }));
     }
     if !meta.is_dir() {
         return Err(io::Error::new(
@@ -380,9 +516,10 @@ pub fn hash_path(
     }
     // A directory never seen before is hashed while it is walked; one seen before is walked
     // first, so that if nothing changed one lookup of its digest stands for every file.
-    let Some(known) = cache.filter(|c| c.seen_dir(path)) else {
-        return hash_dir_pipelined(path, sink, cache, watch);
-    };
+    let seen = cache.is_some_and(|c| c.seen_dir(path));
+    if !seen && !defer {
+        return hash_dir_pipelined(path, sink, cache, watch).map(Prepared::Done);
+    }
     let mut warnings = Vec::new();
     let mut walk = walk_dir(path, watch).inspect(|item| {
         if let Ok(f) = item {
@@ -400,24 +537,36 @@ pub fn hash_path(
             break;
         }
     }
+    let fits = head.len() <= DIR_CACHE_FILES;
     let mut digest = None;
-    if head.len() <= DIR_CACHE_FILES && warnings.is_empty() {
+    if fits && warnings.is_empty() {
         let mut d = StatDigest::default();
         head.iter().for_each(|f| d.add(f));
         let d = d.finish();
-        if let Some(artifact) = known.lookup_dir(&d) {
+        if let Some(artifact) = cache.filter(|_| seen).and_then(|c| c.lookup_dir(&d)) {
             PROGRESS.done(artifact.size, artifact.file_count);
             let mut print = FingerprintBuilder::default();
             head.iter().for_each(|f| print.add(&f.rel, &f.key));
-            return Ok(Hashed {
+            return Ok(Prepared::Done(Hashed {
                 artifact,
                 fingerprint: print.finish(),
                 warnings,
-            });
+            }));
         }
         digest = Some(d);
     }
-    let mut hashing = DirHashing::new(cache);
+    if defer && fits && !head.iter().any(|f| racy(&f.key, now)) {
+        let mut print = FingerprintBuilder::default();
+        head.iter().for_each(|f| print.add(&f.rel, &f.key));
+        return Ok(Prepared::Later(Later {
+            dir: true,
+            files: head,
+            digest,
+            fingerprint: print.finish(),
+            warnings,
+        }));
+    }
+    let mut hashing = DirHashing::new(cache, Read::Map);
     hashing.warnings = warnings;
     let mut chunk: Vec<WalkedFile> = Vec::with_capacity(CHUNK);
     for item in head.into_iter().map(Ok).chain(walk) {
@@ -433,12 +582,94 @@ pub fn hash_path(
     }
     hashing.chunk(&mut chunk, sink)?;
     let (hashed, cacheable) = hashing.finish();
-    if let Some(digest) = digest
+    if let (Some(cache), Some(digest)) = (cache, digest)
         && cacheable
     {
-        known.record_dir(&digest, &hashed.artifact.hash);
+        cache.record_dir(&digest, &hashed.artifact.hash);
     }
-    Ok(hashed)
+    Ok(Prepared::Done(hashed))
+}
+
+/// A path walked and stat-ed, its bytes still to hash (see [`prepare`]).
+pub struct Later {
+    dir: bool,
+    files: Vec<WalkedFile>,
+    /// The walk's stat digest, for the directory cache (None: not cacheable).
+    digest: Option<Hash>,
+    fingerprint: Fingerprint,
+    warnings: Vec<String>,
+}
+
+/// Why [`Later::finish`] gave no hash.
+#[derive(Debug)]
+pub enum LaterError {
+    /// A file changed (or went) between the walk and its reading: the bytes that were there
+    /// when the stats were taken are gone. The file named.
+    Changed(PathBuf),
+    Io(io::Error),
+}
+
+impl Later {
+    /// The fingerprint of the walk (its moment, not the hashing's).
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// How many bytes are left to read, at most.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.key.size).sum()
+    }
+
+    /// Hash the bytes, checking that each file still has the stats the walk saw (after it is
+    /// read, on the open file): a change since then moves its ctime, since none of these
+    /// files was modified within the racy window of the walk. Large files are read, not
+    /// mapped, since the job may truncate them meanwhile.
+    pub fn finish(self, sink: Sink, cache: Option<&dyn StatCache>) -> Result<Hashed, LaterError> {
+        if !self.dir {
+            let f = &self.files[0];
+            let (result, stable) = hash_with_cache(&[(f.path.clone(), f.key)], cache, Read::Copy)
+                .pop()
+                .ok_or_else(|| LaterError::Io(io::Error::other("nothing hashed")))?;
+            return match result {
+                Ok((hash, size)) if stable => Ok(Hashed {
+                    artifact: Artifact {
+                        hash,
+                        kind: ArtifactKind::File,
+                        size,
+                        file_count: 1,
+                    },
+                    fingerprint: self.fingerprint,
+                    warnings: self.warnings,
+                }),
+                Ok(_) => Err(LaterError::Changed(f.path.clone())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    Err(LaterError::Changed(f.path.clone()))
+                }
+                Err(e) => Err(LaterError::Io(e)),
+            };
+        }
+        let mut hashing = DirHashing::new(cache, Read::Copy);
+        hashing.warnings = self.warnings;
+        let mut files = self.files.into_iter();
+        loop {
+            let mut chunk: Vec<WalkedFile> = files.by_ref().take(CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            hashing.chunk(&mut chunk, sink).map_err(LaterError::Io)?;
+            if let Some(changed) = hashing.unstable.take() {
+                return Err(LaterError::Changed(changed));
+            }
+        }
+        let (mut hashed, cacheable) = hashing.finish();
+        if let (Some(cache), Some(digest)) = (cache, self.digest)
+            && cacheable
+        {
+            cache.record_dir(&digest, &hashed.artifact.hash);
+        }
+        hashed.fingerprint = self.fingerprint;
+        Ok(hashed)
+    }
 }
 
 /// Walked files travel from the walking thread to the hashing one in batches of this many.
@@ -475,7 +706,7 @@ fn hash_dir_pipelined(
             tx.send(batch).ok()?;
             Some(digest.finish())
         });
-        let mut hashing = DirHashing::new(cache);
+        let mut hashing = DirHashing::new(cache, Read::Map);
         let mut chunk: Vec<WalkedFile> = Vec::with_capacity(CHUNK + WALK_BATCH);
         for batch in rx {
             for item in batch {
@@ -508,11 +739,14 @@ struct DirHashing<'c> {
     count: u64,
     /// Every file outside the racy window and stable while read (or a cache hit).
     all_stable: bool,
+    /// The first file whose stats moved between the walk and its reading, or that went.
+    unstable: Option<PathBuf>,
+    read: Read,
     warnings: Vec<String>,
 }
 
 impl<'c> DirHashing<'c> {
-    fn new(cache: Option<&'c dyn StatCache>) -> Self {
+    fn new(cache: Option<&'c dyn StatCache>, read: Read) -> Self {
         DirHashing {
             cache,
             merkle: blake3::Hasher::new_derive_key(DIR_CONTEXT),
@@ -520,6 +754,8 @@ impl<'c> DirHashing<'c> {
             size: 0,
             count: 0,
             all_stable: true,
+            unstable: None,
+            read,
             warnings: Vec::new(),
         }
     }
@@ -528,12 +764,19 @@ impl<'c> DirHashing<'c> {
     fn chunk(&mut self, chunk: &mut Vec<WalkedFile>, sink: Sink) -> io::Result<()> {
         let files: Vec<(PathBuf, StatKey)> =
             chunk.iter().map(|f| (f.path.clone(), f.key)).collect();
-        let hashed = hash_with_cache(&files, self.cache);
+        let hashed = hash_with_cache(&files, self.cache, self.read);
         let mut entries = Vec::with_capacity(chunk.len());
         for (f, (result, stable)) in chunk.iter().zip(hashed) {
             // Every walked file is in the fingerprint, hashed or not, as in `fingerprint`.
             self.print.add(&f.rel, &f.key);
             self.all_stable &= stable;
+            let moved = match &result {
+                Ok(_) => !stable,
+                Err(e) => e.kind() == io::ErrorKind::NotFound,
+            };
+            if moved && self.unstable.is_none() {
+                self.unstable = Some(f.path.clone());
+            }
             match result {
                 Ok((hash, file_size)) => {
                     self.merkle.update(&(f.rel.len() as u64).to_le_bytes());
@@ -743,6 +986,95 @@ fn mtime_ns(meta: &Metadata) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn later(path: &Path) -> Later {
+        match prepare(path, &mut discard, None, None).expect("prepare") {
+            Prepared::Later(l) => l,
+            Prepared::Done(_) => panic!("{} was hashed at once", path.display()),
+        }
+    }
+
+    /// Rewrite `path` with `bytes` and put its mtime back, as tar or `touch -d` would.
+    fn rewrite_keeping_mtime(path: &Path, bytes: &[u8]) {
+        let mtime = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        std::fs::write(path, bytes).expect("write");
+        File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(mtime))
+            .expect("set mtime");
+    }
+
+    /// `prepare` leaves settled bytes for later; `finish` hashes them as `hash_path` would,
+    /// or refuses once any of them changed after the stats were taken, however the change
+    /// hides (same size, mtime put back; truncated; gone). Bytes written in the last second
+    /// are hashed at once.
+    #[test]
+    fn bytes_hashed_later_are_those_there_when_the_stats_were_taken() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let big: Vec<u8> = (0..(3 * COPY_BUF + 77)).map(|i| (i % 241) as u8).collect();
+        for name in ["a", "b", "c", "d"] {
+            std::fs::create_dir_all(root.join(name).join("sub")).expect("mkdir");
+            std::fs::write(root.join(name).join("sub/x"), b"1111").expect("write");
+            std::fs::write(root.join(name).join("y"), b"22").expect("write");
+            std::fs::write(root.join(name).join("big"), &big).expect("write");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+
+        let expected = hash_path(&root.join("a"), &mut discard, None, None).expect("hash");
+        let hashed = later(&root.join("a"))
+            .finish(&mut discard, None)
+            .expect("unchanged");
+        assert_eq!(
+            (
+                hashed.artifact.hash,
+                hashed.artifact.size,
+                hashed.artifact.file_count
+            ),
+            (expected.artifact.hash, expected.artifact.size, 3)
+        );
+        assert_eq!(hashed.fingerprint, expected.fingerprint);
+        let file = later(&root.join("a/big"))
+            .finish(&mut discard, None)
+            .expect("unchanged");
+        assert_eq!(file.artifact.hash, Hash::of(&big));
+
+        let l = later(&root.join("b"));
+        rewrite_keeping_mtime(&root.join("b/sub/x"), b"2222");
+        match l.finish(&mut discard, None) {
+            Err(LaterError::Changed(p)) => assert_eq!(p, root.join("b/sub/x")),
+            other => panic!("a rewrite with the mtime put back was not seen: {other:?}"),
+        }
+
+        let l = later(&root.join("c/big"));
+        File::options()
+            .write(true)
+            .open(root.join("c/big"))
+            .and_then(|f| f.set_len(5))
+            .expect("truncate");
+        assert!(matches!(
+            l.finish(&mut discard, None),
+            Err(LaterError::Changed(_))
+        ));
+
+        let l = later(&root.join("d"));
+        std::fs::remove_file(root.join("d/y")).expect("remove");
+        assert!(matches!(
+            l.finish(&mut discard, None),
+            Err(LaterError::Changed(_))
+        ));
+
+        std::fs::write(root.join("a/new"), b"fresh").expect("write");
+        for path in [root.join("a"), root.join("a/new")] {
+            assert!(matches!(
+                prepare(&path, &mut discard, None, None),
+                Ok(Prepared::Done(_))
+            ));
+        }
+    }
 
     #[test]
     fn file_hash_is_plain_blake3() {

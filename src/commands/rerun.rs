@@ -216,6 +216,7 @@ fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
         quiet: args.quiet,
         env: Some(env),
         sha256: false,
+        hash_before_launch: args.hash_before_launch,
         rerun_of: Some(original.id.clone()),
     };
     let executed = match run::plan(spec, Store::open(store_dir)?) {
@@ -685,6 +686,7 @@ fn upstream(
             upstream: false,
             force: args.force,
             json: false,
+            hash_before_launch: args.hash_before_launch,
             quiet: args.quiet,
         };
         let code = rerun_inner(&sub, store_dir)?;

@@ -16,7 +16,7 @@ use crate::capture::{config, context, git, gpu, software, system};
 use crate::child;
 use crate::cli::RunArgs;
 use crate::error::{Error, code};
-use crate::hash::{self, Fingerprint, PathKind};
+use crate::hash::{self, Fingerprint, PathKind, Prepared};
 use crate::model::{Capture, Edge, FileRef, Hash, Param, Resources, Role, Status};
 use crate::redact::Policy;
 use crate::store::{Finish, NewRun, Store};
@@ -76,6 +76,8 @@ pub struct Spec {
     pub rerun_of: Option<String>,
     /// Also record SHA-256 digests (for exports), read while the job runs and after.
     pub sha256: bool,
+    /// Hash every input before launch (else bytes not cached are hashed while the job runs).
+    pub hash_before_launch: bool,
 }
 
 /// What happened, for callers that go on after the child (rerun).
@@ -100,6 +102,7 @@ pub struct Plan {
     sample_interval: Duration,
     quiet: bool,
     sha256: bool,
+    hash_before_launch: bool,
     store: Store,
     policy: Policy,
 }
@@ -151,6 +154,7 @@ fn resolve(args: RunArgs) -> Result<Spec> {
         env: None,
         rerun_of: None,
         sha256: args.sha256,
+        hash_before_launch: args.hash_before_launch,
     })
 }
 
@@ -202,6 +206,7 @@ pub fn plan(spec: Spec, store: Store) -> Result<Plan> {
         sample_interval: Duration::from_secs_f64(spec.sample_interval),
         quiet: spec.quiet,
         sha256: spec.sha256,
+        hash_before_launch: spec.hash_before_launch,
         store,
         policy,
         cwd,
@@ -281,8 +286,9 @@ fn now() -> String {
         .to_string()
 }
 
-/// Directory inputs that held at least this many files when last recorded are watched with
-/// inotify while the job runs instead of being walked again after it (see `watch`).
+/// Directory inputs that held at least this many files when last recorded, or never recorded
+/// yet, are watched with inotify while the job runs instead of being walked again after it
+/// (see `watch`).
 const WATCH_FILES: u64 = 5_000;
 
 /// Everything captured before launch.
@@ -292,6 +298,8 @@ struct PreLaunch {
     fingerprints: Vec<Fingerprint>,
     /// inotify watches on each input, set while it was walked.
     watches: Vec<Watch>,
+    /// Inputs walked before launch whose bytes are hashed while the job runs, by position.
+    later: Vec<(usize, hash::Later)>,
     params: Vec<Param>,
     blobs: Vec<(Hash, Vec<u8>)>,
     nvml: Option<std::sync::Arc<nvml_wrapper::Nvml>>,
@@ -348,28 +356,30 @@ fn capture_all(plan: &Plan) -> PreLaunch {
             .enumerate()
             .map(|(i, d)| {
                 let token = format!("input-{i}");
-                // Only directories known to be large are watched: closing an inotify
-                // instance costs several milliseconds, walking a small tree far less.
-                let large = store
-                    .input_size(d.abs.as_os_str().as_bytes())
-                    .is_some_and(|n| n >= WATCH_FILES);
+                // Directories known to be small are not watched: closing an inotify instance
+                // costs several milliseconds, walking a small tree far less. One never
+                // recorded may be large: watched, it is not walked a third time after the job.
+                let large = match store.input_size(d.abs.as_os_str().as_bytes()) {
+                    Some(n) => n >= WATCH_FILES,
+                    None => std::fs::metadata(&d.abs).is_ok_and(|m| m.is_dir()),
+                };
                 let mut watch = if large {
                     Watch::new(&d.abs)
                 } else {
                     Watch::none()
                 };
-                let hashed = hash::hash_path(
-                    &d.abs,
-                    &mut |e| store.stage(&token, e),
-                    Some(store),
-                    Some(&mut watch),
-                );
+                let sink = &mut |e: &[crate::model::DirEntry]| store.stage(&token, e);
+                let hashed = if plan.hash_before_launch {
+                    hash::hash_path(&d.abs, sink, Some(store), Some(&mut watch)).map(Prepared::Done)
+                } else {
+                    hash::prepare(&d.abs, sink, Some(store), Some(&mut watch))
+                };
                 (hashed, watch)
             })
             .collect();
         // Cleared here, before the job can write to the terminal.
         ticker.finish();
-        crate::timing::mark("inputs hashed");
+        crate::timing::mark("inputs walked");
         (
             git.join().unwrap_or_default(),
             sys.join().unwrap_or_default(),
@@ -389,10 +399,17 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     let mut edges = Vec::new();
     let mut fingerprints = Vec::new();
     let mut watches = Vec::new();
+    let mut later = Vec::new();
     for (i, (d, (result, watch))) in plan.inputs.iter().zip(hashed).enumerate() {
         watches.push(watch);
         match result {
-            Ok(h) => {
+            Ok(Prepared::Later(l)) => {
+                // Recorded without a hash until it is hashed, once the job has started.
+                fingerprints.push(l.fingerprint());
+                edges.push(d.edge(Role::Input, None, None));
+                later.push((i, l));
+            }
+            Ok(Prepared::Done(h)) => {
                 notes.extend(
                     h.warnings
                         .iter()
@@ -526,6 +543,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
         edges,
         fingerprints,
         watches,
+        later,
         params: params.into_values().collect(),
         blobs,
         nvml: gpus.nvml,
@@ -615,9 +633,11 @@ pub fn execute(mut plan: Plan) -> Executed {
         &[("LINEAGE_RUN_ID", &id)],
     );
     let mut capture = pre.capture;
+    let later = std::mem::take(&mut pre.later);
     let running = match running {
         Ok(r) => r,
         Err(e) => {
+            let changed = hash_later(&plan, &id, later, &mut pre.edges, &mut capture.notes);
             let (exit, msg) = match e.kind() {
                 std::io::ErrorKind::NotFound => (code::NOT_FOUND, "command not found"),
                 _ => (code::NOT_EXECUTABLE, "command could not be executed"),
@@ -636,7 +656,7 @@ pub fn execute(mut plan: Plan) -> Executed {
                     capture: &capture,
                     resources: &Resources::default(),
                     outputs: &[],
-                    changed_inputs: &[],
+                    changed_inputs: &changed,
                 },
             );
             return Executed {
@@ -656,6 +676,8 @@ pub fn execute(mut plan: Plan) -> Executed {
         )
     });
     crate::timing::mark("spawned");
+    let mut changed = hash_later(&plan, &id, later, &mut pre.edges, &mut capture.notes);
+    crate::timing::mark("inputs hashed");
     let sizes: Vec<(Vec<u8>, u64)> = plan
         .inputs
         .iter()
@@ -745,7 +767,6 @@ pub fn execute(mut plan: Plan) -> Executed {
     }
     ticker.finish();
     crate::timing::mark("outputs hashed");
-    let mut changed = Vec::new();
     for (i, ((d, before), watch)) in plan
         .inputs
         .iter()
@@ -754,7 +775,10 @@ pub fn execute(mut plan: Plan) -> Executed {
         .enumerate()
     {
         // Nothing seen by the watches: unchanged without walking it again.
-        if !watch.quiet() && hash::fingerprint(&d.abs).as_ref() != Some(before) {
+        if !changed.contains(&i)
+            && !watch.quiet()
+            && hash::fingerprint(&d.abs).as_ref() != Some(before)
+        {
             let msg = format!(
                 "input {} changed while the job ran: its recorded hash is from before launch",
                 d.given.display()
@@ -811,6 +835,64 @@ pub fn execute(mut plan: Plan) -> Executed {
         status: Some(status),
         outputs,
     }
+}
+
+/// Hash the inputs `prepare` left for later, the job running, each recorded in the store as
+/// it is done; returns the positions of those that changed before they could be read (they
+/// stay without a hash).
+fn hash_later(
+    plan: &Plan,
+    id: &str,
+    later: Vec<(usize, hash::Later)>,
+    edges: &mut [Edge],
+    notes: &mut Vec<String>,
+) -> Vec<usize> {
+    let mut changed = Vec::new();
+    for (i, l) in later {
+        let d = &plan.inputs[i];
+        let token = format!("input-{i}");
+        let store = &plan.store;
+        let msg = match l.finish(&mut |e| store.stage(&token, e), Some(store)) {
+            Ok(h) => {
+                for w in &h.warnings {
+                    let msg = format!("input {}: {w}", d.given.display());
+                    warn(&msg);
+                    notes.push(msg);
+                }
+                let edge = d.edge(Role::Input, Some(h.artifact), Some(token.clone()));
+                crate::timing::mark("an input hashed");
+                match store.complete_input(id, i, &edge) {
+                    Ok(()) => {
+                        edges[i] = edge;
+                        continue;
+                    }
+                    Err(e) => format!(
+                        "input {}: its hash could not be recorded: {e:#}",
+                        d.given.display()
+                    ),
+                }
+            }
+            Err(hash::LaterError::Changed(path)) => {
+                changed.push(i);
+                let which = match path.strip_prefix(&d.abs) {
+                    Ok(rel) if !rel.as_os_str().is_empty() => format!(" ({})", rel.display()),
+                    _ => String::new(),
+                };
+                format!(
+                    "input {}{which} changed after the job started, before lineage had read \
+                     it: no hash recorded (--hash-before-launch hashes inputs first)",
+                    d.given.display(),
+                )
+            }
+            Err(hash::LaterError::Io(e)) => {
+                format!("input {} could not be hashed: {e}", d.given.display())
+            }
+        };
+        store.unstage(&token);
+        warn(&msg);
+        notes.push(msg);
+    }
+    changed
 }
 
 /// `--sha256`: remember each artifact's SHA-256 (a directory's dirHash) beside its BLAKE3,

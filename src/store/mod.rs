@@ -471,11 +471,14 @@ impl Store {
     /// WAL has grown (so the one on close is short).
     pub fn idle_work(&self) {
         self.write_deferred();
+        crate::timing::mark("manifests written");
         self.write_learned();
+        crate::timing::mark("stat cache written");
         if WAL_PAGES.load(std::sync::atomic::Ordering::Relaxed) > CHECKPOINT_PAGES {
             let _ = self
                 .conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            crate::timing::mark("checkpointed");
         }
     }
 
@@ -580,6 +583,37 @@ impl Store {
                 Ok(())
             };
             let _ = write();
+        }
+    }
+
+    /// An input hashed after launch (`hash::prepare`): its artifact, and its manifest when
+    /// it is a new directory, written in one transaction that also fills in its edge.
+    pub fn complete_input(&self, run_id: &str, position: usize, edge: &Edge) -> Result<()> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let hash = insert_artifact(&tx, &mut self.staged.borrow_mut(), run_id, edge, false)?.0;
+        let updated = tx.execute(
+            "UPDATE edges SET artifact = ?3, missing = 0
+             WHERE run_id = ?1 AND role = 'input' AND position = ?2",
+            params![run_id, position as i64, hash],
+        )?;
+        anyhow::ensure!(
+            updated == 1,
+            "input {position} of run {run_id} is not in the store"
+        );
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forget the manifest entries staged under `token` (a directory left unhashed).
+    pub fn unstage(&self, token: &str) {
+        let mut staged = self.staged.borrow_mut();
+        if let Some(entries) = staged.memory.remove(token) {
+            staged.in_memory -= entries.len().min(staged.in_memory);
+        }
+        if staged.spilled.remove(token) {
+            let _ = self
+                .conn
+                .execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token]);
         }
     }
 
@@ -1106,42 +1140,13 @@ fn insert_edges(
     defer: bool,
 ) -> Result<Vec<(String, String)>> {
     let mut deferred = Vec::new();
-    let mut artifact = tx.prepare_cached(
-        "INSERT INTO artifacts (hash, kind, size, file_count) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT DO NOTHING",
-    )?;
     let mut edge = tx.prepare_cached(
         "INSERT INTO edges (run_id, role, position, artifact, path, abs_path, missing, changed)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for (i, e) in edges.iter().enumerate() {
-        let hash = e.artifact.as_ref().map(|a| a.hash.to_hex());
-        if let (Some(a), Some(hash)) = (&e.artifact, &hash) {
-            let new = artifact.execute(params![
-                hash,
-                a.kind.as_str(),
-                a.size as i64,
-                a.file_count as i64
-            ])? == 1;
-            if let Some(token) = &e.manifest {
-                if new && defer {
-                    tx.execute(
-                        "INSERT INTO pending_manifests (dir_hash, run_id) VALUES (?1, ?2)",
-                        params![hash, run_id],
-                    )?;
-                    deferred.push((token.clone(), hash.clone()));
-                } else if new {
-                    write_manifest(tx, staged, token, hash, true)?;
-                } else {
-                    // Known: its manifest is stored, unless the run that recorded it died
-                    // before writing it, which this run's staged entries now repair.
-                    let pending = tx
-                        .execute("DELETE FROM pending_manifests WHERE dir_hash = ?1", [hash])?
-                        == 1;
-                    write_manifest(tx, staged, token, hash, pending)?;
-                }
-            }
-        }
+        let (hash, later) = insert_artifact(tx, staged, run_id, e, defer)?;
+        deferred.extend(later);
         edge.execute(params![
             run_id,
             e.role.as_str(),
@@ -1154,6 +1159,55 @@ fn insert_edges(
         ])?;
     }
     Ok(deferred)
+}
+
+/// A new directory's manifest left staged for `write_deferred`: (token, directory hash).
+type Deferred = (String, String);
+
+/// Insert an edge's artifact (if it has one) and, for a directory, its manifest (or, with
+/// `defer` and a new directory, a `pending_manifests` row, and the (token, hash) pair for
+/// `write_deferred`). Returns the artifact's hash.
+fn insert_artifact(
+    tx: &rusqlite::Transaction,
+    staged: &mut Staged,
+    run_id: &str,
+    e: &Edge,
+    defer: bool,
+) -> Result<(Option<String>, Option<Deferred>)> {
+    let Some(a) = &e.artifact else {
+        return Ok((None, None));
+    };
+    let hash = a.hash.to_hex();
+    let new =
+        tx.prepare_cached(
+            "INSERT INTO artifacts (hash, kind, size, file_count) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            hash,
+            a.kind.as_str(),
+            a.size as i64,
+            a.file_count as i64
+        ])? == 1;
+    let mut deferred = None;
+    if let Some(token) = &e.manifest {
+        if new && defer {
+            tx.execute(
+                "INSERT INTO pending_manifests (dir_hash, run_id) VALUES (?1, ?2)",
+                params![hash, run_id],
+            )?;
+            deferred = Some((token.clone(), hash.clone()));
+        } else if new {
+            write_manifest(tx, staged, token, &hash, true)?;
+        } else {
+            // Known: its manifest is stored, unless the run that recorded it died before
+            // writing it, which this run's staged entries now repair.
+            let pending =
+                tx.execute("DELETE FROM pending_manifests WHERE dir_hash = ?1", [&hash])? == 1;
+            write_manifest(tx, staged, token, &hash, pending)?;
+        }
+    }
+    Ok((Some(hash), deferred))
 }
 
 /// Write (when `write`) and forget the manifest staged under `token` as that of `hash`.

@@ -313,3 +313,125 @@ fn a_manifest_lost_with_its_lineage_process_is_written_by_the_next_run() {
         .expect("count");
     assert_eq!(pending, 0);
 }
+
+/// Settled inputs (untouched for a second) are walked before launch and their bytes hashed
+/// while the job runs: the hashes recorded are the same as when every input is hashed first,
+/// and they are in the store before the job ends.
+#[test]
+fn inputs_hashed_while_the_job_runs_are_recorded_as_if_hashed_before_launch() {
+    let fill = |env: &Env| {
+        for i in 0..300 {
+            env.write(
+                &format!("data/{:02}/{i:03}.txt", i / 30),
+                format!("row {i}\n"),
+            );
+        }
+        let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 249) as u8).collect();
+        env.write("big.bin", &big);
+    };
+    let (first, during) = (Env::new(), Env::new());
+    fill(&first);
+    fill(&during);
+    age();
+    let id = first.record(&[
+        "--hash-before-launch",
+        "-i",
+        "data",
+        "-i",
+        "big.bin",
+        "--",
+        "true",
+    ]);
+    let expected = first.show(Some(&id));
+
+    let mut job = during.lineage();
+    job.env("LINEAGE_TIMINGS", "1").args([
+        "run",
+        "-q",
+        "-i",
+        "data",
+        "-i",
+        "big.bin",
+        "--",
+        "sh",
+        "-c",
+        "while [ ! -e go ]; do sleep 0.02; done",
+    ]);
+    job.stderr(std::process::Stdio::piped());
+    let job = job.spawn().expect("spawn");
+    // The job waits until both hashes are in the store, so they were recorded while it ran.
+    let start = std::time::Instant::now();
+    let run = loop {
+        let out = during.cmd(["show", "--json"]);
+        if out.status.success() {
+            let run: Value = serde_json::from_slice(&out.stdout).expect("json");
+            let hashed = |p| artifact(&run, "inputs", p)["hash"].is_string();
+            if hashed("data") && hashed("big.bin") {
+                assert_eq!(run["status"], "running");
+                break run;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the inputs were not recorded while the job ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    during.write("go", "");
+    let out = job.wait_with_output().expect("wait");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for path in ["data", "big.bin"] {
+        for key in ["hash", "size", "file_count"] {
+            assert_eq!(
+                artifact(&run, "inputs", path)[key],
+                artifact(&expected, "inputs", path)[key],
+                "{path} {key}"
+            );
+        }
+    }
+    assert_eq!(
+        artifact(&run, "inputs", "big.bin")["hash"],
+        blake3_hex(&std::fs::read(during.path("big.bin")).expect("read"))
+    );
+    // The bytes were read after the job started.
+    let err = stderr(&out);
+    let at = |mark: &str| {
+        err.find(&format!("timing: {mark} at"))
+            .unwrap_or_else(|| panic!("no {mark} mark in {err}"))
+    };
+    assert!(at("spawned") < at("inputs hashed"), "{err}");
+    // A file inside the directory is found by its bytes, as with any recorded directory.
+    let out = during.cmd(["show", "data/05/150.txt", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains(&blake3_hex(b"row 150\n")));
+}
+
+/// A job that rewrites an input as soon as it starts (same size, mtime put back) never gets
+/// the new bytes recorded as what it read: either lineage read the input first (old hash),
+/// or it saw the change (no hash); the input is flagged either way, and the job's exit code
+/// wins.
+#[test]
+fn an_input_the_job_rewrites_at_once_is_never_recorded_with_the_new_bytes() {
+    let env = Env::new();
+    let old: Vec<u8> = vec![b'a'; 16 << 20];
+    env.write("big.bin", &old);
+    age();
+    let job = "m=$(stat -c %y big.bin); head -c 16777216 /dev/zero > big.bin; \
+               touch -d \"$m\" big.bin; exit 3";
+    let out = env.cmd(["run", "-i", "big.bin", "--", "sh", "-c", job]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let run = env.show(None);
+    let input = artifact(&run, "inputs", "big.bin");
+    assert_eq!(input["changed_during_run"], true, "{}", stderr(&out));
+    let new = blake3_hex(&vec![0u8; 16 << 20]);
+    assert_ne!(input["hash"], Value::String(new));
+    if input["hash"].is_string() {
+        assert_eq!(input["hash"], blake3_hex(&old));
+    } else {
+        assert!(
+            stderr(&out).contains("changed after the job started, before lineage had read it"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
