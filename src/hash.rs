@@ -615,9 +615,14 @@ impl Later {
         self.fingerprint
     }
 
-    /// How many bytes are left to read, at most.
-    pub fn bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.key.size).sum()
+    pub fn is_dir(&self) -> bool {
+        self.dir
+    }
+
+    /// A file's stats at the walk (None for a directory): with the hash `finish` returns,
+    /// what a stat cache may remember, since `finish` succeeds only if they still held.
+    pub fn file_key(&self) -> Option<StatKey> {
+        (!self.dir).then(|| self.files[0].key)
     }
 
     /// Hash the bytes, checking that each file still has the stats the walk saw (after it is

@@ -839,7 +839,8 @@ pub fn execute(mut plan: Plan) -> Executed {
 
 /// Hash the inputs `prepare` left for later, the job running, each recorded in the store as
 /// it is done; returns the positions of those that changed before they could be read (they
-/// stay without a hash).
+/// stay without a hash). Files are hashed on a thread of their own (they need nothing from
+/// the store), so that writing the directories' manifests and cache rows overlaps with it.
 fn hash_later(
     plan: &Plan,
     id: &str,
@@ -847,12 +848,12 @@ fn hash_later(
     edges: &mut [Edge],
     notes: &mut Vec<String>,
 ) -> Vec<usize> {
+    let store = &plan.store;
     let mut changed = Vec::new();
-    for (i, l) in later {
+    let mut settle = |i: usize, result: Result<hash::Hashed, hash::LaterError>| {
         let d = &plan.inputs[i];
         let token = format!("input-{i}");
-        let store = &plan.store;
-        let msg = match l.finish(&mut |e| store.stage(&token, e), Some(store)) {
+        let msg = match result {
             Ok(h) => {
                 for w in &h.warnings {
                     let msg = format!("input {}: {w}", d.given.display());
@@ -864,7 +865,7 @@ fn hash_later(
                 match store.complete_input(id, i, &edge) {
                     Ok(()) => {
                         edges[i] = edge;
-                        continue;
+                        return;
                     }
                     Err(e) => format!(
                         "input {}: its hash could not be recorded: {e:#}",
@@ -891,7 +892,34 @@ fn hash_later(
         store.unstage(&token);
         warn(&msg);
         notes.push(msg);
-    }
+    };
+    let (files, dirs): (Vec<_>, Vec<_>) = later.into_iter().partition(|(_, l)| !l.is_dir());
+    std::thread::scope(|scope| {
+        let files = scope.spawn(move || {
+            files
+                .into_iter()
+                .map(|(i, l)| (i, l.file_key(), l.finish(&mut hash::discard, None)))
+                .collect::<Vec<_>>()
+        });
+        for (i, l) in dirs {
+            let token = format!("input-{i}");
+            let result = l.finish(&mut |e| store.stage(&token, e), Some(store));
+            settle(i, result);
+        }
+        // The directories' cache rows, while the files are still being hashed.
+        store.write_learned();
+        match files.join() {
+            Ok(files) => {
+                for (i, key, result) in files {
+                    if let (Some(key), Ok(h)) = (key, &result) {
+                        hash::StatCache::record(store, &[(key, h.artifact.hash)]);
+                    }
+                    settle(i, result);
+                }
+            }
+            Err(_) => warn("input files could not be hashed: the hashing thread failed"),
+        }
+    });
     changed
 }
 
