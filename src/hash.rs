@@ -424,7 +424,7 @@ pub fn hash_path(
     cache: Option<&dyn StatCache>,
     watch: Option<&mut Watch>,
 ) -> io::Result<Hashed> {
-    match hash_or_prepare(path, sink, cache, watch, false)? {
+    match hash_or_prepare(path, sink, cache, watch, false, Read::Map)? {
         Prepared::Done(hashed) => Ok(hashed),
         Prepared::Later(_) => unreachable!("hashing is never left for later unless asked"),
     }
@@ -450,7 +450,45 @@ pub fn prepare(
     cache: Option<&dyn StatCache>,
     watch: Option<&mut Watch>,
 ) -> io::Result<Prepared> {
-    hash_or_prepare(path, sink, cache, watch, true)
+    hash_or_prepare(path, sink, cache, watch, true, Read::Map)
+}
+
+/// [`hash_path`] while the job runs: files are read, not mapped (see [`Read`]).
+pub fn hash_path_while_running(
+    path: &Path,
+    sink: Sink,
+    cache: Option<&dyn StatCache>,
+) -> io::Result<Hashed> {
+    match hash_or_prepare(path, sink, cache, None, false, Read::Copy)? {
+        Prepared::Done(hashed) => Ok(hashed),
+        Prepared::Later(_) => unreachable!("hashing is never left for later unless asked"),
+    }
+}
+
+/// Watch `root` and every directory under it with `watch`, each before it is listed, without
+/// a stat of any file (entry types come from the listing): from then on, any change to the
+/// tree is an event. False when that cannot vouch for the whole tree: a symlink (walks follow
+/// them), a special file, a directory that cannot be listed, or a watch refused (too many, a
+/// network filesystem).
+pub fn watch_dirs(root: &Path, watch: &mut Watch) -> bool {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        watch.add(&dir);
+        if !watch.active() {
+            return false;
+        }
+        let Ok(read) = std::fs::read_dir(&dir) else {
+            return false;
+        };
+        for entry in read {
+            match entry.and_then(|e| e.file_type().map(|t| (e, t))) {
+                Ok((e, t)) if t.is_dir() => stack.push(e.path()),
+                Ok((_, t)) if t.is_file() => {}
+                _ => return false,
+            }
+        }
+    }
+    true
 }
 
 /// Whether a file's stats are too recent to prove, later, that its bytes did not change: a
@@ -465,6 +503,7 @@ fn hash_or_prepare(
     cache: Option<&dyn StatCache>,
     mut watch: Option<&mut Watch>,
     defer: bool,
+    read: Read,
 ) -> io::Result<Prepared> {
     if let Some(w) = watch.as_deref_mut() {
         w.add(path);
@@ -494,7 +533,7 @@ fn hash_or_prepare(
             }));
         }
         PROGRESS.found(meta.len());
-        let (hash, size) = hash_with_cache(&files, cache, Read::Map)
+        let (hash, size) = hash_with_cache(&files, cache, read)
             .pop()
             .map_or_else(|| Err(io::Error::other("nothing hashed")), |(r, _)| r)?;
         return Ok(Prepared::Done(Hashed {
@@ -518,7 +557,7 @@ fn hash_or_prepare(
     // first, so that if nothing changed one lookup of its digest stands for every file.
     let seen = cache.is_some_and(|c| c.seen_dir(path));
     if !seen && !defer {
-        return hash_dir_pipelined(path, sink, cache, watch).map(Prepared::Done);
+        return hash_dir_pipelined(path, sink, cache, watch, read).map(Prepared::Done);
     }
     let mut warnings = Vec::new();
     let mut walk = walk_dir(path, watch).inspect(|item| {
@@ -566,7 +605,7 @@ fn hash_or_prepare(
             warnings,
         }));
     }
-    let mut hashing = DirHashing::new(cache, Read::Map);
+    let mut hashing = DirHashing::new(cache, read);
     hashing.warnings = warnings;
     let mut chunk: Vec<WalkedFile> = Vec::with_capacity(CHUNK);
     for item in head.into_iter().map(Ok).chain(walk) {
@@ -688,6 +727,7 @@ fn hash_dir_pipelined(
     sink: Sink,
     cache: Option<&dyn StatCache>,
     watch: Option<&mut Watch>,
+    read: Read,
 ) -> io::Result<Hashed> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<WalkedFile, String>>>(64);
     std::thread::scope(|scope| {
@@ -711,7 +751,7 @@ fn hash_dir_pipelined(
             tx.send(batch).ok()?;
             Some(digest.finish())
         });
-        let mut hashing = DirHashing::new(cache, Read::Map);
+        let mut hashing = DirHashing::new(cache, read);
         let mut chunk: Vec<WalkedFile> = Vec::with_capacity(CHUNK + WALK_BATCH);
         for batch in rx {
             for item in batch {

@@ -1,9 +1,10 @@
-//! Whether an input changed while the job ran, without walking it again afterwards: inotify
-//! watches on the input (each of its directories, or a file and its directory), set up while
-//! it is walked before launch, each before the stats it guards are taken. No event at all
-//! means no change; any event (or a watch that could not be set, or a network filesystem,
-//! whose changes from other hosts inotify cannot see) sends the caller back to comparing
-//! stats, which decides.
+//! Whether an input changed since a moment, without walking it again: inotify watches on the
+//! input (each of its directories, or a file and its directory), each set before the stats
+//! it guards are taken: while the input is walked before launch, or before launch on every
+//! directory of a large input walked only once the job has started. No event at all means
+//! no change; any event (or a watch that could not be set, or a network filesystem, whose
+//! changes from other hosts inotify cannot see) sends the caller back to comparing stats,
+//! which decides (or, for an input walked after launch, records it without a hash).
 
 use std::path::Path;
 
@@ -17,6 +18,8 @@ const MAX_WATCHES: usize = 4096;
 pub struct Watch {
     inotify: Option<Inotify>,
     count: usize,
+    /// Something was seen (reading the events consumes them).
+    seen: std::cell::Cell<bool>,
 }
 
 impl Watch {
@@ -26,7 +29,11 @@ impl Watch {
             Some(_) => None,
             None => Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok(),
         };
-        Watch { inotify, count: 0 }
+        Watch {
+            inotify,
+            count: 0,
+            seen: Default::default(),
+        }
     }
 
     /// A watch that never vouches for anything (the caller compares stats).
@@ -34,6 +41,7 @@ impl Watch {
         Watch {
             inotify: None,
             count: 0,
+            seen: Default::default(),
         }
     }
 
@@ -58,15 +66,27 @@ impl Watch {
         }
     }
 
-    /// True only when every watch was set and none has seen anything since.
+    /// Whether every watch set so far is in place (none refused, not on a network
+    /// filesystem).
+    pub fn active(&self) -> bool {
+        self.inotify.is_some()
+    }
+
+    /// True only when every watch was set and none has seen anything since (asked again,
+    /// still false once something was seen).
     pub fn quiet(&self) -> bool {
-        match &self.inotify {
+        if self.seen.get() {
+            return false;
+        }
+        let quiet = match &self.inotify {
             None => false,
             Some(inotify) => match inotify.read_events() {
                 Ok(events) => events.is_empty(),
                 Err(nix::errno::Errno::EAGAIN) => true,
                 Err(_) => false,
             },
-        }
+        };
+        self.seen.set(!quiet);
+        quiet
     }
 }

@@ -291,15 +291,21 @@ fn now() -> String {
 /// (see `watch`).
 const WATCH_FILES: u64 = 5_000;
 
+/// The edges (inputs first, then configs), and for each input what tells whether it changed
+/// during the job.
+struct Inputs {
+    edges: Vec<Edge>,
+    fingerprints: Vec<Fingerprint>,
+    /// inotify watches on each input, set before its stats were taken.
+    watches: Vec<Watch>,
+}
+
 /// Everything captured before launch.
 struct PreLaunch {
     capture: Capture,
-    edges: Vec<Edge>,
-    fingerprints: Vec<Fingerprint>,
-    /// inotify watches on each input, set while it was walked.
-    watches: Vec<Watch>,
+    after: Inputs,
     /// Inputs walked before launch whose bytes are hashed while the job runs, by position.
-    later: Vec<(usize, hash::Later)>,
+    later: Vec<(usize, Pending)>,
     params: Vec<Param>,
     blobs: Vec<(Hash, Vec<u8>)>,
     nvml: Option<std::sync::Arc<nvml_wrapper::Nvml>>,
@@ -359,7 +365,8 @@ fn capture_all(plan: &Plan) -> PreLaunch {
                 // Directories known to be small are not watched: closing an inotify instance
                 // costs several milliseconds, walking a small tree far less. One never
                 // recorded may be large: watched, it is not walked a third time after the job.
-                let large = match store.input_size(d.abs.as_os_str().as_bytes()) {
+                let known = store.input_size(d.abs.as_os_str().as_bytes());
+                let large = match known {
                     Some(n) => n >= WATCH_FILES,
                     None => std::fs::metadata(&d.abs).is_ok_and(|m| m.is_dir()),
                 };
@@ -368,13 +375,22 @@ fn capture_all(plan: &Plan) -> PreLaunch {
                 } else {
                     Watch::none()
                 };
+                // A large directory recorded before, most likely unchanged: once each of its
+                // directories is watched, its walk can wait until the job has started.
+                if large
+                    && known.is_some()
+                    && !plan.hash_before_launch
+                    && hash::watch_dirs(&d.abs, &mut watch)
+                {
+                    return (None, watch);
+                }
                 let sink = &mut |e: &[crate::model::DirEntry]| store.stage(&token, e);
                 let hashed = if plan.hash_before_launch {
                     hash::hash_path(&d.abs, sink, Some(store), Some(&mut watch)).map(Prepared::Done)
                 } else {
                     hash::prepare(&d.abs, sink, Some(store), Some(&mut watch))
                 };
-                (hashed, watch)
+                (Some(hashed), watch)
             })
             .collect();
         // Cleared here, before the job can write to the terminal.
@@ -403,13 +419,19 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     for (i, (d, (result, watch))) in plan.inputs.iter().zip(hashed).enumerate() {
         watches.push(watch);
         match result {
-            Ok(Prepared::Later(l)) => {
+            None => {
+                // Recorded without a hash until it is walked and hashed, the job started.
+                fingerprints.push(Fingerprint::default());
+                edges.push(d.edge(Role::Input, None, None));
+                later.push((i, Pending::Walk));
+            }
+            Some(Ok(Prepared::Later(l))) => {
                 // Recorded without a hash until it is hashed, once the job has started.
                 fingerprints.push(l.fingerprint());
                 edges.push(d.edge(Role::Input, None, None));
-                later.push((i, l));
+                later.push((i, Pending::Bytes(l)));
             }
-            Ok(Prepared::Done(h)) => {
+            Some(Ok(Prepared::Done(h))) => {
                 notes.extend(
                     h.warnings
                         .iter()
@@ -418,7 +440,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
                 edges.push(d.edge(Role::Input, Some(h.artifact), Some(format!("input-{i}"))));
                 fingerprints.push(h.fingerprint);
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 notes.push(format!(
                     "input {} could not be hashed: {e}",
                     d.given.display()
@@ -540,9 +562,11 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     };
     PreLaunch {
         capture,
-        edges,
-        fingerprints,
-        watches,
+        after: Inputs {
+            edges,
+            fingerprints,
+            watches,
+        },
         later,
         params: params.into_values().collect(),
         blobs,
@@ -604,7 +628,7 @@ pub fn execute(mut plan: Plan) -> Executed {
         pid: std::process::id(),
         rerun_of: plan.rerun_of.as_deref(),
         capture: &pre.capture,
-        edges: &pre.edges,
+        edges: &pre.after.edges,
         params: &pre.params,
         blobs: &pre.blobs,
     });
@@ -637,7 +661,7 @@ pub fn execute(mut plan: Plan) -> Executed {
     let running = match running {
         Ok(r) => r,
         Err(e) => {
-            let changed = hash_later(&plan, &id, later, &mut pre.edges, &mut capture.notes);
+            let changed = hash_later(&plan, &id, later, &mut pre.after, &mut capture.notes);
             let (exit, msg) = match e.kind() {
                 std::io::ErrorKind::NotFound => (code::NOT_FOUND, "command not found"),
                 _ => (code::NOT_EXECUTABLE, "command could not be executed"),
@@ -676,12 +700,12 @@ pub fn execute(mut plan: Plan) -> Executed {
         )
     });
     crate::timing::mark("spawned");
-    let mut changed = hash_later(&plan, &id, later, &mut pre.edges, &mut capture.notes);
+    let mut changed = hash_later(&plan, &id, later, &mut pre.after, &mut capture.notes);
     crate::timing::mark("inputs hashed");
     let sizes: Vec<(Vec<u8>, u64)> = plan
         .inputs
         .iter()
-        .zip(&pre.edges)
+        .zip(&pre.after.edges)
         .filter_map(|(d, e)| {
             let a = e.artifact.as_ref()?;
             (a.kind == crate::model::ArtifactKind::Dir)
@@ -691,7 +715,7 @@ pub fn execute(mut plan: Plan) -> Executed {
     plan.store.note_input_sizes(&sizes);
     plan.store.idle_work();
     if plan.sha256 {
-        record_sha256(&plan.store, &pre.edges, &mut capture.notes);
+        record_sha256(&plan.store, &pre.after.edges, &mut capture.notes);
     }
     crate::timing::mark("bookkeeping done while the job runs");
     let outcome = running.wait();
@@ -770,8 +794,8 @@ pub fn execute(mut plan: Plan) -> Executed {
     for (i, ((d, before), watch)) in plan
         .inputs
         .iter()
-        .zip(&pre.fingerprints)
-        .zip(&pre.watches)
+        .zip(&pre.after.fingerprints)
+        .zip(&pre.after.watches)
         .enumerate()
     {
         // Nothing seen by the watches: unchanged without walking it again.
@@ -844,11 +868,16 @@ pub fn execute(mut plan: Plan) -> Executed {
 fn hash_later(
     plan: &Plan,
     id: &str,
-    later: Vec<(usize, hash::Later)>,
-    edges: &mut [Edge],
+    later: Vec<(usize, Pending)>,
+    inputs: &mut Inputs,
     notes: &mut Vec<String>,
 ) -> Vec<usize> {
     let store = &plan.store;
+    let Inputs {
+        edges,
+        fingerprints,
+        watches,
+    } = inputs;
     let mut changed = Vec::new();
     let mut settle = |i: usize, result: Result<hash::Hashed, hash::LaterError>| {
         let d = &plan.inputs[i];
@@ -893,7 +922,13 @@ fn hash_later(
         warn(&msg);
         notes.push(msg);
     };
-    let (files, dirs): (Vec<_>, Vec<_>) = later.into_iter().partition(|(_, l)| !l.is_dir());
+    let (mut files, mut dirs) = (Vec::new(), Vec::new());
+    for (i, p) in later {
+        match p {
+            Pending::Bytes(l) if !l.is_dir() => files.push((i, l)),
+            p => dirs.push((i, p)),
+        }
+    }
     std::thread::scope(|scope| {
         let files = scope.spawn(move || {
             files
@@ -901,9 +936,28 @@ fn hash_later(
                 .map(|(i, l)| (i, l.file_key(), l.finish(&mut hash::discard, None)))
                 .collect::<Vec<_>>()
         });
-        for (i, l) in dirs {
+        for (i, p) in dirs {
             let token = format!("input-{i}");
-            let result = l.finish(&mut |e| store.stage(&token, e), Some(store));
+            let sink = &mut |e: &[crate::model::DirEntry]| store.stage(&token, e);
+            let result = match p {
+                Pending::Bytes(l) => l.finish(sink, Some(store)),
+                Pending::Walk => {
+                    let abs = &plan.inputs[i].abs;
+                    match hash::hash_path_while_running(abs, sink, Some(store)) {
+                        // Nothing changed since the watches were set before launch: the
+                        // walk is that of the tree the job started with.
+                        Ok(h) if watches[i].quiet() => {
+                            fingerprints[i] = h.fingerprint;
+                            Ok(h)
+                        }
+                        Ok(_) => Err(hash::LaterError::Changed(abs.clone())),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            Err(hash::LaterError::Changed(abs.clone()))
+                        }
+                        Err(e) => Err(hash::LaterError::Io(e)),
+                    }
+                }
+            };
             settle(i, result);
         }
         // The directories' cache rows, while the files are still being hashed.
@@ -921,6 +975,14 @@ fn hash_later(
         }
     });
     changed
+}
+
+/// An input whose recording goes on once the job has started.
+enum Pending {
+    /// Walked before launch; its bytes are still to hash.
+    Bytes(hash::Later),
+    /// Watched before launch (every directory in it); to walk and hash.
+    Walk,
 }
 
 /// `--sha256`: remember each artifact's SHA-256 (a directory's dirHash) beside its BLAKE3,

@@ -435,3 +435,51 @@ fn an_input_the_job_rewrites_at_once_is_never_recorded_with_the_new_bytes() {
         );
     }
 }
+
+/// A large directory recorded before (5,000 files or more) is watched, every directory in it,
+/// before launch, and walked once the job has started: it gets the hash a walk before launch
+/// gives, and a job that adds, removes or rewrites a file in it at once never gets the new
+/// tree recorded as what it read.
+#[test]
+fn a_large_recorded_directory_walked_after_launch_never_takes_the_jobs_changes_for_its_input() {
+    let env = Env::new();
+    for i in 0..5_000 {
+        env.write(&format!("data/{:02}/{i:04}.txt", i / 250), format!("{i}\n"));
+    }
+    age();
+    let first = input_hash(&env, "data");
+    let mut run = env.lineage();
+    run.env("LINEAGE_TIMINGS", "1")
+        .args(["run", "-q", "-i", "data", "--", "true"]);
+    let out = output_within(run, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    let at = |mark: &str| {
+        err.find(&format!("timing: {mark} at"))
+            .unwrap_or_else(|| panic!("no {mark} mark in {err}"))
+    };
+    assert!(at("spawned") < at("an input hashed"), "{err}");
+    assert_eq!(artifact(&env.show(None), "inputs", "data")["hash"], first);
+
+    let jobs = [
+        "echo new > data/00/new.txt",
+        "rm data/07/1850.txt",
+        "m=$(stat -c %y data/19/4999.txt); echo 9999 > data/19/4999.txt; \
+         touch -d \"$m\" data/19/4999.txt",
+        "mkdir data/20 && echo x > data/20/x.txt",
+    ];
+    for job in jobs {
+        let before = input_hash(&env, "data");
+        let out = env.cmd(["run", "-i", "data", "--", "sh", "-c", job]);
+        assert_eq!(code(&out), 0, "{job}: {}", stderr(&out));
+        let input = artifact(&env.show(None), "inputs", "data").clone();
+        let after = input_hash(&env, "data");
+        assert_ne!(before, after, "{job} changed nothing");
+        assert_eq!(input["changed_during_run"], true, "{job}: {}", stderr(&out));
+        assert!(
+            input["hash"].is_null() || input["hash"] == before.as_str(),
+            "{job}: recorded {} (before {before}, after {after})",
+            input["hash"]
+        );
+    }
+}

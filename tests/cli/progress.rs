@@ -85,3 +85,20 @@ fn quiet_runs_and_pipes_get_no_bar() {
     assert!(!stderr(&out).contains("hashing"), "{}", stderr(&out));
     assert_eq!(stdout(&out), "from-the-job\n");
 }
+
+/// Settled inputs are hashed while the job runs: no bar is drawn then, the terminal being
+/// the job's.
+#[test]
+fn inputs_hashed_while_the_job_runs_draw_nothing_on_its_terminal() {
+    let env = Env::new();
+    dataset(&env);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let screen = at_a_terminal(&env, "run -i data -- sh -c 'echo from-the-job; sleep 0.3'");
+    let job = screen.find("from-the-job").expect("the job's output");
+    assert!(
+        !screen[job..].contains("hashing inputs"),
+        "a bar was drawn while the job ran: {screen:?}"
+    );
+    let run = env.show(None);
+    assert!(artifact(&run, "inputs", "data")["hash"].is_string());
+}
