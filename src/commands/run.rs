@@ -288,7 +288,7 @@ fn now() -> String {
 
 /// Directory inputs that held at least this many files when last recorded, or never recorded
 /// yet, are watched with inotify while the job runs instead of being walked again after it
-/// (see `watch`).
+/// (see `watch`); those recorded before are walked only once the job has started.
 const WATCH_FILES: u64 = 5_000;
 
 /// The edges (inputs first, then configs), and for each input what tells whether it changed
