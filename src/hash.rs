@@ -362,15 +362,9 @@ fn hash_file_stat(
             filled = more?;
         }
     } else if len >= MMAP_THRESHOLD {
-        let mut offset = 0u64;
-        while offset < len {
-            let window = (len - offset).min(MMAP_WINDOW);
-            let map = map_window(&file, offset, window)?;
-            hasher.update_rayon(&map);
-            progress.inspect(|p| p.done(window, 0));
-            offset += window;
-        }
-        read = len;
+        let hash = hash_mapped(&file, len, map_window_len(), progress)?;
+        let after = StatKey::of(&file.metadata()?);
+        return Ok((hash, len, after));
     } else {
         READ_BUF.with_borrow_mut(|buf| -> io::Result<()> {
             loop {
@@ -391,10 +385,74 @@ fn hash_file_stat(
     Ok((Hash(*hasher.finalize().as_bytes()), read, after))
 }
 
-/// Large files are mapped this much at a time: as fast as mapping the whole file, but the
-/// pages of a 100 GB file never all count in lineage's RSS (which cgroup and Slurm limits
-/// watch).
+/// At most about this much of a large file is mapped at once, across the hashing threads, so
+/// that the pages of a 100 GB file never all count in lineage's RSS (which cgroup and Slurm
+/// limits watch).
+const MAPPED: u64 = 32 << 20;
+
+/// Each hashing thread maps this much at a time: a share of [`MAPPED`], a power of two
+/// between 1 and 16 MiB.
+fn map_window_len() -> u64 {
+    let share = MAPPED / rayon::current_num_threads().max(1) as u64;
+    (1u64 << share.max(1).ilog2()).clamp(1 << 20, MMAP_WINDOW)
+}
+
+/// The largest map window.
 const MMAP_WINDOW: u64 = 16 << 20;
+
+/// The BLAKE3 of the first `len` bytes of `file` (all of it), mapped `window` bytes at a time.
+/// Each window is a whole subtree of BLAKE3's tree (the file is split where the tree splits,
+/// down to windows), hashed on its own on rayon's threads, and the subtrees' chaining values
+/// are merged as the tree says: no thread waits for the others at the end of each window (one
+/// `update_rayon` per window measured 0.82x-0.84x b3sum), and at most one window per thread is
+/// mapped at once.
+fn hash_mapped(
+    file: &File,
+    len: u64,
+    window: u64,
+    progress: Option<&Progress>,
+) -> io::Result<Hash> {
+    use blake3::hazmat::{
+        ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root,
+        merge_subtrees_root,
+    };
+    fn subtree(
+        file: &File,
+        offset: u64,
+        len: u64,
+        window: u64,
+        progress: Option<&Progress>,
+    ) -> io::Result<ChainingValue> {
+        if len <= window {
+            let map = map_window(file, offset, len)?;
+            let cv = blake3::Hasher::new()
+                .set_input_offset(offset)
+                .update(&map)
+                .finalize_non_root();
+            progress.inspect(|p| p.done(len, 0));
+            return Ok(cv);
+        }
+        let left = left_subtree_len(len);
+        let (l, r) = rayon::join(
+            || subtree(file, offset, left, window, progress),
+            || subtree(file, offset + left, len - left, window, progress),
+        );
+        Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
+    }
+    if len <= window {
+        let map = map_window(file, 0, len)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_rayon(&map);
+        progress.inspect(|p| p.done(len, 0));
+        return Ok(Hash(*hasher.finalize().as_bytes()));
+    }
+    let left = left_subtree_len(len);
+    let (l, r) = rayon::join(
+        || subtree(file, 0, left, window, progress),
+        || subtree(file, left, len - left, window, progress),
+    );
+    Ok(Hash(*merge_subtrees_root(&l?, &r?, Mode::Hash).as_bytes()))
+}
 
 /// Map `len` bytes of `file` from `offset`, read-only.
 #[allow(unsafe_code)]
@@ -1146,6 +1204,37 @@ mod tests {
         std::fs::write(&path, &data).expect("write");
         let (hash, size) = hash_file(&path).expect("hash");
         assert_eq!((hash, size), (Hash::of(&data), len as u64));
+    }
+
+    /// Files mapped in windows hashed as separate subtrees give plain BLAKE3, whatever their
+    /// length against the window: one byte, one chunk, one window, around powers of two.
+    #[test]
+    fn windows_hashed_as_subtrees_give_the_plain_blake3() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        let window = 4 * blake3::CHUNK_LEN as u64;
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let c = blake3::CHUNK_LEN;
+        for len in [
+            1,
+            c - 1,
+            c,
+            c + 1,
+            4 * c,
+            4 * c + 1,
+            8 * c - 1,
+            8 * c,
+            9 * c + 7,
+            16 * c,
+            31 * c + 500,
+            64 * c + 1,
+            data.len(),
+        ] {
+            std::fs::write(&path, &data[..len]).expect("write");
+            let file = File::open(&path).expect("open");
+            let hash = hash_mapped(&file, len as u64, window, None).expect("hash");
+            assert_eq!(hash, Hash::of(&data[..len]), "length {len}");
+        }
     }
 
     #[test]
