@@ -187,9 +187,9 @@ fn hash_with_cache(
             })
             .collect()
     };
-    // While the job runs (`Read::Copy`), on half the cores.
-    let results = match (read, alongside()) {
-        (Read::Copy, Some(pool)) => pool.install(compute),
+    // While the job runs, at a lower priority; once it has ended, at lineage's own.
+    let results = match (read, JOB_RUNNING.load(Ordering::Relaxed), alongside()) {
+        (Read::Copy, true, Some(pool)) => pool.install(compute),
         _ => compute(),
     };
     if let Some(cache) = cache {
@@ -209,9 +209,14 @@ fn hash_with_cache(
     results
 }
 
-/// The threads that hash while the job runs: one per core, at the lowest priority (nice 19),
-/// so that they take only the CPU time the job leaves idle, and every core once it has ended.
-/// None if they cannot be started (rayon's global pool then serves).
+/// Whether the job is still running (set by `lineage run` at launch, cleared by a thread that
+/// sees it end): hashing beside it goes to the lower-priority threads of [`alongside`].
+pub static JOB_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The threads that hash while the job runs: one per core, at a lower priority (nice 10), so
+/// that on a core the job wants they get about a tenth of it. Work started after the job has
+/// ended goes to rayon's global pool, at lineage's own priority. None if they cannot be
+/// started (the global pool then serves).
 fn alongside() -> Option<&'static rayon::ThreadPool> {
     static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
@@ -228,8 +233,10 @@ fn alongside() -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
-/// The nice value of the threads that hash while the job runs: the lowest priority.
-const NICEST: i32 = 19;
+/// The nice value of the threads that hash while the job runs. 19 (a 1.4% share of a busy
+/// core) starved them for minutes on a machine kept busy by other work, work already begun
+/// in them included; 10 gets about 10%.
+const NICEST: i32 = 10;
 
 /// A sink that keeps nothing (when only the hash is wanted).
 pub fn discard(_: &[DirEntry]) -> io::Result<()> {
@@ -350,16 +357,30 @@ fn hash_file_stat(
         let (mut current, mut next) = (vec![0u8; COPY_BUF], vec![0u8; COPY_BUF]);
         let mut filled = fill(&mut file, &mut current)?;
         while filled > 0 {
-            let (more, ()) = rayon::join(
-                || fill(&mut file, &mut next),
-                || {
-                    hasher.update(&current[..filled]);
-                },
-            );
-            read += filled as u64;
-            progress.inspect(|p| p.done(filled as u64, 0));
-            std::mem::swap(&mut current, &mut next);
-            filled = more?;
+            // Eight buffers at a time, at the priority the job's state calls for.
+            let mut steps = || -> io::Result<usize> {
+                let mut filled = filled;
+                for _ in 0..8 {
+                    if filled == 0 {
+                        break;
+                    }
+                    let (more, ()) = rayon::join(
+                        || fill(&mut file, &mut next),
+                        || {
+                            hasher.update(&current[..filled]);
+                        },
+                    );
+                    read += filled as u64;
+                    progress.inspect(|p| p.done(filled as u64, 0));
+                    std::mem::swap(&mut current, &mut next);
+                    filled = more?;
+                }
+                Ok(filled)
+            };
+            filled = match (JOB_RUNNING.load(Ordering::Relaxed), alongside()) {
+                (true, Some(pool)) => pool.install(steps),
+                _ => steps(),
+            }?;
         }
     } else if len >= MMAP_THRESHOLD {
         let hash = hash_mapped(&file, len, map_window_len(), progress)?;

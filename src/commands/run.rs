@@ -700,6 +700,9 @@ pub fn execute(mut plan: Plan) -> Executed {
         )
     });
     crate::timing::mark("spawned");
+    if !later.is_empty() {
+        watch_job(running.pid());
+    }
     let mut changed = hash_later(&plan, &id, later, &mut pre.after, &mut capture.notes);
     crate::timing::mark("inputs hashed");
     let sizes: Vec<(Vec<u8>, u64)> = plan
@@ -975,6 +978,26 @@ fn hash_later(
         }
     });
     changed
+}
+
+/// Mark the job running for the hashing beside it (`hash::JOB_RUNNING`) until a thread sees
+/// it end (without reaping it: `wait` does that).
+fn watch_job(pid: u32) {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    use std::sync::atomic::Ordering;
+    hash::JOB_RUNNING.store(true, Ordering::Relaxed);
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    let watcher = std::thread::Builder::new()
+        .name("lineage-job-end".into())
+        .spawn(move || {
+            while let Err(nix::errno::Errno::EINTR) =
+                waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+            {}
+            hash::JOB_RUNNING.store(false, Ordering::Relaxed);
+        });
+    if watcher.is_err() {
+        hash::JOB_RUNNING.store(false, Ordering::Relaxed);
+    }
 }
 
 /// An input whose recording goes on once the job has started.

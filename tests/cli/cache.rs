@@ -358,28 +358,38 @@ fn inputs_hashed_while_the_job_runs_are_recorded_as_if_hashed_before_launch() {
         "while [ ! -e go ]; do sleep 0.02; done",
     ]);
     job.stderr(std::process::Stdio::piped());
-    let job = job.spawn().expect("spawn");
-    // The job waits until both hashes are in the store, so they were recorded while it ran.
+    let mut job = job.spawn().expect("spawn");
+    // lineage's stderr, line by line: its `inputs hashed` mark comes once every input is
+    // recorded.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let pipe = job.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The job waits until both inputs are recorded, so they were recorded while it ran.
+    let mut err = String::new();
     let start = std::time::Instant::now();
-    let run = loop {
-        let out = during.cmd(["show", "--json"]);
-        if out.status.success() {
-            let run: Value = serde_json::from_slice(&out.stdout).expect("json");
-            let hashed = |p| artifact(&run, "inputs", p)["hash"].is_string();
-            if hashed("data") && hashed("big.bin") {
-                assert_eq!(run["status"], "running");
-                break run;
-            }
+    while !err.contains("timing: inputs hashed at") {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(line) => err.push_str(&(line + "\n")),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(e) => panic!("lineage ended before recording its inputs ({e}): {err}"),
         }
         assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the inputs were not recorded while the job ran"
+            start.elapsed() < Duration::from_secs(120),
+            "the inputs were not recorded while the job ran: {err}"
         );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+    let run = during.show(None);
+    assert_eq!(run["status"], "running", "{err}");
     during.write("go", "");
-    let out = job.wait_with_output().expect("wait");
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let status = job.wait().expect("wait");
+    reader.join().expect("reader");
+    err.extend(rx.try_iter().map(|l| l + "\n"));
+    assert!(status.success(), "{err}");
     for path in ["data", "big.bin"] {
         for key in ["hash", "size", "file_count"] {
             assert_eq!(
@@ -394,7 +404,6 @@ fn inputs_hashed_while_the_job_runs_are_recorded_as_if_hashed_before_launch() {
         blake3_hex(&std::fs::read(during.path("big.bin")).expect("read"))
     );
     // The bytes were read after the job started.
-    let err = stderr(&out);
     let at = |mark: &str| {
         err.find(&format!("timing: {mark} at"))
             .unwrap_or_else(|| panic!("no {mark} mark in {err}"))
