@@ -503,7 +503,18 @@ pub fn hash_path(
     cache: Option<&dyn StatCache>,
     watch: Option<&mut Watch>,
 ) -> io::Result<Hashed> {
-    match hash_or_prepare(path, sink, cache, watch, false, Read::Map)? {
+    hash_now(path, sink, cache, watch, Read::Map)
+}
+
+/// [`hash_or_prepare`] asked to leave nothing for later.
+fn hash_now(
+    path: &Path,
+    sink: Sink,
+    cache: Option<&dyn StatCache>,
+    watch: Option<&mut Watch>,
+    read: Read,
+) -> io::Result<Hashed> {
+    match hash_or_prepare(path, sink, cache, watch, false, read)? {
         Prepared::Done(hashed) => Ok(hashed),
         Prepared::Later(_) => unreachable!("hashing is never left for later unless asked"),
     }
@@ -538,10 +549,7 @@ pub fn hash_path_while_running(
     sink: Sink,
     cache: Option<&dyn StatCache>,
 ) -> io::Result<Hashed> {
-    match hash_or_prepare(path, sink, cache, None, false, Read::Copy)? {
-        Prepared::Done(hashed) => Ok(hashed),
-        Prepared::Later(_) => unreachable!("hashing is never left for later unless asked"),
-    }
+    hash_now(path, sink, cache, None, Read::Copy)
 }
 
 /// Watch `root` and every directory under it with `watch`, each before it is listed, without
