@@ -1,101 +1,18 @@
-//! `lineage show PATH`, `--descendants`, `--depth`, graph formats and `lineage diff`, on a real
-//! pipeline recorded with `lineage run`:
-//!
-//! ```text
-//! raw/data.csv ─> prepare ─> prepared/ (train.csv, meta.txt) ─> train (+ cfg.yaml) ─> model.bin
-//!      │                        └── prepared/train.csv ──────────┐                    │
-//!      │                                                        evaluate <────────────┘ ─> metrics.json
-//!      └─> features ─> features.bin ───────────────────────────> report <── metrics.json ─> report.txt
-//! ```
-//! `evaluate` reads `model.bin` and a file inside `prepared/` (a diamond through `prepare`);
-//! `report` joins two branches that both start at `raw/data.csv`.
+//! `lineage show PATH`, `--descendants`, `--depth`, graph formats and `lineage diff`, on the
+//! shared pipeline (`fixture`): `evaluate` reads `model.bin` and a file inside `prepared/` (a
+//! diamond through `prepare`); `report` joins two branches that both start at
+//! `raw/data.csv`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::fixture::Pipeline;
 use crate::util::*;
 
-struct Pipeline {
-    env: Env,
-    prepare: String,
-    train: String,
-    evaluate: String,
-    features: String,
-    report: String,
-}
-
 fn pipeline() -> Pipeline {
-    let env = Env::new();
-    env.init_repo();
-    env.write("raw/data.csv", "a,b\n1,2\n3,4\n");
-    env.write("cfg.yaml", "lr: 0.1\nepochs: 2\n");
-    let prepare = env.record(&[
-            "-i",
-            "raw/data.csv",
-            "-o",
-            "prepared",
-            "--",
-            "sh",
-            "-c",
-            "mkdir -p prepared && tr , ';' < raw/data.csv > prepared/train.csv && echo meta > prepared/meta.txt",
-        ],
-    );
-    let train = env.record(&[
-        "-i",
-        "prepared",
-        "-c",
-        "cfg.yaml",
-        "-o",
-        "model.bin",
-        "--",
-        "sh",
-        "-c",
-        "cat prepared/train.csv cfg.yaml > model.bin",
-    ]);
-    let evaluate = env.record(&[
-        "-i",
-        "model.bin",
-        "-i",
-        "prepared/train.csv",
-        "-o",
-        "metrics.json",
-        "--",
-        "sh",
-        "-c",
-        "wc -c model.bin prepared/train.csv > metrics.json",
-    ]);
-    let features = env.record(&[
-        "-i",
-        "raw/data.csv",
-        "-o",
-        "features.bin",
-        "--",
-        "sh",
-        "-c",
-        "tr 0-9 a-j < raw/data.csv > features.bin",
-    ]);
-    let report = env.record(&[
-        "-i",
-        "metrics.json",
-        "-i",
-        "features.bin",
-        "-o",
-        "report.txt",
-        "--",
-        "sh",
-        "-c",
-        "cat metrics.json features.bin > report.txt",
-    ]);
-    Pipeline {
-        env,
-        prepare,
-        train,
-        evaluate,
-        features,
-        report,
-    }
+    Pipeline::new()
 }
 
 fn json_of(env: &Env, args: &[&str]) -> Value {
@@ -223,11 +140,14 @@ fn the_same_bytes_copied_elsewhere_are_still_found() {
 #[test]
 fn a_file_inside_an_output_directory_is_traced_to_the_run_that_wrote_the_directory() {
     let p = pipeline();
-    let doc = json_of(&p.env, &["show", "prepared/meta.txt", "--format", "json"]);
+    let doc = json_of(
+        &p.env,
+        &["show", "prepared/sub/meta.txt", "--format", "json"],
+    );
     assert_eq!(run_ids(&doc), BTreeSet::from([p.prepare.clone()]));
-    let out = p.env.cmd(["show", "prepared/meta.txt"]);
+    let out = p.env.cmd(["show", "prepared/sub/meta.txt"]);
     assert!(
-        stdout(&out).contains("(as meta.txt inside a directory)"),
+        stdout(&out).contains("(as sub/meta.txt inside a directory)"),
         "{}",
         stdout(&out)
     );

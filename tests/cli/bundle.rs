@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::fixture::{Pipeline, SECRET};
 use crate::util::*;
-
-const SECRET: &str = "bundle-secret-value-123";
 
 /// `lineage --store STORE ARGS...` in the env's work directory.
 fn at(env: &Env, store: &Path, args: &[&str]) -> std::process::Output {
@@ -40,52 +39,22 @@ fn counts(store: &Path) -> Vec<i64> {
     .collect()
 }
 
-/// raw.csv -> prepare -> prepared/ -> train (+ cfg.yaml, a secret) -> model.bin, and a rerun.
-fn pipeline(env: &Env) -> (String, String) {
-    env.init_repo();
-    env.write("raw.csv", "a,b\n1,2\n");
-    env.write("cfg.yaml", "lr: 0.1\n");
-    let prepare = env.record(&[
-        "-i",
-        "raw.csv",
-        "-o",
-        "prepared",
-        "--",
-        "sh",
-        "-c",
-        "mkdir -p prepared && cp raw.csv prepared/train.csv",
-    ]);
-    let mut cmd = env.lineage();
-    cmd.env("API_TOKEN", SECRET).args([
-        "run",
-        "-q",
-        "--sha256",
-        "-i",
-        "prepared",
-        "-c",
-        "cfg.yaml",
-        "-o",
-        "model.bin",
-        "--",
-        "sh",
-        "-c",
-        "cat prepared/train.csv cfg.yaml > model.bin",
-    ]);
-    assert_eq!(code(&output_within(cmd, Duration::from_secs(60))), 0);
-    let train = env.show(None)["id"].as_str().expect("id").to_string();
-    let out = env.cmd(["rerun", "-q", &train]);
+/// The shared pipeline (`fixture`), train with `--sha256`, and a rerun of train: six runs.
+fn pipeline() -> Pipeline {
+    let p = Pipeline::record_with(Env::new(), &["--sha256"]);
+    let out = p.env.cmd(["rerun", "-q", &p.train]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    (prepare, train)
+    p
 }
 
 #[test]
 fn a_bundle_carries_a_pipeline_to_another_store_whole_and_twice_changes_nothing() {
-    let env = Env::new();
-    let (_prepare, train) = pipeline(&env);
+    let p = pipeline();
+    let (env, train) = (&p.env, &p.train);
     let bundle = env.path("runs.lineage");
     let out = env.cmd(["bundle", "export", "-o", &bundle.display().to_string()]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(stderr(&out).contains("bundled 3 runs"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("bundled 6 runs"), "{}", stderr(&out));
     let bytes = std::fs::read(&bundle).expect("bundle written");
     assert!(
         !contains(&bytes, SECRET.as_bytes()),
@@ -106,12 +75,12 @@ fn a_bundle_carries_a_pipeline_to_another_store_whole_and_twice_changes_nothing(
 
     let other: PathBuf = env.work.parent().expect("root").join("other-store");
     let out = at(
-        &env,
+        env,
         &other,
         &["bundle", "import", &bundle.display().to_string()],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(stderr(&out).contains("imported 3 runs"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("imported 6 runs"), "{}", stderr(&out));
     for args in [
         vec!["show", "model.bin", "--format", "json"],
         vec!["show", "prepared/train.csv", "--format", "json"],
@@ -119,20 +88,20 @@ fn a_bundle_carries_a_pipeline_to_another_store_whole_and_twice_changes_nothing(
         vec!["list", "--json"],
     ] {
         let mine = ok(env.cmd(&args));
-        let theirs = ok(at(&env, &other, &args));
+        let theirs = ok(at(env, &other, &args));
         assert_eq!(mine, theirs, "{args:?} differs after the trip");
     }
     // sha256 recorded with --sha256 travelled with it.
     let export = ok(at(
-        &env,
+        env,
         &other,
-        &["export", "--no-sha256", "--format", "in-toto", &train],
+        &["export", "--no-sha256", "--format", "in-toto", train],
     ));
     assert!(export.contains("\"sha256\""), "{export}");
 
     let before = counts(&other);
     let out = at(
-        &env,
+        env,
         &other,
         &["bundle", "import", &bundle.display().to_string()],
     );
@@ -203,8 +172,8 @@ fn importing_joins_two_stores_that_share_bytes_into_one_graph() {
 
 #[test]
 fn export_selects_by_target_and_date_and_leaves_running_runs_out() {
-    let env = Env::new();
-    let (prepare, train) = pipeline(&env);
+    let p = pipeline();
+    let (env, prepare, train) = (&p.env, &p.prepare, &p.train);
     env.write("other.txt", "unrelated\n");
     let unrelated = env.record(&[
         "-i",
@@ -264,12 +233,12 @@ fn export_selects_by_target_and_date_and_leaves_running_runs_out() {
     );
     let store = env.work.parent().expect("root").join("sel-store");
     ok(at(
-        &env,
+        env,
         &store,
         &["bundle", "import", &file.display().to_string()],
     ));
     let list: Value =
-        serde_json::from_str(&ok(at(&env, &store, &["list", "--json"]))).expect("json");
+        serde_json::from_str(&ok(at(env, &store, &["list", "--json"]))).expect("json");
     let ids: Vec<&str> = list
         .as_array()
         .expect("runs")
@@ -311,8 +280,8 @@ fn export_selects_by_target_and_date_and_leaves_running_runs_out() {
 
 #[test]
 fn a_bad_bundle_is_refused_and_the_store_is_untouched() {
-    let env = Env::new();
-    pipeline(&env);
+    let p = pipeline();
+    let env = &p.env;
     let before = counts(&env.store);
     let junk = env.write("junk.lineage", "not a bundle at all");
     let out = env.cmd(["bundle", "import", &junk.display().to_string()]);

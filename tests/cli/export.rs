@@ -1,4 +1,4 @@
-//! `lineage export`: a real pipeline recorded with `lineage run`, exported as PROV-JSON,
+//! `lineage export`: the shared pipeline (`fixture`), exported as PROV-JSON,
 //! in-toto/SLSA and OpenLineage, checked by our own reading and by the third-party validators
 //! in ../shared/interop (the `prov`, `in-toto`, `in-toto-attestation` and
 //! `openlineage-python` packages, and the official OpenLineage JSON Schemas). The digests are
@@ -18,66 +18,10 @@ use serde_json::Value;
 
 use crate::util::*;
 
-const SECRET: &str = "hunter2-very-secret-value";
+use crate::fixture::{Pipeline, SECRET};
 
-struct Pipeline {
-    env: Env,
-    prepare: String,
-    train: String,
-    evaluate: String,
-}
-
-/// raw.csv -> prepare -> prepared/ -> train (+ cfg.yaml, a secret in the environment) ->
-/// model.bin -> evaluate -> metrics.json
 fn pipeline() -> Pipeline {
-    let env = Env::new();
-    env.init_repo();
-    env.write("raw.csv", "a,b\n1,2\n3,4\n");
-    env.write("cfg.yaml", "lr: 0.1\nepochs: 2\n");
-    let prepare = env.record(&[
-        "-i",
-        "raw.csv",
-        "-o",
-        "prepared",
-        "--",
-        "sh",
-        "-c",
-        "mkdir -p prepared/sub && tr , ';' < raw.csv > prepared/train.csv && echo meta > prepared/sub/meta.txt",
-    ]);
-    let mut cmd = env.lineage();
-    cmd.env("API_TOKEN", SECRET).args([
-        "run",
-        "-q",
-        "-i",
-        "prepared",
-        "-c",
-        "cfg.yaml",
-        "-o",
-        "model.bin",
-        "--",
-        "sh",
-        "-c",
-        "cat prepared/train.csv cfg.yaml > model.bin",
-    ]);
-    let out = output_within(cmd, std::time::Duration::from_secs(60));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let train = env.show(None)["id"].as_str().expect("id").to_string();
-    let evaluate = env.record(&[
-        "-i",
-        "model.bin",
-        "-o",
-        "metrics.json",
-        "--",
-        "sh",
-        "-c",
-        "wc -c < model.bin > metrics.json",
-    ]);
-    Pipeline {
-        env,
-        prepare,
-        train,
-        evaluate,
-    }
+    Pipeline::new()
 }
 
 fn export(env: &Env, args: &[&str]) -> String {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::fixture::Pipeline;
 use crate::util::*;
 
 /// `lineage ARGS` recording into the team store at `url`, through the replica `replica`.
@@ -294,32 +295,8 @@ fn a_bundle_imported_into_postgres_shows_the_same_ancestry() {
     let Some(pg) = PgServer::start() else { return };
     let db = pg.database();
     let url = pg.url(&db);
-    let env = Env::new();
-    env.init_repo();
-    env.write("raw.csv", "a\n1\n");
-    env.write("cfg.yaml", "lr: 0.1\n");
-    env.record(&[
-        "-i",
-        "raw.csv",
-        "-o",
-        "prepared",
-        "--",
-        "sh",
-        "-c",
-        "mkdir -p prepared && cp raw.csv prepared/t.csv",
-    ]);
-    env.record(&[
-        "-i",
-        "prepared",
-        "-c",
-        "cfg.yaml",
-        "-o",
-        "model.bin",
-        "--",
-        "sh",
-        "-c",
-        "cat prepared/t.csv cfg.yaml > model.bin",
-    ]);
+    let p = Pipeline::record(Env::local());
+    let env = &p.env;
     let bundle = env.path("runs.lineage");
     assert_eq!(
         code(&env.cmd(["bundle", "export", "-o", &bundle.display().to_string()])),
@@ -332,15 +309,16 @@ fn a_bundle_imported_into_postgres_shows_the_same_ancestry() {
         &["bundle", "import", &bundle.display().to_string()],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(pg.sql(&db, "SELECT COUNT(*) FROM runs")[0][0], "2");
-    assert!(pg.sql(&db, "SELECT COUNT(*) FROM dir_entries")[0][0] == "1");
+    assert_eq!(pg.sql(&db, "SELECT COUNT(*) FROM runs")[0][0], "5");
+    assert_eq!(pg.sql(&db, "SELECT COUNT(*) FROM dir_entries")[0][0], "2");
     // Another machine, reading only from the server.
     let viewer = replica(&env, "viewer");
     for args in [
-        ["show", "model.bin", "--format", "json"],
-        ["show", "prepared/t.csv", "--format", "json"],
+        &["show", "model.bin", "--format", "json"][..],
+        &["show", "prepared/train.csv", "--format", "json"],
+        &["show", "raw/data.csv", "--descendants", "--format", "json"],
     ] {
-        let theirs = team(&env, &url, &viewer, &args);
+        let theirs = team(env, &url, &viewer, args);
         assert_eq!(code(&theirs), 0, "{}", stderr(&theirs));
         assert_eq!(stdout(&env.cmd(args)), stdout(&theirs), "{args:?}");
     }

@@ -16,6 +16,9 @@ pub struct Env {
     pub home: PathBuf,
     /// With LINEAGE_TEST_BACKEND=postgres: the team store every command records into.
     pub team: Option<String>,
+    /// Run lineage with an environment holding only what `isolate` sets (a fixed PATH, no
+    /// variable of the developer's or CI's): records whose `env` is the same on any machine.
+    pub clean_env: bool,
 }
 
 /// The whole suite runs against PostgreSQL when LINEAGE_TEST_BACKEND=postgres, on the server
@@ -54,7 +57,28 @@ impl Env {
             work,
             home,
             team: postgres_backend(),
+            clean_env: false,
         }
+    }
+
+    /// An environment that records into a local SQLite store whatever the backend.
+    pub fn local() -> Env {
+        let mut env = Env::new();
+        env.team = None;
+        env
+    }
+
+    /// An environment that records into a local SQLite store whatever the backend, with a
+    /// clean environment (see `clean_env`): for outputs compared byte for byte.
+    pub fn deterministic() -> Env {
+        let mut env = Env::local();
+        env.clean_env = true;
+        env
+    }
+
+    /// The temporary directory holding the work directory, the store and HOME.
+    pub fn root(&self) -> &Path {
+        self._root.path()
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -71,6 +95,11 @@ impl Env {
     }
 
     fn isolate(&self, cmd: &mut Command) {
+        if self.clean_env {
+            cmd.env_clear()
+                .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+                .env("LANG", "C.UTF-8");
+        }
         cmd.current_dir(&self.work)
             .env("HOME", &self.home)
             .env("XDG_DATA_HOME", self.home.join(".local/share"))
@@ -92,11 +121,14 @@ impl Env {
             .env_remove("KUBERNETES_SERVICE_HOST");
     }
 
-    /// Run git in the work directory; panics when it fails.
+    /// Run git in the work directory; panics when it fails. Commits carry a fixed date, so
+    /// the same tree gives the same commit id on any machine.
     pub fn git(&self, args: &[&str]) -> String {
         let mut cmd = Command::new("git");
         cmd.args(args);
         self.isolate(&mut cmd);
+        cmd.env("GIT_AUTHOR_DATE", "2026-11-01T12:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2026-11-01T12:00:00Z");
         let out = cmd.output().expect("git runs");
         assert!(
             out.status.success(),

@@ -1,0 +1,312 @@
+//! The output contract, pinned by snapshots (insta) of the real binary's output on the shared
+//! pipeline: `show --json`, `list --json`, `diff --json`, `rerun --json`, the ancestry graph
+//! in every format, and the exports (PROV-JSON, in-toto, OpenLineage). JSON is an API
+//! (docs/json.md): a change to any byte here is a change to the contract, to make on purpose
+//! (`cargo insta review`, or INSTA_UPDATE=always), never by accident.
+//!
+//! The runs record a clean environment (a fixed PATH, nothing of the machine's) into a local
+//! store, and commits carry a fixed date, so what differs between two machines or two runs
+//! is only what `Normalizer` replaces: the temporary directory, run ids, times, durations
+//! and the machine's own description (host, kernel, CPU, memory, container, resources).
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+
+use crate::fixture::Pipeline;
+use crate::util::*;
+
+/// Rewrites what legitimately differs between machines and runs into stable placeholders.
+struct Normalizer {
+    root: String,
+    /// Full run id -> its placeholder number (oldest run first).
+    ids: BTreeMap<String, usize>,
+    host: String,
+    user: String,
+}
+
+impl Normalizer {
+    fn new(env: &Env) -> Normalizer {
+        let out = env.cmd(["list", "--json"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+        let ids = runs
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, r)| (r["id"].as_str().expect("id").to_string(), i + 1))
+            .collect();
+        let latest = env.show(None);
+        Normalizer {
+            root: env.root().display().to_string(),
+            ids,
+            host: latest["system"]["hostname"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            user: latest["owner"]["user"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+
+    fn apply(&self, text: &str) -> String {
+        let mut s = text.replace(&self.root, "[root]");
+        // Run ids, whole or as a unique prefix (at least 8 characters), and run ids in the
+        // other shapes the formats give them (dot and mermaid node names, mermaid without dashes).
+        let token = Regex::new(r"[0-9a-f]{9,}|[0-9a-f]{8}(?:[-_][0-9a-f]{1,12})*").expect("regex");
+        s = token
+            .replace_all(&s, |c: &regex::Captures| {
+                let t = c[0].replace('_', "-");
+                for (id, n) in &self.ids {
+                    if *id == t || id.replace('-', "") == t {
+                        return format!("[run-{n}]");
+                    }
+                    if id.starts_with(&t) && t.len() >= 8 && t.len() < 36 {
+                        return format!("[run-{n}:short]");
+                    }
+                }
+                c[0].to_string()
+            })
+            .into_owned();
+        let rules: &[(&str, &str)] = &[
+            // RFC 3339 times, and times and ages as tables show them.
+            (
+                r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+                "[time]",
+            ),
+            (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?", "[time]"),
+            (r"\b\d+(\.\d+)?(ms|s|m\d+s) ago\b", "[ago]"),
+            // The machine's own description and the job's measured resources, in the JSON
+            // of `show` (snake_case) and of the exports (camelCase).
+            (
+                r#""(hostname|os|os_version|osVersion|kernel|arch|cpu_model|cpuModel|cpu_cores|cpuCores|cpu_physical_cores|memory_bytes|memoryBytes|gpu_note|user|uid|wall_seconds|wallSeconds|user_cpu_seconds|userCpuSeconds|system_cpu_seconds|systemCpuSeconds|max_rss_bytes|maxRssBytes)":(\s*)("(?:[^"\\]|\\.)*"|-?[0-9.eE+-]+|null|true|false)"#,
+                r#""$1":$2"[machine]""#,
+            ),
+            (
+                r#""(lineage:os|lineage:arch)":(\s*)"(?:[^"\\]|\\.)*""#,
+                r#""$1":$2"[machine]""#,
+            ),
+            (
+                r#""container":(\s*)(null|\{[^{}]*\})"#,
+                r#""container":$1"[machine]""#,
+            ),
+            // `diff` lists only the resources that differ, and which do varies.
+            (
+                r#""resources":(\s*)\{(?:[^{}]|\{[^{}]*\})*\}"#,
+                r#""resources":$1"[machine]""#,
+            ),
+            (r"\nresources\n(  ~ [^\n]*\n)*", "\nresources: [machine]\n"),
+        ];
+        for (pattern, with) in rules {
+            s = Regex::new(pattern)
+                .expect("regex")
+                .replace_all(&s, *with)
+                .into_owned();
+        }
+        // The host and the user as the exports name them (agents, owners, labels).
+        let (h, u) = (&self.host, &self.user);
+        for (from, to) in [
+            (format!("{u}@{h}"), "[user]@[host]".to_string()),
+            (format!("host:{h}\""), "host:[host]\"".to_string()),
+            (
+                format!("\"host\":\"{h}\""),
+                "\"host\":\"[host]\"".to_string(),
+            ),
+            (
+                format!("\"prov:label\": \"{h}\""),
+                "\"prov:label\": \"[host]\"".to_string(),
+            ),
+            (format!("user:{u}\""), "user:[user]\"".to_string()),
+            (
+                format!("\"prov:label\": \"{u}\""),
+                "\"prov:label\": \"[user]\"".to_string(),
+            ),
+        ] {
+            if !h.is_empty() && !u.is_empty() {
+                s = s.replace(&from, &to);
+            }
+        }
+        s
+    }
+}
+
+impl Normalizer {
+    /// `apply`, then what a human table adds: padding and rule lengths (which follow the
+    /// widest value), durations, and the rows that describe the machine.
+    fn table(&self, text: &str) -> String {
+        let s = self.apply(text);
+        let rules: &[(&str, &str)] = &[
+            (
+                r"(?m)^ (host|gpus|container|resources|owner) .*\n(^ {2,}\S.*\n)?",
+                " $1 [machine]\n",
+            ),
+            (r"\b\d+(\.\d+)?(ms|s)\b", "[duration]"),
+            // Cut to 8 characters, which every run of a minute shares (or not, when the
+            // runs straddle a boundary of the id's time bits): not stable, not pinned.
+            (r"rerun of \S+", "rerun of [run]"),
+            (r"─+", "─"),
+            (r"═+", "═"),
+            (r" {2,}", "  "),
+            (r"(?m) +$", ""),
+        ];
+        rules.iter().fold(s, |s, (pattern, with)| {
+            Regex::new(pattern)
+                .expect("regex")
+                .replace_all(&s, *with)
+                .into_owned()
+        })
+    }
+}
+
+fn ok(env: &Env, args: &[&str]) -> String {
+    let out = env.cmd(args);
+    assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// The shared pipeline, then what the contract also covers: a rerun of a deterministic
+/// stage (its verdict returned), a second training run with other code, config, params and
+/// secret (for `diff`), and a failed run whose declared output is missing.
+fn recorded() -> (Pipeline, String, String, String) {
+    let p = Pipeline::record(Env::deterministic());
+    let env = &p.env;
+    let verdict = ok(env, &["rerun", "-q", &p.evaluate, "--json"]);
+    env.write("train.py", "echo training harder\n");
+    env.write("cfg.yaml", "lr: 0.2\nepochs: 2\n");
+    let mut cmd = env.lineage();
+    cmd.env("API_TOKEN", "another-secret-value-000").args([
+        "run",
+        "-q",
+        "-i",
+        "prepared",
+        "-c",
+        "cfg.yaml",
+        "-p",
+        "seed=4",
+        "-o",
+        "model.bin",
+        "--",
+        "sh",
+        "-c",
+        "cat prepared/train.csv cfg.yaml > model.bin",
+    ]);
+    let out = output_within(cmd, std::time::Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let train2 = env.show(None)["id"].as_str().expect("id").to_string();
+    let failed = {
+        let out = env.cmd(["run", "-q", "-o", "never.txt", "--", "sh", "-c", "exit 3"]);
+        assert_eq!(code(&out), 3, "{}", stderr(&out));
+        env.show(None)["id"].as_str().expect("id").to_string()
+    };
+    (p, verdict, train2, failed)
+}
+
+#[test]
+fn the_json_contract_and_the_export_formats_are_pinned() {
+    let (p, verdict, train2, failed) = recorded();
+    let env = &p.env;
+    let n = Normalizer::new(env);
+    let snap = |name: &str, text: String| {
+        insta::assert_snapshot!(name, n.apply(&text));
+    };
+    let table = |name: &str, text: String| {
+        insta::assert_snapshot!(name, n.table(&text));
+    };
+    table("show_run_table", ok(env, &["show", &p.train]));
+    table("list_table", ok(env, &["list"]));
+    snap("rerun_json", verdict);
+    snap("list_json", ok(env, &["list", "--json"]));
+    snap("show_run_json", ok(env, &["show", &p.train, "--json"]));
+    snap(
+        "show_failed_run_json",
+        ok(env, &["show", &failed, "--json"]),
+    );
+    snap("diff_json", ok(env, &["diff", &p.train, &train2, "--json"]));
+    snap("diff_text", ok(env, &["diff", &p.train, &train2]));
+    snap(
+        "show_ancestry_json",
+        ok(env, &["show", "report.txt", "--json"]),
+    );
+    snap("show_ancestry_tree", ok(env, &["show", "report.txt"]));
+    snap(
+        "show_ancestry_dot",
+        ok(env, &["show", "report.txt", "--format", "dot"]),
+    );
+    snap(
+        "show_ancestry_mermaid",
+        ok(env, &["show", "report.txt", "--format", "mermaid"]),
+    );
+    snap(
+        "show_descendants_json",
+        ok(env, &["show", "raw/data.csv", "--descendants", "--json"]),
+    );
+    snap(
+        "show_descendants_tree",
+        ok(env, &["show", "raw/data.csv", "--descendants"]),
+    );
+    snap(
+        "export_prov_json",
+        ok(env, &["export", "report.txt", "--format", "prov-json"]),
+    );
+    snap(
+        "export_in_toto",
+        ok(env, &["export", "report.txt", "--format", "in-toto"]),
+    );
+    snap(
+        "export_openlineage",
+        ok(env, &["export", "report.txt", "--format", "openlineage"]),
+    );
+}
+
+/// Errors are part of the contract too: one line naming the thing, a hint where there is an
+/// obvious fix, and the documented exit code (docs/exit-codes.md).
+#[test]
+fn errors_and_their_exit_codes_are_pinned() {
+    let env = Env::deterministic();
+    env.init_repo();
+    env.write("in.txt", "x\n");
+    env.record(&[
+        "-i", "in.txt", "-o", "out.txt", "--", "cp", "in.txt", "out.txt",
+    ]);
+    env.write("loose.txt", "never recorded\n");
+    let cases: &[&[&str]] = &[
+        &["show", "ffffffff"],
+        &["show", "no/such/path"],
+        &["show", "loose.txt"],
+        &["show", "blake3:1234"],
+        &["show", "--depth", "2"],
+        &["diff", "ffffffff", "out.txt"],
+        &["rerun", "ffffffff"],
+        &["run", "-i", "missing.csv", "--", "true"],
+        &["run", "-c", "missing.yaml", "--", "true"],
+        &["run", "-p", "novalue", "--", "true"],
+        &["run", "--", "no-such-program-here"],
+        &["run", "--", "./in.txt"],
+        &["run", "--sample-interval", "0", "--", "true"],
+        &[
+            "export",
+            "--format",
+            "in-toto",
+            "--post",
+            "http://127.0.0.1:9",
+        ],
+        &["bundle", "import", "no-such.bundle"],
+        &["push"],
+        &["--store", "postgres://ada@:notaport/x", "list"],
+        &["man", "nosuchcommand"],
+    ];
+    let n = Normalizer::new(&env);
+    let mut text = String::new();
+    for args in cases {
+        let out = env.cmd(*args);
+        text += &format!(
+            "$ lineage {}\nexit {}\n{}\n",
+            args.join(" "),
+            code(&out),
+            stderr(&out)
+        );
+    }
+    insta::assert_snapshot!("errors", n.apply(&text));
+}
