@@ -568,15 +568,13 @@ fn slurm_identifiers_and_lineage_owner_are_recorded() {
 }
 
 #[test]
+#[ignore = "needs root; .ci/run runs as root with --include-ignored"]
 fn a_repository_owned_by_another_user_is_recorded_as_absent() {
-    let env = Env::new();
-    env.init_repo();
     // libgit2 refuses repositories owned by someone else (git's safe.directory rule); making
     // that so needs root, which CI has.
-    if !nix::unistd::getuid().is_root() {
-        eprintln!("skipped: needs root to chown the repository");
-        return;
-    }
+    require_root("to chown the repository");
+    let env = Env::new();
+    env.init_repo();
     let nobody = nix::unistd::Uid::from_raw(65534);
     for entry in walkdir::WalkDir::new(&env.work)
         .into_iter()
@@ -665,13 +663,11 @@ fn odd_inputs_are_recorded_or_refused_clearly() {
 }
 
 #[test]
+#[ignore = "needs root; .ci/run runs as root with --include-ignored"]
 fn unreadable_inputs_are_refused_or_skipped_when_run_as_an_ordinary_user() {
     // Root reads everything: run lineage as `nobody` (setpriv, util-linux) to make
     // permissions bite.
-    if !nix::unistd::getuid().is_root() {
-        eprintln!("skipped: needs root to switch to another user");
-        return;
-    }
+    require_root("to switch to another user");
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     let set_mode = |p: &std::path::Path, m: u32| {

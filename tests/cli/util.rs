@@ -582,12 +582,17 @@ impl Drop for PgServer {
     }
 }
 
+/// Fail unless the tests run as root: a test that needs root is `#[ignore]`d, and asked for
+/// explicitly (`--include-ignored`, as .ci/run does) it must not pass without doing its work.
+pub fn require_root(why: &str) {
+    assert!(
+        nix::unistd::getuid().is_root(),
+        "this test needs root {why}: run it as root, or leave it ignored"
+    );
+}
+
 fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    nix::unistd::getuid().is_root()
 }
 
 /// 16 random hex digits.
