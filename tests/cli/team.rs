@@ -303,16 +303,16 @@ fn a_bundle_imported_into_postgres_shows_the_same_ancestry() {
         0
     );
     let out = team(
-        &env,
+        env,
         &url,
-        &replica(&env, "importer"),
+        &replica(env, "importer"),
         &["bundle", "import", &bundle.display().to_string()],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(pg.sql(&db, "SELECT COUNT(*) FROM runs")[0][0], "5");
     assert_eq!(pg.sql(&db, "SELECT COUNT(*) FROM dir_entries")[0][0], "2");
     // Another machine, reading only from the server.
-    let viewer = replica(&env, "viewer");
+    let viewer = replica(env, "viewer");
     for args in [
         &["show", "model.bin", "--format", "json"][..],
         &["show", "prepared/train.csv", "--format", "json"],
