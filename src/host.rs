@@ -49,7 +49,7 @@ pub fn network_filesystem(path: &std::path::Path) -> Option<&'static str> {
 
 /// The host name, from the same source as the one recorded with each run.
 pub fn hostname() -> Option<String> {
-    sysinfo::System::host_name()
+    sysinfo::System::host_name().ok()
 }
 
 #[cfg(test)]

@@ -95,14 +95,14 @@ pub fn capture(
     let branch = if detached {
         None
     } else {
-        head.shorthand().map(str::to_string)
+        head.shorthand().ok().map(str::to_string)
     };
 
     let mut remotes = std::collections::BTreeMap::new();
     if let Ok(names) = repo.remotes() {
-        for name in names.iter().flatten() {
+        for name in names.iter().flatten().flatten() {
             if let Ok(remote) = repo.find_remote(name)
-                && let Some(url) = remote.url()
+                && let Ok(url) = remote.url()
             {
                 remotes.insert(name.to_string(), strip_credentials(url));
             }
@@ -253,7 +253,7 @@ fn status(repo: &Repository, root: &Path) -> Result<(bool, Vec<String>), git2::E
     for entry in repo.statuses(Some(&mut opts))?.iter() {
         let s = entry.status();
         if s.contains(Status::WT_NEW) {
-            if let Some(p) = entry.path() {
+            if let Ok(p) = entry.path() {
                 untracked.push(p.to_string());
             }
         } else if !s.is_empty() && !s.contains(Status::IGNORED) {

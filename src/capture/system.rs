@@ -11,22 +11,23 @@ pub fn capture() -> SystemInfo {
         RefreshKind::nothing()
             .with_cpu(CpuRefreshKind::nothing())
             .with_memory(MemoryRefreshKind::nothing().with_ram()),
-    );
-    let cpu_model = sys
-        .cpus()
+    )
+    .ok();
+    let cpus = sys.as_ref().map_or(&[][..], System::cpus);
+    let cpu_model = cpus
         .first()
         .map(|c| c.brand().trim().to_string())
         .filter(|b| !b.is_empty());
     SystemInfo {
-        hostname: System::host_name(),
-        os: System::name(),
-        os_version: System::os_version(),
-        kernel: System::kernel_version(),
+        hostname: System::host_name().ok(),
+        os: System::name().ok(),
+        os_version: System::os_version().ok(),
+        kernel: System::kernel_version().ok(),
         arch: std::env::consts::ARCH.to_string(),
         cpu_model,
-        cpu_cores: sys.cpus().len(),
-        cpu_physical_cores: System::physical_core_count(),
-        memory_bytes: sys.total_memory(),
+        cpu_cores: cpus.len(),
+        cpu_physical_cores: System::physical_core_count().ok(),
+        memory_bytes: sys.as_ref().map_or(0, System::total_memory),
         boot_id: crate::host::boot_id(),
         gpus: Vec::new(),
         gpu_note: None,

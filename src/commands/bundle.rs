@@ -127,7 +127,7 @@ fn parse_since(s: &str) -> Result<String> {
     let ts: jiff::Timestamp = if let Ok(t) = s.parse::<jiff::Timestamp>() {
         t
     } else if let Ok(d) = s.parse::<jiff::civil::Date>() {
-        d.to_zoned(jiff::tz::TimeZone::UTC)
+        d.to_zoned_datetime(jiff::tz::TimeZone::UTC)
             .context("a date out of range")?
             .timestamp()
     } else {

@@ -1,14 +1,14 @@
 //! Human-readable tables (comfy-table) for `show` and `list`.
 
 use comfy_table::presets::{NOTHING, UTF8_HORIZONTAL_ONLY};
-use comfy_table::{Cell, Color, ContentArrangement, Table};
+use comfy_table::{Cell, Color, ContentArrangement, Table, TableStyle};
 
 use super::{ago, bytes, command_line, duration, seconds, short_hash};
 use crate::model::{EdgeRecord, Role, RunRecord, RunSummary, Status};
 
-fn table(color: bool, preset: &str) -> Table {
+fn table(color: bool, preset: TableStyle) -> Table {
     let mut t = Table::new();
-    t.load_preset(preset)
+    t.load_style(preset)
         .set_content_arrangement(ContentArrangement::Dynamic);
     if !color {
         t.force_no_tty();

@@ -174,11 +174,7 @@ fn copy_table(old: &Connection, new: &rusqlite::Transaction, table: &str) -> (us
         return (0, false);
     };
     let columns = select.column_count();
-    let names: Vec<String> = select
-        .column_names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let names: Vec<String> = select.column_names().map(|s| s.to_string()).collect();
     let placeholders = vec!["?"; columns].join(", ");
     let Ok(mut insert) = new.prepare(&format!(
         "INSERT OR IGNORE INTO {table} ({}) VALUES ({placeholders})",

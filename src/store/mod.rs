@@ -80,21 +80,15 @@ pub struct Store {
     /// (token, directory hash) of new directories whose manifests are still to be written
     /// (`write_deferred`, while the job runs).
     deferred: std::cell::RefCell<Vec<(String, String)>>,
+    /// Pages in the WAL after this connection's last commit (SQLite's WAL hook reports it).
+    wal_pages: std::sync::Arc<std::sync::atomic::AtomicI32>,
 }
 
 /// Learned stat-cache rows held in memory at most (about 7 MB); more are written at once.
 const LEARNED_IN_MEMORY: usize = 100_000;
 
-/// Pages in the WAL after this process's last commit (SQLite's WAL hook reports it).
-static WAL_PAGES: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-
 /// A WAL longer than this is checkpointed when the store is closed.
 const CHECKPOINT_PAGES: i32 = 128;
-
-fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
-    WAL_PAGES.store(pages, std::sync::atomic::Ordering::Relaxed);
-    Ok(())
-}
 
 impl Drop for Store {
     fn drop(&mut self) {
@@ -103,11 +97,10 @@ impl Drop for Store {
         // The first connection to open the store reads the whole WAL to rebuild its index,
         // and a checkpoint alone does not shorten it for the next process: let this close
         // checkpoint and remove the WAL (when no other connection has the store open).
-        if WAL_PAGES.load(std::sync::atomic::Ordering::Relaxed) > CHECKPOINT_PAGES {
+        if self.wal_pages() > CHECKPOINT_PAGES {
             let _ = self
                 .conn
                 .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false);
-            WAL_PAGES.store(0, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -221,6 +214,7 @@ impl Store {
             staged: Default::default(),
             learned: Default::default(),
             deferred: Default::default(),
+            wal_pages: Default::default(),
         };
         store
             .configure(journal)
@@ -235,7 +229,11 @@ impl Store {
         &self.dir
     }
 
-    fn configure(&self, journal: Journal) -> Result<()> {
+    fn wal_pages(&self) -> i32 {
+        self.wal_pages.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn configure(&mut self, journal: Journal) -> Result<()> {
         self.conn.busy_timeout(Duration::from_secs(30))?;
         match journal {
             Journal::Wal => {
@@ -259,7 +257,13 @@ impl Store {
         // with an fsync at every close. A short WAL keeps the next open fast.
         self.conn
             .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-        self.conn.wal_hook(Some(note_wal_pages));
+        let pages = std::sync::Arc::clone(&self.wal_pages);
+        self.conn.wal_hook(Some(
+            move |_: &mut rusqlite::hooks::Wal, n: std::ffi::c_int| {
+                pages.store(n, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            },
+        ))?;
         Ok(())
     }
 
@@ -474,7 +478,7 @@ impl Store {
         crate::timing::mark("manifests written");
         self.write_learned();
         crate::timing::mark("stat cache written");
-        if WAL_PAGES.load(std::sync::atomic::Ordering::Relaxed) > CHECKPOINT_PAGES {
+        if self.wal_pages() > CHECKPOINT_PAGES {
             let _ = self
                 .conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));

@@ -361,7 +361,7 @@ fn upload(
 ) -> Result<()> {
     let server = kinds.get(table).cloned().unwrap_or_default();
     let mut stmt = bundle.prepare(&format!("SELECT * FROM {table}"))?;
-    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
     // Columns both sides have (the server's `seq` is its own).
     let cols: Vec<(usize, String, Kind)> = names
         .iter()
@@ -476,7 +476,7 @@ fn download(
         let kinds = all.get(table).cloned().unwrap_or_default();
         let local: Vec<String> = {
             let s = tx.prepare(&format!("SELECT * FROM {table} LIMIT 0"))?;
-            s.column_names().iter().map(|c| c.to_string()).collect()
+            s.column_names().map(|c| c.to_string()).collect()
         };
         let cols: Vec<(String, Kind)> = kinds
             .into_iter()
