@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::ArgValueCompleter;
 
+use crate::location::StoreArg;
+use crate::ui::ColorChoice;
+
 /// Record the lineage of any machine-learning job.
 ///
 /// Prefix a command with `lineage run` to record its code, configuration, environment
@@ -14,9 +17,19 @@ use clap_complete::ArgValueCompleter;
 #[derive(Debug, Parser)]
 #[command(name = "lineage", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// Store directory (SQLite `lineage.db` inside). Defaults to $XDG_DATA_HOME/lineage.
-    #[arg(long, global = true, env = "LINEAGE_STORE", value_name = "DIR")]
-    pub store: Option<PathBuf>,
+    /// The store: a directory (SQLite `lineage.db` inside), or a team store's
+    /// postgres://USER@HOST[:PORT]/DATABASE URL (this machine works in a replica of it).
+    /// Defaults to `store` in lineage.toml or ~/.config/lineage/config.toml, then
+    /// $XDG_DATA_HOME/lineage.
+    #[arg(
+        long,
+        global = true,
+        env = "LINEAGE_STORE",
+        value_name = "DIR|URL",
+        value_parser = StoreArg::parse,
+        hide_env_values = true
+    )]
+    pub store: Option<StoreArg>,
 
     /// When to use colour on stdout.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
@@ -24,13 +37,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,20 +1,55 @@
 //! Errors a user causes or can act on, and the exit codes they map to. The table of exit
-//! codes is public API: docs/exit-codes.md documents it.
+//! codes is public API: docs/exit-codes.md documents it, and every code lineage itself
+//! exits with is defined here.
 
 use std::path::PathBuf;
 
-/// Exit codes lineage itself uses (the child's own codes pass through `run`).
+/// Exit codes lineage itself uses (the child's own codes pass through `run` and `rerun`).
 pub mod code {
+    /// Success; also a closed stdout pipe (`lineage list | head`).
+    pub const SUCCESS: u8 = 0;
     /// A command other than `run` failed (unknown run id, store problem, ...).
     pub const FAILURE: u8 = 1;
-    /// The command line could not be parsed (clap uses 2 as well).
+    /// The command line could not be parsed.
     pub const USAGE: u8 = 2;
-    /// lineage failed before launching the command.
+    /// `rerun`: the command succeeded but its outputs differ from the record.
+    pub const OUTPUTS_DIFFER: u8 = 100;
+    /// `run`/`rerun`: lineage failed before launching the command, or refused to.
     pub const CANNOT_LAUNCH: u8 = 125;
     /// The command was found but could not be executed.
     pub const NOT_EXECUTABLE: u8 = 126;
     /// The command was not found.
     pub const NOT_FOUND: u8 = 127;
+    /// The job was killed by signal N: 128 + N (as a shell reports it).
+    pub fn killed_by(signal: i32) -> u8 {
+        (128 + signal).clamp(0, 255) as u8
+    }
+}
+
+/// The exit code for an error that ended a command: for a command that launches a job
+/// (`run`, `rerun`), 125 or, when the command itself is at fault, 126 or 127; otherwise 1.
+pub fn exit_code(e: &anyhow::Error, launches: bool) -> u8 {
+    if !launches {
+        return code::FAILURE;
+    }
+    e.downcast_ref::<Error>()
+        .map_or(code::CANNOT_LAUNCH, Error::launch_code)
+}
+
+/// Whether SQLite said the database file is damaged or not a database at all, anywhere in
+/// the chain of causes (by SQLite's result code, never by the text of a message).
+pub fn is_corruption(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            .is_some_and(|c| {
+                matches!(
+                    c,
+                    rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+                )
+            })
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,8 +135,30 @@ pub enum Error {
     )]
     StoreNotOwned { path: String, owner: u32, me: u32 },
 
-    #[error("cannot open store {path}: {reason}")]
-    StoreOpen { path: String, reason: String },
+    #[error("cannot open store {path}")]
+    StoreOpen {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("this lineage was built without the team-store feature: a postgres:// store needs it")]
+    NoTeamStore,
+
+    #[error("not rerunning {run}: now differs from the record: {}", reasons.join("; "))]
+    RerunRefused {
+        run: String,
+        reasons: Vec<String>,
+        /// Whether the rerun was to use a worktree (then the hint does not suggest one).
+        worktree: bool,
+    },
+
+    #[error("not rerunning {run}: {} redacted when recorded", args.iter().map(|(i, shown)| format!("argument {i} ({shown:?})")).collect::<Vec<_>>().join(", "))]
+    RedactedArguments {
+        run: String,
+        /// (position, what the record shows).
+        args: Vec<(usize, String)>,
+    },
 }
 
 impl Error {
@@ -132,6 +189,24 @@ impl Error {
             Error::StoreOpen { .. } => Some(
                 "check the directory's permissions and free space, or set LINEAGE_STORE".into(),
             ),
+            Error::NoTeamStore => {
+                Some("install with the default features (`cargo install --locked --path .`)".into())
+            }
+            Error::RerunRefused { worktree, .. } => Some(format!(
+                "--force reruns anyway{}",
+                if *worktree {
+                    ""
+                } else {
+                    ", --worktree restores the recorded code"
+                }
+            )),
+            Error::RedactedArguments { args, .. } => Some(format!(
+                "set {} to the whole original argument and rerun",
+                args.iter()
+                    .map(|(i, _)| format!("LINEAGE_ARG_{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             _ => None,
         }
     }

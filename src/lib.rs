@@ -1,8 +1,14 @@
 //! lineage records the lineage of machine-learning jobs: `lineage run` wraps a command and
 //! stores its code, configuration, environment (secrets redacted), hardware and the BLAKE3
-//! hashes of its inputs and outputs in a per-user SQLite store; `show` and `list` read it.
+//! hashes of its inputs and outputs in a per-user SQLite store; `show`, `list`, `diff`,
+//! `rerun` and `export` read it back.
 //!
-//! Dependencies point one way: cli -> commands -> {capture, hash, store, output} -> model.
+//! ARCHITECTURE.md at the root of the repository is the map: the layers, what each module
+//! owns and must never do, and the invariants. In short: `main` parses the command line
+//! (`cli`), [`run`] resolves the settings and the store ([`location`]) and hands a
+//! [`commands::Context`] to one command; commands use the engines (`capture`, `hash`,
+//! `redact`, `store`, `compare`, `export`, `output`), which share the types of `model`, and
+//! print only through `ui`.
 
 pub mod capture;
 pub mod child;
@@ -14,6 +20,7 @@ pub mod error;
 pub mod export;
 pub mod hash;
 pub mod host;
+pub mod location;
 pub mod model;
 pub mod output;
 pub mod progress;
@@ -21,193 +28,123 @@ pub mod redact;
 pub mod settings;
 pub mod store;
 pub mod timing;
+pub mod ui;
 pub mod watch;
 
-use std::io::Write;
+use anyhow::Result;
 
-use cli::{Cli, Command};
-use error::{Error, code};
+use cli::{BundleCommand, Cli, Command};
+use commands::Context;
+use location::StoreLocation;
 
-/// Run the parsed command line; returns the process exit code.
+/// Run the parsed command line; returns the process exit code (docs/exit-codes.md).
 pub fn run(cli: Cli) -> u8 {
     child::ignore_file_size_signal();
     let launches = matches!(cli.command, Command::Run(_) | Command::Rerun(_));
-    let mut from_settings = None;
-    let mut team_store = None;
-    if !matches!(cli.command, Command::Completions(_) | Command::Man(_)) {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
-        match settings::init(&cwd) {
-            Ok(s) => {
-                from_settings = s.store.clone();
-                team_store = s.team_store.clone();
-            }
-            Err(e) => {
-                report_error(&anyhow::Error::new(e));
-                return if launches {
-                    code::CANNOT_LAUNCH
-                } else {
-                    code::FAILURE
-                };
-            }
-        }
+    // Generated from the command line's definition: no settings, no store.
+    let docs = match &cli.command {
+        Command::Completions(args) => Some(commands::docs::completions(args.shell)),
+        Command::Man(args) => Some(commands::docs::man(args.command.as_deref())),
+        _ => None,
+    };
+    if let Some(result) = docs {
+        return finish(result.map(|()| error::code::SUCCESS), None, false);
     }
-    // --store and LINEAGE_STORE, then the settings files, then the default. A postgres://
-    // URL names a team store: this machine works in its replica and syncs with it.
-    let chosen = cli.store.clone().or(from_settings);
-    let remote = match chosen
-        .as_ref()
-        .and_then(|p| p.to_str())
-        .filter(|s| store::pg::is_url(s))
+    let ctx = match context(&cli) {
+        Ok(ctx) => ctx,
+        Err(e) => return finish(Err(e), None, launches),
+    };
+    #[cfg(feature = "team-store")]
+    if let Some(remote) = ctx.store.team()
+        && reads(&cli.command)
     {
-        None => None,
-        Some(url) => match store::pg::Remote::parse(url) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                report_error(&e);
-                return if launches {
-                    code::CANNOT_LAUNCH
-                } else {
-                    code::FAILURE
-                };
-            }
-        },
-    };
-    let store_dir = match remote.as_ref().map_or_else(
-        || chosen.map_or_else(store::default_dir, Ok),
-        store::pg::Remote::replica_dir,
-    ) {
-        Ok(dir) => dir,
-        Err(e) => {
-            report_error(&e);
-            return match cli.command {
-                Command::Run(_) | Command::Rerun(_) => code::CANNOT_LAUNCH,
-                _ => code::FAILURE,
-            };
-        }
-    };
-    let _ = STORE_DIR.set(store_dir.clone());
-    let color = output::use_color(cli.color);
-    if let Some(r) = &remote {
-        let reads = !matches!(
-            cli.command,
-            Command::Run(_)
-                | Command::Completions(_)
-                | Command::Man(_)
-                | Command::Push(_)
-                | Command::Pull(_)
-                | Command::Doctor(cli::DoctorArgs { secrets: true, .. })
-                | Command::Bundle(cli::BundleArgs {
-                    command: cli::BundleCommand::Import(_)
-                })
-        );
-        if reads {
-            commands::sync::before(r, &store_dir);
-        }
+        commands::sync::before(remote, ctx.store.dir());
     }
-    let writes = matches!(
-        cli.command,
-        Command::Run(_)
-            | Command::Rerun(_)
-            | Command::Bundle(cli::BundleArgs {
-                command: cli::BundleCommand::Import(_)
-            })
-    );
-    let result = match cli.command {
-        Command::Run(args) => {
-            let code = commands::run::run(args, &store_dir);
-            if let Some(r) = remote.as_ref().filter(|_| writes) {
-                commands::sync::deliver(r, &store_dir);
-            }
-            return code;
-        }
-        Command::Rerun(args) => {
-            let code = commands::rerun::rerun(args, &store_dir);
-            if let Some(r) = remote.as_ref().filter(|_| writes) {
-                commands::sync::deliver(r, &store_dir);
-            }
-            return code;
-        }
-        Command::Push(args) => commands::sync::push(args, &store_dir, remote.as_ref(), team_store),
-        Command::Pull(args) => commands::sync::pull(args, &store_dir, remote.as_ref(), team_store),
-        Command::Show(args) => commands::show::show(args, &store_dir, color),
-        Command::List(args) => commands::list::list(args, &store_dir, color),
-        Command::Diff(args) => commands::diff::diff(args, &store_dir, color),
-        Command::Doctor(args) => return commands::doctor::doctor(args, &store_dir),
-        Command::Export(args) => commands::export::export(args, &store_dir),
-        Command::Bundle(args) => commands::bundle::bundle(args, &store_dir),
-        Command::Completions(args) => commands::docs::completions(args.shell),
-        Command::Man(args) => commands::docs::man(args.command.as_deref()),
-    };
-    if result.is_ok()
+    let writes = writes(&cli.command);
+    let result = dispatch(cli.command, &ctx);
+    // A job's run is delivered whatever its outcome; an import only once it succeeded.
+    #[cfg(feature = "team-store")]
+    if let Some(remote) = ctx.store.team()
         && writes
-        && let Some(r) = &remote
+        && (launches || result.is_ok())
     {
-        commands::sync::deliver(r, &store_dir);
+        commands::sync::deliver(remote, ctx.store.dir());
     }
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            report_error(&e);
-            code::FAILURE
-        }
-    }
+    #[cfg(not(feature = "team-store"))]
+    let _ = writes;
+    finish(result, Some(ctx.store.dir()), launches)
 }
 
-/// The store this invocation uses, for error messages that must name its file.
-static STORE_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-
-/// Print an error once, on stderr, with a hint line when there is an obvious fix.
-pub fn report_error(e: &anyhow::Error) {
-    let mut stderr = std::io::stderr().lock();
-    if is_corruption(e) {
-        let db = STORE_DIR.get().map_or_else(
-            || store::DB_FILE.to_string(),
-            |d| d.join(store::DB_FILE).display().to_string(),
-        );
-        let _ = writeln!(stderr, "lineage: error: the store {db} is damaged: {e:#}");
-    } else {
-        let _ = writeln!(stderr, "lineage: error: {e:#}");
+/// The settings files, the store and the colour decision every command works with.
+fn context(cli: &Cli) -> Result<Context> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+    let settings = settings::for_dir(&cwd)?;
+    let store = StoreLocation::resolve(cli.store.as_ref(), settings.store.as_ref())?;
+    #[cfg(feature = "team-store")]
+    for w in store.team().map_or(&[][..], |r| &r.warnings) {
+        ui::warn(w);
     }
-    let hint = if is_corruption(e) {
-        Some(
-            "the store file is damaged: `lineage doctor` checks it, `lineage doctor --repair` \
-             keeps a backup and rebuilds what can still be read"
-                .to_string(),
-        )
-    } else {
-        e.downcast_ref::<Error>().and_then(Error::hint)
-    };
-    if let Some(hint) = hint {
-        let _ = writeln!(stderr, "lineage: hint: {hint}");
-    }
-}
-
-/// Whether SQLite said the database file is damaged or not a database at all.
-fn is_corruption(e: &anyhow::Error) -> bool {
-    let corrupt = |code: rusqlite::ErrorCode| {
-        matches!(
-            code,
-            rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
-        )
-    };
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<rusqlite::Error>()
-            .and_then(rusqlite::Error::sqlite_error_code)
-            .is_some_and(corrupt)
-            || cause.to_string().contains("malformed")
-            || cause.to_string().contains("file is not a database")
+    Ok(Context {
+        store,
+        settings,
+        color: ui::use_color(cli.color),
     })
 }
 
-/// Write data to stdout; a closed pipe (`lineage list | head`) ends the process quietly.
-pub fn print_stdout(s: &str) {
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("lineage: error: writing to stdout: {e}");
-        std::process::exit(i32::from(code::FAILURE));
+fn dispatch(command: Command, ctx: &Context) -> Result<u8> {
+    let done = |r: Result<()>| r.map(|()| error::code::SUCCESS);
+    match command {
+        Command::Run(args) => commands::run::run(args, ctx),
+        Command::Rerun(args) => commands::rerun::rerun(args, ctx),
+        Command::Show(args) => done(commands::show::show(args, ctx)),
+        Command::List(args) => done(commands::list::list(args, ctx)),
+        Command::Diff(args) => done(commands::diff::diff(args, ctx)),
+        Command::Doctor(args) => commands::doctor::doctor(args, ctx),
+        Command::Export(args) => done(commands::export::export(args, ctx)),
+        Command::Bundle(args) => done(commands::bundle::bundle(args, ctx)),
+        Command::Push(args) => done(commands::sync::push(args, ctx)),
+        Command::Pull(args) => done(commands::sync::pull(args, ctx)),
+        Command::Completions(_) | Command::Man(_) => unreachable!("answered before the store"),
     }
+}
+
+/// The exit code of a command's result, its error (if any) reported once.
+fn finish(result: Result<u8>, store: Option<&std::path::Path>, launches: bool) -> u8 {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            ui::error(&e, store);
+            error::exit_code(&e, launches)
+        }
+    }
+}
+
+/// Commands that read the store: with a team store they first deliver this machine's runs
+/// and fetch the new ones.
+#[cfg(feature = "team-store")]
+fn reads(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Run(_)
+            | Command::Completions(_)
+            | Command::Man(_)
+            | Command::Push(_)
+            | Command::Pull(_)
+            | Command::Doctor(cli::DoctorArgs { secrets: true, .. })
+            | Command::Bundle(cli::BundleArgs {
+                command: BundleCommand::Import(_)
+            })
+    )
+}
+
+/// Commands that record runs: with a team store they deliver them when done.
+fn writes(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Run(_)
+            | Command::Rerun(_)
+            | Command::Bundle(cli::BundleArgs {
+                command: BundleCommand::Import(_)
+            })
+    )
 }

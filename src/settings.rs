@@ -18,9 +18,10 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use serde::Deserialize;
+
+use crate::location::StoreArg;
 
 /// The repository's file name.
 pub const REPO_FILE: &str = "lineage.toml";
@@ -65,9 +66,9 @@ struct CaptureSection {
 pub struct Settings {
     /// Files read, lowest precedence first.
     pub files: Vec<PathBuf>,
-    /// The store directory a file names (relative paths resolved against that file), or a
-    /// postgres:// URL.
-    pub store: Option<PathBuf>,
+    /// The store a file names: a directory (a relative path resolved against that file's
+    /// directory) or a postgres:// URL.
+    pub store: Option<StoreArg>,
     /// The team store `lineage push` and `pull` use by default.
     pub team_store: Option<String>,
     pub env_allow: Vec<String>,
@@ -99,17 +100,9 @@ pub struct BadFile {
     pub reason: String,
 }
 
-static SETTINGS: OnceLock<Settings> = OnceLock::new();
-
-/// The settings this process uses (defaults until `init` ran).
-pub fn get() -> &'static Settings {
-    SETTINGS.get_or_init(Settings::default)
-}
-
-/// Read the user's file and the repository's file above `cwd`; remember the result.
-pub fn init(cwd: &Path) -> Result<&'static Settings, BadFile> {
-    let settings = load(user_file().as_deref(), repo_file(cwd).as_deref())?;
-    Ok(SETTINGS.get_or_init(|| settings))
+/// Read the user's file and the repository's file above `cwd`, merged.
+pub fn for_dir(cwd: &Path) -> Result<Settings, BadFile> {
+    load(user_file().as_deref(), repo_file(cwd).as_deref())
 }
 
 /// `$XDG_CONFIG_HOME/lineage/config.toml` (`~/.config/lineage/config.toml`).
@@ -191,22 +184,22 @@ fn bad(path: &Path, reason: String) -> BadFile {
     }
 }
 
-/// `~/x` from the home directory, a relative path from the file's directory.
-fn resolve(file: &Path, value: &str) -> PathBuf {
-    if crate::store::pg::is_url(value) {
-        return PathBuf::from(value);
+/// A URL as it is; `~/x` from the home directory, a relative path from the file's directory.
+fn resolve(file: &Path, value: &str) -> StoreArg {
+    if crate::location::is_url(value) {
+        return StoreArg::Url(value.to_string());
     }
     if let Some(rest) = value.strip_prefix("~/")
         && let Some(home) = std::env::var_os("HOME")
     {
-        return PathBuf::from(home).join(rest);
+        return StoreArg::Dir(PathBuf::from(home).join(rest));
     }
     let p = PathBuf::from(value);
-    if p.is_absolute() {
+    StoreArg::Dir(if p.is_absolute() {
         p
     } else {
         file.parent().unwrap_or(Path::new(".")).join(p)
-    }
+    })
 }
 
 #[cfg(test)]
@@ -230,7 +223,7 @@ mod tests {
         )
         .expect("write");
         let s = load(Some(&user), Some(&repo)).expect("valid");
-        assert_eq!(s.store, Some(dir.path().join("repo/s")));
+        assert_eq!(s.store, Some(StoreArg::Dir(dir.path().join("repo/s"))));
         assert_eq!(s.env_deny, ["A_*", "B_*"]);
         assert_eq!(s.env_allow, ["C"]);
         assert!(!s.capture_python, "the repository file left it unset");

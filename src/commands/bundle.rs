@@ -1,46 +1,37 @@
 //! `lineage bundle export` and `lineage bundle import`: lineage carried between stores as a
 //! file (see `store::bundle`).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 
+use super::Context;
+use super::target::{self, Reading};
 use crate::cli::{BundleArgs, BundleCommand, BundleExportArgs, BundleImportArgs};
-use crate::output::graph::Direction;
-use crate::store::bundle::{Counts, Scratch, Selection};
+use crate::store::bundle::{self, Counts, Selection};
+use crate::ui;
 
-pub fn bundle(args: BundleArgs, store_dir: &Path) -> Result<()> {
+pub fn bundle(args: BundleArgs, ctx: &Context) -> Result<()> {
     match args.command {
-        BundleCommand::Export(a) => export(a, store_dir),
-        BundleCommand::Import(a) => import(a, store_dir),
+        BundleCommand::Export(a) => export(a, ctx),
+        BundleCommand::Import(a) => import(a, ctx),
     }
 }
 
-fn export(args: BundleExportArgs, store_dir: &Path) -> Result<()> {
+fn export(args: BundleExportArgs, ctx: &Context) -> Result<()> {
     if args.output.is_none() && std::io::stdout().is_terminal() {
         bail!("a bundle is a binary file: redirect it (`> runs.lineage`) or pass -o FILE");
     }
     let since = args.since.as_deref().map(parse_since).transpose()?;
-    let store = super::open_store(store_dir)?;
+    let store = ctx.open_store()?;
     let runs = if args.targets.is_empty() {
         None
     } else {
         let mut ids = Vec::new();
         for t in &args.targets {
-            match super::show::resolve(&store, Some(t), false, false)? {
-                super::show::Target::Run(id) => ids.push(id),
-                super::show::Target::Artifact { root, path } => {
-                    let l = super::show::walk(
-                        &store,
-                        root,
-                        path.as_deref(),
-                        Direction::Ancestry,
-                        None,
-                    )?;
-                    ids.extend(l.runs.into_keys());
-                }
-            }
+            let found = target::resolve(&store, Some(t), Reading::Guess)?;
+            ids.extend(target::runs(&store, found)?);
         }
         Some(ids)
     };
@@ -54,52 +45,45 @@ fn export(args: BundleExportArgs, store_dir: &Path) -> Result<()> {
         ),
         None => (std::env::temp_dir(), None),
     };
-    let scratch = Scratch::new(&dir, "bundle");
-    let tmp = &scratch.0;
-    let result = store.export_bundle(tmp, &sel).and_then(|counts| {
-        match &final_path {
-            Some(p) => {
-                std::fs::File::open(tmp)
-                    .and_then(|f| f.sync_all())
-                    .with_context(|| format!("writing {}", p.display()))?;
-                std::fs::rename(tmp, p).with_context(|| format!("writing {}", p.display()))?
-            }
-            None => {
-                let mut f = std::fs::File::open(tmp)?;
-                let mut out = std::io::stdout().lock();
-                std::io::copy(&mut f, &mut out).context("writing the bundle to stdout")?;
-                out.flush()?;
-            }
+    // Removed on every path out unless renamed into place.
+    let scratch = bundle::scratch(&dir, "bundle")?;
+    let counts = store.export_bundle(scratch.path(), &sel)?;
+    match &final_path {
+        Some(p) => {
+            let fail = || format!("writing {}", p.display());
+            scratch.as_file().sync_all().with_context(fail)?;
+            scratch.persist(p).map_err(|e| e.error).with_context(fail)?;
         }
-        Ok(counts)
-    });
-    let counts = result?;
-    eprintln!(
-        "lineage: bundled {} runs, {} artifacts, {} directory entries, {} blobs",
+        None => {
+            let mut f = std::fs::File::open(scratch.path())?;
+            ui::data_from(&mut f).context("writing the bundle to stdout")?;
+        }
+    }
+    ui::info(format_args!(
+        "bundled {} runs, {} artifacts, {} directory entries, {} blobs",
         counts.of("runs"),
         counts.of("artifacts"),
         counts.of("dir_entries"),
         counts.of("blobs")
-    );
+    ));
     if counts.running > 0 {
-        eprintln!(
-            "lineage: {} run{} still running left out: bundle them once they end",
+        ui::info(format_args!(
+            "{} run{} still running left out: bundle them once they end",
             counts.running,
             if counts.running == 1 { "" } else { "s" }
-        );
+        ));
     }
     Ok(())
 }
 
-fn import(args: BundleImportArgs, store_dir: &Path) -> Result<()> {
-    let mut store = super::open_store(store_dir)?;
+fn import(args: BundleImportArgs, ctx: &Context) -> Result<()> {
+    let mut store = ctx.open_store()?;
     let stdin_copy;
     let path: &Path = if args.file.as_os_str() == "-" {
-        stdin_copy = Scratch::new(&std::env::temp_dir(), "bundle");
-        let mut f = std::fs::File::create(&stdin_copy.0)?;
-        std::io::copy(&mut std::io::stdin().lock(), &mut f)
+        stdin_copy = bundle::scratch(&std::env::temp_dir(), "bundle")?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut stdin_copy.as_file())
             .context("reading the bundle from stdin")?;
-        &stdin_copy.0
+        stdin_copy.path()
     } else {
         if !args.file.is_file() {
             bail!("bundle {} does not exist", args.file.display());
@@ -109,15 +93,15 @@ fn import(args: BundleImportArgs, store_dir: &Path) -> Result<()> {
     let counts: Counts = store.import_bundle(path)?;
     let added: usize = counts.rows.iter().map(|(_, n)| n).sum();
     if added == 0 {
-        eprintln!("lineage: nothing new: every run in the bundle was already here");
+        ui::info("nothing new: every run in the bundle was already here");
     } else {
-        eprintln!(
-            "lineage: imported {} runs, {} artifacts, {} directory entries, {} blobs",
+        ui::info(format_args!(
+            "imported {} runs, {} artifacts, {} directory entries, {} blobs",
             counts.of("runs"),
             counts.of("artifacts"),
             counts.of("dir_entries"),
             counts.of("blobs")
-        );
+        ));
     }
     Ok(())
 }

@@ -3,20 +3,20 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::Path;
 
 use anyhow::Result;
 
+use super::Context;
+use super::target::{self, Reading, Target};
 use crate::cli::DiffArgs;
-use crate::commands::show::{Target, resolve};
 use crate::compare::{self, Lookup};
-use crate::error::Error;
 use crate::model::Hash;
 use crate::output;
 use crate::store::Store;
-use crate::store::graph::Via;
+use crate::ui;
 
-struct StoreLookup<'a>(&'a Store);
+/// What a comparison needs from the store besides the runs: package lists and manifests.
+pub struct StoreLookup<'a>(pub &'a Store);
 
 impl Lookup for StoreLookup<'_> {
     fn packages(&self, blob: &Hash) -> Vec<String> {
@@ -43,39 +43,25 @@ impl Lookup for StoreLookup<'_> {
     }
 }
 
-pub fn diff(args: DiffArgs, store_dir: &Path, color: bool) -> Result<()> {
-    let store = super::open_store(store_dir)?;
+pub fn diff(args: DiffArgs, ctx: &Context) -> Result<()> {
+    let store = ctx.open_store()?;
     let a = run_of(&store, &args.a)?;
     let b = run_of(&store, &args.b)?;
     let (ra, rb) = (store.load_run(&a)?, store.load_run(&b)?);
     let d = compare::diff(&ra, &rb, &StoreLookup(&store));
     if args.json {
-        crate::print_stdout(&(serde_json::to_string_pretty(&d)? + "\n"));
+        ui::data(&(serde_json::to_string_pretty(&d)? + "\n"));
     } else {
         let (sa, sb) = (store.short_id(&a)?, store.short_id(&b)?);
-        crate::print_stdout(&output::diff::text(&d, &sa, &sb, color));
+        ui::data(&output::diff::text(&d, &sa, &sb, ctx.color));
     }
     Ok(())
 }
 
 /// A run id, or the latest run that produced a path's (or hash's) bytes directly.
 fn run_of(store: &Store, target: &OsString) -> Result<String> {
-    match resolve(store, Some(target), false, false)? {
+    match target::resolve(store, Some(target), Reading::Guess)? {
         Target::Run(id) => Ok(id),
-        Target::Artifact { root, .. } => {
-            let links = store.ancestry(&root.hash, 1)?;
-            let mut producers: Vec<String> = links
-                .into_iter()
-                .filter(|l| {
-                    l.artifact == root.hash && matches!(l.via, Via::Direct | Via::InsideDir { .. })
-                })
-                .map(|l| l.run_id)
-                .collect();
-            // UUIDv7 ids sort by time: the last is the latest.
-            producers.sort();
-            producers
-                .pop()
-                .ok_or_else(|| Error::NoProducer(root.label).into())
-        }
+        Target::Artifact { root, .. } => target::producer(store, root),
     }
 }

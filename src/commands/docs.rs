@@ -19,7 +19,7 @@ pub fn completions(shell: clap_complete::Shell) -> Result<()> {
     completer
         .write_registration("COMPLETE", "lineage", "lineage", "lineage", &mut out)
         .context("writing the completion script")?;
-    crate::print_stdout(&String::from_utf8_lossy(&out));
+    crate::ui::data(&String::from_utf8_lossy(&out));
     Ok(())
 }
 
@@ -42,6 +42,6 @@ pub fn man(command: Option<&str>) -> Result<()> {
     clap_mangen::Man::new(page)
         .render(&mut out)
         .context("rendering the man page")?;
-    crate::print_stdout(&String::from_utf8_lossy(&out));
+    crate::ui::data(&String::from_utf8_lossy(&out));
     Ok(())
 }

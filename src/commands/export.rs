@@ -4,24 +4,44 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 
+use super::Context;
+use super::target::{self, Reading, Target};
 use crate::cli::{ExportArgs, ExportFormat};
-use crate::export::{self, Export};
-use crate::model::RunRecord;
-use crate::output::graph::Direction;
+use crate::export::{self, Export, Records};
+use crate::model::graph::{Direction, Via};
+use crate::model::{Hash, RunRecord};
 use crate::store::Store;
-use crate::store::bundle::Scratch;
-use crate::store::graph::Via;
+use crate::ui;
 
-pub fn export(args: ExportArgs, store_dir: &Path) -> Result<()> {
+/// The store as the exports see it.
+impl Records for Store {
+    fn blob(&self, hash: &Hash) -> Option<Vec<u8>> {
+        Store::blob(self, hash).ok().flatten()
+    }
+
+    fn dir_entries(&self, dir: &Hash) -> Result<Vec<(String, Hash, u64)>> {
+        Store::dir_entries(self, dir)
+    }
+
+    fn extra_digest(&self, hash: &Hash, algorithm: &str) -> Option<String> {
+        Store::extra_digest(self, hash, algorithm).ok().flatten()
+    }
+
+    fn remember_digest(&self, hash: &Hash, algorithm: &str, digest: &str) {
+        let _ = self.put_extra_digest(hash, algorithm, digest);
+    }
+}
+
+pub fn export(args: ExportArgs, ctx: &Context) -> Result<()> {
     if args.post.is_some() && args.format != ExportFormat::Openlineage {
         bail!("--post sends OpenLineage events: add --format openlineage");
     }
-    let store = super::open_store(store_dir)?;
+    let store = ctx.open_store()?;
     let mut export = gather(&store, &args)?;
     for w in export::fill_digests(&store, &mut export, !args.no_sha256) {
-        eprintln!("lineage: warning: {w}");
+        ui::warn(w);
     }
     let text = match args.format {
         ExportFormat::ProvJson => {
@@ -48,7 +68,7 @@ pub fn export(args: ExportArgs, store_dir: &Path) -> Result<()> {
     match &args.output {
         Some(path) => write_file(path, &text)?,
         None if args.post.is_some() => {}
-        None => crate::print_stdout(&text),
+        None => ui::data(&text),
     }
     Ok(())
 }
@@ -56,28 +76,27 @@ pub fn export(args: ExportArgs, store_dir: &Path) -> Result<()> {
 /// The runs a target covers: one run, or every run in the ancestry of an artifact.
 fn gather(store: &Store, args: &ExportArgs) -> Result<Export> {
     let mut members = Vec::new();
-    let mut runs: Vec<RunRecord> =
-        match super::show::resolve(store, args.target.as_ref(), args.run, args.path)? {
-            super::show::Target::Run(id) => vec![store.load_run(&id)?],
-            super::show::Target::Artifact { root, path } => {
-                let lineage =
-                    super::show::walk(store, root, path.as_deref(), Direction::Ancestry, None)?;
-                for (artifact, links) in &lineage.links {
-                    for l in links {
-                        match &l.via {
-                            Via::InsideDir { dir, path } => {
-                                members.push((*dir, *artifact, path.clone()));
-                            }
-                            Via::ContainsFile { file, path } => {
-                                members.push((*artifact, *file, path.clone()));
-                            }
-                            Via::Direct => {}
+    let reading = Reading::from_flags(args.run, args.path);
+    let mut runs: Vec<RunRecord> = match target::resolve(store, args.target.as_ref(), reading)? {
+        Target::Run(id) => vec![store.load_run(&id)?],
+        Target::Artifact { root, path } => {
+            let lineage = target::walk(store, root, path.as_deref(), Direction::Ancestry, None)?;
+            for (artifact, links) in &lineage.links {
+                for l in links {
+                    match &l.via {
+                        Via::InsideDir { dir, path } => {
+                            members.push((*dir, *artifact, path.clone()));
                         }
+                        Via::ContainsFile { file, path } => {
+                            members.push((*artifact, *file, path.clone()));
+                        }
+                        Via::Direct => {}
                     }
                 }
-                lineage.runs.into_values().map(|(r, _)| r).collect()
             }
-        };
+            lineage.runs.into_values().map(|(r, _)| r).collect()
+        }
+    };
     runs.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
     members.sort();
     members.dedup();
@@ -107,22 +126,25 @@ fn json_lines(values: &[serde_json::Value]) -> Result<String> {
     Ok(out)
 }
 
-/// Write next to the destination, then rename: a reader never sees half a file.
+/// Write next to the destination, then rename: a reader never sees half a file, and a
+/// failure leaves nothing behind.
 fn write_file(path: &Path, text: &str) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    // Removed if anything fails before the rename.
-    let tmp = Scratch::new(dir, "export");
     let fail = || format!("cannot write {}", path.display());
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp.0)
-        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+    // Mode 0666 before the umask, as any file a program writes.
+    use std::os::unix::fs::PermissionsExt;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".lineage-export-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
         .with_context(fail)?;
-    std::fs::rename(&tmp.0, path).with_context(fail)?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(fail)?;
+    tmp.persist(path).map_err(|e| e.error).with_context(fail)?;
     Ok(())
 }
 
@@ -167,10 +189,10 @@ fn post(url: &str, endpoint: &str, events: &[serde_json::Value]) -> Result<()> {
             bail!("{}: the server answered {status}: {}", what(), body.trim());
         }
     }
-    eprintln!(
-        "lineage: posted {} OpenLineage event{} to {target}",
+    ui::info(format_args!(
+        "posted {} OpenLineage event{} to {target}",
         events.len(),
         if events.len() == 1 { "" } else { "s" }
-    );
+    ));
     Ok(())
 }

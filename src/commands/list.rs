@@ -1,14 +1,13 @@
 //! `lineage list` (alias `log`): recorded runs, newest first.
 
-use std::path::Path;
-
 use anyhow::Result;
 
+use super::Context;
 use crate::cli::ListArgs;
-use crate::output;
+use crate::{output, ui};
 
-pub fn list(args: ListArgs, store_dir: &Path, color: bool) -> Result<()> {
-    let store = super::open_store(store_dir)?;
+pub fn list(args: ListArgs, ctx: &Context) -> Result<()> {
+    let store = ctx.open_store()?;
     let runs = store.list(args.limit)?;
     let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     let mut shorts = store.short_ids(&ids)?;
@@ -24,11 +23,14 @@ pub fn list(args: ListArgs, store_dir: &Path, color: bool) -> Result<()> {
             .iter()
             .map(|(r, s)| output::json::list_item(r, s.clone()))
             .collect();
-        crate::print_stdout(&(serde_json::to_string_pretty(&items)? + "\n"));
+        ui::data(&(serde_json::to_string_pretty(&items)? + "\n"));
     } else if runs.is_empty() {
-        eprintln!("lineage: no runs recorded yet in {}", store_dir.display());
+        ui::info(format_args!(
+            "no runs recorded yet in {}",
+            ctx.store_dir().display()
+        ));
     } else {
-        crate::print_stdout(&(output::table::list(&runs, color) + "\n"));
+        ui::data(&(output::table::list(&runs, ctx.color) + "\n"));
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! One module per subcommand, each with one entry point that takes resolved arguments and
-//! returns the exit code.
+//! One module per subcommand, each with one entry point that takes its clap arguments and a
+//! [`Context`], resolves them into a plan, acts, and returns a result: `Ok` with the exit
+//! code, or the error `lib::run` reports (once, through `ui`) and maps to an exit code.
 
 pub mod bundle;
 pub mod diff;
@@ -10,18 +11,42 @@ pub mod list;
 pub mod rerun;
 pub mod run;
 pub mod show;
+#[cfg(feature = "team-store")]
 pub mod sync;
+pub mod target;
 
 use std::path::Path;
 
 use crate::error::Error;
+use crate::location::StoreLocation;
+use crate::settings::Settings;
 use crate::store::Store;
 
-/// Open the store, warning once when it runs in its network-filesystem mode.
+/// What every command is given: where the store is, what the settings files say, and
+/// whether to colour stdout.
+pub struct Context {
+    pub store: StoreLocation,
+    pub settings: Settings,
+    pub color: bool,
+}
+
+impl Context {
+    /// The SQLite store this command reads and writes (a team store's replica included).
+    pub fn store_dir(&self) -> &Path {
+        self.store.dir()
+    }
+
+    /// Open the store, warning once when it runs in its network-filesystem mode.
+    pub fn open_store(&self) -> Result<Store, Error> {
+        open_store(self.store_dir())
+    }
+}
+
+/// Open the store in `dir`, warning once when it runs in its network-filesystem mode.
 pub fn open_store(dir: &Path) -> Result<Store, Error> {
     let store = Store::open(dir)?;
     if let Some(notice) = &store.notice {
-        eprintln!("lineage: warning: {notice}");
+        crate::ui::warn(notice);
     }
     Ok(store)
 }

@@ -8,20 +8,19 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use super::Context;
 use crate::capture::{git, gpu, software};
 use crate::cli::RerunArgs;
 use crate::commands::run::{self, Spec};
-use crate::error::code;
+use crate::error::{Error, code};
 use crate::hash;
+use crate::model::graph::Via;
 use crate::model::{Hash, Role, RunRecord, Status};
 use crate::store::Store;
-use crate::store::graph::Via;
-
-/// Exit code when the rerun succeeded but its outputs differ from the record.
-pub const OUTPUTS_DIFFER: u8 = 100;
+use crate::ui;
 
 /// A declared input or config, now against then.
 #[derive(Serialize, Clone, Debug)]
@@ -80,23 +79,18 @@ pub struct Verdict {
     pub worktree: Option<String>,
 }
 
-pub fn rerun(args: RerunArgs, store_dir: &Path) -> u8 {
-    match rerun_inner(&args, store_dir) {
-        Ok(code) => code,
-        Err(e) => {
-            crate::report_error(&e);
-            run::launch_code(&e)
-        }
-    }
+/// `lineage rerun`: the verdict's exit code, or the error that kept the job from starting.
+pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
+    rerun_inner(&args, ctx)
 }
 
-fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
-    let store = super::open_store(store_dir)?;
+fn rerun_inner(args: &RerunArgs, ctx: &Context) -> Result<u8> {
+    let store = ctx.open_store()?;
     let id = store.resolve(Some(&args.run))?;
     let original = store.load_run(&id)?;
     let short = store.short_id(&id)?;
     if args.upstream {
-        upstream(&store, store_dir, &original, args, &mut Vec::new())?;
+        upstream(&store, ctx, &original, args, &mut Vec::new())?;
     }
     // --dry-run writes nothing, not even the stat cache.
     let read_only = crate::store::ReadOnlyCache(&store);
@@ -104,17 +98,11 @@ fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
     let (checks, env) = check(&store, &original, args.worktree, cache)?;
     let report = plan_text(&original, &short, &checks, args.worktree);
     if args.dry_run {
-        crate::print_stdout(&report);
-        return Ok(0);
+        ui::data(&report);
+        return Ok(code::SUCCESS);
     }
     if !args.quiet {
-        eprint!(
-            "{}",
-            report
-                .lines()
-                .map(|l| format!("lineage: {l}\n"))
-                .collect::<String>()
-        );
+        ui::info_lines(&report);
     }
     let mut blockers = Vec::new();
     if !args.worktree {
@@ -143,19 +131,12 @@ fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
         blockers.push(line);
     }
     if !blockers.is_empty() && !args.force {
-        eprintln!(
-            "lineage: error: not rerunning {short}: now differs from the record: {}",
-            blockers.join("; ")
-        );
-        eprintln!(
-            "lineage: hint: --force reruns anyway{}",
-            if args.worktree {
-                ""
-            } else {
-                ", --worktree restores the recorded code"
-            }
-        );
-        return Ok(code::CANNOT_LAUNCH);
+        return Err(Error::RerunRefused {
+            run: short,
+            reasons: blockers,
+            worktree: args.worktree,
+        }
+        .into());
     }
 
     let cwd = PathBuf::from(OsString::from_vec(original.cwd.clone()));
@@ -176,28 +157,10 @@ fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
             .map(|e| PathBuf::from(&e.path))
             .collect()
     };
-    let argv = match restore_argv(&original) {
-        Ok(argv) => argv,
-        Err(missing) => {
-            let what: Vec<String> = missing
-                .iter()
-                .map(|(i, shown)| format!("argument {i} ({shown:?})"))
-                .collect();
-            let vars: Vec<String> = missing
-                .iter()
-                .map(|(i, _)| format!("LINEAGE_ARG_{i}"))
-                .collect();
-            eprintln!(
-                "lineage: error: not rerunning {short}: {} redacted when recorded",
-                what.join(", ")
-            );
-            eprintln!(
-                "lineage: hint: set {} to the whole original argument and rerun",
-                vars.join(", ")
-            );
-            return Ok(code::CANNOT_LAUNCH);
-        }
-    };
+    let argv = restore_argv(&original).map_err(|args| Error::RedactedArguments {
+        run: short.clone(),
+        args,
+    })?;
     let spec = Spec {
         argv,
         cwd: run_cwd.clone(),
@@ -219,13 +182,11 @@ fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
         hash_before_launch: args.hash_before_launch,
         rerun_of: Some(original.id.clone()),
     };
-    let executed = match run::plan(spec, Store::open(store_dir)?) {
-        Ok(plan) => run::execute(plan),
-        Err(e) => {
-            crate::report_error(&e);
-            return Ok(run::launch_code(&e));
-        }
-    };
+    let executed = run::execute(run::plan(
+        spec,
+        Store::open(ctx.store_dir())?,
+        &ctx.settings,
+    )?);
 
     let outputs: Vec<OutputCheck> = original
         .edges
@@ -257,7 +218,7 @@ fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
         None => ("not_run", executed.exit),
         Some(_) if !succeeded => ("failed", executed.exit),
         _ if reproduced => ("reproduced", 0),
-        _ => ("outputs_differ", OUTPUTS_DIFFER),
+        _ => ("outputs_differ", code::OUTPUTS_DIFFER),
     };
     let kept = worktree.and_then(|w| w.finish(args.keep_worktree));
     let rerun_short = store
@@ -293,12 +254,7 @@ fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
             text += &format!("worktree kept at {path}\n");
         }
         if !args.quiet {
-            eprint!(
-                "{}",
-                text.lines()
-                    .map(|l| format!("lineage: {l}\n"))
-                    .collect::<String>()
-            );
+            ui::info_lines(&text);
         }
     }
     if args.json {
@@ -311,7 +267,7 @@ fn rerun_inner(args: &RerunArgs, store_dir: &Path) -> Result<u8> {
             checks,
             worktree: kept,
         };
-        crate::print_stdout(&(serde_json::to_string_pretty(&v)? + "\n"));
+        ui::data(&(serde_json::to_string_pretty(&v)? + "\n"));
     }
     Ok(exit)
 }
@@ -649,7 +605,7 @@ fn plan_text(r: &RunRecord, short: &str, c: &Checks, worktree: bool) -> String {
 /// recorded bytes are missing or changed, skipping those whose outputs already match.
 fn upstream(
     store: &Store,
-    store_dir: &Path,
+    ctx: &Context,
     r: &RunRecord,
     args: &RerunArgs,
     done: &mut Vec<String>,
@@ -670,13 +626,13 @@ fn upstream(
         }
         done.push(producer.clone());
         let parent = store.load_run(producer)?;
-        upstream(store, store_dir, &parent, args, done)?;
+        upstream(store, ctx, &parent, args, done)?;
         let short = store.short_id(producer)?;
         if !args.quiet {
-            eprintln!(
-                "lineage: upstream: rerunning {short}, which produced {}",
+            ui::info(format_args!(
+                "upstream: rerunning {short}, which produced {}",
                 input.path
-            );
+            ));
         }
         let sub = RerunArgs {
             run: producer.clone(),
@@ -689,8 +645,12 @@ fn upstream(
             hash_before_launch: args.hash_before_launch,
             quiet: args.quiet,
         };
-        let code = rerun_inner(&sub, store_dir)?;
-        if code != 0 && code != OUTPUTS_DIFFER {
+        // Reported here, so that the line saying the chain stops follows it.
+        let code = rerun_inner(&sub, ctx).unwrap_or_else(|e| {
+            ui::error(&e, Some(ctx.store_dir()));
+            crate::error::exit_code(&e, true)
+        });
+        if code != code::SUCCESS && code != code::OUTPUTS_DIFFER {
             anyhow::bail!("upstream run {short} failed (exit {code}); not rerunning the rest");
         }
     }
@@ -713,9 +673,9 @@ fn restore_bytes(
     match std::fs::read(real) {
         Ok(bytes) if Hash::of(&bytes) == recorded => Ok(Some(bytes)),
         _ => {
-            eprintln!(
-                "lineage: warning: {what} held secrets and has changed since: restored with them redacted"
-            );
+            ui::warn(format_args!(
+                "{what} held secrets and has changed since: restored with them redacted"
+            ));
             store.blob(&blob)
         }
     }
@@ -807,10 +767,10 @@ impl Worktree {
         }
         for u in &g.untracked {
             if !u.stored {
-                eprintln!(
-                    "lineage: warning: untracked file {} was over the size cap when recorded: not restored",
+                ui::warn(format_args!(
+                    "untracked file {} was over the size cap when recorded: not restored",
                     u.path
-                );
+                ));
                 continue;
             }
             let bytes = restore_bytes(

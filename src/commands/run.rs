@@ -9,9 +9,10 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use nix::unistd::{AccessFlags, access};
 
+use super::Context;
 use crate::capture::{config, context, git, gpu, software, system};
 use crate::child;
 use crate::cli::RunArgs;
@@ -19,7 +20,9 @@ use crate::error::{Error, code};
 use crate::hash::{self, Fingerprint, PathKind, Prepared};
 use crate::model::{Capture, Edge, FileRef, Hash, Param, Resources, Role, Status};
 use crate::redact::Policy;
+use crate::settings::Settings;
 use crate::store::{Finish, NewRun, Store};
+use crate::ui;
 use crate::watch::Watch;
 
 /// A declared path: as given, and absolute.
@@ -105,27 +108,17 @@ pub struct Plan {
     hash_before_launch: bool,
     store: Store,
     policy: Policy,
+    /// Record the Python interpreter and packages (`[capture] python` in the settings).
+    capture_python: bool,
 }
 
-pub fn run(args: RunArgs, store_dir: &Path) -> u8 {
-    let plan = resolve(args).and_then(|spec| {
-        let store = super::open_store(store_dir)?;
-        crate::timing::mark("store opened");
-        plan(spec, store)
-    });
-    match plan {
-        Ok(plan) => execute(plan).exit,
-        Err(e) => {
-            crate::report_error(&e);
-            launch_code(&e)
-        }
-    }
-}
-
-/// The exit code of an error before launch.
-pub fn launch_code(e: &anyhow::Error) -> u8 {
-    e.downcast_ref::<Error>()
-        .map_or(code::CANNOT_LAUNCH, Error::launch_code)
+/// `lineage run`: the job's exit code, or the error that kept it from starting.
+pub fn run(args: RunArgs, ctx: &Context) -> Result<u8> {
+    let spec = resolve(args)?;
+    let store = ctx.open_store()?;
+    crate::timing::mark("store opened");
+    let plan = plan(spec, store, &ctx.settings)?;
+    Ok(execute(plan).exit)
 }
 
 fn resolve(args: RunArgs) -> Result<Spec> {
@@ -159,7 +152,7 @@ fn resolve(args: RunArgs) -> Result<Spec> {
 }
 
 /// Validate a spec: paths checked, command found, redaction policy ready.
-pub fn plan(spec: Spec, store: Store) -> Result<Plan> {
+pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
     let cwd = spec.cwd;
     if !(spec.sample_interval.is_finite() && spec.sample_interval > 0.0) {
         return Err(Error::BadSampleInterval(spec.sample_interval).into());
@@ -180,7 +173,6 @@ pub fn plan(spec: Spec, store: Store) -> Result<Plan> {
     check_command(&spec.argv, &cwd, path_var.as_deref())?;
     let key = store.secret_key()?;
     // Settings files add their globs and patterns to the flags'.
-    let settings = crate::settings::get();
     let allow: Vec<String> = settings
         .env_allow
         .iter()
@@ -209,6 +201,7 @@ pub fn plan(spec: Spec, store: Store) -> Result<Plan> {
         hash_before_launch: spec.hash_before_launch,
         store,
         policy,
+        capture_python: settings.capture_python,
         cwd,
     })
 }
@@ -277,7 +270,7 @@ fn check_command(
 }
 
 fn warn(msg: &str) {
-    eprintln!("lineage: warning: {msg}");
+    ui::warn(msg);
 }
 
 fn now() -> String {
@@ -339,8 +332,9 @@ fn capture_all(plan: &Plan) -> PreLaunch {
             crate::timing::mark("system captured");
             sys
         });
-        let python = s.spawn(|| {
-            if !crate::settings::get().capture_python {
+        let capture_python = plan.capture_python;
+        let python = s.spawn(move || {
+            if !capture_python {
                 return None;
             }
             let program = program?;
@@ -633,10 +627,11 @@ pub fn execute(mut plan: Plan) -> Executed {
         blobs: &pre.blobs,
     });
     if let Err(e) = begun {
-        crate::report_error(&e.context(format!(
+        let e = e.context(format!(
             "could not record the run in {} before launch",
             plan.store.dir().display()
-        )));
+        ));
+        ui::error(&e, Some(plan.store.dir()));
         return Executed {
             id,
             exit: code::CANNOT_LAUNCH,
@@ -647,7 +642,7 @@ pub fn execute(mut plan: Plan) -> Executed {
     crate::timing::mark("run begun");
     let short = plan.store.short_id(&id).unwrap_or_else(|_| id.clone());
     if !plan.quiet {
-        eprintln!("lineage: run {short} recording");
+        ui::info(format_args!("run {short} recording"));
     }
 
     let running = child::spawn(
@@ -667,7 +662,7 @@ pub fn execute(mut plan: Plan) -> Executed {
                 _ => (code::NOT_EXECUTABLE, "command could not be executed"),
             };
             let program = plan.argv[0].to_string_lossy().into_owned();
-            eprintln!("lineage: error: {msg}: {program}: {e}");
+            ui::error_line(format_args!("{msg}: {program}: {e}"));
             capture.notes.push(format!("{msg}: {e}"));
             finish(
                 &mut plan.store,
@@ -728,7 +723,7 @@ pub fn execute(mut plan: Plan) -> Executed {
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("lineage: error: lost track of the command: {e}");
+            ui::error_line(format_args!("lost track of the command: {e}"));
             return Executed {
                 id,
                 exit: code::CANNOT_LAUNCH,
@@ -849,12 +844,12 @@ pub fn execute(mut plan: Plan) -> Executed {
             _ => String::new(),
         };
         let n = outputs.iter().filter(|o| o.artifact.is_some()).count();
-        eprintln!(
-            "lineage: run {short} {} ({how}) in {}; {n} output{} recorded",
+        ui::info(format_args!(
+            "run {short} {} ({how}) in {}; {n} output{} recorded",
             status.as_str(),
             crate::output::seconds(resources.wall_seconds),
             if n == 1 { "" } else { "s" }
-        );
+        ));
     }
     Executed {
         id,
@@ -1042,10 +1037,10 @@ fn finish(store: &mut Store, id: &str, fin: Finish) -> bool {
     match store.finish_run(id, &fin) {
         Ok(()) => true,
         Err(e) => {
-            eprintln!(
-                "lineage: warning: THE RUN WAS NOT FULLY RECORDED: {e:#}; run {id} stays 'running' in {}",
+            ui::warn(format_args!(
+                "THE RUN WAS NOT FULLY RECORDED: {e:#}; run {id} stays 'running' in {}",
                 store.dir().display()
-            );
+            ));
             false
         }
     }

@@ -7,9 +7,11 @@ use std::path::Path;
 
 use anyhow::{Result, anyhow};
 
+use super::Context;
 use crate::cli::SyncArgs;
 use crate::store::Store;
 use crate::store::pg::Remote;
+use crate::ui;
 
 /// Before a command that reads: deliver what waits, fetch what is new.
 pub fn before(remote: &Remote, replica: &Path) {
@@ -34,27 +36,35 @@ pub fn deliver(remote: &Remote, replica: &Path) {
 
 fn warn_offline(store: &Store, remote: &Remote, e: &anyhow::Error) {
     let waiting = store.pending_push(&remote.name).map_or(0, |p| p.ids.len());
-    eprintln!("lineage: warning: {e:#}");
+    ui::warn(format_args!("{e:#}"));
     if waiting > 0 {
-        eprintln!(
-            "lineage: warning: {waiting} run{} kept in {} until {} can be reached: the next \
-             lineage command that reaches it delivers them",
+        ui::warn(format_args!(
+            "{waiting} run{} kept in {} until {} can be reached: the next lineage command \
+             that reaches it delivers them",
             if waiting == 1 { "" } else { "s" },
             store.dir().display(),
             remote.name
-        );
+        ));
     } else {
-        eprintln!(
-            "lineage: warning: working from this machine's copy of {}, which may lack recent runs",
+        ui::warn(format_args!(
+            "working from this machine's copy of {}, which may lack recent runs",
             remote.name
-        );
+        ));
     }
 }
 
-fn target(args: SyncArgs, current: Option<&Remote>, team: Option<String>) -> Result<Remote> {
-    match args.url.or(team) {
-        Some(url) => Remote::parse(&url),
-        None => match current {
+/// The team store to push to or pull from: the URL given, `team_store` in the settings
+/// files, or the store in use when it is a team store.
+fn target(args: SyncArgs, ctx: &Context) -> Result<Remote> {
+    match args.url.or_else(|| ctx.settings.team_store.clone()) {
+        Some(url) => {
+            let remote = Remote::parse(&url)?;
+            for w in &remote.warnings {
+                ui::warn(w);
+            }
+            Ok(remote)
+        }
+        None => match ctx.store.team() {
             Some(r) => Ok(r.clone()),
             None => Err(anyhow!(
                 "no team store given: pass postgres://USER@HOST/DATABASE, or set \
@@ -64,38 +74,28 @@ fn target(args: SyncArgs, current: Option<&Remote>, team: Option<String>) -> Res
     }
 }
 
-pub fn push(
-    args: SyncArgs,
-    store_dir: &Path,
-    current: Option<&Remote>,
-    team: Option<String>,
-) -> Result<()> {
-    let remote = target(args, current, team)?;
-    let store = super::open_store(store_dir)?;
+pub fn push(args: SyncArgs, ctx: &Context) -> Result<()> {
+    let remote = target(args, ctx)?;
+    let store = ctx.open_store()?;
     // Asked for explicitly: check the server even when nothing waits.
     remote.connect()?;
     let n = remote.push(&store)?;
-    eprintln!(
-        "lineage: delivered {n} run{} to {}",
+    ui::info(format_args!(
+        "delivered {n} run{} to {}",
         if n == 1 { "" } else { "s" },
         remote.name
-    );
+    ));
     Ok(())
 }
 
-pub fn pull(
-    args: SyncArgs,
-    store_dir: &Path,
-    current: Option<&Remote>,
-    team: Option<String>,
-) -> Result<()> {
-    let remote = target(args, current, team)?;
-    let mut store = super::open_store(store_dir)?;
+pub fn pull(args: SyncArgs, ctx: &Context) -> Result<()> {
+    let remote = target(args, ctx)?;
+    let mut store = ctx.open_store()?;
     let n = remote.pull(&mut store)?;
-    eprintln!(
-        "lineage: received {n} run{} from {}",
+    ui::info(format_args!(
+        "received {n} run{} from {}",
         if n == 1 { "" } else { "s" },
         remote.name
-    );
+    ));
     Ok(())
 }

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::Records;
 use crate::model::{ArtifactKind, ArtifactRef, Hash};
-use crate::store::Store;
 
 /// A file's SHA-256.
 pub const SHA256: &str = "sha256";
@@ -48,16 +48,17 @@ impl std::fmt::Display for Unavailable {
 }
 
 /// The remembered digest, if any.
-pub fn known(store: &Store, artifact: &ArtifactRef) -> Option<String> {
-    store
-        .extra_digest(&artifact.hash, algorithm(artifact.kind))
-        .ok()
-        .flatten()
+pub fn known(store: &dyn Records, artifact: &ArtifactRef) -> Option<String> {
+    store.extra_digest(&artifact.hash, algorithm(artifact.kind))
 }
 
 /// The remembered digest, or one computed now from the first of `paths` whose bytes still
 /// match the record (and then remembered).
-pub fn get(store: &Store, artifact: &ArtifactRef, paths: &[&Path]) -> Result<String, Unavailable> {
+pub fn get(
+    store: &dyn Records,
+    artifact: &ArtifactRef,
+    paths: &[&Path],
+) -> Result<String, Unavailable> {
     if let Some(d) = known(store, artifact) {
         return Ok(d);
     }
@@ -65,7 +66,7 @@ pub fn get(store: &Store, artifact: &ArtifactRef, paths: &[&Path]) -> Result<Str
     for path in paths {
         match compute(store, artifact, path) {
             Ok(d) => {
-                let _ = store.put_extra_digest(&artifact.hash, algorithm(artifact.kind), &d);
+                store.remember_digest(&artifact.hash, algorithm(artifact.kind), &d);
                 return Ok(d);
             }
             Err(e) => why = e,
@@ -75,7 +76,11 @@ pub fn get(store: &Store, artifact: &ArtifactRef, paths: &[&Path]) -> Result<Str
 }
 
 /// Compute the digest of the bytes at `path`, checking them against the recorded BLAKE3.
-pub fn compute(store: &Store, artifact: &ArtifactRef, path: &Path) -> Result<String, Unavailable> {
+pub fn compute(
+    store: &dyn Records,
+    artifact: &ArtifactRef,
+    path: &Path,
+) -> Result<String, Unavailable> {
     match artifact.kind {
         ArtifactKind::File => {
             let (b3, sha) = both(path)?;

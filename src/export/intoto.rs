@@ -7,9 +7,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{BASE, Export, VERSION};
+use super::{BASE, Export, Records, VERSION};
 use crate::model::{ArtifactKind, ArtifactRef, EdgeRecord, Role, RunRecord};
-use crate::store::Store;
 
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
@@ -23,7 +22,7 @@ pub fn builder_id() -> String {
 }
 
 /// One Statement per run that recorded at least one output (a Statement needs a subject).
-pub fn statements(export: &Export, store: &Store) -> Vec<Value> {
+pub fn statements(export: &Export, store: &dyn Records) -> Vec<Value> {
     export
         .runs
         .iter()
@@ -31,7 +30,7 @@ pub fn statements(export: &Export, store: &Store) -> Vec<Value> {
         .collect()
 }
 
-pub fn statement(export: &Export, store: &Store, run: &RunRecord) -> Option<Value> {
+pub fn statement(export: &Export, store: &dyn Records, run: &RunRecord) -> Option<Value> {
     let subjects: Vec<Value> = super::edges(run, &[Role::Output])
         .map(|(e, a)| descriptor(export, e, a))
         .collect();
@@ -55,7 +54,7 @@ pub fn statement(export: &Export, store: &Store, run: &RunRecord) -> Option<Valu
         if let Some(patch) = g.patch {
             let mut digest = Map::new();
             digest.insert("blake3".into(), json!(patch.to_hex()));
-            if let Ok(Some(bytes)) = store.blob(&patch) {
+            if let Some(bytes) = store.blob(&patch) {
                 digest.insert("sha256".into(), json!(super::digests::sha256_of(&bytes)));
             }
             deps.push(json!({

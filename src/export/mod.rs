@@ -14,7 +14,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::model::{ArtifactRef, EdgeRecord, Hash, Role, RunRecord};
-use crate::store::Store;
+
+/// What an export reads and remembers beside the runs themselves. The store provides it
+/// (the impl lives with the commands, so that this module depends on no store type).
+pub trait Records {
+    /// The bytes of a stored blob (a recorded patch, config or package list).
+    fn blob(&self, hash: &Hash) -> Option<Vec<u8>>;
+    /// The files of a stored directory: (path, hash, size), sorted by path.
+    fn dir_entries(&self, dir: &Hash) -> anyhow::Result<Vec<(String, Hash, u64)>>;
+    /// A digest other than BLAKE3 (`sha256`, `dirHash`) remembered for an artifact.
+    fn extra_digest(&self, hash: &Hash, algorithm: &str) -> Option<String>;
+    /// Remember a digest computed from bytes that matched `hash` (best effort).
+    fn remember_digest(&self, hash: &Hash, algorithm: &str, digest: &str);
+}
 
 /// The root of every URI lineage mints: the project's published docs/ folder.
 pub const BASE: &str = "https://lineage-ml.github.io/lineage/";
@@ -63,7 +75,7 @@ impl Export {
 
 /// Fill in the extra digests: remembered ones, or (with `compute`) ones computed now from
 /// paths whose bytes still match. Returns one warning per artifact left without.
-pub fn fill_digests(store: &Store, export: &mut Export, compute: bool) -> Vec<String> {
+pub fn fill_digests(store: &dyn Records, export: &mut Export, compute: bool) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut found = HashMap::new();
     for (hash, (artifact, edges)) in export.artifacts() {

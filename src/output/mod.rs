@@ -1,26 +1,12 @@
-//! Everything lineage prints: human tables, JSON, and the colour/terminal decisions. Nothing
-//! here touches the database; commands hand over domain values.
+//! What lineage prints, rendered: human tables, trees, diffs, graphs (dot, mermaid, HTML)
+//! and the JSON of `show` and `list`, as strings built from the domain types. Nothing here
+//! touches the database or the command line's types, and nothing here writes: the commands
+//! hand the text to `ui`.
 
 pub mod diff;
 pub mod graph;
 pub mod json;
 pub mod table;
-
-use std::io::IsTerminal;
-
-use crate::cli::ColorChoice;
-
-/// Whether to colour stdout: `--color`, then NO_COLOR, then whether stdout is a terminal.
-pub fn use_color(choice: ColorChoice) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stdout().is_terminal()
-        }
-    }
-}
 
 /// Quote an argument for display the way a POSIX shell would read it back.
 pub fn shell_quote(arg: &str) -> String {

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -32,19 +32,14 @@ pub(crate) const TABLES: &[&str] = &[
     "extra_digests",
 ];
 
-/// A file in `dir` for work in progress, removed when dropped (unless renamed away first).
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(dir: &Path, what: &str) -> Scratch {
-        Scratch(dir.join(format!(".lineage-{what}-{}.tmp", uuid::Uuid::now_v7())))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// A new, empty, user-only file in `dir` for a bundle in the making: removed when dropped,
+/// unless persisted (renamed into place) first.
+pub fn scratch(dir: &Path, what: &str) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(&format!(".lineage-{what}-"))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))
 }
 
 /// Which runs go into a bundle.
@@ -73,14 +68,18 @@ impl Counts {
     }
 }
 
-/// Create the store schema in a fresh database file.
+/// Create the store schema in a database file that is new or empty (a [`scratch`] file).
 pub(crate) fn create(path: &Path) -> Result<Connection> {
     // User-only, like the store: who gets a copy is the user's choice.
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(false)
         .mode(0o600)
         .open(path)?;
+    if file.metadata()?.len() != 0 {
+        bail!("{} is not empty", path.display());
+    }
     let mut conn = Connection::open(path)?;
     // A file nobody reads until it is complete (callers rename it into place after syncing
     // it, or throw it away): no journal, no syncs while it fills.

@@ -15,29 +15,8 @@ use anyhow::Result;
 use rusqlite::params;
 
 use super::Store;
+use crate::model::graph::{Link, UNLIMITED, Via};
 use crate::model::{ArtifactKind, Hash};
-
-/// How an artifact relates to a run in a walk.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Via {
-    /// The run's own edge names the artifact.
-    Direct,
-    /// The artifact is a file at `path` inside directory `dir`, which the run's edge names.
-    InsideDir { dir: Hash, path: String },
-    /// The artifact is a directory holding the file `file` (at `path`) the run's edge names.
-    ContainsFile { file: Hash, path: String },
-}
-
-/// One step of a walk: `artifact` was produced by (ancestry) or consumed by (descendants) `run`.
-#[derive(Clone, Debug)]
-pub struct Link {
-    pub artifact: Hash,
-    pub run_id: String,
-    pub via: Via,
-}
-
-/// No depth limit: deeper than any real pipeline.
-pub const UNLIMITED: u32 = 1_000_000;
 
 const ANCESTRY: &str = "
 WITH RECURSIVE

@@ -164,30 +164,49 @@ pub struct Finish<'a> {
     pub changed_inputs: &'a [usize],
 }
 
-/// The default store directory: `$XDG_DATA_HOME/lineage` (`~/.local/share/lineage`).
-pub fn default_dir() -> Result<PathBuf> {
-    use etcetera::BaseStrategy;
-    let strategy = etcetera::choose_base_strategy().context("finding the data directory")?;
-    Ok(strategy.data_dir().join("lineage"))
+/// The most recent runs of the store in `dir` whose id starts with `prefix`, newest first,
+/// with their argv (for shell completion): read without creating, migrating or waiting long
+/// on the store; nothing when it cannot be read.
+pub fn recent_runs(dir: &Path, prefix: &str, limit: usize) -> Vec<(String, Vec<Vec<u8>>)> {
+    let db = dir.join(DB_FILE);
+    if !db.exists() {
+        return Vec::new();
+    }
+    let Ok(conn) = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return Vec::new();
+    };
+    let _ = conn.busy_timeout(Duration::from_millis(200));
+    let rows = conn
+        .prepare(
+            "SELECT id, argv FROM runs WHERE id LIKE ?1 || '%' ORDER BY started_at DESC LIMIT ?2",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(params![prefix, limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, split_argv(&r.get::<_, Vec<u8>>(1)?)))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        });
+    rows.unwrap_or_default()
 }
 
 impl Store {
     /// Open (creating user-only if needed) and migrate the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, Error> {
-        let fail = |reason: String| Error::StoreOpen {
+        let fail = |source: Box<dyn std::error::Error + Send + Sync>| Error::StoreOpen {
             path: dir.display().to_string(),
-            reason,
+            source,
         };
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(e.into()))?;
         // The store must be the user's own, wherever a symlink leads: another user's
         // directory could read the records or feed forged ones.
         let me = nix::unistd::getuid().as_raw();
         let owner = std::os::unix::fs::MetadataExt::uid(
-            &std::fs::metadata(dir).map_err(|e| fail(e.to_string()))?,
+            &std::fs::metadata(dir).map_err(|e| fail(e.into()))?,
         );
         if owner != me {
             return Err(Error::StoreNotOwned {
@@ -204,8 +223,8 @@ impl Store {
             .append(true)
             .mode(0o600)
             .open(&db)
-            .map_err(|e| fail(e.to_string()))?;
-        let conn = Connection::open(&db).map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(e.into()))?;
+        let conn = Connection::open(&db).map_err(|e| fail(e.into()))?;
         let (journal, notice) = journal_for(dir);
         let mut store = Store {
             conn,
@@ -216,9 +235,7 @@ impl Store {
             deferred: Default::default(),
             wal_pages: Default::default(),
         };
-        store
-            .configure(journal)
-            .map_err(|e| fail(format!("{e:#}")))?;
+        store.configure(journal).map_err(|e| fail(e.into()))?;
         store.migrate(&db)?;
         // Best effort: a failure here must not stop the command that opened the store.
         let _ = store.reap_stale();
@@ -271,7 +288,7 @@ impl Store {
         let known = MIGRATIONS.len() as i64;
         let fail = |e: rusqlite::Error| Error::StoreOpen {
             path: db.display().to_string(),
-            reason: e.to_string(),
+            source: e.into(),
         };
         let version: i64 = self
             .conn

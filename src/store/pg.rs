@@ -27,17 +27,12 @@ use rusqlite::OpenFlags;
 use rusqlite::types::Value;
 
 use super::Store;
-use super::bundle::{self, Scratch, Selection, TABLES};
+use super::bundle::{self, Selection, TABLES};
 
 const PG_MIGRATIONS: &[&str] = &[include_str!("pg_migrations/0001_init.sql")];
 
 /// Serializes pushes (and schema changes) on the server, so `runs.seq` is in commit order.
 const PUSH_LOCK: i64 = 0x006c_696e_6561_6765; // "lineage"
-
-/// Whether a `--store` / `LINEAGE_STORE` value names a PostgreSQL team store.
-pub fn is_url(s: &str) -> bool {
-    s.starts_with("postgres://") || s.starts_with("postgresql://")
-}
 
 /// A team store: where it is and how to log in.
 #[derive(Clone)]
@@ -45,6 +40,8 @@ pub struct Remote {
     /// `postgres://user@host:port/db`: the URL without its password, safe to print.
     pub name: String,
     config: postgres::Config,
+    /// What the caller should warn about (a pgpass file others can read, ignored).
+    pub warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -85,10 +82,11 @@ impl Remote {
         let port = config.get_ports().first().copied().unwrap_or(5432);
         let user = config.get_user().unwrap_or("").to_string();
         let db = config.get_dbname().unwrap_or("").to_string();
+        let mut warnings = Vec::new();
         if config.get_password().is_none() {
             if let Some(p) = env("PGPASSWORD") {
                 config.password(p);
-            } else if let Some(p) = pgpass(&host, port, &db, &user) {
+            } else if let Some(p) = pgpass(&host, port, &db, &user, &mut warnings) {
                 config.password(p);
             }
         }
@@ -100,17 +98,18 @@ impl Remote {
         Ok(Remote {
             name: format!("postgres://{user}@{host}:{port}/{db}"),
             config,
+            warnings,
         })
     }
 
     /// The local store that mirrors this team store on this machine: `LINEAGE_REPLICA`, or
-    /// `$XDG_DATA_HOME/lineage/remotes/<digest of the name>`.
-    pub fn replica_dir(&self) -> Result<PathBuf> {
+    /// `remotes/<digest of the name>` in the default store directory `default_store`.
+    pub fn replica_dir(&self, default_store: &Path) -> PathBuf {
         if let Some(dir) = std::env::var_os("LINEAGE_REPLICA").filter(|d| !d.is_empty()) {
-            return Ok(PathBuf::from(dir));
+            return PathBuf::from(dir);
         }
         let key = blake3::hash(self.name.as_bytes()).to_hex();
-        Ok(super::default_dir()?.join("remotes").join(&key[..16]))
+        default_store.join("remotes").join(&key[..16])
     }
 
     /// Connect, creating or upgrading the schema when it is behind.
@@ -140,10 +139,10 @@ impl Remote {
         let kinds = all_kinds(&mut client)?;
         let mut sent = 0;
         for chunk in ids.chunks(500) {
-            let tmp = Scratch::new(&std::env::temp_dir(), "push");
+            let tmp = bundle::scratch(&std::env::temp_dir(), "push")?;
             let result = (|| -> Result<()> {
                 store.export_bundle(
-                    &tmp.0,
+                    tmp.path(),
                     &Selection {
                         since: None,
                         runs: Some(chunk.to_vec()),
@@ -151,7 +150,7 @@ impl Remote {
                 )?;
                 crate::timing::mark("team store: bundle written");
                 let bundle = rusqlite::Connection::open_with_flags(
-                    &tmp.0,
+                    tmp.path(),
                     OpenFlags::SQLITE_OPEN_READ_ONLY,
                 )?;
                 let mut tx = client.transaction()?;
@@ -191,10 +190,10 @@ impl Remote {
             }
             let last: i64 = rows.last().map_or(since, |r| r.get(0));
             let ids: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
-            let tmp = Scratch::new(&std::env::temp_dir(), "pull");
-            download(&mut client, store, &ids, &tmp.0)
+            let tmp = bundle::scratch(&std::env::temp_dir(), "pull")?;
+            download(&mut client, store, &ids, tmp.path())
                 .map_err(|e| anyhow!("reading {}: {}", self.name, chain(&e)))?;
-            let added = store.import_bundle(&tmp.0)?;
+            let added = store.import_bundle(tmp.path())?;
             store.mark_pushed(&self.name, &ids)?;
             store.set_pulled_seq(&self.name, last)?;
             got += added.of("runs");
@@ -563,17 +562,23 @@ fn download(
 
 /// The password for a connection from the pgpass file (`PGPASSFILE` or `~/.pgpass`), which
 /// libpq ignores unless it is private to its owner; so does this.
-fn pgpass(host: &str, port: u16, db: &str, user: &str) -> Option<String> {
+fn pgpass(
+    host: &str,
+    port: u16,
+    db: &str,
+    user: &str,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
     let path = std::env::var_os("PGPASSFILE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(&path).ok()?;
     if meta.permissions().mode() & 0o077 != 0 {
-        eprintln!(
-            "lineage: warning: {} ignored: it must be readable by you only (chmod 600)",
+        warnings.push(format!(
+            "{} ignored: it must be readable by you only (chmod 600)",
             path.display()
-        );
+        ));
         return None;
     }
     let text = std::fs::read_to_string(&path).ok()?;

@@ -271,6 +271,11 @@ fn errors_and_their_exit_codes_are_pinned() {
         "-i", "in.txt", "-o", "out.txt", "--", "cp", "in.txt", "out.txt",
     ]);
     env.write("loose.txt", "never recorded\n");
+    // A store whose database file is not a database at all.
+    let junk = env.root().join("junk-store");
+    std::fs::create_dir(&junk).expect("mkdir");
+    std::fs::write(junk.join("lineage.db"), "not a database ".repeat(500)).expect("write");
+    let junk = junk.display().to_string();
     let cases: &[&[&str]] = &[
         &["show", "ffffffff"],
         &["show", "no/such/path"],
@@ -296,6 +301,8 @@ fn errors_and_their_exit_codes_are_pinned() {
         &["push"],
         &["--store", "postgres://ada@:notaport/x", "list"],
         &["man", "nosuchcommand"],
+        &["--store", &junk, "list"],
+        &["--store", &junk, "run", "--", "true"],
     ];
     let n = Normalizer::new(&env);
     let mut text = String::new();

@@ -81,7 +81,7 @@ fn bash_completes_subcommands_flags_and_run_ids_from_the_store() {
         .to_path_buf();
     // Bash calls the function with the command, the word being completed and the one before;
     // the function calls `lineage` back (found on PATH) to answer.
-    let complete = |words: &[&str]| {
+    let complete_with = |team: bool, words: &[&str]| {
         let cword = words.len() - 1;
         let probe = format!(
             "source {}; COMP_WORDS=({}); COMP_CWORD={cword}; _clap_complete_lineage lineage '{}' '{}'; \
@@ -100,20 +100,25 @@ fn bash_completes_subcommands_flags_and_run_ids_from_the_store() {
             bin_dir.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let out = Command::new("bash")
-            .args(["-c", &probe])
+        let mut bash = Command::new("bash");
+        bash.args(["-c", &probe])
             .current_dir(&env.work)
             .env("PATH", path)
             .env("LINEAGE_STORE", &env.store)
             .env("HOME", &env.home)
-            .env("XDG_CONFIG_HOME", env.home.join(".config"))
-            .output()
-            .expect("bash");
+            .env("XDG_CONFIG_HOME", env.home.join(".config"));
+        if team {
+            // A team store nobody listens for: completion reads this machine's replica.
+            bash.env("LINEAGE_STORE", "postgres://ada@127.0.0.1:1/lineage")
+                .env("LINEAGE_REPLICA", &env.store);
+        }
+        let out = bash.output().expect("bash");
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_string)
             .collect::<Vec<_>>()
     };
+    let complete = |words: &[&str]| complete_with(false, words);
     assert_eq!(complete(&["lineage", "re"]), ["rerun"]);
     assert!(complete(&["lineage", "run", "--in"]).contains(&"--input".to_string()));
     // Run ids, newest first, from the store.
@@ -132,6 +137,12 @@ fn bash_completes_subcommands_flags_and_run_ids_from_the_store() {
         show.contains(&"train.py".to_string()) && show.contains(&new),
         "{show:?}"
     );
+    // With a team store, from this machine's replica of it.
+    let ids: Vec<String> = complete_with(true, &["lineage", "rerun", ""])
+        .into_iter()
+        .filter(|c| !c.starts_with('-'))
+        .collect();
+    assert_eq!(ids, [new.clone(), old.clone()]);
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod export;
 mod fixture;
 mod gpu;
 mod html;
+mod pipes;
 mod progress;
 mod reliability;
 mod rerun;

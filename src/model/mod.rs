@@ -2,6 +2,8 @@
 //! wrote, and the edges between them. The captured snapshot (`Capture`) is stored as one JSON
 //! document per run; runs, artifacts, directory manifests, edges, params and blobs are tables.
 
+pub mod graph;
+
 use std::collections::BTreeMap;
 use std::fmt;
 

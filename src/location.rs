@@ -1,0 +1,137 @@
+//! Where the store is: decided once, here, for every command and for shell completion.
+//!
+//! A store is named by `--store`, `LINEAGE_STORE`, or `store =` in a settings file (in that
+//! order), else it is the default directory. The name is either a directory, holding
+//! `lineage.db`, or a `postgres://` URL naming a team store, which this machine works with
+//! through a local replica (see `store::pg`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+/// A store as named on the command line, in `LINEAGE_STORE` or in a settings file, before it
+/// is resolved: telling the two forms apart cannot fail, so clap parses it with
+/// [`StoreArg::parse`]; a URL is checked when it is resolved ([`StoreLocation::resolve`]),
+/// with an error that never repeats it (it may hold a password).
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreArg {
+    /// A store directory.
+    Dir(PathBuf),
+    /// A team store's URL (`postgres://` or `postgresql://`).
+    Url(String),
+}
+
+impl StoreArg {
+    /// Tell a URL from a directory (clap's value parser for `--store`).
+    pub fn parse(value: &str) -> Result<StoreArg, std::convert::Infallible> {
+        Ok(if is_url(value) {
+            StoreArg::Url(value.to_string())
+        } else {
+            StoreArg::Dir(PathBuf::from(value))
+        })
+    }
+}
+
+/// A URL's password never reaches a debug print.
+impl fmt::Debug for StoreArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreArg::Dir(d) => f.debug_tuple("Dir").field(d).finish(),
+            StoreArg::Url(_) => f.write_str("Url(..)"),
+        }
+    }
+}
+
+/// Whether a store name is a team store's URL.
+pub fn is_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+/// A store, resolved.
+#[derive(Debug)]
+pub enum StoreLocation {
+    /// A store of this machine's: the directory holding `lineage.db`.
+    Dir(PathBuf),
+    /// A team store, and the directory of this machine's replica of it.
+    #[cfg(feature = "team-store")]
+    Team {
+        remote: Box<crate::store::pg::Remote>,
+        replica: PathBuf,
+    },
+}
+
+impl StoreLocation {
+    /// The store named by `arg` (`--store` or `LINEAGE_STORE`), else by the settings files,
+    /// else the default directory.
+    pub fn resolve(arg: Option<&StoreArg>, from_settings: Option<&StoreArg>) -> Result<Self> {
+        match arg.or(from_settings) {
+            None => Ok(StoreLocation::Dir(default_dir()?)),
+            Some(StoreArg::Dir(dir)) => Ok(StoreLocation::Dir(dir.clone())),
+            Some(StoreArg::Url(url)) => team(url),
+        }
+    }
+
+    /// The SQLite store this machine reads and writes: the directory, or the team store's
+    /// replica.
+    pub fn dir(&self) -> &Path {
+        match self {
+            StoreLocation::Dir(dir) => dir,
+            #[cfg(feature = "team-store")]
+            StoreLocation::Team { replica, .. } => replica,
+        }
+    }
+
+    /// The team store, when this is one.
+    #[cfg(feature = "team-store")]
+    pub fn team(&self) -> Option<&crate::store::pg::Remote> {
+        match self {
+            StoreLocation::Dir(_) => None,
+            StoreLocation::Team { remote, .. } => Some(remote),
+        }
+    }
+}
+
+#[cfg(feature = "team-store")]
+fn team(url: &str) -> Result<StoreLocation> {
+    let remote = crate::store::pg::Remote::parse(url)?;
+    let replica = remote.replica_dir(&default_dir()?);
+    Ok(StoreLocation::Team {
+        remote: Box::new(remote),
+        replica,
+    })
+}
+
+#[cfg(not(feature = "team-store"))]
+fn team(_url: &str) -> Result<StoreLocation> {
+    Err(crate::error::Error::NoTeamStore.into())
+}
+
+/// The default store directory: `$XDG_DATA_HOME/lineage` (`~/.local/share/lineage`).
+pub fn default_dir() -> Result<PathBuf> {
+    use etcetera::BaseStrategy;
+    let strategy = etcetera::choose_base_strategy().context("finding the data directory")?;
+    Ok(strategy.data_dir().join("lineage"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_told_from_a_directory_and_never_debug_printed() {
+        let url = StoreArg::parse("postgres://ada:hunter2@db/lineage").expect("infallible");
+        assert_eq!(
+            url,
+            StoreArg::Url("postgres://ada:hunter2@db/lineage".into())
+        );
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert_eq!(
+            StoreArg::parse("postgres-data/store").expect("infallible"),
+            StoreArg::Dir("postgres-data/store".into())
+        );
+        let arg = StoreArg::Dir("/tmp/s".into());
+        let loc = StoreLocation::resolve(Some(&arg), None).expect("resolves");
+        assert_eq!(loc.dir(), Path::new("/tmp/s"));
+    }
+}

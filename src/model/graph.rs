@@ -1,0 +1,110 @@
+//! The lineage graph as the walks find it and the printers draw it: which run produced
+//! (ancestry) or consumed (descendants) which artifact, directly or through a directory's
+//! contents, and the runs involved, loaded whole.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::{ArtifactRef, Hash, RunRecord};
+
+/// How an artifact relates to a run in a walk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The run's own edge names the artifact.
+    Direct,
+    /// The artifact is a file at `path` inside directory `dir`, which the run's edge names.
+    InsideDir { dir: Hash, path: String },
+    /// The artifact is a directory holding the file `file` (at `path`) the run's edge names.
+    ContainsFile { file: Hash, path: String },
+}
+
+/// One step of a walk: `artifact` was produced by (ancestry) or consumed by (descendants) `run`.
+#[derive(Clone, Debug)]
+pub struct Link {
+    pub artifact: Hash,
+    pub run_id: String,
+    pub via: Via,
+}
+
+/// No depth limit: deeper than any real pipeline.
+pub const UNLIMITED: u32 = 1_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Ancestry,
+    Descendants,
+}
+
+/// What the walk starts from.
+#[derive(Clone, Debug)]
+pub struct Root {
+    /// The path as the user gave it, when the target is a path.
+    pub label: String,
+    pub hash: Hash,
+    /// Kind, size and file count, when known (hashed now, or recorded by a run).
+    pub detail: Option<ArtifactRef>,
+}
+
+/// A walk's result: the runs involved (loaded whole) and who produced or consumed what.
+pub struct Lineage {
+    pub direction: Direction,
+    pub root: Root,
+    pub depth: u32,
+    /// Run id -> (run, its short id).
+    pub runs: BTreeMap<String, (RunRecord, String)>,
+    /// Artifact -> the runs that produced (ancestry) or consumed (descendants) it.
+    pub links: HashMap<Hash, Vec<Link>>,
+}
+
+impl Lineage {
+    pub fn new(
+        direction: Direction,
+        root: Root,
+        depth: u32,
+        runs: Vec<(RunRecord, String)>,
+        links: Vec<Link>,
+    ) -> Lineage {
+        let mut by_artifact: HashMap<Hash, Vec<Link>> = HashMap::new();
+        for l in links {
+            by_artifact.entry(l.artifact).or_default().push(l);
+        }
+        let runs: BTreeMap<_, _> = runs
+            .into_iter()
+            .map(|(r, s)| (r.id.clone(), (r, s)))
+            .collect();
+        // Oldest run first wherever several link to the same artifact.
+        for list in by_artifact.values_mut() {
+            list.sort_by(|a, b| {
+                let t = |l: &Link| runs.get(&l.run_id).map(|(r, _)| r.started_at.clone());
+                t(a).cmp(&t(b)).then(a.run_id.cmp(&b.run_id))
+            });
+            list.dedup_by(|a, b| a.run_id == b.run_id && a.via == b.via);
+        }
+        Lineage {
+            direction,
+            root,
+            depth,
+            runs,
+            links: by_artifact,
+        }
+    }
+
+    /// Every artifact the runs touched: hash -> (stored identity, paths it had).
+    pub fn artifacts(&self) -> BTreeMap<Hash, (Option<ArtifactRef>, BTreeSet<String>)> {
+        let mut out: BTreeMap<Hash, (Option<ArtifactRef>, BTreeSet<String>)> = BTreeMap::new();
+        for (run, _) in self.runs.values() {
+            for e in &run.edges {
+                if let Some(a) = &e.artifact {
+                    let entry = out.entry(a.hash).or_default();
+                    entry.0 = Some(a.clone());
+                    entry.1.insert(e.path.clone());
+                }
+            }
+        }
+        let root = out.entry(self.root.hash).or_default();
+        if root.0.is_none() {
+            root.0 = self.root.detail.clone();
+        }
+        root.1.insert(self.root.label.clone());
+        out
+    }
+}

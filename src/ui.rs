@@ -1,0 +1,177 @@
+//! The one way out: everything lineage prints passes through here.
+//!
+//! - Data (tables, trees, JSON, exports, scripts) goes to stdout through [`data`]. A closed
+//!   stdout (`lineage list | head`) ends the command quietly with exit 0, as
+//!   docs/exit-codes.md promises; any other write error is one error line and exit 1.
+//! - Messages go to stderr, one line each, prefixed `lineage:` ([`info`], [`warn`],
+//!   [`error`], [`hint`]). A stderr that cannot be written is ignored: a message that cannot
+//!   be shown must never stop a command, let alone the job it wraps.
+//! - Colour is decided once ([`use_color`]); text that came from a job or an import (paths,
+//!   argv, params, notes) is made inert for a terminal with [`escape`].
+//!
+//! Lower layers (capture, hash, store) never print: they return values and notes, and the
+//! commands hand them to this module. The one exception is `timing`, a diagnostic that
+//! writes to stderr only when `LINEAGE_TIMINGS` is set.
+
+use std::borrow::Cow;
+use std::fmt::Display;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use crate::error::{self, Error, code};
+
+/// When to use colour on stdout (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// When stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Whether to colour stdout: `--color`, then NO_COLOR, then whether stdout is a terminal.
+pub fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+/// Write data to stdout. A closed pipe ends the process quietly (exit 0); another write
+/// error is reported and ends it with exit 1.
+pub fn data(s: &str) {
+    data_bytes(s.as_bytes());
+}
+
+/// [`data`] for bytes (a bundle, a completion script).
+pub fn data_bytes(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        stdout_failed(&e);
+    }
+}
+
+/// Copy a reader to stdout, with [`data`]'s handling of a closed pipe.
+pub fn data_from(reader: &mut dyn std::io::Read) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let copied = std::io::copy(reader, &mut out).and_then(|_| out.flush());
+    match copied {
+        Err(e) if is_stdout_error(&e) => stdout_failed(&e),
+        other => other,
+    }
+}
+
+/// Whether an error from [`data_from`] came from writing stdout rather than reading: the
+/// write side fails with a broken pipe or an error the reader does not give.
+fn is_stdout_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    error_line(format_args!("writing to stdout: {e}"));
+    std::process::exit(i32::from(code::FAILURE));
+}
+
+/// One line on stderr, prefixed `lineage: `; write errors are ignored.
+fn line(kind: &str, msg: impl Display) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "lineage: {kind}{msg}");
+}
+
+/// A status line (`lineage: run 01a2… recording`).
+pub fn info(msg: impl Display) {
+    line("", msg);
+}
+
+/// Each line of `text` as a status line.
+pub fn info_lines(text: &str) {
+    for l in text.lines() {
+        info(l);
+    }
+}
+
+/// A warning: something lineage could not do, that does not stop the command.
+pub fn warn(msg: impl Display) {
+    line("warning: ", msg);
+}
+
+/// An error line, without the hint and store handling of [`error`].
+pub fn error_line(msg: impl Display) {
+    line("error: ", msg);
+}
+
+/// Advice under an error, when there is an obvious fix.
+pub fn hint(msg: impl Display) {
+    line("hint: ", msg);
+}
+
+/// Report an error once: the whole chain of causes on one line, then a hint when there is
+/// an obvious fix. A damaged store is named (`store` is the store directory in use).
+pub fn error(e: &anyhow::Error, store: Option<&Path>) {
+    if error::is_corruption(e) {
+        let db = store.map_or_else(
+            || crate::store::DB_FILE.to_string(),
+            |d| d.join(crate::store::DB_FILE).display().to_string(),
+        );
+        error_line(format_args!("the store {db} is damaged: {e:#}"));
+        hint(
+            "the store file is damaged: `lineage doctor` checks it, `lineage doctor --repair` \
+             keeps a backup and rebuilds what can still be read",
+        );
+        return;
+    }
+    error_line(format_args!("{e:#}"));
+    if let Some(h) = e.downcast_ref::<Error>().and_then(Error::hint) {
+        hint(h);
+    }
+}
+
+/// Text from outside lineage (a path, an argument, a param, a note, an imported row) made
+/// inert for a terminal: control characters, including newlines, tabs and escapes, shown as
+/// `\n`, `\t`, `\x1b` or `\u{..}`, and a backslash doubled, so that what is printed cannot
+/// move the cursor, change colours or the title, or forge a line of output.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() || c == '\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_leaves_plain_text_alone_and_makes_control_characters_visible() {
+        assert!(matches!(escape("data/train.csv"), Cow::Borrowed(_)));
+        assert_eq!(escape("a\nb"), "a\\nb");
+        assert_eq!(escape("\x1b]0;owned\x07"), "\\x1b]0;owned\\x07");
+        assert_eq!(escape("tab\there"), "tab\\there");
+        assert_eq!(escape("back\\slash"), "back\\\\slash");
+        assert_eq!(escape("next\u{85}line"), "next\\u{85}line");
+        assert_eq!(escape("café 模型"), "café 模型");
+    }
+}
