@@ -16,7 +16,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{MIGRATIONS, Store};
+use super::Store;
+use super::migrate::MIGRATIONS;
 
 /// `bundle_meta.format`: what marks a SQLite file as a lineage bundle.
 pub const FORMAT: &str = "lineage-bundle";

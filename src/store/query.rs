@@ -1,0 +1,545 @@
+//! Reading runs back: resolving id prefixes, the shortest unique form of ids, whole runs
+//! (capture, edges, params) for any number of ids in three queries, the list, blobs and the
+//! extra digests of artifacts. A record that cannot be read is an error or a visible note,
+//! never silently blank.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{DB_FILE, Store, split_argv};
+use crate::error::Error;
+use crate::model::{
+    ArtifactKind, ArtifactRef, Capture, EdgeRecord, Hash, Param, Resources, Role, RunRecord,
+    RunSummary, Status,
+};
+
+/// Shortest run-id prefix ever printed.
+const MIN_SHORT_ID: usize = 8;
+
+/// The most recent runs of the store in `dir` whose id starts with `prefix`, newest first,
+/// with their argv (for shell completion): read without creating, migrating or waiting long
+/// on the store; nothing when it cannot be read.
+pub fn recent_runs(dir: &Path, prefix: &str, limit: usize) -> Vec<(String, Vec<Vec<u8>>)> {
+    let db = dir.join(DB_FILE);
+    if !db.exists() {
+        return Vec::new();
+    }
+    let Ok(conn) = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return Vec::new();
+    };
+    let _ = conn.busy_timeout(Duration::from_millis(200));
+    let rows = conn
+        .prepare(
+            "SELECT id, argv FROM runs WHERE id LIKE ?1 || '%' ORDER BY started_at DESC LIMIT ?2",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(params![prefix, limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, split_argv(&r.get::<_, Vec<u8>>(1)?)))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        });
+    rows.unwrap_or_default()
+}
+
+impl Store {
+    /// Resolve a run id prefix (None: the most recent run) to a full id.
+    pub fn resolve(&self, prefix: Option<&str>) -> Result<String> {
+        let Some(prefix) = prefix else {
+            return self
+                .conn
+                .query_row(
+                    // UUIDv7 ids are time-ordered: the primary key gives the latest run.
+                    "SELECT id FROM runs ORDER BY id DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| Error::NoRuns(self.dir.display().to_string()).into());
+        };
+        let prefix = prefix.to_ascii_lowercase();
+        let mut stmt = self.conn.prepare(
+            "SELECT id FROM runs WHERE id >= ?1 AND id < ?1 || x'ff' ORDER BY id LIMIT 6",
+        )?;
+        let ids = stmt
+            .query_map([&prefix], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        match ids.len() {
+            0 => Err(Error::RunNotFound(prefix).into()),
+            1 => Ok(ids.into_iter().next().unwrap_or_default()),
+            _ => Err(Error::AmbiguousRun {
+                candidates: ids
+                    .iter()
+                    .take(5)
+                    .map(|id| id.to_string())
+                    .chain((ids.len() > 5).then(|| "...".to_string()))
+                    .collect(),
+                prefix,
+            }
+            .into()),
+        }
+    }
+
+    /// The shortest prefix of `id` (at least 8 characters) that no other run shares.
+    pub fn short_id(&self, id: &str) -> Result<String> {
+        Ok(self
+            .short_ids(&[id])?
+            .remove(id)
+            .unwrap_or_else(|| id.to_string()))
+    }
+
+    pub fn load_run(&self, id: &str) -> Result<RunRecord> {
+        self.load_runs(&[id])?
+            .pop()
+            .ok_or_else(|| Error::RunNotFound(id.to_string()).into())
+    }
+
+    /// Whole runs, in three queries whatever their number (ids as a JSON array through
+    /// `json_each`); in the order of `ids`, unknown ids left out.
+    pub fn load_runs(&self, ids: &[&str]) -> Result<Vec<RunRecord>> {
+        let ids_json = serde_json::to_string(ids)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, status, argv, cwd, started_at, ended_at, exit_code, signal, capture,
+                    resources, rerun_of
+             FROM runs WHERE id IN (SELECT value FROM json_each(?1))",
+        )?;
+        let rows = stmt
+            .query_map([&ids_json], |r| {
+                let record = RunRecord {
+                    id: r.get(0)?,
+                    status: Status::Running,
+                    argv: split_argv(&r.get::<_, Vec<u8>>(2)?),
+                    cwd: r.get(3)?,
+                    started_at: r.get(4)?,
+                    ended_at: r.get(5)?,
+                    exit_code: r.get(6)?,
+                    signal: r.get(7)?,
+                    capture: Capture::default(),
+                    resources: None,
+                    rerun_of: r.get(10)?,
+                    edges: Vec::new(),
+                    params: Vec::new(),
+                };
+                let raw: (String, String, Option<String>) = (r.get(1)?, r.get(8)?, r.get(9)?);
+                Ok((record, raw))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut runs = HashMap::new();
+        for (mut run, (status, capture, resources)) in rows {
+            run.status = parse_status(&run.id, &status)?;
+            (run.capture, run.resources) = read_capture(&capture, resources.as_deref());
+            runs.insert(run.id.clone(), run);
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.run_id, e.role, e.path, e.abs_path, e.changed, a.hash, a.kind, a.size,
+                    a.file_count
+             FROM edges e LEFT JOIN artifacts a ON a.hash = e.artifact
+             WHERE e.run_id IN (SELECT value FROM json_each(?1))
+             ORDER BY e.run_id, e.position",
+        )?;
+        let edges = stmt.query_map([&ids_json], |r| {
+            let hash: Option<String> = r.get(5)?;
+            let artifact = match hash.as_deref().and_then(Hash::parse) {
+                Some(hash) => Some(ArtifactRef {
+                    hash,
+                    kind: ArtifactKind::parse(r.get_ref(6)?.as_str()?),
+                    size: r.get::<_, i64>(7)? as u64,
+                    file_count: r.get::<_, i64>(8)? as u64,
+                }),
+                None => None,
+            };
+            let edge = EdgeRecord {
+                role: Role::Input,
+                path: r.get(2)?,
+                abs_path: r.get(3)?,
+                changed: r.get(4)?,
+                artifact,
+            };
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, edge))
+        })?;
+        for row in edges {
+            let (id, role, mut edge) = row?;
+            edge.role = match role.as_str() {
+                "input" => Role::Input,
+                "output" => Role::Output,
+                "config" => Role::Config,
+                _ => bail!("run {id}: an edge has the unknown role {role:?} in the store"),
+            };
+            if let Some(run) = runs.get_mut(&id) {
+                run.edges.push(edge);
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT run_id, key, value, source FROM params
+             WHERE run_id IN (SELECT value FROM json_each(?1)) ORDER BY run_id, key",
+        )?;
+        let params = stmt.query_map([&ids_json], |r| {
+            let value: String = r.get(2)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                Param {
+                    key: r.get(1)?,
+                    value: serde_json::from_str(&value).unwrap_or(serde_json::Value::String(value)),
+                    source: r.get(3)?,
+                },
+            ))
+        })?;
+        for row in params {
+            let (id, param) = row?;
+            if let Some(run) = runs.get_mut(&id) {
+                run.params.push(param);
+            }
+        }
+        Ok(ids.iter().filter_map(|id| runs.remove(*id)).collect())
+    }
+
+    /// Short ids of many runs in one query (see `short_id`).
+    pub fn short_ids(&self, ids: &[&str]) -> Result<HashMap<String, String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT j.value,
+                    (SELECT max(id) FROM runs WHERE id < j.value),
+                    (SELECT min(id) FROM runs WHERE id > j.value)
+             FROM json_each(?1) j",
+        )?;
+        let rows = stmt.query_map([serde_json::to_string(ids)?], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (id, before, after) = row?;
+            let short = shortest_prefix(&id, before.as_deref(), after.as_deref());
+            out.insert(id, short);
+        }
+        Ok(out)
+    }
+
+    /// Runs newest first, with the paths of their outputs.
+    pub fn list(&self, limit: Option<usize>) -> Result<Vec<RunSummary>> {
+        let limit = limit.map_or(-1, |n| n as i64);
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, r.status, r.argv, r.started_at, r.ended_at, r.exit_code, r.rerun_of,
+                    (SELECT json_group_array(path) FROM
+                        (SELECT path FROM edges WHERE run_id = r.id AND role = 'output'
+                         ORDER BY position))
+             FROM runs r ORDER BY r.id DESC LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                let summary = RunSummary {
+                    id: r.get(0)?,
+                    status: Status::Running,
+                    argv: split_argv(&r.get::<_, Vec<u8>>(2)?),
+                    started_at: r.get(3)?,
+                    ended_at: r.get(4)?,
+                    exit_code: r.get(5)?,
+                    rerun_of: r.get(6)?,
+                    outputs: Vec::new(),
+                };
+                Ok((summary, r.get::<_, String>(1)?, r.get::<_, String>(7)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(mut run, status, outputs)| {
+                run.status = parse_status(&run.id, &status)?;
+                // SQLite's json_group_array of text: always a JSON array of strings.
+                run.outputs = serde_json::from_str(&outputs)?;
+                Ok(run)
+            })
+            .collect()
+    }
+
+    /// Whether the manifest of a directory (by hex hash) is here.
+    pub fn has_manifest(&self, dir_hex: &str) -> bool {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM dir_entries WHERE dir_hash = ?1)",
+                [dir_hex],
+                |r| r.get(0),
+            )
+            .unwrap_or(false)
+    }
+
+    /// Whether a blob (by hex hash) is here.
+    pub fn has_blob(&self, hex: &str) -> bool {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM blobs WHERE hash = ?1)",
+                [hex],
+                |r| r.get(0),
+            )
+            .unwrap_or(false)
+    }
+
+    /// A digest other than BLAKE3 (`sha256`, `dirHash`) known for an artifact.
+    pub fn extra_digest(&self, hash: &Hash, algorithm: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT digest FROM extra_digests WHERE artifact = ?1 AND algorithm = ?2",
+                params![hash.to_hex(), algorithm],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Remember a digest computed from bytes that matched `hash`.
+    pub fn put_extra_digest(&self, hash: &Hash, algorithm: &str, digest: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO extra_digests (artifact, algorithm, digest) VALUES (?1, ?2, ?3)",
+            params![hash.to_hex(), algorithm, digest],
+        )?;
+        Ok(())
+    }
+
+    /// The bytes of a blob, if stored.
+    pub fn blob(&self, hash: &Hash) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT data FROM blobs WHERE hash = ?1",
+                [hash.to_hex()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+/// The shortest prefix of `id`, at least `MIN_SHORT_ID` long, that neither neighbour shares.
+fn shortest_prefix(id: &str, before: Option<&str>, after: Option<&str>) -> String {
+    let shared = |other: Option<&str>| {
+        other.map_or(0, |o| {
+            id.bytes()
+                .zip(o.bytes())
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
+    };
+    let len = (shared(before).max(shared(after)) + 1)
+        .max(MIN_SHORT_ID)
+        .min(id.len());
+    id[..len].to_string()
+}
+
+/// A run's status as stored; one this lineage does not know is an error naming the run,
+/// never shown as another status.
+fn parse_status(id: &str, s: &str) -> Result<Status> {
+    Status::parse(s).with_context(|| {
+        format!("run {id} has the status {s:?}, which this lineage does not know: upgrade lineage")
+    })
+}
+
+/// A run's captured snapshot and resources as stored. One that cannot be read is shown as
+/// empty with a note saying so (the rest of the run, its edges included, is still true).
+fn read_capture(capture: &str, resources: Option<&str>) -> (Capture, Option<Resources>) {
+    let mut capture: Capture = serde_json::from_str(capture).unwrap_or_else(|e| Capture {
+        notes: vec![format!(
+            "the recorded capture cannot be read ({e}): git, environment, system and \
+             software are not shown"
+        )],
+        ..Capture::default()
+    });
+    let resources = resources.and_then(|r| match serde_json::from_str(r) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            capture
+                .notes
+                .push(format!("the recorded resources cannot be read ({e})"));
+            None
+        }
+    });
+    (capture, resources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Artifact, Edge};
+    use crate::store::{Finish, NewRun};
+
+    /// A store with runs recorded through the recording path, as `lineage run` records them:
+    /// (id, argv, input file name, output file name, status).
+    fn store_with(runs: &[(&str, &str, &str, &str, Status)]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let file = |name: &str| Artifact {
+            hash: Hash::of(name.as_bytes()),
+            kind: ArtifactKind::File,
+            size: name.len() as u64,
+            file_count: 1,
+        };
+        let edge = |role, name: &str| Edge {
+            role,
+            path: name.to_string(),
+            abs_path: format!("/w/{name}"),
+            artifact: Some(file(name)),
+            manifest: None,
+            changed: false,
+        };
+        for (i, (id, argv, input, output, status)) in runs.iter().enumerate() {
+            let capture = Capture::default();
+            let started = format!("2026-11-01T00:00:0{i}.000000Z");
+            store
+                .begin_run(&NewRun {
+                    id,
+                    argv: &[argv.as_bytes().to_vec()],
+                    cwd: b"/w",
+                    started_at: &started,
+                    pid: std::process::id(),
+                    rerun_of: None,
+                    capture: &capture,
+                    edges: &[edge(Role::Input, input)],
+                    params: &[Param {
+                        key: "lr".into(),
+                        value: serde_json::json!(0.1),
+                        source: "cli".into(),
+                    }],
+                    blobs: &[],
+                })
+                .expect("begin");
+            store
+                .finish_run(
+                    id,
+                    &Finish {
+                        status: *status,
+                        ended_at: &started,
+                        exit_code: Some(0),
+                        signal: None,
+                        capture: &capture,
+                        resources: &Resources::default(),
+                        outputs: &[edge(Role::Output, output)],
+                        changed_inputs: &[],
+                    },
+                )
+                .expect("finish");
+        }
+        (dir, store)
+    }
+
+    const A: &str = "01a20000-0000-7000-8000-00000000000a";
+    const B: &str = "01a20000-0000-7000-8000-00000000000b";
+    const C: &str = "01a2ffff-0000-7000-8000-00000000000c";
+
+    fn three() -> (tempfile::TempDir, Store) {
+        store_with(&[
+            (A, "prepare", "raw.csv", "clean.csv", Status::Succeeded),
+            (B, "train", "clean.csv", "model.bin", Status::Failed),
+            (
+                C,
+                "evaluate",
+                "model.bin",
+                "metrics.json",
+                Status::Succeeded,
+            ),
+        ])
+    }
+
+    #[test]
+    fn prefixes_resolve_when_unique_and_list_candidates_when_not() {
+        let (_dir, store) = three();
+        assert_eq!(store.resolve(None).expect("latest"), C);
+        assert_eq!(store.resolve(Some("01A2F")).expect("case"), C);
+        let err = store.resolve(Some("01a20000")).expect_err("ambiguous");
+        assert!(
+            matches!(err.downcast_ref(), Some(Error::AmbiguousRun { candidates, .. }) if candidates == &[A, B]),
+            "{err}"
+        );
+        let err = store.resolve(Some("ffff")).expect_err("unknown");
+        assert!(matches!(err.downcast_ref(), Some(Error::RunNotFound(_))));
+    }
+
+    #[test]
+    fn short_ids_are_the_shortest_unique_prefix_of_at_least_eight() {
+        let (_dir, store) = three();
+        let shorts = store.short_ids(&[A, B, C]).expect("short ids");
+        assert_eq!(shorts[A], &A[..36]);
+        assert_eq!(shorts[B], &B[..36]);
+        assert_eq!(shorts[C], &C[..8]);
+        assert_eq!(
+            shortest_prefix("abcdefghij", Some("abcdefgzzz"), None),
+            "abcdefgh"
+        );
+        assert_eq!(
+            shortest_prefix("abcdefghij", Some("abcdefghiz"), None),
+            "abcdefghij"
+        );
+    }
+
+    #[test]
+    fn whole_runs_load_in_the_order_asked_with_their_edges_and_params() {
+        let (_dir, store) = three();
+        let runs = store.load_runs(&[C, "no-such-run", A]).expect("load");
+        let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, [C, A]);
+        let a = &runs[1];
+        assert_eq!(a.status, Status::Succeeded);
+        assert_eq!(a.argv, [b"prepare".to_vec()]);
+        let edges: Vec<(Role, &str)> = a.edges.iter().map(|e| (e.role, e.path.as_str())).collect();
+        assert_eq!(
+            edges,
+            [(Role::Input, "raw.csv"), (Role::Output, "clean.csv")]
+        );
+        assert_eq!(a.params[0].value, serde_json::json!(0.1));
+        let list = store.list(Some(2)).expect("list");
+        let listed: Vec<(&str, Status, &[String])> = list
+            .iter()
+            .map(|r| (r.id.as_str(), r.status, r.outputs.as_slice()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (C, Status::Succeeded, &["metrics.json".to_string()][..]),
+                (B, Status::Failed, &["model.bin".to_string()][..])
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_record_is_an_error_or_a_note_never_a_blank_or_another_status() {
+        let (_dir, store) = three();
+        store
+            .conn
+            .execute(
+                "UPDATE runs SET capture = '{broken', resources = '[' WHERE id = ?1",
+                [A],
+            )
+            .expect("update");
+        let a = store.load_run(A).expect("still shown");
+        assert!(
+            a.capture
+                .notes
+                .iter()
+                .any(|n| n.contains("capture cannot be read"))
+                && a.capture
+                    .notes
+                    .iter()
+                    .any(|n| n.contains("resources cannot be read")),
+            "{:?}",
+            a.capture.notes
+        );
+        assert_eq!(a.edges.len(), 2, "the rest of the record is there");
+        // The schema's CHECK keeps such a status out; a damaged file or another writer
+        // need not honour it.
+        store
+            .conn
+            .execute_batch("PRAGMA ignore_check_constraints = ON")
+            .expect("pragma");
+        store
+            .conn
+            .execute("UPDATE runs SET status = 'paused' WHERE id = ?1", [B])
+            .expect("update");
+        for err in [
+            store.load_run(B).expect_err("unknown status"),
+            store.list(None).expect_err("unknown status"),
+        ] {
+            assert!(err.to_string().contains("\"paused\""), "{err}");
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The recording path of `lineage run`: the run written as `running` with its inputs,
+//! configs, params and blobs before the job starts (`begin_run`), inputs hashed while it runs
+//! filled in one by one (`complete_input`), and the outcome and outputs written after it ends
+//! (`finish_run`). Directory manifests are staged while their directory is hashed (in memory,
+//! spilling to a temporary table) and written with their edge; the manifests of new input
+//! directories are written while the job runs (`idle_work`).
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Result;
+use rusqlite::{TransactionBehavior, params};
+
+use super::{Store, join_argv};
+use crate::model::{Capture, DirEntry, Edge, Hash, Param, Resources, Status};
+
+/// Manifest entries held in memory while a run is prepared; beyond this many, they spill to
+/// a temporary table on disk, so memory stays bounded whatever the size of a directory.
+const STAGE_IN_MEMORY: usize = 50_000;
+
+/// Directory manifests hashed for the run being recorded, by token, until written with its
+/// edges. Most are of directories already in the store and are then dropped unwritten.
+#[derive(Default)]
+struct Staged {
+    memory: HashMap<String, Vec<DirEntry>>,
+    in_memory: usize,
+    /// Tokens with rows in `temp.staged_entries`.
+    spilled: HashSet<String>,
+}
+
+/// What the recording path holds between its steps.
+#[derive(Default)]
+pub(super) struct Buffers {
+    staged: RefCell<Staged>,
+    /// (token, directory hash) of new directories whose manifests are still to be written
+    /// (`write_deferred`, while the job runs).
+    deferred: RefCell<Vec<Deferred>>,
+}
+
+/// Everything written before the job starts.
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub argv: &'a [Vec<u8>],
+    pub cwd: &'a [u8],
+    pub started_at: &'a str,
+    pub pid: u32,
+    /// The run this one reproduces (`lineage rerun`).
+    pub rerun_of: Option<&'a str>,
+    pub capture: &'a Capture,
+    pub edges: &'a [Edge],
+    pub params: &'a [Param],
+    /// (hash, bytes) of configs, patches, untracked files and package lists.
+    pub blobs: &'a [(Hash, Vec<u8>)],
+}
+
+/// Everything written after the job ends.
+pub struct Finish<'a> {
+    pub status: Status,
+    pub ended_at: &'a str,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub capture: &'a Capture,
+    pub resources: &'a Resources,
+    /// Output edges (appended after the input and config edges).
+    pub outputs: &'a [Edge],
+    /// Positions (among input edges) of inputs modified while the job ran.
+    pub changed_inputs: &'a [usize],
+}
+
+impl Store {
+    /// Stage a chunk of a directory's manifest while it is being hashed, before the run is
+    /// written: in memory, spilling to a TEMP table (private to this connection, no lock on
+    /// the store) past STAGE_IN_MEMORY entries.
+    pub fn stage(&self, token: &str, entries: &[DirEntry]) -> std::io::Result<()> {
+        let mut staged = self.recording.staged.borrow_mut();
+        staged
+            .memory
+            .entry(token.to_string())
+            .or_default()
+            .extend_from_slice(entries);
+        staged.in_memory += entries.len();
+        if staged.in_memory <= STAGE_IN_MEMORY {
+            return Ok(());
+        }
+        let spill = || -> rusqlite::Result<()> {
+            self.conn.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS staged_entries (
+                     token TEXT NOT NULL, path TEXT NOT NULL, file_hash TEXT NOT NULL,
+                     size INTEGER NOT NULL, executable INTEGER NOT NULL)",
+            )?;
+            let tx = self.conn.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO temp.staged_entries (token, path, file_hash, size, executable)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (token, entries) in &staged.memory {
+                    for e in entries {
+                        stmt.execute(params![
+                            token,
+                            e.path,
+                            e.hash.to_hex(),
+                            e.size as i64,
+                            e.executable
+                        ])?;
+                    }
+                }
+            }
+            tx.commit()
+        };
+        spill().map_err(std::io::Error::other)?;
+        let staged = &mut *staged;
+        staged.spilled.extend(staged.memory.drain().map(|(t, _)| t));
+        staged.in_memory = 0;
+        Ok(())
+    }
+
+    /// Bookkeeping that need not delay the job, done while it runs: the manifests of new
+    /// directory inputs, the stat-cache rows learned before launch, then a checkpoint if the
+    /// WAL has grown (so the one on close is short).
+    pub fn idle_work(&self) {
+        self.write_deferred();
+        crate::timing::mark("manifests written");
+        self.write_learned();
+        crate::timing::mark("stat cache written");
+        if self.wal_pages() > super::CHECKPOINT_PAGES {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            crate::timing::mark("checkpointed");
+        }
+    }
+
+    /// Forget every staged manifest (before preparing a new run).
+    pub fn discard_staged(&self) {
+        self.write_deferred();
+        let mut staged = self.recording.staged.borrow_mut();
+        if !staged.spilled.is_empty() {
+            let _ = self.conn.execute("DELETE FROM temp.staged_entries", []);
+        }
+        *staged = Staged::default();
+    }
+
+    /// Phase one: the run as `running`, with its inputs, configs, params and blobs.
+    pub fn begin_run(&mut self, run: &NewRun) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let git = run.capture.git.as_ref();
+        tx.execute(
+            "INSERT INTO runs (id, status, argv, cwd, started_at, hostname, pid, boot_id,
+                               git_commit, git_dirty, code_hash, capture, rerun_of, pid_start)
+             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                run.id,
+                join_argv(run.argv),
+                run.cwd,
+                run.started_at,
+                run.capture.system.hostname,
+                run.pid,
+                run.capture.system.boot_id,
+                git.and_then(|g| g.commit.as_deref()),
+                git.map(|g| g.dirty),
+                git.map(|g| g.code.to_hex()),
+                serde_json::to_string(run.capture)?,
+                run.rerun_of,
+                crate::host::process_start(run.pid).map(|s| s as i64),
+            ],
+        )?;
+        let deferred = insert_edges(
+            &tx,
+            &mut self.recording.staged.borrow_mut(),
+            run.id,
+            run.edges,
+            0,
+            true,
+        )?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO params (run_id, key, value, source) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for p in run.params {
+                stmt.execute(params![run.id, p.key, p.value.to_string(), p.source])?;
+            }
+            let mut stmt = tx.prepare(
+                "INSERT INTO blobs (hash, size, data) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            )?;
+            for (hash, data) in run.blobs {
+                stmt.execute(params![hash.to_hex(), data.len() as i64, data])?;
+            }
+        }
+        tx.commit()?;
+        self.recording.deferred.borrow_mut().extend(deferred);
+        Ok(())
+    }
+
+    /// Write the manifests of the new directories the last `begin_run` recorded, each in a
+    /// transaction of its own that also clears its `pending_manifests` row. Best effort: a
+    /// manifest not written is written by the next run that hashes the directory.
+    pub fn write_deferred(&self) {
+        let deferred = std::mem::take(&mut *self.recording.deferred.borrow_mut());
+        for (token, hash) in deferred {
+            let mut staged = self.recording.staged.borrow_mut();
+            let mut write = || -> Result<()> {
+                let tx = self.conn.unchecked_transaction()?;
+                write_manifest(&tx, &mut staged, &token, &hash, true)?;
+                tx.execute("DELETE FROM pending_manifests WHERE dir_hash = ?1", [&hash])?;
+                tx.commit()?;
+                Ok(())
+            };
+            let _ = write();
+        }
+    }
+
+    /// An input hashed after launch (`hash::prepare`): its artifact, and its manifest when
+    /// it is a new directory, written in one transaction that also fills in its edge.
+    pub fn complete_input(&self, run_id: &str, position: usize, edge: &Edge) -> Result<()> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let hash = insert_artifact(
+            &tx,
+            &mut self.recording.staged.borrow_mut(),
+            run_id,
+            edge,
+            false,
+        )?
+        .0;
+        let updated = tx.execute(
+            "UPDATE edges SET artifact = ?3, missing = 0
+             WHERE run_id = ?1 AND role = 'input' AND position = ?2",
+            params![run_id, position as i64, hash],
+        )?;
+        anyhow::ensure!(
+            updated == 1,
+            "input {position} of run {run_id} is not in the store"
+        );
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forget the manifest entries staged under `token` (a directory left unhashed).
+    pub fn unstage(&self, token: &str) {
+        let mut staged = self.recording.staged.borrow_mut();
+        if let Some(entries) = staged.memory.remove(token) {
+            staged.in_memory -= entries.len().min(staged.in_memory);
+        }
+        if staged.spilled.remove(token) {
+            let _ = self
+                .conn
+                .execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token]);
+        }
+    }
+
+    /// Phase two: status, times, resources and outputs.
+    pub fn finish_run(&mut self, id: &str, fin: &Finish) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let updated = tx.execute(
+            "UPDATE runs SET status = ?2, ended_at = ?3, exit_code = ?4, signal = ?5,
+                             capture = ?6, resources = ?7
+             WHERE id = ?1",
+            params![
+                id,
+                fin.status.as_str(),
+                fin.ended_at,
+                fin.exit_code,
+                fin.signal,
+                serde_json::to_string(fin.capture)?,
+                serde_json::to_string(fin.resources)?,
+            ],
+        )?;
+        anyhow::ensure!(updated == 1, "run {id} is not in the store");
+        let first: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(position) + 1, 0) FROM edges WHERE run_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        insert_edges(
+            &tx,
+            &mut self.recording.staged.borrow_mut(),
+            id,
+            fin.outputs,
+            first as usize,
+            false,
+        )?;
+        for pos in fin.changed_inputs {
+            tx.execute(
+                "UPDATE edges SET changed = 1 WHERE run_id = ?1 AND role = 'input' AND position = ?2",
+                params![id, *pos as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Insert edges and their artifacts. A new directory's manifest is written here, or, with
+/// `defer`, left staged with a `pending_manifests` row: the returned (token, hash) pairs are
+/// for `write_deferred`.
+fn insert_edges(
+    tx: &rusqlite::Transaction,
+    staged: &mut Staged,
+    run_id: &str,
+    edges: &[Edge],
+    first: usize,
+    defer: bool,
+) -> Result<Vec<(String, String)>> {
+    let mut deferred = Vec::new();
+    let mut edge = tx.prepare_cached(
+        "INSERT INTO edges (run_id, role, position, artifact, path, abs_path, missing, changed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (i, e) in edges.iter().enumerate() {
+        let (hash, later) = insert_artifact(tx, staged, run_id, e, defer)?;
+        deferred.extend(later);
+        edge.execute(params![
+            run_id,
+            e.role.as_str(),
+            (first + i) as i64,
+            hash,
+            e.path,
+            e.abs_path,
+            e.artifact.is_none(),
+            e.changed,
+        ])?;
+    }
+    Ok(deferred)
+}
+
+/// A new directory's manifest left staged for `write_deferred`: (token, directory hash).
+type Deferred = (String, String);
+
+/// Insert an edge's artifact (if it has one) and, for a directory, its manifest (or, with
+/// `defer` and a new directory, a `pending_manifests` row, and the (token, hash) pair for
+/// `write_deferred`). Returns the artifact's hash.
+fn insert_artifact(
+    tx: &rusqlite::Transaction,
+    staged: &mut Staged,
+    run_id: &str,
+    e: &Edge,
+    defer: bool,
+) -> Result<(Option<String>, Option<Deferred>)> {
+    let Some(a) = &e.artifact else {
+        return Ok((None, None));
+    };
+    let hash = a.hash.to_hex();
+    let new =
+        tx.prepare_cached(
+            "INSERT INTO artifacts (hash, kind, size, file_count) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            hash,
+            a.kind.as_str(),
+            a.size as i64,
+            a.file_count as i64
+        ])? == 1;
+    let mut deferred = None;
+    if let Some(token) = &e.manifest {
+        if new && defer {
+            tx.execute(
+                "INSERT INTO pending_manifests (dir_hash, run_id) VALUES (?1, ?2)",
+                params![hash, run_id],
+            )?;
+            deferred = Some((token.clone(), hash.clone()));
+        } else if new {
+            write_manifest(tx, staged, token, &hash, true)?;
+        } else {
+            // Known: its manifest is stored, unless the run that recorded it died before
+            // writing it, which this run's staged entries now repair.
+            let pending =
+                tx.execute("DELETE FROM pending_manifests WHERE dir_hash = ?1", [&hash])? == 1;
+            write_manifest(tx, staged, token, &hash, pending)?;
+        }
+    }
+    Ok((Some(hash), deferred))
+}
+
+/// Write (when `write`) and forget the manifest staged under `token` as that of `hash`.
+fn write_manifest(
+    tx: &rusqlite::Transaction,
+    staged: &mut Staged,
+    token: &str,
+    hash: &str,
+    write: bool,
+) -> Result<()> {
+    let entries = staged.memory.remove(token).unwrap_or_default();
+    staged.in_memory -= entries.len().min(staged.in_memory);
+    let spilled = staged.spilled.remove(token);
+    if write {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO dir_entries (dir_hash, path, file_hash, size, executable)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for f in &entries {
+            stmt.execute(params![
+                hash,
+                f.path,
+                f.hash.to_hex(),
+                f.size as i64,
+                f.executable
+            ])?;
+        }
+        if spilled {
+            tx.execute(
+                "INSERT OR IGNORE INTO dir_entries (dir_hash, path, file_hash, size, executable)
+                 SELECT ?1, path, file_hash, size, executable
+                 FROM temp.staged_entries WHERE token = ?2",
+                params![hash, token],
+            )?;
+        }
+    }
+    if spilled {
+        tx.execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token])?;
+    }
+    Ok(())
+}
