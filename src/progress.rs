@@ -1,6 +1,7 @@
 //! The hashing progress bar: on stderr, only when stderr is a terminal, only once hashing has
 //! taken longer than a second, and cleared before the job starts, so the job's terminal
-//! output is untouched. Hashing reports into `hash::PROGRESS`; a ticker thread draws it.
+//! output is untouched. Hashing reports into its `hash::Hashing`'s progress; a ticker thread
+//! draws it.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::hash::PROGRESS;
+use crate::hash::Hashing;
 
 /// How long hashing runs before the bar appears (`LINEAGE_PROGRESS_DELAY_MS` overrides).
 const DELAY: Duration = Duration::from_secs(1);
@@ -24,8 +25,8 @@ pub struct Ticker {
 
 /// Start counting from zero, and draw a bar for `what` ("inputs", "outputs") if hashing
 /// lasts. Inert when `quiet`, when stderr is not a terminal, or with LINEAGE_PROGRESS=never.
-pub fn start(what: &'static str, quiet: bool) -> Ticker {
-    PROGRESS.reset();
+pub fn start(what: &'static str, quiet: bool, hashing: &Hashing) -> Ticker {
+    hashing.progress().reset();
     let stop = Arc::new(AtomicBool::new(false));
     let wanted = !quiet
         && std::io::stderr().is_terminal()
@@ -37,9 +38,10 @@ pub fn start(what: &'static str, quiet: bool) -> Ticker {
     let handle = wanted
         .then(|| {
             let stop = Arc::clone(&stop);
+            let hashing = hashing.clone();
             std::thread::Builder::new()
                 .name("lineage-progress".into())
-                .spawn(move || tick(what, delay, &stop))
+                .spawn(move || tick(what, delay, &stop, &hashing))
                 .ok()
         })
         .flatten();
@@ -78,7 +80,7 @@ fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
     stop.load(Ordering::Relaxed)
 }
 
-fn tick(what: &str, delay: Duration, stop: &AtomicBool) {
+fn tick(what: &str, delay: Duration, stop: &AtomicBool, hashing: &Hashing) {
     // A zero delay (tests) draws at least once, however quick the hashing.
     if !delay.is_zero() && sleep_unless_stopped(delay, stop) {
         return;
@@ -93,7 +95,7 @@ fn tick(what: &str, delay: Duration, stop: &AtomicBool) {
     bar.set_prefix(what.to_string());
     let mut shown = false;
     loop {
-        let (done, total, files) = PROGRESS.snapshot();
+        let (done, total, files) = hashing.progress().snapshot();
         bar.set_length(total.max(done));
         bar.set_position(done);
         bar.set_message(format!("{files} files"));

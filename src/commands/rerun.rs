@@ -383,14 +383,15 @@ fn check(
         }
         let recorded = e.artifact.as_ref().map(|a| a.hash);
         let now = match hash::path_kind(Path::new(&e.abs_path)) {
-            Ok(hash::PathKind::File | hash::PathKind::Dir) => hash::hash_path(
-                Path::new(&e.abs_path),
-                &mut hash::discard,
-                Some(cache),
-                None,
-            )
-            .ok()
-            .map(|h| h.artifact.hash),
+            Ok(hash::PathKind::File | hash::PathKind::Dir) => hash::Hashing::default()
+                .hash_path(
+                    Path::new(&e.abs_path),
+                    &mut hash::discard,
+                    Some(cache),
+                    None,
+                )
+                .ok()
+                .map(|h| h.artifact.hash),
             _ => None,
         };
         let mut producer_ids = Vec::new();

@@ -110,6 +110,8 @@ pub struct Plan {
     policy: Policy,
     /// Record the Python interpreter and packages (`[capture] python` in the settings).
     capture_python: bool,
+    /// Hashing's progress and whether the job runs, shared with the progress bar.
+    hashing: hash::Hashing,
 }
 
 /// `lineage run`: the job's exit code, or the error that kept it from starting.
@@ -202,6 +204,7 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         store,
         policy,
         capture_python: settings.capture_python,
+        hashing: hash::Hashing::default(),
         cwd,
     })
 }
@@ -310,6 +313,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
     let gpus = gpu::start(env_get("CUDA_VISIBLE_DEVICES"));
     let path_var = std::env::var_os("PATH");
     let (cwd, program, store) = (&plan.cwd, plan.argv.first(), &plan.store);
+    let hashing = &plan.hashing;
     // Declared paths are data (configs are stored as configs), not untracked code.
     let data: Vec<PathBuf> = plan
         .inputs
@@ -349,7 +353,7 @@ fn capture_all(plan: &Plan) -> PreLaunch {
             crate::timing::mark("environment redacted");
             env
         });
-        let ticker = crate::progress::start("inputs", plan.quiet);
+        let ticker = crate::progress::start("inputs", plan.quiet, hashing);
         let hashed: Vec<_> = plan
             .inputs
             .iter()
@@ -380,9 +384,11 @@ fn capture_all(plan: &Plan) -> PreLaunch {
                 }
                 let sink = &mut |e: &[crate::model::DirEntry]| store.stage(&token, e);
                 let hashed = if plan.hash_before_launch {
-                    hash::hash_path(&d.abs, sink, Some(store), Some(&mut watch)).map(Prepared::Done)
+                    hashing
+                        .hash_path(&d.abs, sink, Some(store), Some(&mut watch))
+                        .map(Prepared::Done)
                 } else {
-                    hash::prepare(&d.abs, sink, Some(store), Some(&mut watch))
+                    hashing.prepare(&d.abs, sink, Some(store), Some(&mut watch))
                 };
                 (Some(hashed), watch)
             })
@@ -696,7 +702,7 @@ pub fn execute(mut plan: Plan) -> Executed {
     });
     crate::timing::mark("spawned");
     if !later.is_empty() {
-        watch_job(running.pid());
+        watch_job(running.pid(), &plan.hashing);
     }
     let mut changed = hash_later(&plan, &id, later, &mut pre.after, &mut capture.notes);
     crate::timing::mark("inputs hashed");
@@ -754,7 +760,7 @@ pub fn execute(mut plan: Plan) -> Executed {
     };
 
     let mut outputs = Vec::new();
-    let ticker = crate::progress::start("outputs", plan.quiet);
+    let ticker = crate::progress::start("outputs", plan.quiet, &plan.hashing);
     for (i, d) in plan.outputs.iter().enumerate() {
         let token = format!("output-{i}");
         match hash::path_kind(&d.abs) {
@@ -764,7 +770,7 @@ pub fn execute(mut plan: Plan) -> Executed {
                 capture.notes.push(msg);
                 outputs.push(d.edge(Role::Output, None, None));
             }
-            _ => match hash::hash_path(
+            _ => match plan.hashing.hash_path(
                 &d.abs,
                 &mut |e| plan.store.stage(&token, e),
                 Some(&plan.store),
@@ -870,7 +876,7 @@ fn hash_later(
     inputs: &mut Inputs,
     notes: &mut Vec<String>,
 ) -> Vec<usize> {
-    let store = &plan.store;
+    let (store, hashing) = (&plan.store, &plan.hashing);
     let Inputs {
         edges,
         fingerprints,
@@ -931,17 +937,17 @@ fn hash_later(
         let files = scope.spawn(move || {
             files
                 .into_iter()
-                .map(|(i, l)| (i, l.file_key(), l.finish(&mut hash::discard, None)))
+                .map(|(i, l)| (i, l.file_key(), l.finish(hashing, &mut hash::discard, None)))
                 .collect::<Vec<_>>()
         });
         for (i, p) in dirs {
             let token = format!("input-{i}");
             let sink = &mut |e: &[crate::model::DirEntry]| store.stage(&token, e);
             let result = match p {
-                Pending::Bytes(l) => l.finish(sink, Some(store)),
+                Pending::Bytes(l) => l.finish(hashing, sink, Some(store)),
                 Pending::Walk => {
                     let abs = &plan.inputs[i].abs;
-                    match hash::hash_path_while_running(abs, sink, Some(store)) {
+                    match plan.hashing.hash_path_while_running(abs, sink, Some(store)) {
                         // Nothing changed since the watches were set before launch: the
                         // walk is that of the tree the job started with.
                         Ok(h) if watches[i].quiet() => {
@@ -975,23 +981,23 @@ fn hash_later(
     changed
 }
 
-/// Mark the job running for the hashing beside it (`hash::JOB_RUNNING`) until a thread sees
-/// it end (without reaping it: `wait` does that).
-fn watch_job(pid: u32) {
+/// Mark the job running for the hashing beside it until a thread sees it end (without
+/// reaping it: `wait` does that).
+fn watch_job(pid: u32, hashing: &hash::Hashing) {
     use nix::sys::wait::{Id, WaitPidFlag, waitid};
-    use std::sync::atomic::Ordering;
-    hash::JOB_RUNNING.store(true, Ordering::Relaxed);
+    hashing.set_job_running(true);
     let pid = nix::unistd::Pid::from_raw(pid as i32);
+    let ended = hashing.clone();
     let watcher = std::thread::Builder::new()
         .name("lineage-job-end".into())
         .spawn(move || {
             while let Err(nix::errno::Errno::EINTR) =
                 waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
             {}
-            hash::JOB_RUNNING.store(false, Ordering::Relaxed);
+            ended.set_job_running(false);
         });
     if watcher.is_err() {
-        hash::JOB_RUNNING.store(false, Ordering::Relaxed);
+        hashing.set_job_running(false);
     }
 }
 

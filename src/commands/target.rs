@@ -85,13 +85,12 @@ pub fn resolve(store: &Store, target: Option<&OsString>, reading: Reading) -> Re
 
 /// A path, identified by the bytes it holds now.
 fn by_bytes(store: &Store, label: String, path: PathBuf) -> Result<Target> {
-    let hashed =
-        hash::hash_path(&path, &mut hash::discard, Some(store), None).map_err(|cause| {
-            Error::Unreadable {
-                what: "path",
-                path: path.clone(),
-                cause,
-            }
+    let hashed = hash::Hashing::default()
+        .hash_path(&path, &mut hash::discard, Some(store), None)
+        .map_err(|cause| Error::Unreadable {
+            what: "path",
+            path: path.clone(),
+            cause,
         })?;
     for w in &hashed.warnings {
         crate::ui::warn(w);

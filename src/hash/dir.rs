@@ -1,0 +1,181 @@
+//! Hashing a directory: its files' hashes folded into one Merkle hash in walk order, with the
+//! manifest streamed to a sink chunk by chunk (bounded memory whatever the size), and the
+//! walk's stat digest for the directory cache.
+
+use super::*;
+
+/// Files hashed in parallel at a time; bounds memory whatever the directory's size.
+pub(super) const CHUNK: usize = 2048;
+
+/// Directories of up to this many files are walked in full before any file is hashed, so
+/// that one lookup of the walk's stat digest can stand for every file when nothing changed.
+/// Larger ones are hashed as they are walked, with the per-file cache only.
+pub(super) const DIR_CACHE_FILES: usize = 50_000;
+
+/// The stat digest of a walk: relative path, exec bit and stat key of every file, in order.
+#[derive(Default)]
+pub(super) struct StatDigest(blake3::Hasher);
+
+impl StatDigest {
+    pub(super) fn add(&mut self, f: &WalkedFile) {
+        let k = &f.key;
+        self.0.update(&(f.rel.len() as u64).to_le_bytes());
+        self.0.update(&f.rel);
+        self.0.update(&[u8::from(f.executable)]);
+        for n in [k.dev, k.ino, k.size] {
+            self.0.update(&n.to_le_bytes());
+        }
+        for n in [k.mtime_ns, k.ctime_ns] {
+            self.0.update(&n.to_le_bytes());
+        }
+    }
+
+    pub(super) fn finish(&self) -> Hash {
+        Hash(*self.0.finalize().as_bytes())
+    }
+}
+
+/// Walked files travel from the walking thread to the hashing one in batches of this many.
+pub(super) const WALK_BATCH: usize = 256;
+
+/// Hash a directory while it is walked: a thread walks and stats (system calls) while the
+/// caller's thread looks files up in the cache and hashes the others on rayon's threads.
+/// Measured 9% faster than walking first on a new 20,000-file tree.
+pub(super) fn hash_dir_pipelined(
+    path: &Path,
+    sink: Sink,
+    how: How,
+    watch: Option<&mut Watch>,
+) -> io::Result<Hashed> {
+    let (cache, progress) = (how.cache, how.hashing.progress());
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<WalkedFile, String>>>(64);
+    std::thread::scope(|scope| {
+        // The walking thread also digests the walk, for the directory cache.
+        let walker = scope.spawn(move || {
+            let mut digest = StatDigest::default();
+            let mut batch = Vec::with_capacity(WALK_BATCH);
+            for item in walk_dir(path, watch) {
+                if let Ok(f) = &item {
+                    progress.found(f.key.size);
+                    digest.add(f);
+                }
+                batch.push(item);
+                if batch.len() == WALK_BATCH {
+                    if tx.send(std::mem::take(&mut batch)).is_err() {
+                        return None;
+                    }
+                    batch.reserve(WALK_BATCH);
+                }
+            }
+            tx.send(batch).ok()?;
+            Some(digest.finish())
+        });
+        let mut hashing = DirHashing::new(how);
+        let mut chunk: Vec<WalkedFile> = Vec::with_capacity(CHUNK + WALK_BATCH);
+        for batch in rx {
+            for item in batch {
+                match item {
+                    Ok(f) => chunk.push(f),
+                    Err(w) => hashing.warnings.push(w),
+                }
+            }
+            if chunk.len() >= CHUNK {
+                hashing.chunk(&mut chunk, sink)?;
+            }
+        }
+        hashing.chunk(&mut chunk, sink)?;
+        let (hashed, cacheable) = hashing.finish();
+        if let (Some(cache), Ok(Some(digest))) = (cache, walker.join())
+            && cacheable
+        {
+            cache.record_dir(&digest, &hashed.artifact.hash);
+        }
+        Ok(hashed)
+    })
+}
+
+/// A directory's hash, manifest and fingerprint, built chunk by chunk in walk order.
+pub(super) struct DirHashing<'c> {
+    pub(super) how: How<'c>,
+    pub(super) merkle: blake3::Hasher,
+    pub(super) print: FingerprintBuilder,
+    pub(super) size: u64,
+    pub(super) count: u64,
+    /// Every file outside the racy window and stable while read (or a cache hit).
+    pub(super) all_stable: bool,
+    /// The first file whose stats moved between the walk and its reading, or that went.
+    pub(super) unstable: Option<PathBuf>,
+    pub(super) warnings: Vec<String>,
+}
+
+impl<'c> DirHashing<'c> {
+    pub(super) fn new(how: How<'c>) -> Self {
+        DirHashing {
+            how,
+            merkle: blake3::Hasher::new_derive_key(DIR_CONTEXT),
+            print: FingerprintBuilder::default(),
+            size: 0,
+            count: 0,
+            all_stable: true,
+            unstable: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Hash a chunk of walked files (emptying it) and hand its manifest entries to `sink`.
+    pub(super) fn chunk(&mut self, chunk: &mut Vec<WalkedFile>, sink: Sink) -> io::Result<()> {
+        let files: Vec<(PathBuf, StatKey)> =
+            chunk.iter().map(|f| (f.path.clone(), f.key)).collect();
+        let hashed = hash_with_cache(&files, self.how);
+        let mut entries = Vec::with_capacity(chunk.len());
+        for (f, (result, stable)) in chunk.iter().zip(hashed) {
+            // Every walked file is in the fingerprint, hashed or not, as in `fingerprint`.
+            self.print.add(&f.rel, &f.key);
+            self.all_stable &= stable;
+            let moved = match &result {
+                Ok(_) => !stable,
+                Err(e) => e.kind() == io::ErrorKind::NotFound,
+            };
+            if moved && self.unstable.is_none() {
+                self.unstable = Some(f.path.clone());
+            }
+            match result {
+                Ok((hash, file_size)) => {
+                    self.merkle.update(&(f.rel.len() as u64).to_le_bytes());
+                    self.merkle.update(&f.rel);
+                    self.merkle.update(&[u8::from(f.executable)]);
+                    self.merkle.update(&hash.0);
+                    self.size += file_size;
+                    self.count += 1;
+                    entries.push(DirEntry {
+                        path: String::from_utf8_lossy(&f.rel).into_owned(),
+                        hash,
+                        size: file_size,
+                        executable: f.executable,
+                    });
+                }
+                Err(e) => self
+                    .warnings
+                    .push(format!("skipped {}: {e}", f.path.display())),
+            }
+        }
+        chunk.clear();
+        sink(&entries)
+    }
+
+    /// The result, and whether it may be remembered in the directory cache.
+    pub(super) fn finish(self) -> (Hashed, bool) {
+        let cacheable = self.all_stable && self.warnings.is_empty();
+        let hashed = Hashed {
+            artifact: Artifact {
+                hash: Hash(*self.merkle.finalize().as_bytes()),
+                kind: ArtifactKind::Dir,
+                size: self.size,
+                file_count: self.count,
+            },
+            fingerprint: self.print.finish(),
+            warnings: self.warnings,
+        };
+        (hashed, cacheable)
+    }
+}

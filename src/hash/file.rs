@@ -1,0 +1,278 @@
+//! Hashing regular files: the plain BLAKE3 of their bytes, read through a reused buffer (small
+//! files), mapped a window at a time and hashed as BLAKE3 subtrees on rayon's threads (large
+//! files), or copied through a buffer while the job runs (it may truncate them); and many
+//! files at once, in parallel, with what a stat cache knows.
+
+use super::*;
+
+/// The nice value of the threads that hash while the job runs. 19 (a 1.4% share of a busy
+/// core) starved them for minutes on a machine kept busy by other work, work already begun
+/// in them included; 10 gets about 10%.
+pub(super) const NICEST: i32 = 10;
+
+/// Files at least this large are hashed through mmap with BLAKE3's multi-threaded mode.
+pub(super) const MMAP_THRESHOLD: u64 = 128 * 1024;
+
+thread_local! {
+    /// One read buffer per hashing thread, reused for every small file (a fresh zeroed
+    /// buffer per file cost more than hashing 4 KiB files).
+    static READ_BUF: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(vec![0; MMAP_THRESHOLD as usize]);
+}
+
+/// How a large file's bytes are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Read {
+    /// Mapped, a window at a time: fastest, but a file truncated by another process while
+    /// mapped would kill lineage with SIGBUS.
+    Map,
+    /// Copied through a buffer: used while the job runs, since the job may truncate its
+    /// inputs.
+    Copy,
+}
+
+/// Large files read with [`Read::Copy`] go through a buffer of this size: small enough to
+/// stay in the CPU's cache between the copy and the hashing (4 MiB measured slower).
+pub(super) const COPY_BUF: usize = 256 << 10;
+
+/// Hash one regular file; also its stat taken through the open file once it is read, to tell
+/// whether it changed while it was read. Bytes hashed go to `hashing`'s progress as they are
+/// (a large file window by window); copies made while the job runs yield to it.
+pub(super) fn hash_file_stat(
+    path: &Path,
+    hashing: Option<&Hashing>,
+    how: Read,
+) -> io::Result<(Hash, u64, StatKey)> {
+    use std::io::Read as _;
+    let progress = hashing.map(Hashing::progress);
+    let mut file = File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let len = file.metadata()?.len();
+    let mut read = 0u64;
+    if len >= MMAP_THRESHOLD && how == Read::Copy {
+        // Fill a buffer (short reads happen) so that each update is large.
+        let fill = |file: &mut File, buf: &mut [u8]| -> io::Result<usize> {
+            let mut filled = 0;
+            while filled < buf.len() {
+                match file.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(filled)
+        };
+        // Two buffers: the next one is read while the current one is hashed, on two threads
+        // when a second is free.
+        let (mut current, mut next) = (vec![0u8; COPY_BUF], vec![0u8; COPY_BUF]);
+        let mut filled = fill(&mut file, &mut current)?;
+        while filled > 0 {
+            // Eight buffers at a time, at the priority the job's state calls for.
+            let mut steps = || -> io::Result<usize> {
+                let mut filled = filled;
+                for _ in 0..8 {
+                    if filled == 0 {
+                        break;
+                    }
+                    let (more, ()) = rayon::join(
+                        || fill(&mut file, &mut next),
+                        || {
+                            hasher.update(&current[..filled]);
+                        },
+                    );
+                    read += filled as u64;
+                    progress.inspect(|p| p.done(filled as u64, 0));
+                    std::mem::swap(&mut current, &mut next);
+                    filled = more?;
+                }
+                Ok(filled)
+            };
+            filled = match hashing.and_then(Hashing::yielding_pool) {
+                Some(pool) => pool.install(steps),
+                None => steps(),
+            }?;
+        }
+    } else if len >= MMAP_THRESHOLD {
+        let hash = hash_mapped(&file, len, map_window_len(), progress)?;
+        let after = StatKey::of(&file.metadata()?);
+        return Ok((hash, len, after));
+    } else {
+        READ_BUF.with_borrow_mut(|buf| -> io::Result<()> {
+            loop {
+                match file.read(buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => {
+                        hasher.update(&buf[..n]);
+                        read += n as u64;
+                        progress.inspect(|p| p.done(n as u64, 0));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        })?;
+    }
+    let after = StatKey::of(&file.metadata()?);
+    Ok((Hash(*hasher.finalize().as_bytes()), read, after))
+}
+
+/// At most about this much of a large file is mapped at once, across the hashing threads, so
+/// that the pages of a 100 GB file never all count in lineage's RSS (which cgroup and Slurm
+/// limits watch).
+pub(super) const MAPPED: u64 = 32 << 20;
+
+/// Each hashing thread maps this much at a time: a share of [`MAPPED`], a power of two
+/// between 1 and 16 MiB.
+pub(super) fn map_window_len() -> u64 {
+    let share = MAPPED / rayon::current_num_threads().max(1) as u64;
+    (1u64 << share.max(1).ilog2()).clamp(1 << 20, MMAP_WINDOW)
+}
+
+/// The largest map window.
+pub(super) const MMAP_WINDOW: u64 = 16 << 20;
+
+/// The BLAKE3 of the first `len` bytes of `file` (all of it), mapped `window` bytes at a time.
+/// Each window is a whole subtree of BLAKE3's tree (the file is split where the tree splits,
+/// down to windows), hashed on its own on rayon's threads, and the subtrees' chaining values
+/// are merged as the tree says: no thread waits for the others at the end of each window (one
+/// `update_rayon` per window measured 0.82x-0.84x b3sum), and at most one window per thread is
+/// mapped at once.
+pub(super) fn hash_mapped(
+    file: &File,
+    len: u64,
+    window: u64,
+    progress: Option<&Progress>,
+) -> io::Result<Hash> {
+    use blake3::hazmat::{
+        ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root,
+        merge_subtrees_root,
+    };
+    pub(super) fn subtree(
+        file: &File,
+        offset: u64,
+        len: u64,
+        window: u64,
+        progress: Option<&Progress>,
+    ) -> io::Result<ChainingValue> {
+        if len <= window {
+            let map = map_window(file, offset, len)?;
+            let cv = blake3::Hasher::new()
+                .set_input_offset(offset)
+                .update(&map)
+                .finalize_non_root();
+            progress.inspect(|p| p.done(len, 0));
+            return Ok(cv);
+        }
+        let left = left_subtree_len(len);
+        let (l, r) = rayon::join(
+            || subtree(file, offset, left, window, progress),
+            || subtree(file, offset + left, len - left, window, progress),
+        );
+        Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
+    }
+    if len <= window {
+        let map = map_window(file, 0, len)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_rayon(&map);
+        progress.inspect(|p| p.done(len, 0));
+        return Ok(Hash(*hasher.finalize().as_bytes()));
+    }
+    let left = left_subtree_len(len);
+    let (l, r) = rayon::join(
+        || subtree(file, 0, left, window, progress),
+        || subtree(file, left, len - left, window, progress),
+    );
+    Ok(Hash(*merge_subtrees_root(&l?, &r?, Mode::Hash).as_bytes()))
+}
+
+/// Map `len` bytes of `file` from `offset`, read-only.
+#[allow(unsafe_code)]
+pub(super) fn map_window(file: &File, offset: u64, len: u64) -> io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only, private to the caller and dropped before the next one.
+    // Another process truncating the file while it is read can fault the read (SIGBUS), the
+    // risk every mmap-based hasher (b3sum, blake3's update_mmap) takes for its speed; a
+    // file rewritten in place gives a hash of mixed bytes, which the stat check after the
+    // read catches: such a hash is never cached.
+    unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len as usize)
+            .map(file)
+    }
+}
+
+/// A file changed less than this before it was hashed is not cached: a later change within
+/// the same timestamp tick would leave its stat unchanged.
+pub(super) const RACY_NS: i64 = 1_000_000_000;
+
+pub(super) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Whether a file's stats are too recent to prove, later, that its bytes did not change: a
+/// change within the timestamp granularity can leave mtime and ctime as they are.
+pub(super) fn racy(key: &StatKey, now: i64) -> bool {
+    key.mtime_ns >= now - RACY_NS || key.ctime_ns >= now - RACY_NS
+}
+
+/// Hash `files` (in order), taking what the cache knows and recording what it learns. Each
+/// result says whether the hash may be cached: its file was outside the racy window and did
+/// not change while it was read (a cache hit was, when it was recorded).
+pub(super) fn hash_with_cache(
+    files: &[(PathBuf, StatKey)],
+    how: How,
+) -> Vec<(io::Result<(Hash, u64)>, bool)> {
+    let How {
+        hashing,
+        cache,
+        read,
+    } = how;
+    let progress = hashing.progress();
+    let keys: Vec<StatKey> = files.iter().map(|(_, k)| *k).collect();
+    let known = cache.map_or_else(|| vec![None; files.len()], |c| c.lookup(&keys));
+    let known_now: Vec<bool> = known.iter().map(Option::is_some).collect();
+    let started = now_ns();
+    let compute = || -> Vec<(io::Result<(Hash, u64)>, bool)> {
+        files
+            .par_iter()
+            .zip(known)
+            .map(|((path, key), known)| match known {
+                Some(hash) => {
+                    progress.done(key.size, 1);
+                    (Ok((hash, key.size)), true)
+                }
+                None => match hash_file_stat(path, Some(hashing), read) {
+                    // Cache only bytes that were stable while read and are not racy.
+                    Ok((hash, size, after)) => {
+                        progress.done(0, 1);
+                        (Ok((hash, size)), after == *key && !racy(key, started))
+                    }
+                    Err(e) => (Err(e), false),
+                },
+            })
+            .collect()
+    };
+    // While the job runs, at a lower priority; once it has ended, at lineage's own.
+    let results = match (read, hashing.yielding_pool()) {
+        (Read::Copy, Some(pool)) => pool.install(compute),
+        _ => compute(),
+    };
+    if let Some(cache) = cache {
+        let learned: Vec<(StatKey, Hash)> = results
+            .iter()
+            .zip(&keys)
+            .zip(&known_now)
+            .filter_map(|(((r, stable), k), was_known)| match r {
+                Ok((h, _)) if *stable && !was_known => Some((*k, *h)),
+                _ => None,
+            })
+            .collect();
+        if !learned.is_empty() {
+            cache.record(&learned);
+        }
+    }
+    results
+}

@@ -1,0 +1,785 @@
+//! BLAKE3 content hashes of files and directories.
+//!
+//! A file's hash is the plain BLAKE3 of its bytes (what `b3sum` prints). A directory's hash is
+//! a Merkle construction over its files in walk order (depth first, the entries of each
+//! directory sorted bytewise by name; docs/hashing.md): BLAKE3 in derive-key mode with context
+//! [`DIR_CONTEXT`], fed for every file with
+//! `u64-le(len(path)) || path || exec-bit byte || file hash (32 bytes)`. It covers names as
+//! well as contents, so a rename, an added, removed or modified file all change it.
+//! Directories are hashed as a stream, in chunks hashed in parallel: memory does not grow with
+//! the number of files; each chunk's manifest entries go to a caller's sink.
+//! Symlinks are followed (loops detected); FIFOs, sockets and devices are skipped with a
+//! warning and never opened.
+
+mod dir;
+mod file;
+mod walk;
+
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use rayon::prelude::*;
+
+use crate::model::{Artifact, ArtifactKind, DirEntry, Hash};
+use crate::watch::Watch;
+use dir::*;
+use file::*;
+use walk::*;
+
+/// The derive-key context of directory hashes. Changing it changes every directory hash.
+pub const DIR_CONTEXT: &str = "lineage 2026-11 directory manifest v2";
+
+/// What hashing shares with the rest of a command, handed to it rather than kept in
+/// globals: the progress it reports (which `progress` draws), whether the job is still
+/// running (set by `lineage run`, which knows), and the lower-priority threads that hash
+/// beside a running job. Cloning shares the same state.
+#[derive(Clone, Default)]
+pub struct Hashing(Arc<Shared>);
+
+#[derive(Default)]
+struct Shared {
+    progress: Progress,
+    job_running: AtomicBool,
+    alongside: OnceLock<Option<rayon::ThreadPool>>,
+}
+
+impl Hashing {
+    /// What hashing has done so far.
+    pub fn progress(&self) -> &Progress {
+        &self.0.progress
+    }
+
+    /// Whether the job is running: hashing beside it yields to it (see [`Hashing::alongside`]).
+    pub fn set_job_running(&self, running: bool) {
+        self.0.job_running.store(running, Ordering::Relaxed);
+    }
+
+    fn job_running(&self) -> bool {
+        self.0.job_running.load(Ordering::Relaxed)
+    }
+
+    /// The threads that hash while the job runs: one per core, at a lower priority (nice
+    /// 10), so that on a core the job wants they get about a tenth of it. Work started after
+    /// the job has ended goes to rayon's global pool, at lineage's own priority. None if
+    /// they cannot be started (the global pool then serves).
+    fn alongside(&self) -> Option<&rayon::ThreadPool> {
+        self.0
+            .alongside
+            .get_or_init(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .thread_name(|i| format!("lineage-hash-{i}"))
+                    .start_handler(|_| {
+                        // On Linux a thread id names just that thread. Best effort.
+                        let me = rustix::thread::gettid();
+                        let _ = rustix::process::setpriority_process(Some(me), NICEST);
+                    })
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// The pool to hash in now: the lower-priority one while the job runs.
+    fn yielding_pool(&self) -> Option<&rayon::ThreadPool> {
+        self.job_running().then(|| self.alongside()).flatten()
+    }
+
+    /// Hash a file or a directory. Errors only when `path` itself cannot be read. A
+    /// directory's manifest entries go to `sink`, chunk by chunk; the artifact keeps only
+    /// their count. With a `cache`, files whose stat is unchanged since they were hashed are
+    /// not read again.
+    ///
+    /// With a `watch`, the path and each directory under it are watched from before their
+    /// stats are taken (see `watch`).
+    pub fn hash_path(
+        &self,
+        path: &Path,
+        sink: Sink,
+        cache: Option<&dyn StatCache>,
+        watch: Option<&mut Watch>,
+    ) -> io::Result<Hashed> {
+        hash_now(path, sink, self.how(cache, Read::Map), watch)
+    }
+
+    /// Like [`Hashing::hash_path`], but the bytes may be left to read later, while the job
+    /// runs: the walk and its stats happen now (so the fingerprint and the cache lookups are
+    /// those of this moment), and [`Later::finish`] hashes only bytes whose file still has
+    /// the stats taken now. Hashed now instead: anything the cache knows, a file modified in
+    /// the last second (whose later change could leave its stats as they are), directories
+    /// of more than `DIR_CACHE_FILES` files (held in memory until hashed otherwise), and
+    /// paths that cannot be read.
+    pub fn prepare(
+        &self,
+        path: &Path,
+        sink: Sink,
+        cache: Option<&dyn StatCache>,
+        watch: Option<&mut Watch>,
+    ) -> io::Result<Prepared> {
+        hash_or_prepare(path, sink, self.how(cache, Read::Map), watch, true)
+    }
+
+    /// [`Hashing::hash_path`] while the job runs: files are read, not mapped (see [`Read`]).
+    pub fn hash_path_while_running(
+        &self,
+        path: &Path,
+        sink: Sink,
+        cache: Option<&dyn StatCache>,
+    ) -> io::Result<Hashed> {
+        hash_now(path, sink, self.how(cache, Read::Copy), None)
+    }
+
+    fn how<'a>(&'a self, cache: Option<&'a dyn StatCache>, read: Read) -> How<'a> {
+        How {
+            hashing: self,
+            cache,
+            read,
+        }
+    }
+}
+
+/// How a hashing operation goes: its context, its cache, and how it reads large files.
+#[derive(Clone, Copy)]
+struct How<'a> {
+    hashing: &'a Hashing,
+    cache: Option<&'a dyn StatCache>,
+    read: Read,
+}
+
+/// What hashing has done so far, for the progress bar: bytes and files hashed or found in a
+/// cache, and the bytes walked so far (the total, as far as it is known).
+#[derive(Default)]
+pub struct Progress {
+    done_bytes: AtomicU64,
+    done_files: AtomicU64,
+    total_bytes: AtomicU64,
+}
+
+impl Progress {
+    pub fn reset(&self) {
+        for n in [&self.done_bytes, &self.done_files, &self.total_bytes] {
+            n.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// (bytes done, bytes known, files done).
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.done_bytes.load(Ordering::Relaxed),
+            self.total_bytes.load(Ordering::Relaxed),
+            self.done_files.load(Ordering::Relaxed),
+        )
+    }
+
+    fn found(&self, bytes: u64) {
+        self.total_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn done(&self, bytes: u64, files: u64) {
+        self.done_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.done_files.fetch_add(files, Ordering::Relaxed);
+    }
+}
+
+/// Receives a directory's manifest entries, chunk by chunk, in walk order.
+pub type Sink<'a> = &'a mut dyn FnMut(&[DirEntry]) -> io::Result<()>;
+
+/// What stat says about a file's bytes. Equal keys mean unchanged bytes, provided the file
+/// was not modified within the timestamp granularity of when it was hashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StatKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl StatKey {
+    pub fn of(meta: &Metadata) -> StatKey {
+        StatKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: mtime_ns(meta),
+            ctime_ns: meta
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec()),
+        }
+    }
+}
+
+/// A persistent map from stat keys to content hashes (the store keeps one).
+pub trait StatCache {
+    /// The hashes known for these keys, in order; None where unknown or stale.
+    fn lookup(&self, keys: &[StatKey]) -> Vec<Option<Hash>>;
+    /// Remember hashes just computed (best effort).
+    fn record(&self, entries: &[(StatKey, Hash)]);
+    /// The directory artifact recorded for a walk with this stat digest, if its manifest is
+    /// stored.
+    fn lookup_dir(&self, _digest: &Hash) -> Option<Artifact> {
+        None
+    }
+    /// Remember that a walk with this stat digest gave this directory hash (best effort).
+    fn record_dir(&self, _digest: &Hash, _dir: &Hash) {}
+    /// Whether the directory at `path` was hashed before (so is likely unchanged).
+    fn seen_dir(&self, _path: &Path) -> bool {
+        false
+    }
+}
+
+/// A sink that keeps nothing (when only the hash is wanted).
+pub fn discard(_: &[DirEntry]) -> io::Result<()> {
+    Ok(())
+}
+
+/// A hashed path plus what is needed to tell, later, whether it changed.
+#[derive(Debug)]
+pub struct Hashed {
+    pub artifact: Artifact,
+    pub fingerprint: Fingerprint,
+    /// Entries skipped (special files, dangling links, loops, unreadable), one line each.
+    pub warnings: Vec<String>,
+}
+
+/// A digest of (relative path, size, mtime, ctime) of every file in walk order: cheap to recompute
+/// with stat alone, so inputs can be re-checked after the job without hashing them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fingerprint(Hash);
+
+#[derive(Default)]
+struct FingerprintBuilder(blake3::Hasher);
+
+impl FingerprintBuilder {
+    fn add(&mut self, rel: &[u8], key: &StatKey) {
+        self.0.update(&(rel.len() as u64).to_le_bytes());
+        self.0.update(rel);
+        self.0.update(&key.size.to_le_bytes());
+        self.0.update(&key.mtime_ns.to_le_bytes());
+        // ctime too: bytes rewritten with the mtime put back (`touch -d`) still move it.
+        self.0.update(&key.ctime_ns.to_le_bytes());
+    }
+
+    fn finish(&self) -> Fingerprint {
+        Fingerprint(Hash(*self.0.finalize().as_bytes()))
+    }
+}
+
+/// What a path is, without opening it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathKind {
+    File,
+    Dir,
+    Missing,
+    /// A FIFO, socket or device: never opened.
+    Special,
+}
+
+pub fn path_kind(path: &Path) -> io::Result<PathKind> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(PathKind::File),
+        Ok(m) if m.is_dir() => Ok(PathKind::Dir),
+        Ok(_) => Ok(PathKind::Special),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(PathKind::Missing),
+        Err(e) => Err(e),
+    }
+}
+
+/// Hash one regular file: the plain BLAKE3 of its bytes, and its size.
+pub fn hash_file(path: &Path) -> io::Result<(Hash, u64)> {
+    hash_file_stat(path, None, Read::Map).map(|(hash, size, _)| (hash, size))
+}
+
+/// [`hash_or_prepare`] asked to leave nothing for later.
+fn hash_now(path: &Path, sink: Sink, how: How, watch: Option<&mut Watch>) -> io::Result<Hashed> {
+    match hash_or_prepare(path, sink, how, watch, false)? {
+        Prepared::Done(hashed) => Ok(hashed),
+        Prepared::Later(_) => unreachable!("hashing is never left for later unless asked"),
+    }
+}
+
+/// What [`Hashing::prepare`] did with a path: hashed it, or took its stats and left the reading for
+/// later.
+pub enum Prepared {
+    Done(Hashed),
+    Later(Later),
+}
+
+/// Watch `root` and every directory under it with `watch`, each before it is listed, without
+/// a stat of any file (entry types come from the listing): from then on, any change to the
+/// tree is an event. False when that cannot vouch for the whole tree: a symlink (walks follow
+/// them), a special file, a directory that cannot be listed, or a watch refused (too many, a
+/// network filesystem).
+pub fn watch_dirs(root: &Path, watch: &mut Watch) -> bool {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        watch.add(&dir);
+        if !watch.active() {
+            return false;
+        }
+        let Ok(read) = std::fs::read_dir(&dir) else {
+            return false;
+        };
+        for entry in read {
+            match entry.and_then(|e| e.file_type().map(|t| (e, t))) {
+                Ok((e, t)) if t.is_dir() => stack.push(e.path()),
+                Ok((_, t)) if t.is_file() => {}
+                _ => return false,
+            }
+        }
+    }
+    true
+}
+
+fn hash_or_prepare(
+    path: &Path,
+    sink: Sink,
+    how: How,
+    mut watch: Option<&mut Watch>,
+    defer: bool,
+) -> io::Result<Prepared> {
+    if let Some(w) = watch.as_deref_mut() {
+        w.add(path);
+    }
+    let meta = std::fs::metadata(path)?;
+    if meta.is_file() {
+        return prepare_file(path, &meta, how, defer);
+    }
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file or directory (FIFOs, sockets and devices are never opened)",
+        ));
+    }
+    // A directory never seen before is hashed while it is walked; one seen before is walked
+    // first, so that if nothing changed one lookup of its digest stands for every file.
+    let seen = how.cache.is_some_and(|c| c.seen_dir(path));
+    if !seen && !defer {
+        return hash_dir_pipelined(path, sink, how, watch).map(Prepared::Done);
+    }
+    prepare_dir(path, sink, how, watch, defer, seen)
+}
+
+/// [`hash_or_prepare`] for a regular file: left for later unless the cache knows it or it
+/// changed within the racy window.
+fn prepare_file(path: &Path, meta: &Metadata, how: How, defer: bool) -> io::Result<Prepared> {
+    let key = StatKey::of(meta);
+    let mut print = FingerprintBuilder::default();
+    print.add(b"", &key);
+    let known = |c: &dyn StatCache| c.lookup(&[key]).pop().flatten().is_some();
+    if defer && !racy(&key, now_ns()) && !how.cache.is_some_and(known) {
+        return Ok(Prepared::Later(Later {
+            dir: false,
+            files: vec![WalkedFile {
+                path: path.to_path_buf(),
+                rel: Vec::new(),
+                executable: false,
+                key,
+            }],
+            digest: None,
+            fingerprint: print.finish(),
+            warnings: Vec::new(),
+        }));
+    }
+    how.hashing.progress().found(meta.len());
+    let (hash, size) = hash_with_cache(&[(path.to_path_buf(), key)], how)
+        .pop()
+        .map_or_else(|| Err(io::Error::other("nothing hashed")), |(r, _)| r)?;
+    Ok(Prepared::Done(Hashed {
+        artifact: Artifact {
+            hash,
+            kind: ArtifactKind::File,
+            size,
+            file_count: 1,
+        },
+        fingerprint: print.finish(),
+        warnings: Vec::new(),
+    }))
+}
+
+/// [`hash_or_prepare`] for a directory walked before it is hashed: up to `DIR_CACHE_FILES`
+/// files are walked in full first, so that an unchanged directory (`seen` before) costs one
+/// lookup of the walk's stat digest; then the bytes are left for later (`defer`, nothing
+/// racy) or hashed now, the rest of the walk streaming after the head.
+fn prepare_dir(
+    path: &Path,
+    sink: Sink,
+    how: How,
+    watch: Option<&mut Watch>,
+    defer: bool,
+    seen: bool,
+) -> io::Result<Prepared> {
+    let progress = how.hashing.progress();
+    let now = now_ns();
+    let mut warnings = Vec::new();
+    let mut walk = walk_dir(path, watch).inspect(|item| {
+        if let Ok(f) = item {
+            progress.found(f.key.size);
+        }
+    });
+    let mut head: Vec<WalkedFile> = Vec::new();
+    for item in walk.by_ref() {
+        match item {
+            Ok(f) => head.push(f),
+            Err(w) => warnings.push(w),
+        }
+        if head.len() > DIR_CACHE_FILES {
+            break;
+        }
+    }
+    let fits = head.len() <= DIR_CACHE_FILES;
+    let fingerprint = |head: &[WalkedFile]| {
+        let mut print = FingerprintBuilder::default();
+        head.iter().for_each(|f| print.add(&f.rel, &f.key));
+        print.finish()
+    };
+    let mut digest = None;
+    if fits && warnings.is_empty() {
+        let mut d = StatDigest::default();
+        head.iter().for_each(|f| d.add(f));
+        let d = d.finish();
+        if let Some(artifact) = how.cache.filter(|_| seen).and_then(|c| c.lookup_dir(&d)) {
+            progress.done(artifact.size, artifact.file_count);
+            return Ok(Prepared::Done(Hashed {
+                artifact,
+                fingerprint: fingerprint(&head),
+                warnings,
+            }));
+        }
+        digest = Some(d);
+    }
+    if defer && fits && !head.iter().any(|f| racy(&f.key, now)) {
+        return Ok(Prepared::Later(Later {
+            dir: true,
+            fingerprint: fingerprint(&head),
+            files: head,
+            digest,
+            warnings,
+        }));
+    }
+    let mut hashing = DirHashing::new(how);
+    hashing.warnings = warnings;
+    let mut chunk: Vec<WalkedFile> = Vec::with_capacity(CHUNK);
+    for item in head.into_iter().map(Ok).chain(walk) {
+        match item {
+            Ok(f) => {
+                chunk.push(f);
+                if chunk.len() == CHUNK {
+                    hashing.chunk(&mut chunk, sink)?;
+                }
+            }
+            Err(w) => hashing.warnings.push(w),
+        }
+    }
+    hashing.chunk(&mut chunk, sink)?;
+    let (hashed, cacheable) = hashing.finish();
+    if let (Some(cache), Some(digest)) = (how.cache, digest)
+        && cacheable
+    {
+        cache.record_dir(&digest, &hashed.artifact.hash);
+    }
+    Ok(Prepared::Done(hashed))
+}
+
+/// A path walked and stat-ed, its bytes still to hash (see [`Hashing::prepare`]).
+pub struct Later {
+    dir: bool,
+    files: Vec<WalkedFile>,
+    /// The walk's stat digest, for the directory cache (None: not cacheable).
+    digest: Option<Hash>,
+    fingerprint: Fingerprint,
+    warnings: Vec<String>,
+}
+
+/// Why [`Later::finish`] gave no hash.
+#[derive(Debug)]
+pub enum LaterError {
+    /// A file changed (or went) between the walk and its reading: the bytes that were there
+    /// when the stats were taken are gone. The file named.
+    Changed(PathBuf),
+    Io(io::Error),
+}
+
+impl Later {
+    /// The fingerprint of the walk (its moment, not the hashing's).
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.dir
+    }
+
+    /// A file's stats at the walk (None for a directory): with the hash `finish` returns,
+    /// what a stat cache may remember, since `finish` succeeds only if they still held.
+    pub fn file_key(&self) -> Option<StatKey> {
+        (!self.dir).then(|| self.files[0].key)
+    }
+
+    /// Hash the bytes, checking that each file still has the stats the walk saw (after it is
+    /// read, on the open file): a change since then moves its ctime, since none of these
+    /// files was modified within the racy window of the walk. Large files are read, not
+    /// mapped, since the job may truncate them meanwhile.
+    pub fn finish(
+        self,
+        hashing: &Hashing,
+        sink: Sink,
+        cache: Option<&dyn StatCache>,
+    ) -> Result<Hashed, LaterError> {
+        let how = hashing.how(cache, Read::Copy);
+        if !self.dir {
+            let f = &self.files[0];
+            let (result, stable) = hash_with_cache(&[(f.path.clone(), f.key)], how)
+                .pop()
+                .ok_or_else(|| LaterError::Io(io::Error::other("nothing hashed")))?;
+            return match result {
+                Ok((hash, size)) if stable => Ok(Hashed {
+                    artifact: Artifact {
+                        hash,
+                        kind: ArtifactKind::File,
+                        size,
+                        file_count: 1,
+                    },
+                    fingerprint: self.fingerprint,
+                    warnings: self.warnings,
+                }),
+                Ok(_) => Err(LaterError::Changed(f.path.clone())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    Err(LaterError::Changed(f.path.clone()))
+                }
+                Err(e) => Err(LaterError::Io(e)),
+            };
+        }
+        let mut hashing = DirHashing::new(how);
+        hashing.warnings = self.warnings;
+        let mut files = self.files.into_iter();
+        loop {
+            let mut chunk: Vec<WalkedFile> = files.by_ref().take(CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            hashing.chunk(&mut chunk, sink).map_err(LaterError::Io)?;
+            if let Some(changed) = hashing.unstable.take() {
+                return Err(LaterError::Changed(changed));
+            }
+        }
+        let (mut hashed, cacheable) = hashing.finish();
+        if let (Some(cache), Some(digest)) = (cache, self.digest)
+            && cacheable
+        {
+            cache.record_dir(&digest, &hashed.artifact.hash);
+        }
+        hashed.fingerprint = self.fingerprint;
+        Ok(hashed)
+    }
+}
+
+/// Recompute the fingerprint of a path with stat alone (None when it is gone).
+pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mut print = FingerprintBuilder::default();
+    if meta.is_file() {
+        print.add(b"", &StatKey::of(&meta));
+    } else {
+        for f in walk_dir(path, None).flatten() {
+            print.add(&f.rel, &f.key);
+        }
+    }
+    Some(print.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn later(path: &Path) -> Later {
+        match Hashing::default()
+            .prepare(path, &mut discard, None, None)
+            .expect("prepare")
+        {
+            Prepared::Later(l) => l,
+            Prepared::Done(_) => panic!("{} was hashed at once", path.display()),
+        }
+    }
+
+    /// Rewrite `path` with `bytes` and put its mtime back, as tar or `touch -d` would.
+    fn rewrite_keeping_mtime(path: &Path, bytes: &[u8]) {
+        let mtime = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        std::fs::write(path, bytes).expect("write");
+        File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(mtime))
+            .expect("set mtime");
+    }
+
+    /// `prepare` leaves settled bytes for later; `finish` hashes them as `hash_path` would,
+    /// or refuses once any of them changed after the stats were taken, however the change
+    /// hides (same size, mtime put back; truncated; gone). Bytes written in the last second
+    /// are hashed at once.
+    #[test]
+    fn bytes_hashed_later_are_those_there_when_the_stats_were_taken() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let big: Vec<u8> = (0..(3 * COPY_BUF + 77)).map(|i| (i % 241) as u8).collect();
+        for name in ["a", "b", "c", "d"] {
+            std::fs::create_dir_all(root.join(name).join("sub")).expect("mkdir");
+            std::fs::write(root.join(name).join("sub/x"), b"1111").expect("write");
+            std::fs::write(root.join(name).join("y"), b"22").expect("write");
+            std::fs::write(root.join(name).join("big"), &big).expect("write");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+
+        let expected = Hashing::default()
+            .hash_path(&root.join("a"), &mut discard, None, None)
+            .expect("hash");
+        let hashed = later(&root.join("a"))
+            .finish(&Hashing::default(), &mut discard, None)
+            .expect("unchanged");
+        assert_eq!(
+            (
+                hashed.artifact.hash,
+                hashed.artifact.size,
+                hashed.artifact.file_count
+            ),
+            (expected.artifact.hash, expected.artifact.size, 3)
+        );
+        assert_eq!(hashed.fingerprint, expected.fingerprint);
+        let file = later(&root.join("a/big"))
+            .finish(&Hashing::default(), &mut discard, None)
+            .expect("unchanged");
+        assert_eq!(file.artifact.hash, Hash::of(&big));
+
+        let l = later(&root.join("b"));
+        rewrite_keeping_mtime(&root.join("b/sub/x"), b"2222");
+        match l.finish(&Hashing::default(), &mut discard, None) {
+            Err(LaterError::Changed(p)) => assert_eq!(p, root.join("b/sub/x")),
+            other => panic!("a rewrite with the mtime put back was not seen: {other:?}"),
+        }
+
+        let l = later(&root.join("c/big"));
+        File::options()
+            .write(true)
+            .open(root.join("c/big"))
+            .and_then(|f| f.set_len(5))
+            .expect("truncate");
+        assert!(matches!(
+            l.finish(&Hashing::default(), &mut discard, None),
+            Err(LaterError::Changed(_))
+        ));
+
+        let l = later(&root.join("d"));
+        std::fs::remove_file(root.join("d/y")).expect("remove");
+        assert!(matches!(
+            l.finish(&Hashing::default(), &mut discard, None),
+            Err(LaterError::Changed(_))
+        ));
+
+        std::fs::write(root.join("a/new"), b"fresh").expect("write");
+        for path in [root.join("a"), root.join("a/new")] {
+            assert!(matches!(
+                Hashing::default().prepare(&path, &mut discard, None, None),
+                Ok(Prepared::Done(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn file_hash_is_plain_blake3() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"abc").expect("write");
+        let big = dir.path().join("big");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&big, &data).expect("write");
+        assert_eq!(
+            hash_file(&small).expect("hash").0.to_hex(),
+            // The BLAKE3 test vector for "abc".
+            "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
+        );
+        assert_eq!(hash_file(&big).expect("hash").0, Hash::of(&data));
+    }
+
+    #[test]
+    fn a_file_larger_than_a_map_window_hashes_as_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("big");
+        let len = 2 * MMAP_WINDOW as usize + 12_345;
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
+        std::fs::write(&path, &data).expect("write");
+        let (hash, size) = hash_file(&path).expect("hash");
+        assert_eq!((hash, size), (Hash::of(&data), len as u64));
+    }
+
+    /// Files mapped in windows hashed as separate subtrees give plain BLAKE3, whatever their
+    /// length against the window: one byte, one chunk, one window, around powers of two.
+    #[test]
+    fn windows_hashed_as_subtrees_give_the_plain_blake3() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        let window = 4 * blake3::CHUNK_LEN as u64;
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let c = blake3::CHUNK_LEN;
+        for len in [
+            1,
+            c - 1,
+            c,
+            c + 1,
+            4 * c,
+            4 * c + 1,
+            8 * c - 1,
+            8 * c,
+            9 * c + 7,
+            16 * c,
+            31 * c + 500,
+            64 * c + 1,
+            data.len(),
+        ] {
+            std::fs::write(&path, &data[..len]).expect("write");
+            let file = File::open(&path).expect("open");
+            let hash = hash_mapped(&file, len as u64, window, None).expect("hash");
+            assert_eq!(hash, Hash::of(&data[..len]), "length {len}");
+        }
+    }
+
+    #[test]
+    fn dir_hash_changes_with_names_and_contents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir(root.join("sub")).expect("mkdir");
+        std::fs::write(root.join("a"), b"1").expect("write");
+        std::fs::write(root.join("sub/b"), b"2").expect("write");
+        let mut seen = Vec::new();
+        let mut sink = |e: &[DirEntry]| {
+            seen.extend(e.iter().map(|e| e.path.clone()));
+            Ok(())
+        };
+        let h0 = Hashing::default()
+            .hash_path(root, &mut sink, None, None)
+            .expect("hash")
+            .artifact;
+        assert_eq!(h0.file_count, 2);
+        assert_eq!(seen, ["a", "sub/b"]);
+        std::fs::rename(root.join("a"), root.join("c")).expect("rename");
+        let h1 = Hashing::default()
+            .hash_path(root, &mut discard, None, None)
+            .expect("hash")
+            .artifact
+            .hash;
+        assert_ne!(h0.hash, h1);
+        std::fs::rename(root.join("c"), root.join("a")).expect("rename");
+        let h2 = Hashing::default()
+            .hash_path(root, &mut discard, None, None)
+            .expect("hash")
+            .artifact
+            .hash;
+        assert_eq!(h0.hash, h2);
+    }
+}
