@@ -1,0 +1,382 @@
+//! Everything `lineage run` captures before launch, in parallel where it can be: git, the
+//! system, the Python environment and the redacted environment on threads of their own
+//! while this thread walks the inputs; then the configs (kept byte for byte, parsed into
+//! params, secrets redacted from both) and the command line's params. Best effort: what
+//! cannot be captured becomes a note, never a failed job.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::inputs::{Inputs, Pending, WATCH_FILES};
+use super::plan::{Declared, Plan};
+use crate::capture::{config, context, git, gpu, software, system};
+use crate::hash::{self, Fingerprint, Prepared};
+use crate::model::{
+    Artifact, ArtifactKind, Capture, DirEntry, Edge, FileRef, Hash, Param, Role, Software,
+    SystemInfo,
+};
+use crate::redact::{Policy, RedactedEnv};
+use crate::watch::Watch;
+
+/// Everything captured before launch.
+pub(super) struct PreLaunch {
+    pub(super) capture: Capture,
+    /// The input edges then the config edges, and what tells whether each input changed.
+    pub(super) inputs: Inputs,
+    /// Inputs walked before launch whose bytes are hashed while the job runs, by position.
+    pub(super) later: Vec<(usize, Pending)>,
+    pub(super) params: Vec<Param>,
+    pub(super) blobs: Vec<(Hash, Vec<u8>)>,
+    pub(super) nvml: Option<std::sync::Arc<nvml_wrapper::Nvml>>,
+}
+
+/// What the threads beside the input walk captured.
+struct Context {
+    git: git::GitCapture,
+    system: SystemInfo,
+    /// The interpreter and its package list (the blob holding it).
+    python: Option<(crate::model::Python, Option<Blob>)>,
+    /// None: redaction failed, and no environment is recorded.
+    env: Option<RedactedEnv>,
+}
+
+/// A blob to store: (hash, bytes).
+type Blob = (Hash, Vec<u8>);
+
+/// An input as walked before launch: hashed, left for later (`Prepared::Later`), not walked
+/// yet (None: watched, walked once the job has started), or unreadable; and its watch.
+type Walked = (Option<io::Result<Prepared>>, Watch);
+
+pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
+    plan.store.discard_staged();
+    let env_get = |k: &str| std::env::var(k).ok();
+    let gpus = gpu::start(env_get("CUDA_VISIBLE_DEVICES"));
+    let (context, walked) = std::thread::scope(|s| {
+        let context = spawn_context(s, plan);
+        let ticker = crate::progress::start("inputs", plan.quiet, &plan.hashing);
+        let walked: Vec<Walked> = plan
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| walk_input(plan, i, d))
+            .collect();
+        // Cleared here, before the job can write to the terminal.
+        ticker.finish();
+        crate::timing::mark("inputs walked");
+        (context(), walked)
+    });
+    let Context {
+        git,
+        mut system,
+        python,
+        env,
+    } = context;
+    let mut notes = git.notes.clone();
+    // A failed redaction records no environment at all, never an unredacted one.
+    let env = env.unwrap_or_else(|| {
+        notes.push("environment not recorded: redaction failed".to_string());
+        RedactedEnv::default()
+    });
+    let (mut inputs, later) = settle_walks(plan, walked, &mut notes);
+    let mut blobs = git.blobs;
+    let configs = read_configs(plan, &mut notes);
+    inputs.edges.extend(configs.edges);
+    blobs.extend(configs.blobs);
+    let mut params = configs.params;
+    for (key, value) in &plan.params {
+        let value = redact_param(&plan.policy, key, value.clone());
+        let source = "cli".to_string();
+        params.insert(
+            key.clone(),
+            Param {
+                key: key.clone(),
+                value,
+                source,
+            },
+        );
+    }
+    let root = git
+        .state
+        .as_ref()
+        .map_or_else(|| plan.cwd.clone(), |g| PathBuf::from(&g.root));
+    let mut software = Software {
+        python: None,
+        lockfiles: software::lockfiles(&root),
+    };
+    if let Some((py, blob)) = python {
+        software.python = Some(py);
+        blobs.extend(blob);
+    }
+    let gpus = gpus.finish();
+    crate::timing::mark("gpus captured");
+    system.gpus = gpus.gpus;
+    system.gpu_note = gpus.note;
+    let capture = Capture {
+        owner: context::owner(&env_get, git.user_name, git.user_email),
+        git: git.state,
+        git_absent: git.absent,
+        script: script(&plan.argv, &plan.cwd),
+        env: env.vars,
+        env_redacted: env.fingerprints,
+        argv_redacted: BTreeMap::new(),
+        config_redacted: configs.redacted,
+        system,
+        container: context::container(&env_get),
+        scheduler: context::scheduler(&env_get),
+        software,
+        notes,
+    };
+    PreLaunch {
+        capture,
+        inputs,
+        later,
+        params: params.into_values().collect(),
+        blobs,
+        nvml: gpus.nvml,
+    }
+}
+
+/// Start capturing git, the system, Python and the environment on threads of their own;
+/// the returned function waits for them.
+fn spawn_context<'s, 'p: 's>(
+    s: &'s std::thread::Scope<'s, 'p>,
+    plan: &'p Plan,
+) -> impl FnOnce() -> Context + 's {
+    let cwd = &plan.cwd;
+    let policy = &plan.policy;
+    // Declared paths are data (configs are stored as configs), not untracked code.
+    let data: Vec<PathBuf> = plan
+        .inputs
+        .iter()
+        .chain(&plan.outputs)
+        .chain(&plan.configs)
+        .map(|d| d.abs.clone())
+        .collect();
+    let git = s.spawn(move || {
+        let redact_text = |text: &str| policy.redact_text(text, &[]);
+        let git = git::capture(cwd, git::Caps::default(), &data, &redact_text);
+        crate::timing::mark("git captured");
+        git
+    });
+    let system = s.spawn(|| {
+        let sys = system::capture();
+        crate::timing::mark("system captured");
+        sys
+    });
+    let (capture_python, program) = (plan.capture_python, plan.argv.first());
+    let python = s.spawn(move || {
+        if !capture_python {
+            return None;
+        }
+        let env_get = |k: &str| std::env::var(k).ok();
+        let path_var = std::env::var_os("PATH");
+        let interp = software::python_interpreter(program?, path_var.as_deref(), cwd, &env_get)?;
+        Some(software::python(&interp))
+    });
+    let child_env = plan.env.as_deref();
+    let env = s.spawn(move || {
+        let env = match child_env {
+            Some(env) => policy.redact_env(env.iter().cloned()),
+            None => policy.redact_env(std::env::vars_os()),
+        };
+        crate::timing::mark("environment redacted");
+        env
+    });
+    move || Context {
+        git: git.join().unwrap_or_default(),
+        system: system.join().unwrap_or_default(),
+        python: python.join().ok().flatten(),
+        env: env.join().ok(),
+    }
+}
+
+/// Walk input `i` before launch: hash it, or take its stats and leave its bytes for while
+/// the job runs, or (a large directory recorded before) only watch it, to walk it then.
+fn walk_input(plan: &Plan, i: usize, d: &Declared) -> Walked {
+    let (store, hashing) = (&plan.store, &plan.hashing);
+    let token = format!("input-{i}");
+    // Directories known to be small are not watched: closing an inotify instance costs
+    // several milliseconds, walking a small tree far less. One never recorded may be large:
+    // watched, it is not walked a third time after the job.
+    let known = store.input_size(d.abs.as_os_str().as_bytes());
+    let large = match known {
+        Some(n) => n >= WATCH_FILES,
+        None => std::fs::metadata(&d.abs).is_ok_and(|m| m.is_dir()),
+    };
+    let mut watch = if large {
+        Watch::new(&d.abs)
+    } else {
+        Watch::none()
+    };
+    // A large directory recorded before, most likely unchanged: once each of its
+    // directories is watched, its walk can wait until the job has started.
+    if large && known.is_some() && !plan.hash_before_launch && hash::watch_dirs(&d.abs, &mut watch)
+    {
+        return (None, watch);
+    }
+    let sink = &mut |e: &[DirEntry]| store.stage(&token, e);
+    let hashed = if plan.hash_before_launch {
+        hashing
+            .hash_path(&d.abs, sink, Some(store), Some(&mut watch))
+            .map(Prepared::Done)
+    } else {
+        hashing.prepare(&d.abs, sink, Some(store), Some(&mut watch))
+    };
+    (Some(hashed), watch)
+}
+
+/// The input edges as recorded before launch (with a hash where one is known), what tells
+/// whether each input changed, and the inputs whose hashing goes on once the job runs.
+fn settle_walks(
+    plan: &Plan,
+    walked: Vec<Walked>,
+    notes: &mut Vec<String>,
+) -> (Inputs, Vec<(usize, Pending)>) {
+    let mut inputs = Inputs::default();
+    let mut later = Vec::new();
+    for (i, (d, (result, watch))) in plan.inputs.iter().zip(walked).enumerate() {
+        inputs.watches.push(watch);
+        let (edge, fingerprint) = match result {
+            None => {
+                // Recorded without a hash until it is walked and hashed, the job started.
+                later.push((i, Pending::Walk));
+                (d.edge(Role::Input, None, None), Fingerprint::default())
+            }
+            Some(Ok(Prepared::Later(l))) => {
+                // Recorded without a hash until it is hashed, once the job has started.
+                let print = l.fingerprint();
+                later.push((i, Pending::Bytes(l)));
+                (d.edge(Role::Input, None, None), print)
+            }
+            Some(Ok(Prepared::Done(h))) => {
+                notes.extend(
+                    h.warnings
+                        .iter()
+                        .map(|w| format!("input {}: {w}", d.given.display())),
+                );
+                let manifest = Some(format!("input-{i}"));
+                (
+                    d.edge(Role::Input, Some(h.artifact), manifest),
+                    h.fingerprint,
+                )
+            }
+            Some(Err(e)) => {
+                notes.push(format!(
+                    "input {} could not be hashed: {e}",
+                    d.given.display()
+                ));
+                (d.edge(Role::Input, None, None), Fingerprint::default())
+            }
+        };
+        inputs.edges.push(edge);
+        inputs.fingerprints.push(fingerprint);
+    }
+    (inputs, later)
+}
+
+/// The configs as recorded: their edges, the params read from them (secrets redacted), the
+/// bytes to store (a copy with the secrets redacted where there were any) and which configs
+/// were stored that way.
+struct Configs {
+    edges: Vec<Edge>,
+    params: BTreeMap<String, Param>,
+    blobs: Vec<(Hash, Vec<u8>)>,
+    redacted: BTreeMap<String, Hash>,
+}
+
+fn read_configs(plan: &Plan, notes: &mut Vec<String>) -> Configs {
+    let mut out = Configs {
+        edges: Vec::new(),
+        params: BTreeMap::new(),
+        blobs: Vec::new(),
+        redacted: BTreeMap::new(),
+    };
+    for d in &plan.configs {
+        let bytes = match std::fs::read(&d.abs) {
+            Ok(b) => b,
+            Err(e) => {
+                notes.push(format!(
+                    "config {} could not be read: {e}",
+                    d.given.display()
+                ));
+                continue;
+            }
+        };
+        let hash = Hash::of(&bytes);
+        let mut secrets = Vec::new();
+        match config::parse(&d.given, &bytes) {
+            Ok(parsed) => {
+                for (key, value) in parsed {
+                    let original = value.clone();
+                    let value = redact_param(&plan.policy, &key, value);
+                    if value != original {
+                        secrets.push(match original {
+                            serde_json::Value::String(s) => s,
+                            v => v.to_string(),
+                        });
+                    }
+                    let source = d.given.display().to_string();
+                    out.params.insert(key.clone(), Param { key, value, source });
+                }
+            }
+            Err(e) => notes.push(format!(
+                "config {}: {e}; kept as bytes, no parameters read from it",
+                d.given.display()
+            )),
+        }
+        let artifact = Artifact {
+            hash,
+            kind: ArtifactKind::File,
+            size: bytes.len() as u64,
+            file_count: 1,
+        };
+        out.edges.push(d.edge(Role::Config, Some(artifact), None));
+        // The stored copy never holds a secret; the config keeps the hash of its real bytes.
+        let redacted = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| plan.policy.redact_text(text, &secrets));
+        match redacted {
+            Some(text) => {
+                let blob = Hash::of(text.as_bytes());
+                out.redacted.insert(d.given.display().to_string(), blob);
+                out.blobs.push((blob, text.into_bytes()));
+            }
+            None => out.blobs.push((hash, bytes)),
+        }
+    }
+    out
+}
+
+/// A parameter whose key looks secret, or whose value does, is stored redacted.
+fn redact_param(policy: &Policy, key: &str, value: serde_json::Value) -> serde_json::Value {
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let text = match &value {
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    match policy.redact(leaf, &text) {
+        Some(stored) => serde_json::Value::String(stored),
+        None => value,
+    }
+}
+
+/// The script a command runs: argv[0] when it is a path (`./train.sh`), otherwise the first
+/// argument that names an existing file (`python train.py`).
+fn script(argv: &[OsString], cwd: &Path) -> Option<FileRef> {
+    let (program, rest) = argv.split_first()?;
+    let candidate = if program.as_bytes().contains(&b'/') {
+        Some(program)
+    } else {
+        rest.iter()
+            .take_while(|a| a.as_bytes() != b"-m" && a.as_bytes() != b"-c")
+            .find(|a| !a.as_bytes().starts_with(b"-") && cwd.join(a).is_file())
+    }?;
+    let (hash, _) = hash::hash_file(&cwd.join(candidate)).ok()?;
+    Some(FileRef {
+        path: candidate.to_string_lossy().into_owned(),
+        hash,
+    })
+}

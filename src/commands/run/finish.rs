@@ -1,0 +1,266 @@
+//! What `lineage run` does once the job has ended (or could not start): its outcome read as
+//! a status and an exit code, the outputs hashed, the inputs checked for changes made while
+//! it ran, and the record finished. A recording problem here is a loud warning, never a
+//! changed exit code.
+
+use std::os::unix::process::ExitStatusExt;
+
+use super::capture::PreLaunch;
+use super::inputs::{During, hash_later};
+use super::plan::Plan;
+use super::{Executed, now, record_sha256};
+use crate::capture::gpu;
+use crate::child::{self, Outcome};
+use crate::error::code;
+use crate::hash::{self, PathKind};
+use crate::model::{Capture, Edge, Resources, Role, Status};
+use crate::store::{Finish, Store};
+use crate::ui;
+
+/// How the job ended: its exit code or signal, lineage's exit code, and the run's status.
+pub(super) struct Ending {
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    /// What `lineage run` exits with: the job's code, or 128 + its signal.
+    exit: u8,
+    status: Status,
+}
+
+impl Ending {
+    fn of(outcome: &Outcome) -> Ending {
+        let (exit_code, signal) = match outcome.status.code() {
+            Some(c) => (Some(c), None),
+            None => (None, outcome.status.signal()),
+        };
+        let exit: u8 = match (exit_code, signal) {
+            (Some(c), _) => (c & 0xff) as u8,
+            (None, Some(s)) => code::killed_by(s),
+            (None, None) => code::FAILURE,
+        };
+        let killed_by_stop = signal.is_some_and(|s| {
+            child::STOPPING.contains(&s) || s == nix::sys::signal::Signal::SIGKILL as i32
+        });
+        let status = if outcome.received.is_some() || killed_by_stop {
+            Status::Interrupted
+        } else if exit == 0 {
+            Status::Succeeded
+        } else {
+            Status::Failed
+        };
+        Ending {
+            exit_code,
+            signal,
+            exit,
+            status,
+        }
+    }
+
+    /// `exit 3`, `killed by signal 9`.
+    fn how(&self) -> String {
+        match (self.exit_code, self.signal) {
+            (_, Some(s)) => format!("killed by signal {s}"),
+            (Some(c), None) => format!("exit {c}"),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The command could not be started (it vanished or lost its permission after the plan
+/// checked it): recorded as failed, with 127 or 126.
+pub(super) fn not_started(
+    mut plan: Plan,
+    id: String,
+    mut pre: PreLaunch,
+    e: &std::io::Error,
+) -> Executed {
+    let later = std::mem::take(&mut pre.later);
+    let mut capture = pre.capture;
+    let changed = hash_later(&plan, &id, later, &mut pre.inputs, &mut capture.notes);
+    let (exit, msg) = match e.kind() {
+        std::io::ErrorKind::NotFound => (code::NOT_FOUND, "command not found"),
+        _ => (code::NOT_EXECUTABLE, "command could not be executed"),
+    };
+    let program = plan.argv[0].to_string_lossy().into_owned();
+    ui::error_line(format_args!("{msg}: {program}: {e}"));
+    capture.notes.push(format!("{msg}: {e}"));
+    record(
+        &mut plan.store,
+        &id,
+        Finish {
+            status: Status::Failed,
+            ended_at: &now(),
+            exit_code: Some(i32::from(exit)),
+            signal: None,
+            capture: &capture,
+            resources: &Resources::default(),
+            outputs: &[],
+            changed_inputs: &changed,
+        },
+    );
+    Executed {
+        id,
+        exit,
+        status: None,
+        outputs: Vec::new(),
+    }
+}
+
+/// The job has ended: finish its record and say how it went.
+pub(super) fn after(
+    mut plan: Plan,
+    id: String,
+    short: &str,
+    pre: PreLaunch,
+    during: During,
+    outcome: std::io::Result<Outcome>,
+) -> Executed {
+    let gpu_peaks = during.sampler.map(gpu::Sampler::finish);
+    let ended_at = now();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            ui::error_line(format_args!("lost track of the command: {e}"));
+            return Executed {
+                id,
+                exit: code::CANNOT_LAUNCH,
+                status: None,
+                outputs: Vec::new(),
+            };
+        }
+    };
+    let ending = Ending::of(&outcome);
+    let mut capture = pre.capture;
+    let outputs = hash_outputs(&plan, &mut capture);
+    let mut changed = during.changed;
+    recheck_inputs(&plan, &pre.inputs, &mut changed, &mut capture);
+    let resources = Resources {
+        wall_seconds: outcome.wall.as_secs_f64(),
+        user_cpu_seconds: outcome.user_cpu.as_secs_f64(),
+        system_cpu_seconds: outcome.system_cpu.as_secs_f64(),
+        max_rss_bytes: outcome.max_rss_bytes,
+        gpu_peak_memory_bytes: gpu_peaks,
+    };
+    let recorded = record(
+        &mut plan.store,
+        &id,
+        Finish {
+            status: ending.status,
+            ended_at: &ended_at,
+            exit_code: ending.exit_code,
+            signal: ending.signal,
+            capture: &capture,
+            resources: &resources,
+            outputs: &outputs,
+            changed_inputs: &changed,
+        },
+    );
+    if plan.sha256 && recorded {
+        let mut notes = Vec::new();
+        record_sha256(&plan.store, &outputs, &mut notes);
+    }
+    crate::timing::mark("run finished");
+    if !plan.quiet && recorded {
+        let n = outputs.iter().filter(|o| o.artifact.is_some()).count();
+        ui::info(format_args!(
+            "run {short} {} ({}) in {}; {n} output{} recorded",
+            ending.status.as_str(),
+            ending.how(),
+            crate::output::seconds(resources.wall_seconds),
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    Executed {
+        id,
+        exit: ending.exit,
+        status: Some(ending.status),
+        outputs,
+    }
+}
+
+/// Hash each declared output (a missing one is recorded without a hash, with a note).
+fn hash_outputs(plan: &Plan, capture: &mut Capture) -> Vec<Edge> {
+    let mut note = |msg: String| {
+        ui::warn(&msg);
+        capture.notes.push(msg);
+    };
+    let mut outputs = Vec::new();
+    let ticker = crate::progress::start("outputs", plan.quiet, &plan.hashing);
+    for (i, d) in plan.outputs.iter().enumerate() {
+        let token = format!("output-{i}");
+        if let Ok(PathKind::Missing) = hash::path_kind(&d.abs) {
+            note(format!(
+                "output {} does not exist after the run",
+                d.given.display()
+            ));
+            outputs.push(d.edge(Role::Output, None, None));
+            continue;
+        }
+        let sink = &mut |e: &[crate::model::DirEntry]| plan.store.stage(&token, e);
+        match plan
+            .hashing
+            .hash_path(&d.abs, sink, Some(&plan.store), None)
+        {
+            Ok(h) => {
+                for w in h.warnings {
+                    note(format!("output {}: {w}", d.given.display()));
+                }
+                outputs.push(d.edge(Role::Output, Some(h.artifact), Some(token.clone())));
+            }
+            Err(e) => {
+                note(format!(
+                    "output {} could not be hashed: {e}",
+                    d.given.display()
+                ));
+                outputs.push(d.edge(Role::Output, None, None));
+            }
+        }
+    }
+    ticker.finish();
+    crate::timing::mark("outputs hashed");
+    outputs
+}
+
+/// Flag the inputs that changed while the job ran (their recorded hash is from before).
+fn recheck_inputs(
+    plan: &Plan,
+    inputs: &super::inputs::Inputs,
+    changed: &mut Vec<usize>,
+    capture: &mut Capture,
+) {
+    for (i, ((d, before), watch)) in plan
+        .inputs
+        .iter()
+        .zip(&inputs.fingerprints)
+        .zip(&inputs.watches)
+        .enumerate()
+    {
+        // Nothing seen by the watches: unchanged without walking it again.
+        if !changed.contains(&i)
+            && !watch.quiet()
+            && hash::fingerprint(&d.abs).as_ref() != Some(before)
+        {
+            let msg = format!(
+                "input {} changed while the job ran: its recorded hash is from before launch",
+                d.given.display()
+            );
+            ui::warn(&msg);
+            capture.notes.push(msg);
+            changed.push(i);
+        }
+    }
+    crate::timing::mark("inputs rechecked");
+}
+
+/// Phase two; a failure is a loud warning, never a changed exit code.
+fn record(store: &mut Store, id: &str, fin: Finish) -> bool {
+    match store.finish_run(id, &fin) {
+        Ok(()) => true,
+        Err(e) => {
+            ui::warn(format_args!(
+                "THE RUN WAS NOT FULLY RECORDED: {e:#}; run {id} stays 'running' in {}",
+                store.dir().display()
+            ));
+            false
+        }
+    }
+}

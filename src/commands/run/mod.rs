@@ -1,0 +1,147 @@
+//! `lineage run`: a pipeline of named steps, each in its own module.
+//!
+//! 1. `plan`: resolve the arguments into a plan (paths checked, command found, store open);
+//! 2. `capture`: capture everything before launch, in parallel;
+//! 3. [`begin`]: write the run as `running`, its argv redacted;
+//! 4. launch the command untouched (`child`);
+//! 5. `inputs`: while it runs, hash the inputs' bytes and do the bookkeeping;
+//! 6. `finish`: once it has ended, hash the outputs and finish the record.
+//!
+//! Exit status: the child's; lineage's own codes only before launch (docs/exit-codes.md).
+
+mod capture;
+mod finish;
+mod inputs;
+mod plan;
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use anyhow::Result;
+
+pub use plan::{Plan, Spec, plan};
+
+use super::Context;
+use crate::child;
+use crate::cli::RunArgs;
+use crate::error::code;
+use crate::export::digests;
+use crate::model::{ArtifactRef, Edge, Status};
+use crate::store::{NewRun, Store};
+use crate::ui;
+use capture::PreLaunch;
+
+/// What happened, for callers that go on after the child (rerun).
+pub struct Executed {
+    pub id: String,
+    pub exit: u8,
+    /// None when the command could not be started.
+    pub status: Option<Status>,
+    pub outputs: Vec<Edge>,
+}
+
+/// `lineage run`: the job's exit code, or the error that kept it from starting.
+pub fn run(args: RunArgs, ctx: &Context) -> Result<u8> {
+    let spec = plan::resolve(args)?;
+    let store = ctx.open_store()?;
+    crate::timing::mark("store opened");
+    let plan = plan::plan(spec, store, &ctx.settings)?;
+    Ok(execute(plan).exit)
+}
+
+/// Run a plan: capture, record, launch, wait, finish.
+pub fn execute(mut plan: Plan) -> Executed {
+    crate::timing::mark("planned");
+    let mut pre = capture::before_launch(&plan);
+    crate::timing::mark("captured");
+    for note in &pre.capture.notes {
+        ui::warn(note);
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    if let Err(e) = begin(&mut plan, &id, &mut pre) {
+        ui::error(&e, Some(plan.store.dir()));
+        return Executed {
+            id,
+            exit: code::CANNOT_LAUNCH,
+            status: None,
+            outputs: Vec::new(),
+        };
+    }
+    crate::timing::mark("run begun");
+    let short = plan.store.short_id(&id).unwrap_or_else(|_| id.clone());
+    if !plan.quiet {
+        ui::info(format_args!("run {short} recording"));
+    }
+    let extra_env = [("LINEAGE_RUN_ID", id.as_str())];
+    let running = match child::spawn(&plan.argv, &plan.cwd, plan.env.as_deref(), &extra_env) {
+        Ok(r) => r,
+        Err(e) => return finish::not_started(plan, id, pre, &e),
+    };
+    let during = inputs::while_running(&plan, &id, &running, &mut pre);
+    let outcome = running.wait();
+    crate::timing::mark("job ended");
+    finish::after(plan, id, &short, pre, during, outcome)
+}
+
+/// Phase one: the run as `running`, before launch. The job gets its real arguments; the
+/// store gets them with secrets redacted.
+fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
+    let raw_argv: Vec<Vec<u8>> = plan.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let redacted = plan.policy.redact_argv(&raw_argv);
+    pre.capture.argv_redacted = redacted.fingerprints;
+    let started_at = now();
+    let begun = plan.store.begin_run(&NewRun {
+        id,
+        argv: &redacted.argv,
+        cwd: plan.cwd.as_os_str().as_bytes(),
+        started_at: &started_at,
+        pid: std::process::id(),
+        rerun_of: plan.rerun_of.as_deref(),
+        capture: &pre.capture,
+        edges: &pre.inputs.edges,
+        params: &pre.params,
+        blobs: &pre.blobs,
+    });
+    begun.map_err(|e| {
+        e.context(format!(
+            "could not record the run in {} before launch",
+            plan.store.dir().display()
+        ))
+    })
+}
+
+/// Now, as the store writes times.
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+/// `--sha256`: remember each artifact's SHA-256 (a directory's dirHash) beside its BLAKE3,
+/// read from the bytes again and checked against the BLAKE3 just recorded. A failure is a
+/// warning: the run is recorded either way.
+fn record_sha256(store: &Store, edges: &[Edge], notes: &mut Vec<String>) {
+    for e in edges {
+        let Some(a) = &e.artifact else { continue };
+        let artifact = ArtifactRef {
+            hash: a.hash,
+            kind: a.kind,
+            size: a.size,
+            file_count: a.file_count,
+        };
+        if digests::known(store, &artifact).is_some() {
+            continue;
+        }
+        let got = digests::compute(store, &artifact, Path::new(&e.abs_path));
+        let saved = got.map_err(|why| why.to_string()).and_then(|d| {
+            store
+                .put_extra_digest(&a.hash, digests::algorithm(a.kind), &d)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(why) = saved {
+            let msg = format!("no sha256 recorded for {}: {why}", e.path);
+            ui::warn(&msg);
+            notes.push(msg);
+        }
+    }
+}

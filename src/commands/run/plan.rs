@@ -1,0 +1,251 @@
+//! Resolving `lineage run`'s arguments (or a rerun's record) into a validated plan before
+//! anything is captured: params parsed, declared inputs and configs present and readable,
+//! the command found and executable, the redaction policy built from the flags and the
+//! settings files. A plan that cannot be made is an error, and the job never starts.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use nix::unistd::{AccessFlags, access};
+
+use crate::capture::{config, software};
+use crate::cli::RunArgs;
+use crate::error::Error;
+use crate::hash::{self, PathKind};
+use crate::model::{Artifact, ArtifactKind, Edge, Role};
+use crate::redact::Policy;
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// A declared path: as given, and absolute.
+pub(super) struct Declared {
+    pub(super) given: PathBuf,
+    pub(super) abs: PathBuf,
+}
+
+impl Declared {
+    pub(super) fn new(given: &Path, cwd: &Path) -> Declared {
+        Declared {
+            given: given.to_path_buf(),
+            abs: std::path::absolute(cwd.join(given)).unwrap_or_else(|_| cwd.join(given)),
+        }
+    }
+
+    pub(super) fn edge(
+        &self,
+        role: Role,
+        artifact: Option<Artifact>,
+        manifest: Option<String>,
+    ) -> Edge {
+        // Only a directory's hashing staged a manifest.
+        let is_dir = artifact
+            .as_ref()
+            .is_some_and(|a| a.kind == ArtifactKind::Dir);
+        let manifest = manifest.filter(|_| is_dir);
+        Edge {
+            role,
+            path: self.given.to_string_lossy().into_owned(),
+            abs_path: self.abs.to_string_lossy().into_owned(),
+            artifact,
+            manifest,
+            changed: false,
+        }
+    }
+}
+
+/// A run to launch, free of clap types: built by `lineage run` from its arguments and by
+/// `lineage rerun` from a record.
+pub struct Spec {
+    pub argv: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub inputs: Vec<PathBuf>,
+    pub outputs: Vec<PathBuf>,
+    pub configs: Vec<PathBuf>,
+    pub params: Vec<(String, serde_json::Value)>,
+    pub env_allow: Vec<String>,
+    pub env_deny: Vec<String>,
+    pub sample_interval: f64,
+    pub quiet: bool,
+    /// The child's whole environment; None: lineage's own.
+    pub env: Option<Vec<(OsString, OsString)>>,
+    pub rerun_of: Option<String>,
+    /// Also record SHA-256 digests (for exports), read while the job runs and after.
+    pub sha256: bool,
+    /// Hash every input before launch (else bytes not cached are hashed while the job runs).
+    pub hash_before_launch: bool,
+}
+
+/// What `run` will do, validated before anything is captured.
+pub struct Plan {
+    pub(super) argv: Vec<OsString>,
+    pub(super) cwd: PathBuf,
+    pub(super) env: Option<Vec<(OsString, OsString)>>,
+    pub(super) rerun_of: Option<String>,
+    pub(super) inputs: Vec<Declared>,
+    pub(super) outputs: Vec<Declared>,
+    pub(super) configs: Vec<Declared>,
+    pub(super) params: Vec<(String, serde_json::Value)>,
+    pub(super) sample_interval: Duration,
+    pub(super) quiet: bool,
+    pub(super) sha256: bool,
+    pub(super) hash_before_launch: bool,
+    pub(super) store: Store,
+    pub(super) policy: Policy,
+    /// Record the Python interpreter and packages (`[capture] python` in the settings).
+    pub(super) capture_python: bool,
+    /// Hashing's progress and whether the job runs, shared with the progress bar.
+    pub(super) hashing: hash::Hashing,
+}
+
+/// The spec of `lineage run RunArgs`, in the current directory.
+pub(super) fn resolve(args: RunArgs) -> Result<Spec> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let params = args
+        .params
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), config::param_value(v)))
+            }
+            _ => Err(Error::BadParam(p.clone())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Spec {
+        argv: args.command,
+        cwd,
+        inputs: args.inputs,
+        outputs: args.outputs,
+        configs: args.configs,
+        params,
+        env_allow: args.env_allow,
+        env_deny: args.env_deny,
+        sample_interval: args.sample_interval,
+        quiet: args.quiet,
+        env: None,
+        rerun_of: None,
+        sha256: args.sha256,
+        hash_before_launch: args.hash_before_launch,
+    })
+}
+
+/// Validate a spec: paths checked, command found, redaction policy ready.
+pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
+    let cwd = spec.cwd;
+    if !(spec.sample_interval.is_finite() && spec.sample_interval > 0.0) {
+        return Err(Error::BadSampleInterval(spec.sample_interval).into());
+    }
+    for path in &spec.inputs {
+        check_declared(&cwd, path, false)?;
+    }
+    for path in &spec.configs {
+        check_declared(&cwd, path, true)?;
+    }
+    let path_var = match &spec.env {
+        Some(env) => env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone()),
+        None => std::env::var_os("PATH"),
+    };
+    check_command(&spec.argv, &cwd, path_var.as_deref())?;
+    let key = store.secret_key()?;
+    // Settings files add their globs and patterns to the flags'.
+    let allow: Vec<String> = settings
+        .env_allow
+        .iter()
+        .chain(&spec.env_allow)
+        .cloned()
+        .collect();
+    let deny: Vec<String> = settings
+        .env_deny
+        .iter()
+        .chain(&spec.env_deny)
+        .cloned()
+        .collect();
+    let policy = Policy::new(&allow, &deny, &settings.redact_values, key)?;
+    let declare = |paths: &[PathBuf]| paths.iter().map(|p| Declared::new(p, &cwd)).collect();
+    Ok(Plan {
+        inputs: declare(&spec.inputs),
+        outputs: declare(&spec.outputs),
+        configs: declare(&spec.configs),
+        argv: spec.argv,
+        env: spec.env,
+        rerun_of: spec.rerun_of,
+        params: spec.params,
+        sample_interval: Duration::from_secs_f64(spec.sample_interval),
+        quiet: spec.quiet,
+        sha256: spec.sha256,
+        hash_before_launch: spec.hash_before_launch,
+        store,
+        policy,
+        capture_python: settings.capture_python,
+        hashing: hash::Hashing::default(),
+        cwd,
+    })
+}
+
+/// A declared input (a file or a directory) or config (a file) must exist and be readable
+/// before launch; FIFOs, sockets and devices are refused without being opened.
+fn check_declared(cwd: &Path, path: &Path, is_config: bool) -> Result<(), Error> {
+    let what = if is_config { "config" } else { "input" };
+    let unreadable = |source| Error::Unreadable {
+        what,
+        path: path.to_path_buf(),
+        cause: source,
+    };
+    let full = cwd.join(path);
+    // Readable now, or the job would run with an input lineage cannot identify.
+    let readable = |kind: &PathKind| match kind {
+        PathKind::File => std::fs::File::open(&full).map(drop),
+        PathKind::Dir => std::fs::read_dir(&full).map(drop),
+        _ => Ok(()),
+    };
+    match hash::path_kind(&full) {
+        Ok(PathKind::File) => readable(&PathKind::File).map_err(unreadable),
+        Ok(PathKind::Dir) if !is_config => readable(&PathKind::Dir).map_err(unreadable),
+        Ok(PathKind::Missing) if is_config => Err(Error::MissingConfig {
+            path: path.to_path_buf(),
+        }),
+        Ok(PathKind::Missing) => Err(Error::MissingInput {
+            path: path.to_path_buf(),
+        }),
+        Ok(PathKind::Dir) => Err(unreadable(std::io::Error::other("not a regular file"))),
+        Ok(PathKind::Special) => Err(unreadable(std::io::Error::other(
+            "not a regular file or directory (FIFOs, sockets and devices are never opened)",
+        ))),
+        Err(source) => Err(unreadable(source)),
+    }
+}
+
+/// 127 when the command is not found, 126 when it cannot be executed, before recording.
+fn check_command(
+    argv: &[OsString],
+    cwd: &Path,
+    path_var: Option<&std::ffi::OsStr>,
+) -> Result<(), Error> {
+    let program = argv.first().map(OsString::as_os_str).unwrap_or_default();
+    let shown = program.to_string_lossy().into_owned();
+    if program.is_empty() {
+        return Err(Error::CommandNotFound(shown));
+    }
+    // A relative path is relative to the job's cwd.
+    let located = if program.as_bytes().contains(&b'/') {
+        cwd.join(program).into_os_string()
+    } else {
+        program.to_os_string()
+    };
+    let Some(path) = software::resolve_program(&located, path_var) else {
+        return Err(if cwd.join(program).is_dir() {
+            Error::CommandNotExecutable(shown)
+        } else {
+            Error::CommandNotFound(shown)
+        });
+    };
+    if access(&path, AccessFlags::X_OK).is_err() {
+        return Err(Error::CommandNotExecutable(shown));
+    }
+    Ok(())
+}
