@@ -335,7 +335,7 @@ fn system(a: &RunRecord, b: &RunRecord) -> BTreeMap<String, Change<Value>> {
 }
 
 fn packages(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> MapDiff {
-    let list = |r: &RunRecord| -> BTreeMap<String, Value> {
+    let list = |r: &RunRecord| -> Vec<String> {
         r.capture
             .software
             .python
@@ -343,14 +343,23 @@ fn packages(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> MapDiff {
             .and_then(|p| p.packages)
             .map(|h| lookup.packages(&h))
             .unwrap_or_default()
-            .into_iter()
+    };
+    package_lists(&list(a), &list(b))
+}
+
+/// Two package lists (`name==version` lines, as `pip freeze` writes them) compared: name ->
+/// version added, removed or changed.
+pub fn package_lists(a: &[String], b: &[String]) -> MapDiff {
+    let versions = |lines: &[String]| -> BTreeMap<String, Value> {
+        lines
+            .iter()
             .filter_map(|line| {
                 let (name, version) = line.split_once("==")?;
                 Some((name.to_string(), Value::String(version.to_string())))
             })
             .collect()
     };
-    MapDiff::of(&list(a), &list(b))
+    MapDiff::of(&versions(a), &versions(b))
 }
 
 fn resources(a: &RunRecord, b: &RunRecord) -> BTreeMap<String, Change<Value>> {

@@ -122,18 +122,24 @@ pub fn runs(store: &Store, target: Target) -> Result<Vec<String>> {
     }
 }
 
-/// The latest run that produced an artifact's bytes directly (or as a file inside a
-/// directory it wrote).
-pub fn producer(store: &Store, root: Root) -> Result<String> {
-    let links = store.ancestry(&root.hash, 1)?;
-    let mut producers: Vec<String> = links
+/// The runs that produced an artifact's bytes directly (or as a file inside a directory
+/// they wrote), oldest first.
+pub fn producers(store: &Store, hash: &Hash) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = store
+        .ancestry(hash, 1)?
         .into_iter()
-        .filter(|l| l.artifact == root.hash && matches!(l.via, Via::Direct | Via::InsideDir { .. }))
+        .filter(|l| l.artifact == *hash && matches!(l.via, Via::Direct | Via::InsideDir { .. }))
         .map(|l| l.run_id)
         .collect();
-    // UUIDv7 ids sort by time: the last is the latest.
-    producers.sort();
-    producers
+    // UUIDv7 ids sort by time.
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// The latest run that produced an artifact's bytes (see [`producers`]).
+pub fn producer(store: &Store, root: Root) -> Result<String> {
+    producers(store, &root.hash)?
         .pop()
         .ok_or_else(|| Error::NoProducer(root.label).into())
 }

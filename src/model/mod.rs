@@ -9,6 +9,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// The first `n` characters of `s` (all of it when shorter): for ids and commits shown cut,
+/// which may come from a store or an import that holds anything, so never cut mid-character.
+pub fn prefix(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
 /// A BLAKE3 digest, printed as `blake3:<64 lowercase hex>`.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Hash(pub [u8; 32]);
@@ -113,7 +119,8 @@ impl ArtifactKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     Input,
     Output,

@@ -73,8 +73,9 @@ pub fn text(d: &RunDiff, a: &str, b: &str, color: bool) -> String {
         section(&mut out, "code", color);
         if let Some(commit) = &c.commit {
             let show = |c: &Option<String>| {
-                c.as_deref()
-                    .map_or("(none)".to_string(), |c| c[..c.len().min(12)].to_string())
+                c.as_deref().map_or("(none)".to_string(), |c| {
+                    crate::model::prefix(c, 12).to_string()
+                })
             };
             let _ = writeln!(out, "  commit {} -> {}", show(&commit.a), show(&commit.b));
         }

@@ -70,7 +70,9 @@ impl Tree<'_> {
             Some(g) => lines.push(format!(
                 "git {} @ {}{}",
                 g.branch.as_deref().unwrap_or("(detached)"),
-                g.commit.as_deref().map_or("?", |c| &c[..c.len().min(12)]),
+                g.commit
+                    .as_deref()
+                    .map_or("?", |c| crate::model::prefix(c, 12)),
                 if g.dirty { " (dirty)" } else { "" }
             )),
             None => lines.push("git: none".to_string()),

@@ -76,7 +76,9 @@ pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
             let mut s = format!(
                 "{} @ {}",
                 g.branch.as_deref().unwrap_or("(detached)"),
-                g.commit.as_deref().map_or("?", |c| &c[..c.len().min(12)])
+                g.commit
+                    .as_deref()
+                    .map_or("?", |c| crate::model::prefix(c, 12))
             );
             if g.dirty {
                 s += &format!(
@@ -273,7 +275,7 @@ pub fn list(runs: &[(RunSummary, String)], color: bool) -> String {
             command = command.chars().take(59).collect::<String>() + "…";
         }
         let short = match &r.rerun_of {
-            Some(of) => format!("{short}\nrerun of {}", &of[..of.len().min(8)]),
+            Some(of) => format!("{short}\nrerun of {}", crate::model::prefix(of, 8)),
             None => short.clone(),
         };
         t.add_row(vec![

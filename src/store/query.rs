@@ -316,16 +316,16 @@ impl Store {
 fn shortest_prefix(id: &str, before: Option<&str>, after: Option<&str>) -> String {
     let shared = |other: Option<&str>| {
         other.map_or(0, |o| {
-            id.bytes()
-                .zip(o.bytes())
+            id.chars()
+                .zip(o.chars())
                 .take_while(|(a, b)| a == b)
                 .count()
         })
     };
     let len = (shared(before).max(shared(after)) + 1)
         .max(MIN_SHORT_ID)
-        .min(id.len());
-    id[..len].to_string()
+        .min(id.chars().count());
+    crate::model::prefix(id, len).to_string()
 }
 
 /// A run's status as stored; one this lineage does not know is an error naming the run,

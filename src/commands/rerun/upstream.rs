@@ -1,0 +1,68 @@
+//! `rerun --upstream`: before the run itself, rerun (oldest dependency first) the runs that
+//! produced inputs whose recorded bytes are missing or changed, skipping those whose outputs
+//! already match.
+
+use anyhow::Result;
+
+use super::checks;
+use crate::cli::RerunArgs;
+use crate::commands::Context;
+use crate::error::code;
+use crate::model::RunRecord;
+use crate::store::Store;
+use crate::ui;
+
+/// Rerun what `r` needs, deepest first; `done` holds the runs already rerun.
+pub fn rerun(
+    store: &Store,
+    ctx: &Context,
+    r: &RunRecord,
+    args: &RerunArgs,
+    done: &mut Vec<String>,
+) -> Result<()> {
+    let (checks, _) = checks::check(store, r, false, store)?;
+    for input in checks
+        .inputs
+        .iter()
+        .chain(&checks.configs)
+        .filter(|i| i.differs())
+    {
+        // The latest run that produced the recorded bytes.
+        let Some(producer) = input.producer_ids.iter().max() else {
+            continue;
+        };
+        if done.contains(producer) {
+            continue;
+        }
+        done.push(producer.clone());
+        let parent = store.load_run(producer)?;
+        rerun(store, ctx, &parent, args, done)?;
+        let short = store.short_id(producer)?;
+        if !args.quiet {
+            ui::info(format_args!(
+                "upstream: rerunning {short}, which produced {}",
+                input.path
+            ));
+        }
+        let sub = RerunArgs {
+            run: producer.clone(),
+            dry_run: false,
+            worktree: args.worktree,
+            keep_worktree: false,
+            upstream: false,
+            force: args.force,
+            json: false,
+            hash_before_launch: args.hash_before_launch,
+            quiet: args.quiet,
+        };
+        // Reported here, so that the line saying the chain stops follows it.
+        let code = super::rerun_one(&sub, ctx).unwrap_or_else(|e| {
+            ui::error(&e, Some(ctx.store_dir()));
+            crate::error::exit_code(&e, true)
+        });
+        if code != code::SUCCESS && code != code::OUTPUTS_DIFFER {
+            anyhow::bail!("upstream run {short} failed (exit {code}); not rerunning the rest");
+        }
+    }
+    Ok(())
+}
