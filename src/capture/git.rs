@@ -71,24 +71,12 @@ pub fn capture(
         out.user_name = config.get_string("user.name").ok();
         out.user_email = config.get_string("user.email").ok();
     }
-    if repo.is_bare() {
-        out.absent = Some("bare repository (no working tree)".to_string());
-        return out;
-    }
-    let head = match repo.head() {
-        Ok(head) => head,
-        Err(e) if e.code() == ErrorCode::UnbornBranch => {
-            out.absent = Some("unborn HEAD (the repository has no commits yet)".to_string());
+    let (root, head) = match work_tree(&repo) {
+        Ok(found) => found,
+        Err(why) => {
+            out.absent = Some(why);
             return out;
         }
-        Err(e) => {
-            out.absent = Some(format!("HEAD could not be read: {}", e.message()));
-            return out;
-        }
-    };
-    let Some(root) = repo.workdir().map(Path::to_path_buf) else {
-        out.absent = Some("bare repository (no working tree)".to_string());
-        return out;
     };
     let commit = head.peel_to_commit().ok();
     let detached = repo.head_detached().unwrap_or(false);
@@ -97,23 +85,12 @@ pub fn capture(
     } else {
         head.shorthand().ok().map(str::to_string)
     };
-
-    let mut remotes = std::collections::BTreeMap::new();
-    if let Ok(names) = repo.remotes() {
-        for name in names.iter().flatten().flatten() {
-            if let Ok(remote) = repo.find_remote(name)
-                && let Ok(url) = remote.url()
-            {
-                remotes.insert(name.to_string(), strip_credentials(url));
-            }
-        }
-    }
+    let remotes = remotes(&repo);
     let remote = remotes
         .get("origin")
         .or_else(|| remotes.values().next())
         .cloned();
-
-    let (dirty, mut untracked_paths) = match status(&repo, &root) {
+    let (dirty, untracked_paths) = match status(&repo, &root) {
         Ok(found) => found,
         Err(e) => {
             out.notes
@@ -121,7 +98,6 @@ pub fn capture(
             (false, Vec::new())
         }
     };
-
     let mut patch = None;
     let mut changed_files = Vec::new();
     if dirty {
@@ -135,11 +111,74 @@ pub fn capture(
             Err(e) => out.notes.push(format!("git diff failed: {}", e.message())),
         }
     }
+    let untracked = untracked_files(&root, untracked_paths, data, caps, redact, &mut out);
+    let commit_hex = commit.as_ref().map(|c| c.id().to_string());
+    let code = code_hash(commit_hex.as_deref(), patch.as_ref(), &untracked);
+    out.state = Some(GitState {
+        root: root.display().to_string().trim_end_matches('/').to_string(),
+        commit: commit_hex,
+        branch,
+        detached,
+        dirty: dirty || !untracked.is_empty(),
+        remote,
+        remotes,
+        patch,
+        changed_files,
+        untracked,
+        code,
+    });
+    out
+}
 
-    let mut untracked = Vec::with_capacity(untracked_paths.len());
+/// The work tree's root and HEAD, or why there is no code to record (a bare repository,
+/// no commit yet, an unreadable HEAD).
+fn work_tree(repo: &Repository) -> Result<(std::path::PathBuf, git2::Reference<'_>), String> {
+    if repo.is_bare() {
+        return Err("bare repository (no working tree)".to_string());
+    }
+    let head = match repo.head() {
+        Ok(head) => head,
+        Err(e) if e.code() == ErrorCode::UnbornBranch => {
+            return Err("unborn HEAD (the repository has no commits yet)".to_string());
+        }
+        Err(e) => return Err(format!("HEAD could not be read: {}", e.message())),
+    };
+    let root = repo
+        .workdir()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| "bare repository (no working tree)".to_string())?;
+    Ok((root, head))
+}
+
+/// Remote name -> URL, credentials stripped.
+fn remotes(repo: &Repository) -> std::collections::BTreeMap<String, String> {
+    let mut remotes = std::collections::BTreeMap::new();
+    if let Ok(names) = repo.remotes() {
+        for name in names.iter().flatten().flatten() {
+            if let Ok(remote) = repo.find_remote(name)
+                && let Ok(url) = remote.url()
+            {
+                remotes.insert(name.to_string(), strip_credentials(url));
+            }
+        }
+    }
+    remotes
+}
+
+/// The untracked files that are code (not the run's declared data), sorted: hashed, and
+/// kept (secrets redacted from text) up to the size caps; over them, only hashed.
+fn untracked_files(
+    root: &Path,
+    mut paths: Vec<String>,
+    data: &[std::path::PathBuf],
+    caps: Caps,
+    redact: &(dyn Fn(&str) -> Option<String> + Sync),
+    out: &mut GitCapture,
+) -> Vec<UntrackedFile> {
+    let mut untracked = Vec::with_capacity(paths.len());
     let mut kept = 0u64;
-    untracked_paths.sort();
-    for rel in untracked_paths {
+    paths.sort();
+    for rel in paths {
         let path = root.join(&rel);
         if data.iter().any(|d| path.starts_with(d)) {
             continue;
@@ -150,33 +189,10 @@ pub fn capture(
         };
         let fits = size <= caps.per_file && kept + size <= caps.total;
         let entry = if fits {
-            match std::fs::read(&path) {
-                Ok(bytes) => {
-                    let h = Hash::of(&bytes);
-                    kept += size;
-                    // Secrets in text files are redacted in the stored copy.
-                    let redacted = std::str::from_utf8(&bytes).ok().and_then(redact);
-                    let redacted_blob = match redacted {
-                        Some(text) => {
-                            let b = Hash::of(text.as_bytes());
-                            out.blobs.push((b, text.into_bytes()));
-                            Some(b)
-                        }
-                        None => {
-                            out.blobs.push((h, bytes));
-                            None
-                        }
-                    };
-                    Some(UntrackedFile {
-                        path: rel.clone(),
-                        hash: h,
-                        size,
-                        stored: true,
-                        redacted_blob,
-                    })
-                }
-                Err(_) => None,
-            }
+            std::fs::read(&path).ok().map(|bytes| {
+                kept += size;
+                stored(rel.clone(), size, bytes, redact, out)
+            })
         } else {
             out.notes.push(format!(
                 "untracked file {rel} ({size} bytes) is over the size cap: its hash is recorded, not its contents"
@@ -196,23 +212,38 @@ pub fn capture(
                 .push(format!("untracked file {rel} could not be read")),
         }
     }
+    untracked
+}
 
-    let commit_hex = commit.as_ref().map(|c| c.id().to_string());
-    let code = code_hash(commit_hex.as_deref(), patch.as_ref(), &untracked);
-    out.state = Some(GitState {
-        root: root.display().to_string().trim_end_matches('/').to_string(),
-        commit: commit_hex,
-        branch,
-        detached,
-        dirty: dirty || !untracked.is_empty(),
-        remote,
-        remotes,
-        patch,
-        changed_files,
-        untracked,
-        code,
-    });
-    out
+/// An untracked file kept in the store: its bytes, or (when it holds secrets) a copy with
+/// them redacted; its hash stays that of its real bytes.
+fn stored(
+    rel: String,
+    size: u64,
+    bytes: Vec<u8>,
+    redact: &(dyn Fn(&str) -> Option<String> + Sync),
+    out: &mut GitCapture,
+) -> UntrackedFile {
+    let h = Hash::of(&bytes);
+    let redacted = std::str::from_utf8(&bytes).ok().and_then(redact);
+    let redacted_blob = match redacted {
+        Some(text) => {
+            let b = Hash::of(text.as_bytes());
+            out.blobs.push((b, text.into_bytes()));
+            Some(b)
+        }
+        None => {
+            out.blobs.push((h, bytes));
+            None
+        }
+    };
+    UntrackedFile {
+        path: rel,
+        hash: h,
+        size,
+        stored: true,
+        redacted_blob,
+    }
 }
 
 fn default_identity() -> (Option<String>, Option<String>) {

@@ -30,6 +30,8 @@ pub fn statements(export: &Export, store: &dyn Records) -> Vec<Value> {
         .collect()
 }
 
+/// A run's statement: its outputs as subjects, SLSA Provenance v1 as the predicate. None
+/// for a run without outputs (a statement needs a subject).
 pub fn statement(export: &Export, store: &dyn Records, run: &RunRecord) -> Option<Value> {
     let subjects: Vec<Value> = super::edges(run, &[Role::Output])
         .map(|(e, a)| descriptor(export, e, a))
@@ -37,9 +39,35 @@ pub fn statement(export: &Export, store: &dyn Records, run: &RunRecord) -> Optio
     if subjects.is_empty() {
         return None;
     }
-    let c = &run.capture;
+    let mut metadata = Map::new();
+    metadata.insert("invocationId".into(), json!(format!("urn:uuid:{}", run.id)));
+    metadata.insert("startedOn".into(), json!(run.started_at));
+    if let Some(end) = &run.ended_at {
+        metadata.insert("finishedOn".into(), json!(end));
+    }
+    Some(json!({
+        "_type": STATEMENT_TYPE,
+        "subject": subjects,
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": build_type(),
+                "externalParameters": external(run),
+                "internalParameters": internal(run),
+                "resolvedDependencies": dependencies(export, store, run),
+            },
+            "runDetails": {
+                "builder": {"id": builder_id(), "version": {"lineage": VERSION}},
+                "metadata": metadata,
+            },
+        },
+    }))
+}
+
+/// What the run depended on: the commit, the uncommitted changes, configs and inputs.
+fn dependencies(export: &Export, store: &dyn Records, run: &RunRecord) -> Vec<Value> {
     let mut deps = Vec::new();
-    if let Some(g) = &c.git {
+    if let Some(g) = &run.capture.git {
         if let Some(commit) = &g.commit {
             let repo = g
                 .remote
@@ -67,7 +95,12 @@ pub fn statement(export: &Export, store: &dyn Records, run: &RunRecord) -> Optio
     for (e, a) in super::edges(run, &[Role::Config, Role::Input]) {
         deps.push(descriptor(export, e, a));
     }
+    deps
+}
 
+/// What the run was asked to do: argv, cwd, params, environment (secrets redacted).
+fn external(run: &RunRecord) -> Map<String, Value> {
+    let c = &run.capture;
     let params: Map<String, Value> = run
         .params
         .iter()
@@ -86,7 +119,12 @@ pub fn statement(export: &Export, store: &dyn Records, run: &RunRecord) -> Optio
             json!(c.env_redacted.keys().collect::<Vec<_>>()),
         );
     }
+    external
+}
 
+/// Where and how it ran: host, hardware, owner, container, scheduler, Python, outcome.
+fn internal(run: &RunRecord) -> Map<String, Value> {
+    let c = &run.capture;
     let s = &c.system;
     let mut internal = Map::new();
     internal.insert(
@@ -130,30 +168,7 @@ pub fn statement(export: &Export, store: &dyn Records, run: &RunRecord) -> Optio
     if let Some(of) = &run.rerun_of {
         internal.insert("rerunOf".into(), json!(format!("urn:uuid:{of}")));
     }
-
-    let mut metadata = Map::new();
-    metadata.insert("invocationId".into(), json!(format!("urn:uuid:{}", run.id)));
-    metadata.insert("startedOn".into(), json!(run.started_at));
-    if let Some(end) = &run.ended_at {
-        metadata.insert("finishedOn".into(), json!(end));
-    }
-    Some(json!({
-        "_type": STATEMENT_TYPE,
-        "subject": subjects,
-        "predicateType": PREDICATE_TYPE,
-        "predicate": {
-            "buildDefinition": {
-                "buildType": build_type(),
-                "externalParameters": external,
-                "internalParameters": internal,
-                "resolvedDependencies": deps,
-            },
-            "runDetails": {
-                "builder": {"id": builder_id(), "version": {"lineage": VERSION}},
-                "metadata": metadata,
-            },
-        },
-    }))
+    internal
 }
 
 /// A ResourceDescriptor: the path as the run gave it, the digests, and what kind it was.

@@ -49,10 +49,44 @@ fn standard(file: &str, name: &str) -> Map<String, Value> {
     facet(&format!("{FACETS}{file}#/$defs/{name}"))
 }
 
+/// A run's START event, or (`end`) its COMPLETE, FAIL or ABORT.
 fn event(export: &Export, namespace: &str, run: &RunRecord, end: bool) -> Value {
-    let c = &run.capture;
-    let mut run_facets = Map::new();
+    let inputs: Vec<Value> = super::edges(run, &[Role::Input, Role::Config])
+        .map(|(e, a)| dataset(export, e, a))
+        .collect();
+    let outputs: Vec<Value> = if end {
+        super::edges(run, &[Role::Output])
+            .map(|(e, a)| dataset(export, e, a))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (kind, time) = if end {
+        let kind = match run.status {
+            Status::Succeeded => "COMPLETE",
+            Status::Failed => "FAIL",
+            Status::Interrupted | Status::Running => "ABORT",
+        };
+        (kind, run.ended_at.as_deref().unwrap_or(&run.started_at))
+    } else {
+        ("START", run.started_at.as_str())
+    };
+    json!({
+        "eventType": kind,
+        "eventTime": time,
+        "producer": super::producer(),
+        "schemaURL": SCHEMA_URL,
+        "run": {"runId": run.id, "facets": run_facets(export, namespace, run, end)},
+        "job": {"namespace": namespace, "name": super::job_name(run), "facets": job_facets(run)},
+        "inputs": inputs,
+        "outputs": outputs,
+    })
+}
 
+/// The run facets of an event: the engine, ours, and on START the environment and params;
+/// the parent of a rerun; on FAIL the error.
+fn run_facets(export: &Export, namespace: &str, run: &RunRecord, end: bool) -> Map<String, Value> {
+    let mut facets = Map::new();
     let mut engine = standard(
         "1-1-1/ProcessingEngineRunFacet.json",
         "ProcessingEngineRunFacet",
@@ -60,8 +94,35 @@ fn event(export: &Export, namespace: &str, run: &RunRecord, end: bool) -> Value 
     engine.insert("version".into(), json!(VERSION));
     engine.insert("name".into(), json!("lineage"));
     engine.insert("openlineageAdapterVersion".into(), json!(VERSION));
-    run_facets.insert("processing_engine".into(), Value::Object(engine));
+    facets.insert("processing_engine".into(), Value::Object(engine));
+    facets.insert("lineage_run".into(), Value::Object(lineage_run(run, end)));
+    if !end {
+        facets.insert("environmentVariables".into(), environment(run));
+        if !run.params.is_empty() {
+            facets.insert("executionParameters".into(), parameters(run));
+        }
+    }
+    if let Some(parent) = parent(export, namespace, run) {
+        facets.insert("parent".into(), parent);
+    }
+    if end && run.status == Status::Failed {
+        let mut err = standard("1-0-1/ErrorMessageRunFacet.json", "ErrorMessageRunFacet");
+        let message = match (run.exit_code, run.signal) {
+            (_, Some(s)) => format!("{} was killed by signal {s}", super::command_line(run)),
+            (Some(code), None) => format!("{} exited with code {code}", super::command_line(run)),
+            _ => format!("{} failed", super::command_line(run)),
+        };
+        err.insert("message".into(), json!(message));
+        err.insert("programmingLanguage".into(), json!(language(run)));
+        facets.insert("errorMessage".into(), Value::Object(err));
+    }
+    facets
+}
 
+/// Our run facet (`LineageRunFacet`): the command, where and by whom it ran, its code and
+/// hardware; at the end, its outcome.
+fn lineage_run(run: &RunRecord, end: bool) -> Map<String, Value> {
+    let c = &run.capture;
     let mut ours = facet(&run_facet_schema());
     ours.insert("argv".into(), json!(super::argv(run)));
     ours.insert("cwd".into(), json!(String::from_utf8_lossy(&run.cwd)));
@@ -97,72 +158,64 @@ fn event(export: &Export, namespace: &str, run: &RunRecord, end: bool) -> Value 
             ours.insert("signal".into(), json!(sig));
         }
     }
-    run_facets.insert("lineage_run".into(), Value::Object(ours));
+    ours
+}
 
-    if !end {
-        let mut env = standard(
-            "1-0-0/EnvironmentVariablesRunFacet.json",
-            "EnvironmentVariablesRunFacet",
-        );
-        env.insert(
-            "environmentVariables".into(),
-            json!(
-                c.env
-                    .iter()
-                    .map(|(k, v)| json!({"name": k, "value": v}))
-                    .collect::<Vec<_>>()
-            ),
-        );
-        run_facets.insert("environmentVariables".into(), Value::Object(env));
-        if !run.params.is_empty() {
-            let mut params = standard(
-                "1-0-0/ExecutionParametersRunFacet.json",
-                "ExecutionParametersRunFacet",
-            );
-            params.insert(
-                "parameters".into(),
-                json!(
-                    run.params
-                        .iter()
-                        .map(|p| {
-                            let value = match &p.value {
-                                Value::String(s) => s.clone(),
-                                v => v.to_string(),
-                            };
-                            json!({"key": p.key, "value": value, "description": format!("from {}", p.source)})
-                        })
-                        .collect::<Vec<_>>()
-                ),
-            );
-            run_facets.insert("executionParameters".into(), Value::Object(params));
-        }
-    }
-    if let Some(of) = &run.rerun_of {
-        let job = export
-            .runs
-            .iter()
-            .find(|r| &r.id == of)
-            .map(super::job_name)
-            .or_else(|| export.rerun_jobs.get(of).cloned());
-        if let Some(job) = job {
-            let mut parent = standard("1-2-0/ParentRunFacet.json", "ParentRunFacet");
-            parent.insert("run".into(), json!({"runId": of}));
-            parent.insert("job".into(), json!({"namespace": namespace, "name": job}));
-            run_facets.insert("parent".into(), Value::Object(parent));
-        }
-    }
-    if end && run.status == Status::Failed {
-        let mut err = standard("1-0-1/ErrorMessageRunFacet.json", "ErrorMessageRunFacet");
-        let message = match (run.exit_code, run.signal) {
-            (_, Some(s)) => format!("{} was killed by signal {s}", super::command_line(run)),
-            (Some(code), None) => format!("{} exited with code {code}", super::command_line(run)),
-            _ => format!("{} failed", super::command_line(run)),
-        };
-        err.insert("message".into(), json!(message));
-        err.insert("programmingLanguage".into(), json!(language(run)));
-        run_facets.insert("errorMessage".into(), Value::Object(err));
-    }
+/// The recorded environment (secrets already redacted).
+fn environment(run: &RunRecord) -> Value {
+    let mut env = standard(
+        "1-0-0/EnvironmentVariablesRunFacet.json",
+        "EnvironmentVariablesRunFacet",
+    );
+    let vars: Vec<Value> = run
+        .capture
+        .env
+        .iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    env.insert("environmentVariables".into(), json!(vars));
+    Value::Object(env)
+}
 
+/// The params, each with the config it came from.
+fn parameters(run: &RunRecord) -> Value {
+    let mut params = standard(
+        "1-0-0/ExecutionParametersRunFacet.json",
+        "ExecutionParametersRunFacet",
+    );
+    let list: Vec<Value> = run
+        .params
+        .iter()
+        .map(|p| {
+            let value = match &p.value {
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            json!({"key": p.key, "value": value, "description": format!("from {}", p.source)})
+        })
+        .collect();
+    params.insert("parameters".into(), json!(list));
+    Value::Object(params)
+}
+
+/// A rerun's parent facet: the run it reproduces, when its job is known.
+fn parent(export: &Export, namespace: &str, run: &RunRecord) -> Option<Value> {
+    let of = run.rerun_of.as_ref()?;
+    let job = export
+        .runs
+        .iter()
+        .find(|r| &r.id == of)
+        .map(super::job_name)
+        .or_else(|| export.rerun_jobs.get(of).cloned())?;
+    let mut parent = standard("1-2-0/ParentRunFacet.json", "ParentRunFacet");
+    parent.insert("run".into(), json!({"runId": of}));
+    parent.insert("job".into(), json!({"namespace": namespace, "name": job}));
+    Some(Value::Object(parent))
+}
+
+/// The job facets: its type, its source code's location, its owner.
+fn job_facets(run: &RunRecord) -> Map<String, Value> {
+    let c = &run.capture;
     let mut job_facets = Map::new();
     let mut kind = standard("2-0-4/JobTypeJobFacet.json", "JobTypeJobFacet");
     kind.insert("processingType".into(), json!("BATCH"));
@@ -197,37 +250,7 @@ fn event(export: &Export, namespace: &str, run: &RunRecord, end: bool) -> Value 
         own.insert("owners".into(), json!([{"name": format!("user:{u}")}]));
         job_facets.insert("ownership".into(), Value::Object(own));
     }
-
-    let inputs: Vec<Value> = super::edges(run, &[Role::Input, Role::Config])
-        .map(|(e, a)| dataset(export, e, a))
-        .collect();
-    let outputs: Vec<Value> = if end {
-        super::edges(run, &[Role::Output])
-            .map(|(e, a)| dataset(export, e, a))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let (kind, time) = if end {
-        let kind = match run.status {
-            Status::Succeeded => "COMPLETE",
-            Status::Failed => "FAIL",
-            Status::Interrupted | Status::Running => "ABORT",
-        };
-        (kind, run.ended_at.as_deref().unwrap_or(&run.started_at))
-    } else {
-        ("START", run.started_at.as_str())
-    };
-    json!({
-        "eventType": kind,
-        "eventTime": time,
-        "producer": super::producer(),
-        "schemaURL": SCHEMA_URL,
-        "run": {"runId": run.id, "facets": run_facets},
-        "job": {"namespace": namespace, "name": super::job_name(run), "facets": job_facets},
-        "inputs": inputs,
-        "outputs": outputs,
-    })
+    job_facets
 }
 
 fn dataset(export: &Export, e: &EdgeRecord, a: &ArtifactRef) -> Value {

@@ -187,6 +187,27 @@ pub struct Capture {
     pub notes: Vec<String>,
 }
 
+impl Capture {
+    /// The blobs this capture names: the uncommitted patch, the untracked files kept (their
+    /// bytes, or the copy with secrets redacted), the configs kept redacted and the package
+    /// list. (A config kept as it is is named by its edge.)
+    pub fn blob_refs(&self) -> Vec<Hash> {
+        let mut refs = Vec::new();
+        if let Some(g) = &self.git {
+            refs.extend(g.patch);
+            for u in &g.untracked {
+                refs.push(u.hash);
+                refs.extend(u.redacted_blob);
+            }
+        }
+        refs.extend(self.config_redacted.values().copied());
+        if let Some(py) = &self.software.python {
+            refs.extend(py.packages);
+        }
+        refs
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct GitState {
     /// The repository's work tree root.

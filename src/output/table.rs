@@ -4,7 +4,9 @@ use comfy_table::presets::{NOTHING, UTF8_HORIZONTAL_ONLY};
 use comfy_table::{Cell, Color, ContentArrangement, Table, TableStyle};
 
 use super::{ago, bytes, command_line, duration, seconds, short_hash};
-use crate::model::{EdgeRecord, Role, RunRecord, RunSummary, Status};
+use crate::model::{
+    Capture, EdgeRecord, Owner, Resources, Role, RunRecord, RunSummary, Status, SystemInfo,
+};
 
 fn table(color: bool, preset: TableStyle) -> Table {
     let mut t = Table::new();
@@ -41,7 +43,7 @@ fn outcome(r: &RunRecord) -> String {
     }
 }
 
-/// `lineage show RUN`: a summary, then params, configs, inputs and outputs.
+/// `lineage show RUN`: a summary, then params, configs, inputs and outputs, then notes.
 pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
     let c = &r.capture;
     let mut kv = table(color, NOTHING);
@@ -59,112 +61,29 @@ pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
     if let Some(of) = &r.rerun_of {
         row("rerun of", Cell::new(of));
     }
-    let o = &c.owner;
-    let mut who = o.user.clone().unwrap_or_else(|| format!("uid {}", o.uid));
-    if let Some(name) = &o.git_name {
-        who += &format!(", git {name}");
-        if let Some(email) = &o.git_email {
-            who += &format!(" <{email}>");
-        }
-    }
-    if let Some(team) = &o.lineage_owner {
-        who += &format!(", owner {team}");
-    }
-    row("owner", Cell::new(who));
-    match (&c.git, &c.git_absent) {
-        (Some(g), _) => {
-            let mut s = format!(
-                "{} @ {}",
-                g.branch.as_deref().unwrap_or("(detached)"),
-                g.commit
-                    .as_deref()
-                    .map_or("?", |c| crate::model::prefix(c, 12))
-            );
-            if g.dirty {
-                s += &format!(
-                    ", dirty ({} changed, {} untracked)",
-                    g.changed_files.len(),
-                    g.untracked.len()
-                );
-            }
-            if let Some(remote) = &g.remote {
-                s += &format!("\n{remote}");
-            }
-            s += &format!("\ncode {}", short_hash(&g.code));
-            row("git", Cell::new(s));
-        }
-        (None, reason) => row(
-            "git",
-            Cell::new(format!("none ({})", reason.as_deref().unwrap_or("unknown"))),
-        ),
-    }
+    row("owner", Cell::new(owner(&c.owner)));
+    row("git", Cell::new(git(c)));
     if let Some(s) = &c.script {
         row(
             "script",
             Cell::new(format!("{} {}", s.path, short_hash(&s.hash))),
         );
     }
-    let sys = &c.system;
-    row(
-        "host",
-        Cell::new(format!(
-            "{} · {} {} · kernel {}\n{} · {} cores · {}",
-            sys.hostname.as_deref().unwrap_or("?"),
-            sys.os.as_deref().unwrap_or("?"),
-            sys.os_version.as_deref().unwrap_or(""),
-            sys.kernel.as_deref().unwrap_or("?"),
-            sys.cpu_model.as_deref().unwrap_or("unknown CPU"),
-            sys.cpu_cores,
-            bytes(sys.memory_bytes)
-        )),
-    );
-    let gpus = if sys.gpus.is_empty() {
-        format!(
-            "none ({})",
-            sys.gpu_note.as_deref().unwrap_or("no GPU found")
-        )
-    } else {
-        sys.gpus
-            .iter()
-            .map(|g| {
-                format!(
-                    "{}: {} · {} · driver {}{}",
-                    g.index,
-                    g.name,
-                    bytes(g.memory_bytes),
-                    g.driver_version,
-                    if g.visible {
-                        ""
-                    } else {
-                        " (hidden by CUDA_VISIBLE_DEVICES)"
-                    }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    row("gpus", Cell::new(gpus));
+    row("host", Cell::new(host(&c.system)));
+    row("gpus", Cell::new(gpus(&c.system)));
     if let Some(ct) = &c.container {
+        let image = ct.image.as_deref().map(|i| format!(" {i}"));
         row(
             "container",
-            Cell::new(format!(
-                "{}{}",
-                ct.runtime,
-                ct.image
-                    .as_deref()
-                    .map(|i| format!(" {i}"))
-                    .unwrap_or_default()
-            )),
+            Cell::new(format!("{}{}", ct.runtime, image.unwrap_or_default())),
         );
     }
     if let Some(s) = &c.scheduler {
-        let ids = s
-            .ids
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        row("scheduler", Cell::new(format!("{} {ids}", s.kind)));
+        let ids: Vec<String> = s.ids.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        row(
+            "scheduler",
+            Cell::new(format!("{} {}", s.kind, ids.join(" "))),
+        );
     }
     if let Some(py) = &c.software.python {
         row(
@@ -186,79 +105,165 @@ pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
         )),
     );
     if let Some(res) = &r.resources {
-        let mut s = format!(
-            "wall {} · cpu {} user + {} sys · max rss {}",
-            seconds(res.wall_seconds),
-            seconds(res.user_cpu_seconds),
-            seconds(res.system_cpu_seconds),
-            bytes(res.max_rss_bytes)
-        );
-        if let Some(gpu) = &res.gpu_peak_memory_bytes {
-            for (i, b) in gpu {
-                s += &format!(" · gpu {i} peak {}", bytes(*b));
-            }
-        }
-        row("resources", Cell::new(s));
+        row("resources", Cell::new(resources(res)));
     }
     let mut out = kv.to_string();
     if !r.params.is_empty() {
-        let mut t = table(color, UTF8_HORIZONTAL_ONLY);
-        t.set_header(vec!["param", "value", "from"]);
-        for p in &r.params {
-            let v = match &p.value {
-                serde_json::Value::String(s) => s.clone(),
-                v => v.to_string(),
-            };
-            t.add_row(vec![p.key.clone(), v, p.source.clone()]);
-        }
-        out += &format!("\n\n{t}");
+        out += &format!("\n\n{}", params(r, color));
     }
-    let artifacts: Vec<&EdgeRecord> = r.edges.iter().collect();
-    if !artifacts.is_empty() {
-        let mut t = table(color, UTF8_HORIZONTAL_ONLY);
-        t.set_header(vec!["role", "path", "kind", "size", "blake3"]);
-        for e in artifacts {
-            let mut role = e.role.as_str().to_string();
-            if e.changed {
-                role += " (changed during run)";
-            }
-            match &e.artifact {
-                Some(a) => {
-                    let kind = if a.file_count > 1 || a.kind.as_str() == "dir" {
-                        format!("{} ({} files)", a.kind.as_str(), a.file_count)
-                    } else {
-                        a.kind.as_str().to_string()
-                    };
-                    t.add_row(vec![
-                        role,
-                        e.path.clone(),
-                        kind,
-                        bytes(a.size),
-                        short_hash(&a.hash),
-                    ]);
-                }
-                None => {
-                    let what = if e.role == Role::Output {
-                        "missing"
-                    } else {
-                        "?"
-                    };
-                    t.add_row(vec![
-                        role,
-                        e.path.clone(),
-                        what.into(),
-                        "".into(),
-                        "".into(),
-                    ]);
-                }
-            }
-        }
-        out += &format!("\n\n{t}");
+    if !r.edges.is_empty() {
+        out += &format!("\n\n{}", edges(&r.edges, color));
     }
     for note in &c.notes {
         out += &format!("\nnote: {note}");
     }
     out
+}
+
+/// `ada, git Ada Lovelace <ada@example.com>, owner vision-team`.
+fn owner(o: &Owner) -> String {
+    let mut who = o.user.clone().unwrap_or_else(|| format!("uid {}", o.uid));
+    if let Some(name) = &o.git_name {
+        who += &format!(", git {name}");
+        if let Some(email) = &o.git_email {
+            who += &format!(" <{email}>");
+        }
+    }
+    if let Some(team) = &o.lineage_owner {
+        who += &format!(", owner {team}");
+    }
+    who
+}
+
+/// Branch, commit, dirtiness, remote and code hash; or why there is no git state.
+fn git(c: &Capture) -> String {
+    let Some(g) = &c.git else {
+        let reason = c.git_absent.as_deref().unwrap_or("unknown");
+        return format!("none ({reason})");
+    };
+    let mut s = format!(
+        "{} @ {}",
+        g.branch.as_deref().unwrap_or("(detached)"),
+        g.commit
+            .as_deref()
+            .map_or("?", |c| crate::model::prefix(c, 12))
+    );
+    if g.dirty {
+        s += &format!(
+            ", dirty ({} changed, {} untracked)",
+            g.changed_files.len(),
+            g.untracked.len()
+        );
+    }
+    if let Some(remote) = &g.remote {
+        s += &format!("\n{remote}");
+    }
+    s + &format!("\ncode {}", short_hash(&g.code))
+}
+
+fn host(sys: &SystemInfo) -> String {
+    format!(
+        "{} · {} {} · kernel {}\n{} · {} cores · {}",
+        sys.hostname.as_deref().unwrap_or("?"),
+        sys.os.as_deref().unwrap_or("?"),
+        sys.os_version.as_deref().unwrap_or(""),
+        sys.kernel.as_deref().unwrap_or("?"),
+        sys.cpu_model.as_deref().unwrap_or("unknown CPU"),
+        sys.cpu_cores,
+        bytes(sys.memory_bytes)
+    )
+}
+
+/// One line a GPU; or why there is none.
+fn gpus(sys: &SystemInfo) -> String {
+    if sys.gpus.is_empty() {
+        let why = sys.gpu_note.as_deref().unwrap_or("no GPU found");
+        return format!("none ({why})");
+    }
+    sys.gpus
+        .iter()
+        .map(|g| {
+            let hidden = if g.visible {
+                ""
+            } else {
+                " (hidden by CUDA_VISIBLE_DEVICES)"
+            };
+            format!(
+                "{}: {} · {} · driver {}{hidden}",
+                g.index,
+                g.name,
+                bytes(g.memory_bytes),
+                g.driver_version,
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn resources(res: &Resources) -> String {
+    let mut s = format!(
+        "wall {} · cpu {} user + {} sys · max rss {}",
+        seconds(res.wall_seconds),
+        seconds(res.user_cpu_seconds),
+        seconds(res.system_cpu_seconds),
+        bytes(res.max_rss_bytes)
+    );
+    for (i, b) in res.gpu_peak_memory_bytes.iter().flatten() {
+        s += &format!(" · gpu {i} peak {}", bytes(*b));
+    }
+    s
+}
+
+/// The params table: key, value, where it came from.
+fn params(r: &RunRecord, color: bool) -> Table {
+    let mut t = table(color, UTF8_HORIZONTAL_ONLY);
+    t.set_header(vec!["param", "value", "from"]);
+    for p in &r.params {
+        let v = match &p.value {
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        t.add_row(vec![p.key.clone(), v, p.source.clone()]);
+    }
+    t
+}
+
+/// The configs, inputs and outputs table.
+fn edges(edges: &[EdgeRecord], color: bool) -> Table {
+    let mut t = table(color, UTF8_HORIZONTAL_ONLY);
+    t.set_header(vec!["role", "path", "kind", "size", "blake3"]);
+    for e in edges {
+        let mut role = e.role.as_str().to_string();
+        if e.changed {
+            role += " (changed during run)";
+        }
+        let row = match &e.artifact {
+            Some(a) => {
+                let kind = if a.file_count > 1 || a.kind.as_str() == "dir" {
+                    format!("{} ({} files)", a.kind.as_str(), a.file_count)
+                } else {
+                    a.kind.as_str().to_string()
+                };
+                vec![
+                    role,
+                    e.path.clone(),
+                    kind,
+                    bytes(a.size),
+                    short_hash(&a.hash),
+                ]
+            }
+            None => {
+                let what = if e.role == Role::Output {
+                    "missing"
+                } else {
+                    "?"
+                };
+                vec![role, e.path.clone(), what.into(), "".into(), "".into()]
+            }
+        };
+        t.add_row(row);
+    }
+    t
 }
 
 /// `lineage list`: one row a run.

@@ -7,7 +7,8 @@
 //!
 //! Import is one transaction of `INSERT OR IGNORE`s keyed by content hashes and run ids
 //! (UUIDv7, unique across machines): importing twice changes nothing, and two stores that
-//! share artifacts join into one graph.
+//! share artifacts join into one graph. What is copied is `schema::SYNCED`, column by
+//! column: a bundle with a column this lineage does not know is refused whole.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::OpenOptionsExt;
@@ -18,20 +19,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::Store;
 use super::migrate::MIGRATIONS;
+use super::schema::{self, SYNCED};
+use crate::model::Capture;
 
 /// `bundle_meta.format`: what marks a SQLite file as a lineage bundle.
 pub const FORMAT: &str = "lineage-bundle";
-
-/// Tables copied, parents before children.
-pub(crate) const TABLES: &[&str] = &[
-    "artifacts",
-    "dir_entries",
-    "runs",
-    "edges",
-    "params",
-    "blobs",
-    "extra_digests",
-];
 
 /// A new, empty, user-only file in `dir` for a bundle in the making: removed when dropped,
 /// unless persisted (renamed into place) first.
@@ -159,66 +151,40 @@ impl Store {
                 [&since],
                 |r| r.get::<_, i64>(0),
             )? as usize;
-            // Blobs: every hash a selected run's capture names, and its configs' bytes.
-            let mut refs = BTreeSet::new();
+            // Blobs: every blob a selected run's capture names, and its configs' bytes.
+            let refs = blob_refs(
+                &tx,
+                "SELECT id, capture FROM runs WHERE id IN (SELECT id FROM sel)",
+                "SELECT artifact FROM edges WHERE run_id IN (SELECT id FROM sel)
+                 AND role = 'config' AND artifact IS NOT NULL",
+            )?;
             {
-                let hex = regex::Regex::new("[0-9a-f]{64}").expect("a valid regex");
-                let mut stmt =
-                    tx.prepare("SELECT capture FROM runs WHERE id IN (SELECT id FROM sel)")?;
-                let captures = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                for capture in captures {
-                    for m in hex.find_iter(&capture?) {
-                        refs.insert(m.as_str().to_string());
-                    }
-                }
-                let mut stmt = tx.prepare(
-                    "SELECT artifact FROM edges WHERE run_id IN (SELECT id FROM sel)
-                     AND role = 'config' AND artifact IS NOT NULL",
-                )?;
-                for h in stmt.query_map([], |r| r.get::<_, String>(0))? {
-                    refs.insert(h?);
-                }
                 let mut insert = tx.prepare("INSERT OR IGNORE INTO refs VALUES (?1)")?;
                 for h in &refs {
                     insert.execute([h])?;
                 }
             }
-            let copies: [(&str, &str); 7] = [
+            // Which rows of each synced table go: those the selected runs name.
+            let filters: [(&str, &str); 7] = [
                 (
                     "artifacts",
-                    "INSERT OR IGNORE INTO bundle.artifacts SELECT * FROM main.artifacts
-                     WHERE hash IN (SELECT artifact FROM main.edges
+                    "WHERE hash IN (SELECT artifact FROM main.edges
                                     WHERE run_id IN (SELECT id FROM sel))",
                 ),
                 (
                     "dir_entries",
-                    "INSERT INTO bundle.dir_entries SELECT d.* FROM main.dir_entries d
-                     WHERE d.dir_hash IN (SELECT hash FROM bundle.artifacts WHERE kind = 'dir')",
+                    "WHERE dir_hash IN (SELECT hash FROM bundle.artifacts WHERE kind = 'dir')",
                 ),
                 (
                     "runs",
-                    "INSERT INTO bundle.runs SELECT * FROM main.runs
-                     WHERE id IN (SELECT id FROM sel) ORDER BY started_at",
+                    "WHERE id IN (SELECT id FROM sel) ORDER BY started_at",
                 ),
-                (
-                    "edges",
-                    "INSERT INTO bundle.edges SELECT * FROM main.edges
-                     WHERE run_id IN (SELECT id FROM sel)",
-                ),
-                (
-                    "params",
-                    "INSERT INTO bundle.params SELECT * FROM main.params
-                     WHERE run_id IN (SELECT id FROM sel)",
-                ),
-                (
-                    "blobs",
-                    "INSERT INTO bundle.blobs SELECT * FROM main.blobs
-                     WHERE hash IN (SELECT hash FROM refs)",
-                ),
+                ("edges", "WHERE run_id IN (SELECT id FROM sel)"),
+                ("params", "WHERE run_id IN (SELECT id FROM sel)"),
+                ("blobs", "WHERE hash IN (SELECT hash FROM refs)"),
                 (
                     "extra_digests",
-                    "INSERT INTO bundle.extra_digests SELECT * FROM main.extra_digests
-                     WHERE artifact IN (SELECT hash FROM bundle.artifacts)",
+                    "WHERE artifact IN (SELECT hash FROM bundle.artifacts)",
                 ),
             ];
             let mut counts = Counts {
@@ -226,8 +192,20 @@ impl Store {
                 ..Counts::default()
             };
             // Parents before children, as the bundle's foreign keys want.
-            for (name, sql) in copies {
-                let n = tx.execute(sql, [])?;
+            for table in SYNCED {
+                let filter = filters
+                    .iter()
+                    .find(|(name, _)| *name == table.name)
+                    .map(|(_, f)| *f)
+                    .with_context(|| format!("no selection for table {}", table.name))?;
+                let (name, cols) = (table.name, table.column_list());
+                let n = tx.execute(
+                    &format!(
+                        "INSERT OR IGNORE INTO bundle.{name} ({cols})
+                         SELECT {cols} FROM main.{name} {filter}"
+                    ),
+                    [],
+                )?;
                 counts.rows.push((name.to_string(), n));
             }
             tx.execute_batch("DROP TABLE temp.sel; DROP TABLE temp.refs;")?;
@@ -240,7 +218,7 @@ impl Store {
 
     /// Add a bundle's rows to this store, in one transaction; rows already here are kept.
     pub fn import_bundle(&mut self, path: &Path) -> Result<Counts> {
-        check_bundle(path)?;
+        let columns = check_bundle(path)?;
         let conn = &self.conn;
         conn.execute("ATTACH DATABASE ?1 AS bundle", [path.display().to_string()])
             .with_context(|| format!("opening {}", path.display()))?;
@@ -249,19 +227,19 @@ impl Store {
             // A rerun may arrive before its original: check references at commit.
             tx.pragma_update(None, "defer_foreign_keys", "ON")?;
             let mut counts = Counts::default();
-            for table in TABLES {
-                let cols = shared_columns(&tx, table)?;
+            for (table, cols) in &columns {
                 if cols.is_empty() {
                     continue; // a bundle from before the table existed
                 }
                 let list = cols.join(", ");
+                let name = table.name;
                 let n = tx.execute(
                     &format!(
-                        "INSERT OR IGNORE INTO main.{table} ({list}) SELECT {list} FROM bundle.{table}"
+                        "INSERT OR IGNORE INTO main.{name} ({list}) SELECT {list} FROM bundle.{name}"
                     ),
                     [],
                 )?;
-                counts.rows.push((table.to_string(), n));
+                counts.rows.push((name.to_string(), n));
             }
             tx.commit()
                 .context("the bundle's rows do not fit together")?;
@@ -272,22 +250,9 @@ impl Store {
     }
 }
 
-/// Columns a table has both in the store and in the attached bundle.
-fn shared_columns(conn: &Connection, table: &str) -> Result<Vec<String>> {
-    let columns = |schema: &str| -> Result<Vec<String>> {
-        let mut stmt = conn.prepare(&format!("PRAGMA {schema}.table_info({table})"))?;
-        let names = stmt
-            .query_map([], |r| r.get::<_, String>(1))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(names)
-    };
-    let ours = columns("main")?;
-    let theirs = columns("bundle")?;
-    Ok(ours.into_iter().filter(|c| theirs.contains(c)).collect())
-}
-
-/// A lineage bundle this lineage can read, or a one-line reason.
-fn check_bundle(path: &Path) -> Result<()> {
+/// A lineage bundle this lineage can read, or a one-line reason: for each synced table, the
+/// columns to copy (none: a bundle from before the table existed).
+fn check_bundle(path: &Path) -> Result<Vec<(&'static schema::Table, Vec<String>)>> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("cannot open {}", path.display()))?;
     let format: Option<String> = conn
@@ -313,5 +278,43 @@ fn check_bundle(path: &Path) -> Result<()> {
             MIGRATIONS.len()
         );
     }
-    Ok(())
+    let what = format!("bundle {}", path.display());
+    let mut columns = Vec::new();
+    for table in SYNCED {
+        let theirs: Vec<String> = conn
+            .prepare(&format!("PRAGMA table_info({})", table.name))?
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<rusqlite::Result<_>>()?;
+        if theirs.is_empty() && table.since > version {
+            columns.push((table, theirs));
+            continue;
+        }
+        schema::check_columns(table, &theirs, Some(version), &[], &what)
+            .map_err(anyhow::Error::msg)?;
+        columns.push((table, theirs));
+    }
+    Ok(columns)
+}
+
+/// The blobs the runs `captures_sql` selects name (`SELECT id, capture`), and the configs
+/// `configs_sql` selects (`SELECT artifact`), as hex hashes.
+pub(crate) fn blob_refs(
+    conn: &Connection,
+    captures_sql: &str,
+    configs_sql: &str,
+) -> Result<BTreeSet<String>> {
+    let mut refs = BTreeSet::new();
+    let mut stmt = conn.prepare(captures_sql)?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (id, capture) = row?;
+        let capture: Capture = serde_json::from_str(&capture)
+            .with_context(|| format!("run {id}: its recorded capture cannot be read"))?;
+        refs.extend(capture.blob_refs().iter().map(|h| h.to_hex()));
+    }
+    let mut stmt = conn.prepare(configs_sql)?;
+    for h in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        refs.insert(h?);
+    }
+    Ok(refs)
 }

@@ -38,6 +38,7 @@ mod migrate;
 pub mod pg;
 mod query;
 mod record;
+pub mod schema;
 mod sync;
 
 pub use cache::ReadOnlyCache;

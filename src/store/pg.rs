@@ -27,7 +27,8 @@ use rusqlite::OpenFlags;
 use rusqlite::types::Value;
 
 use super::Store;
-use super::bundle::{self, Selection, TABLES};
+use super::bundle::{self, Selection};
+use super::schema::{self, Kind, SERVER_ONLY, SYNCED, Table};
 
 const PG_MIGRATIONS: &[&str] = &[include_str!("pg_migrations/0001_init.sql")];
 
@@ -122,6 +123,7 @@ impl Remote {
             )
         })?;
         migrate(&mut client).with_context(|| format!("preparing the team store {}", self.name))?;
+        check_server(&mut client, &self.name)?;
         Ok(client)
     }
 
@@ -136,7 +138,6 @@ impl Remote {
         let ids = &pending.ids;
         let mut client = self.connect()?;
         crate::timing::mark("team store: connected");
-        let kinds = all_kinds(&mut client)?;
         let mut sent = 0;
         for chunk in ids.chunks(500) {
             let tmp = bundle::scratch(&std::env::temp_dir(), "push")?;
@@ -156,8 +157,8 @@ impl Remote {
                 let mut tx = client.transaction()?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PUSH_LOCK])?;
                 crate::timing::mark("team store: lock taken");
-                for table in TABLES {
-                    upload(&bundle, &mut tx, table, &kinds)?;
+                for table in SYNCED {
+                    upload(&bundle, &mut tx, table)?;
                 }
                 crate::timing::mark("team store: rows sent");
                 tx.commit()?;
@@ -302,35 +303,45 @@ fn schema_version(c: &mut impl postgres::GenericClient) -> Result<i64> {
         .get(0))
 }
 
-/// A column's PostgreSQL type, as far as moving rows needs it.
-#[derive(Clone, Copy)]
-enum Kind {
-    Int,
-    Text,
-    Bytes,
-}
-
-/// Every table's columns and their kinds, in one query.
-type Kinds = std::collections::HashMap<String, Vec<(String, Kind)>>;
-
-fn all_kinds(client: &mut impl postgres::GenericClient) -> Result<Kinds> {
+/// Check the server's tables against the synced list (`schema`): every column known (or the
+/// server's own), none missing, each of the expected type. A team store written by a newer
+/// lineage, or altered by hand, is refused before any row moves either way.
+fn check_server(client: &mut impl postgres::GenericClient, name: &str) -> Result<()> {
     let rows = client.query(
         "SELECT table_name::text, column_name::text, data_type::text
          FROM information_schema.columns
          WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
         &[],
     )?;
-    let mut out = Kinds::new();
-    for r in &rows {
-        let ty: String = r.get(2);
-        let kind = match ty.as_str() {
-            "bigint" | "integer" | "smallint" => Kind::Int,
-            "bytea" => Kind::Bytes,
-            _ => Kind::Text,
-        };
-        out.entry(r.get(0)).or_default().push((r.get(1), kind));
+    let what = format!("team store {name}");
+    for table in SYNCED {
+        let theirs: Vec<(String, String)> = rows
+            .iter()
+            .filter(|r| r.get::<_, String>(0) == table.name)
+            .map(|r| (r.get(1), r.get(2)))
+            .collect();
+        let names: Vec<String> = theirs.iter().map(|(n, _)| n.clone()).collect();
+        schema::check_columns(table, &names, None, SERVER_ONLY, &what)
+            .map_err(anyhow::Error::msg)?;
+        for (column, ty) in &theirs {
+            let Some(c) = table.column(column) else {
+                continue; // the server's own
+            };
+            let fits = match c.kind {
+                Kind::Int => matches!(ty.as_str(), "bigint" | "integer" | "smallint"),
+                Kind::Bytes => ty == "bytea",
+                Kind::Text => matches!(ty.as_str(), "text" | "character varying"),
+            };
+            if !fits {
+                bail!(
+                    "{what}: column {}.{column} is of type {ty}, not the one lineage writes: \
+                     it was altered by hand; nothing was copied",
+                    table.name
+                );
+            }
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One SQLite value as a parameter of the column's PostgreSQL type.
@@ -352,25 +363,14 @@ fn param(v: Value, kind: Kind) -> Box<dyn ToSql + Sync> {
 }
 
 /// Insert a bundle table's rows on the server, skipping manifests and blobs it has.
-fn upload(
-    bundle: &rusqlite::Connection,
-    tx: &mut postgres::Transaction,
-    table: &str,
-    kinds: &Kinds,
-) -> Result<()> {
-    let server = kinds.get(table).cloned().unwrap_or_default();
-    let mut stmt = bundle.prepare(&format!("SELECT * FROM {table}"))?;
-    let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
-    // Columns both sides have (the server's `seq` is its own).
-    let cols: Vec<(usize, String, Kind)> = names
+fn upload(bundle: &rusqlite::Connection, tx: &mut postgres::Transaction, t: &Table) -> Result<()> {
+    let table = t.name;
+    let mut stmt = bundle.prepare(&format!("SELECT {} FROM {table}", t.column_list()))?;
+    let cols: Vec<(usize, &str, Kind)> = t
+        .columns
         .iter()
         .enumerate()
-        .filter_map(|(i, n)| {
-            server
-                .iter()
-                .find(|(s, _)| s == n)
-                .map(|(_, k)| (i, n.clone(), *k))
-        })
+        .map(|(i, c)| (i, c.name, c.kind))
         .collect();
     let skip: BTreeSet<String> = match table {
         "dir_entries" => {
@@ -420,7 +420,7 @@ fn upload(
         let sql = format!(
             "INSERT INTO {table} ({}) VALUES {} ON CONFLICT DO NOTHING",
             cols.iter()
-                .map(|(_, n, _)| n.as_str())
+                .map(|(_, n, _)| *n)
                 .collect::<Vec<_>>()
                 .join(", "),
             values.join(", ")
@@ -465,27 +465,15 @@ fn download(
         [bundle::FORMAT],
     )?;
     bundle.pragma_update(None, "foreign_keys", "OFF")?;
-    let all = all_kinds(client)?;
     let tx = bundle.unchecked_transaction()?;
     let copy = |client: &mut postgres::Client,
                 table: &str,
                 filter: &str,
                 arg: &(dyn ToSql + Sync)|
      -> Result<usize> {
-        let kinds = all.get(table).cloned().unwrap_or_default();
-        let local: Vec<String> = {
-            let s = tx.prepare(&format!("SELECT * FROM {table} LIMIT 0"))?;
-            s.column_names().map(|c| c.to_string()).collect()
-        };
-        let cols: Vec<(String, Kind)> = kinds
-            .into_iter()
-            .filter(|(n, _)| local.contains(n))
-            .collect();
-        let list = cols
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let t = schema::table(table).with_context(|| format!("{table} is not synced"))?;
+        let cols: Vec<(&str, Kind)> = t.columns.iter().map(|c| (c.name, c.kind)).collect();
+        let list = t.column_list();
         let rows = client.query(
             format!("SELECT {list} FROM {table} WHERE {filter}").as_str(),
             &[arg],
@@ -539,21 +527,11 @@ fn download(
         .filter(|d| !store.has_manifest(d))
         .collect();
     copy(client, "dir_entries", "dir_hash = ANY($1)", &missing_dirs)?;
-    let mut refs = BTreeSet::new();
-    {
-        let hex = regex::Regex::new("[0-9a-f]{64}").expect("a valid regex");
-        let mut s = tx.prepare("SELECT capture FROM runs")?;
-        for capture in s.query_map([], |r| r.get::<_, String>(0))? {
-            for m in hex.find_iter(&capture?) {
-                refs.insert(m.as_str().to_string());
-            }
-        }
-        let mut s = tx
-            .prepare("SELECT artifact FROM edges WHERE role = 'config' AND artifact IS NOT NULL")?;
-        for h in s.query_map([], |r| r.get::<_, String>(0))? {
-            refs.insert(h?);
-        }
-    }
+    let refs = bundle::blob_refs(
+        &tx,
+        "SELECT id, capture FROM runs",
+        "SELECT artifact FROM edges WHERE role = 'config' AND artifact IS NOT NULL",
+    )?;
     let wanted: Vec<String> = refs.into_iter().filter(|h| !store.has_blob(h)).collect();
     copy(client, "blobs", "hash = ANY($1)", &wanted)?;
     tx.commit()?;

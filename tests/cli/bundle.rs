@@ -323,11 +323,29 @@ fn a_bad_bundle_is_refused_and_the_store_is_untouched() {
     drop(c);
     let out = env.cmd(["bundle", "import", &broken.display().to_string()]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert_eq!(
-        stderr(&out).lines().filter(|l| l.contains("error")).count(),
-        1,
+    let refused_whole = stderr(&out);
+
+    // A bundle with a column this lineage does not know: refused, naming it.
+    let extra = other.path("extra.lineage");
+    ok(other.cmd(["bundle", "export", "-o", &extra.display().to_string()]));
+    let c = rusqlite::Connection::open(&extra).expect("open");
+    c.execute_batch("ALTER TABLE params ADD COLUMN unit TEXT")
+        .expect("alter");
+    drop(c);
+    let out = env.cmd(["bundle", "import", &extra.display().to_string()]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("table params has a column \"unit\""),
         "{}",
         stderr(&out)
+    );
+    assert_eq!(
+        refused_whole
+            .lines()
+            .filter(|l| l.contains("error"))
+            .count(),
+        1,
+        "{refused_whole}"
     );
     assert_eq!(
         counts(&env.store),

@@ -438,3 +438,62 @@ fn a_server_that_requires_tls_is_reached_over_verified_tls() {
     // The server refuses plaintext (hostnossl ... reject), so arriving proves TLS.
     assert_eq!(pg.sql_tls(&db, "SELECT COUNT(*) FROM runs"), "2");
 }
+
+/// The tables that travel between stores (docs/team-store.md), as both sides hold them.
+const SYNCED: &[&str] = &[
+    "artifacts",
+    "dir_entries",
+    "runs",
+    "edges",
+    "params",
+    "blobs",
+    "extra_digests",
+];
+
+#[test]
+fn the_team_store_has_the_local_stores_columns_and_a_column_it_does_not_know_stops_the_sync() {
+    let Some(pg) = PgServer::start() else { return };
+    let db = pg.database();
+    let url = pg.url(&db);
+    let env = Env::local();
+    env.init_repo();
+    env.record(&["--", "true"]);
+    let out = env.cmd(["push", &url]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let local = env.db();
+    for table in SYNCED {
+        let mut stmt = local
+            .prepare(&format!("PRAGMA table_info({table})"))
+            .expect("pragma");
+        let mine: Vec<String> = stmt
+            .query_map([], |r| r.get(1))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        let theirs: Vec<String> = pg
+            .sql(
+                &db,
+                &format!(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = \
+                     '{table}' AND column_name <> 'seq' ORDER BY ordinal_position"
+                ),
+            )
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+        assert_eq!(mine, theirs, "table {table}");
+    }
+    // A column some other writer added: no lineage of this version copies rows either way.
+    pg.sql(&db, "ALTER TABLE runs ADD COLUMN signature TEXT");
+    env.record(&["--", "true"]);
+    for args in [["push", &url], ["pull", &url]] {
+        let out = env.cmd(args);
+        assert_eq!(code(&out), 1, "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("table runs has a column \"signature\"") && err.contains("upgrade"),
+            "{err}"
+        );
+    }
+    assert_eq!(pg.sql(&db, "SELECT COUNT(*) FROM runs")[0][0], "1");
+}
