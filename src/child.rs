@@ -68,19 +68,20 @@ pub fn spawn(
     // forwarded), the kernel sends the job SIGTERM instead of leaving it running unrecorded.
     let parent = nix::unistd::getpid();
     #[allow(unsafe_code)]
-    // SAFETY: the closure runs in the child between fork and exec; it only calls prctl(2)
-    // and getppid(2), both async-signal-safe, and allocates nothing.
+    // SAFETY: the closure runs in the child between fork and exec, where another thread of
+    // lineage's (rayon's, the signal forwarder) may have held the allocator's lock: it calls
+    // only sigaction(2), prctl(2) and getppid(2), all async-signal-safe, and allocates
+    // nothing, its errors included (OS error codes: `io::Error::from_raw_os_error` needs no
+    // heap, unlike `io::Error::other`).
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
             // lineage ignores SIGXFSZ (see `ignore_file_size_signal`); ignored signals stay
             // ignored across exec, so give the job the default back.
             nix::sys::signal::signal(Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigDfl)?;
             nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
-            // lineage may have died before prctl took effect.
+            // lineage may have died before prctl took effect: no such process to record it.
             if nix::unistd::getppid() != parent {
-                return Err(io::Error::other(
-                    "lineage exited before the command started",
-                ));
+                return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));
             }
             Ok(())
         });

@@ -142,8 +142,8 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
-    #[error("this lineage was built without the team-store feature: a postgres:// store needs it")]
-    NoTeamStore,
+    #[error("this lineage was built without the team-store feature, which {0} needs")]
+    NoTeamStore(&'static str),
 
     #[error("not rerunning {run}: now differs from the record: {}", reasons.join("; "))]
     RerunRefused {
@@ -189,7 +189,7 @@ impl Error {
             Error::StoreOpen { .. } => Some(
                 "check the directory's permissions and free space, or set LINEAGE_STORE".into(),
             ),
-            Error::NoTeamStore => {
+            Error::NoTeamStore(_) => {
                 Some("install with the default features (`cargo install --locked --path .`)".into())
             }
             Error::RerunRefused { worktree, .. } => Some(format!(

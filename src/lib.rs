@@ -102,8 +102,14 @@ fn dispatch(command: Command, ctx: &Context) -> Result<u8> {
         Command::Doctor(args) => commands::doctor::doctor(args, ctx),
         Command::Export(args) => done(commands::export::export(args, ctx)),
         Command::Bundle(args) => done(commands::bundle::bundle(args, ctx)),
+        #[cfg(feature = "team-store")]
         Command::Push(args) => done(commands::sync::push(args, ctx)),
+        #[cfg(feature = "team-store")]
         Command::Pull(args) => done(commands::sync::pull(args, ctx)),
+        #[cfg(not(feature = "team-store"))]
+        Command::Push(_) => Err(error::Error::NoTeamStore("`lineage push`").into()),
+        #[cfg(not(feature = "team-store"))]
+        Command::Pull(_) => Err(error::Error::NoTeamStore("`lineage pull`").into()),
         Command::Completions(_) | Command::Man(_) => unreachable!("answered before the store"),
     }
 }

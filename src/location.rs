@@ -104,7 +104,7 @@ fn team(url: &str) -> Result<StoreLocation> {
 
 #[cfg(not(feature = "team-store"))]
 fn team(_url: &str) -> Result<StoreLocation> {
-    Err(crate::error::Error::NoTeamStore.into())
+    Err(crate::error::Error::NoTeamStore("a postgres:// store").into())
 }
 
 /// The default store directory: `$XDG_DATA_HOME/lineage` (`~/.local/share/lineage`).

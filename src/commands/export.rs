@@ -148,8 +148,14 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+#[cfg(not(feature = "team-store"))]
+fn post(_url: &str, _endpoint: &str, _events: &[serde_json::Value]) -> Result<()> {
+    Err(crate::error::Error::NoTeamStore("--post").into())
+}
+
 /// POST each event to `{url}/{endpoint}`, as an OpenLineage HTTP transport does (Marquez
 /// listens on /api/v1/lineage). `OPENLINEAGE_API_KEY`, when set, goes as a bearer token.
+#[cfg(feature = "team-store")]
 fn post(url: &str, endpoint: &str, events: &[serde_json::Value]) -> Result<()> {
     let target = format!(
         "{}/{}",

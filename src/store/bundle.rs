@@ -61,6 +61,51 @@ impl Counts {
     }
 }
 
+/// Fill `temp.sel` with the ids of the runs `sel` selects (finished ones, with the
+/// original of every rerun among them, so the rerun's link survives the trip) and create
+/// an empty `temp.refs`; returns how many runs were left out because they are running.
+fn select(tx: &rusqlite::Transaction, sel: &Selection) -> Result<usize> {
+    tx.execute_batch(
+        "DROP TABLE IF EXISTS temp.sel; CREATE TEMP TABLE sel (id TEXT PRIMARY KEY);
+         DROP TABLE IF EXISTS temp.refs; CREATE TEMP TABLE refs (hash TEXT PRIMARY KEY);",
+    )?;
+    let since = sel.since.clone().unwrap_or_default();
+    match &sel.runs {
+        None => {
+            tx.execute(
+                "INSERT INTO sel SELECT id FROM runs
+                 WHERE status != 'running' AND started_at >= ?1",
+                [&since],
+            )?;
+        }
+        Some(ids) => {
+            let mut stmt = tx.prepare(
+                "INSERT OR IGNORE INTO sel SELECT id FROM runs
+                 WHERE id = ?1 AND status != 'running' AND started_at >= ?2",
+            )?;
+            for id in ids {
+                stmt.execute(params![id, since])?;
+            }
+        }
+    }
+    loop {
+        let added = tx.execute(
+            "INSERT OR IGNORE INTO sel SELECT r.rerun_of FROM runs r
+             WHERE r.id IN (SELECT id FROM sel) AND r.rerun_of IS NOT NULL",
+            [],
+        )?;
+        if added == 0 {
+            break;
+        }
+    }
+    let running: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM runs WHERE status = 'running' AND started_at >= ?1",
+        [&since],
+        |r| r.get(0),
+    )?;
+    Ok(running as usize)
+}
+
 /// Create the store schema in a database file that is new or empty (a [`scratch`] file).
 pub(crate) fn create(path: &Path) -> Result<Connection> {
     // User-only, like the store: who gets a copy is the user's choice.
@@ -112,45 +157,7 @@ impl Store {
         let result = (|| -> Result<Counts> {
             let tx = conn.unchecked_transaction()?;
             tx.pragma_update(None, "defer_foreign_keys", "ON")?;
-            tx.execute_batch(
-                "DROP TABLE IF EXISTS temp.sel; CREATE TEMP TABLE sel (id TEXT PRIMARY KEY);
-                 DROP TABLE IF EXISTS temp.refs; CREATE TEMP TABLE refs (hash TEXT PRIMARY KEY);",
-            )?;
-            let since = sel.since.clone().unwrap_or_default();
-            match &sel.runs {
-                None => {
-                    tx.execute(
-                        "INSERT INTO sel SELECT id FROM runs
-                         WHERE status != 'running' AND started_at >= ?1",
-                        [&since],
-                    )?;
-                }
-                Some(ids) => {
-                    let mut stmt = tx.prepare(
-                        "INSERT OR IGNORE INTO sel SELECT id FROM runs
-                         WHERE id = ?1 AND status != 'running' AND started_at >= ?2",
-                    )?;
-                    for id in ids {
-                        stmt.execute(params![id, since])?;
-                    }
-                }
-            }
-            // The original of every rerun, so the rerun's link survives the trip.
-            loop {
-                let added = tx.execute(
-                    "INSERT OR IGNORE INTO sel SELECT r.rerun_of FROM runs r
-                     WHERE r.id IN (SELECT id FROM sel) AND r.rerun_of IS NOT NULL",
-                    [],
-                )?;
-                if added == 0 {
-                    break;
-                }
-            }
-            let running: usize = tx.query_row(
-                "SELECT COUNT(*) FROM runs WHERE status = 'running' AND started_at >= ?1",
-                [&since],
-                |r| r.get::<_, i64>(0),
-            )? as usize;
+            let running = select(&tx, sel)?;
             // Blobs: every blob a selected run's capture names, and its configs' bytes.
             let refs = blob_refs(
                 &tx,

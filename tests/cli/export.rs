@@ -8,11 +8,8 @@
 //! LINEAGE_INTEROP_VENV=DIR (.ci/run does, and sets LINEAGE_REQUIRE_INTEROP=1 so that a
 //! missing venv fails instead of skipping).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -432,122 +429,6 @@ fn openlineage_events_pass_the_official_schemas_and_client() {
     }
 }
 
-/// One HTTP request as a tiny server saw it.
-#[derive(Clone, Debug)]
-struct Request {
-    line: String,
-    authorization: Option<String>,
-    body: String,
-}
-
-/// A local HTTP server answering every request with `status`; returns its URL and the log.
-fn server(status: u16, expect: usize) -> (String, Arc<Mutex<Vec<Request>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let seen = log.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(expect) {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut line = String::new();
-            reader.read_line(&mut line).expect("request line");
-            let (mut length, mut authorization) = (0usize, None);
-            loop {
-                let mut h = String::new();
-                reader.read_line(&mut h).expect("header");
-                let h = h.trim_end();
-                if h.is_empty() {
-                    break;
-                }
-                let (name, value) = h.split_once(':').expect("header");
-                match name.to_ascii_lowercase().as_str() {
-                    "content-length" => length = value.trim().parse().expect("length"),
-                    "authorization" => authorization = Some(value.trim().to_string()),
-                    _ => {}
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).expect("body");
-            seen.lock().expect("lock").push(Request {
-                line: line.trim_end().to_string(),
-                authorization,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            });
-            let reason = if status < 300 {
-                "Created"
-            } else {
-                "Internal Server Error"
-            };
-            let reply = "marquez says no";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-                reply.len()
-            );
-        }
-    });
-    (url, log)
-}
-
-#[test]
-fn post_sends_each_event_to_an_openlineage_endpoint() {
-    let p = pipeline();
-    let env = &p.env;
-    let expected = lines(&export(env, &["model.bin", "--format", "openlineage"]));
-    let (url, log) = server(201, expected.len());
-    let mut cmd = env.lineage();
-    cmd.env("OPENLINEAGE_API_KEY", "key-123").args([
-        "export",
-        "model.bin",
-        "--format",
-        "openlineage",
-        "--post",
-        &url,
-    ]);
-    let out = output_within(cmd, std::time::Duration::from_secs(60));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(out.stdout.is_empty(), "--post without -o prints no events");
-    assert!(stderr(&out).contains(&format!(
-        "posted 4 OpenLineage events to {url}/api/v1/lineage"
-    )));
-    let got = log.lock().expect("lock").clone();
-    assert_eq!(got.len(), expected.len());
-    for (req, want) in got.iter().zip(&expected) {
-        assert_eq!(req.line, "POST /api/v1/lineage HTTP/1.1");
-        assert_eq!(req.authorization.as_deref(), Some("Bearer key-123"));
-        let body: Value = serde_json::from_str(&req.body).expect("a JSON event");
-        assert_eq!(&body, want);
-    }
-    // What the server received is what the validators accept.
-    let file = env.path("posted.jsonl");
-    let bodies: Vec<String> = got.iter().map(|r| r.body.clone()).collect();
-    std::fs::write(&file, bodies.join("\n") + "\n").expect("write");
-    let spec = spec_args();
-    let spec: Vec<&str> = spec.iter().map(String::as_str).collect();
-    validate("validate_openlineage.py", &file, &spec);
-
-    // A server that refuses: one line naming the endpoint and its answer, exit 1.
-    let (url, _) = server(500, 1);
-    let out = env.cmd([
-        "export",
-        "model.bin",
-        "--format",
-        "openlineage",
-        "--post",
-        &url,
-    ]);
-    assert_eq!(code(&out), 1);
-    let err = stderr(&out);
-    assert!(
-        err.contains(&format!(
-            "could not post OpenLineage event 1 of 4 to {url}/api/v1/lineage"
-        )),
-        "{err}"
-    );
-    assert!(err.contains("500") && !err.contains("key-123"), "{err}");
-}
-
 #[test]
 fn bad_export_requests_are_one_line_errors() {
     let env = Env::new();
@@ -586,4 +467,130 @@ fn bad_export_requests_are_one_line_errors() {
         serde_json::from_str(&export(&env, &["--format", "prov-json"])).expect("json");
     assert_eq!(prov["activity"].as_object().expect("activity").len(), 1);
     assert_eq!(lines(&export(&env, &["--format", "openlineage"])).len(), 2);
+}
+
+/// `--post` sends events over HTTP, which the team-store feature builds in.
+#[cfg(feature = "team-store")]
+mod post {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// One HTTP request as a tiny server saw it.
+    #[derive(Clone, Debug)]
+    struct Request {
+        line: String,
+        authorization: Option<String>,
+        body: String,
+    }
+
+    /// A local HTTP server answering every request with `status`; returns its URL and the log.
+    fn server(status: u16, expect: usize) -> (String, Arc<Mutex<Vec<Request>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let seen = log.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(expect) {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("request line");
+                let (mut length, mut authorization) = (0usize, None);
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).expect("header");
+                    let h = h.trim_end();
+                    if h.is_empty() {
+                        break;
+                    }
+                    let (name, value) = h.split_once(':').expect("header");
+                    match name.to_ascii_lowercase().as_str() {
+                        "content-length" => length = value.trim().parse().expect("length"),
+                        "authorization" => authorization = Some(value.trim().to_string()),
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).expect("body");
+                seen.lock().expect("lock").push(Request {
+                    line: line.trim_end().to_string(),
+                    authorization,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
+                let reason = if status < 300 {
+                    "Created"
+                } else {
+                    "Internal Server Error"
+                };
+                let reply = "marquez says no";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+            }
+        });
+        (url, log)
+    }
+
+    #[test]
+    fn post_sends_each_event_to_an_openlineage_endpoint() {
+        let p = pipeline();
+        let env = &p.env;
+        let expected = lines(&export(env, &["model.bin", "--format", "openlineage"]));
+        let (url, log) = server(201, expected.len());
+        let mut cmd = env.lineage();
+        cmd.env("OPENLINEAGE_API_KEY", "key-123").args([
+            "export",
+            "model.bin",
+            "--format",
+            "openlineage",
+            "--post",
+            &url,
+        ]);
+        let out = output_within(cmd, std::time::Duration::from_secs(60));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert!(out.stdout.is_empty(), "--post without -o prints no events");
+        assert!(stderr(&out).contains(&format!(
+            "posted 4 OpenLineage events to {url}/api/v1/lineage"
+        )));
+        let got = log.lock().expect("lock").clone();
+        assert_eq!(got.len(), expected.len());
+        for (req, want) in got.iter().zip(&expected) {
+            assert_eq!(req.line, "POST /api/v1/lineage HTTP/1.1");
+            assert_eq!(req.authorization.as_deref(), Some("Bearer key-123"));
+            let body: Value = serde_json::from_str(&req.body).expect("a JSON event");
+            assert_eq!(&body, want);
+        }
+        // What the server received is what the validators accept.
+        let file = env.path("posted.jsonl");
+        let bodies: Vec<String> = got.iter().map(|r| r.body.clone()).collect();
+        std::fs::write(&file, bodies.join("\n") + "\n").expect("write");
+        let spec = spec_args();
+        let spec: Vec<&str> = spec.iter().map(String::as_str).collect();
+        validate("validate_openlineage.py", &file, &spec);
+
+        // A server that refuses: one line naming the endpoint and its answer, exit 1.
+        let (url, _) = server(500, 1);
+        let out = env.cmd([
+            "export",
+            "model.bin",
+            "--format",
+            "openlineage",
+            "--post",
+            &url,
+        ]);
+        assert_eq!(code(&out), 1);
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "could not post OpenLineage event 1 of 4 to {url}/api/v1/lineage"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("500") && !err.contains("key-123"), "{err}");
+    }
 }

@@ -19,5 +19,6 @@ mod run;
 mod secrets;
 mod settings;
 mod show;
+#[cfg(feature = "team-store")]
 mod team;
 mod util;

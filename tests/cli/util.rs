@@ -1,5 +1,7 @@
 //! The test builder: a temporary work directory, a temporary store and a private HOME with
 //! its own git identity, so tests never touch the developer's store or git config.
+// Built without the team store, the PostgreSQL server harness has no test to serve.
+#![cfg_attr(not(feature = "team-store"), allow(dead_code))]
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
