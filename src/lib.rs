@@ -4,32 +4,37 @@
 //! `rerun` and `export` read it back.
 //!
 //! ARCHITECTURE.md at the root of the repository is the map: the layers, what each module
-//! owns and must never do, and the invariants. In short: `main` parses the command line
-//! (`cli`), [`run`] resolves the settings and the store ([`location`]) and hands a
-//! [`commands::Context`] to one command; commands use the engines (`capture`, `hash`,
-//! `redact`, `store`, `compare`, `export`, `output`), which share the types of `model`, and
-//! print only through `ui`.
+//! owns and must never do, and the invariants. In short: [`main`] parses the command line
+//! (`cli`), resolves the settings and the store (`location`) and hands a context to one
+//! command (`commands`); commands use the engines (`capture`, `hash`, `redact`, `store`,
+//! `compare`, `export`, `output`), which share the types of [`model`], and print only
+//! through `ui`. The library is public only as far as the binary, the benchmarks and the
+//! property tests need it.
 
+#![warn(missing_docs)]
+
+// What the binary, the benchmarks and the property tests use is public; the rest is the
+// crate's own.
 pub mod capture;
-pub mod child;
-pub mod cli;
-pub mod commands;
-pub mod compare;
-pub mod complete;
-pub mod error;
-pub mod export;
-pub mod hash;
-pub mod host;
-pub mod location;
+pub(crate) mod child;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod compare;
+pub(crate) mod complete;
+pub(crate) mod error;
+pub(crate) mod export;
+pub(crate) mod hash;
+pub(crate) mod host;
+pub(crate) mod location;
 pub mod model;
-pub mod output;
-pub mod progress;
+pub(crate) mod output;
+pub(crate) mod progress;
 pub mod redact;
-pub mod settings;
+pub(crate) mod settings;
 pub mod store;
-pub mod timing;
-pub mod ui;
-pub mod watch;
+pub(crate) mod timing;
+pub(crate) mod ui;
+pub(crate) mod watch;
 
 use anyhow::Result;
 
@@ -37,8 +42,41 @@ use cli::{BundleCommand, Cli, Command};
 use commands::Context;
 use location::StoreLocation;
 
+/// The whole program: answer the shell's completion requests, parse the command line, run
+/// the command; returns the process exit code (docs/exit-codes.md).
+pub fn main() -> u8 {
+    timing::init();
+    // `COMPLETE=bash lineage ...`: the shell asking for completions (see `lineage completions`).
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command)
+        .completer("lineage")
+        .complete();
+    let cli = match parse_command_line() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    timing::mark("arguments parsed");
+    let code = run(cli);
+    timing::mark("done");
+    code
+}
+
+/// Parse the command line. Err: the exit code after clap printed its help, version or usage
+/// error (2, `code::USAGE`, for a command line that cannot be parsed).
+fn parse_command_line() -> Result<Cli, u8> {
+    use clap::Parser;
+    Cli::try_parse().map_err(|e| {
+        // A closed stdout (`lineage --help | head -1`) is not an error.
+        let _ = e.print();
+        if e.use_stderr() {
+            error::code::USAGE
+        } else {
+            error::code::SUCCESS
+        }
+    })
+}
+
 /// Run the parsed command line; returns the process exit code (docs/exit-codes.md).
-pub fn run(cli: Cli) -> u8 {
+fn run(cli: Cli) -> u8 {
     child::ignore_file_size_signal();
     let launches = matches!(cli.command, Command::Run(_) | Command::Rerun(_));
     // Generated from the command line's definition: no settings, no store.

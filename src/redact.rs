@@ -17,6 +17,7 @@ use regex::{Regex, RegexSet};
 
 use crate::error::Error;
 
+/// What a secret is replaced with wherever it was found.
 pub const REDACTED: &str = "[REDACTED]";
 
 /// Substrings of variable names that mark the value as secret (compared upper-case).
@@ -176,6 +177,7 @@ impl Policy {
         )
     }
 
+    /// The environment as stored: secret values replaced, each with its keyed fingerprint.
     pub fn redact_env(&self, vars: impl Iterator<Item = (OsString, OsString)>) -> RedactedEnv {
         let mut out = RedactedEnv::default();
         for (name, value) in vars {
@@ -199,6 +201,7 @@ impl Policy {
 /// What the policy made of a command line.
 #[derive(Debug, Default)]
 pub struct RedactedArgv {
+    /// The arguments, secrets redacted.
     pub argv: Vec<Vec<u8>>,
     /// Position -> keyed hash of the original argument, for every argument changed.
     pub fingerprints: BTreeMap<usize, String>,

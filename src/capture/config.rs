@@ -8,14 +8,19 @@ use std::path::Path;
 
 use serde_json::Value;
 
+/// A config file's format, told by its extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// `.yaml`, `.yml`.
     Yaml,
+    /// `.json`.
     Json,
+    /// `.toml`.
     Toml,
 }
 
 impl Format {
+    /// The format of a path, by its extension; None when it has none of them.
     pub fn from_path(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {

@@ -2,8 +2,8 @@
 //! (or notes saying why it could not); none prints, and none can fail the job.
 
 pub mod config;
-pub mod context;
-pub mod git;
-pub mod gpu;
-pub mod software;
-pub mod system;
+pub(crate) mod context;
+pub(crate) mod git;
+pub(crate) mod gpu;
+pub(crate) mod software;
+pub(crate) mod system;

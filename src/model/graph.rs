@@ -12,25 +12,41 @@ pub enum Via {
     /// The run's own edge names the artifact.
     Direct,
     /// The artifact is a file at `path` inside directory `dir`, which the run's edge names.
-    InsideDir { dir: Hash, path: String },
+    InsideDir {
+        /// The directory the run's edge names.
+        dir: Hash,
+        /// Where the artifact is inside it.
+        path: String,
+    },
     /// The artifact is a directory holding the file `file` (at `path`) the run's edge names.
-    ContainsFile { file: Hash, path: String },
+    ContainsFile {
+        /// The file the run's edge names.
+        file: Hash,
+        /// Where it is inside the artifact.
+        path: String,
+    },
 }
 
 /// One step of a walk: `artifact` was produced by (ancestry) or consumed by (descendants) `run`.
 #[derive(Clone, Debug)]
 pub struct Link {
+    /// The artifact the walk reached.
     pub artifact: Hash,
+    /// The run that produced or consumed it.
     pub run_id: String,
+    /// Through which of the run's edges.
     pub via: Via,
 }
 
 /// No depth limit: deeper than any real pipeline.
 pub const UNLIMITED: u32 = 1_000_000;
 
+/// Which way a walk goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
+    /// Upstream: the runs that produced the bytes, what they read, and on.
     Ancestry,
+    /// Downstream: the runs that read the bytes, what they wrote, and on.
     Descendants,
 }
 
@@ -39,6 +55,7 @@ pub enum Direction {
 pub struct Root {
     /// The path as the user gave it, when the target is a path.
     pub label: String,
+    /// Its content hash.
     pub hash: Hash,
     /// Kind, size and file count, when known (hashed now, or recorded by a run).
     pub detail: Option<ArtifactRef>,
@@ -46,8 +63,11 @@ pub struct Root {
 
 /// A walk's result: the runs involved (loaded whole) and who produced or consumed what.
 pub struct Lineage {
+    /// Which way the walk went.
     pub direction: Direction,
+    /// Where it started.
     pub root: Root,
+    /// How many runs deep it went at most (`UNLIMITED`: all the way).
     pub depth: u32,
     /// Run id -> (run, its short id).
     pub runs: BTreeMap<String, (RunRecord, String)>,
@@ -56,6 +76,8 @@ pub struct Lineage {
 }
 
 impl Lineage {
+    /// The lineage of `root` from a walk's links and the runs they name, each artifact's
+    /// links oldest run first.
     pub fn new(
         direction: Direction,
         root: Root,

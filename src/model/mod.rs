@@ -20,12 +20,15 @@ pub fn prefix(s: &str, n: usize) -> &str {
 pub struct Hash(pub [u8; 32]);
 
 impl Hash {
+    /// What precedes the hex digits wherever a hash is printed.
     pub const PREFIX: &'static str = "blake3:";
 
+    /// The BLAKE3 of bytes held in memory.
     pub fn of(bytes: &[u8]) -> Hash {
         Hash(*blake3::hash(bytes).as_bytes())
     }
 
+    /// The 64 lowercase hex digits, without the prefix.
     pub fn to_hex(self) -> String {
         blake3::Hash::from_bytes(self.0).to_hex().to_string()
     }
@@ -64,16 +67,23 @@ impl<'de> Deserialize<'de> for Hash {
     }
 }
 
+/// How a run ended, or that it has not yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Still going (or lineage was killed and no command has looked since).
     Running,
+    /// The job exited 0.
     Succeeded,
+    /// The job exited with another code, or died of a signal other than a stopping one.
     Failed,
+    /// The job was stopped: lineage received SIGINT, SIGTERM, SIGHUP or SIGQUIT, or the job died
+    /// of one of those or of SIGKILL.
     Interrupted,
 }
 
 impl Status {
+    /// As stored and printed: `running`, `succeeded`, `failed`, `interrupted`.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Running => "running",
@@ -83,6 +93,7 @@ impl Status {
         }
     }
 
+    /// From the stored form; None for anything else.
     pub fn parse(s: &str) -> Option<Status> {
         Some(match s {
             "running" => Status::Running,
@@ -94,10 +105,13 @@ impl Status {
     }
 }
 
+/// What an artifact is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ArtifactKind {
+    /// A regular file.
     File,
+    /// A directory: its hash covers every file's name, content and executable bit.
     Dir,
 }
 
@@ -111,6 +125,7 @@ impl ArtifactKind {
         }
     }
 
+    /// As stored and printed: `file` or `dir`.
     pub fn as_str(self) -> &'static str {
         match self {
             ArtifactKind::File => "file",
@@ -119,15 +134,20 @@ impl ArtifactKind {
     }
 }
 
+/// What a declared path was to a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Read (`-i`).
     Input,
+    /// Written (`-o`).
     Output,
+    /// A config read and parsed into params (`-c`).
     Config,
 }
 
 impl Role {
+    /// As stored and printed: `input`, `output`, `config`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Input => "input",
@@ -142,8 +162,11 @@ impl Role {
 pub struct DirEntry {
     /// Relative path with `/` separators (lossy UTF-8 for display; the hash uses raw bytes).
     pub path: String,
+    /// The file's content hash.
     pub hash: Hash,
+    /// Its size in bytes.
     pub size: u64,
+    /// Whether any execute bit is set (part of the directory hash).
     pub executable: bool,
 }
 
@@ -151,7 +174,9 @@ pub struct DirEntry {
 /// streamed to the store while hashing (see `hash::Sink`).
 #[derive(Clone, Debug)]
 pub struct Artifact {
+    /// The content hash: BLAKE3 of the bytes, or the directory hash (docs/hashing.md).
     pub hash: Hash,
+    /// A file or a directory.
     pub kind: ArtifactKind,
     /// Bytes: the file's size, or the sum of the sizes of the files in the directory.
     pub size: u64,
@@ -162,6 +187,7 @@ pub struct Artifact {
 /// Everything captured about a run apart from its command, times and edges.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Capture {
+    /// The git state of the repository the run started in; None outside one (`git_absent` says why).
     pub git: Option<GitState>,
     /// Why `git` is absent (not a repository, bare, unborn HEAD, ...).
     pub git_absent: Option<String>,
@@ -178,10 +204,15 @@ pub struct Capture {
     /// (the config's own hash stays that of its real bytes).
     #[serde(default)]
     pub config_redacted: BTreeMap<String, Hash>,
+    /// Host, OS, CPU, memory and GPUs.
     pub system: SystemInfo,
+    /// Who ran it.
     pub owner: Owner,
+    /// The container it ran in, if any.
     pub container: Option<Container>,
+    /// The scheduler job it ran under (Slurm, Kubernetes, CI), if any.
     pub scheduler: Option<Scheduler>,
+    /// The Python interpreter and packages, and the lock files.
     pub software: Software,
     /// Warnings recorded while capturing (also printed on stderr).
     pub notes: Vec<String>,
@@ -208,17 +239,22 @@ impl Capture {
     }
 }
 
+/// A repository's state when a run started.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct GitState {
     /// The repository's work tree root.
     pub root: String,
+    /// HEAD's commit (40 hex digits).
     pub commit: Option<String>,
     /// Branch name, or null when HEAD is detached.
     pub branch: Option<String>,
+    /// Whether HEAD is detached.
     pub detached: bool,
+    /// Whether there were uncommitted changes or untracked files.
     pub dirty: bool,
     /// The `origin` remote (or the first one), credentials stripped.
     pub remote: Option<String>,
+    /// Every remote: name -> URL, credentials stripped.
     pub remotes: BTreeMap<String, String>,
     /// Blob holding `git diff HEAD` of tracked files, when dirty.
     pub patch: Option<Hash>,
@@ -230,10 +266,14 @@ pub struct GitState {
     pub code: Hash,
 }
 
+/// An untracked file of the repository, part of the code the run used.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UntrackedFile {
+    /// Its path relative to the repository root.
     pub path: String,
+    /// The hash of its real bytes.
     pub hash: Hash,
+    /// Its size in bytes.
     pub size: u64,
     /// Whether the bytes are kept in the store (false over the size caps).
     pub stored: bool,
@@ -242,69 +282,103 @@ pub struct UntrackedFile {
     pub redacted_blob: Option<Hash>,
 }
 
+/// A file named by its path and content hash.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FileRef {
+    /// As given, or relative to the repository root.
     pub path: String,
+    /// Its content hash.
     pub hash: Hash,
 }
 
+/// The machine a run ran on.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SystemInfo {
+    /// Its host name.
     pub hostname: Option<String>,
+    /// The OS name (`Debian GNU/Linux`).
     pub os: Option<String>,
+    /// The OS version (`12`).
     pub os_version: Option<String>,
+    /// The kernel version.
     pub kernel: Option<String>,
+    /// The CPU architecture (`x86_64`).
     pub arch: String,
+    /// The CPU's brand string.
     pub cpu_model: Option<String>,
     /// Logical cores.
     pub cpu_cores: usize,
+    /// Physical cores, when known.
     pub cpu_physical_cores: Option<usize>,
+    /// Total memory in bytes.
     pub memory_bytes: u64,
+    /// The kernel's boot id: a run still `running` from another boot is interrupted.
     pub boot_id: Option<String>,
+    /// The NVIDIA GPUs NVML reports.
     pub gpus: Vec<Gpu>,
     /// Why the GPU list is empty or incomplete (no driver, NVML timed out, ...).
     pub gpu_note: Option<String>,
 }
 
+/// An NVIDIA GPU, as NVML describes it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Gpu {
     /// NVML index (PCI bus order).
     pub index: u32,
+    /// The product name (`NVIDIA H100 80GB HBM3`).
     pub name: String,
+    /// The GPU's UUID (`GPU-...`).
     pub uuid: String,
+    /// Its memory in bytes.
     pub memory_bytes: u64,
+    /// The driver's version.
     pub driver_version: String,
+    /// The CUDA version the driver supports.
     pub cuda_driver_version: Option<String>,
     /// Whether CUDA_VISIBLE_DEVICES lets the job see this GPU.
     pub visible: bool,
+    /// Its MIG instances, when MIG is on.
     pub mig_devices: Vec<MigDevice>,
 }
 
+/// A MIG instance of a GPU.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct MigDevice {
+    /// Its UUID (`MIG-...`).
     pub uuid: String,
+    /// Its memory in bytes.
     pub memory_bytes: u64,
+    /// Whether CUDA_VISIBLE_DEVICES lets the job see it.
     pub visible: bool,
 }
 
+/// Who ran a job.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Owner {
+    /// The login name.
     pub user: Option<String>,
+    /// The numeric user id.
     pub uid: u32,
+    /// `user.name` in git's config.
     pub git_name: Option<String>,
+    /// `user.email` in git's config.
     pub git_email: Option<String>,
     /// `LINEAGE_OWNER` when set (a team or service account).
     pub lineage_owner: Option<String>,
 }
 
+/// A container a job ran in.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Container {
     /// docker, podman, kubernetes, containerd, lxc or unknown.
     pub runtime: String,
+    /// The image, when the runtime says.
     pub image: Option<String>,
+    /// The container's id, when known.
     pub id: Option<String>,
 }
 
+/// A scheduler job a run was part of.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Scheduler {
     /// slurm, kubernetes, github-actions or gitlab-ci.
@@ -313,27 +387,38 @@ pub struct Scheduler {
     pub ids: BTreeMap<String, String>,
 }
 
+/// The software a run used besides its code.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Software {
+    /// The Python interpreter the command runs, and its packages.
     pub python: Option<Python>,
     /// Lock files at the repository root (or the cwd outside git).
     pub lockfiles: Vec<FileRef>,
 }
 
+/// A Python interpreter and what it had installed.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Python {
+    /// The interpreter's path.
     pub executable: String,
+    /// Its version (`3.11.7`).
     pub version: Option<String>,
+    /// Its site-packages directories.
     pub site_packages: Vec<String>,
     /// Blob listing `name==version`, one a line, sorted.
     pub packages: Option<Hash>,
+    /// How many packages the list holds.
     pub package_count: usize,
 }
 
+/// What a job used, measured by lineage.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Resources {
+    /// Wall-clock time from launch to exit.
     pub wall_seconds: f64,
+    /// CPU time in user mode, the job and the children it waited for.
     pub user_cpu_seconds: f64,
+    /// CPU time in the kernel, the same.
     pub system_cpu_seconds: f64,
     /// Peak resident set of the largest process among the child and its descendants.
     pub max_rss_bytes: u64,
@@ -344,9 +429,13 @@ pub struct Resources {
 /// A declared path as the run saw it; `artifact` is None for an output that was missing.
 #[derive(Clone, Debug)]
 pub struct Edge {
+    /// What the path was to the run.
     pub role: Role,
+    /// The path as given on the command line.
     pub path: String,
+    /// The path made absolute.
     pub abs_path: String,
+    /// What it held: None for an output missing after the run or an input not hashed.
     pub artifact: Option<Artifact>,
     /// For a directory: the token its manifest was staged under (`Store::stage`).
     pub manifest: Option<String>,
@@ -357,24 +446,37 @@ pub struct Edge {
 /// An artifact as stored: its identity without the directory manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArtifactRef {
+    /// The content hash.
     pub hash: Hash,
+    /// A file or a directory.
     pub kind: ArtifactKind,
+    /// Bytes: the file's size, or the sum of the sizes of the directory's files.
     pub size: u64,
+    /// 1 for a file; the files hashed for a directory.
     pub file_count: u64,
 }
 
+/// A run's edge as read back from the store.
 #[derive(Clone, Debug)]
 pub struct EdgeRecord {
+    /// What the path was to the run.
     pub role: Role,
+    /// The path as given.
     pub path: String,
+    /// The path made absolute.
     pub abs_path: String,
+    /// The artifact, when it was hashed.
     pub artifact: Option<ArtifactRef>,
+    /// An input modified while the job ran.
     pub changed: bool,
 }
 
+/// A parameter of a run: from a config (flattened, `optimizer.lr`) or `--param`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Param {
+    /// The flattened key.
     pub key: String,
+    /// The value, as JSON (secrets replaced by `[REDACTED]`).
     pub value: serde_json::Value,
     /// The config file it came from, or `cli` for `--param`.
     pub source: String,
@@ -383,30 +485,51 @@ pub struct Param {
 /// A run as read back from the store.
 #[derive(Clone, Debug)]
 pub struct RunRecord {
+    /// The run's id (UUIDv7).
     pub id: String,
+    /// How it ended.
     pub status: Status,
+    /// The command as run (secrets redacted), one entry per argument, raw bytes.
     pub argv: Vec<Vec<u8>>,
+    /// The working directory, raw bytes.
     pub cwd: Vec<u8>,
+    /// When it started (RFC 3339, UTC).
     pub started_at: String,
+    /// When it ended; None while it runs.
     pub ended_at: Option<String>,
+    /// The job's exit code, when it exited.
     pub exit_code: Option<i32>,
+    /// The signal that killed it, when one did.
     pub signal: Option<i32>,
+    /// Everything captured about it.
     pub capture: Capture,
+    /// What it used; None while it runs (or when lineage was killed).
     pub resources: Option<Resources>,
+    /// The run it reproduced (`lineage rerun`).
     pub rerun_of: Option<String>,
+    /// Its inputs, configs and outputs, in order.
     pub edges: Vec<EdgeRecord>,
+    /// Its params, sorted by key.
     pub params: Vec<Param>,
 }
 
 /// One line of `lineage list`.
 #[derive(Clone, Debug)]
 pub struct RunSummary {
+    /// The run's id.
     pub id: String,
+    /// How it ended.
     pub status: Status,
+    /// The command (secrets redacted).
     pub argv: Vec<Vec<u8>>,
+    /// When it started.
     pub started_at: String,
+    /// When it ended.
     pub ended_at: Option<String>,
+    /// The job's exit code.
     pub exit_code: Option<i32>,
+    /// Its outputs' paths as given.
     pub outputs: Vec<String>,
+    /// The run it reproduced.
     pub rerun_of: Option<String>,
 }

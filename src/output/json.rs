@@ -69,12 +69,6 @@ pub struct ConfigJson<'a> {
 }
 
 #[derive(Serialize)]
-pub struct PathHash<'a> {
-    pub path: &'a str,
-    pub hash: Hash,
-}
-
-#[derive(Serialize)]
 pub struct ArtifactJson<'a> {
     pub path: &'a str,
     pub abs_path: &'a str,

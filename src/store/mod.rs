@@ -29,16 +29,16 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
-pub mod bundle;
+pub(crate) mod bundle;
 mod cache;
-pub mod doctor;
-pub mod graph;
+pub(crate) mod doctor;
+mod graph;
 mod migrate;
 #[cfg(feature = "team-store")]
-pub mod pg;
+pub(crate) mod pg;
 mod query;
 mod record;
-pub mod schema;
+pub(crate) mod schema;
 mod sync;
 
 pub use cache::ReadOnlyCache;
@@ -49,6 +49,7 @@ pub use sync::PendingPush;
 use crate::error::Error;
 use crate::model::Hash;
 
+/// The database file in a store directory.
 pub const DB_FILE: &str = "lineage.db";
 const KEY_FILE: &str = "secret.key";
 
@@ -166,6 +167,7 @@ impl Store {
         Ok(store)
     }
 
+    /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

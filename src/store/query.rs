@@ -92,6 +92,7 @@ impl Store {
             .unwrap_or_else(|| id.to_string()))
     }
 
+    /// A whole run by its full id.
     pub fn load_run(&self, id: &str) -> Result<RunRecord> {
         self.load_runs(&[id])?
             .pop()

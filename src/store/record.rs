@@ -39,15 +39,23 @@ pub(super) struct Buffers {
 
 /// Everything written before the job starts.
 pub struct NewRun<'a> {
+    /// The new run's id (UUIDv7).
     pub id: &'a str,
+    /// The command as recorded (secrets redacted), one entry per argument.
     pub argv: &'a [Vec<u8>],
+    /// The working directory, raw bytes.
     pub cwd: &'a [u8],
+    /// When the job starts (RFC 3339, UTC).
     pub started_at: &'a str,
+    /// lineage's own pid, to tell a run left `running` by a killed lineage.
     pub pid: u32,
     /// The run this one reproduces (`lineage rerun`).
     pub rerun_of: Option<&'a str>,
+    /// Everything captured before launch.
     pub capture: &'a Capture,
+    /// The input edges, then the config edges.
     pub edges: &'a [Edge],
+    /// The params.
     pub params: &'a [Param],
     /// (hash, bytes) of configs, patches, untracked files and package lists.
     pub blobs: &'a [(Hash, Vec<u8>)],
@@ -55,11 +63,17 @@ pub struct NewRun<'a> {
 
 /// Everything written after the job ends.
 pub struct Finish<'a> {
+    /// How the run ended.
     pub status: Status,
+    /// When it ended (RFC 3339, UTC).
     pub ended_at: &'a str,
+    /// The job's exit code, when it exited.
     pub exit_code: Option<i32>,
+    /// The signal that killed it, when one did.
     pub signal: Option<i32>,
+    /// The capture again, with the notes taken since launch.
     pub capture: &'a Capture,
+    /// What the job used.
     pub resources: &'a Resources,
     /// Output edges (appended after the input and config edges).
     pub outputs: &'a [Edge],

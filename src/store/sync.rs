@@ -108,6 +108,7 @@ impl Store {
             .unwrap_or(0))
     }
 
+    /// Remember the last server arrival received from a team store.
     pub fn set_pulled_seq(&self, remote: &str, seq: i64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO pulled VALUES (?1, ?2) ON CONFLICT (remote) DO UPDATE SET seq = excluded.seq",

@@ -363,7 +363,7 @@ fn redact_param(policy: &Policy, key: &str, value: serde_json::Value) -> serde_j
     }
 }
 
-/// The script a command runs: argv[0] when it is a path (`./train.sh`), otherwise the first
+/// The script a command runs: `argv[0]` when it is a path (`./train.sh`), otherwise the first
 /// argument that names an existing file (`python train.py`).
 fn script(argv: &[OsString], cwd: &Path) -> Option<FileRef> {
     let (program, rest) = argv.split_first()?;
