@@ -379,3 +379,173 @@ fn resources(a: &RunRecord, b: &RunRecord) -> BTreeMap<String, Change<Value>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ArtifactKind, ArtifactRef, Capture, EdgeRecord, Param, Status};
+
+    /// The store's side of a comparison, held in memory: package lists and manifests.
+    #[derive(Default)]
+    struct Held {
+        packages: BTreeMap<Hash, Vec<String>>,
+        files: BTreeMap<Hash, BTreeMap<String, Hash>>,
+    }
+
+    impl Lookup for Held {
+        fn packages(&self, blob: &Hash) -> Vec<String> {
+            self.packages.get(blob).cloned().unwrap_or_default()
+        }
+
+        fn files(&self, dir: &Hash) -> BTreeMap<String, Hash> {
+            self.files.get(dir).cloned().unwrap_or_default()
+        }
+    }
+
+    fn h(s: &str) -> Hash {
+        Hash::of(s.as_bytes())
+    }
+
+    fn run(id: &str) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            status: Status::Succeeded,
+            argv: vec![b"train".to_vec()],
+            cwd: b"/w".to_vec(),
+            started_at: "2026-11-01T00:00:00Z".into(),
+            ended_at: None,
+            exit_code: Some(0),
+            signal: None,
+            capture: Capture::default(),
+            resources: None,
+            rerun_of: None,
+            edges: Vec::new(),
+            params: Vec::new(),
+        }
+    }
+
+    fn param(key: &str, value: Value) -> Param {
+        Param {
+            key: key.into(),
+            value,
+            source: "cli".into(),
+        }
+    }
+
+    fn dir_input(path: &str, hash: Hash) -> EdgeRecord {
+        EdgeRecord {
+            role: Role::Input,
+            path: path.into(),
+            abs_path: format!("/w/{path}"),
+            artifact: Some(ArtifactRef {
+                hash,
+                kind: ArtifactKind::Dir,
+                size: 1,
+                file_count: 2,
+            }),
+            changed: false,
+        }
+    }
+
+    #[test]
+    fn the_same_recipe_differs_in_nothing_but_resources() {
+        let (a, b) = (run("a"), run("b"));
+        let d = diff(&a, &b, &Held::default());
+        assert!(d.is_same_recipe());
+        assert!(d.params.is_empty() && d.code.is_none() && d.status.is_none());
+    }
+
+    #[test]
+    fn params_status_and_directory_contents_show_what_changed() {
+        let (mut a, mut b) = (run("a"), run("b"));
+        a.params = vec![param("lr", json(0.1)), param("seed", json(1))];
+        b.params = vec![param("lr", json(0.2)), param("epochs", json(3))];
+        b.status = Status::Failed;
+        b.exit_code = Some(2);
+        a.edges = vec![dir_input("data", h("v1"))];
+        b.edges = vec![dir_input("data", h("v2"))];
+        let mut held = Held::default();
+        held.files.insert(
+            h("v1"),
+            [("a.csv", h("1")), ("b.csv", h("2"))]
+                .map(|(p, x)| (p.to_string(), x))
+                .into(),
+        );
+        held.files.insert(
+            h("v2"),
+            [("b.csv", h("2'")), ("c.csv", h("3"))]
+                .map(|(p, x)| (p.to_string(), x))
+                .into(),
+        );
+        let d = diff(&a, &b, &held);
+        assert_eq!(
+            d.params.changed["lr"],
+            Change {
+                a: json(0.1),
+                b: json(0.2)
+            }
+        );
+        assert_eq!(d.params.removed["seed"], json(1));
+        assert_eq!(d.params.added["epochs"], json(3));
+        let status = d.status.as_ref().expect("status differs");
+        assert_eq!(
+            (status.a.as_str(), status.b.as_str()),
+            ("succeeded (exit 0)", "failed (exit 2)")
+        );
+        let files = d.inputs[0].files.as_ref().expect("file by file");
+        assert_eq!(
+            (&files.removed[..], &files.changed[..], &files.added[..]),
+            (
+                &["a.csv".to_string()][..],
+                &["b.csv".to_string()][..],
+                &["c.csv".to_string()][..]
+            )
+        );
+        assert!(!d.is_same_recipe());
+    }
+
+    #[test]
+    fn a_redacted_value_is_compared_by_fingerprint_and_never_shown() {
+        let (mut a, mut b) = (run("a"), run("b"));
+        for (r, print) in [(&mut a, "fp-1"), (&mut b, "fp-2")] {
+            r.capture.env.insert("API_TOKEN".into(), REDACTED.into());
+            r.capture
+                .env_redacted
+                .insert("API_TOKEN".into(), print.into());
+        }
+        let d = diff(&a, &b, &Held::default());
+        let c = &d.env.changed["API_TOKEN"];
+        assert_eq!(
+            (c.a.as_str(), c.b.as_str()),
+            (Some(REDACTED), Some(REDACTED))
+        );
+        b.capture
+            .env_redacted
+            .insert("API_TOKEN".into(), "fp-1".into());
+        assert!(
+            diff(&a, &b, &Held::default()).env.is_empty(),
+            "the same secret"
+        );
+    }
+
+    #[test]
+    fn package_lists_compare_by_name() {
+        let lines = |s: &[&str]| s.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        let d = package_lists(
+            &lines(&["numpy==1.26.0", "torch==2.3.0", "tqdm==4.0"]),
+            &lines(&[
+                "numpy==2.0.0",
+                "torch==2.3.0",
+                "rich==13.0",
+                "not a package line",
+            ]),
+        );
+        assert_eq!(d.changed["numpy"].b, json("2.0.0"));
+        assert_eq!(d.removed.keys().collect::<Vec<_>>(), ["tqdm"]);
+        assert_eq!(d.added.keys().collect::<Vec<_>>(), ["rich"]);
+    }
+
+    fn json(v: impl Serialize) -> Value {
+        serde_json::to_value(v).expect("json")
+    }
+}

@@ -130,21 +130,7 @@ pub fn job_name(run: &RunRecord) -> String {
 
 /// The command as one line, each argument shell-quoted when it needs it.
 pub fn command_line(run: &RunRecord) -> String {
-    run.argv
-        .iter()
-        .map(|a| {
-            let a = String::from_utf8_lossy(a);
-            if !a.is_empty()
-                && a.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
-            {
-                a.into_owned()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::model::command_line(&run.argv)
 }
 
 pub fn argv(run: &RunRecord) -> Vec<String> {

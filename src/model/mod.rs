@@ -9,6 +9,29 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// A recorded command line as one line a POSIX shell would read back into the same
+/// arguments: each argument left bare when it needs no quoting, else in single quotes
+/// (`'it'\''s'`). Arguments that are not UTF-8 are shown lossily.
+pub fn command_line(argv: &[Vec<u8>]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(&String::from_utf8_lossy(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One argument as [`command_line`] shows it.
+fn shell_quote(arg: &str) -> String {
+    let safe = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if safe {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
 /// The first `n` characters of `s` (all of it when shorter): for ids and commits shown cut,
 /// which may come from a store or an import that holds anything, so never cut mid-character.
 pub fn prefix(s: &str, n: usize) -> &str {
@@ -532,4 +555,52 @@ pub struct RunSummary {
     pub outputs: Vec<String>,
     /// The run it reproduced.
     pub rerun_of: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `command_line` prints, read back by a real POSIX shell, is the same arguments.
+    #[test]
+    fn a_command_line_reads_back_through_sh_as_the_same_arguments() {
+        let argv: Vec<Vec<u8>> = [
+            "python",
+            "train.py",
+            "--lr=0.01",
+            "a b",
+            "it's",
+            "",
+            "$HOME",
+            "`id`",
+            "x^y",
+            "*.csv",
+            "tab\there",
+            "two\nlines",
+            "modèle",
+            "a\\b",
+        ]
+        .iter()
+        .map(|a| a.as_bytes().to_vec())
+        .collect();
+        let line = command_line(&argv);
+        assert_eq!(
+            line.split(' ').take(3).collect::<Vec<_>>(),
+            ["python", "train.py", "--lr=0.01"],
+            "plain arguments stay bare"
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("printf '%s\\0' {line}")])
+            .output()
+            .expect("sh");
+        let back: Vec<Vec<u8>> = out.stdout.split(|b| *b == 0).map(<[u8]>::to_vec).collect();
+        assert_eq!(&back[..argv.len()], &argv[..], "{line}");
+    }
+
+    #[test]
+    fn a_prefix_never_cuts_a_character() {
+        assert_eq!(prefix("01a2b3c4-5d", 8), "01a2b3c4");
+        assert_eq!(prefix("short", 8), "short");
+        assert_eq!(prefix("ééééé", 2), "éé");
+    }
 }

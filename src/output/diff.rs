@@ -122,3 +122,48 @@ pub fn text(d: &RunDiff, a: &str, b: &str, color: bool) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::{Change, FileChanges};
+    use crate::model::Hash;
+
+    #[test]
+    fn only_what_differs_is_printed_section_by_section() {
+        let mut d = RunDiff::default();
+        d.params.changed.insert(
+            "lr".into(),
+            Change {
+                a: serde_json::json!(0.1),
+                b: serde_json::json!(0.2),
+            },
+        );
+        d.inputs.push(ArtifactDiff {
+            path: "data".into(),
+            a: Some(Hash::of(b"1")),
+            b: None,
+            files: Some(FileChanges {
+                added: vec!["c.csv".into()],
+                removed: vec![],
+                changed: vec!["b.csv".into()],
+            }),
+        });
+        let t = text(&d, "run-a", "run-b", false);
+        assert!(
+            t.starts_with("comparing run run-a (a) with run run-b (b)\n"),
+            "{t}"
+        );
+        assert!(t.contains("\nparams\n  ~ lr: 0.1 -> 0.2\n"), "{t}");
+        assert!(
+            t.contains("  ~ data: ") && t.contains(" -> (none)\n"),
+            "{t}"
+        );
+        assert!(t.contains("      + c.csv\n      ~ b.csv\n"), "{t}");
+        for absent in ["\ncode\n", "\nenv\n", "\noutputs\n", "same code"] {
+            assert!(!t.contains(absent), "{absent:?} in {t}");
+        }
+        let same = text(&RunDiff::default(), "a", "b", true);
+        assert!(same.contains("same code, params, configs, inputs, env, system and packages"));
+    }
+}

@@ -360,17 +360,17 @@ pub fn dot(l: &Lineage) -> String {
         );
     }
     for (run, short) in l.runs.values() {
+        let id = dot_escape(&run.id);
         let _ = writeln!(
             out,
-            "  \"r_{}\" [shape=box, style=rounded, label=\"{}\"];",
-            run.id,
+            "  \"r_{id}\" [shape=box, style=rounded, label=\"{}\"];",
             dot_escape(&run_label(run, short))
         );
         for e in &run.edges {
             let Some(a) = &e.artifact else { continue };
             let (from, to) = match e.role {
-                Role::Output => (format!("r_{}", run.id), format!("a_{}", a.hash.to_hex())),
-                _ => (format!("a_{}", a.hash.to_hex()), format!("r_{}", run.id)),
+                Role::Output => (format!("r_{id}"), format!("a_{}", a.hash.to_hex())),
+                _ => (format!("a_{}", a.hash.to_hex()), format!("r_{id}")),
             };
             let _ = writeln!(
                 out,
@@ -440,4 +440,121 @@ pub fn mermaid(l: &Lineage) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::graph::{Link, Root};
+    use crate::model::{Artifact, Capture, EdgeRecord, Status};
+
+    fn file(name: &str) -> ArtifactRef {
+        let a = Artifact {
+            hash: Hash::of(name.as_bytes()),
+            kind: ArtifactKind::File,
+            size: name.len() as u64,
+            file_count: 1,
+        };
+        ArtifactRef {
+            hash: a.hash,
+            kind: a.kind,
+            size: a.size,
+            file_count: a.file_count,
+        }
+    }
+
+    fn edge(role: Role, path: &str) -> EdgeRecord {
+        EdgeRecord {
+            role,
+            path: path.into(),
+            abs_path: format!("/w/{path}"),
+            artifact: Some(file(path)),
+            changed: false,
+        }
+    }
+
+    fn run(id: &str, argv: &str, edges: Vec<EdgeRecord>) -> (RunRecord, String) {
+        let r = RunRecord {
+            id: id.into(),
+            status: Status::Succeeded,
+            argv: argv.split(' ').map(|a| a.as_bytes().to_vec()).collect(),
+            cwd: b"/w".to_vec(),
+            started_at: format!("2026-11-01T00:00:0{}Z", id.len() % 10),
+            ended_at: None,
+            exit_code: Some(0),
+            signal: None,
+            capture: Capture::default(),
+            resources: None,
+            rerun_of: None,
+            edges,
+            params: Vec::new(),
+        };
+        (r, id.to_string())
+    }
+
+    /// raw.csv -> prepare -> a "quoted"\nname.csv -> train -> model.bin, and train also
+    /// reads raw.csv: a diamond, and a path that could break a dot or mermaid label.
+    fn lineage() -> Lineage {
+        let odd = "a \"quoted\"\nname.csv";
+        let prepare = run(
+            "p",
+            "prep raw.csv",
+            vec![edge(Role::Input, "raw.csv"), edge(Role::Output, odd)],
+        );
+        let train = run(
+            "tt",
+            "train",
+            vec![
+                edge(Role::Input, odd),
+                edge(Role::Input, "raw.csv"),
+                edge(Role::Output, "model.bin"),
+            ],
+        );
+        let link = |name: &str, run: &str| Link {
+            artifact: Hash::of(name.as_bytes()),
+            run_id: run.into(),
+            via: Via::Direct,
+        };
+        Lineage::new(
+            Direction::Ancestry,
+            Root {
+                label: "model.bin".into(),
+                hash: Hash::of(b"model.bin"),
+                detail: Some(file("model.bin")),
+            },
+            UNLIMITED,
+            vec![prepare, train],
+            vec![link("model.bin", "tt"), link(odd, "p")],
+        )
+    }
+
+    #[test]
+    fn a_tree_shows_each_run_once_and_sources_as_such() {
+        let t = tree(&lineage(), false);
+        assert!(t.starts_with("model.bin  "), "{t}");
+        assert_eq!(t.matches("produced by run tt").count(), 1, "{t}");
+        assert_eq!(t.matches("produced by run p ").count(), 1, "{t}");
+        assert_eq!(
+            t.matches("source: no recorded run produced it").count(),
+            2,
+            "raw.csv, reached twice: {t}"
+        );
+    }
+
+    #[test]
+    fn labels_cannot_break_out_of_dot_or_mermaid() {
+        let d = dot(&lineage());
+        assert!(d.contains(r#"label="a \"quoted\"\nname.csv\n"#), "{d}");
+        // A raw newline in a label would start a line that is not a statement.
+        for line in d.lines().skip(3).filter(|l| *l != "}") {
+            assert!(line.starts_with("  \""), "{line:?} in {d}");
+        }
+        let m = mermaid(&lineage());
+        assert!(m.contains("a #quot;quoted#quot;<br/>name.csv"), "{m}");
+        assert_eq!(
+            m.lines().filter(|l| l.contains("-->|output|")).count(),
+            2,
+            "{m}"
+        );
+    }
 }

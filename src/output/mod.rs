@@ -8,25 +8,7 @@ pub mod graph;
 pub mod json;
 pub mod table;
 
-/// Quote an argument for display the way a POSIX shell would read it back.
-pub fn shell_quote(arg: &str) -> String {
-    let safe = !arg.is_empty()
-        && arg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
-    if safe {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
-
-pub fn command_line(argv: &[Vec<u8>]) -> String {
-    argv.iter()
-        .map(|a| shell_quote(&String::from_utf8_lossy(a)))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::model::command_line;
 
 /// 1536 -> "1.5 KiB".
 pub fn bytes(n: u64) -> String {
@@ -90,15 +72,6 @@ pub fn short_hash(h: &crate::model::Hash) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting_round_trips_through_a_shell_reading() {
-        assert_eq!(shell_quote("train.py"), "train.py");
-        assert_eq!(shell_quote("--lr=0.01"), "--lr=0.01");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote(""), "''");
-    }
 
     #[test]
     fn human_units() {

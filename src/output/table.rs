@@ -294,3 +294,107 @@ pub fn list(runs: &[(RunSummary, String)], color: bool) -> String {
     }
     t.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ArtifactKind, ArtifactRef, Hash, Param};
+
+    fn record() -> RunRecord {
+        let file = |name: &str| ArtifactRef {
+            hash: Hash::of(name.as_bytes()),
+            kind: ArtifactKind::File,
+            size: 2048,
+            file_count: 1,
+        };
+        let edge = |role, path: &str, artifact, changed| EdgeRecord {
+            role,
+            path: path.into(),
+            abs_path: format!("/w/{path}"),
+            artifact,
+            changed,
+        };
+        RunRecord {
+            id: "01a20000-0000-7000-8000-000000000001".into(),
+            status: Status::Failed,
+            argv: vec![
+                b"python".to_vec(),
+                b"train.py".to_vec(),
+                b"--lr 0.1".to_vec(),
+            ],
+            cwd: b"/w".to_vec(),
+            started_at: "2026-11-01T00:00:00Z".into(),
+            ended_at: Some("2026-11-01T00:01:15Z".into()),
+            exit_code: Some(3),
+            signal: None,
+            capture: Capture {
+                notes: vec!["output model.bin does not exist after the run".into()],
+                ..Capture::default()
+            },
+            resources: None,
+            rerun_of: None,
+            edges: vec![
+                edge(Role::Input, "data.csv", Some(file("data.csv")), true),
+                edge(Role::Output, "model.bin", None, false),
+            ],
+            params: vec![Param {
+                key: "optimizer.lr".into(),
+                value: serde_json::json!(0.1),
+                source: "cfg.yaml".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_run_shows_its_outcome_command_params_edges_and_notes() {
+        let t = run(&record(), "01a20000", false);
+        for want in [
+            "01a20000  (01a20000-0000-7000-8000-000000000001)",
+            "failed (exit 3)",
+            "python train.py '--lr 0.1'",
+            "(took 1m15s)",
+            "none (unknown)",
+            "optimizer.lr",
+            "input (changed during run)",
+            "2.0 KiB",
+            "missing",
+            "note: output model.bin does not exist after the run",
+        ] {
+            assert!(t.contains(want), "{want:?} in\n{t}");
+        }
+        assert!(!t.contains('\u{1b}'), "no colour when asked for none");
+    }
+
+    #[test]
+    fn a_list_has_a_row_a_run_newest_first_as_given() {
+        let r = record();
+        let summary = |id: &str, status| {
+            (
+                RunSummary {
+                    id: id.into(),
+                    status,
+                    argv: r.argv.clone(),
+                    started_at: r.started_at.clone(),
+                    ended_at: r.ended_at.clone(),
+                    exit_code: Some(0),
+                    outputs: vec!["model.bin".into()],
+                    rerun_of: None,
+                },
+                id[..8].to_string(),
+            )
+        };
+        let t = list(
+            &[
+                summary("22222222-x", Status::Running),
+                summary("11111111-x", Status::Succeeded),
+            ],
+            false,
+        );
+        let (new, old) = (
+            t.find("22222222").expect("new"),
+            t.find("11111111").expect("old"),
+        );
+        assert!(new < old, "{t}");
+        assert!(t.contains("running") && t.contains("model.bin"), "{t}");
+    }
+}
