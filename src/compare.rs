@@ -383,7 +383,7 @@ fn resources(a: &RunRecord, b: &RunRecord) -> BTreeMap<String, Change<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ArtifactKind, ArtifactRef, Capture, EdgeRecord, Param, Status};
+    use crate::model::{ArtifactKind, ArtifactRef, EdgeRecord, Param, Status};
 
     /// The store's side of a comparison, held in memory: package lists and manifests.
     #[derive(Default)]
@@ -407,21 +407,7 @@ mod tests {
     }
 
     fn run(id: &str) -> RunRecord {
-        RunRecord {
-            id: id.into(),
-            status: Status::Succeeded,
-            argv: vec![b"train".to_vec()],
-            cwd: b"/w".to_vec(),
-            started_at: "2026-11-01T00:00:00Z".into(),
-            ended_at: None,
-            exit_code: Some(0),
-            signal: None,
-            capture: Capture::default(),
-            resources: None,
-            rerun_of: None,
-            edges: Vec::new(),
-            params: Vec::new(),
-        }
+        RunRecord::example(id, "train")
     }
 
     fn param(key: &str, value: Value) -> Param {

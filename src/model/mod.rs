@@ -536,6 +536,28 @@ pub struct RunRecord {
     pub params: Vec<Param>,
 }
 
+#[cfg(test)]
+impl RunRecord {
+    /// A succeeded run of `argv` (space-separated) with nothing captured, for unit tests.
+    pub(crate) fn example(id: &str, argv: &str) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            status: Status::Succeeded,
+            argv: argv.split(' ').map(|a| a.as_bytes().to_vec()).collect(),
+            cwd: b"/w".to_vec(),
+            started_at: "2026-11-01T00:00:00Z".into(),
+            ended_at: None,
+            exit_code: Some(0),
+            signal: None,
+            capture: Capture::default(),
+            resources: None,
+            rerun_of: None,
+            edges: Vec::new(),
+            params: Vec::new(),
+        }
+    }
+}
+
 /// One line of `lineage list`.
 #[derive(Clone, Debug)]
 pub struct RunSummary {

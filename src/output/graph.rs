@@ -446,7 +446,7 @@ pub fn mermaid(l: &Lineage) -> String {
 mod tests {
     use super::*;
     use crate::model::graph::{Link, Root};
-    use crate::model::{Artifact, Capture, EdgeRecord, Status};
+    use crate::model::{Artifact, EdgeRecord};
 
     fn file(name: &str) -> ArtifactRef {
         let a = Artifact {
@@ -474,21 +474,8 @@ mod tests {
     }
 
     fn run(id: &str, argv: &str, edges: Vec<EdgeRecord>) -> (RunRecord, String) {
-        let r = RunRecord {
-            id: id.into(),
-            status: Status::Succeeded,
-            argv: argv.split(' ').map(|a| a.as_bytes().to_vec()).collect(),
-            cwd: b"/w".to_vec(),
-            started_at: format!("2026-11-01T00:00:0{}Z", id.len() % 10),
-            ended_at: None,
-            exit_code: Some(0),
-            signal: None,
-            capture: Capture::default(),
-            resources: None,
-            rerun_of: None,
-            edges,
-            params: Vec::new(),
-        };
+        let mut r = RunRecord::example(id, argv);
+        r.edges = edges;
         (r, id.to_string())
     }
 

@@ -314,35 +314,25 @@ mod tests {
             artifact,
             changed,
         };
-        RunRecord {
-            id: "01a20000-0000-7000-8000-000000000001".into(),
-            status: Status::Failed,
-            argv: vec![
-                b"python".to_vec(),
-                b"train.py".to_vec(),
-                b"--lr 0.1".to_vec(),
-            ],
-            cwd: b"/w".to_vec(),
-            started_at: "2026-11-01T00:00:00Z".into(),
-            ended_at: Some("2026-11-01T00:01:15Z".into()),
-            exit_code: Some(3),
-            signal: None,
-            capture: Capture {
-                notes: vec!["output model.bin does not exist after the run".into()],
-                ..Capture::default()
-            },
-            resources: None,
-            rerun_of: None,
-            edges: vec![
-                edge(Role::Input, "data.csv", Some(file("data.csv")), true),
-                edge(Role::Output, "model.bin", None, false),
-            ],
-            params: vec![Param {
-                key: "optimizer.lr".into(),
-                value: serde_json::json!(0.1),
-                source: "cfg.yaml".into(),
-            }],
-        }
+        let mut r = RunRecord::example(
+            "01a20000-0000-7000-8000-000000000001",
+            "python train.py --lr",
+        );
+        r.argv[2] = b"--lr 0.1".to_vec();
+        r.status = Status::Failed;
+        r.exit_code = Some(3);
+        r.ended_at = Some("2026-11-01T00:01:15Z".into());
+        r.capture.notes = vec!["output model.bin does not exist after the run".into()];
+        r.edges = vec![
+            edge(Role::Input, "data.csv", Some(file("data.csv")), true),
+            edge(Role::Output, "model.bin", None, false),
+        ];
+        r.params = vec![Param {
+            key: "optimizer.lr".into(),
+            value: serde_json::json!(0.1),
+            source: "cfg.yaml".into(),
+        }];
+        r
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
-use crate::fixture::Pipeline;
+use crate::fixture::{self, Pipeline};
 use crate::util::*;
 
 /// Rewrites what legitimately differs between machines and runs into stable placeholders.
@@ -175,26 +175,7 @@ fn recorded() -> (Pipeline, String, String, String) {
     let verdict = ok(env, &["rerun", "-q", &p.evaluate, "--json"]);
     env.write("train.py", "echo training harder\n");
     env.write("cfg.yaml", "lr: 0.2\nepochs: 2\n");
-    let mut cmd = env.lineage();
-    cmd.env("API_TOKEN", "another-secret-value-000").args([
-        "run",
-        "-q",
-        "-i",
-        "prepared",
-        "-c",
-        "cfg.yaml",
-        "-p",
-        "seed=4",
-        "-o",
-        "model.bin",
-        "--",
-        "sh",
-        "-c",
-        "cat prepared/train.csv cfg.yaml > model.bin",
-    ]);
-    let out = output_within(cmd, std::time::Duration::from_secs(60));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let train2 = env.show(None)["id"].as_str().expect("id").to_string();
+    let train2 = fixture::train(env, "another-secret-value-000", "seed=4", &[]);
     let failed = {
         let out = env.cmd(["run", "-q", "-o", "never.txt", "--", "sh", "-c", "exit 3"]);
         assert_eq!(code(&out), 3, "{}", stderr(&out));

@@ -55,27 +55,7 @@ impl Pipeline {
             "mkdir -p prepared/sub && tr , ';' < raw/data.csv > prepared/train.csv \
              && echo meta > prepared/sub/meta.txt",
         ]);
-        let mut cmd = env.lineage();
-        cmd.env("API_TOKEN", SECRET)
-            .args(["run", "-q"])
-            .args(train_flags)
-            .args([
-                "-i",
-                "prepared",
-                "-c",
-                "cfg.yaml",
-                "-p",
-                "seed=3",
-                "-o",
-                "model.bin",
-                "--",
-                "sh",
-                "-c",
-                "cat prepared/train.csv cfg.yaml > model.bin",
-            ]);
-        let out = output_within(cmd, Duration::from_secs(60));
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
-        let train = env.show(None)["id"].as_str().expect("id").to_string();
+        let train = train(&env, SECRET, "seed=3", train_flags);
         let evaluate = env.record(&[
             "-i",
             "model.bin",
@@ -119,4 +99,30 @@ impl Pipeline {
             report,
         }
     }
+}
+
+/// Record the train stage in `env` (a pipeline's, prepared): `API_TOKEN=secret`, the param
+/// `seed`, and `flags` for `lineage run`. Returns the run's id.
+pub fn train(env: &Env, secret: &str, seed: &str, flags: &[&str]) -> String {
+    let mut cmd = env.lineage();
+    cmd.env("API_TOKEN", secret)
+        .args(["run", "-q"])
+        .args(flags)
+        .args([
+            "-i",
+            "prepared",
+            "-c",
+            "cfg.yaml",
+            "-p",
+            seed,
+            "-o",
+            "model.bin",
+            "--",
+            "sh",
+            "-c",
+            "cat prepared/train.csv cfg.yaml > model.bin",
+        ]);
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    env.show(None)["id"].as_str().expect("id").to_string()
 }
