@@ -75,7 +75,9 @@ fn show_on_an_empty_store_says_so() {
 }
 
 #[test]
-fn show_json_has_the_documented_keys_and_hash_format() {
+fn show_json_hashes_and_times_have_the_documented_formats() {
+    // The keys and their order are pinned by the contract's snapshots (contract.rs), which
+    // replace hashes and times: their formats are checked here.
     let env = Env::new();
     env.init_repo();
     env.write("data.csv", "x\n");
@@ -92,68 +94,6 @@ fn show_json_has_the_documented_keys_and_hash_format() {
     ]);
     assert_eq!(code(&out), 0);
     let run = env.show(None);
-    for key in [
-        "id",
-        "status",
-        "command",
-        "cwd",
-        "started_at",
-        "ended_at",
-        "exit_code",
-        "signal",
-        "git",
-        "env",
-        "params",
-        "configs",
-        "inputs",
-        "outputs",
-        "system",
-        "owner",
-        "container",
-        "scheduler",
-        "resources",
-    ] {
-        assert!(run.get(key).is_some(), "missing key {key}");
-    }
-    for key in ["commit", "branch", "dirty", "remote", "patch", "untracked"] {
-        assert!(run["git"].get(key).is_some(), "missing git.{key}");
-    }
-    for key in [
-        "hostname",
-        "os",
-        "kernel",
-        "cpu_model",
-        "cpu_cores",
-        "memory_bytes",
-        "gpus",
-    ] {
-        assert!(run["system"].get(key).is_some(), "missing system.{key}");
-    }
-    for key in ["user", "uid", "git_name", "git_email"] {
-        assert!(run["owner"].get(key).is_some(), "missing owner.{key}");
-    }
-    for key in [
-        "wall_seconds",
-        "user_cpu_seconds",
-        "system_cpu_seconds",
-        "max_rss_bytes",
-        "gpu_peak_memory_bytes",
-    ] {
-        assert!(
-            run["resources"].get(key).is_some(),
-            "missing resources.{key}"
-        );
-    }
-    for a in run["inputs"]
-        .as_array()
-        .into_iter()
-        .chain(run["outputs"].as_array())
-        .flatten()
-    {
-        for key in ["path", "hash", "size", "kind"] {
-            assert!(a.get(key).is_some(), "missing {key} in {a}");
-        }
-    }
     // Every hash is blake3: and 64 lowercase hex digits.
     fn check_hashes(v: &Value) {
         match v {
