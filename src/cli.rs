@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::ArgValueCompleter;
 
@@ -26,7 +27,7 @@ pub struct Cli {
         global = true,
         env = "LINEAGE_STORE",
         value_name = "DIR|URL",
-        value_parser = StoreArg::parse,
+        value_parser = clap::builder::OsStringValueParser::new().map(StoreArg::from_os),
         hide_env_values = true
     )]
     pub store: Option<StoreArg>,
@@ -305,7 +306,7 @@ pub struct ExportArgs {
 pub struct SyncArgs {
     /// The team store, postgres://USER@HOST[:PORT]/DATABASE (password from PGPASSWORD or
     /// ~/.pgpass); default: LINEAGE_TEAM_STORE, then `team_store` in the settings files.
-    #[arg(value_name = "URL", env = "LINEAGE_TEAM_STORE")]
+    #[arg(value_name = "URL", env = "LINEAGE_TEAM_STORE", hide_env_values = true)]
     pub url: Option<String>,
 }
 

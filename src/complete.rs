@@ -35,10 +35,9 @@ pub fn run_ids(current: &OsStr) -> Vec<CompletionCandidate> {
 
 /// The store directory the command being typed would use, if it can be found.
 fn store_dir() -> Option<std::path::PathBuf> {
-    let arg = std::env::var("LINEAGE_STORE")
-        .ok()
+    let arg = std::env::var_os("LINEAGE_STORE")
         .filter(|s| !s.is_empty())
-        .and_then(|s| StoreArg::parse(&s).ok());
+        .map(StoreArg::from_os);
     let settings = std::env::current_dir()
         .ok()
         .and_then(|cwd| crate::settings::for_dir(&cwd).ok());

@@ -65,12 +65,15 @@ pub fn main() -> u8 {
 fn parse_command_line() -> Result<Cli, u8> {
     use clap::Parser;
     Cli::try_parse().map_err(|e| {
-        // A closed stdout (`lineage --help | head -1`) is not an error.
-        let _ = e.print();
         if e.use_stderr() {
-            error::code::USAGE
-        } else {
-            error::code::SUCCESS
+            // A usage error quotes what was typed: through ui, control characters escaped.
+            ui::usage(&e.render().to_string());
+            return error::code::USAGE;
+        }
+        // Help and version on stdout; a closed pipe (`lineage --help | head -1`) is fine.
+        match e.print() {
+            Err(io) if io.kind() != std::io::ErrorKind::BrokenPipe => error::code::FAILURE,
+            _ => error::code::SUCCESS,
         }
     })
 }

@@ -12,8 +12,9 @@ use anyhow::{Context as _, Result};
 
 /// A store as named on the command line, in `LINEAGE_STORE` or in a settings file, before it
 /// is resolved: telling the two forms apart cannot fail, so clap parses it with
-/// [`StoreArg::parse`]; a URL is checked when it is resolved ([`StoreLocation::resolve`]),
-/// with an error that never repeats it (it may hold a password).
+/// [`StoreArg::from_os`] (a directory's name need not be UTF-8); a URL is checked when it is
+/// resolved ([`StoreLocation::resolve`]), with an error that never repeats it (it may hold a
+/// password).
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreArg {
     /// A store directory.
@@ -23,13 +24,21 @@ pub enum StoreArg {
 }
 
 impl StoreArg {
-    /// Tell a URL from a directory (clap's value parser for `--store`).
-    pub fn parse(value: &str) -> Result<StoreArg, std::convert::Infallible> {
-        Ok(if is_url(value) {
+    /// Tell a URL from a directory.
+    pub fn parse(value: &str) -> StoreArg {
+        if is_url(value) {
             StoreArg::Url(value.to_string())
         } else {
             StoreArg::Dir(PathBuf::from(value))
-        })
+        }
+    }
+
+    /// [`StoreArg::parse`] for a value that may not be UTF-8 (then a directory).
+    pub fn from_os(value: std::ffi::OsString) -> StoreArg {
+        match value.into_string() {
+            Ok(s) => StoreArg::parse(&s),
+            Err(raw) => StoreArg::Dir(PathBuf::from(raw)),
+        }
     }
 }
 
@@ -120,16 +129,19 @@ mod tests {
 
     #[test]
     fn a_url_is_told_from_a_directory_and_never_debug_printed() {
-        let url = StoreArg::parse("postgres://ada:hunter2@db/lineage").expect("infallible");
+        let url = StoreArg::parse("postgres://ada:hunter2@db/lineage");
         assert_eq!(
             url,
             StoreArg::Url("postgres://ada:hunter2@db/lineage".into())
         );
         assert!(!format!("{url:?}").contains("hunter2"));
         assert_eq!(
-            StoreArg::parse("postgres-data/store").expect("infallible"),
+            StoreArg::parse("postgres-data/store"),
             StoreArg::Dir("postgres-data/store".into())
         );
+        use std::os::unix::ffi::OsStringExt;
+        let raw = std::ffi::OsString::from_vec(b"st\xffore".to_vec());
+        assert_eq!(StoreArg::from_os(raw.clone()), StoreArg::Dir(raw.into()));
         let arg = StoreArg::Dir("/tmp/s".into());
         let loc = StoreLocation::resolve(Some(&arg), None).expect("resolves");
         assert_eq!(loc.dir(), Path::new("/tmp/s"));

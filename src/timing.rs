@@ -16,6 +16,8 @@ pub fn init() {
 pub fn mark(phase: &str) {
     if let Some(Some(start)) = START.get() {
         let ms = start.elapsed().as_secs_f64() * 1000.0;
-        eprintln!("lineage: timing: {phase} at {ms:.2} ms");
+        // A diagnostic: a stderr that cannot be written is no reason to fail.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "lineage: timing: {phase} at {ms:.2} ms");
     }
 }

@@ -1,13 +1,17 @@
 //! The one way out: everything lineage prints passes through here.
 //!
 //! - Data (tables, trees, JSON, exports, scripts) goes to stdout through [`data`]. A closed
-//!   stdout (`lineage list | head`) ends the command quietly with exit 0, as
-//!   docs/exit-codes.md promises; any other write error is one error line and exit 1.
+//!   stdout (`lineage list | head`) is quiet: what is left to print is dropped and the command
+//!   ends with its own exit code (0 for `list`, the verdict's for `rerun`, 1 for `doctor` on a
+//!   damaged store), as docs/exit-codes.md promises; any other write error is one error line
+//!   and exit 1.
 //! - Messages go to stderr, one line each, prefixed `lineage:` ([`info`], [`warn`],
 //!   [`error()`], [`hint`]). A stderr that cannot be written is ignored: a message that cannot
 //!   be shown must never stop a command, let alone the job it wraps.
-//! - Colour is decided once ([`use_color`]); text that came from a job or an import (paths,
-//!   argv, params, notes) is made inert for a terminal with [`escape`].
+//! - Colour is decided once ([`use_color`]); every message on stderr has its control
+//!   characters made visible with [`escape`], since messages name paths, arguments and server
+//!   replies that a job or a server chose. (Data on stdout, which carries the same strings in
+//!   tables and trees, is not escaped yet: the trust-boundary work, issue 15, does that.)
 //!
 //! Lower layers (capture, hash, store) never print: they return values and notes, and the
 //! commands hand them to this module. The one exception is `timing`, a diagnostic that
@@ -17,17 +21,17 @@ use std::borrow::Cow;
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{self, Error, code};
 
-/// When to use colour on stdout (`--color`).
+/// When to use colour on stdout (`--color`). (Its variants carry no doc comments: clap would
+/// print them as help for each value, and change `--help`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {
-    /// When stdout is a terminal and NO_COLOR is unset.
+    // When stdout is a terminal and NO_COLOR is unset.
     Auto,
-    /// Always.
     Always,
-    /// Never.
     Never,
 }
 
@@ -43,14 +47,22 @@ pub fn use_color(choice: ColorChoice) -> bool {
     }
 }
 
-/// Write data to stdout. A closed pipe ends the process quietly (exit 0); another write
-/// error is reported and ends it with exit 1.
+/// Whether stdout's reader has gone (a broken pipe): then nothing more is written to it.
+/// Process-wide, as file descriptor 1 is.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Write data to stdout. A closed pipe is remembered and what follows dropped (the command
+/// goes on to its own exit code); another write error is reported and ends the process with
+/// exit 1.
 pub fn data(s: &str) {
     data_bytes(s.as_bytes());
 }
 
 /// [`data`] for bytes (a bundle, a completion script).
 pub fn data_bytes(bytes: &[u8]) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
         stdout_failed(&e);
@@ -59,26 +71,36 @@ pub fn data_bytes(bytes: &[u8]) {
 
 /// Copy a reader to stdout, with [`data`]'s handling of a closed pipe.
 pub fn data_from(reader: &mut dyn std::io::Read) -> std::io::Result<()> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
-    let copied = std::io::copy(reader, &mut out).and_then(|_| out.flush());
-    match copied {
-        Err(e) if is_stdout_error(&e) => stdout_failed(&e),
-        other => other,
+    match std::io::copy(reader, &mut out).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            stdout_failed(&e);
+            Ok(())
+        }
+        other => other.map(drop),
     }
 }
 
-/// Whether an error from [`data_from`] came from writing stdout rather than reading: the
-/// write side fails with a broken pipe or an error the reader does not give.
-fn is_stdout_error(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::BrokenPipe
-}
-
-fn stdout_failed(e: &std::io::Error) -> ! {
+/// A write to stdout failed: a broken pipe is remembered; anything else ends the process.
+fn stdout_failed(e: &std::io::Error) {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0);
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        return;
     }
     error_line(format_args!("writing to stdout: {e}"));
     std::process::exit(i32::from(code::FAILURE));
+}
+
+/// Text clap made (a usage error) on stderr as it is, but for its control characters: it
+/// quotes what was typed, which may come from anywhere.
+pub fn usage(text: &str) {
+    let mut err = std::io::stderr().lock();
+    for line in text.lines() {
+        let _ = writeln!(err, "{}", escape(line));
+    }
 }
 
 /// One line on stderr, prefixed `lineage: `, control characters made visible (a message
