@@ -118,6 +118,9 @@ pub enum Error {
     #[error("{0:?} is not a valid hash (expected blake3: and 64 hex digits)")]
     BadHash(String),
 
+    #[error("run {run}: {why}")]
+    UnreadableRun { run: String, why: String },
+
     #[error("no runs recorded yet in {0}")]
     NoRuns(String),
 
@@ -175,6 +178,9 @@ impl Error {
             }
             Error::ModifiedAfter { run, .. } => Some(format!(
                 "`lineage show {run}` shows the run that wrote the recorded bytes"
+            )),
+            Error::UnreadableRun { run, .. } => Some(format!(
+                "`lineage show {run}` shows what is left of it; `lineage doctor` lists every such run"
             )),
             Error::GraphOptionOnRun(_) => {
                 Some("pass one of the run's outputs, e.g. `lineage show out/model.pt`".into())

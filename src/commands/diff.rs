@@ -48,6 +48,8 @@ pub fn diff(args: DiffArgs, ctx: &Context) -> Result<()> {
     let a = run_of(&store, &args.a)?;
     let b = run_of(&store, &args.b)?;
     let (ra, rb) = (store.load_run(&a)?, store.load_run(&b)?);
+    super::readable(&ra)?;
+    super::readable(&rb)?;
     let d = compare::diff(&ra, &rb, &StoreLookup(&store));
     if args.json {
         ui::data(&(serde_json::to_string_pretty(&d)? + "\n"));

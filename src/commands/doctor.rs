@@ -38,7 +38,11 @@ pub fn doctor(args: DoctorArgs, ctx: &Context) -> Result<u8> {
         match reaped {
             Ok(0) => {}
             Ok(n) => say!("marked {n} runs interrupted: their lineage process is gone"),
-            Err(e) => say!("problem: {e:#}"),
+            Err(e) => {
+                // A store this lineage cannot use (too new, a full disk) is not healthy.
+                say!("problem: {e:#}");
+                return Ok(code::FAILURE);
+            }
         }
         say!("ok: no problems found");
         return Ok(code::SUCCESS);

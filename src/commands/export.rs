@@ -97,6 +97,10 @@ fn gather(store: &Store, args: &ExportArgs) -> Result<Export> {
             lineage.runs.into_values().map(|(r, _)| r).collect()
         }
     };
+    // Provenance with a blank where a run's environment and machine were would be false.
+    for r in &runs {
+        super::readable(r)?;
+    }
     runs.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
     members.sort();
     members.dedup();

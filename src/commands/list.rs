@@ -25,10 +25,13 @@ pub fn list(args: ListArgs, ctx: &Context) -> Result<()> {
             .collect();
         ui::data(&(serde_json::to_string_pretty(&items)? + "\n"));
     } else if runs.is_empty() {
-        ui::info(format_args!(
-            "no runs recorded yet in {}",
-            ctx.store_dir().display()
-        ));
+        // `-n 0` asked for nothing; only an empty store is worth a word.
+        if args.limit != Some(0) {
+            ui::info(format_args!(
+                "no runs recorded yet in {}",
+                ctx.store_dir().display()
+            ));
+        }
     } else {
         ui::data(&(output::table::list(&runs, ctx.color) + "\n"));
     }

@@ -42,6 +42,18 @@ impl Context {
     }
 }
 
+/// A run whose capture could not be read back, refused by what would otherwise use its
+/// blank capture as if it were the record (diff, export, rerun).
+pub fn readable(run: &crate::model::RunRecord) -> Result<(), Error> {
+    match &run.unreadable {
+        None => Ok(()),
+        Some(why) => Err(Error::UnreadableRun {
+            run: run.id.clone(),
+            why: why.clone(),
+        }),
+    }
+}
+
 /// Open the store in `dir`, warning once when it runs in its network-filesystem mode.
 pub fn open_store(dir: &Path) -> Result<Store, Error> {
     let store = Store::open(dir)?;

@@ -39,8 +39,8 @@ fn warn_offline(store: &Store, remote: &Remote, e: &anyhow::Error) {
     ui::warn(format_args!("{e:#}"));
     if waiting > 0 {
         ui::warn(format_args!(
-            "{waiting} run{} kept in {} until {} can be reached: the next lineage command \
-             that reaches it delivers them",
+            "{waiting} run{} kept in {}: the next lineage command that can deliver them to \
+             {} will",
             if waiting == 1 { "" } else { "s" },
             store.dir().display(),
             remote.name

@@ -534,6 +534,10 @@ pub struct RunRecord {
     pub edges: Vec<EdgeRecord>,
     /// Its params, sorted by key.
     pub params: Vec<Param>,
+    /// Why its capture or resources could not be read back, when they could not: `capture`
+    /// is then empty but for a note saying so, and what needs it (diff, export, rerun)
+    /// refuses the run rather than use the blank.
+    pub unreadable: Option<String>,
 }
 
 #[cfg(test)]
@@ -554,6 +558,7 @@ impl RunRecord {
             rerun_of: None,
             edges: Vec::new(),
             params: Vec::new(),
+            unreadable: None,
         }
     }
 }

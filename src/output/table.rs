@@ -12,7 +12,10 @@ fn table(color: bool, preset: TableStyle) -> Table {
     let mut t = Table::new();
     t.load_style(preset)
         .set_content_arrangement(ContentArrangement::Dynamic);
-    if !color {
+    if color {
+        // `--color always` colours a pipe too.
+        t.enforce_styling();
+    } else {
         t.force_no_tty();
     }
     t

@@ -138,6 +138,13 @@ pub(crate) fn create(path: &Path) -> Result<Connection> {
 impl Store {
     /// Write the selected runs and what they refer to into a new bundle file at `path`.
     pub fn export_bundle(&self, path: &Path, sel: &Selection) -> Result<Counts> {
+        // A column this store has and the list does not (a newer lineage's, or added by
+        // hand) would not travel: refused, never dropped without a word.
+        let what = format!("the store {}", self.dir.display());
+        for table in SYNCED {
+            let mine = columns(&self.conn, "main", table.name)?;
+            schema::check_columns(table, &mine, None, &[], &what).map_err(anyhow::Error::msg)?;
+        }
         let bundle = create(path).with_context(|| format!("creating {}", path.display()))?;
         let meta = [
             ("format", FORMAT.to_string()),
@@ -152,7 +159,7 @@ impl Store {
         drop(bundle);
 
         let conn = &self.conn;
-        conn.execute("ATTACH DATABASE ?1 AS bundle", [path.display().to_string()])?;
+        conn.execute("ATTACH DATABASE ?1 AS bundle", [utf8(path)?])?;
         conn.execute_batch("PRAGMA bundle.journal_mode = OFF; PRAGMA bundle.synchronous = OFF;")?;
         let result = (|| -> Result<Counts> {
             let tx = conn.unchecked_transaction()?;
@@ -227,7 +234,7 @@ impl Store {
     pub fn import_bundle(&mut self, path: &Path) -> Result<Counts> {
         let columns = check_bundle(path)?;
         let conn = &self.conn;
-        conn.execute("ATTACH DATABASE ?1 AS bundle", [path.display().to_string()])
+        conn.execute("ATTACH DATABASE ?1 AS bundle", [utf8(path)?])
             .with_context(|| format!("opening {}", path.display()))?;
         let result = (|| -> Result<Counts> {
             let tx = conn.unchecked_transaction()?;
@@ -257,6 +264,17 @@ impl Store {
     }
 }
 
+/// A path SQLite can be given (ATTACH takes a text file name): a path that is not UTF-8 is
+/// refused rather than attached under a lossy name, which could be another file.
+fn utf8(path: &Path) -> Result<&str> {
+    path.to_str().with_context(|| {
+        format!(
+            "{} is not a UTF-8 path, which SQLite cannot open: rename it",
+            path.display()
+        )
+    })
+}
+
 /// A lineage bundle this lineage can read, or a one-line reason: for each synced table, the
 /// columns to copy (none: a bundle from before the table existed).
 fn check_bundle(path: &Path) -> Result<Vec<(&'static schema::Table, Vec<String>)>> {
@@ -277,6 +295,17 @@ fn check_bundle(path: &Path) -> Result<Vec<(&'static schema::Table, Vec<String>)
             path.display()
         );
     }
+    // A damaged bundle is the bundle's problem, named as such: checked here, any damage met
+    // later is the store's.
+    let check: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .unwrap_or_else(|e| e.to_string());
+    if check != "ok" {
+        bail!(
+            "bundle {} is damaged ({check}): export it again",
+            path.display()
+        );
+    }
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > MIGRATIONS.len() as i64 {
         bail!(
@@ -286,21 +315,27 @@ fn check_bundle(path: &Path) -> Result<Vec<(&'static schema::Table, Vec<String>)
         );
     }
     let what = format!("bundle {}", path.display());
-    let mut columns = Vec::new();
+    let mut found = Vec::new();
     for table in SYNCED {
-        let theirs: Vec<String> = conn
-            .prepare(&format!("PRAGMA table_info({})", table.name))?
-            .query_map([], |r| r.get::<_, String>(1))?
-            .collect::<rusqlite::Result<_>>()?;
+        let theirs = columns(&conn, "main", table.name)?;
         if theirs.is_empty() && table.since > version {
-            columns.push((table, theirs));
+            found.push((table, theirs));
             continue;
         }
         schema::check_columns(table, &theirs, Some(version), &[], &what)
             .map_err(anyhow::Error::msg)?;
-        columns.push((table, theirs));
+        found.push((table, theirs));
     }
-    Ok(columns)
+    Ok(found)
+}
+
+/// The column names of a table of the database `schema` (`main`, `bundle`).
+fn columns(conn: &Connection, schema: &str, table: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!("PRAGMA {schema}.table_info({table})"))?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(1))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(names)
 }
 
 /// The blobs the runs `captures_sql` selects name (`SELECT id, capture`), and the configs

@@ -98,10 +98,57 @@ pub fn check(dir: &Path) -> Report {
             .problems
             .push(format!("foreign key check failed: {e}")),
     }
+    report.problems.extend(unreadable_records(&conn));
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).ok();
     report.runs = count("SELECT count(*) FROM runs");
     report.running = count("SELECT count(*) FROM runs WHERE status = 'running'");
     report
+}
+
+/// Rows SQLite reads but this lineage cannot: an unknown status or edge role (which every
+/// command that lists or walks runs then refuses, naming the run), or a capture or
+/// resources that are not JSON (shown empty, with a note). A newer lineage, another writer
+/// or a damaged file wrote them; a rebuild would copy them as they are.
+fn unreadable_records(conn: &Connection) -> Vec<String> {
+    let checks = [
+        (
+            "SELECT id FROM runs
+             WHERE status NOT IN ('running', 'succeeded', 'failed', 'interrupted')",
+            "an unknown status",
+        ),
+        (
+            "SELECT DISTINCT run_id FROM edges WHERE role NOT IN ('input', 'output', 'config')",
+            "an edge of an unknown role",
+        ),
+        (
+            "SELECT id FROM runs
+             WHERE json_valid(capture) = 0 OR (resources IS NOT NULL AND json_valid(resources) = 0)",
+            "a capture or resources that are not JSON",
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (sql, what) in checks {
+        let ids = conn.prepare(sql).and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        });
+        match ids {
+            Ok(ids) if ids.is_empty() => {}
+            Ok(ids) => {
+                let shown: Vec<&str> = ids.iter().take(5).map(String::as_str).collect();
+                let more = if ids.len() > 5 { ", ..." } else { "" };
+                problems.push(format!(
+                    "{} run{} with {what}, which this lineage cannot read (written by a newer \
+                     lineage?): {}{more}",
+                    ids.len(),
+                    if ids.len() == 1 { "" } else { "s" },
+                    shown.join(", ")
+                ));
+            }
+            Err(e) => problems.push(format!("checking records: {e}")),
+        }
+    }
+    problems
 }
 
 /// What a rebuild recovered.

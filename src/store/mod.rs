@@ -123,6 +123,9 @@ impl Store {
             path: dir.display().to_string(),
             source,
         };
+        if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+            return Err(fail("it exists and is not a directory".into()));
+        }
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)

@@ -91,11 +91,13 @@ impl Remote {
                 config.password(p);
             }
         }
-        let seconds = env("LINEAGE_PG_TIMEOUT")
+        // A value that is not a positive number of seconds (a Duration) is ignored.
+        let timeout = env("LINEAGE_PG_TIMEOUT")
             .and_then(|s| s.parse::<f64>().ok())
-            .filter(|s| *s > 0.0)
-            .unwrap_or(5.0);
-        config.connect_timeout(Duration::from_secs_f64(seconds));
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(5));
+        config.connect_timeout(timeout);
         Ok(Remote {
             name: format!("postgres://{user}@{host}:{port}/{db}"),
             config,
@@ -327,10 +329,12 @@ fn check_server(client: &mut impl postgres::GenericClient, name: &str) -> Result
             let Some(c) = table.column(column) else {
                 continue; // the server's own
             };
+            // Exactly the types lineage creates and reads (an `integer` column does not
+            // read as the 64-bit integer lineage expects).
             let fits = match c.kind {
-                Kind::Int => matches!(ty.as_str(), "bigint" | "integer" | "smallint"),
+                Kind::Int => ty == "bigint",
                 Kind::Bytes => ty == "bytea",
-                Kind::Text => matches!(ty.as_str(), "text" | "character varying"),
+                Kind::Text => ty == "text",
             };
             if !fits {
                 bail!(
@@ -486,21 +490,25 @@ fn download(
             "INSERT OR IGNORE INTO {table} ({list}) VALUES ({marks})"
         ))?;
         for row in &rows {
-            let values: Vec<Value> = cols
+            // try_get: a value of another type is an error naming the column, not a panic.
+            let values = cols
                 .iter()
                 .enumerate()
-                .map(|(i, (_, kind))| match kind {
-                    Kind::Int => row
-                        .get::<_, Option<i64>>(i)
-                        .map_or(Value::Null, Value::Integer),
-                    Kind::Bytes => row
-                        .get::<_, Option<Vec<u8>>>(i)
-                        .map_or(Value::Null, Value::Blob),
-                    Kind::Text => row
-                        .get::<_, Option<String>>(i)
-                        .map_or(Value::Null, Value::Text),
+                .map(|(i, (name, kind))| {
+                    let value = match kind {
+                        Kind::Int => row
+                            .try_get::<_, Option<i64>>(i)
+                            .map(|v| v.map_or(Value::Null, Value::Integer)),
+                        Kind::Bytes => row
+                            .try_get::<_, Option<Vec<u8>>>(i)
+                            .map(|v| v.map_or(Value::Null, Value::Blob)),
+                        Kind::Text => row
+                            .try_get::<_, Option<String>>(i)
+                            .map(|v| v.map_or(Value::Null, Value::Text)),
+                    };
+                    value.with_context(|| format!("reading {table}.{name}"))
                 })
-                .collect();
+                .collect::<Result<Vec<Value>>>()?;
             insert.execute(rusqlite::params_from_iter(values))?;
         }
         Ok(rows.len())

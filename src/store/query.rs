@@ -124,6 +124,7 @@ impl Store {
                     rerun_of: r.get(10)?,
                     edges: Vec::new(),
                     params: Vec::new(),
+                    unreadable: None,
                 };
                 let raw: (String, String, Option<String>) = (r.get(1)?, r.get(8)?, r.get(9)?);
                 Ok((record, raw))
@@ -132,7 +133,8 @@ impl Store {
         let mut runs = HashMap::new();
         for (mut run, (status, capture, resources)) in rows {
             run.status = parse_status(&run.id, &status)?;
-            (run.capture, run.resources) = read_capture(&capture, resources.as_deref());
+            (run.capture, run.resources, run.unreadable) =
+                read_capture(&capture, resources.as_deref());
             runs.insert(run.id.clone(), run);
         }
         let mut stmt = self.conn.prepare_cached(
@@ -338,25 +340,32 @@ fn parse_status(id: &str, s: &str) -> Result<Status> {
 }
 
 /// A run's captured snapshot and resources as stored. One that cannot be read is shown as
-/// empty with a note saying so (the rest of the run, its edges included, is still true).
-fn read_capture(capture: &str, resources: Option<&str>) -> (Capture, Option<Resources>) {
-    let mut capture: Capture = serde_json::from_str(capture).unwrap_or_else(|e| Capture {
-        notes: vec![format!(
-            "the recorded capture cannot be read ({e}): git, environment, system and \
-             software are not shown"
-        )],
-        ..Capture::default()
+/// empty with a note saying so (the rest of the run, its edges included, is still true),
+/// and the reason is returned for what must not use the blank.
+fn read_capture(
+    capture: &str,
+    resources: Option<&str>,
+) -> (Capture, Option<Resources>, Option<String>) {
+    let mut unreadable = None;
+    let mut capture: Capture = serde_json::from_str(capture).unwrap_or_else(|e| {
+        let why = format!("the recorded capture cannot be read ({e})");
+        let note = format!("{why}: git, environment, system and software are not shown");
+        unreadable = Some(why);
+        Capture {
+            notes: vec![note],
+            ..Capture::default()
+        }
     });
     let resources = resources.and_then(|r| match serde_json::from_str(r) {
         Ok(r) => Some(r),
         Err(e) => {
-            capture
-                .notes
-                .push(format!("the recorded resources cannot be read ({e})"));
+            let why = format!("the recorded resources cannot be read ({e})");
+            capture.notes.push(why.clone());
+            unreadable.get_or_insert(why);
             None
         }
     });
-    (capture, resources)
+    (capture, resources, unreadable)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod gpu;
 mod html;
 mod pipes;
 mod progress;
+mod records;
 mod reliability;
 mod rerun;
 mod run;

@@ -38,6 +38,8 @@ fn rerun_one(args: &RerunArgs, ctx: &Context) -> Result<u8> {
     let store = ctx.open_store()?;
     let id = store.resolve(Some(&args.run))?;
     let original = store.load_run(&id)?;
+    // Its environment and code are in the capture: without it there is nothing to rerun.
+    super::readable(&original)?;
     let short = store.short_id(&id)?;
     if args.upstream {
         upstream::rerun(&store, ctx, &original, args, &mut Vec::new())?;

@@ -134,9 +134,10 @@ pub(super) fn resolve(args: RunArgs) -> Result<Spec> {
 /// Validate a spec: paths checked, command found, redaction policy ready.
 pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
     let cwd = spec.cwd;
-    if !(spec.sample_interval.is_finite() && spec.sample_interval > 0.0) {
-        return Err(Error::BadSampleInterval(spec.sample_interval).into());
-    }
+    let sample_interval = Duration::try_from_secs_f64(spec.sample_interval)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or(Error::BadSampleInterval(spec.sample_interval))?;
     for path in &spec.inputs {
         check_declared(&cwd, path, false)?;
     }
@@ -175,7 +176,7 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         env: spec.env,
         rerun_of: spec.rerun_of,
         params: spec.params,
-        sample_interval: Duration::from_secs_f64(spec.sample_interval),
+        sample_interval,
         quiet: spec.quiet,
         sha256: spec.sha256,
         hash_before_launch: spec.hash_before_launch,
