@@ -106,6 +106,14 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status.
+    pub const ALL: [Status; 4] = [
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Interrupted,
+    ];
+
     /// As stored and printed: `running`, `succeeded`, `failed`, `interrupted`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -118,13 +126,7 @@ impl Status {
 
     /// From the stored form; None for anything else.
     pub fn parse(s: &str) -> Option<Status> {
-        Some(match s {
-            "running" => Status::Running,
-            "succeeded" => Status::Succeeded,
-            "failed" => Status::Failed,
-            "interrupted" => Status::Interrupted,
-            _ => return None,
-        })
+        Status::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -170,6 +172,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role.
+    pub const ALL: [Role; 3] = [Role::Input, Role::Output, Role::Config];
+
+    /// From the stored form; None for anything else.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
     /// As stored and printed: `input`, `output`, `config`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -587,6 +597,19 @@ pub struct RunSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Status and role read back as written; anything else is no status or role at all.
+    #[test]
+    fn statuses_and_roles_read_back_as_stored_and_nothing_else() {
+        for s in Status::ALL {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Status::parse("Succeeded"), None);
+        assert_eq!(Role::parse("inputs"), None);
+    }
 
     /// What `command_line` prints, read back by a real POSIX shell, is the same arguments.
     #[test]

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags, types::Value};
 
 use super::{DB_FILE, Store};
+use crate::model::{Role, Status};
 
 /// What `lineage doctor` found.
 #[derive(Debug, Default, serde::Serialize)]
@@ -110,25 +111,32 @@ pub fn check(dir: &Path) -> Report {
 /// resources that are not JSON (shown empty, with a note). A newer lineage, another writer
 /// or a damaged file wrote them; a rebuild would copy them as they are.
 fn unreadable_records(conn: &Connection) -> Vec<String> {
+    // The known values come from the model's enums (constants, not job strings).
+    let known = |values: &[&str]| {
+        let quoted: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+        quoted.join(", ")
+    };
+    let statuses = known(&Status::ALL.map(Status::as_str));
+    let roles = known(&Role::ALL.map(Role::as_str));
     let checks = [
         (
-            "SELECT id FROM runs
-             WHERE status NOT IN ('running', 'succeeded', 'failed', 'interrupted')",
+            format!("SELECT id FROM runs WHERE status NOT IN ({statuses})"),
             "an unknown status",
         ),
         (
-            "SELECT DISTINCT run_id FROM edges WHERE role NOT IN ('input', 'output', 'config')",
+            format!("SELECT DISTINCT run_id FROM edges WHERE role NOT IN ({roles})"),
             "an edge of an unknown role",
         ),
         (
             "SELECT id FROM runs
-             WHERE json_valid(capture) = 0 OR (resources IS NOT NULL AND json_valid(resources) = 0)",
+             WHERE json_valid(capture) = 0 OR (resources IS NOT NULL AND json_valid(resources) = 0)"
+                .to_string(),
             "a capture or resources that are not JSON",
         ),
     ];
     let mut problems = Vec::new();
     for (sql, what) in checks {
-        let ids = conn.prepare(sql).and_then(|mut s| {
+        let ids = conn.prepare(&sql).and_then(|mut s| {
             s.query_map([], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()
         });

@@ -123,14 +123,17 @@ impl Store {
             path: dir.display().to_string(),
             source,
         };
-        if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
-            return Err(fail("it exists and is not a directory".into()));
-        }
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| fail(e.into()))?;
+            .map_err(|e| match e.kind() {
+                // Only a path that exists and is not a directory fails so.
+                std::io::ErrorKind::AlreadyExists => {
+                    fail("it exists and is not a directory".into())
+                }
+                _ => fail(e.into()),
+            })?;
         // The store must be the user's own, wherever a symlink leads: another user's
         // directory could read the records or feed forged ones.
         let me = nix::unistd::getuid().as_raw();

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{DB_FILE, Store, split_argv};
@@ -166,12 +166,9 @@ impl Store {
         })?;
         for row in edges {
             let (id, role, mut edge) = row?;
-            edge.role = match role.as_str() {
-                "input" => Role::Input,
-                "output" => Role::Output,
-                "config" => Role::Config,
-                _ => bail!("run {id}: an edge has the unknown role {role:?} in the store"),
-            };
+            edge.role = Role::parse(&role).with_context(|| {
+                format!("run {id}: an edge has the unknown role {role:?} in the store")
+            })?;
             if let Some(run) = runs.get_mut(&id) {
                 run.edges.push(edge);
             }

@@ -1,5 +1,6 @@
 //! A reader that stops early (`lineage list | head -1`, `lineage doctor | true`) closes the
-//! pipe lineage writes to: every command that prints then ends quietly, with exit 0 and no
+//! pipe lineage writes to: every command that prints then ends quietly, with the exit code
+//! it would have had (0 for every command here; tests/cli/records.rs checks others) and no
 //! panic, as docs/exit-codes.md promises.
 
 use std::process::Stdio;
