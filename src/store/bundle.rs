@@ -10,17 +10,23 @@
 //! share artifacts join into one graph. What is copied is `schema::SYNCED`, column by
 //! column: a bundle with a column this lineage does not know is refused whole.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::Store;
+use super::inbound;
 use super::migrate::MIGRATIONS;
-use super::schema::{self, SYNCED};
-use crate::model::Capture;
+use super::schema::{self, SYNCED, Table};
+use crate::model::{Capture, Hash};
+
+/// The table a bundle has beyond the store's: what it is, who wrote it, when.
+const BUNDLE_META: &str =
+    "CREATE TABLE bundle_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)";
 
 /// `bundle_meta.format`: what marks a SQLite file as a lineage bundle.
 pub const FORMAT: &str = "lineage-bundle";
@@ -128,9 +134,7 @@ pub(crate) fn create(path: &Path) -> Result<Connection> {
         tx.execute_batch(sql)?;
     }
     tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
-    tx.execute_batch(
-        "CREATE TABLE bundle_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)",
-    )?;
+    tx.execute_batch(BUNDLE_META)?;
     tx.commit()?;
     Ok(conn)
 }
@@ -230,38 +234,256 @@ impl Store {
         result
     }
 
-    /// Add a bundle's rows to this store, in one transaction; rows already here are kept.
+    /// Add a bundle's rows to this store, in one transaction, after checking every one of
+    /// them (`inbound`): a bundle is not trusted. Runs already here never change (their
+    /// rows in the bundle are left out); any row that fails a check refuses the whole
+    /// import with one line naming the table and the row.
     pub fn import_bundle(&mut self, path: &Path) -> Result<Counts> {
-        let columns = check_bundle(path)?;
-        let conn = &self.conn;
-        conn.execute("ATTACH DATABASE ?1 AS bundle", [utf8(path)?])
-            .with_context(|| format!("opening {}", path.display()))?;
-        let result = (|| -> Result<Counts> {
-            let tx = conn.unchecked_transaction()?;
-            // A rerun may arrive before its original: check references at commit.
-            tx.pragma_update(None, "defer_foreign_keys", "ON")?;
-            let mut counts = Counts::default();
-            for (table, cols) in &columns {
-                if cols.is_empty() {
-                    continue; // a bundle from before the table existed
-                }
-                let list = cols.join(", ");
-                let name = table.name;
-                let n = tx.execute(
-                    &format!(
-                        "INSERT OR IGNORE INTO main.{name} ({list}) SELECT {list} FROM bundle.{name}"
-                    ),
-                    [],
-                )?;
-                counts.rows.push((name.to_string(), n));
+        let (bundle, columns) = open_checked(path)?;
+        let what = format!("bundle {}", path.display());
+        let tx = self.conn.transaction()?;
+        // A rerun may arrive before its original: check references at commit.
+        tx.pragma_update(None, "defer_foreign_keys", "ON")?;
+        let mut import = Import {
+            bundle: &bundle,
+            tx: &tx,
+            what: &what,
+            bundle_runs: HashSet::new(),
+            new_runs: HashSet::new(),
+            new_artifacts: HashSet::new(),
+        };
+        let mut counts = Counts::default();
+        for (table, cols) in &columns {
+            if cols.is_empty() {
+                continue; // a bundle from before the table existed
             }
-            tx.commit()
-                .context("the bundle's rows do not fit together")?;
-            Ok(counts)
-        })();
-        let _ = conn.execute("DETACH DATABASE bundle", []);
-        result.with_context(|| format!("importing {}", path.display()))
+            let n = if table.name == "dir_entries" {
+                import.manifests(table, cols)?
+            } else {
+                import.table(table, cols)?
+            };
+            counts.rows.push((table.name.to_string(), n));
+        }
+        drop(import);
+        tx.commit().with_context(|| {
+            format!("{what}: its rows do not fit together (a reference to a run or an artifact it does not carry); nothing was imported")
+        })?;
+        Ok(counts)
     }
+}
+
+/// One import under way: the bundle, the store's transaction, and what it has seen.
+struct Import<'a> {
+    bundle: &'a Connection,
+    tx: &'a rusqlite::Transaction<'a>,
+    what: &'a str,
+    /// The runs the bundle carries.
+    bundle_runs: HashSet<String>,
+    /// Those of them this store did not have: only their rows are added.
+    new_runs: HashSet<String>,
+    /// Artifacts this store did not have before the import.
+    new_artifacts: HashSet<String>,
+}
+
+impl Import<'_> {
+    /// The refusal for row `n` (1-based) of `table`, identified by its first column.
+    fn refuse(&self, table: &Table, n: usize, row: &[Value], why: &str) -> anyhow::Error {
+        let key = match row.first() {
+            Some(Value::Text(s)) => format!(" ({} {:?})", table.columns[0].name, shorten(s)),
+            _ => String::new(),
+        };
+        anyhow::anyhow!(
+            "{}: table {}, row {n}{key}: {why}; nothing was imported (the bundle is damaged or was crafted)",
+            self.what,
+            table.name
+        )
+    }
+
+    /// Copy one table's checked rows; returns how many were added.
+    fn table(&mut self, table: &Table, cols: &[String]) -> Result<usize> {
+        let list = cols.join(", ");
+        let marks = vec!["?"; cols.len()].join(", ");
+        let mut select = self
+            .bundle
+            .prepare(&format!("SELECT {list} FROM main.{}", table.name))?;
+        let mut insert = self.tx.prepare(&format!(
+            "INSERT OR IGNORE INTO main.{} ({list}) VALUES ({marks})",
+            table.name
+        ))?;
+        let mut exists = self.tx.prepare("SELECT 1 FROM main.runs WHERE id = ?1")?;
+        let run_col = cols.iter().position(|c| c == "run_id");
+        let (mut rows, mut added, mut n) = (select.query([])?, 0, 0);
+        while let Some(row) = rows.next()? {
+            n += 1;
+            let values = (0..cols.len())
+                .map(|i| row.get::<_, Value>(i))
+                .collect::<rusqlite::Result<Vec<Value>>>()?;
+            inbound::check_row(table, cols, &values)
+                .map_err(|e| self.refuse(table, n, &values, &e))?;
+            let first = match &values[0] {
+                Value::Text(s) => s.clone(),
+                _ => String::new(),
+            };
+            match table.name {
+                "runs" => {
+                    if !self.bundle_runs.insert(first.clone()) {
+                        return Err(self.refuse(
+                            table,
+                            n,
+                            &values,
+                            "a run the bundle carries twice",
+                        ));
+                    }
+                    if exists.exists([&first])? {
+                        continue; // an existing run never changes
+                    }
+                    self.new_runs.insert(first.clone());
+                }
+                "edges" | "params" => {
+                    let run = match run_col.map(|i| &values[i]) {
+                        Some(Value::Text(s)) => s.as_str(),
+                        _ => "",
+                    };
+                    if !self.bundle_runs.contains(run) {
+                        return Err(self.refuse(
+                            table,
+                            n,
+                            &values,
+                            "a row for a run the bundle does not carry (rows travel only with their run)",
+                        ));
+                    }
+                    if !self.new_runs.contains(run) {
+                        continue;
+                    }
+                }
+                // A digest cannot be checked without the bytes: one is taken only for an
+                // artifact new to this store, never added to one already here.
+                "extra_digests" if !self.new_artifacts.contains(&first) => continue,
+                _ => {}
+            }
+            let k = insert.execute(rusqlite::params_from_iter(values.iter()))?;
+            if table.name == "artifacts" && k == 1 {
+                self.new_artifacts.insert(first);
+            }
+            added += k;
+        }
+        Ok(added)
+    }
+
+    /// Copy the directory manifests, each folded back into its Merkle hash and compared
+    /// with its directory's hash, size and file count first.
+    fn manifests(&mut self, table: &Table, cols: &[String]) -> Result<usize> {
+        let list = cols.join(", ");
+        let marks = vec!["?"; cols.len()].join(", ");
+        let mut select = self.bundle.prepare(&format!(
+            "SELECT {list} FROM main.dir_entries ORDER BY dir_hash"
+        ))?;
+        let mut insert = self.tx.prepare(&format!(
+            "INSERT OR IGNORE INTO main.dir_entries ({list}) VALUES ({marks})"
+        ))?;
+        let pos = |name: &str| cols.iter().position(|c| c == name);
+        let (Some(dir), Some(path), Some(file), Some(size), Some(exec)) = (
+            pos("dir_hash"),
+            pos("path"),
+            pos("file_hash"),
+            pos("size"),
+            pos("executable"),
+        ) else {
+            bail!("{}: table dir_entries lacks a column", self.what);
+        };
+        let mut group: Vec<Vec<Value>> = Vec::new();
+        let (mut rows, mut added, mut n) = (select.query([])?, 0, 0);
+        loop {
+            let row = rows.next()?;
+            let values = match row {
+                Some(row) => Some(
+                    (0..cols.len())
+                        .map(|i| row.get::<_, Value>(i))
+                        .collect::<rusqlite::Result<Vec<Value>>>()?,
+                ),
+                None => None,
+            };
+            let ends_group = match (&values, group.first()) {
+                (Some(v), Some(g)) => v[dir] != g[dir],
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            if ends_group {
+                let first = n - group.len() + usize::from(values.is_none());
+                self.check_manifest(table, first, &group, [dir, path, file, size, exec])?;
+                for v in group.drain(..) {
+                    added += insert.execute(rusqlite::params_from_iter(v.iter()))?;
+                }
+            }
+            let Some(values) = values else { break };
+            n += 1;
+            inbound::check_row(table, cols, &values)
+                .map_err(|e| self.refuse(table, n, &values, &e))?;
+            group.push(values);
+        }
+        Ok(added)
+    }
+
+    /// One directory's manifest (rows `first..`), against the bundle's row for the directory.
+    fn check_manifest(
+        &self,
+        table: &Table,
+        first: usize,
+        group: &[Vec<Value>],
+        [dir, path, file, size, exec]: [usize; 5],
+    ) -> Result<()> {
+        let text = |v: &Value| match v {
+            Value::Text(s) => s.clone(),
+            _ => String::new(),
+        };
+        let int = |v: &Value| match v {
+            Value::Integer(n) => *n,
+            _ => 0,
+        };
+        let dir_hash = text(&group[0][dir]);
+        let mut entries = Vec::with_capacity(group.len());
+        for v in group {
+            let hash = Hash::parse(&text(&v[file])).unwrap_or_default();
+            entries.push((
+                text(&v[path]),
+                hash,
+                int(&v[size]) as u64,
+                int(&v[exec]) == 1,
+            ));
+        }
+        let (hash, total, count) = inbound::dir_hash(&mut entries);
+        let listed: Option<(String, i64, i64)> = self
+            .bundle
+            .query_row(
+                "SELECT kind, size, file_count FROM artifacts WHERE hash = ?1",
+                [&dir_hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .ok()
+            .flatten();
+        let why = if hash.to_hex() != dir_hash {
+            Some("the manifest does not hash to its directory's hash".to_string())
+        } else {
+            match listed {
+                None => Some("the manifest of a directory the bundle does not list".into()),
+                Some((kind, s, c)) if kind != "dir" || s != total as i64 || c != count as i64 => {
+                    Some(format!(
+                        "the manifest ({count} files, {total} bytes) is not its directory's ({kind}, {c} files, {s} bytes)"
+                    ))
+                }
+                Some(_) => None,
+            }
+        };
+        match why {
+            Some(why) => Err(self.refuse(table, first, &group[0], &why)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn shorten(s: &str) -> String {
+    s.chars().take(72).collect()
 }
 
 /// A path SQLite can be given (ATTACH takes a text file name): a path that is not UTF-8 is
@@ -275,11 +497,41 @@ fn utf8(path: &Path) -> Result<&str> {
     })
 }
 
-/// A lineage bundle this lineage can read, or a one-line reason: for each synced table, the
-/// columns to copy (none: a bundle from before the table existed).
-fn check_bundle(path: &Path) -> Result<Vec<(&'static schema::Table, Vec<String>)>> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+/// The schema a bundle of schema `version` has: the store's first `version` migrations and
+/// `bundle_meta`, as `(type, name, table, sql)` rows of `sqlite_schema`.
+fn expected_schema(version: i64) -> Result<BTreeSet<SchemaRow>> {
+    let conn = Connection::open_in_memory()?;
+    for sql in MIGRATIONS.iter().take(version.max(0) as usize) {
+        conn.execute_batch(sql)?;
+    }
+    conn.execute_batch(BUNDLE_META)?;
+    schema_rows(&conn)
+}
+
+/// For each synced table, the columns a bundle has to copy.
+type Copied = Vec<(&'static Table, Vec<String>)>;
+
+type SchemaRow = (String, String, String, Option<String>);
+
+fn schema_rows(conn: &Connection) -> Result<BTreeSet<SchemaRow>> {
+    let mut stmt = conn.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// A lineage bundle this lineage can read, opened read-only with the schema's own code
+/// (views, triggers, functions in defaults) distrusted, or a one-line reason; for each synced
+/// table, the columns to copy (none: a bundle from before the table existed).
+fn open_checked(path: &Path) -> Result<(Connection, Copied)> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open {}", path.display()))?;
+    conn.pragma_update(None, "trusted_schema", "OFF")?;
+    conn.pragma_update(None, "query_only", "ON")?;
     let format: Option<String> = conn
         .query_row(
             "SELECT value FROM bundle_meta WHERE key = 'format'",
@@ -326,7 +578,24 @@ fn check_bundle(path: &Path) -> Result<Vec<(&'static schema::Table, Vec<String>)
             .map_err(anyhow::Error::msg)?;
         found.push((table, theirs));
     }
-    Ok(found)
+    // The schema is compared, not assumed: exactly the tables and indexes a bundle of that
+    // version has, so no view, trigger or altered table runs code or hides rows.
+    let theirs = schema_rows(&conn)?;
+    let expected = expected_schema(version)?;
+    if let Some((kind, name, _, _)) = theirs.difference(&expected).next() {
+        bail!(
+            "bundle {}: {kind} {:?} is not part of a lineage bundle's schema (version {version}); nothing was imported (the bundle is damaged or was crafted)",
+            path.display(),
+            shorten(name)
+        );
+    }
+    if let Some((kind, name, _, _)) = expected.difference(&theirs).next() {
+        bail!(
+            "bundle {}: its {kind} {name:?} is missing; nothing was imported (the bundle is damaged or was crafted)",
+            path.display()
+        );
+    }
+    Ok((conn, found))
 }
 
 /// The column names of a table of the database `schema` (`main`, `bundle`).

@@ -33,6 +33,7 @@ pub(crate) mod bundle;
 mod cache;
 pub(crate) mod doctor;
 mod graph;
+mod inbound;
 mod migrate;
 #[cfg(feature = "team-store")]
 pub(crate) mod pg;

@@ -22,4 +22,5 @@ mod settings;
 mod show;
 #[cfg(feature = "team-store")]
 mod team;
+mod trust;
 mod util;

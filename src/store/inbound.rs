@@ -1,0 +1,403 @@
+//! What a row from outside must be before it enters the store. A bundle file and a team
+//! store's rows are not trusted (docs/security.md): every value is type-checked against
+//! `schema::SYNCED`, every field validated (ids are UUIDs, hashes 64 lowercase hex, statuses
+//! and roles known, times RFC 3339, paths that name places inside a worktree relative and
+//! without `..`, no NUL anywhere and no control character in what is not free text), every
+//! blob re-hashed and every directory manifest folded back into its Merkle hash. A violation
+//! is one line naming the table, the row and the field.
+
+use rusqlite::types::Value;
+
+use super::schema::{Kind, Table};
+use crate::hash::DIR_CONTEXT;
+use crate::model::{ArtifactKind, Capture, Hash, Role, Status};
+
+/// A field's rule, beyond its type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rule {
+    /// A UUID in its canonical lowercase hyphenated form.
+    Uuid,
+    /// 64 lowercase hex digits.
+    Hash,
+    /// A git object id: 40 or 64 lowercase hex digits.
+    GitCommit,
+    Status,
+    Role,
+    ArtifactKind,
+    /// RFC 3339.
+    Time,
+    /// Non-negative.
+    Count,
+    /// 0 or 1.
+    Bool,
+    /// A short name (host, boot id, algorithm): no control characters.
+    Name,
+    /// Free text from a job (paths as typed, keys, sources): no NUL; the rest is escaped
+    /// wherever it is shown.
+    Text,
+    /// Bytes from a job (argv, cwd): anything.
+    Bytes,
+    /// A path inside a directory: relative, `/`-separated, no empty, `.` or `..` component.
+    RelPath,
+    /// JSON of a `Capture`.
+    Capture,
+    /// A JSON document.
+    Json,
+    /// A JSON scalar (a param's value).
+    JsonScalar,
+    /// An extra digest's algorithm: `sha256` or `dirHash`.
+    Algorithm,
+    /// Any integer.
+    Int,
+}
+
+/// The rule for each synced column, and whether it may be NULL.
+fn rule(table: &str, column: &str) -> (Rule, bool) {
+    use Rule::*;
+    match (table, column) {
+        ("artifacts", "hash") => (Hash, false),
+        ("artifacts", "kind") => (ArtifactKind, false),
+        ("artifacts", "size" | "file_count") => (Count, false),
+        ("dir_entries", "dir_hash" | "file_hash") => (Hash, false),
+        ("dir_entries", "path") => (RelPath, false),
+        ("dir_entries", "size") => (Count, false),
+        ("dir_entries", "executable") => (Bool, false),
+        ("runs", "id") => (Uuid, false),
+        ("runs", "rerun_of") => (Uuid, true),
+        ("runs", "status") => (Status, false),
+        ("runs", "argv" | "cwd") => (Bytes, false),
+        ("runs", "started_at") => (Time, false),
+        ("runs", "ended_at") => (Time, true),
+        ("runs", "exit_code" | "signal" | "pid" | "pid_start") => (Int, true),
+        ("runs", "hostname" | "boot_id") => (Name, true),
+        ("runs", "git_commit") => (GitCommit, true),
+        ("runs", "git_dirty") => (Bool, true),
+        ("runs", "code_hash") => (Hash, true),
+        ("runs", "capture") => (Capture, false),
+        ("runs", "resources") => (Json, true),
+        ("edges", "run_id") => (Uuid, false),
+        ("edges", "role") => (Role, false),
+        ("edges", "position") => (Count, false),
+        ("edges", "artifact") => (Hash, true),
+        ("edges", "path" | "abs_path") => (Text, false),
+        ("edges", "missing" | "changed") => (Bool, false),
+        ("params", "run_id") => (Uuid, false),
+        ("params", "key" | "source") => (Text, false),
+        ("params", "value") => (JsonScalar, false),
+        ("blobs", "hash") => (Hash, false),
+        ("blobs", "size") => (Count, false),
+        ("blobs", "data") => (Bytes, false),
+        ("extra_digests", "artifact") => (Hash, false),
+        ("extra_digests", "algorithm") => (Algorithm, false),
+        ("extra_digests", "digest") => (Hash, false),
+        // Every synced column has a rule (a test holds the list to it); one without is
+        // refused rather than let through.
+        _ => (Name, false),
+    }
+}
+
+/// Check one row of `table` (values in the order of `columns`): Err is the reason, naming the
+/// column, for the caller to prefix with the table and row.
+pub fn check_row(table: &Table, columns: &[String], row: &[Value]) -> Result<(), String> {
+    for (name, value) in columns.iter().zip(row) {
+        let Some(col) = table.column(name) else {
+            return Err(format!("column {name:?} is not one this lineage knows"));
+        };
+        let (rule, nullable) = rule(table.name, name);
+        check_value(col.kind, rule, nullable, value).map_err(|e| format!("{name}: {e}"))?;
+    }
+    match table.name {
+        "blobs" => {
+            let (hash, size, data) = (
+                text(row, columns, "hash"),
+                int(row, columns, "size"),
+                bytes(row, columns, "data"),
+            );
+            if let (Some(hash), Some(data)) = (hash, data) {
+                if Hash::of(data).to_hex() != hash {
+                    return Err("data: its bytes do not hash to the row's hash".into());
+                }
+                if size != Some(data.len() as i64) {
+                    return Err("size: not the length of its data".into());
+                }
+            }
+        }
+        "runs" => {
+            if let (Some(status), Some(end)) = (
+                text(row, columns, "status"),
+                columns.iter().position(|c| c == "ended_at"),
+            ) {
+                if status == "running" {
+                    return Err("status: a run still going never travels".into());
+                }
+                if row[end] == Value::Null {
+                    return Err("ended_at: a finished run has an end".into());
+                }
+            }
+        }
+        "extra_digests" => {
+            let algorithm = text(row, columns, "algorithm");
+            if algorithm.is_none() {
+                return Err("algorithm: missing".into());
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn index(columns: &[String], name: &str) -> Option<usize> {
+    columns.iter().position(|c| c == name)
+}
+
+fn text<'a>(row: &'a [Value], columns: &[String], name: &str) -> Option<&'a str> {
+    match index(columns, name).map(|i| &row[i]) {
+        Some(Value::Text(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn int(row: &[Value], columns: &[String], name: &str) -> Option<i64> {
+    match index(columns, name).map(|i| &row[i]) {
+        Some(Value::Integer(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+fn bytes<'a>(row: &'a [Value], columns: &[String], name: &str) -> Option<&'a [u8]> {
+    match index(columns, name).map(|i| &row[i]) {
+        Some(Value::Blob(b)) => Some(b),
+        _ => None,
+    }
+}
+
+fn check_value(kind: Kind, rule: Rule, nullable: bool, value: &Value) -> Result<(), String> {
+    match (kind, value) {
+        (_, Value::Null) if nullable => Ok(()),
+        (_, Value::Null) => Err("is NULL".into()),
+        (Kind::Int, Value::Integer(n)) => check_int(rule, *n),
+        (Kind::Text, Value::Text(s)) => check_text(rule, s),
+        (Kind::Bytes, Value::Blob(_)) => Ok(()),
+        (want, got) => Err(format!(
+            "holds {} where {} belongs",
+            value_type(got),
+            match want {
+                Kind::Int => "an integer",
+                Kind::Text => "text",
+                Kind::Bytes => "bytes",
+            }
+        )),
+    }
+}
+
+fn value_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NULL",
+        Value::Integer(_) => "an integer",
+        Value::Real(_) => "a real number",
+        Value::Text(_) => "text",
+        Value::Blob(_) => "bytes",
+    }
+}
+
+fn check_int(rule: Rule, n: i64) -> Result<(), String> {
+    match rule {
+        Rule::Count if n < 0 => Err(format!("{n} is negative")),
+        Rule::Bool if n != 0 && n != 1 => Err(format!("{n} is not 0 or 1")),
+        _ => Ok(()),
+    }
+}
+
+/// `s` shown shortened and escaped, for a message.
+fn show(s: &str) -> String {
+    let short: String = s.chars().take(80).collect();
+    format!("{short:?}")
+}
+
+fn check_text(rule: Rule, s: &str) -> Result<(), String> {
+    if s.contains('\0') {
+        return Err(format!("{} holds a NUL", show(s)));
+    }
+    let ok = match rule {
+        Rule::Uuid => is_uuid(s),
+        Rule::Hash => is_hex(s, 64),
+        Rule::GitCommit => is_hex(s, 40) || is_hex(s, 64),
+        Rule::Status => Status::parse(s).is_some(),
+        Rule::Role => Role::parse(s).is_some(),
+        Rule::ArtifactKind => ArtifactKind::parse(s).as_str() == s,
+        Rule::Time => s.parse::<jiff::Timestamp>().is_ok(),
+        Rule::Name => !s.chars().any(char::is_control),
+        Rule::Text => true,
+        Rule::RelPath => return check_rel_path(s),
+        Rule::Capture => return check_capture(s),
+        Rule::Json => serde_json::from_str::<serde_json::Value>(s).is_ok(),
+        Rule::JsonScalar => serde_json::from_str::<serde_json::Value>(s)
+            .is_ok_and(|v| !v.is_array() && !v.is_object()),
+        Rule::Algorithm => s == "sha256" || s == "dirHash",
+        Rule::Count | Rule::Bool | Rule::Int | Rule::Bytes => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{} is not {}", show(s), describe(rule)))
+    }
+}
+
+fn describe(rule: Rule) -> &'static str {
+    match rule {
+        Rule::Uuid => "a UUID",
+        Rule::Hash => "64 lowercase hex digits",
+        Rule::GitCommit => "a git commit id",
+        Rule::Status => "a run status",
+        Rule::Role => "input, output or config",
+        Rule::ArtifactKind => "file or dir",
+        Rule::Time => "an RFC 3339 time",
+        Rule::Name => "a name without control characters",
+        Rule::Json => "JSON",
+        Rule::JsonScalar => "a JSON scalar",
+        Rule::Algorithm => "sha256 or dirHash",
+        _ => "of the right type",
+    }
+}
+
+/// A UUID as lineage writes it: lowercase, hyphenated.
+pub fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::try_parse(s).is_ok_and(|u| u.hyphenated().to_string() == s)
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A path naming a place inside a directory (a manifest entry, an untracked file, a changed
+/// file): relative, `/`-separated, no empty, `.` or `..` component, no control character.
+pub fn check_rel_path(s: &str) -> Result<(), String> {
+    let bad = s.is_empty()
+        || s.starts_with('/')
+        || s.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        || s.chars().any(char::is_control);
+    if bad {
+        Err(format!(
+            "{} is not a relative path inside its directory",
+            show(s)
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A run's capture: JSON this lineage reads, whose paths inside the repository stay inside it.
+fn check_capture(s: &str) -> Result<(), String> {
+    let capture: Capture =
+        serde_json::from_str(s).map_err(|e| format!("cannot be read as a capture ({e})"))?;
+    if let Some(git) = &capture.git {
+        for f in &git.untracked {
+            check_rel_path(&f.path).map_err(|e| format!("untracked file {e}"))?;
+        }
+        for f in &git.changed_files {
+            check_rel_path(f).map_err(|e| format!("changed file {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The Merkle hash of a directory from its manifest (`hash::DIR_CONTEXT`, docs/hashing.md),
+/// with its total size and file count. `entries` in any order: they are put in walk order
+/// (depth first, names sorted bytewise), which is how the hash was made.
+pub fn dir_hash(entries: &mut [(String, Hash, u64, bool)]) -> (Hash, u64, u64) {
+    entries.sort_by(|a, b| {
+        a.0.split('/')
+            .map(str::as_bytes)
+            .cmp(b.0.split('/').map(str::as_bytes))
+    });
+    let mut merkle = blake3::Hasher::new_derive_key(DIR_CONTEXT);
+    let mut size = 0u64;
+    for (path, hash, file_size, executable) in entries.iter() {
+        merkle.update(&(path.len() as u64).to_le_bytes());
+        merkle.update(path.as_bytes());
+        merkle.update(&[u8::from(*executable)]);
+        merkle.update(&hash.0);
+        size = size.saturating_add(*file_size);
+    }
+    (
+        Hash(*merkle.finalize().as_bytes()),
+        size,
+        entries.len() as u64,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::schema::SYNCED;
+
+    #[test]
+    fn every_synced_column_has_a_rule_of_its_own() {
+        for t in SYNCED {
+            for c in t.columns {
+                let fallback = rule(t.name, c.name) == (Rule::Name, false)
+                    && !matches!((t.name, c.name), ("runs", "hostname" | "boot_id"));
+                assert!(!fallback, "{}.{} has no rule", t.name, c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn ids_hashes_and_paths_are_checked() {
+        assert!(is_uuid("0192e5a0-3b1c-7d2e-8f00-0123456789ab"));
+        assert!(!is_uuid("0192E5A0-3B1C-7D2E-8F00-0123456789AB"));
+        assert!(!is_uuid("ééééééééé"));
+        assert!(!is_uuid("x' OR 1=1 --"));
+        assert!(check_text(Rule::Hash, &"a".repeat(64)).is_ok());
+        assert!(check_text(Rule::Hash, &"A".repeat(64)).is_err());
+        assert!(check_text(Rule::Hash, &"a".repeat(63)).is_err());
+        for bad in [
+            "/tmp/x",
+            "../../../x",
+            "a/../../x",
+            "a//b",
+            "",
+            "a\nb",
+            "./a",
+        ] {
+            assert!(check_rel_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_rel_path("data/train.csv").is_ok());
+        assert!(check_rel_path("a..b/c").is_ok());
+    }
+
+    #[test]
+    fn a_manifest_folds_back_into_the_hash_the_walk_made() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for (p, body) in [("a.txt", "1"), ("a/b", "2"), ("a/c/d", "3"), ("b", "4")] {
+            let path = root.join(p);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, body).expect("write");
+        }
+        let hashing = crate::hash::Hashing::default();
+        let mut entries = Vec::new();
+        let hashed = hashing
+            .hash_path(
+                root,
+                &mut |chunk: &[crate::model::DirEntry]| {
+                    entries.extend(
+                        chunk
+                            .iter()
+                            .map(|e| (e.path.clone(), e.hash, e.size, e.executable)),
+                    );
+                    Ok(())
+                },
+                None,
+                None,
+            )
+            .expect("hash");
+        entries.reverse();
+        let (hash, size, count) = dir_hash(&mut entries);
+        assert_eq!(hash, hashed.artifact.hash);
+        assert_eq!((size, count), (4, 4));
+        entries[0].2 += 1;
+        entries[0].1 = Hash::of(b"other");
+        assert_ne!(dir_hash(&mut entries).0, hashed.artifact.hash);
+    }
+}
