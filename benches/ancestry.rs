@@ -106,6 +106,7 @@ fn fill(dir: &Path) {
                         resources: &resources,
                         outputs: &[edge(Role::Output, &output_name(chain, step))],
                         changed_inputs: &[],
+                        signer: None,
                     },
                 )
                 .expect("finish");

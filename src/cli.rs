@@ -50,6 +50,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Run a recorded job again and say whether it reproduced bit for bit.
     Rerun(RerunArgs),
+    /// Check the signatures of a run or of a file's whole ancestry: who recorded what, unchanged.
+    Verify(VerifyArgs),
     /// Check the store (integrity, permissions, stale runs); repair a damaged one.
     Doctor(DoctorArgs),
     /// Export a run or a file's ancestry as PROV-JSON, in-toto/SLSA or OpenLineage.
@@ -293,6 +295,11 @@ pub struct ExportArgs {
     #[arg(long)]
     pub no_sha256: bool,
 
+    /// Wrap each in-toto statement in a DSSE envelope signed with your key (see `lineage
+    /// verify --key`).
+    #[arg(long)]
+    pub sign: bool,
+
     /// Take TARGET as a run id prefix.
     #[arg(long, conflicts_with = "path")]
     pub run: bool,
@@ -366,6 +373,36 @@ pub struct DiffArgs {
     /// The run (or path) to compare A with.
     #[arg(value_name = "B", add = ArgValueCompleter::new(crate::complete::run_or_path))]
     pub b: OsString,
+
+    /// Print one JSON object (see docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each run is signed when it finishes by the key of the user who recorded it \
+(made on first use: $LINEAGE_SIGNING_KEY, or ~/.config/lineage/signing.key). A run is verified \
+when its signature checks and its key is yours or listed under [trust] keys in lineage.toml. Exit \
+status: 0 when every run is verified; 3 when some run is unsigned or signed by a key not trusted \
+(and none is tampered); 4 when some run's record or bytes changed after it was signed."
+)]
+pub struct VerifyArgs {
+    /// A file or directory, a `blake3:` hash, or a run id prefix; the most recent run when omitted.
+    #[arg(value_name = "TARGET", add = ArgValueCompleter::new(crate::complete::run_or_path))]
+    pub target: Option<OsString>,
+
+    /// Take TARGET as a run id prefix.
+    #[arg(long, conflicts_with = "path")]
+    pub run: bool,
+
+    /// Take TARGET as a path.
+    #[arg(long)]
+    pub path: bool,
+
+    /// Print your public key (for others' `[trust] keys`) and exit.
+    #[arg(long, conflicts_with_all = ["target", "run", "path", "json"])]
+    pub key: bool,
 
     /// Print one JSON object (see docs/json.md).
     #[arg(long)]

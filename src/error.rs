@@ -14,6 +14,10 @@ pub mod code {
     pub const USAGE: u8 = 2;
     /// `rerun`: the command succeeded but its outputs differ from the record.
     pub const OUTPUTS_DIFFER: u8 = 100;
+    /// `verify`: some run is unsigned or signed by a key nobody trusts (none tampered).
+    pub const UNVERIFIED: u8 = 3;
+    /// `verify`: some run's record or bytes changed after it was signed.
+    pub const TAMPERED: u8 = 4;
     /// `run`/`rerun`: lineage failed before launching the command, or refused to.
     pub const CANNOT_LAUNCH: u8 = 125;
     /// The command was found but could not be executed.

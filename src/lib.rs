@@ -31,6 +31,7 @@ pub(crate) mod output;
 pub(crate) mod progress;
 pub mod redact;
 pub(crate) mod settings;
+pub mod sign;
 pub mod store;
 pub(crate) mod timing;
 pub(crate) mod ui;
@@ -141,6 +142,7 @@ fn dispatch(command: Command, ctx: &Context) -> Result<u8> {
         Command::List(args) => done(commands::list::list(args, ctx)),
         Command::Diff(args) => done(commands::diff::diff(args, ctx)),
         Command::Doctor(args) => commands::doctor::doctor(args, ctx),
+        Command::Verify(args) => commands::verify::verify(args, ctx),
         Command::Export(args) => done(commands::export::export(args, ctx)),
         Command::Bundle(args) => done(commands::bundle::bundle(args, ctx)),
         #[cfg(feature = "team-store")]

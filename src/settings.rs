@@ -15,6 +15,8 @@
 //! values = ['corp-[0-9a-f]{32}']     # regexes: matching values redacted anywhere
 //! [capture]
 //! python = true                      # interpreter and installed packages
+//! [trust]
+//! keys = ["ed25519:3b6a27bc…"]       # whose signed runs `lineage verify` accepts
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -37,6 +39,15 @@ struct File {
     redact: RedactSection,
     #[serde(default)]
     capture: CaptureSection,
+    #[serde(default)]
+    trust: TrustSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustSection {
+    #[serde(default)]
+    keys: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +87,9 @@ pub struct Settings {
     /// Regexes whose matches are secrets wherever they appear.
     pub redact_values: Vec<String>,
     pub capture_python: bool,
+    /// Public keys (`ed25519:<hex>`) whose signed runs `lineage verify` accepts, with the
+    /// file that lists each; the user's own key is trusted without being listed.
+    pub trusted_keys: Vec<(String, PathBuf)>,
 }
 
 impl Default for Settings {
@@ -88,6 +102,7 @@ impl Default for Settings {
             env_deny: Vec::new(),
             redact_values: Vec::new(),
             capture_python: true,
+            trusted_keys: Vec::new(),
         }
     }
 }
@@ -159,6 +174,20 @@ pub fn load(user: Option<&Path>, repo: Option<&Path>) -> Result<Settings, BadFil
                     format!("redact.values: {pattern:?} is not a valid regex: {first}"),
                 )
             })?;
+        }
+        for key in &file.trust.keys {
+            let ok = key.strip_prefix("ed25519:").is_some_and(|h| {
+                h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            });
+            if !ok {
+                return Err(bad(
+                    path,
+                    format!(
+                        "trust.keys: {key:?} is not a public key (`ed25519:` and 64 lowercase hex digits, as `lineage verify --key` prints)"
+                    ),
+                ));
+            }
+            s.trusted_keys.push((key.clone(), path.to_path_buf()));
         }
         if let Some(url) = file.team_store {
             s.team_store = Some(url);

@@ -16,13 +16,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("child", &[]),
     ("watch", &["host"]),
     ("redact", &["error"]),
+    ("sign", &[]),
     // Engines: they compute and store; they never print and know no command-line type.
     ("hash", &["model", "watch"]),
     ("compare", &["model", "redact"]),
     ("export", &["model"]),
     ("output", &["model", "compare"]),
     ("capture", &["model", "hash", "host"]),
-    ("store", &["model", "error", "hash", "host", "timing"]),
+    (
+        "store",
+        &["model", "error", "hash", "host", "sign", "timing"],
+    ),
     ("progress", &["hash"]),
     // Where things are, and what the settings files say.
     ("location", &["store", "error"]),
@@ -36,7 +40,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "commands",
         &[
             "capture", "child", "cli", "compare", "error", "export", "hash", "location", "model",
-            "output", "progress", "redact", "settings", "store", "timing", "ui", "watch",
+            "output", "progress", "redact", "settings", "sign", "store", "timing", "ui", "watch",
         ],
     ),
 ];

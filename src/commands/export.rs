@@ -12,6 +12,7 @@ use crate::cli::{ExportArgs, ExportFormat};
 use crate::export::{self, Export, Records};
 use crate::model::graph::{Direction, Via};
 use crate::model::{Hash, RunRecord};
+use crate::sign::{self, Signer};
 use crate::store::Store;
 use crate::ui;
 
@@ -38,6 +39,17 @@ pub fn export(args: ExportArgs, ctx: &Context) -> Result<()> {
     if args.post.is_some() && args.format != ExportFormat::Openlineage {
         bail!("--post sends OpenLineage events: add --format openlineage");
     }
+    if args.sign && args.format != ExportFormat::InToto {
+        bail!("--sign wraps in-toto statements in DSSE envelopes: add --format in-toto");
+    }
+    let signer = if args.sign {
+        let path = sign::key_path().ok_or_else(|| {
+            anyhow::anyhow!("no home directory for a signing key: set {}", sign::KEY_ENV)
+        })?;
+        Some(Signer::load_or_create(&path).map_err(anyhow::Error::msg)?)
+    } else {
+        None
+    };
     let store = ctx.open_store()?;
     let mut export = gather(&store, &args)?;
     for w in export::fill_digests(&store, &mut export, !args.no_sha256) {
@@ -55,7 +67,22 @@ pub fn export(args: ExportArgs, ctx: &Context) -> Result<()> {
                      one subject: export it with --format prov-json or openlineage"
                 );
             }
-            json_lines(&statements)?
+            match &signer {
+                Some(signer) => {
+                    let envelopes = statements
+                        .iter()
+                        .map(|s| {
+                            Ok(sign::dsse_envelope(
+                                signer,
+                                export::intoto::PAYLOAD_TYPE,
+                                &serde_json::to_vec(s)?,
+                            ))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    json_lines(&envelopes)?
+                }
+                None => json_lines(&statements)?,
+            }
         }
         ExportFormat::Openlineage => {
             let events = export::openlineage::events(&export, &args.namespace);

@@ -14,6 +14,7 @@ pub mod show;
 #[cfg(feature = "team-store")]
 pub mod sync;
 pub mod target;
+pub mod verify;
 
 use std::path::Path;
 

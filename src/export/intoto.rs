@@ -7,6 +7,9 @@
 
 use serde_json::{Map, Value, json};
 
+/// The DSSE payload type of an in-toto statement (`export --format in-toto --sign`).
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
 use super::{BASE, Export, Records, VERSION};
 use crate::model::{ArtifactKind, ArtifactRef, EdgeRecord, Role, RunRecord};
 

@@ -3,6 +3,8 @@
 //! document per run; runs, artifacts, directory manifests, edges, params and blobs are tables.
 
 pub mod graph;
+mod seal;
+pub use seal::{Seal, Standing};
 
 use std::collections::BTreeMap;
 use std::fmt;

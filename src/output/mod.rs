@@ -7,6 +7,7 @@ pub mod diff;
 pub mod graph;
 pub mod json;
 pub mod table;
+pub mod verify;
 
 pub use crate::model::command_line;
 

@@ -183,7 +183,7 @@ impl Store {
                 }
             }
             // Which rows of each synced table go: those the selected runs name.
-            let filters: [(&str, &str); 7] = [
+            let filters: [(&str, &str); 8] = [
                 (
                     "artifacts",
                     "WHERE hash IN (SELECT artifact FROM main.edges
@@ -199,6 +199,7 @@ impl Store {
                 ),
                 ("edges", "WHERE run_id IN (SELECT id FROM sel)"),
                 ("params", "WHERE run_id IN (SELECT id FROM sel)"),
+                ("signatures", "WHERE run_id IN (SELECT id FROM sel)"),
                 ("blobs", "WHERE hash IN (SELECT hash FROM refs)"),
                 (
                     "extra_digests",
@@ -339,7 +340,7 @@ impl Import<'_> {
                     }
                     self.new_runs.insert(first.clone());
                 }
-                "edges" | "params" => {
+                "edges" | "params" | "signatures" => {
                     let run = match run_col.map(|i| &values[i]) {
                         Some(Value::Text(s)) => s.as_str(),
                         _ => "",

@@ -49,6 +49,10 @@ enum Rule {
     Algorithm,
     /// Any integer.
     Int,
+    /// `ed25519:<64 lowercase hex>`.
+    PublicKey,
+    /// 128 lowercase hex digits.
+    Signature,
 }
 
 /// The rule for each synced column, and whether it may be NULL.
@@ -84,6 +88,9 @@ fn rule(table: &str, column: &str) -> (Rule, bool) {
         ("params", "run_id") => (Uuid, false),
         ("params", "key" | "source") => (Text, false),
         ("params", "value") => (JsonScalar, false),
+        ("signatures", "run_id") => (Uuid, false),
+        ("signatures", "public_key") => (PublicKey, false),
+        ("signatures", "signature") => (Signature, false),
         ("blobs", "hash") => (Hash, false),
         ("blobs", "size") => (Count, false),
         ("blobs", "data") => (Bytes, false),
@@ -234,6 +241,8 @@ fn check_text(rule: Rule, s: &str) -> Result<(), String> {
         Rule::JsonScalar => serde_json::from_str::<serde_json::Value>(s)
             .is_ok_and(|v| !v.is_array() && !v.is_object()),
         Rule::Algorithm => s == "sha256" || s == "dirHash",
+        Rule::PublicKey => crate::sign::parse_public_key(s).is_some(),
+        Rule::Signature => crate::sign::is_signature(s),
         Rule::Count | Rule::Bool | Rule::Int | Rule::Bytes => false,
     };
     if ok {
@@ -256,6 +265,8 @@ fn describe(rule: Rule) -> &'static str {
         Rule::Json => "JSON",
         Rule::JsonScalar => "a JSON scalar",
         Rule::Algorithm => "sha256 or dirHash",
+        Rule::PublicKey => "an ed25519 public key",
+        Rule::Signature => "an ed25519 signature",
         _ => "of the right type",
     }
 }

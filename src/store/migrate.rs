@@ -26,6 +26,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_pending_manifests.sql"),
     include_str!("migrations/0007_extra_digests.sql"),
     include_str!("migrations/0008_sync.sql"),
+    include_str!("migrations/0009_signatures.sql"),
 ];
 
 impl Store {

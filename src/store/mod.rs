@@ -40,6 +40,7 @@ pub(crate) mod pg;
 mod query;
 mod record;
 pub(crate) mod schema;
+mod signature;
 mod sync;
 
 pub use cache::ReadOnlyCache;

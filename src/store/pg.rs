@@ -30,7 +30,10 @@ use super::Store;
 use super::bundle::{self, Selection};
 use super::schema::{self, Kind, SERVER_ONLY, SYNCED, Table};
 
-const PG_MIGRATIONS: &[&str] = &[include_str!("pg_migrations/0001_init.sql")];
+const PG_MIGRATIONS: &[&str] = &[
+    include_str!("pg_migrations/0001_init.sql"),
+    include_str!("pg_migrations/0002_signatures.sql"),
+];
 
 /// Serializes pushes (and schema changes) on the server, so `runs.seq` is in commit order.
 const PUSH_LOCK: i64 = 0x006c_696e_6561_6765; // "lineage"
@@ -517,6 +520,7 @@ fn download(
     copy(client, "runs", "id = ANY($1)", &ids)?;
     copy(client, "edges", "run_id = ANY($1)", &ids)?;
     copy(client, "params", "run_id = ANY($1)", &ids)?;
+    copy(client, "signatures", "run_id = ANY($1)", &ids)?;
     let artifacts: Vec<String> = {
         let mut s = tx.prepare("SELECT DISTINCT artifact FROM edges WHERE artifact IS NOT NULL")?;
         s.query_map([], |r| r.get(0))?

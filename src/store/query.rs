@@ -423,6 +423,7 @@ mod tests {
                         resources: &Resources::default(),
                         outputs: &[edge(Role::Output, output)],
                         changed_inputs: &[],
+                        signer: None,
                     },
                 )
                 .expect("finish");

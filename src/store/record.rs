@@ -79,6 +79,8 @@ pub struct Finish<'a> {
     pub outputs: &'a [Edge],
     /// Positions (among input edges) of inputs modified while the job ran.
     pub changed_inputs: &'a [usize],
+    /// The user's key, which signs the finished record (none: the run stays unsigned).
+    pub signer: Option<&'a crate::sign::Signer>,
 }
 
 impl Store {
@@ -302,6 +304,9 @@ impl Store {
                 "UPDATE edges SET changed = 1 WHERE run_id = ?1 AND role = 'input' AND position = ?2",
                 params![id, *pos as i64],
             )?;
+        }
+        if let Some(signer) = fin.signer {
+            super::signature::sign(&tx, id, signer)?;
         }
         tx.commit()?;
         Ok(())

@@ -134,6 +134,27 @@ pub const SYNCED: &[Table] = &[
         ],
     },
     Table {
+        name: "signatures",
+        since: 9,
+        columns: &[
+            Column {
+                name: "run_id",
+                kind: Kind::Text,
+                since: 9,
+            },
+            Column {
+                name: "public_key",
+                kind: Kind::Text,
+                since: 9,
+            },
+            Column {
+                name: "signature",
+                kind: Kind::Text,
+                since: 9,
+            },
+        ],
+    },
+    Table {
         name: "blobs",
         since: 1,
         columns: &[

@@ -594,3 +594,57 @@ mod post {
         assert!(err.contains("500") && !err.contains("key-123"), "{err}");
     }
 }
+
+/// `--sign` wraps each statement in a DSSE envelope whose signature checks against the key
+/// `lineage verify --key` prints, over DSSE's pre-authentication encoding.
+#[test]
+fn in_toto_statements_can_be_signed_as_dsse_envelopes() {
+    use base64::Engine as _;
+    use ed25519_dalek::Verifier as _;
+    let p = pipeline();
+    let env = &p.env;
+    let text = export(env, &["metrics.json", "--format", "in-toto", "--sign"]);
+    let key = stdout(&env.cmd(["verify", "--key"])).trim().to_string();
+    let raw: [u8; 32] = (0..32)
+        .map(|i| u8::from_str_radix(&key["ed25519:".len()..][2 * i..2 * i + 2], 16).expect("hex"))
+        .collect::<Vec<u8>>()
+        .try_into()
+        .expect("32 bytes");
+    let public = ed25519_dalek::VerifyingKey::from_bytes(&raw).expect("key");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let envelopes = lines(&text);
+    assert_eq!(envelopes.len(), 3, "one envelope per statement");
+    for (i, e) in envelopes.iter().enumerate() {
+        let ty = e["payloadType"].as_str().expect("type");
+        assert_eq!(ty, "application/vnd.in-toto+json");
+        let payload = b64
+            .decode(e["payload"].as_str().expect("payload"))
+            .expect("b64");
+        let statement: Value = serde_json::from_slice(&payload).expect("a statement");
+        assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+        let sig = &e["signatures"][0];
+        assert_eq!(sig["keyid"], key.as_str());
+        let sig: [u8; 64] = b64
+            .decode(sig["sig"].as_str().expect("sig"))
+            .expect("b64")
+            .try_into()
+            .expect("64 bytes");
+        let mut pae = format!("DSSEv1 {} {ty} {} ", ty.len(), payload.len()).into_bytes();
+        pae.extend_from_slice(&payload);
+        let sig = ed25519_dalek::Signature::from_bytes(&sig);
+        assert!(public.verify(&pae, &sig).is_ok(), "envelope {i} verifies");
+        let mut forged = pae.clone();
+        forged.push(b' ');
+        assert!(public.verify(&forged, &sig).is_err());
+        let file = env.path(&format!("envelope-{i}.json"));
+        std::fs::write(&file, serde_json::to_string(e).expect("json")).expect("write");
+        validate("validate_intoto.py", &file, &[]);
+    }
+    let out = env.cmd(["export", "metrics.json", "--format", "prov-json", "--sign"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("add --format in-toto"),
+        "{}",
+        stderr(&out)
+    );
+}

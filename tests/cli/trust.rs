@@ -291,3 +291,161 @@ fn a_run_id_that_is_not_ascii_never_panics_a_command() {
         );
     }
 }
+
+/// `lineage verify PATH` with its exit code and its JSON, parsed: run id -> (record, key).
+fn verify(env: &Env, target: &str) -> (i32, Vec<(String, String, Option<String>)>) {
+    let out = env.cmd(["verify", "--json", target]);
+    assert!(
+        [0, 3, 4].contains(&code(&out)),
+        "verify {target}: {}",
+        stderr(&out)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify --json");
+    let runs = v["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| {
+            (
+                r["run"].as_str().expect("run").to_string(),
+                r["record"].as_str().expect("record").to_string(),
+                r["key"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    (code(&out), runs)
+}
+
+fn standing_of(runs: &[(String, String, Option<String>)], id: &str) -> String {
+    runs.iter()
+        .find(|(r, _, _)| r == id)
+        .unwrap_or_else(|| panic!("{id} not in {runs:?}"))
+        .1
+        .clone()
+}
+
+/// Every run is signed when it finishes; verify walks the ancestry and tells a verified, an
+/// unsigned, a tampered and a forged run apart, with exit codes 0, 3 and 4.
+#[test]
+fn verify_tells_signed_unsigned_tampered_and_forged_runs_apart() {
+    let (env, runs) = source();
+    let (prep, train) = (&runs[0], &runs[1]);
+    let key_file = env.root().join("home/.config/lineage/signing.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&key_file)
+            .expect("a key made on first use")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let (rc, all) = verify(&env, "model.pt");
+    assert_eq!(rc, 0, "{all:?}");
+    assert_eq!(all.len(), 2, "the whole ancestry: {all:?}");
+    assert!(all.iter().all(|(_, s, _)| s == "verified"), "{all:?}");
+    let out = env.cmd(["verify", "--key"]);
+    let mine = stdout(&out).trim().to_string();
+    assert!(
+        mine.starts_with("ed25519:") && mine.len() == 8 + 64,
+        "{mine}"
+    );
+    assert_eq!(all[0].2.as_deref(), Some(mine.as_str()));
+
+    // Tampered: one param changed in the store by hand.
+    let db = env.db();
+    db.execute("UPDATE params SET value = '0.5' WHERE run_id = ?1", [prep])
+        .expect("update");
+    let (rc, all) = verify(&env, "model.pt");
+    assert_eq!((rc, standing_of(&all, prep).as_str()), (4, "tampered"));
+    assert_eq!(standing_of(&all, train), "verified");
+    db.execute("UPDATE params SET value = '0.1' WHERE run_id = ?1", [prep])
+        .expect("restore");
+    assert_eq!(verify(&env, "model.pt").0, 0, "restored bytes verify again");
+
+    // Tampered: the kept config's bytes changed (the record names them by hash).
+    db.execute(
+        "UPDATE blobs SET data = CAST('lr: 9' AS BLOB) WHERE hash = (
+             SELECT artifact FROM edges WHERE run_id = ?1 AND role = 'config')",
+        [prep],
+    )
+    .expect("update");
+    let out = env.cmd(["verify", prep]);
+    assert_eq!(code(&out), 4, "{}", stdout(&out));
+    assert!(stdout(&out).contains("TAMPERED"), "{}", stdout(&out));
+    let original = std::fs::read(env.path("cfg.yaml")).expect("cfg");
+    db.execute(
+        "UPDATE blobs SET data = ?2 WHERE hash = (
+             SELECT artifact FROM edges WHERE run_id = ?1 AND role = 'config')",
+        rusqlite::params![prep, original],
+    )
+    .expect("restore");
+
+    // Unsigned: the signature removed.
+    db.execute("DELETE FROM signatures WHERE run_id = ?1", [train])
+        .expect("delete");
+    let (rc, all) = verify(&env, "model.pt");
+    assert_eq!((rc, standing_of(&all, train).as_str()), (3, "unsigned"));
+    drop(db);
+
+    // Forged: another user's run, imported, is signed by a key nobody trusts; with its
+    // signature claimed for this user's key, it is tampered.
+    let other = Env::local();
+    other.init_repo();
+    std::fs::copy(env.path("model.pt"), other.path("model.pt")).expect("copy");
+    let theirs = other.record(&[
+        "-i",
+        "model.pt",
+        "-o",
+        "eval.txt",
+        "--",
+        "sh",
+        "-c",
+        "wc -c < model.pt > eval.txt",
+    ]);
+    let bundle = other.root().join("theirs.lineage");
+    let out = other.cmd(["bundle", "export", "-o", &bundle.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = env.cmd(["bundle", "import", &bundle.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    std::fs::copy(other.path("eval.txt"), env.path("eval.txt")).expect("copy");
+    let (rc, all) = verify(&env, "eval.txt");
+    assert_eq!(rc, 3, "{all:?}");
+    assert_eq!(standing_of(&all, &theirs), "unknown_key");
+    let their_key = other.cmd(["verify", "--key"]);
+    let their_key = stdout(&their_key).trim().to_string();
+    // Trusted once lineage.toml lists their key.
+    env.write(
+        "lineage.toml",
+        format!("[trust]\nkeys = [\"{their_key}\"]\n"),
+    );
+    let (_, all) = verify(&env, "eval.txt");
+    assert_eq!(standing_of(&all, &theirs), "verified");
+    let db = env.db();
+    db.execute(
+        "UPDATE signatures SET public_key = ?2 WHERE run_id = ?1",
+        [&theirs, &mine],
+    )
+    .expect("claim");
+    let (rc, all) = verify(&env, "eval.txt");
+    assert_eq!((rc, standing_of(&all, &theirs).as_str()), (4, "tampered"));
+}
+
+/// A key file others can read, or one that is damaged, never signs; the job runs anyway.
+#[test]
+fn a_key_that_cannot_be_used_is_a_warning_and_the_run_unsigned() {
+    let env = Env::local();
+    env.init_repo();
+    let key = env.root().join("home/.config/lineage/signing.key");
+    std::fs::create_dir_all(key.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&key, "not a key").expect("write");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let out = env.cmd(["run", "-o", "o.txt", "--", "sh", "-c", "echo x > o.txt"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("will not be signed")
+            && stderr(&out).contains("not a lineage signing key"),
+        "{}",
+        stderr(&out)
+    );
+    let (rc, all) = verify(&env, "o.txt");
+    assert_eq!((rc, all[0].1.as_str()), (3, "unsigned"));
+}

@@ -95,6 +95,7 @@ pub(super) fn not_started(
             resources: &Resources::default(),
             outputs: &[],
             changed_inputs: &changed,
+            signer: plan.signer.as_ref(),
         },
     );
     Executed {
@@ -152,6 +153,7 @@ pub(super) fn after(
             resources: &resources,
             outputs: &outputs,
             changed_inputs: &changed,
+            signer: plan.signer.as_ref(),
         },
     );
     if plan.sha256 && recorded {

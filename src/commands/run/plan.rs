@@ -18,7 +18,9 @@ use crate::hash::{self, PathKind};
 use crate::model::{Artifact, ArtifactKind, Edge, Role};
 use crate::redact::Policy;
 use crate::settings::Settings;
+use crate::sign::{self, Signer};
 use crate::store::Store;
+use crate::ui;
 
 /// A declared path: as given, and absolute.
 pub(super) struct Declared {
@@ -98,6 +100,9 @@ pub struct Plan {
     pub(super) capture_python: bool,
     /// Hashing's progress and whether the job runs, shared with the progress bar.
     pub(super) hashing: hash::Hashing,
+    /// The user's key, which signs the finished record; None (and a warning) when it
+    /// cannot be read or made: the job still runs, its record unsigned.
+    pub(super) signer: Option<Signer>,
 }
 
 /// The spec of `lineage run RunArgs`, in the current directory.
@@ -184,8 +189,26 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         policy,
         capture_python: settings.capture_python,
         hashing: hash::Hashing::default(),
+        signer: signer(spec.quiet),
         cwd,
     })
+}
+
+/// The user's signing key, made on first use; a key that cannot be used is a warning.
+fn signer(quiet: bool) -> Option<Signer> {
+    let Some(path) = sign::key_path() else {
+        if !quiet {
+            ui::warn("this run will not be signed: no home directory for a signing key");
+        }
+        return None;
+    };
+    match Signer::load_or_create(&path) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            ui::warn(format_args!("this run will not be signed: {e}"));
+            None
+        }
+    }
 }
 
 /// A declared input (a file or a directory) or config (a file) must exist and be readable

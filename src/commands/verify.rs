@@ -1,0 +1,107 @@
+//! `lineage verify [TARGET]`: every run of a run's or a file's ancestry, its signature
+//! checked against its record and its key against the keys this user trusts (their own and
+//! `[trust] keys`), with an exit code for scripts (docs/exit-codes.md).
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+
+use super::Context;
+use super::target::{self, Reading, Target};
+use crate::cli::VerifyArgs;
+use crate::error::code;
+use crate::model::graph::UNLIMITED;
+use crate::model::{Role, Standing};
+use crate::output::verify::{self, Checked};
+use crate::sign::{self, Signer};
+use crate::{error, ui};
+
+pub fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8> {
+    let own = own_key();
+    if args.key {
+        let path = sign::key_path()
+            .ok_or_else(|| anyhow::anyhow!("no home directory for a signing key"))?;
+        let signer = Signer::load_or_create(&path).map_err(anyhow::Error::msg)?;
+        ui::data(&(signer.public_key() + "\n"));
+        return Ok(code::SUCCESS);
+    }
+    let store = ctx.open_store()?;
+    let reading = Reading::from_flags(args.run, args.path);
+    let ids: Vec<String> = match target::resolve(&store, args.target.as_ref(), reading)? {
+        Target::Run(id) => {
+            // The run and the ancestry of everything it read.
+            let run = store.load_run(&id)?;
+            let mut ids = BTreeSet::from([id]);
+            for e in &run.edges {
+                if e.role == Role::Output {
+                    continue;
+                }
+                if let Some(a) = &e.artifact {
+                    ids.extend(
+                        store
+                            .ancestry(&a.hash, UNLIMITED)?
+                            .into_iter()
+                            .map(|l| l.run_id),
+                    );
+                }
+            }
+            ids.into_iter().collect()
+        }
+        found @ Target::Artifact { .. } => target::runs(&store, found)?,
+    };
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut shorts = store.short_ids(&refs)?;
+    let mut rows = Vec::new();
+    for run in store.load_runs(&refs)? {
+        let seal = store.check_run(&run.id)?;
+        let trusted_as = match &seal {
+            crate::model::Seal::Signed { key } => trusted(key, own.as_deref(), ctx),
+            _ => None,
+        };
+        let standing = Standing::of(&seal, |_| trusted_as.is_some());
+        rows.push(Checked {
+            short: shorts.remove(&run.id).unwrap_or_else(|| run.id.clone()),
+            id: run.id,
+            argv: run.argv,
+            seal,
+            standing,
+            trusted_as,
+        });
+    }
+    // Oldest first (UUIDv7 ids sort by time), as the pipeline ran.
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    if args.json {
+        ui::data(&(verify::json(&rows)? + "\n"));
+    } else {
+        let escape = |s: &str| ui::escape(s).into_owned();
+        ui::data(&(verify::table(&rows, ctx.color, escape) + "\n"));
+        ui::info(verify::summary(&rows));
+    }
+    let worst = rows.iter().map(|r| r.standing).max();
+    Ok(match worst {
+        Some(Standing::Tampered) => code::TAMPERED,
+        Some(Standing::Unsigned | Standing::UnknownKey) => code::UNVERIFIED,
+        Some(Standing::Verified) | None => error::code::SUCCESS,
+    })
+}
+
+/// The user's own public key, if they have one (never made here).
+fn own_key() -> Option<String> {
+    let path = sign::key_path()?;
+    path.exists()
+        .then(|| Signer::load_or_create(&path).ok())
+        .flatten()
+        .map(|s| s.public_key())
+}
+
+/// Who `key` is to this user: `you`, or the settings file listing it.
+fn trusted(key: &str, own: Option<&str>, ctx: &Context) -> Option<String> {
+    if own == Some(key) {
+        return Some("you".into());
+    }
+    ctx.settings
+        .trusted_keys
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, file)| format!("a key in {}", file.display()))
+}

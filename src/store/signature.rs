@@ -1,0 +1,203 @@
+//! Signed records (docs/security.md). A finished run's canonical record is one stable
+//! serialisation of everything recorded for it: its `runs` row, its edges (with the kind,
+//! size and file count of the artifact each names) and its params, as JSON with keys in a
+//! fixed order and NULLs left out (so a column added later does not change old records).
+//! The capture it holds names the blobs (configs, patch, untracked files) by hash, and each
+//! directory's hash covers its manifest, so those are covered too: `check_run` re-hashes
+//! them. Extra digests (sha256) are not covered: `lineage export` may add them later.
+
+use anyhow::Result;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value as Json};
+
+use super::Store;
+use super::inbound;
+use super::schema;
+use crate::model::{Hash, Seal};
+use crate::sign::{self, Signer};
+
+/// Names the serialisation inside the record itself, so a signature over one format can
+/// never be read as one over another.
+pub const FORMAT: &str = "lineage-run-record/1";
+
+fn json(v: Value) -> Option<Json> {
+    match v {
+        Value::Null => None,
+        Value::Integer(n) => Some(Json::from(n)),
+        Value::Real(f) => Some(Json::from(f)),
+        Value::Text(s) => Some(Json::from(s)),
+        Value::Blob(b) => Some(Json::from(
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>(),
+        )),
+    }
+}
+
+/// Rows of `sql` (one `?1` parameter) as JSON objects with the columns in sorted order.
+fn rows(conn: &Connection, sql: &str, id: &str) -> Result<Vec<Json>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let names: Vec<String> = stmt.column_names().map(str::to_string).collect();
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by(|a, b| names[*a].cmp(&names[*b]));
+    let mut out = Vec::new();
+    let mut q = stmt.query([id])?;
+    while let Some(r) = q.next()? {
+        let mut obj = Map::new();
+        for &i in &order {
+            if let Some(v) = json(r.get::<_, Value>(i)?) {
+                obj.insert(names[i].clone(), v);
+            }
+        }
+        out.push(Json::Object(obj));
+    }
+    Ok(out)
+}
+
+/// The canonical record of run `id`, or None if there is no such run.
+pub(crate) fn canonical(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> {
+    let cols = |t: &str| {
+        schema::table(t)
+            .map(|t| t.column_list())
+            .unwrap_or_default()
+    };
+    let run = rows(
+        conn,
+        &format!("SELECT {} FROM runs WHERE id = ?1", cols("runs")),
+        id,
+    )?;
+    let Some(run) = run.into_iter().next() else {
+        return Ok(None);
+    };
+    let edge_cols = schema::table("edges")
+        .map(|t| {
+            t.columns
+                .iter()
+                .map(|c| format!("e.{}", c.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let edges = rows(
+        conn,
+        &format!(
+            "SELECT {edge_cols}, a.kind AS artifact_kind, a.size AS artifact_size,
+                    a.file_count AS artifact_files
+             FROM edges e LEFT JOIN artifacts a ON a.hash = e.artifact
+             WHERE e.run_id = ?1 ORDER BY e.role, e.position"
+        ),
+        id,
+    )?;
+    let params = rows(
+        conn,
+        &format!(
+            "SELECT {} FROM params WHERE run_id = ?1 ORDER BY key",
+            cols("params")
+        ),
+        id,
+    )?;
+    let mut record = Map::new();
+    record.insert("edges".into(), Json::Array(edges));
+    record.insert("format".into(), Json::from(FORMAT));
+    record.insert("params".into(), Json::Array(params));
+    record.insert("run".into(), run);
+    Ok(Some(serde_json::to_vec(&Json::Object(record))?))
+}
+
+/// Sign run `id`'s record as it stands in `conn` (inside the transaction that finishes it).
+pub(crate) fn sign(conn: &Connection, id: &str, signer: &Signer) -> Result<()> {
+    let Some(record) = canonical(conn, id)? else {
+        anyhow::bail!("run {id} is not in the store");
+    };
+    conn.execute(
+        "INSERT OR REPLACE INTO signatures (run_id, public_key, signature) VALUES (?1, ?2, ?3)",
+        params![id, signer.public_key(), signer.sign(&record)],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Check run `id`: its signature against its record, and the blobs and manifests the
+    /// record names by hash against their bytes.
+    pub fn check_run(&self, id: &str) -> Result<Seal> {
+        let Some(record) = canonical(&self.conn, id)? else {
+            return Err(crate::error::Error::RunNotFound(id.to_string()).into());
+        };
+        if let Some(reason) = self.damaged_contents(id)? {
+            return Ok(Seal::Tampered { reason });
+        }
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT public_key, signature FROM signatures WHERE run_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            None => Seal::Unsigned,
+            Some((key, sig)) if sign::verify(&key, &record, &sig) => Seal::Signed { key },
+            Some(_) => Seal::Tampered {
+                reason: "its record is not what was signed".into(),
+            },
+        })
+    }
+
+    /// A blob or a manifest run `id` names whose bytes are not what its hash says.
+    fn damaged_contents(&self, id: &str) -> Result<Option<String>> {
+        let refs = super::bundle::blob_refs(
+            &self.conn,
+            &format!("SELECT id, capture FROM runs WHERE id = '{}'", id.replace('\'', "''")),
+            &format!(
+                "SELECT artifact FROM edges WHERE run_id = '{}' AND role = 'config' AND artifact IS NOT NULL",
+                id.replace('\'', "''")
+            ),
+        )
+        .unwrap_or_default();
+        let mut blob = self
+            .conn
+            .prepare_cached("SELECT data FROM blobs WHERE hash = ?1")?;
+        for h in refs {
+            let data: Option<Vec<u8>> = blob.query_row([&h], |r| r.get(0)).optional()?;
+            if let Some(data) = data
+                && Hash::of(&data).to_hex() != h
+            {
+                return Ok(Some(format!(
+                    "the stored bytes of blake3:{h} are not those bytes"
+                )));
+            }
+        }
+        let mut dirs = self.conn.prepare_cached(
+            "SELECT DISTINCT a.hash, a.size, a.file_count FROM edges e
+             JOIN artifacts a ON a.hash = e.artifact
+             WHERE e.run_id = ?1 AND a.kind = 'dir'",
+        )?;
+        let dirs: Vec<(String, i64, i64)> = dirs
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut entries = self.conn.prepare_cached(
+            "SELECT path, file_hash, size, executable FROM dir_entries WHERE dir_hash = ?1",
+        )?;
+        for (dir, size, count) in dirs {
+            let mut list: Vec<(String, Hash, u64, bool)> = entries
+                .query_map([&dir], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        Hash::parse(&r.get::<_, String>(1)?).unwrap_or_default(),
+                        r.get::<_, i64>(2)? as u64,
+                        r.get::<_, i64>(3)? == 1,
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            if list.is_empty() {
+                continue; // no manifest kept: nothing to check
+            }
+            let (hash, total, n) = inbound::dir_hash(&mut list);
+            if hash.to_hex() != dir || total as i64 != size || n as i64 != count {
+                return Ok(Some(format!(
+                    "the manifest of directory blake3:{dir} does not hash to it"
+                )));
+            }
+        }
+        Ok(None)
+    }
+}
