@@ -33,6 +33,7 @@ use super::schema::{self, Kind, SERVER_ONLY, SYNCED, Table};
 const PG_MIGRATIONS: &[&str] = &[
     include_str!("pg_migrations/0001_init.sql"),
     include_str!("pg_migrations/0002_signatures.sql"),
+    include_str!("pg_migrations/0003_row_security.sql"),
 ];
 
 /// Serializes pushes (and schema changes) on the server, so `runs.seq` is in commit order.
@@ -162,8 +163,15 @@ impl Remote {
                 let mut tx = client.transaction()?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PUSH_LOCK])?;
                 crate::timing::mark("team store: lock taken");
+                // A run the server has already (delivered from another machine that held
+                // it too) never changes: its rows are not sent again.
+                let here: BTreeSet<String> = tx
+                    .query("SELECT id FROM runs WHERE id = ANY($1)", &[&chunk.to_vec()])?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
                 for table in SYNCED {
-                    upload(&bundle, &mut tx, table)?;
+                    upload(&bundle, &mut tx, table, &here)?;
                 }
                 crate::timing::mark("team store: rows sent");
                 tx.commit()?;
@@ -369,8 +377,14 @@ fn param(v: Value, kind: Kind) -> Box<dyn ToSql + Sync> {
     }
 }
 
-/// Insert a bundle table's rows on the server, skipping manifests and blobs it has.
-fn upload(bundle: &rusqlite::Connection, tx: &mut postgres::Transaction, t: &Table) -> Result<()> {
+/// Insert a bundle table's rows on the server, skipping manifests and blobs it has, and the
+/// rows of the runs in `here` (which it had before this push).
+fn upload(
+    bundle: &rusqlite::Connection,
+    tx: &mut postgres::Transaction,
+    t: &Table,
+    here: &BTreeSet<String>,
+) -> Result<()> {
     let table = t.name;
     let mut stmt = bundle.prepare(&format!("SELECT {} FROM {table}", t.column_list()))?;
     let cols: Vec<(usize, &str, Kind)> = t
@@ -403,6 +417,7 @@ fn upload(bundle: &rusqlite::Connection, tx: &mut postgres::Transaction, t: &Tab
                 .map(|r| r.get(0))
                 .collect()
         }
+        "runs" | "edges" | "params" | "signatures" => here.clone(),
         _ => BTreeSet::new(),
     };
     let per_statement = (30_000 / cols.len().max(1)).clamp(1, 1000);
@@ -441,7 +456,7 @@ fn upload(bundle: &rusqlite::Connection, tx: &mut postgres::Transaction, t: &Tab
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         if !skip.is_empty() {
-            let key: String = row.get(0)?; // dir_hash / hash come first
+            let key: String = row.get(0)?; // dir_hash / hash / id / run_id come first
             if skip.contains(&key) {
                 continue;
             }

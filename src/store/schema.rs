@@ -176,7 +176,7 @@ pub const SYNCED: &[Table] = &[
 
 /// Columns a team store keeps of its own, never synced: (table, column).
 #[cfg_attr(not(feature = "team-store"), allow(dead_code))]
-pub const SERVER_ONLY: &[(&str, &str)] = &[("runs", "seq")];
+pub const SERVER_ONLY: &[(&str, &str)] = &[("runs", "seq"), ("runs", "recorded_by")];
 
 /// A synced table by name.
 #[cfg_attr(not(feature = "team-store"), allow(dead_code))]

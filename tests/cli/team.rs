@@ -446,6 +446,7 @@ const SYNCED: &[&str] = &[
     "runs",
     "edges",
     "params",
+    "signatures",
     "blobs",
     "extra_digests",
 ];
@@ -475,7 +476,7 @@ fn the_team_store_has_the_local_stores_columns_and_a_column_it_does_not_know_sto
                 &db,
                 &format!(
                     "SELECT column_name FROM information_schema.columns WHERE table_name = \
-                     '{table}' AND column_name <> 'seq' ORDER BY ordinal_position"
+                     '{table}' AND column_name NOT IN ('seq', 'recorded_by') ORDER BY ordinal_position"
                 ),
             )
             .into_iter()
@@ -484,16 +485,157 @@ fn the_team_store_has_the_local_stores_columns_and_a_column_it_does_not_know_sto
         assert_eq!(mine, theirs, "table {table}");
     }
     // A column some other writer added: no lineage of this version copies rows either way.
-    pg.sql(&db, "ALTER TABLE runs ADD COLUMN signature TEXT");
+    pg.sql(&db, "ALTER TABLE runs ADD COLUMN unit TEXT");
     env.record(&["--", "true"]);
     for args in [["push", &url], ["pull", &url]] {
         let out = env.cmd(args);
         assert_eq!(code(&out), 1, "{args:?}");
         let err = stderr(&out);
         assert!(
-            err.contains("table runs has a column \"signature\"") && err.contains("upgrade"),
+            err.contains("table runs has a column \"unit\"") && err.contains("upgrade"),
             "{err}"
         );
     }
     assert_eq!(pg.sql(&db, "SELECT COUNT(*) FROM runs")[0][0], "1");
+}
+
+/// Row-level security (docs/team-store.md): each person's login role, a member of
+/// lineage_writer, inserts a run only as itself and adds edges, params and signatures only
+/// to its own runs; another writer's run cannot be given a forged output.
+#[test]
+fn a_writer_adds_rows_only_to_the_runs_it_recorded() {
+    let Some(pg) = PgServer::start() else { return };
+    for statement in [
+        "CREATE ROLE lineage_owner LOGIN PASSWORD 'owner-pw'",
+        "CREATE ROLE lineage_writer",
+        "CREATE ROLE alice LOGIN PASSWORD 'alice-pw' IN ROLE lineage_writer",
+        "CREATE ROLE mallory LOGIN PASSWORD 'mallory-pw' IN ROLE lineage_writer",
+        "CREATE DATABASE lineage OWNER lineage_owner",
+    ] {
+        pg.sql("postgres", statement);
+    }
+    let port = pg
+        .url("x")
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .expect("port")
+        .to_string();
+    let url = |role: &str, pw: &str| format!("postgres://{role}:{pw}@127.0.0.1:{port}/lineage");
+    let env = Env::new();
+    env.init_repo();
+    let out = team(
+        &env,
+        &url("lineage_owner", "owner-pw"),
+        &replica(&env, "owner"),
+        &["list"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut owner = postgres::Client::connect(&url("lineage_owner", "owner-pw"), postgres::NoTls)
+        .expect("owner");
+    owner
+        .batch_execute(
+            "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO lineage_writer;
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO lineage_writer;",
+        )
+        .expect("grants");
+    env.write("in.txt", "x\n");
+    let out = team(
+        &env,
+        &url("alice", "alice-pw"),
+        &replica(&env, "alice"),
+        &[
+            "run", "-q", "-i", "in.txt", "-o", "out.txt", "--", "cp", "in.txt", "out.txt",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let run = pg.sql("lineage", "SELECT id, recorded_by FROM runs");
+    assert_eq!(run[0][1], "alice");
+    let victim = run[0][0].clone();
+
+    let mut mallory =
+        postgres::Client::connect(&url("mallory", "mallory-pw"), postgres::NoTls).expect("mallory");
+    let evil = "e".repeat(64);
+    mallory
+        .execute(
+            "INSERT INTO artifacts (hash, kind, size, file_count) VALUES ($1, 'file', 4, 1)",
+            &[&evil],
+        )
+        .expect("content-addressed rows stay open to writers");
+    for (what, sql) in [
+        (
+            "edge",
+            format!(
+                "INSERT INTO edges (run_id, role, position, artifact, path, abs_path, missing, changed)
+                 VALUES ('{victim}', 'output', 9, '{evil}', 'evil.pt', '/evil.pt', 0, 0)"
+            ),
+        ),
+        (
+            "param",
+            format!("INSERT INTO params VALUES ('{victim}', 'evil', '1', 'cli')"),
+        ),
+        (
+            "signature",
+            format!(
+                "INSERT INTO signatures VALUES ('{victim}', 'ed25519:{}', '{}')",
+                "a".repeat(64),
+                "b".repeat(128)
+            ),
+        ),
+        (
+            "run as another role",
+            format!(
+                "INSERT INTO runs (id, status, argv, cwd, started_at, capture, recorded_by)
+                 VALUES ('{}', 'succeeded', ''::bytea, ''::bytea, 'x', '{{}}', 'alice')",
+                uuid_like()
+            ),
+        ),
+    ] {
+        let e = mallory
+            .batch_execute(&sql)
+            .expect_err(&format!("mallory added a {what} to alice's run"));
+        assert!(
+            e.as_db_error()
+                .is_some_and(|d| d.message().contains("row-level security")),
+            "{what}: {e:?}"
+        );
+    }
+    assert!(
+        mallory
+            .batch_execute(&format!(
+                "UPDATE runs SET exit_code = 3 WHERE id = '{victim}'"
+            ))
+            .is_err()
+    );
+    assert_eq!(
+        pg.sql(
+            "lineage",
+            &format!("SELECT COUNT(*) FROM edges WHERE run_id = '{victim}'")
+        )[0][0],
+        "2"
+    );
+    // Mallory records runs of her own as before.
+    let out = team(
+        &env,
+        &url("mallory", "mallory-pw"),
+        &replica(&env, "mallory"),
+        &[
+            "run", "-q", "-i", "out.txt", "-o", "m.txt", "--", "cp", "out.txt", "m.txt",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert_eq!(pg.sql("lineage", "SELECT COUNT(*) FROM runs")[0][0], "2");
+    // Signatures travel: a fresh replica pulls both runs and each still verifies (this env's
+    // one key signed both), none tampered on the way through the server.
+    let out = team(
+        &env,
+        &url("alice", "alice-pw"),
+        &replica(&env, "fresh"),
+        &["verify", "--json", "m.txt"],
+    );
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["runs"].as_array().map(Vec::len), Some(2), "{v}");
 }
