@@ -3,6 +3,7 @@
 //! document per run; runs, artifacts, directory manifests, edges, params and blobs are tables.
 
 pub mod graph;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::fmt;

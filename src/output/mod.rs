@@ -8,7 +8,7 @@ pub mod graph;
 pub mod json;
 pub mod table;
 
-pub use crate::model::command_line;
+pub use crate::model::text::{escape, terminal_command_line};
 
 /// 1536 -> "1.5 KiB".
 pub fn bytes(n: u64) -> String {
