@@ -16,6 +16,7 @@ mod progress;
 mod records;
 mod reliability;
 mod rerun;
+mod rerun_confined;
 mod run;
 mod secrets;
 mod settings;
