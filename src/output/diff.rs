@@ -181,4 +181,42 @@ mod tests {
         let same = text(&RunDiff::default(), "a", "b", true);
         assert!(same.contains("same code, params, configs, inputs, env, system and packages"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::output::hostile::config(200))]
+
+        /// A diff of arbitrary keys, values, paths and ids is inert.
+        #[test]
+        fn a_diff_of_arbitrary_text_is_inert(
+            t in proptest::collection::vec(crate::output::hostile::text(), 8..9),
+        ) {
+            let mut d = RunDiff::default();
+            d.params.added.insert(t[0].clone(), serde_json::json!(t[1]));
+            d.env.changed.insert(
+                t[2].clone(),
+                Change { a: serde_json::json!(t[3]), b: serde_json::json!(null) },
+            );
+            d.inputs.push(ArtifactDiff {
+                path: t[4].clone(),
+                a: None,
+                b: Some(Hash::of(b"b")),
+                files: Some(FileChanges {
+                    added: vec![t[5].clone()],
+                    removed: vec![],
+                    changed: vec![],
+                }),
+            });
+            let mut untracked = MapDiff::default();
+            untracked.removed.insert(t[7].clone(), serde_json::json!(null));
+            d.code = Some(crate::compare::CodeDiff {
+                commit: None,
+                patch_differs: true,
+                patched_files: vec![t[6].clone()],
+                untracked,
+            });
+            let out = text(&d, &t[0], &t[7], false);
+            crate::output::hostile::is_inert(&out)
+                .map_err(proptest::test_runner::TestCaseError::fail)?;
+        }
+    }
 }

@@ -616,4 +616,192 @@ mod tests {
             "{m}"
         );
     }
+
+    /// A run of [`hostile_lineage`]: id, short id, argv, input path, output path.
+    type HostileRun = (String, String, Vec<Vec<u8>>, String, String);
+
+    /// A chain of runs whose ids, short ids, argv and paths are arbitrary: run i reads what
+    /// run i-1 wrote (the first reads a source) and writes a file found inside a directory.
+    fn hostile_lineage(root: String, runs: Vec<HostileRun>) -> Lineage {
+        let hash = |i: usize| Hash::of(format!("artifact {i}").as_bytes());
+        let detail = |i: usize| ArtifactRef {
+            hash: hash(i),
+            kind: ArtifactKind::File,
+            size: i as u64,
+            file_count: 1,
+        };
+        let mut records = Vec::new();
+        let mut links = Vec::new();
+        for (i, (id, short, argv, input, output)) in runs.into_iter().enumerate() {
+            let id = format!("{id}{i}");
+            let mut r = RunRecord::example(&id, "x");
+            r.argv = argv;
+            r.capture.system.hostname = Some(short.clone());
+            r.capture.owner.user = Some(input.clone());
+            r.edges = vec![
+                EdgeRecord {
+                    role: Role::Input,
+                    path: input,
+                    abs_path: String::new(),
+                    artifact: Some(detail(i)),
+                    changed: false,
+                },
+                EdgeRecord {
+                    role: Role::Output,
+                    path: output.clone(),
+                    abs_path: String::new(),
+                    artifact: Some(detail(i + 1)),
+                    changed: false,
+                },
+            ];
+            links.push(Link {
+                artifact: hash(i + 1),
+                run_id: id.clone(),
+                via: if i % 2 == 0 {
+                    Via::Direct
+                } else {
+                    Via::InsideDir {
+                        dir: hash(i + 100),
+                        path: output,
+                    }
+                },
+            });
+            records.push((r, short));
+        }
+        let last = records.len();
+        Lineage::new(
+            Direction::Ancestry,
+            Root {
+                label: root,
+                hash: hash(last),
+                detail: Some(detail(last)),
+            },
+            UNLIMITED,
+            records,
+            links,
+        )
+    }
+
+    fn runs() -> impl proptest::strategy::Strategy<Value = Vec<HostileRun>> {
+        use crate::output::hostile::{bytes, text};
+        use proptest::prelude::*;
+        prop::collection::vec(
+            (
+                text(),
+                text(),
+                prop::collection::vec(bytes(), 1..4),
+                text(),
+                text(),
+            ),
+            1..4,
+        )
+    }
+
+    /// A dot quoted string: `"`, then anything but `"` and `\`, or `\` and any character.
+    const DOT_STRING: &str = r#""(?:[^"\\]|\\.)*""#;
+
+    proptest::proptest! {
+        #![proptest_config(crate::output::hostile::config(300))]
+
+        /// The tree: inert, and one line per node whatever the names hold.
+        #[test]
+        fn a_tree_of_arbitrary_names_is_inert_and_forges_no_line(
+            root in crate::output::hostile::text(),
+            runs in runs(),
+        ) {
+            let x = || "x".to_string();
+            let plain: Vec<_> = runs
+                .iter()
+                .map(|(_, _, argv, _, _)| (x(), x(), vec![b"x".to_vec(); argv.len()], x(), x()))
+                .collect();
+            let t = tree(&hostile_lineage(root, runs), false);
+            crate::output::hostile::is_inert(&t).map_err(proptest::test_runner::TestCaseError::fail)?;
+            // As many lines as the same graph with plain names: no name made one.
+            let lines = tree(&hostile_lineage(x(), plain), false).lines().count();
+            proptest::prop_assert_eq!(t.lines().count(), lines, "{}", t);
+        }
+
+        /// dot: every statement is node ids lineage made and quoted labels, nothing else.
+        #[test]
+        fn dot_of_arbitrary_names_is_one_graph_with_every_label_quoted(
+            root in crate::output::hostile::text(),
+            runs in runs(),
+        ) {
+            let d = dot(&hostile_lineage(root, runs));
+            crate::output::hostile::is_inert(&d).map_err(proptest::test_runner::TestCaseError::fail)?;
+            let id = r#""(?:a_[0-9a-f]{64}|r[0-9]+)""#;
+            let attrs = format!(r#"\[(?:[a-z]+=(?:{DOT_STRING}|[a-z0-9]+)(?:, )?)+\]"#);
+            let statement = regex::Regex::new(&format!(
+                r"^  {id}(?: -> {id})? {attrs};$"
+            ))
+            .expect("regex");
+            let lines: Vec<&str> = d.lines().collect();
+            proptest::prop_assert_eq!(lines[0], "digraph lineage {");
+            proptest::prop_assert_eq!(lines[lines.len() - 1], "}");
+            for line in &lines[3..lines.len() - 1] {
+                proptest::prop_assert!(statement.is_match(line), "{:?} in {}", line, d);
+            }
+        }
+
+        /// Mermaid: ids lineage made, labels in quotes holding only entity codes and text.
+        #[test]
+        fn mermaid_of_arbitrary_names_keeps_every_label_in_its_quotes(
+            root in crate::output::hostile::text(),
+            runs in runs(),
+        ) {
+            let m = mermaid(&hostile_lineage(root, runs));
+            crate::output::hostile::is_inert(&m).map_err(proptest::test_runner::TestCaseError::fail)?;
+            let id = "(?:a[0-9a-f]{16}|r[0-9]+)";
+            let line = regex::Regex::new(&format!(
+                r#"^  (?:{id}(?:\["[^"]*"\]|\("[^"]*"\))|{id} -->\|(?:input|output|config)\| {id}|{id} -\.- {id})$"#
+            ))
+            .expect("regex");
+            let entity = regex::Regex::new(r"<br/>|#(?:quot|35|lt|gt|amp|96);").expect("regex");
+            let label = regex::Regex::new(r#""[^"]*""#).expect("regex");
+            for l in m.lines().skip(1) {
+                proptest::prop_assert!(line.is_match(l), "{:?} in {}", l, m);
+                for text in label.find_iter(l) {
+                    let bare = entity.replace_all(text.as_str(), "");
+                    proptest::prop_assert!(
+                        !bare.contains(['<', '>', '&', '#', '`']),
+                        "{:?} in {}", l, m
+                    );
+                }
+            }
+        }
+
+        /// HTML: the page is the template, with data only inside the one JSON block, which
+        /// holds nothing that could end it.
+        #[test]
+        fn html_of_arbitrary_names_holds_data_only_in_its_json_block(
+            root in crate::output::hostile::text(),
+            runs in runs(),
+        ) {
+            let page = html(&hostile_lineage(root, runs), true).expect("page");
+            let (head, tail) = HTML_PAGE.split_once(HTML_DATA_MARKER).expect("one marker");
+            proptest::prop_assert!(page.starts_with(head) && page.ends_with(tail), "{}", page);
+            let block = &page[head.len()..page.len() - tail.len()];
+            let unsafe_in_script = ['<', '>', '&', '\u{2028}', '\u{2029}'];
+            proptest::prop_assert!(!block.contains(unsafe_in_script), "{}", block);
+            proptest::prop_assert!(serde_json::from_str::<serde_json::Value>(block).is_ok(), "{}", block);
+        }
+    }
+
+    #[test]
+    fn the_html_template_has_one_data_marker_and_no_other() {
+        assert_eq!(HTML_PAGE.matches(HTML_DATA_MARKER).count(), 1);
+        assert!(!HTML_PAGE.contains("{{TITLE}}"));
+        // A path holding the marker is data like any other.
+        let mut l = lineage();
+        l.root.label = "{{DATA}}</script><!--".into();
+        let page = html(&l, true).expect("page");
+        assert_eq!(
+            page.matches("</script>").count(),
+            HTML_PAGE.matches("</script>").count()
+        );
+        assert!(
+            page.contains(r#"{{DATA}}\u003c/script\u003e\u003c!--"#),
+            "{page}"
+        );
+    }
 }

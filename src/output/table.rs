@@ -430,4 +430,78 @@ mod tests {
         assert!(new < old, "{t}");
         assert!(t.contains("running") && t.contains("model.bin"), "{t}");
     }
+
+    type Hostile = (Vec<Vec<u8>>, Vec<u8>, Vec<String>, Vec<(String, String)>);
+
+    fn hostile() -> impl proptest::strategy::Strategy<Value = Hostile> {
+        use crate::output::hostile::{bytes, text};
+        use proptest::prelude::*;
+        (
+            prop::collection::vec(bytes(), 1..4),
+            bytes(),
+            prop::collection::vec(text(), 8..9),
+            prop::collection::vec((text(), text()), 0..3),
+        )
+    }
+
+    /// A run whose argv, cwd, ids, paths, params, notes and captured strings are arbitrary.
+    fn hostile_record((argv, cwd, t, params): Hostile) -> RunRecord {
+        let mut r = record();
+        r.argv = argv;
+        r.cwd = cwd;
+        r.id = t[0].clone();
+        r.rerun_of = Some(t[1].clone());
+        r.edges[0].path = t[2].clone();
+        r.edges[1].path = t[3].clone();
+        r.capture.notes = vec![t[4].clone()];
+        r.capture.owner.user = Some(t[5].clone());
+        r.capture.system.hostname = Some(t[6].clone());
+        r.capture.git_absent = Some(t[7].clone());
+        r.params = params
+            .into_iter()
+            .map(|(key, v)| Param {
+                key,
+                value: serde_json::Value::String(v.clone()),
+                source: v,
+            })
+            .collect();
+        r
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::output::hostile::config(300))]
+
+        /// `show` and `list` of arbitrary text: inert, and as many lines as plain text gives.
+        #[test]
+        fn show_and_list_of_arbitrary_text_are_inert_and_forge_no_line(h in hostile()) {
+            let plain: Hostile = (
+                vec![b"x".to_vec(); h.0.len()],
+                b"x".to_vec(),
+                vec!["x".to_string(); h.2.len()],
+                vec![("x".to_string(), "x".to_string()); h.3.len()],
+            );
+            let short = h.2[0].clone();
+            let r = hostile_record(h);
+            let shown = run(&r, &short, false);
+            crate::output::hostile::is_inert(&shown)
+                .map_err(proptest::test_runner::TestCaseError::fail)?;
+            let lines = run(&hostile_record(plain), "x", false).lines().count();
+            proptest::prop_assert_eq!(shown.lines().count(), lines, "{}", shown);
+            let summary = RunSummary {
+                id: r.id.clone(),
+                status: r.status,
+                argv: r.argv.clone(),
+                started_at: r.capture.notes[0].clone(),
+                ended_at: None,
+                exit_code: None,
+                outputs: r.edges.iter().map(|e| e.path.clone()).collect(),
+                rerun_of: r.rerun_of.clone(),
+            };
+            let listed = list(&[(summary, short)], false);
+            crate::output::hostile::is_inert(&listed)
+                .map_err(proptest::test_runner::TestCaseError::fail)?;
+            // Rules, the header, and the row's two lines (id, "rerun of").
+            proptest::prop_assert_eq!(listed.lines().count(), 6, "{}", listed);
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod export;
 mod fixture;
 mod gpu;
 mod html;
+mod inert;
 mod pipes;
 mod progress;
 mod records;

@@ -534,7 +534,10 @@ pub fn is_lookup_variable(name: &str) -> bool {
 fn environment_lines(r: &RunRecord, c: &Checks, env: &Env) -> String {
     let mut t = format!(
         "  env: {} variables restored from the record\n",
-        r.capture.env.len() - c.env_missing.len() - c.env_from_current.len()
+        r.capture
+            .env
+            .len()
+            .saturating_sub(c.env_missing.len() + c.env_from_current.len())
     );
     let quote = |v: &OsString| terminal_command_line(&[v.as_bytes().to_vec()]);
     let job: BTreeMap<&OsString, &OsString> = env.iter().map(|(k, v)| (k, v)).collect();
@@ -606,5 +609,56 @@ pub fn restore_argv(r: &RunRecord) -> Result<Vec<OsString>, Vec<(usize, String)>
         Ok(argv)
     } else {
         Err(missing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::hostile::{bytes, config, is_inert, text};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(config(200))]
+
+        /// The plan of a record holding arbitrary argv, cwd, paths, names and environment:
+        /// inert, and one line per thing planned (a recorded newline starts no line).
+        #[test]
+        fn a_plan_of_arbitrary_text_is_inert_and_forges_no_line(
+            argv in prop::collection::vec(bytes(), 1..4),
+            cwd in bytes(),
+            t in prop::collection::vec(text(), 6..7),
+            value in bytes(),
+        ) {
+            let mut r = RunRecord::example("id", "x");
+            r.argv = argv;
+            r.cwd = cwd;
+            let check = |role, path: &str| PathCheck {
+                role,
+                path: path.to_string(),
+                recorded: Some(Hash::of(b"a")),
+                now: None,
+                produced_by: vec![t[5].clone()],
+                producer_ids: Vec::new(),
+            };
+            let c = Checks {
+                code: vec![t[0].clone()],
+                new_untracked: vec![t[1].clone()],
+                inputs: vec![check(Role::Input, &t[2])],
+                configs: vec![check(Role::Config, &t[3])],
+                env_from_current: vec![t[4].clone()],
+                env_missing: Vec::new(),
+                packages: vec![t[5].clone()],
+                system: Vec::new(),
+            };
+            let env: Env = vec![
+                (OsString::from("PATH"), OsString::from_vec(value.clone())),
+                (OsString::from("LD_PRELOAD"), OsString::from_vec(value)),
+            ];
+            let plan = plan_text(&r, &t[5], &c, &env, false);
+            is_inert(&plan).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(plan.lines().filter(|l| !l.starts_with("  ")).count(), 1, "{}", plan);
+            prop_assert!(plan.lines().any(|l| l.starts_with("  program: ")), "{}", plan);
+        }
     }
 }
