@@ -80,9 +80,10 @@ pub(super) enum Place {
     /// Relative, and inside the repository: restored into the worktree at this path
     /// (relative to the repository root).
     Repository(PathBuf),
-    /// Relative, leading out of the repository: linked, inside the private directory, to
-    /// the real path (absolute, normalized); never written.
-    Outside(PathBuf),
+    /// Relative, leading out of the repository: linked, inside the private directory where
+    /// the job will look (`at`, where the path leads from the job's cwd), to the real path
+    /// (`real`, where it led from the recorded cwd); never written.
+    Outside { at: PathBuf, real: PathBuf },
 }
 
 /// The layout of a rerun's private directory: the recorded repository root and cwd, and the
@@ -100,7 +101,10 @@ struct Layout {
 impl Layout {
     fn of(r: &RunRecord, root: &str) -> Result<Layout> {
         let root = normalize(Path::new(root))
-            .with_context(|| format!("the recorded repository root {root:?} is not absolute"))?;
+            .filter(|r| r.parent().is_some())
+            .with_context(|| {
+                format!("the recorded repository root {root:?} is not an absolute path below /")
+            })?;
         let real_cwd = normalize(&PathBuf::from(OsString::from_vec(r.cwd.clone())))
             .context("the recorded working directory is not absolute")?;
         let cwd = if real_cwd.starts_with(&root) {
@@ -135,7 +139,10 @@ impl Layout {
         let target = relative_target(&self.cwd, path).unwrap_or_default();
         match target.strip_prefix(&self.root) {
             Ok(rel) => Place::Repository(rel.to_path_buf()),
-            Err(_) => Place::Outside(relative_target(&self.real_cwd, path).unwrap_or_default()),
+            Err(_) => Place::Outside {
+                at: target.clone(),
+                real: relative_target(&self.real_cwd, path).unwrap_or_default(),
+            },
         }
     }
 
@@ -476,8 +483,8 @@ impl Worktree {
                         })?;
                     }
                 }
-                Place::Outside(real) => {
-                    let at = self.layout.mirror(&self.private, &real);
+                Place::Outside { at, real } => {
+                    let at = self.layout.mirror(&self.private, &at);
                     let rel = at.strip_prefix(&self.private).unwrap_or(&at).to_path_buf();
                     link_confined(&self.private, &rel, &real).with_context(|| {
                         format!("linking {} {} for the job", e.role.as_str(), e.path)
@@ -505,6 +512,67 @@ mod tests {
         assert_eq!(n("/a/b/../c/./d"), Some("/a/c/d".into()));
         assert_eq!(n("/../../x"), Some("/x".into()));
         assert_eq!(n("rel/x"), None);
+    }
+
+    /// Every relative path the job uses, followed from its cwd in the private directory,
+    /// lands where the layout linked or restored it, inside the private directory.
+    #[test]
+    fn relative_paths_land_inside_the_private_directory_where_they_were_put() {
+        let edge = |role, path: &str| EdgeRecord {
+            role,
+            path: path.into(),
+            abs_path: String::new(),
+            artifact: None,
+            changed: false,
+        };
+        let mut r = RunRecord::example("id", "x");
+        r.cwd = b"/home/u/proj/sub".to_vec();
+        r.edges = vec![
+            edge(Role::Input, "../../data/x.csv"),
+            edge(Role::Config, "cfg.yaml"),
+            edge(Role::Config, "../conf/../c.yaml"),
+            edge(Role::Input, "/abs/y"),
+            edge(Role::Output, "../../../out.bin"),
+        ];
+        let l = Layout::of(&r, "/home/u/proj").expect("layout");
+        // ../../../out.bin is /home/out.bin: the private directory stands for /home.
+        assert_eq!(l.base, Path::new("/home"));
+        let private = Path::new("/tmp/lineage-rerun-x");
+        let job_cwd = l.mirror(private, &l.cwd);
+        assert_eq!(job_cwd, Path::new("/tmp/lineage-rerun-x/u/proj/sub"));
+        assert_eq!(
+            l.place("../../data/x.csv"),
+            Place::Outside {
+                at: "/home/u/data/x.csv".into(),
+                real: "/home/u/data/x.csv".into()
+            }
+        );
+        assert_eq!(
+            l.place("cfg.yaml"),
+            Place::Repository("sub/cfg.yaml".into())
+        );
+        assert_eq!(
+            l.place("../conf/../c.yaml"),
+            Place::Repository("c.yaml".into())
+        );
+        assert_eq!(l.place("/abs/y"), Place::Absolute("/abs/y".into()));
+        for e in &r.edges {
+            let seen = normalize(&job_cwd.join(&e.path)).expect("absolute");
+            match l.place(&e.path) {
+                Place::Outside { at, .. } => assert_eq!(seen, l.mirror(private, &at)),
+                Place::Repository(rel) => {
+                    assert_eq!(seen, l.mirror(private, &l.root).join(rel));
+                }
+                Place::Absolute(_) => continue,
+            }
+            assert!(seen.starts_with(private), "{}", seen.display());
+        }
+        // A recorded cwd outside the repository runs at its root.
+        r.cwd = b"/elsewhere".to_vec();
+        let l = Layout::of(&r, "/home/u/proj").expect("layout");
+        assert_eq!(l.cwd, Path::new("/home/u/proj"));
+        assert!(Layout::of(&r, "relative/root").is_err());
+        assert!(Layout::of(&r, "/").is_err());
     }
 
     #[test]
