@@ -78,8 +78,9 @@ fn rerun_one(args: &RerunArgs, ctx: &Context) -> Result<u8> {
         w.restore_inputs_and_configs(&store, &original)
             .context("while preparing the worktree")?;
         // What the job will read there (restored, linked, or read where it is), hashed
-        // again: the verdict is about those bytes, whatever the record claimed.
-        checks::recheck(&store, &original, &cwd, cache, &mut checks)?;
+        // again: the verdict is about those bytes, whatever the record claimed. The stat
+        // cache is only read: files of a temporary worktree are not worth remembering.
+        checks::recheck(&store, &original, &cwd, &read_only, &mut checks)?;
         let blockers = checks::blockers(&checks, true);
         if !blockers.is_empty() && !args.force {
             return Err(Error::RerunRefused {
