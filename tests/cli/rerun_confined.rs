@@ -383,3 +383,44 @@ fn the_plan_shows_the_exact_argv_the_program_found_and_the_lookup_variables_that
     );
     assert_eq!(plan.lines().filter(|l| l.starts_with("plan:")).count(), 1);
 }
+
+#[test]
+fn a_stored_config_that_is_not_its_recorded_bytes_is_refused_and_the_worktree_removed() {
+    let env = Env::new();
+    env.init_repo();
+    let tmp = private_tmp(&env);
+    env.write("cfg.yaml", "lr: 0.1\n");
+    env.git(&["add", "cfg.yaml"]);
+    env.git(&["commit", "-q", "-m", "cfg"]);
+    let id = env.record(&[
+        "-c",
+        "cfg.yaml",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat cfg.yaml > out.txt",
+    ]);
+    // Other bytes under the config's hash (a poisoned blob): never restored.
+    let n = env
+        .db()
+        .execute(
+            "UPDATE blobs SET data = ?1 WHERE hash = ?2",
+            rusqlite::params![
+                b"lr: 9.9\n".to_vec(),
+                blake3_hex(b"lr: 0.1\n").trim_start_matches("blake3:")
+            ],
+        )
+        .expect("poison");
+    assert_eq!(n, 1);
+    let out = with_tmp(&env, &tmp, &["rerun", &id, "--worktree"]);
+    assert_ne!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("config cfg.yaml do not have its recorded hash"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(left_in(&tmp).is_empty(), "{:?}", left_in(&tmp));
+    no_rerun_branch_or_worktree_left(&env);
+}
