@@ -27,6 +27,38 @@ fn assert_inert(what: &str, out: &[u8]) {
     );
 }
 
+/// Graphviz, where installed, reads `dot` as one graph and draws no link: the README's
+/// recipe (`| dot -Tsvg`) is safe.
+fn graphviz_draws_one_graph_without_links(dot: &str) {
+    use std::io::Write as _;
+    let Ok(mut child) = std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        return; // no Graphviz here: the statements were checked by their grammar
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(dot.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("dot");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(svg.matches("<svg").count(), 1, "{svg}");
+    for link in ["<a ", "href", "javascript:"] {
+        assert!(!svg.contains(link), "{link} in {svg}");
+    }
+}
+
 /// A run in a directory whose name holds escapes, reading and writing hostile names, with a
 /// hostile param, argument and a missing output (which becomes a note naming it).
 fn record_hostile(env: &Env) -> (String, PathBuf) {
@@ -92,6 +124,9 @@ fn hostile_names_are_inert_in_show_list_tree_diff_and_the_plan() {
         let out = in_cwd(&["show", &out_path, "--format", format]);
         assert_eq!(code(&out), 0, "{format}: {}", stderr(&out));
         assert_inert(format, &out.stdout);
+        if format == "dot" {
+            graphviz_draws_one_graph_without_links(&stdout(&out));
+        }
     }
     let page = in_cwd(&["show", &out_path, "--format", "html"]);
     assert_eq!(code(&page), 0, "{}", stderr(&page));
@@ -146,6 +181,7 @@ fn a_run_id_edited_in_the_store_adds_no_attribute_to_dot() {
     for l in &lines[3..lines.len() - 1] {
         assert!(statement.is_match(l), "{l:?} in {dot}");
     }
+    graphviz_draws_one_graph_without_links(&dot);
     let out = env.cmd(["show", "o.txt", "--format", "mermaid"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
