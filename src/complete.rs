@@ -24,11 +24,13 @@ pub fn run_ids(current: &OsStr) -> Vec<CompletionCandidate> {
     crate::store::recent_runs(&dir, &prefix.to_lowercase(), 100)
         .into_iter()
         .map(|(id, argv)| {
-            let mut help = crate::output::command_line(&argv);
+            // Shown by the shell: inert, like every terminal output.
+            let mut help = crate::output::terminal_command_line(&argv);
             if help.chars().count() > 60 {
                 help = help.chars().take(59).collect::<String>() + "…";
             }
-            CompletionCandidate::new(id).help(Some(help.into()))
+            CompletionCandidate::new(crate::output::escape(&id).into_owned())
+                .help(Some(help.into()))
         })
         .collect()
 }

@@ -10,14 +10,14 @@
 //!   be shown must never stop a command, let alone the job it wraps.
 //! - Colour is decided once ([`use_color`]); every message on stderr has its control
 //!   characters made visible with [`escape`], since messages name paths, arguments and server
-//!   replies that a job or a server chose. (Data on stdout, which carries the same strings in
-//!   tables and trees, is not escaped yet: the trust-boundary work, issue 15, does that.)
+//!   replies that a job or a server chose. Data on stdout that is text for people (tables,
+//!   trees, diffs, the rerun plan) carries the same strings escaped the same way by whoever
+//!   renders it (`model::text`); JSON is escaped by serde.
 //!
 //! Lower layers (capture, hash, store) never print: they return values and notes, and the
 //! commands hand them to this module. The one exception is `timing`, a diagnostic that
 //! writes to stderr only when `LINEAGE_TIMINGS` is set.
 
-use std::borrow::Cow;
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -161,41 +161,8 @@ pub fn error(e: &anyhow::Error, store: Option<&Path>) {
 }
 
 /// Text from outside lineage (a path, an argument, a param, a note, an imported row) made
-/// inert for a terminal: control characters, including newlines, tabs and escapes, shown as
-/// `\n`, `\t`, `\x1b` or `\u{..}`, so that what is printed cannot move the cursor, change
-/// colours or the title, or forge a line of output.
-pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x80 && c.is_control() => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_leaves_plain_text_alone_and_makes_control_characters_visible() {
-        assert!(matches!(escape("data/train.csv"), Cow::Borrowed(_)));
-        assert_eq!(escape("a\nb"), "a\\nb");
-        assert_eq!(escape("\x1b]0;owned\x07"), "\\x1b]0;owned\\x07");
-        assert_eq!(escape("tab\there"), "tab\\there");
-        assert!(matches!(escape("back\\slash"), Cow::Borrowed(_)));
-        assert_eq!(escape("next\u{85}line"), "next\\u{85}line");
-        assert_eq!(escape("café 模型"), "café 模型");
-    }
-}
+/// inert for a terminal: control characters (newlines, tabs, ESC, DEL, C1) and bidirectional
+/// overrides shown as `\n`, `\t`, `\x1b` or `\u{..}`, so that what is printed cannot move
+/// the cursor, change colours or the title, or forge a line of output. The same escaping
+/// `output/` applies to the data it renders for a terminal.
+pub use crate::model::text::escape;

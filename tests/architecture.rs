@@ -32,7 +32,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("location", &["store", "error"]),
     ("settings", &["location"]),
     // The one way out.
-    ("ui", &["error", "store"]),
+    ("ui", &["error", "model", "store"]),
     // The command line and the commands.
     ("complete", &["location", "output", "settings", "store"]),
     ("cli", &["complete", "location", "ui"]),

@@ -10,10 +10,11 @@ use crate::redact::Policy;
 use crate::store::{Store, doctor};
 use crate::ui;
 
-/// Print a line of the report (stdout: the report is the command's output).
+/// Print a line of the report (stdout: the report is the command's output), escaped: it
+/// names paths, tables and rows of a store that may hold anything.
 macro_rules! say {
     ($($arg:tt)*) => {
-        ui::data(&format!("{}\n", format_args!($($arg)*)))
+        ui::data(&format!("{}\n", ui::escape(&format!($($arg)*))))
     };
 }
 
@@ -101,7 +102,7 @@ fn secrets(args: &DoctorArgs, ctx: &Context) -> Result<u8> {
         let stored = policy.redact_argv(&argv);
         say!(
             "command as stored: {}",
-            crate::output::command_line(&stored.argv)
+            crate::model::text::terminal_command_line(&stored.argv)
         );
         for i in stored.fingerprints.keys() {
             say!("  argument {i} redacted (a rerun asks for it as LINEAGE_ARG_{i})");

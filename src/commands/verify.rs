@@ -73,8 +73,7 @@ pub fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8> {
     if args.json {
         ui::data(&(verify::json(&rows)? + "\n"));
     } else {
-        let escape = |s: &str| ui::escape(s).into_owned();
-        ui::data(&(verify::table(&rows, ctx.color, escape) + "\n"));
+        ui::data(&(verify::table(&rows, ctx.color) + "\n"));
         ui::info(verify::summary(&rows));
     }
     let worst = rows.iter().map(|r| r.standing).max();

@@ -4,6 +4,7 @@
 
 pub mod graph;
 mod seal;
+pub mod text;
 pub use seal::{Seal, Standing};
 
 use std::collections::BTreeMap;

@@ -8,8 +8,9 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::json::{self, RunJson};
-use super::{bytes, command_line, short_hash};
+use super::{bytes, short_hash};
 use crate::model::graph::{Direction, Lineage, UNLIMITED, Via};
+use crate::model::text::{escape, terminal_command_line};
 use crate::model::{ArtifactKind, ArtifactRef, Hash, Role, RunRecord};
 
 struct Tree<'a> {
@@ -38,7 +39,7 @@ impl Tree<'_> {
         };
         let mut s = format!(
             "{}  {}",
-            self.paint("1", label),
+            self.paint("1", &escape(label)),
             self.paint("2", &short_hash(hash))
         );
         if !what.is_empty() {
@@ -49,30 +50,27 @@ impl Tree<'_> {
 
     fn run_lines(&self, run: &RunRecord, short: &str) -> Vec<String> {
         let c = &run.capture;
-        let who = c
-            .owner
-            .user
-            .clone()
-            .unwrap_or_else(|| format!("uid {}", c.owner.uid));
-        let when = run
-            .started_at
-            .get(..16)
-            .unwrap_or(&run.started_at)
-            .replace('T', " ");
+        let who = c.owner.user.as_deref().map_or_else(
+            || format!("uid {}", c.owner.uid),
+            |u| escape(u).into_owned(),
+        );
+        let when = escape(crate::model::prefix(&run.started_at, 16)).replace('T', " ");
         let mut lines = vec![format!(
             "run {}  {when}  {who}@{}  {}",
-            self.paint("33", short),
-            c.system.hostname.as_deref().unwrap_or("?"),
+            self.paint("33", &escape(short)),
+            escape(c.system.hostname.as_deref().unwrap_or("?")),
             run.status.as_str()
         )];
-        lines.push(format!("$ {}", command_line(&run.argv)));
+        lines.push(format!("$ {}", terminal_command_line(&run.argv)));
         match &c.git {
             Some(g) => lines.push(format!(
                 "git {} @ {}{}",
-                g.branch.as_deref().unwrap_or("(detached)"),
-                g.commit
-                    .as_deref()
-                    .map_or("?", |c| crate::model::prefix(c, 12)),
+                escape(g.branch.as_deref().unwrap_or("(detached)")),
+                escape(
+                    g.commit
+                        .as_deref()
+                        .map_or("?", |c| crate::model::prefix(c, 12))
+                ),
                 if g.dirty { " (dirty)" } else { "" }
             )),
             None => lines.push("git: none".to_string()),
@@ -119,8 +117,10 @@ impl Tree<'_> {
             };
             let via = match &link.via {
                 Via::Direct => String::new(),
-                Via::InsideDir { path, .. } => format!(" (as {path} inside a directory)"),
-                Via::ContainsFile { path, .. } => format!(" (through {path} inside it)"),
+                Via::InsideDir { path, .. } => {
+                    format!(" (as {} inside a directory)", escape(path))
+                }
+                Via::ContainsFile { path, .. } => format!(" (through {} inside it)", escape(path)),
             };
             let Some((run, short)) = lineage.runs.get(&link.run_id) else {
                 continue;
@@ -130,7 +130,7 @@ impl Tree<'_> {
                 let _ = writeln!(
                     self.out,
                     "{indent}{branch}{verb} run {}{via} (shown above)",
-                    self.paint("33", short)
+                    self.paint("33", &escape(short))
                 );
                 continue;
             }
@@ -162,7 +162,7 @@ impl Tree<'_> {
                         self.artifact(&e.path, &h, Some(a), &format!("{inner}{c}"), level + 1)
                     }
                     None => {
-                        let _ = writeln!(self.out, "{}  (missing)", e.path);
+                        let _ = writeln!(self.out, "{}  (missing)", escape(&e.path));
                     }
                 }
             }
@@ -236,19 +236,40 @@ pub fn to_json(l: &Lineage, is_path: bool) -> serde_json::Result<String> {
 
 /// `--format html`: one self-contained page (styles, script and the `--format json` document
 /// inline; a Content-Security-Policy forbids any fetch) drawing the graph left to right.
+///
+/// Data goes in one place only: the JSON block, substituted once into a template split at its
+/// one marker (so text in the data that looks like a marker is never substituted), with `<`,
+/// `>`, `&` and the JavaScript line separators written as `\u` escapes, so that nothing in it
+/// can close the script element, open a comment or be read as markup. The page's title and
+/// heading are set from that JSON by the script, as text.
 pub fn html(l: &Lineage, is_path: bool) -> serde_json::Result<String> {
-    const PAGE: &str = include_str!("graph.html");
-    // `<` escaped in the data, so no string in it can close the script element.
-    let data = serde_json::to_string(&graph_doc(l, is_path))?.replace('<', "\\u003c");
-    let title = l
-        .root
-        .label
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    Ok(PAGE
-        .replacen("{{TITLE}}", &title, 1)
-        .replacen("{{DATA}}", &data, 1))
+    let data = html_json(&serde_json::to_string(&graph_doc(l, is_path))?);
+    let (head, tail) = HTML_PAGE
+        .split_once(HTML_DATA_MARKER)
+        .unwrap_or((HTML_PAGE, ""));
+    Ok([head, data.as_str(), tail].concat())
+}
+
+/// The page, with one [`HTML_DATA_MARKER`] where the JSON goes.
+const HTML_PAGE: &str = include_str!("graph.html");
+const HTML_DATA_MARKER: &str = "{{DATA}}";
+
+/// JSON made safe inside a `<script>` element: the same JSON to a parser, with no `<`, `>`,
+/// `&`, U+2028 or U+2029 in it (each written as a `\u` escape; they can only occur inside
+/// strings, where the escape means the same character).
+fn html_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn graph_doc(l: &Lineage, is_path: bool) -> GraphJson<'_> {
@@ -318,27 +339,54 @@ fn graph_doc(l: &Lineage, is_path: bool) -> GraphJson<'_> {
     }
 }
 
-fn artifact_label(l: &Lineage, hash: &Hash, paths: &BTreeSet<String>) -> String {
+/// An artifact's label, its lines already inert (data escaped): the path, the short hash.
+fn artifact_label(l: &Lineage, hash: &Hash, paths: &BTreeSet<String>) -> Vec<String> {
     let name = if *hash == l.root.hash {
-        l.root.label.clone()
+        l.root.label.as_str()
     } else {
-        paths.iter().next().cloned().unwrap_or_default()
+        paths.iter().next().map_or("", String::as_str)
     };
-    format!("{name}\n{}", short_hash(hash))
+    vec![escape(name).into_owned(), short_hash(hash)]
 }
 
-fn run_label(run: &RunRecord, short: &str) -> String {
-    let mut cmd = command_line(&run.argv);
+/// A run's label, its lines already inert (data escaped): id, command, status.
+fn run_label(run: &RunRecord, short: &str) -> Vec<String> {
+    let mut cmd = terminal_command_line(&run.argv);
     if cmd.chars().count() > 48 {
         cmd = cmd.chars().take(47).collect::<String>() + "…";
     }
-    format!("run {short}\n{cmd}\n{}", run.status.as_str())
+    vec![
+        format!("run {}", escape(short)),
+        cmd,
+        run.status.as_str().to_string(),
+    ]
 }
 
+/// A dot quoted string's contents: quotes and backslashes escaped, so that nothing in it
+/// can end the string or start an escape of dot's (`\l`, `\N`, `\G`, ...). The text has
+/// no newline (data is escaped before it gets here).
 fn dot_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// A dot label: each line escaped, joined with dot's own line break.
+fn dot_label(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| dot_escape(l))
+        .collect::<Vec<_>>()
+        .join("\\n")
+}
+
+/// Node ids lineage makes: `a_<hash hex>` (dot) or `a<16 hex>` (Mermaid) for artifacts, `r<n>` for runs (in id order). No
+/// text from a record (a run id came from an import, perhaps) is ever an id or an attribute
+/// other than a quoted, escaped label.
+fn run_ids(l: &Lineage) -> std::collections::HashMap<&str, String> {
+    l.runs
+        .keys()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), format!("r{i}")))
+        .collect()
 }
 
 /// Graphviz dot: artifacts as notes, runs as rounded boxes, left to right.
@@ -356,21 +404,22 @@ pub fn dot(l: &Lineage) -> String {
             out,
             "  \"a_{}\" [shape=note, label=\"{}\"{style}];",
             hash.to_hex(),
-            dot_escape(&artifact_label(l, &hash, &paths))
+            dot_label(&artifact_label(l, &hash, &paths))
         );
     }
+    let ids = run_ids(l);
     for (run, short) in l.runs.values() {
-        let id = dot_escape(&run.id);
+        let id = &ids[run.id.as_str()];
         let _ = writeln!(
             out,
-            "  \"r_{id}\" [shape=box, style=rounded, label=\"{}\"];",
-            dot_escape(&run_label(run, short))
+            "  \"{id}\" [shape=box, style=rounded, label=\"{}\"];",
+            dot_label(&run_label(run, short))
         );
         for e in &run.edges {
             let Some(a) = &e.artifact else { continue };
             let (from, to) = match e.role {
-                Role::Output => (format!("r_{id}"), format!("a_{}", a.hash.to_hex())),
-                _ => (format!("a_{}", a.hash.to_hex()), format!("r_{id}")),
+                Role::Output => (id.clone(), format!("a_{}", a.hash.to_hex())),
+                _ => (format!("a_{}", a.hash.to_hex()), id.clone()),
             };
             let _ = writeln!(
                 out,
@@ -386,7 +435,7 @@ pub fn dot(l: &Lineage) -> String {
                 "  \"a_{}\" -> \"a_{}\" [style=dashed, arrowhead=none, label=\"{}\"];",
                 dir.to_hex(),
                 link.artifact.to_hex(),
-                dot_escape(path)
+                dot_escape(&escape(path))
             );
         }
     }
@@ -394,8 +443,32 @@ pub fn dot(l: &Lineage) -> String {
     out
 }
 
+/// A Mermaid label's text inside its double quotes: what Mermaid would read as markup or an
+/// entity written as an entity code (`#quot;`, `#35;`, `#lt;`, ...), so the text is shown as
+/// it is and cannot end the label, the node or the line.
 fn mermaid_escape(s: &str) -> String {
-    s.replace('"', "#quot;").replace('\n', "<br/>")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("#quot;"),
+            '#' => out.push_str("#35;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' => out.push_str("#amp;"),
+            '`' => out.push_str("#96;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A Mermaid label: each line escaped, joined with Mermaid's own line break.
+fn mermaid_label(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| mermaid_escape(l))
+        .collect::<Vec<_>>()
+        .join("<br/>")
 }
 
 /// A Mermaid flowchart, left to right.
@@ -406,25 +479,22 @@ pub fn mermaid(l: &Lineage) -> String {
             out,
             "  a{}[\"{}\"]",
             &hash.to_hex()[..16],
-            mermaid_escape(&artifact_label(l, &hash, &paths))
+            mermaid_label(&artifact_label(l, &hash, &paths))
         );
     }
+    let ids = run_ids(l);
     for (run, short) in l.runs.values() {
-        let id = run.id.replace('-', "");
-        let _ = writeln!(
-            out,
-            "  r{id}(\"{}\")",
-            mermaid_escape(&run_label(run, short))
-        );
+        let id = &ids[run.id.as_str()];
+        let _ = writeln!(out, "  {id}(\"{}\")", mermaid_label(&run_label(run, short)));
         for e in &run.edges {
             let Some(a) = &e.artifact else { continue };
             let a = &a.hash.to_hex()[..16];
             match e.role {
                 Role::Output => {
-                    let _ = writeln!(out, "  r{id} -->|output| a{a}");
+                    let _ = writeln!(out, "  {id} -->|output| a{a}");
                 }
                 role => {
-                    let _ = writeln!(out, "  a{a} -->|{}| r{id}", role.as_str());
+                    let _ = writeln!(out, "  a{a} -->|{}| {id}", role.as_str());
                 }
             }
         }
@@ -531,17 +601,207 @@ mod tests {
     #[test]
     fn labels_cannot_break_out_of_dot_or_mermaid() {
         let d = dot(&lineage());
-        assert!(d.contains(r#"label="a \"quoted\"\nname.csv\n"#), "{d}");
+        // The newline in the data is shown as `\n` (an escaped backslash to dot); the one
+        // between the path and the hash is dot's line break.
+        assert!(d.contains(r#"label="a \"quoted\"\\nname.csv\n"#), "{d}");
         // A raw newline in a label would start a line that is not a statement.
         for line in d.lines().skip(3).filter(|l| *l != "}") {
             assert!(line.starts_with("  \""), "{line:?} in {d}");
         }
         let m = mermaid(&lineage());
-        assert!(m.contains("a #quot;quoted#quot;<br/>name.csv"), "{m}");
+        assert!(m.contains("a #quot;quoted#quot;\\nname.csv<br/>"), "{m}");
         assert_eq!(
             m.lines().filter(|l| l.contains("-->|output|")).count(),
             2,
             "{m}"
+        );
+    }
+
+    /// A run of [`hostile_lineage`]: id, short id, argv, input path, output path.
+    type HostileRun = (String, String, Vec<Vec<u8>>, String, String);
+
+    /// A chain of runs whose ids, short ids, argv and paths are arbitrary: run i reads what
+    /// run i-1 wrote (the first reads a source) and writes a file found inside a directory.
+    fn hostile_lineage(root: String, runs: Vec<HostileRun>) -> Lineage {
+        let hash = |i: usize| Hash::of(format!("artifact {i}").as_bytes());
+        let detail = |i: usize| ArtifactRef {
+            hash: hash(i),
+            kind: ArtifactKind::File,
+            size: i as u64,
+            file_count: 1,
+        };
+        let mut records = Vec::new();
+        let mut links = Vec::new();
+        for (i, (id, short, argv, input, output)) in runs.into_iter().enumerate() {
+            let id = format!("{id}{i}");
+            let mut r = RunRecord::example(&id, "x");
+            r.argv = argv;
+            r.capture.system.hostname = Some(short.clone());
+            r.capture.owner.user = Some(input.clone());
+            r.edges = vec![
+                EdgeRecord {
+                    role: Role::Input,
+                    path: input,
+                    abs_path: String::new(),
+                    artifact: Some(detail(i)),
+                    changed: false,
+                },
+                EdgeRecord {
+                    role: Role::Output,
+                    path: output.clone(),
+                    abs_path: String::new(),
+                    artifact: Some(detail(i + 1)),
+                    changed: false,
+                },
+            ];
+            links.push(Link {
+                artifact: hash(i + 1),
+                run_id: id.clone(),
+                via: if i % 2 == 0 {
+                    Via::Direct
+                } else {
+                    Via::InsideDir {
+                        dir: hash(i + 100),
+                        path: output,
+                    }
+                },
+            });
+            records.push((r, short));
+        }
+        let last = records.len();
+        Lineage::new(
+            Direction::Ancestry,
+            Root {
+                label: root,
+                hash: hash(last),
+                detail: Some(detail(last)),
+            },
+            UNLIMITED,
+            records,
+            links,
+        )
+    }
+
+    fn runs() -> impl proptest::strategy::Strategy<Value = Vec<HostileRun>> {
+        use crate::output::hostile::{bytes, text};
+        use proptest::prelude::*;
+        prop::collection::vec(
+            (
+                text(),
+                text(),
+                prop::collection::vec(bytes(), 1..4),
+                text(),
+                text(),
+            ),
+            1..4,
+        )
+    }
+
+    /// A dot quoted string: `"`, then anything but `"` and `\`, or `\` and any character.
+    const DOT_STRING: &str = r#""(?:[^"\\]|\\.)*""#;
+
+    proptest::proptest! {
+        #![proptest_config(crate::output::hostile::config(300))]
+
+        /// The tree: inert, and one line per node whatever the names hold.
+        #[test]
+        fn a_tree_of_arbitrary_names_is_inert_and_forges_no_line(
+            root in crate::output::hostile::text(),
+            runs in runs(),
+        ) {
+            let x = || "x".to_string();
+            let plain: Vec<_> = runs
+                .iter()
+                .map(|(_, _, argv, _, _)| (x(), x(), vec![b"x".to_vec(); argv.len()], x(), x()))
+                .collect();
+            let t = tree(&hostile_lineage(root, runs), false);
+            crate::output::hostile::is_inert(&t).map_err(proptest::test_runner::TestCaseError::fail)?;
+            // As many lines as the same graph with plain names: no name made one.
+            let lines = tree(&hostile_lineage(x(), plain), false).lines().count();
+            proptest::prop_assert_eq!(t.lines().count(), lines, "{}", t);
+        }
+
+        /// dot: every statement is node ids lineage made and quoted labels, nothing else.
+        #[test]
+        fn dot_of_arbitrary_names_is_one_graph_with_every_label_quoted(
+            root in crate::output::hostile::text(),
+            runs in runs(),
+        ) {
+            let d = dot(&hostile_lineage(root, runs));
+            crate::output::hostile::is_inert(&d).map_err(proptest::test_runner::TestCaseError::fail)?;
+            let id = r#""(?:a_[0-9a-f]{64}|r[0-9]+)""#;
+            let attrs = format!(r#"\[(?:[a-z]+=(?:{DOT_STRING}|[a-z0-9]+)(?:, )?)+\]"#);
+            let statement = regex::Regex::new(&format!(
+                r"^  {id}(?: -> {id})? {attrs};$"
+            ))
+            .expect("regex");
+            let lines: Vec<&str> = d.lines().collect();
+            proptest::prop_assert_eq!(lines[0], "digraph lineage {");
+            proptest::prop_assert_eq!(lines[lines.len() - 1], "}");
+            for line in &lines[3..lines.len() - 1] {
+                proptest::prop_assert!(statement.is_match(line), "{:?} in {}", line, d);
+            }
+        }
+
+        /// Mermaid: ids lineage made, labels in quotes holding only entity codes and text.
+        #[test]
+        fn mermaid_of_arbitrary_names_keeps_every_label_in_its_quotes(
+            root in crate::output::hostile::text(),
+            runs in runs(),
+        ) {
+            let m = mermaid(&hostile_lineage(root, runs));
+            crate::output::hostile::is_inert(&m).map_err(proptest::test_runner::TestCaseError::fail)?;
+            let id = "(?:a[0-9a-f]{16}|r[0-9]+)";
+            let line = regex::Regex::new(&format!(
+                r#"^  (?:{id}(?:\["[^"]*"\]|\("[^"]*"\))|{id} -->\|(?:input|output|config)\| {id}|{id} -\.- {id})$"#
+            ))
+            .expect("regex");
+            let entity = regex::Regex::new(r"<br/>|#(?:quot|35|lt|gt|amp|96);").expect("regex");
+            let label = regex::Regex::new(r#""[^"]*""#).expect("regex");
+            for l in m.lines().skip(1) {
+                proptest::prop_assert!(line.is_match(l), "{:?} in {}", l, m);
+                for text in label.find_iter(l) {
+                    let bare = entity.replace_all(text.as_str(), "");
+                    proptest::prop_assert!(
+                        !bare.contains(['<', '>', '&', '#', '`']),
+                        "{:?} in {}", l, m
+                    );
+                }
+            }
+        }
+
+        /// HTML: the page is the template, with data only inside the one JSON block, which
+        /// holds nothing that could end it.
+        #[test]
+        fn html_of_arbitrary_names_holds_data_only_in_its_json_block(
+            root in crate::output::hostile::text(),
+            runs in runs(),
+        ) {
+            let page = html(&hostile_lineage(root, runs), true).expect("page");
+            let (head, tail) = HTML_PAGE.split_once(HTML_DATA_MARKER).expect("one marker");
+            proptest::prop_assert!(page.starts_with(head) && page.ends_with(tail), "{}", page);
+            let block = &page[head.len()..page.len() - tail.len()];
+            let unsafe_in_script = ['<', '>', '&', '\u{2028}', '\u{2029}'];
+            proptest::prop_assert!(!block.contains(unsafe_in_script), "{}", block);
+            proptest::prop_assert!(serde_json::from_str::<serde_json::Value>(block).is_ok(), "{}", block);
+        }
+    }
+
+    #[test]
+    fn the_html_template_has_one_data_marker_and_no_other() {
+        assert_eq!(HTML_PAGE.matches(HTML_DATA_MARKER).count(), 1);
+        assert!(!HTML_PAGE.contains("{{TITLE}}"));
+        // A path holding the marker is data like any other.
+        let mut l = lineage();
+        l.root.label = "{{DATA}}</script><!--".into();
+        let page = html(&l, true).expect("page");
+        assert_eq!(
+            page.matches("</script>").count(),
+            HTML_PAGE.matches("</script>").count()
+        );
+        assert!(
+            page.contains(r#"{{DATA}}\u003c/script\u003e\u003c!--"#),
+            "{page}"
         );
     }
 }

@@ -9,7 +9,7 @@ pub mod json;
 pub mod table;
 pub mod verify;
 
-pub use crate::model::command_line;
+pub use crate::model::text::{escape, terminal_command_line};
 
 /// 1536 -> "1.5 KiB".
 pub fn bytes(n: u64) -> String {
@@ -68,6 +68,98 @@ pub fn ago(when: &str, now: jiff::Timestamp) -> String {
 /// The first 12 hex digits of a hash, for tables.
 pub fn short_hash(h: &crate::model::Hash) -> String {
     h.to_hex()[..12].to_string()
+}
+
+/// Strategies for text a record may hold (anything: it may come from a job, an import or a
+/// server) and the checks that a rendering of it is inert, for the property tests of every
+/// human output.
+#[cfg(test)]
+pub(crate) mod hostile {
+    use proptest::prelude::*;
+
+    /// Pieces that have broken terminals, dot, Mermaid or HTML somewhere.
+    const NASTY: &[&str] = &[
+        "\x1b[2J",
+        "\x1b]0;title\x07",
+        "\x1b]8;;javascript:x\x1b\\",
+        "\n",
+        "\r",
+        "\t",
+        "\x7f",
+        "\0",
+        "\u{85}",
+        "\u{9b}31m",
+        "\u{202e}",
+        "\u{2066}",
+        "\u{2069}",
+        "\u{2028}",
+        "\"",
+        "\\",
+        "'",
+        "{{DATA}}",
+        "{{TITLE}}",
+        "</script>",
+        "<!--",
+        "-->",
+        "<b>",
+        "&amp;",
+        "#quot;",
+        "#",
+        "]",
+        ")",
+        "|",
+        "`",
+        ";",
+        "[",
+        "URL=\"javascript:alert(1)\"",
+        "a",
+        " ",
+        "é",
+        "模",
+    ];
+
+    /// Text: arbitrary bytes read lossily, arbitrary characters, or nasty pieces joined.
+    pub fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..24)
+                .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            any::<String>(),
+            prop::collection::vec(prop::sample::select(NASTY), 0..8).prop_map(|v| v.concat()),
+        ]
+    }
+
+    /// Bytes: arbitrary, or [`text`]'s.
+    pub fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..24),
+            text().prop_map(String::into_bytes),
+        ]
+    }
+
+    /// The property tests' configuration: a fixed seed, so a run is repeatable.
+    pub fn config(cases: u32) -> ProptestConfig {
+        ProptestConfig {
+            cases,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x15),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Whether terminal text (rendered without colour) is inert: no character that acts on a
+    /// terminal but the layout's own newlines.
+    pub fn is_inert(text: &str) -> Result<(), String> {
+        for (i, c) in text.char_indices() {
+            if c != '\n' && crate::model::text::is_unsafe(c) {
+                let at = text[..i].chars().rev().take(40).collect::<String>();
+                return Err(format!(
+                    "{c:?} after {:?} in {text:?}",
+                    at.chars().rev().collect::<String>()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 use comfy_table::presets::{NOTHING, UTF8_HORIZONTAL_ONLY};
 use comfy_table::{Cell, Color, ContentArrangement, Table, TableStyle};
 
-use super::{ago, bytes, command_line, duration, seconds, short_hash};
+use super::{ago, bytes, duration, seconds, short_hash};
+use crate::model::text::{escape, escape_bytes, terminal_command_line};
 use crate::model::{
     Capture, EdgeRecord, Owner, Resources, Role, RunRecord, RunSummary, Status, SystemInfo,
 };
@@ -53,39 +54,53 @@ pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
     let mut row = |k: &str, v: Cell| {
         kv.add_row(vec![Cell::new(k), v]);
     };
-    row("run", Cell::new(format!("{short_id}  ({})", r.id)));
+    row(
+        "run",
+        Cell::new(format!("{}  ({})", escape(short_id), escape(&r.id))),
+    );
     row("status", status_cell(r.status, color, &outcome(r)));
-    row("command", Cell::new(command_line(&r.argv)));
-    row("cwd", Cell::new(String::from_utf8_lossy(&r.cwd)));
+    row("command", Cell::new(terminal_command_line(&r.argv)));
+    row("cwd", Cell::new(escape_bytes(&r.cwd)));
     let took = duration(&r.started_at, r.ended_at.as_deref())
         .map(|s| format!(" (took {})", seconds(s)))
         .unwrap_or_default();
-    row("started", Cell::new(format!("{}{took}", r.started_at)));
+    row(
+        "started",
+        Cell::new(format!("{}{took}", escape(&r.started_at))),
+    );
     if let Some(of) = &r.rerun_of {
-        row("rerun of", Cell::new(of));
+        row("rerun of", Cell::new(escape(of)));
     }
     row("owner", Cell::new(owner(&c.owner)));
     row("git", Cell::new(git(c)));
     if let Some(s) = &c.script {
         row(
             "script",
-            Cell::new(format!("{} {}", s.path, short_hash(&s.hash))),
+            Cell::new(format!("{} {}", escape(&s.path), short_hash(&s.hash))),
         );
     }
     row("host", Cell::new(host(&c.system)));
     row("gpus", Cell::new(gpus(&c.system)));
     if let Some(ct) = &c.container {
-        let image = ct.image.as_deref().map(|i| format!(" {i}"));
+        let image = ct.image.as_deref().map(|i| format!(" {}", escape(i)));
         row(
             "container",
-            Cell::new(format!("{}{}", ct.runtime, image.unwrap_or_default())),
+            Cell::new(format!(
+                "{}{}",
+                escape(&ct.runtime),
+                image.unwrap_or_default()
+            )),
         );
     }
     if let Some(s) = &c.scheduler {
-        let ids: Vec<String> = s.ids.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let ids: Vec<String> = s
+            .ids
+            .iter()
+            .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+            .collect();
         row(
             "scheduler",
-            Cell::new(format!("{} {}", s.kind, ids.join(" "))),
+            Cell::new(format!("{} {}", escape(&s.kind), ids.join(" "))),
         );
     }
     if let Some(py) = &c.software.python {
@@ -93,8 +108,8 @@ pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
             "python",
             Cell::new(format!(
                 "{} {} · {} packages",
-                py.executable,
-                py.version.as_deref().unwrap_or(""),
+                escape(&py.executable),
+                escape(py.version.as_deref().unwrap_or("")),
                 py.package_count
             )),
         );
@@ -118,22 +133,25 @@ pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
         out += &format!("\n\n{}", edges(&r.edges, color));
     }
     for note in &c.notes {
-        out += &format!("\nnote: {note}");
+        out += &format!("\nnote: {}", escape(note));
     }
     out
 }
 
 /// `ada, git Ada Lovelace <ada@example.com>, owner vision-team`.
 fn owner(o: &Owner) -> String {
-    let mut who = o.user.clone().unwrap_or_else(|| format!("uid {}", o.uid));
+    let mut who = o
+        .user
+        .as_deref()
+        .map_or_else(|| format!("uid {}", o.uid), |u| escape(u).into_owned());
     if let Some(name) = &o.git_name {
-        who += &format!(", git {name}");
+        who += &format!(", git {}", escape(name));
         if let Some(email) = &o.git_email {
-            who += &format!(" <{email}>");
+            who += &format!(" <{}>", escape(email));
         }
     }
     if let Some(team) = &o.lineage_owner {
-        who += &format!(", owner {team}");
+        who += &format!(", owner {}", escape(team));
     }
     who
 }
@@ -142,14 +160,16 @@ fn owner(o: &Owner) -> String {
 fn git(c: &Capture) -> String {
     let Some(g) = &c.git else {
         let reason = c.git_absent.as_deref().unwrap_or("unknown");
-        return format!("none ({reason})");
+        return format!("none ({})", escape(reason));
     };
     let mut s = format!(
         "{} @ {}",
-        g.branch.as_deref().unwrap_or("(detached)"),
-        g.commit
-            .as_deref()
-            .map_or("?", |c| crate::model::prefix(c, 12))
+        escape(g.branch.as_deref().unwrap_or("(detached)")),
+        escape(
+            g.commit
+                .as_deref()
+                .map_or("?", |c| crate::model::prefix(c, 12))
+        )
     );
     if g.dirty {
         s += &format!(
@@ -159,7 +179,7 @@ fn git(c: &Capture) -> String {
         );
     }
     if let Some(remote) = &g.remote {
-        s += &format!("\n{remote}");
+        s += &format!("\n{}", escape(remote));
     }
     s + &format!("\ncode {}", short_hash(&g.code))
 }
@@ -167,11 +187,11 @@ fn git(c: &Capture) -> String {
 fn host(sys: &SystemInfo) -> String {
     format!(
         "{} · {} {} · kernel {}\n{} · {} cores · {}",
-        sys.hostname.as_deref().unwrap_or("?"),
-        sys.os.as_deref().unwrap_or("?"),
-        sys.os_version.as_deref().unwrap_or(""),
-        sys.kernel.as_deref().unwrap_or("?"),
-        sys.cpu_model.as_deref().unwrap_or("unknown CPU"),
+        escape(sys.hostname.as_deref().unwrap_or("?")),
+        escape(sys.os.as_deref().unwrap_or("?")),
+        escape(sys.os_version.as_deref().unwrap_or("")),
+        escape(sys.kernel.as_deref().unwrap_or("?")),
+        escape(sys.cpu_model.as_deref().unwrap_or("unknown CPU")),
         sys.cpu_cores,
         bytes(sys.memory_bytes)
     )
@@ -181,7 +201,7 @@ fn host(sys: &SystemInfo) -> String {
 fn gpus(sys: &SystemInfo) -> String {
     if sys.gpus.is_empty() {
         let why = sys.gpu_note.as_deref().unwrap_or("no GPU found");
-        return format!("none ({why})");
+        return format!("none ({})", escape(why));
     }
     sys.gpus
         .iter()
@@ -194,9 +214,9 @@ fn gpus(sys: &SystemInfo) -> String {
             format!(
                 "{}: {} · {} · driver {}{hidden}",
                 g.index,
-                g.name,
+                escape(&g.name),
                 bytes(g.memory_bytes),
-                g.driver_version,
+                escape(&g.driver_version),
             )
         })
         .collect::<Vec<_>>()
@@ -223,10 +243,14 @@ fn params(r: &RunRecord, color: bool) -> Table {
     t.set_header(vec!["param", "value", "from"]);
     for p in &r.params {
         let v = match &p.value {
-            serde_json::Value::String(s) => s.clone(),
-            v => v.to_string(),
+            serde_json::Value::String(s) => escape(s).into_owned(),
+            v => escape(&v.to_string()).into_owned(),
         };
-        t.add_row(vec![p.key.clone(), v, p.source.clone()]);
+        t.add_row(vec![
+            escape(&p.key).into_owned(),
+            v,
+            escape(&p.source).into_owned(),
+        ]);
     }
     t
 }
@@ -249,7 +273,7 @@ fn edges(edges: &[EdgeRecord], color: bool) -> Table {
                 };
                 vec![
                     role,
-                    e.path.clone(),
+                    escape(&e.path).into_owned(),
                     kind,
                     bytes(a.size),
                     short_hash(&a.hash),
@@ -261,7 +285,13 @@ fn edges(edges: &[EdgeRecord], color: bool) -> Table {
                 } else {
                     "?"
                 };
-                vec![role, e.path.clone(), what.into(), "".into(), "".into()]
+                vec![
+                    role,
+                    escape(&e.path).into_owned(),
+                    what.into(),
+                    "".into(),
+                    "".into(),
+                ]
             }
         };
         t.add_row(row);
@@ -278,21 +308,31 @@ pub fn list(runs: &[(RunSummary, String)], color: bool) -> String {
         let took = duration(&r.started_at, r.ended_at.as_deref())
             .map(seconds)
             .unwrap_or_default();
-        let mut command = command_line(&r.argv);
+        let mut command = terminal_command_line(&r.argv);
         if command.chars().count() > 60 {
             command = command.chars().take(59).collect::<String>() + "…";
         }
         let short = match &r.rerun_of {
-            Some(of) => format!("{short}\nrerun of {}", crate::model::prefix(of, 8)),
-            None => short.clone(),
+            Some(of) => format!(
+                "{}\nrerun of {}",
+                escape(short),
+                escape(crate::model::prefix(of, 8))
+            ),
+            None => escape(short).into_owned(),
         };
         t.add_row(vec![
             Cell::new(short),
-            Cell::new(ago(&r.started_at, now)),
+            Cell::new(escape(&ago(&r.started_at, now))),
             status_cell(r.status, color, ""),
             Cell::new(took),
             Cell::new(command),
-            Cell::new(r.outputs.join(", ")),
+            Cell::new(
+                r.outputs
+                    .iter()
+                    .map(|o| escape(o))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
         ]);
     }
     t.to_string()
@@ -389,5 +429,79 @@ mod tests {
         );
         assert!(new < old, "{t}");
         assert!(t.contains("running") && t.contains("model.bin"), "{t}");
+    }
+
+    type Hostile = (Vec<Vec<u8>>, Vec<u8>, Vec<String>, Vec<(String, String)>);
+
+    fn hostile() -> impl proptest::strategy::Strategy<Value = Hostile> {
+        use crate::output::hostile::{bytes, text};
+        use proptest::prelude::*;
+        (
+            prop::collection::vec(bytes(), 1..4),
+            bytes(),
+            prop::collection::vec(text(), 8..9),
+            prop::collection::vec((text(), text()), 0..3),
+        )
+    }
+
+    /// A run whose argv, cwd, ids, paths, params, notes and captured strings are arbitrary.
+    fn hostile_record((argv, cwd, t, params): Hostile) -> RunRecord {
+        let mut r = record();
+        r.argv = argv;
+        r.cwd = cwd;
+        r.id = t[0].clone();
+        r.rerun_of = Some(t[1].clone());
+        r.edges[0].path = t[2].clone();
+        r.edges[1].path = t[3].clone();
+        r.capture.notes = vec![t[4].clone()];
+        r.capture.owner.user = Some(t[5].clone());
+        r.capture.system.hostname = Some(t[6].clone());
+        r.capture.git_absent = Some(t[7].clone());
+        r.params = params
+            .into_iter()
+            .map(|(key, v)| Param {
+                key,
+                value: serde_json::Value::String(v.clone()),
+                source: v,
+            })
+            .collect();
+        r
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::output::hostile::config(300))]
+
+        /// `show` and `list` of arbitrary text: inert, and as many lines as plain text gives.
+        #[test]
+        fn show_and_list_of_arbitrary_text_are_inert_and_forge_no_line(h in hostile()) {
+            let plain: Hostile = (
+                vec![b"x".to_vec(); h.0.len()],
+                b"x".to_vec(),
+                vec!["x".to_string(); h.2.len()],
+                vec![("x".to_string(), "x".to_string()); h.3.len()],
+            );
+            let short = h.2[0].clone();
+            let r = hostile_record(h);
+            let shown = run(&r, &short, false);
+            crate::output::hostile::is_inert(&shown)
+                .map_err(proptest::test_runner::TestCaseError::fail)?;
+            let lines = run(&hostile_record(plain), "x", false).lines().count();
+            proptest::prop_assert_eq!(shown.lines().count(), lines, "{}", shown);
+            let summary = RunSummary {
+                id: r.id.clone(),
+                status: r.status,
+                argv: r.argv.clone(),
+                started_at: r.capture.notes[0].clone(),
+                ended_at: None,
+                exit_code: None,
+                outputs: r.edges.iter().map(|e| e.path.clone()).collect(),
+                rerun_of: r.rerun_of.clone(),
+            };
+            let listed = list(&[(summary, short)], false);
+            crate::output::hostile::is_inert(&listed)
+                .map_err(proptest::test_runner::TestCaseError::fail)?;
+            // Rules, the header, and the row's two lines (id, "rerun of").
+            proptest::prop_assert_eq!(listed.lines().count(), 6, "{}", listed);
+        }
     }
 }

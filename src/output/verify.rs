@@ -4,7 +4,7 @@ use comfy_table::presets::UTF8_HORIZONTAL_ONLY;
 use comfy_table::{Cell, Color, ContentArrangement, Table};
 use serde::Serialize;
 
-use super::command_line;
+use crate::model::text::{escape, terminal_command_line};
 use crate::model::{Seal, Standing};
 
 /// One run, checked.
@@ -36,7 +36,7 @@ fn short_key(key: &str) -> String {
 }
 
 /// The table: run, standing, detail, command.
-pub fn table(rows: &[Checked], color: bool, escape: impl Fn(&str) -> String) -> String {
+pub fn table(rows: &[Checked], color: bool) -> String {
     let mut t = Table::new();
     t.load_style(UTF8_HORIZONTAL_ONLY)
         .set_content_arrangement(ContentArrangement::Dynamic);
@@ -47,7 +47,7 @@ pub fn table(rows: &[Checked], color: bool, escape: impl Fn(&str) -> String) -> 
     }
     t.set_header(vec!["run", "record", "detail", "command"]);
     for r in rows {
-        let mut command = command_line(&r.argv);
+        let mut command = terminal_command_line(&r.argv);
         if command.chars().count() > 50 {
             command = command.chars().take(49).collect::<String>() + "…";
         }
@@ -63,7 +63,7 @@ pub fn table(rows: &[Checked], color: bool, escape: impl Fn(&str) -> String) -> 
             Cell::new(&r.short),
             standing,
             Cell::new(escape(&r.detail())),
-            Cell::new(escape(&command)),
+            Cell::new(command),
         ]);
     }
     t.to_string()

@@ -6,17 +6,19 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use nix::unistd::{AccessFlags, access};
 use serde::Serialize;
 
 use crate::capture::{git, gpu, software};
 use crate::commands::target;
 use crate::compare;
 use crate::hash;
-use crate::model::{GitState, Hash, Role, RunRecord, prefix};
+use crate::model::text::{escape, escape_bytes, terminal_command_line};
+use crate::model::{EdgeRecord, GitState, Hash, Role, RunRecord, prefix};
 use crate::store::Store;
 
 /// A declared input or config, now against then.
@@ -75,8 +77,17 @@ pub fn check(
     }
     paths(store, r, cache, &mut checks)?;
     if worktree {
-        for c in &mut checks.configs {
-            c.now = c.recorded;
+        // The configs the worktree restores from their stored bytes (those inside the
+        // repository) count as the recorded ones; the others are read where they are.
+        let restored = r
+            .edges
+            .iter()
+            .filter(|e| e.role == Role::Config)
+            .map(|e| super::worktree::restores_config(r, e));
+        for (c, restored) in checks.configs.iter_mut().zip(restored) {
+            if restored {
+                c.now = c.recorded;
+            }
         }
     }
     let env = environment(r, &mut checks);
@@ -159,40 +170,76 @@ fn code(r: &RunRecord, then: &GitState, checks: &mut Checks) {
     checks.new_untracked = appeared;
 }
 
-/// Each input and config: the bytes there now against the recorded ones, and which runs
-/// produced the recorded ones when they differ.
+/// Each input and config: the bytes the job will read (the path as given, from the recorded
+/// cwd) against the recorded ones, and which runs produced the recorded ones when they
+/// differ.
 fn paths(
     store: &Store,
     r: &RunRecord,
     cache: &dyn hash::StatCache,
     checks: &mut Checks,
 ) -> Result<()> {
+    let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
     let hashing = hash::Hashing::default();
     for e in r.edges.iter().filter(|e| e.role != Role::Output) {
-        let recorded = e.artifact.as_ref().map(|a| a.hash);
-        let path = Path::new(&e.abs_path);
-        let now = match hash::path_kind(path) {
-            Ok(hash::PathKind::File | hash::PathKind::Dir) => hashing
-                .hash_path(path, &mut hash::discard, Some(cache), None)
-                .ok()
-                .map(|h| h.artifact.hash),
-            _ => None,
-        };
-        let producer_ids = match recorded {
-            Some(h) if recorded != now => target::producers(store, &h)?,
-            _ => Vec::new(),
-        };
-        let check = PathCheck {
-            role: e.role,
-            path: e.path.clone(),
-            recorded,
-            now,
-            produced_by: producer_ids
-                .iter()
-                .map(|id| store.short_id(id).unwrap_or_else(|_| id.clone()))
-                .collect(),
-            producer_ids,
-        };
+        let check = path_check(store, e, &cwd.join(&e.path), &hashing, cache)?;
+        match e.role {
+            Role::Config => checks.configs.push(check),
+            _ => checks.inputs.push(check),
+        }
+    }
+    Ok(())
+}
+
+/// One input or config: the bytes at `now_at` against the recorded ones.
+fn path_check(
+    store: &Store,
+    e: &EdgeRecord,
+    now_at: &Path,
+    hashing: &hash::Hashing,
+    cache: &dyn hash::StatCache,
+) -> Result<PathCheck> {
+    let recorded = e.artifact.as_ref().map(|a| a.hash);
+    // The file itself, wherever links lead (the stat cache knows it by that name).
+    let path = std::fs::canonicalize(now_at).unwrap_or_else(|_| now_at.to_path_buf());
+    let now = match hash::path_kind(&path) {
+        Ok(hash::PathKind::File | hash::PathKind::Dir) => hashing
+            .hash_path(&path, &mut hash::discard, Some(cache), None)
+            .ok()
+            .map(|h| h.artifact.hash),
+        _ => None,
+    };
+    let producer_ids = match recorded {
+        Some(h) if recorded != now => target::producers(store, &h)?,
+        _ => Vec::new(),
+    };
+    Ok(PathCheck {
+        role: e.role,
+        path: e.path.clone(),
+        recorded,
+        now,
+        produced_by: producer_ids
+            .iter()
+            .map(|id| store.short_id(id).unwrap_or_else(|_| id.clone()))
+            .collect(),
+        producer_ids,
+    })
+}
+
+/// After a worktree is prepared, each input and config again, as the job will read it from
+/// `job_cwd`: what was restored, linked, or is read where it is.
+pub fn recheck(
+    store: &Store,
+    r: &RunRecord,
+    job_cwd: &Path,
+    cache: &dyn hash::StatCache,
+    checks: &mut Checks,
+) -> Result<()> {
+    let hashing = hash::Hashing::default();
+    checks.inputs.clear();
+    checks.configs.clear();
+    for e in r.edges.iter().filter(|e| e.role != Role::Output) {
+        let check = path_check(store, e, &job_cwd.join(&e.path), &hashing, cache)?;
         match e.role {
             Role::Config => checks.configs.push(check),
             _ => checks.inputs.push(check),
@@ -283,20 +330,21 @@ fn short_commit(c: Option<&str>) -> String {
     c.map_or("(none)".to_string(), |c| prefix(c, 12).to_string())
 }
 
-/// Why a rerun would not be faithful, as the lines of its refusal: the code and configs
-/// (unless a worktree restores them), inputs missing or changed.
+/// Why a rerun would not be faithful, as the lines of its refusal: the code (unless a
+/// worktree restores it), configs (those a worktree restores count as the recorded ones),
+/// inputs missing or changed.
 pub fn blockers(checks: &Checks, worktree: bool) -> Vec<String> {
     let mut blockers = Vec::new();
     if !worktree {
         blockers.extend(checks.code.iter().map(|c| format!("code: {c}")));
-        blockers.extend(
-            checks
-                .configs
-                .iter()
-                .filter(|c| c.differs())
-                .map(|c| format!("config {} differs from the record", c.path)),
-        );
     }
+    blockers.extend(
+        checks
+            .configs
+            .iter()
+            .filter(|c| c.differs())
+            .map(|c| format!("config {} differs from the record", c.path)),
+    );
     for i in checks.inputs.iter().filter(|i| i.differs()) {
         let what = if i.now.is_none() {
             "is missing"
@@ -339,25 +387,34 @@ pub fn explain(c: &Checks) -> Vec<String> {
     out
 }
 
-/// The plan printed before a rerun (on stdout with `--dry-run`).
-pub fn plan_text(r: &RunRecord, short: &str, c: &Checks, worktree: bool) -> String {
+/// The plan printed before a rerun (on stdout with `--dry-run`): what will run (the exact
+/// argv, and the program it resolves to under the environment it will run with), what differs
+/// from the record, and the variables that change how programs and modules are found where
+/// they differ from now. Every recorded string in it is escaped: it is shown on a terminal.
+pub fn plan_text(r: &RunRecord, short: &str, c: &Checks, env: &Env, worktree: bool) -> String {
     let mut t = format!(
-        "plan: rerun {short} `{}` in {}{}\n",
-        crate::output::command_line(&r.argv),
-        String::from_utf8_lossy(&r.cwd),
+        "plan: rerun {} `{}` in {}{}\n",
+        escape(short),
+        terminal_command_line(&r.argv),
+        escape_bytes(&r.cwd),
         if worktree {
             " (mapped into a temporary worktree at the recorded commit)"
         } else {
             ""
         }
     );
+    t += &program_line(r, env, worktree);
     if c.code.is_empty() {
         t += "  code: same as recorded\n";
     }
     if !c.new_untracked.is_empty() {
         t += &format!(
             "  code: untracked files new since the run (not used then): {}\n",
-            c.new_untracked.join(", ")
+            c.new_untracked
+                .iter()
+                .map(|p| escape(p))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     for x in &c.code {
@@ -366,7 +423,7 @@ pub fn plan_text(r: &RunRecord, short: &str, c: &Checks, worktree: bool) -> Stri
         } else {
             ""
         };
-        t += &format!("  code: {x}{restored}\n");
+        t += &format!("  code: {}{restored}\n", escape(x));
     }
     for i in c.inputs.iter().chain(&c.configs) {
         let state = match (i.recorded, i.now) {
@@ -377,39 +434,148 @@ pub fn plan_text(r: &RunRecord, short: &str, c: &Checks, worktree: bool) -> Stri
         let by = if i.differs() && !i.produced_by.is_empty() {
             format!(
                 " (recorded bytes produced by run {})",
-                i.produced_by.join(", ")
+                escape(&i.produced_by.join(", "))
             )
         } else {
             String::new()
         };
-        t += &format!("  {} {}: {state}{by}\n", i.role.as_str(), i.path);
+        t += &format!("  {} {}: {state}{by}\n", i.role.as_str(), escape(&i.path));
     }
-    t += &environment_lines(r, c);
+    t += &environment_lines(r, c, env);
     for p in &c.packages {
-        t += &format!("  package: {p}\n");
+        t += &format!("  package: {}\n", escape(p));
     }
     for s in &c.system {
-        t += &format!("  system: {s}\n");
+        t += &format!("  system: {}\n", escape(s));
     }
     t
 }
 
+/// `  program: /usr/bin/python3 (python3, found on the job's PATH)`: what the recorded
+/// argv[0] resolves to under the environment the job will get, as execvp would find it.
+fn program_line(r: &RunRecord, env: &Env, worktree: bool) -> String {
+    let Some(program) = r.argv.first() else {
+        return "  program: none recorded\n".to_string();
+    };
+    let shown = terminal_command_line(std::slice::from_ref(program));
+    let program = OsString::from_vec(program.clone());
+    if program.as_bytes().contains(&b'/') {
+        if Path::new(&program).is_relative() {
+            if worktree {
+                return format!("  program: {shown}, relative to the job's cwd in the worktree\n");
+            }
+            let at = PathBuf::from(OsString::from_vec(r.cwd.clone())).join(&program);
+            return format!("  program: {}\n", resolved(&at));
+        }
+        return format!("  program: {}\n", resolved(Path::new(&program)));
+    }
+    let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v);
+    let Some(path_var) = path_var else {
+        return format!("  program: {shown} not found: the job's environment has no PATH\n");
+    };
+    let found = std::env::split_paths(path_var)
+        .map(|dir| dir.join(&program))
+        .find(|p| p.is_file() && access(p, AccessFlags::X_OK).is_ok());
+    match found {
+        Some(p) => format!(
+            "  program: {} ({shown}, found on the job's PATH)\n",
+            resolved(&p)
+        ),
+        None => format!("  program: {shown} not found on the job's PATH\n"),
+    }
+}
+
+/// A program's path, and where its links lead when it is one.
+fn resolved(p: &Path) -> String {
+    let shown = escape_bytes(p.as_os_str().as_bytes()).into_owned();
+    match std::fs::canonicalize(p) {
+        Ok(real) if real != p => {
+            format!("{shown} -> {}", escape_bytes(real.as_os_str().as_bytes()))
+        }
+        Ok(_) => shown,
+        Err(_) => format!("{shown} (not found)"),
+    }
+}
+
+/// Variables that change which program, library or module a job gets: shown in the plan
+/// when the job's value differs from the current one. Also any `LD_*`, `DYLD_*`, `PYTHON*`
+/// and `CONDA_*` variable, and any whose name ends in `PATH`.
+const LOOKUP_VARIABLES: &[&str] = &[
+    "VIRTUAL_ENV",
+    "HOME",
+    "BASH_ENV",
+    "ENV",
+    "PERL5LIB",
+    "PERLLIB",
+    "PERL5OPT",
+    "RUBYLIB",
+    "RUBYOPT",
+    "GEM_HOME",
+    "NODE_OPTIONS",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "R_LIBS",
+    "R_LIBS_USER",
+    "R_LIBS_SITE",
+    "JULIA_DEPOT_PATH",
+];
+
+/// Whether a variable changes how programs, libraries or modules are found.
+pub fn is_lookup_variable(name: &str) -> bool {
+    LOOKUP_VARIABLES.contains(&name)
+        || ["LD_", "DYLD_", "PYTHON", "CONDA_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        || name.ends_with("PATH")
+}
+
 /// The plan's lines about the environment and the redacted arguments.
-fn environment_lines(r: &RunRecord, c: &Checks) -> String {
+fn environment_lines(r: &RunRecord, c: &Checks, env: &Env) -> String {
     let mut t = format!(
         "  env: {} variables restored from the record\n",
-        r.capture.env.len() - c.env_missing.len() - c.env_from_current.len()
+        r.capture
+            .env
+            .len()
+            .saturating_sub(c.env_missing.len() + c.env_from_current.len())
     );
+    let quote = |v: &OsString| terminal_command_line(&[v.as_bytes().to_vec()]);
+    let job: BTreeMap<&OsString, &OsString> = env.iter().map(|(k, v)| (k, v)).collect();
+    let now: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    let names: std::collections::BTreeSet<&OsString> =
+        job.keys().copied().chain(now.keys()).collect();
+    for name in names {
+        if !is_lookup_variable(&name.to_string_lossy()) {
+            continue;
+        }
+        let shown = escape_bytes(name.as_bytes());
+        match (job.get(name), now.get(name)) {
+            (Some(a), Some(b)) if *a != b => {
+                t += &format!(
+                    "  env: {shown} for the job is {} (now {})\n",
+                    quote(a),
+                    quote(b)
+                );
+            }
+            (Some(a), None) => {
+                t += &format!("  env: {shown} for the job is {} (not set now)\n", quote(a));
+            }
+            (None, Some(b)) => {
+                t += &format!("  env: {shown} is not set for the job (now {})\n", quote(b));
+            }
+            _ => {}
+        }
+    }
     if !c.env_from_current.is_empty() {
         t += &format!(
             "  env: redacted, taken from the current environment: {}\n",
-            c.env_from_current.join(", ")
+            escape(&c.env_from_current.join(", "))
         );
     }
     if !c.env_missing.is_empty() {
         t += &format!(
             "  env: redacted and not set now (the job runs without them): {}\n",
-            c.env_missing.join(", ")
+            escape(&c.env_missing.join(", "))
         );
     }
     for i in r.capture.argv_redacted.keys() {
@@ -443,5 +609,56 @@ pub fn restore_argv(r: &RunRecord) -> Result<Vec<OsString>, Vec<(usize, String)>
         Ok(argv)
     } else {
         Err(missing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::hostile::{bytes, config, is_inert, text};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(config(200))]
+
+        /// The plan of a record holding arbitrary argv, cwd, paths, names and environment:
+        /// inert, and one line per thing planned (a recorded newline starts no line).
+        #[test]
+        fn a_plan_of_arbitrary_text_is_inert_and_forges_no_line(
+            argv in prop::collection::vec(bytes(), 1..4),
+            cwd in bytes(),
+            t in prop::collection::vec(text(), 6..7),
+            value in bytes(),
+        ) {
+            let mut r = RunRecord::example("id", "x");
+            r.argv = argv;
+            r.cwd = cwd;
+            let check = |role, path: &str| PathCheck {
+                role,
+                path: path.to_string(),
+                recorded: Some(Hash::of(b"a")),
+                now: None,
+                produced_by: vec![t[5].clone()],
+                producer_ids: Vec::new(),
+            };
+            let c = Checks {
+                code: vec![t[0].clone()],
+                new_untracked: vec![t[1].clone()],
+                inputs: vec![check(Role::Input, &t[2])],
+                configs: vec![check(Role::Config, &t[3])],
+                env_from_current: vec![t[4].clone()],
+                env_missing: Vec::new(),
+                packages: vec![t[5].clone()],
+                system: Vec::new(),
+            };
+            let env: Env = vec![
+                (OsString::from("PATH"), OsString::from_vec(value.clone())),
+                (OsString::from("LD_PRELOAD"), OsString::from_vec(value)),
+            ];
+            let plan = plan_text(&r, &t[5], &c, &env, false);
+            is_inert(&plan).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(plan.lines().filter(|l| !l.starts_with("  ")).count(), 1, "{}", plan);
+            prop_assert!(plan.lines().any(|l| l.starts_with("  program: ")), "{}", plan);
+        }
     }
 }

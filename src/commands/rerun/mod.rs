@@ -47,8 +47,8 @@ fn rerun_one(args: &RerunArgs, ctx: &Context) -> Result<u8> {
     // --dry-run writes nothing, not even the stat cache.
     let read_only = ReadOnlyCache(&store);
     let cache: &dyn StatCache = if args.dry_run { &read_only } else { &store };
-    let (checks, env) = checks::check(&store, &original, args.worktree, cache)?;
-    let plan = checks::plan_text(&original, &short, &checks, args.worktree);
+    let (mut checks, env) = checks::check(&store, &original, args.worktree, cache)?;
+    let plan = checks::plan_text(&original, &short, &checks, &env, args.worktree);
     if args.dry_run {
         ui::data(&plan);
         return Ok(code::SUCCESS);
@@ -75,7 +75,21 @@ fn rerun_one(args: &RerunArgs, ctx: &Context) -> Result<u8> {
         |w| w.cwd.clone(),
     );
     if let Some(w) = &worktree {
-        w.restore_inputs_and_configs(&store, &original, &cwd)?;
+        w.restore_inputs_and_configs(&store, &original)
+            .context("while preparing the worktree")?;
+        // What the job will read there (restored, linked, or read where it is), hashed
+        // again: the verdict is about those bytes, whatever the record claimed. The stat
+        // cache is only read: files of a temporary worktree are not worth remembering.
+        checks::recheck(&store, &original, &cwd, &read_only, &mut checks)?;
+        let blockers = checks::blockers(&checks, true);
+        if !blockers.is_empty() && !args.force {
+            return Err(Error::RerunRefused {
+                run: short,
+                reasons: blockers,
+                worktree: true,
+            }
+            .into());
+        }
     }
     let spec = spec(&original, &short, cwd, env, args)?;
     let executed = run::execute(run::plan(

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::checks::{Checks, explain};
 use crate::commands::run::Executed;
 use crate::error::code;
+use crate::model::text::escape;
 use crate::model::{Hash, Role, RunRecord, Status};
 
 /// One recorded output, then against now.
@@ -102,6 +103,7 @@ impl Verdict {
 
     /// The verdict for people: `rerun R of O: ...`, what differs and why it might.
     pub fn text(&self, rerun: &str, original: &str) -> String {
+        let (rerun, original) = (escape(rerun), escape(original));
         let n = self.outputs.len();
         let mut t = match self.verdict {
             Outcome::Reproduced => format!(
@@ -120,11 +122,11 @@ impl Verdict {
                     } else {
                         "differs"
                     };
-                    t += &format!("  {result} {}\n", o.path);
+                    t += &format!("  {result} {}\n", escape(&o.path));
                 }
                 t += "  recorded differences that could explain it:\n";
                 for c in explain(&self.checks) {
-                    t += &format!("    {c}\n");
+                    t += &format!("    {}\n", escape(&c));
                 }
                 t
             }
@@ -135,7 +137,7 @@ impl Verdict {
             Outcome::NotRun => format!("rerun of {original}: the command did not run\n"),
         };
         if let Some(path) = &self.worktree {
-            t += &format!("worktree kept at {path}\n");
+            t += &format!("worktree kept at {}\n", escape(path));
         }
         t
     }

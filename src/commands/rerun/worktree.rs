@@ -1,32 +1,295 @@
 //! `rerun --worktree`: a temporary git worktree at the recorded commit, with the recorded
 //! uncommitted changes applied and the recorded untracked files and configs restored from
 //! the store, removed on every path out unless `--keep-worktree` keeps it.
+//!
+//! A record is untrusted (it may come from a bundle or a team store), so nothing it names is
+//! written outside the worktree's private directory:
+//!
+//! - The worktree lives in a fresh directory only the user can enter (`lineage-rerun-*` in
+//!   the temporary directory, 0700). When recorded paths lead out of the repository
+//!   (`-i ../data/x.csv`), the worktree sits as deep in that directory as the repository sat
+//!   in the tree those paths share, so that the job's relative paths land inside it too.
+//! - Untracked files are restored only at relative paths without `..`; anything else is
+//!   refused. Every directory on the way is checked: a symbolic link that leaves the worktree
+//!   is refused, and files are created anew (`O_EXCL | O_NOFOLLOW`; configs 0600).
+//! - Configs and inputs inside the repository are restored into the worktree (configs from
+//!   their stored bytes, checked against the recorded hash; inputs linked to where they were
+//!   read). Those outside it are never written: a relative one is linked, inside the private
+//!   directory, to the real file; an absolute one is read where it is. Either way the bytes
+//!   the job will read are hashed and compared with the record (`Prepared::verify`).
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::os::unix::ffi::OsStringExt;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
-use crate::model::{Hash, Role, RunRecord};
+use crate::model::{EdgeRecord, Hash, Role, RunRecord};
 use crate::store::Store;
 use crate::ui;
 
-/// The bytes to restore for a recorded file: its stored blob; or, when it held secrets (the
-/// store keeps `redacted`, a copy with them redacted), the real file at `real` if it still has
-/// the recorded hash, else the redacted copy, with a warning.
+/// `p` absolute, with `.` and `..` resolved by name (as `cd -L` would); None when relative.
+pub(super) fn normalize(p: &Path) -> Option<PathBuf> {
+    if !p.is_absolute() {
+        return None;
+    }
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Some(out)
+}
+
+/// A recorded path that must name a place inside a tree (an untracked file, relative to the
+/// repository root): relative, not empty, no `..`. Err: why not.
+fn inside_relative(p: &str) -> Result<PathBuf, &'static str> {
+    let path = Path::new(p);
+    if p.is_empty() || p.contains('\0') {
+        return Err("empty or holding a NUL");
+    }
+    if path.is_absolute() {
+        return Err("absolute");
+    }
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            _ => return Err("it leads out with `..`"),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err("empty or holding a NUL");
+    }
+    Ok(out)
+}
+
+/// Where a rerun in a worktree finds what a recorded path named.
+#[derive(Debug, PartialEq)]
+pub(super) enum Place {
+    /// Absolute as given: the job reads it where it is; never written.
+    Absolute(PathBuf),
+    /// Relative, and inside the repository: restored into the worktree at this path
+    /// (relative to the repository root).
+    Repository(PathBuf),
+    /// Relative, leading out of the repository: linked, inside the private directory where
+    /// the job will look (`at`, where the path leads from the job's cwd), to the real path
+    /// (`real`, where it led from the recorded cwd); never written.
+    Outside { at: PathBuf, real: PathBuf },
+}
+
+/// The layout of a rerun's private directory: the recorded repository root and cwd, and the
+/// directory (`base`) that holds the repository and every relative path the run named, which
+/// the private directory stands for.
+struct Layout {
+    root: PathBuf,
+    /// The job's cwd then, inside the repository (the root when it was outside).
+    cwd: PathBuf,
+    /// The real cwd then, to find the files relative paths named.
+    real_cwd: PathBuf,
+    base: PathBuf,
+}
+
+impl Layout {
+    fn of(r: &RunRecord, root: &str) -> Result<Layout> {
+        let root = normalize(Path::new(root))
+            .filter(|r| r.parent().is_some())
+            .with_context(|| {
+                format!("the recorded repository root {root:?} is not an absolute path below /")
+            })?;
+        let real_cwd = normalize(&PathBuf::from(OsString::from_vec(r.cwd.clone())))
+            .context("the recorded working directory is not absolute")?;
+        let cwd = if real_cwd.starts_with(&root) {
+            real_cwd.clone()
+        } else {
+            root.clone()
+        };
+        // The deepest directory holding the repository and every relative path (outputs
+        // too: the job writes them), less one level, so the worktree has a name of its own.
+        let mut base = root.parent().unwrap_or(Path::new("/")).to_path_buf();
+        for e in &r.edges {
+            if let Some(target) = relative_target(&cwd, &e.path) {
+                while !target.starts_with(&base) || target == base {
+                    if !base.pop() {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(Layout {
+            root,
+            cwd,
+            real_cwd,
+            base,
+        })
+    }
+
+    fn place(&self, path: &str) -> Place {
+        if Path::new(path).is_absolute() {
+            return Place::Absolute(normalize(Path::new(path)).unwrap_or_default());
+        }
+        let target = relative_target(&self.cwd, path).unwrap_or_default();
+        match target.strip_prefix(&self.root) {
+            Ok(rel) => Place::Repository(rel.to_path_buf()),
+            Err(_) => Place::Outside {
+                at: target.clone(),
+                real: relative_target(&self.real_cwd, path).unwrap_or_default(),
+            },
+        }
+    }
+
+    /// Where `abs` (under `base`) is in the private directory `private`.
+    fn mirror(&self, private: &Path, abs: &Path) -> PathBuf {
+        private.join(abs.strip_prefix(&self.base).unwrap_or(abs))
+    }
+}
+
+/// A relative recorded path, resolved by name against `cwd`; None when absolute.
+fn relative_target(cwd: &Path, path: &str) -> Option<PathBuf> {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return None;
+    }
+    normalize(&cwd.join(p))
+}
+
+/// Whether `--worktree` restores this config into the worktree from its stored bytes (a
+/// relative path inside the repository, not through a link leading out of it): the plan
+/// counts it as the recorded one.
+pub(super) fn restores_config(r: &RunRecord, e: &EdgeRecord) -> bool {
+    let Some(g) = &r.capture.git else {
+        return false;
+    };
+    // (A link in the repository leading out of it is taken to be in the checkout too.)
+    e.role == Role::Config
+        && Layout::of(r, &g.root).is_ok_and(|l| match l.place(&e.path) {
+            Place::Repository(rel) => escaping_link(&l.root, &rel).is_none(),
+            _ => false,
+        })
+}
+
+/// The directory that will hold `rel` under `root`: each directory on the way made (0700)
+/// when missing, refused when it is not a directory or a symbolic link that leaves `root`.
+/// Returns the full path of `rel` (which itself is not touched).
+fn confined(root: &Path, rel: &Path) -> Result<PathBuf> {
+    let real_root = std::fs::canonicalize(root)?;
+    let parts: Vec<_> = rel.components().collect();
+    let Some((last, dirs)) = parts.split_last() else {
+        bail!("an empty path");
+    };
+    let mut at = root.to_path_buf();
+    for c in dirs {
+        let Component::Normal(name) = c else {
+            bail!("{} is not a plain relative path", rel.display());
+        };
+        at.push(name);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                let real = std::fs::canonicalize(&at)
+                    .with_context(|| format!("resolving {}", at.display()))?;
+                if !real.starts_with(&real_root) || !real.is_dir() {
+                    bail!(
+                        "{} is a symbolic link leading out of the worktree: nothing is restored \
+                         through it",
+                        at.display()
+                    );
+                }
+            }
+            Ok(_) => bail!("{} is not a directory", at.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&at)
+                .with_context(|| format!("creating {}", at.display()))?,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", at.display())),
+        }
+    }
+    let Component::Normal(name) = last else {
+        bail!("{} is not a plain relative path", rel.display());
+    };
+    Ok(at.join(name))
+}
+
+/// The first directory on the way to `rel` under `root` that is a symbolic link leading out
+/// of `root`, if any (nothing is created).
+fn escaping_link(root: &Path, rel: &Path) -> Option<PathBuf> {
+    let real_root = std::fs::canonicalize(root).ok()?;
+    let mut at = root.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for c in parts.split_last()?.1 {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if !std::fs::canonicalize(&at).is_ok_and(|real| real.starts_with(&real_root)) {
+                    return Some(at);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Write `bytes` at `rel` under `root`, confined (see [`confined`]): what is there (a file or
+/// a link of the checkout) is replaced by a new file, created with `O_EXCL | O_NOFOLLOW`.
+fn write_confined(root: &Path, rel: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let target = confined(root, rel)?;
+    match std::fs::symlink_metadata(&target) {
+        Ok(m) if m.is_dir() => bail!("{} is a directory", target.display()),
+        Ok(_) => std::fs::remove_file(&target)?,
+        Err(_) => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&target)
+        .with_context(|| format!("restoring {}", target.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("restoring {}", target.display()))
+}
+
+/// Link `rel` under `root` (confined) to `to`, unless something is there already.
+fn link_confined(root: &Path, rel: &Path, to: &Path) -> Result<()> {
+    let target = confined(root, rel)?;
+    if std::fs::symlink_metadata(&target).is_ok() {
+        return Ok(());
+    }
+    std::os::unix::fs::symlink(to, &target)
+        .with_context(|| format!("linking {} to {}", target.display(), to.display()))
+}
+
+/// The bytes to restore for a recorded file: its stored blob (which must hash to `recorded`);
+/// or, when it held secrets (the store keeps `redacted`, a copy with them redacted), the real
+/// file at `real` if it still has the recorded hash, else the redacted copy, with a warning.
 fn restore_bytes(
     store: &Store,
     what: &str,
-    real: &Path,
+    real: Option<&Path>,
     recorded: Hash,
     redacted: Option<Hash>,
 ) -> Result<Option<Vec<u8>>> {
     let Some(blob) = redacted else {
-        return store.blob(&recorded);
+        let bytes = store.blob(&recorded)?;
+        if let Some(b) = &bytes
+            && Hash::of(b) != recorded
+        {
+            bail!("the stored bytes of {what} do not have its recorded hash: not restored");
+        }
+        return Ok(bytes);
     };
-    match std::fs::read(real) {
-        Ok(bytes) if Hash::of(&bytes) == recorded => Ok(Some(bytes)),
+    match real.map(std::fs::read) {
+        Some(Ok(bytes)) if Hash::of(&bytes) == recorded => Ok(Some(bytes)),
         _ => {
             ui::warn(format_args!(
                 "{what} held secrets and has changed since: restored with them redacted"
@@ -36,20 +299,18 @@ fn restore_bytes(
     }
 }
 
-fn write_restored(target: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(target, bytes).with_context(|| format!("restoring {}", target.display()))
-}
-
-/// A temporary git worktree at the recorded commit, with the recorded changes applied.
+/// A temporary git worktree at the recorded commit, with the recorded changes applied, in a
+/// private directory of its own.
 pub(super) struct Worktree {
+    /// The private directory (0700) holding the worktree and whatever relative paths that
+    /// lead out of the repository were linked; removed on every path out.
+    private: PathBuf,
+    /// The worktree.
     path: PathBuf,
     /// Where the job runs: the recorded cwd mapped into the worktree.
     pub(super) cwd: PathBuf,
     name: String,
-    recorded_root: PathBuf,
+    layout: Layout,
     /// Kept on purpose (--keep-worktree); otherwise removed when dropped, on every path out.
     keep: bool,
 }
@@ -59,13 +320,16 @@ impl Drop for Worktree {
         if self.keep {
             return;
         }
-        let _ = std::fs::remove_dir_all(&self.path);
-        if let Ok(repo) = git2::Repository::open(&self.recorded_root)
-            && let Ok(wt) = repo.find_worktree(&self.name)
-        {
-            let mut opts = git2::WorktreePruneOptions::new();
-            opts.valid(true).working_tree(true);
-            let _ = wt.prune(Some(&mut opts));
+        let _ = std::fs::remove_dir_all(&self.private);
+        if let Ok(repo) = git2::Repository::open(&self.layout.root) {
+            if let Ok(wt) = repo.find_worktree(&self.name) {
+                let mut opts = git2::WorktreePruneOptions::new();
+                opts.valid(true).working_tree(true);
+                let _ = wt.prune(Some(&mut opts));
+            }
+            if let Ok(mut b) = repo.find_branch(&self.name, git2::BranchType::Local) {
+                let _ = b.delete();
+            }
         }
     }
 }
@@ -81,19 +345,55 @@ impl Worktree {
             .commit
             .as_deref()
             .context("the run has no recorded commit")?;
-        let repo = git2::Repository::open(&g.root)
+        // Refuse a record naming untracked files outside the tree before anything is made.
+        let untracked = g
+            .untracked
+            .iter()
+            .map(|u| {
+                inside_relative(&u.path).map_err(|why| {
+                    anyhow::anyhow!(
+                        "the record names untracked file {:?}, which is not a path inside the \
+                         repository ({why}): refusing to restore it",
+                        u.path
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let layout = Layout::of(r, &g.root)?;
+        let repo = git2::Repository::open(&layout.root)
             .with_context(|| format!("opening the repository {}", g.root))?;
         let oid = git2::Oid::from_str(commit)?;
         let commit_obj = repo
             .find_commit(oid)
             .with_context(|| format!("commit {commit} is not in {}", g.root))?;
-        let tag: String =
-            r.id.chars()
-                .filter(char::is_ascii_hexdigit)
-                .take(8)
-                .collect();
-        let name = format!("lineage-rerun-{tag}-{}", std::process::id());
-        let path = std::env::temp_dir().join(&name);
+        let private = tempfile::Builder::new()
+            .prefix("lineage-rerun-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .context("creating a private temporary directory")?
+            .keep();
+        let name = private
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("lineage-rerun-{}", std::process::id()));
+        let path = layout.mirror(&private, &layout.root);
+        let cwd = layout.mirror(&private, &layout.cwd);
+        // From here on, the guard removes the directory, the worktree and its branch on any
+        // error.
+        let guard = Worktree {
+            private: private.clone(),
+            path: path.clone(),
+            cwd,
+            name: name.clone(),
+            layout,
+            keep: false,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)?;
+        }
         // git2 adds worktrees on a branch: make a temporary one, then detach the worktree's
         // HEAD at the commit and delete the branch, so none is ever left behind.
         let mut branch = repo.branch(&name, &commit_obj, false)?;
@@ -101,20 +401,6 @@ impl Worktree {
         let reference = repo.find_reference(&format!("refs/heads/{name}"))?;
         opts.reference(Some(&reference));
         repo.worktree(&name, &path, Some(&opts))?;
-        // From here on, the guard removes the worktree on any error.
-        let recorded_root = PathBuf::from(&g.root);
-        let cwd_then = PathBuf::from(OsString::from_vec(r.cwd.clone()));
-        let rel = cwd_then
-            .strip_prefix(&recorded_root)
-            .unwrap_or(Path::new(""))
-            .to_path_buf();
-        let guard = Worktree {
-            cwd: path.join(rel),
-            path: path.clone(),
-            name,
-            recorded_root,
-            keep: false,
-        };
         let wt = git2::Repository::open(&path)?;
         wt.set_head_detached(oid)?;
         branch.delete()?;
@@ -126,7 +412,7 @@ impl Worktree {
             wt.apply(&diff, git2::ApplyLocation::WorkDir, None)
                 .context("applying the recorded uncommitted changes")?;
         }
-        for u in &g.untracked {
+        for (u, rel) in g.untracked.iter().zip(&untracked) {
             if !u.stored {
                 ui::warn(format_args!(
                     "untracked file {} was over the size cap when recorded: not restored",
@@ -137,70 +423,194 @@ impl Worktree {
             let bytes = restore_bytes(
                 store,
                 &format!("untracked file {}", u.path),
-                &guard.recorded_root.join(&u.path),
+                Some(&guard.layout.root.join(rel)),
                 u.hash,
                 u.redacted_blob,
             )?;
             if let Some(bytes) = bytes {
-                write_restored(&path.join(&u.path), &bytes)?;
+                let mode = if u.redacted_blob.is_some() {
+                    0o600
+                } else {
+                    0o644
+                };
+                write_confined(&path, rel, &bytes, mode)
+                    .with_context(|| format!("restoring untracked file {}", u.path))?;
             }
         }
         Ok(guard)
     }
 
-    /// Configs from their stored bytes; inputs the worktree lacks (data is rarely in git)
-    /// linked to where they were read from.
-    pub(super) fn restore_inputs_and_configs(
-        &self,
-        store: &Store,
-        r: &RunRecord,
-        cwd: &Path,
-    ) -> Result<()> {
-        for e in &r.edges {
-            let target = self.map(&cwd.join(&e.path), &e.abs_path);
-            match e.role {
-                Role::Config => {
+    /// Configs inside the repository from their stored bytes; inputs the worktree lacks
+    /// (data is rarely in git) linked to where they were read from; relative paths that
+    /// lead out of the repository linked, in the private directory, to the real files.
+    pub(super) fn restore_inputs_and_configs(&self, store: &Store, r: &RunRecord) -> Result<()> {
+        for e in r.edges.iter().filter(|e| e.role != Role::Output) {
+            match self.layout.place(&e.path) {
+                Place::Absolute(_) => {}
+                // The repository itself (`-i .`): the worktree is there.
+                Place::Repository(rel) if rel.as_os_str().is_empty() => {}
+                // Reached through a link of the checkout that leads out of the worktree:
+                // never written; the job reads it there, compared with the record.
+                Place::Repository(rel) if escaping_link(&self.path, &rel).is_some() => {
+                    ui::warn(format_args!(
+                        "{} {} is reached through a link leading out of the worktree: not \
+                         restored; the job reads it where the link leads",
+                        e.role.as_str(),
+                        e.path
+                    ));
+                }
+                Place::Repository(rel) if e.role == Role::Config => {
                     let Some(recorded) = e.artifact.as_ref().map(|a| a.hash) else {
                         continue;
                     };
+                    let real = relative_target(&self.layout.real_cwd, &e.path);
                     let bytes = restore_bytes(
                         store,
                         &format!("config {}", e.path),
-                        Path::new(&e.abs_path),
+                        real.as_deref(),
                         recorded,
                         r.capture.config_redacted.get(&e.path).copied(),
                     )?;
                     if let Some(bytes) = bytes {
-                        write_restored(&target, &bytes)?;
+                        write_confined(&self.path, &rel, &bytes, 0o600)
+                            .with_context(|| format!("restoring config {}", e.path))?;
                     }
                 }
-                Role::Input if !target.exists() => {
-                    if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent)?;
+                Place::Repository(rel) => {
+                    if let Some(real) = relative_target(&self.layout.real_cwd, &e.path) {
+                        link_confined(&self.path, &rel, &real).with_context(|| {
+                            format!("linking input {} into the worktree", e.path)
+                        })?;
                     }
-                    std::os::unix::fs::symlink(&e.abs_path, &target)
-                        .with_context(|| format!("linking input {} into the worktree", e.path))?;
                 }
-                _ => {}
+                Place::Outside { at, real } => {
+                    let at = self.layout.mirror(&self.private, &at);
+                    let rel = at.strip_prefix(&self.private).unwrap_or(&at).to_path_buf();
+                    link_confined(&self.private, &rel, &real).with_context(|| {
+                        format!("linking {} {} for the job", e.role.as_str(), e.path)
+                    })?;
+                }
             }
         }
         Ok(())
-    }
-
-    /// An absolute path recorded inside the repository maps into the worktree.
-    fn map(&self, relative_to_cwd: &Path, abs: &str) -> PathBuf {
-        if Path::new(abs).is_absolute()
-            && let Ok(rel) = Path::new(abs).strip_prefix(&self.recorded_root)
-            && !relative_to_cwd.starts_with(&self.path)
-        {
-            return self.path.join(rel);
-        }
-        relative_to_cwd.to_path_buf()
     }
 
     /// Keep the worktree and return its path, or let it be removed.
     pub(super) fn finish(mut self, keep: bool) -> Option<String> {
         self.keep = keep;
         keep.then(|| self.path.display().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalized_by_name() {
+        let n = |p: &str| normalize(Path::new(p)).map(|p| p.display().to_string());
+        assert_eq!(n("/a/b/../c/./d"), Some("/a/c/d".into()));
+        assert_eq!(n("/../../x"), Some("/x".into()));
+        assert_eq!(n("rel/x"), None);
+    }
+
+    /// Every relative path the job uses, followed from its cwd in the private directory,
+    /// lands where the layout linked or restored it, inside the private directory.
+    #[test]
+    fn relative_paths_land_inside_the_private_directory_where_they_were_put() {
+        let edge = |role, path: &str| EdgeRecord {
+            role,
+            path: path.into(),
+            abs_path: String::new(),
+            artifact: None,
+            changed: false,
+        };
+        let mut r = RunRecord::example("id", "x");
+        r.cwd = b"/home/u/proj/sub".to_vec();
+        r.edges = vec![
+            edge(Role::Input, "../../data/x.csv"),
+            edge(Role::Config, "cfg.yaml"),
+            edge(Role::Config, "../conf/../c.yaml"),
+            edge(Role::Input, "/abs/y"),
+            edge(Role::Output, "../../../out.bin"),
+        ];
+        let l = Layout::of(&r, "/home/u/proj").expect("layout");
+        // ../../../out.bin is /home/out.bin: the private directory stands for /home.
+        assert_eq!(l.base, Path::new("/home"));
+        let private = Path::new("/tmp/lineage-rerun-x");
+        let job_cwd = l.mirror(private, &l.cwd);
+        assert_eq!(job_cwd, Path::new("/tmp/lineage-rerun-x/u/proj/sub"));
+        assert_eq!(
+            l.place("../../data/x.csv"),
+            Place::Outside {
+                at: "/home/u/data/x.csv".into(),
+                real: "/home/u/data/x.csv".into()
+            }
+        );
+        assert_eq!(
+            l.place("cfg.yaml"),
+            Place::Repository("sub/cfg.yaml".into())
+        );
+        assert_eq!(
+            l.place("../conf/../c.yaml"),
+            Place::Repository("c.yaml".into())
+        );
+        assert_eq!(l.place("/abs/y"), Place::Absolute("/abs/y".into()));
+        for e in &r.edges {
+            let seen = normalize(&job_cwd.join(&e.path)).expect("absolute");
+            match l.place(&e.path) {
+                Place::Outside { at, .. } => assert_eq!(seen, l.mirror(private, &at)),
+                Place::Repository(rel) => {
+                    assert_eq!(seen, l.mirror(private, &l.root).join(rel));
+                }
+                Place::Absolute(_) => continue,
+            }
+            assert!(seen.starts_with(private), "{}", seen.display());
+        }
+        // A recorded cwd outside the repository runs at its root.
+        r.cwd = b"/elsewhere".to_vec();
+        let l = Layout::of(&r, "/home/u/proj").expect("layout");
+        assert_eq!(l.cwd, Path::new("/home/u/proj"));
+        assert!(Layout::of(&r, "relative/root").is_err());
+        assert!(Layout::of(&r, "/").is_err());
+    }
+
+    #[test]
+    fn untracked_paths_must_stay_inside_the_tree() {
+        assert_eq!(
+            inside_relative("src/./a.py").expect("ok"),
+            PathBuf::from("src/a.py")
+        );
+        for bad in ["/tmp/x", "../../../x", "a/../../x", "a/..", "", ".", "a\0b"] {
+            assert!(inside_relative(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn nothing_is_created_through_a_link_that_leaves_the_root() {
+        let root = tempfile::tempdir().expect("tmp");
+        let outside = tempfile::tempdir().expect("tmp");
+        std::os::unix::fs::symlink(outside.path(), root.path().join("out")).expect("link");
+        std::fs::create_dir(root.path().join("real")).expect("dir");
+        std::os::unix::fs::symlink("real", root.path().join("in")).expect("link");
+        let err =
+            write_confined(root.path(), Path::new("out/x"), b"x", 0o600).expect_err("refused");
+        assert!(
+            err.to_string().contains("leading out of the worktree"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(outside.path()).expect("ls").count(), 0);
+        write_confined(root.path(), Path::new("in/x"), b"x", 0o600).expect("inside");
+        assert_eq!(std::fs::read(root.path().join("real/x")).expect("x"), b"x");
+        // A link at the file itself is replaced, never followed.
+        std::os::unix::fs::symlink(outside.path().join("y"), root.path().join("y")).expect("link");
+        write_confined(root.path(), Path::new("y"), b"y", 0o600).expect("replaced");
+        assert!(!outside.path().join("y").exists());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root.path().join("y"))
+            .expect("y")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }
