@@ -7,6 +7,7 @@ use super::Context;
 use super::target::{self, Reading, Target};
 use crate::cli::{ShowArgs, ShowFormat};
 use crate::error::Error;
+use crate::model::Seal;
 use crate::model::graph::Direction;
 use crate::output::{self, graph};
 use crate::ui;
@@ -36,7 +37,17 @@ pub fn show(args: ShowArgs, ctx: &Context) -> Result<()> {
                     ui::data(&(serde_json::to_string_pretty(&json)? + "\n"));
                 }
                 None | Some(ShowFormat::Tree) => {
-                    ui::data(&(output::table::run(&run, &short, color) + "\n"));
+                    let own = super::verify::own_key();
+                    let (seal, standing, who) =
+                        super::verify::check(&store, &id, false, own.as_deref(), ctx)?;
+                    let record = match (&seal, who) {
+                        (_, Some(who)) => format!("signed by {who}"),
+                        (Seal::Tampered { reason }, _) => format!("TAMPERED: {reason}"),
+                        _ => super::verify::mark(standing)
+                            .unwrap_or_default()
+                            .to_string(),
+                    };
+                    ui::data(&(output::table::run(&run, &short, &record, color) + "\n"));
                 }
                 Some(ShowFormat::Dot) => return Err(Error::GraphOptionOnRun("--format dot").into()),
                 Some(ShowFormat::Mermaid) => {
@@ -53,7 +64,15 @@ pub fn show(args: ShowArgs, ctx: &Context) -> Result<()> {
             } else {
                 Direction::Ancestry
             };
-            let lineage = target::walk(&store, root, path.as_deref(), direction, args.depth)?;
+            let mut lineage = target::walk(&store, root, path.as_deref(), direction, args.depth)?;
+            let own = super::verify::own_key();
+            for id in lineage.runs.keys() {
+                let (_, standing, _) =
+                    super::verify::check(&store, id, false, own.as_deref(), ctx)?;
+                if let Some(mark) = super::verify::mark(standing) {
+                    lineage.marks.insert(id.clone(), mark);
+                }
+            }
             let text = match format.unwrap_or(ShowFormat::Tree) {
                 ShowFormat::Tree => graph::tree(&lineage, color),
                 ShowFormat::Json => graph::to_json(&lineage, path.is_some())? + "\n",

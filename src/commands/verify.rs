@@ -11,9 +11,10 @@ use super::target::{self, Reading, Target};
 use crate::cli::VerifyArgs;
 use crate::error::code;
 use crate::model::graph::UNLIMITED;
-use crate::model::{Role, Standing};
+use crate::model::{Role, Seal, Standing};
 use crate::output::verify::{self, Checked};
 use crate::sign::{self, Signer};
+use crate::store::Store;
 use crate::{error, ui};
 
 pub fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8> {
@@ -53,12 +54,7 @@ pub fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8> {
     let mut shorts = store.short_ids(&refs)?;
     let mut rows = Vec::new();
     for run in store.load_runs(&refs)? {
-        let seal = store.check_run(&run.id)?;
-        let trusted_as = match &seal {
-            crate::model::Seal::Signed { key } => trusted(key, own.as_deref(), ctx),
-            _ => None,
-        };
-        let standing = Standing::of(&seal, |_| trusted_as.is_some());
+        let (seal, standing, trusted_as) = check(&store, &run.id, true, own.as_deref(), ctx)?;
         rows.push(Checked {
             short: shorts.remove(&run.id).unwrap_or_else(|| run.id.clone()),
             id: run.id,
@@ -84,8 +80,36 @@ pub fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8> {
     })
 }
 
+/// Run `id` checked (`deep`: its blobs and manifests re-hashed too), where it stands for
+/// this user, and who its key is when trusted.
+pub fn check(
+    store: &Store,
+    id: &str,
+    deep: bool,
+    own: Option<&str>,
+    ctx: &Context,
+) -> Result<(Seal, Standing, Option<String>)> {
+    let seal = store.check_run(id, deep)?;
+    let trusted_as = match &seal {
+        Seal::Signed { key } => trusted(key, own, ctx),
+        _ => None,
+    };
+    let standing = Standing::of(&seal, |_| trusted_as.is_some());
+    Ok((seal, standing, trusted_as))
+}
+
+/// How `show` marks a run whose record does not verify; None for a verified one.
+pub fn mark(standing: Standing) -> Option<&'static str> {
+    match standing {
+        Standing::Verified => None,
+        Standing::UnknownKey => Some("signed by an unknown key"),
+        Standing::Unsigned => Some("unsigned"),
+        Standing::Tampered => Some("TAMPERED: changed after it was signed"),
+    }
+}
+
 /// The user's own public key, if they have one (never made here).
-fn own_key() -> Option<String> {
+pub fn own_key() -> Option<String> {
     let path = sign::key_path()?;
     path.exists()
         .then(|| Signer::load_or_create(&path).ok())

@@ -73,6 +73,9 @@ pub struct Lineage {
     pub runs: BTreeMap<String, (RunRecord, String)>,
     /// Artifact -> the runs that produced (ancestry) or consumed (descendants) it.
     pub links: HashMap<Hash, Vec<Link>>,
+    /// Run id -> why its record does not verify (unsigned, an unknown key, tampered), for
+    /// the runs that do not; filled by the command that shows it.
+    pub marks: BTreeMap<String, &'static str>,
 }
 
 impl Lineage {
@@ -107,6 +110,7 @@ impl Lineage {
             depth,
             runs,
             links: by_artifact,
+            marks: BTreeMap::new(),
         }
     }
 

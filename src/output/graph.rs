@@ -61,6 +61,9 @@ impl Tree<'_> {
             escape(c.system.hostname.as_deref().unwrap_or("?")),
             run.status.as_str()
         )];
+        if let Some(mark) = self.lineage.marks.get(&run.id) {
+            lines[0] += &format!("  {}", self.paint("31", &format!("[{mark}]")));
+        }
         lines.push(format!("$ {}", terminal_command_line(&run.argv)));
         match &c.git {
             Some(g) => lines.push(format!(

@@ -48,7 +48,7 @@ fn outcome(r: &RunRecord) -> String {
 }
 
 /// `lineage show RUN`: a summary, then params, configs, inputs and outputs, then notes.
-pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
+pub fn run(r: &RunRecord, short_id: &str, record: &str, color: bool) -> String {
     let c = &r.capture;
     let mut kv = table(color, NOTHING);
     let mut row = |k: &str, v: Cell| {
@@ -59,6 +59,7 @@ pub fn run(r: &RunRecord, short_id: &str, color: bool) -> String {
         Cell::new(format!("{}  ({})", escape(short_id), escape(&r.id))),
     );
     row("status", status_cell(r.status, color, &outcome(r)));
+    row("record", Cell::new(escape(record)));
     row("command", Cell::new(terminal_command_line(&r.argv)));
     row("cwd", Cell::new(escape_bytes(&r.cwd)));
     let took = duration(&r.started_at, r.ended_at.as_deref())
@@ -380,7 +381,7 @@ mod tests {
 
     #[test]
     fn a_run_shows_its_outcome_command_params_edges_and_notes() {
-        let t = run(&record(), "01a20000", false);
+        let t = run(&record(), "01a20000", "signed by you", false);
         for want in [
             "01a20000  (01a20000-0000-7000-8000-000000000001)",
             "failed (exit 3)",
@@ -482,10 +483,10 @@ mod tests {
             );
             let short = h.2[0].clone();
             let r = hostile_record(h);
-            let shown = run(&r, &short, false);
+            let shown = run(&r, &short, "unsigned", false);
             crate::output::hostile::is_inert(&shown)
                 .map_err(proptest::test_runner::TestCaseError::fail)?;
-            let lines = run(&hostile_record(plain), "x", false).lines().count();
+            let lines = run(&hostile_record(plain), "x", "unsigned", false).lines().count();
             proptest::prop_assert_eq!(shown.lines().count(), lines, "{}", shown);
             let summary = RunSummary {
                 id: r.id.clone(),

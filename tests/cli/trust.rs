@@ -449,3 +449,49 @@ fn a_key_that_cannot_be_used_is_a_warning_and_the_run_unsigned() {
     let (rc, all) = verify(&env, "o.txt");
     assert_eq!((rc, all[0].1.as_str()), (3, "unsigned"));
 }
+
+/// `show` marks what does not verify: in a run's summary and on each run of the tree.
+#[test]
+fn show_marks_runs_whose_record_does_not_verify() {
+    let (env, runs) = source();
+    let (prep, train) = (&runs[0], &runs[1]);
+    let tree = stdout(&env.cmd(["show", "model.pt"]));
+    assert!(!tree.contains('['), "verified runs carry no mark: {tree}");
+    let db = env.db();
+    db.execute("DELETE FROM signatures WHERE run_id = ?1", [prep])
+        .expect("delete");
+    db.execute("UPDATE runs SET exit_code = 9 WHERE id = ?1", [train])
+        .expect("update");
+    let tree = stdout(&env.cmd(["show", "model.pt"]));
+    // A run's line is the one above its command's.
+    let line = |command: &str| {
+        let lines: Vec<&str> = tree.lines().collect();
+        let i = lines
+            .iter()
+            .position(|l| l.contains(command))
+            .unwrap_or_else(|| panic!("{command} in {tree}"));
+        lines[i - 1].to_string()
+    };
+    assert!(
+        line("$ sh -c 'cat data/a.csv > out.txt'").contains("[unsigned]"),
+        "{tree}"
+    );
+    assert!(
+        line("$ sh -c 'cp out.txt model.pt'").contains("[TAMPERED"),
+        "{tree}"
+    );
+    let summary = stdout(&env.cmd(["show", train]));
+    let row = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        row(&summary, "record"),
+        "TAMPERED: its record is not what was signed",
+        "{summary}"
+    );
+    let summary = stdout(&env.cmd(["show", prep]));
+    assert_eq!(row(&summary, "record"), "unsigned", "{summary}");
+}
