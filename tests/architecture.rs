@@ -15,14 +15,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("timing", &[]),
     ("child", &[]),
     ("watch", &["host"]),
-    ("redact", &["error"]),
+    ("redact", &["error", "model"]),
     // Engines: they compute and store; they never print and know no command-line type.
     ("hash", &["model", "watch"]),
     ("compare", &["model", "redact"]),
     ("export", &["model"]),
     ("output", &["model", "compare"]),
     ("capture", &["model", "hash", "host"]),
-    ("store", &["model", "error", "hash", "host", "timing"]),
+    (
+        "store",
+        &["model", "error", "hash", "host", "timing", "redact"],
+    ),
     ("progress", &["hash"]),
     // Where things are, and what the settings files say.
     ("location", &["store", "error"]),

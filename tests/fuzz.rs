@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use lineage::capture::config;
-use lineage::redact::{Policy, REDACTED};
+use lineage::redact::{Policy, REDACTED, What};
 use lineage::store::Store;
 use proptest::prelude::*;
 
@@ -63,8 +63,8 @@ proptest! {
             noise.clone().into_bytes(),
         ];
         let r = p.redact_argv(&argv);
-        prop_assert_eq!(r.argv.len(), argv.len());
-        for a in &r.argv {
+        prop_assert_eq!(r.argv.get().len(), argv.len());
+        for a in r.argv.get() {
             let a = String::from_utf8_lossy(a);
             prop_assert!(!a.contains(&plain) || a.contains(REDACTED), "{a}");
         }
@@ -74,7 +74,28 @@ proptest! {
     #[test]
     fn arbitrary_bytes_in_arguments_never_panic(args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8)) {
         let r = policy().redact_argv(&args);
-        prop_assert_eq!(r.argv.len(), args.len());
+        prop_assert_eq!(r.argv.get().len(), args.len());
+    }
+
+    #[test]
+    fn arbitrary_bytes_in_files_never_panic_and_keep_their_hash(
+        bytes in proptest::collection::vec(any::<u8>(), 0..512),
+        text in "\\PC{0,200}",
+        kind in 0usize..4)
+    {
+        let p = policy();
+        let mut planted = bytes.clone();
+        planted.extend_from_slice(text.as_bytes());
+        planted.extend_from_slice(b"\npassword: planted-fuzz-secret\n");
+        let what = match kind {
+            0 => What::Patch,
+            1 => What::File(".env"),
+            2 => What::Config(std::path::Path::new("c.yaml")),
+            _ => What::Text,
+        };
+        let kept = p.keep(what, planted.clone(), &[]);
+        prop_assert_eq!(kept.hash, lineage::model::Hash::of(&planted));
+        prop_assert!(!String::from_utf8_lossy(&kept.blob.get().1).contains("planted-fuzz-secret"));
     }
 }
 

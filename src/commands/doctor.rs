@@ -101,7 +101,7 @@ fn secrets(args: &DoctorArgs, ctx: &Context) -> Result<u8> {
         let stored = policy.redact_argv(&argv);
         say!(
             "command as stored: {}",
-            crate::output::command_line(&stored.argv)
+            crate::output::command_line(stored.argv.get())
         );
         for i in stored.fingerprints.keys() {
             say!("  argument {i} redacted (a rerun asks for it as LINEAGE_ARG_{i})");

@@ -93,7 +93,7 @@ pub fn check(
 fn code(r: &RunRecord, then: &GitState, checks: &mut Checks) {
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
     let data: Vec<PathBuf> = r.edges.iter().map(|e| PathBuf::from(&e.abs_path)).collect();
-    let now = git::capture(&cwd, git::Caps::default(), &data, &|_| None);
+    let now = git::capture(&cwd, git::Caps::default(), &data);
     let Some(now) = now.state else {
         checks.code.push(format!(
             "the recorded repository is gone ({})",
