@@ -656,54 +656,74 @@ fn patterns(text: &str, scan: &Scan) -> String {
             })
             .into_owned();
     }
-    if out.contains('=') && out.contains(['?', '&', ';']) {
-        out = QUERY_PARAM
-            .replace_all(&out, |c: &Captures| {
-                let key = &c["key"];
-                let lower = key.to_ascii_lowercase();
-                if (QUERY_SECRETS.contains(&lower.as_str()) || is_secret_name(key))
-                    && !is_harmless(&c["value"])
-                {
-                    format!("{}{REDACTED}", &c["pre"])
-                } else {
-                    c[0].to_string()
-                }
-            })
-            .into_owned();
-    }
-    if out.contains(['=', ':']) {
-        let src = out.clone();
-        out = PAIR
-            .replace_all(&src, |c: &Captures| {
-                let end = c.get(0).map_or(0, |m| m.end());
-                let called = src[end..].starts_with(['(', '[']);
-                if is_secret_path(&c["key"]) && !is_harmless(&c["value"]) && !called {
-                    format!("{}{}", &c["pre"], replacement(&c["value"]))
-                } else {
-                    c[0].to_string()
-                }
-            })
-            .into_owned();
-    }
-    if out.contains('-') {
-        out = FLAG_VALUE
-            .replace_all(&out, |c: &Captures| {
-                if is_secret_path(&c["flag"]) && !is_harmless(&c["value"]) {
-                    format!("{}{}", &c["pre"], replacement(&c["value"]))
-                } else {
-                    c[0].to_string()
-                }
-            })
-            .into_owned();
-    }
     if out.contains("earer") {
         out = BEARER
             .replace_all(&out, |c: &Captures| format!("{}{REDACTED}", &c["pre"]))
             .into_owned();
     }
+    if out.contains('=') && out.contains(['?', '&', ';']) {
+        out = replace_secret_values(&out, &QUERY_PARAM, |c, _| {
+            let key = &c["key"];
+            let lower = key.to_ascii_lowercase();
+            ((QUERY_SECRETS.contains(&lower.as_str()) || is_secret_name(key))
+                && !is_harmless(&c["value"]))
+            .then(|| format!("{}{REDACTED}", &c["pre"]))
+        });
+    }
+    if out.contains(['=', ':']) {
+        out = replace_secret_values(&out, &PAIR, |c, end| {
+            let called = end.starts_with(['(', '[']);
+            (is_secret_path(&c["key"]) && !is_harmless(&c["value"]) && !called)
+                .then(|| format!("{}{}", &c["pre"], replacement(&c["value"])))
+        });
+    }
+    if out.contains('-') {
+        out = replace_secret_values(&out, &FLAG_VALUE, |c, _| {
+            (is_secret_path(&c["flag"]) && !is_harmless(&c["value"]))
+                .then(|| format!("{}{}", &c["pre"], replacement(&c["value"])))
+        });
+    }
     if let Some(extra) = scan.extra {
         out = extra.replace_all(&out, REDACTED).into_owned();
     }
+    out
+}
+
+/// Each match of `re` (a `pre` group, then a value) replaced where `secret` says so. A match
+/// left alone is searched again from its value on, so `setup: "export TOKEN=x"` finds the
+/// pair inside the quoted value of a key that is not secret. `secret` gets the text after
+/// the match too.
+fn replace_secret_values(
+    text: &str,
+    re: &Regex,
+    secret: impl Fn(&Captures, &str) -> Option<String>,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut last, mut at) = (0, 0);
+    while at <= text.len() {
+        let Some(c) = re.captures_at(text, at) else {
+            break;
+        };
+        let Some(m) = c.get(0) else { break };
+        match secret(&c, &text[m.end()..]) {
+            Some(replaced) => {
+                out.push_str(&text[last..m.start()]);
+                out.push_str(&replaced);
+                last = m.end();
+                at = m.end().max(m.start() + 1);
+            }
+            None => {
+                at = c
+                    .name("pre")
+                    .map_or(m.end(), |p| p.end())
+                    .max(m.start() + 1);
+            }
+        }
+        while at < text.len() && !text.is_char_boundary(at) {
+            at += 1;
+        }
+    }
+    out.push_str(&text[last..]);
     out
 }
 

@@ -14,6 +14,7 @@ mod html;
 mod pipes;
 mod progress;
 mod records;
+mod redaction;
 mod reliability;
 mod rerun;
 mod run;
