@@ -95,7 +95,7 @@ fn decode_utf16(bytes: &[u8], little_endian: bool) -> String {
 /// UTF-16 without a BOM: an even length and a zero in most odd (little-endian) or even
 /// (big-endian) positions, as mostly-ASCII text has.
 fn utf16_without_bom(bytes: &[u8]) -> Option<bool> {
-    if bytes.len() < 8 || bytes.len() % 2 != 0 {
+    if bytes.len() < 8 || !bytes.len().is_multiple_of(2) {
         return None;
     }
     let pairs = bytes.len() / 2;

@@ -297,13 +297,12 @@ pub fn is_harmless(value: &str) -> bool {
     ) {
         return true;
     }
-    let reference = (v.starts_with("${") && v.ends_with('}') && !v[2..].contains(['{', '$']))
+    (v.starts_with("${") && v.ends_with('}') && !v[2..].contains(['{', '$']))
         || (v.starts_with('$')
             && v.len() > 1
             && v[1..]
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-    reference
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
 }
 
 #[cfg(test)]

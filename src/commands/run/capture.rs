@@ -40,7 +40,7 @@ struct Context {
     git: git::GitCapture,
     system: SystemInfo,
     /// The interpreter and its package list (the blob holding it).
-    python: Option<(crate::model::Python, Option<(Hash, Vec<u8>)>)>,
+    python: Option<(crate::model::Python, Option<Blob>)>,
     /// None: redaction failed, and no environment is recorded.
     env: Option<RedactedEnv>,
 }
