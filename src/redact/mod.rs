@@ -81,7 +81,10 @@ pub enum What<'a> {
     File(&'a str),
     /// The uncommitted changes as a unified diff.
     Patch,
-    /// Any other text (the package list).
+    /// A package list, `name==version` a line: such lines carry no secret and are kept as
+    /// they are (`secretstorage==3.3` is a package); any other line is searched as text.
+    Packages,
+    /// Any other text.
     Text,
 }
 
@@ -120,6 +123,12 @@ const OWN_PREFIX: &str = "LINEAGE_";
 static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?s)^(?P<key>-{0,2}[+~]{0,2}[A-Za-z_][A-Za-z0-9_.\-/]*)=(?P<value>.*)$")
         .expect("the assignment pattern is a valid regex")
+});
+
+/// `numpy==1.26.4`: a package list's line (PEP 503 name, PEP 440 version).
+static PACKAGE_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._\-]*==[A-Za-z0-9][A-Za-z0-9._+!\-]*\r?\n?$")
+        .expect("the package pattern is a valid regex")
 });
 
 impl Policy {
@@ -333,11 +342,25 @@ impl Policy {
             What::Config(p) => (file_kind(p), text::Mode::Text),
             What::File(rel) => (file_kind(Path::new(rel)), text::Mode::Text),
             What::Patch => (FileKind::Text, text::Mode::Patch),
-            What::Text => (FileKind::Text, text::Mode::Text),
+            What::Text | What::Packages => (FileKind::Text, text::Mode::Text),
         };
         let redacted = match kind {
             FileKind::Secret if !bytes.is_empty() => Some(format!("{REDACTED}\n").into_bytes()),
             FileKind::Secret => None,
+            FileKind::Text if matches!(what, What::Packages) => {
+                let (encoding, text) = bytes::decode(&bytes);
+                let out: String = text
+                    .split_inclusive('\n')
+                    .map(|line| {
+                        if PACKAGE_LINE.is_match(line) {
+                            line.to_string()
+                        } else {
+                            self.redact_text(line)
+                        }
+                    })
+                    .collect();
+                (out != text).then(|| bytes::encode(encoding, &out))
+            }
             FileKind::Text | FileKind::EnvFile => {
                 let (encoding, text) = bytes::decode(&bytes);
                 let scan = self.scan(mode, kind == FileKind::EnvFile);

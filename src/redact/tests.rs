@@ -242,6 +242,18 @@ fn files_keep_their_real_hash_and_their_encoding() {
 }
 
 #[test]
+fn a_package_list_is_kept_as_it_is() {
+    let p = policy();
+    let list = b"numpy==1.26.4\nsecretstorage==3.3.3\ntokenizers==0.19.1\n".to_vec();
+    let kept = p.keep(What::Packages, list.clone(), &[]);
+    assert_eq!(kept.redacted, None);
+    assert_eq!(kept.blob.get().1, list);
+    let odd = b"x==1\ngit+https://u:pkg-pw@h/r\n".to_vec();
+    let kept = p.keep(What::Packages, odd, &[]);
+    assert_eq!(kept.blob.get().1, b"x==1\ngit+https://u:***@h/r\n");
+}
+
+#[test]
 fn a_missed_known_value_is_replaced_only_as_a_whole_long_word() {
     let p = policy();
     // A YAML alias: the value is defined under a key that is not secret.

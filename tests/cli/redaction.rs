@@ -806,3 +806,35 @@ fn redacted_files_keep_the_hash_of_their_real_bytes() {
     }
     assert!(Path::new(&env.path("cfg.yaml")).exists());
 }
+
+#[test]
+fn a_patch_that_held_secrets_is_stored_redacted_and_a_worktree_rerun_applies_it() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("job.sh", "echo v1 > out.txt\n");
+    env.git(&["add", "job.sh"]);
+    env.git(&["commit", "-q", "-m", "job"]);
+    // The uncommitted change adds a secret on a line of its own.
+    env.write(
+        "job.sh",
+        "export DB_PASSWORD=patch-secret-9\necho v2 > out.txt\n",
+    );
+    let id = env.record(&["-o", "out.txt", "--", "sh", "job.sh"]);
+    for (path, bytes) in env.store_files() {
+        assert!(!found(&bytes, "patch-secret-9"), "in {}", path.display());
+    }
+    // The tree moves on; the worktree gets the recorded change, its secret redacted.
+    env.git(&["commit", "-q", "-am", "v2"]);
+    let out = env.cmd(["rerun", &id, "--worktree", "--keep-worktree", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("held secrets"), "{}", stderr(&out));
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(verdict["verdict"], "reproduced");
+    let kept = std::path::PathBuf::from(verdict["worktree"].as_str().expect("kept"));
+    assert_eq!(
+        std::fs::read_to_string(kept.join("job.sh")).expect("job"),
+        "export DB_PASSWORD=[REDACTED]\necho v2 > out.txt\n"
+    );
+    std::fs::remove_dir_all(&kept).expect("cleanup");
+    env.git(&["worktree", "prune"]);
+}

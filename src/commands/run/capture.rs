@@ -107,8 +107,8 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     };
     if let Some((mut py, blob)) = python {
         if let Some((_, bytes)) = blob {
-            // A package list may name an index URL with its token.
-            let kept = plan.policy.keep(What::Text, bytes, &[]);
+            // Through the engine like every blob: a line that is not `name==version` is searched.
+            let kept = plan.policy.keep(What::Packages, bytes, &[]);
             py.packages = Some(kept.redacted.unwrap_or(kept.hash));
             blobs.push(kept.blob);
         }
