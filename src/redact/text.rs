@@ -42,10 +42,15 @@ pub struct Scan<'a> {
 /// The text with its secrets replaced by `[REDACTED]` (or a URL password by `***`).
 pub fn redact(text: &str, scan: &Scan) -> String {
     // A JSON document read as JSON is not read again line by line: its lines' keys are known.
-    let structured = (scan.mode == Mode::Text && starts_like_json(text))
-        .then(|| json(text, scan.all_secret))
-        .flatten()
-        .unwrap_or_else(|| lines(text, scan));
+    let structured = if !text.contains([':', '=', '[', '{']) {
+        // No key, no section, no container: no structure to follow.
+        text.to_string()
+    } else {
+        (scan.mode == Mode::Text && starts_like_json(text))
+            .then(|| json(text, scan.all_secret))
+            .flatten()
+            .unwrap_or_else(|| lines(text, scan))
+    };
     patterns(&structured, scan)
 }
 
@@ -587,13 +592,13 @@ static PEM_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
 
 /// `scheme://user:password@` and `scheme://user@`.
 static URL_USERINFO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@\s"'<>]*)(?::(?P<pw>[^@/\s"'<>]*))?@"#)
+    Regex::new(r#"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@ \t\r\n"'<>]*)(?::(?P<pw>[^@/ \t\r\n"'<>]*))?@"#)
         .expect("the URL pattern is a valid regex")
 });
 
 /// `?token=x`, `&X-Amz-Signature=x`.
 static QUERY_PARAM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?P<pre>[?&;](?P<key>[A-Za-z0-9_.\-]+)=)(?P<value>[^&#\s"'<>]+)"#)
+    Regex::new(r#"(?P<pre>[?&;](?P<key>[A-Za-z0-9_.\-]+)=)(?P<value>[^&# \t\r\n"'<>]+)"#)
         .expect("the query pattern is a valid regex")
 });
 
@@ -613,7 +618,7 @@ const QUERY_SECRETS: &[&str] = &[
 /// `key=value`, `key: value`, `"key": "value"`, `export KEY=value`, `--flag=value`.
 static PAIR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?m)(?P<pre>(?:^|[ \t,;{(\[|&"'])(?:export[ \t]+)?-{0,2}["']?(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*)(?P<value>\[REDACTED\]|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s"',;&|(){}\[\]]+)"#,
+        r#"(?m)(?P<pre>(?:^|[ \t,;{(\[|&"'])(?:export[ \t]+)?-{0,2}["']?(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*)(?P<value>\[REDACTED\]|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',;&|(){}\[\]]+)"#,
     )
     .expect("the pair pattern is a valid regex")
 });
@@ -621,7 +626,7 @@ static PAIR: LazyLock<Regex> = LazyLock::new(|| {
 /// `--password value`, `-passphrase value`.
 static FLAG_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?P<pre>(?:^|[ \t"'=])--?(?P<flag>[A-Za-z][A-Za-z0-9_.\-]*)[ \t]+)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s"'\-][^\s"';&|)]*)"#,
+        r#"(?P<pre>(?:^|[ \t"'=])--?(?P<flag>[A-Za-z][A-Za-z0-9_.\-]*)[ \t]+)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"'\-][^ \t\r\n"';&|)]*)"#,
     )
     .expect("the flag pattern is a valid regex")
 });
@@ -677,7 +682,7 @@ fn patterns(text: &str, scan: &Scan) -> String {
                 .then(|| format!("{}{}", &c["pre"], replacement(&c["value"])))
         });
     }
-    if out.contains('-') {
+    if out.contains('-') && out.contains([' ', '\t']) {
         out = replace_secret_values(&out, &FLAG_VALUE, |c, _| {
             (is_secret_path(&c["flag"]) && !is_harmless(&c["value"]))
                 .then(|| format!("{}{}", &c["pre"], replacement(&c["value"])))
