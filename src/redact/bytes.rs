@@ -149,6 +149,9 @@ pub fn file_kind(path: &Path) -> FileKind {
         ".my.cnf",
         ".pypirc",
         ".npmrc",
+        "kaggle.json",
+        "token",
+        ".dockercfg",
     ];
     let key_ext = [
         "pem", "key", "p12", "pfx", "jks", "keystore", "ppk", "kdbx", "gpg", "p8",

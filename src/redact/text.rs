@@ -11,8 +11,9 @@
 //!    more-indented continuation lines) is redacted line by line, so a patch keeps its shape.
 //! 3. Patterns anywhere: whole PEM private-key blocks, credential shapes (cloud, VCS, chat,
 //!    payment and model-hub tokens, live and test), `Bearer` tokens, URL passwords and
-//!    token-like URL users, secret query parameters, `key=value` / `key: value` pairs and
-//!    `--flag value` where the key or flag is secret-named, and the settings' own patterns.
+//!    token-like URL users, secret query parameters, `key=value` / `key: value` pairs, XML
+//!    elements and `--flag value` where the key, tag or flag is secret-named, and the
+//!    settings' own patterns.
 
 use std::sync::LazyLock;
 
@@ -631,6 +632,14 @@ static FLAG_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("the flag pattern is a valid regex")
 });
 
+/// `<password>x</password>`, `<add key="..." value="...">` aside: an XML element's text.
+static XML_ELEMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?P<pre><(?P<tag>[A-Za-z_][A-Za-z0-9_.:\-]*)(?:[ \t][^<>]*)?>)(?P<value>[^<]+)</"#,
+    )
+    .expect("the XML pattern is a valid regex")
+});
+
 /// `Bearer <token>`, `Basic <base64>` after an `Authorization`.
 static BEARER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?P<pre>(?-u:\b)[Bb]earer[ \t]+)[A-Za-z0-9._~+/\-]{8,}=*")
@@ -680,6 +689,13 @@ fn patterns(text: &str, scan: &Scan) -> String {
             let called = end.starts_with(['(', '[']);
             (is_secret_path(&c["key"]) && !is_harmless(&c["value"]) && !called)
                 .then(|| format!("{}{}", &c["pre"], replacement(&c["value"])))
+        });
+    }
+    if out.contains("</") {
+        out = replace_secret_values(&out, &XML_ELEMENT, |c, _| {
+            let tag = c["tag"].rsplit(':').next().unwrap_or_default();
+            (is_secret_name(tag) && !is_harmless(&c["value"]))
+                .then(|| format!("{}{REDACTED}</", &c["pre"]))
         });
     }
     if out.contains('-') && out.contains([' ', '\t']) {
