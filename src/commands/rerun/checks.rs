@@ -217,6 +217,14 @@ fn environment(r: &RunRecord, checks: &mut Checks) -> Env {
             env.push((OsString::from(name), OsString::from(value)));
         }
     }
+    // lineage's own variables are never recorded: a job that runs lineage itself gets this
+    // session's (the store, say), never the arguments a rerun is given (`LINEAGE_ARG_<i>`).
+    for (name, value) in std::env::vars_os() {
+        let own = name.as_encoded_bytes().starts_with(b"LINEAGE_");
+        if own && !name.as_encoded_bytes().starts_with(b"LINEAGE_ARG_") {
+            env.push((name, value));
+        }
+    }
     env
 }
 
