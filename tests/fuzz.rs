@@ -46,11 +46,17 @@ proptest! {
     {
         let p = policy();
         let (var, value, plain) = match kind {
-            0 => (format!("{name}_TOKEN"), secret.clone(), secret.clone()),
+            // (`PAD_TOKEN`, `NO_PASSWORD` are not secret names: a prefix keeps them secret.)
+            0 => (format!("X{name}_ACCESS_TOKEN"), secret.clone(), secret.clone()),
             1 => (name.clone(), format!("ghp_{secret}"), format!("ghp_{secret}")),
             2 => (name.clone(), format!("{noise} hf_{secret}"), format!("hf_{secret}")),
             3 => (name.clone(), format!("postgres://user:{secret}@db/x"), secret.clone()),
-            _ => (format!("{name}_PASSWORD"), noise.clone() + &secret, secret.clone()),
+            // (A value after a secret flag that starts with `-` is taken for the next option.)
+            _ => (
+                format!("X{name}_PASSWORD"),
+                noise.trim_start_matches('-').to_string() + &secret,
+                secret.clone(),
+            ),
         };
         let stored = p.redact(&var, &value).unwrap_or(value.clone());
         prop_assert!(!stored.contains(&plain), "{var}={value} stored as {stored}");

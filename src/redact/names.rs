@@ -297,12 +297,20 @@ pub fn is_harmless(value: &str) -> bool {
     ) {
         return true;
     }
-    (v.starts_with("${") && v.ends_with('}') && !v[2..].contains(['{', '$']))
-        || (v.starts_with('$')
-            && v.len() > 1
-            && v[1..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    // `${DB_PASSWORD}`, `${oc.env:HF_TOKEN}`, `$TOKEN`: a reference, by the usual spelling of
+    // variable names (`$Abc123` is a password that starts with a dollar).
+    let name_like = |n: &str, extra: &[u8]| {
+        n.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || extra.contains(&b))
+    };
+    if let Some(inner) = v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        return name_like(inner, b".:-");
+    }
+    v.strip_prefix('$')
+        .is_some_and(|n| name_like(n, b"") && !n.bytes().any(|b| b.is_ascii_lowercase()))
 }
 
 #[cfg(test)]
@@ -416,7 +424,14 @@ mod tests {
         ] {
             assert!(is_harmless(v), "{v}");
         }
-        for v in ["hunter2", "2048", "${a}${b}x", "$ecret!"] {
+        for v in [
+            "hunter2",
+            "2048",
+            "${a}${b}x",
+            "$ecret!",
+            "$000AaAa0",
+            "$Abc123",
+        ] {
             assert!(!is_harmless(v), "{v}");
         }
     }
