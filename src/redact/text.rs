@@ -346,7 +346,8 @@ fn lines(text: &str, scan: &Scan) -> String {
             let head = &line[..value_at + lead_ws];
             out.push_str(head);
             out.push_str(&replaced);
-            if next.is_none() {
+            // A comment or a trailing comma stays, unless the value goes on below.
+            if !matches!(next, Some(Swallow::Until(_))) {
                 out.push_str(tail);
             }
             out.push_str(eol);
@@ -815,6 +816,15 @@ mod tests {
             assert!(out.contains(kept), "{kept} lost in\n{out}");
         }
         assert_eq!(out.lines().count(), yaml.lines().count());
+    }
+
+    #[test]
+    fn comments_and_commas_after_a_value_stay() {
+        assert_eq!(
+            text("password: \"x1\",  # the db\nlr: 1\n"),
+            "password: \"[REDACTED]\",  # the db\nlr: 1\n"
+        );
+        assert_eq!(text("token = abc # note"), "token = [REDACTED] # note");
     }
 
     #[test]
