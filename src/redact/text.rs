@@ -620,7 +620,7 @@ const QUERY_SECRETS: &[&str] = &[
 /// `key=value`, `key: value`, `"key": "value"`, `export KEY=value`, `--flag=value`.
 static PAIR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?m)(?P<pre>(?:^|[ \t,;{(\[|&"'])(?:export[ \t]+)?-{0,2}["']?(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*)(?P<value>\[REDACTED\]|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',;&|(){}\[\]]+)"#,
+        r#"(?m)(?P<pre>(?:^|[ \t,;{(\[|&"'])(?:export[ \t]+)?-{0,2}["']?(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*)(?P<value>\[REDACTED\]|\$\{[^}\n]*\}|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',;&|(){}\[\]]+)"#,
     )
     .expect("the pair pattern is a valid regex")
 });
@@ -628,7 +628,7 @@ static PAIR: LazyLock<Regex> = LazyLock::new(|| {
 /// `--password value`, `-passphrase value`.
 static FLAG_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?P<pre>(?:^|[ \t"'=])--?(?P<flag>[A-Za-z][A-Za-z0-9_.\-]*)[ \t]+)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"'\-][^ \t\r\n"';&|)]*)"#,
+        r#"(?P<pre>(?:^|[ \t"'=])--?(?P<flag>[A-Za-z][A-Za-z0-9_.\-]*)[ \t]+)(?P<value>\$\{[^}\n]*\}|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"'\-][^ \t\r\n"';&|)]*)"#,
     )
     .expect("the flag pattern is a valid regex")
 });
@@ -825,6 +825,9 @@ mod tests {
             "password: \"[REDACTED]\",  # the db\nlr: 1\n"
         );
         assert_eq!(text("token = abc # note"), "token = [REDACTED] # note");
+        // References to variables are kept: they hold no secret.
+        let hydra = "wandb:\n  api_key: ${oc.env:WANDB_API_KEY}\nrun: x --token ${TOKEN} y\n";
+        assert_eq!(text(hydra), hydra);
     }
 
     #[test]
