@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use lineage::model::{Artifact, ArtifactKind, Capture, Edge, Hash, Resources, Role, Status};
+use lineage::redact::Policy;
 use lineage::store::{Finish, NewRun, Store};
 
 const CHAINS: usize = 2_000;
@@ -61,12 +62,18 @@ fn fill(dir: &Path) {
     }
     capture.system.hostname = Some("bench-host".into());
     let resources = Resources::default();
-    let argv = vec![
-        b"python".to_vec(),
-        b"train.py".to_vec(),
-        b"--lr".to_vec(),
-        b"0.01".to_vec(),
-    ];
+    // The store takes only what went through the redaction engine.
+    let policy = Policy::new(&[], &[], &[], [0; 32]).expect("policy");
+    let capture = policy.seal(capture);
+    let argv = policy
+        .redact_argv(&[
+            b"python".to_vec(),
+            b"train.py".to_vec(),
+            b"--lr".to_vec(),
+            b"0.01".to_vec(),
+        ])
+        .argv;
+    let params = policy.redact_params(Vec::new());
     for step in 1..=DEPTH {
         for chain in 0..CHAINS {
             let id = uuid::Uuid::now_v7().to_string();
@@ -90,7 +97,7 @@ fn fill(dir: &Path) {
                     rerun_of: None,
                     capture: &capture,
                     edges: &edges,
-                    params: &[],
+                    params: &params,
                     blobs: &[],
                 })
                 .expect("begin");

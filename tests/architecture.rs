@@ -15,7 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("timing", &[]),
     ("child", &[]),
     ("watch", &["host"]),
-    ("redact", &["error"]),
+    ("redact", &["error", "model"]),
     ("sign", &[]),
     // Engines: they compute and store; they never print and know no command-line type.
     ("hash", &["model", "watch"]),
@@ -25,7 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("capture", &["model", "hash", "host"]),
     (
         "store",
-        &["model", "error", "hash", "host", "sign", "timing"],
+        &["model", "error", "hash", "host", "redact", "sign", "timing"],
     ),
     ("progress", &["hash"]),
     // Where things are, and what the settings files say.

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use lineage::capture::config;
-use lineage::redact::{Policy, REDACTED};
+use lineage::redact::{Policy, REDACTED, What};
 use lineage::store::Store;
 use proptest::prelude::*;
 
@@ -46,11 +46,17 @@ proptest! {
     {
         let p = policy();
         let (var, value, plain) = match kind {
-            0 => (format!("{name}_TOKEN"), secret.clone(), secret.clone()),
+            // (`PAD_TOKEN`, `NO_PASSWORD` are not secret names: a prefix keeps them secret.)
+            0 => (format!("X{name}_ACCESS_TOKEN"), secret.clone(), secret.clone()),
             1 => (name.clone(), format!("ghp_{secret}"), format!("ghp_{secret}")),
             2 => (name.clone(), format!("{noise} hf_{secret}"), format!("hf_{secret}")),
             3 => (name.clone(), format!("postgres://user:{secret}@db/x"), secret.clone()),
-            _ => (format!("{name}_PASSWORD"), noise.clone() + &secret, secret.clone()),
+            // (A value after a secret flag that starts with `-` is taken for the next option.)
+            _ => (
+                format!("X{name}_PASSWORD"),
+                noise.trim_start_matches('-').to_string() + &secret,
+                secret.clone(),
+            ),
         };
         let stored = p.redact(&var, &value).unwrap_or(value.clone());
         prop_assert!(!stored.contains(&plain), "{var}={value} stored as {stored}");
@@ -63,8 +69,8 @@ proptest! {
             noise.clone().into_bytes(),
         ];
         let r = p.redact_argv(&argv);
-        prop_assert_eq!(r.argv.len(), argv.len());
-        for a in &r.argv {
+        prop_assert_eq!(r.argv.get().len(), argv.len());
+        for a in r.argv.get() {
             let a = String::from_utf8_lossy(a);
             prop_assert!(!a.contains(&plain) || a.contains(REDACTED), "{a}");
         }
@@ -74,7 +80,28 @@ proptest! {
     #[test]
     fn arbitrary_bytes_in_arguments_never_panic(args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8)) {
         let r = policy().redact_argv(&args);
-        prop_assert_eq!(r.argv.len(), args.len());
+        prop_assert_eq!(r.argv.get().len(), args.len());
+    }
+
+    #[test]
+    fn arbitrary_bytes_in_files_never_panic_and_keep_their_hash(
+        bytes in proptest::collection::vec(any::<u8>(), 0..512),
+        text in "\\PC{0,200}",
+        kind in 0usize..4)
+    {
+        let p = policy();
+        let mut planted = bytes.clone();
+        planted.extend_from_slice(text.as_bytes());
+        planted.extend_from_slice(b"\npassword: planted-fuzz-secret\n");
+        let what = match kind {
+            0 => What::Patch,
+            1 => What::File(".env"),
+            2 => What::Config(std::path::Path::new("c.yaml")),
+            _ => What::Text,
+        };
+        let kept = p.keep(what, planted.clone(), &[]);
+        prop_assert_eq!(kept.hash, lineage::model::Hash::of(&planted));
+        prop_assert!(!String::from_utf8_lossy(&kept.blob.get().1).contains("planted-fuzz-secret"));
     }
 }
 

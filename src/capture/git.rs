@@ -1,7 +1,9 @@
 //! The git state of the job's working directory, through libgit2: commit, branch, remotes
 //! (credentials stripped), dirty flag, the uncommitted tracked changes as a patch, and the
 //! untracked files that are not ignored, with their contents up to a size cap. Patch and
-//! contents become content-addressed blobs so that a rerun can restore the exact code.
+//! contents are returned as they are, with their real hashes; the caller passes them through
+//! the redaction engine, which decides what the store keeps, so that a rerun can restore the
+//! exact code.
 
 use std::path::Path;
 
@@ -33,7 +35,11 @@ pub struct GitCapture {
     pub state: Option<GitState>,
     /// Why there is no state.
     pub absent: Option<String>,
-    pub blobs: Vec<(Hash, Vec<u8>)>,
+    /// The bytes of the patch (`state.patch` is their hash), raw: the caller redacts them.
+    pub patch_bytes: Option<Vec<u8>>,
+    /// The bytes of each untracked file kept (`stored`), by its path, raw: the caller
+    /// redacts them.
+    pub untracked_bytes: Vec<(String, Vec<u8>)>,
     pub notes: Vec<String>,
     pub user_name: Option<String>,
     pub user_email: Option<String>,
@@ -44,12 +50,7 @@ const CODE_CONTEXT: &str = "lineage 2026-11 code v1";
 
 /// Capture the git state at `cwd`. Untracked files under `data` (the run's declared inputs
 /// and outputs, absolute) are data, not code, and are left out.
-pub fn capture(
-    cwd: &Path,
-    caps: Caps,
-    data: &[std::path::PathBuf],
-    redact: &(dyn Fn(&str) -> Option<String> + Sync),
-) -> GitCapture {
+pub fn capture(cwd: &Path, caps: Caps, data: &[std::path::PathBuf]) -> GitCapture {
     let mut out = GitCapture::default();
     let repo = match Repository::open_ext(cwd, RepositoryOpenFlags::empty(), &[] as &[&str]) {
         Ok(repo) => repo,
@@ -103,15 +104,14 @@ pub fn capture(
     if dirty {
         match diff_patch(&repo, commit.as_ref()) {
             Ok((bytes, files)) => {
-                let h = Hash::of(&bytes);
-                out.blobs.push((h, bytes));
-                patch = Some(h);
+                patch = Some(Hash::of(&bytes));
+                out.patch_bytes = Some(bytes);
                 changed_files = files;
             }
             Err(e) => out.notes.push(format!("git diff failed: {}", e.message())),
         }
     }
-    let untracked = untracked_files(&root, untracked_paths, data, caps, redact, &mut out);
+    let untracked = untracked_files(&root, untracked_paths, data, caps, &mut out);
     let commit_hex = commit.as_ref().map(|c| c.id().to_string());
     let code = code_hash(commit_hex.as_deref(), patch.as_ref(), &untracked);
     out.state = Some(GitState {
@@ -123,6 +123,7 @@ pub fn capture(
         remote,
         remotes,
         patch,
+        patch_redacted: None,
         changed_files,
         untracked,
         code,
@@ -166,13 +167,12 @@ fn remotes(repo: &Repository) -> std::collections::BTreeMap<String, String> {
 }
 
 /// The untracked files that are code (not the run's declared data), sorted: hashed, and
-/// kept (secrets redacted from text) up to the size caps; over them, only hashed.
+/// kept (in `untracked_bytes`) up to the size caps; over them, only hashed.
 fn untracked_files(
     root: &Path,
     mut paths: Vec<String>,
     data: &[std::path::PathBuf],
     caps: Caps,
-    redact: &(dyn Fn(&str) -> Option<String> + Sync),
     out: &mut GitCapture,
 ) -> Vec<UntrackedFile> {
     let mut untracked = Vec::with_capacity(paths.len());
@@ -191,7 +191,7 @@ fn untracked_files(
         let entry = if fits {
             std::fs::read(&path).ok().map(|bytes| {
                 kept += size;
-                stored(rel.clone(), size, bytes, redact, out)
+                stored(rel.clone(), size, bytes, out)
             })
         } else {
             out.notes.push(format!(
@@ -215,34 +215,17 @@ fn untracked_files(
     untracked
 }
 
-/// An untracked file kept in the store: its bytes, or (when it holds secrets) a copy with
-/// them redacted; its hash stays that of its real bytes.
-fn stored(
-    rel: String,
-    size: u64,
-    bytes: Vec<u8>,
-    redact: &(dyn Fn(&str) -> Option<String> + Sync),
-    out: &mut GitCapture,
-) -> UntrackedFile {
+/// An untracked file kept in the store: its hash is that of its real bytes, which go to
+/// `untracked_bytes` for the caller to redact.
+fn stored(rel: String, size: u64, bytes: Vec<u8>, out: &mut GitCapture) -> UntrackedFile {
     let h = Hash::of(&bytes);
-    let redacted = std::str::from_utf8(&bytes).ok().and_then(redact);
-    let redacted_blob = match redacted {
-        Some(text) => {
-            let b = Hash::of(text.as_bytes());
-            out.blobs.push((b, text.into_bytes()));
-            Some(b)
-        }
-        None => {
-            out.blobs.push((h, bytes));
-            None
-        }
-    };
+    out.untracked_bytes.push((rel.clone(), bytes));
     UntrackedFile {
         path: rel,
         hash: h,
         size,
         stored: true,
-        redacted_blob,
+        redacted_blob: None,
     }
 }
 

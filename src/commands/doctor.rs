@@ -102,7 +102,7 @@ fn secrets(args: &DoctorArgs, ctx: &Context) -> Result<u8> {
         let stored = policy.redact_argv(&argv);
         say!(
             "command as stored: {}",
-            crate::model::text::terminal_command_line(&stored.argv)
+            crate::model::text::terminal_command_line(stored.argv.get())
         );
         for i in stored.fingerprints.keys() {
             say!("  argument {i} redacted (a rerun asks for it as LINEAGE_ARG_{i})");

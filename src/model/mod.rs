@@ -262,6 +262,7 @@ impl Capture {
         let mut refs = Vec::new();
         if let Some(g) = &self.git {
             refs.extend(g.patch);
+            refs.extend(g.patch_redacted);
             for u in &g.untracked {
                 refs.push(u.hash);
                 refs.extend(u.redacted_blob);
@@ -292,8 +293,12 @@ pub struct GitState {
     pub remote: Option<String>,
     /// Every remote: name -> URL, credentials stripped.
     pub remotes: BTreeMap<String, String>,
-    /// Blob holding `git diff HEAD` of tracked files, when dirty.
+    /// The hash of `git diff HEAD` of tracked files, when dirty: the blob holding it, unless
+    /// it held secrets (then `patch_redacted` names the blob stored instead).
     pub patch: Option<Hash>,
+    /// The patch held secrets: the store keeps, in this blob, a copy with them redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_redacted: Option<Hash>,
     /// Files touched by the patch.
     pub changed_files: Vec<String>,
     /// Untracked, not ignored files.

@@ -391,23 +391,24 @@ mod tests {
             changed: false,
         };
         for (i, (id, argv, input, output, status)) in runs.iter().enumerate() {
-            let capture = Capture::default();
+            let policy = crate::redact::Policy::new(&[], &[], &[], [0; 32]).expect("policy");
+            let capture = policy.seal(Capture::default());
             let started = format!("2026-11-01T00:00:0{i}.000000Z");
             store
                 .begin_run(&NewRun {
                     id,
-                    argv: &[argv.as_bytes().to_vec()],
+                    argv: &policy.redact_argv(&[argv.as_bytes().to_vec()]).argv,
                     cwd: b"/w",
                     started_at: &started,
                     pid: std::process::id(),
                     rerun_of: None,
                     capture: &capture,
                     edges: &[edge(Role::Input, input)],
-                    params: &[Param {
+                    params: &policy.redact_params(vec![Param {
                         key: "lr".into(),
                         value: serde_json::json!(0.1),
                         source: "cli".into(),
-                    }],
+                    }]),
                     blobs: &[],
                 })
                 .expect("begin");

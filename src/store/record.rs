@@ -1,7 +1,9 @@
 //! The recording path of `lineage run`: the run written as `running` with its inputs,
 //! configs, params and blobs before the job starts (`begin_run`), inputs hashed while it runs
 //! filled in one by one (`complete_input`), and the outcome and outputs written after it ends
-//! (`finish_run`). Directory manifests are staged while their directory is hashed (in memory,
+//! (`finish_run`). What is written of a job's own (its command, capture, params and blobs)
+//! comes in as `Redacted` values, which only the redaction engine makes: nothing reaches the
+//! store without passing it. Directory manifests are staged while their directory is hashed (in memory,
 //! spilling to a temporary table) and written with their edge; the manifests of new input
 //! directories are written while the job runs (`idle_work`).
 
@@ -12,7 +14,8 @@ use anyhow::Result;
 use rusqlite::{TransactionBehavior, params};
 
 use super::{Store, join_argv};
-use crate::model::{Capture, DirEntry, Edge, Hash, Param, Resources, Status};
+use crate::model::{Capture, DirEntry, Edge, Param, Resources, Status};
+use crate::redact::{Blob, Redacted};
 
 /// Manifest entries held in memory while a run is prepared; beyond this many, they spill to
 /// a temporary table on disk, so memory stays bounded whatever the size of a directory.
@@ -42,7 +45,7 @@ pub struct NewRun<'a> {
     /// The new run's id (UUIDv7).
     pub id: &'a str,
     /// The command as recorded (secrets redacted), one entry per argument.
-    pub argv: &'a [Vec<u8>],
+    pub argv: &'a Redacted<Vec<Vec<u8>>>,
     /// The working directory, raw bytes.
     pub cwd: &'a [u8],
     /// When the job starts (RFC 3339, UTC).
@@ -51,14 +54,15 @@ pub struct NewRun<'a> {
     pub pid: u32,
     /// The run this one reproduces (`lineage rerun`).
     pub rerun_of: Option<&'a str>,
-    /// Everything captured before launch.
-    pub capture: &'a Capture,
+    /// Everything captured before launch, sealed by the engine.
+    pub capture: &'a Redacted<Capture>,
     /// The input edges, then the config edges.
     pub edges: &'a [Edge],
-    /// The params.
-    pub params: &'a [Param],
-    /// (hash, bytes) of configs, patches, untracked files and package lists.
-    pub blobs: &'a [(Hash, Vec<u8>)],
+    /// The params, redacted.
+    pub params: &'a Redacted<Vec<Param>>,
+    /// (hash, bytes) of configs, patches, untracked files and package lists, as the engine
+    /// kept them.
+    pub blobs: &'a [Redacted<Blob>],
 }
 
 /// Everything written after the job ends.
@@ -71,8 +75,8 @@ pub struct Finish<'a> {
     pub exit_code: Option<i32>,
     /// The signal that killed it, when one did.
     pub signal: Option<i32>,
-    /// The capture again, with the notes taken since launch.
-    pub capture: &'a Capture,
+    /// The capture again, with the notes taken since launch, sealed by the engine.
+    pub capture: &'a Redacted<Capture>,
     /// What the job used.
     pub resources: &'a Resources,
     /// Output edges (appended after the input and config edges).
@@ -162,23 +166,24 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let git = run.capture.git.as_ref();
+        let capture: &Capture = run.capture.get();
+        let git = capture.git.as_ref();
         tx.execute(
             "INSERT INTO runs (id, status, argv, cwd, started_at, hostname, pid, boot_id,
                                git_commit, git_dirty, code_hash, capture, rerun_of, pid_start)
              VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 run.id,
-                join_argv(run.argv),
+                join_argv(run.argv.get()),
                 run.cwd,
                 run.started_at,
-                run.capture.system.hostname,
+                capture.system.hostname,
                 run.pid,
-                run.capture.system.boot_id,
+                capture.system.boot_id,
                 git.and_then(|g| g.commit.as_deref()),
                 git.map(|g| g.dirty),
                 git.map(|g| g.code.to_hex()),
-                serde_json::to_string(run.capture)?,
+                serde_json::to_string(capture)?,
                 run.rerun_of,
                 crate::host::process_start(run.pid).map(|s| s as i64),
             ],
@@ -195,13 +200,13 @@ impl Store {
             let mut stmt = tx.prepare(
                 "INSERT INTO params (run_id, key, value, source) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for p in run.params {
+            for p in run.params.get() {
                 stmt.execute(params![run.id, p.key, p.value.to_string(), p.source])?;
             }
             let mut stmt = tx.prepare(
                 "INSERT INTO blobs (hash, size, data) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             )?;
-            for (hash, data) in run.blobs {
+            for (hash, data) in run.blobs.iter().map(Redacted::get) {
                 stmt.execute(params![hash.to_hex(), data.len() as i64, data])?;
             }
         }
@@ -281,7 +286,7 @@ impl Store {
                 fin.ended_at,
                 fin.exit_code,
                 fin.signal,
-                serde_json::to_string(fin.capture)?,
+                serde_json::to_string(fin.capture.get())?,
                 serde_json::to_string(fin.resources)?,
             ],
         )?;

@@ -15,6 +15,7 @@ mod inert;
 mod pipes;
 mod progress;
 mod records;
+mod redaction;
 mod reliability;
 mod rerun;
 mod rerun_confined;

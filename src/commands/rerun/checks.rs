@@ -104,7 +104,7 @@ pub fn check(
 fn code(r: &RunRecord, then: &GitState, checks: &mut Checks) {
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
     let data: Vec<PathBuf> = r.edges.iter().map(|e| PathBuf::from(&e.abs_path)).collect();
-    let now = git::capture(&cwd, git::Caps::default(), &data, &|_| None);
+    let now = git::capture(&cwd, git::Caps::default(), &data);
     let Some(now) = now.state else {
         checks.code.push(format!(
             "the recorded repository is gone ({})",
@@ -262,6 +262,14 @@ fn environment(r: &RunRecord, checks: &mut Checks) -> Env {
             }
         } else {
             env.push((OsString::from(name), OsString::from(value)));
+        }
+    }
+    // lineage's own variables are never recorded: a job that runs lineage itself gets this
+    // session's (the store, say), never the arguments a rerun is given (`LINEAGE_ARG_<i>`).
+    for (name, value) in std::env::vars_os() {
+        let own = name.as_encoded_bytes().starts_with(b"LINEAGE_");
+        if own && !name.as_encoded_bytes().starts_with(b"LINEAGE_ARG_") {
+            env.push((name, value));
         }
     }
     env

@@ -405,8 +405,14 @@ impl Worktree {
         wt.set_head_detached(oid)?;
         branch.delete()?;
         if let Some(patch) = g.patch {
+            // A patch that held secrets is stored redacted: applied as it is stored.
+            if g.patch_redacted.is_some() {
+                ui::warn(
+                    "the recorded uncommitted changes held secrets: applied with them redacted",
+                );
+            }
             let bytes = store
-                .blob(&patch)?
+                .blob(&g.patch_redacted.unwrap_or(patch))?
                 .context("the recorded patch is not in the store")?;
             let diff = git2::Diff::from_buffer(&bytes)?;
             wt.apply(&diff, git2::ApplyLocation::WorkDir, None)

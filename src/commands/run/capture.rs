@@ -1,8 +1,10 @@
 //! Everything `lineage run` captures before launch, in parallel where it can be: git, the
 //! system, the Python environment and the redacted environment on threads of their own
-//! while this thread walks the inputs; then the configs (kept byte for byte, parsed into
-//! params, secrets redacted from both) and the command line's params. Best effort: what
-//! cannot be captured becomes a note, never a failed job.
+//! while this thread walks the inputs; then the configs (hashed as they are, parsed into
+//! params) and the command line's params. Everything bound for the store goes through the
+//! redaction engine here or in `begin`: the params and every blob (configs, untracked files,
+//! the patch, the package list) become `Redacted` values, the only kind the store accepts.
+//! Best effort: what cannot be captured becomes a note, never a failed job.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -18,7 +20,7 @@ use crate::model::{
     Artifact, ArtifactKind, Capture, DirEntry, Edge, FileRef, Hash, Param, Role, Software,
     SystemInfo,
 };
-use crate::redact::{Policy, RedactedEnv};
+use crate::redact::{Blob, Redacted, RedactedEnv, What};
 use crate::watch::Watch;
 
 /// Everything captured before launch.
@@ -28,8 +30,8 @@ pub(super) struct PreLaunch {
     pub(super) inputs: Inputs,
     /// Inputs walked before launch whose bytes are hashed while the job runs, by position.
     pub(super) later: Vec<(usize, Pending)>,
-    pub(super) params: Vec<Param>,
-    pub(super) blobs: Vec<(Hash, Vec<u8>)>,
+    pub(super) params: Redacted<Vec<Param>>,
+    pub(super) blobs: Vec<Redacted<Blob>>,
     pub(super) nvml: Option<std::sync::Arc<nvml_wrapper::Nvml>>,
 }
 
@@ -42,9 +44,6 @@ struct Context {
     /// None: redaction failed, and no environment is recorded.
     env: Option<RedactedEnv>,
 }
-
-/// A blob to store: (hash, bytes).
-type Blob = (Hash, Vec<u8>);
 
 /// An input as walked before launch: hashed, left for later (`Prepared::Later`), not walked
 /// yet (None: watched, walked once the job has started), or unreadable; and its watch.
@@ -81,13 +80,14 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         RedactedEnv::default()
     });
     let (mut inputs, later) = settle_walks(plan, walked, &mut notes);
-    let mut blobs = git.blobs;
+    let mut git_state = git.state;
+    let mut blobs = keep_code(plan, &mut git_state, git.patch_bytes, git.untracked_bytes);
     let configs = read_configs(plan, &mut notes);
     inputs.edges.extend(configs.edges);
     blobs.extend(configs.blobs);
     let mut params = configs.params;
     for (key, value) in &plan.params {
-        let value = redact_param(&plan.policy, key, value.clone());
+        let value = value.clone();
         let source = "cli".to_string();
         params.insert(
             key.clone(),
@@ -98,17 +98,21 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
             },
         );
     }
-    let root = git
-        .state
+    let root = git_state
         .as_ref()
         .map_or_else(|| plan.cwd.clone(), |g| PathBuf::from(&g.root));
     let mut software = Software {
         python: None,
         lockfiles: software::lockfiles(&root),
     };
-    if let Some((py, blob)) = python {
+    if let Some((mut py, blob)) = python {
+        if let Some((_, bytes)) = blob {
+            // Through the engine like every blob: a line that is not `name==version` is searched.
+            let kept = plan.policy.keep(What::Packages, bytes, &[]);
+            py.packages = Some(kept.redacted.unwrap_or(kept.hash));
+            blobs.push(kept.blob);
+        }
         software.python = Some(py);
-        blobs.extend(blob);
     }
     let gpus = gpus.finish();
     crate::timing::mark("gpus captured");
@@ -116,7 +120,7 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     system.gpu_note = gpus.note;
     let capture = Capture {
         owner: context::owner(&env_get, git.user_name, git.user_email),
-        git: git.state,
+        git: git_state,
         git_absent: git.absent,
         script: script(&plan.argv, &plan.cwd),
         env: env.vars,
@@ -133,7 +137,7 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         capture,
         inputs,
         later,
-        params: params.into_values().collect(),
+        params: plan.policy.redact_params(params.into_values().collect()),
         blobs,
         nvml: gpus.nvml,
     }
@@ -156,8 +160,7 @@ fn spawn_context<'s, 'p: 's>(
         .map(|d| d.abs.clone())
         .collect();
     let git = s.spawn(move || {
-        let redact_text = |text: &str| policy.redact_text(text, &[]);
-        let git = git::capture(cwd, git::Caps::default(), &data, &redact_text);
+        let git = git::capture(cwd, git::Caps::default(), &data);
         crate::timing::mark("git captured");
         git
     });
@@ -277,13 +280,40 @@ fn settle_walks(
     (inputs, later)
 }
 
-/// The configs as recorded: their edges, the params read from them (secrets redacted), the
-/// bytes to store (a copy with the secrets redacted where there were any) and which configs
-/// were stored that way.
+/// The uncommitted patch and the untracked files kept, through the engine: each keeps the
+/// hash of its real bytes; a copy with its secrets redacted is stored when it held any.
+fn keep_code(
+    plan: &Plan,
+    git: &mut Option<crate::model::GitState>,
+    patch: Option<Vec<u8>>,
+    untracked: Vec<(String, Vec<u8>)>,
+) -> Vec<Redacted<Blob>> {
+    let mut blobs = Vec::new();
+    let Some(g) = git else {
+        return blobs;
+    };
+    if let Some(bytes) = patch {
+        let kept = plan.policy.keep(What::Patch, bytes, &[]);
+        g.patch_redacted = kept.redacted;
+        blobs.push(kept.blob);
+    }
+    for (path, bytes) in untracked {
+        let kept = plan.policy.keep(What::File(&path), bytes, &[]);
+        if let Some(u) = g.untracked.iter_mut().find(|u| u.path == path) {
+            u.redacted_blob = kept.redacted;
+        }
+        blobs.push(kept.blob);
+    }
+    blobs
+}
+
+/// The configs as recorded: their edges, the params read from them (redacted with the
+/// others), the bytes to store (a copy with the secrets redacted where there were any) and
+/// which configs were stored that way.
 struct Configs {
     edges: Vec<Edge>,
     params: BTreeMap<String, Param>,
-    blobs: Vec<(Hash, Vec<u8>)>,
+    blobs: Vec<Redacted<Blob>>,
     redacted: BTreeMap<String, Hash>,
 }
 
@@ -305,62 +335,36 @@ fn read_configs(plan: &Plan, notes: &mut Vec<String>) -> Configs {
                 continue;
             }
         };
-        let hash = Hash::of(&bytes);
-        let mut secrets = Vec::new();
-        match config::parse(&d.given, &bytes) {
-            Ok(parsed) => {
-                for (key, value) in parsed {
-                    let original = value.clone();
-                    let value = redact_param(&plan.policy, &key, value);
-                    if value != original {
-                        secrets.push(match original {
-                            serde_json::Value::String(s) => s,
-                            v => v.to_string(),
-                        });
-                    }
-                    let source = d.given.display().to_string();
-                    out.params.insert(key.clone(), Param { key, value, source });
-                }
+        let source = d.given.display().to_string();
+        let parsed: Vec<(String, serde_json::Value)> = match config::parse(&d.given, &bytes) {
+            Ok(parsed) => parsed.into_iter().collect(),
+            Err(e) => {
+                notes.push(format!(
+                    "config {source}: {e}; kept as bytes, no parameters read from it"
+                ));
+                Vec::new()
             }
-            Err(e) => notes.push(format!(
-                "config {}: {e}; kept as bytes, no parameters read from it",
-                d.given.display()
-            )),
+        };
+        let known = plan.policy.secret_values(&d.given, &parsed);
+        for (key, value) in parsed {
+            let source = source.clone();
+            out.params.insert(key.clone(), Param { key, value, source });
         }
+        // The stored copy never holds a secret; the config keeps the hash of its real bytes.
+        let kept = plan.policy.keep(What::Config(&d.given), bytes, &known);
         let artifact = Artifact {
-            hash,
+            hash: kept.hash,
             kind: ArtifactKind::File,
-            size: bytes.len() as u64,
+            size: kept.size,
             file_count: 1,
         };
         out.edges.push(d.edge(Role::Config, Some(artifact), None));
-        // The stored copy never holds a secret; the config keeps the hash of its real bytes.
-        let redacted = std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|text| plan.policy.redact_text(text, &secrets));
-        match redacted {
-            Some(text) => {
-                let blob = Hash::of(text.as_bytes());
-                out.redacted.insert(d.given.display().to_string(), blob);
-                out.blobs.push((blob, text.into_bytes()));
-            }
-            None => out.blobs.push((hash, bytes)),
+        if let Some(blob) = kept.redacted {
+            out.redacted.insert(source, blob);
         }
+        out.blobs.push(kept.blob);
     }
     out
-}
-
-/// A parameter whose key looks secret, or whose value does, is stored redacted.
-fn redact_param(policy: &Policy, key: &str, value: serde_json::Value) -> serde_json::Value {
-    let leaf = key.rsplit('.').next().unwrap_or(key);
-    let text = match &value {
-        serde_json::Value::String(s) => s.clone(),
-        v => v.to_string(),
-    };
-    match policy.redact(leaf, &text) {
-        Some(stored) => serde_json::Value::String(stored),
-        None => value,
-    }
 }
 
 /// The script a command runs: `argv[0]` when it is a path (`./train.sh`), otherwise the first

@@ -89,6 +89,7 @@ fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
     let raw_argv: Vec<Vec<u8>> = plan.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
     let redacted = plan.policy.redact_argv(&raw_argv);
     pre.capture.argv_redacted = redacted.fingerprints;
+    let capture = plan.policy.seal(pre.capture.clone());
     let started_at = now();
     let begun = plan.store.begin_run(&NewRun {
         id,
@@ -97,7 +98,7 @@ fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
         started_at: &started_at,
         pid: std::process::id(),
         rerun_of: plan.rerun_of.as_deref(),
-        capture: &pre.capture,
+        capture: &capture,
         edges: &pre.inputs.edges,
         params: &pre.params,
         blobs: &pre.blobs,

@@ -1,0 +1,540 @@
+//! The redaction engine: the one way anything captured reaches the store.
+//!
+//! The store's write API (`store::NewRun`, `store::Finish`) takes only [`Redacted`] values,
+//! and only this module can make one: the command line ([`Policy::redact_argv`]), the params
+//! ([`Policy::redact_params`]), every stored file's bytes — configs, untracked files, the
+//! uncommitted patch, the package list ([`Policy::keep`]) — and the capture as a whole
+//! ([`Policy::seal`]: the environment by name and value, `LINEAGE_*` variables dropped, and
+//! every other string in it searched). What the exports, bundles and pages print is read
+//! from the store, so it was redacted on the way in.
+//!
+//! The policy works on bytes in any encoding (`bytes`: UTF-8, UTF-16 by its BOM, anything
+//! else as Latin-1), judges names by their meaning (`names`: `api_key` and `auth.pass` are
+//! secret, `pad_token_id` and `author` are not) and finds secrets in text by structure and
+//! by shape (`text`). A value is replaced where it was found secret, never wherever the same
+//! text appears. Redacted values are kept only as a keyed BLAKE3 hash with a per-store random
+//! key, so a later comparison can tell that a secret changed without the store holding it.
+//! A stored file keeps the hash of its real bytes; a copy with its secrets redacted is stored
+//! beside it.
+
+mod bytes;
+mod names;
+mod text;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::LazyLock;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use regex::Regex;
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::model::{Capture, Hash, Param};
+
+pub use bytes::{FileKind, file_kind};
+pub use names::is_secret_path;
+
+/// What a secret is replaced with wherever it was found.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// A value that went through the engine: what the store accepts. Only this module makes one.
+#[derive(Debug, Clone)]
+pub struct Redacted<T>(T);
+
+impl<T> Redacted<T> {
+    /// The redacted value.
+    pub fn get(&self) -> &T {
+        &self.0
+    }
+
+    /// The redacted value, owned.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+/// A blob to store: (hash of the stored bytes, the bytes).
+pub type Blob = (Hash, Vec<u8>);
+
+/// A file's bytes as the store keeps them.
+#[derive(Debug)]
+pub struct Kept {
+    /// The hash of the real bytes: the file's identity, whatever is stored.
+    pub hash: Hash,
+    /// The real size in bytes.
+    pub size: u64,
+    /// The stored copy's hash when it differs from the real bytes (secrets were redacted).
+    pub redacted: Option<Hash>,
+    /// What to store: the real bytes, or the copy with secrets redacted.
+    pub blob: Redacted<Blob>,
+}
+
+/// What a stored file is, for [`Policy::keep`].
+#[derive(Clone, Copy, Debug)]
+pub enum What<'a> {
+    /// A config, by its path as given.
+    Config(&'a Path),
+    /// An untracked file of the repository, by its path.
+    File(&'a str),
+    /// The uncommitted changes as a unified diff.
+    Patch,
+    /// A package list, `name==version` a line: such lines carry no secret and are kept as
+    /// they are (`secretstorage==3.3` is a package); any other line is searched as text.
+    Packages,
+    /// Any other text.
+    Text,
+}
+
+/// The redaction policy of one run.
+pub struct Policy {
+    allow: GlobSet,
+    deny: GlobSet,
+    /// Extra secret-value patterns from the settings files, as one alternation.
+    extra: Option<Regex>,
+    key: [u8; 32],
+}
+
+/// What the policy made of an environment.
+#[derive(Debug, Default)]
+pub struct RedactedEnv {
+    /// Name -> value as stored (`[REDACTED]`, or a URL with its password masked).
+    pub vars: BTreeMap<String, String>,
+    /// Name -> keyed hash of the original value, for every variable changed by the policy.
+    pub fingerprints: BTreeMap<String, String>,
+}
+
+/// What the policy made of a command line.
+#[derive(Debug)]
+pub struct RedactedArgv {
+    /// The arguments, secrets redacted.
+    pub argv: Redacted<Vec<Vec<u8>>>,
+    /// Position -> keyed hash of the original argument, for every argument changed.
+    pub fingerprints: BTreeMap<usize, String>,
+}
+
+/// The variables lineage reads (`LINEAGE_STORE`) or asks the user to set for a rerun
+/// (`LINEAGE_ARG_<i>`, a redacted argument): never recorded.
+const OWN_PREFIX: &str = "LINEAGE_";
+
+/// `--flag=value`, `key=value`, Hydra's `+db.password=x`, `++x=y`, `~x`.
+static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?s)^(?P<key>-{0,2}[+~]{0,2}[A-Za-z_][A-Za-z0-9_.\-/]*)=(?P<value>.*)$")
+        .expect("the assignment pattern is a valid regex")
+});
+
+/// `numpy==1.26.4`: a package list's line (PEP 503 name, PEP 440 version).
+static PACKAGE_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._\-]*==[A-Za-z0-9][A-Za-z0-9._+!\-]*\r?\n?$")
+        .expect("the package pattern is a valid regex")
+});
+
+impl Policy {
+    /// `values`: regexes (validated by the settings loader) whose matches are secrets too.
+    pub fn new(
+        allow: &[String],
+        deny: &[String],
+        values: &[String],
+        key: [u8; 32],
+    ) -> Result<Policy, Error> {
+        let extra = if values.is_empty() {
+            None
+        } else {
+            let joined = values
+                .iter()
+                .map(|v| format!("(?:{v})"))
+                .collect::<Vec<_>>()
+                .join("|");
+            Some(Regex::new(&joined).map_err(|e| Error::BadGlob {
+                flag: "redact.values",
+                glob: values.join(", "),
+                reason: e.to_string(),
+            })?)
+        };
+        Ok(Policy {
+            allow: glob_set("--env-allow", allow)?,
+            deny: glob_set("--env-deny", deny)?,
+            extra,
+            key,
+        })
+    }
+
+    /// Whether a value holds a credential of a known shape or matches a settings pattern.
+    fn is_secret_value(&self, value: &str) -> bool {
+        text::has_credential(value) || self.extra.as_ref().is_some_and(|r| r.is_match(value))
+    }
+
+    /// Whether a variable of this name is redacted whatever its value: `--env-deny`, then
+    /// `--env-allow`, then its meaning.
+    pub fn is_secret_name(&self, name: &str) -> bool {
+        if self.deny.is_match(name) {
+            return true;
+        }
+        if self.allow.is_match(name) {
+            return false;
+        }
+        names::is_secret_name(name)
+    }
+
+    /// Whether a key path (`auth.pass`, `--hf-token`, `+db.password`) is secret: the globs
+    /// on it as a name, then the meaning of each of its parts.
+    fn is_secret_key(&self, key: &str) -> bool {
+        let name = flag_name(key);
+        if self.deny.is_match(&name) {
+            return true;
+        }
+        if self.allow.is_match(&name) {
+            return false;
+        }
+        names::is_secret_path(key)
+    }
+
+    /// Free text with its secrets redacted.
+    pub fn redact_text(&self, text: &str) -> String {
+        text::redact(text, &self.scan(text::Mode::Text, false))
+    }
+
+    fn scan(&self, mode: text::Mode, all_secret: bool) -> text::Scan<'_> {
+        text::Scan {
+            mode,
+            all_secret,
+            extra: self.extra.as_ref(),
+        }
+    }
+
+    /// The value to store for the variable `name=value`, or None when it is stored as it
+    /// is: `[REDACTED]` for a secret name or a credential-shaped value, else the value with
+    /// what it holds redacted (a URL's password masked: `postgres://u:***@h/db`).
+    pub fn redact(&self, name: &str, value: &str) -> Option<String> {
+        if (self.is_secret_name(name) && !names::is_harmless(value)) || self.is_secret_value(value)
+        {
+            return (value != REDACTED).then(|| REDACTED.to_string());
+        }
+        let out = self.redact_text(value);
+        (out != value).then_some(out)
+    }
+
+    /// A keyed hash of a secret: equal secrets give equal strings within one store.
+    pub fn fingerprint(&self, value: &str) -> String {
+        format!(
+            "keyed-blake3:{}",
+            blake3::keyed_hash(&self.key, value.as_bytes()).to_hex()
+        )
+    }
+
+    /// The environment as stored: `LINEAGE_*` left out, secret values replaced, each with
+    /// its keyed fingerprint.
+    pub fn redact_env(&self, vars: impl Iterator<Item = (OsString, OsString)>) -> RedactedEnv {
+        let mut out = RedactedEnv::default();
+        for (name, value) in vars {
+            let name = String::from_utf8_lossy(name.as_bytes()).into_owned();
+            if name.starts_with(OWN_PREFIX) {
+                continue;
+            }
+            let (_, value) = bytes::decode(value.as_bytes());
+            match self.redact(&name, &value) {
+                Some(stored) => {
+                    out.fingerprints
+                        .insert(name.clone(), self.fingerprint(&value));
+                    out.vars.insert(name, stored);
+                }
+                None => {
+                    out.vars.insert(name, value);
+                }
+            }
+        }
+        out
+    }
+
+    /// The command line as stored: the value after a secret flag (`--password x`), the value
+    /// of a secret `key=value` (`--api-key=x`, `+db.password=x`, `secrets.db=x`), and what
+    /// any argument holds (a `bash -c` script's `--password x`, credentials, URL passwords).
+    /// The job still receives the real arguments; a rerun asks for exactly the arguments
+    /// changed here (`LINEAGE_ARG_<i>`).
+    pub fn redact_argv(&self, argv: &[Vec<u8>]) -> RedactedArgv {
+        let mut stored_argv = Vec::with_capacity(argv.len());
+        let mut fingerprints = BTreeMap::new();
+        let mut value_is_secret = false;
+        for (i, raw) in argv.iter().enumerate() {
+            let (encoding, arg) = bytes::decode(raw);
+            let after_secret_flag = std::mem::take(&mut value_is_secret) && i > 0;
+            let stored = if after_secret_flag && !is_option(&arg) && !names::is_harmless(&arg) {
+                REDACTED.to_string()
+            } else if let Some(c) = ASSIGNMENT.captures(&arg)
+                && self.is_secret_key(&c["key"])
+                && !names::is_harmless(&c["value"])
+            {
+                format!("{}={REDACTED}", &c["key"])
+            } else {
+                if i > 0 && is_flag(&arg) && self.is_secret_key(&arg) {
+                    value_is_secret = true;
+                }
+                self.redact_text(&arg)
+            };
+            if stored == arg {
+                stored_argv.push(raw.clone());
+            } else {
+                fingerprints.insert(i, self.fingerprint(&String::from_utf8_lossy(raw)));
+                stored_argv.push(bytes::encode(encoding, &stored));
+            }
+        }
+        RedactedArgv {
+            argv: Redacted(stored_argv),
+            fingerprints,
+        }
+    }
+
+    /// The params as stored: a value under a secret key path (`wandb.api_key`,
+    /// `passwords.0`, `secrets.db`) becomes `[REDACTED]` (booleans, null and `${VAR}`
+    /// references excepted), and a string anywhere loses what it holds; every value of a
+    /// config that is secret by its name (`.env`, `*.pem`) is redacted.
+    pub fn redact_params(&self, params: Vec<Param>) -> Redacted<Vec<Param>> {
+        Redacted(
+            params
+                .into_iter()
+                .map(|p| {
+                    let whole =
+                        p.source != "cli" && file_kind(Path::new(&p.source)) != FileKind::Text;
+                    let value = self.param_value(&p.key, p.value, whole);
+                    Param { value, ..p }
+                })
+                .collect(),
+        )
+    }
+
+    fn param_value(&self, key: &str, value: Value, whole: bool) -> Value {
+        let secret = whole || self.is_secret_key(key);
+        match value {
+            Value::String(s) if secret && !names::is_harmless(&s) => Value::String(REDACTED.into()),
+            Value::String(s) => Value::String(self.redact_text(&s)),
+            Value::Number(_) if secret => Value::String(REDACTED.into()),
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| self.param_value(key, v, whole))
+                    .collect(),
+            ),
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| {
+                        let path = format!("{key}.{k}");
+                        let v = self.param_value(&path, v, whole);
+                        (k, v)
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// A file's bytes as the store keeps them: the real bytes when they hold no secret,
+    /// otherwise a copy with the secrets redacted, in the file's own encoding (a file secret
+    /// by its name, `id_rsa`, `*.pem`, is kept as `[REDACTED]` alone). `known`: secret values
+    /// the params of this config were found to hold; one the text passes missed (a YAML alias,
+    /// say) is replaced where it stands as a whole word, and only when it is 8 characters or
+    /// more, so a short value (`2048`) is never replaced elsewhere.
+    pub fn keep(&self, what: What, bytes: Vec<u8>, known: &[String]) -> Kept {
+        let hash = Hash::of(&bytes);
+        let size = bytes.len() as u64;
+        let (kind, mode) = match what {
+            What::Config(p) => (file_kind(p), text::Mode::Text),
+            What::File(rel) => (file_kind(Path::new(rel)), text::Mode::Text),
+            What::Patch => (FileKind::Text, text::Mode::Patch),
+            What::Text | What::Packages => (FileKind::Text, text::Mode::Text),
+        };
+        let redacted = match kind {
+            FileKind::Secret if !bytes.is_empty() => Some(format!("{REDACTED}\n").into_bytes()),
+            FileKind::Secret => None,
+            FileKind::Text if matches!(what, What::Packages) => {
+                let (encoding, text) = bytes::decode(&bytes);
+                let out: String = text
+                    .split_inclusive('\n')
+                    .map(|line| {
+                        if PACKAGE_LINE.is_match(line) {
+                            line.to_string()
+                        } else {
+                            self.redact_text(line)
+                        }
+                    })
+                    .collect();
+                (out != text).then(|| bytes::encode(encoding, &out))
+            }
+            FileKind::Text | FileKind::EnvFile => {
+                let (encoding, text) = bytes::decode(&bytes);
+                let scan = self.scan(mode, kind == FileKind::EnvFile);
+                let mut out = text::redact(&text, &scan);
+                for value in known.iter().filter(|v| v.chars().count() >= 8) {
+                    out = replace_word(&out, value);
+                }
+                let mut copy = (out != text).then(|| bytes::encode(encoding, &out));
+                // Bytes taken for UTF-16 may not be: searched again as Latin-1.
+                if matches!(encoding, bytes::Encoding::Utf16 { .. }) {
+                    let current = copy.as_deref().unwrap_or(&bytes);
+                    let latin1: String = current.iter().map(|&b| char::from(b)).collect();
+                    let again = text::redact(&latin1, &scan);
+                    if again != latin1 {
+                        copy = Some(bytes::encode(bytes::Encoding::Latin1, &again));
+                    }
+                }
+                copy
+            }
+        };
+        match redacted {
+            Some(copy) => {
+                let blob = Hash::of(&copy);
+                Kept {
+                    hash,
+                    size,
+                    redacted: Some(blob),
+                    blob: Redacted((blob, copy)),
+                }
+            }
+            None => Kept {
+                hash,
+                size,
+                redacted: None,
+                blob: Redacted((hash, bytes)),
+            },
+        }
+    }
+
+    /// The secret string values among a config's params, as `keep`'s `known`.
+    pub fn secret_values(&self, source: &Path, params: &[(String, Value)]) -> Vec<String> {
+        let whole = file_kind(source) != FileKind::Text;
+        params
+            .iter()
+            .filter(|(key, value)| {
+                (whole || self.is_secret_key(key)) && !matches!(value, Value::Bool(_) | Value::Null)
+            })
+            .filter_map(|(_, value)| match value {
+                Value::String(s) if !names::is_harmless(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The capture as stored: the environment by name and value (`LINEAGE_*` left out, each
+    /// change fingerprinted), then every other string in it (notes, remotes, paths, names)
+    /// searched as text. Sealing a sealed capture changes nothing.
+    pub fn seal(&self, mut capture: Capture) -> Redacted<Capture> {
+        capture.env.retain(|name, _| !name.starts_with(OWN_PREFIX));
+        capture
+            .env_redacted
+            .retain(|name, _| !name.starts_with(OWN_PREFIX));
+        for (name, value) in capture.env.iter_mut() {
+            if let Some(stored) = self.redact(name, value) {
+                if !capture.env_redacted.contains_key(name) {
+                    let print = self.fingerprint(value);
+                    capture.env_redacted.insert(name.clone(), print);
+                }
+                *value = stored;
+            }
+        }
+        let env = std::mem::take(&mut capture.env);
+        let env_redacted = std::mem::take(&mut capture.env_redacted);
+        let argv_redacted = std::mem::take(&mut capture.argv_redacted);
+        let config_redacted = std::mem::take(&mut capture.config_redacted);
+        let mut sealed = match serde_json::to_value(&capture) {
+            Ok(mut tree) => {
+                self.redact_strings(&mut tree);
+                serde_json::from_value(tree).unwrap_or_else(|e| unsealable(&e))
+            }
+            Err(e) => unsealable(&e),
+        };
+        sealed.env = env;
+        sealed.env_redacted = env_redacted;
+        sealed.argv_redacted = argv_redacted;
+        sealed.config_redacted = config_redacted;
+        Redacted(sealed)
+    }
+
+    fn redact_strings(&self, tree: &mut Value) {
+        match tree {
+            Value::String(s) => {
+                let out = self.redact_text(s);
+                if out != *s {
+                    *s = out;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_strings(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.redact_strings(v)),
+            _ => {}
+        }
+    }
+}
+
+/// A capture that cannot go through serde (it always can: plain data) is not recorded.
+fn unsealable(e: &serde_json::Error) -> Capture {
+    Capture {
+        notes: vec![format!("capture not recorded: redaction failed ({e})")],
+        ..Capture::default()
+    }
+}
+
+/// `value` replaced where it stands as a whole word (not inside a longer word).
+fn replace_word(text: &str, value: &str) -> String {
+    if value.is_empty() || !text.contains(value) {
+        return text.to_string();
+    }
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(value) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + value.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if before.is_some_and(word) || after.is_some_and(word) {
+            out.push_str(value);
+        } else {
+            out.push_str(REDACTED);
+        }
+        rest = &rest[at + value.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `--lr`, `--epochs=3`, `-v`: an option, not the value of the secret flag before it.
+fn is_option(arg: &str) -> bool {
+    arg.starts_with("--")
+        || (arg.len() == 2 && arg.starts_with('-') && arg.as_bytes()[1].is_ascii_alphabetic())
+}
+
+/// `--password`, `-p`: a flag that may take the next argument as its value.
+fn is_flag(arg: &str) -> bool {
+    arg.len() > 1 && arg.starts_with('-') && !arg.contains(['=', ' ', '\t', '\n'])
+}
+
+/// `--api-key` -> `api_key`, `+db.password` -> `db_password`, for the globs.
+fn flag_name(flag: &str) -> String {
+    flag.trim_start_matches(['-', '+', '~'])
+        .replace(['-', '.'], "_")
+}
+
+/// Whether a value is shaped like a credential, whatever its name.
+pub fn is_secret_value(value: &str) -> bool {
+    text::has_credential(value)
+}
+
+fn glob_set(flag: &'static str, globs: &[String]) -> Result<GlobSet, Error> {
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        let g = Glob::new(glob).map_err(|e| Error::BadGlob {
+            flag,
+            glob: glob.clone(),
+            reason: e.kind().to_string(),
+        })?;
+        builder.add(g);
+    }
+    builder.build().map_err(|e| Error::BadGlob {
+        flag,
+        glob: globs.join(","),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,438 @@
+//! What a name means: whether a key, a variable, a flag or a path of keys names a secret.
+//!
+//! A name is split into words (`_`, `-`, `.`, spaces and camelCase boundaries) and judged by
+//! its words, never by a substring: `api_key`, `HF_TOKEN`, `db.password`, `MYSQL_PWD` and
+//! `auth` are secret; `pad_token_id`, `max_new_tokens`, `author`, `auth_free`, `key_dim` and
+//! `num_key_value_heads` are not.
+
+/// Words that make a name secret wherever they stand (`client_secret`, `passwords`). They are
+/// also looked for inside one-word names (`PGPASSWORD`, `apiKey` lower-cased as `apikey`).
+const ALWAYS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "credential",
+    "apikey",
+    "privatekey",
+    "accesskey",
+    "secretkey",
+    "authtoken",
+    "accesstoken",
+    "refreshtoken",
+    "bearertoken",
+    "cookie",
+];
+
+/// The plural and short forms that count as those words when they are a whole word.
+const ALWAYS_WORDS: &[&str] = &["creds", "authorization", "passwords", "secrets"];
+
+/// A last word that names a property of the secret rather than the secret itself:
+/// `password_file`, `token_id`, `secret_name`, `password_min_length`.
+const METADATA: &[&str] = &[
+    "id",
+    "ids",
+    "name",
+    "names",
+    "path",
+    "paths",
+    "file",
+    "files",
+    "dir",
+    "len",
+    "length",
+    "size",
+    "count",
+    "type",
+    "types",
+    "mode",
+    "env",
+    "var",
+    "field",
+    "fields",
+    "url",
+    "uri",
+    "endpoint",
+    "host",
+    "port",
+    "user",
+    "username",
+    "format",
+    "policy",
+    "ttl",
+    "timeout",
+    "expiry",
+    "expires",
+    "expiration",
+    "header",
+    "location",
+    "version",
+    "provider",
+    "scope",
+    "scopes",
+    "budget",
+    "limit",
+    "enabled",
+    "required",
+    "index",
+];
+
+/// Words before `token` that make it a tokenizer's token, not a credential: `pad_token`,
+/// `eos_token`, `decoder_start_token`.
+const TOKENIZER: &[&str] = &[
+    "pad",
+    "eos",
+    "bos",
+    "unk",
+    "mask",
+    "sep",
+    "cls",
+    "special",
+    "start",
+    "end",
+    "stop",
+    "eot",
+    "eom",
+    "boi",
+    "eoi",
+    "sos",
+    "image",
+    "audio",
+    "video",
+    "vision",
+    "decoder",
+    "encoder",
+    "begin",
+    "think",
+    "tool",
+    "placeholder",
+    "fim",
+    "prefix",
+    "suffix",
+    "middle",
+    "additional",
+    "extra",
+    "unknown",
+    "padding",
+    "separator",
+    "classifier",
+    "default",
+    "max",
+    "min",
+    "num",
+    "new",
+    "total",
+    "init",
+    "first",
+    "last",
+    "next",
+    "prev",
+    "sentence",
+    "word",
+    "sub",
+    "eod",
+    "bot",
+    "pretokenize",
+];
+
+/// Words before `key` or `keys` that make it a credential: `api_key`, `ssh_key`,
+/// `WANDB_API_KEY`; `sort_key`, `cache_key` and `key_dim` are not.
+const KEY_QUALIFIERS: &[&str] = &[
+    "api",
+    "access",
+    "secret",
+    "private",
+    "signing",
+    "sign",
+    "encryption",
+    "encrypt",
+    "decryption",
+    "master",
+    "license",
+    "licence",
+    "client",
+    "ssh",
+    "app",
+    "auth",
+    "account",
+    "storage",
+    "subscription",
+    "service",
+    "consumer",
+    "shared",
+    "deploy",
+    "admin",
+    "root",
+    "session",
+    "gpg",
+    "pgp",
+    "hmac",
+    "jwt",
+    "crypto",
+    "ingest",
+    "write",
+    "openai",
+    "wandb",
+    "hf",
+    "anthropic",
+    "cohere",
+    "comet",
+    "neptune",
+    "pinecone",
+    "stripe",
+    "aws",
+    "gcp",
+    "azure",
+    "google",
+    "mistral",
+    "groq",
+    "replicate",
+    "serpapi",
+    "tavily",
+    "huggingface",
+    "sas",
+];
+
+/// Words before `pass` that make it a count or a stage, not a password: `num_pass`.
+const PASS_NOT: &[&str] = &[
+    "num", "n", "max", "min", "multi", "two", "single", "first", "second", "forward", "backward",
+    "one", "each", "per", "by", "final", "last",
+];
+
+/// The words of a name, lower-case: `_ - . /` and spaces separate, and so does a camelCase
+/// boundary (`padTokenId` -> pad, token, id; `HFToken` -> hf, token).
+pub fn words(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = name.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        let prev = i.checked_sub(1).map(|p| chars[p]);
+        let next = chars.get(i + 1).copied();
+        let boundary = c.is_uppercase()
+            && prev.is_some_and(|p| {
+                p.is_lowercase()
+                    || p.is_ascii_digit()
+                    || (p.is_uppercase() && next.is_some_and(char::is_lowercase))
+            });
+        if boundary && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Whether one name (a variable, a key, a flag without its dashes) names a secret.
+pub fn is_secret_name(name: &str) -> bool {
+    let words = words(name);
+    let Some(last) = words.last() else {
+        return false;
+    };
+    if METADATA.contains(&last.as_str()) || words[0] == "no" {
+        return false;
+    }
+    let prev = words.len().checked_sub(2).map(|i| words[i].as_str());
+    for w in &words {
+        if ALWAYS_WORDS.contains(&w.as_str()) || ALWAYS.iter().any(|a| w.contains(a)) {
+            return true;
+        }
+    }
+    match last.as_str() {
+        "token" => !prev.is_some_and(|p| TOKENIZER.contains(&p)),
+        "key" | "keys" => prev.is_some_and(|p| KEY_QUALIFIERS.contains(&p)),
+        "auth" | "pass" => !prev.is_some_and(|p| PASS_NOT.contains(&p)),
+        "pwd" | "pw" => words.len() > 1,
+        _ => false,
+    }
+}
+
+/// Whether a path of keys names a secret: any of its parts does (`auth.pass`,
+/// `passwords.0`, `secrets.db`, Hydra's `+db.password`, `--hf-token`).
+pub fn is_secret_path(path: &str) -> bool {
+    let path = path.trim_start_matches(['-', '+', '~', '$']);
+    path.split(['.', '/', ':'])
+        .filter(|part| !part.is_empty())
+        .any(is_secret_name)
+}
+
+/// A value that carries no secret whatever its key: empty, a boolean, null, a reference to
+/// a variable (`${DB_PASSWORD}`, `${oc.env:TOKEN}`), a type, or already redacted.
+pub fn is_harmless(value: &str) -> bool {
+    let v = value.trim().trim_matches(['"', '\'']).trim();
+    if v.is_empty() || v == super::REDACTED || v == "***" {
+        return true;
+    }
+    let lower = v.to_ascii_lowercase();
+    if matches!(
+        lower.as_str(),
+        "true"
+            | "false"
+            | "yes"
+            | "no"
+            | "on"
+            | "off"
+            | "null"
+            | "none"
+            | "nil"
+            | "~"
+            | "str"
+            | "string"
+            | "int"
+            | "bool"
+            | "bytes"
+            | "optional[str]"
+            | "str | none"
+            | "required"
+            | "[]"
+            | "{}"
+    ) {
+        return true;
+    }
+    // `${DB_PASSWORD}`, `${oc.env:HF_TOKEN}`, `$TOKEN`: a reference, by the usual spelling of
+    // variable names (`$Abc123` is a password that starts with a dollar).
+    let name_like = |n: &str, extra: &[u8]| {
+        n.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || extra.contains(&b))
+    };
+    if let Some(inner) = v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        return name_like(inner, b".:-");
+    }
+    v.strip_prefix('$')
+        .is_some_and(|n| name_like(n, b"") && !n.bytes().any(|b| b.is_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_split_on_separators_and_camel_case() {
+        assert_eq!(words("pad_token_id"), ["pad", "token", "id"]);
+        assert_eq!(words("padTokenId"), ["pad", "token", "id"]);
+        assert_eq!(words("HFToken"), ["hf", "token"]);
+        assert_eq!(words("--api-key"), ["api", "key"]);
+        assert_eq!(words("PGPASSWORD"), ["pgpassword"]);
+        assert_eq!(words("db.password"), ["db", "password"]);
+    }
+
+    #[test]
+    fn secret_names_by_meaning() {
+        let secret = [
+            "password",
+            "db_password",
+            "DB_PASS",
+            "MYSQL_PWD",
+            "GPG_PASSPHRASE",
+            "HF_TOKEN",
+            "token",
+            "access_token",
+            "use_auth_token",
+            "WANDB_API_KEY",
+            "apiKey",
+            "api_key",
+            "secret_key",
+            "AWS_SECRET_ACCESS_KEY",
+            "client_secret",
+            "credentials",
+            "passwords",
+            "secrets",
+            "auth",
+            "basic_auth",
+            "PGPASSWORD",
+            "SESSION_COOKIE",
+            "private_key",
+            "ssh_key",
+            "Authorization",
+            "pass",
+            "accessToken",
+        ];
+        for name in secret {
+            assert!(is_secret_name(name), "{name} should be secret");
+        }
+        let clear = [
+            "pad_token_id",
+            "eos_token_id",
+            "bos_token_id",
+            "pad_token",
+            "eos_token",
+            "max_tokens",
+            "max_new_tokens",
+            "author",
+            "session_len",
+            "auth_free",
+            "hidden_size",
+            "num_key_value_heads",
+            "key_dim",
+            "keyframe",
+            "monkey",
+            "sort_key",
+            "PWD",
+            "OLDPWD",
+            "SSH_AUTH_SOCK",
+            "TOKENIZERS_PARALLELISM",
+            "password_file",
+            "token_type_ids",
+            "GIT_ASKPASS",
+            "num_pass",
+            "key",
+            "tokenizer_name",
+            "no_password",
+            "decoder_start_token_id",
+            "AWS_ACCESS_KEY_ID",
+            "MY_AUTH_MODE",
+        ];
+        for name in clear {
+            assert!(!is_secret_name(name), "{name} should stay clear");
+        }
+    }
+
+    #[test]
+    fn paths_are_secret_when_any_part_is() {
+        assert!(is_secret_path("auth.pass"));
+        assert!(is_secret_path("passwords.0"));
+        assert!(is_secret_path("secrets.db"));
+        assert!(is_secret_path("+db.password"));
+        assert!(is_secret_path("++wandb.api_key"));
+        assert!(is_secret_path("--hf-token"));
+        assert!(!is_secret_path("model.pad_token_id"));
+        assert!(!is_secret_path("trainer.max_steps"));
+    }
+
+    #[test]
+    fn harmless_values() {
+        for v in [
+            "",
+            "true",
+            "False",
+            "null",
+            "~",
+            "${DB_PASSWORD}",
+            "$TOKEN",
+            "[REDACTED]",
+        ] {
+            assert!(is_harmless(v), "{v}");
+        }
+        for v in [
+            "hunter2",
+            "2048",
+            "${a}${b}x",
+            "$ecret!",
+            "$000AaAa0",
+            "$Abc123",
+        ] {
+            assert!(!is_harmless(v), "{v}");
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The engine end to end: each channel, the bytes in any encoding, sealing.
+
+use super::*;
+
+fn policy() -> Policy {
+    Policy::new(&[], &[], &[], [7; 32]).expect("policy")
+}
+
+fn strings(argv: &[Vec<u8>]) -> Vec<String> {
+    argv.iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+#[test]
+fn names_values_and_urls() {
+    let p = policy();
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        ("HOME", "/home/u", None),
+        ("HF_TOKEN", "x", Some(REDACTED)),
+        ("db_password", "hunter2", Some(REDACTED)),
+        ("MYSQL_PWD", "hunter2", Some(REDACTED)),
+        ("DB_PASS", "hunter2", Some(REDACTED)),
+        ("GPG_PASSPHRASE", "hunter2", Some(REDACTED)),
+        ("AWS_SECRET_ACCESS_KEY", "abc", Some(REDACTED)),
+        ("WANDB_API_KEY", "abc", Some(REDACTED)),
+        ("MY_VAR", "AKIAIOSFODNN7EXAMPLE", Some(REDACTED)),
+        ("X", "sk_test_4eC39HqLyjWDarjtT1zdp7dc", Some(REDACTED)),
+        ("PWD", "/work/tokens", None),
+        ("TOKENIZERS_PARALLELISM", "false", None),
+        (
+            "DATABASE_URL",
+            "postgres://u:pw@h/db",
+            Some("postgres://u:***@h/db"),
+        ),
+        ("DATABASE_URL", "postgres://h/db", None),
+        (
+            "JAVA_OPTS",
+            "-Xmx1g -Dpassword=opts-secret",
+            Some("-Xmx1g -Dpassword=[REDACTED]"),
+        ),
+    ];
+    for (name, value, want) in cases {
+        assert_eq!(p.redact(name, value).as_deref(), *want, "{name}={value}");
+    }
+}
+
+#[test]
+fn allow_and_deny_globs() {
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let p = Policy::new(&s(&["MY_AUTH_TOKEN"]), &s(&["CUSTOM_*"]), &[], [0; 32]).expect("policy");
+    assert_eq!(p.redact("MY_AUTH_TOKEN", "oauth"), None);
+    assert_eq!(p.redact("CUSTOM_THING", "v").as_deref(), Some(REDACTED));
+    // Allowing a name never lets a credential-shaped value through.
+    assert_eq!(
+        p.redact("MY_AUTH_TOKEN", "AKIAIOSFODNN7EXAMPLE").as_deref(),
+        Some(REDACTED)
+    );
+    assert!(Policy::new(&["[".into()], &[], &[], [0; 32]).is_err());
+}
+
+#[test]
+fn lineage_variables_are_never_recorded() {
+    let p = policy();
+    let vars = [
+        ("LINEAGE_ARG_3", "the-real-secret"),
+        ("LINEAGE_STORE", "/s"),
+        ("SEED", "3"),
+    ]
+    .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+    let env = p.redact_env(vars.into_iter());
+    assert_eq!(env.vars.keys().collect::<Vec<_>>(), ["SEED"]);
+    let mut c = Capture::default();
+    c.env.insert("LINEAGE_ARG_1".into(), "x".into());
+    assert!(p.seal(c).get().env.is_empty());
+}
+
+#[test]
+fn arguments_with_secrets_are_redacted_and_no_others() {
+    let p = policy();
+    let argv: Vec<Vec<u8>> = [
+        "python",
+        "train.py",
+        "--password",
+        "hunter2",
+        "--api-key=abc123",
+        "token=xyz",
+        "--lr",
+        "0.01",
+        "--db",
+        "postgres://u:pw@h/db",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "+db.password=hydra-pw",
+        "secrets.db=nested-pw",
+        "--passphrase",
+        "gpg-phrase",
+        "--max-tokens",
+        "512",
+        "pad_token_id=0",
+        "--author",
+        "jane",
+        "--auth-free",
+        "1",
+        "--use_auth_token",
+        "--epochs=3",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let r = p.redact_argv(&argv);
+    assert_eq!(
+        strings(r.argv.get()),
+        [
+            "python",
+            "train.py",
+            "--password",
+            REDACTED,
+            "--api-key=[REDACTED]",
+            "token=[REDACTED]",
+            "--lr",
+            "0.01",
+            "--db",
+            "postgres://u:***@h/db",
+            REDACTED,
+            "+db.password=[REDACTED]",
+            "secrets.db=[REDACTED]",
+            "--passphrase",
+            REDACTED,
+            "--max-tokens",
+            "512",
+            "pad_token_id=0",
+            "--author",
+            "jane",
+            "--auth-free",
+            "1",
+            "--use_auth_token",
+            "--epochs=3",
+        ]
+    );
+    assert_eq!(
+        r.fingerprints.keys().copied().collect::<Vec<_>>(),
+        [3, 4, 5, 9, 10, 11, 12, 14]
+    );
+    // A script for a shell is searched as text.
+    let bash = [
+        b"bash".to_vec(),
+        b"-c".to_vec(),
+        b"mysql --password s3cret -e 'select 1'".to_vec(),
+    ];
+    assert_eq!(
+        strings(p.redact_argv(&bash).argv.get())[2],
+        "mysql --password [REDACTED] -e 'select 1'"
+    );
+    // An argument that is not UTF-8 is searched too, and written back byte for byte.
+    let latin1 = [b"x".to_vec(), b"--pass=caf\xe9-secret".to_vec()];
+    let stored = p.redact_argv(&latin1);
+    assert_eq!(stored.argv.get()[1], b"--pass=[REDACTED]");
+}
+
+#[test]
+fn params_by_key_path_not_by_value() {
+    let p = policy();
+    let param = |k: &str, v: Value| Param {
+        key: k.into(),
+        value: v,
+        source: "cfg.yaml".into(),
+    };
+    let params = p.redact_params(vec![
+        param("auth.pass", Value::from("x1")),
+        param("passwords.0", Value::from("x2")),
+        param("db.password", Value::from(2048)),
+        param("model.hidden_size", Value::from(2048)),
+        param("tokenizer.pad_token_id", Value::from(0)),
+        param("hf.use_auth_token", Value::from(true)),
+        param("db.url", Value::from("mysql://root:x3@h/d")),
+        param("generation.max_new_tokens", Value::from(256)),
+    ]);
+    let got: Vec<String> = params.get().iter().map(|p| p.value.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "\"[REDACTED]\"",
+            "\"[REDACTED]\"",
+            "\"[REDACTED]\"",
+            "2048",
+            "0",
+            "true",
+            "\"mysql://root:***@h/d\"",
+            "256"
+        ]
+    );
+    let env_file = p.redact_params(vec![Param {
+        key: "HOST".into(),
+        value: Value::from("db.local"),
+        source: "prod.env".into(),
+    }]);
+    assert_eq!(env_file.get()[0].value, Value::from(REDACTED));
+}
+
+#[test]
+fn files_keep_their_real_hash_and_their_encoding() {
+    let p = policy();
+    let yaml = b"model:\n  hidden_size: 2048\ndb:\n  password: 2048\n".to_vec();
+    let kept = p.keep(What::Config(Path::new("c.yaml")), yaml.clone(), &[]);
+    assert_eq!(kept.hash, Hash::of(&yaml));
+    let (hash, stored) = kept.blob.get();
+    assert_eq!(Some(*hash), kept.redacted);
+    let stored = String::from_utf8(stored.clone()).expect("utf-8");
+    assert_eq!(
+        stored,
+        "model:\n  hidden_size: 2048\ndb:\n  password: [REDACTED]\n"
+    );
+
+    // UTF-16 with its BOM, written back as UTF-16.
+    let utf16 = bytes::encode(
+        bytes::Encoding::Utf16 {
+            little_endian: true,
+            bom: true,
+        },
+        "api_key = \"utf16-secret-1\"\nlr = 0.1\n",
+    );
+    let kept = p.keep(What::File("notes.ini"), utf16, &[]);
+    let copy = &kept.blob.get().1;
+    assert_eq!(&copy[..2], b"\xFF\xFE");
+    let (_, text) = bytes::decode(copy);
+    assert_eq!(text, "api_key = \"[REDACTED]\"\nlr = 0.1\n");
+
+    // Latin-1, with its other bytes as they were.
+    let latin1 = b"caf\xe9: 1\npassword: s\xe9cret-latin1\n".to_vec();
+    let kept = p.keep(What::File("l.yaml"), latin1, &[]);
+    assert_eq!(kept.blob.get().1, b"caf\xe9: 1\npassword: [REDACTED]\n");
+
+    // Nothing to redact: the real bytes under their real hash.
+    let clean = b"lr: 0.1\n".to_vec();
+    let kept = p.keep(What::Config(Path::new("c.yaml")), clean.clone(), &[]);
+    assert_eq!(kept.redacted, None);
+    assert_eq!(kept.blob.get(), &(Hash::of(&clean), clean));
+
+    // Secret by its name: not kept at all.
+    let kept = p.keep(What::File("id_rsa"), b"anything".to_vec(), &[]);
+    assert_eq!(kept.blob.get().1, b"[REDACTED]\n");
+}
+
+#[test]
+fn a_package_list_is_kept_as_it_is() {
+    let p = policy();
+    let list = b"numpy==1.26.4\nsecretstorage==3.3.3\ntokenizers==0.19.1\n".to_vec();
+    let kept = p.keep(What::Packages, list.clone(), &[]);
+    assert_eq!(kept.redacted, None);
+    assert_eq!(kept.blob.get().1, list);
+    let odd = b"x==1\ngit+https://u:pkg-pw@h/r\n".to_vec();
+    let kept = p.keep(What::Packages, odd, &[]);
+    assert_eq!(kept.blob.get().1, b"x==1\ngit+https://u:***@h/r\n");
+}
+
+#[test]
+fn a_missed_known_value_is_replaced_only_as_a_whole_long_word() {
+    let p = policy();
+    // A YAML alias: the value is defined under a key that is not secret.
+    let yaml = b"defaults: &d aliased-secret-1\nlr: 2048\ndb:\n  password: *d\n".to_vec();
+    let kept = p.keep(
+        What::Config(Path::new("c.yaml")),
+        yaml,
+        &["aliased-secret-1".into(), "2048".into()],
+    );
+    let stored = String::from_utf8(kept.blob.get().1.clone()).expect("utf-8");
+    assert!(!stored.contains("aliased-secret-1"), "{stored}");
+    assert!(stored.contains("lr: 2048"), "{stored}");
+}
+
+#[test]
+fn sealing_searches_every_string_and_is_idempotent() {
+    let p = policy();
+    let mut c = Capture::default();
+    c.env.insert("HF_TOKEN".into(), "env-secret-1".into());
+    c.env.insert("HOME".into(), "/home/u".into());
+    c.notes
+        .push("config c.yaml: invalid YAML near password: note-secret-2".into());
+    let sealed = p.seal(c);
+    let json = serde_json::to_string(sealed.get()).expect("json");
+    assert!(
+        !json.contains("env-secret-1") && !json.contains("note-secret-2"),
+        "{json}"
+    );
+    assert!(sealed.get().env_redacted.contains_key("HF_TOKEN"));
+    let again = p.seal(sealed.get().clone());
+    assert_eq!(
+        serde_json::to_string(again.get()).expect("json"),
+        json,
+        "sealing twice changes nothing"
+    );
+}
+
+#[test]
+fn fingerprints_compare_without_revealing() {
+    let p = policy();
+    assert_eq!(p.fingerprint("a"), p.fingerprint("a"));
+    assert_ne!(p.fingerprint("a"), p.fingerprint("b"));
+    assert!(!p.fingerprint("hunter2").contains("hunter2"));
+}

@@ -1,0 +1,959 @@
+//! Secrets found in text, in three passes, each replacing only what it found secret, where it
+//! found it:
+//!
+//! 1. JSON (a document that starts with `{` or `[`, one-line or not, JSON Lines too): a
+//!    tokenizer follows the key path, so `{"auth": {"pass": "x\"y"}}` loses `x\"y` and nothing
+//!    else.
+//! 2. Lines (YAML, TOML, INI, `.env`, shell, Python, a patch's lines after their `+`/`-`/` `):
+//!    keys nested by indentation, `[section]` headers, `- ` list items and `export`; a
+//!    secret-named key anywhere on the path makes its value secret, and a value that goes on
+//!    over several lines (a YAML block scalar, a TOML `"""` string, an open `[`, an open quote,
+//!    more-indented continuation lines) is redacted line by line, so a patch keeps its shape.
+//! 3. Patterns anywhere: whole PEM private-key blocks, credential shapes (cloud, VCS, chat,
+//!    payment and model-hub tokens, live and test), `Bearer` tokens, URL passwords and
+//!    token-like URL users, secret query parameters, `key=value` / `key: value` pairs, XML
+//!    elements and `--flag value` where the key, tag or flag is secret-named, and the
+//!    settings' own patterns.
+
+use std::sync::LazyLock;
+
+use regex::{Captures, Regex};
+
+use super::REDACTED;
+use super::names::{is_harmless, is_secret_name, is_secret_path};
+
+/// How to read the text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A file, a value, an argument.
+    Text,
+    /// A unified diff: each line's first character is the diff's, not the file's.
+    Patch,
+}
+
+/// One pass over a text.
+pub struct Scan<'a> {
+    pub mode: Mode,
+    /// Every key is secret (an `.env` file).
+    pub all_secret: bool,
+    /// The settings' `redact.values` patterns, as one alternation.
+    pub extra: Option<&'a Regex>,
+}
+
+/// The text with its secrets replaced by `[REDACTED]` (or a URL password by `***`).
+pub fn redact(text: &str, scan: &Scan) -> String {
+    // A JSON document read as JSON is not read again line by line: its lines' keys are known.
+    let structured = if !text.contains([':', '=', '[', '{']) {
+        // No key, no section, no container: no structure to follow.
+        text.to_string()
+    } else {
+        (scan.mode == Mode::Text && starts_like_json(text))
+            .then(|| json(text, scan.all_secret))
+            .flatten()
+            .unwrap_or_else(|| lines(text, scan))
+    };
+    patterns(&structured, scan)
+}
+
+fn starts_like_json(text: &str) -> bool {
+    let t = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    t.starts_with('{') || (t.starts_with('[') && !SECTION.is_match(t.lines().next().unwrap_or("")))
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. JSON
+
+enum Container {
+    Object {
+        secret: bool,
+        want_key: bool,
+        value_secret: bool,
+    },
+    Array {
+        secret: bool,
+    },
+}
+
+/// JSON (and JSON Lines, and `//` comments) with the values on secret key paths replaced;
+/// None when the text is not JSON after all.
+fn json(text: &str, all_secret: bool) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut stack: Vec<Container> = Vec::new();
+    let value_secret = |stack: &[Container]| match stack.last() {
+        Some(Container::Object { value_secret, .. }) => *value_secret,
+        Some(Container::Array { secret }) => *secret,
+        None => false,
+    };
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b' ' | b'\t' | b'\r' | b'\n' | b':' => {
+                out.push(c as char);
+                i += 1;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                let end = text[i..].find('\n').map_or(text.len(), |n| i + n);
+                out.push_str(&text[i..end]);
+                i = end;
+            }
+            b'{' => {
+                let secret = value_secret(&stack);
+                stack.push(Container::Object {
+                    secret,
+                    want_key: true,
+                    value_secret: secret,
+                });
+                out.push('{');
+                i += 1;
+            }
+            b'[' => {
+                let secret = value_secret(&stack);
+                stack.push(Container::Array { secret });
+                out.push('[');
+                i += 1;
+            }
+            b'}' | b']' => {
+                stack.pop();
+                out.push(c as char);
+                i += 1;
+            }
+            b',' => {
+                if let Some(Container::Object { want_key, .. }) = stack.last_mut() {
+                    *want_key = true;
+                }
+                out.push(',');
+                i += 1;
+            }
+            b'"' => {
+                let end = string_end(bytes, i)?;
+                let token = &text[i..end];
+                match stack.last_mut() {
+                    Some(Container::Object {
+                        secret,
+                        want_key,
+                        value_secret,
+                    }) if *want_key => {
+                        *want_key = false;
+                        *value_secret =
+                            *secret || all_secret || is_secret_path(&token[1..token.len() - 1]);
+                        out.push_str(token);
+                    }
+                    _ => {
+                        if value_secret(&stack) && !is_harmless(&token[1..token.len() - 1]) {
+                            out.push('"');
+                            out.push_str(REDACTED);
+                            out.push('"');
+                        } else {
+                            out.push_str(token);
+                        }
+                    }
+                }
+                i = end;
+            }
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                let len = bytes[i..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b))
+                    .count();
+                let token = &text[i..i + len];
+                let literal = matches!(token, "true" | "false" | "null");
+                if !literal && !token.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+                    return None;
+                }
+                if !literal && value_secret(&stack) {
+                    out.push('"');
+                    out.push_str(REDACTED);
+                    out.push('"');
+                } else {
+                    out.push_str(token);
+                }
+                i += len;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The index just past the closing quote of the string starting at `start`.
+fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Lines
+
+/// `[section]`, `[[array.of.tables]]`, `[auth "basic"]` (git config).
+static SECTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^[ \t]*\[\[?[ \t]*(?P<name>[A-Za-z0-9_.\-" ]+?)[ \t]*\]\]?[ \t]*(?:[#;].*)?$"#)
+        .expect("the section pattern is a valid regex")
+});
+
+/// `key: value`, `key = value`, `"key": value`, `key := value`.
+static KEY_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"^(?P<key>"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_$@+~][A-Za-z0-9_.\-+~$@/]*)[ \t]*(?P<sep>:=|:|=)(?P<value>.*)$"#,
+    )
+    .expect("the key pattern is a valid regex")
+});
+
+/// What goes on after a secret key's line.
+#[derive(Clone, Copy)]
+enum Swallow {
+    /// Lines more indented than this (and blank ones) belong to the value.
+    Deeper(usize),
+    /// Lines up to the one that closes the value with this delimiter.
+    Until(&'static str),
+}
+
+struct Frame {
+    indent: usize,
+    secret: bool,
+}
+
+fn lines(text: &str, scan: &Scan) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut section_secret = false;
+    let mut swallow: Option<Swallow> = None;
+    for raw in text.split_inclusive('\n') {
+        let (line, eol) = split_eol(raw);
+        let margin = match scan.mode {
+            Mode::Text => 0,
+            Mode::Patch => {
+                let header = ["+++ ", "--- ", "diff ", "@@", "index "]
+                    .iter()
+                    .any(|h| line.starts_with(h));
+                if header || !line.starts_with(['+', '-', ' ']) {
+                    stack.clear();
+                    section_secret = false;
+                    swallow = None;
+                    out.push_str(raw);
+                    continue;
+                }
+                1
+            }
+        };
+        let body = &line[margin..];
+        let indent = body.len() - body.trim_start_matches([' ', '\t']).len();
+        let trimmed = body.trim();
+        let lead = &line[..margin + indent];
+        if let Some(sw) = swallow {
+            match sw {
+                Swallow::Deeper(n) => {
+                    if trimmed.is_empty() {
+                        out.push_str(raw);
+                        continue;
+                    }
+                    if indent > n {
+                        push_redacted_line(&mut out, lead, eol);
+                        continue;
+                    }
+                    swallow = None;
+                }
+                Swallow::Until(delim) => {
+                    match closing(trimmed, delim) {
+                        Some(at) => {
+                            let rest = &trimmed[at..];
+                            let before = if at == 0 { "" } else { REDACTED };
+                            out.push_str(lead);
+                            out.push_str(before);
+                            out.push_str(rest);
+                            out.push_str(eol);
+                            swallow = None;
+                        }
+                        None => push_redacted_line(&mut out, lead, eol),
+                    }
+                    continue;
+                }
+            }
+        }
+        if trimmed.is_empty()
+            || trimmed.starts_with('#')
+            || trimmed.starts_with(';')
+            || trimmed.starts_with("//")
+        {
+            out.push_str(raw);
+            continue;
+        }
+        if let Some(c) = SECTION.captures(trimmed)
+            && (indent == 0 || stack.is_empty())
+        {
+            stack.clear();
+            section_secret = scan.all_secret || is_secret_path(&c["name"].replace('"', "."));
+            out.push_str(raw);
+            continue;
+        }
+        let is_item = trimmed == "-" || trimmed.starts_with("- ");
+        while let Some(top) = stack.last() {
+            if top.indent > indent || (top.indent == indent && !is_item) {
+                stack.pop();
+            } else {
+                break;
+            }
+        }
+        let context_secret = scan.all_secret || section_secret || stack.iter().any(|f| f.secret);
+        // `- `, `- - `: list markers; a key after one is indented as far as it stands.
+        let mut rest = &body[indent..];
+        let mut key_indent = indent;
+        while rest == "-" || rest.starts_with("- ") {
+            let after = rest[1..].trim_start_matches([' ', '\t']);
+            key_indent += rest.len() - after.len();
+            rest = after;
+        }
+        if let Some(after) = rest.strip_prefix("export ") {
+            let after = after.trim_start();
+            key_indent += rest.len() - after.len();
+            rest = after;
+        }
+        let rest_at = margin + key_indent;
+        if let Some(c) = KEY_LINE.captures(rest).filter(|c| is_key(c)) {
+            let key = unquote(c["key"].trim());
+            let secret = context_secret || is_secret_path(key);
+            let value_raw = &c["value"];
+            let value_at = rest_at + c.name("value").map_or(0, |m| m.start());
+            let lead_ws = value_raw.len() - value_raw.trim_start().len();
+            let (value, tail) = split_value(value_raw.trim_start());
+            if value.is_empty() || is_anchor_or_tag(value) {
+                stack.push(Frame {
+                    indent: key_indent,
+                    secret,
+                });
+                out.push_str(raw);
+                continue;
+            }
+            if !secret {
+                out.push_str(raw);
+                continue;
+            }
+            let (replaced, next) = redact_value(value, key_indent);
+            // `"""`, `|`, an open quote: a value that goes on below, never harmless.
+            let opens = replaced == value || matches!(next, Some(Swallow::Until(_)));
+            if !opens && is_harmless(value) {
+                out.push_str(raw);
+                continue;
+            }
+            let head = &line[..value_at + lead_ws];
+            out.push_str(head);
+            out.push_str(&replaced);
+            // A comment or a trailing comma stays, unless the value goes on below.
+            if !matches!(next, Some(Swallow::Until(_))) {
+                out.push_str(tail);
+            }
+            out.push_str(eol);
+            swallow = next;
+            continue;
+        }
+        if context_secret && !is_harmless(rest) && !rest.is_empty() {
+            let head = &line[..rest_at];
+            let (replaced, next) = redact_value(rest, key_indent);
+            out.push_str(head);
+            out.push_str(&replaced);
+            out.push_str(eol);
+            swallow = next;
+            continue;
+        }
+        out.push_str(raw);
+    }
+    out
+}
+
+/// Whether a match of KEY_LINE is a key: YAML's `:` is followed by a space or the end
+/// (`http://x` is no key), and `==` is a comparison.
+fn is_key(c: &Captures) -> bool {
+    let value = &c["value"];
+    match &c["sep"] {
+        ":" => value.is_empty() || value.starts_with([' ', '\t']),
+        "=" => !value.starts_with('='),
+        _ => true,
+    }
+}
+
+/// A value's replacement, and what of the following lines belongs to it.
+fn redact_value(value: &str, key_indent: usize) -> (String, Option<Swallow>) {
+    let is_block = value.starts_with(['|', '>'])
+        && value[1..]
+            .chars()
+            .all(|c| c == '-' || c == '+' || c.is_ascii_digit());
+    if is_block {
+        return (value.to_string(), Some(Swallow::Deeper(key_indent)));
+    }
+    for delim in ["\"\"\"", "'''"] {
+        if let Some(after) = value.strip_prefix(delim)
+            && closing(after, delim).is_none()
+        {
+            let body = if after.trim().is_empty() {
+                ""
+            } else {
+                REDACTED
+            };
+            return (format!("{delim}{body}"), Some(Swallow::Until(delim)));
+        }
+    }
+    for (open, close) in [('"', "\""), ('\'', "'")] {
+        if let Some(after) = value.strip_prefix(open)
+            && closing(after, close).is_none()
+        {
+            return (format!("{open}{REDACTED}"), Some(Swallow::Until(close)));
+        }
+    }
+    for (open, close) in [('[', "]"), ('{', "}")] {
+        if value.starts_with(open) {
+            let opens = value.matches(open).count();
+            let closes = value.matches(close).count();
+            if opens > closes {
+                return (REDACTED.to_string(), Some(Swallow::Until(close)));
+            }
+        }
+    }
+    let quoted = value.len() >= 2
+        && ((value.starts_with('"') && value.ends_with('"'))
+            || (value.starts_with('\'') && value.ends_with('\'')));
+    let replaced = if quoted {
+        let q = &value[..1];
+        format!("{q}{REDACTED}{q}")
+    } else {
+        REDACTED.to_string()
+    };
+    (replaced, Some(Swallow::Deeper(key_indent)))
+}
+
+/// Where `delim` closes a value in `text` (an escaped `\"` does not close a string).
+fn closing(text: &str, delim: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && delim == "\"" {
+            i += 2;
+            continue;
+        }
+        if bytes[i..].starts_with(delim.as_bytes()) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A value and what follows it on its line: a trailing comma, a ` # comment`.
+fn split_value(value: &str) -> (&str, &str) {
+    let mut end = value.len();
+    let bytes = value.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) if b == b'\\' && q == b'"' => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if (b == b'"' || b == b'\'') && i == 0 => quote = Some(b),
+            None if b == b'#' && i > 0 && (bytes[i - 1] == b' ' || bytes[i - 1] == b'\t') => {
+                end = i;
+                break;
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    let mut v = value[..end].trim_end();
+    if let Some(stripped) = v.strip_suffix(',') {
+        v = stripped.trim_end();
+    }
+    (v, &value[v.len()..])
+}
+
+fn is_anchor_or_tag(value: &str) -> bool {
+    value.starts_with(['&', '!']) && !value.contains(char::is_whitespace)
+}
+
+fn unquote(key: &str) -> &str {
+    key.trim_matches(|c| c == '"' || c == '\'')
+}
+
+fn split_eol(raw: &str) -> (&str, &str) {
+    let line = raw.strip_suffix('\n').unwrap_or(raw);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    (line, &raw[line.len()..])
+}
+
+fn push_redacted_line(out: &mut String, lead: &str, eol: &str) {
+    out.push_str(lead);
+    out.push_str(REDACTED);
+    out.push_str(eol);
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Patterns
+
+/// (literals, pattern): every match of the pattern contains one of its literals.
+pub const CREDENTIAL_PATTERNS: &[(&[&str], &str)] = &[
+    // AWS access key ids.
+    (
+        &[
+            "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA",
+        ],
+        r"(?-u:\b)(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}(?-u:\b)",
+    ),
+    // GitHub tokens, classic and fine-grained.
+    (
+        &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
+        r"(?-u:\b)gh[pousr]_[A-Za-z0-9]{30,}",
+    ),
+    (&["github_pat_"], r"(?-u:\b)github_pat_[A-Za-z0-9_]{20,}"),
+    // GitLab tokens.
+    (
+        &["glpat-", "glptt-", "gldt-"],
+        r"(?-u:\b)gl(pat|ptt|dt)-[A-Za-z0-9_\-]{20,}",
+    ),
+    // Slack tokens and app tokens.
+    (
+        &["xox", "xapp-"],
+        r"(?-u:\b)(xox[abposre]|xapp)-[A-Za-z0-9\-]{10,}",
+    ),
+    // OpenAI / Anthropic style keys.
+    (
+        &["sk-"],
+        r"(?-u:\b)sk-(proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+    ),
+    // Stripe keys, live and test, and webhook secrets.
+    (
+        &["k_live_", "k_test_", "whsec_"],
+        r"(?-u:\b)([rsp]k_(live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{16,})",
+    ),
+    // Hugging Face tokens.
+    (&["hf_"], r"(?-u:\b)hf_[A-Za-z0-9]{30,}"),
+    // Google API keys.
+    (&["AIza"], r"(?-u:\b)AIza[0-9A-Za-z_\-]{35}"),
+    // JSON Web Tokens.
+    (
+        &["eyJ"],
+        r"(?-u:\b)eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",
+    ),
+    // npm, PyPI, SendGrid, DigitalOcean, Shopify, Twilio-style keys.
+    (&["npm_"], r"(?-u:\b)npm_[A-Za-z0-9]{36}"),
+    (&["pypi-"], r"(?-u:\b)pypi-[A-Za-z0-9_\-]{50,}"),
+    (
+        &["SG."],
+        r"(?-u:\b)SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",
+    ),
+    (&["dop_v1_", "doo_v1_"], r"(?-u:\b)do[po]_v1_[a-f0-9]{64}"),
+    (&["shpat_", "shpss_"], r"(?-u:\b)shp(at|ss)_[a-fA-F0-9]{32}"),
+    // Slack webhooks.
+    (
+        &["hooks.slack.com/"],
+        r"hooks\.slack\.com/services/[A-Za-z0-9/_\-]+",
+    ),
+    // A PEM private key's first line (its block is removed whole by PEM_BLOCK).
+    (
+        &["-----BEGIN "],
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----",
+    ),
+];
+
+static CREDENTIALS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        &CREDENTIAL_PATTERNS
+            .iter()
+            .map(|(_, p)| format!("(?:{p})"))
+            .collect::<Vec<_>>()
+            .join("|"),
+    )
+    .expect("the credential patterns are valid regexes")
+});
+
+/// Whether a text holds a credential of a known shape.
+pub fn has_credential(text: &str) -> bool {
+    might_hold_credential(text) && CREDENTIALS.is_match(text)
+}
+
+fn might_hold_credential(text: &str) -> bool {
+    CREDENTIAL_PATTERNS
+        .iter()
+        .any(|(literals, _)| literals.iter().any(|l| text.contains(l)))
+}
+
+/// A private key's whole PEM block, its body too, whether its lines are real or `\n`
+/// escapes inside a string; to the end of the text when its END line is missing.
+static PEM_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?s)-----BEGIN (?:[A-Z0-9 ]*PRIVATE KEY|PGP PRIVATE KEY BLOCK|[A-Z0-9 ]*ENCRYPTED[A-Z0-9 ]*)-----.*?(?:-----END [A-Z0-9 ]*-----|\z)",
+    )
+    .expect("the PEM pattern is a valid regex")
+});
+
+/// `scheme://user:password@` and `scheme://user@`.
+static URL_USERINFO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@ \t\r\n"'<>]*)(?::(?P<pw>[^@/ \t\r\n"'<>]*))?@"#)
+        .expect("the URL pattern is a valid regex")
+});
+
+/// `?token=x`, `&X-Amz-Signature=x`.
+static QUERY_PARAM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?P<pre>[?&;](?P<key>[A-Za-z0-9_.\-]+)=)(?P<value>[^&# \t\r\n"'<>]+)"#)
+        .expect("the query pattern is a valid regex")
+});
+
+/// Query parameters that carry a credential besides the secret-named ones.
+const QUERY_SECRETS: &[&str] = &[
+    "sig",
+    "signature",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+    "key",
+    "code",
+];
+
+/// `key=value`, `key: value`, `"key": "value"`, `export KEY=value`, `--flag=value`.
+static PAIR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?m)(?P<pre>(?:^|[ \t,;{(\[|&"'])(?:export[ \t]+)?-{0,2}["']?(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*)(?P<value>\[REDACTED\]|\$\{[^}\n]*\}|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',;&|(){}\[\]]+)"#,
+    )
+    .expect("the pair pattern is a valid regex")
+});
+
+/// `--password value`, `-passphrase value`.
+static FLAG_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?P<pre>(?:^|[ \t"'=])--?(?P<flag>[A-Za-z][A-Za-z0-9_.\-]*)[ \t]+)(?P<value>\$\{[^}\n]*\}|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"'\-][^ \t\r\n"';&|)]*)"#,
+    )
+    .expect("the flag pattern is a valid regex")
+});
+
+/// `<password>x</password>`, `<add key="..." value="...">` aside: an XML element's text.
+static XML_ELEMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?P<pre><(?P<tag>[A-Za-z_][A-Za-z0-9_.:\-]*)(?:[ \t][^<>]*)?>)(?P<value>[^<]+)</"#,
+    )
+    .expect("the XML pattern is a valid regex")
+});
+
+/// `Bearer <token>`, `Basic <base64>` after an `Authorization`.
+static BEARER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?P<pre>(?-u:\b)[Bb]earer[ \t]+)[A-Za-z0-9._~+/\-]{8,}=*")
+        .expect("the bearer pattern is a valid regex")
+});
+
+fn patterns(text: &str, scan: &Scan) -> String {
+    let mut out = text.to_string();
+    if out.contains("-----BEGIN ") {
+        out = PEM_BLOCK
+            .replace_all(&out, |c: &Captures| pem_replacement(&c[0], scan.mode))
+            .into_owned();
+    }
+    if might_hold_credential(&out) {
+        out = CREDENTIALS.replace_all(&out, REDACTED).into_owned();
+    }
+    if out.contains("://") {
+        out = URL_USERINFO
+            .replace_all(&out, |c: &Captures| {
+                let user = &c["user"];
+                let long_user = user.len() >= 16 || has_credential(user);
+                let user = if long_user { "***" } else { user };
+                match c.name("pw").map(|m| m.as_str()) {
+                    Some(pw) if !pw.is_empty() => format!("{}{user}:***@", &c["scheme"]),
+                    Some(_) => format!("{}{user}:@", &c["scheme"]),
+                    None => format!("{}{user}@", &c["scheme"]),
+                }
+            })
+            .into_owned();
+    }
+    if out.contains("earer") {
+        out = BEARER
+            .replace_all(&out, |c: &Captures| format!("{}{REDACTED}", &c["pre"]))
+            .into_owned();
+    }
+    if out.contains('=') && out.contains(['?', '&', ';']) {
+        out = replace_secret_values(&out, &QUERY_PARAM, |c, _| {
+            let key = &c["key"];
+            let lower = key.to_ascii_lowercase();
+            ((QUERY_SECRETS.contains(&lower.as_str()) || is_secret_name(key))
+                && !is_harmless(&c["value"]))
+            .then(|| format!("{}{REDACTED}", &c["pre"]))
+        });
+    }
+    if out.contains(['=', ':']) {
+        out = replace_secret_values(&out, &PAIR, |c, end| {
+            let called = end.starts_with(['(', '[']);
+            (is_secret_path(&c["key"]) && !is_harmless(&c["value"]) && !called)
+                .then(|| format!("{}{}", &c["pre"], replacement(&c["value"])))
+        });
+    }
+    if out.contains("</") {
+        out = replace_secret_values(&out, &XML_ELEMENT, |c, _| {
+            let tag = c["tag"].rsplit(':').next().unwrap_or_default();
+            (is_secret_name(tag) && !is_harmless(&c["value"]))
+                .then(|| format!("{}{REDACTED}</", &c["pre"]))
+        });
+    }
+    if out.contains('-') && out.contains([' ', '\t']) {
+        out = replace_secret_values(&out, &FLAG_VALUE, |c, _| {
+            (is_secret_path(&c["flag"]) && !is_harmless(&c["value"]))
+                .then(|| format!("{}{}", &c["pre"], replacement(&c["value"])))
+        });
+    }
+    if let Some(extra) = scan.extra {
+        out = extra.replace_all(&out, REDACTED).into_owned();
+    }
+    out
+}
+
+/// Each match of `re` (a `pre` group, then a value) replaced where `secret` says so. A match
+/// left alone is searched again from its value on, so `setup: "export TOKEN=x"` finds the
+/// pair inside the quoted value of a key that is not secret. `secret` gets the text after
+/// the match too.
+fn replace_secret_values(
+    text: &str,
+    re: &Regex,
+    secret: impl Fn(&Captures, &str) -> Option<String>,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut last, mut at) = (0, 0);
+    while at <= text.len() {
+        let Some(c) = re.captures_at(text, at) else {
+            break;
+        };
+        let Some(m) = c.get(0) else { break };
+        match secret(&c, &text[m.end()..]) {
+            Some(replaced) => {
+                out.push_str(&text[last..m.start()]);
+                out.push_str(&replaced);
+                last = m.end();
+                at = m.end().max(m.start() + 1);
+            }
+            None => {
+                at = c
+                    .name("pre")
+                    .map_or(m.end(), |p| p.end())
+                    .max(m.start() + 1);
+            }
+        }
+        while at < text.len() && !text.is_char_boundary(at) {
+            at += 1;
+        }
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// A value's replacement, keeping its quotes.
+fn replacement(value: &str) -> String {
+    match value.chars().next() {
+        Some(q @ ('"' | '\'')) if value.len() >= 2 && value.ends_with(q) => {
+            format!("{q}{REDACTED}{q}")
+        }
+        _ => REDACTED.to_string(),
+    }
+}
+
+/// A PEM block's replacement: one `[REDACTED]` per line, so a patch keeps its line counts
+/// (each line keeps its diff marker).
+fn pem_replacement(block: &str, mode: Mode) -> String {
+    let mut out = String::new();
+    for (i, line) in block.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            if mode == Mode::Patch && line.starts_with(['+', '-', ' ']) {
+                out.push_str(&line[..1]);
+            }
+        }
+        out.push_str(REDACTED);
+        if line.ends_with('\r') {
+            out.push('\r');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> String {
+        redact(
+            s,
+            &Scan {
+                mode: Mode::Text,
+                all_secret: false,
+                extra: None,
+            },
+        )
+    }
+
+    #[test]
+    fn yaml_key_paths_lists_and_block_scalars() {
+        let yaml = "model:\n  hidden_size: 2048\n  pad_token_id: 0\nauth:\n  user: bob\n  pass: s3cr3t-pass\npasswords:\n- first-pw-1\n- second-pw-2\ndb:\n  password: |\n    line-one-secret\n    line-two-secret\n  host: db.local\nkey_dim: 64\n";
+        let out = text(yaml);
+        for secret in [
+            "s3cr3t-pass",
+            "first-pw-1",
+            "second-pw-2",
+            "line-one-secret",
+            "line-two-secret",
+            "bob",
+        ] {
+            assert!(!out.contains(secret), "{secret} in\n{out}");
+        }
+        for kept in [
+            "hidden_size: 2048",
+            "pad_token_id: 0",
+            "host: db.local",
+            "key_dim: 64",
+        ] {
+            assert!(out.contains(kept), "{kept} lost in\n{out}");
+        }
+        assert_eq!(out.lines().count(), yaml.lines().count());
+    }
+
+    #[test]
+    fn comments_and_commas_after_a_value_stay() {
+        assert_eq!(
+            text("password: \"x1\",  # the db\nlr: 1\n"),
+            "password: \"[REDACTED]\",  # the db\nlr: 1\n"
+        );
+        assert_eq!(text("token = abc # note"), "token = [REDACTED] # note");
+        // References to variables are kept: they hold no secret.
+        let hydra = "wandb:\n  api_key: ${oc.env:WANDB_API_KEY}\nrun: x --token ${TOKEN} y\n";
+        assert_eq!(text(hydra), hydra);
+    }
+
+    #[test]
+    fn toml_sections_and_multi_line_strings() {
+        let toml = "lr = 0.1\n[auth]\npass = \"toml-pass-1\"\n[db]\nhost = \"h\"\npassword = \"\"\"\nmulti-secret-1\nmulti-secret-2\n\"\"\"\nport = 5432\n";
+        let out = text(toml);
+        for secret in ["toml-pass-1", "multi-secret-1", "multi-secret-2"] {
+            assert!(!out.contains(secret), "{secret} in\n{out}");
+        }
+        assert!(
+            out.contains("port = 5432") && out.contains("host = \"h\""),
+            "{out}"
+        );
+        assert!(out.contains("lr = 0.1"), "{out}");
+    }
+
+    #[test]
+    fn json_one_line_with_escaped_quote_and_nesting() {
+        let json = r#"{"auth": {"pass": "pa\"ss-1"}, "password": "x\"y-2", "hidden_size": 2048, "eos_token_id": 2, "api_key": 12345678}"#;
+        let out = text(json);
+        assert_eq!(
+            out,
+            r#"{"auth": {"pass": "[REDACTED]"}, "password": "[REDACTED]", "hidden_size": 2048, "eos_token_id": 2, "api_key": "[REDACTED]"}"#
+        );
+    }
+
+    #[test]
+    fn shell_lines_flags_urls_and_shapes() {
+        let cases = [
+            ("export DB_PASS=shell-pass-1", "export DB_PASS=[REDACTED]"),
+            (
+                "mysql --password hunter-22 -h db",
+                "mysql --password [REDACTED] -h db",
+            ),
+            ("gpg --passphrase 'x y z'", "gpg --passphrase '[REDACTED]'"),
+            (
+                "curl https://api.x/v1?token=tok-in-query&page=2",
+                "curl https://api.x/v1?token=[REDACTED]&page=2",
+            ),
+            (
+                "git clone https://ghtoken1234567890abcd@github.com/o/r",
+                "git clone https://***@github.com/o/r",
+            ),
+            (
+                "pip install --index-url https://u:pw-in-url@pypi.internal/simple",
+                "pip install --index-url https://u:***@pypi.internal/simple",
+            ),
+            ("key = sk_test_4eC39HqLyjWDarjtT1zdp7dc", "key = [REDACTED]"),
+            (
+                "Authorization: Bearer abcdef0123456789",
+                "Authorization: [REDACTED]",
+            ),
+            (
+                "--max-tokens 512 --pad-token-id 0",
+                "--max-tokens 512 --pad-token-id 0",
+            ),
+            (
+                "author: Jane, session_len: 5",
+                "author: Jane, session_len: 5",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(text(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn pem_blocks_go_whole() {
+        let pem = "a: 1\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7bodyline\nmorebody==\n-----END RSA PRIVATE KEY-----\nb: 2\n";
+        let out = text(pem);
+        assert!(
+            !out.contains("bodyline") && !out.contains("morebody"),
+            "{out}"
+        );
+        assert!(
+            out.starts_with("a: 1\n") && out.ends_with("b: 2\n"),
+            "{out}"
+        );
+        let escaped = r#"{"private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQ-escaped\n-----END PRIVATE KEY-----\n", "x": 1}"#;
+        assert!(!text(escaped).contains("MIIEvQ-escaped"));
+        let patch = "+key: |\n+  -----BEGIN OPENSSH PRIVATE KEY-----\n+  b3BlbnNzaC1rZXktdjE-body\n+  -----END OPENSSH PRIVATE KEY-----\n";
+        let out = redact(
+            patch,
+            &Scan {
+                mode: Mode::Patch,
+                all_secret: false,
+                extra: None,
+            },
+        );
+        assert!(!out.contains("b3BlbnNzaC1rZXktdjE-body"), "{out}");
+        assert_eq!(out.lines().count(), 4);
+        assert!(out.lines().all(|l| l.starts_with('+')), "{out}");
+    }
+
+    #[test]
+    fn a_patch_is_read_past_its_markers() {
+        let patch = "diff --git a/c.yaml b/c.yaml\n--- a/c.yaml\n+++ b/c.yaml\n@@ -1,2 +1,4 @@\n auth:\n-  pass: old-pass-1\n+  pass: new-pass-2\n+  user: bob\n lr: 0.1\n";
+        let out = redact(
+            patch,
+            &Scan {
+                mode: Mode::Patch,
+                all_secret: false,
+                extra: None,
+            },
+        );
+        assert!(
+            !out.contains("old-pass-1") && !out.contains("new-pass-2"),
+            "{out}"
+        );
+        assert!(out.contains(" lr: 0.1"), "{out}");
+        assert_eq!(out.lines().count(), patch.lines().count());
+    }
+
+    #[test]
+    fn env_files_redact_every_value() {
+        let out = redact(
+            "# db\nHOST=db.local\nexport PLAIN=value-1\nMULTI=\"line-a\nline-b\"\nFLAG=true\n",
+            &Scan {
+                mode: Mode::Text,
+                all_secret: true,
+                extra: None,
+            },
+        );
+        for secret in ["db.local", "value-1", "line-a", "line-b"] {
+            assert!(!out.contains(secret), "{secret} in\n{out}");
+        }
+        assert!(out.contains("FLAG=true"));
+    }
+}
