@@ -50,7 +50,7 @@ pub enum Command {
     Diff(DiffArgs),
     /// Run a recorded job again and say whether it reproduced bit for bit.
     Rerun(RerunArgs),
-    /// Check the signatures of a run or of a file's whole ancestry: who recorded what, unchanged.
+    /// Check who recorded each run of an ancestry, and that nothing changed since.
     Verify(VerifyArgs),
     /// Check the store (integrity, permissions, stale runs); repair a damaged one.
     Doctor(DoctorArgs),
@@ -381,8 +381,10 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Each run is signed when it finishes by the key of the user who recorded it \
-(made on first use: $LINEAGE_SIGNING_KEY, or ~/.config/lineage/signing.key). A run is verified \
+    after_help = "TARGET's whole ancestry is checked: for a path or a hash, every run that led to \
+those bytes; for a run, the run and every run that led to what it read. Each run is signed when \
+it finishes by the key of the user who recorded it ($LINEAGE_SIGNING_KEY, which must exist, or \
+$XDG_CONFIG_HOME/lineage/signing.key, made on first use). A run is verified \
 when its signature checks and its key is yours or listed under [trust] keys in lineage.toml. Exit \
 status: 0 when every run is verified; 3 when some run is unsigned or signed by a key not trusted \
 (and none is tampered); 4 when some run's record or bytes changed after it was signed."

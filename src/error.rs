@@ -152,6 +152,12 @@ pub enum Error {
     #[error("this lineage was built without the team-store feature, which {0} needs")]
     NoTeamStore(&'static str),
 
+    #[error("not rerunning {run}: its record was changed after it was signed ({reason})")]
+    TamperedRecord { run: String, reason: String },
+
+    #[error("not signing: run {run} does not verify ({standing})")]
+    UnverifiedForSigning { run: String, standing: String },
+
     #[error("not rerunning {run}: now differs from the record: {}", reasons.join("; "))]
     RerunRefused {
         run: String,
@@ -202,6 +208,13 @@ impl Error {
             Error::NoTeamStore(_) => {
                 Some("install with the default features (`cargo install --locked --path .`)".into())
             }
+            Error::TamperedRecord { run, .. } => Some(format!(
+                "`lineage verify {run}` says what changed; --force reruns it anyway"
+            )),
+            Error::UnverifiedForSigning { run, .. } => Some(format!(
+                "--sign attests only runs that verify: `lineage verify {run}`, and trust their \
+                 signer under [trust] keys in lineage.toml"
+            )),
             Error::RerunRefused { worktree, .. } => Some(format!(
                 "--force reruns anyway{}",
                 if *worktree {

@@ -26,15 +26,46 @@ pub struct Signer {
     key: SigningKey,
 }
 
-/// Where the user's key is: `$LINEAGE_SIGNING_KEY`, else
-/// `$XDG_CONFIG_HOME/lineage/signing.key` (`~/.config/lineage/signing.key`).
-pub fn key_path() -> Option<PathBuf> {
+/// Where the user's key is: `$LINEAGE_SIGNING_KEY` (which must exist: a key named there is
+/// never made, so a mount not there yet does not sign with a stray new key), else
+/// `$XDG_CONFIG_HOME/lineage/signing.key` (`~/.config/lineage/signing.key`, made on first
+/// use).
+pub fn key_path() -> Option<KeyPath> {
     if let Some(p) = std::env::var_os(KEY_ENV).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
+        return Some(KeyPath {
+            path: PathBuf::from(p),
+            make: false,
+        });
     }
     use etcetera::BaseStrategy;
     let strategy = etcetera::choose_base_strategy().ok()?;
-    Some(strategy.config_dir().join("lineage").join("signing.key"))
+    Some(KeyPath {
+        path: strategy.config_dir().join("lineage").join("signing.key"),
+        make: true,
+    })
+}
+
+/// Where a key is, and whether it is made there when missing.
+pub struct KeyPath {
+    /// The key file.
+    pub path: PathBuf,
+    /// Whether it is made on first use (the default place) or must exist (named by
+    /// `LINEAGE_SIGNING_KEY`).
+    pub make: bool,
+}
+
+impl KeyPath {
+    /// The key, made first if it may be.
+    pub fn load(&self) -> Result<Signer, String> {
+        if !self.make && !self.path.exists() {
+            return Err(format!(
+                "{} names {}, which does not exist (unset it for the default key, or make one there with `lineage verify --key`)",
+                KEY_ENV,
+                self.path.display()
+            ));
+        }
+        Signer::load_or_create(&self.path)
+    }
 }
 
 impl Signer {

@@ -51,8 +51,13 @@ fn export(args: BundleExportArgs, ctx: &Context) -> Result<()> {
     match &final_path {
         Some(p) => {
             let fail = || format!("writing {}", p.display());
-            scratch.as_file().sync_all().with_context(fail)?;
-            scratch.persist(p).map_err(|e| e.error).with_context(fail)?;
+            if super::is_special(p) {
+                let mut f = std::fs::File::open(scratch.path())?;
+                super::write_through(&mut f, p).with_context(fail)?;
+            } else {
+                scratch.as_file().sync_all().with_context(fail)?;
+                scratch.persist(p).map_err(|e| e.error).with_context(fail)?;
+            }
         }
         None => {
             let mut f = std::fs::File::open(scratch.path())?;

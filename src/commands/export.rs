@@ -12,7 +12,7 @@ use crate::cli::{ExportArgs, ExportFormat};
 use crate::export::{self, Export, Records};
 use crate::model::graph::{Direction, Via};
 use crate::model::{Hash, RunRecord};
-use crate::sign::{self, Signer};
+use crate::sign;
 use crate::store::Store;
 use crate::ui;
 
@@ -46,12 +46,27 @@ pub fn export(args: ExportArgs, ctx: &Context) -> Result<()> {
         let path = sign::key_path().ok_or_else(|| {
             anyhow::anyhow!("no home directory for a signing key: set {}", sign::KEY_ENV)
         })?;
-        Some(Signer::load_or_create(&path).map_err(anyhow::Error::msg)?)
+        Some(path.load().map_err(anyhow::Error::msg)?)
     } else {
         None
     };
     let store = ctx.open_store()?;
     let mut export = gather(&store, &args)?;
+    if signer.is_some() {
+        // An envelope is the exporter's attestation: only of runs whose records verify
+        // (signed by a trusted key, unchanged), never of a tampered or unproven one.
+        let own = super::verify::own_key();
+        for r in &export.runs {
+            let (_, standing, _) = super::verify::check(&store, &r.id, true, own.as_deref(), ctx)?;
+            if let Some(mark) = super::verify::mark(standing) {
+                return Err(crate::error::Error::UnverifiedForSigning {
+                    run: store.short_id(&r.id)?,
+                    standing: mark.to_string(),
+                }
+                .into());
+            }
+        }
+    }
     for w in export::fill_digests(&store, &mut export, !args.no_sha256) {
         ui::warn(w);
     }
@@ -165,6 +180,9 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let fail = || format!("cannot write {}", path.display());
+    if super::is_special(path) {
+        return super::write_through(&mut text.as_bytes(), path).with_context(fail);
+    }
     // Mode 0666 before the umask, as any file a program writes.
     use std::os::unix::fs::PermissionsExt;
     let mut tmp = tempfile::Builder::new()

@@ -63,3 +63,17 @@ pub fn open_store(dir: &Path) -> Result<Store, Error> {
     }
     Ok(store)
 }
+
+/// Whether `path` is something other than a regular file or a directory (a device such as
+/// `/dev/null` or `/dev/stdout`, a FIFO, a socket): written through, never replaced by a
+/// rename, which would swap the device for a regular file.
+pub fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// Copy `from` into the special file `to` (see [`is_special`]).
+pub fn write_through(from: &mut dyn std::io::Read, to: &Path) -> std::io::Result<()> {
+    let mut out = std::fs::OpenOptions::new().write(true).open(to)?;
+    std::io::copy(from, &mut out)?;
+    Ok(())
+}

@@ -22,7 +22,8 @@ pub fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8> {
     if args.key {
         let path = sign::key_path()
             .ok_or_else(|| anyhow::anyhow!("no home directory for a signing key"))?;
-        let signer = Signer::load_or_create(&path).map_err(anyhow::Error::msg)?;
+        // Asked for: made here even where LINEAGE_SIGNING_KEY names it.
+        let signer = Signer::load_or_create(&path.path).map_err(anyhow::Error::msg)?;
         ui::data(&(signer.public_key() + "\n"));
         return Ok(code::SUCCESS);
     }
@@ -71,6 +72,12 @@ pub fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8> {
     } else {
         ui::data(&(verify::table(&rows, ctx.color) + "\n"));
         ui::info(verify::summary(&rows));
+        if rows.iter().any(|r| r.standing == Standing::UnknownKey) {
+            ui::hint(
+                "if you trust a signer, list their key under [trust] keys in lineage.toml \
+                 (they print it with `lineage verify --key`)",
+            );
+        }
     }
     let worst = rows.iter().map(|r| r.standing).max();
     Ok(match worst {
@@ -111,8 +118,9 @@ pub fn mark(standing: Standing) -> Option<&'static str> {
 /// The user's own public key, if they have one (never made here).
 pub fn own_key() -> Option<String> {
     let path = sign::key_path()?;
-    path.exists()
-        .then(|| Signer::load_or_create(&path).ok())
+    path.path
+        .exists()
+        .then(|| Signer::load_or_create(&path.path).ok())
         .flatten()
         .map(|s| s.public_key())
 }

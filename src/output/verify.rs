@@ -73,8 +73,9 @@ pub fn table(rows: &[Checked], color: bool) -> String {
 pub fn summary(rows: &[Checked]) -> String {
     let count = |s: Standing| rows.iter().filter(|r| r.standing == s).count();
     format!(
-        "{} runs: {} verified, {} signed by an unknown key, {} unsigned, {} tampered",
+        "{} run{}: {} verified, {} signed by an unknown key, {} unsigned, {} tampered",
         rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
         count(Standing::Verified),
         count(Standing::UnknownKey),
         count(Standing::Unsigned),

@@ -158,10 +158,13 @@ impl Store {
             .conn
             .prepare_cached("SELECT data FROM blobs WHERE hash = ?1")?;
         for h in refs {
-            let data: Option<Vec<u8>> = blob.query_row([&h], |r| r.get(0)).optional()?;
-            if let Some(data) = data
-                && Hash::of(&data).to_hex() != h
-            {
+            let data: Option<Value> = blob.query_row([&h], |r| r.get(0)).optional()?;
+            let intact = match &data {
+                None => true, // not kept (over the size caps): nothing to check
+                Some(Value::Blob(b)) => Hash::of(b).to_hex() == h,
+                Some(_) => false,
+            };
+            if !intact {
                 return Ok(Some(format!(
                     "the stored bytes of blake3:{h} are not those bytes"
                 )));
@@ -179,7 +182,8 @@ impl Store {
             "SELECT path, file_hash, size, executable FROM dir_entries WHERE dir_hash = ?1",
         )?;
         for (dir, size, count) in dirs {
-            let mut list: Vec<(String, Hash, u64, bool)> = entries
+            // Any value of the wrong type is a manifest that does not hash to its name.
+            let rows: rusqlite::Result<Vec<(String, Hash, u64, bool)>> = entries
                 .query_map([&dir], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
@@ -188,7 +192,12 @@ impl Store {
                         r.get::<_, i64>(3)? == 1,
                     ))
                 })?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect();
+            let Ok(mut list) = rows else {
+                return Ok(Some(format!(
+                    "the manifest of directory blake3:{dir} does not hash to it"
+                )));
+            };
             if list.is_empty() {
                 continue; // no manifest kept: nothing to check
             }

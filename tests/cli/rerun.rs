@@ -364,6 +364,17 @@ fn upstream_reruns_a_two_step_chain_in_order_after_its_intermediate_output_is_de
     assert!(err.contains("input mid.txt is missing"), "{err}");
     assert!(err.contains("--upstream"), "{err}");
 
+    // A dry run plans the chain and runs nothing.
+    let out = env.cmd(["rerun", &step2, "--upstream", "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("upstream: would rerun"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("mid.txt").exists(), "a dry run ran step 1");
+    assert_eq!(list(&env).len(), 2, "a dry run recorded a run");
+
     let out = env.cmd(["rerun", &step2, "--upstream"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(
@@ -384,6 +395,28 @@ fn upstream_reruns_a_two_step_chain_in_order_after_its_intermediate_output_is_de
     let out = env.cmd(["rerun", &step2, "--upstream"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(list(&env).len(), 5);
+}
+
+/// A stage that copies its input wrote the input's bytes too: it is not its own upstream.
+#[test]
+fn upstream_never_takes_the_run_itself_or_a_later_one_for_the_cause() {
+    let env = Env::new();
+    env.init_repo();
+    let first = env.record(&["-o", "a.txt", "--", "sh", "-c", "echo v1 > a.txt"]);
+    let copy = env.record(&["-i", "a.txt", "-o", "b.txt", "--", "cp", "a.txt", "b.txt"]);
+    env.write("a.txt", "changed\n");
+    let out = env.cmd(["rerun", &copy, "--upstream"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    // Newest first: the copy's rerun after the first stage's, and nothing else.
+    let runs = list(&env);
+    assert_eq!(runs.len(), 4, "{err}");
+    assert_eq!(runs[0]["rerun_of"], copy, "{err}");
+    assert_eq!(runs[1]["rerun_of"], first, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("b.txt")).expect("b"),
+        "v1\n"
+    );
 }
 
 #[test]

@@ -414,7 +414,17 @@ fn a_stored_config_that_is_not_its_recorded_bytes_is_refused_and_the_worktree_re
         )
         .expect("poison");
     assert_eq!(n, 1);
+    // The record no longer verifies: refused before anything is made.
     let out = with_tmp(&env, &tmp, &["rerun", &id, "--worktree"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("changed after it was signed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(left_in(&tmp).is_empty(), "{:?}", left_in(&tmp));
+    // Forced past that, the worktree still never restores the poisoned bytes.
+    let out = with_tmp(&env, &tmp, &["rerun", &id, "--worktree", "--force"]);
     assert_ne!(code(&out), 0, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("config cfg.yaml do not have its recorded hash"),

@@ -495,3 +495,145 @@ fn show_marks_runs_whose_record_does_not_verify() {
     let summary = stdout(&env.cmd(["show", prep]));
     assert_eq!(row(&summary, "record"), "unsigned", "{summary}");
 }
+
+/// A record changed after it was signed is not rerun (its command could be anyone's) unless
+/// forced; an unsigned one is rerun with a warning saying so.
+#[test]
+fn a_tampered_record_is_not_rerun_and_an_unsigned_one_is_said_so() {
+    let (env, runs) = source();
+    let train = &runs[1];
+    let db = env.db();
+    db.execute(
+        "UPDATE runs SET argv = CAST('sh' || char(0) || '-c' || char(0) || 'touch pwned' AS BLOB) WHERE id = ?1",
+        [train],
+    )
+    .expect("forge");
+    let out = env.cmd(["rerun", train]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("its record was changed after it was signed")
+            && stderr(&out).contains("lineage verify"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("pwned").exists(), "the forged command ran");
+    let out = env.cmd(["rerun", "--dry-run", train]);
+    assert_eq!(code(&out), 125, "a dry run refuses too: {}", stderr(&out));
+    let out = env.cmd(["rerun", "--force", train]);
+    assert!(
+        env.path("pwned").exists(),
+        "--force runs it: {}",
+        stderr(&out)
+    );
+    // Unsigned: rerun, with a warning.
+    db.execute("DELETE FROM signatures", []).expect("delete");
+    let out = env.cmd(["rerun", &runs[0]]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("record is unsigned: nothing proves who recorded this command"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `--sign` attests: it refuses a run that does not verify, naming it.
+#[test]
+fn export_sign_refuses_runs_that_do_not_verify() {
+    let (env, runs) = source();
+    let out = env.cmd(["export", "model.pt", "--format", "in-toto", "--sign"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    env.db()
+        .execute(
+            "UPDATE params SET value = '0.9' WHERE run_id = ?1",
+            [&runs[0]],
+        )
+        .expect("tamper");
+    let out = env.cmd(["export", "model.pt", "--format", "in-toto", "--sign"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not signing: run") && stderr(&out).contains("TAMPERED"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty(), "nothing signed");
+}
+
+/// A key named by LINEAGE_SIGNING_KEY is never made: the run is unsigned, with a warning.
+#[test]
+fn a_signing_key_named_but_missing_is_not_made() {
+    let env = Env::local();
+    env.init_repo();
+    let named = env.root().join("mnt/keys/k");
+    let mut cmd = env.lineage();
+    cmd.env("LINEAGE_SIGNING_KEY", &named).args([
+        "run",
+        "-o",
+        "o.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo x > o.txt",
+    ]);
+    let out = output_within(cmd, std::time::Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("LINEAGE_SIGNING_KEY names")
+            && stderr(&out).contains("does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!named.exists() && !env.root().join("mnt").exists());
+    let (_, all) = verify(&env, "o.txt");
+    assert_eq!(all[0].1, "unsigned");
+}
+
+/// A kept blob of the wrong type is a tampered record, not an error.
+#[test]
+fn a_blob_of_the_wrong_type_is_tampered_not_an_error() {
+    let (env, runs) = source();
+    env.db()
+        .execute(
+            "UPDATE blobs SET data = CAST(data AS TEXT) WHERE hash = (
+                 SELECT artifact FROM edges WHERE run_id = ?1 AND role = 'config')",
+            [&runs[0]],
+        )
+        .expect("retype");
+    let (rc, all) = verify(&env, "model.pt");
+    assert_eq!((rc, standing_of(&all, &runs[0]).as_str()), (4, "tampered"));
+}
+
+/// `-o` onto a device or a FIFO (`-o /dev/null`, `-o /dev/stdout`) writes through it; it never
+/// replaces the special file with a regular one (as root, `-o /dev/null` did).
+#[test]
+fn output_to_a_special_file_writes_through_it_and_never_replaces_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let (env, _) = source();
+    for (name, args) in [
+        (
+            "export",
+            vec!["export", "model.pt", "--format", "prov-json", "-o"],
+        ),
+        ("bundle", vec!["bundle", "export", "-o"]),
+    ] {
+        let fifo = env.root().join(format!("{name}.fifo"));
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(st.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(&fifo).expect("read fifo"))
+        };
+        let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        full.push(fifo.display().to_string());
+        let out = env.cmd(&full);
+        assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
+        let got = reader.join().expect("reader");
+        assert!(!got.is_empty(), "{name}: nothing came through the FIFO");
+        let kind = std::fs::symlink_metadata(&fifo)
+            .expect("still there")
+            .file_type();
+        assert!(kind.is_fifo(), "{name}: the FIFO was replaced");
+    }
+}

@@ -21,6 +21,7 @@ use super::run::{self, Spec};
 use crate::cli::RerunArgs;
 use crate::error::{Error, code};
 use crate::hash::StatCache;
+use crate::model::Seal;
 use crate::model::{Role, RunRecord};
 use crate::store::{ReadOnlyCache, Store};
 use crate::ui;
@@ -41,6 +42,24 @@ fn rerun_one(args: &RerunArgs, ctx: &Context) -> Result<u8> {
     // Its environment and code are in the capture: without it there is nothing to rerun.
     super::readable(&original)?;
     let short = store.short_id(&id)?;
+    // A record changed since it was signed is not rerun as if it were the one recorded: its
+    // command could be anyone's. One that is unsigned or signed by a key nobody trusts is
+    // said so.
+    let own = super::verify::own_key();
+    let (seal, standing, _) = super::verify::check(&store, &id, true, own.as_deref(), ctx)?;
+    match (&seal, super::verify::mark(standing)) {
+        (Seal::Tampered { reason }, _) if !args.force => {
+            return Err(Error::TamperedRecord {
+                run: short,
+                reason: reason.clone(),
+            }
+            .into());
+        }
+        (_, Some(mark)) => ui::warn(format_args!(
+            "run {short}'s record is {mark}: nothing proves who recorded this command (lineage verify {short})"
+        )),
+        _ => {}
+    }
     if args.upstream {
         upstream::rerun(&store, ctx, &original, args, &mut Vec::new())?;
     }

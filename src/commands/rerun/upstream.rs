@@ -27,8 +27,9 @@ pub fn rerun(
         .chain(&checks.configs)
         .filter(|i| i.differs())
     {
-        // The latest run that produced the recorded bytes.
-        let Some(producer) = input.producer_ids.iter().max() else {
+        // The latest run before this one that produced the recorded bytes (a run that
+        // wrote the same bytes later, this one included, is not its cause).
+        let Some(producer) = input.producer_ids.iter().filter(|p| **p < r.id).max() else {
             continue;
         };
         if done.contains(producer) {
@@ -38,6 +39,14 @@ pub fn rerun(
         let parent = store.load_run(producer)?;
         rerun(store, ctx, &parent, args, done)?;
         let short = store.short_id(producer)?;
+        if args.dry_run {
+            // The plan only: nothing runs, nothing is recorded.
+            ui::info(format_args!(
+                "upstream: would rerun {short}, which produced {}",
+                input.path
+            ));
+            continue;
+        }
         if !args.quiet {
             ui::info(format_args!(
                 "upstream: rerunning {short}, which produced {}",

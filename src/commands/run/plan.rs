@@ -202,7 +202,7 @@ fn signer(quiet: bool) -> Option<Signer> {
         }
         return None;
     };
-    match Signer::load_or_create(&path) {
+    match path.load() {
         Ok(s) => Some(s),
         Err(e) => {
             ui::warn(format_args!("this run will not be signed: {e}"));
