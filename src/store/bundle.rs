@@ -251,12 +251,31 @@ impl Store {
             what: &what,
             bundle_runs: HashSet::new(),
             new_runs: HashSet::new(),
-            new_artifacts: HashSet::new(),
+            named: HashSet::new(),
+            blobs: HashSet::new(),
         };
         let mut counts = Counts::default();
-        for (table, cols) in &columns {
-            if cols.is_empty() {
-                continue; // a bundle from before the table existed
+        // Runs and their rows first, then only what the new runs name: artifacts their edges
+        // name, manifests of those, blobs their captures and configs name. Extra digests
+        // (sha256) cannot be checked without the files' bytes: never taken from a bundle;
+        // `export` and `run --sha256` compute them here from bytes that match.
+        const ORDER: [&str; 8] = [
+            "runs",
+            "edges",
+            "params",
+            "signatures",
+            "artifacts",
+            "dir_entries",
+            "blobs",
+            "extra_digests",
+        ];
+        let mut ordered: Vec<&(&Table, Vec<String>)> = columns.iter().collect();
+        ordered.sort_by_key(|(t, _)| ORDER.iter().position(|n| *n == t.name));
+        for (table, cols) in ordered {
+            if cols.is_empty() || table.name == "extra_digests" {
+                // A bundle from before the table existed, or rows never taken.
+                counts.rows.push((table.name.to_string(), 0));
+                continue;
             }
             let n = if table.name == "dir_entries" {
                 import.manifests(table, cols)?
@@ -282,8 +301,10 @@ struct Import<'a> {
     bundle_runs: HashSet<String>,
     /// Those of them this store did not have: only their rows are added.
     new_runs: HashSet<String>,
-    /// Artifacts this store did not have before the import.
-    new_artifacts: HashSet<String>,
+    /// The artifacts the new runs' edges name: only their rows and manifests are added.
+    named: HashSet<String>,
+    /// The blobs the new runs' captures and configs name: only those are added.
+    blobs: HashSet<String>,
 }
 
 impl Import<'_> {
@@ -338,6 +359,13 @@ impl Import<'_> {
                     if exists.exists([&first])? {
                         continue; // an existing run never changes
                     }
+                    if let Some(Value::Text(c)) =
+                        cols.iter().position(|c| c == "capture").map(|i| &values[i])
+                        && let Ok(capture) = serde_json::from_str::<Capture>(c)
+                    {
+                        self.blobs
+                            .extend(capture.blob_refs().iter().map(|h| h.to_hex()));
+                    }
                     self.new_runs.insert(first.clone());
                 }
                 "edges" | "params" | "signatures" => {
@@ -356,17 +384,27 @@ impl Import<'_> {
                     if !self.new_runs.contains(run) {
                         continue;
                     }
+                    if table.name == "edges"
+                        && let Some(Value::Text(a)) = cols
+                            .iter()
+                            .position(|c| c == "artifact")
+                            .map(|i| &values[i])
+                    {
+                        self.named.insert(a.clone());
+                        let config = cols
+                            .iter()
+                            .position(|c| c == "role")
+                            .is_some_and(|i| values[i] == Value::Text("config".into()));
+                        if config {
+                            self.blobs.insert(a.clone());
+                        }
+                    }
                 }
-                // A digest cannot be checked without the bytes: one is taken only for an
-                // artifact new to this store, never added to one already here.
-                "extra_digests" if !self.new_artifacts.contains(&first) => continue,
+                "artifacts" if !self.named.contains(&first) => continue,
+                "blobs" if !self.blobs.contains(&first) => continue,
                 _ => {}
             }
-            let k = insert.execute(rusqlite::params_from_iter(values.iter()))?;
-            if table.name == "artifacts" && k == 1 {
-                self.new_artifacts.insert(first);
-            }
-            added += k;
+            added += insert.execute(rusqlite::params_from_iter(values.iter()))?;
         }
         Ok(added)
     }
@@ -412,8 +450,11 @@ impl Import<'_> {
             if ends_group {
                 let first = n - group.len() + usize::from(values.is_none());
                 self.check_manifest(table, first, &group, [dir, path, file, size, exec])?;
+                let named = matches!(&group[0][dir], Value::Text(d) if self.named.contains(d));
                 for v in group.drain(..) {
-                    added += insert.execute(rusqlite::params_from_iter(v.iter()))?;
+                    if named {
+                        added += insert.execute(rusqlite::params_from_iter(v.iter()))?;
+                    }
                 }
             }
             let Some(values) = values else { break };

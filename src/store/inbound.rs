@@ -41,14 +41,16 @@ enum Rule {
     RelPath,
     /// JSON of a `Capture`.
     Capture,
-    /// A JSON document.
-    Json,
     /// A JSON scalar (a param's value).
     JsonScalar,
     /// An extra digest's algorithm: `sha256` or `dirHash`.
     Algorithm,
     /// Any integer.
     Int,
+    /// An integer that fits 32 bits (an exit code, a signal).
+    Int32,
+    /// JSON of a run's `Resources`.
+    Resources,
     /// `ed25519:<64 lowercase hex>`.
     PublicKey,
     /// 128 lowercase hex digits.
@@ -72,13 +74,14 @@ fn rule(table: &str, column: &str) -> (Rule, bool) {
         ("runs", "argv" | "cwd") => (Bytes, false),
         ("runs", "started_at") => (Time, false),
         ("runs", "ended_at") => (Time, true),
-        ("runs", "exit_code" | "signal" | "pid" | "pid_start") => (Int, true),
+        ("runs", "exit_code" | "signal") => (Int32, true),
+        ("runs", "pid" | "pid_start") => (Int, true),
         ("runs", "hostname" | "boot_id") => (Name, true),
         ("runs", "git_commit") => (GitCommit, true),
         ("runs", "git_dirty") => (Bool, true),
         ("runs", "code_hash") => (Hash, true),
         ("runs", "capture") => (Capture, false),
-        ("runs", "resources") => (Json, true),
+        ("runs", "resources") => (Resources, true),
         ("edges", "run_id") => (Uuid, false),
         ("edges", "role") => (Role, false),
         ("edges", "position") => (Count, false),
@@ -130,6 +133,11 @@ pub fn check_row(table: &Table, columns: &[String], row: &[Value]) -> Result<(),
             }
         }
         "runs" => {
+            if let (Some(id), Some(started)) =
+                (text(row, columns, "id"), text(row, columns, "started_at"))
+            {
+                check_run_time(id, started)?;
+            }
             if let (Some(status), Some(end)) = (
                 text(row, columns, "status"),
                 columns.iter().position(|c| c == "ended_at"),
@@ -149,6 +157,34 @@ pub fn check_row(table: &Table, columns: &[String], row: &[Value]) -> Result<(),
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// A run id is the UUIDv7 lineage made when the run started: its time is the run's start
+/// (within a day), and neither is in the future (a day of clock skew allowed), so no
+/// imported run can sort after every run still to come.
+fn check_run_time(id: &str, started: &str) -> Result<(), String> {
+    const DAY_MS: i64 = 86_400_000;
+    let u = uuid::Uuid::try_parse(id).map_err(|_| format!("id: {} is not a UUID", show(id)))?;
+    let Some(ts) = u.get_timestamp().filter(|_| u.get_version_num() == 7) else {
+        return Err(format!("id: {} is not a UUIDv7", show(id)));
+    };
+    let (secs, nanos) = ts.to_unix();
+    let id_ms = secs as i64 * 1000 + i64::from(nanos / 1_000_000);
+    let start_ms = started
+        .parse::<jiff::Timestamp>()
+        .map_err(|_| format!("started_at: {} is not an RFC 3339 time", show(started)))?
+        .as_millisecond();
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    if (id_ms - start_ms).abs() > DAY_MS {
+        return Err(format!(
+            "id: its time is not the run's start ({})",
+            show(started)
+        ));
+    }
+    if start_ms > now_ms + DAY_MS {
+        return Err(format!("started_at: {} is in the future", show(started)));
     }
     Ok(())
 }
@@ -211,6 +247,7 @@ fn check_int(rule: Rule, n: i64) -> Result<(), String> {
     match rule {
         Rule::Count if n < 0 => Err(format!("{n} is negative")),
         Rule::Bool if n != 0 && n != 1 => Err(format!("{n} is not 0 or 1")),
+        Rule::Int32 if i32::try_from(n).is_err() => Err(format!("{n} does not fit 32 bits")),
         _ => Ok(()),
     }
 }
@@ -237,13 +274,13 @@ fn check_text(rule: Rule, s: &str) -> Result<(), String> {
         Rule::Text => true,
         Rule::RelPath => return check_rel_path(s),
         Rule::Capture => return check_capture(s),
-        Rule::Json => serde_json::from_str::<serde_json::Value>(s).is_ok(),
+        Rule::Resources => serde_json::from_str::<crate::model::Resources>(s).is_ok(),
         Rule::JsonScalar => serde_json::from_str::<serde_json::Value>(s)
             .is_ok_and(|v| !v.is_array() && !v.is_object()),
         Rule::Algorithm => s == "sha256" || s == "dirHash",
         Rule::PublicKey => crate::sign::parse_public_key(s).is_some(),
         Rule::Signature => crate::sign::is_signature(s),
-        Rule::Count | Rule::Bool | Rule::Int | Rule::Bytes => false,
+        Rule::Count | Rule::Bool | Rule::Int | Rule::Int32 | Rule::Bytes => false,
     };
     if ok {
         Ok(())
@@ -262,7 +299,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::ArtifactKind => "file or dir",
         Rule::Time => "an RFC 3339 time",
         Rule::Name => "a name without control characters",
-        Rule::Json => "JSON",
+        Rule::Resources => "a run's resources",
         Rule::JsonScalar => "a JSON scalar",
         Rule::Algorithm => "sha256 or dirHash",
         Rule::PublicKey => "an ed25519 public key",

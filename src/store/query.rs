@@ -293,7 +293,7 @@ impl Store {
     /// Remember a digest computed from bytes that matched `hash`.
     pub fn put_extra_digest(&self, hash: &Hash, algorithm: &str, digest: &str) -> Result<()> {
         self.conn.execute(
-            "INSERT OR IGNORE INTO extra_digests (artifact, algorithm, digest) VALUES (?1, ?2, ?3)",
+            "INSERT OR REPLACE INTO extra_digests (artifact, algorithm, digest) VALUES (?1, ?2, ?3)",
             params![hash.to_hex(), algorithm, digest],
         )?;
         Ok(())

@@ -368,17 +368,30 @@ fn insert_artifact(
         return Ok((None, None));
     };
     let hash = a.hash.to_hex();
-    let new =
-        tx.prepare_cached(
+    let row = params![hash, a.kind.as_str(), a.size as i64, a.file_count as i64];
+    let inserted = tx
+        .prepare_cached(
             "INSERT INTO artifacts (hash, kind, size, file_count) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT DO NOTHING",
         )?
-        .execute(params![
-            hash,
-            a.kind.as_str(),
-            a.size as i64,
-            a.file_count as i64
-        ])? == 1;
+        .execute(row)?
+        == 1;
+    // What this machine measured wins over a row that came from elsewhere (an import), and
+    // a directory whose manifest never arrived gets one now.
+    let new = inserted || {
+        tx.prepare_cached(
+            "UPDATE artifacts SET kind = ?2, size = ?3, file_count = ?4
+             WHERE hash = ?1 AND (kind, size, file_count) IS NOT (?2, ?3, ?4)",
+        )?
+        .execute(row)?;
+        a.kind == crate::model::ArtifactKind::Dir
+            && !tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM dir_entries WHERE dir_hash = ?1)
+                         OR EXISTS (SELECT 1 FROM pending_manifests WHERE dir_hash = ?1)",
+                )?
+                .query_row([&hash], |r| r.get::<_, bool>(0))?
+    };
     let mut deferred = None;
     if let Some(token) = &e.manifest {
         if new && defer {

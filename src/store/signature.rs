@@ -1,7 +1,7 @@
 //! Signed records (docs/security.md). A finished run's canonical record is one stable
-//! serialisation of everything recorded for it: its `runs` row, its edges (with the kind,
-//! size and file count of the artifact each names) and its params, as JSON with keys in a
-//! fixed order and NULLs left out (so a column added later does not change old records).
+//! serialisation of everything recorded for it: its `runs` row, its edges (the artifact
+//! each names by hash) and its params, as JSON with keys in a fixed order and NULLs left out
+//! (so a column added later does not change old records).
 //! The capture it holds names the blobs (configs, patch, untracked files) by hash, and each
 //! directory's hash covers its manifest, so those are covered too: `check_run` re-hashes
 //! them. Extra digests (sha256) are not covered: `lineage export` may add them later.
@@ -68,22 +68,13 @@ pub(crate) fn canonical(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> 
     let Some(run) = run.into_iter().next() else {
         return Ok(None);
     };
-    let edge_cols = schema::table("edges")
-        .map(|t| {
-            t.columns
-                .iter()
-                .map(|c| format!("e.{}", c.name))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
+    // Artifacts by hash only: their kind and size are rows any store shares, and the hash
+    // already says everything (a directory's covers its manifest).
     let edges = rows(
         conn,
         &format!(
-            "SELECT {edge_cols}, a.kind AS artifact_kind, a.size AS artifact_size,
-                    a.file_count AS artifact_files
-             FROM edges e LEFT JOIN artifacts a ON a.hash = e.artifact
-             WHERE e.run_id = ?1 ORDER BY e.role, e.position"
+            "SELECT {} FROM edges WHERE run_id = ?1 ORDER BY role, position",
+            cols("edges")
         ),
         id,
     )?;

@@ -178,6 +178,33 @@ fn crafted_bundles_are_refused_whole_naming_the_table_and_row() {
             "trigger \"t\" is not part of a lineage bundle's schema",
         ),
         (
+            "id-max",
+            "UPDATE runs SET id = 'ffffffff-ffff-7fff-bfff-ffffffffffff' WHERE rowid = (SELECT min(rowid) FROM runs);"
+                .into(),
+            "id: its time is not the run's start",
+        ),
+        (
+            "id-not-v7",
+            "UPDATE runs SET id = '6f1c2a3e-1111-4111-8111-111111111111' WHERE rowid = (SELECT min(rowid) FROM runs);"
+                .into(),
+            "is not a UUIDv7",
+        ),
+        (
+            "started-in-future",
+            "UPDATE runs SET started_at = '2999-01-01T00:00:00Z';".into(),
+            "id: its time is not the run's start",
+        ),
+        (
+            "exit-code-range",
+            "UPDATE runs SET exit_code = 9999999999;".into(),
+            "does not fit 32 bits",
+        ),
+        (
+            "resources-garbage",
+            "UPDATE runs SET resources = '[1, 2]';".into(),
+            "is not a run's resources",
+        ),
+        (
             "capture-garbage",
             "UPDATE runs SET capture = '{\"git\": 7}';".into(),
             "capture: cannot be read as a capture",
@@ -636,4 +663,142 @@ fn output_to_a_special_file_writes_through_it_and_never_replaces_it() {
             .file_type();
         assert!(kind.is_fifo(), "{name}: the FIFO was replaced");
     }
+}
+
+/// What a bundle says about artifacts is taken only for the new runs that name them, never
+/// replaces what this machine measures, and carries no sha256: a bundle of bare artifact rows
+/// and planted digests changes nothing a later run of this user records or signs.
+#[test]
+fn planted_artifacts_and_digests_never_reach_what_this_user_records() {
+    let (env, _) = source();
+    // The attacker knows the bytes this user will record (a public dataset, say).
+    let victim = Env::local();
+    victim.init_repo();
+    victim.write("ds/a.csv", "x\n1\n");
+    victim.write("ds/sub/b.csv", "y\n2\n");
+    victim.write("f.txt", "hello\n");
+    let dir_hash = {
+        let out = env.cmd(["run", "-q", "-i", "data", "--", "true"]);
+        assert_eq!(code(&out), 0);
+        env.show(None)["inputs"][0]["hash"]
+            .as_str()
+            .expect("hash")
+            .trim_start_matches("blake3:")
+            .to_string()
+    };
+    let f = hex(b"hello\n");
+    let bare = crafted(
+        &env,
+        "bare",
+        &format!(
+            "DELETE FROM signatures; DELETE FROM params; DELETE FROM edges; DELETE FROM runs;
+             DELETE FROM dir_entries; DELETE FROM artifacts; DELETE FROM blobs;
+             INSERT INTO artifacts VALUES ('{f}', 'dir', 999, 42);
+             INSERT INTO artifacts VALUES ('{dir_hash}', 'file', 7, 1);
+             INSERT INTO extra_digests VALUES ('{f}', 'sha256', '{}');",
+            "f".repeat(64)
+        ),
+    );
+    let out = victim.cmd(["bundle", "import", &bare.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let count = |sql: &str| -> i64 { victim.db().query_row(sql, [], |r| r.get(0)).expect("count") };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM artifacts"),
+        0,
+        "orphan artifacts kept"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM extra_digests"),
+        0,
+        "a digest was taken"
+    );
+    // The victim records the same bytes: their own measurements, their own manifest.
+    victim.write("ds/a.csv", "x\n1\n");
+    let run = victim.record(&[
+        "--sha256",
+        "-i",
+        "ds",
+        "-i",
+        "f.txt",
+        "-o",
+        "o.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat f.txt > o.txt",
+    ]);
+    let shown = victim.show(Some(&run));
+    let inputs = shown["inputs"].as_array().expect("inputs");
+    assert_eq!(inputs[0]["kind"], "dir", "{shown}");
+    assert_eq!(inputs[1]["kind"], "file", "{shown}");
+    assert_eq!(inputs[1]["size"], 6, "{shown}");
+    assert_eq!(count("SELECT COUNT(*) FROM dir_entries"), 2);
+    let out = victim.cmd(["show", "ds/sub/b.csv"]);
+    assert_eq!(code(&out), 0, "the manifest was stored: {}", stderr(&out));
+    let statements = stdout(&victim.cmd(["export", &run, "--format", "in-toto", "--no-sha256"]));
+    assert!(
+        !statements.contains(&"f".repeat(64)),
+        "the planted sha256 was used"
+    );
+}
+
+/// `--upstream` runs another run's command for you only when that run's record is proven.
+#[test]
+fn upstream_never_runs_an_unproven_run_for_you() {
+    let env = Env::local();
+    env.init_repo();
+    let step1 = env.record(&["-o", "mid.txt", "--", "sh", "-c", "echo one > mid.txt"]);
+    let step2 = env.record(&[
+        "-i", "mid.txt", "-o", "end.txt", "--", "cp", "mid.txt", "end.txt",
+    ]);
+    std::fs::remove_file(env.path("mid.txt")).expect("rm");
+    env.db()
+        .execute("DELETE FROM signatures WHERE run_id = ?1", [&step1])
+        .expect("unsign");
+    for dry in [true, false] {
+        let mut args = vec!["rerun", step2.as_str(), "--upstream"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = env.cmd(&args);
+        assert_ne!(code(&out), 0, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is unsigned: not running its command for you"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!env.path("mid.txt").exists());
+    }
+    let out = env.cmd(["rerun", step2.as_str(), "--upstream", "--force"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(env.path("mid.txt").exists());
+}
+
+/// A recorded bash function (`BASH_FUNC_name%%`) replaces a command in every bash the job
+/// starts: the plan names it when it differs from now.
+#[test]
+fn the_plan_names_a_recorded_bash_function() {
+    let env = Env::local();
+    env.init_repo();
+    let mut cmd = env.lineage();
+    cmd.env("BASH_FUNC_python3%%", "() { touch pwned; }").args([
+        "run",
+        "-q",
+        "-o",
+        "o.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo x > o.txt",
+    ]);
+    let out = output_within(cmd, std::time::Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let id = env.show(None)["id"].as_str().expect("id").to_string();
+    let out = env.cmd(["rerun", "--dry-run", &id]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("BASH_FUNC_python3%%"),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -507,12 +507,17 @@ fn resolved(p: &Path) -> String {
 
 /// Variables that change which program, library or module a job gets: shown in the plan
 /// when the job's value differs from the current one. Also any `LD_*`, `DYLD_*`, `PYTHON*`
-/// and `CONDA_*` variable, and any whose name ends in `PATH`.
+/// and `CONDA_*` variable, bash's exported functions (`BASH_FUNC_*`, which replace a command
+/// by a function in every bash the job starts), and any whose name ends in `PATH`.
 const LOOKUP_VARIABLES: &[&str] = &[
     "VIRTUAL_ENV",
     "HOME",
     "BASH_ENV",
     "ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "PROMPT_COMMAND",
     "PERL5LIB",
     "PERLLIB",
     "PERL5OPT",
@@ -532,7 +537,7 @@ const LOOKUP_VARIABLES: &[&str] = &[
 /// Whether a variable changes how programs, libraries or modules are found.
 pub fn is_lookup_variable(name: &str) -> bool {
     LOOKUP_VARIABLES.contains(&name)
-        || ["LD_", "DYLD_", "PYTHON", "CONDA_"]
+        || ["LD_", "DYLD_", "PYTHON", "CONDA_", "BASH_FUNC_"]
             .iter()
             .any(|p| name.starts_with(p))
         || name.ends_with("PATH")

@@ -36,9 +36,23 @@ pub fn rerun(
             continue;
         }
         done.push(producer.clone());
+        let short = store.short_id(producer)?;
+        // Another run's command is run for you only when its record is proven: signed by a
+        // trusted key, unchanged (an imported run claiming to have written these bytes could
+        // hold any command). --force runs an unproven one.
+        let own = crate::commands::verify::own_key();
+        let (_, standing, _) =
+            crate::commands::verify::check(store, producer, true, own.as_deref(), ctx)?;
+        if let Some(mark) = crate::commands::verify::mark(standing)
+            && !args.force
+        {
+            anyhow::bail!(
+                "upstream run {short}, which produced {}, is {mark}: not running its command for you (rerun it yourself, or --force)",
+                input.path
+            );
+        }
         let parent = store.load_run(producer)?;
         rerun(store, ctx, &parent, args, done)?;
-        let short = store.short_id(producer)?;
         if args.dry_run {
             // The plan only: nothing runs, nothing is recorded.
             ui::info(format_args!(
