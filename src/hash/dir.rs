@@ -55,6 +55,9 @@ pub(super) fn hash_dir_pipelined(
             let mut digest = StatDigest::default();
             let mut batch = Vec::with_capacity(WALK_BATCH);
             for item in walk_dir(path, watch) {
+                if how.hashing.is_stopped() {
+                    return None;
+                }
                 if let Ok(f) = &item {
                     progress.found(f.key.size);
                     digest.add(f);
@@ -124,9 +127,12 @@ impl<'c> DirHashing<'c> {
 
     /// Hash a chunk of walked files (emptying it) and hand its manifest entries to `sink`.
     pub(super) fn chunk(&mut self, chunk: &mut Vec<WalkedFile>, sink: Sink) -> io::Result<()> {
+        self.how.hashing.check_stop()?;
         let files: Vec<(PathBuf, StatKey)> =
             chunk.iter().map(|f| (f.path.clone(), f.key)).collect();
         let hashed = hash_with_cache(&files, self.how);
+        // A file cut short is no hash: the whole directory goes unrecorded.
+        self.how.hashing.check_stop()?;
         let mut entries = Vec::with_capacity(chunk.len());
         for (f, (result, stable)) in chunk.iter().zip(hashed) {
             // Every walked file is in the fingerprint, hashed or not, as in `fingerprint`.

@@ -46,6 +46,14 @@ struct Shared {
     progress: Progress,
     job_running: AtomicBool,
     alongside: OnceLock<Option<rayon::ThreadPool>>,
+    /// Raised when lineage is asked to stop (SIGINT, SIGTERM once the job has ended): hashing
+    /// then ends with [`stopped`] at the next window, file or chunk.
+    stop: Arc<AtomicBool>,
+}
+
+/// The error of hashing that was asked to stop.
+pub fn stopped() -> io::Error {
+    io::Error::other("not hashed: lineage was asked to stop")
 }
 
 impl Hashing {
@@ -57,6 +65,23 @@ impl Hashing {
     /// Whether the job is running: hashing beside it yields to it (see [`Hashing::alongside`]).
     pub fn set_job_running(&self, running: bool) {
         self.0.job_running.store(running, Ordering::Relaxed);
+    }
+
+    /// The flag that stops hashing when raised (the signal handling of `child` holds it).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0.stop)
+    }
+
+    /// Whether hashing was asked to stop.
+    pub fn is_stopped(&self) -> bool {
+        self.0.stop.load(Ordering::Relaxed)
+    }
+
+    fn check_stop(&self) -> io::Result<()> {
+        if self.is_stopped() {
+            return Err(stopped());
+        }
+        Ok(())
     }
 
     fn job_running(&self) -> bool {
@@ -744,7 +769,7 @@ mod tests {
         ] {
             std::fs::write(&path, &data[..len]).expect("write");
             let file = File::open(&path).expect("open");
-            let hash = hash_mapped(&file, len as u64, window, None).expect("hash");
+            let hash = hash_mapped(&file, len as u64, window, None, None).expect("hash");
             assert_eq!(hash, Hash::of(&data[..len]), "length {len}");
         }
     }

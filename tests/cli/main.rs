@@ -8,6 +8,7 @@ mod capture;
 mod contract;
 mod docs;
 mod export;
+mod faults;
 mod fixture;
 mod gpu;
 mod html;

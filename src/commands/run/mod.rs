@@ -73,7 +73,8 @@ pub fn execute(mut plan: Plan) -> Executed {
         ui::info(format_args!("run {short} recording"));
     }
     let extra_env = [("LINEAGE_RUN_ID", id.as_str())];
-    let running = match child::spawn(&plan.argv, &plan.cwd, plan.env.as_deref(), &extra_env) {
+    let stop = plan.hashing.stop_flag();
+    let running = match child::spawn(&plan.argv, &plan.cwd, plan.env.as_deref(), &extra_env, stop) {
         Ok(r) => r,
         Err(e) => return finish::not_started(plan, id, pre, &e),
     };

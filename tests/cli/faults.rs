@@ -1,0 +1,100 @@
+//! Issue 15's store faults and the job: signals reach the job once, hashing never follows
+//! links into /proc, /sys or /dev nor out of an output directory, lineage stays responsive
+//! while it hashes, a bad `secret.key` never stops a job, `doctor` tells permission problems
+//! from damage and never panics, finished runs never depend on the WAL, paths are kept as
+//! bytes, temporary files are user-only.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// A job that counts the SIGTERMs it handles (one line each in `count`), says it is ready,
+/// and ends with 3 once `stop` appears. Perl handles each delivery at once (the sleep is
+/// interrupted), so two deliveries a few milliseconds apart count twice.
+const COUNTING_JOB: &str = r#"$SIG{TERM} = sub { open(my $f, ">>", "count"); print $f "TERM\n"; close $f };
+open(my $r, ">", "ready"); close $r;
+for (1..1200) { last if -e "stop"; select(undef, undef, undef, 0.05) }
+exit 3"#;
+
+/// lineage running the counting job, as the leader of a process group of its own (so the
+/// test can signal the group without signalling itself).
+fn counting(env: &Env) -> Child {
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "--", "perl", "-e", COUNTING_JOB])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("lineage");
+    wait_for(&env.path("ready"));
+    child
+}
+
+/// Signal, give a second delivery time to arrive, stop the job: how many it handled.
+fn terms_after(env: &Env, child: Child, target: &str) -> usize {
+    let status = Command::new("kill")
+        .args(["-TERM", "--", target])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    wait_for(&env.path("count"));
+    std::thread::sleep(Duration::from_millis(500));
+    env.write("stop", "");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    std::fs::read_to_string(env.path("count"))
+        .expect("count")
+        .lines()
+        .count()
+}
+
+#[test]
+fn a_signal_to_the_process_group_reaches_the_job_once() {
+    // `timeout` and `kill -TERM -PGID` signal the whole group: the job, in lineage's group,
+    // has it already, so lineage must not forward it again.
+    let env = Env::new();
+    let child = counting(&env);
+    let group = format!("-{}", child.id());
+    assert_eq!(terms_after(&env, child, &group), 1);
+    assert_eq!(env.show(None)["status"], "interrupted");
+}
+
+#[test]
+fn a_signal_to_lineage_alone_is_forwarded_to_the_job_once() {
+    let env = Env::new();
+    let child = counting(&env);
+    let pid = child.id().to_string();
+    assert_eq!(terms_after(&env, child, &pid), 1);
+    assert_eq!(env.show(None)["status"], "interrupted");
+}
+
+#[test]
+fn under_timeout_the_job_handles_one_sigterm_as_it_does_without_lineage() {
+    // `timeout` sends SIGTERM to its child and then to its whole group, microseconds apart:
+    // a job run bare has them merged while pending and handles one (measured); lineage must
+    // neither forward the group's nor deliver its own a moment later.
+    let env = Env::new();
+    let mut cmd = Command::new("timeout");
+    cmd.args(["1", env!("CARGO_BIN_EXE_lineage"), "run", "-q", "--"])
+        .args(["perl", "-e", COUNTING_JOB])
+        .current_dir(&env.work)
+        .env("LINEAGE_STORE", &env.store)
+        .env("HOME", &env.home)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("timeout");
+    wait_for(&env.path("count"));
+    std::thread::sleep(Duration::from_millis(500));
+    env.write("stop", "");
+    assert_eq!(child.wait().expect("wait").code(), Some(124));
+    let count = std::fs::read_to_string(env.path("count")).expect("count");
+    assert_eq!(
+        count.lines().count(),
+        1,
+        "SIGTERM handled {} times",
+        count.lines().count()
+    );
+}
