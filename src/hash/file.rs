@@ -238,6 +238,7 @@ pub(super) fn hash_with_cache(
         hashing,
         cache,
         read,
+        ..
     } = how;
     let progress = hashing.progress();
     let keys: Vec<StatKey> = files.iter().map(|(_, k)| *k).collect();

@@ -131,6 +131,21 @@ impl Hashing {
         hash_now(path, sink, self.how(cache, Read::Map), watch)
     }
 
+    /// [`Hashing::hash_path`] for an output: symlinks that leave the directory are recorded
+    /// as links (their target's text), never followed.
+    pub fn hash_output(
+        &self,
+        path: &Path,
+        sink: Sink,
+        cache: Option<&dyn StatCache>,
+    ) -> io::Result<Hashed> {
+        let how = How {
+            links: Links::Within,
+            ..self.how(cache, Read::Map)
+        };
+        hash_now(path, sink, how, None)
+    }
+
     /// Like [`Hashing::hash_path`], but the bytes may be left to read later, while the job
     /// runs: the walk and its stats happen now (so the fingerprint and the cache lookups are
     /// those of this moment), and [`Later::finish`] hashes only bytes whose file still has
@@ -163,6 +178,7 @@ impl Hashing {
             hashing: self,
             cache,
             read,
+            links: Links::Follow,
         }
     }
 }
@@ -173,6 +189,7 @@ struct How<'a> {
     hashing: &'a Hashing,
     cache: Option<&'a dyn StatCache>,
     read: Read,
+    links: Links,
 }
 
 /// What hashing has done so far, for the progress bar: bytes and files hashed or found in a
@@ -405,6 +422,7 @@ fn prepare_file(path: &Path, meta: &Metadata, how: How, defer: bool) -> io::Resu
                 rel: Vec::new(),
                 executable: false,
                 key,
+                link: None,
             }],
             digest: None,
             fingerprint: print.finish(),
@@ -442,7 +460,7 @@ fn prepare_dir(
     let progress = how.hashing.progress();
     let now = now_ns();
     let mut warnings = Vec::new();
-    let mut walk = walk_dir(path, watch).inspect(|item| {
+    let mut walk = walk_dir(path, watch, how.links).inspect(|item| {
         if let Ok(f) = item {
             progress.found(f.key.size);
         }
@@ -611,7 +629,7 @@ pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
     if meta.is_file() {
         print.add(b"", &StatKey::of(&meta));
     } else {
-        for f in walk_dir(path, None).flatten() {
+        for f in walk_dir(path, None, Links::Follow).flatten() {
             print.add(&f.rel, &f.key);
         }
     }

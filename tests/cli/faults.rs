@@ -98,3 +98,78 @@ fn under_timeout_the_job_handles_one_sigterm_as_it_does_without_lineage() {
         count.lines().count()
     );
 }
+
+/// The manifest of a run's directory artifact: (path, file hash) in path order.
+fn manifest(env: &Env, role: &str, path: &str) -> Vec<(String, String)> {
+    let run = env.show(None);
+    let hash = artifact(&run, role, path)["hash"]
+        .as_str()
+        .expect("hashed")
+        .to_string();
+    let db = env.db();
+    let mut stmt = db
+        .prepare("SELECT path, file_hash FROM dir_entries WHERE dir_hash = ?1 ORDER BY path")
+        .expect("prepare");
+    let hex = hash.trim_start_matches("blake3:").to_string();
+    let rows: Vec<(String, String)> = stmt
+        .query_map([&hex], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    if rows.is_empty() {
+        // Hashes may be stored with their prefix.
+        return stmt
+            .query_map([&hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+    }
+    rows
+}
+
+fn link_hash(target: &str) -> String {
+    blake3::hash(target.as_bytes()).to_hex().to_string()
+}
+
+#[test]
+fn links_into_proc_sys_and_dev_are_recorded_as_links_never_followed() {
+    // Followed, /proc/self/... is endless and /dev/zero never ends.
+    let env = Env::new();
+    env.write("data/x.csv", "1\n");
+    for (name, target) in [("p", "/proc/self"), ("s", "/sys"), ("z", "/dev/zero")] {
+        std::os::unix::fs::symlink(target, env.path("data").join(name)).expect("symlink");
+    }
+    std::fs::create_dir_all(env.path("out")).expect("mkdir");
+    std::os::unix::fs::symlink("/proc", env.path("out/proc")).expect("symlink");
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "-i", "data", "-o", "out", "--", "true"]);
+    let out = output_within(cmd, Duration::from_secs(120));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let run = env.show(None);
+    assert_eq!(artifact(&run, "inputs", "data")["file_count"], 4, "{run}");
+    let entries = manifest(&env, "inputs", "data");
+    let z = entries.iter().find(|(p, _)| p == "z").expect("z recorded");
+    assert!(z.1.ends_with(&link_hash("/dev/zero")), "{entries:?}");
+    assert_eq!(artifact(&run, "outputs", "out")["file_count"], 1, "{run}");
+}
+
+#[test]
+fn links_that_leave_an_output_directory_are_recorded_as_links_not_followed() {
+    // A link to /etc in a model directory recorded every file of /etc (304,928 host files
+    // with /root); git records a link as its target's text, and so does lineage now. Links
+    // that stay inside the directory are followed as before.
+    let env = Env::new();
+    env.write("outside.txt", "not the model\n");
+    env.write("model/weights.bin", "w");
+    std::os::unix::fs::symlink("/etc", env.path("model/etc")).expect("symlink");
+    std::os::unix::fs::symlink("../outside.txt", env.path("model/up")).expect("symlink");
+    std::os::unix::fs::symlink("weights.bin", env.path("model/same")).expect("symlink");
+    env.record(&["-o", "model", "--", "true"]);
+    let run = env.show(None);
+    assert_eq!(artifact(&run, "outputs", "model")["file_count"], 4, "{run}");
+    let entries = manifest(&env, "outputs", "model");
+    let find = |p: &str| &entries.iter().find(|(n, _)| n == p).expect(p).1;
+    assert!(find("etc").ends_with(&link_hash("/etc")), "{entries:?}");
+    assert!(find("up").ends_with(&link_hash("../outside.txt")), "{entries:?}");
+    assert!(find("same").ends_with(&link_hash("w")), "followed inside: {entries:?}");
+}

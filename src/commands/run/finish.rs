@@ -209,7 +209,7 @@ fn hash_outputs(plan: &Plan, capture: &mut Capture) -> Vec<Edge> {
         let sink = &mut |e: &[crate::model::DirEntry]| plan.store.stage(&token, e);
         match plan
             .hashing
-            .hash_path(&d.abs, sink, Some(&plan.store), None)
+            .hash_output(&d.abs, sink, Some(&plan.store))
         {
             Ok(h) => {
                 for w in h.warnings {
