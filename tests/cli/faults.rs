@@ -170,6 +170,66 @@ fn links_that_leave_an_output_directory_are_recorded_as_links_not_followed() {
     let entries = manifest(&env, "outputs", "model");
     let find = |p: &str| &entries.iter().find(|(n, _)| n == p).expect(p).1;
     assert!(find("etc").ends_with(&link_hash("/etc")), "{entries:?}");
-    assert!(find("up").ends_with(&link_hash("../outside.txt")), "{entries:?}");
-    assert!(find("same").ends_with(&link_hash("w")), "followed inside: {entries:?}");
+    assert!(
+        find("up").ends_with(&link_hash("../outside.txt")),
+        "{entries:?}"
+    );
+    assert!(
+        find("same").ends_with(&link_hash("w")),
+        "followed inside: {entries:?}"
+    );
+}
+
+/// lineage hashing a huge sparse output after its job ended with 5, sent `signal` (again
+/// every second, in case the first came while the job was still exiting): it must stop
+/// hashing, record what it has and exit with the job's code, long before the hash could be.
+fn stopped_while_hashing(signal: &str) {
+    let env = Env::new();
+    let job = "trap '' TERM INT; mkdir -p out && truncate -s 4T out/big && echo x > out/small && touch done; exit 5";
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-o", "out", "--", "sh", "-c", job])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("lineage");
+    wait_for(&env.path("done"));
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        // A hang guard only: 4 TiB of zeros take hours to hash.
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("lineage kept hashing after SIG{signal}");
+        }
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status();
+        std::thread::sleep(Duration::from_millis(1000));
+    };
+    let mut err = String::new();
+    use std::io::Read as _;
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read");
+    assert_eq!(status.code(), Some(5), "the job's code: {err}");
+    let run = env.show(None);
+    assert_eq!(run["exit_code"], 5, "{run}");
+    assert!(artifact(&run, "outputs", "out")["hash"].is_null(), "{run}");
+    let notes = run["notes"].to_string();
+    assert!(notes.contains("asked to stop"), "{run}");
+}
+
+#[test]
+fn sigterm_while_outputs_are_hashed_stops_lineage_with_the_jobs_code() {
+    stopped_while_hashing("TERM");
+}
+
+#[test]
+fn sigint_while_outputs_are_hashed_stops_lineage_with_the_jobs_code() {
+    stopped_while_hashing("INT");
 }

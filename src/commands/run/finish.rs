@@ -207,10 +207,7 @@ fn hash_outputs(plan: &Plan, capture: &mut Capture) -> Vec<Edge> {
             continue;
         }
         let sink = &mut |e: &[crate::model::DirEntry]| plan.store.stage(&token, e);
-        match plan
-            .hashing
-            .hash_output(&d.abs, sink, Some(&plan.store))
-        {
+        match plan.hashing.hash_output(&d.abs, sink, Some(&plan.store)) {
             Ok(h) => {
                 for w in h.warnings {
                     note(format!("output {}: {w}", d.given.display()));
