@@ -16,8 +16,66 @@ pub struct Report {
     pub schema_version: Option<i64>,
     pub runs: Option<i64>,
     pub running: Option<i64>,
-    /// Empty when healthy.
+    /// Damage, or anything else a rebuild is for. Empty when healthy.
     pub problems: Vec<String>,
+    /// Modes that are wrong and that chmod fixes (no rebuild).
+    pub permissions: Vec<Permission>,
+    /// What is wrong with `secret.key` (the next run sets it aside and makes a new one).
+    pub key: Option<String>,
+    /// Runs being recorded now, by a lineage process alive on this host: a rebuild would
+    /// lose what they write next, so it waits for them.
+    pub live: Vec<String>,
+}
+
+impl Report {
+    pub fn is_healthy(&self) -> bool {
+        self.problems.is_empty() && self.permissions.is_empty() && self.key.is_none()
+    }
+}
+
+/// A store file or directory whose mode is wrong: readable or writable by others, or
+/// denying its own user.
+#[derive(Debug, serde::Serialize)]
+pub struct Permission {
+    pub path: PathBuf,
+    pub mode: u32,
+    pub want: u32,
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let (path, mode, want) = (self.path.display(), self.mode, self.want);
+        if mode & want != want {
+            write!(
+                f,
+                "{path} is mode {mode:o}: permission denied to its own user"
+            )?;
+        } else {
+            write!(f, "{path} is mode {mode:o}, open to other users")?;
+        }
+        write!(f, " (want {want:o}): chmod {want:o} {path}")
+    }
+}
+
+impl Permission {
+    /// Set the wanted mode.
+    pub fn fix(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(self.want))
+    }
+}
+
+/// The permission problem of `path` (want: its mode), if any; Err when it cannot be stat-ed.
+fn permission(path: &Path, want: u32) -> std::io::Result<Option<Permission>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::symlink_metadata(path)?.permissions().mode() & 0o777;
+    Ok(
+        (mode & 0o077 != 0 || mode & want != want).then(|| Permission {
+            path: path.to_path_buf(),
+            mode,
+            want,
+        }),
+    )
 }
 
 /// Tables in the order a rebuild copies them (parents before children).
@@ -40,24 +98,46 @@ pub fn check(dir: &Path) -> Report {
         path: db.display().to_string(),
         ..Report::default()
     };
-    if !db.exists() {
-        report
-            .problems
-            .push(format!("{} does not exist", db.display()));
-        return report;
+    let say_stat = |path: &Path, e: &std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("{}: permission denied ({e})", path.display())
+        }
+        _ => format!("{}: {e}", path.display()),
+    };
+    match permission(dir, 0o700) {
+        Ok(p) => report.permissions.extend(p),
+        Err(e) => {
+            report.problems.push(say_stat(dir, &e));
+            return report;
+        }
     }
-    use std::os::unix::fs::PermissionsExt;
-    for (path, want) in [(dir.to_path_buf(), 0o700), (db.clone(), 0o600)] {
-        if let Ok(m) = std::fs::metadata(&path) {
-            let mode = m.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                report.problems.push(format!(
-                    "{} is mode {mode:o}, readable by others (want {want:o}): chmod {want:o} {}",
-                    path.display(),
-                    path.display()
-                ));
+    // The database, its WAL and shared memory, as far as the directory lets us look.
+    let mut readable = report.permissions.is_empty();
+    for (path, required) in [
+        (db.clone(), true),
+        (PathBuf::from(format!("{}-wal", db.display())), false),
+        (PathBuf::from(format!("{}-shm", db.display())), false),
+    ] {
+        match permission(&path, 0o600) {
+            Ok(Some(p)) => {
+                readable = false;
+                report.permissions.push(p);
+            }
+            Ok(None) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+            // Not known until the directory's mode is fixed.
+            Err(_) if !report.permissions.is_empty() => readable = false,
+            Err(e) => {
+                report.problems.push(say_stat(&path, &e));
+                return report;
             }
         }
+    }
+    report.key = super::key_problem(dir);
+    if !readable && !nix::unistd::access(&db, nix::unistd::AccessFlags::R_OK).is_ok() {
+        // Fix the modes first; the rest is checked then.
+        return report;
     }
     let conn = match Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY) {
         Ok(c) => c,
@@ -100,6 +180,7 @@ pub fn check(dir: &Path) -> Report {
             .push(format!("foreign key check failed: {e}")),
     }
     report.problems.extend(unreadable_records(&conn));
+    report.live = live_runs(&conn);
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).ok();
     report.runs = count("SELECT count(*) FROM runs");
     report.running = count("SELECT count(*) FROM runs WHERE status = 'running'");
@@ -157,6 +238,51 @@ fn unreadable_records(conn: &Connection) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Runs still `running` whose lineage process is alive on this host. Read as loosely as
+/// possible: a damaged row is skipped, never a panic.
+fn live_runs(conn: &Connection) -> Vec<String> {
+    let host = crate::host::hostname();
+    let boot = crate::host::boot_id();
+    let Ok(mut stmt) = conn.prepare(
+        "SELECT CAST(id AS BLOB), CAST(hostname AS BLOB), pid, CAST(boot_id AS BLOB), pid_start
+         FROM runs WHERE status = 'running'",
+    ) else {
+        return Vec::new();
+    };
+    let text = |v: Value| match v {
+        Value::Blob(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Value::Text(t) => Some(t),
+        _ => None,
+    };
+    let int = |v: Value| match v {
+        Value::Integer(i) => Some(i),
+        _ => None,
+    };
+    let Ok(rows) = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, Value>(0)?,
+            r.get::<_, Value>(1)?,
+            r.get::<_, Value>(2)?,
+            r.get::<_, Value>(3)?,
+            r.get::<_, Value>(4)?,
+        ))
+    }) else {
+        return Vec::new();
+    };
+    rows.filter_map(Result::ok)
+        .filter_map(|(id, hostname, pid, boot_id, pid_start)| {
+            let id = text(id)?;
+            if text(hostname) != host {
+                return None;
+            }
+            let pid = int(pid).and_then(|p| u32::try_from(p).ok());
+            let gone =
+                super::migrate::is_gone(&boot, text(boot_id).as_deref(), pid, int(pid_start));
+            (!gone && pid.is_some()).then_some(id)
+        })
+        .collect()
 }
 
 /// What a rebuild recovered.

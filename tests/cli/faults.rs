@@ -233,3 +233,191 @@ fn sigterm_while_outputs_are_hashed_stops_lineage_with_the_jobs_code() {
 fn sigint_while_outputs_are_hashed_stops_lineage_with_the_jobs_code() {
     stopped_while_hashing("INT");
 }
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn an_unusable_secret_key_never_stops_the_job_and_doctor_reports_it() {
+    // Damaged, open to others, a symlink, and (as root) another user's: each is set aside
+    // with a warning, a new key made, and the job runs.
+    let env = Env::new();
+    env.record(&["--", "true"]);
+    let key = env.store.join("secret.key");
+    let other = env.root().join("planted.key");
+    std::fs::write(&other, [7u8; 32]).expect("write");
+    set_mode(&other, 0o600);
+    let is_root = nix::unistd::geteuid().is_root();
+    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+        (
+            "damaged",
+            Box::new(|| std::fs::write(&key, b"short").expect("write")),
+        ),
+        (
+            "group-writable",
+            Box::new(|| {
+                std::fs::write(&key, [1u8; 32]).expect("write");
+                set_mode(&key, 0o620);
+            }),
+        ),
+        (
+            "a symlink",
+            Box::new(|| std::os::unix::fs::symlink(&other, &key).expect("symlink")),
+        ),
+        (
+            "another user's",
+            Box::new(|| {
+                std::fs::write(&key, [2u8; 32]).expect("write");
+                set_mode(&key, 0o600);
+                std::os::unix::fs::chown(&key, Some(65534), Some(65534)).expect("chown");
+            }),
+        ),
+    ];
+    for (what, plant) in cases {
+        if what == "another user's" && !is_root {
+            continue;
+        }
+        let _ = std::fs::remove_file(&key);
+        plant();
+        let out = env.cmd(["doctor"]);
+        assert_eq!(code(&out), 1, "{what}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains("secret.key"),
+            "{what}: {}",
+            stdout(&out)
+        );
+        let out = env.cmd(["run", "-q", "--", "sh", "-c", "exit 7"]);
+        assert_eq!(code(&out), 7, "{what}: the job ran: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("set aside"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        let meta = std::fs::symlink_metadata(&key).expect("new key");
+        assert!(meta.is_file(), "{what}");
+        assert_eq!(meta.len(), 32, "{what}");
+        assert_eq!(mode_of(&key), 0o600, "{what}");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(meta.uid(), nix::unistd::getuid().as_raw(), "{what}");
+        assert_ne!(
+            std::fs::read(&key).expect("key"),
+            [7u8; 32],
+            "{what}: the planted key"
+        );
+        assert_eq!(code(&env.cmd(["doctor"])), 0, "{what}");
+    }
+    // The planted file is never touched.
+    assert_eq!(std::fs::read(&other).expect("planted"), [7u8; 32]);
+}
+
+#[test]
+fn doctor_fixes_a_permission_only_problem_with_chmod_and_no_rebuild() {
+    let env = Env::new();
+    env.record(&["--", "true"]);
+    let db = env.store.join("lineage.db");
+    set_mode(&env.store, 0o755);
+    set_mode(&db, 0o644);
+    let out = env.cmd(["doctor"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(stdout(&out).contains("chmod 700"), "{}", stdout(&out));
+    let out = env.cmd(["doctor", "--repair"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("fixed: chmod 600"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("backup"), "{}", stdout(&out));
+    assert_eq!(mode_of(&env.store), 0o700);
+    assert_eq!(mode_of(&db), 0o600);
+    let rebuilt = std::fs::read_dir(&env.store)
+        .expect("ls")
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().contains("broken"));
+    assert!(!rebuilt, "no rebuild for a permission problem");
+    assert_eq!(env.cmd(["list", "--json"]).status.code(), Some(0));
+}
+
+#[test]
+fn doctor_says_permission_denied_for_a_store_it_may_not_read() {
+    // As root the mode still says so; as a user, the database cannot even be seen.
+    let env = Env::new();
+    env.record(&["--", "true"]);
+    set_mode(&env.store, 0o000);
+    let out = env.cmd(["doctor"]);
+    set_mode(&env.store, 0o700);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("permission denied"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("does not exist"), "{}", stdout(&out));
+    set_mode(&env.store, 0o000);
+    let out = env.cmd(["doctor", "--repair"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(mode_of(&env.store), 0o700);
+}
+
+#[test]
+fn doctor_repair_never_loses_a_run_being_recorded() {
+    let env = Env::new();
+    let first = env.record(&["--", "true"]);
+    let mut cmd = env.lineage();
+    cmd.args([
+        "run",
+        "-q",
+        "--",
+        "sh",
+        "-c",
+        "touch ready; while [ ! -e stop ]; do sleep 0.05; done",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let live = cmd.spawn().expect("lineage");
+    wait_for(&env.path("ready"));
+    // Something a rebuild is for: a record this lineage cannot read.
+    env.db()
+        .execute(
+            "UPDATE runs SET capture = 'not json' WHERE id = ?1",
+            [&first],
+        )
+        .expect("damage");
+    let out = env.cmd(["doctor", "--repair"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("still being recorded"),
+        "{}",
+        stdout(&out)
+    );
+    env.write("stop", "");
+    let out = live.wait_with_output().expect("wait");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = env.cmd(["doctor", "--repair"]);
+    assert!(
+        stdout(&out).contains("backup"),
+        "now it rebuilds: {}",
+        stdout(&out)
+    );
+    let runs: serde_json::Value =
+        serde_json::from_slice(&env.cmd(["list", "--json"]).stdout).expect("json");
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert!(statuses.contains(&"succeeded"), "{runs}");
+    assert!(!statuses.contains(&"running"), "{runs}");
+}

@@ -152,7 +152,11 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         None => std::env::var_os("PATH"),
     };
     check_command(&spec.argv, &cwd, path_var.as_deref())?;
-    let key = store.secret_key()?;
+    // A key file that cannot be used never stops the job: a new one, and a warning.
+    let (key, key_warning) = store.secret_key();
+    if let Some(w) = key_warning {
+        crate::ui::warn(&w);
+    }
     // Settings files add their globs and patterns to the flags'.
     let allow: Vec<String> = settings
         .env_allow
