@@ -7,6 +7,7 @@ mod cache;
 mod capture;
 mod contract;
 mod docs;
+mod doctor_fuzz;
 mod export;
 mod faults;
 mod fixture;
