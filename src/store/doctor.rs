@@ -135,6 +135,9 @@ pub fn check(dir: &Path) -> Report {
         }
     }
     report.key = super::key_problem(dir);
+    if let Some(lost) = wal_frames_lost(&PathBuf::from(format!("{}-wal", db.display()))) {
+        report.problems.push(lost);
+    }
     if !readable && !nix::unistd::access(&db, nix::unistd::AccessFlags::R_OK).is_ok() {
         // Fix the modes first; the rest is checked then.
         return report;
@@ -238,6 +241,90 @@ fn unreadable_records(conn: &Connection) -> Vec<String> {
         }
     }
     problems
+}
+
+/// A WAL whose damaged frame is followed by valid ones: SQLite stops reading a WAL at its
+/// first bad frame, so every commit after it is silently ignored (a flipped bit there lost
+/// the runs recorded after it). Read the way SQLite checks it (`wal.c`): a frame is valid
+/// when its salts are the header's and its checksum continues the one before it; the frames
+/// after a bad one are checked against the checksum their predecessor claims. Only frames
+/// not yet copied into the database can be lost: lineage checkpoints after every write.
+fn wal_frames_lost(wal: &Path) -> Option<String> {
+    let bytes = std::fs::read(wal).ok()?;
+    if bytes.len() < 32 {
+        return None;
+    }
+    let word = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let magic = word(&bytes, 0);
+    if magic & !1 != 0x377f_0682 {
+        return None;
+    }
+    // The checksums' byte order: big-endian words when the magic's low bit is set.
+    let big = magic & 1 == 1;
+    let checksum = |seed: (u32, u32), data: &[u8]| {
+        let (mut s1, mut s2) = seed;
+        for pair in data.chunks_exact(8) {
+            let w = |b: &[u8]| {
+                let a = [b[0], b[1], b[2], b[3]];
+                if big {
+                    u32::from_be_bytes(a)
+                } else {
+                    u32::from_le_bytes(a)
+                }
+            };
+            s1 = s1.wrapping_add(w(&pair[..4])).wrapping_add(s2);
+            s2 = s2.wrapping_add(w(&pair[4..])).wrapping_add(s1);
+        }
+        (s1, s2)
+    };
+    let page = word(&bytes, 8) as usize;
+    let page = if page == 1 { 65536 } else { page };
+    if !page.is_power_of_two() || !(512..=65536).contains(&page) {
+        return None;
+    }
+    let salts = (word(&bytes, 16), word(&bytes, 20));
+    let header_sum = (word(&bytes, 24), word(&bytes, 28));
+    if checksum((0, 0), &bytes[..24]) != header_sum {
+        return Some(format!(
+            "{}: the WAL header is damaged, so SQLite ignores the whole WAL",
+            wal.display()
+        ));
+    }
+    let frame = 24 + page;
+    let frames = (bytes.len() - 32) / frame;
+    let mut previous = header_sum;
+    let mut first_bad = None;
+    let (mut valid_after, mut commits_after) = (0usize, 0usize);
+    for i in 0..frames {
+        let f = &bytes[32 + i * frame..32 + (i + 1) * frame];
+        let claimed = (word(f, 16), word(f, 20));
+        let ours = (word(f, 8), word(f, 12)) == salts;
+        let sum = checksum(checksum(previous, &f[..8]), &f[24..]);
+        let valid = ours && sum == claimed;
+        match first_bad {
+            // Frames after the end of the current generation (older salts) are normal; a
+            // damaged one is found by the valid frames of this generation after it.
+            None if !valid => first_bad = Some(i),
+            Some(_) if valid => {
+                valid_after += 1;
+                if word(f, 4) != 0 {
+                    commits_after += 1;
+                }
+            }
+            _ => {}
+        }
+        previous = claimed;
+    }
+    let bad = first_bad?;
+    (commits_after > 0).then(|| {
+        format!(
+            "{}: frame {} is damaged and {valid_after} valid frames after it ({commits_after} \
+             commits) are ignored by SQLite: what was recorded after it is lost until the \
+             frame is mended; the WAL is kept by `lineage doctor --repair` in its backup",
+            wal.display(),
+            bad + 1
+        )
+    })
 }
 
 /// Runs still `running` whose lineage process is alive on this host. Read as loosely as

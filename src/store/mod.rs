@@ -68,6 +68,9 @@ pub struct Store {
     wal_pages: Arc<AtomicI32>,
 }
 
+/// How long closing the store waits for readers to move on before emptying the WAL.
+const CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A WAL longer than this is checkpointed when the store is closed.
 const CHECKPOINT_PAGES: i32 = 128;
 
@@ -75,6 +78,17 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.write_deferred();
         self.write_learned();
+        // What this process wrote (a finished run, an import) goes into the database file
+        // now and the WAL is emptied, so that no finished run depends on the WAL: SQLite
+        // stops reading a WAL at a damaged frame, and the frames before it, replayed over a
+        // database that already holds newer pages, would even bring older ones back. Waits
+        // a moment for readers at most; if they stay, the next close does it.
+        if self.wal_pages() > 0 && std::env::var_os("LINEAGE_MEASURE_NO_CHECKPOINT").is_none() {
+            let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
         // The first connection to open the store reads the whole WAL to rebuild its index,
         // and a checkpoint alone does not shorten it for the next process: let this close
         // checkpoint and remove the WAL (when no other connection has the store open).
