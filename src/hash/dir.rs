@@ -170,7 +170,7 @@ impl<'c> DirHashing<'c> {
                     self.size += file_size;
                     self.count += 1;
                     entries.push(DirEntry {
-                        path: String::from_utf8_lossy(&f.rel).into_owned(),
+                        path: crate::model::path_text(&f.rel),
                         hash,
                         size: file_size,
                         executable: f.executable,

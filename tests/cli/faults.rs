@@ -491,3 +491,65 @@ fn doctor_finds_a_damaged_wal_frame_followed_by_valid_ones() {
         stdout(&out)
     );
 }
+
+#[test]
+fn a_path_that_is_not_utf8_is_stored_losslessly_and_rerun_finds_it() {
+    // `in\xff.csv` was stored as `in\u{fffd}.csv`, and rerun then called it missing.
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    env.init_repo();
+    let input = OsStr::from_bytes(b"in\xff.csv");
+    let output = OsStr::from_bytes(b"out\xfe");
+    std::fs::write(env.work.join(input), "1,2\n").expect("write");
+    env.write("keep/a\u{10ff41}b.txt", "literal private-use name\n");
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "-i"])
+        .arg(input)
+        .args(["-i", "keep", "-o"])
+        .arg(output)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "o=$(printf 'out\\376'); mkdir -p \"$o\" && cat in*.csv > \"$o/copy\"",
+        ]);
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let id = env.show(None)["id"].as_str().expect("id").to_string();
+    let stored: Vec<String> = env
+        .db()
+        .prepare("SELECT path FROM edges WHERE run_id = ?1 ORDER BY role, position")
+        .expect("prepare")
+        .query_map([&id], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("paths");
+    assert!(
+        stored.contains(&"in\u{10ffff}.csv".to_string()),
+        "{stored:?}"
+    );
+    assert!(
+        !stored.iter().any(|p| p.contains('\u{fffd}')),
+        "lossy: {stored:?}"
+    );
+    // A name that really holds one of the escape code points comes back as it was.
+    let names: Vec<String> = env
+        .db()
+        .prepare("SELECT path FROM dir_entries")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    assert!(
+        names
+            .iter()
+            .any(|n| lineage::model::path_bytes(n) == "a\u{10ff41}b.txt".as_bytes()),
+        "{names:?}"
+    );
+    let out = env.cmd(["rerun", &id]);
+    let err = stderr(&out);
+    assert!(!err.contains("missing"), "{err}");
+    assert_eq!(code(&out), 0, "{err}");
+}

@@ -16,6 +16,7 @@ use crate::capture::{git, gpu, software};
 use crate::commands::target;
 use crate::compare;
 use crate::hash;
+use crate::model::path_of;
 use crate::model::{GitState, Hash, Role, RunRecord, prefix};
 use crate::store::Store;
 
@@ -92,7 +93,7 @@ pub fn check(
 /// as a difference in the code used.
 fn code(r: &RunRecord, then: &GitState, checks: &mut Checks) {
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
-    let data: Vec<PathBuf> = r.edges.iter().map(|e| PathBuf::from(&e.abs_path)).collect();
+    let data: Vec<PathBuf> = r.edges.iter().map(|e| path_of(&e.abs_path)).collect();
     let now = git::capture(&cwd, git::Caps::default(), &data, &|_| None);
     let Some(now) = now.state else {
         checks.code.push(format!(
@@ -170,7 +171,7 @@ fn paths(
     let hashing = hash::Hashing::default();
     for e in r.edges.iter().filter(|e| e.role != Role::Output) {
         let recorded = e.artifact.as_ref().map(|a| a.hash);
-        let path = Path::new(&e.abs_path);
+        let path = &path_of(&e.abs_path);
         let now = match hash::path_kind(path) {
             Ok(hash::PathKind::File | hash::PathKind::Dir) => hashing
                 .hash_path(path, &mut hash::discard, Some(cache), None)

@@ -157,7 +157,8 @@ impl Worktree {
         cwd: &Path,
     ) -> Result<()> {
         for e in &r.edges {
-            let target = self.map(&cwd.join(&e.path), &e.abs_path);
+            let abs = crate::model::path_of(&e.abs_path);
+            let target = self.map(&cwd.join(crate::model::path_of(&e.path)), &abs);
             match e.role {
                 Role::Config => {
                     let Some(recorded) = e.artifact.as_ref().map(|a| a.hash) else {
@@ -166,7 +167,7 @@ impl Worktree {
                     let bytes = restore_bytes(
                         store,
                         &format!("config {}", e.path),
-                        Path::new(&e.abs_path),
+                        &abs,
                         recorded,
                         r.capture.config_redacted.get(&e.path).copied(),
                     )?;
@@ -178,7 +179,7 @@ impl Worktree {
                     if let Some(parent) = target.parent() {
                         std::fs::create_dir_all(parent)?;
                     }
-                    std::os::unix::fs::symlink(&e.abs_path, &target)
+                    std::os::unix::fs::symlink(&abs, &target)
                         .with_context(|| format!("linking input {} into the worktree", e.path))?;
                 }
                 _ => {}
@@ -188,9 +189,9 @@ impl Worktree {
     }
 
     /// An absolute path recorded inside the repository maps into the worktree.
-    fn map(&self, relative_to_cwd: &Path, abs: &str) -> PathBuf {
-        if Path::new(abs).is_absolute()
-            && let Ok(rel) = Path::new(abs).strip_prefix(&self.recorded_root)
+    fn map(&self, relative_to_cwd: &Path, abs: &Path) -> PathBuf {
+        if abs.is_absolute()
+            && let Ok(rel) = abs.strip_prefix(&self.recorded_root)
             && !relative_to_cwd.starts_with(&self.path)
         {
             return self.path.join(rel);

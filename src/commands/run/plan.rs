@@ -47,8 +47,9 @@ impl Declared {
         let manifest = manifest.filter(|_| is_dir);
         Edge {
             role,
-            path: self.given.to_string_lossy().into_owned(),
-            abs_path: self.abs.to_string_lossy().into_owned(),
+            // Losslessly: a name that is not UTF-8 is found again by rerun.
+            path: crate::model::path_text(self.given.as_os_str().as_bytes()),
+            abs_path: crate::model::path_text(self.abs.as_os_str().as_bytes()),
             artifact,
             manifest,
             changed: false,
