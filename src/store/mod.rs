@@ -83,7 +83,7 @@ impl Drop for Store {
         // stops reading a WAL at a damaged frame, and the frames before it, replayed over a
         // database that already holds newer pages, would even bring older ones back. Waits
         // a moment for readers at most; if they stay, the next close does it.
-        if self.wal_pages() > 0 && std::env::var_os("LINEAGE_MEASURE_NO_CHECKPOINT").is_none() {
+        if self.wal_pages() > 0 {
             let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
             let _ = self
                 .conn
