@@ -553,3 +553,71 @@ fn a_path_that_is_not_utf8_is_stored_losslessly_and_rerun_finds_it() {
     assert!(!err.contains("missing"), "{err}");
     assert_eq!(code(&out), 0, "{err}");
 }
+
+/// Every entry directly under `dir`, with its mode.
+fn modes_in(dir: &std::path::Path) -> Vec<(String, u32)> {
+    std::fs::read_dir(dir)
+        .expect("ls")
+        .filter_map(Result::ok)
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                mode_of(&e.path()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn temporary_files_are_user_only() {
+    // `bundle import -` copies stdin to a temporary file (0644 before): caught while it is
+    // still copying, with a private TMPDIR to look in.
+    let env = Env::new();
+    env.record(&["--", "true"]);
+    let bundle = env.cmd(["bundle", "export"]).stdout;
+    let tmp = env.root().join("tmp");
+    std::fs::create_dir_all(&tmp).expect("mkdir");
+    let mut cmd = env.lineage();
+    cmd.args(["bundle", "import", "-"])
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("lineage");
+    let mut stdin = child.stdin.take().expect("stdin");
+    use std::io::Write as _;
+    stdin.write_all(&bundle[..4096]).expect("write");
+    stdin.flush().expect("flush");
+    let start = Instant::now();
+    while modes_in(&tmp).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no temporary file"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (name, mode) in modes_in(&tmp) {
+        assert_eq!(mode & 0o077, 0, "{name} is mode {mode:o}");
+    }
+    stdin.write_all(&bundle[4096..]).expect("write");
+    drop(stdin);
+    assert!(child.wait().expect("wait").success());
+
+    // A rerun's worktree (restored configs included) lives in a user-only directory.
+    env.init_repo();
+    env.write("cfg.yaml", "lr: 0.1\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-qm", "cfg"]);
+    let id = env.record(&["-c", "cfg.yaml", "--", "true"]);
+    let mut cmd = env.lineage();
+    cmd.args(["rerun", &id, "--worktree", "--keep-worktree", "--json"])
+        .env("TMPDIR", &tmp);
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let dirs: Vec<_> = modes_in(&tmp)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("lineage-rerun-"))
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert_eq!(dirs[0].1, 0o700, "{dirs:?}");
+}

@@ -46,6 +46,9 @@ fn write_restored(target: &Path, bytes: &[u8]) -> Result<()> {
 /// A temporary git worktree at the recorded commit, with the recorded changes applied.
 pub(super) struct Worktree {
     path: PathBuf,
+    /// The user-only directory holding it (an unpredictable name in the temporary
+    /// directory, so no other user can read the restored files or plant the path first).
+    private: PathBuf,
     /// Where the job runs: the recorded cwd mapped into the worktree.
     pub(super) cwd: PathBuf,
     name: String,
@@ -60,6 +63,7 @@ impl Drop for Worktree {
             return;
         }
         let _ = std::fs::remove_dir_all(&self.path);
+        let _ = std::fs::remove_dir_all(&self.private);
         if let Ok(repo) = git2::Repository::open(&self.recorded_root)
             && let Ok(wt) = repo.find_worktree(&self.name)
         {
@@ -93,7 +97,13 @@ impl Worktree {
                 .take(8)
                 .collect();
         let name = format!("lineage-rerun-{tag}-{}", std::process::id());
-        let path = std::env::temp_dir().join(&name);
+        // User-only, removed if anything fails before the guard exists.
+        let private = tempfile::Builder::new()
+            .prefix("lineage-rerun-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .context("creating a private temporary directory for the worktree")?;
+        let path = private.path().join(&name);
         // git2 adds worktrees on a branch: make a temporary one, then detach the worktree's
         // HEAD at the commit and delete the branch, so none is ever left behind.
         let mut branch = repo.branch(&name, &commit_obj, false)?;
@@ -111,6 +121,7 @@ impl Worktree {
         let guard = Worktree {
             cwd: path.join(rel),
             path: path.clone(),
+            private: private.keep(),
             name,
             recorded_root,
             keep: false,
