@@ -138,7 +138,7 @@ pub fn check(dir: &Path) -> Report {
     if let Some(lost) = wal_frames_lost(&PathBuf::from(format!("{}-wal", db.display()))) {
         report.problems.push(lost);
     }
-    if !readable && !nix::unistd::access(&db, nix::unistd::AccessFlags::R_OK).is_ok() {
+    if !readable && nix::unistd::access(&db, nix::unistd::AccessFlags::R_OK).is_err() {
         // Fix the modes first; the rest is checked then.
         return report;
     }

@@ -259,7 +259,8 @@ fn an_unusable_secret_key_never_stops_the_job_and_doctor_reports_it() {
     std::fs::write(&other, [7u8; 32]).expect("write");
     set_mode(&other, 0o600);
     let is_root = nix::unistd::geteuid().is_root();
-    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Plant<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Plant)> = vec![
         (
             "damaged",
             Box::new(|| std::fs::write(&key, b"short").expect("write")),
