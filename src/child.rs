@@ -8,8 +8,9 @@
 //! `kill(pid)` from `kill(-pgid)`, so a [`Witness`] process in the group, blocking them, says
 //! whether the group got the signal too. If lineage itself is killed, the job receives
 //! SIGTERM (PR_SET_PDEATHSIG) and the next lineage command marks the run `interrupted`.
-//! A stopping signal that arrives once the job has ended raises the caller's `stop` flag
-//! (lineage then stops hashing and records what it has).
+//! A stopping signal that arrives once the job has ended, or one that arrived while it ran,
+//! raises the caller's `stop` flag once it has ended (lineage then stops hashing and records
+//! what it has: a supervisor's SIGKILL follows its SIGTERM after a grace time).
 
 use std::ffi::OsString;
 use std::io;
@@ -116,6 +117,7 @@ pub fn spawn(
         std::thread::Builder::new()
             .name("lineage-signals".into())
             .spawn(move || {
+                let mut stop_watch = None;
                 while !signals.is_closed() {
                     let mut batch: Vec<_> = signals.wait().collect();
                     if batch.is_empty() {
@@ -139,6 +141,11 @@ pub fn spawn(
                                 continue;
                             }
                             received.store(origin.signal, Ordering::SeqCst);
+                            // Asked to stop: once the job has ended, so does hashing (a
+                            // supervisor's SIGKILL follows its SIGTERM after a grace time).
+                            if stop_watch.is_none() {
+                                stop_watch = stop_when_ended(pid, Arc::clone(&stop));
+                            }
                         }
                         let bit = 1u64.checked_shl(origin.signal as u32).unwrap_or(0);
                         if ended
@@ -166,6 +173,20 @@ pub fn spawn(
         signals: handle,
         forwarder: Some(forwarder),
     })
+}
+
+/// Raise `stop` once the child has ended (without reaping it: `wait` does that).
+fn stop_when_ended(pid: Pid, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    std::thread::Builder::new()
+        .name("lineage-stop".into())
+        .spawn(move || {
+            while let Err(nix::errno::Errno::EINTR) =
+                waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+            {}
+            stop.store(true, Ordering::SeqCst);
+        })
+        .ok()
 }
 
 /// Whether the child has ended (a zombie not yet reaped, or reaped), without reaping it.

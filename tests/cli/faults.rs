@@ -228,6 +228,42 @@ fn stopped_while_hashing(signal: &str) {
 }
 
 #[test]
+fn a_stop_asked_while_the_job_ran_stops_the_hashing_after_it() {
+    // One SIGTERM (a scheduler's, say, before its SIGKILL): the job saves a huge output and
+    // exits 0; lineage must not then spend hours hashing it.
+    let env = Env::new();
+    let job = "trap 'truncate -s 4T out/big; exit 0' TERM; mkdir -p out; touch ready; \
+               while :; do sleep 0.05; done";
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "-o", "out", "--", "sh", "-c", job])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("lineage");
+    wait_for(&env.path("ready"));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("lineage kept hashing after the job it was asked to stop had ended");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "the job's code");
+    let run = env.show(None);
+    assert_eq!(run["status"], "interrupted", "{run}");
+    assert!(artifact(&run, "outputs", "out")["hash"].is_null(), "{run}");
+    assert!(run["notes"].to_string().contains("asked to stop"), "{run}");
+}
+
+#[test]
 fn sigterm_while_outputs_are_hashed_stops_lineage_with_the_jobs_code() {
     stopped_while_hashing("TERM");
 }
