@@ -592,6 +592,22 @@ fn a_path_that_is_not_utf8_is_stored_losslessly_and_rerun_finds_it() {
     let err = stderr(&out);
     assert!(!err.contains("missing"), "{err}");
     assert_eq!(code(&out), 0, "{err}");
+
+    // An untracked file of the code with such a name is kept and restored byte for byte.
+    let helper = OsStr::from_bytes(b"helper\xfd.sh");
+    std::fs::write(env.work.join(helper), "echo hi\n").expect("write");
+    let id = env.record(&["--", "true"]);
+    let mut cmd = env.lineage();
+    cmd.args(["rerun", &id, "--worktree", "--keep-worktree", "--json"]);
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let kept = std::path::PathBuf::from(verdict["worktree"].as_str().expect("kept"));
+    assert_eq!(
+        std::fs::read_to_string(kept.join(helper)).expect("restored"),
+        "echo hi\n"
+    );
+    let _ = std::fs::remove_dir_all(kept.parent().expect("private dir"));
 }
 
 /// Every entry directly under `dir`, with its mode.

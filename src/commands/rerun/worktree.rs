@@ -148,12 +148,12 @@ impl Worktree {
             let bytes = restore_bytes(
                 store,
                 &format!("untracked file {}", u.path),
-                &guard.recorded_root.join(&u.path),
+                &guard.recorded_root.join(crate::model::path_of(&u.path)),
                 u.hash,
                 u.redacted_blob,
             )?;
             if let Some(bytes) = bytes {
-                write_restored(&path.join(&u.path), &bytes)?;
+                write_restored(&path.join(crate::model::path_of(&u.path)), &bytes)?;
             }
         }
         Ok(guard)
