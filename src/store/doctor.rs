@@ -427,13 +427,40 @@ pub fn repair(dir: &Path) -> Result<Repair> {
         )?;
         tx.commit()?;
     }
-    // Swap the rebuilt database in; the damaged one is kept as the backup.
-    for ext in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+    // Copy the rebuilt database into the store's own file, in one write transaction through
+    // SQLite, so that a command that has the store open (a job that started meanwhile)
+    // writes to the rebuilt one, never to a file swapped away. A file too damaged for that
+    // (not a database at all) is replaced instead; the damaged one is kept as the backup.
+    if restore_in_place(&scratch.join(DB_FILE), &db).is_err() {
+        for ext in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        }
+        std::fs::rename(scratch.join(DB_FILE), &db)?;
     }
-    std::fs::rename(scratch.join(DB_FILE), &db)?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(out)
+}
+
+/// Replace the content of the database `live` with that of `rebuilt`, all pages in one step
+/// (one write transaction: no reader sees half of it).
+fn restore_in_place(rebuilt: &Path, live: &Path) -> Result<()> {
+    use rusqlite::backup::{Backup, StepResult};
+    let src = Connection::open_with_flags(rebuilt, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut dst = Connection::open(live)?;
+    dst.busy_timeout(std::time::Duration::from_secs(30))?;
+    let backup = Backup::new(&src, &mut dst)?;
+    for _ in 0..50 {
+        match backup.step(-1)? {
+            StepResult::Done => {
+                drop(backup);
+                // Leave nothing of it in the WAL (see `Store`'s close).
+                let _ = dst.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                return Ok(());
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+    anyhow::bail!("the store stayed busy")
 }
 
 /// Copy every readable row; stops at the first unreadable page. (rows, read to the end?)

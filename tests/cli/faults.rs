@@ -677,3 +677,42 @@ fn temporary_files_are_user_only() {
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     assert_eq!(dirs[0].1, 0o700, "{dirs:?}");
 }
+
+#[test]
+fn a_command_with_the_store_open_during_a_rebuild_writes_to_the_rebuilt_store() {
+    // The rebuilt database is copied into the store's own file (SQLite's backup API), not
+    // renamed over it: what a process that had the store open writes next is not lost in a
+    // file swapped away.
+    let env = Env::new();
+    let first = env.record(&["--", "true"]);
+    let second = env.record(&["--", "true"]);
+    env.db()
+        .execute(
+            "UPDATE runs SET capture = 'not json' WHERE id = ?1",
+            [&first],
+        )
+        .expect("damage");
+    let open = env.db();
+    open.busy_timeout(Duration::from_secs(30)).expect("busy");
+    // It has read the store: its files are open.
+    let n: i64 = open
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .expect("read");
+    assert_eq!(n, 2);
+    let out = env.cmd(["doctor", "--repair"]);
+    assert!(
+        stdout(&out).contains("backup of the damaged file"),
+        "{}",
+        stdout(&out)
+    );
+    open.execute("UPDATE runs SET exit_code = 42 WHERE id = ?1", [&second])
+        .expect("write after the rebuild");
+    drop(open);
+    let code_now: i64 = env
+        .db()
+        .query_row("SELECT exit_code FROM runs WHERE id = ?1", [&second], |r| {
+            r.get(0)
+        })
+        .expect("read");
+    assert_eq!(code_now, 42, "the write went to the rebuilt store");
+}
