@@ -10,19 +10,31 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-/// A job that counts the SIGTERMs it handles (one line each in `count`), says it is ready,
-/// and ends with 3 once `stop` appears. Perl handles each delivery at once (the sleep is
-/// interrupted), so two deliveries a few milliseconds apart count twice.
-const COUNTING_JOB: &str = r#"$SIG{TERM} = sub { open(my $f, ">>", "count"); print $f "TERM\n"; close $f };
-open(my $r, ">", "ready"); close $r;
-for (1..1200) { last if -e "stop"; select(undef, undef, undef, 0.05) }
-exit 3"#;
+/// A job that counts the SIGTERMs delivered to it (in `count`), says it is ready, and ends
+/// with 3 once `stop` appears. Python's wakeup fd gets a byte for every delivery, so two
+/// deliveries count twice even when its handler would run once for both; only sends that
+/// merge in the kernel while pending (as they would without lineage) count once.
+const COUNTING_JOB: &str = r#"
+import os, select, signal, time
+r, w = os.pipe()
+os.set_blocking(w, False)
+signal.set_wakeup_fd(w)
+signal.signal(signal.SIGTERM, lambda s, f: None)
+open("ready", "w").close()
+n, deadline = 0, time.time() + 60
+while not os.path.exists("stop") and time.time() < deadline:
+    if select.select([r], [], [], 0.05)[0]:
+        n += len(os.read(r, 64))
+        with open("count", "w") as f:
+            f.write("TERM\n" * n)
+raise SystemExit(3)
+"#;
 
 /// lineage running the counting job, as the leader of a process group of its own (so the
 /// test can signal the group without signalling itself).
 fn counting(env: &Env) -> Child {
     let mut cmd = env.lineage();
-    cmd.args(["run", "-q", "--", "perl", "-e", COUNTING_JOB])
+    cmd.args(["run", "-q", "--", "python3", "-c", COUNTING_JOB])
         .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -77,7 +89,7 @@ fn under_timeout_the_job_handles_one_sigterm_as_it_does_without_lineage() {
     let env = Env::new();
     let mut cmd = Command::new("timeout");
     cmd.args(["1", env!("CARGO_BIN_EXE_lineage"), "run", "-q", "--"])
-        .args(["perl", "-e", COUNTING_JOB])
+        .args(["python3", "-c", COUNTING_JOB])
         .current_dir(&env.work)
         .env("LINEAGE_STORE", &env.store)
         .env("HOME", &env.home)
