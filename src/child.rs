@@ -160,9 +160,7 @@ pub fn spawn(
                         }
                     }
                 }
-                if let Some(w) = witness {
-                    w.stop();
-                }
+                drop(witness);
             })?
     };
     Ok(Running {
@@ -269,12 +267,13 @@ impl Witness {
         (nix::unistd::read(&self.answer, &mut buf).ok()? == 8).then(|| u64::from_ne_bytes(buf))
     }
 
-    fn stop(self) {
-        let pid = self.pid;
-        // Closing the pipe ends it; it may be stopped, so kill it too.
-        drop(self);
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(pid, None);
+}
+
+impl Drop for Witness {
+    /// It is gone, and reaped, on every path out (the job failing to start included).
+    fn drop(&mut self) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
     }
 }
 
