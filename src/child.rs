@@ -266,7 +266,6 @@ impl Witness {
         let mut buf = [0u8; 8];
         (nix::unistd::read(&self.answer, &mut buf).ok()? == 8).then(|| u64::from_ne_bytes(buf))
     }
-
 }
 
 impl Drop for Witness {

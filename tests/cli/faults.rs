@@ -728,3 +728,46 @@ fn a_command_with_the_store_open_during_a_rebuild_writes_to_the_rebuilt_store() 
         .expect("read");
     assert_eq!(code_now, 42, "the write went to the rebuilt store");
 }
+
+#[test]
+#[ignore = "needs root (to run lineage as nobody); .ci/run runs it"]
+fn doctor_as_an_ordinary_user_says_permission_denied_not_missing() {
+    // Root reads everything: as `nobody` (setpriv, util-linux), `chmod 000` on the store
+    // really hides the database, which doctor called "does not exist".
+    require_root("to switch to another user");
+    let env = Env::new();
+    let base = env.root().join("nobody");
+    std::fs::create_dir(&base).expect("mkdir");
+    set_mode(env.root(), 0o755);
+    std::os::unix::fs::chown(&base, Some(65534), Some(65534)).expect("chown");
+    let store = base.join("store");
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_lineage"),
+        ])
+        .args(args)
+        .current_dir(&base)
+        .env("LINEAGE_STORE", &store)
+        .env("HOME", &base);
+        output_within(cmd, Duration::from_secs(30))
+    };
+    let out = as_nobody(&["run", "-q", "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    set_mode(&store, 0o000);
+    let out = as_nobody(&["doctor"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("permission denied"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("does not exist"), "{}", stdout(&out));
+    let out = as_nobody(&["doctor", "--repair"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(mode_of(&store), 0o700);
+    assert_eq!(code(&as_nobody(&["list"])), 0);
+}
