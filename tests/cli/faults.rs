@@ -193,6 +193,11 @@ fn links_that_leave_an_output_directory_are_recorded_as_links_not_followed() {
         find("same").ends_with(&link_hash("w")),
         "followed inside: {entries:?}"
     );
+    // `show model` finds the run that wrote it (hashed as an output, links as links).
+    let out = env.cmd(["show", "model", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let id = run["id"].as_str().expect("id");
+    assert!(stdout(&out).contains(id), "{}", stdout(&out));
 }
 
 /// lineage hashing a huge sparse output after its job ended with 5, sent `signal` (again
