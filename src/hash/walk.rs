@@ -97,6 +97,7 @@ pub(super) enum Probed {
 /// stats contend in the kernel.
 pub(super) fn probe(
     entry: &std::fs::DirEntry,
+    parent_real: &Path,
     links: Links,
     root: &Path,
 ) -> Result<Probed, String> {
@@ -104,20 +105,24 @@ pub(super) fn probe(
         Err(e) => Err(e.to_string()),
         Ok(t) if t.is_symlink() => {
             let path = entry.path();
-            let real = std::fs::canonicalize(&path).map_err(|e| {
+            let real = resolve(parent_real, &entry.file_name()).map_err(|e| {
                 if e.kind() == io::ErrorKind::NotFound {
                     "dangling symlink".to_string()
                 } else {
                     e.to_string()
                 }
             })?;
-            if is_pseudo(&real) || (links == Links::Within && !real.starts_with(root)) {
+            let follow = match &real {
+                Some(real) => links == Links::Follow || real.starts_with(root),
+                None => false,
+            };
+            if !follow {
                 let own = std::fs::symlink_metadata(&path).map_err(|e| e.to_string())?;
                 let target = std::fs::read_link(&path).map_err(|e| e.to_string())?;
                 return Ok(Probed::Link(own, target.into_os_string().into_vec()));
             }
             let meta = std::fs::metadata(&path).map_err(|e| e.to_string())?;
-            Ok(Probed::Entry(meta, Some(real)))
+            Ok(Probed::Entry(meta, real))
         }
         Ok(t) if t.is_dir() || t.is_file() => entry
             .metadata()
@@ -125,6 +130,50 @@ pub(super) fn probe(
             .map_err(|e| e.to_string()),
         Ok(_) => Err(SPECIAL.to_string()),
     }
+}
+
+/// Where `name` in the directory `parent` (a path with no symlinks in it) leads, resolved one
+/// component at a time as the kernel does; None when the way passes through `/proc`, `/sys`
+/// or `/dev`: their magic links lead out again (`/proc/self/root` is `/`), so where the way
+/// ends cannot tell.
+fn resolve(parent: &Path, name: &std::ffi::OsStr) -> io::Result<Option<PathBuf>> {
+    use std::path::Component;
+    let mut real = parent.to_path_buf();
+    let mut todo: Vec<std::ffi::OsString> = vec![name.to_os_string()];
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == "." || c.is_empty() {
+            continue;
+        }
+        if c == ".." {
+            real.pop();
+            continue;
+        }
+        real.push(&c);
+        if is_pseudo(&real) {
+            return Ok(None);
+        }
+        if !std::fs::symlink_metadata(&real)?.file_type().is_symlink() {
+            continue;
+        }
+        hops += 1;
+        if hops > 40 {
+            return Err(io::Error::from_raw_os_error(nix::libc::ELOOP));
+        }
+        let target = std::fs::read_link(&real)?;
+        real.pop();
+        for part in target.components().rev() {
+            match part {
+                Component::Normal(n) => todo.push(n.to_os_string()),
+                Component::ParentDir => todo.push("..".into()),
+                Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
+            }
+        }
+        if target.is_absolute() {
+            real = PathBuf::from("/");
+        }
+    }
+    Ok(Some(real))
 }
 
 pub(super) const SPECIAL: &str = "not a regular file (FIFO, socket or device)";
@@ -189,9 +238,9 @@ impl Iterator for Walk<'_> {
                 self.stack.pop();
                 continue;
             };
-            let probed = probe(&entry, self.links, &self.root);
-            let name = entry.file_name();
             let parent_real = frame.real.clone();
+            let probed = probe(&entry, &parent_real, self.links, &self.root);
+            let name = entry.file_name();
             let mut rel = Vec::with_capacity(frame.rel.len() + 1 + name.len());
             if !frame.rel.is_empty() {
                 rel.extend_from_slice(&frame.rel);

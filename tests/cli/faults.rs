@@ -148,7 +148,17 @@ fn links_into_proc_sys_and_dev_are_recorded_as_links_never_followed() {
     // Followed, /proc/self/... is endless and /dev/zero never ends.
     let env = Env::new();
     env.write("data/x.csv", "1\n");
-    for (name, target) in [("p", "/proc/self"), ("s", "/sys"), ("z", "/dev/zero")] {
+    // /proc/self/root is `/` and /proc/self/cwd the work directory: where the way ends
+    // cannot tell, the way itself does; `h` gets there through a link outside.
+    std::os::unix::fs::symlink("/proc/self/root", env.root().join("hop")).expect("symlink");
+    for (name, target) in [
+        ("p", "/proc/self"),
+        ("s", "/sys"),
+        ("z", "/dev/zero"),
+        ("r", "/proc/self/root"),
+        ("c", "/proc/self/cwd"),
+        ("h", "../../hop"),
+    ] {
         std::os::unix::fs::symlink(target, env.path("data").join(name)).expect("symlink");
     }
     std::fs::create_dir_all(env.path("out")).expect("mkdir");
@@ -158,7 +168,7 @@ fn links_into_proc_sys_and_dev_are_recorded_as_links_never_followed() {
     let out = output_within(cmd, Duration::from_secs(120));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let run = env.show(None);
-    assert_eq!(artifact(&run, "inputs", "data")["file_count"], 4, "{run}");
+    assert_eq!(artifact(&run, "inputs", "data")["file_count"], 7, "{run}");
     let entries = manifest(&env, "inputs", "data");
     let z = entries.iter().find(|(p, _)| p == "z").expect("z recorded");
     assert!(z.1.ends_with(&link_hash("/dev/zero")), "{entries:?}");
