@@ -60,8 +60,9 @@ pub struct Outcome {
 }
 
 /// Start the command in `cwd`, with `env` (None: lineage's own environment) plus `extra_env`.
-/// A stopping signal received once the command has ended sets `stop` (until the returned
-/// [`Running`]'s outcome is dropped: the handlers stay, so lineage is never left deaf).
+/// A stopping signal received once the command has ended sets `stop`, and so does one
+/// received while it ran, once it has ended (heard until the returned [`Running`]'s outcome
+/// is dropped: the handlers stay, so lineage is never left deaf).
 pub fn spawn(
     argv: &[OsString],
     cwd: &std::path::Path,
