@@ -238,8 +238,7 @@ impl Iterator for Walk<'_> {
                 self.stack.pop();
                 continue;
             };
-            let parent_real = frame.real.clone();
-            let probed = probe(&entry, &parent_real, self.links, &self.root);
+            let probed = probe(&entry, &frame.real, self.links, &self.root);
             let name = entry.file_name();
             let mut rel = Vec::with_capacity(frame.rel.len() + 1 + name.len());
             if !frame.rel.is_empty() {
@@ -249,7 +248,15 @@ impl Iterator for Walk<'_> {
             rel.extend_from_slice(name.as_bytes());
             let path = entry.path();
             let (meta, real) = match probed {
-                Ok(Probed::Entry(m, real)) => (m, real),
+                Ok(Probed::Entry(m, real)) => {
+                    // A directory's real path, for the links under it (cloned only then).
+                    let real = match real {
+                        Some(r) => Some(r),
+                        None if m.is_dir() => Some(frame.real.join(&name)),
+                        None => None,
+                    };
+                    (m, real)
+                }
                 Ok(Probed::Link(own, target)) => {
                     return Some(Ok(WalkedFile {
                         key: StatKey::of(&own),
@@ -262,7 +269,7 @@ impl Iterator for Walk<'_> {
                 Err(why) => return Some(Err(format!("skipped {}: {why}", path.display()))),
             };
             if meta.is_dir() {
-                let real = real.unwrap_or_else(|| parent_real.join(&name));
+                let real = real.unwrap_or_else(|| path.clone());
                 self.enter(path, real, rel, &meta);
                 continue;
             }
