@@ -1,17 +1,23 @@
 //! Launching the wrapped command untouched: same stdin/stdout/stderr and terminal, same
 //! process group (so job control and Ctrl-C work as without lineage), argv passed raw and
 //! never through a shell. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to
-//! lineage by another process are forwarded to the child; the same signals sent by the
-//! kernel to the whole foreground process group (Ctrl-C at a terminal) already reached the
-//! child, so they are only noted, never delivered twice. If lineage itself is killed, the
-//! job receives SIGTERM (PR_SET_PDEATHSIG) and the next lineage command marks the run
-//! `interrupted`.
+//! lineage alone are forwarded to the child; the same signals sent to the whole process
+//! group (Ctrl-C at a terminal, `kill -TERM -PGID`, `timeout`) already reached the child, so
+//! they are only noted, never delivered twice. Which is which: the kernel's own (a
+//! terminal's) say so in their siginfo; for those a process sent, siginfo cannot tell
+//! `kill(pid)` from `kill(-pgid)`, so a [`Witness`] process in the group, blocking them, says
+//! whether the group got the signal too. If lineage itself is killed, the job receives
+//! SIGTERM (PR_SET_PDEATHSIG) and the next lineage command marks the run `interrupted`.
+//! A stopping signal that arrives once the job has ended, or one that arrived while it ran,
+//! raises the caller's `stop` flag once it has ended (lineage then stops hashing and records
+//! what it has: a supervisor's SIGKILL follows its SIGTERM after a grace time).
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,6 +31,9 @@ use signal_hook::low_level::siginfo::Cause;
 
 const FORWARDED: &[i32] = &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
 
+/// How long lineage waits for the rest of a burst of signals before forwarding (see `spawn`).
+const BURST: Duration = Duration::from_millis(10);
+
 /// Signals that ask the job to stop: receiving one makes the run `interrupted`.
 pub const STOPPING: &[i32] = &[SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
@@ -32,6 +41,8 @@ pub struct Running {
     child: Child,
     started: Instant,
     received: Arc<AtomicI32>,
+    /// Set once the child has been reaped: its pid may be reused, nothing is sent to it.
+    reaped: Arc<AtomicBool>,
     signals: signal_hook::iterator::Handle,
     forwarder: Option<JoinHandle<()>>,
 }
@@ -45,14 +56,19 @@ pub struct Outcome {
     pub user_cpu: Duration,
     pub system_cpu: Duration,
     pub max_rss_bytes: u64,
+    _listening: Listening,
 }
 
 /// Start the command in `cwd`, with `env` (None: lineage's own environment) plus `extra_env`.
+/// A stopping signal received once the command has ended sets `stop`, and so does one
+/// received while it ran, once it has ended (heard until the returned [`Running`]'s outcome
+/// is dropped: the handlers stay, so lineage is never left deaf).
 pub fn spawn(
     argv: &[OsString],
     cwd: &std::path::Path,
     env: Option<&[(OsString, OsString)]>,
     extra_env: &[(&str, &str)],
+    stop: Arc<AtomicBool>,
 ) -> io::Result<Running> {
     let (program, args) = argv
         .split_first()
@@ -89,36 +105,217 @@ pub fn spawn(
     for (k, v) in extra_env {
         command.env(k, v);
     }
+    // Before the job: a signal sent to the group from now on is seen by the witness.
+    let mut witness = Witness::start();
     let started = Instant::now();
     let child = command.spawn()?;
     let pid = Pid::from_raw(child.id() as i32);
     let received = Arc::new(AtomicI32::new(0));
+    let reaped = Arc::new(AtomicBool::new(false));
     let handle = signals.handle();
     let forwarder = {
-        let received = received.clone();
+        let (received, reaped) = (received.clone(), reaped.clone());
         std::thread::Builder::new()
             .name("lineage-signals".into())
             .spawn(move || {
-                for origin in signals.forever() {
-                    if STOPPING.contains(&origin.signal) {
-                        received.store(origin.signal, Ordering::SeqCst);
-                    }
-                    if !should_forward(&origin.cause) {
+                let mut stop_watch = None;
+                while !signals.is_closed() {
+                    let mut batch: Vec<_> = signals.wait().collect();
+                    if batch.is_empty() {
                         continue;
                     }
-                    if let Ok(sig) = Signal::try_from(origin.signal) {
-                        let _ = kill(pid, sig);
+                    // A process that signals lineage and then its group (`timeout` does)
+                    // sends twice within microseconds, which a job alone would have merged
+                    // while pending: take both in one batch.
+                    if batch.iter().any(|o| !matches!(o.cause, Cause::Kernel)) {
+                        std::thread::sleep(BURST);
+                        batch.extend(signals.pending());
+                    }
+                    // Asked on every batch, so that the witness never keeps a stale one.
+                    let to_group = witness.as_mut().and_then(Witness::group_signals);
+                    let ended = reaped.load(Ordering::SeqCst) || has_exited(pid);
+                    let mut forwarded = 0u64;
+                    for origin in batch {
+                        if STOPPING.contains(&origin.signal) {
+                            if ended {
+                                stop.store(true, Ordering::SeqCst);
+                                continue;
+                            }
+                            received.store(origin.signal, Ordering::SeqCst);
+                            // Asked to stop: once the job has ended, so does hashing (a
+                            // supervisor's SIGKILL follows its SIGTERM after a grace time).
+                            if stop_watch.is_none() {
+                                stop_watch = stop_when_ended(pid, Arc::clone(&stop));
+                            }
+                        }
+                        let bit = 1u64.checked_shl(origin.signal as u32).unwrap_or(0);
+                        if ended
+                            || forwarded & bit != 0
+                            || !should_forward(&origin.cause, to_group, origin.signal)
+                        {
+                            continue;
+                        }
+                        forwarded |= bit;
+                        if let Ok(sig) = Signal::try_from(origin.signal) {
+                            let _ = kill(pid, sig);
+                        }
                     }
                 }
+                drop(witness);
             })?
     };
     Ok(Running {
         child,
         started,
         received,
+        reaped,
         signals: handle,
         forwarder: Some(forwarder),
     })
+}
+
+/// Raise `stop` once the child has ended (without reaping it: `wait` does that).
+fn stop_when_ended(pid: Pid, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    std::thread::Builder::new()
+        .name("lineage-stop".into())
+        .spawn(move || {
+            while let Err(nix::errno::Errno::EINTR) =
+                waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+            {}
+            stop.store(true, Ordering::SeqCst);
+        })
+        .ok()
+}
+
+/// Whether the child has ended (a zombie not yet reaped, or reaped), without reaping it.
+fn has_exited(pid: Pid) -> bool {
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    !matches!(
+        waitid(Id::Pid(pid), flags),
+        Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR)
+    )
+}
+
+/// A process in lineage's process group that does nothing but block the forwarded signals:
+/// a signal sent to the whole group stays pending in it, so lineage can tell a signal sent
+/// to the group (which the job, in the same group, received too) from one sent to lineage
+/// alone (which it forwards). Forked, not executed: it costs one fork per run.
+struct Witness {
+    pid: Pid,
+    /// A byte here asks the witness for its pending signals (and clears them).
+    ask: OwnedFd,
+    /// Its answer: a u64 mask of signal numbers.
+    answer: OwnedFd,
+}
+
+impl Witness {
+    /// None when it cannot be started: every signal a process sent is then forwarded.
+    fn start() -> Option<Witness> {
+        use nix::fcntl::OFlag;
+        use nix::sys::signal::{SigSet, SigmaskHow};
+        let (ask_r, ask_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ok()?;
+        let (answer_r, answer_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ok()?;
+        let mut set = SigSet::empty();
+        for s in FORWARDED {
+            set.add(Signal::try_from(*s).ok()?);
+        }
+        let parent = nix::unistd::getpid();
+        // Blocked across the fork, so the witness never runs a handler of lineage's.
+        let old = set.thread_swap_mask(SigmaskHow::SIG_BLOCK).ok()?;
+        let forked = Self::fork(parent, &set, &ask_r, &answer_w);
+        let _ = old.thread_set_mask();
+        let child = forked?;
+        Some(Witness {
+            pid: child,
+            ask: ask_w,
+            answer: answer_r,
+        })
+    }
+
+    /// Fork the witness (in the parent: its pid).
+    fn fork(
+        parent: Pid,
+        set: &nix::sys::signal::SigSet,
+        ask: &OwnedFd,
+        answer: &OwnedFd,
+    ) -> Option<Pid> {
+        #[allow(unsafe_code)]
+        // SAFETY: between fork and _exit the witness calls only async-signal-safe functions
+        // (prctl, getppid, close, read, write, sigtimedwait, _exit) and allocates nothing:
+        // another thread of lineage's may have held the allocator's lock at the fork.
+        let forked = unsafe { nix::unistd::fork() };
+        match forked {
+            // It keeps them blocked.
+            Ok(nix::unistd::ForkResult::Child) => witness_main(parent, set, ask, answer),
+            Ok(nix::unistd::ForkResult::Parent { child }) => Some(child),
+            Err(_) => None,
+        }
+    }
+
+    /// The signals sent to the group since the last call, as a mask of signal numbers; None
+    /// when the witness does not answer within a second (gone, or stopped).
+    fn group_signals(&mut self) -> Option<u64> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        nix::unistd::write(&self.ask, &[1]).ok()?;
+        let mut fds = [PollFd::new(self.answer.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(1000u16)).ok()? != 1 {
+            return None;
+        }
+        let mut buf = [0u8; 8];
+        (nix::unistd::read(&self.answer, &mut buf).ok()? == 8).then(|| u64::from_ne_bytes(buf))
+    }
+}
+
+impl Drop for Witness {
+    /// It is gone, and reaped, on every path out (the job failing to start included).
+    fn drop(&mut self) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// The witness's whole life, in the forked process: answer each question with the signals
+/// pending since the last one, until lineage closes the pipe or dies.
+fn witness_main(parent: Pid, set: &nix::sys::signal::SigSet, ask: &OwnedFd, answer: &OwnedFd) -> ! {
+    use nix::libc;
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    #[allow(unsafe_code)]
+    // SAFETY: async-signal-safe calls on plain values (see `Witness::start`).
+    unsafe {
+        if nix::unistd::getppid() != parent {
+            libc::_exit(0);
+        }
+        // Hold none of lineage's standard streams open: a reader waits for their end.
+        for fd in 0..3 {
+            libc::close(fd);
+        }
+        loop {
+            let mut byte = [0u8; 1];
+            match nix::unistd::read(ask, &mut byte) {
+                Ok(1) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                _ => libc::_exit(0),
+            }
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let mut mask = 0u64;
+            loop {
+                let sig = libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &zero);
+                if sig <= 0 || sig >= 64 {
+                    break;
+                }
+                mask |= 1 << sig;
+            }
+            if nix::unistd::write(answer, &mask.to_ne_bytes()).is_err() {
+                libc::_exit(0);
+            }
+        }
+    }
 }
 
 /// Under a file-size limit (`ulimit -f`), a store write past it would kill lineage with
@@ -134,9 +331,13 @@ pub fn ignore_file_size_signal() {
 }
 
 /// Signals the kernel sent (a terminal's Ctrl-C goes to the whole foreground process group)
-/// already reached the job; only those sent to lineage alone by a process are forwarded.
-fn should_forward(cause: &Cause) -> bool {
-    !matches!(cause, Cause::Kernel)
+/// and those a process sent to the whole group (`to_group`: what the witness saw; None when
+/// there is no witness) already reached the job; only those sent to lineage alone are
+/// forwarded.
+fn should_forward(cause: &Cause, to_group: Option<u64>, signal: i32) -> bool {
+    let sent_to_group =
+        to_group.is_some_and(|mask| (0..64).contains(&signal) && mask & (1 << signal) != 0);
+    !matches!(cause, Cause::Kernel) && !sent_to_group
 }
 
 impl Running {
@@ -154,10 +355,7 @@ impl Running {
             }
         };
         let wall = self.started.elapsed();
-        self.signals.close();
-        if let Some(f) = self.forwarder.take() {
-            let _ = f.join();
-        }
+        self.reaped.store(true, Ordering::SeqCst);
         let received = match self.received.load(Ordering::SeqCst) {
             0 => None,
             s => Some(s),
@@ -183,7 +381,27 @@ impl Running {
             user_cpu,
             system_cpu,
             max_rss_bytes,
+            _listening: Listening {
+                signals: self.signals.clone(),
+                thread: self.forwarder.take(),
+            },
         })
+    }
+}
+
+/// Keeps listening for stopping signals after the job has ended, until dropped.
+#[derive(Debug)]
+struct Listening {
+    signals: signal_hook::iterator::Handle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.signals.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -194,9 +412,21 @@ mod tests {
 
     #[test]
     fn terminal_signals_are_not_sent_twice() {
-        assert!(!should_forward(&Cause::Kernel));
-        assert!(should_forward(&Cause::Sent(Sent::User)));
-        assert!(should_forward(&Cause::Sent(Sent::TKill)));
-        assert!(should_forward(&Cause::Unknown));
+        assert!(!should_forward(&Cause::Kernel, None, SIGINT));
+        assert!(should_forward(&Cause::Sent(Sent::User), None, SIGTERM));
+        assert!(should_forward(&Cause::Sent(Sent::TKill), Some(0), SIGTERM));
+        assert!(should_forward(&Cause::Unknown, None, SIGTERM));
+        // The witness saw it: it was sent to the group, the job has it.
+        let group = 1u64 << SIGTERM;
+        assert!(!should_forward(
+            &Cause::Sent(Sent::User),
+            Some(group),
+            SIGTERM
+        ));
+        assert!(should_forward(
+            &Cause::Sent(Sent::User),
+            Some(group),
+            SIGUSR1
+        ));
     }
 }

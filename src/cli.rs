@@ -238,7 +238,9 @@ pub struct RerunArgs {
     after_help = "Exit status: 0 when the store is healthy (or was repaired), 1 when problems remain."
 )]
 pub struct DoctorArgs {
-    /// Back up a damaged store file, then rebuild the store from every row still readable.
+    /// Fix the store's modes with chmod and replace an unusable secret.key; back up a damaged
+    /// store file, then rebuild the store from every row still readable (not while a run is
+    /// being recorded).
     #[arg(long)]
     pub repair: bool,
 

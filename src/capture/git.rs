@@ -179,7 +179,7 @@ fn untracked_files(
     let mut kept = 0u64;
     paths.sort();
     for rel in paths {
-        let path = root.join(&rel);
+        let path = root.join(crate::model::path_of(&rel));
         if data.iter().any(|d| path.starts_with(d)) {
             continue;
         }
@@ -267,9 +267,7 @@ fn status(repo: &Repository, root: &Path) -> Result<(bool, Vec<String>), git2::E
     for entry in repo.statuses(Some(&mut opts))?.iter() {
         let s = entry.status();
         if s.contains(Status::WT_NEW) {
-            if let Ok(p) = entry.path() {
-                untracked.push(p.to_string());
-            }
+            untracked.push(crate::model::path_text(entry.path_bytes()));
         } else if !s.is_empty() && !s.contains(Status::IGNORED) {
             dirty = true;
         }
@@ -311,7 +309,8 @@ fn parse_porcelain(raw: &[u8]) -> (bool, Vec<String>) {
         }
         let (xy, path) = (&field[..2], &field[3..]);
         match xy {
-            b"??" => untracked.push(String::from_utf8_lossy(path).into_owned()),
+            // Losslessly (model::path_text): a name that is not UTF-8 is restored by rerun.
+            b"??" => untracked.push(crate::model::path_text(path)),
             b"!!" => {}
             _ => {
                 dirty = true;

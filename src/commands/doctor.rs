@@ -7,7 +7,7 @@ use super::Context;
 use crate::cli::DoctorArgs;
 use crate::error::code;
 use crate::redact::Policy;
-use crate::store::{Store, doctor};
+use crate::store::{self, Store, doctor};
 use crate::ui;
 
 /// Print a line of the report (stdout: the report is the command's output), escaped: it
@@ -31,28 +31,60 @@ pub fn doctor(args: DoctorArgs, ctx: &Context) -> Result<u8> {
     if let (Some(runs), Some(running)) = (report.runs, report.running) {
         say!("runs: {runs} ({running} marked running)");
     }
-    if report.problems.is_empty() {
-        // Opening the store marks runs whose lineage process is gone as interrupted.
-        let reaped = Store::open(store_dir)
-            .map_err(anyhow::Error::from)
-            .and_then(|mut s| s.reap_stale());
-        match reaped {
-            Ok(0) => {}
-            Ok(n) => say!("marked {n} runs interrupted: their lineage process is gone"),
-            Err(e) => {
-                // A store this lineage cannot use (too new, a full disk) is not healthy.
-                say!("problem: {e:#}");
-                return Ok(code::FAILURE);
-            }
-        }
-        say!("ok: no problems found");
-        return Ok(code::SUCCESS);
+    if report.is_healthy() {
+        return healthy(store_dir);
     }
-    for p in &report.problems {
-        say!("problem: {p}");
-    }
+    report_problems(&report);
     if !args.repair {
-        ui::hint("`lineage doctor --repair` keeps a backup and rebuilds what can still be read");
+        ui::hint(
+            "`lineage doctor --repair` fixes modes with chmod, replaces an unusable key, and keeps a backup and rebuilds a damaged store from what can still be read",
+        );
+        return Ok(code::FAILURE);
+    }
+    // Modes and the key first: a store that is only that needs no rebuild.
+    for p in &report.permissions {
+        match p.fix() {
+            Ok(()) => say!("fixed: chmod {:o} {}", p.want, p.path.display()),
+            Err(e) => say!("problem: chmod {:o} {}: {e}", p.want, p.path.display()),
+        }
+    }
+    if report.key.is_some() {
+        let (_, what) = store::key_in(store_dir);
+        if let Some(what) = what {
+            say!("fixed: {what}");
+        }
+    }
+    let report = if report.permissions.is_empty() && report.key.is_none() {
+        report
+    } else {
+        let again = doctor::check(store_dir);
+        if again.is_healthy() {
+            return healthy(store_dir);
+        }
+        report_problems(&again);
+        again
+    };
+    if report.problems.is_empty() {
+        return Ok(code::FAILURE);
+    }
+    // A rebuild swaps the database file: what a job recording now writes next would go to
+    // the old one. Wait for it instead.
+    if !report.live.is_empty() {
+        say!(
+            "not rebuilt: {} run{} still being recorded ({}); run `lineage doctor --repair` again once {} finished",
+            report.live.len(),
+            if report.live.len() == 1 {
+                " is"
+            } else {
+                "s are"
+            },
+            report.live.join(", "),
+            if report.live.len() == 1 {
+                "it has"
+            } else {
+                "they have"
+            },
+        );
         return Ok(code::FAILURE);
     }
     let r = doctor::repair(store_dir).context("repairing the store")?;
@@ -64,15 +96,44 @@ pub fn doctor(args: DoctorArgs, ctx: &Context) -> Result<u8> {
         say!("could not be read to the end: {}", r.lost.join(", "));
     }
     let after = doctor::check(store_dir);
-    if after.problems.is_empty() {
+    if after.is_healthy() {
         say!("ok: the rebuilt store is healthy");
         Ok(code::SUCCESS)
     } else {
-        for p in &after.problems {
-            say!("problem: {p}");
-        }
+        report_problems(&after);
         Ok(code::FAILURE)
     }
+}
+
+fn report_problems(report: &doctor::Report) {
+    for p in &report.problems {
+        say!("problem: {p}");
+    }
+    for p in &report.permissions {
+        say!("problem: {p}");
+    }
+    if let Some(k) = &report.key {
+        say!("problem: {k}: the next run sets it aside and makes a new key");
+    }
+}
+
+/// A store with no problem: opening it marks runs whose lineage process is gone as
+/// interrupted.
+fn healthy(store_dir: &std::path::Path) -> Result<u8> {
+    let reaped = Store::open(store_dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut s| s.reap_stale());
+    match reaped {
+        Ok(0) => {}
+        Ok(n) => say!("marked {n} runs interrupted: their lineage process is gone"),
+        Err(e) => {
+            // A store this lineage cannot use (too new, a full disk) is not healthy.
+            say!("problem: {e:#}");
+            return Ok(code::FAILURE);
+        }
+    }
+    say!("ok: no problems found");
+    Ok(code::SUCCESS)
 }
 
 /// What the policy would store: names of redacted variables and the command line as stored.

@@ -85,13 +85,24 @@ pub fn resolve(store: &Store, target: Option<&OsString>, reading: Reading) -> Re
 
 /// A path, identified by the bytes it holds now.
 fn by_bytes(store: &Store, label: String, path: PathBuf) -> Result<Target> {
-    let hashed = hash::Hashing::default()
+    let hashing = hash::Hashing::default();
+    let mut hashed = hashing
         .hash_path(&path, &mut hash::discard, Some(store), None)
         .map_err(|cause| Error::Unreadable {
             what: "path",
             path: path.clone(),
             cause,
         })?;
+    // A directory recorded as an output has its links that leave it as links: hashed as
+    // an input (links followed) it may not be known, hashed as an output it may.
+    if hashed.artifact.kind == crate::model::ArtifactKind::Dir
+        && !store.knows_artifact(&hashed.artifact.hash)?
+        && let Ok(as_output) = hashing.hash_output(&path, &mut hash::discard, Some(store))
+        && as_output.artifact.hash != hashed.artifact.hash
+        && store.knows_artifact(&as_output.artifact.hash)?
+    {
+        hashed = as_output;
+    }
     for w in &hashed.warnings {
         crate::ui::warn(w);
     }
@@ -161,7 +172,9 @@ pub fn walk(
     if links.is_empty() && !store.knows_artifact(&root.hash)? {
         if let Some(path) = path {
             let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-            if let Some((run, recorded)) = store.last_output_at(&abs.to_string_lossy())? {
+            use std::os::unix::ffi::OsStrExt;
+            let stored = crate::model::path_text(abs.as_os_str().as_bytes());
+            if let Some((run, recorded)) = store.last_output_at(&stored)? {
                 return Err(Error::ModifiedAfter {
                     path: root.label.clone(),
                     run: store.short_id(&run)?,

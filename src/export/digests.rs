@@ -99,8 +99,8 @@ pub fn compute(
             entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             let mut lines = Sha256::new();
             for (rel, hash, _) in &entries {
-                let file = path.join(rel);
-                let (b3, sha) = both(&file)?;
+                let file = path.join(crate::model::path_of(rel));
+                let (b3, sha) = entry(&file, hash)?;
                 if b3 != *hash {
                     return Err(Unavailable::Changed(file.display().to_string()));
                 }
@@ -114,6 +114,24 @@ pub fn compute(
 /// The SHA-256 of bytes held in memory (a stored blob).
 pub fn sha256_of(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
+}
+
+/// BLAKE3 and SHA-256 of a directory entry: a symlink recorded as a link (its target's
+/// text, see docs/hashing.md) by that text; otherwise the regular file it is or leads to,
+/// never a device or FIFO (which could be endless).
+fn entry(path: &Path, recorded: &Hash) -> Result<(Hash, String), Unavailable> {
+    use std::os::unix::ffi::OsStrExt;
+    if let Ok(target) = std::fs::read_link(path) {
+        let text = target.as_os_str().as_bytes();
+        if Hash(*blake3::hash(text).as_bytes()) == *recorded {
+            return Ok((*recorded, sha256_of(text)));
+        }
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => both(path),
+        Ok(_) => Err(Unavailable::Changed(path.display().to_string())),
+        Err(e) => Err(Unavailable::Unreadable(format!("{}: {e}", path.display()))),
+    }
 }
 
 /// BLAKE3 and SHA-256 of a file, in one read.

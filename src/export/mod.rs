@@ -79,7 +79,11 @@ pub fn fill_digests(store: &dyn Records, export: &mut Export, compute: bool) -> 
     let mut warnings = Vec::new();
     let mut found = HashMap::new();
     for (hash, (artifact, edges)) in export.artifacts() {
-        let paths: Vec<&Path> = edges.iter().map(|e| Path::new(&e.abs_path)).collect();
+        let owned: Vec<std::path::PathBuf> = edges
+            .iter()
+            .map(|e| crate::model::path_of(&e.abs_path))
+            .collect();
+        let paths: Vec<&Path> = owned.iter().map(|p| p.as_path()).collect();
         let got = if compute {
             digests::get(store, &artifact, &paths)
         } else {

@@ -54,7 +54,10 @@ pub(super) fn hash_dir_pipelined(
         let walker = scope.spawn(move || {
             let mut digest = StatDigest::default();
             let mut batch = Vec::with_capacity(WALK_BATCH);
-            for item in walk_dir(path, watch) {
+            for item in walk_dir(path, watch, how.links) {
+                if how.hashing.is_stopped() {
+                    return None;
+                }
                 if let Ok(f) = &item {
                     progress.found(f.key.size);
                     digest.add(f);
@@ -124,9 +127,28 @@ impl<'c> DirHashing<'c> {
 
     /// Hash a chunk of walked files (emptying it) and hand its manifest entries to `sink`.
     pub(super) fn chunk(&mut self, chunk: &mut Vec<WalkedFile>, sink: Sink) -> io::Result<()> {
-        let files: Vec<(PathBuf, StatKey)> =
-            chunk.iter().map(|f| (f.path.clone(), f.key)).collect();
-        let hashed = hash_with_cache(&files, self.how);
+        self.how.hashing.check_stop()?;
+        // Links recorded as links are hashed from their target's text, not read.
+        let files: Vec<(PathBuf, StatKey)> = chunk
+            .iter()
+            .filter(|f| f.link.is_none())
+            .map(|f| (f.path.clone(), f.key))
+            .collect();
+        let mut read = hash_with_cache(&files, self.how).into_iter();
+        let hashed: Vec<(io::Result<(Hash, u64)>, bool)> = chunk
+            .iter()
+            .map(|f| match &f.link {
+                Some(target) => {
+                    let hash = Hash(*blake3::hash(target).as_bytes());
+                    self.how.hashing.progress().done(target.len() as u64, 1);
+                    Some((Ok((hash, target.len() as u64)), true))
+                }
+                None => read.next(),
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| io::Error::other("a file went unhashed"))?;
+        // A file cut short is no hash: the whole directory goes unrecorded.
+        self.how.hashing.check_stop()?;
         let mut entries = Vec::with_capacity(chunk.len());
         for (f, (result, stable)) in chunk.iter().zip(hashed) {
             // Every walked file is in the fingerprint, hashed or not, as in `fingerprint`.
@@ -148,7 +170,7 @@ impl<'c> DirHashing<'c> {
                     self.size += file_size;
                     self.count += 1;
                     entries.push(DirEntry {
-                        path: String::from_utf8_lossy(&f.rel).into_owned(),
+                        path: crate::model::path_text(&f.rel),
                         hash,
                         size: file_size,
                         executable: f.executable,

@@ -70,6 +70,9 @@ pub(super) fn hash_file_stat(
         while filled > 0 {
             // Eight buffers at a time, at the priority the job's state calls for.
             let mut steps = || -> io::Result<usize> {
+                if let Some(h) = hashing {
+                    h.check_stop()?;
+                }
                 let mut filled = filled;
                 for _ in 0..8 {
                     if filled == 0 {
@@ -94,7 +97,8 @@ pub(super) fn hash_file_stat(
             }?;
         }
     } else if len >= MMAP_THRESHOLD {
-        let hash = hash_mapped(&file, len, map_window_len(), progress)?;
+        let stop = hashing.map(|h| h.0.stop.as_ref());
+        let hash = hash_mapped(&file, len, map_window_len(), progress, stop)?;
         let after = StatKey::of(&file.metadata()?);
         return Ok((hash, len, after));
     } else {
@@ -143,6 +147,7 @@ pub(super) fn hash_mapped(
     len: u64,
     window: u64,
     progress: Option<&Progress>,
+    stop: Option<&AtomicBool>,
 ) -> io::Result<Hash> {
     use blake3::hazmat::{
         ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root,
@@ -154,7 +159,11 @@ pub(super) fn hash_mapped(
         len: u64,
         window: u64,
         progress: Option<&Progress>,
+        stop: Option<&AtomicBool>,
     ) -> io::Result<ChainingValue> {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Err(stopped());
+        }
         if len <= window {
             let map = map_window(file, offset, len)?;
             let cv = blake3::Hasher::new()
@@ -166,8 +175,8 @@ pub(super) fn hash_mapped(
         }
         let left = left_subtree_len(len);
         let (l, r) = rayon::join(
-            || subtree(file, offset, left, window, progress),
-            || subtree(file, offset + left, len - left, window, progress),
+            || subtree(file, offset, left, window, progress, stop),
+            || subtree(file, offset + left, len - left, window, progress, stop),
         );
         Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
     }
@@ -180,8 +189,8 @@ pub(super) fn hash_mapped(
     }
     let left = left_subtree_len(len);
     let (l, r) = rayon::join(
-        || subtree(file, 0, left, window, progress),
-        || subtree(file, left, len - left, window, progress),
+        || subtree(file, 0, left, window, progress, stop),
+        || subtree(file, left, len - left, window, progress, stop),
     );
     Ok(Hash(*merge_subtrees_root(&l?, &r?, Mode::Hash).as_bytes()))
 }
@@ -229,6 +238,7 @@ pub(super) fn hash_with_cache(
         hashing,
         cache,
         read,
+        ..
     } = how;
     let progress = hashing.progress();
     let keys: Vec<StatKey> = files.iter().map(|(_, k)| *k).collect();

@@ -46,6 +46,14 @@ struct Shared {
     progress: Progress,
     job_running: AtomicBool,
     alongside: OnceLock<Option<rayon::ThreadPool>>,
+    /// Raised when lineage is asked to stop (SIGINT, SIGTERM once the job has ended): hashing
+    /// then ends with [`stopped`] at the next window, file or chunk.
+    stop: Arc<AtomicBool>,
+}
+
+/// The error of hashing that was asked to stop.
+pub fn stopped() -> io::Error {
+    io::Error::other("not hashed: lineage was asked to stop")
 }
 
 impl Hashing {
@@ -57,6 +65,23 @@ impl Hashing {
     /// Whether the job is running: hashing beside it yields to it (see [`Hashing::alongside`]).
     pub fn set_job_running(&self, running: bool) {
         self.0.job_running.store(running, Ordering::Relaxed);
+    }
+
+    /// The flag that stops hashing when raised (the signal handling of `child` holds it).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0.stop)
+    }
+
+    /// Whether hashing was asked to stop.
+    pub fn is_stopped(&self) -> bool {
+        self.0.stop.load(Ordering::Relaxed)
+    }
+
+    fn check_stop(&self) -> io::Result<()> {
+        if self.is_stopped() {
+            return Err(stopped());
+        }
+        Ok(())
     }
 
     fn job_running(&self) -> bool {
@@ -106,6 +131,21 @@ impl Hashing {
         hash_now(path, sink, self.how(cache, Read::Map), watch)
     }
 
+    /// [`Hashing::hash_path`] for an output: symlinks that leave the directory are recorded
+    /// as links (their target's text), never followed.
+    pub fn hash_output(
+        &self,
+        path: &Path,
+        sink: Sink,
+        cache: Option<&dyn StatCache>,
+    ) -> io::Result<Hashed> {
+        let how = How {
+            links: Links::Within,
+            ..self.how(cache, Read::Map)
+        };
+        hash_now(path, sink, how, None)
+    }
+
     /// Like [`Hashing::hash_path`], but the bytes may be left to read later, while the job
     /// runs: the walk and its stats happen now (so the fingerprint and the cache lookups are
     /// those of this moment), and [`Later::finish`] hashes only bytes whose file still has
@@ -138,6 +178,7 @@ impl Hashing {
             hashing: self,
             cache,
             read,
+            links: Links::Follow,
         }
     }
 }
@@ -148,6 +189,7 @@ struct How<'a> {
     hashing: &'a Hashing,
     cache: Option<&'a dyn StatCache>,
     read: Read,
+    links: Links,
 }
 
 /// What hashing has done so far, for the progress bar: bytes and files hashed or found in a
@@ -380,6 +422,7 @@ fn prepare_file(path: &Path, meta: &Metadata, how: How, defer: bool) -> io::Resu
                 rel: Vec::new(),
                 executable: false,
                 key,
+                link: None,
             }],
             digest: None,
             fingerprint: print.finish(),
@@ -417,7 +460,7 @@ fn prepare_dir(
     let progress = how.hashing.progress();
     let now = now_ns();
     let mut warnings = Vec::new();
-    let mut walk = walk_dir(path, watch).inspect(|item| {
+    let mut walk = walk_dir(path, watch, how.links).inspect(|item| {
         if let Ok(f) = item {
             progress.found(f.key.size);
         }
@@ -586,7 +629,7 @@ pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
     if meta.is_file() {
         print.add(b"", &StatKey::of(&meta));
     } else {
-        for f in walk_dir(path, None).flatten() {
+        for f in walk_dir(path, None, Links::Follow).flatten() {
             print.add(&f.rel, &f.key);
         }
     }
@@ -744,7 +787,7 @@ mod tests {
         ] {
             std::fs::write(&path, &data[..len]).expect("write");
             let file = File::open(&path).expect("open");
-            let hash = hash_mapped(&file, len as u64, window, None).expect("hash");
+            let hash = hash_mapped(&file, len as u64, window, None, None).expect("hash");
             assert_eq!(hash, Hash::of(&data[..len]), "length {len}");
         }
     }

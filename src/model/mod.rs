@@ -35,6 +35,59 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
+/// First of the 256 code points (U+10FF00 to U+10FFFF, the end of a private-use plane) that
+/// stand for raw bytes in a stored path: see [`path_text`].
+const PATH_BYTE: u32 = 0x10_FF00;
+
+/// A path's bytes as the store keeps them: text, losslessly. Valid UTF-8 is kept as it is;
+/// each byte of an invalid sequence becomes the code point U+10FF00 + byte (as Python's
+/// `surrogateescape` does with surrogates, which UTF-8 text cannot hold); so does each byte
+/// of one of those 256 code points where a name really has it, so that every text decodes
+/// to one byte string. A path that is valid UTF-8 without them (every path lineage stored
+/// before) reads exactly as before, and the text travels wherever text does (PostgreSQL,
+/// JSON). [`path_bytes`] is the inverse.
+pub fn path_text(bytes: &[u8]) -> String {
+    let escape = |out: &mut String, raw: &[u8]| {
+        for b in raw {
+            out.push(char::from_u32(PATH_BYTE + u32::from(*b)).unwrap_or('\u{fffd}'));
+        }
+    };
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if u32::from(c) >= PATH_BYTE {
+                let mut buf = [0u8; 4];
+                escape(&mut out, c.encode_utf8(&mut buf).as_bytes());
+            } else {
+                out.push(c);
+            }
+        }
+        escape(&mut out, chunk.invalid());
+    }
+    out
+}
+
+/// The bytes of a path stored by [`path_text`].
+pub fn path_bytes(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match u32::from(c).checked_sub(PATH_BYTE) {
+            Some(b) => out.push(b as u8),
+            None => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// The filesystem path of a path stored by [`path_text`].
+pub fn path_of(text: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    std::path::PathBuf::from(std::ffi::OsString::from_vec(path_bytes(text)))
+}
+
 /// The first `n` characters of `s` (all of it when shorter): for ids and commits shown cut,
 /// which may come from a store or an import that holds anything, so never cut mid-character.
 pub fn prefix(s: &str, n: usize) -> &str {
@@ -604,6 +657,29 @@ pub struct RunSummary {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn paths_are_stored_as_text_losslessly() {
+        let cases: &[&[u8]] = &[
+            b"in.csv",
+            "données/élan ✓.csv".as_bytes(),
+            b"in\xff.csv",
+            b"\xc3\x28\x80/\xed\xa0\x80",
+            "has \u{10ff41} in it".as_bytes(),
+            b"\xf4\x8f\xbc",
+            b"",
+        ];
+        for bytes in cases {
+            let text = path_text(bytes);
+            assert_eq!(path_bytes(&text), *bytes, "{text:?}");
+        }
+        // UTF-8 paths read as before.
+        assert_eq!(
+            path_text("données/élan ✓.csv".as_bytes()),
+            "données/élan ✓.csv"
+        );
+        assert_eq!(path_text(b"in\xff.csv"), "in\u{10ffff}.csv");
+    }
     use super::*;
 
     /// Status and role read back as written; anything else is no status or role at all.

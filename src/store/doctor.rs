@@ -16,8 +16,66 @@ pub struct Report {
     pub schema_version: Option<i64>,
     pub runs: Option<i64>,
     pub running: Option<i64>,
-    /// Empty when healthy.
+    /// Damage, or anything else a rebuild is for. Empty when healthy.
     pub problems: Vec<String>,
+    /// Modes that are wrong and that chmod fixes (no rebuild).
+    pub permissions: Vec<Permission>,
+    /// What is wrong with `secret.key` (the next run sets it aside and makes a new one).
+    pub key: Option<String>,
+    /// Runs being recorded now, by a lineage process alive on this host: a rebuild would
+    /// lose what they write next, so it waits for them.
+    pub live: Vec<String>,
+}
+
+impl Report {
+    pub fn is_healthy(&self) -> bool {
+        self.problems.is_empty() && self.permissions.is_empty() && self.key.is_none()
+    }
+}
+
+/// A store file or directory whose mode is wrong: readable or writable by others, or
+/// denying its own user.
+#[derive(Debug, serde::Serialize)]
+pub struct Permission {
+    pub path: PathBuf,
+    pub mode: u32,
+    pub want: u32,
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let (path, mode, want) = (self.path.display(), self.mode, self.want);
+        if mode & want != want {
+            write!(
+                f,
+                "{path} is mode {mode:o}: permission denied to its own user"
+            )?;
+        } else {
+            write!(f, "{path} is mode {mode:o}, open to other users")?;
+        }
+        write!(f, " (want {want:o}): chmod {want:o} {path}")
+    }
+}
+
+impl Permission {
+    /// Set the wanted mode.
+    pub fn fix(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(self.want))
+    }
+}
+
+/// The permission problem of `path` (want: its mode), if any; Err when it cannot be stat-ed.
+fn permission(path: &Path, want: u32) -> std::io::Result<Option<Permission>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::symlink_metadata(path)?.permissions().mode() & 0o777;
+    Ok(
+        (mode & 0o077 != 0 || mode & want != want).then(|| Permission {
+            path: path.to_path_buf(),
+            mode,
+            want,
+        }),
+    )
 }
 
 /// Tables in the order a rebuild copies them (parents before children).
@@ -40,24 +98,52 @@ pub fn check(dir: &Path) -> Report {
         path: db.display().to_string(),
         ..Report::default()
     };
-    if !db.exists() {
-        report
-            .problems
-            .push(format!("{} does not exist", db.display()));
-        return report;
+    let say_stat = |path: &Path, e: &std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("{}: permission denied ({e})", path.display())
+        }
+        _ => format!("{}: {e}", path.display()),
+    };
+    match permission(dir, 0o700) {
+        Ok(p) => report.permissions.extend(p),
+        Err(e) => {
+            report.problems.push(say_stat(dir, &e));
+            return report;
+        }
     }
-    use std::os::unix::fs::PermissionsExt;
-    for (path, want) in [(dir.to_path_buf(), 0o700), (db.clone(), 0o600)] {
-        if let Ok(m) = std::fs::metadata(&path) {
-            let mode = m.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                report.problems.push(format!(
-                    "{} is mode {mode:o}, readable by others (want {want:o}): chmod {want:o} {}",
-                    path.display(),
-                    path.display()
-                ));
+    // The database, its WAL and shared memory, as far as the directory lets us look.
+    let mut readable = report.permissions.is_empty();
+    for (path, required) in [
+        (db.clone(), true),
+        (PathBuf::from(format!("{}-wal", db.display())), false),
+        (PathBuf::from(format!("{}-shm", db.display())), false),
+    ] {
+        match permission(&path, 0o600) {
+            Ok(Some(p)) => {
+                readable = false;
+                report.permissions.push(p);
+            }
+            Ok(None) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+            // Not known until the directory's mode is fixed.
+            Err(_) if !report.permissions.is_empty() => readable = false,
+            Err(e) => {
+                report.problems.push(say_stat(&path, &e));
+                return report;
             }
         }
+    }
+    // Behind a directory its user cannot enter, the key is checked once that is fixed.
+    if report.permissions.iter().all(|p| p.path != dir) {
+        report.key = super::key_problem(dir);
+    }
+    if let Some(lost) = wal_frames_lost(&PathBuf::from(format!("{}-wal", db.display()))) {
+        report.problems.push(lost);
+    }
+    if !readable && nix::unistd::access(&db, nix::unistd::AccessFlags::R_OK).is_err() {
+        // Fix the modes first; the rest is checked then.
+        return report;
     }
     let conn = match Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY) {
         Ok(c) => c,
@@ -100,6 +186,7 @@ pub fn check(dir: &Path) -> Report {
             .push(format!("foreign key check failed: {e}")),
     }
     report.problems.extend(unreadable_records(&conn));
+    report.live = live_runs(&conn);
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).ok();
     report.runs = count("SELECT count(*) FROM runs");
     report.running = count("SELECT count(*) FROM runs WHERE status = 'running'");
@@ -159,6 +246,135 @@ fn unreadable_records(conn: &Connection) -> Vec<String> {
     problems
 }
 
+/// A WAL whose damaged frame is followed by valid ones: SQLite stops reading a WAL at its
+/// first bad frame, so every commit after it is silently ignored (a flipped bit there lost
+/// the runs recorded after it). Read the way SQLite checks it (`wal.c`): a frame is valid
+/// when its salts are the header's and its checksum continues the one before it; the frames
+/// after a bad one are checked against the checksum their predecessor claims. Only frames
+/// not yet copied into the database can be lost: lineage checkpoints after every write.
+fn wal_frames_lost(wal: &Path) -> Option<String> {
+    let bytes = std::fs::read(wal).ok()?;
+    if bytes.len() < 32 {
+        return None;
+    }
+    let word = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let magic = word(&bytes, 0);
+    if magic & !1 != 0x377f_0682 {
+        return None;
+    }
+    // The checksums' byte order: big-endian words when the magic's low bit is set.
+    let big = magic & 1 == 1;
+    let checksum = |seed: (u32, u32), data: &[u8]| {
+        let (mut s1, mut s2) = seed;
+        for pair in data.chunks_exact(8) {
+            let w = |b: &[u8]| {
+                let a = [b[0], b[1], b[2], b[3]];
+                if big {
+                    u32::from_be_bytes(a)
+                } else {
+                    u32::from_le_bytes(a)
+                }
+            };
+            s1 = s1.wrapping_add(w(&pair[..4])).wrapping_add(s2);
+            s2 = s2.wrapping_add(w(&pair[4..])).wrapping_add(s1);
+        }
+        (s1, s2)
+    };
+    let page = word(&bytes, 8) as usize;
+    let page = if page == 1 { 65536 } else { page };
+    if !page.is_power_of_two() || !(512..=65536).contains(&page) {
+        return None;
+    }
+    let salts = (word(&bytes, 16), word(&bytes, 20));
+    let header_sum = (word(&bytes, 24), word(&bytes, 28));
+    if checksum((0, 0), &bytes[..24]) != header_sum {
+        return Some(format!(
+            "{}: the WAL header is damaged, so SQLite ignores the whole WAL",
+            wal.display()
+        ));
+    }
+    let frame = 24 + page;
+    let frames = (bytes.len() - 32) / frame;
+    let mut previous = header_sum;
+    let mut first_bad = None;
+    let (mut valid_after, mut commits_after) = (0usize, 0usize);
+    for i in 0..frames {
+        let f = &bytes[32 + i * frame..32 + (i + 1) * frame];
+        let claimed = (word(f, 16), word(f, 20));
+        let ours = (word(f, 8), word(f, 12)) == salts;
+        let sum = checksum(checksum(previous, &f[..8]), &f[24..]);
+        let valid = ours && sum == claimed;
+        match first_bad {
+            // Frames after the end of the current generation (older salts) are normal; a
+            // damaged one is found by the valid frames of this generation after it.
+            None if !valid => first_bad = Some(i),
+            Some(_) if valid => {
+                valid_after += 1;
+                if word(f, 4) != 0 {
+                    commits_after += 1;
+                }
+            }
+            _ => {}
+        }
+        previous = claimed;
+    }
+    let bad = first_bad?;
+    (commits_after > 0).then(|| {
+        format!(
+            "{}: frame {} is damaged and {valid_after} valid frames after it ({commits_after} \
+             commits) are ignored by SQLite: what was recorded after it is lost until the \
+             frame is mended; the WAL is kept by `lineage doctor --repair` in its backup",
+            wal.display(),
+            bad + 1
+        )
+    })
+}
+
+/// Runs still `running` whose lineage process is alive on this host. Read as loosely as
+/// possible: a damaged row is skipped, never a panic.
+fn live_runs(conn: &Connection) -> Vec<String> {
+    let host = crate::host::hostname();
+    let boot = crate::host::boot_id();
+    let Ok(mut stmt) = conn.prepare(
+        "SELECT CAST(id AS BLOB), CAST(hostname AS BLOB), pid, CAST(boot_id AS BLOB), pid_start
+         FROM runs WHERE status = 'running'",
+    ) else {
+        return Vec::new();
+    };
+    let text = |v: Value| match v {
+        Value::Blob(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Value::Text(t) => Some(t),
+        _ => None,
+    };
+    let int = |v: Value| match v {
+        Value::Integer(i) => Some(i),
+        _ => None,
+    };
+    let Ok(rows) = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, Value>(0)?,
+            r.get::<_, Value>(1)?,
+            r.get::<_, Value>(2)?,
+            r.get::<_, Value>(3)?,
+            r.get::<_, Value>(4)?,
+        ))
+    }) else {
+        return Vec::new();
+    };
+    rows.filter_map(Result::ok)
+        .filter_map(|(id, hostname, pid, boot_id, pid_start)| {
+            let id = text(id)?;
+            if text(hostname) != host {
+                return None;
+            }
+            let pid = int(pid).and_then(|p| u32::try_from(p).ok());
+            let gone =
+                super::migrate::is_gone(&boot, text(boot_id).as_deref(), pid, int(pid_start));
+            (!gone && pid.is_some()).then_some(id)
+        })
+        .collect()
+}
+
 /// What a rebuild recovered.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Repair {
@@ -214,13 +430,40 @@ pub fn repair(dir: &Path) -> Result<Repair> {
         )?;
         tx.commit()?;
     }
-    // Swap the rebuilt database in; the damaged one is kept as the backup.
-    for ext in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+    // Copy the rebuilt database into the store's own file, in one write transaction through
+    // SQLite, so that a command that has the store open (a job that started meanwhile)
+    // writes to the rebuilt one, never to a file swapped away. A file too damaged for that
+    // (not a database at all) is replaced instead; the damaged one is kept as the backup.
+    if restore_in_place(&scratch.join(DB_FILE), &db).is_err() {
+        for ext in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        }
+        std::fs::rename(scratch.join(DB_FILE), &db)?;
     }
-    std::fs::rename(scratch.join(DB_FILE), &db)?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(out)
+}
+
+/// Replace the content of the database `live` with that of `rebuilt`, all pages in one step
+/// (one write transaction: no reader sees half of it).
+fn restore_in_place(rebuilt: &Path, live: &Path) -> Result<()> {
+    use rusqlite::backup::{Backup, StepResult};
+    let src = Connection::open_with_flags(rebuilt, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut dst = Connection::open(live)?;
+    dst.busy_timeout(std::time::Duration::from_secs(30))?;
+    let backup = Backup::new(&src, &mut dst)?;
+    for _ in 0..50 {
+        match backup.step(-1)? {
+            StepResult::Done => {
+                drop(backup);
+                // Leave nothing of it in the WAL (see `Store`'s close).
+                let _ = dst.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                return Ok(());
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+    anyhow::bail!("the store stayed busy")
 }
 
 /// Copy every readable row; stops at the first unreadable page. (rows, read to the end?)

@@ -353,16 +353,18 @@ fn check_capture(s: &str) -> Result<(), String> {
 /// with its total size and file count. `entries` in any order: they are put in walk order
 /// (depth first, names sorted bytewise), which is how the hash was made.
 pub fn dir_hash(entries: &mut [(String, Hash, u64, bool)]) -> (Hash, u64, u64) {
-    entries.sort_by(|a, b| {
-        a.0.split('/')
-            .map(str::as_bytes)
-            .cmp(b.0.split('/').map(str::as_bytes))
-    });
+    // Names as their bytes (`model::path_bytes`: a name that is not UTF-8 is stored with its
+    // bytes escaped), which is what the walk sorted and hashed.
+    let mut raw: Vec<(Vec<u8>, &(String, Hash, u64, bool))> = entries
+        .iter()
+        .map(|e| (crate::model::path_bytes(&e.0), e))
+        .collect();
+    raw.sort_by(|a, b| a.0.split(|c| *c == b'/').cmp(b.0.split(|c| *c == b'/')));
     let mut merkle = blake3::Hasher::new_derive_key(DIR_CONTEXT);
     let mut size = 0u64;
-    for (path, hash, file_size, executable) in entries.iter() {
+    for (path, (_, hash, file_size, executable)) in &raw {
         merkle.update(&(path.len() as u64).to_le_bytes());
-        merkle.update(path.as_bytes());
+        merkle.update(path);
         merkle.update(&[u8::from(*executable)]);
         merkle.update(&hash.0);
         size = size.saturating_add(*file_size);

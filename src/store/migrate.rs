@@ -126,15 +126,7 @@ impl Store {
             if hostname.is_none() || hostname != host {
                 continue;
             }
-            let gone = boot_id != boot
-                || match (pid, pid_start) {
-                    (Some(pid), Some(start)) => {
-                        crate::host::process_start(pid).map(|s| s as i64) != Some(start)
-                    }
-                    (Some(pid), None) => crate::host::process_start(pid).is_none(),
-                    _ => false,
-                };
-            if gone {
+            if is_gone(&boot, boot_id.as_deref(), pid, pid_start) {
                 stale.push(id);
             }
         }
@@ -153,4 +145,22 @@ impl Store {
         tx.commit()?;
         Ok(stale.len())
     }
+}
+
+/// Whether the lineage process that recorded a run of this host is gone (`boot`: this
+/// host's boot id now).
+pub(super) fn is_gone(
+    boot: &Option<String>,
+    boot_id: Option<&str>,
+    pid: Option<u32>,
+    pid_start: Option<i64>,
+) -> bool {
+    boot.as_deref() != boot_id
+        || match (pid, pid_start) {
+            (Some(pid), Some(start)) => {
+                crate::host::process_start(pid).map(|s| s as i64) != Some(start)
+            }
+            (Some(pid), None) => crate::host::process_start(pid).is_none(),
+            _ => false,
+        }
 }

@@ -23,7 +23,6 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rusqlite::Connection;
@@ -71,6 +70,9 @@ pub struct Store {
     wal_pages: Arc<AtomicI32>,
 }
 
+/// How long closing the store waits for readers to move on before emptying the WAL.
+const CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A WAL longer than this is checkpointed when the store is closed.
 const CHECKPOINT_PAGES: i32 = 128;
 
@@ -78,6 +80,17 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.write_deferred();
         self.write_learned();
+        // What this process wrote (a finished run, an import) goes into the database file
+        // now and the WAL is emptied, so that no finished run depends on the WAL: SQLite
+        // stops reading a WAL at a damaged frame, and the frames before it, replayed over a
+        // database that already holds newer pages, would even bring older ones back. Waits
+        // a moment for readers at most; if they stay, the next close does it.
+        if self.wal_pages() > 0 {
+            let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
         // The first connection to open the store reads the whole WAL to rebuild its index,
         // and a checkpoint alone does not shorten it for the next process: let this close
         // checkpoint and remove the WAL (when no other connection has the store open).
@@ -184,41 +197,160 @@ impl Store {
         self.wal_pages.load(Ordering::Relaxed)
     }
 
-    /// The per-store key for fingerprints of redacted secrets (created on first use, 0600).
-    pub fn secret_key(&self) -> Result<[u8; 32]> {
-        let path = self.dir.join(KEY_FILE);
-        let mut key = [0u8; 32];
-        match OpenOptions::new()
+    /// The per-store key for fingerprints of redacted secrets (created on first use, 0600),
+    /// and a warning when the one there could not be used. Never fails: a key file that is
+    /// damaged (not 32 bytes), not a regular file, not the user's own, or readable or
+    /// writable by others (another user could know or choose it) is set aside as
+    /// `secret.key.bad-<time>` and a new key made; if even that fails, a key for this
+    /// command only. Either way the job runs; fingerprints of secrets redacted before then
+    /// no longer match (`diff` calls those secrets changed).
+    pub fn secret_key(&self) -> ([u8; 32], Option<String>) {
+        key_in(&self.dir)
+    }
+}
+
+/// [`Store::secret_key`] for the store in `dir` (also for `doctor --repair`).
+pub(crate) fn key_in(dir: &Path) -> ([u8; 32], Option<String>) {
+    let path = dir.join(KEY_FILE);
+    let mut warning = None;
+    for _ in 0..3 {
+        match read_key(&path) {
+            Ok(Some(key)) => return (key, warning),
+            Ok(None) => match create_key(&path) {
+                Ok(Some(key)) => return (key, warning),
+                // Another command made it first: read theirs.
+                Ok(None) => continue,
+                Err(e) => {
+                    return (
+                        ephemeral_key(),
+                        Some(format!(
+                            "could not create {}: {e}; secrets are fingerprinted with a key for this run only",
+                            path.display()
+                        )),
+                    );
+                }
+            },
+            Err(why) => {
+                let aside = dir.join(format!(
+                    "{KEY_FILE}.bad-{}",
+                    jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.6fZ")
+                ));
+                match std::fs::rename(&path, &aside) {
+                    // Gone meanwhile: another command set it aside.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return (
+                            ephemeral_key(),
+                            Some(format!(
+                                "{} {why} and could not be set aside ({e}); secrets are fingerprinted with a key for this run only",
+                                path.display()
+                            )),
+                        );
+                    }
+                    Ok(()) => {
+                        warning = Some(format!(
+                            "{} {why}: set aside as {} and a new key made (secrets redacted before no longer compare equal in `lineage diff`)",
+                            path.display(),
+                            aside.display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    (
+        ephemeral_key(),
+        Some(format!(
+            "{} keeps changing; secrets are fingerprinted with a key for this run only",
+            path.display()
+        )),
+    )
+}
+
+/// What is wrong with the key file of the store in `dir`, if anything (None: fine or absent).
+pub(crate) fn key_problem(dir: &Path) -> Option<String> {
+    let path = dir.join(KEY_FILE);
+    read_key(&path)
+        .err()
+        .map(|why| format!("{} {why}", path.display()))
+}
+
+/// The key in `path`: None when there is none; Err(why) when the file cannot be trusted or
+/// used. Opened without following a symlink, and judged by the open file's own stat.
+fn read_key(path: &Path) -> std::result::Result<Option<[u8; 32]>, String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err("is a symlink".to_string());
+        }
+        Err(e) => return Err(format!("cannot be read ({e})")),
+    };
+    let meta = f.metadata().map_err(|e| format!("cannot be read ({e})"))?;
+    let me = nix::unistd::getuid().as_raw();
+    if !meta.is_file() {
+        return Err("is not a regular file".to_string());
+    }
+    if meta.uid() != me {
+        return Err(format!("belongs to uid {}, not to you", meta.uid()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!("is mode {mode:o}: others could read or replace it"));
+    }
+    let mut buf = Vec::with_capacity(33);
+    Read::by_ref(&mut f)
+        .take(33)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot be read ({e})"))?;
+    let key: [u8; 32] = buf
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("is damaged ({} bytes, not 32)", b.len()))?;
+    Ok(Some(key))
+}
+
+/// Make a new key file whole, atomically: written user-only under a temporary name, then
+/// linked into place (which fails if another command made one first: Ok(None)).
+fn create_key(path: &Path) -> Result<Option<[u8; 32]>> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("generating the store key: {e}"))?;
+    let tmp = path.with_file_name(format!(
+        "{KEY_FILE}.new-{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    ));
+    let written = (|| -> Result<()> {
+        let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                getrandom::fill(&mut key)
-                    .map_err(|e| anyhow::anyhow!("generating the store key: {e}"))?;
-                f.write_all(&key)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                f.sync_all()?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let mut f = std::fs::File::open(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let mut buf = Vec::with_capacity(32);
-                f.read_to_end(&mut buf)?;
-                if buf.len() != 32 {
-                    // A concurrent creator may still be writing it: try once more.
-                    std::thread::sleep(Duration::from_millis(50));
-                    buf = std::fs::read(&path)?;
-                }
-                key = buf
-                    .try_into()
-                    .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()))?;
-            }
-            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
-        }
-        Ok(key)
-    }
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(&key)?;
+        f.sync_all()?;
+        Ok(())
+    })();
+    let linked = written.and_then(|()| match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.into()),
+    });
+    let _ = std::fs::remove_file(&tmp);
+    Ok(linked?.then_some(key))
+}
+
+/// A key for this command only, when no key file can be used.
+fn ephemeral_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    // The fingerprints only need to be unguessable; a failing getrandom leaves them keyed
+    // with zeros, which still never shows the secret.
+    let _ = getrandom::fill(&mut key);
+    key
 }
 
 /// Arguments cannot contain NUL on Unix, so NUL separates them losslessly.

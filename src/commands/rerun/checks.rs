@@ -18,7 +18,7 @@ use crate::commands::target;
 use crate::compare;
 use crate::hash;
 use crate::model::text::{escape, escape_bytes, terminal_command_line};
-use crate::model::{EdgeRecord, GitState, Hash, Role, RunRecord, prefix};
+use crate::model::{EdgeRecord, GitState, Hash, Role, RunRecord, path_of, prefix};
 use crate::store::Store;
 
 /// A declared input or config, now against then.
@@ -103,7 +103,7 @@ pub fn check(
 /// as a difference in the code used.
 fn code(r: &RunRecord, then: &GitState, checks: &mut Checks) {
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
-    let data: Vec<PathBuf> = r.edges.iter().map(|e| PathBuf::from(&e.abs_path)).collect();
+    let data: Vec<PathBuf> = r.edges.iter().map(|e| path_of(&e.abs_path)).collect();
     let now = git::capture(&cwd, git::Caps::default(), &data);
     let Some(now) = now.state else {
         checks.code.push(format!(
@@ -182,7 +182,7 @@ fn paths(
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
     let hashing = hash::Hashing::default();
     for e in r.edges.iter().filter(|e| e.role != Role::Output) {
-        let check = path_check(store, e, &cwd.join(&e.path), &hashing, cache)?;
+        let check = path_check(store, e, &cwd.join(path_of(&e.path)), &hashing, cache)?;
         match e.role {
             Role::Config => checks.configs.push(check),
             _ => checks.inputs.push(check),
@@ -239,7 +239,7 @@ pub fn recheck(
     checks.inputs.clear();
     checks.configs.clear();
     for e in r.edges.iter().filter(|e| e.role != Role::Output) {
-        let check = path_check(store, e, &job_cwd.join(&e.path), &hashing, cache)?;
+        let check = path_check(store, e, &job_cwd.join(path_of(&e.path)), &hashing, cache)?;
         match e.role {
             Role::Config => checks.configs.push(check),
             _ => checks.inputs.push(check),

@@ -148,7 +148,7 @@ fn spec(
             .edges
             .iter()
             .filter(|e| e.role == role)
-            .map(|e| PathBuf::from(&e.path))
+            .map(|e| crate::model::path_of(&e.path))
             .collect()
     };
     Ok(Spec {

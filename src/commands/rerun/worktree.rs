@@ -26,7 +26,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::model::{EdgeRecord, Hash, Role, RunRecord};
+use crate::model::{EdgeRecord, Hash, Role, RunRecord, path_of};
 use crate::store::Store;
 use crate::ui;
 
@@ -51,7 +51,8 @@ pub(super) fn normalize(p: &Path) -> Option<PathBuf> {
 /// A recorded path that must name a place inside a tree (an untracked file, relative to the
 /// repository root): relative, not empty, no `..`. Err: why not.
 fn inside_relative(p: &str) -> Result<PathBuf, &'static str> {
-    let path = Path::new(p);
+    let decoded = path_of(p);
+    let path = decoded.as_path();
     if p.is_empty() || p.contains('\0') {
         return Err("empty or holding a NUL");
     }
@@ -133,8 +134,9 @@ impl Layout {
     }
 
     fn place(&self, path: &str) -> Place {
-        if Path::new(path).is_absolute() {
-            return Place::Absolute(normalize(Path::new(path)).unwrap_or_default());
+        let p = path_of(path);
+        if p.is_absolute() {
+            return Place::Absolute(normalize(&p).unwrap_or_default());
         }
         let target = relative_target(&self.cwd, path).unwrap_or_default();
         match target.strip_prefix(&self.root) {
@@ -154,7 +156,7 @@ impl Layout {
 
 /// A relative recorded path, resolved by name against `cwd`; None when absolute.
 fn relative_target(cwd: &Path, path: &str) -> Option<PathBuf> {
-    let p = Path::new(path);
+    let p = path_of(path);
     if p.is_absolute() {
         return None;
     }

@@ -133,7 +133,10 @@ pub(super) fn after(
     let mut capture = pre.capture;
     let outputs = hash_outputs(&plan, &mut capture);
     let mut changed = during.changed;
-    recheck_inputs(&plan, &pre.inputs, &mut changed, &mut capture);
+    // Asked to stop: record what is known now rather than walk the inputs again.
+    if !plan.hashing.is_stopped() {
+        recheck_inputs(&plan, &pre.inputs, &mut changed, &mut capture);
+    }
     let resources = Resources {
         wall_seconds: outcome.wall.as_secs_f64(),
         user_cpu_seconds: outcome.user_cpu.as_secs_f64(),
@@ -156,7 +159,7 @@ pub(super) fn after(
             signer: plan.signer.as_ref(),
         },
     );
-    if plan.sha256 && recorded {
+    if plan.sha256 && recorded && !plan.hashing.is_stopped() {
         let mut notes = Vec::new();
         record_sha256(&plan.store, &outputs, &mut notes);
     }
@@ -189,6 +192,14 @@ fn hash_outputs(plan: &Plan, capture: &mut Capture) -> Vec<Edge> {
     let ticker = crate::progress::start("outputs", plan.quiet, &plan.hashing);
     for (i, d) in plan.outputs.iter().enumerate() {
         let token = format!("output-{i}");
+        if plan.hashing.is_stopped() {
+            note(format!(
+                "output {} not recorded: lineage was asked to stop while hashing the outputs; the record is incomplete",
+                d.given.display()
+            ));
+            outputs.push(d.edge(Role::Output, None, None));
+            continue;
+        }
         if let Ok(PathKind::Missing) = hash::path_kind(&d.abs) {
             note(format!(
                 "output {} does not exist after the run",
@@ -198,15 +209,19 @@ fn hash_outputs(plan: &Plan, capture: &mut Capture) -> Vec<Edge> {
             continue;
         }
         let sink = &mut |e: &[crate::model::DirEntry]| plan.store.stage(&token, e);
-        match plan
-            .hashing
-            .hash_path(&d.abs, sink, Some(&plan.store), None)
-        {
+        match plan.hashing.hash_output(&d.abs, sink, Some(&plan.store)) {
             Ok(h) => {
                 for w in h.warnings {
                     note(format!("output {}: {w}", d.given.display()));
                 }
                 outputs.push(d.edge(Role::Output, Some(h.artifact), Some(token.clone())));
+            }
+            Err(_) if plan.hashing.is_stopped() => {
+                note(format!(
+                    "output {} not recorded: lineage was asked to stop while hashing it; the record is incomplete",
+                    d.given.display()
+                ));
+                outputs.push(d.edge(Role::Output, None, None));
             }
             Err(e) => {
                 note(format!(

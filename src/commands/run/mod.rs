@@ -15,7 +15,6 @@ mod inputs;
 mod plan;
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use anyhow::Result;
 
@@ -73,7 +72,8 @@ pub fn execute(mut plan: Plan) -> Executed {
         ui::info(format_args!("run {short} recording"));
     }
     let extra_env = [("LINEAGE_RUN_ID", id.as_str())];
-    let running = match child::spawn(&plan.argv, &plan.cwd, plan.env.as_deref(), &extra_env) {
+    let stop = plan.hashing.stop_flag();
+    let running = match child::spawn(&plan.argv, &plan.cwd, plan.env.as_deref(), &extra_env, stop) {
         Ok(r) => r,
         Err(e) => return finish::not_started(plan, id, pre, &e),
     };
@@ -133,7 +133,7 @@ fn record_sha256(store: &Store, edges: &[Edge], notes: &mut Vec<String>) {
         if digests::known(store, &artifact).is_some() {
             continue;
         }
-        let got = digests::compute(store, &artifact, Path::new(&e.abs_path));
+        let got = digests::compute(store, &artifact, &crate::model::path_of(&e.abs_path));
         let saved = got.map_err(|why| why.to_string()).and_then(|d| {
             store
                 .put_extra_digest(&a.hash, digests::algorithm(a.kind), &d)

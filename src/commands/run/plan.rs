@@ -49,8 +49,9 @@ impl Declared {
         let manifest = manifest.filter(|_| is_dir);
         Edge {
             role,
-            path: self.given.to_string_lossy().into_owned(),
-            abs_path: self.abs.to_string_lossy().into_owned(),
+            // Losslessly: a name that is not UTF-8 is found again by rerun.
+            path: crate::model::path_text(self.given.as_os_str().as_bytes()),
+            abs_path: crate::model::path_text(self.abs.as_os_str().as_bytes()),
             artifact,
             manifest,
             changed: false,
@@ -157,7 +158,11 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         None => std::env::var_os("PATH"),
     };
     check_command(&spec.argv, &cwd, path_var.as_deref())?;
-    let key = store.secret_key()?;
+    // A key file that cannot be used never stops the job: a new one, and a warning.
+    let (key, key_warning) = store.secret_key();
+    if let Some(w) = key_warning {
+        crate::ui::warn(&w);
+    }
     // Settings files add their globs and patterns to the flags'.
     let allow: Vec<String> = settings
         .env_allow
