@@ -230,16 +230,17 @@ impl Policy {
                 ignored.push(name.to_string());
             }
         }
+        // Worded so that the text passes find nothing in them (no `name: value`).
         let mut notes = Vec::new();
         if !kept.is_empty() {
             notes.push(format!(
-                "recorded in clear because an env allow rule names them, though their names say they hold secrets: {}",
+                "{} recorded in clear because an env allow rule names them exactly, though their names say they hold secrets",
                 kept.join(", ")
             ));
         }
         if !ignored.is_empty() {
             notes.push(format!(
-                "env allow pattern {} not applied to names that say they hold secrets ({}): only an exact name keeps one in clear",
+                "env allow pattern {} not applied to {} (their names say they hold secrets); only an exact name keeps one in clear",
                 self.allow_globs
                     .iter()
                     .map(|g| format!("{g:?}"))

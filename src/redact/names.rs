@@ -455,6 +455,15 @@ mod tests {
             "Authorization",
             "pass",
             "accessToken",
+            "passcode",
+            "pass_phrase",
+            "pass-phrase",
+            "PGPASS",
+            "OPENAI_KEY_2",
+            "HF_TOKEN_1",
+            "kaggle_key",
+            "SENTRY_KEY",
+            "passkey",
         ];
         for name in secret {
             assert!(is_secret_name(name), "{name} should be secret");
@@ -490,10 +499,43 @@ mod tests {
             "decoder_start_token_id",
             "AWS_ACCESS_KEY_ID",
             "MY_AUTH_MODE",
+            "bypass",
+            "compass",
+            "multipass",
+            "passthrough",
+            "key_2",
+            "layer_2",
+            "pad_token_2",
+            "code",
+            "phrase",
+            "word_dropout",
         ];
         for name in clear {
             assert!(!is_secret_name(name), "{name} should stay clear");
         }
+    }
+
+    #[test]
+    fn strong_and_weak_secret_names() {
+        for strong in [
+            "HF_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "DB_PASSWORD",
+            "client_secret",
+            "WANDB_API_KEY",
+            "SESSION_COOKIE",
+            "PGPASS",
+            "OPENAI_KEY_2",
+            "passcode",
+        ] {
+            assert_eq!(secrecy(strong), Secrecy::Strong, "{strong}");
+        }
+        for weak in ["MY_AUTH", "DB_PASS", "MYSQL_PWD", "basic_auth"] {
+            assert_eq!(secrecy(weak), Secrecy::Weak, "{weak}");
+        }
+        assert_eq!(secrecy("WANDB_MODE"), Secrecy::Clear);
+        assert_eq!(path_secrecy("db.pass"), Secrecy::Weak);
+        assert_eq!(path_secrecy("auth.api_key"), Secrecy::Strong);
     }
 
     #[test]

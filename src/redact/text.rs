@@ -691,10 +691,11 @@ static BEARER: LazyLock<Regex> = LazyLock::new(|| {
 const SCHEMES: &str = r"basic|bearer|token|digest|negotiate|ntlm|bot|jwt|apikey|api-key|oauth|ssws|key|hmac|signature|sharedkey|aws4-hmac-sha256|googlelogin|dpop|mac|hoba";
 
 /// `Authorization: Basic <credential>`, `auth_header: Token <credential>`: a key, then a
-/// scheme, then the credential up to the end of its quotes or line.
+/// scheme, then the credential up to the end of its quotes or line (Digest's `k="v"` pairs
+/// included).
 static AUTH_SCHEME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r#"(?i)(?P<pre>(?:^|[ \t,;{{(\[|&"'])["']?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*["']?(?:{SCHEMES})[ \t]+)(?P<value>[^"'\r\n]+)"#
+        r#"(?i)(?P<pre>(?:^|[ \t,;{{(\[|&"'])["']?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*["']?(?:{SCHEMES})[ \t]+)(?P<value>(?:[^"'\r\n=]|="[^"\r\n]*"|=)+)"#
     ))
     .expect("the scheme pattern is a valid regex")
 });
@@ -1098,6 +1099,96 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(text(input), want, "{input}");
         }
+    }
+
+    #[test]
+    fn the_credential_after_an_authorization_scheme() {
+        let cases = [
+            (
+                r#"curl -H "Authorization: Basic dXNlcjpzM2NyM3Q=" http://x/"#,
+                r#"curl -H "Authorization: Basic [REDACTED]" http://x/"#,
+            ),
+            (
+                r#"-H "Authorization: Token abc123""#,
+                r#"-H "Authorization: Token [REDACTED]""#,
+            ),
+            (
+                r#"-H 'Proxy-Authorization: Digest username="u", response="r0"'"#,
+                r#"-H 'Proxy-Authorization: Digest [REDACTED]'"#,
+            ),
+            ("auth_header: Token abc123", "auth_header: Token [REDACTED]"),
+            (
+                "AUTH_HEADER=\"Basic dXNlcjpzM2NyM3Q=\"",
+                "AUTH_HEADER=\"Basic [REDACTED]\"",
+            ),
+            // Basic with base64 of user:password, whatever names it.
+            ("x Basic dXNlcjpzM2NyM3Q= y", "x Basic [REDACTED] y"),
+            // Not a credential: words after a scheme word in prose, a header's name.
+            (
+                "Basic training for new users",
+                "Basic training for new users",
+            ),
+            ("api_key_header: X-Api-Key", "api_key_header: X-Api-Key"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(text(input), want, "{input}");
+        }
+        assert_eq!(
+            redact_scheme_value("Basic dXNlcjpw").as_deref(),
+            Some("Basic [REDACTED]")
+        );
+        assert_eq!(redact_scheme_value("plain"), None);
+        assert!(is_auth_header_name("AUTH_HEADER"));
+        assert!(is_auth_header_name("authorization_headers"));
+        assert!(!is_auth_header_name("header"));
+        assert!(!is_auth_header_name("api_key_header"));
+    }
+
+    #[test]
+    fn netrc_entries_in_any_file() {
+        assert_eq!(
+            text("machine api.example.com login bob password s3cr3t-n1\n"),
+            "machine api.example.com login bob password [REDACTED]\n"
+        );
+        assert_eq!(
+            text("machine h\n  login bob\n  password s3cr3t-n2\n  account acct-n3\n"),
+            "machine h\n  login bob\n  password [REDACTED]\n  account [REDACTED]\n"
+        );
+        assert_eq!(
+            text("default login anon password s3cr3t-n4"),
+            "default login anon password [REDACTED]"
+        );
+        for prose in [
+            "the default password is changed on first login",
+            "machine learning is fun",
+        ] {
+            assert_eq!(text(prose), prose);
+        }
+    }
+
+    #[test]
+    fn webhooks_and_url_users_that_are_keys() {
+        let cases = [
+            (
+                "webhook: https://discord.com/api/webhooks/123/tok-en_1",
+                "webhook: https://[REDACTED]",
+            ),
+            (
+                "https://abc123def456@o1.ingest.sentry.io/1",
+                "https://***@o1.ingest.sentry.io/1",
+            ),
+            (
+                "https://k3y@o1.ingest.sentry.io/1",
+                "https://***@o1.ingest.sentry.io/1",
+            ),
+            // A user name, no key: kept.
+            ("ssh://git@github.com/o/r", "ssh://git@github.com/o/r"),
+            ("postgres://trainer@db/x", "postgres://trainer@db/x"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(text(input), want, "{input}");
+        }
+        assert_eq!(mask_url_users("postgres://app@db/x"), "postgres://***@db/x");
     }
 
     #[test]
