@@ -10,8 +10,11 @@
 //!
 //! The policy works on bytes in any encoding (`bytes`: UTF-8, UTF-16 by its BOM, anything
 //! else as Latin-1), judges names by their meaning (`names`: `api_key` and `auth.pass` are
-//! secret, `pad_token_id` and `author` are not) and finds secrets in text by structure and
-//! by shape (`text`). A value is replaced where it was found secret, never wherever the same
+//! secret, `pad_token_id` and `author` are not), finds secrets in text by structure and
+//! by shape (`text`), and passwords that only their program gives a meaning to, on the
+//! command line and in scripts (`programs`: `mysql -pX`, `sshpass -p X`, `curl -u u:X`).
+//! An allow pattern (`*`) never keeps a name that is secret by a strong word (`HF_TOKEN`) in
+//! clear; only its exact name does, and the record's notes say so. A value is replaced where it was found secret, never wherever the same
 //! text appears. Redacted values are kept only as a keyed BLAKE3 hash with a per-store random
 //! key, so a later comparison can tell that a secret changed without the store holding it.
 //! A stored file keeps the hash of its real bytes; a copy with its secrets redacted is stored

@@ -44,6 +44,9 @@ const PASS_NAMES: &[&str] = &[
     "userpass",
     "mypass",
     "sudopass",
+    "sshpass",
+    "passin",
+    "passout",
 ];
 
 /// A last word that names a property of the secret rather than the secret itself:
@@ -459,6 +462,8 @@ mod tests {
             "pass_phrase",
             "pass-phrase",
             "PGPASS",
+            "SSHPASS",
+            "passin",
             "OPENAI_KEY_2",
             "HF_TOKEN_1",
             "kaggle_key",

@@ -10,6 +10,8 @@
 
 use std::ops::Range;
 
+use super::names::is_harmless;
+
 /// How a program takes its password after a flag.
 #[derive(Clone, Copy)]
 enum Takes {
@@ -87,12 +89,20 @@ const RULES: &[(&[&str], &str, Takes)] = &[
     (&["curl"], "-u", Takes::UserPassword(':')),
     (&["curl"], "-U", Takes::UserPassword(':')),
     (&["smbclient", "rpcclient"], "-U", Takes::UserPassword('%')),
+    (&["lftp"], "-u", Takes::UserPassword(',')),
+];
+
+/// Programs whose `login` subcommand takes a password after `-p` (`docker login -p X`; their
+/// `-p` elsewhere is a port: `docker run -p 80:80`), and `wandb login KEY`.
+const LOGIN_TOOLS: &[&str] = &[
+    "docker", "podman", "nerdctl", "buildah", "skopeo", "helm", "oras", "crane", "az", "wandb",
 ];
 
 /// Every program a rule names, for a quick look before tokenizing a text.
 pub fn might_hold(text: &str) -> bool {
     text.contains("--user")
         || text.contains("--proxy-user")
+        || text.contains("login")
         || RULES
             .iter()
             .flat_map(|(programs, _, _)| programs.iter())
@@ -143,13 +153,15 @@ pub fn secrets<S: AsRef<str>>(words: &[S]) -> Vec<(usize, Range<usize>)> {
     let mut program: Option<&str> = None;
     // Whether the word at hand may be the program: the first word, or one after only options,
     // assignments, keys and numbers, or any word after a wrapper (`sudo -u root mysql`).
-    let (mut leading, mut wrapped) = (true, false);
+    let (mut leading, mut wrapped, mut login) = (true, false, false);
     let mut i = 0;
     while i < words.len() {
         let word = words[i].as_ref();
         let name = program_of(word);
         if program.is_none() && (leading || wrapped) {
-            if RULES.iter().any(|(ps, _, _)| ps.contains(&name)) || CONTAINER_TOOLS.contains(&name)
+            if RULES.iter().any(|(ps, _, _)| ps.contains(&name))
+                || CONTAINER_TOOLS.contains(&name)
+                || LOGIN_TOOLS.contains(&name)
             {
                 program = Some(name);
                 i += 1;
@@ -164,6 +176,26 @@ pub fn secrets<S: AsRef<str>>(words: &[S]) -> Vec<(usize, Range<usize>)> {
         leading = leading && may_lead(word);
         let next = words.get(i + 1).map(AsRef::as_ref);
         let mut take_next = false;
+        if let Some(p) = program.filter(|p| LOGIN_TOOLS.contains(p)) {
+            if word == "login" {
+                login = true;
+            } else if login && p == "wandb" {
+                // `wandb login [--relogin] KEY`: the first word that is no option.
+                if !word.starts_with('-') && !is_harmless(word) {
+                    out.push((i, 0..word.len()));
+                }
+            } else if login && let Some(glued) = word.strip_prefix("-p") {
+                let glued = glued.strip_prefix('=').unwrap_or(glued);
+                if !glued.is_empty() && !is_harmless(glued) {
+                    out.push((i, word.len() - glued.len()..word.len()));
+                } else if glued.is_empty()
+                    && let Some(n) = next.filter(|n| !n.starts_with('-') && !is_harmless(n))
+                {
+                    out.push((i + 1, 0..n.len()));
+                    take_next = true;
+                }
+            }
+        }
         for (programs, flag, takes) in RULES {
             if !program.is_some_and(|p| programs.contains(&p)) {
                 continue;
@@ -173,9 +205,13 @@ pub fn secrets<S: AsRef<str>>(words: &[S]) -> Vec<(usize, Range<usize>)> {
             };
             let at = flag.len();
             match takes {
-                Takes::Glued | Takes::Value if !glued.is_empty() => out.push((i, at..word.len())),
+                Takes::Glued | Takes::Value if !glued.is_empty() => {
+                    if !is_harmless(glued) {
+                        out.push((i, at..word.len()));
+                    }
+                }
                 Takes::Value => {
-                    if let Some(n) = next.filter(|n| !n.is_empty() && !n.starts_with('-')) {
+                    if let Some(n) = next.filter(|n| !n.starts_with('-') && !is_harmless(n)) {
                         out.push((i + 1, 0..n.len()));
                         take_next = true;
                     }
@@ -223,7 +259,7 @@ fn password_part(value: &str, sep: char) -> Option<Range<usize>> {
     let pw = &value[at + 1..];
     let user = &value[..at];
     let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if pw.is_empty() || numeric(pw) || user.is_empty() || super::names::is_harmless(pw) {
+    if pw.is_empty() || numeric(pw) || user.is_empty() || is_harmless(pw) {
         return None;
     }
     Some(at + 1..value.len())
@@ -238,7 +274,7 @@ pub fn redact(text: &str) -> String {
         return text.to_string();
     }
     let mut ranges = Vec::new();
-    scan(text, 0, &mut ranges);
+    scan(text, 0, 0, &mut ranges);
     if ranges.is_empty() {
         return text.to_string();
     }
@@ -264,7 +300,10 @@ struct Word {
     quoted: bool,
 }
 
-fn scan(text: &str, base: usize, ranges: &mut Vec<Range<usize>>) {
+/// How deep quoted scripts are read as scripts (`sh -c "ssh h 'mysql -pX'"` is two).
+const MAX_DEPTH: usize = 4;
+
+fn scan(text: &str, base: usize, depth: usize, ranges: &mut Vec<Range<usize>>) {
     let bytes = text.as_bytes();
     let mut command: Vec<Word> = Vec::new();
     let mut start: Option<usize> = None;
@@ -277,8 +316,8 @@ fn scan(text: &str, base: usize, ranges: &mut Vec<Range<usize>>) {
         }
         for w in command.iter().filter(|w| w.quoted) {
             let inner = &text[w.content.clone()];
-            if inner.contains([' ', '\t', '\n']) {
-                scan(inner, base + w.content.start, ranges);
+            if depth < MAX_DEPTH && inner.contains([' ', '\t', '\n']) {
+                scan(inner, base + w.content.start, depth + 1, ranges);
             }
         }
         command.clear();
@@ -372,6 +411,10 @@ mod tests {
         assert_eq!(hidden("sudo -u root mysql -pS3cret"), ["S3cret"]);
         assert_eq!(hidden("$ MYSQL_HOST=h mysql -pS3cret"), ["S3cret"]);
         assert_eq!(hidden("run: mysql -pS3cret"), ["S3cret"]);
+        assert_eq!(hidden("docker login -u bob -p S3cret reg.io"), ["S3cret"]);
+        assert_eq!(hidden("docker login -pS3cret"), ["S3cret"]);
+        assert_eq!(hidden("wandb login --relogin S3cret"), ["S3cret"]);
+        assert_eq!(hidden("lftp -u bob,S3cret h"), ["S3cret"]);
         // Not a password: another program's `-p`, a user alone, a uid:gid, a container's user.
         for clear in [
             "python train.py -p 8 -u 3",
@@ -383,6 +426,10 @@ mod tests {
             "curl -u bob:${PASS} http://x",
             // A program's name as another program's argument is not that program.
             "python run.py --db mysql -p5432",
+            "docker run -p 8080:80 img",
+            "sshpass -p $SSHPASS ssh h",
+            "mysql -p${MYSQL_PWD} db",
+            "wandb login",
         ] {
             assert!(hidden(clear).is_empty(), "{clear}");
         }

@@ -10,10 +10,13 @@
 //!    over several lines (a YAML block scalar, a TOML `"""` string, an open `[`, an open quote,
 //!    more-indented continuation lines) is redacted line by line, so a patch keeps its shape.
 //! 3. Patterns anywhere: whole PEM private-key blocks, credential shapes (cloud, VCS, chat,
-//!    payment and model-hub tokens, live and test), `Bearer` tokens, URL passwords and
-//!    token-like URL users, secret query parameters, `key=value` / `key: value` pairs, XML
-//!    elements and `--flag value` where the key, tag or flag is secret-named, and the
-//!    settings' own patterns.
+//!    payment and model-hub tokens, live and test, webhook URLs), `Bearer` tokens, URL
+//!    passwords and key-like URL users (a Sentry DSN's), `Basic` user:password base64, the
+//!    credential after an authorization scheme (`Authorization: Token x`), netrc entries,
+//!    passwords by the program that reads them (`mysql -pX`, `curl -u u:X`: `programs`),
+//!    secret query parameters, `key=value` / `key: value` pairs, XML elements and
+//!    `--flag value` where the key, tag or flag is secret-named, and the settings' own
+//!    patterns.
 
 use std::sync::LazyLock;
 
@@ -1189,6 +1192,31 @@ mod tests {
             assert_eq!(text(input), want, "{input}");
         }
         assert_eq!(mask_url_users("postgres://app@db/x"), "postgres://***@db/x");
+    }
+
+    #[test]
+    fn common_commands_and_prose_stay() {
+        for clear in [
+            "docker run --user 1000:1000 img",
+            "docker run --user app:staff img",
+            "ssh -p 22 host && scp -P 2222 a h:b",
+            "python -u train.py -p 8",
+            "pip install -U torch",
+            "torchrun --nproc_per_node 8 train.py",
+            "curl -u user http://x/",
+            "mysql -p db",
+            "zip -r out.zip dir; unzip -o data.zip -d out",
+            "srun -p gpu python t.py; sbatch -p gpu job.sh",
+            "sudo -u postgres psql",
+            "rsync -a --chown=app:app src dst",
+            "redis-cli ping",
+            "Basic usage: run it. Basic Training for all.",
+            "machine learning is fun; the default password is set on first login",
+            "ssh://git@github.com/o/r https://github.com/o/r",
+            "headers = {\"X-Api-Key-Header\": \"X-Api-Key\"}",
+        ] {
+            assert_eq!(text(clear), clear, "{clear}");
+        }
     }
 
     #[test]

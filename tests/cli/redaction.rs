@@ -245,12 +245,13 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
         format!("secrets.db={}", c.plant("argv", "E76-argv-nested")),
         // Passwords only the program gives a meaning to, in a script.
         format!(
-            "curl -u bob:{} -H \"Authorization: Basic {}\" http://x/; mysql -p{}; sshpass -p {} true; redis-cli -a {} ping",
+            "curl -u bob:{} -H \"Authorization: Basic {}\" http://x/; mysql -p{}; sshpass -p {} true; redis-cli -a {} ping; docker login -u bob -p {} r.io",
             c.plant("argv script", "E77-curl-user"),
             c.plant("argv script", "E78basicTOKEN"),
             c.plant("argv script", "E79-mysql-glued"),
             c.plant("argv script", "E80-sshpass"),
             c.plant("argv script", "E84-redis"),
+            c.plant("argv script", "E98-docker-login"),
         ),
         "--user".to_string(),
         format!("admin:{}", c.plant("argv", "E81-user-colon")),
@@ -358,6 +359,7 @@ fn env_secrets(c: &mut Corpus) -> Vec<(&'static str, String)> {
     );
     add("PGPASS", c.plant("env", "E87-pgpass"));
     add("OPENAI_KEY_2", c.plant("env", "E88-numbered-key"));
+    add("SSHPASS", c.plant("env", "E99-sshpass-env"));
     v
 }
 
@@ -433,7 +435,7 @@ fn a_corpus_of_secrets_on_every_channel_reaches_nothing_lineage_writes_or_prints
     let out = output_within(cmd, Duration::from_secs(60));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let planted = corpus.planted.len();
-    assert!(planted >= 97, "only {planted} secrets planted");
+    assert!(planted >= 99, "only {planted} secrets planted");
     let run = env.show(None);
     let id = run["id"].as_str().expect("id").to_string();
     // Every channel was really captured: the configs, the untracked files, the patch.
