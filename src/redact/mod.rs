@@ -10,8 +10,11 @@
 //!
 //! The policy works on bytes in any encoding (`bytes`: UTF-8, UTF-16 by its BOM, anything
 //! else as Latin-1), judges names by their meaning (`names`: `api_key` and `auth.pass` are
-//! secret, `pad_token_id` and `author` are not) and finds secrets in text by structure and
-//! by shape (`text`). A value is replaced where it was found secret, never wherever the same
+//! secret, `pad_token_id` and `author` are not), finds secrets in text by structure and
+//! by shape (`text`), and passwords that only their program gives a meaning to, on the
+//! command line and in scripts (`programs`: `mysql -pX`, `sshpass -p X`, `curl -u u:X`).
+//! An allow pattern (`*`) never keeps a name that is secret by a strong word (`HF_TOKEN`) in
+//! clear; only its exact name does, and the record's notes say so. A value is replaced where it was found secret, never wherever the same
 //! text appears. Redacted values are kept only as a keyed BLAKE3 hash with a per-store random
 //! key, so a later comparison can tell that a secret changed without the store holding it.
 //! A stored file keeps the hash of its real bytes; a copy with its secrets redacted is stored
@@ -19,6 +22,7 @@
 
 mod bytes;
 mod names;
+mod programs;
 mod text;
 
 use std::collections::BTreeMap;
@@ -91,6 +95,11 @@ pub enum What<'a> {
 /// The redaction policy of one run.
 pub struct Policy {
     allow: GlobSet,
+    /// The allow entries that are a name, not a pattern: only these keep a name that is
+    /// secret by a strong word (`HF_TOKEN`, `DB_PASSWORD`) in clear.
+    allow_exact: Vec<String>,
+    /// The allow entries that are patterns (`*`, `MY_*`), for the notes.
+    allow_globs: Vec<String>,
     deny: GlobSet,
     /// Extra secret-value patterns from the settings files, as one alternation.
     extra: Option<Regex>,
@@ -104,6 +113,8 @@ pub struct RedactedEnv {
     pub vars: BTreeMap<String, String>,
     /// Name -> keyed hash of the original value, for every variable changed by the policy.
     pub fingerprints: BTreeMap<String, String>,
+    /// Warnings about the allow rules ([`Policy::allow_notes`]), for the caller to show.
+    pub notes: Vec<String>,
 }
 
 /// What the policy made of a command line.
@@ -153,8 +164,14 @@ impl Policy {
                 reason: e.to_string(),
             })?)
         };
+        let (allow_globs, allow_exact): (Vec<String>, Vec<String>) = allow
+            .iter()
+            .cloned()
+            .partition(|g| g.contains(['*', '?', '[', ']', '{', '}', '\\']));
         Ok(Policy {
             allow: glob_set("--env-allow", allow)?,
+            allow_exact,
+            allow_globs,
             deny: glob_set("--env-deny", deny)?,
             extra,
             key,
@@ -167,15 +184,23 @@ impl Policy {
     }
 
     /// Whether a variable of this name is redacted whatever its value: `--env-deny`, then
-    /// `--env-allow`, then its meaning.
+    /// `--env-allow`, then its meaning. An allow pattern (`*`, `MY_*`) keeps only names that
+    /// are secret by a weak word (`MY_AUTH`, `DB_PASS`) in clear; a name secret by a strong
+    /// word (`HF_TOKEN`, `AWS_SECRET_ACCESS_KEY`, `DB_PASSWORD`) only when allowed by its
+    /// exact name.
     pub fn is_secret_name(&self, name: &str) -> bool {
         if self.deny.is_match(name) {
             return true;
         }
-        if self.allow.is_match(name) {
-            return false;
+        let secrecy = names::secrecy(name);
+        !self.allows(name, secrecy) && secrecy != names::Secrecy::Clear
+    }
+
+    fn allows(&self, name: &str, secrecy: names::Secrecy) -> bool {
+        match secrecy {
+            names::Secrecy::Strong => self.allow_exact.iter().any(|a| a == name),
+            _ => self.allow.is_match(name),
         }
-        names::is_secret_name(name)
     }
 
     /// Whether a key path (`auth.pass`, `--hf-token`, `+db.password`) is secret: the globs
@@ -185,10 +210,49 @@ impl Policy {
         if self.deny.is_match(&name) {
             return true;
         }
-        if self.allow.is_match(&name) {
-            return false;
+        let secrecy = names::path_secrecy(key);
+        !self.allows(&name, secrecy) && secrecy != names::Secrecy::Clear
+    }
+
+    /// What the allow rules did to these names, as warnings: a name secret by a strong word
+    /// kept in clear because an allow entry names it exactly, and an allow pattern that matched
+    /// such names and was not applied to them.
+    pub fn allow_notes<'n>(&self, names: impl Iterator<Item = &'n str>) -> Vec<String> {
+        let mut kept = Vec::new();
+        let mut ignored = Vec::new();
+        for name in names {
+            if name.starts_with(OWN_PREFIX)
+                || self.deny.is_match(name)
+                || names::secrecy(name) != names::Secrecy::Strong
+            {
+                continue;
+            }
+            if self.allow_exact.iter().any(|a| a == name) {
+                kept.push(name.to_string());
+            } else if self.allow.is_match(name) {
+                ignored.push(name.to_string());
+            }
         }
-        names::is_secret_path(key)
+        // Worded so that the text passes find nothing in them (no `name: value`).
+        let mut notes = Vec::new();
+        if !kept.is_empty() {
+            notes.push(format!(
+                "{} recorded in clear because an env allow rule names them exactly, though their names say they hold secrets",
+                kept.join(", ")
+            ));
+        }
+        if !ignored.is_empty() {
+            notes.push(format!(
+                "env allow pattern {} not applied to {} (their names say they hold secrets); only an exact name keeps one in clear",
+                self.allow_globs
+                    .iter()
+                    .map(|g| format!("{g:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                ignored.join(", ")
+            ));
+        }
+        notes
     }
 
     /// Free text with its secrets redacted.
@@ -212,7 +276,17 @@ impl Policy {
         {
             return (value != REDACTED).then(|| REDACTED.to_string());
         }
-        let out = self.redact_text(value);
+        // `AUTH_HEADER="Basic ..."`: the credential after the scheme.
+        if text::is_auth_header_name(name)
+            && let Some(out) = text::redact_scheme_value(value)
+        {
+            return (out != value).then_some(out);
+        }
+        let mut out = self.redact_text(value);
+        // `SENTRY_DSN=https://<key>@host/1`: a DSN's URL user is its key.
+        if names::words(name).last().is_some_and(|w| w == "dsn") {
+            out = text::mask_url_users(&out);
+        }
         (out != value).then_some(out)
     }
 
@@ -245,6 +319,7 @@ impl Policy {
                 }
             }
         }
+        out.notes = self.allow_notes(out.vars.keys().map(String::as_str));
         out
     }
 
@@ -257,10 +332,17 @@ impl Policy {
         let mut stored_argv = Vec::with_capacity(argv.len());
         let mut fingerprints = BTreeMap::new();
         let mut value_is_secret = false;
+        let decoded: Vec<(bytes::Encoding, String)> =
+            argv.iter().map(|a| bytes::decode(a)).collect();
+        let words: Vec<&str> = decoded.iter().map(|(_, a)| a.as_str()).collect();
+        // `mysql -pX`, `sshpass -p X`, `curl -u bob:X`, `--user admin:X`: by the program.
+        let by_program = programs::secrets(&words);
         for (i, raw) in argv.iter().enumerate() {
-            let (encoding, arg) = bytes::decode(raw);
+            let (encoding, arg) = (decoded[i].0, decoded[i].1.clone());
             let after_secret_flag = std::mem::take(&mut value_is_secret) && i > 0;
-            let stored = if after_secret_flag && !is_option(&arg) && !names::is_harmless(&arg) {
+            let stored = if let Some((_, r)) = by_program.iter().find(|(n, _)| *n == i && i > 0) {
+                format!("{}{REDACTED}{}", &arg[..r.start], &arg[r.end..])
+            } else if after_secret_flag && !is_option(&arg) && !names::is_harmless(&arg) {
                 REDACTED.to_string()
             } else if let Some(c) = ASSIGNMENT.captures(&arg)
                 && self.is_secret_key(&c["key"])
@@ -308,7 +390,13 @@ impl Policy {
         let secret = whole || self.is_secret_key(key);
         match value {
             Value::String(s) if secret && !names::is_harmless(&s) => Value::String(REDACTED.into()),
-            Value::String(s) => Value::String(self.redact_text(&s)),
+            Value::String(s) => {
+                let leaf = key.rsplit(['.', '/', ':']).next().unwrap_or(key);
+                let scheme = text::is_auth_header_name(leaf)
+                    .then(|| text::redact_scheme_value(&s))
+                    .flatten();
+                Value::String(scheme.unwrap_or_else(|| self.redact_text(&s)))
+            }
             Value::Number(_) if secret => Value::String(REDACTED.into()),
             Value::Array(items) => Value::Array(
                 items
@@ -431,6 +519,11 @@ impl Policy {
                     capture.env_redacted.insert(name.clone(), print);
                 }
                 *value = stored;
+            }
+        }
+        for note in self.allow_notes(capture.env.keys().map(String::as_str)) {
+            if !capture.notes.contains(&note) {
+                capture.notes.push(note);
             }
         }
         let env = std::mem::take(&mut capture.env);

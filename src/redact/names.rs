@@ -11,6 +11,8 @@ const ALWAYS: &[&str] = &[
     "password",
     "passwd",
     "passphrase",
+    "passcode",
+    "passkey",
     "secret",
     "credential",
     "apikey",
@@ -26,6 +28,26 @@ const ALWAYS: &[&str] = &[
 
 /// The plural and short forms that count as those words when they are a whole word.
 const ALWAYS_WORDS: &[&str] = &["creds", "authorization", "passwords", "secrets"];
+
+/// One-word names of a password that `pass` alone would not say (`PGPASS`, `DBPASS`):
+/// `pass` inside a word is too common (`bypass`, `compass`, `multipass`) to look for.
+const PASS_NAMES: &[&str] = &[
+    "pgpass",
+    "dbpass",
+    "mysqlpass",
+    "redispass",
+    "smtppass",
+    "ldappass",
+    "ftppass",
+    "adminpass",
+    "rootpass",
+    "userpass",
+    "mypass",
+    "sudopass",
+    "sshpass",
+    "passin",
+    "passout",
+];
 
 /// A last word that names a property of the secret rather than the secret itself:
 /// `password_file`, `token_id`, `secret_name`, `password_min_length`.
@@ -191,6 +213,43 @@ const KEY_QUALIFIERS: &[&str] = &[
     "tavily",
     "huggingface",
     "sas",
+    "pass",
+    "kaggle",
+    "sentry",
+    "datadog",
+    "dd",
+    "github",
+    "gitlab",
+    "slack",
+    "discord",
+    "telegram",
+    "twilio",
+    "sendgrid",
+    "mailgun",
+    "algolia",
+    "mapbox",
+    "firebase",
+    "supabase",
+    "together",
+    "fireworks",
+    "perplexity",
+    "deepseek",
+    "voyage",
+    "jina",
+    "langchain",
+    "langsmith",
+    "clearml",
+    "roboflow",
+    "ngc",
+    "modal",
+    "runpod",
+    "gemini",
+    "xai",
+    "elevenlabs",
+    "assemblyai",
+    "deepgram",
+    "dropbox",
+    "notion",
 ];
 
 /// Words before `pass` that make it a count or a stage, not a password: `num_pass`.
@@ -231,27 +290,59 @@ pub fn words(name: &str) -> Vec<String> {
     out
 }
 
+/// How a name is secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Secrecy {
+    /// Not secret.
+    Clear,
+    /// Secret by a short word that also means other things: `auth`, `pass`, `pwd`
+    /// (`MY_AUTH`, `DB_PASS`, `MYSQL_PWD`).
+    Weak,
+    /// Secret by a word that says nothing else: `password`, `secret`, `credential`,
+    /// `passphrase`, a credential `token`, `api_key`, `cookie`, `authorization`.
+    Strong,
+}
+
 /// Whether one name (a variable, a key, a flag without its dashes) names a secret.
 pub fn is_secret_name(name: &str) -> bool {
-    let words = words(name);
+    secrecy(name) != Secrecy::Clear
+}
+
+/// How one name is secret. A trailing number is no word of its own (`OPENAI_KEY_2`,
+/// `HF_TOKEN_1` are judged as `OPENAI_KEY`, `HF_TOKEN`).
+pub fn secrecy(name: &str) -> Secrecy {
+    let mut words = words(name);
+    while words.len() > 1
+        && words
+            .last()
+            .is_some_and(|w| w.bytes().all(|b| b.is_ascii_digit()))
+    {
+        words.pop();
+    }
     let Some(last) = words.last() else {
-        return false;
+        return Secrecy::Clear;
     };
     if METADATA.contains(&last.as_str()) || words[0] == "no" {
-        return false;
+        return Secrecy::Clear;
     }
     let prev = words.len().checked_sub(2).map(|i| words[i].as_str());
     for w in &words {
-        if ALWAYS_WORDS.contains(&w.as_str()) || ALWAYS.iter().any(|a| w.contains(a)) {
-            return true;
+        if ALWAYS_WORDS.contains(&w.as_str())
+            || PASS_NAMES.contains(&w.as_str())
+            || ALWAYS.iter().any(|a| w.contains(a))
+        {
+            return Secrecy::Strong;
         }
     }
+    let strong = |yes: bool| if yes { Secrecy::Strong } else { Secrecy::Clear };
     match last.as_str() {
-        "token" => !prev.is_some_and(|p| TOKENIZER.contains(&p)),
-        "key" | "keys" => prev.is_some_and(|p| KEY_QUALIFIERS.contains(&p)),
-        "auth" | "pass" => !prev.is_some_and(|p| PASS_NOT.contains(&p)),
-        "pwd" | "pw" => words.len() > 1,
-        _ => false,
+        "token" => strong(!prev.is_some_and(|p| TOKENIZER.contains(&p))),
+        "key" | "keys" => strong(prev.is_some_and(|p| KEY_QUALIFIERS.contains(&p))),
+        // `pass_phrase`, `pass_word`, `pass_code`: the one-word forms spelt apart.
+        "phrase" | "word" | "code" if prev == Some("pass") => Secrecy::Strong,
+        "auth" | "pass" if !prev.is_some_and(|p| PASS_NOT.contains(&p)) => Secrecy::Weak,
+        "pwd" | "pw" if words.len() > 1 => Secrecy::Weak,
+        _ => Secrecy::Clear,
     }
 }
 
@@ -262,6 +353,16 @@ pub fn is_secret_path(path: &str) -> bool {
     path.split(['.', '/', ':'])
         .filter(|part| !part.is_empty())
         .any(is_secret_name)
+}
+
+/// How a path of keys is secret: as its most secret part.
+pub fn path_secrecy(path: &str) -> Secrecy {
+    let path = path.trim_start_matches(['-', '+', '~', '$']);
+    path.split(['.', '/', ':'])
+        .filter(|part| !part.is_empty())
+        .map(secrecy)
+        .max()
+        .unwrap_or(Secrecy::Clear)
 }
 
 /// A value that carries no secret whatever its key: empty, a boolean, null, a reference to
@@ -357,6 +458,17 @@ mod tests {
             "Authorization",
             "pass",
             "accessToken",
+            "passcode",
+            "pass_phrase",
+            "pass-phrase",
+            "PGPASS",
+            "SSHPASS",
+            "passin",
+            "OPENAI_KEY_2",
+            "HF_TOKEN_1",
+            "kaggle_key",
+            "SENTRY_KEY",
+            "passkey",
         ];
         for name in secret {
             assert!(is_secret_name(name), "{name} should be secret");
@@ -392,10 +504,43 @@ mod tests {
             "decoder_start_token_id",
             "AWS_ACCESS_KEY_ID",
             "MY_AUTH_MODE",
+            "bypass",
+            "compass",
+            "multipass",
+            "passthrough",
+            "key_2",
+            "layer_2",
+            "pad_token_2",
+            "code",
+            "phrase",
+            "word_dropout",
         ];
         for name in clear {
             assert!(!is_secret_name(name), "{name} should stay clear");
         }
+    }
+
+    #[test]
+    fn strong_and_weak_secret_names() {
+        for strong in [
+            "HF_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "DB_PASSWORD",
+            "client_secret",
+            "WANDB_API_KEY",
+            "SESSION_COOKIE",
+            "PGPASS",
+            "OPENAI_KEY_2",
+            "passcode",
+        ] {
+            assert_eq!(secrecy(strong), Secrecy::Strong, "{strong}");
+        }
+        for weak in ["MY_AUTH", "DB_PASS", "MYSQL_PWD", "basic_auth"] {
+            assert_eq!(secrecy(weak), Secrecy::Weak, "{weak}");
+        }
+        assert_eq!(secrecy("WANDB_MODE"), Secrecy::Clear);
+        assert_eq!(path_secrecy("db.pass"), Secrecy::Weak);
+        assert_eq!(path_secrecy("auth.api_key"), Secrecy::Strong);
     }
 
     #[test]

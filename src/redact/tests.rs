@@ -60,6 +60,87 @@ fn allow_and_deny_globs() {
 }
 
 #[test]
+fn env_shapes_found_by_the_trial() {
+    let p = policy();
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        (
+            "SENTRY_DSN",
+            "https://S3CRA15sentry@o1.ingest.sentry.io/1",
+            Some("https://***@o1.ingest.sentry.io/1"),
+        ),
+        // A DSN's user is its key whatever it looks like.
+        ("APP_DSN", "https://k@h/1", Some("https://***@h/1")),
+        ("PGPASS", "S3CRA23", Some(REDACTED)),
+        ("OPENAI_KEY_2", "S3CRA18", Some(REDACTED)),
+        ("KAGGLE_KEY", "S3CRA06", Some(REDACTED)),
+        (
+            "AUTH_HEADER",
+            "Basic UzNDUkEwNWJhc2ljOnB3",
+            Some("Basic [REDACTED]"),
+        ),
+        ("AUTH_HEADER", "Token abc123", Some("Token [REDACTED]")),
+        ("AUTH_HEADER_NAME", "X-Auth", None),
+        ("SSH_AUTH_SOCK", "/tmp/ssh-x/agent.1", None),
+    ];
+    for (name, value, want) in cases {
+        assert_eq!(p.redact(name, value).as_deref(), *want, "{name}={value}");
+    }
+}
+
+#[test]
+fn an_allow_pattern_never_keeps_a_strong_secret_name_in_clear() {
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let p = Policy::new(&s(&["*", "HF_TOKEN"]), &[], &[], [0; 32]).expect("policy");
+    // A pattern: names secret by a strong word stay redacted; weak ones are kept.
+    assert_eq!(
+        p.redact("AWS_SECRET_ACCESS_KEY", "abc").as_deref(),
+        Some(REDACTED)
+    );
+    assert_eq!(p.redact("DB_PASSWORD", "abc").as_deref(), Some(REDACTED));
+    assert_eq!(p.redact("MY_AUTH", "oauth"), None);
+    assert_eq!(p.redact("DB_PASS", "x1"), None);
+    // An exact name: kept in clear, with a note saying so.
+    assert_eq!(p.redact("HF_TOKEN", "hf-in-clear"), None);
+    let notes = p.allow_notes(["HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "HOME"].into_iter());
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].contains("HF_TOKEN"), "{notes:?}");
+    assert!(
+        notes[1].contains("\"*\"") && notes[1].contains("AWS_SECRET_ACCESS_KEY"),
+        "{notes:?}"
+    );
+    // Keys of params too.
+    let param = |k: &str, v: &str| Param {
+        key: k.into(),
+        value: Value::from(v),
+        source: "cli".into(),
+    };
+    let params = p.redact_params(vec![param("api_key", "k1"), param("auth", "k2")]);
+    let got: Vec<&Value> = params.get().iter().map(|p| &p.value).collect();
+    assert_eq!(got, [&Value::from(REDACTED), &Value::from("k2")]);
+    // The environment's notes, and the sealed record's.
+    let env = p.redact_env(
+        [("AWS_SECRET_ACCESS_KEY", "a"), ("HF_TOKEN", "b")]
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .into_iter(),
+    );
+    assert_eq!(env.notes.len(), 2, "{:?}", env.notes);
+    let c = Capture {
+        env: env.vars.clone(),
+        env_redacted: env.fingerprints.clone(),
+        ..Capture::default()
+    };
+    let sealed = p.seal(c);
+    assert_eq!(
+        sealed.get().notes,
+        env.notes,
+        "the notes are kept as they are"
+    );
+    assert_eq!(p.seal(sealed.get().clone()).get().notes.len(), 2);
+    // No pattern, no note.
+    assert!(policy().allow_notes(["HF_TOKEN"].into_iter()).is_empty());
+}
+
+#[test]
 fn lineage_variables_are_never_recorded() {
     let p = policy();
     let vars = [
@@ -151,6 +232,72 @@ fn arguments_with_secrets_are_redacted_and_no_others() {
         strings(p.redact_argv(&bash).argv.get())[2],
         "mysql --password [REDACTED] -e 'select 1'"
     );
+    // Passwords by the program that reads them, in argv and in a script.
+    let argv: Vec<Vec<u8>> = [
+        "curl",
+        "-u",
+        "bob:S3CRA29curl",
+        "-H",
+        "Authorization: Basic S3CRA30",
+        "--user",
+        "admin:S3CRA33",
+        "--passcode=S3CRA35",
+        "--pass-phrase",
+        "S3CRA37",
+        "-p",
+        "8080",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    assert_eq!(
+        strings(p.redact_argv(&argv).argv.get()),
+        [
+            "curl",
+            "-u",
+            "bob:[REDACTED]",
+            "-H",
+            "Authorization: [REDACTED]",
+            "--user",
+            "admin:[REDACTED]",
+            "--passcode=[REDACTED]",
+            "--pass-phrase",
+            REDACTED,
+            "-p",
+            "8080",
+        ]
+    );
+    for (argv, want) in [
+        (
+            &["mysql", "-pS3CRA31", "db"][..],
+            &["mysql", "-p[REDACTED]", "db"][..],
+        ),
+        (&["mysql", "-p", "db"], &["mysql", "-p", "db"]),
+        (
+            &["sshpass", "-p", "S3CRA32", "ssh", "h"],
+            &["sshpass", "-p", REDACTED, "ssh", "h"],
+        ),
+        (
+            &["python", "t.py", "-p", "8", "-u", "a:b"],
+            &["python", "t.py", "-p", "8", "-u", "a:b"],
+        ),
+        (
+            &["docker", "run", "--user", "app:staff"],
+            &["docker", "run", "--user", "app:staff"],
+        ),
+    ] {
+        let argv: Vec<Vec<u8>> = argv.iter().map(|s| s.as_bytes().to_vec()).collect();
+        assert_eq!(strings(p.redact_argv(&argv).argv.get()), want);
+    }
+    let script = [
+        b"sh".to_vec(),
+        b"-c".to_vec(),
+        b"curl -u bob:pw1 http://x/; mysql -ppw2; sshpass -p pw3 true".to_vec(),
+    ];
+    assert_eq!(
+        strings(p.redact_argv(&script).argv.get())[2],
+        "curl -u bob:[REDACTED] http://x/; mysql -p[REDACTED]; sshpass -p [REDACTED] true"
+    );
     // An argument that is not UTF-8 is searched too, and written back byte for byte.
     let latin1 = [b"x".to_vec(), b"--pass=caf\xe9-secret".to_vec()];
     let stored = p.redact_argv(&latin1);
@@ -229,6 +376,15 @@ fn files_keep_their_real_hash_and_their_encoding() {
     let latin1 = b"caf\xe9: 1\npassword: s\xe9cret-latin1\n".to_vec();
     let kept = p.keep(What::File("l.yaml"), latin1, &[]);
     assert_eq!(kept.blob.get().1, b"caf\xe9: 1\npassword: [REDACTED]\n");
+
+    // A netrc entry, a Discord webhook, an auth header and a kaggle key, in any config.
+    let cfg = b"machine h login bob password S3CRA04\nkaggle_key: S3CRA06\nhook: https://discord.com/api/webhooks/1/S3CRA09\nauth_header: \"Basic UzNDUkEwNWJhc2ljOnB3\"\nlr: 0.1\n".to_vec();
+    let kept = p.keep(What::Config(Path::new("c.cfg")), cfg, &[]);
+    let stored = String::from_utf8(kept.blob.get().1.clone()).expect("utf-8");
+    for secret in ["S3CRA04", "S3CRA06", "S3CRA09", "UzNDUkEwNWJhc2ljOnB3"] {
+        assert!(!stored.contains(secret), "{secret} in\n{stored}");
+    }
+    assert!(stored.contains("lr: 0.1"), "{stored}");
 
     // Nothing to redact: the real bytes under their real hash.
     let clean = b"lr: 0.1\n".to_vec();

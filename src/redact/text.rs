@@ -10,10 +10,13 @@
 //!    over several lines (a YAML block scalar, a TOML `"""` string, an open `[`, an open quote,
 //!    more-indented continuation lines) is redacted line by line, so a patch keeps its shape.
 //! 3. Patterns anywhere: whole PEM private-key blocks, credential shapes (cloud, VCS, chat,
-//!    payment and model-hub tokens, live and test), `Bearer` tokens, URL passwords and
-//!    token-like URL users, secret query parameters, `key=value` / `key: value` pairs, XML
-//!    elements and `--flag value` where the key, tag or flag is secret-named, and the
-//!    settings' own patterns.
+//!    payment and model-hub tokens, live and test, webhook URLs), `Bearer` tokens, URL
+//!    passwords and key-like URL users (a Sentry DSN's), `Basic` user:password base64, the
+//!    credential after an authorization scheme (`Authorization: Token x`), netrc entries,
+//!    passwords by the program that reads them (`mysql -pX`, `curl -u u:X`: `programs`),
+//!    secret query parameters, `key=value` / `key: value` pairs, XML elements and
+//!    `--flag value` where the key, tag or flag is secret-named, and the settings' own
+//!    patterns.
 
 use std::sync::LazyLock;
 
@@ -178,7 +181,7 @@ fn json(text: &str, all_secret: bool) -> Option<String> {
 }
 
 /// The index just past the closing quote of the string starting at `start`.
-fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+pub(super) fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     while i < bytes.len() {
         match bytes[i] {
@@ -554,6 +557,15 @@ pub const CREDENTIAL_PATTERNS: &[(&[&str], &str)] = &[
         &["hooks.slack.com/"],
         r"hooks\.slack\.com/services/[A-Za-z0-9/_\-]+",
     ),
+    // Discord and Microsoft Teams webhooks: the URL is the credential.
+    (
+        &["discord.com/api/webhooks/", "discordapp.com/api/webhooks/"],
+        r"discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_\-]+",
+    ),
+    (
+        &[".webhook.office.com/"],
+        r"[A-Za-z0-9\-]+\.webhook\.office\.com/webhook[A-Za-z0-9]*/[A-Za-z0-9@/_\-]+",
+    ),
     // A PEM private key's first line (its block is removed whole by PEM_BLOCK).
     (
         &["-----BEGIN "],
@@ -592,11 +604,42 @@ static PEM_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
     .expect("the PEM pattern is a valid regex")
 });
 
-/// `scheme://user:password@` and `scheme://user@`.
+/// `scheme://user:password@host` and `scheme://user@host`.
 static URL_USERINFO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@ \t\r\n"'<>]*)(?::(?P<pw>[^@/ \t\r\n"'<>]*))?@"#)
+    Regex::new(r#"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@ \t\r\n"'<>]*)(?::(?P<pw>[^@/ \t\r\n"'<>]*))?@(?P<host>[A-Za-z0-9.\-]*)"#)
         .expect("the URL pattern is a valid regex")
 });
+
+/// Whether the user of a URL without a password is a key: long (16 characters or more), of
+/// a credential's shape, letters and digits mixed over 10 characters or more (a
+/// `https://<key>@host` DSN), or any user of a Sentry DSN (`https://<key>@o1.ingest.sentry.io`).
+pub fn user_is_key(user: &str, host: &str) -> bool {
+    let mixed = user.len() >= 10
+        && user.bytes().any(|b| b.is_ascii_digit())
+        && user.bytes().any(|b| b.is_ascii_alphabetic())
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let sentry = host == "sentry.io" || host.ends_with(".sentry.io");
+    !user.is_empty() && (user.len() >= 16 || has_credential(user) || mixed || sentry)
+}
+
+/// A URL's user masked whatever it is (the value of a `*_DSN` variable): `https://***@h/1`.
+pub fn mask_url_users(text: &str) -> String {
+    if !text.contains("://") {
+        return text.to_string();
+    }
+    URL_USERINFO
+        .replace_all(text, |c: &Captures| {
+            let user = if c["user"].is_empty() { "" } else { "***" };
+            match c.name("pw").map(|m| m.as_str()) {
+                Some(pw) if !pw.is_empty() => format!("{}{user}:***@{}", &c["scheme"], &c["host"]),
+                Some(_) => format!("{}{user}:@{}", &c["scheme"], &c["host"]),
+                None => format!("{}{user}@{}", &c["scheme"], &c["host"]),
+            }
+        })
+        .into_owned()
+}
 
 /// `?token=x`, `&X-Amz-Signature=x`.
 static QUERY_PARAM: LazyLock<Regex> = LazyLock::new(|| {
@@ -647,6 +690,146 @@ static BEARER: LazyLock<Regex> = LazyLock::new(|| {
         .expect("the bearer pattern is a valid regex")
 });
 
+/// The schemes of an `Authorization` header's value: the credential follows.
+const SCHEMES: &str = r"basic|bearer|token|digest|negotiate|ntlm|bot|jwt|apikey|api-key|oauth|ssws|key|hmac|signature|sharedkey|aws4-hmac-sha256|googlelogin|dpop|mac|hoba";
+
+/// `Authorization: Basic <credential>`, `auth_header: Token <credential>`: a key, then a
+/// scheme, then the credential up to the end of its quotes or line (Digest's `k="v"` pairs
+/// included).
+static AUTH_SCHEME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r#"(?i)(?P<pre>(?:^|[ \t,;{{(\[|&"'])["']?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*["']?(?:{SCHEMES})[ \t]+)(?P<value>(?:[^"'\r\n=]|="[^"\r\n]*"|=)+)"#
+    ))
+    .expect("the scheme pattern is a valid regex")
+});
+
+/// A value that is a scheme and its credential whole: `Basic dXNlcjpwdw==`, `Token abc`.
+static SCHEME_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r#"^(?i)(?P<pre>[ \t"']*(?:{SCHEMES})[ \t]+)(?P<value>[^ \t"'][^"'\r\n]*?)(?P<post>[ \t"']*)$"#
+    ))
+    .expect("the scheme value pattern is a valid regex")
+});
+
+/// A scheme alone.
+static SCHEME_WORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"^(?i)(?:{SCHEMES})$")).expect("the scheme word pattern is a valid regex")
+});
+
+/// `Basic <base64>` anywhere: secret when the base64 is `user:password`.
+static BASIC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?P<pre>(?-u:\b)[Bb][Aa][Ss][Ii][Cc][ \t]+)(?P<value>[A-Za-z0-9+/]{6,}={0,2})")
+        .expect("the basic pattern is a valid regex")
+});
+
+/// Whether a name says its value is an `Authorization` header: `auth_header`,
+/// `AUTHORIZATION_HEADER`, `proxy_auth_headers`.
+pub fn is_auth_header_name(name: &str) -> bool {
+    let words = super::names::words(name);
+    words
+        .last()
+        .is_some_and(|w| w == "header" || w == "headers")
+        && words[..words.len() - 1].iter().any(|w| {
+            matches!(
+                w.as_str(),
+                "auth"
+                    | "authorization"
+                    | "authentication"
+                    | "authn"
+                    | "credential"
+                    | "credentials"
+            )
+        })
+}
+
+/// A scheme's credential redacted, the scheme kept (`Basic [REDACTED]`), when the whole
+/// value is a scheme and a credential; None otherwise.
+pub fn redact_scheme_value(value: &str) -> Option<String> {
+    let c = SCHEME_VALUE.captures(value)?;
+    (!is_harmless(&c["value"])).then(|| format!("{}{REDACTED}{}", &c["pre"], &c["post"]))
+}
+
+/// `base64` that decodes to printable `user:password`.
+fn is_basic_credential(b64: &str) -> bool {
+    use base64::Engine as _;
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+        return false;
+    };
+    let Ok(decoded) = std::str::from_utf8(&bytes) else {
+        return false;
+    };
+    decoded
+        .find(':')
+        .is_some_and(|at| at > 0 && at + 1 < decoded.len())
+        && !decoded.chars().any(char::is_control)
+}
+
+/// netrc's keywords; `password` and `account` take a secret.
+const NETRC_KEYWORDS: &[&str] = &["login", "password", "account", "port", "protocol"];
+
+/// The passwords of netrc entries (`machine h login bob password x`, on one line or many),
+/// whatever the file is called.
+fn netrc(text: &str) -> String {
+    let mut tokens: Vec<(usize, &str)> = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let separator = |b: u8| b.is_ascii_whitespace() || b == b'"' || b == b'\'' || b == b'`';
+        if separator(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !separator(bytes[i]) {
+            // A `\n` escape ends a token too (`printf 'machine h password x\n'`).
+            if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'n') {
+                break;
+            }
+            i += 1;
+        }
+        if i == start {
+            i += 2;
+            continue;
+        }
+        tokens.push((start, &text[start..i]));
+    }
+    let mut secret: Vec<(usize, usize)> = Vec::new();
+    let mut t = 0;
+    while t < tokens.len() {
+        // `machine HOST` then a keyword; `default` only as `default login ...`, so that prose
+        // (`the default password is ...`) is no netrc entry.
+        let entry = match tokens[t].1 {
+            "machine" if t + 2 < tokens.len() && NETRC_KEYWORDS.contains(&tokens[t + 2].1) => t + 2,
+            "default" if tokens.get(t + 1).is_some_and(|k| k.1 == "login") => t + 1,
+            _ => {
+                t += 1;
+                continue;
+            }
+        };
+        let mut k = entry;
+        while k + 1 < tokens.len() && NETRC_KEYWORDS.contains(&tokens[k].1) {
+            let (at, value) = tokens[k + 1];
+            if matches!(tokens[k].1, "password" | "account") && !is_harmless(value) {
+                secret.push((at, at + value.len()));
+            }
+            k += 2;
+        }
+        t = k.max(t + 1);
+    }
+    if secret.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (start, end) in secret {
+        out.push_str(&text[last..start]);
+        out.push_str(REDACTED);
+        last = end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
 fn patterns(text: &str, scan: &Scan) -> String {
     let mut out = text.to_string();
     if out.contains("-----BEGIN ") {
@@ -660,13 +843,18 @@ fn patterns(text: &str, scan: &Scan) -> String {
     if out.contains("://") {
         out = URL_USERINFO
             .replace_all(&out, |c: &Captures| {
-                let user = &c["user"];
-                let long_user = user.len() >= 16 || has_credential(user);
-                let user = if long_user { "***" } else { user };
-                match c.name("pw").map(|m| m.as_str()) {
-                    Some(pw) if !pw.is_empty() => format!("{}{user}:***@", &c["scheme"]),
-                    Some(_) => format!("{}{user}:@", &c["scheme"]),
-                    None => format!("{}{user}@", &c["scheme"]),
+                let (user, host) = (&c["user"], &c["host"]);
+                let pw = c.name("pw").map(|m| m.as_str());
+                // With a password, the user is a name; without one, it may be the key.
+                let key = match pw {
+                    None => user_is_key(user, host),
+                    Some(_) => user.len() >= 16 || has_credential(user),
+                };
+                let user = if key { "***" } else { user };
+                match pw {
+                    Some(pw) if !pw.is_empty() => format!("{}{user}:***@{host}", &c["scheme"]),
+                    Some(_) => format!("{}{user}:@{host}", &c["scheme"]),
+                    None => format!("{}{user}@{host}", &c["scheme"]),
                 }
             })
             .into_owned();
@@ -676,6 +864,24 @@ fn patterns(text: &str, scan: &Scan) -> String {
             .replace_all(&out, |c: &Captures| format!("{}{REDACTED}", &c["pre"]))
             .into_owned();
     }
+    if out.contains("asic") || out.contains("ASIC") {
+        out = replace_secret_values(&out, &BASIC, |c, _| {
+            is_basic_credential(&c["value"]).then(|| format!("{}{REDACTED}", &c["pre"]))
+        });
+    }
+    if out.contains([':', '=']) {
+        out = replace_secret_values(&out, &AUTH_SCHEME, |c, _| {
+            let key = &c["key"];
+            ((is_secret_path(key) || is_auth_header_name(key))
+                && !is_harmless(&c["value"])
+                && !c["value"].starts_with(REDACTED))
+            .then(|| format!("{}{REDACTED}", &c["pre"]))
+        });
+    }
+    if out.contains("machine") || out.contains("default") {
+        out = netrc(&out);
+    }
+    out = super::programs::redact(&out);
     if out.contains('=') && out.contains(['?', '&', ';']) {
         out = replace_secret_values(&out, &QUERY_PARAM, |c, _| {
             let key = &c["key"];
@@ -688,7 +894,11 @@ fn patterns(text: &str, scan: &Scan) -> String {
     if out.contains(['=', ':']) {
         out = replace_secret_values(&out, &PAIR, |c, end| {
             let called = end.starts_with(['(', '[']);
-            (is_secret_path(&c["key"]) && !is_harmless(&c["value"]) && !called)
+            // `Authorization: Basic [REDACTED]`: the scheme stays.
+            let scheme = end.starts_with([' ', '\t'])
+                && end.trim_start_matches([' ', '\t']).starts_with(REDACTED)
+                && SCHEME_WORD.is_match(&c["value"]);
+            (is_secret_path(&c["key"]) && !is_harmless(&c["value"]) && !called && !scheme)
                 .then(|| format!("{}{}", &c["pre"], replacement(&c["value"])))
         });
     }
@@ -891,6 +1101,121 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(text(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn the_credential_after_an_authorization_scheme() {
+        let cases = [
+            (
+                r#"curl -H "Authorization: Basic dXNlcjpzM2NyM3Q=" http://x/"#,
+                r#"curl -H "Authorization: Basic [REDACTED]" http://x/"#,
+            ),
+            (
+                r#"-H "Authorization: Token abc123""#,
+                r#"-H "Authorization: Token [REDACTED]""#,
+            ),
+            (
+                r#"-H 'Proxy-Authorization: Digest username="u", response="r0"'"#,
+                r#"-H 'Proxy-Authorization: Digest [REDACTED]'"#,
+            ),
+            ("auth_header: Token abc123", "auth_header: Token [REDACTED]"),
+            (
+                "AUTH_HEADER=\"Basic dXNlcjpzM2NyM3Q=\"",
+                "AUTH_HEADER=\"Basic [REDACTED]\"",
+            ),
+            // Basic with base64 of user:password, whatever names it.
+            ("x Basic dXNlcjpzM2NyM3Q= y", "x Basic [REDACTED] y"),
+            // Not a credential: words after a scheme word in prose, a header's name.
+            (
+                "Basic training for new users",
+                "Basic training for new users",
+            ),
+            ("api_key_header: X-Api-Key", "api_key_header: X-Api-Key"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(text(input), want, "{input}");
+        }
+        assert_eq!(
+            redact_scheme_value("Basic dXNlcjpw").as_deref(),
+            Some("Basic [REDACTED]")
+        );
+        assert_eq!(redact_scheme_value("plain"), None);
+        assert!(is_auth_header_name("AUTH_HEADER"));
+        assert!(is_auth_header_name("authorization_headers"));
+        assert!(!is_auth_header_name("header"));
+        assert!(!is_auth_header_name("api_key_header"));
+    }
+
+    #[test]
+    fn netrc_entries_in_any_file() {
+        assert_eq!(
+            text("machine api.example.com login bob password s3cr3t-n1\n"),
+            "machine api.example.com login bob password [REDACTED]\n"
+        );
+        assert_eq!(
+            text("machine h\n  login bob\n  password s3cr3t-n2\n  account acct-n3\n"),
+            "machine h\n  login bob\n  password [REDACTED]\n  account [REDACTED]\n"
+        );
+        assert_eq!(
+            text("default login anon password s3cr3t-n4"),
+            "default login anon password [REDACTED]"
+        );
+        for prose in [
+            "the default password is changed on first login",
+            "machine learning is fun",
+        ] {
+            assert_eq!(text(prose), prose);
+        }
+    }
+
+    #[test]
+    fn webhooks_and_url_users_that_are_keys() {
+        let cases = [
+            (
+                "webhook: https://discord.com/api/webhooks/123/tok-en_1",
+                "webhook: https://[REDACTED]",
+            ),
+            (
+                "https://abc123def456@o1.ingest.sentry.io/1",
+                "https://***@o1.ingest.sentry.io/1",
+            ),
+            (
+                "https://k3y@o1.ingest.sentry.io/1",
+                "https://***@o1.ingest.sentry.io/1",
+            ),
+            // A user name, no key: kept.
+            ("ssh://git@github.com/o/r", "ssh://git@github.com/o/r"),
+            ("postgres://trainer@db/x", "postgres://trainer@db/x"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(text(input), want, "{input}");
+        }
+        assert_eq!(mask_url_users("postgres://app@db/x"), "postgres://***@db/x");
+    }
+
+    #[test]
+    fn common_commands_and_prose_stay() {
+        for clear in [
+            "docker run --user 1000:1000 img",
+            "docker run --user app:staff img",
+            "ssh -p 22 host && scp -P 2222 a h:b",
+            "python -u train.py -p 8",
+            "pip install -U torch",
+            "torchrun --nproc_per_node 8 train.py",
+            "curl -u user http://x/",
+            "mysql -p db",
+            "zip -r out.zip dir; unzip -o data.zip -d out",
+            "srun -p gpu python t.py; sbatch -p gpu job.sh",
+            "sudo -u postgres psql",
+            "rsync -a --chown=app:app src dst",
+            "redis-cli ping",
+            "Basic usage: run it. Basic Training for all.",
+            "machine learning is fun; the default password is set on first login",
+            "ssh://git@github.com/o/r https://github.com/o/r",
+            "headers = {\"X-Api-Key-Header\": \"X-Api-Key\"}",
+        ] {
+            assert_eq!(text(clear), clear, "{clear}");
         }
     }
 

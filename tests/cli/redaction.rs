@@ -46,7 +46,7 @@ fn found(haystack: &[u8], secret: &str) -> bool {
 }
 
 /// Plant the whole corpus in one run of a real repository: its environment, its command
-/// line, its params, six configs, eight untracked files and an uncommitted patch.
+/// line, its params, eight configs, eight untracked files and an uncommitted patch.
 fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
     // The repository: two tracked files, one with a secret the working copy then removes.
     env.git(&["init", "-q"]);
@@ -107,10 +107,12 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
     env.write(
         "deploy.sh",
         format!(
-            "export GITHUB_TOKEN={}\nmysql --password={} db\ncurl -H \"Authorization: Bearer {}\" https://x\n",
+            "export GITHUB_TOKEN={}\nmysql --password={} db\ncurl -H \"Authorization: Bearer {}\" https://x\nsshpass -p {} ssh h\ncurl -H \"Authorization: Token {}\" https://x\n",
             c.plant("untracked", "E64-export-line"),
             c.plant("untracked", "E65-sh-flag"),
             c.plant("untracked", "E66bearerTOKEN1234"),
+            c.plant("untracked", "E96-sshpass-script"),
+            c.plant("untracked", "E97-token-scheme"),
         ),
     );
     env.write(
@@ -134,7 +136,7 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
     env.write(
         "cfg.yaml",
         format!(
-            "model:\n  hidden_size: 2048\nauth:\n  user: bob\n  pass: {}\npasswords:\n  - {}\n  - {}\ndb:\n  password: |\n    {}\n    {}\n  host: db.local\ntls:\n  private_key: |\n    -----BEGIN RSA PRIVATE KEY-----\n    {}\n    -----END RSA PRIVATE KEY-----\nwandb:\n  api_key: \"{}\"\nsetup: \"export API_TOKEN={}\"\nstorage: {{account_key: {}}}\n",
+            "model:\n  hidden_size: 2048\nauth:\n  user: bob\n  pass: {}\npasswords:\n  - {}\n  - {}\ndb:\n  password: |\n    {}\n    {}\n  host: db.local\ntls:\n  private_key: |\n    -----BEGIN RSA PRIVATE KEY-----\n    {}\n    -----END RSA PRIVATE KEY-----\nwandb:\n  api_key: \"{}\"\nsetup: \"export API_TOKEN={}\"\nstorage: {{account_key: {}}}\nkaggle_key: {}\nwebhook: \"https://discord.com/api/webhooks/123/{}\"\nauth_header: \"Basic {}\"\n",
             c.plant("config yaml", "E34-yaml-auth-pass"),
             c.plant("config yaml", "E35-yaml-list-1"),
             c.plant("config yaml", "E36-yaml-list-2"),
@@ -144,6 +146,10 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
             c.plant("config yaml", "E40-yaml-quoted"),
             c.plant("config yaml", "E41-yaml-export"),
             c.plant("config yaml", "E42-flow-key"),
+            c.plant("config yaml", "E91-kaggle-key"),
+            c.plant("config yaml", "E92discordTOKEN"),
+            // base64 of `E93user:E93pw`.
+            c.plant("config yaml", "RTkzdXNlcjpFOTNwdw=="),
         ),
     );
     env.write(
@@ -198,6 +204,16 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
         )),
     );
 
+    // A netrc entry in a file not named .netrc, on one line and over several.
+    env.write(
+        "hosts.cfg",
+        format!(
+            "machine api.example.com login bob password {}\nmachine h2\n  login alice\n  password {}\n",
+            c.plant("config netrc", "E89-netrc-line"),
+            c.plant("config netrc", "E90-netrc-lines"),
+        ),
+    );
+
     // The command line after the job's own script, and the params.
     let argv = vec![
         "--password".to_string(),
@@ -227,6 +243,21 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
         ),
         "-p".to_string(),
         format!("secrets.db={}", c.plant("argv", "E76-argv-nested")),
+        // Passwords only the program gives a meaning to, in a script.
+        format!(
+            "curl -u bob:{} -H \"Authorization: Basic {}\" http://x/; mysql -p{}; sshpass -p {} true; redis-cli -a {} ping; docker login -u bob -p {} r.io",
+            c.plant("argv script", "E77-curl-user"),
+            c.plant("argv script", "E78basicTOKEN"),
+            c.plant("argv script", "E79-mysql-glued"),
+            c.plant("argv script", "E80-sshpass"),
+            c.plant("argv script", "E84-redis"),
+            c.plant("argv script", "E98-docker-login"),
+        ),
+        "--user".to_string(),
+        format!("admin:{}", c.plant("argv", "E81-user-colon")),
+        format!("--passcode={}", c.plant("argv", "E82-passcode")),
+        "--pass-phrase".to_string(),
+        c.plant("argv", "E83-pass-phrase"),
     ];
     let params = vec![
         format!("secrets.db={}", c.plant("params", "E29-param-nested")),
@@ -236,6 +267,11 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
         format!(
             "mirror=https://x:{}@h/p",
             c.plant("params", "E33-param-url")
+        ),
+        format!("kaggle_key={}", c.plant("params", "E94-param-kaggle")),
+        format!(
+            "hook=https://discord.com/api/webhooks/9/{}",
+            c.plant("params", "E95discordPARAM")
         ),
     ];
     let mut args: Vec<String> = vec!["run".into(), "-o".into(), "out.txt".into()];
@@ -247,6 +283,7 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
         "prod.env",
         "broken.yaml",
         "cfg16.yaml",
+        "hosts.cfg",
     ] {
         args.extend(["-c".to_string(), cfg.to_string()]);
     }
@@ -308,6 +345,21 @@ fn env_secrets(c: &mut Corpus) -> Vec<(&'static str, String)> {
         "DATABASE_URL",
         format!("postgres://trainer:{}@db/x", c.plant("env", "E15-url-pass")),
     );
+    add(
+        "SENTRY_DSN",
+        format!(
+            "https://{}@o1.ingest.sentry.io/1",
+            c.plant("env", "E85sentryKEY")
+        ),
+    );
+    // base64 of `E86user:E86basicpw`.
+    add(
+        "AUTH_HEADER",
+        format!("Basic {}", c.plant("env", "RTg2dXNlcjpFODZiYXNpY3B3")),
+    );
+    add("PGPASS", c.plant("env", "E87-pgpass"));
+    add("OPENAI_KEY_2", c.plant("env", "E88-numbered-key"));
+    add("SSHPASS", c.plant("env", "E99-sshpass-env"));
     v
 }
 
@@ -383,11 +435,11 @@ fn a_corpus_of_secrets_on_every_channel_reaches_nothing_lineage_writes_or_prints
     let out = output_within(cmd, Duration::from_secs(60));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let planted = corpus.planted.len();
-    assert!(planted >= 60, "only {planted} secrets planted");
+    assert!(planted >= 99, "only {planted} secrets planted");
     let run = env.show(None);
     let id = run["id"].as_str().expect("id").to_string();
     // Every channel was really captured: the configs, the untracked files, the patch.
-    assert_eq!(run["configs"].as_array().expect("configs").len(), 7);
+    assert_eq!(run["configs"].as_array().expect("configs").len(), 8);
     let untracked: Vec<&str> = run["git"]["untracked"]
         .as_array()
         .expect("untracked")
@@ -837,4 +889,60 @@ fn a_patch_that_held_secrets_is_stored_redacted_and_a_worktree_rerun_applies_it(
     );
     std::fs::remove_dir_all(&kept).expect("cleanup");
     env.git(&["worktree", "prune"]);
+}
+
+#[test]
+fn an_allow_pattern_in_a_repository_never_keeps_a_strong_secret_name_in_clear() {
+    let env = Env::local();
+    env.init_repo();
+    env.write(
+        "lineage.toml",
+        "[env]\nallow = [\"*\", \"MY_EXACT_TOKEN\"]\n",
+    );
+    let strong = [
+        ("AWS_SECRET_ACCESS_KEY", "allow-aws-secret-1"),
+        ("HF_TOKEN", "allow-hf-token-2"),
+        ("DB_PASSWORD", "allow-db-password-3"),
+        ("WANDB_API_KEY", "allow-wandb-key-4"),
+    ];
+    let mut cmd = env.lineage();
+    cmd.args(["run", "--", "true"]);
+    for (name, value) in strong {
+        cmd.env(name, value);
+    }
+    // A weak name the pattern may keep, and a strong one allowed by its exact name.
+    cmd.env("MY_AUTH", "oauth")
+        .env("MY_EXACT_TOKEN", "exact-in-clear");
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for (path, bytes) in env.store_files() {
+        for (name, value) in strong {
+            assert!(!found(&bytes, value), "{name} in {}", path.display());
+        }
+    }
+    let run = env.show(None);
+    for (name, _) in strong {
+        assert_eq!(run["env"][name], "[REDACTED]", "{name}");
+    }
+    assert_eq!(run["env"]["MY_AUTH"], "oauth");
+    assert_eq!(run["env"]["MY_EXACT_TOKEN"], "exact-in-clear");
+    // The record says what the rules did.
+    let notes: Vec<&str> = run["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("MY_EXACT_TOKEN recorded in clear")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("\"*\" not applied") && n.contains("HF_TOKEN")),
+        "{notes:?}"
+    );
 }
