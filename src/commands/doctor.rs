@@ -142,6 +142,9 @@ fn secrets(args: &DoctorArgs, ctx: &Context) -> Result<u8> {
     let s = &ctx.settings;
     let policy = Policy::new(&s.env_allow, &s.env_deny, &s.redact_values, [0; 32])?;
     let env = policy.redact_env(std::env::vars_os());
+    for note in &env.notes {
+        say!("note: {}", note);
+    }
     say!(
         "environment: {} variables, {} redacted",
         env.vars.len(),

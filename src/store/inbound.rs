@@ -349,13 +349,16 @@ fn check_capture(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A manifest entry: path (as stored), file hash, size, executable.
+pub type Entry = (String, Hash, u64, bool);
+
 /// The Merkle hash of a directory from its manifest (`hash::DIR_CONTEXT`, docs/hashing.md),
 /// with its total size and file count. `entries` in any order: they are put in walk order
 /// (depth first, names sorted bytewise), which is how the hash was made.
-pub fn dir_hash(entries: &mut [(String, Hash, u64, bool)]) -> (Hash, u64, u64) {
+pub fn dir_hash(entries: &mut [Entry]) -> (Hash, u64, u64) {
     // Names as their bytes (`model::path_bytes`: a name that is not UTF-8 is stored with its
     // bytes escaped), which is what the walk sorted and hashed.
-    let mut raw: Vec<(Vec<u8>, &(String, Hash, u64, bool))> = entries
+    let mut raw: Vec<(Vec<u8>, &Entry)> = entries
         .iter()
         .map(|e| (crate::model::path_bytes(&e.0), e))
         .collect();

@@ -915,6 +915,11 @@ fn an_allow_pattern_in_a_repository_never_keeps_a_strong_secret_name_in_clear() 
         .env("MY_EXACT_TOKEN", "exact-in-clear");
     let out = output_within(cmd, Duration::from_secs(60));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("MY_EXACT_TOKEN recorded in clear"),
+        "the run says so as it starts: {}",
+        stderr(&out)
+    );
     for (path, bytes) in env.store_files() {
         for (name, value) in strong {
             assert!(!found(&bytes, value), "{name} in {}", path.display());

@@ -79,6 +79,8 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         notes.push("environment not recorded: redaction failed".to_string());
         RedactedEnv::default()
     });
+    // What the allow rules did with secret names: shown now and kept in the record.
+    notes.extend(env.notes.iter().cloned());
     let (mut inputs, later) = settle_walks(plan, walked, &mut notes);
     let mut git_state = git.state;
     let mut blobs = keep_code(plan, &mut git_state, git.patch_bytes, git.untracked_bytes);
