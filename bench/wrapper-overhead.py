@@ -54,6 +54,8 @@ with tempfile.TemporaryDirectory() as tmp:
     if args.compare:
         old = os.path.abspath(args.compare)
         commands["old: lineage run -- true"] = [old, "run", "-q", "--", "true"]
+        # A store of its own: an older lineage cannot open a store a newer one migrated.
+        extra_env["old: lineage run -- true"] = {"LINEAGE_STORE": os.path.join(tmp, "store-old")}
         commands["unsigned: lineage run"] = [lineage, "run", "-q", "--", "true"]
         extra_env["unsigned: lineage run"] = {"LINEAGE_SIGNING_KEY": os.path.join(tmp, "no-key")}
     peers = {}
