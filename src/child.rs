@@ -1,7 +1,9 @@
 //! Launching the wrapped command untouched: same stdin/stdout/stderr and terminal, same
 //! process group (so job control and Ctrl-C work as without lineage), argv passed raw and
-//! never through a shell. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to
-//! lineage alone are forwarded to the child; the same signals sent to the whole process
+//! never through a shell. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, and the
+//! signals whose default would kill lineage but not mean "stop" to a job (SIGALRM,
+//! SIGXCPU from a scheduler's CPU limit, SIGVTALRM, SIGPROF, SIGPWR) sent to lineage alone
+//! are forwarded to the child; the same signals sent to the whole process
 //! group (Ctrl-C at a terminal, `kill -TERM -PGID`, `timeout`) already reached the child, so
 //! they are only noted, never delivered twice. Which is which: the kernel's own (a
 //! terminal's) say so in their siginfo; for those a process sent, siginfo cannot tell
@@ -24,12 +26,28 @@ use std::time::{Duration, Instant};
 use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::consts::{
+    SIGALRM, SIGHUP, SIGINT, SIGPROF, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGVTALRM, SIGXCPU,
+};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
-const FORWARDED: &[i32] = &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
+/// Caught and forwarded: left to their default, the last five would kill lineage (and the
+/// job with it, by PR_SET_PDEATHSIG) where the job alone would handle them.
+const FORWARDED: &[i32] = &[
+    SIGINT,
+    SIGTERM,
+    SIGHUP,
+    SIGQUIT,
+    SIGUSR1,
+    SIGUSR2,
+    SIGALRM,
+    SIGXCPU,
+    SIGVTALRM,
+    SIGPROF,
+    nix::libc::SIGPWR,
+];
 
 /// How long lineage waits for the rest of a burst of signals before forwarding (see `spawn`).
 const BURST: Duration = Duration::from_millis(10);

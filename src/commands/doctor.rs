@@ -22,6 +22,53 @@ pub fn doctor(args: DoctorArgs, ctx: &Context) -> Result<u8> {
     if args.secrets {
         return secrets(&args, ctx);
     }
+    let key_ok = signing_key(args.repair);
+    let code = store_doctor(&args, ctx)?;
+    Ok(if code == code::SUCCESS && !key_ok {
+        code::FAILURE
+    } else {
+        code
+    })
+}
+
+/// The user's signing key: a key others can read or write is reported (and made user-only
+/// by `--repair`); one that cannot be used is reported with what to do (never removed here:
+/// it is an identity). Whether it is fine now.
+fn signing_key(repair: bool) -> bool {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(key) = crate::sign::key_path() else {
+        return true;
+    };
+    let Ok(meta) = std::fs::symlink_metadata(&key.path) else {
+        return true; // made on first use
+    };
+    let shown = key.path.display();
+    if meta.is_file() && meta.uid() == nix::unistd::getuid().as_raw() && meta.mode() & 0o077 != 0 {
+        say!(
+            "problem: signing key {shown} can be read or written by others (mode {:o}): runs are not signed",
+            meta.mode() & 0o777
+        );
+        if !repair {
+            return false;
+        }
+        match std::fs::set_permissions(&key.path, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => say!("fixed: chmod 600 {shown}"),
+            Err(e) => {
+                say!("problem: chmod 600 {shown}: {e}");
+                return false;
+            }
+        }
+    }
+    match crate::sign::Signer::load_or_create(&key.path) {
+        Ok(_) => true,
+        Err(e) => {
+            say!("problem: signing key: {e}: runs are not signed");
+            false
+        }
+    }
+}
+
+fn store_doctor(args: &DoctorArgs, ctx: &Context) -> Result<u8> {
     let store_dir = ctx.store_dir();
     let report = doctor::check(store_dir);
     say!("store: {}", report.path);

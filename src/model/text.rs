@@ -7,14 +7,21 @@ use std::borrow::Cow;
 
 /// Characters that change how text is shown rather than being shown: the C0 and C1 control
 /// characters (newlines, tabs, ESC, DEL, ...), the bidirectional overrides and isolates
-/// (which reorder what follows them: "Trojan Source") and the Unicode line and paragraph
-/// separators.
+/// (which reorder what follows them: "Trojan Source"), the Unicode line and paragraph
+/// separators, and the characters shown as nothing (the zero-width space, the
+/// byte-order mark, the soft hyphen, word joiners, tag characters, the Hangul fillers),
+/// which make two different names look the same. (The zero-width joiners are left: scripts
+/// such as Persian and emoji sequences need them.)
 pub fn is_unsafe(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
             '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
                 | '\u{2028}' | '\u{2029}'
+                | '\u{00ad}' | '\u{034f}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+                | '\u{180e}' | '\u{200b}' | '\u{2060}'..='\u{2064}'
+                | '\u{3164}' | '\u{feff}' | '\u{ffa0}'
+                | '\u{e0000}'..='\u{e007f}'
         )
 }
 
@@ -125,6 +132,13 @@ mod tests {
         assert_eq!(escape("abc\u{202e}txt.exe"), "abc\\u{202e}txt.exe");
         assert_eq!(escape("\u{2066}x\u{2069}"), "\\u{2066}x\\u{2069}");
         assert_eq!(escape("café 模型"), "café 模型");
+        // Shown as nothing, so two names look the same: made visible.
+        assert_eq!(escape("data\u{200b}.csv"), "data\\u{200b}.csv");
+        assert_eq!(
+            escape("\u{feff}x\u{ad}y\u{e0041}"),
+            "\\u{feff}x\\u{ad}y\\u{e0041}"
+        );
+        assert_eq!(escape("می\u{200c}خواهم"), "می\u{200c}خواهم");
         assert_eq!(escape_bytes(b"in\xff.csv\n"), "in\\xff.csv\\n");
     }
 

@@ -119,6 +119,16 @@ pub fn check(dir: &Path) -> Report {
         (PathBuf::from(format!("{}-wal", db.display())), false),
         (PathBuf::from(format!("{}-shm", db.display())), false),
     ] {
+        if let Ok(meta) = std::fs::metadata(&path)
+            && !meta.is_file()
+        {
+            // A FIFO or a device would hang SQLite and every command: never opened.
+            report.problems.push(format!(
+                "{} is not a regular file: move it away (lineage never opens it)",
+                path.display()
+            ));
+            return report;
+        }
         match permission(&path, 0o600) {
             Ok(Some(p)) => {
                 readable = false;
@@ -253,6 +263,10 @@ fn unreadable_records(conn: &Connection) -> Vec<String> {
 /// after a bad one are checked against the checksum their predecessor claims. Only frames
 /// not yet copied into the database can be lost: lineage checkpoints after every write.
 fn wal_frames_lost(wal: &Path) -> Option<String> {
+    // Never opened unless a regular file (a FIFO would hang the read).
+    if !std::fs::metadata(wal).ok()?.is_file() {
+        return None;
+    }
     let bytes = std::fs::read(wal).ok()?;
     if bytes.len() < 32 {
         return None;

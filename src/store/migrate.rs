@@ -34,9 +34,29 @@ impl Store {
         self.conn.busy_timeout(Duration::from_secs(30))?;
         match journal {
             Journal::Wal => {
-                self.conn
-                    .pragma_update(None, "journal_mode", "WAL")
-                    .context("enabling WAL")?;
+                // Once a store is in WAL mode it stays so: nothing to change, no lock taken.
+                // On a new store many first jobs may switch it at once, and the switch can
+                // fail busy without waiting on the busy handler: retried for the same 30 s.
+                let mode: String = self
+                    .conn
+                    .pragma_query_value(None, "journal_mode", |r| r.get(0))
+                    .unwrap_or_default();
+                if !mode.eq_ignore_ascii_case("wal") {
+                    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                    loop {
+                        match self.conn.pragma_update(None, "journal_mode", "WAL") {
+                            Ok(()) => break,
+                            Err(e)
+                                if e.sqlite_error_code()
+                                    == Some(rusqlite::ErrorCode::DatabaseBusy)
+                                    && std::time::Instant::now() < deadline =>
+                            {
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            Err(e) => return Err(anyhow::Error::new(e).context("enabling WAL")),
+                        }
+                    }
+                }
                 self.conn.pragma_update(None, "synchronous", "NORMAL")?;
             }
             Journal::Delete => {

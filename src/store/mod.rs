@@ -163,6 +163,17 @@ impl Store {
             });
         }
         let db = dir.join(DB_FILE);
+        // A FIFO, a device or a directory in place of the database or its WAL or shm file
+        // would hang or mislead every command: refused, named.
+        for name in [DB_FILE, "lineage.db-wal", "lineage.db-shm"] {
+            if let Ok(meta) = std::fs::metadata(dir.join(name))
+                && !meta.is_file()
+            {
+                return Err(fail(
+                    format!("{name} in it is not a regular file: move it away").into(),
+                ));
+            }
+        }
         // Create the database file 0600 first: SQLite gives its WAL and shm files the
         // database file's permissions.
         OpenOptions::new()
@@ -248,6 +259,15 @@ pub(crate) fn key_in(dir: &Path) -> ([u8; 32], Option<String>) {
                         );
                     }
                     Ok(()) => {
+                        // Set aside user-only: a key that was open to others stays no more
+                        // open than the store (best effort; a link or another's file may
+                        // refuse, and nothing is written through a link).
+                        if std::fs::symlink_metadata(&aside).is_ok_and(|m| m.is_file()) {
+                            let _ = std::fs::set_permissions(
+                                &aside,
+                                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                            );
+                        }
                         warning = Some(format!(
                             "{} {why}: set aside as {} and a new key made (secrets redacted before no longer compare equal in `lineage diff`)",
                             path.display(),

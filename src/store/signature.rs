@@ -14,7 +14,7 @@ use serde_json::{Map, Value as Json};
 use super::Store;
 use super::inbound;
 use super::schema;
-use crate::model::{Hash, Seal};
+use crate::model::{Capture, Hash, Seal};
 use crate::sign::{self, Signer};
 
 /// Names the serialisation inside the record itself, so a signature over one format can
@@ -136,29 +136,55 @@ impl Store {
 
     /// A blob or a manifest run `id` names whose bytes are not what its hash says.
     fn damaged_contents(&self, id: &str) -> Result<Option<String>> {
-        let refs = super::bundle::blob_refs(
-            &self.conn,
-            &format!("SELECT id, capture FROM runs WHERE id = '{}'", id.replace('\'', "''")),
-            &format!(
-                "SELECT artifact FROM edges WHERE run_id = '{}' AND role = 'config' AND artifact IS NOT NULL",
-                id.replace('\'', "''")
-            ),
-        )
-        .unwrap_or_default();
+        // The blobs the record says were kept (patch, untracked files kept, configs,
+        // package list): each must be there and be its bytes.
+        let capture: Option<String> = self
+            .conn
+            .query_row("SELECT capture FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten();
+        let Some(capture) = capture.and_then(|c| serde_json::from_str::<Capture>(&c).ok()) else {
+            return Ok(Some("its capture cannot be read".into()));
+        };
+        let mut kept: Vec<Hash> = Vec::new();
+        if let Some(g) = &capture.git {
+            if let Some(p) = g.patch {
+                kept.push(g.patch_redacted.unwrap_or(p));
+            }
+            for u in g.untracked.iter().filter(|u| u.stored) {
+                kept.push(u.redacted_blob.unwrap_or(u.hash));
+            }
+        }
+        if let Some(p) = capture.software.python.as_ref().and_then(|p| p.packages) {
+            kept.push(p);
+        }
+        let mut configs = self.conn.prepare_cached(
+            "SELECT path, artifact FROM edges WHERE run_id = ?1 AND role = 'config' AND artifact IS NOT NULL",
+        )?;
+        let configs: Vec<(String, String)> = configs
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()
+            .unwrap_or_default();
+        for (path, artifact) in configs {
+            match capture.config_redacted.get(&path) {
+                Some(redacted) => kept.push(*redacted),
+                None => kept.extend(Hash::parse(&artifact)),
+            }
+        }
         let mut blob = self
             .conn
             .prepare_cached("SELECT data FROM blobs WHERE hash = ?1")?;
-        for h in refs {
-            let data: Option<Value> = blob.query_row([&h], |r| r.get(0)).optional()?;
-            let intact = match &data {
-                None => true, // not kept (over the size caps): nothing to check
-                Some(Value::Blob(b)) => Hash::of(b).to_hex() == h,
-                Some(_) => false,
+        for h in kept {
+            let hex = h.to_hex();
+            let data: Option<Value> = blob.query_row([&hex], |r| r.get(0)).optional()?;
+            let why = match &data {
+                None => Some("are missing"),
+                Some(Value::Blob(b)) if Hash::of(b) == h => None,
+                Some(_) => Some("are not those bytes"),
             };
-            if !intact {
-                return Ok(Some(format!(
-                    "the stored bytes of blake3:{h} are not those bytes"
-                )));
+            if let Some(why) = why {
+                return Ok(Some(format!("the kept bytes of blake3:{hex} {why}")));
             }
         }
         let mut dirs = self.conn.prepare_cached(

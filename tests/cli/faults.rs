@@ -786,3 +786,39 @@ fn doctor_as_an_ordinary_user_says_permission_denied_not_missing() {
     assert_eq!(mode_of(&store), 0o700);
     assert_eq!(code(&as_nobody(&["list"])), 0);
 }
+
+/// Signals whose default would kill lineage but that a job may handle (a scheduler's
+/// SIGXCPU, SIGALRM, ...) reach the job once, and lineage keeps the job's exit code.
+#[test]
+fn a_scheduler_signal_the_job_handles_never_kills_lineage() {
+    let env = Env::new();
+    let job = COUNTING_JOB.replace(
+        "signal.signal(signal.SIGTERM, lambda s, f: None)",
+        "signal.signal(signal.SIGXCPU, lambda s, f: None)\nsignal.signal(signal.SIGALRM, lambda s, f: None)",
+    );
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "--", "python3", "-c", &job])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("lineage");
+    wait_for(&env.path("ready"));
+    for (sig, target) in [
+        ("-XCPU", format!("-{}", child.id())),
+        ("-ALRM", child.id().to_string()),
+    ] {
+        let status = Command::new("kill")
+            .args([sig, "--", &target])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    env.write("stop", "");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(code(&out), 3, "the job's own code: {}", stderr(&out));
+    let count = std::fs::read_to_string(env.path("count")).expect("count");
+    assert_eq!(count.lines().count(), 2, "each handled once");
+    assert_eq!(env.show(None)["status"], "failed");
+}

@@ -205,6 +205,12 @@ fn crafted_bundles_are_refused_whole_naming_the_table_and_row() {
             "is not a run's resources",
         ),
         (
+            "env-name-with-equals",
+            "UPDATE runs SET capture = json_set(capture, '$.env.\"PATH=/evil:/usr/bin\"', 'x');"
+                .into(),
+            "is not one an environment can hold",
+        ),
+        (
             "capture-garbage",
             "UPDATE runs SET capture = '{\"git\": 7}';".into(),
             "capture: cannot be read as a capture",
@@ -629,6 +635,54 @@ fn a_blob_of_the_wrong_type_is_tampered_not_an_error() {
     assert_eq!((rc, standing_of(&all, &runs[0]).as_str()), (4, "tampered"));
 }
 
+/// Kept bytes the record names that are gone from the store: tampered too.
+#[test]
+fn a_kept_blob_that_is_gone_is_tampered() {
+    let (env, runs) = source();
+    assert_eq!(verify(&env, "model.pt").0, 0);
+    env.db().execute("DELETE FROM blobs", []).expect("delete");
+    let (rc, all) = verify(&env, "model.pt");
+    assert_eq!((rc, standing_of(&all, &runs[0]).as_str()), (4, "tampered"));
+}
+
+/// The kernel's files are not content: a declared input under /proc is refused before the
+/// job starts (reading /proc/self would never end); a FIFO in place of the store's
+/// database hangs no command.
+#[test]
+fn kernel_files_as_inputs_and_special_files_in_the_store_are_refused() {
+    let env = Env::local();
+    env.init_repo();
+    std::os::unix::fs::symlink("/proc/self", env.path("self")).expect("link");
+    for input in ["/proc/self", "self", "/sys/kernel"] {
+        let out = env.cmd(["run", "-i", input, "--", "true"]);
+        assert_eq!(code(&out), 125, "{input}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("inside /proc, /sys or /dev"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    env.record(&["--", "true"]);
+    let wal = env.store.join("lineage.db-wal");
+    let _ = std::fs::remove_file(&wal);
+    let st = std::process::Command::new("mkfifo")
+        .arg(&wal)
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+    for args in [vec!["list"], vec!["doctor"]] {
+        let out = env.cmd(&args);
+        assert_ne!(code(&out), 0, "{args:?}");
+        assert!(
+            stderr(&out).contains("not a regular file")
+                || stdout(&out).contains("not a regular file"),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
 /// `-o` onto a device or a FIFO (`-o /dev/null`, `-o /dev/stdout`) writes through it; it never
 /// replaces the special file with a regular one (as root, `-o /dev/null` did).
 #[test]
@@ -801,4 +855,27 @@ fn the_plan_names_a_recorded_bash_function() {
         "{}",
         stdout(&out)
     );
+}
+
+/// doctor reports a signing key open to others (runs are not signed with it) and --repair
+/// makes it user-only.
+#[test]
+fn doctor_reports_and_repairs_a_signing_key_open_to_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::local();
+    env.init_repo();
+    env.record(&["--", "true"]);
+    let key = env.root().join("home/.config/lineage/signing.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = env.cmd(["doctor"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("can be read or written by others"),
+        "{}",
+        stdout(&out)
+    );
+    let out = env.cmd(["doctor", "--repair"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 }

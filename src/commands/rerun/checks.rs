@@ -252,6 +252,11 @@ pub fn recheck(
 fn environment(r: &RunRecord, checks: &mut Checks) -> Env {
     let mut env = Vec::new();
     for (name, value) in &r.capture.env {
+        // A name no environment can hold (from a store edited by hand; imports refuse it)
+        // would set another variable than the plan shows: left out.
+        if name.is_empty() || name.contains(['=', '\0']) {
+            continue;
+        }
         if r.capture.env_redacted.contains_key(name) {
             match std::env::var_os(name) {
                 Some(v) => {
@@ -514,6 +519,19 @@ const LOOKUP_VARIABLES: &[&str] = &[
     "HOME",
     "BASH_ENV",
     "ENV",
+    "ZDOTDIR",
+    "JAVA_HOME",
+    "OPENSSL_CONF",
+    "OPENSSL_ENGINES",
+    "OPENSSL_MODULES",
+    "GIT_SSH_COMMAND",
+    "GIT_SSH",
+    "GIT_EXEC_PATH",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG_SYSTEM",
+    "PERL5DB",
+    "GLIBC_TUNABLES",
+    "MALLOC_CONF",
     "SHELLOPTS",
     "BASHOPTS",
     "PS4",
@@ -537,7 +555,7 @@ const LOOKUP_VARIABLES: &[&str] = &[
 /// Whether a variable changes how programs, libraries or modules are found.
 pub fn is_lookup_variable(name: &str) -> bool {
     LOOKUP_VARIABLES.contains(&name)
-        || ["LD_", "DYLD_", "PYTHON", "CONDA_", "BASH_FUNC_"]
+        || ["LD_", "DYLD_", "PYTHON", "CONDA_", "BASH_FUNC_", "LUA_INIT"]
             .iter()
             .any(|p| name.starts_with(p))
         || name.ends_with("PATH")

@@ -226,6 +226,19 @@ fn check_declared(cwd: &Path, path: &Path, is_config: bool) -> Result<(), Error>
         cause: source,
     };
     let full = cwd.join(path);
+    // The kernel's files (/proc, /sys, /dev) are not content: /proc/self alone leads to the
+    // whole filesystem and to files that never end.
+    // (/dev/shm is memory-backed storage many jobs keep data in: it is content.)
+    if let Ok(real) = std::fs::canonicalize(&full)
+        && ["/proc", "/sys", "/dev"]
+            .iter()
+            .any(|k| real.starts_with(k))
+        && !real.starts_with("/dev/shm")
+    {
+        return Err(unreadable(std::io::Error::other(
+            "inside /proc, /sys or /dev: kernel files are not content lineage can identify",
+        )));
+    }
     // Readable now, or the job would run with an input lineage cannot identify.
     let readable = |kind: &PathKind| match kind {
         PathKind::File => std::fs::File::open(&full).map(drop),
