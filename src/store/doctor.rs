@@ -262,7 +262,7 @@ fn unreadable_records(conn: &Connection) -> Vec<String> {
 /// when its salts are the header's and its checksum continues the one before it; the frames
 /// after a bad one are checked against the checksum their predecessor claims. Only frames
 /// not yet copied into the database can be lost: lineage checkpoints after every write.
-fn wal_frames_lost(wal: &Path) -> Option<String> {
+pub(crate) fn wal_frames_lost(wal: &Path) -> Option<String> {
     // Never opened unless a regular file (a FIFO would hang the read).
     if !std::fs::metadata(wal).ok()?.is_file() {
         return None;
@@ -273,8 +273,15 @@ fn wal_frames_lost(wal: &Path) -> Option<String> {
     }
     let word = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
     let magic = word(&bytes, 0);
+    let unreadable = || {
+        Some(format!(
+            "{}: the WAL header is damaged, so SQLite ignores the whole WAL ({} bytes)",
+            wal.display(),
+            bytes.len()
+        ))
+    };
     if magic & !1 != 0x377f_0682 {
-        return None;
+        return unreadable();
     }
     // The checksums' byte order: big-endian words when the magic's low bit is set.
     let big = magic & 1 == 1;
@@ -297,7 +304,7 @@ fn wal_frames_lost(wal: &Path) -> Option<String> {
     let page = word(&bytes, 8) as usize;
     let page = if page == 1 { 65536 } else { page };
     if !page.is_power_of_two() || !(512..=65536).contains(&page) {
-        return None;
+        return unreadable();
     }
     let salts = (word(&bytes, 16), word(&bytes, 20));
     let header_sum = (word(&bytes, 24), word(&bytes, 28));

@@ -182,8 +182,16 @@ impl Store {
             .mode(0o600)
             .open(&db)
             .map_err(|e| fail(e.into()))?;
+        // A damaged WAL loses what was written after the damage, and the next write would
+        // overwrite the evidence: a copy is set aside first (only a WAL with frames is read;
+        // lineage empties it after every write).
+        let damage = keep_damaged_wal(dir);
         let conn = Connection::open(&db).map_err(|e| fail(e.into()))?;
         let (journal, notice) = journal_for(dir);
+        let notice = match (notice, damage) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
         let mut store = Store {
             conn,
             dir: dir.to_path_buf(),
@@ -380,6 +388,34 @@ fn join_argv(argv: &[Vec<u8>]) -> Vec<u8> {
 
 fn split_argv(raw: &[u8]) -> Vec<Vec<u8>> {
     raw.split(|b| *b == 0).map(<[u8]>::to_vec).collect()
+}
+
+/// If the store's WAL is damaged (`doctor::wal_frames_lost`), copy it aside, user-only, and
+/// say so: the evidence outlives the next write.
+fn keep_damaged_wal(dir: &Path) -> Option<String> {
+    let wal = dir.join("lineage.db-wal");
+    let meta = std::fs::metadata(&wal).ok()?;
+    if !meta.is_file() || meta.len() == 0 {
+        return None;
+    }
+    let why = doctor::wal_frames_lost(&wal)?;
+    let aside = dir.join(format!(
+        "lineage.db-wal.damaged-{}",
+        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.6fZ")
+    ));
+    let copied = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&aside)
+        .and_then(|mut out| std::io::copy(&mut std::fs::File::open(&wal)?, &mut out));
+    Some(match copied {
+        Ok(_) => format!(
+            "{why}; a copy is kept as {}: run `lineage doctor`",
+            aside.display()
+        ),
+        Err(e) => format!("{why}; it could not be copied aside ({e}): run `lineage doctor`"),
+    })
 }
 
 #[cfg(test)]

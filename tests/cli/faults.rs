@@ -557,6 +557,57 @@ fn doctor_finds_a_damaged_wal_frame_followed_by_valid_ones() {
         "{}",
         stdout(&out)
     );
+    // The next ordinary command keeps the evidence before its own writes replace the WAL,
+    // and says so.
+    let out = env.cmd(["list"]);
+    assert!(
+        stderr(&out).contains("a copy is kept as"),
+        "{}",
+        stderr(&out)
+    );
+    let kept = std::fs::read_dir(&env.store)
+        .expect("store")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("lineage.db-wal.damaged-")
+        })
+        .count();
+    assert_eq!(kept, 1);
+}
+
+/// A WAL whose header is damaged (a flipped bit in its magic number or page size) is
+/// ignored whole by SQLite: doctor says so.
+#[test]
+fn doctor_finds_a_wal_whose_header_is_damaged() {
+    for at in [3usize, 9] {
+        let env = Env::new();
+        env.record(&["--", "true"]);
+        let db = env.store.join("lineage.db");
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .expect("pragma");
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .expect("no checkpoint on close");
+        conn.execute("UPDATE runs SET cwd = '/w'", [])
+            .expect("commit");
+        drop(conn);
+        let wal = env.store.join("lineage.db-wal");
+        let mut bytes = std::fs::read(&wal).expect("wal");
+        bytes[at] ^= 0x10;
+        std::fs::write(&wal, bytes).expect("write");
+        let out = env.cmd(["doctor"]);
+        assert_eq!(code(&out), 1, "byte {at}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains("the WAL header is damaged"),
+            "byte {at}: {}",
+            stdout(&out)
+        );
+    }
 }
 
 #[test]
