@@ -175,16 +175,16 @@ fn json(text: &str, all_secret: bool) -> Option<String> {
                     _ => {
                         let mut flag_value = false;
                         match stack.last_mut() {
-                            Some(Container::Object { at_name, named, .. }) => {
-                                if *at_name && is_secret_name(inner) {
-                                    *named = true;
-                                }
+                            Some(Container::Object { at_name, named, .. })
+                                if *at_name && is_secret_name(inner) =>
+                            {
+                                *named = true;
                             }
                             Some(Container::Array { after_flag, .. }) => {
                                 flag_value = std::mem::take(after_flag) && !inner.starts_with('-');
                                 *after_flag = is_secret_flag(inner);
                             }
-                            None => {}
+                            _ => {}
                         }
                         if (value_secret(&stack) || flag_value)
                             && !is_harmless(inner)
