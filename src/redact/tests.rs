@@ -727,3 +727,20 @@ fn names_with_a_word_after_the_secret_word_and_bot_tokens() {
     // Secret by a weak word: its small counts stay in clear (`--eval_pass 2`).
     assert_eq!(names::secrecy("eval_pass"), names::Secrecy::Weak);
 }
+
+#[test]
+fn a_name_value_pair_with_its_value_first() {
+    let p = policy();
+    assert_eq!(
+        p.redact_text("env:\n  - value: s1\n    name: HF_TOKEN\n  - value: '0.1'\n    name: LR\n"),
+        "env:\n  - value: [REDACTED]\n    name: HF_TOKEN\n  - value: '0.1'\n    name: LR\n"
+    );
+    assert_eq!(
+        p.redact_text("env: [{value: s2, name: OPENAI_API_KEY}, {value: '1', name: LR}]\n"),
+        "env: [{value: [REDACTED], name: OPENAI_API_KEY}, {value: '1', name: LR}]\n"
+    );
+    assert_eq!(
+        p.redact_text(r#"{"env": [{"value": "s3", "name": "HF_TOKEN"}]}"#),
+        r#"{"env": [{"value": "[REDACTED]", "name": "HF_TOKEN"}]}"#
+    );
+}

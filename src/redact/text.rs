@@ -283,7 +283,8 @@ fn lines(text: &str, scan: &Scan) -> String {
     // The indent of a list item that is a secret flag: the next item is its value
     // (`args: [--api-key, x]` in block style).
     let mut flag_item: Option<usize> = None;
-    for raw in text.split_inclusive('\n') {
+    let all: Vec<&str> = text.split_inclusive('\n').collect();
+    for (at, &raw) in all.iter().enumerate() {
         let (line, eol) = split_eol(raw);
         let margin = match scan.mode {
             Mode::Text => 0,
@@ -393,7 +394,9 @@ fn lines(text: &str, scan: &Scan) -> String {
         }
         if let Some(c) = KEY_LINE.captures(rest).filter(|c| is_key(c)) {
             let key = unquote(c["key"].trim());
-            let by_name = named == Some(key_indent) && is_value_key(key);
+            let by_name = is_value_key(key)
+                && (named == Some(key_indent)
+                    || (scan.mode == Mode::Text && named_below(&all[at + 1..], key_indent)));
             let secret = context_secret || by_name || is_secret_path(key);
             let value_raw = &c["value"];
             let value_at = rest_at + c.name("value").map_or(0, |m| m.start());
@@ -446,6 +449,32 @@ fn lines(text: &str, scan: &Scan) -> String {
         out.push_str(raw);
     }
     out
+}
+
+/// Whether a `name:` that names a secret follows in the same mapping, at this indent, before
+/// the mapping ends (`- value: x` then `  name: HF_TOKEN`).
+fn named_below(rest: &[&str], key_indent: usize) -> bool {
+    for raw in rest {
+        let (line, _) = split_eol(raw);
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if indent < key_indent || (indent == key_indent && trimmed.starts_with("- ")) {
+            return false;
+        }
+        if indent > key_indent {
+            continue;
+        }
+        if let Some(c) = KEY_LINE.captures(trimmed).filter(|c| is_key(c))
+            && is_name_key(unquote(c["key"].trim()))
+        {
+            let (value, _) = split_value(c["value"].trim_start());
+            return is_secret_name(unquote(value));
+        }
+    }
+    false
 }
 
 /// `name`, `key`, `variable`, `var`: the key of a name/value pair's name.
@@ -776,6 +805,14 @@ static NAMED_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("the name/value pattern is a valid regex")
 });
 
+/// The same with the value first: `{value: x, name: HF_TOKEN}`.
+static VALUE_NAMED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?m)(?P<pre>(?:^|[ \t,{(\[])["']?(?i:value|val)["']?[ \t]*(?::|=)[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',}\]]+)(?P<post>[ \t]*,[ \t]*["']?(?i:name|key|variable|var)["']?[ \t]*(?::|=)[ \t]*["']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*))"#,
+    )
+    .expect("the value/name pattern is a valid regex")
+});
+
 /// A secret flag and its value as items of a list: `["--api-key", "x"]`, `[--hf-token, x]`.
 static LIST_FLAG: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -1023,6 +1060,10 @@ fn patterns(text: &str, scan: &Scan) -> String {
         out = replace_secret_values(&out, &NAMED_VALUE, |c, _| {
             (is_secret_name(&c["name"]) && !is_harmless(&c["value"]))
                 .then(|| format!("{}{}", &c["pre"], replacement(&c["value"])))
+        });
+        out = replace_secret_values(&out, &VALUE_NAMED, |c, _| {
+            (is_secret_name(&c["name"]) && !is_harmless(&c["value"]))
+                .then(|| format!("{}{}{}", &c["pre"], replacement(&c["value"]), &c["post"]))
         });
     }
     if out.contains(',') && out.contains('-') {
