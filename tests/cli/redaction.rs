@@ -136,7 +136,7 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
     env.write(
         "cfg.yaml",
         format!(
-            "model:\n  hidden_size: 2048\nauth:\n  user: bob\n  pass: {}\npasswords:\n  - {}\n  - {}\ndb:\n  password: |\n    {}\n    {}\n  host: db.local\ntls:\n  private_key: |\n    -----BEGIN RSA PRIVATE KEY-----\n    {}\n    -----END RSA PRIVATE KEY-----\nwandb:\n  api_key: \"{}\"\nsetup: \"export API_TOKEN={}\"\nstorage: {{account_key: {}}}\nkaggle_key: {}\nwebhook: \"https://discord.com/api/webhooks/123/{}\"\nauth_header: \"Basic {}\"\nenv:\n  - name: OPENAI_API_KEY\n    value: {}\n  - name: LR\n    value: '0.1'\n  - {{name: WANDB_API_KEY, value: {}}}\n  - {{key: HF_TOKEN, value: {}}}\nargs: [\"--api-key\", \"{}\", \"--lr\", \"0.1\"]\ncommand:\n  - python\n  - --hf-token\n  - {}\ncmd: \"docker run --env=PASSWORD={} img\"\n",
+            "model:\n  hidden_size: 2048\nauth:\n  user: bob\n  pass: {}\npasswords:\n  - {}\n  - {}\ndb:\n  password: |\n    {}\n    {}\n  host: db.local\ntls:\n  private_key: |\n    -----BEGIN RSA PRIVATE KEY-----\n    {}\n    -----END RSA PRIVATE KEY-----\nwandb:\n  api_key: \"{}\"\nsetup: \"export API_TOKEN={}\"\nstorage: {{account_key: {}}}\nkaggle_key: {}\nwebhook: \"https://discord.com/api/webhooks/123/{}\"\nauth_header: \"Basic {}\"\nenv:\n  - name: OPENAI_API_KEY\n    value: {}\n  - name: LR\n    value: '0.1'\n  - {{name: WANDB_API_KEY, value: {}}}\n  - {{key: HF_TOKEN, value: {}}}\n  - value: {}\n    name: GITHUB_TOKEN\nargs: [\"--api-key\", \"{}\", \"--lr\", \"0.1\"]\ncommand:\n  - python\n  - --hf-token\n  - {}\ncmd: \"docker run --env=PASSWORD={} img\"\n",
             c.plant("config yaml", "E34-yaml-auth-pass"),
             c.plant("config yaml", "E35-yaml-list-1"),
             c.plant("config yaml", "E36-yaml-list-2"),
@@ -153,6 +153,7 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
             c.plant("config yaml k8s env", "E100-k8s-env-block"),
             c.plant("config yaml k8s env", "E101-k8s-env-flow"),
             c.plant("config yaml k8s env", "E102-key-value-flow"),
+            c.plant("config yaml k8s env", "E132-value-first"),
             c.plant("config yaml argv list", "E103-args-list"),
             c.plant("config yaml argv list", "E104-command-block"),
             c.plant("config yaml string", "E105-cmd-env-eq"),
@@ -507,7 +508,7 @@ fn a_corpus_of_secrets_on_every_channel_reaches_nothing_lineage_writes_or_prints
     let out = output_within(cmd, Duration::from_secs(60));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let planted = corpus.planted.len();
-    assert!(planted >= 131, "only {planted} secrets planted");
+    assert!(planted >= 132, "only {planted} secrets planted");
     let run = env.show(None);
     let id = run["id"].as_str().expect("id").to_string();
     // Every channel was really captured: the configs, the untracked files, the patch.
