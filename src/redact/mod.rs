@@ -331,7 +331,8 @@ impl Policy {
     pub fn redact_argv(&self, argv: &[Vec<u8>]) -> RedactedArgv {
         let mut stored_argv = Vec::with_capacity(argv.len());
         let mut fingerprints = BTreeMap::new();
-        let mut value_is_secret = false;
+        // The secret flag the next argument is the value of (`--password`, `-pass`).
+        let mut secret_flag: Option<String> = None;
         let decoded: Vec<(bytes::Encoding, String)> =
             argv.iter().map(|a| bytes::decode(a)).collect();
         let words: Vec<&str> = decoded.iter().map(|(_, a)| a.as_str()).collect();
@@ -339,19 +340,22 @@ impl Policy {
         let by_program = programs::secrets(&words);
         for (i, raw) in argv.iter().enumerate() {
             let (encoding, arg) = (decoded[i].0, decoded[i].1.clone());
-            let after_secret_flag = std::mem::take(&mut value_is_secret) && i > 0;
+            let after_secret_flag = secret_flag.take().filter(|_| i > 0);
             let stored = if let Some((_, r)) = by_program.iter().find(|(n, _)| *n == i && i > 0) {
                 format!("{}{REDACTED}{}", &arg[..r.start], &arg[r.end..])
-            } else if after_secret_flag && !is_option(&arg) && !names::is_harmless(&arg) {
+            } else if let Some(flag) = after_secret_flag
+                && !is_option(&arg)
+                && !names::is_harmless_under(&flag, &arg)
+            {
                 REDACTED.to_string()
             } else if let Some(c) = ASSIGNMENT.captures(&arg)
                 && self.is_secret_key(&c["key"])
-                && !names::is_harmless(&c["value"])
+                && !names::is_harmless_under(&c["key"], &c["value"])
             {
                 format!("{}={REDACTED}", &c["key"])
             } else {
                 if i > 0 && is_flag(&arg) && self.is_secret_key(&arg) {
-                    value_is_secret = true;
+                    secret_flag = Some(arg.clone());
                 }
                 self.redact_text(&arg)
             };
@@ -373,12 +377,27 @@ impl Policy {
     /// references excepted), and a string anywhere loses what it holds; every value of a
     /// config that is secret by its name (`.env`, `*.pem`) is redacted.
     pub fn redact_params(&self, params: Vec<Param>) -> Redacted<Vec<Param>> {
+        let mut by_sibling = std::collections::BTreeSet::new();
+        let mut sources: Vec<&str> = params.iter().map(|p| p.source.as_str()).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        for source in sources {
+            let same: Vec<(&str, &Value)> = params
+                .iter()
+                .filter(|p| p.source == source)
+                .map(|p| (p.key.as_str(), &p.value))
+                .collect();
+            for key in self.secret_by_sibling(&same) {
+                by_sibling.insert((source.to_string(), key));
+            }
+        }
         Redacted(
             params
                 .into_iter()
                 .map(|p| {
-                    let whole =
-                        p.source != "cli" && file_kind(Path::new(&p.source)) != FileKind::Text;
+                    let whole = (p.source != "cli"
+                        && file_kind(Path::new(&p.source)) != FileKind::Text)
+                        || by_sibling.contains(&(p.source.clone(), p.key.clone()));
                     let value = self.param_value(&p.key, p.value, whole);
                     Param { value, ..p }
                 })
@@ -389,7 +408,9 @@ impl Policy {
     fn param_value(&self, key: &str, value: Value, whole: bool) -> Value {
         let secret = whole || self.is_secret_key(key);
         match value {
-            Value::String(s) if secret && !names::is_harmless(&s) => Value::String(REDACTED.into()),
+            Value::String(s) if secret && !self.harmless(key, &s, whole) => {
+                Value::String(REDACTED.into())
+            }
             Value::String(s) => {
                 let leaf = key.rsplit(['.', '/', ':']).next().unwrap_or(key);
                 let scheme = text::is_auth_header_name(leaf)
@@ -397,7 +418,9 @@ impl Policy {
                     .flatten();
                 Value::String(scheme.unwrap_or_else(|| self.redact_text(&s)))
             }
-            Value::Number(_) if secret => Value::String(REDACTED.into()),
+            Value::Number(n) if secret && !self.harmless(key, &n.to_string(), whole) => {
+                Value::String(REDACTED.into())
+            }
             Value::Array(items) => Value::Array(
                 items
                     .into_iter()
@@ -488,17 +511,78 @@ impl Policy {
         }
     }
 
+    /// Whether a value found under a secret key carries no secret: harmless, or a small count
+    /// under a weakly secret key (`pass: 1`) unless every value is secret (`whole`).
+    fn harmless(&self, key: &str, value: &str, whole: bool) -> bool {
+        if whole {
+            names::is_harmless(value)
+        } else {
+            names::is_harmless_under(key, value)
+        }
+    }
+
+    /// The keys of flattened params made secret by a sibling: the `value` beside a `name`
+    /// (or `key`) that names a secret (Kubernetes' `env: [{name: HF_TOKEN, value: x}]`), and
+    /// the item after a secret flag in a list (`args: ["--api-key", x]`).
+    fn secret_by_sibling(&self, params: &[(&str, &Value)]) -> Vec<String> {
+        let get = |key: &str| {
+            params
+                .iter()
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, v)| v.as_str())
+        };
+        let mut out = Vec::new();
+        for (key, value) in params {
+            let (parent, leaf) = match key.rsplit_once('.') {
+                Some((p, l)) => (Some(p), l),
+                None => (None, *key),
+            };
+            let sibling = |name: &str| match parent {
+                Some(p) => get(&format!("{p}.{name}")),
+                None => get(name),
+            };
+            let secret = if text::is_value_key(leaf) {
+                params
+                    .iter()
+                    .filter(|(k, _)| match (parent, k.rsplit_once('.')) {
+                        (Some(p), Some((kp, kl))) => kp == p && text::is_name_key(kl),
+                        (None, None) => text::is_name_key(k),
+                        _ => false,
+                    })
+                    .filter_map(|(_, v)| v.as_str())
+                    .any(|n| self.is_secret_name(n))
+            } else if let Ok(index) = leaf.parse::<usize>()
+                && index > 0
+            {
+                let item = value.as_str().unwrap_or_default();
+                sibling(&(index - 1).to_string())
+                    .is_some_and(|flag| is_flag(flag) && self.is_secret_key(flag))
+                    && !is_option(item)
+                    && !names::is_harmless(item)
+            } else {
+                false
+            };
+            if secret {
+                out.push(key.to_string());
+            }
+        }
+        out
+    }
+
     /// The secret string values among a config's params, as `keep`'s `known`.
     pub fn secret_values(&self, source: &Path, params: &[(String, Value)]) -> Vec<String> {
         let whole = file_kind(source) != FileKind::Text;
+        let borrowed: Vec<(&str, &Value)> = params.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let by_sibling = self.secret_by_sibling(&borrowed);
         params
             .iter()
             .filter(|(key, value)| {
-                (whole || self.is_secret_key(key)) && !matches!(value, Value::Bool(_) | Value::Null)
+                (whole || by_sibling.contains(key) || self.is_secret_key(key))
+                    && !matches!(value, Value::Bool(_) | Value::Null)
             })
             .filter_map(|(_, value)| match value {
                 Value::String(s) if !names::is_harmless(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
+                Value::Number(n) if !names::is_small_count(&n.to_string()) => Some(n.to_string()),
                 _ => None,
             })
             .collect()

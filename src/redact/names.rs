@@ -12,7 +12,6 @@ const ALWAYS: &[&str] = &[
     "passwd",
     "passphrase",
     "passcode",
-    "passkey",
     "secret",
     "credential",
     "apikey",
@@ -153,8 +152,71 @@ const TOKENIZER: &[&str] = &[
     "word",
     "sub",
     "eod",
-    "bot",
     "pretokenize",
+    // Chat templates' and retrieval models' markers: `response_token`, `start_of_turn_token`,
+    // `tool_call_token`, `query_token`, `ignore_token` (a label's ignore index).
+    "response",
+    "turn",
+    "system",
+    "user",
+    "assistant",
+    "human",
+    "query",
+    "ignore",
+    "call",
+    "prompt",
+    "instruction",
+    "answer",
+    "question",
+    "role",
+    "chat",
+    "doc",
+    "nl",
+    "ctrl",
+    "label",
+    "pause",
+    "func",
+    "function",
+    "quad",
+    "ref",
+    "box",
+    "reasoning",
+    "im",
+];
+
+/// Words after a secret word that still name the secret itself (its variant, its
+/// environment, its encoding), not a property of it: `HF_TOKEN_WRITE`, `GITHUB_TOKEN_RO`,
+/// `OPENAI_API_KEY_PROD`, `PRIVATE_KEY_BASE64`. Vendors (`TOKEN_GITHUB`, `KEY_OPENAI`) count
+/// too: the credential words' qualifiers.
+const SUFFIXES: &[&str] = &[
+    "write",
+    "read",
+    "readonly",
+    "ro",
+    "rw",
+    "prod",
+    "production",
+    "dev",
+    "development",
+    "staging",
+    "stage",
+    "test",
+    "ci",
+    "team",
+    "org",
+    "personal",
+    "admin",
+    "local",
+    "base64",
+    "b64",
+    "hex",
+    "pem",
+    "raw",
+    "encoded",
+    "value",
+    "primary",
+    "secondary",
+    "backup",
 ];
 
 /// Words before `key` or `keys` that make it a credential: `api_key`, `ssh_key`,
@@ -219,6 +281,7 @@ const KEY_QUALIFIERS: &[&str] = &[
     "datadog",
     "dd",
     "github",
+    "gh",
     "gitlab",
     "slack",
     "discord",
@@ -335,15 +398,54 @@ pub fn secrecy(name: &str) -> Secrecy {
         }
     }
     let strong = |yes: bool| if yes { Secrecy::Strong } else { Secrecy::Clear };
-    match last.as_str() {
-        "token" => strong(!prev.is_some_and(|p| TOKENIZER.contains(&p))),
+    let by_last = match last.as_str() {
+        "token" => strong(!is_tokenizer_token(&words, words.len() - 1)),
         "key" | "keys" => strong(prev.is_some_and(|p| KEY_QUALIFIERS.contains(&p))),
+        // `passkey`, `DB_PASSKEY`; `passkey_depth` (a retrieval benchmark's) is no secret.
+        w if w.contains("passkey") => Secrecy::Strong,
+        // `GH_PAT`, `GITLAB_PAT`: a personal access token.
+        "pat" => strong(prev.is_some_and(|p| KEY_QUALIFIERS.contains(&p))),
         // `pass_phrase`, `pass_word`, `pass_code`: the one-word forms spelt apart.
         "phrase" | "word" | "code" if prev == Some("pass") => Secrecy::Strong,
         "auth" | "pass" if !prev.is_some_and(|p| PASS_NOT.contains(&p)) => Secrecy::Weak,
         "pwd" | "pw" if words.len() > 1 => Secrecy::Weak,
         _ => Secrecy::Clear,
+    };
+    if by_last != Secrecy::Clear {
+        return by_last;
     }
+    // A credential word before the last: `HF_TOKEN_WRITE`, `TOKEN_GITHUB`,
+    // `OPENAI_API_KEY_PROD`, `KEY_OPENAI`; not `token_dropout`, `key_dim`, `token_type_ids`.
+    let suffix =
+        |w: &String| SUFFIXES.contains(&w.as_str()) || KEY_QUALIFIERS.contains(&w.as_str());
+    for i in 0..words.len() - 1 {
+        let before = i.checked_sub(1).map(|b| words[b].as_str());
+        let after = &words[i + 1..];
+        let secret = match words[i].as_str() {
+            "token" => !is_tokenizer_token(&words, i) && after.iter().all(suffix),
+            "key" | "keys" => match before {
+                Some("pass") => false,
+                Some(b) => KEY_QUALIFIERS.contains(&b),
+                None => after.iter().all(suffix),
+            },
+            _ => false,
+        };
+        if secret {
+            return Secrecy::Strong;
+        }
+    }
+    Secrecy::Clear
+}
+
+/// Whether the `token` at `at` is a tokenizer's (`pad_token`, `start_of_turn_token`): the
+/// word before it is a tokenizer's, and no credential's qualifier stands before that
+/// (`SLACK_USER_TOKEN` is a credential, `user_token` a chat template's marker).
+fn is_tokenizer_token(words: &[String], at: usize) -> bool {
+    at > 0
+        && TOKENIZER.contains(&words[at - 1].as_str())
+        && !words[..at - 1]
+            .iter()
+            .any(|w| KEY_QUALIFIERS.contains(&w.as_str()))
 }
 
 /// Whether a path of keys names a secret: any of its parts does (`auth.pass`,
@@ -363,6 +465,54 @@ pub fn path_secrecy(path: &str) -> Secrecy {
         .map(secrecy)
         .max()
         .unwrap_or(Secrecy::Clear)
+}
+
+/// A value that carries no secret under this key path: a harmless value, or a small count
+/// (one or two digits) under a name secret only by a weak word, `pass: 1`, `--eval_pass 2`,
+/// ffmpeg's `-pass 1` (a pass of an encoder, not a password).
+/// Under a name secret only as a `token` (`label_token`, `<x>_token`), a special token's
+/// marker (`<|im_start|>`, `</s>`, `[Q]`) is none either: a tokenizer's setting.
+pub fn is_harmless_under(path: &str, value: &str) -> bool {
+    if is_harmless(value) {
+        return true;
+    }
+    let secrecy = path_secrecy(path);
+    (secrecy == Secrecy::Weak && is_small_count(value))
+        || (secrecy == Secrecy::Strong && secret_only_as_token(path) && is_token_marker(value))
+}
+
+/// Whether the path is secret by its last part alone, and that only by a last word `token`.
+fn secret_only_as_token(path: &str) -> bool {
+    let path = path.trim_start_matches(['-', '+', '~', '$']);
+    let mut parts = path.rsplit(['.', '/', ':']).filter(|p| !p.is_empty());
+    let Some(last) = parts.next() else {
+        return false;
+    };
+    if parts.any(|p| secrecy(p) != Secrecy::Clear) {
+        return false;
+    }
+    let words = words(last);
+    words.last().is_some_and(|w| w == "token")
+        && words[..words.len() - 1].iter().all(|w| {
+            !ALWAYS.iter().any(|a| w.contains(a))
+                && !ALWAYS_WORDS.contains(&w.as_str())
+                && !KEY_QUALIFIERS.contains(&w.as_str())
+        })
+}
+
+/// `<|im_start|>`, `</s>`, `<start_of_turn>`, `[Q]`, `[SEP]`: a special token's marker, 32
+/// characters at most, in angle or square brackets, no blank in it.
+pub fn is_token_marker(value: &str) -> bool {
+    let v = value.trim().trim_matches(['"', '\'']);
+    let bracketed =
+        (v.starts_with('<') && v.ends_with('>')) || (v.starts_with('[') && v.ends_with(']'));
+    bracketed && (3..=32).contains(&v.len()) && !v.contains(char::is_whitespace)
+}
+
+/// `1`, `"2"`, `10`: one or two digits.
+pub fn is_small_count(value: &str) -> bool {
+    let v = value.trim().trim_matches(['"', '\'']).trim();
+    (1..=2).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A value that carries no secret whatever its key: empty, a boolean, null, a reference to

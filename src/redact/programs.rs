@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use super::names::is_harmless;
+use super::names::{is_harmless, is_secret_name};
 
 /// How a program takes its password after a flag.
 #[derive(Clone, Copy)]
@@ -98,9 +98,26 @@ const LOGIN_TOOLS: &[&str] = &[
     "docker", "podman", "nerdctl", "buildah", "skopeo", "helm", "oras", "crane", "az", "wandb",
 ];
 
+/// Subcommands that set a named setting to the value after its name, by the word before
+/// them: `aws configure set NAME VALUE`, `npm config set NAME VALUE`, `dvc remote modify
+/// [--local] REMOTE NAME VALUE`, `git config [--global] NAME VALUE`. After one, a name whose
+/// last part is secret makes the next word secret (`aws_secret_access_key X`, `//host/:_authToken X`,
+/// `password X`).
+const SETTERS: &[(&str, &str)] = &[
+    ("configure", "set"),
+    ("config", "set"),
+    ("remote", "modify"),
+    ("remote", "add"),
+    ("git", "config"),
+    ("config", "add"),
+];
+
 /// Every program a rule names, for a quick look before tokenizing a text.
 pub fn might_hold(text: &str) -> bool {
-    text.contains("--user")
+    text.contains(" set ")
+        || text.contains(" modify ")
+        || text.contains(" config ")
+        || text.contains("--user")
         || text.contains("--proxy-user")
         || text.contains("login")
         || RULES
@@ -154,10 +171,25 @@ pub fn secrets<S: AsRef<str>>(words: &[S]) -> Vec<(usize, Range<usize>)> {
     // Whether the word at hand may be the program: the first word, or one after only options,
     // assignments, keys and numbers, or any word after a wrapper (`sudo -u root mysql`).
     let (mut leading, mut wrapped, mut login) = (true, false, false);
+    // Whether a setter subcommand (`config set`) was seen: a secret name's next word is secret.
+    let mut setting = false;
     let mut i = 0;
     while i < words.len() {
         let word = words[i].as_ref();
         let name = program_of(word);
+        let next = words.get(i + 1).map(AsRef::as_ref);
+        if i > 0 && SETTERS.contains(&(program_of(words[i - 1].as_ref()), word)) {
+            setting = true;
+        } else if setting
+            && !word.starts_with('-')
+            // By its last part: `credential.helper store` sets no secret.
+            && is_secret_name(word.rsplit(['.', '/', ':']).next().unwrap_or(word))
+            && let Some(n) = next.filter(|n| !n.starts_with('-') && !is_harmless(n))
+        {
+            out.push((i + 1, 0..n.len()));
+            i += 2;
+            continue;
+        }
         if program.is_none() && (leading || wrapped) {
             if RULES.iter().any(|(ps, _, _)| ps.contains(&name))
                 || CONTAINER_TOOLS.contains(&name)
@@ -174,7 +206,6 @@ pub fn secrets<S: AsRef<str>>(words: &[S]) -> Vec<(usize, Range<usize>)> {
             }
         }
         leading = leading && may_lead(word);
-        let next = words.get(i + 1).map(AsRef::as_ref);
         let mut take_next = false;
         if let Some(p) = program.filter(|p| LOGIN_TOOLS.contains(p)) {
             if word == "login" {

@@ -454,3 +454,293 @@ fn fingerprints_compare_without_revealing() {
     assert_ne!(p.fingerprint("a"), p.fingerprint("b"));
     assert!(!p.fingerprint("hunter2").contains("hunter2"));
 }
+
+#[test]
+fn a_pair_given_as_an_options_value_is_redacted() {
+    let p = policy();
+    let argv: Vec<Vec<u8>> = [
+        "tool",
+        "--env=PASSWORD=s1",
+        "--build-arg=API_KEY=s2",
+        "--set=db.password=s3",
+        "--conf=spark.hadoop.fs.s3a.secret.key=s4",
+        "--var=db_password=s5",
+        "--from-literal=password=s6",
+        "--extra-vars=ansible_password=s7",
+        "--define=password=s8",
+        "--env=\"HF_TOKEN=s9\"",
+        "--env=LR=0.1",
+        "--set=image.tag=v1",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let stored = strings(p.redact_argv(&argv).argv.get());
+    assert_eq!(
+        stored[1..],
+        [
+            "--env=PASSWORD=[REDACTED]",
+            "--build-arg=API_KEY=[REDACTED]",
+            "--set=db.password=[REDACTED]",
+            "--conf=spark.hadoop.fs.s3a.secret.key=[REDACTED]",
+            "--var=db_password=[REDACTED]",
+            "--from-literal=password=[REDACTED]",
+            "--extra-vars=ansible_password=[REDACTED]",
+            "--define=password=[REDACTED]",
+            "--env=\"HF_TOKEN=[REDACTED]\"",
+            "--env=LR=0.1",
+            "--set=image.tag=v1",
+        ]
+    );
+    // In a script and in a config's string value too.
+    assert_eq!(
+        p.redact_text("docker run --env=HF_TOKEN=s10 img"),
+        "docker run --env=HF_TOKEN=[REDACTED] img"
+    );
+    assert_eq!(
+        p.redact_text("cmd: \"docker run --env=PASSWORD=s11 img\"\n"),
+        "cmd: \"docker run --env=PASSWORD=[REDACTED] img\"\n"
+    );
+}
+
+#[test]
+fn name_value_pairs_and_argv_lists_in_configs() {
+    let p = policy();
+    let yaml = "env:\n  - name: OPENAI_API_KEY\n    value: s1\n  - name: LR\n    value: '0.1'\n  - {name: WANDB_API_KEY, value: s2}\n  - {key: HF_TOKEN, value: s3}\nargs: [\"--api-key\", \"s4\", \"--lr\", \"0.1\"]\ncommand:\n  - python\n  - --hf-token\n  - s5\n  - --epochs\n  - '3'\n";
+    let out = p.redact_text(yaml);
+    for s in ["s1", "s2", "s3", "s4", "s5"] {
+        assert!(
+            !out.contains(&format!("{s}\n"))
+                && !out.contains(&format!("{s}\""))
+                && !out.contains(&format!("{s}}}")),
+            "{s} in {out}"
+        );
+    }
+    assert!(out.contains("value: '0.1'"), "{out}");
+    assert!(out.contains("\"--lr\", \"0.1\""), "{out}");
+    assert!(out.contains("- '3'"), "{out}");
+    let json = "{\"containers\": [{\"env\": [\n  {\"name\": \"OPENAI_API_KEY\",\n   \"value\": \"s6\"},\n  {\"name\": \"LR\", \"value\": \"1\"}],\n \"args\": [\"--api-key\",\n  \"s7\", \"--lr\", \"1\"]}]}";
+    let out = p.redact_text(json);
+    assert!(!out.contains("s6") && !out.contains("s7"), "{out}");
+    assert!(
+        out.contains("\"value\": \"1\"") && out.contains("\"--lr\", \"1\""),
+        "{out}"
+    );
+
+    // The params, flattened: by their siblings.
+    let param = |k: &str, v: &str| Param {
+        key: k.into(),
+        value: Value::from(v),
+        source: "job.yaml".into(),
+    };
+    let params = p.redact_params(vec![
+        param("env.0.name", "OPENAI_API_KEY"),
+        param("env.0.value", "s8"),
+        param("env.1.name", "LR"),
+        param("env.1.value", "0.1"),
+        param("args.0", "--api-key"),
+        param("args.1", "s9"),
+        param("args.2", "--lr"),
+        param("args.3", "0.1"),
+    ]);
+    let got: Vec<&str> = params
+        .get()
+        .iter()
+        .map(|p| p.value.as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "OPENAI_API_KEY",
+            REDACTED,
+            "LR",
+            "0.1",
+            "--api-key",
+            REDACTED,
+            "--lr",
+            "0.1"
+        ]
+    );
+    let known = p.secret_values(
+        Path::new("job.yaml"),
+        &[
+            ("env.0.name".into(), Value::from("HF_TOKEN")),
+            ("env.0.value".into(), Value::from("s10-long-value")),
+        ],
+    );
+    assert_eq!(known, ["s10-long-value"]);
+}
+
+#[test]
+fn connection_strings_and_positional_settings() {
+    let p = policy();
+    assert_eq!(
+        p.redact_text("Server=h;Uid=u;Pwd=s1;"),
+        "Server=h;Uid=u;Pwd=[REDACTED];"
+    );
+    assert_eq!(p.redact_text("PWD=/tmp/x"), "PWD=/tmp/x");
+    let argv: Vec<Vec<u8>> = [
+        "aws",
+        "configure",
+        "set",
+        "aws_secret_access_key",
+        "s2",
+        "npm",
+        "config",
+        "set",
+        "//registry.npmjs.org/:_authToken",
+        "s3",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let stored = strings(p.redact_argv(&argv).argv.get());
+    assert_eq!(stored[4], REDACTED);
+    assert_eq!(stored[9], REDACTED);
+    assert_eq!(
+        p.redact_text(
+            "dvc remote modify --local r password s4; git config --global credential.helper store"
+        ),
+        "dvc remote modify --local r password [REDACTED]; git config --global credential.helper store"
+    );
+}
+
+#[test]
+fn ml_settings_that_sound_like_secrets_stay_in_clear() {
+    let p = policy();
+    let argv: Vec<Vec<u8>> = [
+        "ffmpeg",
+        "-pass",
+        "1",
+        "--eval_pass",
+        "2",
+        "--passkey_depth",
+        "0.5",
+        "--response_token",
+        "<|assistant|>",
+        "--ignore_token",
+        "-100",
+        "--label_token=<l>",
+        "--pass=2",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let stored = p.redact_argv(&argv);
+    assert!(
+        stored.fingerprints.is_empty(),
+        "{:?}",
+        strings(stored.argv.get())
+    );
+    // A longer value under `pass` is a password still; a marker under a credential is one.
+    let argv: Vec<Vec<u8>> = ["x", "--pass", "hunter2", "--hf_token=<x>", "-pass", "1234"]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    assert_eq!(
+        strings(p.redact_argv(&argv).argv.get()),
+        [
+            "x",
+            "--pass",
+            REDACTED,
+            "--hf_token=[REDACTED]",
+            "-pass",
+            REDACTED
+        ]
+    );
+    let json = r#"{"start_of_turn_token": "<start_of_turn>", "query_token": "[Q]", "eval": {"pass": 2, "final_pass": 1}, "passkey_len": 5, "auth": {"pass": 2}}"#;
+    let out = p.redact_text(json);
+    assert!(
+        out.contains("\"<start_of_turn>\"") && out.contains("\"[Q]\""),
+        "{out}"
+    );
+    assert!(out.contains("\"pass\": 2, \"final_pass\": 1"), "{out}");
+    // Under a secret parent (`auth`), every value is secret.
+    assert!(out.ends_with(r#""auth": {"pass": "[REDACTED]"}}"#), "{out}");
+    let yaml = "eval:\n  pass: 1\nuser_token: \"<|user|>\"\ndb:\n  pass: 12345\n";
+    assert_eq!(
+        p.redact_text(yaml),
+        "eval:\n  pass: 1\nuser_token: \"<|user|>\"\ndb:\n  pass: [REDACTED]\n"
+    );
+    let param = |k: &str, v: Value| Param {
+        key: k.into(),
+        value: v,
+        source: "cfg.yaml".into(),
+    };
+    let params = p.redact_params(vec![
+        param("eval.pass", Value::from(1)),
+        param("eval.pass_str", Value::from("2")),
+        param("chat.system_token", Value::from("<|system|>")),
+        param("kv_cache.session_key", Value::from("run-42")),
+    ]);
+    let got: Vec<String> = params.get().iter().map(|p| p.value.to_string()).collect();
+    assert_eq!(got, ["1", "\"2\"", "\"<|system|>\"", "\"[REDACTED]\""]);
+}
+
+#[test]
+fn names_with_a_word_after_the_secret_word_and_bot_tokens() {
+    for name in [
+        "TELEGRAM_BOT_TOKEN",
+        "DISCORD_BOT_TOKEN",
+        "SLACK_BOT_TOKEN",
+        "BOT_TOKEN",
+        "SLACK_USER_TOKEN",
+        "HF_TOKEN_WRITE",
+        "OPENAI_API_KEY_PROD",
+        "GITHUB_TOKEN_RO",
+        "PRIVATE_KEY_BASE64",
+        "WANDB_KEY_TEAM",
+        "KEY_OPENAI",
+        "TOKEN_GITHUB",
+        "GH_PAT",
+        "GITLAB_PAT",
+        "passkey",
+        "DB_PASSKEY",
+        "session_key",
+        "secret_sauce",
+    ] {
+        assert!(names::is_secret_name(name), "{name} should be secret");
+    }
+    for name in [
+        "token_id",
+        "key_dim",
+        "max_tokens",
+        "token_type_ids",
+        "token_dropout",
+        "token_embedding",
+        "key_value_heads",
+        "HF_TOKEN_PATH",
+        "passkey_depth",
+        "pass_key_depth",
+        "response_token",
+        "start_of_turn_token",
+        "end_of_turn_token",
+        "system_token",
+        "user_token",
+        "query_token",
+        "ignore_token",
+        "tool_call_token",
+        "pat",
+    ] {
+        assert!(!names::is_secret_name(name), "{name} should stay clear");
+    }
+    // Secret by a weak word: its small counts stay in clear (`--eval_pass 2`).
+    assert_eq!(names::secrecy("eval_pass"), names::Secrecy::Weak);
+}
+
+#[test]
+fn a_name_value_pair_with_its_value_first() {
+    let p = policy();
+    assert_eq!(
+        p.redact_text("env:\n  - value: s1\n    name: HF_TOKEN\n  - value: '0.1'\n    name: LR\n"),
+        "env:\n  - value: [REDACTED]\n    name: HF_TOKEN\n  - value: '0.1'\n    name: LR\n"
+    );
+    assert_eq!(
+        p.redact_text("env: [{value: s2, name: OPENAI_API_KEY}, {value: '1', name: LR}]\n"),
+        "env: [{value: [REDACTED], name: OPENAI_API_KEY}, {value: '1', name: LR}]\n"
+    );
+    assert_eq!(
+        p.redact_text(r#"{"env": [{"value": "s3", "name": "HF_TOKEN"}]}"#),
+        r#"{"env": [{"value": "[REDACTED]", "name": "HF_TOKEN"}]}"#
+    );
+}

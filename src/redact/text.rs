@@ -23,7 +23,7 @@ use std::sync::LazyLock;
 use regex::{Captures, Regex};
 
 use super::REDACTED;
-use super::names::{is_harmless, is_secret_name, is_secret_path};
+use super::names::{is_harmless, is_harmless_under, is_secret_name, is_secret_path};
 
 /// How to read the text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,9 +71,17 @@ enum Container {
         secret: bool,
         want_key: bool,
         value_secret: bool,
+        /// The key at hand when the value is secret by it alone: what is harmless under it
+        /// (`pass: 1`, `label_token: "<l>"`) stays.
+        value_key: Option<String>,
+        /// The key at hand is `name` or `key`; `named`: it named a secret, so `value` is one.
+        at_name: bool,
+        named: bool,
     },
     Array {
         secret: bool,
+        /// The item before was a secret flag (`["--api-key", "x"]`).
+        after_flag: bool,
     },
 }
 
@@ -85,8 +93,15 @@ fn json(text: &str, all_secret: bool) -> Option<String> {
     let mut stack: Vec<Container> = Vec::new();
     let value_secret = |stack: &[Container]| match stack.last() {
         Some(Container::Object { value_secret, .. }) => *value_secret,
-        Some(Container::Array { secret }) => *secret,
+        Some(Container::Array { secret, .. }) => *secret,
         None => false,
+    };
+    let harmless_under_key = |stack: &[Container], value: &str| match stack.last() {
+        Some(Container::Object {
+            value_key: Some(key),
+            ..
+        }) => super::names::is_harmless_under(key, value),
+        _ => false,
     };
     let mut i = 0;
     while i < bytes.len() {
@@ -107,13 +122,19 @@ fn json(text: &str, all_secret: bool) -> Option<String> {
                     secret,
                     want_key: true,
                     value_secret: secret,
+                    value_key: None,
+                    at_name: false,
+                    named: false,
                 });
                 out.push('{');
                 i += 1;
             }
             b'[' => {
                 let secret = value_secret(&stack);
-                stack.push(Container::Array { secret });
+                stack.push(Container::Array {
+                    secret,
+                    after_flag: false,
+                });
                 out.push('[');
                 i += 1;
             }
@@ -132,19 +153,43 @@ fn json(text: &str, all_secret: bool) -> Option<String> {
             b'"' => {
                 let end = string_end(bytes, i)?;
                 let token = &text[i..end];
+                let inner = &token[1..token.len() - 1];
                 match stack.last_mut() {
                     Some(Container::Object {
                         secret,
                         want_key,
                         value_secret,
+                        value_key,
+                        at_name,
+                        named,
                     }) if *want_key => {
                         *want_key = false;
-                        *value_secret =
-                            *secret || all_secret || is_secret_path(&token[1..token.len() - 1]);
+                        let by_name = *named && is_value_key(inner);
+                        let by_key = is_secret_path(inner);
+                        *value_secret = *secret || all_secret || by_name || by_key;
+                        *value_key = (!*secret && !all_secret && !by_name && by_key)
+                            .then(|| inner.to_string());
+                        *at_name = is_name_key(inner);
                         out.push_str(token);
                     }
                     _ => {
-                        if value_secret(&stack) && !is_harmless(&token[1..token.len() - 1]) {
+                        let mut flag_value = false;
+                        match stack.last_mut() {
+                            Some(Container::Object { at_name, named, .. })
+                                if *at_name && is_secret_name(inner) =>
+                            {
+                                *named = true;
+                            }
+                            Some(Container::Array { after_flag, .. }) => {
+                                flag_value = std::mem::take(after_flag) && !inner.starts_with('-');
+                                *after_flag = is_secret_flag(inner);
+                            }
+                            _ => {}
+                        }
+                        if (value_secret(&stack) || flag_value)
+                            && !is_harmless(inner)
+                            && !harmless_under_key(&stack, inner)
+                        {
                             out.push('"');
                             out.push_str(REDACTED);
                             out.push('"');
@@ -165,7 +210,10 @@ fn json(text: &str, all_secret: bool) -> Option<String> {
                 if !literal && !token.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
                     return None;
                 }
-                if !literal && value_secret(&stack) {
+                if let Some(Container::Array { after_flag, .. }) = stack.last_mut() {
+                    *after_flag = false;
+                }
+                if !literal && value_secret(&stack) && !harmless_under_key(&stack, token) {
                     out.push('"');
                     out.push_str(REDACTED);
                     out.push('"');
@@ -229,7 +277,14 @@ fn lines(text: &str, scan: &Scan) -> String {
     let mut stack: Vec<Frame> = Vec::new();
     let mut section_secret = false;
     let mut swallow: Option<Swallow> = None;
-    for raw in text.split_inclusive('\n') {
+    // The indent of a mapping whose `name:` names a secret: its `value:` is one
+    // (Kubernetes' `env: [{name: HF_TOKEN, value: x}]`).
+    let mut named: Option<usize> = None;
+    // The indent of a list item that is a secret flag: the next item is its value
+    // (`args: [--api-key, x]` in block style).
+    let mut flag_item: Option<usize> = None;
+    let all: Vec<&str> = text.split_inclusive('\n').collect();
+    for (at, &raw) in all.iter().enumerate() {
         let (line, eol) = split_eol(raw);
         let margin = match scan.mode {
             Mode::Text => 0,
@@ -320,13 +375,36 @@ fn lines(text: &str, scan: &Scan) -> String {
             rest = after;
         }
         let rest_at = margin + key_indent;
+        if named.is_some_and(|n| key_indent < n || (is_item && key_indent <= n)) {
+            named = None;
+        }
+        let after_flag = is_item && flag_item == Some(indent);
+        flag_item = (is_item && is_secret_flag(unquote(rest))).then_some(indent);
+        if after_flag
+            && !rest.starts_with('-')
+            && !is_harmless(rest)
+            && !KEY_LINE.captures(rest).is_some_and(|c| is_key(&c))
+        {
+            let (replaced, next) = redact_value(rest, key_indent);
+            out.push_str(&line[..rest_at]);
+            out.push_str(&replaced);
+            out.push_str(eol);
+            swallow = next;
+            continue;
+        }
         if let Some(c) = KEY_LINE.captures(rest).filter(|c| is_key(c)) {
             let key = unquote(c["key"].trim());
-            let secret = context_secret || is_secret_path(key);
+            let by_name = is_value_key(key)
+                && (named == Some(key_indent)
+                    || (scan.mode == Mode::Text && named_below(&all[at + 1..], key_indent)));
+            let secret = context_secret || by_name || is_secret_path(key);
             let value_raw = &c["value"];
             let value_at = rest_at + c.name("value").map_or(0, |m| m.start());
             let lead_ws = value_raw.len() - value_raw.trim_start().len();
             let (value, tail) = split_value(value_raw.trim_start());
+            if is_name_key(key) && is_secret_name(unquote(value)) {
+                named = Some(key_indent);
+            }
             if value.is_empty() || is_anchor_or_tag(value) {
                 stack.push(Frame {
                     indent: key_indent,
@@ -342,7 +420,9 @@ fn lines(text: &str, scan: &Scan) -> String {
             let (replaced, next) = redact_value(value, key_indent);
             // `"""`, `|`, an open quote: a value that goes on below, never harmless.
             let opens = replaced == value || matches!(next, Some(Swallow::Until(_)));
-            if !opens && is_harmless(value) {
+            // `pass: 1`, `label_token: "<l>"`: harmless under this key, when it alone is secret.
+            let harmless_here = !context_secret && !by_name && is_harmless_under(key, value);
+            if !opens && (is_harmless(value) || harmless_here) {
                 out.push_str(raw);
                 continue;
             }
@@ -369,6 +449,52 @@ fn lines(text: &str, scan: &Scan) -> String {
         out.push_str(raw);
     }
     out
+}
+
+/// Whether a `name:` that names a secret follows in the same mapping, at this indent, before
+/// the mapping ends (`- value: x` then `  name: HF_TOKEN`).
+fn named_below(rest: &[&str], key_indent: usize) -> bool {
+    for raw in rest {
+        let (line, _) = split_eol(raw);
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if indent < key_indent || (indent == key_indent && trimmed.starts_with("- ")) {
+            return false;
+        }
+        if indent > key_indent {
+            continue;
+        }
+        if let Some(c) = KEY_LINE.captures(trimmed).filter(|c| is_key(c))
+            && is_name_key(unquote(c["key"].trim()))
+        {
+            let (value, _) = split_value(c["value"].trim_start());
+            return is_secret_name(unquote(value));
+        }
+    }
+    false
+}
+
+/// `name`, `key`, `variable`, `var`: the key of a name/value pair's name.
+pub(super) fn is_name_key(key: &str) -> bool {
+    ["name", "key", "variable", "var"]
+        .iter()
+        .any(|k| key.eq_ignore_ascii_case(k))
+}
+
+/// `value`, `val`: the key of a name/value pair's value.
+pub(super) fn is_value_key(key: &str) -> bool {
+    ["value", "val"].iter().any(|k| key.eq_ignore_ascii_case(k))
+}
+
+/// `--api-key`, `-password`: a flag (no `=`, no blank) that names a secret.
+fn is_secret_flag(word: &str) -> bool {
+    word.len() > 1
+        && word.starts_with('-')
+        && !word.contains(['=', ' ', '\t'])
+        && is_secret_path(word)
 }
 
 /// Whether a match of KEY_LINE is a key: YAML's `:` is followed by a space or the end
@@ -566,6 +692,8 @@ pub const CREDENTIAL_PATTERNS: &[(&[&str], &str)] = &[
         &[".webhook.office.com/"],
         r"[A-Za-z0-9\-]+\.webhook\.office\.com/webhook[A-Za-z0-9]*/[A-Za-z0-9@/_\-]+",
     ),
+    // age's secret keys.
+    (&["AGE-SECRET-KEY-1"], r"AGE-SECRET-KEY-1[0-9A-Z]{20,}"),
     // A PEM private key's first line (its block is removed whole by PEM_BLOCK).
     (
         &["-----BEGIN "],
@@ -667,6 +795,43 @@ static PAIR: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("the pair pattern is a valid regex")
 });
+
+/// A name/value pair on one line: `{name: HF_TOKEN, value: x}`, `{"key": "API_KEY",
+/// "value": "x"}` (Kubernetes' `env`, many tools' variables).
+static NAMED_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?m)(?P<pre>(?:^|[ \t,{(\[])["']?(?i:name|key|variable|var)["']?[ \t]*(?::|=)[ \t]*["']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*,[ \t]*["']?(?i:value|val)["']?[ \t]*(?::|=)[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',}\]]+)"#,
+    )
+    .expect("the name/value pattern is a valid regex")
+});
+
+/// The same with the value first: `{value: x, name: HF_TOKEN}`.
+static VALUE_NAMED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?m)(?P<pre>(?:^|[ \t,{(\[])["']?(?i:value|val)["']?[ \t]*(?::|=)[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',}\]]+)(?P<post>[ \t]*,[ \t]*["']?(?i:name|key|variable|var)["']?[ \t]*(?::|=)[ \t]*["']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*))"#,
+    )
+    .expect("the value/name pattern is a valid regex")
+});
+
+/// A secret flag and its value as items of a list: `["--api-key", "x"]`, `[--hf-token, x]`.
+static LIST_FLAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?m)(?P<pre>(?:^|[\[, \t])["']?--?(?P<flag>[A-Za-z][A-Za-z0-9_.\-]*)["']?[ \t]*,[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',\]\[{}][^ \t\r\n"',\]]*)"#,
+    )
+    .expect("the list flag pattern is a valid regex")
+});
+
+/// `PASSWORD=x` inside the value of an option (`--env=PASSWORD=x`).
+static INNER_PAIR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?P<key>[A-Za-z_+~/][A-Za-z0-9_.\-/:]*)=(?P<value>.+)$")
+        .expect("the inner pair pattern is a valid regex")
+});
+
+/// ODBC's and ADO.NET's `Pwd=x` in a connection string (`Server=h;Uid=u;Pwd=x;`): `pwd`
+/// alone is the working directory, so only where a `;` stands beside it.
+fn is_connection_pwd(key: &str, pre: &str, end: &str) -> bool {
+    key.eq_ignore_ascii_case("pwd") && (pre.starts_with(';') || end.starts_with(';'))
+}
 
 /// `--password value`, `-passphrase value`.
 static FLAG_VALUE: LazyLock<Regex> = LazyLock::new(|| {
@@ -891,6 +1056,25 @@ fn patterns(text: &str, scan: &Scan) -> String {
             .then(|| format!("{}{REDACTED}", &c["pre"]))
         });
     }
+    if out.contains(',') && (out.contains("alue") || out.contains("ALUE")) {
+        out = replace_secret_values(&out, &NAMED_VALUE, |c, _| {
+            (is_secret_name(&c["name"]) && !is_harmless(&c["value"]))
+                .then(|| format!("{}{}", &c["pre"], replacement(&c["value"])))
+        });
+        out = replace_secret_values(&out, &VALUE_NAMED, |c, _| {
+            (is_secret_name(&c["name"]) && !is_harmless(&c["value"]))
+                .then(|| format!("{}{}{}", &c["pre"], replacement(&c["value"]), &c["post"]))
+        });
+    }
+    if out.contains(',') && out.contains('-') {
+        out = replace_secret_values(&out, &LIST_FLAG, |c, _| {
+            let value = &c["value"];
+            (is_secret_path(&c["flag"])
+                && !unquote(value).starts_with('-')
+                && !is_harmless_under(&c["flag"], value))
+            .then(|| format!("{}{}", &c["pre"], replacement(value)))
+        });
+    }
     if out.contains(['=', ':']) {
         out = replace_secret_values(&out, &PAIR, |c, end| {
             let called = end.starts_with(['(', '[']);
@@ -898,8 +1082,26 @@ fn patterns(text: &str, scan: &Scan) -> String {
             let scheme = end.starts_with([' ', '\t'])
                 && end.trim_start_matches([' ', '\t']).starts_with(REDACTED)
                 && SCHEME_WORD.is_match(&c["value"]);
-            (is_secret_path(&c["key"]) && !is_harmless(&c["value"]) && !called && !scheme)
-                .then(|| format!("{}{}", &c["pre"], replacement(&c["value"])))
+            let (key, value) = (&c["key"], &c["value"]);
+            if called || scheme {
+                return None;
+            }
+            if (is_secret_path(key) || is_connection_pwd(key, &c["pre"], end))
+                && !is_harmless_under(key, value)
+            {
+                return Some(format!("{}{}", &c["pre"], replacement(value)));
+            }
+            // `--env=PASSWORD=x`, `--set=db.password=x`, `--build-arg="API_KEY=x"`: a pair
+            // given as the value of an option.
+            let (q, inner) = match value.chars().next() {
+                Some(q @ ('"' | '\'')) if value.len() >= 2 && value.ends_with(q) => {
+                    (&value[..1], &value[1..value.len() - 1])
+                }
+                _ => ("", value),
+            };
+            let nested = INNER_PAIR.captures(inner)?;
+            (is_secret_path(&nested["key"]) && !is_harmless_under(&nested["key"], &nested["value"]))
+                .then(|| format!("{}{q}{}={REDACTED}{q}", &c["pre"], &nested["key"]))
         });
     }
     if out.contains("</") {
@@ -911,7 +1113,7 @@ fn patterns(text: &str, scan: &Scan) -> String {
     }
     if out.contains('-') && out.contains([' ', '\t']) {
         out = replace_secret_values(&out, &FLAG_VALUE, |c, _| {
-            (is_secret_path(&c["flag"]) && !is_harmless(&c["value"]))
+            (is_secret_path(&c["flag"]) && !is_harmless_under(&c["flag"], &c["value"]))
                 .then(|| format!("{}{}", &c["pre"], replacement(&c["value"])))
         });
     }

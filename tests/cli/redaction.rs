@@ -136,7 +136,7 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
     env.write(
         "cfg.yaml",
         format!(
-            "model:\n  hidden_size: 2048\nauth:\n  user: bob\n  pass: {}\npasswords:\n  - {}\n  - {}\ndb:\n  password: |\n    {}\n    {}\n  host: db.local\ntls:\n  private_key: |\n    -----BEGIN RSA PRIVATE KEY-----\n    {}\n    -----END RSA PRIVATE KEY-----\nwandb:\n  api_key: \"{}\"\nsetup: \"export API_TOKEN={}\"\nstorage: {{account_key: {}}}\nkaggle_key: {}\nwebhook: \"https://discord.com/api/webhooks/123/{}\"\nauth_header: \"Basic {}\"\n",
+            "model:\n  hidden_size: 2048\nauth:\n  user: bob\n  pass: {}\npasswords:\n  - {}\n  - {}\ndb:\n  password: |\n    {}\n    {}\n  host: db.local\ntls:\n  private_key: |\n    -----BEGIN RSA PRIVATE KEY-----\n    {}\n    -----END RSA PRIVATE KEY-----\nwandb:\n  api_key: \"{}\"\nsetup: \"export API_TOKEN={}\"\nstorage: {{account_key: {}}}\nkaggle_key: {}\nwebhook: \"https://discord.com/api/webhooks/123/{}\"\nauth_header: \"Basic {}\"\nenv:\n  - name: OPENAI_API_KEY\n    value: {}\n  - name: LR\n    value: '0.1'\n  - {{name: WANDB_API_KEY, value: {}}}\n  - {{key: HF_TOKEN, value: {}}}\n  - value: {}\n    name: GITHUB_TOKEN\nargs: [\"--api-key\", \"{}\", \"--lr\", \"0.1\"]\ncommand:\n  - python\n  - --hf-token\n  - {}\ncmd: \"docker run --env=PASSWORD={} img\"\n",
             c.plant("config yaml", "E34-yaml-auth-pass"),
             c.plant("config yaml", "E35-yaml-list-1"),
             c.plant("config yaml", "E36-yaml-list-2"),
@@ -150,16 +150,25 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
             c.plant("config yaml", "E92discordTOKEN"),
             // base64 of `E93user:E93pw`.
             c.plant("config yaml", "RTkzdXNlcjpFOTNwdw=="),
+            c.plant("config yaml k8s env", "E100-k8s-env-block"),
+            c.plant("config yaml k8s env", "E101-k8s-env-flow"),
+            c.plant("config yaml k8s env", "E102-key-value-flow"),
+            c.plant("config yaml k8s env", "E132-value-first"),
+            c.plant("config yaml argv list", "E103-args-list"),
+            c.plant("config yaml argv list", "E104-command-block"),
+            c.plant("config yaml string", "E105-cmd-env-eq"),
         ),
     );
     env.write(
         "cfg.json",
         format!(
-            r#"{{"auth": {{"pass": "{}\"quoted"}}, "password": "{}", "client_secret": "{}", "private_key": "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", "hidden_size": 2048}}"#,
+            r#"{{"auth": {{"pass": "{}\"quoted"}}, "password": "{}", "client_secret": "{}", "private_key": "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", "hidden_size": 2048, "env": [{{"name": "OPENAI_API_KEY", "value": "{}"}}, {{"name": "LR", "value": "1"}}], "args": ["--api-key", "{}", "--lr", "1"]}}"#,
             c.plant("config json", "E43-json"),
             c.plant("config json", "E44-json-pass"),
             c.plant("config json", "E45-json-client"),
             c.plant("config json", "E46jsonPEM"),
+            c.plant("config json k8s env", "E106-json-env"),
+            c.plant("config json argv list", "E107-json-args"),
         ),
     );
     env.write(
@@ -258,6 +267,52 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
         format!("--passcode={}", c.plant("argv", "E82-passcode")),
         "--pass-phrase".to_string(),
         c.plant("argv", "E83-pass-phrase"),
+        // A `KEY=VALUE` pair as an option's value, joined by `=`.
+        format!("--env=PASSWORD={}", c.plant("argv joined", "E108-env-eq")),
+        format!(
+            "--build-arg=API_KEY={}",
+            c.plant("argv joined", "E109-build-arg")
+        ),
+        format!(
+            "--set=db.password={}",
+            c.plant("argv joined", "E110-helm-set")
+        ),
+        format!(
+            "--conf=spark.hadoop.fs.s3a.secret.key={}",
+            c.plant("argv joined", "E111-spark-conf")
+        ),
+        format!(
+            "--var=db_password={}",
+            c.plant("argv joined", "E112-tf-var")
+        ),
+        format!(
+            "--from-literal=password={}",
+            c.plant("argv joined", "E113-kubectl-literal")
+        ),
+        format!(
+            "--extra-vars=ansible_password={}",
+            c.plant("argv joined", "E114-ansible-vars")
+        ),
+        format!(
+            "--define=password={}",
+            c.plant("argv joined", "E115-define")
+        ),
+        // A setting's name, then its value.
+        "aws".to_string(),
+        "configure".to_string(),
+        "set".to_string(),
+        "aws_secret_access_key".to_string(),
+        c.plant("argv positional", "E116-aws-configure-set"),
+        "npm".to_string(),
+        "config".to_string(),
+        "set".to_string(),
+        "//registry.npmjs.org/:_authToken".to_string(),
+        c.plant("argv positional", "E117-npm-auth-token"),
+        format!(
+            "docker run --env=HF_TOKEN={} img; dvc remote modify --local r password {}",
+            c.plant("argv script", "E118-script-env-eq"),
+            c.plant("argv script", "E119-dvc-modify"),
+        ),
     ];
     let params = vec![
         format!("secrets.db={}", c.plant("params", "E29-param-nested")),
@@ -269,6 +324,10 @@ fn plant_everything(env: &Env, c: &mut Corpus) -> Vec<String> {
             c.plant("params", "E33-param-url")
         ),
         format!("kaggle_key={}", c.plant("params", "E94-param-kaggle")),
+        format!(
+            "db.conn=Server=h;Uid=u;Pwd={};",
+            c.plant("params", "E120-odbc-pwd")
+        ),
         format!(
             "hook=https://discord.com/api/webhooks/9/{}",
             c.plant("params", "E95discordPARAM")
@@ -360,6 +419,20 @@ fn env_secrets(c: &mut Corpus) -> Vec<(&'static str, String)> {
     add("PGPASS", c.plant("env", "E87-pgpass"));
     add("OPENAI_KEY_2", c.plant("env", "E88-numbered-key"));
     add("SSHPASS", c.plant("env", "E99-sshpass-env"));
+    add(
+        "TELEGRAM_BOT_TOKEN",
+        c.plant("env", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsE121"),
+    );
+    add("DISCORD_BOT_TOKEN", c.plant("env", "E122-discord-bot"));
+    add("HF_TOKEN_WRITE", c.plant("env", "E123-hf-token-write"));
+    add("OPENAI_API_KEY_PROD", c.plant("env", "E124-openai-prod"));
+    add("GITHUB_TOKEN_RO", c.plant("env", "E125-github-ro"));
+    add("PRIVATE_KEY_BASE64", c.plant("env", "E126-private-b64"));
+    add("WANDB_KEY_TEAM", c.plant("env", "E127-wandb-team"));
+    add("KEY_OPENAI", c.plant("env", "E128-key-openai"));
+    add("TOKEN_GITHUB", c.plant("env", "E129-token-github"));
+    add("GH_PAT", c.plant("env", "E130-gh-pat"));
+    add("GITLAB_PAT", c.plant("env", "E131-gitlab-pat"));
     v
 }
 
@@ -435,7 +508,7 @@ fn a_corpus_of_secrets_on_every_channel_reaches_nothing_lineage_writes_or_prints
     let out = output_within(cmd, Duration::from_secs(60));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let planted = corpus.planted.len();
-    assert!(planted >= 99, "only {planted} secrets planted");
+    assert!(planted >= 132, "only {planted} secrets planted");
     let run = env.show(None);
     let id = run["id"].as_str().expect("id").to_string();
     // Every channel was really captured: the configs, the untracked files, the patch.
@@ -625,6 +698,24 @@ const CLEAR: &[(&str, &str)] = &[
     ("peft.lora_alpha", "32"),
     ("peft.lora_dropout", "0.05"),
     ("peft.target_modules", "q_proj,v_proj"),
+    // Settings with a secret-sounding word: an encoder's pass, a retrieval benchmark's
+    // passkey, a chat template's and a tool parser's special tokens.
+    ("eval.pass", "1"),
+    ("eval.eval_pass", "2"),
+    ("eval.final_pass", "1"),
+    ("eval.passkey_depth", "0.5"),
+    ("chat.response_token", "<|assistant|>"),
+    ("chat.start_of_turn_token", "<start_of_turn>"),
+    ("chat.end_of_turn_token", "<end_of_turn>"),
+    ("chat.system_token", "<|system|>"),
+    ("chat.user_token", "<|user|>"),
+    ("chat.query_token", "[Q]"),
+    ("chat.ignore_token", "-100"),
+    ("chat.tool_call_token", "<tool_call>"),
+    ("chat.label_token", "<l>"),
+    ("model.token_dropout", "0.1"),
+    ("model.token_type_ids", "0"),
+    ("model.token_id", "7"),
 ];
 
 /// The YAML of CLEAR: nested by the keys' dots (list items by their index).
@@ -676,7 +767,7 @@ fn shown(v: &Value) -> String {
 
 #[test]
 fn common_ml_settings_stay_in_clear_in_params_configs_and_argv() {
-    assert!(CLEAR.len() >= 100, "only {} settings", CLEAR.len());
+    assert!(CLEAR.len() >= 141, "only {} settings", CLEAR.len());
     let env = Env::local();
     env.init_repo();
     let yaml = clear_yaml();
@@ -704,6 +795,18 @@ fn common_ml_settings_stay_in_clear_in_params_configs_and_argv() {
             "8",
             "--auth-free",
             "1",
+            "-pass",
+            "1",
+            "--eval_pass",
+            "2",
+            "--passkey_depth",
+            "0.5",
+            "--response_token",
+            "<|assistant|>",
+            "--ignore_token",
+            "-100",
+            "--tool_call_token",
+            "<tool_call>",
         ]
         .map(String::from),
     );
