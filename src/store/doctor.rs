@@ -230,6 +230,13 @@ fn unreadable_records(conn: &Connection) -> Vec<String> {
                 .to_string(),
             "a capture or resources that are not JSON",
         ),
+        (
+            // A UUID is 36 lowercase hex digits and hyphens: anything else (written by
+            // hand, or by an old import) is no id lineage made.
+            "SELECT id FROM runs WHERE length(CAST(id AS BLOB)) != 36 OR id GLOB '*[^0-9a-f-]*'"
+                .to_string(),
+            "an id that is not a UUID",
+        ),
     ];
     let mut problems = Vec::new();
     for (sql, what) in checks {
