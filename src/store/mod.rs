@@ -399,18 +399,22 @@ fn keep_damaged_wal(dir: &Path) -> Option<String> {
         return None;
     }
     let why = doctor::wal_frames_lost(&wal)?;
-    let aside = dir.join(format!(
-        "lineage.db-wal.damaged-{}",
-        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.6fZ")
-    ));
-    let copied = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&aside)
-        .and_then(|mut out| std::io::copy(&mut std::fs::File::open(&wal)?, &mut out));
+    // Named by its content: the same damage is kept once, however many commands see it.
+    let bytes = std::fs::read(&wal).ok()?;
+    let name = blake3::hash(&bytes).to_hex();
+    let aside = dir.join(format!("lineage.db-wal.damaged-{}", &name[..16]));
+    let copied = if aside.exists() {
+        Ok(())
+    } else {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&aside)
+            .and_then(|mut out| std::io::Write::write_all(&mut out, &bytes))
+    };
     Some(match copied {
-        Ok(_) => format!(
+        Ok(()) => format!(
             "{why}; a copy is kept as {}: run `lineage doctor`",
             aside.display()
         ),
