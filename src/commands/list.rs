@@ -11,6 +11,9 @@ pub fn list(args: ListArgs, ctx: &Context) -> Result<()> {
     let runs = store.list(args.limit)?;
     let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     let mut shorts = store.short_ids(&ids)?;
+    // The runs they reran, by the prefix that names them now (8 characters can be ambiguous).
+    let of: Vec<&str> = runs.iter().filter_map(|r| r.rerun_of.as_deref()).collect();
+    let rerun_shorts = store.short_ids(&of)?;
     let runs: Vec<_> = runs
         .into_iter()
         .map(|r| {
@@ -33,7 +36,7 @@ pub fn list(args: ListArgs, ctx: &Context) -> Result<()> {
             ));
         }
     } else {
-        ui::data(&(output::table::list(&runs, ctx.color) + "\n"));
+        ui::data(&(output::table::list(&runs, &rerun_shorts, ctx.color) + "\n"));
     }
     Ok(())
 }

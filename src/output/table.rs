@@ -300,8 +300,13 @@ fn edges(edges: &[EdgeRecord], color: bool) -> Table {
     t
 }
 
-/// `lineage list`: one row a run.
-pub fn list(runs: &[(RunSummary, String)], color: bool) -> String {
+/// `lineage list`: one row a run; `shorts` gives the shortest unique prefix of the runs
+/// they reran (8 characters where it is missing).
+pub fn list(
+    runs: &[(RunSummary, String)],
+    shorts: &std::collections::HashMap<String, String>,
+    color: bool,
+) -> String {
     let now = jiff::Timestamp::now();
     let mut t = table(color, UTF8_HORIZONTAL_ONLY);
     t.set_header(vec!["run", "when", "status", "took", "command", "outputs"]);
@@ -317,7 +322,11 @@ pub fn list(runs: &[(RunSummary, String)], color: bool) -> String {
             Some(of) => format!(
                 "{}\nrerun of {}",
                 escape(short),
-                escape(crate::model::prefix(of, 8))
+                escape(
+                    shorts
+                        .get(of)
+                        .map_or_else(|| crate::model::prefix(of, 8), String::as_str)
+                )
             ),
             None => escape(short).into_owned(),
         };
@@ -422,6 +431,7 @@ mod tests {
                 summary("22222222-x", Status::Running),
                 summary("11111111-x", Status::Succeeded),
             ],
+            &Default::default(),
             false,
         );
         let (new, old) = (
@@ -498,7 +508,7 @@ mod tests {
                 outputs: r.edges.iter().map(|e| e.path.clone()).collect(),
                 rerun_of: r.rerun_of.clone(),
             };
-            let listed = list(&[(summary, short)], false);
+            let listed = list(&[(summary, short)], &Default::default(), false);
             crate::output::hostile::is_inert(&listed)
                 .map_err(proptest::test_runner::TestCaseError::fail)?;
             // Rules, the header, and the row's two lines (id, "rerun of").

@@ -457,3 +457,26 @@ fn worktree_restores_a_config_that_held_secrets_from_the_real_file_when_unchange
         );
     }
 }
+
+/// `list` names the run a rerun reran by a prefix that names it alone now (8 characters are
+/// shared by every run of the same minute).
+#[test]
+fn list_names_the_rerun_original_by_a_prefix_that_resolves() {
+    let env = Env::local();
+    env.init_repo();
+    let first = env.record(&["-o", "a.txt", "--", "sh", "-c", "echo a > a.txt"]);
+    // Almost always the same first 8 characters (they change every 65 s).
+    env.record(&["-o", "b.txt", "--", "sh", "-c", "echo b > b.txt"]);
+    let out = env.cmd(["rerun", "-q", &first]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let table = stdout(&env.cmd(["list"]));
+    let shown = table
+        .lines()
+        .find_map(|l| l.split("rerun of ").nth(1))
+        .map(|s| s.split_whitespace().next().unwrap_or_default().to_string())
+        .expect("a rerun of line");
+    let out = env.cmd(["show", "--json", "--run", &shown]);
+    assert_eq!(code(&out), 0, "{shown} names one run: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["id"], first.as_str());
+}
