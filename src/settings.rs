@@ -176,10 +176,7 @@ pub fn load(user: Option<&Path>, repo: Option<&Path>) -> Result<Settings, BadFil
             })?;
         }
         for key in &file.trust.keys {
-            let ok = key.strip_prefix("ed25519:").is_some_and(|h| {
-                h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            });
-            if !ok {
+            if crate::sign::parse_public_key(key).is_none() {
                 return Err(bad(
                     path,
                     format!(

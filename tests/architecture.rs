@@ -30,7 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("progress", &["hash"]),
     // Where things are, and what the settings files say.
     ("location", &["store", "error"]),
-    ("settings", &["location"]),
+    ("settings", &["location", "sign"]),
     // The one way out.
     ("ui", &["error", "model", "store"]),
     // The command line and the commands.

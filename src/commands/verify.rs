@@ -15,7 +15,7 @@ use crate::model::{Role, Seal, Standing};
 use crate::output::verify::{self, Checked};
 use crate::sign::{self, Signer};
 use crate::store::Store;
-use crate::{error, ui};
+use crate::ui;
 
 pub fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8> {
     let own = own_key();
@@ -83,7 +83,7 @@ pub fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8> {
     Ok(match worst {
         Some(Standing::Tampered) => code::TAMPERED,
         Some(Standing::Unsigned | Standing::UnknownKey) => code::UNVERIFIED,
-        Some(Standing::Verified) | None => error::code::SUCCESS,
+        Some(Standing::Verified) | None => code::SUCCESS,
     })
 }
 

@@ -269,17 +269,21 @@ fn unreadable_records(conn: &Connection) -> Vec<String> {
 /// when its salts are the header's and its checksum continues the one before it; the frames
 /// after a bad one are checked against the checksum their predecessor claims. Only frames
 /// not yet copied into the database can be lost: lineage checkpoints after every write.
-pub(crate) fn wal_frames_lost(wal: &Path) -> Option<String> {
+fn wal_frames_lost(wal: &Path) -> Option<String> {
     // Never opened unless a regular file (a FIFO would hang the read).
     if !std::fs::metadata(wal).ok()?.is_file() {
         return None;
     }
-    let bytes = std::fs::read(wal).ok()?;
+    wal_damage(wal, &std::fs::read(wal).ok()?)
+}
+
+/// [`wal_frames_lost`] of a WAL's bytes, read already (`wal` names it in the message).
+pub(crate) fn wal_damage(wal: &Path, bytes: &[u8]) -> Option<String> {
     if bytes.len() < 32 {
         return None;
     }
     let word = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-    let magic = word(&bytes, 0);
+    let magic = word(bytes, 0);
     let unreadable = || {
         Some(format!(
             "{}: the WAL header is damaged, so SQLite ignores the whole WAL ({} bytes)",
@@ -308,13 +312,13 @@ pub(crate) fn wal_frames_lost(wal: &Path) -> Option<String> {
         }
         (s1, s2)
     };
-    let page = word(&bytes, 8) as usize;
+    let page = word(bytes, 8) as usize;
     let page = if page == 1 { 65536 } else { page };
     if !page.is_power_of_two() || !(512..=65536).contains(&page) {
         return unreadable();
     }
-    let salts = (word(&bytes, 16), word(&bytes, 20));
-    let header_sum = (word(&bytes, 24), word(&bytes, 28));
+    let salts = (word(bytes, 16), word(bytes, 20));
+    let header_sum = (word(bytes, 24), word(bytes, 28));
     if checksum((0, 0), &bytes[..24]) != header_sum {
         return Some(format!(
             "{}: the WAL header is damaged, so SQLite ignores the whole WAL",

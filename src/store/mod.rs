@@ -398,9 +398,9 @@ fn keep_damaged_wal(dir: &Path) -> Option<String> {
     if !meta.is_file() || meta.len() == 0 {
         return None;
     }
-    let why = doctor::wal_frames_lost(&wal)?;
-    // Named by its content: the same damage is kept once, however many commands see it.
     let bytes = std::fs::read(&wal).ok()?;
+    let why = doctor::wal_damage(&wal, &bytes)?;
+    // Named by its content: the same damage is kept once, however many commands see it.
     let name = blake3::hash(&bytes).to_hex();
     let aside = dir.join(format!("lineage.db-wal.damaged-{}", &name[..16]));
     let copied = if aside.exists() {

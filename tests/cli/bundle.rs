@@ -20,25 +20,6 @@ fn ok(out: std::process::Output) -> String {
     stdout(&out)
 }
 
-fn counts(store: &Path) -> Vec<i64> {
-    let db = rusqlite::Connection::open(store.join("lineage.db")).expect("db");
-    [
-        "runs",
-        "artifacts",
-        "dir_entries",
-        "edges",
-        "params",
-        "blobs",
-        "extra_digests",
-    ]
-    .iter()
-    .map(|t| {
-        db.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
-            .expect("count")
-    })
-    .collect()
-}
-
 /// The shared pipeline (`fixture`), train with `--sha256`, and a rerun of train: six runs.
 fn pipeline() -> Pipeline {
     let p = Pipeline::record_with(Env::new(), &["--sha256"]);

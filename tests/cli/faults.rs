@@ -510,15 +510,10 @@ fn finished_runs_never_depend_on_the_wal() {
     assert_eq!(runs.as_array().expect("runs").len(), 20, "{}", stderr(&out));
 }
 
-#[test]
-fn doctor_finds_a_damaged_wal_frame_followed_by_valid_ones() {
-    // SQLite stops reading a WAL at its first bad frame and says nothing: the commits after
-    // it are silently gone. Such a WAL is left by a writer that did not checkpoint (another
-    // SQLite client, or lineage killed at the wrong moment).
-    let env = Env::new();
-    env.record(&["--", "true"]);
-    let db = env.store.join("lineage.db");
-    let conn = rusqlite::Connection::open(&db).expect("open");
+/// `n` commits left in the store's WAL by a writer that never checkpoints (another SQLite
+/// client, or lineage killed at the wrong moment); returns the page size.
+fn commits_left_in_the_wal(env: &Env, n: usize) -> usize {
+    let conn = rusqlite::Connection::open(env.store.join("lineage.db")).expect("open");
     conn.pragma_update(None, "wal_autocheckpoint", 0)
         .expect("pragma");
     conn.set_db_config(
@@ -526,21 +521,29 @@ fn doctor_finds_a_damaged_wal_frame_followed_by_valid_ones() {
         true,
     )
     .expect("no checkpoint on close");
-    for i in 0..10 {
+    for i in 0..n {
         conn.execute("UPDATE runs SET cwd = ?1", [format!("/w{i}")])
             .expect("commit");
     }
-    let page: i64 = conn
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .expect("page size");
-    drop(conn);
+    conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+        .expect("page size") as usize
+}
+
+#[test]
+fn doctor_finds_a_damaged_wal_frame_followed_by_valid_ones() {
+    // SQLite stops reading a WAL at its first bad frame and says nothing: the commits after
+    // it are silently gone. Such a WAL is left by a writer that did not checkpoint (another
+    // SQLite client, or lineage killed at the wrong moment).
+    let env = Env::new();
+    env.record(&["--", "true"]);
+    let page = commits_left_in_the_wal(&env, 10);
     assert_eq!(code(&env.cmd(["doctor"])), 0, "an intact WAL is healthy");
     let wal = env.store.join("lineage.db-wal");
     let mut bytes = std::fs::read(&wal).expect("wal");
     // A bit in the page of the second frame.
-    let at = 32 + (24 + page as usize) + 24 + 100;
+    let at = 32 + (24 + page) + 24 + 100;
     assert!(
-        bytes.len() > at + 4 * (24 + page as usize),
+        bytes.len() > at + 4 * (24 + page),
         "several frames after it"
     );
     bytes[at] ^= 0x10;
@@ -584,18 +587,7 @@ fn doctor_finds_a_wal_whose_header_is_damaged() {
     for at in [3usize, 9] {
         let env = Env::new();
         env.record(&["--", "true"]);
-        let db = env.store.join("lineage.db");
-        let conn = rusqlite::Connection::open(&db).expect("open");
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .expect("pragma");
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .expect("no checkpoint on close");
-        conn.execute("UPDATE runs SET cwd = '/w'", [])
-            .expect("commit");
-        drop(conn);
+        commits_left_in_the_wal(&env, 1);
         let wal = env.store.join("lineage.db-wal");
         let mut bytes = std::fs::read(&wal).expect("wal");
         bytes[at] ^= 0x10;

@@ -3,29 +3,9 @@
 //! would, then imported into a real store, which must refuse it whole, naming the table and
 //! the row, and stay exactly as it was.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::util::*;
-
-/// Rows per table of a store, to show nothing landed.
-fn counts(store: &Path) -> Vec<i64> {
-    let db = rusqlite::Connection::open(store.join("lineage.db")).expect("db");
-    [
-        "runs",
-        "artifacts",
-        "dir_entries",
-        "edges",
-        "params",
-        "blobs",
-        "extra_digests",
-    ]
-    .iter()
-    .map(|t| {
-        db.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
-            .expect("count")
-    })
-    .collect()
-}
 
 /// The 64 hex digits of the BLAKE3 of `bytes`, as the store keeps hashes.
 fn hex(bytes: &[u8]) -> String {

@@ -606,3 +606,23 @@ pub fn uuid_like() -> String {
     });
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Rows per synced table of a store, to show an import left nothing behind.
+pub fn counts(store: &Path) -> Vec<i64> {
+    let db = rusqlite::Connection::open(store.join("lineage.db")).expect("db");
+    [
+        "runs",
+        "artifacts",
+        "dir_entries",
+        "edges",
+        "params",
+        "blobs",
+        "extra_digests",
+    ]
+    .iter()
+    .map(|t| {
+        db.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+            .expect("count")
+    })
+    .collect()
+}

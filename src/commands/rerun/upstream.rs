@@ -21,6 +21,7 @@ pub fn rerun(
     done: &mut Vec<String>,
 ) -> Result<()> {
     let (checks, _) = checks::check(store, r, false, store)?;
+    let own = crate::commands::verify::own_key();
     for input in checks
         .inputs
         .iter()
@@ -38,11 +39,11 @@ pub fn rerun(
         done.push(producer.clone());
         let short = store.short_id(producer)?;
         // Another run's command is run for you only when its record is proven: signed by a
-        // trusted key, unchanged (an imported run claiming to have written these bytes could
-        // hold any command). --force runs an unproven one.
-        let own = crate::commands::verify::own_key();
+        // trusted key (an imported run claiming to have written these bytes could hold any
+        // command). --force runs an unproven one. The signature suffices here: the rerun of
+        // the producer re-hashes what its record names and refuses it if tampered.
         let (_, standing, _) =
-            crate::commands::verify::check(store, producer, true, own.as_deref(), ctx)?;
+            crate::commands::verify::check(store, producer, false, own.as_deref(), ctx)?;
         if let Some(mark) = crate::commands::verify::mark(standing)
             && !args.force
         {
