@@ -155,6 +155,19 @@ pub fn producer(store: &Store, root: Root) -> Result<String> {
         .ok_or_else(|| Error::NoProducer(root.label).into())
 }
 
+/// The run `rerun --upstream` reruns to make `hash` again for `consumer`: one that produced
+/// those bytes before the consumer started (docs/lineage-model.md, "Which producer").
+pub fn upstream_producer(
+    store: &Store,
+    hash: &Hash,
+    consumer: &RunRecord,
+) -> Result<Option<String>> {
+    Ok(producers(store, hash)?
+        .into_iter()
+        .filter(|p| *p < consumer.id)
+        .max())
+}
+
 /// Walk the lineage of an artifact `depth` runs deep (all of it without), or explain why
 /// there is none: bytes no run read or wrote, or a file changed since a run wrote it.
 pub fn walk(

@@ -31,9 +31,6 @@ pub struct PathCheck {
     pub now: Option<Hash>,
     /// Short ids of the runs that produced the recorded bytes.
     pub produced_by: Vec<String>,
-    /// Their full ids, oldest first.
-    #[serde(skip)]
-    pub producer_ids: Vec<String>,
 }
 
 impl PathCheck {
@@ -222,7 +219,6 @@ fn path_check(
             .iter()
             .map(|id| store.short_id(id).unwrap_or_else(|_| id.clone()))
             .collect(),
-        producer_ids,
     })
 }
 
@@ -670,7 +666,6 @@ mod tests {
                 recorded: Some(Hash::of(b"a")),
                 now: None,
                 produced_by: vec![t[5].clone()],
-                producer_ids: Vec::new(),
             };
             let c = Checks {
                 code: vec![t[0].clone()],

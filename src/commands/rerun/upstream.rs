@@ -30,7 +30,11 @@ pub fn rerun(
     {
         // The latest run before this one that produced the recorded bytes (a run that
         // wrote the same bytes later, this one included, is not its cause).
-        let Some(producer) = input.producer_ids.iter().filter(|p| **p < r.id).max() else {
+        let Some(recorded) = input.recorded else {
+            continue;
+        };
+        let Some(producer) = &crate::commands::target::upstream_producer(store, &recorded, r)?
+        else {
             continue;
         };
         if done.contains(producer) {
