@@ -47,6 +47,7 @@ fn edge(role: Role, name: &str) -> Edge {
         artifact: Some(artifact(name)),
         manifest: None,
         changed: false,
+        written: (role == Role::Output).then_some(lineage::model::Written::All),
     }
 }
 
@@ -92,7 +93,8 @@ fn fill(dir: &Path) {
                     id: &id,
                     argv: &argv,
                     cwd: b"/work",
-                    started_at: "2026-11-26T00:00:00.000000Z",
+                    // Step s runs in minute s: causes come before effects.
+                    started_at: &format!("2026-11-26T00:{step:02}:00.000000Z"),
                     pid: 1,
                     rerun_of: None,
                     capture: &capture,
@@ -106,7 +108,7 @@ fn fill(dir: &Path) {
                     &id,
                     &Finish {
                         status: Status::Succeeded,
-                        ended_at: "2026-11-26T00:00:01.000000Z",
+                        ended_at: &format!("2026-11-26T00:{step:02}:30.000000Z"),
                         exit_code: Some(0),
                         signal: None,
                         capture: &capture,
@@ -148,7 +150,7 @@ fn median_ms(args: &[&str], store: &Path, runs: usize) -> (f64, usize) {
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-stores");
-    let dir = root.join(format!("ancestry-{CHAINS}x{DEPTH}-v1"));
+    let dir = root.join(format!("ancestry-{CHAINS}x{DEPTH}-v2"));
     if !dir.join("lineage.db").exists() {
         let partial = root.join("ancestry-partial");
         let _ = std::fs::remove_dir_all(&partial);

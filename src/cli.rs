@@ -169,6 +169,11 @@ pub struct ShowArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub depth: Option<u32>,
 
+    /// Walk through failed and interrupted runs too: by default only runs that succeeded
+    /// count as producers (and readers) of what they wrote.
+    #[arg(long)]
+    pub all: bool,
+
     /// Output format: a tree (or a summary for a run), json, dot (Graphviz), mermaid, or html
     /// (one self-contained page drawing the graph: `> lineage.html`, open it in a browser).
     #[arg(long, value_enum)]

@@ -430,6 +430,7 @@ mod tests {
                 file_count: 2,
             }),
             changed: false,
+            written: None,
         }
     }
 

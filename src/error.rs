@@ -102,9 +102,13 @@ pub enum Error {
     #[error("nothing is known about {0}: no recorded run read or wrote these bytes")]
     UnknownArtifact(String),
 
-    #[error("{path} was modified after run {run} produced it: recorded {recorded}, now {now}")]
+    #[error(
+        "{path} was modified after run {run} produced it{within}: recorded {recorded}, now {now}"
+    )]
     ModifiedAfter {
         path: String,
+        /// ` (as metrics.json inside eval)` when the run's output was a directory around it.
+        within: String,
         run: String,
         recorded: String,
         now: String,

@@ -64,7 +64,14 @@ pub fn show(args: ShowArgs, ctx: &Context) -> Result<()> {
             } else {
                 Direction::Ancestry
             };
-            let mut lineage = target::walk(&store, root, path.as_deref(), direction, args.depth)?;
+            let mut lineage = target::walk_with(
+                &store,
+                root,
+                path.as_deref(),
+                direction,
+                args.depth,
+                args.all,
+            )?;
             let own = super::verify::own_key();
             for id in lineage.runs.keys() {
                 let (_, standing, _) =

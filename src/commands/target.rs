@@ -133,39 +133,61 @@ pub fn runs(store: &Store, target: Target) -> Result<Vec<String>> {
     }
 }
 
-/// The runs that produced an artifact's bytes directly (or as a file inside a directory
-/// they wrote), oldest first.
+/// The runs that produced an artifact's bytes directly (or as a file or directory inside
+/// a directory they wrote), best first by the one rule (`model::graph::rank`).
 pub fn producers(store: &Store, hash: &Hash) -> Result<Vec<String>> {
+    Ok(ranked_producers(store, hash, |_| true)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
+}
+
+/// The producers of `hash` (succeeded runs that wrote those bytes), loaded and ranked.
+fn ranked_producers(
+    store: &Store,
+    hash: &Hash,
+    usable: impl Fn(&RunRecord) -> bool,
+) -> Result<Vec<RunRecord>> {
     let mut ids: Vec<String> = store
-        .ancestry(hash, 1)?
+        .ancestry(hash, 1, false)?
         .into_iter()
         .filter(|l| l.artifact == *hash && matches!(l.via, Via::Direct | Via::InsideDir { .. }))
         .map(|l| l.run_id)
         .collect();
-    // UUIDv7 ids sort by time.
     ids.sort();
     ids.dedup();
-    Ok(ids)
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let runs = store.load_runs(&refs)?;
+    let mut ranked: Vec<&RunRecord> = runs.iter().collect();
+    crate::model::graph::rank(&mut ranked, usable);
+    let order: Vec<String> = ranked.iter().map(|r| r.id.clone()).collect();
+    let mut runs = runs;
+    runs.sort_by_key(|r| order.iter().position(|o| *o == r.id));
+    Ok(runs)
 }
 
-/// The latest run that produced an artifact's bytes (see [`producers`]).
+/// The run that produced an artifact's bytes, by the one rule (see [`producers`]).
 pub fn producer(store: &Store, root: Root) -> Result<String> {
     producers(store, &root.hash)?
-        .pop()
+        .into_iter()
+        .next()
         .ok_or_else(|| Error::NoProducer(root.label).into())
 }
 
-/// The run `rerun --upstream` reruns to make `hash` again for `consumer`: one that produced
-/// those bytes before the consumer started (docs/lineage-model.md, "Which producer").
+/// The run `rerun --upstream` reruns to make `hash` again for `consumer`: by the one rule,
+/// among the runs that produced those bytes and ended before the consumer started,
+/// preferring one whose recorded directory still exists (docs/lineage-model.md).
 pub fn upstream_producer(
     store: &Store,
     hash: &Hash,
     consumer: &RunRecord,
 ) -> Result<Option<String>> {
-    Ok(producers(store, hash)?
+    use std::os::unix::ffi::OsStrExt;
+    let exists = |r: &RunRecord| std::path::Path::new(std::ffi::OsStr::from_bytes(&r.cwd)).is_dir();
+    Ok(ranked_producers(store, hash, exists)?
         .into_iter()
-        .filter(|p| *p < consumer.id)
-        .max())
+        .find(|p| crate::model::graph::came_before(p, consumer) && p.id != consumer.id)
+        .map(|p| p.id))
 }
 
 /// Walk the lineage of an artifact `depth` runs deep (all of it without), or explain why
@@ -177,19 +199,40 @@ pub fn walk(
     direction: Direction,
     depth: Option<u32>,
 ) -> Result<Lineage> {
+    walk_with(store, root, path, direction, depth, false)
+}
+
+/// [`walk`], through failed and interrupted runs too when `all` (`show --all`).
+pub fn walk_with(
+    store: &Store,
+    root: Root,
+    path: Option<&Path>,
+    direction: Direction,
+    depth: Option<u32>,
+    all: bool,
+) -> Result<Lineage> {
     let depth = depth.unwrap_or(UNLIMITED);
     let links = match direction {
-        Direction::Ancestry => store.ancestry(&root.hash, depth)?,
-        Direction::Descendants => store.descendants(&root.hash, depth)?,
+        Direction::Ancestry => store.ancestry(&root.hash, depth, all)?,
+        Direction::Descendants => store.descendants(&root.hash, depth, all)?,
     };
     if links.is_empty() && !store.knows_artifact(&root.hash)? {
         if let Some(path) = path {
             let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
             use std::os::unix::ffi::OsStrExt;
             let stored = crate::model::path_text(abs.as_os_str().as_bytes());
-            if let Some((run, recorded)) = store.last_output_at(&stored)? {
+            if let Some((run, recorded, within)) = store.last_output_around(&stored)? {
                 return Err(Error::ModifiedAfter {
                     path: root.label.clone(),
+                    within: within
+                        .map(|(inner, dir)| {
+                            format!(
+                                " (as {} inside {})",
+                                crate::ui::escape(&inner),
+                                crate::ui::escape(&dir)
+                            )
+                        })
+                        .unwrap_or_default(),
                     run: store.short_id(&run)?,
                     recorded: recorded
                         .map_or_else(|| "nothing (missing)".into(), |h| h.to_string()),

@@ -41,7 +41,7 @@ pub fn verify(args: VerifyArgs, ctx: &Context) -> Result<u8> {
                 if let Some(a) = &e.artifact {
                     ids.extend(
                         store
-                            .ancestry(&a.hash, UNLIMITED)?
+                            .ancestry(&a.hash, UNLIMITED, true)?
                             .into_iter()
                             .map(|l| l.run_id),
                     );

@@ -622,6 +622,83 @@ impl Later {
     }
 }
 
+/// What was at an output's path before the job started, by stat alone: a file's key (under
+/// the empty path), or each file of a directory under its path inside it (as manifests name
+/// them). After the job, [`written`] tells from it which of the output's bytes the job wrote.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    files: std::collections::HashMap<String, StatKey>,
+    /// When it was taken (ns since the epoch): a file changed within the filesystem's
+    /// timestamp granularity after it may keep its key.
+    taken_ns: i64,
+}
+
+/// Timestamps are kept at the kernel's tick (4 ms at 250 Hz): a file whose ctime is this
+/// close to the snapshot may have been rewritten, same size, in the same tick.
+const TICK_NS: i64 = 20_000_000;
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Take an output's snapshot before launch (None: nothing there).
+pub fn snapshot(path: &Path) -> Option<Snapshot> {
+    let taken_ns = now_ns();
+    let meta = std::fs::metadata(path).ok()?;
+    let mut files = std::collections::HashMap::new();
+    if meta.is_dir() {
+        for f in walk_dir(path, None, Links::Within).flatten() {
+            files.insert(crate::model::path_text(&f.rel), f.key);
+        }
+    } else {
+        files.insert(String::new(), StatKey::of(&meta));
+    }
+    Some(Snapshot { files, taken_ns })
+}
+
+/// Which of the bytes at an output's path the job wrote, from its snapshot before launch
+/// (docs/lineage-model.md): all when nothing was there; of a file, all when its identity
+/// (device, inode, size, mtime, ctime) changed; of a directory, file by file, each file
+/// that is new or whose identity changed. A file whose ctime is within a tick of the
+/// snapshot counts as written: it may have been rewritten without a visible change.
+pub fn written(path: &Path, before: Option<&Snapshot>) -> crate::model::Written {
+    use crate::model::Written;
+    let Some(before) = before else {
+        return Written::All;
+    };
+    let Some(after) = snapshot(path) else {
+        return Written::All;
+    };
+    let untouched = |path: &String, key: &StatKey| {
+        before.files.get(path) == Some(key) && key.ctime_ns < before.taken_ns - TICK_NS
+    };
+    let mut kept: Vec<String> = after
+        .files
+        .iter()
+        .filter(|(p, k)| untouched(p, k))
+        .map(|(p, _)| p.clone())
+        .collect();
+    let is_file = after.files.len() == 1 && after.files.contains_key("");
+    if is_file {
+        return if kept.is_empty() {
+            Written::All
+        } else {
+            Written::Nothing
+        };
+    }
+    if kept.is_empty() {
+        return Written::All;
+    }
+    let removed = before.files.keys().any(|p| !after.files.contains_key(p));
+    if kept.len() == after.files.len() && !removed {
+        return Written::Nothing;
+    }
+    kept.sort();
+    Written::Partly(kept)
+}
+
 /// Recompute the fingerprint of a path with stat alone (None when it is gone).
 pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
     let meta = std::fs::metadata(path).ok()?;

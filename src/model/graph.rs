@@ -78,7 +78,99 @@ pub struct Lineage {
     pub marks: BTreeMap<String, &'static str>,
 }
 
+/// Rank runs that made (or read) the same bytes, best first (docs/lineage-model.md, "Which
+/// producer"): succeeded before failed or interrupted; originals before reruns; runs that
+/// pass `usable` (for `rerun --upstream`: its recorded directory still exists) before those
+/// that do not; then the newest. One rule, for show, diff, export and rerun.
+pub fn rank(runs: &mut [&RunRecord], usable: impl Fn(&RunRecord) -> bool) {
+    runs.sort_by(|a, b| {
+        let key = |r: &RunRecord| {
+            (
+                r.status != super::Status::Succeeded,
+                r.rerun_of.is_some(),
+                !usable(r),
+            )
+        };
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| b.started_at.cmp(&a.started_at))
+            .then_with(|| b.id.cmp(&a.id))
+    });
+}
+
+/// Whether `before` ended by the time `after` started: the only way one run's output can be
+/// another's input (docs/lineage-model.md, "Causes come first").
+pub fn came_before(before: &RunRecord, after: &RunRecord) -> bool {
+    before
+        .ended_at
+        .as_deref()
+        .is_some_and(|e| e <= after.started_at.as_str())
+}
+
+/// The runs linked to one artifact, as a tree shows them: the first in rank with the runs
+/// that reproduced it grouped under it, then the others.
+pub struct Linked<'a> {
+    /// The runs to draw in full, best first, each with its reruns among the links.
+    pub main: Vec<(&'a RunRecord, &'a Link, Vec<&'a RunRecord>)>,
+}
+
 impl Lineage {
+    /// The links to `hash` that hold for `reader` (upstream: the run that read it; downstream:
+    /// the run that wrote it; None at the root): upstream, runs that ended before the reader
+    /// started; downstream, runs that started after the writer ended. Ranked (upstream) or
+    /// oldest first (downstream); one link per run.
+    pub fn links_for(&self, hash: &Hash, reader: Option<&RunRecord>) -> Vec<&Link> {
+        let Some(links) = self.links.get(hash) else {
+            return Vec::new();
+        };
+        let mut out: Vec<&Link> = Vec::new();
+        for l in links {
+            let Some((run, _)) = self.runs.get(&l.run_id) else {
+                continue;
+            };
+            let causal = match (reader, self.direction) {
+                (None, _) => true,
+                (Some(r), Direction::Ancestry) => came_before(run, r),
+                (Some(w), Direction::Descendants) => came_before(w, run),
+            };
+            if causal && !out.iter().any(|o| o.run_id == l.run_id) {
+                out.push(l);
+            }
+        }
+        if self.direction == Direction::Ancestry {
+            let mut runs: Vec<&RunRecord> = out
+                .iter()
+                .filter_map(|l| self.runs.get(&l.run_id).map(|(r, _)| r))
+                .collect();
+            rank(&mut runs, |_| true);
+            out.sort_by_key(|l| runs.iter().position(|r| r.id == l.run_id));
+        }
+        out
+    }
+
+    /// The links to `hash` for `reader` (see [`Lineage::links_for`]), reruns grouped under
+    /// the run they reproduced when it is among them.
+    pub fn grouped(&self, hash: &Hash, reader: Option<&RunRecord>) -> Linked<'_> {
+        let links = self.links_for(hash, reader);
+        let ids: BTreeSet<&str> = links.iter().map(|l| l.run_id.as_str()).collect();
+        let mut main = Vec::new();
+        for l in &links {
+            let Some((run, _)) = self.runs.get(&l.run_id) else {
+                continue;
+            };
+            if run.rerun_of.as_deref().is_some_and(|o| ids.contains(o)) {
+                continue;
+            }
+            let reruns: Vec<&RunRecord> = links
+                .iter()
+                .filter_map(|k| self.runs.get(&k.run_id).map(|(r, _)| r))
+                .filter(|r| r.rerun_of.as_deref() == Some(run.id.as_str()))
+                .collect();
+            main.push((run, *l, reruns));
+        }
+        Linked { main }
+    }
+
     /// The lineage of `root` from a walk's links and the runs they name, each artifact's
     /// links oldest run first.
     pub fn new(

@@ -535,6 +535,58 @@ pub struct Edge {
     pub manifest: Option<String>,
     /// An input modified while the job ran.
     pub changed: bool,
+    /// For an output: which of its bytes the job wrote (None for inputs and configs).
+    pub written: Option<Written>,
+}
+
+/// Which of an output's bytes its run wrote (docs/lineage-model.md, "Produced means
+/// written"): only those are its product.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// All of them: the path did not exist at launch, or changed while the job ran (and
+    /// every output recorded before lineage told).
+    All,
+    /// None: a declared output left as it was. It is on record as present, nobody's product.
+    Nothing,
+    /// A directory some of whose files the job wrote: the paths inside it of those it did
+    /// not (present, not produced).
+    Partly(Vec<String>),
+}
+
+impl Written {
+    /// As stored: `edges.written` and `edges.kept`.
+    pub fn to_columns(&self) -> (i64, Option<String>) {
+        match self {
+            Written::All => (1, None),
+            Written::Nothing => (0, None),
+            Written::Partly(kept) => (
+                2,
+                Some(serde_json::to_string(kept).unwrap_or_else(|_| "[]".into())),
+            ),
+        }
+    }
+
+    /// From `edges.written` and `edges.kept` (NULL: recorded before lineage told, read as
+    /// all).
+    pub fn from_columns(written: Option<i64>, kept: Option<&str>) -> Written {
+        match written {
+            Some(0) => Written::Nothing,
+            Some(2) => Written::Partly(
+                kept.and_then(|k| serde_json::from_str(k).ok())
+                    .unwrap_or_default(),
+            ),
+            _ => Written::All,
+        }
+    }
+
+    /// Whether the file at `path` inside the output (`""`: the output itself) was written.
+    pub fn wrote(&self, path: &str) -> bool {
+        match self {
+            Written::All => true,
+            Written::Nothing => false,
+            Written::Partly(kept) => path.is_empty() || !kept.iter().any(|k| k == path),
+        }
+    }
 }
 
 /// An artifact as stored: its identity without the directory manifest.
@@ -563,6 +615,8 @@ pub struct EdgeRecord {
     pub artifact: Option<ArtifactRef>,
     /// An input modified while the job ran.
     pub changed: bool,
+    /// For an output: which of its bytes the job wrote (None for inputs and configs).
+    pub written: Option<Written>,
 }
 
 /// A parameter of a run: from a config (flattened, `optimizer.lr`) or `--param`.

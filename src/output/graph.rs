@@ -81,7 +81,9 @@ impl Tree<'_> {
         lines
     }
 
-    /// Print `hash` (as `label`) and what produced/consumed it, `level` runs deep.
+    /// Print `hash` (as `label`) and what produced/consumed it, `level` runs deep; `reader`
+    /// is the run it was reached from (None at the root): only links that hold for it
+    /// (causes before effects) are followed, reproductions grouped under their original.
     fn artifact(
         &mut self,
         label: &str,
@@ -89,15 +91,12 @@ impl Tree<'_> {
         detail: Option<&ArtifactRef>,
         indent: &str,
         level: u32,
+        reader: Option<&RunRecord>,
     ) {
         let lineage = self.lineage;
-        let links = lineage
-            .links
-            .get(hash)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let linked = lineage.grouped(hash, reader);
         let mut line = self.artifact_line(label, hash, detail);
-        if links.is_empty() {
+        if linked.main.is_empty() {
             line += &if level >= lineage.depth {
                 "  … (depth limit)".to_string()
             } else if lineage.direction == Direction::Ancestry {
@@ -107,16 +106,18 @@ impl Tree<'_> {
             };
         }
         let _ = writeln!(self.out, "{line}");
-        for (i, link) in links.iter().enumerate() {
-            let last = i + 1 == links.len();
+        let n = linked.main.len();
+        for (i, (run, link, reruns)) in linked.main.into_iter().enumerate() {
+            let last = i + 1 == n;
             let (branch, cont) = if last {
                 ("└─ ", "   ")
             } else {
                 ("├─ ", "│  ")
             };
-            let verb = match lineage.direction {
-                Direction::Ancestry => "produced by",
-                Direction::Descendants => "read by",
+            let verb = match (lineage.direction, i) {
+                (Direction::Ancestry, 0) => "produced by",
+                (Direction::Ancestry, _) => "also produced by",
+                (Direction::Descendants, _) => "read by",
             };
             let via = match &link.via {
                 Via::Direct => String::new(),
@@ -125,19 +126,46 @@ impl Tree<'_> {
                 }
                 Via::ContainsFile { path, .. } => format!(" (through {} inside it)", escape(path)),
             };
-            let Some((run, short)) = lineage.runs.get(&link.run_id) else {
+            let Some((_, short)) = lineage.runs.get(&run.id) else {
                 continue;
             };
+            let reproduced = match reruns.len() {
+                0 => String::new(),
+                k => {
+                    let shorts: Vec<String> = reruns
+                        .iter()
+                        .take(3)
+                        .filter_map(|r| {
+                            lineage.runs.get(&r.id).map(|(_, s)| escape(s).into_owned())
+                        })
+                        .collect();
+                    let more = if k > 3 { ", …" } else { "" };
+                    format!(
+                        "; reproduced by {k} rerun{} ({}{more})",
+                        if k == 1 { "" } else { "s" },
+                        shorts.join(", ")
+                    )
+                }
+            };
             let mut head = self.run_lines(run, short);
-            if !self.shown.insert(run.id.clone()) {
+            // Another original that made the same bytes: one line, not a second tree.
+            if i > 0 && lineage.direction == Direction::Ancestry {
                 let _ = writeln!(
                     self.out,
-                    "{indent}{branch}{verb} run {}{via} (shown above)",
+                    "{indent}{branch}{verb} run {}{via}{reproduced}",
                     self.paint("33", &escape(short))
                 );
                 continue;
             }
-            head[0] = format!("{verb} {}{via}", head[0]);
+            if !self.shown.insert(run.id.clone()) {
+                let _ = writeln!(
+                    self.out,
+                    "{indent}{branch}{verb} run {}{via} (shown above){reproduced}",
+                    self.paint("33", &escape(short))
+                );
+                continue;
+            }
+            head[0] = format!("{verb} {}{via}{reproduced}", head[0]);
             let _ = writeln!(self.out, "{indent}{branch}{}", head[0]);
             let inner = format!("{indent}{cont}");
             for l in &head[1..] {
@@ -159,12 +187,22 @@ impl Tree<'_> {
                     ("├─ ", "│  ")
                 };
                 let _ = write!(self.out, "{inner}{b}{} ", e.role.as_str());
-                match &e.artifact {
-                    Some(a) => {
-                        let h = a.hash;
-                        self.artifact(&e.path, &h, Some(a), &format!("{inner}{c}"), level + 1)
+                match (&e.artifact, &e.written) {
+                    (Some(_), Some(crate::model::Written::Nothing)) => {
+                        let _ = writeln!(self.out, "{}  (declared, not written)", escape(&e.path));
                     }
-                    None => {
+                    (Some(a), _) => {
+                        let h = a.hash;
+                        self.artifact(
+                            &e.path,
+                            &h,
+                            Some(a),
+                            &format!("{inner}{c}"),
+                            level + 1,
+                            Some(run),
+                        )
+                    }
+                    (None, _) => {
                         let _ = writeln!(self.out, "{}  (missing)", escape(&e.path));
                     }
                 }
@@ -181,7 +219,14 @@ pub fn tree(l: &Lineage, color: bool) -> String {
         shown: HashSet::new(),
         color,
     };
-    t.artifact(&l.root.label, &l.root.hash, l.root.detail.as_ref(), "", 0);
+    t.artifact(
+        &l.root.label,
+        &l.root.hash,
+        l.root.detail.as_ref(),
+        "",
+        0,
+        None,
+    );
     t.out
 }
 
@@ -543,11 +588,15 @@ mod tests {
             abs_path: format!("/w/{path}"),
             artifact: Some(file(path)),
             changed: false,
+            written: None,
         }
     }
 
-    fn run(id: &str, argv: &str, edges: Vec<EdgeRecord>) -> (RunRecord, String) {
+    /// A run that started at minute `at` and took half a minute.
+    fn run(id: &str, argv: &str, edges: Vec<EdgeRecord>, at: u32) -> (RunRecord, String) {
         let mut r = RunRecord::example(id, argv);
+        r.started_at = format!("2026-11-01T00:{at:02}:00.000000Z");
+        r.ended_at = Some(format!("2026-11-01T00:{at:02}:30.000000Z"));
         r.edges = edges;
         (r, id.to_string())
     }
@@ -560,6 +609,7 @@ mod tests {
             "p",
             "prep raw.csv",
             vec![edge(Role::Input, "raw.csv"), edge(Role::Output, odd)],
+            1,
         );
         let train = run(
             "tt",
@@ -569,6 +619,7 @@ mod tests {
                 edge(Role::Input, "raw.csv"),
                 edge(Role::Output, "model.bin"),
             ],
+            2,
         );
         let link = |name: &str, run: &str| Link {
             artifact: Hash::of(name.as_bytes()),
@@ -638,6 +689,9 @@ mod tests {
         for (i, (id, short, argv, input, output)) in runs.into_iter().enumerate() {
             let id = format!("{id}{i}");
             let mut r = RunRecord::example(&id, "x");
+            // Run i starts after run i-1 ended.
+            r.started_at = format!("2026-11-01T{:02}:{:02}:00.000000Z", i / 60, i % 60);
+            r.ended_at = Some(format!("2026-11-01T{:02}:{:02}:30.000000Z", i / 60, i % 60));
             r.argv = argv;
             r.capture.system.hostname = Some(short.clone());
             r.capture.owner.user = Some(input.clone());
@@ -648,6 +702,7 @@ mod tests {
                     abs_path: String::new(),
                     artifact: Some(detail(i)),
                     changed: false,
+                    written: None,
                 },
                 EdgeRecord {
                     role: Role::Output,
@@ -655,6 +710,7 @@ mod tests {
                     abs_path: String::new(),
                     artifact: Some(detail(i + 1)),
                     changed: false,
+                    written: None,
                 },
             ];
             links.push(Link {

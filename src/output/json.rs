@@ -82,6 +82,13 @@ pub struct ArtifactJson<'a> {
     /// Inputs only: modified while the job ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed_during_run: Option<bool>,
+    /// Outputs only: which of its bytes the job wrote: `all`, `none` (declared, not
+    /// written: nobody's product) or `some` (a directory: see `kept`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<&'static str>,
+    /// With `written: some`: the files inside the directory the job left as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<&'a [String]>,
 }
 
 /// The captured system info minus the boot id (an internal detail).
@@ -119,6 +126,15 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
                 file_count: e.artifact.as_ref().map(|a| a.file_count),
                 missing: (role == Role::Output).then_some(e.artifact.is_none()),
                 changed_during_run: (role == Role::Input).then_some(e.changed),
+                written: e.written.as_ref().map(|w| match w {
+                    crate::model::Written::All => "all",
+                    crate::model::Written::Nothing => "none",
+                    crate::model::Written::Partly(_) => "some",
+                }),
+                kept: match &e.written {
+                    Some(crate::model::Written::Partly(k)) => Some(k.as_slice()),
+                    _ => None,
+                },
             })
     };
     let s = &c.system;

@@ -265,6 +265,15 @@ fn edges(edges: &[EdgeRecord], color: bool) -> Table {
         if e.changed {
             role += " (changed during run)";
         }
+        match &e.written {
+            Some(crate::model::Written::Nothing) if e.artifact.is_some() => {
+                role += " (declared, not written)";
+            }
+            Some(crate::model::Written::Partly(kept)) => {
+                role += &format!(" ({} files left as they were)", kept.len());
+            }
+            _ => {}
+        }
         let row = match &e.artifact {
             Some(a) => {
                 let kind = if a.file_count > 1 || a.kind.as_str() == "dir" {
@@ -366,6 +375,7 @@ mod tests {
             abs_path: format!("/w/{path}"),
             artifact,
             changed,
+            written: None,
         };
         let mut r = RunRecord::example(
             "01a20000-0000-7000-8000-000000000001",

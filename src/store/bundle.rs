@@ -450,11 +450,18 @@ impl Import<'_> {
             if ends_group {
                 let first = n - group.len() + usize::from(values.is_none());
                 self.check_manifest(table, first, &group, [dir, path, file, size, exec])?;
-                let named = matches!(&group[0][dir], Value::Text(d) if self.named.contains(d));
+                let named = match &group[0][dir] {
+                    Value::Text(d) if self.named.contains(d) => Some(d.clone()),
+                    _ => None,
+                };
                 for v in group.drain(..) {
-                    if named {
+                    if named.is_some() {
                         added += insert.execute(rusqlite::params_from_iter(v.iter()))?;
                     }
+                }
+                // The directories inside it are derived here, never taken from outside.
+                if let Some(d) = named {
+                    super::graph::index_subdirs(self.tx, &d)?;
                 }
             }
             let Some(values) = values else { break };

@@ -15,109 +15,221 @@ use anyhow::Result;
 use rusqlite::params;
 
 use super::Store;
-use crate::model::graph::{Link, UNLIMITED, Via};
+use crate::model::graph::{Direction, Link, UNLIMITED, Via};
 use crate::model::{ArtifactKind, Hash};
 
-const ANCESTRY: &str = "
-WITH RECURSIVE
-  walk(artifact{D}) AS (
-    SELECT ?1{D0}
-    UNION
-    SELECT i.artifact{D1} FROM walk w
-      CROSS JOIN edges o ON o.artifact = w.artifact AND o.role = 'output'
-      CROSS JOIN edges i ON i.run_id = o.run_id AND i.role IN ('input', 'config') AND i.artifact IS NOT NULL
-      WHERE {W}
-    UNION
-    SELECT i.artifact{D1} FROM walk w
-      CROSS JOIN dir_entries d ON d.file_hash = w.artifact AND d.size > 0
-      CROSS JOIN edges o ON o.artifact = d.dir_hash AND o.role = 'output'
-      CROSS JOIN edges i ON i.run_id = o.run_id AND i.role IN ('input', 'config') AND i.artifact IS NOT NULL
-      WHERE {W}
-    UNION
-    SELECT i.artifact{D1} FROM walk w
-      CROSS JOIN dir_entries d ON d.dir_hash = w.artifact AND d.size > 0
-      CROSS JOIN edges o ON o.artifact = d.file_hash AND o.role = 'output'
-      CROSS JOIN edges i ON i.run_id = o.run_id AND i.role IN ('input', 'config') AND i.artifact IS NOT NULL
-      WHERE {W}
-  ),
-  seen AS (SELECT DISTINCT artifact FROM walk)
-SELECT s.artifact, o.run_id, 0, NULL, NULL FROM seen s
-  CROSS JOIN edges o ON o.artifact = s.artifact AND o.role = 'output'
-UNION
-SELECT s.artifact, o.run_id, 1, d.dir_hash, d.path FROM seen s
-  CROSS JOIN dir_entries d ON d.file_hash = s.artifact AND d.size > 0
-  CROSS JOIN edges o ON o.artifact = d.dir_hash AND o.role = 'output'
-UNION
-SELECT s.artifact, o.run_id, 2, d.file_hash, d.path FROM seen s
-  CROSS JOIN dir_entries d ON d.dir_hash = s.artifact AND d.size > 0
-  CROSS JOIN edges o ON o.artifact = d.file_hash AND o.role = 'output'
-";
+/// How a run is linked to an artifact reached by a walk (`w.artifact`): SQL joins from the
+/// walk to the run's edge `e`, the `Via` kind (0 direct, 1 inside a directory the edge
+/// names, 2 containing what the edge names), and the other artifact and path of that link.
+/// `{ROLE}` is the edge's role condition; `{PRODUCT}` adds, for outputs, that the job wrote
+/// the bytes (docs/lineage-model.md).
+struct Hop {
+    joins: &'static str,
+    kind: u8,
+    other: &'static str,
+    path: &'static str,
+}
 
-const DESCENDANTS: &str = "
-WITH RECURSIVE
-  walk(artifact{D}) AS (
-    SELECT ?1{D0}
-    UNION
-    SELECT o.artifact{D1} FROM walk w
-      CROSS JOIN edges i ON i.artifact = w.artifact AND i.role IN ('input', 'config')
-      CROSS JOIN edges o ON o.run_id = i.run_id AND o.role = 'output' AND o.artifact IS NOT NULL
-      WHERE {W}
-    UNION
-    SELECT o.artifact{D1} FROM walk w
-      CROSS JOIN dir_entries d ON d.file_hash = w.artifact AND d.size > 0
-      CROSS JOIN edges i ON i.artifact = d.dir_hash AND i.role IN ('input', 'config')
-      CROSS JOIN edges o ON o.run_id = i.run_id AND o.role = 'output' AND o.artifact IS NOT NULL
-      WHERE {W}
-    UNION
-    SELECT o.artifact{D1} FROM walk w
-      CROSS JOIN dir_entries d ON d.dir_hash = w.artifact AND d.size > 0
-      CROSS JOIN edges i ON i.artifact = d.file_hash AND i.role IN ('input', 'config')
-      CROSS JOIN edges o ON o.run_id = i.run_id AND o.role = 'output' AND o.artifact IS NOT NULL
-      WHERE {W}
-  ),
-  seen AS (SELECT DISTINCT artifact FROM walk)
-SELECT s.artifact, i.run_id, 0, NULL, NULL FROM seen s
-  CROSS JOIN edges i ON i.artifact = s.artifact AND i.role IN ('input', 'config')
-UNION
-SELECT s.artifact, i.run_id, 1, d.dir_hash, d.path FROM seen s
-  CROSS JOIN dir_entries d ON d.file_hash = s.artifact AND d.size > 0
-  CROSS JOIN edges i ON i.artifact = d.dir_hash AND i.role IN ('input', 'config')
-UNION
-SELECT s.artifact, i.run_id, 2, d.file_hash, d.path FROM seen s
-  CROSS JOIN dir_entries d ON d.dir_hash = s.artifact AND d.size > 0
-  CROSS JOIN edges i ON i.artifact = d.file_hash AND i.role IN ('input', 'config')
-";
+const HOPS: &[Hop] = &[
+    // The run's edge names the artifact itself.
+    Hop {
+        joins: "CROSS JOIN edges e ON e.artifact = w.artifact AND {ROLE}{PRODUCT}",
+        kind: 0,
+        other: "NULL",
+        path: "NULL",
+    },
+    // The artifact is a file inside a directory the edge names (and, for an output, one of
+    // the files the job wrote).
+    Hop {
+        joins: "CROSS JOIN dir_entries d ON d.file_hash = w.artifact AND d.size > 0
+                CROSS JOIN edges e ON e.artifact = d.dir_hash AND {ROLE}{PRODUCT}
+                  AND (e.kept IS NULL OR d.path NOT IN (SELECT value FROM json_each(e.kept)))",
+        kind: 1,
+        other: "d.dir_hash",
+        path: "d.path",
+    },
+    // The artifact is a directory holding a file the edge names.
+    Hop {
+        joins: "CROSS JOIN dir_entries d ON d.dir_hash = w.artifact AND d.size > 0
+                CROSS JOIN edges e ON e.artifact = d.file_hash AND {ROLE}{PRODUCT}",
+        kind: 2,
+        other: "d.file_hash",
+        path: "d.path",
+    },
+    // The artifact is a directory inside a directory the edge names (and, for an output,
+    // one in which the job wrote a file).
+    Hop {
+        joins: "CROSS JOIN dir_subdirs d ON d.sub_hash = w.artifact
+                CROSS JOIN edges e ON e.artifact = d.dir_hash AND {ROLE}{PRODUCT}
+                  AND (e.kept IS NULL OR EXISTS (
+                    SELECT 1 FROM dir_entries f WHERE f.dir_hash = d.dir_hash
+                      AND substr(f.path, 1, length(d.path) + 1) = d.path || '/'
+                      AND f.path NOT IN (SELECT value FROM json_each(e.kept))))",
+        kind: 1,
+        other: "d.dir_hash",
+        path: "d.path",
+    },
+    // The artifact is a directory holding a directory the edge names.
+    Hop {
+        joins: "CROSS JOIN dir_subdirs d ON d.dir_hash = w.artifact
+                CROSS JOIN edges e ON e.artifact = d.sub_hash AND {ROLE}{PRODUCT}",
+        kind: 2,
+        other: "d.sub_hash",
+        path: "d.path",
+    },
+];
+
+/// An output edge is a product only where its job wrote it.
+const PRODUCT: &str = " AND e.written IS NOT 0";
+const OUTPUT: &str = "e.role = 'output'";
+const READ: &str = "e.role IN ('input', 'config')";
+/// The runs a walk goes through: succeeded ones (?3 = 0), or every finished one (?3 = 1).
+const FINISHED: &str = "r.id = e.run_id AND r.ended_at IS NOT NULL
+    AND (r.status = 'succeeded' OR ?3 = 1)";
+
+/// The walk's SQL: rows (artifact, run, via kind, other artifact, path).
+///
+/// Causes come first: upstream, each artifact is walked with the start of the run that read
+/// it (`bound`), and only a run that ended by then produced it for that reader; downstream,
+/// with the end of the run that wrote it, and only a run that started after read it. A run
+/// is never its own ancestor, and no walk closes a loop.
+fn walk_sql(direction: crate::model::graph::Direction, limited: bool) -> String {
+    use crate::model::graph::Direction;
+    let (near, far, bound_ok, next_bound) = match direction {
+        Direction::Ancestry => (OUTPUT, READ, "r.ended_at <= w.bound", "r.started_at"),
+        Direction::Descendants => (READ, OUTPUT, "r.started_at >= w.bound", "r.ended_at"),
+    };
+    let near_product = if near == OUTPUT { PRODUCT } else { "" };
+    let far_product = if far == OUTPUT { PRODUCT } else { "" };
+    let (d, d0, d1, cond) = if limited {
+        (", depth", ", 0", ", w.depth + 1", "w.depth + 1 < ?2")
+    } else {
+        ("", "", "", "?2 > 0")
+    };
+    let mut sql = format!("WITH RECURSIVE\n  walk(artifact, bound{d}) AS (\n    SELECT ?1, ?4{d0}");
+    for hop in HOPS {
+        let joins = hop
+            .joins
+            .replace("{ROLE}", near)
+            .replace("{PRODUCT}", near_product);
+        sql += &format!(
+            "\n    UNION\n    SELECT x.artifact, {next_bound}{d1} FROM walk w
+      {joins}
+      CROSS JOIN runs r ON {FINISHED} AND {bound_ok}
+      CROSS JOIN edges x ON x.run_id = e.run_id AND {far_x} AND x.artifact IS NOT NULL{far_px}
+      WHERE {cond}",
+            far_x = far.replace("e.", "x."),
+            far_px = far_product.replace("e.", "x."),
+        );
+    }
+    sql += "\n  ),\n  seen AS (SELECT DISTINCT artifact, bound FROM walk)";
+    let mut first = true;
+    for hop in HOPS {
+        let joins = hop
+            .joins
+            .replace("{ROLE}", near)
+            .replace("{PRODUCT}", near_product);
+        sql += if first { "\n" } else { "\nUNION\n" };
+        first = false;
+        sql += &format!(
+            "SELECT w.artifact, e.run_id, {kind}, {other}, {path} FROM seen w
+  {joins}
+  CROSS JOIN runs r ON {FINISHED} AND {bound_ok}",
+            kind = hop.kind,
+            other = hop.other,
+            path = hop.path,
+        );
+    }
+    sql
+}
+
+/// Derive the directories inside stored directory `dir_hash` from its manifest and keep
+/// them in `dir_subdirs` (each a Merkle hash over its own files, as if hashed on its own),
+/// so that a directory inside an output directory is traced like a file inside it.
+/// Directories of empty files only are left out, as empty files are.
+pub(crate) fn index_subdirs(conn: &rusqlite::Connection, dir_hash: &str) -> Result<()> {
+    use std::collections::BTreeMap;
+    let mut stmt = conn.prepare_cached(
+        "SELECT path, file_hash, size, executable FROM dir_entries WHERE dir_hash = ?1",
+    )?;
+    let mut groups: BTreeMap<String, Vec<super::inbound::Entry>> = BTreeMap::new();
+    let rows = stmt.query_map([dir_hash], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, bool>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (path, hash, size, exec) = row?;
+        let Some(hash) = Hash::parse(&hash) else {
+            continue;
+        };
+        let mut at = 0;
+        while let Some(slash) = path[at..].find('/') {
+            let end = at + slash;
+            groups.entry(path[..end].to_string()).or_default().push((
+                path[end + 1..].to_string(),
+                hash,
+                size.max(0) as u64,
+                exec,
+            ));
+            at = end + 1;
+        }
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO dir_subdirs (dir_hash, path, sub_hash) VALUES (?1, ?2, ?3)",
+    )?;
+    for (path, mut entries) in groups {
+        let (sub, size, _) = super::inbound::dir_hash(&mut entries);
+        if size > 0 {
+            insert.execute(params![dir_hash, path, sub.to_hex()])?;
+        }
+    }
+    Ok(())
+}
+
+/// Index the directories inside every stored directory (once, when the store learns to).
+pub(crate) fn index_all_subdirs(conn: &rusqlite::Connection) -> Result<()> {
+    let dirs: Vec<String> = conn
+        .prepare("SELECT DISTINCT dir_hash FROM dir_entries WHERE instr(path, '/') > 0")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for d in dirs {
+        index_subdirs(conn, &d)?;
+    }
+    Ok(())
+}
+
+/// The run that last wrote an output at a path or around it, the hash it recorded for the
+/// path, and, when the output was a directory around it, (the path inside, the directory).
+pub type OutputAround = (String, Option<Hash>, Option<(String, String)>);
 
 impl Store {
     /// Every (artifact, producing run) pair in the ancestry of `root`, `depth` runs deep.
-    pub fn ancestry(&self, root: &Hash, depth: u32) -> Result<Vec<Link>> {
-        self.walk(ANCESTRY, root, depth)
+    pub fn ancestry(&self, root: &Hash, depth: u32, all: bool) -> Result<Vec<Link>> {
+        self.walk(Direction::Ancestry, root, depth, all)
     }
 
     /// Every (artifact, consuming run) pair downstream of `root`, `depth` runs deep.
-    pub fn descendants(&self, root: &Hash, depth: u32) -> Result<Vec<Link>> {
-        self.walk(DESCENDANTS, root, depth)
+    pub fn descendants(&self, root: &Hash, depth: u32, all: bool) -> Result<Vec<Link>> {
+        self.walk(Direction::Descendants, root, depth, all)
     }
 
-    fn walk(&self, template: &str, root: &Hash, depth: u32) -> Result<Vec<Link>> {
-        // Identical bytes can close a loop (a run that copies an input into its output
-        // directory): without a depth limit the walk keeps one row per artifact, so UNION
-        // ends it; with a limit, rows are (artifact, depth) pairs, at most depth x artifacts.
-        let sql = if depth >= UNLIMITED {
-            template
-                .replace("{D}", "")
-                .replace("{D0}", "")
-                .replace("{D1}", "")
-                .replace("{W}", "?2 > 0")
-        } else {
-            template
-                .replace("{D}", ", depth")
-                .replace("{D0}", ", 0")
-                .replace("{D1}", ", w.depth + 1")
-                .replace("{W}", "w.depth + 1 < ?2")
-        };
+    /// `all`: failed and interrupted runs too (`--all`), not only succeeded ones.
+    fn walk(&self, direction: Direction, root: &Hash, depth: u32, all: bool) -> Result<Vec<Link>> {
+        // Identical bytes can meet again (a run that copies its input): without a depth
+        // limit the walk keeps one row per (artifact, bound), so UNION ends it; with a limit,
+        // rows are (artifact, bound, depth), at most depth x that.
+        let sql = walk_sql(direction, depth < UNLIMITED);
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![root.to_hex(), i64::from(depth)], |r| {
+        // The root is read (or written) now: every finished run may have made it.
+        let bound = match direction {
+            Direction::Ancestry => "9999-12-31T23:59:59Z",
+            Direction::Descendants => "",
+        };
+        let rows = stmt.query_map(params![root.to_hex(), i64::from(depth), all, bound], |r| {
             let artifact: String = r.get(0)?;
             let kind: i64 = r.get(2)?;
             let other: Option<String> = r.get(3)?;
@@ -156,27 +268,76 @@ impl Store {
         let hex = hash.to_hex();
         let known: bool = self.conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM artifacts WHERE hash = ?1)
-                 OR EXISTS (SELECT 1 FROM dir_entries WHERE file_hash = ?1)",
+                 OR EXISTS (SELECT 1 FROM dir_entries WHERE file_hash = ?1)
+                 OR EXISTS (SELECT 1 FROM dir_subdirs WHERE sub_hash = ?1)",
             [&hex],
             |r| r.get(0),
         )?;
         Ok(known)
     }
 
-    /// The latest run that wrote an output at `abs_path`, with the hash it recorded there.
-    pub fn last_output_at(&self, abs_path: &str) -> Result<Option<(String, Option<Hash>)>> {
+    /// The latest run that wrote an output at `abs_path` or at a directory around it: the
+    /// run, the hash it recorded for the path, and, for a directory around it, (the path
+    /// inside it, the directory's path as given).
+    pub fn last_output_around(
+        &self,
+        abs_path: &str,
+    ) -> Result<Option<OutputAround>> {
         use rusqlite::OptionalExtension;
-        let row = self
-            .conn
-            .query_row(
-                "SELECT e.run_id, e.artifact FROM edges e JOIN runs r ON r.id = e.run_id
-                 WHERE e.abs_path = ?1 AND e.role = 'output'
-                 ORDER BY r.started_at DESC LIMIT 1",
-                [abs_path],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
-            )
-            .optional()?;
-        Ok(row.map(|(id, h)| (id, h.as_deref().and_then(Hash::parse))))
+        // (started_at, what is returned)
+        let mut best: Option<(String, OutputAround)> = None;
+        let mut at = abs_path.len();
+        loop {
+            let candidate = &abs_path[..at];
+            let inner = abs_path.get(at + 1..).unwrap_or_default();
+            let row = self
+                .conn
+                .query_row(
+                    "SELECT e.run_id, e.artifact, e.path, r.started_at FROM edges e
+                     JOIN runs r ON r.id = e.run_id
+                     WHERE e.abs_path = ?1 AND e.role = 'output'
+                     ORDER BY r.started_at DESC LIMIT 1",
+                    [candidate],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            if let Some((run, artifact, given, started)) = row {
+                let artifact = artifact.as_deref().and_then(Hash::parse);
+                let (recorded, within) = if inner.is_empty() {
+                    (artifact, None)
+                } else {
+                    let file = match artifact {
+                        Some(dir) => self
+                            .conn
+                            .query_row(
+                                "SELECT file_hash FROM dir_entries WHERE dir_hash = ?1 AND path = ?2",
+                                params![dir.to_hex(), inner],
+                                |r| r.get::<_, String>(0),
+                            )
+                            .optional()?
+                            .as_deref()
+                            .and_then(Hash::parse),
+                        None => None,
+                    };
+                    (file, Some((inner.to_string(), given)))
+                };
+                if best.as_ref().is_none_or(|b| started > b.0) {
+                    best = Some((started, (run, recorded, within)));
+                }
+            }
+            match abs_path[..at].rfind('/') {
+                Some(0) | None => break,
+                Some(slash) => at = slash,
+            }
+        }
+        Ok(best.map(|(_, found)| found))
     }
 
     /// The stored kind and size of an artifact, if any run recorded it as a whole.

@@ -51,6 +51,10 @@ enum Rule {
     Int32,
     /// JSON of a run's `Resources`.
     Resources,
+    /// Which of an output's bytes its run wrote: 0, 1 or 2 (`model::Written`).
+    Written,
+    /// A JSON array of paths inside a directory (each a `RelPath`).
+    KeptPaths,
     /// `ed25519:<64 lowercase hex>`.
     PublicKey,
     /// 128 lowercase hex digits.
@@ -88,6 +92,8 @@ fn rule(table: &str, column: &str) -> (Rule, bool) {
         ("edges", "artifact") => (Hash, true),
         ("edges", "path" | "abs_path") => (Text, false),
         ("edges", "missing" | "changed") => (Bool, false),
+        ("edges", "written") => (Written, true),
+        ("edges", "kept") => (KeptPaths, true),
         ("params", "run_id") => (Uuid, false),
         ("params", "key" | "source") => (Text, false),
         ("params", "value") => (JsonScalar, false),
@@ -148,6 +154,17 @@ pub fn check_row(table: &Table, columns: &[String], row: &[Value]) -> Result<(),
                 if row[end] == Value::Null {
                     return Err("ended_at: a finished run has an end".into());
                 }
+            }
+        }
+        "edges" => {
+            let role = text(row, columns, "role");
+            let written = int(row, columns, "written");
+            let kept = text(row, columns, "kept");
+            if written.is_some() && role != Some("output") {
+                return Err("written: only an output is written".into());
+            }
+            if kept.is_some() != (written == Some(2)) {
+                return Err("kept: a list of files left as they were goes with written = 2, and only with it".into());
             }
         }
         "extra_digests" => {
@@ -247,6 +264,7 @@ fn check_int(rule: Rule, n: i64) -> Result<(), String> {
     match rule {
         Rule::Count if n < 0 => Err(format!("{n} is negative")),
         Rule::Bool if n != 0 && n != 1 => Err(format!("{n} is not 0 or 1")),
+        Rule::Written if !(0..=2).contains(&n) => Err(format!("{n} is not 0, 1 or 2")),
         Rule::Int32 if i32::try_from(n).is_err() => Err(format!("{n} does not fit 32 bits")),
         _ => Ok(()),
     }
@@ -273,6 +291,14 @@ fn check_text(rule: Rule, s: &str) -> Result<(), String> {
         Rule::Name => !s.chars().any(char::is_control),
         Rule::Text => true,
         Rule::RelPath => return check_rel_path(s),
+        Rule::KeptPaths => {
+            let paths: Vec<String> = serde_json::from_str(s)
+                .map_err(|_| format!("{} is not a JSON array of paths", show(s)))?;
+            for p in &paths {
+                check_rel_path(p)?;
+            }
+            return Ok(());
+        }
         Rule::Capture => return check_capture(s),
         Rule::Resources => serde_json::from_str::<crate::model::Resources>(s).is_ok(),
         Rule::JsonScalar => serde_json::from_str::<serde_json::Value>(s)
@@ -280,7 +306,7 @@ fn check_text(rule: Rule, s: &str) -> Result<(), String> {
         Rule::Algorithm => s == "sha256" || s == "dirHash",
         Rule::PublicKey => crate::sign::parse_public_key(s).is_some(),
         Rule::Signature => crate::sign::is_signature(s),
-        Rule::Count | Rule::Bool | Rule::Int | Rule::Int32 | Rule::Bytes => false,
+        Rule::Count | Rule::Bool | Rule::Written | Rule::Int | Rule::Int32 | Rule::Bytes => false,
     };
     if ok {
         Ok(())

@@ -27,6 +27,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_extra_digests.sql"),
     include_str!("migrations/0008_sync.sql"),
     include_str!("migrations/0009_signatures.sql"),
+    include_str!("migrations/0010_written.sql"),
 ];
 
 impl Store {
@@ -114,6 +115,13 @@ impl Store {
             .map_err(fail)?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql).map_err(fail)?;
+            // Version 10 derives the directories inside stored directories.
+            if i + 1 == 10 {
+                super::graph::index_all_subdirs(&tx).map_err(|e| Error::StoreOpen {
+                    path: db.display().to_string(),
+                    source: e.into(),
+                })?;
+            }
             tx.pragma_update(None, "user_version", (i + 1) as i64)
                 .map_err(fail)?;
         }

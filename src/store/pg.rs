@@ -34,6 +34,7 @@ const PG_MIGRATIONS: &[&str] = &[
     include_str!("pg_migrations/0001_init.sql"),
     include_str!("pg_migrations/0002_signatures.sql"),
     include_str!("pg_migrations/0003_row_security.sql"),
+    include_str!("pg_migrations/0004_written.sql"),
 ];
 
 /// Serializes pushes (and schema changes) on the server, so `runs.seq` is in commit order.

@@ -14,7 +14,7 @@ use super::{DB_FILE, Store, split_argv};
 use crate::error::Error;
 use crate::model::{
     ArtifactKind, ArtifactRef, Capture, EdgeRecord, Hash, Param, Resources, Role, RunRecord,
-    RunSummary, Status,
+    RunSummary, Status, Written,
 };
 
 /// Shortest run-id prefix ever printed.
@@ -139,7 +139,7 @@ impl Store {
         }
         let mut stmt = self.conn.prepare_cached(
             "SELECT e.run_id, e.role, e.path, e.abs_path, e.changed, a.hash, a.kind, a.size,
-                    a.file_count
+                    a.file_count, e.written, e.kept
              FROM edges e LEFT JOIN artifacts a ON a.hash = e.artifact
              WHERE e.run_id IN (SELECT value FROM json_each(?1))
              ORDER BY e.run_id, e.position",
@@ -161,14 +161,24 @@ impl Store {
                 abs_path: r.get(3)?,
                 changed: r.get(4)?,
                 artifact,
+                written: None,
             };
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, edge))
+            let written = (r.get::<_, Option<i64>>(9)?, r.get::<_, Option<String>>(10)?);
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                edge,
+                written,
+            ))
         })?;
         for row in edges {
-            let (id, role, mut edge) = row?;
+            let (id, role, mut edge, (written, kept)) = row?;
             edge.role = Role::parse(&role).with_context(|| {
                 format!("run {id}: an edge has the unknown role {role:?} in the store")
             })?;
+            if edge.role == Role::Output {
+                edge.written = Some(Written::from_columns(written, kept.as_deref()));
+            }
             if let Some(run) = runs.get_mut(&id) {
                 run.edges.push(edge);
             }
@@ -389,6 +399,7 @@ mod tests {
             artifact: Some(file(name)),
             manifest: None,
             changed: false,
+            written: None,
         };
         for (i, (id, argv, input, output, status)) in runs.iter().enumerate() {
             let policy = crate::redact::Policy::new(&[], &[], &[], [0; 32]).expect("policy");

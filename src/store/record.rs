@@ -331,12 +331,20 @@ fn insert_edges(
 ) -> Result<Vec<(String, String)>> {
     let mut deferred = Vec::new();
     let mut edge = tx.prepare_cached(
-        "INSERT INTO edges (run_id, role, position, artifact, path, abs_path, missing, changed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO edges (run_id, role, position, artifact, path, abs_path, missing, changed,
+                            written, kept)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     for (i, e) in edges.iter().enumerate() {
         let (hash, later) = insert_artifact(tx, staged, run_id, e, defer)?;
         deferred.extend(later);
+        let (written, kept) = match &e.written {
+            Some(w) => {
+                let (n, kept) = w.to_columns();
+                (Some(n), kept)
+            }
+            None => (None, None),
+        };
         edge.execute(params![
             run_id,
             e.role.as_str(),
@@ -346,6 +354,8 @@ fn insert_edges(
             e.abs_path,
             e.artifact.is_none(),
             e.changed,
+            written,
+            kept,
         ])?;
     }
     Ok(deferred)
@@ -449,6 +459,9 @@ fn write_manifest(
     }
     if spilled {
         tx.execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token])?;
+    }
+    if write {
+        super::graph::index_subdirs(tx, hash)?;
     }
     Ok(())
 }

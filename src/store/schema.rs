@@ -121,6 +121,16 @@ pub const SYNCED: &[Table] = &[
             col("abs_path", Kind::Text),
             col("missing", Kind::Int),
             col("changed", Kind::Int),
+            Column {
+                name: "written",
+                kind: Kind::Int,
+                since: 10,
+            },
+            Column {
+                name: "kept",
+                kind: Kind::Text,
+                since: 10,
+            },
         ],
     },
     Table {

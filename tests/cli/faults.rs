@@ -187,7 +187,17 @@ fn links_that_leave_an_output_directory_are_recorded_as_links_not_followed() {
     std::os::unix::fs::symlink("../outside.txt", env.path("model/up")).expect("symlink");
     std::os::unix::fs::symlink("weights.bin", env.path("model/same")).expect("symlink");
     // --sha256 reads the directory again: links by their text there too.
-    let out = env.cmd(["run", "-q", "--sha256", "-o", "model", "--", "true"]);
+    // The job touches one file: the directory is its product (produced means written).
+    let out = env.cmd([
+        "run",
+        "-q",
+        "--sha256",
+        "-o",
+        "model",
+        "--",
+        "touch",
+        "model/weights.bin",
+    ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!stderr(&out).contains("sha256"), "{}", stderr(&out));
     let run = env.show(None);

@@ -532,6 +532,7 @@ mod tests {
             abs_path: String::new(),
             artifact: None,
             changed: false,
+            written: None,
         };
         let mut r = RunRecord::example("id", "x");
         r.cwd = b"/home/u/proj/sub".to_vec();

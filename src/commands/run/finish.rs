@@ -114,6 +114,7 @@ pub(super) fn after(
     pre: PreLaunch,
     during: During,
     outcome: std::io::Result<Outcome>,
+    before: &[Option<hash::Snapshot>],
 ) -> Executed {
     let gpu_peaks = during.sampler.map(gpu::Sampler::finish);
     let ended_at = now();
@@ -131,7 +132,13 @@ pub(super) fn after(
     };
     let ending = Ending::of(&outcome);
     let mut capture = pre.capture;
-    let outputs = hash_outputs(&plan, &mut capture);
+    let mut outputs = hash_outputs(&plan, &mut capture);
+    for ((o, d), before) in outputs.iter_mut().zip(&plan.outputs).zip(before) {
+        o.written = Some(match o.artifact {
+            Some(_) => hash::written(&d.abs, before.as_ref()),
+            None => crate::model::Written::Nothing,
+        });
+    }
     let mut changed = during.changed;
     // Asked to stop: record what is known now rather than walk the inputs again.
     if !plan.hashing.is_stopped() {

@@ -71,6 +71,12 @@ pub fn execute(mut plan: Plan) -> Executed {
     if !plan.quiet {
         ui::info(format_args!("run {short} recording"));
     }
+    // What is at each output now: afterwards, what the job wrote is told from it.
+    let before: Vec<_> = plan
+        .outputs
+        .iter()
+        .map(|d| crate::hash::snapshot(&d.abs))
+        .collect();
     let extra_env = [("LINEAGE_RUN_ID", id.as_str())];
     let stop = plan.hashing.stop_flag();
     let running = match child::spawn(&plan.argv, &plan.cwd, plan.env.as_deref(), &extra_env, stop) {
@@ -80,7 +86,7 @@ pub fn execute(mut plan: Plan) -> Executed {
     let during = inputs::while_running(&plan, &id, &running, &mut pre);
     let outcome = running.wait();
     crate::timing::mark("job ended");
-    finish::after(plan, id, &short, pre, during, outcome)
+    finish::after(plan, id, &short, pre, during, outcome, &before)
 }
 
 /// Phase one: the run as `running`, before launch. The job gets its real arguments; the

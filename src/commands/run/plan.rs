@@ -55,6 +55,7 @@ impl Declared {
             artifact,
             manifest,
             changed: false,
+            written: None,
         }
     }
 }
