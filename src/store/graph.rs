@@ -279,10 +279,7 @@ impl Store {
     /// The latest run that wrote an output at `abs_path` or at a directory around it: the
     /// run, the hash it recorded for the path, and, for a directory around it, (the path
     /// inside it, the directory's path as given).
-    pub fn last_output_around(
-        &self,
-        abs_path: &str,
-    ) -> Result<Option<OutputAround>> {
+    pub fn last_output_around(&self, abs_path: &str) -> Result<Option<OutputAround>> {
         use rusqlite::OptionalExtension;
         // (started_at, what is returned)
         let mut best: Option<(String, OutputAround)> = None;

@@ -12,6 +12,7 @@ mod export;
 mod faults;
 mod fixture;
 mod gpu;
+mod graph_rules;
 mod html;
 mod inert;
 mod pipes;

@@ -1,0 +1,350 @@
+//! The rules of the lineage graph (docs/lineage-model.md), one test per way issue 16 found
+//! the graph wrong: produced means written, causes come first, one rule picks the producer.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// `show TARGET --format json` (plus `extra`), parsed.
+fn graph(env: &Env, target: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["show", target, "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = env.cmd(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// The runs linked to `hash` in a graph document.
+fn linked(doc: &Value, hash: &str) -> BTreeSet<String> {
+    doc["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .filter(|l| l["artifact"] == hash)
+        .map(|l| l["run"].as_str().expect("run").to_string())
+        .collect()
+}
+
+fn tree(env: &Env, args: &[&str]) -> String {
+    let mut full = vec!["show"];
+    full.extend_from_slice(args);
+    let out = env.cmd(&full);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    stdout(&out)
+}
+
+fn hash_of(env: &Env, rel: &str) -> String {
+    blake3_hex(&std::fs::read(env.path(rel)).expect("read"))
+}
+
+/// Item 2: a declared output the job never wrote is nobody's product, even when the job
+/// failed; a failed run that wrote it is a producer only with --all.
+#[test]
+fn an_output_the_job_did_not_write_is_not_its_product() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("out.txt", "a\n");
+    let out = env.cmd(["run", "-q", "-o", "out.txt", "--", "false"]);
+    assert_eq!(code(&out), 1);
+    let run = env.show(None);
+    assert_eq!(artifact(&run, "outputs", "out.txt")["written"], "none");
+    let out = env.cmd(["show", "out.txt"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("source: no recorded run produced it"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        tree(&env, &["--run", run["id"].as_str().expect("id")]).contains("declared, not written")
+    );
+
+    // A failed run that did write: not the producer by default, shown with --all.
+    let out = env.cmd([
+        "run",
+        "-q",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo b > out.txt; exit 1",
+    ]);
+    assert_eq!(code(&out), 1);
+    let failed = env.show(None)["id"].as_str().expect("id").to_string();
+    assert!(linked(&graph(&env, "out.txt", &[]), &hash_of(&env, "out.txt")).is_empty());
+    assert_eq!(
+        linked(
+            &graph(&env, "out.txt", &["--all"]),
+            &hash_of(&env, "out.txt")
+        ),
+        BTreeSet::from([failed])
+    );
+    // Nor is it what `diff` or `rerun --upstream` would pick.
+    let out = env.cmd(["diff", "out.txt", "out.txt"]);
+    assert_ne!(code(&out), 0, "no producer to compare: {}", stdout(&out));
+}
+
+/// Items 6 and 22: a stage that copies its input is not its own ancestor (no cycle), and a
+/// producer that ran after the consumer is not one of its causes.
+#[test]
+fn causes_come_before_their_effects() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("raw.txt", "raw\n");
+    let prep = env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < raw.txt > mid.txt",
+    ]);
+    let copy = env.record(&[
+        "-i", "mid.txt", "-o", "out.txt", "--", "cp", "mid.txt", "out.txt",
+    ]);
+    let doc = graph(&env, "out.txt", &[]);
+    let mid = hash_of(&env, "mid.txt");
+    assert_eq!(hash_of(&env, "out.txt"), mid, "the copy has the same bytes");
+    // At the root both made these bytes; as the copy's input, only prep did.
+    let t = tree(&env, &["out.txt"]);
+    assert!(!t.contains("shown above"), "no loop:\n{t}");
+    let copy_short = &copy[..8];
+    assert_eq!(t.matches("─ produced by run").count(), 2, "{t}");
+    assert!(t.contains("input mid.txt"), "{t}");
+    assert_eq!(
+        linked(&doc, &mid),
+        BTreeSet::from([prep.clone(), copy.clone()])
+    );
+    let _ = copy_short;
+
+    // Re-recording prep later: the copy's input was not made by it.
+    let again = env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < raw.txt > mid.txt",
+    ]);
+    let t = tree(&env, &["out.txt", "--depth", "2"]);
+    let json = graph(&env, "out.txt", &[]);
+    let runs: BTreeSet<&str> = json["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    // It is a producer of out.txt's bytes (the root: now), never under the copy.
+    assert!(runs.contains(again.as_str()));
+    let under_copy = t.split("input mid.txt").nth(1).unwrap_or_default();
+    let again_short = env.show(Some(&again))["short_id"]
+        .as_str()
+        .expect("short")
+        .to_string();
+    assert!(
+        !under_copy.contains(&again_short),
+        "a later run is not a cause:\n{t}"
+    );
+}
+
+/// Items 20 and 21: a directory inside an output directory is traced to the run that wrote
+/// it, both ways; files the job did not write in its output directory are not its product.
+#[test]
+fn directories_nest_and_only_written_files_are_produced() {
+    let env = Env::new();
+    env.init_repo();
+    let prep = env.record(&[
+        "-o",
+        "data",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p data/train data/test && echo 1 > data/train/a && echo 2 > data/test/b",
+    ]);
+    let train = env.record(&[
+        "-i",
+        "data/train",
+        "-o",
+        "model.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat data/train/a data/train/a > model.txt",
+    ]);
+    let up = graph(&env, "data/train", &[]);
+    assert_eq!(
+        linked(&up, &hash_of_dir(&env, "data/train")),
+        BTreeSet::from([prep.clone()])
+    );
+    let down = graph(&env, "data", &["--descendants"]);
+    let readers: BTreeSet<&str> = down["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert!(readers.contains(train.as_str()), "{down}");
+
+    // A resumed job: the checkpoint it started from is not its product.
+    std::fs::create_dir_all(env.path("ck")).expect("mkdir");
+    env.write("ck/epoch_1.pt", "one\n");
+    env.write("ck/epoch_3.pt", "stale\n");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let resume = env.record(&[
+        "-o",
+        "ck",
+        "--",
+        "sh",
+        "-c",
+        "cat ck/epoch_1.pt > ck/epoch_2.pt; echo two >> ck/epoch_2.pt",
+    ]);
+    let run = env.show(Some(&resume));
+    let ck = artifact(&run, "outputs", "ck");
+    assert_eq!(ck["written"], "some", "{run}");
+    assert_eq!(ck["kept"], serde_json::json!(["epoch_1.pt", "epoch_3.pt"]));
+    assert!(
+        linked(
+            &graph(&env, "ck/epoch_1.pt", &[]),
+            &hash_of(&env, "ck/epoch_1.pt")
+        )
+        .is_empty()
+    );
+    assert!(
+        linked(
+            &graph(&env, "ck/epoch_3.pt", &[]),
+            &hash_of(&env, "ck/epoch_3.pt")
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        linked(
+            &graph(&env, "ck/epoch_2.pt", &[]),
+            &hash_of(&env, "ck/epoch_2.pt")
+        ),
+        BTreeSet::from([resume.clone()])
+    );
+    // The directory as a whole is its product.
+    assert!(
+        linked(
+            &graph(&env, "ck", &[]),
+            &graph(&env, "ck", &[])["target"]["hash"]
+                .as_str()
+                .expect("h")
+                .to_string()
+        )
+        .contains(&resume)
+    );
+}
+
+fn hash_of_dir(env: &Env, rel: &str) -> String {
+    let doc = graph(env, rel, &[]);
+    doc["target"]["hash"].as_str().expect("hash").to_string()
+}
+
+/// Item 9: a file changed inside an output directory is explained.
+#[test]
+fn a_file_changed_inside_an_output_directory_is_explained() {
+    let env = Env::new();
+    env.init_repo();
+    env.record(&[
+        "-o",
+        "eval",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p eval && echo '{\"acc\": 1}' > eval/metrics.json",
+    ]);
+    let short = env.show(None)["short_id"]
+        .as_str()
+        .expect("short")
+        .to_string();
+    env.write("eval/metrics.json", "{\"acc\": 2}\n");
+    let out = env.cmd(["show", "eval/metrics.json"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("modified after run")
+            && err.contains(&short)
+            && err.contains("as metrics.json inside eval"),
+        "{err}"
+    );
+}
+
+/// Items 5 and 13: reproductions are grouped under their original, not repeated; the
+/// producer picked for a rerun is an original that ended before the consumer started.
+#[test]
+fn reproductions_are_grouped_and_originals_are_picked() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("raw.txt", "x\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-qm", "raw"]);
+    let prep = env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat raw.txt raw.txt > mid.txt",
+    ]);
+    // A worktree rerun of prep before train: newer than prep, but a rerun, and its
+    // directory is gone. --upstream must not pick it (it once took the newest).
+    let out = env.cmd(["rerun", "-q", "--worktree", &prep]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let train = env.record(&[
+        "-i",
+        "mid.txt",
+        "-o",
+        "model.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < mid.txt > model.txt",
+    ]);
+    for _ in 0..3 {
+        let out = env.cmd(["rerun", "-q", &train]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let t = tree(&env, &["raw.txt", "--descendants"]);
+    assert!(t.contains("reproduced by 3 reruns"), "{t}");
+    assert_eq!(
+        t.matches("$ sh -c 'tr a-z A-Z < mid.txt > model.txt'")
+            .count(),
+        1,
+        "{t}"
+    );
+    let t = tree(&env, &["model.txt"]);
+    assert!(t.contains("reproduced by 3 reruns"), "{t}");
+    assert_eq!(
+        t.matches("$ sh -c 'tr a-z A-Z < mid.txt > model.txt'")
+            .count(),
+        1,
+        "{t}"
+    );
+
+    // A rerun of prep too; then mid.txt deleted: --upstream reruns the original prep,
+    // never a later run.
+    let out = env.cmd(["rerun", "-q", &prep]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    std::fs::remove_file(env.path("mid.txt")).expect("rm");
+    let out = env.cmd(["rerun", &train, "--upstream"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let prep_short = env.show(Some(&prep))["short_id"]
+        .as_str()
+        .expect("s")
+        .to_string();
+    assert!(
+        stderr(&out).contains(&format!("upstream: rerunning {prep_short}")),
+        "{}",
+        stderr(&out)
+    );
+}
