@@ -226,3 +226,156 @@ impl Lineage {
         out
     }
 }
+
+/// An artifact as drawn (dot, Mermaid, the HTML page): its bytes and the run in the drawing
+/// that made them (None: a source, or bytes no run drawn made before they were read). The
+/// same bytes made by two runs are two nodes, so a drawing is acyclic: every arrow goes from
+/// a run to what it wrote, or from what a run read to that run, and what it read was made by
+/// a run that ended before it started.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Node {
+    /// The bytes.
+    pub hash: Hash,
+    /// The run that made them, in this drawing.
+    pub made_by: Option<String>,
+}
+
+/// An arrow of a drawing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arc {
+    /// A run read an artifact (`role`: input or config) or wrote one (output).
+    Edge {
+        /// The run.
+        run: String,
+        /// The artifact.
+        node: Node,
+        /// input, config or output.
+        role: super::Role,
+    },
+    /// `inner` is at `path` inside the directory `outer` (both made by the same run).
+    Inside {
+        /// The directory.
+        outer: Node,
+        /// What is inside it.
+        inner: Node,
+        /// Where.
+        path: String,
+    },
+}
+
+/// A lineage as nodes and arrows (see [`Node`]).
+#[derive(Debug, Default)]
+pub struct Drawing {
+    /// Every artifact node, with the paths it had.
+    pub nodes: BTreeMap<Node, BTreeSet<String>>,
+    /// The arrows, runs in start order.
+    pub arcs: Vec<Arc>,
+    /// Where the walk started.
+    pub root: Option<Node>,
+}
+
+impl Lineage {
+    /// The lineage as a drawing: artifact nodes told apart by the run that made them.
+    pub fn drawing(&self) -> Drawing {
+        let mut d = Drawing::default();
+        let mut runs: Vec<&RunRecord> = self.runs.values().map(|(r, _)| r).collect();
+        runs.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+        let root = self.made(&self.root.hash, None, &mut d);
+        d.nodes
+            .entry(root.clone())
+            .or_default()
+            .insert(self.root.label.clone());
+        d.root = Some(root);
+        for r in runs {
+            for e in &r.edges {
+                let Some(a) = &e.artifact else { continue };
+                let node = if e.role == super::Role::Output {
+                    if e.written == Some(super::Written::Nothing) {
+                        continue;
+                    }
+                    Node {
+                        hash: a.hash,
+                        made_by: Some(r.id.clone()),
+                    }
+                } else {
+                    self.made(&a.hash, Some(r), &mut d)
+                };
+                d.nodes
+                    .entry(node.clone())
+                    .or_default()
+                    .insert(e.path.clone());
+                d.arcs.push(Arc::Edge {
+                    run: r.id.clone(),
+                    node,
+                    role: e.role,
+                });
+            }
+        }
+        d
+    }
+
+    /// The node for `hash` as `reader` read it (None: the root): made by the best-ranked
+    /// run in the drawing that wrote those bytes (or a directory holding them) before.
+    fn made(&self, hash: &Hash, reader: Option<&RunRecord>, d: &mut Drawing) -> Node {
+        let before = |p: &RunRecord| reader.is_none_or(|r| came_before(p, r) && p.id != r.id);
+        let mut direct: Vec<&RunRecord> = self
+            .runs
+            .values()
+            .map(|(r, _)| r)
+            .filter(|p| before(p))
+            .filter(|p| {
+                p.edges.iter().any(|e| {
+                    e.role == super::Role::Output
+                        && e.written != Some(super::Written::Nothing)
+                        && e.artifact.as_ref().is_some_and(|a| a.hash == *hash)
+                })
+            })
+            .collect();
+        // Upstream, the walk's links also say which runs made it inside a directory.
+        let mut inside: Vec<(&RunRecord, Hash, String)> = Vec::new();
+        if self.direction == Direction::Ancestry {
+            for l in self.links.get(hash).map(Vec::as_slice).unwrap_or_default() {
+                if let (Via::InsideDir { dir, path }, Some((p, _))) =
+                    (&l.via, self.runs.get(&l.run_id))
+                    && before(p)
+                {
+                    inside.push((p, *dir, path.clone()));
+                }
+            }
+        }
+        let mut all: Vec<&RunRecord> = direct
+            .iter()
+            .copied()
+            .chain(inside.iter().map(|i| i.0))
+            .collect();
+        rank(&mut all, |_| true);
+        let Some(best) = all.first() else {
+            return Node {
+                hash: *hash,
+                made_by: None,
+            };
+        };
+        let node = Node {
+            hash: *hash,
+            made_by: Some(best.id.clone()),
+        };
+        direct.retain(|p| p.id == best.id);
+        if direct.is_empty()
+            && let Some((_, dir, path)) = inside.iter().find(|i| i.0.id == best.id)
+        {
+            let outer = Node {
+                hash: *dir,
+                made_by: Some(best.id.clone()),
+            };
+            let arc = Arc::Inside {
+                outer,
+                inner: node.clone(),
+                path: path.clone(),
+            };
+            if !d.arcs.contains(&arc) {
+                d.arcs.push(arc);
+            }
+        }
+        node
+    }
+}

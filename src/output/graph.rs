@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::json::{self, RunJson};
 use super::{bytes, short_hash};
-use crate::model::graph::{Direction, Lineage, UNLIMITED, Via};
+use crate::model::graph::{Arc, Direction, Lineage, Node, UNLIMITED, Via};
 use crate::model::text::{escape, terminal_command_line};
 use crate::model::{ArtifactKind, ArtifactRef, Hash, Role, RunRecord};
 
@@ -291,11 +291,91 @@ pub fn to_json(l: &Lineage, is_path: bool) -> serde_json::Result<String> {
 /// can close the script element, open a comment or be read as markup. The page's title and
 /// heading are set from that JSON by the script, as text.
 pub fn html(l: &Lineage, is_path: bool) -> serde_json::Result<String> {
-    let data = html_json(&serde_json::to_string(&graph_doc(l, is_path))?);
+    let page = HtmlDoc {
+        graph: graph_doc(l, is_path),
+        drawing: drawing_json(l),
+    };
+    let data = html_json(&serde_json::to_string(&page)?);
     let (head, tail) = HTML_PAGE
         .split_once(HTML_DATA_MARKER)
         .unwrap_or((HTML_PAGE, ""));
     Ok([head, data.as_str(), tail].concat())
+}
+
+/// What the page draws: the graph document, and its nodes and arrows as [`Lineage::drawing`]
+/// tells them apart (the same bytes made by two runs are two nodes: no cycle).
+#[derive(Serialize)]
+struct HtmlDoc<'a> {
+    #[serde(flatten)]
+    graph: GraphJson<'a>,
+    drawing: DrawingJson,
+}
+
+#[derive(Serialize)]
+struct DrawingJson {
+    root: String,
+    nodes: Vec<DrawnNode>,
+    arcs: Vec<DrawnArc>,
+}
+
+#[derive(Serialize)]
+struct DrawnNode {
+    id: String,
+    hash: Hash,
+    paths: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct DrawnArc {
+    from: String,
+    to: String,
+    kind: &'static str,
+}
+
+fn drawing_json(l: &Lineage) -> DrawingJson {
+    let d = l.drawing();
+    let id = |n: &Node| match &n.made_by {
+        Some(r) => format!("{}@{r}", n.hash.to_hex()),
+        None => n.hash.to_hex(),
+    };
+    DrawingJson {
+        root: d.root.as_ref().map(id).unwrap_or_default(),
+        nodes: d
+            .nodes
+            .iter()
+            .map(|(n, paths)| DrawnNode {
+                id: id(n),
+                hash: n.hash,
+                paths: paths.iter().cloned().collect(),
+            })
+            .collect(),
+        arcs: d
+            .arcs
+            .iter()
+            .map(|a| match a {
+                Arc::Edge { run, node, role } => {
+                    let run = format!("run:{run}");
+                    match role {
+                        Role::Output => DrawnArc {
+                            from: run,
+                            to: id(node),
+                            kind: "output",
+                        },
+                        role => DrawnArc {
+                            from: id(node),
+                            to: run,
+                            kind: role.as_str(),
+                        },
+                    }
+                }
+                Arc::Inside { outer, inner, .. } => DrawnArc {
+                    from: id(outer),
+                    to: id(inner),
+                    kind: "contains",
+                },
+            })
+            .collect(),
+    }
 }
 
 /// The page, with one [`HTML_DATA_MARKER`] where the JSON goes.
@@ -387,9 +467,10 @@ fn graph_doc(l: &Lineage, is_path: bool) -> GraphJson<'_> {
     }
 }
 
-/// An artifact's label, its lines already inert (data escaped): the path, the short hash.
-fn artifact_label(l: &Lineage, hash: &Hash, paths: &BTreeSet<String>) -> Vec<String> {
-    let name = if *hash == l.root.hash {
+/// An artifact's label, its lines already inert (data escaped): the path (the root's as the
+/// user gave it), the short hash.
+fn artifact_label(l: &Lineage, hash: &Hash, paths: &BTreeSet<String>, root: bool) -> Vec<String> {
+    let name = if root {
         l.root.label.as_str()
     } else {
         paths.iter().next().map_or("", String::as_str)
@@ -437,54 +518,75 @@ fn run_ids(l: &Lineage) -> std::collections::HashMap<&str, String> {
         .collect()
 }
 
-/// Graphviz dot: artifacts as notes, runs as rounded boxes, left to right.
+/// A drawn artifact's node id: `a_<hash hex>` for a source, `a_<hash hex>_r<n>` for bytes
+/// run `r<n>` made (`short`: the first 16 hex digits, for Mermaid).
+fn node_id(node: &Node, ids: &std::collections::HashMap<&str, String>, short: bool) -> String {
+    let hex = node.hash.to_hex();
+    let hex = if short { &hex[..16] } else { &hex[..] };
+    let sep = if short { "" } else { "_" };
+    match node.made_by.as_deref().and_then(|r| ids.get(r)) {
+        Some(run) => format!("a{sep}{hex}_{run}"),
+        None => format!("a{sep}{hex}"),
+    }
+}
+
+/// Graphviz dot: artifacts as notes, runs as rounded boxes, left to right; the same bytes
+/// made by two runs are two notes, so the graph has no cycle.
 pub fn dot(l: &Lineage) -> String {
     let mut out = String::from(
         "digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n",
     );
-    for (hash, (_, paths)) in l.artifacts() {
-        let style = if hash == l.root.hash {
+    let d = l.drawing();
+    let ids = run_ids(l);
+    for (node, paths) in &d.nodes {
+        let style = if Some(node) == d.root.as_ref() {
             ", penwidth=2"
         } else {
             ""
         };
         let _ = writeln!(
             out,
-            "  \"a_{}\" [shape=note, label=\"{}\"{style}];",
-            hash.to_hex(),
-            dot_label(&artifact_label(l, &hash, &paths))
+            "  \"{}\" [shape=note, label=\"{}\"{style}];",
+            node_id(node, &ids, false),
+            dot_label(&artifact_label(
+                l,
+                &node.hash,
+                paths,
+                Some(node) == d.root.as_ref()
+            ))
         );
     }
-    let ids = run_ids(l);
     for (run, short) in l.runs.values() {
-        let id = &ids[run.id.as_str()];
         let _ = writeln!(
             out,
-            "  \"{id}\" [shape=box, style=rounded, label=\"{}\"];",
+            "  \"{}\" [shape=box, style=rounded, label=\"{}\"];",
+            ids[run.id.as_str()],
             dot_label(&run_label(run, short))
         );
-        for e in &run.edges {
-            let Some(a) = &e.artifact else { continue };
-            let (from, to) = match e.role {
-                Role::Output => (id.clone(), format!("a_{}", a.hash.to_hex())),
-                _ => (format!("a_{}", a.hash.to_hex()), id.clone()),
-            };
-            let _ = writeln!(
-                out,
-                "  \"{from}\" -> \"{to}\" [label=\"{}\"];",
-                e.role.as_str()
-            );
-        }
     }
-    for link in l.links.values().flatten() {
-        if let Via::InsideDir { dir, path } | Via::ContainsFile { file: dir, path } = &link.via {
-            let _ = writeln!(
-                out,
-                "  \"a_{}\" -> \"a_{}\" [style=dashed, arrowhead=none, label=\"{}\"];",
-                dir.to_hex(),
-                link.artifact.to_hex(),
-                dot_escape(&escape(path))
-            );
+    for arc in &d.arcs {
+        match arc {
+            Arc::Edge { run, node, role } => {
+                let (run, node) = (&ids[run.as_str()], node_id(node, &ids, false));
+                let (from, to) = match role {
+                    Role::Output => (run.clone(), node),
+                    _ => (node, run.clone()),
+                };
+                let _ = writeln!(
+                    out,
+                    "  \"{from}\" -> \"{to}\" [label=\"{}\"];",
+                    role.as_str()
+                );
+            }
+            Arc::Inside { outer, inner, path } => {
+                let _ = writeln!(
+                    out,
+                    "  \"{}\" -> \"{}\" [style=dashed, arrowhead=none, label=\"{}\"];",
+                    node_id(outer, &ids, false),
+                    node_id(inner, &ids, false),
+                    dot_escape(&escape(path))
+                );
+            }
         }
     }
     out.push_str("}\n");
@@ -519,42 +621,49 @@ fn mermaid_label(lines: &[String]) -> String {
         .join("<br/>")
 }
 
-/// A Mermaid flowchart, left to right.
+/// A Mermaid flowchart, left to right (artifact nodes as in [`dot`]).
 pub fn mermaid(l: &Lineage) -> String {
     let mut out = String::from("flowchart LR\n");
-    for (hash, (_, paths)) in l.artifacts() {
+    let d = l.drawing();
+    let ids = run_ids(l);
+    for (node, paths) in &d.nodes {
         let _ = writeln!(
             out,
-            "  a{}[\"{}\"]",
-            &hash.to_hex()[..16],
-            mermaid_label(&artifact_label(l, &hash, &paths))
+            "  {}[\"{}\"]",
+            node_id(node, &ids, true),
+            mermaid_label(&artifact_label(
+                l,
+                &node.hash,
+                paths,
+                Some(node) == d.root.as_ref()
+            ))
         );
     }
-    let ids = run_ids(l);
     for (run, short) in l.runs.values() {
         let id = &ids[run.id.as_str()];
         let _ = writeln!(out, "  {id}(\"{}\")", mermaid_label(&run_label(run, short)));
-        for e in &run.edges {
-            let Some(a) = &e.artifact else { continue };
-            let a = &a.hash.to_hex()[..16];
-            match e.role {
-                Role::Output => {
-                    let _ = writeln!(out, "  {id} -->|output| a{a}");
-                }
-                role => {
-                    let _ = writeln!(out, "  a{a} -->|{}| {id}", role.as_str());
+    }
+    for arc in &d.arcs {
+        match arc {
+            Arc::Edge { run, node, role } => {
+                let (run, node) = (&ids[run.as_str()], node_id(node, &ids, true));
+                match role {
+                    Role::Output => {
+                        let _ = writeln!(out, "  {run} -->|output| {node}");
+                    }
+                    role => {
+                        let _ = writeln!(out, "  {node} -->|{}| {run}", role.as_str());
+                    }
                 }
             }
-        }
-    }
-    for link in l.links.values().flatten() {
-        if let Via::InsideDir { dir, .. } | Via::ContainsFile { file: dir, .. } = &link.via {
-            let _ = writeln!(
-                out,
-                "  a{} -.- a{}",
-                &dir.to_hex()[..16],
-                &link.artifact.to_hex()[..16]
-            );
+            Arc::Inside { outer, inner, .. } => {
+                let _ = writeln!(
+                    out,
+                    "  {} -.- {}",
+                    node_id(outer, &ids, true),
+                    node_id(inner, &ids, true)
+                );
+            }
         }
     }
     out
@@ -669,6 +778,86 @@ mod tests {
             2,
             "{m}"
         );
+    }
+
+    /// Whether a dot graph's solid arrows close a cycle.
+    fn has_cycle(dot: &str) -> bool {
+        let arrow = regex::Regex::new(r#"^  "([^"]+)" -> "([^"]+)" \[label"#).expect("regex");
+        let mut next: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for l in dot.lines() {
+            if let Some(c) = arrow.captures(l) {
+                next.entry(c[1].to_string())
+                    .or_default()
+                    .push(c[2].to_string());
+            }
+        }
+        fn visit(
+            n: &str,
+            next: &std::collections::HashMap<String, Vec<String>>,
+            state: &mut std::collections::HashMap<String, u8>,
+        ) -> bool {
+            match state.get(n) {
+                Some(1) => return true,
+                Some(_) => return false,
+                None => {}
+            }
+            state.insert(n.to_string(), 1);
+            let cyc = next
+                .get(n)
+                .is_some_and(|ns| ns.iter().any(|m| visit(m, next, state)));
+            state.insert(n.to_string(), 2);
+            cyc
+        }
+        let mut state = Default::default();
+        next.keys().any(|n| visit(n, &next, &mut state))
+    }
+
+    /// A stage that copies its input writes the bytes it read: drawn as two notes, never a
+    /// loop (issue 16, item 6).
+    #[test]
+    fn a_copy_stage_draws_no_cycle() {
+        let mid = "mid.txt";
+        let prep = run(
+            "p",
+            "prep",
+            vec![edge(Role::Input, "raw.csv"), edge(Role::Output, mid)],
+            1,
+        );
+        let mut out = edge(Role::Output, mid);
+        out.path = "out.txt".into();
+        let copy = run(
+            "c",
+            "cp mid.txt out.txt",
+            vec![edge(Role::Input, mid), out],
+            2,
+        );
+        let link = |run: &str| Link {
+            artifact: Hash::of(mid.as_bytes()),
+            run_id: run.into(),
+            via: Via::Direct,
+        };
+        let l = Lineage::new(
+            Direction::Ancestry,
+            Root {
+                label: "out.txt".into(),
+                hash: Hash::of(mid.as_bytes()),
+                detail: Some(file(mid)),
+            },
+            UNLIMITED,
+            vec![prep, copy],
+            vec![link("p"), link("c")],
+        );
+        let d = dot(&l);
+        assert!(!has_cycle(&d), "{d}");
+        assert_eq!(
+            d.matches("shape=note").count(),
+            3,
+            "raw, mid by p, out by c: {d}"
+        );
+        let m = mermaid(&l);
+        assert_eq!(m.matches("-->|output|").count(), 2, "{m}");
+        let t = tree(&l, false);
+        assert!(!t.contains("shown above"), "{t}");
     }
 
     /// A run of [`hostile_lineage`]: id, short id, argv, input path, output path.
@@ -788,7 +977,7 @@ mod tests {
         ) {
             let d = dot(&hostile_lineage(root, runs));
             crate::output::hostile::is_inert(&d).map_err(proptest::test_runner::TestCaseError::fail)?;
-            let id = r#""(?:a_[0-9a-f]{64}|r[0-9]+)""#;
+            let id = r#""(?:a_[0-9a-f]{64}(?:_r[0-9]+)?|r[0-9]+)""#;
             let attrs = format!(r#"\[(?:[a-z]+=(?:{DOT_STRING}|[a-z0-9]+)(?:, )?)+\]"#);
             let statement = regex::Regex::new(&format!(
                 r"^  {id}(?: -> {id})? {attrs};$"
@@ -810,7 +999,7 @@ mod tests {
         ) {
             let m = mermaid(&hostile_lineage(root, runs));
             crate::output::hostile::is_inert(&m).map_err(proptest::test_runner::TestCaseError::fail)?;
-            let id = "(?:a[0-9a-f]{16}|r[0-9]+)";
+            let id = "(?:a[0-9a-f]{16}(?:_r[0-9]+)?|r[0-9]+)";
             let line = regex::Regex::new(&format!(
                 r#"^  (?:{id}(?:\["[^"]*"\]|\("[^"]*"\))|{id} -->\|(?:input|output|config)\| {id}|{id} -\.- {id})$"#
             ))

@@ -183,3 +183,40 @@ fn a_long_ancestry_starts_folded_six_runs_out() {
     );
     assert!(dom.contains(">+209<"), "the fold says how much it hides");
 }
+
+/// A stage that copies its input writes the bytes it read: the page draws them as two nodes
+/// (made by different runs), so the graph it lays out has no cycle (issue 16, item 6).
+#[test]
+fn a_copy_stage_is_drawn_without_a_cycle() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("raw.txt", "raw\n");
+    env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < raw.txt > mid.txt",
+    ]);
+    env.record(&[
+        "-i", "mid.txt", "-o", "out.txt", "--", "cp", "mid.txt", "out.txt",
+    ]);
+    let out = env.cmd(["show", "out.txt", "--format", "html"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let page = stdout(&out);
+    let json = &page[page.find("\"drawing\":").expect("drawing")..];
+    let mid = blake3_hex(b"RAW\n");
+    let hex = mid.trim_start_matches("blake3:");
+    assert_eq!(
+        json.matches(&format!("\"id\":\"{hex}@")).count(),
+        2,
+        "mid.txt's bytes are two nodes: {json}"
+    );
+    let file = env.write("page.html", &page);
+    let Some(dom) = rendered(&file) else { return };
+    assert_eq!(labels(&dom, "artifact").len(), 3, "{dom}");
+    assert_eq!(labels(&dom, "run").len(), 2, "{dom}");
+}
