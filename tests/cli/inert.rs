@@ -171,7 +171,7 @@ fn a_run_id_edited_in_the_store_adds_no_attribute_to_dot() {
     }
     let dot = stdout(&out);
     let statement = regex::Regex::new(
-        r#"^  "(?:a_[0-9a-f]{64}|r[0-9]+)"(?: -> "(?:a_[0-9a-f]{64}|r[0-9]+)")? \[(?:[a-z]+=(?:"(?:[^"\\]|\\.)*"|[a-z0-9]+)(?:, )?)+\];$"#,
+        r#"^  "(?:a_[0-9a-f]{64}(?:_r[0-9]+)?|r[0-9]+)"(?: -> "(?:a_[0-9a-f]{64}(?:_r[0-9]+)?|r[0-9]+)")? \[(?:[a-z]+=(?:"(?:[^"\\]|\\.)*"|[a-z0-9]+)(?:, )?)+\];$"#,
     )
     .expect("regex");
     let lines: Vec<&str> = dot.lines().collect();
