@@ -78,6 +78,16 @@ impl Export {
 pub fn fill_digests(store: &dyn Records, export: &mut Export, compute: bool) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut found = HashMap::new();
+    // Configs the store keeps only as a redacted copy: their exact bytes are not there.
+    let redacted: std::collections::HashSet<Hash> = export
+        .runs
+        .iter()
+        .flat_map(|r| {
+            edges(r, &[Role::Config])
+                .filter(|(e, _)| r.capture.config_redacted.contains_key(&e.path))
+                .map(|(_, a)| a.hash)
+        })
+        .collect();
     for (hash, (artifact, edges)) in export.artifacts() {
         let owned: Vec<std::path::PathBuf> = edges
             .iter()
@@ -87,7 +97,7 @@ pub fn fill_digests(store: &dyn Records, export: &mut Export, compute: bool) -> 
         let got = if compute {
             digests::get(store, &artifact, &paths)
         } else {
-            digests::known(store, &artifact).ok_or(digests::Unavailable::Unreadable(
+            digests::stored(store, &artifact).ok_or(digests::Unavailable::Unreadable(
                 "not recorded (--no-sha256)".into(),
             ))
         };
@@ -95,12 +105,20 @@ pub fn fill_digests(store: &dyn Records, export: &mut Export, compute: bool) -> 
             Ok(d) => {
                 found.insert(hash, d);
             }
-            Err(why) => warnings.push(format!(
-                "no {} for {} ({hash}): {why}; `lineage run --sha256` records it while the \
-                 bytes are there",
-                digests::algorithm(artifact.kind),
-                edges.first().map_or("?", |e| e.path.as_str()),
-            )),
+            Err(why) => {
+                let kept = if redacted.contains(&hash) {
+                    ", and the store keeps only a copy with its secrets redacted, not its \
+                     exact bytes"
+                } else {
+                    ""
+                };
+                warnings.push(format!(
+                    "no {} for {} ({hash}): {why}{kept}; `lineage run --sha256` records it \
+                     while the bytes are there",
+                    digests::algorithm(artifact.kind),
+                    edges.first().map_or("?", |e| e.path.as_str()),
+                ));
+            }
         }
     }
     export.digests = found;

@@ -648,3 +648,55 @@ fn in_toto_statements_can_be_signed_as_dsse_envelopes() {
         stderr(&out)
     );
 }
+
+/// Issue 16, item 10: the store keeps a config's exact bytes (unless it held a secret), so
+/// its sha256 is known after the file changed; a config kept only redacted says so.
+#[test]
+fn a_configs_sha256_comes_from_its_kept_bytes_and_a_redacted_one_says_why_not() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("cfg.yaml", "lr: 0.1\nepochs: 2\n");
+    env.write("secret.yaml", format!("api_key: {SECRET}\nlr: 0.1\n"));
+    let want = sha256sum(&env.path("cfg.yaml"));
+    env.record(&[
+        "-c",
+        "cfg.yaml",
+        "-c",
+        "secret.yaml",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat cfg.yaml > out.txt",
+    ]);
+    // Both configs change after the run: only the store can answer now.
+    env.write("cfg.yaml", "lr: 0.2\nepochs: 2\n");
+    env.write("secret.yaml", "api_key: other\n");
+    for flags in [&[][..], &["--no-sha256"][..]] {
+        let mut args = vec!["export", "--format", "in-toto"];
+        args.extend_from_slice(flags);
+        let out = env.cmd(&args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(!err.contains("for cfg.yaml"), "{flags:?}: {err}");
+        assert!(
+            err.contains("no sha256 for secret.yaml")
+                && err.contains("only a copy with its secrets redacted"),
+            "{flags:?}: {err}"
+        );
+        assert!(!stdout(&out).contains(SECRET));
+        let s = &lines(&stdout(&out))[0];
+        let deps = s["predicate"]["buildDefinition"]["resolvedDependencies"]
+            .as_array()
+            .expect("deps");
+        let dep = |name: &str| {
+            deps.iter()
+                .find(|d| d["name"] == name)
+                .unwrap_or_else(|| panic!("{name} in {deps:?}"))["digest"]
+                .clone()
+        };
+        assert_eq!(dep("cfg.yaml")["sha256"], want.as_str(), "{flags:?}");
+        assert!(dep("secret.yaml").get("sha256").is_none(), "{flags:?}");
+    }
+}
