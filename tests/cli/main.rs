@@ -14,6 +14,7 @@ mod fixture;
 mod gpu;
 mod html;
 mod inert;
+mod issue16_misc;
 mod pipes;
 mod progress;
 mod records;

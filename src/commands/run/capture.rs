@@ -33,6 +33,10 @@ pub(super) struct PreLaunch {
     pub(super) params: Redacted<Vec<Param>>,
     pub(super) blobs: Vec<Redacted<Blob>>,
     pub(super) nvml: Option<std::sync::Arc<nvml_wrapper::Nvml>>,
+    /// The notes to print as warnings before launch (all are in the record).
+    pub(super) warnings: Vec<String>,
+    /// Notes to print as status lines before launch: not problems, said once (`told`).
+    pub(super) said: Vec<String>,
 }
 
 /// What the threads beside the input walk captured.
@@ -116,6 +120,7 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         }
         software.python = Some(py);
     }
+    let (warnings, said) = told(plan, &notes, git_state.as_ref());
     let gpus = gpus.finish();
     crate::timing::mark("gpus captured");
     system.gpus = gpus.gpus;
@@ -142,7 +147,53 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         params: plan.policy.redact_params(params.into_values().collect()),
         blobs,
         nvml: gpus.nvml,
+        warnings,
+        said,
     }
+}
+
+/// How many of the latest runs `told` looks through for an untracked file over the cap.
+const TOLD_WITHIN: usize = 200;
+
+/// The notes to print before launch: warnings, and the notes that are no problem and need
+/// saying once. An untracked file over the size cap is recorded by its hash, as designed:
+/// that is said (with how to stop it) by the run that first records those bytes there, not
+/// by every run after it (one of the latest `TOLD_WITHIN` runs recorded the same), and not
+/// under `-q`. Every note stays in the record either way.
+fn told(
+    plan: &Plan,
+    notes: &[String],
+    git: Option<&crate::model::GitState>,
+) -> (Vec<String>, Vec<String>) {
+    let over_cap: BTreeMap<String, &crate::model::UntrackedFile> = git
+        .map(|g| {
+            g.untracked
+                .iter()
+                .filter(|u| !u.stored)
+                .map(|u| (git::over_cap_note(&u.path, u.size), u))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (mut warnings, mut said) = (Vec::new(), Vec::new());
+    for note in notes {
+        let Some(u) = over_cap.get(note) else {
+            warnings.push(note.clone());
+            continue;
+        };
+        let recorded = || {
+            plan.store
+                .untracked_over_cap_recorded(&u.path, &u.hash, TOLD_WITHIN)
+                .unwrap_or(false)
+        };
+        if !plan.quiet && !recorded() {
+            said.push(format!(
+                "note: {note}; said once for these bytes: to leave it out, add {} to \
+                 .gitignore (or declare it with -i if the job reads it)",
+                u.path
+            ));
+        }
+    }
+    (warnings, said)
 }
 
 /// Start capturing git, the system, Python and the environment on threads of their own;
