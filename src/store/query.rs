@@ -312,7 +312,11 @@ impl Store {
                  ORDER BY started_at DESC LIMIT ?3) r, json_each(r.capture, '$.git.untracked') u
              WHERE json_extract(u.value, '$.path') = ?1 AND json_extract(u.value, '$.hash') = ?2
                AND json_extract(u.value, '$.stored') = 0)",
-            params![path, hash.to_string(), i64::try_from(recent).unwrap_or(i64::MAX)],
+            params![
+                path,
+                hash.to_string(),
+                i64::try_from(recent).unwrap_or(i64::MAX)
+            ],
             |r| r.get(0),
         )?)
     }

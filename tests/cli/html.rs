@@ -198,7 +198,10 @@ fn transform_after(dom: &str, key: &str) -> Vec<f64> {
     let text = &rest[t..t + rest[t..].find('"').expect("closing quote")];
     text.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e'))
         .filter(|s| !s.is_empty() && *s != "e")
-        .map(|s| s.parse().unwrap_or_else(|_| panic!("a number: {s} in {text}")))
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| panic!("a number: {s} in {text}"))
+        })
         .collect()
 }
 
@@ -229,7 +232,10 @@ fn the_page_opens_at_a_readable_scale_on_its_target() {
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         let text = stdout(&out);
         // The opening scale has a floor: never the width ratio alone.
-        assert!(text.contains("const READABLE = 1;"), "no floor on the opening scale");
+        assert!(
+            text.contains("const READABLE = 1;"),
+            "no floor on the opening scale"
+        );
         let file = env.path(name);
         std::fs::write(&file, text).expect("write");
         file

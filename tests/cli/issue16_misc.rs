@@ -38,3 +38,86 @@ fn an_untracked_file_over_the_cap_is_said_once_per_content_and_never_under_quiet
     let other = run_saying(&env, &["--", "true"]);
     assert_eq!(other.matches(over).count(), 1, "{other}");
 }
+
+/// Item 17: `show RUN --format dot|mermaid|html` draws the run: its inputs, configs and
+/// outputs, and the run that made each input, one level up (no further, nothing beside).
+#[test]
+fn show_run_draws_the_run_with_its_files_and_the_runs_that_made_its_inputs() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("raw.txt", "raw\n");
+    env.write("cfg.yaml", "lr: 0.1\n");
+    let fetch = env.record(&["-o", "raw2.txt", "--", "sh", "-c", "echo far > raw2.txt"]);
+    let prepare = env.record(&[
+        "-i",
+        "raw2.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat raw2.txt raw2.txt > mid.txt",
+    ]);
+    let train = env.record(&[
+        "-i",
+        "mid.txt",
+        "-c",
+        "cfg.yaml",
+        "-o",
+        "model.bin",
+        "-o",
+        "log.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat mid.txt cfg.yaml > model.bin; echo ok > log.txt",
+    ]);
+    let unrelated = env.record(&["-i", "raw.txt", "--", "true"]);
+    let short = |id: &str| {
+        env.show(Some(id))["short_id"]
+            .as_str()
+            .expect("short")
+            .to_string()
+    };
+    let drawn = |format: &str| {
+        let out = env.cmd(["show", &train, "--format", format]);
+        assert_eq!(code(&out), 0, "{format}: {}", stderr(&out));
+        stdout(&out)
+    };
+    for format in ["dot", "mermaid"] {
+        let text = drawn(format);
+        for name in ["mid.txt", "cfg.yaml", "model.bin", "log.txt", "raw2.txt"] {
+            assert!(text.contains(name), "{format}: no {name} in\n{text}");
+        }
+        assert!(text.contains(&format!("run {}", short(&train))), "{text}");
+        assert!(text.contains(&format!("run {}", short(&prepare))), "{text}");
+        // Two runs only: not the one that made raw2.txt, nor one beside that read raw.txt.
+        assert_eq!(
+            text.matches("\"run ").count(),
+            2,
+            "{format}: one level only\n{text}"
+        );
+        assert!(
+            !text.contains("echo far") && !text.contains("raw.txt"),
+            "{text}"
+        );
+    }
+    let page = drawn("html");
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    for id in [&train, &prepare] {
+        assert!(page.contains(id.as_str()), "{id} not in the page");
+    }
+    assert!(!page.contains(fetch.as_str()) && !page.contains(unrelated.as_str()));
+
+    // A run that recorded no file: nothing to draw, and what works instead, in one line.
+    let bare = env.record(&["--", "true"]);
+    let out = env.cmd(["show", &bare, "--format", "dot"]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("recorded no file to draw")
+            && err.contains(&format!("lineage show {}", short(&bare))),
+        "{err}"
+    );
+}
