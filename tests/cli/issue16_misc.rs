@@ -121,3 +121,58 @@ fn show_run_draws_the_run_with_its_files_and_the_runs_that_made_its_inputs() {
         "{err}"
     );
 }
+
+/// Item 18: a `-p` that a declared config also sets changes the record, not the job: said
+/// once before launch; the record keeps the `-p` value (source `cli`), as before.
+#[test]
+fn a_param_overriding_a_config_value_warns_that_the_job_still_reads_the_file() {
+    let env = Env::new();
+    env.init_repo();
+    let secret = "sk-live-abcdefghijklmnopqrstuvwxyz0123";
+    env.write(
+        "configs/params.yaml",
+        format!("train:\n  n_est: 50\n  api_key: {secret}\n"),
+    );
+    let warning = "-p train.n_est=999 overrides configs/params.yaml's 50 in the record only; \
+                   the job reads the config file (pass it to the job too, or edit the file)";
+    let err = run_saying(
+        &env,
+        &[
+            "-q",
+            "-c",
+            "configs/params.yaml",
+            "-p",
+            "train.n_est=999",
+            "-p",
+            "train.api_key=sk-live-other-value-0123456789abcdef",
+            "-p",
+            "seed=3",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    assert!(
+        err.contains("-p train.api_key=[REDACTED] overrides"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(secret) && !err.contains("other-value"),
+        "{err}"
+    );
+    assert!(!err.contains("seed"), "no config sets seed: {err}");
+    let run = env.show(None);
+    assert_eq!(run["params"]["train.n_est"], 999, "{run}");
+    assert_eq!(run["param_sources"]["train.n_est"], "cli", "{run}");
+
+    // The same value, or a command that passes it to the job too: nothing to say.
+    for command in [
+        &["-p", "train.n_est=50", "--", "true"][..],
+        &["-p", "train.n_est=999", "--", "echo", "train.n_est=999"][..],
+    ] {
+        let mut args = vec!["-c", "configs/params.yaml"];
+        args.extend_from_slice(command);
+        let err = run_saying(&env, &args);
+        assert!(!err.contains("overrides"), "{command:?}: {err}");
+    }
+}

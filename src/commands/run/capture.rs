@@ -91,7 +91,9 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     let configs = read_configs(plan, &mut notes);
     inputs.edges.extend(configs.edges);
     blobs.extend(configs.blobs);
+    let overridden = overridden(plan, &configs.params);
     let mut params = configs.params;
+    // A `-p` wins over a config's value of the same key, in the record.
     for (key, value) in &plan.params {
         let value = value.clone();
         let source = "cli".to_string();
@@ -120,7 +122,8 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         }
         software.python = Some(py);
     }
-    let (warnings, said) = told(plan, &notes, git_state.as_ref());
+    let (mut warnings, said) = told(plan, &notes, git_state.as_ref());
+    warnings.extend(overridden);
     let gpus = gpus.finish();
     crate::timing::mark("gpus captured");
     system.gpus = gpus.gpus;
@@ -150,6 +153,70 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         warnings,
         said,
     }
+}
+
+/// A `-p KEY=VALUE` whose key a declared config also sets, to another value, changes the
+/// record (the `-p` value is the one recorded, source `cli`) but not what the job reads from
+/// its config file: one warning each, before launch, values as the record would keep them
+/// (secrets redacted). Not when the command line passes it to the job too (an argument holding
+/// `KEY=`, as Hydra's `train.n_est=999`, or `--KEY`).
+fn overridden(plan: &Plan, from_configs: &BTreeMap<String, Param>) -> Vec<String> {
+    let passed = |key: &str| {
+        plan.argv.iter().any(|a| {
+            let a = a.to_string_lossy();
+            a.contains(&format!("{key}=")) || a == format!("--{key}")
+        })
+    };
+    let clashes: Vec<(&String, &serde_json::Value, &Param)> = plan
+        .params
+        .iter()
+        .filter_map(|(k, v)| from_configs.get(k).map(|p| (k, v, p)))
+        .filter(|(k, v, p)| p.value != **v && !passed(k))
+        .collect();
+    if clashes.is_empty() {
+        return Vec::new();
+    }
+    // Shown as stored: through the engine, with each value's own siblings.
+    let stored = plan
+        .policy
+        .redact_params(from_configs.values().cloned().collect())
+        .into_inner();
+    let given = plan
+        .policy
+        .redact_params(
+            plan.params
+                .iter()
+                .map(|(key, value)| Param {
+                    key: key.clone(),
+                    value: value.clone(),
+                    source: "cli".to_string(),
+                })
+                .collect(),
+        )
+        .into_inner();
+    let shown = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let value_of = |params: &[Param], key: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|p| p.key == key)
+            .map_or_else(String::new, |p| shown(&p.value))
+    };
+    clashes
+        .into_iter()
+        .map(|(key, _, config)| {
+            format!(
+                "-p {key}={} overrides {}'s {} in the record only; the job reads the config \
+                 file (pass it to the job too, or edit the file)",
+                value_of(&given, key),
+                config.source,
+                value_of(&stored, key),
+            )
+        })
+        .collect()
 }
 
 /// How many of the latest runs `told` looks through for an untracked file over the cap.
