@@ -11,6 +11,7 @@ pub mod openlineage;
 pub mod prov;
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::model::{ArtifactRef, EdgeRecord, Hash, Role, RunRecord};
@@ -86,7 +87,7 @@ impl Worktree {
             shared += 1;
         }
         let private = from.file_name()?.to_str()?;
-        let cwd = crate::model::path_of(&String::from_utf8_lossy(&rerun.cwd));
+        let cwd = Path::new(std::ffi::OsStr::from_bytes(&rerun.cwd));
         (shared > 0 && private.starts_with(WORKTREE_PREFIX) && cwd.starts_with(&from))
             .then_some(Worktree { from, to })
     }
