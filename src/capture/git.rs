@@ -194,9 +194,7 @@ fn untracked_files(
                 stored(rel.clone(), size, bytes, out)
             })
         } else {
-            out.notes.push(format!(
-                "untracked file {rel} ({size} bytes) is over the size cap: its hash is recorded, not its contents"
-            ));
+            out.notes.push(over_cap_note(&rel, size));
             hash::hash_file(&path).ok().map(|(h, size)| UntrackedFile {
                 path: rel.clone(),
                 hash: h,
@@ -213,6 +211,13 @@ fn untracked_files(
         }
     }
     untracked
+}
+
+/// The note an untracked file over the size caps leaves in the record.
+pub fn over_cap_note(rel: &str, size: u64) -> String {
+    format!(
+        "untracked file {rel} ({size} bytes) is over the size cap: its hash is recorded, not its contents"
+    )
 }
 
 /// An untracked file kept in the store: its hash is that of its real bytes, which go to

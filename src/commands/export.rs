@@ -146,13 +146,25 @@ fn gather(store: &Store, args: &ExportArgs) -> Result<Export> {
     runs.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
     members.sort();
     members.dedup();
+    // A rerun names its original (and its job); a worktree rerun's paths are its original's.
     let mut rerun_jobs = std::collections::HashMap::new();
+    let mut worktrees = std::collections::HashMap::new();
     for r in &runs {
-        if let Some(of) = &r.rerun_of
-            && !runs.iter().any(|x| &x.id == of)
-            && let Ok(original) = store.load_run(of)
-        {
-            rerun_jobs.insert(of.clone(), export::job_name(&original));
+        let Some(of) = &r.rerun_of else { continue };
+        let loaded;
+        let original = match runs.iter().find(|x| &x.id == of) {
+            Some(o) => o,
+            None => match store.load_run(of) {
+                Ok(o) => {
+                    rerun_jobs.insert(of.clone(), export::job_name(&o));
+                    loaded = o;
+                    &loaded
+                }
+                Err(_) => continue,
+            },
+        };
+        if let Some(w) = export::Worktree::of(r, original) {
+            worktrees.insert(r.id.clone(), w);
         }
     }
     Ok(Export {
@@ -160,6 +172,7 @@ fn gather(store: &Store, args: &ExportArgs) -> Result<Export> {
         digests: Default::default(),
         members,
         rerun_jobs,
+        worktrees,
     })
 }
 

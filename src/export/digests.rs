@@ -52,14 +52,37 @@ pub fn known(store: &dyn Records, artifact: &ArtifactRef) -> Option<String> {
     store.extra_digest(&artifact.hash, algorithm(artifact.kind))
 }
 
-/// The remembered digest, or one computed now from the first of `paths` whose bytes still
-/// match the record (and then remembered).
+/// The SHA-256 of the exact bytes of `hash` when the store keeps them as a blob (a config,
+/// an untracked file, the patch). A blob is kept under the BLAKE3 of its own bytes, so a
+/// redacted copy never answers for the real bytes; the bytes are hashed again all the same,
+/// and a blob that does not match is never used.
+pub fn from_blob(store: &dyn Records, hash: &Hash) -> Option<String> {
+    let bytes = store.blob(hash)?;
+    (Hash::of(&bytes) == *hash).then(|| sha256_of(&bytes))
+}
+
+/// The remembered digest, or one taken from the exact bytes the store keeps (and then
+/// remembered): what an export has without reading any file.
+pub fn stored(store: &dyn Records, artifact: &ArtifactRef) -> Option<String> {
+    if let Some(d) = known(store, artifact) {
+        return Some(d);
+    }
+    if artifact.kind != ArtifactKind::File {
+        return None;
+    }
+    let d = from_blob(store, &artifact.hash)?;
+    store.remember_digest(&artifact.hash, SHA256, &d);
+    Some(d)
+}
+
+/// The digest the store has (`stored`), or one computed now from the first of `paths` whose
+/// bytes still match the record (and then remembered).
 pub fn get(
     store: &dyn Records,
     artifact: &ArtifactRef,
     paths: &[&Path],
 ) -> Result<String, Unavailable> {
-    if let Some(d) = known(store, artifact) {
+    if let Some(d) = stored(store, artifact) {
         return Ok(d);
     }
     let mut why = Unavailable::Unreadable("no path recorded".into());

@@ -85,8 +85,8 @@ fn dependencies(export: &Export, store: &dyn Records, run: &RunRecord) -> Vec<Va
         if let Some(patch) = g.patch {
             let mut digest = Map::new();
             digest.insert("blake3".into(), json!(patch.to_hex()));
-            if let Some(bytes) = store.blob(&patch) {
-                digest.insert("sha256".into(), json!(super::digests::sha256_of(&bytes)));
+            if let Some(sha) = super::digests::from_blob(store, &patch) {
+                digest.insert("sha256".into(), json!(sha));
             }
             deps.push(json!({
                 "name": "uncommitted changes (git diff HEAD)",

@@ -11,7 +11,8 @@ pub mod openlineage;
 pub mod prov;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use crate::model::{ArtifactRef, EdgeRecord, Hash, Role, RunRecord};
 
@@ -44,8 +45,65 @@ pub struct Export {
     pub digests: HashMap<Hash, String>,
     /// (directory, file inside it, path inside it): containment the ancestry walk followed.
     pub members: Vec<(Hash, Hash, String)>,
-    /// Job names of runs outside `runs` that runs in it are reruns of (OpenLineage parents).
+    /// Job names of runs outside `runs` that runs in it are reruns of.
     pub rerun_jobs: HashMap<String, String>,
+    /// Run id -> the temporary worktree a `rerun --worktree` ran in, and the directory it
+    /// stands for: its job and datasets are named as its original's.
+    pub worktrees: HashMap<String, Worktree>,
+}
+
+/// Where a run recorded by `rerun --worktree` ran: a private temporary directory (`from`,
+/// `lineage-rerun-*`) holding a copy of the original's repository at the place the
+/// original's directory `to` holds it. A path under `from` stands for the same path under
+/// `to`: the rerun's job and files are its original's, in a copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Worktree {
+    pub from: PathBuf,
+    pub to: PathBuf,
+}
+
+/// The prefix of the private directory `rerun --worktree` makes (commands/rerun/worktree.rs).
+const WORKTREE_PREFIX: &str = "lineage-rerun-";
+
+impl Worktree {
+    /// The worktree a rerun ran in, told by comparing its record with its original's: the
+    /// rerun's repository root is the original's with the directories above it (`to`)
+    /// replaced by a `lineage-rerun-*` directory (`from`), and its cwd lies inside that.
+    /// None for a rerun in place, or records that do not read this way.
+    pub fn of(rerun: &RunRecord, original: &RunRecord) -> Option<Worktree> {
+        if rerun.rerun_of.as_deref() != Some(original.id.as_str()) {
+            return None;
+        }
+        let (ours, theirs) = (
+            &rerun.capture.git.as_ref()?.root,
+            &original.capture.git.as_ref()?.root,
+        );
+        let (mut from, mut to) = (PathBuf::from(ours), PathBuf::from(theirs));
+        // Strip the tail both roots share: the repository's path below the two directories.
+        let mut shared = 0;
+        while from.file_name().is_some() && from.file_name() == to.file_name() {
+            from.pop();
+            to.pop();
+            shared += 1;
+        }
+        let private = from.file_name()?.to_str()?;
+        let cwd = Path::new(std::ffi::OsStr::from_bytes(&rerun.cwd));
+        (shared > 0 && private.starts_with(WORKTREE_PREFIX) && cwd.starts_with(&from))
+            .then_some(Worktree { from, to })
+    }
+
+    /// A path the rerun recorded, as the original's: under `to` when it was under `from`.
+    pub fn map(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(&self.from) {
+            Ok(rest) if rest.as_os_str().is_empty() => self.to.clone(),
+            Ok(rest) => self.to.join(rest),
+            Err(_) => path.to_path_buf(),
+        }
+    }
+
+    fn map_text(&self, path: &str) -> String {
+        self.map(Path::new(path)).to_string_lossy().into_owned()
+    }
 }
 
 impl Export {
@@ -65,6 +123,19 @@ impl Export {
         out
     }
 
+    /// The job name of a run (its original's paths for a worktree rerun).
+    pub fn job_name(&self, run: &RunRecord) -> String {
+        job_name_in(run, self.worktrees.get(&run.id))
+    }
+
+    /// An absolute path a run recorded, as its original's for a worktree rerun.
+    pub fn path(&self, run: &RunRecord, abs: &str) -> String {
+        match self.worktrees.get(&run.id) {
+            Some(w) => w.map_text(abs),
+            None => abs.to_string(),
+        }
+    }
+
     /// The extra digest of an artifact, under its algorithm's name.
     pub fn extra(&self, a: &ArtifactRef) -> Option<(&'static str, &str)> {
         self.digests
@@ -78,6 +149,16 @@ impl Export {
 pub fn fill_digests(store: &dyn Records, export: &mut Export, compute: bool) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut found = HashMap::new();
+    // Configs the store keeps only as a redacted copy: their exact bytes are not there.
+    let redacted: std::collections::HashSet<Hash> = export
+        .runs
+        .iter()
+        .flat_map(|r| {
+            edges(r, &[Role::Config])
+                .filter(|(e, _)| r.capture.config_redacted.contains_key(&e.path))
+                .map(|(_, a)| a.hash)
+        })
+        .collect();
     for (hash, (artifact, edges)) in export.artifacts() {
         let owned: Vec<std::path::PathBuf> = edges
             .iter()
@@ -87,7 +168,7 @@ pub fn fill_digests(store: &dyn Records, export: &mut Export, compute: bool) -> 
         let got = if compute {
             digests::get(store, &artifact, &paths)
         } else {
-            digests::known(store, &artifact).ok_or(digests::Unavailable::Unreadable(
+            digests::stored(store, &artifact).ok_or(digests::Unavailable::Unreadable(
                 "not recorded (--no-sha256)".into(),
             ))
         };
@@ -95,12 +176,20 @@ pub fn fill_digests(store: &dyn Records, export: &mut Export, compute: bool) -> 
             Ok(d) => {
                 found.insert(hash, d);
             }
-            Err(why) => warnings.push(format!(
-                "no {} for {} ({hash}): {why}; `lineage run --sha256` records it while the \
-                 bytes are there",
-                digests::algorithm(artifact.kind),
-                edges.first().map_or("?", |e| e.path.as_str()),
-            )),
+            Err(why) => {
+                let kept = if redacted.contains(&hash) {
+                    ", and the store keeps only a copy with its secrets redacted, not its \
+                     exact bytes"
+                } else {
+                    ""
+                };
+                warnings.push(format!(
+                    "no {} for {} ({hash}): {why}{kept}; `lineage run --sha256` records it \
+                     while the bytes are there",
+                    digests::algorithm(artifact.kind),
+                    edges.first().map_or("?", |e| e.path.as_str()),
+                ));
+            }
         }
     }
     export.digests = found;
@@ -109,18 +198,30 @@ pub fn fill_digests(store: &dyn Records, export: &mut Export, compute: bool) -> 
 
 /// The name a run's job goes by in exports: `<repository or directory>/<script or program>`.
 pub fn job_name(run: &RunRecord) -> String {
+    job_name_in(run, None)
+}
+
+/// The job name of a run, with the paths of a worktree rerun taken as its original's.
+fn job_name_in(run: &RunRecord, worktree: Option<&Worktree>) -> String {
     let c = &run.capture;
-    let cwd = String::from_utf8_lossy(&run.cwd).into_owned();
-    let base = c.git.as_ref().map_or(cwd.as_str(), |g| g.root.as_str());
-    let project = Path::new(base)
+    let map = |p: String| worktree.map_or_else(|| p.clone(), |w| w.map_text(&p));
+    let cwd = map(String::from_utf8_lossy(&run.cwd).into_owned());
+    let base = c
+        .git
+        .as_ref()
+        .map_or_else(|| cwd.clone(), |g| map(g.root.clone()));
+    let project = Path::new(&base)
         .file_name()
         .map_or_else(|| "root".to_string(), |n| n.to_string_lossy().into_owned());
     let program = match &c.script {
         Some(s) => {
             // Relative to the repository root when the script lives inside it.
             let abs = Path::new(&cwd).join(&s.path);
-            abs.strip_prefix(base)
-                .map_or_else(|_| s.path.clone(), |p| p.to_string_lossy().into_owned())
+            let abs = worktree.map_or(abs.clone(), |w| w.map(&abs));
+            abs.strip_prefix(&base).map_or_else(
+                |_| map(s.path.clone()),
+                |p| p.to_string_lossy().into_owned(),
+            )
         }
         None => run.argv.first().map_or_else(String::new, |a| {
             let a = String::from_utf8_lossy(a);
@@ -171,6 +272,73 @@ pub fn remote_uri(remote: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn in_repo(id: &str, root: &str, cwd: &str, rerun_of: Option<&str>) -> RunRecord {
+        let mut r = RunRecord::example(id, "sh train.sh");
+        r.cwd = cwd.as_bytes().to_vec();
+        r.rerun_of = rerun_of.map(str::to_string);
+        r.capture.git = Some(crate::model::GitState {
+            root: root.into(),
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn a_worktree_rerun_stands_for_its_originals_directory() {
+        let original = in_repo(
+            "o",
+            "/home/ada/proj/model",
+            "/home/ada/proj/model/src",
+            None,
+        );
+        let rerun = in_repo(
+            "r",
+            "/tmp/lineage-rerun-Ab12/proj/model",
+            "/tmp/lineage-rerun-Ab12/proj/model/src",
+            Some("o"),
+        );
+        let w = Worktree::of(&rerun, &original).expect("a worktree rerun");
+        assert_eq!(w.from, Path::new("/tmp/lineage-rerun-Ab12"));
+        assert_eq!(w.to, Path::new("/home/ada"));
+        assert_eq!(
+            w.map(Path::new("/tmp/lineage-rerun-Ab12/proj/data/x.csv")),
+            Path::new("/home/ada/proj/data/x.csv")
+        );
+        assert_eq!(w.map(Path::new("/etc/hosts")), Path::new("/etc/hosts"));
+        assert_eq!(
+            w.map(Path::new("/tmp/lineage-rerun-Ab12x/a")),
+            Path::new("/tmp/lineage-rerun-Ab12x/a"),
+            "by components, not by text"
+        );
+        let mut export = Export {
+            runs: vec![original.clone(), rerun.clone()],
+            digests: HashMap::new(),
+            members: Vec::new(),
+            rerun_jobs: HashMap::new(),
+            worktrees: HashMap::new(),
+        };
+        export.worktrees.insert("r".into(), w);
+        assert_eq!(export.job_name(&rerun), export.job_name(&original));
+
+        // A rerun in place, a run that is no rerun of it, and a copy elsewhere are not.
+        let in_place = in_repo(
+            "p",
+            "/home/ada/proj/model",
+            "/home/ada/proj/model",
+            Some("o"),
+        );
+        assert_eq!(Worktree::of(&in_place, &original), None);
+        let other = in_repo(
+            "q",
+            "/tmp/lineage-rerun-Ab12/model",
+            "/tmp/lineage-rerun-Ab12/model",
+            None,
+        );
+        assert_eq!(Worktree::of(&other, &original), None);
+        let moved = in_repo("m", "/srv/copy/model", "/srv/copy/model", Some("o"));
+        assert_eq!(Worktree::of(&moved, &original), None);
+    }
 
     #[test]
     fn scp_remotes_become_uris() {

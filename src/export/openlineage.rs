@@ -1,9 +1,12 @@
 //! OpenLineage RunEvents (<https://openlineage.io/spec/2-0-2/OpenLineage.json>): a START and a
 //! COMPLETE, FAIL or ABORT per run (a run still going has only its START), with the standard
-//! facets (processing_engine, environmentVariables, executionParameters, errorMessage,
-//! parent for a rerun; sourceCodeLocation, jobType, ownership) and two of ours
-//! (`lineage_run`, `lineage_digest`, schemas under docs/spec/facets/). Datasets are files in
-//! the `file` namespace named by absolute path, versioned by their BLAKE3 digest.
+//! facets (processing_engine, environmentVariables, executionParameters, errorMessage;
+//! sourceCodeLocation, jobType, ownership) and three of ours (`lineage_run`, `lineage_rerun`
+//! for a rerun, `lineage_digest`, schemas under docs/spec/facets/). Datasets are files in the
+//! `file` namespace named by absolute path, versioned by their BLAKE3 digest. A rerun is not
+//! its original's child (`parent` means the run that orchestrated this one): it says which
+//! run it reproduced in `lineage_rerun`; a worktree rerun keeps its original's job and
+//! dataset names (its paths under the temporary worktree mapped back to the repository).
 
 use serde_json::{Map, Value, json};
 
@@ -17,6 +20,10 @@ pub const FILE_NAMESPACE: &str = "file";
 
 pub fn run_facet_schema() -> String {
     format!("{BASE}spec/facets/1-0-0/LineageRunFacet.json#/$defs/LineageRunFacet")
+}
+
+pub fn rerun_facet_schema() -> String {
+    format!("{BASE}spec/facets/1-0-0/LineageRerunRunFacet.json#/$defs/LineageRerunRunFacet")
 }
 
 pub fn digest_facet_schema() -> String {
@@ -52,11 +59,11 @@ fn standard(file: &str, name: &str) -> Map<String, Value> {
 /// A run's START event, or (`end`) its COMPLETE, FAIL or ABORT.
 fn event(export: &Export, namespace: &str, run: &RunRecord, end: bool) -> Value {
     let inputs: Vec<Value> = super::edges(run, &[Role::Input, Role::Config])
-        .map(|(e, a)| dataset(export, e, a))
+        .map(|(e, a)| dataset(export, run, e, a))
         .collect();
     let outputs: Vec<Value> = if end {
         super::edges(run, &[Role::Output])
-            .map(|(e, a)| dataset(export, e, a))
+            .map(|(e, a)| dataset(export, run, e, a))
             .collect()
     } else {
         Vec::new()
@@ -77,14 +84,14 @@ fn event(export: &Export, namespace: &str, run: &RunRecord, end: bool) -> Value 
         "producer": super::producer(),
         "schemaURL": SCHEMA_URL,
         "run": {"runId": run.id, "facets": run_facets(export, namespace, run, end)},
-        "job": {"namespace": namespace, "name": super::job_name(run), "facets": job_facets(run)},
+        "job": {"namespace": namespace, "name": export.job_name(run), "facets": job_facets(export, run)},
         "inputs": inputs,
         "outputs": outputs,
     })
 }
 
 /// The run facets of an event: the engine, ours, and on START the environment and params;
-/// the parent of a rerun; on FAIL the error.
+/// the run a rerun reproduced; on FAIL the error.
 fn run_facets(export: &Export, namespace: &str, run: &RunRecord, end: bool) -> Map<String, Value> {
     let mut facets = Map::new();
     let mut engine = standard(
@@ -102,8 +109,8 @@ fn run_facets(export: &Export, namespace: &str, run: &RunRecord, end: bool) -> M
             facets.insert("executionParameters".into(), parameters(run));
         }
     }
-    if let Some(parent) = parent(export, namespace, run) {
-        facets.insert("parent".into(), parent);
+    if let Some(rerun) = rerun(export, namespace, run) {
+        facets.insert("lineage_rerun".into(), rerun);
     }
     if end && run.status == Status::Failed {
         let mut err = standard("1-0-1/ErrorMessageRunFacet.json", "ErrorMessageRunFacet");
@@ -198,23 +205,38 @@ fn parameters(run: &RunRecord) -> Value {
     Value::Object(params)
 }
 
-/// A rerun's parent facet: the run it reproduces, when its job is known.
-fn parent(export: &Export, namespace: &str, run: &RunRecord) -> Option<Value> {
+/// A rerun's facet (`LineageRerunRunFacet`): the run it reproduced (and that run's job when
+/// known), and for a worktree rerun the temporary directory it ran in and the one that stands
+/// for. Not OpenLineage's `parent`, which names the run that started this one.
+fn rerun(export: &Export, namespace: &str, run: &RunRecord) -> Option<Value> {
     let of = run.rerun_of.as_ref()?;
+    let mut facet = facet(&rerun_facet_schema());
+    let mut original = Map::new();
+    original.insert("runId".into(), json!(of));
     let job = export
         .runs
         .iter()
         .find(|r| &r.id == of)
-        .map(super::job_name)
-        .or_else(|| export.rerun_jobs.get(of).cloned())?;
-    let mut parent = standard("1-2-0/ParentRunFacet.json", "ParentRunFacet");
-    parent.insert("run".into(), json!({"runId": of}));
-    parent.insert("job".into(), json!({"namespace": namespace, "name": job}));
-    Some(Value::Object(parent))
+        .map(|r| export.job_name(r))
+        .or_else(|| export.rerun_jobs.get(of).cloned());
+    if let Some(job) = job {
+        original.insert("job".into(), json!({"namespace": namespace, "name": job}));
+    }
+    facet.insert("rerunOf".into(), Value::Object(original));
+    if let Some(w) = export.worktrees.get(&run.id) {
+        facet.insert(
+            "worktree".into(),
+            json!({
+                "directory": w.from.to_string_lossy(),
+                "standsFor": w.to.to_string_lossy(),
+            }),
+        );
+    }
+    Some(Value::Object(facet))
 }
 
 /// The job facets: its type, its source code's location, its owner.
-fn job_facets(run: &RunRecord) -> Map<String, Value> {
+fn job_facets(export: &Export, run: &RunRecord) -> Map<String, Value> {
     let c = &run.capture;
     let mut job_facets = Map::new();
     let mut kind = standard("2-0-4/JobTypeJobFacet.json", "JobTypeJobFacet");
@@ -228,10 +250,10 @@ fn job_facets(run: &RunRecord) -> Map<String, Value> {
             "SourceCodeLocationJobFacet",
         );
         src.insert("type".into(), json!("git"));
-        let repo = g
-            .remote
-            .as_deref()
-            .map_or_else(|| format!("file://{}", g.root), super::remote_uri);
+        let repo = g.remote.as_deref().map_or_else(
+            || format!("file://{}", export.path(run, &g.root)),
+            super::remote_uri,
+        );
         src.insert("url".into(), json!(repo));
         src.insert("repoUrl".into(), json!(g.remote.clone().unwrap_or(repo)));
         if let Some(s) = &c.script {
@@ -253,7 +275,9 @@ fn job_facets(run: &RunRecord) -> Map<String, Value> {
     job_facets
 }
 
-fn dataset(export: &Export, e: &EdgeRecord, a: &ArtifactRef) -> Value {
+/// A file a run read or wrote, named by its absolute path (its original's, for a worktree
+/// rerun: the same file of the same job, in a copy).
+fn dataset(export: &Export, run: &RunRecord, e: &EdgeRecord, a: &ArtifactRef) -> Value {
     let mut facets = Map::new();
     let mut version = standard(
         "1-0-1/DatasetVersionDatasetFacet.json",
@@ -277,7 +301,7 @@ fn dataset(export: &Export, e: &EdgeRecord, a: &ArtifactRef) -> Value {
         digest.insert("changedDuringRun".into(), json!(true));
     }
     facets.insert("lineage_digest".into(), Value::Object(digest));
-    json!({"namespace": FILE_NAMESPACE, "name": e.abs_path, "facets": facets})
+    json!({"namespace": FILE_NAMESPACE, "name": export.path(run, &e.abs_path), "facets": facets})
 }
 
 /// The language of the job, for errorMessage: from the interpreter or the script's suffix.

@@ -309,6 +309,28 @@ impl Store {
         Ok(())
     }
 
+    /// Whether one of the `recent` latest runs recorded the untracked file `path` with these
+    /// bytes (`hash`) without keeping them (over the size cap): `run` said so then.
+    pub fn untracked_over_cap_recorded(
+        &self,
+        path: &str,
+        hash: &Hash,
+        recent: usize,
+    ) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM (SELECT capture FROM runs WHERE json_valid(capture)
+                 ORDER BY started_at DESC LIMIT ?3) r, json_each(r.capture, '$.git.untracked') u
+             WHERE json_extract(u.value, '$.path') = ?1 AND json_extract(u.value, '$.hash') = ?2
+               AND json_extract(u.value, '$.stored') = 0)",
+            params![
+                path,
+                hash.to_string(),
+                i64::try_from(recent).unwrap_or(i64::MAX)
+            ],
+            |r| r.get(0),
+        )?)
+    }
+
     /// The bytes of a blob, if stored.
     pub fn blob(&self, hash: &Hash) -> Result<Option<Vec<u8>>> {
         Ok(self

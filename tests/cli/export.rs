@@ -402,7 +402,7 @@ fn openlineage_events_pass_the_official_schemas_and_client() {
         commit.as_str()
     );
 
-    // The failed run alone: START then FAIL with an errorMessage; the rerun names its parent.
+    // The failed run alone: START then FAIL with an errorMessage; the rerun names its original.
     let failed_events = lines(&export(env, &[&failed, "--format", "openlineage"]));
     let fail = &failed_events[1];
     assert_eq!(fail["eventType"], "FAIL");
@@ -413,9 +413,14 @@ fn openlineage_events_pass_the_official_schemas_and_client() {
             .contains("exited with code 3")
     );
     let rerun_events = lines(&export(env, &[&rerun, "--format", "openlineage"]));
-    let parent = &rerun_events[0]["run"]["facets"]["parent"];
-    assert_eq!(parent["run"]["runId"], p.train.as_str());
-    assert_eq!(parent["job"]["name"], start["job"]["name"]);
+    let facets = &rerun_events[0]["run"]["facets"];
+    assert!(
+        facets.get("parent").is_none(),
+        "a rerun has no parent run: {facets}"
+    );
+    let of = &facets["lineage_rerun"]["rerunOf"];
+    assert_eq!(of["runId"], p.train.as_str());
+    assert_eq!(of["job"]["name"], start["job"]["name"]);
 
     let spec = spec_args();
     let spec: Vec<&str> = spec.iter().map(String::as_str).collect();
@@ -648,4 +653,143 @@ fn in_toto_statements_can_be_signed_as_dsse_envelopes() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Issue 16, item 10: the store keeps a config's exact bytes (unless it held a secret), so
+/// its sha256 is known after the file changed; a config kept only redacted says so.
+#[test]
+fn a_configs_sha256_comes_from_its_kept_bytes_and_a_redacted_one_says_why_not() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("cfg.yaml", "lr: 0.1\nepochs: 2\n");
+    env.write("secret.yaml", format!("api_key: {SECRET}\nlr: 0.1\n"));
+    let want = sha256sum(&env.path("cfg.yaml"));
+    env.record(&[
+        "-c",
+        "cfg.yaml",
+        "-c",
+        "secret.yaml",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat cfg.yaml > out.txt",
+    ]);
+    // Both configs change after the run: only the store can answer now.
+    env.write("cfg.yaml", "lr: 0.2\nepochs: 2\n");
+    env.write("secret.yaml", "api_key: other\n");
+    for flags in [&[][..], &["--no-sha256"][..]] {
+        let mut args = vec!["export", "--format", "in-toto"];
+        args.extend_from_slice(flags);
+        let out = env.cmd(&args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(!err.contains("for cfg.yaml"), "{flags:?}: {err}");
+        assert!(
+            err.contains("no sha256 for secret.yaml")
+                && err.contains("only a copy with its secrets redacted"),
+            "{flags:?}: {err}"
+        );
+        assert!(!stdout(&out).contains(SECRET));
+        let s = &lines(&stdout(&out))[0];
+        let deps = s["predicate"]["buildDefinition"]["resolvedDependencies"]
+            .as_array()
+            .expect("deps");
+        let dep = |name: &str| {
+            deps.iter()
+                .find(|d| d["name"] == name)
+                .unwrap_or_else(|| panic!("{name} in {deps:?}"))["digest"]
+                .clone()
+        };
+        assert_eq!(dep("cfg.yaml")["sha256"], want.as_str(), "{flags:?}");
+        assert!(dep("secret.yaml").get("sha256").is_none(), "{flags:?}");
+    }
+}
+
+/// Issue 16, item 11: a `rerun --worktree` ran in a temporary copy of the repository, but
+/// it is its original's job on its original's files; "rerun of" is our facet, not `parent`.
+#[test]
+fn a_worktree_rerun_keeps_its_originals_job_and_datasets_in_openlineage() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("data/in.txt", "data\n");
+    env.write(
+        "stage.sh",
+        "mkdir -p out && cat data/in.txt > out/result.txt\n",
+    );
+    env.git(&["add", "data/in.txt", "stage.sh"]);
+    env.git(&["commit", "-q", "-m", "stage"]);
+    // The script by its absolute path, as `python $PWD/train.py` would give it.
+    let script = env.path("stage.sh").display().to_string();
+    let original = env.record(&[
+        "-i",
+        "data/in.txt",
+        "-o",
+        "out/result.txt",
+        "--",
+        "sh",
+        &script,
+    ]);
+    let out = env.cmd(["rerun", "-q", "--worktree", &original]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rerun = env.show(None)["id"].as_str().expect("id").to_string();
+    assert_ne!(rerun, original);
+    let cwd = env.show(Some(&rerun))["cwd"]
+        .as_str()
+        .expect("cwd")
+        .to_string();
+    assert!(cwd.contains("lineage-rerun-"), "ran in a worktree: {cwd}");
+
+    let first = lines(&export(&env, &[&original, "--format", "openlineage"]));
+    let text = export(&env, &[&rerun, "--format", "openlineage"]);
+    let again = lines(&text);
+    let names = |events: &[Value]| -> Vec<String> {
+        let end = events.last().expect("an end event");
+        end["inputs"]
+            .as_array()
+            .expect("inputs")
+            .iter()
+            .chain(end["outputs"].as_array().expect("outputs"))
+            .map(|d| d["name"].as_str().expect("name").to_string())
+            .collect()
+    };
+    assert_eq!(again[0]["job"]["name"], first[0]["job"]["name"], "{text}");
+    assert_eq!(
+        names(&again),
+        vec![
+            env.path("data/in.txt").display().to_string(),
+            env.path("out/result.txt").display().to_string()
+        ],
+        "{text}"
+    );
+    assert_eq!(names(&again), names(&first));
+    // The temporary directory appears only where the record says where it really ran.
+    for e in &again {
+        let mut e = e.clone();
+        let facets = e["run"]["facets"].as_object_mut().expect("facets");
+        facets["lineage_run"]["cwd"].take();
+        facets["lineage_rerun"]["worktree"].take();
+        assert!(!e.to_string().contains("lineage-rerun-"), "{e}");
+    }
+    for e in &again {
+        let facets = &e["run"]["facets"];
+        assert!(facets.get("parent").is_none(), "{facets}");
+        let ours = &facets["lineage_rerun"];
+        assert_eq!(ours["rerunOf"]["runId"], original.as_str());
+        assert_eq!(ours["rerunOf"]["job"]["name"], first[0]["job"]["name"]);
+        let dir = ours["worktree"]["directory"].as_str().expect("directory");
+        assert!(cwd.starts_with(dir), "{dir} holds {cwd}");
+        assert_eq!(
+            ours["worktree"]["standsFor"],
+            env.root().display().to_string()
+        );
+        // What really happened stays on record.
+        assert_eq!(facets["lineage_run"]["cwd"], cwd.as_str());
+    }
+    let file = env.path("worktree-rerun.ol.jsonl");
+    std::fs::write(&file, &text).expect("write");
+    let spec = spec_args();
+    let spec: Vec<&str> = spec.iter().map(String::as_str).collect();
+    validate("validate_openlineage.py", &file, &spec);
 }

@@ -30,6 +30,11 @@ fn chromium() -> Option<PathBuf> {
 
 /// The DOM after the page's script ran, as headless Chromium dumps it.
 fn rendered(page: &Path) -> Option<String> {
+    rendered_in(page, None)
+}
+
+/// The DOM after the page's script ran in a window of `size` (width, height).
+fn rendered_in(page: &Path, size: Option<(u32, u32)>) -> Option<String> {
     let browser = chromium()?;
     let profile = tempfile::tempdir().expect("profile dir");
     let mut cmd = Command::new(browser);
@@ -40,6 +45,7 @@ fn rendered(page: &Path) -> Option<String> {
         "--no-first-run",
     ])
     .arg(format!("--user-data-dir={}", profile.path().display()))
+    .args(size.map(|(w, h)| format!("--window-size={w},{h}")))
     .arg("--dump-dom")
     .arg(format!("file://{}", page.display()));
     let out = output_within(cmd, Duration::from_secs(120));
@@ -219,4 +225,82 @@ fn a_copy_stage_is_drawn_without_a_cycle() {
     let Some(dom) = rendered(&file) else { return };
     assert_eq!(labels(&dom, "artifact").len(), 3, "{dom}");
     assert_eq!(labels(&dom, "run").len(), 2, "{dom}");
+}
+
+/// The numbers of an SVG `transform` attribute after `key=\"`: `translate(x,y) scale(k)`.
+fn transform_after(dom: &str, key: &str) -> Vec<f64> {
+    let at = dom.find(key).unwrap_or_else(|| panic!("{key} in the DOM"));
+    let rest = &dom[at..];
+    let t = rest.find("transform=\"").expect("a transform") + "transform=\"".len();
+    let text = &rest[t..t + rest[t..].find('"').expect("closing quote")];
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e'))
+        .filter(|s| !s.is_empty() && *s != "e")
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| panic!("a number: {s} in {text}"))
+        })
+        .collect()
+}
+
+/// Issue 16, item 14: the page opens at a readable scale. A 9-node chain in a 1400x900
+/// window was fitted to its width, with 4-pixel labels; it opens at 1:1 on the target now,
+/// and a small graph still opens whole.
+#[test]
+fn the_page_opens_at_a_readable_scale_on_its_target() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("s0", "0\n");
+    // Four runs in a chain: s0 -> run -> s1 -> ... -> s4, nine nodes.
+    for i in 0..4 {
+        let (src, dst) = (format!("s{i}"), format!("s{}", i + 1));
+        env.record(&[
+            "-i",
+            &src,
+            "-o",
+            &dst,
+            "--",
+            "sh",
+            "-c",
+            &format!("cat {src} > {dst}; echo {i} >> {dst}"),
+        ]);
+    }
+    let page = |target: &str, name: &str| {
+        let out = env.cmd(["show", target, "--format", "html"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let text = stdout(&out);
+        // The opening scale has a floor: never the width ratio alone.
+        assert!(
+            text.contains("const READABLE = 1;"),
+            "no floor on the opening scale"
+        );
+        let file = env.path(name);
+        std::fs::write(&file, text).expect("write");
+        file
+    };
+    let (long, short) = (page("s4", "long.html"), page("s1", "short.html"));
+    let Some(dom) = rendered_in(&long, Some((1400, 900))) else {
+        return;
+    };
+    assert!(dom.contains("data-rendered=\"9\""), "{dom}");
+    let view = transform_after(&dom, "id=\"viewport\"");
+    let [x, y, k] = view[..] else {
+        panic!("translate and scale: {view:?}")
+    };
+    assert!(k >= 1.0, "labels of 11px at scale {k}: {}px", 11.0 * k);
+    // The target (s4) is on screen: the canvas is the window less the 380px panel.
+    let target = blake3_hex(&std::fs::read(env.path("s4")).expect("read"));
+    let node = transform_after(&dom, &format!("data-id=\"{target}\""));
+    let (sx, sy) = (x + node[0] * k, y + node[1] * k);
+    assert!(
+        (0.0..=1020.0 - 210.0 * k).contains(&sx) && (0.0..=800.0).contains(&sy),
+        "the target at ({sx}, {sy}), view {view:?}"
+    );
+
+    // One run (three nodes) fits whole, at a scale above 1:1.
+    let Some(dom) = rendered_in(&short, Some((1400, 900))) else {
+        return;
+    };
+    assert!(dom.contains("data-rendered=\"3\""), "{dom}");
+    let view = transform_after(&dom, "id=\"viewport\"");
+    assert!(view[2] >= 1.0 && view[0] >= 0.0, "{view:?}");
 }

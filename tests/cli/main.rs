@@ -15,6 +15,7 @@ mod gpu;
 mod graph_rules;
 mod html;
 mod inert;
+mod issue16_misc;
 mod pipes;
 mod progress;
 mod records;

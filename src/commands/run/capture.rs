@@ -33,6 +33,10 @@ pub(super) struct PreLaunch {
     pub(super) params: Redacted<Vec<Param>>,
     pub(super) blobs: Vec<Redacted<Blob>>,
     pub(super) nvml: Option<std::sync::Arc<nvml_wrapper::Nvml>>,
+    /// The notes to print as warnings before launch (all are in the record).
+    pub(super) warnings: Vec<String>,
+    /// Notes to print as status lines before launch: not problems, said once (`told`).
+    pub(super) said: Vec<String>,
 }
 
 /// What the threads beside the input walk captured.
@@ -87,7 +91,9 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     let configs = read_configs(plan, &mut notes);
     inputs.edges.extend(configs.edges);
     blobs.extend(configs.blobs);
+    let overridden = overridden(plan, &configs.params);
     let mut params = configs.params;
+    // A `-p` wins over a config's value of the same key, in the record.
     for (key, value) in &plan.params {
         let value = value.clone();
         let source = "cli".to_string();
@@ -116,6 +122,8 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         }
         software.python = Some(py);
     }
+    let (mut warnings, said) = told(plan, &notes, git_state.as_ref());
+    warnings.extend(overridden);
     let gpus = gpus.finish();
     crate::timing::mark("gpus captured");
     system.gpus = gpus.gpus;
@@ -142,7 +150,117 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         params: plan.policy.redact_params(params.into_values().collect()),
         blobs,
         nvml: gpus.nvml,
+        warnings,
+        said,
     }
+}
+
+/// A `-p KEY=VALUE` whose key a declared config also sets, to another value, changes the
+/// record (the `-p` value is the one recorded, source `cli`) but not what the job reads from
+/// its config file: one warning each, before launch, values as the record would keep them
+/// (secrets redacted). Not when the command line passes it to the job too (an argument holding
+/// `KEY=`, as Hydra's `train.n_est=999`, or `--KEY`).
+fn overridden(plan: &Plan, from_configs: &BTreeMap<String, Param>) -> Vec<String> {
+    let passed = |key: &str| {
+        plan.argv.iter().any(|a| {
+            let a = a.to_string_lossy();
+            a.contains(&format!("{key}=")) || a == format!("--{key}")
+        })
+    };
+    let clashes: Vec<(&String, &serde_json::Value, &Param)> = plan
+        .params
+        .iter()
+        .filter_map(|(k, v)| from_configs.get(k).map(|p| (k, v, p)))
+        .filter(|(k, v, p)| p.value != **v && !passed(k))
+        .collect();
+    if clashes.is_empty() {
+        return Vec::new();
+    }
+    // Shown as stored: through the engine, with each value's own siblings.
+    let stored = plan
+        .policy
+        .redact_params(from_configs.values().cloned().collect())
+        .into_inner();
+    let given = plan
+        .policy
+        .redact_params(
+            plan.params
+                .iter()
+                .map(|(key, value)| Param {
+                    key: key.clone(),
+                    value: value.clone(),
+                    source: "cli".to_string(),
+                })
+                .collect(),
+        )
+        .into_inner();
+    let shown = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let value_of = |params: &[Param], key: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|p| p.key == key)
+            .map_or_else(String::new, |p| shown(&p.value))
+    };
+    clashes
+        .into_iter()
+        .map(|(key, _, config)| {
+            format!(
+                "-p {key}={} overrides {}'s {} in the record only; the job reads the config \
+                 file (pass it to the job too, or edit the file)",
+                value_of(&given, key),
+                config.source,
+                value_of(&stored, key),
+            )
+        })
+        .collect()
+}
+
+/// How many of the latest runs `told` looks through for an untracked file over the cap.
+const TOLD_WITHIN: usize = 200;
+
+/// The notes to print before launch: warnings, and the notes that are no problem and need
+/// saying once. An untracked file over the size cap is recorded by its hash, as designed:
+/// that is said (with how to stop it) by the run that first records those bytes there, not
+/// by every run after it (one of the latest `TOLD_WITHIN` runs recorded the same), and not
+/// under `-q`. Every note stays in the record either way.
+fn told(
+    plan: &Plan,
+    notes: &[String],
+    git: Option<&crate::model::GitState>,
+) -> (Vec<String>, Vec<String>) {
+    let over_cap: BTreeMap<String, &crate::model::UntrackedFile> = git
+        .map(|g| {
+            g.untracked
+                .iter()
+                .filter(|u| !u.stored)
+                .map(|u| (git::over_cap_note(&u.path, u.size), u))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (mut warnings, mut said) = (Vec::new(), Vec::new());
+    for note in notes {
+        let Some(u) = over_cap.get(note) else {
+            warnings.push(note.clone());
+            continue;
+        };
+        let recorded = || {
+            plan.store
+                .untracked_over_cap_recorded(&u.path, &u.hash, TOLD_WITHIN)
+                .unwrap_or(false)
+        };
+        if !plan.quiet && !recorded() {
+            said.push(format!(
+                "note: {note}; said once for these bytes: to leave it out, add {} to \
+                 .gitignore (or declare it with -i if the job reads it)",
+                u.path
+            ));
+        }
+    }
+    (warnings, said)
 }
 
 /// Start capturing git, the system, Python and the environment on threads of their own;

@@ -53,8 +53,11 @@ pub fn execute(mut plan: Plan) -> Executed {
     crate::timing::mark("planned");
     let mut pre = capture::before_launch(&plan);
     crate::timing::mark("captured");
-    for note in &pre.capture.notes {
+    for note in &pre.warnings {
         ui::warn(note);
+    }
+    for note in &pre.said {
+        ui::info(note);
     }
     let id = uuid::Uuid::now_v7().to_string();
     if let Err(e) = begin(&mut plan, &id, &mut pre) {

@@ -1,0 +1,178 @@
+//! Issue 16, items 15, 17 and 18: what `run` says before launch (an untracked file over the
+//! size cap once per content, a `-p` that a config also sets), and `show RUN` as a picture.
+
+use crate::util::*;
+
+/// `lineage run ARGS...` (not quiet unless ARGS say so), which must succeed: its stderr.
+fn run_saying(env: &Env, args: &[&str]) -> String {
+    let mut full = vec!["run"];
+    full.extend_from_slice(args);
+    let out = env.cmd(&full);
+    assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+    stderr(&out)
+}
+
+/// Item 15: an untracked file over the size cap is said once per content, with how to stop
+/// it, never under `-q`; the record keeps the note every time.
+#[test]
+fn an_untracked_file_over_the_cap_is_said_once_per_content_and_never_under_quiet() {
+    let env = Env::new();
+    env.init_repo();
+    let big = |fill: u8| env.write("big.bin", vec![fill; 2 << 20]);
+    let over = "untracked file big.bin (2097152 bytes) is over the size cap";
+    big(b'a');
+    let first = run_saying(&env, &["--", "true"]);
+    assert_eq!(first.matches(over).count(), 1, "{first}");
+    assert!(first.contains("add big.bin to .gitignore"), "{first}");
+    let again = run_saying(&env, &["--", "true"]);
+    assert!(!again.contains(over), "said on every run: {again}");
+    let notes = env.show(None)["notes"].to_string();
+    assert!(notes.contains(over), "the record keeps it: {notes}");
+
+    // Other bytes: said again, unless -q.
+    big(b'b');
+    let quiet = run_saying(&env, &["-q", "--", "true"]);
+    assert!(!quiet.contains(over), "said under -q: {quiet}");
+    assert!(env.show(None)["notes"].to_string().contains(over));
+    big(b'c');
+    let other = run_saying(&env, &["--", "true"]);
+    assert_eq!(other.matches(over).count(), 1, "{other}");
+}
+
+/// Item 17: `show RUN --format dot|mermaid|html` draws the run: its inputs, configs and
+/// outputs, and the run that made each input, one level up (no further, nothing beside).
+#[test]
+fn show_run_draws_the_run_with_its_files_and_the_runs_that_made_its_inputs() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("raw.txt", "raw\n");
+    env.write("cfg.yaml", "lr: 0.1\n");
+    let fetch = env.record(&["-o", "raw2.txt", "--", "sh", "-c", "echo far > raw2.txt"]);
+    let prepare = env.record(&[
+        "-i",
+        "raw2.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat raw2.txt raw2.txt > mid.txt",
+    ]);
+    let train = env.record(&[
+        "-i",
+        "mid.txt",
+        "-c",
+        "cfg.yaml",
+        "-o",
+        "model.bin",
+        "-o",
+        "log.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat mid.txt cfg.yaml > model.bin; echo ok > log.txt",
+    ]);
+    let unrelated = env.record(&["-i", "raw.txt", "--", "true"]);
+    let short = |id: &str| {
+        env.show(Some(id))["short_id"]
+            .as_str()
+            .expect("short")
+            .to_string()
+    };
+    let drawn = |format: &str| {
+        let out = env.cmd(["show", &train, "--format", format]);
+        assert_eq!(code(&out), 0, "{format}: {}", stderr(&out));
+        stdout(&out)
+    };
+    for format in ["dot", "mermaid"] {
+        let text = drawn(format);
+        for name in ["mid.txt", "cfg.yaml", "model.bin", "log.txt", "raw2.txt"] {
+            assert!(text.contains(name), "{format}: no {name} in\n{text}");
+        }
+        assert!(text.contains(&format!("run {}", short(&train))), "{text}");
+        assert!(text.contains(&format!("run {}", short(&prepare))), "{text}");
+        // Two runs only: not the one that made raw2.txt, nor one beside that read raw.txt.
+        assert_eq!(
+            text.matches("\"run ").count(),
+            2,
+            "{format}: one level only\n{text}"
+        );
+        assert!(
+            !text.contains("echo far") && !text.contains("raw.txt"),
+            "{text}"
+        );
+    }
+    let page = drawn("html");
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    for id in [&train, &prepare] {
+        assert!(page.contains(id.as_str()), "{id} not in the page");
+    }
+    assert!(!page.contains(fetch.as_str()) && !page.contains(unrelated.as_str()));
+
+    // A run that recorded no file: nothing to draw, and what works instead, in one line.
+    let bare = env.record(&["--", "true"]);
+    let out = env.cmd(["show", &bare, "--format", "dot"]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("recorded no file to draw")
+            && err.contains(&format!("lineage show {}", short(&bare))),
+        "{err}"
+    );
+}
+
+/// Item 18: a `-p` that a declared config also sets changes the record, not the job: said
+/// once before launch; the record keeps the `-p` value (source `cli`), as before.
+#[test]
+fn a_param_overriding_a_config_value_warns_that_the_job_still_reads_the_file() {
+    let env = Env::new();
+    env.init_repo();
+    let secret = "sk-live-abcdefghijklmnopqrstuvwxyz0123";
+    env.write(
+        "configs/params.yaml",
+        format!("train:\n  n_est: 50\n  api_key: {secret}\n"),
+    );
+    let warning = "-p train.n_est=999 overrides configs/params.yaml's 50 in the record only; \
+                   the job reads the config file (pass it to the job too, or edit the file)";
+    let err = run_saying(
+        &env,
+        &[
+            "-q",
+            "-c",
+            "configs/params.yaml",
+            "-p",
+            "train.n_est=999",
+            "-p",
+            "train.api_key=sk-live-other-value-0123456789abcdef",
+            "-p",
+            "seed=3",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    assert!(
+        err.contains("-p train.api_key=[REDACTED] overrides"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(secret) && !err.contains("other-value"),
+        "{err}"
+    );
+    assert!(!err.contains("seed"), "no config sets seed: {err}");
+    let run = env.show(None);
+    assert_eq!(run["params"]["train.n_est"], 999, "{run}");
+    assert_eq!(run["param_sources"]["train.n_est"], "cli", "{run}");
+
+    // The same value, or a command that passes it to the job too: nothing to say.
+    for command in [
+        &["-p", "train.n_est=50", "--", "true"][..],
+        &["-p", "train.n_est=999", "--", "echo", "train.n_est=999"][..],
+    ] {
+        let mut args = vec!["-c", "configs/params.yaml"];
+        args.extend_from_slice(command);
+        let err = run_saying(&env, &args);
+        assert!(!err.contains("overrides"), "{command:?}: {err}");
+    }
+}
