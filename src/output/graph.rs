@@ -334,9 +334,18 @@ struct DrawnArc {
 
 fn drawing_json(l: &Lineage) -> DrawingJson {
     let d = l.drawing();
-    let id = |n: &Node| match &n.made_by {
-        Some(r) => format!("{}@{r}", n.hash.to_hex()),
-        None => n.hash.to_hex(),
+    // The target is its hash (`#select=blake3:…` finds it); other bytes made by a run are
+    // `blake3:…@RUN`, a source that is not the target `blake3:…@source` when the target
+    // has the same bytes.
+    let id = |n: &Node| {
+        if Some(n) == d.root.as_ref() {
+            return n.hash.to_string();
+        }
+        match &n.made_by {
+            Some(r) => format!("{}@{r}", n.hash),
+            None if n.hash == l.root.hash => format!("{}@source", n.hash),
+            None => n.hash.to_string(),
+        }
     };
     DrawingJson {
         root: d.root.as_ref().map(id).unwrap_or_default(),
