@@ -24,6 +24,10 @@ use crate::store::Store;
 /// Files read to look for a run id written in them: larger ones are only compared by hash.
 const RUN_ID_CAP: u64 = 64 << 20;
 
+/// Bytes read in all to look for run ids, for one verdict: a directory of many large files
+/// that differ is not read again whole.
+const RUN_ID_BUDGET: u64 = 1 << 30;
+
 /// The files of a directory listed in the verdict's text, each kind together; the rest is
 /// counted ("and N more"). `--json` lists them all.
 const FILES_SHOWN: usize = 10;
@@ -110,13 +114,14 @@ impl Verdict {
     /// Compare what the rerun (`executed`) wrote with what `original` recorded. The rerun's
     /// outputs are read where it wrote them (in the worktree, if any: still there).
     pub fn of(store: &Store, original: &RunRecord, executed: &Executed, checks: Checks) -> Verdict {
+        let ids = Ids::new(&original.id, &executed.id);
         let outputs: Vec<OutputCheck> = original
             .edges
             .iter()
             .filter(|e| e.role == Role::Output)
             .map(|e| {
                 let rerun = executed.outputs.iter().find(|o| o.path == e.path);
-                compare(store, e, rerun, &original.id, &executed.id)
+                compare(store, e, rerun, &ids)
             })
             .collect();
         let all = |ok: &[Comparison]| outputs.iter().all(|o| ok.contains(&o.result));
@@ -248,13 +253,7 @@ fn file_lines(dir: &str, f: &FileChanges) -> String {
 }
 
 /// One recorded output against what the rerun left at its path.
-fn compare(
-    store: &Store,
-    e: &EdgeRecord,
-    rerun: Option<&Edge>,
-    original_id: &str,
-    rerun_id: &str,
-) -> OutputCheck {
+fn compare(store: &Store, e: &EdgeRecord, rerun: Option<&Edge>, ids: &Ids) -> OutputCheck {
     let recorded = e.artifact.as_ref().map(|a| a.hash);
     let now_artifact = rerun.and_then(|o| o.artifact.as_ref());
     let now = now_artifact.map(|a| a.hash);
@@ -275,11 +274,10 @@ fn compare(
         check.result = Comparison::Identical;
         return check;
     }
-    let ids = Ids::new(original_id, rerun_id);
     let at = path_of(&rerun.abs_path);
     match (rec.kind, now_a.kind) {
         (ArtifactKind::File, ArtifactKind::File) => {
-            if ids.explains(&at, now_a.hash, rec.hash) {
+            if rec.size == now_a.size && ids.explains(&at, now_a.hash, rec.hash) {
                 check.result = Comparison::RunIdOnly;
             }
         }
@@ -295,15 +293,24 @@ fn compare(
             {
                 return check;
             }
-            let then: BTreeMap<String, Hash> = then.into_iter().map(|(p, h, _)| (p, h)).collect();
-            let now_map: BTreeMap<String, Hash> =
-                now_files.iter().map(|(p, h, _)| (p.clone(), *h)).collect();
+            let sizes: BTreeMap<&str, u64> =
+                then.iter().map(|(p, _, n)| (p.as_str(), *n)).collect();
+            let then: BTreeMap<String, Hash> =
+                then.iter().map(|(p, h, _)| (p.clone(), *h)).collect();
+            let now_map: BTreeMap<&str, (Hash, u64)> = now_files
+                .iter()
+                .map(|(p, h, n)| (p.as_str(), (*h, *n)))
+                .collect();
             let mut f = FileChanges::default();
             for (p, h) in &then {
-                match now_map.get(p) {
+                match now_map.get(p.as_str()) {
                     None => f.removed.push(p.clone()),
-                    Some(n) if n == h => {}
-                    Some(n) if ids.explains(&at.join(path_of(p)), *n, *h) => {
+                    Some((n, _)) if n == h => {}
+                    // The id written back keeps the size: other sizes differ otherwise too.
+                    Some((n, size))
+                        if sizes.get(p.as_str()) == Some(size)
+                            && ids.explains(&at.join(path_of(p)), *n, *h) =>
+                    {
                         f.run_id_only.push(p.clone());
                     }
                     Some(_) => f.changed.push(p.clone()),
@@ -311,8 +318,8 @@ fn compare(
             }
             f.added = now_map
                 .keys()
-                .filter(|p| !then.contains_key(*p))
-                .cloned()
+                .filter(|p| !then.contains_key(**p))
+                .map(|p| p.to_string())
                 .collect();
             let only_run_id = !f.run_id_only.is_empty()
                 && f.added.is_empty()
@@ -365,6 +372,8 @@ struct Ids {
     forms: Vec<(Vec<u8>, Vec<u8>)>,
     /// The 8-character prefixes (when they differ).
     prefix: Option<(Vec<u8>, Vec<u8>)>,
+    /// Bytes left to read (`RUN_ID_BUDGET`).
+    budget: std::cell::Cell<u64>,
 }
 
 impl Ids {
@@ -388,7 +397,11 @@ impl Ids {
             (Some(r), Some(o)) if r != o => Some((r.as_bytes().to_vec(), o.as_bytes().to_vec())),
             _ => None,
         };
-        Ids { forms, prefix }
+        Ids {
+            forms,
+            prefix,
+            budget: std::cell::Cell::new(RUN_ID_BUDGET),
+        }
     }
 
     /// Whether the file at `at` (which must still hash to `now`) with the rerun's id written
@@ -400,9 +413,10 @@ impl Ids {
         let Ok(meta) = std::fs::symlink_metadata(at) else {
             return false;
         };
-        if !meta.is_file() || meta.len() > RUN_ID_CAP {
+        if !meta.is_file() || meta.len() > RUN_ID_CAP || meta.len() > self.budget.get() {
             return false;
         }
+        self.budget.set(self.budget.get() - meta.len());
         let Ok(bytes) = std::fs::read(at) else {
             return false;
         };
