@@ -49,10 +49,10 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
     // --dry-run writes nothing, not even the stat cache.
     let read_only = ReadOnlyCache(&store);
     let cache: &dyn StatCache = if args.dry_run { &read_only } else { &store };
-    let upstream = if args.upstream {
+    let (upstream, mut checked) = if args.upstream {
         upstream::plan(&store, ctx, &original, &args, cache)?
     } else {
-        Vec::new()
+        Default::default()
     };
     if args.dry_run {
         let steps: Vec<Planned> = upstream.iter().map(Planned::upstream).collect();
@@ -63,7 +63,7 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
             remakes: &[],
             mapped: mapped.as_deref(),
         };
-        let plan = Plan::of(&store, &steps, run, &args, &read_only)?;
+        let plan = Plan::of(&store, &steps, run, &args, &read_only, &mut checked)?;
         if args.json {
             ui::data(&(serde_json::to_string_pretty(&plan)? + "\n"));
         } else {

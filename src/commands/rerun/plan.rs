@@ -9,7 +9,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::checks::{self, Checks};
-use super::upstream::{Remade, Step};
+use super::upstream::{Checked, Remade, Step};
 use crate::cli::RerunArgs;
 use crate::hash::StatCache;
 use crate::model::text::escape;
@@ -89,13 +89,15 @@ impl<'a> Planned<'a> {
 }
 
 impl Plan {
-    /// The plan of `upstream` then `run`, checked now with `cache` (read only).
+    /// The plan of `upstream` then `run`: what was `checked` while planning them, or checked
+    /// now with `cache` (read only).
     pub fn of(
         store: &Store,
         upstream: &[Planned],
         run: Planned,
         args: &RerunArgs,
         cache: &dyn StatCache,
+        checked: &mut Checked,
     ) -> Result<Plan> {
         let all: Vec<(StepKind, &Planned)> = upstream
             .iter()
@@ -105,7 +107,10 @@ impl Plan {
         let mut steps = Vec::new();
         for (i, (kind, p)) in all.iter().enumerate() {
             let r = p.record;
-            let (checks, env) = checks::check(store, r, args.worktree, cache)?;
+            let (checks, env) = match checked.remove(&r.id) {
+                Some(c) => c,
+                None => checks::check(store, r, args.worktree, cache)?,
+            };
             // Its inputs that an earlier step makes again: by then they are the recorded ones.
             let remade: BTreeMap<String, String> = all[..i]
                 .iter()

@@ -3,6 +3,8 @@
 //! bytes (as `target::upstream_producer` chooses it), and what that run needs first. Planned
 //! whole before anything runs, so a dry run prints it and a real one refuses before starting.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use serde::Serialize;
 
@@ -41,19 +43,26 @@ pub struct Remade {
     pub for_short: String,
 }
 
-/// The upstream steps of `target`, in the order they run. An upstream run whose record is
-/// not proven (signed by a trusted key) is refused, naming it, unless `--force`: its command
-/// is run for you, dry run or not, only when proven. `cache` is only read in a dry run.
+/// What each run planned was found to differ from its record, and the environment it would
+/// run with, by run id: what was checked while planning, for a dry run to print (the bytes of
+/// the inputs are not read twice).
+pub type Checked = BTreeMap<String, (checks::Checks, checks::Env)>;
+
+/// The upstream steps of `target`, in the order they run, and what was checked. An upstream
+/// run whose record is not proven (signed by a trusted key) is refused, naming it, unless
+/// `--force`: its command is run for you, dry run or not, only when proven. `cache` is only
+/// read in a dry run.
 pub fn plan(
     store: &Store,
     ctx: &Context,
     target: &RunRecord,
     args: &RerunArgs,
     cache: &dyn StatCache,
-) -> Result<Vec<Step>> {
+) -> Result<(Vec<Step>, Checked)> {
     let own = crate::commands::verify::own_key();
     let mut steps = Vec::new();
     let mut seen = vec![target.id.clone()];
+    let mut checked = Checked::new();
     let mut walk = Walk {
         store,
         ctx,
@@ -62,9 +71,10 @@ pub fn plan(
         own: own.as_deref(),
         steps: &mut steps,
         seen: &mut seen,
+        checked: &mut checked,
     };
     walk.needs(target, 0)?;
-    Ok(steps)
+    Ok((steps, checked))
 }
 
 struct Walk<'a> {
@@ -76,6 +86,7 @@ struct Walk<'a> {
     steps: &'a mut Vec<Step>,
     /// Runs planned or being planned (a run is never its own ancestor; this makes sure).
     seen: &'a mut Vec<String>,
+    checked: &'a mut Checked,
 }
 
 impl Walk<'_> {
@@ -84,7 +95,7 @@ impl Walk<'_> {
         if depth > 1000 {
             anyhow::bail!("the upstream chain of run {} is over 1000 runs deep", r.id);
         }
-        let (checks, _) = checks::check(self.store, r, self.args.worktree, self.cache)?;
+        let (checks, env) = checks::check(self.store, r, self.args.worktree, self.cache)?;
         let r_short = self.store.short_id(&r.id).unwrap_or_else(|_| r.id.clone());
         for input in checks
             .inputs
@@ -141,6 +152,7 @@ impl Walk<'_> {
                 mapped,
             });
         }
+        self.checked.insert(r.id.clone(), (checks, env));
         Ok(())
     }
 }
