@@ -688,3 +688,61 @@ fn outputs_that_differ_only_where_the_run_id_is_written_are_reproduced() {
     let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(verdict["outputs"][0]["result"], "differs", "{verdict}");
 }
+
+/// Steps recorded at different commits each run their own recorded code in the one worktree,
+/// and what a step wrote stays there for the next, across the change of code.
+#[test]
+fn worktree_upstream_runs_each_step_with_its_own_code() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("stage1.sh", "tr a-z A-Z < raw.txt > mid.txt\n");
+    env.write("stage2.sh", "rev mid.txt > final.txt\n");
+    env.write(".gitignore", "*.txt\n");
+    env.git(&["add", "stage1.sh", "stage2.sh", ".gitignore"]);
+    env.git(&["commit", "-q", "-m", "stages"]);
+    env.write("raw.txt", "abc\n");
+    let step1 = env.record(&["-i", "raw.txt", "-o", "mid.txt", "--", "sh", "stage1.sh"]);
+    // Stage 1 changes after it ran (committed), then stage 2 runs with that code.
+    env.write("stage1.sh", "tr a-z x < raw.txt > mid.txt\n");
+    env.git(&["commit", "-q", "-am", "stage 1 v2"]);
+    let step2 = env.record(&["-i", "mid.txt", "-o", "final.txt", "--", "sh", "stage2.sh"]);
+    // And stage 2 changes too, uncommitted.
+    env.write("stage2.sh", "echo changed > final.txt\n");
+    std::fs::remove_file(env.path("mid.txt")).expect("rm");
+
+    let out = env.cmd([
+        "rerun",
+        &step2,
+        "--worktree",
+        "--upstream",
+        "--keep-worktree",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(verdict["verdict"], "reproduced", "{verdict}");
+    let kept = std::path::PathBuf::from(verdict["worktree"].as_str().expect("kept"));
+    assert_eq!(
+        std::fs::read_to_string(kept.join("mid.txt")).expect("mid"),
+        "ABC\n",
+        "step 1 ran its own code"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kept.join("stage1.sh")).expect("stage1"),
+        "tr a-z x < raw.txt > mid.txt\n",
+        "the run itself has its own code"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kept.join("final.txt")).expect("final"),
+        "CBA\n"
+    );
+    let runs = list(&env);
+    assert_eq!(runs[1]["rerun_of"], step1);
+    assert_eq!(
+        std::fs::read_to_string(env.path("stage2.sh")).expect("stage2"),
+        "echo changed > final.txt\n",
+        "the tree is not touched"
+    );
+    std::fs::remove_dir_all(kept.parent().expect("private dir")).expect("cleanup");
+    env.git(&["worktree", "prune"]);
+}
