@@ -276,10 +276,10 @@ fn compare(store: &Store, e: &EdgeRecord, rerun: Option<&Edge>, ids: &Ids) -> Ou
     }
     let at = path_of(&rerun.abs_path);
     match (rec.kind, now_a.kind) {
-        (ArtifactKind::File, ArtifactKind::File) => {
-            if rec.size == now_a.size && ids.explains(&at, now_a.hash, rec.hash) {
-                check.result = Comparison::RunIdOnly;
-            }
+        (ArtifactKind::File, ArtifactKind::File)
+            if rec.size == now_a.size && ids.explains(&at, now_a.hash, rec.hash) =>
+        {
+            check.result = Comparison::RunIdOnly;
         }
         (ArtifactKind::Dir, ArtifactKind::Dir) => {
             let (Ok(then), Ok(now_files)) =
