@@ -341,8 +341,9 @@ fn short_commit(c: Option<&str>) -> String {
 
 /// Why a rerun would not be faithful, as the lines of its refusal: the code (unless a
 /// worktree restores it), configs (those a worktree restores count as the recorded ones),
-/// inputs missing or changed.
-pub fn blockers(checks: &Checks, worktree: bool) -> Vec<String> {
+/// inputs missing or changed. With `upstream`, what made an input was already rerun (or
+/// cannot be): the line does not suggest `--upstream`.
+pub fn blockers(checks: &Checks, worktree: bool, upstream: bool) -> Vec<String> {
     let mut blockers = Vec::new();
     if !worktree {
         blockers.extend(checks.code.iter().map(|c| format!("code: {c}")));
@@ -363,8 +364,13 @@ pub fn blockers(checks: &Checks, worktree: bool) -> Vec<String> {
         let mut line = format!("input {} {what}", i.path);
         if !i.produced_by.is_empty() {
             line += &format!(
-                " (produced by run {}; --upstream reruns it)",
-                i.produced_by.join(", ")
+                " (produced by run {}{})",
+                i.produced_by.join(", "),
+                if upstream {
+                    ""
+                } else {
+                    "; --upstream reruns it"
+                }
             );
         }
         blockers.push(line);

@@ -223,7 +223,7 @@ fn rerun_step(
             }
         }
     }
-    let blockers = checks::blockers(&then, worktree.is_some());
+    let blockers = checks::blockers(&then, worktree.is_some(), args.upstream);
     if !blockers.is_empty() && !args.force {
         return Err(Error::RerunRefused {
             run: short.to_string(),
@@ -242,7 +242,7 @@ fn rerun_step(
             // the record claimed. The stat cache is only read: files of a temporary worktree
             // are not worth remembering.
             checks::recheck(store, r, &cwd, &ReadOnlyCache(store), &mut checks)?;
-            let blockers = checks::blockers(&checks, true);
+            let blockers = checks::blockers(&checks, true, args.upstream);
             if !blockers.is_empty() && !args.force {
                 return Err(Error::RerunRefused {
                     run: short.to_string(),

@@ -129,7 +129,7 @@ impl Plan {
                     c.now = c.recorded;
                 }
             }
-            let mut blockers = checks::blockers(&then, args.worktree);
+            let mut blockers = checks::blockers(&then, args.worktree, args.upstream);
             if let Err(missing) = checks::restore_argv(r) {
                 blockers.extend(missing.iter().map(|(i, _)| {
                     format!("argument {i} was redacted when recorded: set LINEAGE_ARG_{i}")
