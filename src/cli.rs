@@ -204,12 +204,14 @@ pub struct RerunArgs {
     #[arg(add = ArgValueCompleter::new(crate::complete::run_ids))]
     pub run: String,
 
-    /// Print the plan and the differences with the record; run nothing.
+    /// Print the plan (every upstream step first, with --upstream) and what differs from the
+    /// record, and what would refuse it; run nothing, write nothing.
     #[arg(long)]
     pub dry_run: bool,
 
     /// Run the exact recorded code: a temporary git worktree at the recorded commit with the
-    /// recorded uncommitted changes and untracked files.
+    /// recorded uncommitted changes and untracked files (one for the whole rerun: upstream
+    /// steps run in it too, each with its own recorded code).
     #[arg(long)]
     pub worktree: bool,
 
@@ -225,7 +227,8 @@ pub struct RerunArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Print the verdict as one JSON object on stdout (after the command's own output).
+    /// Print the verdict as one JSON object on stdout (after the command's own output); with
+    /// --dry-run, the plan.
     #[arg(long)]
     pub json: bool,
 

@@ -43,6 +43,7 @@ mod signature;
 mod sync;
 
 pub use cache::ReadOnlyCache;
+pub use inbound::dir_hash;
 pub use query::recent_runs;
 pub use record::{Finish, NewRun};
 pub use sync::PendingPush;

@@ -239,6 +239,37 @@ fn the_json_contract_and_the_export_formats_are_pinned() {
         "export_openlineage",
         ok(env, &["export", "report.txt", "--format", "openlineage"]),
     );
+    // The plan of a dry run, upstream steps first (metrics.json is missing: evaluate makes
+    // it again; the code changed since: a blocker the plan names).
+    std::fs::remove_file(env.path("metrics.json")).expect("rm");
+    snap(
+        "rerun_upstream_dry_run_json",
+        ok(
+            env,
+            &["rerun", &p.report, "--upstream", "--dry-run", "--json"],
+        ),
+    );
+}
+
+/// The verdict for a directory output that differs names its files: added, removed, changed.
+#[test]
+fn a_directory_verdict_is_pinned() {
+    let env = Env::deterministic();
+    env.init_repo();
+    // Read by the job, not declared, outside the repository: what makes the rerun differ.
+    let counter = env.root().join("counter");
+    std::fs::write(&counter, "1\n").expect("counter");
+    let script = format!(
+        "rm -rf eval && mkdir eval && echo same > eval/same.txt && cp {c} eval/metrics.json \
+         && if [ \"$(cat {c})\" = 1 ]; then echo x > eval/old.txt; else echo y > eval/new.txt; fi",
+        c = counter.display()
+    );
+    let id = env.record(&["-o", "eval", "--", "sh", "-c", &script]);
+    std::fs::write(&counter, "2\n").expect("counter");
+    let out = env.cmd(["rerun", "-q", &id, "--json"]);
+    assert_eq!(code(&out), 100, "{}", stderr(&out));
+    let n = Normalizer::new(&env);
+    insta::assert_snapshot!("rerun_directory_json", n.apply(&stdout(&out)));
 }
 
 /// Errors are part of the contract too: one line naming the thing, a hint where there is an

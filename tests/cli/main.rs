@@ -23,6 +23,7 @@ mod redaction;
 mod reliability;
 mod rerun;
 mod rerun_confined;
+mod rerun_plan;
 mod run;
 mod secrets;
 mod settings;

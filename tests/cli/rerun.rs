@@ -368,9 +368,9 @@ fn upstream_reruns_a_two_step_chain_in_order_after_its_intermediate_output_is_de
     let out = env.cmd(["rerun", &step2, "--upstream", "--dry-run"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("upstream: would rerun"),
+        stdout(&out).contains("upstream step 1 of 1: remakes mid.txt"),
         "{}",
-        stderr(&out)
+        stdout(&out)
     );
     assert!(!env.path("mid.txt").exists(), "a dry run ran step 1");
     assert_eq!(list(&env).len(), 2, "a dry run recorded a run");
@@ -479,4 +479,270 @@ fn list_names_the_rerun_original_by_a_prefix_that_resolves() {
     assert_eq!(code(&out), 0, "{shown} names one run: {}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["id"], first.as_str());
+}
+
+/// `--worktree --upstream` makes one worktree: the upstream step runs in it and writes its
+/// output there, the run itself reads it there; the tree itself is not touched.
+#[test]
+fn worktree_upstream_runs_every_step_in_one_worktree() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("raw.txt", "abc\n");
+    let step1 = env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < raw.txt > mid.txt",
+    ]);
+    let step2 = env.record(&[
+        "-i",
+        "mid.txt",
+        "-o",
+        "final.txt",
+        "--",
+        "sh",
+        "-c",
+        "rev mid.txt > final.txt",
+    ]);
+    std::fs::remove_file(env.path("mid.txt")).expect("rm");
+    std::fs::remove_file(env.path("final.txt")).expect("rm");
+
+    let out = env.cmd([
+        "rerun",
+        &step2,
+        "--worktree",
+        "--upstream",
+        "--keep-worktree",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(verdict["verdict"], "reproduced");
+    let kept = std::path::PathBuf::from(verdict["worktree"].as_str().expect("kept"));
+    assert_eq!(
+        std::fs::read_to_string(kept.join("mid.txt")).expect("mid"),
+        "ABC\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kept.join("final.txt")).expect("final"),
+        "CBA\n"
+    );
+    assert!(
+        !env.path("mid.txt").exists(),
+        "written outside the worktree"
+    );
+    assert!(
+        !env.path("final.txt").exists(),
+        "written outside the worktree"
+    );
+    let worktrees = env.git(&["worktree", "list"]);
+    assert_eq!(worktrees.lines().count(), 2, "one worktree: {worktrees}");
+    let runs = list(&env);
+    assert_eq!(runs.len(), 4);
+    assert_eq!(runs[0]["rerun_of"], step2);
+    assert_eq!(runs[1]["rerun_of"], step1);
+    let cwd = |r: &Value| env.show(r["id"].as_str())["cwd"].clone();
+    assert_eq!(
+        cwd(&runs[0]),
+        cwd(&runs[1]),
+        "both steps ran in the worktree"
+    );
+    std::fs::remove_dir_all(kept.parent().expect("private dir")).expect("cleanup");
+    env.git(&["worktree", "prune"]);
+
+    // Without --keep-worktree: removed, with its temporary branch.
+    let out = env.cmd(["rerun", &step2, "--worktree", "--upstream"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(env.git(&["worktree", "list"]).lines().count(), 1);
+    assert_eq!(env.git(&["branch", "--list", "lineage-rerun-*"]), "");
+}
+
+/// A run recorded by `rerun --worktree` ran in a worktree removed since: it is rerun as the
+/// run it reproduced, in that run's repository, with or without --worktree.
+#[test]
+fn a_worktree_rerun_is_rerun_as_its_original() {
+    let env = Env::local();
+    env.init_repo();
+    let id = env.record(&["-o", "out.txt", "--", "sh", "-c", "echo hi > out.txt"]);
+    let out = env.cmd(["rerun", &id, "--worktree", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let in_worktree = verdict["rerun"].as_str().expect("rerun").to_string();
+
+    let out = env.cmd(["rerun", &in_worktree, "--worktree", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("recorded in a temporary worktree removed since"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.git(&["worktree", "list"]).lines().count(), 1);
+
+    std::fs::remove_file(env.path("out.txt")).expect("rm");
+    let out = env.cmd(["rerun", &in_worktree, "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let again = verdict["rerun"].as_str().expect("rerun");
+    assert_eq!(
+        env.show(Some(again))["cwd"],
+        env.show(Some(&id))["cwd"],
+        "rerun where the original ran"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("out.txt")).expect("out"),
+        "hi\n"
+    );
+}
+
+/// A directory that differs is compared file by file: the verdict names the files added,
+/// removed and changed (the first ten, then how many more), and --json lists them all.
+#[test]
+fn a_directory_verdict_names_the_files_that_differ() {
+    let env = Env::local();
+    env.init_repo();
+    // Read by the job, not declared, outside the repository: what makes the rerun differ.
+    let counter = env.root().join("counter");
+    std::fs::write(&counter, "1\n").expect("counter");
+    let script = format!(
+        "rm -rf eval && mkdir eval && echo same > eval/same.txt && cp {c} eval/metrics.json \
+         && for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do cp {c} eval/f$i.txt; done \
+         && if [ \"$(cat {c})\" = 1 ]; then echo x > eval/old.txt; else echo y > eval/new.txt; fi",
+        c = counter.display()
+    );
+    let id = env.record(&["-o", "eval", "--", "sh", "-c", &script]);
+    std::fs::write(&counter, "2\n").expect("counter");
+    let out = env.cmd(["rerun", &id, "--json"]);
+    assert_eq!(code(&out), 100, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("differs eval (15 files changed, 1 file added, 1 file removed)"),
+        "{err}"
+    );
+    assert!(err.contains("    changed eval/f1.txt\n"), "{err}");
+    assert!(err.contains("    and 7 more\n"), "{err}");
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let files = &verdict["outputs"][0]["files"];
+    assert_eq!(files["added"], serde_json::json!(["new.txt"]), "{verdict}");
+    assert_eq!(
+        files["removed"],
+        serde_json::json!(["old.txt"]),
+        "{verdict}"
+    );
+    let changed = files["changed"].as_array().expect("changed");
+    assert_eq!(changed.len(), 15, "{verdict}");
+    assert!(changed.contains(&Value::from("metrics.json")), "{verdict}");
+    assert!(!changed.contains(&Value::from("same.txt")), "{verdict}");
+    assert_eq!(files["run_id_only"], serde_json::json!([]));
+}
+
+/// A job that stamps `LINEAGE_RUN_ID` into its outputs (as the README suggests) reproduces:
+/// its outputs differ only where the run id is written, and the verdict says so (exit 0).
+#[test]
+fn outputs_that_differ_only_where_the_run_id_is_written_are_reproduced() {
+    let env = Env::local();
+    env.init_repo();
+    let id = env.record(&[
+        "-o",
+        "ckpt.txt",
+        "-o",
+        "ckpts",
+        "--",
+        "sh",
+        "-c",
+        "echo \"run $LINEAGE_RUN_ID epoch 3\" > ckpt.txt; mkdir -p ckpts; echo fixed > ckpts/a.txt; \
+         printf %s \"$LINEAGE_RUN_ID\" | tr -d - > ckpts/id.txt",
+    ]);
+    let out = env.cmd(["rerun", &id, "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the outputs differ only where the run id is written"),
+        "{err}"
+    );
+    assert!(!err.contains("not deterministic"), "{err}");
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(verdict["verdict"], "reproduced_except_run_id", "{verdict}");
+    assert_eq!(verdict["outputs"][0]["result"], "run_id_only", "{verdict}");
+    assert_eq!(verdict["outputs"][1]["result"], "run_id_only", "{verdict}");
+    assert_eq!(
+        verdict["outputs"][1]["files"]["run_id_only"],
+        serde_json::json!(["id.txt"]),
+        "{verdict}"
+    );
+
+    // Anything else that differs besides the id still differs.
+    let id = env.record(&[
+        "-o",
+        "stamp.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$LINEAGE_RUN_ID $(date +%s%N)\" > stamp.txt",
+    ]);
+    let out = env.cmd(["rerun", &id, "--json"]);
+    assert_eq!(code(&out), 100, "{}", stderr(&out));
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(verdict["outputs"][0]["result"], "differs", "{verdict}");
+}
+
+/// Steps recorded at different commits each run their own recorded code in the one worktree,
+/// and what a step wrote stays there for the next, across the change of code.
+#[test]
+fn worktree_upstream_runs_each_step_with_its_own_code() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("stage1.sh", "tr a-z A-Z < raw.txt > mid.txt\n");
+    env.write("stage2.sh", "rev mid.txt > final.txt\n");
+    env.write(".gitignore", "*.txt\n");
+    env.git(&["add", "stage1.sh", "stage2.sh", ".gitignore"]);
+    env.git(&["commit", "-q", "-m", "stages"]);
+    env.write("raw.txt", "abc\n");
+    let step1 = env.record(&["-i", "raw.txt", "-o", "mid.txt", "--", "sh", "stage1.sh"]);
+    // Stage 1 changes after it ran (committed), then stage 2 runs with that code.
+    env.write("stage1.sh", "tr a-z x < raw.txt > mid.txt\n");
+    env.git(&["commit", "-q", "-am", "stage 1 v2"]);
+    let step2 = env.record(&["-i", "mid.txt", "-o", "final.txt", "--", "sh", "stage2.sh"]);
+    // And stage 2 changes too, uncommitted.
+    env.write("stage2.sh", "echo changed > final.txt\n");
+    std::fs::remove_file(env.path("mid.txt")).expect("rm");
+
+    let out = env.cmd([
+        "rerun",
+        &step2,
+        "--worktree",
+        "--upstream",
+        "--keep-worktree",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(verdict["verdict"], "reproduced", "{verdict}");
+    let kept = std::path::PathBuf::from(verdict["worktree"].as_str().expect("kept"));
+    assert_eq!(
+        std::fs::read_to_string(kept.join("mid.txt")).expect("mid"),
+        "ABC\n",
+        "step 1 ran its own code"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kept.join("stage1.sh")).expect("stage1"),
+        "tr a-z x < raw.txt > mid.txt\n",
+        "the run itself has its own code"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kept.join("final.txt")).expect("final"),
+        "CBA\n"
+    );
+    let runs = list(&env);
+    assert_eq!(runs[1]["rerun_of"], step1);
+    assert_eq!(
+        std::fs::read_to_string(env.path("stage2.sh")).expect("stage2"),
+        "echo changed > final.txt\n",
+        "the tree is not touched"
+    );
+    std::fs::remove_dir_all(kept.parent().expect("private dir")).expect("cleanup");
+    env.git(&["worktree", "prune"]);
 }

@@ -41,7 +41,7 @@ impl PathCheck {
 }
 
 /// Everything compared before running.
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, Clone)]
 pub struct Checks {
     /// Code differences (empty when the code hash matches).
     pub code: Vec<String>,
@@ -341,8 +341,9 @@ fn short_commit(c: Option<&str>) -> String {
 
 /// Why a rerun would not be faithful, as the lines of its refusal: the code (unless a
 /// worktree restores it), configs (those a worktree restores count as the recorded ones),
-/// inputs missing or changed.
-pub fn blockers(checks: &Checks, worktree: bool) -> Vec<String> {
+/// inputs missing or changed. With `upstream`, what made an input was already rerun (or
+/// cannot be): the line does not suggest `--upstream`.
+pub fn blockers(checks: &Checks, worktree: bool, upstream: bool) -> Vec<String> {
     let mut blockers = Vec::new();
     if !worktree {
         blockers.extend(checks.code.iter().map(|c| format!("code: {c}")));
@@ -363,8 +364,13 @@ pub fn blockers(checks: &Checks, worktree: bool) -> Vec<String> {
         let mut line = format!("input {} {what}", i.path);
         if !i.produced_by.is_empty() {
             line += &format!(
-                " (produced by run {}; --upstream reruns it)",
-                i.produced_by.join(", ")
+                " (produced by run {}{})",
+                i.produced_by.join(", "),
+                if upstream {
+                    ""
+                } else {
+                    "; --upstream reruns it"
+                }
             );
         }
         blockers.push(line);
@@ -400,7 +406,16 @@ pub fn explain(c: &Checks) -> Vec<String> {
 /// argv, and the program it resolves to under the environment it will run with), what differs
 /// from the record, and the variables that change how programs and modules are found where
 /// they differ from now. Every recorded string in it is escaped: it is shown on a terminal.
-pub fn plan_text(r: &RunRecord, short: &str, c: &Checks, env: &Env, worktree: bool) -> String {
+///
+/// `remade`: inputs an earlier step of the plan makes again (path -> which step).
+pub fn plan_text(
+    r: &RunRecord,
+    short: &str,
+    c: &Checks,
+    env: &Env,
+    worktree: bool,
+    remade: &BTreeMap<String, String>,
+) -> String {
     let mut t = format!(
         "plan: rerun {} `{}` in {}{}\n",
         escape(short),
@@ -440,7 +455,9 @@ pub fn plan_text(r: &RunRecord, short: &str, c: &Checks, env: &Env, worktree: bo
             (_, None) => "missing",
             _ => "differs from the record",
         };
-        let by = if i.differs() && !i.produced_by.is_empty() {
+        let by = if let Some(step) = remade.get(&i.path).filter(|_| i.differs()) {
+            format!(" ({} remakes it)", escape(step))
+        } else if i.differs() && !i.produced_by.is_empty() {
             format!(
                 " (recorded bytes produced by run {})",
                 escape(&i.produced_by.join(", "))
@@ -681,7 +698,7 @@ mod tests {
                 (OsString::from("PATH"), OsString::from_vec(value.clone())),
                 (OsString::from("LD_PRELOAD"), OsString::from_vec(value)),
             ];
-            let plan = plan_text(&r, &t[5], &c, &env, false);
+            let plan = plan_text(&r, &t[5], &c, &env, false, &BTreeMap::new());
             is_inert(&plan).map_err(TestCaseError::fail)?;
             prop_assert_eq!(plan.lines().filter(|l| !l.starts_with("  ")).count(), 1, "{}", plan);
             prop_assert!(plan.lines().any(|l| l.starts_with("  program: ")), "{}", plan);

@@ -3,13 +3,16 @@
 //! environment (or, with `--worktree`, in a temporary git worktree holding the exact recorded
 //! code: `worktree`), record it as a new run linked to the original, and give a verdict
 //! (`verdict`): reproduced bit for bit, or not. `--upstream` first reruns what produced
-//! missing or changed inputs (`upstream`).
+//! missing or changed inputs (`upstream`), every step planned before any runs, in the one
+//! worktree with `--worktree`. `--dry-run` prints that plan (`plan`) and runs nothing.
 
 mod checks;
+mod plan;
 mod upstream;
 mod verdict;
 mod worktree;
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
@@ -21,36 +24,148 @@ use super::run::{self, Spec};
 use crate::cli::RerunArgs;
 use crate::error::{Error, code};
 use crate::hash::StatCache;
-use crate::model::Seal;
-use crate::model::{Role, RunRecord};
+use crate::model::{Role, RunRecord, Seal, Standing};
 use crate::store::{ReadOnlyCache, Store};
 use crate::ui;
 use checks::Env;
+use plan::{Plan, Planned};
+use upstream::Step;
 use verdict::Verdict;
 use worktree::Worktree;
 
 /// `lineage rerun`: the verdict's exit code, or the error that kept the job from starting.
+/// Plan (the upstream steps too), refuse or go, run each step, judge.
 pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
-    rerun_one(&args, ctx)
-}
-
-/// Plan, check, refuse or go, run, judge.
-fn rerun_one(args: &RerunArgs, ctx: &Context) -> Result<u8> {
     let store = ctx.open_store()?;
     let id = store.resolve(Some(&args.run))?;
     let original = store.load_run(&id)?;
     // Its environment and code are in the capture: without it there is nothing to rerun.
     super::readable(&original)?;
     let short = store.short_id(&id)?;
-    // A record changed since it was signed is not rerun as if it were the one recorded: its
-    // command could be anyone's. One that is unsigned or signed by a key nobody trusts is
-    // said so.
     let own = super::verify::own_key();
-    let (seal, standing, _) = super::verify::check(&store, &id, true, own.as_deref(), ctx)?;
+    let standing = proof(&store, ctx, &id, &short, args.force, own.as_deref())?;
+    // A run recorded in a temporary worktree removed since is rerun as its original was.
+    let (original, mapped) = worktree::as_original(&store, original)?;
+    // --dry-run writes nothing, not even the stat cache.
+    let read_only = ReadOnlyCache(&store);
+    let cache: &dyn StatCache = if args.dry_run { &read_only } else { &store };
+    let (upstream, mut checked) = if args.upstream {
+        upstream::plan(&store, ctx, &original, &args, cache)?
+    } else {
+        Default::default()
+    };
+    if args.dry_run {
+        let steps: Vec<Planned> = upstream.iter().map(Planned::upstream).collect();
+        let run = Planned {
+            record: &original,
+            short: &short,
+            standing,
+            remakes: &[],
+            mapped: mapped.as_deref(),
+        };
+        let plan = Plan::of(&store, &steps, run, &args, &read_only, &mut checked)?;
+        if args.json {
+            ui::data(&(serde_json::to_string_pretty(&plan)? + "\n"));
+        } else {
+            ui::data(&plan.text());
+        }
+        return Ok(code::SUCCESS);
+    }
+    // One worktree for the whole rerun: every upstream step runs in it, with its own
+    // recorded code, and writes its outputs there for the steps after it.
+    let worktree = if args.worktree {
+        let mut runs: Vec<(&RunRecord, &str)> = upstream
+            .iter()
+            .map(|s| (&s.record, s.short.as_str()))
+            .collect();
+        runs.push((&original, &short));
+        Some(Worktree::create(&store, &runs).context("while preparing the worktree")?)
+    } else {
+        None
+    };
+    let n = upstream.len();
+    for (i, step) in upstream.iter().enumerate() {
+        if !args.quiet {
+            let paths: Vec<String> = step
+                .remakes
+                .iter()
+                .map(|m| crate::model::text::escape(&m.path).into_owned())
+                .collect();
+            ui::info(format_args!(
+                "upstream step {} of {n}: rerunning {}, which produced {}",
+                i + 1,
+                step.short,
+                paths.join(", ")
+            ));
+        }
+        let done = proof(
+            &store,
+            ctx,
+            &step.record.id,
+            &step.short,
+            args.force,
+            own.as_deref(),
+        )
+        .and_then(|_| {
+            let remade = remade_for(&upstream, &step.record.id);
+            rerun_step(&store, ctx, step, worktree.as_ref(), &remade, &args)
+        });
+        // Reported here, so that the line saying the chain stops follows it.
+        let code = match done {
+            Ok((verdict, rerun_short)) => {
+                if !args.quiet {
+                    ui::info_lines(&verdict.text(&rerun_short, &step.short));
+                }
+                verdict.exit_code
+            }
+            Err(e) => {
+                ui::error(&e, Some(ctx.store_dir()));
+                crate::error::exit_code(&e, true)
+            }
+        };
+        if code != code::SUCCESS && code != code::OUTPUTS_DIFFER {
+            anyhow::bail!(
+                "upstream run {} failed (exit {code}); not rerunning the rest",
+                step.short
+            );
+        }
+    }
+    let run = Step {
+        record: original,
+        short: short.clone(),
+        standing,
+        remakes: Vec::new(),
+        mapped,
+    };
+    let remade = remade_for(&upstream, &run.record.id);
+    let (mut verdict, rerun_short) =
+        rerun_step(&store, ctx, &run, worktree.as_ref(), &remade, &args)?;
+    verdict.worktree = worktree.and_then(|w| w.finish(args.keep_worktree));
+    if !args.quiet {
+        ui::info_lines(&verdict.text(&rerun_short, &short));
+    }
+    if args.json {
+        ui::data(&(serde_json::to_string_pretty(&verdict)? + "\n"));
+    }
+    Ok(verdict.exit_code)
+}
+
+/// What the record of run `id` proves. A record changed since it was signed is not rerun as
+/// if it were the one recorded (its command could be anyone's) unless forced, dry run or not;
+/// one that is unsigned or signed by a key nobody trusts is said so.
+fn proof(
+    store: &Store,
+    ctx: &Context,
+    id: &str,
+    short: &str,
+    force: bool,
+    own: Option<&str>,
+) -> Result<Standing> {
+    let (seal, standing, _) = super::verify::check(store, id, true, own, ctx)?;
     match (&seal, super::verify::mark(standing)) {
-        (Seal::Tampered { reason }, _) if !args.force => {
+        (Seal::Tampered { reason }, _) if !force => {
             return Err(Error::TamperedRecord {
-                run: short,
+                run: short.to_string(),
                 reason: reason.clone(),
             }
             .into());
@@ -60,74 +175,97 @@ fn rerun_one(args: &RerunArgs, ctx: &Context) -> Result<u8> {
         )),
         _ => {}
     }
-    if args.upstream {
-        upstream::rerun(&store, ctx, &original, args, &mut Vec::new())?;
-    }
-    // --dry-run writes nothing, not even the stat cache.
-    let read_only = ReadOnlyCache(&store);
-    let cache: &dyn StatCache = if args.dry_run { &read_only } else { &store };
-    let (mut checks, env) = checks::check(&store, &original, args.worktree, cache)?;
-    let plan = checks::plan_text(&original, &short, &checks, &env, args.worktree);
-    if args.dry_run {
-        ui::data(&plan);
-        return Ok(code::SUCCESS);
+    Ok(standing)
+}
+
+/// The inputs of run `id` that an upstream step makes again: path -> which step.
+fn remade_for(upstream: &[Step], id: &str) -> BTreeMap<String, String> {
+    upstream
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            s.remakes
+                .iter()
+                .filter(|m| m.for_run == id)
+                .map(move |m| (m.path.clone(), format!("upstream step {}", i + 1)))
+        })
+        .collect()
+}
+
+/// One step: check, refuse or go, run (in the worktree, when there is one), judge. Returns
+/// the verdict and the new run's short id.
+fn rerun_step(
+    store: &Store,
+    ctx: &Context,
+    step: &Step,
+    worktree: Option<&Worktree>,
+    remade: &BTreeMap<String, String>,
+    args: &RerunArgs,
+) -> Result<(Verdict, String)> {
+    let (r, short) = (&step.record, step.short.as_str());
+    let (mut checks, env) = checks::check(store, r, worktree.is_some(), store)?;
+    let mut plan = checks::plan_text(r, short, &checks, &env, worktree.is_some(), remade);
+    if let Some(root) = &step.mapped {
+        plan += &format!(
+            "  recorded in a temporary worktree removed since: rerun in {}, as the run it reproduced\n",
+            crate::model::text::escape(root)
+        );
     }
     if !args.quiet {
         ui::info_lines(&plan);
     }
-    let blockers = checks::blockers(&checks, args.worktree);
+    // In a worktree, what an upstream step made is there, not here: it is checked there.
+    let mut then = checks.clone();
+    if worktree.is_some() {
+        for c in then.inputs.iter_mut().chain(then.configs.iter_mut()) {
+            if remade.contains_key(&c.path) {
+                c.now = c.recorded;
+            }
+        }
+    }
+    let blockers = checks::blockers(&then, worktree.is_some(), args.upstream);
     if !blockers.is_empty() && !args.force {
         return Err(Error::RerunRefused {
-            run: short,
+            run: short.to_string(),
             reasons: blockers,
-            worktree: args.worktree,
+            worktree: worktree.is_some(),
         }
         .into());
     }
-    let worktree = if args.worktree {
-        Some(Worktree::create(&store, &original).context("while preparing the worktree")?)
-    } else {
-        None
-    };
-    let cwd = worktree.as_ref().map_or_else(
-        || PathBuf::from(OsString::from_vec(original.cwd.clone())),
-        |w| w.cwd.clone(),
-    );
-    if let Some(w) = &worktree {
-        w.restore_inputs_and_configs(&store, &original)
-            .context("while preparing the worktree")?;
-        // What the job will read there (restored, linked, or read where it is), hashed
-        // again: the verdict is about those bytes, whatever the record claimed. The stat
-        // cache is only read: files of a temporary worktree are not worth remembering.
-        checks::recheck(&store, &original, &cwd, &read_only, &mut checks)?;
-        let blockers = checks::blockers(&checks, true);
-        if !blockers.is_empty() && !args.force {
-            return Err(Error::RerunRefused {
-                run: short,
-                reasons: blockers,
-                worktree: true,
+    let cwd = match worktree {
+        Some(w) => {
+            w.prepare(store, r)
+                .context("while preparing the worktree")?;
+            let cwd = w.cwd(r)?;
+            // What the job will read there (restored, linked, written by an upstream step,
+            // or read where it is), hashed again: the verdict is about those bytes, whatever
+            // the record claimed. The stat cache is only read: files of a temporary worktree
+            // are not worth remembering.
+            checks::recheck(store, r, &cwd, &ReadOnlyCache(store), &mut checks)?;
+            let blockers = checks::blockers(&checks, true, args.upstream);
+            if !blockers.is_empty() && !args.force {
+                return Err(Error::RerunRefused {
+                    run: short.to_string(),
+                    reasons: blockers,
+                    worktree: true,
+                }
+                .into());
             }
-            .into());
+            cwd
         }
-    }
-    let spec = spec(&original, &short, cwd, env, args)?;
+        None => PathBuf::from(OsString::from_vec(r.cwd.clone())),
+    };
+    let spec = spec(r, short, cwd, env, args)?;
     let executed = run::execute(run::plan(
         spec,
         Store::open(ctx.store_dir())?,
         &ctx.settings,
     )?);
-    let mut verdict = Verdict::of(&original, &executed, checks);
-    verdict.worktree = worktree.and_then(|w| w.finish(args.keep_worktree));
-    if !args.quiet {
-        let rerun_short = store
-            .short_id(&executed.id)
-            .unwrap_or_else(|_| executed.id.clone());
-        ui::info_lines(&verdict.text(&rerun_short, &short));
-    }
-    if args.json {
-        ui::data(&(serde_json::to_string_pretty(&verdict)? + "\n"));
-    }
-    Ok(verdict.exit_code)
+    let verdict = Verdict::of(store, r, &executed, checks);
+    let rerun_short = store
+        .short_id(&executed.id)
+        .unwrap_or_else(|_| executed.id.clone());
+    Ok((verdict, rerun_short))
 }
 
 /// The run to launch: the recorded argv (redacted arguments from `LINEAGE_ARG_<i>`), paths,

@@ -87,63 +87,74 @@ pub(super) enum Place {
     Outside { at: PathBuf, real: PathBuf },
 }
 
-/// The layout of a rerun's private directory: the recorded repository root and cwd, and the
-/// directory (`base`) that holds the repository and every relative path the run named, which
-/// the private directory stands for.
+/// The layout of a rerun's private directory: the recorded repository root, and the directory
+/// (`base`) that holds the repository and every relative path the runs named (the run and,
+/// with `--upstream`, every step before it), which the private directory stands for.
 struct Layout {
     root: PathBuf,
-    /// The job's cwd then, inside the repository (the root when it was outside).
-    cwd: PathBuf,
-    /// The real cwd then, to find the files relative paths named.
-    real_cwd: PathBuf,
     base: PathBuf,
 }
 
+/// Where one run was: its cwd inside the repository (the root when it was outside), and the
+/// real cwd, to find the files its relative paths named.
+struct Cwds {
+    cwd: PathBuf,
+    real_cwd: PathBuf,
+}
+
+impl Cwds {
+    fn of(r: &RunRecord, root: &Path) -> Result<Cwds> {
+        let real_cwd = normalize(&PathBuf::from(OsString::from_vec(r.cwd.clone())))
+            .context("the recorded working directory is not absolute")?;
+        let cwd = if real_cwd.starts_with(root) {
+            real_cwd.clone()
+        } else {
+            root.to_path_buf()
+        };
+        Ok(Cwds { cwd, real_cwd })
+    }
+}
+
 impl Layout {
-    fn of(r: &RunRecord, root: &str) -> Result<Layout> {
+    fn of(runs: &[&RunRecord], root: &str) -> Result<Layout> {
         let root = normalize(Path::new(root))
             .filter(|r| r.parent().is_some())
             .with_context(|| {
                 format!("the recorded repository root {root:?} is not an absolute path below /")
             })?;
-        let real_cwd = normalize(&PathBuf::from(OsString::from_vec(r.cwd.clone())))
-            .context("the recorded working directory is not absolute")?;
-        let cwd = if real_cwd.starts_with(&root) {
-            real_cwd.clone()
-        } else {
-            root.clone()
-        };
         // The deepest directory holding the repository and every relative path (outputs
-        // too: the job writes them), less one level, so the worktree has a name of its own.
+        // too: the jobs write them), less one level, so the worktree has a name of its own.
         let mut base = root.parent().unwrap_or(Path::new("/")).to_path_buf();
-        for e in &r.edges {
-            if let Some(target) = relative_target(&cwd, &e.path) {
-                while !target.starts_with(&base) || target == base {
-                    if !base.pop() {
-                        break;
+        for r in runs {
+            let cwds = Cwds::of(r, &root)?;
+            for e in &r.edges {
+                if let Some(target) = relative_target(&cwds.cwd, &e.path) {
+                    while !target.starts_with(&base) || target == base {
+                        if !base.pop() {
+                            break;
+                        }
                     }
                 }
             }
         }
-        Ok(Layout {
-            root,
-            cwd,
-            real_cwd,
-            base,
-        })
+        Ok(Layout { root, base })
     }
 
-    fn place(&self, path: &str) -> Place {
+    fn cwds(&self, r: &RunRecord) -> Result<Cwds> {
+        Cwds::of(r, &self.root)
+    }
+
+    fn place(&self, c: &Cwds, path: &str) -> Place {
         let p = path_of(path);
         if p.is_absolute() {
             return Place::Absolute(normalize(&p).unwrap_or_default());
         }
-        let target = relative_target(&self.cwd, path).unwrap_or_default();
+        let target = relative_target(&c.cwd, path).unwrap_or_default();
         match target.strip_prefix(&self.root) {
             Ok(rel) => Place::Repository(rel.to_path_buf()),
             Err(_) => Place::Outside {
                 at: target.clone(),
-                real: relative_target(&self.real_cwd, path).unwrap_or_default(),
+                real: relative_target(&c.real_cwd, path).unwrap_or_default(),
             },
         }
     }
@@ -171,11 +182,17 @@ pub(super) fn restores_config(r: &RunRecord, e: &EdgeRecord) -> bool {
         return false;
     };
     // (A link in the repository leading out of it is taken to be in the checkout too.)
+    let Ok(l) = Layout::of(&[r], &g.root) else {
+        return false;
+    };
+    let Ok(cwds) = l.cwds(r) else {
+        return false;
+    };
     e.role == Role::Config
-        && Layout::of(r, &g.root).is_ok_and(|l| match l.place(&e.path) {
+        && match l.place(&cwds, &e.path) {
             Place::Repository(rel) => escaping_link(&l.root, &rel).is_none(),
             _ => false,
-        })
+        }
 }
 
 /// The directory that will hold `rel` under `root`: each directory on the way made (0700)
@@ -301,18 +318,76 @@ fn restore_bytes(
     }
 }
 
+/// A run recorded by `rerun --worktree` ran in a temporary worktree, removed since (kept,
+/// with `--keep-worktree`, it is rerun where it is): it is rerun as the run it reproduced
+/// was, in that run's repository, its cwd and paths mapped back from the worktree. Returns
+/// the record to rerun, and the repository it was mapped back to when it was.
+pub(super) fn as_original(store: &Store, r: RunRecord) -> Result<(RunRecord, Option<String>)> {
+    as_original_within(store, r, 0)
+}
+
+fn as_original_within(
+    store: &Store,
+    mut r: RunRecord,
+    depth: usize,
+) -> Result<(RunRecord, Option<String>)> {
+    let Some(original_id) = r.rerun_of.clone() else {
+        return Ok((r, None));
+    };
+    let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
+    let Some(g) = &r.capture.git else {
+        return Ok((r, None));
+    };
+    let root = PathBuf::from(&g.root);
+    let in_temporary_worktree = root.ancestors().any(|a| {
+        a.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("lineage-rerun-"))
+    });
+    if !in_temporary_worktree || cwd.exists() || depth > 64 {
+        return Ok((r, None));
+    }
+    let Some(original) = store.load_runs(&[original_id.as_str()])?.pop() else {
+        return Ok((r, None));
+    };
+    let (original, _) = as_original_within(store, original, depth + 1)?;
+    let Some(og) = &original.capture.git else {
+        return Ok((r, None));
+    };
+    let original_root = PathBuf::from(&og.root);
+    let mapped_cwd = match cwd.strip_prefix(&root) {
+        Ok(rel) if rel.as_os_str().is_empty() => original_root.clone(),
+        Ok(rel) => original_root.join(rel),
+        Err(_) => PathBuf::from(OsString::from_vec(original.cwd.clone())),
+    };
+    use std::os::unix::ffi::OsStrExt;
+    r.cwd = mapped_cwd.as_os_str().as_bytes().to_vec();
+    for e in &mut r.edges {
+        let p = path_of(&e.path);
+        if p.is_relative() {
+            let abs = normalize(&mapped_cwd.join(p)).unwrap_or_default();
+            e.abs_path = crate::model::path_text(abs.as_os_str().as_bytes());
+        }
+    }
+    let shown = og.root.clone();
+    if let Some(g) = &mut r.capture.git {
+        g.root = og.root.clone();
+    }
+    Ok((r, Some(shown)))
+}
+
 /// A temporary git worktree at the recorded commit, with the recorded changes applied, in a
-/// private directory of its own.
+/// private directory of its own. With `--upstream` one worktree holds every step: each runs
+/// in it with its own recorded code, and reads what the steps before it wrote there.
 pub(super) struct Worktree {
     /// The private directory (0700) holding the worktree and whatever relative paths that
     /// lead out of the repository were linked; removed on every path out.
     private: PathBuf,
     /// The worktree.
     path: PathBuf,
-    /// Where the job runs: the recorded cwd mapped into the worktree.
-    pub(super) cwd: PathBuf,
     name: String,
     layout: Layout,
+    /// The code (`GitState::code`) checked out in it now.
+    code: std::cell::Cell<Hash>,
     /// Kept on purpose (--keep-worktree); otherwise removed when dropped, on every path out.
     keep: bool,
 }
@@ -336,38 +411,63 @@ impl Drop for Worktree {
     }
 }
 
-impl Worktree {
-    pub(super) fn create(store: &Store, r: &RunRecord) -> Result<Worktree> {
-        let g = r
-            .capture
-            .git
-            .as_ref()
-            .context("the run was not recorded in a git repository: --worktree needs one")?;
-        let commit = g
-            .commit
-            .as_deref()
-            .context("the run has no recorded commit")?;
-        // Refuse a record naming untracked files outside the tree before anything is made.
-        let untracked = g
-            .untracked
-            .iter()
-            .map(|u| {
-                inside_relative(&u.path).map_err(|why| {
-                    anyhow::anyhow!(
-                        "the record names untracked file {:?}, which is not a path inside the \
-                         repository ({why}): refusing to restore it",
-                        u.path
-                    )
-                })
+/// The recorded untracked files' paths, each a relative path inside the repository; a record
+/// naming one outside it is refused.
+fn untracked_paths(g: &crate::model::GitState) -> Result<Vec<PathBuf>> {
+    g.untracked
+        .iter()
+        .map(|u| {
+            inside_relative(&u.path).map_err(|why| {
+                anyhow::anyhow!(
+                    "the record names untracked file {:?}, which is not a path inside the \
+                     repository ({why}): refusing to restore it",
+                    u.path
+                )
             })
-            .collect::<Result<Vec<_>>>()?;
-        let layout = Layout::of(r, &g.root)?;
+        })
+        .collect()
+}
+
+/// A run's recorded repository state, or why `--worktree` cannot use it.
+fn git_state(r: &RunRecord) -> Result<(&crate::model::GitState, &str)> {
+    let g = r
+        .capture
+        .git
+        .as_ref()
+        .context("the run was not recorded in a git repository: --worktree needs one")?;
+    let commit = g
+        .commit
+        .as_deref()
+        .context("the run has no recorded commit")?;
+    Ok((g, commit))
+}
+
+impl Worktree {
+    /// One worktree for `runs` (the steps in the order they will run, `(record, short id)`),
+    /// all recorded in the same repository; the first one's code is checked out.
+    pub(super) fn create(store: &Store, runs: &[(&RunRecord, &str)]) -> Result<Worktree> {
+        let Some(&(first, _)) = runs.first() else {
+            bail!("no run to rerun in a worktree");
+        };
+        let (g, _) = git_state(first)?;
+        let records: Vec<&RunRecord> = runs.iter().map(|(r, _)| *r).collect();
+        let layout = Layout::of(&records, &g.root)?;
+        for (r, short) in runs {
+            let (other, _) =
+                git_state(r).with_context(|| format!("run {short} cannot be rerun there"))?;
+            // Refuse a record naming untracked files outside the tree before anything is made.
+            untracked_paths(other)?;
+            if normalize(Path::new(&other.root)).as_deref() != Some(layout.root.as_path()) {
+                bail!(
+                    "run {short} was recorded in another repository ({}) than {}: one worktree \
+                     holds every step of a rerun; rerun {short} first, or without --worktree",
+                    other.root,
+                    layout.root.display()
+                );
+            }
+        }
         let repo = git2::Repository::open(&layout.root)
             .with_context(|| format!("opening the repository {}", g.root))?;
-        let oid = git2::Oid::from_str(commit)?;
-        let commit_obj = repo
-            .find_commit(oid)
-            .with_context(|| format!("commit {commit} is not in {}", g.root))?;
         let private = tempfile::Builder::new()
             .prefix("lineage-rerun-")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
@@ -379,17 +479,21 @@ impl Worktree {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| format!("lineage-rerun-{}", std::process::id()));
         let path = layout.mirror(&private, &layout.root);
-        let cwd = layout.mirror(&private, &layout.cwd);
         // From here on, the guard removes the directory, the worktree and its branch on any
         // error.
         let guard = Worktree {
             private: private.clone(),
             path: path.clone(),
-            cwd,
             name: name.clone(),
             layout,
+            code: std::cell::Cell::new(g.code),
             keep: false,
         };
+        let (_, commit) = git_state(first)?;
+        let oid = git2::Oid::from_str(commit)?;
+        let commit_obj = repo
+            .find_commit(oid)
+            .with_context(|| format!("commit {commit} is not in {}", g.root))?;
         if let Some(parent) = path.parent() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -406,6 +510,15 @@ impl Worktree {
         let wt = git2::Repository::open(&path)?;
         wt.set_head_detached(oid)?;
         branch.delete()?;
+        guard.apply_changes(store, &wt, first)?;
+        Ok(guard)
+    }
+
+    /// The recorded uncommitted changes and untracked files of `r`, on the checked-out
+    /// commit.
+    fn apply_changes(&self, store: &Store, wt: &git2::Repository, r: &RunRecord) -> Result<()> {
+        let (g, _) = git_state(r)?;
+        let untracked = untracked_paths(g)?;
         if let Some(patch) = g.patch {
             // A patch that held secrets is stored redacted: applied as it is stored.
             if g.patch_redacted.is_some() {
@@ -431,7 +544,7 @@ impl Worktree {
             let bytes = restore_bytes(
                 store,
                 &format!("untracked file {}", u.path),
-                Some(&guard.layout.root.join(rel)),
+                Some(&self.layout.root.join(rel)),
                 u.hash,
                 u.redacted_blob,
             )?;
@@ -441,19 +554,46 @@ impl Worktree {
                 } else {
                     0o644
                 };
-                write_confined(&path, rel, &bytes, mode)
+                write_confined(&self.path, rel, &bytes, mode)
                     .with_context(|| format!("restoring untracked file {}", u.path))?;
             }
         }
-        Ok(guard)
+        self.code.set(g.code);
+        Ok(())
+    }
+
+    /// Make the worktree ready for `r`: its recorded code (when a step before it had other
+    /// code: tracked files reset to its commit, its changes and untracked files applied; what
+    /// the steps before wrote stays), then its inputs and configs.
+    pub(super) fn prepare(&self, store: &Store, r: &RunRecord) -> Result<()> {
+        let (g, commit) = git_state(r)?;
+        if g.code != self.code.get() {
+            let wt = git2::Repository::open(&self.path)?;
+            let oid = git2::Oid::from_str(commit)?;
+            let target = wt
+                .find_commit(oid)
+                .with_context(|| format!("commit {commit} is not in {}", g.root))?;
+            wt.reset(target.as_object(), git2::ResetType::Hard, None)
+                .with_context(|| format!("checking out commit {commit} in the worktree"))?;
+            self.apply_changes(store, &wt, r)?;
+        }
+        self.restore_inputs_and_configs(store, r)
+    }
+
+    /// Where `r`'s job runs: its recorded cwd mapped into the worktree.
+    pub(super) fn cwd(&self, r: &RunRecord) -> Result<PathBuf> {
+        let cwds = self.layout.cwds(r)?;
+        Ok(self.layout.mirror(&self.private, &cwds.cwd))
     }
 
     /// Configs inside the repository from their stored bytes; inputs the worktree lacks
-    /// (data is rarely in git) linked to where they were read from; relative paths that
-    /// lead out of the repository linked, in the private directory, to the real files.
-    pub(super) fn restore_inputs_and_configs(&self, store: &Store, r: &RunRecord) -> Result<()> {
+    /// (data is rarely in git, or a step before wrote it here) linked to where they were
+    /// read from; relative paths that lead out of the repository linked, in the private
+    /// directory, to the real files.
+    fn restore_inputs_and_configs(&self, store: &Store, r: &RunRecord) -> Result<()> {
+        let cwds = self.layout.cwds(r)?;
         for e in r.edges.iter().filter(|e| e.role != Role::Output) {
-            match self.layout.place(&e.path) {
+            match self.layout.place(&cwds, &e.path) {
                 Place::Absolute(_) => {}
                 // The repository itself (`-i .`): the worktree is there.
                 Place::Repository(rel) if rel.as_os_str().is_empty() => {}
@@ -471,7 +611,7 @@ impl Worktree {
                     let Some(recorded) = e.artifact.as_ref().map(|a| a.hash) else {
                         continue;
                     };
-                    let real = relative_target(&self.layout.real_cwd, &e.path);
+                    let real = relative_target(&cwds.real_cwd, &e.path);
                     let bytes = restore_bytes(
                         store,
                         &format!("config {}", e.path),
@@ -485,7 +625,7 @@ impl Worktree {
                     }
                 }
                 Place::Repository(rel) => {
-                    if let Some(real) = relative_target(&self.layout.real_cwd, &e.path) {
+                    if let Some(real) = relative_target(&cwds.real_cwd, &e.path) {
                         link_confined(&self.path, &rel, &real).with_context(|| {
                             format!("linking input {} into the worktree", e.path)
                         })?;
@@ -543,31 +683,32 @@ mod tests {
             edge(Role::Input, "/abs/y"),
             edge(Role::Output, "../../../out.bin"),
         ];
-        let l = Layout::of(&r, "/home/u/proj").expect("layout");
+        let l = Layout::of(&[&r], "/home/u/proj").expect("layout");
+        let c = l.cwds(&r).expect("cwds");
         // ../../../out.bin is /home/out.bin: the private directory stands for /home.
         assert_eq!(l.base, Path::new("/home"));
         let private = Path::new("/tmp/lineage-rerun-x");
-        let job_cwd = l.mirror(private, &l.cwd);
+        let job_cwd = l.mirror(private, &c.cwd);
         assert_eq!(job_cwd, Path::new("/tmp/lineage-rerun-x/u/proj/sub"));
         assert_eq!(
-            l.place("../../data/x.csv"),
+            l.place(&c, "../../data/x.csv"),
             Place::Outside {
                 at: "/home/u/data/x.csv".into(),
                 real: "/home/u/data/x.csv".into()
             }
         );
         assert_eq!(
-            l.place("cfg.yaml"),
+            l.place(&c, "cfg.yaml"),
             Place::Repository("sub/cfg.yaml".into())
         );
         assert_eq!(
-            l.place("../conf/../c.yaml"),
+            l.place(&c, "../conf/../c.yaml"),
             Place::Repository("c.yaml".into())
         );
-        assert_eq!(l.place("/abs/y"), Place::Absolute("/abs/y".into()));
+        assert_eq!(l.place(&c, "/abs/y"), Place::Absolute("/abs/y".into()));
         for e in &r.edges {
             let seen = normalize(&job_cwd.join(&e.path)).expect("absolute");
-            match l.place(&e.path) {
+            match l.place(&c, &e.path) {
                 Place::Outside { at, .. } => assert_eq!(seen, l.mirror(private, &at)),
                 Place::Repository(rel) => {
                     assert_eq!(seen, l.mirror(private, &l.root).join(rel));
@@ -577,11 +718,21 @@ mod tests {
             assert!(seen.starts_with(private), "{}", seen.display());
         }
         // A recorded cwd outside the repository runs at its root.
-        r.cwd = b"/elsewhere".to_vec();
-        let l = Layout::of(&r, "/home/u/proj").expect("layout");
-        assert_eq!(l.cwd, Path::new("/home/u/proj"));
-        assert!(Layout::of(&r, "relative/root").is_err());
-        assert!(Layout::of(&r, "/").is_err());
+        let mut elsewhere = r.clone();
+        elsewhere.cwd = b"/elsewhere".to_vec();
+        let l = Layout::of(&[&elsewhere], "/home/u/proj").expect("layout");
+        assert_eq!(
+            l.cwds(&elsewhere).expect("cwds").cwd,
+            Path::new("/home/u/proj")
+        );
+        assert!(Layout::of(&[&elsewhere], "relative/root").is_err());
+        assert!(Layout::of(&[&elsewhere], "/").is_err());
+        // One private directory for several steps holds every step's relative paths.
+        let mut step = RunRecord::example("step", "x");
+        step.cwd = b"/home/u/proj".to_vec();
+        step.edges = vec![edge(Role::Input, "../../../../srv/raw.csv")];
+        let l = Layout::of(&[&step, &r], "/home/u/proj").expect("layout");
+        assert_eq!(l.base, Path::new("/"));
     }
 
     #[test]
