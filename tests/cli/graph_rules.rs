@@ -336,7 +336,7 @@ fn reproductions_are_grouped_and_originals_are_picked() {
         .expect("s")
         .to_string();
     assert!(
-        stderr(&out).contains(&format!("upstream: rerunning {prep_short}")),
+        stderr(&out).contains(&format!("rerunning {prep_short}, which produced mid.txt")),
         "{}",
         stderr(&out)
     );
