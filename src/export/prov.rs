@@ -105,6 +105,12 @@ impl Document {
             self.used.insert(key, Value::Object(u));
         }
         for (e, a) in super::edges(run, &[Role::Output]) {
+            // Bytes the run read and wrote back (a copy, a pass-through) existed before it:
+            // it used them, it did not generate them, and nothing derives from itself
+            // (docs/lineage-model.md: a run is never its own ancestor).
+            if reads.iter().any(|(_, input)| input.hash == a.hash) {
+                continue;
+            }
             let out_id = entity_id(&a.hash.to_hex());
             let mut g = Map::new();
             g.insert("prov:entity".into(), json!(out_id));
