@@ -137,8 +137,13 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// The command to run, after `--`.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command to run and its arguments, as given: options before it are lineage's,
+    /// everything from the command on is the job's (`--` before it works too).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -448,8 +453,35 @@ mod tests {
     }
 
     #[test]
-    fn run_without_double_dash_is_a_usage_error() {
-        let err = Cli::try_parse_from(["lineage", "run", "-i", "data"]).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
+    fn run_takes_everything_from_the_command_on_without_double_dash() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            let Command::Run(args) = cli.command else {
+                panic!("expected run")
+            };
+            args
+        };
+        let args = parse(&["lineage", "run", "-q", "-o", "x", "python", "train.py", "--lr", "1", "-o", "y", "--", "z"]);
+        assert!(args.quiet);
+        assert_eq!(args.outputs, [PathBuf::from("x")]);
+        assert_eq!(
+            args.command,
+            ["python", "train.py", "--lr", "1", "-o", "y", "--", "z"]
+        );
+        let args = parse(&["lineage", "run", "-o", "x", "--", "cmd", "--lr", "1"]);
+        assert_eq!(args.command, ["cmd", "--lr", "1"]);
+        let args = parse(&["lineage", "run", "--", "-weird", "--", "x"]);
+        assert_eq!(args.command, ["-weird", "--", "x"]);
+    }
+
+    #[test]
+    fn run_without_a_command_or_with_an_unknown_option_is_a_usage_error() {
+        for args in [
+            &["lineage", "run", "-i", "data"][..],
+            &["lineage", "run", "--no-such-option", "python"][..],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
     }
 }

@@ -5,6 +5,7 @@ mod ancestry;
 mod bundle;
 mod cache;
 mod capture;
+mod command_line;
 mod contract;
 mod docs;
 mod doctor_fuzz;
