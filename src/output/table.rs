@@ -300,8 +300,8 @@ fn edges(edges: &[EdgeRecord], color: bool) -> Table {
     t
 }
 
-/// `lineage list`: one row a run; `shorts` gives the shortest unique prefix of the runs
-/// they reran (8 characters where it is missing).
+/// `lineage list`: one row a run; `shorts` gives the short ids of the runs they reran (the
+/// whole id where it is missing).
 pub fn list(
     runs: &[(RunSummary, String)],
     shorts: &std::collections::HashMap<String, String>,
@@ -325,7 +325,7 @@ pub fn list(
                 escape(
                     shorts
                         .get(of)
-                        .map_or_else(|| crate::model::prefix(of, 8), String::as_str)
+                        .map_or(of.as_str(), String::as_str)
                 )
             ),
             None => escape(short).into_owned(),

@@ -14,6 +14,7 @@ mod faults;
 mod fixture;
 mod gpu;
 mod html;
+mod ids;
 mod inert;
 mod pipes;
 mod progress;
