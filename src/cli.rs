@@ -139,11 +139,7 @@ pub struct RunArgs {
 
     /// The command to run and its arguments, as given: options before it are lineage's,
     /// everything from the command on is the job's (`--` before it works too).
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        value_name = "CMD"
-    )]
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 
@@ -372,14 +368,27 @@ pub enum ExportFormat {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "With --ancestry, A and B are files, directories or `blake3:` hashes: the runs \
+that produced them are compared, then the runs that produced their inputs whose bytes differ \
+(matched by path, then by position), level by level, up to the levels that explain the \
+difference: a command, code, params or configs that differ, sources that differ, or the same \
+recipe on the same inputs making different bytes."
+)]
 pub struct DiffArgs {
-    /// A run id prefix, or a path meaning the latest run that produced its bytes.
+    /// A run (its short id or an id prefix), or a path meaning the latest run that produced
+    /// its bytes.
     #[arg(value_name = "A", add = ArgValueCompleter::new(crate::complete::run_or_path))]
     pub a: OsString,
 
     /// The run (or path) to compare A with.
     #[arg(value_name = "B", add = ArgValueCompleter::new(crate::complete::run_or_path))]
     pub b: OsString,
+
+    /// Compare the ancestries of two files level by level and say which upstream change
+    /// explains the difference.
+    #[arg(long)]
+    pub ancestry: bool,
 
     /// Print one JSON object (see docs/json.md).
     #[arg(long)]
@@ -461,7 +470,10 @@ mod tests {
             };
             args
         };
-        let args = parse(&["lineage", "run", "-q", "-o", "x", "python", "train.py", "--lr", "1", "-o", "y", "--", "z"]);
+        let args = parse(&[
+            "lineage", "run", "-q", "-o", "x", "python", "train.py", "--lr", "1", "-o", "y", "--",
+            "z",
+        ]);
         assert!(args.quiet);
         assert_eq!(args.outputs, [PathBuf::from("x")]);
         assert_eq!(

@@ -7,6 +7,7 @@ mod cache;
 mod capture;
 mod command_line;
 mod contract;
+mod diff;
 mod docs;
 mod doctor_fuzz;
 mod export;
