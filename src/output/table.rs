@@ -322,11 +322,7 @@ pub fn list(
             Some(of) => format!(
                 "{}\nrerun of {}",
                 escape(short),
-                escape(
-                    shorts
-                        .get(of)
-                        .map_or(of.as_str(), String::as_str)
-                )
+                escape(shorts.get(of).map_or(of.as_str(), String::as_str))
             ),
             None => escape(short).into_owned(),
         };

@@ -6,8 +6,9 @@
 //! **Short ids.** A run's short id is the last 8 hex digits of its UUIDv7, random bits (its
 //! first digits are the time, shared by every run of the same minute), lengthened to 9, 10,
 //! 11 or 12 digits while another run's id ends the same way or starts with those 8 digits;
-//! the whole id when even 12 are not enough. It is made here only (`Store::short_ids`), and
-//! `Store::resolve` takes it back beside any prefix of the UUID.
+//! the whole id when even 12 are not enough (an id that is no UUID, which only a store edited
+//! by hand holds, prints as its shortest unique prefix). It is made here only
+//! (`Store::short_ids`), and `Store::resolve` takes it back beside any prefix of the UUID.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -91,32 +92,34 @@ fn is_uuid(id: &str) -> bool {
         })
 }
 
-/// The short id of `id` (see the module's documentation), given the other runs whose last
+/// The short id of a UUID (see the module's documentation), given the other runs whose last
 /// 8 digits are the same and whether another run's id starts with those 8 digits. Longer
 /// tails cannot be mistaken for a prefix: a UUID's ninth character is a hyphen.
 fn short_form(id: &str, same_tail: &[String], prefixes_another: bool) -> String {
-    if !is_uuid(id) {
-        return id.to_string();
-    }
     SHORT_ID_DIGITS
         .map(|n| &id[id.len() - n..])
         .find(|tail| {
-            !same_tail.iter().any(|o| o != id && o.ends_with(tail))
-                && !(tail.len() == 8 && prefixes_another)
+            let shared = same_tail.iter().any(|o| o != id && o.ends_with(tail));
+            // Only 8 digits can be another UUID's prefix.
+            let a_prefix = tail.len() == 8 && prefixes_another;
+            !(shared || a_prefix)
         })
         .unwrap_or(id)
         .to_string()
 }
 
-/// For each id of a JSON array: the other runs ending in its last 8 digits, and whether
-/// another run starts with them. Both subqueries are lookups (the index on the last 8
-/// digits, the primary key), never a scan.
+/// For each id of a JSON array: the other runs ending in its last 8 digits, whether another
+/// run starts with them, and the ids just before and after it (for an id that is no UUID).
+/// Every subquery is a lookup (the index on the last 8 digits, the primary key), never a
+/// scan.
 const SHORT_IDS: &str = "SELECT j.value,
         (SELECT json_group_array(id) FROM runs
          WHERE substr(id, -8) = substr(j.value, -8) AND id <> j.value),
         EXISTS (SELECT 1 FROM runs
                 WHERE id >= substr(j.value, -8) AND id < substr(j.value, -8) || x'ff'
-                  AND id <> j.value)
+                  AND id <> j.value),
+        (SELECT max(id) FROM runs WHERE id < j.value),
+        (SELECT min(id) FROM runs WHERE id > j.value)
  FROM json_each(?1) j";
 
 /// The runs a short id (8 to 12 digits, ?1) names, at most ?2.
@@ -137,14 +140,20 @@ fn short_ids(conn: &Connection, ids: &[&str]) -> Result<HashMap<String, String>>
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
             r.get::<_, bool>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<String>>(4)?,
         ))
     })?;
     let mut out = HashMap::new();
     for row in rows {
-        let (id, same_tail, prefixes_another) = row?;
-        // SQLite's json_group_array of text: always a JSON array of strings.
-        let same_tail: Vec<String> = serde_json::from_str(&same_tail)?;
-        let short = short_form(&id, &same_tail, prefixes_another);
+        let (id, same_tail, prefixes_another, before, after) = row?;
+        let short = if is_uuid(&id) {
+            // SQLite's json_group_array of text: always a JSON array of strings.
+            let same_tail: Vec<String> = serde_json::from_str(&same_tail)?;
+            short_form(&id, &same_tail, prefixes_another)
+        } else {
+            shortest_prefix(&id, before.as_deref(), after.as_deref())
+        };
         out.insert(id, short);
     }
     Ok(out)
@@ -426,6 +435,23 @@ impl Store {
     }
 }
 
+/// An id that is no UUID (none lineage writes; a store edited by hand may hold one): its
+/// shortest prefix, at least 8 characters, that neither neighbour shares.
+fn shortest_prefix(id: &str, before: Option<&str>, after: Option<&str>) -> String {
+    let shared = |other: Option<&str>| {
+        other.map_or(0, |o| {
+            id.chars()
+                .zip(o.chars())
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
+    };
+    let len = (shared(before).max(shared(after)) + 1)
+        .max(8)
+        .min(id.chars().count());
+    crate::model::prefix(id, len).to_string()
+}
+
 /// A run's status as stored; one this lineage does not know is an error naming the run,
 /// never shown as another status.
 fn parse_status(id: &str, s: &str) -> Result<Status> {
@@ -591,8 +617,15 @@ mod tests {
         for id in [A, C, D, E] {
             assert_eq!(store.resolve(Some(&shorts[id])).expect("resolves"), id);
         }
-        // Ids that are not UUIDs (none lineage writes) print whole.
-        assert_eq!(short_form("run-a", &[], false), "run-a");
+        // Ids that are not UUIDs (none lineage writes) print as their shortest unique prefix.
+        assert_eq!(
+            shortest_prefix("abcdefghij", Some("abcdefgzzz"), None),
+            "abcdefgh"
+        );
+        assert_eq!(
+            shortest_prefix("abcdefghij", Some("abcdefghiz"), None),
+            "abcdefghij"
+        );
         // Two ids the same in all 12 digits: the whole id.
         let twin = "01a40000-0000-7000-8000-00000000000a".to_string();
         assert_eq!(short_form(A, &[twin], false), A);
@@ -660,7 +693,11 @@ mod tests {
         let clean = Hash::of(b"clean.csv");
         let hex = clean.to_hex();
         for n in [1, 8, 12, 64] {
-            assert_eq!(store.hashes_starting_with(&hex[..n]).expect("query"), [clean], "{n}");
+            assert_eq!(
+                store.hashes_starting_with(&hex[..n]).expect("query"),
+                [clean],
+                "{n}"
+            );
         }
         assert_eq!(
             store.hashes_starting_with("").expect("query").len(),
@@ -668,7 +705,12 @@ mod tests {
             "raw.csv, clean.csv, model.bin, metrics.json"
         );
         let other = Hash::of(b"never recorded").to_hex();
-        assert!(store.hashes_starting_with(&other[..12]).expect("query").is_empty());
+        assert!(
+            store
+                .hashes_starting_with(&other[..12])
+                .expect("query")
+                .is_empty()
+        );
     }
 
     #[test]

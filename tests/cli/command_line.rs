@@ -52,7 +52,16 @@ fn run_takes_the_command_as_is_without_double_dash() {
     assert_eq!(outputs, ["args.txt"]);
     // `--` before the command still works, and an option lineage does not know, before the
     // command, is still a usage error.
-    let out = env.cmd(["run", "-q", "-o", "b.txt", "--", "sh", "-c", "echo b > b.txt"]);
+    let out = env.cmd([
+        "run",
+        "-q",
+        "-o",
+        "b.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo b > b.txt",
+    ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let out = env.cmd(["run", "--no-such-option", "true"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));

@@ -79,7 +79,10 @@ fn every_short_id_printed_resolves_later_and_is_the_same_everywhere() {
             id.ends_with(short.as_str()) && short.len() >= 8,
             "{short} is taken from the id's random bits, not its time: {id}"
         );
-        let listed = list.iter().find(|r| r["id"] == id.as_str()).expect("listed");
+        let listed = list
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .expect("listed");
         assert_eq!(listed["short_id"], short.as_str());
         assert!(table.contains(short.as_str()), "{short} in\n{table}");
         assert_eq!(env.show(Some(id))["short_id"], short.as_str());
@@ -190,7 +193,9 @@ fn a_blake3_prefix_of_eight_digits_or_more_names_the_artifact_it_starts() {
     ]);
     let hex = |s: &str| blake3::hash(s.as_bytes()).to_hex().to_string();
     let (hx, hy) = (hex(&x), hex(&y));
-    let shared = (0..64).take_while(|&i| hx.as_bytes()[i] == hy.as_bytes()[i]).count();
+    let shared = (0..64)
+        .take_while(|&i| hx.as_bytes()[i] == hy.as_bytes()[i])
+        .count();
     assert!(shared >= 8);
     // The 12 digits every table prints (more where these two share them), of a file inside a
     // recorded directory and of a recorded output.
