@@ -137,8 +137,9 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// The command to run, after `--`.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command to run and its arguments, as given: options before it are lineage's,
+    /// everything from the command on is the job's (`--` before it works too).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 
@@ -375,14 +376,27 @@ pub enum ExportFormat {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "With --ancestry, A and B are files, directories or `blake3:` hashes: the runs \
+that produced them are compared, then the runs that produced their inputs whose bytes differ \
+(matched by path, then by position), level by level, up to the levels that explain the \
+difference: a command, code, params or configs that differ, sources that differ, or the same \
+recipe on the same inputs making different bytes."
+)]
 pub struct DiffArgs {
-    /// A run id prefix, or a path meaning the latest run that produced its bytes.
+    /// A run (its short id or an id prefix), or a path meaning the latest run that produced
+    /// its bytes.
     #[arg(value_name = "A", add = ArgValueCompleter::new(crate::complete::run_or_path))]
     pub a: OsString,
 
     /// The run (or path) to compare A with.
     #[arg(value_name = "B", add = ArgValueCompleter::new(crate::complete::run_or_path))]
     pub b: OsString,
+
+    /// Compare the ancestries of two files level by level and say which upstream change
+    /// explains the difference.
+    #[arg(long)]
+    pub ancestry: bool,
 
     /// Print one JSON object (see docs/json.md).
     #[arg(long)]
@@ -456,8 +470,38 @@ mod tests {
     }
 
     #[test]
-    fn run_without_double_dash_is_a_usage_error() {
-        let err = Cli::try_parse_from(["lineage", "run", "-i", "data"]).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
+    fn run_takes_everything_from_the_command_on_without_double_dash() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            let Command::Run(args) = cli.command else {
+                panic!("expected run")
+            };
+            args
+        };
+        let args = parse(&[
+            "lineage", "run", "-q", "-o", "x", "python", "train.py", "--lr", "1", "-o", "y", "--",
+            "z",
+        ]);
+        assert!(args.quiet);
+        assert_eq!(args.outputs, [PathBuf::from("x")]);
+        assert_eq!(
+            args.command,
+            ["python", "train.py", "--lr", "1", "-o", "y", "--", "z"]
+        );
+        let args = parse(&["lineage", "run", "-o", "x", "--", "cmd", "--lr", "1"]);
+        assert_eq!(args.command, ["cmd", "--lr", "1"]);
+        let args = parse(&["lineage", "run", "--", "-weird", "--", "x"]);
+        assert_eq!(args.command, ["-weird", "--", "x"]);
+    }
+
+    #[test]
+    fn run_without_a_command_or_with_an_unknown_option_is_a_usage_error() {
+        for args in [
+            &["lineage", "run", "-i", "data"][..],
+            &["lineage", "run", "--no-such-option", "python"][..],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
     }
 }

@@ -1,6 +1,8 @@
-//! What changed between two runs: code, params, configs, inputs (file by file inside
-//! directories), env (secrets compared by their keyed fingerprints, never revealed), system,
-//! Python packages, resources and outputs. Pure: the caller loads runs, blobs and manifests.
+//! What changed between two runs: the command line (token by token), code, params, configs,
+//! inputs (file by file inside directories), env (secrets compared by their keyed
+//! fingerprints, never revealed), system, Python packages, resources and outputs; and, for
+//! `diff --ancestry`, what one level of two ancestries says (`Level`). Pure: the caller loads
+//! runs, blobs and manifests, and walks the store.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,11 +12,12 @@ use serde_json::Value;
 use crate::model::{Hash, Role, RunRecord};
 use crate::redact::REDACTED;
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, Debug)]
 pub struct RunDiff {
     pub a: String,
     pub b: String,
     pub status: Option<Change<String>>,
+    pub command: Option<CommandDiff>,
     pub code: Option<CodeDiff>,
     pub params: MapDiff,
     pub configs: Vec<ArtifactDiff>,
@@ -30,6 +33,7 @@ impl RunDiff {
     /// Whether nothing but resources differs.
     pub fn is_same_recipe(&self) -> bool {
         self.status.is_none()
+            && self.command.is_none()
             && self.code.is_none()
             && self.params.is_empty()
             && self.configs.is_empty()
@@ -87,6 +91,128 @@ impl MapDiff {
     }
 }
 
+/// One argument of a recorded command line (secrets already redacted): its bytes, shown in
+/// JSON as text (U+FFFD for bytes that are not UTF-8, as `show --json` shows argv).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Arg(pub Vec<u8>);
+
+impl Serialize for Arg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(&self.0))
+    }
+}
+
+/// Two command lines, whole, and token by token what changed from a to b.
+#[derive(Serialize, Debug)]
+pub struct CommandDiff {
+    pub a: Vec<Arg>,
+    pub b: Vec<Arg>,
+    pub tokens: Vec<TokenChange>,
+}
+
+/// One token of a command line that differs; indexes are positions in argv (0: the program).
+#[derive(Serialize, Debug, PartialEq, Eq)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum TokenChange {
+    Changed {
+        a_index: usize,
+        b_index: usize,
+        a: Arg,
+        b: Arg,
+    },
+    Added {
+        b_index: usize,
+        b: Arg,
+    },
+    Removed {
+        a_index: usize,
+        a: Arg,
+    },
+}
+
+/// Beyond this many token pairs (argv lengths multiplied), command lines are compared
+/// position by position instead of aligned.
+const ALIGN_LIMIT: usize = 1 << 20;
+
+/// The command lines of two runs, as recorded (secrets redacted): None when they are the
+/// same. A redacted argument is compared through its keyed fingerprint, so a changed secret
+/// shows as a changed token without being revealed. Tokens are aligned (longest common
+/// subsequence), so an inserted flag shows as added, not as every later token changed.
+pub fn command(a: &RunRecord, b: &RunRecord) -> Option<CommandDiff> {
+    fn key(r: &RunRecord, i: usize) -> (&[u8], Option<&String>) {
+        (r.argv[i].as_slice(), r.capture.argv_redacted.get(&i))
+    }
+    let (n, m) = (a.argv.len(), b.argv.len());
+    let same = |i: usize, j: usize| key(a, i) == key(b, j);
+    if n == m && (0..n).all(|i| same(i, i)) {
+        return None;
+    }
+    // The edit script: pairs of indexes kept in both.
+    let kept: Vec<(usize, usize)> = if n.saturating_mul(m) <= ALIGN_LIMIT {
+        let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+        for i in (0..n).rev() {
+            for j in (0..m).rev() {
+                lcs[i][j] = if same(i, j) {
+                    lcs[i + 1][j + 1] + 1
+                } else {
+                    lcs[i + 1][j].max(lcs[i][j + 1])
+                };
+            }
+        }
+        let (mut i, mut j, mut kept) = (0, 0, Vec::new());
+        while i < n && j < m {
+            if same(i, j) {
+                kept.push((i, j));
+                (i, j) = (i + 1, j + 1);
+            } else if lcs[i + 1][j] >= lcs[i][j + 1] {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        kept
+    } else {
+        (0..n.min(m))
+            .filter(|&i| same(i, i))
+            .map(|i| (i, i))
+            .collect()
+    };
+    // Between two kept tokens, what a lost and b gained: paired up as changed, the rest
+    // removed or added.
+    let mut tokens = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    for (ki, kj) in kept.into_iter().chain([(n, m)]) {
+        let (lost, gained) = (ki - i, kj - j);
+        for k in 0..lost.min(gained) {
+            tokens.push(TokenChange::Changed {
+                a_index: i + k,
+                b_index: j + k,
+                a: Arg(a.argv[i + k].clone()),
+                b: Arg(b.argv[j + k].clone()),
+            });
+        }
+        for k in gained.min(lost)..lost {
+            tokens.push(TokenChange::Removed {
+                a_index: i + k,
+                a: Arg(a.argv[i + k].clone()),
+            });
+        }
+        for k in lost.min(gained)..gained {
+            tokens.push(TokenChange::Added {
+                b_index: j + k,
+                b: Arg(b.argv[j + k].clone()),
+            });
+        }
+        (i, j) = (ki + 1, kj + 1);
+    }
+    let args = |r: &RunRecord| r.argv.iter().cloned().map(Arg).collect();
+    Some(CommandDiff {
+        a: args(a),
+        b: args(b),
+        tokens,
+    })
+}
+
 #[derive(Serialize, Debug)]
 pub struct CodeDiff {
     pub commit: Option<Change<Option<String>>>,
@@ -119,6 +245,10 @@ pub trait Lookup {
     fn packages(&self, blob: &Hash) -> Vec<String>;
     /// The files of a directory: path -> hash.
     fn files(&self, dir: &Hash) -> BTreeMap<String, Hash>;
+    /// The bytes of a stored blob (a patch), if kept.
+    fn blob(&self, hash: &Hash) -> Option<Vec<u8>>;
+    /// Whether a recorded run read or wrote these bytes.
+    fn is_recorded(&self, hash: &Hash) -> bool;
 }
 
 pub fn diff(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> RunDiff {
@@ -138,7 +268,8 @@ pub fn diff(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> RunDiff {
             b: outcome(b),
         });
     }
-    d.code = code(a, b);
+    d.command = command(a, b);
+    d.code = code(a, b, lookup);
     let params = |r: &RunRecord| -> BTreeMap<String, Value> {
         r.params
             .iter()
@@ -156,7 +287,75 @@ pub fn diff(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> RunDiff {
     d
 }
 
-fn code(a: &RunRecord, b: &RunRecord) -> Option<CodeDiff> {
+/// A patch as `git diff` writes it, by file: the path each `diff --git a/P b/P` section is
+/// about -> the section's bytes (its `index` line names the blobs, so the same change to a
+/// file gives the same section).
+fn patch_sections(patch: &[u8]) -> BTreeMap<String, &[u8]> {
+    const HEADER: &[u8] = b"diff --git ";
+    let mut out = BTreeMap::new();
+    let mut starts: Vec<usize> = patch
+        .split_inclusive(|&c| c == b'\n')
+        .scan(0, |at, line| {
+            let start = *at;
+            *at += line.len();
+            Some((start, line))
+        })
+        .filter(|(_, line)| line.starts_with(HEADER))
+        .map(|(start, _)| start)
+        .collect();
+    starts.push(patch.len());
+    for w in starts.windows(2) {
+        let section = &patch[w[0]..w[1]];
+        let header = section.split(|&c| c == b'\n').next().unwrap_or_default();
+        let names = String::from_utf8_lossy(&header[HEADER.len()..]).into_owned();
+        // `a/P b/P`: the path is P, the two halves' common form.
+        let path = names
+            .strip_prefix("a/")
+            .and_then(|rest| {
+                let half = rest.len().checked_sub(3)? / 2;
+                let (p, q) = (rest.get(..half)?, rest.get(half..)?);
+                (q.strip_prefix(" b/") == Some(p)).then(|| p.to_string())
+            })
+            .unwrap_or(names);
+        out.insert(path, section);
+    }
+    out
+}
+
+/// The files whose uncommitted changes differ between two runs: section by section when
+/// both patches can be read (a file changed the same way in both is not listed), else every
+/// file either patch touches.
+fn patched_files(
+    ga: Option<&crate::model::GitState>,
+    gb: Option<&crate::model::GitState>,
+    lookup: &dyn Lookup,
+) -> BTreeSet<String> {
+    // The stored copy: the redacted one when the patch held secrets, the same on both sides.
+    let text = |g: Option<&crate::model::GitState>| -> Option<Vec<u8>> {
+        match g.and_then(|g| g.patch_redacted.or(g.patch)) {
+            None => Some(Vec::new()),
+            Some(h) => lookup.blob(&h),
+        }
+    };
+    if let (Some(pa), Some(pb)) = (text(ga), text(gb)) {
+        let (sa, sb) = (patch_sections(&pa), patch_sections(&pb));
+        let mut files: BTreeSet<String> = BTreeSet::new();
+        for (path, section) in &sa {
+            if sb.get(path) != Some(section) {
+                files.insert(path.clone());
+            }
+        }
+        files.extend(sb.keys().filter(|p| !sa.contains_key(*p)).cloned());
+        return files;
+    }
+    [ga, gb]
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g.changed_files.iter().cloned())
+        .collect()
+}
+
+fn code(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> Option<CodeDiff> {
     let (ga, gb) = (a.capture.git.as_ref(), b.capture.git.as_ref());
     let same = match (ga, gb) {
         (Some(x), Some(y)) => x.code == y.code,
@@ -177,12 +376,11 @@ fn code(a: &RunRecord, b: &RunRecord) -> Option<CodeDiff> {
         .unwrap_or_default()
     };
     let patch = |g: Option<&crate::model::GitState>| g.and_then(|g| g.patch);
-    let mut files: BTreeSet<String> = BTreeSet::new();
-    if patch(ga) != patch(gb) {
-        for g in [ga, gb].into_iter().flatten() {
-            files.extend(g.changed_files.iter().cloned());
-        }
-    }
+    let files = if patch(ga) != patch(gb) {
+        patched_files(ga, gb, lookup)
+    } else {
+        BTreeSet::new()
+    };
     Some(CodeDiff {
         commit: (commit(ga) != commit(gb)).then(|| Change {
             a: commit(ga),
@@ -380,6 +578,208 @@ fn resources(a: &RunRecord, b: &RunRecord) -> BTreeMap<String, Change<Value>> {
         .collect()
 }
 
+/// `diff --ancestry`: two artifacts' ancestries compared level by level, from the runs that
+/// produced them up through the inputs whose bytes differ, to the levels that explain the
+/// difference.
+#[derive(Serialize, Debug)]
+pub struct AncestryDiff {
+    pub a: Side,
+    pub b: Side,
+    /// Every pair of runs compared, level by level (depth 0 first).
+    pub levels: Vec<Level>,
+}
+
+impl AncestryDiff {
+    /// The levels that explain the difference: a recipe that differs, sources that differ,
+    /// or the same recipe on the same inputs making different bytes; shallowest first.
+    pub fn explanations(&self) -> impl Iterator<Item = &Level> {
+        self.levels.iter().filter(|l| l.finding.explains())
+    }
+}
+
+/// One of the two artifacts compared.
+#[derive(Serialize, Debug)]
+pub struct Side {
+    /// As given on the command line.
+    pub target: String,
+    pub hash: Hash,
+    /// The run that produced it; None when no recorded run did.
+    pub run: Option<String>,
+}
+
+/// A pair of runs (or of sources) at one level of the two ancestries.
+#[derive(Serialize, Debug)]
+pub struct Level {
+    /// 0: the runs that produced A and B; 1: the runs that produced their inputs; and on.
+    pub depth: usize,
+    /// The input of the level below that these bytes are (its path in a's run and in b's
+    /// run); None at depth 0.
+    pub through: Option<Change<String>>,
+    /// The bytes compared: what the runs below read (A and B themselves at depth 0).
+    pub artifact: Change<Option<Hash>>,
+    /// The runs that produced them; None for bytes no recorded run produced.
+    pub a: Option<String>,
+    pub b: Option<String>,
+    pub finding: Finding,
+    /// Whether the bytes of paired inputs differ here (matched by path, then position): the
+    /// walk goes on above; when not, nothing above this level differs.
+    pub inputs_differ: bool,
+    /// The parts of the recipe that differ here (`command`, `code`, `params`, `configs`;
+    /// see [`recipe`]).
+    pub recipe: Vec<&'static str>,
+    /// The two runs compared, when there are two different runs.
+    pub diff: Option<RunDiff>,
+}
+
+/// What a level says about the difference.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Finding {
+    /// The command, code, params or configs differ here: this level explains (part of) the
+    /// difference; inputs may differ too, and are followed up.
+    Recipe,
+    /// Only the bytes of inputs differ: the cause is above, followed up.
+    Inputs,
+    /// One side (or both) has no recorded producer: the bytes differ at the source.
+    Source,
+    /// The same recipe on the same input bytes made different bytes: the cause is not above
+    /// (a job that is not deterministic, or what the recipe does not hold: env, packages,
+    /// system, which `diff` shows).
+    NotAbove,
+    /// One run produced both (two of its outputs).
+    SameRun,
+}
+
+impl Finding {
+    /// Whether the level explains the difference rather than pointing above.
+    pub fn explains(self) -> bool {
+        self != Finding::Inputs
+    }
+
+    /// What a comparison of two different runs says, given the parts of the recipe that
+    /// differ ([`recipe`]) and whether the bytes of paired inputs differ
+    /// ([`differing_inputs`]).
+    pub fn of(recipe: &[&str], inputs_differ: bool) -> Finding {
+        if !recipe.is_empty() {
+            Finding::Recipe
+        } else if inputs_differ {
+            Finding::Inputs
+        } else {
+            Finding::NotAbove
+        }
+    }
+}
+
+/// Which parts of the recipe differ between two runs, for `diff --ancestry`: `command`,
+/// `code`, `params`, `configs`. Code that differs only in files that are data does not
+/// count, since the walk follows data through the graph instead: a file (tracked with
+/// uncommitted changes, or untracked) at a path in `data` (the absolute paths the runs of
+/// both ancestries declared), or an untracked file whose bytes a recorded run read or wrote.
+pub fn recipe(
+    d: &RunDiff,
+    a: &RunRecord,
+    b: &RunRecord,
+    data: &BTreeSet<String>,
+    lookup: &dyn Lookup,
+) -> Vec<&'static str> {
+    let mut parts = Vec::new();
+    if d.command.is_some() {
+        parts.push("command");
+    }
+    if d.code
+        .as_ref()
+        .is_some_and(|c| is_code(c, a, b, data, lookup))
+    {
+        parts.push("code");
+    }
+    if !d.params.is_empty() {
+        parts.push("params");
+    }
+    if !d.configs.is_empty() {
+        parts.push("configs");
+    }
+    parts
+}
+
+/// Whether a code difference is more than data (see [`recipe`]).
+fn is_code(
+    c: &CodeDiff,
+    a: &RunRecord,
+    b: &RunRecord,
+    data: &BTreeSet<String>,
+    lookup: &dyn Lookup,
+) -> bool {
+    let roots: Vec<&str> = [a, b]
+        .iter()
+        .filter_map(|r| r.capture.git.as_ref().map(|g| g.root.as_str()))
+        .collect();
+    let declared = |p: &str| {
+        roots
+            .iter()
+            .any(|root| data.contains(&format!("{}/{p}", root.trim_end_matches('/'))))
+    };
+    let recorded = |v: &Value| {
+        v.as_str()
+            .and_then(Hash::parse)
+            .is_some_and(|h| lookup.is_recorded(&h))
+    };
+    if c.commit.is_some() {
+        return true;
+    }
+    if c.patched_files.iter().any(|p| !declared(p)) {
+        return true;
+    }
+    let u = &c.untracked;
+    u.added
+        .iter()
+        .chain(&u.removed)
+        .any(|(p, h)| !declared(p) && !recorded(h))
+        || u.changed
+            .iter()
+            .any(|(p, h)| !(declared(p) || (recorded(&h.a) && recorded(&h.b))))
+}
+
+/// The inputs of two runs paired up, matched by the path given on the command line, then the
+/// rest by position: (path in a, hash in a, path in b, hash in b) for each pair whose bytes
+/// differ. An input only one run has is no pair (`diff` lists it).
+pub fn differing_inputs(
+    a: &RunRecord,
+    b: &RunRecord,
+) -> Vec<(String, Option<Hash>, String, Option<Hash>)> {
+    let inputs = |r: &RunRecord| -> Vec<(String, Option<Hash>)> {
+        r.edges
+            .iter()
+            .filter(|e| e.role == Role::Input)
+            .map(|e| (e.path.clone(), e.artifact.as_ref().map(|x| x.hash)))
+            .collect()
+    };
+    let (ia, ib) = (inputs(a), inputs(b));
+    let mut taken_b = vec![false; ib.len()];
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    let mut left_a = Vec::new();
+    for (i, (path, _)) in ia.iter().enumerate() {
+        match ib
+            .iter()
+            .enumerate()
+            .position(|(j, (p, _))| !taken_b[j] && p == path)
+        {
+            Some(j) => {
+                taken_b[j] = true;
+                pairs.push((i, j));
+            }
+            None => left_a.push(i),
+        }
+    }
+    let left_b = (0..ib.len()).filter(|&j| !taken_b[j]);
+    pairs.extend(left_a.into_iter().zip(left_b));
+    pairs.sort_unstable();
+    pairs
+        .into_iter()
+        .filter(|&(i, j)| ia[i].1 != ib[j].1)
+        .map(|(i, j)| (ia[i].0.clone(), ia[i].1, ib[j].0.clone(), ib[j].1))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +790,8 @@ mod tests {
     struct Held {
         packages: BTreeMap<Hash, Vec<String>>,
         files: BTreeMap<Hash, BTreeMap<String, Hash>>,
+        blobs: BTreeMap<Hash, Vec<u8>>,
+        recorded: BTreeSet<Hash>,
     }
 
     impl Lookup for Held {
@@ -399,6 +801,14 @@ mod tests {
 
         fn files(&self, dir: &Hash) -> BTreeMap<String, Hash> {
             self.files.get(dir).cloned().unwrap_or_default()
+        }
+
+        fn blob(&self, hash: &Hash) -> Option<Vec<u8>> {
+            self.blobs.get(hash).cloned()
+        }
+
+        fn is_recorded(&self, hash: &Hash) -> bool {
+            self.recorded.contains(hash)
         }
     }
 
@@ -534,5 +944,199 @@ mod tests {
 
     fn json(v: impl Serialize) -> Value {
         serde_json::to_value(v).expect("json")
+    }
+
+    fn arg(s: &str) -> Arg {
+        Arg(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn command_lines_differ_token_by_token() {
+        let (a, b) = (
+            RunRecord::example("a", "python train.py --lr 0.01 --seed 1"),
+            RunRecord::example("b", "python train.py --fast --lr 0.02"),
+        );
+        let c = command(&a, &b).expect("differs");
+        assert_eq!(
+            c.tokens,
+            [
+                TokenChange::Added {
+                    b_index: 2,
+                    b: arg("--fast")
+                },
+                TokenChange::Changed {
+                    a_index: 3,
+                    b_index: 4,
+                    a: arg("0.01"),
+                    b: arg("0.02")
+                },
+                TokenChange::Removed {
+                    a_index: 4,
+                    a: arg("--seed")
+                },
+                TokenChange::Removed {
+                    a_index: 5,
+                    a: arg("1")
+                },
+            ]
+        );
+        assert_eq!(
+            json(&c.tokens[1]),
+            serde_json::json!({"change": "changed", "a_index": 3, "b_index": 4, "a": "0.01", "b": "0.02"})
+        );
+        assert!(command(&a, &a).is_none());
+        let d = diff(&a, &b, &Held::default());
+        assert!(
+            !d.is_same_recipe(),
+            "a command that differs is another recipe"
+        );
+    }
+
+    #[test]
+    fn a_redacted_argument_is_compared_by_fingerprint() {
+        let (mut a, mut b) = (
+            RunRecord::example("a", "train --key=[REDACTED]"),
+            RunRecord::example("b", "train --key=[REDACTED]"),
+        );
+        a.capture.argv_redacted.insert(1, "fp-1".into());
+        b.capture.argv_redacted.insert(1, "fp-1".into());
+        assert!(command(&a, &b).is_none(), "the same secret");
+        b.capture.argv_redacted.insert(1, "fp-2".into());
+        let c = command(&a, &b).expect("another secret");
+        assert_eq!(
+            c.tokens,
+            [TokenChange::Changed {
+                a_index: 1,
+                b_index: 1,
+                a: arg("--key=[REDACTED]"),
+                b: arg("--key=[REDACTED]")
+            }]
+        );
+    }
+
+    #[test]
+    fn a_patch_is_compared_file_by_file() {
+        let section = |path: &str, index: &str| {
+            format!(
+                "diff --git a/{path} b/{path}\nindex {index}\n--- a/{path}\n+++ b/{path}\n@@ -1 +1 @@\n-x\n+y\n"
+            )
+        };
+        let pa = section("params.yaml", "1..2") + &section("train.py", "3..4");
+        let pb = section("params.yaml", "1..5") + &section("train.py", "3..4");
+        let sections = patch_sections(pa.as_bytes());
+        assert_eq!(
+            sections.keys().collect::<Vec<_>>(),
+            ["params.yaml", "train.py"]
+        );
+        let (mut a, mut b) = (run("a"), run("b"));
+        let mut held = Held::default();
+        for (r, patch) in [(&mut a, &pa), (&mut b, &pb)] {
+            let h = Hash::of(patch.as_bytes());
+            held.blobs.insert(h, patch.as_bytes().to_vec());
+            r.capture.git = Some(crate::model::GitState {
+                root: "/w".into(),
+                commit: Some("c".repeat(40)),
+                patch: Some(h),
+                changed_files: vec!["params.yaml".into(), "train.py".into()],
+                code: Hash::of(patch.as_bytes()),
+                ..crate::model::GitState::default()
+            });
+        }
+        let code = diff(&a, &b, &held).code.expect("code differs");
+        assert_eq!(
+            code.patched_files,
+            ["params.yaml"],
+            "train.py changed alike"
+        );
+        // Without the patches' bytes: every file either touches.
+        let code = diff(&a, &b, &Held::default()).code.expect("code differs");
+        assert_eq!(code.patched_files, ["params.yaml", "train.py"]);
+        // For an ancestry, a file a run declared is data, not code.
+        let d = diff(&a, &b, &held);
+        let data = BTreeSet::from(["/w/params.yaml".to_string()]);
+        assert!(recipe(&d, &a, &b, &data, &held).is_empty());
+        assert_eq!(recipe(&d, &a, &b, &BTreeSet::new(), &held), ["code"]);
+    }
+
+    #[test]
+    fn untracked_files_that_runs_wrote_are_data_in_an_ancestry() {
+        let (mut a, mut b) = (run("a"), run("b"));
+        let untracked = |path: &str, content: &str| crate::model::UntrackedFile {
+            path: path.into(),
+            hash: h(content),
+            size: 1,
+            stored: true,
+            redacted_blob: None,
+        };
+        a.capture.git = Some(crate::model::GitState {
+            root: "/w".into(),
+            untracked: vec![untracked("model.bin", "m1")],
+            code: h("a"),
+            ..crate::model::GitState::default()
+        });
+        b.capture.git = Some(crate::model::GitState {
+            root: "/w".into(),
+            untracked: vec![untracked("model.bin", "m2"), untracked("helper.py", "h")],
+            code: h("b"),
+            ..crate::model::GitState::default()
+        });
+        let mut held = Held::default();
+        held.recorded.extend([h("m1"), h("m2")]);
+        let d = diff(&a, &b, &held);
+        assert_eq!(
+            recipe(&d, &a, &b, &BTreeSet::new(), &held),
+            ["code"],
+            "helper.py"
+        );
+        b.capture.git.as_mut().expect("git").untracked.pop();
+        let d = diff(&a, &b, &held);
+        assert!(recipe(&d, &a, &b, &BTreeSet::new(), &held).is_empty());
+    }
+
+    #[test]
+    fn inputs_pair_by_path_then_by_position() {
+        let file = |path: &str, content: &str| EdgeRecord {
+            role: Role::Input,
+            path: path.into(),
+            abs_path: format!("/w/{path}"),
+            artifact: Some(ArtifactRef {
+                hash: h(content),
+                kind: ArtifactKind::File,
+                size: 1,
+                file_count: 1,
+            }),
+            changed: false,
+            written: None,
+        };
+        let (mut a, mut b) = (run("a"), run("b"));
+        a.edges = vec![file("old/data.csv", "1"), file("cfg", "c"), file("x", "x1")];
+        b.edges = vec![file("x", "x2"), file("cfg", "c"), file("new/data.csv", "2")];
+        let pairs: Vec<(String, String)> = differing_inputs(&a, &b)
+            .into_iter()
+            .map(|(pa, _, pb, _)| (pa, pb))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("old/data.csv".to_string(), "new/data.csv".to_string()),
+                ("x".to_string(), "x".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_level_explains_unless_only_its_inputs_differ() {
+        assert_eq!(Finding::of(&["params"], true), Finding::Recipe);
+        assert_eq!(Finding::of(&[], true), Finding::Inputs);
+        assert_eq!(Finding::of(&[], false), Finding::NotAbove);
+        assert!(!Finding::Inputs.explains());
+        for f in [
+            Finding::Recipe,
+            Finding::NotAbove,
+            Finding::Source,
+            Finding::SameRun,
+        ] {
+            assert!(f.explains());
+        }
     }
 }

@@ -11,8 +11,8 @@ use clap_complete::engine::{CompletionCandidate, PathCompleter, ValueCompleter};
 
 use crate::location::{StoreArg, StoreLocation};
 
-/// The most recent runs whose id starts with what was typed, newest first; each with its
-/// command as help.
+/// The most recent runs whose id or short id starts with what was typed, newest first; each
+/// with its command as help.
 pub fn run_ids(current: &OsStr) -> Vec<CompletionCandidate> {
     let prefix = current.to_string_lossy();
     if !prefix.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {

@@ -93,7 +93,7 @@ pub enum Error {
     #[error("no run matches {0:?}")]
     RunNotFound(String),
 
-    #[error("run prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
+    #[error("run {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
     AmbiguousRun {
         prefix: String,
         candidates: Vec<String>,
@@ -123,8 +123,11 @@ pub enum Error {
     #[error("{0} applies to a file, a directory or a hash, not to a run")]
     GraphOptionOnRun(&'static str),
 
-    #[error("{0:?} is not a valid hash (expected blake3: and 64 hex digits)")]
+    #[error("{0:?} is not a valid hash (expected blake3: and 8 to 64 hex digits)")]
     BadHash(String),
+
+    #[error("{prefix} is ambiguous: {count} recorded artifacts have a hash that starts with it")]
+    AmbiguousHash { prefix: String, count: usize },
 
     #[error("run {run}: {why}")]
     UnreadableRun { run: String, why: String },
@@ -187,6 +190,7 @@ impl Error {
             }
             Error::BadParam(_) => Some("write it as --param lr=0.01".into()),
             Error::AmbiguousRun { .. } => Some("type more characters of the run id".into()),
+            Error::AmbiguousHash { .. } => Some("type more hex digits of the hash".into()),
             Error::RunNotFound(_) | Error::NeitherPathNorRun(_) => {
                 Some("`lineage list` shows the recorded runs".into())
             }

@@ -54,7 +54,7 @@ pub fn resolve(store: &Store, target: Option<&OsString>, reading: Reading) -> Re
     };
     let text = target.to_string_lossy().into_owned();
     if reading == Reading::Guess && text.starts_with(Hash::PREFIX) {
-        let hash = Hash::parse(&text).ok_or_else(|| Error::BadHash(text.clone()))?;
+        let hash = by_hash(store, &text)?;
         let stored = store.artifact(&hash)?;
         return Ok(Target::Artifact {
             root: Root {
@@ -80,6 +80,32 @@ pub fn resolve(store: &Store, target: Option<&OsString>, reading: Reading) -> Re
             Err(Error::NeitherPathNorRun(text).into())
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Fewest hex digits a `blake3:` prefix may have (tables print 12).
+const MIN_HASH_DIGITS: usize = 8;
+
+/// A `blake3:` hash, whole or as a prefix of at least 8 hex digits of one the store knows
+/// (an artifact, or a file inside a recorded directory).
+fn by_hash(store: &Store, text: &str) -> Result<Hash> {
+    if let Some(hash) = Hash::parse(text) {
+        return Ok(hash);
+    }
+    let hex = text[Hash::PREFIX.len()..].to_ascii_lowercase();
+    if hex.len() < MIN_HASH_DIGITS || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(Error::BadHash(text.to_string()).into());
+    }
+    let found = store.hashes_starting_with(&hex)?;
+    match found[..] {
+        [hash] => Ok(hash),
+        [] => Err(Error::UnknownArtifact(text.to_string()).into()),
+        _ => Err(Error::AmbiguousHash {
+            prefix: text.to_string(),
+            count: found.len(),
+        }
+        .into()),
     }
 }
 

@@ -1,11 +1,17 @@
-//! Text rendering of `lineage diff`: only what differs, section by section.
+//! Text rendering of `lineage diff`: only what differs, section by section (resources in the
+//! units `show` uses); and of `diff --ancestry`: the levels compared, then what explains the
+//! difference.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::compare::{ArtifactDiff, MapDiff, RunDiff};
-use crate::model::text::escape;
+use crate::compare::{
+    AncestryDiff, ArtifactDiff, CodeDiff, CommandDiff, Finding, Level, MapDiff, RunDiff,
+    TokenChange,
+};
+use crate::model::text::{escape, terminal_command_line};
 
 fn value(v: &Value) -> String {
     match v {
@@ -70,6 +76,154 @@ fn artifacts(out: &mut String, title: &str, list: &[ArtifactDiff], color: bool) 
     }
 }
 
+/// One argument as a shell would read it back: quoted where needed, inert.
+fn arg(a: &crate::compare::Arg) -> String {
+    terminal_command_line(std::slice::from_ref(&a.0))
+}
+
+/// Where a token is: after the token before it, or the program itself.
+fn after(argv: &[crate::compare::Arg], index: usize) -> String {
+    match index.checked_sub(1).and_then(|i| argv.get(i)) {
+        Some(prev) => format!("after {}", arg(prev)),
+        None => "the program".into(),
+    }
+}
+
+/// The token changes of a command line, one line each: `~ 0.01 -> 0.02  (after --lr)`.
+fn token_lines(c: &CommandDiff) -> Vec<String> {
+    c.tokens
+        .iter()
+        .map(|t| match t {
+            TokenChange::Changed { b_index, a, b, .. } => {
+                format!("~ {} -> {}  ({})", arg(a), arg(b), after(&c.b, *b_index))
+            }
+            TokenChange::Added { b_index, b } => {
+                format!("+ {}  ({})", arg(b), after(&c.b, *b_index))
+            }
+            TokenChange::Removed { a_index, a } => {
+                format!("- {}  ({})", arg(a), after(&c.a, *a_index))
+            }
+        })
+        .collect()
+}
+
+fn command(out: &mut String, c: &CommandDiff, indent: &str) {
+    let whole = |argv: &[crate::compare::Arg]| {
+        terminal_command_line(&argv.iter().map(|a| a.0.clone()).collect::<Vec<_>>())
+    };
+    let _ = writeln!(out, "{indent}a: {}", whole(&c.a));
+    let _ = writeln!(out, "{indent}b: {}", whole(&c.b));
+    for line in token_lines(c) {
+        let _ = writeln!(out, "{indent}{line}");
+    }
+}
+
+fn code(out: &mut String, c: &CodeDiff, indent: &str) {
+    for line in code_lines(c) {
+        let _ = writeln!(out, "{indent}{line}");
+    }
+}
+
+fn commit(c: &Option<String>) -> String {
+    c.as_deref().map_or("(none)".to_string(), |c| {
+        escape(crate::model::prefix(c, 12)).into_owned()
+    })
+}
+
+fn code_lines(c: &CodeDiff) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(x) = &c.commit {
+        lines.push(format!("commit {} -> {}", commit(&x.a), commit(&x.b)));
+    }
+    if c.patch_differs && c.patched_files.is_empty() {
+        lines.push("uncommitted changes differ".into());
+    } else if c.patch_differs {
+        lines.push(format!(
+            "uncommitted changes differ in: {}",
+            c.patched_files
+                .iter()
+                .map(|f| escape(f))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for p in c.untracked.removed.keys() {
+        lines.push(format!("- untracked {}", escape(p)));
+    }
+    for p in c.untracked.added.keys() {
+        lines.push(format!("+ untracked {}", escape(p)));
+    }
+    for p in c.untracked.changed.keys() {
+        lines.push(format!("~ untracked {}", escape(p)));
+    }
+    lines
+}
+
+/// What `show` calls a resource, for the known ones.
+fn resource_name(key: &str) -> String {
+    match key {
+        "wall_seconds" => "wall".into(),
+        "user_cpu_seconds" => "cpu user".into(),
+        "system_cpu_seconds" => "cpu sys".into(),
+        "max_rss_bytes" => "max rss".into(),
+        "gpu_peak_memory_bytes" => "gpu peak".into(),
+        "memory_bytes" => "memory".into(),
+        k => escape(k).into_owned(),
+    }
+}
+
+/// A measured value in `show`'s units: seconds as `14.8s`, bytes as `1.5 GiB`, a map of GPU
+/// index -> bytes as `0: 1.5 GiB, 1: 2.0 GiB`; anything else as it is.
+fn human(key: &str, v: &Value) -> String {
+    match v {
+        Value::Number(n) if key.ends_with("_seconds") => {
+            n.as_f64().map_or_else(|| value(v), crate::output::seconds)
+        }
+        Value::Number(n) if key.ends_with("_bytes") => {
+            n.as_u64().map_or_else(|| value(v), crate::output::bytes)
+        }
+        Value::Object(m) if key.ends_with("_bytes") => m
+            .iter()
+            .map(|(k, v)| format!("{}: {}", escape(k), human(key, v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        v => value(v),
+    }
+}
+
+/// Measured values that differ, in human units; a change too small to show in them (14.81s
+/// and 14.84s) is left out (`--json` has the raw numbers).
+fn measured(
+    out: &mut String,
+    title: &str,
+    changes: &std::collections::BTreeMap<String, crate::compare::Change<Value>>,
+    color: bool,
+) {
+    // In `show`'s order: wall, cpu, memory; others after, by name.
+    const ORDER: [&str; 5] = [
+        "wall_seconds",
+        "user_cpu_seconds",
+        "system_cpu_seconds",
+        "max_rss_bytes",
+        "gpu_peak_memory_bytes",
+    ];
+    let mut changes: Vec<_> = changes.iter().collect();
+    changes.sort_by_key(|(k, _)| ORDER.iter().position(|o| o == k).unwrap_or(ORDER.len()));
+    let lines: Vec<String> = changes
+        .into_iter()
+        .map(|(k, c)| (resource_name(k), human(k, &c.a), human(k, &c.b)))
+        .filter(|(_, a, b)| a != b)
+        .map(|(k, a, b)| format!("  ~ {k}: {a} -> {b}"))
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    section(out, title, color);
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
 pub fn text(d: &RunDiff, a: &str, b: &str, color: bool) -> String {
     let mut out = format!(
         "comparing run {} (a) with run {} (b)\n",
@@ -80,60 +234,249 @@ pub fn text(d: &RunDiff, a: &str, b: &str, color: bool) -> String {
         section(&mut out, "status", color);
         let _ = writeln!(out, "  {} -> {}", escape(&s.a), escape(&s.b));
     }
+    if let Some(c) = &d.command {
+        section(&mut out, "command", color);
+        command(&mut out, c, "  ");
+    }
     if let Some(c) = &d.code {
         section(&mut out, "code", color);
-        if let Some(commit) = &c.commit {
-            let show = |c: &Option<String>| {
-                c.as_deref().map_or("(none)".to_string(), |c| {
-                    escape(crate::model::prefix(c, 12)).into_owned()
-                })
-            };
-            let _ = writeln!(out, "  commit {} -> {}", show(&commit.a), show(&commit.b));
-        }
-        if c.patch_differs {
-            let _ = writeln!(
-                out,
-                "  uncommitted changes differ in: {}",
-                c.patched_files
-                    .iter()
-                    .map(|f| escape(f))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        for p in c.untracked.removed.keys() {
-            let _ = writeln!(out, "  - untracked {}", escape(p));
-        }
-        for p in c.untracked.added.keys() {
-            let _ = writeln!(out, "  + untracked {}", escape(p));
-        }
-        for p in c.untracked.changed.keys() {
-            let _ = writeln!(out, "  ~ untracked {}", escape(p));
-        }
+        code(&mut out, c, "  ");
     }
     map(&mut out, "params", &d.params, color);
     artifacts(&mut out, "configs", &d.configs, color);
     artifacts(&mut out, "inputs", &d.inputs, color);
     map(&mut out, "env", &d.env, color);
-    if !d.system.is_empty() {
-        section(&mut out, "system", color);
-        for (k, c) in &d.system {
-            let _ = writeln!(out, "  ~ {}: {} -> {}", escape(k), value(&c.a), value(&c.b));
-        }
-    }
+    measured(&mut out, "system", &d.system, color);
     map(&mut out, "python packages", &d.packages, color);
     artifacts(&mut out, "outputs", &d.outputs, color);
-    if !d.resources.is_empty() {
-        section(&mut out, "resources", color);
-        for (k, c) in &d.resources {
-            let _ = writeln!(out, "  ~ {}: {} -> {}", escape(k), value(&c.a), value(&c.b));
-        }
-    }
+    measured(&mut out, "resources", &d.resources, color);
     if d.is_same_recipe() {
         let _ = writeln!(
             out,
-            "\nsame code, params, configs, inputs, env, system and packages"
+            "\nsame command, code, params, configs, inputs, env, system and packages"
         );
+    }
+    out
+}
+
+/// "at the runs that produced them", "one level up", ...
+fn how_far(depth: usize) -> String {
+    const WORDS: [&str; 9] = [
+        "", "one", "two", "three", "four", "five", "six", "seven", "eight",
+    ];
+    match depth {
+        0 => "at the runs that produced them".into(),
+        1 => "one level up".into(),
+        n if n < WORDS.len() => format!("{} levels up", WORDS[n]),
+        n => format!("{n} levels up"),
+    }
+}
+
+/// What differs in the parts of a recipe that count (`Level::recipe`), one short item each:
+/// `n 50 -> 100`, `command ~ 0.01 -> 0.02  (after --lr)`.
+fn recipe_items(d: &RunDiff, parts: &[&str]) -> Vec<String> {
+    let mut items = Vec::new();
+    for line in d.command.iter().flat_map(token_lines) {
+        items.push(format!("command {line}"));
+    }
+    if parts.contains(&"code") {
+        for line in d.code.iter().flat_map(code_lines) {
+            items.push(format!("code {line}"));
+        }
+    }
+    for (k, c) in &d.params.changed {
+        items.push(format!("{}: {} -> {}", escape(k), value(&c.a), value(&c.b)));
+    }
+    for (k, v) in &d.params.removed {
+        items.push(format!("{}: {} -> (none)", escape(k), value(v)));
+    }
+    for (k, v) in &d.params.added {
+        items.push(format!("{}: (none) -> {}", escape(k), value(v)));
+    }
+    for c in &d.configs {
+        items.push(format!("config {} changed", escape(&c.path)));
+    }
+    items
+}
+
+fn run_pair(l: &Level, shorts: &HashMap<String, String>) -> String {
+    let run = |id: &Option<String>| match id {
+        Some(id) => format!(
+            "run {}",
+            escape(shorts.get(id).map_or(id.as_str(), String::as_str))
+        ),
+        None => "no recorded run".into(),
+    };
+    if l.finding == Finding::SameRun {
+        return format!("{} (a and b)", run(&l.a));
+    }
+    format!("{} (a) vs {} (b)", run(&l.a), run(&l.b))
+}
+
+fn through(l: &Level) -> String {
+    match &l.through {
+        None => String::new(),
+        Some(t) if t.a == t.b => format!(", through input {}", escape(&t.a)),
+        Some(t) => format!(
+            ", through input {} (a) / {} (b)",
+            escape(&t.a),
+            escape(&t.b)
+        ),
+    }
+}
+
+fn hash(h: &Option<crate::model::Hash>) -> String {
+    h.as_ref()
+        .map_or("(none)".to_string(), crate::output::short_hash)
+}
+
+/// The words for a level that explains the difference (in its own section).
+fn explanation(l: &Level) -> String {
+    match (l.finding, &l.diff) {
+        (Finding::Recipe, Some(d)) => recipe_items(d, &l.recipe).join("; "),
+        (Finding::NotAbove, Some(d)) => {
+            let mut outside = Vec::new();
+            for (what, n) in [
+                (
+                    "env",
+                    d.env.added.len() + d.env.removed.len() + d.env.changed.len(),
+                ),
+                ("system", d.system.len()),
+                (
+                    "packages",
+                    d.packages.added.len() + d.packages.removed.len() + d.packages.changed.len(),
+                ),
+            ] {
+                if n > 0 {
+                    outside.push(format!("{what} ({n})"));
+                }
+            }
+            format!(
+                "the same recipe on the same input bytes made different bytes: {}",
+                if outside.is_empty() {
+                    "the job is not deterministic".to_string()
+                } else {
+                    format!(
+                        "the job is not deterministic, or {} differ",
+                        outside.join(", ")
+                    )
+                }
+            )
+        }
+        (Finding::SameRun, _) => "both are outputs of one run".into(),
+        _ => {
+            let side = match (&l.a, &l.b) {
+                (None, None) => "either side",
+                (None, _) => "a",
+                _ => "b",
+            };
+            format!(
+                "the bytes differ at a source: no recorded run produced {side} ({} -> {})",
+                hash(&l.artifact.a),
+                hash(&l.artifact.b)
+            )
+        }
+    }
+}
+
+/// One line of "explained by": what, where (the runs), how far up.
+fn explained_line(l: &Level, d: &AncestryDiff, shorts: &HashMap<String, String>) -> String {
+    let far = how_far(l.depth);
+    match l.finding {
+        Finding::Source => {
+            let what = match &l.through {
+                Some(t) if t.a == t.b => format!("input {}", escape(&t.a)),
+                Some(t) => format!("input {} (a) / {} (b)", escape(&t.a), escape(&t.b)),
+                None => format!("{} / {}", escape(&d.a.target), escape(&d.b.target)),
+            };
+            let side = match (&l.a, &l.b) {
+                (None, None) => "",
+                (None, _) => " on a's side",
+                _ => " on b's side",
+            };
+            format!(
+                "{what} differs at its source{side}, which no recorded run produced ({} -> {}), {far}",
+                hash(&l.artifact.a),
+                hash(&l.artifact.b)
+            )
+        }
+        _ => format!(
+            "{}: {}, {far}{}",
+            explanation(l),
+            run_pair(l, shorts),
+            through(l)
+        ),
+    }
+}
+
+/// `diff --ancestry` for people: each level compared, then what explains the difference.
+pub fn ancestry_text(d: &AncestryDiff, shorts: &HashMap<String, String>, color: bool) -> String {
+    let made = |s: &crate::compare::Side| match &s.run {
+        Some(id) => format!(
+            "made by run {}",
+            escape(shorts.get(id).map_or(id.as_str(), String::as_str))
+        ),
+        None => "made by no recorded run".into(),
+    };
+    let mut out = format!(
+        "comparing the ancestry of {} (a, {}) with {} (b, {})\n",
+        escape(&d.a.target),
+        made(&d.a),
+        escape(&d.b.target),
+        made(&d.b)
+    );
+    if d.levels.is_empty() {
+        let _ = writeln!(out, "\nthe same bytes ({}): nothing differs", d.a.hash);
+        return out;
+    }
+    for l in &d.levels {
+        section(
+            &mut out,
+            &format!("level {}{}: {}", l.depth, through(l), run_pair(l, shorts)),
+            color,
+        );
+        match &l.diff {
+            Some(diff) => {
+                if let Some(c) = &diff.command {
+                    let _ = writeln!(out, "  command");
+                    command(&mut out, c, "    ");
+                }
+                if let Some(c) = diff.code.as_ref().filter(|_| l.recipe.contains(&"code")) {
+                    let _ = writeln!(out, "  code");
+                    code(&mut out, c, "    ");
+                }
+                if !diff.params.is_empty() {
+                    let mut params = String::new();
+                    map(&mut params, "params", &diff.params, false);
+                    for line in params.lines().filter(|l| !l.is_empty()) {
+                        let _ = writeln!(out, "  {line}");
+                    }
+                }
+                for (title, list) in [("configs", &diff.configs), ("inputs", &diff.inputs)] {
+                    let mut s = String::new();
+                    artifacts(&mut s, title, list, false);
+                    for line in s.lines().filter(|l| !l.is_empty()) {
+                        let _ = writeln!(out, "  {line}");
+                    }
+                }
+                if l.finding == Finding::Recipe && !l.inputs_differ {
+                    let _ = writeln!(
+                        out,
+                        "  the same input bytes: nothing above this level differs"
+                    );
+                }
+            }
+            None => {
+                let _ = writeln!(out, "  {}", explanation(l));
+            }
+        }
+        if l.finding == Finding::NotAbove {
+            let _ = writeln!(out, "  {}", explanation(l));
+        }
+    }
+    section(&mut out, "explained by", color);
+    for l in d.explanations() {
+        let _ = writeln!(out, "  {}", explained_line(l, d, shorts));
     }
     out
 }
@@ -179,7 +522,91 @@ mod tests {
             assert!(!t.contains(absent), "{absent:?} in {t}");
         }
         let same = text(&RunDiff::default(), "a", "b", true);
-        assert!(same.contains("same code, params, configs, inputs, env, system and packages"));
+        assert!(
+            same.contains("same command, code, params, configs, inputs, env, system and packages")
+        );
+    }
+
+    #[test]
+    fn resources_and_memory_print_in_the_units_show_uses() {
+        let mut d = RunDiff::default();
+        let change = |a, b| Change { a, b };
+        d.resources.insert(
+            "wall_seconds".into(),
+            change(
+                serde_json::json!(14.810565143),
+                serde_json::json!(9.417656632),
+            ),
+        );
+        d.resources.insert(
+            "max_rss_bytes".into(),
+            change(serde_json::json!(1_572_864), serde_json::json!(2_097_152)),
+        );
+        d.resources.insert(
+            "gpu_peak_memory_bytes".into(),
+            change(
+                serde_json::json!({"0": 1_073_741_824u64}),
+                serde_json::json!({"0": 2_147_483_648u64}),
+            ),
+        );
+        // Too small a change to show in those units.
+        d.resources.insert(
+            "user_cpu_seconds".into(),
+            change(serde_json::json!(3.81), serde_json::json!(3.84)),
+        );
+        d.system.insert(
+            "memory_bytes".into(),
+            change(
+                serde_json::json!(17_179_869_184u64),
+                serde_json::json!(34_359_738_368u64),
+            ),
+        );
+        let t = text(&d, "a", "b", false);
+        assert!(
+            t.contains(
+                "\nresources\n  ~ wall: 14.8s -> 9.4s\n  ~ max rss: 1.5 MiB -> 2.0 MiB\n  ~ gpu peak: 0: 1.0 GiB -> 0: 2.0 GiB\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("\nsystem\n  ~ memory: 16.0 GiB -> 32.0 GiB\n"),
+            "{t}"
+        );
+        assert!(!t.contains("14.81") && !t.contains("cpu user"), "{t}");
+    }
+
+    #[test]
+    fn a_command_line_is_shown_whole_then_token_by_token() {
+        let arg = |s: &str| crate::compare::Arg(s.as_bytes().to_vec());
+        let d = RunDiff {
+            command: Some(CommandDiff {
+                a: ["python", "train.py", "--lr", "0.01"].map(arg).to_vec(),
+                b: ["python", "train.py", "--lr", "0.02", "it's"]
+                    .map(arg)
+                    .to_vec(),
+                tokens: vec![
+                    TokenChange::Changed {
+                        a_index: 3,
+                        b_index: 3,
+                        a: arg("0.01"),
+                        b: arg("0.02"),
+                    },
+                    TokenChange::Added {
+                        b_index: 4,
+                        b: arg("it's"),
+                    },
+                ],
+            }),
+            ..RunDiff::default()
+        };
+        let t = text(&d, "a", "b", false);
+        assert!(
+            t.contains(
+                "\ncommand\n  a: python train.py --lr 0.01\n  b: python train.py --lr 0.02 'it'\\''s'\n  ~ 0.01 -> 0.02  (after --lr)\n  + 'it'\\''s'  (after 0.02)\n"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("same command"), "{t}");
     }
 
     proptest::proptest! {
@@ -214,7 +641,52 @@ mod tests {
                 patched_files: vec![t[6].clone()],
                 untracked,
             });
+            let arg = |s: &String| crate::compare::Arg(s.as_bytes().to_vec());
+            d.command = Some(CommandDiff {
+                a: vec![arg(&t[1]), arg(&t[2])],
+                b: vec![arg(&t[3])],
+                tokens: vec![
+                    TokenChange::Changed { a_index: 0, b_index: 0, a: arg(&t[1]), b: arg(&t[3]) },
+                    TokenChange::Removed { a_index: 1, a: arg(&t[2]) },
+                ],
+            });
+            d.resources.insert(
+                t[5].clone(),
+                Change { a: serde_json::json!({ t[6].clone(): 1 }), b: serde_json::json!(t[4]) },
+            );
             let out = text(&d, &t[0], &t[7], false);
+            crate::output::hostile::is_inert(&out)
+                .map_err(proptest::test_runner::TestCaseError::fail)?;
+            // The same names through an ancestry: targets, paths, params, runs.
+            let level = Level {
+                depth: 1,
+                through: Some(Change { a: t[4].clone(), b: t[5].clone() }),
+                artifact: Change { a: None, b: Some(Hash::of(b"b")) },
+                a: Some(t[6].clone()),
+                b: Some(t[7].clone()),
+                finding: Finding::Recipe,
+                inputs_differ: false,
+                recipe: vec!["command", "code", "params"],
+                diff: Some(d),
+            };
+            let side = |target: &String| crate::compare::Side {
+                target: target.clone(),
+                hash: Hash::of(b"x"),
+                run: Some(target.clone()),
+            };
+            let source = Level {
+                depth: 2,
+                through: Some(Change { a: t[2].clone(), b: t[3].clone() }),
+                artifact: Change { a: Some(Hash::of(b"a")), b: None },
+                a: None,
+                b: Some(t[0].clone()),
+                finding: Finding::Source,
+                inputs_differ: false,
+                recipe: Vec::new(),
+                diff: None,
+            };
+            let a = AncestryDiff { a: side(&t[0]), b: side(&t[1]), levels: vec![level, source] };
+            let out = ancestry_text(&a, &HashMap::new(), false);
             crate::output::hostile::is_inert(&out)
                 .map_err(proptest::test_runner::TestCaseError::fail)?;
         }

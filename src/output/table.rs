@@ -309,8 +309,8 @@ fn edges(edges: &[EdgeRecord], color: bool) -> Table {
     t
 }
 
-/// `lineage list`: one row a run; `shorts` gives the shortest unique prefix of the runs
-/// they reran (8 characters where it is missing).
+/// `lineage list`: one row a run; `shorts` gives the short ids of the runs they reran (the
+/// whole id where it is missing).
 pub fn list(
     runs: &[(RunSummary, String)],
     shorts: &std::collections::HashMap<String, String>,
@@ -331,11 +331,7 @@ pub fn list(
             Some(of) => format!(
                 "{}\nrerun of {}",
                 escape(short),
-                escape(
-                    shorts
-                        .get(of)
-                        .map_or_else(|| crate::model::prefix(of, 8), String::as_str)
-                )
+                escape(shorts.get(of).map_or(of.as_str(), String::as_str))
             ),
             None => escape(short).into_owned(),
         };

@@ -28,6 +28,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_sync.sql"),
     include_str!("migrations/0009_signatures.sql"),
     include_str!("migrations/0010_written.sql"),
+    include_str!("migrations/0011_run_id_tails.sql"),
 ];
 
 impl Store {

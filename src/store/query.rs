@@ -1,7 +1,14 @@
-//! Reading runs back: resolving id prefixes, the shortest unique form of ids, whole runs
-//! (capture, edges, params) for any number of ids in three queries, the list, blobs and the
-//! extra digests of artifacts. A record that cannot be read is an error or a visible note,
-//! never silently blank.
+//! Reading runs back: resolving ids (a prefix of the UUID, or its short form), the short
+//! form every command prints, whole runs (capture, edges, params) for any number of ids in
+//! three queries, the list, blobs, `blake3:` prefixes and the extra digests of artifacts. A
+//! record that cannot be read is an error or a visible note, never silently blank.
+//!
+//! **Short ids.** A run's short id is the last 8 hex digits of its UUIDv7, random bits (its
+//! first digits are the time, shared by every run of the same minute), lengthened to 9, 10,
+//! 11 or 12 digits while another run's id ends the same way or starts with those 8 digits;
+//! the whole id when even 12 are not enough (an id that is no UUID, which only a store edited
+//! by hand holds, prints as its shortest unique prefix). It is made here only
+//! (`Store::short_ids`), and `Store::resolve` takes it back beside any prefix of the UUID.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,13 +24,16 @@ use crate::model::{
     RunSummary, Status, Written,
 };
 
-/// Shortest run-id prefix ever printed.
-const MIN_SHORT_ID: usize = 8;
+/// Hex digits of a short id: at least the last 8 of the UUID, at most its last group (12).
+const SHORT_ID_DIGITS: std::ops::RangeInclusive<usize> = 8..=12;
 
-/// The most recent runs of the store in `dir` whose id starts with `prefix`, newest first,
-/// with their argv (for shell completion): read without creating, migrating or waiting long
-/// on the store; nothing when it cannot be read.
-pub fn recent_runs(dir: &Path, prefix: &str, limit: usize) -> Vec<(String, Vec<Vec<u8>>)> {
+/// At most this many candidates are named when an id is ambiguous.
+const CANDIDATES_SHOWN: usize = 5;
+
+/// What completes a RUN being typed in the store in `dir`, newest first, with the run's argv
+/// (for the shell's help): the ids that start with `typed`, and the short ids that do. Read
+/// without creating, migrating or waiting long on the store; nothing when it cannot be read.
+pub fn recent_runs(dir: &Path, typed: &str, limit: usize) -> Vec<(String, Vec<Vec<u8>>)> {
     let db = dir.join(DB_FILE);
     if !db.exists() {
         return Vec::new();
@@ -33,21 +43,127 @@ pub fn recent_runs(dir: &Path, prefix: &str, limit: usize) -> Vec<(String, Vec<V
         return Vec::new();
     };
     let _ = conn.busy_timeout(Duration::from_millis(200));
-    let rows = conn
+    let by_id = conn
         .prepare(
             "SELECT id, argv FROM runs WHERE id LIKE ?1 || '%' ORDER BY started_at DESC LIMIT ?2",
         )
         .and_then(|mut stmt| {
-            stmt.query_map(params![prefix, limit as i64], |r| {
+            stmt.query_map(params![typed, limit as i64], |r| {
                 Ok((r.get::<_, String>(0)?, split_argv(&r.get::<_, Vec<u8>>(1)?)))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
-        });
-    rows.unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let mut out = by_id;
+    if !typed.is_empty() && typed.len() <= 8 && typed.bytes().all(|b| b.is_ascii_hexdigit()) {
+        // Short ids whose last 8 digits start with what was typed (the index on them, a range).
+        let by_tail = conn
+            .prepare(BY_TAIL_START)
+            .and_then(|mut stmt| {
+                stmt.query_map(params![typed, limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, split_argv(&r.get::<_, Vec<u8>>(1)?)))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap_or_default();
+        let ids: Vec<&str> = by_tail.iter().map(|(id, _)| id.as_str()).collect();
+        let shorts = short_ids(&conn, &ids).unwrap_or_default();
+        out.extend(by_tail.iter().filter_map(|(id, argv)| {
+            let short = shorts.get(id)?;
+            (short != id && short.starts_with(typed)).then(|| (short.clone(), argv.clone()))
+        }));
+    }
+    out.truncate(limit);
+    out
+}
+
+/// Whether `s` has the shape of a short id: 8 to 12 hex digits.
+fn is_short_shape(s: &str) -> bool {
+    SHORT_ID_DIGITS.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `id` is a UUID as lineage writes them (8-4-4-4-12 lowercase hex digits): only
+/// those have a short form.
+fn is_uuid(id: &str) -> bool {
+    id.len() == 36
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+/// The short id of a UUID (see the module's documentation), given the other runs whose last
+/// 8 digits are the same and whether another run's id starts with those 8 digits. Longer
+/// tails cannot be mistaken for a prefix: a UUID's ninth character is a hyphen.
+fn short_form(id: &str, same_tail: &[String], prefixes_another: bool) -> String {
+    SHORT_ID_DIGITS
+        .map(|n| &id[id.len() - n..])
+        .find(|tail| {
+            let shared = same_tail.iter().any(|o| o != id && o.ends_with(tail));
+            // Only 8 digits can be another UUID's prefix.
+            let a_prefix = tail.len() == 8 && prefixes_another;
+            !(shared || a_prefix)
+        })
+        .unwrap_or(id)
+        .to_string()
+}
+
+/// For each id of a JSON array: the other runs ending in its last 8 digits, whether another
+/// run starts with them, and the ids just before and after it (for an id that is no UUID).
+/// Every subquery is a lookup (the index on the last 8 digits, the primary key), never a
+/// scan.
+const SHORT_IDS: &str = "SELECT j.value,
+        (SELECT json_group_array(id) FROM runs
+         WHERE substr(id, -8) = substr(j.value, -8) AND id <> j.value),
+        EXISTS (SELECT 1 FROM runs
+                WHERE id >= substr(j.value, -8) AND id < substr(j.value, -8) || x'ff'
+                  AND id <> j.value),
+        (SELECT max(id) FROM runs WHERE id < j.value),
+        (SELECT min(id) FROM runs WHERE id > j.value)
+ FROM json_each(?1) j";
+
+/// The runs a short id (8 to 12 digits, ?1) names, at most ?2.
+const BY_SHORT_ID: &str = "SELECT id FROM runs
+ WHERE substr(id, -8) = substr(?1, -8) AND substr(id, -length(?1)) = ?1
+ ORDER BY id LIMIT ?2";
+
+/// The newest runs whose last 8 digits start with ?1, at most ?2, with their argv.
+const BY_TAIL_START: &str = "SELECT id, argv FROM runs
+ WHERE substr(id, -8) >= ?1 AND substr(id, -8) < ?1 || x'ff'
+ ORDER BY started_at DESC LIMIT ?2";
+
+/// Short ids of many runs (in the store or not) in one query: id -> short id.
+fn short_ids(conn: &Connection, ids: &[&str]) -> Result<HashMap<String, String>> {
+    let mut stmt = conn.prepare_cached(SHORT_IDS)?;
+    let rows = stmt.query_map([serde_json::to_string(ids)?], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, bool>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+        ))
+    })?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let (id, same_tail, prefixes_another, before, after) = row?;
+        let short = if is_uuid(&id) {
+            // SQLite's json_group_array of text: always a JSON array of strings.
+            let same_tail: Vec<String> = serde_json::from_str(&same_tail)?;
+            short_form(&id, &same_tail, prefixes_another)
+        } else {
+            shortest_prefix(&id, before.as_deref(), after.as_deref())
+        };
+        out.insert(id, short);
+    }
+    Ok(out)
 }
 
 impl Store {
-    /// Resolve a run id prefix (None: the most recent run) to a full id.
+    /// Resolve a RUN (None: the most recent run) to a full id. RUN is a prefix of the id or
+    /// a short id (its last 8 to 12 digits, see the module's documentation); a string that
+    /// names one run either way names it, one that names different runs (a short id that is
+    /// also another run's prefix, or digits two runs end with) is ambiguous, never guessed.
     pub fn resolve(&self, prefix: Option<&str>) -> Result<String> {
         let Some(prefix) = prefix else {
             return self
@@ -62,21 +178,31 @@ impl Store {
                 .ok_or_else(|| Error::NoRuns(self.dir.display().to_string()).into());
         };
         let prefix = prefix.to_ascii_lowercase();
-        let mut stmt = self.conn.prepare(
-            "SELECT id FROM runs WHERE id >= ?1 AND id < ?1 || x'ff' ORDER BY id LIMIT 6",
+        let limit = CANDIDATES_SHOWN as i64 + 1;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM runs WHERE id >= ?1 AND id < ?1 || x'ff' ORDER BY id LIMIT ?2",
         )?;
-        let ids = stmt
-            .query_map([&prefix], |r| r.get::<_, String>(0))?
+        let mut ids = stmt
+            .query_map(params![&prefix, limit], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        if is_short_shape(&prefix) {
+            let mut stmt = self.conn.prepare_cached(BY_SHORT_ID)?;
+            let by_tail = stmt
+                .query_map(params![&prefix, limit], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            ids.extend(by_tail);
+            ids.sort();
+            ids.dedup();
+        }
         match ids.len() {
             0 => Err(Error::RunNotFound(prefix).into()),
             1 => Ok(ids.into_iter().next().unwrap_or_default()),
             _ => Err(Error::AmbiguousRun {
                 candidates: ids
                     .iter()
-                    .take(5)
+                    .take(CANDIDATES_SHOWN)
                     .map(|id| id.to_string())
-                    .chain((ids.len() > 5).then(|| "...".to_string()))
+                    .chain((ids.len() > CANDIDATES_SHOWN).then(|| "...".to_string()))
                     .collect(),
                 prefix,
             }
@@ -84,7 +210,8 @@ impl Store {
         }
     }
 
-    /// The shortest prefix of `id` (at least 8 characters) that no other run shares.
+    /// The short id of a run: what every command prints for it (see the module's
+    /// documentation), and what `resolve` takes back.
     pub fn short_id(&self, id: &str) -> Result<String> {
         Ok(self
             .short_ids(&[id])?
@@ -207,28 +334,9 @@ impl Store {
         Ok(ids.iter().filter_map(|id| runs.remove(*id)).collect())
     }
 
-    /// Short ids of many runs in one query (see `short_id`).
+    /// Short ids of many runs in one query (see `short_id`): id -> short id.
     pub fn short_ids(&self, ids: &[&str]) -> Result<HashMap<String, String>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT j.value,
-                    (SELECT max(id) FROM runs WHERE id < j.value),
-                    (SELECT min(id) FROM runs WHERE id > j.value)
-             FROM json_each(?1) j",
-        )?;
-        let rows = stmt.query_map([serde_json::to_string(ids)?], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        })?;
-        let mut out = HashMap::new();
-        for row in rows {
-            let (id, before, after) = row?;
-            let short = shortest_prefix(&id, before.as_deref(), after.as_deref());
-            out.insert(id, short);
-        }
-        Ok(out)
+        short_ids(&self.conn, ids)
     }
 
     /// Runs newest first, with the paths of their outputs.
@@ -264,6 +372,21 @@ impl Store {
                 Ok(run)
             })
             .collect()
+    }
+
+    /// The hashes known to the store that start with `hex` (lowercase hex digits, any
+    /// number): recorded artifacts and the files inside recorded directories, in order.
+    pub fn hashes_starting_with(&self, hex: &str) -> Result<Vec<Hash>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT hash FROM artifacts WHERE hash >= ?1 AND hash < ?1 || x'ff'
+             UNION
+             SELECT file_hash FROM dir_entries WHERE file_hash >= ?1 AND file_hash < ?1 || x'ff'
+             ORDER BY 1",
+        )?;
+        let hashes = stmt
+            .query_map([hex], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(hashes.iter().filter_map(|h| Hash::parse(h)).collect())
     }
 
     /// Whether the manifest of a directory (by hex hash) is here.
@@ -344,7 +467,8 @@ impl Store {
     }
 }
 
-/// The shortest prefix of `id`, at least `MIN_SHORT_ID` long, that neither neighbour shares.
+/// An id that is no UUID (none lineage writes; a store edited by hand may hold one): its
+/// shortest prefix, at least 8 characters, that neither neighbour shares.
 fn shortest_prefix(id: &str, before: Option<&str>, after: Option<&str>) -> String {
     let shared = |other: Option<&str>| {
         other.map_or(0, |o| {
@@ -355,7 +479,7 @@ fn shortest_prefix(id: &str, before: Option<&str>, after: Option<&str>) -> Strin
         })
     };
     let len = (shared(before).max(shared(after)) + 1)
-        .max(MIN_SHORT_ID)
+        .max(8)
         .min(id.chars().count());
     crate::model::prefix(id, len).to_string()
 }
@@ -498,12 +622,35 @@ mod tests {
     }
 
     #[test]
-    fn short_ids_are_the_shortest_unique_prefix_of_at_least_eight() {
+    fn short_ids_are_the_ids_last_eight_digits_lengthened_on_a_collision() {
         let (_dir, store) = three();
         let shorts = store.short_ids(&[A, B, C]).expect("short ids");
-        assert_eq!(shorts[A], &A[..36]);
-        assert_eq!(shorts[B], &B[..36]);
-        assert_eq!(shorts[C], &C[..8]);
+        assert_eq!(
+            (&shorts[A][..], &shorts[B][..], &shorts[C][..]),
+            ("0000000a", "0000000b", "0000000c"),
+            "not the time bits every run of the minute shares"
+        );
+        // Another run ending in the same 8 digits: both lengthen until they differ.
+        const D: &str = "01a30000-0000-7000-8000-00050000000a";
+        // A run whose id starts with C's 8 digits: C's short id lengthens, so that it is never
+        // taken for that run's prefix.
+        const E: &str = "0000000c-0000-7000-8000-0000000000ee";
+        let (_dir, store) = store_with(&[
+            (A, "prepare", "raw.csv", "clean.csv", Status::Succeeded),
+            (C, "train", "clean.csv", "model.bin", Status::Succeeded),
+            (D, "train", "clean.csv", "model.bin", Status::Succeeded),
+            (E, "train", "clean.csv", "model.bin", Status::Succeeded),
+        ]);
+        let shorts = store.short_ids(&[A, C, D, E]).expect("short ids");
+        assert_eq!(
+            [A, C, D, E].map(|id| shorts[id].as_str()),
+            ["00000000a", "00000000c", "50000000a", "000000ee"]
+        );
+        assert_eq!(store.short_id(D).expect("one"), "50000000a");
+        for id in [A, C, D, E] {
+            assert_eq!(store.resolve(Some(&shorts[id])).expect("resolves"), id);
+        }
+        // Ids that are not UUIDs (none lineage writes) print as their shortest unique prefix.
         assert_eq!(
             shortest_prefix("abcdefghij", Some("abcdefgzzz"), None),
             "abcdefgh"
@@ -511,6 +658,91 @@ mod tests {
         assert_eq!(
             shortest_prefix("abcdefghij", Some("abcdefghiz"), None),
             "abcdefghij"
+        );
+        // Two ids the same in all 12 digits: the whole id.
+        let twin = "01a40000-0000-7000-8000-00000000000a".to_string();
+        assert_eq!(short_form(A, &[twin], false), A);
+    }
+
+    #[test]
+    fn a_short_id_resolves_and_one_that_names_two_runs_is_ambiguous() {
+        const D: &str = "01a30000-0000-7000-8000-00050000000a";
+        const E: &str = "0000000c-0000-7000-8000-0000000000ee";
+        let (_dir, store) = store_with(&[
+            (A, "prepare", "raw.csv", "clean.csv", Status::Succeeded),
+            (C, "train", "clean.csv", "model.bin", Status::Succeeded),
+            (D, "train", "clean.csv", "model.bin", Status::Succeeded),
+            (E, "train", "clean.csv", "model.bin", Status::Succeeded),
+        ]);
+        assert_eq!(store.resolve(Some("000000EE")).expect("case"), E);
+        assert_eq!(store.resolve(Some("01a3")).expect("a prefix still"), D);
+        // The last 8 digits of C are also the first 8 of E: both named, neither guessed.
+        let err = store.resolve(Some("0000000c")).expect_err("ambiguous");
+        assert!(
+            matches!(err.downcast_ref(), Some(Error::AmbiguousRun { candidates, .. }) if candidates == &[E, C]),
+            "{err}"
+        );
+        // The 8 digits A and D both end with.
+        let err = store.resolve(Some("0000000a")).expect_err("ambiguous");
+        assert!(
+            matches!(err.downcast_ref(), Some(Error::AmbiguousRun { candidates, .. }) if candidates == &[A, D]),
+            "{err}"
+        );
+        // Fewer than 8 digits are a prefix only.
+        let err = store.resolve(Some("000000e")).expect_err("no such prefix");
+        assert!(matches!(err.downcast_ref(), Some(Error::RunNotFound(_))));
+    }
+
+    #[test]
+    fn short_ids_are_found_by_the_index_not_a_scan() {
+        let (_dir, store) = three();
+        for (sql, arg) in [
+            (SHORT_IDS, serde_json::json!([A, B]).to_string()),
+            (BY_SHORT_ID, "0000000a".into()),
+            (BY_TAIL_START, "0000".into()),
+        ] {
+            let mut stmt = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("prepare");
+            let args = [arg, "5".to_string()];
+            let args = &args[..stmt.parameter_count()];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                .expect("plan")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows");
+            assert!(
+                plan.iter().any(|p| p.contains("runs_by_id_tail"))
+                    && !plan.iter().any(|p| p.starts_with("SCAN runs")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hashes_are_found_by_any_prefix_of_their_hex_digits() {
+        let (_dir, store) = three();
+        let clean = Hash::of(b"clean.csv");
+        let hex = clean.to_hex();
+        for n in [1, 8, 12, 64] {
+            assert_eq!(
+                store.hashes_starting_with(&hex[..n]).expect("query"),
+                [clean],
+                "{n}"
+            );
+        }
+        assert_eq!(
+            store.hashes_starting_with("").expect("query").len(),
+            4,
+            "raw.csv, clean.csv, model.bin, metrics.json"
+        );
+        let other = Hash::of(b"never recorded").to_hex();
+        assert!(
+            store
+                .hashes_starting_with(&other[..12])
+                .expect("query")
+                .is_empty()
         );
     }
 

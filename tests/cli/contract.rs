@@ -53,8 +53,9 @@ impl Normalizer {
 
     fn apply(&self, text: &str) -> String {
         let mut s = text.replace(&self.root, "[root]");
-        // Run ids, whole or as a unique prefix (at least 8 characters), and run ids in the
-        // other shapes the formats give them (dot and mermaid node names, mermaid without dashes).
+        // Run ids, whole or as their short id (their last 8 to 12 hex digits), and run ids in
+        // the other shapes the formats give them (dot and mermaid node names, mermaid without
+        // dashes).
         let token = Regex::new(r"[0-9a-f]{9,}|[0-9a-f]{8}(?:[-_][0-9a-f]{1,12})*").expect("regex");
         s = token
             .replace_all(&s, |c: &regex::Captures| {
@@ -63,7 +64,7 @@ impl Normalizer {
                     if *id == t || id.replace('-', "") == t {
                         return format!("[run-{n}]");
                     }
-                    if id.starts_with(&t) && t.len() >= 8 && t.len() < 36 {
+                    if id.ends_with(&t) && (8..=12).contains(&t.len()) {
                         return format!("[run-{n}:short]");
                     }
                 }
@@ -143,9 +144,6 @@ impl Normalizer {
                 " $1 [machine]\n",
             ),
             (r"\b\d+(\.\d+)?(ms|s)\b", "[duration]"),
-            // Cut to 8 characters, which every run of a minute shares (or not, when the
-            // runs straddle a boundary of the id's time bits): not stable, not pinned.
-            (r"rerun of \S+", "rerun of [run]"),
             (r"─+", "─"),
             (r"═+", "═"),
             (r" {2,}", "  "),

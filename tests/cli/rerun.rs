@@ -51,7 +51,9 @@ fn a_deterministic_job_reproduces_bit_for_bit() {
     assert_eq!(runs[0]["rerun_of"], id);
     assert_eq!(runs[1]["rerun_of"], Value::Null);
     let text = stdout(&env.cmd(["list"]));
-    assert!(text.contains(&format!("rerun of {}", &id[..8])), "{text}");
+    let short = env.show(Some(&id))["short_id"].clone();
+    let short = short.as_str().expect("short id");
+    assert!(text.contains(&format!("rerun of {short}")), "{text}");
 }
 
 #[test]

@@ -24,7 +24,7 @@ fn show_without_a_run_shows_the_latest_and_accepts_unique_prefixes() {
             .as_str()
             .expect("short")
             .to_string();
-        assert!(id.starts_with(&short) && short.len() >= 8);
+        assert!(id.ends_with(&short) && short.len() >= 8);
         assert_eq!(env.show(Some(&short))["id"], *id);
     }
 }
