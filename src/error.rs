@@ -120,6 +120,13 @@ pub enum Error {
     #[error("no recorded run produced {0}")]
     NoProducer(String),
 
+    #[error("no run that succeeded produced {path}: only {status} run {run} wrote it")]
+    OnlyFailedProducer {
+        path: String,
+        run: String,
+        status: &'static str,
+    },
+
     #[error("{0} applies to a file, a directory or a hash, not to a run")]
     GraphOptionOnRun(&'static str),
 
@@ -191,6 +198,16 @@ impl Error {
             Error::BadParam(_) => Some("write it as --param lr=0.01".into()),
             Error::AmbiguousRun { .. } => Some("type more characters of the run id".into()),
             Error::AmbiguousHash { .. } => Some("type more hex digits of the hash".into()),
+            Error::RunNotFound(id) | Error::NeitherPathNorRun(id)
+                if id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                Some(format!(
+                    "for content, say `blake3:{id}`; `lineage list` shows the recorded runs"
+                ))
+            }
+            Error::RunNotFound(id) if id.len() < 8 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some("give a short id as printed (8 hex digits or more) or a prefix of the full id; `lineage list` shows the recorded runs".into())
+            }
             Error::RunNotFound(_) | Error::NeitherPathNorRun(_) => {
                 Some("`lineage list` shows the recorded runs".into())
             }
@@ -199,6 +216,9 @@ impl Error {
             )),
             Error::UnreadableRun { run, .. } => Some(format!(
                 "`lineage show {run}` shows what is left of it; `lineage doctor` lists every such run"
+            )),
+            Error::OnlyFailedProducer { path, .. } => Some(format!(
+                "`lineage show {path} --all` shows it; rerun it, or compare runs by id"
             )),
             Error::GraphOptionOnRun(_) => {
                 Some("pass one of the run's outputs, e.g. `lineage show out/model.pt`".into())

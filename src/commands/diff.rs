@@ -128,7 +128,14 @@ fn side(store: &Store, target: &OsString) -> Result<Side> {
 fn no_producer_is_none(found: Result<String>) -> Result<Option<String>> {
     match found {
         Ok(id) => Ok(Some(id)),
-        Err(e) if matches!(e.downcast_ref(), Some(Error::NoProducer(_))) => Ok(None),
+        Err(e)
+            if matches!(
+                e.downcast_ref(),
+                Some(Error::NoProducer(_) | Error::OnlyFailedProducer { .. })
+            ) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }

@@ -49,7 +49,13 @@ pub fn show(args: ShowArgs, ctx: &Context) -> Result<()> {
                             .unwrap_or_default()
                             .to_string(),
                     };
-                    ui::data(&(output::table::run(&run, &short, &record, color) + "\n"));
+                    let of = match &run.rerun_of {
+                        Some(of) => Some(store.short_id(of)?),
+                        None => None,
+                    };
+                    ui::data(
+                        &(output::table::run(&run, &short, of.as_deref(), &record, color) + "\n"),
+                    );
                 }
                 Some(f @ (ShowFormat::Dot | ShowFormat::Mermaid | ShowFormat::Html)) => {
                     let mut lineage = run_graph(&store, run, short)?;

@@ -194,10 +194,18 @@ fn ranked_producers(
 
 /// The run that produced an artifact's bytes, by the one rule (see [`producers`]).
 pub fn producer(store: &Store, root: Root) -> Result<String> {
-    producers(store, &root.hash)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::NoProducer(root.label).into())
+    if let Some(p) = producers(store, &root.hash)?.into_iter().next() {
+        return Ok(p);
+    }
+    Err(match store.failed_maker(&root.hash)? {
+        Some((run, status)) => Error::OnlyFailedProducer {
+            path: root.label,
+            run: store.short_id(&run)?,
+            status: status.as_str(),
+        },
+        None => Error::NoProducer(root.label),
+    }
+    .into())
 }
 
 /// The run `rerun --upstream` reruns to make `hash` again for `consumer`: by the one rule,
@@ -281,5 +289,50 @@ pub fn walk_with(
             (r, short)
         })
         .collect();
-    Ok(Lineage::new(direction, root, depth, runs, links))
+    let mut lineage = Lineage::new(direction, root, depth, runs, links);
+    if direction == Direction::Descendants
+        && let Some(path) = path
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let abs = crate::model::path_text(abs.as_os_str().as_bytes());
+        let root = lineage.root.hash;
+        lineage.root_writers = lineage
+            .runs
+            .values()
+            .filter(|(r, _)| {
+                r.edges.iter().any(|e| {
+                    e.role == crate::model::Role::Output
+                        && e.abs_path == abs
+                        && e.written != Some(crate::model::Written::Nothing)
+                        && e.artifact.as_ref().is_some_and(|a| a.hash == root)
+                })
+            })
+            .map(|(r, _)| r.id.clone())
+            .collect();
+    }
+    if !all && direction == Direction::Ancestry {
+        // What the walk shows as a source although a run that did not succeed wrote it.
+        let mut sources: Vec<Hash> = vec![lineage.root.hash];
+        for (r, _) in lineage.runs.values() {
+            sources.extend(
+                r.edges
+                    .iter()
+                    .filter(|e| e.role != crate::model::Role::Output)
+                    .filter_map(|e| e.artifact.as_ref().map(|a| a.hash)),
+            );
+        }
+        sources.sort();
+        sources.dedup();
+        for h in sources {
+            if lineage.links.contains_key(&h) {
+                continue;
+            }
+            if let Some((run, status)) = store.failed_maker(&h)? {
+                let short = store.short_id(&run)?;
+                lineage.failed_makers.insert(h, (short, status));
+            }
+        }
+    }
+    Ok(lineage)
 }

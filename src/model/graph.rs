@@ -76,6 +76,13 @@ pub struct Lineage {
     /// Run id -> why its record does not verify (unsigned, an unknown key, tampered), for
     /// the runs that do not; filled by the command that shows it.
     pub marks: BTreeMap<String, &'static str>,
+    /// Bytes no succeeded run produced but a failed or interrupted one wrote: (its short id,
+    /// its status); filled by the walk when it leaves those runs out.
+    pub failed_makers: HashMap<Hash, (String, super::Status)>,
+    /// Downstream of a path: the runs that wrote these bytes at that path. They are not its
+    /// readers (a copy stage read the same bytes elsewhere; a resumed training read a file
+    /// inside the directory it then wrote).
+    pub root_writers: BTreeSet<String>,
 }
 
 /// Rank runs that made (or read) the same bytes, best first (docs/lineage-model.md, "Which
@@ -129,8 +136,11 @@ impl Lineage {
                 continue;
             };
             let causal = match (reader, self.direction) {
-                (None, _) => true,
+                (None, Direction::Ancestry) => true,
                 (Some(r), Direction::Ancestry) => came_before(run, r),
+                // A run does not read what it wrote: downstream of the path it wrote (a
+                // copy of its input, a directory holding what it read), it is no reader.
+                (None, Direction::Descendants) => !self.root_writers.contains(&run.id),
                 (Some(w), Direction::Descendants) => came_before(w, run),
             };
             if causal && !out.iter().any(|o| o.run_id == l.run_id) {
@@ -203,6 +213,8 @@ impl Lineage {
             runs,
             links: by_artifact,
             marks: BTreeMap::new(),
+            failed_makers: HashMap::new(),
+            root_writers: BTreeSet::new(),
         }
     }
 

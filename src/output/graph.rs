@@ -32,7 +32,8 @@ impl Tree<'_> {
     fn artifact_line(&self, label: &str, hash: &Hash, detail: Option<&ArtifactRef>) -> String {
         let what = match detail {
             Some(a) if a.kind == ArtifactKind::Dir => {
-                format!("dir, {} files, {}", a.file_count, bytes(a.size))
+                let s = if a.file_count == 1 { "" } else { "s" };
+                format!("dir, {} file{s}, {}", a.file_count, bytes(a.size))
             }
             Some(a) => bytes(a.size),
             None => String::new(),
@@ -99,6 +100,17 @@ impl Tree<'_> {
         if linked.main.is_empty() {
             line += &if level >= lineage.depth {
                 "  … (depth limit)".to_string()
+            } else if let Some((run, status)) = lineage.failed_makers.get(hash)
+                && lineage.direction == Direction::Ancestry
+            {
+                self.paint(
+                    "2",
+                    &format!(
+                        "  made only by a run that did not succeed: {} run {} (--all shows it)",
+                        status.as_str(),
+                        escape(run)
+                    ),
+                )
             } else if lineage.direction == Direction::Ancestry {
                 self.paint("2", "  source: no recorded run produced it")
             } else {
@@ -121,8 +133,17 @@ impl Tree<'_> {
             };
             let via = match &link.via {
                 Via::Direct => String::new(),
-                Via::InsideDir { path, .. } => {
-                    format!(" (as {} inside a directory)", escape(path))
+                Via::InsideDir { path, dir } => {
+                    // The directory as the run named it.
+                    let outer = run
+                        .edges
+                        .iter()
+                        .find(|e| e.artifact.as_ref().is_some_and(|a| a.hash == *dir))
+                        .map_or_else(
+                            || "a directory".to_string(),
+                            |e| escape(&e.path).into_owned(),
+                        );
+                    format!(" (as {} inside {outer})", escape(path))
                 }
                 Via::ContainsFile { path, .. } => format!(" (through {} inside it)", escape(path)),
             };
@@ -150,9 +171,14 @@ impl Tree<'_> {
             let mut head = self.run_lines(run, short);
             // Another original that made the same bytes: one line, not a second tree.
             if i > 0 && lineage.direction == Direction::Ancestry {
+                let status = if run.status == crate::model::Status::Succeeded {
+                    String::new()
+                } else {
+                    format!(" ({})", run.status.as_str())
+                };
                 let _ = writeln!(
                     self.out,
-                    "{indent}{branch}{verb} run {}{via}{reproduced}",
+                    "{indent}{branch}{verb} run {}{status}{via}{reproduced}",
                     self.paint("33", &escape(short))
                 );
                 continue;

@@ -48,7 +48,14 @@ fn outcome(r: &RunRecord) -> String {
 }
 
 /// `lineage show RUN`: a summary, then params, configs, inputs and outputs, then notes.
-pub fn run(r: &RunRecord, short_id: &str, record: &str, color: bool) -> String {
+/// `rerun_of`: the short id of the run it reproduced, when it is one.
+pub fn run(
+    r: &RunRecord,
+    short_id: &str,
+    rerun_of: Option<&str>,
+    record: &str,
+    color: bool,
+) -> String {
     let c = &r.capture;
     let mut kv = table(color, NOTHING);
     let mut row = |k: &str, v: Cell| {
@@ -69,7 +76,7 @@ pub fn run(r: &RunRecord, short_id: &str, record: &str, color: bool) -> String {
         "started",
         Cell::new(format!("{}{took}", escape(&r.started_at))),
     );
-    if let Some(of) = &r.rerun_of {
+    if let Some(of) = rerun_of.or(r.rerun_of.as_deref()) {
         row("rerun of", Cell::new(escape(of)));
     }
     row("owner", Cell::new(owner(&c.owner)));
@@ -277,7 +284,8 @@ fn edges(edges: &[EdgeRecord], color: bool) -> Table {
         let row = match &e.artifact {
             Some(a) => {
                 let kind = if a.file_count > 1 || a.kind.as_str() == "dir" {
-                    format!("{} ({} files)", a.kind.as_str(), a.file_count)
+                    let s = if a.file_count == 1 { "" } else { "s" };
+                    format!("{} ({} file{s})", a.kind.as_str(), a.file_count)
                 } else {
                     a.kind.as_str().to_string()
                 };
@@ -396,7 +404,7 @@ mod tests {
 
     #[test]
     fn a_run_shows_its_outcome_command_params_edges_and_notes() {
-        let t = run(&record(), "01a20000", "signed by you", false);
+        let t = run(&record(), "01a20000", None, "signed by you", false);
         for want in [
             "01a20000  (01a20000-0000-7000-8000-000000000001)",
             "failed (exit 3)",

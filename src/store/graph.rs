@@ -276,6 +276,24 @@ impl Store {
         Ok(known)
     }
 
+    /// The latest failed or interrupted run that wrote these bytes as an output (no walk
+    /// goes through it without `--all`): its id and status.
+    pub fn failed_maker(&self, hash: &Hash) -> Result<Option<(String, crate::model::Status)>> {
+        use rusqlite::OptionalExtension;
+        let row = self
+            .conn
+            .query_row(
+                "SELECT r.id, r.status FROM edges e CROSS JOIN runs r ON r.id = e.run_id
+                 WHERE e.artifact = ?1 AND e.role = 'output' AND e.written IS NOT 0
+                   AND r.status IN ('failed', 'interrupted') AND r.ended_at IS NOT NULL
+                 ORDER BY r.started_at DESC LIMIT 1",
+                [hash.to_hex()],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(id, s)| crate::model::Status::parse(&s).map(|s| (id, s))))
+    }
+
     /// The latest run that wrote an output at `abs_path` or at a directory around it: the
     /// run, the hash it recorded for the path, and, for a directory around it, (the path
     /// inside it, the directory's path as given).
@@ -310,11 +328,14 @@ impl Store {
                 let (recorded, within) = if inner.is_empty() {
                     (artifact, None)
                 } else {
+                    // A file inside the directory, or a directory inside it.
                     let file = match artifact {
                         Some(dir) => self
                             .conn
                             .query_row(
-                                "SELECT file_hash FROM dir_entries WHERE dir_hash = ?1 AND path = ?2",
+                                "SELECT file_hash FROM dir_entries WHERE dir_hash = ?1 AND path = ?2
+                                 UNION ALL
+                                 SELECT sub_hash FROM dir_subdirs WHERE dir_hash = ?1 AND path = ?2",
                                 params![dir.to_hex(), inner],
                                 |r| r.get::<_, String>(0),
                             )

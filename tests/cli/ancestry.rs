@@ -147,7 +147,7 @@ fn a_file_inside_an_output_directory_is_traced_to_the_run_that_wrote_the_directo
     assert_eq!(run_ids(&doc), BTreeSet::from([p.prepare.clone()]));
     let out = p.env.cmd(["show", "prepared/sub/meta.txt"]);
     assert!(
-        stdout(&out).contains("(as sub/meta.txt inside a directory)"),
+        stdout(&out).contains("(as sub/meta.txt inside prepared)"),
         "{}",
         stdout(&out)
     );

@@ -341,3 +341,138 @@ fn reproductions_are_grouped_and_originals_are_picked() {
         stderr(&out)
     );
 }
+
+/// A file only a failed or interrupted run wrote is not shown as a source: the tree and
+/// `diff` say which run made it and that `--all` shows it.
+#[test]
+fn bytes_only_a_failed_run_wrote_say_so() {
+    let env = Env::new();
+    env.init_repo();
+    let out = env.cmd([
+        "run",
+        "-q",
+        "-o",
+        "part.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo partial > part.txt; exit 3",
+    ]);
+    assert_eq!(code(&out), 3);
+    let failed = env.show(None)["short_id"]
+        .as_str()
+        .expect("short")
+        .to_string();
+    let t = tree(&env, &["part.txt"]);
+    assert!(
+        t.contains(&format!(
+            "made only by a run that did not succeed: failed run {failed} (--all shows it)"
+        )),
+        "{t}"
+    );
+    env.record(&["-o", "out.txt", "--", "sh", "-c", "echo done > out.txt"]);
+    let out = env.cmd(["diff", "part.txt", "out.txt"]);
+    assert_ne!(code(&out), 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("only failed run {failed} wrote it")) && err.contains("--all"),
+        "{err}"
+    );
+}
+
+/// Downstream, a run is never a reader of bytes it wrote itself: not of its copy's bytes,
+/// not of the directory it wrote holding a file it read (a resumed training).
+#[test]
+fn a_run_is_not_its_own_descendant() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("mid.txt", "m\n");
+    let copy = env.record(&[
+        "-i", "mid.txt", "-o", "out.txt", "--", "cp", "mid.txt", "out.txt",
+    ]);
+    let t = tree(&env, &["out.txt", "--descendants"]);
+    let short = env.show(Some(&copy))["short_id"]
+        .as_str()
+        .expect("short")
+        .to_string();
+    assert!(
+        !t.contains(&short),
+        "the copy did not read its own output:\n{t}"
+    );
+    assert!(tree(&env, &["mid.txt", "--descendants"]).contains(&short));
+
+    std::fs::create_dir_all(env.path("ck")).expect("mkdir");
+    env.write("ck/epoch_1.pt", "one\n");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let resume = env.record(&[
+        "-i",
+        "ck/epoch_1.pt",
+        "-o",
+        "ck",
+        "--",
+        "sh",
+        "-c",
+        "cat ck/epoch_1.pt > ck/epoch_2.pt",
+    ]);
+    let short = env.show(Some(&resume))["short_id"]
+        .as_str()
+        .expect("short")
+        .to_string();
+    let t = tree(&env, &["ck", "--descendants"]);
+    assert!(!t.contains(&short), "{t}");
+}
+
+/// A directory changed inside an output directory is explained like a file.
+#[test]
+fn a_directory_changed_inside_an_output_directory_is_explained() {
+    let env = Env::new();
+    env.init_repo();
+    env.record(&[
+        "-o",
+        "data",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p data/test && echo 1 > data/test/part-0.csv",
+    ]);
+    let short = env.show(None)["short_id"]
+        .as_str()
+        .expect("short")
+        .to_string();
+    let before = graph(&env, "data/test", &[])["target"]["hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    env.write("data/test/part-0.csv", "1\n2\n");
+    let out = env.cmd(["show", "data/test"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&short) && err.contains("as test inside data") && err.contains(&before),
+        "{err}"
+    );
+}
+
+/// `show RUN` names the run it reproduced by its short id; an id too short to be one says
+/// what to give.
+#[test]
+fn show_names_what_a_rerun_reproduced_by_its_short_id() {
+    let env = Env::new();
+    env.init_repo();
+    let first = env.record(&["-o", "o.txt", "--", "sh", "-c", "echo o > o.txt"]);
+    let out = env.cmd(["rerun", "-q", &first]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let short = env.show(Some(&first))["short_id"]
+        .as_str()
+        .expect("short")
+        .to_string();
+    let t = tree(&env, &[]);
+    let line = t
+        .lines()
+        .find(|l| l.contains("rerun of"))
+        .expect("rerun of");
+    assert!(line.trim_end().ends_with(&short), "{line}");
+    let out = env.cmd(["show", "0148bc"]);
+    assert_ne!(code(&out), 0);
+    assert!(stderr(&out).contains("8 hex digits"), "{}", stderr(&out));
+}

@@ -172,9 +172,29 @@ pub(super) fn after(
     }
     crate::timing::mark("run finished");
     if !plan.quiet && recorded {
-        let n = outputs.iter().filter(|o| o.artifact.is_some()).count();
+        let untouched = |o: &crate::model::Edge| o.written == Some(crate::model::Written::Nothing);
+        let n = outputs
+            .iter()
+            .filter(|o| o.artifact.is_some() && !untouched(o))
+            .count();
+        let left: Vec<&str> = outputs
+            .iter()
+            .filter(|o| o.artifact.is_some() && untouched(o))
+            .map(|o| o.path.as_str())
+            .collect();
+        let left = match left.as_slice() {
+            [] => String::new(),
+            paths => format!(
+                "; declared but not written (nobody's product): {}",
+                paths
+                    .iter()
+                    .map(|p| ui::escape(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         ui::info(format_args!(
-            "run {short} {} ({}) in {}; {n} output{} recorded",
+            "run {short} {} ({}) in {}; {n} output{} recorded{left}",
             ending.status.as_str(),
             ending.how(),
             crate::output::seconds(resources.wall_seconds),
