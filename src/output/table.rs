@@ -507,7 +507,7 @@ mod tests {
             );
             let short = h.2[0].clone();
             let r = hostile_record(h);
-            let shown = run(&r, &short, "unsigned", false);
+            let shown = run(&r, &short, None, "unsigned", false);
             crate::output::hostile::is_inert(&shown)
                 .map_err(proptest::test_runner::TestCaseError::fail)?;
             let lines = run(&hostile_record(plain), "x", "unsigned", false).lines().count();
