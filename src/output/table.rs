@@ -510,7 +510,7 @@ mod tests {
             let shown = run(&r, &short, None, "unsigned", false);
             crate::output::hostile::is_inert(&shown)
                 .map_err(proptest::test_runner::TestCaseError::fail)?;
-            let lines = run(&hostile_record(plain), "x", "unsigned", false).lines().count();
+            let lines = run(&hostile_record(plain), "x", None, "unsigned", false).lines().count();
             proptest::prop_assert_eq!(shown.lines().count(), lines, "{}", shown);
             let summary = RunSummary {
                 id: r.id.clone(),
