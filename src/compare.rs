@@ -216,10 +216,62 @@ pub fn command(a: &RunRecord, b: &RunRecord) -> Option<CommandDiff> {
 #[derive(Serialize, Debug)]
 pub struct CodeDiff {
     pub commit: Option<Change<Option<String>>>,
+    /// The tracked files whose content differs: each run's commit tree with its uncommitted
+    /// changes, compared file by file (so a new commit that changed no file changes none
+    /// here). None when a commit's tree could not be read (the repository or a commit gone).
+    pub files: Option<Vec<String>>,
     pub patch_differs: bool,
     /// Files touched by either run's uncommitted patch.
     pub patched_files: Vec<String>,
     pub untracked: MapDiff,
+    /// What each file of `files` is in a and in b, to tell data from code.
+    #[serde(skip)]
+    pub contents: BTreeMap<String, Change<Content>>,
+}
+
+/// A file of a run's code as far as its record tells: absent, or present with its git blob
+/// id (from the commit's tree, or abbreviated from a patch's `index` line) and the BLAKE3
+/// hash of its bytes, where known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    Absent,
+    Present {
+        git: Option<String>,
+        bytes: Option<Hash>,
+    },
+}
+
+impl Content {
+    const UNKNOWN: Content = Content::Present {
+        git: None,
+        bytes: None,
+    };
+
+    /// Whether the two are known to be the same bytes (an abbreviated id matches its full
+    /// form; what is not known differs).
+    fn same(&self, other: &Content) -> bool {
+        match (self, other) {
+            (Content::Absent, Content::Absent) => true,
+            (Content::Present { git: Some(x), .. }, Content::Present { git: Some(y), .. }) => {
+                let n = x.len().min(y.len());
+                n >= 4 && x[..n] == y[..n]
+            }
+            (Content::Present { bytes: Some(x), .. }, Content::Present { bytes: Some(y), .. }) => {
+                x == y
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The files that differ between two commits' trees: path -> the file in each (None: absent).
+pub type TreeChanges = BTreeMap<String, Change<Option<TreeFile>>>;
+
+/// A file in a commit's tree: its git blob id (hex) and the BLAKE3 hash of its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeFile {
+    pub id: String,
+    pub hash: Hash,
 }
 
 #[derive(Serialize, Debug)]
@@ -249,6 +301,10 @@ pub trait Lookup {
     fn blob(&self, hash: &Hash) -> Option<Vec<u8>>;
     /// Whether a recorded run read or wrote these bytes.
     fn is_recorded(&self, hash: &Hash) -> bool;
+    /// The files that differ between commits `a` and `b` of the repository whose work tree
+    /// is `root`: path (relative to the root) -> the file in a's tree and in b's (None:
+    /// absent). None when the repository or either commit cannot be read.
+    fn tree_changes(&self, root: &str, a: &str, b: &str) -> Option<TreeChanges>;
 }
 
 pub fn diff(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> RunDiff {
@@ -322,23 +378,45 @@ fn patch_sections(patch: &[u8]) -> BTreeMap<String, &[u8]> {
     out
 }
 
+/// The blob ids a patch section's `index PRE..POST` line names (hex, abbreviated as the patch
+/// has them; None for git's all-zero id: no file on that side). None when the section has no
+/// such line (a change of mode only).
+fn section_ids(section: &[u8]) -> Option<(Option<String>, Option<String>)> {
+    for line in section.split(|&c| c == b'\n').skip(1) {
+        if line.starts_with(b"--- ") || line.starts_with(b"@@") || line.starts_with(b"GIT binary") {
+            break;
+        }
+        let Some(rest) = line.strip_prefix(b"index ") else {
+            continue;
+        };
+        let ids = std::str::from_utf8(rest).ok()?.split(' ').next()?;
+        let (pre, post) = ids.split_once("..")?;
+        let id = |s: &str| -> Option<Option<String>> {
+            (!s.is_empty() && s.bytes().all(|c| c.is_ascii_hexdigit()))
+                .then(|| (!s.bytes().all(|c| c == b'0')).then(|| s.to_ascii_lowercase()))
+        };
+        return Some((id(pre)?, id(post)?));
+    }
+    None
+}
+
+type Git<'a> = Option<&'a crate::model::GitState>;
+
+/// The stored copy of a run's patch (the redacted one when it held secrets): empty when the
+/// run had no uncommitted changes; None when its blob cannot be read.
+fn patch_text(g: Git, lookup: &dyn Lookup) -> Option<Vec<u8>> {
+    match g.and_then(|g| g.patch_redacted.or(g.patch)) {
+        None => Some(Vec::new()),
+        Some(h) => lookup.blob(&h),
+    }
+}
+
 /// The files whose uncommitted changes differ between two runs: section by section when
 /// both patches can be read (a file changed the same way in both is not listed), else every
 /// file either patch touches.
-fn patched_files(
-    ga: Option<&crate::model::GitState>,
-    gb: Option<&crate::model::GitState>,
-    lookup: &dyn Lookup,
-) -> BTreeSet<String> {
-    // The stored copy: the redacted one when the patch held secrets, the same on both sides.
-    let text = |g: Option<&crate::model::GitState>| -> Option<Vec<u8>> {
-        match g.and_then(|g| g.patch_redacted.or(g.patch)) {
-            None => Some(Vec::new()),
-            Some(h) => lookup.blob(&h),
-        }
-    };
-    if let (Some(pa), Some(pb)) = (text(ga), text(gb)) {
-        let (sa, sb) = (patch_sections(&pa), patch_sections(&pb));
+fn patched_files(ga: Git, gb: Git, pa: Option<&[u8]>, pb: Option<&[u8]>) -> BTreeSet<String> {
+    if let (Some(pa), Some(pb)) = (pa, pb) {
+        let (sa, sb) = (patch_sections(pa), patch_sections(pb));
         let mut files: BTreeSet<String> = BTreeSet::new();
         for (path, section) in &sa {
             if sb.get(path) != Some(section) {
@@ -355,6 +433,100 @@ fn patched_files(
         .collect()
 }
 
+/// The files of two runs' code that differ, by content: each run's commit tree with its
+/// uncommitted changes applied (blob ids from the trees and from the patches' `index` lines),
+/// and, for a file that is not tracked on a side, the untracked file recorded there. A new
+/// commit that changed no file changes nothing here. None when a commit's tree cannot be
+/// read, or a run was not in a git repository.
+fn tracked_changes(
+    ga: Git,
+    gb: Git,
+    pa: Option<&[u8]>,
+    pb: Option<&[u8]>,
+    lookup: &dyn Lookup,
+) -> Option<BTreeMap<String, Change<Content>>> {
+    let (ga, gb) = (ga?, gb?);
+    let tree: TreeChanges = match (&ga.commit, &gb.commit) {
+        (x, y) if x == y => BTreeMap::new(),
+        (Some(x), Some(y)) => [ga.root.as_str(), gb.root.as_str()]
+            .into_iter()
+            .find_map(|root| lookup.tree_changes(root, x, y))?,
+        _ => return None,
+    };
+    let (sa, sb) = (pa.map(patch_sections), pb.map(patch_sections));
+    let mut candidates: BTreeSet<&str> = tree.keys().map(String::as_str).collect();
+    for (g, s) in [(ga, &sa), (gb, &sb)] {
+        match s {
+            Some(s) => candidates.extend(s.keys().map(String::as_str)),
+            None => candidates.extend(g.changed_files.iter().map(String::as_str)),
+        }
+    }
+    // What a file is on one side: its uncommitted change, else its commit's tree (the same
+    // on both sides when the trees do not differ there: a patch's pre-image names it), else,
+    // when not tracked, the untracked file recorded.
+    type Sections<'s> = Option<BTreeMap<String, &'s [u8]>>;
+    let content = |f: &str,
+                   g: &crate::model::GitState,
+                   own: &Sections,
+                   other: &Sections,
+                   side: fn(&Change<Option<TreeFile>>) -> &Option<TreeFile>|
+     -> Content {
+        let tracked = match own {
+            Some(s) => s
+                .get(f)
+                .and_then(|sec| section_ids(sec))
+                .map(|(_, post)| post),
+            None if g.changed_files.iter().any(|c| c == f) => return Content::UNKNOWN,
+            None => None,
+        };
+        let tracked = match tracked {
+            Some(post) => post.map(|id| Content::Present {
+                git: Some(id),
+                bytes: None,
+            }),
+            None => match tree.get(f) {
+                Some(t) => side(t).as_ref().map(|t| Content::Present {
+                    git: Some(t.id.clone()),
+                    bytes: Some(t.hash),
+                }),
+                None => match [own, other]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|s| s.get(f).and_then(|sec| section_ids(sec)))
+                {
+                    Some((pre, _)) => pre.map(|id| Content::Present {
+                        git: Some(id),
+                        bytes: None,
+                    }),
+                    None => Some(Content::UNKNOWN),
+                },
+            },
+        };
+        tracked.unwrap_or_else(|| {
+            g.untracked
+                .iter()
+                .find(|u| u.path == f)
+                .map_or(Content::Absent, |u| Content::Present {
+                    git: None,
+                    bytes: Some(u.hash),
+                })
+        })
+    };
+    let mut out = BTreeMap::new();
+    for f in candidates {
+        // The same uncommitted changes on the same file of the trees: the same bytes.
+        if !tree.contains_key(f) && ga.patch == gb.patch {
+            continue;
+        }
+        let a = content(f, ga, &sa, &sb, |t| &t.a);
+        let b = content(f, gb, &sb, &sa, |t| &t.b);
+        if !a.same(&b) {
+            out.insert(f.to_string(), Change { a, b });
+        }
+    }
+    Some(out)
+}
+
 fn code(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> Option<CodeDiff> {
     let (ga, gb) = (a.capture.git.as_ref(), b.capture.git.as_ref());
     let same = match (ga, gb) {
@@ -365,8 +537,8 @@ fn code(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> Option<CodeDiff> {
     if same {
         return None;
     }
-    let commit = |g: Option<&crate::model::GitState>| g.and_then(|g| g.commit.clone());
-    let untracked = |g: Option<&crate::model::GitState>| -> BTreeMap<String, Value> {
+    let commit = |g: Git| g.and_then(|g| g.commit.clone());
+    let untracked = |g: Git| -> BTreeMap<String, Value> {
         g.map(|g| {
             g.untracked
                 .iter()
@@ -375,20 +547,24 @@ fn code(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> Option<CodeDiff> {
         })
         .unwrap_or_default()
     };
-    let patch = |g: Option<&crate::model::GitState>| g.and_then(|g| g.patch);
+    let patch = |g: Git| g.and_then(|g| g.patch);
+    let (pa, pb) = (patch_text(ga, lookup), patch_text(gb, lookup));
     let files = if patch(ga) != patch(gb) {
-        patched_files(ga, gb, lookup)
+        patched_files(ga, gb, pa.as_deref(), pb.as_deref())
     } else {
         BTreeSet::new()
     };
+    let contents = tracked_changes(ga, gb, pa.as_deref(), pb.as_deref(), lookup);
     Some(CodeDiff {
         commit: (commit(ga) != commit(gb)).then(|| Change {
             a: commit(ga),
             b: commit(gb),
         }),
+        files: contents.as_ref().map(|c| c.keys().cloned().collect()),
         patch_differs: patch(ga) != patch(gb),
         patched_files: files.into_iter().collect(),
         untracked: MapDiff::of(&untracked(ga), &untracked(gb)),
+        contents: contents.unwrap_or_default(),
     })
 }
 
@@ -585,13 +761,14 @@ fn resources(a: &RunRecord, b: &RunRecord) -> BTreeMap<String, Change<Value>> {
 pub struct AncestryDiff {
     pub a: Side,
     pub b: Side,
-    /// Every pair of runs compared, level by level (depth 0 first).
+    /// Every pair of runs compared, level by level (depth 0 first), each pair once.
     pub levels: Vec<Level>,
 }
 
 impl AncestryDiff {
     /// The levels that explain the difference: a recipe that differs, sources that differ,
-    /// or the same recipe on the same inputs making different bytes; shallowest first.
+    /// an input only one side read, or the same recipe on the same inputs making different
+    /// bytes; shallowest first.
     pub fn explanations(&self) -> impl Iterator<Item = &Level> {
         self.levels.iter().filter(|l| l.finding.explains())
     }
@@ -613,20 +790,29 @@ pub struct Level {
     /// 0: the runs that produced A and B; 1: the runs that produced their inputs; and on.
     pub depth: usize,
     /// The input of the level below that these bytes are (its path in a's run and in b's
-    /// run); None at depth 0.
-    pub through: Option<Change<String>>,
-    /// The bytes compared: what the runs below read (A and B themselves at depth 0).
+    /// run; None on the side whose run did not read it); None at depth 0.
+    pub through: Option<Change<Option<String>>>,
+    /// The bytes compared: what the runs below read (A and B themselves at depth 0); None on
+    /// the side whose run did not read the input.
     pub artifact: Change<Option<Hash>>,
     /// The runs that produced them; None for bytes no recorded run produced.
     pub a: Option<String>,
     pub b: Option<String>,
     pub finding: Finding,
-    /// Whether the bytes of paired inputs differ here (matched by path, then position): the
-    /// walk goes on above; when not, nothing above this level differs.
+    /// Whether the inputs differ here: paired inputs' bytes (matched by path, then
+    /// position), or an input only one run read. The walk goes on above; when not, nothing
+    /// above this level differs.
     pub inputs_differ: bool,
     /// The parts of the recipe that differ here (`command`, `code`, `params`, `configs`;
     /// see [`recipe`]).
     pub recipe: Vec<&'static str>,
+    /// The files that make the code differ here, data left out (see [`recipe`]); empty
+    /// when `code` is in `recipe` only because a commit's tree could not be read.
+    pub code_files: Vec<String>,
+    /// The configs that differ here beyond the params read from them (a config whose
+    /// change shows as a param is told by the param): what a summary names.
+    #[serde(skip)]
+    pub configs_beyond_params: Vec<String>,
     /// The two runs compared, when there are two different runs.
     pub diff: Option<RunDiff>,
 }
@@ -642,6 +828,9 @@ pub enum Finding {
     Inputs,
     /// One side (or both) has no recorded producer: the bytes differ at the source.
     Source,
+    /// An input only one of the two runs read (added or removed): a difference of its own,
+    /// named with its producer, if any; nothing to compare it with above.
+    Unpaired,
     /// The same recipe on the same input bytes made different bytes: the cause is not above
     /// (a job that is not deterministic, or what the recipe does not hold: env, packages,
     /// system, which `diff` shows).
@@ -657,8 +846,7 @@ impl Finding {
     }
 
     /// What a comparison of two different runs says, given the parts of the recipe that
-    /// differ ([`recipe`]) and whether the bytes of paired inputs differ
-    /// ([`differing_inputs`]).
+    /// differ ([`recipe`]) and whether their inputs differ ([`input_changes`]).
     pub fn of(recipe: &[&str], inputs_differ: bool) -> Finding {
         if !recipe.is_empty() {
             Finding::Recipe
@@ -670,45 +858,86 @@ impl Finding {
     }
 }
 
+/// What of a recipe differs between two runs, for `diff --ancestry`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recipe {
+    /// `command`, `code`, `params`, `configs`: the parts that differ.
+    pub parts: Vec<&'static str>,
+    /// The files that make the code differ (data left out).
+    pub code_files: Vec<String>,
+    /// The configs that differ beyond the params read from them.
+    pub configs_beyond_params: Vec<String>,
+}
+
 /// Which parts of the recipe differ between two runs, for `diff --ancestry`: `command`,
-/// `code`, `params`, `configs`. Code that differs only in files that are data does not
-/// count, since the walk follows data through the graph instead: a file (tracked with
-/// uncommitted changes, or untracked) at a path in `data` (the absolute paths the runs of
-/// both ancestries declared), or an untracked file whose bytes a recorded run read or wrote.
+/// `code`, `params`, `configs`. Code is compared by content (the files of each commit's tree
+/// with its uncommitted changes, and the untracked files), not by commit id: a new commit
+/// that changed no file of the code is no difference. A file that is data does not count,
+/// since the walk follows data through the graph instead: a file at (or inside a directory
+/// at) a path in `data` (the absolute paths the runs of both ancestries declared), or a file
+/// whose bytes on each side are absent or were read or written by a recorded run, tracked,
+/// untracked or committed between the two runs.
 pub fn recipe(
     d: &RunDiff,
     a: &RunRecord,
     b: &RunRecord,
     data: &BTreeSet<String>,
     lookup: &dyn Lookup,
-) -> Vec<&'static str> {
-    let mut parts = Vec::new();
+) -> Recipe {
+    let mut r = Recipe::default();
     if d.command.is_some() {
-        parts.push("command");
+        r.parts.push("command");
     }
-    if d.code
-        .as_ref()
-        .is_some_and(|c| is_code(c, a, b, data, lookup))
-    {
-        parts.push("code");
+    if let Some(c) = &d.code {
+        let (differs, files) = code_files(c, a, b, data, lookup);
+        if differs {
+            r.parts.push("code");
+            r.code_files = files;
+        }
     }
     if !d.params.is_empty() {
-        parts.push("params");
+        r.parts.push("params");
     }
     if !d.configs.is_empty() {
-        parts.push("configs");
+        r.parts.push("configs");
+        let told: BTreeSet<&str> = [a, b]
+            .iter()
+            .flat_map(|run| &run.params)
+            .filter(|p| {
+                d.params.changed.contains_key(&p.key)
+                    || d.params.added.contains_key(&p.key)
+                    || d.params.removed.contains_key(&p.key)
+            })
+            .map(|p| p.source.as_str())
+            .collect();
+        r.configs_beyond_params = d
+            .configs
+            .iter()
+            .filter(|c| !told.contains(c.path.as_str()))
+            .map(|c| c.path.clone())
+            .collect();
     }
-    parts
+    r
 }
 
-/// Whether a code difference is more than data (see [`recipe`]).
-fn is_code(
+/// Whether `abs` is one of `data`'s paths or inside one.
+fn within(abs: &str, data: &BTreeSet<String>) -> bool {
+    data.contains(abs)
+        || abs
+            .match_indices('/')
+            .any(|(i, _)| i > 0 && data.contains(&abs[..i]))
+}
+
+/// Whether two runs' code differs beyond data (see [`recipe`]), and the files that make it
+/// differ. It differs with no file named when the trees could not be compared and the
+/// commits differ.
+fn code_files(
     c: &CodeDiff,
     a: &RunRecord,
     b: &RunRecord,
     data: &BTreeSet<String>,
     lookup: &dyn Lookup,
-) -> bool {
+) -> (bool, Vec<String>) {
     let roots: Vec<&str> = [a, b]
         .iter()
         .filter_map(|r| r.capture.git.as_ref().map(|g| g.root.as_str()))
@@ -716,36 +945,66 @@ fn is_code(
     let declared = |p: &str| {
         roots
             .iter()
-            .any(|root| data.contains(&format!("{}/{p}", root.trim_end_matches('/'))))
+            .any(|root| within(&format!("{}/{p}", root.trim_end_matches('/')), data))
     };
-    let recorded = |v: &Value| {
+    let recorded = |h: &Hash| lookup.is_recorded(h);
+    let recorded_value = |v: &Value| {
         v.as_str()
             .and_then(Hash::parse)
-            .is_some_and(|h| lookup.is_recorded(&h))
+            .is_some_and(|h| recorded(&h))
     };
-    if c.commit.is_some() {
-        return true;
+    let data_bytes = |c: &Content| match c {
+        Content::Absent => true,
+        Content::Present { bytes, .. } => bytes.as_ref().is_some_and(recorded),
+    };
+    let mut files = BTreeSet::new();
+    match &c.files {
+        Some(_) => files.extend(
+            c.contents
+                .iter()
+                .filter(|(p, ch)| {
+                    let data = declared(p) || (data_bytes(&ch.a) && data_bytes(&ch.b));
+                    !data
+                })
+                .map(|(p, _)| p.clone()),
+        ),
+        None => files.extend(c.patched_files.iter().filter(|p| !declared(p)).cloned()),
     }
-    if c.patched_files.iter().any(|p| !declared(p)) {
-        return true;
-    }
+    // Untracked files, unless told as tracked on the other side above.
     let u = &c.untracked;
-    u.added
-        .iter()
-        .chain(&u.removed)
-        .any(|(p, h)| !declared(p) && !recorded(h))
-        || u.changed
+    let told = |p: &String| c.contents.contains_key(p);
+    files.extend(
+        u.added
             .iter()
-            .any(|(p, h)| !(declared(p) || (recorded(&h.a) && recorded(&h.b))))
+            .chain(&u.removed)
+            .filter(|(p, h)| !told(p) && !declared(p) && !recorded_value(h))
+            .map(|(p, _)| p.clone()),
+    );
+    files.extend(
+        u.changed
+            .iter()
+            .filter(|(p, h)| {
+                let data = declared(p) || (recorded_value(&h.a) && recorded_value(&h.b));
+                !told(p) && !data
+            })
+            .map(|(p, _)| p.clone()),
+    );
+    let unknown = c.files.is_none() && c.commit.is_some();
+    (unknown || !files.is_empty(), files.into_iter().collect())
 }
 
-/// The inputs of two runs paired up, matched by the path given on the command line, then the
-/// rest by position: (path in a, hash in a, path in b, hash in b) for each pair whose bytes
-/// differ. An input only one run has is no pair (`diff` lists it).
-pub fn differing_inputs(
-    a: &RunRecord,
-    b: &RunRecord,
-) -> Vec<(String, Option<Hash>, String, Option<Hash>)> {
+/// An input of two runs that differs: a pair whose bytes differ, or an input only one run
+/// read (the other side None). Each side: the path as given, and the hash, if recorded.
+#[derive(Debug, PartialEq, Eq)]
+pub struct InputChange {
+    pub a: Option<(String, Option<Hash>)>,
+    pub b: Option<(String, Option<Hash>)>,
+}
+
+/// The inputs of two runs that differ: paired up by the path given on the command line, then
+/// the rest by position, each pair whose bytes differ; then the inputs only a's run read, and
+/// those only b's run read.
+pub fn input_changes(a: &RunRecord, b: &RunRecord) -> Vec<InputChange> {
     let inputs = |r: &RunRecord| -> Vec<(String, Option<Hash>)> {
         r.edges
             .iter()
@@ -770,14 +1029,27 @@ pub fn differing_inputs(
             None => left_a.push(i),
         }
     }
-    let left_b = (0..ib.len()).filter(|&j| !taken_b[j]);
-    pairs.extend(left_a.into_iter().zip(left_b));
+    let left_b: Vec<usize> = (0..ib.len()).filter(|&j| !taken_b[j]).collect();
+    let paired = left_a.len().min(left_b.len());
+    pairs.extend(left_a.iter().copied().zip(left_b.iter().copied()));
     pairs.sort_unstable();
-    pairs
+    let mut out: Vec<InputChange> = pairs
         .into_iter()
         .filter(|&(i, j)| ia[i].1 != ib[j].1)
-        .map(|(i, j)| (ia[i].0.clone(), ia[i].1, ib[j].0.clone(), ib[j].1))
-        .collect()
+        .map(|(i, j)| InputChange {
+            a: Some(ia[i].clone()),
+            b: Some(ib[j].clone()),
+        })
+        .collect();
+    out.extend(left_a[paired..].iter().map(|&i| InputChange {
+        a: Some(ia[i].clone()),
+        b: None,
+    }));
+    out.extend(left_b[paired..].iter().map(|&j| InputChange {
+        a: None,
+        b: Some(ib[j].clone()),
+    }));
+    out
 }
 
 #[cfg(test)]
@@ -792,6 +1064,7 @@ mod tests {
         files: BTreeMap<Hash, BTreeMap<String, Hash>>,
         blobs: BTreeMap<Hash, Vec<u8>>,
         recorded: BTreeSet<Hash>,
+        trees: BTreeMap<(String, String), TreeChanges>,
     }
 
     impl Lookup for Held {
@@ -809,6 +1082,10 @@ mod tests {
 
         fn is_recorded(&self, hash: &Hash) -> bool {
             self.recorded.contains(hash)
+        }
+
+        fn tree_changes(&self, _root: &str, a: &str, b: &str) -> Option<TreeChanges> {
+            self.trees.get(&(a.to_string(), b.to_string())).cloned()
         }
     }
 
@@ -1021,8 +1298,10 @@ mod tests {
                 "diff --git a/{path} b/{path}\nindex {index}\n--- a/{path}\n+++ b/{path}\n@@ -1 +1 @@\n-x\n+y\n"
             )
         };
-        let pa = section("params.yaml", "1..2") + &section("train.py", "3..4");
-        let pb = section("params.yaml", "1..5") + &section("train.py", "3..4");
+        let pa =
+            section("params.yaml", "1111111..2222222") + &section("train.py", "3333333..4444444");
+        let pb =
+            section("params.yaml", "1111111..5555555") + &section("train.py", "3333333..4444444");
         let sections = patch_sections(pa.as_bytes());
         assert_eq!(
             sections.keys().collect::<Vec<_>>(),
@@ -1054,8 +1333,99 @@ mod tests {
         // For an ancestry, a file a run declared is data, not code.
         let d = diff(&a, &b, &held);
         let data = BTreeSet::from(["/w/params.yaml".to_string()]);
-        assert!(recipe(&d, &a, &b, &data, &held).is_empty());
-        assert_eq!(recipe(&d, &a, &b, &BTreeSet::new(), &held), ["code"]);
+        assert!(recipe(&d, &a, &b, &data, &held).parts.is_empty());
+        let r = recipe(&d, &a, &b, &BTreeSet::new(), &held);
+        assert_eq!(
+            (r.parts, r.code_files),
+            (vec!["code"], vec!["params.yaml".into()])
+        );
+    }
+
+    #[test]
+    fn code_is_compared_by_the_files_of_the_commits_not_by_their_ids() {
+        let (c1, c2) = ("1".repeat(40), "2".repeat(40));
+        let tree_file = |id: &str, bytes: &str| {
+            Some(TreeFile {
+                id: id.repeat(40 / id.len()),
+                hash: h(bytes),
+            })
+        };
+        let git = |commit: &str, patch: Option<Hash>| crate::model::GitState {
+            root: "/w".into(),
+            commit: Some(commit.into()),
+            patch,
+            changed_files: patch.map_or_else(Vec::new, |_| vec!["train.py".into()]),
+            code: Hash::of(format!("{commit}{patch:?}").as_bytes()),
+            ..crate::model::GitState::default()
+        };
+        let (mut a, mut b) = (run("a"), run("b"));
+        a.capture.git = Some(git(&c1, None));
+        b.capture.git = Some(git(&c2, None));
+        let mut held = Held::default();
+        let key = (c1.clone(), c2.clone());
+        // The commit changed params.yaml only: a config, data.
+        held.trees.insert(
+            key.clone(),
+            BTreeMap::from([(
+                "params.yaml".to_string(),
+                Change {
+                    a: tree_file("aa", "k: 1"),
+                    b: tree_file("bb", "k: 2"),
+                },
+            )]),
+        );
+        let data = BTreeSet::from(["/w/params.yaml".to_string()]);
+        let d = diff(&a, &b, &held);
+        let code = d.code.as_ref().expect("the commit differs");
+        assert_eq!(
+            code.files.as_deref(),
+            Some(&["params.yaml".to_string()][..])
+        );
+        assert!(recipe(&d, &a, &b, &data, &held).parts.is_empty());
+        // A file inside a declared directory is data too.
+        let dir = BTreeSet::from(["/w".to_string()]);
+        assert!(recipe(&d, &a, &b, &dir, &held).parts.is_empty());
+        // The same commit change, where a's run had it as an uncommitted change to train.py
+        // and b's run has it committed: the same bytes, no difference.
+        let section = "diff --git a/train.py b/train.py\nindex 3333333..4444444 100644\n\
+                       --- a/train.py\n+++ b/train.py\n@@ -1 +1 @@\n-x\n+y\n";
+        let patch = Hash::of(section.as_bytes());
+        held.blobs.insert(patch, section.as_bytes().to_vec());
+        a.capture.git = Some(git(&c1, Some(patch)));
+        held.trees.get_mut(&key).expect("tree").insert(
+            "train.py".into(),
+            Change {
+                a: tree_file("3", "x"),
+                b: tree_file("4", "y"),
+            },
+        );
+        let d = diff(&a, &b, &held);
+        assert_eq!(
+            d.code.as_ref().and_then(|c| c.files.clone()),
+            Some(vec!["params.yaml".to_string()]),
+            "train.py is the same bytes on both sides"
+        );
+        assert!(recipe(&d, &a, &b, &data, &held).parts.is_empty());
+        // b's commit changed train.py again: code, named.
+        held.trees.get_mut(&key).expect("tree").insert(
+            "train.py".into(),
+            Change {
+                a: tree_file("3", "x"),
+                b: tree_file("5", "z"),
+            },
+        );
+        let d = diff(&a, &b, &held);
+        let r = recipe(&d, &a, &b, &data, &held);
+        assert_eq!(
+            (r.parts, r.code_files),
+            (vec!["code"], vec!["train.py".into()])
+        );
+        // Trees that cannot be read: the commits differ, no file can be named.
+        held.trees.clear();
+        let d = diff(&a, &b, &held);
+        assert_eq!(d.code.as_ref().and_then(|c| c.files.clone()), None);
+        let r = recipe(&d, &a, &b, &data, &held);
+        assert_eq!(r.parts, ["code"]);
     }
 
     #[test]
@@ -1084,13 +1454,12 @@ mod tests {
         held.recorded.extend([h("m1"), h("m2")]);
         let d = diff(&a, &b, &held);
         assert_eq!(
-            recipe(&d, &a, &b, &BTreeSet::new(), &held),
-            ["code"],
-            "helper.py"
+            recipe(&d, &a, &b, &BTreeSet::new(), &held).code_files,
+            ["helper.py"]
         );
         b.capture.git.as_mut().expect("git").untracked.pop();
         let d = diff(&a, &b, &held);
-        assert!(recipe(&d, &a, &b, &BTreeSet::new(), &held).is_empty());
+        assert!(recipe(&d, &a, &b, &BTreeSet::new(), &held).parts.is_empty());
     }
 
     #[test]
@@ -1111,16 +1480,30 @@ mod tests {
         let (mut a, mut b) = (run("a"), run("b"));
         a.edges = vec![file("old/data.csv", "1"), file("cfg", "c"), file("x", "x1")];
         b.edges = vec![file("x", "x2"), file("cfg", "c"), file("new/data.csv", "2")];
-        let pairs: Vec<(String, String)> = differing_inputs(&a, &b)
-            .into_iter()
-            .map(|(pa, _, pb, _)| (pa, pb))
-            .collect();
+        let pairs = |a: &RunRecord, b: &RunRecord| -> Vec<(Option<String>, Option<String>)> {
+            let path = |s: &Option<(String, Option<Hash>)>| s.as_ref().map(|(p, _)| p.clone());
+            input_changes(a, b)
+                .iter()
+                .map(|c| (path(&c.a), path(&c.b)))
+                .collect()
+        };
+        let some = |s: &str| Some(s.to_string());
         assert_eq!(
-            pairs,
+            pairs(&a, &b),
             [
-                ("old/data.csv".to_string(), "new/data.csv".to_string()),
-                ("x".to_string(), "x".to_string())
+                (some("old/data.csv"), some("new/data.csv")),
+                (some("x"), some("x"))
             ]
+        );
+        // An input only one run read is a change of its own.
+        b.edges.push(file("ckpt/epoch_020.json", "k"));
+        assert_eq!(
+            pairs(&a, &b).last(),
+            Some(&(None, some("ckpt/epoch_020.json")))
+        );
+        assert_eq!(
+            pairs(&b, &a).last(),
+            Some(&(some("ckpt/epoch_020.json"), None))
         );
     }
 
@@ -1134,6 +1517,7 @@ mod tests {
             Finding::Recipe,
             Finding::NotAbove,
             Finding::Source,
+            Finding::Unpaired,
             Finding::SameRun,
         ] {
             assert!(f.explains());

@@ -2,7 +2,8 @@
 //! prefixes), or paths standing for the latest run that produced their bytes. With
 //! `--ancestry`, two artifacts' ancestries compared level by level (`compare::AncestryDiff`).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 
 use anyhow::Result;
@@ -10,7 +11,9 @@ use anyhow::Result;
 use super::Context;
 use super::target::{self, Reading, Target};
 use crate::cli::DiffArgs;
-use crate::compare::{self, AncestryDiff, Change, Finding, Level, Lookup, Side};
+use crate::compare::{
+    self, AncestryDiff, Change, Finding, Level, Lookup, Side, TreeChanges, TreeFile,
+};
 use crate::error::Error;
 use crate::model::Hash;
 use crate::model::graph::Root;
@@ -22,12 +25,71 @@ use crate::ui;
 /// strictly older runs, so the walk ends anyway).
 const MAX_LEVELS: usize = 10_000;
 
-/// What a comparison needs from the store besides the runs: package lists and manifests.
-pub struct StoreLookup<'a>(pub &'a Store);
+/// What a comparison needs besides the runs: package lists, manifests and blobs from the
+/// store, and the files two commits' trees differ in, from the repository (each pair of
+/// commits read once).
+pub struct StoreLookup<'a> {
+    store: &'a Store,
+    trees: RefCell<HashMap<TreeKey, Option<TreeChanges>>>,
+}
+
+type TreeKey = (String, String, String);
+
+impl<'a> StoreLookup<'a> {
+    pub fn new(store: &'a Store) -> StoreLookup<'a> {
+        StoreLookup {
+            store,
+            trees: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+/// The files that differ between two commits' trees, with their blob ids and the BLAKE3 hash
+/// of their bytes; None when the repository or a commit cannot be read. Submodules are left
+/// out (their code is their own repository's).
+fn tree_changes(root: &str, a: &str, b: &str) -> Option<TreeChanges> {
+    let repo = git2::Repository::open(root).ok()?;
+    let tree = |c: &str| -> Option<git2::Tree<'_>> {
+        repo.find_commit(git2::Oid::from_str(c).ok()?)
+            .ok()?
+            .tree()
+            .ok()
+    };
+    let (ta, tb) = (tree(a)?, tree(b)?);
+    let mut opts = git2::DiffOptions::new();
+    opts.ignore_submodules(true);
+    let diff = repo
+        .diff_tree_to_tree(Some(&ta), Some(&tb), Some(&mut opts))
+        .ok()?;
+    let file = |f: git2::DiffFile<'_>| -> Option<Option<TreeFile>> {
+        if f.id().is_zero() {
+            return Some(None);
+        }
+        if f.mode() == git2::FileMode::Commit {
+            return None;
+        }
+        let blob = repo.find_blob(f.id()).ok()?;
+        Some(Some(TreeFile {
+            id: f.id().to_string(),
+            hash: Hash::of(blob.content()),
+        }))
+    };
+    let mut out = BTreeMap::new();
+    for d in diff.deltas() {
+        let Some(path) = d.new_file().path().or_else(|| d.old_file().path()) else {
+            continue;
+        };
+        let (Some(x), Some(y)) = (file(d.old_file()), file(d.new_file())) else {
+            continue;
+        };
+        out.insert(path.to_string_lossy().into_owned(), Change { a: x, b: y });
+    }
+    Some(out)
+}
 
 impl Lookup for StoreLookup<'_> {
     fn packages(&self, blob: &Hash) -> Vec<String> {
-        self.0
+        self.store
             .blob(blob)
             .ok()
             .flatten()
@@ -41,7 +103,7 @@ impl Lookup for StoreLookup<'_> {
     }
 
     fn files(&self, dir: &Hash) -> BTreeMap<String, Hash> {
-        self.0
+        self.store
             .dir_entries(dir)
             .unwrap_or_default()
             .into_iter()
@@ -50,11 +112,20 @@ impl Lookup for StoreLookup<'_> {
     }
 
     fn blob(&self, hash: &Hash) -> Option<Vec<u8>> {
-        self.0.blob(hash).ok().flatten()
+        self.store.blob(hash).ok().flatten()
     }
 
     fn is_recorded(&self, hash: &Hash) -> bool {
-        self.0.knows_artifact(hash).unwrap_or(false)
+        self.store.knows_artifact(hash).unwrap_or(false)
+    }
+
+    fn tree_changes(&self, root: &str, a: &str, b: &str) -> Option<TreeChanges> {
+        let key = (root.to_string(), a.to_string(), b.to_string());
+        self.trees
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| tree_changes(root, a, b))
+            .clone()
     }
 }
 
@@ -68,7 +139,7 @@ pub fn diff(args: DiffArgs, ctx: &Context) -> Result<()> {
     let (ra, rb) = (store.load_run(&a)?, store.load_run(&b)?);
     super::readable(&ra)?;
     super::readable(&rb)?;
-    let d = compare::diff(&ra, &rb, &StoreLookup(&store));
+    let d = compare::diff(&ra, &rb, &StoreLookup::new(&store));
     if args.json {
         ui::data(&(serde_json::to_string_pretty(&d)? + "\n"));
     } else {
@@ -140,21 +211,48 @@ fn no_producer_is_none(found: Result<String>) -> Result<Option<String>> {
     }
 }
 
-/// A pair of artifacts still to compare.
+/// A pair of artifacts still to compare (one side None: an input only one run read).
 struct Pending {
     depth: usize,
-    through: Option<Change<String>>,
+    through: Option<Change<Option<String>>>,
     artifact: Change<Option<Hash>>,
     a: Option<String>,
     b: Option<String>,
 }
 
+type PairKey = (
+    Option<String>,
+    Option<String>,
+    Option<(
+        Option<Hash>,
+        Option<Hash>,
+        Option<(Option<String>, Option<String>)>,
+    )>,
+);
+
+impl Pending {
+    /// What makes a pair the same pair however it is reached: the two runs, when there are
+    /// runs (they may be reached through different files: two outputs of one run); else
+    /// the bytes and the paths.
+    fn key(&self) -> PairKey {
+        let bytes = (self.a.is_none() || self.b.is_none())
+            .then(|| (self.artifact.a, self.artifact.b, self.through.clone()));
+        (
+            self.a.clone(),
+            self.b.clone(),
+            bytes.map(|(x, y, t)| (x, y, t.map(|t| (t.a, t.b)))),
+        )
+    }
+}
+
 /// Breadth first: each level's pairs before the next level's, so the shallowest
-/// explanation comes first. A pair already compared (a diamond) is not compared again.
+/// explanation comes first. A pair of runs already compared (a diamond, or two outputs of
+/// the same runs) is not compared, nor listed, again. An input only one run read is listed
+/// with its producer, and not followed further: there is nothing to compare it with.
 /// Every pair is walked first, then judged: whether a file is data (declared by a run of
 /// either ancestry) or code is known only once both ancestries are.
 fn walk(store: &Store, a: Side, b: Side) -> Result<AncestryDiff> {
-    let lookup = StoreLookup(store);
+    let lookup = StoreLookup::new(store);
     let mut walked = Vec::new();
     let mut data: BTreeSet<String> = BTreeSet::new();
     for side in [&a, &b] {
@@ -182,38 +280,44 @@ fn walk(store: &Store, a: Side, b: Side) -> Result<AncestryDiff> {
         if walked.len() >= MAX_LEVELS {
             break;
         }
-        if !seen.insert((p.artifact.a, p.artifact.b, p.a.clone(), p.b.clone())) {
+        if !seen.insert(p.key()) {
             continue;
         }
+        let paired = p.artifact.a.is_some() && p.artifact.b.is_some();
         let runs = match (&p.a, &p.b) {
-            (Some(x), Some(y)) if x != y => {
+            (Some(x), Some(y)) if x != y && paired => {
                 let (rx, ry) = (store.load_run(x)?, store.load_run(y)?);
                 super::readable(&rx)?;
                 super::readable(&ry)?;
                 for r in [&rx, &ry] {
                     data.extend(r.edges.iter().map(|e| e.abs_path.clone()));
                 }
-                let pairs = compare::differing_inputs(&rx, &ry);
-                for (pa, ha, pb, hb) in &pairs {
-                    // An input recorded without a hash cannot be followed.
-                    let (Some(ha), Some(hb)) = (ha, hb) else {
+                let changes = compare::input_changes(&rx, &ry);
+                for c in &changes {
+                    let (ha, hb) = (
+                        c.a.as_ref().and_then(|(_, h)| *h),
+                        c.b.as_ref().and_then(|(_, h)| *h),
+                    );
+                    // A paired input recorded without a hash cannot be followed.
+                    if c.a.is_some() && c.b.is_some() && (ha.is_none() || hb.is_none()) {
                         continue;
+                    }
+                    let producer = |h: Option<Hash>, r| match h {
+                        Some(h) => target::upstream_producer(store, &h, r),
+                        None => Ok(None),
                     };
                     queue.push_back(Pending {
                         depth: p.depth + 1,
                         through: Some(Change {
-                            a: pa.clone(),
-                            b: pb.clone(),
+                            a: c.a.as_ref().map(|(path, _)| path.clone()),
+                            b: c.b.as_ref().map(|(path, _)| path.clone()),
                         }),
-                        artifact: Change {
-                            a: Some(*ha),
-                            b: Some(*hb),
-                        },
-                        a: target::upstream_producer(store, ha, &rx)?,
-                        b: target::upstream_producer(store, hb, &ry)?,
+                        artifact: Change { a: ha, b: hb },
+                        a: producer(ha, &rx)?,
+                        b: producer(hb, &ry)?,
                     });
                 }
-                Some((rx, ry, !pairs.is_empty()))
+                Some((rx, ry, !changes.is_empty()))
             }
             _ => None,
         };
@@ -222,16 +326,28 @@ fn walk(store: &Store, a: Side, b: Side) -> Result<AncestryDiff> {
     let levels = walked
         .into_iter()
         .map(|(p, runs)| {
+            let unpaired = p
+                .through
+                .as_ref()
+                .is_some_and(|t| t.a.is_none() || t.b.is_none());
             let (finding, inputs_differ, recipe, diff) = match runs {
                 Some((rx, ry, inputs_differ)) => {
                     let d = compare::diff(&rx, &ry, &lookup);
                     let recipe = compare::recipe(&d, &rx, &ry, &data, &lookup);
-                    let finding = Finding::of(&recipe, inputs_differ);
+                    let finding = Finding::of(&recipe.parts, inputs_differ);
                     (finding, inputs_differ, recipe, Some(d))
                 }
-                None if p.a.is_some() && p.a == p.b => (Finding::SameRun, false, Vec::new(), None),
-                None => (Finding::Source, false, Vec::new(), None),
+                None if unpaired => (Finding::Unpaired, false, Default::default(), None),
+                None if p.a.is_some() && p.a == p.b => {
+                    (Finding::SameRun, false, Default::default(), None)
+                }
+                None => (Finding::Source, false, Default::default(), None),
             };
+            let compare::Recipe {
+                parts,
+                code_files,
+                configs_beyond_params,
+            } = recipe;
             Level {
                 depth: p.depth,
                 through: p.through,
@@ -240,7 +356,9 @@ fn walk(store: &Store, a: Side, b: Side) -> Result<AncestryDiff> {
                 b: p.b,
                 finding,
                 inputs_differ,
-                recipe,
+                recipe: parts,
+                code_files,
+                configs_beyond_params,
                 diff,
             }
         })

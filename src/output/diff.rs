@@ -8,7 +8,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use crate::compare::{
-    AncestryDiff, ArtifactDiff, CodeDiff, CommandDiff, Finding, Level, MapDiff, RunDiff,
+    AncestryDiff, ArtifactDiff, Change, CodeDiff, CommandDiff, Finding, Level, MapDiff, RunDiff,
     TokenChange,
 };
 use crate::model::text::{escape, terminal_command_line};
@@ -130,21 +130,31 @@ fn commit(c: &Option<String>) -> String {
     })
 }
 
+/// Paths, escaped, separated by commas.
+fn list(paths: &[String]) -> String {
+    paths
+        .iter()
+        .map(|p| escape(p))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn code_lines(c: &CodeDiff) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(x) = &c.commit {
         lines.push(format!("commit {} -> {}", commit(&x.a), commit(&x.b)));
+        match c.files.as_deref() {
+            Some([]) => lines.push("no tracked file differs".into()),
+            Some(files) => lines.push(format!("tracked files that differ: {}", list(files))),
+            None => {}
+        }
     }
     if c.patch_differs && c.patched_files.is_empty() {
         lines.push("uncommitted changes differ".into());
     } else if c.patch_differs {
         lines.push(format!(
             "uncommitted changes differ in: {}",
-            c.patched_files
-                .iter()
-                .map(|f| escape(f))
-                .collect::<Vec<_>>()
-                .join(", ")
+            list(&c.patched_files)
         ));
     }
     for p in c.untracked.removed.keys() {
@@ -259,69 +269,124 @@ pub fn text(d: &RunDiff, a: &str, b: &str, color: bool) -> String {
     out
 }
 
-/// "at the runs that produced them", "one level up", ...
+/// "which made a and b", "one level up", ...
 fn how_far(depth: usize) -> String {
     const WORDS: [&str; 9] = [
         "", "one", "two", "three", "four", "five", "six", "seven", "eight",
     ];
     match depth {
-        0 => "at the runs that produced them".into(),
+        0 => "which made a and b".into(),
         1 => "one level up".into(),
         n if n < WORDS.len() => format!("{} levels up", WORDS[n]),
         n => format!("{n} levels up"),
     }
 }
 
-/// What differs in the parts of a recipe that count (`Level::recipe`), one short item each:
-/// `n 50 -> 100`, `command ~ 0.01 -> 0.02  (after --lr)`.
-fn recipe_items(d: &RunDiff, parts: &[&str]) -> Vec<String> {
-    let mut items = Vec::new();
-    for line in d.command.iter().flat_map(token_lines) {
-        items.push(format!("command {line}"));
-    }
-    if parts.contains(&"code") {
-        for line in d.code.iter().flat_map(code_lines) {
-            items.push(format!("code {line}"));
+/// A command line's changes in a few words, hunk by hunk (a hunk: the tokens changed between
+/// two that are kept): `+ --resume ckpt/epoch_020.json`, `- --fast`, `--lr 0.01 -> 0.02`
+/// (a changed value named by the flag before it), `python -> python3 (the program)`.
+fn command_summary(c: &CommandDiff) -> String {
+    // Hunks: runs of changes with no kept token between them.
+    let mut hunks: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+    let (mut next_a, mut next_b) = (usize::MAX, usize::MAX);
+    for t in &c.tokens {
+        let (ia, ib) = match t {
+            TokenChange::Changed {
+                a_index, b_index, ..
+            } => (Some(*a_index), Some(*b_index)),
+            TokenChange::Added { b_index, .. } => (None, Some(*b_index)),
+            TokenChange::Removed { a_index, .. } => (Some(*a_index), None),
+        };
+        let continues = ia.is_none_or(|i| i == next_a) && ib.is_none_or(|j| j == next_b);
+        if !continues || hunks.is_empty() {
+            hunks.push((Vec::new(), Vec::new()));
+            // A new hunk begins where this token is.
+            next_a = ia.unwrap_or(next_a);
+            next_b = ib.unwrap_or(next_b);
+        }
+        let Some(h) = hunks.last_mut() else { continue };
+        if let Some(i) = ia {
+            h.0.push(i);
+            next_a = i + 1;
+        }
+        if let Some(j) = ib {
+            h.1.push(j);
+            next_b = j + 1;
         }
     }
-    for (k, c) in &d.params.changed {
-        items.push(format!("{}: {} -> {}", escape(k), value(&c.a), value(&c.b)));
-    }
-    for (k, v) in &d.params.removed {
-        items.push(format!("{}: {} -> (none)", escape(k), value(v)));
-    }
-    for (k, v) in &d.params.added {
-        items.push(format!("{}: (none) -> {}", escape(k), value(v)));
-    }
-    for c in &d.configs {
-        items.push(format!("config {} changed", escape(&c.path)));
-    }
-    items
+    let words = |argv: &[crate::compare::Arg], at: &[usize]| {
+        at.iter()
+            .filter_map(|&i| argv.get(i))
+            .map(arg)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    hunks
+        .iter()
+        .map(|(ia, ib)| {
+            let (ta, tb) = (words(&c.a, ia), words(&c.b, ib));
+            match (ia.first(), ib.first()) {
+                (None, _) => format!("+ {tb}"),
+                (_, None) => format!("- {ta}"),
+                (Some(&i), _) => {
+                    let before = i.checked_sub(1).and_then(|k| c.a.get(k));
+                    match before {
+                        None => format!("{ta} -> {tb} (the program)"),
+                        Some(flag) if flag.0.starts_with(b"-") => {
+                            format!("{} {ta} -> {tb}", arg(flag))
+                        }
+                        Some(prev) => format!("{ta} -> {tb} (after {})", arg(prev)),
+                    }
+                }
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn short_run<'a>(id: &'a str, shorts: &'a HashMap<String, String>) -> String {
+    escape(shorts.get(id).map_or(id, String::as_str)).into_owned()
 }
 
 fn run_pair(l: &Level, shorts: &HashMap<String, String>) -> String {
     let run = |id: &Option<String>| match id {
-        Some(id) => format!(
-            "run {}",
-            escape(shorts.get(id).map_or(id.as_str(), String::as_str))
-        ),
+        Some(id) => format!("run {}", short_run(id, shorts)),
         None => "no recorded run".into(),
     };
-    if l.finding == Finding::SameRun {
-        return format!("{} (a and b)", run(&l.a));
+    match l.finding {
+        Finding::SameRun => format!("{} (a and b)", run(&l.a)),
+        Finding::Unpaired if l.artifact.a.is_none() => format!("{} (b)", run(&l.b)),
+        Finding::Unpaired => format!("{} (a)", run(&l.a)),
+        _ => format!("{} (a) vs {} (b)", run(&l.a), run(&l.b)),
     }
-    format!("{} (a) vs {} (b)", run(&l.a), run(&l.b))
+}
+
+/// Which side's run alone read an input: `a` or `b`; None for a pair.
+fn only(l: &Level) -> Option<&'static str> {
+    match &l.through {
+        Some(Change { a: None, .. }) => Some("b"),
+        Some(Change { b: None, .. }) => Some("a"),
+        _ => None,
+    }
+}
+
+/// The input's path, or its two paths: `data.csv`, `old.csv (a) / new.csv (b)`.
+fn input_name(t: &Change<Option<String>>) -> String {
+    match (&t.a, &t.b) {
+        (Some(x), Some(y)) if x != y => format!("{} (a) / {} (b)", escape(x), escape(y)),
+        (Some(x), _) | (None, Some(x)) => escape(x).into_owned(),
+        (None, None) => String::new(),
+    }
 }
 
 fn through(l: &Level) -> String {
-    match &l.through {
-        None => String::new(),
-        Some(t) if t.a == t.b => format!(", through input {}", escape(&t.a)),
-        Some(t) => format!(
-            ", through input {} (a) / {} (b)",
-            escape(&t.a),
-            escape(&t.b)
+    match (&l.through, only(l)) {
+        (None, _) => String::new(),
+        (Some(t), Some(side)) => format!(
+            ", through input {} (read only by {side}'s run)",
+            input_name(t)
         ),
+        (Some(t), None) => format!(", through input {}", input_name(t)),
     }
 }
 
@@ -330,40 +395,58 @@ fn hash(h: &Option<crate::model::Hash>) -> String {
         .map_or("(none)".to_string(), crate::output::short_hash)
 }
 
-/// The words for a level that explains the difference (in its own section).
+/// What the environment, system and packages of a level's two runs differ in: `env (2)`.
+fn outside(d: &RunDiff) -> Vec<String> {
+    let mut outside = Vec::new();
+    for (what, n) in [
+        (
+            "env",
+            d.env.added.len() + d.env.removed.len() + d.env.changed.len(),
+        ),
+        ("system", d.system.len()),
+        (
+            "packages",
+            d.packages.added.len() + d.packages.removed.len() + d.packages.changed.len(),
+        ),
+    ] {
+        if n > 0 {
+            outside.push(format!("{what} ({n})"));
+        }
+    }
+    outside
+}
+
+/// Why the same recipe made different bytes.
+fn not_deterministic(d: &RunDiff) -> String {
+    let outside = outside(d);
+    if outside.is_empty() {
+        "the job is not deterministic".to_string()
+    } else {
+        format!(
+            "the job is not deterministic, or {} differ",
+            outside.join(", ")
+        )
+    }
+}
+
+/// The words for a level that has no two runs to show, or whose recipe is the same.
 fn explanation(l: &Level) -> String {
     match (l.finding, &l.diff) {
-        (Finding::Recipe, Some(d)) => recipe_items(d, &l.recipe).join("; "),
-        (Finding::NotAbove, Some(d)) => {
-            let mut outside = Vec::new();
-            for (what, n) in [
-                (
-                    "env",
-                    d.env.added.len() + d.env.removed.len() + d.env.changed.len(),
-                ),
-                ("system", d.system.len()),
-                (
-                    "packages",
-                    d.packages.added.len() + d.packages.removed.len() + d.packages.changed.len(),
-                ),
-            ] {
-                if n > 0 {
-                    outside.push(format!("{what} ({n})"));
-                }
-            }
+        (Finding::NotAbove, Some(d)) => format!(
+            "the same recipe on the same input bytes made different bytes: {}",
+            not_deterministic(d)
+        ),
+        (Finding::SameRun, _) => "both are outputs of one run".into(),
+        (Finding::Unpaired, _) => {
+            let (side, other, h) = match only(l) {
+                Some("a") => ("a", "b", &l.artifact.a),
+                _ => ("b", "a", &l.artifact.b),
+            };
             format!(
-                "the same recipe on the same input bytes made different bytes: {}",
-                if outside.is_empty() {
-                    "the job is not deterministic".to_string()
-                } else {
-                    format!(
-                        "the job is not deterministic, or {} differ",
-                        outside.join(", ")
-                    )
-                }
+                "only {side}'s run read this input ({}): nothing on {other}'s side to compare it with",
+                hash(h)
             )
         }
-        (Finding::SameRun, _) => "both are outputs of one run".into(),
         _ => {
             let side = match (&l.a, &l.b) {
                 (None, None) => "either side",
@@ -379,14 +462,82 @@ fn explanation(l: &Level) -> String {
     }
 }
 
-/// One line of "explained by": what, where (the runs), how far up.
-fn explained_line(l: &Level, d: &AncestryDiff, shorts: &HashMap<String, String>) -> String {
+/// The kinds of cause, in the order "explained by" lists them.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Cause {
+    Params,
+    Command,
+    Code,
+    Data,
+    Other,
+}
+
+/// The lines of "explained by" a level gives, one per cause: what changed, then where.
+fn causes(l: &Level, d: &AncestryDiff, shorts: &HashMap<String, String>) -> Vec<(Cause, String)> {
     let far = how_far(l.depth);
-    match l.finding {
-        Finding::Source => {
+    let runs = match (&l.a, &l.b) {
+        (Some(a), Some(b)) => format!(
+            " in runs {} -> {}, {far}",
+            short_run(a, shorts),
+            short_run(b, shorts)
+        ),
+        _ => format!(", {far}"),
+    };
+    let mut out = Vec::new();
+    match (l.finding, &l.diff) {
+        (Finding::Recipe, Some(diff)) => {
+            let p = &diff.params;
+            for (k, c) in &p.changed {
+                let line = format!("{}: {} -> {}", escape(k), value(&c.a), value(&c.b));
+                out.push((Cause::Params, line));
+            }
+            for (k, v) in &p.removed {
+                out.push((
+                    Cause::Params,
+                    format!("{}: {} -> (none)", escape(k), value(v)),
+                ));
+            }
+            for (k, v) in &p.added {
+                out.push((
+                    Cause::Params,
+                    format!("{}: (none) -> {}", escape(k), value(v)),
+                ));
+            }
+            for c in diff
+                .configs
+                .iter()
+                .filter(|c| l.configs_beyond_params.contains(&c.path))
+            {
+                let line = format!(
+                    "config {}: {} -> {}",
+                    escape(&c.path),
+                    hash(&c.a),
+                    hash(&c.b)
+                );
+                out.push((Cause::Params, line));
+            }
+            if let Some(c) = &diff.command {
+                out.push((Cause::Command, format!("command: {}", command_summary(c))));
+            }
+            if l.recipe.contains(&"code") {
+                let line = match (
+                    &l.code_files[..],
+                    diff.code.as_ref().and_then(|c| c.commit.as_ref()),
+                ) {
+                    ([], Some(x)) => format!(
+                        "code: commit {} -> {} (its files could not be compared)",
+                        commit(&x.a),
+                        commit(&x.b)
+                    ),
+                    ([one], _) => format!("code: {} differs", escape(one)),
+                    (files, _) => format!("code: {} differ", list(files)),
+                };
+                out.push((Cause::Code, line));
+            }
+        }
+        (Finding::Source, _) => {
             let what = match &l.through {
-                Some(t) if t.a == t.b => format!("input {}", escape(&t.a)),
-                Some(t) => format!("input {} (a) / {} (b)", escape(&t.a), escape(&t.b)),
+                Some(t) => format!("input {}", input_name(t)),
                 None => format!("{} / {}", escape(&d.a.target), escape(&d.b.target)),
             };
             let side = match (&l.a, &l.b) {
@@ -394,28 +545,65 @@ fn explained_line(l: &Level, d: &AncestryDiff, shorts: &HashMap<String, String>)
                 (None, _) => " on a's side",
                 _ => " on b's side",
             };
-            format!(
-                "{what} differs at its source{side}, which no recorded run produced ({} -> {}), {far}",
-                hash(&l.artifact.a),
-                hash(&l.artifact.b)
-            )
+            let place = if l.depth == 0 {
+                String::new()
+            } else {
+                format!(", {far}")
+            };
+            out.push((
+                Cause::Data,
+                format!(
+                    "{what}: {} -> {} at its source{side} (no recorded run made it){place}",
+                    hash(&l.artifact.a),
+                    hash(&l.artifact.b)
+                ),
+            ));
         }
-        _ => format!(
-            "{}: {}, {far}{}",
-            explanation(l),
-            run_pair(l, shorts),
-            through(l)
-        ),
+        (Finding::Unpaired, _) => {
+            let side = only(l).unwrap_or("b");
+            let maker = match (&l.a, &l.b) {
+                (Some(r), _) | (None, Some(r)) => format!("run {}", short_run(r, shorts)),
+                (None, None) => "no recorded run".into(),
+            };
+            let what = l.through.as_ref().map(input_name).unwrap_or_default();
+            out.push((
+                Cause::Data,
+                format!(
+                    "input {what}: {} -> {} (read only by {side}), made by {maker}, {far}",
+                    hash(&l.artifact.a),
+                    hash(&l.artifact.b)
+                ),
+            ));
+        }
+        (Finding::NotAbove, Some(diff)) => out.push((
+            Cause::Other,
+            format!(
+                "the same recipe on the same input bytes made different bytes{runs}: {}",
+                not_deterministic(diff)
+            ),
+        )),
+        (Finding::SameRun, _) => {
+            let run =
+                l.a.as_deref()
+                    .map_or_else(String::new, |r| short_run(r, shorts));
+            out.push((Cause::Other, format!("both outputs of run {run}, {far}")));
+        }
+        _ => {}
     }
+    // Where: the runs and how far up, on the lines that do not say it.
+    for (cause, line) in &mut out {
+        if matches!(cause, Cause::Params | Cause::Command | Cause::Code) {
+            line.push_str(&runs);
+        }
+    }
+    out
 }
 
-/// `diff --ancestry` for people: each level compared, then what explains the difference.
+/// `diff --ancestry` for people: each level compared, then what explains the difference, one
+/// line per cause: params and configs first, then commands, code, source data and the rest.
 pub fn ancestry_text(d: &AncestryDiff, shorts: &HashMap<String, String>, color: bool) -> String {
     let made = |s: &crate::compare::Side| match &s.run {
-        Some(id) => format!(
-            "made by run {}",
-            escape(shorts.get(id).map_or(id.as_str(), String::as_str))
-        ),
+        Some(id) => format!("made by run {}", short_run(id, shorts)),
         None => "made by no recorded run".into(),
     };
     let mut out = format!(
@@ -443,7 +631,12 @@ pub fn ancestry_text(d: &AncestryDiff, shorts: &HashMap<String, String>, color: 
                 }
                 if let Some(c) = diff.code.as_ref().filter(|_| l.recipe.contains(&"code")) {
                     let _ = writeln!(out, "  code");
-                    code(&mut out, c, "    ");
+                    if let Some(x) = &c.commit {
+                        let _ = writeln!(out, "    commit {} -> {}", commit(&x.a), commit(&x.b));
+                    }
+                    for f in &l.code_files {
+                        let _ = writeln!(out, "    {}", code_file(c, f));
+                    }
                 }
                 if !diff.params.is_empty() {
                     let mut params = String::new();
@@ -475,10 +668,36 @@ pub fn ancestry_text(d: &AncestryDiff, shorts: &HashMap<String, String>, color: 
         }
     }
     section(&mut out, "explained by", color);
-    for l in d.explanations() {
-        let _ = writeln!(out, "  {}", explained_line(l, d, shorts));
+    let mut lines: Vec<(Cause, String)> = d
+        .explanations()
+        .flat_map(|l| causes(l, d, shorts))
+        .collect();
+    // Stable: by cause, then as the levels come (shallowest first).
+    lines.sort_by_key(|(cause, _)| *cause);
+    lines.dedup();
+    for (_, line) in lines {
+        let _ = writeln!(out, "  {line}");
     }
     out
+}
+
+/// One file of the code that differs: `~ train.py`, `+ helper.py (untracked)`.
+fn code_file(c: &CodeDiff, path: &str) -> String {
+    use crate::compare::Content;
+    let sign = match c.contents.get(path) {
+        Some(Change {
+            a: Content::Absent, ..
+        }) => "+",
+        Some(Change {
+            b: Content::Absent, ..
+        }) => "-",
+        Some(_) => "~",
+        None if c.untracked.added.contains_key(path) => "+ untracked",
+        None if c.untracked.removed.contains_key(path) => "- untracked",
+        None if c.untracked.changed.contains_key(path) => "~ untracked",
+        None => "~",
+    };
+    format!("{sign} {}", escape(path))
 }
 
 #[cfg(test)]
@@ -609,6 +828,32 @@ mod tests {
         assert!(!t.contains("same command"), "{t}");
     }
 
+    #[test]
+    fn a_command_line_is_summed_up_hunk_by_hunk() {
+        let summary = |a: &str, b: &str| {
+            let (a, b) = (
+                crate::model::RunRecord::example("a", a),
+                crate::model::RunRecord::example("b", b),
+            );
+            command_summary(&crate::compare::command(&a, &b).expect("differs"))
+        };
+        assert_eq!(
+            summary("python train.py", "python train.py --resume ckpt/e20.json"),
+            "+ --resume ckpt/e20.json"
+        );
+        assert_eq!(
+            summary(
+                "python train.py --fast --lr 0.01 --seed 1",
+                "python train.py --lr 0.02 --seed 1"
+            ),
+            "- --fast, --lr 0.01 -> 0.02"
+        );
+        assert_eq!(
+            summary("python train.py a.csv", "python3 train.py b.csv"),
+            "python -> python3 (the program), a.csv -> b.csv (after train.py)"
+        );
+    }
+
     proptest::proptest! {
         #![proptest_config(crate::output::hostile::config(200))]
 
@@ -636,10 +881,18 @@ mod tests {
             let mut untracked = MapDiff::default();
             untracked.removed.insert(t[7].clone(), serde_json::json!(null));
             d.code = Some(crate::compare::CodeDiff {
-                commit: None,
+                commit: Some(Change { a: Some(t[0].clone()), b: None }),
+                files: Some(vec![t[5].clone()]),
                 patch_differs: true,
                 patched_files: vec![t[6].clone()],
                 untracked,
+                contents: Default::default(),
+            });
+            d.configs.push(ArtifactDiff {
+                path: t[3].clone(),
+                a: None,
+                b: Some(Hash::of(b"c")),
+                files: None,
             });
             let arg = |s: &String| crate::compare::Arg(s.as_bytes().to_vec());
             d.command = Some(CommandDiff {
@@ -660,13 +913,15 @@ mod tests {
             // The same names through an ancestry: targets, paths, params, runs.
             let level = Level {
                 depth: 1,
-                through: Some(Change { a: t[4].clone(), b: t[5].clone() }),
-                artifact: Change { a: None, b: Some(Hash::of(b"b")) },
+                through: Some(Change { a: Some(t[4].clone()), b: Some(t[5].clone()) }),
+                artifact: Change { a: Some(Hash::of(b"a")), b: Some(Hash::of(b"b")) },
                 a: Some(t[6].clone()),
                 b: Some(t[7].clone()),
                 finding: Finding::Recipe,
                 inputs_differ: false,
-                recipe: vec!["command", "code", "params"],
+                recipe: vec!["command", "code", "params", "configs"],
+                code_files: vec![t[5].clone(), t[7].clone()],
+                configs_beyond_params: vec![t[3].clone()],
                 diff: Some(d),
             };
             let side = |target: &String| crate::compare::Side {
@@ -676,16 +931,35 @@ mod tests {
             };
             let source = Level {
                 depth: 2,
-                through: Some(Change { a: t[2].clone(), b: t[3].clone() }),
-                artifact: Change { a: Some(Hash::of(b"a")), b: None },
+                through: Some(Change { a: Some(t[2].clone()), b: Some(t[3].clone()) }),
+                artifact: Change { a: Some(Hash::of(b"a")), b: Some(Hash::of(b"b")) },
                 a: None,
                 b: Some(t[0].clone()),
                 finding: Finding::Source,
                 inputs_differ: false,
                 recipe: Vec::new(),
+                code_files: Vec::new(),
+                configs_beyond_params: Vec::new(),
                 diff: None,
             };
-            let a = AncestryDiff { a: side(&t[0]), b: side(&t[1]), levels: vec![level, source] };
+            let unpaired = Level {
+                depth: 2,
+                through: Some(Change { a: None, b: Some(t[1].clone()) }),
+                artifact: Change { a: None, b: Some(Hash::of(b"b")) },
+                a: None,
+                b: Some(t[2].clone()),
+                finding: Finding::Unpaired,
+                inputs_differ: false,
+                recipe: Vec::new(),
+                code_files: Vec::new(),
+                configs_beyond_params: Vec::new(),
+                diff: None,
+            };
+            let a = AncestryDiff {
+                a: side(&t[0]),
+                b: side(&t[1]),
+                levels: vec![level, source, unpaired],
+            };
             let out = ancestry_text(&a, &HashMap::new(), false);
             crate::output::hostile::is_inert(&out)
                 .map_err(proptest::test_runner::TestCaseError::fail)?;
