@@ -864,3 +864,41 @@ fn a_worktree_rerun_of_a_training_writing_into_an_existing_checkpoint_folder_rep
         assert!(!stderr(&out).contains("removed"), "{}", stderr(&out));
     }
 }
+
+/// An upstream step refused by the checks is said to be refused, with why, not to have failed.
+#[test]
+fn a_refused_upstream_step_is_said_to_be_refused() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("raw.txt", "abc\n");
+    env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < raw.txt > mid.txt",
+    ]);
+    let step2 = env.record(&[
+        "-i",
+        "mid.txt",
+        "-o",
+        "final.txt",
+        "--",
+        "sh",
+        "-c",
+        "rev mid.txt > final.txt",
+    ]);
+    std::fs::remove_file(env.path("mid.txt")).expect("rm");
+    env.write("raw.txt", "changed\n");
+    let out = env.cmd(["rerun", &step2, "--upstream"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("was refused: input raw.txt differs from the record; not rerunning the rest"),
+        "{err}"
+    );
+    assert!(!err.contains("failed (exit"), "{err}");
+}
