@@ -157,7 +157,8 @@ fn changed_code_is_refused_and_worktree_restores_the_recorded_dirty_tree() {
     let out = env.cmd(["rerun", &id]);
     assert_eq!(code(&out), 125, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("code: commit was"),
+        stderr(&out)
+            .contains("code: 2 files differ from the recorded code: helper.sh, job.sh (commit was"),
         "{}",
         stderr(&out)
     );
@@ -863,6 +864,66 @@ fn a_worktree_rerun_of_a_training_writing_into_an_existing_checkpoint_folder_rep
         assert_eq!(verdict["verdict"], "reproduced", "{verdict}");
         assert!(!stderr(&out).contains("removed"), "{}", stderr(&out));
     }
+}
+
+/// A commit that changes only what the run declared (its config, checked as data by its
+/// bytes) or commits exactly the recorded uncommitted changes leaves the code as the job
+/// sees it: the rerun goes, the new commit a note. A commit that changes another file blocks,
+/// naming the files (the first ten).
+#[test]
+fn the_code_check_compares_files_not_commit_ids() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("p.yaml", "k: 1\n");
+    env.git(&["add", "p.yaml"]);
+    env.git(&["commit", "-q", "-m", "k=1"]);
+    env.write("p.yaml", "k: 2\n");
+    // train.py changed, uncommitted, when recorded.
+    env.write("train.py", "echo training v2\n");
+    let id = env.record(&[
+        "-c",
+        "p.yaml",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat p.yaml > out.txt",
+    ]);
+    env.git(&["commit", "-q", "-am", "k=2"]);
+
+    let out = env.cmd(["rerun", &id, "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let plan = stdout(&out);
+    assert!(plan.contains("code: same as recorded"), "{plan}");
+    assert!(plan.contains("config p.yaml: same as recorded"), "{plan}");
+    assert!(!plan.contains("would refuse"), "{plan}");
+    assert!(plan.contains("code: commit was "), "a note: {plan}");
+    let out = env.cmd(["rerun", &id]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // A commit touching a file the run did not declare: the code differs, by name.
+    env.write("README.md", "# notes\n");
+    for i in 0..11 {
+        env.write(&format!("lib/m{i:02}.sh"), "true\n");
+    }
+    env.git(&["add", "README.md", "lib"]);
+    env.git(&["commit", "-q", "-m", "docs"]);
+    let out = env.cmd(["rerun", &id]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("12 files differ from the recorded code: README.md, lib/m00.sh"),
+        "{err}"
+    );
+    assert!(err.contains("lib/m08.sh, and 2 more"), "{err}");
+    let out = env.cmd(["rerun", &id, "--dry-run", "--json"]);
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let files = plan["steps"][0]["checks"]["code_files"]
+        .as_array()
+        .expect("code_files");
+    assert_eq!(files.len(), 12, "{plan}");
+    assert_eq!(files[0], "README.md", "{plan}");
 }
 
 /// An upstream step refused by the checks is said to be refused, with why, not to have failed.
