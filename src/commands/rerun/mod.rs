@@ -136,6 +136,18 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
                         "upstream run {} was refused: {why}; not rerunning the rest",
                         step.short
                     ));
+                    // Another run that made the same bytes may not be.
+                    let others = upstream::alternatives(
+                        &store,
+                        &step.record.id,
+                        &step.remakes,
+                        args.worktree,
+                        cache,
+                    )
+                    .unwrap_or_default();
+                    for a in &others {
+                        ui::hint(a.text());
+                    }
                     if let Some(h) = e.downcast_ref::<Error>().and_then(Error::hint) {
                         ui::hint(h);
                     }
