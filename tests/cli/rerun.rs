@@ -157,7 +157,8 @@ fn changed_code_is_refused_and_worktree_restores_the_recorded_dirty_tree() {
     let out = env.cmd(["rerun", &id]);
     assert_eq!(code(&out), 125, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("code: commit was"),
+        stderr(&out)
+            .contains("code: 2 files differ from the recorded code: helper.sh, job.sh (commit was"),
         "{}",
         stderr(&out)
     );
@@ -747,4 +748,218 @@ fn worktree_upstream_runs_each_step_with_its_own_code() {
     );
     std::fs::remove_dir_all(kept.parent().expect("private dir")).expect("cleanup");
     env.git(&["worktree", "prune"]);
+}
+
+/// Files inside an output directory that the original job did not write (`kept`: left there
+/// by an earlier job) are nobody's product: the verdict compares only the files it wrote.
+/// A declared output it did not write at all is not part of the verdict either.
+#[test]
+fn files_the_original_did_not_write_are_not_compared() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("ckpt/epoch_9.pt", "stale\n");
+    env.write("untouched.txt", "left alone\n");
+    let id = env.record(&[
+        "-o",
+        "ckpt",
+        "-o",
+        "untouched.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo w > ckpt/epoch_1.pt",
+    ]);
+    let shown = env.show(Some(&id));
+    assert_eq!(
+        artifact(&shown, "outputs", "ckpt")["written"],
+        "some",
+        "{shown}"
+    );
+    assert_eq!(
+        artifact(&shown, "outputs", "untouched.txt")["written"],
+        "none",
+        "{shown}"
+    );
+    std::fs::remove_file(env.path("ckpt/epoch_9.pt")).expect("rm");
+    std::fs::remove_file(env.path("untouched.txt")).expect("rm");
+
+    let out = env.cmd(["rerun", &id, "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("reproduced bit for bit"), "{err}");
+    assert!(!err.contains("not deterministic"), "{err}");
+    assert!(
+        err.contains("untouched.txt: not written by the original: not compared"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ckpt: 1 file the original did not write: not compared (epoch_9.pt)"),
+        "{err}"
+    );
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(verdict["verdict"], "reproduced", "{verdict}");
+    assert_eq!(verdict["outputs"][0]["result"], "identical", "{verdict}");
+    assert_eq!(
+        verdict["outputs"][0]["not_compared"],
+        serde_json::json!(["epoch_9.pt"]),
+        "{verdict}"
+    );
+    assert_eq!(verdict["outputs"][1]["result"], "not_written", "{verdict}");
+
+    // A file the original wrote still counts: changed, it differs.
+    let id = env.record(&[
+        "-o",
+        "ckpt",
+        "--",
+        "sh",
+        "-c",
+        "date +%s%N > ckpt/epoch_2.pt",
+    ]);
+    let out = env.cmd(["rerun", &id, "--json"]);
+    assert_eq!(code(&out), 100, "{}", stderr(&out));
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let files = &verdict["outputs"][0]["files"];
+    assert_eq!(
+        files["changed"],
+        serde_json::json!(["epoch_2.pt"]),
+        "{verdict}"
+    );
+    assert_eq!(files["removed"], serde_json::json!([]), "{verdict}");
+    assert_eq!(files["added"], serde_json::json!([]), "{verdict}");
+}
+
+/// The real pipeline: a training writes into a checkpoint folder that already holds files of
+/// earlier jobs, and a resumed training reads one of them; `--worktree` reruns (where the
+/// folder holds only what the rerun wrote, and the input linked) reproduce.
+#[test]
+fn a_worktree_rerun_of_a_training_writing_into_an_existing_checkpoint_folder_reproduces() {
+    let env = Env::local();
+    env.init_repo();
+    env.write(".gitignore", "ckpt/\n");
+    env.write(
+        "train.sh",
+        "mkdir -p ckpt; echo \"weights 1\" > ckpt/epoch_1.pt\n",
+    );
+    env.write(
+        "resume.sh",
+        "sed s/1/2/ ckpt/epoch_1.pt > ckpt/epoch_2.pt\n",
+    );
+    env.git(&["add", ".gitignore", "train.sh", "resume.sh"]);
+    env.git(&["commit", "-q", "-m", "training"]);
+    env.write("ckpt/epoch_9.pt", "from an earlier experiment\n");
+    let train = env.record(&["-o", "ckpt", "--", "sh", "train.sh"]);
+    let resume = env.record(&[
+        "-i",
+        "ckpt/epoch_1.pt",
+        "-o",
+        "ckpt",
+        "--",
+        "sh",
+        "resume.sh",
+    ]);
+    for id in [&train, &resume] {
+        let out = env.cmd(["rerun", id, "--worktree", "--json"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(verdict["verdict"], "reproduced", "{verdict}");
+        assert!(!stderr(&out).contains("removed"), "{}", stderr(&out));
+    }
+}
+
+/// A commit that changes only what the run declared (its config, checked as data by its
+/// bytes) or commits exactly the recorded uncommitted changes leaves the code as the job
+/// sees it: the rerun goes, the new commit a note. A commit that changes another file blocks,
+/// naming the files (the first ten).
+#[test]
+fn the_code_check_compares_files_not_commit_ids() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("p.yaml", "k: 1\n");
+    env.git(&["add", "p.yaml"]);
+    env.git(&["commit", "-q", "-m", "k=1"]);
+    env.write("p.yaml", "k: 2\n");
+    // train.py changed, uncommitted, when recorded.
+    env.write("train.py", "echo training v2\n");
+    let id = env.record(&[
+        "-c",
+        "p.yaml",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat p.yaml > out.txt",
+    ]);
+    env.git(&["commit", "-q", "-am", "k=2"]);
+
+    let out = env.cmd(["rerun", &id, "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let plan = stdout(&out);
+    assert!(plan.contains("code: same as recorded"), "{plan}");
+    assert!(plan.contains("config p.yaml: same as recorded"), "{plan}");
+    assert!(!plan.contains("would refuse"), "{plan}");
+    assert!(plan.contains("code: commit was "), "a note: {plan}");
+    let out = env.cmd(["rerun", &id]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // A commit touching a file the run did not declare: the code differs, by name.
+    env.write("README.md", "# notes\n");
+    for i in 0..11 {
+        env.write(&format!("lib/m{i:02}.sh"), "true\n");
+    }
+    env.git(&["add", "README.md", "lib"]);
+    env.git(&["commit", "-q", "-m", "docs"]);
+    let out = env.cmd(["rerun", &id]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("12 files differ from the recorded code: README.md, lib/m00.sh"),
+        "{err}"
+    );
+    assert!(err.contains("lib/m08.sh, and 2 more"), "{err}");
+    let out = env.cmd(["rerun", &id, "--dry-run", "--json"]);
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let files = plan["steps"][0]["checks"]["code_files"]
+        .as_array()
+        .expect("code_files");
+    assert_eq!(files.len(), 12, "{plan}");
+    assert_eq!(files[0], "README.md", "{plan}");
+}
+
+/// An upstream step refused by the checks is said to be refused, with why, not to have failed.
+#[test]
+fn a_refused_upstream_step_is_said_to_be_refused() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("raw.txt", "abc\n");
+    env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < raw.txt > mid.txt",
+    ]);
+    let step2 = env.record(&[
+        "-i",
+        "mid.txt",
+        "-o",
+        "final.txt",
+        "--",
+        "sh",
+        "-c",
+        "rev mid.txt > final.txt",
+    ]);
+    std::fs::remove_file(env.path("mid.txt")).expect("rm");
+    env.write("raw.txt", "changed\n");
+    let out = env.cmd(["rerun", &step2, "--upstream"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("was refused: input raw.txt differs from the record; not rerunning the rest"),
+        "{err}"
+    );
+    assert!(!err.contains("failed (exit"), "{err}");
 }

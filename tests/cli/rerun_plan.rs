@@ -175,3 +175,73 @@ fn a_dry_run_reports_the_blockers_instead_of_being_refused() {
         "a dry run changed the store or the tree"
     );
 }
+
+/// `--upstream` picks a producer by the one rule; when its rerun would be refused and another
+/// recorded run made the same bytes and would pass, the plan names it.
+#[test]
+fn a_refused_upstream_step_names_another_run_that_made_the_same_bytes() {
+    let env = Env::local();
+    env.init_repo();
+    // Data is not code: ignored, it is no untracked file of the code of the runs.
+    env.write(".gitignore", "*.txt\n");
+    env.git(&["add", ".gitignore"]);
+    env.git(&["commit", "-q", "-m", "data is ignored"]);
+    env.write("raw.txt", "abc\n");
+    // Made the same bytes without reading raw.txt; older, so not the one chosen.
+    let other = env.record(&["-o", "mid.txt", "--", "sh", "-c", "echo ABC > mid.txt"]);
+    env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < raw.txt > mid.txt",
+    ]);
+    let step2 = env.record(&[
+        "-i",
+        "mid.txt",
+        "-o",
+        "final.txt",
+        "--",
+        "sh",
+        "-c",
+        "rev mid.txt > final.txt",
+    ]);
+    std::fs::remove_file(env.path("mid.txt")).expect("rm");
+    env.write("raw.txt", "changed\n");
+    let other_short = env.show(Some(&other))["short_id"]
+        .as_str()
+        .expect("short id")
+        .to_string();
+
+    let out = env.cmd(["rerun", &step2, "--upstream", "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let plan = stdout(&out);
+    assert!(
+        plan.contains("would refuse: input raw.txt differs"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(&format!(
+            "run {other_short} also produced these bytes (mid.txt): lineage rerun {other_short}"
+        )),
+        "{plan}"
+    );
+    let out = env.cmd(["rerun", &step2, "--upstream", "--dry-run", "--json"]);
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        plan["steps"][0]["also_produced_by"],
+        serde_json::json!([{"run": other, "path": "mid.txt"}]),
+        "{plan}"
+    );
+    // And the refusal of a real rerun says so too.
+    let out = env.cmd(["rerun", &step2, "--upstream"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("lineage rerun {other_short}")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -43,8 +43,14 @@ impl PathCheck {
 /// Everything compared before running.
 #[derive(Serialize, Default, Clone)]
 pub struct Checks {
-    /// Code differences (empty when the code hash matches).
+    /// Code differences (empty when the code the job would see is the recorded code).
     pub code: Vec<String>,
+    /// The code files (relative to the repository root, sorted) whose bytes differ from the
+    /// recorded ones: the recorded commit with its uncommitted changes and untracked files,
+    /// against HEAD and the working tree now; the run's declared paths are left out.
+    pub code_files: Vec<String>,
+    /// About the code, not differences in it (a new commit holding the same code files).
+    pub code_notes: Vec<String>,
     /// Untracked files that appeared since the run (not blocking).
     pub new_untracked: Vec<String>,
     pub inputs: Vec<PathCheck>,
@@ -70,7 +76,7 @@ pub fn check(
 ) -> Result<(Checks, Env)> {
     let mut checks = Checks::default();
     if let Some(then) = &r.capture.git {
-        code(r, then, &mut checks);
+        code(store, r, then, &mut checks);
     }
     paths(store, r, cache, &mut checks)?;
     if worktree {
@@ -95,10 +101,16 @@ pub fn check(
     Ok((checks, env))
 }
 
-/// The code now against the recorded code: only hashes are compared (nothing is stored, so
-/// nothing needs redacting). Untracked files that appeared since are reported, not counted
-/// as a difference in the code used.
-fn code(r: &RunRecord, then: &GitState, checks: &mut Checks) {
+/// The code names shown in a line; `--json` lists them all (`code_files`).
+const CODE_FILES_SHOWN: usize = 10;
+
+/// The code now against the recorded code, as the job would see it: file by file, the
+/// recorded commit with the recorded uncommitted changes and untracked files against HEAD and
+/// the working tree now, the run's declared inputs, configs and outputs left out (they are
+/// data, compared by their bytes). A new commit holding the same code files is a note, not a
+/// difference. Untracked files that appeared since are reported, not counted as a difference
+/// in the code used. Nothing is stored, so nothing needs redacting.
+fn code(store: &Store, r: &RunRecord, then: &GitState, checks: &mut Checks) {
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
     let data: Vec<PathBuf> = r.edges.iter().map(|e| path_of(&e.abs_path)).collect();
     let now = git::capture(&cwd, git::Caps::default(), &data);
@@ -112,28 +124,83 @@ fn code(r: &RunRecord, then: &GitState, checks: &mut Checks) {
     if now.code == then.code {
         return;
     }
-    let kept_untracked = then.untracked.iter().all(|u| {
-        now.untracked
-            .iter()
-            .any(|n| n.path == u.path && n.hash == u.hash)
-    });
     let mut appeared: Vec<String> = now
         .untracked
         .iter()
         .filter(|n| !then.untracked.iter().any(|u| u.path == n.path))
         .map(|n| n.path.clone())
         .collect();
-    if now.commit == then.commit && now.patch == then.patch && kept_untracked {
-        // Only files that appeared since: reported, not a difference in the code used.
-        checks.new_untracked = appeared;
-        return;
-    }
-    if now.commit != then.commit {
-        checks.code.push(format!(
+    appeared.sort();
+    appeared.dedup();
+    checks.new_untracked = appeared;
+    let commits = if now.commit == then.commit {
+        None
+    } else {
+        Some(format!(
             "commit was {}, now {}",
             short_commit(then.commit.as_deref()),
             short_commit(now.commit.as_deref())
-        ));
+        ))
+    };
+    let kept_untracked = then.untracked.iter().all(|u| {
+        now.untracked
+            .iter()
+            .any(|n| n.path == u.path && n.hash == u.hash)
+    });
+    if commits.is_none() && now.patch == then.patch && kept_untracked {
+        // Only files that appeared since: reported, not a difference in the code used.
+        return;
+    }
+    match code_files(store, r, then, &now) {
+        Ok(found) => {
+            if !found.declared.is_empty() {
+                checks.code_notes.push(format!(
+                    "declared by the run, compared as data, not as code: {}",
+                    capped(&found.declared)
+                ));
+            }
+            if found.differ.is_empty() {
+                if let Some(commits) = commits {
+                    checks
+                        .code_notes
+                        .insert(0, format!("{commits}: no code file differs"));
+                }
+                return;
+            }
+            let n = found.differ.len();
+            checks.code.push(format!(
+                "{n} file{} from the recorded code: {}{}",
+                if n == 1 { " differs" } else { "s differ" },
+                capped(&found.differ),
+                commits.map(|c| format!(" ({c})")).unwrap_or_default()
+            ));
+            checks.code_files = found.differ;
+        }
+        Err(why) => {
+            // Not comparable file by file: the recorded state as a whole.
+            checks
+                .code_notes
+                .push(format!("not compared file by file: {why}"));
+            code_as_a_whole(then, &now, commits, checks);
+        }
+    }
+}
+
+/// `a, b, c, and 3 more`: the first [`CODE_FILES_SHOWN`] names, escaped when shown.
+fn capped(names: &[String]) -> String {
+    let mut shown: Vec<String> = names.iter().take(CODE_FILES_SHOWN).cloned().collect();
+    if names.len() > CODE_FILES_SHOWN {
+        shown.push(format!("and {} more", names.len() - CODE_FILES_SHOWN));
+    }
+    shown.join(", ")
+}
+
+/// What differs when the code cannot be compared file by file (no recorded commit, the
+/// commit or the patch no longer at hand): the commit, the uncommitted changes, and the
+/// recorded untracked files.
+fn code_as_a_whole(then: &GitState, now: &GitState, commits: Option<String>, checks: &mut Checks) {
+    if let Some(commits) = commits {
+        checks.code.push(commits);
     }
     if now.patch != then.patch {
         let mut files: Vec<String> = then
@@ -162,9 +229,189 @@ fn code(r: &RunRecord, then: &GitState, checks: &mut Checks) {
             _ => {}
         }
     }
-    appeared.sort();
-    appeared.dedup();
-    checks.new_untracked = appeared;
+}
+
+/// The code files that differ, and the declared paths that would have (left out).
+#[derive(Default)]
+struct CodeFiles {
+    differ: Vec<String>,
+    declared: Vec<String>,
+}
+
+/// The code as the job would see it, then and now, file by file. Both sides are taken as
+/// changes from the recorded commit, printed as the capture prints the recorded patch
+/// (`git diff` of the commit against the working tree and index): the recorded patch, cut
+/// at each file, against the tree now diffed from that same commit, so that a file is the
+/// same exactly when its changes from the commit are. Recorded untracked files are compared
+/// by their hashes with the file at their path now, tracked since or not. Err: why this
+/// cannot be done (no recorded commit, or it or the recorded patch is not at hand).
+fn code_files(
+    store: &Store,
+    r: &RunRecord,
+    then: &GitState,
+    now: &GitState,
+) -> Result<CodeFiles, String> {
+    let commit = then.commit.as_deref().ok_or("no commit was recorded")?;
+    let repo = git2::Repository::open(&now.root).map_err(|e| e.message().to_string())?;
+    let tree = git2::Oid::from_str(commit)
+        .and_then(|oid| repo.find_commit(oid))
+        .and_then(|c| c.tree())
+        .map_err(|_| {
+            format!(
+                "the recorded commit {} is not in the repository now",
+                short_commit(Some(commit))
+            )
+        })?;
+    let recorded_patch = match then.patch {
+        None => Vec::new(),
+        Some(p) => store
+            .blob(&then.patch_redacted.unwrap_or(p))
+            .ok()
+            .flatten()
+            .ok_or("the recorded uncommitted changes are not in the store")?,
+    };
+    let mut recorded = split_patch(&recorded_patch, &then.changed_files)
+        .ok_or("the recorded uncommitted changes could not be read file by file")?;
+    let root = Path::new(&now.root);
+    let declared_paths = declared(r, root);
+    let is_declared = |p: &str| declared_paths.iter().any(|d| Path::new(p).starts_with(d));
+    let mut out = CodeFiles::default();
+    // Recorded untracked files: by their hashes, with the file at their path now.
+    let now_untracked: BTreeMap<&String, Hash> =
+        now.untracked.iter().map(|u| (&u.path, u.hash)).collect();
+    let mut handled = std::collections::BTreeSet::new();
+    for u in &then.untracked {
+        handled.insert(u.path.as_str());
+        let same = match now_untracked.get(&u.path) {
+            Some(h) => *h == u.hash,
+            None => hash::hash_file(&root.join(path_of(&u.path))).is_ok_and(|(h, _)| h == u.hash),
+        };
+        if !same {
+            if is_declared(&u.path) {
+                out.declared.push(u.path.clone());
+            } else {
+                out.differ.push(u.path.clone());
+            }
+        }
+    }
+    let mut opts = git2::DiffOptions::new();
+    opts.show_binary(true).ignore_submodules(true);
+    let diff = repo
+        .diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))
+        .map_err(|e| format!("git diff failed: {}", e.message()))?;
+    for (i, delta) in diff.deltas().enumerate() {
+        let Some(path) = delta
+            .new_file()
+            .path()
+            .or_else(|| delta.old_file().path())
+            .map(|p| p.display().to_string())
+        else {
+            continue;
+        };
+        if handled.contains(path.as_str()) {
+            recorded.remove(&path);
+            continue;
+        }
+        let same = match recorded.remove(&path) {
+            // Changed from the commit now, not then.
+            None => false,
+            Some(then_changes) => {
+                let mut now_changes = Vec::new();
+                if let Ok(Some(mut patch)) = git2::Patch::from_diff(&diff, i) {
+                    let _ = patch.print(&mut |_, _, line| {
+                        if matches!(line.origin(), '+' | '-' | ' ') {
+                            now_changes.push(line.origin() as u8);
+                        }
+                        now_changes.extend_from_slice(line.content());
+                        true
+                    });
+                }
+                without_index_lines(then_changes) == without_index_lines(&now_changes)
+            }
+        };
+        if !same {
+            if is_declared(&path) {
+                out.declared.push(path);
+            } else {
+                out.differ.push(path);
+            }
+        }
+    }
+    // Changed from the commit then, as it is in the commit now.
+    for path in recorded.into_keys() {
+        if handled.contains(path.as_str()) {
+            continue;
+        }
+        if is_declared(&path) {
+            out.declared.push(path);
+        } else {
+            out.differ.push(path);
+        }
+    }
+    for v in [&mut out.differ, &mut out.declared] {
+        v.sort();
+        v.dedup();
+    }
+    Ok(out)
+}
+
+/// The run's declared paths (inputs, configs, outputs) inside the repository at `root`,
+/// relative to it; the root itself is left out (`-i .` does not make all of it data).
+fn declared(r: &RunRecord, root: &Path) -> Vec<PathBuf> {
+    let real_root = std::fs::canonicalize(root).ok();
+    r.edges
+        .iter()
+        .filter_map(|e| {
+            let abs = path_of(&e.abs_path);
+            let by_name = super::worktree::normalize(&abs)
+                .and_then(|a| a.strip_prefix(root).ok().map(Path::to_path_buf));
+            by_name
+                .or_else(|| {
+                    let real = std::fs::canonicalize(&abs).ok()?;
+                    Some(real.strip_prefix(real_root.as_ref()?).ok()?.to_path_buf())
+                })
+                .filter(|rel| !rel.as_os_str().is_empty())
+        })
+        .collect()
+}
+
+/// A patch as the capture prints it, cut at each file (`diff --git` starts a line only
+/// there: every other line starts with its origin, a hunk header or base85), named by the
+/// recorded changed files, in order. None when they do not match.
+fn split_patch<'a>(patch: &'a [u8], files: &[String]) -> Option<BTreeMap<String, &'a [u8]>> {
+    const HEADER: &[u8] = b"diff --git ";
+    let starts: Vec<usize> = (0..patch.len())
+        .filter(|&i| (i == 0 || patch[i - 1] == b'\n') && patch[i..].starts_with(HEADER))
+        .collect();
+    if starts.len() != files.len() || starts.first().is_some_and(|&s| s != 0) {
+        return None;
+    }
+    if patch.is_empty() != files.is_empty() {
+        return None;
+    }
+    let ends = starts
+        .iter()
+        .skip(1)
+        .copied()
+        .chain(std::iter::once(patch.len()));
+    Some(
+        files
+            .iter()
+            .cloned()
+            .zip(starts.iter().zip(ends).map(|(&a, b)| &patch[a..b]))
+            .collect(),
+    )
+}
+
+/// A file's changes without its `index` line, whose abbreviated blob ids depend on whether
+/// libgit2 had hashed the working file when it printed them; the hunks hold the bytes.
+fn without_index_lines(changes: &[u8]) -> Vec<u8> {
+    changes
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| !l.starts_with(b"index "))
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// Each input and config: the bytes the job will read (the path as given, from the recorded
@@ -431,6 +678,9 @@ pub fn plan_text(
     if c.code.is_empty() {
         t += "  code: same as recorded\n";
     }
+    for n in &c.code_notes {
+        t += &format!("  code: {}\n", escape(n));
+    }
     if !c.new_untracked.is_empty() {
         t += &format!(
             "  code: untracked files new since the run (not used then): {}\n",
@@ -662,6 +912,24 @@ mod tests {
     use crate::output::hostile::{bytes, config, is_inert, text};
     use proptest::prelude::*;
 
+    #[test]
+    fn a_patch_is_cut_at_each_file_in_the_recorded_order() {
+        let patch = b"diff --git a/a.py b/a.py\nindex 1..2 100644\n--- a/a.py\n+++ b/a.py\n\
+                      @@ -1 +1 @@\n-x\n+diff --git y\ndiff --git a/b b/b\nnew file mode 100644\n";
+        let files = vec!["a.py".to_string(), "b".to_string()];
+        let cut = split_patch(patch, &files).expect("two files");
+        assert!(cut["a.py"].ends_with(b"+diff --git y\n"));
+        assert_eq!(cut["b"], b"diff --git a/b b/b\nnew file mode 100644\n");
+        assert_eq!(
+            without_index_lines(cut["a.py"]),
+            b"diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x\n+diff --git y\n"
+        );
+        // Another count of files than recorded: not cut.
+        assert!(split_patch(patch, &files[..1]).is_none());
+        assert!(split_patch(b"junk\ndiff --git a/b b/b\n", &files[1..]).is_none());
+        assert_eq!(split_patch(b"", &[]).expect("none").len(), 0);
+    }
+
     proptest! {
         #![proptest_config(config(200))]
 
@@ -686,6 +954,8 @@ mod tests {
             };
             let c = Checks {
                 code: vec![t[0].clone()],
+                code_files: vec![t[0].clone()],
+                code_notes: vec![t[1].clone()],
                 new_untracked: vec![t[1].clone()],
                 inputs: vec![check(Role::Input, &t[2])],
                 configs: vec![check(Role::Config, &t[3])],

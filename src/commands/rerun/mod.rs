@@ -30,7 +30,7 @@ use crate::ui;
 use checks::Env;
 use plan::{Plan, Planned};
 use upstream::Step;
-use verdict::Verdict;
+use verdict::{Outcome, Verdict};
 use worktree::Worktree;
 
 /// `lineage rerun`: the verdict's exit code, or the error that kept the job from starting.
@@ -111,23 +111,57 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
             rerun_step(&store, ctx, step, worktree.as_ref(), &remade, &args)
         });
         // Reported here, so that the line saying the chain stops follows it.
-        let code = match done {
+        let stopped = match done {
             Ok((verdict, rerun_short)) => {
                 if !args.quiet {
                     ui::info_lines(&verdict.text(&rerun_short, &step.short));
                 }
-                verdict.exit_code
+                match verdict.verdict {
+                    Outcome::Failed => Some(format!("failed (exit {})", verdict.exit_code)),
+                    Outcome::NotRun => Some(format!("did not run (exit {})", verdict.exit_code)),
+                    _ => None,
+                }
             }
             Err(e) => {
+                // Refused (not run): said once, with why and the way past it.
+                let refused = match e.downcast_ref::<Error>() {
+                    Some(Error::RerunRefused { reasons, .. }) => Some(reasons.join("; ")),
+                    Some(Error::TamperedRecord { reason, .. }) => Some(format!(
+                        "its record was changed after it was signed ({reason})"
+                    )),
+                    _ => None,
+                };
+                if let Some(why) = refused {
+                    ui::error_line(format_args!(
+                        "upstream run {} was refused: {why}; not rerunning the rest",
+                        step.short
+                    ));
+                    // Another run that made the same bytes may not be.
+                    let others = upstream::alternatives(
+                        &store,
+                        &step.record.id,
+                        &step.remakes,
+                        args.worktree,
+                        cache,
+                    )
+                    .unwrap_or_default();
+                    for a in &others {
+                        ui::hint(a.text());
+                    }
+                    if let Some(h) = e.downcast_ref::<Error>().and_then(Error::hint) {
+                        ui::hint(h);
+                    }
+                    return Ok(code::CANNOT_LAUNCH);
+                }
                 ui::error(&e, Some(ctx.store_dir()));
-                crate::error::exit_code(&e, true)
+                Some(format!(
+                    "could not be rerun (exit {})",
+                    crate::error::exit_code(&e, true)
+                ))
             }
         };
-        if code != code::SUCCESS && code != code::OUTPUTS_DIFFER {
-            anyhow::bail!(
-                "upstream run {} failed (exit {code}); not rerunning the rest",
-                step.short
-            );
+        if let Some(what) = stopped {
+            anyhow::bail!("upstream run {} {what}; not rerunning the rest", step.short);
         }
     }
     let run = Step {

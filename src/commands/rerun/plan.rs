@@ -9,7 +9,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::checks::{self, Checks};
-use super::upstream::{Checked, Remade, Step};
+use super::upstream::{self, Alternative, Checked, Remade, Step};
 use crate::cli::RerunArgs;
 use crate::hash::StatCache;
 use crate::model::text::escape;
@@ -63,6 +63,9 @@ pub struct PlanStep {
     pub checks: Checks,
     /// What would refuse it without `--force`.
     pub blockers: Vec<String>,
+    /// For an upstream step that would be refused: other recorded runs that made the same
+    /// bytes and whose rerun would not be (`lineage rerun` one of them instead).
+    pub also_produced_by: Vec<Alternative>,
     #[serde(skip)]
     text: String,
 }
@@ -171,6 +174,15 @@ impl Plan {
                     text += &format!("  would refuse: {}\n", escape(b));
                 }
             }
+            let also_produced_by =
+                if *kind == StepKind::Upstream && !blockers.is_empty() && !args.force {
+                    upstream::alternatives(store, &r.id, p.remakes, args.worktree, cache)?
+                } else {
+                    Vec::new()
+                };
+            for a in &also_produced_by {
+                text += &format!("  {}\n", a.text());
+            }
             steps.push(PlanStep {
                 step: *kind,
                 run: r.id.clone(),
@@ -182,6 +194,7 @@ impl Plan {
                 remade: remade.into_keys().collect(),
                 checks,
                 blockers,
+                also_produced_by,
                 text,
             });
         }

@@ -12,8 +12,7 @@ use super::checks;
 use crate::cli::RerunArgs;
 use crate::commands::Context;
 use crate::hash::StatCache;
-use crate::model::RunRecord;
-use crate::model::Standing;
+use crate::model::{Hash, RunRecord, Standing};
 use crate::store::Store;
 
 /// A run to rerun before the run itself.
@@ -41,6 +40,86 @@ pub struct Remade {
     /// Its short id, for people.
     #[serde(skip)]
     pub for_short: String,
+    /// The recorded bytes it is remade for.
+    #[serde(skip)]
+    pub hash: Hash,
+}
+
+/// Another recorded run that made the bytes an upstream step is rerun for, whose own rerun
+/// would not be refused now: named when the step's would be.
+#[derive(Serialize, Clone, Debug)]
+pub struct Alternative {
+    /// Its full id.
+    pub run: String,
+    /// The path it made the bytes of, as the later step names it.
+    pub path: String,
+    /// Its short id, for people.
+    #[serde(skip)]
+    pub short: String,
+}
+
+impl Alternative {
+    /// `run 5d2c91f0 also produced these bytes (mid.txt): lineage rerun 5d2c91f0`
+    pub fn text(&self) -> String {
+        format!(
+            "run {short} also produced these bytes ({}): lineage rerun {short}",
+            crate::model::text::escape(&self.path),
+            short = crate::model::text::escape(&self.short)
+        )
+    }
+}
+
+/// Producers of one artifact looked at for an alternative: the first few, best first.
+const ALTERNATIVES_CHECKED: usize = 3;
+
+/// For an upstream step (run `step`, rerun for `remakes`) whose rerun would be refused: the
+/// other recorded runs that produced the same bytes (`target::producers`, best first, the
+/// first few), less the step and the runs it is rerun for, whose own rerun would not be
+/// refused now (their checks find nothing that blocks, their record is not tampered, no
+/// argument is missing). At most one per path.
+pub fn alternatives(
+    store: &Store,
+    step: &str,
+    remakes: &[Remade],
+    worktree: bool,
+    cache: &dyn StatCache,
+) -> Result<Vec<Alternative>> {
+    let mut out: Vec<Alternative> = Vec::new();
+    for m in remakes {
+        if out.iter().any(|a| a.path == m.path) {
+            continue;
+        }
+        let candidates = crate::commands::target::producers(store, &m.hash)?
+            .into_iter()
+            .filter(|id| id != step && !remakes.iter().any(|r| r.for_run == *id))
+            .take(ALTERNATIVES_CHECKED);
+        for id in candidates {
+            if matches!(
+                store.check_run(&id, true)?,
+                crate::model::Seal::Tampered { .. }
+            ) {
+                continue;
+            }
+            let Some(record) = store.load_runs(&[id.as_str()])?.pop() else {
+                continue;
+            };
+            if crate::commands::readable(&record).is_err() || checks::restore_argv(&record).is_err()
+            {
+                continue;
+            }
+            let (record, _) = super::worktree::as_original(store, record)?;
+            let (c, _) = checks::check(store, &record, worktree, cache)?;
+            if checks::blockers(&c, worktree, false).is_empty() {
+                out.push(Alternative {
+                    short: store.short_id(&id).unwrap_or_else(|_| id.clone()),
+                    run: id,
+                    path: m.path.clone(),
+                });
+                break;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What each run planned was found to differ from its record, and the environment it would
@@ -115,6 +194,7 @@ impl Walk<'_> {
                 path: input.path.clone(),
                 for_run: r.id.clone(),
                 for_short: r_short.clone(),
+                hash: recorded,
             };
             if let Some(planned) = self.steps.iter_mut().find(|s| s.record.id == producer) {
                 planned.remakes.push(remade);

@@ -1,6 +1,11 @@
 //! A rerun's verdict: each recorded output against what the rerun wrote, and whether the run
 //! reproduced bit for bit, with the exit code each verdict means (docs/exit-codes.md).
 //!
+//! Only what the original job wrote is compared (docs/lineage-model.md, "Produced means
+//! written"): a declared output it left untouched is not part of the verdict, and inside an
+//! output directory the files it did not write (`kept`, left there by an earlier job) are
+//! nobody's product, and not compared.
+//!
 //! Two things are looked at more closely than by hash. A directory that differs is compared
 //! file by file (the two manifests the store keeps): which files were added, removed or
 //! changed. And an output that differs may differ only where the job wrote its run id
@@ -18,7 +23,9 @@ use super::checks::{Checks, explain};
 use crate::commands::run::Executed;
 use crate::error::code;
 use crate::model::text::escape;
-use crate::model::{ArtifactKind, Edge, EdgeRecord, Hash, Role, RunRecord, Status, path_of};
+use crate::model::{
+    ArtifactKind, Edge, EdgeRecord, Hash, Role, RunRecord, Status, Written, path_of,
+};
 use crate::store::Store;
 
 /// Files read to look for a run id written in them: larger ones are only compared by hash.
@@ -42,6 +49,10 @@ pub struct OutputCheck {
     /// For a directory that differs: its files, by name inside it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<FileChanges>,
+    /// For a directory: its files that neither job wrote (left there by an earlier one),
+    /// sorted; nobody's product, not compared.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_compared: Vec<String>,
 }
 
 /// What differs inside a directory output, paths relative to it, sorted.
@@ -79,6 +90,8 @@ pub enum Comparison {
     Differs,
     /// Not written by the rerun.
     Missing,
+    /// Declared, but the original job did not write it: nobody's product, not compared.
+    NotWritten,
 }
 
 /// What a rerun came to.
@@ -124,7 +137,12 @@ impl Verdict {
                 compare(store, e, rerun, &ids)
             })
             .collect();
-        let all = |ok: &[Comparison]| outputs.iter().all(|o| ok.contains(&o.result));
+        // What the original did not write is not part of the verdict.
+        let all = |ok: &[Comparison]| {
+            outputs
+                .iter()
+                .all(|o| o.result == Comparison::NotWritten || ok.contains(&o.result))
+        };
         let (verdict, exit_code) = match executed.status {
             None => (Outcome::NotRun, executed.exit),
             Some(Status::Succeeded) if all(&[Comparison::Identical]) => {
@@ -150,23 +168,33 @@ impl Verdict {
     /// The verdict for people: `rerun R of O: ...`, what differs and why it might.
     pub fn text(&self, rerun: &str, original: &str) -> String {
         let (rerun, original) = (escape(rerun), escape(original));
-        let n = self.outputs.len();
+        let n = self
+            .outputs
+            .iter()
+            .filter(|o| o.result == Comparison::Identical)
+            .count();
         let mut t = match self.verdict {
-            Outcome::Reproduced => format!(
-                "rerun {rerun} of {original}: reproduced bit for bit ({n} output{} identical)\n",
-                if n == 1 { "" } else { "s" }
-            ),
+            Outcome::Reproduced => {
+                let mut t = format!(
+                    "rerun {rerun} of {original}: reproduced bit for bit ({n} output{} identical)\n",
+                    if n == 1 { "" } else { "s" }
+                );
+                t += &self.not_compared_lines();
+                t
+            }
             Outcome::ReproducedExceptRunId => {
                 let mut t = format!(
                     "rerun {rerun} of {original}: reproduced; the outputs differ only where the \
                      run id is written\n"
                 );
                 t += &self.output_lines();
+                t += &self.not_compared_lines();
                 t
             }
             Outcome::OutputsDiffer => {
                 let mut t = format!("rerun {rerun} of {original}: outputs differ\n");
                 t += &self.output_lines();
+                t += &self.not_compared_lines();
                 t += "  recorded differences that could explain it:\n";
                 for c in explain(&self.checks) {
                     t += &format!("    {}\n", escape(&c));
@@ -185,13 +213,42 @@ impl Verdict {
         t
     }
 
+    /// What was left out of the comparison: outputs the original did not write, and files
+    /// of a directory that neither job wrote (the first [`FILES_SHOWN`]).
+    fn not_compared_lines(&self) -> String {
+        let mut t = String::new();
+        for o in &self.outputs {
+            let path = escape(&o.path);
+            if o.result == Comparison::NotWritten {
+                t += &format!("  {path}: not written by the original: not compared\n");
+            } else if !o.not_compared.is_empty() {
+                let n = o.not_compared.len();
+                let mut shown: Vec<String> = o
+                    .not_compared
+                    .iter()
+                    .take(FILES_SHOWN)
+                    .map(|p| escape(p).into_owned())
+                    .collect();
+                if n > FILES_SHOWN {
+                    shown.push(format!("and {} more", n - FILES_SHOWN));
+                }
+                t += &format!(
+                    "  {path}: {n} file{} the original did not write: not compared ({})\n",
+                    if n == 1 { "" } else { "s" },
+                    shown.join(", ")
+                );
+            }
+        }
+        t
+    }
+
     /// A line per output that is not identical, and for a directory, its files.
     fn output_lines(&self) -> String {
         let mut t = String::new();
         for o in self
             .outputs
             .iter()
-            .filter(|o| o.result != Comparison::Identical)
+            .filter(|o| !matches!(o.result, Comparison::Identical | Comparison::NotWritten))
         {
             let path = escape(&o.path);
             match (o.result, &o.files) {
@@ -252,7 +309,9 @@ fn file_lines(dir: &str, f: &FileChanges) -> String {
     t
 }
 
-/// One recorded output against what the rerun left at its path.
+/// One recorded output against what the rerun left at its path: only what the original wrote
+/// (an output it did not write at all is `NotWritten`; inside a directory, the files it did
+/// not write are not compared).
 fn compare(store: &Store, e: &EdgeRecord, rerun: Option<&Edge>, ids: &Ids) -> OutputCheck {
     let recorded = e.artifact.as_ref().map(|a| a.hash);
     let now_artifact = rerun.and_then(|o| o.artifact.as_ref());
@@ -263,7 +322,14 @@ fn compare(store: &Store, e: &EdgeRecord, rerun: Option<&Edge>, ids: &Ids) -> Ou
         now,
         result: Comparison::Differs,
         files: None,
+        not_compared: Vec::new(),
     };
+    // Recorded before lineage told what was written: all of it counts.
+    let written = e.written.clone().unwrap_or(Written::All);
+    if written == Written::Nothing {
+        check.result = Comparison::NotWritten;
+        return check;
+    }
     let (Some(rec), Some(now_a), Some(rerun)) = (e.artifact.as_ref(), now_artifact, rerun) else {
         if now.is_none() {
             check.result = Comparison::Missing;
@@ -293,15 +359,27 @@ fn compare(store: &Store, e: &EdgeRecord, rerun: Option<&Edge>, ids: &Ids) -> Ou
             {
                 return check;
             }
+            let rerun_wrote = |p: &str| rerun.written.as_ref().is_none_or(|w| w.wrote(p));
+            let mut f = FileChanges::default();
+            let mut not_compared = std::collections::BTreeSet::new();
             let sizes: BTreeMap<&str, u64> =
                 then.iter().map(|(p, _, n)| (p.as_str(), *n)).collect();
-            let then: BTreeMap<String, Hash> =
-                then.iter().map(|(p, h, _)| (p.clone(), *h)).collect();
+            // The files the original wrote: those compared.
+            let then: BTreeMap<String, Hash> = then
+                .iter()
+                .filter(|(p, _, _)| {
+                    let wrote = written.wrote(p);
+                    if !wrote {
+                        not_compared.insert(p.clone());
+                    }
+                    wrote
+                })
+                .map(|(p, h, _)| (p.clone(), *h))
+                .collect();
             let now_map: BTreeMap<&str, (Hash, u64)> = now_files
                 .iter()
                 .map(|(p, h, n)| (p.as_str(), (*h, *n)))
                 .collect();
-            let mut f = FileChanges::default();
             for (p, h) in &then {
                 match now_map.get(p.as_str()) {
                     None => f.removed.push(p.clone()),
@@ -316,16 +394,30 @@ fn compare(store: &Store, e: &EdgeRecord, rerun: Option<&Edge>, ids: &Ids) -> Ou
                     Some(_) => f.changed.push(p.clone()),
                 }
             }
-            f.added = now_map
-                .keys()
-                .filter(|p| !then.contains_key(**p))
-                .map(|p| p.to_string())
-                .collect();
-            let only_run_id = !f.run_id_only.is_empty()
-                && f.added.is_empty()
-                && f.removed.is_empty()
-                && f.changed.is_empty();
-            if only_run_id && same_but_run_id(&at, &now_files, now_a.hash, &then, rec.hash) {
+            // Written by the rerun and not by the original: added. Neither wrote it: left
+            // there by an earlier job, not compared.
+            for p in now_map.keys().filter(|p| !then.contains_key(**p)) {
+                if rerun_wrote(p) {
+                    f.added.push(p.to_string());
+                } else {
+                    not_compared.insert(p.to_string());
+                }
+            }
+            check.not_compared = not_compared.into_iter().collect();
+            let compared_the_same =
+                f.added.is_empty() && f.removed.is_empty() && f.changed.is_empty();
+            if compared_the_same && !check.not_compared.is_empty() {
+                // The hashes differ by what was not compared (or by modes, which the
+                // manifests do not hold file by file).
+                if f.run_id_only.is_empty() {
+                    check.result = Comparison::Identical;
+                    return check;
+                }
+                check.result = Comparison::RunIdOnly;
+            } else if compared_the_same
+                && !f.run_id_only.is_empty()
+                && same_but_run_id(&at, &now_files, now_a.hash, &then, rec.hash)
+            {
                 check.result = Comparison::RunIdOnly;
             }
             check.files = Some(f);
