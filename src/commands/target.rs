@@ -168,6 +168,16 @@ pub fn producers(store: &Store, hash: &Hash) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The producers of `hash` that ended before `consumer` started (its possible causes),
+/// best first.
+pub fn producers_before(store: &Store, hash: &Hash, consumer: &RunRecord) -> Result<Vec<String>> {
+    Ok(ranked_producers(store, hash, |_| true)?
+        .into_iter()
+        .filter(|p| crate::model::graph::came_before(p, consumer))
+        .map(|r| r.id)
+        .collect())
+}
+
 /// The producers of `hash` (succeeded runs that wrote those bytes), loaded and ranked.
 fn ranked_producers(
     store: &Store,
@@ -185,7 +195,20 @@ fn ranked_producers(
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let runs = store.load_runs(&refs)?;
     let mut ranked: Vec<&RunRecord> = runs.iter().collect();
-    crate::model::graph::rank(&mut ranked, usable);
+    // Verified here means signed by your own key, the record intact (a teammate's trusted
+    // key ranks with the rest: the settings are the command's, not the store's).
+    let own = crate::commands::verify::own_key();
+    let verified: std::collections::HashSet<&str> = runs
+        .iter()
+        .filter(|r| {
+            matches!(
+                store.check_run(&r.id, false),
+                Ok(crate::model::Seal::Signed { key }) if Some(&key) == own.as_ref()
+            )
+        })
+        .map(|r| r.id.as_str())
+        .collect();
+    crate::model::graph::rank(&mut ranked, |r| verified.contains(r.id.as_str()), usable);
     let order: Vec<String> = ranked.iter().map(|r| r.id.clone()).collect();
     let mut runs = runs;
     runs.sort_by_key(|r| order.iter().position(|o| *o == r.id));

@@ -624,12 +624,12 @@ impl Later {
 
 /// What was at an output's path before the job started, by stat alone: a file's key (under
 /// the empty path), or each file of a directory under its path inside it (as manifests name
-/// them). After the job, [`written`] tells from it which of the output's bytes the job wrote.
+/// them); nothing when nothing was there. After the job, [`written`] tells from it which of
+/// the output's bytes the job wrote.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    files: std::collections::HashMap<String, StatKey>,
-    /// When it was taken (ns since the epoch): a file changed within the filesystem's
-    /// timestamp granularity after it may keep its key.
+    files: Option<std::collections::HashMap<String, StatKey>>,
+    /// When it was taken (ns since the epoch), just before launch.
     taken_ns: i64,
 }
 
@@ -637,15 +637,19 @@ pub struct Snapshot {
 /// close to the snapshot may have been rewritten, same size, in the same tick.
 const TICK_NS: i64 = 20_000_000;
 
+/// A file whose inode last changed this long before launch was not written by the job,
+/// wherever it now appears (a link retargeted to it, a directory moved in): the margin
+/// covers a file server's clock a little behind this machine's.
+const BEFORE_LAUNCH_NS: i64 = 2_000_000_000;
+
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-/// Take an output's snapshot before launch (None: nothing there).
-pub fn snapshot(path: &Path) -> Option<Snapshot> {
-    let taken_ns = now_ns();
+/// The files at `path` now, by relative path (None: nothing there).
+fn stat_files(path: &Path) -> Option<std::collections::HashMap<String, StatKey>> {
     let meta = std::fs::metadata(path).ok()?;
     let mut files = std::collections::HashMap::new();
     if meta.is_dir() {
@@ -655,32 +659,42 @@ pub fn snapshot(path: &Path) -> Option<Snapshot> {
     } else {
         files.insert(String::new(), StatKey::of(&meta));
     }
-    Some(Snapshot { files, taken_ns })
+    Some(files)
+}
+
+/// Take an output's snapshot just before launch.
+pub fn snapshot(path: &Path) -> Snapshot {
+    let taken_ns = now_ns();
+    Snapshot {
+        files: stat_files(path),
+        taken_ns,
+    }
 }
 
 /// Which of the bytes at an output's path the job wrote, from its snapshot before launch
-/// (docs/lineage-model.md): all when nothing was there; of a file, all when its identity
-/// (device, inode, size, mtime, ctime) changed; of a directory, file by file, each file
-/// that is new or whose identity changed. A file whose ctime is within a tick of the
-/// snapshot counts as written: it may have been rewritten without a visible change.
-pub fn written(path: &Path, before: Option<&Snapshot>) -> crate::model::Written {
+/// (docs/lineage-model.md, "Produced means written"): a file is written when it is new at
+/// its path or its identity (device, inode, size, mtime, ctime) changed, and its inode
+/// changed while the job ran (its ctime is not from well before launch: a link retargeted
+/// to an old file writes nothing). A file whose ctime is within a tick of the snapshot
+/// counts as written: it may have been rewritten without a visible change. Of a
+/// directory, file by file.
+pub fn written(path: &Path, before: &Snapshot) -> crate::model::Written {
     use crate::model::Written;
-    let Some(before) = before else {
+    let Some(after) = stat_files(path) else {
         return Written::All;
     };
-    let Some(after) = snapshot(path) else {
-        return Written::All;
-    };
+    let empty = std::collections::HashMap::new();
+    let was = before.files.as_ref().unwrap_or(&empty);
     let untouched = |path: &String, key: &StatKey| {
-        before.files.get(path) == Some(key) && key.ctime_ns < before.taken_ns - TICK_NS
+        (was.get(path) == Some(key) && key.ctime_ns < before.taken_ns - TICK_NS)
+            || key.ctime_ns < before.taken_ns - BEFORE_LAUNCH_NS
     };
     let mut kept: Vec<String> = after
-        .files
         .iter()
         .filter(|(p, k)| untouched(p, k))
         .map(|(p, _)| p.clone())
         .collect();
-    let is_file = after.files.len() == 1 && after.files.contains_key("");
+    let is_file = after.len() == 1 && after.contains_key("");
     if is_file {
         return if kept.is_empty() {
             Written::All
@@ -691,8 +705,10 @@ pub fn written(path: &Path, before: Option<&Snapshot>) -> crate::model::Written 
     if kept.is_empty() {
         return Written::All;
     }
-    let removed = before.files.keys().any(|p| !after.files.contains_key(p));
-    if kept.len() == after.files.len() && !removed {
+    // Every file left as it was, none removed (or a directory that appeared holding only
+    // old files: moved in, linked): the job wrote nothing there.
+    let removed = was.keys().any(|p| !after.contains_key(p));
+    if kept.len() == after.len() && (!removed || before.files.is_none()) {
         return Written::Nothing;
     }
     kept.sort();

@@ -86,13 +86,20 @@ pub struct Lineage {
 }
 
 /// Rank runs that made (or read) the same bytes, best first (docs/lineage-model.md, "Which
-/// producer"): succeeded before failed or interrupted; originals before reruns; runs that
-/// pass `usable` (for `rerun --upstream`: its recorded directory still exists) before those
-/// that do not; then the newest. One rule, for show, diff, export and rerun.
-pub fn rank(runs: &mut [&RunRecord], usable: impl Fn(&RunRecord) -> bool) {
+/// producer"): runs whose record verifies (`verified`) before the others (an imported run
+/// never outranks one of yours by claiming to be newer); succeeded before failed or
+/// interrupted; originals before reruns; runs that pass `usable` (for `rerun --upstream`:
+/// its recorded directory still exists) before those that do not; then the newest. One
+/// rule, for show, diff, export and rerun.
+pub fn rank(
+    runs: &mut [&RunRecord],
+    verified: impl Fn(&RunRecord) -> bool,
+    usable: impl Fn(&RunRecord) -> bool,
+) {
     runs.sort_by(|a, b| {
         let key = |r: &RunRecord| {
             (
+                !verified(r),
                 r.status != super::Status::Succeeded,
                 r.rerun_of.is_some(),
                 !usable(r),
@@ -108,10 +115,12 @@ pub fn rank(runs: &mut [&RunRecord], usable: impl Fn(&RunRecord) -> bool) {
 /// Whether `before` ended by the time `after` started: the only way one run's output can be
 /// another's input (docs/lineage-model.md, "Causes come first").
 pub fn came_before(before: &RunRecord, after: &RunRecord) -> bool {
-    before
-        .ended_at
-        .as_deref()
-        .is_some_and(|e| e <= after.started_at.as_str())
+    // A run whose end is before its start (its clock stepped back) proves nothing.
+    before.id != after.id
+        && before
+            .ended_at
+            .as_deref()
+            .is_some_and(|e| e <= after.started_at.as_str() && e >= before.started_at.as_str())
 }
 
 /// The runs linked to one artifact, as a tree shows them: the first in rank with the runs
@@ -152,7 +161,7 @@ impl Lineage {
                 .iter()
                 .filter_map(|l| self.runs.get(&l.run_id).map(|(r, _)| r))
                 .collect();
-            rank(&mut runs, |_| true);
+            rank(&mut runs, |r| !self.marks.contains_key(&r.id), |_| true);
             out.sort_by_key(|l| runs.iter().position(|r| r.id == l.run_id));
         }
         out
@@ -360,7 +369,7 @@ impl Lineage {
             .copied()
             .chain(inside.iter().map(|i| i.0))
             .collect();
-        rank(&mut all, |_| true);
+        rank(&mut all, |r| !self.marks.contains_key(&r.id), |_| true);
         let Some(best) = all.first() else {
             return Node {
                 hash: *hash,

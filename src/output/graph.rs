@@ -118,8 +118,12 @@ impl Tree<'_> {
             };
         }
         let _ = writeln!(self.out, "{line}");
-        let n = linked.main.len();
-        for (i, (run, link, reruns)) in linked.main.into_iter().enumerate() {
+        // Other originals that made the same bytes: a few, then how many more (a file copied
+        // daily has hundreds; each would be a line under every reader).
+        const OTHERS: usize = 3;
+        let more = linked.main.len().saturating_sub(1 + OTHERS);
+        let n = linked.main.len() - more;
+        for (i, (run, link, reruns)) in linked.main.into_iter().take(n).enumerate() {
             let last = i + 1 == n;
             let (branch, cont) = if last {
                 ("└─ ", "   ")
@@ -176,9 +180,14 @@ impl Tree<'_> {
                 } else {
                     format!(" ({})", run.status.as_str())
                 };
+                let and_more = if last && more > 0 {
+                    format!("; and {more} more runs (lineage show --format json lists them)")
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     self.out,
-                    "{indent}{branch}{verb} run {}{status}{via}{reproduced}",
+                    "{indent}{branch}{verb} run {}{status}{via}{reproduced}{and_more}",
                     self.paint("33", &escape(short))
                 );
                 continue;
@@ -237,8 +246,22 @@ impl Tree<'_> {
     }
 }
 
-/// The indented tree.
+/// The indented tree. Drawn on a thread with a large stack: each level of runs is a level of
+/// recursion, and a chain of thousands of runs is a real store.
 pub fn tree(l: &Lineage, color: bool) -> String {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("tree".into())
+            .stack_size(1 << 30)
+            .spawn_scoped(s, || tree_on_this_stack(l, color))
+            .map_or_else(
+                |_| tree_on_this_stack(l, color),
+                |t| t.join().unwrap_or_default(),
+            )
+    })
+}
+
+fn tree_on_this_stack(l: &Lineage, color: bool) -> String {
     let mut t = Tree {
         lineage: l,
         out: String::new(),
@@ -641,6 +664,10 @@ fn mermaid_escape(s: &str) -> String {
             '>' => out.push_str("#gt;"),
             '&' => out.push_str("#amp;"),
             '`' => out.push_str("#96;"),
+            // `%%{init: …}%%` is a directive wherever it appears: never let one start.
+            '%' => out.push_str("#37;"),
+            '{' => out.push_str("#123;"),
+            '}' => out.push_str("#125;"),
             c => out.push(c),
         }
     }
@@ -1039,14 +1066,14 @@ mod tests {
                 r#"^  (?:{id}(?:\["[^"]*"\]|\("[^"]*"\))|{id} -->\|(?:input|output|config)\| {id}|{id} -\.- {id})$"#
             ))
             .expect("regex");
-            let entity = regex::Regex::new(r"<br/>|#(?:quot|35|lt|gt|amp|96);").expect("regex");
+            let entity = regex::Regex::new(r"<br/>|#(?:quot|35|lt|gt|amp|96|37|123|125);").expect("regex");
             let label = regex::Regex::new(r#""[^"]*""#).expect("regex");
             for l in m.lines().skip(1) {
                 proptest::prop_assert!(line.is_match(l), "{:?} in {}", l, m);
                 for text in label.find_iter(l) {
                     let bare = entity.replace_all(text.as_str(), "");
                     proptest::prop_assert!(
-                        !bare.contains(['<', '>', '&', '#', '`']),
+                        !bare.contains(['<', '>', '&', '#', '`', '%', '{', '}']),
                         "{:?} in {}", l, m
                     );
                 }

@@ -48,9 +48,10 @@ const HOPS: &[Hop] = &[
         other: "d.dir_hash",
         path: "d.path",
     },
-    // The artifact is a directory holding a file the edge names.
+    // The artifact is a directory holding a file the edge names: only a file big enough to
+    // be told apart (a 1-byte `.gitkeep` matches every `echo > flag` of the store).
     Hop {
-        joins: "CROSS JOIN dir_entries d ON d.dir_hash = w.artifact AND d.size > 0
+        joins: "CROSS JOIN dir_entries d ON d.dir_hash = w.artifact AND d.size >= 64
                 CROSS JOIN edges e ON e.artifact = d.file_hash AND {ROLE}{PRODUCT}",
         kind: 2,
         other: "d.file_hash",
@@ -84,8 +85,9 @@ const PRODUCT: &str = " AND e.written IS NOT 0";
 const OUTPUT: &str = "e.role = 'output'";
 const READ: &str = "e.role IN ('input', 'config')";
 /// The runs a walk goes through: succeeded ones (?3 = 0), or every finished one (?3 = 1).
+/// A run whose end is before its start (a clock stepped back) is no one's cause.
 const FINISHED: &str = "r.id = e.run_id AND r.ended_at IS NOT NULL
-    AND (r.status = 'succeeded' OR ?3 = 1)";
+    AND r.ended_at >= r.started_at AND (r.status = 'succeeded' OR ?3 = 1)";
 
 /// The walk's SQL: rows (artifact, run, via kind, other artifact, path).
 ///

@@ -144,6 +144,26 @@ pub fn check_row(table: &Table, columns: &[String], row: &[Value]) -> Result<(),
             {
                 check_run_time(id, started)?;
             }
+            if let (Some(started), Some(ended)) = (
+                text(row, columns, "started_at"),
+                text(row, columns, "ended_at"),
+            ) {
+                // Both in lineage's one spelling (checked above), so text order is time order.
+                if ended < started {
+                    return Err(format!(
+                        "ended_at: {} is before the run started ({})",
+                        show(ended),
+                        show(started)
+                    ));
+                }
+                let soon = jiff::Timestamp::now()
+                    .checked_add(jiff::SignedDuration::from_hours(1))
+                    .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+                    .unwrap_or_default();
+                if ended > soon.as_str() {
+                    return Err(format!("ended_at: {} is in the future", show(ended)));
+                }
+            }
             if let (Some(status), Some(end)) = (
                 text(row, columns, "status"),
                 columns.iter().position(|c| c == "ended_at"),
@@ -287,7 +307,11 @@ fn check_text(rule: Rule, s: &str) -> Result<(), String> {
         Rule::Status => Status::parse(s).is_some(),
         Rule::Role => Role::parse(s).is_some(),
         Rule::ArtifactKind => ArtifactKind::parse(s).as_str() == s,
-        Rule::Time => s.parse::<jiff::Timestamp>().is_ok(),
+        // Exactly as lineage writes times (UTC, microseconds): they are compared as text
+        // (causes before effects), so another spelling of the same instant is refused.
+        Rule::Time => s
+            .parse::<jiff::Timestamp>()
+            .is_ok_and(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string() == s),
         Rule::Name => !s.chars().any(char::is_control),
         Rule::Text => true,
         Rule::RelPath => return check_rel_path(s),
@@ -323,7 +347,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::Status => "a run status",
         Rule::Role => "input, output or config",
         Rule::ArtifactKind => "file or dir",
-        Rule::Time => "an RFC 3339 time",
+        Rule::Time => "a UTC time as lineage writes it (2026-12-01T09:30:00.000000Z)",
         Rule::Name => "a name without control characters",
         Rule::Resources => "a run's resources",
         Rule::JsonScalar => "a JSON scalar",

@@ -476,3 +476,119 @@ fn show_names_what_a_rerun_reproduced_by_its_short_id() {
     assert_ne!(code(&out), 0);
     assert!(stderr(&out).contains("8 hex digits"), "{}", stderr(&out));
 }
+
+/// A job that only points a link at bytes written long before (a "promote" step) wrote
+/// nothing: the model stays the product of the run that wrote it.
+#[test]
+fn retargeting_a_link_writes_nothing() {
+    let env = Env::new();
+    env.init_repo();
+    let train = env.record(&[
+        "-o",
+        "ckpt_v2",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p ckpt_v2 && seq 1000 > ckpt_v2/model.pt",
+    ]);
+    // Older than the margin for a file server's clock.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    env.write("eval.txt", "good\n");
+    let promote = env.record(&[
+        "-i", "eval.txt", "-o", "current", "--", "ln", "-sfn", "ckpt_v2", "current",
+    ]);
+    let run = env.show(Some(&promote));
+    assert_eq!(
+        artifact(&run, "outputs", "current")["written"],
+        "none",
+        "{run}"
+    );
+    assert_eq!(
+        linked(
+            &graph(&env, "ckpt_v2/model.pt", &[]),
+            &hash_of(&env, "ckpt_v2/model.pt")
+        ),
+        BTreeSet::from([train])
+    );
+}
+
+/// A run imported from someone else, later than yours, that claims the same bytes does not
+/// take your model over: your verified run is the producer in the tree, in `diff`, and for
+/// `rerun --upstream`; theirs is "also produced by", marked.
+#[test]
+fn an_imported_run_never_outranks_your_own() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("data.csv", "1,2\n");
+    let mine = env.record(&[
+        "-i",
+        "data.csv",
+        "-o",
+        "model.bin",
+        "--",
+        "sh",
+        "-c",
+        "tr , ';' < data.csv > model.bin",
+    ]);
+    let other = Env::local();
+    other.init_repo();
+    other.write("x.txt", "x\n");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let theirs = other.record(&[
+        "-i",
+        "x.txt",
+        "-o",
+        "model.bin",
+        "--",
+        "sh",
+        "-c",
+        "printf '1;2\\n' > model.bin",
+    ]);
+    assert_eq!(
+        std::fs::read(other.path("model.bin")).expect("theirs"),
+        std::fs::read(env.path("model.bin")).expect("mine"),
+        "the same bytes"
+    );
+    let bundle = other.root().join("theirs.lineage");
+    let out = other.cmd(["bundle", "export", "-o", &bundle.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = env.cmd(["bundle", "import", &bundle.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let t = tree(&env, &["model.bin"]);
+    let my_short = env.show(Some(&mine))["short_id"]
+        .as_str()
+        .expect("s")
+        .to_string();
+    let their_short = env.show(Some(&theirs))["short_id"]
+        .as_str()
+        .expect("s")
+        .to_string();
+    let first = t
+        .lines()
+        .find(|l| l.contains("produced by"))
+        .expect("a producer");
+    assert!(first.contains(&my_short), "{t}");
+    assert!(
+        t.contains(&format!("also produced by run {their_short}")),
+        "{t}"
+    );
+    env.record(&[
+        "-i",
+        "model.bin",
+        "-o",
+        "eval.txt",
+        "--",
+        "sh",
+        "-c",
+        "wc -c < model.bin > eval.txt",
+    ]);
+    std::fs::remove_file(env.path("model.bin")).expect("rm");
+    let eval = env.show(None)["id"].as_str().expect("id").to_string();
+    let out = env.cmd(["rerun", &eval, "--upstream", "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&my_short) && !stdout(&out).contains(&format!("rerun {their_short}")),
+        "{}",
+        stdout(&out)
+    );
+}

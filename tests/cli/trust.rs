@@ -137,7 +137,24 @@ fn crafted_bundles_are_refused_whole_naming_the_table_and_row() {
         (
             "bad-time",
             "UPDATE runs SET started_at = 'yesterday';".into(),
-            "is not an RFC 3339 time",
+            "is not a UTC time as lineage writes it",
+        ),
+        (
+            // Another spelling of a real instant: times are compared as text, so one
+            // spelling only (issue 16: a `+14:00` start sorted after every real run).
+            "time-with-offset",
+            "UPDATE runs SET ended_at = replace(ended_at, 'Z', '+00:00');".into(),
+            "ended_at: ",
+        ),
+        (
+            "ended-before-started",
+            "UPDATE runs SET ended_at = '2000-01-01T00:00:00.000000Z';".into(),
+            "is before the run started",
+        ),
+        (
+            "ended-in-future",
+            "UPDATE runs SET ended_at = '2999-01-01T00:00:00.000000Z';".into(),
+            "is in the future",
         ),
         (
             "param-not-scalar",
@@ -171,7 +188,7 @@ fn crafted_bundles_are_refused_whole_naming_the_table_and_row() {
         ),
         (
             "started-in-future",
-            "UPDATE runs SET started_at = '2999-01-01T00:00:00Z';".into(),
+            "UPDATE runs SET started_at = '2999-01-01T00:00:00.000000Z';".into(),
             "id: its time is not the run's start",
         ),
         (

@@ -426,7 +426,7 @@ fn paths(
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
     let hashing = hash::Hashing::default();
     for e in r.edges.iter().filter(|e| e.role != Role::Output) {
-        let check = path_check(store, e, &cwd.join(path_of(&e.path)), &hashing, cache)?;
+        let check = path_check(store, r, e, &cwd.join(path_of(&e.path)), &hashing, cache)?;
         match e.role {
             Role::Config => checks.configs.push(check),
             _ => checks.inputs.push(check),
@@ -435,9 +435,11 @@ fn paths(
     Ok(())
 }
 
-/// One input or config: the bytes at `now_at` against the recorded ones.
+/// One input or config of run `r`: the bytes at `now_at` against the recorded ones, and
+/// the runs that made the recorded bytes before `r` started (its possible causes).
 fn path_check(
     store: &Store,
+    r: &RunRecord,
     e: &EdgeRecord,
     now_at: &Path,
     hashing: &hash::Hashing,
@@ -454,7 +456,7 @@ fn path_check(
         _ => None,
     };
     let producer_ids = match recorded {
-        Some(h) if recorded != now => target::producers(store, &h)?,
+        Some(h) if recorded != now => target::producers_before(store, &h, r)?,
         _ => Vec::new(),
     };
     Ok(PathCheck {
@@ -482,7 +484,14 @@ pub fn recheck(
     checks.inputs.clear();
     checks.configs.clear();
     for e in r.edges.iter().filter(|e| e.role != Role::Output) {
-        let check = path_check(store, e, &job_cwd.join(path_of(&e.path)), &hashing, cache)?;
+        let check = path_check(
+            store,
+            r,
+            e,
+            &job_cwd.join(path_of(&e.path)),
+            &hashing,
+            cache,
+        )?;
         match e.role {
             Role::Config => checks.configs.push(check),
             _ => checks.inputs.push(check),

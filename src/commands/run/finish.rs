@@ -114,7 +114,7 @@ pub(super) fn after(
     pre: PreLaunch,
     during: During,
     outcome: std::io::Result<Outcome>,
-    before: &[Option<hash::Snapshot>],
+    before: &[hash::Snapshot],
 ) -> Executed {
     let gpu_peaks = during.sampler.map(gpu::Sampler::finish);
     let ended_at = now();
@@ -135,7 +135,7 @@ pub(super) fn after(
     let mut outputs = hash_outputs(&plan, &mut capture);
     for ((o, d), before) in outputs.iter_mut().zip(&plan.outputs).zip(before) {
         o.written = Some(match o.artifact {
-            Some(_) => hash::written(&d.abs, before.as_ref()),
+            Some(_) => hash::written(&d.abs, before),
             None => crate::model::Written::Nothing,
         });
     }
