@@ -233,15 +233,36 @@ pub fn producer(store: &Store, root: Root) -> Result<String> {
 
 /// The run `rerun --upstream` reruns to make `hash` again for `consumer`: by the one rule,
 /// among the runs that produced those bytes and ended before the consumer started,
-/// preferring one whose recorded directory still exists (docs/lineage-model.md).
+/// preferring one that wrote them where the consumer read them and whose recorded
+/// directory still exists (docs/lineage-model.md).
 pub fn upstream_producer(
     store: &Store,
     hash: &Hash,
     consumer: &RunRecord,
 ) -> Result<Option<String>> {
     use std::os::unix::ffi::OsStrExt;
-    let exists = |r: &RunRecord| std::path::Path::new(std::ffi::OsStr::from_bytes(&r.cwd)).is_dir();
-    Ok(ranked_producers(store, hash, exists)?
+    // Where the consumer read these bytes: a run that wrote them there (or a directory
+    // around it) remakes the file; one that wrote the same bytes elsewhere (a copy) does not.
+    let read_at: Vec<&str> = consumer
+        .edges
+        .iter()
+        .filter(|e| e.role != crate::model::Role::Output)
+        .filter(|e| e.artifact.as_ref().is_some_and(|a| a.hash == *hash))
+        .map(|e| e.abs_path.as_str())
+        .collect();
+    let usable = |r: &RunRecord| {
+        let wrote_there = r.edges.iter().any(|e| {
+            e.role == crate::model::Role::Output
+                && read_at.iter().any(|at| {
+                    *at == e.abs_path
+                        || at
+                            .strip_prefix(e.abs_path.as_str())
+                            .is_some_and(|rest| rest.starts_with('/'))
+                })
+        });
+        wrote_there && std::path::Path::new(std::ffi::OsStr::from_bytes(&r.cwd)).is_dir()
+    };
+    Ok(ranked_producers(store, hash, usable)?
         .into_iter()
         .find(|p| crate::model::graph::came_before(p, consumer) && p.id != consumer.id)
         .map(|p| p.id))

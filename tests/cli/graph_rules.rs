@@ -592,3 +592,49 @@ fn an_imported_run_never_outranks_your_own() {
         stdout(&out)
     );
 }
+
+/// `rerun --upstream` remakes a missing input with the run that wrote it there, not with a
+/// newer run that wrote the same bytes under another name (a copy would not bring it back).
+#[test]
+fn upstream_remakes_a_file_with_the_run_that_wrote_it_there() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("raw.txt", "r\n");
+    let prep = env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < raw.txt > mid.txt",
+    ]);
+    env.record(&[
+        "-i", "mid.txt", "-o", "copy.txt", "--", "cp", "mid.txt", "copy.txt",
+    ]);
+    let use_it = env.record(&[
+        "-i",
+        "mid.txt",
+        "-o",
+        "t.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat mid.txt mid.txt > t.txt",
+    ]);
+    let before = std::fs::read(env.path("mid.txt")).expect("mid");
+    std::fs::remove_file(env.path("mid.txt")).expect("rm");
+    let out = env.cmd(["rerun", "-q", &use_it, "--upstream"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read(env.path("mid.txt")).expect("remade"), before);
+    let runs = env.cmd(["list", "--json"]);
+    let list: Value = serde_json::from_slice(&runs.stdout).expect("json");
+    let reran: Vec<&str> = list
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["rerun_of"].as_str())
+        .collect();
+    assert!(reran.contains(&prep.as_str()), "{list}");
+}
