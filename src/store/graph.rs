@@ -48,10 +48,11 @@ const HOPS: &[Hop] = &[
         other: "d.dir_hash",
         path: "d.path",
     },
-    // The artifact is a directory holding a file the edge names: only a file big enough to
-    // be told apart (a 1-byte `.gitkeep` matches every `echo > flag` of the store).
+    // The artifact is a directory holding a file the edge names. Upstream, only a file big
+    // enough to be told apart (`{MIN}`): a 1-byte `.gitkeep` matches every `echo > flag` of
+    // the store, and would make its run the producer of every directory holding one.
     Hop {
-        joins: "CROSS JOIN dir_entries d ON d.dir_hash = w.artifact AND d.size >= 64
+        joins: "CROSS JOIN dir_entries d ON d.dir_hash = w.artifact AND d.size >= {MIN}
                 CROSS JOIN edges e ON e.artifact = d.file_hash AND {ROLE}{PRODUCT}",
         kind: 2,
         other: "d.file_hash",
@@ -102,6 +103,10 @@ fn walk_sql(direction: crate::model::graph::Direction, limited: bool) -> String 
         Direction::Descendants => (READ, OUTPUT, "r.started_at >= w.bound", "r.ended_at"),
     };
     let near_product = if near == OUTPUT { PRODUCT } else { "" };
+    let min = match direction {
+        Direction::Ancestry => "64",
+        Direction::Descendants => "1",
+    };
     let far_product = if far == OUTPUT { PRODUCT } else { "" };
     let (d, d0, d1, cond) = if limited {
         (", depth", ", 0", ", w.depth + 1", "w.depth + 1 < ?2")
@@ -113,7 +118,8 @@ fn walk_sql(direction: crate::model::graph::Direction, limited: bool) -> String 
         let joins = hop
             .joins
             .replace("{ROLE}", near)
-            .replace("{PRODUCT}", near_product);
+            .replace("{PRODUCT}", near_product)
+            .replace("{MIN}", min);
         sql += &format!(
             "\n    UNION\n    SELECT x.artifact, {next_bound}{d1} FROM walk w
       {joins}
@@ -130,7 +136,8 @@ fn walk_sql(direction: crate::model::graph::Direction, limited: bool) -> String 
         let joins = hop
             .joins
             .replace("{ROLE}", near)
-            .replace("{PRODUCT}", near_product);
+            .replace("{PRODUCT}", near_product)
+            .replace("{MIN}", min);
         sql += if first { "\n" } else { "\nUNION\n" };
         first = false;
         sql += &format!(
