@@ -46,7 +46,6 @@ pub struct GitCapture {
 }
 
 /// Context of the `code` hash: commit + patch + untracked contents.
-const CODE_CONTEXT: &str = "lineage 2026-11 code v1";
 
 /// Capture the git state at `cwd`. Untracked files under `data` (the run's declared inputs
 /// and outputs, absolute) are data, not code, and are left out.
@@ -358,16 +357,7 @@ fn diff_patch(
 }
 
 fn code_hash(commit: Option<&str>, patch: Option<&Hash>, untracked: &[UntrackedFile]) -> Hash {
-    let mut h = blake3::Hasher::new_derive_key(CODE_CONTEXT);
-    h.update(commit.unwrap_or("").as_bytes());
-    h.update(&[0]);
-    h.update(&patch.map_or([0; 32], |p| p.0));
-    for f in untracked {
-        h.update(&(f.path.len() as u64).to_le_bytes());
-        h.update(f.path.as_bytes());
-        h.update(&f.hash.0);
-    }
-    Hash(*h.finalize().as_bytes())
+    crate::model::GitState::code_of(commit, patch, untracked)
 }
 
 /// Remove credentials from a remote URL: the password always, and for http(s) the whole

@@ -360,6 +360,30 @@ pub struct GitState {
     pub code: Hash,
 }
 
+/// The BLAKE3 key context of [`GitState::code`].
+const CODE_CONTEXT: &str = "lineage 2026-11 code v1";
+
+impl GitState {
+    /// The code hash of a commit, the patch on it (the hash of its real bytes) and the
+    /// untracked files: what `code` holds, recomputed (a record from outside must agree).
+    pub fn code_of(
+        commit: Option<&str>,
+        patch: Option<&Hash>,
+        untracked: &[UntrackedFile],
+    ) -> Hash {
+        let mut h = blake3::Hasher::new_derive_key(CODE_CONTEXT);
+        h.update(commit.unwrap_or("").as_bytes());
+        h.update(&[0]);
+        h.update(&patch.map_or([0; 32], |p| p.0));
+        for f in untracked {
+            h.update(&(f.path.len() as u64).to_le_bytes());
+            h.update(f.path.as_bytes());
+            h.update(&f.hash.0);
+        }
+        Hash(*h.finalize().as_bytes())
+    }
+}
+
 /// An untracked file of the repository, part of the code the run used.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UntrackedFile {

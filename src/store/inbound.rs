@@ -139,6 +139,16 @@ pub fn check_row(table: &Table, columns: &[String], row: &[Value]) -> Result<(),
             }
         }
         "runs" => {
+            // The column a rerun compares is the capture's code hash, checked above.
+            if let Some(capture) = text(row, columns, "capture")
+                && let Ok(c) = serde_json::from_str::<crate::model::Capture>(capture)
+            {
+                let recorded = text(row, columns, "code_hash");
+                let of_capture = c.git.as_ref().map(|g| g.code.to_hex());
+                if recorded.is_some() && recorded != of_capture.as_deref() {
+                    return Err("code_hash: not the code hash of the record's git state".into());
+                }
+            }
             if let (Some(id), Some(started)) =
                 (text(row, columns, "id"), text(row, columns, "started_at"))
             {
@@ -404,6 +414,19 @@ fn check_capture(s: &str) -> Result<(), String> {
         }
         for f in &git.changed_files {
             check_rel_path(f).map_err(|e| format!("changed file {e}"))?;
+        }
+        // The code hash says what a rerun restores and compares: it must be the hash of the
+        // commit, patch and untracked files the record holds, not a claim of its own.
+        if git.code
+            != crate::model::GitState::code_of(
+                git.commit.as_deref(),
+                git.patch.as_ref(),
+                &git.untracked,
+            )
+        {
+            return Err(
+                "git.code is not the hash of the record's commit, patch and untracked files".into(),
+            );
         }
     }
     Ok(())

@@ -147,6 +147,18 @@ fn crafted_bundles_are_refused_whole_naming_the_table_and_row() {
             "ended_at: ",
         ),
         (
+            // A patch that is not the code the record claims: the rerun would say "code:
+            // same as recorded" and apply it.
+            "code-hash-claim",
+            "UPDATE runs SET capture = json_set(capture, '$.git.code', 'blake3:' || lower(hex(randomblob(32)))) WHERE json_extract(capture, '$.git') IS NOT NULL;".into(),
+            "git.code is not the hash of the record's commit, patch and untracked files",
+        ),
+        (
+            "code-hash-column",
+            "UPDATE runs SET code_hash = lower(hex(randomblob(32))) WHERE code_hash IS NOT NULL;".into(),
+            "code_hash: not the code hash of the record's git state",
+        ),
+        (
             "ended-before-started",
             "UPDATE runs SET ended_at = '2000-01-01T00:00:00.000000Z';".into(),
             "is before the run started",
