@@ -45,7 +45,6 @@ pub struct GitCapture {
     pub user_email: Option<String>,
 }
 
-
 /// Capture the git state at `cwd`. Untracked files under `data` (the run's declared inputs
 /// and outputs, absolute) are data, not code, and are left out.
 pub fn capture(cwd: &Path, caps: Caps, data: &[std::path::PathBuf]) -> GitCapture {
