@@ -97,6 +97,12 @@ fn import(args: BundleImportArgs, ctx: &Context) -> Result<()> {
     };
     let counts: Counts = store.import_bundle(path)?;
     let added: usize = counts.rows.iter().map(|(_, n)| n).sum();
+    for id in &counts.differing {
+        let short = store.short_id(id).unwrap_or_else(|_| id.clone());
+        ui::warn(format_args!(
+            "run {short} is already here with another record than the bundle's: the one here is kept (`lineage verify {short}` says who signed it)"
+        ));
+    }
     if added == 0 {
         ui::info("nothing new: every run in the bundle was already here");
     } else {

@@ -56,6 +56,9 @@ pub struct Counts {
     pub rows: Vec<(String, usize)>,
     /// Runs left out because they are still running.
     pub running: usize,
+    /// Runs already here whose record in the bundle is not the one here: the one here is
+    /// kept (a run in the store never changes), and the user is told.
+    pub differing: Vec<String>,
 }
 
 impl Counts {
@@ -253,6 +256,7 @@ impl Store {
             new_runs: HashSet::new(),
             named: HashSet::new(),
             blobs: HashSet::new(),
+            differing: Vec::new(),
         };
         let mut counts = Counts::default();
         // Runs and their rows first, then only what the new runs name: artifacts their edges
@@ -284,6 +288,7 @@ impl Store {
             };
             counts.rows.push((table.name.to_string(), n));
         }
+        counts.differing = std::mem::take(&mut import.differing);
         drop(import);
         tx.commit().with_context(|| {
             format!("{what}: its rows do not fit together (a reference to a run or an artifact it does not carry); nothing was imported")
@@ -305,6 +310,8 @@ struct Import<'a> {
     named: HashSet<String>,
     /// The blobs the new runs' captures and configs name: only those are added.
     blobs: HashSet<String>,
+    /// Runs already here that the bundle carries with another record.
+    differing: Vec<String>,
 }
 
 impl Import<'_> {
@@ -357,7 +364,17 @@ impl Import<'_> {
                         ));
                     }
                     if exists.exists([&first])? {
-                        continue; // an existing run never changes
+                        // An existing run never changes; one carried with another record
+                        // (a copy edited, a squatted id) is said, not taken.
+                        let here: Vec<Value> = self.tx.query_row(
+                            &format!("SELECT {list} FROM main.runs WHERE id = ?1"),
+                            [&first],
+                            |r| (0..cols.len()).map(|i| r.get::<_, Value>(i)).collect(),
+                        )?;
+                        if here != values {
+                            self.differing.push(first.clone());
+                        }
+                        continue;
                     }
                     if let Some(Value::Text(c)) =
                         cols.iter().position(|c| c == "capture").map(|i| &values[i])

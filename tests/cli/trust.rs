@@ -283,6 +283,13 @@ fn a_bundle_cannot_add_to_or_change_a_run_already_here() {
     let out = env.cmd(["bundle", "import", &altered.display().to_string()]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(env.show(Some(train)), before, "an existing run changed");
+    // And the user is told that the bundle carried another record of it (a squatted id).
+    let short = before["short_id"].as_str().expect("short");
+    assert!(
+        stderr(&out).contains(&format!("run {short} is already here with another record")),
+        "{}",
+        stderr(&out)
+    );
     std::fs::write(env.path("evil.pt"), "evil").expect("write");
     let out = env.cmd(["show", "evil.pt"]);
     assert_ne!(
