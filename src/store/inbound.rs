@@ -233,6 +233,10 @@ fn check_run_time(id: &str, started: &str) -> Result<(), String> {
     if start_ms > now_ms + DAY_MS / 24 {
         return Err(format!("started_at: {} is in the future", show(started)));
     }
+    // The id orders `list` and picks the latest run: one from the future would stay on top.
+    if id_ms > now_ms + DAY_MS / 24 {
+        return Err("id: its time is in the future".into());
+    }
     Ok(())
 }
 
