@@ -14,6 +14,7 @@ mod fixture;
 mod gpu;
 mod html;
 mod inert;
+mod model;
 mod pipes;
 mod progress;
 mod records;
