@@ -184,8 +184,20 @@ impl World {
     }
 
     fn lineage(&mut self, args: &[String]) -> std::process::Output {
-        self.note(format!("lineage {}", shell_words(args)));
-        let out = self.env.cmd(args);
+        self.lineage_in(None, args)
+    }
+
+    /// `lineage ARGS` in the work tree, or in its subdirectory `cwd`.
+    fn lineage_in(&mut self, cwd: Option<&str>, args: &[String]) -> std::process::Output {
+        let cd = cwd.map(|c| format!("(cd {c} && ")).unwrap_or_default();
+        let close = if cwd.is_some() { ")" } else { "" };
+        self.note(format!("{cd}lineage {}{close}", shell_words(args)));
+        let mut cmd = self.env.lineage();
+        cmd.args(args);
+        if let Some(c) = cwd {
+            cmd.current_dir(self.env.path(c));
+        }
+        let out = output_within(cmd, Duration::from_secs(60));
         self.changed = Instant::now();
         out
     }
@@ -233,7 +245,9 @@ impl World {
             return out;
         };
         for e in dir.flatten() {
+            // (A job run from a subdirectory names the tree's paths from there: `../d/a`.)
             let name = e.file_name().to_string_lossy().replace('%', "/");
+            let name = name.trim_start_matches("../").to_string();
             out.insert(name, std::fs::read(e.path()).expect("read log"));
         }
         out
@@ -249,11 +263,21 @@ impl World {
 
     /// `lineage run -q ARGS`, expected to end as `kind` says; checks its `written` fields.
     fn record(&mut self, args: Vec<String>, kind: Kind) -> Result<(), TestCaseError> {
+        self.record_in(None, args, kind)
+    }
+
+    /// [`World::record`] in the work tree's subdirectory `cwd` (paths given from there).
+    fn record_in(
+        &mut self,
+        cwd: Option<&str>,
+        args: Vec<String>,
+        kind: Kind,
+    ) -> Result<(), TestCaseError> {
         self.settle();
         let before = self.paths();
         let mut full = vec!["run".to_string(), "-q".to_string()];
         full.extend(args.iter().cloned());
-        let out = self.lineage(&full);
+        let out = self.lineage_in(cwd, &full);
         let want = match kind {
             Kind::Succeeds => 0,
             Kind::Fails => 1,
@@ -359,7 +383,7 @@ impl World {
         let id = doc["id"].as_str().expect("id");
         let wrote = self.wrote(id);
         for o in doc["outputs"].as_array().expect("outputs") {
-            let path = o["path"].as_str().expect("path");
+            let path = o["path"].as_str().expect("path").trim_start_matches("../");
             let written = o["written"].as_str().unwrap_or("(null)");
             let kept: BTreeSet<String> = o["kept"]
                 .as_array()
@@ -574,7 +598,8 @@ fn cat(inputs: &[&str]) -> String {
         .iter()
         .map(|i| {
             // d/o, or a chain's d/o1, d/o2...: a directory, read as its files.
-            if i.starts_with("d/o") && i.matches('/').count() == 1 {
+            let i_ = i.trim_start_matches("../");
+            if i_.starts_with("d/o") && i_.matches('/').count() == 1 {
                 format!("{i}/*")
             } else {
                 (*i).to_string()
@@ -1304,6 +1329,9 @@ enum Link {
     Again { run: Index },
     /// An earlier stage's command again, writing a new file: the same bytes at another path.
     Twin { run: Index },
+    /// An earlier stage's command again, recorded from a directory deleted right after (the
+    /// same paths, another cwd): the newest producer, one `--upstream` must not pick.
+    Elsewhere { run: Index },
     /// A rerun of an earlier run (in a worktree: its directory is gone afterwards).
     Rerun { run: Index, worktree: bool },
 }
@@ -1317,15 +1345,20 @@ fn link() -> impl Strategy<Value = Link> {
         1 => any::<Index>().prop_map(|file| Link::Touch { file }),
         1 => any::<Index>().prop_map(|run| Link::Again { run }),
         1 => any::<Index>().prop_map(|run| Link::Twin { run }),
+        2 => any::<Index>().prop_map(|run| Link::Elsewhere { run }),
         1 => (any::<Index>(), any::<bool>()).prop_map(|(run, worktree)| Link::Rerun { run, worktree }),
     ]
 }
 
-fn chain() -> impl Strategy<Value = (usize, Vec<Link>, Vec<Index>)> {
+/// The first stage's operation, the links, what to delete, and whether to delete with each
+/// file what was made from it on the way to the last run (so that all of it must be made
+/// again) or only those files.
+fn chain() -> impl Strategy<Value = (usize, Vec<Link>, Vec<Index>, bool)> {
     (
         0..OPS.len(),
         proptest::collection::vec(link(), 1..=6),
         proptest::collection::vec(any::<Index>(), 1..=3),
+        any::<bool>(),
     )
 }
 
@@ -1360,7 +1393,12 @@ fn record(
     Ok(())
 }
 
-fn check_chain(first_op: usize, links: &[Link], delete: &[Index]) -> Result<(), TestCaseError> {
+fn check_chain(
+    first_op: usize,
+    links: &[Link],
+    delete: &[Index],
+    closed: bool,
+) -> Result<(), TestCaseError> {
     let mut w = World::new();
     w.seed("d/s", "pear\napple\nfig\n");
     // Path -> the original run that first wrote it.
@@ -1453,6 +1491,28 @@ fn check_chain(first_op: usize, links: &[Link], delete: &[Index]) -> Result<(), 
                 record(&mut w, &mut made, &mut maker, ins, vec![out], args)?;
                 made.last_mut().expect("made").op = Some(op);
             }
+            Link::Elsewhere { run } => {
+                let stages: Vec<usize> =
+                    (0..made.len()).filter(|i| made[*i].op.is_some()).collect();
+                let m = &made[stages[run.index(stages.len())]];
+                let up = |p: &String| format!("../{p}");
+                let ins: Vec<String> = m.inputs.iter().map(up).collect();
+                let out = up(&m.outputs[0]);
+                let refs: Vec<&str> = ins.iter().map(String::as_str).collect();
+                let body = format!(
+                    "{} | {} | sh ../w.sh write {out}",
+                    cat(&refs),
+                    OPS[m.op.expect("a stage")]
+                );
+                std::fs::create_dir_all(w.env.path("elsewhere")).expect("mkdir");
+                w.note("mkdir elsewhere".into());
+                w.record_in(
+                    Some("elsewhere"),
+                    io_args(&refs, &[&out], body),
+                    Kind::Succeeds,
+                )?;
+                w.rm("elsewhere");
+            }
             Link::Rerun { run, worktree } => {
                 let of = run.index(w.runs.len());
                 w.rerun(of, *worktree, false)?;
@@ -1504,13 +1564,30 @@ fn check_chain(first_op: usize, links: &[Link], delete: &[Index]) -> Result<(), 
         .iter()
         .map(|i| needed[i.index(needed.len())].clone())
         .collect();
-    gone.sort();
-    gone.dedup();
     // A path is changed when it, a directory around it or a file inside it was deleted.
-    let changed = |p: &str| {
+    let touches = |gone: &[String], p: &str| {
         gone.iter()
             .any(|g| g == p || p.starts_with(&format!("{g}/")) || g.starts_with(&format!("{p}/")))
     };
+    if closed {
+        loop {
+            let more: Vec<String> = needed
+                .iter()
+                .filter(|q| !gone.contains(q))
+                .filter(|q| {
+                    made_by(q).is_some_and(|m| made[m].inputs.iter().any(|i| touches(&gone, i)))
+                })
+                .cloned()
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            gone.extend(more);
+        }
+    }
+    gone.sort();
+    gone.dedup();
+    let changed = |p: &str| touches(&gone, p);
     // What `rerun LAST --upstream` must make again: LAST's outputs (it runs), each input of
     // LAST that changed, and what the run that made it needs that changed, and on. A file
     // still as recorded is not made again, nor what only it needed (as make does not).
@@ -1591,8 +1668,8 @@ proptest! {
     #![proptest_config(config(cases(8)))]
 
     #[test]
-    fn an_upstream_rerun_restores_a_deterministic_chain((op, links, delete) in chain()) {
-        check_chain(op, &links, &delete)?;
+    fn an_upstream_rerun_restores_a_deterministic_chain((op, links, delete, closed) in chain()) {
+        check_chain(op, &links, &delete, closed)?;
     }
 }
 
@@ -1601,8 +1678,8 @@ proptest! {
 
     #[test]
     #[ignore = "slow: many cases"]
-    fn an_upstream_rerun_restores_a_deterministic_chain_many((op, links, delete) in chain()) {
-        check_chain(op, &links, &delete)?;
+    fn an_upstream_rerun_restores_a_deterministic_chain_many((op, links, delete, closed) in chain()) {
+        check_chain(op, &links, &delete, closed)?;
     }
 }
 
