@@ -19,7 +19,7 @@
 //! - **An upstream rerun of a deterministic chain restores every missing file** to its
 //!   recorded bytes.
 //!
-//! Cases: `LINEAGE_MODEL_CASES` (default 8 per test; the ignored `*_many` tests run 200,
+//! Cases: `LINEAGE_MODEL_CASES` (default 8 per test; the ignored `*_many` tests run 100,
 //! `.ci/run` runs them). By hand: `LINEAGE_MODEL_CASES=300 cargo test --locked --test cli
 //! model:: -- --include-ignored`. Failures shrink and are kept in model.proptest-regressions.
 
@@ -1286,7 +1286,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(cases(200)))]
+    #![proptest_config(config(cases(100)))]
 
     #[test]
     #[ignore = "slow: many cases"]
@@ -1661,7 +1661,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(cases(200)))]
+    #![proptest_config(config(cases(100)))]
 
     #[test]
     #[ignore = "slow: many cases"]
