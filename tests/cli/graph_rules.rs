@@ -638,3 +638,34 @@ fn upstream_remakes_a_file_with_the_run_that_wrote_it_there() {
         .collect();
     assert!(reran.contains(&prep.as_str()), "{list}");
 }
+
+/// One worktree per rerun, and the work tree left alone: an input the step also writes is
+/// copied into the worktree, never linked (the job would write the real file through it).
+#[test]
+fn a_worktree_rerun_never_writes_through_to_the_work_tree() {
+    let env = Env::new();
+    env.init_repo();
+    env.write(".gitignore", "d/\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-qm", "ignore data"]);
+    std::fs::create_dir_all(env.path("d")).expect("mkdir");
+    env.write("d/a.txt", "a\n");
+    let run = env.record(&[
+        "-i",
+        "d/a.txt",
+        "-o",
+        "d/a.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo more >> d/a.txt",
+    ]);
+    let before = std::fs::read(env.path("d/a.txt")).expect("read");
+    let out = env.cmd(["rerun", "-q", "--worktree", "--force", &run]);
+    assert!(code(&out) == 0 || code(&out) == 100, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(env.path("d/a.txt")).expect("read"),
+        before,
+        "the real file was written"
+    );
+}

@@ -165,6 +165,16 @@ impl Layout {
     }
 }
 
+/// Whether run `r` also declares `path` (or a directory around it, or one inside it) as an
+/// output.
+fn also_written(r: &RunRecord, path: &str) -> bool {
+    let inside = |a: &str, b: &str| a.strip_prefix(b).is_some_and(|rest| rest.starts_with('/'));
+    r.edges
+        .iter()
+        .filter(|o| o.role == Role::Output)
+        .any(|o| o.path == path || inside(path, &o.path) || inside(&o.path, path))
+}
+
 /// A relative recorded path, resolved by name against `cwd`; None when absolute.
 fn relative_target(cwd: &Path, path: &str) -> Option<PathBuf> {
     let p = path_of(path);
@@ -276,6 +286,36 @@ fn write_confined(root: &Path, rel: &Path, bytes: &[u8], mode: u32) -> Result<()
         .with_context(|| format!("restoring {}", target.display()))?;
     f.write_all(bytes)
         .with_context(|| format!("restoring {}", target.display()))
+}
+
+/// Copy `to` (a file, or a directory's files) to `rel` under `root` (confined), unless
+/// something is there already: for an input the step also writes, which a link would let it
+/// write through to the real file.
+fn copy_confined(root: &Path, rel: &Path, to: &Path) -> Result<()> {
+    let target = confined(root, rel)?;
+    if std::fs::symlink_metadata(&target).is_ok() {
+        return Ok(());
+    }
+    let meta = std::fs::metadata(to).with_context(|| format!("reading {}", to.display()))?;
+    if !meta.is_dir() {
+        let bytes = std::fs::read(to).with_context(|| format!("reading {}", to.display()))?;
+        return write_confined(
+            root,
+            rel,
+            &bytes,
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        );
+    }
+    std::fs::create_dir(&target).with_context(|| format!("making {}", target.display()))?;
+    for entry in std::fs::read_dir(to).with_context(|| format!("reading {}", to.display()))? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        // Links inside are not followed (they would lead anywhere): files and directories only.
+        if kind.is_dir() || kind.is_file() {
+            copy_confined(root, &rel.join(entry.file_name()), &entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Link `rel` under `root` (confined) to `to`, unless something is there already.
@@ -626,9 +666,17 @@ impl Worktree {
                 }
                 Place::Repository(rel) => {
                     if let Some(real) = relative_target(&cwds.real_cwd, &e.path) {
-                        link_confined(&self.path, &rel, &real).with_context(|| {
-                            format!("linking input {} into the worktree", e.path)
-                        })?;
+                        // What the step also writes is copied: through a link, the job
+                        // would write the real file.
+                        if also_written(r, &e.path) {
+                            copy_confined(&self.path, &rel, &real).with_context(|| {
+                                format!("copying input {} into the worktree", e.path)
+                            })?;
+                        } else {
+                            link_confined(&self.path, &rel, &real).with_context(|| {
+                                format!("linking input {} into the worktree", e.path)
+                            })?;
+                        }
                     }
                 }
                 Place::Outside { at, real } => {
