@@ -702,12 +702,20 @@ pub fn written(path: &Path, before: &Snapshot) -> crate::model::Written {
             Written::Nothing
         };
     }
+    let removed = was.keys().any(|p| !after.contains_key(p));
+    if after.is_empty() {
+        // An empty directory: the job's if it made it or emptied it, else left as it was.
+        return if before.files.is_some() && !removed {
+            Written::Nothing
+        } else {
+            Written::All
+        };
+    }
     if kept.is_empty() {
         return Written::All;
     }
     // Every file left as it was, none removed (or a directory that appeared holding only
     // old files: moved in, linked): the job wrote nothing there.
-    let removed = was.keys().any(|p| !after.contains_key(p));
     if kept.len() == after.len() && (!removed || before.files.is_none()) {
         return Written::Nothing;
     }
