@@ -1,6 +1,8 @@
 //! The graph rules of docs/lineage-model.md (issue 16, "Proof"), checked against a model:
-//! random pipelines recorded with the real binary in a real git repository, then every rule
-//! checked on what `show`, `rerun --dry-run` and `rerun --upstream` say and do.
+//! random pipelines recorded with the real binary in a real git repository (copies,
+//! pass-through stages, failures, interruptions, output directories written in part, reruns
+//! in place and in worktrees, deleted and renamed files, the same bytes made by two runs),
+//! then every rule checked on what `show`, `rerun --dry-run` and `rerun --upstream` say and do.
 //!
 //! The model is what each job really wrote, told by the job itself: every write goes through
 //! the committed helper `w.sh`, which keeps a copy of the bytes it wrote under
@@ -9,15 +11,22 @@
 //!
 //! Rules checked:
 //! - **Produced means written.** Each run's `written`/`kept` is what its job wrote; every run
-//!   `show FILE` links as a producer (`direct`, `inside_dir`) wrote those bytes there; and
-//!   every succeeded run that wrote the bytes is linked (every finished one with `--all`).
-//! - **Causes come first.** Every link in `show FILE --format json` is justified by a reader
+//!   `show FILE` links as a producer (`direct`, `inside_dir`) wrote those bytes there; every
+//!   succeeded run that wrote the bytes is linked (every finished one with `--all`).
+//! - **Causes come first.** Every link in `show PATH --format json` is justified by a reader
 //!   in the walk that started after the producer ended, every run in it is reached that way,
-//!   no run is its own ancestor, and `--format dot` has no cycle.
-//! - **A dry run runs nothing**: `rerun ID --dry-run` (with `--worktree`, `--upstream`)
-//!   leaves every byte of the store and of the work tree as it was, and starts no job.
-//! - **An upstream rerun of a deterministic chain restores every missing file** to its
-//!   recorded bytes.
+//!   no run is its own ancestor, and `--format dot` has no cycle (a known gap: see
+//!   DOT_CYCLES_CHECKED).
+//! - **Which producer.** The tree names first the best producer by the one rule; `rerun
+//!   --upstream` never picks a producer whose directory is gone when another will do.
+//! - **A dry run runs nothing**: `rerun ID --dry-run` (with `--worktree`; `--upstream`, see
+//!   UPSTREAM_DRY_RUN_CHECKED) leaves every byte of the store and of the work tree (and every
+//!   mtime) as it was, and starts no job.
+//! - **An upstream rerun of a deterministic chain restores what is missing**: with files of
+//!   the chain deleted, `rerun LAST --upstream` makes again, with their recorded bytes, every
+//!   deleted file the last run needs, and what the runs making them need, and on (a deleted
+//!   file whose consumer's output is still there is not needed, as with make); it leaves the
+//!   rest as it was.
 //!
 //! Cases: `LINEAGE_MODEL_CASES` (default 8 per test; the ignored `*_many` tests run 100,
 //! `.ci/run` runs them). By hand: `LINEAGE_MODEL_CASES=300 cargo test --locked --test cli
@@ -44,6 +53,10 @@ const DOT_CYCLES_CHECKED: bool = true;
 /// `rerun --upstream` remakes a missing input with a run that wrote it where it was read,
 /// not one that wrote the same bytes elsewhere: the chain property deletes any file.
 const UPSTREAM_BY_PATH_CHECKED: bool = true;
+
+/// One worktree per rerun, and the work tree left alone: an input the step also writes is
+/// copied into the worktree, never linked (the job once wrote the real file through it).
+const WORKTREE_CONFINED_CHECKED: bool = true;
 
 /// The files a pipeline works on (in `d/`, ignored by git: data, not code).
 const FILES: [&str; 4] = ["d/a", "d/b", "d/c", "d/e"];
@@ -112,6 +125,9 @@ struct Run {
     kind: Kind,
     /// `status` as recorded.
     status: String,
+    /// A worktree rerun that wrote through an input link (WORKTREE_CONFINED_CHECKED): what
+    /// it wrote there is not all on record as its own.
+    through_link: bool,
 }
 
 struct World {
@@ -296,6 +312,7 @@ impl World {
             args: Some(args),
             kind,
             status,
+            through_link: false,
         });
         Ok(())
     }
@@ -304,6 +321,7 @@ impl World {
     fn rerun(&mut self, of: usize, worktree: bool, force: bool) -> Result<(), TestCaseError> {
         self.settle();
         let before = self.paths();
+        let tree = World::tree(&self.env.path("d"));
         let original = self.runs[of].id.clone();
         let kind = self.runs[of].kind;
         let mut args: Vec<String> = vec![
@@ -349,12 +367,37 @@ impl World {
         if wanted.is_some_and(|w| w != status) {
             return Err(self.fail(format!("rerun {id} is {status}, not {wanted:?}")));
         }
-        self.check_written(&doc, &before, worktree)?;
+        let paths = |role: &str| -> Vec<String> {
+            doc[role]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a["path"].as_str().map(str::to_string))
+                .collect()
+        };
+        let (inputs, outputs) = (paths("inputs"), paths("outputs"));
+        let within = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+        let overlap = inputs
+            .iter()
+            .any(|i| outputs.iter().any(|o| within(i, o) || within(o, i)));
+        // An input linked where an output is (the known gap WORKTREE_CONFINED_CHECKED): the
+        // job writes through the link, which the output's snapshot does not see.
+        let gap = worktree && overlap && !WORKTREE_CONFINED_CHECKED;
+        if !gap {
+            self.check_written(&doc, &before, worktree)?;
+        }
+        // One worktree per rerun: the job writes there, never in the work tree.
+        if worktree && !gap && World::tree(&self.env.path("d")) != tree {
+            return Err(self.fail(format!(
+                "rerun {id} --worktree changed the work tree (inputs {inputs:?}, outputs {outputs:?})"
+            )));
+        }
         self.runs.push(Run {
             id,
             args: None,
             kind,
             status,
+            through_link: gap,
         });
         Ok(())
     }
@@ -786,6 +829,7 @@ impl World {
                 .runs
                 .iter()
                 .filter(|r| all || r.status == "succeeded")
+                .filter(|r| !r.through_link)
                 .filter(|r| self.wrote(&r.id).values().any(|b| b == bytes))
                 .map(|r| r.id.clone())
                 .collect(),
@@ -812,7 +856,10 @@ impl World {
         let flag = if all { " --all" } else { "" };
         // Complete: every run that wrote the bytes is linked as their producer.
         if is_file {
-            let linked = g.producers(&g.root);
+            let mut linked = g.producers(&g.root);
+            for r in self.runs.iter().filter(|r| r.through_link) {
+                linked.remove(&r.id);
+            }
             if linked != writers {
                 return Err(self.fail(format!(
                     "show {rel}{flag}: producers {linked:?}, but the runs that wrote its bytes are {writers:?}"
@@ -1277,7 +1324,7 @@ fn check_pipeline(steps: &[Step], dry: &Dry) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(config(cases(8)))]
+    #![proptest_config(config(cases(10)))]
 
     #[test]
     fn random_pipelines_keep_the_graph_rules((steps, dry) in pipeline()) {
@@ -1652,7 +1699,7 @@ fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(cases(8)))]
+    #![proptest_config(config(cases(10)))]
 
     #[test]
     fn an_upstream_rerun_restores_a_deterministic_chain((op, links, delete, closed) in chain()) {
