@@ -285,6 +285,24 @@ impl Store {
         Ok(known)
     }
 
+    /// Whether some recorded run declared `abs_path`, or a directory around it, as an output:
+    /// such a file is a pipeline's data, not its code.
+    pub fn declared_output_at(&self, abs_path: &str) -> Result<bool> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM edges WHERE abs_path = ?1 AND role = 'output')",
+        )?;
+        let mut at = abs_path.len();
+        loop {
+            if stmt.query_row([&abs_path[..at]], |r| r.get::<_, bool>(0))? {
+                return Ok(true);
+            }
+            match abs_path[..at].rfind('/') {
+                Some(0) | None => return Ok(false),
+                Some(slash) => at = slash,
+            }
+        }
+    }
+
     /// The latest failed or interrupted run that wrote these bytes as an output (no walk
     /// goes through it without `--all`): its id and status.
     pub fn failed_maker(&self, hash: &Hash) -> Result<Option<(String, crate::model::Status)>> {

@@ -669,3 +669,48 @@ fn a_worktree_rerun_never_writes_through_to_the_work_tree() {
         "the real file was written"
     );
 }
+
+/// Files a recorded run wrote are a pipeline's data, not its code, even untracked and not
+/// ignored: deleting one a later stage does not read does not make that stage's code
+/// "differ" (and block its rerun).
+#[test]
+fn files_an_earlier_stage_wrote_are_data_not_code() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("raw.txt", "r\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-qm", "raw"]);
+    env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "a.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat raw.txt raw.txt > a.txt",
+    ]);
+    env.record(&[
+        "-i",
+        "a.txt",
+        "-o",
+        "b.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < a.txt > b.txt",
+    ]);
+    let last = env.record(&[
+        "-i",
+        "b.txt",
+        "-o",
+        "c.txt",
+        "--",
+        "sh",
+        "-c",
+        "rev < b.txt > c.txt",
+    ]);
+    std::fs::remove_file(env.path("a.txt")).expect("rm");
+    let out = env.cmd(["rerun", "-q", &last]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

@@ -274,7 +274,16 @@ fn code_files(
         .ok_or("the recorded uncommitted changes could not be read file by file")?;
     let root = Path::new(&now.root);
     let declared_paths = declared(r, root);
-    let is_declared = |p: &str| declared_paths.iter().any(|d| Path::new(p).starts_with(d));
+    // Declared by this run, or written by any recorded run (a step before it, which
+    // `--upstream` makes again): data, not code.
+    let is_declared = |p: &str| {
+        declared_paths.iter().any(|d| Path::new(p).starts_with(d))
+            || store
+                .declared_output_at(&crate::model::path_text(
+                    std::os::unix::ffi::OsStrExt::as_bytes(root.join(path_of(p)).as_os_str()),
+                ))
+                .unwrap_or(false)
+    };
     let mut out = CodeFiles::default();
     // Recorded untracked files: by their hashes, with the file at their path now.
     let now_untracked: BTreeMap<&String, Hash> =
