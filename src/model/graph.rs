@@ -172,18 +172,33 @@ impl Lineage {
     pub fn grouped(&self, hash: &Hash, reader: Option<&RunRecord>) -> Linked<'_> {
         let links = self.links_for(hash, reader);
         let ids: BTreeSet<&str> = links.iter().map(|l| l.run_id.as_str()).collect();
+        // The original a run reproduces, through reruns of reruns, among these links (itself
+        // when it reproduces none of them).
+        let origin = |run: &'_ RunRecord| -> String {
+            let mut at = run.id.clone();
+            let mut seen = BTreeSet::new();
+            while let Some((r, _)) = self.runs.get(&at) {
+                match r.rerun_of.as_deref() {
+                    Some(of) if ids.contains(of) && seen.insert(of.to_string()) => {
+                        at = of.to_string();
+                    }
+                    _ => break,
+                }
+            }
+            at
+        };
         let mut main = Vec::new();
         for l in &links {
             let Some((run, _)) = self.runs.get(&l.run_id) else {
                 continue;
             };
-            if run.rerun_of.as_deref().is_some_and(|o| ids.contains(o)) {
+            if origin(run) != run.id {
                 continue;
             }
             let reruns: Vec<&RunRecord> = links
                 .iter()
                 .filter_map(|k| self.runs.get(&k.run_id).map(|(r, _)| r))
-                .filter(|r| r.rerun_of.as_deref() == Some(run.id.as_str()))
+                .filter(|r| r.id != run.id && origin(r) == run.id)
                 .collect();
             main.push((run, *l, reruns));
         }

@@ -714,3 +714,19 @@ fn files_an_earlier_stage_wrote_are_data_not_code() {
     let out = env.cmd(["rerun", "-q", &last]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+/// A rerun of a rerun is grouped under the original too: the tree names every producer.
+#[test]
+fn reruns_of_reruns_are_grouped_under_the_original() {
+    let env = Env::new();
+    env.init_repo();
+    let a = env.record(&["-o", "f.txt", "--", "sh", "-c", "echo f > f.txt"]);
+    let out = env.cmd(["rerun", "-q", &a]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let b = env.show(None)["id"].as_str().expect("id").to_string();
+    let out = env.cmd(["rerun", "-q", &b]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let t = tree(&env, &["f.txt"]);
+    assert!(t.contains("reproduced by 2 reruns"), "{t}");
+    assert_eq!(t.matches("─ produced by").count(), 1, "{t}");
+}
