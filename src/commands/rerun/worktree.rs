@@ -672,6 +672,9 @@ impl Worktree {
                             copy_confined(&self.path, &rel, &real).with_context(|| {
                                 format!("copying input {} into the worktree", e.path)
                             })?;
+                            // A tick of the filesystem's clock, so that the output's snapshot
+                            // before launch tells the copy from what the job writes.
+                            std::thread::sleep(std::time::Duration::from_millis(30));
                         } else {
                             link_confined(&self.path, &rel, &real).with_context(|| {
                                 format!("linking input {} into the worktree", e.path)
