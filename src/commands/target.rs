@@ -264,7 +264,7 @@ pub fn upstream_producer(
     };
     Ok(ranked_producers(store, hash, usable)?
         .into_iter()
-        .find(|p| crate::model::graph::came_before(p, consumer) && p.id != consumer.id)
+        .find(|p| crate::model::graph::came_before(p, consumer))
         .map(|p| p.id))
 }
 

@@ -353,7 +353,7 @@ impl Lineage {
     /// The node for `hash` as `reader` read it (None: the root): made by the best-ranked
     /// run in the drawing that wrote those bytes (or a directory holding them) before.
     fn made(&self, hash: &Hash, reader: Option<&RunRecord>, d: &mut Drawing) -> Node {
-        let before = |p: &RunRecord| reader.is_none_or(|r| came_before(p, r) && p.id != r.id);
+        let before = |p: &RunRecord| reader.is_none_or(|r| came_before(p, r));
         let mut direct: Vec<&RunRecord> = self
             .runs
             .values()
