@@ -1,0 +1,233 @@
+//! The team store: a PostgreSQL database many users and hosts record into.
+//!
+//! Each client keeps a local SQLite store (its replica): `lineage run` records there as
+//! always, then delivers the finished run to the server (`push`); commands that read first
+//! fetch the runs that arrived since they last looked (`pull`) and then query the replica
+//! with the same SQL as any store. So the job never waits on the network and never fails
+//! because of it: a run that cannot be delivered stays in the replica (spooled) and the next
+//! command that reaches the server delivers it.
+//!
+//! Rows move as bundles (`store::bundle`): a push exports the undelivered runs to a bundle
+//! and inserts its rows on the server, a pull writes the new rows into a bundle and imports
+//! it. Every insert on the server is `ON CONFLICT DO NOTHING` (run ids are UUIDv7, artifacts
+//! content hashes), and pushes take a transaction-scoped advisory lock, so `runs.seq` grows in
+//! commit order and a pull that resumes after the last seq it saw misses nothing.
+//!
+//! Credentials: the URL's password, `PGPASSWORD` or `~/.pgpass` (`PGPASSFILE`); the `PG*`
+//! variables fill in what the URL leaves out. The password is never printed: `Remote::name`
+//! is the URL without it.
+
+mod pull;
+mod push;
+mod server;
+mod tls;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+
+pub use server::PUSH_LOCK;
+
+/// A team store: where it is and how to log in.
+#[derive(Clone)]
+pub struct Remote {
+    /// `postgres://user@host:port/db`: the URL without its password, safe to print.
+    pub name: String,
+    config: postgres::Config,
+    /// What the caller should warn about (a pgpass file others can read, ignored).
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Remote {
+    pub fn parse(url: &str) -> Result<Remote> {
+        // The parser's messages may quote the URL, password included: not repeated here.
+        let mut config: postgres::Config = url.parse().map_err(|_| {
+            anyhow!("the team store is not a valid postgres://USER@HOST[:PORT]/DATABASE URL")
+        })?;
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if config.get_hosts().is_empty() {
+            config.host(&env("PGHOST").unwrap_or_else(|| "localhost".into()));
+        }
+        if config.get_ports().is_empty() {
+            let port = env("PGPORT").and_then(|p| p.parse().ok()).unwrap_or(5432);
+            config.port(port);
+        }
+        if config.get_user().is_none() {
+            let user = env("PGUSER")
+                .or_else(|| env("USER"))
+                .unwrap_or_else(|| "lineage".into());
+            config.user(&user);
+        }
+        if config.get_dbname().is_none() {
+            let db = env("PGDATABASE").unwrap_or_else(|| config.get_user().unwrap_or("").into());
+            config.dbname(&db);
+        }
+        let host = match config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => String::new(),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let user = config.get_user().unwrap_or("").to_string();
+        let db = config.get_dbname().unwrap_or("").to_string();
+        let mut warnings = Vec::new();
+        if config.get_password().is_none() {
+            if let Some(p) = env("PGPASSWORD") {
+                config.password(p);
+            } else if let Some(p) = pgpass(&host, port, &db, &user, &mut warnings) {
+                config.password(p);
+            }
+        }
+        // A value that is not a positive number of seconds (a Duration) is ignored.
+        let timeout = env("LINEAGE_PG_TIMEOUT")
+            .and_then(|s| s.parse::<f64>().ok())
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(5));
+        config.connect_timeout(timeout);
+        Ok(Remote {
+            name: format!("postgres://{user}@{host}:{port}/{db}"),
+            config,
+            warnings,
+        })
+    }
+
+    /// The local store that mirrors this team store on this machine: `LINEAGE_REPLICA`, or
+    /// `remotes/<digest of the name>` in the default store directory `default_store`.
+    pub fn replica_dir(&self, default_store: &Path) -> PathBuf {
+        if let Some(dir) = std::env::var_os("LINEAGE_REPLICA").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        let key = blake3::hash(self.name.as_bytes()).to_hex();
+        default_store.join("remotes").join(&key[..16])
+    }
+
+    /// Connect, creating or upgrading the schema when it is behind.
+    pub fn connect(&self) -> Result<postgres::Client> {
+        let mut client = self.config.connect(tls::tls()?).map_err(|e| {
+            anyhow!(
+                "cannot reach the team store {}: {}",
+                self.name,
+                describe(&e)
+            )
+        })?;
+        server::migrate(&mut client)
+            .with_context(|| format!("preparing the team store {}", self.name))?;
+        server::check_server(&mut client, &self.name)?;
+        Ok(client)
+    }
+}
+
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => {
+            let s = e.to_string();
+            match std::error::Error::source(e) {
+                Some(src) => format!("{s}: {src}"),
+                None => s,
+            }
+        }
+    }
+}
+
+fn chain(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<postgres::Error>() {
+        Some(pg) => describe(pg),
+        None => format!("{e:#}"),
+    }
+}
+
+/// The password for a connection from the pgpass file (`PGPASSFILE` or `~/.pgpass`), which
+/// libpq ignores unless it is private to its owner; so does this.
+fn pgpass(
+    host: &str,
+    port: u16,
+    db: &str,
+    user: &str,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    let path = std::env::var_os("PGPASSFILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(&path).ok()?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        warnings.push(format!(
+            "{} ignored: it must be readable by you only (chmod 600)",
+            path.display()
+        ));
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    let port = port.to_string();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let fields = split_pgpass(line);
+        if fields.len() != 5 {
+            continue;
+        }
+        let matches = |pattern: &str, value: &str| pattern == "*" || pattern == value;
+        let host_ok = matches(&fields[0], host)
+            || (fields[0] == "localhost" && (host == "127.0.0.1" || host.starts_with('/')));
+        if host_ok
+            && matches(&fields[1], &port)
+            && matches(&fields[2], db)
+            && matches(&fields[3], user)
+        {
+            return Some(fields[4].clone());
+        }
+    }
+    None
+}
+
+/// `host:port:db:user:password`, with `\:` and `\\` escapes.
+fn split_pgpass(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    fields.last_mut().expect("one field").push(n);
+                }
+            }
+            ':' if fields.len() < 5 => fields.push(String::new()),
+            c => fields.last_mut().expect("one field").push(c),
+        }
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgpass_lines_split_on_unescaped_colons() {
+        assert_eq!(
+            split_pgpass(r"db.internal:5432:*:ada:pa\:ss\\word"),
+            ["db.internal", "5432", "*", "ada", r"pa:ss\word"]
+        );
+    }
+
+    #[test]
+    fn the_name_never_holds_the_password() {
+        let r = Remote::parse("postgres://ada:hunter2@db.internal:6543/lineage").expect("parses");
+        assert_eq!(r.name, "postgres://ada@db.internal:6543/lineage");
+        assert!(!format!("{r:?}").contains("hunter2"));
+        let e = Remote::parse("postgres://ada:hunter2@db.internal:notaport/x")
+            .expect_err("bad port")
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+}
