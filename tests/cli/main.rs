@@ -34,5 +34,6 @@ mod settings;
 mod show;
 #[cfg(feature = "team-store")]
 mod team;
+mod team_hardening;
 mod trust;
 mod util;
