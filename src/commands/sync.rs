@@ -114,6 +114,14 @@ fn report_pulled(remote: &Remote, pulled: &Pulled) {
             ui::escape(why)
         ));
     }
+    for what in &pulled.damaged {
+        ui::warn(format_args!(
+            "{} holds a damaged copy of {}: not taken (the runs naming it were); its owner can \
+             delete that row so the next delivery brings a good one",
+            remote.name,
+            ui::escape(what)
+        ));
+    }
     if pulled.lost > 0 {
         ui::warn(format_args!(
             "{} run{} here that {} no longer has will be delivered again",

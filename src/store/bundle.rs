@@ -59,6 +59,9 @@ pub struct Counts {
     /// Runs already here whose record in the bundle is not the one here: the one here is
     /// kept (a run in the store never changes), and the user is told.
     pub differing: Vec<String>,
+    /// Content rows (a blob, a manifest) whose bytes are not what their hash says, passed
+    /// over (a team store's pull: the run that names them is taken without them).
+    pub skipped: Vec<String>,
 }
 
 impl Counts {
@@ -249,7 +252,10 @@ impl Store {
     /// [`Store::import_bundle`], taking only the runs in `only` (when given: the bundle's
     /// other runs and their rows are passed over), and, with `signed`, refusing a run whose
     /// signature does not match its record (a team store's pull: an unsigned run is taken,
-    /// as `lineage verify` will say).
+    /// as `lineage verify` will say). With `signed` too, a blob or a manifest whose bytes are
+    /// not what its hash says is passed over, not refused: on a team store the first copy of
+    /// a content row stays, and a writer who knew a hash in advance must not be able to
+    /// block every run that names it.
     pub fn import_runs(
         &mut self,
         path: &Path,
@@ -271,6 +277,8 @@ impl Store {
             blobs: HashSet::new(),
             differing: Vec::new(),
             only,
+            lenient: signed,
+            skipped: Vec::new(),
         };
         let mut counts = Counts::default();
         // Runs and their rows first, then only what the new runs name: artifacts their edges
@@ -303,6 +311,7 @@ impl Store {
             counts.rows.push((table.name.to_string(), n));
         }
         counts.differing = std::mem::take(&mut import.differing);
+        counts.skipped = std::mem::take(&mut import.skipped);
         if signed {
             for id in &import.new_runs {
                 let record = super::signature::canonical(&tx, id)?.unwrap_or_default();
@@ -347,6 +356,10 @@ struct Import<'a> {
     differing: Vec<String>,
     /// When given, the only runs taken.
     only: Option<&'a HashSet<String>>,
+    /// Pass over a damaged blob or manifest rather than refuse the import.
+    lenient: bool,
+    /// What was passed over.
+    skipped: Vec<String>,
 }
 
 impl Import<'_> {
@@ -395,8 +408,16 @@ impl Import<'_> {
                     continue;
                 }
             }
-            inbound::check_row(table, cols, &values)
-                .map_err(|e| self.refuse(table, n, &values, &e))?;
+            if let Err(e) = inbound::check_row(table, cols, &values) {
+                if self.lenient
+                    && table.name == "blobs"
+                    && let Some(Value::Text(h)) = values.first()
+                {
+                    self.skipped.push(format!("blob {}: {e}", shorten(h)));
+                    continue;
+                }
+                return Err(self.refuse(table, n, &values, &e));
+            }
             let first = match &values[0] {
                 Value::Text(s) => s.clone(),
                 _ => String::new(),
@@ -520,11 +541,22 @@ impl Import<'_> {
             };
             if ends_group {
                 let first = n - group.len() + usize::from(values.is_none());
-                self.check_manifest(table, first, &group, [dir, path, file, size, exec])?;
-                let named = match &group[0][dir] {
+                let mut named = match &group[0][dir] {
                     Value::Text(d) if self.named.contains(d) => Some(d.clone()),
                     _ => None,
                 };
+                if let Err(e) =
+                    self.check_manifest(table, first, &group, [dir, path, file, size, exec])
+                {
+                    match &named {
+                        Some(d) if self.lenient => {
+                            self.skipped
+                                .push(format!("the manifest of directory {}", shorten(d)));
+                            named = None;
+                        }
+                        _ => return Err(e),
+                    }
+                }
                 for v in group.drain(..) {
                     if named.is_some() {
                         added += insert.execute(rusqlite::params_from_iter(v.iter()))?;

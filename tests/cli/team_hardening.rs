@@ -589,3 +589,63 @@ fn team_migrate_repairs_an_old_setups_grants_and_a_tampered_schema_table() {
     t.env.write("in.txt", "x\n");
     t.record("alice", "alice", "in.txt", "out.txt");
 }
+
+#[test]
+fn a_content_row_poisoned_in_advance_does_not_block_the_runs_that_name_it() {
+    let Some(t) = Team::start() else { return };
+    // mallory knows the bytes of the team's shared config, so its hash: she submits a run
+    // that "keeps" a blob under that hash with other bytes, before anyone uses the config.
+    let config = "lr: 0.01\nepochs: 3\n";
+    let hash = blake3::hash(config.as_bytes()).to_hex().to_string();
+    let mut m = t.client("mallory");
+    let doc = serde_json::json!({
+        "run": {"id": "01900000-0000-7000-8000-0000000000dd", "status": "succeeded",
+                "argv": "\\x", "cwd": "\\x", "started_at": "2024-06-01T00:00:00.000000Z",
+                "capture": "{}"},
+        "blobs": [{"hash": hash, "size": 3, "data": "\\x657669"}],
+    });
+    let _ = m.query_one(
+        "SELECT lineage_submit($1::text::jsonb)",
+        &[&doc.to_string()],
+    );
+    assert_eq!(
+        t.pg.sql(
+            "lineage",
+            &format!("SELECT COUNT(*) FROM blobs WHERE hash = '{hash}'")
+        )[0][0],
+        "1",
+        "the poisoned copy is on the server"
+    );
+    // alice trains with the config; rita still gets her run, without the damaged blob.
+    t.env.write("base.yaml", config);
+    t.env.write("in.txt", "x\n");
+    let out = t.lineage(
+        "alice",
+        "alice",
+        &[
+            "run",
+            "-q",
+            "-c",
+            "base.yaml",
+            "-i",
+            "in.txt",
+            "-o",
+            "out.txt",
+            "--",
+            "cp",
+            "in.txt",
+            "out.txt",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let alice_run =
+        t.pg.sql("lineage", "SELECT id FROM runs WHERE recorded_by = 'alice'")[0][0].clone();
+    let out = t.lineage("rita", "rita", &["list", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("damaged copy of blob"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(t.ids("rita", "rita").contains(&alice_run));
+}

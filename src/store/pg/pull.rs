@@ -34,6 +34,9 @@ pub struct Pulled {
     pub resynced: bool,
     /// Runs the server no longer has, to deliver again (after a resync).
     pub lost: usize,
+    /// Content rows the server holds damaged (a blob, a manifest), passed over: the runs
+    /// that name them were taken without them.
+    pub damaged: Vec<String>,
 }
 
 /// Arrivals read per round.
@@ -113,8 +116,7 @@ impl Remote {
                     Ok(c)
                 })?;
                 client = Some(c);
-                let (added, refused) = take(store, tmp.path(), &wanted)?;
-                done.new += added;
+                let refused = take(store, tmp.path(), &wanted, &mut done)?;
                 for a in &listing.arrivals {
                     if let Some((_, why)) = refused.iter().find(|(id, _)| *id == a.run_id) {
                         store.hold_back(&self.name, &a.run_id, "quarantined", Some(a.seq), why)?;
@@ -151,20 +153,28 @@ fn take(
     store: &mut Store,
     bundle: &Path,
     ids: &[String],
-) -> Result<(usize, Vec<(String, String)>)> {
+    done: &mut Pulled,
+) -> Result<Vec<(String, String)>> {
     let all: HashSet<String> = ids.iter().cloned().collect();
     if let Ok(counts) = store.import_runs(bundle, Some(&all), true) {
-        return Ok((counts.of("runs"), Vec::new()));
+        done.new += counts.of("runs");
+        done.damaged.extend(counts.skipped);
+        return Ok(Vec::new());
     }
-    let (mut added, mut refused) = (0, Vec::new());
+    let mut refused = Vec::new();
     for id in ids {
         let one: HashSet<String> = [id.clone()].into();
         match store.import_runs(bundle, Some(&one), true) {
-            Ok(c) => added += c.of("runs"),
+            Ok(c) => {
+                done.new += c.of("runs");
+                done.damaged.extend(c.skipped);
+            }
             Err(e) => refused.push((id.clone(), one_line(&format!("{e:#}")))),
         }
     }
-    Ok((added, refused))
+    done.damaged.sort();
+    done.damaged.dedup();
+    Ok(refused)
 }
 
 fn one_line(s: &str) -> String {
@@ -352,11 +362,27 @@ fn download(
         })
         .collect();
     copy(client, "dir_entries", "dir_hash = ANY($1)", &missing_dirs)?;
-    let refs = bundle::blob_refs(
-        &tx,
-        "SELECT id, capture FROM runs",
-        "SELECT artifact FROM edges WHERE role = 'config' AND artifact IS NOT NULL",
-    )?;
+    // Each run's blobs; a run whose capture cannot be read names none here (its import
+    // refuses it, by name), so it cannot stop the others from being fetched.
+    let mut refs = std::collections::BTreeSet::new();
+    let runs: Vec<String> = {
+        let mut s = tx.prepare("SELECT id FROM runs")?;
+        s.query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for id in &runs {
+        let quoted = id.replace('\'', "''");
+        if let Ok(r) = bundle::blob_refs(
+            &tx,
+            &format!("SELECT id, capture FROM runs WHERE id = '{quoted}'"),
+            &format!(
+                "SELECT artifact FROM edges WHERE run_id = '{quoted}' AND role = 'config' \
+                 AND artifact IS NOT NULL"
+            ),
+        ) {
+            refs.extend(r);
+        }
+    }
     let wanted: Vec<String> = refs
         .into_iter()
         .filter(|h| !has("SELECT EXISTS (SELECT 1 FROM blobs WHERE hash = ?1)", h))
