@@ -34,5 +34,7 @@ mod settings;
 mod show;
 #[cfg(feature = "team-store")]
 mod team;
+#[cfg(feature = "team-store")]
+mod team_docs;
 mod trust;
 mod util;
