@@ -62,6 +62,9 @@ pub enum Command {
     Push(SyncArgs),
     /// Fetch a team store's new runs into this store.
     Pull(SyncArgs),
+    /// Set up and look after a team store: migrate its schema, forget runs that cannot be
+    /// delivered.
+    Team(TeamArgs),
     /// List recorded runs, newest first.
     #[command(visible_alias = "log")]
     List(ListArgs),
@@ -325,6 +328,37 @@ pub struct SyncArgs {
     /// The team store, postgres://USER@HOST[:PORT]/DATABASE (password from PGPASSWORD or
     /// ~/.pgpass); default: LINEAGE_TEAM_STORE, then `team_store` in the settings files.
     #[arg(value_name = "URL", env = "LINEAGE_TEAM_STORE", hide_env_values = true)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TeamArgs {
+    #[command(subcommand)]
+    pub command: TeamCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Create or upgrade the team store's schema and apply lineage's grants to the roles
+    /// lineage_writer and lineage_reader (run as the database's owner; again after creating
+    /// those roles or upgrading lineage).
+    Migrate(SyncArgs),
+    /// Stop trying to deliver runs to the team store (a reader's runs, runs it refused):
+    /// they stay in this store.
+    Forget(ForgetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Runs to forget (ids or unique prefixes); all runs waiting for delivery with --all.
+    #[arg(value_name = "RUN", required_unless_present = "all")]
+    pub runs: Vec<String>,
+    /// Forget every run waiting for delivery.
+    #[arg(long, conflicts_with = "runs")]
+    pub all: bool,
+    /// The team store (default: the store in use, then LINEAGE_TEAM_STORE, then `team_store`
+    /// in the settings files).
+    #[arg(long, value_name = "URL")]
     pub url: Option<String>,
 }
 

@@ -99,8 +99,9 @@ fn run(cli: Cli) -> u8 {
     #[cfg(feature = "team-store")]
     if let Some(remote) = ctx.store.team()
         && reads(&cli.command)
+        && let Err(e) = commands::sync::before(remote, ctx.store.dir())
     {
-        commands::sync::before(remote, ctx.store.dir());
+        return finish(Err(e), Some(ctx.store.dir()), launches);
     }
     let writes = writes(&cli.command);
     let result = dispatch(cli.command, &ctx);
@@ -149,10 +150,14 @@ fn dispatch(command: Command, ctx: &Context) -> Result<u8> {
         Command::Push(args) => done(commands::sync::push(args, ctx)),
         #[cfg(feature = "team-store")]
         Command::Pull(args) => done(commands::sync::pull(args, ctx)),
+        #[cfg(feature = "team-store")]
+        Command::Team(args) => done(commands::sync::team(args, ctx)),
         #[cfg(not(feature = "team-store"))]
         Command::Push(_) => Err(error::Error::NoTeamStore("`lineage push`").into()),
         #[cfg(not(feature = "team-store"))]
         Command::Pull(_) => Err(error::Error::NoTeamStore("`lineage pull`").into()),
+        #[cfg(not(feature = "team-store"))]
+        Command::Team(_) => Err(error::Error::NoTeamStore("`lineage team`").into()),
         Command::Completions(_) | Command::Man(_) => unreachable!("answered before the store"),
     }
 }
@@ -179,6 +184,7 @@ fn reads(command: &Command) -> bool {
             | Command::Man(_)
             | Command::Push(_)
             | Command::Pull(_)
+            | Command::Team(_)
             | Command::Doctor(cli::DoctorArgs { secrets: true, .. })
             | Command::Bundle(cli::BundleArgs {
                 command: BundleCommand::Import(_)

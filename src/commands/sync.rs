@@ -8,30 +8,122 @@ use std::path::Path;
 use anyhow::{Result, anyhow};
 
 use super::Context;
-use crate::cli::SyncArgs;
+use crate::cli::{SyncArgs, TeamArgs, TeamCommand};
 use crate::store::Store;
-use crate::store::pg::Remote;
+use crate::store::pg::{Interrupted, Limits, NotAWriter, Pulled, Pushed, Remote, Setup};
 use crate::ui;
 
-/// Before a command that reads: deliver what waits, fetch what is new.
-pub fn before(remote: &Remote, replica: &Path) {
+/// Before a command that reads: deliver what waits, fetch what is new, all within
+/// `LINEAGE_PG_TIMEOUT`. A server that cannot be reached is a warning (the command reads this
+/// machine's copy); one that refuses (setup: grants, schema, password) is an error.
+pub fn before(remote: &Remote, replica: &Path) -> Result<()> {
     let Ok(mut store) = super::open_store(replica) else {
-        return; // the command itself reports why the store cannot open
+        return Ok(()); // the command itself reports why the store cannot open
     };
-    let done = remote.push(&store).and_then(|_| remote.pull(&mut store));
-    if let Err(e) = done {
-        warn_offline(&store, remote, &e);
+    let limits = Limits::all(remote.timeout);
+    let result = match remote.push(&store, limits) {
+        Ok(pushed) => {
+            report_refused(remote, &pushed);
+            remote.pull(&mut store, limits)
+        }
+        Err(e) if e.is::<NotAWriter>() => {
+            warn_undeliverable(&store, remote, &e);
+            remote.pull(&mut store, limits)
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(pulled) => {
+            report_pulled(remote, &pulled);
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(Interrupted(sig)) = e.downcast_ref::<Interrupted>() {
+                std::process::exit(128 + sig);
+            }
+            if e.is::<Setup>() {
+                return Err(e);
+            }
+            warn_offline(&store, remote, &e);
+            Ok(())
+        }
     }
 }
 
-/// After a command that recorded runs: deliver them now, or leave them spooled.
+/// After a command that recorded runs: deliver them now (within `LINEAGE_PG_TIMEOUT`), or
+/// leave them spooled. Never an error: the job's exit code wins.
 pub fn deliver(remote: &Remote, replica: &Path) {
     let Ok(store) = super::open_store(replica) else {
         return;
     };
-    if let Err(e) = remote.push(&store) {
-        warn_offline(&store, remote, &e);
+    match remote.push(&store, Limits::all(remote.timeout)) {
+        Ok(pushed) => report_refused(remote, &pushed),
+        Err(e) if e.is::<NotAWriter>() => warn_undeliverable(&store, remote, &e),
+        Err(e) if e.is::<Interrupted>() => {
+            let waiting = store.pending_push(&remote.name).map_or(0, |p| p.ids.len());
+            ui::warn(format_args!(
+                "delivery to {} interrupted: {waiting} run{} kept in {} for the next lineage \
+                 command",
+                remote.name,
+                plural(waiting),
+                store.dir().display()
+            ));
+        }
+        Err(e) if e.is::<Setup>() => {
+            ui::warn(format_args!("{e:#}"));
+            let waiting = store.pending_push(&remote.name).map_or(0, |p| p.ids.len());
+            ui::warn(format_args!(
+                "{waiting} run{} kept in {} until that is fixed",
+                plural(waiting),
+                store.dir().display()
+            ));
+        }
+        Err(e) => warn_offline(&store, remote, &e),
     }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn report_refused(remote: &Remote, pushed: &Pushed) {
+    for (id, why) in &pushed.refused {
+        ui::warn(format_args!(
+            "the team store {} refused run {}: {}; it stays here, held back (`lineage doctor` \
+             lists it)",
+            remote.name,
+            ui::escape(id),
+            ui::escape(why)
+        ));
+    }
+}
+
+fn report_pulled(remote: &Remote, pulled: &Pulled) {
+    for (id, why) in &pulled.quarantined {
+        ui::warn(format_args!(
+            "run {} from {} quarantined (not taken here): {}",
+            ui::escape(id),
+            remote.name,
+            ui::escape(why)
+        ));
+    }
+    if pulled.lost > 0 {
+        ui::warn(format_args!(
+            "{} run{} here that {} no longer has will be delivered again",
+            pulled.lost,
+            plural(pulled.lost),
+            remote.name
+        ));
+    }
+}
+
+fn warn_undeliverable(store: &Store, remote: &Remote, e: &anyhow::Error) {
+    let waiting = store.pending_push(&remote.name).map_or(0, |p| p.ids.len());
+    ui::warn(format_args!(
+        "{e:#}: {waiting} run{} of this machine cannot be delivered; `lineage team forget --all` \
+         stops trying (they stay here)",
+        plural(waiting)
+    ));
 }
 
 fn warn_offline(store: &Store, remote: &Remote, e: &anyhow::Error) {
@@ -41,7 +133,7 @@ fn warn_offline(store: &Store, remote: &Remote, e: &anyhow::Error) {
         ui::warn(format_args!(
             "{waiting} run{} kept in {}: the next lineage command that can deliver them to \
              {} will",
-            if waiting == 1 { "" } else { "s" },
+            plural(waiting),
             store.dir().display(),
             remote.name
         ));
@@ -55,8 +147,8 @@ fn warn_offline(store: &Store, remote: &Remote, e: &anyhow::Error) {
 
 /// The team store to push to or pull from: the URL given, `team_store` in the settings
 /// files, or the store in use when it is a team store.
-fn target(args: SyncArgs, ctx: &Context) -> Result<Remote> {
-    match args.url.or_else(|| ctx.settings.team_store.clone()) {
+fn target(url: Option<String>, ctx: &Context) -> Result<Remote> {
+    match url.or_else(|| ctx.settings.team_store.clone()) {
         Some(url) => {
             let remote = Remote::parse(&url)?;
             for w in &remote.warnings {
@@ -75,27 +167,94 @@ fn target(args: SyncArgs, ctx: &Context) -> Result<Remote> {
 }
 
 pub fn push(args: SyncArgs, ctx: &Context) -> Result<()> {
-    let remote = target(args, ctx)?;
+    let remote = target(args.url, ctx)?;
     let store = ctx.open_store()?;
     // Asked for explicitly: check the server even when nothing waits.
-    remote.connect()?;
-    let n = remote.push(&store)?;
-    ui::info(format_args!(
-        "delivered {n} run{} to {}",
-        if n == 1 { "" } else { "s" },
+    remote.check()?;
+    let pushed = remote.push(&store, Limits::steps(remote.timeout))?;
+    report_refused(&remote, &pushed);
+    let mut said = format!(
+        "delivered {} new run{} to {}",
+        pushed.new,
+        plural(pushed.new),
         remote.name
-    ));
+    );
+    if pushed.present > 0 {
+        said.push_str(&format!("; {} it had already", pushed.present));
+    }
+    if pushed.deleted > 0 {
+        said.push_str(&format!("; {} it had deleted", pushed.deleted));
+    }
+    if !pushed.refused.is_empty() {
+        said.push_str(&format!("; {} refused", pushed.refused.len()));
+    }
+    ui::info(said);
     Ok(())
 }
 
 pub fn pull(args: SyncArgs, ctx: &Context) -> Result<()> {
-    let remote = target(args, ctx)?;
+    let remote = target(args.url, ctx)?;
     let mut store = ctx.open_store()?;
-    let n = remote.pull(&mut store)?;
-    ui::info(format_args!(
-        "received {n} run{} from {}",
-        if n == 1 { "" } else { "s" },
+    let pulled = remote.pull(&mut store, Limits::steps(remote.timeout))?;
+    report_pulled(&remote, &pulled);
+    let mut said = format!(
+        "received {} new run{} from {}",
+        pulled.new,
+        plural(pulled.new),
         remote.name
-    ));
+    );
+    if pulled.deleted > 0 {
+        said.push_str(&format!("; {} deleted there, deleted here", pulled.deleted));
+    }
+    if !pulled.quarantined.is_empty() {
+        said.push_str(&format!("; {} quarantined", pulled.quarantined.len()));
+    }
+    ui::info(said);
     Ok(())
+}
+
+/// `lineage team ...`.
+pub fn team(args: TeamArgs, ctx: &Context) -> Result<()> {
+    match args.command {
+        TeamCommand::Migrate(a) => {
+            let remote = target(a.url, ctx)?;
+            let v = remote.migrate()?;
+            ui::info(format_args!(
+                "the team store {} is at schema version {v}; lineage_writer and lineage_reader \
+                 (where they exist) have lineage's grants",
+                remote.name
+            ));
+            Ok(())
+        }
+        TeamCommand::Forget(a) => {
+            let remote = target(a.url, ctx)?;
+            let store = ctx.open_store()?;
+            let ids = if a.all {
+                None
+            } else {
+                let mut ids = Vec::new();
+                for r in &a.runs {
+                    ids.push(store.resolve(Some(r))?);
+                }
+                Some(ids)
+            };
+            let forgotten = store.forget(&remote.name, ids.as_deref())?;
+            if let Some(asked) = &ids {
+                for id in asked.iter().filter(|i| !forgotten.contains(i)) {
+                    ui::warn(format_args!(
+                        "run {id} is not waiting for delivery to {}",
+                        remote.name
+                    ));
+                }
+            }
+            ui::info(format_args!(
+                "{} run{} will not be delivered to {} (they stay in {})",
+                forgotten.len(),
+                plural(forgotten.len()),
+                remote.name,
+                store.dir().display()
+            ));
+            Ok(())
+        }
+    }
 }

@@ -243,6 +243,19 @@ impl Store {
     /// rows in the bundle are left out); any row that fails a check refuses the whole
     /// import with one line naming the table and the row.
     pub fn import_bundle(&mut self, path: &Path) -> Result<Counts> {
+        self.import_runs(path, None, false)
+    }
+
+    /// [`Store::import_bundle`], taking only the runs in `only` (when given: the bundle's
+    /// other runs and their rows are passed over), and, with `signed`, refusing a run whose
+    /// signature does not match its record (a team store's pull: an unsigned run is taken,
+    /// as `lineage verify` will say).
+    pub fn import_runs(
+        &mut self,
+        path: &Path,
+        only: Option<&HashSet<String>>,
+        signed: bool,
+    ) -> Result<Counts> {
         let (bundle, columns) = open_checked(path)?;
         let what = format!("bundle {}", path.display());
         let tx = self.conn.transaction()?;
@@ -257,6 +270,7 @@ impl Store {
             named: HashSet::new(),
             blobs: HashSet::new(),
             differing: Vec::new(),
+            only,
         };
         let mut counts = Counts::default();
         // Runs and their rows first, then only what the new runs name: artifacts their edges
@@ -289,6 +303,25 @@ impl Store {
             counts.rows.push((table.name.to_string(), n));
         }
         counts.differing = std::mem::take(&mut import.differing);
+        if signed {
+            for id in &import.new_runs {
+                let record = super::signature::canonical(&tx, id)?.unwrap_or_default();
+                let sig: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT public_key, signature FROM signatures WHERE run_id = ?1",
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                if let Some((key, sig)) = sig
+                    && !crate::sign::verify(&key, &record, &sig)
+                {
+                    bail!(
+                        "{what}: run {id}: its record is not what was signed; nothing was imported"
+                    );
+                }
+            }
+        }
         drop(import);
         tx.commit().with_context(|| {
             format!("{what}: its rows do not fit together (a reference to a run or an artifact it does not carry); nothing was imported")
@@ -312,6 +345,8 @@ struct Import<'a> {
     blobs: HashSet<String>,
     /// Runs already here that the bundle carries with another record.
     differing: Vec<String>,
+    /// When given, the only runs taken.
+    only: Option<&'a HashSet<String>>,
 }
 
 impl Import<'_> {
@@ -355,6 +390,9 @@ impl Import<'_> {
             };
             match table.name {
                 "runs" => {
+                    if self.only.is_some_and(|o| !o.contains(&first)) {
+                        continue;
+                    }
                     if !self.bundle_runs.insert(first.clone()) {
                         return Err(self.refuse(
                             table,
@@ -390,6 +428,9 @@ impl Import<'_> {
                         Some(Value::Text(s)) => s.as_str(),
                         _ => "",
                     };
+                    if self.only.is_some_and(|o| !o.contains(run)) {
+                        continue;
+                    }
                     if !self.bundle_runs.contains(run) {
                         return Err(self.refuse(
                             table,

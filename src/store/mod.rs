@@ -46,7 +46,7 @@ pub use cache::ReadOnlyCache;
 pub use inbound::dir_hash;
 pub use query::recent_runs;
 pub use record::{Finish, NewRun};
-pub use sync::PendingPush;
+pub use sync::{Arrival, HeldBack, PendingPush, Tombstone};
 
 use crate::error::Error;
 use crate::model::Hash;

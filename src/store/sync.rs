@@ -35,10 +35,12 @@ impl Store {
             "SELECT rowid, id, status = 'running',
                     EXISTS (SELECT 1 FROM pushed p WHERE p.remote = ?2 AND p.run_id = runs.id)
              FROM runs WHERE rowid > ?1
+               AND NOT EXISTS (SELECT 1 FROM held_back b WHERE b.remote = ?2 AND b.run_id = runs.id)
              UNION
              SELECT r.rowid, r.id, r.status = 'running',
                     EXISTS (SELECT 1 FROM pushed p WHERE p.remote = ?2 AND p.run_id = r.id)
              FROM held h JOIN runs r ON r.id = h.run_id WHERE h.remote = ?2
+               AND NOT EXISTS (SELECT 1 FROM held_back b WHERE b.remote = ?2 AND b.run_id = r.id)
              ORDER BY 1",
         )?;
         let mut pending = PendingPush {
@@ -97,23 +99,252 @@ impl Store {
         Ok(())
     }
 
-    /// The last server arrival (`runs.seq`) received from a team store.
-    pub fn pulled_seq(&self, remote: &str) -> Result<i64> {
+    /// The last server arrival (`runs.seq`) received from a team store, and the run it was.
+    pub fn pulled(&self, remote: &str) -> Result<(i64, Option<String>)> {
         Ok(self
             .conn
-            .query_row("SELECT seq FROM pulled WHERE remote = ?1", [remote], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT seq, run_id FROM pulled WHERE remote = ?1",
+                [remote],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?
-            .unwrap_or(0))
+            .unwrap_or((0, None)))
+    }
+
+    /// The last server arrival received from a team store (a local store's push and pull).
+    pub fn pulled_seq(&self, remote: &str) -> Result<i64> {
+        Ok(self.pulled(remote)?.0)
+    }
+
+    /// Remember the last server arrival received from a team store, and the run it was.
+    pub fn set_pulled(&self, remote: &str, seq: i64, run_id: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO pulled (remote, seq, run_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (remote) DO UPDATE SET seq = excluded.seq, run_id = excluded.run_id",
+            params![remote, seq, run_id],
+        )?;
+        Ok(())
     }
 
     /// Remember the last server arrival received from a team store.
     pub fn set_pulled_seq(&self, remote: &str, seq: i64) -> Result<()> {
+        self.set_pulled(remote, seq, None)
+    }
+
+    /// Note where runs arrived on a team store and who submitted them (the runs are here,
+    /// or the server holds them: either way it need not be sent them).
+    pub fn record_arrivals(&self, remote: &str, arrivals: &[Arrival]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut add = tx.prepare_cached(
+                "INSERT OR REPLACE INTO arrivals (remote, seq, run_id, submitted_by)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut pushed = tx.prepare_cached("INSERT OR IGNORE INTO pushed VALUES (?1, ?2)")?;
+            for a in arrivals {
+                add.execute(params![remote, a.seq, a.run_id, a.submitted_by])?;
+                pushed.execute(params![remote, a.run_id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Which of `ids` this store has.
+    pub fn runs_here(&self, ids: &[String]) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)")?;
+        let mut here = std::collections::HashSet::new();
+        for id in ids {
+            if stmt.query_row([id], |r| r.get::<_, bool>(0))? {
+                here.insert(id.clone());
+            }
+        }
+        Ok(here)
+    }
+
+    /// The database role that submitted a run to a team store, as that store said.
+    pub fn submitted_by(&self, run_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT submitted_by FROM arrivals WHERE run_id = ?1 ORDER BY seq DESC LIMIT 1",
+                [run_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// The team store's history is not what this store fetched (a restored backup, deleted
+    /// rows): forget where it had got to, and read it all again.
+    pub fn restart_pull(&self, remote: &str) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("DELETE FROM arrivals WHERE remote = ?1", [remote])?;
+        tx.execute("DELETE FROM pulled WHERE remote = ?1", [remote])?;
+        tx.execute(
+            "DELETE FROM held_back WHERE remote = ?1 AND why = 'quarantined'",
+            [remote],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// After reading a team store's whole history again: the runs it no longer has are
+    /// delivered again (this machine's, and those it had fetched: the server lost them).
+    pub fn resynced(&self, remote: &str) -> Result<usize> {
+        let tx = self.conn.unchecked_transaction()?;
+        let lost = tx.execute(
+            "DELETE FROM pushed WHERE remote = ?1 AND run_id NOT IN
+               (SELECT run_id FROM arrivals WHERE remote = ?1)
+               AND run_id NOT IN (SELECT run_id FROM tombstones WHERE remote = ?1)",
+            [remote],
+        )?;
+        tx.execute("DELETE FROM push_mark WHERE remote = ?1", [remote])?;
+        tx.commit()?;
+        Ok(lost)
+    }
+
+    /// Hold a run back from a team store: `why` is 'refused' (by the server, when
+    /// delivered), 'forgotten' (never to be delivered) or 'quarantined' (fetched, and not
+    /// taken here).
+    pub fn hold_back(
+        &self,
+        remote: &str,
+        run_id: &str,
+        why: &str,
+        seq: Option<i64>,
+        reason: &str,
+    ) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO pulled VALUES (?1, ?2) ON CONFLICT (remote) DO UPDATE SET seq = excluded.seq",
-            params![remote, seq],
+            "INSERT OR REPLACE INTO held_back (remote, run_id, why, seq, reason, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            params![remote, run_id, why, seq, reason],
         )?;
         Ok(())
     }
+
+    /// The runs held back from a team store (all team stores: `remote` None).
+    pub fn held_back(&self, remote: Option<&str>) -> Result<Vec<HeldBack>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT remote, run_id, why, seq, reason, at FROM held_back
+             WHERE ?1 IS NULL OR remote = ?1 ORDER BY at, run_id",
+        )?;
+        let rows = stmt.query_map([remote], |r| {
+            Ok(HeldBack {
+                remote: r.get(0)?,
+                run_id: r.get(1)?,
+                why: r.get(2)?,
+                seq: r.get(3)?,
+                reason: r.get(4)?,
+                at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A team store deleted a run: delete it here too (unless a run of this store's reruns
+    /// it: then it stays, and the caller says so). Returns whether it was deleted.
+    pub fn apply_tombstone(&self, remote: &str, t: &Tombstone) -> Result<bool> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO tombstones VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                remote,
+                t.run_id,
+                t.seq,
+                t.deleted_at,
+                t.deleted_by,
+                t.reason
+            ],
+        )?;
+        let rerun: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE rerun_of = ?1)",
+            [&t.run_id],
+            |r| r.get(0),
+        )?;
+        let mut deleted = false;
+        if !rerun {
+            for sql in [
+                "DELETE FROM signatures WHERE run_id = ?1",
+                "DELETE FROM params WHERE run_id = ?1",
+                "DELETE FROM edges WHERE run_id = ?1",
+            ] {
+                tx.execute(sql, [&t.run_id])?;
+            }
+            deleted = tx.execute("DELETE FROM runs WHERE id = ?1", [&t.run_id])? > 0;
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    /// Drop runs waiting for delivery to a team store from its queue (`lineage team
+    /// forget`): all of them (`ids` None) or those named. They stay in this store.
+    pub fn forget(&self, remote: &str, ids: Option<&[String]>) -> Result<Vec<String>> {
+        let pending = self.pending_push(remote)?;
+        let chosen: Vec<String> = match ids {
+            None => pending.ids.clone(),
+            Some(ids) => pending
+                .ids
+                .iter()
+                .filter(|p| ids.contains(p))
+                .cloned()
+                .collect(),
+        };
+        for id in &chosen {
+            self.hold_back(
+                remote,
+                id,
+                "forgotten",
+                None,
+                "forgotten: never to be delivered",
+            )?;
+        }
+        Ok(chosen)
+    }
+}
+
+/// A run's arrival on a team store.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    /// Its arrival number on the server (`runs.seq`).
+    pub seq: i64,
+    /// The run.
+    pub run_id: String,
+    /// The database role that submitted it (the server's `recorded_by`).
+    pub submitted_by: Option<String>,
+}
+
+/// A run deleted on a team store.
+#[derive(Debug, Clone)]
+pub struct Tombstone {
+    /// Its arrival number on the server.
+    pub seq: i64,
+    /// The run deleted.
+    pub run_id: String,
+    /// When (UTC).
+    pub deleted_at: String,
+    /// The role that deleted it.
+    pub deleted_by: String,
+    /// Why, as its deleter said.
+    pub reason: String,
+}
+
+/// A run that does not move between this store and a team store (`Store::hold_back`).
+#[derive(Debug, Clone)]
+pub struct HeldBack {
+    /// The team store.
+    pub remote: String,
+    /// The run.
+    pub run_id: String,
+    /// 'refused', 'forgotten' or 'quarantined'.
+    pub why: String,
+    /// Its arrival number, for a quarantined run.
+    pub seq: Option<i64>,
+    /// The reason, as said when it was held back.
+    pub reason: String,
+    /// When (UTC).
+    pub at: String,
 }

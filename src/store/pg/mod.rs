@@ -17,6 +17,7 @@
 //! variables fill in what the URL leaves out. The password is never printed: `Remote::name`
 //! is the URL without it.
 
+mod net;
 mod pull;
 mod push;
 mod server;
@@ -25,9 +26,12 @@ mod tls;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 
-pub use server::PUSH_LOCK;
+pub use net::{Interrupted, Limits};
+pub use pull::Pulled;
+pub use push::{NotAWriter, Pushed};
+pub use server::Setup;
 
 /// A team store: where it is and how to log in.
 #[derive(Clone)]
@@ -37,6 +41,8 @@ pub struct Remote {
     config: postgres::Config,
     /// What the caller should warn about (a pgpass file others can read, ignored).
     pub warnings: Vec<String>,
+    /// `LINEAGE_PG_TIMEOUT`: how long one step of the exchange may take (see `net`).
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for Remote {
@@ -96,6 +102,7 @@ impl Remote {
             name: format!("postgres://{user}@{host}:{port}/{db}"),
             config,
             warnings,
+            timeout,
         })
     }
 
@@ -109,19 +116,49 @@ impl Remote {
         default_store.join("remotes").join(&key[..16])
     }
 
-    /// Connect, creating or upgrading the schema when it is behind.
-    pub fn connect(&self) -> Result<postgres::Client> {
-        let mut client = self.config.connect(tls::tls()?).map_err(|e| {
-            anyhow!(
-                "cannot reach the team store {}: {}",
-                self.name,
-                describe(&e)
-            )
-        })?;
-        server::migrate(&mut client)
-            .with_context(|| format!("preparing the team store {}", self.name))?;
-        server::check_server(&mut client, &self.name)?;
+    /// Connect (on the calling thread: a worker of `net::within`), check the schema, and
+    /// bring it up to date when this role may (`explicit`: as `lineage team migrate` asks).
+    fn connect_now(&self, explicit: bool) -> Result<postgres::Client> {
+        let mut client = self
+            .config
+            .connect(tls::tls()?)
+            .map_err(|e| net::classify(&self.name, "the connection", &e))?;
+        server::prepare(&mut client, &self.name, explicit).map_err(|e| self.setup(e))?;
+        server::check_server(&mut client, &self.name).map_err(|e| self.setup(e))?;
         Ok(client)
+    }
+
+    /// An error preparing the schema, as a setup problem when the server said no.
+    fn setup(&self, e: anyhow::Error) -> anyhow::Error {
+        if let Some(pg) = e.downcast_ref::<postgres::Error>() {
+            return net::classify(&self.name, "preparing its schema", pg);
+        }
+        if e.is::<Setup>() {
+            return e;
+        }
+        Setup(format!("the team store {}: {e:#}", self.name)).into()
+    }
+
+    /// Connect and check the server, within one step.
+    pub fn check(&self) -> Result<()> {
+        let me = self.clone();
+        net::within(&self.name, Limits::steps(self.timeout), move |_| {
+            me.connect_now(false).map(drop)
+        })
+    }
+
+    /// Create or upgrade the schema and (re)apply lineage's grants: `lineage team migrate`.
+    /// Returns the schema version.
+    pub fn migrate(&self) -> Result<i64> {
+        let me = self.clone();
+        net::within(
+            &self.name,
+            Limits::steps(self.timeout.max(Duration::from_secs(60))),
+            move |_| {
+                me.connect_now(true)?;
+                Ok(server::known_version())
+            },
+        )
     }
 }
 

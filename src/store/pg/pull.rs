@@ -1,54 +1,273 @@
 //! Fetching the team store's new runs into the replica.
+//!
+//! A pull reads the server's arrivals past the last one it took (`runs.seq`), checking first
+//! that the server still has the run it took last (else its history changed: a restored
+//! backup, deleted rows, and the replica reads it all again). The new runs come in a bundle
+//! and pass `store::inbound` and their signatures; a run that cannot be accepted is
+//! quarantined (kept out, named, listed by `lineage doctor`) and the rest are taken. The
+//! server's tombstones delete runs here too.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use postgres::types::ToSql;
+use rusqlite::OpenFlags;
 use rusqlite::types::Value;
 
-use super::{Remote, chain, describe};
-use crate::store::Store;
+use super::net::{self, Limits};
+use super::{Remote, chain};
 use crate::store::bundle;
 use crate::store::schema::{self, Kind};
+use crate::store::{Arrival, Store, Tombstone};
+
+/// What a pull did.
+#[derive(Debug, Default)]
+pub struct Pulled {
+    /// Runs new here.
+    pub new: usize,
+    /// Runs quarantined: (id, why).
+    pub quarantined: Vec<(String, String)>,
+    /// Runs deleted here because the server deleted them.
+    pub deleted: usize,
+    /// The server's history was not what this replica had fetched: read again.
+    pub resynced: bool,
+    /// Runs the server no longer has, to deliver again (after a resync).
+    pub lost: usize,
+}
+
+/// Arrivals read per round.
+const PAGE: i64 = 2000;
+
+/// One round's listing of the server.
+struct Listing {
+    /// The checkpoint is gone: the history changed.
+    changed: bool,
+    arrivals: Vec<Arrival>,
+    tombstones: Vec<Tombstone>,
+    /// Whether the page was full (more to read).
+    more: bool,
+}
 
 impl Remote {
-    /// Fetch the runs that reached the server since the last pull. Returns how many were new
-    /// here (the server also sends back runs this store delivered itself).
-    pub fn pull(&self, store: &mut Store) -> Result<usize> {
-        let mut client = self.connect()?;
-        let mut got = 0;
+    /// Fetch the runs that reached the server since the last pull, each step within
+    /// `limits`.
+    pub fn pull(&self, store: &mut Store, limits: Limits) -> Result<Pulled> {
+        let mut done = Pulled::default();
+        let mut client: Option<postgres::Client> = None;
+        let db = store.dir().join(crate::store::DB_FILE);
         loop {
-            let since = store.pulled_seq(&self.name)?;
-            let rows = client
-                .query(
-                    "SELECT seq, id FROM runs WHERE seq > $1 ORDER BY seq LIMIT 2000",
-                    &[&since],
-                )
-                .map_err(|e| anyhow!("reading {}: {}", self.name, describe(&e)))?;
-            if rows.is_empty() {
-                return Ok(got);
+            let (since, at) = store.pulled(&self.name)?;
+            let me = self.clone();
+            let (c, listing) = net::within(&self.name, limits, move |tick| {
+                let mut c = match client {
+                    Some(c) => c,
+                    None => {
+                        let c = me.connect_now(false)?;
+                        tick.tick();
+                        c
+                    }
+                };
+                let listing = list(&mut c, since, at.as_deref())
+                    .map_err(|e| anyhow!("reading {}: {}", me.name, chain(&e)))?;
+                Ok((c, listing))
+            })?;
+            client = Some(c);
+            if listing.changed {
+                if done.resynced {
+                    anyhow::bail!(
+                        "reading {}: its history changed twice while reading it",
+                        self.name
+                    );
+                }
+                crate::ui::warn(format_args!(
+                    "the team store {} no longer has the runs this replica last fetched (restored \
+                     from a backup, or rows deleted): reading its history again",
+                    self.name
+                ));
+                store.restart_pull(&self.name)?;
+                done.resynced = true;
+                continue;
             }
-            let last: i64 = rows.last().map_or(since, |r| r.get(0));
-            let ids: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
-            let tmp = bundle::scratch(&std::env::temp_dir(), "pull")?;
-            download(&mut client, store, &ids, tmp.path())
-                .map_err(|e| anyhow!("reading {}: {}", self.name, chain(&e)))?;
-            let added = store.import_bundle(tmp.path())?;
-            store.mark_pushed(&self.name, &ids)?;
-            store.set_pulled_seq(&self.name, last)?;
-            got += added.of("runs");
+            // Runs here already (delivered from here, fetched before) are only noted.
+            let ids: Vec<String> = listing.arrivals.iter().map(|a| a.run_id.clone()).collect();
+            let here = store.runs_here(&ids)?;
+            let wanted: Vec<String> = ids.iter().filter(|i| !here.contains(*i)).cloned().collect();
+            let mut taken: Vec<Arrival> = listing
+                .arrivals
+                .iter()
+                .filter(|a| here.contains(&a.run_id))
+                .cloned()
+                .collect();
+            if !wanted.is_empty() {
+                let tmp = bundle::scratch(&std::env::temp_dir(), "pull")?;
+                let path = tmp.path().to_path_buf();
+                let (me, db, fetch) = (self.clone(), db.clone(), wanted.clone());
+                let c = client.take().expect("connected");
+                let c = net::within(&self.name, limits, move |_| {
+                    let mut c = c;
+                    download(&mut c, &db, &fetch, &path)
+                        .map_err(|e| anyhow!("reading {}: {}", me.name, chain(&e)))?;
+                    Ok(c)
+                })?;
+                client = Some(c);
+                let (added, refused) = take(store, tmp.path(), &wanted)?;
+                done.new += added;
+                for a in &listing.arrivals {
+                    if let Some((_, why)) = refused.iter().find(|(id, _)| *id == a.run_id) {
+                        store.hold_back(&self.name, &a.run_id, "quarantined", Some(a.seq), why)?;
+                        done.quarantined.push((a.run_id.clone(), why.clone()));
+                    } else if wanted.contains(&a.run_id) {
+                        taken.push(a.clone());
+                    }
+                }
+            }
+            store.record_arrivals(&self.name, &taken)?;
+            for t in &listing.tombstones {
+                if store.apply_tombstone(&self.name, t)? {
+                    done.deleted += 1;
+                }
+            }
+            // The last arrival of the round, a run or a tombstone, is the next checkpoint.
+            let last_run = listing.arrivals.last().map(|a| (a.seq, a.run_id.clone()));
+            let last_tomb = listing.tombstones.last().map(|t| (t.seq, t.run_id.clone()));
+            if let Some((seq, id)) = last_run.into_iter().chain(last_tomb).max() {
+                store.set_pulled(&self.name, seq, Some(&id))?;
+            }
+            if !listing.more {
+                if done.resynced {
+                    done.lost = store.resynced(&self.name)?;
+                }
+                return Ok(done);
+            }
         }
     }
+}
+
+/// Import the bundle's runs: all at once, or, when that fails, one by one, each run that
+/// cannot be accepted refused with its reason. Returns how many were added and the refused.
+fn take(
+    store: &mut Store,
+    bundle: &Path,
+    ids: &[String],
+) -> Result<(usize, Vec<(String, String)>)> {
+    let all: HashSet<String> = ids.iter().cloned().collect();
+    if let Ok(counts) = store.import_runs(bundle, Some(&all), true) {
+        return Ok((counts.of("runs"), Vec::new()));
+    }
+    let (mut added, mut refused) = (0, Vec::new());
+    for id in ids {
+        let one: HashSet<String> = [id.clone()].into();
+        match store.import_runs(bundle, Some(&one), true) {
+            Ok(c) => added += c.of("runs"),
+            Err(e) => refused.push((id.clone(), one_line(&format!("{e:#}")))),
+        }
+    }
+    Ok((added, refused))
+}
+
+fn one_line(s: &str) -> String {
+    crate::model::text::escape(s).into_owned()
+}
+
+/// The server's arrivals after `since` (a page), its tombstones up to the page's end, and
+/// whether it still has the run `at` at `since`.
+fn list(c: &mut postgres::Client, since: i64, at: Option<&str>) -> Result<Listing> {
+    let tombstones_table = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables
+               WHERE table_schema = current_schema() AND table_name = 'lineage_tombstones')",
+            &[],
+        )?
+        .get::<_, bool>(0);
+    if since > 0 {
+        let still: bool = match at {
+            Some(id) => {
+                let tomb = if tombstones_table {
+                    " OR EXISTS (SELECT 1 FROM lineage_tombstones WHERE run_id = $2)"
+                } else {
+                    ""
+                };
+                c.query_one(
+                    format!("SELECT EXISTS (SELECT 1 FROM runs WHERE seq = $1 AND id = $2){tomb}")
+                        .as_str(),
+                    &[&since, &id],
+                )?
+                .get(0)
+            }
+            // From before checkpoints were kept: the server must at least reach that far.
+            None => c
+                .query_one("SELECT COALESCE(MAX(seq), 0) >= $1 FROM runs", &[&since])?
+                .get(0),
+        };
+        if !still {
+            return Ok(Listing {
+                changed: true,
+                arrivals: Vec::new(),
+                tombstones: Vec::new(),
+                more: false,
+            });
+        }
+    }
+    let rows = c.query(
+        "SELECT seq, id, recorded_by FROM runs WHERE seq > $1 ORDER BY seq LIMIT $2",
+        &[&since, &PAGE],
+    )?;
+    let more = rows.len() as i64 == PAGE;
+    let arrivals: Vec<Arrival> = rows
+        .iter()
+        .map(|r| Arrival {
+            seq: r.get(0),
+            run_id: r.get(1),
+            submitted_by: r.get(2),
+        })
+        .collect();
+    let upto = if more {
+        arrivals.last().map_or(i64::MAX, |a| a.seq)
+    } else {
+        i64::MAX
+    };
+    let tombstones = if tombstones_table {
+        c.query(
+            "SELECT seq, run_id, deleted_at, deleted_by, reason FROM lineage_tombstones
+             WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+            &[&since, &upto],
+        )?
+        .iter()
+        .map(|r| Tombstone {
+            seq: r.get(0),
+            run_id: r.get(1),
+            deleted_at: r.get(2),
+            deleted_by: r.get(3),
+            reason: r.get(4),
+        })
+        .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Listing {
+        changed: false,
+        arrivals,
+        tombstones,
+        more,
+    })
 }
 
 /// Write the server's rows for `ids` (and what they refer to, minus manifests and blobs the
 /// local store has) into a new bundle at `path`.
 fn download(
     client: &mut postgres::Client,
-    store: &Store,
+    local: &PathBuf,
     ids: &[String],
     path: &Path,
 ) -> Result<()> {
+    // This store's own connection, read-only: the caller's stays on its thread.
+    let local = rusqlite::Connection::open_with_flags(local, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let has = |sql: &str, key: &str| -> bool {
+        local
+            .query_row(sql, [key], |r| r.get::<_, bool>(0))
+            .unwrap_or(false)
+    };
     let bundle = bundle::create(path)?;
     bundle.execute(
         "INSERT INTO bundle_meta VALUES ('format', ?1)",
@@ -119,7 +338,12 @@ fn download(
     };
     let missing_dirs: Vec<String> = dirs
         .into_iter()
-        .filter(|d| !store.has_manifest(d))
+        .filter(|d| {
+            !has(
+                "SELECT EXISTS (SELECT 1 FROM dir_entries WHERE dir_hash = ?1)",
+                d,
+            )
+        })
         .collect();
     copy(client, "dir_entries", "dir_hash = ANY($1)", &missing_dirs)?;
     let refs = bundle::blob_refs(
@@ -127,7 +351,10 @@ fn download(
         "SELECT id, capture FROM runs",
         "SELECT artifact FROM edges WHERE role = 'config' AND artifact IS NOT NULL",
     )?;
-    let wanted: Vec<String> = refs.into_iter().filter(|h| !store.has_blob(h)).collect();
+    let wanted: Vec<String> = refs
+        .into_iter()
+        .filter(|h| !has("SELECT EXISTS (SELECT 1 FROM blobs WHERE hash = ?1)", h))
+        .collect();
     copy(client, "blobs", "hash = ANY($1)", &wanted)?;
     tx.commit()?;
     Ok(())

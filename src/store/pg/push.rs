@@ -1,182 +1,318 @@
-//! Delivering runs to the team store.
+//! Delivering runs to the team store: each run, whole, to the server's `lineage_submit`,
+//! which checks it, numbers it and credits it to the role that submitted it. Writers insert
+//! nothing themselves (server migration 0005).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use anyhow::{Result, anyhow};
-use postgres::types::ToSql;
 use rusqlite::OpenFlags;
 use rusqlite::types::Value;
+use serde_json::{Map, Value as Json};
 
-use super::{PUSH_LOCK, Remote, chain};
+use super::net::{self, Limits};
+use super::{Remote, Setup};
 use crate::store::Store;
 use crate::store::bundle::{self, Selection};
-use crate::store::schema::{Kind, SYNCED, Table};
+use crate::store::schema::{self, Kind};
+
+/// What a push did.
+#[derive(Debug, Default)]
+pub struct Pushed {
+    /// Runs the server did not have.
+    pub new: usize,
+    /// Runs it had already (delivered from another machine, or before).
+    pub present: usize,
+    /// Runs it had deleted (a tombstone names them): never sent again.
+    pub deleted: usize,
+    /// Runs it refused, with its reason: held back (`lineage doctor` lists them).
+    pub refused: Vec<(String, String)>,
+}
+
+/// This role may not submit runs (a reader): its runs stay here.
+#[derive(Debug)]
+pub struct NotAWriter(pub String);
+
+impl std::fmt::Display for NotAWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the role {} may not submit runs to this team store (not a member of lineage_writer)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NotAWriter {}
+
+/// Runs per bundle exported for delivery.
+const CHUNK: usize = 200;
 
 impl Remote {
-    /// Deliver this store's finished runs the server does not have yet. Returns how many.
-    pub fn push(&self, store: &Store) -> Result<usize> {
+    /// Deliver this store's finished runs the server does not have yet, each step within
+    /// `limits`.
+    pub fn push(&self, store: &Store, limits: Limits) -> Result<Pushed> {
         let pending = store.pending_push(&self.name)?;
         crate::timing::mark("team store: runs to deliver listed");
+        let mut done = Pushed::default();
         if pending.ids.is_empty() {
             store.push_done(&self.name, &pending)?;
-            return Ok(0);
+            return Ok(done);
         }
-        let ids = &pending.ids;
-        let mut client = self.connect()?;
-        crate::timing::mark("team store: connected");
-        let mut sent = 0;
-        for chunk in ids.chunks(500) {
+        let mut client: Option<postgres::Client> = None;
+        for chunk in pending.ids.chunks(CHUNK) {
             let tmp = bundle::scratch(&std::env::temp_dir(), "push")?;
-            let result = (|| -> Result<()> {
-                store.export_bundle(
-                    tmp.path(),
-                    &Selection {
-                        since: None,
-                        runs: Some(chunk.to_vec()),
-                    },
-                )?;
-                crate::timing::mark("team store: bundle written");
-                let bundle = rusqlite::Connection::open_with_flags(
-                    tmp.path(),
-                    OpenFlags::SQLITE_OPEN_READ_ONLY,
-                )?;
-                let mut tx = client.transaction()?;
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PUSH_LOCK])?;
-                crate::timing::mark("team store: lock taken");
-                // A run the server has already (delivered from another machine that held
-                // it too) never changes: its rows are not sent again.
-                let here: BTreeSet<String> = tx
-                    .query("SELECT id FROM runs WHERE id = ANY($1)", &[&chunk.to_vec()])?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
-                for table in SYNCED {
-                    upload(&bundle, &mut tx, table, &here)?;
+            store.export_bundle(
+                tmp.path(),
+                &Selection {
+                    since: None,
+                    runs: Some(chunk.to_vec()),
+                },
+            )?;
+            crate::timing::mark("team store: bundle written");
+            let docs = submissions(tmp.path(), chunk)?;
+            let me = self.clone();
+            let (c, outcomes) = net::within(&self.name, limits, move |tick| {
+                let mut c = match client {
+                    Some(c) => c,
+                    None => {
+                        let mut c = me.connect_now(false)?;
+                        tick.tick();
+                        crate::timing::mark("team store: connected");
+                        let row = c
+                            .query_one(
+                                "SELECT current_user::text,
+                                        has_function_privilege('lineage_submit(jsonb)', 'EXECUTE')",
+                                &[],
+                            )
+                            .map_err(|e| net::classify(&me.name, "reading", &e))?;
+                        if !row.get::<_, bool>(1) {
+                            return Err(NotAWriter(row.get(0)).into());
+                        }
+                        c
+                    }
+                };
+                let outcomes = submit(&me.name, &mut c, docs, tick)?;
+                Ok((c, outcomes))
+            })?;
+            client = Some(c);
+            let mut delivered = Vec::new();
+            for (id, outcome) in outcomes {
+                match outcome {
+                    Outcome::New => done.new += 1,
+                    Outcome::Present => done.present += 1,
+                    Outcome::Deleted => done.deleted += 1,
+                    Outcome::Refused(why) => {
+                        store.hold_back(&self.name, &id, "refused", None, &why)?;
+                        done.refused.push((id, why));
+                        continue;
+                    }
                 }
-                crate::timing::mark("team store: rows sent");
-                tx.commit()?;
-                crate::timing::mark("team store: committed");
-                Ok(())
-            })();
-            result.map_err(|e| anyhow!("delivering runs to {}: {}", self.name, chain(&e)))?;
-            store.mark_pushed(&self.name, chunk)?;
-            sent += chunk.len();
+                delivered.push(id);
+            }
+            store.mark_pushed(&self.name, &delivered)?;
+            crate::timing::mark("team store: runs delivered");
         }
         store.push_done(&self.name, &pending)?;
-        Ok(sent)
+        Ok(done)
     }
 }
 
-/// One SQLite value as a parameter of the column's PostgreSQL type.
-fn param(v: Value, kind: Kind) -> Box<dyn ToSql + Sync> {
-    match (kind, v) {
-        (Kind::Int, Value::Integer(i)) => Box::new(Some(i)),
-        (Kind::Int, Value::Real(f)) => Box::new(Some(f as i64)),
-        (Kind::Int, Value::Text(t)) => Box::new(t.parse::<i64>().ok()),
-        (Kind::Int, _) => Box::new(None::<i64>),
-        (Kind::Bytes, Value::Blob(b)) => Box::new(Some(b)),
-        (Kind::Bytes, Value::Text(t)) => Box::new(Some(t.into_bytes())),
-        (Kind::Bytes, _) => Box::new(None::<Vec<u8>>),
-        (Kind::Text, Value::Text(t)) => Box::new(Some(t)),
-        (Kind::Text, Value::Integer(i)) => Box::new(Some(i.to_string())),
-        (Kind::Text, Value::Real(f)) => Box::new(Some(f.to_string())),
-        (Kind::Text, Value::Blob(b)) => Box::new(Some(String::from_utf8_lossy(&b).into_owned())),
-        (Kind::Text, Value::Null) => Box::new(None::<String>),
-    }
+enum Outcome {
+    New,
+    Present,
+    Deleted,
+    Refused(String),
 }
 
-/// Insert a bundle table's rows on the server, skipping manifests and blobs it has, and the
-/// rows of the runs in `here` (which it had before this push).
-fn upload(
-    bundle: &rusqlite::Connection,
-    tx: &mut postgres::Transaction,
-    t: &Table,
-    here: &BTreeSet<String>,
-) -> Result<()> {
-    let table = t.name;
-    let mut stmt = bundle.prepare(&format!("SELECT {} FROM {table}", t.column_list()))?;
-    let cols: Vec<(usize, &str, Kind)> = t
-        .columns
+/// Submit each run; a run the server refuses (its rows do not hold) is that run's outcome,
+/// a refusal of the role (no grant) or a lost connection is everyone's.
+fn submit(
+    name: &str,
+    client: &mut postgres::Client,
+    mut docs: Vec<(String, Json)>,
+    tick: &net::Tick,
+) -> Result<Vec<(String, Outcome)>> {
+    // Manifests and blobs the server has are not sent again.
+    let dirs: Vec<String> = docs
         .iter()
-        .enumerate()
-        .map(|(i, c)| (i, c.name, c.kind))
+        .flat_map(|(_, d)| rows_of(d, "dir_entries", "dir_hash"))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
-    let skip: BTreeSet<String> = match table {
-        "dir_entries" => {
-            let dirs: Vec<String> = bundle
-                .prepare("SELECT DISTINCT dir_hash FROM dir_entries")?
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            tx.query(
-                "SELECT DISTINCT dir_hash FROM dir_entries WHERE dir_hash = ANY($1)",
-                &[&dirs],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-        }
-        "blobs" => {
-            let hashes: Vec<String> = bundle
-                .prepare("SELECT hash FROM blobs")?
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            tx.query("SELECT hash FROM blobs WHERE hash = ANY($1)", &[&hashes])?
+    let blobs: Vec<String> = docs
+        .iter()
+        .flat_map(|(_, d)| rows_of(d, "blobs", "hash"))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let has =
+        |client: &mut postgres::Client, sql: &str, keys: &[String]| -> Result<HashSet<String>> {
+            if keys.is_empty() {
+                return Ok(HashSet::new());
+            }
+            Ok(client
+                .query(sql, &[&keys])
+                .map_err(|e| net::classify(name, "reading", &e))?
                 .iter()
                 .map(|r| r.get(0))
-                .collect()
-        }
-        "runs" | "edges" | "params" | "signatures" => here.clone(),
-        _ => BTreeSet::new(),
-    };
-    let per_statement = (30_000 / cols.len().max(1)).clamp(1, 1000);
-    let mut batch: Vec<Box<dyn ToSql + Sync>> = Vec::new();
-    let mut rows_in_batch = 0;
-    let flush = |tx: &mut postgres::Transaction,
-                 batch: &mut Vec<Box<dyn ToSql + Sync>>,
-                 rows: &mut usize|
-     -> Result<()> {
-        if *rows == 0 {
-            return Ok(());
-        }
-        let width = cols.len();
-        let values: Vec<String> = (0..*rows)
-            .map(|r| {
-                let ps: Vec<String> = (0..width)
-                    .map(|c| format!("${}", r * width + c + 1))
-                    .collect();
-                format!("({})", ps.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO {table} ({}) VALUES {} ON CONFLICT DO NOTHING",
-            cols.iter()
-                .map(|(_, n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", "),
-            values.join(", ")
-        );
-        let refs: Vec<&(dyn ToSql + Sync)> = batch.iter().map(|b| b.as_ref()).collect();
-        tx.execute(sql.as_str(), &refs)?;
-        batch.clear();
-        *rows = 0;
-        Ok(())
-    };
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        if !skip.is_empty() {
-            let key: String = row.get(0)?; // dir_hash / hash / id / run_id come first
-            if skip.contains(&key) {
-                continue;
-            }
-        }
-        for (i, _, kind) in &cols {
-            batch.push(param(row.get::<_, Value>(*i)?, *kind));
-        }
-        rows_in_batch += 1;
-        if rows_in_batch == per_statement {
-            flush(tx, &mut batch, &mut rows_in_batch)?;
-        }
+                .collect())
+        };
+    let dirs_there = has(
+        client,
+        "SELECT DISTINCT dir_hash FROM dir_entries WHERE dir_hash = ANY($1)",
+        &dirs,
+    )?;
+    let blobs_there = has(
+        client,
+        "SELECT hash FROM blobs WHERE hash = ANY($1)",
+        &blobs,
+    )?;
+    tick.tick();
+    let mut out = Vec::with_capacity(docs.len());
+    for (id, doc) in &mut docs {
+        drop_rows(doc, "dir_entries", "dir_hash", &dirs_there);
+        drop_rows(doc, "blobs", "hash", &blobs_there);
+        let text = serde_json::to_string(doc)?;
+        let result = client.query_one("SELECT lineage_submit($1::text::jsonb)", &[&text]);
+        tick.tick();
+        let outcome = match result {
+            Ok(row) => match row.get::<_, String>(0).as_str() {
+                "new" => Outcome::New,
+                "present" => Outcome::Present,
+                "deleted" => Outcome::Deleted,
+                other => Outcome::Refused(format!("the server answered {other:?}")),
+            },
+            Err(e) => match e.as_db_error() {
+                // The run's own rows: refused, that run only.
+                Some(db) if matches!(&db.code().code()[..2], "22" | "23") => {
+                    Outcome::Refused(db.message().to_string())
+                }
+                _ => {
+                    let err = net::classify(name, "the delivery", &e);
+                    if err.is::<Setup>() {
+                        return Err(err);
+                    }
+                    return Err(anyhow!("{err:#}"));
+                }
+            },
+        };
+        out.push((std::mem::take(id), outcome));
     }
-    flush(tx, &mut batch, &mut rows_in_batch)?;
-    Ok(())
+    Ok(out)
+}
+
+/// The values of `key` in a submission's `table` rows.
+fn rows_of(doc: &Json, table: &str, key: &str) -> Vec<String> {
+    doc[table]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| r[key].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn drop_rows(doc: &mut Json, table: &str, key: &str, there: &HashSet<String>) {
+    if let Some(rows) = doc[table].as_array_mut() {
+        rows.retain(|r| r[key].as_str().is_none_or(|k| !there.contains(k)));
+    }
+}
+
+/// Each run of the bundle at `path` as one submission: its row, edges, params and
+/// signature, and the artifacts, manifests, blobs and digests it names.
+fn submissions(path: &std::path::Path, ids: &[String]) -> Result<Vec<(String, Json)>> {
+    let b = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let rows = |table: &str, filter: &str, arg: &dyn rusqlite::ToSql| -> Result<Vec<Json>> {
+        let t = schema::table(table).ok_or_else(|| anyhow!("{table} is not synced"))?;
+        let mut stmt = b.prepare(&format!(
+            "SELECT {} FROM {table} WHERE {filter}",
+            t.column_list()
+        ))?;
+        let mut q = stmt.query([arg])?;
+        let mut out = Vec::new();
+        while let Some(r) = q.next()? {
+            let mut obj = Map::new();
+            for (i, c) in t.columns.iter().enumerate() {
+                obj.insert(c.name.to_string(), json_of(r.get::<_, Value>(i)?, c.kind));
+            }
+            out.push(Json::Object(obj));
+        }
+        Ok(out)
+    };
+    let mut docs = Vec::with_capacity(ids.len());
+    for id in ids {
+        let run = rows("runs", "id = ?1", id)?;
+        let Some(run) = run.into_iter().next() else {
+            continue; // deleted here since it was listed
+        };
+        let edges = rows("edges", "run_id = ?1", id)?;
+        let artifacts: BTreeSet<String> = edges
+            .iter()
+            .filter_map(|e| e["artifact"].as_str().map(str::to_string))
+            .collect();
+        let mut arts = Vec::new();
+        let mut entries = Vec::new();
+        let mut digests = Vec::new();
+        for a in &artifacts {
+            arts.extend(rows("artifacts", "hash = ?1", a)?);
+            entries.extend(rows("dir_entries", "dir_hash = ?1", a)?);
+            digests.extend(rows("extra_digests", "artifact = ?1", a)?);
+        }
+        let refs = bundle::blob_refs(
+            &b,
+            &format!("SELECT id, capture FROM runs WHERE id = '{}'", sql_str(id)),
+            &format!(
+                "SELECT artifact FROM edges WHERE run_id = '{}' AND role = 'config' AND artifact IS NOT NULL",
+                sql_str(id)
+            ),
+        )?;
+        let mut blobs = Vec::new();
+        for h in &refs {
+            blobs.extend(rows("blobs", "hash = ?1", h)?);
+        }
+        let doc = serde_json::json!({
+            "run": run,
+            "edges": edges,
+            "params": rows("params", "run_id = ?1", id)?,
+            "signatures": rows("signatures", "run_id = ?1", id)?,
+            "artifacts": arts,
+            "dir_entries": entries,
+            "blobs": blobs,
+            "extra_digests": digests,
+        });
+        docs.push((id.clone(), doc));
+    }
+    Ok(docs)
+}
+
+fn sql_str(s: &str) -> String {
+    s.replace('\'', "''")
+}
+
+/// A SQLite value as the JSON the server's `jsonb_populate_record` reads into the column's
+/// type (bytes as `\x` hex, bytea's text form).
+fn json_of(v: Value, kind: Kind) -> Json {
+    match (kind, v) {
+        (_, Value::Null) => Json::Null,
+        (Kind::Bytes, Value::Blob(b)) => Json::String(format!("\\x{}", hex(&b))),
+        (Kind::Bytes, Value::Text(t)) => Json::String(format!("\\x{}", hex(t.as_bytes()))),
+        (Kind::Int, Value::Integer(i)) => Json::from(i),
+        (Kind::Int, Value::Real(f)) => Json::from(f as i64),
+        (Kind::Int, Value::Text(t)) => t.parse::<i64>().map_or(Json::Null, Json::from),
+        (Kind::Text, Value::Text(t)) => Json::String(t),
+        (Kind::Text, Value::Integer(i)) => Json::String(i.to_string()),
+        (Kind::Text, Value::Real(f)) => Json::String(f.to_string()),
+        (Kind::Text, Value::Blob(b)) => Json::String(String::from_utf8_lossy(&b).into_owned()),
+        (_, other) => Json::String(format!("{other:?}")),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
 }
