@@ -315,6 +315,9 @@ for who in owner alice bob carol carol@laptop dashboard; do
   run_block pgpass "$who"
 done
 for who in alice bob carol dashboard; do run_block client-store "$who"; done
+out=$(as alice lineage list 2>&1) && fail "alice's lineage list before the migration exited 0: $out"
+show_lines <<<"$out"
+expect "before the owner migrates, a member's reading command is an error naming the fix" "$out" 'lineage team migrate'
 run_block migrate owner
 expect "the schema exists" "$(sql lineage "SELECT version FROM lineage_schema")" '^[0-9]+$'
 
