@@ -185,7 +185,7 @@ fn reads(command: &Command) -> bool {
             | Command::Push(_)
             | Command::Pull(_)
             | Command::Team(_)
-            | Command::Doctor(cli::DoctorArgs { secrets: true, .. })
+            | Command::Doctor(_)
             | Command::Bundle(cli::BundleArgs {
                 command: BundleCommand::Import(_)
             })

@@ -24,6 +24,8 @@ pub fn doctor(args: DoctorArgs, ctx: &Context) -> Result<u8> {
     }
     let key_ok = signing_key(args.repair);
     let code = store_doctor(&args, ctx)?;
+    #[cfg(feature = "team-store")]
+    let key_ok = team_doctor(ctx) && key_ok;
     Ok(if code == code::SUCCESS && !key_ok {
         code::FAILURE
     } else {
@@ -66,6 +68,76 @@ fn signing_key(repair: bool) -> bool {
             false
         }
     }
+}
+
+/// The team store, when the store in use is one: reachable, its schema, this role's grants,
+/// runs waiting for delivery and runs held back. Whether all is well.
+#[cfg(feature = "team-store")]
+fn team_doctor(ctx: &Context) -> bool {
+    let Some(remote) = ctx.store.team() else {
+        return true;
+    };
+    let mut ok = true;
+    match remote.status() {
+        Ok(s) => {
+            say!(
+                "team store: {} reachable, schema version {} (this lineage: {})",
+                remote.name,
+                s.version,
+                s.known
+            );
+            match (s.may_submit, s.may_read) {
+                (true, _) => say!(
+                    "team store: role {} records and reads (lineage_writer)",
+                    s.role
+                ),
+                (false, true) => say!(
+                    "team store: role {} reads only: runs recorded here are not delivered (`lineage team forget --all`)",
+                    s.role
+                ),
+                (false, false) => {
+                    ok = false;
+                    say!(
+                        "problem: team store: role {} may neither read nor record: its admin makes it a member of lineage_writer or lineage_reader and runs `lineage team migrate`",
+                        s.role
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            ok = false;
+            say!("problem: {e:#}");
+        }
+    }
+    let Ok(store) = ctx.open_store() else {
+        return ok;
+    };
+    let waiting = store.pending_push(&remote.name).map_or(0, |p| p.ids.len());
+    say!("team store: {waiting} run(s) waiting for delivery");
+    for h in store.held_back(Some(&remote.name)).unwrap_or_default() {
+        match h.why.as_str() {
+            "quarantined" => {
+                ok = false;
+                say!(
+                    "problem: team store: run {} (arrival {}) quarantined, not taken here: {}",
+                    h.run_id,
+                    h.seq.unwrap_or(0),
+                    h.reason
+                );
+            }
+            "refused" => {
+                ok = false;
+                say!(
+                    "problem: team store: run {} refused by the server: {} (`lineage team forget {}` stops trying)",
+                    h.run_id,
+                    h.reason,
+                    h.run_id
+                );
+            }
+            _ => say!("team store: run {} forgotten: never delivered", h.run_id),
+        }
+    }
+    ok
 }
 
 fn store_doctor(args: &DoctorArgs, ctx: &Context) -> Result<u8> {

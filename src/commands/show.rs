@@ -35,7 +35,8 @@ pub fn show(args: ShowArgs, ctx: &Context) -> Result<()> {
             let short = store.short_id(&id)?;
             match format {
                 Some(ShowFormat::Json) => {
-                    let json = output::json::run(&run, short);
+                    let mut json = output::json::run(&run, short);
+                    json.submitted_by = store.submitted_by(&id)?;
                     ui::data(&(serde_json::to_string_pretty(&json)? + "\n"));
                 }
                 None | Some(ShowFormat::Tree) => {
@@ -53,9 +54,16 @@ pub fn show(args: ShowArgs, ctx: &Context) -> Result<()> {
                         Some(of) => Some(store.short_id(of)?),
                         None => None,
                     };
-                    ui::data(
-                        &(output::table::run(&run, &short, of.as_deref(), &record, color) + "\n"),
+                    let by = store.submitted_by(&id)?;
+                    let table = output::table::run(
+                        &run,
+                        &short,
+                        of.as_deref(),
+                        &record,
+                        by.as_deref(),
+                        color,
                     );
+                    ui::data(&(table + "\n"));
                 }
                 Some(f @ (ShowFormat::Dot | ShowFormat::Mermaid | ShowFormat::Html)) => {
                     let mut lineage = run_graph(&store, run, short)?;

@@ -44,6 +44,10 @@ pub struct RunJson<'a> {
     pub software: &'a Software,
     pub resources: Option<&'a Resources>,
     pub notes: &'a [String],
+    /// The team store's word on who delivered it (its database role), beside the `owner`
+    /// the record claims; absent for a run this store did not fetch from a team store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -210,6 +214,7 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
         software: &c.software,
         resources: r.resources.as_ref(),
         notes: &c.notes,
+        submitted_by: None,
     }
 }
 

@@ -54,6 +54,7 @@ pub fn run(
     short_id: &str,
     rerun_of: Option<&str>,
     record: &str,
+    submitted_by: Option<&str>,
     color: bool,
 ) -> String {
     let c = &r.capture;
@@ -80,6 +81,12 @@ pub fn run(
         row("rerun of", Cell::new(escape(of)));
     }
     row("owner", Cell::new(owner(&c.owner)));
+    if let Some(role) = submitted_by {
+        row(
+            "team store",
+            Cell::new(format!("submitted by {}", escape(role))),
+        );
+    }
     row("git", Cell::new(git(c)));
     if let Some(s) = &c.script {
         row(
@@ -404,7 +411,7 @@ mod tests {
 
     #[test]
     fn a_run_shows_its_outcome_command_params_edges_and_notes() {
-        let t = run(&record(), "01a20000", None, "signed by you", false);
+        let t = run(&record(), "01a20000", None, "signed by you", None, false);
         for want in [
             "01a20000  (01a20000-0000-7000-8000-000000000001)",
             "failed (exit 3)",
@@ -507,10 +514,10 @@ mod tests {
             );
             let short = h.2[0].clone();
             let r = hostile_record(h);
-            let shown = run(&r, &short, None, "unsigned", false);
+            let shown = run(&r, &short, None, "unsigned", None, false);
             crate::output::hostile::is_inert(&shown)
                 .map_err(proptest::test_runner::TestCaseError::fail)?;
-            let lines = run(&hostile_record(plain), "x", None, "unsigned", false).lines().count();
+            let lines = run(&hostile_record(plain), "x", None, "unsigned", None, false).lines().count();
             proptest::prop_assert_eq!(shown.lines().count(), lines, "{}", shown);
             let summary = RunSummary {
                 id: r.id.clone(),

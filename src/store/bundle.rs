@@ -382,6 +382,19 @@ impl Import<'_> {
             let values = (0..cols.len())
                 .map(|i| row.get::<_, Value>(i))
                 .collect::<rusqlite::Result<Vec<Value>>>()?;
+            // A run not asked for, and its rows, are passed over unchecked.
+            if let Some(only) = self.only {
+                let key = match table.name {
+                    "runs" => values.first(),
+                    "edges" | "params" | "signatures" => run_col.map(|i| &values[i]),
+                    _ => None,
+                };
+                if let Some(Value::Text(id)) = key
+                    && !only.contains(id)
+                {
+                    continue;
+                }
+            }
             inbound::check_row(table, cols, &values)
                 .map_err(|e| self.refuse(table, n, &values, &e))?;
             let first = match &values[0] {

@@ -165,6 +165,18 @@ impl Store {
         Ok(here)
     }
 
+    /// How many of a team store's runs up to arrival `seq` this store has seen there (taken
+    /// or quarantined).
+    pub fn arrivals_upto(&self, remote: &str, seq: i64) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM arrivals WHERE remote = ?1 AND seq > 0 AND seq <= ?2)
+                  + (SELECT COUNT(*) FROM held_back
+                     WHERE remote = ?1 AND why = 'quarantined' AND seq <= ?2)",
+            params![remote, seq],
+            |r| r.get(0),
+        )?)
+    }
+
     /// The database role that submitted a run to a team store, as that store said.
     pub fn submitted_by(&self, run_id: &str) -> Result<Option<String>> {
         Ok(self
@@ -182,7 +194,11 @@ impl Store {
     /// rows): forget where it had got to, and read it all again.
     pub fn restart_pull(&self, remote: &str) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
-        tx.execute("DELETE FROM arrivals WHERE remote = ?1", [remote])?;
+        // What it said before stays, negated, until the history is read again (`resynced`).
+        tx.execute(
+            "UPDATE arrivals SET seq = -seq WHERE remote = ?1 AND seq > 0",
+            [remote],
+        )?;
         tx.execute("DELETE FROM pulled WHERE remote = ?1", [remote])?;
         tx.execute(
             "DELETE FROM held_back WHERE remote = ?1 AND why = 'quarantined'",
@@ -192,14 +208,31 @@ impl Store {
         Ok(())
     }
 
-    /// After reading a team store's whole history again: the runs it no longer has are
-    /// delivered again (this machine's, and those it had fetched: the server lost them).
-    pub fn resynced(&self, remote: &str) -> Result<usize> {
+    /// After reading a team store's whole history again: the runs it no longer has that
+    /// `me` (this machine's database role) submitted, or that it never had, are delivered
+    /// again; those others submitted stay here (the server lost them, or they were deleted
+    /// behind lineage's back). Returns how many will be delivered again.
+    pub fn resynced(&self, remote: &str, me: &str) -> Result<usize> {
+        let stale: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM arrivals WHERE remote = ?1 AND seq < 0)",
+            [remote],
+            |r| r.get(0),
+        )?;
+        if !stale {
+            return Ok(0);
+        }
         let tx = self.conn.unchecked_transaction()?;
         let lost = tx.execute(
-            "DELETE FROM pushed WHERE remote = ?1 AND run_id NOT IN
-               (SELECT run_id FROM arrivals WHERE remote = ?1)
-               AND run_id NOT IN (SELECT run_id FROM tombstones WHERE remote = ?1)",
+            "DELETE FROM pushed WHERE remote = ?1
+               AND run_id NOT IN (SELECT run_id FROM arrivals WHERE remote = ?1 AND seq > 0)
+               AND run_id NOT IN (SELECT run_id FROM tombstones WHERE remote = ?1)
+               AND (run_id NOT IN (SELECT run_id FROM arrivals WHERE remote = ?1 AND seq < 0)
+                    OR run_id IN (SELECT run_id FROM arrivals
+                                  WHERE remote = ?1 AND seq < 0 AND submitted_by = ?2))",
+            params![remote, me],
+        )?;
+        tx.execute(
+            "DELETE FROM arrivals WHERE remote = ?1 AND seq < 0",
             [remote],
         )?;
         tx.execute("DELETE FROM push_mark WHERE remote = ?1", [remote])?;

@@ -36,5 +36,6 @@ mod show;
 mod team;
 #[cfg(feature = "team-store")]
 mod team_docs;
+mod team_hardening;
 mod trust;
 mod util;

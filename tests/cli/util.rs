@@ -504,6 +504,11 @@ impl PgServer {
             .output();
     }
 
+    /// The server's TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// A superuser URL for a database (`postgres`, or one made by `database`).
     pub fn url(&self, db: &str) -> String {
         format!(

@@ -33,6 +33,21 @@ pub use pull::Pulled;
 pub use push::{NotAWriter, Pushed};
 pub use server::Setup;
 
+/// The server as `lineage doctor` reports it.
+#[derive(Debug)]
+pub struct ServerStatus {
+    /// Its schema version.
+    pub version: i64,
+    /// The version this lineage writes.
+    pub known: i64,
+    /// The role this machine logs in as.
+    pub role: String,
+    /// Whether that role may submit runs (a member of lineage_writer).
+    pub may_submit: bool,
+    /// Whether it may read them.
+    pub may_read: bool,
+}
+
 /// A team store: where it is and how to log in.
 #[derive(Clone)]
 pub struct Remote {
@@ -144,6 +159,30 @@ impl Remote {
         let me = self.clone();
         net::within(&self.name, Limits::steps(self.timeout), move |_| {
             me.connect_now(false).map(drop)
+        })
+    }
+
+    /// What `lineage doctor` says of the server: its schema version, the role this machine
+    /// logs in as, and whether it may submit runs.
+    pub fn status(&self) -> Result<ServerStatus> {
+        let me = self.clone();
+        net::within(&self.name, Limits::steps(self.timeout), move |_| {
+            let mut c = me.connect_now(false)?;
+            let row = c
+                .query_one(
+                    "SELECT (SELECT version FROM lineage_schema), current_user::text,
+                            has_function_privilege('lineage_submit(jsonb)', 'EXECUTE'),
+                            has_table_privilege('runs', 'SELECT')",
+                    &[],
+                )
+                .map_err(|e| net::classify(&me.name, "reading", &e))?;
+            Ok(ServerStatus {
+                version: row.get(0),
+                known: server::known_version(),
+                role: row.get(1),
+                may_submit: row.get(2),
+                may_read: row.get(3),
+            })
         })
     }
 

@@ -47,6 +47,8 @@ struct Listing {
     tombstones: Vec<Tombstone>,
     /// Whether the page was full (more to read).
     more: bool,
+    /// How many runs the server has up to the checkpoint.
+    upto_checkpoint: i64,
 }
 
 impl Remote {
@@ -73,7 +75,12 @@ impl Remote {
                 Ok((c, listing))
             })?;
             client = Some(c);
-            if listing.changed {
+            // Runs gone from before the checkpoint (deleted behind lineage's back, a backup
+            // restored): the counts differ.
+            let changed = listing.changed
+                || (since > 0
+                    && store.arrivals_upto(&self.name, since)? != listing.upto_checkpoint);
+            if changed {
                 if done.resynced {
                     anyhow::bail!(
                         "reading {}: its history changed twice while reading it",
@@ -135,9 +142,8 @@ impl Remote {
                 store.set_pulled(&self.name, seq, Some(&id))?;
             }
             if !listing.more {
-                if done.resynced {
-                    done.lost = store.resynced(&self.name)?;
-                }
+                let me = self.config.get_user().unwrap_or_default();
+                done.lost = store.resynced(&self.name, me)?;
                 return Ok(done);
             }
         }
@@ -206,9 +212,13 @@ fn list(c: &mut postgres::Client, since: i64, at: Option<&str>) -> Result<Listin
                 arrivals: Vec::new(),
                 tombstones: Vec::new(),
                 more: false,
+                upto_checkpoint: 0,
             });
         }
     }
+    let upto_checkpoint: i64 = c
+        .query_one("SELECT COUNT(*) FROM runs WHERE seq <= $1", &[&since])?
+        .get(0);
     let rows = c.query(
         "SELECT seq, id, recorded_by FROM runs WHERE seq > $1 ORDER BY seq LIMIT $2",
         &[&since, &PAGE],
@@ -250,6 +260,7 @@ fn list(c: &mut postgres::Client, since: i64, at: Option<&str>) -> Result<Listin
         arrivals,
         tombstones,
         more,
+        upto_checkpoint,
     })
 }
 
