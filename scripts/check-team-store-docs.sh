@@ -334,6 +334,10 @@ expect "  and alice's preparation behind it" "$out" "${alice_prepare: -8}"
 expect "each run is credited to the role that submitted it" \
   "$(sql lineage "SELECT recorded_by FROM runs WHERE id IN ('$alice_prepare', '$bob_train') ORDER BY seq")" '^alice
 bob$'
+said carol lineage show "$bob_train"
+expect "carol's summary of bob's run: submitted by bob" "$said" 'submitted by bob'
+said carol lineage show "$alice_prepare"
+expect "  and of alice's: submitted by alice" "$said" 'submitted by alice'
 expect "two runs on the server" "$(server_runs)" '^2$'
 
 step "TLS only, verified; writers write only through lineage"
@@ -389,19 +393,26 @@ expect "  submitted by carol, who imported it" "$(sql lineage "SELECT recorded_b
 
 # lineage doctor checks the team store.
 run_block doctor alice
+expect "doctor reached the team store and compared schema versions" "$(cat "$tmp/last")" 'team store: .* reachable, schema version [0-9]+ \(this lineage: [0-9]+\)'
+expect "  and knows alice may record" "$(cat "$tmp/last")" 'role alice records and reads'
 
 # Deleting a run: a run made by mistake, deleted by the owner, gone from every replica.
 step "a run recorded by mistake"
 said alice lineage run -q -o mistake.txt -- python3 -c 'open("mistake.txt", "w").write("oops")'
-mistake=$(newest_run alice)
-expect "bob has fetched it" "$(as bob lineage list --json)" "$mistake"
+# Its id from bob's replica: alice runs nothing more until the owner has deleted it.
+mistake=$(as bob lineage list --json | python3 -c '
+import json, sys
+print(next(r["id"] for r in json.load(sys.stdin) if r["outputs"] == ["mistake.txt"]))')
+ok "bob has fetched it ($mistake)"
 said bob lineage bundle export "$mistake" -o mistake.lineage
 ok "bob keeps a bundle of it (mistake.lineage)"
 sed -i "s/01a233fd-90aa-71ef-b4ba-38c9ab3e6bca/$mistake/" "$tmp/blocks/delete/body"
 grep -q "$mistake" "$tmp/blocks/delete/body" || fail "the delete block no longer names the example run id"
 run_block delete owner
 refute "the run left the server" "$(sql lineage "SELECT id FROM runs")" "$mistake"
-refute "  bob's replica, on his next command" "$(as bob lineage list --json)" "$mistake"
+said bob lineage list --json
+refute "  bob's replica, on his next command" "$said" "$mistake"
+refute "  with no alarm about a changed history (a deletion is no restore)" "$said" 'no longer has'
 refute "  alice's, which recorded it" "$(as alice lineage list --json)" "$mistake"
 said carol@laptop lineage pull "postgres://carol@localhost:$port/lineage?sslmode=verify-full"
 refute "  the laptop's local store, on its next pull" "$(as carol@laptop lineage list --json)" "$mistake"
