@@ -56,7 +56,7 @@ pub fn deliver(remote: &Remote, replica: &Path) {
     let Ok(store) = super::open_store(replica) else {
         return;
     };
-    match remote.push(&store, Limits::all(remote.timeout)) {
+    match remote.push(&store, Limits::after_job(remote.timeout)) {
         Ok(pushed) => report_refused(remote, &pushed),
         Err(e) if e.is::<NotAWriter>() => warn_undeliverable(&store, remote, &e),
         Err(e) if e.is::<Interrupted>() => {
@@ -99,6 +99,13 @@ fn report_refused(remote: &Remote, pushed: &Pushed) {
 }
 
 fn report_pulled(remote: &Remote, pulled: &Pulled) {
+    if pulled.resynced {
+        ui::warn(format_args!(
+            "the team store {} no longer has runs this replica fetched (restored from a \
+             backup, or rows deleted): its history was read again",
+            remote.name
+        ));
+    }
     for (id, why) in &pulled.quarantined {
         ui::warn(format_args!(
             "run {} from {} quarantined (not taken here): {}",
@@ -218,7 +225,10 @@ pub fn team(args: TeamArgs, ctx: &Context) -> Result<()> {
     match args.command {
         TeamCommand::Migrate(a) => {
             let remote = target(a.url, ctx)?;
-            let v = remote.migrate()?;
+            let (v, repaired) = remote.migrate()?;
+            if let Some(r) = repaired {
+                ui::warn(r);
+            }
             ui::info(format_args!(
                 "the team store {} is at schema version {v}; lineage_writer and lineage_reader \
                  (where they exist) have lineage's grants",

@@ -359,7 +359,7 @@ fn a_replica_resynchronises_when_the_servers_history_changes() {
     let later = t.record("alice", "alice", "c.txt", "d.txt");
     let out = t.lineage("rita", "rita", &["list", "--json"]);
     assert!(
-        stderr(&out).contains("reading its history again"),
+        stderr(&out).contains("its history was read again"),
         "{}",
         stderr(&out)
     );
@@ -495,6 +495,29 @@ fn an_unresponsive_server_never_holds_a_job_or_a_command() {
         vec![vec![n.to_string()]]
     };
     assert_eq!(pending[0][0], "2", "both jobs' runs kept in the replica");
+
+    // Ctrl-C while a reading command waits on the server: it ends at once.
+    let before = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let mut child = lineage(&["list"], "600")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) == before {
+        assert!(start.elapsed() < Duration::from_secs(60), "never connected");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "lineage list ignored SIGINT while waiting on the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -527,4 +550,42 @@ fn push_counts_runs_the_server_had_already_apart() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn team_migrate_repairs_an_old_setups_grants_and_a_tampered_schema_table() {
+    let Some(t) = Team::start() else { return };
+    // The grants the documentation once gave writers, and a second row in the schema table
+    // (as a writer could add before schema version 5).
+    t.pg.sql(
+        "lineage",
+        "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO lineage_writer;
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO lineage_writer;
+         DROP INDEX lineage_schema_one_row;
+         INSERT INTO lineage_schema VALUES (99);",
+    );
+    let out = t.lineage("alice", "alice", &["list"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 rows") && stderr(&out).contains("lineage team migrate"),
+        "{}",
+        stderr(&out)
+    );
+    let out = t.lineage("lineage_owner", "owner", &["team", "migrate"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("repaired"), "{}", stderr(&out));
+    assert_eq!(
+        t.pg.sql("lineage", "SELECT version FROM lineage_schema"),
+        vec![vec!["5".to_string()]]
+    );
+    let mut m = t.client("mallory");
+    assert!(denied(
+        m.execute("INSERT INTO lineage_schema VALUES (7)", &[])
+    ));
+    assert!(denied(
+        m.execute("INSERT INTO params VALUES ('x', 'k', 'v', 's')", &[])
+    ));
+    assert!(denied(m.execute("SELECT nextval('runs_seq_seq')", &[])));
+    t.env.write("in.txt", "x\n");
+    t.record("alice", "alice", "in.txt", "out.txt");
 }

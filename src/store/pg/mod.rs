@@ -134,13 +134,18 @@ impl Remote {
     /// Connect (on the calling thread: a worker of `net::within`), check the schema, and
     /// bring it up to date when this role may (`explicit`: as `lineage team migrate` asks).
     fn connect_now(&self, explicit: bool) -> Result<postgres::Client> {
+        Ok(self.connect_and_prepare(explicit)?.0)
+    }
+
+    fn connect_and_prepare(&self, explicit: bool) -> Result<(postgres::Client, Option<String>)> {
         let mut client = self
             .config
             .connect(tls::tls()?)
             .map_err(|e| net::classify(&self.name, "the connection", &e))?;
-        server::prepare(&mut client, &self.name, explicit).map_err(|e| self.setup(e))?;
+        let (_, repaired) =
+            server::prepare(&mut client, &self.name, explicit).map_err(|e| self.setup(e))?;
         server::check_server(&mut client, &self.name).map_err(|e| self.setup(e))?;
-        Ok(client)
+        Ok((client, repaired))
     }
 
     /// An error preparing the schema, as a setup problem when the server said no.
@@ -187,15 +192,15 @@ impl Remote {
     }
 
     /// Create or upgrade the schema and (re)apply lineage's grants: `lineage team migrate`.
-    /// Returns the schema version.
-    pub fn migrate(&self) -> Result<i64> {
+    /// Returns the schema version, and what was repaired.
+    pub fn migrate(&self) -> Result<(i64, Option<String>)> {
         let me = self.clone();
         net::within(
             &self.name,
             Limits::steps(self.timeout.max(Duration::from_secs(60))),
             move |_| {
-                me.connect_now(true)?;
-                Ok(server::known_version())
+                let (_, repaired) = me.connect_and_prepare(true)?;
+                Ok((server::known_version(), repaired))
             },
         )
     }

@@ -8,8 +8,9 @@
 //! automatic syncs). A thread given up on is left to the process's exit; it holds nothing of
 //! the local store, only its own connection and scratch files, so nothing is half-written.
 //!
-//! SIGINT, SIGTERM, SIGHUP and SIGQUIT end the wait at once (the caller exits with the job's
-//! code, or 128 + N); outside the wait they end lineage with 128 + N, as their default would.
+//! After a job (`Limits::after_job`), SIGINT, SIGTERM, SIGHUP and SIGQUIT end the wait at once
+//! and the caller exits with the job's code; outside such a wait they end lineage with
+//! 128 + N, as their default would. Other waits leave the signals' dispositions alone.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
@@ -24,12 +25,20 @@ pub struct Limits {
     pub step: Duration,
     /// Everything, when bounded (the syncs a command does on its own).
     pub total: Option<Instant>,
+    /// Whether stopping signals end the wait (after a job: its signal handlers, which stay,
+    /// would swallow them). Otherwise they keep their dispositions (by default, they end
+    /// lineage at once).
+    pub catch_signals: bool,
 }
 
 impl Limits {
     /// Each step within `step`; no bound on the whole (`push`, `pull`: asked for).
     pub fn steps(step: Duration) -> Limits {
-        Limits { step, total: None }
+        Limits {
+            step,
+            total: None,
+            catch_signals: false,
+        }
     }
 
     /// Everything within `step` from now (the automatic syncs).
@@ -37,6 +46,15 @@ impl Limits {
         Limits {
             step,
             total: Some(Instant::now() + step),
+            catch_signals: false,
+        }
+    }
+
+    /// [`Limits::all`], after a job: a stopping signal ends the wait.
+    pub fn after_job(step: Duration) -> Limits {
+        Limits {
+            catch_signals: true,
+            ..Limits::all(step)
         }
     }
 }
@@ -97,7 +115,7 @@ pub fn within<T: Send + 'static>(
             let r = work(&Tick(&tick));
             let _ = tx.send(Msg::Done(r));
         })?;
-    let _waiting = Waiting::start();
+    let waiting = limits.catch_signals.then(Waiting::start);
     let mut step_end = Instant::now() + limits.step;
     loop {
         let end = limits.total.map_or(step_end, |t| t.min(step_end));
@@ -113,7 +131,9 @@ pub fn within<T: Send + 'static>(
             Ok(Msg::Done(r)) => return r,
             Ok(Msg::Tick) => step_end = Instant::now() + limits.step,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Some(sig) = Waiting::signal() {
+                if waiting.is_some()
+                    && let Some(sig) = Waiting::signal()
+                {
                     return Err(Interrupted(sig).into());
                 }
             }

@@ -87,11 +87,6 @@ impl Remote {
                         self.name
                     );
                 }
-                crate::ui::warn(format_args!(
-                    "the team store {} no longer has the runs this replica last fetched (restored \
-                     from a backup, or rows deleted): reading its history again",
-                    self.name
-                ));
                 store.restart_pull(&self.name)?;
                 done.resynced = true;
                 continue;

@@ -74,8 +74,13 @@ pub fn known_version() -> i64 {
 /// Make the server's schema usable by this lineage: check its version, and bring it up to
 /// date when it is behind and this role may (it owns the database, or is a superuser), or
 /// when asked to (`explicit`: `lineage team migrate`, which also repairs `lineage_schema` and
-/// reapplies the grants). Returns the version it is at.
-pub(super) fn prepare(client: &mut postgres::Client, name: &str, explicit: bool) -> Result<i64> {
+/// reapplies the grants). Returns the version it is at, and what was repaired.
+pub(super) fn prepare(
+    client: &mut postgres::Client,
+    name: &str,
+    explicit: bool,
+) -> Result<(i64, Option<String>)> {
+    let mut repaired = None;
     let known = known_version();
     let now = match schema_version(client)? {
         Version::At(v) => v,
@@ -85,8 +90,14 @@ pub(super) fn prepare(client: &mut postgres::Client, name: &str, explicit: bool)
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PUSH_LOCK])?;
             tx.execute("DELETE FROM lineage_schema", &[])?;
             tx.execute("INSERT INTO lineage_schema VALUES ($1)", &[&v])?;
+            if v >= 5 {
+                tx.batch_execute(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS lineage_schema_one_row
+                     ON lineage_schema ((true))",
+                )?;
+            }
             tx.commit()?;
-            crate::ui::warn(format_args!(
+            repaired = Some(format!(
                 "lineage_schema on {name} had {n} rows (written by someone other than its \
                  owner): repaired to the one row of version {v}"
             ));
@@ -116,7 +127,7 @@ pub(super) fn prepare(client: &mut postgres::Client, name: &str, explicit: bool)
         }
         migrate(client, explicit)?;
     }
-    Ok(known)
+    Ok((known, repaired))
 }
 
 /// A setup problem on the server (schema, grants): an error the user must fix, never taken
