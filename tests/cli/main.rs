@@ -34,6 +34,8 @@ mod settings;
 mod show;
 #[cfg(feature = "team-store")]
 mod team;
+#[cfg(feature = "team-store")]
+mod team_docs;
 mod team_hardening;
 mod trust;
 mod util;
