@@ -299,7 +299,23 @@ impl Store {
             |r| r.get(0),
         )?;
         let mut deleted = false;
+        // Its arrival is forgotten with it: the server's history lost it on purpose.
+        tx.execute(
+            "DELETE FROM arrivals WHERE remote = ?1 AND run_id = ?2",
+            params![remote, t.run_id],
+        )?;
+        tx.execute(
+            "DELETE FROM held_back WHERE remote = ?1 AND run_id = ?2",
+            params![remote, t.run_id],
+        )?;
         if !rerun {
+            // SQLite gives the next run the largest rowid + 1: were this run the last, the
+            // next would take its rowid, which the scan for runs to deliver has passed.
+            tx.execute(
+                "UPDATE push_mark SET upto = MIN(upto,
+                     COALESCE((SELECT rowid FROM runs WHERE id = ?1), upto + 1) - 1)",
+                [&t.run_id],
+            )?;
             for sql in [
                 "DELETE FROM signatures WHERE run_id = ?1",
                 "DELETE FROM params WHERE run_id = ?1",

@@ -400,10 +400,23 @@ fn a_deleted_run_leaves_a_tombstone_every_replica_applies() {
     owner
         .query_one("SELECT lineage_delete_run($1, 'retention')", &[&gone])
         .expect("owner deletes");
-    assert!(!t.ids("rita", "rita").contains(&gone));
-    assert!(!t.ids("alice", "alice").contains(&gone));
+    for who in ["rita", "alice"] {
+        let out = t.lineage(who, who, &["list", "--json"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("read again"),
+            "a deletion is not a restore: {}",
+            stderr(&out)
+        );
+        assert!(!t.ids(who, who).contains(&gone));
+    }
     // And it is never delivered again.
     assert_eq!(t.pg.sql("lineage", "SELECT COUNT(*) FROM runs")[0][0], "0");
+    // alice's next run (which SQLite gives the deleted run's rowid) is delivered.
+    t.env.write("c.txt", "c\n");
+    let next = t.record("alice", "alice", "c.txt", "d.txt");
+    assert_ne!(next, gone);
+    assert!(t.ids("rita", "rita").contains(&next));
 }
 
 /// A listener that accepts connections and never answers (a stopped postmaster, a stuck

@@ -78,6 +78,13 @@ impl Remote {
                 Ok((c, listing))
             })?;
             client = Some(c);
+            // Deletions first (the server's word, whatever else changed): a run deleted with
+            // a tombstone is not a run missing from the history.
+            for t in &listing.tombstones {
+                if store.apply_tombstone(&self.name, t)? {
+                    done.deleted += 1;
+                }
+            }
             // Runs gone from before the checkpoint (deleted behind lineage's back, a backup
             // restored): the counts differ.
             let changed = listing.changed
@@ -97,7 +104,16 @@ impl Remote {
             // Runs here already (delivered from here, fetched before) are only noted.
             let ids: Vec<String> = listing.arrivals.iter().map(|a| a.run_id.clone()).collect();
             let here = store.runs_here(&ids)?;
-            let wanted: Vec<String> = ids.iter().filter(|i| !here.contains(*i)).cloned().collect();
+            let deleted: HashSet<&str> = listing
+                .tombstones
+                .iter()
+                .map(|t| t.run_id.as_str())
+                .collect();
+            let wanted: Vec<String> = ids
+                .iter()
+                .filter(|i| !here.contains(*i) && !deleted.contains(i.as_str()))
+                .cloned()
+                .collect();
             let mut taken: Vec<Arrival> = listing
                 .arrivals
                 .iter()

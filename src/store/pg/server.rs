@@ -121,8 +121,23 @@ pub(super) fn prepare(
             } else {
                 format!("has schema version {now} and this lineage needs {known}")
             };
+            // The command to give its owner: this URL with the database owner's role.
+            let owner: Option<String> = client
+                .query_opt(
+                    "SELECT pg_catalog.pg_get_userbyid(datdba)::text FROM pg_catalog.pg_database
+                     WHERE datname = current_database()",
+                    &[],
+                )?
+                .map(|r| r.get(0));
+            let url = match (
+                owner,
+                name.split_once("://").and_then(|(_, r)| r.split_once('@')),
+            ) {
+                (Some(o), Some((_, rest))) => format!("postgres://{o}@{rest}"),
+                _ => name.to_string(),
+            };
             bail!(Setup(format!(
-                "the team store {name} {what}: its owner runs `lineage team migrate {name}`"
+                "the team store {name} {what}: its owner runs `lineage team migrate {url}`"
             )));
         }
         migrate(client, explicit)?;
