@@ -122,6 +122,12 @@ fn report_pulled(remote: &Remote, pulled: &Pulled) {
             ui::escape(what)
         ));
     }
+    if pulled.unfinished {
+        ui::warn(format_args!(
+            "more runs wait on {}: the next command fetches them (or `lineage pull`, unhurried)",
+            remote.name
+        ));
+    }
     if pulled.lost > 0 {
         ui::warn(format_args!(
             "{} run{} here that {} no longer has will be delivered again",
@@ -210,7 +216,12 @@ pub fn push(args: SyncArgs, ctx: &Context) -> Result<()> {
 pub fn pull(args: SyncArgs, ctx: &Context) -> Result<()> {
     let remote = target(args.url, ctx)?;
     let mut store = ctx.open_store()?;
-    let pulled = remote.pull(&mut store, Limits::steps(remote.timeout))?;
+    let limits = Limits::steps(remote.timeout);
+    // Asked for explicitly: runs quarantined before are tried again first.
+    let retried = remote.retry_quarantined(&mut store, limits)?;
+    report_pulled(&remote, &retried);
+    let mut pulled = remote.pull(&mut store, limits)?;
+    pulled.new += retried.new;
     report_pulled(&remote, &pulled);
     let mut said = format!(
         "received {} new run{} from {}",

@@ -395,16 +395,20 @@ impl Import<'_> {
             let values = (0..cols.len())
                 .map(|i| row.get::<_, Value>(i))
                 .collect::<rusqlite::Result<Vec<Value>>>()?;
-            // A run not asked for, and its rows, are passed over unchecked.
+            // A run not asked for, its rows and what only it names are passed over unchecked.
             if let Some(only) = self.only {
                 let key = match table.name {
                     "runs" => values.first(),
                     "edges" | "params" | "signatures" => run_col.map(|i| &values[i]),
                     _ => None,
                 };
-                if let Some(Value::Text(id)) = key
-                    && !only.contains(id)
-                {
+                let skip = match (table.name, key, values.first()) {
+                    (_, Some(Value::Text(id)), _) => !only.contains(id),
+                    ("artifacts", _, Some(Value::Text(h))) => !self.named.contains(h),
+                    ("blobs", _, Some(Value::Text(h))) => !self.blobs.contains(h),
+                    _ => false,
+                };
+                if skip {
                     continue;
                 }
             }
@@ -569,6 +573,12 @@ impl Import<'_> {
             }
             let Some(values) = values else { break };
             n += 1;
+            // Taking some runs only: the manifests they do not name are passed over unchecked.
+            if self.only.is_some()
+                && !matches!(&values[dir], Value::Text(d) if self.named.contains(d))
+            {
+                continue;
+            }
             inbound::check_row(table, cols, &values)
                 .map_err(|e| self.refuse(table, n, &values, &e))?;
             group.push(values);

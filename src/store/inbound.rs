@@ -139,6 +139,11 @@ pub fn check_row(table: &Table, columns: &[String], row: &[Value]) -> Result<(),
             }
         }
         "runs" => {
+            if let (Some(id), Some(of)) = (text(row, columns, "id"), text(row, columns, "rerun_of"))
+                && id == of
+            {
+                return Err("rerun_of: a run cannot be a rerun of itself".into());
+            }
             // The column a rerun compares is the capture's code hash, checked above.
             if let Some(capture) = text(row, columns, "capture")
                 && let Ok(c) = serde_json::from_str::<crate::model::Capture>(capture)

@@ -259,6 +259,15 @@ impl Store {
         Ok(())
     }
 
+    /// No longer hold a run back from a team store.
+    pub fn release(&self, remote: &str, run_id: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM held_back WHERE remote = ?1 AND run_id = ?2",
+            params![remote, run_id],
+        )?;
+        Ok(())
+    }
+
     /// The runs held back from a team store (all team stores: `remote` None).
     pub fn held_back(&self, remote: Option<&str>) -> Result<Vec<HeldBack>> {
         let mut stmt = self.conn.prepare_cached(

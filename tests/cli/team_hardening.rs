@@ -616,6 +616,14 @@ fn a_content_row_poisoned_in_advance_does_not_block_the_runs_that_name_it() {
                 "argv": "\\x", "cwd": "\\x", "started_at": "2024-06-01T00:00:00.000000Z",
                 "capture": "{}"},
         "blobs": [{"hash": hash, "size": 3, "data": "\\x657669"}],
+        // A directory of hers whose manifest does not hash to it: on a pull that takes runs
+        // one by one, it may count against her run only.
+        "artifacts": [{"hash": "d".repeat(64), "kind": "dir", "size": 1, "file_count": 1}],
+        "dir_entries": [{"dir_hash": "d".repeat(64), "path": "x", "file_hash": "0".repeat(64),
+                         "size": 1, "executable": 0}],
+        "edges": [{"run_id": "01900000-0000-7000-8000-0000000000dd", "role": "output",
+                   "position": 0, "artifact": "d".repeat(64), "path": "out", "abs_path": "/out",
+                   "missing": 0, "changed": 0}],
     });
     let _ = m.query_one(
         "SELECT lineage_submit($1::text::jsonb)",

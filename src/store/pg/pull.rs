@@ -8,7 +8,8 @@
 //! server's tombstones delete runs here too.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use postgres::types::ToSql;
@@ -34,6 +35,8 @@ pub struct Pulled {
     pub resynced: bool,
     /// Runs the server no longer has, to deliver again (after a resync).
     pub lost: usize,
+    /// The automatic sync's time ran out with runs still to fetch: the next command goes on.
+    pub unfinished: bool,
     /// Content rows the server holds damaged (a blob, a manifest), passed over: the runs
     /// that name them were taken without them.
     pub damaged: Vec<String>,
@@ -41,6 +44,9 @@ pub struct Pulled {
 
 /// Arrivals read per round.
 const PAGE: i64 = 2000;
+
+/// Runs fetched and taken at a time (each batch's progress is kept).
+const BATCH: usize = 100;
 
 /// One round's listing of the server.
 struct Listing {
@@ -101,57 +107,62 @@ impl Remote {
                 done.resynced = true;
                 continue;
             }
-            // Runs here already (delivered from here, fetched before) are only noted.
-            let ids: Vec<String> = listing.arrivals.iter().map(|a| a.run_id.clone()).collect();
-            let here = store.runs_here(&ids)?;
+            // Runs here already (delivered from here, fetched before) are only noted; the
+            // others are fetched and taken a batch at a time, each batch's progress kept (the
+            // checkpoint moves past it), so that a large backlog or a slow server costs each
+            // command at most its time and the next goes on from there.
             let deleted: HashSet<&str> = listing
                 .tombstones
                 .iter()
                 .map(|t| t.run_id.as_str())
                 .collect();
-            let wanted: Vec<String> = ids
-                .iter()
-                .filter(|i| !here.contains(*i) && !deleted.contains(i.as_str()))
-                .cloned()
-                .collect();
-            let mut taken: Vec<Arrival> = listing
-                .arrivals
-                .iter()
-                .filter(|a| here.contains(&a.run_id))
-                .cloned()
-                .collect();
-            if !wanted.is_empty() {
-                let tmp = bundle::scratch(&std::env::temp_dir(), "pull")?;
-                let path = tmp.path().to_path_buf();
-                let (me, db, fetch) = (self.clone(), db.clone(), wanted.clone());
-                let c = client.take().expect("connected");
-                let c = net::within(&self.name, limits, move |_| {
-                    let mut c = c;
-                    download(&mut c, &db, &fetch, &path)
-                        .map_err(|e| anyhow!("reading {}: {}", me.name, chain(&e)))?;
-                    Ok(c)
-                })?;
-                client = Some(c);
-                let refused = take(store, tmp.path(), &wanted, &mut done)?;
-                for a in &listing.arrivals {
-                    if let Some((_, why)) = refused.iter().find(|(id, _)| *id == a.run_id) {
-                        store.hold_back(&self.name, &a.run_id, "quarantined", Some(a.seq), why)?;
-                        done.quarantined.push((a.run_id.clone(), why.clone()));
-                    } else if wanted.contains(&a.run_id) {
-                        taken.push(a.clone());
+            for batch in listing.arrivals.chunks(BATCH) {
+                if limits.total.is_some_and(|t| Instant::now() >= t) {
+                    done.unfinished = true;
+                    return Ok(done);
+                }
+                let ids: Vec<String> = batch.iter().map(|a| a.run_id.clone()).collect();
+                let here = store.runs_here(&ids)?;
+                let wanted: Vec<String> = ids
+                    .iter()
+                    .filter(|i| !here.contains(*i) && !deleted.contains(i.as_str()))
+                    .cloned()
+                    .collect();
+                let mut taken: Vec<Arrival> = batch
+                    .iter()
+                    .filter(|a| here.contains(&a.run_id))
+                    .cloned()
+                    .collect();
+                if !wanted.is_empty() {
+                    let c = client.take().expect("connected");
+                    let (c, refused) = self.fetch(c, store, &db, &wanted, limits, &mut done)?;
+                    client = Some(c);
+                    for a in batch {
+                        if let Some((_, why)) = refused.iter().find(|(id, _)| *id == a.run_id) {
+                            store.hold_back(
+                                &self.name,
+                                &a.run_id,
+                                "quarantined",
+                                Some(a.seq),
+                                why,
+                            )?;
+                            done.quarantined.push((a.run_id.clone(), why.clone()));
+                        } else if wanted.contains(&a.run_id) {
+                            taken.push(a.clone());
+                        }
                     }
                 }
-            }
-            store.record_arrivals(&self.name, &taken)?;
-            for t in &listing.tombstones {
-                if store.apply_tombstone(&self.name, t)? {
-                    done.deleted += 1;
+                store.record_arrivals(&self.name, &taken)?;
+                if let Some(last) = batch.last() {
+                    store.set_pulled(&self.name, last.seq, Some(&last.run_id))?;
                 }
             }
-            // The last arrival of the round, a run or a tombstone, is the next checkpoint.
+            // A tombstone after the round's last run is the next checkpoint.
             let last_run = listing.arrivals.last().map(|a| (a.seq, a.run_id.clone()));
             let last_tomb = listing.tombstones.last().map(|t| (t.seq, t.run_id.clone()));
-            if let Some((seq, id)) = last_run.into_iter().chain(last_tomb).max() {
+            if let Some((seq, id)) = last_tomb
+                && last_run.as_ref().is_none_or(|(s, _)| seq > *s)
+            {
                 store.set_pulled(&self.name, seq, Some(&id))?;
             }
             if !listing.more {
@@ -160,6 +171,96 @@ impl Remote {
                 return Ok(done);
             }
         }
+    }
+}
+
+impl Remote {
+    /// Download the runs `ids` (within `limits`) and take them: returns the connection back
+    /// and the runs refused, with why.
+    fn fetch(
+        &self,
+        c: postgres::Client,
+        store: &mut Store,
+        db: &Path,
+        ids: &[String],
+        limits: Limits,
+        done: &mut Pulled,
+    ) -> Result<(postgres::Client, Vec<(String, String)>)> {
+        let tmp = bundle::scratch(&std::env::temp_dir(), "pull")?;
+        let path = tmp.path().to_path_buf();
+        let (me, db, fetch) = (self.clone(), db.to_path_buf(), ids.to_vec());
+        let c = net::within(&self.name, limits, move |tick| {
+            let mut c = c;
+            download(&mut c, &db, &fetch, &path, tick)
+                .map_err(|e| anyhow!("reading {}: {}", me.name, chain(&e)))?;
+            Ok(c)
+        })?;
+        let refused = take(store, tmp.path(), ids, done)?;
+        Ok((c, refused))
+    }
+
+    /// Try the runs quarantined from this team store again (`lineage pull`: a fix of
+    /// lineage's, or the owner's repair of a row, may let them in now).
+    pub fn retry_quarantined(&self, store: &mut Store, limits: Limits) -> Result<Pulled> {
+        let mut done = Pulled::default();
+        let held: Vec<(String, Option<i64>)> = store
+            .held_back(Some(&self.name))?
+            .into_iter()
+            .filter(|h| h.why == "quarantined")
+            .map(|h| (h.run_id, h.seq))
+            .collect();
+        if held.is_empty() {
+            return Ok(done);
+        }
+        let db = store.dir().join(crate::store::DB_FILE);
+        let me = self.clone();
+        let ids: Vec<String> = held.iter().map(|(id, _)| id.clone()).collect();
+        let asked = ids.clone();
+        let (mut c, there) = net::within(&self.name, limits, move |tick| {
+            let mut c = me.connect_now(false)?;
+            tick.tick();
+            let rows = c
+                .query(
+                    "SELECT seq, id, recorded_by FROM runs WHERE id = ANY($1) ORDER BY seq",
+                    &[&asked],
+                )
+                .map_err(|e| anyhow!("reading {}: {}", me.name, chain(&e.into())))?;
+            let there: Vec<Arrival> = rows
+                .iter()
+                .map(|r| Arrival {
+                    seq: r.get(0),
+                    run_id: r.get(1),
+                    submitted_by: r.get(2),
+                })
+                .collect();
+            Ok((c, there))
+        })?;
+        for batch in there.chunks(BATCH) {
+            let wanted: Vec<String> = batch.iter().map(|a| a.run_id.clone()).collect();
+            let (back, refused) = self.fetch(c, store, &db, &wanted, limits, &mut done)?;
+            c = back;
+            let taken: Vec<Arrival> = batch
+                .iter()
+                .filter(|a| !refused.iter().any(|(id, _)| *id == a.run_id))
+                .cloned()
+                .collect();
+            for a in &taken {
+                store.release(&self.name, &a.run_id)?;
+            }
+            store.record_arrivals(&self.name, &taken)?;
+            for (id, why) in refused {
+                let seq = batch.iter().find(|a| a.run_id == id).map(|a| a.seq);
+                store.hold_back(&self.name, &id, "quarantined", seq, &why)?;
+                done.quarantined.push((id, why));
+            }
+        }
+        // Quarantined runs the server no longer has: nothing to wait for.
+        for (id, _) in &held {
+            if !there.iter().any(|a| &a.run_id == id) {
+                store.release(&self.name, id)?;
+            }
+        }
+        Ok(done)
     }
 }
 
@@ -289,9 +390,10 @@ fn list(c: &mut postgres::Client, since: i64, at: Option<&str>) -> Result<Listin
 /// local store has) into a new bundle at `path`.
 fn download(
     client: &mut postgres::Client,
-    local: &PathBuf,
+    local: &Path,
     ids: &[String],
     path: &Path,
+    tick: &net::Tick,
 ) -> Result<()> {
     // This store's own connection, read-only: the caller's stays on its thread.
     let local = rusqlite::Connection::open_with_flags(local, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
@@ -352,16 +454,22 @@ fn download(
     };
     let ids: Vec<String> = ids.to_vec();
     copy(client, "runs", "id = ANY($1)", &ids)?;
+    tick.tick();
     copy(client, "edges", "run_id = ANY($1)", &ids)?;
+    tick.tick();
     copy(client, "params", "run_id = ANY($1)", &ids)?;
+    tick.tick();
     copy(client, "signatures", "run_id = ANY($1)", &ids)?;
+    tick.tick();
     let artifacts: Vec<String> = {
         let mut s = tx.prepare("SELECT DISTINCT artifact FROM edges WHERE artifact IS NOT NULL")?;
         s.query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?
     };
     copy(client, "artifacts", "hash = ANY($1)", &artifacts)?;
+    tick.tick();
     copy(client, "extra_digests", "artifact = ANY($1)", &artifacts)?;
+    tick.tick();
     // Manifests and blobs this store already has are not fetched again.
     let dirs: Vec<String> = {
         let mut s = tx.prepare("SELECT hash FROM artifacts WHERE kind = 'dir'")?;
@@ -378,6 +486,7 @@ fn download(
         })
         .collect();
     copy(client, "dir_entries", "dir_hash = ANY($1)", &missing_dirs)?;
+    tick.tick();
     // Each run's blobs; a run whose capture cannot be read names none here (its import
     // refuses it, by name), so it cannot stop the others from being fetched.
     let mut refs = std::collections::BTreeSet::new();
@@ -404,6 +513,7 @@ fn download(
         .filter(|h| !has("SELECT EXISTS (SELECT 1 FROM blobs WHERE hash = ?1)", h))
         .collect();
     copy(client, "blobs", "hash = ANY($1)", &wanted)?;
+    tick.tick();
     tx.commit()?;
     Ok(())
 }

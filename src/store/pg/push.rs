@@ -184,7 +184,7 @@ fn submit(
             },
             Err(e) => match e.as_db_error() {
                 // The run's own rows: refused, that run only.
-                Some(db) if matches!(&db.code().code()[..2], "22" | "23") => {
+                Some(db) if matches!(&db.code().code()[..2], "22" | "23" | "54") => {
                     Outcome::Refused(db.message().to_string())
                 }
                 _ => {

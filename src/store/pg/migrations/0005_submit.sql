@@ -28,6 +28,12 @@ ALTER TABLE blobs ADD CONSTRAINT blobs_size CHECK (size = length(data)) NOT VALI
 DELETE FROM lineage_schema WHERE ctid NOT IN (SELECT ctid FROM lineage_schema LIMIT 1);
 CREATE UNIQUE INDEX lineage_schema_one_row ON lineage_schema ((true));
 
+-- Deliveries take turns on this table's lock (EXCLUSIVE mode, which only its owner may take:
+-- no one else has any privilege on it), so `seq` grows in commit order and no reader or
+-- writer can hold up deliveries with an advisory lock of the same number. A delivery waits
+-- for its turn at most lock_timeout (below), so a transaction left open cannot pile up others.
+CREATE TABLE lineage_delivery_lock ();
+
 CREATE TABLE lineage_tombstones (
     seq         BIGINT NOT NULL UNIQUE DEFAULT nextval('runs_seq_seq'),
     run_id      TEXT PRIMARY KEY,
@@ -70,7 +76,15 @@ BEGIN
     IF rid IS NULL OR rid !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
         RAISE EXCEPTION 'lineage_submit: the run id is not a UUID' USING ERRCODE = '22023';
     END IF;
-    PERFORM pg_advisory_xact_lock(30515220352952165);
+    IF pg_column_size(doc) > 268435456 THEN
+        RAISE EXCEPTION 'lineage_submit: run % is over 256 MiB', rid USING ERRCODE = '54000';
+    END IF;
+    IF jsonb_array_length(COALESCE(doc -> 'params', '[]')) > 100000
+        OR jsonb_array_length(COALESCE(doc -> 'edges', '[]')) > 100000 THEN
+        RAISE EXCEPTION 'lineage_submit: run % has over 100000 params or edges', rid
+            USING ERRCODE = '54000';
+    END IF;
+    LOCK TABLE lineage_delivery_lock IN EXCLUSIVE MODE;
     IF EXISTS (SELECT 1 FROM runs WHERE id = rid) THEN
         RETURN 'present';
     END IF;
@@ -79,6 +93,10 @@ BEGIN
     END IF;
     IF run ->> 'status' IS NULL OR run ->> 'status' NOT IN ('succeeded', 'failed', 'interrupted') THEN
         RAISE EXCEPTION 'lineage_submit: run % is not finished', rid USING ERRCODE = '22023';
+    END IF;
+    IF run ->> 'rerun_of' = rid THEN
+        RAISE EXCEPTION 'lineage_submit: run % names itself as its original', rid
+            USING ERRCODE = '22023';
     END IF;
     IF run ? 'seq' OR run ? 'recorded_by' THEN
         RAISE EXCEPTION 'lineage_submit: run % names server columns (seq, recorded_by)', rid
@@ -128,7 +146,7 @@ REVOKE EXECUTE ON FUNCTION lineage_submit(jsonb) FROM PUBLIC;
 CREATE FUNCTION lineage_delete_run(rid text, why text) RETURNS text
 LANGUAGE plpgsql AS $f$
 BEGIN
-    PERFORM pg_advisory_xact_lock(30515220352952165);
+    LOCK TABLE lineage_delivery_lock IN EXCLUSIVE MODE;
     IF NOT EXISTS (SELECT 1 FROM runs WHERE id = rid) THEN
         RAISE EXCEPTION 'no run % on this team store', rid USING ERRCODE = 'P0002';
     END IF;
@@ -154,6 +172,7 @@ DO $$
 BEGIN
     EXECUTE format('ALTER FUNCTION lineage_insert_rows(text, jsonb, text[], text) SET search_path = %I, pg_temp', current_schema());
     EXECUTE format('ALTER FUNCTION lineage_submit(jsonb) SET search_path = %I, pg_temp', current_schema());
+    ALTER FUNCTION lineage_submit(jsonb) SET lock_timeout = '10s';
     EXECUTE format('ALTER FUNCTION lineage_delete_run(text, text) SET search_path = %I, pg_temp', current_schema());
 END
 $$;
