@@ -34,5 +34,7 @@ mod settings;
 mod show;
 #[cfg(feature = "team-store")]
 mod team;
+#[cfg(feature = "team-store")]
+mod team_tls;
 mod trust;
 mod util;

@@ -1,0 +1,248 @@
+//! The team store's connection options and credentials against real PostgreSQL servers:
+//! libpq's `sslmode` values and `sslrootcert` (in the URL, or `PGSSLMODE`/`PGSSLROOTCERT`),
+//! a password on the command line or in `LINEAGE_STORE`, a replica bound to its store; and a
+//! bundle written through a shell's `>` kept user-only.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::util::*;
+
+/// `lineage ARGS` with `LINEAGE_STORE=url`, the replica `replica` and the variables `vars`.
+fn team(env: &Env, url: &str, replica: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = env.lineage();
+    cmd.env("LINEAGE_STORE", url)
+        .env("LINEAGE_REPLICA", replica)
+        .env("LINEAGE_PG_TIMEOUT", "5")
+        .env_remove("PGSSLMODE")
+        .env_remove("PGSSLROOTCERT")
+        .env_remove("PGPASSWORD")
+        .envs(vars.iter().copied())
+        .args(args);
+    output_within(cmd, Duration::from_secs(120))
+}
+
+fn replica(env: &Env, name: &str) -> PathBuf {
+    env.root().join(name)
+}
+
+/// How many runs the server holds (0 before its schema exists), over the unix socket.
+fn runs_on(pg: &PgServer, db: &str) -> i64 {
+    if pg.sql_tls(db, "SELECT to_regclass('runs') IS NULL") == "t" {
+        return 0;
+    }
+    pg.sql_tls(db, "SELECT COUNT(*) FROM runs")
+        .parse()
+        .expect("a count")
+}
+
+fn unreachable(out: &Output) -> bool {
+    stderr(out).contains("cannot reach the team store")
+}
+
+#[test]
+fn verify_full_with_sslrootcert_in_the_url_reaches_a_tls_server() {
+    let Some(pg) = PgServer::start() else { return };
+    let db = pg.database();
+    let ca = pg.require_tls();
+    let env = Env::new();
+    env.init_repo();
+    let rep = replica(&env, "full");
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        pg.url(&db),
+        ca.display()
+    );
+    let out = team(&env, &url, &rep, &[], &["run", "-q", "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    // The server refuses plaintext (hostnossl ... reject): arriving proves TLS.
+    assert_eq!(runs_on(&pg, &db), 1);
+    // The same from the environment, as libpq reads it.
+    let vars = [
+        ("PGSSLMODE", "verify-full"),
+        ("PGSSLROOTCERT", ca.to_str().expect("utf-8")),
+    ];
+    let out = team(
+        &env,
+        &pg.url(&db),
+        &rep,
+        &vars,
+        &["run", "-q", "--", "true"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert_eq!(runs_on(&pg, &db), 2);
+}
+
+#[test]
+fn verify_ca_accepts_a_certificate_for_another_name_which_verify_full_refuses() {
+    let Some(pg) = PgServer::start() else { return };
+    let db = pg.database();
+    // The certificate names db.example.org; clients connect to 127.0.0.1.
+    let ca = pg.require_tls_for("DNS:db.example.org");
+    let env = Env::new();
+    env.init_repo();
+    let rep = replica(&env, "ca");
+    let with = |mode: &str| {
+        format!(
+            "{}?sslmode={mode}&sslrootcert={}",
+            pg.url(&db),
+            ca.display()
+        )
+    };
+    for mode in ["verify-full", "require", "prefer"] {
+        let out = team(&env, &with(mode), &rep, &[], &["run", "-q", "--", "true"]);
+        assert_eq!(code(&out), 0, "the job runs regardless");
+        assert!(unreachable(&out), "{mode}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not valid for name"),
+            "{mode}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains(&pg.password));
+    }
+    assert_eq!(runs_on(&pg, &db), 0);
+    // verify-ca checks the chain only: the three runs kept and a new one arrive.
+    let out = team(
+        &env,
+        &with("verify-ca"),
+        &rep,
+        &[],
+        &["run", "-q", "--", "true"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert_eq!(runs_on(&pg, &db), 4);
+    // A certificate from another CA is refused by verify-ca too.
+    let other = pg_other_ca(&env);
+    let url = format!(
+        "{}?sslmode=verify-ca&sslrootcert={}",
+        pg.url(&db),
+        other.display()
+    );
+    let out = team(&env, &url, &rep, &[], &["run", "-q", "--", "true"]);
+    assert!(unreachable(&out), "{}", stderr(&out));
+    assert_eq!(runs_on(&pg, &db), 4);
+}
+
+/// A CA certificate that signed nothing the server has.
+fn pg_other_ca(env: &Env) -> PathBuf {
+    let dir = env.root().join("other-ca");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=another CA",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join("ca.crt")
+}
+
+#[test]
+fn pgsslmode_is_honoured_when_the_url_does_not_say() {
+    let Some(pg) = PgServer::start() else { return };
+    let db = pg.database();
+    let env = Env::new();
+    env.init_repo();
+    let rep = replica(&env, "plain");
+    // A server without TLS: PGSSLMODE=require refuses it; the URL's sslmode wins over it.
+    let require = [("PGSSLMODE", "require")];
+    let out = team(
+        &env,
+        &pg.url(&db),
+        &rep,
+        &require,
+        &["run", "-q", "--", "true"],
+    );
+    assert_eq!(code(&out), 0, "the job runs regardless");
+    assert!(unreachable(&out), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("server does not support TLS"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(runs_on(&pg, &db), 0);
+    let url = format!("{}?sslmode=disable", pg.url(&db));
+    let out = team(&env, &url, &rep, &require, &["run", "-q", "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert_eq!(runs_on(&pg, &db), 2);
+    // A server that only takes TLS: PGSSLMODE=disable does not use it, and is refused.
+    let ca = pg.require_tls();
+    let ca = ca.to_str().expect("utf-8");
+    let vars = [("PGSSLMODE", "disable"), ("PGSSLROOTCERT", ca)];
+    let out = team(
+        &env,
+        &pg.url(&db),
+        &rep,
+        &vars,
+        &["run", "-q", "--", "true"],
+    );
+    assert!(unreachable(&out), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no encryption"), "{}", stderr(&out));
+    assert_eq!(runs_on(&pg, &db), 2);
+    let vars = [("PGSSLMODE", "require"), ("PGSSLROOTCERT", ca)];
+    let out = team(
+        &env,
+        &pg.url(&db),
+        &rep,
+        &vars,
+        &["run", "-q", "--", "true"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert_eq!(runs_on(&pg, &db), 4);
+}
+
+#[test]
+fn a_bad_sslmode_is_one_line_naming_it_and_the_valid_ones_never_the_url() {
+    let env = Env::new();
+    let rep = replica(&env, "bad");
+    let url = "postgres://ada:hunter2@127.0.0.1:1/lineage?sslmode=verify";
+    let out = team(&env, url, &rep, &[], &["run", "--", "touch", "ran"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "lineage: error: sslmode \"verify\" is not one of disable, allow, prefer, require, \
+         verify-ca, verify-full\n"
+    );
+    assert!(!env.path("ran").exists(), "the job never starts");
+    let url = "postgres://ada:hunter2@127.0.0.1:1/lineage";
+    let out = team(&env, url, &rep, &[("PGSSLMODE", "strict")], &["list"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "lineage: error: PGSSLMODE \"strict\" is not one of disable, allow, prefer, require, \
+         verify-ca, verify-full\n"
+    );
+    // verify-ca with no CA of one's own would take any public certificate: refused.
+    let url = "postgres://ada:hunter2@127.0.0.1:1/lineage?sslmode=verify-ca";
+    let out = team(&env, url, &rep, &[], &["list"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sslrootcert=PATH"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("hunter2"));
+}
