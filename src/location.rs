@@ -57,6 +57,57 @@ pub fn is_url(s: &str) -> bool {
     s.starts_with("postgres://") || s.starts_with("postgresql://")
 }
 
+/// `url` without its password, when it has one (`postgres://USER:PASSWORD@...`, or a
+/// `password=` parameter): the user, the host, the database and the other parameters stay.
+/// The credentials end at the first `@`, as the URL parser reads them.
+pub fn without_password(url: &str) -> Option<String> {
+    let scheme = ["postgres://", "postgresql://"]
+        .into_iter()
+        .find(|s| url.starts_with(s))?;
+    let rest = &url[scheme.len()..];
+    let (creds, after) = match rest.split_once('@') {
+        Some((creds, after)) => (Some(creds), after),
+        None => (None, rest),
+    };
+    let user = creds.map(|c| c.split_once(':').map_or(c, |(user, _)| user));
+    let (base, query) = after.split_once('?').unwrap_or((after, ""));
+    let params: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("password="))
+        .collect();
+    let mut out = scheme.to_string();
+    if let Some(user) = user {
+        out.push_str(user);
+        out.push('@');
+    }
+    out.push_str(base);
+    if !params.is_empty() {
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    (user != creds || params.len() != query.split('&').filter(|p| !p.is_empty()).count())
+        .then_some(out)
+}
+
+/// The variables naming a team store that hold a password, each with the password removed:
+/// what a job gets instead (`env`: the job's environment when not lineage's own), so that the
+/// password is not handed to everything it runs. A lineage inside the job finds the password
+/// where the user keeps it (`PGPASSWORD`, `~/.pgpass`).
+pub fn store_vars_without_password(
+    env: Option<&[(std::ffi::OsString, std::ffi::OsString)]>,
+) -> Vec<(&'static str, String)> {
+    ["LINEAGE_STORE", "LINEAGE_TEAM_STORE"]
+        .into_iter()
+        .filter_map(|name| {
+            let value = match env {
+                Some(env) => env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+                None => std::env::var_os(name),
+            }?;
+            Some((name, without_password(value.to_str()?)?))
+        })
+        .collect()
+}
+
 /// A store, resolved.
 #[derive(Debug)]
 pub enum StoreLocation {
@@ -126,6 +177,38 @@ pub fn default_dir() -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_is_taken_out_of_a_url_and_the_rest_kept() {
+        assert_eq!(
+            without_password("postgres://ada:hun:ter2@db:6543/lineage?sslmode=verify-full")
+                .as_deref(),
+            Some("postgres://ada@db:6543/lineage?sslmode=verify-full")
+        );
+        assert_eq!(
+            without_password("postgresql://:pw@db/x").as_deref(),
+            Some("postgresql://@db/x")
+        );
+        assert_eq!(
+            without_password("postgres://ada@db/l?password=pw&sslmode=require").as_deref(),
+            Some("postgres://ada@db/l?sslmode=require")
+        );
+        assert_eq!(without_password("postgres://ada@db/lineage"), None);
+        assert_eq!(
+            without_password("postgres://ada@db/l?sslmode=disable"),
+            None
+        );
+        assert_eq!(without_password("postgres://db:5432/lineage"), None);
+        assert_eq!(without_password("/srv/store"), None);
+        let env = [
+            ("LINEAGE_STORE".into(), "postgres://ada:pw@db/l".into()),
+            ("LINEAGE_TEAM_STORE".into(), "postgres://ada@db/l".into()),
+        ];
+        assert_eq!(
+            store_vars_without_password(Some(&env)),
+            [("LINEAGE_STORE", "postgres://ada@db/l".to_string())]
+        );
+    }
 
     #[test]
     fn a_url_is_told_from_a_directory_and_never_debug_printed() {

@@ -246,3 +246,88 @@ fn a_bad_sslmode_is_one_line_naming_it_and_the_valid_ones_never_the_url() {
     );
     assert!(!stderr(&out).contains("hunter2"));
 }
+
+#[test]
+fn a_password_on_the_command_line_is_warned_about_once_and_never_printed() {
+    let Some(pg) = PgServer::start() else { return };
+    let db = pg.database();
+    let url = pg.url(&db);
+    let env = Env::local();
+    env.init_repo();
+    env.record(&["--", "true"]);
+    let warned = |out: &Output| {
+        assert!(!stderr(out).contains(&pg.password), "{}", stderr(out));
+        stderr(out)
+            .matches("password is on the command line")
+            .count()
+    };
+    // --store URL: visible in ps, warned about once.
+    let rep = replica(&env, "cli");
+    let mut cmd = env.lineage();
+    cmd.env("LINEAGE_REPLICA", &rep)
+        .args(["--store", &url, "list"]);
+    let out = output_within(cmd, Duration::from_secs(120));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(warned(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("~/.pgpass"), "{}", stderr(&out));
+    // The same URL in LINEAGE_STORE is not on the command line: no warning.
+    let out = team(&env, &url, &rep, &[], &["list"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(warned(&out), 0, "{}", stderr(&out));
+    // push URL and pull URL from a local store: once each; LINEAGE_TEAM_STORE: none.
+    for verb in ["push", "pull"] {
+        let out = env.cmd([verb, url.as_str()]);
+        assert_eq!(code(&out), 0, "{verb}: {}", stderr(&out));
+        assert_eq!(warned(&out), 1, "{verb}: {}", stderr(&out));
+        let mut cmd = env.lineage();
+        cmd.env("LINEAGE_TEAM_STORE", &url).arg(verb);
+        let out = output_within(cmd, Duration::from_secs(120));
+        assert_eq!(code(&out), 0, "{verb}: {}", stderr(&out));
+        assert_eq!(warned(&out), 0, "{verb}: {}", stderr(&out));
+    }
+    // Without a password in the URL there is nothing to warn about.
+    let mut cmd = env.lineage();
+    cmd.env("LINEAGE_REPLICA", &rep)
+        .env("PGPASSWORD", &pg.password)
+        .args(["--store", &pg.url_without_password(&db), "list"]);
+    let out = output_within(cmd, Duration::from_secs(120));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(warned(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn the_job_gets_the_team_stores_url_without_its_password() {
+    let Some(pg) = PgServer::start() else { return };
+    let db = pg.database();
+    let url = format!("{}?sslmode=prefer", pg.url(&db));
+    let bare = format!("{}?sslmode=prefer", pg.url_without_password(&db));
+    let env = Env::new();
+    env.init_repo();
+    let rep = replica(&env, "job");
+    let lineage = env!("CARGO_BIN_EXE_lineage");
+    // The job prints what it was given, and a lineage inside it, with PGPASSWORD as the
+    // docs say, reads the same team store.
+    let script = format!(
+        "env > seen.txt; PGPASSWORD={} {lineage} list > nested.txt",
+        pg.password
+    );
+    let out = team(
+        &env,
+        &url,
+        &rep,
+        &[("LINEAGE_TEAM_STORE", &url)],
+        &["run", "-q", "--", "sh", "-c", &script],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let seen = std::fs::read_to_string(env.path("seen.txt")).expect("the job ran");
+    assert!(!seen.contains(&pg.password), "{seen}");
+    assert!(seen.contains(&format!("LINEAGE_STORE={bare}\n")), "{seen}");
+    assert!(
+        seen.contains(&format!("LINEAGE_TEAM_STORE={bare}\n")),
+        "{seen}"
+    );
+    let nested = std::fs::read_to_string(env.path("nested.txt")).expect("nested lineage");
+    assert!(!nested.is_empty(), "the nested lineage lists runs");
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert_eq!(runs_on(&pg, &db), 1);
+}

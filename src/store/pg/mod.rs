@@ -84,6 +84,13 @@ impl Remote {
         let user = config.get_user().unwrap_or("").to_string();
         let db = config.get_dbname().unwrap_or("").to_string();
         let mut warnings = Vec::new();
+        if config.get_password().is_some() && on_command_line(url) {
+            warnings.push(
+                "the team store's password is on the command line, where other users can \
+                 read it (ps): put it in ~/.pgpass (chmod 600) or PGPASSWORD instead"
+                    .to_string(),
+            );
+        }
         if config.get_password().is_none() {
             if let Some(p) = env("PGPASSWORD") {
                 config.password(p);
@@ -182,6 +189,16 @@ fn percent_decode(s: &str) -> std::result::Result<String, ()> {
         }
     }
     String::from_utf8(out).map_err(drop)
+}
+
+/// Whether `url` is one of lineage's own arguments, which every user of the machine can read
+/// (`ps`, /proc/PID/cmdline), unlike its environment.
+fn on_command_line(url: &str) -> bool {
+    !url.is_empty()
+        && std::env::args_os().any(|a| {
+            let a = a.as_encoded_bytes();
+            a.windows(url.len()).any(|w| w == url.as_bytes())
+        })
 }
 
 fn describe(e: &postgres::Error) -> String {
