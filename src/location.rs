@@ -156,10 +156,79 @@ impl StoreLocation {
 fn team(url: &str) -> Result<StoreLocation> {
     let remote = crate::store::pg::Remote::parse(url)?;
     let replica = remote.replica_dir(&default_dir()?);
+    bind(&replica, &remote.name)?;
     Ok(StoreLocation::Team {
         remote: Box::new(remote),
         replica,
     })
+}
+
+/// The file in a replica naming the team store it mirrors (`Remote::name`: no password).
+#[cfg(feature = "team-store")]
+const REPLICA_BINDING: &str = "team-store";
+
+/// A replica holds one team store's runs and queues its own for delivery there: used for
+/// another, it would deliver the first store's runs to the second. So the first use binds it
+/// (a replica made before bindings existed is bound by its next use), and any other store is
+/// refused.
+#[cfg(feature = "team-store")]
+fn bind(replica: &Path, name: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let file = replica.join(REPLICA_BINDING);
+    let check = |bound: &str| {
+        let bound = bound.trim_end_matches('\n');
+        anyhow::ensure!(
+            bound == name,
+            "the replica {} belongs to the team store {}, not {name}: set LINEAGE_REPLICA to \
+             another directory for it",
+            replica.display(),
+            bound.escape_debug()
+        );
+        Ok(())
+    };
+    match std::fs::read_to_string(&file) {
+        Ok(bound) => return check(&bound),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("reading {}", file.display()));
+        }
+        Err(_) => {}
+    }
+    // Written whole under a name of its own, then linked into place: a concurrent first use
+    // reads either no binding or a whole one. A directory that cannot be written is left to
+    // the store to report when it opens it.
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(replica);
+    let scratch = replica.join(format!(".{REPLICA_BINDING}.{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&scratch)
+        .and_then(|mut f| f.write_all(format!("{name}\n").as_bytes()));
+    let linked = written.and_then(|()| std::fs::hard_link(&scratch, &file));
+    let _ = std::fs::remove_file(&scratch);
+    match linked {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let bound = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            check(&bound)
+        }
+        // A filesystem without hard links: written in place.
+        Err(_) => {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .and_then(|mut f| f.write_all(format!("{name}\n").as_bytes()));
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 #[cfg(not(feature = "team-store"))]

@@ -331,3 +331,75 @@ fn the_job_gets_the_team_stores_url_without_its_password() {
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
     assert_eq!(runs_on(&pg, &db), 1);
 }
+
+#[test]
+fn a_replica_is_bound_to_the_team_store_it_was_made_for() {
+    let Some(pg) = PgServer::start() else { return };
+    let (first, second) = (pg.database(), pg.database());
+    let env = Env::new();
+    env.init_repo();
+    let rep = replica(&env, "bound");
+    let out = team(
+        &env,
+        &pg.url(&first),
+        &rep,
+        &[],
+        &["run", "-q", "--", "true"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(runs_on(&pg, &first), 1);
+    let binding = rep.join("team-store");
+    let name = pg.url_without_password(&first);
+    assert_eq!(
+        std::fs::read_to_string(&binding).expect("bound"),
+        format!("{name}\n")
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&binding)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Another store through the same replica: refused before the job, in one line that names
+    // the replica, the store it belongs to and the fix; nothing reaches the other server.
+    let refused = |out: &Output| {
+        let err = stderr(out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(&rep.display().to_string()), "{err}");
+        assert!(err.contains(&name), "{err}");
+        assert!(err.contains("LINEAGE_REPLICA"), "{err}");
+        assert!(!err.contains(&pg.password), "{err}");
+    };
+    let out = team(
+        &env,
+        &pg.url(&second),
+        &rep,
+        &[],
+        &["run", "--", "touch", "ran"],
+    );
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    refused(&out);
+    assert!(!env.path("ran").exists(), "the job never starts");
+    let out = team(&env, &pg.url(&second), &rep, &[], &["list"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    refused(&out);
+    assert_eq!(runs_on(&pg, &second), 0);
+    // The same store named otherwise (sslmode, password from PGPASSWORD) is the same store.
+    let out = team(
+        &env,
+        &format!("{}?sslmode=prefer", pg.url_without_password(&first)),
+        &rep,
+        &[("PGPASSWORD", &pg.password)],
+        &["list"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // A replica made before bindings existed is bound by its next use.
+    std::fs::remove_file(&binding).expect("rm");
+    let out = team(&env, &pg.url(&first), &rep, &[], &["list"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(binding.exists());
+    let out = team(&env, &pg.url(&second), &rep, &[], &["list"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    refused(&out);
+    assert_eq!(runs_on(&pg, &second), 0);
+}
