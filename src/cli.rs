@@ -354,7 +354,7 @@ pub struct BundleExportArgs {
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
 
-    /// Write to FILE instead of stdout.
+    /// Write to FILE instead of stdout (`-`: stdout).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }

@@ -403,3 +403,47 @@ fn a_replica_is_bound_to_the_team_store_it_was_made_for() {
     refused(&out);
     assert_eq!(runs_on(&pg, &second), 0);
 }
+
+#[test]
+fn a_bundle_written_to_a_redirected_stdout_is_readable_by_its_owner_only() {
+    let env = Env::local();
+    env.init_repo();
+    env.record(&["--", "true"]);
+    // A shell with umask 022 creates `> FILE` as 0644 before lineage starts.
+    let shell = |script: &str| {
+        let lineage = env.lineage();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask 022; {script}"))
+            .arg(env!("CARGO_BIN_EXE_lineage"))
+            .current_dir(&env.work);
+        for (k, v) in lineage.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = output_within(cmd, Duration::from_secs(60));
+        assert_eq!(code(&out), 0, "{script}: {}", stderr(&out));
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    shell("\"$0\" bundle export > runs.lineage");
+    assert_eq!(mode(&env.path("runs.lineage")), 0o600);
+    // `-o -` is stdout too (not a file named `-`).
+    shell("\"$0\" bundle export -o - > dash.lineage");
+    assert_eq!(mode(&env.path("dash.lineage")), 0o600);
+    assert!(!env.path("-").exists());
+    // What was written is a whole bundle.
+    let other = env.root().join("other-store");
+    let mut cmd = env.lineage();
+    cmd.env("LINEAGE_STORE", &other)
+        .args(["bundle", "import"])
+        .arg(env.path("runs.lineage"));
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("imported 1 runs"), "{}", stderr(&out));
+    // A pipe is left alone (the file `cat` makes is the shell's business).
+    shell("\"$0\" bundle export | cat > piped.lineage");
+    assert_eq!(mode(&env.path("piped.lineage")), 0o644);
+}
