@@ -19,7 +19,8 @@ use crate::ui::ColorChoice;
 #[command(name = "lineage", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// The store: a directory (SQLite `lineage.db` inside), or a team store's
-    /// postgres://USER@HOST[:PORT]/DATABASE URL (this machine works in a replica of it).
+    /// postgres://USER@HOST[:PORT]/DATABASE URL (this machine works in a replica of it; the
+    /// password from PGPASSWORD or ~/.pgpass, as one on the command line shows in `ps`).
     /// Defaults to `store` in lineage.toml or ~/.config/lineage/config.toml, then
     /// $XDG_DATA_HOME/lineage.
     #[arg(
@@ -387,7 +388,7 @@ pub struct BundleExportArgs {
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
 
-    /// Write to FILE instead of stdout.
+    /// Write to FILE instead of stdout (`-`: stdout).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }

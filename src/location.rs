@@ -57,6 +57,57 @@ pub fn is_url(s: &str) -> bool {
     s.starts_with("postgres://") || s.starts_with("postgresql://")
 }
 
+/// `url` without its password, when it has one (`postgres://USER:PASSWORD@...`, or a
+/// `password=` parameter): the user, the host, the database and the other parameters stay.
+/// The credentials end at the first `@`, as the URL parser reads them.
+pub fn without_password(url: &str) -> Option<String> {
+    let scheme = ["postgres://", "postgresql://"]
+        .into_iter()
+        .find(|s| url.starts_with(s))?;
+    let rest = &url[scheme.len()..];
+    let (creds, after) = match rest.split_once('@') {
+        Some((creds, after)) => (Some(creds), after),
+        None => (None, rest),
+    };
+    let user = creds.map(|c| c.split_once(':').map_or(c, |(user, _)| user));
+    let (base, query) = after.split_once('?').unwrap_or((after, ""));
+    let params: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("password="))
+        .collect();
+    let mut out = scheme.to_string();
+    if let Some(user) = user {
+        out.push_str(user);
+        out.push('@');
+    }
+    out.push_str(base);
+    if !params.is_empty() {
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    (user != creds || params.len() != query.split('&').filter(|p| !p.is_empty()).count())
+        .then_some(out)
+}
+
+/// The variables naming a team store that hold a password, each with the password removed:
+/// what a job gets instead (`env`: the job's environment when not lineage's own), so that the
+/// password is not handed to everything it runs. A lineage inside the job finds the password
+/// where the user keeps it (`PGPASSWORD`, `~/.pgpass`).
+pub fn store_vars_without_password(
+    env: Option<&[(std::ffi::OsString, std::ffi::OsString)]>,
+) -> Vec<(&'static str, String)> {
+    ["LINEAGE_STORE", "LINEAGE_TEAM_STORE"]
+        .into_iter()
+        .filter_map(|name| {
+            let value = match env {
+                Some(env) => env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+                None => std::env::var_os(name),
+            }?;
+            Some((name, without_password(value.to_str()?)?))
+        })
+        .collect()
+}
+
 /// A store, resolved.
 #[derive(Debug)]
 pub enum StoreLocation {
@@ -105,10 +156,79 @@ impl StoreLocation {
 fn team(url: &str) -> Result<StoreLocation> {
     let remote = crate::store::pg::Remote::parse(url)?;
     let replica = remote.replica_dir(&default_dir()?);
+    bind(&replica, &remote.name)?;
     Ok(StoreLocation::Team {
         remote: Box::new(remote),
         replica,
     })
+}
+
+/// The file in a replica naming the team store it mirrors (`Remote::name`: no password).
+#[cfg(feature = "team-store")]
+const REPLICA_BINDING: &str = "team-store";
+
+/// A replica holds one team store's runs and queues its own for delivery there: used for
+/// another, it would deliver the first store's runs to the second. So the first use binds it
+/// (a replica made before bindings existed is bound by its next use), and any other store is
+/// refused.
+#[cfg(feature = "team-store")]
+fn bind(replica: &Path, name: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let file = replica.join(REPLICA_BINDING);
+    let check = |bound: &str| {
+        let bound = bound.trim_end_matches('\n');
+        anyhow::ensure!(
+            bound == name,
+            "the replica {} belongs to the team store {}, not {name}: set LINEAGE_REPLICA to \
+             another directory for it",
+            replica.display(),
+            bound.escape_debug()
+        );
+        Ok(())
+    };
+    match std::fs::read_to_string(&file) {
+        Ok(bound) => return check(&bound),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("reading {}", file.display()));
+        }
+        Err(_) => {}
+    }
+    // Written whole under a name of its own, then linked into place: a concurrent first use
+    // reads either no binding or a whole one. A directory that cannot be written is left to
+    // the store to report when it opens it.
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(replica);
+    let scratch = replica.join(format!(".{REPLICA_BINDING}.{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&scratch)
+        .and_then(|mut f| f.write_all(format!("{name}\n").as_bytes()));
+    let linked = written.and_then(|()| std::fs::hard_link(&scratch, &file));
+    let _ = std::fs::remove_file(&scratch);
+    match linked {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let bound = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            check(&bound)
+        }
+        // A filesystem without hard links: written in place.
+        Err(_) => {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .and_then(|mut f| f.write_all(format!("{name}\n").as_bytes()));
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 #[cfg(not(feature = "team-store"))]
@@ -126,6 +246,38 @@ pub fn default_dir() -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_is_taken_out_of_a_url_and_the_rest_kept() {
+        assert_eq!(
+            without_password("postgres://ada:hun:ter2@db:6543/lineage?sslmode=verify-full")
+                .as_deref(),
+            Some("postgres://ada@db:6543/lineage?sslmode=verify-full")
+        );
+        assert_eq!(
+            without_password("postgresql://:pw@db/x").as_deref(),
+            Some("postgresql://@db/x")
+        );
+        assert_eq!(
+            without_password("postgres://ada@db/l?password=pw&sslmode=require").as_deref(),
+            Some("postgres://ada@db/l?sslmode=require")
+        );
+        assert_eq!(without_password("postgres://ada@db/lineage"), None);
+        assert_eq!(
+            without_password("postgres://ada@db/l?sslmode=disable"),
+            None
+        );
+        assert_eq!(without_password("postgres://db:5432/lineage"), None);
+        assert_eq!(without_password("/srv/store"), None);
+        let env = [
+            ("LINEAGE_STORE".into(), "postgres://ada:pw@db/l".into()),
+            ("LINEAGE_TEAM_STORE".into(), "postgres://ada@db/l".into()),
+        ];
+        assert_eq!(
+            store_vars_without_password(Some(&env)),
+            [("LINEAGE_STORE", "postgres://ada@db/l".to_string())]
+        );
+    }
 
     #[test]
     fn a_url_is_told_from_a_directory_and_never_debug_printed() {

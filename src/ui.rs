@@ -69,6 +69,12 @@ pub fn data_bytes(bytes: &[u8]) {
     }
 }
 
+/// What stdout is (a file, a pipe, a terminal), to be looked at or made private, never
+/// written through: a copy of its descriptor, or an error when it is closed.
+pub fn stdout_fd() -> std::io::Result<std::os::fd::OwnedFd> {
+    std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned()
+}
+
 /// Copy a reader to stdout, with [`data`]'s handling of a closed pipe.
 pub fn data_from(reader: &mut dyn std::io::Read) -> std::io::Result<()> {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {

@@ -19,7 +19,11 @@ pub fn bundle(args: BundleArgs, ctx: &Context) -> Result<()> {
     }
 }
 
-fn export(args: BundleExportArgs, ctx: &Context) -> Result<()> {
+fn export(mut args: BundleExportArgs, ctx: &Context) -> Result<()> {
+    // `-o -` is stdout, as `bundle import -` is stdin.
+    if args.output.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+        args.output = None;
+    }
     if args.output.is_none() && std::io::stdout().is_terminal() {
         bail!("a bundle is a binary file: redirect it (`> runs.lineage`) or pass -o FILE");
     }
@@ -60,6 +64,7 @@ fn export(args: BundleExportArgs, ctx: &Context) -> Result<()> {
             }
         }
         None => {
+            private_stdout().context("making the bundle on stdout readable by you only")?;
             let mut f = std::fs::File::open(scratch.path())?;
             ui::data_from(&mut f).context("writing the bundle to stdout")?;
         }
@@ -77,6 +82,26 @@ fn export(args: BundleExportArgs, ctx: &Context) -> Result<()> {
             counts.running,
             if counts.running == 1 { "" } else { "s" }
         ));
+    }
+    Ok(())
+}
+
+/// A bundle is readable by its owner only, like the store, also when the shell created the
+/// file it goes to (`> runs.lineage`, with the umask's mode): stdout, when it is a regular
+/// file of the user's, is made 0600 before a byte is written. A pipe, a terminal or another
+/// user's file is left as it is.
+fn private_stdout() -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    // No stdout to look at (closed): nothing written there either.
+    let Ok(fd) = ui::stdout_fd() else {
+        return Ok(());
+    };
+    let out = std::fs::File::from(fd);
+    let Ok(meta) = out.metadata() else {
+        return Ok(());
+    };
+    if meta.is_file() && meta.uid() == nix::unistd::getuid().as_raw() && meta.mode() & 0o077 != 0 {
+        out.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(())
 }

@@ -36,6 +36,9 @@ mod show;
 mod team;
 #[cfg(feature = "team-store")]
 mod team_docs;
+#[cfg(feature = "team-store")]
 mod team_hardening;
+#[cfg(feature = "team-store")]
+mod team_tls;
 mod trust;
 mod util;

@@ -401,6 +401,12 @@ impl PgServer {
     /// Turn TLS on and refuse connections without it: a CA and a server certificate for
     /// 127.0.0.1 made with `openssl`. Returns the CA certificate's path.
     pub fn require_tls(&self) -> PathBuf {
+        self.require_tls_for("IP:127.0.0.1")
+    }
+
+    /// [`PgServer::require_tls`] with a certificate for `san` (`IP:127.0.0.1`,
+    /// `DNS:db.example.org`), which need not be the address clients connect to.
+    pub fn require_tls_for(&self, san: &str) -> PathBuf {
         let tls = self.dir.join("tls");
         std::fs::create_dir_all(&tls).expect("mkdir");
         let run = |args: &[&str]| {
@@ -440,9 +446,9 @@ impl PgServer {
             "-out",
             "server.csr",
             "-subj",
-            "/CN=127.0.0.1",
+            &format!("/CN={}", san.split_once(':').map_or(san, |(_, name)| name)),
         ]);
-        std::fs::write(tls.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+        std::fs::write(tls.join("ext.cnf"), format!("subjectAltName={san}\n")).expect("ext");
         run(&[
             "x509",
             "-req",

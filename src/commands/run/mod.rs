@@ -80,7 +80,10 @@ pub fn execute(mut plan: Plan) -> Executed {
         .iter()
         .map(|d| crate::hash::snapshot(&d.abs))
         .collect();
-    let extra_env = [("LINEAGE_RUN_ID", id.as_str())];
+    // A team store's password stays with lineage: the job gets the URL without it.
+    let stores = crate::location::store_vars_without_password(plan.env.as_deref());
+    let mut extra_env = vec![("LINEAGE_RUN_ID", id.as_str())];
+    extra_env.extend(stores.iter().map(|(k, v)| (*k, v.as_str())));
     let stop = plan.hashing.stop_flag();
     let running = match child::spawn(&plan.argv, &plan.cwd, plan.env.as_deref(), &extra_env, stop) {
         Ok(r) => r,

@@ -54,6 +54,7 @@ pub struct Remote {
     /// `postgres://user@host:port/db`: the URL without its password, safe to print.
     pub name: String,
     config: postgres::Config,
+    tls: tls::Tls,
     /// What the caller should warn about (a pgpass file others can read, ignored).
     pub warnings: Vec<String>,
     /// `LINEAGE_PG_TIMEOUT`: how long one step of the exchange may take (see `net`).
@@ -68,11 +69,16 @@ impl std::fmt::Debug for Remote {
 
 impl Remote {
     pub fn parse(url: &str) -> Result<Remote> {
+        // rust-postgres knows only three of libpq's sslmodes, and no sslrootcert: they are
+        // taken out of the URL and handled here (`tls`).
+        let (rest, url_mode, url_root) = take_tls_params(url)?;
         // The parser's messages may quote the URL, password included: not repeated here.
-        let mut config: postgres::Config = url.parse().map_err(|_| {
+        let mut config: postgres::Config = rest.parse().map_err(|_| {
             anyhow!("the team store is not a valid postgres://USER@HOST[:PORT]/DATABASE URL")
         })?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let tls = tls::Tls::decide(url_mode.as_deref(), url_root.as_deref(), &env)?;
+        config.ssl_mode(tls.ssl_mode());
         if config.get_hosts().is_empty() {
             config.host(&env("PGHOST").unwrap_or_else(|| "localhost".into()));
         }
@@ -99,6 +105,13 @@ impl Remote {
         let user = config.get_user().unwrap_or("").to_string();
         let db = config.get_dbname().unwrap_or("").to_string();
         let mut warnings = Vec::new();
+        if config.get_password().is_some() && on_command_line(url) {
+            warnings.push(
+                "the team store's password is on the command line, where other users can \
+                 read it (ps): put it in ~/.pgpass (chmod 600) or PGPASSWORD instead"
+                    .to_string(),
+            );
+        }
         if config.get_password().is_none() {
             if let Some(p) = env("PGPASSWORD") {
                 config.password(p);
@@ -116,6 +129,7 @@ impl Remote {
         Ok(Remote {
             name: format!("postgres://{user}@{host}:{port}/{db}"),
             config,
+            tls,
             warnings,
             timeout,
         })
@@ -140,7 +154,7 @@ impl Remote {
     fn connect_and_prepare(&self, explicit: bool) -> Result<(postgres::Client, Option<String>)> {
         let mut client = self
             .config
-            .connect(tls::tls()?)
+            .connect(self.tls.connector()?)
             .map_err(|e| net::classify(&self.name, "the connection", &e))?;
         let (_, repaired) =
             server::prepare(&mut client, &self.name, explicit).map_err(|e| self.setup(e))?;
@@ -204,6 +218,68 @@ impl Remote {
             },
         )
     }
+}
+
+/// The URL without its `sslmode` and `sslrootcert` parameters, and their values
+/// (percent-decoded). The query starts at the first `?` after the first `@`, as
+/// rust-postgres reads it.
+fn take_tls_params(url: &str) -> Result<(String, Option<String>, Option<String>)> {
+    let after_creds = url.find('@').map_or(0, |i| i + 1);
+    let Some(q) = url[after_creds..].find('?').map(|i| i + after_creds) else {
+        return Ok((url.to_string(), None, None));
+    };
+    let (mut mode, mut root) = (None, None);
+    let mut kept = Vec::new();
+    for param in url[q + 1..].split('&') {
+        let (key, value) = param.split_once('=').unwrap_or((param, ""));
+        let (slot, name) = match percent_decode(key).as_deref() {
+            Ok("sslmode") => (&mut mode, "sslmode"),
+            Ok("sslrootcert") => (&mut root, "sslrootcert"),
+            _ => {
+                kept.push(param);
+                continue;
+            }
+        };
+        let value = percent_decode(value).map_err(|()| {
+            anyhow!("the team store URL's {name} is not valid UTF-8 once percent-decoded")
+        })?;
+        *slot = Some(value);
+    }
+    let mut rest = url[..q].to_string();
+    if !kept.is_empty() {
+        rest.push('?');
+        rest.push_str(&kept.join("&"));
+    }
+    Ok((rest, mode, root))
+}
+
+fn percent_decode(s: &str) -> std::result::Result<String, ()> {
+    let hex = |c: &u8| (*c as char).to_digit(16);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (b.get(i + 1).and_then(hex), b.get(i + 2).and_then(hex))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(drop)
+}
+
+/// Whether `url` is one of lineage's own arguments, which every user of the machine can read
+/// (`ps`, /proc/PID/cmdline), unlike its environment.
+fn on_command_line(url: &str) -> bool {
+    !url.is_empty()
+        && std::env::args_os().any(|a| {
+            let a = a.as_encoded_bytes();
+            a.windows(url.len()).any(|w| w == url.as_bytes())
+        })
 }
 
 fn describe(e: &postgres::Error) -> String {
@@ -299,6 +375,40 @@ mod tests {
             split_pgpass(r"db.internal:5432:*:ada:pa\:ss\\word"),
             ["db.internal", "5432", "*", "ada", r"pa:ss\word"]
         );
+    }
+
+    #[test]
+    fn libpq_tls_parameters_are_taken_out_of_the_url() {
+        let (rest, mode, root) = take_tls_params(
+            "postgres://ada:p?w@db/lineage?sslmode=verify-full&application_name=x&sslrootcert=%2Fetc%2Fca%20x.pem",
+        )
+        .expect("parses");
+        assert_eq!(rest, "postgres://ada:p?w@db/lineage?application_name=x");
+        assert_eq!(mode.as_deref(), Some("verify-full"));
+        assert_eq!(root.as_deref(), Some("/etc/ca x.pem"));
+        let (rest, mode, root) =
+            take_tls_params("postgres://db/lineage?sslmode=allow").expect("parses");
+        assert_eq!(rest, "postgres://db/lineage");
+        assert_eq!((mode.as_deref(), root), (Some("allow"), None));
+        let (rest, mode, _) = take_tls_params("postgres://db/lineage").expect("parses");
+        assert_eq!((rest.as_str(), mode), ("postgres://db/lineage", None));
+    }
+
+    #[test]
+    fn every_libpq_sslmode_parses_and_a_bad_one_is_named_without_the_url() {
+        for mode in tls::MODES {
+            let r = Remote::parse(&format!(
+                "postgres://ada:hunter2@db.internal/lineage?sslmode={mode}&sslrootcert=/ca.pem"
+            ))
+            .expect("a libpq sslmode");
+            assert_eq!(r.tls.mode, *mode);
+            assert_eq!(r.name, "postgres://ada@db.internal:5432/lineage");
+        }
+        let e = Remote::parse("postgres://ada:hunter2@db.internal/lineage?sslmode=verify")
+            .expect_err("not a mode")
+            .to_string();
+        assert!(!e.contains("hunter2") && !e.contains("db.internal"), "{e}");
+        assert!(e.contains("\"verify\"") && e.contains("verify-full"), "{e}");
     }
 
     #[test]
