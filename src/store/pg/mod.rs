@@ -72,6 +72,8 @@ impl Remote {
         // rust-postgres knows only three of libpq's sslmodes, and no sslrootcert: they are
         // taken out of the URL and handled here (`tls`).
         let (rest, url_mode, url_root) = take_tls_params(url)?;
+        // Like libpq, PGPORT gives the port a URL leaves out (rust-postgres would take 5432).
+        let rest = with_default_port(&rest, std::env::var("PGPORT").ok().as_deref());
         // The parser's messages may quote the URL, password included: not repeated here.
         let mut config: postgres::Config = rest.parse().map_err(|_| {
             anyhow!("the team store is not a valid postgres://USER@HOST[:PORT]/DATABASE URL")
@@ -218,6 +220,28 @@ impl Remote {
             },
         )
     }
+}
+
+/// `url` with `:PORT` after its host when it names a host and no port, and `port` is one.
+fn with_default_port(url: &str, port: Option<&str>) -> String {
+    let Some(port) = port.filter(|p| p.parse::<u16>().is_ok()) else {
+        return url.to_string();
+    };
+    let Some((scheme, after)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = after.find(['/', '?']).unwrap_or(after.len());
+    let authority = &after[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let has_port = if host.starts_with('[') {
+        host.contains("]:")
+    } else {
+        host.contains(':')
+    };
+    if host.is_empty() || has_port || host.contains(',') {
+        return url.to_string();
+    }
+    format!("{scheme}://{authority}:{port}{}", &after[end..])
 }
 
 /// The URL without its `sslmode` and `sslrootcert` parameters, and their values
@@ -409,6 +433,30 @@ mod tests {
             .to_string();
         assert!(!e.contains("hunter2") && !e.contains("db.internal"), "{e}");
         assert!(e.contains("\"verify\"") && e.contains("verify-full"), "{e}");
+    }
+
+    #[test]
+    fn pgport_gives_the_port_a_url_leaves_out() {
+        let p = |u: &str| with_default_port(u, Some("6543"));
+        assert_eq!(p("postgres://ada@db/lin"), "postgres://ada@db:6543/lin");
+        assert_eq!(p("postgres://ada:pw@db"), "postgres://ada:pw@db:6543");
+        assert_eq!(
+            p("postgres://ada@db:5433/lin"),
+            "postgres://ada@db:5433/lin"
+        );
+        assert_eq!(
+            p("postgres://ada@[::1]/lin"),
+            "postgres://ada@[::1]:6543/lin"
+        );
+        assert_eq!(
+            p("postgres://ada@[::1]:5/lin"),
+            "postgres://ada@[::1]:5/lin"
+        );
+        assert_eq!(p("postgres:///lin"), "postgres:///lin");
+        assert_eq!(
+            with_default_port("postgres://db/x", Some("no")),
+            "postgres://db/x"
+        );
     }
 
     #[test]
