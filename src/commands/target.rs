@@ -240,6 +240,18 @@ pub fn upstream_producer(
     hash: &Hash,
     consumer: &RunRecord,
 ) -> Result<Option<String>> {
+    upstream_producer_at(store, hash, consumer, None)
+}
+
+/// [`upstream_producer`] for the input the consumer read at `path` (its recorded path), when
+/// given: the same bytes read at two places (a file and its copy) may come from two runs, and
+/// the one that remakes this path is wanted.
+pub fn upstream_producer_at(
+    store: &Store,
+    hash: &Hash,
+    consumer: &RunRecord,
+    path: Option<&str>,
+) -> Result<Option<String>> {
     use std::os::unix::ffi::OsStrExt;
     // Where the consumer read these bytes: a run that wrote them there (or a directory
     // around it) remakes the file; one that wrote the same bytes elsewhere (a copy) does not.
@@ -248,6 +260,7 @@ pub fn upstream_producer(
         .iter()
         .filter(|e| e.role != crate::model::Role::Output)
         .filter(|e| e.artifact.as_ref().is_some_and(|a| a.hash == *hash))
+        .filter(|e| path.is_none_or(|p| e.path == p))
         .map(|e| e.abs_path.as_str())
         .collect();
     let usable = |r: &RunRecord| {

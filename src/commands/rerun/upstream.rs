@@ -190,8 +190,12 @@ impl Walk<'_> {
             let Some(recorded) = input.recorded else {
                 continue;
             };
-            let Some(producer) =
-                crate::commands::target::upstream_producer(self.store, &recorded, r)?
+            let Some(producer) = crate::commands::target::upstream_producer_at(
+                self.store,
+                &recorded,
+                r,
+                Some(&input.path),
+            )?
             else {
                 continue;
             };
