@@ -108,8 +108,12 @@ fn bash_completes_subcommands_flags_and_run_ids_from_the_store() {
             .env("HOME", &env.home)
             .env("XDG_CONFIG_HOME", env.home.join(".config"));
         if team {
-            // A team store nobody listens for: completion reads this machine's replica.
-            bash.env("LINEAGE_STORE", "postgres://ada@127.0.0.1:1/lineage")
+            // A team store nobody listens for: completion reads this machine's replica (the
+            // team store it is already bound to, when the tests record into PostgreSQL).
+            let url = std::fs::read_to_string(env.store.join("team-store"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "postgres://ada@127.0.0.1:1/lineage".into());
+            bash.env("LINEAGE_STORE", url)
                 .env("LINEAGE_REPLICA", &env.store);
         }
         let out = bash.output().expect("bash");
