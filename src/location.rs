@@ -163,6 +163,13 @@ fn team(url: &str) -> Result<StoreLocation> {
     })
 }
 
+/// Bind the replica (made by now) to its team store, or refuse another: the syncs call it
+/// before a replica is written to the team store or from it.
+#[cfg(feature = "team-store")]
+pub fn bind_replica(replica: &Path, name: &str) -> Result<()> {
+    bind(replica, name)
+}
+
 /// The file in a replica naming the team store it mirrors (`Remote::name`: no password).
 #[cfg(feature = "team-store")]
 const REPLICA_BINDING: &str = "team-store";
@@ -174,7 +181,7 @@ const REPLICA_BINDING: &str = "team-store";
 #[cfg(feature = "team-store")]
 fn bind(replica: &Path, name: &str) -> Result<()> {
     use std::io::Write as _;
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
     let file = replica.join(REPLICA_BINDING);
     let check = |bound: &str| {
         let bound = bound.trim_end_matches('\n');
@@ -194,13 +201,14 @@ fn bind(replica: &Path, name: &str) -> Result<()> {
         }
         Err(_) => {}
     }
+    // No replica yet: bound when the command that makes it syncs (`bind_replica`), so that
+    // a command that writes nothing (`doctor --secrets`) makes nothing.
+    if !replica.is_dir() {
+        return Ok(());
+    }
     // Written whole under a name of its own, then linked into place: a concurrent first use
     // reads either no binding or a whole one. A directory that cannot be written is left to
     // the store to report when it opens it.
-    let _ = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(replica);
     let scratch = replica.join(format!(".{REPLICA_BINDING}.{}", std::process::id()));
     let written = std::fs::OpenOptions::new()
         .write(true)

@@ -20,6 +20,7 @@ pub fn before(remote: &Remote, replica: &Path) -> Result<()> {
     let Ok(mut store) = super::open_store(replica) else {
         return Ok(()); // the command itself reports why the store cannot open
     };
+    crate::location::bind_replica(replica, &remote.name)?;
     let limits = Limits::all(remote.timeout);
     let result = match remote.push(&store, limits) {
         Ok(pushed) => {
@@ -56,6 +57,10 @@ pub fn deliver(remote: &Remote, replica: &Path) {
     let Ok(store) = super::open_store(replica) else {
         return;
     };
+    if let Err(e) = crate::location::bind_replica(replica, &remote.name) {
+        ui::warn(format_args!("{e:#}"));
+        return;
+    }
     match remote.push(&store, Limits::after_job(remote.timeout)) {
         Ok(pushed) => report_refused(remote, &pushed),
         Err(e) if e.is::<NotAWriter>() => warn_undeliverable(&store, remote, &e),
