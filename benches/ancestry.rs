@@ -21,6 +21,8 @@ const DEPTH: usize = 50;
 const FAN_IN_STEP: usize = 25;
 const FAN_IN: usize = 10;
 const PROBE_CHAIN: usize = 1_000;
+/// 2026-11-26T00:00:00Z, the runs' day (step s starts in minute s).
+const START_SECS: u64 = 1_795_651_200;
 
 fn artifact(name: &str) -> Artifact {
     Artifact {
@@ -77,7 +79,13 @@ fn fill(dir: &Path) {
     let params = policy.redact_params(Vec::new());
     for step in 1..=DEPTH {
         for chain in 0..CHAINS {
-            let id = uuid::Uuid::now_v7().to_string();
+            // The id's time is the run's start, as lineage makes it (replicas check it).
+            let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                START_SECS + 60 * step as u64,
+                0,
+            ))
+            .to_string();
             let mut edges = vec![
                 edge(Role::Input, &output_name(chain, step - 1)),
                 edge(Role::Config, "configs/shared.yaml"),
@@ -150,7 +158,7 @@ fn median_ms(args: &[&str], store: &Path, runs: usize) -> (f64, usize) {
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-stores");
-    let dir = root.join(format!("ancestry-{CHAINS}x{DEPTH}-v2"));
+    let dir = root.join(format!("ancestry-{CHAINS}x{DEPTH}-v3"));
     if !dir.join("lineage.db").exists() {
         let partial = root.join("ancestry-partial");
         let _ = std::fs::remove_dir_all(&partial);
