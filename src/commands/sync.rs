@@ -157,10 +157,11 @@ fn warn_offline(store: &Store, remote: &Remote, e: &anyhow::Error) {
     ui::warn(format_args!("{e:#}"));
     if waiting > 0 {
         ui::warn(format_args!(
-            "{waiting} run{} kept in {}: the next lineage command that can deliver them to \
-             {} will",
+            "{waiting} run{} kept in {}: the next lineage command that can deliver {} to \
+             {} will; what this command reads may lack recent runs",
             plural(waiting),
             store.dir().display(),
+            if waiting == 1 { "it" } else { "them" },
             remote.name
         ));
     } else {

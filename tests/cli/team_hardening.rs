@@ -143,7 +143,7 @@ fn a_writer_cannot_insert_only_submit_and_is_credited_with_what_it_submits() {
         "artifact": null, "path": "evil", "abs_path": "/evil", "missing": 0, "changed": 0}]);
     let mine = "01900000-0000-7000-8000-0000000000aa";
     let run = serde_json::json!({"id": mine, "status": "succeeded", "argv": "\\x", "cwd": "\\x",
-        "started_at": "2026-01-01T00:00:00.000000Z", "capture": "{}"});
+        "started_at": "2024-06-10T02:35:18.400000Z", "capture": "{}"});
     let e = submit(&mut m, doc(run.clone(), forged_edge.clone())).expect_err("another's run");
     let said = e
         .as_db_error()
@@ -153,6 +153,15 @@ fn a_writer_cannot_insert_only_submit_and_is_credited_with_what_it_submits() {
     let mut with_seq = run.clone();
     with_seq["seq"] = 9_000_000_000_000_000_000i64.into();
     assert!(submit(&mut m, doc(with_seq, serde_json::json!([]))).is_err());
+    // A run every replica would refuse (its id is not of its start): refused here.
+    let mut late = run.clone();
+    late["started_at"] = "2025-01-01T00:00:00.000000Z".into();
+    let e = submit(&mut m, doc(late, serde_json::json!([]))).expect_err("id time");
+    let said = e
+        .as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_default();
+    assert!(said.contains("not its start"), "{e:?}");
     let mut again = run.clone();
     again["id"] = victim.clone().into();
     assert_eq!(
@@ -457,7 +466,8 @@ fn an_unresponsive_server_never_holds_a_job_or_a_command() {
     );
     assert_eq!(code(&out), 5);
     assert!(
-        stderr(&out).contains("did not answer within 1 s") && stderr(&out).contains("1 run kept"),
+        stderr(&out).contains("did not answer in time (each step within 1 s")
+            && stderr(&out).contains("1 run kept"),
         "{}",
         stderr(&out)
     );
@@ -613,7 +623,7 @@ fn a_content_row_poisoned_in_advance_does_not_block_the_runs_that_name_it() {
     let mut m = t.client("mallory");
     let doc = serde_json::json!({
         "run": {"id": "01900000-0000-7000-8000-0000000000dd", "status": "succeeded",
-                "argv": "\\x", "cwd": "\\x", "started_at": "2024-06-01T00:00:00.000000Z",
+                "argv": "\\x", "cwd": "\\x", "started_at": "2024-06-10T02:35:18.400000Z",
                 "capture": "{}"},
         "blobs": [{"hash": hash, "size": 3, "data": "\\x657669"}],
         // A directory of hers whose manifest does not hash to it: on a pull that takes runs

@@ -121,12 +121,20 @@ impl Remote {
                 config.password(p);
             }
         }
-        // A value that is not a positive number of seconds (a Duration) is ignored.
-        let timeout = env("LINEAGE_PG_TIMEOUT")
-            .and_then(|s| s.parse::<f64>().ok())
+        // A value that is not a positive number of seconds is said, and 5 s used.
+        let raw = env("LINEAGE_PG_TIMEOUT");
+        let parsed = raw
+            .as_deref()
+            .and_then(|s| s.trim().parse::<f64>().ok())
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .filter(|d| !d.is_zero())
-            .unwrap_or(Duration::from_secs(5));
+            .filter(|d| !d.is_zero());
+        if let (Some(raw), None) = (&raw, parsed) {
+            warnings.push(format!(
+                "LINEAGE_PG_TIMEOUT={} is not a positive number of seconds: 5 used",
+                crate::model::text::escape(raw)
+            ));
+        }
+        let timeout = parsed.unwrap_or(Duration::from_secs(5));
         config.connect_timeout(timeout);
         Ok(Remote {
             name: format!("postgres://{user}@{host}:{port}/{db}"),

@@ -122,7 +122,7 @@ pub fn within<T: Send + 'static>(
         let now = Instant::now();
         if now >= end {
             return Err(Offline(format!(
-                "the team store {name} did not answer within {} s (LINEAGE_PG_TIMEOUT)",
+                "the team store {name} did not answer in time (each step within {} s: LINEAGE_PG_TIMEOUT)",
                 secs(limits.step)
             ))
             .into());
@@ -250,5 +250,22 @@ pub fn classify(name: &str, doing: &str, e: &postgres::Error) -> anyhow::Error {
         ))
         .into(),
         None => anyhow::anyhow!("{doing} on the team store {name}: {}", db.message()),
+    }
+}
+
+/// A connection the caller holds between steps. Dropping a `postgres::Client` waits for the
+/// server to answer its goodbye: never on the caller's thread (a server that stops answering
+/// then would hold lineage past its deadline), always on a thread of its own, left to the
+/// process's exit.
+#[derive(Default)]
+pub struct Conn(pub Option<postgres::Client>);
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("lineage-team-store-close".into())
+                .spawn(move || drop(c));
+        }
     }
 }

@@ -65,13 +65,14 @@ impl Remote {
     /// `limits`.
     pub fn pull(&self, store: &mut Store, limits: Limits) -> Result<Pulled> {
         let mut done = Pulled::default();
-        let mut client: Option<postgres::Client> = None;
+        let mut client = net::Conn::default();
         let db = store.dir().join(crate::store::DB_FILE);
         loop {
             let (since, at) = store.pulled(&self.name)?;
             let me = self.clone();
+            let held = client.0.take();
             let (c, listing) = net::within(&self.name, limits, move |tick| {
-                let mut c = match client {
+                let mut c = match held {
                     Some(c) => c,
                     None => {
                         let c = me.connect_now(false)?;
@@ -83,7 +84,7 @@ impl Remote {
                     .map_err(|e| anyhow!("reading {}: {}", me.name, chain(&e)))?;
                 Ok((c, listing))
             })?;
-            client = Some(c);
+            client.0 = Some(c);
             // Deletions first (the server's word, whatever else changed): a run deleted with
             // a tombstone is not a run missing from the history.
             for t in &listing.tombstones {
@@ -134,9 +135,9 @@ impl Remote {
                     .cloned()
                     .collect();
                 if !wanted.is_empty() {
-                    let c = client.take().expect("connected");
+                    let c = client.0.take().expect("connected");
                     let (c, refused) = self.fetch(c, store, &db, &wanted, limits, &mut done)?;
-                    client = Some(c);
+                    client.0 = Some(c);
                     for a in batch {
                         if let Some((_, why)) = refused.iter().find(|(id, _)| *id == a.run_id) {
                             store.hold_back(
@@ -195,8 +196,10 @@ impl Remote {
                 .map_err(|e| anyhow!("reading {}: {}", me.name, chain(&e)))?;
             Ok(c)
         })?;
+        // A local failure drops the connection on a thread of its own (`Conn`).
+        let mut held = net::Conn(Some(c));
         let refused = take(store, tmp.path(), ids, done)?;
-        Ok((c, refused))
+        Ok((held.0.take().expect("held"), refused))
     }
 
     /// Try the runs quarantined from this team store again (`lineage pull`: a fix of
@@ -216,7 +219,7 @@ impl Remote {
         let me = self.clone();
         let ids: Vec<String> = held.iter().map(|(id, _)| id.clone()).collect();
         let asked = ids.clone();
-        let (mut c, there) = net::within(&self.name, limits, move |tick| {
+        let (c, there) = net::within(&self.name, limits, move |tick| {
             let mut c = me.connect_now(false)?;
             tick.tick();
             let rows = c
@@ -235,10 +238,12 @@ impl Remote {
                 .collect();
             Ok((c, there))
         })?;
+        let mut client = net::Conn(Some(c));
         for batch in there.chunks(BATCH) {
             let wanted: Vec<String> = batch.iter().map(|a| a.run_id.clone()).collect();
+            let c = client.0.take().expect("connected");
             let (back, refused) = self.fetch(c, store, &db, &wanted, limits, &mut done)?;
-            c = back;
+            client.0 = Some(back);
             let taken: Vec<Arrival> = batch
                 .iter()
                 .filter(|a| !refused.iter().any(|(id, _)| *id == a.run_id))

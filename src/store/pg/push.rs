@@ -58,7 +58,7 @@ impl Remote {
             store.push_done(&self.name, &pending)?;
             return Ok(done);
         }
-        let mut client: Option<postgres::Client> = None;
+        let mut client = net::Conn::default();
         for chunk in pending.ids.chunks(CHUNK) {
             let tmp = bundle::scratch(&std::env::temp_dir(), "push")?;
             store.export_bundle(
@@ -71,8 +71,9 @@ impl Remote {
             crate::timing::mark("team store: bundle written");
             let docs = submissions(tmp.path(), chunk)?;
             let me = self.clone();
+            let held = client.0.take();
             let (c, outcomes) = net::within(&self.name, limits, move |tick| {
-                let mut c = match client {
+                let mut c = match held {
                     Some(c) => c,
                     None => {
                         let mut c = me.connect_now(false)?;
@@ -94,7 +95,7 @@ impl Remote {
                 let outcomes = submit(&me.name, &mut c, docs, tick)?;
                 Ok((c, outcomes))
             })?;
-            client = Some(c);
+            client.0 = Some(c);
             let mut delivered = Vec::new();
             for (id, outcome) in outcomes {
                 match outcome {

@@ -69,6 +69,9 @@ DECLARE
     rid text := doc -> 'run' ->> 'id';
     t text;
     bad text;
+    id_ms bigint;
+    start_ms bigint;
+    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
 BEGIN
     IF jsonb_typeof(run) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'lineage_submit: no run in the submission' USING ERRCODE = '22023';
@@ -113,6 +116,25 @@ BEGIN
                 USING ERRCODE = '22023';
         END IF;
     END LOOP;
+    -- A UUIDv7 of the run's start, neither in the future (as every replica checks: a run
+    -- they would all refuse is refused here).
+    IF substr(rid, 15, 1) <> '7' THEN
+        RAISE EXCEPTION 'lineage_submit: run id % is not a UUIDv7', rid USING ERRCODE = '22023';
+    END IF;
+    id_ms := ('x' || lpad(substr(replace(rid, '-', ''), 1, 12), 16, '0'))::bit(64)::bigint;
+    BEGIN
+        start_ms := (extract(epoch FROM (run ->> 'started_at')::timestamptz) * 1000)::bigint;
+    EXCEPTION WHEN others THEN
+        RAISE EXCEPTION 'lineage_submit: run % has no valid started_at', rid
+            USING ERRCODE = '22007';
+    END;
+    IF abs(id_ms - start_ms) > 86400000 THEN
+        RAISE EXCEPTION 'lineage_submit: run %: its id''s time is not its start', rid
+            USING ERRCODE = '22023';
+    END IF;
+    IF start_ms > now_ms + 3600000 OR id_ms > now_ms + 3600000 THEN
+        RAISE EXCEPTION 'lineage_submit: run % is from the future', rid USING ERRCODE = '22023';
+    END IF;
     FOREACH t IN ARRAY ARRAY['artifacts', 'dir_entries', 'blobs', 'extra_digests'] LOOP
         IF jsonb_typeof(COALESCE(doc -> t, '[]')) <> 'array' THEN
             RAISE EXCEPTION 'lineage_submit: % is not a list', t USING ERRCODE = '22023';
