@@ -771,9 +771,12 @@ impl Shown {
     }
 
     /// The best of `runs` by the one rule (docs/lineage-model.md, "Which producer").
+    /// Reruns are grouped under the run they reproduce when it is among `runs` (the tree
+    /// names them as its reruns): the best is taken among the others.
     fn best(&self, runs: &BTreeSet<String>) -> Option<String> {
         runs.iter()
             .filter_map(|id| self.runs.get(id).map(|r| (id, r)))
+            .filter(|(_, r)| !r.rerun_of.as_ref().is_some_and(|o| runs.contains(o)))
             .min_by(|(a_id, a), (b_id, b)| {
                 let key = |r: &ShownRun| (r.status != "succeeded", r.rerun_of.is_some());
                 key(a)
