@@ -228,14 +228,7 @@ impl Remote {
                     &[&asked],
                 )
                 .map_err(|e| anyhow!("reading {}: {}", me.name, chain(&e.into())))?;
-            let there: Vec<Arrival> = rows
-                .iter()
-                .map(|r| Arrival {
-                    seq: r.get(0),
-                    run_id: r.get(1),
-                    submitted_by: r.get(2),
-                })
-                .collect();
+            let there: Vec<Arrival> = rows.iter().map(arrival).collect();
             Ok((c, there))
         })?;
         let mut client = net::Conn(Some(c));
@@ -299,6 +292,15 @@ fn take(
     Ok(refused)
 }
 
+/// A row of `SELECT seq, id, recorded_by FROM runs`.
+fn arrival(r: &postgres::Row) -> Arrival {
+    Arrival {
+        seq: r.get(0),
+        run_id: r.get(1),
+        submitted_by: r.get(2),
+    }
+}
+
 fn one_line(s: &str) -> String {
     crate::model::text::escape(s).into_owned()
 }
@@ -351,14 +353,7 @@ fn list(c: &mut postgres::Client, since: i64, at: Option<&str>) -> Result<Listin
         &[&since, &PAGE],
     )?;
     let more = rows.len() as i64 == PAGE;
-    let arrivals: Vec<Arrival> = rows
-        .iter()
-        .map(|r| Arrival {
-            seq: r.get(0),
-            run_id: r.get(1),
-            submitted_by: r.get(2),
-        })
-        .collect();
+    let arrivals: Vec<Arrival> = rows.iter().map(arrival).collect();
     let upto = if more {
         arrivals.last().map_or(i64::MAX, |a| a.seq)
     } else {
