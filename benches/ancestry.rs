@@ -123,6 +123,7 @@ fn fill(dir: &Path) {
                         resources: &resources,
                         outputs: &[edge(Role::Output, &output_name(chain, step))],
                         changed_inputs: &[],
+                        seen: &[],
                         signer: None,
                     },
                 )

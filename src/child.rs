@@ -87,6 +87,7 @@ pub fn spawn(
     env: Option<&[(OsString, OsString)]>,
     extra_env: &[(&str, &str)],
     stop: Arc<AtomicBool>,
+    observe: Option<crate::observe::Hook>,
 ) -> io::Result<Running> {
     let (program, args) = argv
         .split_first()
@@ -120,13 +121,28 @@ pub fn spawn(
             Ok(())
         });
     }
+    if let Some(hook) = observe {
+        #[allow(unsafe_code)]
+        // SAFETY: `Hook::install` is async-signal-safe and allocates nothing (see there).
+        // Last, so that the filter sees the job's own calls only.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                hook.install();
+                Ok(())
+            });
+        }
+    }
     for (k, v) in extra_env {
         command.env(k, v);
     }
     // Before the job: a signal sent to the group from now on is seen by the witness.
     let mut witness = Witness::start();
     let started = Instant::now();
-    let child = command.spawn()?;
+    let child = command.spawn();
+    // The hook's socket end goes with the command: the supervisor hears a child that never
+    // sent its listener as the end of the socket.
+    drop(command);
+    let child = child?;
     let pid = Pid::from_raw(child.id() as i32);
     let received = Arc::new(AtomicI32::new(0));
     let reaped = Arc::new(AtomicBool::new(false));

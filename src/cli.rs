@@ -137,6 +137,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub hash_before_launch: bool,
 
+    /// Do not observe the files the job opens: record only what is declared (`[run] observe
+    /// = false` in lineage.toml does the same).
+    #[arg(long)]
+    pub no_observe: bool,
+
+    /// Once the job has ended, fail (exit 5) if it read or wrote files nobody declared with
+    /// -i, -c or -o; the run is recorded either way.
+    #[arg(long, conflicts_with = "no_observe")]
+    pub strict: bool,
+
     /// Silence lineage's start line, summary and progress bar (warnings still print).
     #[arg(short, long)]
     pub quiet: bool,

@@ -1118,6 +1118,7 @@ mod tests {
             }),
             changed: false,
             written: None,
+            observed: None,
         }
     }
 
@@ -1476,6 +1477,7 @@ mod tests {
             }),
             changed: false,
             written: None,
+            observed: None,
         };
         let (mut a, mut b) = (run("a"), run("b"));
         a.edges = vec![file("old/data.csv", "1"), file("cfg", "c"), file("x", "x1")];

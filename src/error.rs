@@ -18,6 +18,9 @@ pub mod code {
     pub const UNVERIFIED: u8 = 3;
     /// `verify`: some run's record or bytes changed after it was signed.
     pub const TAMPERED: u8 = 4;
+    /// `lineage run --strict`: the job succeeded but read or wrote files nobody declared
+    /// (the run is recorded).
+    pub const UNDECLARED_IO: u8 = 5;
     /// `run`/`rerun`: lineage failed before launching the command, or refused to.
     pub const CANNOT_LAUNCH: u8 = 125;
     /// The command was found but could not be executed.

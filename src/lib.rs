@@ -27,6 +27,7 @@ pub(crate) mod hash;
 pub(crate) mod host;
 pub(crate) mod location;
 pub mod model;
+pub(crate) mod observe;
 pub(crate) mod output;
 pub(crate) mod progress;
 pub mod redact;

@@ -15,6 +15,9 @@
 //! values = ['corp-[0-9a-f]{32}']     # regexes: matching values redacted anywhere
 //! [capture]
 //! python = true                      # interpreter and installed packages
+//! [run]
+//! observe = true                     # observe the files a job opens (--no-observe)
+//! strict = false                     # undeclared I/O fails the run afterwards (--strict)
 //! [trust]
 //! keys = ["ed25519:3b6a27bc…"]       # whose signed runs `lineage verify` accepts
 //! ```
@@ -40,7 +43,16 @@ struct File {
     #[serde(default)]
     capture: CaptureSection,
     #[serde(default)]
+    run: RunSection,
+    #[serde(default)]
     trust: TrustSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunSection {
+    observe: Option<bool>,
+    strict: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +99,10 @@ pub struct Settings {
     /// Regexes whose matches are secrets wherever they appear.
     pub redact_values: Vec<String>,
     pub capture_python: bool,
+    /// Observe the files each job opens (`[run] observe`; `--no-observe`).
+    pub observe: bool,
+    /// Undeclared I/O fails a run once it has ended (`[run] strict`; `--strict`).
+    pub strict: bool,
     /// Public keys (`ed25519:<hex>`) whose signed runs `lineage verify` accepts, with the
     /// file that lists each; the user's own key is trusted without being listed.
     pub trusted_keys: Vec<(String, PathBuf)>,
@@ -102,6 +118,8 @@ impl Default for Settings {
             env_deny: Vec::new(),
             redact_values: Vec::new(),
             capture_python: true,
+            observe: true,
+            strict: false,
             trusted_keys: Vec::new(),
         }
     }
@@ -194,6 +212,12 @@ pub fn load(user: Option<&Path>, repo: Option<&Path>) -> Result<Settings, BadFil
         }
         if let Some(python) = file.capture.python {
             s.capture_python = python;
+        }
+        if let Some(observe) = file.run.observe {
+            s.observe = observe;
+        }
+        if let Some(strict) = file.run.strict {
+            s.strict = strict;
         }
         s.env_allow.extend(file.env.allow);
         s.env_deny.extend(file.env.deny);

@@ -13,7 +13,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &[]),
     ("host", &[]),
     ("timing", &[]),
-    ("child", &[]),
+    ("observe", &[]),
+    ("child", &["observe"]),
     ("watch", &["host"]),
     ("redact", &["error", "model"]),
     ("sign", &[]),
@@ -40,7 +41,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "commands",
         &[
             "capture", "child", "cli", "compare", "error", "export", "hash", "location", "model",
-            "output", "progress", "redact", "settings", "sign", "store", "timing", "ui", "watch",
+            "observe", "output", "progress", "redact", "settings", "sign", "store", "timing", "ui",
+            "watch",
         ],
     ),
 ];

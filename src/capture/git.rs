@@ -425,3 +425,19 @@ mod tests {
         }
     }
 }
+
+/// Every file git tracks in the work tree at `root` (its index), as absolute paths; empty
+/// when `root` is no repository.
+pub fn tracked_files(root: &Path) -> std::collections::HashSet<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(repo) = git2::Repository::open(root) else {
+        return Default::default();
+    };
+    let Ok(index) = repo.index() else {
+        return Default::default();
+    };
+    index
+        .iter()
+        .map(|e| root.join(std::ffi::OsStr::from_bytes(&e.path)))
+        .collect()
+}

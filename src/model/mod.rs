@@ -305,6 +305,10 @@ pub struct Capture {
     pub software: Software,
     /// Warnings recorded while capturing (also printed on stderr).
     pub notes: Vec<String>,
+    /// What observing the job's file calls found beyond its edges; None for a run recorded
+    /// before lineage observed, or with observation switched off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedIo>,
 }
 
 impl Capture {
@@ -561,6 +565,71 @@ pub struct Edge {
     pub changed: bool,
     /// For an output: which of its bytes the job wrote (None for inputs and configs).
     pub written: Option<Written>,
+    /// What observing the job said of it (None: the job ran unobserved).
+    pub observed: Option<Seen>,
+}
+
+/// What observing the job's file calls (docs/recording.md, "Observed I/O") said of an edge:
+/// `edges.observed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seen {
+    /// Declared, and the job never opened it (0).
+    Untouched,
+    /// Declared, and the job opened it (1).
+    Touched,
+    /// Not declared: the job opened it (2).
+    Undeclared,
+}
+
+impl Seen {
+    /// As stored in `edges.observed`.
+    pub fn to_column(self) -> i64 {
+        match self {
+            Seen::Untouched => 0,
+            Seen::Touched => 1,
+            Seen::Undeclared => 2,
+        }
+    }
+
+    /// From `edges.observed` (NULL or unknown: not observed).
+    pub fn from_column(v: Option<i64>) -> Option<Seen> {
+        match v? {
+            0 => Some(Seen::Untouched),
+            1 => Some(Seen::Touched),
+            2 => Some(Seen::Undeclared),
+            _ => None,
+        }
+    }
+
+    /// `declared`, `observed` or `declared, never opened`, for people.
+    pub fn describe(observed: Option<Seen>) -> &'static str {
+        match observed {
+            None | Some(Seen::Touched) => "declared",
+            Some(Seen::Untouched) => "declared, never opened",
+            Some(Seen::Undeclared) => "observed",
+        }
+    }
+}
+
+/// What observing a job's file calls found beyond its edges: kept in the capture.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObservedIo {
+    /// Why the job ran unobserved (None: it was observed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub off: Option<String>,
+    /// Files tracked by git that the job opened, relative to the work tree ("code read").
+    #[serde(default)]
+    pub code_read: Vec<String>,
+    /// Files that existed before the job and that it deleted (or renamed away).
+    #[serde(default)]
+    pub deleted: Vec<String>,
+    /// Files of the environment the job opened (interpreter, packages, system): counted.
+    #[serde(default)]
+    pub environment: u64,
+    /// File calls held and noted.
+    #[serde(default)]
+    pub calls: u64,
 }
 
 /// Which of an output's bytes its run wrote (docs/lineage-model.md, "Produced means
@@ -641,6 +710,8 @@ pub struct EdgeRecord {
     pub changed: bool,
     /// For an output: which of its bytes the job wrote (None for inputs and configs).
     pub written: Option<Written>,
+    /// What observing the job said of it (None: the job ran unobserved).
+    pub observed: Option<Seen>,
 }
 
 /// A parameter of a run: from a config (flattened, `optimizer.lr`) or `--param`.

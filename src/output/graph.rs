@@ -221,7 +221,11 @@ impl Tree<'_> {
                 } else {
                     ("├─ ", "│  ")
                 };
-                let _ = write!(self.out, "{inner}{b}{} ", e.role.as_str());
+                let seen = match e.observed {
+                    Some(crate::model::Seen::Undeclared) => "observed ",
+                    _ => "",
+                };
+                let _ = write!(self.out, "{inner}{b}{seen}{} ", e.role.as_str());
                 match (&e.artifact, &e.written) {
                     (Some(_), Some(crate::model::Written::Nothing)) => {
                         let _ = writeln!(self.out, "{}  (declared, not written)", escape(&e.path));
@@ -760,6 +764,7 @@ mod tests {
             artifact: Some(file(path)),
             changed: false,
             written: None,
+            observed: None,
         }
     }
 
@@ -954,6 +959,7 @@ mod tests {
                     artifact: Some(detail(i)),
                     changed: false,
                     written: None,
+                    observed: None,
                 },
                 EdgeRecord {
                     role: Role::Output,
@@ -962,6 +968,7 @@ mod tests {
                     artifact: Some(detail(i + 1)),
                     changed: false,
                     written: None,
+                    observed: None,
                 },
             ];
             links.push(Link {

@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::{
-    Container, FileRef, Gpu, Hash, Owner, Resources, Role, RunRecord, RunSummary, Scheduler,
-    Software, UntrackedFile,
+    Container, FileRef, Gpu, Hash, ObservedIo, Owner, Resources, Role, RunRecord, RunSummary,
+    Scheduler, Seen, Software, UntrackedFile,
 };
 
 /// One run. Borrows from the record: an ancestry can hold thousands of runs.
@@ -44,6 +44,10 @@ pub struct RunJson<'a> {
     pub software: &'a Software,
     pub resources: Option<&'a Resources>,
     pub notes: &'a [String],
+    /// What observing the job's file calls found beyond its edges (code read, files deleted,
+    /// environment files counted); `off` says why a job ran unobserved. Null for a run
+    /// recorded with observation switched off, or before lineage observed.
+    pub observed: Option<&'a ObservedIo>,
     /// The team store's word on who delivered it (its database role), beside the `owner`
     /// the record claims; absent for a run this store did not fetch from a team store.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +97,10 @@ pub struct ArtifactJson<'a> {
     /// With `written: some`: the files inside the directory the job left as they were.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept: Option<&'a [String]>,
+    /// Declared with -i or -o (false: only observed).
+    pub declared: bool,
+    /// Whether the job opened it (null: the job ran unobserved).
+    pub opened: Option<bool>,
 }
 
 /// The captured system info minus the boot id (an internal detail).
@@ -139,6 +147,8 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
                     Some(crate::model::Written::Partly(k)) => Some(k.as_slice()),
                     _ => None,
                 },
+                declared: e.observed != Some(Seen::Undeclared),
+                opened: e.observed.map(|s| s != Seen::Untouched),
             })
     };
     let s = &c.system;
@@ -214,6 +224,7 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
         software: &c.software,
         resources: r.resources.as_ref(),
         notes: &c.notes,
+        observed: c.observed.as_ref(),
         submitted_by: None,
     }
 }

@@ -140,6 +140,9 @@ pub fn run(
     if let Some(res) = &r.resources {
         row("resources", Cell::new(resources(res)));
     }
+    if let Some(o) = &c.observed {
+        row("observed", Cell::new(observed(o)));
+    }
     let mut out = kv.to_string();
     if !r.params.is_empty() {
         out += &format!("\n\n{}", params(r, color));
@@ -147,10 +150,34 @@ pub fn run(
     if !r.edges.is_empty() {
         out += &format!("\n\n{}", edges(&r.edges, color));
     }
+    if let Some(o) = &c.observed {
+        for (what, paths) in [("code read", &o.code_read), ("deleted", &o.deleted)] {
+            if !paths.is_empty() {
+                let list: Vec<_> = paths.iter().map(|p| escape(p)).collect();
+                out += &format!("\n{what}: {}", list.join(", "));
+            }
+        }
+    }
     for note in &c.notes {
         out += &format!("\nnote: {}", escape(note));
     }
     out
+}
+
+/// `1520 file calls: 12 code files read, 840 of the environment, 1 deleted`, or why the
+/// job ran unobserved.
+fn observed(o: &crate::model::ObservedIo) -> String {
+    if let Some(why) = &o.off {
+        return format!("off ({})", escape(why));
+    }
+    format!(
+        "{} file calls: {} code file{} read, {} of the environment, {} deleted",
+        o.calls,
+        o.code_read.len(),
+        if o.code_read.len() == 1 { "" } else { "s" },
+        o.environment,
+        o.deleted.len()
+    )
 }
 
 /// `ada, git Ada Lovelace <ada@example.com>, owner vision-team`.
@@ -279,6 +306,11 @@ fn edges(edges: &[EdgeRecord], color: bool) -> Table {
         if e.changed {
             role += " (changed during run)";
         }
+        match e.observed {
+            Some(crate::model::Seen::Undeclared) => role += " (observed)",
+            Some(crate::model::Seen::Untouched) => role += " (declared, never opened)",
+            _ => {}
+        }
         match &e.written {
             Some(crate::model::Written::Nothing) if e.artifact.is_some() => {
                 role += " (declared, not written)";
@@ -387,6 +419,7 @@ mod tests {
             artifact,
             changed,
             written: None,
+            observed: None,
         };
         let mut r = RunRecord::example(
             "01a20000-0000-7000-8000-000000000001",

@@ -53,6 +53,8 @@ enum Rule {
     Resources,
     /// Which of an output's bytes its run wrote: 0, 1 or 2 (`model::Written`).
     Written,
+    /// What observing the job said of an edge: 0, 1 or 2 (`model::Seen`).
+    Observed,
     /// A JSON array of paths inside a directory (each a `RelPath`).
     KeptPaths,
     /// `ed25519:<64 lowercase hex>`.
@@ -94,6 +96,7 @@ fn rule(table: &str, column: &str) -> (Rule, bool) {
         ("edges", "missing" | "changed") => (Bool, false),
         ("edges", "written") => (Written, true),
         ("edges", "kept") => (KeptPaths, true),
+        ("edges", "observed") => (Observed, true),
         ("params", "run_id") => (Uuid, false),
         ("params", "key" | "source") => (Text, false),
         ("params", "value") => (JsonScalar, false),
@@ -195,6 +198,9 @@ pub fn check_row(table: &Table, columns: &[String], row: &[Value]) -> Result<(),
             let role = text(row, columns, "role");
             let written = int(row, columns, "written");
             let kept = text(row, columns, "kept");
+            if int(row, columns, "observed") == Some(0) && role == Some("output") {
+                return Err("observed: an output is never declared and untouched (0)".into());
+            }
             if written.is_some() && role != Some("output") {
                 return Err("written: only an output is written".into());
             }
@@ -303,7 +309,9 @@ fn check_int(rule: Rule, n: i64) -> Result<(), String> {
     match rule {
         Rule::Count if n < 0 => Err(format!("{n} is negative")),
         Rule::Bool if n != 0 && n != 1 => Err(format!("{n} is not 0 or 1")),
-        Rule::Written if !(0..=2).contains(&n) => Err(format!("{n} is not 0, 1 or 2")),
+        Rule::Written | Rule::Observed if !(0..=2).contains(&n) => {
+            Err(format!("{n} is not 0, 1 or 2"))
+        }
         Rule::Int32 if i32::try_from(n).is_err() => Err(format!("{n} does not fit 32 bits")),
         _ => Ok(()),
     }
@@ -349,7 +357,13 @@ fn check_text(rule: Rule, s: &str) -> Result<(), String> {
         Rule::Algorithm => s == "sha256" || s == "dirHash",
         Rule::PublicKey => crate::sign::parse_public_key(s).is_some(),
         Rule::Signature => crate::sign::is_signature(s),
-        Rule::Count | Rule::Bool | Rule::Written | Rule::Int | Rule::Int32 | Rule::Bytes => false,
+        Rule::Count
+        | Rule::Bool
+        | Rule::Written
+        | Rule::Observed
+        | Rule::Int
+        | Rule::Int32
+        | Rule::Bytes => false,
     };
     if ok {
         Ok(())

@@ -266,7 +266,7 @@ impl Store {
         }
         let mut stmt = self.conn.prepare_cached(
             "SELECT e.run_id, e.role, e.path, e.abs_path, e.changed, a.hash, a.kind, a.size,
-                    a.file_count, e.written, e.kept
+                    a.file_count, e.written, e.kept, e.observed
              FROM edges e LEFT JOIN artifacts a ON a.hash = e.artifact
              WHERE e.run_id IN (SELECT value FROM json_each(?1))
              ORDER BY e.run_id, e.position",
@@ -289,6 +289,7 @@ impl Store {
                 changed: r.get(4)?,
                 artifact,
                 written: None,
+                observed: crate::model::Seen::from_column(r.get(11)?),
             };
             let written = (r.get::<_, Option<i64>>(9)?, r.get::<_, Option<String>>(10)?);
             Ok((
@@ -546,6 +547,7 @@ mod tests {
             manifest: None,
             changed: false,
             written: None,
+            observed: None,
         };
         for (i, (id, argv, input, output, status)) in runs.iter().enumerate() {
             let policy = crate::redact::Policy::new(&[], &[], &[], [0; 32]).expect("policy");
@@ -581,6 +583,7 @@ mod tests {
                         resources: &Resources::default(),
                         outputs: &[edge(Role::Output, output)],
                         changed_inputs: &[],
+                        seen: &[],
                         signer: None,
                     },
                 )

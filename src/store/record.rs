@@ -79,8 +79,11 @@ pub struct Finish<'a> {
     pub capture: &'a Redacted<Capture>,
     /// What the job used.
     pub resources: &'a Resources,
-    /// Output edges (appended after the input and config edges).
+    /// Output edges and observed inputs (appended after the declared input and config
+    /// edges).
     pub outputs: &'a [Edge],
+    /// What observing the job said of each declared input and config, by position.
+    pub seen: &'a [(usize, crate::model::Seen)],
     /// Positions (among input edges) of inputs modified while the job ran.
     pub changed_inputs: &'a [usize],
     /// The user's key, which signs the finished record (none: the run stays unsigned).
@@ -304,6 +307,12 @@ impl Store {
             first as usize,
             false,
         )?;
+        for (pos, seen) in fin.seen {
+            tx.execute(
+                "UPDATE edges SET observed = ?3 WHERE run_id = ?1 AND position = ?2",
+                params![id, *pos as i64, seen.to_column()],
+            )?;
+        }
         for pos in fin.changed_inputs {
             tx.execute(
                 "UPDATE edges SET changed = 1 WHERE run_id = ?1 AND role = 'input' AND position = ?2",
@@ -332,8 +341,8 @@ fn insert_edges(
     let mut deferred = Vec::new();
     let mut edge = tx.prepare_cached(
         "INSERT INTO edges (run_id, role, position, artifact, path, abs_path, missing, changed,
-                            written, kept)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                            written, kept, observed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     for (i, e) in edges.iter().enumerate() {
         let (hash, later) = insert_artifact(tx, staged, run_id, e, defer)?;
@@ -356,6 +365,7 @@ fn insert_edges(
             e.changed,
             written,
             kept,
+            e.observed.map(crate::model::Seen::to_column),
         ])?;
     }
     Ok(deferred)

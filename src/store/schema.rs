@@ -131,6 +131,11 @@ pub const SYNCED: &[Table] = &[
                 kind: Kind::Text,
                 since: 10,
             },
+            Column {
+                name: "observed",
+                kind: Kind::Int,
+                since: 13,
+            },
         ],
     },
     Table {

@@ -315,11 +315,15 @@ fn spec(
         run: short.to_string(),
         args,
     })?;
+    // The inputs and configs declared; the outputs declared and observed (the verdict
+    // compares each of them, observed or not this time). An input only observed is left to
+    // be observed again: the job may no longer read it.
     let edges = |role: Role| -> Vec<PathBuf> {
         original
             .edges
             .iter()
             .filter(|e| e.role == role)
+            .filter(|e| role == Role::Output || e.observed != Some(crate::model::Seen::Undeclared))
             .map(|e| crate::model::path_of(&e.path))
             .collect()
     };
@@ -342,6 +346,8 @@ fn spec(
         env: Some(env),
         sha256: false,
         hash_before_launch: args.hash_before_launch,
+        observe: None,
+        strict: false,
         rerun_of: Some(original.id.clone()),
     })
 }

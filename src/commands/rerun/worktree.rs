@@ -724,6 +724,7 @@ mod tests {
             artifact: None,
             changed: false,
             written: None,
+            observed: None,
         };
         let mut r = RunRecord::example("id", "x");
         r.cwd = b"/home/u/proj/sub".to_vec();

@@ -142,6 +142,7 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         scheduler: context::scheduler(&env_get),
         software,
         notes,
+        observed: None,
     };
     PreLaunch {
         capture,

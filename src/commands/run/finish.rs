@@ -8,7 +8,7 @@ use std::os::unix::process::ExitStatusExt;
 use super::capture::PreLaunch;
 use super::inputs::{During, hash_later};
 use super::plan::Plan;
-use super::{Executed, now, record_sha256};
+use super::{Executed, now, observed, record_sha256};
 use crate::capture::gpu;
 use crate::child::{self, Outcome};
 use crate::error::code;
@@ -95,6 +95,7 @@ pub(super) fn not_started(
             resources: &Resources::default(),
             outputs: &[],
             changed_inputs: &changed,
+            seen: &[],
             signer: plan.signer.as_ref(),
         },
     );
@@ -115,6 +116,10 @@ pub(super) fn after(
     during: During,
     outcome: std::io::Result<Outcome>,
     before: &[hash::Snapshot],
+    observation: Option<(
+        Result<crate::observe::Observed, crate::observe::Unavailable>,
+        std::time::SystemTime,
+    )>,
 ) -> Executed {
     let gpu_peaks = during.sampler.map(gpu::Sampler::finish);
     let ended_at = now();
@@ -144,6 +149,35 @@ pub(super) fn after(
     if !plan.hashing.is_stopped() {
         recheck_inputs(&plan, &pre.inputs, &mut changed, &mut capture);
     }
+    let found = match observation {
+        Some((Ok(seen), start)) if !plan.hashing.is_stopped() => {
+            observed::found(&plan, seen, start, &pre.inputs.edges, &mut capture)
+        }
+        Some((Ok(_), _)) => {
+            capture
+                .notes
+                .push("observed I/O not recorded: lineage was asked to stop".to_string());
+            observed::Found::default()
+        }
+        Some((Err(why), _)) => {
+            if !plan.quiet {
+                ui::info(format_args!(
+                    "the job's files were not observed: {why}; only declared paths are recorded"
+                ));
+            }
+            capture.observed = Some(crate::model::ObservedIo {
+                off: Some(why.0),
+                ..Default::default()
+            });
+            observed::Found::default()
+        }
+        None => observed::Found::default(),
+    };
+    for (o, seen) in outputs.iter_mut().zip(&found.outputs_seen) {
+        o.observed = Some(*seen);
+    }
+    outputs.extend(found.edges);
+    let observed_off = capture.observed.as_ref().is_none_or(|o| o.off.is_some());
     let resources = Resources {
         wall_seconds: outcome.wall.as_secs_f64(),
         user_cpu_seconds: outcome.user_cpu.as_secs_f64(),
@@ -163,6 +197,7 @@ pub(super) fn after(
             resources: &resources,
             outputs: &outputs,
             changed_inputs: &changed,
+            seen: &found.seen,
             signer: plan.signer.as_ref(),
         },
     );
@@ -171,6 +206,9 @@ pub(super) fn after(
         record_sha256(&plan.store, &outputs, &mut notes);
     }
     crate::timing::mark("run finished");
+    // Observed inputs went in with the outputs; what follows is about outputs.
+    let (observed_inputs, outputs): (Vec<Edge>, Vec<Edge>) =
+        outputs.into_iter().partition(|e| e.role == Role::Input);
     if !plan.quiet && recorded {
         let untouched = |o: &crate::model::Edge| o.written == Some(crate::model::Written::Nothing);
         let n = outputs
@@ -193,20 +231,64 @@ pub(super) fn after(
                     .join(", ")
             ),
         };
+        let seen_out = outputs
+            .iter()
+            .filter(|o| o.observed == Some(crate::model::Seen::Undeclared))
+            .count();
+        let seen = match (observed_inputs.len(), seen_out) {
+            (0, 0) => String::new(),
+            (i, o) => format!(
+                " (observed, not declared: {i} input{}, {o} output{})",
+                if i == 1 { "" } else { "s" },
+                if o == 1 { "" } else { "s" }
+            ),
+        };
         ui::info(format_args!(
-            "run {short} {} ({}) in {}; {n} output{} recorded{left}",
+            "run {short} {} ({}) in {}; {n} output{} recorded{seen}{left}",
             ending.status.as_str(),
             ending.how(),
             crate::output::seconds(resources.wall_seconds),
             if n == 1 { "" } else { "s" }
         ));
     }
+    let exit = strict(&plan, ending.exit, observed_off, &found.undeclared);
     Executed {
         id,
-        exit: ending.exit,
+        exit,
         status: Some(ending.status),
         outputs,
     }
+}
+
+/// `--strict`: a job that succeeded but read or wrote paths nobody declared makes lineage
+/// exit with `UNDECLARED_IO`, once the run is recorded; a failed job keeps its own code.
+fn strict(plan: &Plan, exit: u8, unobserved: bool, undeclared: &[String]) -> u8 {
+    if !plan.strict || exit != code::SUCCESS {
+        return exit;
+    }
+    if unobserved {
+        ui::warn("--strict: the job ran unobserved, so its undeclared I/O could not be checked");
+        return exit;
+    }
+    if undeclared.is_empty() {
+        return exit;
+    }
+    const SHOWN: usize = 10;
+    let mut list: Vec<String> = undeclared
+        .iter()
+        .take(SHOWN)
+        .map(|p| ui::escape(p).into_owned())
+        .collect();
+    if undeclared.len() > SHOWN {
+        list.push(format!("and {} more", undeclared.len() - SHOWN));
+    }
+    ui::error_line(format_args!(
+        "--strict: the job read or wrote {} path{} nobody declared: {} (declare each with -i, -c or -o, or run without --strict)",
+        undeclared.len(),
+        if undeclared.len() == 1 { "" } else { "s" },
+        list.join(", ")
+    ));
+    code::UNDECLARED_IO
 }
 
 /// Hash each declared output (a missing one is recorded without a hash, with a note).

@@ -12,6 +12,7 @@
 mod capture;
 mod finish;
 mod inputs;
+mod observed;
 mod plan;
 
 use std::os::unix::ffi::OsStrExt;
@@ -85,14 +86,59 @@ pub fn execute(mut plan: Plan) -> Executed {
     let mut extra_env = vec![("LINEAGE_RUN_ID", id.as_str())];
     extra_env.extend(stores.iter().map(|(k, v)| (*k, v.as_str())));
     let stop = plan.hashing.stop_flag();
-    let running = match child::spawn(&plan.argv, &plan.cwd, plan.env.as_deref(), &extra_env, stop) {
+    let (observer, hook) = observe(&plan, &mut pre);
+    let start = crate::observe::coarse_now();
+    let spawned = child::spawn(
+        &plan.argv,
+        &plan.cwd,
+        plan.env.as_deref(),
+        &extra_env,
+        stop,
+        hook,
+    );
+    let running = match spawned {
         Ok(r) => r,
         Err(e) => return finish::not_started(plan, id, pre, &e),
     };
     let during = inputs::while_running(&plan, &id, &running, &mut pre);
     let outcome = running.wait();
     crate::timing::mark("job ended");
-    finish::after(plan, id, &short, pre, during, outcome, &before)
+    let observation = observer.map(|o| (o.finish(), start));
+    finish::after(plan, id, &short, pre, during, outcome, &before, observation)
+}
+
+/// The supervisor that observes the job's file calls, when the plan asks for it and the
+/// kernel offers it (else a note: the job runs unobserved, as with `--no-observe`).
+fn observe(
+    plan: &Plan,
+    pre: &mut PreLaunch,
+) -> (
+    Option<crate::observe::Observer>,
+    Option<crate::observe::Hook>,
+) {
+    if !plan.observe {
+        return (None, None);
+    }
+    match crate::observe::Observer::start() {
+        Ok((observer, hook)) => (Some(observer), Some(hook)),
+        Err(why) => {
+            unobserved(plan, pre, &why.0);
+            (None, None)
+        }
+    }
+}
+
+/// Say once why the job runs unobserved, and keep it with the run.
+fn unobserved(plan: &Plan, pre: &mut PreLaunch, why: &str) {
+    if !plan.quiet {
+        ui::info(format_args!(
+            "the job's files are not observed: {why}; only declared paths are recorded"
+        ));
+    }
+    pre.capture.observed = Some(crate::model::ObservedIo {
+        off: Some(why.to_string()),
+        ..Default::default()
+    });
 }
 
 /// Phase one: the run as `running`, before launch. The job gets its real arguments; the

@@ -56,6 +56,7 @@ impl Declared {
             manifest,
             changed: false,
             written: None,
+            observed: None,
         }
     }
 }
@@ -80,6 +81,10 @@ pub struct Spec {
     pub sha256: bool,
     /// Hash every input before launch (else bytes not cached are hashed while the job runs).
     pub hash_before_launch: bool,
+    /// Observe the files the job opens: Some(false) is `--no-observe`; None: the settings.
+    pub observe: Option<bool>,
+    /// Undeclared I/O fails the run once it has ended (or the settings say so).
+    pub strict: bool,
 }
 
 /// What `run` will do, validated before anything is captured.
@@ -96,6 +101,10 @@ pub struct Plan {
     pub(super) quiet: bool,
     pub(super) sha256: bool,
     pub(super) hash_before_launch: bool,
+    /// Observe the files the job opens (docs/recording.md, "Observed I/O").
+    pub(super) observe: bool,
+    /// Undeclared I/O makes `lineage run` exit 5 once the job has ended successfully.
+    pub(super) strict: bool,
     pub(super) store: Store,
     pub(super) policy: Policy,
     /// Record the Python interpreter and packages (`[capture] python` in the settings).
@@ -135,6 +144,8 @@ pub(super) fn resolve(args: RunArgs) -> Result<Spec> {
         rerun_of: None,
         sha256: args.sha256,
         hash_before_launch: args.hash_before_launch,
+        observe: args.no_observe.then_some(false),
+        strict: args.strict,
     })
 }
 
@@ -191,6 +202,8 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         quiet: spec.quiet,
         sha256: spec.sha256,
         hash_before_launch: spec.hash_before_launch,
+        observe: spec.observe.unwrap_or(settings.observe),
+        strict: spec.strict || settings.strict,
         store,
         policy,
         capture_python: settings.capture_python,

@@ -10,6 +10,7 @@ const PG_MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_row_security.sql"),
     include_str!("migrations/0004_written.sql"),
     include_str!("migrations/0005_submit.sql"),
+    include_str!("migrations/0006_observed.sql"),
 ];
 
 /// Serializes pushes (and schema changes) on the server, so `runs.seq` is in commit order.
@@ -23,6 +24,7 @@ const MARKERS: &[(&str, Option<&str>)] = &[
     ("runs", Some("recorded_by")),
     ("edges", Some("written")),
     ("lineage_tombstones", None),
+    ("edges", Some("observed")),
 ];
 
 /// Grants, applied after every migration and by every `lineage team migrate`: nobody but the

@@ -1,0 +1,490 @@
+//! What the job's observed file calls mean for its record (docs/recording.md, "Observed
+//! I/O"): each path the supervisor saw is classified (data, code, environment, ignored),
+//! matched against the declared paths, many files of one directory rolled up into that
+//! directory, and the new inputs and outputs hashed into edges marked `observed`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::plan::{Declared, Plan};
+use crate::model::{Capture, Edge, ObservedIo, Role, Seen, Written};
+use crate::observe::{Access, Observed};
+use crate::ui;
+
+/// A directory of which the job read at least this many files is recorded as one input.
+pub(super) const ROLL_UP: usize = 8;
+
+/// What observation adds to the record.
+#[derive(Default)]
+pub(super) struct Found {
+    /// New edges: observed inputs, then observed outputs.
+    pub(super) edges: Vec<Edge>,
+    /// What it says of each declared input and config, by position.
+    pub(super) seen: Vec<(usize, Seen)>,
+    /// What it says of each declared output, by index.
+    pub(super) outputs_seen: Vec<Seen>,
+    /// The paths nobody declared (for `--strict`).
+    pub(super) undeclared: Vec<String>,
+}
+
+/// Where a path belongs.
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    Ignored,
+    Environment,
+    Code,
+    Data,
+}
+
+/// The places the rules need, found once.
+pub(super) struct Places {
+    cwd: PathBuf,
+    /// The git work tree, when the job started in one.
+    root: Option<PathBuf>,
+    tracked: HashSet<PathBuf>,
+    home: Option<PathBuf>,
+    store: PathBuf,
+    config: Option<PathBuf>,
+    tmp: Vec<PathBuf>,
+    /// Directory -> whether it is (inside) a virtualenv or conda environment.
+    envs: HashMap<PathBuf, bool>,
+}
+
+impl Places {
+    pub(super) fn new(plan: &Plan, capture: &Capture) -> Places {
+        let root = capture.git.as_ref().map(|g| PathBuf::from(&g.root));
+        let tracked = root
+            .as_deref()
+            .map(crate::capture::git::tracked_files)
+            .unwrap_or_default();
+        let var = |name: &str| -> Option<OsString> {
+            match &plan.env {
+                Some(env) => env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+                None => std::env::var_os(name),
+            }
+        };
+        let mut tmp = vec![PathBuf::from("/tmp"), PathBuf::from("/var/tmp")];
+        tmp.extend(var("TMPDIR").map(PathBuf::from).filter(|p| p.is_absolute()));
+        Places {
+            cwd: plan.cwd.clone(),
+            root,
+            tracked,
+            home: var("HOME").map(PathBuf::from).filter(|p| p.is_absolute()),
+            store: plan.store.dir().to_path_buf(),
+            config: crate::settings::user_file().and_then(|f| f.parent().map(Path::to_path_buf)),
+            tmp,
+            envs: HashMap::new(),
+        }
+    }
+
+    fn kind(&mut self, path: &Path) -> Kind {
+        const IGNORED: &[&str] = &["/proc", "/sys", "/dev", "/run", "/var/run"];
+        if IGNORED.iter().any(|p| path.starts_with(p))
+            || path.starts_with(&self.store)
+            || self.config.as_ref().is_some_and(|c| path.starts_with(c))
+            || path.components().any(|c| c.as_os_str() == ".git")
+        {
+            return Kind::Ignored;
+        }
+        const SYSTEM: &[&str] = &[
+            "/usr",
+            "/lib",
+            "/lib32",
+            "/lib64",
+            "/libx32",
+            "/bin",
+            "/sbin",
+            "/etc",
+            "/opt",
+            "/nix",
+            "/gnu",
+            "/snap",
+            "/var/lib",
+            "/var/cache",
+        ];
+        const PACKAGES: &[&str] = &[
+            "site-packages",
+            "dist-packages",
+            "__pycache__",
+            "node_modules",
+        ];
+        if SYSTEM.iter().any(|p| path.starts_with(p))
+            || path
+                .components()
+                .any(|c| PACKAGES.iter().any(|p| c.as_os_str() == *p))
+            || path.extension().is_some_and(|e| e == "pyc")
+            || self.hidden_in_home(path)
+            || self.in_environment(path.parent())
+        {
+            return Kind::Environment;
+        }
+        if self.tracked.contains(path) {
+            return Kind::Code;
+        }
+        Kind::Data
+    }
+
+    /// `~/.cache/...`, `~/.local/...`, `~/.config/...`: the user's tools, not data.
+    fn hidden_in_home(&self, path: &Path) -> bool {
+        let Some(home) = &self.home else { return false };
+        path.strip_prefix(home)
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .is_some_and(|c| c.as_os_str().as_bytes().starts_with(b"."))
+            && path != home.as_path()
+    }
+
+    /// Whether `dir` is inside a virtualenv (`pyvenv.cfg`) or a conda environment
+    /// (`conda-meta`), remembered per directory.
+    fn in_environment(&mut self, dir: Option<&Path>) -> bool {
+        let Some(dir) = dir else { return false };
+        if let Some(known) = self.envs.get(dir) {
+            return *known;
+        }
+        let here = dir.join("pyvenv.cfg").is_file() || dir.join("conda-meta").is_dir();
+        let answer = here || self.in_environment(dir.parent());
+        self.envs.insert(dir.to_path_buf(), answer);
+        answer
+    }
+
+    /// Under the temporary directory, and not where the job works.
+    fn scratch(&self, path: &Path) -> bool {
+        self.tmp.iter().any(|t| path.starts_with(t))
+            && !path.starts_with(&self.cwd)
+            && !self.root.as_deref().is_some_and(|r| path.starts_with(r))
+    }
+
+    /// Never rolled up into: the places a job's files are all under.
+    fn too_wide(&self, dir: &Path) -> bool {
+        let wide = |p: &Path| p.starts_with(dir);
+        dir.parent().is_none()
+            || wide(&self.cwd)
+            || self.root.as_deref().is_some_and(wide)
+            || self.home.as_deref().is_some_and(wide)
+            || self.tmp.iter().any(|t| wide(t))
+            || wide(&self.store)
+    }
+
+    /// As the user would write it: relative to the working directory when under it.
+    fn given(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(&self.cwd) {
+            Ok(rel) if !rel.as_os_str().is_empty() => rel.to_path_buf(),
+            _ => path.to_path_buf(),
+        }
+    }
+}
+
+/// Whether the inode changed since `start` (its data or its name: ctime covers a rename).
+fn changed_since(meta: &std::fs::Metadata, start: SystemTime) -> bool {
+    let at = |secs: i64, nsecs: i64| {
+        u64::try_from(secs).ok().map(|s| {
+            SystemTime::UNIX_EPOCH + std::time::Duration::new(s, nsecs.clamp(0, 999_999_999) as u32)
+        })
+    };
+    [
+        at(meta.mtime(), meta.mtime_nsec()),
+        at(meta.ctime(), meta.ctime_nsec()),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|t| t >= start)
+}
+
+/// Classify what the supervisor saw, match it against the declarations, hash what is new.
+pub(super) fn found(
+    plan: &Plan,
+    observed: Observed,
+    start: SystemTime,
+    declared_inputs: &[Edge],
+    capture: &mut Capture,
+) -> Found {
+    let mut places = Places::new(plan, capture);
+    let mut io = ObservedIo {
+        calls: observed.calls,
+        ..Default::default()
+    };
+    let mut reads: BTreeMap<PathBuf, bool> = BTreeMap::new(); // path -> changed while it ran
+    let mut writes: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut made_dirs: HashSet<PathBuf> = HashSet::new();
+    let mut code: BTreeSet<String> = BTreeSet::new();
+    let mut deleted: BTreeSet<String> = BTreeSet::new();
+    for (path, access) in observed.paths {
+        let path = PathBuf::from(path);
+        let Access {
+            read,
+            written,
+            deleted: gone,
+            made_dir,
+            ..
+        } = access;
+        if made_dir {
+            made_dirs.insert(path.clone());
+        }
+        let kind = places.kind(&path);
+        if kind == Kind::Ignored {
+            continue;
+        }
+        let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file());
+        let Some(meta) = meta else {
+            // Gone: deleted by the job (unless it made it), or never there (a failed open).
+            if gone && !written && kind != Kind::Environment && !places.scratch(&path) {
+                deleted.insert(places.given(&path).to_string_lossy().into_owned());
+            }
+            continue;
+        };
+        if kind == Kind::Environment {
+            io.environment += u64::from(read);
+            continue;
+        }
+        let changed = changed_since(&meta, start);
+        if written && changed {
+            if !places.scratch(&path) || under_any(&path, plan.outputs.iter().map(|d| &d.abs)) {
+                writes.insert(path);
+            }
+            continue;
+        }
+        if !read {
+            continue;
+        }
+        if kind == Kind::Code {
+            let rel = places
+                .root
+                .as_deref()
+                .and_then(|r| path.strip_prefix(r).ok())
+                .unwrap_or(&path);
+            code.insert(rel.to_string_lossy().into_owned());
+            continue;
+        }
+        reads.insert(path, changed);
+    }
+    io.code_read = code.into_iter().collect();
+    io.deleted = deleted.into_iter().collect();
+
+    let mut out = Found::default();
+    // Declared inputs and configs: touched when the job opened them or anything in them.
+    let declared: Vec<PathBuf> = declared_inputs
+        .iter()
+        .map(|e| crate::model::path_of(&e.abs_path))
+        .collect();
+    let mut touched = vec![false; declared.len()];
+    let outputs: Vec<&PathBuf> = plan.outputs.iter().map(|d| &d.abs).collect();
+    let mut touched_out = vec![false; outputs.len()];
+    reads.retain(|p, _| {
+        let mut hit = false;
+        for (i, d) in declared.iter().enumerate() {
+            if p.starts_with(d) {
+                touched[i] = true;
+                hit = true;
+            }
+        }
+        // Reading back a declared output (resuming from a checkpoint) is not an input.
+        !hit && !outputs.iter().any(|o| p.starts_with(o))
+    });
+    writes.retain(|p| {
+        let mut hit = false;
+        for (i, o) in outputs.iter().enumerate() {
+            if p.starts_with(o) {
+                touched_out[i] = true;
+                hit = true;
+            }
+        }
+        !hit
+    });
+    // A file both read and then written is the job's product.
+    reads.retain(|p, _| !writes.contains(p));
+    for (i, d) in declared_inputs.iter().enumerate() {
+        let seen = if touched[i] {
+            Seen::Touched
+        } else {
+            let msg = format!(
+                "declared {} {} was never opened by the job",
+                if d.role == Role::Config {
+                    "config"
+                } else {
+                    "input"
+                },
+                ui::escape(&d.path)
+            );
+            if !plan.quiet {
+                ui::info(&msg);
+            }
+            capture.notes.push(msg);
+            Seen::Untouched
+        };
+        out.seen.push((i, seen));
+    }
+    out.outputs_seen = touched_out
+        .into_iter()
+        .map(|t| if t { Seen::Touched } else { Seen::Untouched })
+        .collect();
+
+    let inputs = roll_up_inputs(&places, reads);
+    let written = roll_up_outputs(&places, writes, &made_dirs);
+    for (n, (path, changed)) in inputs.into_iter().enumerate() {
+        let d = Declared {
+            given: places.given(&path),
+            abs: path,
+        };
+        let mut edge = if changed {
+            let msg = format!(
+                "observed input {} changed while the job ran: recorded without a hash",
+                d.given.display()
+            );
+            ui::warn(&msg);
+            capture.notes.push(msg);
+            let mut e = d.edge(Role::Input, None, None);
+            e.changed = true;
+            e
+        } else {
+            hash_edge(plan, &d, Role::Input, &format!("observed-in-{n}"), capture)
+        };
+        edge.observed = Some(Seen::Undeclared);
+        out.undeclared.push(edge.path.clone());
+        out.edges.push(edge);
+    }
+    for (n, path) in written.into_iter().enumerate() {
+        let d = Declared {
+            given: places.given(&path),
+            abs: path,
+        };
+        let mut edge = hash_edge(
+            plan,
+            &d,
+            Role::Output,
+            &format!("observed-out-{n}"),
+            capture,
+        );
+        edge.written = edge.artifact.as_ref().map(|_| Written::All);
+        edge.observed = Some(Seen::Undeclared);
+        out.undeclared.push(edge.path.clone());
+        out.edges.push(edge);
+    }
+    capture.observed = Some(io);
+    crate::timing::mark("observed I/O recorded");
+    out
+}
+
+fn under_any<'a>(path: &Path, mut dirs: impl Iterator<Item = &'a PathBuf>) -> bool {
+    dirs.any(|d| path.starts_with(d))
+}
+
+/// Hash an observed path into an edge (None and a note when it cannot be read).
+fn hash_edge(plan: &Plan, d: &Declared, role: Role, token: &str, capture: &mut Capture) -> Edge {
+    let sink = &mut |e: &[crate::model::DirEntry]| plan.store.stage(token, e);
+    let hashed = match role {
+        Role::Output => plan.hashing.hash_output(&d.abs, sink, Some(&plan.store)),
+        _ => plan
+            .hashing
+            .hash_path(&d.abs, sink, Some(&plan.store), None),
+    };
+    match hashed {
+        Ok(h) => d.edge(role, Some(h.artifact), Some(token.to_string())),
+        Err(e) => {
+            let msg = format!("observed {} could not be hashed: {e}", d.given.display());
+            ui::warn(&msg);
+            capture.notes.push(msg);
+            d.edge(role, None, None)
+        }
+    }
+}
+
+/// The rule (docs/recording.md): a directory of which the job read at least [`ROLL_UP`]
+/// files becomes one input in their place; then a directory every entry of which is such a
+/// directory or a file the job read takes their place, and so on up. Never the working
+/// directory, the work tree, the home or temporary directory, or anything above them.
+fn roll_up_inputs(places: &Places, reads: BTreeMap<PathBuf, bool>) -> Vec<(PathBuf, bool)> {
+    let mut by_dir: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    for p in reads.keys() {
+        if let Some(parent) = p.parent() {
+            *by_dir.entry(parent.to_path_buf()).or_default() += 1;
+        }
+    }
+    let mut rolled: BTreeSet<PathBuf> = by_dir
+        .into_iter()
+        .filter(|(d, n)| *n >= ROLL_UP && !places.too_wide(d))
+        .map(|(d, _)| d)
+        .collect();
+    // Up: a parent all of whose entries are rolled-up directories or files read.
+    loop {
+        let parents: BTreeSet<PathBuf> = rolled
+            .iter()
+            .filter_map(|d| d.parent().map(Path::to_path_buf))
+            .filter(|p| !rolled.contains(p) && !places.too_wide(p))
+            .collect();
+        let mut grew = false;
+        for p in parents {
+            let Ok(entries) = std::fs::read_dir(&p) else {
+                continue;
+            };
+            let all = entries.flatten().all(|e| {
+                let path = e.path();
+                rolled.contains(&path) || reads.contains_key(&path)
+            });
+            if all {
+                rolled.insert(p);
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    // Keep only the topmost directories; the files not under one stay files.
+    let top: Vec<PathBuf> = rolled
+        .iter()
+        .filter(|d| !d.ancestors().skip(1).any(|a| rolled.contains(a)))
+        .cloned()
+        .collect();
+    let mut out: Vec<(PathBuf, bool)> = top
+        .iter()
+        .map(|d| {
+            let changed = reads
+                .iter()
+                .any(|(p, changed)| *changed && p.starts_with(d));
+            (d.clone(), changed)
+        })
+        .collect();
+    out.extend(
+        reads
+            .into_iter()
+            .filter(|(p, _)| !top.iter().any(|d| p.starts_with(d))),
+    );
+    out.sort();
+    out
+}
+
+/// Outputs: files written under a directory the job created are recorded as that directory
+/// (the topmost such one) when it holds at least [`ROLL_UP`] of them; the rest as files.
+fn roll_up_outputs(
+    places: &Places,
+    writes: BTreeSet<PathBuf>,
+    made: &HashSet<PathBuf>,
+) -> Vec<PathBuf> {
+    let mut groups: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+    let mut loose = Vec::new();
+    for p in writes {
+        let top = p
+            .ancestors()
+            .skip(1)
+            .filter(|a| made.contains(*a) && !places.too_wide(a))
+            .last()
+            .map(Path::to_path_buf);
+        match top {
+            Some(d) => groups.entry(d).or_default().push(p),
+            None => loose.push(p),
+        }
+    }
+    for (dir, files) in groups {
+        if files.len() >= ROLL_UP && dir.is_dir() {
+            loose.push(dir);
+        } else {
+            loose.extend(files);
+        }
+    }
+    loose.sort();
+    loose
+}

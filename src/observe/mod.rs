@@ -1,0 +1,293 @@
+//! Observing the files a job names: Linux seccomp user notification. A BPF filter
+//! (`filter`), installed in the job between fork and exec, hands only the file-naming system
+//! calls (open and its kin, rename, link, unlink, mkdir, truncate, exec) of every thread and
+//! process of the job to a supervisor thread here, which reads the path from the job's
+//! memory, notes what the call does to it, and lets the call continue
+//! (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`): the job sees the same call, the same result. The
+//! supervisor never waits on anything but the kernel while a call is held: no store, no
+//! hashing, no lock another thread holds for long.
+//!
+//! Where the kernel does not offer it (no user notification, seccomp forbidden, a
+//! supervisor already in place), [`Observer::start`] or the installation in the child fails
+//! and the job runs unobserved; the reason is kept for the run's note.
+//!
+//! What the filter implies for the job: to install it without `CAP_SYS_ADMIN`, the job gets
+//! `no_new_privs` (a setuid program inside it runs without its privilege). If lineage is
+//! killed (SIGKILL), the job gets SIGTERM (`child`) and, until it exits, each observed call
+//! fails with ENOSYS: nothing waits forever on a supervisor that is gone.
+
+mod filter;
+mod supervisor;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use nix::libc;
+
+/// What the job did to one path, in the order it did it (see `Access::apply`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Opened for reading (or executed) before the job wrote it.
+    pub read: bool,
+    /// Executed.
+    pub exec: bool,
+    /// Opened for writing, created, truncated, or the new name of a rename or link.
+    pub written: bool,
+    /// Unlinked or renamed away, and not made again since.
+    pub deleted: bool,
+    /// A directory the job created.
+    pub made_dir: bool,
+}
+
+/// One thing a call does to a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Exec,
+    Write,
+    Delete,
+    MakeDir,
+}
+
+impl Access {
+    pub fn apply(&mut self, op: Op) {
+        match op {
+            Op::Read => self.read |= !self.written || self.deleted,
+            Op::Exec => {
+                self.exec = true;
+                self.read |= !self.written;
+            }
+            Op::Write => {
+                self.written = true;
+                self.deleted = false;
+            }
+            Op::Delete => self.deleted = true,
+            Op::MakeDir => {
+                self.made_dir = true;
+                self.deleted = false;
+            }
+        }
+    }
+}
+
+/// What the supervisor saw: every path the job named (absolute, as named, not resolved
+/// through links), and how many calls it held.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub paths: HashMap<OsString, Access>,
+    pub calls: u64,
+    /// Calls whose path could not be read (a process gone, a bad pointer): not recorded.
+    pub unreadable: u64,
+}
+
+/// Why a job runs unobserved.
+#[derive(Debug, Clone)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the child needs between fork and exec: the program, and the socket on which it
+/// sends its listener back. Used only through [`Hook::install`].
+pub struct Hook {
+    program: Vec<libc::sock_filter>,
+    child_end: OwnedFd,
+}
+
+/// The running supervisor of one job.
+pub struct Observer {
+    wake: OwnedFd,
+    answer: mpsc::Receiver<Result<Observed, Unavailable>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Whether this kernel offers user notification at all.
+pub fn available() -> Result<(), Unavailable> {
+    match std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail") {
+        Ok(s) if s.split_whitespace().any(|a| a == "user_notif") => Ok(()),
+        Ok(_) => Err(Unavailable(
+            "this kernel has no seccomp user notification (Linux 5.5 or later has it)".into(),
+        )),
+        Err(e) => Err(Unavailable(format!(
+            "seccomp is not available here (/proc/sys/kernel/seccomp/actions_avail: {e})"
+        ))),
+    }
+}
+
+impl Observer {
+    /// Start a supervisor, waiting for the listener the child will send; the hook goes to
+    /// the child (`child::spawn`), and is dropped by the parent once the child is spawned.
+    pub fn start() -> Result<(Observer, Hook), Unavailable> {
+        available()?;
+        let program = filter::program()
+            .map_err(|e| Unavailable(format!("no filter: {e}")))?
+            .into_iter()
+            .map(|i| libc::sock_filter {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect();
+        let unavailable = |what: &str, e: nix::Error| Unavailable(format!("{what}: {e}"));
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+        let (parent_end, child_end) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| unavailable("no socket for the supervisor", e))?;
+        let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| unavailable("no pipe for the supervisor", e))?;
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("lineage-observe".into())
+            .spawn(move || supervisor::run(parent_end, wake_r, tx))
+            .map_err(|e| Unavailable(format!("no supervisor thread: {e}")))?;
+        Ok((
+            Observer {
+                wake: wake_w,
+                answer: rx,
+                thread: Some(thread),
+            },
+            Hook { program, child_end },
+        ))
+    }
+
+    /// What the job named, once its process has ended: the calls already queued are
+    /// answered and counted first. The supervisor goes on answering (and forgetting) the
+    /// calls of any process the job left behind, until the last one exits.
+    pub fn finish(mut self) -> Result<Observed, Unavailable> {
+        let _ = nix::unistd::write(&self.wake, &[1]);
+        let got = self
+            .answer
+            .recv()
+            .unwrap_or_else(|_| Err(Unavailable("the supervisor stopped".into())));
+        // Not joined: it lives as long as a process of the job does.
+        drop(self.thread.take());
+        got
+    }
+}
+
+impl Hook {
+    /// In the child, between fork and exec: install the filter with a new listener and send
+    /// the listener to the supervisor; on failure, send the errno instead (the job then runs
+    /// unobserved). Never fails the spawn.
+    ///
+    /// Async-signal-safe: seccomp(2), prctl(2), sendmsg(2) and close(2) on values prepared
+    /// before the fork; nothing is allocated.
+    pub fn install(&self) {
+        let fprog = libc::sock_fprog {
+            len: self.program.len() as u16,
+            filter: self.program.as_ptr() as *mut libc::sock_filter,
+        };
+        let listener = seccomp_listener(&fprog);
+        let sock = self.child_end.as_raw_fd();
+        match listener {
+            Ok(fd) => {
+                send(sock, 0, Some(fd));
+                #[allow(unsafe_code)]
+                // SAFETY: closing the fd seccomp just returned, which nothing else holds.
+                unsafe {
+                    libc::close(fd);
+                }
+            }
+            Err(errno) => send(sock, errno, None),
+        }
+    }
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER): first as is (a
+/// process with CAP_SYS_ADMIN needs no `no_new_privs`), then with `no_new_privs`.
+fn seccomp_listener(fprog: &libc::sock_fprog) -> Result<RawFd, i32> {
+    let try_once = || {
+        #[allow(unsafe_code)]
+        // SAFETY: a raw system call on a program that outlives it; the kernel copies it.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                fprog as *const libc::sock_fprog,
+            )
+        };
+        if r < 0 { Err(errno()) } else { Ok(r as RawFd) }
+    };
+    match try_once() {
+        Err(libc::EACCES) => {
+            #[allow(unsafe_code)]
+            // SAFETY: prctl with integer arguments.
+            let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+            if r != 0 {
+                return Err(errno());
+            }
+            try_once()
+        }
+        other => other,
+    }
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Send a 4-byte errno (0: success) and, with it, the listener, with a control buffer on
+/// the stack.
+fn send(sock: RawFd, errno: i32, fd: Option<RawFd>) {
+    let mut payload = errno.to_ne_bytes();
+    let mut iov = libc::iovec {
+        iov_base: payload.as_mut_ptr().cast(),
+        iov_len: payload.len(),
+    };
+    // Room for one fd's control message, aligned for cmsghdr.
+    let mut control = [0u64; 8];
+    #[allow(unsafe_code)]
+    // SAFETY: the message points at buffers on this stack frame, valid for the call; the
+    // CMSG macros stay within `control`, which is larger than CMSG_SPACE(sizeof(int)).
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if let Some(fd) = fd {
+            let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = space;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        }
+        libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
+    }
+}
+
+/// Now, by the clock the kernel stamps files with (coarse: a file written after this moment
+/// never has an earlier time than it).
+pub fn coarse_now() -> std::time::SystemTime {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: clock_gettime writes one timespec.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    if r != 0 {
+        return std::time::SystemTime::now() - std::time::Duration::from_millis(20);
+    }
+    std::time::SystemTime::UNIX_EPOCH
+        + std::time::Duration::new(
+            ts.tv_sec.max(0) as u64,
+            ts.tv_nsec.clamp(0, 999_999_999) as u32,
+        )
+}

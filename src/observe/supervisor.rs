@@ -1,0 +1,359 @@
+//! The supervisor thread: receives the listener from the child, then answers every held
+//! call with "continue" once it has noted the paths the call names. While a call is held it
+//! does only this: read the path from the caller's memory, resolve it against the caller's
+//! working directory or directory fd (`/proc/TID/cwd`, `/proc/TID/fd/N`), and note it in a
+//! map of its own.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc;
+
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use super::filter::Call;
+use super::{Observed, Op, Unavailable};
+
+/// The supervisor's whole life (see the module).
+pub(super) fn run(sock: OwnedFd, wake: OwnedFd, tx: mpsc::Sender<Result<Observed, Unavailable>>) {
+    let listener = match receive(&sock) {
+        Ok(l) => l,
+        Err(why) => {
+            let _ = tx.send(Err(why));
+            return;
+        }
+    };
+    drop(sock);
+    let mut seen = Observed::default();
+    let mut answered = false;
+    let mut hung_up = false;
+    loop {
+        let mut fds = [
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(wake.as_fd(), PollFlags::POLLIN),
+        ];
+        let watched = if hung_up { &mut fds[1..] } else { &mut fds[..] };
+        match poll(watched, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        let (listener_ready, listener_gone, woken) = if hung_up {
+            (false, true, ready(&fds[1]))
+        } else {
+            let l = fds[0].revents().unwrap_or(PollFlags::empty());
+            (
+                l.contains(PollFlags::POLLIN),
+                l.intersects(PollFlags::POLLHUP | PollFlags::POLLERR),
+                ready(&fds[1]),
+            )
+        };
+        if listener_ready {
+            handle(&listener, if answered { None } else { Some(&mut seen) });
+        }
+        if woken && !answered {
+            // The job's process has ended: what is still queued is answered and counted.
+            while !hung_up && pending(&listener) {
+                handle(&listener, Some(&mut seen));
+            }
+            let _ = tx.send(Ok(std::mem::take(&mut seen)));
+            answered = true;
+            let mut byte = [0u8; 1];
+            let _ = nix::unistd::read(&wake, &mut byte);
+        }
+        if listener_gone && !listener_ready {
+            hung_up = true;
+            if answered {
+                break;
+            }
+        }
+    }
+}
+
+fn ready(fd: &PollFd) -> bool {
+    fd.revents()
+        .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
+}
+
+/// Whether a notification is waiting right now.
+fn pending(listener: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+}
+
+/// The listener from the child, or why there is none.
+fn receive(sock: &OwnedFd) -> Result<OwnedFd, Unavailable> {
+    let mut payload = [0u8; 4];
+    let mut control = [0u64; 8];
+    #[allow(unsafe_code)]
+    // SAFETY: recvmsg into buffers on this stack frame; the control message is read only
+    // when the kernel says it holds one SCM_RIGHTS fd, which we then own.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: payload.as_mut_ptr().cast(),
+            iov_len: payload.len(),
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        let n = loop {
+            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break n;
+        };
+        if n != 4 {
+            return Err(Unavailable("the job did not start".into()));
+        }
+        let errno = i32::from_ne_bytes(payload);
+        if errno != 0 {
+            let e = std::io::Error::from_raw_os_error(errno);
+            let why = match errno {
+                libc::EBUSY => "the job is already under a seccomp supervisor".to_string(),
+                libc::EINVAL | libc::ENOSYS => {
+                    format!("this kernel refused the seccomp filter ({e})")
+                }
+                _ => format!("seccomp is not allowed here ({e})"),
+            };
+            return Err(Unavailable(why));
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err(Unavailable("the job sent no seccomp listener".into()));
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Receive one held call, note it in `seen` (None: only answer it), let it continue.
+fn handle(listener: &OwnedFd, seen: Option<&mut Observed>) {
+    #[allow(unsafe_code)]
+    // SAFETY: a zeroed plain-data struct filled by the kernel.
+    let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    #[allow(unsafe_code)]
+    // SAFETY: the ioctl writes one seccomp_notif into `req`.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut req as *mut libc::seccomp_notif,
+        )
+    };
+    if r != 0 {
+        return; // the caller died meanwhile, or a signal interrupted it: nothing held
+    }
+    if let Some(seen) = seen {
+        seen.calls += 1;
+        let mut noted = Vec::with_capacity(2);
+        let ok = describe(&req, &mut noted);
+        // The memory read belongs to the caller only while the call is still held.
+        if ok && still_held(listener, req.id) {
+            for (path, op) in noted {
+                seen.paths.entry(path).or_default().apply(op);
+            }
+        } else {
+            seen.unreadable += 1;
+        }
+    }
+    let mut resp = libc::seccomp_notif_resp {
+        id: req.id,
+        val: 0,
+        error: 0,
+        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: the ioctl reads one seccomp_notif_resp.
+    unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut resp as *mut libc::seccomp_notif_resp,
+        );
+    }
+}
+
+fn still_held(listener: &OwnedFd, id: u64) -> bool {
+    let mut id = id;
+    #[allow(unsafe_code)]
+    // SAFETY: the ioctl reads one u64.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &mut id as *mut u64,
+        )
+    };
+    r == 0
+}
+
+/// The paths a call names and what it does to each; false when one could not be read.
+fn describe(req: &libc::seccomp_notif, out: &mut Vec<(OsString, Op)>) -> bool {
+    let Some(call) = Call::of(req.data.nr) else {
+        return true;
+    };
+    let a = req.data.args;
+    let tid = req.pid;
+    let cwd = libc::AT_FDCWD as u64;
+    let open = |flags: u64| -> Option<Op> {
+        let flags = flags as i32;
+        if flags & (libc::O_DIRECTORY | libc::O_PATH) != 0 {
+            return None;
+        }
+        let writes = flags & libc::O_ACCMODE != libc::O_RDONLY
+            || flags & (libc::O_CREAT | libc::O_TRUNC) != 0;
+        Some(if writes { Op::Write } else { Op::Read })
+    };
+    // (dirfd, pointer to the path, what the call does to it)
+    let mut named: [(u64, u64, Option<Op>); 2] = [(cwd, 0, None); 2];
+    match call {
+        Call::Open => named[0] = (cwd, a[0], open(a[1])),
+        Call::OpenAt => named[0] = (a[0], a[1], open(a[2])),
+        Call::OpenAt2 => {
+            let mut how = [0u8; 8];
+            if !read_memory(tid, a[2], &mut how) {
+                return false;
+            }
+            named[0] = (a[0], a[1], open(u64::from_ne_bytes(how)));
+        }
+        Call::Creat | Call::Truncate => named[0] = (cwd, a[0], Some(Op::Write)),
+        Call::Rename => {
+            named = [(cwd, a[0], Some(Op::Delete)), (cwd, a[1], Some(Op::Write))];
+        }
+        Call::RenameAt => {
+            named = [
+                (a[0], a[1], Some(Op::Delete)),
+                (a[2], a[3], Some(Op::Write)),
+            ];
+        }
+        Call::Link | Call::Symlink => named[0] = (cwd, a[1], Some(Op::Write)),
+        Call::LinkAt => named[0] = (a[2], a[3], Some(Op::Write)),
+        Call::SymlinkAt => named[0] = (a[1], a[2], Some(Op::Write)),
+        Call::Unlink | Call::Rmdir => named[0] = (cwd, a[0], Some(Op::Delete)),
+        Call::UnlinkAt => named[0] = (a[0], a[1], Some(Op::Delete)),
+        Call::Mkdir => named[0] = (cwd, a[0], Some(Op::MakeDir)),
+        Call::MkdirAt => named[0] = (a[0], a[1], Some(Op::MakeDir)),
+        Call::Execve => named[0] = (cwd, a[0], Some(Op::Exec)),
+        Call::ExecveAt => named[0] = (a[0], a[1], Some(Op::Exec)),
+    }
+    for (dirfd, ptr, op) in named {
+        let Some(op) = op else { continue };
+        let Some(raw) = read_path(tid, ptr) else {
+            return false;
+        };
+        if raw.is_empty() {
+            continue; // AT_EMPTY_PATH: the fd itself, already named when it was opened
+        }
+        let Some(path) = absolute(tid, dirfd as i32, raw) else {
+            continue;
+        };
+        out.push((path.into_os_string(), op));
+    }
+    true
+}
+
+/// The NUL-terminated path at `addr` in the caller's memory (at most PATH_MAX bytes), read
+/// a page at a time so that a path ending before an unmapped page is still read.
+fn read_path(tid: u32, addr: u64) -> Option<Vec<u8>> {
+    const PAGE: u64 = 4096;
+    const MAX: usize = libc::PATH_MAX as usize;
+    if addr == 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(128);
+    let mut at = addr;
+    while out.len() < MAX {
+        let room = (PAGE - at % PAGE) as usize;
+        let want = room.min(MAX - out.len());
+        let mut buf = [0u8; PAGE as usize];
+        if !read_memory(tid, at, &mut buf[..want]) {
+            return None;
+        }
+        if let Some(end) = buf[..want].iter().position(|b| *b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Some(out);
+        }
+        out.extend_from_slice(&buf[..want]);
+        at += want as u64;
+    }
+    None
+}
+
+fn read_memory(tid: u32, addr: u64, buf: &mut [u8]) -> bool {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: the kernel writes at most buf.len() bytes into `buf`; the remote address is
+    // only read, by the kernel, with the caller's permission checks.
+    let n = unsafe { libc::process_vm_readv(tid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    n == buf.len() as isize
+}
+
+/// The path made absolute against the caller's working directory or the directory `dirfd`
+/// names, and cleaned of `.` and `..` by name (links are not followed: the path as named).
+fn absolute(tid: u32, dirfd: i32, raw: Vec<u8>) -> Option<PathBuf> {
+    let path = PathBuf::from(OsString::from_vec(raw));
+    let joined = if path.is_absolute() {
+        path
+    } else {
+        let base = if dirfd == libc::AT_FDCWD {
+            std::fs::read_link(format!("/proc/{tid}/cwd")).ok()?
+        } else {
+            std::fs::read_link(format!("/proc/{tid}/fd/{dirfd}")).ok()?
+        };
+        if !base.is_absolute() {
+            return None; // a pipe or a socket: no directory
+        }
+        base.join(path)
+    };
+    Some(clean(&joined))
+}
+
+/// `/a/./b/../c` → `/a/c`, by name.
+pub(super) fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn clean_removes_dots_by_name() {
+        assert_eq!(clean(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+        assert_eq!(clean(Path::new("/../x")), PathBuf::from("/x"));
+        let odd = OsString::from_vec(b"/d/\xffname".to_vec());
+        assert_eq!(
+            clean(Path::new(&odd)).as_os_str().as_bytes(),
+            b"/d/\xffname"
+        );
+    }
+}
