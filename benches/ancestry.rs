@@ -50,6 +50,7 @@ fn edge(role: Role, name: &str) -> Edge {
         manifest: None,
         changed: false,
         written: (role == Role::Output).then_some(lineage::model::Written::All),
+        observed: None,
     }
 }
 

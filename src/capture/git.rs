@@ -380,6 +380,22 @@ pub fn strip_credentials(url: &str) -> String {
     }
 }
 
+/// Every file git tracks in the work tree at `root` (its index), as absolute paths; empty
+/// when `root` is no repository.
+pub fn tracked_files(root: &Path) -> std::collections::HashSet<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(repo) = git2::Repository::open(root) else {
+        return Default::default();
+    };
+    let Ok(index) = repo.index() else {
+        return Default::default();
+    };
+    index
+        .iter()
+        .map(|e| root.join(std::ffi::OsStr::from_bytes(&e.path)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,20 +440,4 @@ mod tests {
             assert_eq!(strip_credentials(url), want, "{url}");
         }
     }
-}
-
-/// Every file git tracks in the work tree at `root` (its index), as absolute paths; empty
-/// when `root` is no repository.
-pub fn tracked_files(root: &Path) -> std::collections::HashSet<std::path::PathBuf> {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(repo) = git2::Repository::open(root) else {
-        return Default::default();
-    };
-    let Ok(index) = repo.index() else {
-        return Default::default();
-    };
-    index
-        .iter()
-        .map(|e| root.join(std::ffi::OsStr::from_bytes(&e.path)))
-        .collect()
 }

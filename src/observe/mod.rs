@@ -19,6 +19,8 @@
 mod filter;
 mod supervisor;
 
+pub use supervisor::clean;
+
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;

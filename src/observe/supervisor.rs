@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use nix::libc;
@@ -26,6 +27,9 @@ pub(super) fn run(sock: OwnedFd, wake: OwnedFd, tx: mpsc::Sender<Result<Observed
         }
     };
     drop(sock);
+    // What the thread holds now, for the heir to answer should lineage die holding it.
+    let heir = Heir::start(&listener);
+    let holding = heir.as_ref().map(|h| h.holding);
     let mut seen = Observed::default();
     let mut answered = false;
     let mut hung_up = false;
@@ -51,12 +55,16 @@ pub(super) fn run(sock: OwnedFd, wake: OwnedFd, tx: mpsc::Sender<Result<Observed
             )
         };
         if listener_ready {
-            handle(&listener, if answered { None } else { Some(&mut seen) });
+            handle(
+                &listener,
+                if answered { None } else { Some(&mut seen) },
+                holding,
+            );
         }
         if woken && !answered {
             // The job's process has ended: what is still queued is answered and counted.
             while !hung_up && pending(&listener) {
-                handle(&listener, Some(&mut seen));
+                handle(&listener, Some(&mut seen), holding);
             }
             let _ = tx.send(Ok(std::mem::take(&mut seen)));
             answered = true;
@@ -137,8 +145,9 @@ fn receive(sock: &OwnedFd) -> Result<OwnedFd, Unavailable> {
     }
 }
 
-/// Receive one held call, note it in `seen` (None: only answer it), let it continue.
-fn handle(listener: &OwnedFd, seen: Option<&mut Observed>) {
+/// Receive one held call, note it in `seen` (None: only answer it), let it continue. Its id
+/// is in `holding` (shared with the heir) from when it is received until it is answered.
+fn handle(listener: &OwnedFd, seen: Option<&mut Observed>, holding: Option<&'static AtomicU64>) {
     #[allow(unsafe_code)]
     // SAFETY: a zeroed plain-data struct filled by the kernel.
     let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
@@ -153,6 +162,9 @@ fn handle(listener: &OwnedFd, seen: Option<&mut Observed>) {
     };
     if r != 0 {
         return; // the caller died meanwhile, or a signal interrupted it: nothing held
+    }
+    if let Some(h) = holding {
+        h.store(req.id, Ordering::SeqCst);
     }
     if let Some(seen) = seen {
         seen.calls += 1;
@@ -181,6 +193,127 @@ fn handle(listener: &OwnedFd, seen: Option<&mut Observed>) {
             libc::SECCOMP_IOCTL_NOTIF_SEND,
             &mut resp as *mut libc::seccomp_notif_resp,
         );
+    }
+    if let Some(h) = holding {
+        h.store(0, Ordering::SeqCst);
+    }
+}
+
+/// The heir: a process forked once the listener is here, which holds a copy of it and does
+/// nothing while lineage lives. When lineage ends (its pipe closes: lineage exited, or was
+/// killed), it answers "continue" to every call still held, the one lineage may have been
+/// holding included, and to every call after, until no process of the job is left. So a job
+/// that outlives lineage, or whose lineage was killed (SIGKILL), sees its calls go on as
+/// without lineage; they are only no longer recorded.
+struct Heir {
+    /// The id of the call the supervisor holds (0: none), in memory shared with the heir.
+    holding: &'static AtomicU64,
+    /// Closed when lineage ends (the write end of the heir's pipe).
+    _alive: OwnedFd,
+}
+
+impl Heir {
+    fn start(listener: &OwnedFd) -> Option<Heir> {
+        #[allow(unsafe_code)]
+        // SAFETY: a fresh anonymous shared mapping of one page, never unmapped (it lives as
+        // long as lineage); an AtomicU64 at its start is aligned and zero-initialised.
+        let holding: &'static AtomicU64 = unsafe {
+            let page = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if page == libc::MAP_FAILED {
+                return None;
+            }
+            &*(page as *const AtomicU64)
+        };
+        let (alive_r, alive_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        #[allow(unsafe_code)]
+        // SAFETY: the child calls only async-signal-safe functions (setsid, close_range,
+        // read, poll, ioctl, _exit) on values made before the fork, and allocates nothing:
+        // another thread of lineage's may have held the allocator's lock at the fork.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                heir_main(listener.as_raw_fd(), alive_r.as_raw_fd(), holding)
+            }
+            Ok(nix::unistd::ForkResult::Parent { .. }) => Some(Heir {
+                holding,
+                _alive: alive_w,
+            }),
+            Err(_) => None,
+        }
+    }
+}
+
+/// The heir's whole life (see [`Heir`]). Its own session, so that a Ctrl-C or a hang-up
+/// meant for the job's terminal does not end it; every other descriptor closed, so that
+/// nobody waits on a pipe it would hold.
+fn heir_main(listener: RawFd, alive: RawFd, holding: &AtomicU64) -> ! {
+    #[allow(unsafe_code)]
+    // SAFETY: async-signal-safe calls on plain values (see `Heir::start`).
+    unsafe {
+        libc::setsid();
+        let (lo, hi) = (listener.min(alive) as u32, listener.max(alive) as u32);
+        for (from, to) in [
+            (0, lo.wrapping_sub(1)),
+            (lo + 1, hi - 1),
+            (hi + 1, u32::MAX),
+        ] {
+            if from <= to && !(from == 0 && lo == 0) {
+                libc::syscall(libc::SYS_close_range, from, to, 0);
+            }
+        }
+        let mut byte = 0u8;
+        loop {
+            let n = libc::read(alive, (&mut byte as *mut u8).cast(), 1);
+            if n < 0 && *libc::__errno_location() == libc::EINTR {
+                continue;
+            }
+            break; // lineage has ended (EOF)
+        }
+        let answer = |id: u64| {
+            let mut resp = libc::seccomp_notif_resp {
+                id,
+                val: 0,
+                error: 0,
+                flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+            };
+            libc::ioctl(
+                listener,
+                libc::SECCOMP_IOCTL_NOTIF_SEND,
+                &mut resp as *mut _,
+            );
+        };
+        let held = holding.load(Ordering::SeqCst);
+        if held != 0 {
+            answer(held);
+        }
+        loop {
+            let mut fd = libc::pollfd {
+                fd: listener,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let n = libc::poll(&mut fd, 1, -1);
+            if n < 0 {
+                if *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                libc::_exit(0);
+            }
+            if fd.revents & libc::POLLIN != 0 {
+                let mut req: libc::seccomp_notif = std::mem::zeroed();
+                if libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req as *mut _) == 0 {
+                    answer(req.id);
+                }
+            } else if fd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                libc::_exit(0); // no process of the job is left
+            }
+        }
     }
 }
 
@@ -327,7 +460,7 @@ fn absolute(tid: u32, dirfd: i32, raw: Vec<u8>) -> Option<PathBuf> {
 }
 
 /// `/a/./b/../c` → `/a/c`, by name.
-pub(super) fn clean(path: &Path) -> PathBuf {
+pub fn clean(path: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for c in path.components() {
         match c {

@@ -82,7 +82,7 @@ impl Normalizer {
             // The machine's own description and the job's measured resources, in the JSON
             // of `show` (snake_case) and of the exports (camelCase).
             (
-                r#""(hostname|os|os_version|osVersion|kernel|arch|cpu_model|cpuModel|cpu_cores|cpuCores|cpu_physical_cores|memory_bytes|memoryBytes|gpu_note|user|uid|wall_seconds|wallSeconds|user_cpu_seconds|userCpuSeconds|system_cpu_seconds|systemCpuSeconds|max_rss_bytes|maxRssBytes)":(\s*)("(?:[^"\\]|\\.)*"|-?[0-9.eE+-]+|null|true|false)"#,
+                r#""(hostname|os|os_version|osVersion|kernel|arch|cpu_model|cpuModel|cpu_cores|cpuCores|cpu_physical_cores|memory_bytes|memoryBytes|gpu_note|user|uid|wall_seconds|wallSeconds|user_cpu_seconds|userCpuSeconds|system_cpu_seconds|systemCpuSeconds|max_rss_bytes|maxRssBytes|environment|calls)":(\s*)("(?:[^"\\]|\\.)*"|-?[0-9.eE+-]+|null|true|false)"#,
                 r#""$1":$2"[machine]""#,
             ),
             (
@@ -140,7 +140,7 @@ impl Normalizer {
         let s = self.apply(text);
         let rules: &[(&str, &str)] = &[
             (
-                r"(?m)^ (host|gpus|container|resources|owner) .*\n(^ {2,}\S.*\n)?",
+                r"(?m)^ (host|gpus|container|resources|owner|observed) .*\n(^ {2,}\S.*\n)?",
                 " $1 [machine]\n",
             ),
             (r"\b\d+(\.\d+)?(ms|s)\b", "[duration]"),
@@ -266,7 +266,8 @@ fn the_json_contract_and_the_export_formats_are_pinned() {
 fn a_directory_verdict_is_pinned() {
     let env = Env::deterministic();
     env.init_repo();
-    // Read by the job, not declared, outside the repository: what makes the rerun differ.
+    // Read by the job, not declared, outside the repository: what makes the rerun differ
+    // (recorded unobserved, so that the rerun does not refuse the changed input).
     let counter = env.root().join("counter");
     std::fs::write(&counter, "1\n").expect("counter");
     let script = format!(
@@ -274,7 +275,7 @@ fn a_directory_verdict_is_pinned() {
          && if [ \"$(cat {c})\" = 1 ]; then echo x > eval/old.txt; else echo y > eval/new.txt; fi",
         c = counter.display()
     );
-    let id = env.record(&["-o", "eval", "--", "sh", "-c", &script]);
+    let id = env.record(&["--no-observe", "-o", "eval", "--", "sh", "-c", &script]);
     std::fs::write(&counter, "2\n").expect("counter");
     let out = env.cmd(["rerun", "-q", &id, "--json"]);
     assert_eq!(code(&out), 100, "{}", stderr(&out));

@@ -20,6 +20,7 @@ mod ids;
 mod inert;
 mod issue16_misc;
 mod model;
+mod observe;
 mod pipes;
 mod progress;
 mod records;

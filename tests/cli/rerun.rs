@@ -156,6 +156,8 @@ fn changed_code_is_refused_and_worktree_restores_the_recorded_dirty_tree() {
     std::fs::remove_file(env.path("helper.sh")).expect("rm");
     let out = env.cmd(["rerun", &id]);
     assert_eq!(code(&out), 125, "{}", stderr(&out));
+    // The untracked helper the job ran was observed, and is kept with the code: compared
+    // as code.
     assert!(
         stderr(&out)
             .contains("code: 2 files differ from the recorded code: helper.sh, job.sh (commit was"),
@@ -618,7 +620,15 @@ fn a_directory_verdict_names_the_files_that_differ() {
     );
     let id = env.record(&["-o", "eval", "--", "sh", "-c", &script]);
     std::fs::write(&counter, "2\n").expect("counter");
+    // The job's read of the counter was observed: a changed input, rerun only with --force.
     let out = env.cmd(["rerun", &id, "--json"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("counter differs from the record"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.cmd(["rerun", &id, "--force", "--json"]);
     assert_eq!(code(&out), 100, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(

@@ -599,7 +599,7 @@ fn team_migrate_repairs_an_old_setups_grants_and_a_tampered_schema_table() {
     assert!(stderr(&out).contains("repaired"), "{}", stderr(&out));
     assert_eq!(
         t.pg.sql("lineage", "SELECT version FROM lineage_schema"),
-        vec![vec!["5".to_string()]]
+        vec![vec!["6".to_string()]]
     );
     let mut m = t.client("mallory");
     assert!(denied(

@@ -370,6 +370,7 @@ fn declared(r: &RunRecord, root: &Path) -> Vec<PathBuf> {
     let real_root = std::fs::canonicalize(root).ok();
     r.edges
         .iter()
+        .filter(|e| !kept_code(r, e))
         .filter_map(|e| {
             let abs = path_of(&e.abs_path);
             let by_name = super::worktree::normalize(&abs)
@@ -382,6 +383,20 @@ fn declared(r: &RunRecord, root: &Path) -> Vec<PathBuf> {
                 .filter(|rel| !rel.as_os_str().is_empty())
         })
         .collect()
+}
+
+/// An input only observed (not declared) that is one of the untracked files the record
+/// kept with its code (a helper script the job ran): compared and restored as code, like the
+/// rest of the recorded tree, not as data.
+fn kept_code(r: &RunRecord, e: &EdgeRecord) -> bool {
+    let Some(g) = &r.capture.git else {
+        return false;
+    };
+    e.role == Role::Input
+        && e.observed == Some(crate::model::Seen::Undeclared)
+        && path_of(&e.abs_path)
+            .strip_prefix(&g.root)
+            .is_ok_and(|rel| g.untracked.iter().any(|u| Path::new(&u.path) == rel))
 }
 
 /// A patch as the capture prints it, cut at each file (`diff --git` starts a line only
@@ -434,7 +449,11 @@ fn paths(
 ) -> Result<()> {
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
     let hashing = hash::Hashing::default();
-    for e in r.edges.iter().filter(|e| e.role != Role::Output) {
+    for e in r
+        .edges
+        .iter()
+        .filter(|e| e.role != Role::Output && !kept_code(r, e))
+    {
         let check = path_check(store, r, e, &cwd.join(path_of(&e.path)), &hashing, cache)?;
         match e.role {
             Role::Config => checks.configs.push(check),
@@ -492,7 +511,11 @@ pub fn recheck(
     let hashing = hash::Hashing::default();
     checks.inputs.clear();
     checks.configs.clear();
-    for e in r.edges.iter().filter(|e| e.role != Role::Output) {
+    for e in r
+        .edges
+        .iter()
+        .filter(|e| e.role != Role::Output && !kept_code(r, e))
+    {
         let check = path_check(
             store,
             r,

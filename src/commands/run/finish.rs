@@ -116,10 +116,6 @@ pub(super) fn after(
     during: During,
     outcome: std::io::Result<Outcome>,
     before: &[hash::Snapshot],
-    observation: Option<(
-        Result<crate::observe::Observed, crate::observe::Unavailable>,
-        std::time::SystemTime,
-    )>,
 ) -> Executed {
     let gpu_peaks = during.sampler.map(gpu::Sampler::finish);
     let ended_at = now();
@@ -149,7 +145,7 @@ pub(super) fn after(
     if !plan.hashing.is_stopped() {
         recheck_inputs(&plan, &pre.inputs, &mut changed, &mut capture);
     }
-    let found = match observation {
+    let found = match during.observed {
         Some((Ok(seen), start)) if !plan.hashing.is_stopped() => {
             observed::found(&plan, seen, start, &pre.inputs.edges, &mut capture)
         }

@@ -43,6 +43,12 @@ pub(super) enum Pending {
 pub(super) struct During {
     pub(super) sampler: Option<gpu::Sampler>,
     pub(super) changed: Vec<usize>,
+    /// What the supervisor saw (None: the job ran unobserved), and when the job started by
+    /// the clock files are stamped with.
+    pub(super) observed: Option<(
+        Result<crate::observe::Observed, crate::observe::Unavailable>,
+        std::time::SystemTime,
+    )>,
 }
 
 /// Everything done between the launch and the job's end.
@@ -83,7 +89,11 @@ pub(super) fn while_running(
         record_sha256(&plan.store, &pre.inputs.edges, &mut pre.capture.notes);
     }
     crate::timing::mark("bookkeeping done while the job runs");
-    During { sampler, changed }
+    During {
+        sampler,
+        changed,
+        observed: None,
+    }
 }
 
 /// Hash the inputs `prepare` left for later, the job running, each recorded in the store as

@@ -100,11 +100,11 @@ pub fn execute(mut plan: Plan) -> Executed {
         Ok(r) => r,
         Err(e) => return finish::not_started(plan, id, pre, &e),
     };
-    let during = inputs::while_running(&plan, &id, &running, &mut pre);
+    let mut during = inputs::while_running(&plan, &id, &running, &mut pre);
     let outcome = running.wait();
     crate::timing::mark("job ended");
-    let observation = observer.map(|o| (o.finish(), start));
-    finish::after(plan, id, &short, pre, during, outcome, &before, observation)
+    during.observed = observer.map(|o| (o.finish(), start));
+    finish::after(plan, id, &short, pre, during, outcome, &before)
 }
 
 /// The supervisor that observes the job's file calls, when the plan asks for it and the

@@ -46,10 +46,16 @@ pub(super) struct Places {
     /// The git work tree, when the job started in one.
     root: Option<PathBuf>,
     tracked: HashSet<PathBuf>,
+    /// The script the command runs (`python train.py`): code, kept with the capture.
+    script: Option<PathBuf>,
     home: Option<PathBuf>,
+    /// The user's home as the system knows it (the job's HOME may differ).
+    real_home: Option<PathBuf>,
     store: PathBuf,
     config: Option<PathBuf>,
     tmp: Vec<PathBuf>,
+    /// The directories on the job's PATH and the Python interpreter's prefix.
+    tools: Vec<PathBuf>,
     /// Directory -> whether it is (inside) a virtualenv or conda environment.
     envs: HashMap<PathBuf, bool>,
 }
@@ -69,14 +75,44 @@ impl Places {
         };
         let mut tmp = vec![PathBuf::from("/tmp"), PathBuf::from("/var/tmp")];
         tmp.extend(var("TMPDIR").map(PathBuf::from).filter(|p| p.is_absolute()));
+        let mut tools: Vec<PathBuf> = var("PATH")
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .filter(|d| d.is_absolute())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(py) = &capture.software.python {
+            // `<prefix>/bin/python3`: the interpreter's installation.
+            let exe = PathBuf::from(&py.executable);
+            tools.extend(exe.parent().and_then(Path::parent).map(Path::to_path_buf));
+            if let Ok(real) = std::fs::canonicalize(&exe) {
+                tools.extend(real.parent().and_then(Path::parent).map(Path::to_path_buf));
+            }
+        }
+        // Never the places the job's data is in.
+        tools.retain(|t| {
+            t.parent().is_some() && !plan.cwd.starts_with(t) && !t.starts_with(&plan.cwd)
+        });
         Places {
             cwd: plan.cwd.clone(),
             root,
             tracked,
+            script: capture
+                .script
+                .as_ref()
+                .filter(|_| runs_a_script(&plan.argv))
+                .map(|s| crate::observe::clean(&plan.cwd.join(&s.path))),
             home: var("HOME").map(PathBuf::from).filter(|p| p.is_absolute()),
+            real_home: nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+                .filter(|d| d.is_absolute() && d.parent().is_some()),
             store: plan.store.dir().to_path_buf(),
             config: crate::settings::user_file().and_then(|f| f.parent().map(Path::to_path_buf)),
             tmp,
+            tools,
             envs: HashMap::new(),
         }
     }
@@ -117,25 +153,35 @@ impl Places {
                 .components()
                 .any(|c| PACKAGES.iter().any(|p| c.as_os_str() == *p))
             || path.extension().is_some_and(|e| e == "pyc")
-            || self.hidden_in_home(path)
+            || self.hidden_outside(path)
+            || self.tools.iter().any(|t| path.starts_with(t))
             || self.in_environment(path.parent())
         {
             return Kind::Environment;
         }
-        if self.tracked.contains(path) {
+        if self.tracked.contains(path) || self.script.as_deref() == Some(path) {
             return Kind::Code;
         }
         Kind::Data
     }
 
-    /// `~/.cache/...`, `~/.local/...`, `~/.config/...`: the user's tools, not data.
-    fn hidden_in_home(&self, path: &Path) -> bool {
-        let Some(home) = &self.home else { return false };
-        path.strip_prefix(home)
-            .ok()
-            .and_then(|rest| rest.components().next())
-            .is_some_and(|c| c.as_os_str().as_bytes().starts_with(b"."))
-            && path != home.as_path()
+    /// In a hidden directory of the home directory, outside the working directory and the
+    /// work tree (`~/.cache`, `~/.local`, `~/.pyenv`, `~/.conda`): the user's tools, not data.
+    fn hidden_outside(&self, path: &Path) -> bool {
+        if path.starts_with(&self.cwd) || self.root.as_deref().is_some_and(|r| path.starts_with(r))
+        {
+            return false;
+        }
+        [&self.home, &self.real_home]
+            .into_iter()
+            .flatten()
+            .any(|home| {
+                path.strip_prefix(home).ok().is_some_and(|rest| {
+                    let mut dirs = rest.components();
+                    dirs.next_back(); // the file itself
+                    dirs.any(|c| c.as_os_str().as_bytes().starts_with(b"."))
+                })
+            })
     }
 
     /// Whether `dir` is inside a virtualenv (`pyvenv.cfg`) or a conda environment
@@ -176,6 +222,27 @@ impl Places {
             _ => path.to_path_buf(),
         }
     }
+}
+
+/// Whether the command is a script (`./train.sh`) or an interpreter given one
+/// (`python3 train.py`, `bash run.sh`): then the script is code. Another program's first
+/// file argument (`cp data.csv copy.csv`) is data.
+fn runs_a_script(argv: &[OsString]) -> bool {
+    const INTERPRETERS: &[&str] = &[
+        "python", "sh", "bash", "zsh", "dash", "ksh", "fish", "Rscript", "julia", "node", "perl",
+        "ruby", "lua", "deno", "bun", "uv", "pixi",
+    ];
+    let Some(program) = argv.first() else {
+        return false;
+    };
+    if program.as_bytes().contains(&b'/') {
+        return true;
+    }
+    let name = program.to_string_lossy();
+    INTERPRETERS.iter().any(|i| {
+        name.strip_prefix(i)
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    })
 }
 
 /// Whether the inode changed since `start` (its data or its name: ctime covers a rename).
@@ -255,7 +322,7 @@ pub(super) fn found(
                 .root
                 .as_deref()
                 .and_then(|r| path.strip_prefix(r).ok())
-                .unwrap_or(&path);
+                .unwrap_or_else(|| path.strip_prefix(&places.cwd).unwrap_or(&path));
             code.insert(rel.to_string_lossy().into_owned());
             continue;
         }
