@@ -606,3 +606,62 @@ fn observed_edges_survive_a_bundle_and_keep_the_signature_valid() {
     let out = env.cmd(["verify", run["id"].as_str().expect("id")]);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
 }
+
+#[test]
+fn hostile_observed_names_are_recorded_losslessly_and_shown_inert() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::local();
+    env.init_repo();
+    let input = std::ffi::OsStr::from_bytes(b"in\x1b[31mred\n\xff.csv");
+    std::fs::write(env.path("").join(input), "a").expect("hostile input");
+    env.write(
+        "job.py",
+        "import os\nfor n in os.listdir(b'.'):\n    if n.endswith(b'.csv'):\n        open(n, 'rb').read()\nopen(b'out\\xfe\\x1b]0;owned\\x07.bin', 'wb').write(b'x')\n",
+    );
+    let out = env.cmd(["run", "--", "python3", "job.py"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let run = env.show(None);
+    assert_eq!(run["inputs"].as_array().expect("inputs").len(), 1, "{run}");
+    assert_eq!(
+        run["outputs"].as_array().expect("outputs").len(),
+        1,
+        "{run}"
+    );
+    for view in [
+        env.cmd(["show", run["id"].as_str().expect("id")]),
+        env.cmd([
+            Path::new("show"),
+            &env.path("")
+                .join(std::ffi::OsStr::from_bytes(b"out\xfe\x1b]0;owned\x07.bin")),
+        ]),
+    ] {
+        assert_eq!(code(&view), 0, "{}", stderr(&view));
+        let text = stdout(&view);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
+        assert!(text.contains("red"), "{text}");
+    }
+    // Lossless: the recorded name is the file's, byte for byte.
+    let abs = run["inputs"][0]["abs_path"].as_str().expect("abs");
+    let back = lineage_path(abs);
+    assert_eq!(back, env.path("").join(input), "{abs:?}");
+}
+
+/// A recorded path back to its bytes (the store's lossless text form).
+fn lineage_path(text: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    const PATH_BYTE: u32 = 0x10_FF00; // as src/model/mod.rs
+    let mut bytes = Vec::new();
+    for c in text.chars() {
+        let u = u32::from(c);
+        if (PATH_BYTE..PATH_BYTE + 256).contains(&u) {
+            bytes.push((u - PATH_BYTE) as u8);
+        } else {
+            let mut buf = [0u8; 4];
+            bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))
+}
