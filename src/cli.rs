@@ -95,7 +95,10 @@ pub struct CompletionsArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit status: the command's own exit code; 128+N when signal N killed it; \
-125 when lineage fails before launch; 126 when the command is not executable; 127 when it is not found."
+125 when lineage fails before launch; 126 when the command is not executable; 127 when it is not found; \
+5 with --strict when the job succeeded but read or wrote files nobody declared.\n\n\
+lineage also observes the files the job opens and writes, declared or not, and records the data it \
+read and the files it wrote (docs/recording.md, \"Observed I/O\"); --no-observe records only what is declared."
 )]
 pub struct RunArgs {
     /// A file or directory the job reads; hashed before launch (repeatable).
@@ -143,7 +146,7 @@ pub struct RunArgs {
     pub no_observe: bool,
 
     /// Once the job has ended, fail (exit 5) if it read or wrote files nobody declared with
-    /// -i, -c or -o; the run is recorded either way.
+    /// -i, -c or -o, or could not be observed; the run is recorded either way.
     #[arg(long, conflicts_with = "no_observe")]
     pub strict: bool,
 

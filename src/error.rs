@@ -87,6 +87,9 @@ pub enum Error {
     #[error("--sample-interval must be a positive number of seconds, got {0}")]
     BadSampleInterval(f64),
 
+    #[error("strict runs need observation, which {0} switches off")]
+    StrictUnobserved(String),
+
     #[error("command not found: {0}")]
     CommandNotFound(String),
 
@@ -199,6 +202,9 @@ impl Error {
                 Some("check the path, or drop the flag if the job creates it".into())
             }
             Error::BadParam(_) => Some("write it as --param lr=0.01".into()),
+            Error::StrictUnobserved(_) => Some(
+                "drop `[run] observe = false` (or `strict`) from lineage.toml, or `--no-observe` from the command".into(),
+            ),
             Error::AmbiguousRun { .. } => Some("type more characters of the run id".into()),
             Error::AmbiguousHash { .. } => Some("type more hex digits of the hash".into()),
             Error::RunNotFound(id) | Error::NeitherPathNorRun(id)

@@ -52,6 +52,9 @@ pub enum Call {
     Execve,
     /// execveat(dirfd, path, argv, envp, flags)
     ExecveAt,
+    /// chdir(path), fchdir(fd): names nothing the job reads, but changes what a relative
+    /// path means (the supervisor's memory of each thread's directory is forgotten).
+    Chdir,
 }
 
 /// The observed calls of this architecture, by number.
@@ -68,6 +71,8 @@ fn calls() -> Vec<(i64, Call)> {
         (libc::SYS_truncate, Call::Truncate),
         (libc::SYS_execve, Call::Execve),
         (libc::SYS_execveat, Call::ExecveAt),
+        (libc::SYS_chdir, Call::Chdir),
+        (libc::SYS_fchdir, Call::Chdir),
     ];
     // The old calls exist on x86_64 only (aarch64 and riscv64 have just the *at forms).
     #[cfg(target_arch = "x86_64")]

@@ -51,6 +51,9 @@ pub enum Op {
     Read,
     Exec,
     Write,
+    /// Opened to read and write (`O_RDWR`, or `O_CREAT` without truncating): the bytes there
+    /// are read if they were not the job's own.
+    ReadWrite,
     Delete,
     MakeDir,
 }
@@ -64,6 +67,11 @@ impl Access {
                 self.read |= !self.written;
             }
             Op::Write => {
+                self.written = true;
+                self.deleted = false;
+            }
+            Op::ReadWrite => {
+                self.read |= !self.written || self.deleted;
                 self.written = true;
                 self.deleted = false;
             }

@@ -30,7 +30,20 @@ pub(super) fn run(sock: OwnedFd, wake: OwnedFd, tx: mpsc::Sender<Result<Observed
     // What the thread holds now, for the heir to answer should lineage die holding it.
     let heir = Heir::start(&listener);
     let holding = heir.as_ref().map(|h| h.holding);
+    // Wake this thread on the caller's CPU (Linux 6.6 and later; ignored before): a held
+    // call is answered without a cross-CPU wake-up each way.
+    #[allow(unsafe_code)]
+    // SAFETY: the ioctl reads one u64 of flags.
+    unsafe {
+        let mut flags: u64 = SYNC_WAKE_UP;
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            &mut flags as *mut u64,
+        );
+    }
     let mut seen = Observed::default();
+    let mut cwds = Cwds::default();
     let mut answered = false;
     let mut hung_up = false;
     loop {
@@ -55,16 +68,13 @@ pub(super) fn run(sock: OwnedFd, wake: OwnedFd, tx: mpsc::Sender<Result<Observed
             )
         };
         if listener_ready {
-            handle(
-                &listener,
-                if answered { None } else { Some(&mut seen) },
-                holding,
-            );
+            let seen = if answered { None } else { Some(&mut seen) };
+            handle(&listener, seen, &mut cwds, holding);
         }
         if woken && !answered {
             // The job's process has ended: what is still queued is answered and counted.
             while !hung_up && pending(&listener) {
-                handle(&listener, Some(&mut seen), holding);
+                handle(&listener, Some(&mut seen), &mut cwds, holding);
             }
             let _ = tx.send(Ok(std::mem::take(&mut seen)));
             answered = true;
@@ -147,7 +157,12 @@ fn receive(sock: &OwnedFd) -> Result<OwnedFd, Unavailable> {
 
 /// Receive one held call, note it in `seen` (None: only answer it), let it continue. Its id
 /// is in `holding` (shared with the heir) from when it is received until it is answered.
-fn handle(listener: &OwnedFd, seen: Option<&mut Observed>, holding: Option<&'static AtomicU64>) {
+fn handle(
+    listener: &OwnedFd,
+    seen: Option<&mut Observed>,
+    cwds: &mut Cwds,
+    holding: Option<&'static AtomicU64>,
+) {
     #[allow(unsafe_code)]
     // SAFETY: a zeroed plain-data struct filled by the kernel.
     let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
@@ -169,7 +184,7 @@ fn handle(listener: &OwnedFd, seen: Option<&mut Observed>, holding: Option<&'sta
     if let Some(seen) = seen {
         seen.calls += 1;
         let mut noted = Vec::with_capacity(2);
-        let ok = describe(&req, &mut noted);
+        let ok = describe(&req, cwds, &mut noted);
         // The memory read belongs to the caller only while the call is still held.
         if ok && still_held(listener, req.id) {
             for (path, op) in noted {
@@ -331,11 +346,24 @@ fn still_held(listener: &OwnedFd, id: u64) -> bool {
     r == 0
 }
 
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (linux/seccomp.h; not in the libc crate).
+const SYNC_WAKE_UP: u64 = 1;
+
+/// Each thread's working directory, read once from `/proc/TID/cwd` (a read of procfs costs
+/// as much as the rest of a held call): forgotten whenever any thread of the job changes
+/// directory (`chdir` and `fchdir` are held too) and for a thread that runs a new program.
+#[derive(Default)]
+struct Cwds(std::collections::HashMap<u32, PathBuf>);
+
 /// The paths a call names and what it does to each; false when one could not be read.
-fn describe(req: &libc::seccomp_notif, out: &mut Vec<(OsString, Op)>) -> bool {
+fn describe(req: &libc::seccomp_notif, cwds: &mut Cwds, out: &mut Vec<(OsString, Op)>) -> bool {
     let Some(call) = Call::of(req.data.nr) else {
         return true;
     };
+    if call == Call::Chdir {
+        cwds.0.clear();
+        return true;
+    }
     let a = req.data.args;
     let tid = req.pid;
     let cwd = libc::AT_FDCWD as u64;
@@ -344,9 +372,16 @@ fn describe(req: &libc::seccomp_notif, out: &mut Vec<(OsString, Op)>) -> bool {
         if flags & (libc::O_DIRECTORY | libc::O_PATH) != 0 {
             return None;
         }
-        let writes = flags & libc::O_ACCMODE != libc::O_RDONLY
-            || flags & (libc::O_CREAT | libc::O_TRUNC) != 0;
-        Some(if writes { Op::Write } else { Op::Read })
+        let mode = flags & libc::O_ACCMODE;
+        Some(if flags & libc::O_TRUNC != 0 || mode == libc::O_WRONLY {
+            Op::Write
+        } else if mode == libc::O_RDWR {
+            Op::ReadWrite // a database opened to query it, or to update it in place
+        } else if flags & libc::O_CREAT != 0 {
+            Op::ReadWrite
+        } else {
+            Op::Read
+        })
     };
     // (dirfd, pointer to the path, what the call does to it)
     let mut named: [(u64, u64, Option<Op>); 2] = [(cwd, 0, None); 2];
@@ -379,6 +414,11 @@ fn describe(req: &libc::seccomp_notif, out: &mut Vec<(OsString, Op)>) -> bool {
         Call::MkdirAt => named[0] = (a[0], a[1], Some(Op::MakeDir)),
         Call::Execve => named[0] = (cwd, a[0], Some(Op::Exec)),
         Call::ExecveAt => named[0] = (a[0], a[1], Some(Op::Exec)),
+        Call::Chdir => {}
+    }
+    if matches!(call, Call::Execve | Call::ExecveAt) {
+        // A new program: if this thread id is a new process, its directory is its own.
+        cwds.0.remove(&tid);
     }
     for (dirfd, ptr, op) in named {
         let Some(op) = op else { continue };
@@ -388,7 +428,7 @@ fn describe(req: &libc::seccomp_notif, out: &mut Vec<(OsString, Op)>) -> bool {
         if raw.is_empty() {
             continue; // AT_EMPTY_PATH: the fd itself, already named when it was opened
         }
-        let Some(path) = absolute(tid, dirfd as i32, raw) else {
+        let Some(path) = absolute(tid, dirfd as i32, raw, cwds) else {
             continue;
         };
         out.push((path.into_os_string(), op));
@@ -441,13 +481,20 @@ fn read_memory(tid: u32, addr: u64, buf: &mut [u8]) -> bool {
 
 /// The path made absolute against the caller's working directory or the directory `dirfd`
 /// names, and cleaned of `.` and `..` by name (links are not followed: the path as named).
-fn absolute(tid: u32, dirfd: i32, raw: Vec<u8>) -> Option<PathBuf> {
+fn absolute(tid: u32, dirfd: i32, raw: Vec<u8>, cwds: &mut Cwds) -> Option<PathBuf> {
     let path = PathBuf::from(OsString::from_vec(raw));
     let joined = if path.is_absolute() {
         path
     } else {
         let base = if dirfd == libc::AT_FDCWD {
-            std::fs::read_link(format!("/proc/{tid}/cwd")).ok()?
+            match cwds.0.get(&tid) {
+                Some(known) => known.clone(),
+                None => {
+                    let read = std::fs::read_link(format!("/proc/{tid}/cwd")).ok()?;
+                    cwds.0.insert(tid, read.clone());
+                    read
+                }
+            }
         } else {
             std::fs::read_link(format!("/proc/{tid}/fd/{dirfd}")).ok()?
         };

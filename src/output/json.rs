@@ -74,6 +74,8 @@ pub struct ConfigJson<'a> {
     pub hash: Hash,
     /// The config held secrets: the store keeps a copy with them redacted.
     pub redacted: bool,
+    /// Whether the job opened it (null: the job ran unobserved).
+    pub opened: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -200,6 +202,7 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
                     path: &e.path,
                     hash: e.artifact.as_ref()?.hash,
                     redacted: c.config_redacted.contains_key(&e.path),
+                    opened: e.observed.map(|s| s != Seen::Untouched),
                 })
             })
             .collect(),

@@ -243,6 +243,93 @@ fn observation_can_be_switched_off_by_flag_or_setting() {
         "--strict needs observation: {}",
         stderr(&out)
     );
+    // The setting off and --strict asked: refused before launch, naming the setting.
+    let out = env.cmd(["run", "--strict", "--", "true"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(stderr(&out).contains("observe = false"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_database_read_in_place_is_an_input_and_home_settings_are_environment() {
+    let env = Env::local();
+    repo_with(
+        &env,
+        r#"import sqlite3, subprocess
+db = sqlite3.connect('features.sqlite')
+print(db.execute('select count(*) from t').fetchone()[0])
+db.close()
+open('notes.txt', 'r+').read()        # opened to read and write, left as it was
+subprocess.run(['git', 'rev-parse', 'HEAD'], check=True, capture_output=True)  # reads ~/.gitconfig
+"#,
+        &[("notes.txt", "n")],
+    );
+    let db = rusqlite::Connection::open(env.path("features.sqlite")).expect("db");
+    db.execute_batch("create table t (x); insert into t values (1), (2);")
+        .expect("fill");
+    drop(db);
+    let out = env.cmd([
+        "run",
+        "--strict",
+        "-i",
+        "notes.txt",
+        "--",
+        "python3",
+        "job.py",
+    ]);
+    let run = env.show(None);
+    assert_eq!(
+        code(&out),
+        5,
+        "the database is undeclared: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        paths(&run, "inputs"),
+        ["notes.txt", "features.sqlite"],
+        "{run}"
+    );
+    assert!(paths(&run, "outputs").is_empty(), "{run}");
+    assert!(!stderr(&out).contains(".gitconfig"), "{}", stderr(&out));
+    let out = env.cmd([
+        "run",
+        "--strict",
+        "-i",
+        "notes.txt",
+        "-i",
+        "features.sqlite",
+        "--",
+        "python3",
+        "job.py",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn outputs_roll_up_only_into_a_directory_the_job_made_and_filled() {
+    let env = Env::local();
+    let raw: Vec<(String, String)> = (0..12)
+        .map(|i| (format!("d/raw/{i}.txt"), format!("{i}\n")))
+        .collect();
+    let raw: Vec<(&str, &str)> = raw.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    repo_with(
+        &env,
+        "import glob, os\nos.makedirs('d/clean')\nos.makedirs('d/feat')\nfor p in sorted(glob.glob('d/raw/*.txt')):\n    open(p.replace('raw', 'clean'), 'w').write(open(p).read() * 2)\nopen('d/feat/all.txt', 'w').write('x')\n",
+        &raw,
+    );
+    // `os.makedirs` asks for `d`, which existed: not the job's.
+    let run = run_ok(&env, &["python3", "job.py"]);
+    assert_eq!(paths(&run, "inputs"), ["d/raw"], "{run}");
+    assert_eq!(
+        paths(&run, "outputs"),
+        ["d/clean", "d/feat/all.txt"],
+        "{run}"
+    );
+    let out = env.cmd(["show", "d/raw"]);
+    assert!(
+        stdout(&out).contains("no recorded run produced it"),
+        "the job is not its own input's producer: {}",
+        stdout(&out)
+    );
 }
 
 #[test]

@@ -256,15 +256,18 @@ pub(super) fn after(
     }
 }
 
-/// `--strict`: a job that succeeded but read or wrote paths nobody declared makes lineage
-/// exit with `UNDECLARED_IO`, once the run is recorded; a failed job keeps its own code.
+/// `--strict`: a job that succeeded but read or wrote paths nobody declared, or that could
+/// not be observed, makes lineage exit with `UNDECLARED_IO`, once the run is recorded; a
+/// failed job keeps its own code.
 fn strict(plan: &Plan, exit: u8, unobserved: bool, undeclared: &[String]) -> u8 {
     if !plan.strict || exit != code::SUCCESS {
         return exit;
     }
     if unobserved {
-        ui::warn("--strict: the job ran unobserved, so its undeclared I/O could not be checked");
-        return exit;
+        ui::error_line(
+            "strict: the job ran unobserved (see the note above), so nothing proves it read and wrote only what was declared",
+        );
+        return code::UNDECLARED_IO;
     }
     if undeclared.is_empty() {
         return exit;
@@ -279,7 +282,7 @@ fn strict(plan: &Plan, exit: u8, unobserved: bool, undeclared: &[String]) -> u8 
         list.push(format!("and {} more", undeclared.len() - SHOWN));
     }
     ui::error_line(format_args!(
-        "--strict: the job read or wrote {} path{} nobody declared: {} (declare each with -i, -c or -o, or run without --strict)",
+        "strict: the job read or wrote {} path{} nobody declared: {} (declare each with -i, -c or -o, or run without --strict)",
         undeclared.len(),
         if undeclared.len() == 1 { "" } else { "s" },
         list.join(", ")

@@ -165,8 +165,9 @@ impl Places {
         Kind::Data
     }
 
-    /// In a hidden directory of the home directory, outside the working directory and the
-    /// work tree (`~/.cache`, `~/.local`, `~/.pyenv`, `~/.conda`): the user's tools, not data.
+    /// A hidden file or directory of the home directory, outside the working directory and
+    /// the work tree (`~/.gitconfig`, `~/.bashrc`, `~/.cache`, `~/.local`, `~/.pyenv`): the
+    /// user's tools and settings, not data.
     fn hidden_outside(&self, path: &Path) -> bool {
         if path.starts_with(&self.cwd) || self.root.as_deref().is_some_and(|r| path.starts_with(r))
         {
@@ -177,9 +178,8 @@ impl Places {
             .flatten()
             .any(|home| {
                 path.strip_prefix(home).ok().is_some_and(|rest| {
-                    let mut dirs = rest.components();
-                    dirs.next_back(); // the file itself
-                    dirs.any(|c| c.as_os_str().as_bytes().starts_with(b"."))
+                    rest.components()
+                        .any(|c| c.as_os_str().as_bytes().starts_with(b"."))
                 })
             })
     }
@@ -245,6 +245,16 @@ fn runs_a_script(argv: &[OsString]) -> bool {
     })
 }
 
+/// Whether the directory at `path` was created since `start` (by its birth time; false where
+/// the filesystem does not keep one).
+fn born_since(path: &Path, start: SystemTime) -> bool {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_dir)
+        .and_then(|m| m.created().ok())
+        .is_some_and(|born| born >= start)
+}
+
 /// Whether the inode changed since `start` (its data or its name: ctime covers a rename).
 fn changed_since(meta: &std::fs::Metadata, start: SystemTime) -> bool {
     let at = |secs: i64, nsecs: i64| {
@@ -270,6 +280,7 @@ pub(super) fn found(
     capture: &mut Capture,
 ) -> Found {
     let mut places = Places::new(plan, capture);
+    crate::timing::mark("observed places found");
     let mut io = ObservedIo {
         calls: observed.calls,
         ..Default::default()
@@ -288,7 +299,9 @@ pub(super) fn found(
             made_dir,
             ..
         } = access;
-        if made_dir {
+        // `mkdir -p` asks for every directory on the way, made or not: only one born
+        // since the job started is its own.
+        if made_dir && born_since(&path, start) {
             made_dirs.insert(path.clone());
         }
         let kind = places.kind(&path);
@@ -328,6 +341,7 @@ pub(super) fn found(
         }
         reads.insert(path, changed);
     }
+    crate::timing::mark("observed paths classified");
     io.code_read = code.into_iter().collect();
     io.deleted = deleted.into_iter().collect();
 
@@ -376,9 +390,7 @@ pub(super) fn found(
                 },
                 ui::escape(&d.path)
             );
-            if !plan.quiet {
-                ui::info(&msg);
-            }
+            ui::warn(&msg);
             capture.notes.push(msg);
             Seen::Untouched
         };
@@ -391,6 +403,7 @@ pub(super) fn found(
 
     let inputs = roll_up_inputs(&places, reads);
     let written = roll_up_outputs(&places, writes, &made_dirs);
+    crate::timing::mark("observed paths rolled up");
     for (n, (path, changed)) in inputs.into_iter().enumerate() {
         let d = Declared {
             given: places.given(&path),
@@ -524,8 +537,9 @@ fn roll_up_inputs(places: &Places, reads: BTreeMap<PathBuf, bool>) -> Vec<(PathB
     out
 }
 
-/// Outputs: files written under a directory the job created are recorded as that directory
-/// (the topmost such one) when it holds at least [`ROLL_UP`] of them; the rest as files.
+/// Outputs: the files written directly in a directory the job created are recorded as that
+/// directory when there are at least [`ROLL_UP`] of them and it holds nothing else; the rest
+/// as files.
 fn roll_up_outputs(
     places: &Places,
     writes: BTreeSet<PathBuf>,
@@ -534,17 +548,23 @@ fn roll_up_outputs(
     let mut groups: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
     let mut loose = Vec::new();
     for p in writes {
-        let top = p
-            .ancestors()
-            .skip(1)
-            .filter(|a| made.contains(*a) && !places.too_wide(a))
-            .last()
-            .map(Path::to_path_buf);
-        match top {
-            Some(d) => groups.entry(d).or_default().push(p),
-            None => loose.push(p),
+        match p.parent() {
+            Some(d) if made.contains(d) && !places.too_wide(d) => {
+                groups.entry(d.to_path_buf()).or_default().push(p)
+            }
+            _ => loose.push(p),
         }
     }
+    // Only the job's files: a directory holding anything else stays a list of files.
+    groups.retain(|dir, files| {
+        let count = std::fs::read_dir(dir).map_or(usize::MAX, |entries| entries.count());
+        if count == files.len() {
+            true
+        } else {
+            loose.append(files);
+            false
+        }
+    });
     for (dir, files) in groups {
         if files.len() >= ROLL_UP && dir.is_dir() {
             loose.push(dir);

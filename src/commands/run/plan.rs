@@ -170,6 +170,16 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         None => std::env::var_os("PATH"),
     };
     check_command(&spec.argv, &cwd, path_var.as_deref())?;
+    let observe = spec.observe.unwrap_or(settings.observe);
+    let strict = spec.strict || settings.strict;
+    if strict && !observe {
+        let by = if spec.observe == Some(false) {
+            "--no-observe"
+        } else {
+            "`[run] observe = false` in the settings"
+        };
+        return Err(Error::StrictUnobserved(by.into()).into());
+    }
     // A key file that cannot be used never stops the job: a new one, and a warning.
     let (key, key_warning) = store.secret_key();
     if let Some(w) = key_warning {
@@ -202,8 +212,8 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         quiet: spec.quiet,
         sha256: spec.sha256,
         hash_before_launch: spec.hash_before_launch,
-        observe: spec.observe.unwrap_or(settings.observe),
-        strict: spec.strict || settings.strict,
+        observe,
+        strict,
         store,
         policy,
         capture_python: settings.capture_python,
