@@ -375,9 +375,8 @@ fn describe(req: &libc::seccomp_notif, cwds: &mut Cwds, out: &mut Vec<(OsString,
         let mode = flags & libc::O_ACCMODE;
         Some(if flags & libc::O_TRUNC != 0 || mode == libc::O_WRONLY {
             Op::Write
-        } else if mode == libc::O_RDWR {
-            Op::ReadWrite // a database opened to query it, or to update it in place
-        } else if flags & libc::O_CREAT != 0 {
+        } else if mode == libc::O_RDWR || flags & libc::O_CREAT != 0 {
+            // A database opened to query it, or to update it in place.
             Op::ReadWrite
         } else {
             Op::Read
