@@ -25,8 +25,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, mpsc};
 
 use nix::libc;
 
@@ -113,9 +112,10 @@ pub struct Hook {
 
 /// The running supervisor of one job.
 pub struct Observer {
-    wake: OwnedFd,
-    answer: mpsc::Receiver<Result<Observed, Unavailable>>,
-    thread: Option<JoinHandle<()>>,
+    /// Whether the supervisor got the listener (sent once, before the job's first call).
+    ready: mpsc::Receiver<Result<(), Unavailable>>,
+    /// What it has seen so far.
+    seen: Arc<Mutex<Observed>>,
 }
 
 /// Whether this kernel offers user notification at all.
@@ -155,35 +155,28 @@ impl Observer {
             SockFlag::SOCK_CLOEXEC,
         )
         .map_err(|e| unavailable("no socket for the supervisor", e))?;
-        let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| unavailable("no pipe for the supervisor", e))?;
         let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
+        let seen = Arc::new(Mutex::new(Observed::default()));
+        let shared = Arc::clone(&seen);
+        std::thread::Builder::new()
             .name("lineage-observe".into())
-            .spawn(move || supervisor::run(parent_end, wake_r, tx))
+            .spawn(move || supervisor::run(parent_end, shared, tx))
             .map_err(|e| Unavailable(format!("no supervisor thread: {e}")))?;
-        Ok((
-            Observer {
-                wake: wake_w,
-                answer: rx,
-                thread: Some(thread),
-            },
-            Hook { program, child_end },
-        ))
+        Ok((Observer { ready: rx, seen }, Hook { program, child_end }))
     }
 
-    /// What the job named, once its process has ended: the calls already queued are
-    /// answered and counted first. The supervisor goes on answering (and forgetting) the
-    /// calls of any process the job left behind, until the last one exits.
-    pub fn finish(mut self) -> Result<Observed, Unavailable> {
-        let _ = nix::unistd::write(&self.wake, &[1]);
-        let got = self
-            .answer
+    /// What the job named, once its process has ended (every call it made was answered, so
+    /// noted). The supervisor goes on answering the calls of any process the job left
+    /// behind; they are not recorded.
+    pub fn finish(self) -> Result<Observed, Unavailable> {
+        self.ready
             .recv()
-            .unwrap_or_else(|_| Err(Unavailable("the supervisor stopped".into())));
-        // Not joined: it lives as long as a process of the job does.
-        drop(self.thread.take());
-        got
+            .unwrap_or_else(|_| Err(Unavailable("the supervisor stopped".into())))?;
+        let mut seen = self
+            .seen
+            .lock()
+            .map_err(|_| Unavailable("the supervisor stopped".into()))?;
+        Ok(std::mem::take(&mut *seen))
     }
 }
 

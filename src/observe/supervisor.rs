@@ -5,103 +5,110 @@
 //! map of its own.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use nix::libc;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::filter::Call;
 use super::{Observed, Op, Unavailable};
 
-/// The supervisor's whole life (see the module).
-pub(super) fn run(sock: OwnedFd, wake: OwnedFd, tx: mpsc::Sender<Result<Observed, Unavailable>>) {
+/// The supervisor's whole life (see the module): receive the listener (saying on `ready`
+/// whether there is one), then wait in the kernel for each held call, note it in `seen`,
+/// and let it continue, for as long as lineage lives. It is never joined: once the job has
+/// ended it waits on a listener nobody will use, or answers a process the job left behind.
+pub(super) fn run(
+    sock: OwnedFd,
+    seen: Arc<Mutex<Observed>>,
+    ready: mpsc::Sender<Result<(), Unavailable>>,
+) {
     let listener = match receive(&sock) {
         Ok(l) => l,
         Err(why) => {
-            let _ = tx.send(Err(why));
+            let _ = ready.send(Err(why));
             return;
         }
     };
     drop(sock);
+    let _ = ready.send(Ok(()));
     // What the thread holds now, for the heir to answer should lineage die holding it.
     let heir = Heir::start(&listener);
     let holding = heir.as_ref().map(|h| h.holding);
-    // Wake this thread on the caller's CPU (Linux 6.6 and later; ignored before): a held
-    // call is answered without a cross-CPU wake-up each way.
+    // Wake this thread on the caller's CPU, and the caller on this one (Linux 6.6 and later;
+    // ignored before): a held call is a hand-over, not two cross-CPU wake-ups.
     #[allow(unsafe_code)]
-    // SAFETY: the ioctl reads one u64 of flags.
+    // SAFETY: the ioctl takes its flags by value.
     unsafe {
-        let mut flags: u64 = SYNC_WAKE_UP;
         libc::ioctl(
             listener.as_raw_fd(),
             libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
-            &mut flags as *mut u64,
+            SYNC_WAKE_UP,
         );
     }
-    let mut seen = Observed::default();
     let mut cwds = Cwds::default();
-    let mut answered = false;
-    let mut hung_up = false;
+    let mut noted = Vec::with_capacity(2);
     loop {
-        let mut fds = [
-            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-            PollFd::new(wake.as_fd(), PollFlags::POLLIN),
-        ];
-        let watched = if hung_up { &mut fds[1..] } else { &mut fds[..] };
-        match poll(watched, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-        let (listener_ready, listener_gone, woken) = if hung_up {
-            (false, true, ready(&fds[1]))
-        } else {
-            let l = fds[0].revents().unwrap_or(PollFlags::empty());
-            (
-                l.contains(PollFlags::POLLIN),
-                l.intersects(PollFlags::POLLHUP | PollFlags::POLLERR),
-                ready(&fds[1]),
+        #[allow(unsafe_code)]
+        // SAFETY: a zeroed plain-data struct, filled by the kernel.
+        let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        #[allow(unsafe_code)]
+        // SAFETY: the ioctl writes one seccomp_notif into `req`; it blocks until a call is
+        // held.
+        let r = unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_RECV,
+                &mut req as *mut libc::seccomp_notif,
             )
         };
-        if listener_ready {
-            let seen = if answered { None } else { Some(&mut seen) };
-            handle(&listener, seen, &mut cwds, holding);
-        }
-        if woken && !answered {
-            // The job's process has ended: what is still queued is answered and counted.
-            while !hung_up && pending(&listener) {
-                handle(&listener, Some(&mut seen), &mut cwds, holding);
+        if r != 0 {
+            match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                // The caller died before it was received, or no process of the job is left
+                // (then the kernel says so at once, every time): wait for a call or the end.
+                Some(libc::ENOENT) if still_used(&listener) => continue,
+                _ => return,
             }
-            let _ = tx.send(Ok(std::mem::take(&mut seen)));
-            answered = true;
-            let mut byte = [0u8; 1];
-            let _ = nix::unistd::read(&wake, &mut byte);
         }
-        if listener_gone && !listener_ready {
-            hung_up = true;
-            if answered {
-                break;
+        if let Some(h) = holding {
+            h.store(req.id, Ordering::SeqCst);
+        }
+        noted.clear();
+        let ok = describe(&req, &mut cwds, &mut noted);
+        // The memory read belongs to the caller only while the call is still held.
+        let ok = ok && still_held(&listener, req.id);
+        if let Ok(mut seen) = seen.lock() {
+            seen.calls += 1;
+            if ok {
+                for (path, op) in noted.drain(..) {
+                    seen.paths.entry(path).or_default().apply(op);
+                }
+            } else {
+                seen.unreadable += 1;
             }
+        }
+        let mut resp = libc::seccomp_notif_resp {
+            id: req.id,
+            val: 0,
+            error: 0,
+            flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: the ioctl reads one seccomp_notif_resp.
+        unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SEND,
+                &mut resp as *mut libc::seccomp_notif_resp,
+            );
+        }
+        if let Some(h) = holding {
+            h.store(0, Ordering::SeqCst);
         }
     }
-}
-
-fn ready(fd: &PollFd) -> bool {
-    fd.revents()
-        .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
-}
-
-/// Whether a notification is waiting right now.
-fn pending(listener: &OwnedFd) -> bool {
-    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
-        && fds[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN))
 }
 
 /// The listener from the child, or why there is none.
@@ -152,65 +159,6 @@ fn receive(sock: &OwnedFd) -> Result<OwnedFd, Unavailable> {
         }
         let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
         Ok(OwnedFd::from_raw_fd(fd))
-    }
-}
-
-/// Receive one held call, note it in `seen` (None: only answer it), let it continue. Its id
-/// is in `holding` (shared with the heir) from when it is received until it is answered.
-fn handle(
-    listener: &OwnedFd,
-    seen: Option<&mut Observed>,
-    cwds: &mut Cwds,
-    holding: Option<&'static AtomicU64>,
-) {
-    #[allow(unsafe_code)]
-    // SAFETY: a zeroed plain-data struct filled by the kernel.
-    let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-    #[allow(unsafe_code)]
-    // SAFETY: the ioctl writes one seccomp_notif into `req`.
-    let r = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_RECV,
-            &mut req as *mut libc::seccomp_notif,
-        )
-    };
-    if r != 0 {
-        return; // the caller died meanwhile, or a signal interrupted it: nothing held
-    }
-    if let Some(h) = holding {
-        h.store(req.id, Ordering::SeqCst);
-    }
-    if let Some(seen) = seen {
-        seen.calls += 1;
-        let mut noted = Vec::with_capacity(2);
-        let ok = describe(&req, cwds, &mut noted);
-        // The memory read belongs to the caller only while the call is still held.
-        if ok && still_held(listener, req.id) {
-            for (path, op) in noted {
-                seen.paths.entry(path).or_default().apply(op);
-            }
-        } else {
-            seen.unreadable += 1;
-        }
-    }
-    let mut resp = libc::seccomp_notif_resp {
-        id: req.id,
-        val: 0,
-        error: 0,
-        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
-    };
-    #[allow(unsafe_code)]
-    // SAFETY: the ioctl reads one seccomp_notif_resp.
-    unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_SEND,
-            &mut resp as *mut libc::seccomp_notif_resp,
-        );
-    }
-    if let Some(h) = holding {
-        h.store(0, Ordering::SeqCst);
     }
 }
 
@@ -347,7 +295,25 @@ fn still_held(listener: &OwnedFd, id: u64) -> bool {
 }
 
 /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (linux/seccomp.h; not in the libc crate).
-const SYNC_WAKE_UP: u64 = 1;
+const SYNC_WAKE_UP: libc::c_ulong = 1;
+
+/// Wait until a call is held (true) or no process of the job is left (false).
+fn still_used(listener: &OwnedFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+            Ok(_) => {
+                let r = fds[0].revents().unwrap_or(PollFlags::empty());
+                return r.contains(PollFlags::POLLIN)
+                    || !r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR);
+            }
+        }
+    }
+}
 
 /// Each thread's working directory, read once from `/proc/TID/cwd` (a read of procfs costs
 /// as much as the rest of a held call): forgotten whenever any thread of the job changes
