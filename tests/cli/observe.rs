@@ -752,3 +752,44 @@ fn lineage_path(text: &str) -> std::path::PathBuf {
     }
     std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))
 }
+
+#[test]
+fn code_read_through_python_bytecode_names_the_source_and_rerun_ignores_unread_code() {
+    let env = Env::local();
+    env.git(&["init", "-q"]);
+    env.write("helpers.py", "def double(x):\n    return 2 * x\n");
+    env.write(
+        "job.py",
+        "import helpers\nopen('out.txt', 'w').write(str(helpers.double(int(open('n.txt').read()))))\n",
+    );
+    env.write("NOTES.md", "notes\n");
+    env.git(&["add", "helpers.py", "job.py", "NOTES.md"]);
+    env.git(&["commit", "-q", "-m", "job"]);
+    env.write("n.txt", "21");
+    // With bytecode caching on: the first run writes __pycache__, the second reads only it.
+    let cmd = ["env", "-u", "PYTHONDONTWRITEBYTECODE", "python3", "job.py"];
+    run_ok(&env, &cmd);
+    assert!(env.path("__pycache__").is_dir(), "python cached the module");
+    let run = run_ok(&env, &cmd);
+    let code_read = run["observed"]["code_read"].as_array().expect("code_read");
+    assert!(code_read.contains(&"helpers.py".into()), "{code_read:?}");
+    assert!(!code_read.contains(&"NOTES.md".into()), "{code_read:?}");
+
+    // A tracked file the job never opened changes: not a difference in the code it used.
+    env.write("NOTES.md", "more notes\n");
+    env.git(&["commit", "-q", "-am", "notes"]);
+    let id = run["id"].as_str().expect("id");
+    let out = env.cmd(["rerun", id]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("differ, but the job never opened them (observed): NOTES.md"),
+        "{}",
+        stderr(&out)
+    );
+    // One it opened does.
+    env.write("helpers.py", "def double(x):\n    return 3 * x\n");
+    env.git(&["commit", "-q", "-am", "triple"]);
+    let out = env.cmd(["rerun", id]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(stderr(&out).contains("helpers.py"), "{}", stderr(&out));
+}

@@ -888,9 +888,11 @@ fn the_code_check_compares_files_not_commit_ids() {
     env.git(&["add", "p.yaml"]);
     env.git(&["commit", "-q", "-m", "k=1"]);
     env.write("p.yaml", "k: 2\n");
-    // train.py changed, uncommitted, when recorded.
+    // train.py changed, uncommitted, when recorded. Unobserved: every code file counts
+    // (observed, only those the job opened do: observe.rs).
     env.write("train.py", "echo training v2\n");
     let id = env.record(&[
+        "--no-observe",
         "-c",
         "p.yaml",
         "-o",

@@ -159,6 +159,14 @@ fn code(store: &Store, r: &RunRecord, then: &GitState, checks: &mut Checks) {
                     capped(&found.declared)
                 ));
             }
+            let (differ, unread) = opened_only(r, found.differ);
+            if !unread.is_empty() {
+                checks.code_notes.push(format!(
+                    "differ, but the job never opened them (observed): {}",
+                    capped(&unread)
+                ));
+            }
+            let found = CodeFiles { differ, ..found };
             if found.differ.is_empty() {
                 if let Some(commits) = commits {
                     checks
@@ -383,6 +391,29 @@ fn declared(r: &RunRecord, root: &Path) -> Vec<PathBuf> {
                 .filter(|rel| !rel.as_os_str().is_empty())
         })
         .collect()
+}
+
+/// The code files that differ, split by whether the job opened them, when it was observed:
+/// a file it never opened (a README, another stage's script) is no difference in the code
+/// it used. Unobserved: every file counts.
+fn opened_only(r: &RunRecord, differ: Vec<String>) -> (Vec<String>, Vec<String>) {
+    let Some(o) = r.capture.observed.as_ref().filter(|o| o.off.is_none()) else {
+        return (differ, Vec::new());
+    };
+    let root = r.capture.git.as_ref().map(|g| PathBuf::from(&g.root));
+    // Untracked files the job read are input edges (kept with the code too).
+    let inputs: Vec<PathBuf> = r
+        .edges
+        .iter()
+        .filter(|e| e.role != Role::Output)
+        .filter_map(|e| {
+            let abs = path_of(&e.abs_path);
+            Some(abs.strip_prefix(root.as_ref()?).ok()?.to_path_buf())
+        })
+        .collect();
+    differ.into_iter().partition(|f| {
+        o.code_read.iter().any(|c| c == f) || inputs.iter().any(|i| Path::new(f).starts_with(i))
+    })
 }
 
 /// An input only observed (not declared) that is one of the untracked files the record

@@ -274,6 +274,18 @@ fn runs_a_script(argv: &[OsString]) -> bool {
     })
 }
 
+/// The source of a cached Python module: `d/__pycache__/m.cpython-311.pyc` (or
+/// `.opt-1.pyc`) -> `d/m.py`.
+fn pyc_source(path: &Path) -> Option<PathBuf> {
+    let cache = path.parent()?;
+    if cache.file_name()? != "__pycache__" || path.extension()? != "pyc" {
+        return None;
+    }
+    let name = path.file_name()?.to_str()?;
+    let module = name.split('.').next()?;
+    Some(cache.parent()?.join(format!("{module}.py")))
+}
+
 /// Whether the directory at `path` was created since `start` (by its birth time; false where
 /// the filesystem does not keep one).
 fn born_since(path: &Path, start: SystemTime) -> bool {
@@ -319,10 +331,22 @@ pub(super) fn found(
     let mut made_dirs: HashSet<PathBuf> = HashSet::new();
     let mut code: BTreeSet<String> = BTreeSet::new();
     let mut deleted: BTreeSet<String> = BTreeSet::new();
+    // A module Python loaded from its cached bytecode was read through the cache: the
+    // source is what the job used (`__pycache__/m.cpython-311.pyc` -> `m.py`).
+    let mut paths = observed.paths;
+    let sources: Vec<OsString> = paths
+        .iter()
+        .filter(|(_, a)| a.read)
+        .filter_map(|(p, _)| pyc_source(Path::new(p)))
+        .map(PathBuf::into_os_string)
+        .collect();
+    for source in sources {
+        paths.entry(source).or_default().apply(crate::observe::Op::Read);
+    }
     // The stats first, in parallel: a job that read 100,000 files named as many.
     let stated: Vec<(PathBuf, Access, Option<std::fs::Metadata>)> = {
         use rayon::prelude::*;
-        let paths: Vec<(OsString, Access)> = observed.paths.into_iter().collect();
+        let paths: Vec<(OsString, Access)> = paths.into_iter().collect();
         paths
             .into_par_iter()
             .map(|(p, a)| {
