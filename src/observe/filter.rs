@@ -2,8 +2,9 @@
 //! BPF by `seccompiler`. seccompiler knows no user-notification action and kills a process
 //! of another architecture, so two of its return values are mapped after compiling (see
 //! [`program`]): the match action becomes `SECCOMP_RET_USER_NOTIF`, and a system call of
-//! another ABI (a 32-bit program on a 64-bit kernel) is allowed, unobserved, instead of
-//! killed.
+//! another ABI (a 32-bit program on a 64-bit kernel, `int $0x80`) is handed over too,
+//! instead of killed: the supervisor cannot read it, lets it continue, and says the job made
+//! such calls.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +56,8 @@ pub enum Call {
     /// chdir(path), fchdir(fd): names nothing the job reads, but changes what a relative
     /// path means (the supervisor's memory of each thread's directory is forgotten).
     Chdir,
+    /// io_uring_setup: files opened through the ring are not seen (a note says so).
+    IoUring,
 }
 
 /// The observed calls of this architecture, by number.
@@ -73,6 +76,7 @@ fn calls() -> Vec<(i64, Call)> {
         (libc::SYS_execveat, Call::ExecveAt),
         (libc::SYS_chdir, Call::Chdir),
         (libc::SYS_fchdir, Call::Chdir),
+        (libc::SYS_io_uring_setup, Call::IoUring),
     ];
     // The old calls exist on x86_64 only (aarch64 and riscv64 have just the *at forms).
     #[cfg(target_arch = "x86_64")]
@@ -134,8 +138,9 @@ pub fn program() -> Result<BpfProgram, String> {
         if insn.code == RET_K && insn.k == placeholder {
             insn.k = libc::SECCOMP_RET_USER_NOTIF;
         } else if insn.code == RET_K && insn.k == libc::SECCOMP_RET_KILL_PROCESS {
-            // Only the architecture check returns this: another ABI runs unobserved.
-            insn.k = libc::SECCOMP_RET_ALLOW;
+            // Only the architecture check returns this: another ABI is handed over, to be
+            // let through and noted.
+            insn.k = libc::SECCOMP_RET_USER_NOTIF;
         }
     }
     Ok(program)
@@ -143,6 +148,15 @@ pub fn program() -> Result<BpfProgram, String> {
 
 /// BPF_RET | BPF_K.
 const RET_K: u16 = 0x06;
+
+/// This architecture's `AUDIT_ARCH_*` (linux/audit.h): a call of another is not ours to read.
+pub const NATIVE_ARCH: u32 = if cfg!(target_arch = "x86_64") {
+    0xC000_003E
+} else if cfg!(target_arch = "aarch64") {
+    0xC000_00B7
+} else {
+    0xC000_00F3 // riscv64
+};
 
 #[cfg(test)]
 mod tests {

@@ -12,9 +12,10 @@
 //! and the job runs unobserved; the reason is kept for the run's note.
 //!
 //! What the filter implies for the job: to install it without `CAP_SYS_ADMIN`, the job gets
-//! `no_new_privs` (a setuid program inside it runs without its privilege). If lineage is
-//! killed (SIGKILL), the job gets SIGTERM (`child`) and, until it exits, each observed call
-//! fails with ENOSYS: nothing waits forever on a supervisor that is gone.
+//! `no_new_privs` (a setuid program inside it runs without its privilege). If lineage ends
+//! (killed, or a process of the job outlives it), its heir (`supervisor::Heir`) answers the
+//! job's calls, the one lineage held included: nothing waits forever on a supervisor that
+//! is gone. Only if the heir is killed too do the job's calls fail (ENOSYS).
 
 mod filter;
 mod supervisor;
@@ -91,7 +92,13 @@ pub struct Observed {
     pub calls: u64,
     /// Calls whose path could not be read (a process gone, a bad pointer): not recorded.
     pub unreadable: u64,
+    /// What the job did that observation cannot see through, each said once: `io_uring`
+    /// (files opened through it), a 32-bit system call, more paths than are kept.
+    pub blind: std::collections::BTreeSet<&'static str>,
 }
+
+/// At most this many distinct paths are kept (about 400 bytes each); past it, a note.
+pub const MAX_PATHS: usize = 1_000_000;
 
 /// Why a job runs unobserved.
 #[derive(Debug, Clone)]
@@ -108,6 +115,10 @@ impl std::fmt::Display for Unavailable {
 pub struct Hook {
     program: Vec<libc::sock_filter>,
     child_end: OwnedFd,
+    /// The supervisor's end of the socket, as numbered in lineage: the child closes its copy
+    /// first, so that the listener in flight is never kept alive by the very process whose
+    /// calls it holds (should lineage die before receiving it).
+    parent_end: RawFd,
 }
 
 /// The running supervisor of one job.
@@ -155,6 +166,7 @@ impl Observer {
             SockFlag::SOCK_CLOEXEC,
         )
         .map_err(|e| unavailable("no socket for the supervisor", e))?;
+        let parent_raw = parent_end.as_raw_fd();
         let (tx, rx) = mpsc::channel();
         let seen = Arc::new(Mutex::new(Observed::default()));
         let shared = Arc::clone(&seen);
@@ -162,7 +174,14 @@ impl Observer {
             .name("lineage-observe".into())
             .spawn(move || supervisor::run(parent_end, shared, tx))
             .map_err(|e| Unavailable(format!("no supervisor thread: {e}")))?;
-        Ok((Observer { ready: rx, seen }, Hook { program, child_end }))
+        Ok((
+            Observer { ready: rx, seen },
+            Hook {
+                program,
+                child_end,
+                parent_end: parent_raw,
+            },
+        ))
     }
 
     /// What the job named, once its process has ended (every call it made was answered, so
@@ -188,6 +207,11 @@ impl Hook {
     /// Async-signal-safe: seccomp(2), prctl(2), sendmsg(2) and close(2) on values prepared
     /// before the fork; nothing is allocated.
     pub fn install(&self) {
+        #[allow(unsafe_code)]
+        // SAFETY: closing this process's copy of a descriptor lineage keeps (see the field).
+        unsafe {
+            libc::close(self.parent_end);
+        }
         let fprog = libc::sock_fprog {
             len: self.program.len() as u16,
             filter: self.program.as_ptr() as *mut libc::sock_filter,
@@ -211,18 +235,26 @@ impl Hook {
 /// seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER): first as is (a
 /// process with CAP_SYS_ADMIN needs no `no_new_privs`), then with `no_new_privs`.
 fn seccomp_listener(fprog: &libc::sock_fprog) -> Result<RawFd, i32> {
-    let try_once = || {
+    // Once the supervisor has a call, the caller waits for the answer killable only: a
+    // signal then does not interrupt the call (Linux 5.19 and later; without it before).
+    let install = |flags: libc::c_ulong| {
         #[allow(unsafe_code)]
         // SAFETY: a raw system call on a program that outlives it; the kernel copies it.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_seccomp,
                 libc::SECCOMP_SET_MODE_FILTER,
-                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                flags,
                 fprog as *const libc::sock_fprog,
             )
         };
         if r < 0 { Err(errno()) } else { Ok(r as RawFd) }
+    };
+    let try_once = || match install(
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+    ) {
+        Err(libc::EINVAL) => install(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER),
+        other => other,
     };
     match try_once() {
         Err(libc::EACCES) => {

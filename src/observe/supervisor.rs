@@ -8,7 +8,6 @@ use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use nix::libc;
@@ -36,7 +35,15 @@ pub(super) fn run(
     let _ = ready.send(Ok(()));
     // What the thread holds now, for the heir to answer should lineage die holding it.
     let heir = Heir::start(&listener);
-    let holding = heir.as_ref().map(|h| h.holding);
+    let mut own: libc::seccomp_notif = {
+        #[allow(unsafe_code)]
+        // SAFETY: plain data, zero is valid.
+        unsafe {
+            std::mem::zeroed()
+        }
+    };
+    // Where each call is received: the page shared with the heir, or this thread's own.
+    let buf: *mut libc::seccomp_notif = heir.as_ref().map_or(&mut own as *mut _, |h| h.req);
     // Wake this thread on the caller's CPU, and the caller on this one (Linux 6.6 and later;
     // ignored before): a held call is a hand-over, not two cross-CPU wake-ups.
     #[allow(unsafe_code)]
@@ -52,17 +59,13 @@ pub(super) fn run(
     let mut noted = Vec::with_capacity(2);
     loop {
         #[allow(unsafe_code)]
-        // SAFETY: a zeroed plain-data struct, filled by the kernel.
-        let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-        #[allow(unsafe_code)]
-        // SAFETY: the ioctl writes one seccomp_notif into `req`; it blocks until a call is
-        // held.
-        let r = unsafe {
-            libc::ioctl(
-                listener.as_raw_fd(),
-                libc::SECCOMP_IOCTL_NOTIF_RECV,
-                &mut req as *mut libc::seccomp_notif,
-            )
+        // SAFETY: `buf` is valid for one seccomp_notif (a live mapping or `own`), written
+        // only by this thread and the kernel; it is zeroed before each receive, as the kernel
+        // requires, and the ioctl blocks until a call is held.
+        let (r, req) = unsafe {
+            std::ptr::write_bytes(buf, 0, 1);
+            let r = libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, buf);
+            (r, std::ptr::read_volatile(buf))
         };
         if r != 0 {
             match std::io::Error::last_os_error().raw_os_error() {
@@ -73,17 +76,27 @@ pub(super) fn run(
                 _ => return,
             }
         }
-        if let Some(h) = holding {
-            h.store(req.id, Ordering::SeqCst);
-        }
         noted.clear();
-        let ok = describe(&req, &mut cwds, &mut noted);
+        let blind = if req.data.arch != super::filter::NATIVE_ARCH {
+            Some("a 32-bit system call")
+        } else if Call::of(req.data.nr) == Some(Call::IoUring) {
+            Some("io_uring")
+        } else {
+            None
+        };
+        let ok = blind.is_some() || describe(&req, &mut cwds, &mut noted);
         // The memory read belongs to the caller only while the call is still held.
         let ok = ok && still_held(&listener, req.id);
         if let Ok(mut seen) = seen.lock() {
             seen.calls += 1;
-            if ok {
+            if let Some(what) = blind {
+                seen.blind.insert(what);
+            } else if ok {
                 for (path, op) in noted.drain(..) {
+                    if seen.paths.len() >= super::MAX_PATHS && !seen.paths.contains_key(&path) {
+                        seen.blind.insert("more distinct paths than lineage keeps");
+                        continue;
+                    }
                     seen.paths.entry(path).or_default().apply(op);
                 }
             } else {
@@ -105,8 +118,10 @@ pub(super) fn run(
                 &mut resp as *mut libc::seccomp_notif_resp,
             );
         }
-        if let Some(h) = holding {
-            h.store(0, Ordering::SeqCst);
+        #[allow(unsafe_code)]
+        // SAFETY: as above; the heir reads the id as zero: nothing held.
+        unsafe {
+            std::ptr::write_volatile(std::ptr::addr_of_mut!((*buf).id), 0);
         }
     }
 }
@@ -169,8 +184,9 @@ fn receive(sock: &OwnedFd) -> Result<OwnedFd, Unavailable> {
 /// that outlives lineage, or whose lineage was killed (SIGKILL), sees its calls go on as
 /// without lineage; they are only no longer recorded.
 struct Heir {
-    /// The id of the call the supervisor holds (0: none), in memory shared with the heir.
-    holding: &'static AtomicU64,
+    /// The request buffer the supervisor receives each call into, in memory shared with the
+    /// heir: the kernel writes a call's id there before the supervisor can die holding it.
+    req: *mut libc::seccomp_notif,
     /// Closed when lineage ends (the write end of the heir's pipe).
     _alive: OwnedFd,
 }
@@ -179,8 +195,8 @@ impl Heir {
     fn start(listener: &OwnedFd) -> Option<Heir> {
         #[allow(unsafe_code)]
         // SAFETY: a fresh anonymous shared mapping of one page, never unmapped (it lives as
-        // long as lineage); an AtomicU64 at its start is aligned and zero-initialised.
-        let holding: &'static AtomicU64 = unsafe {
+        // long as lineage), zero-filled; a seccomp_notif at its start is aligned.
+        let req: *mut libc::seccomp_notif = unsafe {
             let page = libc::mmap(
                 std::ptr::null_mut(),
                 4096,
@@ -192,7 +208,7 @@ impl Heir {
             if page == libc::MAP_FAILED {
                 return None;
             }
-            &*(page as *const AtomicU64)
+            page.cast()
         };
         let (alive_r, alive_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
         #[allow(unsafe_code)]
@@ -201,10 +217,10 @@ impl Heir {
         // another thread of lineage's may have held the allocator's lock at the fork.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {
-                heir_main(listener.as_raw_fd(), alive_r.as_raw_fd(), holding)
+                heir_main(listener.as_raw_fd(), alive_r.as_raw_fd(), req)
             }
             Ok(nix::unistd::ForkResult::Parent { .. }) => Some(Heir {
-                holding,
+                req,
                 _alive: alive_w,
             }),
             Err(_) => None,
@@ -215,11 +231,13 @@ impl Heir {
 /// The heir's whole life (see [`Heir`]). Its own session, so that a Ctrl-C or a hang-up
 /// meant for the job's terminal does not end it; every other descriptor closed, so that
 /// nobody waits on a pipe it would hold.
-fn heir_main(listener: RawFd, alive: RawFd, holding: &AtomicU64) -> ! {
+fn heir_main(listener: RawFd, alive: RawFd, held: *const libc::seccomp_notif) -> ! {
     #[allow(unsafe_code)]
     // SAFETY: async-signal-safe calls on plain values (see `Heir::start`).
     unsafe {
         libc::setsid();
+        // Not `lineage`: `pkill lineage` is meant for lineage, and the job needs its heir.
+        libc::prctl(libc::PR_SET_NAME, c"lnobs-heir".as_ptr(), 0, 0, 0);
         let (lo, hi) = (listener.min(alive) as u32, listener.max(alive) as u32);
         for (from, to) in [
             (0, lo.wrapping_sub(1)),
@@ -251,9 +269,10 @@ fn heir_main(listener: RawFd, alive: RawFd, holding: &AtomicU64) -> ! {
                 &mut resp as *mut _,
             );
         };
-        let held = holding.load(Ordering::SeqCst);
-        if held != 0 {
-            answer(held);
+        // The call lineage received last, if it did not answer it (0: none held).
+        let id = std::ptr::read_volatile(std::ptr::addr_of!((*held).id));
+        if id != 0 {
+            answer(id);
         }
         loop {
             let mut fd = libc::pollfd {
@@ -316,10 +335,14 @@ fn still_used(listener: &OwnedFd) -> bool {
 }
 
 /// Each thread's working directory, read once from `/proc/TID/cwd` (a read of procfs costs
-/// as much as the rest of a held call): forgotten whenever any thread of the job changes
-/// directory (`chdir` and `fchdir` are held too) and for a thread that runs a new program.
+/// as much as the rest of a held call), for a job that never changes directory; once any
+/// thread of it does (`chdir` and `fchdir` are held too), read at every call. A thread that
+/// runs a new program is read again.
 #[derive(Default)]
-struct Cwds(std::collections::HashMap<u32, PathBuf>);
+struct Cwds {
+    dirs: std::collections::HashMap<u32, PathBuf>,
+    off: bool,
+}
 
 /// The paths a call names and what it does to each; false when one could not be read.
 fn describe(req: &libc::seccomp_notif, cwds: &mut Cwds, out: &mut Vec<(OsString, Op)>) -> bool {
@@ -327,7 +350,10 @@ fn describe(req: &libc::seccomp_notif, cwds: &mut Cwds, out: &mut Vec<(OsString,
         return true;
     };
     if call == Call::Chdir {
-        cwds.0.clear();
+        // When the change takes effect is the kernel's business, after this answer: from
+        // now on each relative path is resolved against what procfs says at its call.
+        cwds.dirs.clear();
+        cwds.off = true;
         return true;
     }
     let a = req.data.args;
@@ -379,11 +405,11 @@ fn describe(req: &libc::seccomp_notif, cwds: &mut Cwds, out: &mut Vec<(OsString,
         Call::MkdirAt => named[0] = (a[0], a[1], Some(Op::MakeDir)),
         Call::Execve => named[0] = (cwd, a[0], Some(Op::Exec)),
         Call::ExecveAt => named[0] = (a[0], a[1], Some(Op::Exec)),
-        Call::Chdir => {}
+        Call::Chdir | Call::IoUring => {}
     }
     if matches!(call, Call::Execve | Call::ExecveAt) {
         // A new program: if this thread id is a new process, its directory is its own.
-        cwds.0.remove(&tid);
+        cwds.dirs.remove(&tid);
     }
     for (dirfd, ptr, op) in named {
         let Some(op) = op else { continue };
@@ -452,11 +478,13 @@ fn absolute(tid: u32, dirfd: i32, raw: Vec<u8>, cwds: &mut Cwds) -> Option<PathB
         path
     } else {
         let base = if dirfd == libc::AT_FDCWD {
-            match cwds.0.get(&tid) {
+            match cwds.dirs.get(&tid) {
                 Some(known) => known.clone(),
                 None => {
                     let read = std::fs::read_link(format!("/proc/{tid}/cwd")).ok()?;
-                    cwds.0.insert(tid, read.clone());
+                    if !cwds.off {
+                        cwds.dirs.insert(tid, read.clone());
+                    }
                     read
                 }
             }
@@ -468,7 +496,25 @@ fn absolute(tid: u32, dirfd: i32, raw: Vec<u8>, cwds: &mut Cwds) -> Option<PathB
         }
         base.join(path)
     };
-    Some(clean(&joined))
+    let cleaned = clean(&joined);
+    Some(through_proc_fd(tid, &cleaned).unwrap_or(cleaned))
+}
+
+/// `/proc/self/fd/N` (or `thread-self`, or a pid): the file the descriptor names, as the
+/// kernel will open it (a job reopening a descriptor it opened `O_PATH`).
+fn through_proc_fd(tid: u32, path: &Path) -> Option<PathBuf> {
+    let mut parts = path.strip_prefix("/proc").ok()?.components();
+    let (who, fd, n) = (parts.next()?, parts.next()?, parts.next()?);
+    if fd.as_os_str() != "fd" || parts.next().is_some() {
+        return None;
+    }
+    let n: u32 = n.as_os_str().to_str()?.parse().ok()?;
+    let link = match who.as_os_str().to_str()? {
+        "self" | "thread-self" => format!("/proc/{tid}/fd/{n}"),
+        pid if pid.bytes().all(|b| b.is_ascii_digit()) => format!("/proc/{pid}/fd/{n}"),
+        _ => return None,
+    };
+    std::fs::read_link(link).ok().filter(|p| p.is_absolute())
 }
 
 /// `/a/./b/../c` → `/a/c`, by name.

@@ -793,3 +793,130 @@ fn code_read_through_python_bytecode_names_the_source_and_rerun_ignores_unread_c
     assert_eq!(code(&out), 125, "{}", stderr(&out));
     assert!(stderr(&out).contains("helpers.py"), "{}", stderr(&out));
 }
+
+#[test]
+fn links_into_proc_secret_names_and_reopened_descriptors() {
+    let env = Env::local();
+    repo_with(
+        &env,
+        r#"import os
+open('status-link').read()                    # a link into /proc: ignored as /proc is
+fd = os.open('data.csv', os.O_PATH)           # a path-only descriptor, reopened through /proc
+open(f'/proc/self/fd/{fd}').read()
+open('token=ghp_abcdefghijklmnopqrstuvwxyz0123456789.txt').read()
+"#,
+        &[
+            ("data.csv", "1,2\n"),
+            ("token=ghp_abcdefghijklmnopqrstuvwxyz0123456789.txt", "x"),
+        ],
+    );
+    std::os::unix::fs::symlink("/proc/self/status", env.path("status-link")).expect("link");
+    let out = env.cmd(["run", "--", "python3", "job.py"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("an observed path held a secret"),
+        "{}",
+        stderr(&out)
+    );
+    let run = env.show(None);
+    assert_eq!(
+        paths(&run, "inputs"),
+        ["data.csv", "token=[REDACTED]"],
+        "{run}"
+    );
+    let raw = std::fs::read(env.root().join("store/lineage.db")).expect("db");
+    assert!(
+        !crate::util::contains(&raw, b"ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+        "the secret reached the store"
+    );
+}
+
+#[test]
+fn outputs_roll_up_into_a_directory_that_holds_only_what_the_job_wrote() {
+    let env = Env::local();
+    repo_with(
+        &env,
+        "for i in range(10):\n    open(f'out/part-{i}.bin', 'w').write(str(i))\n",
+        &[],
+    );
+    std::fs::create_dir(env.path("out")).expect("out");
+    let run = run_ok(&env, &["python3", "job.py"]);
+    let outs = run["outputs"].as_array().expect("outputs");
+    assert_eq!(outs.len(), 1, "{outs:?}");
+    assert_eq!(
+        (outs[0]["path"].as_str(), outs[0]["file_count"].as_u64()),
+        (Some("out"), Some(10))
+    );
+}
+
+#[test]
+fn a_lineage_killed_at_any_moment_of_the_launch_leaves_no_process_behind() {
+    let env = Env::local();
+    env.init_repo();
+    for i in 0..20u64 {
+        let marker = format!("lineage-launch-marker-{}-{i}", std::process::id());
+        let mut cmd = env.lineage();
+        cmd.args([
+            "run",
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            "cat train.py > /dev/null",
+            &marker,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("lineage");
+        std::thread::sleep(Duration::from_micros(500 * i));
+        let _ = child.kill();
+        let _ = child.wait();
+        let began = Instant::now();
+        loop {
+            let left: Vec<String> = std::fs::read_dir("/proc")
+                .expect("/proc")
+                .flatten()
+                .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .filter(|c| c.contains(&marker))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(10),
+                "killed after {} us, still there: {left:?}",
+                500 * i
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn a_32_bit_system_call_is_let_through_and_said_so() {
+    let env = Env::local();
+    env.init_repo();
+    compile(
+        &env,
+        "int80",
+        r#"int main(void) {
+    long pid;
+    __asm__ volatile ("int $0x80" : "=a"(pid) : "a"(20));   /* getpid, i386 table */
+    return pid > 0 ? 0 : 1;
+}"#,
+        false,
+    );
+    let bare = Command::new(env.path("int80")).status().expect("int80");
+    if !bare.success() {
+        eprintln!("this kernel runs no 32-bit system calls: nothing to observe");
+        return;
+    }
+    let out = env.cmd(["run", "--strict", "--", "./int80"]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a 32-bit system call"),
+        "{}",
+        stderr(&out)
+    );
+}

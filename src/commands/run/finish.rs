@@ -145,7 +145,7 @@ pub(super) fn after(
     if !plan.hashing.is_stopped() {
         recheck_inputs(&plan, &pre.inputs, &mut changed, &mut capture);
     }
-    let found = match during.observed {
+    let mut found = match during.observed {
         Some((Ok(seen), start)) if !plan.hashing.is_stopped() => {
             observed::found(&plan, seen, start, &pre.inputs.edges, &mut capture)
         }
@@ -172,7 +172,7 @@ pub(super) fn after(
     for (o, seen) in outputs.iter_mut().zip(&found.outputs_seen) {
         o.observed = Some(*seen);
     }
-    outputs.extend(found.edges);
+    outputs.extend(std::mem::take(&mut found.edges));
     let observed_off = capture.observed.as_ref().is_none_or(|o| o.off.is_some());
     let resources = Resources {
         wall_seconds: outcome.wall.as_secs_f64(),
@@ -247,7 +247,7 @@ pub(super) fn after(
             if n == 1 { "" } else { "s" }
         ));
     }
-    let exit = strict(&plan, ending.exit, observed_off, &found.undeclared);
+    let exit = strict(&plan, ending.exit, observed_off, &found);
     Executed {
         id,
         exit,
@@ -259,7 +259,8 @@ pub(super) fn after(
 /// `--strict`: a job that succeeded but read or wrote paths nobody declared, or that could
 /// not be observed, makes lineage exit with `UNDECLARED_IO`, once the run is recorded; a
 /// failed job keeps its own code.
-fn strict(plan: &Plan, exit: u8, unobserved: bool, undeclared: &[String]) -> u8 {
+fn strict(plan: &Plan, exit: u8, unobserved: bool, found: &observed::Found) -> u8 {
+    let undeclared = &found.undeclared;
     if !plan.strict || exit != code::SUCCESS {
         return exit;
     }
@@ -267,6 +268,13 @@ fn strict(plan: &Plan, exit: u8, unobserved: bool, undeclared: &[String]) -> u8 
         ui::error_line(
             "strict: the job ran unobserved (see the note above), so nothing proves it read and wrote only what was declared",
         );
+        return code::UNDECLARED_IO;
+    }
+    if !found.blind.is_empty() {
+        ui::error_line(format_args!(
+            "strict: the job used {}, which observation cannot see through (see the warning above)",
+            found.blind.join(" and ")
+        ));
         return code::UNDECLARED_IO;
     }
     if undeclared.is_empty() {

@@ -29,6 +29,8 @@ pub(super) struct Found {
     pub(super) outputs_seen: Vec<Seen>,
     /// The paths nobody declared (for `--strict`).
     pub(super) undeclared: Vec<String>,
+    /// What the job did that observation could not see through (for `--strict`).
+    pub(super) blind: Vec<String>,
 }
 
 /// Where a path belongs.
@@ -60,6 +62,9 @@ pub(super) struct Places {
     envs: HashMap<PathBuf, bool>,
     /// Directory -> what the files in it are, as far as the directory tells.
     dirs: HashMap<PathBuf, Kind>,
+    /// The devices of /proc, /sys, /dev and /run where they are filesystems of their own: a
+    /// file on one is ignored whatever name led to it.
+    special: Vec<u64>,
 }
 
 impl Places {
@@ -117,6 +122,14 @@ impl Places {
             tools,
             envs: HashMap::new(),
             dirs: HashMap::new(),
+            special: {
+                let root = std::fs::metadata("/").map(|m| m.dev()).ok();
+                ["/proc", "/sys", "/dev", "/run"]
+                    .iter()
+                    .filter_map(|p| std::fs::metadata(p).ok().map(|m| m.dev()))
+                    .filter(|d| Some(*d) != root)
+                    .collect()
+            },
         }
     }
 
@@ -286,16 +299,6 @@ fn pyc_source(path: &Path) -> Option<PathBuf> {
     Some(cache.parent()?.join(format!("{module}.py")))
 }
 
-/// Whether the directory at `path` was created since `start` (by its birth time; false where
-/// the filesystem does not keep one).
-fn born_since(path: &Path, start: SystemTime) -> bool {
-    std::fs::symlink_metadata(path)
-        .ok()
-        .filter(std::fs::Metadata::is_dir)
-        .and_then(|m| m.created().ok())
-        .is_some_and(|born| born >= start)
-}
-
 /// Whether the inode changed since `start` (its data or its name: ctime covers a rename).
 fn changed_since(meta: &std::fs::Metadata, start: SystemTime) -> bool {
     let at = |secs: i64, nsecs: i64| {
@@ -326,9 +329,9 @@ pub(super) fn found(
         calls: observed.calls,
         ..Default::default()
     };
+    let (observed_blind, unreadable) = (observed.blind.clone(), observed.unreadable);
     let mut reads: BTreeMap<PathBuf, bool> = BTreeMap::new(); // path -> changed while it ran
     let mut writes: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut made_dirs: HashSet<PathBuf> = HashSet::new();
     let mut code: BTreeSet<String> = BTreeSet::new();
     let mut deleted: BTreeSet<String> = BTreeSet::new();
     // A module Python loaded from its cached bytecode was read through the cache: the
@@ -341,7 +344,10 @@ pub(super) fn found(
         .map(PathBuf::into_os_string)
         .collect();
     for source in sources {
-        paths.entry(source).or_default().apply(crate::observe::Op::Read);
+        paths
+            .entry(source)
+            .or_default()
+            .apply(crate::observe::Op::Read);
     }
     // The stats first, in parallel: a job that read 100,000 files named as many.
     let stated: Vec<(PathBuf, Access, Option<std::fs::Metadata>)> = {
@@ -361,17 +367,15 @@ pub(super) fn found(
             read,
             written,
             deleted: gone,
-            made_dir,
             ..
         } = access;
-        // `mkdir -p` asks for every directory on the way, made or not: only one born
-        // since the job started is its own.
-        if made_dir && born_since(&path, start) {
-            made_dirs.insert(path.clone());
-        }
         let kind = places.kind(&path);
-        if kind == Kind::Ignored {
-            continue;
+        if kind == Kind::Ignored
+            || meta
+                .as_ref()
+                .is_some_and(|m| places.special.contains(&m.dev()))
+        {
+            continue; // a link into /proc, /sys or /dev is ignored as they are
         }
         let Some(meta) = meta else {
             // Gone: deleted by the job (unless it made it), or never there (a failed open).
@@ -466,7 +470,7 @@ pub(super) fn found(
         .collect();
 
     let inputs = roll_up_inputs(&places, reads);
-    let written = roll_up_outputs(&places, writes, &made_dirs);
+    let written = roll_up_outputs(&places, writes);
     crate::timing::mark("observed paths rolled up");
     for (n, (path, changed)) in inputs.into_iter().enumerate() {
         let d = Declared {
@@ -506,6 +510,36 @@ pub(super) fn found(
         edge.observed = Some(Seen::Undeclared);
         out.undeclared.push(edge.path.clone());
         out.edges.push(edge);
+    }
+    // A path is a string from the job: a secret in a file's name is redacted like one in
+    // its arguments (the bytes still identify the file).
+    for e in &mut out.edges {
+        let (path, abs) = (
+            plan.policy.redact_text(&e.path),
+            plan.policy.redact_text(&e.abs_path),
+        );
+        if path != e.path || abs != e.abs_path {
+            let msg = format!(
+                "an observed path held a secret: recorded as {}",
+                ui::escape(&path)
+            );
+            ui::warn(&msg);
+            capture.notes.push(msg);
+            (e.path, e.abs_path) = (path, abs);
+        }
+    }
+    for what in &observed_blind {
+        let msg = format!(
+            "the job used {what}: observation cannot see the files it named that way (docs/recording.md, \"What observation cannot see\")"
+        );
+        ui::warn(&msg);
+        capture.notes.push(msg);
+        out.blind.push((*what).to_string());
+    }
+    if unreadable > 0 {
+        capture.notes.push(format!(
+            "{unreadable} file call(s) named a path lineage could not read (a process gone, a bad pointer): not recorded"
+        ));
     }
     capture.observed = Some(io);
     crate::timing::mark("observed I/O recorded");
@@ -601,21 +635,15 @@ fn roll_up_inputs(places: &Places, reads: BTreeMap<PathBuf, bool>) -> Vec<(PathB
     out
 }
 
-/// Outputs: the files written directly in a directory the job created are recorded as that
-/// directory when there are at least [`ROLL_UP`] of them and it holds nothing else; the rest
-/// as files.
-fn roll_up_outputs(
-    places: &Places,
-    writes: BTreeSet<PathBuf>,
-    made: &HashSet<PathBuf>,
-) -> Vec<PathBuf> {
+/// Outputs: the files the job wrote directly in a directory are recorded as that directory
+/// when there are at least [`ROLL_UP`] of them and it holds nothing else (only the job's
+/// product); the rest as files.
+fn roll_up_outputs(places: &Places, writes: BTreeSet<PathBuf>) -> Vec<PathBuf> {
     let mut groups: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
     let mut loose = Vec::new();
     for p in writes {
         match p.parent() {
-            Some(d) if made.contains(d) && !places.too_wide(d) => {
-                groups.entry(d.to_path_buf()).or_default().push(p)
-            }
+            Some(d) if !places.too_wide(d) => groups.entry(d.to_path_buf()).or_default().push(p),
             _ => loose.push(p),
         }
     }
