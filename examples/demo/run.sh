@@ -22,8 +22,8 @@ python=${PYTHON:-python3}
   -- "$python" prepare.py data/raw/houses.csv data/prepared
 "$lineage" run -i data/prepared -c configs/train.yaml -o out/model.json \
   -- "$python" train.py data/prepared configs/train.yaml out/model.json
-"$lineage" run -i out/model.json -i data/prepared -o out/metrics.json \
-  -- "$python" evaluate.py out/model.json data/prepared out/metrics.json
+# No declarations: lineage observes what the evaluation reads and writes.
+"$lineage" run -- "$python" evaluate.py out/model.json data/prepared out/metrics.json
 
 echo
 echo "== lineage list"
