@@ -920,3 +920,18 @@ fn a_32_bit_system_call_is_let_through_and_said_so() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_declared_config_tracked_by_git_is_opened_not_untouched() {
+    let env = Env::local();
+    env.git(&["init", "-q"]);
+    env.write("cfg.yaml", "lr: 0.1\n");
+    env.write("job.py", "open('cfg.yaml').read()\n");
+    env.git(&["add", "cfg.yaml", "job.py"]);
+    env.git(&["commit", "-q", "-m", "job"]);
+    let out = env.cmd(["run", "-c", "cfg.yaml", "--", "python3", "job.py"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("never opened"), "{}", stderr(&out));
+    let run = env.show(None);
+    assert_eq!(run["configs"][0]["opened"], true, "{}", run["configs"]);
+}

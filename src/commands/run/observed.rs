@@ -362,6 +362,23 @@ pub(super) fn found(
             })
             .collect()
     };
+    // Declared paths: touched when the job opened them or anything in them, whatever
+    // class the file is (a tracked config is code read, and was opened all the same).
+    let declared: Vec<PathBuf> = declared_inputs
+        .iter()
+        .map(|e| crate::model::path_of(&e.abs_path))
+        .collect();
+    let mut touched = vec![false; declared.len()];
+    let outputs: Vec<&PathBuf> = plan.outputs.iter().map(|d| &d.abs).collect();
+    let mut touched_out = vec![false; outputs.len()];
+    for (path, access, _) in &stated {
+        for (i, d) in declared.iter().enumerate() {
+            touched[i] |= access.read && path.starts_with(d);
+        }
+        for (i, o) in outputs.iter().enumerate() {
+            touched_out[i] |= (access.written || access.read) && path.starts_with(o);
+        }
+    }
     for (path, access, meta) in stated {
         let Access {
             read,
@@ -414,14 +431,6 @@ pub(super) fn found(
     io.deleted = deleted.into_iter().collect();
 
     let mut out = Found::default();
-    // Declared inputs and configs: touched when the job opened them or anything in them.
-    let declared: Vec<PathBuf> = declared_inputs
-        .iter()
-        .map(|e| crate::model::path_of(&e.abs_path))
-        .collect();
-    let mut touched = vec![false; declared.len()];
-    let outputs: Vec<&PathBuf> = plan.outputs.iter().map(|d| &d.abs).collect();
-    let mut touched_out = vec![false; outputs.len()];
     reads.retain(|p, _| {
         let mut hit = false;
         for (i, d) in declared.iter().enumerate() {
