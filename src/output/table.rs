@@ -153,7 +153,18 @@ pub fn run(
     if let Some(o) = &c.observed {
         for (what, paths) in [("code read", &o.code_read), ("deleted", &o.deleted)] {
             if !paths.is_empty() {
-                let list: Vec<_> = paths.iter().map(|p| escape(p)).collect();
+                const SHOWN: usize = 10;
+                let mut list: Vec<String> = paths
+                    .iter()
+                    .take(SHOWN)
+                    .map(|p| escape(p).into_owned())
+                    .collect();
+                if paths.len() > SHOWN {
+                    list.push(format!(
+                        "and {} more (--json lists them)",
+                        paths.len() - SHOWN
+                    ));
+                }
                 out += &format!("\n{what}: {}", list.join(", "));
             }
         }

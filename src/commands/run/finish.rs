@@ -147,7 +147,15 @@ pub(super) fn after(
     }
     let mut found = match during.observed {
         Some((Ok(seen), start)) if !plan.hashing.is_stopped() => {
-            observed::found(&plan, seen, start, &pre.inputs.edges, &mut capture)
+            let succeeded = ending.status == Status::Succeeded;
+            observed::found(
+                &plan,
+                seen,
+                start,
+                &pre.inputs.edges,
+                succeeded,
+                &mut capture,
+            )
         }
         Some((Ok(_), _)) => {
             capture

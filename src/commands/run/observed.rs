@@ -321,6 +321,7 @@ pub(super) fn found(
     observed: Observed,
     start: SystemTime,
     declared_inputs: &[Edge],
+    succeeded: bool,
     capture: &mut Capture,
 ) -> Found {
     let mut places = Places::new(plan, capture);
@@ -334,6 +335,7 @@ pub(super) fn found(
     let mut writes: BTreeSet<PathBuf> = BTreeSet::new();
     let mut code: BTreeSet<String> = BTreeSet::new();
     let mut deleted: BTreeSet<String> = BTreeSet::new();
+    let mut scratch_writes = 0usize;
     // A module Python loaded from its cached bytecode was read through the cache: the
     // source is what the job used (`__pycache__/m.cpython-311.pyc` -> `m.py`).
     let mut paths = observed.paths;
@@ -409,11 +411,16 @@ pub(super) fn found(
         if written && changed {
             if !places.scratch(&path) || under_any(&path, plan.outputs.iter().map(|d| &d.abs)) {
                 writes.insert(path);
+            } else {
+                scratch_writes += 1;
             }
             continue;
         }
         if !read {
             continue;
+        }
+        if kind == Kind::Code && declared.iter().any(|d| path.starts_with(d)) {
+            continue; // declared: an edge already, not listed again as code read
         }
         if kind == Kind::Code {
             let rel = places
@@ -467,8 +474,11 @@ pub(super) fn found(
                 },
                 ui::escape(&d.path)
             );
-            ui::warn(&msg);
-            capture.notes.push(msg);
+            // A job that failed early (at an import) opened nothing: no news.
+            if succeeded {
+                ui::warn(&msg);
+                capture.notes.push(msg);
+            }
             Seen::Untouched
         };
         out.seen.push((i, seen));
@@ -545,6 +555,15 @@ pub(super) fn found(
         capture.notes.push(msg);
         out.blind.push((*what).to_string());
     }
+    if scratch_writes > 0 {
+        let msg = format!(
+            "{scratch_writes} file(s) the job wrote under the temporary directory were not recorded as outputs (declare one with -o to keep it)"
+        );
+        if !plan.quiet {
+            ui::info(&msg);
+        }
+        capture.notes.push(msg);
+    }
     if unreadable > 0 {
         capture.notes.push(format!(
             "{unreadable} file call(s) named a path lineage could not read (a process gone, a bad pointer): not recorded"
@@ -580,7 +599,7 @@ fn hash_edge(plan: &Plan, d: &Declared, role: Role, token: &str, capture: &mut C
 }
 
 /// The rule (docs/recording.md): a directory of which the job read at least [`ROLL_UP`]
-/// files becomes one input in their place; then a directory every entry of which is such a
+/// files, and at least half of its files, becomes one input in their place; then a directory every entry of which is such a
 /// directory or a file the job read takes their place, and so on up. Never the working
 /// directory, the work tree, the home or temporary directory, or anything above them.
 fn roll_up_inputs(places: &Places, reads: BTreeMap<PathBuf, bool>) -> Vec<(PathBuf, bool)> {
@@ -590,9 +609,19 @@ fn roll_up_inputs(places: &Places, reads: BTreeMap<PathBuf, bool>) -> Vec<(PathB
             *by_dir.entry(parent.to_path_buf()).or_default() += 1;
         }
     }
+    // At least ROLL_UP files, and at least half of the files in it: a job that read 10 of
+    // 300 files records those 10, not bytes it never read.
+    let files_in = |d: &Path| {
+        std::fs::read_dir(d).map_or(usize::MAX, |entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .count()
+        })
+    };
     let mut rolled: BTreeSet<PathBuf> = by_dir
         .into_iter()
-        .filter(|(d, n)| *n >= ROLL_UP && !places.too_wide(d))
+        .filter(|(d, n)| *n >= ROLL_UP && 2 * *n >= files_in(d) && !places.too_wide(d))
         .map(|(d, _)| d)
         .collect();
     // Up: a parent all of whose entries are rolled-up directories or files read.
