@@ -208,12 +208,7 @@ fn ranked_producers(
         })
         .map(|r| r.id.as_str())
         .collect();
-    crate::model::graph::rank(
-        &mut ranked,
-        hash,
-        |r| verified.contains(r.id.as_str()),
-        usable,
-    );
+    crate::model::graph::rank(&mut ranked, |r| verified.contains(r.id.as_str()), usable);
     let order: Vec<String> = ranked.iter().map(|r| r.id.clone()).collect();
     let mut runs = runs;
     runs.sort_by_key(|r| order.iter().position(|o| *o == r.id));

@@ -85,30 +85,22 @@ pub struct Lineage {
     pub root_writers: BTreeSet<String>,
 }
 
-/// Rank runs that made (or read) the same bytes `hash`, best first (docs/lineage-model.md,
-/// "Which producer"): runs whose record verifies (`verified`) before the others (an imported
-/// run never outranks one of yours by claiming to be newer); succeeded before failed or
-/// interrupted; runs that made the bytes before those that only copied them (a run that
-/// read these very bytes: an export or deploy step); originals before reruns; runs that pass
-/// `usable` (for `rerun --upstream`: its recorded directory still exists) before those that
-/// do not; then the newest. One rule, for show, diff, export and rerun.
+/// Rank runs that made (or read) the same bytes, best first (docs/lineage-model.md, "Which
+/// producer"): runs whose record verifies (`verified`) before the others (an imported run
+/// never outranks one of yours by claiming to be newer); succeeded before failed or
+/// interrupted; originals before reruns; runs that pass `usable` (for `rerun --upstream`:
+/// its recorded directory still exists) before those that do not; then the newest. One
+/// rule, for show, diff, export and rerun.
 pub fn rank(
     runs: &mut [&RunRecord],
-    hash: &Hash,
     verified: impl Fn(&RunRecord) -> bool,
     usable: impl Fn(&RunRecord) -> bool,
 ) {
-    let copied = |r: &RunRecord| {
-        r.edges.iter().any(|e| {
-            e.role != super::Role::Output && e.artifact.as_ref().is_some_and(|a| a.hash == *hash)
-        })
-    };
     runs.sort_by(|a, b| {
         let key = |r: &RunRecord| {
             (
                 !verified(r),
                 r.status != super::Status::Succeeded,
-                copied(r),
                 r.rerun_of.is_some(),
                 !usable(r),
             )
@@ -169,12 +161,7 @@ impl Lineage {
                 .iter()
                 .filter_map(|l| self.runs.get(&l.run_id).map(|(r, _)| r))
                 .collect();
-            rank(
-                &mut runs,
-                hash,
-                |r| !self.marks.contains_key(&r.id),
-                |_| true,
-            );
+            rank(&mut runs, |r| !self.marks.contains_key(&r.id), |_| true);
             out.sort_by_key(|l| runs.iter().position(|r| r.id == l.run_id));
         }
         out
@@ -397,12 +384,7 @@ impl Lineage {
             .copied()
             .chain(inside.iter().map(|i| i.0))
             .collect();
-        rank(
-            &mut all,
-            hash,
-            |r| !self.marks.contains_key(&r.id),
-            |_| true,
-        );
+        rank(&mut all, |r| !self.marks.contains_key(&r.id), |_| true);
         let Some(best) = all.first() else {
             return Node {
                 hash: *hash,

@@ -773,22 +773,14 @@ impl Shown {
     /// The best of `runs` by the one rule (docs/lineage-model.md, "Which producer").
     /// Reruns are grouped under the run they reproduce when it is among `runs` (the tree
     /// names them as its reruns): the best is taken among the others.
-    fn best(&self, hash: &str, runs: &BTreeSet<String>) -> Option<String> {
-        // A run that read these very bytes only copied them (an export step).
-        let copied = |id: &str| {
-            self.edges
-                .iter()
-                .any(|e| e.run == id && e.role != "output" && e.artifact.as_deref() == Some(hash))
-        };
+    fn best(&self, runs: &BTreeSet<String>) -> Option<String> {
         runs.iter()
             .filter_map(|id| self.runs.get(id).map(|r| (id, r)))
             .filter(|(_, r)| !r.rerun_of.as_ref().is_some_and(|o| runs.contains(o)))
             .min_by(|(a_id, a), (b_id, b)| {
-                let key = |id: &str, r: &ShownRun| {
-                    (r.status != "succeeded", copied(id), r.rerun_of.is_some())
-                };
-                key(a_id, a)
-                    .cmp(&key(b_id, b))
+                let key = |r: &ShownRun| (r.status != "succeeded", r.rerun_of.is_some());
+                key(a)
+                    .cmp(&key(b))
                     .then_with(|| b.started_at.cmp(&a.started_at))
                     .then_with(|| b_id.cmp(a_id))
             })
@@ -973,10 +965,10 @@ impl World {
             )));
         }
         // Which producer: the tree names first the best of the root's producers by the one
-        // rule (succeeded, makers before copiers, originals before reruns, newest).
+        // rule (succeeded, originals before reruns, newest).
         if !all
             && is_file
-            && let Some(best) = g.best(&g.root, &g.producers(&g.root))
+            && let Some(best) = g.best(&g.producers(&g.root))
         {
             let out = self.lineage(&["show".into(), rel.into()]);
             let tree = stdout(&out);

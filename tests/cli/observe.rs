@@ -937,32 +937,6 @@ fn a_declared_config_tracked_by_git_is_opened_not_untouched() {
 }
 
 #[test]
-fn an_export_step_that_copies_the_model_does_not_take_over_its_ancestry() {
-    let env = Env::local();
-    repo_with(
-        &env,
-        "open('model.bin', 'w').write(open('data.csv').read() * 3)\n",
-        &[("data.csv", "abc")],
-    );
-    let train = run_ok(&env, &["python3", "job.py"]);
-    std::fs::create_dir(env.path("dist")).expect("dist");
-    run_ok(&env, &["cp", "model.bin", "dist/model.bin"]);
-    let short = train["short_id"].as_str().expect("short");
-    for target in ["model.bin", "dist/model.bin"] {
-        let out = env.cmd(["show", target]);
-        let tree = stdout(&out);
-        let first = tree
-            .lines()
-            .find(|l| l.contains("produced by run"))
-            .unwrap_or_default();
-        assert!(
-            first.contains(short),
-            "the training made the bytes, the copy did not: {tree}"
-        );
-    }
-}
-
-#[test]
 fn reading_a_few_files_of_a_large_directory_records_those_files() {
     let env = Env::local();
     let files: Vec<(String, String)> = (0..30)
