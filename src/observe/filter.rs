@@ -43,10 +43,6 @@ pub enum Call {
     Rmdir,
     /// unlinkat(dirfd, path, flags)
     UnlinkAt,
-    /// mkdir(path, mode)
-    Mkdir,
-    /// mkdirat(dirfd, path, mode)
-    MkdirAt,
     /// truncate(path, length)
     Truncate,
     /// execve(path, argv, envp)
@@ -70,7 +66,6 @@ fn calls() -> Vec<(i64, Call)> {
         (libc::SYS_linkat, Call::LinkAt),
         (libc::SYS_symlinkat, Call::SymlinkAt),
         (libc::SYS_unlinkat, Call::UnlinkAt),
-        (libc::SYS_mkdirat, Call::MkdirAt),
         (libc::SYS_truncate, Call::Truncate),
         (libc::SYS_execve, Call::Execve),
         (libc::SYS_execveat, Call::ExecveAt),
@@ -88,7 +83,6 @@ fn calls() -> Vec<(i64, Call)> {
         (libc::SYS_symlink, Call::Symlink),
         (libc::SYS_unlink, Call::Unlink),
         (libc::SYS_rmdir, Call::Rmdir),
-        (libc::SYS_mkdir, Call::Mkdir),
     ]);
     v
 }

@@ -1,6 +1,6 @@
 //! Observing the files a job names: Linux seccomp user notification. A BPF filter
 //! (`filter`), installed in the job between fork and exec, hands only the file-naming system
-//! calls (open and its kin, rename, link, unlink, mkdir, truncate, exec) of every thread and
+//! calls (open and its kin, rename, link, unlink, truncate, exec) of every thread and
 //! process of the job to a supervisor thread here, which reads the path from the job's
 //! memory, notes what the call does to it, and lets the call continue
 //! (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`): the job sees the same call, the same result. The
@@ -41,8 +41,6 @@ pub struct Access {
     pub written: bool,
     /// Unlinked or renamed away, and not made again since.
     pub deleted: bool,
-    /// A directory the job created.
-    pub made_dir: bool,
 }
 
 /// One thing a call does to a path.
@@ -55,7 +53,6 @@ pub enum Op {
     /// are read if they were not the job's own.
     ReadWrite,
     Delete,
-    MakeDir,
 }
 
 impl Access {
@@ -76,10 +73,6 @@ impl Access {
                 self.deleted = false;
             }
             Op::Delete => self.deleted = true,
-            Op::MakeDir => {
-                self.made_dir = true;
-                self.deleted = false;
-            }
         }
     }
 }

@@ -401,8 +401,6 @@ fn describe(req: &libc::seccomp_notif, cwds: &mut Cwds, out: &mut Vec<(OsString,
         Call::SymlinkAt => named[0] = (a[1], a[2], Some(Op::Write)),
         Call::Unlink | Call::Rmdir => named[0] = (cwd, a[0], Some(Op::Delete)),
         Call::UnlinkAt => named[0] = (a[0], a[1], Some(Op::Delete)),
-        Call::Mkdir => named[0] = (cwd, a[0], Some(Op::MakeDir)),
-        Call::MkdirAt => named[0] = (a[0], a[1], Some(Op::MakeDir)),
         Call::Execve => named[0] = (cwd, a[0], Some(Op::Exec)),
         Call::ExecveAt => named[0] = (a[0], a[1], Some(Op::Exec)),
         Call::Chdir | Call::IoUring => {}

@@ -35,17 +35,7 @@ pub(super) fn normalize(p: &Path) -> Option<PathBuf> {
     if !p.is_absolute() {
         return None;
     }
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    Some(out)
+    Some(crate::observe::clean(p))
 }
 
 /// A recorded path that must name a place inside a tree (an untracked file, relative to the
