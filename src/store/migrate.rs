@@ -31,6 +31,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_run_id_tails.sql"),
     include_str!("migrations/0012_team_arrivals.sql"),
     include_str!("migrations/0013_observed.sql"),
+    include_str!("migrations/0014_metrics.sql"),
 ];
 
 impl Store {
