@@ -125,6 +125,7 @@ fn fill(dir: &Path) {
                         outputs: &[edge(Role::Output, &output_name(chain, step))],
                         changed_inputs: &[],
                         seen: &[],
+                        metrics: &[],
                         signer: None,
                     },
                 )

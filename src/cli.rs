@@ -113,6 +113,11 @@ pub struct RunArgs {
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub configs: Vec<PathBuf>,
 
+    /// A metrics file (JSON, YAML or TOML) the job writes: read after it, its numbers
+    /// recorded as metrics (`eval.roc_auc`), and the file recorded as an output (repeatable).
+    #[arg(short = 'm', long = "metrics", value_name = "FILE")]
+    pub metrics: Vec<PathBuf>,
+
     /// An explicit parameter, KEY=VALUE (repeatable; overrides config values).
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,

@@ -27,6 +27,64 @@ pub struct RunDiff {
     pub system: BTreeMap<String, Change<Value>>,
     pub packages: MapDiff,
     pub resources: BTreeMap<String, Change<Value>>,
+    /// The metrics each run reported (results, not part of the recipe).
+    pub metrics: MetricsDiff,
+}
+
+/// Metrics of two runs: those only one has, and each that changed, with its change.
+#[derive(Serialize, Default, Debug)]
+pub struct MetricsDiff {
+    pub added: BTreeMap<String, f64>,
+    pub removed: BTreeMap<String, f64>,
+    pub changed: BTreeMap<String, MetricChange>,
+}
+
+/// A metric in both runs, with different values.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct MetricChange {
+    pub a: f64,
+    pub b: f64,
+    /// `b - a`.
+    pub delta: f64,
+    /// `(b - a) / |a|`; None when `a` is 0.
+    pub relative: Option<f64>,
+}
+
+impl MetricsDiff {
+    pub fn of(a: &[crate::model::Metric], b: &[crate::model::Metric]) -> MetricsDiff {
+        let a: BTreeMap<&str, f64> = a.iter().map(|m| (m.key.as_str(), m.value)).collect();
+        let b: BTreeMap<&str, f64> = b.iter().map(|m| (m.key.as_str(), m.value)).collect();
+        let mut d = MetricsDiff::default();
+        for (k, va) in &a {
+            match b.get(k) {
+                None => {
+                    d.removed.insert((*k).to_string(), *va);
+                }
+                Some(vb) if vb != va => {
+                    d.changed.insert(
+                        (*k).to_string(),
+                        MetricChange {
+                            a: *va,
+                            b: *vb,
+                            delta: vb - va,
+                            relative: (*va != 0.0).then(|| (vb - va) / va.abs()),
+                        },
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        for (k, vb) in &b {
+            if !a.contains_key(k) {
+                d.added.insert((*k).to_string(), *vb);
+            }
+        }
+        d
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
 }
 
 impl RunDiff {
@@ -333,6 +391,7 @@ pub fn diff(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> RunDiff {
             .collect()
     };
     d.params = MapDiff::of(&params(a), &params(b));
+    d.metrics = MetricsDiff::of(&a.metrics, &b.metrics);
     d.configs = artifacts(a, b, Role::Config, lookup);
     d.inputs = artifacts(a, b, Role::Input, lookup);
     d.outputs = artifacts(a, b, Role::Output, lookup);

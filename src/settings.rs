@@ -18,6 +18,7 @@
 //! [run]
 //! observe = true                     # observe the files a job opens (--no-observe)
 //! strict = false                     # undeclared I/O fails the run afterwards (--strict)
+//! metrics = ["metrics.json"]         # metrics files jobs write (-m), read when written
 //! [trust]
 //! keys = ["ed25519:3b6a27bc…"]       # whose signed runs `lineage verify` accepts
 //! ```
@@ -53,6 +54,8 @@ struct File {
 struct RunSection {
     observe: Option<bool>,
     strict: Option<bool>,
+    #[serde(default)]
+    metrics: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -103,6 +106,9 @@ pub struct Settings {
     pub observe: bool,
     /// Undeclared I/O fails a run once it has ended (`[run] strict`; `--strict`).
     pub strict: bool,
+    /// Metrics files every job may write (`[run] metrics`): paths relative to the job's
+    /// directory, `*` and `?` allowed in the file name; read when the job wrote them.
+    pub metrics: Vec<String>,
     /// Public keys (`ed25519:<hex>`) whose signed runs `lineage verify` accepts, with the
     /// file that lists each; the user's own key is trusted without being listed.
     pub trusted_keys: Vec<(String, PathBuf)>,
@@ -120,6 +126,7 @@ impl Default for Settings {
             capture_python: true,
             observe: true,
             strict: false,
+            metrics: Vec::new(),
             trusted_keys: Vec::new(),
         }
     }
@@ -219,6 +226,17 @@ pub fn load(user: Option<&Path>, repo: Option<&Path>) -> Result<Settings, BadFil
         if let Some(strict) = file.run.strict {
             s.strict = strict;
         }
+        for m in &file.run.metrics {
+            if m.is_empty() || m.contains('\0') || globset::Glob::new(m).is_err() {
+                return Err(bad(
+                    path,
+                    format!(
+                        "run.metrics: {m:?} is not a file name pattern (like \"metrics.json\" or \"reports/*.json\")"
+                    ),
+                ));
+            }
+        }
+        s.metrics.extend(file.run.metrics);
         s.env_allow.extend(file.env.allow);
         s.env_deny.extend(file.env.deny);
         s.redact_values.extend(file.redact.values);

@@ -22,6 +22,10 @@ pub fn run_facet_schema() -> String {
     format!("{BASE}spec/facets/1-0-0/LineageRunFacet.json#/$defs/LineageRunFacet")
 }
 
+pub fn metrics_facet_schema() -> String {
+    format!("{BASE}spec/facets/1-0-0/LineageMetricsRunFacet.json#/$defs/LineageMetricsRunFacet")
+}
+
 pub fn rerun_facet_schema() -> String {
     format!("{BASE}spec/facets/1-0-0/LineageRerunRunFacet.json#/$defs/LineageRerunRunFacet")
 }
@@ -108,6 +112,16 @@ fn run_facets(export: &Export, namespace: &str, run: &RunRecord, end: bool) -> M
         if !run.params.is_empty() {
             facets.insert("executionParameters".into(), parameters(run));
         }
+    }
+    if end && !run.metrics.is_empty() {
+        let mut m = facet(&metrics_facet_schema());
+        let list: Vec<Value> = run
+            .metrics
+            .iter()
+            .map(|m| json!({"key": m.key, "value": m.value, "source": m.source}))
+            .collect();
+        m.insert("metrics".into(), json!(list));
+        facets.insert("lineage_metrics".into(), Value::Object(m));
     }
     if let Some(rerun) = rerun(export, namespace, run) {
         facets.insert("lineage_rerun".into(), rerun);

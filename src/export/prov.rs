@@ -247,6 +247,17 @@ fn activity(run: &RunRecord) -> Value {
             json!(Value::Object(params).to_string()),
         );
     }
+    if !run.metrics.is_empty() {
+        let metrics: Map<String, Value> = run
+            .metrics
+            .iter()
+            .map(|m| (m.key.clone(), json!(m.value)))
+            .collect();
+        act.insert(
+            "lineage:metrics".into(),
+            json!(Value::Object(metrics).to_string()),
+        );
+    }
     if let Some(of) = &run.rerun_of {
         act.insert("lineage:rerunOf".into(), json!(format!("urn:uuid:{of}")));
     }

@@ -309,6 +309,9 @@ pub struct Capture {
     /// before lineage observed, or with observation switched off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<ObservedIo>,
+    /// The metrics files declared with `-m` (as given), read after the job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics_files: Vec<String>,
 }
 
 impl Capture {
@@ -725,6 +728,17 @@ pub struct Param {
     pub source: String,
 }
 
+/// A number a run reported in a metrics file (`lineage run -m FILE`), read after the job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// The flattened key (`eval.roc_auc`).
+    pub key: String,
+    /// The value: always a finite number.
+    pub value: f64,
+    /// The metrics file it came from, as given.
+    pub source: String,
+}
+
 /// A run as read back from the store.
 #[derive(Clone, Debug)]
 pub struct RunRecord {
@@ -754,6 +768,8 @@ pub struct RunRecord {
     pub edges: Vec<EdgeRecord>,
     /// Its params, sorted by key.
     pub params: Vec<Param>,
+    /// Its metrics, sorted by key.
+    pub metrics: Vec<Metric>,
     /// Why its capture or resources could not be read back, when they could not: `capture`
     /// is then empty but for a note saying so, and what needs it (diff, export, rerun)
     /// refuses the run rather than use the blank.
@@ -778,6 +794,7 @@ impl RunRecord {
             rerun_of: None,
             edges: Vec::new(),
             params: Vec::new(),
+            metrics: Vec::new(),
             unreadable: None,
         }
     }

@@ -45,6 +45,53 @@ fn map(out: &mut String, title: &str, d: &MapDiff, color: bool) {
     }
 }
 
+/// `~ eval.acc: 0.91 -> 0.93 (+0.02, +2.2%)`: each changed metric with its sign and
+/// relative change.
+fn metrics(out: &mut String, d: &crate::compare::MetricsDiff, color: bool) {
+    if d.is_empty() {
+        return;
+    }
+    section(out, "metrics", color);
+    for (k, v) in &d.removed {
+        let _ = writeln!(out, "  - {} = {v}", escape(k));
+    }
+    for (k, v) in &d.added {
+        let _ = writeln!(out, "  + {} = {v}", escape(k));
+    }
+    for (k, c) in &d.changed {
+        let _ = writeln!(
+            out,
+            "  ~ {}: {} -> {} ({})",
+            escape(k),
+            c.a,
+            c.b,
+            metric_change(c)
+        );
+    }
+}
+
+/// `+0.02, +2.2%`; the relative change left out when the first value is 0.
+pub fn metric_change(c: &crate::compare::MetricChange) -> String {
+    // Rounded for reading (the JSON keeps the exact values): 6 significant digits.
+    let delta = format!("{:+}", round6(c.delta));
+    match c.relative {
+        Some(r) => format!("{delta}, {:+.1}%", r * 100.0),
+        None => delta,
+    }
+}
+
+fn round6(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let digits = 6 - 1 - x.abs().log10().floor() as i32;
+    if !(0..=300).contains(&digits) {
+        return x;
+    }
+    let m = 10f64.powi(digits);
+    (x * m).round() / m
+}
+
 fn artifacts(out: &mut String, title: &str, list: &[ArtifactDiff], color: bool) {
     if list.is_empty() {
         return;
@@ -259,6 +306,7 @@ pub fn text(d: &RunDiff, a: &str, b: &str, color: bool) -> String {
     measured(&mut out, "system", &d.system, color);
     map(&mut out, "python packages", &d.packages, color);
     artifacts(&mut out, "outputs", &d.outputs, color);
+    metrics(&mut out, &d.metrics, color);
     measured(&mut out, "resources", &d.resources, color);
     if d.is_same_recipe() {
         let _ = writeln!(

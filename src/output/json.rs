@@ -34,6 +34,9 @@ pub struct RunJson<'a> {
     pub command_redacted: Vec<usize>,
     pub params: BTreeMap<&'a str, &'a Value>,
     pub param_sources: BTreeMap<&'a str, &'a str>,
+    /// The numbers read from its metrics files (`-m`), by flattened key.
+    pub metrics: BTreeMap<&'a str, f64>,
+    pub metric_sources: BTreeMap<&'a str, &'a str>,
     pub configs: Vec<ConfigJson<'a>>,
     pub inputs: Vec<ArtifactJson<'a>>,
     pub outputs: Vec<ArtifactJson<'a>>,
@@ -192,6 +195,16 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
             .params
             .iter()
             .map(|p| (p.key.as_str(), p.source.as_str()))
+            .collect(),
+        metrics: r
+            .metrics
+            .iter()
+            .map(|m| (m.key.as_str(), m.value))
+            .collect(),
+        metric_sources: r
+            .metrics
+            .iter()
+            .map(|m| (m.key.as_str(), m.source.as_str()))
             .collect(),
         configs: r
             .edges

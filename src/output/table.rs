@@ -147,6 +147,9 @@ pub fn run(
     if !r.params.is_empty() {
         out += &format!("\n\n{}", params(r, color));
     }
+    if !r.metrics.is_empty() {
+        out += &format!("\n\n{}", metrics(r, color));
+    }
     if !r.edges.is_empty() {
         out += &format!("\n\n{}", edges(&r.edges, color));
     }
@@ -303,6 +306,20 @@ fn params(r: &RunRecord, color: bool) -> Table {
             escape(&p.key).into_owned(),
             v,
             escape(&p.source).into_owned(),
+        ]);
+    }
+    t
+}
+
+/// The metrics table: key, value, the file it was read from.
+fn metrics(r: &RunRecord, color: bool) -> Table {
+    let mut t = table(color, UTF8_HORIZONTAL_ONLY);
+    t.set_header(vec!["metric", "value", "from"]);
+    for m in &r.metrics {
+        t.add_row(vec![
+            escape(&m.key).into_owned(),
+            m.value.to_string(),
+            escape(&m.source).into_owned(),
         ]);
     }
     t

@@ -189,7 +189,7 @@ impl Store {
                 }
             }
             // Which rows of each synced table go: those the selected runs name.
-            let filters: [(&str, &str); 8] = [
+            let filters: [(&str, &str); 9] = [
                 (
                     "artifacts",
                     "WHERE hash IN (SELECT artifact FROM main.edges
@@ -205,6 +205,7 @@ impl Store {
                 ),
                 ("edges", "WHERE run_id IN (SELECT id FROM sel)"),
                 ("params", "WHERE run_id IN (SELECT id FROM sel)"),
+                ("metrics", "WHERE run_id IN (SELECT id FROM sel)"),
                 ("signatures", "WHERE run_id IN (SELECT id FROM sel)"),
                 ("blobs", "WHERE hash IN (SELECT hash FROM refs)"),
                 (
@@ -285,10 +286,11 @@ impl Store {
         // name, manifests of those, blobs their captures and configs name. Extra digests
         // (sha256) cannot be checked without the files' bytes: never taken from a bundle;
         // `export` and `run --sha256` compute them here from bytes that match.
-        const ORDER: [&str; 8] = [
+        const ORDER: [&str; 9] = [
             "runs",
             "edges",
             "params",
+            "metrics",
             "signatures",
             "artifacts",
             "dir_entries",
@@ -399,7 +401,7 @@ impl Import<'_> {
             if let Some(only) = self.only {
                 let key = match table.name {
                     "runs" => values.first(),
-                    "edges" | "params" | "signatures" => run_col.map(|i| &values[i]),
+                    "edges" | "params" | "metrics" | "signatures" => run_col.map(|i| &values[i]),
                     _ => None,
                 };
                 let skip = match (table.name, key, values.first()) {
@@ -461,7 +463,7 @@ impl Import<'_> {
                     }
                     self.new_runs.insert(first.clone());
                 }
-                "edges" | "params" | "signatures" => {
+                "edges" | "params" | "metrics" | "signatures" => {
                     let run = match run_col.map(|i| &values[i]) {
                         Some(Value::Text(s)) => s.as_str(),
                         _ => "",

@@ -51,6 +51,8 @@ enum Rule {
     Int32,
     /// JSON of a run's `Resources`.
     Resources,
+    /// A finite number (a metric).
+    Finite,
     /// Which of an output's bytes its run wrote: 0, 1 or 2 (`model::Written`).
     Written,
     /// What observing the job said of an edge: 0, 1 or 2 (`model::Seen`).
@@ -100,6 +102,9 @@ fn rule(table: &str, column: &str) -> (Rule, bool) {
         ("params", "run_id") => (Uuid, false),
         ("params", "key" | "source") => (Text, false),
         ("params", "value") => (JsonScalar, false),
+        ("metrics", "run_id") => (Uuid, false),
+        ("metrics", "key" | "source") => (Text, false),
+        ("metrics", "value") => (Finite, false),
         ("signatures", "run_id") => (Uuid, false),
         ("signatures", "public_key") => (PublicKey, false),
         ("signatures", "signature") => (Signature, false),
@@ -283,6 +288,10 @@ fn check_value(kind: Kind, rule: Rule, nullable: bool, value: &Value) -> Result<
         (Kind::Int, Value::Integer(n)) => check_int(rule, *n),
         (Kind::Text, Value::Text(s)) => check_text(rule, s),
         (Kind::Bytes, Value::Blob(_)) => Ok(()),
+        (Kind::Real, Value::Real(f)) if f.is_finite() => Ok(()),
+        (Kind::Real, Value::Real(_)) => Err("is not a finite number".into()),
+        // SQLite stores a REAL that is a whole number as it was given: 3 for 3.0.
+        (Kind::Real, Value::Integer(_)) => Ok(()),
         (want, got) => Err(format!(
             "holds {} where {} belongs",
             value_type(got),
@@ -290,6 +299,7 @@ fn check_value(kind: Kind, rule: Rule, nullable: bool, value: &Value) -> Result<
                 Kind::Int => "an integer",
                 Kind::Text => "text",
                 Kind::Bytes => "bytes",
+                Kind::Real => "a number",
             }
         )),
     }
@@ -359,6 +369,7 @@ fn check_text(rule: Rule, s: &str) -> Result<(), String> {
         Rule::Signature => crate::sign::is_signature(s),
         Rule::Count
         | Rule::Bool
+        | Rule::Finite
         | Rule::Written
         | Rule::Observed
         | Rule::Int

@@ -251,6 +251,7 @@ impl Store {
                     rerun_of: r.get(10)?,
                     edges: Vec::new(),
                     params: Vec::new(),
+                    metrics: Vec::new(),
                     unreadable: None,
                 };
                 let raw: (String, String, Option<String>) = (r.get(1)?, r.get(8)?, r.get(9)?);
@@ -330,6 +331,26 @@ impl Store {
             let (id, param) = row?;
             if let Some(run) = runs.get_mut(&id) {
                 run.params.push(param);
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT run_id, key, value, source FROM metrics
+             WHERE run_id IN (SELECT value FROM json_each(?1)) ORDER BY run_id, key",
+        )?;
+        let metrics = stmt.query_map([&ids_json], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                crate::model::Metric {
+                    key: r.get(1)?,
+                    value: r.get(2)?,
+                    source: r.get(3)?,
+                },
+            ))
+        })?;
+        for row in metrics {
+            let (id, metric) = row?;
+            if let Some(run) = runs.get_mut(&id) {
+                run.metrics.push(metric);
             }
         }
         Ok(ids.iter().filter_map(|id| runs.remove(*id)).collect())
@@ -584,6 +605,7 @@ mod tests {
                         outputs: &[edge(Role::Output, output)],
                         changed_inputs: &[],
                         seen: &[],
+                        metrics: &[],
                         signer: None,
                     },
                 )

@@ -86,6 +86,8 @@ pub struct Finish<'a> {
     pub seen: &'a [(usize, crate::model::Seen)],
     /// Positions (among input edges) of inputs modified while the job ran.
     pub changed_inputs: &'a [usize],
+    /// The numbers read from the metrics files after the job (keys unique).
+    pub metrics: &'a [crate::model::Metric],
     /// The user's key, which signs the finished record (none: the run stays unsigned).
     pub signer: Option<&'a crate::sign::Signer>,
 }
@@ -319,6 +321,13 @@ impl Store {
                 params![id, *pos as i64],
             )?;
         }
+        let mut metric = tx.prepare_cached(
+            "INSERT INTO metrics (run_id, key, value, source) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for m in fin.metrics {
+            metric.execute(params![id, m.key, m.value, m.source])?;
+        }
+        drop(metric);
         if let Some(signer) = fin.signer {
             super::signature::sign(&tx, id, signer)?;
         }

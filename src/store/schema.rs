@@ -13,6 +13,8 @@ pub enum Kind {
     Text,
     /// SQLite BLOB, PostgreSQL BYTEA.
     Bytes,
+    /// SQLite REAL, PostgreSQL DOUBLE PRECISION (a metric's value).
+    Real,
 }
 
 /// A synced column.
@@ -149,6 +151,32 @@ pub const SYNCED: &[Table] = &[
         ],
     },
     Table {
+        name: "metrics",
+        since: 14,
+        columns: &[
+            Column {
+                name: "run_id",
+                kind: Kind::Text,
+                since: 14,
+            },
+            Column {
+                name: "key",
+                kind: Kind::Text,
+                since: 14,
+            },
+            Column {
+                name: "value",
+                kind: Kind::Real,
+                since: 14,
+            },
+            Column {
+                name: "source",
+                kind: Kind::Text,
+                since: 14,
+            },
+        ],
+    },
+    Table {
         name: "signatures",
         since: 9,
         columns: &[
@@ -260,6 +288,7 @@ mod tests {
                 let kind = match ty.as_str() {
                     "INTEGER" => Kind::Int,
                     "BLOB" => Kind::Bytes,
+                    "REAL" => Kind::Real,
                     _ => Kind::Text,
                 };
                 assert_eq!(

@@ -86,9 +86,22 @@ pub(crate) fn canonical(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> 
         ),
         id,
     )?;
+    // Metrics (schema 14) only where a run has some, so that records signed before keep
+    // their signatures.
+    let metrics = rows(
+        conn,
+        &format!(
+            "SELECT {} FROM metrics WHERE run_id = ?1 ORDER BY key",
+            cols("metrics")
+        ),
+        id,
+    )?;
     let mut record = Map::new();
     record.insert("edges".into(), Json::Array(edges));
     record.insert("format".into(), Json::from(FORMAT));
+    if !metrics.is_empty() {
+        record.insert("metrics".into(), Json::Array(metrics));
+    }
     record.insert("params".into(), Json::Array(params));
     record.insert("run".into(), run);
     Ok(Some(serde_json::to_vec(&Json::Object(record))?))

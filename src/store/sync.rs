@@ -328,6 +328,7 @@ impl Store {
             for sql in [
                 "DELETE FROM signatures WHERE run_id = ?1",
                 "DELETE FROM params WHERE run_id = ?1",
+                "DELETE FROM metrics WHERE run_id = ?1",
                 "DELETE FROM edges WHERE run_id = ?1",
             ] {
                 tx.execute(sql, [&t.run_id])?;

@@ -19,6 +19,7 @@ mod html;
 mod ids;
 mod inert;
 mod issue16_misc;
+mod metrics;
 mod model;
 mod observe;
 mod pipes;

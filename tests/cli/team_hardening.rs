@@ -599,7 +599,7 @@ fn team_migrate_repairs_an_old_setups_grants_and_a_tampered_schema_table() {
     assert!(stderr(&out).contains("repaired"), "{}", stderr(&out));
     assert_eq!(
         t.pg.sql("lineage", "SELECT version FROM lineage_schema"),
-        vec![vec!["6".to_string()]]
+        vec![vec!["7".to_string()]]
     );
     let mut m = t.client("mallory");
     assert!(denied(
@@ -607,6 +607,13 @@ fn team_migrate_repairs_an_old_setups_grants_and_a_tampered_schema_table() {
     ));
     assert!(denied(
         m.execute("INSERT INTO params VALUES ('x', 'k', 'v', 's')", &[])
+    ));
+    assert!(denied(m.execute(
+        "INSERT INTO metrics VALUES ('x', 'k', 1.0, 's')",
+        &[]
+    )));
+    assert!(denied(
+        m.execute("SELECT lineage_submit_v5('{}'::jsonb)", &[])
     ));
     assert!(denied(m.execute("SELECT nextval('runs_seq_seq')", &[])));
     t.env.write("in.txt", "x\n");

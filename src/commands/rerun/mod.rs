@@ -333,6 +333,12 @@ fn spec(
         inputs: edges(Role::Input),
         outputs: edges(Role::Output),
         configs: edges(Role::Config),
+        metrics: original
+            .capture
+            .metrics_files
+            .iter()
+            .map(|m| crate::model::path_of(m))
+            .collect(),
         params: original
             .params
             .iter()

@@ -143,6 +143,11 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         software,
         notes,
         observed: None,
+        metrics_files: plan
+            .metrics
+            .iter()
+            .map(|m| crate::model::path_text(std::os::unix::ffi::OsStrExt::as_bytes(m.as_os_str())))
+            .collect(),
     };
     PreLaunch {
         capture,

@@ -96,6 +96,7 @@ pub(super) fn not_started(
             outputs: &[],
             changed_inputs: &changed,
             seen: &[],
+            metrics: &[],
             signer: plan.signer.as_ref(),
         },
     );
@@ -182,6 +183,17 @@ pub(super) fn after(
     }
     outputs.extend(std::mem::take(&mut found.edges));
     let observed_off = capture.observed.as_ref().is_none_or(|o| o.off.is_some());
+    let metrics = if plan.hashing.is_stopped() {
+        Vec::new()
+    } else {
+        super::metrics::read(
+            &plan.cwd,
+            &plan.metrics,
+            &plan.metrics_patterns,
+            during.started,
+            &mut capture.notes,
+        )
+    };
     let resources = Resources {
         wall_seconds: outcome.wall.as_secs_f64(),
         user_cpu_seconds: outcome.user_cpu.as_secs_f64(),
@@ -202,6 +214,7 @@ pub(super) fn after(
             outputs: &outputs,
             changed_inputs: &changed,
             seen: &found.seen,
+            metrics: &metrics,
             signer: plan.signer.as_ref(),
         },
     );

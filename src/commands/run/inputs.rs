@@ -49,6 +49,9 @@ pub(super) struct During {
         Result<crate::observe::Observed, crate::observe::Unavailable>,
         std::time::SystemTime,
     )>,
+    /// When the job started, by the clock files are stamped with (a coarse one, so that a
+    /// file written in the same tick counts as written after).
+    pub(super) started: std::time::SystemTime,
 }
 
 /// Everything done between the launch and the job's end.
@@ -93,6 +96,7 @@ pub(super) fn while_running(
         sampler,
         changed,
         observed: None,
+        started: std::time::SystemTime::UNIX_EPOCH,
     }
 }
 

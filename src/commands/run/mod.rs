@@ -12,6 +12,7 @@
 mod capture;
 mod finish;
 mod inputs;
+mod metrics;
 mod observed;
 mod plan;
 
@@ -104,6 +105,7 @@ pub fn execute(mut plan: Plan) -> Executed {
     let outcome = running.wait();
     crate::timing::mark("job ended");
     during.observed = observer.map(|o| (o.finish(), start));
+    during.started = start;
     finish::after(plan, id, &short, pre, during, outcome, &before)
 }
 

@@ -69,6 +69,8 @@ pub struct Spec {
     pub inputs: Vec<PathBuf>,
     pub outputs: Vec<PathBuf>,
     pub configs: Vec<PathBuf>,
+    /// Metrics files (`-m`): read after the job; each is an output too.
+    pub metrics: Vec<PathBuf>,
     pub params: Vec<(String, serde_json::Value)>,
     pub env_allow: Vec<String>,
     pub env_deny: Vec<String>,
@@ -96,6 +98,9 @@ pub struct Plan {
     pub(super) inputs: Vec<Declared>,
     pub(super) outputs: Vec<Declared>,
     pub(super) configs: Vec<Declared>,
+    /// Metrics files declared with `-m`, as given, and the settings' patterns.
+    pub(super) metrics: Vec<PathBuf>,
+    pub(super) metrics_patterns: Vec<String>,
     pub(super) params: Vec<(String, serde_json::Value)>,
     pub(super) sample_interval: Duration,
     pub(super) quiet: bool,
@@ -135,6 +140,7 @@ pub(super) fn resolve(args: RunArgs) -> Result<Spec> {
         inputs: args.inputs,
         outputs: args.outputs,
         configs: args.configs,
+        metrics: args.metrics,
         params,
         env_allow: args.env_allow,
         env_deny: args.env_deny,
@@ -200,9 +206,19 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         .collect();
     let policy = Policy::new(&allow, &deny, &settings.redact_values, key)?;
     let declare = |paths: &[PathBuf]| paths.iter().map(|p| Declared::new(p, &cwd)).collect();
+    // A metrics file is an output of the job too (once, however often declared).
+    let mut outputs: Vec<Declared> = declare(&spec.outputs);
+    for m in &spec.metrics {
+        let d = Declared::new(m, &cwd);
+        if !outputs.iter().any(|o| o.abs == d.abs) {
+            outputs.push(d);
+        }
+    }
     Ok(Plan {
         inputs: declare(&spec.inputs),
-        outputs: declare(&spec.outputs),
+        outputs,
+        metrics: spec.metrics,
+        metrics_patterns: settings.metrics.clone(),
         configs: declare(&spec.configs),
         argv: spec.argv,
         env: spec.env,

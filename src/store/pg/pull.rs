@@ -444,6 +444,9 @@ fn download(
                         Kind::Text => row
                             .try_get::<_, Option<String>>(i)
                             .map(|v| v.map_or(Value::Null, Value::Text)),
+                        Kind::Real => row
+                            .try_get::<_, Option<f64>>(i)
+                            .map(|v| v.map_or(Value::Null, Value::Real)),
                     };
                     value.with_context(|| format!("reading {table}.{name}"))
                 })
@@ -458,6 +461,8 @@ fn download(
     copy(client, "edges", "run_id = ANY($1)", &ids)?;
     tick.tick();
     copy(client, "params", "run_id = ANY($1)", &ids)?;
+    tick.tick();
+    copy(client, "metrics", "run_id = ANY($1)", &ids)?;
     tick.tick();
     copy(client, "signatures", "run_id = ANY($1)", &ids)?;
     tick.tick();

@@ -276,6 +276,7 @@ fn submissions(path: &std::path::Path, ids: &[String]) -> Result<Vec<(String, Js
             "run": run,
             "edges": edges,
             "params": rows("params", "run_id = ?1", id)?,
+            "metrics": rows("metrics", "run_id = ?1", id)?,
             "signatures": rows("signatures", "run_id = ?1", id)?,
             "artifacts": arts,
             "dir_entries": entries,
@@ -305,6 +306,8 @@ fn json_of(v: Value, kind: Kind) -> Json {
         (Kind::Text, Value::Integer(i)) => Json::String(i.to_string()),
         (Kind::Text, Value::Real(f)) => Json::String(f.to_string()),
         (Kind::Text, Value::Blob(b)) => Json::String(String::from_utf8_lossy(&b).into_owned()),
+        (Kind::Real, Value::Real(f)) => Json::from(f),
+        (Kind::Real, Value::Integer(i)) => Json::from(i as f64),
         (_, other) => Json::String(format!("{other:?}")),
     }
 }

@@ -11,6 +11,7 @@ const PG_MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_written.sql"),
     include_str!("migrations/0005_submit.sql"),
     include_str!("migrations/0006_observed.sql"),
+    include_str!("migrations/0007_metrics.sql"),
 ];
 
 /// Serializes pushes (and schema changes) on the server, so `runs.seq` is in commit order.
@@ -25,6 +26,7 @@ const MARKERS: &[(&str, Option<&str>)] = &[
     ("edges", Some("written")),
     ("lineage_tombstones", None),
     ("edges", Some("observed")),
+    ("metrics", None),
 ];
 
 /// Grants, applied after every migration and by every `lineage team migrate`: nobody but the
@@ -36,7 +38,7 @@ DECLARE
     g record;
     r text;
     tables text[] := ARRAY['runs', 'artifacts', 'dir_entries', 'edges', 'params', 'blobs',
-                           'extra_digests', 'signatures', 'lineage_schema', 'lineage_tombstones'];
+                           'extra_digests', 'signatures', 'metrics', 'lineage_schema', 'lineage_tombstones'];
 BEGIN
     FOR g IN
         SELECT c.relname::text AS rel, c.relkind, a.grantee, a.privilege_type
@@ -289,6 +291,7 @@ pub(super) fn check_server(client: &mut impl postgres::GenericClient, name: &str
                 Kind::Int => ty == "bigint",
                 Kind::Bytes => ty == "bytea",
                 Kind::Text => ty == "text",
+                Kind::Real => ty == "double precision",
             };
             if !fits {
                 bail!(
