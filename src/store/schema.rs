@@ -58,6 +58,10 @@ const fn col(name: &'static str, kind: Kind) -> Column {
     }
 }
 
+const fn since(name: &'static str, kind: Kind, since: i64) -> Column {
+    Column { name, kind, since }
+}
+
 /// The synced tables, parents before children (as foreign keys want them inserted).
 pub const SYNCED: &[Table] = &[
     Table {
@@ -185,6 +189,20 @@ pub const SYNCED: &[Table] = &[
             col("artifact", Kind::Text),
             col("algorithm", Kind::Text),
             col("digest", Kind::Text),
+        ],
+    },
+    Table {
+        name: "annotations",
+        since: 15,
+        columns: &[
+            since("id", Kind::Text, 15),
+            since("run_id", Kind::Text, 15),
+            since("kind", Kind::Text, 15),
+            since("text", Kind::Text, 15),
+            since("created_at", Kind::Text, 15),
+            since("author", Kind::Text, 15),
+            since("public_key", Kind::Text, 15),
+            since("signature", Kind::Text, 15),
         ],
     },
 ];
