@@ -33,6 +33,7 @@ mod run;
 mod secrets;
 mod settings;
 mod show;
+mod tags;
 #[cfg(feature = "team-store")]
 mod team;
 #[cfg(feature = "team-store")]
