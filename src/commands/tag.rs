@@ -15,6 +15,9 @@ use crate::{output, sign, ui};
 
 pub fn tag(args: TagArgs, ctx: &Context) -> Result<()> {
     let mut store = ctx.open_store()?;
+    if args.run.is_some() || args.delete.is_some() {
+        local_only(ctx);
+    }
     if let Some(name) = &args.delete {
         let run = store.untag(name, &author())?;
         ui::info(format_args!(
@@ -61,10 +64,13 @@ pub fn tag(args: TagArgs, ctx: &Context) -> Result<()> {
 
 pub fn note(args: NoteArgs, ctx: &Context) -> Result<()> {
     let mut store = ctx.open_store()?;
+    local_only(ctx);
     let id = store.resolve(Some(&args.run))?;
     let text = args.text.join(" ");
     if text.trim().is_empty() {
-        anyhow::bail!("the note is empty: write something after the run, `lineage note RUN \"why this run\"`");
+        anyhow::bail!(
+            "the note is empty: write something after the run, `lineage note RUN \"why this run\"`"
+        );
     }
     let (key, warning) = store.secret_key();
     if let Some(w) = warning {
@@ -81,6 +87,19 @@ pub fn note(args: NoteArgs, ctx: &Context) -> Result<()> {
         ui::warn("the note held what looks like a secret: it is stored redacted");
     }
     Ok(())
+}
+
+/// Team stores do not carry annotations yet (bundles do): said, so nobody waits for them.
+fn local_only(ctx: &Context) {
+    #[cfg(feature = "team-store")]
+    if ctx.store.team().is_some() {
+        ui::info(
+            "tags and notes stay in this machine's replica: team stores do not carry them yet \
+             (`lineage bundle export` does)",
+        );
+    }
+    #[cfg(not(feature = "team-store"))]
+    let _ = ctx;
 }
 
 /// Every tag, by name, with its run's short id and command.

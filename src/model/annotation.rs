@@ -137,11 +137,27 @@ mod tests {
 
     #[test]
     fn tag_names_never_read_as_run_ids_or_options() {
-        for ok in ["best", "v1.2", "baseline/2026-11", "exp+lr@0.1", "Deadbeefs", "g0"] {
+        for ok in [
+            "best",
+            "v1.2",
+            "baseline/2026-11",
+            "exp+lr@0.1",
+            "Deadbeefs",
+            "g0",
+        ] {
             assert_eq!(tag_name_problem(ok), None, "{ok}");
         }
         for bad in [
-            "", "cafe", "0192e5a0", "DEAD-beef", "-x", ".hidden", "a b", "tab\t", "é", "blake3:ab",
+            "",
+            "cafe",
+            "0192e5a0",
+            "DEAD-beef",
+            "-x",
+            ".hidden",
+            "a b",
+            "tab\t",
+            "é",
+            "blake3:ab",
             "a\u{202e}b",
         ] {
             assert!(tag_name_problem(bad).is_some(), "{bad:?}");

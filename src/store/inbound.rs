@@ -246,15 +246,20 @@ fn check_annotation(columns: &[String], row: &[Value]) -> Result<(), String> {
             }
         }
         AnnotationKind::Note if a.text.len() > crate::model::MAX_NOTE => {
-            return Err(format!("text: a note of {} bytes is too long", a.text.len()));
+            return Err(format!(
+                "text: a note of {} bytes is too long",
+                a.text.len()
+            ));
         }
         AnnotationKind::Note => {}
     }
     if a.author.is_empty() || a.author.len() > 256 {
         return Err("author: not a user name".into());
     }
-    check_run_time(&a.id, &a.created_at)
-        .map_err(|e| e.replace("started_at", "created_at").replace("run's start", "annotation's time"))?;
+    check_run_time(&a.id, &a.created_at).map_err(|e| {
+        e.replace("started_at", "created_at")
+            .replace("run's start", "annotation's time")
+    })?;
     match (&a.public_key, &a.signature) {
         (None, None) => {}
         (Some(_), Some(_)) => {

@@ -67,7 +67,10 @@ fn a_tag_is_accepted_wherever_a_run_id_is() {
     let prov: Value =
         serde_json::from_str(&ok(env.cmd(["export", "best", "--format", "prov-json"])))
             .expect("json");
-    assert!(prov["activity"][format!("run:{train}")].is_object(), "{prov}");
+    assert!(
+        prov["activity"][format!("run:{train}")].is_object(),
+        "{prov}"
+    );
     ok(env.cmd(["verify", "best"]));
     ok(env.cmd(["rerun", "--dry-run", "best"]));
     ok(env.cmd(["show", "--run", "best"]));
@@ -83,7 +86,11 @@ fn a_tag_is_accepted_wherever_a_run_id_is() {
     // A tag that names nothing is an unknown run, with the way to the tags.
     let out = env.cmd(["show", "--run", "nosuchtag"]);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("`lineage tag` the tags"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`lineage tag` the tags"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -130,7 +137,11 @@ fn a_name_on_another_run_is_refused_with_the_fix_and_force_moves_it_on_the_recor
     assert_eq!(code(&out), 1, "a deleted tag names nothing");
     let out = env.cmd(["tag", "--delete", "best"]);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("no run is tagged \"best\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no run is tagged \"best\""),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -140,7 +151,11 @@ fn names_that_read_as_run_ids_or_options_are_refused_and_tags_are_listed() {
         let out = env.cmd(["tag", &train, bad]);
         assert_eq!(code(&out), 1, "{bad:?}");
         assert!(stderr(&out).contains("cannot be a tag"), "{}", stderr(&out));
-        assert!(!stderr(&out).contains('\u{1b}'), "escaped: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains('\u{1b}'),
+            "escaped: {}",
+            stderr(&out)
+        );
     }
     // No tags yet: said on stderr, nothing on stdout.
     let out = env.cmd(["tag"]);
@@ -149,7 +164,10 @@ fn names_that_read_as_run_ids_or_options_are_refused_and_tags_are_listed() {
     ok(env.cmd(["tag", &prep, "baseline/nov"]));
     let list = ok(env.cmd(["tag"]));
     let lines: Vec<&str> = list.lines().filter(|l| l.contains("sh -c")).collect();
-    assert!(lines[0].contains("baseline/nov") && lines[1].contains("best"), "{list}");
+    assert!(
+        lines[0].contains("baseline/nov") && lines[1].contains("best"),
+        "{list}"
+    );
     let json: Value = serde_json::from_str(&ok(env.cmd(["tag", "--json"]))).expect("json");
     assert_eq!(json[0]["name"], "baseline/nov");
     assert_eq!(json[1]["run_id"], train.as_str());
@@ -178,11 +196,19 @@ fn a_note_is_stored_redacted_printed_escaped_and_leaves_the_run_as_signed() {
     let shown = ok(env.cmd(["show", &train]));
     assert!(shown.contains("note by "), "{shown}");
     assert!(shown.contains("lr 0.1 beats baseline;"), "{shown}");
-    assert!(!shown.contains(SECRET) && !shown.contains('\u{1b}'), "{shown}");
+    assert!(
+        !shown.contains(SECRET) && !shown.contains('\u{1b}'),
+        "{shown}"
+    );
     let json = env.show(Some(&train));
     let notes = json["user_notes"].as_array().expect("user_notes");
     assert_eq!(notes.len(), 2);
-    assert!(notes[0]["text"].as_str().expect("text").contains("[REDACTED]"));
+    assert!(
+        notes[0]["text"]
+            .as_str()
+            .expect("text")
+            .contains("[REDACTED]")
+    );
     assert_eq!(notes[1]["text"], "second thoughts");
     // The run itself is what it was: same record, still verified.
     let strip = |mut v: Value| {
@@ -229,9 +255,8 @@ fn exports_carry_tags_and_notes() {
         assert_eq!(facet["notes"][0]["text"], "the one we ship");
         assert!(facet["_producer"].is_string());
         assert!(
-            facet["_schemaURL"]
-                .as_str()
-                .is_some_and(|s| s.ends_with("LineageAnnotationsRunFacet.json#/$defs/LineageAnnotationsRunFacet")),
+            facet["_schemaURL"].as_str().is_some_and(|s| s
+                .ends_with("LineageAnnotationsRunFacet.json#/$defs/LineageAnnotationsRunFacet")),
             "{facet}"
         );
     }
@@ -253,7 +278,10 @@ fn exports_carry_tags_and_notes() {
 
     // A run without annotations exports as before.
     let prep = ok(env.cmd(["export", "data.txt", "--format", "openlineage"]));
-    assert!(!prep.is_empty() && !prep.contains("lineage_annotations"), "{prep}");
+    assert!(
+        !prep.is_empty() && !prep.contains("lineage_annotations"),
+        "{prep}"
+    );
 }
 
 #[test]
@@ -264,9 +292,17 @@ fn bundles_carry_annotations_and_add_only_signed_ones_to_runs_already_there() {
     let other = env.root().join("other-store");
     let b1 = env.root().join("b1.lineage");
     ok(env.cmd(["bundle", "export", "-o", b1.to_str().expect("utf-8")]));
-    let out = at(&env, &other, &["bundle", "import", b1.to_str().expect("utf-8")]);
+    let out = at(
+        &env,
+        &other,
+        &["bundle", "import", b1.to_str().expect("utf-8")],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(stderr(&out).contains("imported 2 annotations"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("imported 2 annotations"),
+        "{}",
+        stderr(&out)
+    );
     let shown: Value =
         serde_json::from_str(&ok(at(&env, &other, &["show", "best", "--json"]))).expect("json");
     assert_eq!(shown["id"], train.as_str());
@@ -275,8 +311,18 @@ fn bundles_carry_annotations_and_add_only_signed_ones_to_runs_already_there() {
     // Later annotations of a run the other store has travel too.
     ok(env.cmd(["note", &train, "second"]));
     let b2 = env.root().join("b2.lineage");
-    ok(env.cmd(["bundle", "export", "best", "-o", b2.to_str().expect("utf-8")]));
-    let out = at(&env, &other, &["bundle", "import", b2.to_str().expect("utf-8")]);
+    ok(env.cmd([
+        "bundle",
+        "export",
+        "best",
+        "-o",
+        b2.to_str().expect("utf-8"),
+    ]));
+    let out = at(
+        &env,
+        &other,
+        &["bundle", "import", b2.to_str().expect("utf-8")],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let shown: Value =
         serde_json::from_str(&ok(at(&env, &other, &["show", "best", "--json"]))).expect("json");
@@ -285,7 +331,13 @@ fn bundles_carry_annotations_and_add_only_signed_ones_to_runs_already_there() {
     // An annotation changed after it was signed is refused, and nothing is imported.
     ok(env.cmd(["note", &train, "third"]));
     let b3 = env.root().join("b3.lineage");
-    ok(env.cmd(["bundle", "export", "best", "-o", b3.to_str().expect("utf-8")]));
+    ok(env.cmd([
+        "bundle",
+        "export",
+        "best",
+        "-o",
+        b3.to_str().expect("utf-8"),
+    ]));
     let c = rusqlite::Connection::open(&b3).expect("open");
     c.execute(
         "UPDATE annotations SET text = 'forged' WHERE text = 'third'",
@@ -293,7 +345,11 @@ fn bundles_carry_annotations_and_add_only_signed_ones_to_runs_already_there() {
     )
     .expect("forge");
     drop(c);
-    let out = at(&env, &other, &["bundle", "import", b3.to_str().expect("utf-8")]);
+    let out = at(
+        &env,
+        &other,
+        &["bundle", "import", b3.to_str().expect("utf-8")],
+    );
     assert_eq!(code(&out), 1);
     assert!(
         stderr(&out).contains("table annotations") && stderr(&out).contains("signature"),
@@ -308,9 +364,17 @@ fn bundles_carry_annotations_and_add_only_signed_ones_to_runs_already_there() {
     )
     .expect("unsign");
     drop(c);
-    let out = at(&env, &other, &["bundle", "import", b3.to_str().expect("utf-8")]);
+    let out = at(
+        &env,
+        &other,
+        &["bundle", "import", b3.to_str().expect("utf-8")],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(stderr(&out).contains("passed over 1 unsigned"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("passed over 1 unsigned"),
+        "{}",
+        stderr(&out)
+    );
     let shown: Value =
         serde_json::from_str(&ok(at(&env, &other, &["show", "best", "--json"]))).expect("json");
     assert_eq!(shown["user_notes"].as_array().expect("notes").len(), 2);
