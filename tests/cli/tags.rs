@@ -46,7 +46,7 @@ fn two_runs() -> (Env, String, String) {
         "--",
         "sh",
         "-c",
-        "cat data.txt > model.bin",
+        "cat data.txt data.txt > model.bin",
     ]);
     (env, prep, train)
 }
