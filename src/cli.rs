@@ -69,6 +69,11 @@ pub enum Command {
     /// List recorded runs, newest first.
     #[command(visible_alias = "log")]
     List(ListArgs),
+    /// Name a run (`lineage tag RUN best`, then `lineage show best`), move or delete a name,
+    /// or list the tags.
+    Tag(TagArgs),
+    /// Add a note to a run (secrets redacted): `show` prints it, exports and bundles carry it.
+    Note(NoteArgs),
     /// Print a shell completion script that completes run ids too (copies under completions/).
     Completions(CompletionsArgs),
     /// Print a man page, in roff (also committed under docs/man/).
@@ -497,6 +502,51 @@ pub struct ListArgs {
     /// Show at most N runs.
     #[arg(short = 'n', long, value_name = "N")]
     pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A tag names one run, and is accepted wherever a run id is (show, diff, rerun, \
+export, verify, bundle export). Names are ASCII letters, digits and . _ - / + @, starting with a \
+letter or digit; a name made only of hex digits and hyphens (`cafe`) is refused, as it would read \
+as a run id. Without arguments: the tags, by name. Tags are recorded, never rewritten: --force and \
+--delete add to the run's history."
+)]
+pub struct TagArgs {
+    /// The run to tag: an id, a prefix, or a tag.
+    #[arg(value_name = "RUN", requires = "name", add = ArgValueCompleter::new(crate::complete::run_ids))]
+    pub run: Option<String>,
+
+    /// The name to give it.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Move NAME to RUN when it names another run.
+    #[arg(short, long, requires = "name")]
+    pub force: bool,
+
+    /// Take the tag NAME off its run.
+    #[arg(short, long, value_name = "NAME", conflicts_with_all = ["run", "name", "force", "json"])]
+    pub delete: Option<String>,
+
+    /// List the tags as a JSON array (see docs/json.md).
+    #[arg(long, conflicts_with = "run")]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The note is stored with its secrets redacted (as params and the environment \
+are), with your login name and time, signed by your key; notes are added, never edited."
+)]
+pub struct NoteArgs {
+    /// The run: an id, a prefix, or a tag.
+    #[arg(value_name = "RUN", add = ArgValueCompleter::new(crate::complete::run_ids))]
+    pub run: String,
+
+    /// The note (several words are joined with spaces).
+    #[arg(value_name = "TEXT", required = true, num_args = 1.., allow_hyphen_values = true)]
+    pub text: Vec<String>,
 }
 
 #[cfg(test)]

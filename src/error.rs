@@ -99,6 +99,15 @@ pub enum Error {
     #[error("no run matches {0:?}")]
     RunNotFound(String),
 
+    #[error("{name:?} cannot be a tag: {why}")]
+    BadTagName { name: String, why: &'static str },
+
+    #[error("tag {name:?} already names run {run}")]
+    TagTaken { name: String, run: String },
+
+    #[error("no run is tagged {0:?}")]
+    UnknownTag(String),
+
     #[error("run {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
     AmbiguousRun {
         prefix: String,
@@ -217,9 +226,21 @@ impl Error {
             Error::RunNotFound(id) if id.len() < 8 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 Some("give a short id as printed (8 hex digits or more) or a prefix of the full id; `lineage list` shows the recorded runs".into())
             }
+            Error::RunNotFound(id) | Error::NeitherPathNorRun(id)
+                if !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') =>
+            {
+                Some("`lineage list` shows the recorded runs, `lineage tag` the tags".into())
+            }
             Error::RunNotFound(_) | Error::NeitherPathNorRun(_) => {
                 Some("`lineage list` shows the recorded runs".into())
             }
+            Error::BadTagName { .. } => Some(
+                "use letters (beyond a-f), digits and . _ - / + @, starting with a letter or digit: `best`, `v1.2`, `baseline/nov`".into(),
+            ),
+            Error::TagTaken { name, .. } => Some(format!(
+                "`lineage tag --force RUN {name}` moves it (recorded, the old run keeps its history); or pick another name"
+            )),
+            Error::UnknownTag(_) => Some("`lineage tag` lists the tags".into()),
             Error::ModifiedAfter { run, .. } => Some(format!(
                 "`lineage show {run}` shows the run that wrote the recorded bytes"
             )),

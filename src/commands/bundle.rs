@@ -130,13 +130,26 @@ fn import(args: BundleImportArgs, ctx: &Context) -> Result<()> {
     }
     if added == 0 {
         ui::info("nothing new: every run in the bundle was already here");
-    } else {
+    } else if added > counts.of("annotations") {
         ui::info(format_args!(
             "imported {} runs, {} artifacts, {} directory entries, {} blobs",
             counts.of("runs"),
             counts.of("artifacts"),
             counts.of("dir_entries"),
             counts.of("blobs")
+        ));
+    }
+    if counts.of("annotations") > 0 {
+        ui::info(format_args!(
+            "imported {} annotations (tags and notes)",
+            counts.of("annotations")
+        ));
+    }
+    if !counts.skipped.is_empty() {
+        ui::warn(format_args!(
+            "passed over {} unsigned annotations of runs already here: only signed ones are \
+             added to a run this store has",
+            counts.skipped.len()
         ));
     }
     Ok(())

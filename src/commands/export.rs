@@ -167,7 +167,10 @@ fn gather(store: &Store, args: &ExportArgs) -> Result<Export> {
             worktrees.insert(r.id.clone(), w);
         }
     }
+    let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    let annotations = store.annotations_of(&ids)?;
     Ok(Export {
+        annotations,
         runs,
         digests: Default::default(),
         members,

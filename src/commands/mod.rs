@@ -13,6 +13,7 @@ pub mod run;
 pub mod show;
 #[cfg(feature = "team-store")]
 pub mod sync;
+pub mod tag;
 pub mod target;
 pub mod verify;
 

@@ -37,6 +37,10 @@ pub fn show(args: ShowArgs, ctx: &Context) -> Result<()> {
                 Some(ShowFormat::Json) => {
                     let mut json = output::json::run(&run, short);
                     json.submitted_by = store.submitted_by(&id)?;
+                    let annotations = store.annotations_of(&[&id])?.remove(&id);
+                    let annotations = annotations.unwrap_or_default();
+                    json.tags = Some(annotations.tags);
+                    json.user_notes = Some(annotations.notes);
                     ui::data(&(serde_json::to_string_pretty(&json)? + "\n"));
                 }
                 None | Some(ShowFormat::Tree) => {
@@ -63,7 +67,10 @@ pub fn show(args: ShowArgs, ctx: &Context) -> Result<()> {
                         by.as_deref(),
                         color,
                     );
-                    ui::data(&(table + "\n"));
+                    let annotations = store.annotations_of(&[&id])?.remove(&id);
+                    let annotations = annotations.unwrap_or_default();
+                    let notes = output::table::annotations(&annotations);
+                    ui::data(&(table + &notes + "\n"));
                 }
                 Some(f @ (ShowFormat::Dot | ShowFormat::Mermaid | ShowFormat::Html)) => {
                     let mut lineage = run_graph(&store, run, short)?;

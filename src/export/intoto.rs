@@ -59,12 +59,47 @@ pub fn statement(export: &Export, store: &dyn Records, run: &RunRecord) -> Optio
                 "internalParameters": internal(run),
                 "resolvedDependencies": dependencies(export, store, run),
             },
-            "runDetails": {
-                "builder": {"id": builder_id(), "version": {"lineage": VERSION}},
-                "metadata": metadata,
-            },
+            "runDetails": run_details(export, run, metadata),
         },
     }))
+}
+
+/// The builder, the run's metadata, and its tags and notes as a byproduct (`lineage
+/// annotations`: what users said about the run after it ran, in the descriptor's
+/// `annotations`; its sha256 is that of the `annotations` object as compact JSON).
+fn run_details(export: &Export, run: &RunRecord, metadata: Map<String, Value>) -> Value {
+    let mut details = json!({
+        "builder": {"id": builder_id(), "version": {"lineage": VERSION}},
+        "metadata": metadata,
+    });
+    if let Some(a) = export.annotations(run) {
+        #[derive(serde::Serialize)]
+        struct Doc {
+            notes: Vec<Value>,
+            tags: Vec<String>,
+        }
+        let doc = Doc {
+            notes: super::notes_json(a),
+            tags: a.tags.clone(),
+        };
+        let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+        use sha2::Digest as _;
+        let sha: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        details["byproducts"] = json!([{
+            "name": "lineage annotations",
+            "digest": {"sha256": sha},
+            "mediaType": "application/json",
+            "annotations": doc_value(&doc),
+        }]);
+    }
+    details
+}
+
+fn doc_value(doc: &impl serde::Serialize) -> Value {
+    serde_json::to_value(doc).unwrap_or_default()
 }
 
 /// What the run depended on: the commit, the uncommitted changes, configs and inputs.

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::model::{ArtifactRef, EdgeRecord, Hash, Role, RunRecord};
+use crate::model::{ArtifactRef, EdgeRecord, Hash, Role, RunAnnotations, RunRecord};
 
 /// What an export reads and remembers beside the runs themselves. The store provides it
 /// (the impl lives with the commands, so that this module depends on no store type).
@@ -27,6 +27,14 @@ pub trait Records {
     fn extra_digest(&self, hash: &Hash, algorithm: &str) -> Option<String>;
     /// Remember a digest computed from bytes that matched `hash` (best effort).
     fn remember_digest(&self, hash: &Hash, algorithm: &str, digest: &str);
+}
+
+/// A run's notes as the exports write them: `{text, author, createdAt}`, oldest first.
+pub fn notes_json(a: &RunAnnotations) -> Vec<serde_json::Value> {
+    a.notes
+        .iter()
+        .map(|n| serde_json::json!({"text": n.text, "author": n.author, "createdAt": n.created_at}))
+        .collect()
 }
 
 /// The root of every URI lineage mints: the project's published docs/ folder.
@@ -50,6 +58,9 @@ pub struct Export {
     /// Run id -> the temporary worktree a `rerun --worktree` ran in, and the directory it
     /// stands for: its job and datasets are named as its original's.
     pub worktrees: HashMap<String, Worktree>,
+    /// Run id -> its tags and notes (`lineage tag`, `lineage note`); runs with neither are
+    /// not in it.
+    pub annotations: HashMap<String, RunAnnotations>,
 }
 
 /// Where a run recorded by `rerun --worktree` ran: a private temporary directory (`from`,
@@ -107,6 +118,11 @@ impl Worktree {
 }
 
 impl Export {
+    /// A run's tags and notes, when it has any.
+    pub fn annotations(&self, run: &RunRecord) -> Option<&RunAnnotations> {
+        self.annotations.get(&run.id).filter(|a| !a.is_empty())
+    }
+
     /// Every distinct artifact the runs read or wrote, with the paths it was seen at.
     pub fn artifacts(&self) -> BTreeMap<Hash, (ArtifactRef, Vec<&EdgeRecord>)> {
         let mut out: BTreeMap<Hash, (ArtifactRef, Vec<&EdgeRecord>)> = BTreeMap::new();
@@ -317,6 +333,7 @@ mod tests {
             members: Vec::new(),
             rerun_jobs: HashMap::new(),
             worktrees: HashMap::new(),
+            annotations: HashMap::new(),
         };
         export.worktrees.insert("r".into(), w);
         assert_eq!(export.job_name(&rerun), export.job_name(&original));

@@ -30,6 +30,12 @@ pub fn rerun_facet_schema() -> String {
     format!("{BASE}spec/facets/1-0-0/LineageRerunRunFacet.json#/$defs/LineageRerunRunFacet")
 }
 
+pub fn annotations_facet_schema() -> String {
+    format!(
+        "{BASE}spec/facets/1-0-0/LineageAnnotationsRunFacet.json#/$defs/LineageAnnotationsRunFacet"
+    )
+}
+
 pub fn digest_facet_schema() -> String {
     format!(
         "{BASE}spec/facets/1-0-0/LineageDigestDatasetFacet.json#/$defs/LineageDigestDatasetFacet"
@@ -125,6 +131,12 @@ fn run_facets(export: &Export, namespace: &str, run: &RunRecord, end: bool) -> M
     }
     if let Some(rerun) = rerun(export, namespace, run) {
         facets.insert("lineage_rerun".into(), rerun);
+    }
+    if let Some(a) = export.annotations(run) {
+        let mut facet = facet(&annotations_facet_schema());
+        facet.insert("tags".into(), json!(a.tags));
+        facet.insert("notes".into(), json!(super::notes_json(a)));
+        facets.insert("lineage_annotations".into(), Value::Object(facet));
     }
     if end && run.status == Status::Failed {
         let mut err = standard("1-0-1/ErrorMessageRunFacet.json", "ErrorMessageRunFacet");

@@ -13,7 +13,7 @@ pub fn document(export: &Export) -> Value {
     let mut doc = Document::default();
     doc.entities(export);
     for run in &export.runs {
-        doc.run(run);
+        doc.run(run, export.annotations(run));
     }
     doc.finish()
 }
@@ -83,9 +83,13 @@ impl Document {
     }
 
     /// A run: its activity, its agents, and what it used and generated.
-    fn run(&mut self, run: &RunRecord) {
+    fn run(&mut self, run: &RunRecord, annotations: Option<&crate::model::RunAnnotations>) {
         let id = format!("run:{}", run.id);
-        self.activity.insert(id.clone(), activity(run));
+        let mut act = activity(run);
+        if let (Some(a), Value::Object(act)) = (annotations, &mut act) {
+            annotate(act, a);
+        }
+        self.activity.insert(id.clone(), act);
         self.agents(run, &id);
         let reads: Vec<_> = super::edges(run, &[Role::Input, Role::Config]).collect();
         for (e, a) in &reads {
@@ -262,6 +266,21 @@ fn activity(run: &RunRecord) -> Value {
         act.insert("lineage:rerunOf".into(), json!(format!("urn:uuid:{of}")));
     }
     Value::Object(act)
+}
+
+/// A run's tags (`lineage:tag`, one value each) and notes (`lineage:notes`, a JSON array of
+/// `{text, author, createdAt}` as a string, like `lineage:params`): said about the run after it
+/// ran (`lineage tag`, `lineage note`).
+fn annotate(act: &mut Map<String, Value>, a: &crate::model::RunAnnotations) {
+    if !a.tags.is_empty() {
+        act.insert("lineage:tag".into(), json!(a.tags));
+    }
+    if !a.notes.is_empty() {
+        act.insert(
+            "lineage:notes".into(),
+            json!(serde_json::to_string(&super::notes_json(a)).unwrap_or_default()),
+        );
+    }
 }
 
 fn entity_id(hex: &str) -> String {

@@ -2,9 +2,13 @@
 //! wrote, and the edges between them. The captured snapshot (`Capture`) is stored as one JSON
 //! document per run; runs, artifacts, directory manifests, edges, params and blobs are tables.
 
+mod annotation;
 pub mod graph;
 mod seal;
 pub mod text;
+pub use annotation::{
+    Annotation, AnnotationKind, MAX_NOTE, Note, RunAnnotations, TagRow, tag_name_problem,
+};
 pub use seal::{Seal, Standing};
 
 use std::collections::BTreeMap;

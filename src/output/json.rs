@@ -55,6 +55,13 @@ pub struct RunJson<'a> {
     /// the record claims; absent for a run this store did not fetch from a team store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<String>,
+    /// The tags that name this run now (`lineage tag`), sorted; `show RUN --json` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// What users wrote about the run after it ran (`lineage note`), oldest first; `show RUN
+    /// --json` only (`notes` are lineage's own, about its recording).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_notes: Option<Vec<crate::model::Note>>,
 }
 
 #[derive(Serialize)]
@@ -242,6 +249,8 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
         notes: &c.notes,
         observed: c.observed.as_ref(),
         submitted_by: None,
+        tags: None,
+        user_notes: None,
     }
 }
 

@@ -428,6 +428,46 @@ pub fn list(
     t.to_string()
 }
 
+/// The tags and notes of a run, under `show RUN`'s table: `tags: best, v1`, then each note
+/// with who wrote it and when (escaped: a note is anyone's text).
+pub fn annotations(a: &crate::model::RunAnnotations) -> String {
+    let mut out = String::new();
+    if !a.tags.is_empty() {
+        let tags: Vec<String> = a.tags.iter().map(|t| escape(t).into_owned()).collect();
+        out += &format!("\ntags: {}", tags.join(", "));
+    }
+    for n in &a.notes {
+        out += &format!(
+            "\nnote by {} at {}: {}",
+            escape(&n.author),
+            escape(&n.created_at),
+            escape(&n.text)
+        );
+    }
+    out
+}
+
+/// `lineage tag`: every tag, the run it names, when and by whom, and the run's command.
+pub fn tags(rows: &[(crate::model::TagRow, String, String)], color: bool) -> String {
+    let mut t = table(color, UTF8_HORIZONTAL_ONLY);
+    t.set_header(vec!["tag", "run", "tagged", "by", "command"]);
+    let now = jiff::Timestamp::now();
+    for (tag, short, command) in rows {
+        let mut command = command.clone();
+        if command.chars().count() > 60 {
+            command = command.chars().take(59).collect::<String>() + "…";
+        }
+        t.add_row(vec![
+            Cell::new(escape(&tag.name)),
+            Cell::new(escape(short)),
+            Cell::new(escape(&ago(&tag.created_at, now))),
+            Cell::new(escape(&tag.author)),
+            Cell::new(command),
+        ]);
+    }
+    t.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

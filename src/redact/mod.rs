@@ -260,6 +260,12 @@ impl Policy {
         text::redact(text, &self.scan(text::Mode::Text, false))
     }
 
+    /// A note about a run (`lineage note`) as the store keeps it: free text, its secrets
+    /// redacted like any other.
+    pub fn redact_note(&self, text: &str) -> Redacted<String> {
+        Redacted(self.redact_text(text))
+    }
+
     fn scan(&self, mode: text::Mode, all_secret: bool) -> text::Scan<'_> {
         text::Scan {
             mode,

@@ -189,7 +189,7 @@ impl Store {
                 }
             }
             // Which rows of each synced table go: those the selected runs name.
-            let filters: [(&str, &str); 9] = [
+            let filters: [(&str, &str); 10] = [
                 (
                     "artifacts",
                     "WHERE hash IN (SELECT artifact FROM main.edges
@@ -212,6 +212,7 @@ impl Store {
                     "extra_digests",
                     "WHERE artifact IN (SELECT hash FROM bundle.artifacts)",
                 ),
+                ("annotations", "WHERE run_id IN (SELECT id FROM sel)"),
             ];
             let mut counts = Counts {
                 running,
@@ -286,12 +287,13 @@ impl Store {
         // name, manifests of those, blobs their captures and configs name. Extra digests
         // (sha256) cannot be checked without the files' bytes: never taken from a bundle;
         // `export` and `run --sha256` compute them here from bytes that match.
-        const ORDER: [&str; 9] = [
+        const ORDER: [&str; 10] = [
             "runs",
             "edges",
             "params",
             "metrics",
             "signatures",
+            "annotations",
             "artifacts",
             "dir_entries",
             "blobs",
@@ -401,7 +403,9 @@ impl Import<'_> {
             if let Some(only) = self.only {
                 let key = match table.name {
                     "runs" => values.first(),
-                    "edges" | "params" | "metrics" | "signatures" => run_col.map(|i| &values[i]),
+                    "edges" | "params" | "metrics" | "signatures" | "annotations" => {
+                        run_col.map(|i| &values[i])
+                    }
                     _ => None,
                 };
                 let skip = match (table.name, key, values.first()) {
@@ -495,6 +499,36 @@ impl Import<'_> {
                             .is_some_and(|i| values[i] == Value::Text("config".into()));
                         if config {
                             self.blobs.insert(a.clone());
+                        }
+                    }
+                }
+                // Annotations are said about a run after it ran: taken with their new run, or
+                // for a run already here when signed (its signature checked by `inbound`),
+                // never for a run neither has.
+                "annotations" => {
+                    let run = match run_col.map(|i| &values[i]) {
+                        Some(Value::Text(s)) => s.as_str(),
+                        _ => "",
+                    };
+                    if !self.new_runs.contains(run) {
+                        if !exists.exists([run])? {
+                            return Err(self.refuse(
+                                table,
+                                n,
+                                &values,
+                                "an annotation of a run neither the bundle nor this store has",
+                            ));
+                        }
+                        let signed = cols
+                            .iter()
+                            .position(|c| c == "signature")
+                            .is_some_and(|i| values[i] != Value::Null);
+                        if !signed {
+                            self.skipped.push(format!(
+                                "an unsigned annotation ({}) of run {run}, already here",
+                                shorten(&first)
+                            ));
+                            continue;
                         }
                     }
                 }

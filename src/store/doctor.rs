@@ -87,6 +87,7 @@ const TABLES: &[&str] = &[
     "edges",
     "params",
     "metrics",
+    "annotations",
     "blobs",
     "extra_digests",
     "pushed",
@@ -457,6 +458,7 @@ pub fn repair(dir: &Path) -> Result<Repair> {
             "DELETE FROM edges WHERE run_id NOT IN (SELECT id FROM runs);
              DELETE FROM params WHERE run_id NOT IN (SELECT id FROM runs);
              DELETE FROM metrics WHERE run_id NOT IN (SELECT id FROM runs);
+             DELETE FROM annotations WHERE run_id NOT IN (SELECT id FROM runs);
              DELETE FROM edges WHERE artifact IS NOT NULL AND artifact NOT IN (SELECT hash FROM artifacts);
              DELETE FROM dir_entries WHERE dir_hash NOT IN (SELECT hash FROM artifacts);
              DELETE FROM pending_manifests WHERE dir_hash NOT IN (SELECT hash FROM artifacts);

@@ -63,6 +63,8 @@ enum Rule {
     PublicKey,
     /// 128 lowercase hex digits.
     Signature,
+    /// An annotation's kind: `tag`, `untag` or `note`.
+    AnnotationKind,
 }
 
 /// The rule for each synced column, and whether it may be NULL.
@@ -114,6 +116,13 @@ fn rule(table: &str, column: &str) -> (Rule, bool) {
         ("extra_digests", "artifact") => (Hash, false),
         ("extra_digests", "algorithm") => (Algorithm, false),
         ("extra_digests", "digest") => (Hash, false),
+        ("annotations", "id" | "run_id") => (Uuid, false),
+        ("annotations", "kind") => (AnnotationKind, false),
+        ("annotations", "text") => (Text, false),
+        ("annotations", "created_at") => (Time, false),
+        ("annotations", "author") => (Name, false),
+        ("annotations", "public_key") => (PublicKey, true),
+        ("annotations", "signature") => (Signature, true),
         // Every synced column has a rule (a test holds the list to it); one without is
         // refused rather than let through.
         _ => (Name, false),
@@ -213,6 +222,7 @@ pub fn check_row(table: &Table, columns: &[String], row: &[Value]) -> Result<(),
                 return Err("kept: a list of files left as they were goes with written = 2, and only with it".into());
             }
         }
+        "annotations" => check_annotation(columns, row)?,
         "extra_digests" => {
             let algorithm = text(row, columns, "algorithm");
             if algorithm.is_none() {
@@ -220,6 +230,49 @@ pub fn check_row(table: &Table, columns: &[String], row: &[Value]) -> Result<(),
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// An annotation (`lineage tag`, `lineage note`): a tag's name is one lineage accepts (so it
+/// never reads as a run id), a note no longer than one may be, its id the UUIDv7 made when it
+/// was recorded and neither in the future, and a signature, when there is one, its key's over
+/// its canonical form (an annotation of a run already here is taken only signed: the
+/// importer checks that).
+fn check_annotation(columns: &[String], row: &[Value]) -> Result<(), String> {
+    use crate::model::AnnotationKind;
+    let Some(a) = super::annotations::from_row(columns, row) else {
+        return Err("a column is missing".into());
+    };
+    match a.kind {
+        AnnotationKind::Tag | AnnotationKind::Untag => {
+            if let Some(why) = crate::model::tag_name_problem(&a.text) {
+                return Err(format!("text: {} is not a tag ({why})", show(&a.text)));
+            }
+        }
+        AnnotationKind::Note if a.text.len() > crate::model::MAX_NOTE => {
+            return Err(format!(
+                "text: a note of {} bytes is too long",
+                a.text.len()
+            ));
+        }
+        AnnotationKind::Note => {}
+    }
+    if a.author.is_empty() || a.author.len() > 256 {
+        return Err("author: not a user name".into());
+    }
+    check_run_time(&a.id, &a.created_at).map_err(|e| {
+        e.replace("started_at", "created_at")
+            .replace("run's start", "annotation's time")
+    })?;
+    match (&a.public_key, &a.signature) {
+        (None, None) => {}
+        (Some(_), Some(_)) => {
+            if super::annotations::signature_checks(&a) != Some(true) {
+                return Err("signature: not its key's over the annotation".into());
+            }
+        }
+        _ => return Err("public_key and signature: one without the other".into()),
     }
     Ok(())
 }
@@ -367,6 +420,7 @@ fn check_text(rule: Rule, s: &str) -> Result<(), String> {
         Rule::Algorithm => s == "sha256" || s == "dirHash",
         Rule::PublicKey => crate::sign::parse_public_key(s).is_some(),
         Rule::Signature => crate::sign::is_signature(s),
+        Rule::AnnotationKind => crate::model::AnnotationKind::parse(s).is_some(),
         Rule::Count
         | Rule::Bool
         | Rule::Finite
@@ -398,6 +452,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::Algorithm => "sha256 or dirHash",
         Rule::PublicKey => "an ed25519 public key",
         Rule::Signature => "an ed25519 signature",
+        Rule::AnnotationKind => "tag, untag or note",
         _ => "of the right type",
     }
 }
@@ -506,7 +561,10 @@ mod tests {
         for t in SYNCED {
             for c in t.columns {
                 let fallback = rule(t.name, c.name) == (Rule::Name, false)
-                    && !matches!((t.name, c.name), ("runs", "hostname" | "boot_id"));
+                    && !matches!(
+                        (t.name, c.name),
+                        ("runs", "hostname" | "boot_id") | ("annotations", "author")
+                    );
                 assert!(!fallback, "{}.{} has no rule", t.name, c.name);
             }
         }

@@ -32,6 +32,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_team_arrivals.sql"),
     include_str!("migrations/0013_observed.sql"),
     include_str!("migrations/0014_metrics.sql"),
+    include_str!("migrations/0015_annotations.sql"),
 ];
 
 impl Store {

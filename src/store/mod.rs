@@ -11,6 +11,7 @@
 //! - `graph`: the ancestry and descendant walks, as recursive CTEs;
 //! - `sync`: what has been delivered to and fetched from team stores;
 //! - `schema`: the tables and columns that travel between stores (bundles, team stores);
+//! - `annotations`: tags and notes, append-only rows beside the runs, signed;
 //! - `bundle`, `doctor`, `pg`: bundles, checks and repairs, the PostgreSQL team store.
 //!
 //! Artifacts, directory manifests and blobs are content-addressed and inserted idempotently.
@@ -28,6 +29,7 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
+mod annotations;
 pub(crate) mod bundle;
 mod cache;
 pub(crate) mod doctor;
@@ -42,6 +44,7 @@ pub(crate) mod schema;
 mod signature;
 mod sync;
 
+pub use annotations::{Author, Tagged};
 pub use cache::ReadOnlyCache;
 pub use inbound::dir_hash;
 pub use query::recent_runs;

@@ -160,8 +160,8 @@ fn short_ids(conn: &Connection, ids: &[&str]) -> Result<HashMap<String, String>>
 }
 
 impl Store {
-    /// Resolve a RUN (None: the most recent run) to a full id. RUN is a prefix of the id or
-    /// a short id (its last 8 to 12 digits, see the module's documentation); a string that
+    /// Resolve a RUN (None: the most recent run) to a full id. RUN is a tag, a prefix of the
+    /// id or a short id (its last 8 to 12 digits, see the module's documentation); a string that
     /// names one run either way names it, one that names different runs (a short id that is
     /// also another run's prefix, or digits two runs end with) is ambiguous, never guessed.
     pub fn resolve(&self, prefix: Option<&str>) -> Result<String> {
@@ -177,6 +177,13 @@ impl Store {
                 .optional()?
                 .ok_or_else(|| Error::NoRuns(self.dir.display().to_string()).into());
         };
+        // A tag (`lineage tag`): its name never reads as an id (`model::tag_name_problem`
+        // refuses hex digits and hyphens alone), so the two never compete.
+        if crate::model::tag_name_problem(prefix).is_none() {
+            return self
+                .tagged(prefix)?
+                .ok_or_else(|| Error::RunNotFound(prefix.to_string()).into());
+        }
         let prefix = prefix.to_ascii_lowercase();
         let limit = CANDIDATES_SHOWN as i64 + 1;
         let mut stmt = self.conn.prepare_cached(

@@ -34,6 +34,7 @@ mod run;
 mod secrets;
 mod settings;
 mod show;
+mod tags;
 #[cfg(feature = "team-store")]
 mod team;
 #[cfg(feature = "team-store")]

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 
-use crate::store::schema::{self, Kind, SERVER_ONLY, SYNCED};
+use crate::store::schema::{self, Kind, NOT_ON_TEAM_STORES, SERVER_ONLY, SYNCED};
 
 const PG_MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
@@ -272,7 +272,10 @@ pub(super) fn check_server(client: &mut impl postgres::GenericClient, name: &str
         &[],
     )?;
     let what = format!("team store {name}");
-    for table in SYNCED {
+    for table in SYNCED
+        .iter()
+        .filter(|t| !NOT_ON_TEAM_STORES.contains(&t.name))
+    {
         let theirs: Vec<(String, String)> = rows
             .iter()
             .filter(|r| r.get::<_, String>(0) == table.name)
