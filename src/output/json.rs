@@ -34,6 +34,11 @@ pub struct RunJson<'a> {
     pub command_redacted: Vec<usize>,
     pub params: BTreeMap<&'a str, &'a Value>,
     pub param_sources: BTreeMap<&'a str, &'a str>,
+    /// For each param whose value the job's command line (`argv`) or `-p` (`cli`) set over
+    /// another: the values it replaced, latest first (`[{"source": "params.yaml", "value":
+    /// 0.001}]`). Absent when nothing was replaced.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub param_overrides: BTreeMap<&'a str, Vec<OverrideJson<'a>>>,
     pub configs: Vec<ConfigJson<'a>>,
     pub inputs: Vec<ArtifactJson<'a>>,
     pub outputs: Vec<ArtifactJson<'a>>,
@@ -52,6 +57,13 @@ pub struct RunJson<'a> {
     /// the record claims; absent for a run this store did not fetch from a team store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<String>,
+}
+
+/// A param's value that another source replaced.
+#[derive(Serialize)]
+pub struct OverrideJson<'a> {
+    pub source: &'a str,
+    pub value: &'a Value,
 }
 
 #[derive(Serialize)]
@@ -193,6 +205,19 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
             .iter()
             .map(|p| (p.key.as_str(), p.source.as_str()))
             .collect(),
+        param_overrides: {
+            let mut by_key: BTreeMap<&str, Vec<OverrideJson>> = BTreeMap::new();
+            for o in c.param_overrides.iter().rev() {
+                by_key
+                    .entry(o.key.as_str())
+                    .or_default()
+                    .push(OverrideJson {
+                        source: &o.source,
+                        value: &o.value,
+                    });
+            }
+            by_key
+        },
         configs: r
             .edges
             .iter()

@@ -21,6 +21,7 @@ mod inert;
 mod issue16_misc;
 mod model;
 mod observe;
+mod params_argv;
 mod pipes;
 mod progress;
 mod records;
