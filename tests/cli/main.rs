@@ -34,6 +34,7 @@ mod run;
 mod secrets;
 mod settings;
 mod show;
+mod show_kept;
 #[cfg(feature = "team-store")]
 mod team;
 #[cfg(feature = "team-store")]
