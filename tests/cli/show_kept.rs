@@ -208,7 +208,8 @@ fn env_prints_the_recorded_environment_redacted_as_stored() {
 
 #[test]
 fn packages_prints_the_python_package_list_as_stored() {
-    let env = Env::new();
+    // Local: a blob is deleted from the store below.
+    let env = Env::local();
     // A virtual environment whose `python3` is a shell, so no real Python is needed.
     env.write("venv/pyvenv.cfg", "home = /usr/bin\nversion = 3.12.7\n");
     for dist in ["torch-2.5.1.dist-info", "numpy-2.1.0.dist-info"] {
