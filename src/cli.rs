@@ -174,7 +174,14 @@ pub struct RunArgs {
 #[command(
     after_help = "A TARGET that is an existing path is identified by its bytes: lineage hashes it \
 and finds the runs that produced exactly those bytes, wherever they were written. A TARGET that is \
-both a path and a run id prefix is taken as a path; --run and --path force the choice."
+both a path and a run id prefix is taken as a path; --run and --path force the choice. \
+--packages, --patch, --env and --untracked print what the store keeps of a run, as bytes (control \
+characters escaped when stdout is a terminal).",
+    group(
+        clap::ArgGroup::new("kept")
+            .multiple(false)
+            .conflicts_with_all(["format", "json", "descendants", "depth", "all", "path"])
+    )
 )]
 pub struct ShowArgs {
     /// A file or directory, a `blake3:` hash, or a run id prefix; the most recent run when omitted.
@@ -210,6 +217,23 @@ pub struct ShowArgs {
     /// Same as --format json.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// Print the run's Python package list as stored (`name==version`, one a line).
+    #[arg(long, group = "kept")]
+    pub packages: bool,
+
+    /// Print the run's uncommitted changes as stored: the patch on its commit (the copy with
+    /// secrets redacted, where it held any).
+    #[arg(long, group = "kept")]
+    pub patch: bool,
+
+    /// Print the run's recorded environment, `NAME=value` a line (secrets redacted).
+    #[arg(long, group = "kept")]
+    pub env: bool,
+
+    /// Print an untracked file the run recorded, by its path in the repository, as stored.
+    #[arg(long, value_name = "FILE", group = "kept")]
+    pub untracked: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -316,6 +316,21 @@ pub struct Capture {
     /// The metrics files declared with `-m` (as given), read after the job.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics_files: Vec<String>,
+    /// The values the job's command line (`argv`) or `-p` (`cli`) replaced: a config's value
+    /// of the same key (or the command line's, under a `-p`), as stored, in the order replaced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub param_overrides: Vec<ParamOverride>,
+}
+
+/// A param's value that another source replaced (docs/recording.md, "Parameters").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParamOverride {
+    /// The flattened key.
+    pub key: String,
+    /// Where the replaced value came from: a config's path as given, or `argv`.
+    pub source: String,
+    /// The replaced value, as stored (secrets replaced by `[REDACTED]`).
+    pub value: serde_json::Value,
 }
 
 impl Capture {
@@ -728,7 +743,8 @@ pub struct Param {
     pub key: String,
     /// The value, as JSON (secrets replaced by `[REDACTED]`).
     pub value: serde_json::Value,
-    /// The config file it came from, or `cli` for `--param`.
+    /// The config file it came from, `argv` for the job's own command line
+    /// (`optimizer.lr=0.01`, `--lr 0.01`), or `cli` for `--param`.
     pub source: String,
 }
 

@@ -37,6 +37,11 @@ pub struct RunJson<'a> {
     /// The numbers read from its metrics files (`-m`), by flattened key.
     pub metrics: BTreeMap<&'a str, f64>,
     pub metric_sources: BTreeMap<&'a str, &'a str>,
+    /// For each param whose value the job's command line (`argv`) or `-p` (`cli`) set over
+    /// another: the values it replaced, latest first (`[{"source": "params.yaml", "value":
+    /// 0.001}]`). Absent when nothing was replaced.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub param_overrides: BTreeMap<&'a str, Vec<OverrideJson<'a>>>,
     pub configs: Vec<ConfigJson<'a>>,
     pub inputs: Vec<ArtifactJson<'a>>,
     pub outputs: Vec<ArtifactJson<'a>>,
@@ -62,6 +67,13 @@ pub struct RunJson<'a> {
     /// --json` only (`notes` are lineage's own, about its recording).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_notes: Option<Vec<crate::model::Note>>,
+}
+
+/// A param's value that another source replaced.
+#[derive(Serialize)]
+pub struct OverrideJson<'a> {
+    pub source: &'a str,
+    pub value: &'a Value,
 }
 
 #[derive(Serialize)]
@@ -213,6 +225,19 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
             .iter()
             .map(|m| (m.key.as_str(), m.source.as_str()))
             .collect(),
+        param_overrides: {
+            let mut by_key: BTreeMap<&str, Vec<OverrideJson>> = BTreeMap::new();
+            for o in c.param_overrides.iter().rev() {
+                by_key
+                    .entry(o.key.as_str())
+                    .or_default()
+                    .push(OverrideJson {
+                        source: &o.source,
+                        value: &o.value,
+                    });
+            }
+            by_key
+        },
         configs: r
             .edges
             .iter()

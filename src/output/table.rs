@@ -293,20 +293,22 @@ fn resources(res: &Resources) -> String {
     s
 }
 
-/// The params table: key, value, where it came from.
+/// The params table: key, value, where it came from, and which values it won over (`argv;
+/// params.yaml had 0.001`: the job's command line replaced the config's value).
 fn params(r: &RunRecord, color: bool) -> Table {
+    let shown = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => escape(s).into_owned(),
+        v => escape(&v.to_string()).into_owned(),
+    };
     let mut t = table(color, UTF8_HORIZONTAL_ONLY);
     t.set_header(vec!["param", "value", "from"]);
     for p in &r.params {
-        let v = match &p.value {
-            serde_json::Value::String(s) => escape(s).into_owned(),
-            v => escape(&v.to_string()).into_owned(),
-        };
-        t.add_row(vec![
-            escape(&p.key).into_owned(),
-            v,
-            escape(&p.source).into_owned(),
-        ]);
+        let mut from = escape(&p.source).into_owned();
+        let replaced = r.capture.param_overrides.iter().filter(|o| o.key == p.key);
+        for o in replaced.rev() {
+            from += &format!("; {} had {}", escape(&o.source), shown(&o.value));
+        }
+        t.add_row(vec![escape(&p.key).into_owned(), shown(&p.value), from]);
     }
     t
 }

@@ -22,6 +22,7 @@ mod issue16_misc;
 mod metrics;
 mod model;
 mod observe;
+mod params_argv;
 mod pipes;
 mod progress;
 mod records;
@@ -35,6 +36,7 @@ mod secrets;
 mod settings;
 mod show;
 mod tags;
+mod show_kept;
 #[cfg(feature = "team-store")]
 mod team;
 #[cfg(feature = "team-store")]

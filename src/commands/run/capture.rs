@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::inputs::{Inputs, Pending, WATCH_FILES};
 use super::plan::{Declared, Plan};
-use crate::capture::{config, context, git, gpu, software, system};
+use crate::capture::{argv_params, config, context, git, gpu, software, system};
 use crate::hash::{self, Fingerprint, Prepared};
 use crate::model::{
     Artifact, ArtifactKind, Capture, DirEntry, Edge, FileRef, Hash, Param, Role, Software,
@@ -92,20 +92,14 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     inputs.edges.extend(configs.edges);
     blobs.extend(configs.blobs);
     let overridden = overridden(plan, &configs.params);
-    let mut params = configs.params;
-    // A `-p` wins over a config's value of the same key, in the record.
-    for (key, value) in &plan.params {
-        let value = value.clone();
-        let source = "cli".to_string();
-        params.insert(
-            key.clone(),
-            Param {
-                key: key.clone(),
-                value,
-                source,
-            },
-        );
-    }
+    // The job's own arguments win over a config's value of the same key, and a `-p` over
+    // both, in the record; read from the argv as stored, so no param holds more than it.
+    let (params, param_overrides) = argv_params::merge(
+        configs.params,
+        argv_params::parse(&stored_argv(plan)),
+        &plan.params,
+        |all| plan.policy.redact_params(all).into_inner(),
+    );
     let root = git_state
         .as_ref()
         .map_or_else(|| plan.cwd.clone(), |g| PathBuf::from(&g.root));
@@ -148,6 +142,7 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
             .iter()
             .map(|m| crate::model::path_text(std::os::unix::ffi::OsStrExt::as_bytes(m.as_os_str())))
             .collect(),
+        param_overrides,
     };
     PreLaunch {
         capture,
@@ -222,6 +217,16 @@ fn overridden(plan: &Plan, from_configs: &BTreeMap<String, Param>) -> Vec<String
                 value_of(&stored, key),
             )
         })
+        .collect()
+}
+
+/// The job's arguments as the store keeps them (secrets redacted), as text.
+fn stored_argv(plan: &Plan) -> Vec<String> {
+    let raw: Vec<Vec<u8>> = plan.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let stored = plan.policy.redact_argv(&raw).argv.into_inner();
+    stored
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect()
 }
 
