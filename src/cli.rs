@@ -51,6 +51,9 @@ pub enum Command {
     Diff(DiffArgs),
     /// Run a recorded job again and say whether it reproduced bit for bit.
     Rerun(RerunArgs),
+    /// Say which recorded outputs are out of date, and why (an input, a parameter, the code
+    /// or the packages changed since the run that made them; an output modified or gone).
+    Status(StatusArgs),
     /// Check who recorded each run of an ancestry, and that nothing changed since.
     Verify(VerifyArgs),
     /// Check the store (integrity, permissions, stale runs); repair a damaged one.
@@ -252,9 +255,19 @@ succeeded but outputs differ; the command's own code when it failed; 125 when th
 (now differs from the record: --force) or could not start."
 )]
 pub struct RerunArgs {
-    /// The run to reproduce: a run id or any unique prefix of one.
-    #[arg(add = ArgValueCompleter::new(crate::complete::run_ids))]
-    pub run: String,
+    /// The run to reproduce: a run id or any unique prefix of one (or a tag).
+    #[arg(
+        add = ArgValueCompleter::new(crate::complete::run_ids),
+        required_unless_present = "stale"
+    )]
+    pub run: Option<String>,
+
+    /// Rerun what is stale under PATHs (the current directory when none), makers before the
+    /// runs that read what they made, skipping what is current (`lineage status` says which):
+    /// make-like, without a pipeline file. Each runs with the code, configs and inputs there
+    /// now, recorded as a new run of its original.
+    #[arg(long, value_name = "PATH", num_args = 0.., conflicts_with_all = ["run", "worktree", "upstream"])]
+    pub stale: Option<Vec<PathBuf>>,
 
     /// Print the plan (every upstream step first, with --upstream) and what differs from the
     /// record, and what would refuse it; run nothing, write nothing.
@@ -291,6 +304,21 @@ pub struct RerunArgs {
     /// Silence lineage's plan and verdict lines (warnings still print).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 when every output under the paths is up to date; 6 when something \
+is stale (`lineage rerun --stale` reruns it); 1 on an error."
+)]
+pub struct StatusArgs {
+    /// Directories or files whose recorded outputs to check (the current directory when none).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Print a JSON object (see docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

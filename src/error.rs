@@ -21,6 +21,8 @@ pub mod code {
     /// `lineage run --strict`: the job succeeded but read or wrote files nobody declared
     /// (the run is recorded).
     pub const UNDECLARED_IO: u8 = 5;
+    /// `lineage status`: something under the paths is stale.
+    pub const STALE: u8 = 6;
     /// `run`/`rerun`: lineage failed before launching the command, or refused to.
     pub const CANNOT_LAUNCH: u8 = 125;
     /// The command was found but could not be executed.
@@ -66,6 +68,9 @@ pub enum Error {
 
     #[error("config {path:?} does not exist")]
     MissingConfig { path: PathBuf },
+
+    #[error("-c {0:?}: the keys after the colon are not flattened keys")]
+    BadConfigKeys(PathBuf),
 
     #[error("cannot read {what} {path:?}: {cause}")]
     Unreadable {
@@ -211,6 +216,9 @@ impl Error {
                 Some("check the path, or drop the flag if the job creates it".into())
             }
             Error::BadParam(_) => Some("write it as --param lr=0.01".into()),
+            Error::BadConfigKeys(_) => Some(
+                "name the keys the stage depends on as they flatten, comma-separated: -c params.yaml:train,eval.threshold".into(),
+            ),
             Error::StrictUnobserved(_) => Some(
                 "drop `[run] observe = false` (or `strict`) from lineage.toml, or `--no-observe` from the command".into(),
             ),

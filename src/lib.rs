@@ -140,6 +140,7 @@ fn dispatch(command: Command, ctx: &Context) -> Result<u8> {
     match command {
         Command::Run(args) => commands::run::run(args, ctx),
         Command::Rerun(args) => commands::rerun::rerun(args, ctx),
+        Command::Status(args) => commands::status::status(args, ctx),
         Command::Show(args) => done(commands::show::show(args, ctx)),
         Command::List(args) => done(commands::list::list(args, ctx)),
         Command::Tag(args) => done(commands::tag::tag(args, ctx)),

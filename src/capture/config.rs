@@ -40,6 +40,13 @@ impl Format {
     }
 }
 
+/// Whether `key` is one a stage declared it depends on: a selected key or under one.
+pub fn selected(key: &str, keys: &[String]) -> bool {
+    keys.iter().any(|k| {
+        key == k || (key.len() > k.len() && key.starts_with(k.as_str()) && key.as_bytes()[k.len()] == b'.')
+    })
+}
+
 /// Parse config bytes into flat parameters. The error says which format failed and where.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Value>, String> {
     let text = std::str::from_utf8(bytes)

@@ -11,6 +11,7 @@ pub mod list;
 pub mod rerun;
 pub mod run;
 pub mod show;
+pub mod status;
 #[cfg(feature = "team-store")]
 pub mod sync;
 pub mod tag;

@@ -313,6 +313,11 @@ pub struct Capture {
     /// before lineage observed, or with observation switched off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<ObservedIo>,
+    /// The keys a stage depends on, by config path as given (`-c params.yaml:train`): only
+    /// those became its params, and only they are compared by `rerun` and `status`. A config
+    /// absent here was taken whole.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config_keys: BTreeMap<String, Vec<String>>,
     /// The metrics files declared with `-m` (as given), read after the job.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics_files: Vec<String>,

@@ -363,6 +363,44 @@ impl Store {
         Ok(ids.iter().filter_map(|id| runs.remove(*id)).collect())
     }
 
+    /// The outputs recorded under each of `roots` (absolute paths as the store writes them;
+    /// a root is itself included), each with the run that last wrote it among the runs that
+    /// succeeded: (abs_path, path as given, run id, recorded hash), by path.
+    pub fn latest_outputs_under(
+        &self,
+        roots: &[String],
+    ) -> Result<Vec<(String, String, String, Option<Hash>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.abs_path, e.path, e.run_id, e.artifact, MAX(r.started_at)
+             FROM edges e JOIN runs r ON r.id = e.run_id
+             WHERE e.role = 'output' AND r.status = 'succeeded'
+               AND (e.written IS NULL OR e.written <> 0)
+               AND (e.abs_path = ?1 OR (e.abs_path >= ?1 || '/' AND e.abs_path < ?1 || '0'))
+             GROUP BY e.abs_path ORDER BY e.abs_path",
+        )?;
+        let mut out: Vec<(String, String, String, Option<Hash>)> = Vec::new();
+        for root in roots {
+            let root = root.trim_end_matches('/');
+            let rows = stmt.query_map([root], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (abs, path, run, hash) = row?;
+                if out.iter().any(|o| o.0 == abs) {
+                    continue;
+                }
+                let hash = hash.and_then(|h| Hash::parse(&h));
+                out.push((abs, path, run, hash));
+            }
+        }
+        Ok(out)
+    }
+
     /// Short ids of many runs in one query (see `short_id`): id -> short id.
     pub fn short_ids(&self, ids: &[&str]) -> Result<HashMap<String, String>> {
         short_ids(&self.conn, ids)

@@ -31,13 +31,87 @@ pub struct PathCheck {
     pub now: Option<Hash>,
     /// Short ids of the runs that produced the recorded bytes.
     pub produced_by: Vec<String>,
+    /// A config the run depends on only for some keys (`-c params.yaml:train`): those keys,
+    /// and which of them have another value now. Absent for a config taken whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<SelectedKeys>,
+}
+
+/// The keys of a config a run depends on, and those whose values differ now.
+#[derive(Serialize, Clone, Debug)]
+pub struct SelectedKeys {
+    pub keys: Vec<String>,
+    pub differ: Vec<String>,
 }
 
 impl PathCheck {
-    /// Whether the bytes there now are not the recorded ones (or are gone).
+    /// Whether what the run depends on there differs now: the bytes (or they are gone); for
+    /// a config it depends on only for some keys, those keys' values.
     pub fn differs(&self) -> bool {
-        self.recorded != self.now
+        match &self.keys {
+            Some(k) if self.now.is_some() => !k.differ.is_empty(),
+            _ => self.recorded != self.now,
+        }
     }
+
+    /// The words for its state: `same as recorded`, `missing`, `differs from the record`,
+    /// and for a config the run depends on for some keys, whether those changed.
+    pub fn state(&self) -> String {
+        match (&self.keys, self.recorded, self.now) {
+            (_, a, b) if a == b => "same as recorded".into(),
+            (_, _, None) => "missing".into(),
+            (Some(k), ..) if k.differ.is_empty() => format!(
+                "changed, but not {} (the keys this run depends on)",
+                k.keys.join(", ")
+            ),
+            (Some(k), ..) => format!("{} differ{}", k.differ.join(", "), if k.differ.len() == 1 { "s" } else { "" }),
+            _ => "differs from the record".into(),
+        }
+    }
+}
+
+/// For a config run `r` depends on only for some keys (`-c FILE:KEYS`), which of those keys
+/// have another value in the file at `path` now than the run recorded. Keys the command line
+/// or `-p` set over the config's are the run's own, not the file's: left out. A value stored
+/// redacted cannot be compared: counted as differing when the file's bytes differ.
+fn selected_keys(r: &RunRecord, e: &EdgeRecord, path: &Path, bytes_differ: bool) -> Option<SelectedKeys> {
+    let keys = r.capture.config_keys.get(&e.path)?;
+    let mut differ = Vec::new();
+    if bytes_differ {
+        let now: BTreeMap<String, serde_json::Value> = std::fs::read(path)
+            .ok()
+            .and_then(|b| crate::capture::config::parse(path, &b).ok())
+            .unwrap_or_default();
+        let recorded: BTreeMap<&str, &serde_json::Value> = r
+            .params
+            .iter()
+            .filter(|p| p.source == e.path)
+            .map(|p| (p.key.as_str(), &p.value))
+            .collect();
+        let overridden = |k: &str| r.params.iter().any(|p| p.key == k && p.source != e.path);
+        let mut all: Vec<&str> = recorded.keys().copied().collect();
+        all.extend(
+            now.keys()
+                .filter(|k| crate::capture::config::selected(k, keys))
+                .map(String::as_str),
+        );
+        all.sort_unstable();
+        all.dedup();
+        for k in all {
+            if overridden(k) {
+                continue;
+            }
+            let then = recorded.get(k).copied();
+            let redacted = then.is_some_and(|v| v.as_str() == Some(crate::redact::REDACTED));
+            if redacted || then != now.get(k) {
+                differ.push(k.to_string());
+            }
+        }
+    }
+    Some(SelectedKeys {
+        keys: keys.clone(),
+        differ,
+    })
 }
 
 /// Everything compared before running.
@@ -281,7 +355,7 @@ fn code_files(
     let mut recorded = split_patch(&recorded_patch, &then.changed_files)
         .ok_or("the recorded uncommitted changes could not be read file by file")?;
     let root = Path::new(&now.root);
-    let declared_paths = declared(r, root);
+    let declared_paths = declared(store, r, root);
     // Declared by this run, or written by any recorded run (a step before it, which
     // `--upstream` makes again): data, not code.
     let is_declared = |p: &str| {
@@ -374,11 +448,11 @@ fn code_files(
 
 /// The run's declared paths (inputs, configs, outputs) inside the repository at `root`,
 /// relative to it; the root itself is left out (`-i .` does not make all of it data).
-fn declared(r: &RunRecord, root: &Path) -> Vec<PathBuf> {
+fn declared(store: &Store, r: &RunRecord, root: &Path) -> Vec<PathBuf> {
     let real_root = std::fs::canonicalize(root).ok();
     r.edges
         .iter()
-        .filter(|e| !kept_code(r, e))
+        .filter(|e| !kept_code(store, r, e))
         .filter_map(|e| {
             let abs = path_of(&e.abs_path);
             let by_name = super::worktree::normalize(&abs)
@@ -418,8 +492,9 @@ fn opened_only(r: &RunRecord, differ: Vec<String>) -> (Vec<String>, Vec<String>)
 
 /// An input only observed (not declared) that is one of the untracked files the record
 /// kept with its code (a helper script the job ran): compared and restored as code, like the
-/// rest of the recorded tree, not as data.
-fn kept_code(r: &RunRecord, e: &EdgeRecord) -> bool {
+/// rest of the recorded tree, not as data. A file some recorded run wrote (a step before it)
+/// is data, whatever git thought of it.
+fn kept_code(store: &Store, r: &RunRecord, e: &EdgeRecord) -> bool {
     let Some(g) = &r.capture.git else {
         return false;
     };
@@ -428,6 +503,7 @@ fn kept_code(r: &RunRecord, e: &EdgeRecord) -> bool {
         && path_of(&e.abs_path)
             .strip_prefix(&g.root)
             .is_ok_and(|rel| g.untracked.iter().any(|u| Path::new(&u.path) == rel))
+        && !store.declared_output_at(&e.abs_path).unwrap_or(false)
 }
 
 /// A patch as the capture prints it, cut at each file (`diff --git` starts a line only
@@ -483,7 +559,7 @@ fn paths(
     for e in r
         .edges
         .iter()
-        .filter(|e| e.role != Role::Output && !kept_code(r, e))
+        .filter(|e| e.role != Role::Output && !kept_code(store, r, e))
     {
         let check = path_check(store, r, e, &cwd.join(path_of(&e.path)), &hashing, cache)?;
         match e.role {
@@ -518,6 +594,10 @@ fn path_check(
         Some(h) if recorded != now => target::producers_before(store, &h, r)?,
         _ => Vec::new(),
     };
+    let keys = match e.role {
+        Role::Config => selected_keys(r, e, &path, recorded != now),
+        _ => None,
+    };
     Ok(PathCheck {
         role: e.role,
         path: e.path.clone(),
@@ -527,6 +607,7 @@ fn path_check(
             .iter()
             .map(|id| store.short_id(id).unwrap_or_else(|_| id.clone()))
             .collect(),
+        keys,
     })
 }
 
@@ -545,7 +626,7 @@ pub fn recheck(
     for e in r
         .edges
         .iter()
-        .filter(|e| e.role != Role::Output && !kept_code(r, e))
+        .filter(|e| e.role != Role::Output && !kept_code(store, r, e))
     {
         let check = path_check(
             store,
@@ -672,7 +753,10 @@ pub fn blockers(checks: &Checks, worktree: bool, upstream: bool) -> Vec<String> 
             .configs
             .iter()
             .filter(|c| c.differs())
-            .map(|c| format!("config {} differs from the record", c.path)),
+            .map(|c| match &c.keys {
+                Some(_) if c.now.is_some() => format!("config {}: {}", c.path, c.state()),
+                _ => format!("config {} differs from the record", c.path),
+            }),
     );
     for i in checks.inputs.iter().filter(|i| i.differs()) {
         let what = if i.now.is_none() {
@@ -772,11 +856,7 @@ pub fn plan_text(
         t += &format!("  code: {}{restored}\n", escape(x));
     }
     for i in c.inputs.iter().chain(&c.configs) {
-        let state = match (i.recorded, i.now) {
-            (a, b) if a == b => "same as recorded",
-            (_, None) => "missing",
-            _ => "differs from the record",
-        };
+        let state = escape(&i.state()).into_owned();
         let by = if let Some(step) = remade.get(&i.path).filter(|_| i.differs()) {
             format!(" ({} remakes it)", escape(step))
         } else if i.differs() && !i.produced_by.is_empty() {

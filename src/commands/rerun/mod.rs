@@ -8,6 +8,7 @@
 
 mod checks;
 mod plan;
+pub mod stale;
 mod upstream;
 mod verdict;
 mod worktree;
@@ -36,8 +37,11 @@ use worktree::Worktree;
 /// `lineage rerun`: the verdict's exit code, or the error that kept the job from starting.
 /// Plan (the upstream steps too), refuse or go, run each step, judge.
 pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
+    if let Some(paths) = &args.stale {
+        return rerun_stale(paths, &args, ctx);
+    }
     let store = ctx.open_store()?;
-    let id = store.resolve(Some(&args.run))?;
+    let id = store.resolve(args.run.as_deref())?;
     let original = store.load_run(&id)?;
     // Its environment and code are in the capture: without it there is nothing to rerun.
     super::readable(&original)?;
@@ -333,6 +337,12 @@ fn spec(
         inputs: edges(Role::Input),
         outputs: edges(Role::Output),
         configs: edges(Role::Config),
+        config_keys: original
+            .capture
+            .config_keys
+            .iter()
+            .map(|(p, k)| (crate::model::path_of(p), k.clone()))
+            .collect(),
         metrics: original
             .capture
             .metrics_files
@@ -356,4 +366,119 @@ fn spec(
         strict: false,
         rerun_of: Some(original.id.clone()),
     })
+}
+
+/// `lineage rerun --stale [PATH...]`: what is stale under the paths, rerun in order, makers
+/// first, each with the code, configs and inputs there now (differences from its record are
+/// why it is stale: not a refusal). After each, what is stale is found again: a run whose
+/// makers remade the very bytes it read is current, and skipped. Stops at the first stage
+/// that fails, with its exit code.
+fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8> {
+    let roots = super::status::roots(paths)?;
+    let store = ctx.open_store()?;
+    let own = super::verify::own_key();
+    let step_args = RerunArgs {
+        run: None,
+        stale: None,
+        dry_run: false,
+        worktree: false,
+        keep_worktree: false,
+        upstream: false,
+        force: true,
+        json: false,
+        hash_before_launch: args.hash_before_launch,
+        quiet: true,
+    };
+    let mut rerun: Vec<String> = Vec::new();
+    let mut made: Vec<(String, String)> = Vec::new();
+    loop {
+        let stages = stale::find(&store, &roots)?;
+        let Some(next) = stages.into_iter().find(|s| s.stale) else {
+            break;
+        };
+        if rerun.contains(&next.id) {
+            // Rerun once already and still stale (it changed what it reads, or its outputs
+            // were touched meanwhile): not again.
+            anyhow::bail!(
+                "run {} is still stale after it was rerun ({}); not rerunning the rest",
+                next.short,
+                next.reasons.join("; ")
+            );
+        }
+        if args.dry_run {
+            // Without running, what comes after cannot be found again: every stale stage.
+            let stages = stale::find(&store, &roots)?;
+            let list: Vec<&stale::Stage> = stages.iter().filter(|s| s.stale).collect();
+            let mut t = format!("would rerun {} stale run(s), in this order:\n", list.len());
+            for s in list {
+                t += &format!(
+                    "  {}  {}\n      because {}\n",
+                    s.short,
+                    s.command,
+                    crate::model::text::escape(&s.reasons.join("; "))
+                );
+            }
+            ui::data(&t);
+            return Ok(code::SUCCESS);
+        }
+        if !args.quiet {
+            ui::info(format_args!(
+                "rerunning {} `{}`: {}",
+                next.short,
+                next.command,
+                crate::model::text::escape(&next.reasons.join("; "))
+            ));
+        }
+        let record = store.load_run(&next.id)?;
+        super::readable(&record)?;
+        let standing = proof(&store, ctx, &next.id, &next.short, false, own.as_deref())?;
+        let step = Step {
+            record,
+            short: next.short.clone(),
+            standing,
+            remakes: Vec::new(),
+            mapped: None,
+        };
+        let (verdict, new_short) =
+            rerun_step(&store, ctx, &step, None, &BTreeMap::new(), &step_args)?;
+        rerun.push(next.id.clone());
+        match verdict.verdict {
+            Outcome::Failed | Outcome::NotRun => {
+                ui::error_line(format_args!(
+                    "run {new_short} (rerun of {}) failed with exit {}; not rerunning the rest",
+                    next.short, verdict.exit_code
+                ));
+                return Ok(verdict.exit_code);
+            }
+            _ => {
+                let changed = verdict
+                    .outputs
+                    .iter()
+                    .filter(|o| o.result != verdict::Comparison::Identical)
+                    .count();
+                if !args.quiet {
+                    ui::info(format_args!(
+                        "run {new_short} made {} output(s): {changed} with new bytes",
+                        verdict.outputs.len()
+                    ));
+                }
+                made.push((next.short, new_short));
+            }
+        }
+    }
+    if !args.quiet {
+        if made.is_empty() {
+            ui::info(format_args!("nothing is stale: nothing rerun"));
+        } else {
+            ui::info(format_args!(
+                "{} stale run(s) rerun: {}",
+                made.len(),
+                made.iter()
+                    .map(|(a, b)| format!("{a} -> {b}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    Ok(code::SUCCESS)
 }

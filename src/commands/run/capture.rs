@@ -137,6 +137,11 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         software,
         notes,
         observed: None,
+        config_keys: plan
+            .config_keys
+            .iter()
+            .map(|(p, k)| (p.display().to_string(), k.clone()))
+            .collect(),
         metrics_files: plan
             .metrics
             .iter()
@@ -477,7 +482,24 @@ fn read_configs(plan: &Plan, notes: &mut Vec<String>) -> Configs {
             }
         };
         let known = plan.policy.secret_values(&d.given, &parsed);
+        let keys = plan.config_keys.get(&d.given);
+        if let Some(keys) = keys {
+            let missing: Vec<&str> = keys
+                .iter()
+                .filter(|k| !parsed.iter().any(|(p, _)| config::selected(p, std::slice::from_ref(k))))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                notes.push(format!(
+                    "config {source} has no key {}: the stage depends on nothing there",
+                    missing.join(", ")
+                ));
+            }
+        }
         for (key, value) in parsed {
+            if keys.is_some_and(|k| !config::selected(&key, k)) {
+                continue;
+            }
             let source = source.clone();
             out.params.insert(key.clone(), Param { key, value, source });
         }

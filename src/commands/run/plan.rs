@@ -3,6 +3,7 @@
 //! the command found and executable, the redaction policy built from the flags and the
 //! settings files. A plan that cannot be made is an error, and the job never starts.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,9 @@ pub struct Spec {
     pub inputs: Vec<PathBuf>,
     pub outputs: Vec<PathBuf>,
     pub configs: Vec<PathBuf>,
+    /// The keys a stage depends on, by config (`-c params.yaml:train`): only those become
+    /// its params. A config absent here is taken whole.
+    pub config_keys: BTreeMap<PathBuf, Vec<String>>,
     /// Metrics files (`-m`): read after the job; each is an output too.
     pub metrics: Vec<PathBuf>,
     pub params: Vec<(String, serde_json::Value)>,
@@ -98,6 +102,8 @@ pub struct Plan {
     pub(super) inputs: Vec<Declared>,
     pub(super) outputs: Vec<Declared>,
     pub(super) configs: Vec<Declared>,
+    /// The keys each config was declared for (`-c FILE:KEYS`), by its path as given.
+    pub(super) config_keys: BTreeMap<PathBuf, Vec<String>>,
     /// Metrics files declared with `-m`, as given, and the settings' patterns.
     pub(super) metrics: Vec<PathBuf>,
     pub(super) metrics_patterns: Vec<String>,
@@ -124,6 +130,7 @@ pub struct Plan {
 /// The spec of `lineage run RunArgs`, in the current directory.
 pub(super) fn resolve(args: RunArgs) -> Result<Spec> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
+    let (configs, config_keys) = config_selections(&cwd, &args.configs)?;
     let params = args
         .params
         .iter()
@@ -139,7 +146,8 @@ pub(super) fn resolve(args: RunArgs) -> Result<Spec> {
         cwd,
         inputs: args.inputs,
         outputs: args.outputs,
-        configs: args.configs,
+        configs,
+        config_keys,
         metrics: args.metrics,
         params,
         env_allow: args.env_allow,
@@ -153,6 +161,74 @@ pub(super) fn resolve(args: RunArgs) -> Result<Spec> {
         observe: args.no_observe.then_some(false),
         strict: args.strict,
     })
+}
+
+/// `-c FILE` and `-c FILE:KEY[,KEY...]` (the keys a stage depends on, DVC's per-stage
+/// `params:`): each config once, in the order first given, with the keys asked for (none:
+/// the whole file). A path that exists as given is a path, colon or not; otherwise the part
+/// after the last colon names the keys.
+fn config_selections(
+    cwd: &Path,
+    given: &[PathBuf],
+) -> Result<(Vec<PathBuf>, BTreeMap<PathBuf, Vec<String>>), Error> {
+    let mut configs: Vec<PathBuf> = Vec::new();
+    // None: the whole file (some -c named it without keys).
+    let mut keys: BTreeMap<PathBuf, Option<Vec<String>>> = BTreeMap::new();
+    for g in given {
+        let (path, selected) = match split_selection(cwd, g) {
+            Some((path, list)) => {
+                let list: Vec<String> = list.split(',').map(|k| k.trim().to_string()).collect();
+                if list.iter().any(|k| !is_key(k)) {
+                    return Err(Error::BadConfigKeys(g.clone()));
+                }
+                (path, Some(list))
+            }
+            None => (g.clone(), None),
+        };
+        if !configs.contains(&path) {
+            configs.push(path.clone());
+            keys.insert(path.clone(), selected);
+        } else {
+            let entry = keys.entry(path).or_default();
+            match (entry.as_mut(), selected) {
+                (Some(have), Some(more)) => {
+                    for k in more {
+                        if !have.contains(&k) {
+                            have.push(k);
+                        }
+                    }
+                }
+                _ => *entry = None,
+            }
+        }
+    }
+    let keys = keys
+        .into_iter()
+        .filter_map(|(p, k)| k.map(|k| (p, k)))
+        .collect();
+    Ok((configs, keys))
+}
+
+/// `params.yaml:train,eval` -> (`params.yaml`, `train,eval`) when `params.yaml:train,eval`
+/// is not itself a file and `params.yaml` is.
+fn split_selection(cwd: &Path, given: &Path) -> Option<(PathBuf, String)> {
+    let text = given.to_str()?;
+    if cwd.join(given).exists() {
+        return None;
+    }
+    let (path, list) = text.rsplit_once(':')?;
+    let path = PathBuf::from(path);
+    cwd.join(&path).is_file().then(|| (path, list.to_string()))
+}
+
+/// A flattened key, as configs are flattened: dotted names, no spaces or colons.
+fn is_key(k: &str) -> bool {
+    !k.is_empty()
+        && !k.starts_with('.')
+        && !k.ends_with('.')
+        && !k.contains("..")
+        && k.chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && c != ':' && c != ',')
 }
 
 /// Validate a spec: paths checked, command found, redaction policy ready.
@@ -220,6 +296,7 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         metrics: spec.metrics,
         metrics_patterns: settings.metrics.clone(),
         configs: declare(&spec.configs),
+        config_keys: spec.config_keys,
         argv: spec.argv,
         env: spec.env,
         rerun_of: spec.rerun_of,

@@ -11,3 +11,5 @@ CREATE TABLE metrics (
 -- `lineage list --where` and `compare --where` look runs up by a param's or metric's value.
 CREATE INDEX metrics_by_key ON metrics (key, value);
 CREATE INDEX params_by_key ON params (key, value);
+-- `lineage status` finds the outputs recorded under a directory by their absolute paths.
+CREATE INDEX edges_by_output_path ON edges (abs_path) WHERE role = 'output';

@@ -1,0 +1,279 @@
+//! What is stale (`lineage status`, `lineage rerun --stale`): the recorded outputs under some
+//! paths, each with the run that last wrote it, and whether that run would make something
+//! else now. A run is stale when what it depends on differs from its record (an input's
+//! bytes, the keys of a config it depends on, the code it read, its Python packages), when
+//! one of its outputs was modified or removed since, or when a run that made one of its
+//! inputs is stale (what it read will change). The same checks `rerun` makes before running
+//! (`checks`); the walk goes up through the runs that made each input, so that the stages
+//! before the paths asked about are checked too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::checks;
+use crate::commands::target;
+use crate::hash;
+use crate::model::text::terminal_command_line;
+use crate::model::{Hash, Role, RunRecord, Written, path_of, path_text};
+use crate::store::Store;
+
+/// An output, now against its record.
+#[derive(Serialize, Clone, Debug)]
+pub struct Output {
+    /// As the run named it.
+    pub path: String,
+    pub abs_path: String,
+    /// `current`, `modified` or `missing`.
+    pub state: &'static str,
+}
+
+/// A run that last wrote some of the outputs asked about (or made an input of one that did).
+#[derive(Serialize, Clone, Debug)]
+pub struct Stage {
+    pub id: String,
+    pub short: String,
+    pub command: String,
+    pub started_at: String,
+    pub stale: bool,
+    /// Why, one line each (empty when it is current).
+    pub reasons: Vec<String>,
+    /// Short ids of the stale runs that made its inputs.
+    pub upstream: Vec<String>,
+    /// Its outputs that it was the last to write.
+    pub outputs: Vec<Output>,
+    /// Whether one of its outputs is under the paths asked about (else it was reached as a
+    /// maker of an input).
+    pub asked: bool,
+    /// The runs that made its inputs (ids), stale or not: for the order.
+    #[serde(skip)]
+    makers: Vec<String>,
+}
+
+/// Every stage the outputs under `roots` depend on, makers before the runs that read what
+/// they made (by start: a maker ended before its reader started).
+pub fn find(store: &Store, roots: &[PathBuf]) -> Result<Vec<Stage>> {
+    let texts: Vec<String> = roots
+        .iter()
+        .map(|r| path_text(std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str())))
+        .collect();
+    let outputs = store.latest_outputs_under(&texts)?;
+    // The last writer of each path: only its outputs are its to answer for.
+    let mut last: BTreeMap<String, String> = outputs
+        .iter()
+        .map(|(abs, _, run, _)| (abs.clone(), run.clone()))
+        .collect();
+    let asked: BTreeSet<String> = outputs.iter().map(|o| o.2.clone()).collect();
+    let mut w = Walk {
+        store,
+        done: BTreeMap::new(),
+        last: &mut last,
+    };
+    for id in &asked {
+        w.visit(id, 0)?;
+    }
+    let mut stages: Vec<Stage> = w.done.into_values().collect();
+    for s in &mut stages {
+        s.asked = asked.contains(&s.id);
+    }
+    // Makers first: by how many makers deep each is, then by start.
+    let depth = depths(&stages);
+    stages.sort_by(|a, b| {
+        (depth.get(&a.id), &a.started_at, &a.id).cmp(&(depth.get(&b.id), &b.started_at, &b.id))
+    });
+    Ok(stages)
+}
+
+/// Each stage's longest chain of makers among the stages.
+fn depths(stages: &[Stage]) -> BTreeMap<String, usize> {
+    let by_id: BTreeMap<&str, &Stage> = stages.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut depth: BTreeMap<String, usize> = BTreeMap::new();
+    fn of(
+        id: &str,
+        by_id: &BTreeMap<&str, &Stage>,
+        depth: &mut BTreeMap<String, usize>,
+        guard: usize,
+    ) -> usize {
+        if let Some(d) = depth.get(id) {
+            return *d;
+        }
+        let d = match by_id.get(id) {
+            Some(s) if guard < MAX_DEPTH => s
+                .makers
+                .iter()
+                .map(|m| of(m, by_id, depth, guard + 1) + 1)
+                .max()
+                .unwrap_or(0),
+            _ => 0,
+        };
+        depth.insert(id.to_string(), d);
+        d
+    }
+    for s in stages {
+        of(&s.id, &by_id, &mut depth, 0);
+    }
+    depth
+}
+
+struct Walk<'a> {
+    store: &'a Store,
+    done: BTreeMap<String, Stage>,
+    /// Path -> the run that last wrote it, filled as paths are met.
+    last: &'a mut BTreeMap<String, String>,
+}
+
+/// How far up a walk goes: a pipeline deeper than this is cut (a guard, not a limit met).
+const MAX_DEPTH: usize = 64;
+
+impl Walk<'_> {
+    fn visit(&mut self, id: &str, depth: usize) -> Result<bool> {
+        if let Some(s) = self.done.get(id) {
+            return Ok(s.stale);
+        }
+        let r = self.store.load_run(id)?;
+        let short = self.store.short_id(id).unwrap_or_else(|_| id.to_string());
+        // A placeholder while its makers are visited (the graph is causal: no cycle, but a
+        // record from elsewhere could claim one).
+        self.done.insert(id.to_string(), stage(&r, &short));
+        let mut reasons = Vec::new();
+        let mut upstream = Vec::new();
+        let mut makers = Vec::new();
+        if r.unreadable.is_some() {
+            reasons.push("its record cannot be read back: it cannot be checked".to_string());
+        } else {
+            let (c, _) = checks::check(self.store, &r, false, self.store)?;
+            reasons.extend(own_reasons(&c));
+            // What made its inputs (the bytes it read, still there): stale makers make it
+            // stale too.
+            if depth < MAX_DEPTH {
+                for i in c.inputs.iter().chain(&c.configs).filter(|i| !i.differs()) {
+                    let Some(h) = i.recorded else { continue };
+                    if let Some(maker) = maker(self.store, &h, &r)? {
+                        makers.push(maker.clone());
+                        let maker_short = self
+                            .store
+                            .short_id(&maker)
+                            .unwrap_or_else(|_| maker.clone());
+                        if self.visit(&maker, depth + 1)? && !upstream.contains(&maker_short) {
+                            reasons.push(format!(
+                                "run {maker_short}, which made {}, is stale",
+                                i.path
+                            ));
+                            upstream.push(maker_short);
+                        }
+                    }
+                }
+            }
+        }
+        let outputs = self.outputs(&r)?;
+        for o in outputs.iter().filter(|o| o.state != "current") {
+            reasons.push(format!("output {} is {}", o.path, o.state));
+        }
+        let s = self.done.get_mut(id).expect("inserted above");
+        s.stale = !reasons.is_empty();
+        s.reasons = reasons;
+        s.upstream = upstream;
+        s.makers = makers;
+        s.outputs = outputs;
+        Ok(s.stale)
+    }
+
+    /// The outputs run `r` was the last to write, each hashed now (through the stat cache).
+    fn outputs(&mut self, r: &RunRecord) -> Result<Vec<Output>> {
+        let cwd = path_of(&String::from_utf8_lossy(&r.cwd));
+        let hashing = hash::Hashing::default();
+        let mut out = Vec::new();
+        for e in r.edges.iter().filter(|e| {
+            e.role == Role::Output && e.written != Some(Written::Nothing) && e.artifact.is_some()
+        }) {
+            let last = match self.last.get(&e.abs_path) {
+                Some(l) => l.clone(),
+                None => {
+                    let found = self
+                        .store
+                        .latest_outputs_under(std::slice::from_ref(&e.abs_path))?
+                        .into_iter()
+                        .find(|o| o.0 == e.abs_path)
+                        .map(|o| o.2)
+                        .unwrap_or_default();
+                    self.last.insert(e.abs_path.clone(), found.clone());
+                    found
+                }
+            };
+            if last != r.id {
+                continue;
+            }
+            let at = cwd.join(path_of(&e.path));
+            let at = if Path::new(&path_of(&e.abs_path)).is_absolute() {
+                path_of(&e.abs_path)
+            } else {
+                at
+            };
+            let now: Option<Hash> = match hash::path_kind(&at) {
+                Ok(hash::PathKind::File | hash::PathKind::Dir) => hashing
+                    .hash_output(&at, &mut hash::discard, Some(self.store))
+                    .ok()
+                    .map(|h| h.artifact.hash),
+                _ => None,
+            };
+            let recorded = e.artifact.as_ref().map(|a| a.hash);
+            let state = match now {
+                None => "missing",
+                Some(h) if Some(h) == recorded => "current",
+                Some(_) => "modified",
+            };
+            out.push(Output {
+                path: e.path.clone(),
+                abs_path: e.abs_path.clone(),
+                state,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The run that made bytes `h` for run `r`: the first of those that ranked (the one show
+/// names), among runs that ended before `r` started.
+fn maker(store: &Store, h: &Hash, r: &RunRecord) -> Result<Option<String>> {
+    Ok(target::producers_before(store, h, r)?.into_iter().next())
+}
+
+fn stage(r: &RunRecord, short: &str) -> Stage {
+    Stage {
+        id: r.id.clone(),
+        short: short.to_string(),
+        command: terminal_command_line(&r.argv),
+        started_at: r.started_at.clone(),
+        stale: false,
+        reasons: Vec::new(),
+        upstream: Vec::new(),
+        outputs: Vec::new(),
+        asked: false,
+        makers: Vec::new(),
+    }
+}
+
+/// Why a run would make something else now, from its own record: its code, configs (the
+/// keys it depends on), inputs and packages. Redacted variables and GPUs do not make it
+/// stale (a rerun takes the first from the environment; the second is where it runs).
+fn own_reasons(c: &checks::Checks) -> Vec<String> {
+    let mut out: Vec<String> = c.code.iter().map(|x| format!("code: {x}")).collect();
+    for i in c.configs.iter().filter(|i| i.differs()) {
+        out.push(match &i.keys {
+            Some(_) if i.now.is_some() => format!("config {}: {}", i.path, i.state()),
+            _ if i.now.is_none() => format!("config {} is missing", i.path),
+            _ => format!("config {} changed", i.path),
+        });
+    }
+    for i in c.inputs.iter().filter(|i| i.differs()) {
+        out.push(if i.now.is_none() {
+            format!("input {} is missing", i.path)
+        } else {
+            format!("input {} changed", i.path)
+        });
+    }
+    out.extend(c.packages.iter().map(|p| format!("package {p}")));
+    out
+}

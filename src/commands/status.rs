@@ -1,0 +1,107 @@
+//! `lineage status [PATH...]`: which recorded outputs under the paths are out of date, and
+//! why (`rerun::stale`: an input's bytes, a depended-on parameter, the code or the packages
+//! changed since the run that made them; an output modified or gone; a stale maker upstream).
+//! Exit 6 when something is stale, for scripts and CI.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use super::Context;
+use super::rerun::stale::{self, Stage};
+use crate::cli::StatusArgs;
+use crate::error::code;
+use crate::model::text::escape;
+use crate::ui;
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    /// Whether every stage is current.
+    up_to_date: bool,
+    stale: usize,
+    stages: &'a [Stage],
+}
+
+pub fn status(args: StatusArgs, ctx: &Context) -> Result<u8> {
+    let roots = roots(&args.paths)?;
+    let store = ctx.open_store()?;
+    let stages = stale::find(&store, &roots)?;
+    let n = stages.iter().filter(|s| s.stale).count();
+    if args.json {
+        let out = StatusJson {
+            up_to_date: n == 0,
+            stale: n,
+            stages: &stages,
+        };
+        ui::data(&(serde_json::to_string_pretty(&out)? + "\n"));
+    } else if stages.is_empty() {
+        ui::info(format_args!(
+            "no recorded outputs under {}",
+            roots
+                .iter()
+                .map(|r| escape(&r.display().to_string()).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    } else {
+        ui::data(&text(&stages));
+        if n == 0 {
+            ui::info(format_args!(
+                "everything is up to date ({} run{})",
+                stages.len(),
+                if stages.len() == 1 { "" } else { "s" }
+            ));
+        } else {
+            ui::info(format_args!(
+                "{n} of {} run{} {} stale: `lineage rerun --stale` reruns {}",
+                stages.len(),
+                if stages.len() == 1 { "" } else { "s" },
+                if n == 1 { "is" } else { "are" },
+                if n == 1 { "it" } else { "them, makers first" }
+            ));
+        }
+    }
+    Ok(if n == 0 { code::SUCCESS } else { code::STALE })
+}
+
+/// The paths asked about, absolute as the store records them (not resolving links: a path
+/// is recorded as the job named it); the current directory when none.
+pub fn roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    if paths.is_empty() {
+        return Ok(vec![cwd]);
+    }
+    Ok(paths
+        .iter()
+        .map(|p| std::path::absolute(cwd.join(p)).unwrap_or_else(|_| cwd.join(p)))
+        .collect())
+}
+
+/// Each stage, makers first: `stale` or `ok`, its short id and command, why, and its outputs
+/// with their state. Every recorded string is escaped.
+fn text(stages: &[Stage]) -> String {
+    let mut t = String::new();
+    for s in stages {
+        let mark = if s.stale { "stale" } else { "ok   " };
+        t += &format!("{mark}  {}  {}\n", s.short, s.command);
+        for r in &s.reasons {
+            t += &format!("         because {}\n", escape(r));
+        }
+        let outputs: Vec<String> = s
+            .outputs
+            .iter()
+            .map(|o| {
+                if o.state == "current" {
+                    escape(&o.path).into_owned()
+                } else {
+                    format!("{} ({})", escape(&o.path), o.state)
+                }
+            })
+            .collect();
+        if !outputs.is_empty() {
+            t += &format!("         -> {}\n", outputs.join(", "));
+        }
+    }
+    t
+}
