@@ -43,7 +43,10 @@ impl Format {
 /// Whether `key` is one a stage declared it depends on: a selected key or under one.
 pub fn selected(key: &str, keys: &[String]) -> bool {
     keys.iter().any(|k| {
-        key == k || (key.len() > k.len() && key.starts_with(k.as_str()) && key.as_bytes()[k.len()] == b'.')
+        key == k
+            || (key.len() > k.len()
+                && key.starts_with(k.as_str())
+                && key.as_bytes()[k.len()] == b'.')
     })
 }
 

@@ -98,6 +98,9 @@ pub struct ConfigJson<'a> {
     pub redacted: bool,
     /// Whether the job opened it (null: the job ran unobserved).
     pub opened: Option<bool>,
+    /// The keys the run depends on (`-c params.yaml:train`); absent: the whole file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<&'a [String]>,
 }
 
 #[derive(Serialize)]
@@ -248,6 +251,7 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
                     hash: e.artifact.as_ref()?.hash,
                     redacted: c.config_redacted.contains_key(&e.path),
                     opened: e.observed.map(|s| s != Seen::Untouched),
+                    keys: c.config_keys.get(&e.path).map(Vec::as_slice),
                 })
             })
             .collect(),

@@ -159,6 +159,10 @@ fn short_ids(conn: &Connection, ids: &[&str]) -> Result<HashMap<String, String>>
     Ok(out)
 }
 
+/// An output path and the run that last wrote it: (abs_path, path as given, run id,
+/// recorded hash).
+pub type LatestOutput = (String, String, String, Option<Hash>);
+
 impl Store {
     /// Resolve a RUN (None: the most recent run) to a full id. RUN is a tag, a prefix of the
     /// id or a short id (its last 8 to 12 digits, see the module's documentation); a string that
@@ -366,10 +370,7 @@ impl Store {
     /// The outputs recorded under each of `roots` (absolute paths as the store writes them;
     /// a root is itself included), each with the run that last wrote it among the runs that
     /// succeeded: (abs_path, path as given, run id, recorded hash), by path.
-    pub fn latest_outputs_under(
-        &self,
-        roots: &[String],
-    ) -> Result<Vec<(String, String, String, Option<Hash>)>> {
+    pub fn latest_outputs_under(&self, roots: &[String]) -> Result<Vec<LatestOutput>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT e.abs_path, e.path, e.run_id, e.artifact, MAX(r.started_at)
              FROM edges e JOIN runs r ON r.id = e.run_id
@@ -378,7 +379,7 @@ impl Store {
                AND (e.abs_path = ?1 OR (e.abs_path >= ?1 || '/' AND e.abs_path < ?1 || '0'))
              GROUP BY e.abs_path ORDER BY e.abs_path",
         )?;
-        let mut out: Vec<(String, String, String, Option<Hash>)> = Vec::new();
+        let mut out: Vec<LatestOutput> = Vec::new();
         for root in roots {
             let root = root.trim_end_matches('/');
             let rows = stmt.query_map([root], |r| {

@@ -35,8 +35,8 @@ mod run;
 mod secrets;
 mod settings;
 mod show;
-mod tags;
 mod show_kept;
+mod tags;
 #[cfg(feature = "team-store")]
 mod team;
 #[cfg(feature = "team-store")]
@@ -47,3 +47,4 @@ mod team_hardening;
 mod team_tls;
 mod trust;
 mod util;
+mod workflow;

@@ -43,9 +43,9 @@ fn a_metrics_file_becomes_numbers_shown_and_an_output() {
     // The file is an output of the run, found by its bytes.
     let outputs: Vec<&str> = run["outputs"]
         .as_array()
-        .unwrap()
+        .expect("as the test set it up")
         .iter()
-        .map(|o| o["path"].as_str().unwrap())
+        .map(|o| o["path"].as_str().expect("as the test set it up"))
         .collect();
     assert_eq!(outputs, ["metrics.json"]);
     let shown = stdout(&env.cmd(["show", "metrics.json"]));
@@ -71,9 +71,9 @@ fn a_metrics_file_the_job_did_not_write_is_not_its_metrics() {
     std::fs::File::options()
         .write(true)
         .open(env.path("metrics.json"))
-        .unwrap()
+        .expect("as the test set it up")
         .set_modified(old)
-        .unwrap();
+        .expect("as the test set it up");
     let id = env.record(&["-m", "metrics.json", "--", "true"]);
     let run = env.show(Some(&id));
     assert_eq!(metrics(&run), json!({}));
@@ -105,7 +105,7 @@ fn the_settings_name_metrics_files_every_job_may_write() {
         "lineage.toml",
         "[run]\nmetrics = [\"metrics.json\", \"reports/*.yaml\"]\n",
     );
-    std::fs::create_dir_all(env.path("reports")).unwrap();
+    std::fs::create_dir_all(env.path("reports")).expect("as the test set it up");
     let id = env.record(&[
         "--",
         "sh",
@@ -155,7 +155,7 @@ fn diff_shows_each_metric_change_with_its_sign_and_relative_change() {
     let c = &d["metrics"]["changed"]["eval.acc"];
     assert_eq!((c["a"].as_f64(), c["b"].as_f64()), (Some(0.8), Some(0.9)));
     assert!(
-        (c["relative"].as_f64().unwrap() - 0.125).abs() < 1e-9,
+        (c["relative"].as_f64().expect("as the test set it up") - 0.125).abs() < 1e-9,
         "{c}"
     );
     let out = env.cmd(["diff", &b, &a]);
@@ -184,14 +184,14 @@ fn metrics_are_exported_signed_and_carried_by_bundles() {
     assert!(
         facet["_schemaURL"]
             .as_str()
-            .unwrap()
+            .expect("as the test set it up")
             .ends_with("LineageMetricsRunFacet.json#/$defs/LineageMetricsRunFacet"),
         "{facet}"
     );
     assert!(
         facet["metrics"]
             .as_array()
-            .unwrap()
+            .expect("as the test set it up")
             .contains(&json!({"key": "eval.acc", "value": 0.75, "source": "metrics.json"})),
         "{facet}"
     );
@@ -203,7 +203,7 @@ fn metrics_are_exported_signed_and_carried_by_bundles() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     env.db()
         .execute("UPDATE metrics SET value = 0.99 WHERE key = 'eval.acc'", [])
-        .unwrap();
+        .expect("as the test set it up");
     let out = env.cmd(["verify", &id]);
     assert_ne!(
         code(&out),
@@ -213,7 +213,7 @@ fn metrics_are_exported_signed_and_carried_by_bundles() {
     );
     env.db()
         .execute("UPDATE metrics SET value = 0.75 WHERE key = 'eval.acc'", [])
-        .unwrap();
+        .expect("as the test set it up");
 
     // A bundle carries them; the other store checks each value.
     let bundle = env.path("runs.lineage");
@@ -231,9 +231,9 @@ fn metrics_are_exported_signed_and_carried_by_bundles() {
     assert!(stderr(&out).contains(" 0 tampered"), "{}", stderr(&out));
 
     // A bundle whose metric is not a number is refused, naming the column.
-    let c = rusqlite::Connection::open(&bundle).unwrap();
+    let c = rusqlite::Connection::open(&bundle).expect("as the test set it up");
     c.execute("UPDATE metrics SET value = 'high' WHERE key = 'n'", [])
-        .unwrap();
+        .expect("as the test set it up");
     drop(c);
     let third = Env::local();
     let out = third.cmd(["bundle", "import", &bundle.display().to_string()]);
@@ -257,7 +257,7 @@ fn metrics_travel_through_a_team_store() {
             .args(args);
         output_within(cmd, Duration::from_secs(120))
     };
-    let root = env.work.parent().unwrap();
+    let root = env.work.parent().expect("as the test set it up");
     let out = team(
         &root.join("a"),
         &[
@@ -280,8 +280,11 @@ fn metrics_travel_through_a_team_store() {
     // Another machine's replica has them, and the signature still holds.
     let out = team(&root.join("b"), &["show", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run: Value = serde_json::from_slice(&out.stdout).expect("as the test set it up");
     assert_eq!(run["metrics"]["eval.acc"], 0.6);
-    let out = team(&root.join("b"), &["verify", run["id"].as_str().unwrap()]);
+    let out = team(
+        &root.join("b"),
+        &["verify", run["id"].as_str().expect("as the test set it up")],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }

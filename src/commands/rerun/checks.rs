@@ -64,7 +64,11 @@ impl PathCheck {
                 "changed, but not {} (the keys this run depends on)",
                 k.keys.join(", ")
             ),
-            (Some(k), ..) => format!("{} differ{}", k.differ.join(", "), if k.differ.len() == 1 { "s" } else { "" }),
+            (Some(k), ..) => format!(
+                "{} differ{}",
+                k.differ.join(", "),
+                if k.differ.len() == 1 { "s" } else { "" }
+            ),
             _ => "differs from the record".into(),
         }
     }
@@ -74,7 +78,12 @@ impl PathCheck {
 /// have another value in the file at `path` now than the run recorded. Keys the command line
 /// or `-p` set over the config's are the run's own, not the file's: left out. A value stored
 /// redacted cannot be compared: counted as differing when the file's bytes differ.
-fn selected_keys(r: &RunRecord, e: &EdgeRecord, path: &Path, bytes_differ: bool) -> Option<SelectedKeys> {
+fn selected_keys(
+    r: &RunRecord,
+    e: &EdgeRecord,
+    path: &Path,
+    bytes_differ: bool,
+) -> Option<SelectedKeys> {
     let keys = r.capture.config_keys.get(&e.path)?;
     let mut differ = Vec::new();
     if bytes_differ {
@@ -1103,6 +1112,7 @@ mod tests {
                 recorded: Some(Hash::of(b"a")),
                 now: None,
                 produced_by: vec![t[5].clone()],
+                keys: None,
             };
             let c = Checks {
                 code: vec![t[0].clone()],

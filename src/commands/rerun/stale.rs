@@ -148,10 +148,20 @@ impl Walk<'_> {
             // What made its inputs (the bytes it read, still there): stale makers make it
             // stale too.
             if depth < MAX_DEPTH {
-                for i in c.inputs.iter().chain(&c.configs).filter(|i| !i.differs()) {
+                for i in c.inputs.iter().chain(&c.configs) {
                     let Some(h) = i.recorded else { continue };
-                    if let Some(maker) = maker(self.store, &h, &r)? {
+                    let abs = r
+                        .edges
+                        .iter()
+                        .find(|e| e.role == i.role && e.path == i.path)
+                        .map(|e| e.abs_path.clone())
+                        .unwrap_or_default();
+                    if let Some(maker) = self.maker(&h, &abs, &r)? {
                         makers.push(maker.clone());
+                        if i.differs() {
+                            // Stale already for it; its maker only orders the two.
+                            continue;
+                        }
                         let maker_short = self
                             .store
                             .short_id(&maker)
@@ -180,6 +190,45 @@ impl Walk<'_> {
         Ok(s.stale)
     }
 
+    /// The run that last wrote `abs_path` (the paths the store was asked about, or this one
+    /// found now); empty when none.
+    fn last_writer(&mut self, abs_path: &str) -> Result<String> {
+        if let Some(l) = self.last.get(abs_path) {
+            return Ok(l.clone());
+        }
+        let found = self
+            .store
+            .latest_outputs_under(&[abs_path.to_string()])?
+            .into_iter()
+            .find(|o| o.0 == abs_path)
+            .map(|o| o.2)
+            .unwrap_or_default();
+        self.last.insert(abs_path.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// The run that made input bytes `h` of run `r`, read at `abs_path`: the last writer of
+    /// that path when it wrote those very bytes (a rerun that made them again stands for its
+    /// original), else the first ranked maker among runs that ended before `r` started.
+    fn maker(&mut self, h: &Hash, abs_path: &str, r: &RunRecord) -> Result<Option<String>> {
+        if !abs_path.is_empty() {
+            let last = self.last_writer(abs_path)?;
+            if !last.is_empty() && last != r.id {
+                let made = self.store.load_run(&last)?.edges.iter().any(|e| {
+                    e.role == Role::Output
+                        && e.abs_path == abs_path
+                        && e.artifact.as_ref().map(|a| a.hash) == Some(*h)
+                });
+                if made {
+                    return Ok(Some(last));
+                }
+            }
+        }
+        Ok(target::producers_before(self.store, h, r)?
+            .into_iter()
+            .next())
+    }
+
     /// The outputs run `r` was the last to write, each hashed now (through the stat cache).
     fn outputs(&mut self, r: &RunRecord) -> Result<Vec<Output>> {
         let cwd = path_of(&String::from_utf8_lossy(&r.cwd));
@@ -188,20 +237,7 @@ impl Walk<'_> {
         for e in r.edges.iter().filter(|e| {
             e.role == Role::Output && e.written != Some(Written::Nothing) && e.artifact.is_some()
         }) {
-            let last = match self.last.get(&e.abs_path) {
-                Some(l) => l.clone(),
-                None => {
-                    let found = self
-                        .store
-                        .latest_outputs_under(std::slice::from_ref(&e.abs_path))?
-                        .into_iter()
-                        .find(|o| o.0 == e.abs_path)
-                        .map(|o| o.2)
-                        .unwrap_or_default();
-                    self.last.insert(e.abs_path.clone(), found.clone());
-                    found
-                }
-            };
+            let last = self.last_writer(&e.abs_path)?;
             if last != r.id {
                 continue;
             }
@@ -232,12 +268,6 @@ impl Walk<'_> {
         }
         Ok(out)
     }
-}
-
-/// The run that made bytes `h` for run `r`: the first of those that ranked (the one show
-/// names), among runs that ended before `r` started.
-fn maker(store: &Store, h: &Hash, r: &RunRecord) -> Result<Option<String>> {
-    Ok(target::producers_before(store, h, r)?.into_iter().next())
 }
 
 fn stage(r: &RunRecord, short: &str) -> Stage {

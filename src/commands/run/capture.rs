@@ -486,7 +486,11 @@ fn read_configs(plan: &Plan, notes: &mut Vec<String>) -> Configs {
         if let Some(keys) = keys {
             let missing: Vec<&str> = keys
                 .iter()
-                .filter(|k| !parsed.iter().any(|(p, _)| config::selected(p, std::slice::from_ref(k))))
+                .filter(|k| {
+                    !parsed
+                        .iter()
+                        .any(|(p, _)| config::selected(p, std::slice::from_ref(k)))
+                })
                 .map(String::as_str)
                 .collect();
             if !missing.is_empty() {

@@ -163,14 +163,14 @@ pub(super) fn resolve(args: RunArgs) -> Result<Spec> {
     })
 }
 
+/// The keys each config was declared for, by path as given.
+type ConfigKeys = BTreeMap<PathBuf, Vec<String>>;
+
 /// `-c FILE` and `-c FILE:KEY[,KEY...]` (the keys a stage depends on, DVC's per-stage
 /// `params:`): each config once, in the order first given, with the keys asked for (none:
 /// the whole file). A path that exists as given is a path, colon or not; otherwise the part
 /// after the last colon names the keys.
-fn config_selections(
-    cwd: &Path,
-    given: &[PathBuf],
-) -> Result<(Vec<PathBuf>, BTreeMap<PathBuf, Vec<String>>), Error> {
+fn config_selections(cwd: &Path, given: &[PathBuf]) -> Result<(Vec<PathBuf>, ConfigKeys), Error> {
     let mut configs: Vec<PathBuf> = Vec::new();
     // None: the whole file (some -c named it without keys).
     let mut keys: BTreeMap<PathBuf, Option<Vec<String>>> = BTreeMap::new();
