@@ -142,6 +142,7 @@ fn dispatch(command: Command, ctx: &Context) -> Result<u8> {
         Command::Rerun(args) => commands::rerun::rerun(args, ctx),
         Command::Show(args) => done(commands::show::show(args, ctx)),
         Command::List(args) => done(commands::list::list(args, ctx)),
+        Command::Compare(args) => done(commands::compare_runs::compare(args, ctx)),
         Command::Diff(args) => done(commands::diff::diff(args, ctx)),
         Command::Doctor(args) => commands::doctor::doctor(args, ctx),
         Command::Verify(args) => commands::verify::verify(args, ctx),

@@ -30,6 +30,7 @@ use rusqlite::config::DbConfig;
 
 pub(crate) mod bundle;
 mod cache;
+pub(crate) mod find;
 pub(crate) mod doctor;
 mod graph;
 mod inbound;

@@ -487,7 +487,7 @@ fn shortest_prefix(id: &str, before: Option<&str>, after: Option<&str>) -> Strin
 
 /// A run's status as stored; one this lineage does not know is an error naming the run,
 /// never shown as another status.
-fn parse_status(id: &str, s: &str) -> Result<Status> {
+pub(super) fn parse_status(id: &str, s: &str) -> Result<Status> {
     Status::parse(s).with_context(|| {
         format!("run {id} has the status {s:?}, which this lineage does not know: upgrade lineage")
     })

@@ -1,0 +1,481 @@
+//! Finding runs by what they recorded, for `lineage list` and `lineage compare`: the filters
+//! (`--where` on params and metrics, `--command`, `--status`, `--since`/`--until`,
+//! `--produced`, `--read`) become one SQL statement whose rows are streamed, newest first,
+//! never all runs loaded to be filtered. A condition on a param or a metric is a lookup in
+//! `params_by_key` or `metrics_by_key` (the key, then its values); times use `runs_by_start`;
+//! artifacts `edges_by_artifact`.
+//!
+//! **`--where KEY OP VALUE`.** OP is one of `=`, `!=`, `<`, `<=`, `>`, `>=`. A VALUE that is a
+//! number compares as a number with params whose value is a JSON number and with metrics; any
+//! other VALUE (or one in quotes, `name="100"`) compares as text with a param's text (a
+//! string's characters; `true`, `false`, `null` and numbers as written), and matches no
+//! metric. `params.KEY` and `metrics.KEY` name the table; a bare KEY is the run's param of
+//! that name when it has one, else its metric. A run without KEY matches no condition on it,
+//! `!=` included.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use rusqlite::types::Value as Sql;
+
+use super::{Store, split_argv};
+use crate::error::Error;
+use crate::model::{Hash, RunSummary, Status};
+
+/// Where a `--where` key is looked up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    Params,
+    Metrics,
+    /// A bare key: the run's param, or else its metric.
+    Either,
+}
+
+/// A comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Op {
+    fn sql(self) -> &'static str {
+        match self {
+            Op::Eq => "=",
+            Op::Ne => "<>",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        }
+    }
+}
+
+/// What a key is compared with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Literal {
+    Number(f64),
+    Text(String),
+}
+
+/// One `--where KEY OP VALUE`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Condition {
+    pub table: Table,
+    pub key: String,
+    pub op: Op,
+    pub value: Literal,
+}
+
+impl Condition {
+    /// Parse `KEY OP VALUE` (see the module's documentation); a malformed one is a usage
+    /// error naming it.
+    pub fn parse(expr: &str) -> Result<Condition, Error> {
+        let bad = |why: &str| Error::BadFilter {
+            flag: "--where",
+            value: expr.to_string(),
+            why: why.to_string(),
+        };
+        let at = expr
+            .find(['=', '!', '<', '>'])
+            .ok_or_else(|| bad("it has no operator"))?;
+        let (key, rest) = expr.split_at(at);
+        let (op, value) = [
+            ("!=", Op::Ne),
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("=", Op::Eq),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .into_iter()
+        .find_map(|(s, op)| rest.strip_prefix(s).map(|v| (op, v)))
+        .ok_or_else(|| bad("`!` is not an operator"))?;
+        let key = key.trim();
+        let value = value.trim();
+        if key.is_empty() {
+            return Err(bad("it names no key"));
+        }
+        if value.is_empty() {
+            return Err(bad("it has no value"));
+        }
+        if value.starts_with(['=', '<', '>', '!']) {
+            return Err(bad("it has two operators"));
+        }
+        let (table, key) = if let Some(k) = key.strip_prefix("params.") {
+            (Table::Params, k)
+        } else if let Some(k) = key.strip_prefix("metrics.") {
+            (Table::Metrics, k)
+        } else {
+            (Table::Either, key)
+        };
+        if key.is_empty() {
+            return Err(bad("it names no key after the table"));
+        }
+        let quoted = [('"', '"'), ('\'', '\'')].iter().find_map(|(open, close)| {
+            value
+                .strip_prefix(*open)
+                .and_then(|v| v.strip_suffix(*close))
+                .filter(|_| value.len() >= 2)
+        });
+        let value = match quoted {
+            Some(text) => Literal::Text(text.to_string()),
+            None => match value.parse::<f64>() {
+                Ok(n) if n.is_finite() && !value.starts_with(['i', 'I', 'n', 'N', '+']) => {
+                    Literal::Number(n)
+                }
+                _ => Literal::Text(value.to_string()),
+            },
+        };
+        Ok(Condition {
+            table,
+            key: key.to_string(),
+            op,
+            value,
+        })
+    }
+}
+
+/// Which runs to find. Every field set must hold (AND).
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// `--where` conditions on params and metrics.
+    pub conditions: Vec<Condition>,
+    /// `--command`: a substring of the recorded command line.
+    pub command: Option<String>,
+    /// `--status`.
+    pub status: Option<Status>,
+    /// `--since`: started at or after this time, as the store writes times.
+    pub since: Option<String>,
+    /// `--until`: started at or before this time, as the store writes times.
+    pub until: Option<String>,
+    /// `--produced`: wrote these bytes (or a directory holding them).
+    pub produced: Option<Hash>,
+    /// `--read`: read these bytes (or a directory holding them).
+    pub read: Option<Hash>,
+    /// Only these runs (full ids): `compare RUN...`.
+    pub ids: Option<Vec<String>>,
+    // Tags (`--tag`) belong here: a field, and its condition in `Filter::sql`.
+}
+
+/// A condition's SQL on one param row `p` (its `value` a JSON scalar): the value as a number
+/// (NULL for anything else), and as text.
+const PARAM_NUMBER: &str = "CASE WHEN json_valid(value) THEN CASE WHEN json_type(value) IN \
+    ('integer', 'real') THEN CAST(value AS REAL) END END";
+const PARAM_TEXT: &str = "CASE WHEN json_valid(value) THEN CASE WHEN json_type(value) = 'text' \
+    THEN json_extract(value, '$') ELSE value END ELSE value END";
+
+/// The runs that wrote (`role`: outputs, only where the job wrote them) or read (inputs,
+/// configs) the artifact `?1`: by its own edge, by a directory holding it (a file the
+/// run kept as it was excepted), or by a directory holding the directory it is.
+fn touching(role: &str) -> String {
+    format!(
+        "r.id IN (SELECT e.run_id FROM edges e WHERE e.artifact = ?1 AND {role}
+         UNION SELECT e.run_id FROM dir_entries d
+           CROSS JOIN edges e ON e.artifact = d.dir_hash AND {role}
+             AND (e.kept IS NULL OR d.path NOT IN (SELECT value FROM json_each(e.kept)))
+           WHERE d.file_hash = ?1 AND d.size > 0
+         UNION SELECT e.run_id FROM dir_subdirs d
+           CROSS JOIN edges e ON e.artifact = d.dir_hash AND {role}
+           WHERE d.sub_hash = ?1)"
+    )
+}
+
+/// `touching`'s roles.
+const WROTE: &str = "e.role = 'output' AND e.written IS NOT 0";
+const READ: &str = "e.role IN ('input', 'config')";
+
+impl Filter {
+    /// The SQL condition on `runs r` (or `1` for none) and its arguments, in order: each `?N`
+    /// in a part numbered from 1 is renumbered as the arguments accumulate.
+    fn sql(&self) -> (String, Vec<Sql>) {
+        let mut parts: Vec<String> = Vec::new();
+        let mut args: Vec<Sql> = Vec::new();
+        let mut push = |sql: String, mut part_args: Vec<Sql>| {
+            parts.push(renumber(&sql, args.len()));
+            args.append(&mut part_args);
+        };
+        for c in &self.conditions {
+            let (sql, value) = condition_sql(c);
+            push(sql, vec![Sql::Text(c.key.clone()), value]);
+        }
+        if let Some(sub) = &self.command {
+            let joined = sub.replace(' ', "\0");
+            push(
+                "(instr(r.argv, CAST(?1 AS BLOB)) > 0 OR instr(r.argv, ?2) > 0)".into(),
+                vec![Sql::Text(sub.clone()), Sql::Blob(joined.into_bytes())],
+            );
+        }
+        if let Some(status) = self.status {
+            push(
+                "r.status = ?1".into(),
+                vec![Sql::Text(status.as_str().into())],
+            );
+        }
+        if let Some(since) = &self.since {
+            push("r.started_at >= ?1".into(), vec![Sql::Text(since.clone())]);
+        }
+        if let Some(until) = &self.until {
+            push("r.started_at <= ?1".into(), vec![Sql::Text(until.clone())]);
+        }
+        if let Some(hash) = &self.produced {
+            push(
+                touching(WROTE),
+                vec![Sql::Text(hash.to_hex())],
+            );
+        }
+        if let Some(hash) = &self.read {
+            push(
+                touching(READ),
+                vec![Sql::Text(hash.to_hex())],
+            );
+        }
+        if let Some(ids) = &self.ids {
+            push(
+                "r.id IN (SELECT value FROM json_each(?1))".into(),
+                vec![Sql::Text(
+                    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()),
+                )],
+            );
+        }
+        if parts.is_empty() {
+            return ("1".into(), args);
+        }
+        (parts.join("\n   AND "), args)
+    }
+}
+
+/// `sql` with each `?N` made `?(N + base)`: a part's own arguments numbered from 1, after
+/// the `base` arguments of the parts before it.
+fn renumber(sql: &str, base: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    while let Some(at) = rest.find('?') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if let Ok(n) = rest[..digits].parse::<usize>() {
+            out.push_str(&(n + base).to_string());
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One condition's SQL (`?1` the key, `?2` the value) and its value's argument.
+fn condition_sql(c: &Condition) -> (String, Sql) {
+    let op = c.op.sql();
+    let (param, metric, value) = match &c.value {
+        Literal::Number(n) => (
+            format!("{PARAM_NUMBER} {op} ?2"),
+            format!("value {op} ?2"),
+            Sql::Real(*n),
+        ),
+        Literal::Text(t) => (
+            format!("{PARAM_TEXT} {op} ?2"),
+            // A metric is a number: no text is one.
+            "0".to_string(),
+            Sql::Text(t.clone()),
+        ),
+    };
+    let params = format!("r.id IN (SELECT run_id FROM params WHERE key = ?1 AND {param})");
+    let metrics = format!("r.id IN (SELECT run_id FROM metrics WHERE key = ?1 AND {metric})");
+    let sql = match c.table {
+        Table::Params => params,
+        Table::Metrics => metrics,
+        Table::Either => format!(
+            "({params} OR (r.id NOT IN (SELECT run_id FROM params WHERE key = ?1) AND {metrics}))"
+        ),
+    };
+    (sql, value)
+}
+
+/// Which params and metrics to bring with each run found (`--columns`): SQLite GLOB patterns
+/// over their keys (`train.*`); none: nothing.
+#[derive(Clone, Debug, Default)]
+pub struct Extra {
+    pub params: Vec<String>,
+    pub metrics: Vec<String>,
+}
+
+impl Extra {
+    pub fn is_empty(&self) -> bool {
+        self.params.is_empty() && self.metrics.is_empty()
+    }
+}
+
+/// A run found, with its short id, the short id of the run it reran, and the params and
+/// metrics `Extra` asked for (key order).
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub run: RunSummary,
+    pub short: String,
+    pub rerun_short: Option<String>,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// Runs found are handed on in batches of this many, with their short ids made in one query.
+const BATCH: usize = 256;
+
+/// The SQL of `key GLOB ? OR ...` over `n` patterns numbered from `first`, or `0` for none.
+fn globs(first: usize, n: usize) -> String {
+    if n == 0 {
+        return "0".into();
+    }
+    (first..first + n)
+        .map(|i| format!("key GLOB ?{i}"))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+impl Store {
+    /// Hand each run that `filter` selects to `each`, newest first, at most `limit`, with its
+    /// short id and the params and metrics `extra` asks for: streamed from the statement in
+    /// batches, never every run in memory. `each` returns false to stop.
+    pub fn find_each(
+        &self,
+        filter: &Filter,
+        limit: Option<usize>,
+        extra: &Extra,
+        mut each: impl FnMut(Found) -> Result<bool>,
+    ) -> Result<()> {
+        let (cond, mut args) = filter.sql();
+        let n = args.len();
+        let params_at = n + 2;
+        let metrics_at = params_at + extra.params.len();
+        let (params_col, metrics_col) = if extra.is_empty() {
+            ("NULL".to_string(), "NULL".to_string())
+        } else {
+            (
+                format!(
+                    "(SELECT json_group_object(key, CASE WHEN json_valid(value) THEN json(value) \
+                     ELSE value END) FROM (SELECT key, value FROM params WHERE run_id = r.id \
+                     AND ({}) ORDER BY key))",
+                    globs(params_at, extra.params.len())
+                ),
+                format!(
+                    "(SELECT json_group_object(key, value) FROM (SELECT key, value FROM metrics \
+                     WHERE run_id = r.id AND ({}) ORDER BY key))",
+                    globs(metrics_at, extra.metrics.len())
+                ),
+            )
+        };
+        let sql = format!(
+            "SELECT r.id, r.status, r.argv, r.started_at, r.ended_at, r.exit_code, r.rerun_of,
+                    (SELECT json_group_array(path) FROM
+                        (SELECT path FROM edges WHERE run_id = r.id AND role = 'output'
+                         ORDER BY position)),
+                    {params_col}, {metrics_col}
+             FROM runs r
+             WHERE {cond}
+             ORDER BY r.id DESC LIMIT ?{}",
+            n + 1
+        );
+        args.push(Sql::Integer(limit.map_or(-1, |l| l as i64)));
+        args.extend(extra.params.iter().cloned().map(Sql::Text));
+        args.extend(extra.metrics.iter().cloned().map(Sql::Text));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        let mut batch: Vec<Found> = Vec::with_capacity(BATCH);
+        let mut flush = |batch: &mut Vec<Found>| -> Result<bool> {
+            let ids: Vec<&str> = batch
+                .iter()
+                .flat_map(|f| std::iter::once(f.run.id.as_str()).chain(f.run.rerun_of.as_deref()))
+                .collect();
+            let shorts = self.short_ids(&ids)?;
+            for mut found in batch.drain(..) {
+                let short_of = |id: &str| shorts.get(id).cloned().unwrap_or_else(|| id.to_string());
+                found.short = short_of(&found.run.id);
+                found.rerun_short = found.run.rerun_of.as_deref().map(short_of);
+                if !each(found)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let status: String = r.get(1)?;
+            let outputs: String = r.get(7)?;
+            let params: Option<String> = r.get(8)?;
+            let metrics: Option<String> = r.get(9)?;
+            let run = RunSummary {
+                status: super::query::parse_status(&id, &status)?,
+                id,
+                argv: split_argv(&r.get::<_, Vec<u8>>(2)?),
+                started_at: r.get(3)?,
+                ended_at: r.get(4)?,
+                exit_code: r.get(5)?,
+                rerun_of: r.get(6)?,
+                // SQLite's json_group_array of text: always a JSON array of strings.
+                outputs: serde_json::from_str(&outputs)?,
+            };
+            batch.push(Found {
+                run,
+                short: String::new(),
+                rerun_short: None,
+                params: params
+                    .map(|p| serde_json::from_str(&p))
+                    .transpose()?
+                    .unwrap_or_default(),
+                metrics: metrics
+                    .map(|m| serde_json::from_str(&m))
+                    .transpose()?
+                    .unwrap_or_default(),
+            });
+            if batch.len() == BATCH && !flush(&mut batch)? {
+                return Ok(());
+            }
+        }
+        flush(&mut batch)?;
+        Ok(())
+    }
+
+    /// How many runs `filter` selects.
+    pub fn count(&self, filter: &Filter) -> Result<u64> {
+        let (cond, args) = filter.sql();
+        let n: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM runs r WHERE {cond}"),
+            rusqlite::params_from_iter(args),
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// The metrics of runs by id (key order): id -> (key, value).
+    pub fn metrics_of(&self, ids: &[&str]) -> Result<BTreeMap<String, Vec<(String, f64)>>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT run_id, key, value FROM metrics
+             WHERE run_id IN (SELECT value FROM json_each(?1)) ORDER BY run_id, key",
+        )?;
+        let rows = stmt.query_map([serde_json::to_string(ids)?], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, f64>(2)?,
+            ))
+        })?;
+        let mut out: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+        for row in rows {
+            let (id, key, value) = row?;
+            out.entry(id).or_default().push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// Run `f` inside one read transaction: every statement in it sees the same runs, even
+    /// while another lineage records one (`list` reads the runs twice: widths, then rows).
+    pub fn snapshot<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN DEFERRED")?;
+        let out = f(self);
+        let _ = self.conn.execute_batch("COMMIT");
+        out
+    }
+}
