@@ -110,11 +110,15 @@ pub fn compare(args: CompareArgs, ctx: &Context) -> Result<()> {
 /// `--sort KEY`: `params.KEY`, `metrics.KEY`, or a bare KEY (the run's param, else its
 /// metric); parsed as a `--where` key is.
 fn sort_key(key: &str) -> Result<Condition, Error> {
-    Condition::parse(&format!("{key}=0")).map_err(|_| Error::BadFilter {
+    let bad = || Error::BadFilter {
         flag: "--sort",
         value: key.to_string(),
         why: "it is not a param or metric key".into(),
-    })
+    };
+    if key.contains(['=', '!', '<', '>']) {
+        return Err(bad());
+    }
+    Condition::parse(&format!("{key}=0")).map_err(|_| bad())
 }
 
 /// A run's value of the sort key.

@@ -558,7 +558,7 @@ impl ListStream {
                 let pad = self.widths[col].saturating_sub(text_width(text));
                 let padded = format!(" {text}{} ", " ".repeat(pad));
                 parts.push(match status {
-                    Some(s) if col == 2 && self.color => colored(s, &padded),
+                    Some(s) if col == 2 && self.color && i < lines.len() => colored(s, &padded),
                     _ => padded,
                 });
             }
@@ -689,20 +689,109 @@ mod tests {
                 id[..8].to_string(),
             )
         };
-        let t = list(
-            &[
-                summary("22222222-x", Status::Running),
-                summary("11111111-x", Status::Succeeded),
-            ],
-            &Default::default(),
-            false,
-        );
+        let rows = [
+            summary("22222222-x", Status::Running),
+            summary("11111111-x", Status::Succeeded),
+        ];
+        let t = list(&entries(&rows), &Default::default(), false);
         let (new, old) = (
             t.find("22222222").expect("new"),
             t.find("11111111").expect("old"),
         );
         assert!(new < old, "{t}");
         assert!(t.contains("running") && t.contains("model.bin"), "{t}");
+    }
+
+    const NO_PARAMS: &BTreeMap<String, serde_json::Value> = &BTreeMap::new();
+    const NO_METRICS: &BTreeMap<String, f64> = &BTreeMap::new();
+
+    fn entries(rows: &[(RunSummary, String)]) -> Vec<ListEntry<'_>> {
+        rows.iter()
+            .map(|(run, short)| ListEntry {
+                run,
+                short,
+                rerun_of: None,
+                params: NO_PARAMS,
+                metrics: NO_METRICS,
+            })
+            .collect()
+    }
+
+    /// What `ListStream` draws for these entries: a pass to measure, a pass to draw.
+    fn streamed(entries: &[ListEntry], named: &ListColumns, color: bool) -> String {
+        let mut s = ListStream::new(named, color);
+        for e in entries {
+            s.measure(e);
+        }
+        let mut out = s.header();
+        for e in entries {
+            out += &s.row(e);
+        }
+        out + &s.end()
+    }
+
+    #[test]
+    fn the_streamed_list_is_the_table_comfy_draws_into_a_pipe() {
+        let r = record();
+        let mut wide = r.argv.clone();
+        wide.push("é中文 x".as_bytes().to_vec());
+        let summary = |id: &str, status, argv: &Vec<Vec<u8>>, rerun_of: Option<&str>| RunSummary {
+            id: id.into(),
+            status,
+            argv: argv.clone(),
+            // Unparseable: printed as it is, so that both renderings agree on the age.
+            started_at: "then".into(),
+            ended_at: None,
+            exit_code: Some(0),
+            outputs: vec!["model.bin".into(), "b".into()],
+            rerun_of: rerun_of.map(String::from),
+        };
+        let runs = [
+            summary("33333333-x", Status::Failed, &wide, Some("11111111-x")),
+            summary("22222222-x", Status::Running, &r.argv, None),
+            summary("11111111-x", Status::Succeeded, &vec![b"a".to_vec(); 40], None),
+        ];
+        let params = [
+            BTreeMap::from([("lr".to_string(), serde_json::json!(0.001))]),
+            BTreeMap::from([("opt".to_string(), serde_json::json!("adam-long-name"))]),
+            BTreeMap::new(),
+        ];
+        let metrics = [BTreeMap::from([("acc".to_string(), 0.5)]), BTreeMap::new(), BTreeMap::new()];
+        let entries: Vec<ListEntry> = runs
+            .iter()
+            .zip(&params)
+            .zip(&metrics)
+            .map(|((run, params), metrics)| ListEntry {
+                run,
+                short: &run.id[..8],
+                rerun_of: run.rerun_of.as_deref().map(|o| &o[..8]),
+                params,
+                metrics,
+            })
+            .collect();
+        let named = ListColumns {
+            params: vec!["seed".into()],
+            metrics: vec![],
+        };
+        let cols = ListColumns {
+            params: vec!["lr".into(), "opt".into(), "seed".into()],
+            metrics: vec!["acc".into()],
+        };
+        for color in [false, true] {
+            assert_eq!(
+                streamed(&entries, &named, color),
+                list(&entries, &cols, color) + "\n",
+                "color: {color}"
+            );
+        }
+        let opt = ListColumns {
+            params: vec!["opt".into()],
+            metrics: vec![],
+        };
+        assert_eq!(
+            streamed(&entries[1..2], &ListColumns::default(), false),
+            list(&entries[1..2], &opt, false) + "\n"
+        );
     }
 
     type Hostile = (Vec<Vec<u8>>, Vec<u8>, Vec<String>, Vec<(String, String)>);
@@ -771,9 +860,14 @@ mod tests {
                 outputs: r.edges.iter().map(|e| e.path.clone()).collect(),
                 rerun_of: r.rerun_of.clone(),
             };
-            let listed = list(&[(summary, short)], &Default::default(), false);
+            let rows = [(summary, short)];
+            let listed = list(&entries(&rows), &Default::default(), false);
             crate::output::hostile::is_inert(&listed)
                 .map_err(proptest::test_runner::TestCaseError::fail)?;
+            let piped = streamed(&entries(&rows), &Default::default(), false);
+            crate::output::hostile::is_inert(&piped)
+                .map_err(proptest::test_runner::TestCaseError::fail)?;
+            proptest::prop_assert_eq!(piped.lines().count(), 6, "{}", piped);
             // Rules, the header, and the row's two lines (id, "rerun of").
             proptest::prop_assert_eq!(listed.lines().count(), 6, "{}", listed);
         }

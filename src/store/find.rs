@@ -274,22 +274,21 @@ fn condition_sql(c: &Condition) -> (String, Sql) {
     let (param, metric, value) = match &c.value {
         Literal::Number(n) => (
             format!("{PARAM_NUMBER} {op} ?2"),
-            format!("value {op} ?2"),
+            Some(format!("value {op} ?2")),
             Sql::Real(*n),
         ),
-        Literal::Text(t) => (
-            format!("{PARAM_TEXT} {op} ?2"),
-            // A metric is a number: no text is one.
-            "0".to_string(),
-            Sql::Text(t.clone()),
-        ),
+        // A metric is a number: no text is one.
+        Literal::Text(t) => (format!("{PARAM_TEXT} {op} ?2"), None, Sql::Text(t.clone())),
     };
     let params = format!("r.id IN (SELECT run_id FROM params WHERE key = ?1 AND {param})");
-    let metrics = format!("r.id IN (SELECT run_id FROM metrics WHERE key = ?1 AND {metric})");
-    let sql = match c.table {
-        Table::Params => params,
-        Table::Metrics => metrics,
-        Table::Either => format!(
+    let metrics = metric
+        .map(|m| format!("r.id IN (SELECT run_id FROM metrics WHERE key = ?1 AND {m})"));
+    let sql = match (c.table, metrics) {
+        (Table::Params, _) | (Table::Either, None) => params,
+        (Table::Metrics, Some(metrics)) => metrics,
+        // ?1 and ?2 stay numbered: the arguments are given either way.
+        (Table::Metrics, None) => "(0 AND ?1 IS NULL AND ?2 IS NULL)".into(),
+        (Table::Either, Some(metrics)) => format!(
             "({params} OR (r.id NOT IN (SELECT run_id FROM params WHERE key = ?1) AND {metrics}))"
         ),
     };
@@ -477,5 +476,101 @@ impl Store {
         let out = f(self);
         let _ = self.conn.execute_batch("COMMIT");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn where_expressions_parse_into_table_key_operator_and_value() {
+        let c = |s: &str| Condition::parse(s).expect(s);
+        assert_eq!(
+            c("train.n_est=100"),
+            Condition {
+                table: Table::Either,
+                key: "train.n_est".into(),
+                op: Op::Eq,
+                value: Literal::Number(100.0)
+            }
+        );
+        assert_eq!(c("metrics.acc >= 0.9").table, Table::Metrics);
+        assert_eq!(c("metrics.acc >= 0.9").op, Op::Ge);
+        assert_eq!(c("params.opt!=adam").value, Literal::Text("adam".into()));
+        assert_eq!(c("params.opt!=adam").op, Op::Ne);
+        assert_eq!(c("n=\"100\"").value, Literal::Text("100".into()));
+        assert_eq!(c("n<1e-3").value, Literal::Number(0.001));
+        assert_eq!(c("n==-2").value, Literal::Number(-2.0));
+        assert_eq!(c("n=nan").value, Literal::Text("nan".into()));
+        assert_eq!(c("path=a=b").value, Literal::Text("a=b".into()));
+        for bad in ["lr", "=3", "lr=", "lr=>3", "lr!3", "params.=1", "metrics.<2"] {
+            assert!(
+                matches!(Condition::parse(bad), Err(Error::BadFilter { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn arguments_are_renumbered_after_those_before() {
+        assert_eq!(renumber("a = ?1 AND b IN (?2, ?1)", 9), "a = ?10 AND b IN (?11, ?10)");
+        assert_eq!(renumber("?1 ?12", 0), "?1 ?12");
+    }
+
+    /// The plan of the SQL `find_each` runs for `filter`.
+    fn plan(store: &Store, filter: &Filter) -> Vec<String> {
+        let (cond, args) = filter.sql();
+        let sql = format!("EXPLAIN QUERY PLAN SELECT r.id FROM runs r WHERE {cond} ORDER BY r.id DESC");
+        let mut stmt = store.conn.prepare(&sql).expect("prepare");
+        stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn filters_look_params_metrics_and_artifacts_up_by_their_indexes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let where_ = |s: &str| Filter {
+            conditions: vec![Condition::parse(s).expect(s)],
+            ..Filter::default()
+        };
+        for (filter, index) in [
+            (where_("params.lr>0.1"), "params_by_key"),
+            (where_("metrics.acc>=0.9"), "metrics_by_key"),
+            (where_("opt=adam"), "params_by_key"),
+            (where_("acc>0.5"), "metrics_by_key"),
+            (
+                Filter {
+                    produced: Some(Hash::of(b"x")),
+                    ..Filter::default()
+                },
+                "edges_by_artifact",
+            ),
+            (
+                Filter {
+                    since: Some("2026-11-01T00:00:00.000000Z".into()),
+                    ..Filter::default()
+                },
+                "",
+            ),
+        ] {
+            let plan = plan(&store, &filter);
+            assert!(
+                plan.iter().any(|p| p.contains(index))
+                    && !plan.iter().any(|p| p.starts_with("SCAN params")
+                        || p.starts_with("SCAN metrics")
+                        || p.starts_with("SCAN edges")),
+                "{filter:?}: {plan:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_filter_on_no_field_selects_every_run() {
+        let (sql, args) = Filter::default().sql();
+        assert_eq!((sql.as_str(), args.len()), ("1", 0));
     }
 }
