@@ -487,10 +487,12 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "On a terminal, the newest 20 runs are shown and a line on stderr says how \
+#[command(
+    after_help = "On a terminal, the newest 20 runs are shown and a line on stderr says how \
 many there are: -n N or --all for more. Into a pipe or a file, every run is printed (as many as \
 -n asks). Filters combine: a run is listed when it matches all of them (docs/guide.md, \
-\"Finding runs\").")]
+\"Finding runs\")."
+)]
 pub struct ListArgs {
     /// Print a JSON array (see docs/json.md).
     #[arg(long)]
@@ -560,10 +562,12 @@ pub enum StatusArg {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Columns are named params.KEY and metrics.KEY; --sort, --columns and \
+#[command(
+    after_help = "Columns are named params.KEY and metrics.KEY; --sort, --columns and \
 --where take those names (a bare KEY: the param, else the metric). A run without a value shows \
 `-` (empty in CSV, null in JSON). In CSV, a text that a spreadsheet would take for a formula \
-(starting with = + - @) is prefixed with '.")]
+(starting with = + - @) is prefixed with '."
+)]
 pub struct CompareArgs {
     /// The runs to compare (ids or unique prefixes); without any, the runs the filters
     /// select, newest first.

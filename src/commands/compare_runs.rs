@@ -11,7 +11,7 @@ use super::list::{columns, filter, filter_is_empty};
 use crate::cli::{CompareArgs, CompareFormat};
 use crate::error::Error;
 use crate::output::compare_runs::{self, Cellv, Column, Compared, Kind};
-use crate::store::find::{Condition, Found, Literal, Table};
+use crate::store::find::{Condition, Found, Literal, ShortIds, Table};
 use crate::ui;
 
 pub fn compare(args: CompareArgs, ctx: &Context) -> Result<()> {
@@ -34,7 +34,7 @@ pub fn compare(args: CompareArgs, ctx: &Context) -> Result<()> {
         extra.metrics.push("*".into());
     }
     let mut found: Vec<Found> = Vec::new();
-    store.find_each(&filter, args.limit, &extra, |f| {
+    store.find_each(&filter, args.limit, &extra, &ShortIds::Exact, |f| {
         found.push(f);
         Ok(true)
     })?;

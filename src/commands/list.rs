@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::model::Status;
 use crate::output::table::{ListColumns, ListEntry, ListStream};
 use crate::store::Store;
-use crate::store::find::{Condition, Extra, Filter, Found};
+use crate::store::find::{Condition, Extra, Filter, Found, ShortIds};
 use crate::{output, ui};
 
 /// How many runs `list` shows on a terminal without `-n` or `--all`.
@@ -28,6 +28,19 @@ pub const SCREENFUL: usize = 20;
 /// Up to this many runs on a terminal are drawn as one table wrapped to its width; more are
 /// streamed.
 const GATHERED: usize = 1000;
+
+/// From this many runs on, short ids are made from the store's colliding tails, found once
+/// (`Store::collisions`), rather than by a query for each batch.
+const MANY: usize = 5000;
+
+/// How to make the short ids of up to `limit` runs.
+fn short_ids(store: &Store, limit: Option<usize>) -> Result<ShortIds> {
+    if limit.is_none_or(|n| n >= MANY) {
+        store.collisions()
+    } else {
+        Ok(ShortIds::Exact)
+    }
+}
 
 /// Stdout is written in pieces of about this many bytes.
 const CHUNK: usize = 64 * 1024;
@@ -101,7 +114,8 @@ fn entry(f: &Found) -> ListEntry<'_> {
 fn json(store: &Store, filter: &Filter, limit: Option<usize>, extra: &Extra) -> Result<usize> {
     let mut out = String::from("[");
     let mut n = 0;
-    store.find_each(filter, limit, extra, |f| {
+    let shorts = short_ids(store, limit)?;
+    store.find_each(filter, limit, extra, &shorts, |f| {
         let mut item = output::json::list_item(&f.run, f.short);
         if !extra.is_empty() {
             item.params = Some(f.params);
@@ -136,7 +150,7 @@ fn gathered(
     color: bool,
 ) -> Result<usize> {
     let mut found = Vec::new();
-    store.find_each(filter, limit, extra, |f| {
+    store.find_each(filter, limit, extra, &ShortIds::Exact, |f| {
         found.push(f);
         Ok(true)
     })?;
@@ -169,7 +183,8 @@ fn streamed(
 ) -> Result<usize> {
     let mut table = ListStream::new(named, color);
     let mut n = 0;
-    store.find_each(filter, limit, extra, |f| {
+    let shorts = short_ids(store, limit)?;
+    store.find_each(filter, limit, extra, &shorts, |f| {
         table.measure(&entry(&f));
         n += 1;
         Ok(true)
@@ -178,7 +193,7 @@ fn streamed(
         return Ok(0);
     }
     let mut out = table.header();
-    store.find_each(filter, limit, extra, |f| {
+    store.find_each(filter, limit, extra, &shorts, |f| {
         out += &table.row(&entry(&f));
         Ok(flush(&mut out, false))
     })?;
@@ -361,10 +376,7 @@ mod tests {
         );
         for bad in ["yesterday", "2x", "d", "99999999999999999999w"] {
             assert!(
-                matches!(
-                    when("--since", bad, now),
-                    Err(Error::BadFilter { .. })
-                ),
+                matches!(when("--since", bad, now), Err(Error::BadFilter { .. })),
                 "{bad}"
             );
         }

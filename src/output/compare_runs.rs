@@ -123,7 +123,10 @@ pub fn table(runs: &[Compared], columns: &[Column], color: bool) -> String {
             Cell::new(r.run.status.as_str()),
         ];
         row.extend(columns.iter().map(|c| {
-            Cell::new(r.text(c).map_or_else(|| "-".to_string(), |t| escape(&t).into_owned()))
+            Cell::new(
+                r.text(c)
+                    .map_or_else(|| "-".to_string(), |t| escape(&t).into_owned()),
+            )
         }));
         t.add_row(row);
     }

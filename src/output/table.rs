@@ -405,8 +405,16 @@ fn list_header(cols: &ListColumns) -> Vec<String> {
     LIST_HEADER
         .iter()
         .map(|h| h.to_string())
-        .chain(cols.params.iter().map(|k| escape(&format!("params.{k}")).into_owned()))
-        .chain(cols.metrics.iter().map(|k| escape(&format!("metrics.{k}")).into_owned()))
+        .chain(
+            cols.params
+                .iter()
+                .map(|k| escape(&format!("params.{k}")).into_owned()),
+        )
+        .chain(
+            cols.metrics
+                .iter()
+                .map(|k| escape(&format!("metrics.{k}")).into_owned()),
+        )
         .collect()
 }
 
@@ -445,11 +453,11 @@ fn list_cells(e: &ListEntry, cols: &ListColumns, now: jiff::Timestamp) -> Vec<St
             .get(k)
             .map_or_else(String::new, |v| escape(&param_text(v)).into_owned())
     }));
-    cells.extend(
-        cols.metrics
-            .iter()
-            .map(|k| e.metrics.get(k).map_or_else(String::new, |v| metric_text(*v))),
-    );
+    cells.extend(cols.metrics.iter().map(|k| {
+        e.metrics
+            .get(k)
+            .map_or_else(String::new, |v| metric_text(*v))
+    }));
     cells
 }
 
@@ -749,14 +757,23 @@ mod tests {
         let runs = [
             summary("33333333-x", Status::Failed, &wide, Some("11111111-x")),
             summary("22222222-x", Status::Running, &r.argv, None),
-            summary("11111111-x", Status::Succeeded, &vec![b"a".to_vec(); 40], None),
+            summary(
+                "11111111-x",
+                Status::Succeeded,
+                &vec![b"a".to_vec(); 40],
+                None,
+            ),
         ];
         let params = [
             BTreeMap::from([("lr".to_string(), serde_json::json!(0.001))]),
             BTreeMap::from([("opt".to_string(), serde_json::json!("adam-long-name"))]),
             BTreeMap::new(),
         ];
-        let metrics = [BTreeMap::from([("acc".to_string(), 0.5)]), BTreeMap::new(), BTreeMap::new()];
+        let metrics = [
+            BTreeMap::from([("acc".to_string(), 0.5)]),
+            BTreeMap::new(),
+            BTreeMap::new(),
+        ];
         let entries: Vec<ListEntry> = runs
             .iter()
             .zip(&params)

@@ -224,16 +224,10 @@ impl Filter {
             push("r.started_at <= ?1".into(), vec![Sql::Text(until.clone())]);
         }
         if let Some(hash) = &self.produced {
-            push(
-                touching(WROTE),
-                vec![Sql::Text(hash.to_hex())],
-            );
+            push(touching(WROTE), vec![Sql::Text(hash.to_hex())]);
         }
         if let Some(hash) = &self.read {
-            push(
-                touching(READ),
-                vec![Sql::Text(hash.to_hex())],
-            );
+            push(touching(READ), vec![Sql::Text(hash.to_hex())]);
         }
         if let Some(ids) = &self.ids {
             push(
@@ -281,8 +275,8 @@ fn condition_sql(c: &Condition) -> (String, Sql) {
         Literal::Text(t) => (format!("{PARAM_TEXT} {op} ?2"), None, Sql::Text(t.clone())),
     };
     let params = format!("r.id IN (SELECT run_id FROM params WHERE key = ?1 AND {param})");
-    let metrics = metric
-        .map(|m| format!("r.id IN (SELECT run_id FROM metrics WHERE key = ?1 AND {m})"));
+    let metrics =
+        metric.map(|m| format!("r.id IN (SELECT run_id FROM metrics WHERE key = ?1 AND {m})"));
     let sql = match (c.table, metrics) {
         (Table::Params, _) | (Table::Either, None) => params,
         (Table::Metrics, Some(metrics)) => metrics,
@@ -320,6 +314,17 @@ pub struct Found {
     pub metrics: BTreeMap<String, f64>,
 }
 
+/// How `find_each` makes short ids: by the exact query for each batch (few runs), or, for
+/// many, from the tails that collide, found once for the whole store ([`Store::collisions`]):
+/// a UUID whose last 8 digits collide with nothing is its last 8 digits; the rest are made
+/// exactly.
+#[derive(Clone, Debug, Default)]
+pub enum ShortIds {
+    #[default]
+    Exact,
+    Collisions(std::collections::HashSet<String>),
+}
+
 /// Runs found are handed on in batches of this many, with their short ids made in one query.
 const BATCH: usize = 256;
 
@@ -343,6 +348,7 @@ impl Store {
         filter: &Filter,
         limit: Option<usize>,
         extra: &Extra,
+        short_ids: &ShortIds,
         mut each: impl FnMut(Found) -> Result<bool>,
     ) -> Result<()> {
         let (cond, mut args) = filter.sql();
@@ -388,7 +394,20 @@ impl Store {
                 .iter()
                 .flat_map(|f| std::iter::once(f.run.id.as_str()).chain(f.run.rerun_of.as_deref()))
                 .collect();
-            let shorts = self.short_ids(&ids)?;
+            let shorts = match short_ids {
+                ShortIds::Exact => self.short_ids(&ids)?,
+                ShortIds::Collisions(tails) => {
+                    let plain = |id: &str| {
+                        super::query::is_uuid(id) && !tails.contains(&id[id.len() - 8..])
+                    };
+                    let exact: Vec<&str> = ids.iter().copied().filter(|id| !plain(id)).collect();
+                    let mut shorts = self.short_ids(&exact)?;
+                    for id in ids.iter().filter(|id| plain(id)) {
+                        shorts.insert(id.to_string(), id[id.len() - 8..].to_string());
+                    }
+                    shorts
+                }
+            };
             for mut found in batch.drain(..) {
                 let short_of = |id: &str| shorts.get(id).cloned().unwrap_or_else(|| id.to_string());
                 found.short = short_of(&found.run.id);
@@ -435,6 +454,23 @@ impl Store {
         }
         flush(&mut batch)?;
         Ok(())
+    }
+
+    /// The last 8 digits that more than one run's id ends with, or that some run's id starts
+    /// with: only ids ending with these have a short id longer than 8 digits. Two scans of
+    /// the ids' index, for listing many runs (the exact query costs four lookups a run).
+    pub fn collisions(&self) -> Result<ShortIds> {
+        let mut stmt = self.conn.prepare(
+            "SELECT t FROM (SELECT substr(id, -8) t FROM (SELECT id FROM runs ORDER BY id)
+                            GROUP BY t HAVING count(*) > 1)
+             UNION
+             SELECT t FROM (SELECT substr(id, 1, 8) t FROM runs
+                            INTERSECT SELECT substr(id, -8) FROM runs)",
+        )?;
+        let tails = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(ShortIds::Collisions(tails))
     }
 
     /// How many runs `filter` selects.
@@ -504,7 +540,15 @@ mod tests {
         assert_eq!(c("n==-2").value, Literal::Number(-2.0));
         assert_eq!(c("n=nan").value, Literal::Text("nan".into()));
         assert_eq!(c("path=a=b").value, Literal::Text("a=b".into()));
-        for bad in ["lr", "=3", "lr=", "lr=>3", "lr!3", "params.=1", "metrics.<2"] {
+        for bad in [
+            "lr",
+            "=3",
+            "lr=",
+            "lr=>3",
+            "lr!3",
+            "params.=1",
+            "metrics.<2",
+        ] {
             assert!(
                 matches!(Condition::parse(bad), Err(Error::BadFilter { .. })),
                 "{bad}"
@@ -514,14 +558,18 @@ mod tests {
 
     #[test]
     fn arguments_are_renumbered_after_those_before() {
-        assert_eq!(renumber("a = ?1 AND b IN (?2, ?1)", 9), "a = ?10 AND b IN (?11, ?10)");
+        assert_eq!(
+            renumber("a = ?1 AND b IN (?2, ?1)", 9),
+            "a = ?10 AND b IN (?11, ?10)"
+        );
         assert_eq!(renumber("?1 ?12", 0), "?1 ?12");
     }
 
     /// The plan of the SQL `find_each` runs for `filter`.
     fn plan(store: &Store, filter: &Filter) -> Vec<String> {
         let (cond, args) = filter.sql();
-        let sql = format!("EXPLAIN QUERY PLAN SELECT r.id FROM runs r WHERE {cond} ORDER BY r.id DESC");
+        let sql =
+            format!("EXPLAIN QUERY PLAN SELECT r.id FROM runs r WHERE {cond} ORDER BY r.id DESC");
         let mut stmt = store.conn.prepare(&sql).expect("prepare");
         stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
             .expect("plan")
@@ -566,6 +614,43 @@ mod tests {
                 "{filter:?}: {plan:?}"
             );
         }
+    }
+
+    #[test]
+    fn short_ids_from_collisions_are_the_exact_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        for id in [
+            "01a20000-0000-7000-8000-00000000000a",
+            "01a30000-0000-7000-8000-00050000000a",
+            "01a2ffff-0000-7000-8000-00000000000c",
+            "0000000c-0000-7000-8000-0000000000ee",
+            "01a20000-0000-7000-8000-00000000000b",
+            "not-a-uuid-at-all",
+        ] {
+            store
+                .conn
+                .execute(
+                    "INSERT INTO runs (id, status, argv, cwd, started_at, capture)
+                     VALUES (?1, 'succeeded', x'74727565', x'2f', '2026-11-01T00:00:00.000000Z', '{}')",
+                    [id],
+                )
+                .expect("insert");
+        }
+        let shorts = |how: &ShortIds| {
+            let mut out = Vec::new();
+            store
+                .find_each(&Filter::default(), None, &Extra::default(), how, |f| {
+                    out.push((f.run.id, f.short));
+                    Ok(true)
+                })
+                .expect("find");
+            out
+        };
+        let exact = shorts(&ShortIds::Exact);
+        assert_eq!(shorts(&store.collisions().expect("collisions")), exact);
+        assert!(exact.iter().any(|(_, s)| s == "0000000b"), "{exact:?}");
+        assert!(exact.iter().any(|(_, s)| s == "00000000a"), "{exact:?}");
     }
 
     #[test]

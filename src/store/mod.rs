@@ -30,8 +30,8 @@ use rusqlite::config::DbConfig;
 
 pub(crate) mod bundle;
 mod cache;
-pub(crate) mod find;
 pub(crate) mod doctor;
+pub(crate) mod find;
 mod graph;
 mod inbound;
 mod migrate;

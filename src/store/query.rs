@@ -84,7 +84,7 @@ fn is_short_shape(s: &str) -> bool {
 
 /// Whether `id` is a UUID as lineage writes them (8-4-4-4-12 lowercase hex digits): only
 /// those have a short form.
-fn is_uuid(id: &str) -> bool {
+pub(super) fn is_uuid(id: &str) -> bool {
     id.len() == 36
         && id.bytes().enumerate().all(|(i, b)| match i {
             8 | 13 | 18 | 23 => b == b'-',
