@@ -29,19 +29,6 @@ pub const SCREENFUL: usize = 20;
 /// streamed.
 const GATHERED: usize = 1000;
 
-/// From this many runs on, short ids are made from the store's colliding tails, found once
-/// (`Store::collisions`), rather than by a query for each batch.
-const MANY: usize = 5000;
-
-/// How to make the short ids of up to `limit` runs.
-fn short_ids(store: &Store, limit: Option<usize>) -> Result<ShortIds> {
-    if limit.is_none_or(|n| n >= MANY) {
-        store.collisions()
-    } else {
-        Ok(ShortIds::Exact)
-    }
-}
-
 /// Stdout is written in pieces of about this many bytes.
 const CHUNK: usize = 64 * 1024;
 
@@ -114,8 +101,7 @@ fn entry(f: &Found) -> ListEntry<'_> {
 fn json(store: &Store, filter: &Filter, limit: Option<usize>, extra: &Extra) -> Result<usize> {
     let mut out = String::from("[");
     let mut n = 0;
-    let shorts = short_ids(store, limit)?;
-    store.find_each(filter, limit, extra, &shorts, |f| {
+    store.find_each(filter, limit, extra, &ShortIds::Auto, |f| {
         let mut item = output::json::list_item(&f.run, f.short);
         if !extra.is_empty() {
             item.params = Some(f.params);
@@ -183,8 +169,7 @@ fn streamed(
 ) -> Result<usize> {
     let mut table = ListStream::new(named, color);
     let mut n = 0;
-    let shorts = short_ids(store, limit)?;
-    store.find_each(filter, limit, extra, &shorts, |f| {
+    let shorts = store.find_each(filter, limit, extra, &ShortIds::Auto, |f| {
         table.measure(&entry(&f));
         n += 1;
         Ok(true)

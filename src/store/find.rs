@@ -322,8 +322,13 @@ pub struct Found {
 pub enum ShortIds {
     #[default]
     Exact,
+    /// Exact for the first [`MANY`] runs, then from the collisions (found once there).
+    Auto,
     Collisions(std::collections::HashSet<String>),
 }
+
+/// With `ShortIds::Auto`, the collisions are looked for once this many runs were found.
+pub const MANY: usize = 4096;
 
 /// Runs found are handed on in batches of this many, with their short ids made in one query.
 const BATCH: usize = 256;
@@ -350,7 +355,9 @@ impl Store {
         extra: &Extra,
         short_ids: &ShortIds,
         mut each: impl FnMut(Found) -> Result<bool>,
-    ) -> Result<()> {
+    ) -> Result<ShortIds> {
+        let mut short_ids = short_ids.clone();
+        let mut seen = 0;
         let (cond, mut args) = filter.sql();
         let n = args.len();
         let params_at = n + 2;
@@ -390,12 +397,16 @@ impl Store {
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
         let mut batch: Vec<Found> = Vec::with_capacity(BATCH);
         let mut flush = |batch: &mut Vec<Found>| -> Result<bool> {
+            seen += batch.len();
+            if matches!(short_ids, ShortIds::Auto) && seen >= MANY {
+                short_ids = self.collisions()?;
+            }
             let ids: Vec<&str> = batch
                 .iter()
                 .flat_map(|f| std::iter::once(f.run.id.as_str()).chain(f.run.rerun_of.as_deref()))
                 .collect();
-            let shorts = match short_ids {
-                ShortIds::Exact => self.short_ids(&ids)?,
+            let shorts = match &short_ids {
+                ShortIds::Exact | ShortIds::Auto => self.short_ids(&ids)?,
                 ShortIds::Collisions(tails) => {
                     let plain = |id: &str| {
                         super::query::is_uuid(id) && !tails.contains(&id[id.len() - 8..])
@@ -449,11 +460,14 @@ impl Store {
                     .unwrap_or_default(),
             });
             if batch.len() == BATCH && !flush(&mut batch)? {
-                return Ok(());
+                break;
             }
         }
-        flush(&mut batch)?;
-        Ok(())
+        if !batch.is_empty() {
+            flush(&mut batch)?;
+        }
+        drop(flush);
+        Ok(short_ids)
     }
 
     /// The last 8 digits that more than one run's id ends with, or that some run's id starts
