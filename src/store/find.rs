@@ -419,8 +419,8 @@ impl Store {
                     shorts
                 }
             };
+            let short_of = |id: &str| shorts.get(id).cloned().unwrap_or_else(|| id.to_string());
             for mut found in batch.drain(..) {
-                let short_of = |id: &str| shorts.get(id).cloned().unwrap_or_else(|| id.to_string());
                 found.short = short_of(&found.run.id);
                 found.rerun_short = found.run.rerun_of.as_deref().map(short_of);
                 if !each(found)? {
@@ -466,7 +466,6 @@ impl Store {
         if !batch.is_empty() {
             flush(&mut batch)?;
         }
-        drop(flush);
         Ok(short_ids)
     }
 
