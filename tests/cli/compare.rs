@@ -27,7 +27,12 @@ fn three(env: &Env) -> [String; 3] {
 fn compare_shows_a_row_a_run_and_a_column_a_value_that_differs() {
     let env = Env::local();
     let [a, b, c] = three(&env);
-    let short = |id: &str| env.show(Some(id))["short_id"].as_str().expect("short").to_string();
+    let short = |id: &str| {
+        env.show(Some(id))["short_id"]
+            .as_str()
+            .expect("short")
+            .to_string()
+    };
     // Runs by short id and by prefix, in the order given.
     let table = ok(&env, &["compare", &short(&c), &a[..13]]);
     let lines: Vec<&str> = table.lines().collect();
@@ -36,9 +41,18 @@ fn compare_shows_a_row_a_run_and_a_column_a_value_that_differs() {
         header.contains("params.lr") && header.contains("metrics.acc"),
         "{table}"
     );
-    assert!(!header.contains("params.seed"), "the same in every run: {table}");
-    assert!(lines[3].contains(&short(&c)) && lines[3].contains("0.3"), "{table}");
-    assert!(lines[5].contains(&short(&a)) && lines[5].contains("0.8"), "{table}");
+    assert!(
+        !header.contains("params.seed"),
+        "the same in every run: {table}"
+    );
+    assert!(
+        lines[3].contains(&short(&c)) && lines[3].contains("0.3"),
+        "{table}"
+    );
+    assert!(
+        lines[5].contains(&short(&a)) && lines[5].contains("0.8"),
+        "{table}"
+    );
     assert!(!table.contains(&short(&b)), "{table}");
     let all = ok(&env, &["compare", &a, &b, "--all"]);
     assert!(all.contains("params.seed"), "{all}");
@@ -96,7 +110,14 @@ fn compare_where_sorts_by_a_metric_and_prints_json() {
 #[test]
 fn csv_and_markdown_are_safe_for_spreadsheets_and_tables_and_the_table_for_terminals() {
     let env = Env::local();
-    let a = env.record(&["-p", "note==HYPERLINK(\"http://x\")", "-p", "tag=a|b", "--", "true"]);
+    let a = env.record(&[
+        "-p",
+        "note==HYPERLINK(\"http://x\")",
+        "-p",
+        "tag=a|b",
+        "--",
+        "true",
+    ]);
     let b = env.record(&[
         "-p",
         "note=plain, with a comma",
@@ -117,6 +138,9 @@ fn csv_and_markdown_are_safe_for_spreadsheets_and_tables_and_the_table_for_termi
     assert!(md.contains("a\\|b"), "{md}");
     assert!(!md.contains('\u{1b}'), "{md}");
     let table = ok(&env, &["compare", &a, &b]);
-    assert!(!table.contains('\u{1b}'), "escaped for the terminal: {table:?}");
+    assert!(
+        !table.contains('\u{1b}'),
+        "escaped for the terminal: {table:?}"
+    );
     assert!(table.contains("[31mred"), "{table}");
 }

@@ -42,12 +42,25 @@ fn where_selects_runs_by_params_and_metrics_numbers_as_numbers() {
     put_metric(&env, &b, "acc", 0.5);
     put_metric(&env, &c, "acc", 0.99);
     // As text, "100", "20" and "3" all sort before "9": only numbers find these two.
-    assert_eq!(listed(&env, &["--where", "train.n_est>9"]), [b.as_str(), a.as_str()]);
-    assert_eq!(listed(&env, &["--where", "params.train.n_est<=20"]), [c.as_str(), b.as_str()]);
+    assert_eq!(
+        listed(&env, &["--where", "train.n_est>9"]),
+        [b.as_str(), a.as_str()]
+    );
+    assert_eq!(
+        listed(&env, &["--where", "params.train.n_est<=20"]),
+        [c.as_str(), b.as_str()]
+    );
     assert_eq!(listed(&env, &["--where", "train.n_est=100"]), [a.as_str()]);
     assert_eq!(listed(&env, &["--where", "opt=adam"]), [a.as_str()]);
-    assert_eq!(listed(&env, &["--where", "opt!=adam"]), [b.as_str()], "no opt: no match");
-    assert_eq!(listed(&env, &["--where", "metrics.acc>=0.9"]), [c.as_str(), a.as_str()]);
+    assert_eq!(
+        listed(&env, &["--where", "opt!=adam"]),
+        [b.as_str()],
+        "no opt: no match"
+    );
+    assert_eq!(
+        listed(&env, &["--where", "metrics.acc>=0.9"]),
+        [c.as_str(), a.as_str()]
+    );
     // A bare key is the run's param when it has one (c's acc is "high"), else its metric.
     assert_eq!(listed(&env, &["--where", "acc>=0.9"]), [a.as_str()]);
     assert_eq!(listed(&env, &["--where", "acc=high"]), [c.as_str()]);
@@ -60,7 +73,10 @@ fn where_selects_runs_by_params_and_metrics_numbers_as_numbers() {
         [a.as_str()]
     );
     // Quoted, a number is text: compared with the param as written.
-    assert_eq!(listed(&env, &["--where", "train.n_est=\"100\""]), [a.as_str()]);
+    assert_eq!(
+        listed(&env, &["--where", "train.n_est=\"100\""]),
+        [a.as_str()]
+    );
     assert!(listed(&env, &["--where", "train.n_est>\"9\""]).is_empty());
 }
 
@@ -109,7 +125,10 @@ fn list_finds_runs_by_command_status_and_time() {
     assert_eq!(listed(&env, &["--status", "failed"]), [b.as_str()]);
     assert_eq!(listed(&env, &["--status", "succeeded"]), [a.as_str()]);
     assert_eq!(listed(&env, &["--since", "1h"]), [b.as_str(), a.as_str()]);
-    assert_eq!(listed(&env, &["--since", "2000-01-01T00:00:00Z"]), [b.as_str(), a.as_str()]);
+    assert_eq!(
+        listed(&env, &["--since", "2000-01-01T00:00:00Z"]),
+        [b.as_str(), a.as_str()]
+    );
     assert!(listed(&env, &["--until", "2000-01-01"]).is_empty());
     assert!(listed(&env, &["--since", "2999-01-01"]).is_empty());
     let out = env.cmd(["list", "--status", "failed", "--command", "sh"]);
@@ -253,7 +272,9 @@ fn a_piped_table_is_the_table_a_terminal_would_draw_row_for_row() {
         let text = regex::Regex::new(r"\d+[smhd] ago")
             .expect("regex")
             .replace_all(text, "ago");
-        let text = regex::Regex::new(r" +").expect("regex").replace_all(&text, " ");
+        let text = regex::Regex::new(r" +")
+            .expect("regex")
+            .replace_all(&text, " ");
         regex::Regex::new(r"[─═]+")
             .expect("regex")
             .replace_all(&text, "─")
