@@ -69,7 +69,8 @@ pub enum Command {
     /// Set up and look after a team store: migrate its schema, forget runs that cannot be
     /// delivered.
     Team(TeamArgs),
-    /// List recorded runs, newest first.
+    /// List recorded runs, newest first; find them by params, metrics, command, status, time
+    /// or the files they wrote and read.
     #[command(visible_alias = "log")]
     List(ListArgs),
     /// Name a run (`lineage tag RUN best`, then `lineage show best`), move or delete a name,
@@ -77,6 +78,8 @@ pub enum Command {
     Tag(TagArgs),
     /// Add a note to a run (secrets redacted): `show` prints it, exports and bundles carry it.
     Note(NoteArgs),
+    /// Compare runs side by side: a row a run, a column a param or metric that differs.
+    Compare(CompareArgs),
     /// Print a shell completion script that completes run ids too (copies under completions/).
     Completions(CompletionsArgs),
     /// Print a man page, in roff (also committed under docs/man/).
@@ -546,6 +549,12 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "On a terminal, the newest 20 runs are shown and a line on stderr says how \
+many there are: -n N or --all for more. Into a pipe or a file, every run is printed (as many as \
+-n asks). Filters combine: a run is listed when it matches all of them (docs/guide.md, \
+\"Finding runs\")."
+)]
 pub struct ListArgs {
     /// Print a JSON array (see docs/json.md).
     #[arg(long)]
@@ -554,6 +563,122 @@ pub struct ListArgs {
     /// Show at most N runs.
     #[arg(short = 'n', long, value_name = "N")]
     pub limit: Option<usize>,
+
+    /// Show every run, on a terminal too.
+    #[arg(long, conflicts_with = "limit")]
+    pub all: bool,
+
+    /// Extra columns: params and metrics, comma-separated, globs allowed
+    /// (`metrics.*,params.train.*`); with --json, `params` and `metrics` objects.
+    #[arg(long, value_name = "LIST")]
+    pub columns: Option<String>,
+
+    #[command(flatten)]
+    pub find: FindArgs,
+}
+
+/// The filters `list` and `compare` share: a run is selected when it matches all of them.
+#[derive(Debug, Args, Default)]
+pub struct FindArgs {
+    /// Only runs whose param or metric compares with a value: `train.lr=0.01`,
+    /// `'metrics.acc>=0.9'` (= != < <= > >=; repeatable, all must hold). Numbers compare as
+    /// numbers, anything else (or "quoted") as text; a bare KEY is the param, else the metric.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub conditions: Vec<String>,
+
+    /// Only runs whose command line contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub command: Option<String>,
+
+    /// Only runs with this status.
+    #[arg(long, value_enum)]
+    pub status: Option<StatusArg>,
+
+    /// Only runs started at or after WHEN: a date (`2026-11-01`), an RFC 3339 time, or an
+    /// age (`30m`, `12h`, `2d`, `1w`).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+
+    /// Only runs started at or before WHEN (a date: up to its end), as for --since.
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+
+    /// Only runs that wrote the bytes PATH holds now (a file or a directory, or a `blake3:`
+    /// hash), as `show` finds them: directly, or inside a directory they wrote.
+    #[arg(long, value_name = "PATH")]
+    pub produced: Option<OsString>,
+
+    /// Only runs that read the bytes PATH holds now (as an input or a config, or inside a
+    /// directory they read).
+    #[arg(long, value_name = "PATH")]
+    pub read: Option<OsString>,
+
+    /// Only the run tag NAME names (`lineage tag`).
+    #[arg(long, value_name = "NAME")]
+    pub tag: Option<String>,
+}
+
+/// A run's status, as `--status` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Succeeded,
+    Failed,
+    Interrupted,
+    Running,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Columns are named params.KEY and metrics.KEY; --sort, --columns and \
+--where take those names (a bare KEY: the param, else the metric). A run without a value shows \
+`-` (empty in CSV, null in JSON). In CSV, a text that a spreadsheet would take for a formula \
+(starting with = + - @) is prefixed with '."
+)]
+pub struct CompareArgs {
+    /// The runs to compare (ids or unique prefixes); without any, the runs the filters
+    /// select, newest first.
+    #[arg(value_name = "RUN", add = ArgValueCompleter::new(crate::complete::run_ids))]
+    pub runs: Vec<String>,
+
+    /// Show params and metrics that are the same in every run too.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Order the rows by a param or metric (`metrics.acc`), ascending; runs without it last.
+    #[arg(long, value_name = "KEY")]
+    pub sort: Option<String>,
+
+    /// With --sort: descending.
+    #[arg(long, requires = "sort")]
+    pub desc: bool,
+
+    /// Only these params and metrics as columns, comma-separated, globs allowed
+    /// (`metrics.*,params.train.*`), whether they differ or not.
+    #[arg(long, value_name = "LIST")]
+    pub columns: Option<String>,
+
+    /// Compare at most N runs (the newest the filters select).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
+    pub format: CompareFormat,
+
+    /// Print one JSON object (see docs/json.md); same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub find: FindArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    Table,
+    Csv,
+    Markdown,
+    Json,
 }
 
 #[derive(Debug, Args)]

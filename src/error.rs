@@ -38,6 +38,9 @@ pub mod code {
 /// The exit code for an error that ended a command: for a command that launches a job
 /// (`run`, `rerun`), 125 or, when the command itself is at fault, 126 or 127; otherwise 1.
 pub fn exit_code(e: &anyhow::Error, launches: bool) -> u8 {
+    if matches!(e.downcast_ref::<Error>(), Some(Error::BadFilter { .. })) {
+        return code::USAGE;
+    }
     if !launches {
         return code::FAILURE;
     }
@@ -87,6 +90,14 @@ pub enum Error {
         flag: &'static str,
         glob: String,
         reason: String,
+    },
+
+    /// A `list`/`compare` filter or column that cannot be read (exit 2, a usage error).
+    #[error("{flag} {value:?} is not understood: {why}")]
+    BadFilter {
+        flag: &'static str,
+        value: String,
+        why: String,
     },
 
     #[error("--sample-interval must be a positive number of seconds, got {0}")]
@@ -219,6 +230,17 @@ impl Error {
             Error::BadConfigKeys(_) => Some(
                 "name the keys the stage depends on as they flatten, comma-separated: -c params.yaml:train,eval.threshold".into(),
             ),
+            Error::BadFilter { flag, .. } => Some(match *flag {
+                "--where" => "write it as KEY OP VALUE, OP one of = != < <= > >=: \
+                              --where train.lr=0.01, --where 'metrics.acc>=0.9'"
+                    .into(),
+                "--since" | "--until" => format!(
+                    "write a date (2026-11-01), an RFC 3339 time (2026-11-01T09:30:00Z) \
+                     or an age (30m, 12h, 2d, 1w): {flag} 2d"
+                ),
+                "--sort" => "sort by a param or a metric: --sort metrics.acc".into(),
+                _ => "write params.KEY or metrics.KEY, globs allowed: --columns 'metrics.*,params.train.*'".into(),
+            }),
             Error::StrictUnobserved(_) => Some(
                 "drop `[run] observe = false` (or `strict`) from lineage.toml, or `--no-observe` from the command".into(),
             ),

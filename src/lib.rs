@@ -145,6 +145,7 @@ fn dispatch(command: Command, ctx: &Context) -> Result<u8> {
         Command::List(args) => done(commands::list::list(args, ctx)),
         Command::Tag(args) => done(commands::tag::tag(args, ctx)),
         Command::Note(args) => done(commands::tag::note(args, ctx)),
+        Command::Compare(args) => done(commands::compare_runs::compare(args, ctx)),
         Command::Diff(args) => done(commands::diff::diff(args, ctx)),
         Command::Doctor(args) => commands::doctor::doctor(args, ctx),
         Command::Verify(args) => commands::verify::verify(args, ctx),

@@ -51,6 +51,16 @@ pub fn use_color(choice: ColorChoice) -> bool {
 /// Process-wide, as file descriptor 1 is.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
+/// Whether stdout is a terminal (`list` shows a screenful there).
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// Whether stdout's reader has gone: a command printing much can stop early.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
 /// Write data to stdout. A closed pipe is remembered and what follows dropped (the command
 /// goes on to its own exit code); another write error is reported and ends the process with
 /// exit 1.

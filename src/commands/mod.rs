@@ -3,6 +3,7 @@
 //! code, or the error `lib::run` reports (once, through `ui`) and maps to an exit code.
 
 pub mod bundle;
+pub mod compare_runs;
 pub mod diff;
 pub mod docs;
 pub mod doctor;

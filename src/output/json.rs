@@ -294,6 +294,12 @@ pub struct ListItem {
     pub exit_code: Option<i32>,
     pub outputs: Vec<String>,
     pub rerun_of: Option<String>,
+    /// `list --columns`: the params asked for (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<BTreeMap<String, Value>>,
+    /// `list --columns`: the metrics asked for (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<BTreeMap<String, f64>>,
 }
 
 pub fn list_item(r: &RunSummary, short_id: String) -> ListItem {
@@ -307,5 +313,18 @@ pub fn list_item(r: &RunSummary, short_id: String) -> ListItem {
         exit_code: r.exit_code,
         outputs: r.outputs.clone(),
         rerun_of: r.rerun_of.clone(),
+        params: None,
+        metrics: None,
     }
+}
+
+/// An item of a JSON array, as `serde_json::to_string_pretty` writes it inside the array
+/// (indented by two spaces): `list --json` prints its array an item at a time.
+pub fn array_item(item: &impl Serialize) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(item)?;
+    Ok(text
+        .lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }

@@ -3,6 +3,7 @@
 //! touches the database or the command line's types, and nothing here writes: the commands
 //! hand the text to `ui`.
 
+pub mod compare_runs;
 pub mod diff;
 pub mod graph;
 pub mod json;

@@ -1,5 +1,7 @@
 //! Human-readable tables (comfy-table) for `show` and `list`.
 
+use std::collections::BTreeMap;
+
 use comfy_table::presets::{NOTHING, UTF8_HORIZONTAL_ONLY};
 use comfy_table::{Cell, Color, ContentArrangement, Table, TableStyle};
 
@@ -386,46 +388,111 @@ fn edges(edges: &[EdgeRecord], color: bool) -> Table {
     t
 }
 
-/// `lineage list`: one row a run; `shorts` gives the short ids of the runs they reran (the
-/// whole id where it is missing).
-pub fn list(
-    runs: &[(RunSummary, String)],
-    shorts: &std::collections::HashMap<String, String>,
-    color: bool,
-) -> String {
+/// One run of `lineage list`: its summary, its short id, the short id of the run it reran,
+/// and the params and metrics asked for as extra columns.
+pub struct ListEntry<'a> {
+    pub run: &'a RunSummary,
+    pub short: &'a str,
+    pub rerun_of: Option<&'a str>,
+    pub params: &'a BTreeMap<String, serde_json::Value>,
+    pub metrics: &'a BTreeMap<String, f64>,
+}
+
+/// The extra columns of `lineage list` (`--columns`): param keys, then metric keys.
+#[derive(Clone, Debug, Default)]
+pub struct ListColumns {
+    pub params: Vec<String>,
+    pub metrics: Vec<String>,
+}
+
+/// A param's value as a cell: a string's characters, anything else as JSON writes it.
+pub fn param_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A metric's value as a cell: the shortest text that reads back as the same number.
+pub fn metric_text(v: f64) -> String {
+    format!("{v}")
+}
+
+const LIST_HEADER: [&str; 6] = ["run", "when", "status", "took", "command", "outputs"];
+
+fn list_header(cols: &ListColumns) -> Vec<String> {
+    LIST_HEADER
+        .iter()
+        .map(|h| h.to_string())
+        .chain(
+            cols.params
+                .iter()
+                .map(|k| escape(&format!("params.{k}")).into_owned()),
+        )
+        .chain(
+            cols.metrics
+                .iter()
+                .map(|k| escape(&format!("metrics.{k}")).into_owned()),
+        )
+        .collect()
+}
+
+/// A row of `lineage list` as text cells, escaped; the status is cell 2.
+fn list_cells(e: &ListEntry, cols: &ListColumns, now: jiff::Timestamp) -> Vec<String> {
+    let r = e.run;
+    let took = duration(&r.started_at, r.ended_at.as_deref())
+        .map(seconds)
+        .unwrap_or_default();
+    let mut command = terminal_command_line(&r.argv);
+    if command.chars().count() > 60 {
+        command = command.chars().take(59).collect::<String>() + "…";
+    }
+    let short = match &r.rerun_of {
+        Some(of) => format!(
+            "{}\nrerun of {}",
+            escape(e.short),
+            escape(e.rerun_of.unwrap_or(of))
+        ),
+        None => escape(e.short).into_owned(),
+    };
+    let mut cells = vec![
+        short,
+        escape(&ago(&r.started_at, now)).into_owned(),
+        r.status.as_str().to_string(),
+        took,
+        command,
+        r.outputs
+            .iter()
+            .map(|o| escape(o))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ];
+    cells.extend(cols.params.iter().map(|k| {
+        e.params
+            .get(k)
+            .map_or_else(String::new, |v| escape(&param_text(v)).into_owned())
+    }));
+    cells.extend(cols.metrics.iter().map(|k| {
+        e.metrics
+            .get(k)
+            .map_or_else(String::new, |v| metric_text(*v))
+    }));
+    cells
+}
+
+/// `lineage list` on a terminal: one row a run, as given (newest first), wrapped to the
+/// terminal's width.
+pub fn list(entries: &[ListEntry], cols: &ListColumns, color: bool) -> String {
     let now = jiff::Timestamp::now();
     let mut t = table(color, UTF8_HORIZONTAL_ONLY);
-    t.set_header(vec!["run", "when", "status", "took", "command", "outputs"]);
-    for (r, short) in runs {
-        let took = duration(&r.started_at, r.ended_at.as_deref())
-            .map(seconds)
-            .unwrap_or_default();
-        let mut command = terminal_command_line(&r.argv);
-        if command.chars().count() > 60 {
-            command = command.chars().take(59).collect::<String>() + "…";
-        }
-        let short = match &r.rerun_of {
-            Some(of) => format!(
-                "{}\nrerun of {}",
-                escape(short),
-                escape(shorts.get(of).map_or(of.as_str(), String::as_str))
-            ),
-            None => escape(short).into_owned(),
-        };
-        t.add_row(vec![
-            Cell::new(short),
-            Cell::new(escape(&ago(&r.started_at, now))),
-            status_cell(r.status, color, ""),
-            Cell::new(took),
-            Cell::new(command),
-            Cell::new(
-                r.outputs
-                    .iter()
-                    .map(|o| escape(o))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-        ]);
+    t.set_header(list_header(cols));
+    for e in entries {
+        let mut cells: Vec<Cell> = list_cells(e, cols, now)
+            .into_iter()
+            .map(Cell::new)
+            .collect();
+        cells[2] = status_cell(e.run.status, color, "");
+        t.add_row(cells);
     }
     t.to_string()
 }
@@ -468,6 +535,145 @@ pub fn tags(rows: &[(crate::model::TagRow, String, String)], color: bool) -> Str
         ]);
     }
     t.to_string()
+}
+
+/// `lineage list` streamed, into a pipe or a file: the same table as [`list`] draws there,
+/// drawn a row at a time in constant memory, from column widths measured beforehand in a
+/// first pass over the same runs ([`ListStream::measure`]).
+pub struct ListStream {
+    fixed: Vec<usize>,
+    params: BTreeMap<String, usize>,
+    metrics: BTreeMap<String, usize>,
+    cols: ListColumns,
+    widths: Vec<usize>,
+    color: bool,
+    now: jiff::Timestamp,
+    rows: usize,
+}
+
+/// The display width of a cell's widest line.
+fn text_width(s: &str) -> usize {
+    use unicode_width::UnicodeWidthStr;
+    s.split('\n').map(UnicodeWidthStr::width).max().unwrap_or(0)
+}
+
+impl ListStream {
+    /// `named`: the extra columns asked for by name, shown whether a run has them or not;
+    /// others join as the runs measured have them.
+    pub fn new(named: &ListColumns, color: bool) -> ListStream {
+        let header = |table: &str, keys: &[String]| -> BTreeMap<String, usize> {
+            keys.iter()
+                .map(|k| (k.clone(), text_width(&escape(&format!("{table}.{k}")))))
+                .collect()
+        };
+        ListStream {
+            fixed: LIST_HEADER.iter().map(|h| text_width(h)).collect(),
+            params: header("params", &named.params),
+            metrics: header("metrics", &named.metrics),
+            cols: ListColumns::default(),
+            widths: Vec::new(),
+            color,
+            now: jiff::Timestamp::now(),
+            rows: 0,
+        }
+    }
+
+    /// First pass: widen the columns to hold this run's row.
+    pub fn measure(&mut self, e: &ListEntry) {
+        let none = ListColumns::default();
+        for (w, cell) in self.fixed.iter_mut().zip(list_cells(e, &none, self.now)) {
+            *w = (*w).max(text_width(&cell));
+        }
+        for (k, v) in e.params {
+            let w = text_width(&escape(&param_text(v)));
+            let header = text_width(&escape(&format!("params.{k}")));
+            let at = self.params.entry(k.clone()).or_insert(header);
+            *at = (*at).max(w);
+        }
+        for (k, v) in e.metrics {
+            let w = text_width(&metric_text(*v));
+            let header = text_width(&escape(&format!("metrics.{k}")));
+            let at = self.metrics.entry(k.clone()).or_insert(header);
+            *at = (*at).max(w);
+        }
+    }
+
+    /// The extra columns, once every run is measured.
+    pub fn columns(&self) -> ListColumns {
+        ListColumns {
+            params: self.params.keys().cloned().collect(),
+            metrics: self.metrics.keys().cloned().collect(),
+        }
+    }
+
+    fn rule(&self, fill: char) -> String {
+        let width: usize = self.widths.iter().map(|w| w + 2).sum::<usize>() + self.widths.len() - 1;
+        let mut line: String = std::iter::repeat_n(fill, width).collect();
+        line.push('\n');
+        line
+    }
+
+    /// The cells of a row as lines, each padded to its column (`status`: colour cell 2).
+    fn lines(&self, cells: &[String], status: Option<Status>) -> String {
+        let split: Vec<Vec<&str>> = cells.iter().map(|c| c.split('\n').collect()).collect();
+        let height = split.iter().map(Vec::len).max().unwrap_or(1);
+        let mut out = String::new();
+        for i in 0..height {
+            let mut parts = Vec::with_capacity(cells.len());
+            for (col, lines) in split.iter().enumerate() {
+                let text = lines.get(i).copied().unwrap_or("");
+                let pad = self.widths[col].saturating_sub(text_width(text));
+                let padded = format!(" {text}{} ", " ".repeat(pad));
+                parts.push(match status {
+                    Some(s) if col == 2 && self.color && i < lines.len() => colored(s, &padded),
+                    _ => padded,
+                });
+            }
+            out += &parts.join(" ");
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The top border, the header and its rule; every run has been measured.
+    pub fn header(&mut self) -> String {
+        self.cols = self.columns();
+        self.widths = self.fixed.clone();
+        self.widths.extend(self.params.values());
+        self.widths.extend(self.metrics.values());
+        let mut out = self.rule('─');
+        out += &self.lines(&list_header(&self.cols), None);
+        out += &self.rule('═');
+        out
+    }
+
+    /// One run's row, with the rule between it and the row before.
+    pub fn row(&mut self, e: &ListEntry) -> String {
+        let mut out = if self.rows > 0 {
+            self.rule('─')
+        } else {
+            String::new()
+        };
+        self.rows += 1;
+        out += &self.lines(&list_cells(e, &self.cols, self.now), Some(e.run.status));
+        out
+    }
+
+    /// The bottom border.
+    pub fn end(&self) -> String {
+        self.rule('─')
+    }
+}
+
+/// A status as comfy-table colours it (crossterm's ANSI colours, foreground only).
+fn colored(status: Status, text: &str) -> String {
+    let code = match status {
+        Status::Succeeded => 10,
+        Status::Failed => 9,
+        Status::Interrupted => 11,
+        Status::Running => 14,
+    };
+    format!("\x1b[38;5;{code}m{text}\x1b[39m")
 }
 
 #[cfg(test)]
@@ -550,20 +756,118 @@ mod tests {
                 id[..8].to_string(),
             )
         };
-        let t = list(
-            &[
-                summary("22222222-x", Status::Running),
-                summary("11111111-x", Status::Succeeded),
-            ],
-            &Default::default(),
-            false,
-        );
+        let rows = [
+            summary("22222222-x", Status::Running),
+            summary("11111111-x", Status::Succeeded),
+        ];
+        let t = list(&entries(&rows), &Default::default(), false);
         let (new, old) = (
             t.find("22222222").expect("new"),
             t.find("11111111").expect("old"),
         );
         assert!(new < old, "{t}");
         assert!(t.contains("running") && t.contains("model.bin"), "{t}");
+    }
+
+    const NO_PARAMS: &BTreeMap<String, serde_json::Value> = &BTreeMap::new();
+    const NO_METRICS: &BTreeMap<String, f64> = &BTreeMap::new();
+
+    fn entries(rows: &[(RunSummary, String)]) -> Vec<ListEntry<'_>> {
+        rows.iter()
+            .map(|(run, short)| ListEntry {
+                run,
+                short,
+                rerun_of: None,
+                params: NO_PARAMS,
+                metrics: NO_METRICS,
+            })
+            .collect()
+    }
+
+    /// What `ListStream` draws for these entries: a pass to measure, a pass to draw.
+    fn streamed(entries: &[ListEntry], named: &ListColumns, color: bool) -> String {
+        let mut s = ListStream::new(named, color);
+        for e in entries {
+            s.measure(e);
+        }
+        let mut out = s.header();
+        for e in entries {
+            out += &s.row(e);
+        }
+        out + &s.end()
+    }
+
+    #[test]
+    fn the_streamed_list_is_the_table_comfy_draws_into_a_pipe() {
+        let r = record();
+        let mut wide = r.argv.clone();
+        wide.push("é中文 x".as_bytes().to_vec());
+        let summary = |id: &str, status, argv: &Vec<Vec<u8>>, rerun_of: Option<&str>| RunSummary {
+            id: id.into(),
+            status,
+            argv: argv.clone(),
+            // Unparseable: printed as it is, so that both renderings agree on the age.
+            started_at: "then".into(),
+            ended_at: None,
+            exit_code: Some(0),
+            outputs: vec!["model.bin".into(), "b".into()],
+            rerun_of: rerun_of.map(String::from),
+        };
+        let runs = [
+            summary("33333333-x", Status::Failed, &wide, Some("11111111-x")),
+            summary("22222222-x", Status::Running, &r.argv, None),
+            summary(
+                "11111111-x",
+                Status::Succeeded,
+                &vec![b"a".to_vec(); 40],
+                None,
+            ),
+        ];
+        let params = [
+            BTreeMap::from([("lr".to_string(), serde_json::json!(0.001))]),
+            BTreeMap::from([("opt".to_string(), serde_json::json!("adam-long-name"))]),
+            BTreeMap::new(),
+        ];
+        let metrics = [
+            BTreeMap::from([("acc".to_string(), 0.5)]),
+            BTreeMap::new(),
+            BTreeMap::new(),
+        ];
+        let entries: Vec<ListEntry> = runs
+            .iter()
+            .zip(&params)
+            .zip(&metrics)
+            .map(|((run, params), metrics)| ListEntry {
+                run,
+                short: &run.id[..8],
+                rerun_of: run.rerun_of.as_deref().map(|o| &o[..8]),
+                params,
+                metrics,
+            })
+            .collect();
+        let named = ListColumns {
+            params: vec!["seed".into()],
+            metrics: vec![],
+        };
+        let cols = ListColumns {
+            params: vec!["lr".into(), "opt".into(), "seed".into()],
+            metrics: vec!["acc".into()],
+        };
+        for color in [false, true] {
+            assert_eq!(
+                streamed(&entries, &named, color),
+                list(&entries, &cols, color) + "\n",
+                "color: {color}"
+            );
+        }
+        let opt = ListColumns {
+            params: vec!["opt".into()],
+            metrics: vec![],
+        };
+        assert_eq!(
+            streamed(&entries[1..2], &ListColumns::default(), false),
+            list(&entries[1..2], &opt, false) + "\n"
+        );
     }
 
     type Hostile = (Vec<Vec<u8>>, Vec<u8>, Vec<String>, Vec<(String, String)>);
@@ -632,9 +936,14 @@ mod tests {
                 outputs: r.edges.iter().map(|e| e.path.clone()).collect(),
                 rerun_of: r.rerun_of.clone(),
             };
-            let listed = list(&[(summary, short)], &Default::default(), false);
+            let rows = [(summary, short)];
+            let listed = list(&entries(&rows), &Default::default(), false);
             crate::output::hostile::is_inert(&listed)
                 .map_err(proptest::test_runner::TestCaseError::fail)?;
+            let piped = streamed(&entries(&rows), &Default::default(), false);
+            crate::output::hostile::is_inert(&piped)
+                .map_err(proptest::test_runner::TestCaseError::fail)?;
+            proptest::prop_assert_eq!(piped.lines().count(), 6, "{}", piped);
             // Rules, the header, and the row's two lines (id, "rerun of").
             proptest::prop_assert_eq!(listed.lines().count(), 6, "{}", listed);
         }

@@ -33,6 +33,7 @@ mod annotations;
 pub(crate) mod bundle;
 mod cache;
 pub(crate) mod doctor;
+pub(crate) mod find;
 mod graph;
 mod inbound;
 mod migrate;

@@ -84,7 +84,7 @@ fn is_short_shape(s: &str) -> bool {
 
 /// Whether `id` is a UUID as lineage writes them (8-4-4-4-12 lowercase hex digits): only
 /// those have a short form.
-fn is_uuid(id: &str) -> bool {
+pub(super) fn is_uuid(id: &str) -> bool {
     id.len() == 36
         && id.bytes().enumerate().all(|(i, b)| match i {
             8 | 13 | 18 | 23 => b == b'-',
@@ -554,7 +554,7 @@ fn shortest_prefix(id: &str, before: Option<&str>, after: Option<&str>) -> Strin
 
 /// A run's status as stored; one this lineage does not know is an error naming the run,
 /// never shown as another status.
-fn parse_status(id: &str, s: &str) -> Result<Status> {
+pub(super) fn parse_status(id: &str, s: &str) -> Result<Status> {
     Status::parse(s).with_context(|| {
         format!("run {id} has the status {s:?}, which this lineage does not know: upgrade lineage")
     })
