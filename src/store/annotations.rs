@@ -289,6 +289,69 @@ impl Store {
     }
 }
 
+/// What became of an annotation fetched from a team store (`Store::take_annotation`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// New here.
+    New,
+    /// Here already.
+    Here,
+    /// Its run is not here (quarantined, or not fetched yet): not taken.
+    NoRun,
+    /// It fails a check (`inbound`: its values, its signature), or is unsigned: not taken.
+    Refused(String),
+}
+
+impl Store {
+    /// Take one annotation from a team store (values in `schema::SYNCED`'s column order for
+    /// `annotations`), once it passes `inbound` (its signature checked there) and only when
+    /// signed: a team store's annotations are all of runs it already has, so the bundle
+    /// rule for those applies (unsigned, nobody could tell who wrote it).
+    pub fn take_annotation(&self, row: &[Value]) -> Result<Taken> {
+        let table = super::schema::table("annotations")
+            .ok_or_else(|| anyhow::anyhow!("annotations are not synced"))?;
+        let columns: Vec<String> = table.columns.iter().map(|c| c.name.to_string()).collect();
+        if row.len() != columns.len() {
+            return Ok(Taken::Refused("not an annotation's columns".into()));
+        }
+        if let Err(why) = super::inbound::check_row(table, &columns, row) {
+            return Ok(Taken::Refused(why));
+        }
+        let Some(a) = from_row(&columns, row) else {
+            return Ok(Taken::Refused("a column is missing".into()));
+        };
+        if signature_checks(&a) != Some(true) {
+            return Ok(Taken::Refused(
+                "unsigned: nobody could tell who wrote it".into(),
+            ));
+        }
+        let here: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)",
+            [&a.run_id],
+            |r| r.get(0),
+        )?;
+        if !here {
+            return Ok(Taken::NoRun);
+        }
+        let added = self.conn.execute(
+            "INSERT OR IGNORE INTO annotations
+                 (id, run_id, kind, text, created_at, author, public_key, signature)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                a.id,
+                a.run_id,
+                a.kind.as_str(),
+                a.text,
+                a.created_at,
+                a.author,
+                a.public_key,
+                a.signature
+            ],
+        )?;
+        Ok(if added > 0 { Taken::New } else { Taken::Here })
+    }
+}
+
 /// Insert one annotation, signed when the author has a key.
 fn insert(
     tx: &rusqlite::Transaction,
