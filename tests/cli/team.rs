@@ -366,9 +366,11 @@ const SYNCED: &[&str] = &[
     "runs",
     "edges",
     "params",
+    "metrics",
     "signatures",
     "blobs",
     "extra_digests",
+    "annotations",
 ];
 
 #[test]
