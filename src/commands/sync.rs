@@ -101,6 +101,15 @@ fn report_refused(remote: &Remote, pushed: &Pushed) {
             ui::escape(why)
         ));
     }
+    if pushed.kept_annotations > 0 {
+        ui::warn(format_args!(
+            "{} stay{} in this replica: this role may not submit to {} (not a member of \
+             lineage_writer)",
+            annotations(pushed.kept_annotations, false),
+            if pushed.kept_annotations == 1 { "s" } else { "" },
+            remote.name
+        ));
+    }
     for (id, why) in &pushed.refused_annotations {
         ui::warn(format_args!(
             "the team store {} refused the tag or note {}: {}; it stays in this store",

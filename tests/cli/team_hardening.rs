@@ -805,6 +805,19 @@ fn tags_and_notes_travel_through_a_team_store_and_a_forged_one_is_refused_by_nam
         .collect();
     assert_eq!(names, ["best", "v2"]);
     assert_ne!(code(&t.lineage("rita", "rita", &["show", "prod"])), 0);
+    // A reader's tag stays in her replica, said once.
+    let out = t.lineage("rita", "rita", &["tag", &run, "mine"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 tag or note stays in this replica"),
+        "{}",
+        stderr(&out)
+    );
+    ok(t.lineage("rita", "rita", &["list"]));
+    assert_eq!(
+        t.pg.sql("lineage", "SELECT COUNT(*) FROM annotations WHERE text = 'mine'")[0][0],
+        "0"
+    );
     // The owner deletes the run: its annotations go with it, there and in every replica.
     t.pg.sql(
         "lineage",

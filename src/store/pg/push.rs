@@ -31,6 +31,8 @@ pub struct Pushed {
     pub annotations: usize,
     /// Annotations it refused (id, why): they stay here, not offered again.
     pub refused_annotations: Vec<(String, String)>,
+    /// Annotations this role may not submit (a reader): they stay here, not offered again.
+    pub kept_annotations: usize,
 }
 
 /// This role may not submit runs (a reader): its runs stay here.
@@ -105,7 +107,8 @@ impl Remote {
     }
 
     /// Deliver the signed annotations of runs the server has that it has not been given,
-    /// each to `lineage_annotate`. One it refuses is said, and not offered again.
+    /// each to `lineage_annotate`. One it refuses is said, and not offered again; a reader's
+    /// are not offered at all.
     fn push_annotations(
         &self,
         store: &Store,
@@ -133,7 +136,7 @@ impl Remote {
                 .collect();
             let me = self.clone();
             let held = client.0.take();
-            let (c, outcomes) = net::within(&self.name, limits, move |tick| {
+            let result = net::within(&self.name, limits, move |tick| {
                 let mut c = match held {
                     Some(c) => c,
                     None => writer(&me, tick, "lineage_annotate(jsonb)")?,
@@ -146,7 +149,17 @@ impl Remote {
                     out.push((id, outcome(&me.name, result)?));
                 }
                 Ok((c, out))
-            })?;
+            });
+            let (c, outcomes) = match result {
+                // A reader's tags and notes stay in its replica, said once.
+                Err(e) if e.is::<NotAWriter>() => {
+                    let ids: Vec<String> = pending.iter().map(|a| a.id.clone()).collect();
+                    store.mark_annotations_pushed(&self.name, &ids)?;
+                    done.kept_annotations = ids.len();
+                    return Ok(());
+                }
+                other => other?,
+            };
             client.0 = Some(c);
             let mut settled = Vec::new();
             for (id, outcome) in outcomes {
