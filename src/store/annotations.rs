@@ -437,6 +437,55 @@ mod tests {
     const B: &str = "0192e5a0-3b1c-7d2e-8f00-0123456789cd";
 
     #[test]
+    fn an_annotation_from_a_team_store_is_taken_only_signed_checked_and_of_a_run_here() {
+        let (_d, mut store) = store();
+        add_run(&store, A);
+        let key = tempfile::tempdir().expect("tempdir");
+        let who = Author {
+            name: "ada".into(),
+            signer: Some(Signer::load_or_create(&key.path().join("k")).expect("key")),
+        };
+        store.tag(A, "best", false, &who).expect("tag");
+        let a = store.annotation_rows(A).expect("rows").remove(0);
+        let row = |a: &Annotation| -> Vec<Value> {
+            let t = |s: &str| Value::Text(s.to_string());
+            let o = |s: &Option<String>| s.as_deref().map_or(Value::Null, t);
+            vec![
+                t(&a.id),
+                t(&a.run_id),
+                t(a.kind.as_str()),
+                t(&a.text),
+                t(&a.created_at),
+                t(&a.author),
+                o(&a.public_key),
+                o(&a.signature),
+            ]
+        };
+        assert_eq!(store.take_annotation(&row(&a)).expect("take"), Taken::Here);
+        // Another store's copy of it, before this store has its run: not taken, not refused.
+        let (_d2, other) = self::store();
+        assert_eq!(other.take_annotation(&row(&a)).expect("take"), Taken::NoRun);
+        add_run(&other, A);
+        assert_eq!(other.take_annotation(&row(&a)).expect("take"), Taken::New);
+        // Its signature over another text, and no signature at all: refused, by reason.
+        let mut forged = a.clone();
+        forged.text = "prod".into();
+        let Taken::Refused(why) = other.take_annotation(&row(&forged)).expect("take") else {
+            panic!("a forged annotation was taken")
+        };
+        assert!(why.contains("signature"), "{why}");
+        let mut unsigned = a.clone();
+        unsigned.id = uuid::Uuid::now_v7().hyphenated().to_string();
+        (unsigned.public_key, unsigned.signature) = (None, None);
+        let Taken::Refused(why) = other.take_annotation(&row(&unsigned)).expect("take") else {
+            panic!("an unsigned annotation was taken")
+        };
+        assert!(why.contains("unsigned"), "{why}");
+        assert_eq!(other.tagged("best").expect("q").as_deref(), Some(A));
+        assert_eq!(other.tagged("prod").expect("q"), None);
+    }
+
+    #[test]
     fn a_tag_names_one_run_and_force_moves_it_with_an_untag() {
         let (_d, mut store) = store();
         add_run(&store, A);
