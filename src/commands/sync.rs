@@ -106,7 +106,11 @@ fn report_refused(remote: &Remote, pushed: &Pushed) {
             "{} stay{} in this replica: this role may not submit to {} (not a member of \
              lineage_writer)",
             annotations(pushed.kept_annotations, false),
-            if pushed.kept_annotations == 1 { "s" } else { "" },
+            if pushed.kept_annotations == 1 {
+                "s"
+            } else {
+                ""
+            },
             remote.name
         ));
     }

@@ -619,10 +619,9 @@ fn team_migrate_repairs_an_old_setups_grants_and_a_tampered_schema_table() {
     assert!(denied(
         m.execute("SELECT nextval('annotations_seq_seq')", &[])
     ));
-    assert!(denied(m.execute(
-        "SELECT lineage_delete_run_v7('x', 'y')",
-        &[]
-    )));
+    assert!(denied(
+        m.execute("SELECT lineage_delete_run_v7('x', 'y')", &[])
+    ));
     t.env.write("in.txt", "x\n");
     t.record("alice", "alice", "in.txt", "out.txt");
 }
@@ -728,15 +727,17 @@ fn tags_and_notes_travel_through_a_team_store_and_a_forged_one_is_refused_by_nam
     // A writer inserts nothing herself, and the server takes only signed annotations of its
     // runs, with a tag name lineage accepts.
     let mut m = t.client("mallory");
-    assert!(denied(m.execute(
-        format!(
-            "INSERT INTO annotations (id, run_id, kind, text, created_at, author, public_key, \
+    assert!(denied(
+        m.execute(
+            format!(
+                "INSERT INTO annotations (id, run_id, kind, text, created_at, author, public_key, \
              signature, recorded_by) SELECT '01900000-0000-7000-8000-0000000000aa', id, 'tag', \
              'prod', started_at, 'alice', 'k', 's', 'alice' FROM runs WHERE id = '{run}'"
+            )
+            .as_str(),
+            &[]
         )
-        .as_str(),
-        &[]
-    )));
+    ));
     let original: Vec<Vec<String>> = t.pg.sql(
         "lineage",
         "SELECT id, created_at, public_key, signature FROM annotations WHERE text = 'best'",
@@ -745,9 +746,16 @@ fn tags_and_notes_travel_through_a_team_store_and_a_forged_one_is_refused_by_nam
         panic!("{original:?}")
     };
     let annotate = |m: &mut postgres::Client, doc: Value| {
-        m.query_one("SELECT lineage_annotate($1::text::jsonb)", &[&doc.to_string()])
-            .map(|r| r.get::<_, String>(0))
-            .map_err(|e| e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default())
+        m.query_one(
+            "SELECT lineage_annotate($1::text::jsonb)",
+            &[&doc.to_string()],
+        )
+        .map(|r| r.get::<_, String>(0))
+        .map_err(|e| {
+            e.as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_default()
+        })
     };
     let forged_id = format!("{}{}", &id[..35], if id.ends_with('0') { '1' } else { '0' });
     let doc = |text: &str, run: &str, signed: bool| {
@@ -766,9 +774,12 @@ fn tags_and_notes_travel_through_a_team_store_and_a_forged_one_is_refused_by_nam
     let e = annotate(&mut m, doc("prod", &uuid_v7_like(), true)).expect_err("no such run");
     assert!(e.contains("no run"), "{e}");
     assert_eq!(
-        annotate(&mut m, serde_json::json!({"id": id, "run_id": run, "kind": "tag",
+        annotate(
+            &mut m,
+            serde_json::json!({"id": id, "run_id": run, "kind": "tag",
             "text": "best", "created_at": created, "author": "alice",
-            "public_key": key, "signature": sig})),
+            "public_key": key, "signature": sig})
+        ),
         Ok("present".to_string())
     );
     // alice's signature over another text (as the owner, or a writer with a forged key,
@@ -815,7 +826,10 @@ fn tags_and_notes_travel_through_a_team_store_and_a_forged_one_is_refused_by_nam
     );
     ok(t.lineage("rita", "rita", &["list"]));
     assert_eq!(
-        t.pg.sql("lineage", "SELECT COUNT(*) FROM annotations WHERE text = 'mine'")[0][0],
+        t.pg.sql(
+            "lineage",
+            "SELECT COUNT(*) FROM annotations WHERE text = 'mine'"
+        )[0][0],
         "0"
     );
     // The owner deletes the run: its annotations go with it, there and in every replica.

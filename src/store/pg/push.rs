@@ -143,8 +143,7 @@ impl Remote {
                 };
                 let mut out = Vec::with_capacity(docs.len());
                 for (id, doc) in docs {
-                    let result =
-                        c.query_one("SELECT lineage_annotate($1::text::jsonb)", &[&doc]);
+                    let result = c.query_one("SELECT lineage_annotate($1::text::jsonb)", &[&doc]);
                     tick.tick();
                     out.push((id, outcome(&me.name, result)?));
                 }
