@@ -197,12 +197,14 @@ fn reads(command: &Command) -> bool {
     )
 }
 
-/// Commands that record runs: with a team store they deliver them when done.
+/// Commands that record runs or annotations: with a team store they deliver them when done.
 fn writes(command: &Command) -> bool {
     matches!(
         command,
         Command::Run(_)
             | Command::Rerun(_)
+            | Command::Tag(_)
+            | Command::Note(_)
             | Command::Bundle(cli::BundleArgs {
                 command: BundleCommand::Import(_)
             })

@@ -1,6 +1,6 @@
 //! Syncing with a team store (PostgreSQL): `lineage push` / `pull`, and what every command
 //! does when `LINEAGE_STORE` is a postgres:// URL (deliver the spooled runs and fetch the new
-//! ones before reading; deliver after recording). A server that cannot be reached is a
+//! ones before reading; deliver after recording runs, tags and notes). A server that cannot be reached is a
 //! warning: the command goes on with this machine's replica, and nothing is lost.
 
 use std::path::Path;
@@ -101,6 +101,37 @@ fn report_refused(remote: &Remote, pushed: &Pushed) {
             ui::escape(why)
         ));
     }
+    if pushed.kept_annotations > 0 {
+        ui::warn(format_args!(
+            "{} stay{} in this replica: this role may not submit to {} (not a member of \
+             lineage_writer)",
+            annotations(pushed.kept_annotations, false),
+            if pushed.kept_annotations == 1 {
+                "s"
+            } else {
+                ""
+            },
+            remote.name
+        ));
+    }
+    for (id, why) in &pushed.refused_annotations {
+        ui::warn(format_args!(
+            "the team store {} refused the tag or note {}: {}; it stays in this store",
+            remote.name,
+            ui::escape(id),
+            ui::escape(why)
+        ));
+    }
+}
+
+/// "N tags and notes" (`new`: "N new tags and notes").
+fn annotations(n: usize, new: bool) -> String {
+    let new = if new { "new " } else { "" };
+    if n == 1 {
+        format!("1 {new}tag or note")
+    } else {
+        format!("{n} {new}tags and notes")
+    }
 }
 
 fn report_pulled(remote: &Remote, pulled: &Pulled) {
@@ -115,6 +146,15 @@ fn report_pulled(remote: &Remote, pulled: &Pulled) {
         ui::warn(format_args!(
             "run {} from {} quarantined (not taken here): {}",
             ui::escape(id),
+            remote.name,
+            ui::escape(why)
+        ));
+    }
+    for (id, run, why) in &pulled.refused_annotations {
+        ui::warn(format_args!(
+            "the tag or note {} of run {} from {} was not taken: {}",
+            ui::escape(id),
+            ui::escape(run),
             remote.name,
             ui::escape(why)
         ));
@@ -154,7 +194,16 @@ fn warn_undeliverable(store: &Store, remote: &Remote, e: &anyhow::Error) {
 
 fn warn_offline(store: &Store, remote: &Remote, e: &anyhow::Error) {
     let waiting = store.pending_push(&remote.name).map_or(0, |p| p.ids.len());
+    let notes = store.annotations_waiting(&remote.name).unwrap_or(0);
     ui::warn(format_args!("{e:#}"));
+    if notes > 0 {
+        ui::warn(format_args!(
+            "{} kept in {} for the next lineage command that reaches {}",
+            annotations(notes, false),
+            store.dir().display(),
+            remote.name
+        ));
+    }
     if waiting > 0 {
         ui::warn(format_args!(
             "{waiting} run{} kept in {}: the next lineage command that can deliver {} to \
@@ -215,6 +264,9 @@ pub fn push(args: SyncArgs, ctx: &Context) -> Result<()> {
     if !pushed.refused.is_empty() {
         said.push_str(&format!("; {} refused", pushed.refused.len()));
     }
+    if pushed.annotations > 0 {
+        said.push_str(&format!("; {}", annotations(pushed.annotations, true)));
+    }
     ui::info(said);
     Ok(())
 }
@@ -228,6 +280,7 @@ pub fn pull(args: SyncArgs, ctx: &Context) -> Result<()> {
     report_pulled(&remote, &retried);
     let mut pulled = remote.pull(&mut store, limits)?;
     pulled.new += retried.new;
+    pulled.annotations += retried.annotations;
     report_pulled(&remote, &pulled);
     let mut said = format!(
         "received {} new run{} from {}",
@@ -240,6 +293,9 @@ pub fn pull(args: SyncArgs, ctx: &Context) -> Result<()> {
     }
     if !pulled.quarantined.is_empty() {
         said.push_str(&format!("; {} quarantined", pulled.quarantined.len()));
+    }
+    if pulled.annotations > 0 {
+        said.push_str(&format!("; {}", annotations(pulled.annotations, true)));
     }
     ui::info(said);
     Ok(())

@@ -15,9 +15,6 @@ use crate::{output, sign, ui};
 
 pub fn tag(args: TagArgs, ctx: &Context) -> Result<()> {
     let mut store = ctx.open_store()?;
-    if args.run.is_some() || args.delete.is_some() {
-        local_only(ctx);
-    }
     if let Some(name) = &args.delete {
         let run = store.untag(name, &author())?;
         ui::info(format_args!(
@@ -64,7 +61,6 @@ pub fn tag(args: TagArgs, ctx: &Context) -> Result<()> {
 
 pub fn note(args: NoteArgs, ctx: &Context) -> Result<()> {
     let mut store = ctx.open_store()?;
-    local_only(ctx);
     let id = store.resolve(Some(&args.run))?;
     let text = args.text.join(" ");
     if text.trim().is_empty() {
@@ -87,19 +83,6 @@ pub fn note(args: NoteArgs, ctx: &Context) -> Result<()> {
         ui::warn("the note held what looks like a secret: it is stored redacted");
     }
     Ok(())
-}
-
-/// Team stores do not carry annotations yet (bundles do): said, so nobody waits for them.
-fn local_only(ctx: &Context) {
-    #[cfg(feature = "team-store")]
-    if ctx.store.team().is_some() {
-        ui::info(
-            "tags and notes stay in this machine's replica: team stores do not carry them yet \
-             (`lineage bundle export` does)",
-        );
-    }
-    #[cfg(not(feature = "team-store"))]
-    let _ = ctx;
 }
 
 /// Every tag, by name, with its run's short id and command.
@@ -158,14 +141,18 @@ fn author() -> Author {
     let name = owner.user.unwrap_or_else(|| format!("uid {}", owner.uid));
     let signer = match sign::key_path() {
         None => {
-            ui::warn("no home directory for a signing key: the annotation is recorded unsigned");
+            ui::warn(
+                "no home directory for a signing key: the annotation is recorded unsigned (it \
+                 stays in this store: team stores take only signed ones)",
+            );
             None
         }
         Some(path) => match path.load() {
             Ok(s) => Some(s),
             Err(e) => {
                 ui::warn(format_args!(
-                    "cannot use your signing key ({e}): the annotation is recorded unsigned"
+                    "cannot use your signing key ({e}): the annotation is recorded unsigned (it \
+                     stays in this store: team stores take only signed ones)"
                 ));
                 None
             }

@@ -289,6 +289,69 @@ impl Store {
     }
 }
 
+/// What became of an annotation fetched from a team store (`Store::take_annotation`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// New here.
+    New,
+    /// Here already.
+    Here,
+    /// Its run is not here (quarantined, or not fetched yet): not taken.
+    NoRun,
+    /// It fails a check (`inbound`: its values, its signature), or is unsigned: not taken.
+    Refused(String),
+}
+
+impl Store {
+    /// Take one annotation from a team store (values in `schema::SYNCED`'s column order for
+    /// `annotations`), once it passes `inbound` (its signature checked there) and only when
+    /// signed: a team store's annotations are all of runs it already has, so the bundle
+    /// rule for those applies (unsigned, nobody could tell who wrote it).
+    pub fn take_annotation(&self, row: &[Value]) -> Result<Taken> {
+        let table = super::schema::table("annotations")
+            .ok_or_else(|| anyhow::anyhow!("annotations are not synced"))?;
+        let columns: Vec<String> = table.columns.iter().map(|c| c.name.to_string()).collect();
+        if row.len() != columns.len() {
+            return Ok(Taken::Refused("not an annotation's columns".into()));
+        }
+        if let Err(why) = super::inbound::check_row(table, &columns, row) {
+            return Ok(Taken::Refused(why));
+        }
+        let Some(a) = from_row(&columns, row) else {
+            return Ok(Taken::Refused("a column is missing".into()));
+        };
+        if signature_checks(&a) != Some(true) {
+            return Ok(Taken::Refused(
+                "unsigned: nobody could tell who wrote it".into(),
+            ));
+        }
+        let here: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)",
+            [&a.run_id],
+            |r| r.get(0),
+        )?;
+        if !here {
+            return Ok(Taken::NoRun);
+        }
+        let added = self.conn.execute(
+            "INSERT OR IGNORE INTO annotations
+                 (id, run_id, kind, text, created_at, author, public_key, signature)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                a.id,
+                a.run_id,
+                a.kind.as_str(),
+                a.text,
+                a.created_at,
+                a.author,
+                a.public_key,
+                a.signature
+            ],
+        )?;
+        Ok(if added > 0 { Taken::New } else { Taken::Here })
+    }
+}
+
 /// Insert one annotation, signed when the author has a key.
 fn insert(
     tx: &rusqlite::Transaction,
@@ -372,6 +435,55 @@ mod tests {
 
     const A: &str = "0192e5a0-3b1c-7d2e-8f00-0123456789ab";
     const B: &str = "0192e5a0-3b1c-7d2e-8f00-0123456789cd";
+
+    #[test]
+    fn an_annotation_from_a_team_store_is_taken_only_signed_checked_and_of_a_run_here() {
+        let (_d, mut store) = store();
+        add_run(&store, A);
+        let key = tempfile::tempdir().expect("tempdir");
+        let who = Author {
+            name: "ada".into(),
+            signer: Some(Signer::load_or_create(&key.path().join("k")).expect("key")),
+        };
+        store.tag(A, "best", false, &who).expect("tag");
+        let a = store.annotation_rows(A).expect("rows").remove(0);
+        let row = |a: &Annotation| -> Vec<Value> {
+            let t = |s: &str| Value::Text(s.to_string());
+            let o = |s: &Option<String>| s.as_deref().map_or(Value::Null, t);
+            vec![
+                t(&a.id),
+                t(&a.run_id),
+                t(a.kind.as_str()),
+                t(&a.text),
+                t(&a.created_at),
+                t(&a.author),
+                o(&a.public_key),
+                o(&a.signature),
+            ]
+        };
+        assert_eq!(store.take_annotation(&row(&a)).expect("take"), Taken::Here);
+        // Another store's copy of it, before this store has its run: not taken, not refused.
+        let (_d2, other) = self::store();
+        assert_eq!(other.take_annotation(&row(&a)).expect("take"), Taken::NoRun);
+        add_run(&other, A);
+        assert_eq!(other.take_annotation(&row(&a)).expect("take"), Taken::New);
+        // Its signature over another text, and no signature at all: refused, by reason.
+        let mut forged = a.clone();
+        forged.text = "prod".into();
+        let Taken::Refused(why) = other.take_annotation(&row(&forged)).expect("take") else {
+            panic!("a forged annotation was taken")
+        };
+        assert!(why.contains("signature"), "{why}");
+        let mut unsigned = a.clone();
+        unsigned.id = uuid::Uuid::now_v7().hyphenated().to_string();
+        (unsigned.public_key, unsigned.signature) = (None, None);
+        let Taken::Refused(why) = other.take_annotation(&row(&unsigned)).expect("take") else {
+            panic!("an unsigned annotation was taken")
+        };
+        assert!(why.contains("unsigned"), "{why}");
+        assert_eq!(other.tagged("best").expect("q").as_deref(), Some(A));
+        assert_eq!(other.tagged("prod").expect("q"), None);
+    }
 
     #[test]
     fn a_tag_names_one_run_and_force_moves_it_with_an_untag() {

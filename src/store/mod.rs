@@ -45,7 +45,7 @@ pub(crate) mod schema;
 mod signature;
 mod sync;
 
-pub use annotations::{Author, Tagged};
+pub use annotations::{Author, Tagged, Taken};
 pub use cache::ReadOnlyCache;
 pub use inbound::dir_hash;
 pub use query::recent_runs;

@@ -235,17 +235,14 @@ pub const SYNCED: &[Table] = &[
     },
 ];
 
-/// Synced tables a team store does not hold yet: bundles carry them, push and pull do not.
-// TODO(issue 18, tags and notes): PostgreSQL migration 0008_annotations.sql (after the lead's
-// 0007, metrics) with `annotations` (+ server-only `seq`, `recorded_by`), a SECURITY DEFINER
-// `lineage_annotate(jsonb)` for writers, push of the annotations not yet delivered and pull by
-// their own `seq`; then remove "annotations" from here.
-#[cfg_attr(not(feature = "team-store"), allow(dead_code))]
-pub const NOT_ON_TEAM_STORES: &[&str] = &["annotations"];
-
 /// Columns a team store keeps of its own, never synced: (table, column).
 #[cfg_attr(not(feature = "team-store"), allow(dead_code))]
-pub const SERVER_ONLY: &[(&str, &str)] = &[("runs", "seq"), ("runs", "recorded_by")];
+pub const SERVER_ONLY: &[(&str, &str)] = &[
+    ("runs", "seq"),
+    ("runs", "recorded_by"),
+    ("annotations", "seq"),
+    ("annotations", "recorded_by"),
+];
 
 /// A synced table by name.
 #[cfg_attr(not(feature = "team-store"), allow(dead_code))]

@@ -1,11 +1,23 @@
 //! What this store has delivered to and fetched from each team store: the runs a team store
 //! holds (`pushed`), how far the scan for new runs has gone (`push_mark`, with the runs that
 //! were still going then in `held`), and the last server arrival fetched (`pulled`).
+//!
+//! A team store's annotations (tags and notes) are kept apart from its runs, under the key
+//! [`annotations_key`] in place of the team store's name: `pushed` lists the annotations it
+//! holds (their ids in `run_id`), `pulled` the last one fetched (its `annotations.seq` on the
+//! server, and its id). They are few, and need no table of their own.
 
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
 use super::Store;
+use crate::model::{Annotation, AnnotationKind};
+
+/// The key `pushed` and `pulled` keep a team store's annotations under (a URL holds no space,
+/// so it is never a team store's own).
+pub fn annotations_key(remote: &str) -> String {
+    format!("{remote} annotations")
+}
 
 /// What a store has to deliver to a team store (`Store::pending_push`).
 #[derive(Debug, Default)]
@@ -204,8 +216,75 @@ impl Store {
             "DELETE FROM held_back WHERE remote = ?1 AND why = 'quarantined'",
             [remote],
         )?;
+        // Its annotations are read again too, and this store's offered to it again.
+        let key = annotations_key(remote);
+        tx.execute("DELETE FROM pulled WHERE remote = ?1", [&key])?;
+        tx.execute("DELETE FROM pushed WHERE remote = ?1", [&key])?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Signed annotations of the runs a team store holds that it has not been given yet,
+    /// oldest first (an unsigned one stays here: team stores take only signed ones).
+    pub fn pending_annotations(&self, remote: &str) -> Result<Vec<Annotation>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, run_id, kind, text, created_at, author, public_key, signature
+             FROM annotations a
+             WHERE a.signature IS NOT NULL AND a.public_key IS NOT NULL
+               AND EXISTS (SELECT 1 FROM pushed p WHERE p.remote = ?1 AND p.run_id = a.run_id)
+               AND NOT EXISTS (SELECT 1 FROM pushed p WHERE p.remote = ?2 AND p.run_id = a.id)
+             ORDER BY created_at, id",
+        )?;
+        let rows = stmt.query_map(params![remote, annotations_key(remote)], |r| {
+            let kind: String = r.get(2)?;
+            Ok(Annotation {
+                id: r.get(0)?,
+                run_id: r.get(1)?,
+                kind: AnnotationKind::parse(&kind).unwrap_or(AnnotationKind::Note),
+                text: r.get(3)?,
+                created_at: r.get(4)?,
+                author: r.get(5)?,
+                public_key: r.get(6)?,
+                signature: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// How many annotations wait for delivery to a team store (their runs' delivery first).
+    pub fn annotations_waiting(&self, remote: &str) -> Result<usize> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM annotations a
+             WHERE a.signature IS NOT NULL AND a.public_key IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM pushed p WHERE p.remote = ?1 AND p.run_id = a.id)
+               AND NOT EXISTS (SELECT 1 FROM held_back b
+                               WHERE b.remote = ?2 AND b.run_id = a.run_id)",
+            params![annotations_key(remote), remote],
+            |r| r.get::<_, i64>(0),
+        )? as usize)
+    }
+
+    /// Remember that a team store holds these annotations (or is never to be given them).
+    pub fn mark_annotations_pushed(&self, remote: &str, ids: &[String]) -> Result<()> {
+        self.mark_pushed(&annotations_key(remote), ids)
+    }
+
+    /// The last annotation fetched from a team store: its `seq` there, and its id.
+    pub fn annotations_pulled(&self, remote: &str) -> Result<(i64, Option<String>)> {
+        self.pulled(&annotations_key(remote))
+    }
+
+    /// Remember the last annotation fetched from a team store (seq 0: none, read them all
+    /// again).
+    pub fn set_annotations_pulled(&self, remote: &str, seq: i64, id: Option<&str>) -> Result<()> {
+        if seq == 0 {
+            self.conn.execute(
+                "DELETE FROM pulled WHERE remote = ?1",
+                [annotations_key(remote)],
+            )?;
+            return Ok(());
+        }
+        self.set_pulled(&annotations_key(remote), seq, id)
     }
 
     /// After reading a team store's whole history again: the runs it no longer has that
@@ -326,6 +405,7 @@ impl Store {
                 [&t.run_id],
             )?;
             for sql in [
+                "DELETE FROM annotations WHERE run_id = ?1",
                 "DELETE FROM signatures WHERE run_id = ?1",
                 "DELETE FROM params WHERE run_id = ?1",
                 "DELETE FROM metrics WHERE run_id = ?1",

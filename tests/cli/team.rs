@@ -366,9 +366,11 @@ const SYNCED: &[&str] = &[
     "runs",
     "edges",
     "params",
+    "metrics",
     "signatures",
     "blobs",
     "extra_digests",
+    "annotations",
 ];
 
 #[test]
@@ -417,4 +419,50 @@ fn the_team_store_has_the_local_stores_columns_and_a_column_it_does_not_know_sto
         );
     }
     assert_eq!(pg.sql(&db, "SELECT COUNT(*) FROM runs")[0][0], "1");
+}
+
+#[test]
+fn a_tag_made_while_the_server_is_down_reaches_it_with_the_next_command_after_its_run() {
+    let Some(pg) = PgServer::start() else { return };
+    let db = pg.database();
+    let url = pg.url(&db);
+    let env = Env::local();
+    env.init_repo();
+    let (a, b) = (replica(&env, "a"), replica(&env, "b"));
+    pg.stop();
+    // The run and its tag both wait in the replica.
+    let out = team(&env, &url, &a, &["run", "-q", "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = team(&env, &url, &a, &["list", "--json"]);
+    let runs: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = runs[0]["id"].as_str().expect("id").to_string();
+    let out = team(&env, &url, &a, &["tag", &id, "baseline"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 tag or note kept in"),
+        "{}",
+        stderr(&out)
+    );
+    let out = team(&env, &url, &a, &["note", &id, "before the fix"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    pg.start_again();
+    let out = team(&env, &url, &a, &["list"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert_eq!(
+        pg.sql(&db, "SELECT kind, text FROM annotations ORDER BY seq"),
+        [["tag", "baseline"], ["note", "before the fix"]]
+    );
+    let out = team(&env, &url, &b, &["show", "baseline", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(shown["id"], id.as_str());
+    assert_eq!(shown["user_notes"][0]["text"], "before the fix");
+    // Nothing is offered twice.
+    let out = team(&env, &url, &a, &["push"]);
+    assert!(
+        stderr(&out).contains("delivered 0 new runs") && !stderr(&out).contains("tag"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -599,7 +599,7 @@ fn team_migrate_repairs_an_old_setups_grants_and_a_tampered_schema_table() {
     assert!(stderr(&out).contains("repaired"), "{}", stderr(&out));
     assert_eq!(
         t.pg.sql("lineage", "SELECT version FROM lineage_schema"),
-        vec![vec!["7".to_string()]]
+        vec![vec!["8".to_string()]]
     );
     let mut m = t.client("mallory");
     assert!(denied(
@@ -616,6 +616,12 @@ fn team_migrate_repairs_an_old_setups_grants_and_a_tampered_schema_table() {
         m.execute("SELECT lineage_submit_v5('{}'::jsonb)", &[])
     ));
     assert!(denied(m.execute("SELECT nextval('runs_seq_seq')", &[])));
+    assert!(denied(
+        m.execute("SELECT nextval('annotations_seq_seq')", &[])
+    ));
+    assert!(denied(
+        m.execute("SELECT lineage_delete_run_v7('x', 'y')", &[])
+    ));
     t.env.write("in.txt", "x\n");
     t.record("alice", "alice", "in.txt", "out.txt");
 }
@@ -686,4 +692,166 @@ fn a_content_row_poisoned_in_advance_does_not_block_the_runs_that_name_it() {
         stderr(&out)
     );
     assert!(t.ids("rita", "rita").contains(&alice_run));
+}
+
+#[test]
+fn tags_and_notes_travel_through_a_team_store_and_a_forged_one_is_refused_by_name() {
+    let Some(t) = Team::start() else { return };
+    t.env.write("in.txt", "alice's data\n");
+    let run = t.record("alice", "alice", "in.txt", "out.txt");
+    let ok = |out: Output| {
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+        out
+    };
+    // alice tags and notes her run: delivered at once, credited to her role.
+    let out = ok(t.lineage("alice", "alice", &["tag", &run, "best"]));
+    assert!(!stderr(&out).contains("stay"), "{}", stderr(&out));
+    ok(t.lineage("alice", "alice", &["note", &run, "trained on the full set"]));
+    assert_eq!(
+        t.pg.sql(
+            "lineage",
+            "SELECT kind, text, recorded_by FROM annotations ORDER BY seq"
+        ),
+        [
+            ["tag", "best", "alice"],
+            ["note", "trained on the full set", "alice"]
+        ]
+    );
+    // rita, on another machine, sees them; the tag names the run for her.
+    let out = ok(t.lineage("rita", "rita", &["show", "best", "--json"]));
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(shown["id"], run.as_str());
+    assert_eq!(shown["tags"], serde_json::json!(["best"]));
+    assert_eq!(shown["user_notes"][0]["text"], "trained on the full set");
+    // A writer inserts nothing herself, and the server takes only signed annotations of its
+    // runs, with a tag name lineage accepts.
+    let mut m = t.client("mallory");
+    assert!(denied(
+        m.execute(
+            format!(
+                "INSERT INTO annotations (id, run_id, kind, text, created_at, author, public_key, \
+             signature, recorded_by) SELECT '01900000-0000-7000-8000-0000000000aa', id, 'tag', \
+             'prod', started_at, 'alice', 'k', 's', 'alice' FROM runs WHERE id = '{run}'"
+            )
+            .as_str(),
+            &[]
+        )
+    ));
+    let original: Vec<Vec<String>> = t.pg.sql(
+        "lineage",
+        "SELECT id, created_at, public_key, signature FROM annotations WHERE text = 'best'",
+    );
+    let [id, created, key, sig] = &original[0][..] else {
+        panic!("{original:?}")
+    };
+    let annotate = |m: &mut postgres::Client, doc: Value| {
+        m.query_one(
+            "SELECT lineage_annotate($1::text::jsonb)",
+            &[&doc.to_string()],
+        )
+        .map(|r| r.get::<_, String>(0))
+        .map_err(|e| {
+            e.as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_default()
+        })
+    };
+    let forged_id = format!("{}{}", &id[..35], if id.ends_with('0') { '1' } else { '0' });
+    let doc = |text: &str, run: &str, signed: bool| {
+        let mut d = serde_json::json!({"id": forged_id, "run_id": run, "kind": "tag",
+            "text": text, "created_at": created, "author": "alice"});
+        if signed {
+            d["public_key"] = key.as_str().into();
+            d["signature"] = sig.as_str().into();
+        }
+        d
+    };
+    let e = annotate(&mut m, doc("prod", &run, false)).expect_err("unsigned");
+    assert!(e.contains("unsigned"), "{e}");
+    let e = annotate(&mut m, doc("cafe", &run, true)).expect_err("reads as a run id");
+    assert!(e.contains("not a tag name"), "{e}");
+    let e = annotate(&mut m, doc("prod", &uuid_v7_like(), true)).expect_err("no such run");
+    assert!(e.contains("no run"), "{e}");
+    assert_eq!(
+        annotate(
+            &mut m,
+            serde_json::json!({"id": id, "run_id": run, "kind": "tag",
+            "text": "best", "created_at": created, "author": "alice",
+            "public_key": key, "signature": sig})
+        ),
+        Ok("present".to_string())
+    );
+    // alice's signature over another text (as the owner, or a writer with a forged key,
+    // could put on the server): rita's pull refuses it by name and takes the rest.
+    t.pg.sql(
+        "lineage",
+        &format!(
+            "INSERT INTO annotations (id, run_id, kind, text, created_at, author, public_key, \
+             signature, recorded_by) VALUES ('{forged_id}', '{run}', 'tag', 'prod', '{created}', \
+             'alice', '{key}', '{sig}', 'lineage_owner')"
+        ),
+    );
+    // alice's replica refuses it too (she reads before she tags), and her next tag lands.
+    let out = t.lineage("alice", "alice", &["tag", &run, "v2"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains(&forged_id), "{}", stderr(&out));
+    let out = t.lineage("rita", "rita", &["pull"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("tag or note {forged_id}"))
+            && err.contains("not taken")
+            && err.contains("signature"),
+        "{err}"
+    );
+    assert!(err.contains("1 new tag or note"), "{err}");
+    let out = ok(t.lineage("rita", "rita", &["tag", "--json"]));
+    let tags: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let names: Vec<&str> = tags
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["best", "v2"]);
+    assert_ne!(code(&t.lineage("rita", "rita", &["show", "prod"])), 0);
+    // A reader's tag stays in her replica, said once.
+    let out = t.lineage("rita", "rita", &["tag", &run, "mine"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 tag or note stays in this replica"),
+        "{}",
+        stderr(&out)
+    );
+    ok(t.lineage("rita", "rita", &["list"]));
+    assert_eq!(
+        t.pg.sql(
+            "lineage",
+            "SELECT COUNT(*) FROM annotations WHERE text = 'mine'"
+        )[0][0],
+        "0"
+    );
+    // The owner deletes the run: its annotations go with it, there and in every replica.
+    t.pg.sql(
+        "lineage",
+        &format!("SELECT lineage_delete_run('{run}', 'retention')"),
+    );
+    assert_eq!(
+        t.pg.sql("lineage", "SELECT COUNT(*) FROM annotations")[0][0],
+        "0"
+    );
+    ok(t.lineage("rita", "rita", &["list"]));
+    let out = t.lineage("rita", "rita", &["show", "best"]);
+    assert_ne!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// A UUIDv7 of now, of no run.
+fn uuid_v7_like() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as u64;
+    let hex = format!("{ms:012x}");
+    format!("{}-{}-7000-8000-000000000001", &hex[..8], &hex[8..])
 }

@@ -6,6 +6,11 @@
 //! and pass `store::inbound` and their signatures; a run that cannot be accepted is
 //! quarantined (kept out, named, listed by `lineage doctor`) and the rest are taken. The
 //! server's tombstones delete runs here too.
+//!
+//! Then the annotations (tags and notes) past the last one taken, by their own `seq`: each
+//! passes `store::inbound` (its signature verified: the server cannot) and is taken when its
+//! run is here; one refused is said, by id, and the others are taken. The annotations of a
+//! quarantined run come with it, when `lineage pull` takes it at last.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -20,7 +25,7 @@ use super::net::{self, Limits};
 use super::{Remote, chain};
 use crate::store::bundle;
 use crate::store::schema::{self, Kind};
-use crate::store::{Arrival, Store, Tombstone};
+use crate::store::{Arrival, Store, Taken, Tombstone};
 
 /// What a pull did.
 #[derive(Debug, Default)]
@@ -40,9 +45,13 @@ pub struct Pulled {
     /// Content rows the server holds damaged (a blob, a manifest), passed over: the runs
     /// that name them were taken without them.
     pub damaged: Vec<String>,
+    /// Annotations (tags and notes) new here.
+    pub annotations: usize,
+    /// Annotations refused (id, run, why): a forged signature, an unsigned one, a bad value.
+    pub refused_annotations: Vec<(String, String, String)>,
 }
 
-/// Arrivals read per round.
+/// Arrivals (and annotations) read per round.
 const PAGE: i64 = 2000;
 
 /// Runs fetched and taken at a time (each batch's progress is kept).
@@ -169,6 +178,7 @@ impl Remote {
             if !listing.more {
                 let me = self.config.get_user().unwrap_or_default();
                 done.lost = store.resynced(&self.name, me)?;
+                self.pull_annotations(store, &mut client, limits, &mut done)?;
                 return Ok(done);
             }
         }
@@ -246,6 +256,8 @@ impl Remote {
                 store.release(&self.name, &a.run_id)?;
             }
             store.record_arrivals(&self.name, &taken)?;
+            let ids: Vec<String> = taken.iter().map(|a| a.run_id.clone()).collect();
+            self.annotations_of(store, &mut client, &ids, limits, &mut done)?;
             for (id, why) in refused {
                 let seq = batch.iter().find(|a| a.run_id == id).map(|a| a.seq);
                 store.hold_back(&self.name, &id, "quarantined", seq, &why)?;
@@ -260,6 +272,237 @@ impl Remote {
         }
         Ok(done)
     }
+}
+
+/// An annotation as a team store lists it: its `seq` there, its run's (None: no such run),
+/// and its synced columns.
+struct ServerAnnotation {
+    seq: i64,
+    run_seq: Option<i64>,
+    values: Vec<Value>,
+}
+
+impl ServerAnnotation {
+    fn id(&self) -> String {
+        text_of(self.values.first())
+    }
+
+    fn run_id(&self) -> String {
+        text_of(self.values.get(1))
+    }
+}
+
+fn text_of(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::Text(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+impl Remote {
+    /// Fetch the annotations that reached the server since the last one taken (by their
+    /// `seq`) and take each whose run is here. One whose run reached the server after this
+    /// pull listed its runs waits for the next pull (which fetches that run first); one of a
+    /// run not here otherwise (quarantined) is passed over, to come with its run.
+    fn pull_annotations(
+        &self,
+        store: &Store,
+        client: &mut net::Conn,
+        limits: Limits,
+        done: &mut Pulled,
+    ) -> Result<()> {
+        let runs_upto = store.pulled(&self.name)?.0;
+        let mut reread = false;
+        loop {
+            if limits.total.is_some_and(|t| Instant::now() >= t) {
+                done.unfinished = true;
+                return Ok(());
+            }
+            let (since, at) = store.annotations_pulled(&self.name)?;
+            let me = self.clone();
+            let held = client.0.take();
+            let (c, page) = net::within(&self.name, limits, move |tick| {
+                let mut c = match held {
+                    Some(c) => c,
+                    None => {
+                        let c = me.connect_now(false)?;
+                        tick.tick();
+                        c
+                    }
+                };
+                let page = list_annotations(&mut c, since, at.as_deref())
+                    .map_err(|e| anyhow!("reading {}: {}", me.name, chain(&e)))?;
+                Ok((c, page))
+            })?;
+            client.0 = Some(c);
+            let Some(rows) = page else {
+                // The last one taken is gone (its run deleted there, a backup restored): read
+                // them all again; each is taken once.
+                if reread {
+                    anyhow::bail!(
+                        "reading {}: its annotations changed twice while reading them",
+                        self.name
+                    );
+                }
+                reread = true;
+                store.set_annotations_pulled(&self.name, 0, None)?;
+                continue;
+            };
+            let full = rows.len() as i64 == PAGE;
+            let mut last: Option<(i64, String)> = None;
+            let mut wait = false;
+            let mut settled = Vec::new();
+            for row in &rows {
+                match take_one(store, row, done)? {
+                    Some(Taken::NoRun) if row.run_seq.is_some_and(|s| s > runs_upto) => {
+                        wait = true;
+                        break;
+                    }
+                    Some(_) => settled.push(row.id()),
+                    None => {}
+                }
+                last = Some((row.seq, row.id()));
+            }
+            store.mark_annotations_pushed(&self.name, &settled)?;
+            if let Some((seq, id)) = last {
+                store.set_annotations_pulled(&self.name, seq, Some(&id))?;
+            }
+            if wait || !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Fetch and take the annotations of runs just taken (after a quarantine).
+    fn annotations_of(
+        &self,
+        store: &Store,
+        client: &mut net::Conn,
+        runs: &[String],
+        limits: Limits,
+        done: &mut Pulled,
+    ) -> Result<()> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let me = self.clone();
+        let held = client.0.take();
+        let ids = runs.to_vec();
+        let (c, rows) = net::within(&self.name, limits, move |tick| {
+            let mut c = match held {
+                Some(c) => c,
+                None => {
+                    let c = me.connect_now(false)?;
+                    tick.tick();
+                    c
+                }
+            };
+            let rows = annotation_rows(&mut c, "a.run_id = ANY($1)", &ids)
+                .map_err(|e| anyhow!("reading {}: {}", me.name, chain(&e)))?;
+            Ok((c, rows))
+        })?;
+        client.0 = Some(c);
+        let mut settled = Vec::new();
+        for row in &rows {
+            if take_one(store, row, done)?.is_some_and(|t| t != Taken::NoRun) {
+                settled.push(row.id());
+            }
+        }
+        store.mark_annotations_pushed(&self.name, &settled)
+    }
+}
+
+/// Take one annotation from the server, counting it in `done`: what became of it (None: its
+/// run is not here and never will be from this server: passed over).
+fn take_one(store: &Store, row: &ServerAnnotation, done: &mut Pulled) -> Result<Option<Taken>> {
+    let taken = store.take_annotation(&row.values)?;
+    match &taken {
+        Taken::New => done.annotations += 1,
+        Taken::Here => {}
+        Taken::Refused(why) => {
+            done.refused_annotations
+                .push((row.id(), row.run_id(), one_line(why)));
+        }
+        Taken::NoRun if row.run_seq.is_none() => return Ok(None),
+        Taken::NoRun => {}
+    }
+    Ok(Some(taken))
+}
+
+/// The server's annotations after `since` (a page, by `seq`); None when it no longer has the
+/// annotation `at` at `since` (its history changed).
+fn list_annotations(
+    c: &mut postgres::Client,
+    since: i64,
+    at: Option<&str>,
+) -> Result<Option<Vec<ServerAnnotation>>> {
+    if since > 0 {
+        let still: bool = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM annotations WHERE seq = $1 AND id = $2)",
+                &[&since, &at.unwrap_or_default()],
+            )?
+            .get(0);
+        if !still {
+            return Ok(None);
+        }
+    }
+    let filter = format!("a.seq > $1 ORDER BY a.seq LIMIT {PAGE}");
+    Ok(Some(annotation_rows(c, &filter, &since)?))
+}
+
+/// The server's annotations that `filter` (on `annotations a`, with one argument) selects.
+fn annotation_rows(
+    c: &mut postgres::Client,
+    filter: &str,
+    arg: &(dyn ToSql + Sync),
+) -> Result<Vec<ServerAnnotation>> {
+    let t = schema::table("annotations").context("annotations are not synced")?;
+    let list: Vec<String> = t.columns.iter().map(|c| format!("a.{}", c.name)).collect();
+    let rows = c.query(
+        format!(
+            "SELECT a.seq, r.seq, {} FROM annotations a LEFT JOIN runs r ON r.id = a.run_id
+             WHERE {filter}",
+            list.join(", ")
+        )
+        .as_str(),
+        &[arg],
+    )?;
+    rows.iter()
+        .map(|r| {
+            let values = t
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, col)| value(r, i + 2, col.kind, "annotations", col.name))
+                .collect::<Result<Vec<Value>>>()?;
+            Ok(ServerAnnotation {
+                seq: r.try_get(0)?,
+                run_seq: r.try_get(1)?,
+                values,
+            })
+        })
+        .collect()
+}
+
+/// Column `i` of a server row as the SQLite value of a synced column of `kind` (try_get: a
+/// value of another type is an error naming the column, not a panic).
+fn value(row: &postgres::Row, i: usize, kind: Kind, table: &str, name: &str) -> Result<Value> {
+    let value = match kind {
+        Kind::Int => row
+            .try_get::<_, Option<i64>>(i)
+            .map(|v| v.map_or(Value::Null, Value::Integer)),
+        Kind::Bytes => row
+            .try_get::<_, Option<Vec<u8>>>(i)
+            .map(|v| v.map_or(Value::Null, Value::Blob)),
+        Kind::Text => row
+            .try_get::<_, Option<String>>(i)
+            .map(|v| v.map_or(Value::Null, Value::Text)),
+        Kind::Real => row
+            .try_get::<_, Option<f64>>(i)
+            .map(|v| v.map_or(Value::Null, Value::Real)),
+    };
+    value.with_context(|| format!("reading {table}.{name}"))
 }
 
 /// Import the bundle's runs: all at once, or, when that fails, one by one, each run that
@@ -429,27 +672,10 @@ fn download(
             "INSERT OR IGNORE INTO {table} ({list}) VALUES ({marks})"
         ))?;
         for row in &rows {
-            // try_get: a value of another type is an error naming the column, not a panic.
             let values = cols
                 .iter()
                 .enumerate()
-                .map(|(i, (name, kind))| {
-                    let value = match kind {
-                        Kind::Int => row
-                            .try_get::<_, Option<i64>>(i)
-                            .map(|v| v.map_or(Value::Null, Value::Integer)),
-                        Kind::Bytes => row
-                            .try_get::<_, Option<Vec<u8>>>(i)
-                            .map(|v| v.map_or(Value::Null, Value::Blob)),
-                        Kind::Text => row
-                            .try_get::<_, Option<String>>(i)
-                            .map(|v| v.map_or(Value::Null, Value::Text)),
-                        Kind::Real => row
-                            .try_get::<_, Option<f64>>(i)
-                            .map(|v| v.map_or(Value::Null, Value::Real)),
-                    };
-                    value.with_context(|| format!("reading {table}.{name}"))
-                })
+                .map(|(i, (name, kind))| value(row, i, *kind, table, name))
                 .collect::<Result<Vec<Value>>>()?;
             insert.execute(rusqlite::params_from_iter(values))?;
         }

@@ -1,6 +1,7 @@
 //! Delivering runs to the team store: each run, whole, to the server's `lineage_submit`,
-//! which checks it, numbers it and credits it to the role that submitted it. Writers insert
-//! nothing themselves (server migration 0005).
+//! which checks it, numbers it and credits it to the role that submitted it; then each signed
+//! annotation (tag, note) of a run it has to `lineage_annotate` (server migration 0008).
+//! Writers insert nothing themselves (server migration 0005).
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -26,6 +27,12 @@ pub struct Pushed {
     pub deleted: usize,
     /// Runs it refused, with its reason: held back (`lineage doctor` lists them).
     pub refused: Vec<(String, String)>,
+    /// Annotations (tags and notes) it did not have.
+    pub annotations: usize,
+    /// Annotations it refused (id, why): they stay here, not offered again.
+    pub refused_annotations: Vec<(String, String)>,
+    /// Annotations this role may not submit (a reader): they stay here, not offered again.
+    pub kept_annotations: usize,
 }
 
 /// This role may not submit runs (a reader): its runs stay here.
@@ -48,16 +55,12 @@ impl std::error::Error for NotAWriter {}
 const CHUNK: usize = 200;
 
 impl Remote {
-    /// Deliver this store's finished runs the server does not have yet, each step within
-    /// `limits`.
+    /// Deliver this store's finished runs the server does not have yet, then the tags and
+    /// notes it does not have (of runs it has), each step within `limits`.
     pub fn push(&self, store: &Store, limits: Limits) -> Result<Pushed> {
         let pending = store.pending_push(&self.name)?;
         crate::timing::mark("team store: runs to deliver listed");
         let mut done = Pushed::default();
-        if pending.ids.is_empty() {
-            store.push_done(&self.name, &pending)?;
-            return Ok(done);
-        }
         let mut client = net::Conn::default();
         for chunk in pending.ids.chunks(CHUNK) {
             let tmp = bundle::scratch(&std::env::temp_dir(), "push")?;
@@ -75,22 +78,7 @@ impl Remote {
             let (c, outcomes) = net::within(&self.name, limits, move |tick| {
                 let mut c = match held {
                     Some(c) => c,
-                    None => {
-                        let mut c = me.connect_now(false)?;
-                        tick.tick();
-                        crate::timing::mark("team store: connected");
-                        let row = c
-                            .query_one(
-                                "SELECT current_user::text,
-                                        has_function_privilege('lineage_submit(jsonb)', 'EXECUTE')",
-                                &[],
-                            )
-                            .map_err(|e| net::classify(&me.name, "reading", &e))?;
-                        if !row.get::<_, bool>(1) {
-                            return Err(NotAWriter(row.get(0)).into());
-                        }
-                        c
-                    }
+                    None => writer(&me, tick, "lineage_submit(jsonb)")?,
                 };
                 let outcomes = submit(&me.name, &mut c, docs, tick)?;
                 Ok((c, outcomes))
@@ -114,8 +102,120 @@ impl Remote {
             crate::timing::mark("team store: runs delivered");
         }
         store.push_done(&self.name, &pending)?;
+        self.push_annotations(store, limits, &mut client, &mut done)?;
         Ok(done)
     }
+
+    /// Deliver the signed annotations of runs the server has that it has not been given,
+    /// each to `lineage_annotate`. One it refuses is said, and not offered again; a reader's
+    /// are not offered at all.
+    fn push_annotations(
+        &self,
+        store: &Store,
+        limits: Limits,
+        client: &mut net::Conn,
+        done: &mut Pushed,
+    ) -> Result<()> {
+        let pending = store.pending_annotations(&self.name)?;
+        for chunk in pending.chunks(CHUNK) {
+            let docs: Vec<(String, String)> = chunk
+                .iter()
+                .map(|a| {
+                    let doc = serde_json::json!({
+                        "id": a.id,
+                        "run_id": a.run_id,
+                        "kind": a.kind.as_str(),
+                        "text": a.text,
+                        "created_at": a.created_at,
+                        "author": a.author,
+                        "public_key": a.public_key,
+                        "signature": a.signature,
+                    });
+                    (a.id.clone(), doc.to_string())
+                })
+                .collect();
+            let me = self.clone();
+            let held = client.0.take();
+            let result = net::within(&self.name, limits, move |tick| {
+                let mut c = match held {
+                    Some(c) => c,
+                    None => writer(&me, tick, "lineage_annotate(jsonb)")?,
+                };
+                let mut out = Vec::with_capacity(docs.len());
+                for (id, doc) in docs {
+                    let result = c.query_one("SELECT lineage_annotate($1::text::jsonb)", &[&doc]);
+                    tick.tick();
+                    out.push((id, outcome(&me.name, result)?));
+                }
+                Ok((c, out))
+            });
+            let (c, outcomes) = match result {
+                // A reader's tags and notes stay in its replica, said once.
+                Err(e) if e.is::<NotAWriter>() => {
+                    let ids: Vec<String> = pending.iter().map(|a| a.id.clone()).collect();
+                    store.mark_annotations_pushed(&self.name, &ids)?;
+                    done.kept_annotations = ids.len();
+                    return Ok(());
+                }
+                other => other?,
+            };
+            client.0 = Some(c);
+            let mut settled = Vec::new();
+            for (id, outcome) in outcomes {
+                match outcome {
+                    Outcome::New => done.annotations += 1,
+                    Outcome::Present | Outcome::Deleted => {}
+                    Outcome::Refused(why) => done.refused_annotations.push((id.clone(), why)),
+                }
+                settled.push(id);
+            }
+            store.mark_annotations_pushed(&self.name, &settled)?;
+        }
+        Ok(())
+    }
+}
+
+/// A connection as a writer: one whose role may execute `function` (else [`NotAWriter`]).
+fn writer(me: &Remote, tick: &net::Tick, function: &str) -> Result<postgres::Client> {
+    let mut c = me.connect_now(false)?;
+    tick.tick();
+    crate::timing::mark("team store: connected");
+    let row = c
+        .query_one(
+            "SELECT current_user::text, has_function_privilege($1, 'EXECUTE')",
+            &[&function],
+        )
+        .map_err(|e| net::classify(&me.name, "reading", &e))?;
+    if !row.get::<_, bool>(1) {
+        return Err(NotAWriter(row.get(0)).into());
+    }
+    Ok(c)
+}
+
+/// What the server answered to one submission: the item's outcome, or, when the refusal is
+/// not the item's (no grant, a lost connection), everyone's error.
+fn outcome(name: &str, result: Result<postgres::Row, postgres::Error>) -> Result<Outcome> {
+    Ok(match result {
+        Ok(row) => match row.get::<_, String>(0).as_str() {
+            "new" => Outcome::New,
+            "present" => Outcome::Present,
+            "deleted" => Outcome::Deleted,
+            other => Outcome::Refused(format!("the server answered {other:?}")),
+        },
+        Err(e) => match e.as_db_error() {
+            // The item's own rows: refused, that item only.
+            Some(db) if matches!(&db.code().code()[..2], "22" | "23" | "54") => {
+                Outcome::Refused(db.message().to_string())
+            }
+            _ => {
+                let err = net::classify(name, "the delivery", &e);
+                if err.is::<Setup>() {
+                    return Err(err);
+                }
+                return Err(anyhow!("{err:#}"));
+            }
+        },
+    })
 }
 
 enum Outcome {
@@ -176,27 +276,7 @@ fn submit(
         let text = serde_json::to_string(doc)?;
         let result = client.query_one("SELECT lineage_submit($1::text::jsonb)", &[&text]);
         tick.tick();
-        let outcome = match result {
-            Ok(row) => match row.get::<_, String>(0).as_str() {
-                "new" => Outcome::New,
-                "present" => Outcome::Present,
-                "deleted" => Outcome::Deleted,
-                other => Outcome::Refused(format!("the server answered {other:?}")),
-            },
-            Err(e) => match e.as_db_error() {
-                // The run's own rows: refused, that run only.
-                Some(db) if matches!(&db.code().code()[..2], "22" | "23" | "54") => {
-                    Outcome::Refused(db.message().to_string())
-                }
-                _ => {
-                    let err = net::classify(name, "the delivery", &e);
-                    if err.is::<Setup>() {
-                        return Err(err);
-                    }
-                    return Err(anyhow!("{err:#}"));
-                }
-            },
-        };
+        let outcome = outcome(name, result)?;
         out.push((std::mem::take(id), outcome));
     }
     Ok(out)

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 
-use crate::store::schema::{self, Kind, NOT_ON_TEAM_STORES, SERVER_ONLY, SYNCED};
+use crate::store::schema::{self, Kind, SERVER_ONLY, SYNCED};
 
 const PG_MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
@@ -12,6 +12,7 @@ const PG_MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_submit.sql"),
     include_str!("migrations/0006_observed.sql"),
     include_str!("migrations/0007_metrics.sql"),
+    include_str!("migrations/0008_annotations.sql"),
 ];
 
 /// Serializes pushes (and schema changes) on the server, so `runs.seq` is in commit order.
@@ -27,18 +28,21 @@ const MARKERS: &[(&str, Option<&str>)] = &[
     ("lineage_tombstones", None),
     ("edges", Some("observed")),
     ("metrics", None),
+    ("annotations", None),
 ];
 
 /// Grants, applied after every migration and by every `lineage team migrate`: nobody but the
 /// owner writes a table or draws from the sequence; the conventional group roles, where they
-/// exist, read everything, and writers submit runs through `lineage_submit`.
+/// exist, read everything, and writers submit runs through `lineage_submit` and annotations
+/// through `lineage_annotate`.
 const GRANTS: &str = r#"
 DO $grants$
 DECLARE
     g record;
     r text;
     tables text[] := ARRAY['runs', 'artifacts', 'dir_entries', 'edges', 'params', 'blobs',
-                           'extra_digests', 'signatures', 'metrics', 'lineage_schema', 'lineage_tombstones'];
+                           'extra_digests', 'signatures', 'metrics', 'annotations', 'lineage_schema',
+                           'lineage_tombstones'];
 BEGIN
     FOR g IN
         SELECT c.relname::text AS rel, c.relkind, a.grantee, a.privilege_type
@@ -46,7 +50,7 @@ BEGIN
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
         LATERAL aclexplode(c.relacl) a
         WHERE n.nspname = current_schema()
-          AND (c.relname::text = ANY (tables) OR c.relname = 'runs_seq_seq')
+          AND (c.relname::text = ANY (tables) OR c.relname IN ('runs_seq_seq', 'annotations_seq_seq'))
           AND a.grantee <> c.relowner AND a.privilege_type <> 'SELECT'
     LOOP
         EXECUTE format('REVOKE %s ON %s %I FROM %s', g.privilege_type,
@@ -65,6 +69,7 @@ BEGIN
     END LOOP;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'lineage_writer') THEN
         GRANT EXECUTE ON FUNCTION lineage_submit(jsonb) TO lineage_writer;
+        GRANT EXECUTE ON FUNCTION lineage_annotate(jsonb) TO lineage_writer;
     END IF;
 END
 $grants$;
@@ -272,10 +277,7 @@ pub(super) fn check_server(client: &mut impl postgres::GenericClient, name: &str
         &[],
     )?;
     let what = format!("team store {name}");
-    for table in SYNCED
-        .iter()
-        .filter(|t| !NOT_ON_TEAM_STORES.contains(&t.name))
-    {
+    for table in SYNCED {
         let theirs: Vec<(String, String)> = rows
             .iter()
             .filter(|r| r.get::<_, String>(0) == table.name)
