@@ -34,7 +34,9 @@ pub fn compare(args: CompareArgs, ctx: &Context) -> Result<()> {
         extra.metrics.push("*".into());
     }
     let mut found: Vec<Found> = Vec::new();
-    store.find_each(&filter, args.limit, &extra, &ShortIds::Exact, |f| {
+    // Sorted, `-n N` keeps the first N by the key (the best N), not the newest N.
+    let limit = if sort.is_some() { None } else { args.limit };
+    store.find_each(&filter, limit, &extra, &ShortIds::Exact, |f| {
         found.push(f);
         Ok(true)
     })?;
@@ -73,8 +75,11 @@ pub fn compare(args: CompareArgs, ctx: &Context) -> Result<()> {
             (None, Some(_)) => Ordering::Greater,
             (None, None) => Ordering::Equal,
         });
+        if let Some(n) = args.limit {
+            runs.truncate(n);
+        }
     }
-    let named: Vec<Column> = named
+    let mut named: Vec<Column> = named
         .params
         .iter()
         .map(|k| Column {
@@ -86,6 +91,26 @@ pub fn compare(args: CompareArgs, ctx: &Context) -> Result<()> {
             key: k.clone(),
         }))
         .collect();
+    // The sort key is always shown, differing or not.
+    if let Some(key) = &sort {
+        let kind = match key.table {
+            crate::store::find::Table::Params => Kind::Param,
+            crate::store::find::Table::Metrics => Kind::Metric,
+            crate::store::find::Table::Either => {
+                if runs.iter().any(|r| r.params.contains_key(&key.key)) {
+                    Kind::Param
+                } else {
+                    Kind::Metric
+                }
+            }
+        };
+        if !named.iter().any(|c| c.kind == kind && c.key == key.key) {
+            named.push(Column {
+                kind,
+                key: key.key.clone(),
+            });
+        }
+    }
     // With --columns, the columns asked for are shown whether they differ or not.
     let all = args.all || args.columns.is_some();
     let cols = compare_runs::columns(&runs, all, &named);

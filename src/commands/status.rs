@@ -94,6 +94,8 @@ fn text(stages: &[Stage]) -> String {
             .map(|o| {
                 if o.state == "current" {
                     escape(&o.path).into_owned()
+                } else if o.state == "copy" {
+                    format!("{} (a copy of what it made)", escape(&o.path))
                 } else {
                     format!("{} ({})", escape(&o.path), o.state)
                 }

@@ -179,7 +179,7 @@ pub fn producers_before(store: &Store, hash: &Hash, consumer: &RunRecord) -> Res
 }
 
 /// The producers of `hash` (succeeded runs that wrote those bytes), loaded and ranked.
-fn ranked_producers(
+pub fn ranked_producers(
     store: &Store,
     hash: &Hash,
     usable: impl Fn(&RunRecord) -> bool,

@@ -380,8 +380,11 @@ impl Store {
                     globs(params_at, extra.params.len())
                 ),
                 format!(
-                    "(SELECT json_group_object(key, value) FROM (SELECT key, value FROM metrics \
-                     WHERE run_id = r.id AND ({}) ORDER BY key))",
+                    // 17 significant digits: every double read back exactly (SQLite's JSON
+                    // writes fewer, and a metric shown one unit in the last place off would
+                    // not find itself in `--where`).
+                    "(SELECT json_group_object(key, json(printf('%!.17g', value))) FROM \
+                     (SELECT key, value FROM metrics WHERE run_id = r.id AND ({}) ORDER BY key))",
                     globs(metrics_at, extra.metrics.len())
                 ),
             )

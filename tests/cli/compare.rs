@@ -144,3 +144,30 @@ fn csv_and_markdown_are_safe_for_spreadsheets_and_tables_and_the_table_for_termi
     );
     assert!(table.contains("[31mred"), "{table}");
 }
+
+#[test]
+fn sorted_n_keeps_the_best_n_and_shows_the_sort_key() {
+    let env = Env::local();
+    let [_, best, _] = three(&env);
+    let out = ok(
+        &env,
+        &[
+            "compare",
+            "--where",
+            "seed=7",
+            "--sort",
+            "metrics.acc",
+            "--desc",
+            "-n",
+            "1",
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["runs"][0]["id"], best.as_str(), "{v}");
+    assert_eq!(v["runs"].as_array().map(Vec::len), Some(1));
+    assert!(
+        v["columns"].to_string().contains("metrics.acc"),
+        "the sort key is shown even when one run leaves nothing to differ: {v}"
+    );
+}

@@ -299,9 +299,85 @@ fn a_modified_or_missing_output_or_changed_code_makes_its_stage_stale() {
     // A path with nothing recorded under it.
     std::fs::create_dir_all(env.path("empty")).expect("as the test set it up");
     let out = env.cmd(["status", "empty"]);
-    assert_eq!(code(&out), 0);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+}
+
+#[test]
+fn a_stage_rerun_by_hand_still_comes_before_the_stages_that_read_what_it_made() {
+    let env = Env::new();
+    pipeline(&env);
+    let [prepare, featurize, _] = all_stages(&env);
+    // train rerun by hand with another parameter: its new model is what is there now.
+    set_param(&env, "train", "n_est", json!(120));
+    let train2 = stage(&env, "train");
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    let ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(ids, [&prepare, &featurize, &train2]);
+    // A code change in the first stage that changes what it makes: every stage, in the
+    // order they run.
+    env.write(
+        "prepare.py",
+        std::fs::read_to_string(env.path("prepare.py"))
+            .expect("read")
+            .replace("range(20)", "range(30)"),
+    );
+    let out = env.cmd(["rerun", "--stale", "--dry-run"]);
+    let plan = stdout(&out);
+    let at = |s: &str| plan.find(s).unwrap_or_else(|| panic!("{s} in {plan}"));
+    assert!(at("prepare.py") < at("featurize.py") && at("featurize.py") < at("train.py"));
+    let before = runs(&env);
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(runs(&env), before + 3, "each stage once: {}", stderr(&out));
+}
+
+#[test]
+fn a_copy_is_checked_through_the_run_that_made_its_bytes_and_an_unknown_path_is_an_error() {
+    let env = Env::new();
+    pipeline(&env);
+    let [_, _, train] = all_stages(&env);
+    std::fs::create_dir_all(env.path("deploy")).expect("mkdir");
+    std::fs::copy(env.path("model.txt"), env.path("deploy/model.txt")).expect("cp");
+    let out = env.cmd(["status", "deploy"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("no recorded outputs under"),
+        stdout(&out).contains("deploy/model.txt (a copy of what it made)"),
+        "{}",
+        stdout(&out)
+    );
+    set_param(&env, "train", "seed", json!(2));
+    let (rc, _) = status(&env);
+    assert_eq!(rc, 6);
+    let out = env.cmd(["status", "--json", "deploy/model.txt"]);
+    assert_eq!(
+        code(&out),
+        6,
+        "a stale model's copy is stale: {}",
+        stderr(&out)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let last = v["stages"]
+        .as_array()
+        .expect("stages")
+        .last()
+        .expect("a stage")
+        .clone();
+    assert_eq!(last["id"], train.as_str());
+    assert!(last["outputs"].to_string().contains("\"copy\""), "{last}");
+    // A path that is not there, and one nothing recorded knows: errors, never "up to date".
+    let out = env.cmd(["status", "nothere"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothere does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    env.write("notes/readme.txt", "nobody made this");
+    let out = env.cmd(["status", "notes"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nor holds bytes one wrote"),
         "{}",
         stderr(&out)
     );

@@ -26,7 +26,8 @@ pub struct Output {
     /// As the run named it.
     pub path: String,
     pub abs_path: String,
-    /// `current`, `modified` or `missing`.
+    /// `current`, `modified` or `missing`; `copy` for a file under the paths asked about
+    /// that holds bytes this run wrote elsewhere.
     pub state: &'static str,
 }
 
@@ -65,7 +66,30 @@ pub fn find(store: &Store, roots: &[PathBuf]) -> Result<Vec<Stage>> {
         .iter()
         .map(|(abs, _, run, _)| (abs.clone(), run.clone()))
         .collect();
-    let asked: BTreeSet<String> = outputs.iter().map(|o| o.2.clone()).collect();
+    let mut asked: BTreeSet<String> = outputs.iter().map(|o| o.2.clone()).collect();
+    // A path under which no run wrote anything: its files by their bytes (a model copied
+    // to deploy/ is checked through the run that made those bytes).
+    let mut copies: Vec<(String, Output)> = Vec::new();
+    for (root, text) in roots.iter().zip(&texts) {
+        let prefix = format!("{}/", text.trim_end_matches('/'));
+        if outputs
+            .iter()
+            .any(|o| o.0 == *text || o.0.starts_with(&prefix))
+        {
+            continue;
+        }
+        let found = copies_under(store, root)?;
+        if found.is_empty() {
+            anyhow::bail!(
+                "nothing under {} was written by a recorded run, nor holds bytes one wrote",
+                crate::model::text::escape(&root.display().to_string())
+            );
+        }
+        for (run, output) in found {
+            asked.insert(run.clone());
+            copies.push((run, output));
+        }
+    }
     let mut w = Walk {
         store,
         done: BTreeMap::new(),
@@ -73,6 +97,11 @@ pub fn find(store: &Store, roots: &[PathBuf]) -> Result<Vec<Stage>> {
     };
     for id in &asked {
         w.visit(id, 0)?;
+    }
+    for (run, output) in copies {
+        if let Some(s) = w.done.get_mut(&run) {
+            s.outputs.push(output);
+        }
     }
     let mut stages: Vec<Stage> = w.done.into_values().collect();
     for s in &mut stages {
@@ -84,6 +113,68 @@ pub fn find(store: &Store, roots: &[PathBuf]) -> Result<Vec<Stage>> {
         (depth.get(&a.id), &a.started_at, &a.id).cmp(&(depth.get(&b.id), &b.started_at, &b.id))
     });
     Ok(stages)
+}
+
+/// At most this many files of a directory are looked up by their bytes.
+const MAX_COPIES: usize = 10_000;
+
+/// The files at or under `root` that hold bytes a recorded run wrote (copies), each with the
+/// run that made them (ranked as `show` ranks). An error when `root` does not exist.
+fn copies_under(store: &Store, root: &Path) -> Result<Vec<(String, Output)>> {
+    let kind = hash::path_kind(root);
+    let files: Vec<PathBuf> = match kind {
+        Ok(hash::PathKind::File) => vec![root.to_path_buf()],
+        Ok(hash::PathKind::Dir) => {
+            let mut files = Vec::new();
+            let mut dirs = vec![root.to_path_buf()];
+            while let Some(d) = dirs.pop() {
+                let Ok(entries) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                for e in entries.filter_map(std::result::Result::ok) {
+                    let Ok(t) = e.file_type() else { continue };
+                    if t.is_dir() && e.file_name() != ".git" {
+                        dirs.push(e.path());
+                    } else if t.is_file() && files.len() < MAX_COPIES {
+                        files.push(e.path());
+                    }
+                }
+            }
+            files.sort();
+            files
+        }
+        _ => anyhow::bail!(
+            "{} does not exist (or is not a file or a directory)",
+            crate::model::text::escape(&root.display().to_string())
+        ),
+    };
+    let hashing = hash::Hashing::default();
+    let mut out = Vec::new();
+    for f in files {
+        let Ok(h) = hashing.hash_path(&f, &mut hash::discard, Some(store), None) else {
+            continue;
+        };
+        let h = h.artifact.hash;
+        if let Some(maker) = target::ranked_producers(store, &h, |_| true)?
+            .into_iter()
+            .next()
+        {
+            let text = path_text(std::os::unix::ffi::OsStrExt::as_bytes(f.as_os_str()));
+            let shown = std::env::current_dir()
+                .ok()
+                .and_then(|cwd| f.strip_prefix(cwd).ok().map(Path::to_path_buf))
+                .unwrap_or_else(|| f.clone());
+            out.push((
+                maker.id,
+                Output {
+                    path: path_text(std::os::unix::ffi::OsStrExt::as_bytes(shown.as_os_str())),
+                    abs_path: text,
+                    state: "copy",
+                },
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Each stage's longest chain of makers among the stages.
@@ -156,10 +247,12 @@ impl Walk<'_> {
                         .find(|e| e.role == i.role && e.path == i.path)
                         .map(|e| e.abs_path.clone())
                         .unwrap_or_default();
-                    if let Some(maker) = self.maker(&h, &abs, &r)? {
+                    if let Some(maker) = self.maker(&h, &abs, &r, i.differs())? {
                         makers.push(maker.clone());
                         if i.differs() {
-                            // Stale already for it; its maker only orders the two.
+                            // Stale already for it; the run that wrote what is there now
+                            // comes first.
+                            self.visit(&maker, depth + 1)?;
                             continue;
                         }
                         let maker_short = self
@@ -209,11 +302,21 @@ impl Walk<'_> {
 
     /// The run that made input bytes `h` of run `r`, read at `abs_path`: the last writer of
     /// that path when it wrote those very bytes (a rerun that made them again stands for its
-    /// original), else the first ranked maker among runs that ended before `r` started.
-    fn maker(&mut self, h: &Hash, abs_path: &str, r: &RunRecord) -> Result<Option<String>> {
+    /// original) or when the input `differs` (what is there now is its), else the first
+    /// ranked maker among runs that ended before `r` started.
+    fn maker(
+        &mut self,
+        h: &Hash,
+        abs_path: &str,
+        r: &RunRecord,
+        differs: bool,
+    ) -> Result<Option<String>> {
         if !abs_path.is_empty() {
             let last = self.last_writer(abs_path)?;
             if !last.is_empty() && last != r.id {
+                if differs {
+                    return Ok(Some(last));
+                }
                 let made = self.store.load_run(&last)?.edges.iter().any(|e| {
                     e.role == Role::Output
                         && e.abs_path == abs_path
@@ -223,6 +326,9 @@ impl Walk<'_> {
                     return Ok(Some(last));
                 }
             }
+        }
+        if differs {
+            return Ok(None);
         }
         Ok(target::producers_before(self.store, h, r)?
             .into_iter()

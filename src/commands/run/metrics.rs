@@ -36,6 +36,7 @@ pub fn read(
     }
     let mut out: BTreeMap<String, Metric> = BTreeMap::new();
     let mut skipped = 0usize;
+    let mut over = false;
     for (file, was_declared) in files {
         let shown = path_text(std::os::unix::ffi::OsStrExt::as_bytes(file.as_os_str()));
         let abs = cwd.join(&file);
@@ -78,7 +79,13 @@ pub fn read(
                 continue;
             }
         };
-        let parsed = match config::parse(&file, &bytes) {
+        // Python's json writes NaN and Infinity, which JSON does not have: read as nulls
+        // (left out, with the note below) rather than lose the file's other numbers.
+        let parsed = match config::parse(&file, &bytes).or_else(|e| {
+            python_non_finite(&bytes)
+                .and_then(|b| config::parse(&file, &b).ok())
+                .ok_or(e)
+        }) {
             Ok(p) => p,
             Err(e) => {
                 notes.push(format!(
@@ -99,6 +106,7 @@ pub fn read(
             }
             if out.len() >= MAX_METRICS {
                 skipped += 1;
+                over = true;
                 continue;
             }
             out.insert(
@@ -119,11 +127,59 @@ pub fn read(
     }
     if skipped > 0 {
         notes.push(format!(
-            "{skipped} metric value{} left out: not a finite number (or over {MAX_METRICS} metrics)",
-            if skipped == 1 { "" } else { "s" }
+            "{skipped} metric value{} left out: {}",
+            if skipped == 1 { "" } else { "s" },
+            if over {
+                format!("over {MAX_METRICS} metrics, or not a finite number")
+            } else {
+                "not a finite number (text, a boolean, null, NaN or infinity)".into()
+            }
         ));
     }
     out.into_values().collect()
+}
+
+/// `bytes` with Python's `NaN`, `Infinity` and `-Infinity` outside strings made `null`;
+/// None when there are none.
+fn python_non_finite(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let (mut in_string, mut escaped, mut found) = (false, false, false);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            out.push(b);
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let token = [&b"-Infinity"[..], b"Infinity", b"NaN"]
+            .into_iter()
+            .find(|t| bytes[i..].starts_with(t));
+        match token {
+            Some(t) => {
+                out.extend_from_slice(b"null");
+                i += t.len();
+                found = true;
+            }
+            None => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    found.then_some(out)
 }
 
 /// A finite number, or None (strings, booleans, nulls, NaN and infinities are not metrics).
@@ -196,6 +252,25 @@ mod tests {
         // "x", true, null, infinity and NaN are left out.
         assert!(
             notes[0].starts_with("5 metric values left out"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn pythons_nan_and_infinity_are_left_out_and_the_rest_kept() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "m.json",
+            r#"{"loss": NaN, "acc": 0.9, "hi": Infinity, "lo": -Infinity, "name": "NaN \"Infinity\""}"#,
+        );
+        let start = SystemTime::now() - Duration::from_secs(5);
+        let mut notes = Vec::new();
+        let m = read(d.path(), &["m.json".into()], &[], start, &mut notes);
+        let keys: Vec<(&str, f64)> = m.iter().map(|m| (m.key.as_str(), m.value)).collect();
+        assert_eq!(keys, [("acc", 0.9)]);
+        assert!(
+            notes[0].starts_with("4 metric values left out"),
             "{notes:?}"
         );
     }
