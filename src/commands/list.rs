@@ -4,11 +4,13 @@ use anyhow::Result;
 
 use super::Context;
 use crate::cli::ListArgs;
+use crate::model::RunSummary;
+use crate::store::Store;
 use crate::{output, ui};
 
 pub fn list(args: ListArgs, ctx: &Context) -> Result<()> {
     let store = ctx.open_store()?;
-    let runs = store.list(args.limit)?;
+    let runs = collapse_groups(&store, args.limit)?;
     let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     let mut shorts = store.short_ids(&ids)?;
     // The runs they reran, by the prefix that names them now (8 characters can be ambiguous).
@@ -39,4 +41,58 @@ pub fn list(args: ListArgs, ctx: &Context) -> Result<()> {
         ui::data(&(output::table::list(&runs, &rerun_shorts, ctx.color) + "\n"));
     }
     Ok(())
+}
+
+/// The newest `limit` rows, the ranks of each launch one row (docs/recording.md, "Distributed
+/// jobs"): the row of its newest rank listed, named by its lowest rank's id (`show` it for the
+/// launch), with the launch's span and status and every rank in `group`. Runs are fetched
+/// again, twice as many, while collapsing left fewer than `limit` rows.
+fn collapse_groups(store: &Store, limit: Option<usize>) -> Result<Vec<RunSummary>> {
+    let mut want = limit;
+    loop {
+        let runs = store.list(want)?;
+        let fetched = runs.len();
+        let (Some(newest), Some(oldest)) = (runs.first(), runs.last()) else {
+            return Ok(runs);
+        };
+        let ranks = store.ranks_between(&oldest.id, &newest.id)?;
+        if ranks.is_empty() {
+            return Ok(runs);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut rows = Vec::with_capacity(runs.len());
+        for mut r in runs {
+            let Some(group) = ranks.get(&r.id) else {
+                rows.push(r);
+                continue;
+            };
+            if !seen.insert(group.clone()) {
+                continue;
+            }
+            let Some(row) = store.group(group)? else {
+                rows.push(r);
+                continue;
+            };
+            if let Some(lowest) = row.members.first() {
+                r.id = lowest.id.clone();
+            }
+            (r.started_at, r.ended_at) = crate::output::group::span(&row);
+            r.status = row.status();
+            r.exit_code = match row.members.iter().find(|m| m.status == r.status) {
+                Some(m) => m.exit_code,
+                None => r.exit_code,
+            };
+            r.group = Some(row);
+            rows.push(r);
+        }
+        match (limit, want) {
+            (Some(n), Some(w)) if rows.len() < n && fetched == w => {
+                want = Some(w.saturating_mul(2));
+            }
+            _ => {
+                rows.truncate(limit.unwrap_or(usize::MAX));
+                return Ok(rows);
+            }
+        }
+    }
 }

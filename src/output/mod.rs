@@ -5,6 +5,7 @@
 
 pub mod diff;
 pub mod graph;
+pub mod group;
 pub mod json;
 pub mod table;
 pub mod verify;

@@ -287,6 +287,12 @@ fn resources(res: &Resources) -> String {
         seconds(res.system_cpu_seconds),
         bytes(res.max_rss_bytes)
     );
+    // Several processes held more together than the largest alone.
+    if let Some(total) = res.peak_total_rss_bytes
+        && bytes(total) != bytes(res.max_rss_bytes)
+    {
+        s += &format!(" (largest process) · {} all processes", bytes(total));
+    }
     for (i, b) in res.gpu_peak_memory_bytes.iter().flatten() {
         s += &format!(" · gpu {i} peak {}", bytes(*b));
     }
@@ -412,10 +418,18 @@ pub fn list(
             ),
             None => escape(short).into_owned(),
         };
+        // One row for the ranks of a launch.
+        let (short, detail) = match &r.group {
+            Some(g) => (
+                format!("{short}\n{}", super::group::ranks(g)),
+                super::group::status_detail(g),
+            ),
+            None => (short, String::new()),
+        };
         t.add_row(vec![
             Cell::new(short),
             Cell::new(escape(&ago(&r.started_at, now))),
-            status_cell(r.status, color, ""),
+            status_cell(r.status, color, &detail),
             Cell::new(took),
             Cell::new(command),
             Cell::new(
@@ -546,6 +560,7 @@ mod tests {
                     exit_code: Some(0),
                     outputs: vec!["model.bin".into()],
                     rerun_of: None,
+                    group: None,
                 },
                 id[..8].to_string(),
             )
@@ -631,6 +646,7 @@ mod tests {
                 exit_code: None,
                 outputs: r.edges.iter().map(|e| e.path.clone()).collect(),
                 rerun_of: r.rerun_of.clone(),
+                group: None,
             };
             let listed = list(&[(summary, short)], &Default::default(), false);
             crate::output::hostile::is_inert(&listed)

@@ -34,6 +34,7 @@ pub(crate) mod bundle;
 mod cache;
 pub(crate) mod doctor;
 mod graph;
+mod groups;
 mod inbound;
 mod migrate;
 #[cfg(feature = "team-store")]
