@@ -8,6 +8,7 @@ mod capture;
 mod command_line;
 mod contract;
 mod diff;
+mod distributed;
 mod docs;
 mod doctor_fuzz;
 mod export;
