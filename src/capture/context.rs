@@ -159,7 +159,10 @@ pub fn group(env: Env, parent: &dyn Fn() -> Option<String>) -> Option<Group> {
             size: num("SLURM_STEP_NUM_TASKS"),
             local: num("SLURM_LOCALID"),
             parts: vec![
-                ("SLURM_CLUSTER_NAME", env("SLURM_CLUSTER_NAME").unwrap_or_default()),
+                (
+                    "SLURM_CLUSTER_NAME",
+                    env("SLURM_CLUSTER_NAME").unwrap_or_default(),
+                ),
                 ("SLURM_JOB_ID", job),
                 ("SLURM_STEP_ID", step),
             ],
@@ -195,7 +198,9 @@ pub fn group(env: Env, parent: &dyn Fn() -> Option<String>) -> Option<Group> {
                 part("TORCHELASTIC_RUN_ID"),
                 part("TORCHELASTIC_RESTART_COUNT"),
             ],
-            unique: torch.as_deref().is_some_and(|id| !id.is_empty() && id != "none"),
+            unique: torch
+                .as_deref()
+                .is_some_and(|id| !id.is_empty() && id != "none"),
         },
         Launch {
             launcher: "mpi",
@@ -363,7 +368,11 @@ mod tests {
         assert_eq!(ranks[0].launcher, "slurm");
         assert_eq!(ranks[0].launch, "slurm job 4242 step 0");
         assert_eq!(ranks[0].id.len(), 32);
-        assert_ne!(task("0", "0", "1").id, ranks[0].id, "the next step is another launch");
+        assert_ne!(
+            task("0", "0", "1").id,
+            ranks[0].id,
+            "the next step is another launch"
+        );
     }
 
     #[test]
@@ -467,7 +476,10 @@ mod tests {
         assert_eq!(rank("0", "prterun-a-1@1").id, rank("2", "prterun-a-1@1").id);
         assert_ne!(rank("0", "prterun-a-1@1").id, rank("0", "prterun-a-2@1").id);
         let pmi = group_of(&[("PMI_RANK", "1"), ("PMI_SIZE", "2")], "hydra-proxy").expect("rank");
-        assert_eq!((pmi.launcher.as_str(), pmi.rank, pmi.world_size), ("pmi", 1, 2));
+        assert_eq!(
+            (pmi.launcher.as_str(), pmi.rank, pmi.world_size),
+            ("pmi", 1, 2)
+        );
     }
 
     #[test]

@@ -94,7 +94,10 @@ pub fn resources(row: &GroupRow) -> Option<Resources> {
             } else {
                 i.clone()
             };
-            *gpus.get_or_insert_with(BTreeMap::new).entry(key).or_default() += b;
+            *gpus
+                .get_or_insert_with(BTreeMap::new)
+                .entry(key)
+                .or_default() += b;
         }
     }
     let wall = duration(&started, ended.as_deref())

@@ -10,16 +10,30 @@ use rusqlite::params;
 use super::Store;
 use crate::model::{Group, GroupMember, GroupRow, Resources, Status};
 
+/// A run's launch id as the indexes of schema 16 hold it (migrations/0016_groups.sql): the
+/// same expression, so that SQLite uses them; NULL for a capture that is not JSON.
+macro_rules! group_id {
+    () => {
+        "(CASE WHEN json_valid(capture) THEN json_extract(capture, '$.group.id') END)"
+    };
+}
+
 impl Store {
     /// Of the runs whose ids lie between `first` and `last` (both included), those that are
     /// ranks of a launch: run id -> group id. Reads no other run's capture.
     pub fn ranks_between(&self, first: &str, last: &str) -> Result<HashMap<String, String>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, json_extract(capture, '$.group.id') FROM runs
-             WHERE id BETWEEN ?1 AND ?2 AND json_extract(capture, '$.group.id') IS NOT NULL",
-        )?;
+        let mut stmt = self.conn.prepare_cached(concat!(
+            "SELECT id, ",
+            group_id!(),
+            " FROM runs WHERE id BETWEEN ?1 AND ?2 AND ",
+            group_id!(),
+            " IS NOT NULL"
+        ))?;
         let rows = stmt.query_map(params![first, last], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, rusqlite::types::Value>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, rusqlite::types::Value>(1)?,
+            ))
         })?;
         let mut ranks = HashMap::new();
         for row in rows {
@@ -34,13 +48,15 @@ impl Store {
     /// The recorded ranks of launch `group`, by rank (then id), with what the lowest rank's
     /// capture says of the launch; None when no run of this store is one of its ranks.
     pub fn group(&self, group: &str) -> Result<Option<GroupRow>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(concat!(
             "SELECT id, status, exit_code, signal, started_at, ended_at, hostname,
                     json_extract(capture, '$.group'), resources
-             FROM runs
-             WHERE json_extract(capture, '$.group.id') = ?1
-               AND json_extract(capture, '$.group.id') IS NOT NULL",
-        )?;
+             FROM runs WHERE ",
+            group_id!(),
+            " = ?1 AND ",
+            group_id!(),
+            " IS NOT NULL"
+        ))?;
         let rows = stmt
             .query_map([group], |r| {
                 Ok((
@@ -83,5 +99,84 @@ impl Store {
         }
         members.sort_by(|a, b| (a.rank, &a.id).cmp(&(b.rank, &b.id)));
         Ok(launch.map(|group| GroupRow { group, members }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store holding runs with these captures, inserted as rows (ids in order).
+    fn store_with(captures: &[&str]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        for (i, capture) in captures.iter().enumerate() {
+            store
+                .conn
+                .execute(
+                    "INSERT INTO runs (id, status, argv, cwd, started_at, ended_at, exit_code,
+                                       hostname, capture)
+                     VALUES (?1, 'succeeded', x'00', x'2f', ?2, ?2, 0, 'node', ?3)",
+                    params![
+                        format!("run-{i}"),
+                        format!("2026-11-26T00:00:0{i}.000000Z"),
+                        capture
+                    ],
+                )
+                .expect("insert");
+        }
+        (dir, store)
+    }
+
+    fn rank(group: &str, rank: u32) -> String {
+        format!(
+            r#"{{"notes": [], "group": {{"id": "{group}", "launcher": "slurm",
+                "launch": "slurm job 1 step 0", "rank": {rank}, "world_size": 2}}}}"#
+        )
+    }
+
+    #[test]
+    fn ranks_are_found_through_their_indexes_and_a_broken_capture_is_none() {
+        let (a1, a0, b0) = (rank("a", 1), rank("a", 0), rank("b", 0));
+        let (_dir, store) = store_with(&["{broken", "{}", &a1, &a0, &b0]);
+        let ranks = store.ranks_between("run-0", "run-3").expect("ranks");
+        assert_eq!(ranks.len(), 2, "{ranks:?}");
+        assert_eq!(ranks["run-2"], "a");
+        let row = store.group("a").expect("group").expect("a launch");
+        let ids: Vec<(u32, &str)> = row
+            .members
+            .iter()
+            .map(|m| (m.rank, m.id.as_str()))
+            .collect();
+        assert_eq!(ids, [(0, "run-3"), (1, "run-2")]);
+        assert_eq!(row.group.rank, 0, "the lowest rank's word");
+        assert!(store.group("c").expect("group").is_none());
+        // Neither query reads a capture the indexes do not name.
+        for (sql, index) in [
+            (
+                concat!(
+                    "SELECT id FROM runs WHERE id BETWEEN 'a' AND 'b' AND ",
+                    group_id!(),
+                    " IS NOT NULL"
+                ),
+                "runs_ranked",
+            ),
+            (
+                concat!(
+                    "SELECT id FROM runs WHERE ",
+                    group_id!(),
+                    " = 'a' AND ",
+                    group_id!(),
+                    " IS NOT NULL"
+                ),
+                "runs_by_group",
+            ),
+        ] {
+            let plan: String = store
+                .conn
+                .query_row(&format!("EXPLAIN QUERY PLAN {sql}"), [], |r| r.get(3))
+                .expect("plan");
+            assert!(plan.contains(index), "{plan}");
+        }
     }
 }

@@ -142,9 +142,15 @@ fn the_ranks_of_an_srun_step_are_one_launch_and_each_owns_only_what_it_wrote() {
     let (w3, opened3, h3) = written(3);
     assert_eq!(h3, v1.as_str(), "rank 3 ended after the save");
     if opened3 == false {
-        assert_eq!(w3, "none", "observed never opening it, rank 3 did not write it");
+        assert_eq!(
+            w3, "none",
+            "observed never opening it, rank 3 did not write it"
+        );
     }
-    let graph = json(&env, &["show", "model.bin", "--format", "json", "--depth", "1"]);
+    let graph = json(
+        &env,
+        &["show", "model.bin", "--format", "json", "--depth", "1"],
+    );
     let producers: Vec<&str> = graph["runs"]
         .as_array()
         .expect("runs")
@@ -311,7 +317,10 @@ sys.exit(max(w.wait() for w in workers))
     let text = stdout(&env.cmd(["show"]));
     assert!(text.contains("all processes"), "{text}");
     assert_eq!(
-        json(&env, &["list", "--json"]).as_array().expect("items").len(),
+        json(&env, &["list", "--json"])
+            .as_array()
+            .expect("items")
+            .len(),
         1
     );
 }

@@ -36,8 +36,8 @@ mod run;
 mod secrets;
 mod settings;
 mod show;
-mod tags;
 mod show_kept;
+mod tags;
 #[cfg(feature = "team-store")]
 mod team;
 #[cfg(feature = "team-store")]
