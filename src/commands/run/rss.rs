@@ -5,13 +5,15 @@
 //! more. Pages two processes share count in both, as `ps` and `top` count them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Samples the job's total resident set until told to stop.
 pub(super) struct Sampler {
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the sampler: it wakes at once, not at its next sample.
+    stop: Option<mpsc::Sender<()>>,
     peak: Arc<AtomicU64>,
     handle: Option<JoinHandle<()>>,
 }
@@ -20,33 +22,36 @@ impl Sampler {
     /// Sample the processes descended from `child` (itself included) every `interval`, the
     /// first time now.
     pub(super) fn start(child: u32, interval: Duration) -> Sampler {
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = mpsc::channel::<()>();
         let peak = Arc::new(AtomicU64::new(0));
         let handle = {
-            let (stop, peak) = (stop.clone(), peak.clone());
+            let peak = peak.clone();
             std::thread::Builder::new()
                 .name("lineage-rss-sampler".into())
                 .spawn(move || {
                     let page = page_size();
-                    while !stop.load(Ordering::Relaxed) {
+                    loop {
                         peak.fetch_max(total_pages(child) * page, Ordering::Relaxed);
-                        // Short steps, so that stopping is prompt.
-                        let mut left = interval;
-                        while !left.is_zero() && !stop.load(Ordering::Relaxed) {
-                            let step = left.min(Duration::from_millis(50));
-                            std::thread::sleep(step);
-                            left -= step;
+                        if !matches!(
+                            stopped.recv_timeout(interval),
+                            Err(mpsc::RecvTimeoutError::Timeout)
+                        ) {
+                            return;
                         }
                     }
                 })
                 .ok()
         };
-        Sampler { stop, peak, handle }
+        Sampler {
+            stop: Some(stop),
+            peak,
+            handle,
+        }
     }
 
     /// The peak total seen, in bytes; None when the sampler could not be started.
     pub(super) fn finish(mut self) -> Option<u64> {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         let handle = self.handle.take()?;
         handle.join().ok()?;
         Some(self.peak.load(Ordering::Relaxed))
