@@ -251,3 +251,92 @@ impl GroupJson {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(rank: u32, host: &str, status: Status, res: Option<(u64, u64, u64)>) -> GroupMember {
+        GroupMember {
+            id: format!("run-{rank}"),
+            rank,
+            local_rank: Some(0),
+            hostname: Some(host.into()),
+            status,
+            exit_code: Some(if status == Status::Failed { 3 } else { 0 }),
+            signal: None,
+            started_at: format!("2026-11-26T00:00:0{rank}.000000Z"),
+            ended_at: res.map(|_| format!("2026-11-26T00:00:1{rank}.000000Z")),
+            resources: res.map(|(max, total, gpu)| Resources {
+                wall_seconds: 10.0,
+                user_cpu_seconds: 2.0,
+                system_cpu_seconds: 1.0,
+                max_rss_bytes: max,
+                peak_total_rss_bytes: (total > 0).then_some(total),
+                gpu_peak_memory_bytes: Some(BTreeMap::from([("0".to_string(), gpu)])),
+            }),
+        }
+    }
+
+    fn row(members: Vec<GroupMember>) -> GroupRow {
+        GroupRow {
+            group: Group {
+                id: "g".into(),
+                launcher: "slurm".into(),
+                launch: "slurm job 1 step 0".into(),
+                rank: 0,
+                world_size: 3,
+                local_rank: Some(0),
+            },
+            members,
+        }
+    }
+
+    /// Memory and CPU add up over the ranks, each GPU is named by its host, and the wall
+    /// time spans the first start to the last end.
+    #[test]
+    fn the_ranks_resources_add_up() {
+        let r = row(vec![
+            member(0, "node1", Status::Succeeded, Some((100, 300, 7))),
+            member(1, "node2", Status::Succeeded, Some((200, 0, 9))),
+        ]);
+        let res = resources(&r).expect("resources");
+        assert_eq!(
+            res.peak_total_rss_bytes,
+            Some(500),
+            "300 + rank 1's largest"
+        );
+        assert_eq!(res.max_rss_bytes, 200);
+        assert_eq!(res.user_cpu_seconds, 4.0);
+        assert_eq!(res.wall_seconds, 11.0, "from 00:00:00 to 00:00:11");
+        let gpus = res.gpu_peak_memory_bytes.expect("gpus");
+        assert_eq!(gpus["node1:0"], 7);
+        assert_eq!(gpus["node2:0"], 9);
+        assert_eq!(ranks(&r), "2 of 3 ranks");
+        assert_eq!(status_detail(&r), "");
+    }
+
+    #[test]
+    fn a_launch_is_running_then_failed_and_says_which_ranks() {
+        let running = row(vec![
+            member(0, "n", Status::Failed, Some((1, 1, 0))),
+            member(1, "n", Status::Running, None),
+        ]);
+        assert_eq!(running.status(), Status::Running);
+        assert_eq!(status_detail(&running), "rank 1");
+        assert_eq!(span(&running).1, None, "not ended while a rank runs");
+        let failed = row(vec![
+            member(0, "n", Status::Failed, Some((1, 1, 0))),
+            member(1, "n", Status::Interrupted, Some((1, 1, 0))),
+            member(2, "n", Status::Failed, Some((1, 1, 0))),
+        ]);
+        assert_eq!(failed.status(), Status::Failed);
+        assert_eq!(status_detail(&failed), "ranks 0, 2");
+        assert_eq!(ranks(&failed), "3 ranks");
+        // One host: GPUs by index, added up.
+        let gpus = resources(&failed)
+            .and_then(|r| r.gpu_peak_memory_bytes)
+            .expect("gpus");
+        assert_eq!(gpus.keys().collect::<Vec<_>>(), ["0"]);
+    }
+}
