@@ -43,47 +43,19 @@ pub fn list(args: ListArgs, ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-/// The newest `limit` rows, the ranks of each launch one row (docs/recording.md, "Distributed
-/// jobs"): the row of its newest rank listed, named by its lowest rank's id (`show` it for the
-/// launch), with the launch's span and status and every rank in `group`. Runs are fetched
+/// The newest `limit` rows, the ranks of each launch one row ([`Launches`]). Runs are fetched
 /// again, twice as many, while collapsing left fewer than `limit` rows.
 fn collapse_groups(store: &Store, limit: Option<usize>) -> Result<Vec<RunSummary>> {
     let mut want = limit;
     loop {
         let runs = store.list(want)?;
         let fetched = runs.len();
-        let (Some(newest), Some(oldest)) = (runs.first(), runs.last()) else {
-            return Ok(runs);
-        };
-        let ranks = store.ranks_between(&oldest.id, &newest.id)?;
-        if ranks.is_empty() {
-            return Ok(runs);
-        }
-        let mut seen = std::collections::HashSet::new();
+        let mut launches = Launches::new(store);
         let mut rows = Vec::with_capacity(runs.len());
         for mut r in runs {
-            let Some(group) = ranks.get(&r.id) else {
+            if launches.admit(&mut r)? {
                 rows.push(r);
-                continue;
-            };
-            if !seen.insert(group.clone()) {
-                continue;
             }
-            let Some(row) = store.group(group)? else {
-                rows.push(r);
-                continue;
-            };
-            if let Some(lowest) = row.members.first() {
-                r.id = lowest.id.clone();
-            }
-            (r.started_at, r.ended_at) = crate::output::group::span(&row);
-            r.status = row.status();
-            r.exit_code = match row.members.iter().find(|m| m.status == r.status) {
-                Some(m) => m.exit_code,
-                None => r.exit_code,
-            };
-            r.group = Some(row);
-            rows.push(r);
         }
         match (limit, want) {
             (Some(n), Some(w)) if rows.len() < n && fetched == w => {
@@ -94,5 +66,48 @@ fn collapse_groups(store: &Store, limit: Option<usize>) -> Result<Vec<RunSummary
                 return Ok(rows);
             }
         }
+    }
+}
+
+/// The ranks of each launch as one row (docs/recording.md, "Distributed jobs"), for runs
+/// listed newest first, one at a time (a streamed list calls `admit` on each): a launch's
+/// row stands where its newest rank would, named by its lowest rank's id (`show` it for the
+/// launch), with the launch's span, status and every rank in `group`; its other ranks are left
+/// out. A run that is no rank costs one probe of an index that holds only ranks.
+struct Launches<'s> {
+    store: &'s Store,
+    /// The launches listed so far.
+    seen: std::collections::HashSet<String>,
+}
+
+impl<'s> Launches<'s> {
+    fn new(store: &'s Store) -> Launches<'s> {
+        Launches {
+            store,
+            seen: Default::default(),
+        }
+    }
+
+    /// Whether `r` is listed, made the row of its launch when it is a rank.
+    fn admit(&mut self, r: &mut RunSummary) -> Result<bool> {
+        let Some(group) = self.store.launch_of(&r.id)? else {
+            return Ok(true);
+        };
+        if !self.seen.insert(group.clone()) {
+            return Ok(false);
+        }
+        let Some(row) = self.store.group(&group)? else {
+            return Ok(true);
+        };
+        if let Some(lowest) = row.members.first() {
+            r.id = lowest.id.clone();
+        }
+        (r.started_at, r.ended_at) = crate::output::group::span(&row);
+        r.status = row.status();
+        if let Some(m) = row.members.iter().find(|m| m.status == r.status) {
+            r.exit_code = m.exit_code;
+        }
+        r.group = Some(row);
+        Ok(true)
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use anyhow::{Context as _, Result};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::Store;
 use crate::model::{Group, GroupMember, GroupRow, Resources, Status};
@@ -19,30 +19,24 @@ macro_rules! group_id {
 }
 
 impl Store {
-    /// Of the runs whose ids lie between `first` and `last` (both included), those that are
-    /// ranks of a launch: run id -> group id. Reads no other run's capture.
-    pub fn ranks_between(&self, first: &str, last: &str) -> Result<HashMap<String, String>> {
+    /// The launch run `id` is a rank of, if it is one: one probe of the index that holds only
+    /// ranks, never reading the capture of a run that is none (for `list`, a row at a time).
+    pub fn launch_of(&self, id: &str) -> Result<Option<String>> {
         let mut stmt = self.conn.prepare_cached(concat!(
-            "SELECT id, ",
+            "SELECT ",
             group_id!(),
-            " FROM runs WHERE id BETWEEN ?1 AND ?2 AND ",
+            " FROM runs INDEXED BY runs_ranked WHERE id = ?1 AND ",
             group_id!(),
             " IS NOT NULL"
         ))?;
-        let rows = stmt.query_map(params![first, last], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, rusqlite::types::Value>(1)?,
-            ))
-        })?;
-        let mut ranks = HashMap::new();
-        for row in rows {
-            // A group id is text; anything else was written by hand and groups nothing.
-            if let (id, rusqlite::types::Value::Text(group)) = row? {
-                ranks.insert(id, group);
-            }
-        }
-        Ok(ranks)
+        let group = stmt
+            .query_row([id], |r| r.get::<_, rusqlite::types::Value>(0))
+            .optional()?;
+        // A group id is text; anything else was written by hand and groups nothing.
+        Ok(match group {
+            Some(rusqlite::types::Value::Text(g)) => Some(g),
+            _ => None,
+        })
     }
 
     /// The recorded ranks of launch `group`, by rank (then id), with what the lowest rank's
@@ -139,9 +133,11 @@ mod tests {
     fn ranks_are_found_through_their_indexes_and_a_broken_capture_is_none() {
         let (a1, a0, b0) = (rank("a", 1), rank("a", 0), rank("b", 0));
         let (_dir, store) = store_with(&["{broken", "{}", &a1, &a0, &b0]);
-        let ranks = store.ranks_between("run-0", "run-3").expect("ranks");
-        assert_eq!(ranks.len(), 2, "{ranks:?}");
-        assert_eq!(ranks["run-2"], "a");
+        let launches: Vec<Option<String>> = (0..5)
+            .map(|i| store.launch_of(&format!("run-{i}")).expect("launch_of"))
+            .collect();
+        let a = Some("a".to_string());
+        assert_eq!(launches, [None, None, a.clone(), a, Some("b".into())]);
         let row = store.group("a").expect("group").expect("a launch");
         let ids: Vec<(u32, &str)> = row
             .members
