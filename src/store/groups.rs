@@ -2,10 +2,8 @@
 //! launch share `capture.group.id`. Found through the two partial indexes of schema 16, which
 //! hold only such runs: the ranks among the runs `list` shows, and the ranks of one launch.
 
-use std::collections::HashMap;
-
 use anyhow::{Context as _, Result};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::OptionalExtension;
 
 use super::Store;
 use crate::model::{Group, GroupMember, GroupRow, Resources, Status};
@@ -99,6 +97,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::params;
 
     /// A store holding runs with these captures, inserted as rows (ids in order).
     fn store_with(captures: &[&str]) -> (tempfile::TempDir, Store) {
