@@ -211,6 +211,17 @@ pub enum Error {
         worktree: bool,
     },
 
+    #[error(
+        "not rerunning {run}: it is rank {rank} of a {world_size}-rank launch ({launch}), and one rank alone would wait for its peers"
+    )]
+    RankOfLaunch {
+        run: String,
+        rank: u32,
+        world_size: u32,
+        launch: String,
+        launcher: String,
+    },
+
     #[error("not rerunning {run}: {} redacted when recorded", args.iter().map(|(i, shown)| format!("argument {i} ({shown:?})")).collect::<Vec<_>>().join(", "))]
     RedactedArguments {
         run: String,
@@ -309,6 +320,16 @@ impl Error {
                     ""
                 } else {
                     ", --worktree restores the recorded code"
+                }
+            )),
+            Error::RankOfLaunch { launcher, .. } => Some(format!(
+                "run the launch again, every rank: {}",
+                match launcher.as_str() {
+                    "slurm" => "`srun lineage run -- ...` in a job step of the same size",
+                    "torch" => {
+                        "`lineage run -- torchrun ...` (one run), or `torchrun --no-python lineage run -- ...`"
+                    }
+                    _ => "`mpirun lineage run -- ...`, or `lineage run -- mpirun ...` (one run)",
                 }
             )),
             Error::RedactedArguments { args, .. } => Some(format!(

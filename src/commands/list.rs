@@ -76,6 +76,69 @@ pub fn list(args: ListArgs, ctx: &Context) -> Result<()> {
     Ok(())
 }
 
+/// The ranks of each launch as one row (docs/recording.md, "Distributed jobs"), for runs
+/// listed newest first, one at a time: a launch's row stands where its newest rank would,
+/// named by its lowest rank's id (`show` it for the launch), with the launch's span, status
+/// and every rank in `group`; its other ranks are left out. A run that is no rank costs one
+/// probe of an index that holds only ranks.
+struct Launches<'s> {
+    store: &'s Store,
+    /// The launches listed so far.
+    seen: std::collections::HashSet<String>,
+    /// Rows admitted so far, and how many to admit (`-n`).
+    rows: usize,
+    limit: Option<usize>,
+}
+
+impl<'s> Launches<'s> {
+    fn new(store: &'s Store, limit: Option<usize>) -> Launches<'s> {
+        Launches {
+            store,
+            seen: Default::default(),
+            rows: 0,
+            limit,
+        }
+    }
+
+    /// Whether `f` is listed, made the row of its launch when it is a rank (its short id
+    /// then its lowest rank's).
+    fn admit(&mut self, f: &mut Found) -> Result<bool> {
+        if self.limit.is_some_and(|n| self.rows >= n) {
+            return Ok(false);
+        }
+        let r = &mut f.run;
+        let Some(group) = self.store.launch_of(&r.id)? else {
+            self.rows += 1;
+            return Ok(true);
+        };
+        if !self.seen.insert(group.clone()) {
+            return Ok(false);
+        }
+        self.rows += 1;
+        let Some(row) = self.store.group(&group)? else {
+            return Ok(true);
+        };
+        if let Some(lowest) = row.members.first()
+            && lowest.id != r.id
+        {
+            r.id = lowest.id.clone();
+            f.short = self.store.short_id(&r.id)?;
+        }
+        (r.started_at, r.ended_at) = crate::output::group::span(&row);
+        r.status = row.status();
+        if let Some(m) = row.members.iter().find(|m| m.status == r.status) {
+            r.exit_code = m.exit_code;
+        }
+        r.group = Some(row);
+        Ok(true)
+    }
+
+    /// Whether the rows asked for are all in.
+    fn full(&self) -> bool {
+        self.limit.is_some_and(|n| self.rows >= n)
+    }
+}
+
 /// Whether no filter was given.
 pub fn filter_is_empty(f: &FindArgs) -> bool {
     f.conditions.is_empty()
@@ -102,7 +165,12 @@ fn entry(f: &Found) -> ListEntry<'_> {
 fn json(store: &Store, filter: &Filter, limit: Option<usize>, extra: &Extra) -> Result<usize> {
     let mut out = String::from("[");
     let mut n = 0;
-    store.find_each(filter, limit, extra, &ShortIds::Auto, |f| {
+    let mut launches = Launches::new(store, limit);
+    let sql_limit = if store.any_ranks()? { None } else { limit };
+    store.find_each(filter, sql_limit, extra, &ShortIds::Auto, |mut f| {
+        if !launches.admit(&mut f)? {
+            return Ok(!launches.full());
+        }
         let mut item = output::json::list_item(&f.run, f.short);
         if !extra.is_empty() {
             item.params = Some(f.params);
@@ -111,7 +179,7 @@ fn json(store: &Store, filter: &Filter, limit: Option<usize>, extra: &Extra) -> 
         out += if n == 0 { "\n" } else { ",\n" };
         out += &output::json::array_item(&item)?;
         n += 1;
-        Ok(flush(&mut out, false))
+        Ok(flush(&mut out, false) && !launches.full())
     })?;
     out += if n == 0 { "]\n" } else { "\n]\n" };
     flush(&mut out, true);
@@ -137,9 +205,13 @@ fn gathered(
     color: bool,
 ) -> Result<usize> {
     let mut found = Vec::new();
-    store.find_each(filter, limit, extra, &ShortIds::Exact, |f| {
-        found.push(f);
-        Ok(true)
+    let mut launches = Launches::new(store, limit);
+    let sql_limit = if store.any_ranks()? { None } else { limit };
+    store.find_each(filter, sql_limit, extra, &ShortIds::Exact, |mut f| {
+        if launches.admit(&mut f)? {
+            found.push(f);
+        }
+        Ok(!launches.full())
     })?;
     if found.is_empty() {
         return Ok(0);
@@ -170,18 +242,25 @@ fn streamed(
 ) -> Result<usize> {
     let mut table = ListStream::new(named, color);
     let mut n = 0;
-    let shorts = store.find_each(filter, limit, extra, &ShortIds::Auto, |f| {
-        table.measure(&entry(&f));
-        n += 1;
-        Ok(true)
+    let mut launches = Launches::new(store, limit);
+    let sql_limit = if store.any_ranks()? { None } else { limit };
+    let shorts = store.find_each(filter, sql_limit, extra, &ShortIds::Auto, |mut f| {
+        if launches.admit(&mut f)? {
+            table.measure(&entry(&f));
+            n += 1;
+        }
+        Ok(!launches.full())
     })?;
     if n == 0 {
         return Ok(0);
     }
     let mut out = table.header();
-    store.find_each(filter, limit, extra, &shorts, |f| {
-        out += &table.row(&entry(&f));
-        Ok(flush(&mut out, false))
+    let mut launches = Launches::new(store, limit);
+    store.find_each(filter, sql_limit, extra, &shorts, |mut f| {
+        if launches.admit(&mut f)? {
+            out += &table.row(&entry(&f));
+        }
+        Ok(flush(&mut out, false) && !launches.full())
     })?;
     out += &table.end();
     flush(&mut out, true);

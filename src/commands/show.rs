@@ -55,6 +55,11 @@ pub fn show(args: ShowArgs, ctx: &Context) -> Result<()> {
                     let annotations = annotations.unwrap_or_default();
                     json.tags = Some(annotations.tags);
                     json.user_notes = Some(annotations.notes);
+                    if let Some(g) = &run.capture.group {
+                        json.group = store
+                            .group(&g.id)?
+                            .map(|row| output::group::GroupJson::of(&row, Some(g)));
+                    }
                     ui::data(&(serde_json::to_string_pretty(&json)? + "\n"));
                 }
                 None | Some(ShowFormat::Tree) => {
@@ -84,7 +89,8 @@ pub fn show(args: ShowArgs, ctx: &Context) -> Result<()> {
                     let annotations = store.annotations_of(&[&id])?.remove(&id);
                     let annotations = annotations.unwrap_or_default();
                     let notes = output::table::annotations(&annotations);
-                    ui::data(&(table + &notes + "\n"));
+                    let launch = launch(&store, &run, color)?;
+                    ui::data(&(table + &launch + &notes + "\n"));
                 }
                 Some(f @ (ShowFormat::Dot | ShowFormat::Mermaid | ShowFormat::Html)) => {
                     let mut lineage = run_graph(&store, run, short)?;
@@ -117,6 +123,20 @@ pub fn show(args: ShowArgs, ctx: &Context) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Under a rank of a launch: the launch, its ranks and what they used together (nothing for
+/// a run that is a launch of its own).
+fn launch(store: &Store, run: &RunRecord, color: bool) -> Result<String> {
+    let Some(g) = &run.capture.group else {
+        return Ok(String::new());
+    };
+    let Some(row) = store.group(&g.id)? else {
+        return Ok(String::new());
+    };
+    let ids: Vec<&str> = row.members.iter().map(|m| m.id.as_str()).collect();
+    let shorts = store.short_ids(&ids)?;
+    Ok(output::group::table(&row, &run.id, &shorts, color))
 }
 
 /// Mark the runs whose records do not verify.

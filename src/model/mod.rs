@@ -325,6 +325,79 @@ pub struct Capture {
     /// of the same key (or the command line's, under a `-p`), as stored, in the order replaced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub param_overrides: Vec<ParamOverride>,
+    /// The launch this run was one rank of (`srun lineage run ...`, `torchrun --no-python
+    /// lineage run ...`); None for a run that is a launch of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Group>,
+}
+
+/// One rank of a launch that started several processes (Slurm's `srun`, `torchrun`,
+/// `mpirun`), each recorded by a `lineage run` of its own: the runs of one launch share `id`
+/// (docs/recording.md, "Distributed jobs").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// The launch's identity: 32 hex digits of a BLAKE3 over what the launcher told every
+    /// rank (job and step ids, rendezvous address and id), so each rank, on any node, finds
+    /// the same id without asking the others.
+    pub id: String,
+    /// The launcher whose variables said so: `slurm`, `torch`, `mpi` (Open MPI, PMIx) or `pmi`
+    /// (MPICH, Intel MPI).
+    pub launcher: String,
+    /// The launch as people name it: `slurm job 4242 step 0`, `torchrun 10.0.0.1:29500`.
+    pub launch: String,
+    /// This run's rank in the launch, from 0.
+    pub rank: u32,
+    /// How many ranks the launch started.
+    pub world_size: u32,
+    /// Its rank on its node, when the launcher says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_rank: Option<u32>,
+}
+
+/// A recorded rank of a launch, as `show` and `list` present the launch.
+#[derive(Clone, Debug)]
+pub struct GroupMember {
+    /// The run's id.
+    pub id: String,
+    /// Its rank (`Group::rank`).
+    pub rank: u32,
+    /// Its rank on its node.
+    pub local_rank: Option<u32>,
+    /// The host it ran on.
+    pub hostname: Option<String>,
+    /// How it ended.
+    pub status: Status,
+    /// The job's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it.
+    pub signal: Option<i32>,
+    /// When it started.
+    pub started_at: String,
+    /// When it ended.
+    pub ended_at: Option<String>,
+    /// What it used (None while it runs).
+    pub resources: Option<Resources>,
+}
+
+/// The ranks of one launch recorded in this store, as `list` shows them: one row.
+#[derive(Clone, Debug)]
+pub struct GroupRow {
+    /// What every member's capture says of the launch (that of the lowest rank).
+    pub group: Group,
+    /// The recorded ranks, by rank.
+    pub members: Vec<GroupMember>,
+}
+
+impl GroupRow {
+    /// The launch's status: running while a rank runs, else failed when one failed, else
+    /// interrupted when one was, else succeeded (all ranks recorded or not).
+    pub fn status(&self) -> Status {
+        let any = |s: Status| self.members.iter().any(|m| m.status == s);
+        [Status::Running, Status::Failed, Status::Interrupted]
+            .into_iter()
+            .find(|s| any(*s))
+            .unwrap_or(Status::Succeeded)
+    }
 }
 
 /// A param's value that another source replaced (docs/recording.md, "Parameters").
@@ -571,6 +644,11 @@ pub struct Resources {
     pub system_cpu_seconds: f64,
     /// Peak resident set of the largest process among the child and its descendants.
     pub max_rss_bytes: u64,
+    /// Peak of the resident sets of all the job's processes added up, sampled (at least
+    /// `max_rss_bytes`): what a launcher and its workers held together. None for a run
+    /// recorded before lineage sampled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_total_rss_bytes: Option<u64>,
     /// GPU index -> peak memory used by the job's processes; null without NVML.
     pub gpu_peak_memory_bytes: Option<BTreeMap<String, u64>>,
 }
@@ -844,6 +922,8 @@ pub struct RunSummary {
     pub outputs: Vec<String>,
     /// The run it reproduced.
     pub rerun_of: Option<String>,
+    /// For one row standing for the ranks of a launch (`list`): the launch and its ranks.
+    pub group: Option<GroupRow>,
 }
 
 #[cfg(test)]

@@ -67,6 +67,10 @@ pub struct RunJson<'a> {
     /// --json` only (`notes` are lineage's own, about its recording).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_notes: Option<Vec<crate::model::Note>>,
+    /// The launch this run is one rank of (`srun lineage run ...`): its ranks recorded here and
+    /// what they used together; absent for a run that is a launch of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<super::group::GroupJson>,
 }
 
 /// A param's value that another source replaced.
@@ -280,6 +284,7 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
         submitted_by: None,
         tags: None,
         user_notes: None,
+        group: None,
     }
 }
 
@@ -300,6 +305,10 @@ pub struct ListItem {
     /// `list --columns`: the metrics asked for (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<BTreeMap<String, f64>>,
+    /// For the one item standing for the ranks of a launch (`id` is its lowest rank's): the
+    /// launch and its ranks. Absent for a run that is a launch of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<super::group::GroupJson>,
 }
 
 pub fn list_item(r: &RunSummary, short_id: String) -> ListItem {
@@ -315,6 +324,10 @@ pub fn list_item(r: &RunSummary, short_id: String) -> ListItem {
         rerun_of: r.rerun_of.clone(),
         params: None,
         metrics: None,
+        group: r
+            .group
+            .as_ref()
+            .map(|g| super::group::GroupJson::of(g, None)),
     }
 }
 

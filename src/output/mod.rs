@@ -6,6 +6,7 @@
 pub mod compare_runs;
 pub mod diff;
 pub mod graph;
+pub mod group;
 pub mod json;
 pub mod table;
 pub mod verify;

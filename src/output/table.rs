@@ -289,6 +289,12 @@ fn resources(res: &Resources) -> String {
         seconds(res.system_cpu_seconds),
         bytes(res.max_rss_bytes)
     );
+    // Several processes held more together than the largest alone.
+    if let Some(total) = res.peak_total_rss_bytes
+        && bytes(total) != bytes(res.max_rss_bytes)
+    {
+        s += &format!(" (largest process) · {} all processes", bytes(total));
+    }
     for (i, b) in res.gpu_peak_memory_bytes.iter().flatten() {
         s += &format!(" · gpu {i} peak {}", bytes(*b));
     }
@@ -455,10 +461,25 @@ fn list_cells(e: &ListEntry, cols: &ListColumns, now: jiff::Timestamp) -> Vec<St
         ),
         None => escape(e.short).into_owned(),
     };
+    // One row for the ranks of a launch: how many, and which failed.
+    let (short, status) = match &r.group {
+        Some(g) => {
+            let detail = super::group::status_detail(g);
+            (
+                format!("{short}\n{}", super::group::ranks(g)),
+                if detail.is_empty() {
+                    r.status.as_str().to_string()
+                } else {
+                    format!("{} ({detail})", r.status.as_str())
+                },
+            )
+        }
+        None => (short, r.status.as_str().to_string()),
+    };
     let mut cells = vec![
         short,
         escape(&ago(&r.started_at, now)).into_owned(),
-        r.status.as_str().to_string(),
+        status,
         took,
         command,
         r.outputs
@@ -491,7 +512,13 @@ pub fn list(entries: &[ListEntry], cols: &ListColumns, color: bool) -> String {
             .into_iter()
             .map(Cell::new)
             .collect();
-        cells[2] = status_cell(e.run.status, color, "");
+        let detail = e
+            .run
+            .group
+            .as_ref()
+            .map(super::group::status_detail)
+            .unwrap_or_default();
+        cells[2] = status_cell(e.run.status, color, &detail);
         t.add_row(cells);
     }
     t.to_string()
@@ -752,6 +779,7 @@ mod tests {
                     exit_code: Some(0),
                     outputs: vec!["model.bin".into()],
                     rerun_of: None,
+                    group: None,
                 },
                 id[..8].to_string(),
             )
@@ -935,6 +963,7 @@ mod tests {
                 exit_code: None,
                 outputs: r.edges.iter().map(|e| e.path.clone()).collect(),
                 rerun_of: r.rerun_of.clone(),
+                group: None,
             };
             let rows = [(summary, short)];
             let listed = list(&entries(&rows), &Default::default(), false);

@@ -455,6 +455,7 @@ impl Store {
                 rerun_of: r.get(6)?,
                 // SQLite's json_group_array of text: always a JSON array of strings.
                 outputs: serde_json::from_str(&outputs)?,
+                group: None,
             };
             batch.push(Found {
                 run,

@@ -33,6 +33,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_observed.sql"),
     include_str!("migrations/0014_metrics.sql"),
     include_str!("migrations/0015_annotations.sql"),
+    include_str!("migrations/0016_groups.sql"),
 ];
 
 impl Store {

@@ -35,6 +35,7 @@ mod cache;
 pub(crate) mod doctor;
 pub(crate) mod find;
 mod graph;
+mod groups;
 mod inbound;
 mod migrate;
 #[cfg(feature = "team-store")]

@@ -428,6 +428,7 @@ impl Store {
                     exit_code: r.get(5)?,
                     rerun_of: r.get(6)?,
                     outputs: Vec::new(),
+                    group: None,
                 };
                 Ok((summary, r.get::<_, String>(1)?, r.get::<_, String>(7)?))
             })?

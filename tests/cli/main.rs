@@ -9,6 +9,7 @@ mod command_line;
 mod compare;
 mod contract;
 mod diff;
+mod distributed;
 mod docs;
 mod doctor_fuzz;
 mod export;

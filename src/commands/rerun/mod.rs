@@ -46,6 +46,7 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
     // Its environment and code are in the capture: without it there is nothing to rerun.
     super::readable(&original)?;
     let short = store.short_id(&id)?;
+    one_process(&original, &short)?;
     let own = super::verify::own_key();
     let standing = proof(&store, ctx, &id, &short, args.force, own.as_deref())?;
     // A run recorded in a temporary worktree removed since is rerun as its original was.
@@ -58,6 +59,9 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
     } else {
         Default::default()
     };
+    for step in &upstream {
+        one_process(&step.record, &step.short)?;
+    }
     if args.dry_run {
         let steps: Vec<Planned> = upstream.iter().map(Planned::upstream).collect();
         let run = Planned {
@@ -431,6 +435,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         }
         let record = store.load_run(&next.id)?;
         super::readable(&record)?;
+        one_process(&record, &next.short)?;
         let standing = proof(&store, ctx, &next.id, &next.short, false, own.as_deref())?;
         let step = Step {
             record,
@@ -481,4 +486,21 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         }
     }
     Ok(code::SUCCESS)
+}
+
+/// A rank of a launch (`srun lineage run ...`) is not rerun alone: its recorded environment
+/// names peers that will not come, and it would wait for them. Refused before anything runs
+/// (docs/recording.md, "Distributed jobs").
+fn one_process(run: &RunRecord, short: &str) -> Result<()> {
+    match &run.capture.group {
+        Some(g) => Err(Error::RankOfLaunch {
+            run: short.to_string(),
+            rank: g.rank,
+            world_size: g.world_size,
+            launch: crate::model::text::escape(&g.launch).into_owned(),
+            launcher: g.launcher.clone(),
+        }
+        .into()),
+        None => Ok(()),
+    }
 }

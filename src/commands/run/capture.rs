@@ -148,6 +148,7 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
             .map(|m| crate::model::path_text(std::os::unix::ffi::OsStrExt::as_bytes(m.as_os_str())))
             .collect(),
         param_overrides,
+        group: context::group(&env_get, &context::parent_process),
     };
     PreLaunch {
         capture,

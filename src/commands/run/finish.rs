@@ -119,6 +119,7 @@ pub(super) fn after(
     before: &[hash::Snapshot],
 ) -> Executed {
     let gpu_peaks = during.sampler.map(gpu::Sampler::finish);
+    let total_rss = during.rss.finish();
     let ended_at = now();
     let outcome = match outcome {
         Ok(o) => o,
@@ -181,6 +182,9 @@ pub(super) fn after(
     for (o, seen) in outputs.iter_mut().zip(&found.outputs_seen) {
         o.observed = Some(*seen);
     }
+    if capture.group.is_some() && found.blind.is_empty() {
+        peers_wrote(&mut outputs, &mut capture.notes);
+    }
     outputs.extend(std::mem::take(&mut found.edges));
     let observed_off = capture.observed.as_ref().is_none_or(|o| o.off.is_some());
     let metrics = if plan.hashing.is_stopped() {
@@ -199,6 +203,8 @@ pub(super) fn after(
         user_cpu_seconds: outcome.user_cpu.as_secs_f64(),
         system_cpu_seconds: outcome.system_cpu.as_secs_f64(),
         max_rss_bytes: outcome.max_rss_bytes,
+        // Samples can miss the moment: never below the largest process's own peak.
+        peak_total_rss_bytes: total_rss.map(|t| t.max(outcome.max_rss_bytes)),
         gpu_peak_memory_bytes: gpu_peaks,
     };
     let recorded = record(
@@ -317,6 +323,26 @@ fn strict(plan: &Plan, exit: u8, unobserved: bool, found: &observed::Found) -> u
         list.join(", ")
     ));
     code::UNDECLARED_IO
+}
+
+/// A rank of a launch (docs/recording.md, "Distributed jobs") shares its declared outputs with
+/// its peers: one that changed while it ran but that it never opened to write was written by
+/// another rank (rank 0 saving the model), and is not its product.
+fn peers_wrote(outputs: &mut [Edge], notes: &mut Vec<String>) {
+    for o in outputs {
+        let wrote = matches!(
+            o.written,
+            Some(crate::model::Written::All | crate::model::Written::Partly(_))
+        );
+        if o.observed == Some(crate::model::Seen::Untouched) && wrote {
+            o.written = Some(crate::model::Written::Nothing);
+            notes.push(format!(
+                "output {} changed while the job ran, but the job never wrote it: another rank of \
+                 the launch did (not this run's product)",
+                o.path
+            ));
+        }
+    }
 }
 
 /// Hash each declared output (a missing one is recorded without a hash, with a note).

@@ -42,6 +42,8 @@ pub(super) enum Pending {
 /// lineage could read them.
 pub(super) struct During {
     pub(super) sampler: Option<gpu::Sampler>,
+    /// The job's processes' resident sets, added up.
+    pub(super) rss: super::rss::Sampler,
     pub(super) changed: Vec<usize>,
     /// What the supervisor saw (None: the job ran unobserved), and when the job started by
     /// the clock files are stamped with.
@@ -69,6 +71,7 @@ pub(super) fn while_running(
             plan.sample_interval,
         )
     });
+    let rss = super::rss::Sampler::start(running.pid(), plan.sample_interval);
     crate::timing::mark("spawned");
     let later = std::mem::take(&mut pre.later);
     if !later.is_empty() {
@@ -94,6 +97,7 @@ pub(super) fn while_running(
     crate::timing::mark("bookkeeping done while the job runs");
     During {
         sampler,
+        rss,
         changed,
         observed: None,
         started: std::time::SystemTime::UNIX_EPOCH,

@@ -15,6 +15,7 @@ mod inputs;
 mod metrics;
 mod observed;
 mod plan;
+mod rss;
 
 use std::os::unix::ffi::OsStrExt;
 
