@@ -294,6 +294,7 @@ mod tests {
             exit_code: Some(0),
             outputs: vec![],
             rerun_of: None,
+            group: None,
         }
     }
 

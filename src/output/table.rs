@@ -840,6 +840,7 @@ mod tests {
             exit_code: Some(0),
             outputs: vec!["model.bin".into(), "b".into()],
             rerun_of: rerun_of.map(String::from),
+            group: None,
         };
         let runs = [
             summary("33333333-x", Status::Failed, &wide, Some("11111111-x")),
