@@ -145,11 +145,16 @@ fn import(args: BundleImportArgs, ctx: &Context) -> Result<()> {
             counts.of("annotations")
         ));
     }
-    if !counts.skipped.is_empty() {
+    // Each thing passed over, said once (unsigned annotations of runs already here, a tag
+    // from elsewhere that would move this store's, a damaged blob).
+    const SHOWN: usize = 10;
+    for s in counts.skipped.iter().take(SHOWN) {
+        ui::warn(format_args!("passed over {}", ui::escape(s)));
+    }
+    if counts.skipped.len() > SHOWN {
         ui::warn(format_args!(
-            "passed over {} unsigned annotations of runs already here: only signed ones are \
-             added to a run this store has",
-            counts.skipped.len()
+            "passed over {} more",
+            counts.skipped.len() - SHOWN
         ));
     }
     Ok(())

@@ -121,6 +121,12 @@ pub fn compare(args: CompareArgs, ctx: &Context) -> Result<()> {
     };
     let text = match format {
         CompareFormat::Table => compare_runs::table(&runs, &cols, ctx.color),
+        // CSV is for files and programs; on a terminal its text is made inert as every
+        // table's is (a line at a time, so that the rows stay rows).
+        CompareFormat::Csv if ui::stdout_is_terminal() => compare_runs::csv(&runs, &cols)
+            .lines()
+            .map(|l| crate::model::text::escape(l).into_owned() + "\n")
+            .collect(),
         CompareFormat::Csv => compare_runs::csv(&runs, &cols),
         CompareFormat::Markdown => compare_runs::markdown(&runs, &cols),
         CompareFormat::Json => compare_runs::json(&runs, &cols)?,

@@ -187,9 +187,13 @@ pub fn csv(runs: &[Compared], columns: &[Column]) -> String {
 /// A Markdown table cell: `|` and `\` escaped, line breaks as spaces, control characters
 /// made visible.
 fn md_cell(s: &str) -> String {
+    // HTML is inert too: a renderer that allows it would run `<img onerror=...>`.
     escape(&s.replace(['\n', '\r'], " "))
         .replace('\\', "\\\\")
         .replace('|', "\\|")
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A Markdown (GitHub) table: run, started_at, status, then the columns; `-` where a run

@@ -53,18 +53,18 @@ fn metrics(out: &mut String, d: &crate::compare::MetricsDiff, color: bool) {
     }
     section(out, "metrics", color);
     for (k, v) in &d.removed {
-        let _ = writeln!(out, "  - {} = {v}", escape(k));
+        let _ = writeln!(out, "  - {} = {}", escape(k), super::table::metric_text(*v));
     }
     for (k, v) in &d.added {
-        let _ = writeln!(out, "  + {} = {v}", escape(k));
+        let _ = writeln!(out, "  + {} = {}", escape(k), super::table::metric_text(*v));
     }
     for (k, c) in &d.changed {
         let _ = writeln!(
             out,
             "  ~ {}: {} -> {} ({})",
             escape(k),
-            c.a,
-            c.b,
+            super::table::metric_text(c.a),
+            super::table::metric_text(c.b),
             metric_change(c)
         );
     }

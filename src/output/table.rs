@@ -328,7 +328,7 @@ fn metrics(r: &RunRecord, color: bool) -> Table {
     for m in &r.metrics {
         t.add_row(vec![
             escape(&m.key).into_owned(),
-            m.value.to_string(),
+            metric_text(m.value),
             escape(&m.source).into_owned(),
         ]);
     }
@@ -421,7 +421,13 @@ pub fn param_text(v: &serde_json::Value) -> String {
 
 /// A metric's value as a cell: the shortest text that reads back as the same number.
 pub fn metric_text(v: f64) -> String {
-    format!("{v}")
+    // Very large and very small numbers in exponent form (1e308 is not 309 digits).
+    let a = v.abs();
+    if a != 0.0 && !(1e-6..1e16).contains(&a) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 const LIST_HEADER: [&str; 6] = ["run", "when", "status", "took", "command", "outputs"];

@@ -392,6 +392,15 @@ impl Import<'_> {
             table.name
         ))?;
         let mut exists = self.tx.prepare("SELECT 1 FROM main.runs WHERE id = ?1")?;
+        // The run a tag names here now (the latest tag or untag of that name).
+        let mut tagged = self.tx.prepare(
+            "SELECT kind, run_id FROM main.annotations WHERE text = ?1 AND kind != 'note'
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+        )?;
+        let own_key = crate::sign::key_path()
+            .filter(|p| p.path.exists())
+            .and_then(|p| crate::sign::Signer::load_or_create(&p.path).ok())
+            .map(|s| s.public_key());
         let run_col = cols.iter().position(|c| c == "run_id");
         let (mut rows, mut added, mut n) = (select.query([])?, 0, 0);
         while let Some(row) = rows.next()? {
@@ -510,6 +519,35 @@ impl Import<'_> {
                         Some(Value::Text(s)) => s.as_str(),
                         _ => "",
                     };
+                    // A tag this store already has is moved only by this user's own key:
+                    // a bundle from anyone could otherwise point `best` at its own run,
+                    // and `rerun best` would run its command.
+                    let text_of = |name: &str| match cols
+                        .iter()
+                        .position(|c| c == name)
+                        .map(|i| &values[i])
+                    {
+                        Some(Value::Text(s)) => s.clone(),
+                        _ => String::new(),
+                    };
+                    let kind = text_of("kind");
+                    if kind == "tag" || kind == "untag" {
+                        let name = text_of("text");
+                        let here: Option<(String, String)> = tagged
+                            .query_row([&name], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()?;
+                        let moves = match &here {
+                            Some((k, at)) if k == "tag" => kind == "untag" || at != run,
+                            _ => false,
+                        };
+                        if moves && own_key.as_deref() != Some(text_of("public_key").as_str()) {
+                            self.skipped.push(format!(
+                                "a {kind} of {:?} from elsewhere that would move this store's tag (`lineage tag --force` moves it here)",
+                                name
+                            ));
+                            continue;
+                        }
+                    }
                     if !self.new_runs.contains(run) {
                         if !exists.exists([run])? {
                             return Err(self.refuse(

@@ -288,3 +288,28 @@ fn metrics_travel_through_a_team_store() {
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+#[test]
+fn a_key_with_a_nul_is_left_out_so_every_store_takes_the_run() {
+    let env = Env::local();
+    env.init_repo();
+    let id = env.record(&[
+        "-m",
+        "m.json",
+        "--",
+        "sh",
+        "-c",
+        r#"printf '{"nul\\u0000key": 8, "ok": 1e308}' > m.json"#,
+    ]);
+    let run = env.show(Some(&id));
+    assert_eq!(metrics(&run), json!({"ok": 1e308}));
+    // Shown in exponent form, not as 309 digits.
+    let table = stdout(&env.cmd(["show", &id]));
+    assert!(table.contains("1e308"), "{table}");
+    let bundle = env.path("b.lineage");
+    let out = env.cmd(["bundle", "export", "-o", &bundle.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let other = Env::local();
+    let out = other.cmd(["bundle", "import", &bundle.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

@@ -371,11 +371,41 @@ fn bundles_carry_annotations_and_add_only_signed_ones_to_runs_already_there() {
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("passed over 1 unsigned"),
+        stderr(&out).contains("passed over an unsigned annotation"),
         "{}",
         stderr(&out)
     );
     let shown: Value =
         serde_json::from_str(&ok(at(&env, &other, &["show", "best", "--json"]))).expect("json");
     assert_eq!(shown["user_notes"].as_array().expect("notes").len(), 2);
+}
+
+#[test]
+fn a_bundle_cannot_move_a_tag_this_store_has() {
+    let victim = Env::local();
+    victim.init_repo();
+    let mine = victim.record(&["--", "true"]);
+    let out = victim.cmd(["tag", &mine, "best"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Someone else's store (their own key) tags their own run `best`, later.
+    let other = Env::local();
+    other.init_repo();
+    let theirs = other.record(&["--", "sh", "-c", "echo theirs"]);
+    let out = other.cmd(["tag", &theirs, "best"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let bundle = other.path("b.lineage");
+    let out = other.cmd(["bundle", "export", "-o", &bundle.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = victim.cmd(["bundle", "import", &bundle.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("would move this store's tag"),
+        "{}",
+        stderr(&out)
+    );
+    // `best` still names the victim's run; theirs came in, untagged here.
+    let out = victim.cmd(["show", "--json", "best"]);
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(run["id"], mine.as_str());
+    assert_eq!(code(&victim.cmd(["show", "--json", &theirs])), 0);
 }

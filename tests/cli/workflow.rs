@@ -382,3 +382,56 @@ fn a_copy_is_checked_through_the_run_that_made_its_bytes_and_an_unknown_path_is_
         stderr(&out)
     );
 }
+
+#[test]
+fn rerun_stale_runs_only_proven_commands_and_stops_on_a_cycle() {
+    let env = Env::new();
+    pipeline(&env);
+    let [_, _, train] = all_stages(&env);
+    set_param(&env, "train", "n_est", json!(250));
+    // A run whose signature is gone (an import, an edit): its command is not run for you.
+    env.db()
+        .execute("DELETE FROM signatures WHERE run_id = ?1", [&train])
+        .expect("delete");
+    let before = runs(&env);
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(stderr(&out).contains("is unsigned"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(runs(&env), before, "nothing ran");
+    let out = env.cmd(["rerun", "--stale", "--force"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(runs(&env), before + 1);
+
+    // Two stages that read what each other write: stopped, not rerun for ever.
+    let cyc = Env::new();
+    cyc.init_repo();
+    cyc.write("a.txt", "1\n");
+    cyc.git(&["add", "a.txt"]);
+    cyc.git(&["commit", "-qm", "a"]);
+    cyc.record(&[
+        "-i",
+        "a.txt",
+        "-o",
+        "b.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat a.txt > b.txt; date +%N >> b.txt",
+    ]);
+    cyc.record(&[
+        "-i",
+        "b.txt",
+        "-o",
+        "a.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat b.txt > a.txt; date +%N >> a.txt",
+    ]);
+    cyc.write("a.txt", "by hand\n");
+    let out = cyc.cmd(["rerun", "--stale"]);
+    assert_ne!(code(&out), 0);
+    assert!(stderr(&out).contains("a cycle"), "{}", stderr(&out));
+    assert!(runs(&cyc) <= 5, "{}", runs(&cyc));
+}

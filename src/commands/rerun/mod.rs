@@ -395,11 +395,52 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
     };
     let mut rerun: Vec<String> = Vec::new();
     let mut made: Vec<(String, String)> = Vec::new();
+    let mut new_ids: Vec<String> = Vec::new();
+    // Every command rerun for you must be proven (signed by you or a trusted key, its record
+    // intact), as with --upstream: an imported run that last wrote a file here could hold any
+    // command. Checked for all of them before any runs; --force runs unproven ones.
+    let unproven = |stages: &[stale::Stage]| -> Result<()> {
+        if args.force {
+            return Ok(());
+        }
+        for s in stages.iter().filter(|s| s.stale) {
+            let (seal, standing, _) =
+                super::verify::check(&store, &s.id, false, own.as_deref(), ctx)?;
+            let mark = match seal {
+                Seal::Tampered { .. } => Some("tampered"),
+                _ => super::verify::mark(standing),
+            };
+            if let Some(mark) = mark {
+                anyhow::bail!(
+                    "stale run {} (`{}`) is {mark}: not running its command for you (rerun it yourself after `lineage verify {}`, or --force)",
+                    s.short,
+                    s.command,
+                    s.short
+                );
+            }
+        }
+        Ok(())
+    };
+    unproven(&stale::find(&store, &roots)?)?;
     loop {
         let stages = stale::find(&store, &roots)?;
+        unproven(&stages)?;
         let Some(next) = stages.into_iter().find(|s| s.stale) else {
             break;
         };
+        // A rerun made here that is stale again: the stages read each other's outputs (a
+        // cycle), and would run for ever.
+        let of_ours = store
+            .load_run(&next.id)?
+            .rerun_of
+            .is_some_and(|o| new_ids.contains(&o) || new_ids.contains(&next.id));
+        if of_ours || new_ids.contains(&next.id) {
+            anyhow::bail!(
+                "run {} is stale again after this rerun made it ({}): its stages read what each other write (a cycle); not rerunning the rest",
+                next.short,
+                next.reasons.join("; ")
+            );
+        }
         if rerun.contains(&next.id) {
             // Rerun once already and still stale (it changed what it reads, or its outputs
             // were touched meanwhile): not again.
@@ -447,6 +488,9 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         let (verdict, new_short) =
             rerun_step(&store, ctx, &step, None, &BTreeMap::new(), &step_args)?;
         rerun.push(next.id.clone());
+        if let Some(id) = &verdict.rerun {
+            new_ids.push(id.clone());
+        }
         match verdict.verdict {
             Outcome::Failed | Outcome::NotRun => {
                 ui::error_line(format_args!(

@@ -100,6 +100,12 @@ pub fn read(
                 skipped += 1;
                 continue;
             };
+            // A key is text shown and carried everywhere: a NUL would break every store
+            // that takes the run (their rule for text refuses it).
+            if key.contains('\0') {
+                skipped += 1;
+                continue;
+            }
             if out.contains_key(&key) {
                 later.push(key);
                 continue;
