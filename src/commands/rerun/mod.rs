@@ -422,7 +422,21 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         Ok(())
     };
     unproven(&stale::find(&store, &roots)?)?;
+    // A stopping signal between two steps (or during one: the job gets it too) ends the
+    // chain after the step.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for &sig in crate::child::STOPPING {
+        let _ = signal_hook::flag::register_usize(sig, std::sync::Arc::clone(&stop), sig as usize);
+    }
     loop {
+        let got = stop.load(std::sync::atomic::Ordering::SeqCst);
+        if got != 0 {
+            ui::error_line(format_args!(
+                "interrupted by signal {got}; not rerunning the rest"
+            ));
+            return Ok(code::killed_by(got as i32));
+        }
+        reap_finished_children();
         let stages = stale::find(&store, &roots)?;
         unproven(&stages)?;
         let Some(next) = stages.into_iter().find(|s| s.stale) else {
@@ -530,6 +544,18 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         }
     }
     Ok(code::SUCCESS)
+}
+
+/// Reap the children of earlier steps that have ended (the process that answers a job's
+/// file calls once lineage is done with it outlives its step): a long chain leaves no
+/// zombies.
+fn reap_finished_children() {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    while let Ok(status) = waitpid(nix::unistd::Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
 }
 
 /// A rank of a launch (`srun lineage run ...`) is not rerun alone: its recorded environment
