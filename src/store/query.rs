@@ -376,7 +376,8 @@ impl Store {
              FROM edges e JOIN runs r ON r.id = e.run_id
              WHERE e.role = 'output' AND r.status = 'succeeded'
                AND (e.written IS NULL OR e.written <> 0)
-               AND (e.abs_path = ?1 OR (e.abs_path >= ?1 || '/' AND e.abs_path < ?1 || '0'))
+               AND e.abs_path >= ?1 AND e.abs_path < ?1 || '0'
+               AND (e.abs_path = ?1 OR substr(e.abs_path, 1, length(?1) + 1) = ?1 || '/')
              GROUP BY e.abs_path ORDER BY e.abs_path",
         )?;
         let mut out: Vec<LatestOutput> = Vec::new();

@@ -109,6 +109,12 @@ fn a_stage_depends_only_on_the_keys_it_names() {
     assert_eq!(config["path"], "params.json");
     assert_eq!(config["hash"], blake3_hex(PARAMS.as_bytes()));
     assert_eq!(run["configs"][0]["keys"], json!(["train"]));
+    // The earlier stages' outputs are the pipeline's data, not this stage's untracked code.
+    let untracked = run["git"]["untracked"].to_string();
+    assert!(
+        !untracked.contains("train.csv") && !untracked.contains("features.csv"),
+        "{untracked}"
+    );
 
     // Changing train.n_est does not touch prepare: its rerun is not refused.
     set_param(&env, "train", "n_est", json!(150));

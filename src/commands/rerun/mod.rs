@@ -421,7 +421,13 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         }
         Ok(())
     };
-    unproven(&stale::find(&store, &roots)?)?;
+    let first = stale::find(&store, &roots)?;
+    unproven(&first)?;
+    let stale_at_first: Vec<String> = first
+        .iter()
+        .filter(|s| s.stale)
+        .map(|s| s.short.clone())
+        .collect();
     // A stopping signal between two steps (or during one: the job gets it too) ends the
     // chain after the step.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -530,6 +536,21 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         }
     }
     if !args.quiet {
+        let skipped: Vec<&String> = stale_at_first
+            .iter()
+            .filter(|s| !made.iter().any(|(a, _)| a == *s))
+            .collect();
+        if !skipped.is_empty() && !made.is_empty() {
+            ui::info(format_args!(
+                "{} stale at first, current once their makers ran again (the same bytes): {}",
+                skipped.len(),
+                skipped
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if made.is_empty() {
             ui::info(format_args!("nothing is stale: nothing rerun"));
         } else {

@@ -288,14 +288,23 @@ fn spawn_context<'s, 'p: 's>(
 ) -> impl FnOnce() -> Context + 's {
     let cwd = &plan.cwd;
     let policy = &plan.policy;
-    // Declared paths are data (configs are stored as configs), not untracked code.
-    let data: Vec<PathBuf> = plan
+    // Declared paths are data (configs are stored as configs), not untracked code; so are
+    // the files recorded runs wrote here (another stage's outputs: a pipeline's data, which
+    // would otherwise be kept with every later stage's code).
+    let mut data: Vec<PathBuf> = plan
         .inputs
         .iter()
         .chain(&plan.outputs)
         .chain(&plan.configs)
         .map(|d| d.abs.clone())
         .collect();
+    const MAX_KNOWN_OUTPUTS: usize = 10_000;
+    let here = crate::model::path_text(std::os::unix::ffi::OsStrExt::as_bytes(cwd.as_os_str()));
+    if let Ok(known) = plan.store.latest_outputs_under(&[here])
+        && known.len() <= MAX_KNOWN_OUTPUTS
+    {
+        data.extend(known.into_iter().map(|o| crate::model::path_of(&o.0)));
+    }
     let git = s.spawn(move || {
         let git = git::capture(cwd, git::Caps::default(), &data);
         crate::timing::mark("git captured");
