@@ -227,11 +227,15 @@ pub fn load(user: Option<&Path>, repo: Option<&Path>) -> Result<Settings, BadFil
             s.strict = strict;
         }
         for m in &file.run.metrics {
-            if m.is_empty() || m.contains('\0') || globset::Glob::new(m).is_err() {
+            let outside = std::path::Path::new(m).is_absolute()
+                || std::path::Path::new(m)
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir);
+            if m.is_empty() || m.contains('\0') || outside || globset::Glob::new(m).is_err() {
                 return Err(bad(
                     path,
                     format!(
-                        "run.metrics: {m:?} is not a file name pattern (like \"metrics.json\" or \"reports/*.json\")"
+                        "run.metrics: {m:?} is not a file name pattern inside the job's directory (like \"metrics.json\" or \"reports/*.json\": relative, no ..)"
                     ),
                 ));
             }

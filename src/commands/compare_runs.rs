@@ -75,6 +75,12 @@ pub fn compare(args: CompareArgs, ctx: &Context) -> Result<()> {
             (None, Some(_)) => Ordering::Greater,
             (None, None) => Ordering::Equal,
         });
+        if !runs.iter().any(|r| sort_value(r, key).is_some()) {
+            ui::warn(format_args!(
+                "no run here has {}: nothing to sort by (`lineage compare --all` lists the keys)",
+                ui::escape(args.sort.as_deref().unwrap_or_default())
+            ));
+        }
         if let Some(n) = args.limit {
             runs.truncate(n);
         }

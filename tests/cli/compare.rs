@@ -171,3 +171,16 @@ fn sorted_n_keeps_the_best_n_and_shows_the_sort_key() {
         "the sort key is shown even when one run leaves nothing to differ: {v}"
     );
 }
+
+#[test]
+fn a_sort_key_no_run_has_is_said() {
+    let env = Env::local();
+    three(&env);
+    let out = env.cmd(["compare", "--where", "seed=7", "--sort", "metrics.nosuch"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no run here has metrics.nosuch"),
+        "{}",
+        stderr(&out)
+    );
+}

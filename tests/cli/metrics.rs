@@ -127,6 +127,11 @@ fn the_settings_name_metrics_files_every_job_may_write() {
         "{}",
         run["notes"]
     );
+    // A pattern outside the job's directory is refused, naming the file and the key.
+    env.write("lineage.toml", "[run]\nmetrics = [\"../*.json\"]\n");
+    let out = env.cmd(["run", "--", "true"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(stderr(&out).contains("no .."), "{}", stderr(&out));
     // A pattern that is not one is an error naming the file and the key.
     env.write("lineage.toml", "[run]\nmetrics = [\"a/[\"]\n");
     let out = env.cmd(["run", "--", "true"]);
