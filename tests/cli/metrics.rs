@@ -2,7 +2,6 @@
 //! reports, read after it, flattened like params, stored as numbers, shown, compared by
 //! `diff`, exported, signed and carried between stores.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -247,6 +246,7 @@ fn metrics_are_exported_signed_and_carried_by_bundles() {
     assert!(stderr(&out).contains("value"), "{}", stderr(&out));
 }
 
+#[cfg(feature = "team-store")]
 #[test]
 fn metrics_travel_through_a_team_store() {
     let Some(pg) = PgServer::start() else { return };
@@ -254,7 +254,7 @@ fn metrics_travel_through_a_team_store() {
     let url = pg.url(&db);
     let env = Env::local();
     repo(&env);
-    let team = |replica: &Path, args: &[&str]| {
+    let team = |replica: &std::path::Path, args: &[&str]| {
         let mut cmd = env.lineage();
         cmd.env("LINEAGE_STORE", &url)
             .env("LINEAGE_REPLICA", replica)
