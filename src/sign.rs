@@ -26,6 +26,17 @@ pub struct Signer {
     key: SigningKey,
 }
 
+/// This user's public key, when their key file exists (never made here: a reader that
+/// only checks signatures does not need one).
+pub fn own_public_key() -> Option<String> {
+    let path = key_path()?;
+    path.path
+        .exists()
+        .then(|| Signer::load_or_create(&path.path).ok())
+        .flatten()
+        .map(|s| s.public_key())
+}
+
 /// Where the user's key is: `$LINEAGE_SIGNING_KEY` (which must exist: a key named there is
 /// never made, so a mount not there yet does not sign with a stray new key), else
 /// `$XDG_CONFIG_HOME/lineage/signing.key` (`~/.config/lineage/signing.key`, made on first

@@ -117,12 +117,7 @@ pub fn mark(standing: Standing) -> Option<&'static str> {
 
 /// The user's own public key, if they have one (never made here).
 pub fn own_key() -> Option<String> {
-    let path = sign::key_path()?;
-    path.path
-        .exists()
-        .then(|| Signer::load_or_create(&path.path).ok())
-        .flatten()
-        .map(|s| s.public_key())
+    sign::own_public_key()
 }
 
 /// Who `key` is to this user: `you`, or the settings file listing it.

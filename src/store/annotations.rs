@@ -95,15 +95,18 @@ fn now() -> String {
         .to_string()
 }
 
+/// The latest tag or untag of a name (`?1`): (kind, run id). A tag names the run of its
+/// latest `tag`; an `untag` last means it names none.
+pub(super) const LATEST_OF_TAG: &str =
+    "SELECT kind, run_id FROM annotations WHERE text = ?1 AND kind != 'note'
+     ORDER BY created_at DESC, id DESC LIMIT 1";
+
 impl Store {
     /// The run the tag `name` names now, if any.
     pub fn tagged(&self, name: &str) -> Result<Option<String>> {
         let latest: Option<(String, String)> = self
             .conn
-            .prepare_cached(
-                "SELECT kind, run_id FROM annotations WHERE text = ?1 AND kind != 'note'
-                 ORDER BY created_at DESC, id DESC LIMIT 1",
-            )?
+            .prepare_cached(LATEST_OF_TAG)?
             .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         Ok(latest.and_then(|(kind, run)| (kind == "tag").then_some(run)))

@@ -393,14 +393,8 @@ impl Import<'_> {
         ))?;
         let mut exists = self.tx.prepare("SELECT 1 FROM main.runs WHERE id = ?1")?;
         // The run a tag names here now (the latest tag or untag of that name).
-        let mut tagged = self.tx.prepare(
-            "SELECT kind, run_id FROM main.annotations WHERE text = ?1 AND kind != 'note'
-             ORDER BY created_at DESC, id DESC LIMIT 1",
-        )?;
-        let own_key = crate::sign::key_path()
-            .filter(|p| p.path.exists())
-            .and_then(|p| crate::sign::Signer::load_or_create(&p.path).ok())
-            .map(|s| s.public_key());
+        let mut tagged = self.tx.prepare(super::annotations::LATEST_OF_TAG)?;
+        let own_key = crate::sign::own_public_key();
         let run_col = cols.iter().position(|c| c == "run_id");
         let (mut rows, mut added, mut n) = (select.query([])?, 0, 0);
         while let Some(row) = rows.next()? {

@@ -62,9 +62,9 @@ pub fn find(store: &Store, roots: &[PathBuf]) -> Result<Vec<Stage>> {
         .collect();
     let outputs = store.latest_outputs_under(&texts)?;
     // The last writer of each path: only its outputs are its to answer for.
-    let mut last: BTreeMap<String, String> = outputs
+    let mut last: BTreeMap<String, Writer> = outputs
         .iter()
-        .map(|(abs, _, run, _)| (abs.clone(), run.clone()))
+        .map(|(abs, _, run, hash)| (abs.clone(), (run.clone(), *hash)))
         .collect();
     let mut asked: BTreeSet<String> = outputs.iter().map(|o| o.2.clone()).collect();
     // A path under which no run wrote anything: its files by their bytes (a model copied
@@ -208,11 +208,14 @@ fn depths(stages: &[Stage]) -> BTreeMap<String, usize> {
     depth
 }
 
+/// A path's last writer: its run id and the bytes it wrote there.
+type Writer = (String, Option<Hash>);
+
 struct Walk<'a> {
     store: &'a Store,
     done: BTreeMap<String, Stage>,
     /// Path -> the run that last wrote it, filled as paths are met.
-    last: &'a mut BTreeMap<String, String>,
+    last: &'a mut BTreeMap<String, Writer>,
 }
 
 /// How far up a walk goes: a pipeline deeper than this is cut (a guard, not a limit met).
@@ -283,9 +286,9 @@ impl Walk<'_> {
         Ok(s.stale)
     }
 
-    /// The run that last wrote `abs_path` (the paths the store was asked about, or this one
-    /// found now); empty when none.
-    fn last_writer(&mut self, abs_path: &str) -> Result<String> {
+    /// The run that last wrote `abs_path` and the bytes it wrote there (the paths the store
+    /// was asked about, or this one found now); an empty id when none.
+    fn last_writer(&mut self, abs_path: &str) -> Result<Writer> {
         if let Some(l) = self.last.get(abs_path) {
             return Ok(l.clone());
         }
@@ -294,7 +297,7 @@ impl Walk<'_> {
             .latest_outputs_under(&[abs_path.to_string()])?
             .into_iter()
             .find(|o| o.0 == abs_path)
-            .map(|o| o.2)
+            .map(|o| (o.2, o.3))
             .unwrap_or_default();
         self.last.insert(abs_path.to_string(), found.clone());
         Ok(found)
@@ -312,19 +315,9 @@ impl Walk<'_> {
         differs: bool,
     ) -> Result<Option<String>> {
         if !abs_path.is_empty() {
-            let last = self.last_writer(abs_path)?;
-            if !last.is_empty() && last != r.id {
-                if differs {
-                    return Ok(Some(last));
-                }
-                let made = self.store.load_run(&last)?.edges.iter().any(|e| {
-                    e.role == Role::Output
-                        && e.abs_path == abs_path
-                        && e.artifact.as_ref().map(|a| a.hash) == Some(*h)
-                });
-                if made {
-                    return Ok(Some(last));
-                }
+            let (last, wrote) = self.last_writer(abs_path)?;
+            if !last.is_empty() && last != r.id && (differs || wrote == Some(*h)) {
+                return Ok(Some(last));
             }
         }
         if differs {
@@ -343,7 +336,7 @@ impl Walk<'_> {
         for e in r.edges.iter().filter(|e| {
             e.role == Role::Output && e.written != Some(Written::Nothing) && e.artifact.is_some()
         }) {
-            let last = self.last_writer(&e.abs_path)?;
+            let (last, _) = self.last_writer(&e.abs_path)?;
             if last != r.id {
                 continue;
             }
