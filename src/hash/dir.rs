@@ -156,7 +156,10 @@ impl<'c> DirHashing<'c> {
             self.all_stable &= stable;
             let moved = match &result {
                 Ok(_) => !stable,
-                Err(e) => e.kind() == io::ErrorKind::NotFound,
+                Err(e) => matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof
+                ),
             };
             if moved && self.unstable.is_none() {
                 self.unstable = Some(f.path.clone());

@@ -4,6 +4,9 @@
 //! files at once, in parallel, with what a stat cache knows.
 
 use super::*;
+use blake3::hazmat::{
+    ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root,
+};
 
 /// The nice value of the threads that hash while the job runs. 19 (a 1.4% share of a busy
 /// core) starved them for minutes on a machine kept busy by other work, work already begun
@@ -50,52 +53,9 @@ pub(super) fn hash_file_stat(
     let len = file.metadata()?.len();
     let mut read = 0u64;
     if len >= MMAP_THRESHOLD && how == Read::Copy {
-        // Fill a buffer (short reads happen) so that each update is large.
-        let fill = |file: &mut File, buf: &mut [u8]| -> io::Result<usize> {
-            let mut filled = 0;
-            while filled < buf.len() {
-                match file.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(filled)
-        };
-        // Two buffers: the next one is read while the current one is hashed, on two threads
-        // when a second is free.
-        let (mut current, mut next) = (vec![0u8; COPY_BUF], vec![0u8; COPY_BUF]);
-        let mut filled = fill(&mut file, &mut current)?;
-        while filled > 0 {
-            // Eight buffers at a time, at the priority the job's state calls for.
-            let mut steps = || -> io::Result<usize> {
-                if let Some(h) = hashing {
-                    h.check_stop()?;
-                }
-                let mut filled = filled;
-                for _ in 0..8 {
-                    if filled == 0 {
-                        break;
-                    }
-                    let (more, ()) = rayon::join(
-                        || fill(&mut file, &mut next),
-                        || {
-                            hasher.update(&current[..filled]);
-                        },
-                    );
-                    read += filled as u64;
-                    progress.inspect(|p| p.done(filled as u64, 0));
-                    std::mem::swap(&mut current, &mut next);
-                    filled = more?;
-                }
-                Ok(filled)
-            };
-            filled = match hashing.and_then(Hashing::yielding_pool) {
-                Some(pool) => pool.install(steps),
-                None => steps(),
-            }?;
-        }
+        let hash = hash_copied(&mut file, len, hashing)?;
+        let after = StatKey::of(&file.metadata()?);
+        return Ok((hash, len, after));
     } else if len >= MMAP_THRESHOLD {
         let stop = hashing.map(|h| h.0.stop.as_ref());
         let hash = hash_mapped(&file, len, map_window_len(), progress, stop)?;
@@ -119,6 +79,178 @@ pub(super) fn hash_file_stat(
     }
     let after = StatKey::of(&file.metadata()?);
     Ok((Hash(*hasher.finalize().as_bytes()), read, after))
+}
+
+/// A large file copied through a buffer while the job may run: read window by window, each
+/// window a whole BLAKE3 subtree (see [`copy_window_len`]), the next buffer read while the
+/// current one is hashed, at the priority the job's state calls for. Once the job has ended
+/// (at a window's end, or before the first), the windows left are mapped and hashed in
+/// parallel at full priority: what is left after a short job costs what hashing before
+/// launch costs. The windows' chaining values are merged as BLAKE3's tree says, so the hash
+/// is the plain BLAKE3 of the file's first `len` bytes. A file that ends before `len` bytes
+/// changed while it was read: an `UnexpectedEof` error.
+pub(super) fn hash_copied(
+    file: &mut File,
+    len: u64,
+    hashing: Option<&Hashing>,
+) -> io::Result<Hash> {
+    let ended = |_| hashing.is_some_and(|h| !h.job_running());
+    hash_copied_in(file, len, hashing, copy_window_len(len), &ended)
+}
+
+/// [`hash_copied`] in windows of `window` bytes, `ended(n)` saying, after `n` windows, whether
+/// the job has ended.
+pub(super) fn hash_copied_in(
+    file: &mut File,
+    len: u64,
+    hashing: Option<&Hashing>,
+    window: u64,
+    ended: &dyn Fn(u64) -> bool,
+) -> io::Result<Hash> {
+    use std::io::Read as _;
+    let progress = hashing.map(Hashing::progress);
+    let windows = len.div_ceil(window);
+    let short = || {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "it changed while it was read (it ended early)",
+        )
+    };
+    // Fill `buf` with the next bytes up to `end` (short reads happen).
+    let fill = |file: &mut File, buf: &mut Vec<u8>, at: u64, end: u64| -> io::Result<()> {
+        let want = (end - at).min(COPY_BUF as u64) as usize;
+        buf.resize(want, 0);
+        let mut filled = 0;
+        while filled < want {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => return Err(short()),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    };
+    let mut cvs: Vec<ChainingValue> = Vec::with_capacity(windows as usize);
+    if len <= window {
+        // One window: the root itself, hashed in one pass.
+        let (mut current, mut next) = (Vec::with_capacity(COPY_BUF), Vec::with_capacity(COPY_BUF));
+        let mut hasher = blake3::Hasher::new();
+        let mut at = 0;
+        fill(file, &mut current, at, len)?;
+        while !current.is_empty() {
+            if let Some(h) = hashing {
+                h.check_stop()?;
+            }
+            let after = at + current.len() as u64;
+            let (more, ()) = rayon::join(
+                || fill(file, &mut next, after, len),
+                || {
+                    hasher.update(&current);
+                },
+            );
+            more?;
+            progress.inspect(|p| p.done(current.len() as u64, 0));
+            at = after;
+            std::mem::swap(&mut current, &mut next);
+        }
+        return Ok(Hash(*hasher.finalize().as_bytes()));
+    }
+    // Copied, window by window, while the job runs.
+    let (mut current, mut next) = (Vec::with_capacity(COPY_BUF), Vec::with_capacity(COPY_BUF));
+    while (cvs.len() as u64) < windows && !ended(cvs.len() as u64) {
+        let start = cvs.len() as u64 * window;
+        let end = (start + window).min(len);
+        let mut hasher = blake3::Hasher::new();
+        hasher.set_input_offset(start);
+        let mut at = start;
+        fill(file, &mut current, at, end)?;
+        let mut steps = || -> io::Result<()> {
+            while !current.is_empty() {
+                if let Some(h) = hashing {
+                    h.check_stop()?;
+                }
+                let after = at + current.len() as u64;
+                let (more, ()) = rayon::join(
+                    || fill(file, &mut next, after, end),
+                    || {
+                        hasher.update(&current);
+                    },
+                );
+                more?;
+                progress.inspect(|p| p.done(current.len() as u64, 0));
+                at = after;
+                std::mem::swap(&mut current, &mut next);
+            }
+            Ok(())
+        };
+        match hashing.and_then(Hashing::yielding_pool) {
+            Some(pool) => pool.install(steps),
+            None => steps(),
+        }?;
+        cvs.push(hasher.finalize_non_root());
+    }
+    // The job has ended: the rest mapped, in parallel, at full priority, as whole subtrees.
+    if (cvs.len() as u64) < windows {
+        crate::timing::mark("the job ended: the rest of a large input mapped");
+    }
+    let stop = hashing.map(|h| h.0.stop.as_ref());
+    let file = &*file;
+    let rest = |start: u64, n: u64| map_subtree(file, start, n, map_window_len(), progress, stop);
+    let root = || tree_root(&cvs, len, window, &rest);
+    match hashing.and_then(Hashing::full_pool) {
+        Some(pool) => pool.install(root),
+        None => root(),
+    }
+}
+
+/// The BLAKE3 root of `len` bytes (more than one `window`, a power of two of at least one
+/// chunk) from the chaining values of its first windows (`copied`) and, for the subtrees
+/// after them, `rest(offset, length)`, hashed in parallel. Each window is a leaf of the tree
+/// BLAKE3 builds (every left subtree of more than a window is a power of two windows long),
+/// so every subtree past the copied windows is hashed whole, in one call.
+pub(super) fn tree_root(
+    copied: &[ChainingValue],
+    len: u64,
+    window: u64,
+    rest: &(dyn Fn(u64, u64) -> io::Result<ChainingValue> + Sync),
+) -> io::Result<Hash> {
+    let copied_end = copied.len() as u64 * window;
+    let node = |start: u64, n: u64| -> io::Result<ChainingValue> {
+        tree_node(copied, copied_end, start, n, window, rest)
+    };
+    let left = left_subtree_len(len);
+    let (l, r) = rayon::join(|| node(0, left), || node(left, len - left));
+    Ok(Hash(*merge_subtrees_root(&l?, &r?, Mode::Hash).as_bytes()))
+}
+
+fn tree_node(
+    copied: &[ChainingValue],
+    copied_end: u64,
+    start: u64,
+    n: u64,
+    window: u64,
+    rest: &(dyn Fn(u64, u64) -> io::Result<ChainingValue> + Sync),
+) -> io::Result<ChainingValue> {
+    if start >= copied_end {
+        return rest(start, n);
+    }
+    if n <= window {
+        return Ok(copied[(start / window) as usize]);
+    }
+    let left = left_subtree_len(n);
+    let (l, r) = rayon::join(
+        || tree_node(copied, copied_end, start, left, window, rest),
+        || tree_node(copied, copied_end, start + left, n - left, window, rest),
+    );
+    Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
+}
+
+/// The windows a copied file is read in: 2 MiB (eight buffers: the job's end is noticed
+/// within one), larger for files of more than 65,536 windows so that their chaining values
+/// stay under 2 MiB; a power of two.
+pub(super) fn copy_window_len(len: u64) -> u64 {
+    (len / 65_536).max(2 << 20).next_power_of_two()
 }
 
 /// At most about this much of a large file is mapped at once, across the hashing threads, so
@@ -149,37 +281,6 @@ pub(super) fn hash_mapped(
     progress: Option<&Progress>,
     stop: Option<&AtomicBool>,
 ) -> io::Result<Hash> {
-    use blake3::hazmat::{
-        ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root,
-        merge_subtrees_root,
-    };
-    pub(super) fn subtree(
-        file: &File,
-        offset: u64,
-        len: u64,
-        window: u64,
-        progress: Option<&Progress>,
-        stop: Option<&AtomicBool>,
-    ) -> io::Result<ChainingValue> {
-        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-            return Err(stopped());
-        }
-        if len <= window {
-            let map = map_window(file, offset, len)?;
-            let cv = blake3::Hasher::new()
-                .set_input_offset(offset)
-                .update(&map)
-                .finalize_non_root();
-            progress.inspect(|p| p.done(len, 0));
-            return Ok(cv);
-        }
-        let left = left_subtree_len(len);
-        let (l, r) = rayon::join(
-            || subtree(file, offset, left, window, progress, stop),
-            || subtree(file, offset + left, len - left, window, progress, stop),
-        );
-        Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
-    }
     if len <= window {
         let map = map_window(file, 0, len)?;
         let mut hasher = blake3::Hasher::new();
@@ -189,10 +290,40 @@ pub(super) fn hash_mapped(
     }
     let left = left_subtree_len(len);
     let (l, r) = rayon::join(
-        || subtree(file, 0, left, window, progress, stop),
-        || subtree(file, left, len - left, window, progress, stop),
+        || map_subtree(file, 0, left, window, progress, stop),
+        || map_subtree(file, left, len - left, window, progress, stop),
     );
     Ok(Hash(*merge_subtrees_root(&l?, &r?, Mode::Hash).as_bytes()))
+}
+
+/// The chaining value of the subtree of `len` bytes of `file` at `offset`, mapped `window`
+/// bytes at a time, split as BLAKE3's tree splits, on rayon's threads.
+pub(super) fn map_subtree(
+    file: &File,
+    offset: u64,
+    len: u64,
+    window: u64,
+    progress: Option<&Progress>,
+    stop: Option<&AtomicBool>,
+) -> io::Result<ChainingValue> {
+    if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+        return Err(stopped());
+    }
+    if len <= window {
+        let map = map_window(file, offset, len)?;
+        let cv = blake3::Hasher::new()
+            .set_input_offset(offset)
+            .update(&map)
+            .finalize_non_root();
+        progress.inspect(|p| p.done(len, 0));
+        return Ok(cv);
+    }
+    let left = left_subtree_len(len);
+    let (l, r) = rayon::join(
+        || map_subtree(file, offset, left, window, progress, stop),
+        || map_subtree(file, offset + left, len - left, window, progress, stop),
+    );
+    Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
 }
 
 /// Map `len` bytes of `file` from `offset`, read-only.

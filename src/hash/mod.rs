@@ -46,6 +46,10 @@ struct Shared {
     progress: Progress,
     job_running: AtomicBool,
     alongside: OnceLock<Option<rayon::ThreadPool>>,
+    /// The threads that hash at lineage's own priority what is left once the job has ended,
+    /// started with `alongside` (by a thread of that priority: a thread's nice value is
+    /// inherited, and cannot be lowered back without privileges).
+    full: OnceLock<Option<rayon::ThreadPool>>,
     /// Raised when lineage is asked to stop (SIGINT, SIGTERM once the job has ended): hashing
     /// then ends with [`stopped`] at the next window, file or chunk.
     stop: Arc<AtomicBool>,
@@ -96,6 +100,12 @@ impl Hashing {
         self.0
             .alongside
             .get_or_init(|| {
+                self.0.full.get_or_init(|| {
+                    rayon::ThreadPoolBuilder::new()
+                        .thread_name(|i| format!("lineage-hash-full-{i}"))
+                        .build()
+                        .ok()
+                });
                 rayon::ThreadPoolBuilder::new()
                     .thread_name(|i| format!("lineage-hash-{i}"))
                     .start_handler(|_| {
@@ -107,6 +117,13 @@ impl Hashing {
                     .ok()
             })
             .as_ref()
+    }
+
+    /// The pool at lineage's own priority, for what is left once the job has ended, when
+    /// the lower-priority one was started (None: the caller's pool, which is then not a
+    /// lower-priority one).
+    fn full_pool(&self) -> Option<&rayon::ThreadPool> {
+        self.0.full.get().and_then(Option::as_ref)
     }
 
     /// The pool to hash in now: the lower-priority one while the job runs.
@@ -592,7 +609,13 @@ impl Later {
                     warnings: self.warnings,
                 }),
                 Ok(_) => Err(LaterError::Changed(f.path.clone())),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Gone, or shorter than its stats said: changed since the walk.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof
+                    ) =>
+                {
                     Err(LaterError::Changed(f.path.clone()))
                 }
                 Err(e) => Err(LaterError::Io(e)),
@@ -890,6 +913,57 @@ mod tests {
             let file = File::open(&path).expect("open");
             let hash = hash_mapped(&file, len as u64, window, None, None).expect("hash");
             assert_eq!(hash, Hash::of(&data[..len]), "length {len}");
+        }
+    }
+
+    /// A large file copied window by window while the job runs, and mapped for what is left
+    /// once it has ended, gives plain BLAKE3 wherever the job ends: before the first window,
+    /// after any of them, or never; and a file shorter than its stat said is an error.
+    #[test]
+    fn copied_windows_then_mapped_ones_give_the_plain_blake3() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        let c = blake3::CHUNK_LEN;
+        let window = 4 * c as u64;
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 37 % 253) as u8).collect();
+        let hashing = Hashing::default();
+        for len in [
+            c + 1,
+            4 * c,
+            4 * c + 1,
+            8 * c,
+            9 * c + 7,
+            31 * c + 500,
+            data.len(),
+        ] {
+            std::fs::write(&path, &data[..len]).expect("write");
+            let windows = (len as u64).div_ceil(window);
+            for ends_after in 0..=windows + 1 {
+                let mut file = File::open(&path).expect("open");
+                let ended = |done: u64| done >= ends_after;
+                let hash = hash_copied_in(&mut file, len as u64, Some(&hashing), window, &ended)
+                    .expect("hash");
+                assert_eq!(
+                    hash,
+                    Hash::of(&data[..len]),
+                    "length {len}, ended after {ends_after}"
+                );
+            }
+            let mut file = File::open(&path).expect("open");
+            let err = hash_copied_in(&mut file, len as u64 + 1, None, window, &|_| false)
+                .expect_err("a file shorter than its length");
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        }
+        // The real windows: 2 MiB, and a power of two bounding the chaining values kept.
+        assert_eq!(copy_window_len(1 << 30), 2 << 20);
+        assert_eq!(copy_window_len(1 << 40), 16 << 20);
+        // Through the public path, with the job running then ended.
+        let big: Vec<u8> = (0..(5u32 << 20)).map(|i| (i % 249) as u8).collect();
+        std::fs::write(&path, &big).expect("write");
+        for running in [true, false] {
+            hashing.set_job_running(running);
+            let (hash, size, _) = hash_file_stat(&path, Some(&hashing), Read::Copy).expect("hash");
+            assert_eq!((hash, size), (Hash::of(&big), big.len() as u64));
         }
     }
 
