@@ -375,6 +375,11 @@ fn should_forward(cause: &Cause, to_group: Option<u64>, signal: i32) -> bool {
 }
 
 impl Running {
+    /// Whether the job has ended (without reaping it: `wait` does).
+    pub fn has_ended(&self) -> bool {
+        has_exited(Pid::from_raw(self.pid() as i32))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

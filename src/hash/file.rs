@@ -191,9 +191,6 @@ pub(super) fn hash_copied_in(
         cvs.push(hasher.finalize_non_root());
     }
     // The job has ended: the rest mapped, in parallel, at full priority, as whole subtrees.
-    if (cvs.len() as u64) < windows {
-        crate::timing::mark("the job ended: the rest of a large input mapped");
-    }
     let stop = hashing.map(|h| h.0.stop.as_ref());
     let file = &*file;
     let rest = |start: u64, n: u64| map_subtree(file, start, n, map_window_len(), progress, stop);

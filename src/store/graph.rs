@@ -157,31 +157,47 @@ fn walk_sql(direction: crate::model::graph::Direction, limited: bool) -> String 
 /// so that a directory inside an output directory is traced like a file inside it.
 /// Directories of empty files only are left out, as empty files are.
 pub(crate) fn index_subdirs(conn: &rusqlite::Connection, dir_hash: &str) -> Result<()> {
-    use std::collections::BTreeMap;
     let mut stmt = conn.prepare_cached(
         "SELECT path, file_hash, size, executable FROM dir_entries WHERE dir_hash = ?1",
     )?;
-    let mut groups: BTreeMap<String, Vec<super::inbound::Entry>> = BTreeMap::new();
-    let rows = stmt.query_map([dir_hash], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, bool>(3)?,
+    let rows = stmt
+        .query_map([dir_hash], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let entries = rows.iter().filter_map(|(path, hash, size, exec)| {
+        Some((
+            path.as_str(),
+            Hash::parse(hash)?,
+            size.max(&0).unsigned_abs(),
+            *exec,
         ))
-    })?;
-    for row in rows {
-        let (path, hash, size, exec) = row?;
-        let Some(hash) = Hash::parse(&hash) else {
-            continue;
-        };
+    });
+    index_subdirs_of(conn, dir_hash, entries)
+}
+
+/// [`index_subdirs`] from the directory's manifest entries (path, file hash, size,
+/// executable) at hand, as a new manifest is written.
+pub(crate) fn index_subdirs_of<'a>(
+    conn: &rusqlite::Connection,
+    dir_hash: &str,
+    entries: impl Iterator<Item = (&'a str, Hash, u64, bool)>,
+) -> Result<()> {
+    use std::collections::BTreeMap;
+    let mut groups: BTreeMap<&str, Vec<super::inbound::Entry>> = BTreeMap::new();
+    for (path, hash, size, exec) in entries {
         let mut at = 0;
         while let Some(slash) = path[at..].find('/') {
             let end = at + slash;
-            groups.entry(path[..end].to_string()).or_default().push((
+            groups.entry(&path[..end]).or_default().push((
                 path[end + 1..].to_string(),
                 hash,
-                size.max(0) as u64,
+                size,
                 exec,
             ));
             at = end + 1;

@@ -141,14 +141,14 @@ impl Store {
     }
 
     /// Bookkeeping that need not delay the job, done while it runs: the manifests of new
-    /// directory inputs, the stat-cache rows learned before launch, then a checkpoint if the
-    /// WAL has grown (so the one on close is short).
-    pub fn idle_work(&self) {
+    /// directory inputs, the stat-cache rows learned before launch, then, when asked (the job
+    /// still runs), a checkpoint if the WAL has grown, so that the one on close is short.
+    pub fn idle_work(&self, checkpoint: bool) {
         self.write_deferred();
         crate::timing::mark("manifests written");
         self.write_learned();
         crate::timing::mark("stat cache written");
-        if self.wal_pages() > super::CHECKPOINT_PAGES {
+        if checkpoint && self.wal_pages() > super::CHECKPOINT_PAGES {
             let _ = self
                 .conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
@@ -480,7 +480,16 @@ fn write_manifest(
         tx.execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token])?;
     }
     if write {
-        super::graph::index_subdirs(tx, hash)?;
+        crate::timing::mark("manifest rows inserted");
+        if spilled {
+            super::graph::index_subdirs(tx, hash)?;
+        } else {
+            let rows = entries
+                .iter()
+                .map(|f| (f.path.as_str(), f.hash, f.size, f.executable));
+            super::graph::index_subdirs_of(tx, hash, rows)?;
+        }
+        crate::timing::mark("subdirectories indexed");
     }
     Ok(())
 }

@@ -207,6 +207,8 @@ pub(super) fn after(
         peak_total_rss_bytes: total_rss.map(|t| t.max(outcome.max_rss_bytes)),
         gpu_peak_memory_bytes: gpu_peaks,
     };
+    let sealed = plan.policy.seal(capture);
+    crate::timing::mark("capture sealed again");
     let recorded = record(
         &mut plan.store,
         &id,
@@ -215,7 +217,7 @@ pub(super) fn after(
             ended_at: &ended_at,
             exit_code: ending.exit_code,
             signal: ending.signal,
-            capture: &plan.policy.seal(capture),
+            capture: &sealed,
             resources: &resources,
             outputs: &outputs,
             changed_inputs: &changed,

@@ -89,6 +89,7 @@ pub fn execute(mut plan: Plan) -> Executed {
     extra_env.extend(stores.iter().map(|(k, v)| (*k, v.as_str())));
     let stop = plan.hashing.stop_flag();
     let (observer, hook) = observe(&plan, &mut pre);
+    crate::timing::mark("observer started");
     let start = crate::observe::coarse_now();
     let spawned = child::spawn(
         &plan.argv,
@@ -98,6 +99,7 @@ pub fn execute(mut plan: Plan) -> Executed {
         stop,
         hook,
     );
+    crate::timing::mark("job started");
     let running = match spawned {
         Ok(r) => r,
         Err(e) => return finish::not_started(plan, id, pre, &e),
@@ -151,6 +153,7 @@ fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
     let redacted = plan.policy.redact_argv(&raw_argv);
     pre.capture.argv_redacted = redacted.fingerprints;
     let capture = plan.policy.seal(pre.capture.clone());
+    crate::timing::mark("capture sealed");
     let started_at = now();
     let begun = plan.store.begin_run(&NewRun {
         id,
