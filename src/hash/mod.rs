@@ -318,10 +318,12 @@ impl FingerprintBuilder {
     fn add(&mut self, rel: &[u8], key: &StatKey) {
         self.0.update(&(rel.len() as u64).to_le_bytes());
         self.0.update(rel);
-        self.0.update(&key.size.to_le_bytes());
-        self.0.update(&key.mtime_ns.to_le_bytes());
         // ctime too: bytes rewritten with the mtime put back (`touch -d`) still move it.
-        self.0.update(&key.ctime_ns.to_le_bytes());
+        let mut stats = [0u8; 24];
+        stats[..8].copy_from_slice(&key.size.to_le_bytes());
+        stats[8..16].copy_from_slice(&key.mtime_ns.to_le_bytes());
+        stats[16..].copy_from_slice(&key.ctime_ns.to_le_bytes());
+        self.0.update(&stats);
     }
 
     fn finish(&self) -> Fingerprint {
@@ -965,6 +967,48 @@ mod tests {
             let (hash, size, _) = hash_file_stat(&path, Some(&hashing), Read::Copy).expect("hash");
             assert_eq!((hash, size), (Hash::of(&big), big.len() as u64));
         }
+    }
+
+    /// The walk's digests are the same byte streams whatever the updates: a directory
+    /// cache written by an earlier lineage still answers.
+    #[test]
+    fn walk_digests_keep_their_byte_streams() {
+        let key = StatKey {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: 4,
+            ctime_ns: 5,
+        };
+        let file = WalkedFile {
+            path: PathBuf::from("/x/a/b"),
+            rel: b"a/b".to_vec(),
+            executable: true,
+            key,
+            link: None,
+        };
+        let mut expected = blake3::Hasher::new();
+        expected
+            .update(&3u64.to_le_bytes())
+            .update(b"a/b")
+            .update(&[1]);
+        for n in [1u64, 2, 3, 4, 5] {
+            expected.update(&n.to_le_bytes());
+        }
+        let mut digest = StatDigest::default();
+        digest.add(&file);
+        assert_eq!(digest.finish(), Hash(*expected.finalize().as_bytes()));
+        let mut expected = blake3::Hasher::new();
+        expected.update(&3u64.to_le_bytes()).update(b"a/b");
+        for n in [3u64, 4, 5] {
+            expected.update(&n.to_le_bytes());
+        }
+        let mut print = FingerprintBuilder::default();
+        print.add(b"a/b", &key);
+        assert_eq!(
+            print.finish(),
+            Fingerprint(Hash(*expected.finalize().as_bytes()))
+        );
     }
 
     #[test]

@@ -104,7 +104,14 @@ pub struct Policy {
     /// Extra secret-value patterns from the settings files, as one alternation.
     extra: Option<Regex>,
     key: [u8; 32],
+    /// Short texts already searched, and what they became: the capture is sealed twice (at
+    /// both transactions), its environment searched when it is captured and again then.
+    seen: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
+
+/// Texts up to this long are remembered once searched, up to this many.
+const SEEN_LEN: usize = 4096;
+const SEEN_COUNT: usize = 10_000;
 
 /// What the policy made of an environment.
 #[derive(Debug, Default)]
@@ -175,6 +182,7 @@ impl Policy {
             deny: glob_set("--env-deny", deny)?,
             extra,
             key,
+            seen: Default::default(),
         })
     }
 
@@ -255,9 +263,21 @@ impl Policy {
         notes
     }
 
-    /// Free text with its secrets redacted.
+    /// Free text with its secrets redacted (a short text searched once per policy).
     pub fn redact_text(&self, text: &str) -> String {
-        text::redact(text, &self.scan(text::Mode::Text, false))
+        if text.len() > SEEN_LEN {
+            return text::redact(text, &self.scan(text::Mode::Text, false));
+        }
+        if let Some(out) = self.seen.lock().ok().and_then(|m| m.get(text).cloned()) {
+            return out;
+        }
+        let out = text::redact(text, &self.scan(text::Mode::Text, false));
+        if let Ok(mut m) = self.seen.lock()
+            && m.len() < SEEN_COUNT
+        {
+            m.insert(text.to_string(), out.clone());
+        }
+        out
     }
 
     /// A note about a run (`lineage note`) as the store keeps it: free text, its secrets
