@@ -109,9 +109,9 @@ pub struct Policy {
     seen: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
-/// Texts up to this long are remembered once searched, up to this many.
-const SEEN_LEN: usize = 4096;
-const SEEN_COUNT: usize = 10_000;
+/// Texts up to this long are remembered once searched, up to this many (a few MB at most).
+const SEEN_LEN: usize = 1024;
+const SEEN_COUNT: usize = 4096;
 
 /// What the policy made of an environment.
 #[derive(Debug, Default)]
