@@ -375,6 +375,11 @@ fn should_forward(cause: &Cause, to_group: Option<u64>, signal: i32) -> bool {
 }
 
 impl Running {
+    /// When the job was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Whether the job has ended (without reaping it: `wait` does).
     pub fn has_ended(&self) -> bool {
         has_exited(Pid::from_raw(self.pid() as i32))

@@ -21,6 +21,8 @@ thread_local! {
     /// buffer per file cost more than hashing 4 KiB files).
     static READ_BUF: std::cell::RefCell<Vec<u8>> =
         std::cell::RefCell::new(vec![0; MMAP_THRESHOLD as usize]);
+    /// One buffer per hashing thread for the windows of a large file read in parallel.
+    static COPY: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; COPY_BUF]);
 }
 
 /// How a large file's bytes are read.
@@ -84,9 +86,10 @@ pub(super) fn hash_file_stat(
 /// A large file copied through a buffer while the job may run: read window by window, each
 /// window a whole BLAKE3 subtree (see [`copy_window_len`]), the next buffer read while the
 /// current one is hashed, at the priority the job's state calls for. Once the job has ended
-/// (at a window's end, or before the first), the windows left are mapped and hashed in
-/// parallel at full priority: what is left after a short job costs what hashing before
-/// launch costs. The windows' chaining values are merged as BLAKE3's tree says, so the hash
+/// (at a window's end, or before the first), the windows left are read and hashed in
+/// parallel at full priority, each thread through its own buffer (measured as fast as
+/// mapping them, and a truncation is then an error, not SIGBUS): what is left after a short
+/// job costs what hashing before launch costs. The windows' chaining values are merged as BLAKE3's tree says, so the hash
 /// is the plain BLAKE3 of the file's first `len` bytes. A file that ends before `len` bytes
 /// changed while it was read: an `UnexpectedEof` error.
 pub(super) fn hash_copied(
@@ -190,10 +193,12 @@ pub(super) fn hash_copied_in(
         }?;
         cvs.push(hasher.finalize_non_root());
     }
-    // The job has ended: the rest mapped, in parallel, at full priority, as whole subtrees.
+    // The job has ended: the rest read in parallel, at full priority, as whole subtrees. Read,
+    // not mapped: a process the job left running may still truncate the file, and a mapped
+    // page past its new end would stop lineage with SIGBUS, losing the job's exit code.
     let stop = hashing.map(|h| h.0.stop.as_ref());
     let file = &*file;
-    let rest = |start: u64, n: u64| map_subtree(file, start, n, map_window_len(), progress, stop);
+    let rest = |start: u64, n: u64| read_subtree(file, start, n, window, progress, stop);
     let root = || tree_root(&cvs, len, window, &rest);
     match hashing.and_then(Hashing::full_pool) {
         Some(pool) => pool.install(root),
@@ -319,6 +324,58 @@ pub(super) fn map_subtree(
     let (l, r) = rayon::join(
         || map_subtree(file, offset, left, window, progress, stop),
         || map_subtree(file, offset + left, len - left, window, progress, stop),
+    );
+    Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
+}
+
+/// The chaining value of the subtree of `len` bytes of `file` at `offset`, read (not
+/// mapped) through each thread's buffer, split as BLAKE3's tree splits down to `window`
+/// bytes, on rayon's threads. A file that ends early changed while it was read:
+/// `UnexpectedEof`.
+pub(super) fn read_subtree(
+    file: &File,
+    offset: u64,
+    len: u64,
+    window: u64,
+    progress: Option<&Progress>,
+    stop: Option<&AtomicBool>,
+) -> io::Result<ChainingValue> {
+    use std::os::unix::fs::FileExt;
+    if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+        return Err(stopped());
+    }
+    if len <= window {
+        let mut hasher = blake3::Hasher::new();
+        hasher.set_input_offset(offset);
+        COPY.with_borrow_mut(|buf| -> io::Result<()> {
+            let mut at = offset;
+            let end = offset + len;
+            while at < end {
+                let want = (end - at).min(buf.len() as u64) as usize;
+                match file.read_at(&mut buf[..want], at) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "it changed while it was read (it ended early)",
+                        ));
+                    }
+                    Ok(n) => {
+                        hasher.update(&buf[..n]);
+                        progress.inspect(|p| p.done(n as u64, 0));
+                        at += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })?;
+        return Ok(hasher.finalize_non_root());
+    }
+    let left = left_subtree_len(len);
+    let (l, r) = rayon::join(
+        || read_subtree(file, offset, left, window, progress, stop),
+        || read_subtree(file, offset + left, len - left, window, progress, stop),
     );
     Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
 }

@@ -389,3 +389,34 @@ fn the_write_ahead_log_is_folded_back_and_does_not_grow_without_bound() {
         .expect("count");
     assert_eq!(runs, 40, "every run survived the checkpoints");
 }
+
+/// A job's background process truncating its input while lineage hashes what was left once
+/// the job's own process ended: the input is recorded as changed (or, read before, with the
+/// bytes it had at launch), never with a wrong hash, and lineage exits with the job's code (a
+/// mapped file would have stopped it with SIGBUS, exit 135).
+#[test]
+#[ignore = "slow: writes 256 MiB three times; .ci/run runs it (--include-ignored)"]
+fn a_background_process_truncating_an_input_never_costs_the_job_its_exit_code() {
+    let env = Env::new();
+    let block: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let data = block.repeat(256);
+    let launch_hash = blake3_hex(&data);
+    for (n, delay) in ["0", "0.01", "0.03"].iter().enumerate() {
+        env.write("big.bin", &data);
+        // Past the racy window, so the bytes are left for after launch.
+        std::thread::sleep(Duration::from_millis(1100));
+        let done = format!("truncated-{n}");
+        let script = format!("(sleep {delay}; truncate -s 1048576 big.bin; touch {done}) & exit 7");
+        let out = env.cmd(["run", "-q", "-i", "big.bin", "--", "sh", "-c", &script]);
+        assert_eq!(code(&out), 7, "delay {delay}: {}", stderr(&out));
+        wait_for(&env.path(&done));
+        let run = env.show(None);
+        let hash = &artifact(&run, "inputs", "big.bin")["hash"];
+        assert!(
+            hash.is_null() || *hash == launch_hash.as_str(),
+            "delay {delay}: recorded {hash}, the bytes at launch were {launch_hash}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use std::os::unix::process::ExitStatusExt;
 use super::capture::PreLaunch;
 use super::inputs::{During, hash_later};
 use super::plan::Plan;
-use super::{Executed, now, observed, record_sha256};
+use super::{Executed, now, observed, record_sha256, stamp};
 use crate::capture::gpu;
 use crate::child::{self, Outcome};
 use crate::error::code;
@@ -120,9 +120,17 @@ pub(super) fn after(
 ) -> Executed {
     let gpu_peaks = during.sampler.map(gpu::Sampler::finish);
     let total_rss = during.rss.finish();
-    let ended_at = now();
+    // The job's own end, when a thread saw it before lineage reaped it (inputs left to hash
+    // were hashed in between): its wall time and end are the job's, not lineage's.
+    let seen_end = during.ended.as_ref().and_then(|e| e.get().copied());
+    let ended_at = seen_end.map_or_else(now, |(_, at)| stamp(at));
     let outcome = match outcome {
-        Ok(o) => o,
+        Ok(mut o) => {
+            if let Some((at, _)) = seen_end {
+                o.wall = o.wall.min(at.saturating_duration_since(during.launched));
+            }
+            o
+        }
         Err(e) => {
             ui::error_line(format_args!("lost track of the command: {e}"));
             return Executed {

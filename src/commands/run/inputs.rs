@@ -54,7 +54,15 @@ pub(super) struct During {
     /// When the job started, by the clock files are stamped with (a coarse one, so that a
     /// file written in the same tick counts as written after).
     pub(super) started: std::time::SystemTime,
+    /// When the job was launched, and when a thread saw it end (before lineage reaped it:
+    /// inputs left to hash are hashed first), so that its wall time and end are the job's.
+    pub(super) launched: std::time::Instant,
+    pub(super) ended: Option<JobEnd>,
 }
+
+/// When the job ended, by a monotonic clock and by the wall clock, once a thread saw it.
+pub(super) type JobEnd =
+    std::sync::Arc<std::sync::OnceLock<(std::time::Instant, std::time::SystemTime)>>;
 
 /// Everything done between the launch and the job's end.
 pub(super) fn while_running(
@@ -74,9 +82,7 @@ pub(super) fn while_running(
     let rss = super::rss::Sampler::start(running.pid(), plan.sample_interval);
     crate::timing::mark("spawned");
     let later = std::mem::take(&mut pre.later);
-    if !later.is_empty() {
-        watch_job(running.pid(), &plan.hashing);
-    }
+    let ended = (!later.is_empty()).then(|| watch_job(running.pid(), &plan.hashing));
     let changed = hash_later(plan, id, later, &mut pre.inputs, &mut pre.capture.notes);
     crate::timing::mark("inputs hashed");
     let sizes: Vec<(Vec<u8>, u64)> = plan
@@ -103,6 +109,8 @@ pub(super) fn while_running(
         changed,
         observed: None,
         started: std::time::SystemTime::UNIX_EPOCH,
+        launched: running.started(),
+        ended,
     }
 }
 
@@ -233,21 +241,30 @@ fn settle(
 }
 
 /// Mark the job running for the hashing beside it until a thread sees it end (without
-/// reaping it: `wait` does that).
-fn watch_job(pid: u32, hashing: &hash::Hashing) {
+/// reaping it: `wait` does that); returns when that thread saw it end.
+fn watch_job(pid: u32, hashing: &hash::Hashing) -> JobEnd {
     use nix::sys::wait::{Id, WaitPidFlag, waitid};
     hashing.set_job_running(true);
     let pid = nix::unistd::Pid::from_raw(pid as i32);
     let ended = hashing.clone();
+    let end = JobEnd::default();
+    let seen = std::sync::Arc::clone(&end);
     let watcher = std::thread::Builder::new()
         .name("lineage-job-end".into())
         .spawn(move || {
-            while let Err(nix::errno::Errno::EINTR) =
-                waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
-            {}
+            let gone = loop {
+                match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    result => break result.is_ok(),
+                }
+            };
+            if gone {
+                let _ = seen.set((std::time::Instant::now(), std::time::SystemTime::now()));
+            }
             ended.set_job_running(false);
         });
     if watcher.is_err() {
         hashing.set_job_running(false);
     }
+    end
 }

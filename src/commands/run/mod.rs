@@ -177,7 +177,13 @@ fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
 
 /// Now, as the store writes times.
 fn now() -> String {
-    jiff::Timestamp::now()
+    stamp(std::time::SystemTime::now())
+}
+
+/// A moment, as the store writes times.
+fn stamp(at: std::time::SystemTime) -> String {
+    jiff::Timestamp::try_from(at)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
         .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string()
 }
