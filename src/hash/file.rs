@@ -1,7 +1,8 @@
 //! Hashing regular files: the plain BLAKE3 of their bytes, read through a reused buffer (small
-//! files), mapped a window at a time and hashed as BLAKE3 subtrees on rayon's threads (large
-//! files), or copied through a buffer while the job runs (it may truncate them); and many
-//! files at once, in parallel, with what a stat cache knows.
+//! files) or in windows that are BLAKE3 subtrees, hashed on rayon's threads (large files:
+//! read with `pread`, never mapped, so that a file truncated while it is read is an error,
+//! not SIGBUS; window by window while the job runs); and many files at once, in parallel,
+//! with what a stat cache knows.
 
 use super::*;
 use blake3::hazmat::{
@@ -13,7 +14,7 @@ use blake3::hazmat::{
 /// in them included; 10 gets about 10%.
 pub(super) const NICEST: i32 = 10;
 
-/// Files at least this large are hashed through mmap with BLAKE3's multi-threaded mode.
+/// Files at least this large are hashed in windows, in parallel (BLAKE3 subtrees).
 pub(super) const MMAP_THRESHOLD: u64 = 128 * 1024;
 
 thread_local! {
@@ -28,11 +29,10 @@ thread_local! {
 /// How a large file's bytes are read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Read {
-    /// Mapped, a window at a time: fastest, but a file truncated by another process while
-    /// mapped would kill lineage with SIGBUS.
-    Map,
-    /// Copied through a buffer: used while the job runs, since the job may truncate its
-    /// inputs.
+    /// Every window at once, in parallel (no job to yield to).
+    Parallel,
+    /// Window by window while the job runs, at the priority its state calls for; the rest
+    /// in parallel once it has ended.
     Copy,
 }
 
@@ -59,8 +59,8 @@ pub(super) fn hash_file_stat(
         let after = StatKey::of(&file.metadata()?);
         return Ok((hash, len, after));
     } else if len >= MMAP_THRESHOLD {
-        let stop = hashing.map(|h| h.0.stop.as_ref());
-        let hash = hash_mapped(&file, len, map_window_len(), progress, stop)?;
+        // No job to yield to: every window read in parallel at once.
+        let hash = hash_copied_in(&mut file, len, hashing, copy_window_len(len), &|_| true)?;
         let after = StatKey::of(&file.metadata()?);
         return Ok((hash, len, after));
     } else {
@@ -255,79 +255,6 @@ pub(super) fn copy_window_len(len: u64) -> u64 {
     (len / 65_536).max(2 << 20).next_power_of_two()
 }
 
-/// At most about this much of a large file is mapped at once, across the hashing threads, so
-/// that the pages of a 100 GB file never all count in lineage's RSS (which cgroup and Slurm
-/// limits watch).
-pub(super) const MAPPED: u64 = 32 << 20;
-
-/// Each hashing thread maps this much at a time: a share of [`MAPPED`], a power of two
-/// between 1 and 16 MiB.
-pub(super) fn map_window_len() -> u64 {
-    let share = MAPPED / rayon::current_num_threads().max(1) as u64;
-    (1u64 << share.max(1).ilog2()).clamp(1 << 20, MMAP_WINDOW)
-}
-
-/// The largest map window.
-pub(super) const MMAP_WINDOW: u64 = 16 << 20;
-
-/// The BLAKE3 of the first `len` bytes of `file` (all of it), mapped `window` bytes at a time.
-/// Each window is a whole subtree of BLAKE3's tree (the file is split where the tree splits,
-/// down to windows), hashed on its own on rayon's threads, and the subtrees' chaining values
-/// are merged as the tree says: no thread waits for the others at the end of each window (one
-/// `update_rayon` per window measured 0.82x-0.84x b3sum), and at most one window per thread is
-/// mapped at once.
-pub(super) fn hash_mapped(
-    file: &File,
-    len: u64,
-    window: u64,
-    progress: Option<&Progress>,
-    stop: Option<&AtomicBool>,
-) -> io::Result<Hash> {
-    if len <= window {
-        let map = map_window(file, 0, len)?;
-        let mut hasher = blake3::Hasher::new();
-        hasher.update_rayon(&map);
-        progress.inspect(|p| p.done(len, 0));
-        return Ok(Hash(*hasher.finalize().as_bytes()));
-    }
-    let left = left_subtree_len(len);
-    let (l, r) = rayon::join(
-        || map_subtree(file, 0, left, window, progress, stop),
-        || map_subtree(file, left, len - left, window, progress, stop),
-    );
-    Ok(Hash(*merge_subtrees_root(&l?, &r?, Mode::Hash).as_bytes()))
-}
-
-/// The chaining value of the subtree of `len` bytes of `file` at `offset`, mapped `window`
-/// bytes at a time, split as BLAKE3's tree splits, on rayon's threads.
-pub(super) fn map_subtree(
-    file: &File,
-    offset: u64,
-    len: u64,
-    window: u64,
-    progress: Option<&Progress>,
-    stop: Option<&AtomicBool>,
-) -> io::Result<ChainingValue> {
-    if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-        return Err(stopped());
-    }
-    if len <= window {
-        let map = map_window(file, offset, len)?;
-        let cv = blake3::Hasher::new()
-            .set_input_offset(offset)
-            .update(&map)
-            .finalize_non_root();
-        progress.inspect(|p| p.done(len, 0));
-        return Ok(cv);
-    }
-    let left = left_subtree_len(len);
-    let (l, r) = rayon::join(
-        || map_subtree(file, offset, left, window, progress, stop),
-        || map_subtree(file, offset + left, len - left, window, progress, stop),
-    );
-    Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
-}
-
 /// The chaining value of the subtree of `len` bytes of `file` at `offset`, read (not
 /// mapped) through each thread's buffer, split as BLAKE3's tree splits down to `window`
 /// bytes, on rayon's threads. A file that ends early changed while it was read:
@@ -378,22 +305,6 @@ pub(super) fn read_subtree(
         || read_subtree(file, offset + left, len - left, window, progress, stop),
     );
     Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
-}
-
-/// Map `len` bytes of `file` from `offset`, read-only.
-#[allow(unsafe_code)]
-pub(super) fn map_window(file: &File, offset: u64, len: u64) -> io::Result<memmap2::Mmap> {
-    // SAFETY: the map is read-only, private to the caller and dropped before the next one.
-    // Another process truncating the file while it is read can fault the read (SIGBUS), the
-    // risk every mmap-based hasher (b3sum, blake3's update_mmap) takes for its speed; a
-    // file rewritten in place gives a hash of mixed bytes, which the stat check after the
-    // read catches: such a hash is never cached.
-    unsafe {
-        memmap2::MmapOptions::new()
-            .offset(offset)
-            .len(len as usize)
-            .map(file)
-    }
 }
 
 /// A file changed less than this before it was hashed is not cached: a later change within

@@ -145,7 +145,7 @@ impl Hashing {
         cache: Option<&dyn StatCache>,
         watch: Option<&mut Watch>,
     ) -> io::Result<Hashed> {
-        hash_now(path, sink, self.how(cache, Read::Map), watch)
+        hash_now(path, sink, self.how(cache, Read::Parallel), watch)
     }
 
     /// [`Hashing::hash_path`] for an output: symlinks that leave the directory are recorded
@@ -158,7 +158,7 @@ impl Hashing {
     ) -> io::Result<Hashed> {
         let how = How {
             links: Links::Within,
-            ..self.how(cache, Read::Map)
+            ..self.how(cache, Read::Parallel)
         };
         hash_now(path, sink, how, None)
     }
@@ -177,10 +177,10 @@ impl Hashing {
         cache: Option<&dyn StatCache>,
         watch: Option<&mut Watch>,
     ) -> io::Result<Prepared> {
-        hash_or_prepare(path, sink, self.how(cache, Read::Map), watch, true)
+        hash_or_prepare(path, sink, self.how(cache, Read::Parallel), watch, true)
     }
 
-    /// [`Hashing::hash_path`] while the job runs: files are read, not mapped (see [`Read`]).
+    /// [`Hashing::hash_path`] while the job runs: large files window by window (see [`Read`]).
     pub fn hash_path_while_running(
         &self,
         path: &Path,
@@ -353,7 +353,7 @@ pub fn path_kind(path: &Path) -> io::Result<PathKind> {
 
 /// Hash one regular file: the plain BLAKE3 of its bytes, and its size.
 pub fn hash_file(path: &Path) -> io::Result<(Hash, u64)> {
-    hash_file_stat(path, None, Read::Map).map(|(hash, size, _)| (hash, size))
+    hash_file_stat(path, None, Read::Parallel).map(|(hash, size, _)| (hash, size))
 }
 
 /// [`hash_or_prepare`] asked to leave nothing for later.
@@ -585,8 +585,8 @@ impl Later {
 
     /// Hash the bytes, checking that each file still has the stats the walk saw (after it is
     /// read, on the open file): a change since then moves its ctime, since none of these
-    /// files was modified within the racy window of the walk. Large files are read, not
-    /// mapped, since the job may truncate them meanwhile.
+    /// files was modified within the racy window of the walk. Large files are read window
+    /// by window, yielding to the job while it runs.
     pub fn finish(
         self,
         hashing: &Hashing,
@@ -877,17 +877,17 @@ mod tests {
     }
 
     #[test]
-    fn a_file_larger_than_a_map_window_hashes_as_one() {
+    fn a_file_larger_than_a_window_hashes_as_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("big");
-        let len = 2 * MMAP_WINDOW as usize + 12_345;
+        let len = 2 * copy_window_len(1) as usize + 12_345;
         let data: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
         std::fs::write(&path, &data).expect("write");
         let (hash, size) = hash_file(&path).expect("hash");
         assert_eq!((hash, size), (Hash::of(&data), len as u64));
     }
 
-    /// Files mapped in windows hashed as separate subtrees give plain BLAKE3, whatever their
+    /// Files read in windows hashed as separate subtrees give plain BLAKE3, whatever their
     /// length against the window: one byte, one chunk, one window, around powers of two.
     #[test]
     fn windows_hashed_as_subtrees_give_the_plain_blake3() {
@@ -912,8 +912,9 @@ mod tests {
             data.len(),
         ] {
             std::fs::write(&path, &data[..len]).expect("write");
-            let file = File::open(&path).expect("open");
-            let hash = hash_mapped(&file, len as u64, window, None, None).expect("hash");
+            let mut file = File::open(&path).expect("open");
+            let hash =
+                hash_copied_in(&mut file, len as u64, None, window, &|_| true).expect("hash");
             assert_eq!(hash, Hash::of(&data[..len]), "length {len}");
         }
     }
