@@ -89,8 +89,8 @@ pub(super) fn hash_file_stat(
 /// (at a window's end, or before the first), the windows left are read and hashed in
 /// parallel at full priority, each thread through its own buffer (measured as fast as
 /// mapping them, and a truncation is then an error, not SIGBUS): what is left after a short
-/// job costs what hashing before launch costs. The windows' chaining values are merged as BLAKE3's tree says, so the hash
-/// is the plain BLAKE3 of the file's first `len` bytes. A file that ends before `len` bytes
+/// job costs what hashing before launch costs. The windows' chaining values are merged as
+/// BLAKE3's tree says, so the hash is the plain BLAKE3 of the file's first `len` bytes. A file that ends before `len` bytes
 /// changed while it was read: an `UnexpectedEof` error.
 pub(super) fn hash_copied(
     file: &mut File,
@@ -113,12 +113,6 @@ pub(super) fn hash_copied_in(
     use std::io::Read as _;
     let progress = hashing.map(Hashing::progress);
     let windows = len.div_ceil(window);
-    let short = || {
-        io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "it changed while it was read (it ended early)",
-        )
-    };
     // Fill `buf` with the next bytes up to `end` (short reads happen).
     let fill = |file: &mut File, buf: &mut Vec<u8>, at: u64, end: u64| -> io::Result<()> {
         let want = (end - at).min(COPY_BUF as u64) as usize;
@@ -126,7 +120,7 @@ pub(super) fn hash_copied_in(
         let mut filled = 0;
         while filled < want {
             match file.read(&mut buf[filled..]) {
-                Ok(0) => return Err(short()),
+                Ok(0) => return Err(ended_early()),
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -134,38 +128,10 @@ pub(super) fn hash_copied_in(
         }
         Ok(())
     };
-    let mut cvs: Vec<ChainingValue> = Vec::with_capacity(windows as usize);
-    if len <= window {
-        // One window: the root itself, hashed in one pass.
-        let (mut current, mut next) = (Vec::with_capacity(COPY_BUF), Vec::with_capacity(COPY_BUF));
-        let mut hasher = blake3::Hasher::new();
-        let mut at = 0;
-        fill(file, &mut current, at, len)?;
-        while !current.is_empty() {
-            if let Some(h) = hashing {
-                h.check_stop()?;
-            }
-            let after = at + current.len() as u64;
-            let (more, ()) = rayon::join(
-                || fill(file, &mut next, after, len),
-                || {
-                    hasher.update(&current);
-                },
-            );
-            more?;
-            progress.inspect(|p| p.done(current.len() as u64, 0));
-            at = after;
-            std::mem::swap(&mut current, &mut next);
-        }
-        return Ok(Hash(*hasher.finalize().as_bytes()));
-    }
-    // Copied, window by window, while the job runs.
+    // Copy bytes `start..end` into `hasher`, the next buffer read while the current one is
+    // hashed, at the priority the job's state calls for.
     let (mut current, mut next) = (Vec::with_capacity(COPY_BUF), Vec::with_capacity(COPY_BUF));
-    while (cvs.len() as u64) < windows && !ended(cvs.len() as u64) {
-        let start = cvs.len() as u64 * window;
-        let end = (start + window).min(len);
-        let mut hasher = blake3::Hasher::new();
-        hasher.set_input_offset(start);
+    let mut copy = |hasher: &mut blake3::Hasher, start: u64, end: u64| -> io::Result<()> {
         let mut at = start;
         fill(file, &mut current, at, end)?;
         let mut steps = || -> io::Result<()> {
@@ -190,7 +156,21 @@ pub(super) fn hash_copied_in(
         match hashing.and_then(Hashing::yielding_pool) {
             Some(pool) => pool.install(steps),
             None => steps(),
-        }?;
+        }
+    };
+    if len <= window {
+        // One window: the root itself, hashed in one pass.
+        let mut hasher = blake3::Hasher::new();
+        copy(&mut hasher, 0, len)?;
+        return Ok(Hash(*hasher.finalize().as_bytes()));
+    }
+    // Copied, window by window, while the job runs.
+    let mut cvs: Vec<ChainingValue> = Vec::with_capacity(windows as usize);
+    while (cvs.len() as u64) < windows && !ended(cvs.len() as u64) {
+        let start = cvs.len() as u64 * window;
+        let mut hasher = blake3::Hasher::new();
+        hasher.set_input_offset(start);
+        copy(&mut hasher, start, (start + window).min(len))?;
         cvs.push(hasher.finalize_non_root());
     }
     // The job has ended: the rest read in parallel, at full priority, as whole subtrees. Read,
@@ -204,6 +184,14 @@ pub(super) fn hash_copied_in(
         Some(pool) => pool.install(root),
         None => root(),
     }
+}
+
+/// A file that ended before the length its stat gave: it changed while it was read.
+fn ended_early() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "it changed while it was read (it ended early)",
+    )
 }
 
 /// The BLAKE3 root of `len` bytes (more than one `window`, a power of two of at least one
@@ -280,12 +268,7 @@ pub(super) fn read_subtree(
             while at < end {
                 let want = (end - at).min(buf.len() as u64) as usize;
                 match file.read_at(&mut buf[..want], at) {
-                    Ok(0) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "it changed while it was read (it ended early)",
-                        ));
-                    }
+                    Ok(0) => return Err(ended_early()),
                     Ok(n) => {
                         hasher.update(&buf[..n]);
                         progress.inspect(|p| p.done(n as u64, 0));

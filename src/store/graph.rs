@@ -160,25 +160,23 @@ pub(crate) fn index_subdirs(conn: &rusqlite::Connection, dir_hash: &str) -> Resu
     let mut stmt = conn.prepare_cached(
         "SELECT path, file_hash, size, executable FROM dir_entries WHERE dir_hash = ?1",
     )?;
-    let rows = stmt
-        .query_map([dir_hash], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, bool>(3)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let entries = rows.iter().filter_map(|(path, hash, size, exec)| {
-        Some((
-            path.as_str(),
-            Hash::parse(hash)?,
-            size.max(&0).unsigned_abs(),
-            *exec,
+    let mut groups = Subdirs::new();
+    let rows = stmt.query_map([dir_hash], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, bool>(3)?,
         ))
-    });
-    index_subdirs_of(conn, dir_hash, entries)
+    })?;
+    for row in rows {
+        let (path, hash, size, exec) = row?;
+        let Some(hash) = Hash::parse(&hash) else {
+            continue;
+        };
+        add_to_subdirs(&mut groups, &path, hash, size.max(0) as u64, exec);
+    }
+    insert_subdirs(conn, dir_hash, groups)
 }
 
 /// [`index_subdirs`] from the directory's manifest entries (path, file hash, size,
@@ -188,21 +186,33 @@ pub(crate) fn index_subdirs_of<'a>(
     dir_hash: &str,
     entries: impl Iterator<Item = (&'a str, Hash, u64, bool)>,
 ) -> Result<()> {
-    use std::collections::BTreeMap;
-    let mut groups: BTreeMap<&str, Vec<super::inbound::Entry>> = BTreeMap::new();
+    let mut groups = Subdirs::new();
     for (path, hash, size, exec) in entries {
-        let mut at = 0;
-        while let Some(slash) = path[at..].find('/') {
-            let end = at + slash;
-            groups.entry(&path[..end]).or_default().push((
-                path[end + 1..].to_string(),
-                hash,
-                size,
-                exec,
-            ));
-            at = end + 1;
-        }
+        add_to_subdirs(&mut groups, path, hash, size, exec);
     }
+    insert_subdirs(conn, dir_hash, groups)
+}
+
+/// Each directory inside a stored directory, with the entries below it (paths inside it).
+type Subdirs = std::collections::BTreeMap<String, Vec<super::inbound::Entry>>;
+
+/// Add a manifest entry to every directory around it.
+fn add_to_subdirs(groups: &mut Subdirs, path: &str, hash: Hash, size: u64, exec: bool) {
+    let mut at = 0;
+    while let Some(slash) = path[at..].find('/') {
+        let end = at + slash;
+        groups.entry(path[..end].to_string()).or_default().push((
+            path[end + 1..].to_string(),
+            hash,
+            size,
+            exec,
+        ));
+        at = end + 1;
+    }
+}
+
+/// Keep each directory's Merkle hash in `dir_subdirs` (those of empty files only left out).
+fn insert_subdirs(conn: &rusqlite::Connection, dir_hash: &str, groups: Subdirs) -> Result<()> {
     let mut insert = conn.prepare_cached(
         "INSERT OR IGNORE INTO dir_subdirs (dir_hash, path, sub_hash) VALUES (?1, ?2, ?3)",
     )?;
