@@ -126,6 +126,8 @@ fn fill(dir: &Path) {
                         changed_inputs: &[],
                         seen: &[],
                         metrics: &[],
+                        params: None,
+                        blobs: &[],
                         signer: None,
                     },
                 )

@@ -15,6 +15,7 @@
 
 // What the binary, the benchmarks and the property tests use is public; the rest is the
 // crate's own.
+pub(crate) mod api;
 pub mod capture;
 pub(crate) mod child;
 pub(crate) mod cli;

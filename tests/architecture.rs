@@ -18,6 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("watch", &["host"]),
     ("redact", &["error", "model"]),
     ("sign", &[]),
+    ("api", &[]),
     // Engines: they compute and store; they never print and know no command-line type.
     ("hash", &["model", "watch"]),
     ("compare", &["model", "redact"]),
@@ -40,9 +41,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "commands",
         &[
-            "capture", "child", "cli", "compare", "error", "export", "hash", "location", "model",
-            "observe", "output", "progress", "redact", "settings", "sign", "store", "timing", "ui",
-            "watch",
+            "api", "capture", "child", "cli", "compare", "error", "export", "hash", "location",
+            "model", "observe", "output", "progress", "redact", "settings", "sign", "store",
+            "timing", "ui", "watch",
         ],
     ),
 ];

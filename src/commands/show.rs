@@ -54,6 +54,18 @@ pub fn show(args: ShowArgs, ctx: &Context) -> Result<()> {
                     let annotations = store.annotations_of(&[&id])?.remove(&id);
                     let annotations = annotations.unwrap_or_default();
                     json.tags = Some(annotations.tags);
+                    if let Some(api) = &run.capture.api {
+                        let mut series = std::collections::BTreeMap::new();
+                        for s in &api.series {
+                            let points = store.blob(&s.blob)?;
+                            if let Some(points) =
+                                points.as_deref().and_then(output::json::series_points)
+                            {
+                                series.insert(s.key.clone(), points);
+                            }
+                        }
+                        json.metric_series = Some(series);
+                    }
                     json.user_notes = Some(annotations.notes);
                     if let Some(g) = &run.capture.group {
                         json.group = store

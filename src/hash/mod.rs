@@ -656,6 +656,8 @@ pub struct Snapshot {
     files: Option<std::collections::HashMap<String, StatKey>>,
     /// When it was taken (ns since the epoch), just before launch.
     taken_ns: i64,
+    /// A file whose inode last changed this long before `taken_ns` was not written by the job.
+    margin_ns: i64,
 }
 
 /// Timestamps are kept at the kernel's tick (4 ms at 250 Hz): a file whose ctime is this
@@ -693,6 +695,21 @@ pub fn snapshot(path: &Path) -> Snapshot {
     Snapshot {
         files: stat_files(path),
         taken_ns,
+        margin_ns: BEFORE_LAUNCH_NS,
+    }
+}
+
+/// No snapshot, only the moment the job started (by the clock files are stamped with): for
+/// a path the job named itself while it ran (the in-job API), a file whose inode last changed
+/// before then was not written by it.
+pub fn since(start: std::time::SystemTime) -> Snapshot {
+    let taken_ns = start
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    Snapshot {
+        files: None,
+        taken_ns,
+        margin_ns: TICK_NS,
     }
 }
 
@@ -712,7 +729,7 @@ pub fn written(path: &Path, before: &Snapshot) -> crate::model::Written {
     let was = before.files.as_ref().unwrap_or(&empty);
     let untouched = |path: &String, key: &StatKey| {
         (was.get(path) == Some(key) && key.ctime_ns < before.taken_ns - TICK_NS)
-            || key.ctime_ns < before.taken_ns - BEFORE_LAUNCH_NS
+            || key.ctime_ns < before.taken_ns - before.margin_ns
     };
     let mut kept: Vec<String> = after
         .iter()

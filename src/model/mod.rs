@@ -329,6 +329,45 @@ pub struct Capture {
     /// lineage run ...`); None for a run that is a launch of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<Group>,
+    /// What the job told lineage itself through the in-job API (docs/python.md); None when it
+    /// said nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<FromJob>,
+}
+
+/// What a job sent over the in-job API beyond its metrics, params and paths (which are
+/// rows of their own): the series of each metric logged more than once or with a step, and
+/// what was lost on the way.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FromJob {
+    /// Messages lineage took.
+    pub messages: u64,
+    /// Messages the job's processes dropped because lineage had not caught up (never
+    /// blocking the job); the last value of each metric is still sent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+    /// Each series, by metric key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<Series>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A metric's points, kept as a blob: a JSON list of `[step, value]` (`step` null when the job
+/// gave none), in the order they arrived; its last point is the metric's value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// The metric's key, as in `metrics`.
+    pub key: String,
+    /// The blob that holds its points.
+    pub blob: Hash,
+    /// How many points it holds.
+    pub points: u64,
+    /// The step of the last point, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_step: Option<i64>,
 }
 
 /// One rank of a launch that started several processes (Slurm's `srun`, `torchrun`,
@@ -428,6 +467,9 @@ impl Capture {
         refs.extend(self.config_redacted.values().copied());
         if let Some(py) = &self.software.python {
             refs.extend(py.packages);
+        }
+        if let Some(api) = &self.api {
+            refs.extend(api.series.iter().map(|s| s.blob));
         }
         refs
     }
@@ -685,6 +727,8 @@ pub enum Seen {
     Touched,
     /// Not declared: the job opened it (2).
     Undeclared,
+    /// Declared by the job itself, through the in-job API (3).
+    Job,
 }
 
 impl Seen {
@@ -694,6 +738,7 @@ impl Seen {
             Seen::Untouched => 0,
             Seen::Touched => 1,
             Seen::Undeclared => 2,
+            Seen::Job => 3,
         }
     }
 
@@ -703,6 +748,7 @@ impl Seen {
             0 => Some(Seen::Untouched),
             1 => Some(Seen::Touched),
             2 => Some(Seen::Undeclared),
+            3 => Some(Seen::Job),
             _ => None,
         }
     }
@@ -713,6 +759,7 @@ impl Seen {
             None | Some(Seen::Touched) => "declared",
             Some(Seen::Untouched) => "declared, never opened",
             Some(Seen::Undeclared) => "observed",
+            Some(Seen::Job) => "declared by the job",
         }
     }
 }

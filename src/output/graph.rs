@@ -223,6 +223,7 @@ impl Tree<'_> {
                 };
                 let seen = match e.observed {
                     Some(crate::model::Seen::Undeclared) => "observed ",
+                    Some(crate::model::Seen::Job) => "job's ",
                     _ => "",
                 };
                 let _ = write!(self.out, "{inner}{b}{seen}{} ", e.role.as_str());

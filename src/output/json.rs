@@ -37,6 +37,11 @@ pub struct RunJson<'a> {
     /// The numbers read from its metrics files (`-m`), by flattened key.
     pub metrics: BTreeMap<&'a str, f64>,
     pub metric_sources: BTreeMap<&'a str, &'a str>,
+    /// Each metric the job logged through the in-job API more than once or with a step: its
+    /// points in the order they arrived (`{"step": 10, "value": 0.5}`, `step` null when none
+    /// was given), the last being `metrics`' value; `show RUN --json` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric_series: Option<BTreeMap<String, Vec<PointJson>>>,
     /// For each param whose value the job's command line (`argv`) or `-p` (`cli`) set over
     /// another: the values it replaced, latest first (`[{"source": "params.yaml", "value":
     /// 0.001}]`). Absent when nothing was replaced.
@@ -71,6 +76,24 @@ pub struct RunJson<'a> {
     /// what they used together; absent for a run that is a launch of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<super::group::GroupJson>,
+}
+
+/// One point of a metric's series.
+#[derive(Serialize, serde::Deserialize)]
+pub struct PointJson {
+    pub step: Option<i64>,
+    pub value: f64,
+}
+
+/// A series' blob (`model::Series`) read back: None when it is not a list of `[step, value]`.
+pub fn series_points(bytes: &[u8]) -> Option<Vec<PointJson>> {
+    let points: Vec<(Option<i64>, f64)> = serde_json::from_slice(bytes).ok()?;
+    Some(
+        points
+            .into_iter()
+            .map(|(step, value)| PointJson { step, value })
+            .collect(),
+    )
 }
 
 /// A param's value that another source replaced.
@@ -128,9 +151,12 @@ pub struct ArtifactJson<'a> {
     /// With `written: some`: the files inside the directory the job left as they were.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept: Option<&'a [String]>,
-    /// Declared with -i or -o (false: only observed).
+    /// Declared with -i or -o, or by the job itself (false: only observed).
     pub declared: bool,
-    /// Whether the job opened it (null: the job ran unobserved).
+    /// Declared by the job itself, through the in-job API (docs/python.md); absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub declared_by_job: bool,
+    /// Whether the job opened it (null: the job ran unobserved, or declared it itself).
     pub opened: Option<bool>,
 }
 
@@ -179,7 +205,11 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
                     _ => None,
                 },
                 declared: e.observed != Some(Seen::Undeclared),
-                opened: e.observed.map(|s| s != Seen::Untouched),
+                declared_by_job: e.observed == Some(Seen::Job),
+                opened: e
+                    .observed
+                    .filter(|s| *s != Seen::Job)
+                    .map(|s| s != Seen::Untouched),
             })
     };
     let s = &c.system;
@@ -227,6 +257,7 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
             .iter()
             .map(|m| (m.key.as_str(), m.value))
             .collect(),
+        metric_series: None,
         metric_sources: r
             .metrics
             .iter()

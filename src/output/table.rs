@@ -321,18 +321,40 @@ fn params(r: &RunRecord, color: bool) -> Table {
     t
 }
 
-/// The metrics table: key, value, the file it was read from.
+/// The metrics table: key, value (a series': its last), where it came from (a metrics file,
+/// or `api` with how many points the job sent and the last one's step).
 fn metrics(r: &RunRecord, color: bool) -> Table {
     let mut t = table(color, UTF8_HORIZONTAL_ONLY);
     t.set_header(vec!["metric", "value", "from"]);
+    let series = r.capture.api.as_ref().map(|a| a.series.as_slice());
     for m in &r.metrics {
+        let mut from = escape(&m.source).into_owned();
+        if let Some(s) = series
+            .unwrap_or_default()
+            .iter()
+            .find(|s| s.key == m.key && m.source == "api")
+        {
+            from += &match s.last_step {
+                Some(step) => format!(" ({}, last at step {step})", points(s.points)),
+                None => format!(" ({})", points(s.points)),
+            };
+        }
         t.add_row(vec![
             escape(&m.key).into_owned(),
             metric_text(m.value),
-            escape(&m.source).into_owned(),
+            from,
         ]);
     }
     t
+}
+
+/// `1 point`, `3 points`.
+fn points(n: u64) -> String {
+    if n == 1 {
+        "1 point".into()
+    } else {
+        format!("{n} points")
+    }
 }
 
 /// The configs, inputs and outputs table.
@@ -346,6 +368,7 @@ fn edges(edges: &[EdgeRecord], color: bool) -> Table {
         }
         match e.observed {
             Some(crate::model::Seen::Undeclared) => role += " (observed)",
+            Some(crate::model::Seen::Job) => role += " (declared by the job)",
             Some(crate::model::Seen::Untouched) => role += " (declared, never opened)",
             _ => {}
         }

@@ -280,6 +280,25 @@ impl Policy {
         out
     }
 
+    /// A metric's series as the store keeps it (`model::Series`): a JSON list of `[step,
+    /// value]`, numbers only, so nothing in it is redacted.
+    pub fn numbers(&self, points: impl Iterator<Item = (Option<i64>, f64)>) -> Redacted<Blob> {
+        let mut out = String::from("[");
+        for (i, (step, value)) in points.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let value = serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number);
+            match step {
+                Some(s) => out.push_str(&format!("[{s},{value}]")),
+                None => out.push_str(&format!("[null,{value}]")),
+            }
+        }
+        out.push(']');
+        let bytes = out.into_bytes();
+        Redacted((Hash::of(&bytes), bytes))
+    }
+
     /// A note about a run (`lineage note`) as the store keeps it: free text, its secrets
     /// redacted like any other.
     pub fn redact_note(&self, text: &str) -> Redacted<String> {

@@ -372,9 +372,8 @@ fn check_int(rule: Rule, n: i64) -> Result<(), String> {
     match rule {
         Rule::Count if n < 0 => Err(format!("{n} is negative")),
         Rule::Bool if n != 0 && n != 1 => Err(format!("{n} is not 0 or 1")),
-        Rule::Written | Rule::Observed if !(0..=2).contains(&n) => {
-            Err(format!("{n} is not 0, 1 or 2"))
-        }
+        Rule::Written if !(0..=2).contains(&n) => Err(format!("{n} is not 0, 1 or 2")),
+        Rule::Observed if !(0..=3).contains(&n) => Err(format!("{n} is not 0, 1, 2 or 3")),
         Rule::Int32 if i32::try_from(n).is_err() => Err(format!("{n} does not fit 32 bits")),
         _ => Ok(()),
     }

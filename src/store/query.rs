@@ -654,6 +654,8 @@ mod tests {
                         changed_inputs: &[],
                         seen: &[],
                         metrics: &[],
+                        params: None,
+                        blobs: &[],
                         signer: None,
                     },
                 )

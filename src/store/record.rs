@@ -86,8 +86,13 @@ pub struct Finish<'a> {
     pub seen: &'a [(usize, crate::model::Seen)],
     /// Positions (among input edges) of inputs modified while the job ran.
     pub changed_inputs: &'a [usize],
-    /// The numbers read from the metrics files after the job (keys unique).
+    /// The numbers read from the metrics files after the job, and the last value of each
+    /// metric the job sent (keys unique).
     pub metrics: &'a [crate::model::Metric],
+    /// Params the job sent through the in-job API (keys new to the run).
+    pub params: Option<&'a Redacted<Vec<crate::model::Param>>>,
+    /// Blobs the capture names that were made after launch (the metrics' series).
+    pub blobs: &'a [Redacted<Blob>],
     /// The user's key, which signs the finished record (none: the run stays unsigned).
     pub signer: Option<&'a crate::sign::Signer>,
 }
@@ -328,6 +333,21 @@ impl Store {
             metric.execute(params![id, m.key, m.value, m.source])?;
         }
         drop(metric);
+        if let Some(ps) = fin.params {
+            let mut param = tx.prepare_cached(
+                "INSERT INTO params (run_id, key, value, source) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for p in ps.get() {
+                param.execute(params![id, p.key, p.value.to_string(), p.source])?;
+            }
+        }
+        let mut blob = tx.prepare_cached(
+            "INSERT INTO blobs (hash, size, data) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        )?;
+        for (hash, data) in fin.blobs.iter().map(Redacted::get) {
+            blob.execute(params![hash.to_hex(), data.len() as i64, data])?;
+        }
+        drop(blob);
         if let Some(signer) = fin.signer {
             super::signature::sign(&tx, id, signer)?;
         }

@@ -172,6 +172,9 @@ impl Store {
         if let Some(p) = capture.software.python.as_ref().and_then(|p| p.packages) {
             kept.push(p);
         }
+        if let Some(api) = &capture.api {
+            kept.extend(api.series.iter().map(|s| s.blob));
+        }
         let mut configs = self.conn.prepare_cached(
             "SELECT path, artifact FROM edges WHERE run_id = ?1 AND role = 'config' AND artifact IS NOT NULL",
         )?;

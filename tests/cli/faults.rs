@@ -88,7 +88,9 @@ fn under_timeout_the_job_handles_one_sigterm_as_it_does_without_lineage() {
     // neither forward the group's nor deliver its own a moment later.
     let env = Env::new();
     let mut cmd = Command::new("timeout");
-    cmd.args(["1", env!("CARGO_BIN_EXE_lineage"), "run", "-q", "--"])
+    // Long enough for the job to have set its handler on a loaded machine (the whole suite
+    // runs in parallel): a SIGTERM before that kills it, and nothing is counted.
+    cmd.args(["4", env!("CARGO_BIN_EXE_lineage"), "run", "-q", "--"])
         .args(["python3", "-c", COUNTING_JOB])
         .current_dir(&env.work)
         .env("LINEAGE_STORE", &env.store)

@@ -28,6 +28,7 @@ mod observe;
 mod params_argv;
 mod pipes;
 mod progress;
+mod python_api;
 mod records;
 mod redaction;
 mod reliability;

@@ -331,7 +331,13 @@ fn spec(
             .edges
             .iter()
             .filter(|e| e.role == role)
-            .filter(|e| role == Role::Output || e.observed != Some(crate::model::Seen::Undeclared))
+            .filter(|e| {
+                role == Role::Output
+                    || !matches!(
+                        e.observed,
+                        Some(crate::model::Seen::Undeclared | crate::model::Seen::Job)
+                    )
+            })
             .map(|e| crate::model::path_of(&e.path))
             .collect()
     };

@@ -149,6 +149,7 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
             .collect(),
         param_overrides,
         group: context::group(&env_get, &context::parent_process),
+        api: None,
     };
     PreLaunch {
         capture,

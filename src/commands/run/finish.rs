@@ -8,7 +8,7 @@ use std::os::unix::process::ExitStatusExt;
 use super::capture::PreLaunch;
 use super::inputs::{During, hash_later};
 use super::plan::Plan;
-use super::{Executed, now, observed, record_sha256, stamp};
+use super::{Executed, api, now, observed, record_sha256, stamp};
 use crate::capture::gpu;
 use crate::child::{self, Outcome};
 use crate::error::code;
@@ -97,6 +97,8 @@ pub(super) fn not_started(
             changed_inputs: &changed,
             seen: &[],
             metrics: &[],
+            params: None,
+            blobs: &[],
             signer: plan.signer.as_ref(),
         },
     );
@@ -155,6 +157,27 @@ pub(super) fn after(
     if !plan.hashing.is_stopped() {
         recheck_inputs(&plan, &pre.inputs, &mut changed, &mut capture);
     }
+    // What the job declared itself, through the in-job API.
+    let taken = match during.api {
+        Some(inbox) if !plan.hashing.is_stopped() => {
+            let declared: Vec<std::path::PathBuf> = pre
+                .inputs
+                .edges
+                .iter()
+                .map(|e| crate::model::path_of(&e.abs_path))
+                .chain(plan.outputs.iter().map(|d| d.abs.clone()))
+                .collect();
+            api::take(
+                &plan,
+                inbox,
+                during.started,
+                &declared,
+                pre.params.get(),
+                &mut capture,
+            )
+        }
+        _ => api::Taken::default(),
+    };
     let mut found = match during.observed {
         Some((Ok(seen), start)) if !plan.hashing.is_stopped() => {
             let succeeded = ending.status == Status::Succeeded;
@@ -163,6 +186,7 @@ pub(super) fn after(
                 seen,
                 start,
                 &pre.inputs.edges,
+                &taken.paths,
                 succeeded,
                 &mut capture,
             )
@@ -194,8 +218,9 @@ pub(super) fn after(
         peers_wrote(&mut outputs, &mut capture.notes);
     }
     outputs.extend(std::mem::take(&mut found.edges));
+    outputs.extend(taken.edges.iter().cloned());
     let observed_off = capture.observed.as_ref().is_none_or(|o| o.off.is_some());
-    let metrics = if plan.hashing.is_stopped() {
+    let mut metrics = if plan.hashing.is_stopped() {
         Vec::new()
     } else {
         super::metrics::read(
@@ -206,6 +231,17 @@ pub(super) fn after(
             &mut capture.notes,
         )
     };
+    for m in &taken.metrics {
+        if metrics.iter().any(|f| f.key == m.key) {
+            capture.notes.push(format!(
+                "metric {} from the job not recorded: a metrics file has it too",
+                m.key
+            ));
+        } else {
+            metrics.push(m.clone());
+        }
+    }
+    metrics.sort_by(|a, b| a.key.cmp(&b.key));
     let resources = Resources {
         wall_seconds: outcome.wall.as_secs_f64(),
         user_cpu_seconds: outcome.user_cpu.as_secs_f64(),
@@ -231,9 +267,23 @@ pub(super) fn after(
             changed_inputs: &changed,
             seen: &found.seen,
             metrics: &metrics,
+            params: taken.params.as_ref(),
+            blobs: &taken.blobs,
             signer: plan.signer.as_ref(),
         },
     );
+    if recorded {
+        let who = crate::store::Author {
+            name: sealed
+                .get()
+                .owner
+                .user
+                .clone()
+                .unwrap_or_else(|| format!("uid {}", sealed.get().owner.uid)),
+            signer: plan.signer.take(),
+        };
+        taken.annotate(&mut plan.store, &id, &who);
+    }
     if plan.sha256 && recorded && !plan.hashing.is_stopped() {
         let mut notes = Vec::new();
         record_sha256(&plan.store, &outputs, &mut notes);
@@ -268,7 +318,11 @@ pub(super) fn after(
             .iter()
             .filter(|o| o.observed == Some(crate::model::Seen::Undeclared))
             .count();
-        let seen = match (observed_inputs.len(), seen_out) {
+        let seen_in = observed_inputs
+            .iter()
+            .filter(|o| o.observed == Some(crate::model::Seen::Undeclared))
+            .count();
+        let seen = match (seen_in, seen_out) {
             (0, 0) => String::new(),
             (i, o) => format!(
                 " (observed, not declared: {i} input{}, {o} output{})",

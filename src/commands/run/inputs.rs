@@ -58,6 +58,8 @@ pub(super) struct During {
     /// inputs left to hash are hashed first), so that its wall time and end are the job's.
     pub(super) launched: std::time::Instant,
     pub(super) ended: Option<JobEnd>,
+    /// What the job sent through the in-job API (None: it was not offered).
+    pub(super) api: Option<crate::api::Inbox>,
 }
 
 /// When the job ended, by a monotonic clock and by the wall clock, once a thread saw it.
@@ -111,6 +113,7 @@ pub(super) fn while_running(
         started: std::time::SystemTime::UNIX_EPOCH,
         launched: running.started(),
         ended,
+        api: None,
     }
 }
 

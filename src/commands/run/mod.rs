@@ -9,6 +9,7 @@
 //!
 //! Exit status: the child's; lineage's own codes only before launch (docs/exit-codes.md).
 
+mod api;
 mod capture;
 mod finish;
 mod inputs;
@@ -54,6 +55,10 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<u8> {
 /// Run a plan: capture, record, launch, wait, finish.
 pub fn execute(mut plan: Plan) -> Executed {
     crate::timing::mark("planned");
+    // The in-job API's socket (docs/python.md), made while the capture runs.
+    let opening = std::thread::Builder::new()
+        .name("lineage-api-open".into())
+        .spawn(crate::api::Channel::open);
     let mut pre = capture::before_launch(&plan);
     crate::timing::mark("captured");
     for note in &pre.warnings {
@@ -87,6 +92,29 @@ pub fn execute(mut plan: Plan) -> Executed {
     let stores = crate::location::store_vars_without_password(plan.env.as_deref());
     let mut extra_env = vec![("LINEAGE_RUN_ID", id.as_str())];
     extra_env.extend(stores.iter().map(|(k, v)| (*k, v.as_str())));
+    // The in-job API's channel: its socket's path for the job.
+    let opened = match opening {
+        Ok(t) => t
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("its thread panicked"))),
+        Err(e) => Err(e),
+    };
+    let channel = match opened {
+        Ok(c) => Some(c),
+        Err(e) => {
+            pre.capture.notes.push(format!(
+                "the in-job API was not offered to the job: no socket for it ({e})"
+            ));
+            None
+        }
+    };
+    let api_path = channel
+        .as_ref()
+        .map(|c| c.path().to_string_lossy().into_owned());
+    if let Some(p) = &api_path {
+        extra_env.push((crate::api::ENV, p.as_str()));
+    }
+    crate::timing::mark("in-job API listening");
     let stop = plan.hashing.stop_flag();
     let (observer, hook) = observe(&plan, &mut pre);
     crate::timing::mark("observer started");
@@ -102,11 +130,16 @@ pub fn execute(mut plan: Plan) -> Executed {
     crate::timing::mark("job started");
     let running = match spawned {
         Ok(r) => r,
-        Err(e) => return finish::not_started(plan, id, pre, &e),
+        Err(e) => {
+            drop(channel);
+            return finish::not_started(plan, id, pre, &e);
+        }
     };
     let mut during = inputs::while_running(&plan, &id, &running, &mut pre);
     let outcome = running.wait();
     crate::timing::mark("job ended");
+    during.api = channel.map(crate::api::Channel::close);
+    crate::timing::mark("in-job API closed");
     during.observed = observer.map(|o| (o.finish(), start));
     during.started = start;
     finish::after(plan, id, &short, pre, during, outcome, &before)

@@ -321,6 +321,7 @@ pub(super) fn found(
     observed: Observed,
     start: SystemTime,
     declared_inputs: &[Edge],
+    from_job: &[PathBuf],
     succeeded: bool,
     capture: &mut Capture,
 ) -> Found {
@@ -446,8 +447,10 @@ pub(super) fn found(
                 hit = true;
             }
         }
-        // Reading back a declared output (resuming from a checkpoint) is not an input.
+        // Reading back a declared output (resuming from a checkpoint) is not an input; a
+        // path the job declared itself is its edge.
         !hit && !outputs.iter().any(|o| p.starts_with(o))
+            && !from_job.iter().any(|j| p.starts_with(j))
     });
     writes.retain(|p| {
         let mut hit = false;
@@ -457,7 +460,7 @@ pub(super) fn found(
                 hit = true;
             }
         }
-        !hit
+        !hit && !from_job.iter().any(|j| p.starts_with(j))
     });
     // A file both read and then written is the job's product.
     reads.retain(|p, _| !writes.contains(p));
@@ -539,7 +542,7 @@ pub(super) fn found(
         );
         if path != e.path || abs != e.abs_path {
             let msg = format!(
-                "an observed path held a secret: recorded as {}",
+                "an observed path held a secret, so it is recorded as {}",
                 ui::escape(&path)
             );
             ui::warn(&msg);
@@ -579,7 +582,13 @@ fn under_any<'a>(path: &Path, mut dirs: impl Iterator<Item = &'a PathBuf>) -> bo
 }
 
 /// Hash an observed path into an edge (None and a note when it cannot be read).
-fn hash_edge(plan: &Plan, d: &Declared, role: Role, token: &str, capture: &mut Capture) -> Edge {
+pub(super) fn hash_edge(
+    plan: &Plan,
+    d: &Declared,
+    role: Role,
+    token: &str,
+    capture: &mut Capture,
+) -> Edge {
     let sink = &mut |e: &[crate::model::DirEntry]| plan.store.stage(token, e);
     let hashed = match role {
         Role::Output => plan.hashing.hash_output(&d.abs, sink, Some(&plan.store)),
