@@ -119,9 +119,13 @@ impl Tree<'_> {
         }
         let _ = writeln!(self.out, "{line}");
         // Other originals that made the same bytes: a few, then how many more (a file copied
-        // daily has hundreds; each would be a line under every reader).
+        // daily has hundreds; each would be a line under every reader). Downstream, every
+        // reader is a branch of its own: the tree is everything built from these bytes.
         const OTHERS: usize = 3;
-        let more = linked.main.len().saturating_sub(1 + OTHERS);
+        let more = match lineage.direction {
+            Direction::Ancestry => linked.main.len().saturating_sub(1 + OTHERS),
+            Direction::Descendants => 0,
+        };
         let n = linked.main.len() - more;
         for (i, (run, link, reruns)) in linked.main.into_iter().take(n).enumerate() {
             let last = i + 1 == n;
@@ -223,7 +227,7 @@ impl Tree<'_> {
                 };
                 let seen = match e.observed {
                     Some(crate::model::Seen::Undeclared) => "observed ",
-                    Some(crate::model::Seen::Job) => "job's ",
+                    Some(crate::model::Seen::Job) => "job-declared ",
                     _ => "",
                 };
                 let _ = write!(self.out, "{inner}{b}{seen}{} ", e.role.as_str());

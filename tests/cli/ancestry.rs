@@ -506,3 +506,22 @@ fn a_run_that_passes_its_input_through_does_not_loop() {
         "raw.csv is a source:\n{tree}"
     );
 }
+
+/// Found by a user trial: the text tree of `--descendants` showed four readers of a file that
+/// six runs read (the JSON had all six). Every reader is a branch of the tree.
+#[test]
+fn the_descendants_tree_shows_every_run_that_read_the_bytes() {
+    let env = Env::new();
+    env.write("data.csv", "x\n1\n");
+    let mut readers = Vec::new();
+    for i in 0..6 {
+        let out = format!("model{i}.txt");
+        let cmd = format!("cat data.csv > {out}; echo {i} >> {out}");
+        readers.push(env.record(&["-i", "data.csv", "-o", &out, "--", "sh", "-c", &cmd]));
+    }
+    let tree = stdout(&env.cmd(["show", "data.csv", "--descendants"]));
+    for id in &readers {
+        assert!(tree.contains(&id[id.len() - 8..]), "{id} missing:\n{tree}");
+    }
+    assert_eq!(tree.matches("read by run").count(), 6, "{tree}");
+}
