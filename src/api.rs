@@ -139,8 +139,7 @@ impl Inbox {
             return;
         }
         // Memory stays bounded by bytes too: what is not a metric point is kept whole.
-        let is_metric = message_is_metric(bytes);
-        if !is_metric {
+        if !matches!(message, Message::Metric { .. }) {
             if self.text_bytes + bytes.len() > MAX_TEXT_BYTES {
                 self.refuse("over 4 MiB of params, tags, notes and paths");
                 return;
@@ -213,27 +212,13 @@ impl Inbox {
                 self.refuse("a path is not absolute")
             }
             Message::Input { path } => {
-                if self.inputs.len() >= MAX_ITEMS {
-                    return self.refuse("over 10000 inputs");
-                }
-                if !self
-                    .inputs
-                    .iter()
-                    .any(|p| p.path.as_os_str() == path.as_str())
-                {
-                    self.inputs.push(declared(path));
+                if let Err(why) = add_path(&mut self.inputs, path, "over 10000 inputs") {
+                    self.refuse(why);
                 }
             }
             Message::Output { path } => {
-                if self.outputs.len() >= MAX_ITEMS {
-                    return self.refuse("over 10000 outputs");
-                }
-                if !self
-                    .outputs
-                    .iter()
-                    .any(|p| p.path.as_os_str() == path.as_str())
-                {
-                    self.outputs.push(declared(path));
+                if let Err(why) = add_path(&mut self.outputs, path, "over 10000 outputs") {
+                    self.refuse(why);
                 }
             }
             Message::Dropped { count } => self.dropped = self.dropped.saturating_add(count),
@@ -247,15 +232,16 @@ fn same_user(conn: &OwnedFd) -> bool {
     getsockopt(conn, PeerCredentials).is_ok_and(|c| c.uid() == nix::unistd::geteuid().as_raw())
 }
 
-/// Whether a message is a metric point (which [`MAX_ALL_POINTS`] bounds), by its `op`.
-fn message_is_metric(bytes: &[u8]) -> bool {
-    #[derive(Deserialize)]
-    struct Op<'a> {
-        #[serde(borrow)]
-        op: std::borrow::Cow<'a, str>,
+/// Add a path the job declared to `list`, once, up to [`MAX_ITEMS`] (else `over`).
+fn add_path(list: &mut Vec<Sent>, path: String, over: &'static str) -> Result<(), &'static str> {
+    if list.iter().any(|p| p.path.as_os_str() == path.as_str()) {
+        return Ok(());
     }
-    // Only the op is read; the rest of the object is skipped, not built.
-    serde_json::from_slice::<Op>(bytes).is_ok_and(|o| o.op == "metric")
+    if list.len() >= MAX_ITEMS {
+        return Err(over);
+    }
+    list.push(declared(path));
+    Ok(())
 }
 
 /// Whether a message's JSON holds a NUL: raw (which JSON forbids) or escaped as `\u0000`.

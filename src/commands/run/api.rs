@@ -257,22 +257,7 @@ pub(super) fn take(
         out.paths.push(d.abs.clone());
         out.edges.push(edge);
     }
-    // A path is a string from the job: a secret in it is redacted (the bytes still identify
-    // the file).
-    for e in &mut out.edges {
-        let (path, abs) = (
-            plan.policy.redact_text(&e.path),
-            plan.policy.redact_text(&e.abs_path),
-        );
-        if path != e.path || abs != e.abs_path {
-            let msg = format!(
-                "a path declared by the job held a secret, so it is recorded as {}",
-                ui::escape(&path)
-            );
-            note(capture, msg);
-            (e.path, e.abs_path) = (path, abs);
-        }
-    }
+    observed::redact_paths(plan, &mut out.edges, "a path declared by the job", capture);
     if record.messages > 0 || record.dropped > 0 {
         capture.api = Some(record);
     }

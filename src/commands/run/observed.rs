@@ -533,23 +533,7 @@ pub(super) fn found(
         out.undeclared.push(edge.path.clone());
         out.edges.push(edge);
     }
-    // A path is a string from the job: a secret in a file's name is redacted like one in
-    // its arguments (the bytes still identify the file).
-    for e in &mut out.edges {
-        let (path, abs) = (
-            plan.policy.redact_text(&e.path),
-            plan.policy.redact_text(&e.abs_path),
-        );
-        if path != e.path || abs != e.abs_path {
-            let msg = format!(
-                "an observed path held a secret, so it is recorded as {}",
-                ui::escape(&path)
-            );
-            ui::warn(&msg);
-            capture.notes.push(msg);
-            (e.path, e.abs_path) = (path, abs);
-        }
-    }
+    redact_paths(plan, &mut out.edges, "an observed path", capture);
     for what in &observed_blind {
         let msg = format!(
             "the job used {what}: observation cannot see the files it named that way (docs/recording.md, \"What observation cannot see\")"
@@ -579,6 +563,26 @@ pub(super) fn found(
 
 fn under_any<'a>(path: &Path, mut dirs: impl Iterator<Item = &'a PathBuf>) -> bool {
     dirs.any(|d| path.starts_with(d))
+}
+
+/// A path is a string from the job: a secret in a file's name is redacted like one in its
+/// arguments (the bytes still identify the file), with a note naming `what` it was.
+pub(super) fn redact_paths(plan: &Plan, edges: &mut [Edge], what: &str, capture: &mut Capture) {
+    for e in edges {
+        let (path, abs) = (
+            plan.policy.redact_text(&e.path),
+            plan.policy.redact_text(&e.abs_path),
+        );
+        if path != e.path || abs != e.abs_path {
+            let msg = format!(
+                "{what} held a secret, so it is recorded as {}",
+                ui::escape(&path)
+            );
+            ui::warn(&msg);
+            capture.notes.push(msg);
+            (e.path, e.abs_path) = (path, abs);
+        }
+    }
 }
 
 /// Hash an observed path into an edge (None and a note when it cannot be read).
