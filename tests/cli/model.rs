@@ -1335,12 +1335,32 @@ proptest! {
     }
 }
 
+// The many cases are four tests of 25 (each with its own random seed), so that a suite run
+// with several threads runs them side by side.
 proptest! {
-    #![proptest_config(config(cases(100)))]
+    #![proptest_config(config(cases(25)))]
 
     #[test]
     #[ignore = "slow: many cases"]
-    fn random_pipelines_keep_the_graph_rules_many((steps, dry) in pipeline()) {
+    fn random_pipelines_keep_the_graph_rules_many_1((steps, dry) in pipeline()) {
+        check_pipeline(&steps, &dry)?;
+    }
+
+    #[test]
+    #[ignore = "slow: many cases"]
+    fn random_pipelines_keep_the_graph_rules_many_2((steps, dry) in pipeline()) {
+        check_pipeline(&steps, &dry)?;
+    }
+
+    #[test]
+    #[ignore = "slow: many cases"]
+    fn random_pipelines_keep_the_graph_rules_many_3((steps, dry) in pipeline()) {
+        check_pipeline(&steps, &dry)?;
+    }
+
+    #[test]
+    #[ignore = "slow: many cases"]
+    fn random_pipelines_keep_the_graph_rules_many_4((steps, dry) in pipeline()) {
         check_pipeline(&steps, &dry)?;
     }
 }
@@ -1710,12 +1730,31 @@ proptest! {
     }
 }
 
+// Four tests of 25 cases, as above.
 proptest! {
-    #![proptest_config(config(cases(100)))]
+    #![proptest_config(config(cases(25)))]
 
     #[test]
     #[ignore = "slow: many cases"]
-    fn an_upstream_rerun_restores_a_deterministic_chain_many((op, links, delete, closed) in chain()) {
+    fn an_upstream_rerun_restores_a_deterministic_chain_many_1((op, links, delete, closed) in chain()) {
+        check_chain(op, &links, &delete, closed)?;
+    }
+
+    #[test]
+    #[ignore = "slow: many cases"]
+    fn an_upstream_rerun_restores_a_deterministic_chain_many_2((op, links, delete, closed) in chain()) {
+        check_chain(op, &links, &delete, closed)?;
+    }
+
+    #[test]
+    #[ignore = "slow: many cases"]
+    fn an_upstream_rerun_restores_a_deterministic_chain_many_3((op, links, delete, closed) in chain()) {
+        check_chain(op, &links, &delete, closed)?;
+    }
+
+    #[test]
+    #[ignore = "slow: many cases"]
+    fn an_upstream_rerun_restores_a_deterministic_chain_many_4((op, links, delete, closed) in chain()) {
         check_chain(op, &links, &delete, closed)?;
     }
 }
