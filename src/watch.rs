@@ -8,6 +8,8 @@
 
 use std::path::Path;
 
+use std::os::fd::{AsFd, AsRawFd};
+
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 /// At most this many directories are watched per input: watches are a per-user resource
@@ -29,6 +31,11 @@ impl Watch {
             Some(_) => None,
             None => Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok(),
         };
+        // Its last close waits out the kernel's grace period (15-20 ms with watches): the
+        // observer's heir, which outlives lineage, closes it last, after lineage has ended.
+        if let Some(inotify) = &inotify {
+            crate::observe::leave_to_heir(inotify.as_fd().as_raw_fd());
+        }
         Watch {
             inotify,
             count: 0,
@@ -62,7 +69,14 @@ impl Watch {
             | AddWatchFlags::IN_MOVED_TO;
         self.count += 1;
         if self.count > MAX_WATCHES || inotify.add_watch(path, mask).is_err() {
-            self.inotify = None;
+            self.close();
+        }
+    }
+
+    /// Close the inotify instance (watching stops).
+    fn close(&mut self) {
+        if let Some(inotify) = self.inotify.take() {
+            crate::observe::take_back_from_heir(inotify.as_fd().as_raw_fd());
         }
     }
 
@@ -88,5 +102,11 @@ impl Watch {
         };
         self.seen.set(!quiet);
         quiet
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.close();
     }
 }

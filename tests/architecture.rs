@@ -15,7 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("timing", &[]),
     ("observe", &[]),
     ("child", &["observe"]),
-    ("watch", &["host"]),
+    ("watch", &["host", "observe"]),
     ("redact", &["error", "model"]),
     ("sign", &[]),
     ("api", &[]),

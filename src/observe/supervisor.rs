@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use nix::libc;
@@ -34,7 +35,10 @@ pub(super) fn run(
     drop(sock);
     let _ = ready.send(Ok(()));
     // What the thread holds now, for the heir to answer should lineage die holding it.
-    let heir = Heir::start(&listener);
+    // Never dropped: its pipe stays open until lineage's process ends, even once this
+    // thread has returned (the job gone), so the heir outlives lineage and closes what was
+    // left to it (`LEFT_TO_HEIR`) after the user has stopped waiting.
+    let heir = Heir::start(&listener).map(std::mem::ManuallyDrop::new);
     let mut own: libc::seccomp_notif = {
         #[allow(unsafe_code)]
         // SAFETY: plain data, zero is valid.
@@ -177,6 +181,29 @@ fn receive(sock: &OwnedFd) -> Result<OwnedFd, Unavailable> {
     }
 }
 
+/// Descriptors whose last close is slow and that nothing needs once lineage has ended
+/// (inotify instances: closing one with watches waits out the kernel's SRCU grace period,
+/// 15-20 ms). The heir keeps its copies and closes them after lineage has gone, so the
+/// last close, and its wait, is the heir's and not the user's. -1: a free slot.
+static LEFT_TO_HEIR: [AtomicI32; 16] = [const { AtomicI32::new(-1) }; 16];
+
+/// Let the heir (if one is forked from now on) close `fd` after lineage ends, in place of
+/// lineage's own process exit. False when every slot is taken: nothing changes for `fd`.
+pub fn leave_to_heir(fd: RawFd) -> bool {
+    LEFT_TO_HEIR.iter().any(|slot| {
+        slot.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    })
+}
+
+/// Take `fd` back before closing it: a number closed and reused must not be kept by an
+/// heir forked later. (An heir forked before has its own copy of the real thing.)
+pub fn take_back_from_heir(fd: RawFd) {
+    for slot in &LEFT_TO_HEIR {
+        let _ = slot.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
 /// The heir: a process forked once the listener is here, which holds a copy of it and does
 /// nothing while lineage lives. When lineage ends (its pipe closes: lineage exited, or was
 /// killed), it answers "continue" to every call still held, the one lineage may have been
@@ -232,22 +259,35 @@ impl Heir {
 /// meant for the job's terminal does not end it; every other descriptor closed, so that
 /// nobody waits on a pipe it would hold.
 fn heir_main(listener: RawFd, alive: RawFd, held: *const libc::seccomp_notif) -> ! {
+    // The descriptors to keep, sorted, on the stack (nothing is allocated after the fork).
+    let mut keep = [-1 as RawFd; 18];
+    keep[0] = listener;
+    keep[1] = alive;
+    let mut kept = 2;
+    for slot in &LEFT_TO_HEIR {
+        let fd = slot.load(Ordering::Acquire);
+        if fd >= 0 && !keep[..kept].contains(&fd) {
+            keep[kept] = fd;
+            kept += 1;
+        }
+    }
+    keep[..kept].sort_unstable();
     #[allow(unsafe_code)]
     // SAFETY: async-signal-safe calls on plain values (see `Heir::start`).
     unsafe {
         libc::setsid();
         // Not `lineage`: `pkill lineage` is meant for lineage, and the job needs its heir.
         libc::prctl(libc::PR_SET_NAME, c"lnobs-heir".as_ptr(), 0, 0, 0);
-        let (lo, hi) = (listener.min(alive) as u32, listener.max(alive) as u32);
-        for (from, to) in [
-            (0, lo.wrapping_sub(1)),
-            (lo + 1, hi - 1),
-            (hi + 1, u32::MAX),
-        ] {
-            if from <= to && !(from == 0 && lo == 0) {
-                libc::syscall(libc::SYS_close_range, from, to, 0);
+        // Every descriptor but those kept: the gaps between them.
+        let mut from: u32 = 0;
+        for &fd in &keep[..kept] {
+            let fd = fd as u32;
+            if fd > from {
+                libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
             }
+            from = fd + 1;
         }
+        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
         let mut byte = 0u8;
         loop {
             let n = libc::read(alive, (&mut byte as *mut u8).cast(), 1);
@@ -273,6 +313,12 @@ fn heir_main(listener: RawFd, alive: RawFd, held: *const libc::seccomp_notif) ->
         let id = std::ptr::read_volatile(std::ptr::addr_of!((*held).id));
         if id != 0 {
             answer(id);
+        }
+        // Now the slow last closes lineage left here (see `LEFT_TO_HEIR`).
+        for &fd in &keep[..kept] {
+            if fd != listener && fd != alive {
+                libc::close(fd);
+            }
         }
         loop {
             let mut fd = libc::pollfd {

@@ -492,3 +492,68 @@ fn a_large_recorded_directory_walked_after_launch_never_takes_the_jobs_changes_f
         );
     }
 }
+
+/// The processes holding an inotify watch on the inode `ino` (fdinfo lists each watch's
+/// inode in hex).
+fn watchers_of(ino: u64) -> Vec<String> {
+    let needle = format!(" ino:{ino:x} ");
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for p in procs.flatten() {
+        let Ok(fds) = std::fs::read_dir(p.path().join("fdinfo")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let text = std::fs::read_to_string(fd.path()).unwrap_or_default();
+            if text
+                .lines()
+                .any(|l| l.starts_with("inotify") && l.contains(&needle))
+            {
+                let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+                found.push(format!(
+                    "{} ({})",
+                    p.file_name().to_string_lossy(),
+                    comm.trim()
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// A large input recorded before is watched while the job runs; the watch's last close,
+/// which waits out the kernel's grace period, is left to the observer's heir after lineage
+/// has ended, and nothing keeps a watch on the input afterwards.
+#[test]
+fn the_watches_on_a_large_input_are_gone_once_lineage_has_ended() {
+    let env = Env::new();
+    for i in 0..5_000 {
+        env.write(&format!("data/{:02}/{i:04}.txt", i / 250), format!("{i}\n"));
+    }
+    age();
+    input_hash(&env, "data");
+    let ino = std::fs::metadata(env.path("data")).expect("stat").ino();
+    // The job looks for its lineage's watch on data/ (so the search below can see one).
+    let job = format!("grep -l 'ino:{ino:x} ' /proc/$PPID/fdinfo/* > watched.txt; exit 0");
+    let out = env.cmd(["run", "-q", "-i", "data", "--", "sh", "-c", &job]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let watched = std::fs::read_to_string(env.path("watched.txt")).expect("watched.txt");
+    assert!(
+        !watched.trim().is_empty(),
+        "lineage held no watch on data/ during the job"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = watchers_of(ino);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still watching data/ 30 s after lineage ended: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
