@@ -35,10 +35,7 @@ pub(super) fn run(
     drop(sock);
     let _ = ready.send(Ok(()));
     // What the thread holds now, for the heir to answer should lineage die holding it.
-    // Never dropped: its pipe stays open until lineage's process ends, even once this
-    // thread has returned (the job gone), so the heir outlives lineage and closes what was
-    // left to it (`LEFT_TO_HEIR`) after the user has stopped waiting.
-    let heir = Heir::start(&listener).map(std::mem::ManuallyDrop::new);
+    let heir = Heir::start(&listener);
     let mut own: libc::seccomp_notif = {
         #[allow(unsafe_code)]
         // SAFETY: plain data, zero is valid.
@@ -214,8 +211,21 @@ struct Heir {
     /// The request buffer the supervisor receives each call into, in memory shared with the
     /// heir: the kernel writes a call's id there before the supervisor can die holding it.
     req: *mut libc::seccomp_notif,
-    /// Closed when lineage ends (the write end of the heir's pipe).
-    _alive: OwnedFd,
+    /// Closed when lineage ends (the write end of the heir's pipe): when this thread returns
+    /// (the job gone), or, when the heir was left descriptors to close (`LEFT_TO_HEIR`), only
+    /// with lineage's process, so that the heir's close of them is the last one and comes
+    /// after the user has stopped waiting.
+    alive: Option<OwnedFd>,
+    holds_left: bool,
+}
+
+impl Drop for Heir {
+    fn drop(&mut self) {
+        if self.holds_left {
+            // Left open until lineage's process ends (see `alive`).
+            std::mem::forget(self.alive.take());
+        }
+    }
 }
 
 impl Heir {
@@ -238,6 +248,8 @@ impl Heir {
             page.cast()
         };
         let (alive_r, alive_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        // What the heir will hold (it reads the same slots after the fork).
+        let holds_left = LEFT_TO_HEIR.iter().any(|s| s.load(Ordering::Acquire) >= 0);
         #[allow(unsafe_code)]
         // SAFETY: the child calls only async-signal-safe functions (setsid, close_range,
         // read, poll, ioctl, _exit) on values made before the fork, and allocates nothing:
@@ -248,7 +260,8 @@ impl Heir {
             }
             Ok(nix::unistd::ForkResult::Parent { .. }) => Some(Heir {
                 req,
-                _alive: alive_w,
+                alive: Some(alive_w),
+                holds_left,
             }),
             Err(_) => None,
         }
