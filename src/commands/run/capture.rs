@@ -444,10 +444,18 @@ fn keep_code(
         g.patch_redacted = kept.redacted;
         blobs.push(kept.blob);
     }
+    // By path: a repository with tens of thousands of untracked files made a search of the
+    // list per file quadratic (46,000 files: 3.3 s before launch).
+    let at: std::collections::HashMap<String, usize> = g
+        .untracked
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.path.clone(), i))
+        .collect();
     for (path, bytes) in untracked {
         let kept = plan.policy.keep(What::File(&path), bytes, &[]);
-        if let Some(u) = g.untracked.iter_mut().find(|u| u.path == path) {
-            u.redacted_blob = kept.redacted;
+        if let Some(&i) = at.get(&path) {
+            g.untracked[i].redacted_blob = kept.redacted;
         }
         blobs.push(kept.blob);
     }
