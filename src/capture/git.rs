@@ -43,6 +43,43 @@ pub struct GitCapture {
     pub notes: Vec<String>,
     pub user_name: Option<String>,
     pub user_email: Option<String>,
+    /// Untracked files over the size caps, by their place in `state.untracked`: hashed by
+    /// [`GitCapture::finish`] (with the stat cache, which this thread cannot reach), which
+    /// also computes the code hash.
+    over_cap: Vec<(usize, std::path::PathBuf)>,
+}
+
+impl GitCapture {
+    /// Hash the untracked files over the size caps (through `cache`, so that an unchanged
+    /// large file is not read again on every run: a 1 GiB one cost 210 ms before each
+    /// launch) and compute the code hash. Called once, before `state` is used.
+    pub fn finish(mut self, cache: Option<&dyn hash::StatCache>) -> GitCapture {
+        let Some(state) = self.state.as_mut() else {
+            return self;
+        };
+        let hashing = hash::Hashing::default();
+        let mut gone = Vec::new();
+        for (i, path) in std::mem::take(&mut self.over_cap) {
+            match hashing.hash_path(&path, &mut hash::discard, cache, None) {
+                Ok(h) => {
+                    state.untracked[i].hash = h.artifact.hash;
+                    state.untracked[i].size = h.artifact.size;
+                }
+                Err(_) => gone.push(i),
+            }
+        }
+        for i in gone.into_iter().rev() {
+            let u = state.untracked.remove(i);
+            self.notes
+                .push(format!("untracked file {} could not be read", u.path));
+        }
+        state.code = code_hash(
+            state.commit.as_deref(),
+            state.patch.as_ref(),
+            &state.untracked,
+        );
+        self
+    }
 }
 
 /// Capture the git state at `cwd`. Untracked files under `data` (the run's declared inputs
@@ -192,9 +229,11 @@ fn untracked_files(
             })
         } else {
             out.notes.push(over_cap_note(&rel, size));
-            hash::hash_file(&path).ok().map(|(h, size)| UntrackedFile {
+            // Hashed by `GitCapture::finish`, through the stat cache.
+            out.over_cap.push((untracked.len(), path.clone()));
+            Some(UntrackedFile {
                 path: rel.clone(),
-                hash: h,
+                hash: Hash::of(b""),
                 size,
                 stored: false,
                 redacted_blob: None,

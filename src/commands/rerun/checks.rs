@@ -196,7 +196,7 @@ const CODE_FILES_SHOWN: usize = 10;
 fn code(store: &Store, r: &RunRecord, then: &GitState, checks: &mut Checks) {
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
     let data: Vec<PathBuf> = r.edges.iter().map(|e| path_of(&e.abs_path)).collect();
-    let now = git::capture(&cwd, git::Caps::default(), &data);
+    let now = git::capture(&cwd, git::Caps::default(), &data).finish(Some(store));
     let Some(now) = now.state else {
         checks.code.push(format!(
             "the recorded repository is gone ({})",

@@ -77,6 +77,8 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         python,
         env,
     } = context;
+    // Untracked files over the size caps, through the stat cache (this thread has the store).
+    let git = git.finish(Some(&plan.store));
     let mut notes = git.notes.clone();
     // A failed redaction records no environment at all, never an unredacted one.
     let env = env.unwrap_or_else(|| {
