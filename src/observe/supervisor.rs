@@ -185,12 +185,12 @@ fn receive(sock: &OwnedFd) -> Result<OwnedFd, Unavailable> {
 static LEFT_TO_HEIR: [AtomicI32; 16] = [const { AtomicI32::new(-1) }; 16];
 
 /// Let the heir (if one is forked from now on) close `fd` after lineage ends, in place of
-/// lineage's own process exit. False when every slot is taken: nothing changes for `fd`.
-pub fn leave_to_heir(fd: RawFd) -> bool {
-    LEFT_TO_HEIR.iter().any(|slot| {
+/// lineage's own process exit. When every slot is taken nothing changes for `fd`.
+pub fn leave_to_heir(fd: RawFd) {
+    let _ = LEFT_TO_HEIR.iter().any(|slot| {
         slot.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
-    })
+    });
 }
 
 /// Take `fd` back before closing it: a number closed and reused must not be kept by an
@@ -252,7 +252,7 @@ impl Heir {
         let holds_left = LEFT_TO_HEIR.iter().any(|s| s.load(Ordering::Acquire) >= 0);
         #[allow(unsafe_code)]
         // SAFETY: the child calls only async-signal-safe functions (setsid, close_range,
-        // read, poll, ioctl, _exit) on values made before the fork, and allocates nothing:
+        // read, close, poll, ioctl, _exit) on values made before the fork, and allocates nothing:
         // another thread of lineage's may have held the allocator's lock at the fork.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {

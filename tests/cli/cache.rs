@@ -30,7 +30,7 @@ fn cached_rows(env: &Env, path: &str) -> i64 {
 }
 
 /// Poison the cached hash of `path`: a run that returns it proves the cache was used.
-fn poison(env: &Env, path: &str) -> String {
+pub(crate) fn poison(env: &Env, path: &str) -> String {
     let bogus = "0".repeat(64);
     let meta = std::fs::metadata(env.path(path)).expect("stat");
     let n = env
@@ -44,7 +44,7 @@ fn poison(env: &Env, path: &str) -> String {
     format!("blake3:{bogus}")
 }
 
-fn age() {
+pub(crate) fn age() {
     std::thread::sleep(Duration::from_millis(1100));
 }
 
