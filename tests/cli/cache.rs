@@ -557,3 +557,54 @@ fn the_watches_on_a_large_input_are_gone_once_lineage_has_ended() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// An input that is also a declared output (`-i ckpt -o ckpt`, and a directory holding an
+/// output) is hashed before launch, even past the racy window and not cached: left for while
+/// the job runs, a job that rewrites it at once would leave it without a hash (found by the
+/// model test's upstream rerun of a `touch`, under load).
+#[test]
+fn an_input_the_job_is_declared_to_write_is_hashed_before_launch() {
+    let env = Env::new();
+    let old = vec![b'o'; 8 << 20];
+    env.write("ckpt.bin", &old);
+    env.write("runs/log.txt", "epoch 1\n");
+    age();
+    let out = env.cmd([
+        "run",
+        "-q",
+        "-i",
+        "ckpt.bin",
+        "-o",
+        "ckpt.bin",
+        "-i",
+        "runs",
+        "-o",
+        "runs/log.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo more >> ckpt.bin && echo 'epoch 2' >> runs/log.txt",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("changed after the job started"),
+        "{}",
+        stderr(&out)
+    );
+    let doc = env.show(None);
+    assert_eq!(
+        artifact(&doc, "inputs", "ckpt.bin")["hash"],
+        blake3_hex(&old),
+        "the bytes before the job"
+    );
+    let mut new = old.clone();
+    new.extend_from_slice(b"more\n");
+    assert_eq!(
+        artifact(&doc, "outputs", "ckpt.bin")["hash"],
+        blake3_hex(&new)
+    );
+    assert!(
+        artifact(&doc, "inputs", "runs")["hash"].is_string(),
+        "the directory holding an output: {doc}"
+    );
+}

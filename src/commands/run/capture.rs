@@ -363,14 +363,18 @@ fn walk_input(plan: &Plan, i: usize, d: &Declared) -> Walked {
     } else {
         Watch::none()
     };
+    // An input the job is declared to write (`-i ckpt -o ckpt`, or one inside the other)
+    // is hashed first: left for while the job runs, its bytes would race the job's own
+    // writes by design, and the input would often be recorded without a hash (a model
+    // test's upstream rerun, under load, found a touched input with none).
+    let first = plan.hash_before_launch || written_by_the_job(plan, d);
     // A large directory recorded before, most likely unchanged: once each of its
     // directories is watched, its walk can wait until the job has started.
-    if large && known.is_some() && !plan.hash_before_launch && hash::watch_dirs(&d.abs, &mut watch)
-    {
+    if large && known.is_some() && !first && hash::watch_dirs(&d.abs, &mut watch) {
         return (None, watch);
     }
     let sink = &mut |e: &[DirEntry]| store.stage(&token, e);
-    let hashed = if plan.hash_before_launch {
+    let hashed = if first {
         hashing
             .hash_path(&d.abs, sink, Some(store), Some(&mut watch))
             .map(Prepared::Done)
@@ -378,6 +382,13 @@ fn walk_input(plan: &Plan, i: usize, d: &Declared) -> Walked {
         hashing.prepare(&d.abs, sink, Some(store), Some(&mut watch))
     };
     (Some(hashed), watch)
+}
+
+/// Whether input `d` is, holds or lies inside a declared output.
+fn written_by_the_job(plan: &Plan, d: &Declared) -> bool {
+    plan.outputs
+        .iter()
+        .any(|o| o.abs.starts_with(&d.abs) || d.abs.starts_with(&o.abs))
 }
 
 /// The input edges as recorded before launch (with a hash where one is known), what tells
