@@ -12,13 +12,16 @@ lineage's own phases (LINEAGE_TIMINGS=1) beside them:
   4. the same tree, second run, nothing changed           vs `find tree -printf '%i %s %T@ %C@\\n'`
   5. `lineage run -- true` in a git repository of 20 files, a store of earlier runs  vs `true`
      (and `--no-observe` beside it: what observing the job's files adds)
+  6. (only with --rows 6) `lineage run -- true` in a git repository holding 46,000 untracked,
+     not ignored files (data missing from .gitignore), a store of earlier runs
+                                vs `git status --porcelain --untracked-files=all`
 
 "A fresh store" is a directory that does not exist yet: its creation is part of the run, as it
 is for a new user. The commands run in a git repository of 20 committed files; the data lies
 beside it, outside the repository.
 
 Usage: bench/targets.py [--lineage PATH] [--b3sum PATH] [--runs N] [--big-mib N] [--files N]
-                        [--rows 1,2,3,4,5] [--work DIR]
+                        [--rows 1,2,3,4,5] [--untracked N] [--work DIR]
 Build first: `cargo build --release`; b3sum: `cargo install --locked b3sum`.
 Nothing here is asserted: it reports.
 """
@@ -32,6 +35,7 @@ p.add_argument("--runs", type=int, default=11)
 p.add_argument("--big-mib", type=int, default=1024)
 p.add_argument("--files", type=int, default=20000)
 p.add_argument("--rows", default="1,2,3,4,5")
+p.add_argument("--untracked", type=int, default=46000)
 p.add_argument("--work", help="keep the generated data here (default: a temporary directory)")
 a = p.parse_args()
 rows = {int(r) for r in a.rows.split(",")}
@@ -99,6 +103,16 @@ if not os.path.isdir(tree):
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, f"f{i:05}.bin"), "wb") as f:
             f.write(rng.randbytes(rng.randint(4096, 16384)))
+messy = os.path.join(work, "messy")
+if 6 in rows and not os.path.isdir(os.path.join(messy, ".git")):
+    os.makedirs(messy, exist_ok=True)
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "init"]):
+        subprocess.run(["git", *args], cwd=messy, env=env, check=True)
+    for i in range(a.untracked):
+        d = os.path.join(messy, "junk", f"d{i // 1000:03}")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"f{i:05}.txt"), "w") as f:
+            f.write(f"{i}\n" * 3)
 time.sleep(1.2)  # past the racy window, as data on disk would be
 subprocess.run(f"cat {big} > /dev/null && find {tree} -type f -exec cat {{}} + > /dev/null",
                shell=True, check=True)
@@ -125,7 +139,10 @@ print(f"lineage: {lineage}; {subprocess.run([b3sum, '--version'], capture_output
 per = max(1, -(-a.files // (ncpu * 4)))  # the issue's -n 2500 for 20,000 files on 2 cores
 results = []
 t = {k: [] for k in ("b3", "l1", "l1h", "lb", "lbh", "xb", "t1", "t1h", "find", "t2", "t2h",
-                     "true", "w", "wn")}
+                     "true", "w", "wn", "gs", "u")}
+if 6 in rows:  # the store of earlier runs: the first run's hashes cached
+    e6 = dict(env, LINEAGE_STORE=os.path.join(work, "stores", "messy"))
+    timed([lineage, "run", "-q", "--", "true"], messy, e6)
 for _ in range(a.runs):
     if rows & {1, 2}:
         t["b3"].append(timed([b3sum, big], work)[0])
@@ -158,6 +175,11 @@ for _ in range(a.runs):
             t["w"].append(timed([lineage, "run", "-q", "--", "true"], repo, e5)[0])
             t["wn"].append(timed([lineage, "run", "-q", "--no-observe", "--", "true"], repo, e5)[0])
 
+    if 6 in rows:
+        t["gs"].append(timed(["git", "status", "--porcelain", "--untracked-files=all"], messy,
+                             env)[0])
+        t["u"].append(timed([lineage, "run", "-q", "--", "true"], messy, e6)[0])
+
 m = {k: statistics.median(v) for k, v in t.items() if v}
 print()
 print("| work | lineage | reference | ratio | target | lineage's phase |")
@@ -181,5 +203,8 @@ if 5 in rows:
     print(f"| `run -- true` | {ms(m['w'])} | true {ms(m['true'])} | "
           f"+{(m['w'] - m['true']) * 1000:.1f} ms | <= +4 ms | `--no-observe`: "
           f"+{(m['wn'] - m['true']) * 1000:.1f} ms |")
+if 6 in rows:
+    print(f"| `run -- true`, {a.untracked} untracked files | {ms(m['u'])} | git status "
+          f"{ms(m['gs'])} | {m['u'] / m['gs']:.1f}x | | |")
 if not a.work:
     shutil.rmtree(work, ignore_errors=True)

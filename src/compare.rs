@@ -282,6 +282,9 @@ pub struct CodeDiff {
     /// Files touched by either run's uncommitted patch.
     pub patched_files: Vec<String>,
     pub untracked: MapDiff,
+    /// The untracked files past those listed, as one, when that differs (absent when not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untracked_rest: Option<Change<Option<crate::model::UntrackedRest>>>,
     /// What each file of `files` is in a and in b, to tell data from code.
     #[serde(skip)]
     pub contents: BTreeMap<String, Change<Content>>,
@@ -623,6 +626,13 @@ fn code(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> Option<CodeDiff> {
         patch_differs: patch(ga) != patch(gb),
         patched_files: files.into_iter().collect(),
         untracked: MapDiff::of(&untracked(ga), &untracked(gb)),
+        untracked_rest: {
+            let rest = |g: Git| g.and_then(|g| g.untracked_rest);
+            (rest(ga) != rest(gb)).then(|| Change {
+                a: rest(ga),
+                b: rest(gb),
+            })
+        },
         contents: contents.unwrap_or_default(),
     })
 }

@@ -371,6 +371,12 @@ impl<'a> Kept<'a> {
                         n if n <= 5 => format!("it recorded {}", recorded.join(", ")),
                         n => format!("it recorded {} and {} more", recorded.join(", "), n - 5),
                     };
+                    let listed = match git.untracked_rest {
+                        Some(rest) => {
+                            format!("{listed}, and {} more as one hash, not kept", rest.files)
+                        }
+                        None => listed,
+                    };
                     bail!(
                         "run {short} recorded no untracked file {} ({listed}; paths are \
                          relative to the repository root)",

@@ -148,6 +148,20 @@ impl Hashing {
         hash_now(path, sink, self.how(cache, Read::Parallel), watch)
     }
 
+    /// Hash regular files by the stats taken of them (in order), through `cache`: what it
+    /// knows is not read again (one lookup for all), what is read is recorded when stable.
+    /// For many files that are not a directory: a repository's untracked files.
+    pub fn hash_files(
+        &self,
+        files: &[(PathBuf, StatKey)],
+        cache: Option<&dyn StatCache>,
+    ) -> Vec<io::Result<(Hash, u64)>> {
+        file::hash_with_cache(files, self.how(cache, Read::Parallel))
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect()
+    }
+
     /// [`Hashing::hash_path`] for an output: symlinks that leave the directory are recorded
     /// as links (their target's text), never followed.
     pub fn hash_output(

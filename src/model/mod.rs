@@ -500,10 +500,43 @@ pub struct GitState {
     pub patch_redacted: Option<Hash>,
     /// Files touched by the patch.
     pub changed_files: Vec<String>,
-    /// Untracked, not ignored files.
+    /// Untracked, not ignored files (the first `Caps::files` of them, sorted by path).
     pub untracked: Vec<UntrackedFile>,
+    /// The untracked files past those listed, as one: a repository with tens of thousands
+    /// of files missing from .gitignore would otherwise list each in every run's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untracked_rest: Option<UntrackedRest>,
     /// One hash over commit + patch + untracked contents: equal code gives equal hashes.
     pub code: Hash,
+}
+
+/// Untracked files recorded as one (`GitState::untracked_rest`): how many, their bytes, and
+/// one hash over their paths and content hashes, in path order ([`UntrackedRest::hash_of`]).
+/// Their contents are not kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UntrackedRest {
+    /// How many files.
+    pub files: u64,
+    /// Their bytes, all together.
+    pub bytes: u64,
+    /// One hash over their paths and content hashes.
+    pub hash: Hash,
+}
+
+/// The BLAKE3 key context of [`UntrackedRest::hash`].
+const UNTRACKED_REST_CONTEXT: &str = "lineage 2026-12 untracked files v1";
+
+impl UntrackedRest {
+    /// The hash of untracked files by path (sorted) and content hash.
+    pub fn hash_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a Hash)>) -> Hash {
+        let mut h = blake3::Hasher::new_derive_key(UNTRACKED_REST_CONTEXT);
+        for (path, hash) in files {
+            h.update(&(path.len() as u64).to_le_bytes());
+            h.update(path.as_bytes());
+            h.update(&hash.0);
+        }
+        Hash(*h.finalize().as_bytes())
+    }
 }
 
 /// The BLAKE3 key context of [`GitState::code`].
@@ -512,10 +545,13 @@ const CODE_CONTEXT: &str = "lineage 2026-11 code v1";
 impl GitState {
     /// The code hash of a commit, the patch on it (the hash of its real bytes) and the
     /// untracked files: what `code` holds, recomputed (a record from outside must agree).
+    /// The rest of the untracked files (`rest`), when some were recorded as one, follow
+    /// the listed ones (a record without them hashes as before).
     pub fn code_of(
         commit: Option<&str>,
         patch: Option<&Hash>,
         untracked: &[UntrackedFile],
+        rest: Option<&UntrackedRest>,
     ) -> Hash {
         let mut h = blake3::Hasher::new_derive_key(CODE_CONTEXT);
         h.update(commit.unwrap_or("").as_bytes());
@@ -525,6 +561,13 @@ impl GitState {
             h.update(&(f.path.len() as u64).to_le_bytes());
             h.update(f.path.as_bytes());
             h.update(&f.hash.0);
+        }
+        if let Some(rest) = rest {
+            // Not a path's length: no path is 2^64 - 1 bytes long.
+            h.update(&u64::MAX.to_le_bytes());
+            h.update(&rest.files.to_le_bytes());
+            h.update(&rest.bytes.to_le_bytes());
+            h.update(&rest.hash.0);
         }
         Hash(*h.finalize().as_bytes())
     }

@@ -213,6 +213,14 @@ fn code_lines(c: &CodeDiff) -> Vec<String> {
     for p in c.untracked.changed.keys() {
         lines.push(format!("~ untracked {}", escape(p)));
     }
+    if let Some(rest) = &c.untracked_rest {
+        let files = |r: &Option<crate::model::UntrackedRest>| r.map_or(0, |r| r.files);
+        lines.push(format!(
+            "~ untracked files past those listed, as one hash: {} -> {} files",
+            files(&rest.a),
+            files(&rest.b)
+        ));
+    }
     lines
 }
 
@@ -934,6 +942,7 @@ mod tests {
                 patch_differs: true,
                 patched_files: vec![t[6].clone()],
                 untracked,
+                untracked_rest: None,
                 contents: Default::default(),
             });
             d.configs.push(ArtifactDiff {

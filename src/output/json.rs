@@ -115,6 +115,9 @@ pub struct GitJson<'a> {
     pub patch: Option<Hash>,
     pub changed_files: &'a [String],
     pub untracked: &'a [UntrackedFile],
+    /// The untracked files past those listed, as one (absent when all are listed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untracked_rest: Option<&'a crate::model::UntrackedRest>,
 }
 
 #[derive(Serialize)]
@@ -235,6 +238,7 @@ pub fn run(r: &RunRecord, short_id: String) -> RunJson<'_> {
             patch: g.patch,
             changed_files: &g.changed_files,
             untracked: &g.untracked,
+            untracked_rest: g.untracked_rest.as_ref(),
         }),
         git_absent: c.git_absent.as_deref(),
         code_hash: c.git.as_ref().map(|g| g.code),

@@ -233,7 +233,7 @@ fn git(c: &Capture) -> String {
         s += &format!(
             ", dirty ({} changed, {} untracked)",
             g.changed_files.len(),
-            g.untracked.len()
+            g.untracked.len() as u64 + g.untracked_rest.map_or(0, |r| r.files)
         );
     }
     if let Some(remote) = &g.remote {

@@ -510,6 +510,7 @@ fn check_capture(s: &str) -> Result<(), String> {
                 git.commit.as_deref(),
                 git.patch.as_ref(),
                 &git.untracked,
+                git.untracked_rest.as_ref(),
             )
         {
             return Err(

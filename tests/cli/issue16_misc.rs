@@ -218,3 +218,108 @@ fn an_untracked_file_over_the_cap_is_not_read_again_while_unchanged() {
         )
     );
 }
+
+/// Past 1,000 untracked files, the rest are recorded as one hash (how many, their bytes,
+/// a hash over their paths and content hashes), neither listed nor kept, and said in one
+/// warning naming one of them; past the first 20 files over the size cap, those are counted
+/// in one warning too. A repository with tens of thousands of files missing from .gitignore
+/// had each read, redacted, kept and listed in every run's record. The rest is still code:
+/// in the code hash (a bundle carrying it is accepted, its hash checked), a change to it is
+/// said by a rerun, and a worktree rerun says it cannot restore it.
+#[test]
+fn past_a_thousand_untracked_files_the_rest_are_recorded_as_one_hash() {
+    let env = Env::new();
+    env.init_repo();
+    // Sorted first: 22 files over the size cap, then 1,005 small ones; 1,000 are listed.
+    for i in 0..22u8 {
+        env.write(&format!("big/b{i:02}"), vec![b'a' + i; (1 << 20) + 1]);
+    }
+    for i in 0..1005 {
+        env.write(&format!("junk/f{i:04}"), format!("{i}\n"));
+    }
+    let job = ["-o", "out.txt", "--", "sh", "-c", "echo ok > out.txt"];
+    let first = run_saying(&env, &job);
+    let over = "warning: 2 more untracked files over the size cap, such as big/b20, are recorded \
+                by their hashes, not their contents";
+    assert_eq!(first.matches(over).count(), 1, "{first}");
+    assert_eq!(first.matches("is over the size cap").count(), 20, "{first}");
+    let rest = "warning: 27 untracked files past the first 1000, such as junk/f0978, are \
+                recorded as one hash, neither listed nor kept";
+    assert_eq!(first.matches(rest).count(), 1, "{first}");
+    let shown = env.show(None);
+    let id = shown["id"].as_str().expect("id").to_string();
+    let list = shown["git"]["untracked"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(list.len(), 1000, "the first 1,000 are listed");
+    assert_eq!(list.iter().filter(|u| u["stored"] == true).count(), 978);
+    assert_eq!(list.last().expect("listed")["path"], "junk/f0977");
+    // The rest's hash, computed here from the files' bytes.
+    let mut h = blake3::Hasher::new_derive_key("lineage 2026-12 untracked files v1");
+    let mut bytes = 0;
+    for i in 978..1005 {
+        let path = format!("junk/f{i:04}");
+        let content = format!("{i}\n");
+        bytes += content.len();
+        h.update(&(path.len() as u64).to_le_bytes());
+        h.update(path.as_bytes());
+        h.update(blake3::hash(content.as_bytes()).as_bytes());
+    }
+    let rest_json = &shown["git"]["untracked_rest"];
+    assert_eq!(rest_json["files"], 27, "{rest_json}");
+    assert_eq!(rest_json["bytes"], bytes, "{rest_json}");
+    assert_eq!(
+        rest_json["hash"].as_str().expect("hash"),
+        format!("blake3:{}", h.finalize().to_hex())
+    );
+    // The same files, the same code.
+    run_saying(&env, &["-q", "--", "true"]);
+    assert_eq!(env.show(None)["code_hash"], shown["code_hash"]);
+
+    // A bundle carrying it is accepted: its code hash is checked against the rest.
+    let bundle = env.work.parent().expect("root").join("runs.lineage");
+    let out = env.cmd(["bundle", "export", "-o", &bundle.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut import = env.lineage();
+    import
+        .arg("--store")
+        .arg(env.work.parent().expect("root").join("other-store"))
+        .args(["bundle", "import", &bundle.display().to_string()]);
+    let out = import.output().expect("import");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // A worktree rerun: the first ten over the size cap named, the others and the rest
+    // counted.
+    let out = env.cmd(["rerun", &id, "--worktree"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let said = stderr(&out);
+    let named = "was over the size cap when recorded: not restored";
+    assert_eq!(said.matches(named).count(), 10, "{said}");
+    assert!(
+        said.contains("12 more untracked files were over the size cap when recorded: not restored"),
+        "{said}"
+    );
+    assert!(said.contains("27 untracked files past the first 1000 were recorded as one hash, not kept: not restored"), "{said}");
+
+    // A file of the rest changes: said by the rerun, which goes on.
+    env.write("junk/f1004", "changed\n");
+    let out = env.cmd(["rerun", &id]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "the 27 untracked files past the first 1000 were recorded as one hash, which differs now"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // And by diff, between the first run and one after the change.
+    run_saying(&env, &["-q", "--", "true"]);
+    let last = env.show(None)["id"].as_str().expect("id").to_string();
+    let out = env.cmd(["diff", &id, &last]);
+    assert!(
+        stdout(&out).contains("~ untracked files past those listed, as one hash: 27 -> 27 files"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -207,10 +207,15 @@ fn code(store: &Store, r: &RunRecord, then: &GitState, checks: &mut Checks) {
     if now.code == then.code {
         return;
     }
+    // By path through maps: tens of thousands of untracked files made searches quadratic.
+    let then_files: BTreeMap<&String, Hash> =
+        then.untracked.iter().map(|u| (&u.path, u.hash)).collect();
+    let now_files: BTreeMap<&String, Hash> =
+        now.untracked.iter().map(|u| (&u.path, u.hash)).collect();
     let mut appeared: Vec<String> = now
         .untracked
         .iter()
-        .filter(|n| !then.untracked.iter().any(|u| u.path == n.path))
+        .filter(|n| !then_files.contains_key(&n.path))
         .map(|n| n.path.clone())
         .collect();
     appeared.sort();
@@ -225,11 +230,23 @@ fn code(store: &Store, r: &RunRecord, then: &GitState, checks: &mut Checks) {
             short_commit(now.commit.as_deref())
         ))
     };
-    let kept_untracked = then.untracked.iter().all(|u| {
-        now.untracked
-            .iter()
-            .any(|n| n.path == u.path && n.hash == u.hash)
-    });
+    let kept_untracked = then
+        .untracked
+        .iter()
+        .all(|u| now_files.get(&u.path) == Some(&u.hash));
+    // The untracked files past those listed were recorded as one hash: which of them
+    // differs (or whether a file that appeared only moved the line) cannot be told, so a
+    // difference there is said, not counted as a difference in the code used.
+    if then.untracked_rest != now.untracked_rest
+        && let Some(rest) = then.untracked_rest.or(now.untracked_rest)
+    {
+        checks.code_notes.push(format!(
+            "the {} untracked files past the first {} were recorded as one hash, which differs \
+             now: not compared one by one, not counted as a difference",
+            rest.files,
+            then.untracked.len()
+        ));
+    }
     if commits.is_none() && now.patch == then.patch && kept_untracked {
         // Only files that appeared since: reported, not a difference in the code used.
         return;

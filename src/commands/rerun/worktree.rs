@@ -30,6 +30,10 @@ use crate::model::{EdgeRecord, Hash, Role, RunRecord, path_of};
 use crate::store::Store;
 use crate::ui;
 
+/// At most this many untracked files over the size cap are named one by one when a
+/// worktree is made; the rest are counted.
+const NOT_RESTORED_NAMED: usize = 10;
+
 /// `p` absolute, with `.` and `..` resolved by name (as `cd -L` would); None when relative.
 pub(super) fn normalize(p: &Path) -> Option<PathBuf> {
     if !p.is_absolute() {
@@ -563,12 +567,16 @@ impl Worktree {
             wt.apply(&diff, git2::ApplyLocation::WorkDir, None)
                 .context("applying the recorded uncommitted changes")?;
         }
+        let mut not_kept = 0usize;
         for (u, rel) in g.untracked.iter().zip(&untracked) {
             if !u.stored {
-                ui::warn(format_args!(
-                    "untracked file {} was over the size cap when recorded: not restored",
-                    u.path
-                ));
+                not_kept += 1;
+                if not_kept <= NOT_RESTORED_NAMED {
+                    ui::warn(format_args!(
+                        "untracked file {} was over the size cap when recorded: not restored",
+                        u.path
+                    ));
+                }
                 continue;
             }
             let bytes = restore_bytes(
@@ -587,6 +595,19 @@ impl Worktree {
                 write_confined(&self.path, rel, &bytes, mode)
                     .with_context(|| format!("restoring untracked file {}", u.path))?;
             }
+        }
+        if not_kept > NOT_RESTORED_NAMED {
+            ui::warn(format_args!(
+                "{} more untracked files were over the size cap when recorded: not restored",
+                not_kept - NOT_RESTORED_NAMED
+            ));
+        }
+        if let Some(rest) = g.untracked_rest {
+            ui::warn(format_args!(
+                "{} untracked files past the first {} were recorded as one hash, not kept: not restored",
+                rest.files,
+                g.untracked.len()
+            ));
         }
         self.code.set(g.code);
         Ok(())

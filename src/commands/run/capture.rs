@@ -252,12 +252,16 @@ fn told(
     notes: &[String],
     git: Option<&crate::model::GitState>,
 ) -> (Vec<String>, Vec<String>) {
+    // The untracked files a note names (at most a few: those past the caps are counted
+    // in one note), not a map of every file not kept.
+    let noted: std::collections::HashSet<&str> = notes.iter().map(String::as_str).collect();
     let over_cap: BTreeMap<String, &crate::model::UntrackedFile> = git
         .map(|g| {
             g.untracked
                 .iter()
                 .filter(|u| !u.stored)
                 .map(|u| (git::over_cap_note(&u.path, u.size), u))
+                .filter(|(note, _)| noted.contains(note.as_str()))
                 .collect()
         })
         .unwrap_or_default();
