@@ -275,7 +275,7 @@ fn untracked_files(
         }
         let fits = size <= caps.per_file && kept + size <= caps.total;
         let entry = if fits {
-            std::fs::read(&path).ok().map(|bytes| {
+            read_regular(&path).ok().map(|bytes| {
                 kept += size;
                 stored(rel.clone(), size, bytes, out)
             })
@@ -319,6 +319,24 @@ fn untracked_files(
         ));
     }
     untracked
+}
+
+/// The bytes of a regular file, opened without blocking: a FIFO put in its place since it
+/// was stat'ed (a job's doing) is refused, never waited on before launch.
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The note an untracked file over the size caps leaves in the record.

@@ -75,9 +75,24 @@ pub(super) fn hash_file_stat(
 ) -> io::Result<(Hash, u64, StatKey)> {
     use std::io::Read as _;
     let progress = hashing.map(Hashing::progress);
-    let mut file = File::open(path)?;
+    // Without blocking: a FIFO put where a regular file was stat'ed (a job's doing, between
+    // that stat and this open) would otherwise hold lineage, and the job's launch, forever.
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        File::options()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)?
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
     let mut hasher = blake3::Hasher::new();
-    let len = file.metadata()?.len();
+    let len = meta.len();
     let mut read = 0u64;
     if len >= MMAP_THRESHOLD && how == Read::Copy {
         let hash = hash_copied(&mut file, len, hashing)?;
@@ -392,4 +407,20 @@ pub(super) fn hash_with_cache(
         }
     }
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A FIFO where a regular file was (put there after its stat) is refused at once, never
+    /// waited on: opened without blocking, no writer needed.
+    #[test]
+    fn a_fifo_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        let err = hash_file_stat(&fifo, None, Read::Parallel).expect_err("a FIFO");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
 }
