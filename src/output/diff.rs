@@ -214,11 +214,19 @@ fn code_lines(c: &CodeDiff) -> Vec<String> {
         lines.push(format!("~ untracked {}", escape(p)));
     }
     if let Some(rest) = &c.untracked_rest {
-        let files = |r: &Option<crate::model::UntrackedRest>| r.map_or(0, |r| r.files);
+        let side = |r: &Option<crate::model::UntrackedRest>| {
+            r.map_or_else(
+                || "none".to_string(),
+                |r| {
+                    let hash = r.hash.to_string();
+                    format!("{} files, {} bytes, {}", r.files, r.bytes, &hash[..19])
+                },
+            )
+        };
         lines.push(format!(
-            "~ untracked files past those listed, as one hash: {} -> {} files",
-            files(&rest.a),
-            files(&rest.b)
+            "~ untracked files past those listed, as one hash: {} -> {}",
+            side(&rest.a),
+            side(&rest.b)
         ));
     }
     lines

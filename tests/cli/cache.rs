@@ -608,3 +608,31 @@ fn an_input_the_job_is_declared_to_write_is_hashed_before_launch() {
         "the directory holding an output: {doc}"
     );
 }
+
+/// A job appending to an input it is declared to write (`-i ckpt -o ckpt`) opened it: no
+/// "never opened" warning, and its expected change is in the record's notes, not printed.
+#[test]
+fn appending_to_an_input_declared_as_output_is_neither_never_opened_nor_a_warning() {
+    let env = Env::new();
+    env.write("ckpt.bin", "epoch 1\n");
+    age();
+    let out = env.cmd([
+        "run",
+        "-i",
+        "ckpt.bin",
+        "-o",
+        "ckpt.bin",
+        "--",
+        "sh",
+        "-c",
+        "echo epoch 2 >> ckpt.bin",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("never opened"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let notes = env.show(None)["notes"].to_string();
+    assert!(
+        notes.contains("input ckpt.bin changed while the job ran"),
+        "{notes}"
+    );
+}

@@ -241,8 +241,8 @@ fn code(store: &Store, r: &RunRecord, then: &GitState, checks: &mut Checks) {
         && let Some(rest) = then.untracked_rest.or(now.untracked_rest)
     {
         checks.code_notes.push(format!(
-            "the {} untracked files past the first {} were recorded as one hash, which differs \
-             now: not compared one by one, not counted as a difference",
+            "except the {} untracked files past the first {}, recorded as one hash, which \
+             differs now: not compared one by one, not counted as a difference",
             rest.files,
             then.untracked.len()
         ));

@@ -389,7 +389,7 @@ fn walk_input(plan: &Plan, i: usize, d: &Declared) -> Walked {
 }
 
 /// Whether input `d` is, holds or lies inside a declared output.
-fn written_by_the_job(plan: &Plan, d: &Declared) -> bool {
+pub(super) fn written_by_the_job(plan: &Plan, d: &Declared) -> bool {
     plan.outputs
         .iter()
         .any(|o| o.abs.starts_with(&d.abs) || d.abs.starts_with(&o.abs))

@@ -487,7 +487,11 @@ fn recheck_inputs(
                 "input {} changed while the job ran: its recorded hash is from before launch",
                 d.given.display()
             );
-            ui::warn(&msg);
+            // Expected of an input the job is declared to write (`-i ckpt -o ckpt`): kept
+            // in the record, not printed.
+            if !super::capture::written_by_the_job(plan, d) {
+                ui::warn(&msg);
+            }
             capture.notes.push(msg);
             changed.push(i);
         }

@@ -453,6 +453,12 @@ pub(super) fn found(
             && !from_job.iter().any(|j| p.starts_with(j))
     });
     writes.retain(|p| {
+        // Writing into a declared input (`-i ckpt -o ckpt`, appending to it) opened it.
+        for (i, d) in declared.iter().enumerate() {
+            if p.starts_with(d) {
+                touched[i] = true;
+            }
+        }
         let mut hit = false;
         for (i, o) in outputs.iter().enumerate() {
             if p.starts_with(o) {
