@@ -312,8 +312,7 @@ fn untracked_files(
     }
     if let Some((first, _, _)) = out.rest.first() {
         out.notes.push(format!(
-            "{} untracked files past the first {}, such as {first}, are recorded as one hash, \
-             neither listed nor kept: add the ones that are data to .gitignore",
+            "{} untracked files past the first {}, such as {first}, {REST_NOTE}",
             out.rest.len(),
             caps.files
         ));
@@ -337,6 +336,15 @@ fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// How the note on the untracked files past those listed ends.
+const REST_NOTE: &str =
+    "are recorded as one hash, neither listed nor kept: add the ones that are data to .gitignore";
+
+/// Whether `note` is the one on the untracked files past those listed.
+pub fn is_rest_note(note: &str) -> bool {
+    note.ends_with(REST_NOTE)
 }
 
 /// The note an untracked file over the size caps leaves in the record.

@@ -524,6 +524,18 @@ impl Store {
         )?)
     }
 
+    /// Whether one of the `recent` latest runs recorded the untracked files past those
+    /// listed with this hash (`git.untracked_rest`): `run` said so then.
+    pub fn untracked_rest_recorded(&self, hash: &Hash, recent: usize) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM (SELECT capture FROM runs WHERE json_valid(capture)
+                 ORDER BY started_at DESC LIMIT ?2) r
+             WHERE json_extract(r.capture, '$.git.untracked_rest.hash') = ?1)",
+            params![hash.to_string(), i64::try_from(recent).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )?)
+    }
+
     /// The bytes of a blob, if stored.
     pub fn blob(&self, hash: &Hash) -> Result<Option<Vec<u8>>> {
         Ok(self

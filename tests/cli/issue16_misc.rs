@@ -221,7 +221,7 @@ fn an_untracked_file_over_the_cap_is_not_read_again_while_unchanged() {
 
 /// Past 1,000 untracked files, the rest are recorded as one hash (how many, their bytes,
 /// a hash over their paths and content hashes), neither listed nor kept, and said in one
-/// warning naming one of them; past the first 20 files over the size cap, those are counted
+/// note naming one of them, once for those files; past the first 20 files over the size cap, those are counted
 /// in one warning too. A repository with tens of thousands of files missing from .gitignore
 /// had each read, redacted, kept and listed in every run's record. The rest is still code:
 /// in the code hash (a bundle carrying it is accepted, its hash checked), a change to it is
@@ -243,9 +243,10 @@ fn past_a_thousand_untracked_files_the_rest_are_recorded_as_one_hash() {
                 by their hashes, not their contents";
     assert_eq!(first.matches(over).count(), 1, "{first}");
     assert_eq!(first.matches("is over the size cap").count(), 20, "{first}");
-    let rest = "warning: 27 untracked files past the first 1000, such as junk/f0978, are \
+    let rest = "note: 27 untracked files past the first 1000, such as junk/f0978, are \
                 recorded as one hash, neither listed nor kept";
     assert_eq!(first.matches(rest).count(), 1, "{first}");
+    assert!(first.contains("said once for these files"), "{first}");
     let shown = env.show(None);
     let id = shown["id"].as_str().expect("id").to_string();
     let list = shown["git"]["untracked"]
@@ -273,9 +274,15 @@ fn past_a_thousand_untracked_files_the_rest_are_recorded_as_one_hash() {
         rest_json["hash"].as_str().expect("hash"),
         format!("blake3:{}", h.finalize().to_hex())
     );
-    // The same files, the same code.
-    run_saying(&env, &["-q", "--", "true"]);
+    // The same files, the same code; said once.
+    let again = run_saying(&env, &["--", "true"]);
+    assert!(!again.contains("untracked files past the first"), "{again}");
     assert_eq!(env.show(None)["code_hash"], shown["code_hash"]);
+    let notes = env.show(None)["notes"].to_string();
+    assert!(
+        notes.contains("27 untracked files past the first 1000"),
+        "the record keeps it: {notes}"
+    );
 
     // A bundle carrying it is accepted: its code hash is checked against the rest.
     let bundle = env.work.parent().expect("root").join("runs.lineage");

@@ -242,6 +242,10 @@ fn stored_argv(plan: &Plan) -> Vec<String> {
 /// How many of the latest runs `told` looks through for an untracked file over the cap.
 const TOLD_WITHIN: usize = 200;
 
+/// How many of the latest runs `told` looks through for the same untracked files past those
+/// listed (each record lists 1,000: a few suffice).
+const REST_TOLD_WITHIN: usize = 20;
+
 /// The notes to print before launch: warnings, and the notes that are no problem and need
 /// saying once. An untracked file over the size cap is recorded by its hash, as designed:
 /// that is said (with how to stop it) by the run that first records those bytes there, not
@@ -265,8 +269,24 @@ fn told(
                 .collect()
         })
         .unwrap_or_default();
+    let rest = git.and_then(|g| g.untracked_rest);
     let (mut warnings, mut said) = (Vec::new(), Vec::new());
     for note in notes {
+        // The untracked files past those listed: said once for those files (one of the
+        // latest runs recorded the same), as a file over the size cap is.
+        if let Some(rest) = rest
+            && git::is_rest_note(note)
+        {
+            let recorded = || {
+                plan.store
+                    .untracked_rest_recorded(&rest.hash, REST_TOLD_WITHIN)
+                    .unwrap_or(false)
+            };
+            if !plan.quiet && !recorded() {
+                said.push(format!("note: {note}; said once for these files"));
+            }
+            continue;
+        }
         let Some(u) = over_cap.get(note) else {
             warnings.push(note.clone());
             continue;
