@@ -106,7 +106,8 @@ impl GitCapture {
                     state.untracked.len()
                 ));
             }
-            state.untracked_rest = Some(crate::model::UntrackedRest {
+            // None read: nothing to record as one (the note above says why).
+            state.untracked_rest = (!read.is_empty()).then(|| crate::model::UntrackedRest {
                 files: read.len() as u64,
                 bytes: read.iter().map(|(_, _, n)| n).sum(),
                 hash: crate::model::UntrackedRest::hash_of(read.iter().map(|(p, h, _)| (*p, h))),
@@ -275,7 +276,7 @@ fn untracked_files(
         }
         let fits = size <= caps.per_file && kept + size <= caps.total;
         let entry = if fits {
-            read_regular(&path).ok().map(|bytes| {
+            hash::read_regular(&path).ok().map(|bytes| {
                 kept += size;
                 stored(rel.clone(), size, bytes, out)
             })
@@ -318,24 +319,6 @@ fn untracked_files(
         ));
     }
     untracked
-}
-
-/// The bytes of a regular file, opened without blocking: a FIFO put in its place since it
-/// was stat'ed (a job's doing) is refused, never waited on before launch.
-fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::File::options()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// How the note on the untracked files past those listed ends.

@@ -65,6 +65,34 @@ pub(super) enum Read {
 /// stay in the CPU's cache between the copy and the hashing (4 MiB measured slower).
 pub(super) const COPY_BUF: usize = 256 << 10;
 
+/// Open a file to read, without blocking, refused unless it is a regular file: a FIFO put
+/// where a regular file was stat'ed (a job's doing, between that stat and this open) would
+/// otherwise hold lineage, and the job's launch, forever. Its stats through the open file.
+pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok((file, meta))
+}
+
+/// The bytes of a regular file ([`open_regular`]).
+pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let (mut file, meta) = open_regular(path)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Hash one regular file; also its stat taken through the open file once it is read, to tell
 /// whether it changed while it was read. Bytes hashed go to `hashing`'s progress as they are
 /// (a large file window by window); copies made while the job runs yield to it.
@@ -75,22 +103,7 @@ pub(super) fn hash_file_stat(
 ) -> io::Result<(Hash, u64, StatKey)> {
     use std::io::Read as _;
     let progress = hashing.map(Hashing::progress);
-    // Without blocking: a FIFO put where a regular file was stat'ed (a job's doing, between
-    // that stat and this open) would otherwise hold lineage, and the job's launch, forever.
-    let mut file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        File::options()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(path)?
-    };
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::other(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
+    let (mut file, meta) = open_regular(path)?;
     let mut hasher = blake3::Hasher::new();
     let len = meta.len();
     let mut read = 0u64;
@@ -422,5 +435,11 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
         let err = hash_file_stat(&fifo, None, Read::Parallel).expect_err("a FIFO");
         assert!(err.to_string().contains("not a regular file"), "{err}");
+        // As the readability check before launch, and the configs and metrics read, do.
+        assert!(open_regular(&fifo).is_err());
+        assert!(read_regular(&fifo).is_err());
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"bytes").expect("write");
+        assert_eq!(read_regular(&file).expect("a regular file"), b"bytes");
     }
 }

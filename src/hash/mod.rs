@@ -15,6 +15,8 @@ mod dir;
 mod file;
 mod walk;
 
+pub use file::{open_regular, read_regular};
+
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStrExt;

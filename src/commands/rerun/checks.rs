@@ -237,15 +237,20 @@ fn code(store: &Store, r: &RunRecord, then: &GitState, checks: &mut Checks) {
     // The untracked files past those listed were recorded as one hash: which of them
     // differs (or whether a file that appeared only moved the line) cannot be told, so a
     // difference there is said, not counted as a difference in the code used.
-    if then.untracked_rest != now.untracked_rest
-        && let Some(rest) = then.untracked_rest.or(now.untracked_rest)
-    {
-        checks.code_notes.push(format!(
+    match (then.untracked_rest, now.untracked_rest) {
+        (Some(rest), other) if other != Some(rest) => checks.code_notes.push(format!(
             "except the {} untracked files past the first {}, recorded as one hash, which \
              differs now: not compared one by one, not counted as a difference",
             rest.files,
             then.untracked.len()
-        ));
+        )),
+        (None, Some(rest)) => checks.code_notes.push(format!(
+            "except the {} untracked files now past the first {} (the run had none past \
+             them): not compared one by one, not counted as a difference",
+            rest.files,
+            now.untracked.len()
+        )),
+        _ => {}
     }
     if commits.is_none() && now.patch == then.patch && kept_untracked {
         // Only files that appeared since: reported, not a difference in the code used.

@@ -517,7 +517,7 @@ fn read_configs(plan: &Plan, notes: &mut Vec<String>) -> Configs {
         redacted: BTreeMap::new(),
     };
     for d in &plan.configs {
-        let bytes = match std::fs::read(&d.abs) {
+        let bytes = match hash::read_regular(&d.abs) {
             Ok(b) => b,
             Err(e) => {
                 notes.push(format!(

@@ -72,7 +72,7 @@ pub fn read(
             ));
             continue;
         }
-        let bytes = match std::fs::read(&abs) {
+        let bytes = match crate::hash::read_regular(&abs) {
             Ok(b) => b,
             Err(e) => {
                 notes.push(format!("metrics file {shown} could not be read: {e}"));

@@ -358,7 +358,8 @@ fn check_declared(cwd: &Path, path: &Path, is_config: bool) -> Result<(), Error>
     }
     // Readable now, or the job would run with an input lineage cannot identify.
     let readable = |kind: &PathKind| match kind {
-        PathKind::File => std::fs::File::open(&full).map(drop),
+        // Without blocking: a FIFO swapped in since the stat is refused, not waited on.
+        PathKind::File => hash::open_regular(&full).map(drop),
         PathKind::Dir => std::fs::read_dir(&full).map(drop),
         _ => Ok(()),
     };
