@@ -1507,6 +1507,7 @@ mod tests {
             size: 1,
             stored: true,
             redacted_blob: None,
+            link: false,
         };
         a.capture.git = Some(crate::model::GitState {
             root: "/w".into(),

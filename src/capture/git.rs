@@ -62,6 +62,9 @@ pub struct GitCapture {
     /// The untracked files past the count cap, sorted, with their stats: hashed as one by
     /// [`GitCapture::finish`].
     rest: Vec<(String, std::path::PathBuf, hash::StatKey)>,
+    /// The symbolic links past the count cap: their paths, hashes (of the path each holds,
+    /// `model::untracked_link_hash`) and lengths, counted in the rest with its files.
+    rest_links: Vec<(String, Hash, u64)>,
 }
 
 impl GitCapture {
@@ -89,20 +92,24 @@ impl GitCapture {
                 .push(format!("untracked file {} could not be read", u.path));
         }
         let rest = std::mem::take(&mut self.rest);
-        if !rest.is_empty() {
+        let links = std::mem::take(&mut self.rest_links);
+        if !rest.is_empty() || !links.is_empty() {
             // All at once: one lookup in the cache, what it does not know read on every core.
             let files: Vec<(std::path::PathBuf, hash::StatKey)> =
                 rest.iter().map(|(_, p, k)| (p.clone(), *k)).collect();
             let hashed = hashing.hash_files(&files, cache);
-            let read: Vec<(&str, Hash, u64)> = rest
+            let mut read: Vec<(&str, Hash, u64)> = rest
                 .iter()
                 .zip(&hashed)
                 .filter_map(|((rel, _, _), h)| h.as_ref().ok().map(|(h, n)| (rel.as_str(), *h, *n)))
                 .collect();
-            if read.len() < rest.len() {
+            let files_read = read.len();
+            read.extend(links.iter().map(|(rel, h, n)| (rel.as_str(), *h, *n)));
+            read.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            if files_read < rest.len() {
                 self.notes.push(format!(
                     "{} untracked files past the first {} could not be read: left out of the code hash",
-                    rest.len() - read.len(),
+                    rest.len() - files_read,
                     state.untracked.len()
                 ));
             }
@@ -196,7 +203,7 @@ pub fn capture(cwd: &Path, caps: Caps, data: &[std::path::PathBuf]) -> GitCaptur
         commit: commit_hex,
         branch,
         detached,
-        dirty: dirty || !untracked.is_empty() || !out.rest.is_empty(),
+        dirty: dirty || !untracked.is_empty() || !out.rest.is_empty() || !out.rest_links.is_empty(),
         remote,
         remotes,
         patch,
@@ -266,8 +273,27 @@ fn untracked_files(
         if path.ancestors().any(|a| data.contains(a)) {
             continue;
         }
-        let (size, key) = match std::fs::metadata(&path) {
+        // Not followed: git records a link as the path it holds, and one pointing out of
+        // the repository (`creds -> ~/.aws/credentials`) must not have its target kept.
+        let (size, key) = match std::fs::symlink_metadata(&path) {
             Ok(m) if m.is_file() => (m.len(), hash::StatKey::of(&m)),
+            Ok(m) if m.is_symlink() => {
+                let Ok(target) = std::fs::read_link(&path) else {
+                    out.notes
+                        .push(format!("untracked link {rel} could not be read"));
+                    continue;
+                };
+                let target = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()).to_vec();
+                if untracked.len() >= caps.files {
+                    let h = crate::model::untracked_link_hash(&target);
+                    out.rest_links.push((rel, h, target.len() as u64));
+                } else {
+                    let mut entry = stored(rel, target.len() as u64, target, out);
+                    entry.link = true;
+                    untracked.push(entry);
+                }
+                continue;
+            }
             _ => continue,
         };
         if untracked.len() >= caps.files {
@@ -296,6 +322,7 @@ fn untracked_files(
                 size,
                 stored: false,
                 redacted_blob: None,
+                link: false,
             })
         };
         match entry {
@@ -311,10 +338,18 @@ fn untracked_files(
              their hashes, not their contents: add the ones that are data to .gitignore"
         ));
     }
-    if let Some((first, _, _)) = out.rest.first() {
+    let first = [
+        out.rest.first().map(|(rel, _, _)| rel),
+        out.rest_links.first().map(|(rel, _, _)| rel),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .cloned();
+    if let Some(first) = first {
         out.notes.push(format!(
             "{} untracked files past the first {}, such as {first}, {REST_NOTE}",
-            out.rest.len(),
+            out.rest.len() + out.rest_links.len(),
             caps.files
         ));
     }
@@ -348,6 +383,7 @@ fn stored(rel: String, size: u64, bytes: Vec<u8>, out: &mut GitCapture) -> Untra
         size,
         stored: true,
         redacted_blob: None,
+        link: false,
     }
 }
 

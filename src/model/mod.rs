@@ -558,7 +558,10 @@ impl GitState {
         h.update(&[0]);
         h.update(&patch.map_or([0; 32], |p| p.0));
         for f in untracked {
-            h.update(&(f.path.len() as u64).to_le_bytes());
+            // A link's length has the top bit set: a link and a file holding its target's
+            // path are different code (no path is 2^63 bytes long).
+            let len = f.path.len() as u64 | if f.link { 1 << 63 } else { 0 };
+            h.update(&len.to_le_bytes());
             h.update(f.path.as_bytes());
             h.update(&f.hash.0);
         }
@@ -587,7 +590,20 @@ pub struct UntrackedFile {
     /// The file held secrets: the store keeps, in this blob, a copy with them redacted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redacted_blob: Option<Hash>,
+    /// A symbolic link: its bytes are the path it holds, as git records a link, never those
+    /// of the file it points to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub link: bool,
 }
+
+/// The hash a symbolic link past the listed untracked files counts with in
+/// [`UntrackedRest::hash`]: of the path it holds, apart from any file's bytes.
+pub fn untracked_link_hash(target: &[u8]) -> Hash {
+    Hash(blake3::derive_key(UNTRACKED_LINK_CONTEXT, target))
+}
+
+/// The BLAKE3 key context of [`untracked_link_hash`].
+const UNTRACKED_LINK_CONTEXT: &str = "lineage 2026-12 untracked link v1";
 
 /// A file named by its path and content hash.
 #[derive(Clone, Debug, Serialize, Deserialize)]

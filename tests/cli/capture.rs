@@ -873,3 +873,39 @@ fn a_large_repository_gives_the_same_snapshot_through_the_git_cli() {
         "{changed:?}"
     );
 }
+
+/// A store kept inside the repository (`LINEAGE_STORE=.lineage`, not in .gitignore) is
+/// lineage's, not the job's code: its files (the database, its WAL, the signing key) are not
+/// recorded as untracked files, so the code hash of an unchanged tree stays the same from one
+/// run to the next.
+#[test]
+fn a_store_inside_the_repository_is_not_code() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("helper.sh", "echo helper\n");
+    let record = || {
+        let mut cmd = env.lineage();
+        cmd.args(["run", "-q", "--", "true"])
+            .env("LINEAGE_STORE", ".lineage");
+        let out = output_within(cmd, Duration::from_secs(60));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let mut cmd = env.lineage();
+        cmd.args(["show", "--json"])
+            .env("LINEAGE_STORE", ".lineage");
+        let out = output_within(cmd, Duration::from_secs(60));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout).expect("json")
+    };
+    let (first, second) = (record(), record());
+    assert!(env.path(".lineage/lineage.db").exists());
+    for rec in [&first, &second] {
+        let paths: Vec<&str> = rec["git"]["untracked"]
+            .as_array()
+            .expect("untracked")
+            .iter()
+            .filter_map(|u| u["path"].as_str())
+            .collect();
+        assert_eq!(paths, ["helper.sh"], "{rec}");
+    }
+    assert_eq!(first["code_hash"], second["code_hash"]);
+}

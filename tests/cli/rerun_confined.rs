@@ -434,3 +434,92 @@ fn a_stored_config_that_is_not_its_recorded_bytes_is_refused_and_the_worktree_re
     assert!(left_in(&tmp).is_empty(), "{:?}", left_in(&tmp));
     no_rerun_branch_or_worktree_left(&env);
 }
+
+/// An untracked symbolic link is recorded as git records it, by the path it holds: one
+/// pointing out of the repository never has its target's bytes kept (they need not look like
+/// a secret), the code hash follows the link and not its target, and `--worktree` restores
+/// the link that stays inside and says it does not restore the other.
+#[test]
+fn untracked_links_are_recorded_by_the_path_they_hold_never_followed() {
+    let env = Env::new();
+    env.init_repo();
+    let tmp = private_tmp(&env);
+    let outside = tempfile::tempdir().expect("a directory outside the repository");
+    let private = outside.path().join("notes.txt");
+    std::fs::write(&private, "plain words, private-7713 unseen\n").expect("private file");
+    env.write("models/v2.txt", "weights v2\n");
+    std::os::unix::fs::symlink(&private, env.path("notes")).expect("link out");
+    std::os::unix::fs::symlink("models/v2.txt", env.path("latest")).expect("link in");
+    let run =
+        |out: &str| env.record(&["-o", out, "--", "sh", "-c", &format!("cat latest > {out}")]);
+    let id = run("out.txt");
+    for (path, bytes) in env.store_files() {
+        assert!(
+            !contains(&bytes, b"private-7713"),
+            "{} holds the link's target",
+            path.display()
+        );
+    }
+    let rec = env.show(Some(&id));
+    let untracked = rec["git"]["untracked"].as_array().expect("untracked");
+    let entry = |p: &str| {
+        untracked
+            .iter()
+            .find(|u| u["path"] == p)
+            .unwrap_or_else(|| panic!("{p} not recorded: {untracked:?}"))
+    };
+    let target = private.display().to_string();
+    assert_eq!(entry("notes")["link"], true);
+    assert_eq!(entry("notes")["size"], target.len());
+    assert_eq!(
+        entry("notes")["hash"].as_str(),
+        Some(blake3_hex(target.as_bytes()).as_str())
+    );
+    assert_eq!(entry("latest")["link"], true);
+    assert!(
+        entry("models/v2.txt").get("link").is_none(),
+        "{untracked:?}"
+    );
+
+    // The target's bytes are not code: changing them leaves the code hash as it was.
+    std::fs::write(&private, "other words\n").expect("rewrite");
+    let same = run("out2.txt");
+    assert_eq!(env.show(Some(&same))["code_hash"], rec["code_hash"]);
+    // Where the link points is.
+    std::fs::remove_file(env.path("notes")).expect("unlink");
+    std::os::unix::fs::symlink("../elsewhere", env.path("notes")).expect("relink");
+    let moved = run("out3.txt");
+    assert_ne!(env.show(Some(&moved))["code_hash"], rec["code_hash"]);
+
+    let out = with_tmp(
+        &env,
+        &tmp,
+        &[
+            "rerun",
+            &id,
+            "--worktree",
+            "--keep-worktree",
+            "--force",
+            "--json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("untracked link notes pointed out of the repository"),
+        "{}",
+        stderr(&out)
+    );
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let kept = PathBuf::from(verdict["worktree"].as_str().expect("kept"));
+    assert_eq!(
+        std::fs::read_link(kept.join("latest")).expect("latest restored as a link"),
+        Path::new("models/v2.txt")
+    );
+    assert!(std::fs::symlink_metadata(kept.join("notes")).is_err());
+    assert_eq!(
+        std::fs::read_to_string(kept.join("out.txt")).expect("rerun's output"),
+        "weights v2\n"
+    );
+    std::fs::remove_dir_all(kept.parent().expect("the private directory")).expect("cleanup");
+    env.git(&["worktree", "prune"]);
+}

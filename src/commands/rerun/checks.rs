@@ -406,6 +406,9 @@ fn code_files(
         handled.insert(u.path.as_str());
         let same = match now_untracked.get(&u.path) {
             Some(h) => *h == u.hash,
+            None if u.link => std::fs::read_link(root.join(path_of(&u.path))).is_ok_and(|t| {
+                Hash::of(std::os::unix::ffi::OsStrExt::as_bytes(t.as_os_str())) == u.hash
+            }),
             None => hash::hash_file(&root.join(path_of(&u.path))).is_ok_and(|(h, _)| h == u.hash),
         };
         if !same {

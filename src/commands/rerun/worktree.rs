@@ -67,6 +67,29 @@ fn inside_relative(p: &str) -> Result<PathBuf, &'static str> {
     Ok(out)
 }
 
+/// Whether a link in the directory `dir` (resolved) holding `target` leads inside `root`
+/// (resolved): relative, `..` only at its start (after a name, `..` would go wherever a link
+/// of that name leads), never above `root`.
+fn link_stays_inside(root: &Path, dir: &Path, target: &Path) -> bool {
+    if target.as_os_str().is_empty() || target.is_absolute() {
+        return false;
+    }
+    let mut at = dir.to_path_buf();
+    let mut named = false;
+    for c in target.components() {
+        match c {
+            Component::Normal(n) => {
+                named = true;
+                at.push(n);
+            }
+            Component::CurDir => {}
+            Component::ParentDir if !named && at.pop() => {}
+            _ => return false,
+        }
+    }
+    at.starts_with(root)
+}
+
 /// Where a rerun in a worktree finds what a recorded path named.
 #[derive(Debug, PartialEq)]
 pub(super) enum Place {
@@ -579,6 +602,10 @@ impl Worktree {
                 }
                 continue;
             }
+            if u.link {
+                self.restore_link(store, u, rel)?;
+                continue;
+            }
             let bytes = restore_bytes(
                 store,
                 &format!("untracked file {}", u.path),
@@ -611,6 +638,42 @@ impl Worktree {
         }
         self.code.set(g.code);
         Ok(())
+    }
+
+    /// Restore a recorded untracked symbolic link at `rel`, when the path it holds (its
+    /// recorded bytes) is relative and, read from its directory, stays inside the worktree;
+    /// otherwise say that it is not restored.
+    fn restore_link(
+        &self,
+        store: &Store,
+        u: &crate::model::UntrackedFile,
+        rel: &Path,
+    ) -> Result<()> {
+        let what = format!("untracked link {}", u.path);
+        let Some(bytes) = restore_bytes(store, &what, None, u.hash, u.redacted_blob)? else {
+            return Ok(());
+        };
+        let target = PathBuf::from(std::ffi::OsString::from_vec(bytes));
+        let at = confined(&self.path, rel)?;
+        let inside = match (
+            std::fs::canonicalize(&self.path),
+            at.parent().map(std::fs::canonicalize),
+        ) {
+            (Ok(root), Some(Ok(dir))) => link_stays_inside(&root, &dir, &target),
+            _ => false,
+        };
+        if u.redacted_blob.is_some() || !inside {
+            ui::warn(format_args!(
+                "{what} pointed out of the repository or held a secret: not restored"
+            ));
+            return Ok(());
+        }
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => bail!("{} is a directory", at.display()),
+            Ok(_) => std::fs::remove_file(&at)?,
+            Err(_) => {}
+        }
+        std::os::unix::fs::symlink(&target, &at).with_context(|| format!("restoring {what}"))
     }
 
     /// Make the worktree ready for `r`: its recorded code (when a step before it had other

@@ -325,6 +325,12 @@ fn spawn_context<'s, 'p: 's>(
         .chain(&plan.configs)
         .map(|d| d.abs.clone())
         .collect();
+    // The store itself, when it lies inside the repository (`LINEAGE_STORE=.lineage`): its
+    // files are lineage's, not the job's code (they change with every run, and its signing
+    // key is among them).
+    let store = plan.store.dir();
+    data.extend(std::fs::canonicalize(store));
+    data.push(store.to_path_buf());
     const MAX_KNOWN_OUTPUTS: usize = 10_000;
     let here = crate::model::path_text(std::os::unix::ffi::OsStrExt::as_bytes(cwd.as_os_str()));
     if let Ok(known) = plan.store.latest_outputs_under(&[here])
