@@ -41,8 +41,26 @@ pub fn postgres_backend() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
+/// Give SIGINT and SIGQUIT their default dispositions in the test process, and so in every
+/// lineage it starts. A shell without job control starts a command run with `&` with both
+/// ignored, and an ignored disposition is inherited: the tests that interrupt lineage or its
+/// job with SIGINT would then see it ignored (a user's lineage started so ignores it too,
+/// as it should: the job's dispositions are left as they were given).
+fn default_interrupts() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use nix::sys::signal::{SigHandler, Signal, signal};
+        for sig in [Signal::SIGINT, Signal::SIGQUIT] {
+            // SAFETY: installs no handler (SIG_DFL), so nothing runs in signal context.
+            #[allow(unsafe_code)]
+            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+        }
+    });
+}
+
 impl Env {
     pub fn new() -> Env {
+        default_interrupts();
         let root = tempfile::tempdir().expect("tempdir");
         let work = root.path().join("work");
         let home = root.path().join("home");
