@@ -22,6 +22,8 @@ pub fn is_unsafe(c: char) -> bool {
                 | '\u{180e}' | '\u{200b}' | '\u{2060}'..='\u{2064}'
                 | '\u{3164}' | '\u{feff}' | '\u{ffa0}'
                 | '\u{e0000}'..='\u{e007f}'
+                // A raw byte of a stored path (`model::path_text`): shown as `\xNN`.
+                | '\u{10ff00}'..='\u{10ffff}'
         )
 }
 
@@ -41,6 +43,9 @@ pub fn escape(s: &str) -> Cow<'_, str> {
             '\t' => out.push_str("\\t"),
             c if (c as u32) < 0x80 && is_unsafe(c) => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if (c as u32) >= super::PATH_BYTE => {
+                out.push_str(&format!("\\x{:02x}", c as u32 - super::PATH_BYTE));
             }
             c if is_unsafe(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
@@ -118,6 +123,13 @@ fn ansi_c_quote(a: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_paths_raw_bytes_are_shown_as_the_bytes_they_are() {
+        let stored = crate::model::path_text(b"big\xff\x1b[31m.bin");
+        assert_eq!(escape(&stored), "big\\xff\\x1b[31m.bin");
+        assert_eq!(escape(&stored), escape_bytes(b"big\xff\x1b[31m.bin"));
+    }
 
     #[test]
     fn escape_leaves_plain_text_alone_and_makes_control_characters_visible() {
