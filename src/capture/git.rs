@@ -268,43 +268,71 @@ fn untracked_files(
     // By each file's ancestors, not a search of `data` per file (up to 10,000 outputs of
     // recorded runs times tens of thousands of untracked files).
     let data: std::collections::HashSet<&Path> = data.iter().map(|d| d.as_path()).collect();
+    // The directories on the way to the data: a link among them (`data -> /mnt/datasets`,
+    // through which `-i data/train.csv` is read) is how the data is reached, not code.
+    let on_the_way: std::collections::HashSet<&Path> =
+        data.iter().flat_map(|d| d.ancestors().skip(1)).collect();
+    let mut beneath = match Beneath::new(root) {
+        Ok(b) => b,
+        Err(e) => {
+            out.notes
+                .push(format!("the untracked files could not be read: {e}"));
+            return untracked;
+        }
+    };
     for rel in paths {
         let path = root.join(crate::model::path_of(&rel));
-        if path.ancestors().any(|a| data.contains(a)) {
+        if path.ancestors().any(|a| data.contains(a)) || on_the_way.contains(path.as_path()) {
             continue;
         }
-        // Not followed: git records a link as the path it holds, and one pointing out of
-        // the repository (`creds -> ~/.aws/credentials`) must not have its target kept.
-        let (size, key) = match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.is_file() => (m.len(), hash::StatKey::of(&m)),
-            Ok(m) if m.is_symlink() => {
-                let Ok(target) = std::fs::read_link(&path) else {
-                    out.notes
-                        .push(format!("untracked link {rel} could not be read"));
-                    continue;
-                };
-                let target = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()).to_vec();
-                if untracked.len() >= caps.files {
-                    let h = crate::model::untracked_link_hash(&target);
-                    out.rest_links.push((rel, h, target.len() as u64));
-                } else {
-                    let mut entry = stored(rel, target.len() as u64, target, out);
-                    entry.link = true;
-                    untracked.push(entry);
-                }
-                continue;
-            }
-            _ => continue,
+        // Nothing on the way is followed: git records a link as the path it holds, and one
+        // pointing out of the repository (`creds -> ~/.aws/credentials`) must not have its
+        // target kept, nor a directory swapped for such a link while this reads.
+        let Some((dir, name)) = beneath.parent(&path) else {
+            out.notes.push(format!(
+                "untracked file {rel} could not be read (a directory on its way is not one now)"
+            ));
+            continue;
         };
+        use nix::sys::stat::SFlag;
+        let (size, key) =
+            match nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st)
+                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG =>
+                {
+                    let key = hash::StatKey::of_stat(&st);
+                    (key.size, key)
+                }
+                Ok(st)
+                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK =>
+                {
+                    let Ok(target) = nix::fcntl::readlinkat(dir, name) else {
+                        out.notes
+                            .push(format!("untracked link {rel} could not be read"));
+                        continue;
+                    };
+                    let target = target.into_encoded_bytes();
+                    if untracked.len() >= caps.files {
+                        let h = crate::model::untracked_link_hash(&target);
+                        out.rest_links.push((rel, h, target.len() as u64));
+                    } else {
+                        let mut entry = stored(rel, target.len() as u64, target, out);
+                        entry.link = true;
+                        untracked.push(entry);
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
         if untracked.len() >= caps.files {
             out.rest.push((rel, path, key));
             continue;
         }
         let fits = size <= caps.per_file && kept + size <= caps.total;
         let entry = if fits {
-            hash::read_regular(&path).ok().map(|bytes| {
+            Beneath::read(dir, name).ok().map(|bytes| {
                 kept += size;
-                stored(rel.clone(), size, bytes, out)
+                stored(rel.clone(), bytes.len() as u64, bytes, out)
             })
         } else {
             if noted >= OVER_CAP_NOTES {
@@ -354,6 +382,89 @@ fn untracked_files(
         ));
     }
     untracked
+}
+
+/// Untracked files opened relative to the repository's root without following a link on
+/// the way (each directory opened with `O_NOFOLLOW`), so that a directory swapped for a link
+/// to elsewhere while they are read is refused, not read through. The last directory is kept
+/// open: the files come sorted, so files of one directory follow each other.
+struct Beneath {
+    root: std::path::PathBuf,
+    root_fd: std::os::fd::OwnedFd,
+    last: Option<(std::path::PathBuf, std::os::fd::OwnedFd)>,
+}
+
+impl Beneath {
+    fn new(root: &Path) -> nix::Result<Beneath> {
+        use nix::fcntl::OFlag;
+        let root_fd = nix::fcntl::open(
+            root,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        Ok(Beneath {
+            root: root.to_path_buf(),
+            root_fd,
+            last: None,
+        })
+    }
+
+    /// The directory holding `path` (under the root), opened without following links, and
+    /// the file's name in it; None when `path` is not under the root or a directory on the
+    /// way is not one (a link, a file, gone).
+    fn parent<'p>(
+        &mut self,
+        path: &'p Path,
+    ) -> Option<(std::os::fd::BorrowedFd<'_>, &'p std::ffi::OsStr)> {
+        use nix::fcntl::OFlag;
+        use std::os::fd::AsFd;
+        let rel = path.strip_prefix(&self.root).ok()?;
+        let name = rel.file_name()?;
+        let dir = rel.parent().unwrap_or(Path::new(""));
+        if dir.as_os_str().is_empty() {
+            return Some((self.root_fd.as_fd(), name));
+        }
+        if self.last.as_ref().is_none_or(|(d, _)| d != dir) {
+            let mut at: Option<std::os::fd::OwnedFd> = None;
+            for c in dir.components() {
+                let std::path::Component::Normal(part) = c else {
+                    return None;
+                };
+                let from = at.as_ref().map_or(self.root_fd.as_fd(), |f| f.as_fd());
+                let next = nix::fcntl::openat(
+                    from,
+                    part,
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ok()?;
+                at = Some(next);
+            }
+            self.last = Some((dir.to_path_buf(), at?));
+        }
+        self.last.as_ref().map(|(_, fd)| (fd.as_fd(), name))
+    }
+
+    /// The bytes of the regular file `name` in `dir`, opened without following a link and
+    /// without blocking (a FIFO swapped in is refused, not waited on).
+    fn read(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> std::io::Result<Vec<u8>> {
+        use nix::fcntl::OFlag;
+        use std::io::Read as _;
+        let fd = nix::fcntl::openat(
+            dir,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        let mut file = std::fs::File::from(fd);
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        file.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
 }
 
 /// How the note on the untracked files past those listed ends.
@@ -551,6 +662,38 @@ pub fn tracked_files(root: &Path) -> std::collections::HashSet<std::path::PathBu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Git listed `ud/inner.txt` when `ud` was a directory; by the time it is read, `ud` is a
+    /// link to a directory outside the repository holding a file of that name. Nothing is
+    /// read through the link: the file is left out with a note, its bytes never kept.
+    #[test]
+    fn a_directory_swapped_for_a_link_is_not_read_through() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (repo, outside) = (tmp.path().join("repo"), tmp.path().join("outside"));
+        std::fs::create_dir_all(&repo).expect("repo");
+        std::fs::create_dir_all(&outside).expect("outside");
+        std::fs::write(outside.join("inner.txt"), "private-canary").expect("outside file");
+        std::os::unix::fs::symlink(&outside, repo.join("ud")).expect("link");
+        std::fs::write(repo.join("top.txt"), "kept").expect("top");
+        let mut out = GitCapture::default();
+        let listed = vec!["ud/inner.txt".to_string(), "top.txt".to_string()];
+        let untracked = untracked_files(&repo, listed, &[], Caps::default(), &mut out);
+        let paths: Vec<&str> = untracked.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(paths, ["top.txt"]);
+        assert!(
+            out.untracked_bytes
+                .iter()
+                .all(|(_, b)| !b.windows(14).any(|w| w == b"private-canary")),
+            "read through the link"
+        );
+        assert!(
+            out.notes
+                .iter()
+                .any(|n| n.starts_with("untracked file ud/inner.txt could not be read")),
+            "{:?}",
+            out.notes
+        );
+    }
 
     #[test]
     fn porcelain_status_is_parsed_with_renames_and_odd_names() {

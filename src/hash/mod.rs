@@ -275,6 +275,18 @@ pub struct StatKey {
 }
 
 impl StatKey {
+    /// The key of a `stat` taken without std (`fstatat` relative to a directory).
+    pub fn of_stat(st: &nix::sys::stat::FileStat) -> StatKey {
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        StatKey {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+            ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
+        }
+    }
+
     pub fn of(meta: &Metadata) -> StatKey {
         StatKey {
             dev: meta.dev(),

@@ -499,6 +499,11 @@ fn check_capture(s: &str) -> Result<(), String> {
     if let Some(git) = &capture.git {
         for f in &git.untracked {
             check_rel_path(&f.path).map_err(|e| format!("untracked file {e}"))?;
+            // Git never lists what is inside `.git`: restored, it would be the worktree's
+            // repository (a `.git` file pointing at another one).
+            if f.path.split('/').any(|c| c.eq_ignore_ascii_case(".git")) {
+                return Err(format!("untracked file {} is inside .git", show(&f.path)));
+            }
         }
         for f in &git.changed_files {
             check_rel_path(f).map_err(|e| format!("changed file {e}"))?;

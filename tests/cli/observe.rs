@@ -782,7 +782,8 @@ fn code_read_through_python_bytecode_names_the_source_and_rerun_ignores_unread_c
     let out = env.cmd(["rerun", id]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("differ, but the job never opened them (observed): NOTES.md"),
+        stderr(&out)
+            .contains("except files the job never opened (observed), which differ: NOTES.md"),
         "{}",
         stderr(&out)
     );

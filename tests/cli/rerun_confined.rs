@@ -230,6 +230,8 @@ fn a_record_naming_untracked_files_outside_the_repository_is_refused_and_nothing
     for crafted in [
         absolute.display().to_string(),
         "../../../pwned-climbing".to_string(),
+        // A `.git` file restored would make the worktree another repository's.
+        ".git".to_string(),
     ] {
         craft_untracked(&env.store.join("lineage.db"), &id, &crafted);
         let out = with_tmp(&env, &tmp, &["rerun", &id, "--worktree", "--force"]);
@@ -481,6 +483,22 @@ fn untracked_links_are_recorded_by_the_path_they_hold_never_followed() {
         "{untracked:?}"
     );
 
+    // A link on the way to declared data (`data -> /mnt/datasets`, read as `-i
+    // data/a.csv`) is how the data is reached: not code.
+    std::fs::write(outside.path().join("a.csv"), "x,y\n").expect("data");
+    std::os::unix::fs::symlink(outside.path(), env.path("data")).expect("data link");
+    let through = env.record(&["-i", "data/a.csv", "--", "cat", "data/a.csv"]);
+    let listed = env.show(Some(&through))["git"]["untracked"].clone();
+    assert!(
+        listed
+            .as_array()
+            .expect("untracked")
+            .iter()
+            .all(|u| u["path"] != "data"),
+        "{listed}"
+    );
+    std::fs::remove_file(env.path("data")).expect("unlink data");
+
     // The target's bytes are not code: changing them leaves the code hash as it was.
     std::fs::write(&private, "other words\n").expect("rewrite");
     let same = run("out2.txt");
@@ -505,7 +523,9 @@ fn untracked_links_are_recorded_by_the_path_they_hold_never_followed() {
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("untracked link notes pointed out of the repository"),
+        stderr(&out).contains(&format!(
+            "untracked link notes leads out of the worktree (to {target}): not restored"
+        )),
         "{}",
         stderr(&out)
     );

@@ -267,7 +267,7 @@ fn code(store: &Store, r: &RunRecord, then: &GitState, checks: &mut Checks) {
             let (differ, unread) = opened_only(r, found.differ);
             if !unread.is_empty() {
                 checks.code_notes.push(format!(
-                    "differ, but the job never opened them (observed): {}",
+                    "except files the job never opened (observed), which differ: {}",
                     capped(&unread)
                 ));
             }

@@ -56,6 +56,10 @@ fn inside_relative(p: &str) -> Result<PathBuf, &'static str> {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
+            // Git's own: restoring there would make the worktree another repository's.
+            Component::Normal(n) if n.eq_ignore_ascii_case(".git") => {
+                return Err("it is inside .git");
+            }
             Component::Normal(n) => out.push(n),
             Component::CurDir => {}
             _ => return Err("it leads out with `..`"),
@@ -587,8 +591,22 @@ impl Worktree {
                 .blob(&g.patch_redacted.unwrap_or(patch))?
                 .context("the recorded patch is not in the store")?;
             let diff = git2::Diff::from_buffer(&bytes)?;
-            wt.apply(&diff, git2::ApplyLocation::WorkDir, None)
+            // libgit2 reads a link's old content in the working directory through the link
+            // (the file it points to, not the path it holds), so a change of where a tracked
+            // link points never applied there. Applied to the index, whose entries hold what
+            // git holds, then checked out for the paths it touches (staged: `git diff HEAD`,
+            // what the record holds, is the same).
+            wt.apply(&diff, git2::ApplyLocation::Index, None)
                 .context("applying the recorded uncommitted changes")?;
+            let mut checkout = git2::build::CheckoutBuilder::new();
+            checkout.force();
+            for d in diff.deltas() {
+                for p in [d.old_file().path(), d.new_file().path()].into_iter().flatten() {
+                    checkout.path(p);
+                }
+            }
+            wt.checkout_index(None, Some(&mut checkout))
+                .context("writing the recorded uncommitted changes")?;
         }
         let mut not_kept = 0usize;
         for (u, rel) in g.untracked.iter().zip(&untracked) {
@@ -662,9 +680,16 @@ impl Worktree {
             (Ok(root), Some(Ok(dir))) => link_stays_inside(&root, &dir, &target),
             _ => false,
         };
-        if u.redacted_blob.is_some() || !inside {
+        if u.redacted_blob.is_some() {
             ui::warn(format_args!(
-                "{what} pointed out of the repository or held a secret: not restored"
+                "{what} held a secret when recorded (redacted in the store): not restored"
+            ));
+            return Ok(());
+        }
+        if !inside {
+            ui::warn(format_args!(
+                "{what} leads out of the worktree (to {}): not restored",
+                target.display()
             ));
             return Ok(());
         }
@@ -867,7 +892,17 @@ mod tests {
             inside_relative("src/./a.py").expect("ok"),
             PathBuf::from("src/a.py")
         );
-        for bad in ["/tmp/x", "../../../x", "a/../../x", "a/..", "", ".", "a\0b"] {
+        for bad in [
+            "/tmp/x",
+            "../../../x",
+            "a/../../x",
+            "a/..",
+            "",
+            ".",
+            "a\0b",
+            ".git",
+            "x/.GIT/hooks/y",
+        ] {
             assert!(inside_relative(bad).is_err(), "{bad:?}");
         }
     }
