@@ -975,3 +975,48 @@ fn a_refused_upstream_step_is_said_to_be_refused() {
     );
     assert!(!err.contains("failed (exit"), "{err}");
 }
+
+/// A `--worktree` rerun applies the recorded uncommitted changes as `git diff HEAD` holds
+/// them: a tracked link pointed elsewhere (which libgit2 could not apply in a working
+/// directory: it read the old side through the link), a file changed, one deleted, a new one
+/// staged; the rerun reproduces and records the same code hash.
+#[test]
+fn a_worktree_rerun_applies_a_retargeted_tracked_link_and_staged_changes() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("a.txt", "first\n");
+    env.write("b.txt", "second\n");
+    env.write("old.txt", "going\n");
+    std::os::unix::fs::symlink("a.txt", env.path("latest")).expect("link");
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", "link"]);
+    std::fs::remove_file(env.path("latest")).expect("unlink");
+    std::os::unix::fs::symlink("b.txt", env.path("latest")).expect("relink");
+    env.write("a.txt", "first, changed\n");
+    env.git(&["rm", "-q", "old.txt"]);
+    env.write("new.txt", "new\n");
+    env.git(&["add", "new.txt"]);
+    let id = env.record(&[
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat latest a.txt new.txt > out.txt; test -e old.txt && echo old >> out.txt; true",
+    ]);
+    let recorded = env.show(Some(&id));
+    assert_eq!(
+        recorded["git"]["changed_files"],
+        serde_json::json!(["a.txt", "latest", "new.txt", "old.txt"])
+    );
+    let out = env.cmd(["rerun", &id, "--worktree"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("reproduced bit for bit"),
+        "{}",
+        stderr(&out)
+    );
+    let rerun = env.show(None);
+    assert_eq!(rerun["rerun_of"], recorded["id"]);
+    assert_eq!(rerun["code_hash"], recorded["code_hash"]);
+}
