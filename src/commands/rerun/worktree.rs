@@ -601,7 +601,10 @@ impl Worktree {
             let mut checkout = git2::build::CheckoutBuilder::new();
             checkout.force();
             for d in diff.deltas() {
-                for p in [d.old_file().path(), d.new_file().path()].into_iter().flatten() {
+                for p in [d.old_file().path(), d.new_file().path()]
+                    .into_iter()
+                    .flatten()
+                {
                     checkout.path(p);
                 }
             }
