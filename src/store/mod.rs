@@ -144,10 +144,13 @@ impl Store {
             path: dir.display().to_string(),
             source,
         };
+        // By its components: std's recursive create fails on a path ending in `/.`
+        // (`LINEAGE_STORE=.lineage/./`), which the components leave out.
+        let clean: std::path::PathBuf = dir.components().collect();
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(dir)
+            .create(&clean)
             .map_err(|e| match e.kind() {
                 // Only a path that exists and is not a directory fails so.
                 std::io::ErrorKind::AlreadyExists => {

@@ -333,3 +333,21 @@ fn the_child_starts_with_default_signal_dispositions() {
     assert_eq!(stdout(&out), "y\ny\n");
     assert_eq!(stderr(&out), "", "no broken-pipe errors");
 }
+
+/// A store directory named with a trailing `/.` (`LINEAGE_STORE=.lineage/./`) that does not
+/// exist yet is created, user-only, like any other.
+#[test]
+fn a_new_store_named_with_a_trailing_dot_is_created() {
+    let env = Env::local();
+    env.init_repo();
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "--", "true"])
+        .env("LINEAGE_STORE", "new-store/./");
+    let out = output_within(cmd, std::time::Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let dir = env.path("new-store");
+    assert!(dir.join("lineage.db").is_file());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dir).expect("store").permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
