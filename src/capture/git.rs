@@ -280,9 +280,23 @@ fn untracked_files(
             return untracked;
         }
     };
+    // A lineage store in the repository, in use or not (`.lineage` left from a time it was
+    // LINEAGE_STORE): its files are records, not code.
+    let stores: std::collections::HashSet<String> = paths
+        .iter()
+        .filter_map(|p| p.strip_suffix(crate::model::STORE_FILES[0]))
+        .filter(|dir| dir.is_empty() || dir.ends_with('/'))
+        .map(str::to_string)
+        .collect();
     for rel in paths {
         let path = root.join(crate::model::path_of(&rel));
         if path.ancestors().any(|a| data.contains(a)) || on_the_way.contains(path.as_path()) {
+            continue;
+        }
+        let (in_dir, file) = rel
+            .rsplit_once('/')
+            .map_or(("", rel.as_str()), |(d, f)| (&rel[..=d.len()], f));
+        if stores.contains(in_dir) && crate::model::STORE_FILES.contains(&file) {
             continue;
         }
         // Nothing on the way is followed: git records a link as the path it holds, and one
@@ -297,15 +311,17 @@ fn untracked_files(
         use nix::sys::stat::SFlag;
         let (size, key) =
             match nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(st)
-                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG =>
-                {
+                Ok(st) if kind(&st) == SFlag::S_IFREG => {
                     let key = hash::StatKey::of_stat(&st);
                     (key.size, key)
                 }
-                Ok(st)
-                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK =>
-                {
+                // A link to a directory (`data -> /mnt/datasets`) is how data is reached, as
+                // a directory is not code here (git lists the files of an untracked one):
+                // left out, its target only stat'ed, never read.
+                Ok(st) if kind(&st) == SFlag::S_IFLNK && links_to_a_directory(dir, name) => {
+                    continue;
+                }
+                Ok(st) if kind(&st) == SFlag::S_IFLNK => {
                     let Ok(target) = nix::fcntl::readlinkat(dir, name) else {
                         out.notes
                             .push(format!("untracked link {rel} could not be read"));
@@ -465,6 +481,17 @@ impl Beneath {
         file.read_to_end(&mut bytes)?;
         Ok(bytes)
     }
+}
+
+/// The type bits of a stat.
+fn kind(st: &nix::sys::stat::FileStat) -> nix::sys::stat::SFlag {
+    nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+}
+
+/// Whether the link `name` in `dir` leads to a directory (followed by a stat only).
+fn links_to_a_directory(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> bool {
+    nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::empty())
+        .is_ok_and(|t| kind(&t) == nix::sys::stat::SFlag::S_IFDIR)
 }
 
 /// How the note on the untracked files past those listed ends.

@@ -39,6 +39,15 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
+/// The files a store directory holds, by name: its database, the database's WAL and shared
+/// memory, the signing key (`store` names the first and the last the same).
+pub const STORE_FILES: [&str; 4] = [
+    "lineage.db",
+    "lineage.db-wal",
+    "lineage.db-shm",
+    "secret.key",
+];
+
 /// First of the 256 code points (U+10FF00 to U+10FFFF, the end of a private-use plane) that
 /// stand for raw bytes in a stored path: see [`path_text`].
 const PATH_BYTE: u32 = 0x10_FF00;

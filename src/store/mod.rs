@@ -57,8 +57,8 @@ use crate::error::Error;
 use crate::model::Hash;
 
 /// The database file in a store directory.
-pub const DB_FILE: &str = "lineage.db";
-const KEY_FILE: &str = "secret.key";
+pub const DB_FILE: &str = crate::model::STORE_FILES[0];
+const KEY_FILE: &str = crate::model::STORE_FILES[3];
 
 /// An open store. Reading and recording go through its methods, grouped by concern in the
 /// submodules; it is not shared between threads (SQLite's connection is not).

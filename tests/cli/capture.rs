@@ -909,3 +909,32 @@ fn a_store_inside_the_repository_is_not_code() {
     }
     assert_eq!(first["code_hash"], second["code_hash"]);
 }
+
+/// A store left in the repository from a time it was LINEAGE_STORE is records, not code,
+/// when another store is in use; and a link to a directory (`data -> /mnt/datasets`) is how
+/// data is reached, not code, in stages that do not declare anything under it.
+#[test]
+fn an_idle_store_and_a_link_to_a_data_directory_are_not_code() {
+    let env = Env::local();
+    env.init_repo();
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "--", "true"])
+        .env("LINEAGE_STORE", ".lineage");
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(env.path(".lineage/lineage.db").exists());
+    let datasets = env.root().join("datasets");
+    std::fs::create_dir_all(&datasets).expect("datasets");
+    std::os::unix::fs::symlink(&datasets, env.path("data")).expect("data link");
+    env.write("helper.sh", "echo helper\n");
+    // The store in use is the test's own, outside the repository.
+    let id = env.record(&["--", "true"]);
+    let rec = env.show(Some(&id));
+    let paths: Vec<&str> = rec["git"]["untracked"]
+        .as_array()
+        .expect("untracked")
+        .iter()
+        .filter_map(|u| u["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["helper.sh"], "{rec}");
+}

@@ -260,7 +260,7 @@ fn code(store: &Store, r: &RunRecord, then: &GitState, checks: &mut Checks) {
         Ok(found) => {
             if !found.declared.is_empty() {
                 checks.code_notes.push(format!(
-                    "declared by the run, compared as data, not as code: {}",
+                    "data (declared by the run or written by a recorded run), compared as data, not as code: {}",
                     capped(&found.declared)
                 ));
             }
