@@ -441,3 +441,48 @@ fn rerun_stale_runs_only_proven_commands_and_stops_on_a_cycle() {
     assert!(stderr(&out).contains("a cycle"), "{}", stderr(&out));
     assert!(runs(&cyc) <= 5, "{}", runs(&cyc));
 }
+
+/// A checkpoint resumed in place (`-i ckpt.txt -o ckpt.txt`) changes its input by design: the
+/// stage is current while the checkpoint holds the bytes it left there, and the stages after
+/// it with it; a change by anyone else makes it stale.
+#[test]
+fn a_checkpoint_resumed_in_place_is_not_stale_for_its_own_writes() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("ckpt.txt", "epoch 0\n");
+    env.record(&[
+        "-i",
+        "ckpt.txt",
+        "-o",
+        "ckpt.txt",
+        "-o",
+        "model.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo step >> ckpt.txt; cat ckpt.txt > model.txt",
+    ]);
+    env.record(&[
+        "-i",
+        "model.txt",
+        "-o",
+        "eval.txt",
+        "--",
+        "sh",
+        "-c",
+        "wc -l < model.txt > eval.txt",
+    ]);
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    assert!(stages.iter().all(|s| !s.1), "{stages:?}");
+
+    env.write("ckpt.txt", "edited by hand\n");
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6, "{stages:?}");
+    assert!(
+        stages
+            .iter()
+            .any(|s| s.1 && s.2.iter().any(|r| r == "input ckpt.txt changed")),
+        "{stages:?}"
+    );
+}

@@ -238,7 +238,7 @@ impl Walk<'_> {
             reasons.push("its record cannot be read back: it cannot be checked".to_string());
         } else {
             let (c, _) = checks::check(self.store, &r, false, self.store)?;
-            reasons.extend(own_reasons(&c));
+            reasons.extend(own_reasons(&c, &r));
             // What made its inputs (the bytes it read, still there): stale makers make it
             // stale too.
             if depth < MAX_DEPTH {
@@ -384,10 +384,31 @@ fn stage(r: &RunRecord, short: &str) -> Stage {
     }
 }
 
+/// An input the run also wrote (`-i ckpt.pt -o ckpt.pt`: a checkpoint resumed in place)
+/// that holds now the bytes the run left there: its own product, no change since it ran.
+fn rewritten_by_itself(r: &RunRecord, i: &checks::PathCheck) -> bool {
+    let Some(now) = i.now else {
+        return false;
+    };
+    let Some(abs) = r
+        .edges
+        .iter()
+        .find(|e| e.role == i.role && e.path == i.path)
+        .map(|e| &e.abs_path)
+    else {
+        return false;
+    };
+    r.edges.iter().any(|e| {
+        e.role == Role::Output
+            && e.abs_path == *abs
+            && e.artifact.as_ref().map(|a| a.hash) == Some(now)
+    })
+}
+
 /// Why a run would make something else now, from its own record: its code, configs (the
 /// keys it depends on), inputs and packages. Redacted variables and GPUs do not make it
 /// stale (a rerun takes the first from the environment; the second is where it runs).
-fn own_reasons(c: &checks::Checks) -> Vec<String> {
+fn own_reasons(c: &checks::Checks, r: &RunRecord) -> Vec<String> {
     let mut out: Vec<String> = c.code.iter().map(|x| format!("code: {x}")).collect();
     for i in c.configs.iter().filter(|i| i.differs()) {
         out.push(match &i.keys {
@@ -396,7 +417,11 @@ fn own_reasons(c: &checks::Checks) -> Vec<String> {
             _ => format!("config {} changed", i.path),
         });
     }
-    for i in c.inputs.iter().filter(|i| i.differs()) {
+    for i in c
+        .inputs
+        .iter()
+        .filter(|i| i.differs() && !rewritten_by_itself(r, i))
+    {
         out.push(if i.now.is_none() {
             format!("input {} is missing", i.path)
         } else {
