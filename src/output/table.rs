@@ -364,7 +364,20 @@ fn edges(edges: &[EdgeRecord], color: bool) -> Table {
     for e in edges {
         let mut role = e.role.as_str().to_string();
         if e.changed {
-            role += " (changed during run)";
+            // An input the job was declared to write (`-i ckpt.pt -o ckpt.pt`, or inside an
+            // output directory): changed as it should be.
+            let at = std::path::Path::new(&e.abs_path);
+            let rewritten = e.role != crate::model::Role::Output
+                && edges.iter().any(|o| {
+                    o.role == crate::model::Role::Output
+                        && (at.starts_with(&o.abs_path)
+                            || std::path::Path::new(&o.abs_path).starts_with(at))
+                });
+            role += if rewritten {
+                " (rewritten by the job: also its output)"
+            } else {
+                " (changed during run)"
+            };
         }
         match e.observed {
             Some(crate::model::Seen::Undeclared) => role += " (observed)",

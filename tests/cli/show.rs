@@ -198,3 +198,30 @@ fn a_store_from_a_newer_lineage_is_refused() {
     assert_eq!(code(&out), 125);
     assert!(stderr(&out).contains("newer lineage"), "{}", stderr(&out));
 }
+
+/// A checkpoint resumed in place (`-i ckpt.bin -o ckpt.bin`) changes during the run as it
+/// should: `show` says the job rewrote it, not that it changed under the job.
+#[test]
+fn an_input_the_job_rewrote_is_labelled_as_its_output() {
+    let env = Env::local();
+    env.init_repo();
+    env.write("ckpt.bin", "epoch 1\n");
+    let id = env.record(&[
+        "-i",
+        "ckpt.bin",
+        "-o",
+        "ckpt.bin",
+        "--",
+        "sh",
+        "-c",
+        "echo epoch 2 >> ckpt.bin",
+    ]);
+    let out = env.cmd(["show", &id]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("input (rewritten by the job: also its output)"),
+        "{text}"
+    );
+    assert!(!text.contains("changed during run"), "{text}");
+}
