@@ -268,10 +268,6 @@ fn untracked_files(
     // By each file's ancestors, not a search of `data` per file (up to 10,000 outputs of
     // recorded runs times tens of thousands of untracked files).
     let data: std::collections::HashSet<&Path> = data.iter().map(|d| d.as_path()).collect();
-    // The directories on the way to the data: a link among them (`data -> /mnt/datasets`,
-    // through which `-i data/train.csv` is read) is how the data is reached, not code.
-    let on_the_way: std::collections::HashSet<&Path> =
-        data.iter().flat_map(|d| d.ancestors().skip(1)).collect();
     let mut beneath = match Beneath::new(root) {
         Ok(b) => b,
         Err(e) => {
@@ -290,7 +286,7 @@ fn untracked_files(
         .collect();
     for rel in paths {
         let path = root.join(crate::model::path_of(&rel));
-        if path.ancestors().any(|a| data.contains(a)) || on_the_way.contains(path.as_path()) {
+        if path.ancestors().any(|a| data.contains(a)) {
             continue;
         }
         let (in_dir, file) = rel
@@ -315,9 +311,10 @@ fn untracked_files(
                     let key = hash::StatKey::of_stat(&st);
                     (key.size, key)
                 }
-                // A link to a directory (`data -> /mnt/datasets`) is how data is reached, as
-                // a directory is not code here (git lists the files of an untracked one):
-                // left out, its target only stat'ed, never read.
+                // A link to a directory (`data -> /mnt/datasets`, through which `-i
+                // data/train.csv` is read) is how data is reached, as a directory is not code
+                // here (git lists the files of an untracked one): left out, its target only
+                // stat'ed, never read.
                 Ok(st) if kind(&st) == SFlag::S_IFLNK && links_to_a_directory(dir, name) => {
                     continue;
                 }
@@ -465,21 +462,13 @@ impl Beneath {
     /// without blocking (a FIFO swapped in is refused, not waited on).
     fn read(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> std::io::Result<Vec<u8>> {
         use nix::fcntl::OFlag;
-        use std::io::Read as _;
         let fd = nix::fcntl::openat(
             dir,
             name,
             OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )?;
-        let mut file = std::fs::File::from(fd);
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(std::io::Error::other("not a regular file"));
-        }
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        file.read_to_end(&mut bytes)?;
-        Ok(bytes)
+        hash::read_opened(std::fs::File::from(fd))
     }
 }
 

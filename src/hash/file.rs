@@ -86,9 +86,23 @@ pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
 
 /// The bytes of a regular file ([`open_regular`]).
 pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    let (file, meta) = open_regular(path)?;
+    read_sized(file, meta.len())
+}
+
+/// The bytes of a file opened already (without blocking, as [`open_regular`] does), refused
+/// unless it is a regular file.
+pub fn read_opened(file: File) -> io::Result<Vec<u8>> {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    read_sized(file, meta.len())
+}
+
+fn read_sized(mut file: File, len: u64) -> io::Result<Vec<u8>> {
     use std::io::Read as _;
-    let (mut file, meta) = open_regular(path)?;
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
 }

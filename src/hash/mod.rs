@@ -15,7 +15,7 @@ mod dir;
 mod file;
 mod walk;
 
-pub use file::{open_regular, read_regular};
+pub use file::{open_regular, read_opened, read_regular};
 
 use std::fs::{File, Metadata};
 use std::io;

@@ -39,6 +39,12 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
+/// Whether one of two paths is, holds or lies inside the other (an input a job was declared
+/// to write: `-i ckpt.pt -o ckpt.pt`, `-i runs -o runs/log.txt`).
+pub fn nested(a: &std::path::Path, b: &std::path::Path) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
 /// The files a store directory holds, by name: its database, the database's WAL and shared
 /// memory, the signing key (`store` names the first and the last the same).
 pub const STORE_FILES: [&str; 4] = [

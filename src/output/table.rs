@@ -366,12 +366,13 @@ fn edges(edges: &[EdgeRecord], color: bool) -> Table {
         if e.changed {
             // An input the job was declared to write (`-i ckpt.pt -o ckpt.pt`, or inside an
             // output directory): changed as it should be.
-            let at = std::path::Path::new(&e.abs_path);
             let rewritten = e.role != crate::model::Role::Output
                 && edges.iter().any(|o| {
                     o.role == crate::model::Role::Output
-                        && (at.starts_with(&o.abs_path)
-                            || std::path::Path::new(&o.abs_path).starts_with(at))
+                        && crate::model::nested(
+                            std::path::Path::new(&o.abs_path),
+                            std::path::Path::new(&e.abs_path),
+                        )
                 });
             role += if rewritten {
                 " (rewritten by the job: also its output)"

@@ -899,13 +899,7 @@ fn a_store_inside_the_repository_is_not_code() {
     let (first, second) = (record(), record());
     assert!(env.path(".lineage/lineage.db").exists());
     for rec in [&first, &second] {
-        let paths: Vec<&str> = rec["git"]["untracked"]
-            .as_array()
-            .expect("untracked")
-            .iter()
-            .filter_map(|u| u["path"].as_str())
-            .collect();
-        assert_eq!(paths, ["helper.sh"], "{rec}");
+        assert_eq!(untracked_paths(rec), ["helper.sh"], "{rec}");
     }
     assert_eq!(first["code_hash"], second["code_hash"]);
 }
@@ -930,11 +924,15 @@ fn an_idle_store_and_a_link_to_a_data_directory_are_not_code() {
     // The store in use is the test's own, outside the repository.
     let id = env.record(&["--", "true"]);
     let rec = env.show(Some(&id));
-    let paths: Vec<&str> = rec["git"]["untracked"]
+    assert_eq!(untracked_paths(&rec), ["helper.sh"], "{rec}");
+}
+
+/// The paths of a record's untracked files (`show --json`).
+fn untracked_paths(rec: &Value) -> Vec<&str> {
+    rec["git"]["untracked"]
         .as_array()
         .expect("untracked")
         .iter()
         .filter_map(|u| u["path"].as_str())
-        .collect();
-    assert_eq!(paths, ["helper.sh"], "{rec}");
+        .collect()
 }

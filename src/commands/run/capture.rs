@@ -418,7 +418,7 @@ fn walk_input(plan: &Plan, i: usize, d: &Declared) -> Walked {
 pub(super) fn written_by_the_job(plan: &Plan, d: &Declared) -> bool {
     plan.outputs
         .iter()
-        .any(|o| o.abs.starts_with(&d.abs) || d.abs.starts_with(&o.abs))
+        .any(|o| crate::model::nested(&o.abs, &d.abs))
 }
 
 /// The input edges as recorded before launch (with a hash where one is known), what tells
