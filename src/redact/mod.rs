@@ -23,16 +23,18 @@
 mod bytes;
 mod names;
 mod programs;
+mod rx;
 mod text;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::LazyLock;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use regex::Regex;
+
+use rx::Rx;
 use serde_json::Value;
 
 use crate::error::Error;
@@ -138,16 +140,12 @@ pub struct RedactedArgv {
 const OWN_PREFIX: &str = "LINEAGE_";
 
 /// `--flag=value`, `key=value`, Hydra's `+db.password=x`, `++x=y`, `~x`.
-static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?s)^(?P<key>-{0,2}[+~]{0,2}[A-Za-z_][A-Za-z0-9_.\-/]*)=(?P<value>.*)$")
-        .expect("the assignment pattern is a valid regex")
-});
+static ASSIGNMENT: Rx =
+    Rx::new(r"(?s)^(?P<key>-{0,2}[+~]{0,2}[A-Za-z_][A-Za-z0-9_.\-/]*)=(?P<value>.*)$");
 
 /// `numpy==1.26.4`: a package list's line (PEP 503 name, PEP 440 version).
-static PACKAGE_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._\-]*==[A-Za-z0-9][A-Za-z0-9._+!\-]*\r?\n?$")
-        .expect("the package pattern is a valid regex")
-});
+static PACKAGE_LINE: Rx =
+    Rx::new(r"^[A-Za-z0-9][A-Za-z0-9._\-]*==[A-Za-z0-9][A-Za-z0-9._+!\-]*\r?\n?$");
 
 impl Policy {
     /// `values`: regexes (validated by the settings loader) whose matches are secrets too.

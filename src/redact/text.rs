@@ -20,7 +20,9 @@
 
 use std::sync::LazyLock;
 
-use regex::{Captures, Regex};
+use regex::Regex;
+
+use super::rx::{Caps, Rx};
 
 use super::REDACTED;
 use super::names::{is_harmless, is_harmless_under, is_secret_name, is_secret_path};
@@ -245,18 +247,13 @@ pub(super) fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
 // 2. Lines
 
 /// `[section]`, `[[array.of.tables]]`, `[auth "basic"]` (git config).
-static SECTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"^[ \t]*\[\[?[ \t]*(?P<name>[A-Za-z0-9_.\-" ]+?)[ \t]*\]\]?[ \t]*(?:[#;].*)?$"#)
-        .expect("the section pattern is a valid regex")
-});
+static SECTION: Rx =
+    Rx::new(r#"^[ \t]*\[\[?[ \t]*(?P<name>[A-Za-z0-9_.\-" ]+?)[ \t]*\]\]?[ \t]*(?:[#;].*)?$"#);
 
 /// `key: value`, `key = value`, `"key": value`, `key := value`.
-static KEY_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"^(?P<key>"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_$@+~][A-Za-z0-9_.\-+~$@/]*)[ \t]*(?P<sep>:=|:|=)(?P<value>.*)$"#,
-    )
-    .expect("the key pattern is a valid regex")
-});
+static KEY_LINE: Rx = Rx::new(
+    r#"^(?P<key>"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_$@+~][A-Za-z0-9_.\-+~$@/]*)[ \t]*(?P<sep>:=|:|=)(?P<value>.*)$"#,
+);
 
 /// What goes on after a secret key's line.
 #[derive(Clone, Copy)]
@@ -499,7 +496,7 @@ fn is_secret_flag(word: &str) -> bool {
 
 /// Whether a match of KEY_LINE is a key: YAML's `:` is followed by a space or the end
 /// (`http://x` is no key), and `==` is a comparison.
-fn is_key(c: &Captures) -> bool {
+fn is_key(c: &Caps) -> bool {
     let value = &c["value"];
     match &c["sep"] {
         ":" => value.is_empty() || value.starts_with([' ', '\t']),
@@ -701,15 +698,15 @@ pub const CREDENTIAL_PATTERNS: &[(&[&str], &str)] = &[
     ),
 ];
 
-static CREDENTIALS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        &CREDENTIAL_PATTERNS
+static CREDENTIALS: LazyLock<Rx> = LazyLock::new(|| {
+    Rx::with(
+        CREDENTIAL_PATTERNS
             .iter()
             .map(|(_, p)| format!("(?:{p})"))
             .collect::<Vec<_>>()
-            .join("|"),
+            .join("|")
+            .into(),
     )
-    .expect("the credential patterns are valid regexes")
 });
 
 /// Whether a text holds a credential of a known shape.
@@ -725,18 +722,14 @@ fn might_hold_credential(text: &str) -> bool {
 
 /// A private key's whole PEM block, its body too, whether its lines are real or `\n`
 /// escapes inside a string; to the end of the text when its END line is missing.
-static PEM_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?s)-----BEGIN (?:[A-Z0-9 ]*PRIVATE KEY|PGP PRIVATE KEY BLOCK|[A-Z0-9 ]*ENCRYPTED[A-Z0-9 ]*)-----.*?(?:-----END [A-Z0-9 ]*-----|\z)",
-    )
-    .expect("the PEM pattern is a valid regex")
-});
+static PEM_BLOCK: Rx = Rx::new(
+    r"(?s)-----BEGIN (?:[A-Z0-9 ]*PRIVATE KEY|PGP PRIVATE KEY BLOCK|[A-Z0-9 ]*ENCRYPTED[A-Z0-9 ]*)-----.*?(?:-----END [A-Z0-9 ]*-----|\z)",
+);
 
 /// `scheme://user:password@host` and `scheme://user@host`.
-static URL_USERINFO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@ \t\r\n"'<>]*)(?::(?P<pw>[^@/ \t\r\n"'<>]*))?@(?P<host>[A-Za-z0-9.\-]*)"#)
-        .expect("the URL pattern is a valid regex")
-});
+static URL_USERINFO: Rx = Rx::new(
+    r#"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@ \t\r\n"'<>]*)(?::(?P<pw>[^@/ \t\r\n"'<>]*))?@(?P<host>[A-Za-z0-9.\-]*)"#,
+);
 
 /// Whether the user of a URL without a password is a key: long (16 characters or more), of
 /// a credential's shape, letters and digits mixed over 10 characters or more (a
@@ -758,7 +751,7 @@ pub fn mask_url_users(text: &str) -> String {
         return text.to_string();
     }
     URL_USERINFO
-        .replace_all(text, |c: &Captures| {
+        .replace_all(text, |c: &Caps| {
             let user = if c["user"].is_empty() { "" } else { "***" };
             match c.name("pw").map(|m| m.as_str()) {
                 Some(pw) if !pw.is_empty() => format!("{}{user}:***@{}", &c["scheme"], &c["host"]),
@@ -770,10 +763,8 @@ pub fn mask_url_users(text: &str) -> String {
 }
 
 /// `?token=x`, `&X-Amz-Signature=x`.
-static QUERY_PARAM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?P<pre>[?&;](?P<key>[A-Za-z0-9_.\-]+)=)(?P<value>[^&# \t\r\n"'<>]+)"#)
-        .expect("the query pattern is a valid regex")
-});
+static QUERY_PARAM: Rx =
+    Rx::new(r#"(?P<pre>[?&;](?P<key>[A-Za-z0-9_.\-]+)=)(?P<value>[^&# \t\r\n"'<>]+)"#);
 
 /// Query parameters that carry a credential besides the secret-named ones.
 const QUERY_SECRETS: &[&str] = &[
@@ -789,43 +780,28 @@ const QUERY_SECRETS: &[&str] = &[
 ];
 
 /// `key=value`, `key: value`, `"key": "value"`, `export KEY=value`, `--flag=value`.
-static PAIR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?m)(?P<pre>(?:^|[ \t,;{(\[|&"'])(?:export[ \t]+)?-{0,2}["']?(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*)(?P<value>\[REDACTED\]|\$\{[^}\n]*\}|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',;&|(){}\[\]]+)"#,
-    )
-    .expect("the pair pattern is a valid regex")
-});
+static PAIR: Rx = Rx::new(
+    r#"(?m)(?P<pre>(?:^|[ \t,;{(\[|&"'])(?:export[ \t]+)?-{0,2}["']?(?P<key>[A-Za-z_+~][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*)(?P<value>\[REDACTED\]|\$\{[^}\n]*\}|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',;&|(){}\[\]]+)"#,
+);
 
 /// A name/value pair on one line: `{name: HF_TOKEN, value: x}`, `{"key": "API_KEY",
 /// "value": "x"}` (Kubernetes' `env`, many tools' variables).
-static NAMED_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?m)(?P<pre>(?:^|[ \t,{(\[])["']?(?i:name|key|variable|var)["']?[ \t]*(?::|=)[ \t]*["']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*,[ \t]*["']?(?i:value|val)["']?[ \t]*(?::|=)[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',}\]]+)"#,
-    )
-    .expect("the name/value pattern is a valid regex")
-});
+static NAMED_VALUE: Rx = Rx::new(
+    r#"(?m)(?P<pre>(?:^|[ \t,{(\[])["']?(?i-u:name|key|variable|var)["']?[ \t]*(?::|=)[ \t]*["']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*,[ \t]*["']?(?i-u:value|val)["']?[ \t]*(?::|=)[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',}\]]+)"#,
+);
 
 /// The same with the value first: `{value: x, name: HF_TOKEN}`.
-static VALUE_NAMED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?m)(?P<pre>(?:^|[ \t,{(\[])["']?(?i:value|val)["']?[ \t]*(?::|=)[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',}\]]+)(?P<post>[ \t]*,[ \t]*["']?(?i:name|key|variable|var)["']?[ \t]*(?::|=)[ \t]*["']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*))"#,
-    )
-    .expect("the value/name pattern is a valid regex")
-});
+static VALUE_NAMED: Rx = Rx::new(
+    r#"(?m)(?P<pre>(?:^|[ \t,{(\[])["']?(?i-u:value|val)["']?[ \t]*(?::|=)[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',}\]]+)(?P<post>[ \t]*,[ \t]*["']?(?i-u:name|key|variable|var)["']?[ \t]*(?::|=)[ \t]*["']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*))"#,
+);
 
 /// A secret flag and its value as items of a list: `["--api-key", "x"]`, `[--hf-token, x]`.
-static LIST_FLAG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?m)(?P<pre>(?:^|[\[, \t])["']?--?(?P<flag>[A-Za-z][A-Za-z0-9_.\-]*)["']?[ \t]*,[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',\]\[{}][^ \t\r\n"',\]]*)"#,
-    )
-    .expect("the list flag pattern is a valid regex")
-});
+static LIST_FLAG: Rx = Rx::new(
+    r#"(?m)(?P<pre>(?:^|[\[, \t])["']?--?(?P<flag>[A-Za-z][A-Za-z0-9_.\-]*)["']?[ \t]*,[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',\]\[{}][^ \t\r\n"',\]]*)"#,
+);
 
 /// `PASSWORD=x` inside the value of an option (`--env=PASSWORD=x`).
-static INNER_PAIR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?P<key>[A-Za-z_+~/][A-Za-z0-9_.\-/:]*)=(?P<value>.+)$")
-        .expect("the inner pair pattern is a valid regex")
-});
+static INNER_PAIR: Rx = Rx::new(r"^(?P<key>[A-Za-z_+~/][A-Za-z0-9_.\-/:]*)=(?P<value>.+)$");
 
 /// ODBC's and ADO.NET's `Pwd=x` in a connection string (`Server=h;Uid=u;Pwd=x;`): `pwd`
 /// alone is the working directory, so only where a `;` stands beside it.
@@ -834,26 +810,16 @@ fn is_connection_pwd(key: &str, pre: &str, end: &str) -> bool {
 }
 
 /// `--password value`, `-passphrase value`.
-static FLAG_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?P<pre>(?:^|[ \t"'=])--?(?P<flag>[A-Za-z][A-Za-z0-9_.\-]*)[ \t]+)(?P<value>\$\{[^}\n]*\}|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"'\-][^ \t\r\n"';&|)]*)"#,
-    )
-    .expect("the flag pattern is a valid regex")
-});
+static FLAG_VALUE: Rx = Rx::new(
+    r#"(?P<pre>(?:^|[ \t"'=])--?(?P<flag>[A-Za-z][A-Za-z0-9_.\-]*)[ \t]+)(?P<value>\$\{[^}\n]*\}|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"'\-][^ \t\r\n"';&|)]*)"#,
+);
 
 /// `<password>x</password>`, `<add key="..." value="...">` aside: an XML element's text.
-static XML_ELEMENT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?P<pre><(?P<tag>[A-Za-z_][A-Za-z0-9_.:\-]*)(?:[ \t][^<>]*)?>)(?P<value>[^<]+)</"#,
-    )
-    .expect("the XML pattern is a valid regex")
-});
+static XML_ELEMENT: Rx =
+    Rx::new(r#"(?P<pre><(?P<tag>[A-Za-z_][A-Za-z0-9_.:\-]*)(?:[ \t][^<>]*)?>)(?P<value>[^<]+)</"#);
 
 /// `Bearer <token>`, `Basic <base64>` after an `Authorization`.
-static BEARER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?P<pre>(?-u:\b)[Bb]earer[ \t]+)[A-Za-z0-9._~+/\-]{8,}=*")
-        .expect("the bearer pattern is a valid regex")
-});
+static BEARER: Rx = Rx::new(r"(?P<pre>(?-u:\b)[Bb]earer[ \t]+)[A-Za-z0-9._~+/\-]{8,}=*");
 
 /// The schemes of an `Authorization` header's value: the credential follows.
 const SCHEMES: &str = r"basic|bearer|token|digest|negotiate|ntlm|bot|jwt|apikey|api-key|oauth|ssws|key|hmac|signature|sharedkey|aws4-hmac-sha256|googlelogin|dpop|mac|hoba";
@@ -861,31 +827,26 @@ const SCHEMES: &str = r"basic|bearer|token|digest|negotiate|ntlm|bot|jwt|apikey|
 /// `Authorization: Basic <credential>`, `auth_header: Token <credential>`: a key, then a
 /// scheme, then the credential up to the end of its quotes or line (Digest's `k="v"` pairs
 /// included).
-static AUTH_SCHEME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r#"(?i)(?P<pre>(?:^|[ \t,;{{(\[|&"'])["']?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*["']?(?:{SCHEMES})[ \t]+)(?P<value>(?:[^"'\r\n=]|="[^"\r\n]*"|=)+)"#
-    ))
-    .expect("the scheme pattern is a valid regex")
+static AUTH_SCHEME: LazyLock<Rx> = LazyLock::new(|| {
+    Rx::with(format!(
+        r#"(?P<pre>(?:^|[ \t,;{{(\[|&"'])["']?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*["']?(?i-u:{SCHEMES})[ \t]+)(?P<value>(?:[^"'\r\n=]|="[^"\r\n]*"|=)+)"#
+    ).into())
 });
 
 /// A value that is a scheme and its credential whole: `Basic dXNlcjpwdw==`, `Token abc`.
-static SCHEME_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r#"^(?i)(?P<pre>[ \t"']*(?:{SCHEMES})[ \t]+)(?P<value>[^ \t"'][^"'\r\n]*?)(?P<post>[ \t"']*)$"#
-    ))
-    .expect("the scheme value pattern is a valid regex")
+static SCHEME_VALUE: LazyLock<Rx> = LazyLock::new(|| {
+    Rx::with(format!(
+        r#"^(?P<pre>[ \t"']*(?i-u:{SCHEMES})[ \t]+)(?P<value>[^ \t"'][^"'\r\n]*?)(?P<post>[ \t"']*)$"#
+    ).into())
 });
 
 /// A scheme alone.
-static SCHEME_WORD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"^(?i)(?:{SCHEMES})$")).expect("the scheme word pattern is a valid regex")
-});
+static SCHEME_WORD: LazyLock<Rx> =
+    LazyLock::new(|| Rx::with(format!(r"^(?i-u:{SCHEMES})$").into()));
 
 /// `Basic <base64>` anywhere: secret when the base64 is `user:password`.
-static BASIC: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?P<pre>(?-u:\b)[Bb][Aa][Ss][Ii][Cc][ \t]+)(?P<value>[A-Za-z0-9+/]{6,}={0,2})")
-        .expect("the basic pattern is a valid regex")
-});
+static BASIC: Rx =
+    Rx::new(r"(?P<pre>(?-u:\b)[Bb][Aa][Ss][Ii][Cc][ \t]+)(?P<value>[A-Za-z0-9+/]{6,}={0,2})");
 
 /// Whether a name says its value is an `Authorization` header: `auth_header`,
 /// `AUTHORIZATION_HEADER`, `proxy_auth_headers`.
@@ -999,15 +960,17 @@ fn patterns(text: &str, scan: &Scan) -> String {
     let mut out = text.to_string();
     if out.contains("-----BEGIN ") {
         out = PEM_BLOCK
-            .replace_all(&out, |c: &Captures| pem_replacement(&c[0], scan.mode))
+            .replace_all(&out, |c: &Caps| pem_replacement(&c[0], scan.mode))
             .into_owned();
     }
     if might_hold_credential(&out) {
-        out = CREDENTIALS.replace_all(&out, REDACTED).into_owned();
+        out = CREDENTIALS
+            .replace_all(&out, |_| REDACTED.to_string())
+            .into_owned();
     }
     if out.contains("://") {
         out = URL_USERINFO
-            .replace_all(&out, |c: &Captures| {
+            .replace_all(&out, |c: &Caps| {
                 let (user, host) = (&c["user"], &c["host"]);
                 let pw = c.name("pw").map(|m| m.as_str());
                 // With a password, the user is a name; without one, it may be the key.
@@ -1026,7 +989,7 @@ fn patterns(text: &str, scan: &Scan) -> String {
     }
     if out.contains("earer") {
         out = BEARER
-            .replace_all(&out, |c: &Captures| format!("{}{REDACTED}", &c["pre"]))
+            .replace_all(&out, |c: &Caps| format!("{}{REDACTED}", &c["pre"]))
             .into_owned();
     }
     if out.contains("asic") || out.contains("ASIC") {
@@ -1129,8 +1092,8 @@ fn patterns(text: &str, scan: &Scan) -> String {
 /// the match too.
 fn replace_secret_values(
     text: &str,
-    re: &Regex,
-    secret: impl Fn(&Captures, &str) -> Option<String>,
+    re: &Rx,
+    secret: impl Fn(&Caps, &str) -> Option<String>,
 ) -> String {
     let mut out = String::with_capacity(text.len());
     let (mut last, mut at) = (0, 0);
@@ -1188,6 +1151,33 @@ fn pem_replacement(block: &str, mode: Mode) -> String {
         }
     }
     out
+}
+
+/// Every pattern of the redaction engine, by name (`rx::tests` holds both engines to them).
+#[cfg(test)]
+pub(super) fn every_pattern() -> Vec<(&'static str, &'static Rx)> {
+    vec![
+        ("SECTION", &SECTION),
+        ("KEY_LINE", &KEY_LINE),
+        ("CREDENTIALS", &CREDENTIALS),
+        ("PEM_BLOCK", &PEM_BLOCK),
+        ("URL_USERINFO", &URL_USERINFO),
+        ("QUERY_PARAM", &QUERY_PARAM),
+        ("PAIR", &PAIR),
+        ("NAMED_VALUE", &NAMED_VALUE),
+        ("VALUE_NAMED", &VALUE_NAMED),
+        ("LIST_FLAG", &LIST_FLAG),
+        ("INNER_PAIR", &INNER_PAIR),
+        ("FLAG_VALUE", &FLAG_VALUE),
+        ("XML_ELEMENT", &XML_ELEMENT),
+        ("BEARER", &BEARER),
+        ("AUTH_SCHEME", &AUTH_SCHEME),
+        ("SCHEME_VALUE", &SCHEME_VALUE),
+        ("SCHEME_WORD", &SCHEME_WORD),
+        ("BASIC", &BASIC),
+        ("ASSIGNMENT", &super::ASSIGNMENT),
+        ("PACKAGE_LINE", &super::PACKAGE_LINE),
+    ]
 }
 
 #[cfg(test)]
