@@ -352,18 +352,23 @@ pub(super) fn found(
             .or_default()
             .apply(crate::observe::Op::Read);
     }
-    // The stats first, in parallel: a job that read 100,000 files named as many.
+    // The stats first, in parallel when there are many: a job that read 100,000 files named
+    // as many. A few are taken here: starting rayon's pool (its threads then spin a while
+    // on the other core) cost more than the stats of a short job's dozen paths.
     let stated: Vec<(PathBuf, Access, Option<std::fs::Metadata>)> = {
         use rayon::prelude::*;
+        const PARALLEL_STATS: usize = 256;
+        let stat = |(p, a): (OsString, Access)| {
+            let p = PathBuf::from(p);
+            let meta = std::fs::metadata(&p).ok().filter(|m| m.is_file());
+            (p, a, meta)
+        };
         let paths: Vec<(OsString, Access)> = paths.into_iter().collect();
-        paths
-            .into_par_iter()
-            .map(|(p, a)| {
-                let p = PathBuf::from(p);
-                let meta = std::fs::metadata(&p).ok().filter(|m| m.is_file());
-                (p, a, meta)
-            })
-            .collect()
+        if paths.len() < PARALLEL_STATS {
+            paths.into_iter().map(stat).collect()
+        } else {
+            paths.into_par_iter().map(stat).collect()
+        }
     };
     // Declared paths: touched when the job opened them or anything in them, whatever
     // class the file is (a tracked config is code read, and was opened all the same).
