@@ -77,12 +77,14 @@ pub struct Outcome {
     _listening: Listening,
 }
 
-/// Start the command in `cwd`, with `env` (None: lineage's own environment) plus `extra_env`.
+/// Start the command in `cwd` (from `found`, where its program was found on PATH), with
+/// `env` (None: lineage's own environment) plus `extra_env`.
 /// A stopping signal received once the command has ended sets `stop`, and so does one
 /// received while it ran, once it has ended (heard until the returned [`Running`]'s outcome
 /// is dropped: the handlers stay, so lineage is never left deaf).
 pub fn spawn(
     argv: &[OsString],
+    found: Option<&std::path::Path>,
     cwd: &std::path::Path,
     env: Option<&[(OsString, OsString)]>,
     extra_env: &[(&str, &str)],
@@ -94,7 +96,15 @@ pub fn spawn(
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     // Handlers first, so a signal arriving during the spawn is queued, not fatal.
     let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)?;
-    let mut command = Command::new(program);
+    // Found on PATH already: executed from there, under the name it was given.
+    let mut command = match found {
+        Some(path) => {
+            let mut c = Command::new(path);
+            std::os::unix::process::CommandExt::arg0(&mut c, program);
+            c
+        }
+        None => Command::new(program),
+    };
     command.args(args).current_dir(cwd);
     if let Some(env) = env {
         command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));

@@ -88,6 +88,37 @@ fn run_exits_126_and_127_like_env() {
     assert_eq!(code(&out), 126);
 }
 
+/// lineage starts a program found on PATH from where it found it (one exec, not one per
+/// PATH entry): the job still sees the name it was given as argv[0], a PATH script without
+/// `#!` still runs with /bin/sh, and the PATH searched is the job's own.
+#[test]
+fn a_program_found_on_path_keeps_its_name_and_the_shells_fallback() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let out = env.cmd(["run", "-q", "--", "sh", "-c", "echo \"$0\""]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "sh\n");
+
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let script = env.write("bin/no-shebang", "echo ran by \"$0\"\n");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let elsewhere = env.path("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("elsewhere");
+    let path = format!(
+        "{}:{}:{}",
+        elsewhere.display(),
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = env.lineage();
+    cmd.env("PATH", &path)
+        .args(["run", "-q", "--", "no-shebang"]);
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("ran by {}\n", script.display()));
+}
+
 #[test]
 fn run_without_double_dash_is_a_usage_error() {
     let env = Env::new();

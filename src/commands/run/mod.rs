@@ -121,6 +121,7 @@ pub fn execute(mut plan: Plan) -> Executed {
     let start = crate::observe::coarse_now();
     let spawned = child::spawn(
         &plan.argv,
+        plan.program.as_deref(),
         &plan.cwd,
         plan.env.as_deref(),
         &extra_env,

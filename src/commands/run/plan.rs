@@ -96,6 +96,10 @@ pub struct Spec {
 /// What `run` will do, validated before anything is captured.
 pub struct Plan {
     pub(super) argv: Vec<OsString>,
+    /// Where the program of `argv` was found on the job's PATH, when it was searched for
+    /// there: the job is started from it (`argv[0]` as given), in one exec, not one per
+    /// PATH entry before it (each a call held for the observer).
+    pub(super) program: Option<PathBuf>,
     pub(super) cwd: PathBuf,
     pub(super) env: Option<Vec<(OsString, OsString)>>,
     pub(super) rerun_of: Option<String>,
@@ -251,7 +255,7 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
             .map(|(_, v)| v.clone()),
         None => std::env::var_os("PATH"),
     };
-    check_command(&spec.argv, &cwd, path_var.as_deref())?;
+    let program = check_command(&spec.argv, &cwd, path_var.as_deref())?;
     let observe = spec.observe.unwrap_or(settings.observe);
     let strict = spec.strict || settings.strict;
     if strict && !observe {
@@ -298,6 +302,7 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         configs: declare(&spec.configs),
         config_keys: spec.config_keys,
         argv: spec.argv,
+        program,
         env: spec.env,
         rerun_of: spec.rerun_of,
         params: spec.params,
@@ -381,11 +386,14 @@ fn check_declared(cwd: &Path, path: &Path, is_config: bool) -> Result<(), Error>
 }
 
 /// 127 when the command is not found, 126 when it cannot be executed, before recording.
+/// Ok(Some): the program found on PATH (an absolute path), to be executed from there;
+/// Ok(None): the job's exec looks for it itself (a path given, a PATH entry relative to the
+/// job's directory).
 fn check_command(
     argv: &[OsString],
     cwd: &Path,
     path_var: Option<&std::ffi::OsStr>,
-) -> Result<(), Error> {
+) -> Result<Option<PathBuf>, Error> {
     let program = argv.first().map(OsString::as_os_str).unwrap_or_default();
     let shown = program.to_string_lossy().into_owned();
     if program.is_empty() {
@@ -407,5 +415,7 @@ fn check_command(
     if access(&path, AccessFlags::X_OK).is_err() {
         return Err(Error::CommandNotExecutable(shown));
     }
-    Ok(())
+    // Its path goes to execvp all the same, which runs a file without `#!` with /bin/sh.
+    let searched = !program.as_bytes().contains(&b'/');
+    Ok((searched && path.is_absolute()).then_some(path))
 }
