@@ -5,10 +5,13 @@
 //! regex crate's compile of the seven patterns that text needs was ~1.7 ms of every
 //! `lineage run` (docs/performance.md).
 //!
-//! Both engines find the same matches and groups for these patterns: they use ASCII classes,
-//! an ASCII `(?-u:\b)` and an ASCII `(?i-u:...)`, which the lite engine reads as `\b` and
-//! `(?i:...)` (ASCII both there); `.` and negated classes match one Unicode scalar value in
-//! both. `tests::both_engines_agree` holds every pattern to that on texts made to hit them.
+//! Both engines find the same matches and groups for these patterns: they use ASCII classes
+//! and an ASCII `(?-u:\b)` (the lite engine's `\b`); `.` and negated classes match one
+//! Unicode scalar value in both. Case-insensitive parts fold as Unicode says in the regex
+//! crate, where two letters outside ASCII fold into it (the Kelvin sign `K` into `k`, the long
+//! `ſ` into `s`): the lite engine folds ASCII only, so its copy of the pattern names those two
+//! beside `k` and `s` wherever case is ignored (`lite_source`). `tests::both_engines_agree`
+//! holds every pattern to the same groups on texts made to hit them.
 
 use std::borrow::Cow;
 use std::ops::Index;
@@ -126,11 +129,9 @@ impl Rx {
         }
     }
 
-    /// The pattern as the lite engine reads it: ASCII is all it knows, so the `-u` goes.
+    /// The pattern as the lite engine reads it (see the module).
     fn lite_source(&self) -> String {
-        self.full_source
-            .replace(r"(?-u:\b)", r"\b")
-            .replace("(?i-u:", "(?i:")
+        lite_source(&self.full_source)
     }
 
     fn lite(&self) -> &regex_lite::Regex {
@@ -219,6 +220,121 @@ impl Rx {
         out.push_str(&text[last..]);
         Cow::Owned(out)
     }
+}
+
+/// The letters outside ASCII that Unicode's simple case folding puts with an ASCII one (the
+/// regex crate's `(?i)`; found by trying every scalar value against `(?i)[a-zA-Z]`).
+const FOLDS: [(char, char); 2] = [('k', '\u{212a}'), ('s', '\u{17f}')];
+
+/// `source` for the lite engine: `(?-u:\b)` is its `\b`, and where case is ignored (after
+/// `(?i)`, inside `(?i:...)`) a literal `k` or `s` and a class holding one also take the
+/// letter that folds into it. Written for the redaction patterns' syntax: escapes, classes
+/// (no nested ones), groups and flags.
+fn lite_source(source: &str) -> String {
+    let source = source.replace(r"(?-u:\b)", r"\b");
+    let chars: Vec<char> = source.chars().collect();
+    let mut out = String::with_capacity(source.len() + 16);
+    // Whether case is ignored, and what it was outside each open group.
+    let (mut ignore, mut outer) = (false, Vec::new());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' => {
+                out.extend(chars.get(i..(i + 2).min(chars.len())).into_iter().flatten());
+                i += 2;
+            }
+            '(' => {
+                outer.push(ignore);
+                let rest: String = chars[i..].iter().take(6).collect();
+                if rest.starts_with("(?i)") {
+                    // A flag for the rest of the enclosing group, not a group.
+                    outer.pop();
+                    ignore = true;
+                    out.push_str("(?i)");
+                    i += 4;
+                } else if rest.starts_with("(?i:") {
+                    ignore = true;
+                    out.push_str("(?i:");
+                    i += 4;
+                } else if rest.starts_with("(?P<") {
+                    let end = chars[i..]
+                        .iter()
+                        .position(|&c| c == '>')
+                        .map_or(chars.len(), |n| i + n + 1);
+                    out.extend(&chars[i..end]);
+                    i = end;
+                } else {
+                    out.push('(');
+                    i += 1;
+                }
+            }
+            ')' => {
+                ignore = outer.pop().unwrap_or(false);
+                out.push(')');
+                i += 1;
+            }
+            '[' => {
+                // The class up to its `]` (one right after `[` or `[^` is a member).
+                let mut end = i + 1;
+                if chars.get(end) == Some(&'^') {
+                    end += 1;
+                }
+                if chars.get(end) == Some(&']') {
+                    end += 1;
+                }
+                let mut members = Vec::new();
+                while end < chars.len() && chars[end] != ']' {
+                    if chars[end] == '\\' {
+                        end += 2;
+                        continue;
+                    }
+                    if chars.get(end + 1) == Some(&'-')
+                        && chars.get(end + 2).is_some_and(|&c| c != ']')
+                    {
+                        members.push((chars[end], chars[end + 2]));
+                        end += 3;
+                    } else {
+                        members.push((chars[end], chars[end]));
+                        end += 1;
+                    }
+                }
+                out.extend(&chars[i..end.min(chars.len())]);
+                if ignore {
+                    for (ascii, other) in FOLDS {
+                        let upper = ascii.to_ascii_uppercase();
+                        if members
+                            .iter()
+                            .any(|&(a, b)| (a..=b).contains(&ascii) || (a..=b).contains(&upper))
+                        {
+                            out.push(other);
+                        }
+                    }
+                }
+                if end < chars.len() {
+                    out.push(']');
+                }
+                i = end + 1;
+            }
+            _ => {
+                match FOLDS
+                    .iter()
+                    .find(|(ascii, _)| ignore && c.eq_ignore_ascii_case(ascii))
+                {
+                    Some((ascii, other)) => {
+                        out.push('[');
+                        out.push(*ascii);
+                        out.push(ascii.to_ascii_uppercase());
+                        out.push(*other);
+                        out.push(']');
+                    }
+                    None => out.push(c),
+                }
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -382,6 +498,12 @@ mod tests {
             "{\u{212a}ey: API_KEY, value: x}",
             "\u{212a}ey",
             "Authorization: \u{212a}ey abcdefgh",
+            "{\u{212a}ey: HF_TOKEN, value: CANARY_X1}",
+            "AUTH_HEADER=to\u{212a}en CANARY_X2",
+            "auth_header=Dige\u{17f}t response=CANARY_X3",
+            "Authorization: ba\u{17f}ic dXNlcjpwdw==",
+            "{value: S, \u{212a}ey: HF_TOKEN}",
+            "X-Auth-Header: api\u{212a}ey S",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -404,6 +526,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_lite_copy_folds_the_two_letters_the_regex_crate_does() {
+        assert_eq!(lite_source(r"(?-u:\b)sk-[a-z]"), r"\bsk-[a-z]");
+        assert_eq!(
+            lite_source(r"(?i:key|Sk)x"),
+            "(?i:[kK\u{212a}]ey|[sS\u{17f}][kK\u{212a}])x"
+        );
+        assert_eq!(
+            lite_source(r"(?i)[A-Z_][^s\]]"),
+            "(?i)[A-Z_\u{212a}\u{17f}][^s\\]\u{17f}]"
+        );
+        assert_eq!(
+            lite_source(r"(?P<key>x)(?i)(?P<s>\sk)"),
+            "(?P<key>x)(?i)(?P<s>\\s[kK\u{212a}])"
+        );
+        assert_eq!(lite_source(r"((?i:k))k"), "((?i:[kK\u{212a}]))k");
     }
 
     #[test]

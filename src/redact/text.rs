@@ -787,12 +787,12 @@ static PAIR: Rx = Rx::new(
 /// A name/value pair on one line: `{name: HF_TOKEN, value: x}`, `{"key": "API_KEY",
 /// "value": "x"}` (Kubernetes' `env`, many tools' variables).
 static NAMED_VALUE: Rx = Rx::new(
-    r#"(?m)(?P<pre>(?:^|[ \t,{(\[])["']?(?i-u:name|key|variable|var)["']?[ \t]*(?::|=)[ \t]*["']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*,[ \t]*["']?(?i-u:value|val)["']?[ \t]*(?::|=)[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',}\]]+)"#,
+    r#"(?m)(?P<pre>(?:^|[ \t,{(\[])["']?(?i:name|key|variable|var)["']?[ \t]*(?::|=)[ \t]*["']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*,[ \t]*["']?(?i:value|val)["']?[ \t]*(?::|=)[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',}\]]+)"#,
 );
 
 /// The same with the value first: `{value: x, name: HF_TOKEN}`.
 static VALUE_NAMED: Rx = Rx::new(
-    r#"(?m)(?P<pre>(?:^|[ \t,{(\[])["']?(?i-u:value|val)["']?[ \t]*(?::|=)[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',}\]]+)(?P<post>[ \t]*,[ \t]*["']?(?i-u:name|key|variable|var)["']?[ \t]*(?::|=)[ \t]*["']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*))"#,
+    r#"(?m)(?P<pre>(?:^|[ \t,{(\[])["']?(?i:value|val)["']?[ \t]*(?::|=)[ \t]*)(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^ \t\r\n"',}\]]+)(?P<post>[ \t]*,[ \t]*["']?(?i:name|key|variable|var)["']?[ \t]*(?::|=)[ \t]*["']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*))"#,
 );
 
 /// A secret flag and its value as items of a list: `["--api-key", "x"]`, `[--hf-token, x]`.
@@ -829,20 +829,20 @@ const SCHEMES: &str = r"basic|bearer|token|digest|negotiate|ntlm|bot|jwt|apikey|
 /// included).
 static AUTH_SCHEME: LazyLock<Rx> = LazyLock::new(|| {
     Rx::with(format!(
-        r#"(?P<pre>(?:^|[ \t,;{{(\[|&"'])["']?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*["']?(?i-u:{SCHEMES})[ \t]+)(?P<value>(?:[^"'\r\n=]|="[^"\r\n]*"|=)+)"#
+        r#"(?i)(?P<pre>(?:^|[ \t,;{{(\[|&"'])["']?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*["']?(?:{SCHEMES})[ \t]+)(?P<value>(?:[^"'\r\n=]|="[^"\r\n]*"|=)+)"#
     ).into())
 });
 
 /// A value that is a scheme and its credential whole: `Basic dXNlcjpwdw==`, `Token abc`.
 static SCHEME_VALUE: LazyLock<Rx> = LazyLock::new(|| {
     Rx::with(format!(
-        r#"^(?P<pre>[ \t"']*(?i-u:{SCHEMES})[ \t]+)(?P<value>[^ \t"'][^"'\r\n]*?)(?P<post>[ \t"']*)$"#
+        r#"^(?i)(?P<pre>[ \t"']*(?:{SCHEMES})[ \t]+)(?P<value>[^ \t"'][^"'\r\n]*?)(?P<post>[ \t"']*)$"#
     ).into())
 });
 
 /// A scheme alone.
 static SCHEME_WORD: LazyLock<Rx> =
-    LazyLock::new(|| Rx::with(format!(r"^(?i-u:{SCHEMES})$").into()));
+    LazyLock::new(|| Rx::with(format!(r"^(?i)(?:{SCHEMES})$").into()));
 
 /// `Basic <base64>` anywhere: secret when the base64 is `user:password`.
 static BASIC: Rx =

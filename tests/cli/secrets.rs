@@ -155,6 +155,48 @@ fn planted_secrets_never_reach_the_store_files() {
     }
 }
 
+/// Case is ignored as Unicode says where the patterns ignore it: the Kelvin sign folds into
+/// `k` and the long s into `s`, so `to\u{212a}en`, `ba\u{17f}ic` and `\u{212a}ey` are `token`,
+/// `basic` and `key` to the redaction (a trial of the short-text engine found all four
+/// values below stored in clear when it folded ASCII only). Short texts and long ones: each
+/// engine reads one.
+#[test]
+fn case_folded_scheme_and_key_words_outside_ascii_are_redacted_in_short_and_long_texts() {
+    let env = Env::new();
+    let padding = format!("# {}\n", "x".repeat(5000));
+    env.write(
+        "long.yaml",
+        format!("{padding}cmd: curl -H 'Authorization: ba\u{17f}ic CANARY_LONG_4'\n"),
+    );
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "-c", "long.yaml", "-p"])
+        .arg("auth_header=Dige\u{17f}t response=CANARY_X3")
+        .args(["--", "sh", "-c", "true"])
+        .arg("Authorization: ba\u{17f}ic CANARY_X4")
+        .env("SPEC", "{\u{212a}ey: HF_TOKEN, value: CANARY_X1}")
+        .env("AUTH_HEADER", "to\u{212a}en CANARY_X2");
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let run = env.show(None).to_string();
+    let files = env.store_files();
+    for canary in [
+        "CANARY_X1",
+        "CANARY_X2",
+        "CANARY_X3",
+        "CANARY_X4",
+        "CANARY_LONG_4",
+    ] {
+        assert!(!run.contains(canary), "{canary} in show --json");
+        for (path, bytes) in &files {
+            assert!(
+                !contains(bytes, canary.as_bytes()),
+                "{canary} found in {}",
+                path.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn config_params_with_secret_names_are_redacted() {
     let env = Env::new();
