@@ -78,7 +78,11 @@ pub fn execute(mut plan: Plan) -> Executed {
         };
     }
     crate::timing::mark("run begun");
-    let short = plan.store.short_id(&id).unwrap_or_else(|_| id.clone());
+    // Told only when not quiet (a query over the runs, before launch).
+    let short = match plan.quiet {
+        true => String::new(),
+        false => plan.store.short_id(&id).unwrap_or_else(|_| id.clone()),
+    };
     if !plan.quiet {
         ui::info(format_args!("run {short} recording"));
     }
