@@ -828,10 +828,20 @@ const SCHEMES: &str = r"basic|bearer|token|digest|negotiate|ntlm|bot|jwt|apikey|
 /// scheme, then the credential up to the end of its quotes or line (Digest's `k="v"` pairs
 /// included).
 static AUTH_SCHEME: LazyLock<Rx> = LazyLock::new(|| {
-    Rx::with(format!(
-        r#"(?i)(?P<pre>(?:^|[ \t,;{{(\[|&"'])["']?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*["']?(?:{SCHEMES})[ \t]+)(?P<value>(?:[^"'\r\n=]|="[^"\r\n]*"|=)+)"#
-    ).into())
+    let pre = &*AUTH_SCHEME_PRE;
+    Rx::with(format!(r#"{pre}(?P<value>(?:[^"'\r\n=]|="[^"\r\n]*"|=)+)"#).into())
 });
+
+/// `AUTH_SCHEME` up to its value.
+static AUTH_SCHEME_PRE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"(?i)(?P<pre>(?:^|[ \t,;{{(\[|&"'])["']?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*(?::=|=|:)[ \t]*["']?(?:{SCHEMES})[ \t]+)"#
+    )
+});
+
+/// `AUTH_SCHEME`'s `pre` alone, which is all a key that is not secret needs (see
+/// `replace_auth_schemes`).
+static AUTH_SCHEME_KEY: LazyLock<Rx> = LazyLock::new(|| Rx::with(AUTH_SCHEME_PRE.clone().into()));
 
 /// A value that is a scheme and its credential whole: `Basic dXNlcjpwdw==`, `Token abc`.
 static SCHEME_VALUE: LazyLock<Rx> = LazyLock::new(|| {
@@ -998,13 +1008,7 @@ fn patterns(text: &str, scan: &Scan) -> String {
         });
     }
     if out.contains([':', '=']) {
-        out = replace_secret_values(&out, &AUTH_SCHEME, |c, _| {
-            let key = &c["key"];
-            ((is_secret_path(key) || is_auth_header_name(key))
-                && !is_harmless(&c["value"])
-                && !c["value"].starts_with(REDACTED))
-            .then(|| format!("{}{REDACTED}", &c["pre"]))
-        });
+        out = replace_auth_schemes(&out);
     }
     if out.contains("machine") || out.contains("default") {
         out = netrc(&out);
@@ -1086,6 +1090,31 @@ fn patterns(text: &str, scan: &Scan) -> String {
     out
 }
 
+/// The credential after an authorization scheme replaced where the key is secret (or names
+/// an `Authorization` header). The pattern's value runs to the end of its line, so finding
+/// each match whole made a line of many `key=Token x` pairs quadratic (20 KB of them took
+/// 4 s to redact, 120 KB minutes): a key that is not secret is passed over on its `pre`
+/// alone, which ends where the whole match's would whenever a value follows it (any
+/// character but a quote or a line end: the value's first alternative takes it); where none
+/// does, or the key is secret, the whole match is found as before.
+fn replace_auth_schemes(text: &str) -> String {
+    let secret_key = |key: &str| is_secret_path(key) || is_auth_header_name(key);
+    let passed_over = |at: usize| {
+        let c = AUTH_SCHEME_KEY.captures_at(text, at)?;
+        let pre = c.name("pre")?;
+        let value_follows = text[pre.end()..]
+            .chars()
+            .next()
+            .is_some_and(|ch| !matches!(ch, '"' | '\'' | '\r' | '\n'));
+        (value_follows && !secret_key(&c["key"])).then_some((pre.start(), pre.end()))
+    };
+    replace_secret_values_skipping(text, &AUTH_SCHEME, passed_over, |c, _| {
+        let key = &c["key"];
+        (secret_key(key) && !is_harmless(&c["value"]) && !c["value"].starts_with(REDACTED))
+            .then(|| format!("{}{REDACTED}", &c["pre"]))
+    })
+}
+
 /// Each match of `re` (a `pre` group, then a value) replaced where `secret` says so. A match
 /// left alone is searched again from its value on, so `setup: "export TOKEN=x"` finds the
 /// pair inside the quoted value of a key that is not secret. `secret` gets the text after
@@ -1095,9 +1124,27 @@ fn replace_secret_values(
     re: &Rx,
     secret: impl Fn(&Caps, &str) -> Option<String>,
 ) -> String {
+    replace_secret_values_skipping(text, re, |_| None, secret)
+}
+
+/// `replace_secret_values`, where `passed_over(at)` may say, without the whole match, that
+/// the next match from `at` is left alone and where its `pre` ends.
+fn replace_secret_values_skipping(
+    text: &str,
+    re: &Rx,
+    passed_over: impl Fn(usize) -> Option<(usize, usize)>,
+    secret: impl Fn(&Caps, &str) -> Option<String>,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let (mut last, mut at) = (0, 0);
     while at <= text.len() {
+        if let Some((start, end)) = passed_over(at) {
+            at = end.max(start + 1);
+            while at < text.len() && !text.is_char_boundary(at) {
+                at += 1;
+            }
+            continue;
+        }
         let Some(c) = re.captures_at(text, at) else {
             break;
         };
@@ -1172,6 +1219,7 @@ pub(super) fn every_pattern() -> Vec<(&'static str, &'static Rx)> {
         ("XML_ELEMENT", &XML_ELEMENT),
         ("BEARER", &BEARER),
         ("AUTH_SCHEME", &AUTH_SCHEME),
+        ("AUTH_SCHEME_KEY", &AUTH_SCHEME_KEY),
         ("SCHEME_VALUE", &SCHEME_VALUE),
         ("SCHEME_WORD", &SCHEME_WORD),
         ("BASIC", &BASIC),
@@ -1183,6 +1231,45 @@ pub(super) fn every_pattern() -> Vec<(&'static str, &'static Rx)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The linear pass over authorization schemes redacts exactly what finding every match
+    /// whole did, on texts made of pairs, schemes, quotes and line ends.
+    #[test]
+    fn auth_schemes_passed_over_by_key_redact_as_whole_matches_did() {
+        let whole = |text: &str| {
+            replace_secret_values(text, &AUTH_SCHEME, |c, _| {
+                let key = &c["key"];
+                ((is_secret_path(key) || is_auth_header_name(key))
+                    && !is_harmless(&c["value"])
+                    && !c["value"].starts_with(REDACTED))
+                .then(|| format!("{}{REDACTED}", &c["pre"]))
+            })
+        };
+        let pieces = [
+            "a", "password", "auth_header", "Authorization", "x", "=", ":", ":=", " ", "  ", "\t",
+            "\n", "\r\n", "\"", "'", "Token", "token", "Basic", "Digest", "to\u{212a}en", ",",
+            ";", "{", "[REDACTED]", "abc", "dXNlcjpwdw==", "é", "true", "${X}", "=\"q\"",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut texts = vec![
+            "a=Token b ".repeat(50),
+            "password=Token b a=Token c ".repeat(20),
+            "a: Token \"x\" auth_header: Token  'y' b=Token \n".repeat(10),
+        ];
+        for _ in 0..3000 {
+            let n = 1 + next() as usize % 24;
+            texts.push((0..n).map(|_| pieces[next() as usize % pieces.len()]).collect());
+        }
+        for text in &texts {
+            assert_eq!(replace_auth_schemes(text), whole(text), "on {text:?}");
+        }
+    }
 
     fn text(s: &str) -> String {
         redact(
