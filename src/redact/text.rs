@@ -1071,6 +1071,9 @@ fn patterns(text: &str, scan: &Scan) -> String {
                 .then(|| format!("{}{q}{}={REDACTED}{q}", &c["pre"], &nested["key"]))
         });
     }
+    if out.contains('<') && out.contains(['=', '/']) {
+        out = xml_pairs(&out);
+    }
     if out.contains("</") {
         out = replace_secret_values(&out, &XML_ELEMENT, |c, _| {
             let tag = c["tag"].rsplit(':').next().unwrap_or_default();
@@ -1086,6 +1089,175 @@ fn patterns(text: &str, scan: &Scan) -> String {
     }
     if let Some(extra) = scan.extra {
         out = extra.replace_all(&out, REDACTED).into_owned();
+    }
+    out
+}
+
+/// XML's name/value pairs: an attribute named as a secret (`<connection password="x">`), a
+/// `value` attribute beside a `name` or `key` attribute naming one (`<add key="ApiKey"
+/// value="x"/>`, Ant's and Maven's `<property name="db.password" value="x"/>`), and the
+/// text of the `<value>` element that follows one (Hadoop's `core-site.xml`:
+/// `<name>fs.s3a.secret.key</name><value>x</value>`; .NET's `<setting name="Password">
+/// <value>x</value>`). A tolerant scan of tags, not a parser: what looks like a pair is
+/// redacted, a value that spans lines line by line (a patch keeps each line's marker).
+fn xml_pairs(text: &str) -> String {
+    let bytes = text.as_bytes();
+    // Replacements, in order: (start, end) of a value's text.
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    // A `<value>` element to come is secret (named by the pair before it).
+    let mut pending = false;
+    // The text of an open `<name>` or `<key>` element starts here.
+    let mut naming: Option<usize> = None;
+    let mut i = 0;
+    while let Some(lt) = text[i..].find('<').map(|n| i + n) {
+        // A `<` that opens no tag (`a < b` in a comment) is passed.
+        let Some(gt) = tag_end(bytes, lt) else {
+            i = lt + 1;
+            continue;
+        };
+        let tag = &text[lt + 1..gt];
+        i = gt + 1;
+        if let Some(closed) = tag.strip_prefix('/') {
+            let closed = local_name(closed.trim());
+            let naming_closed =
+                closed.eq_ignore_ascii_case("name") || closed.eq_ignore_ascii_case("key");
+            if let Some(start) = naming.take()
+                && naming_closed
+            {
+                pending = is_secret_path(text[start..lt].trim());
+            } else if !naming_closed && !closed.eq_ignore_ascii_case("value") {
+                // The pair's parent is closed (`</property>`); a value's end is not its
+                // pair's (a patch has the old value and the new one).
+                pending = false;
+            }
+            continue;
+        }
+        if tag.starts_with(['!', '?']) {
+            continue;
+        }
+        let name_len = tag
+            .find(|c: char| c.is_whitespace() || c == '/')
+            .unwrap_or(tag.len());
+        let element = local_name(&tag[..name_len]);
+        let attrs = attributes(tag, lt + 1, name_len);
+        let named = attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("name") || k.eq_ignore_ascii_case("key"));
+        let named_secret = named.is_some_and(|(_, v)| is_secret_path(text[v.0..v.1].trim()));
+        let mut value_attr = false;
+        for (k, v) in &attrs {
+            let value = &text[v.0..v.1];
+            let secret = if k.eq_ignore_ascii_case("value") {
+                value_attr = true;
+                named_secret
+            } else {
+                named.is_none_or(|(n, _)| n != k) && is_secret_name(local_name(k))
+            };
+            if secret && !value.is_empty() && !is_harmless(value) && !value.starts_with(REDACTED) {
+                spans.push(*v);
+            }
+        }
+        if named.is_some() && !value_attr {
+            pending = named_secret;
+        }
+        let self_closing = tag.ends_with('/');
+        if element.eq_ignore_ascii_case("name") || element.eq_ignore_ascii_case("key") {
+            naming = (!self_closing).then_some(gt + 1);
+        } else if element.eq_ignore_ascii_case("value") && !self_closing {
+            let end = text[gt + 1..].find('<').map_or(text.len(), |n| gt + 1 + n);
+            let value = &text[gt + 1..end];
+            if pending
+                && !value.trim().is_empty()
+                && !is_harmless(value.trim())
+                && !value.trim().starts_with(REDACTED)
+            {
+                spans.push((gt + 1, end));
+            }
+        }
+    }
+    if spans.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (start, end) in spans {
+        if start < last {
+            continue;
+        }
+        out.push_str(&text[last..start]);
+        // Line by line: a value's own line ends, and a patch's markers after them, stay.
+        for (n, line) in text[start..end].split('\n').enumerate() {
+            if n > 0 {
+                out.push('\n');
+            }
+            let trimmed = line.trim();
+            if trimmed.is_empty() {
+                out.push_str(line);
+            } else {
+                let lead = &line[..line.len() - line.trim_start().len()];
+                let trail = &line[lead.len() + trimmed.len()..];
+                out.push_str(lead);
+                out.push_str(REDACTED);
+                out.push_str(trail);
+            }
+        }
+        last = end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// The index of the `>` that ends the tag opened at `lt` (quotes respected), if any.
+fn tag_end(bytes: &[u8], lt: usize) -> Option<usize> {
+    let mut quote = None;
+    for (n, &b) in bytes[lt + 1..].iter().enumerate() {
+        match (quote, b) {
+            (None, b'"' | b'\'') => quote = Some(b),
+            (Some(q), b) if b == q => quote = None,
+            (None, b'>') => return Some(lt + 1 + n),
+            (None, b'<') => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A name without its namespace prefix (`app:password` -> `password`).
+fn local_name(name: &str) -> &str {
+    name.rsplit(':').next().unwrap_or(name)
+}
+
+/// A start tag's quoted attributes: (name, span of the value's text in the whole text).
+/// `tag` is the tag's inside, found at `offset`; its element name is `name_len` long.
+fn attributes(tag: &str, offset: usize, name_len: usize) -> Vec<(&str, (usize, usize))> {
+    let mut out = Vec::new();
+    let mut rest = &tag[name_len..];
+    let mut at = offset + name_len;
+    while let Some(eq) = rest.find('=') {
+        let name = rest[..eq].trim();
+        let name = name
+            .rsplit(|c: char| c.is_whitespace())
+            .next()
+            .unwrap_or(name);
+        let after = &rest[eq + 1..];
+        let skipped = after.len() - after.trim_start().len();
+        let value = &after[skipped..];
+        let Some(q @ ('"' | '\'')) = value.chars().next() else {
+            let step = eq + 1;
+            rest = &rest[step..];
+            at += step;
+            continue;
+        };
+        let Some(close) = value[1..].find(q) else {
+            break;
+        };
+        let start = at + eq + 1 + skipped + 1;
+        if !name.is_empty() {
+            out.push((name, (start, start + close)));
+        }
+        let step = eq + 1 + skipped + 1 + close + 1;
+        rest = &rest[step..];
+        at += step;
     }
     out
 }
@@ -1246,9 +1418,36 @@ mod tests {
             })
         };
         let pieces = [
-            "a", "password", "auth_header", "Authorization", "x", "=", ":", ":=", " ", "  ", "\t",
-            "\n", "\r\n", "\"", "'", "Token", "token", "Basic", "Digest", "to\u{212a}en", ",",
-            ";", "{", "[REDACTED]", "abc", "dXNlcjpwdw==", "é", "true", "${X}", "=\"q\"",
+            "a",
+            "password",
+            "auth_header",
+            "Authorization",
+            "x",
+            "=",
+            ":",
+            ":=",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\r\n",
+            "\"",
+            "'",
+            "Token",
+            "token",
+            "Basic",
+            "Digest",
+            "to\u{212a}en",
+            ",",
+            ";",
+            "{",
+            "[REDACTED]",
+            "abc",
+            "dXNlcjpwdw==",
+            "é",
+            "true",
+            "${X}",
+            "=\"q\"",
         ];
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = || {
@@ -1264,7 +1463,11 @@ mod tests {
         ];
         for _ in 0..3000 {
             let n = 1 + next() as usize % 24;
-            texts.push((0..n).map(|_| pieces[next() as usize % pieces.len()]).collect());
+            texts.push(
+                (0..n)
+                    .map(|_| pieces[next() as usize % pieces.len()])
+                    .collect(),
+            );
         }
         for text in &texts {
             assert_eq!(replace_auth_schemes(text), whole(text), "on {text:?}");
@@ -1280,6 +1483,50 @@ mod tests {
                 extra: None,
             },
         )
+    }
+
+    #[test]
+    fn xml_name_value_pairs_and_secret_attributes() {
+        let xml = "<configuration>\n  <!-- when a < b -->\n  <property>\n    <name>fs.s3a.secret.key</name>\n    <value>HADOOPSECRET1</value>\n  </property>\n  <property>\n    <name>fs.s3a.endpoint</name>\n    <value>s3.example.com</value>\n  </property>\n  <property name=\"db.password\" value=\"ANTSECRET2\"/>\n  <property name=\"db.url\" value=\"jdbc:pg://h/db\"/>\n  <add key=\"ApiKey\" value='DOTNETSECRET3'/>\n  <add key=\"Timeout\" value=\"30\"/>\n  <setting name=\"Password\" serializeAs=\"String\"><value>SETTINGSECRET4</value></setting>\n  <setting name=\"Theme\"><value>dark</value></setting>\n  <connection host=\"h\" password=\"ATTRSECRET5\" user=\"bob\"/>\n  <app:key name=\"hf_token\">\n    <app:value>\n      MULTILINE6\n    </app:value>\n  </app:key>\n</configuration>\n";
+        let out = text(xml);
+        for secret in [
+            "HADOOPSECRET1",
+            "ANTSECRET2",
+            "DOTNETSECRET3",
+            "SETTINGSECRET4",
+            "ATTRSECRET5",
+            "MULTILINE6",
+        ] {
+            assert!(!out.contains(secret), "{secret} left in:\n{out}");
+        }
+        for kept in [
+            "s3.example.com",
+            "jdbc:pg://h/db",
+            "value=\"30\"",
+            "<value>dark</value>",
+            "user=\"bob\"",
+            "fs.s3a.secret.key",
+        ] {
+            assert!(out.contains(kept), "{kept} lost:\n{out}");
+        }
+        assert_eq!(out.lines().count(), xml.lines().count(), "{out}");
+        assert!(out.contains("<value>[REDACTED]</value>"), "{out}");
+        assert!(out.contains("value='[REDACTED]'"), "{out}");
+        // A patch keeps its lines and markers.
+        let patch = "@@ -1,2 +1,2 @@\n <name>db.password</name>\n-<value>OLDSECRET7</value>\n+<value>NEWSECRET8</value>\n";
+        let out = redact(
+            patch,
+            &Scan {
+                mode: Mode::Patch,
+                all_secret: false,
+                extra: None,
+            },
+        );
+        assert!(
+            !out.contains("OLDSECRET7") && !out.contains("NEWSECRET8"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), patch.lines().count(), "{out}");
     }
 
     #[test]
