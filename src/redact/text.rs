@@ -1098,7 +1098,7 @@ fn patterns(text: &str, scan: &Scan) -> String {
 /// value="x"/>`, Ant's and Maven's `<property name="db.password" value="x"/>`), and the
 /// text of the `<value>` element that follows one (Hadoop's `core-site.xml`:
 /// `<name>fs.s3a.secret.key</name><value>x</value>`; .NET's `<setting name="Password">
-/// <value>x</value>`). A tolerant scan of tags, not a parser: what looks like a pair is
+/// <value>x</value>`; a property list's `<key>APIToken</key><string>x</string>`). A tolerant scan of tags, not a parser: what looks like a pair is
 /// redacted, a value that spans lines line by line (a patch keeps each line's marker).
 fn xml_pairs(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -1125,7 +1125,11 @@ fn xml_pairs(text: &str) -> String {
                 && naming_closed
             {
                 pending = is_secret_path(text[start..lt].trim());
-            } else if !naming_closed && !closed.eq_ignore_ascii_case("value") {
+            } else if !naming_closed
+                && !["value", "string", "data"]
+                    .iter()
+                    .any(|e| closed.eq_ignore_ascii_case(e))
+            {
                 // The pair's parent is closed (`</property>`); a value's end is not its
                 // pair's (a patch has the old value and the new one).
                 pending = false;
@@ -1163,7 +1167,11 @@ fn xml_pairs(text: &str) -> String {
         let self_closing = tag.ends_with('/');
         if element.eq_ignore_ascii_case("name") || element.eq_ignore_ascii_case("key") {
             naming = (!self_closing).then_some(gt + 1);
-        } else if element.eq_ignore_ascii_case("value") && !self_closing {
+        } else if ["value", "string", "data"]
+            .iter()
+            .any(|e| element.eq_ignore_ascii_case(e))
+            && !self_closing
+        {
             let end = text[gt + 1..].find('<').map_or(text.len(), |n| gt + 1 + n);
             let value = &text[gt + 1..end];
             if pending
@@ -1487,7 +1495,7 @@ mod tests {
 
     #[test]
     fn xml_name_value_pairs_and_secret_attributes() {
-        let xml = "<configuration>\n  <!-- when a < b -->\n  <property>\n    <name>fs.s3a.secret.key</name>\n    <value>HADOOPSECRET1</value>\n  </property>\n  <property>\n    <name>fs.s3a.endpoint</name>\n    <value>s3.example.com</value>\n  </property>\n  <property name=\"db.password\" value=\"ANTSECRET2\"/>\n  <property name=\"db.url\" value=\"jdbc:pg://h/db\"/>\n  <add key=\"ApiKey\" value='DOTNETSECRET3'/>\n  <add key=\"Timeout\" value=\"30\"/>\n  <setting name=\"Password\" serializeAs=\"String\"><value>SETTINGSECRET4</value></setting>\n  <setting name=\"Theme\"><value>dark</value></setting>\n  <connection host=\"h\" password=\"ATTRSECRET5\" user=\"bob\"/>\n  <app:key name=\"hf_token\">\n    <app:value>\n      MULTILINE6\n    </app:value>\n  </app:key>\n</configuration>\n";
+        let xml = "<configuration>\n  <!-- when a < b -->\n  <property>\n    <name>fs.s3a.secret.key</name>\n    <value>HADOOPSECRET1</value>\n  </property>\n  <property>\n    <name>fs.s3a.endpoint</name>\n    <value>s3.example.com</value>\n  </property>\n  <property name=\"db.password\" value=\"ANTSECRET2\"/>\n  <property name=\"db.url\" value=\"jdbc:pg://h/db\"/>\n  <add key=\"ApiKey\" value='DOTNETSECRET3'/>\n  <add key=\"Timeout\" value=\"30\"/>\n  <setting name=\"Password\" serializeAs=\"String\"><value>SETTINGSECRET4</value></setting>\n  <setting name=\"Theme\"><value>dark</value></setting>\n  <connection host=\"h\" password=\"ATTRSECRET5\" user=\"bob\"/>\n  <dict><key>APIToken</key><string>PLISTSECRET9</string><key>Name</key><string>demo</string></dict>\n  <app:key name=\"hf_token\">\n    <app:value>\n      MULTILINE6\n    </app:value>\n  </app:key>\n</configuration>\n";
         let out = text(xml);
         for secret in [
             "HADOOPSECRET1",
@@ -1496,6 +1504,7 @@ mod tests {
             "SETTINGSECRET4",
             "ATTRSECRET5",
             "MULTILINE6",
+            "PLISTSECRET9",
         ] {
             assert!(!out.contains(secret), "{secret} left in:\n{out}");
         }
@@ -1506,6 +1515,7 @@ mod tests {
             "<value>dark</value>",
             "user=\"bob\"",
             "fs.s3a.secret.key",
+            "<string>demo</string>",
         ] {
             assert!(out.contains(kept), "{kept} lost:\n{out}");
         }
