@@ -1072,7 +1072,7 @@ fn patterns(text: &str, scan: &Scan) -> String {
         });
     }
     if out.contains('<') && out.contains(['=', '/']) {
-        out = xml_pairs(&out);
+        out = xml_pairs(&out, scan.mode);
     }
     if out.contains("</") {
         out = replace_secret_values(&out, &XML_ELEMENT, |c, _| {
@@ -1094,19 +1094,30 @@ fn patterns(text: &str, scan: &Scan) -> String {
 }
 
 /// XML's name/value pairs: an attribute named as a secret (`<connection password="x">`), a
-/// `value` attribute beside a `name` or `key` attribute naming one (`<add key="ApiKey"
-/// value="x"/>`, Ant's and Maven's `<property name="db.password" value="x"/>`), and the
-/// text of the `<value>` element that follows one (Hadoop's `core-site.xml`:
-/// `<name>fs.s3a.secret.key</name><value>x</value>`; .NET's `<setting name="Password">
-/// <value>x</value>`; a property list's `<key>APIToken</key><string>x</string>`). A tolerant scan of tags, not a parser: what looks like a pair is
-/// redacted, a value that spans lines line by line (a patch keeps each line's marker).
-fn xml_pairs(text: &str) -> String {
+/// `value` (or `val`) attribute beside a `name` or `key` attribute naming one (`<add
+/// key="ApiKey" value="x"/>`, Ant's and Maven's `<property name="db.password" value="x"/>`),
+/// the text of an element so named (Java's `<entry key="db.password">x</entry>`, log4j's
+/// `<param name="password">x</param>`), and the `<value>` (`<string>`, `<data>`) element
+/// paired with a `<name>` or `<key>` naming one in the same parent, before or after it
+/// (Hadoop's `core-site.xml`: `<name>fs.s3a.secret.key</name><value>x</value>`, a
+/// `<description>` between them or not; .NET's `<setting name="Password"><value>x</value>`;
+/// a property list's `<key>APIToken</key><string>x</string>`). A value element's whole
+/// content goes (CDATA, comments and entities in it too). A tolerant scan of tags, not a
+/// parser, linear in the text: a `<` that opens no tag is passed; a value over lines is
+/// redacted line by line, a patch's line markers kept.
+fn xml_pairs(text: &str, mode: Mode) -> String {
+    const VALUES: [&str; 3] = ["value", "string", "data"];
+    let is = |name: &str, set: &[&str]| set.iter().any(|e| name.eq_ignore_ascii_case(e));
     let bytes = text.as_bytes();
-    // Replacements, in order: (start, end) of a value's text.
+    // Replacements: (start, end) of a value's text.
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    // A `<value>` element to come is secret (named by the pair before it).
-    let mut pending = false;
-    // The text of an open `<name>` or `<key>` element starts here.
+    // Open elements.
+    let mut depth = 0usize;
+    // A secret pair awaits its value among the children of the element open at this depth.
+    let mut pending: Option<usize> = None;
+    // The last value element not redacted, at this depth (a name after it may claim it).
+    let mut last_value: Option<(usize, (usize, usize))> = None;
+    // An open `<name>` or `<key>` element: where its text starts.
     let mut naming: Option<usize> = None;
     let mut i = 0;
     while let Some(lt) = text[i..].find('<').map(|n| i + n) {
@@ -1117,75 +1128,105 @@ fn xml_pairs(text: &str) -> String {
         };
         let tag = &text[lt + 1..gt];
         i = gt + 1;
-        if let Some(closed) = tag.strip_prefix('/') {
-            let closed = local_name(closed.trim());
-            let naming_closed =
-                closed.eq_ignore_ascii_case("name") || closed.eq_ignore_ascii_case("key");
-            if let Some(start) = naming.take()
-                && naming_closed
-            {
-                pending = is_secret_path(text[start..lt].trim());
-            } else if !naming_closed
-                && !["value", "string", "data"]
-                    .iter()
-                    .any(|e| closed.eq_ignore_ascii_case(e))
-            {
-                // The pair's parent is closed (`</property>`); a value's end is not its
-                // pair's (a patch has the old value and the new one).
-                pending = false;
-            }
+        if tag.starts_with(['!', '?']) {
             continue;
         }
-        if tag.starts_with(['!', '?']) {
+        if let Some(closed) = tag.strip_prefix('/') {
+            let closed = local_name(closed.trim());
+            depth = depth.saturating_sub(1);
+            if let Some(start) = naming.take()
+                && is(closed, &["name", "key"])
+                && is_secret_path(text[start..lt].trim())
+            {
+                pending = Some(depth);
+                if let Some((d, span)) = last_value.take()
+                    && d == depth
+                {
+                    spans.push(span);
+                }
+            }
+            if pending.is_some_and(|d| depth < d) {
+                pending = None;
+            }
+            if last_value.is_some_and(|(d, _)| depth < d) {
+                last_value = None;
+            }
             continue;
         }
         let name_len = tag
             .find(|c: char| c.is_whitespace() || c == '/')
             .unwrap_or(tag.len());
         let element = local_name(&tag[..name_len]);
+        let self_closing = tag.ends_with('/');
         let attrs = attributes(tag, lt + 1, name_len);
         let named = attrs
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("name") || k.eq_ignore_ascii_case("key"));
-        let named_secret = named.is_some_and(|(_, v)| is_secret_path(text[v.0..v.1].trim()));
+            .find(|(k, _)| is(local_name(k), &["name", "key"]))
+            .map(|(_, v)| text[v.0..v.1].trim());
+        let named_secret = named.is_some_and(is_secret_path);
         let mut value_attr = false;
         for (k, v) in &attrs {
-            let value = &text[v.0..v.1];
-            let secret = if k.eq_ignore_ascii_case("value") {
+            let (k, value) = (local_name(k), &text[v.0..v.1]);
+            let (secret, under) = if is(k, &["value", "val"]) {
                 value_attr = true;
-                named_secret
+                (named_secret, named.unwrap_or_default())
             } else {
-                named.is_none_or(|(n, _)| n != k) && is_secret_name(local_name(k))
+                (!is(k, &["name", "key"]) && is_secret_name(k), k)
             };
-            if secret && !value.is_empty() && !is_harmless(value) && !value.starts_with(REDACTED) {
+            if secret
+                && !value.is_empty()
+                && !is_harmless_under(under, value)
+                && !value.starts_with(REDACTED)
+            {
                 spans.push(*v);
             }
         }
-        if named.is_some() && !value_attr {
-            pending = named_secret;
+        // A sibling that is no part of a pair ends the wait (a pom's `<name>` then its
+        // `<properties>`).
+        if pending == Some(depth) && !is(element, &VALUES) && !is(element, &["description"]) {
+            pending = None;
         }
-        let self_closing = tag.ends_with('/');
-        if element.eq_ignore_ascii_case("name") || element.eq_ignore_ascii_case("key") {
-            naming = (!self_closing).then_some(gt + 1);
-        } else if ["value", "string", "data"]
-            .iter()
-            .any(|e| element.eq_ignore_ascii_case(e))
-            && !self_closing
-        {
-            let end = text[gt + 1..].find('<').map_or(text.len(), |n| gt + 1 + n);
-            let value = &text[gt + 1..end];
-            if pending
-                && !value.trim().is_empty()
-                && !is_harmless(value.trim())
-                && !value.trim().starts_with(REDACTED)
-            {
-                spans.push((gt + 1, end));
+        if self_closing {
+            continue;
+        }
+        if is(element, &VALUES) || (named_secret && !value_attr) {
+            // Text only (CDATA and comments too): a value; elements inside: a parent.
+            if let Some(end) = text_content_end(text, gt + 1, element) {
+                let value = text[gt + 1..end].trim();
+                let secret = match is(element, &VALUES) {
+                    true => pending == Some(depth),
+                    false => true,
+                };
+                if !value.is_empty() && !value.starts_with(REDACTED) {
+                    if secret && !is_harmless_under(named.unwrap_or(element), value) {
+                        spans.push((gt + 1, end));
+                    } else if is(element, &VALUES) {
+                        last_value = Some((depth, (gt + 1, end)));
+                    }
+                }
+                // Its content read; its close comes next.
+                i = end;
+                depth += 1;
+                continue;
             }
+            if named_secret && !value_attr {
+                pending = Some(depth + 1);
+            }
+            depth += 1;
+            continue;
         }
+        if is(element, &["name", "key"]) {
+            naming = Some(gt + 1);
+        }
+        if named.is_some() && !value_attr {
+            pending = named_secret.then_some(depth + 1);
+        }
+        depth += 1;
     }
     if spans.is_empty() {
         return text.to_string();
     }
+    spans.sort_unstable();
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     for (start, end) in spans {
@@ -1195,9 +1236,14 @@ fn xml_pairs(text: &str) -> String {
         out.push_str(&text[last..start]);
         // Line by line: a value's own line ends, and a patch's markers after them, stay.
         for (n, line) in text[start..end].split('\n').enumerate() {
+            let (marker, line) = match (n, mode) {
+                (1.., Mode::Patch) if line.starts_with(['+', '-', ' ']) => line.split_at(1),
+                _ => ("", line),
+            };
             if n > 0 {
                 out.push('\n');
             }
+            out.push_str(marker);
             let trimmed = line.trim();
             if trimmed.is_empty() {
                 out.push_str(line);
@@ -1213,6 +1259,34 @@ fn xml_pairs(text: &str) -> String {
     }
     out.push_str(&text[last..]);
     out
+}
+
+/// Where the content of `element` (opened just before `from`) ends, when it is text: the `<`
+/// of its closing tag (any prefix, any case), past CDATA sections and comments; None at
+/// another tag first (or no close): then it holds elements. Reads no further than that
+/// tag, so the scan stays linear.
+fn text_content_end(text: &str, from: usize, element: &str) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let lt = at + text[at..].find('<')?;
+        let rest = &text[lt..];
+        for (open, close) in [("<![CDATA[", "]]>"), ("<!--", "-->")] {
+            if rest.starts_with(open) {
+                at = lt + rest.find(close)? + close.len();
+                break;
+            }
+        }
+        if at > lt {
+            continue;
+        }
+        let closing = rest.strip_prefix("</")?;
+        let name_end = closing
+            .find(['>', ' ', '\t', '\r', '\n'])
+            .unwrap_or(closing.len());
+        return local_name(&closing[..name_end])
+            .eq_ignore_ascii_case(element)
+            .then_some(lt);
+    }
 }
 
 /// The index of the `>` that ends the tag opened at `lt` (quotes respected), if any.
@@ -1251,8 +1325,19 @@ fn attributes(tag: &str, offset: usize, name_len: usize) -> Vec<(&str, (usize, u
         let skipped = after.len() - after.trim_start().len();
         let value = &after[skipped..];
         let Some(q @ ('"' | '\'')) = value.chars().next() else {
-            let step = eq + 1;
-            rest = &rest[step..];
+            // Unquoted (HTML's way): up to the next space, or the tag's own `/` at its end.
+            let len = value.find(char::is_whitespace).unwrap_or(value.len());
+            let len = if len == value.len() {
+                value.trim_end_matches('/').len()
+            } else {
+                len
+            };
+            let start = at + eq + 1 + skipped;
+            if !name.is_empty() && len > 0 {
+                out.push((name, (start, start + len)));
+            }
+            let step = eq + 1 + skipped + len.max(1);
+            rest = &rest[step.min(rest.len())..];
             at += step;
             continue;
         };
@@ -1522,6 +1607,32 @@ mod tests {
         assert_eq!(out.lines().count(), xml.lines().count(), "{out}");
         assert!(out.contains("<value>[REDACTED]</value>"), "{out}");
         assert!(out.contains("value='[REDACTED]'"), "{out}");
+        // What an attacking trial found kept: a description between name and value, CDATA,
+        // the value first, Java's and log4j's element text, `val`, prefixed attributes,
+        // unquoted ones, a comment inside the value; and a pom's unrelated value redacted.
+        let more = "<c>\n<property><name>db.password</name><description>pw for db</description><value>LKDESC2</value></property>\n<property><name>db.password</name><value>\n  <![CDATA[LKCDATA]]>\n</value></property>\n<property><value>LKORDER</value><name>db.password</name></property>\n<entry key=\"db.password\">LKJPROPS</entry><entry key=\"timeout\">30</entry>\n<param name=\"password\">LKPARAMTEXT</param>\n<item key=\"password\" val=\"LKVAL\"/>\n<x:property x:name=\"db.password\" x:value=\"LKNSVAL\"/>\n<property name=db.password value=LKUNQ />\n<property><name>db.password</name><value>LK<!-- -->SPLIT</value></property>\n<project><name>token-service</name><properties><value>KEEP1</value></properties></project>\n</c>\n";
+        let out = text(more);
+        for secret in [
+            "LKDESC2",
+            "LKCDATA",
+            "LKORDER",
+            "LKJPROPS",
+            "LKPARAMTEXT",
+            "LKVAL",
+            "LKNSVAL",
+            "LKUNQ",
+            "SPLIT",
+        ] {
+            assert!(!out.contains(secret), "{secret} left in:\n{out}");
+        }
+        for kept in [
+            "pw for db",
+            "<entry key=\"timeout\">30</entry>",
+            "<value>KEEP1</value>",
+        ] {
+            assert!(out.contains(kept), "{kept} lost:\n{out}");
+        }
+        assert_eq!(out.lines().count(), more.lines().count(), "{out}");
         // A patch keeps its lines and markers.
         let patch = "@@ -1,2 +1,2 @@\n <name>db.password</name>\n-<value>OLDSECRET7</value>\n+<value>NEWSECRET8</value>\n";
         let out = redact(
@@ -1537,6 +1648,21 @@ mod tests {
             "{out}"
         );
         assert_eq!(out.lines().count(), patch.lines().count(), "{out}");
+        let patch = "@@ -1,3 +1,3 @@\n <name>db.password</name>\n <value>\n-  OLDSECRET7\n+  NEWSECRET8\n </value>\n";
+        let out = redact(
+            patch,
+            &Scan {
+                mode: Mode::Patch,
+                all_secret: false,
+                extra: None,
+            },
+        );
+        assert!(
+            !out.contains("SECRET7") && !out.contains("SECRET8"),
+            "{out}"
+        );
+        let markers: Vec<char> = out.lines().filter_map(|l| l.chars().next()).collect();
+        assert_eq!(markers, ['@', ' ', ' ', '-', '+', ' '], "{out}");
     }
 
     #[test]
