@@ -1121,7 +1121,17 @@ fn xml_pairs(text: &str, mode: Mode) -> String {
     let mut naming: Option<usize> = None;
     let mut i = 0;
     while let Some(lt) = text[i..].find('<').map(|n| i + n) {
-        // A `<` that opens no tag (`a < b` in a comment) is passed.
+        // A comment or CDATA section is passed whole (a `<a>` inside opens nothing).
+        if let Some((open, close)) = [("<!--", "-->"), ("<![CDATA[", "]]>")]
+            .into_iter()
+            .find(|(open, _)| text[lt..].starts_with(open))
+        {
+            i = text[lt + open.len()..]
+                .find(close)
+                .map_or(text.len(), |n| lt + open.len() + n + close.len());
+            continue;
+        }
+        // A `<` that opens no tag (`a < b` in text) is passed.
         let Some(gt) = tag_end(bytes, lt) else {
             i = lt + 1;
             continue;
@@ -1193,10 +1203,8 @@ fn xml_pairs(text: &str, mode: Mode) -> String {
             // Text only (CDATA and comments too): a value; elements inside: a parent.
             if let Some(end) = text_content_end(text, gt + 1, element) {
                 let value = text[gt + 1..end].trim();
-                let secret = match is(element, &VALUES) {
-                    true => pending == Some(depth),
-                    false => true,
-                };
+                // Android's `<string name="api_key">x</string>`: named itself.
+                let secret = pending == Some(depth) || (named_secret && !value_attr);
                 if !value.is_empty() && !value.starts_with(REDACTED) {
                     if secret && !is_harmless_under(named.unwrap_or(element), value) {
                         spans.push((gt + 1, end));
@@ -1610,7 +1618,7 @@ mod tests {
         // What an attacking trial found kept: a description between name and value, CDATA,
         // the value first, Java's and log4j's element text, `val`, prefixed attributes,
         // unquoted ones, a comment inside the value; and a pom's unrelated value redacted.
-        let more = "<c>\n<property><name>db.password</name><description>pw for db</description><value>LKDESC2</value></property>\n<property><name>db.password</name><value>\n  <![CDATA[LKCDATA]]>\n</value></property>\n<property><value>LKORDER</value><name>db.password</name></property>\n<entry key=\"db.password\">LKJPROPS</entry><entry key=\"timeout\">30</entry>\n<param name=\"password\">LKPARAMTEXT</param>\n<item key=\"password\" val=\"LKVAL\"/>\n<x:property x:name=\"db.password\" x:value=\"LKNSVAL\"/>\n<property name=db.password value=LKUNQ />\n<property><name>db.password</name><value>LK<!-- -->SPLIT</value></property>\n<project><name>token-service</name><properties><value>KEEP1</value></properties></project>\n</c>\n";
+        let more = "<c>\n<property><name>db.password</name><description>pw for db</description><value>LKDESC2</value></property>\n<property><name>db.password</name><value>\n  <![CDATA[LKCDATA]]>\n</value></property>\n<property><value>LKORDER</value><name>db.password</name></property>\n<entry key=\"db.password\">LKJPROPS</entry><entry key=\"timeout\">30</entry>\n<param name=\"password\">LKPARAMTEXT</param>\n<item key=\"password\" val=\"LKVAL\"/>\n<x:property x:name=\"db.password\" x:value=\"LKNSVAL\"/>\n<property name=db.password value=LKUNQ />\n<property><name>db.password</name><value>LK<!-- -->SPLIT</value></property>\n<project><name>token-service</name><properties><value>KEEP1</value></properties></project>\n<resources><string name=\"api_key\">LKANDROID</string><string name=\"app_name\">PLAINAPP</string></resources>\n<property><name>db.password</name><!-- see <a> --><value>LKCOMMENT2</value></property>\n</c>\n";
         let out = text(more);
         for secret in [
             "LKDESC2",
@@ -1622,6 +1630,8 @@ mod tests {
             "LKNSVAL",
             "LKUNQ",
             "SPLIT",
+            "LKANDROID",
+            "LKCOMMENT2",
         ] {
             assert!(!out.contains(secret), "{secret} left in:\n{out}");
         }
@@ -1629,6 +1639,7 @@ mod tests {
             "pw for db",
             "<entry key=\"timeout\">30</entry>",
             "<value>KEEP1</value>",
+            "PLAINAPP",
         ] {
             assert!(out.contains(kept), "{kept} lost:\n{out}");
         }
