@@ -338,9 +338,19 @@ fn lite_source(source: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::ops::Range;
+
+    /// A fixed pseudo-random sequence (xorshift64), for texts made of pieces.
+    pub(in crate::redact) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
 
     /// Every group of every match, by each engine, over the whole text and from each
     /// character boundary on.
@@ -470,13 +480,7 @@ mod tests {
             "https://",
             "user:pw@host",
         ];
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut texts: Vec<String> = [
             "[section]\npassword = hunter2\n",
             "  [[tool.poetry.source]] # x",

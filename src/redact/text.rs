@@ -1550,13 +1550,7 @@ mod tests {
             "${X}",
             "=\"q\"",
         ];
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = super::super::rx::tests::xorshift(0x2545_f491_4f6c_dd1d);
         let mut texts = vec![
             "a=Token b ".repeat(50),
             "password=Token b a=Token c ".repeat(20),
@@ -1580,6 +1574,17 @@ mod tests {
             s,
             &Scan {
                 mode: Mode::Text,
+                all_secret: false,
+                extra: None,
+            },
+        )
+    }
+
+    fn in_patch(s: &str) -> String {
+        redact(
+            s,
+            &Scan {
+                mode: Mode::Patch,
                 all_secret: false,
                 extra: None,
             },
@@ -1646,28 +1651,14 @@ mod tests {
         assert_eq!(out.lines().count(), more.lines().count(), "{out}");
         // A patch keeps its lines and markers.
         let patch = "@@ -1,2 +1,2 @@\n <name>db.password</name>\n-<value>OLDSECRET7</value>\n+<value>NEWSECRET8</value>\n";
-        let out = redact(
-            patch,
-            &Scan {
-                mode: Mode::Patch,
-                all_secret: false,
-                extra: None,
-            },
-        );
+        let out = in_patch(patch);
         assert!(
             !out.contains("OLDSECRET7") && !out.contains("NEWSECRET8"),
             "{out}"
         );
         assert_eq!(out.lines().count(), patch.lines().count(), "{out}");
         let patch = "@@ -1,3 +1,3 @@\n <name>db.password</name>\n <value>\n-  OLDSECRET7\n+  NEWSECRET8\n </value>\n";
-        let out = redact(
-            patch,
-            &Scan {
-                mode: Mode::Patch,
-                all_secret: false,
-                extra: None,
-            },
-        );
+        let out = in_patch(patch);
         assert!(
             !out.contains("SECRET7") && !out.contains("SECRET8"),
             "{out}"
@@ -1907,14 +1898,7 @@ mod tests {
         let escaped = r#"{"private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQ-escaped\n-----END PRIVATE KEY-----\n", "x": 1}"#;
         assert!(!text(escaped).contains("MIIEvQ-escaped"));
         let patch = "+key: |\n+  -----BEGIN OPENSSH PRIVATE KEY-----\n+  b3BlbnNzaC1rZXktdjE-body\n+  -----END OPENSSH PRIVATE KEY-----\n";
-        let out = redact(
-            patch,
-            &Scan {
-                mode: Mode::Patch,
-                all_secret: false,
-                extra: None,
-            },
-        );
+        let out = in_patch(patch);
         assert!(!out.contains("b3BlbnNzaC1rZXktdjE-body"), "{out}");
         assert_eq!(out.lines().count(), 4);
         assert!(out.lines().all(|l| l.starts_with('+')), "{out}");
@@ -1923,14 +1907,7 @@ mod tests {
     #[test]
     fn a_patch_is_read_past_its_markers() {
         let patch = "diff --git a/c.yaml b/c.yaml\n--- a/c.yaml\n+++ b/c.yaml\n@@ -1,2 +1,4 @@\n auth:\n-  pass: old-pass-1\n+  pass: new-pass-2\n+  user: bob\n lr: 0.1\n";
-        let out = redact(
-            patch,
-            &Scan {
-                mode: Mode::Patch,
-                all_secret: false,
-                extra: None,
-            },
-        );
+        let out = in_patch(patch);
         assert!(
             !out.contains("old-pass-1") && !out.contains("new-pass-2"),
             "{out}"

@@ -177,20 +177,28 @@ fn case_folded_scheme_and_key_words_outside_ascii_are_redacted_in_short_and_long
         .env("AUTH_HEADER", "to\u{212a}en CANARY_X2");
     let out = output_within(cmd, Duration::from_secs(60));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let run = env.show(None).to_string();
+    in_no_store_file_nor_shown(
+        &env,
+        &[
+            "CANARY_X1",
+            "CANARY_X2",
+            "CANARY_X3",
+            "CANARY_X4",
+            "CANARY_LONG_4",
+        ],
+    );
+}
+
+/// None of `secrets` in `show --json` of the last run or in any file of the store.
+fn in_no_store_file_nor_shown(env: &Env, secrets: &[&str]) {
+    let shown = env.show(None).to_string();
     let files = env.store_files();
-    for canary in [
-        "CANARY_X1",
-        "CANARY_X2",
-        "CANARY_X3",
-        "CANARY_X4",
-        "CANARY_LONG_4",
-    ] {
-        assert!(!run.contains(canary), "{canary} in show --json");
+    for secret in secrets {
+        assert!(!shown.contains(secret), "{secret} in show --json");
         for (path, bytes) in &files {
             assert!(
-                !contains(bytes, canary.as_bytes()),
-                "{canary} found in {}",
+                !contains(bytes, secret.as_bytes()),
+                "{secret} found in {}",
                 path.display()
             );
         }
@@ -219,23 +227,16 @@ fn xml_config_pairs_never_reach_the_store_files() {
     assert!(stdout(&out).contains("HADOOPSECRET1"));
     let run = env.show(None);
     assert_eq!(run["configs"][0]["redacted"], true, "{run}");
-    let shown = run.to_string();
-    for secret in [
-        "HADOOPSECRET1",
-        "ANTSECRET2",
-        "DOTNETSECRET3",
-        "SETTINGSECRET4",
-        "ATTRSECRET5",
-    ] {
-        assert!(!shown.contains(secret), "{secret} in show --json");
-        for (path, bytes) in &env.store_files() {
-            assert!(
-                !contains(bytes, secret.as_bytes()),
-                "{secret} found in {}",
-                path.display()
-            );
-        }
-    }
+    in_no_store_file_nor_shown(
+        &env,
+        &[
+            "HADOOPSECRET1",
+            "ANTSECRET2",
+            "DOTNETSECRET3",
+            "SETTINGSECRET4",
+            "ATTRSECRET5",
+        ],
+    );
 }
 
 #[test]
