@@ -4,7 +4,8 @@
 //! an output, those that leave the directory (a link to `/etc` in a model directory is not
 //! the model): those are recorded as links, their target's text standing for their bytes,
 //! as git records them; special files, dangling links and unreadable entries reported as
-//! warnings, never opened.
+//! warnings, never opened. Directories are listed and stat'ed ahead of the walk on helper
+//! threads; what the walk hands out, and in which order, is what one thread would.
 
 use super::*;
 use std::os::unix::ffi::OsStringExt;
@@ -53,9 +54,10 @@ pub(super) fn walk_dir<'w>(root: &Path, watch: Option<&'w mut Watch>, links: Lin
         watch,
         links,
         root: real.clone(),
+        ahead: Ahead::new(links, real.clone()),
     };
     match std::fs::metadata(root) {
-        Ok(meta) => walk.enter(root.to_path_buf(), real, Vec::new(), &meta),
+        Ok(meta) => walk.enter(root.to_path_buf(), real, Vec::new(), &meta, None),
         Err(e) => walk
             .pending
             .push(format!("skipped {}: {e}", root.display())),
@@ -72,16 +74,242 @@ pub(super) struct Walk<'w> {
     links: Links,
     /// The walked directory, symlinks resolved.
     root: PathBuf,
+    /// Directories listed and stat'ed ahead of the walk, on other threads.
+    ahead: Ahead,
 }
 
 pub(super) struct Frame {
+    /// This directory's path as walked.
+    path: PathBuf,
     rel: Vec<u8>,
     /// This directory's path, symlinks resolved.
     real: PathBuf,
     /// (device, inode) of this directory, to detect symlink loops.
     id: (u64, u64),
     /// Entries not yet visited, in name order.
-    entries: std::vec::IntoIter<std::fs::DirEntry>,
+    entries: std::vec::IntoIter<Scanned>,
+}
+
+/// A directory entry, stat'ed, and for a directory the walk enters, its ticket with
+/// [`Ahead`] (or why it is skipped).
+struct Scanned {
+    /// Its name (not the `DirEntry`, which holds its directory open).
+    name: std::ffi::OsString,
+    probed: Result<Probed, String>,
+    dir: Option<Result<u64, String>>,
+}
+
+/// A directory listed, sorted and its entries stat'ed.
+#[derive(Default)]
+struct Scan {
+    entries: Vec<Scanned>,
+    warnings: Vec<String>,
+}
+
+/// List `path` (whose real path is `real`) and stat each entry, in name order.
+fn scan(path: &Path, real: &Path, links: Links, root: &Path) -> Scan {
+    let mut warnings = Vec::new();
+    let read = match std::fs::read_dir(path) {
+        Ok(read) => read,
+        Err(e) => {
+            warnings.push(format!("skipped {}: {e}", path.display()));
+            return Scan {
+                entries: Vec::new(),
+                warnings,
+            };
+        }
+    };
+    let mut entries = Vec::new();
+    for entry in read {
+        match entry {
+            Ok(entry) => entries.push(entry),
+            Err(e) => warnings.push(format!("skipped {}: {e}", path.display())),
+        }
+    }
+    entries.sort_unstable_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
+    let entries = entries
+        .into_iter()
+        .map(|entry| Scanned {
+            probed: probe(&entry, real, links, root),
+            name: entry.file_name(),
+            dir: None,
+        })
+        .collect();
+    Scan { entries, warnings }
+}
+
+/// Entries scanned ahead of the walk and not yet taken, at most: bounds memory when the walk
+/// is consumed slowly (a 1,000,000-file input stays in a few MiB).
+const AHEAD_ENTRIES: usize = 8192;
+
+/// Directories scanned ahead of the walk. The stats of a tree of small files are most of
+/// what walking it costs, and they scale with cores across directories (measured on 2
+/// cores: 56 ms on one thread, 30 ms on two for 20,000 files in 100 directories; within one
+/// directory they contend in the kernel). A directory is queued when its parent is
+/// scanned, children before their parent's later siblings (the walk's order); helper
+/// threads, started once two directories wait, take the queue's front, and the walk takes
+/// a directory still queued itself, or scans the next queued one while a helper finishes
+/// the one it needs. The walk's order, its warnings and its decisions are those of a walk
+/// on one thread.
+struct Ahead {
+    shared: std::sync::Arc<Shared>,
+    helpers: Vec<std::thread::JoinHandle<()>>,
+    tickets: u64,
+}
+
+struct Shared {
+    state: std::sync::Mutex<State>,
+    changed: std::sync::Condvar,
+    links: Links,
+    root: PathBuf,
+}
+
+#[derive(Default)]
+struct State {
+    queue: std::collections::VecDeque<Job>,
+    slots: std::collections::HashMap<u64, Slot>,
+    /// Entries in `Done` slots.
+    held: usize,
+    stop: bool,
+}
+
+struct Job {
+    ticket: u64,
+    path: PathBuf,
+    real: PathBuf,
+}
+
+enum Slot {
+    Queued,
+    Taken,
+    Done(Scan),
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn run(&self, job: &Job) -> Scan {
+        scan(&job.path, &job.real, self.links, &self.root)
+    }
+
+    /// Scan the queue's front if memory allows, or wait for a change.
+    fn help_or_wait<'s>(
+        &'s self,
+        mut state: std::sync::MutexGuard<'s, State>,
+    ) -> std::sync::MutexGuard<'s, State> {
+        let job = match state.held < AHEAD_ENTRIES {
+            true => state.queue.pop_front(),
+            false => None,
+        };
+        let Some(job) = job else {
+            return self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        };
+        state.slots.insert(job.ticket, Slot::Taken);
+        drop(state);
+        let done = self.run(&job);
+        let mut state = self.lock();
+        state.held += done.entries.len();
+        state.slots.insert(job.ticket, Slot::Done(done));
+        self.changed.notify_all();
+        state
+    }
+}
+
+impl Ahead {
+    fn new(links: Links, root: PathBuf) -> Ahead {
+        Ahead {
+            shared: std::sync::Arc::new(Shared {
+                state: Default::default(),
+                changed: Default::default(),
+                links,
+                root,
+            }),
+            helpers: Vec::new(),
+            tickets: 0,
+        }
+    }
+
+    /// Queue directories, in walk order, before those already queued; their tickets.
+    fn queue(&mut self, dirs: Vec<(PathBuf, PathBuf)>) -> Vec<u64> {
+        let first = self.tickets;
+        self.tickets += dirs.len() as u64;
+        let waiting = {
+            let mut state = self.shared.lock();
+            for (i, (path, real)) in dirs.into_iter().enumerate().rev() {
+                let ticket = first + i as u64;
+                state.slots.insert(ticket, Slot::Queued);
+                state.queue.push_front(Job { ticket, path, real });
+            }
+            state.queue.len()
+        };
+        if waiting >= 2 && self.helpers.is_empty() {
+            self.start_helpers();
+        }
+        self.shared.changed.notify_all();
+        (first..self.tickets).collect()
+    }
+
+    fn start_helpers(&mut self) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for i in 0..cores.clamp(1, 4) - 1 {
+            let shared = std::sync::Arc::clone(&self.shared);
+            let helper = std::thread::Builder::new()
+                .name(format!("lineage-walk-{i}"))
+                .spawn(move || {
+                    let mut state = shared.lock();
+                    while !state.stop {
+                        state = shared.help_or_wait(state);
+                    }
+                });
+            // Without a helper the walk scans every directory itself.
+            match helper {
+                Ok(h) => self.helpers.push(h),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// The scan of the directory queued under `ticket`.
+    fn take(&mut self, ticket: u64) -> Scan {
+        let shared = &*self.shared;
+        let mut state = shared.lock();
+        loop {
+            match state.slots.get(&ticket) {
+                // A helper scans it: scan the next one meanwhile, or wait.
+                Some(Slot::Taken) => state = shared.help_or_wait(state),
+                Some(Slot::Queued) => {
+                    state.slots.remove(&ticket);
+                    let at = state.queue.iter().position(|j| j.ticket == ticket);
+                    let Some(job) = at.and_then(|at| state.queue.remove(at)) else {
+                        return Scan::default();
+                    };
+                    drop(state);
+                    return shared.run(&job);
+                }
+                Some(Slot::Done(_)) => {
+                    let Some(Slot::Done(done)) = state.slots.remove(&ticket) else {
+                        return Scan::default();
+                    };
+                    state.held -= done.entries.len();
+                    shared.changed.notify_all();
+                    return done;
+                }
+                None => return Scan::default(),
+            }
+        }
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.changed.notify_all();
+        for helper in self.helpers.drain(..) {
+            let _ = helper.join();
+        }
+    }
 }
 
 /// What a directory entry is to the walk.
@@ -93,8 +321,9 @@ pub(super) enum Probed {
 }
 
 /// An entry's metadata (symlinks followed unless `links` or a pseudo filesystem says not),
-/// or why it is skipped. Stat-ing entries in parallel was measured slower on 2 cores: the
-/// stats contend in the kernel.
+/// or why it is skipped. Stat-ing the entries of one directory in parallel was measured
+/// slower on 2 cores (the stats contend in the kernel); different directories are stat'ed
+/// in parallel ([`Ahead`]).
 pub(super) fn probe(
     entry: &std::fs::DirEntry,
     parent_real: &Path,
@@ -179,49 +408,89 @@ fn resolve(parent: &Path, name: &std::ffi::OsStr) -> io::Result<Option<PathBuf>>
 pub(super) const SPECIAL: &str = "not a regular file (FIFO, socket or device)";
 
 impl Walk<'_> {
-    pub(super) fn enter(&mut self, path: PathBuf, real: PathBuf, rel: Vec<u8>, meta: &Metadata) {
+    /// Why the directory at `path` (really at `real`, whose stat is `meta`) is not walked,
+    /// with the walk's stack as it is when its parent is on top.
+    fn refused(&self, path: &Path, real: &Path, meta: &Metadata) -> Option<String> {
         // Reached without a link (through a followed link to `/`, say): still never walked.
-        if is_pseudo(&real) && !is_pseudo(&self.root) {
-            self.pending.push(format!(
+        if is_pseudo(real) && !is_pseudo(&self.root) {
+            return Some(format!(
                 "skipped {}: {} is never walked",
                 path.display(),
                 real.display()
             ));
-            return;
         }
         let id = (meta.dev(), meta.ino());
         if self.stack.iter().any(|f| f.id == id) {
-            self.pending
-                .push(format!("skipped {}: symlink loop", path.display()));
-            return;
+            return Some(format!("skipped {}: symlink loop", path.display()));
         }
-        if let Some(w) = self.watch.as_deref_mut() {
-            w.add(&path);
-        }
-        let read = match std::fs::read_dir(&path) {
-            Ok(read) => read,
-            Err(e) => {
-                self.pending
-                    .push(format!("skipped {}: {e}", path.display()));
-                return;
+        None
+    }
+
+    /// Enter a directory: the root (no ticket: watched and scanned here) or one queued when
+    /// its parent was entered (watched then, before any thread lists it).
+    fn enter(
+        &mut self,
+        path: PathBuf,
+        real: PathBuf,
+        rel: Vec<u8>,
+        meta: &Metadata,
+        ticket: Option<u64>,
+    ) {
+        let mut scanned = match ticket {
+            Some(ticket) => self.ahead.take(ticket),
+            None => {
+                if let Some(why) = self.refused(&path, &real, meta) {
+                    self.pending.push(why);
+                    return;
+                }
+                if let Some(w) = self.watch.as_deref_mut() {
+                    w.add(&path);
+                }
+                scan(&path, &real, self.links, &self.root)
             }
         };
-        let mut entries = Vec::new();
-        for entry in read {
-            match entry {
-                Ok(entry) => entries.push(entry),
-                Err(e) => self
-                    .pending
-                    .push(format!("skipped {}: {e}", path.display())),
+        self.pending.append(&mut scanned.warnings);
+        self.stack.push(Frame {
+            path: path.clone(),
+            rel,
+            real: real.clone(),
+            id: (meta.dev(), meta.ino()),
+            entries: Vec::new().into_iter(),
+        });
+        // Its directories: refused now (the stack is as it will be when each is reached),
+        // or watched and queued to be scanned ahead.
+        let mut queued = Vec::new();
+        for (i, s) in scanned.entries.iter_mut().enumerate() {
+            let Ok(Probed::Entry(m, link)) = &s.probed else {
+                continue;
+            };
+            if !m.is_dir() {
+                continue;
+            }
+            let real = match link {
+                Some(r) => r.clone(),
+                None => real.join(&s.name),
+            };
+            let path = path.join(&s.name);
+            match self.refused(&path, &real, m) {
+                Some(why) => s.dir = Some(Err(why)),
+                None => {
+                    if let Some(w) = self.watch.as_deref_mut() {
+                        w.add(&path);
+                    }
+                    queued.push((i, (path, real)));
+                }
             }
         }
-        entries.sort_unstable_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
-        self.stack.push(Frame {
-            rel,
-            real,
-            id,
-            entries: entries.into_iter(),
-        });
+        if !queued.is_empty() {
+            let (at, dirs): (Vec<usize>, Vec<_>) = queued.into_iter().unzip();
+            for (i, ticket) in at.into_iter().zip(self.ahead.queue(dirs)) {
+                scanned.entries[i].dir = Some(Ok(ticket));
+            }
+        }
+        if let Some(frame) = self.stack.last_mut() {
+            frame.entries = scanned.entries.into_iter();
+        }
     }
 }
 
@@ -234,19 +503,17 @@ impl Iterator for Walk<'_> {
                 return Some(Err(warning));
             }
             let frame = self.stack.last_mut()?;
-            let Some(entry) = frame.entries.next() else {
+            let Some(Scanned { name, probed, dir }) = frame.entries.next() else {
                 self.stack.pop();
                 continue;
             };
-            let probed = probe(&entry, &frame.real, self.links, &self.root);
-            let name = entry.file_name();
             let mut rel = Vec::with_capacity(frame.rel.len() + 1 + name.len());
             if !frame.rel.is_empty() {
                 rel.extend_from_slice(&frame.rel);
                 rel.push(b'/');
             }
             rel.extend_from_slice(name.as_bytes());
-            let path = entry.path();
+            let path = frame.path.join(&name);
             let (meta, real) = match probed {
                 Ok(Probed::Entry(m, real)) => {
                     // A directory's real path, for the links under it (cloned only then).
@@ -269,8 +536,14 @@ impl Iterator for Walk<'_> {
                 Err(why) => return Some(Err(format!("skipped {}: {why}", path.display()))),
             };
             if meta.is_dir() {
-                let real = real.unwrap_or_else(|| path.clone());
-                self.enter(path, real, rel, &meta);
+                match dir {
+                    Some(Ok(ticket)) => {
+                        let real = real.unwrap_or_else(|| path.clone());
+                        self.enter(path, real, rel, &meta, Some(ticket));
+                    }
+                    Some(Err(why)) => self.pending.push(why),
+                    None => {}
+                }
                 continue;
             }
             if !meta.is_file() {
@@ -291,4 +564,116 @@ pub(super) fn mtime_ns(meta: &Metadata) -> i64 {
     meta.mtime()
         .saturating_mul(1_000_000_000)
         .saturating_add(meta.mtime_nsec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// The walk as one thread would do it, recursively: the order and warnings expected.
+    fn reference(
+        path: &Path,
+        rel: &[u8],
+        ids: &mut Vec<(u64, u64)>,
+        out: &mut Vec<Vec<u8>>,
+        warnings: &mut HashSet<String>,
+    ) {
+        let Ok(read) = std::fs::read_dir(path) else {
+            warnings.insert(format!("skipped {}: unreadable", path.display()));
+            return;
+        };
+        let mut names: Vec<_> = read.flatten().map(|e| e.file_name()).collect();
+        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            let mut r = rel.to_vec();
+            if !r.is_empty() {
+                r.push(b'/');
+            }
+            r.extend_from_slice(name.as_bytes());
+            let p = path.join(&name);
+            let Ok(meta) = std::fs::metadata(&p) else {
+                warnings.insert(format!("skipped {}: dangling symlink", p.display()));
+                continue;
+            };
+            if meta.is_dir() {
+                let id = (meta.dev(), meta.ino());
+                if ids.contains(&id) {
+                    warnings.insert(format!("skipped {}: symlink loop", p.display()));
+                    continue;
+                }
+                ids.push(id);
+                reference(&p, &r, ids, out, warnings);
+                ids.pop();
+            } else if meta.is_file() {
+                out.push(r);
+            } else {
+                warnings.insert(format!("skipped {}: {SPECIAL}", p.display()));
+            }
+        }
+    }
+
+    /// Directories scanned ahead on other threads (many of them, some deep, some empty,
+    /// links to an ancestor, to a sibling and to nowhere, a FIFO, more entries than are
+    /// held ahead, the walk consumed slowly) walk in the order and with the warnings of
+    /// one thread walking alone; a walk dropped halfway stops its helpers.
+    #[test]
+    fn scanning_ahead_keeps_the_walks_order_and_warnings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("data");
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut dirs = vec![root.clone()];
+        for i in 0..150 {
+            let parent = dirs[next(dirs.len() as u64) as usize].clone();
+            let d = parent.join(format!("d{i:03}"));
+            std::fs::create_dir_all(&d).expect("mkdir");
+            dirs.push(d);
+        }
+        for (i, d) in dirs.iter().enumerate() {
+            for j in 0..next(120) {
+                std::fs::write(d.join(format!("f{j}-{i}")), [j as u8]).expect("write");
+            }
+        }
+        std::os::unix::fs::symlink(&root, dirs[40].join("up")).expect("link");
+        std::os::unix::fs::symlink(&dirs[7], dirs[90].join("sibling")).expect("link");
+        std::os::unix::fs::symlink(root.join("nowhere"), dirs[3].join("dangling")).expect("link");
+        nix::unistd::mkfifo(&dirs[12].join("fifo"), nix::sys::stat::Mode::S_IRWXU).expect("fifo");
+        std::fs::create_dir(dirs[20].join("empty")).expect("mkdir");
+
+        let (mut expected, mut expected_warnings) = (Vec::new(), HashSet::new());
+        let meta = std::fs::metadata(&root).expect("stat");
+        let mut ids = vec![(meta.dev(), meta.ino())];
+        reference(&root, b"", &mut ids, &mut expected, &mut expected_warnings);
+        assert!(expected.len() > AHEAD_ENTRIES, "{} files", expected.len());
+
+        for slow in [false, true] {
+            let (mut walked, mut warnings) = (Vec::new(), HashSet::new());
+            for (i, item) in walk_dir(&root, None, Links::Follow).enumerate() {
+                if slow && i % 1000 == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                match item {
+                    Ok(f) => {
+                        assert_eq!(f.path, root.join(std::ffi::OsStr::from_bytes(&f.rel)));
+                        walked.push(f.rel);
+                    }
+                    Err(w) => {
+                        warnings.insert(w);
+                    }
+                }
+            }
+            assert_eq!(walked.len(), expected.len(), "slow: {slow}");
+            assert!(walked == expected, "the order differs (slow: {slow})");
+            assert_eq!(warnings, expected_warnings, "slow: {slow}");
+        }
+        // Dropped after a few files: its helpers stop (the test would hang otherwise).
+        let some = walk_dir(&root, None, Links::Follow).take(10).count();
+        assert_eq!(some, 10);
+    }
 }
