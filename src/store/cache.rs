@@ -13,8 +13,9 @@ use super::Store;
 use crate::hash::{StatCache, StatKey};
 use crate::model::{Artifact, ArtifactKind, Hash};
 
-/// Learned stat-cache rows held in memory at most (about 7 MB); more are written at once.
-const LEARNED_IN_MEMORY: usize = 100_000;
+/// Learned stat-cache rows held in memory at most (about 4 MB, the most a directory input
+/// holds in memory); more are written at once.
+const LEARNED_IN_MEMORY: usize = 50_000;
 
 impl Store {
     /// Write the stat-cache rows learned so far (best effort: a cache that cannot be written
@@ -38,7 +39,7 @@ impl Store {
                         k.size as i64,
                         k.mtime_ns,
                         k.ctime_ns,
-                        h.to_hex()
+                        &h.0[..]
                     ])?;
                 }
             }
@@ -99,7 +100,7 @@ impl StatCache for Store {
                             r.get::<_, i64>(1)?,
                             r.get::<_, i64>(2)?,
                             r.get::<_, i64>(3)?,
-                            r.get::<_, String>(4)?,
+                            r.get::<_, [u8; 32]>(4)?,
                         ))
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()
@@ -111,7 +112,7 @@ impl StatCache for Store {
                 let key = &keys[i];
                 // Stale unless size, mtime and ctime all still match.
                 if key.size as i64 == size && key.mtime_ns == mtime && key.ctime_ns == ctime {
-                    out[i] = Hash::parse(&hash);
+                    out[i] = Some(Hash(hash));
                 }
             }
         }

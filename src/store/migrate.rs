@@ -34,6 +34,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0014_metrics.sql"),
     include_str!("migrations/0015_annotations.sql"),
     include_str!("migrations/0016_groups.sql"),
+    include_str!("migrations/0017_stat_cache_blobs.sql"),
 ];
 
 impl Store {

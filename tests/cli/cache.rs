@@ -37,7 +37,7 @@ pub(crate) fn poison(env: &Env, path: &str) -> String {
         .db()
         .execute(
             "UPDATE stat_cache SET hash = ?3 WHERE dev = ?1 AND ino = ?2",
-            rusqlite::params![meta.dev() as i64, meta.ino() as i64, bogus],
+            rusqlite::params![meta.dev() as i64, meta.ino() as i64, [0u8; 32]],
         )
         .expect("update");
     assert_eq!(n, 1, "{path} was cached");
@@ -59,6 +59,65 @@ fn an_unchanged_file_is_not_read_again() {
         input_hash(&env, "data.bin"),
         bogus,
         "the cached hash was used"
+    );
+}
+
+/// A store whose stat cache holds hex text (schema 16, before hashes were blobs) keeps its
+/// rows through the migration: the next run uses them (a poisoned one proves it); a row
+/// that is not 64 hex digits is dropped, not an error.
+#[test]
+fn stat_cache_rows_written_as_text_survive_the_migration_to_blobs() {
+    let env = Env::new();
+    env.write("data.bin", "some bytes\n");
+    env.write("other.bin", "other bytes\n");
+    age();
+    input_hash(&env, "data.bin");
+    let meta = std::fs::metadata(env.path("data.bin")).expect("stat");
+    let other = std::fs::metadata(env.path("other.bin")).expect("stat");
+    let bogus = "ab".repeat(32);
+    {
+        let db = env.db();
+        db.execute_batch(
+            "DROP TABLE stat_cache;
+             CREATE TABLE stat_cache (dev INTEGER NOT NULL, ino INTEGER NOT NULL,
+                 size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+                 hash TEXT NOT NULL, PRIMARY KEY (dev, ino)) WITHOUT ROWID;
+             PRAGMA user_version = 16;",
+        )
+        .expect("schema 16");
+        let mtime = |m: &std::fs::Metadata| m.mtime() * 1_000_000_000 + m.mtime_nsec();
+        let ctime = |m: &std::fs::Metadata| m.ctime() * 1_000_000_000 + m.ctime_nsec();
+        for (m, hash) in [(&meta, bogus.as_str()), (&other, "not-hex")] {
+            db.execute(
+                "INSERT INTO stat_cache VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    m.dev() as i64,
+                    m.ino() as i64,
+                    m.len() as i64,
+                    mtime(m),
+                    ctime(m),
+                    hash
+                ],
+            )
+            .expect("insert");
+        }
+    }
+    assert_eq!(input_hash(&env, "data.bin"), format!("blake3:{bogus}"));
+    assert_eq!(input_hash(&env, "other.bin"), blake3_hex(b"other bytes\n"));
+    let (version, kinds): (i64, String) = env
+        .db()
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version),
+                    group_concat(typeof(hash) || length(hash))
+             FROM stat_cache",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("query");
+    assert!(version >= 17, "schema {version}");
+    assert_eq!(
+        kinds, "blob32,blob32",
+        "the text row migrated, the bad one dropped and relearned"
     );
 }
 
