@@ -140,7 +140,7 @@ fn scan(path: &Path, real: &Path, links: Links, root: &Path) -> Scan {
 
 /// Entries scanned ahead of the walk and not yet taken, at most: bounds memory when the walk
 /// is consumed slowly (a 1,000,000-file input stays in a few MiB).
-const AHEAD_ENTRIES: usize = 8192;
+const AHEAD_ENTRIES: usize = 2048;
 
 /// Directories scanned ahead of the walk. The stats of a tree of small files are most of
 /// what walking it costs, and they scale with cores across directories (measured on 2
