@@ -268,6 +268,8 @@ const KEY_QUALIFIERS: &[&str] = &[
     "gcp",
     "azure",
     "google",
+    // `google_maps_key`, `MAPS_KEY`: a Maps platform key.
+    "maps",
     "mistral",
     "groq",
     "replicate",
@@ -449,22 +451,27 @@ fn is_tokenizer_token(words: &[String], at: usize) -> bool {
 }
 
 /// Whether a path of keys names a secret: any of its parts does (`auth.pass`,
-/// `passwords.0`, `secrets.db`, Hydra's `+db.password`, `--hf-token`).
+/// `passwords.0`, `secrets.db`, Hydra's `+db.password`, `--hf-token`), or the whole path
+/// read as one name (`api.key`, Hadoop's `fs.s3a.access.key`: a qualifier in one part, the
+/// `key` in the next).
 pub fn is_secret_path(path: &str) -> bool {
-    let path = path.trim_start_matches(['-', '+', '~', '$']);
-    path.split(['.', '/', ':'])
-        .filter(|part| !part.is_empty())
-        .any(is_secret_name)
+    path_secrecy(path) != Secrecy::Clear
 }
 
-/// How a path of keys is secret: as its most secret part.
+/// How a path of keys is secret: as its most secret part, or as the whole path read as one
+/// name (its words are its parts' words in order), whichever is more.
 pub fn path_secrecy(path: &str) -> Secrecy {
     let path = path.trim_start_matches(['-', '+', '~', '$']);
-    path.split(['.', '/', ':'])
+    let parts = path
+        .split(['.', '/', ':'])
         .filter(|part| !part.is_empty())
         .map(secrecy)
         .max()
-        .unwrap_or(Secrecy::Clear)
+        .unwrap_or(Secrecy::Clear);
+    match path.contains(['.', '/', ':']) {
+        true => parts.max(secrecy(path)),
+        false => parts,
+    }
 }
 
 /// A value that carries no secret under this key path: a harmless value, or a small count

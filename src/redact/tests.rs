@@ -698,6 +698,7 @@ fn names_with_a_word_after_the_secret_word_and_bot_tokens() {
         "DB_PASSKEY",
         "session_key",
         "secret_sauce",
+        "google_maps_key",
     ] {
         assert!(names::is_secret_name(name), "{name} should be secret");
     }
@@ -743,4 +744,64 @@ fn a_name_value_pair_with_its_value_first() {
         p.redact_text(r#"{"env": [{"value": "s3", "name": "HF_TOKEN"}]}"#),
         r#"{"env": [{"value": "[REDACTED]", "name": "HF_TOKEN"}]}"#
     );
+}
+
+/// A key whose qualifier is its parent's name (`api:` then `key:`; TOML's `[api]` then
+/// `key =`; Hadoop's `fs.s3a.access.key`) is judged as the whole path read as one name,
+/// as `api_key` would be; nested ML settings whose parent is no qualifier stay.
+#[test]
+fn a_key_qualified_by_its_parent_is_secret() {
+    assert!(names::is_secret_path("fs.s3a.access.key"));
+    assert!(names::is_secret_path("api.key"));
+    assert!(names::is_secret_path("storage.account.key"));
+    for path in [
+        "attention.key.dim",
+        "dataset.text.key",
+        "model.num.key.value.heads",
+        "sort.key",
+        "cache.key.prefix",
+    ] {
+        assert!(!names::is_secret_path(path), "{path} should stay clear");
+    }
+    let p = policy();
+    for (text, kept) in [
+        ("api:\n  key: zq1x\n  base: https://x\n", "base: https://x"),
+        ("[api]\nkey = \"zq2x\"\nretries = 3\n", "retries = 3"),
+        ("[storage.account]\nkey = zq3x\n", "[storage.account]"),
+        (
+            "aws:\n  access:\n    key: zq4x\n  region: eu\n",
+            "region: eu",
+        ),
+        (r#"{"api": {"key": "zq5x", "url": "u"}}"#, r#""url": "u""#),
+        (r#"[{"aws": {"access": {"keys": ["zq6x"]}}}]"#, "aws"),
+        (
+            "fs.s3a.access.key=zq7x\nfs.s3a.endpoint=e\n",
+            "fs.s3a.endpoint=e",
+        ),
+        (
+            "<property><name>fs.s3a.access.key</name><value>zq8x</value></property>",
+            "fs.s3a.access.key",
+        ),
+    ] {
+        let out = p.redact_text(text);
+        for secret in [
+            "zq1x", "zq2x", "zq3x", "zq4x", "zq5x", "zq6x", "zq7x", "zq8x",
+        ] {
+            assert!(!out.contains(secret), "{secret} kept in {out:?}");
+        }
+        assert!(out.contains(kept), "{kept} lost in {out:?}");
+    }
+    // Okta's scheme after a key that is not secret.
+    assert_eq!(
+        p.redact_text("hdr: SSWS 00QCjAl4MlV-WPXM\n"),
+        "hdr: SSWS [REDACTED]\n"
+    );
+    for text in [
+        "attention:\n  key: 64\n",
+        "dataset:\n  key: text\n",
+        "[model]\nkey = \"input_ids\"\n",
+        r#"{"sort": {"key": "loss"}}"#,
+    ] {
+        assert_eq!(p.redact_text(text), text, "over-redacted");
+    }
 }

@@ -60,6 +60,14 @@ pub fn redact(text: &str, scan: &Scan) -> String {
     patterns(&structured, scan)
 }
 
+/// `path.key`, or `key` at the top.
+fn join_key(path: &str, key: &str) -> String {
+    match path.is_empty() {
+        true => key.to_string(),
+        false => format!("{path}.{key}"),
+    }
+}
+
 fn starts_like_json(text: &str) -> bool {
     let t = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     t.starts_with('{') || (t.starts_with('[') && !SECTION.is_match(t.lines().next().unwrap_or("")))
@@ -70,6 +78,11 @@ fn starts_like_json(text: &str) -> bool {
 
 enum Container {
     Object {
+        /// The path of keys to this object (`api`, `aws.access`): a key in it is judged
+        /// with it (`api` then `key` is `api.key`, a secret).
+        path: String,
+        /// The key at hand.
+        key: String,
         secret: bool,
         want_key: bool,
         value_secret: bool,
@@ -81,6 +94,7 @@ enum Container {
         named: bool,
     },
     Array {
+        path: String,
         secret: bool,
         /// The item before was a secret flag (`["--api-key", "x"]`).
         after_flag: bool,
@@ -97,6 +111,12 @@ fn json(text: &str, all_secret: bool) -> Option<String> {
         Some(Container::Object { value_secret, .. }) => *value_secret,
         Some(Container::Array { secret, .. }) => *secret,
         None => false,
+    };
+    // The path of keys to a value about to open.
+    let value_path = |stack: &[Container]| match stack.last() {
+        Some(Container::Object { path, key, .. }) => join_key(path, key),
+        Some(Container::Array { path, .. }) => path.clone(),
+        None => String::new(),
     };
     let harmless_under_key = |stack: &[Container], value: &str| match stack.last() {
         Some(Container::Object {
@@ -121,6 +141,8 @@ fn json(text: &str, all_secret: bool) -> Option<String> {
             b'{' => {
                 let secret = value_secret(&stack);
                 stack.push(Container::Object {
+                    path: value_path(&stack),
+                    key: String::new(),
                     secret,
                     want_key: true,
                     value_secret: secret,
@@ -134,6 +156,7 @@ fn json(text: &str, all_secret: bool) -> Option<String> {
             b'[' => {
                 let secret = value_secret(&stack);
                 stack.push(Container::Array {
+                    path: value_path(&stack),
                     secret,
                     after_flag: false,
                 });
@@ -158,6 +181,8 @@ fn json(text: &str, all_secret: bool) -> Option<String> {
                 let inner = &token[1..token.len() - 1];
                 match stack.last_mut() {
                     Some(Container::Object {
+                        path,
+                        key,
                         secret,
                         want_key,
                         value_secret,
@@ -166,8 +191,10 @@ fn json(text: &str, all_secret: bool) -> Option<String> {
                         named,
                     }) if *want_key => {
                         *want_key = false;
+                        inner.clone_into(key);
                         let by_name = *named && is_value_key(inner);
-                        let by_key = is_secret_path(inner);
+                        let by_key =
+                            is_secret_path(inner) || is_secret_path(&join_key(path, inner));
                         *value_secret = *secret || all_secret || by_name || by_key;
                         *value_key = (!*secret && !all_secret && !by_name && by_key)
                             .then(|| inner.to_string());
@@ -267,12 +294,15 @@ enum Swallow {
 struct Frame {
     indent: usize,
     secret: bool,
+    /// The path of keys to it (`api`, `storage.account`), its section's first.
+    path: String,
 }
 
 fn lines(text: &str, scan: &Scan) -> String {
     let mut out = String::with_capacity(text.len() + 64);
     let mut stack: Vec<Frame> = Vec::new();
     let mut section_secret = false;
+    let mut section = String::new();
     let mut swallow: Option<Swallow> = None;
     // The indent of a mapping whose `name:` names a secret: its `value:` is one
     // (Kubernetes' `env: [{name: HF_TOKEN, value: x}]`).
@@ -292,6 +322,7 @@ fn lines(text: &str, scan: &Scan) -> String {
                 if header || !line.starts_with(['+', '-', ' ']) {
                     stack.clear();
                     section_secret = false;
+                    section.clear();
                     swallow = None;
                     out.push_str(raw);
                     continue;
@@ -345,7 +376,8 @@ fn lines(text: &str, scan: &Scan) -> String {
             && (indent == 0 || stack.is_empty())
         {
             stack.clear();
-            section_secret = scan.all_secret || is_secret_path(&c["name"].replace('"', "."));
+            section = c["name"].replace('"', "");
+            section_secret = scan.all_secret || is_secret_path(&section);
             out.push_str(raw);
             continue;
         }
@@ -394,7 +426,8 @@ fn lines(text: &str, scan: &Scan) -> String {
             let by_name = is_value_key(key)
                 && (named == Some(key_indent)
                     || (scan.mode == Mode::Text && named_below(&all[at + 1..], key_indent)));
-            let secret = context_secret || by_name || is_secret_path(key);
+            let path = join_key(stack.last().map_or(&section, |f| &f.path), key);
+            let secret = context_secret || by_name || is_secret_path(key) || is_secret_path(&path);
             let value_raw = &c["value"];
             let value_at = rest_at + c.name("value").map_or(0, |m| m.start());
             let lead_ws = value_raw.len() - value_raw.trim_start().len();
@@ -406,6 +439,7 @@ fn lines(text: &str, scan: &Scan) -> String {
                 stack.push(Frame {
                     indent: key_indent,
                     secret,
+                    path,
                 });
                 out.push_str(raw);
                 continue;
@@ -818,8 +852,8 @@ static FLAG_VALUE: Rx = Rx::new(
 static XML_ELEMENT: Rx =
     Rx::new(r#"(?P<pre><(?P<tag>[A-Za-z_][A-Za-z0-9_.:\-]*)(?:[ \t][^<>]*)?>)(?P<value>[^<]+)</"#);
 
-/// `Bearer <token>`, `Basic <base64>` after an `Authorization`.
-static BEARER: Rx = Rx::new(r"(?P<pre>(?-u:\b)[Bb]earer[ \t]+)[A-Za-z0-9._~+/\-]{8,}=*");
+/// `Bearer <token>`, and Okta's `SSWS <token>`, wherever they stand (`hdr: SSWS x`).
+static BEARER: Rx = Rx::new(r"(?P<pre>(?-u:\b)(?:[Bb]earer|SSWS)[ \t]+)[A-Za-z0-9._~+/\-]{8,}=*");
 
 /// The schemes of an `Authorization` header's value: the credential follows.
 const SCHEMES: &str = r"basic|bearer|token|digest|negotiate|ntlm|bot|jwt|apikey|api-key|oauth|ssws|key|hmac|signature|sharedkey|aws4-hmac-sha256|googlelogin|dpop|mac|hoba";
@@ -997,7 +1031,7 @@ fn patterns(text: &str, scan: &Scan) -> String {
             })
             .into_owned();
     }
-    if out.contains("earer") {
+    if out.contains("earer") || out.contains("SSWS") {
         out = BEARER
             .replace_all(&out, |c: &Caps| format!("{}{REDACTED}", &c["pre"]))
             .into_owned();
@@ -1119,6 +1153,10 @@ fn xml_pairs(text: &str, mode: Mode) -> String {
     let mut last_value: Option<(usize, (usize, usize))> = None;
     // An open `<name>` or `<key>` element: where its text starts.
     let mut naming: Option<usize> = None;
+    // A name not secret closed at this depth: the value after it is its own, not one a
+    // later name may claim (a property list's `<key>Name</key><string>demo</string>` then
+    // `<key>APIToken</key>`).
+    let mut named_at: Option<usize> = None;
     let mut i = 0;
     while let Some(lt) = text[i..].find('<').map(|n| i + n) {
         // A comment or CDATA section is passed whole (a `<a>` inside opens nothing).
@@ -1146,13 +1184,16 @@ fn xml_pairs(text: &str, mode: Mode) -> String {
             depth = depth.saturating_sub(1);
             if let Some(start) = naming.take()
                 && is(closed, &["name", "key"])
-                && is_secret_path(text[start..lt].trim())
             {
-                pending = Some(depth);
-                if let Some((d, span)) = last_value.take()
-                    && d == depth
-                {
-                    spans.push(span);
+                if is_secret_path(text[start..lt].trim()) {
+                    pending = Some(depth);
+                    if let Some((d, span)) = last_value.take()
+                        && d == depth
+                    {
+                        spans.push(span);
+                    }
+                } else {
+                    named_at = Some(depth);
                 }
             }
             if pending.is_some_and(|d| depth < d) {
@@ -1160,6 +1201,9 @@ fn xml_pairs(text: &str, mode: Mode) -> String {
             }
             if last_value.is_some_and(|(d, _)| depth < d) {
                 last_value = None;
+            }
+            if named_at.is_some_and(|d| depth < d) {
+                named_at = None;
             }
             continue;
         }
@@ -1208,9 +1252,12 @@ fn xml_pairs(text: &str, mode: Mode) -> String {
                 if !value.is_empty() && !value.starts_with(REDACTED) {
                     if secret && !is_harmless_under(named.unwrap_or(element), value) {
                         spans.push((gt + 1, end));
-                    } else if is(element, &VALUES) {
+                    } else if is(element, &VALUES) && named_at != Some(depth) {
                         last_value = Some((depth, (gt + 1, end)));
                     }
+                }
+                if is(element, &VALUES) && named_at == Some(depth) {
+                    named_at = None;
                 }
                 // Its content read; its close comes next.
                 i = end;
@@ -1593,7 +1640,7 @@ mod tests {
 
     #[test]
     fn xml_name_value_pairs_and_secret_attributes() {
-        let xml = "<configuration>\n  <!-- when a < b -->\n  <property>\n    <name>fs.s3a.secret.key</name>\n    <value>HADOOPSECRET1</value>\n  </property>\n  <property>\n    <name>fs.s3a.endpoint</name>\n    <value>s3.example.com</value>\n  </property>\n  <property name=\"db.password\" value=\"ANTSECRET2\"/>\n  <property name=\"db.url\" value=\"jdbc:pg://h/db\"/>\n  <add key=\"ApiKey\" value='DOTNETSECRET3'/>\n  <add key=\"Timeout\" value=\"30\"/>\n  <setting name=\"Password\" serializeAs=\"String\"><value>SETTINGSECRET4</value></setting>\n  <setting name=\"Theme\"><value>dark</value></setting>\n  <connection host=\"h\" password=\"ATTRSECRET5\" user=\"bob\"/>\n  <dict><key>APIToken</key><string>PLISTSECRET9</string><key>Name</key><string>demo</string></dict>\n  <app:key name=\"hf_token\">\n    <app:value>\n      MULTILINE6\n    </app:value>\n  </app:key>\n</configuration>\n";
+        let xml = "<configuration>\n  <!-- when a < b -->\n  <property>\n    <name>fs.s3a.secret.key</name>\n    <value>HADOOPSECRET1</value>\n  </property>\n  <property>\n    <name>fs.s3a.endpoint</name>\n    <value>s3.example.com</value>\n  </property>\n  <property name=\"db.password\" value=\"ANTSECRET2\"/>\n  <property name=\"db.url\" value=\"jdbc:pg://h/db\"/>\n  <add key=\"ApiKey\" value='DOTNETSECRET3'/>\n  <add key=\"Timeout\" value=\"30\"/>\n  <setting name=\"Password\" serializeAs=\"String\"><value>SETTINGSECRET4</value></setting>\n  <setting name=\"Theme\"><value>dark</value></setting>\n  <connection host=\"h\" password=\"ATTRSECRET5\" user=\"bob\"/>\n  <dict><key>APIToken</key><string>PLISTSECRET9</string><key>Name</key><string>demo</string></dict>\n  <dict><key>Label</key><string>demo2</string><key>APIToken</key><string>PLISTSECRET10</string></dict>\n  <app:key name=\"hf_token\">\n    <app:value>\n      MULTILINE6\n    </app:value>\n  </app:key>\n</configuration>\n";
         let out = text(xml);
         for secret in [
             "HADOOPSECRET1",
@@ -1603,6 +1650,7 @@ mod tests {
             "ATTRSECRET5",
             "MULTILINE6",
             "PLISTSECRET9",
+            "PLISTSECRET10",
         ] {
             assert!(!out.contains(secret), "{secret} left in:\n{out}");
         }
@@ -1611,6 +1659,8 @@ mod tests {
             "jdbc:pg://h/db",
             "value=\"30\"",
             "<value>dark</value>",
+            // A value that has its name before it is not claimed by the next name.
+            "<string>demo2</string>",
             "user=\"bob\"",
             "fs.s3a.secret.key",
             "<string>demo</string>",

@@ -239,6 +239,38 @@ fn xml_config_pairs_never_reach_the_store_files() {
     );
 }
 
+/// A key qualified by its parent's name (`api:` then `key:`, TOML's `[api]` then `key =`,
+/// Hadoop's `fs.s3a.access.key`) was stored in clear, in the config's bytes and its params.
+#[test]
+fn keys_qualified_by_their_parent_never_reach_the_store_files() {
+    let env = Env::new();
+    env.write("a.yaml", "api:\n  key: NESTEDYAML1\n  base: https://x\n");
+    env.write("b.toml", "[storage.account]\nkey = \"NESTEDTOML2\"\n");
+    env.write("c.json", r#"{"aws": {"access": {"key": "NESTEDJSON3"}}}"#);
+    env.write("d.properties", "fs.s3a.access.key=DOTTEDPROP4\n");
+    let out = env.cmd([
+        "run",
+        "-q",
+        "-c",
+        "a.yaml",
+        "-c",
+        "b.toml",
+        "-c",
+        "c.json",
+        "-c",
+        "d.properties",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    in_no_store_file_nor_shown(
+        &env,
+        &["NESTEDYAML1", "NESTEDTOML2", "NESTEDJSON3", "DOTTEDPROP4"],
+    );
+    // What is not secret stays.
+    assert!(env.show(None).to_string().contains("https://x"));
+}
+
 #[test]
 fn config_params_with_secret_names_are_redacted() {
     let env = Env::new();
