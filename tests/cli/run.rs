@@ -64,6 +64,41 @@ fn run_exits_125_for_a_missing_input_and_runs_nothing() {
     assert_eq!(stdout(&out).trim(), "[]");
 }
 
+/// A checkpoint the job resumes from and writes (`-i ckpt -o ckpt`) does not exist on the
+/// first run: that run starts without it (said, and in the record) instead of refusing; the
+/// next run reads it, and `show` follows the chain. An input that is no output must still
+/// exist.
+#[test]
+fn a_first_run_starts_without_an_input_it_also_writes() {
+    let env = Env::new();
+    let job = "mkdir -p ckpt; cat ckpt/w 2>/dev/null; echo step >> ckpt/w";
+    let out = env.cmd(["run", "-i", "ckpt", "-o", "ckpt", "--", "sh", "-c", job]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("note: input ckpt does not exist yet"),
+        "{}",
+        stderr(&out)
+    );
+    let first = env.show(None);
+    assert_eq!(first["inputs"].as_array().map(Vec::len), Some(0), "{first}");
+    assert!(first.to_string().contains("does not exist yet"), "{first}");
+    let out = env.cmd([
+        "run", "-q", "-i", "ckpt", "-o", "ckpt", "--", "sh", "-c", job,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let second = env.show(None);
+    let input = artifact(&second, "inputs", "ckpt");
+    assert_eq!(input["file_count"], 1, "{second}");
+    // The second run's input is the first run's output, by its bytes.
+    let out = env.cmd(["show", "ckpt", "--json"]);
+    let tree: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let runs = tree["runs"].as_array().map_or(0, Vec::len);
+    assert_eq!(runs, 2, "{tree}");
+    let out = env.cmd(["run", "-i", "absent", "-o", "ckpt", "--", "true"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+}
+
 #[test]
 fn run_exits_126_and_127_like_env() {
     let env = Env::new();

@@ -79,7 +79,8 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     } = context;
     // Untracked files over the size caps, through the stat cache (this thread has the store).
     let git = git.finish(Some(&plan.store));
-    let mut notes = git.notes.clone();
+    let mut notes = plan.notes.clone();
+    notes.extend(git.notes.iter().cloned());
     // A failed redaction records no environment at all, never an unredacted one.
     let env = env.unwrap_or_else(|| {
         notes.push("environment not recorded: redaction failed".to_string());
@@ -272,6 +273,13 @@ fn told(
     let rest = git.and_then(|g| g.untracked_rest);
     let (mut warnings, mut said) = (Vec::new(), Vec::new());
     for note in notes {
+        // The plan's (an input that does not exist yet): no problem, said unless -q.
+        if plan.notes.contains(note) {
+            if !plan.quiet {
+                said.push(format!("note: {note}"));
+            }
+            continue;
+        }
         // The untracked files past those listed: said once for those files (one of the
         // latest runs recorded the same), as a file over the size cap is.
         if let Some(rest) = rest

@@ -96,6 +96,8 @@ pub struct Spec {
 /// What `run` will do, validated before anything is captured.
 pub struct Plan {
     pub(super) argv: Vec<OsString>,
+    /// What the plan decided that the record keeps (an input that does not exist yet).
+    pub(super) notes: Vec<String>,
     /// Where the program of `argv` was found on the job's PATH, when it was searched for
     /// there: the job is started from it (`argv[0]` as given), in one exec, not one per
     /// PATH entry before it (each a call held for the observer).
@@ -242,8 +244,38 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or(Error::BadSampleInterval(spec.sample_interval))?;
-    for path in &spec.inputs {
-        check_declared(&cwd, path, false)?;
+    let declare = |paths: &[PathBuf]| -> Vec<Declared> {
+        paths.iter().map(|p| Declared::new(p, &cwd)).collect()
+    };
+    // A metrics file is an output of the job too (once, however often declared).
+    let mut outputs: Vec<Declared> = declare(&spec.outputs);
+    for m in &spec.metrics {
+        let d = Declared::new(m, &cwd);
+        if !outputs.iter().any(|o| o.abs == d.abs) {
+            outputs.push(d);
+        }
+    }
+    // An input the job also writes (`-i ckpt -o ckpt`, a checkpoint it resumes from) may
+    // not exist on its first run: that run starts without it, said and recorded.
+    let mut inputs = Vec::new();
+    let mut notes = Vec::new();
+    for (path, d) in spec.inputs.iter().zip(declare(&spec.inputs)) {
+        match check_declared(&cwd, path, false) {
+            Err(Error::MissingInput { .. })
+                if outputs.iter().any(|o| crate::model::nested(&o.abs, &d.abs)) =>
+            {
+                let note = format!(
+                    "input {} does not exist yet: the job writes it (a declared output), so \
+                     this run starts without it",
+                    path.display()
+                );
+                notes.push(note);
+            }
+            result => {
+                result?;
+                inputs.push(d);
+            }
+        }
     }
     for path in &spec.configs {
         check_declared(&cwd, path, true)?;
@@ -285,17 +317,9 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         .cloned()
         .collect();
     let policy = Policy::new(&allow, &deny, &settings.redact_values, key)?;
-    let declare = |paths: &[PathBuf]| paths.iter().map(|p| Declared::new(p, &cwd)).collect();
-    // A metrics file is an output of the job too (once, however often declared).
-    let mut outputs: Vec<Declared> = declare(&spec.outputs);
-    for m in &spec.metrics {
-        let d = Declared::new(m, &cwd);
-        if !outputs.iter().any(|o| o.abs == d.abs) {
-            outputs.push(d);
-        }
-    }
     Ok(Plan {
-        inputs: declare(&spec.inputs),
+        inputs,
+        notes,
         outputs,
         metrics: spec.metrics,
         metrics_patterns: settings.metrics.clone(),
