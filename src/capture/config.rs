@@ -56,14 +56,48 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Value>, Strin
         .map_err(|e| format!("not UTF-8 text (byte {})", e.valid_up_to()))?;
     let value = match Format::from_path(path) {
         Some(format) => parse_as(format, text)?,
-        // No telling extension: JSON, then TOML, then YAML; report the YAML error.
-        None => parse_as(Format::Json, text)
+        // No telling extension: JSON, then TOML, then YAML (report the YAML error), then
+        // Java properties and Spark's `spark-defaults.conf`, which YAML reads as one string
+        // (or refuses, a `key: value` among `key=value` lines).
+        None => match parse_as(Format::Json, text)
             .or_else(|_| parse_as(Format::Toml, text))
-            .or_else(|_| parse_as(Format::Yaml, text))?,
+            .or_else(|_| parse_as(Format::Yaml, text))
+        {
+            Ok(Value::String(_)) | Err(_) if properties(text).is_some() => {
+                return Ok(properties(text).unwrap_or_default());
+            }
+            other => other?,
+        },
     };
     let mut out = BTreeMap::new();
     flatten("", value, &mut out);
     Ok(out)
+}
+
+/// The pairs of a properties file (`key=value`, `key: value`, `key value`; `#` and `!`
+/// comments), or None when a line is none of those.
+fn properties(text: &str) -> Option<BTreeMap<String, Value>> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with(['#', '!']) {
+            continue;
+        }
+        let end = line.find(|c: char| c == '=' || c == ':' || c.is_whitespace())?;
+        let key = &line[..end];
+        if key.is_empty() || !key.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return None;
+        }
+        let rest = line[end..].trim_start();
+        let value = match rest.strip_prefix(['=', ':']) {
+            Some(value) => value.trim_start(),
+            // `key value` only with a dotted key (`spark.master yarn`), not a sentence.
+            None if key.contains('.') => rest,
+            None => return None,
+        };
+        out.insert(key.to_string(), param_value(value));
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn parse_as(format: Format, text: &str) -> Result<Value, String> {
@@ -227,6 +261,23 @@ mod tests {
             parse(Path::new("c.cfg"), toml.as_bytes()).expect("sniffed"),
             want
         );
+    }
+
+    /// Spark's `spark-defaults.conf` and Java properties: one param per line, not the whole
+    /// file as one string.
+    #[test]
+    fn properties_files_give_one_param_per_line() {
+        let text = "# spark\nspark.master                     yarn\nspark.executor.cores\t4\n\
+                    db.url=jdbc:pg://h/db\nname: demo\n";
+        let params = parse(Path::new("spark-defaults.conf"), text.as_bytes()).expect("parse");
+        assert_eq!(params["spark.master"], "yarn");
+        assert_eq!(params["spark.executor.cores"], 4);
+        assert_eq!(params["db.url"], "jdbc:pg://h/db");
+        assert_eq!(params["name"], "demo");
+        assert_eq!(params.len(), 4, "{params:?}");
+        // A plain sentence is no properties file: kept whole, as before.
+        let params = parse(Path::new("notes"), b"just a sentence here").expect("parse");
+        assert_eq!(params["value"], "just a sentence here");
     }
 
     #[test]

@@ -468,7 +468,21 @@ pub fn path_secrecy(path: &str) -> Secrecy {
         .map(secrecy)
         .max()
         .unwrap_or(Secrecy::Clear);
-    match path.contains(['.', '/', ':']) {
+    // Read whole only where a qualifier's part stands right before a part `key` that ends
+    // the path (`api.key`, `fs.s3a.access.key`), or, in Azure's
+    // `fs.azure.account.key.<account>...`, after `account`: `storage.key_prefix` and
+    // `account.key_vault` stay as their parts say.
+    let split: Vec<&str> = path
+        .split(['.', '/', ':'])
+        .filter(|p| !p.is_empty())
+        .collect();
+    let is_key = |p: &str| matches!(words(p).as_slice(), [w] if w == "key" || w == "keys");
+    let whole = split.len() > 1
+        && (split.last().is_some_and(|p| is_key(p))
+            || split
+                .windows(2)
+                .any(|w| is_key(w[1]) && w[0].eq_ignore_ascii_case("account")));
+    match whole {
         true => parts.max(secrecy(path)),
         false => parts,
     }

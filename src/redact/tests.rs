@@ -754,12 +754,18 @@ fn a_key_qualified_by_its_parent_is_secret() {
     assert!(names::is_secret_path("fs.s3a.access.key"));
     assert!(names::is_secret_path("api.key"));
     assert!(names::is_secret_path("storage.account.key"));
+    assert!(names::is_secret_path(
+        "fs.azure.account.key.acct.blob.core.windows.net"
+    ));
     for path in [
         "attention.key.dim",
         "dataset.text.key",
         "model.num.key.value.heads",
         "sort.key",
         "cache.key.prefix",
+        "storage.key_prefix",
+        "storage.key_template",
+        "account.key_vault",
     ] {
         assert!(!names::is_secret_path(path), "{path} should stay clear");
     }
@@ -796,7 +802,13 @@ fn a_key_qualified_by_its_parent_is_secret() {
         p.redact_text("hdr: SSWS 00QCjAl4MlV-WPXM\n"),
         "hdr: SSWS [REDACTED]\n"
     );
+    assert_eq!(
+        p.redact_text("hdr: ssws 00QCjAl4MlV-WPXM\n"),
+        "hdr: ssws [REDACTED]\n"
+    );
     for text in [
+        // A prompt's lines are text: `key: value` in it is no `openai.key`.
+        "openai:\n  system_prompt: |\n    Reply in YAML like:\n    key: value\n  model: gpt\n",
         "attention:\n  key: 64\n",
         "dataset:\n  key: text\n",
         "[model]\nkey = \"input_ids\"\n",

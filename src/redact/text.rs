@@ -445,6 +445,15 @@ fn lines(text: &str, scan: &Scan) -> String {
                 continue;
             }
             if !secret {
+                // A block scalar's lines (`prompt: |`) are text, not keys under this one:
+                // one that reads `key: value` is judged by its own name alone.
+                if value.starts_with(['|', '>']) {
+                    stack.push(Frame {
+                        indent: key_indent,
+                        secret: false,
+                        path: String::new(),
+                    });
+                }
                 out.push_str(raw);
                 continue;
             }
@@ -477,10 +486,29 @@ fn lines(text: &str, scan: &Scan) -> String {
             swallow = next;
             continue;
         }
+        // Spark's `spark-defaults.conf` and Java's properties written `key value`
+        // (`spark.hadoop.fs.s3a.secret.key  x`): a dotted key, blanks, the value.
+        if let Some(c) = SPACED_PAIR.captures(rest)
+            && is_secret_path(&c["key"])
+            && !is_harmless_under(&c["key"], &c["value"])
+            && let Some(value) = c.name("value")
+        {
+            out.push_str(&line[..rest_at + value.start()]);
+            out.push_str(REDACTED);
+            out.push_str(&rest[value.end()..]);
+            out.push_str(eol);
+            continue;
+        }
         out.push_str(raw);
     }
     out
 }
+
+/// `spark.hadoop.fs.s3a.secret.key  x`: a dotted key, blanks, a value (no `=` or `:` after
+/// the key, which KEY_LINE takes).
+static SPACED_PAIR: Rx = Rx::new(
+    r"^(?P<key>[A-Za-z][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+)+)[ \t]+(?P<value>[^ \t\r\n=:#][^\r\n]*?)[ \t]*$",
+);
 
 /// Whether a `name:` that names a secret follows in the same mapping, at this indent, before
 /// the mapping ends (`- value: x` then `  name: HF_TOKEN`).
@@ -853,7 +881,8 @@ static XML_ELEMENT: Rx =
     Rx::new(r#"(?P<pre><(?P<tag>[A-Za-z_][A-Za-z0-9_.:\-]*)(?:[ \t][^<>]*)?>)(?P<value>[^<]+)</"#);
 
 /// `Bearer <token>`, and Okta's `SSWS <token>`, wherever they stand (`hdr: SSWS x`).
-static BEARER: Rx = Rx::new(r"(?P<pre>(?-u:\b)(?:[Bb]earer|SSWS)[ \t]+)[A-Za-z0-9._~+/\-]{8,}=*");
+static BEARER: Rx =
+    Rx::new(r"(?P<pre>(?-u:\b)(?:[Bb]earer|[Ss][Ss][Ww][Ss])[ \t]+)[A-Za-z0-9._~+/\-]{8,}=*");
 
 /// The schemes of an `Authorization` header's value: the credential follows.
 const SCHEMES: &str = r"basic|bearer|token|digest|negotiate|ntlm|bot|jwt|apikey|api-key|oauth|ssws|key|hmac|signature|sharedkey|aws4-hmac-sha256|googlelogin|dpop|mac|hoba";
@@ -1031,7 +1060,7 @@ fn patterns(text: &str, scan: &Scan) -> String {
             })
             .into_owned();
     }
-    if out.contains("earer") || out.contains("SSWS") {
+    if out.contains("earer") || out.contains("SSWS") || out.contains("ssws") {
         out = BEARER
             .replace_all(&out, |c: &Caps| format!("{}{REDACTED}", &c["pre"]))
             .into_owned();
@@ -1526,6 +1555,7 @@ pub(super) fn every_pattern() -> Vec<(&'static str, &'static Rx)> {
     vec![
         ("SECTION", &SECTION),
         ("KEY_LINE", &KEY_LINE),
+        ("SPACED_PAIR", &SPACED_PAIR),
         ("CREDENTIALS", &CREDENTIALS),
         ("PEM_BLOCK", &PEM_BLOCK),
         ("URL_USERINFO", &URL_USERINFO),
