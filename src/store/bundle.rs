@@ -226,10 +226,20 @@ impl Store {
                     .map(|(_, f)| *f)
                     .with_context(|| format!("no selection for table {}", table.name))?;
                 let (name, cols) = (table.name, table.column_list());
+                // Manifests from the table itself, through its index on the blobs (its view
+                // in hex, `dir_entries`, has none).
+                let source = match name {
+                    "dir_entries" => "(SELECT lower(hex(dir_hash)) AS dir_hash, path,
+                                 lower(hex(file_hash)) AS file_hash, size, executable
+                          FROM main.dir_manifest WHERE dir_hash IN
+                            (SELECT unhex(hash) FROM bundle.artifacts WHERE kind = 'dir'))"
+                        .to_string(),
+                    _ => format!("main.{name} {filter}"),
+                };
                 let n = tx.execute(
                     &format!(
                         "INSERT OR IGNORE INTO bundle.{name} ({cols})
-                         SELECT {cols} FROM main.{name} {filter}"
+                         SELECT {cols} FROM {source}"
                     ),
                     [],
                 )?;
@@ -577,13 +587,14 @@ impl Import<'_> {
     /// with its directory's hash, size and file count first.
     fn manifests(&mut self, table: &Table, cols: &[String]) -> Result<usize> {
         let list = cols.join(", ");
-        let marks = vec!["?"; cols.len()].join(", ");
         let mut select = self.bundle.prepare(&format!(
             "SELECT {list} FROM main.dir_entries ORDER BY dir_hash"
         ))?;
-        let mut insert = self.tx.prepare(&format!(
-            "INSERT OR IGNORE INTO main.dir_entries ({list}) VALUES ({marks})"
-        ))?;
+        // Into the table itself, its hashes as blobs (`dir_entries` is its view in hex).
+        let mut insert = self.tx.prepare(
+            "INSERT OR IGNORE INTO main.dir_manifest (dir_hash, path, file_hash, size, executable)
+             VALUES (unhex(?1), ?2, unhex(?3), ?4, ?5)",
+        )?;
         let pos = |name: &str| cols.iter().position(|c| c == name);
         let (Some(dir), Some(path), Some(file), Some(size), Some(exec)) = (
             pos("dir_hash"),
@@ -631,7 +642,9 @@ impl Import<'_> {
                 }
                 for v in group.drain(..) {
                     if named.is_some() {
-                        added += insert.execute(rusqlite::params_from_iter(v.iter()))?;
+                        added += insert.execute(rusqlite::params_from_iter(
+                            [dir, path, file, size, exec].map(|i| &v[i]),
+                        ))?;
                     }
                 }
                 // The directories inside it are derived here, never taken from outside.

@@ -177,10 +177,10 @@ const PARAM_TEXT: &str = "CASE WHEN json_valid(value) THEN CASE WHEN json_type(v
 fn touching(role: &str) -> String {
     format!(
         "r.id IN (SELECT e.run_id FROM edges e WHERE e.artifact = ?1 AND {role}
-         UNION SELECT e.run_id FROM dir_entries d
-           CROSS JOIN edges e ON e.artifact = d.dir_hash AND {role}
+         UNION SELECT e.run_id FROM dir_manifest d
+           CROSS JOIN edges e ON e.artifact = lower(hex(d.dir_hash)) AND {role}
              AND (e.kept IS NULL OR d.path NOT IN (SELECT value FROM json_each(e.kept)))
-           WHERE d.file_hash = ?1 AND d.size > 0
+           WHERE d.file_hash = unhex(?1) AND d.size > 0
          UNION SELECT e.run_id FROM dir_subdirs d
            CROSS JOIN edges e ON e.artifact = d.dir_hash AND {role}
            WHERE d.sub_hash = ?1)"

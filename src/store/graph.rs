@@ -1,4 +1,4 @@
-//! Graph walks over the lineage, as recursive CTEs over the indexed `edges` and `dir_entries`
+//! Graph walks over the lineage, as recursive CTEs over the indexed `edges` and `dir_manifest`
 //! tables: one statement per walk, whatever the depth, never the whole store in memory.
 //!
 //! An artifact is linked to a run not only through the run's own edges but also through
@@ -41,21 +41,21 @@ const HOPS: &[Hop] = &[
     // The artifact is a file inside a directory the edge names (and, for an output, one of
     // the files the job wrote).
     Hop {
-        joins: "CROSS JOIN dir_entries d ON d.file_hash = w.artifact AND d.size > 0
-                CROSS JOIN edges e ON e.artifact = d.dir_hash AND {ROLE}{PRODUCT}
+        joins: "CROSS JOIN dir_manifest d ON d.file_hash = unhex(w.artifact) AND d.size > 0
+                CROSS JOIN edges e ON e.artifact = lower(hex(d.dir_hash)) AND {ROLE}{PRODUCT}
                   AND (e.kept IS NULL OR d.path NOT IN (SELECT value FROM json_each(e.kept)))",
         kind: 1,
-        other: "d.dir_hash",
+        other: "lower(hex(d.dir_hash))",
         path: "d.path",
     },
     // The artifact is a directory holding a file the edge names. Upstream, only a file big
     // enough to be told apart (`{MIN}`): a 1-byte `.gitkeep` matches every `echo > flag` of
     // the store, and would make its run the producer of every directory holding one.
     Hop {
-        joins: "CROSS JOIN dir_entries d ON d.dir_hash = w.artifact AND d.size >= {MIN}
-                CROSS JOIN edges e ON e.artifact = d.file_hash AND {ROLE}{PRODUCT}",
+        joins: "CROSS JOIN dir_manifest d ON d.dir_hash = unhex(w.artifact) AND d.size >= {MIN}
+                CROSS JOIN edges e ON e.artifact = lower(hex(d.file_hash)) AND {ROLE}{PRODUCT}",
         kind: 2,
-        other: "d.file_hash",
+        other: "lower(hex(d.file_hash))",
         path: "d.path",
     },
     // The artifact is a directory inside a directory the edge names (and, for an output,
@@ -64,7 +64,7 @@ const HOPS: &[Hop] = &[
         joins: "CROSS JOIN dir_subdirs d ON d.sub_hash = w.artifact
                 CROSS JOIN edges e ON e.artifact = d.dir_hash AND {ROLE}{PRODUCT}
                   AND (e.kept IS NULL OR EXISTS (
-                    SELECT 1 FROM dir_entries f WHERE f.dir_hash = d.dir_hash
+                    SELECT 1 FROM dir_manifest f WHERE f.dir_hash = unhex(d.dir_hash)
                       AND substr(f.path, 1, length(d.path) + 1) = d.path || '/'
                       AND f.path NOT IN (SELECT value FROM json_each(e.kept))))",
         kind: 1,
@@ -157,9 +157,18 @@ fn walk_sql(direction: crate::model::graph::Direction, limited: bool) -> String 
 /// so that a directory inside an output directory is traced like a file inside it.
 /// Directories of empty files only are left out, as empty files are.
 pub(crate) fn index_subdirs(conn: &rusqlite::Connection, dir_hash: &str) -> Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT path, file_hash, size, executable FROM dir_entries WHERE dir_hash = ?1",
-    )?;
+    index_subdirs_from(
+        conn,
+        dir_hash,
+        "SELECT path, lower(hex(file_hash)), size, executable FROM dir_manifest
+         WHERE dir_hash = unhex(?1)",
+    )
+}
+
+/// [`index_subdirs`] reading the manifest with `select` (the schema before version 18 kept
+/// it as hex text in the table `dir_entries`).
+fn index_subdirs_from(conn: &rusqlite::Connection, dir_hash: &str, select: &str) -> Result<()> {
+    let mut stmt = conn.prepare_cached(select)?;
     let mut groups = Subdirs::new();
     let rows = stmt.query_map([dir_hash], |r| {
         Ok((
@@ -225,14 +234,19 @@ fn insert_subdirs(conn: &rusqlite::Connection, dir_hash: &str, groups: Subdirs) 
     Ok(())
 }
 
-/// Index the directories inside every stored directory (once, when the store learns to).
+/// Index the directories inside every stored directory (once, when the store learns to:
+/// the migration to schema version 10, when manifests were hex text in `dir_entries`).
 pub(crate) fn index_all_subdirs(conn: &rusqlite::Connection) -> Result<()> {
     let dirs: Vec<String> = conn
         .prepare("SELECT DISTINCT dir_hash FROM dir_entries WHERE instr(path, '/') > 0")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for d in dirs {
-        index_subdirs(conn, &d)?;
+        index_subdirs_from(
+            conn,
+            &d,
+            "SELECT path, file_hash, size, executable FROM dir_entries WHERE dir_hash = ?1",
+        )?;
     }
     Ok(())
 }
@@ -303,7 +317,7 @@ impl Store {
         let hex = hash.to_hex();
         let known: bool = self.conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM artifacts WHERE hash = ?1)
-                 OR EXISTS (SELECT 1 FROM dir_entries WHERE file_hash = ?1)
+                 OR EXISTS (SELECT 1 FROM dir_manifest WHERE file_hash = unhex(?1))
                  OR EXISTS (SELECT 1 FROM dir_subdirs WHERE sub_hash = ?1)",
             [&hex],
             |r| r.get(0),
@@ -386,7 +400,8 @@ impl Store {
                         Some(dir) => self
                             .conn
                             .query_row(
-                                "SELECT file_hash FROM dir_entries WHERE dir_hash = ?1 AND path = ?2
+                                "SELECT lower(hex(file_hash)) FROM dir_manifest
+                                 WHERE dir_hash = unhex(?1) AND path = ?2
                                  UNION ALL
                                  SELECT sub_hash FROM dir_subdirs WHERE dir_hash = ?1 AND path = ?2",
                                 params![dir.to_hex(), inner],
@@ -434,7 +449,8 @@ impl Store {
     /// The files of a stored directory: (path, hash, size), sorted by path.
     pub fn dir_entries(&self, dir: &Hash) -> Result<Vec<(String, Hash, u64)>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT path, file_hash, size FROM dir_entries WHERE dir_hash = ?1 ORDER BY path",
+            "SELECT path, lower(hex(file_hash)), size FROM dir_manifest WHERE dir_hash = unhex(?1)
+             ORDER BY path",
         )?;
         let rows = stmt.query_map([dir.to_hex()], |r| {
             Ok((
@@ -451,5 +467,46 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every step of every walk looks its rows up through an index (the manifests' by their
+    /// blobs, since schema 18): none scans a table, which on a large store would make each
+    /// step cost the store's size.
+    #[test]
+    fn every_step_of_a_walk_is_an_index_lookup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        for direction in [Direction::Ancestry, Direction::Descendants] {
+            for limited in [false, true] {
+                let sql = walk_sql(direction, limited);
+                let mut stmt = store
+                    .conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .expect("prepare");
+                let plan: Vec<String> = stmt
+                    .query_map(params!["00", 1, false, ""], |r| r.get::<_, String>(3))
+                    .expect("plan")
+                    .collect::<rusqlite::Result<_>>()
+                    .expect("rows");
+                let scans: Vec<&String> = plan
+                    .iter()
+                    .filter(|p| p.starts_with("SCAN ") && !p.starts_with("SCAN w"))
+                    .filter(|p| !p.contains("json_each") && !p.contains("CONSTANT ROW"))
+                    .collect();
+                assert!(
+                    scans.is_empty(),
+                    "{direction:?}, limited {limited}: {scans:?} in {plan:#?}"
+                );
+                assert!(
+                    plan.iter().any(|p| p.contains("dir_manifest_by_file")),
+                    "{plan:#?}"
+                );
+            }
+        }
     }
 }

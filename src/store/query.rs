@@ -450,11 +450,12 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT hash FROM artifacts WHERE hash >= ?1 AND hash < ?1 || x'ff'
              UNION
-             SELECT file_hash FROM dir_entries WHERE file_hash >= ?1 AND file_hash < ?1 || x'ff'
+             SELECT lower(hex(file_hash)) FROM dir_manifest WHERE file_hash >= ?2 AND file_hash < ?3
              ORDER BY 1",
         )?;
+        let (from, to) = blob_range(hex);
         let hashes = stmt
-            .query_map([hex], |r| r.get::<_, String>(0))?
+            .query_map(rusqlite::params![hex, from, to], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(hashes.iter().filter_map(|h| Hash::parse(h)).collect())
     }
@@ -463,7 +464,7 @@ impl Store {
     pub fn has_manifest(&self, dir_hex: &str) -> bool {
         self.conn
             .query_row(
-                "SELECT EXISTS (SELECT 1 FROM dir_entries WHERE dir_hash = ?1)",
+                "SELECT EXISTS (SELECT 1 FROM dir_manifest WHERE dir_hash = unhex(?1))",
                 [dir_hex],
                 |r| r.get(0),
             )
@@ -603,11 +604,63 @@ fn read_capture(
     (capture, resources, unreadable)
 }
 
+/// The 32-byte blobs whose hex starts with `hex` (lowercase hex digits, any number) are
+/// those from the first blob to the second (excluded): the prefix padded with `0`, and the
+/// prefix plus one padded so (past every hash when the prefix is all `f`).
+fn blob_range(hex: &str) -> (Vec<u8>, Vec<u8>) {
+    let digits: Vec<u8> = hex
+        .bytes()
+        .take(64)
+        .filter_map(|c| (c as char).to_digit(16).map(|d| d as u8))
+        .collect();
+    let pack = |d: &[u8]| -> Vec<u8> {
+        d.chunks(2)
+            .map(|p| (p[0] << 4) | p.get(1).copied().unwrap_or(0))
+            .collect()
+    };
+    let from = pack(&digits);
+    let mut next = digits;
+    while let Some(last) = next.pop() {
+        if last < 15 {
+            next.push(last + 1);
+            return (from, pack(&next));
+        }
+    }
+    (from, vec![0xff; 33])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{Artifact, Edge};
     use crate::store::{Finish, NewRun};
+
+    #[test]
+    fn a_hex_prefix_is_a_range_of_blobs() {
+        let within = |hex: &str, blob: &[u8]| {
+            let (from, to) = blob_range(hex);
+            from.as_slice() <= blob && blob < to.as_slice()
+        };
+        let hash = |first: &[u8]| {
+            let mut h = [0u8; 32];
+            h[..first.len()].copy_from_slice(first);
+            h
+        };
+        assert!(within("", &hash(&[])));
+        assert!(within("", &[0xff; 32]));
+        assert!(within("ab", &hash(&[0xab, 0x00])));
+        assert!(within("ab", &hash(&[0xab, 0xff])));
+        assert!(!within("ab", &hash(&[0xac])));
+        assert!(!within("ab", &hash(&[0xaa, 0xff])));
+        assert!(within("abc", &hash(&[0xab, 0xc0])));
+        assert!(within("abc", &hash(&[0xab, 0xcf, 0xff])));
+        assert!(!within("abc", &hash(&[0xab, 0xd0])));
+        assert!(!within("abc", &hash(&[0xab, 0xbf])));
+        assert!(within("fff", &[0xff; 32]));
+        assert!(!within("fff", &hash(&[0xff, 0xef])));
+        assert!(within("0f", &hash(&[0x0f, 0x12])));
+        assert!(!within("0f", &hash(&[0x10])));
+    }
 
     /// A store with runs recorded through the recording path, as `lineage run` records them:
     /// (id, argv, input file name, output file name, status).

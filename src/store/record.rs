@@ -10,11 +10,11 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rusqlite::{TransactionBehavior, params};
 
 use super::{Store, join_argv};
-use crate::model::{Capture, DirEntry, Edge, Param, Resources, Status};
+use crate::model::{Capture, DirEntry, Edge, Hash, Param, Resources, Status};
 use crate::redact::{Blob, Redacted};
 
 /// Manifest entries held in memory while a run is prepared; beyond this many, they spill to
@@ -436,7 +436,7 @@ fn insert_artifact(
         a.kind == crate::model::ArtifactKind::Dir
             && !tx
                 .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM dir_entries WHERE dir_hash = ?1)
+                    "SELECT EXISTS (SELECT 1 FROM dir_manifest WHERE dir_hash = unhex(?1))
                          OR EXISTS (SELECT 1 FROM pending_manifests WHERE dir_hash = ?1)",
                 )?
                 .query_row([&hash], |r| r.get::<_, bool>(0))?
@@ -486,23 +486,25 @@ fn write_manifest(
         let _ = tx.pragma_update(Some("main"), "cache_size", -8192);
     }
     if write {
+        // Into the table itself, hashes as blobs (`dir_entries` is its view in hex).
+        let dir = Hash::parse(hash).with_context(|| format!("not a hash: {hash}"))?;
         let mut stmt = tx.prepare_cached(
-            "INSERT OR IGNORE INTO dir_entries (dir_hash, path, file_hash, size, executable)
+            "INSERT OR IGNORE INTO dir_manifest (dir_hash, path, file_hash, size, executable)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for f in &entries {
             stmt.execute(params![
-                hash,
+                &dir.0[..],
                 f.path,
-                f.hash.to_hex(),
+                &f.hash.0[..],
                 f.size as i64,
                 f.executable
             ])?;
         }
         if spilled {
             tx.execute(
-                "INSERT OR IGNORE INTO dir_entries (dir_hash, path, file_hash, size, executable)
-                 SELECT ?1, path, file_hash, size, executable
+                "INSERT OR IGNORE INTO dir_manifest (dir_hash, path, file_hash, size, executable)
+                 SELECT unhex(?1), path, unhex(file_hash), size, executable
                  FROM temp.staged_entries WHERE token = ?2",
                 params![hash, token],
             )?;

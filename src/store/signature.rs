@@ -212,7 +212,8 @@ impl Store {
             .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let mut entries = self.conn.prepare_cached(
-            "SELECT path, file_hash, size, executable FROM dir_entries WHERE dir_hash = ?1",
+            "SELECT path, lower(hex(file_hash)), size, executable FROM dir_manifest
+             WHERE dir_hash = unhex(?1)",
         )?;
         for (dir, size, count) in dirs {
             // Any value of the wrong type is a manifest that does not hash to its name.

@@ -77,6 +77,7 @@ fn stat_cache_rows_written_as_text_survive_the_migration_to_blobs() {
     let bogus = "ab".repeat(32);
     {
         let db = env.db();
+        manifests_as_text(&db);
         db.execute_batch(
             "DROP TABLE stat_cache;
              CREATE TABLE stat_cache (dev INTEGER NOT NULL, ino INTEGER NOT NULL,
@@ -118,6 +119,98 @@ fn stat_cache_rows_written_as_text_survive_the_migration_to_blobs() {
     assert_eq!(
         kinds, "blob32,blob32",
         "the text row migrated, the bad one dropped and relearned"
+    );
+}
+
+/// Turn a store's manifests back into what schema 17 kept: the table `dir_entries`, its
+/// hashes as hex text, indexed by file hash (and no `dir_manifest`).
+fn manifests_as_text(db: &rusqlite::Connection) {
+    db.execute_batch(
+        "CREATE TABLE old_entries (
+             dir_hash TEXT NOT NULL REFERENCES artifacts (hash), path TEXT NOT NULL,
+             file_hash TEXT NOT NULL, size INTEGER NOT NULL, executable INTEGER NOT NULL,
+             PRIMARY KEY (dir_hash, path)) WITHOUT ROWID;
+         INSERT INTO old_entries SELECT * FROM dir_entries;
+         DROP VIEW dir_entries;
+         DROP TABLE dir_manifest;
+         ALTER TABLE old_entries RENAME TO dir_entries;
+         CREATE INDEX dir_entries_by_file ON dir_entries (file_hash);
+         PRAGMA user_version = 17;",
+    )
+    .expect("schema 17");
+}
+
+/// A store whose manifests hold hex text (schema 17, before their hashes were blobs) keeps
+/// them through the migration: a file inside a recorded output directory is still traced
+/// to the run that wrote it (the walk reads the migrated rows), the rows are 32-byte blobs,
+/// the view shows them as before, and a row whose hashes are not hex is dropped.
+#[test]
+fn manifests_written_as_text_survive_the_migration_to_blobs() {
+    let env = Env::new();
+    let made = env.record(&[
+        "-o",
+        "out",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p out/sub && echo weights-of-the-model > out/model.bin && echo more-bytes-here > out/sub/x.bin",
+    ]);
+    let dir_hash: String = env
+        .db()
+        .query_row(
+            "SELECT artifact FROM edges WHERE run_id = ?1 AND role = 'output'",
+            [&made],
+            |r| r.get(0),
+        )
+        .expect("output");
+    {
+        let db = env.db();
+        manifests_as_text(&db);
+        db.execute(
+            "INSERT INTO dir_entries VALUES (?1, 'bogus', 'not-hex', 1, 0)",
+            [&dir_hash],
+        )
+        .expect("a malformed row");
+    }
+    let out = env.cmd(["show", "--json", "out/sub/x.bin"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&made),
+        "the file inside the directory is traced to its run: {}",
+        stdout(&out)
+    );
+    let db = env.db();
+    let (version, kinds): (i64, String) = db
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version),
+                    group_concat(typeof(dir_hash) || length(dir_hash) || '/'
+                        || typeof(file_hash) || length(file_hash))
+             FROM dir_manifest",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("query");
+    assert!(version >= 18, "schema {version}");
+    assert_eq!(kinds, "blob32/blob32,blob32/blob32");
+    let seen: Vec<(String, String)> = db
+        .prepare("SELECT path, file_hash FROM dir_entries WHERE dir_hash = ?1 ORDER BY path")
+        .expect("view")
+        .query_map([&dir_hash], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "model.bin".to_string(),
+                blake3_hex(b"weights-of-the-model\n")[7..].to_string()
+            ),
+            (
+                "sub/x.bin".to_string(),
+                blake3_hex(b"more-bytes-here\n")[7..].to_string()
+            ),
+        ]
     );
 }
 

@@ -711,7 +711,7 @@ fn download(
         .into_iter()
         .filter(|d| {
             !has(
-                "SELECT EXISTS (SELECT 1 FROM dir_entries WHERE dir_hash = ?1)",
+                "SELECT EXISTS (SELECT 1 FROM dir_manifest WHERE dir_hash = unhex(?1))",
                 d,
             )
         })
