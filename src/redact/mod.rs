@@ -568,32 +568,41 @@ impl Policy {
     /// (or `key`) that names a secret (Kubernetes' `env: [{name: HF_TOKEN, value: x}]`), and
     /// the item after a secret flag in a list (`args: ["--api-key", x]`).
     fn secret_by_sibling(&self, params: &[(&str, &Value)]) -> Vec<String> {
-        let get = |key: &str| {
-            params
-                .iter()
-                .find(|(k, _)| *k == key)
-                .and_then(|(_, v)| v.as_str())
-        };
+        use std::collections::HashMap;
+        fn split(key: &str) -> (Option<&str>, &str) {
+            match key.rsplit_once('.') {
+                Some((p, l)) => (Some(p), l),
+                None => (None, key),
+            }
+        }
+        // Looked up by key, and the name-keyed siblings grouped by their parent, once: a
+        // config holding a list of 40,000 items made each item search the whole list.
+        let mut by_key: HashMap<&str, &Value> = HashMap::with_capacity(params.len());
+        let mut names: HashMap<Option<&str>, Vec<&str>> = HashMap::new();
+        for (key, value) in params {
+            by_key.entry(*key).or_insert(*value);
+            let (parent, leaf) = split(key);
+            if text::is_name_key(leaf)
+                && let Some(name) = value.as_str()
+            {
+                names.entry(parent).or_default().push(name);
+            }
+        }
+        let get = |key: &str| by_key.get(key).and_then(|v| v.as_str());
+        let mut named_secret: HashMap<Option<&str>, bool> = HashMap::new();
         let mut out = Vec::new();
         for (key, value) in params {
-            let (parent, leaf) = match key.rsplit_once('.') {
-                Some((p, l)) => (Some(p), l),
-                None => (None, *key),
-            };
+            let (parent, leaf) = split(key);
             let sibling = |name: &str| match parent {
                 Some(p) => get(&format!("{p}.{name}")),
                 None => get(name),
             };
             let secret = if text::is_value_key(leaf) {
-                params
-                    .iter()
-                    .filter(|(k, _)| match (parent, k.rsplit_once('.')) {
-                        (Some(p), Some((kp, kl))) => kp == p && text::is_name_key(kl),
-                        (None, None) => text::is_name_key(k),
-                        _ => false,
-                    })
-                    .filter_map(|(_, v)| v.as_str())
-                    .any(|n| self.is_secret_name(n))
+                *named_secret.entry(parent).or_insert_with(|| {
+                    names
+                        .get(&parent)
+                        .is_some_and(|ns| ns.iter().any(|n| self.is_secret_name(n)))
+                })
             } else if let Ok(index) = leaf.parse::<usize>()
                 && index > 0
             {
