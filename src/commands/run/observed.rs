@@ -372,12 +372,18 @@ pub(super) fn found(
     };
     // Declared paths: touched when the job opened them or anything in them, whatever
     // class the file is (a tracked config is code read, and was opened all the same).
+    // Cleaned of `.` and `..` by name, as the paths the job named are (`-i ../data` is the
+    // `data` beside the working directory, and so is the job's `open("../data/f")`).
     let declared: Vec<PathBuf> = declared_inputs
         .iter()
-        .map(|e| crate::model::path_of(&e.abs_path))
+        .map(|e| crate::observe::clean(&crate::model::path_of(&e.abs_path)))
         .collect();
     let mut touched = vec![false; declared.len()];
-    let outputs: Vec<&PathBuf> = plan.outputs.iter().map(|d| &d.abs).collect();
+    let outputs: Vec<PathBuf> = plan
+        .outputs
+        .iter()
+        .map(|d| crate::observe::clean(&d.abs))
+        .collect();
     let mut touched_out = vec![false; outputs.len()];
     for (path, access, _) in &stated {
         for (i, d) in declared.iter().enumerate() {
@@ -415,7 +421,7 @@ pub(super) fn found(
         }
         let changed = changed_since(&meta, start);
         if written && changed {
-            if !places.scratch(&path) || under_any(&path, plan.outputs.iter().map(|d| &d.abs)) {
+            if !places.scratch(&path) || under_any(&path, outputs.iter()) {
                 writes.insert(path);
             } else {
                 scratch_writes += 1;
