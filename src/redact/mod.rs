@@ -62,6 +62,14 @@ impl<T> Redacted<T> {
     }
 }
 
+impl<T> Redacted<Vec<T>> {
+    /// Keep only the items `keep` says (in order): a part of what was redacted is still
+    /// redacted, and each item was judged beside all the others (its siblings included).
+    pub fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
+        self.0.retain(keep);
+    }
+}
+
 /// A blob to store: (hash of the stored bytes, the bytes).
 pub type Blob = (Hash, Vec<u8>);
 

@@ -454,6 +454,48 @@ fn configs_are_kept_and_parsed_into_params() {
     assert_eq!(run["configs"][0]["hash"], blake3_hex(yaml.as_bytes()));
 }
 
+/// A config of more than 10,000 values (a vocabulary, a file list) gives its first 10,000
+/// as params, says so, and is kept whole; a secret beyond the cut, found by its sibling
+/// before it, is in no file of the store; `-p` params are never cut.
+#[test]
+fn a_config_of_more_than_ten_thousand_values_keeps_ten_thousand_params() {
+    let env = Env::new();
+    let mut vocab = serde_json::Map::new();
+    for i in 0..10_050 {
+        vocab.insert(format!("tok{i:05}"), json!(i));
+    }
+    let secret = "sk-proj-a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6";
+    let config = json!({
+        "vocab": vocab,
+        "zz": {"env": [{"name": "OPENAI_API_KEY", "value": secret}]},
+    })
+    .to_string();
+    env.write("vocab.json", &config);
+    let out = env.cmd(["run", "-c", "vocab.json", "-p", "seed=7", "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let note = "config vocab.json holds 10052 values: the first 10000 (in key order) are recorded as params; the whole file is kept";
+    assert!(stderr(&out).contains(note), "{}", stderr(&out));
+    let run = env.show(None);
+    let params = run["params"].as_object().expect("params");
+    assert_eq!(params.len(), 10_001, "10,000 from the config and the -p");
+    assert_eq!(params["vocab.tok00000"], 0);
+    assert!(params.get("vocab.tok10049").is_none());
+    assert_eq!(params["seed"], 7);
+    assert!(
+        run["notes"].to_string().contains("holds 10052 values"),
+        "{}",
+        run["notes"]
+    );
+    assert_eq!(run["configs"][0]["hash"], blake3_hex(config.as_bytes()));
+    for (path, bytes) in env.store_files() {
+        assert!(
+            !contains(&bytes, secret.as_bytes()),
+            "the secret is in {}",
+            path.display()
+        );
+    }
+}
+
 #[test]
 fn a_config_that_fails_to_parse_is_still_kept() {
     let env = Env::new();

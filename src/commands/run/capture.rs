@@ -154,15 +154,64 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         group: context::group(&env_get, &context::parent_process),
         api: None,
     };
+    // Redacted whole (a value's siblings decide), then at most `MAX_CONFIG_PARAMS` a config.
+    let mut params = plan.policy.redact_params(params.into_values().collect());
+    let mut capture = capture;
+    cap_config_params(&mut params, &mut capture.notes, &mut warnings);
     PreLaunch {
         capture,
         inputs,
         later,
-        params: plan.policy.redact_params(params.into_values().collect()),
+        params,
         blobs,
         nvml: gpus.nvml,
         warnings,
         said,
+    }
+}
+
+/// The most params kept from one config. A 50 MB YAML (a vocabulary, a file list) made
+/// 3.6 million param rows a run: half a gigabyte of store each time, for values nobody
+/// compares one by one. The file itself is kept whole (its copy, deduplicated by hash), and
+/// every value was redacted beside all the others before any is left out.
+const MAX_CONFIG_PARAMS: usize = 10_000;
+
+/// Keep the first `MAX_CONFIG_PARAMS` params of each config (in key order); say so for each
+/// config cut, in the record and before launch.
+fn cap_config_params(
+    params: &mut Redacted<Vec<Param>>,
+    notes: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for p in params.get() {
+        if p.source != "cli" && p.source != argv_params::SOURCE {
+            *count.entry(p.source.clone()).or_default() += 1;
+        }
+    }
+    let over: BTreeMap<String, usize> = count
+        .into_iter()
+        .filter(|(_, n)| *n > MAX_CONFIG_PARAMS)
+        .collect();
+    if over.is_empty() {
+        return;
+    }
+    let mut kept: BTreeMap<String, usize> = BTreeMap::new();
+    params.retain(|p| {
+        if !over.contains_key(&p.source) {
+            return true;
+        }
+        let n = kept.entry(p.source.clone()).or_default();
+        *n += 1;
+        *n <= MAX_CONFIG_PARAMS
+    });
+    for (source, n) in over {
+        let note = format!(
+            "config {source} holds {n} values: the first {MAX_CONFIG_PARAMS} (in key order) are \
+             recorded as params; the whole file is kept"
+        );
+        warnings.push(note.clone());
+        notes.push(note);
     }
 }
 
