@@ -18,11 +18,13 @@ process (Python's sqlite3 module, no process start), so that each target can be 
      emptying the WAL (what any durable recorder around the job must do).
 
 Usage: bench/floors.py [--lineage PATH] [--b3sum PATH] [--runs N] [--files N] [--work DIR]
-The tree is made as bench/targets.py makes it (the same --work reuses it). Python's SQLite
+The tree is bench/tree.py's, as bench/targets.py makes it (the same --work reuses it). Python's SQLite
 is the system's, not the one bundled in lineage (the version is printed). Nothing is
 asserted: it reports.
 """
 import argparse, os, random, shutil, sqlite3, statistics, subprocess, sys, tempfile, time
+
+from tree import small_files
 
 here = os.path.dirname(os.path.abspath(__file__))
 p = argparse.ArgumentParser()
@@ -46,13 +48,8 @@ env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", HOME=os.path.join(work, "home"),
 env.pop("LINEAGE_STORE", None)
 
 tree = os.path.join(work, "tree")
-if not os.path.isdir(tree):  # as bench/targets.py makes it
-    rng = random.Random(19)
-    for i in range(a.files):
-        d = os.path.join(tree, f"d{i // 200:03}")
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, f"f{i:05}.bin"), "wb") as f:
-            f.write(rng.randbytes(rng.randint(4096, 16384)))
+if not os.path.isdir(tree):
+    small_files(tree, a.files)
     time.sleep(1.2)
 subprocess.run(f"find {tree} -type f -exec cat {{}} + > /dev/null", shell=True, check=True)
 files = []

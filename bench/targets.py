@@ -25,7 +25,9 @@ Usage: bench/targets.py [--lineage PATH] [--b3sum PATH] [--runs N] [--big-mib N]
 Build first: `cargo build --release`; b3sum: `cargo install --locked b3sum`.
 Nothing here is asserted: it reports.
 """
-import argparse, os, random, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
+
+from tree import small_files
 
 here = os.path.dirname(os.path.abspath(__file__))
 p = argparse.ArgumentParser()
@@ -96,13 +98,7 @@ if not os.path.exists(big) or os.path.getsize(big) != a.big_mib << 20:
         for _ in range(a.big_mib):
             f.write(os.urandom(1 << 20))
 tree = os.path.join(work, "tree")
-if not os.path.isdir(tree):
-    rng = random.Random(19)
-    for i in range(a.files):
-        d = os.path.join(tree, f"d{i // 200:03}")
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, f"f{i:05}.bin"), "wb") as f:
-            f.write(rng.randbytes(rng.randint(4096, 16384)))
+small_files(tree, a.files)
 messy = os.path.join(work, "messy")
 if 6 in rows and not os.path.isdir(os.path.join(messy, ".git")):
     os.makedirs(messy, exist_ok=True)

@@ -189,15 +189,17 @@ impl Store {
                 }
             }
             // Which rows of each synced table go: those the selected runs name.
-            let filters: [(&str, &str); 10] = [
+            // The manifests of the directories taken, from the table itself, through its
+            // index on the blobs (its view in hex, `dir_entries`, has none).
+            const MANIFESTS: &str = "(SELECT lower(hex(dir_hash)) AS dir_hash, path,
+                                 lower(hex(file_hash)) AS file_hash, size, executable
+                          FROM main.dir_manifest WHERE dir_hash IN
+                            (SELECT unhex(hash) FROM bundle.artifacts WHERE kind = 'dir'))";
+            let filters: [(&str, &str); 9] = [
                 (
                     "artifacts",
                     "WHERE hash IN (SELECT artifact FROM main.edges
                                     WHERE run_id IN (SELECT id FROM sel))",
-                ),
-                (
-                    "dir_entries",
-                    "WHERE dir_hash IN (SELECT hash FROM bundle.artifacts WHERE kind = 'dir')",
                 ),
                 (
                     "runs",
@@ -220,21 +222,17 @@ impl Store {
             };
             // Parents before children, as the bundle's foreign keys want.
             for table in SYNCED {
-                let filter = filters
-                    .iter()
-                    .find(|(name, _)| *name == table.name)
-                    .map(|(_, f)| *f)
-                    .with_context(|| format!("no selection for table {}", table.name))?;
                 let (name, cols) = (table.name, table.column_list());
-                // Manifests from the table itself, through its index on the blobs (its view
-                // in hex, `dir_entries`, has none).
                 let source = match name {
-                    "dir_entries" => "(SELECT lower(hex(dir_hash)) AS dir_hash, path,
-                                 lower(hex(file_hash)) AS file_hash, size, executable
-                          FROM main.dir_manifest WHERE dir_hash IN
-                            (SELECT unhex(hash) FROM bundle.artifacts WHERE kind = 'dir'))"
-                        .to_string(),
-                    _ => format!("main.{name} {filter}"),
+                    "dir_entries" => MANIFESTS.to_string(),
+                    _ => {
+                        let filter = filters
+                            .iter()
+                            .find(|(n, _)| *n == name)
+                            .map(|(_, f)| *f)
+                            .with_context(|| format!("no selection for table {name}"))?;
+                        format!("main.{name} {filter}")
+                    }
                 };
                 let n = tx.execute(
                     &format!(

@@ -125,7 +125,7 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     crate::timing::mark("gpus captured");
     system.gpus = gpus.gpus;
     system.gpu_note = gpus.note;
-    let capture = Capture {
+    let mut capture = Capture {
         owner: context::owner(&env_get, git.user_name, git.user_email),
         git: git_state,
         git_absent: git.absent,
@@ -156,7 +156,6 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     };
     // Redacted whole (a value's siblings decide), then at most `MAX_CONFIG_PARAMS` a config.
     let mut params = plan.policy.redact_params(params.into_values().collect());
-    let mut capture = capture;
     cap_config_params(&mut params, &mut capture.notes, &mut warnings);
     PreLaunch {
         capture,
