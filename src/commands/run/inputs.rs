@@ -130,6 +130,9 @@ pub(super) fn hash_later(
 ) -> Vec<usize> {
     let (store, hashing) = (&plan.store, &plan.hashing);
     let mut changed = Vec::new();
+    if later.is_empty() {
+        return changed;
+    }
     let (mut files, mut dirs) = (Vec::new(), Vec::new());
     for (i, p) in later {
         match p {
