@@ -149,6 +149,13 @@ fn store_doctor(args: &DoctorArgs, ctx: &Context) -> Result<u8> {
     }
     if let (Some(runs), Some(running)) = (report.runs, report.running) {
         say!("runs: {runs} ({running} marked running)");
+        if running == 0 && report.wal_bytes > 0 {
+            say!(
+                "note: {}-wal holds {} bytes not yet copied into the database (a copy that failed, a full disk?, or a reader in its way); the next lineage command that records copies them",
+                report.path,
+                report.wal_bytes
+            );
+        }
     }
     if report.is_healthy() {
         return healthy(store_dir);

@@ -22,6 +22,9 @@ pub struct Report {
     pub permissions: Vec<Permission>,
     /// What is wrong with `secret.key` (the next run sets it aside and makes a new one).
     pub key: Option<String>,
+    /// Bytes in `lineage.db-wal`: writes not yet copied into the database (lineage copies
+    /// them on every close that wrote; left there by a failed copy, or a reader in the way).
+    pub wal_bytes: u64,
     /// Runs being recorded now, by a lineage process alive on this host: a rebuild would
     /// lose what they write next, so it waits for them.
     pub live: Vec<String>,
@@ -150,7 +153,12 @@ pub fn check(dir: &Path) -> Report {
     if report.permissions.iter().all(|p| p.path != dir) {
         report.key = super::key_problem(dir);
     }
-    if let Some(lost) = wal_frames_lost(&PathBuf::from(format!("{}-wal", db.display()))) {
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    report.wal_bytes = std::fs::metadata(&wal)
+        .ok()
+        .filter(|m| m.is_file())
+        .map_or(0, |m| m.len());
+    if let Some(lost) = wal_frames_lost(&wal) {
         report.problems.push(lost);
     }
     if !readable && nix::unistd::access(&db, nix::unistd::AccessFlags::R_OK).is_err() {

@@ -84,22 +84,63 @@ const CHECKPOINT_PAGES: i32 = 128;
 
 impl Drop for Store {
     fn drop(&mut self) {
+        let _ = self.close_writes();
+    }
+}
+
+impl Store {
+    /// What closing the store does, now (again on drop only if there is more to do): the
+    /// deferred and learned rows written, then what this process wrote (a finished run, an
+    /// import) copied into the database file and the WAL emptied, so that no finished run
+    /// depends on the WAL: SQLite stops reading a WAL at a damaged frame, and the frames
+    /// before it, replayed over a database that already holds newer pages, would even bring
+    /// older ones back. Waits a moment for readers at most; if they stay, the next close
+    /// does it. Returns why the copy failed (a full disk), for the caller to tell: the
+    /// writes are safe in the WAL meanwhile, and the next close that writes copies them.
+    pub fn close_writes(&mut self) -> Option<String> {
         self.write_deferred();
         self.write_learned();
-        // What this process wrote (a finished run, an import) goes into the database file
-        // now and the WAL is emptied, so that no finished run depends on the WAL: SQLite
-        // stops reading a WAL at a damaged frame, and the frames before it, replayed over a
-        // database that already holds newer pages, would even bring older ones back. Waits
-        // a moment for readers at most; if they stay, the next close does it.
-        if self.wal_pages() > 0 {
-            let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
-            let _ = self
-                .conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        if self.wal_pages() <= 0 {
+            return None;
         }
-        // The first connection to open the store reads the whole WAL to rebuild its index,
-        // and a checkpoint alone does not shorten it for the next process: let this close
-        // checkpoint and remove the WAL (when no other connection has the store open).
+        let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
+        let checkpoint = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        let _ = self.conn.busy_timeout(std::time::Duration::from_secs(30));
+        let busy = |e: &rusqlite::Error| {
+            matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            )
+        };
+        match checkpoint {
+            // Copied, and the WAL emptied: nothing left for the drop.
+            Ok(0) => {
+                self.wal_pages.store(0, Ordering::Relaxed);
+                None
+            }
+            Ok(_) => {
+                self.delete_long_wal();
+                None
+            }
+            Err(e) if busy(&e) => {
+                self.delete_long_wal();
+                None
+            }
+            Err(e) => Some(format!(
+                "{} could not be copied into {DB_FILE} ({e})",
+                self.dir.join("lineage.db-wal").display()
+            )),
+        }
+    }
+
+    /// The first connection to open the store reads the whole WAL to rebuild its index, and
+    /// a checkpoint alone does not shorten it for the next process: let the last close
+    /// checkpoint and remove a long WAL (when no other connection has the store open).
+    fn delete_long_wal(&self) {
         if self.wal_pages() > CHECKPOINT_PAGES {
             let _ = self
                 .conn

@@ -339,6 +339,12 @@ pub(super) fn after(
         ));
     }
     let exit = strict(&plan, ending.exit, observed_off, &found);
+    if let Some(problem) = plan.store.close_writes() {
+        ui::warn(format_args!(
+            "the run is recorded, but only in the store's WAL: {problem}; once there is room \
+             again (a full disk?), the next lineage command that writes copies it"
+        ));
+    }
     Executed {
         id,
         exit,
