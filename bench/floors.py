@@ -15,7 +15,10 @@ process (Python's sqlite3 module, no process start), so that each target can be 
      manifest's hashes as hex text, as schema 17 kept them.
   5. `lineage run -- true`: the floor is starting the 20 MB binary (`lineage --version`
      over `true`) plus SQLite opening the store, a first transaction, a second, and
-     emptying the WAL (what any durable recorder around the job must do).
+     emptying the WAL (what any durable recorder around the job must do), plus starting the
+     job and waiting for it (posix_spawn of `true` from a running process): the reference
+     is `true` started by the benchmark, so a wrapper starts one more process than it does.
+     `env true` over `true` is printed beside it: what a wrapper that keeps nothing costs.
 
 Usage: bench/floors.py [--lineage PATH] [--b3sum PATH] [--runs N] [--files N] [--work DIR]
 The tree is bench/tree.py's, as bench/targets.py makes it (the same --work reuses it). Python's SQLite
@@ -167,7 +170,8 @@ c = connect(wrapper_store)
 c.execute("CREATE TABLE IF NOT EXISTS floor_runs (id INTEGER PRIMARY KEY, body TEXT)")
 c.close()
 per = max(1, -(-a.files // (ncpu * 4)))
-t = {k: [] for k in ("xb", "find", "rec", "rect", "l3", "w", "wjob", "true", "ver", "l5", "t5")}
+t = {k: [] for k in ("xb", "find", "rec", "rect", "l3", "w", "wjob", "true", "ver", "l5", "t5",
+                     "env")}
 for i in range(a.runs):
     t["xb"].append(timed(f"find {tree} -type f -print0 | xargs -0 -P{ncpu} -n {per} {b3sum}",
                          shell=True))
@@ -185,6 +189,7 @@ for i in range(a.runs):
         t["true"].append(spawn_true())
         t["t5"].append(timed(["true"]))
         t["ver"].append(timed([lineage, "--version"]))
+        t["env"].append(timed(["env", "true"]))
         t["l5"].append(timed([lineage, "run", "-q", "--", "true"],
                              e=dict(env, LINEAGE_STORE=wrapper_store)))
 m = {k: statistics.median(v) for k, v in t.items()}
@@ -206,8 +211,10 @@ print(f"| 3, the manifest's hashes as hex text (schema 17) | | | {ms(m['rect'])}
       f"at best) | |")
 rec5 = m["w"] - m["wjob"]
 start5 = m["ver"] - m["t5"]
+floor5 = rec5 + start5 + m["true"]
 print(f"| 5: `run -- true` | +{ms(m['l5'] - m['t5'])} | true {ms(m['t5'])} | two transactions "
       f"and the WAL emptied {ms(rec5)}, the binary's start (`--version` over `true`) "
-      f"{ms(start5)} | +{ms(rec5 + start5)} | {(m['l5'] - m['t5']) / (rec5 + start5):.1f}x |")
+      f"{ms(start5)}, the job started and waited for {ms(m['true'])} (`env true` over `true`: "
+      f"+{ms(m['env'] - m['t5'])}) | +{ms(floor5)} | {(m['l5'] - m['t5']) / floor5:.1f}x |")
 if not a.work:
     shutil.rmtree(work, ignore_errors=True)
