@@ -497,6 +497,70 @@ fn a_config_of_more_than_ten_thousand_values_keeps_ten_thousand_params() {
 }
 
 #[test]
+fn a_config_value_longer_than_four_kib_is_kept_in_the_file_not_as_a_param() {
+    // A prompt given as a config parses as one YAML string: kept as its file, not as a
+    // param (which the store would keep twice more, the value and its index).
+    let env = Env::new();
+    let prompt = "You are a careful assistant. Answer briefly.\n".repeat(200);
+    env.write("prompt.txt", &prompt);
+    let long = "x".repeat(5000);
+    env.write("cfg.yaml", format!("lr: 0.01\nsystem: {long}\n"));
+    let out = env.cmd([
+        "run",
+        "-c",
+        "prompt.txt",
+        "-c",
+        "cfg.yaml",
+        "-p",
+        "note=short",
+        "--",
+        "sh",
+        "-c",
+        "cat prompt.txt cfg.yaml > /dev/null",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for config in ["prompt.txt", "cfg.yaml"] {
+        let said =
+            format!("note: config {config}: 1 value longer than 4 KiB is not recorded as params");
+        assert!(stderr(&out).contains(&said), "{}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("warning: config"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let run = env.show(None);
+    assert_eq!(run["params"], json!({"lr": 0.01, "note": "short"}));
+    assert!(
+        run["notes"]
+            .to_string()
+            .contains("prompt.txt: 1 value longer than 4 KiB"),
+        "{}",
+        run["notes"]
+    );
+    assert_eq!(run["configs"][0]["hash"], blake3_hex(prompt.as_bytes()));
+    let largest: i64 = env
+        .db()
+        .query_row(
+            "SELECT coalesce(max(length(value)), 0) FROM params",
+            [],
+            |r| r.get(0),
+        )
+        .expect("params");
+    assert!(largest < 100, "no long value in params: {largest}");
+    // Quiet: the note stays in the record, and nothing is said.
+    let out = env.cmd(["run", "-q", "-c", "prompt.txt", "--", "cat", "prompt.txt"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("longer than"), "{}", stderr(&out));
+    assert!(
+        env.show(None)["notes"]
+            .to_string()
+            .contains("longer than 4 KiB"),
+        "the record keeps it"
+    );
+}
+
+#[test]
 fn a_config_that_fails_to_parse_is_still_kept() {
     let env = Env::new();
     let bad = "a: 1\nb: [1, 2\nc: 3\n";

@@ -119,7 +119,7 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         }
         software.python = Some(py);
     }
-    let (mut warnings, said) = told(plan, &notes, git_state.as_ref());
+    let (mut warnings, mut said) = told(plan, &notes, git_state.as_ref());
     warnings.extend(overridden);
     let gpus = gpus.finish();
     crate::timing::mark("gpus captured");
@@ -156,7 +156,8 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     };
     // Redacted whole (a value's siblings decide), then at most `MAX_CONFIG_PARAMS` a config.
     let mut params = plan.policy.redact_params(params.into_values().collect());
-    cap_config_params(&mut params, &mut capture.notes, &mut warnings);
+    let said_too = (!plan.quiet).then_some(&mut said);
+    cap_config_params(&mut params, &mut capture.notes, &mut warnings, said_too);
     PreLaunch {
         capture,
         inputs,
@@ -175,16 +176,47 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
 /// every value was redacted beside all the others before any is left out.
 const MAX_CONFIG_PARAMS: usize = 10_000;
 
-/// Keep the first `MAX_CONFIG_PARAMS` params of each config (in key order); say so for each
-/// config cut, in the record and before launch.
+/// The longest config value kept as a param, in bytes of its JSON. A plain text file given
+/// as a config (a prompt, a README) parses as one YAML string: 2 MB of text became a 2 MB
+/// param, kept three times (the file, the param, the param's index). The file keeps it.
+const MAX_PARAM_BYTES: usize = 4096;
+
+/// Keep the params of each config no longer than `MAX_PARAM_BYTES`, and of those the first
+/// `MAX_CONFIG_PARAMS` (in key order); say so for each config cut, in the record and before
+/// launch.
 fn cap_config_params(
     params: &mut Redacted<Vec<Param>>,
     notes: &mut Vec<String>,
     warnings: &mut Vec<String>,
+    said: Option<&mut Vec<String>>,
 ) {
+    let from_config = |p: &Param| p.source != "cli" && p.source != argv_params::SOURCE;
+    let mut long: BTreeMap<String, usize> = BTreeMap::new();
+    params.retain(|p| {
+        let keep = !from_config(p) || json_len(&p.value) <= MAX_PARAM_BYTES;
+        if !keep {
+            *long.entry(p.source.clone()).or_default() += 1;
+        }
+        keep
+    });
+    let mut said = said;
+    for (source, n) in long {
+        let note = format!(
+            "config {source}: {n} value{} longer than {} KiB {} not recorded as params; the \
+             whole file is kept",
+            if n == 1 { "" } else { "s" },
+            MAX_PARAM_BYTES / 1024,
+            if n == 1 { "is" } else { "are" }
+        );
+        // Not a problem: said as a status line (None: -q).
+        if let Some(said) = said.as_deref_mut() {
+            said.push(format!("note: {note}"));
+        }
+        notes.push(note);
+    }
     let mut count: BTreeMap<String, usize> = BTreeMap::new();
     for p in params.get() {
-        if p.source != "cli" && p.source != argv_params::SOURCE {
+        if from_config(p) {
             *count.entry(p.source.clone()).or_default() += 1;
         }
     }
@@ -211,6 +243,25 @@ fn cap_config_params(
         );
         warnings.push(note.clone());
         notes.push(note);
+    }
+}
+
+/// The length of a value's JSON text, as the store keeps it (counted, not written).
+fn json_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
     }
 }
 
