@@ -103,6 +103,9 @@ impl Store {
         if self.wal_pages() <= 0 {
             return None;
         }
+        if let Some(problem) = self.room_for_the_copy() {
+            return Some(problem);
+        }
         let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
         let checkpoint = self
             .conn
@@ -133,6 +136,41 @@ impl Store {
             Err(e) => Some(format!(
                 "{} could not be copied into {DB_FILE} ({e})",
                 self.dir.join("lineage.db-wal").display()
+            )),
+        }
+    }
+
+    /// Room in the database file for what the WAL holds, made before the copy: a copy that
+    /// fails half-way (a full disk) has overwritten pages of the database that only the WAL
+    /// then completes, so that a damaged WAL would cost the runs finished before it too.
+    /// Reserved with fallocate(2), which takes all of it or nothing; where the filesystem
+    /// cannot reserve, the copy goes ahead. Returns why there is no room.
+    fn room_for_the_copy(&self) -> Option<String> {
+        let pages: i64 = self
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .ok()?;
+        let page: i64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .ok()?;
+        let need = pages.checked_mul(page)?;
+        let db = self.dir.join(DB_FILE);
+        let file = OpenOptions::new().write(true).open(&db).ok()?;
+        let have = i64::try_from(file.metadata().ok()?.len()).ok()?;
+        if need <= have {
+            return None;
+        }
+        use nix::errno::Errno;
+        let flags = nix::fcntl::FallocateFlags::empty();
+        match nix::fcntl::fallocate(&file, flags, have, need - have) {
+            Ok(()) => None,
+            Err(Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EINVAL) => None,
+            Err(e) => Some(format!(
+                "{} could not be copied into {DB_FILE}, which cannot grow by {} bytes ({e}); \
+                 {DB_FILE} itself is untouched",
+                self.dir.join("lineage.db-wal").display(),
+                need - have
             )),
         }
     }

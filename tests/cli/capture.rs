@@ -520,8 +520,9 @@ fn a_config_value_longer_than_four_kib_is_kept_in_the_file_not_as_a_param() {
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     for config in ["prompt.txt", "cfg.yaml"] {
-        let said =
-            format!("note: config {config}: 1 value longer than 4 KiB is not recorded as params");
+        let said = format!(
+            "note: config {config} holds 1 value longer than 4 KiB, not recorded as params"
+        );
         assert!(stderr(&out).contains(&said), "{}", stderr(&out));
         assert!(
             !stderr(&out).contains("warning: config"),
@@ -534,7 +535,7 @@ fn a_config_value_longer_than_four_kib_is_kept_in_the_file_not_as_a_param() {
     assert!(
         run["notes"]
             .to_string()
-            .contains("prompt.txt: 1 value longer than 4 KiB"),
+            .contains("prompt.txt holds 1 value longer than 4 KiB"),
         "{}",
         run["notes"]
     );
@@ -548,6 +549,23 @@ fn a_config_value_longer_than_four_kib_is_kept_in_the_file_not_as_a_param() {
         )
         .expect("params");
     assert!(largest < 100, "no long value in params: {largest}");
+    // A config whose name sounds secret: the note is kept as said, not read as a secret.
+    env.write("password.yaml", format!("v: {long}\n"));
+    let out = env.cmd([
+        "run",
+        "-q",
+        "-c",
+        "password.yaml",
+        "--",
+        "cat",
+        "password.yaml",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let notes = env.show(None)["notes"].to_string();
+    assert!(
+        notes.contains("config password.yaml holds 1 value longer than 4 KiB"),
+        "{notes}"
+    );
     // Quiet: the note stays in the record, and nothing is said.
     let out = env.cmd(["run", "-q", "-c", "prompt.txt", "--", "cat", "prompt.txt"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));

@@ -338,8 +338,9 @@ fn a_run_that_cannot_be_copied_into_the_database_is_kept_in_the_wal_and_copied_l
     let wal = env.store.join("lineage.db-wal");
     let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
     assert_eq!(size(&wal), 0, "a run's close empties the WAL");
+    let before = std::fs::read(&db).expect("db");
     let mut cmd = Command::new("prlimit");
-    cmd.arg(format!("--fsize={}", size(&db) + 4096))
+    cmd.arg(format!("--fsize={}", size(&db) + 1))
         .args([env!("CARGO_BIN_EXE_lineage"), "run", "-q", "-c", "mid.txt"])
         .args(["--", "sh", "-c", "exit 3"])
         .current_dir(&env.work)
@@ -353,6 +354,11 @@ fn a_run_that_cannot_be_copied_into_the_database_is_kept_in_the_wal_and_copied_l
         stderr(&out)
     );
     assert!(size(&wal) > 0, "the run waits in the WAL");
+    // Not half-copied: the runs finished before never depend on the WAL.
+    assert!(
+        std::fs::read(&db).expect("db") == before,
+        "lineage.db was written to"
+    );
     let run = env.show(None);
     assert_eq!(run["status"], "failed", "readable meanwhile: {run}");
     let out = env.cmd(["doctor"]);

@@ -202,11 +202,10 @@ fn cap_config_params(
     let mut said = said;
     for (source, n) in long {
         let note = format!(
-            "config {source}: {n} value{} longer than {} KiB {} not recorded as params; the \
-             whole file is kept",
+            "config {source} holds {n} value{} longer than {} KiB, not recorded as params; \
+             the whole file is kept",
             if n == 1 { "" } else { "s" },
             MAX_PARAM_BYTES / 1024,
-            if n == 1 { "is" } else { "are" }
         );
         // Not a problem: said as a status line (None: -q).
         if let Some(said) = said.as_deref_mut() {
