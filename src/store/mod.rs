@@ -58,6 +58,8 @@ use crate::model::Hash;
 
 /// The database file in a store directory.
 pub const DB_FILE: &str = crate::model::STORE_FILES[0];
+/// Its write-ahead log.
+const WAL_FILE: &str = crate::model::STORE_FILES[1];
 const KEY_FILE: &str = crate::model::STORE_FILES[3];
 
 /// An open store. Reading and recording go through its methods, grouped by concern in the
@@ -135,7 +137,7 @@ impl Store {
             }
             Err(e) => Some(format!(
                 "{} could not be copied into {DB_FILE} ({e})",
-                self.dir.join("lineage.db-wal").display()
+                self.dir.join(WAL_FILE).display()
             )),
         }
     }
@@ -169,7 +171,7 @@ impl Store {
             Err(e) => Some(format!(
                 "{} could not be copied into {DB_FILE}, which cannot grow by {} bytes ({e}); \
                  {DB_FILE} itself is untouched",
-                self.dir.join("lineage.db-wal").display(),
+                self.dir.join(WAL_FILE).display(),
                 need - have
             )),
         }
@@ -253,7 +255,7 @@ impl Store {
         let db = dir.join(DB_FILE);
         // A FIFO, a device or a directory in place of the database or its WAL or shm file
         // would hang or mislead every command: refused, named.
-        for name in [DB_FILE, "lineage.db-wal", "lineage.db-shm"] {
+        for name in [DB_FILE, WAL_FILE, crate::model::STORE_FILES[2]] {
             if let Ok(meta) = std::fs::metadata(dir.join(name))
                 && !meta.is_file()
             {
@@ -481,7 +483,7 @@ fn split_argv(raw: &[u8]) -> Vec<Vec<u8>> {
 /// If the store's WAL is damaged (`doctor::wal_frames_lost`), copy it aside, user-only, and
 /// say so: the evidence outlives the next write.
 fn keep_damaged_wal(dir: &Path) -> Option<String> {
-    let wal = dir.join("lineage.db-wal");
+    let wal = dir.join(WAL_FILE);
     let meta = std::fs::metadata(&wal).ok()?;
     if !meta.is_file() || meta.len() == 0 {
         return None;

@@ -188,7 +188,7 @@ fn cap_config_params(
     params: &mut Redacted<Vec<Param>>,
     notes: &mut Vec<String>,
     warnings: &mut Vec<String>,
-    said: Option<&mut Vec<String>>,
+    mut said: Option<&mut Vec<String>>,
 ) {
     let from_config = |p: &Param| p.source != "cli" && p.source != argv_params::SOURCE;
     let mut long: BTreeMap<String, usize> = BTreeMap::new();
@@ -199,7 +199,6 @@ fn cap_config_params(
         }
         keep
     });
-    let mut said = said;
     for (source, n) in long {
         let note = format!(
             "config {source} holds {n} value{} longer than {} KiB, not recorded as params; \
