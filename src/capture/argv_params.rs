@@ -351,10 +351,14 @@ pub fn merge(
     cli: &[(String, Value)],
     stored: impl FnOnce(Vec<Param>) -> Vec<Param>,
 ) -> (BTreeMap<String, Param>, Vec<ParamOverride>) {
-    let mut every: Vec<Param> = configs.values().cloned().collect();
     let mut params = configs;
     // (key, source) of each value replaced, in order.
     let mut replaced: Vec<(String, String)> = Vec::new();
+    // Every param set and then replaced (by another value or the same), so that with the
+    // params that stayed they are every param given, each judged with all its siblings.
+    // Kept this way, not as a copy made first: a config of a million values was copied
+    // and redacted whole once more for every run, though the command line replaced none.
+    let mut gone: Vec<Param> = Vec::new();
     let mut set = |params: &mut BTreeMap<String, Param>, p: Param| {
         if let Some(old) = params.get(&p.key)
             && old.value != p.value
@@ -362,7 +366,7 @@ pub fn merge(
         {
             replaced.push((old.key.clone(), old.source.clone()));
         }
-        params.insert(p.key.clone(), p);
+        gone.extend(params.insert(p.key.clone(), p));
     };
     for given in argv {
         match given {
@@ -372,7 +376,6 @@ pub fn merge(
                     value,
                     source: SOURCE.to_string(),
                 };
-                every.push(p.clone());
                 set(&mut params, p);
             }
             Given::Remove { key } => {
@@ -401,9 +404,21 @@ pub fn merge(
             value: value.clone(),
             source: CLI.to_string(),
         };
-        every.push(p.clone());
         set(&mut params, p);
     }
+    if replaced.is_empty() {
+        return (params, Vec::new());
+    }
+    // In the order given: the configs' (by source), then the command line's, then `-p`'s; a
+    // key set twice by one source is looked up first as it was first set.
+    let rank = |p: &Param| match p.source.as_str() {
+        SOURCE => 1,
+        CLI => 2,
+        _ => 0,
+    };
+    let mut every: Vec<Param> = gone;
+    every.extend(params.values().cloned());
+    every.sort_by_key(rank);
     let stored = stored(every);
     let overrides = replaced
         .into_iter()

@@ -428,6 +428,14 @@ impl Policy {
     /// references excepted), and a string anywhere loses what it holds; every value of a
     /// config that is secret by its name (`.env`, `*.pem`) is redacted.
     pub fn redact_params(&self, params: Vec<Param>) -> Redacted<Vec<Param>> {
+        let every = vec![true; params.len()];
+        self.redact_params_kept(params, &every)
+    }
+
+    /// [`Policy::redact_params`] of the params `kept` marks (the same length, in order),
+    /// each judged beside all the given ones (its siblings among those not kept too); the
+    /// others are left out unread. A config of two million values keeps ten thousand.
+    pub fn redact_params_kept(&self, params: Vec<Param>, kept: &[bool]) -> Redacted<Vec<Param>> {
         let mut by_sibling = std::collections::BTreeSet::new();
         let mut sources: Vec<&str> = params.iter().map(|p| p.source.as_str()).collect();
         sources.sort_unstable();
@@ -442,13 +450,26 @@ impl Policy {
                 by_sibling.insert((source.to_string(), key));
             }
         }
+        // Each source's kind once, not once a param.
+        let mut kinds: std::collections::HashMap<String, FileKind> =
+            std::collections::HashMap::new();
+        let mut kind_of = |source: &str| match kinds.get(source) {
+            Some(kind) => *kind,
+            None => {
+                let kind = file_kind(Path::new(source));
+                kinds.insert(source.to_string(), kind);
+                kind
+            }
+        };
         Redacted(
             params
                 .into_iter()
+                .zip(kept.iter().chain(std::iter::repeat(&false)))
+                .filter_map(|(p, kept)| kept.then_some(p))
                 .map(|p| {
-                    let whole = (p.source != "cli"
-                        && file_kind(Path::new(&p.source)) != FileKind::Text)
-                        || by_sibling.contains(&(p.source.clone(), p.key.clone()));
+                    let whole = (p.source != "cli" && kind_of(&p.source) != FileKind::Text)
+                        || (!by_sibling.is_empty()
+                            && by_sibling.contains(&(p.source.clone(), p.key.clone())));
                     let value = self.param_value(&p.key, p.value, whole);
                     Param { value, ..p }
                 })
@@ -583,20 +604,32 @@ impl Policy {
                 None => (None, key),
             }
         }
-        // Looked up by key, and the name-keyed siblings grouped by their parent, once: a
-        // config holding a list of 40,000 items made each item search the whole list.
-        let mut by_key: HashMap<&str, &Value> = HashMap::with_capacity(params.len());
+        // The name-keyed siblings grouped by their parent, once: a config holding a list of
+        // 40,000 items made each item search the whole list.
         let mut names: HashMap<Option<&str>, Vec<&str>> = HashMap::new();
+        // The keys whose value is a secret flag (`--api-key`), each as first given: only
+        // the item after one of those can be secret by it. Most configs hold none, and a
+        // map of every key (a vocabulary of two million items) cost more than the rest.
+        let mut flags: HashMap<&str, Option<&str>> = HashMap::new();
         for (key, value) in params {
-            by_key.entry(*key).or_insert(*value);
             let (parent, leaf) = split(key);
-            if text::is_name_key(leaf)
-                && let Some(name) = value.as_str()
-            {
-                names.entry(parent).or_default().push(name);
+            if let Some(text) = value.as_str() {
+                if text::is_name_key(leaf) {
+                    names.entry(parent).or_default().push(text);
+                }
+                if is_flag(text) && self.is_secret_key(text) {
+                    flags.insert(*key, None);
+                }
             }
         }
-        let get = |key: &str| by_key.get(key).and_then(|v| v.as_str());
+        if !flags.is_empty() {
+            for (key, value) in params {
+                if let Some(first) = flags.get_mut(*key) {
+                    first.get_or_insert(value.as_str().unwrap_or_default());
+                }
+            }
+        }
+        let get = |key: &str| flags.get(key).copied().flatten();
         let mut named_secret: HashMap<Option<&str>, bool> = HashMap::new();
         let mut out = Vec::new();
         for (key, value) in params {
@@ -614,11 +647,14 @@ impl Policy {
             } else if let Ok(index) = leaf.parse::<usize>()
                 && index > 0
             {
+                // The item first: most are no secret whatever comes before them (a
+                // number, a harmless word), and finding the one before allocates its key.
                 let item = value.as_str().unwrap_or_default();
-                sibling(&(index - 1).to_string())
-                    .is_some_and(|flag| is_flag(flag) && self.is_secret_key(flag))
+                !flags.is_empty()
                     && !is_option(item)
                     && !names::is_harmless(item)
+                    && sibling(&(index - 1).to_string())
+                        .is_some_and(|flag| is_flag(flag) && self.is_secret_key(flag))
             } else {
                 false
             };
@@ -633,7 +669,8 @@ impl Policy {
     pub fn secret_values(&self, source: &Path, params: &[(String, Value)]) -> Vec<String> {
         let whole = file_kind(source) != FileKind::Text;
         let borrowed: Vec<(&str, &Value)> = params.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        let by_sibling = self.secret_by_sibling(&borrowed);
+        let by_sibling: std::collections::HashSet<String> =
+            self.secret_by_sibling(&borrowed).into_iter().collect();
         params
             .iter()
             .filter(|(key, value)| {

@@ -375,7 +375,43 @@ pub fn is_secret_name(name: &str) -> bool {
 
 /// How one name is secret. A trailing number is no word of its own (`OPENAI_KEY_2`,
 /// `HF_TOKEN_1` are judged as `OPENAI_KEY`, `HF_TOKEN`).
+///
+/// Remembered per thread for the names of the last few thousand calls: a config's keys
+/// repeat their parts (`layers.0.lr`, `layers.1.lr`, ...), and splitting a name into its
+/// words allocates. A config of a million values was judged part by part in 3 s of a 7 s
+/// launch delay.
 pub fn secrecy(name: &str) -> Secrecy {
+    /// Names longer than this are judged each time (they rarely repeat).
+    const LONGEST: usize = 64;
+    /// Past this many names the memory is emptied, so it never grows without bound.
+    const MOST: usize = 16_384;
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashMap<Box<str>, Secrecy>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    // A list's index (`layers.1234`): no word at all, and each one new.
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        return Secrecy::Clear;
+    }
+    if name.len() > LONGEST {
+        return judged(name);
+    }
+    SEEN.with(|seen| {
+        if let Some(s) = seen.borrow().get(name) {
+            return *s;
+        }
+        let s = judged(name);
+        let mut seen = seen.borrow_mut();
+        if seen.len() >= MOST {
+            seen.clear();
+        }
+        seen.insert(name.into(), s);
+        s
+    })
+}
+
+/// [`secrecy`], judged anew.
+fn judged(name: &str) -> Secrecy {
     let mut words = words(name);
     while words.len() > 1
         && words
@@ -476,7 +512,17 @@ pub fn path_secrecy(path: &str) -> Secrecy {
         .split(['.', '/', ':'])
         .filter(|p| !p.is_empty())
         .collect();
-    let is_key = |p: &str| matches!(words(p).as_slice(), [w] if w == "key" || w == "keys");
+    // A part that is the word `key` alone holds those letters (the common case, a part
+    // without them, is told without splitting it into words); `words` lowercases by
+    // Unicode, so a part with any non-ASCII letter is split all the same.
+    let may_be_key = |p: &str| {
+        !p.is_ascii()
+            || p.as_bytes()
+                .windows(3)
+                .any(|w| w.eq_ignore_ascii_case(b"key"))
+    };
+    let is_key =
+        |p: &str| may_be_key(p) && matches!(words(p).as_slice(), [w] if w == "key" || w == "keys");
     let whole = split.len() > 1
         && (split.last().is_some_and(|p| is_key(p))
             || split
@@ -588,6 +634,26 @@ pub fn is_harmless(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_judgements_are_the_judgements() {
+        // `secrecy` answers digits alone without judging them, and the rest from memory
+        // after the first time: the same answers as judging anew, twice over.
+        for name in [
+            "0", "1234567", "00", "password", "api_key", "pass", "lr", "a1b2", "KEY",
+        ] {
+            assert_eq!(secrecy(name), judged(name), "{name}");
+            assert_eq!(secrecy(name), judged(name), "{name}, remembered");
+        }
+        let long = format!("{}_token", "x".repeat(80));
+        assert_eq!(secrecy(&long), judged(&long));
+        assert_eq!(secrecy(&long), Secrecy::Strong);
+        // A part named `key` is told apart from one that only holds the letters.
+        assert_eq!(path_secrecy("api.key"), Secrecy::Strong);
+        assert_eq!(path_secrecy("api.KEY"), Secrecy::Strong);
+        assert_eq!(path_secrecy("api.monkey"), Secrecy::Clear);
+        assert_eq!(path_secrecy("layers.12345.lr"), Secrecy::Clear);
+    }
 
     #[test]
     fn words_split_on_separators_and_camel_case() {

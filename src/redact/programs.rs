@@ -114,12 +114,33 @@ const SETTERS: &[(&str, &str)] = &[
 
 /// Every program a rule names, for a quick look before tokenizing a text.
 pub fn might_hold(text: &str) -> bool {
-    text.contains(" set ")
-        || text.contains(" modify ")
-        || text.contains(" config ")
-        || text.contains("--user")
-        || text.contains("--proxy-user")
-        || text.contains("login")
+    match &*WORDS {
+        Some(words) => words.is_match(text),
+        None => one_by_one(text),
+    }
+}
+
+/// The words `might_hold` looks for.
+const LOOKED_FOR: &[&str] = &[
+    " set ",
+    " modify ",
+    " config ",
+    "--user",
+    "--proxy-user",
+    "login",
+];
+
+/// `LOOKED_FOR` and every program a rule names, searched for in one pass, not one by one
+/// (a config of two million short values spent a tenth of its redaction here). None only
+/// if the automaton could not be built.
+static WORDS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+    std::sync::LazyLock::new(|| {
+        let programs = RULES.iter().flat_map(|(programs, _, _)| programs.iter());
+        aho_corasick::AhoCorasick::new(LOOKED_FOR.iter().chain(programs)).ok()
+    });
+
+fn one_by_one(text: &str) -> bool {
+    LOOKED_FOR.iter().any(|w| text.contains(w))
         || RULES
             .iter()
             .flat_map(|(programs, _, _)| programs.iter())
@@ -410,6 +431,24 @@ fn scan(text: &str, base: usize, depth: usize, ranges: &mut Vec<Range<usize>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_words_are_found_at_once_as_one_by_one() {
+        assert!(WORDS.is_some());
+        let mut texts = vec![String::new(), "tok123".to_string(), "lr: 0.01".to_string()];
+        let programs = RULES.iter().flat_map(|(programs, _, _)| programs.iter());
+        for w in LOOKED_FOR.iter().chain(programs) {
+            texts.push((*w).to_string());
+            texts.push(format!("run {w} -x"));
+            texts.push(w[..w.len() - 1].to_string());
+            texts.push(w[1..].to_string());
+        }
+        for text in &texts {
+            assert_eq!(might_hold(text), one_by_one(text), "{text:?}");
+        }
+        assert!(might_hold("mysql -u root -psecret"));
+        assert!(!might_hold("python train.py"));
+    }
 
     fn words(s: &str) -> Vec<String> {
         s.split(' ').map(String::from).collect()

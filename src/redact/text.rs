@@ -777,10 +777,20 @@ pub fn has_credential(text: &str) -> bool {
 }
 
 fn might_hold_credential(text: &str) -> bool {
-    CREDENTIAL_PATTERNS
-        .iter()
-        .any(|(literals, _)| literals.iter().any(|l| text.contains(l)))
+    match &*CREDENTIAL_LITERALS {
+        Some(literals) => literals.is_match(text),
+        None => CREDENTIAL_PATTERNS
+            .iter()
+            .any(|(literals, _)| literals.iter().any(|l| text.contains(l))),
+    }
 }
+
+/// Every literal of `CREDENTIAL_PATTERNS`, searched for at once: one pass over the text
+/// instead of forty (a config of two million short values spent a fifth of its redaction
+/// in those searches). None only if the automaton could not be built; then one by one.
+static CREDENTIAL_LITERALS: LazyLock<Option<aho_corasick::AhoCorasick>> = LazyLock::new(|| {
+    aho_corasick::AhoCorasick::new(CREDENTIAL_PATTERNS.iter().flat_map(|(l, _)| l.iter())).ok()
+});
 
 /// A private key's whole PEM block, its body too, whether its lines are real or `\n`
 /// escapes inside a string; to the end of the text when its END line is missing.
@@ -1581,6 +1591,35 @@ pub(super) fn every_pattern() -> Vec<(&'static str, &'static Rx)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_literals_are_found_at_once_as_one_by_one() {
+        let one_by_one = |text: &str| {
+            CREDENTIAL_PATTERNS
+                .iter()
+                .any(|(literals, _)| literals.iter().any(|l| text.contains(l)))
+        };
+        assert!(CREDENTIAL_LITERALS.is_some());
+        let mut texts = vec![
+            String::new(),
+            "tok123".into(),
+            "lr: 0.01".into(),
+            "ghp".into(),
+        ];
+        for (literals, _) in CREDENTIAL_PATTERNS {
+            for l in *literals {
+                texts.push((*l).to_string());
+                texts.push(format!("x {l}y"));
+                texts.push(l[..l.len() - 1].to_string());
+                texts.push(format!("{}é", &l[1..]));
+            }
+        }
+        for text in &texts {
+            assert_eq!(might_hold_credential(text), one_by_one(text), "{text:?}");
+        }
+        assert!(might_hold_credential("key: ghp_abc"));
+        assert!(!might_hold_credential("key: gh_abc"));
+    }
 
     /// The linear pass over authorization schemes redacts exactly what finding every match
     /// whole did, on texts made of pairs, schemes, quotes and line ends.

@@ -154,10 +154,12 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         group: context::group(&env_get, &context::parent_process),
         api: None,
     };
-    // Redacted whole (a value's siblings decide), then at most `MAX_CONFIG_PARAMS` a config.
-    let mut params = plan.policy.redact_params(params.into_values().collect());
+    // At most `MAX_CONFIG_PARAMS` a config, each redacted beside all the others (a value's
+    // siblings decide).
+    let params: Vec<Param> = params.into_values().collect();
     let said_too = (!plan.quiet).then_some(&mut said);
-    cap_config_params(&mut params, &mut capture.notes, &mut warnings, said_too);
+    let kept = cap_config_params(&params, &mut capture.notes, &mut warnings, said_too);
+    let params = plan.policy.redact_params_kept(params, &kept);
     PreLaunch {
         capture,
         inputs,
@@ -181,24 +183,28 @@ const MAX_CONFIG_PARAMS: usize = 10_000;
 /// param, kept three times (the file, the param, the param's index). The file keeps it.
 const MAX_PARAM_BYTES: usize = 4096;
 
-/// Keep the params of each config no longer than `MAX_PARAM_BYTES`, and of those the first
-/// `MAX_CONFIG_PARAMS` (in key order); say so for each config cut, in the record and before
-/// launch.
+/// Which params to keep (in order): of each config's, those no longer than
+/// `MAX_PARAM_BYTES` as given (before redaction, which is left for the kept ones), and of
+/// those the first `MAX_CONFIG_PARAMS` (in key order); say so for each config cut, in the
+/// record and before launch.
 fn cap_config_params(
-    params: &mut Redacted<Vec<Param>>,
+    params: &[Param],
     notes: &mut Vec<String>,
     warnings: &mut Vec<String>,
     mut said: Option<&mut Vec<String>>,
-) {
+) -> Vec<bool> {
     let from_config = |p: &Param| p.source != "cli" && p.source != argv_params::SOURCE;
     let mut long: BTreeMap<String, usize> = BTreeMap::new();
-    params.retain(|p| {
-        let keep = !from_config(p) || json_len(&p.value) <= MAX_PARAM_BYTES;
-        if !keep {
-            *long.entry(p.source.clone()).or_default() += 1;
-        }
-        keep
-    });
+    let mut kept: Vec<bool> = params
+        .iter()
+        .map(|p| {
+            let keep = !from_config(p) || json_len(&p.value) <= MAX_PARAM_BYTES;
+            if !keep {
+                *long.entry(p.source.clone()).or_default() += 1;
+            }
+            keep
+        })
+        .collect();
     for (source, n) in long {
         let note = format!(
             "config {source} holds {n} value{} longer than {} KiB, not recorded as params; \
@@ -212,28 +218,27 @@ fn cap_config_params(
         }
         notes.push(note);
     }
-    let mut count: BTreeMap<String, usize> = BTreeMap::new();
-    for p in params.get() {
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for (p, _) in params.iter().zip(&kept).filter(|(_, k)| **k) {
         if from_config(p) {
-            *count.entry(p.source.clone()).or_default() += 1;
+            *count.entry(p.source.as_str()).or_default() += 1;
         }
     }
-    let over: BTreeMap<String, usize> = count
+    let over: BTreeMap<&str, usize> = count
         .into_iter()
         .filter(|(_, n)| *n > MAX_CONFIG_PARAMS)
         .collect();
     if over.is_empty() {
-        return;
+        return kept;
     }
-    let mut kept: BTreeMap<String, usize> = BTreeMap::new();
-    params.retain(|p| {
-        if !over.contains_key(&p.source) {
-            return true;
+    let mut so_far: BTreeMap<&str, usize> = BTreeMap::new();
+    for (p, keep) in params.iter().zip(kept.iter_mut()).filter(|(_, k)| **k) {
+        if over.contains_key(p.source.as_str()) {
+            let n = so_far.entry(p.source.as_str()).or_default();
+            *n += 1;
+            *keep = *n <= MAX_CONFIG_PARAMS;
         }
-        let n = kept.entry(p.source.clone()).or_default();
-        *n += 1;
-        *n <= MAX_CONFIG_PARAMS
-    });
+    }
     for (source, n) in over {
         let note = format!(
             "config {source} holds {n} values: the first {MAX_CONFIG_PARAMS} (in key order) are \
@@ -242,6 +247,7 @@ fn cap_config_params(
         warnings.push(note.clone());
         notes.push(note);
     }
+    kept
 }
 
 /// The length of a value's JSON text, as the store keeps it (counted, not written).
