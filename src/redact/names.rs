@@ -376,7 +376,7 @@ pub fn is_secret_name(name: &str) -> bool {
 /// How one name is secret. A trailing number is no word of its own (`OPENAI_KEY_2`,
 /// `HF_TOKEN_1` are judged as `OPENAI_KEY`, `HF_TOKEN`).
 ///
-/// Remembered per thread for the names of the last few thousand calls: a config's keys
+/// Remembered per thread, up to 16,384 names (then forgotten all at once): a config's keys
 /// repeat their parts (`layers.0.lr`, `layers.1.lr`, ...), and splitting a name into its
 /// words allocates. A config of a million values was judged part by part in 3 s of a 7 s
 /// launch delay.
