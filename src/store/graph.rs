@@ -220,6 +220,112 @@ fn add_to_subdirs(groups: &mut Subdirs, path: &str, hash: Hash, size: u64, exec:
     }
 }
 
+/// [`index_subdirs_of`] in memory bounded by the tree's depth, not its size, for entries in
+/// the walk's order (the order they were hashed in): each directory's Merkle hash is fed as
+/// its entries go by and kept once the walk has left it. False, and nothing written, where
+/// the entries are not in that order (a manifest from elsewhere): index it in memory then.
+pub(crate) fn index_subdirs_streamed(
+    conn: &rusqlite::Connection,
+    dir_hash: &str,
+    entries: impl Iterator<Item = Result<(String, Hash, u64, bool)>>,
+) -> Result<bool> {
+    let mut stream = SubdirStream::default();
+    for e in entries {
+        let (path, hash, size, exec) = e?;
+        if !stream.add(&path, hash, size, exec) {
+            return Ok(false);
+        }
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO dir_subdirs (dir_hash, path, sub_hash) VALUES (?1, ?2, ?3)",
+    )?;
+    for (path, sub) in stream.finish() {
+        insert.execute(params![dir_hash, path, sub.to_hex()])?;
+    }
+    Ok(true)
+}
+
+/// The directories a walk is in, each with its Merkle hash so far, and those it has left.
+#[derive(Default)]
+struct SubdirStream {
+    open: Vec<OpenSubdir>,
+    /// The last entry's path as bytes (`model::path_bytes`), which the next must follow.
+    last: Option<Vec<u8>>,
+    /// The directories left, with their hashes (of empty files only: left out).
+    done: Vec<(String, Hash)>,
+}
+
+struct OpenSubdir {
+    /// Its path inside the directory, as stored.
+    path: String,
+    /// Where, in an entry's path as bytes, its entries' own paths begin.
+    rel_at: usize,
+    merkle: blake3::Hasher,
+    size: u64,
+}
+
+impl SubdirStream {
+    /// Feed one entry; false when it does not come after the last in the walk's order (the
+    /// components of its path as bytes compared in turn, as `inbound::dir_hash` sorts), or
+    /// its path as bytes splits otherwise than as stored.
+    fn add(&mut self, path: &str, hash: Hash, size: u64, exec: bool) -> bool {
+        let raw = crate::model::path_bytes(path);
+        let slash = |c: &u8| *c == b'/';
+        if let Some(last) = &self.last
+            && raw.split(slash).cmp(last.split(slash)) != std::cmp::Ordering::Greater
+        {
+            return false;
+        }
+        let text: Vec<usize> = path.match_indices('/').map(|(i, _)| i).collect();
+        let bytes: Vec<usize> = (0..raw.len()).filter(|i| raw[*i] == b'/').collect();
+        if text.len() != bytes.len() {
+            return false;
+        }
+        // Leave the directories this entry is not in.
+        let mut keep = 0;
+        while keep < self.open.len().min(text.len()) && self.open[keep].path == path[..text[keep]] {
+            keep += 1;
+        }
+        while self.open.len() > keep {
+            self.close();
+        }
+        for (t, b) in text.iter().zip(&bytes).skip(keep) {
+            self.open.push(OpenSubdir {
+                path: path[..*t].to_string(),
+                rel_at: b + 1,
+                merkle: blake3::Hasher::new_derive_key(crate::hash::DIR_CONTEXT),
+                size: 0,
+            });
+        }
+        for dir in &mut self.open {
+            let rel = &raw[dir.rel_at..];
+            dir.merkle.update(&(rel.len() as u64).to_le_bytes());
+            dir.merkle.update(rel);
+            dir.merkle.update(&[u8::from(exec)]);
+            dir.merkle.update(&hash.0);
+            dir.size = dir.size.saturating_add(size);
+        }
+        self.last = Some(raw);
+        true
+    }
+
+    fn close(&mut self) {
+        if let Some(dir) = self.open.pop()
+            && dir.size > 0
+        {
+            self.done
+                .push((dir.path, Hash(*dir.merkle.finalize().as_bytes())));
+        }
+    }
+
+    fn finish(mut self) -> Vec<(String, Hash)> {
+        while !self.open.is_empty() {
+            self.close();
+        }
+        self.done
+    }
+}
+
 /// Keep each directory's Merkle hash in `dir_subdirs` (those of empty files only left out).
 fn insert_subdirs(conn: &rusqlite::Connection, dir_hash: &str, groups: Subdirs) -> Result<()> {
     let mut insert = conn.prepare_cached(
@@ -473,6 +579,82 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Subdirectories indexed as the entries go by (in the walk's order) get the hashes the
+    /// whole manifest in memory gives, names that sort between `a` and `a/...` and names that
+    /// are not UTF-8 included; entries out of that order are refused, not indexed wrong.
+    #[test]
+    fn subdirectories_streamed_are_those_indexed_in_memory() {
+        let names: Vec<Vec<u8>> = [
+            &b"a/b/c"[..],
+            b"a/b/d",
+            b"a.txt",
+            b"a b/x",
+            b"a/b.c/e",
+            b"a/bc",
+            b"z/\xff\xfe/q",
+            b"z/\xff/r",
+            b"z/plain",
+            b"empty/only",
+            b"deep/1/2/3/4/5/f",
+            b"deep/1/2/g",
+            b"top",
+        ]
+        .iter()
+        .map(|n| n.to_vec())
+        .collect();
+        let mut entries: Vec<(Vec<u8>, super::super::inbound::Entry)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let size = if raw.starts_with(b"empty/") {
+                    0
+                } else {
+                    i as u64 + 1
+                };
+                let hash = Hash(*blake3::hash(raw).as_bytes());
+                let entry = (crate::model::path_text(raw), hash, size, i % 3 == 0);
+                (raw.clone(), entry)
+            })
+            .collect();
+        // The walk's order: the components of the paths as bytes, compared in turn.
+        entries.sort_by(|a, b| a.0.split(|c| *c == b'/').cmp(b.0.split(|c| *c == b'/')));
+
+        let mut groups = Subdirs::new();
+        for (_, (path, hash, size, exec)) in &entries {
+            add_to_subdirs(&mut groups, path, *hash, *size, *exec);
+        }
+        let mut expected: Vec<(String, Hash)> = groups
+            .into_iter()
+            .filter_map(|(path, mut members)| {
+                let (sub, size, _) = super::super::inbound::dir_hash(&mut members);
+                (size > 0).then_some((path, sub))
+            })
+            .collect();
+        let mut stream = SubdirStream::default();
+        for (_, (path, hash, size, exec)) in &entries {
+            assert!(stream.add(path, *hash, *size, *exec), "{path} refused");
+        }
+        let mut streamed = stream.finish();
+        expected.sort();
+        streamed.sort();
+        assert_eq!(streamed.len(), 13, "{streamed:?}");
+        assert_eq!(streamed, expected);
+        assert!(
+            !streamed.iter().any(|(p, _)| p == "empty"),
+            "empty files only: left out"
+        );
+
+        // Out of the walk's order (as a manifest sorted as text is: `a.txt` before `a/b`).
+        let mut stream = SubdirStream::default();
+        let mut by_text: Vec<&super::super::inbound::Entry> =
+            entries.iter().map(|e| &e.1).collect();
+        by_text.sort_by(|a, b| a.0.cmp(&b.0));
+        let accepted = by_text
+            .iter()
+            .all(|(path, hash, size, exec)| stream.add(path, *hash, *size, *exec));
+        assert!(!accepted, "an order other than the walk's is refused");
+    }
 
     /// Every step of every walk looks its rows up through an index (the manifests' by their
     /// blobs, since schema 18): none scans a table, which on a large store would make each

@@ -510,20 +510,50 @@ fn write_manifest(
             )?;
         }
     }
-    if spilled {
-        tx.execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token])?;
-    }
     if write {
         crate::timing::mark("manifest rows inserted");
-        if spilled {
-            super::graph::index_subdirs(tx, hash)?;
+        // The entries in the order they were hashed (the walk's): the rows spilled, then
+        // those still in memory. Indexed as they go by, in bounded memory; all at once from
+        // the stored manifest if they turn out not to be in that order.
+        let tail = || {
+            entries
+                .iter()
+                .map(|f| Ok((f.path.clone(), f.hash, f.size, f.executable)))
+        };
+        let streamed = if spilled {
+            let mut stmt = tx.prepare_cached(
+                "SELECT path, file_hash, size, executable FROM temp.staged_entries
+                 WHERE token = ?1 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map([token], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, bool>(3)?,
+                ))
+            })?;
+            let rows = rows.map(|row| {
+                let (path, hash, size, exec) = row?;
+                let hash = Hash::parse(&hash).context("a staged entry's hash")?;
+                Ok((path, hash, size.max(0) as u64, exec))
+            });
+            super::graph::index_subdirs_streamed(tx, hash, rows.chain(tail()))?
         } else {
+            super::graph::index_subdirs_streamed(tx, hash, tail())?
+        };
+        if !streamed && spilled {
+            super::graph::index_subdirs(tx, hash)?;
+        } else if !streamed {
             let rows = entries
                 .iter()
                 .map(|f| (f.path.as_str(), f.hash, f.size, f.executable));
             super::graph::index_subdirs_of(tx, hash, rows)?;
         }
         crate::timing::mark("subdirectories indexed");
+    }
+    if spilled {
+        tx.execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token])?;
     }
     Ok(())
 }
