@@ -1,6 +1,7 @@
 //! Phase timings for diagnosing overhead: with `LINEAGE_TIMINGS=1` in the environment, each
 //! phase of a run prints one line on stderr, `lineage: timing: PHASE at T ms`, measured from
-//! process start. Off (one relaxed atomic load per mark) otherwise.
+//! process start. Off (one relaxed atomic load per mark) otherwise. `lineage run` ends with
+//! `lineage: timing: peak resident memory N KiB`, lineage's own (not the job's).
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -19,5 +20,21 @@ pub fn mark(phase: &str) {
         // A diagnostic: a stderr that cannot be written is no reason to fail.
         use std::io::Write;
         let _ = writeln!(std::io::stderr(), "lineage: timing: {phase} at {ms:.2} ms");
+    }
+}
+
+/// Report lineage's own peak resident memory so far (the job's is not counted), in KiB.
+pub fn peak_memory() {
+    if let Some(Some(_)) = START.get() {
+        use nix::sys::resource::{UsageWho, getrusage};
+        use std::io::Write;
+        // Linux reports ru_maxrss in KiB.
+        if let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) {
+            let kib = u.max_rss();
+            let _ = writeln!(
+                std::io::stderr(),
+                "lineage: timing: peak resident memory {kib} KiB"
+            );
+        }
     }
 }

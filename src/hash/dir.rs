@@ -7,10 +7,11 @@ use super::*;
 /// Files hashed in parallel at a time; bounds memory whatever the directory's size.
 pub(super) const CHUNK: usize = 2048;
 
-/// Directories of up to this many files are walked in full before any file is hashed, so
-/// that one lookup of the walk's stat digest can stand for every file when nothing changed.
-/// Larger ones are hashed as they are walked, with the per-file cache only.
-pub(super) const DIR_CACHE_FILES: usize = 50_000;
+/// A directory walked in full before any file is hashed (so that one lookup of the walk's
+/// stat digest can stand for every file when nothing changed, and its bytes can be left for
+/// while the job runs) holds this many of its files in memory, and spills the rest to a
+/// temporary file ([`Spill`]). Small under unit tests, so that they spill.
+pub(super) const DIR_CACHE_FILES: usize = if cfg!(test) { 100 } else { 50_000 };
 
 /// The stat digest of a walk: relative path, exec bit and stat key of every file, in order.
 #[derive(Default)]
@@ -126,6 +127,20 @@ impl<'c> DirHashing<'c> {
             unstable: None,
             warnings: Vec::new(),
         }
+    }
+
+    /// Add `f` to `chunk`, hashing the chunk once it is full.
+    pub(super) fn feed(
+        &mut self,
+        chunk: &mut Vec<WalkedFile>,
+        f: WalkedFile,
+        sink: Sink,
+    ) -> io::Result<()> {
+        chunk.push(f);
+        if chunk.len() == CHUNK {
+            self.chunk(chunk, sink)?;
+        }
+        Ok(())
     }
 
     /// Hash a chunk of walked files (emptying it) and hand its manifest entries to `sink`.

@@ -13,6 +13,7 @@
 
 mod dir;
 mod file;
+mod spill;
 mod walk;
 
 pub use file::{open_regular, read_opened, read_regular};
@@ -31,6 +32,7 @@ use crate::model::{Artifact, ArtifactKind, DirEntry, Hash};
 use crate::watch::Watch;
 use dir::*;
 use file::*;
+use spill::*;
 use walk::*;
 
 /// The derive-key context of directory hashes. Changing it changes every directory hash.
@@ -471,6 +473,7 @@ fn prepare_file(path: &Path, meta: &Metadata, how: How, defer: bool) -> io::Resu
                 key,
                 link: None,
             }],
+            spilled: None,
             digest: None,
             fingerprint: print.finish(),
             warnings: Vec::new(),
@@ -492,10 +495,11 @@ fn prepare_file(path: &Path, meta: &Metadata, how: How, defer: bool) -> io::Resu
     }))
 }
 
-/// [`hash_or_prepare`] for a directory walked before it is hashed: up to `DIR_CACHE_FILES`
-/// files are walked in full first, so that an unchanged directory (`seen` before) costs one
-/// lookup of the walk's stat digest; then the bytes are left for later (`defer`, nothing
-/// racy) or hashed now, the rest of the walk streaming after the head.
+/// [`hash_or_prepare`] for a directory walked before it is hashed: walked in full first (the
+/// first `DIR_CACHE_FILES` files held in memory, the rest spilled to a temporary file), so
+/// that an unchanged directory (`seen` before) costs one lookup of the walk's stat digest;
+/// then the bytes are left for later (`defer`, nothing racy) or hashed now. Where the spill
+/// cannot be written (no room in `TMPDIR`), the rest of the walk is hashed now, as it goes.
 fn prepare_dir(
     path: &Path,
     sink: Sink,
@@ -513,41 +517,67 @@ fn prepare_dir(
         }
     });
     let mut head: Vec<WalkedFile> = Vec::new();
+    let mut spill: Option<Spill> = None;
+    // A file walked but kept nowhere (no spill could be made), and why the walk stopped
+    // being kept.
+    let (mut pending, mut unkept): (Option<WalkedFile>, Option<io::Error>) = (None, None);
+    let (mut digest, mut print, mut any_racy) =
+        (StatDigest::default(), FingerprintBuilder::default(), false);
     for item in walk.by_ref() {
-        match item {
-            Ok(f) => head.push(f),
-            Err(w) => warnings.push(w),
+        let f = match item {
+            Ok(f) => f,
+            Err(w) => {
+                warnings.push(w);
+                continue;
+            }
+        };
+        digest.add(&f);
+        print.add(&f.rel, &f.key);
+        any_racy |= racy(&f.key, now);
+        if head.len() < DIR_CACHE_FILES {
+            head.push(f);
+            continue;
         }
-        if head.len() > DIR_CACHE_FILES {
+        let kept = match &mut spill {
+            Some(s) => s.push(&f),
+            None => match Spill::new() {
+                Ok(s) => spill.insert(s).push(&f),
+                Err(e) => {
+                    pending = Some(f);
+                    Err(e)
+                }
+            },
+        };
+        // On a failed write the file is still held, in the spill's memory.
+        if let Err(e) = kept {
+            unkept = Some(e);
             break;
         }
     }
-    let fits = head.len() <= DIR_CACHE_FILES;
-    let fingerprint = |head: &[WalkedFile]| {
-        let mut print = FingerprintBuilder::default();
-        head.iter().for_each(|f| print.add(&f.rel, &f.key));
-        print.finish()
-    };
-    let mut digest = None;
-    if fits && warnings.is_empty() {
-        let mut d = StatDigest::default();
-        head.iter().for_each(|f| d.add(f));
-        let d = d.finish();
-        if let Some(artifact) = how.cache.filter(|_| seen).and_then(|c| c.lookup_dir(&d)) {
-            progress.done(artifact.size, artifact.file_count);
-            return Ok(Prepared::Done(Hashed {
-                artifact,
-                fingerprint: fingerprint(&head),
-                warnings,
-            }));
-        }
-        digest = Some(d);
+    if let Some(e) = &unkept {
+        warnings.push(format!(
+            "more than {DIR_CACHE_FILES} files, whose list could not be kept in a temporary \
+             file in {} ({e}): hashed at once (before launch)",
+            std::env::temp_dir().display()
+        ));
     }
-    if defer && fits && !head.iter().any(|f| racy(&f.key, now)) {
+    let digest = (unkept.is_none() && warnings.is_empty()).then(|| digest.finish());
+    if let Some(d) = &digest
+        && let Some(artifact) = how.cache.filter(|_| seen).and_then(|c| c.lookup_dir(d))
+    {
+        progress.done(artifact.size, artifact.file_count);
+        return Ok(Prepared::Done(Hashed {
+            artifact,
+            fingerprint: print.finish(),
+            warnings,
+        }));
+    }
+    if defer && unkept.is_none() && !any_racy {
         return Ok(Prepared::Later(Later {
             dir: true,
-            fingerprint: fingerprint(&head),
+            fingerprint: print.finish(),
             files: head,
+            spilled: spill.map(|s| s.files(path)).transpose()?,
             digest,
             warnings,
         }));
@@ -555,14 +585,20 @@ fn prepare_dir(
     let mut hashing = DirHashing::new(how);
     hashing.warnings = warnings;
     let mut chunk: Vec<WalkedFile> = Vec::with_capacity(CHUNK);
-    for item in head.into_iter().map(Ok).chain(walk) {
+    for f in head {
+        hashing.feed(&mut chunk, f, sink)?;
+    }
+    if let Some(s) = spill {
+        for f in s.files(path)? {
+            hashing.feed(&mut chunk, f?, sink)?;
+        }
+    }
+    if let Some(f) = pending {
+        hashing.feed(&mut chunk, f, sink)?;
+    }
+    for item in walk {
         match item {
-            Ok(f) => {
-                chunk.push(f);
-                if chunk.len() == CHUNK {
-                    hashing.chunk(&mut chunk, sink)?;
-                }
-            }
+            Ok(f) => hashing.feed(&mut chunk, f, sink)?,
             Err(w) => hashing.warnings.push(w),
         }
     }
@@ -580,6 +616,8 @@ fn prepare_dir(
 pub struct Later {
     dir: bool,
     files: Vec<WalkedFile>,
+    /// The files of a directory's walk after `files`, spilled to a temporary file.
+    spilled: Option<SpillReader>,
     /// The walk's stat digest, for the directory cache (None: not cacheable).
     digest: Option<Hash>,
     fingerprint: Fingerprint,
@@ -653,9 +691,17 @@ impl Later {
         }
         let mut hashing = DirHashing::new(how);
         hashing.warnings = self.warnings;
-        let mut files = self.files.into_iter();
+        let mut files = self
+            .files
+            .into_iter()
+            .map(Ok)
+            .chain(self.spilled.into_iter().flatten());
         loop {
-            let mut chunk: Vec<WalkedFile> = files.by_ref().take(CHUNK).collect();
+            let mut chunk: Vec<WalkedFile> = files
+                .by_ref()
+                .take(CHUNK)
+                .collect::<io::Result<_>>()
+                .map_err(LaterError::Io)?;
             if chunk.is_empty() {
                 break;
             }
@@ -902,6 +948,64 @@ mod tests {
                 Hashing::default().prepare(&path, &mut discard, None, None),
                 Ok(Prepared::Done(_))
             ));
+        }
+    }
+
+    /// A directory of more files than are held in memory spills the rest of its walk, and
+    /// hashes as `hash_path` does: left for later (a change to a spilled file is seen), or at
+    /// once when a spilled file is racy.
+    #[test]
+    fn a_walk_past_the_files_held_in_memory_is_spilled_and_hashed_later() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let files = 3 * DIR_CACHE_FILES + 17;
+        for n in 0..files {
+            let d = root.join(format!("d{:02}", n % 13));
+            std::fs::create_dir_all(&d).expect("mkdir");
+            let f = d.join(format!("f{n:04}"));
+            std::fs::write(&f, format!("file {n}").repeat(n % 5)).expect("write");
+            if n % 7 == 0 {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755))
+                    .expect("chmod");
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let now = || {
+            Hashing::default()
+                .hash_path(root, &mut discard, None, None)
+                .expect("hash")
+        };
+        let expected = now();
+        let l = later(root);
+        assert!(l.spilled.is_some(), "the walk past the head was spilled");
+        let hashed = l
+            .finish(&Hashing::default(), &mut discard, None)
+            .expect("unchanged");
+        let sum = |h: &Hashed| (h.artifact.hash, h.artifact.size, h.artifact.file_count);
+        assert_eq!(sum(&hashed), sum(&expected));
+        assert_eq!(hashed.artifact.file_count, files as u64);
+        assert_eq!(hashed.fingerprint, expected.fingerprint);
+
+        // The last file walked is in the spill.
+        let last = root.join("d12/f0311");
+        assert!(last.exists(), "{}", last.display());
+        let l = later(root);
+        rewrite_keeping_mtime(&last, b"other bytes");
+        match l.finish(&Hashing::default(), &mut discard, None) {
+            Err(LaterError::Changed(p)) => assert_eq!(p, last),
+            other => panic!("a change to a spilled file was not seen: {other:?}"),
+        }
+
+        // A racy file past the head: the whole directory is hashed at once, spill included.
+        std::fs::write(root.join("d12/zz"), b"just written").expect("write");
+        match Hashing::default().prepare(root, &mut discard, None, None) {
+            Ok(Prepared::Done(h)) => {
+                assert_eq!(sum(&h), sum(&now()));
+                assert_eq!(h.artifact.file_count, files as u64 + 1);
+            }
+            Ok(Prepared::Later(_)) => panic!("a racy file was left for later"),
+            Err(e) => panic!("{e}"),
         }
     }
 

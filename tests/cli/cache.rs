@@ -567,6 +567,75 @@ fn inputs_hashed_while_the_job_runs_are_recorded_as_if_hashed_before_launch() {
     assert!(stdout(&out).contains(&blake3_hex(b"row 150\n")));
 }
 
+/// A directory never recorded, of more files than lineage holds in memory while it waits
+/// (50,000), is walked before launch (the rest of its walk kept in a temporary file) and its
+/// bytes hashed once the job has started, to the hash a walk before launch gives. Where no
+/// temporary file can be made, it is hashed before launch, with a warning naming TMPDIR.
+#[test]
+fn a_new_directory_of_more_files_than_held_in_memory_is_hashed_once_the_job_has_started() {
+    let env = Env::local();
+    let files = 50_200;
+    for d in 0..=files / 1000 {
+        std::fs::create_dir_all(env.path(&format!("data/{d:02}"))).expect("mkdir");
+    }
+    for i in 0..files {
+        let path = env.path(&format!("data/{:02}/{i:05}.txt", i / 1000));
+        std::fs::write(path, format!("{i}\n")).expect("write");
+    }
+    age();
+    // Each run into a store of its own: a directory recorded before is watched instead.
+    let run = |store: &str, tmp: Option<&std::path::Path>, before: bool| {
+        let store = env.root().join(store);
+        let mut cmd = env.lineage();
+        cmd.env("LINEAGE_STORE", &store)
+            .env("LINEAGE_REPLICA", &store)
+            .env("LINEAGE_TIMINGS", "1")
+            .args(["run", "-q", "-i", "data"]);
+        if before {
+            cmd.arg("--hash-before-launch");
+        }
+        if let Some(tmp) = tmp {
+            cmd.env("TMPDIR", tmp);
+        }
+        cmd.args(["--", "true"]);
+        let out = output_within(cmd, Duration::from_secs(240));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let mut show = env.lineage();
+        show.env("LINEAGE_STORE", &store)
+            .env("LINEAGE_REPLICA", &store)
+            .args(["show", "--json"]);
+        let shown = output_within(show, Duration::from_secs(60));
+        assert_eq!(code(&shown), 0, "{}", stderr(&shown));
+        let run: Value = serde_json::from_slice(&shown.stdout).expect("json");
+        (stderr(&out), artifact(&run, "inputs", "data").clone())
+    };
+    let (_, expected) = run("before", None, true);
+    assert_eq!(expected["file_count"], files);
+
+    let (err, input) = run("after", None, false);
+    assert_eq!(input["hash"], expected["hash"], "{err}");
+    assert_eq!(input["file_count"], files);
+    // Settled once the job had started (an input hashed before launch has no such mark).
+    let at = |err: &str, mark: &str| err.find(&format!("timing: {mark} at"));
+    assert!(
+        at(&err, "spawned").expect("spawned") < at(&err, "an input hashed").expect("hashed"),
+        "{err}"
+    );
+
+    let (err, input) = run("no-tmp", Some(&env.root().join("no/such/dir")), false);
+    assert_eq!(input["hash"], expected["hash"], "{err}");
+    assert!(
+        err.contains("whose list could not be kept in a temporary file in")
+            && err.contains("no/such/dir"),
+        "{err}"
+    );
+    assert_eq!(
+        at(&err, "an input hashed"),
+        None,
+        "hashed before launch: {err}"
+    );
+}
+
 /// A job that rewrites an input as soon as it starts (same size, mtime put back) never gets
 /// the new bytes recorded as what it read: either lineage read the input first (old hash),
 /// or it saw the change (no hash); the input is flagged either way, and the job's exit code

@@ -402,25 +402,30 @@ fn an_input_of_a_million_files_is_hashed_in_bounded_memory() {
             std::fs::File::create(dir.join(format!("f{f:03}"))).expect("create");
         }
     }
-    // The job reads lineage's peak resident memory: the input was hashed before launch.
-    // About 25 s on 2 idle cores; the watchdog allows for a loaded CI machine.
+    // Past the racy second: the walk is kept (50,000 files in memory, the rest in a
+    // temporary file) and the bytes read once the job has started.
+    std::thread::sleep(Duration::from_millis(1100));
+    // lineage's own peak resident memory, printed last. About 25 s on 2 idle cores; the
+    // watchdog allows for a loaded CI machine.
     let mut cmd = env.lineage();
-    cmd.args([
-        "run",
-        "-q",
-        "-i",
-        "million",
-        "--",
-        "sh",
-        "-c",
-        "grep VmHWM /proc/$PPID/status | tr -s ' ' | cut -d' ' -f2",
-    ]);
+    cmd.env("LINEAGE_TIMINGS", "1")
+        .args(["run", "-q", "-i", "million", "--", "true"]);
     let out = output_within(cmd, Duration::from_secs(300));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let peak_kib: u64 = stdout(&out).trim().parse().expect("VmHWM in kB");
+    let err = stderr(&out);
+    let peak_kib: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("lineage: timing: peak resident memory "))
+        .and_then(|l| l.strip_suffix(" KiB"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no peak memory in {err}"));
     assert!(
         peak_kib < 64 * 1024,
         "lineage peaked at {peak_kib} KiB for 1,000,000 files"
+    );
+    assert!(
+        err.contains("timing: an input hashed"),
+        "hashed once the job had started: {err}"
     );
     let run = env.show(None);
     assert_eq!(artifact(&run, "inputs", "million")["file_count"], 1_000_000);

@@ -147,7 +147,9 @@ pub fn execute(mut plan: Plan) -> Executed {
     crate::timing::mark("in-job API closed");
     during.observed = observer.map(|o| (o.finish(), start));
     during.started = start;
-    finish::after(plan, id, &short, pre, during, outcome, &before)
+    let ended = finish::after(plan, id, &short, pre, during, outcome, &before);
+    crate::timing::peak_memory();
+    ended
 }
 
 /// The supervisor that observes the job's file calls, when the plan asks for it and the
