@@ -557,7 +557,8 @@ fn prepare_dir(
     if let Some(e) = &unkept {
         warnings.push(format!(
             "more than {DIR_CACHE_FILES} files, whose list could not be kept in a temporary \
-             file in {} ({e}): hashed at once (before launch)",
+             file in {} ({e}): hashed at once, before launch (a TMPDIR with room lets the job \
+             start first)",
             std::env::temp_dir().display()
         ));
     }

@@ -145,6 +145,11 @@ impl Store {
         Ok(())
     }
 
+    /// Whether [`Store::idle_work`] has anything to write.
+    pub fn has_idle_work(&self) -> bool {
+        !self.recording.deferred.borrow().is_empty() || !self.learned.borrow().is_empty()
+    }
+
     /// Bookkeeping that need not delay the job, done while it runs: the manifests of new
     /// directory inputs, the stat-cache rows learned before launch, then, when asked (the job
     /// still runs), a checkpoint if the WAL has grown, so that the one on close is short.

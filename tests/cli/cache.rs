@@ -636,6 +636,51 @@ fn a_new_directory_of_more_files_than_held_in_memory_is_hashed_once_the_job_has_
     );
 }
 
+/// A job's wall time is its own: the bookkeeping lineage does while it runs (here a new
+/// directory's manifest of 20,000 rows, hashed before launch) is left out, however long it
+/// outlasts the job. (It counted when nothing was left to hash: 3.2 s for `true` beside a
+/// million-file manifest.)
+#[test]
+fn a_jobs_wall_time_leaves_out_the_bookkeeping_that_outlasts_it() {
+    let env = Env::local();
+    for d in 0..20 {
+        std::fs::create_dir_all(env.path(&format!("data/{d:02}"))).expect("mkdir");
+        for f in 0..1000 {
+            std::fs::write(env.path(&format!("data/{d:02}/{f:04}")), format!("{d} {f}"))
+                .expect("write");
+        }
+    }
+    let mut cmd = env.lineage();
+    cmd.env("LINEAGE_TIMINGS", "1").args([
+        "run",
+        "-q",
+        "--hash-before-launch",
+        "-i",
+        "data",
+        "--",
+        "true",
+    ]);
+    let out = output_within(cmd, Duration::from_secs(120));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    let at = |mark: &str| -> f64 {
+        err.lines()
+            .find_map(|l| l.strip_prefix(&format!("lineage: timing: {mark} at ")))
+            .and_then(|l| l.strip_suffix(" ms"))
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or_else(|| panic!("no {mark} mark in {err}"))
+    };
+    // Reaped only once the bookkeeping was done, the job was timed at least this long.
+    let bookkeeping = at("bookkeeping done while the job runs") - at("job started");
+    let wall = env.show(None)["resources"]["wall_seconds"]
+        .as_f64()
+        .expect("wall_seconds");
+    assert!(
+        wall * 1000.0 < bookkeeping,
+        "the job's wall time ({wall} s) counts lineage's bookkeeping ({bookkeeping} ms): {err}"
+    );
+}
+
 /// A job that rewrites an input as soon as it starts (same size, mtime put back) never gets
 /// the new bytes recorded as what it read: either lineage read the input first (old hash),
 /// or it saw the change (no hash); the input is flagged either way, and the job's exit code

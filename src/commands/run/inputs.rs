@@ -84,7 +84,10 @@ pub(super) fn while_running(
     let rss = super::rss::Sampler::start(running.pid(), plan.sample_interval);
     crate::timing::mark("spawned");
     let later = std::mem::take(&mut pre.later);
-    let ended = (!later.is_empty()).then(|| watch_job(running.pid(), &plan.hashing));
+    // What is done while the job runs may outlast it: its end is then seen by a thread of its
+    // own, so that its wall time is its own, not that of lineage's bookkeeping.
+    let busy = !later.is_empty() || plan.store.has_idle_work() || plan.sha256;
+    let ended = busy.then(|| watch_job(running.pid(), &plan.hashing));
     let changed = hash_later(plan, id, later, &mut pre.inputs, &mut pre.capture.notes);
     crate::timing::mark("inputs hashed");
     let sizes: Vec<(Vec<u8>, u64)> = plan
