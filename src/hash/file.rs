@@ -360,6 +360,14 @@ pub(super) fn read_subtree(
     Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
 }
 
+/// Whether what is at `path` (links followed, as walks follow them) no longer has the stats
+/// `key` of its walk: a file that could not be read when its bytes were left for later was
+/// unreadable then only if it still has them (a file made a directory, a FIFO, a link loop,
+/// or unreadable since, has not).
+pub(super) fn moved_since(path: &Path, key: &StatKey) -> bool {
+    !std::fs::metadata(path).is_ok_and(|m| StatKey::of(&m) == *key)
+}
+
 /// A file changed less than this before it was hashed is not cached: a later change within
 /// the same timestamp tick would leave its stat unchanged.
 pub(super) const RACY_NS: i64 = 1_000_000_000;

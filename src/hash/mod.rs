@@ -678,12 +678,13 @@ impl Later {
                     warnings: self.warnings,
                 }),
                 Ok(_) => Err(LaterError::Changed(f.path.clone())),
-                // Gone, or shorter than its stats said: changed since the walk.
+                // Gone, shorter than its stats said, or something else now: changed since
+                // the walk.
                 Err(e)
                     if matches!(
                         e.kind(),
                         io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof
-                    ) =>
+                    ) || moved_since(&f.path, &f.key) =>
                 {
                     Err(LaterError::Changed(f.path.clone()))
                 }
@@ -890,7 +891,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         let big: Vec<u8> = (0..(3 * COPY_BUF + 77)).map(|i| (i % 241) as u8).collect();
-        for name in ["a", "b", "c", "d"] {
+        for name in ["a", "b", "c", "d", "e", "f"] {
             std::fs::create_dir_all(root.join(name).join("sub")).expect("mkdir");
             std::fs::write(root.join(name).join("sub/x"), b"1111").expect("write");
             std::fs::write(root.join(name).join("y"), b"22").expect("write");
@@ -942,6 +943,23 @@ mod tests {
             l.finish(&Hashing::default(), &mut discard, None),
             Err(LaterError::Changed(_))
         ));
+
+        // A file that is something else by the time it is read (a directory, a FIFO): a
+        // read error, not a file to skip, since it was a file at the walk.
+        let l = later(&root.join("e"));
+        std::fs::remove_file(root.join("e/y")).expect("remove");
+        std::fs::create_dir(root.join("e/y")).expect("mkdir");
+        match l.finish(&Hashing::default(), &mut discard, None) {
+            Err(LaterError::Changed(p)) => assert_eq!(p, root.join("e/y")),
+            other => panic!("a file made a directory was not seen: {other:?}"),
+        }
+        let l = later(&root.join("f"));
+        std::fs::remove_file(root.join("f/y")).expect("remove");
+        nix::unistd::mkfifo(&root.join("f/y"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        match l.finish(&Hashing::default(), &mut discard, None) {
+            Err(LaterError::Changed(p)) => assert_eq!(p, root.join("f/y")),
+            other => panic!("a file made a FIFO was not seen: {other:?}"),
+        }
 
         std::fs::write(root.join("a/new"), b"fresh").expect("write");
         for path in [root.join("a"), root.join("a/new")] {

@@ -29,6 +29,9 @@ struct Staged {
     in_memory: usize,
     /// Tokens with rows in `temp.staged_entries`.
     spilled: HashSet<String>,
+    /// Why entries could not be spilled (SQLite's temporary storage full or unusable):
+    /// they are then held in memory, and the user told once.
+    unspillable: Option<(String, bool)>,
 }
 
 /// What the recording path holds between its steps.
@@ -109,7 +112,7 @@ impl Store {
             .or_default()
             .extend_from_slice(entries);
         staged.in_memory += entries.len();
-        if staged.in_memory <= STAGE_IN_MEMORY {
+        if staged.in_memory <= STAGE_IN_MEMORY || staged.unspillable.is_some() {
             return Ok(());
         }
         let spill = || -> rusqlite::Result<()> {
@@ -138,11 +141,31 @@ impl Store {
             }
             tx.commit()
         };
-        spill().map_err(std::io::Error::other)?;
+        // A failed spill is rolled back: its entries are still in memory, where the rest go
+        // (a manifest is never lost for want of room in TMPDIR).
+        if let Err(e) = spill() {
+            staged.unspillable = Some((e.to_string(), false));
+            return Ok(());
+        }
         let staged = &mut *staged;
         staged.spilled.extend(staged.memory.drain().map(|(t, _)| t));
         staged.in_memory = 0;
         Ok(())
+    }
+
+    /// Once, if manifests being recorded could not be spilled to SQLite's temporary storage
+    /// and are held in memory: what to tell the user.
+    pub fn staging_note(&self) -> Option<String> {
+        let mut staged = self.recording.staged.borrow_mut();
+        let (why, told) = staged.unspillable.as_mut()?;
+        if std::mem::replace(told, true) {
+            return None;
+        }
+        Some(format!(
+            "manifests past {STAGE_IN_MEMORY} entries are held in memory: SQLite's temporary \
+             storage (in TMPDIR, else /var/tmp or /tmp) could not take them ({why}); a TMPDIR \
+             with room keeps lineage's memory bounded"
+        ))
     }
 
     /// Whether [`Store::idle_work`] has anything to write.
@@ -561,4 +584,47 @@ fn write_manifest(
         tx.execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Entries that SQLite's temporary storage cannot take (TMPDIR full: here the TEMP
+    /// database held to a few pages) stay in memory, every one, and the user is told once.
+    #[test]
+    fn entries_that_cannot_be_spilled_are_kept_in_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store
+            .conn
+            .execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS staged_entries (
+                     token TEXT NOT NULL, path TEXT NOT NULL, file_hash TEXT NOT NULL,
+                     size INTEGER NOT NULL, executable INTEGER NOT NULL);
+                 PRAGMA temp.max_page_count = 3;",
+            )
+            .expect("a small TEMP database");
+        let chunk: Vec<DirEntry> = (0..2048u32)
+            .map(|i| DirEntry {
+                path: format!("d/{i:05}"),
+                hash: Hash(*blake3::hash(&i.to_le_bytes()).as_bytes()),
+                size: 1,
+                executable: false,
+            })
+            .collect();
+        let chunks = STAGE_IN_MEMORY / chunk.len() + 3;
+        for _ in 0..chunks {
+            store
+                .stage("input-0", &chunk)
+                .expect("staged whatever the TEMP room");
+        }
+        let staged = store.recording.staged.borrow();
+        assert!(staged.spilled.is_empty(), "nothing half spilled");
+        assert_eq!(staged.memory["input-0"].len(), chunks * chunk.len());
+        drop(staged);
+        let note = store.staging_note().expect("told");
+        assert!(note.contains("TMPDIR") && note.contains("full"), "{note}");
+        assert_eq!(store.staging_note(), None, "told once");
+    }
 }

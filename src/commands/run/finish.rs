@@ -219,6 +219,10 @@ pub(super) fn after(
     }
     outputs.extend(std::mem::take(&mut found.edges));
     outputs.extend(taken.edges.iter().cloned());
+    if let Some(note) = plan.store.staging_note() {
+        ui::warn(&note);
+        capture.notes.push(note);
+    }
     let observed_off = capture.observed.as_ref().is_none_or(|o| o.off.is_some());
     let mut metrics = if plan.hashing.is_stopped() {
         Vec::new()

@@ -90,6 +90,10 @@ pub(super) fn while_running(
     let ended = busy.then(|| watch_job(running.pid(), &plan.hashing));
     let changed = hash_later(plan, id, later, &mut pre.inputs, &mut pre.capture.notes);
     crate::timing::mark("inputs hashed");
+    if let Some(note) = plan.store.staging_note() {
+        ui::warn(&note);
+        pre.capture.notes.push(note);
+    }
     let sizes: Vec<(Vec<u8>, u64)> = plan
         .inputs
         .iter()
