@@ -23,14 +23,20 @@ pub fn mark(phase: &str) {
     }
 }
 
-/// Report lineage's own peak resident memory so far (the job's is not counted), in KiB.
+/// Report lineage's own peak resident memory so far (the job's is not counted), in KiB:
+/// the kernel's high-water mark of this program's memory (`VmHWM`), not `getrusage`'s
+/// `ru_maxrss`, which keeps the peak of the process before its `exec` (a large parent's,
+/// copied by its fork).
 pub fn peak_memory() {
     if let Some(Some(_)) = START.get() {
-        use nix::sys::resource::{UsageWho, getrusage};
         use std::io::Write;
-        // Linux reports ru_maxrss in KiB.
-        if let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) {
-            let kib = u.max_rss();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(kib) = kib {
             let _ = writeln!(
                 std::io::stderr(),
                 "lineage: timing: peak resident memory {kib} KiB"
