@@ -193,6 +193,22 @@ pub fn leave_to_heir(fd: RawFd) {
     });
 }
 
+/// A socket and the directory made for it (the in-job API's), which the heir removes once
+/// lineage has ended: a lineage killed by SIGKILL cannot. Set before the heir is forked.
+static LEFT_SOCKET: std::sync::OnceLock<(std::ffi::CString, std::ffi::CString)> =
+    std::sync::OnceLock::new();
+
+/// Let the heir (if one is forked from now on) remove `socket` and then its directory `dir`
+/// once lineage has ended, whether or not lineage removed them itself (removing what is
+/// gone is nothing). Only the first call counts.
+pub fn leave_socket_to_heir(socket: &Path, dir: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
+    if let (Some(socket), Some(dir)) = (c(socket), c(dir)) {
+        let _ = LEFT_SOCKET.set((socket, dir));
+    }
+}
+
 /// Take `fd` back before closing it: a number closed and reused must not be kept by an
 /// heir forked later. (An heir forked before has its own copy of the real thing.)
 pub fn take_back_from_heir(fd: RawFd) {
@@ -252,7 +268,8 @@ impl Heir {
         let holds_left = LEFT_TO_HEIR.iter().any(|s| s.load(Ordering::Acquire) >= 0);
         #[allow(unsafe_code)]
         // SAFETY: the child calls only async-signal-safe functions (setsid, close_range,
-        // read, close, poll, ioctl, _exit) on values made before the fork, and allocates nothing:
+        // read, close, unlink, rmdir, poll, ioctl, _exit) on values made before the fork (a
+        // set `OnceLock` is read without a lock), and allocates nothing:
         // another thread of lineage's may have held the allocator's lock at the fork.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {
@@ -326,6 +343,11 @@ fn heir_main(listener: RawFd, alive: RawFd, held: *const libc::seccomp_notif) ->
         let id = std::ptr::read_volatile(std::ptr::addr_of!((*held).id));
         if id != 0 {
             answer(id);
+        }
+        // The in-job API's socket, which a killed lineage left (see `LEFT_SOCKET`).
+        if let Some((socket, dir)) = LEFT_SOCKET.get() {
+            libc::unlink(socket.as_ptr());
+            libc::rmdir(dir.as_ptr());
         }
         // Now the slow last closes lineage left here (see `LEFT_TO_HEIR`).
         for &fd in &keep[..kept] {

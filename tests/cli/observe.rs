@@ -648,13 +648,29 @@ open('finished', 'w').close()
 "#;
     env.write("job.py", job);
     let log = env.root().join("log.txt");
+    // Where the in-job API's socket is made, to see what is left of it.
+    let runtime = env.root().join("runtime");
+    std::fs::create_dir(&runtime).expect("mkdir");
+    let sockets = || -> Vec<String> {
+        std::fs::read_dir(&runtime)
+            .expect("runtime dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect()
+    };
     let mut cmd = env.lineage();
-    cmd.args(["run", "-q", "--", "python3", "job.py"])
+    cmd.env("XDG_RUNTIME_DIR", &runtime)
+        .args(["run", "-q", "--", "python3", "job.py"])
         .arg(&log)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut lineage = cmd.spawn().expect("lineage");
     crate::util::wait_for(&env.path("started"));
+    assert_eq!(
+        sockets().len(),
+        1,
+        "the API's socket directory: {:?}",
+        sockets()
+    );
     std::thread::sleep(Duration::from_millis(200));
     lineage.kill().expect("SIGKILL");
     lineage.wait().expect("reaped");
@@ -671,6 +687,8 @@ open('finished', 'w').close()
     let text = std::fs::read_to_string(&log).expect("log");
     assert_eq!(text.lines().count(), 60, "{text}");
     assert!(text.lines().all(|l| l == "ok"), "{text}");
+    // The socket a killed lineage could not remove, the heir did.
+    assert_eq!(sockets(), Vec::<String>::new(), "left behind");
 }
 
 #[test]

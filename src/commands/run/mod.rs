@@ -118,6 +118,12 @@ pub fn execute(mut plan: Plan) -> Executed {
     if let Some(p) = &api_path {
         extra_env.push((crate::api::ENV, p.as_str()));
     }
+    // Removed by the observer's heir should lineage be killed (SIGKILL) before it can.
+    if let Some(c) = &channel
+        && let Some(dir) = c.path().parent()
+    {
+        crate::observe::leave_socket_to_heir(c.path(), dir);
+    }
     crate::timing::mark("in-job API listening");
     let stop = plan.hashing.stop_flag();
     let (observer, hook) = observe(&plan, &mut pre);
