@@ -174,12 +174,7 @@ impl<'c> DirHashing<'c> {
             self.all_stable &= stable;
             let moved = match &result {
                 Ok(_) => !stable,
-                Err(e) => {
-                    matches!(
-                        e.kind(),
-                        io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof
-                    ) || moved_since(&f.path, &f.key)
-                }
+                Err(e) => changed_since_walk(e, &f.path, &f.key),
             };
             if moved && self.unstable.is_none() {
                 self.unstable = Some(f.path.clone());

@@ -360,12 +360,15 @@ pub(super) fn read_subtree(
     Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
 }
 
-/// Whether what is at `path` (links followed, as walks follow them) no longer has the stats
-/// `key` of its walk: a file that could not be read when its bytes were left for later was
-/// unreadable then only if it still has them (a file made a directory, a FIFO, a link loop,
-/// or unreadable since, has not).
-pub(super) fn moved_since(path: &Path, key: &StatKey) -> bool {
-    !std::fs::metadata(path).is_ok_and(|m| StatKey::of(&m) == *key)
+/// Whether reading a walked file failed because it changed since its walk: gone, shorter
+/// than its stats said, or no longer what had the walk's stats `key` at `path` (links
+/// followed, as walks follow them: a file made a directory, a FIFO, a link loop, or
+/// unreadable since). A file already unreadable at the walk still has its stats: not changed.
+pub(super) fn changed_since_walk(e: &io::Error, path: &Path, key: &StatKey) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof
+    ) || !std::fs::metadata(path).is_ok_and(|m| StatKey::of(&m) == *key)
 }
 
 /// A file changed less than this before it was hashed is not cached: a later change within

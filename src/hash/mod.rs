@@ -694,12 +694,7 @@ impl Later {
                 Ok(_) => Err(LaterError::Changed(f.path.clone())),
                 // Gone, shorter than its stats said, or something else now: changed since
                 // the walk.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof
-                    ) || moved_since(&f.path, &f.key) =>
-                {
+                Err(e) if changed_since_walk(&e, &f.path, &f.key) => {
                     Err(LaterError::Changed(f.path.clone()))
                 }
                 Err(e) => Err(LaterError::Io(e)),

@@ -170,14 +170,7 @@ pub(crate) fn index_subdirs(conn: &rusqlite::Connection, dir_hash: &str) -> Resu
 fn index_subdirs_from(conn: &rusqlite::Connection, dir_hash: &str, select: &str) -> Result<()> {
     let mut stmt = conn.prepare_cached(select)?;
     let mut groups = Subdirs::new();
-    let rows = stmt.query_map([dir_hash], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, bool>(3)?,
-        ))
-    })?;
+    let rows = stmt.query_map([dir_hash], manifest_row)?;
     for row in rows {
         let (path, hash, size, exec) = row?;
         let Some(hash) = Hash::parse(&hash) else {
@@ -186,6 +179,12 @@ fn index_subdirs_from(conn: &rusqlite::Connection, dir_hash: &str, select: &str)
         add_to_subdirs(&mut groups, &path, hash, size.max(0) as u64, exec);
     }
     insert_subdirs(conn, dir_hash, groups)
+}
+
+/// A manifest row as selected here and by the recording path: path, file hash in hex,
+/// size, executable bit.
+pub(crate) fn manifest_row(r: &rusqlite::Row) -> rusqlite::Result<(String, String, i64, bool)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
 /// [`index_subdirs`] from the directory's manifest entries (path, file hash, size,

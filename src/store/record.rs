@@ -553,14 +553,7 @@ fn write_manifest(
                 "SELECT path, file_hash, size, executable FROM temp.staged_entries
                  WHERE token = ?1 ORDER BY rowid",
             )?;
-            let rows = stmt.query_map([token], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, bool>(3)?,
-                ))
-            })?;
+            let rows = stmt.query_map([token], super::graph::manifest_row)?;
             let rows = rows.map(|row| {
                 let (path, hash, size, exec) = row?;
                 let hash = Hash::parse(&hash).context("a staged entry's hash")?;
@@ -570,13 +563,15 @@ fn write_manifest(
         } else {
             super::graph::index_subdirs_streamed(tx, hash, tail())?
         };
-        if !streamed && spilled {
-            super::graph::index_subdirs(tx, hash)?;
-        } else if !streamed {
-            let rows = entries
-                .iter()
-                .map(|f| (f.path.as_str(), f.hash, f.size, f.executable));
-            super::graph::index_subdirs_of(tx, hash, rows)?;
+        match (streamed, spilled) {
+            (true, _) => {}
+            (false, true) => super::graph::index_subdirs(tx, hash)?,
+            (false, false) => {
+                let rows = entries
+                    .iter()
+                    .map(|f| (f.path.as_str(), f.hash, f.size, f.executable));
+                super::graph::index_subdirs_of(tx, hash, rows)?;
+            }
         }
         crate::timing::mark("subdirectories indexed");
     }
