@@ -16,7 +16,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -274,7 +274,8 @@ impl Witness {
         let parent = nix::unistd::getpid();
         // Blocked across the fork, so the witness never runs a handler of lineage's.
         let old = set.thread_swap_mask(SigmaskHow::SIG_BLOCK).ok()?;
-        let forked = Self::fork(parent, &set, &ask_r, &answer_w);
+        let theirs = [ask_w.as_raw_fd(), answer_r.as_raw_fd()];
+        let forked = Self::fork(parent, &set, &ask_r, &answer_w, theirs);
         let _ = old.thread_set_mask();
         let child = forked?;
         Some(Witness {
@@ -290,15 +291,17 @@ impl Witness {
         set: &nix::sys::signal::SigSet,
         ask: &OwnedFd,
         answer: &OwnedFd,
+        theirs: [RawFd; 2],
     ) -> Option<Pid> {
         #[allow(unsafe_code)]
         // SAFETY: between fork and _exit the witness calls only async-signal-safe functions
-        // (prctl, getppid, close, read, write, sigtimedwait, _exit) and allocates nothing:
-        // another thread of lineage's may have held the allocator's lock at the fork.
+        // (prctl, getppid, close, read, write, sigtimedwait, unlink, rmdir, _exit) and
+        // allocates nothing: another thread of lineage's may have held the allocator's lock
+        // at the fork.
         let forked = unsafe { nix::unistd::fork() };
         match forked {
             // It keeps them blocked.
-            Ok(nix::unistd::ForkResult::Child) => witness_main(parent, set, ask, answer),
+            Ok(nix::unistd::ForkResult::Child) => witness_main(parent, set, ask, answer, theirs),
             Ok(nix::unistd::ForkResult::Parent { child }) => Some(child),
             Err(_) => None,
         }
@@ -327,16 +330,59 @@ impl Drop for Witness {
     }
 }
 
+/// A socket and its directory (the in-job API's) that the witness removes once lineage has
+/// ended, when no observer's heir will (`--no-observe`, or no seccomp): a lineage killed
+/// by SIGKILL cannot. Set before the witness is forked.
+static LEFT_SOCKET: std::sync::OnceLock<(std::ffi::CString, std::ffi::CString)> =
+    std::sync::OnceLock::new();
+
+/// Let the witness (if one is forked from now on) remove `socket` and then its directory
+/// `dir` should lineage end before it does; the witness then outlives lineage by as long as
+/// that takes. Only the first call counts.
+pub fn leave_socket_to_witness(socket: &std::path::Path, dir: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
+    if let (Some(socket), Some(dir)) = (c(socket), c(dir)) {
+        let _ = LEFT_SOCKET.set((socket, dir));
+    }
+}
+
 /// The witness's whole life, in the forked process: answer each question with the signals
-/// pending since the last one, until lineage closes the pipe or dies.
-fn witness_main(parent: Pid, set: &nix::sys::signal::SigSet, ask: &OwnedFd, answer: &OwnedFd) -> ! {
+/// pending since the last one, until lineage closes the pipe or dies. Left a socket to
+/// remove ([`leave_socket_to_witness`]), it is not killed with lineage but hears its end as
+/// the end of the pipe (no other process holds its write end: the witness closes its own
+/// copy, the job's is closed at its exec), and removes the socket then; lineage kills it
+/// on every other way out, having removed the socket itself.
+fn witness_main(
+    parent: Pid,
+    set: &nix::sys::signal::SigSet,
+    ask: &OwnedFd,
+    answer: &OwnedFd,
+    theirs: [RawFd; 2],
+) -> ! {
     use nix::libc;
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let left = LEFT_SOCKET.get();
+    #[allow(unsafe_code)]
+    // SAFETY: async-signal-safe calls on plain values (see `Witness::start`), and C strings
+    // made before the fork.
+    let end = || unsafe {
+        if let Some((socket, dir)) = left {
+            libc::unlink(socket.as_ptr());
+            libc::rmdir(dir.as_ptr());
+        }
+        libc::_exit(0)
+    };
+    if left.is_none() {
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    }
     #[allow(unsafe_code)]
     // SAFETY: async-signal-safe calls on plain values (see `Witness::start`).
     unsafe {
+        for fd in theirs {
+            libc::close(fd);
+        }
         if nix::unistd::getppid() != parent {
-            libc::_exit(0);
+            end();
         }
         // Hold none of lineage's standard streams open: a reader waits for their end.
         for fd in 0..3 {
@@ -347,7 +393,7 @@ fn witness_main(parent: Pid, set: &nix::sys::signal::SigSet, ask: &OwnedFd, answ
             match nix::unistd::read(ask, &mut byte) {
                 Ok(1) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
-                _ => libc::_exit(0),
+                _ => end(),
             }
             let zero = libc::timespec {
                 tv_sec: 0,
@@ -362,7 +408,7 @@ fn witness_main(parent: Pid, set: &nix::sys::signal::SigSet, ask: &OwnedFd, answ
                 mask |= 1 << sig;
             }
             if nix::unistd::write(answer, &mask.to_ne_bytes()).is_err() {
-                libc::_exit(0);
+                end();
             }
         }
     }

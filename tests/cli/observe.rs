@@ -692,6 +692,43 @@ open('finished', 'w').close()
 }
 
 #[test]
+fn an_unobserved_jobs_api_socket_is_removed_when_lineage_is_killed() {
+    // No observer, so no heir: the signal witness, which outlives a killed lineage, removes
+    // the in-job API's socket and its directory.
+    let env = Env::local();
+    env.init_repo();
+    let runtime = env.root().join("runtime");
+    std::fs::create_dir(&runtime).expect("mkdir");
+    let sockets = || -> Vec<String> {
+        std::fs::read_dir(&runtime)
+            .expect("runtime dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let mut cmd = env.lineage();
+    cmd.env("XDG_RUNTIME_DIR", &runtime)
+        .args(["run", "-q", "--no-observe", "--", "python3", "-c"])
+        .arg("import time; open('started', 'w').close(); time.sleep(60)")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut lineage = cmd.spawn().expect("lineage");
+    crate::util::wait_for(&env.path("started"));
+    assert_eq!(
+        sockets().len(),
+        1,
+        "the API's socket directory: {:?}",
+        sockets()
+    );
+    lineage.kill().expect("SIGKILL");
+    lineage.wait().expect("reaped");
+    let began = Instant::now();
+    while !sockets().is_empty() && began.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(sockets(), Vec::<String>::new(), "left behind");
+}
+
+#[test]
 #[ignore = "slow: 64 jobs at once on 2 cores"]
 fn sixty_four_concurrent_observed_runs_are_all_recorded() {
     let env = Env::local();

@@ -127,6 +127,13 @@ pub fn execute(mut plan: Plan) -> Executed {
     crate::timing::mark("in-job API listening");
     let stop = plan.hashing.stop_flag();
     let (observer, hook) = observe(&plan, &mut pre);
+    // Without an observer there is no heir: the signal witness removes them instead.
+    if observer.is_none()
+        && let Some(c) = &channel
+        && let Some(dir) = c.path().parent()
+    {
+        child::leave_socket_to_witness(c.path(), dir);
+    }
     crate::timing::mark("observer started");
     let start = crate::observe::coarse_now();
     let spawned = child::spawn(
