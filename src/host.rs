@@ -10,12 +10,17 @@ pub fn boot_id() -> Option<String> {
 }
 
 /// When process `pid` started, in clock ticks since boot (field 22 of /proc/PID/stat); None
-/// when there is no such process.
+/// when there is no such process, or it has ended and only its exit status is left (a
+/// zombie its parent has not waited for yet: a killed lineage whose shell has not reaped it
+/// will never finish its record).
 pub fn process_start(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// Network and cluster filesystems (statfs f_type): WAL's shared-memory index cannot be
@@ -62,5 +67,23 @@ mod tests {
         assert_eq!(process_start(std::process::id()), Some(me), "stable");
         assert_eq!(process_start(0), None);
         assert!(boot_id().is_some_and(|b| b.len() == 36));
+    }
+
+    #[test]
+    fn a_process_that_has_ended_but_is_not_yet_reaped_has_none() {
+        let mut child = std::process::Command::new("true").spawn().expect("true");
+        let pid = child.id();
+        let began = std::time::Instant::now();
+        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.contains(") Z "))
+        {
+            assert!(
+                began.elapsed() < std::time::Duration::from_secs(30),
+                "never ended"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(process_start(pid), None, "a zombie");
+        let _ = child.wait();
     }
 }

@@ -248,9 +248,10 @@ fn report_problems(report: &doctor::Report) {
 fn healthy(store_dir: &std::path::Path) -> Result<u8> {
     let reaped = Store::open(store_dir)
         .map_err(anyhow::Error::from)
-        .and_then(|mut s| s.reap_stale());
+        .and_then(|mut s| Ok(s.reaped_on_open() + s.reap_stale()?));
     match reaped {
         Ok(0) => {}
+        Ok(1) => say!("marked 1 run interrupted: its lineage process is gone"),
         Ok(n) => say!("marked {n} runs interrupted: their lineage process is gone"),
         Err(e) => {
             // A store this lineage cannot use (too new, a full disk) is not healthy.

@@ -76,6 +76,8 @@ pub struct Store {
     learned: RefCell<Vec<(crate::hash::StatKey, Hash)>>,
     /// Pages in the WAL after this connection's last commit (SQLite's WAL hook reports it).
     wal_pages: Arc<AtomicI32>,
+    /// Runs that opening the store marked `interrupted` ([`Store::reap_stale`]).
+    reaped: usize,
 }
 
 /// How long closing the store waits for readers to move on before emptying the WAL.
@@ -289,12 +291,18 @@ impl Store {
             recording: Default::default(),
             learned: Default::default(),
             wal_pages: Default::default(),
+            reaped: 0,
         };
         store.configure(journal).map_err(|e| fail(e.into()))?;
         store.migrate(&db)?;
         // Best effort: a failure here must not stop the command that opened the store.
-        let _ = store.reap_stale();
+        store.reaped = store.reap_stale().unwrap_or(0);
         Ok(store)
+    }
+
+    /// How many runs opening the store marked `interrupted`: their lineage process was gone.
+    pub fn reaped_on_open(&self) -> usize {
+        self.reaped
     }
 
     /// The store's directory.

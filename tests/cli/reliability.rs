@@ -37,6 +37,39 @@ fn a_killed_lineage_takes_its_job_down_and_the_run_is_marked_interrupted() {
 }
 
 #[test]
+fn a_killed_lineage_not_yet_reaped_is_seen_gone() {
+    // Its parent (a shell, a scheduler) has not waited for it yet: a zombie, which will never
+    // finish its record. `doctor` and every command count its run interrupted at once.
+    let env = Env::new();
+    let mut cmd = env.lineage();
+    cmd.args(["run", "--", "sh", "-c", "touch ready; sleep 60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("lineage");
+    wait_for(&env.path("ready"));
+    child.kill().expect("SIGKILL");
+    let state = || {
+        std::fs::read_to_string(format!("/proc/{}/stat", child.id()))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim().to_string()))
+            .and_then(|rest| rest.chars().next())
+    };
+    let began = Instant::now();
+    while state() != Some('Z') {
+        assert!(began.elapsed() < Duration::from_secs(30), "{:?}", state());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = env.cmd(["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("marked 1 run interrupted: its lineage process is gone"),
+        "{text}"
+    );
+    assert_eq!(env.show(None)["status"], "interrupted");
+    let _ = child.wait();
+}
+
+#[test]
 fn sixty_four_jobs_at_once_are_all_recorded() {
     let env = Env::new();
     env.write("data.csv", "x\n");
