@@ -52,7 +52,7 @@ pub(super) fn hash_dir_pipelined(
     watch: Option<&mut Watch>,
 ) -> io::Result<Hashed> {
     let (cache, progress) = (how.cache, how.hashing.progress());
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<WalkedFile, String>>>(64);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<WalkedFile, Skip>>>(64);
     std::thread::scope(|scope| {
         // The walking thread also digests the walk, for the directory cache.
         let walker = scope.spawn(move || {
@@ -83,7 +83,8 @@ pub(super) fn hash_dir_pipelined(
             for item in batch {
                 match item {
                     Ok(f) => chunk.push(f),
-                    Err(w) => hashing.warnings.push(w),
+                    Err(w) if w.lost => return Err(w.error()),
+                    Err(w) => hashing.warnings.push(w.line),
                 }
             }
             if chunk.len() >= CHUNK {
@@ -193,6 +194,13 @@ impl<'c> DirHashing<'c> {
                         size: file_size,
                         executable: f.executable,
                     });
+                }
+                // Not the file's doing but the machine's: no hash rather than a wrong one.
+                Err(e) if walk::lost(&e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", f.path.display()),
+                    ));
                 }
                 Err(e) => self
                     .warnings

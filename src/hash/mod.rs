@@ -535,8 +535,9 @@ fn prepare_dir(
     for item in walk.by_ref() {
         let f = match item {
             Ok(f) => f,
+            Err(w) if w.lost => return Err(w.error()),
             Err(w) => {
-                warnings.push(w);
+                warnings.push(w.line);
                 continue;
             }
         };
@@ -614,7 +615,8 @@ fn prepare_dir(
     for item in walk {
         match item {
             Ok(f) => hashing.feed(&mut chunk, f, sink)?,
-            Err(w) => hashing.warnings.push(w),
+            Err(w) if w.lost => return Err(w.error()),
+            Err(w) => hashing.warnings.push(w.line),
         }
     }
     hashing.chunk(&mut chunk, sink)?;

@@ -10,6 +10,80 @@
 use super::*;
 use std::os::unix::ffi::OsStringExt;
 
+/// Why an entry was not walked: one warning line. `lost` when the cause was the machine's,
+/// not the entry's (no descriptor or memory left, an I/O error): the entry is there, and a
+/// hash without it would be that of a tree that never existed, so the whole path goes
+/// without a hash instead of the entry being skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct Skip {
+    pub(super) line: String,
+    pub(super) lost: bool,
+}
+
+impl Skip {
+    /// A skip for a property of the entry (a special file, a loop, a dangling link).
+    fn entry(line: String) -> Skip {
+        Skip { line, lost: false }
+    }
+
+    /// `path` could not be read: `why`.
+    fn at(path: &Path, why: Why) -> Skip {
+        Skip {
+            line: format!("skipped {}: {}", path.display(), why.text),
+            lost: why.lost,
+        }
+    }
+
+    /// The error to give for the whole path when this skip was the machine's doing.
+    pub(super) fn error(&self) -> io::Error {
+        io::Error::other(self.line.trim_start_matches("skipped ").to_string())
+    }
+}
+
+/// Why an entry cannot be read (without its path): see [`Skip`].
+#[derive(Debug)]
+pub(super) struct Why {
+    text: String,
+    lost: bool,
+}
+
+impl From<io::Error> for Why {
+    fn from(e: io::Error) -> Why {
+        Why {
+            lost: lost(&e),
+            text: e.to_string(),
+        }
+    }
+}
+
+impl From<&str> for Why {
+    fn from(text: &str) -> Why {
+        Why {
+            text: text.to_string(),
+            lost: false,
+        }
+    }
+}
+
+/// Whether `e` says the machine failed (out of descriptors or memory, an I/O or network
+/// filesystem error), not that the entry cannot be read (permission, gone, a loop).
+pub(super) fn lost(e: &io::Error) -> bool {
+    use nix::libc;
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOMEM
+                | libc::ENOBUFS
+                | libc::EIO
+                | libc::EAGAIN
+                | libc::ESTALE
+                | libc::ETIMEDOUT
+        )
+    )
+}
+
 pub(super) struct WalkedFile {
     pub(super) path: PathBuf,
     pub(super) rel: Vec<u8>,
@@ -58,9 +132,7 @@ pub(super) fn walk_dir<'w>(root: &Path, watch: Option<&'w mut Watch>, links: Lin
     };
     match std::fs::metadata(root) {
         Ok(meta) => walk.enter(root.to_path_buf(), real, Vec::new(), &meta, None),
-        Err(e) => walk
-            .pending
-            .push(format!("skipped {}: {e}", root.display())),
+        Err(e) => walk.pending.push(Skip::at(root, e.into())),
     }
     walk
 }
@@ -68,7 +140,7 @@ pub(super) fn walk_dir<'w>(root: &Path, watch: Option<&'w mut Watch>, links: Lin
 pub(super) struct Walk<'w> {
     stack: Vec<Frame>,
     /// Warnings to hand out before walking on.
-    pending: Vec<String>,
+    pending: Vec<Skip>,
     /// Each directory is watched before it is listed.
     watch: Option<&'w mut Watch>,
     links: Links,
@@ -101,9 +173,9 @@ enum Scanned {
 
 struct Taken {
     name: std::ffi::OsString,
-    probed: Result<Probed, String>,
+    probed: Result<Probed, Why>,
     /// For a directory the walk enters, its ticket with [`Ahead`] (or why it is skipped).
-    dir: Option<Result<u64, String>>,
+    dir: Option<Result<u64, Skip>>,
 }
 
 /// The entries of a directory stat'ed when it is scanned; the rest when the walk reaches them.
@@ -113,7 +185,7 @@ const PROBED: usize = 2048;
 #[derive(Default)]
 struct Scan {
     entries: Vec<Scanned>,
-    warnings: Vec<String>,
+    warnings: Vec<Skip>,
 }
 
 /// List `path` (whose real path is `real`) and stat each entry, in name order.
@@ -122,7 +194,7 @@ fn scan(path: &Path, real: &Path, links: Links, root: &Path) -> Scan {
     let read = match std::fs::read_dir(path) {
         Ok(read) => read,
         Err(e) => {
-            warnings.push(format!("skipped {}: {e}", path.display()));
+            warnings.push(Skip::at(path, e.into()));
             return Scan {
                 entries: Vec::new(),
                 warnings,
@@ -133,7 +205,7 @@ fn scan(path: &Path, real: &Path, links: Links, root: &Path) -> Scan {
     for entry in read {
         match entry {
             Ok(entry) => entries.push(entry),
-            Err(e) => warnings.push(format!("skipped {}: {e}", path.display())),
+            Err(e) => warnings.push(Skip::at(path, e.into())),
         }
     }
     entries.sort_unstable_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
@@ -343,16 +415,16 @@ pub(super) fn probe(
     parent_real: &Path,
     links: Links,
     root: &Path,
-) -> Result<Probed, String> {
+) -> Result<Probed, Why> {
     match entry.file_type() {
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
         Ok(t) if t.is_symlink() => {
             let path = entry.path();
             let real = resolve(parent_real, &entry.file_name()).map_err(|e| {
                 if e.kind() == io::ErrorKind::NotFound {
-                    "dangling symlink".to_string()
+                    "dangling symlink".into()
                 } else {
-                    e.to_string()
+                    Why::from(e)
                 }
             })?;
             let follow = match &real {
@@ -360,18 +432,18 @@ pub(super) fn probe(
                 None => false,
             };
             if !follow {
-                let own = std::fs::symlink_metadata(&path).map_err(|e| e.to_string())?;
-                let target = std::fs::read_link(&path).map_err(|e| e.to_string())?;
+                let own = std::fs::symlink_metadata(&path)?;
+                let target = std::fs::read_link(&path)?;
                 return Ok(Probed::Link(own, target.into_os_string().into_vec()));
             }
-            let meta = std::fs::metadata(&path).map_err(|e| e.to_string())?;
+            let meta = std::fs::metadata(&path)?;
             Ok(Probed::Entry(meta, real))
         }
         Ok(t) if t.is_dir() || t.is_file() => entry
             .metadata()
             .map(|m| Probed::Entry(m, None))
-            .map_err(|e| e.to_string()),
-        Ok(_) => Err(SPECIAL.to_string()),
+            .map_err(Why::from),
+        Ok(_) => Err(SPECIAL.into()),
     }
 }
 
@@ -424,18 +496,21 @@ pub(super) const SPECIAL: &str = "not a regular file (FIFO, socket or device)";
 impl Walk<'_> {
     /// Why the directory at `path` (really at `real`, whose stat is `meta`) is not walked,
     /// with the walk's stack as it is when its parent is on top.
-    fn refused(&self, path: &Path, real: &Path, meta: &Metadata) -> Option<String> {
+    fn refused(&self, path: &Path, real: &Path, meta: &Metadata) -> Option<Skip> {
         // Reached without a link (through a followed link to `/`, say): still never walked.
         if is_pseudo(real) && !is_pseudo(&self.root) {
-            return Some(format!(
+            return Some(Skip::entry(format!(
                 "skipped {}: {} is never walked",
                 path.display(),
                 real.display()
-            ));
+            )));
         }
         let id = (meta.dev(), meta.ino());
         if self.stack.iter().any(|f| f.id == id) {
-            return Some(format!("skipped {}: symlink loop", path.display()));
+            return Some(Skip::entry(format!(
+                "skipped {}: symlink loop",
+                path.display()
+            )));
         }
         None
     }
@@ -514,7 +589,7 @@ impl Walk<'_> {
 }
 
 impl Iterator for Walk<'_> {
-    type Item = Result<WalkedFile, String>;
+    type Item = Result<WalkedFile, Skip>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -560,7 +635,7 @@ impl Iterator for Walk<'_> {
                         link: Some(target),
                     }));
                 }
-                Err(why) => return Some(Err(format!("skipped {}: {why}", path.display()))),
+                Err(why) => return Some(Err(Skip::at(&path, why))),
             };
             if meta.is_dir() {
                 match dir {
@@ -578,7 +653,7 @@ impl Iterator for Walk<'_> {
                 continue;
             }
             if !meta.is_file() {
-                return Some(Err(format!("skipped {}: {SPECIAL}", path.display())));
+                return Some(Err(Skip::at(&path, SPECIAL.into())));
             }
             return Some(Ok(WalkedFile {
                 key: StatKey::of(&meta),
@@ -707,7 +782,7 @@ mod tests {
                         walked.push(f.rel);
                     }
                     Err(w) => {
-                        warnings.insert(w);
+                        warnings.insert(w.line);
                     }
                 }
             }

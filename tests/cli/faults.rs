@@ -877,3 +877,60 @@ fn a_scheduler_signal_the_job_handles_never_kills_lineage() {
     assert_eq!(count.lines().count(), 2, "each handled once");
     assert_eq!(env.show(None)["status"], "failed");
 }
+
+#[test]
+fn running_out_of_file_descriptors_never_records_a_wrong_hash() {
+    // Under every descriptor limit from too few to enough, an input directory gets its true
+    // hash or none: a subdirectory or file it could not open for want of a descriptor is
+    // the machine's failure, not a property of the tree, so it is never left out of a hash.
+    let env = Env::new();
+    for d in 0..30 {
+        for f in 0..3 {
+            env.write(&format!("data/d{d:02}/f{f}"), format!("{d}-{f}"));
+        }
+    }
+    assert_eq!(code(&env.cmd(["run", "-q", "-i", "data", "--", "true"])), 0);
+    let truth = artifact(&env.show(None), "inputs", "data")["hash"].clone();
+    assert!(truth.is_string(), "{truth}");
+    let mut lost = 0;
+    for limit in 8..=40 {
+        for mode in ["--hash-before-launch", "--no-observe"] {
+            let mut cmd = env.lineage();
+            cmd.args(["run", "-q", mode, "-i", "data", "--", "true"]);
+            // SAFETY: setrlimit is async-signal-safe.
+            #[allow(unsafe_code)]
+            unsafe {
+                cmd.pre_exec(move || {
+                    let l = nix::libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    match nix::libc::setrlimit(nix::libc::RLIMIT_NOFILE, &l) {
+                        0 => Ok(()),
+                        _ => Err(std::io::Error::last_os_error()),
+                    }
+                });
+            }
+            let out = cmd.output().expect("lineage");
+            let said = stderr(&out);
+            // Too few to open the store: no run at all.
+            let Some(run) = env
+                .cmd(["show", "--json"])
+                .status
+                .success()
+                .then(|| env.show(None))
+            else {
+                continue;
+            };
+            let hash = &artifact(&run, "inputs", "data")["hash"];
+            assert!(
+                hash.is_null() || *hash == truth,
+                "limit {limit} {mode}: {hash} instead of {truth}\n{said}"
+            );
+            if hash.is_null() && said.contains("could not be hashed") {
+                lost += 1;
+            }
+        }
+    }
+    assert!(lost > 0, "no limit left the walk short of descriptors");
+}
