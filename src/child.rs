@@ -3,7 +3,8 @@
 //! never through a shell. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, and the
 //! signals whose default would kill lineage but not mean "stop" to a job (SIGALRM,
 //! SIGXCPU from a scheduler's CPU limit, SIGVTALRM, SIGPROF, SIGPWR) sent to lineage alone
-//! are forwarded to the child; the same signals sent to the whole process
+//! are forwarded to the child, unless lineage's parent left them ignored (`nohup`): then
+//! lineage and the job ignore them, as the job would have alone; the same signals sent to the whole process
 //! group (Ctrl-C at a terminal, `kill -TERM -PGID`, `timeout`) already reached the child, so
 //! they are only noted, never delivered twice. Which is which: the kernel's own (a
 //! terminal's) say so in their siginfo; for those a process sent, siginfo cannot tell
@@ -98,8 +99,16 @@ pub fn spawn(
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-    // Handlers first, so a signal arriving during the spawn is queued, not fatal.
-    let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)?;
+    // Handlers first, so a signal arriving during the spawn is queued, not fatal. Not for
+    // those lineage's parent ignored (`nohup`, a script's background job): lineage ignores
+    // them too, and the job inherits them ignored, as it would have without lineage.
+    let inherited = inherited_ignored();
+    let mut signals = SignalsInfo::<WithOrigin>::new(
+        FORWARDED
+            .iter()
+            .copied()
+            .filter(|s| inherited & (1 << s) == 0),
+    )?;
     // Found on PATH already: executed from there, under the name it was given.
     let mut command = match found {
         Some(path) => {
@@ -124,9 +133,16 @@ pub fn spawn(
     // heap, unlike `io::Error::other`).
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
-            // lineage ignores SIGXFSZ (see `ignore_file_size_signal`); ignored signals stay
-            // ignored across exec, so give the job the default back.
-            nix::sys::signal::signal(Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigDfl)?;
+            use nix::sys::signal::SigHandler;
+            // lineage ignores SIGXFSZ and takes SIGCHLD back to its default (see
+            // `settle_signals`); ignored signals stay ignored across exec, so give the job
+            // what lineage's parent gave lineage.
+            let was = |s: Signal| match inherited & (1 << s as i32) {
+                0 => SigHandler::SigDfl,
+                _ => SigHandler::SigIgn,
+            };
+            nix::sys::signal::signal(Signal::SIGXFSZ, was(Signal::SIGXFSZ))?;
+            nix::sys::signal::signal(Signal::SIGCHLD, was(Signal::SIGCHLD))?;
             nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
             // lineage may have died before prctl took effect: no such process to record it.
             if nix::unistd::getppid() != parent {
@@ -417,13 +433,48 @@ fn witness_main(
 /// Under a file-size limit (`ulimit -f`), a store write past it would kill lineage with
 /// SIGXFSZ, and the job with it. Ignored, the write fails with EFBIG instead: a recording
 /// problem, reported as a warning while the job's exit code wins.
-pub fn ignore_file_size_signal() {
-    #[allow(unsafe_code)]
-    // SAFETY: setting a signal to SIG_IGN installs no handler code, so nothing can run in
-    // signal context.
-    unsafe {
-        let _ = nix::sys::signal::signal(Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigIgn);
+///
+/// First, the signals lineage's parent left ignored are noted, for the job to inherit them
+/// ignored ([`spawn`]): `nohup` ignores SIGHUP, a non-interactive shell ignores SIGINT and
+/// SIGQUIT in a background job. A parent that ignored SIGCHLD would have lineage's
+/// children reaped by the kernel, lineage's wait for the job failing: lineage takes the
+/// default back, and the job gets it ignored again. (SIGPIPE is not among them: Rust's
+/// runtime ignores it before this runs, and gives every child the default.)
+pub fn settle_signals() {
+    use nix::sys::signal::SigHandler;
+    let mut ignored = 0u64;
+    for sig in FORWARDED
+        .iter()
+        .copied()
+        .chain([nix::libc::SIGXFSZ, nix::libc::SIGCHLD])
+    {
+        #[allow(unsafe_code)]
+        // SAFETY: a query: a null new action changes nothing.
+        let was = unsafe {
+            let mut old: nix::libc::sigaction = std::mem::zeroed();
+            (nix::libc::sigaction(sig, std::ptr::null(), &mut old) == 0).then_some(old.sa_sigaction)
+        };
+        if was == Some(nix::libc::SIG_IGN) {
+            ignored |= 1 << sig;
+        }
     }
+    INHERITED_IGNORED.store(ignored, Ordering::Relaxed);
+    #[allow(unsafe_code)]
+    // SAFETY: setting a signal to SIG_IGN or SIG_DFL installs no handler code, so nothing
+    // can run in signal context.
+    unsafe {
+        let _ = nix::sys::signal::signal(Signal::SIGXFSZ, SigHandler::SigIgn);
+        if ignored & (1 << nix::libc::SIGCHLD) != 0 {
+            let _ = nix::sys::signal::signal(Signal::SIGCHLD, SigHandler::SigDfl);
+        }
+    }
+}
+
+/// The signals lineage's parent left ignored, as a mask of signal numbers ([`settle_signals`]).
+static INHERITED_IGNORED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn inherited_ignored() -> u64 {
+    INHERITED_IGNORED.load(Ordering::Relaxed)
 }
 
 /// Signals the kernel sent (a terminal's Ctrl-C goes to the whole foreground process group)

@@ -83,7 +83,7 @@ fn parse_command_line() -> Result<Cli, u8> {
 
 /// Run the parsed command line; returns the process exit code (docs/exit-codes.md).
 fn run(cli: Cli) -> u8 {
-    child::ignore_file_size_signal();
+    child::settle_signals();
     let launches = matches!(cli.command, Command::Run(_) | Command::Rerun(_));
     // Generated from the command line's definition: no settings, no store.
     let docs = match &cli.command {

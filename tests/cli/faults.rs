@@ -934,3 +934,81 @@ fn running_out_of_file_descriptors_never_records_a_wrong_hash() {
     }
     assert!(lost > 0, "no limit left the walk short of descriptors");
 }
+
+/// `cmd` started by a parent that ignores `signals` (as `nohup` ignores SIGHUP, a script's
+/// background job SIGINT and SIGQUIT).
+fn ignoring(cmd: &mut Command, signals: &'static [nix::sys::signal::Signal]) {
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: signal(2) with SIG_IGN is async-signal-safe and runs no handler code.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || {
+            for s in signals {
+                signal(*s, SigHandler::SigIgn)?;
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn signals_its_parent_ignored_stay_ignored_in_the_job_and_spare_it() {
+    use nix::sys::signal::Signal::*;
+    const IGNORED: &[nix::sys::signal::Signal] = &[SIGHUP, SIGINT, SIGQUIT, SIGCHLD, SIGXFSZ];
+    let env = Env::new();
+    // The job's ignored signals are those it has without lineage.
+    let mut bare = Command::new("grep");
+    bare.args(["SigIgn", "/proc/self/status"]);
+    ignoring(&mut bare, IGNORED);
+    let bare = bare.output().expect("grep");
+    let mut wrapped = env.lineage();
+    wrapped.args(["run", "-q", "--", "grep", "SigIgn", "/proc/self/status"]);
+    ignoring(&mut wrapped, IGNORED);
+    let out = wrapped.output().expect("lineage");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), String::from_utf8_lossy(&bare.stdout));
+    // SIGHUP sent to lineage under nohup (its terminal closed) stops neither lineage nor the
+    // job, which ends as it would have.
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "--", "sh", "-c"])
+        .arg("touch ready; sleep 0.5; echo done > done.txt")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    ignoring(&mut cmd, &[SIGHUP]);
+    let mut lineage = cmd.spawn().expect("lineage");
+    wait_for(&env.path("ready"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(lineage.id() as i32), SIGHUP)
+        .expect("SIGHUP");
+    let status = lineage.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+    assert!(env.path("done.txt").exists());
+    assert_eq!(env.show(None)["status"], "succeeded");
+}
+
+#[test]
+fn a_parent_that_ignores_sigchld_still_gets_the_jobs_exit_code_and_outputs() {
+    // Its children would be reaped by the kernel, lineage's wait for the job failing (it
+    // answered 125, "the job did not run", after the job had run).
+    let env = Env::new();
+    let mut cmd = env.lineage();
+    cmd.args([
+        "run",
+        "-q",
+        "-o",
+        "o.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo x > o.txt; exit 7",
+    ]);
+    ignoring(&mut cmd, &[nix::sys::signal::Signal::SIGCHLD]);
+    let out = cmd.output().expect("lineage");
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    let run = env.show(None);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["exit_code"], 7);
+    assert_eq!(
+        artifact(&run, "outputs", "o.txt")["hash"],
+        blake3_hex(b"x\n")
+    );
+}
