@@ -129,6 +129,7 @@ pub(super) fn walk_dir<'w>(root: &Path, watch: Option<&'w mut Watch>, links: Lin
         links,
         root: real.clone(),
         ahead: Ahead::new(links, real.clone()),
+        entered: std::collections::HashMap::new(),
     };
     match std::fs::metadata(root) {
         Ok(meta) => walk.enter(root.to_path_buf(), real, Vec::new(), &meta, None),
@@ -148,7 +149,17 @@ pub(super) struct Walk<'w> {
     root: PathBuf,
     /// Directories listed and stat'ed ahead of the walk, on other threads.
     ahead: Ahead,
+    /// How many times each directory (device, inode) was entered: links can reach one many
+    /// times, and links to links as many times as there are ways through them.
+    entered: std::collections::HashMap<(u64, u64), u32>,
 }
+
+/// A directory is entered at most this many times in one walk; links that would enter it
+/// again are skipped with a warning. Two links in each of 30 nested directories to the
+/// next one make 2^30 ways down (a walk of hours, a manifest of 10^9 rows); capped, the
+/// walk grows with the directories, not the ways. A checkpoint's `latest` link, or a
+/// dataset linked from a few places, is far below it.
+const MOST_ENTERED: u32 = 16;
 
 pub(super) struct Frame {
     /// This directory's path as walked.
@@ -512,7 +523,19 @@ impl Walk<'_> {
                 path.display()
             )));
         }
+        if self.entered.get(&id).is_some_and(|n| *n >= MOST_ENTERED) {
+            return Some(Skip::entry(format!(
+                "skipped {}: a directory reached through links more than {MOST_ENTERED} \
+                 times in one walk",
+                path.display()
+            )));
+        }
         None
+    }
+
+    /// Count an entry into the directory whose stat is `meta` ([`MOST_ENTERED`]).
+    fn count_entry(&mut self, meta: &Metadata) {
+        *self.entered.entry((meta.dev(), meta.ino())).or_default() += 1;
     }
 
     /// Enter a directory: the root (no ticket: watched and scanned here) or one queued when
@@ -532,6 +555,7 @@ impl Walk<'_> {
                     self.pending.push(why);
                     return;
                 }
+                self.count_entry(meta);
                 if let Some(w) = self.watch.as_deref_mut() {
                     w.add(&path);
                 }
@@ -567,6 +591,7 @@ impl Walk<'_> {
             match self.refused(&path, &real, m) {
                 Some(why) => s.dir = Some(Err(why)),
                 None => {
+                    *self.entered.entry((m.dev(), m.ino())).or_default() += 1;
                     if let Some(w) = self.watch.as_deref_mut() {
                         w.add(&path);
                     }
@@ -793,5 +818,40 @@ mod tests {
         // Dropped after a few files: its helpers stop (the test would hang otherwise).
         let some = walk_dir(&root, None, Links::Follow).take(10).count();
         assert_eq!(some, 10);
+    }
+
+    /// Two links in each of 14 nested directories to the next one make 2^14 ways down to the
+    /// last: each directory is entered at most `MOST_ENTERED` times, the links beyond that
+    /// skipped with a warning, so the walk grows with the directories, not the ways. The same
+    /// for an output's walk, whose links stay inside it.
+    #[test]
+    fn links_that_multiply_the_ways_down_enter_each_directory_a_bounded_number_of_times() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("dag");
+        let k = 14;
+        for i in 0..=k {
+            std::fs::create_dir_all(root.join(format!("n{i}"))).expect("mkdir");
+            std::fs::write(root.join(format!("n{i}/f")), [i as u8]).expect("write");
+        }
+        for i in 0..k {
+            for name in ["a", "b"] {
+                let link = root.join(format!("n{i}/{name}"));
+                std::os::unix::fs::symlink(format!("../n{}", i + 1), link).expect("link");
+            }
+        }
+        for links in [Links::Follow, Links::Within] {
+            let (mut files, mut capped) = (0, 0);
+            for item in walk_dir(&root, None, links) {
+                match item {
+                    Ok(_) => files += 1,
+                    Err(w) if w.line.contains("reached through links more than") => capped += 1,
+                    Err(w) => panic!("{}", w.line),
+                }
+            }
+            // Each n_i at most once directly and MOST_ENTERED times through links.
+            let most = (k + 1) * (MOST_ENTERED as usize + 1);
+            assert!(files <= most, "{files} files walked ({links:?})");
+            assert!(capped > 0, "{links:?}");
+        }
     }
 }
