@@ -68,6 +68,22 @@ fn join_key(path: &str, key: &str) -> String {
     }
 }
 
+/// The parts of a key path kept for a nested container: a key is judged by its own parts
+/// and those right before it (`api.key`, `fs.s3a.access.key`), and a container under a
+/// secret key makes everything in it secret whatever its path says.
+const PATH_PARTS: usize = 16;
+
+/// `path.key` for a container about to open, its leading parts dropped past the last
+/// [`PATH_PARTS`]: a document nested 20,000 deep kept 20,000 ever longer paths (800 MB and
+/// four seconds before launch for a 120 KB file).
+fn nested_path(path: &str, key: &str) -> String {
+    let full = join_key(path, key);
+    match full.rmatch_indices(['.', '/', ':']).nth(PATH_PARTS - 1) {
+        Some((at, _)) => full[at + 1..].to_string(),
+        None => full,
+    }
+}
+
 fn starts_like_json(text: &str) -> bool {
     let t = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     t.starts_with('{') || (t.starts_with('[') && !SECTION.is_match(t.lines().next().unwrap_or("")))
@@ -114,7 +130,7 @@ fn json(text: &str, all_secret: bool) -> Option<String> {
     };
     // The path of keys to a value about to open.
     let value_path = |stack: &[Container]| match stack.last() {
-        Some(Container::Object { path, key, .. }) => join_key(path, key),
+        Some(Container::Object { path, key, .. }) => nested_path(path, key),
         Some(Container::Array { path, .. }) => path.clone(),
         None => String::new(),
     };

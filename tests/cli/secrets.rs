@@ -515,3 +515,36 @@ fn a_store_that_leads_into_another_users_directory_is_refused() {
         "nothing written there"
     );
 }
+
+#[test]
+fn a_config_nested_twenty_thousand_deep_is_redacted_in_bounded_memory() {
+    // Each level kept the whole path of keys above it: 800 MB for this 120 KB file, before
+    // launch. The secret at the bottom is still found.
+    let env = Env::new();
+    let depth = 20_000;
+    let doc = format!(
+        "{}{{\"password\": \"hunter2-deep-secret\"}}{}",
+        "{\"a\":".repeat(depth),
+        "}".repeat(depth)
+    );
+    env.write("deep.json", &doc);
+    let mut cmd = env.lineage();
+    cmd.env("LINEAGE_TIMINGS", "1")
+        .args(["run", "-q", "-c", "deep.json", "--", "true"]);
+    let out = output_within(cmd, Duration::from_secs(120));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let peak_kib: u64 = stderr(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("lineage: timing: peak resident memory "))
+        .and_then(|l| l.strip_suffix(" KiB"))
+        .and_then(|n| n.parse().ok())
+        .expect("the peak memory line");
+    assert!(peak_kib < 200 * 1024, "{peak_kib} KiB");
+    for (path, bytes) in env.store_files() {
+        assert!(
+            !contains(&bytes, b"hunter2-deep-secret"),
+            "{} holds the secret",
+            path.display()
+        );
+    }
+}
