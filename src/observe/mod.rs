@@ -88,10 +88,18 @@ pub struct Observed {
     /// What the job did that observation cannot see through, each said once: `io_uring`
     /// (files opened through it), a 32-bit system call, more paths than are kept.
     pub blind: std::collections::BTreeSet<&'static str>,
+    /// The bytes of the distinct paths kept.
+    pub path_bytes: usize,
 }
 
-/// At most this many distinct paths are kept (about 400 bytes each); past it, a note.
+/// At most this many distinct paths are kept (about 130 bytes each beside the path); past
+/// it, a note.
 pub const MAX_PATHS: usize = 1_000_000;
+
+/// At most this many bytes of distinct paths are kept; past it, a note. A job that named
+/// 1,100,000 distinct paths of 3.9 KB each (failed opens) held 4 GB in lineage, memory a
+/// job may share with it (a cgroup's limit).
+pub const MAX_PATH_BYTES: usize = 128 << 20;
 
 /// Why a job runs unobserved.
 #[derive(Debug, Clone)]

@@ -94,11 +94,18 @@ pub(super) fn run(
                 seen.blind.insert(what);
             } else if ok {
                 for (path, op) in noted.drain(..) {
-                    if seen.paths.len() >= super::MAX_PATHS && !seen.paths.contains_key(&path) {
-                        seen.blind.insert("more distinct paths than lineage keeps");
-                        continue;
+                    let full = seen.paths.len() >= super::MAX_PATHS
+                        || seen.path_bytes + path.len() > super::MAX_PATH_BYTES;
+                    match seen.paths.get_mut(&path) {
+                        Some(access) => access.apply(op),
+                        None if full => {
+                            seen.blind.insert("more distinct paths than lineage keeps");
+                        }
+                        None => {
+                            seen.path_bytes += path.len();
+                            seen.paths.entry(path).or_default().apply(op);
+                        }
                     }
-                    seen.paths.entry(path).or_default().apply(op);
                 }
             } else {
                 seen.unreadable += 1;

@@ -1059,3 +1059,27 @@ fn reading_a_few_files_of_a_large_directory_records_those_files() {
         "{run}"
     );
 }
+
+#[test]
+fn distinct_paths_are_kept_up_to_a_bound_in_bytes_with_a_warning() {
+    // 40,000 failed opens of distinct paths of about 4 KB: 160 MB of paths, past the bytes
+    // kept (1,100,000 of them held 4 GB in lineage, beside the job).
+    let env = Env::local();
+    env.init_repo();
+    let job = r#"import os
+part = 'p' * 200
+for i in range(40000):
+    try:
+        open('/nonexistent-lineage/' + '/'.join([part] * 19) + '/' + str(i))
+    except OSError:
+        pass
+"#;
+    env.write("job.py", job);
+    let out = env.cmd(["run", "--", "python3", "job.py"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("more distinct paths than lineage keeps"),
+        "{}",
+        stderr(&out)
+    );
+}
