@@ -496,6 +496,50 @@ fn a_config_of_more_than_ten_thousand_values_keeps_ten_thousand_params() {
     }
 }
 
+/// A config of a million values (a vocabulary) is never held whole: its first 10,000 in key
+/// order are params, as for any config past the cut, in bounded memory (1,500,000 values
+/// took 660 MB); a secret far past the cut is still redacted from the kept copy.
+#[test]
+fn a_config_of_a_million_values_is_read_in_bounded_memory() {
+    let env = Env::new();
+    let secret = "sk-proj-z9Y8x7W6v5U4t3S2r1Q0p9O8n7M6l5K4";
+    let ids: Vec<String> = (0..1_000_000).map(|i| i.to_string()).collect();
+    let config = format!(
+        "{{\"ids\": [{}], \"zz\": {{\"env\": [{{\"name\": \"OPENAI_API_KEY\", \"value\": \"{secret}\"}}]}}}}",
+        ids.join(",")
+    );
+    env.write("ids.json", &config);
+    let mut cmd = env.lineage();
+    cmd.env("LINEAGE_TIMINGS", "1")
+        .args(["run", "-c", "ids.json", "--", "true"]);
+    let out = output_within(cmd, std::time::Duration::from_secs(300));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let note = "config ids.json holds 1000002 values: the first 10000 (in key order) are recorded as params";
+    assert!(stderr(&out).contains(note), "{}", stderr(&out));
+    let peak_kib: u64 = stderr(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("lineage: timing: peak resident memory "))
+        .and_then(|l| l.strip_suffix(" KiB"))
+        .and_then(|n| n.parse().ok())
+        .expect("the peak memory line");
+    assert!(peak_kib < 250 * 1024, "{peak_kib} KiB");
+    let run = env.show(None);
+    let params = run["params"].as_object().expect("params");
+    assert_eq!(params.len(), 10_000);
+    assert_eq!(params["ids.0"], 0);
+    assert_eq!(
+        params["ids.10008"], 10008,
+        "key order: ids.10008 sorts before ids.1001"
+    );
+    for (path, bytes) in env.store_files() {
+        assert!(
+            !contains(&bytes, secret.as_bytes()),
+            "the secret is in {}",
+            path.display()
+        );
+    }
+}
+
 #[test]
 fn a_config_value_longer_than_four_kib_is_kept_in_the_file_not_as_a_param() {
     // A prompt given as a config parses as one YAML string: kept as its file, not as a

@@ -158,7 +158,13 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     // siblings decide).
     let params: Vec<Param> = params.into_values().collect();
     let said_too = (!plan.quiet).then_some(&mut said);
-    let kept = cap_config_params(&params, &mut capture.notes, &mut warnings, said_too);
+    let kept = cap_config_params(
+        &params,
+        &configs.unparsed,
+        &mut capture.notes,
+        &mut warnings,
+        said_too,
+    );
     let params = plan.policy.redact_params_kept(params, &kept);
     PreLaunch {
         capture,
@@ -178,6 +184,11 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
 /// every value was redacted beside all the others before any is left out.
 const MAX_CONFIG_PARAMS: usize = 10_000;
 
+/// The most values of one config parsed into params before they are capped (the first in
+/// key order): room for those left out as too long or overridden, while a vocabulary of
+/// millions of values is never held whole (`config::parse_bounded`).
+const PARSED_MOST: usize = 10 * MAX_CONFIG_PARAMS;
+
 /// The longest config value kept as a param, in bytes of its JSON. A plain text file given
 /// as a config (a prompt, a README) parses as one YAML string: 2 MB of text became a 2 MB
 /// param, kept three times (the file, the param, the param's index). The file keeps it.
@@ -186,9 +197,11 @@ const MAX_PARAM_BYTES: usize = 4096;
 /// Which params to keep (in order): of each config's, those no longer than
 /// `MAX_PARAM_BYTES` as given (before redaction, which is left for the kept ones), and of
 /// those the first `MAX_CONFIG_PARAMS` (in key order); say so for each config cut, in the
-/// record and before launch.
+/// record and before launch. `unparsed`: how many values of each config were past the first
+/// `PARSED_MOST`, never made params.
 fn cap_config_params(
     params: &[Param],
+    unparsed: &BTreeMap<String, usize>,
     notes: &mut Vec<String>,
     warnings: &mut Vec<String>,
     mut said: Option<&mut Vec<String>>,
@@ -218,7 +231,7 @@ fn cap_config_params(
         }
         notes.push(note);
     }
-    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut count: BTreeMap<&str, usize> = unparsed.iter().map(|(s, n)| (s.as_str(), *n)).collect();
     for (p, _) in params.iter().zip(&kept).filter(|(_, k)| **k) {
         if from_config(p) {
             *count.entry(p.source.as_str()).or_default() += 1;
@@ -622,6 +635,8 @@ fn keep_code(
 struct Configs {
     edges: Vec<Edge>,
     params: BTreeMap<String, Param>,
+    /// Values of a config past the first `PARSED_MOST`, never made params, by config.
+    unparsed: BTreeMap<String, usize>,
     blobs: Vec<Redacted<Blob>>,
     redacted: BTreeMap<String, Hash>,
 }
@@ -630,6 +645,7 @@ fn read_configs(plan: &Plan, notes: &mut Vec<String>) -> Configs {
     let mut out = Configs {
         edges: Vec::new(),
         params: BTreeMap::new(),
+        unparsed: BTreeMap::new(),
         blobs: Vec::new(),
         redacted: BTreeMap::new(),
     };
@@ -645,8 +661,19 @@ fn read_configs(plan: &Plan, notes: &mut Vec<String>) -> Configs {
             }
         };
         let source = d.given.display().to_string();
-        let parsed: Vec<(String, serde_json::Value)> = match config::parse(&d.given, &bytes) {
-            Ok(parsed) => parsed.into_iter().collect(),
+        // Secret values among those past the first `PARSED_MOST`, which are never held all
+        // at once: their bytes are redacted in the kept copy all the same.
+        let mut known = Vec::new();
+        let parsed = config::parse_bounded(&d.given, &bytes, PARSED_MOST, &mut |batch| {
+            known.extend(plan.policy.secret_values(&d.given, &batch));
+        });
+        let parsed: Vec<(String, serde_json::Value)> = match parsed {
+            Ok((parsed, total)) => {
+                if total > parsed.len() {
+                    out.unparsed.insert(source.clone(), total - parsed.len());
+                }
+                parsed.into_iter().collect()
+            }
             Err(e) => {
                 notes.push(format!(
                     "config {source}: {e}; kept as bytes, no parameters read from it"
@@ -654,7 +681,7 @@ fn read_configs(plan: &Plan, notes: &mut Vec<String>) -> Configs {
                 Vec::new()
             }
         };
-        let known = plan.policy.secret_values(&d.given, &parsed);
+        known.extend(plan.policy.secret_values(&d.given, &parsed));
         let keys = plan.config_keys.get(&d.given);
         if let Some(keys) = keys {
             let missing: Vec<&str> = keys
