@@ -403,6 +403,41 @@ impl Store {
         Ok(out)
     }
 
+    /// The run that last wrote the output recorded at exactly `abs` (an absolute path as the
+    /// store writes it) among the runs that succeeded, and the bytes it wrote there.
+    pub fn latest_output_at(&self, abs: &str) -> Result<Option<(String, Option<Hash>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.run_id, e.artifact, MAX(r.started_at)
+             FROM edges e JOIN runs r ON r.id = e.run_id
+             WHERE e.role = 'output' AND r.status = 'succeeded'
+               AND (e.written IS NULL OR e.written <> 0)
+               AND e.abs_path = ?1
+             GROUP BY e.abs_path",
+        )?;
+        let found = stmt
+            .query_map([abs], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })?
+            .next()
+            .transpose()?;
+        Ok(found.map(|(run, hash)| (run, hash.and_then(|h| Hash::parse(&h)))))
+    }
+
+    /// Whether the manifest of directory `dir` holds bytes `file` at `rel` (its path inside).
+    pub fn manifest_holds(&self, dir: &Hash, rel: &str, file: &Hash) -> bool {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM dir_manifest
+                 WHERE dir_hash = ?1 AND path = ?2 AND file_hash = ?3)",
+            )
+            .and_then(|mut s| {
+                s.query_row(rusqlite::params![&dir.0[..], rel, &file.0[..]], |r| {
+                    r.get(0)
+                })
+            })
+            .unwrap_or(false)
+    }
+
     /// Short ids of many runs in one query (see `short_id`): id -> short id.
     pub fn short_ids(&self, ids: &[&str]) -> Result<HashMap<String, String>> {
         short_ids(&self.conn, ids)

@@ -486,3 +486,69 @@ fn a_checkpoint_resumed_in_place_is_not_stale_for_its_own_writes() {
         "{stages:?}"
     );
 }
+
+#[test]
+fn a_file_inside_an_output_directory_made_again_by_a_rerun_is_current() {
+    // prep writes out/ (a declared output directory); train reads out/train.txt, eval
+    // out/test.txt. A change that reaches test.txt only: prep's rerun makes train.txt's same
+    // bytes again, so train is current and eval alone runs again. Before, train's input was
+    // credited to prep's first run, stale for good: `rerun --stale` stopped (125) and
+    // `status` never came back to 0.
+    let env = Env::new();
+    env.write("raw.txt", "apple\nbanana\ntomato\n");
+    env.write(
+        "prep.py",
+        "import os\nos.makedirs('out', exist_ok=True)\nrows = open('raw.txt').read().split()\n\
+         open('out/train.txt', 'w').write(' '.join(r for r in rows if not r.startswith('t')))\n\
+         open('out/test.txt', 'w').write(' '.join(r for r in rows if r.startswith('t')))\n",
+    );
+    env.write(
+        "train.py",
+        "open('model.txt', 'w').write('model of ' + open('out/train.txt').read())\n",
+    );
+    env.write(
+        "evaluate.py",
+        "open('eval.txt', 'w').write(open('model.txt').read() + open('out/test.txt').read())\n",
+    );
+    let prep = env.record(&["-i", "raw.txt", "-o", "out", "--", "python3", "prep.py"]);
+    let train = env.record(&[
+        "-i",
+        "out/train.txt",
+        "-o",
+        "model.txt",
+        "--",
+        "python3",
+        "train.py",
+    ]);
+    env.record(&[
+        "-i",
+        "model.txt",
+        "-i",
+        "out/test.txt",
+        "-o",
+        "eval.txt",
+        "--",
+        "python3",
+        "evaluate.py",
+    ]);
+    let mut raw = std::fs::read_to_string(env.path("raw.txt")).expect("raw");
+    raw.push_str("tangerine\n");
+    env.write("raw.txt", raw);
+    let before = runs(&env);
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(runs(&env), before + 2, "prep and eval: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("current once their makers ran again"),
+        "{}",
+        stderr(&out)
+    );
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    assert!(!stages.iter().any(|s| s.0 == prep), "{stages:?}");
+    assert!(stages.iter().any(|s| s.0 == train), "{stages:?}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("eval.txt")).expect("eval"),
+        "model of apple bananatomato tangerine"
+    );
+}

@@ -303,6 +303,25 @@ impl Walk<'_> {
         Ok(found)
     }
 
+    /// The nearest directory around `abs_path` recorded as an output: its last writer, the
+    /// path inside it, and the bytes it wrote there.
+    fn last_writer_around(
+        &mut self,
+        abs_path: &str,
+    ) -> Result<Option<(String, String, Option<Hash>)>> {
+        let mut at = abs_path.trim_end_matches('/');
+        while let Some((dir, _)) = at.rsplit_once('/') {
+            if dir.is_empty() {
+                break;
+            }
+            if let Some((run, wrote)) = self.store.latest_output_at(dir)? {
+                return Ok(Some((run, abs_path[dir.len() + 1..].to_string(), wrote)));
+            }
+            at = dir;
+        }
+        Ok(None)
+    }
+
     /// The run that made input bytes `h` of run `r`, read at `abs_path`: the last writer of
     /// that path when it wrote those very bytes (a rerun that made them again stands for its
     /// original) or when the input `differs` (what is there now is its), else the first
@@ -317,6 +336,17 @@ impl Walk<'_> {
         if !abs_path.is_empty() {
             let (last, wrote) = self.last_writer(abs_path)?;
             if !last.is_empty() && last != r.id && (differs || wrote == Some(*h)) {
+                return Ok(Some(last));
+            }
+            // A file inside an output directory (`out/train.txt` of `-o out`): the last
+            // writer of the nearest directory around it, when what it wrote holds these
+            // bytes there. Without it a rerun that made the same file again was passed over
+            // for the original, stale for good.
+            if last.is_empty()
+                && let Some((last, rel, wrote)) = self.last_writer_around(abs_path)?
+                && last != r.id
+                && (differs || wrote.is_some_and(|d| self.store.manifest_holds(&d, &rel, h)))
+            {
                 return Ok(Some(last));
             }
         }
