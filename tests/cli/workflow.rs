@@ -552,3 +552,27 @@ fn a_file_inside_an_output_directory_made_again_by_a_rerun_is_current() {
         "model of apple bananatomato tangerine"
     );
 }
+
+#[test]
+fn each_run_of_a_rerun_chain_has_its_own_jobs_resources() {
+    // The CPU time of every job before it in the chain was added to each (lineage's own
+    // children's, not this job's): a trivial step recorded the seconds of the one before.
+    let env = Env::new();
+    env.write("x.txt", "1");
+    let busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n\
+                open('a.txt', 'w').write(open('x.txt').read())\n";
+    env.write("busy.py", busy);
+    env.record(&["-i", "x.txt", "-o", "a.txt", "--", "python3", "busy.py"]);
+    env.record(&["-i", "a.txt", "-o", "b.txt", "--", "cp", "a.txt", "b.txt"]);
+    env.write("x.txt", "2");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let last = env.show(None);
+    assert_eq!(last["command"], json!(["cp", "a.txt", "b.txt"]), "{last}");
+    let cpu = last["resources"]["user_cpu_seconds"].as_f64().expect("cpu");
+    assert!(
+        cpu < 0.3,
+        "cp recorded {cpu} s of CPU: {}",
+        last["resources"]
+    );
+}
