@@ -41,16 +41,29 @@ pub fn postgres_backend() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
-/// Give SIGINT and SIGQUIT their default dispositions in the test process, and so in every
-/// lineage it starts. A shell without job control starts a command run with `&` with both
-/// ignored, and an ignored disposition is inherited: the tests that interrupt lineage or its
-/// job with SIGINT would then see it ignored (a user's lineage started so ignores it too,
-/// as it should: the job's dispositions are left as they were given).
+/// Give the signals lineage forwards their default dispositions in the test process, and so
+/// in every lineage it starts. A shell without job control starts a command run with `&`
+/// with SIGINT and SIGQUIT ignored, `nohup` ignores SIGHUP, and an ignored disposition is
+/// inherited: lineage then leaves it ignored (as it should: the job's dispositions are left
+/// as they were given), and a test that signals lineage would wait for ever.
 fn default_interrupts() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         use nix::sys::signal::{SigHandler, Signal, signal};
-        for sig in [Signal::SIGINT, Signal::SIGQUIT] {
+        for sig in [
+            Signal::SIGINT,
+            Signal::SIGQUIT,
+            Signal::SIGHUP,
+            Signal::SIGTERM,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGALRM,
+            Signal::SIGXCPU,
+            Signal::SIGVTALRM,
+            Signal::SIGPROF,
+            Signal::SIGPWR,
+            Signal::SIGCHLD,
+        ] {
             // SAFETY: installs no handler (SIG_DFL), so nothing runs in signal context.
             #[allow(unsafe_code)]
             let _ = unsafe { signal(sig, SigHandler::SigDfl) };
