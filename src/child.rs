@@ -11,9 +11,10 @@
 //! `kill(pid)` from `kill(-pgid)`, so a [`Witness`] process in the group, blocking them, says
 //! whether the group got the signal too. If lineage itself is killed, the job receives
 //! SIGTERM (PR_SET_PDEATHSIG) and the next lineage command marks the run `interrupted`.
-//! A stopping signal that arrives once the job has ended, or one that arrived while it ran,
-//! raises the caller's `stop` flag once it has ended (lineage then stops hashing and records
-//! what it has: a supervisor's SIGKILL follows its SIGTERM after a grace time).
+//! A stopping signal that arrives once the job has ended raises the caller's `stop` flag;
+//! one that arrived while it ran raises it [`STOP_GRACE`] after it has ended (lineage then
+//! stops hashing and records what it has: a supervisor's SIGKILL follows its SIGTERM after a
+//! grace time).
 
 use std::ffi::OsString;
 use std::io;
@@ -239,7 +240,14 @@ pub fn spawn(
     })
 }
 
-/// Raise `stop` once the child has ended (without reaping it: `wait` does that).
+/// How long lineage goes on hashing after a job it was asked to stop has ended: the
+/// checkpoints a job saves when told to stop are recorded (16 MB hash in milliseconds),
+/// and a huge output cannot hold lineage past a scheduler's grace time (Slurm's and
+/// Kubernetes' default to 30 s before SIGKILL). A second stopping signal stops it at once.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Raise `stop` [`STOP_GRACE`] after the child has ended (without reaping it: `wait` does
+/// that).
 fn stop_when_ended(pid: Pid, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
     use nix::sys::wait::{Id, WaitPidFlag, waitid};
     std::thread::Builder::new()
@@ -248,6 +256,7 @@ fn stop_when_ended(pid: Pid, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
             while let Err(nix::errno::Errno::EINTR) =
                 waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
             {}
+            std::thread::sleep(STOP_GRACE);
             stop.store(true, Ordering::SeqCst);
         })
         .ok()

@@ -1012,3 +1012,30 @@ fn a_parent_that_ignores_sigchld_still_gets_the_jobs_exit_code_and_outputs() {
         blake3_hex(b"x\n")
     );
 }
+
+#[test]
+fn checkpoints_a_job_saves_when_asked_to_stop_are_recorded() {
+    // SIGTERM (a scheduler's, `timeout`'s) to lineage: the job saves its checkpoint and exits;
+    // what it saved is hashed within the grace lineage gives itself, not left "not recorded".
+    let env = Env::new();
+    let job = "trap 'head -c 16000000 /dev/zero > ckpt/last.pt; exit 0' TERM; mkdir -p ckpt; \
+               touch ready; while :; do sleep 0.05; done";
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "-o", "ckpt", "--", "sh", "-c", job])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd.spawn().expect("lineage");
+    wait_for(&env.path("ready"));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(code(&out), 0, "the job's code");
+    let run = env.show(None);
+    assert_eq!(run["status"], "interrupted", "{run}");
+    let ckpt = artifact(&run, "outputs", "ckpt");
+    assert_eq!(ckpt["file_count"], 1, "{run}");
+    assert!(ckpt["hash"].is_string(), "{run}");
+}

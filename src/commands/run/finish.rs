@@ -431,7 +431,7 @@ fn hash_outputs(plan: &Plan, capture: &mut Capture) -> Vec<Edge> {
         let token = format!("output-{i}");
         if plan.hashing.is_stopped() {
             note(format!(
-                "output {} not recorded: lineage was asked to stop while hashing the outputs; the record is incomplete",
+                "output {} not recorded: lineage was asked to stop, and had no time left to hash it; the record is incomplete",
                 d.given.display()
             ));
             outputs.push(d.edge(Role::Output, None, None));
