@@ -114,6 +114,22 @@ pub(super) struct DirHashing<'c> {
     /// The first file whose stats moved between the walk and its reading, or that went.
     pub(super) unstable: Option<PathBuf>,
     pub(super) warnings: Vec<String>,
+    /// The hashes of large files hashed so far, by their stats: a file reached again (a
+    /// link, a hard link) is not read again.
+    pub(super) seen: std::collections::HashMap<StatKey, Hash>,
+}
+
+/// Files at least this large are remembered by their stats for the rest of the walk
+/// ([`DirHashing::seen`]): a Hugging Face cache's snapshots link the same blobs (200 links
+/// to one 100 MB file were read 200 times: 4 s), while a million small files cost no memory.
+const SEEN_FROM: u64 = 1 << 20;
+
+/// A copy of `e` (io::Error is not Clone), its OS error number kept.
+fn same_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(n) => io::Error::from_raw_os_error(n),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
 }
 
 impl<'c> DirHashing<'c> {
@@ -127,6 +143,7 @@ impl<'c> DirHashing<'c> {
             all_stable: true,
             unstable: None,
             warnings: Vec::new(),
+            seen: std::collections::HashMap::new(),
         }
     }
 
@@ -147,25 +164,63 @@ impl<'c> DirHashing<'c> {
     /// Hash a chunk of walked files (emptying it) and hand its manifest entries to `sink`.
     pub(super) fn chunk(&mut self, chunk: &mut Vec<WalkedFile>, sink: Sink) -> io::Result<()> {
         self.how.hashing.check_stop()?;
-        // Links recorded as links are hashed from their target's text, not read.
+        // Links recorded as links are hashed from their target's text, not read; a large
+        // file hashed already in this walk (the same stats) is not read again.
+        let big = |f: &WalkedFile| f.link.is_none() && f.key.size >= SEEN_FROM;
+        let mut first: std::collections::HashMap<StatKey, usize> = Default::default();
         let files: Vec<(PathBuf, StatKey)> = chunk
             .iter()
             .filter(|f| f.link.is_none())
+            .filter(|f| {
+                !big(f)
+                    || (!self.seen.contains_key(&f.key)
+                        && first.insert(f.key, first.len()).is_none())
+            })
             .map(|f| (f.path.clone(), f.key))
             .collect();
         let mut read = hash_with_cache(&files, self.how).into_iter();
-        let hashed: Vec<(io::Result<(Hash, u64)>, bool)> = chunk
-            .iter()
-            .map(|f| match &f.link {
+        let mut again: std::collections::HashMap<StatKey, (io::Result<(Hash, u64)>, bool)> =
+            Default::default();
+        let mut hashed: Vec<(io::Result<(Hash, u64)>, bool)> = Vec::with_capacity(chunk.len());
+        for f in chunk.iter() {
+            let result = match &f.link {
                 Some(target) => {
                     let hash = Hash(*blake3::hash(target).as_bytes());
                     self.how.hashing.progress().done(target.len() as u64, 1);
-                    Some((Ok((hash, target.len() as u64)), true))
+                    (Ok((hash, target.len() as u64)), true)
                 }
-                None => read.next(),
-            })
-            .collect::<Option<_>>()
-            .ok_or_else(|| io::Error::other("a file went unhashed"))?;
+                None if big(f) && self.seen.contains_key(&f.key) => {
+                    self.how.hashing.progress().done(f.key.size, 1);
+                    (Ok((self.seen[&f.key], f.key.size)), true)
+                }
+                None if big(f) && again.contains_key(&f.key) => {
+                    self.how.hashing.progress().done(f.key.size, 1);
+                    match &again[&f.key] {
+                        (Ok(ok), stable) => (Ok(*ok), *stable),
+                        (Err(e), stable) => (Err(same_error(e)), *stable),
+                    }
+                }
+                None => {
+                    let r = read
+                        .next()
+                        .ok_or_else(|| io::Error::other("a file went unhashed"))?;
+                    if big(f) {
+                        let copy = match &r.0 {
+                            Ok(ok) => Ok(*ok),
+                            Err(e) => Err(same_error(e)),
+                        };
+                        again.insert(f.key, (copy, r.1));
+                    }
+                    r
+                }
+            };
+            hashed.push(result);
+        }
+        for (key, (result, stable)) in again {
+            if let (Ok((hash, _)), true) = (result, stable) {
+                self.seen.insert(key, hash);
+            }
+        }
         // A file cut short is no hash: the whole directory goes unrecorded.
         self.how.hashing.check_stop()?;
         let mut entries = Vec::with_capacity(chunk.len());
