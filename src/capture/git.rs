@@ -42,7 +42,7 @@ impl Default for Caps {
 /// counted in one note.
 const OVER_CAP_NOTES: usize = 20;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct GitCapture {
     pub state: Option<GitState>,
     /// Why there is no state.
@@ -133,6 +133,35 @@ impl GitCapture {
 /// Capture the git state at `cwd`. Untracked files under `data` (the run's declared inputs
 /// and outputs, absolute) are data, not code, and are left out.
 pub fn capture(cwd: &Path, caps: Caps, data: &[std::path::PathBuf]) -> GitCapture {
+    scan(cwd).capture(caps, data)
+}
+
+/// What a capture finds before it knows the run's data: the repository, its status and its
+/// uncommitted changes. The same for every run recorded in one working tree at one moment,
+/// so `status` scans each repository once for all the runs it checks (a repository of
+/// 40,000 tracked files took 40,000 stats for each run).
+#[derive(Clone, Debug, Default)]
+pub struct Scan {
+    out: GitCapture,
+    found: Option<Found>,
+}
+
+#[derive(Clone, Debug)]
+struct Found {
+    root: std::path::PathBuf,
+    commit: Option<String>,
+    branch: Option<String>,
+    detached: bool,
+    remote: Option<String>,
+    remotes: std::collections::BTreeMap<String, String>,
+    dirty: bool,
+    untracked_paths: Vec<String>,
+    patch: Option<Hash>,
+    changed_files: Vec<String>,
+}
+
+/// The repository at `cwd`, scanned: [`Scan::capture`] finishes it for one run's data.
+pub fn scan(cwd: &Path) -> Scan {
     let mut out = GitCapture::default();
     let repo = match Repository::open_ext(cwd, RepositoryOpenFlags::empty(), &[] as &[&str]) {
         Ok(repo) => repo,
@@ -147,7 +176,7 @@ pub fn capture(cwd: &Path, caps: Caps, data: &[std::path::PathBuf]) -> GitCaptur
                 }
                 _ => format!("git repository could not be opened: {}", e.message()),
             });
-            return out;
+            return Scan { out, found: None };
         }
     };
     if let Ok(config) = repo.config() {
@@ -158,7 +187,7 @@ pub fn capture(cwd: &Path, caps: Caps, data: &[std::path::PathBuf]) -> GitCaptur
         Ok(found) => found,
         Err(why) => {
             out.absent = Some(why);
-            return out;
+            return Scan { out, found: None };
         }
     };
     let commit = head.peel_to_commit().ok();
@@ -193,27 +222,65 @@ pub fn capture(cwd: &Path, caps: Caps, data: &[std::path::PathBuf]) -> GitCaptur
             Err(e) => out.notes.push(format!("git diff failed: {}", e.message())),
         }
     }
-    let untracked = untracked_files(&root, untracked_paths, data, caps, &mut out);
-    let commit_hex = commit.as_ref().map(|c| c.id().to_string());
-    // Computed again by `finish`, once the files over the caps are hashed.
-    let code =
-        crate::model::GitState::code_of(commit_hex.as_deref(), patch.as_ref(), &untracked, None);
-    out.state = Some(GitState {
-        root: root.display().to_string().trim_end_matches('/').to_string(),
-        commit: commit_hex,
-        branch,
-        detached,
-        dirty: dirty || !untracked.is_empty() || !out.rest.is_empty() || !out.rest_links.is_empty(),
-        remote,
-        remotes,
-        patch,
-        patch_redacted: None,
-        changed_files,
-        untracked,
-        untracked_rest: None,
-        code,
-    });
-    out
+    let commit = commit.as_ref().map(|c| c.id().to_string());
+    Scan {
+        out,
+        found: Some(Found {
+            root,
+            commit,
+            branch,
+            detached,
+            remote,
+            remotes,
+            dirty,
+            untracked_paths,
+            patch,
+            changed_files,
+        }),
+    }
+}
+
+impl Scan {
+    /// The capture for a run whose declared inputs and outputs (absolute) are `data`: its
+    /// untracked files that are code, read and hashed up to the caps.
+    pub fn capture(&self, caps: Caps, data: &[std::path::PathBuf]) -> GitCapture {
+        let mut out = self.out.clone();
+        let Some(f) = &self.found else {
+            return out;
+        };
+        let untracked = untracked_files(&f.root, f.untracked_paths.clone(), data, caps, &mut out);
+        // Computed again by `finish`, once the files over the caps are hashed.
+        let code = crate::model::GitState::code_of(
+            f.commit.as_deref(),
+            f.patch.as_ref(),
+            &untracked,
+            None,
+        );
+        out.state = Some(GitState {
+            root: f
+                .root
+                .display()
+                .to_string()
+                .trim_end_matches('/')
+                .to_string(),
+            commit: f.commit.clone(),
+            branch: f.branch.clone(),
+            detached: f.detached,
+            dirty: f.dirty
+                || !untracked.is_empty()
+                || !out.rest.is_empty()
+                || !out.rest_links.is_empty(),
+            remote: f.remote.clone(),
+            remotes: f.remotes.clone(),
+            patch: f.patch,
+            patch_redacted: None,
+            changed_files: f.changed_files.clone(),
+            untracked,
+            untracked_rest: None,
+            code,
+        });
+        out
+    }
 }
 
 /// The work tree's root and HEAD, or why there is no code to record (a bare repository,
@@ -678,6 +745,54 @@ pub fn tracked_files(root: &Path) -> std::collections::HashSet<std::path::PathBu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One scan of a repository, captured for two runs' data, gives each what a capture of
+    /// its own gives: its untracked files that are code, the same commit and patch.
+    #[test]
+    fn a_scan_captured_for_each_runs_data_is_that_runs_capture() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        let repo = Repository::init(root).expect("init");
+        std::fs::write(root.join("train.py"), "print(1)\n").expect("train.py");
+        let mut index = repo.index().expect("index");
+        index.add_path(Path::new("train.py")).expect("add");
+        index.write().expect("write");
+        let tree = repo
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("tree");
+        let sig = git2::Signature::now("t", "t@example.com").expect("sig");
+        repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+            .expect("commit");
+        std::fs::write(root.join("train.py"), "print(2)\n").expect("changed");
+        std::fs::write(root.join("util.py"), "x = 1\n").expect("util.py");
+        std::fs::create_dir(root.join("data")).expect("data");
+        std::fs::write(root.join("data/x.csv"), "1,2\n").expect("x.csv");
+        let scan = scan(root);
+        for data in [vec![], vec![root.join("data")]] {
+            let shared = scan.capture(Caps::default(), &data).finish(None);
+            let own = capture(root, Caps::default(), &data).finish(None);
+            let (a, b) = (shared.state.expect("state"), own.state.expect("state"));
+            let paths = |s: &GitState| {
+                s.untracked
+                    .iter()
+                    .map(|u| u.path.clone())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(paths(&a), paths(&b));
+            assert_eq!(
+                paths(&a).contains(&"data/x.csv".to_string()),
+                data.is_empty(),
+                "a run's data is not its code"
+            );
+            assert_eq!(
+                (a.commit, a.patch, a.code, a.dirty),
+                (b.commit, b.patch, b.code, b.dirty)
+            );
+            assert!(a.patch.is_some());
+            assert_eq!(shared.patch_bytes, own.patch_bytes);
+            assert_eq!(shared.untracked_bytes, own.untracked_bytes);
+        }
+    }
 
     /// Git listed `ud/inner.txt` when `ud` was a directory; by the time it is read, `ud` is a
     /// link to a directory outside the repository holding a file of that name. Nothing is

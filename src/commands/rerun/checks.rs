@@ -4,7 +4,8 @@
 //! GPUs. Also the plan printed before the rerun, and the differences that could explain
 //! outputs that differ after it.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -123,6 +124,68 @@ fn selected_keys(
     })
 }
 
+/// What paths and repositories hold now, each hashed or scanned at most once: `status`
+/// checks many records against the same files (one run's output directory is the next
+/// one's input; every stage sits in the same repository), and walked each 40,000-file
+/// directory of a four-stage pipeline four times. For one look at one moment: whatever
+/// runs between two looks needs a new one.
+#[derive(Default)]
+pub struct Current {
+    hashing: hash::Hashing,
+    /// (path, as an output) -> its hash now.
+    paths: RefCell<HashMap<(PathBuf, bool), Option<Hash>>>,
+    /// Working directory -> its repository, scanned.
+    repos: RefCell<HashMap<PathBuf, std::rc::Rc<git::Scan>>>,
+}
+
+impl Current {
+    /// The bytes at `path` as an input (links followed), or None where nothing readable is.
+    pub fn input(&self, path: &Path, cache: &dyn hash::StatCache) -> Option<Hash> {
+        self.hashed(path, false, || {
+            self.hashing
+                .hash_path(path, &mut hash::discard, Some(cache), None)
+        })
+    }
+
+    /// The bytes at `path` as an output (links that leave it recorded as links).
+    pub fn output(&self, path: &Path, cache: &dyn hash::StatCache) -> Option<Hash> {
+        self.hashed(path, true, || {
+            self.hashing
+                .hash_output(path, &mut hash::discard, Some(cache))
+        })
+    }
+
+    fn hashed(
+        &self,
+        path: &Path,
+        output: bool,
+        hash: impl FnOnce() -> std::io::Result<hash::Hashed>,
+    ) -> Option<Hash> {
+        let key = (path.to_path_buf(), output);
+        if let Some(h) = self.paths.borrow().get(&key) {
+            return *h;
+        }
+        let now = match hash::path_kind(path) {
+            Ok(hash::PathKind::File | hash::PathKind::Dir) => hash().ok().map(|h| h.artifact.hash),
+            _ => None,
+        };
+        self.paths.borrow_mut().insert(key, now);
+        now
+    }
+
+    /// The repository at `cwd`, scanned once.
+    fn repo(&self, cwd: &Path) -> std::rc::Rc<git::Scan> {
+        if let Some(s) = self.repos.borrow().get(cwd) {
+            return std::rc::Rc::clone(s);
+        }
+        let s = std::rc::Rc::new(git::scan(cwd));
+        self.repos
+            .borrow_mut()
+            .insert(cwd.to_path_buf(), std::rc::Rc::clone(&s));
+        s
+    }
+}
+
 /// Everything compared before running.
 #[derive(Serialize, Default, Clone)]
 pub struct Checks {
@@ -157,11 +220,23 @@ pub fn check(
     worktree: bool,
     cache: &dyn hash::StatCache,
 ) -> Result<(Checks, Env)> {
+    check_now(store, r, worktree, cache, &Current::default())
+}
+
+/// [`check`], with the paths and repositories as `now` has them (hashed once for all the
+/// records checked with it).
+pub fn check_now(
+    store: &Store,
+    r: &RunRecord,
+    worktree: bool,
+    cache: &dyn hash::StatCache,
+    now: &Current,
+) -> Result<(Checks, Env)> {
     let mut checks = Checks::default();
     if let Some(then) = &r.capture.git {
-        code(store, r, then, &mut checks);
+        code(store, r, then, now, &mut checks);
     }
-    paths(store, r, cache, &mut checks)?;
+    paths(store, r, cache, now, &mut checks)?;
     if worktree {
         // The configs the worktree restores from their stored bytes (those inside the
         // repository) count as the recorded ones; the others are read where they are.
@@ -193,10 +268,13 @@ const CODE_FILES_SHOWN: usize = 10;
 /// data, compared by their bytes). A new commit holding the same code files is a note, not a
 /// difference. Untracked files that appeared since are reported, not counted as a difference
 /// in the code used. Nothing is stored, so nothing needs redacting.
-fn code(store: &Store, r: &RunRecord, then: &GitState, checks: &mut Checks) {
+fn code(store: &Store, r: &RunRecord, then: &GitState, current: &Current, checks: &mut Checks) {
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
     let data: Vec<PathBuf> = r.edges.iter().map(|e| path_of(&e.abs_path)).collect();
-    let now = git::capture(&cwd, git::Caps::default(), &data).finish(Some(store));
+    let now = current
+        .repo(&cwd)
+        .capture(git::Caps::default(), &data)
+        .finish(Some(store));
     let Some(now) = now.state else {
         checks.code.push(format!(
             "the recorded repository is gone ({})",
@@ -586,16 +664,16 @@ fn paths(
     store: &Store,
     r: &RunRecord,
     cache: &dyn hash::StatCache,
+    current: &Current,
     checks: &mut Checks,
 ) -> Result<()> {
     let cwd = PathBuf::from(OsString::from_vec(r.cwd.clone()));
-    let hashing = hash::Hashing::default();
     for e in r
         .edges
         .iter()
         .filter(|e| e.role != Role::Output && !kept_code(store, r, e))
     {
-        let check = path_check(store, r, e, &cwd.join(path_of(&e.path)), &hashing, cache)?;
+        let check = path_check(store, r, e, &cwd.join(path_of(&e.path)), current, cache)?;
         match e.role {
             Role::Config => checks.configs.push(check),
             _ => checks.inputs.push(check),
@@ -611,19 +689,13 @@ fn path_check(
     r: &RunRecord,
     e: &EdgeRecord,
     now_at: &Path,
-    hashing: &hash::Hashing,
+    current: &Current,
     cache: &dyn hash::StatCache,
 ) -> Result<PathCheck> {
     let recorded = e.artifact.as_ref().map(|a| a.hash);
     // The file itself, wherever links lead (the stat cache knows it by that name).
     let path = std::fs::canonicalize(now_at).unwrap_or_else(|_| now_at.to_path_buf());
-    let now = match hash::path_kind(&path) {
-        Ok(hash::PathKind::File | hash::PathKind::Dir) => hashing
-            .hash_path(&path, &mut hash::discard, Some(cache), None)
-            .ok()
-            .map(|h| h.artifact.hash),
-        _ => None,
-    };
+    let now = current.input(&path, cache);
     let producer_ids = match recorded {
         Some(h) if recorded != now => target::producers_before(store, &h, r)?,
         _ => Vec::new(),
@@ -654,7 +726,7 @@ pub fn recheck(
     cache: &dyn hash::StatCache,
     checks: &mut Checks,
 ) -> Result<()> {
-    let hashing = hash::Hashing::default();
+    let current = Current::default();
     checks.inputs.clear();
     checks.configs.clear();
     for e in r
@@ -667,7 +739,7 @@ pub fn recheck(
             r,
             e,
             &job_cwd.join(path_of(&e.path)),
-            &hashing,
+            &current,
             cache,
         )?;
         match e.role {
@@ -1097,6 +1169,31 @@ mod tests {
     use super::*;
     use crate::output::hostile::{bytes, config, is_inert, text};
     use proptest::prelude::*;
+
+    /// One look hashes each path once, as an input and as an output apart: what changes
+    /// during the look is not seen by it (a new look sees it), and a link that leaves an
+    /// output directory is a link there, followed for an input.
+    #[test]
+    fn a_look_hashes_each_path_once_as_an_input_and_as_an_output() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&tmp.path().join("store")).expect("store");
+        let d = tmp.path().join("d");
+        std::fs::create_dir(&d).expect("d");
+        std::fs::write(d.join("a"), "one").expect("a");
+        std::fs::write(tmp.path().join("outside"), "out").expect("outside");
+        std::os::unix::fs::symlink(tmp.path().join("outside"), d.join("l")).expect("link");
+        let look = Current::default();
+        let input = look.input(&d, &store).expect("hashed");
+        let output = look.output(&d, &store).expect("hashed");
+        assert_ne!(input, output, "the link is followed for an input only");
+        std::fs::write(d.join("a"), "two, another size").expect("a again");
+        assert_eq!(look.input(&d, &store), Some(input));
+        assert_eq!(look.output(&d, &store), Some(output));
+        let again = Current::default();
+        assert_ne!(again.input(&d, &store), Some(input));
+        assert_ne!(again.output(&d, &store), Some(output));
+        assert_eq!(again.input(&tmp.path().join("gone"), &store), None);
+    }
 
     #[test]
     fn a_patch_is_cut_at_each_file_in_the_recorded_order() {

@@ -94,6 +94,7 @@ pub fn find(store: &Store, roots: &[PathBuf]) -> Result<Vec<Stage>> {
         store,
         done: BTreeMap::new(),
         last: &mut last,
+        now: checks::Current::default(),
     };
     for id in &asked {
         w.visit(id, 0)?;
@@ -216,6 +217,8 @@ struct Walk<'a> {
     done: BTreeMap<String, Stage>,
     /// Path -> the run that last wrote it, filled as paths are met.
     last: &'a mut BTreeMap<String, Writer>,
+    /// The paths and repositories as they are now, each hashed once for every run.
+    now: checks::Current,
 }
 
 /// How far up a walk goes: a pipeline deeper than this is cut (a guard, not a limit met).
@@ -237,7 +240,7 @@ impl Walk<'_> {
         if r.unreadable.is_some() {
             reasons.push("its record cannot be read back: it cannot be checked".to_string());
         } else {
-            let (c, _) = checks::check(self.store, &r, false, self.store)?;
+            let (c, _) = checks::check_now(self.store, &r, false, self.store, &self.now)?;
             reasons.extend(own_reasons(&c, &r));
             // What made its inputs (the bytes it read, still there): stale makers make it
             // stale too.
@@ -361,7 +364,6 @@ impl Walk<'_> {
     /// The outputs run `r` was the last to write, each hashed now (through the stat cache).
     fn outputs(&mut self, r: &RunRecord) -> Result<Vec<Output>> {
         let cwd = path_of(&String::from_utf8_lossy(&r.cwd));
-        let hashing = hash::Hashing::default();
         let mut out = Vec::new();
         for e in r.edges.iter().filter(|e| {
             e.role == Role::Output && e.written != Some(Written::Nothing) && e.artifact.is_some()
@@ -376,13 +378,7 @@ impl Walk<'_> {
             } else {
                 at
             };
-            let now: Option<Hash> = match hash::path_kind(&at) {
-                Ok(hash::PathKind::File | hash::PathKind::Dir) => hashing
-                    .hash_output(&at, &mut hash::discard, Some(self.store))
-                    .ok()
-                    .map(|h| h.artifact.hash),
-                _ => None,
-            };
+            let now: Option<Hash> = self.now.output(&at, self.store);
             let recorded = e.artifact.as_ref().map(|a| a.hash);
             let state = match now {
                 None => "missing",

@@ -151,6 +151,7 @@ pub fn plan(
         steps: &mut steps,
         seen: &mut seen,
         checked: &mut checked,
+        now: checks::Current::default(),
     };
     walk.needs(target, 0)?;
     Ok((steps, checked))
@@ -166,6 +167,8 @@ struct Walk<'a> {
     /// Runs planned or being planned (a run is never its own ancestor; this makes sure).
     seen: &'a mut Vec<String>,
     checked: &'a mut Checked,
+    /// The paths and repositories as they are while the plan is made, each hashed once.
+    now: checks::Current,
 }
 
 impl Walk<'_> {
@@ -179,7 +182,7 @@ impl Walk<'_> {
                 r.id
             );
         }
-        let (checks, env) = checks::check(self.store, r, self.args.worktree, self.cache)?;
+        let (checks, env) = checks::check_now(self.store, r, self.args.worktree, self.cache, &self.now)?;
         let r_short = self.store.short_id(&r.id).unwrap_or_else(|_| r.id.clone());
         for input in checks
             .inputs
