@@ -269,3 +269,37 @@ fn a_rerun_replays_the_command_line_and_records_the_same_params() {
         serde_json::from_slice(&env.cmd(["diff", &id, &rerun, "--json"]).stdout).expect("json");
     assert_eq!(d["params"]["changed"], json!({}), "{d}");
 }
+
+/// A command line of more keys than a config may give: the first 10,000 in key order are
+/// params, each with the last value given, a warning says so, and the command is kept whole.
+#[test]
+fn a_command_line_of_too_many_keys_records_the_first_ten_thousand() {
+    let env = Env::new();
+    project(&env);
+    let mut args: Vec<String> = ["run", "-o", "model.bin", "--", "sh", "train.sh"]
+        .map(String::from)
+        .to_vec();
+    args.extend((0..10_050).map(|i| format!("k{i:05}={i}")));
+    args.push("k00000=last".to_string());
+    let out = env.cmd(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "the command line gives 10050 keys: the first 10000 (in key order) are recorded as params"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let run = env.show(None);
+    let params = run["params"].as_object().expect("params");
+    assert_eq!(params.len(), 10_000);
+    assert_eq!(param(&run, "k00000"), (&json!("last"), "argv"));
+    assert_eq!(param(&run, "k09999"), (&json!(9999), "argv"));
+    assert!(params.get("k10000").is_none());
+    assert_eq!(run["command"].as_array().expect("command").len(), 10_053);
+    assert!(
+        run["notes"]
+            .to_string()
+            .contains("the command line gives 10050 keys")
+    );
+}

@@ -182,7 +182,8 @@ impl Walk<'_> {
                 r.id
             );
         }
-        let (checks, env) = checks::check_now(self.store, r, self.args.worktree, self.cache, &self.now)?;
+        let (checks, env) =
+            checks::check_now(self.store, r, self.args.worktree, self.cache, &self.now)?;
         let r_short = self.store.short_id(&r.id).unwrap_or_else(|_| r.id.clone());
         for input in checks
             .inputs

@@ -95,14 +95,14 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     inputs.edges.extend(configs.edges);
     blobs.extend(configs.blobs);
     let overridden = overridden(plan, &configs.params);
+    let (given, left_out) =
+        argv_params::bounded(argv_params::parse(&stored_argv(plan)), MAX_CONFIG_PARAMS);
     // The job's own arguments win over a config's value of the same key, and a `-p` over
     // both, in the record; read from the argv as stored, so no param holds more than it.
-    let (params, param_overrides) = argv_params::merge(
-        configs.params,
-        argv_params::parse(&stored_argv(plan)),
-        &plan.params,
-        |all| plan.policy.redact_params(all).into_inner(),
-    );
+    let (params, param_overrides) =
+        argv_params::merge(configs.params, given, &plan.params, |all| {
+            plan.policy.redact_params(all).into_inner()
+        });
     let root = git_state
         .as_ref()
         .map_or_else(|| plan.cwd.clone(), |g| PathBuf::from(&g.root));
@@ -118,6 +118,13 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
             blobs.push(kept.blob);
         }
         software.python = Some(py);
+    }
+    if left_out > 0 {
+        notes.push(format!(
+            "the command line gives {} keys: the first {MAX_CONFIG_PARAMS} (in key order) are \
+             recorded as params; the whole command is kept",
+            MAX_CONFIG_PARAMS + left_out
+        ));
     }
     let (mut warnings, mut said) = told(plan, &notes, git_state.as_ref());
     warnings.extend(overridden);
