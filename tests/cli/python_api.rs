@@ -568,3 +568,48 @@ fn the_socket_is_the_users_alone_whatever_the_umask() {
     let mode = std::fs::read_to_string(env.path("mode")).expect("the job wrote it");
     assert_eq!(mode, "0o700");
 }
+
+/// A job that declares a thousand outputs it never writes: twenty warnings and one that
+/// counts the rest, a hundred notes in the record and one that counts the rest.
+#[test]
+fn a_thousand_warnings_about_what_the_job_sent_are_said_as_twenty_and_a_count() {
+    let env = Env::new();
+    env.write(
+        "many.py",
+        "import lineage_ml as lineage\nfor i in range(1000):\n    lineage.output(f\"never/{i}.bin\")\n",
+    );
+    let mut cmd = env.lineage();
+    cmd.args(["run", "--", "python3", "many.py"])
+        .env("PYTHONPATH", python_path())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let out = output_within(cmd, Duration::from_secs(120));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    let said = err
+        .lines()
+        .filter(|l| l.contains("declared by the job does not exist after the run"))
+        .count();
+    assert_eq!(said, 20, "{err}");
+    assert!(
+        err.contains("980 more warnings about what the job sent to lineage (1000 in all"),
+        "{err}"
+    );
+    let run = env.show(None);
+    let notes: Vec<&str> = run["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let kept = notes
+        .iter()
+        .filter(|n| n.contains("declared by the job does not exist"))
+        .count();
+    assert_eq!(kept, 100, "{notes:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("900 more warnings about what the job sent to lineage, not kept")),
+        "{notes:?}"
+    );
+}

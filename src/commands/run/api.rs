@@ -48,17 +48,14 @@ pub(super) fn take(
     capture: &mut Capture,
 ) -> Taken {
     let mut out = Taken::default();
-    let note = |capture: &mut Capture, msg: String| {
-        ui::warn(&msg);
-        capture.notes.push(msg);
-    };
+    let mut told = Told::default();
     let mut record = FromJob {
         messages: inbox.messages,
         dropped: inbox.dropped,
         series: Vec::new(),
     };
     if inbox.dropped > 0 {
-        note(
+        told.note(
             capture,
             format!(
                 "the job dropped {} message(s) to lineage rather than wait (lineage had not caught up); each metric's last value was still sent",
@@ -67,13 +64,13 @@ pub(super) fn take(
         );
     }
     for (why, n) in &inbox.refused {
-        note(
+        told.note(
             capture,
             format!("{n} message(s) from the job refused: {why}"),
         );
     }
     if inbox.points_over > 0 {
-        note(
+        told.note(
             capture,
             format!(
                 "{} metric point(s) from the job not kept (over {} points for a metric, or {} in all); each series still ends with its last value",
@@ -89,7 +86,7 @@ pub(super) fn take(
             continue;
         };
         if key != name {
-            note(
+            told.note(
                 capture,
                 format!(
                     "a metric's name held a secret, so it is recorded as {}",
@@ -122,7 +119,7 @@ pub(super) fn take(
     for (name, value) in inbox.params {
         let key = plan.policy.redact_text(&name);
         if existing.iter().any(|p| p.key == key) {
-            note(
+            told.note(
                 capture,
                 format!(
                     "param {} from the job not recorded: the run already has it from its configs or command line",
@@ -144,14 +141,14 @@ pub(super) fn take(
     }
     for name in inbox.tags {
         if plan.policy.redact_text(&name) != name {
-            note(
+            told.note(
                 capture,
                 "a tag from the job held a secret, so it is not given".to_string(),
             );
             continue;
         }
         match crate::model::tag_name_problem(&name) {
-            Some(why) => note(
+            Some(why) => told.note(
                 capture,
                 format!("tag {} from the job not given: {why}", ui::escape(&name)),
             ),
@@ -167,14 +164,14 @@ pub(super) fn take(
     let already = |p: &Path| declared.iter().any(|d| d == p);
     // A system directory is no job's input or output, and hashing it would never end
     // (`/proc`) or take the whole disk (`/`): refused, with a note.
-    let system = |capture: &mut Capture, s: &Sent| {
+    let mut system = |capture: &mut Capture, s: &Sent| {
         let real = std::fs::canonicalize(&s.path).unwrap_or_else(|_| s.path.clone());
         let refused = real == Path::new("/")
             || ["/proc", "/sys", "/dev"]
                 .iter()
                 .any(|d| real.starts_with(d));
         if refused {
-            note(
+            told.note(
                 capture,
                 format!(
                     "path {} declared by the job not recorded: a system directory (the root, /proc, /sys or /dev) is no job's input or output",
@@ -184,16 +181,13 @@ pub(super) fn take(
         }
         !refused
     };
-    let inputs: Vec<Sent> = inbox
-        .inputs
-        .into_iter()
-        .filter(|s| !already(&s.path) && system(capture, s))
-        .collect();
-    let outputs: Vec<Sent> = inbox
-        .outputs
-        .into_iter()
-        .filter(|s| !already(&s.path) && system(capture, s))
-        .collect();
+    let mut allowed = |sent: Vec<Sent>, capture: &mut Capture| -> Vec<Sent> {
+        sent.into_iter()
+            .filter(|s| !already(&s.path) && system(capture, s))
+            .collect()
+    };
+    let inputs = allowed(inbox.inputs, capture);
+    let outputs = allowed(inbox.outputs, capture);
     for (n, sent) in inputs.iter().enumerate() {
         let d = declared_at(plan, &sent.path);
         let now = std::fs::metadata(&d.abs).ok();
@@ -202,7 +196,7 @@ pub(super) fn take(
             .filter(|m| m.is_file())
             .and_then(|m| Some((m.len(), m.modified().ok()?)));
         let mut edge = if now.is_none() {
-            note(
+            told.note(
                 capture,
                 format!(
                     "input {} declared by the job is not there after the run: recorded without a hash",
@@ -211,7 +205,7 @@ pub(super) fn take(
             );
             d.edge(Role::Input, None, None)
         } else if sent.stat.is_some() && stat_now != sent.stat {
-            note(
+            told.note(
                 capture,
                 format!(
                     "input {} declared by the job changed after it said so: recorded without a hash",
@@ -232,7 +226,7 @@ pub(super) fn take(
         let d = declared_at(plan, &sent.path);
         let mut edge = match std::fs::metadata(&d.abs) {
             Err(_) => {
-                note(
+                told.note(
                     capture,
                     format!(
                         "output {} declared by the job does not exist after the run",
@@ -257,11 +251,55 @@ pub(super) fn take(
         out.paths.push(d.abs.clone());
         out.edges.push(edge);
     }
+    told.finish(capture);
     observed::redact_paths(plan, &mut out.edges, "a path declared by the job", capture);
     if record.messages > 0 || record.dropped > 0 {
         capture.api = Some(record);
     }
     out
+}
+
+/// At most this many warnings about what the job sent are printed, and at most
+/// [`NOTES_KEPT`] kept in the record; the rest are counted in one. A job that declared 1,035
+/// outputs it never wrote printed 1,035 warnings of 4 KB each.
+const WARNINGS_SAID: usize = 20;
+const NOTES_KEPT: usize = 100;
+
+/// The warnings about what the job sent, said and kept up to their limits.
+#[derive(Default)]
+struct Told {
+    all: usize,
+}
+
+impl Told {
+    fn note(&mut self, capture: &mut Capture, msg: String) {
+        self.all += 1;
+        if self.all <= WARNINGS_SAID {
+            ui::warn(&msg);
+        }
+        if self.all <= NOTES_KEPT {
+            capture.notes.push(msg);
+        }
+    }
+
+    /// The count of those neither said nor kept.
+    fn finish(self, capture: &mut Capture) {
+        if self.all > WARNINGS_SAID {
+            ui::warn(format_args!(
+                "{} more warnings about what the job sent to lineage ({} in all; the first {} are in the record: `lineage show`)",
+                self.all - WARNINGS_SAID,
+                self.all,
+                self.all.min(NOTES_KEPT)
+            ));
+        }
+        if self.all > NOTES_KEPT {
+            capture.notes.push(format!(
+                "{} more warnings about what the job sent to lineage, not kept ({} in all)",
+                self.all - NOTES_KEPT,
+                self.all
+            ));
+        }
+    }
 }
 
 /// A metric's value: of its points with a step, the one with the highest step (the last to
