@@ -200,6 +200,39 @@ pub enum Journal {
     Delete,
 }
 
+/// Make the store directory the user's alone: one made beforehand with the umask's mode
+/// (`mkdir` gives 0755) let every user list it, and a group-writable one let others replace
+/// its files. Where it holds only the store's own files, its group and other bits are taken
+/// away (said once: the next open finds it 0700); where it holds anything else (a project
+/// directory given as the store), it is left as it is and said on every open. None when it
+/// is the user's alone, or cannot be read.
+fn user_only(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).ok()?.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return None;
+    }
+    let shown = crate::model::text::escape(&dir.display().to_string()).into_owned();
+    let only_the_stores = std::fs::read_dir(dir).ok()?.all(|e| {
+        e.is_ok_and(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(DB_FILE) || name == KEY_FILE
+        })
+    });
+    let want = (mode & 0o700) | 0o700;
+    if only_the_stores
+        && std::fs::set_permissions(dir, std::fs::Permissions::from_mode(want)).is_ok()
+    {
+        return Some(format!(
+            "store directory {shown} was mode {mode:o}, open to other users: made {want:o}"
+        ));
+    }
+    Some(format!(
+        "store directory {shown} is mode {mode:o}, open to other users: chmod {want:o} {shown}"
+    ))
+}
+
 /// The journal mode for a store directory: `LINEAGE_STORE_JOURNAL` (wal or delete) when set,
 /// otherwise WAL unless the directory is on a network or cluster filesystem.
 pub fn journal_for(dir: &Path) -> (Journal, Option<String>) {
@@ -254,6 +287,7 @@ impl Store {
                 me,
             });
         }
+        let open_to_others = user_only(dir);
         let db = dir.join(DB_FILE);
         // A FIFO, a device or a directory in place of the database or its WAL or shm file
         // would hang or mislead every command: refused, named.
@@ -280,10 +314,11 @@ impl Store {
         let damage = keep_damaged_wal(dir);
         let conn = Connection::open(&db).map_err(|e| fail(e.into()))?;
         let (journal, notice) = journal_for(dir);
-        let notice = match (notice, damage) {
-            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-            (a, b) => a.or(b),
-        };
+        let notices: Vec<String> = [open_to_others, notice, damage]
+            .into_iter()
+            .flatten()
+            .collect();
+        let notice = (!notices.is_empty()).then(|| notices.join("; "));
         let mut store = Store {
             conn,
             dir: dir.to_path_buf(),

@@ -428,6 +428,42 @@ fn doctor_fixes_a_permission_only_problem_with_chmod_and_no_rebuild() {
     assert_eq!(env.cmd(["list", "--json"]).status.code(), Some(0));
 }
 
+/// A store directory made beforehand with mkdir's 0755 is made the user's alone on first
+/// use, and said once; a directory holding anything else given as the store is left as it
+/// is, and said every time.
+#[test]
+fn a_store_directory_open_to_others_is_made_the_users_alone() {
+    let env = Env::new();
+    std::fs::create_dir_all(&env.store).expect("store");
+    set_mode(&env.store, 0o755);
+    let out = env.cmd(["run", "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("was mode 755, open to other users: made 700"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(mode_of(&env.store), 0o700);
+    let again = env.cmd(["list"]);
+    assert!(
+        !stderr(&again).contains("open to other users"),
+        "{}",
+        stderr(&again)
+    );
+    // A project directory given as the store: not changed, said.
+    env.write("notes.txt", "mine");
+    set_mode(&env.work, 0o775);
+    let mut cmd = env.lineage();
+    cmd.args(["list"]).env("LINEAGE_STORE", &env.work);
+    let out = cmd.output().expect("lineage");
+    assert!(
+        stderr(&out).contains("is mode 775, open to other users: chmod 700"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(mode_of(&env.work), 0o775);
+}
+
 #[test]
 fn doctor_says_permission_denied_for_a_store_it_may_not_read() {
     // As root the mode still says so; as a user, the database cannot even be seen.
