@@ -90,6 +90,48 @@ pub struct Observed {
     pub blind: std::collections::BTreeSet<&'static str>,
     /// The bytes of the distinct paths kept.
     pub path_bytes: usize,
+    /// A copy of the listener: it hangs up once no process of the job is left.
+    listener: Option<std::os::fd::OwnedFd>,
+}
+
+impl Observed {
+    fn set_listener(&mut self, copy: std::os::fd::OwnedFd) {
+        self.listener = Some(copy);
+    }
+
+    /// What tells, later, whether processes the job started are still running.
+    pub fn leftovers(&mut self) -> Option<Leftovers> {
+        self.listener.take().map(Leftovers)
+    }
+}
+
+/// Whether processes the job started outlive it (a server it left in the background, a
+/// writer it did not wait for): what they write after the job has ended is not recorded.
+#[derive(Debug)]
+pub struct Leftovers(std::os::fd::OwnedFd);
+
+impl Leftovers {
+    /// Whether a process of the job is still running (or a call of one is held), after
+    /// waiting up to `grace` for the last to go. The filter's listener hangs up once no
+    /// process uses the filter: the job's processes, and none of lineage's.
+    pub fn any(&self, grace: std::time::Duration) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let end = std::time::Instant::now() + grace;
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO);
+            let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return false,
+                Ok(_) => {
+                    let r = fds[0].revents().unwrap_or(PollFlags::empty());
+                    return !r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR);
+                }
+            }
+        }
+    }
 }
 
 /// At most this many distinct paths are kept (about 130 bytes each beside the path); past

@@ -36,6 +36,10 @@ pub(super) fn run(
     let _ = ready.send(Ok(()));
     // What the thread holds now, for the heir to answer should lineage die holding it.
     let heir = Heir::start(&listener);
+    // A copy for lineage to tell, once the job has ended, whether processes of it are left.
+    if let (Ok(copy), Ok(mut seen)) = (listener.try_clone(), seen.lock()) {
+        seen.set_listener(copy);
+    }
     let mut own: libc::seccomp_notif = {
         #[allow(unsafe_code)]
         // SAFETY: plain data, zero is valid.

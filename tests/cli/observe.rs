@@ -1083,3 +1083,29 @@ for i in range(40000):
         stderr(&out)
     );
 }
+
+/// A job that leaves a writer running when it exits: its outputs are hashed as they are
+/// then, and a warning and a note say processes were still running; a job that waits for
+/// its processes gets neither.
+#[test]
+fn a_job_that_leaves_a_writer_running_is_told_so() {
+    let env = Env::new();
+    env.write(
+        "leaves.sh",
+        "( sleep 2; echo late >> out.txt ) &\necho early > out.txt\n",
+    );
+    env.write(
+        "waits.sh",
+        "( sleep 0.2; echo late >> out.txt ) &\necho early > out.txt\nwait\n",
+    );
+    let said = "processes the job started were still running after it ended";
+    let out = env.cmd(["run", "-o", "out.txt", "--", "sh", "leaves.sh"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains(said), "{}", stderr(&out));
+    let run = env.show(None);
+    assert!(run["notes"].to_string().contains(said), "{run}");
+    let out = env.cmd(["run", "-o", "out.txt", "--", "sh", "waits.sh"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains(said), "{}", stderr(&out));
+    assert!(!env.show(None)["notes"].to_string().contains(said));
+}

@@ -110,13 +110,18 @@ pub(super) fn not_started(
     }
 }
 
+/// How long the outputs' hashing waits, at most, for the last processes of a job that has
+/// ended to go before it says some are still running (an orphan is reaped by init soon after
+/// it exits; until then it still counts).
+const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The job has ended: finish its record and say how it went.
 pub(super) fn after(
     mut plan: Plan,
     id: String,
     short: &str,
     pre: PreLaunch,
-    during: During,
+    mut during: During,
     outcome: std::io::Result<Outcome>,
     before: &[hash::Snapshot],
 ) -> Executed {
@@ -178,6 +183,10 @@ pub(super) fn after(
         }
         _ => api::Taken::default(),
     };
+    let leftovers = match &mut during.observed {
+        Some((Ok(seen), _)) => seen.leftovers(),
+        _ => None,
+    };
     let mut found = match during.observed {
         Some((Ok(seen), start)) if !plan.hashing.is_stopped() => {
             let succeeded = ending.status == Status::Succeeded;
@@ -219,6 +228,19 @@ pub(super) fn after(
     }
     outputs.extend(std::mem::take(&mut found.edges));
     outputs.extend(taken.edges.iter().cloned());
+    // Outputs hashed while a process the job started still runs may not be what it leaves
+    // (a writer it did not wait for). Not where lineage is the init of a container: orphans
+    // are its children then, and it does not reap them.
+    if !outputs.is_empty()
+        && std::process::id() != 1
+        && leftovers.is_some_and(|l| l.any(LEFTOVER_GRACE))
+    {
+        let note = "processes the job started were still running after it ended: what they \
+                    write after its outputs were hashed is not recorded (a job that waits \
+                    for its processes before it exits is recorded whole)";
+        ui::warn(note);
+        capture.notes.push(note.to_string());
+    }
     if let Some(note) = plan.store.staging_note() {
         ui::warn(&note);
         capture.notes.push(note);
