@@ -338,30 +338,6 @@ fn launched(argv: &[String], mut i: usize) -> Option<usize> {
     None
 }
 
-/// The command line's params, of at most `most` keys: all of them when there are no more,
-/// else those of the first `most` keys in key order (each with every value the command line
-/// gave it, so the last still wins), and how many keys were left out. A command line of
-/// 100,000 `k=v` arguments took 0.7 s and 150 MB before the job started, and made as many
-/// param rows; the command itself is kept whole either way.
-pub fn bounded(given: Vec<Given>, most: usize) -> (Vec<Given>, usize) {
-    let key = |g: &Given| match g {
-        Given::Set { key, .. } | Given::Remove { key } => key.clone(),
-    };
-    let keys: std::collections::BTreeSet<String> = given.iter().map(key).collect();
-    if keys.len() <= most {
-        return (given, 0);
-    }
-    let left_out = keys.len() - most;
-    let kept: std::collections::BTreeSet<String> = keys.into_iter().take(most).collect();
-    (
-        given
-            .into_iter()
-            .filter(|g| kept.contains(&key(g)))
-            .collect(),
-        left_out,
-    )
-}
-
 /// The params as recorded: the configs', then the command line's over them (source `argv`),
 /// then `-p`'s over both (source `cli`); and for each value the command line or `-p` replaced,
 /// that value as stored (a config's, or the command line's under a `-p`), in the order
@@ -465,17 +441,6 @@ pub fn merge(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_command_line_of_too_many_keys_keeps_the_first_in_key_order_each_with_its_last_value() {
-        let given = parse(&args("python train.py b=1 c=1 a=1 ~d b=2 a=3"));
-        let (all, none) = bounded(given.clone(), 4);
-        assert_eq!((all, none), (given.clone(), 0));
-        let (kept, left_out) = bounded(given, 2);
-        assert_eq!(left_out, 2);
-        let (params, _) = merge(BTreeMap::new(), kept, &[], |p| p);
-        let got: Vec<(&str, &Value)> = params.iter().map(|(k, p)| (k.as_str(), &p.value)).collect();
-        assert_eq!(got, [("a", &Value::from(3)), ("b", &Value::from(2))]);
-    }
     use serde_json::json;
 
     fn args(line: &str) -> Vec<String> {

@@ -207,29 +207,37 @@ pub enum Journal {
 /// directory given as the store), it is left as it is and said on every open. None when it
 /// is the user's alone, or cannot be read.
 fn user_only(dir: &Path) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir).ok()?.permissions().mode() & 0o777;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mode = std::fs::metadata(dir).ok()?.permissions().mode() & 0o7777;
     if mode & 0o077 == 0 {
         return None;
     }
     let shown = crate::model::text::escape(&dir.display().to_string()).into_owned();
-    let only_the_stores = std::fs::read_dir(dir).ok()?.all(|e| {
-        e.is_ok_and(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with(DB_FILE) || name == KEY_FILE
-        })
-    });
-    let want = (mode & 0o700) | 0o700;
+    let me = nix::unistd::getuid().as_raw();
+    // The store's own files only, each a regular file of the user's (not a link, nor a name
+    // that merely starts like one); and no setgid or sticky bit, which mark a directory
+    // meant to be shared.
+    let only_the_stores = mode & 0o7000 == 0
+        && std::fs::read_dir(dir).ok()?.all(|e| {
+            e.is_ok_and(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let ours = crate::model::STORE_FILES.contains(&name.as_ref())
+                    || name.starts_with("lineage.db-wal.damaged-")
+                    || name.starts_with("lineage.db.broken-");
+                ours && std::fs::symlink_metadata(e.path())
+                    .is_ok_and(|m| m.file_type().is_file() && m.uid() == me)
+            })
+        });
     if only_the_stores
-        && std::fs::set_permissions(dir, std::fs::Permissions::from_mode(want)).is_ok()
+        && std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).is_ok()
     {
         return Some(format!(
-            "store directory {shown} was mode {mode:o}, open to other users: made {want:o}"
+            "store directory {shown} was mode {mode:o}, open to other users: made 700"
         ));
     }
     Some(format!(
-        "store directory {shown} is mode {mode:o}, open to other users: chmod {want:o} {shown}"
+        "store directory {shown} is mode {mode:o}, open to other users: chmod 700 {shown}"
     ))
 }
 
@@ -291,13 +299,24 @@ impl Store {
         let db = dir.join(DB_FILE);
         // A FIFO, a device or a directory in place of the database or its WAL or shm file
         // would hang or mislead every command: refused, named.
+        // A link, or a file of another user's, is refused too: where others could write the
+        // directory, one of them could have planted it to have lineage read and write their
+        // database.
         for name in [DB_FILE, WAL_FILE, crate::model::STORE_FILES[2]] {
-            if let Ok(meta) = std::fs::metadata(dir.join(name))
-                && !meta.is_file()
-            {
-                return Err(fail(
-                    format!("{name} in it is not a regular file: move it away").into(),
-                ));
+            let Ok(meta) = std::fs::symlink_metadata(dir.join(name)) else {
+                continue;
+            };
+            let why = if meta.file_type().is_symlink() {
+                Some("is a symbolic link, not the store's own file")
+            } else if !meta.is_file() {
+                Some("is not a regular file")
+            } else if std::os::unix::fs::MetadataExt::uid(&meta) != me {
+                Some("belongs to another user")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(fail(format!("{name} in it {why}: move it away").into()));
             }
         }
         // Create the database file 0600 first: SQLite gives its WAL and shm files the

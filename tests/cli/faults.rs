@@ -462,6 +462,49 @@ fn a_store_directory_open_to_others_is_made_the_users_alone() {
         stderr(&out)
     );
     assert_eq!(mode_of(&env.work), 0o775);
+    // Not the store's alone: a name that merely starts like a store file, a setgid
+    // directory (meant to be shared).
+    let notes = env.path("notes-store");
+    std::fs::create_dir(&notes).expect("mkdir");
+    std::fs::write(notes.join("lineage.db.my-notes"), "mine").expect("notes");
+    set_mode(&notes, 0o755);
+    let shared = env.path("shared-store");
+    std::fs::create_dir(&shared).expect("mkdir");
+    set_mode(&shared, 0o2775);
+    for (dir, mode) in [(&notes, 0o755), (&shared, 0o2775)] {
+        let mut cmd = env.lineage();
+        cmd.args(["list"]).env("LINEAGE_STORE", dir);
+        let out = cmd.output().expect("lineage");
+        assert!(
+            stderr(&out).contains(&format!("is mode {mode:o}, open to other users: chmod 700")),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(mode_of(dir), mode & 0o777);
+        let full = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir).expect("stat").permissions(),
+        );
+        assert_eq!(full & 0o7777, mode, "the setgid bit kept");
+    }
+    // A database planted as a link in a directory others could write: refused, the
+    // directory left as it is.
+    let planted = env.path("planted");
+    std::fs::create_dir(&planted).expect("mkdir");
+    std::os::unix::fs::symlink(env.store.join("lineage.db"), planted.join("lineage.db"))
+        .expect("link");
+    set_mode(&planted, 0o777);
+    let mut cmd = env.lineage();
+    cmd.args(["list"]).env("LINEAGE_STORE", &planted);
+    let out = cmd.output().expect("lineage");
+    assert_ne!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "lineage.db in it is a symbolic link, not the store's own file: move it away"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(mode_of(&planted), 0o777);
 }
 
 #[test]

@@ -272,6 +272,8 @@ fn a_rerun_replays_the_command_line_and_records_the_same_params() {
 
 /// A command line of more keys than a config may give: the first 10,000 in key order are
 /// params, each with the last value given, a warning says so, and the command is kept whole.
+/// A value kept is judged beside every key given: `e.val` stays redacted though `e.var`,
+/// which names a secret, sorts past the cut.
 #[test]
 fn a_command_line_of_too_many_keys_records_the_first_ten_thousand() {
     let env = Env::new();
@@ -279,8 +281,11 @@ fn a_command_line_of_too_many_keys_records_the_first_ten_thousand() {
     let mut args: Vec<String> = ["run", "-o", "model.bin", "--", "sh", "train.sh"]
         .map(String::from)
         .to_vec();
-    args.extend((0..10_050).map(|i| format!("k{i:05}={i}")));
-    args.push("k00000=last".to_string());
+    args.extend((0..9_999).map(|i| format!("a{i:05}={i}")));
+    args.push("a00000=last".to_string());
+    args.push("e.val=hunter2hunter2XYZ".to_string());
+    args.push("e.var=AWS_SECRET_ACCESS_KEY".to_string());
+    args.extend((0..49).map(|i| format!("z{i:02}={i}")));
     let out = env.cmd(&args);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
@@ -293,9 +298,11 @@ fn a_command_line_of_too_many_keys_records_the_first_ten_thousand() {
     let run = env.show(None);
     let params = run["params"].as_object().expect("params");
     assert_eq!(params.len(), 10_000);
-    assert_eq!(param(&run, "k00000"), (&json!("last"), "argv"));
-    assert_eq!(param(&run, "k09999"), (&json!(9999), "argv"));
-    assert!(params.get("k10000").is_none());
+    assert_eq!(param(&run, "a00000"), (&json!("last"), "argv"));
+    assert_eq!(param(&run, "a09998"), (&json!(9998), "argv"));
+    assert_eq!(param(&run, "e.val"), (&json!("[REDACTED]"), "argv"));
+    assert!(params.get("e.var").is_none());
+    assert!(params.get("z00").is_none());
     assert_eq!(run["command"].as_array().expect("command").len(), 10_053);
     assert!(
         run["notes"]

@@ -95,14 +95,14 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     inputs.edges.extend(configs.edges);
     blobs.extend(configs.blobs);
     let overridden = overridden(plan, &configs.params);
-    let (given, left_out) =
-        argv_params::bounded(argv_params::parse(&stored_argv(plan)), MAX_CONFIG_PARAMS);
     // The job's own arguments win over a config's value of the same key, and a `-p` over
     // both, in the record; read from the argv as stored, so no param holds more than it.
-    let (params, param_overrides) =
-        argv_params::merge(configs.params, given, &plan.params, |all| {
-            plan.policy.redact_params(all).into_inner()
-        });
+    let (params, param_overrides) = argv_params::merge(
+        configs.params,
+        argv_params::parse(&stored_argv(plan)),
+        &plan.params,
+        |all| plan.policy.redact_params(all).into_inner(),
+    );
     let root = git_state
         .as_ref()
         .map_or_else(|| plan.cwd.clone(), |g| PathBuf::from(&g.root));
@@ -118,13 +118,6 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
             blobs.push(kept.blob);
         }
         software.python = Some(py);
-    }
-    if left_out > 0 {
-        notes.push(format!(
-            "the command line gives {} keys: the first {MAX_CONFIG_PARAMS} (in key order) are \
-             recorded as params; the whole command is kept",
-            MAX_CONFIG_PARAMS + left_out
-        ));
     }
     let (mut warnings, mut said) = told(plan, &notes, git_state.as_ref());
     warnings.extend(overridden);
@@ -239,8 +232,11 @@ fn cap_config_params(
         notes.push(note);
     }
     let mut count: BTreeMap<&str, usize> = unparsed.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    // The job's command line too: 100,000 `k=v` arguments made as many rows. Its params are
+    // still judged beside all the others (`redact_params_kept`), so a value whose sibling
+    // marks it secret stays redacted however the keys sort.
     for (p, _) in params.iter().zip(&kept).filter(|(_, k)| **k) {
-        if from_config(p) {
+        if from_config(p) || p.source == argv_params::SOURCE {
             *count.entry(p.source.as_str()).or_default() += 1;
         }
     }
@@ -260,10 +256,17 @@ fn cap_config_params(
         }
     }
     for (source, n) in over {
-        let note = format!(
-            "config {source} holds {n} values: the first {MAX_CONFIG_PARAMS} (in key order) are \
-             recorded as params; the whole file is kept"
-        );
+        let note = if source == argv_params::SOURCE {
+            format!(
+                "the command line gives {n} keys: the first {MAX_CONFIG_PARAMS} (in key order) \
+                 are recorded as params; the whole command is kept"
+            )
+        } else {
+            format!(
+                "config {source} holds {n} values: the first {MAX_CONFIG_PARAMS} (in key order) \
+                 are recorded as params; the whole file is kept"
+            )
+        };
         warnings.push(note.clone());
         notes.push(note);
     }
