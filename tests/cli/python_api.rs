@@ -570,13 +570,15 @@ fn the_socket_is_the_users_alone_whatever_the_umask() {
 }
 
 /// A job that declares a thousand outputs it never writes: twenty warnings and one that
-/// counts the rest, a hundred notes in the record and one that counts the rest.
+/// counts the rest, a hundred notes in the record and one that counts the rest; a warning
+/// about a secret after them is still said and kept.
 #[test]
 fn a_thousand_warnings_about_what_the_job_sent_are_said_as_twenty_and_a_count() {
     let env = Env::new();
     env.write(
         "many.py",
-        "import lineage_ml as lineage\nfor i in range(1000):\n    lineage.output(f\"never/{i}.bin\")\n",
+        "import lineage_ml as lineage\nfor i in range(1000):\n    lineage.output(f\"never/{i}.bin\")\n\
+         lineage.tag(\"ghp_abcdefghijklmnopqrstuvwxyz0123456789\")\n",
     );
     let mut cmd = env.lineage();
     cmd.args(["run", "--", "python3", "many.py"])
@@ -590,6 +592,8 @@ fn a_thousand_warnings_about_what_the_job_sent_are_said_as_twenty_and_a_count() 
         .filter(|l| l.contains("declared by the job does not exist after the run"))
         .count();
     assert_eq!(said, 20, "{err}");
+    // A warning about a secret is never pushed out of sight by the others.
+    assert!(err.contains("a tag from the job held a secret"), "{err}");
     assert!(
         err.contains("980 more warnings about what the job sent to lineage (1000 in all"),
         "{err}"
@@ -606,6 +610,12 @@ fn a_thousand_warnings_about_what_the_job_sent_are_said_as_twenty_and_a_count() 
         .filter(|n| n.contains("declared by the job does not exist"))
         .count();
     assert_eq!(kept, 100, "{notes:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("a tag from the job held a secret")),
+        "{notes:?}"
+    );
     assert!(
         notes
             .iter()

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use super::observed;
 use super::plan::{Declared, Plan};
+use super::told::Told;
 use crate::api::{Inbox, Point, Sent};
 use crate::model::{Capture, Edge, FromJob, Metric, Param, Role, Seen, Series};
 use crate::redact::{Blob, Redacted};
@@ -48,7 +49,7 @@ pub(super) fn take(
     capture: &mut Capture,
 ) -> Taken {
     let mut out = Taken::default();
-    let mut told = Told::default();
+    let mut told = Told::new("what the job sent to lineage");
     let mut record = FromJob {
         messages: inbox.messages,
         dropped: inbox.dropped,
@@ -86,7 +87,7 @@ pub(super) fn take(
             continue;
         };
         if key != name {
-            told.note(
+            told.secret(
                 capture,
                 format!(
                     "a metric's name held a secret, so it is recorded as {}",
@@ -141,7 +142,7 @@ pub(super) fn take(
     }
     for name in inbox.tags {
         if plan.policy.redact_text(&name) != name {
-            told.note(
+            told.secret(
                 capture,
                 "a tag from the job held a secret, so it is not given".to_string(),
             );
@@ -216,7 +217,14 @@ pub(super) fn take(
             e.changed = true;
             e
         } else {
-            observed::hash_edge(plan, &d, Role::Input, &format!("api-in-{n}"), capture)
+            observed::hash_edge(
+                plan,
+                &d,
+                Role::Input,
+                &format!("api-in-{n}"),
+                capture,
+                &mut told,
+            )
         };
         edge.observed = Some(Seen::Job);
         out.paths.push(d.abs.clone());
@@ -236,8 +244,14 @@ pub(super) fn take(
                 d.edge(Role::Output, None, None)
             }
             Ok(_) => {
-                let mut e =
-                    observed::hash_edge(plan, &d, Role::Output, &format!("api-out-{n}"), capture);
+                let mut e = observed::hash_edge(
+                    plan,
+                    &d,
+                    Role::Output,
+                    &format!("api-out-{n}"),
+                    capture,
+                    &mut told,
+                );
                 // What was there before the job is not its product: file by file, by when
                 // each last changed.
                 e.written = e
@@ -251,55 +265,18 @@ pub(super) fn take(
         out.paths.push(d.abs.clone());
         out.edges.push(edge);
     }
+    observed::redact_paths(
+        plan,
+        &mut out.edges,
+        "a path declared by the job",
+        capture,
+        &mut told,
+    );
     told.finish(capture);
-    observed::redact_paths(plan, &mut out.edges, "a path declared by the job", capture);
     if record.messages > 0 || record.dropped > 0 {
         capture.api = Some(record);
     }
     out
-}
-
-/// At most this many warnings about what the job sent are printed, and at most
-/// [`NOTES_KEPT`] kept in the record; the rest are counted in one. A job that declared 1,035
-/// outputs it never wrote printed 1,035 warnings of 4 KB each.
-const WARNINGS_SAID: usize = 20;
-const NOTES_KEPT: usize = 100;
-
-/// The warnings about what the job sent, said and kept up to their limits.
-#[derive(Default)]
-struct Told {
-    all: usize,
-}
-
-impl Told {
-    fn note(&mut self, capture: &mut Capture, msg: String) {
-        self.all += 1;
-        if self.all <= WARNINGS_SAID {
-            ui::warn(&msg);
-        }
-        if self.all <= NOTES_KEPT {
-            capture.notes.push(msg);
-        }
-    }
-
-    /// The count of those neither said nor kept.
-    fn finish(self, capture: &mut Capture) {
-        if self.all > WARNINGS_SAID {
-            ui::warn(format_args!(
-                "{} more warnings about what the job sent to lineage ({} in all; the first {} are in the record: `lineage show`)",
-                self.all - WARNINGS_SAID,
-                self.all,
-                self.all.min(NOTES_KEPT)
-            ));
-        }
-        if self.all > NOTES_KEPT {
-            capture.notes.push(format!(
-                "{} more warnings about what the job sent to lineage, not kept ({} in all)",
-                self.all - NOTES_KEPT,
-                self.all
-            ));
-        }
-    }
 }
 
 /// A metric's value: of its points with a step, the one with the highest step (the last to
@@ -328,10 +305,14 @@ impl Taken {
     /// Once the run is recorded: its tags and notes, as annotations signed by the user. A tag
     /// another run holds stays there (a job only ever writes about its own run).
     pub(super) fn annotate(self, store: &mut crate::store::Store, id: &str, who: &Author) {
+        // As many tags as the job sent could each fail: the first 20 said, the rest counted.
+        let mut failed = 0usize;
         for name in self.tags {
             match store.tag(id, &name, false, who) {
                 Ok(_) => {}
+                Err(_) if failed >= 20 => failed += 1,
                 Err(e) => {
+                    failed += 1;
                     let why = match e.downcast_ref::<crate::error::Error>() {
                         Some(crate::error::Error::TagTaken { run, .. }) => format!(
                             "it names run {} (`lineage tag --force {} {}` moves it)",
@@ -347,6 +328,12 @@ impl Taken {
                     ));
                 }
             }
+        }
+        if failed > 20 {
+            ui::warn(format_args!(
+                "{} more tags from the job not given ({failed} in all)",
+                failed - 20
+            ));
         }
         for text in self.notes {
             if let Err(e) = store.note(id, text, who) {

@@ -17,6 +17,7 @@ mod metrics;
 mod observed;
 mod plan;
 mod rss;
+mod told;
 
 use std::os::unix::ffi::OsStrExt;
 

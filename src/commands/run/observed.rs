@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::plan::{Declared, Plan};
+use super::told::Told;
 use crate::model::{Capture, Edge, ObservedIo, Role, Seen, Written};
 use crate::observe::{Access, Observed};
 use crate::ui;
@@ -524,6 +525,7 @@ pub(super) fn found(
     let inputs = roll_up_inputs(&places, reads);
     let written = roll_up_outputs(&places, writes);
     crate::timing::mark("observed paths rolled up");
+    let mut told = Told::new("the files the job named");
     for (n, (path, changed)) in inputs.into_iter().enumerate() {
         let d = Declared {
             given: places.given(&path),
@@ -534,13 +536,19 @@ pub(super) fn found(
                 "observed input {} changed while the job ran: recorded without a hash",
                 d.given.display()
             );
-            ui::warn(&msg);
-            capture.notes.push(msg);
+            told.note(capture, msg);
             let mut e = d.edge(Role::Input, None, None);
             e.changed = true;
             e
         } else {
-            hash_edge(plan, &d, Role::Input, &format!("observed-in-{n}"), capture)
+            hash_edge(
+                plan,
+                &d,
+                Role::Input,
+                &format!("observed-in-{n}"),
+                capture,
+                &mut told,
+            )
         };
         edge.observed = Some(Seen::Undeclared);
         out.undeclared.push(edge.path.clone());
@@ -557,13 +565,15 @@ pub(super) fn found(
             Role::Output,
             &format!("observed-out-{n}"),
             capture,
+            &mut told,
         );
         edge.written = edge.artifact.as_ref().map(|_| Written::All);
         edge.observed = Some(Seen::Undeclared);
         out.undeclared.push(edge.path.clone());
         out.edges.push(edge);
     }
-    redact_paths(plan, &mut out.edges, "an observed path", capture);
+    redact_paths(plan, &mut out.edges, "an observed path", capture, &mut told);
+    told.finish(capture);
     for what in &observed_blind {
         let msg = format!(
             "the job used {what}: observation cannot see the files it named that way (docs/recording.md, \"What observation cannot see\")"
@@ -597,7 +607,13 @@ fn under_any<'a>(path: &Path, mut dirs: impl Iterator<Item = &'a PathBuf>) -> bo
 
 /// A path is a string from the job: a secret in a file's name is redacted like one in its
 /// arguments (the bytes still identify the file), with a note naming `what` it was.
-pub(super) fn redact_paths(plan: &Plan, edges: &mut [Edge], what: &str, capture: &mut Capture) {
+pub(super) fn redact_paths(
+    plan: &Plan,
+    edges: &mut [Edge],
+    what: &str,
+    capture: &mut Capture,
+    told: &mut Told,
+) {
     for e in edges {
         let (path, abs) = (
             plan.policy.redact_text(&e.path),
@@ -608,8 +624,7 @@ pub(super) fn redact_paths(plan: &Plan, edges: &mut [Edge], what: &str, capture:
                 "{what} held a secret, so it is recorded as {}",
                 ui::escape(&path)
             );
-            ui::warn(&msg);
-            capture.notes.push(msg);
+            told.secret(capture, msg);
             (e.path, e.abs_path) = (path, abs);
         }
     }
@@ -622,6 +637,7 @@ pub(super) fn hash_edge(
     role: Role,
     token: &str,
     capture: &mut Capture,
+    told: &mut Told,
 ) -> Edge {
     let sink = &mut |e: &[crate::model::DirEntry]| plan.store.stage(token, e);
     let hashed = match role {
@@ -634,8 +650,7 @@ pub(super) fn hash_edge(
         Ok(h) => d.edge(role, Some(h.artifact), Some(token.to_string())),
         Err(e) => {
             let msg = format!("observed {} could not be hashed: {e}", d.given.display());
-            ui::warn(&msg);
-            capture.notes.push(msg);
+            told.note(capture, msg);
             d.edge(role, None, None)
         }
     }
