@@ -78,6 +78,10 @@ pub fn roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// At most this many outputs are listed on a stage's line: an observed job that wrote 400
+/// folders, or a moved project whose 10,000 files are copies, made one line of 500 KB.
+const OUTPUTS_LISTED: usize = 20;
+
 /// Each stage, makers first: `stale` or `ok`, its short id and command, why, and its outputs
 /// with their state. Every recorded string is escaped.
 fn text(stages: &[Stage]) -> String {
@@ -101,7 +105,13 @@ fn text(stages: &[Stage]) -> String {
                 }
             })
             .collect();
-        if !outputs.is_empty() {
+        if outputs.len() > OUTPUTS_LISTED {
+            t += &format!(
+                "         -> {}, and {} more (`lineage status --json` lists them all)\n",
+                outputs[..OUTPUTS_LISTED].join(", "),
+                outputs.len() - OUTPUTS_LISTED
+            );
+        } else if !outputs.is_empty() {
             t += &format!("         -> {}\n", outputs.join(", "));
         }
     }

@@ -576,3 +576,43 @@ fn each_run_of_a_rerun_chain_has_its_own_jobs_resources() {
         last["resources"]
     );
 }
+
+/// A stage whose outputs are many files (each declared, or copies found by their bytes):
+/// its line lists 20 and counts the rest; `--json` lists them all.
+#[test]
+fn a_stage_of_many_outputs_lists_twenty_and_counts_the_rest() {
+    let env = Env::new();
+    let mut args = vec!["run".to_string(), "-q".to_string()];
+    for i in 0..25 {
+        args.push("-o".to_string());
+        args.push(format!("out/{i:02}.txt"));
+    }
+    args.extend(
+        [
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p out; for i in $(seq -w 0 24); do echo $i > out/$i.txt; done",
+        ]
+        .map(String::from),
+    );
+    let out = env.cmd(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = env.cmd(["status"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("out/19.txt, and 5 more (`lineage status --json` lists them all)"),
+        "{text}"
+    );
+    assert!(!text.contains("out/20.txt"), "{text}");
+    let out = env.cmd(["status", "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        json["stages"][0]["outputs"]
+            .as_array()
+            .expect("outputs")
+            .len(),
+        25
+    );
+}
