@@ -610,6 +610,16 @@ fn a_thousand_warnings_about_what_the_job_sent_are_said_as_twenty_and_a_count() 
         .filter(|n| n.contains("declared by the job does not exist"))
         .count();
     assert_eq!(kept, 100, "{notes:?}");
+    // Never written: no bytes of the job's, as for a missing `-o`.
+    let outputs = run["outputs"].as_array().expect("outputs");
+    assert_eq!(outputs.len(), 1000);
+    assert!(
+        outputs
+            .iter()
+            .all(|o| o["missing"] == json!(true) && o["written"] == json!("none")),
+        "{}",
+        outputs[0]
+    );
     assert!(
         notes
             .iter()

@@ -241,7 +241,9 @@ pub(super) fn take(
                         ui::escape(&d.given.to_string_lossy())
                     ),
                 );
-                d.edge(Role::Output, None, None)
+                let mut e = d.edge(Role::Output, None, None);
+                e.written = Some(crate::model::Written::Nothing);
+                e
             }
             Ok(_) => {
                 let mut e = observed::hash_edge(
@@ -254,10 +256,11 @@ pub(super) fn take(
                 );
                 // What was there before the job is not its product: file by file, by when
                 // each last changed.
-                e.written = e
-                    .artifact
-                    .as_ref()
-                    .map(|_| crate::hash::written(&d.abs, &crate::hash::since(start)));
+                // Nothing there to hash: no bytes of the job's (as for `-o`).
+                e.written = Some(match e.artifact {
+                    Some(_) => crate::hash::written(&d.abs, &crate::hash::since(start)),
+                    None => crate::model::Written::Nothing,
+                });
                 e
             }
         };

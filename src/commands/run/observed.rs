@@ -567,7 +567,11 @@ pub(super) fn found(
             capture,
             &mut told,
         );
-        edge.written = edge.artifact.as_ref().map(|_| Written::All);
+        edge.written = Some(if edge.artifact.is_some() {
+            Written::All
+        } else {
+            Written::Nothing
+        });
         edge.observed = Some(Seen::Undeclared);
         out.undeclared.push(edge.path.clone());
         out.edges.push(edge);
