@@ -1109,3 +1109,29 @@ fn a_job_that_leaves_a_writer_running_is_told_so() {
     assert!(!stderr(&out).contains(said), "{}", stderr(&out));
     assert!(!env.show(None)["notes"].to_string().contains(said));
 }
+
+/// A module imported from a PYTHONPATH directory outside the project (lineage's own
+/// `lineage_ml` from a checkout, a shared library of helpers) is the environment, not data:
+/// a change to it does not make the run's inputs stale.
+#[test]
+fn modules_imported_from_pythonpath_are_not_data() {
+    let env = Env::new();
+    let lib = env.home.join("pylib");
+    std::fs::create_dir_all(&lib).expect("mkdir");
+    std::fs::write(lib.join("helper.py"), "VALUE = 1\n").expect("helper");
+    env.write("data.csv", "1,2\n");
+    env.write(
+        "job.py",
+        "import helper\nopen('out.txt', 'w').write(open('data.csv').read() * helper.VALUE)\n",
+    );
+    let mut cmd = env.lineage();
+    cmd.args(["run", "--", "python3", "job.py"])
+        .env("PYTHONPATH", &lib)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let out = cmd.output().expect("lineage");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let run = env.show(None);
+    let inputs = paths(&run, "inputs");
+    assert!(inputs.iter().any(|p| p.ends_with("data.csv")), "{inputs:?}");
+    assert!(!inputs.iter().any(|p| p.contains("helper")), "{inputs:?}");
+}

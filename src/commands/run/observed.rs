@@ -57,7 +57,7 @@ pub(super) struct Places {
     store: PathBuf,
     config: Option<PathBuf>,
     tmp: Vec<PathBuf>,
-    /// The directories on the job's PATH and the Python interpreter's prefix.
+    /// The directories on the job's PATH and PYTHONPATH and the Python interpreter's prefix.
     tools: Vec<PathBuf>,
     /// Directory -> whether it is (inside) a virtualenv or conda environment.
     envs: HashMap<PathBuf, bool>,
@@ -90,6 +90,18 @@ impl Places {
                     .collect()
             })
             .unwrap_or_default();
+        // Where Python imports from besides its installation (`PYTHONPATH=~/lib/python`, a
+        // checkout of lineage's own `python/`): modules, not data. A path there inside the
+        // working directory or the work tree stays the job's own (left out below).
+        tools.extend(
+            var("PYTHONPATH")
+                .map(|p| {
+                    std::env::split_paths(&p)
+                        .filter(|d| d.is_absolute())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
+        );
         if let Some(py) = &capture.software.python {
             // `<prefix>/bin/python3`: the interpreter's installation.
             let exe = PathBuf::from(&py.executable);
