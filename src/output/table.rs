@@ -70,7 +70,7 @@ pub fn run(
     );
     row("status", status_cell(r.status, color, &outcome(r)));
     row("record", Cell::new(escape(record)));
-    row("command", Cell::new(terminal_command_line(&r.argv)));
+    row("command", Cell::new(shown_command(&r.argv)));
     row("cwd", Cell::new(escape_bytes(&r.cwd)));
     let took = duration(&r.started_at, r.ended_at.as_deref())
         .map(|s| format!(" (took {})", seconds(s)))
@@ -148,6 +148,12 @@ pub fn run(
     let mut out = kv.to_string();
     if !r.params.is_empty() {
         out += &format!("\n\n{}", params(r, color));
+        if r.params.len() > PARAMS_SHOWN {
+            out += &format!(
+                "\nand {} more params (--json lists them)",
+                r.params.len() - PARAMS_SHOWN
+            );
+        }
     }
     if !r.metrics.is_empty() {
         out += &format!("\n\n{}", metrics(r, color));
@@ -301,6 +307,29 @@ fn resources(res: &Resources) -> String {
     s
 }
 
+/// At most this many params are shown in a table (the rest counted): a command line of
+/// 20,000 `k=v` arguments made 10,000 params, 20,000 lines.
+const PARAMS_SHOWN: usize = 500;
+
+/// At most this many characters of the command are shown (the rest counted): a 240 KB
+/// command padded every row of the table to its width.
+const COMMAND_SHOWN: usize = 500;
+
+/// The command as a terminal shows it, cut at [`COMMAND_SHOWN`] characters.
+fn shown_command(argv: &[Vec<u8>]) -> String {
+    let line = terminal_command_line(argv);
+    let n = line.chars().count();
+    if n <= COMMAND_SHOWN {
+        return line;
+    }
+    let mut cut: String = line.chars().take(COMMAND_SHOWN).collect();
+    cut += &format!(
+        "… ({} more characters; --json has the whole command)",
+        n - COMMAND_SHOWN
+    );
+    cut
+}
+
 /// The params table: key, value, where it came from, and which values it won over (`argv;
 /// params.yaml had 0.001`: the job's command line replaced the config's value).
 fn params(r: &RunRecord, color: bool) -> Table {
@@ -310,7 +339,7 @@ fn params(r: &RunRecord, color: bool) -> Table {
     };
     let mut t = table(color, UTF8_HORIZONTAL_ONLY);
     t.set_header(vec!["param", "value", "from"]);
-    for p in &r.params {
+    for p in r.params.iter().take(PARAMS_SHOWN) {
         let mut from = escape(&p.source).into_owned();
         let replaced = r.capture.param_overrides.iter().filter(|o| o.key == p.key);
         for o in replaced.rev() {

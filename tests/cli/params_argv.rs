@@ -309,4 +309,23 @@ fn a_command_line_of_too_many_keys_records_the_first_ten_thousand() {
             .to_string()
             .contains("the command line gives 10050 keys")
     );
+    // Shown to a person: the first 500 params and the start of the command, each with a
+    // count of the rest.
+    let out = env.cmd(["show"]);
+    let text = stdout(&out);
+    let start: String = text.chars().take(2000).collect();
+    assert!(
+        text.contains("\nand 9500 more params (--json lists them)"),
+        "{start}"
+    );
+    assert!(
+        text.contains("more characters; --json has the whole command)"),
+        "{start}"
+    );
+    assert!(
+        text.lines().count() < 1_200,
+        "{} lines",
+        text.lines().count()
+    );
+    assert!(text.lines().all(|l| l.chars().count() < 1_000));
 }
