@@ -33,13 +33,16 @@ pub(super) fn run(
         }
     };
     drop(sock);
-    let _ = ready.send(Ok(()));
-    // What the thread holds now, for the heir to answer should lineage die holding it.
-    let heir = Heir::start(&listener);
-    // A copy for lineage to tell, once the job has ended, whether processes of it are left.
+    // A copy for lineage to tell, once the job has ended, whether processes of it are left:
+    // in place before `ready` says the listener is here, so that `Observer::finish` always
+    // takes it (the heir forked below holds one more copy, which keeps nothing alive: the
+    // listener hangs up when no task uses the filter, whoever holds it).
     if let (Ok(copy), Ok(mut seen)) = (listener.try_clone(), seen.lock()) {
         seen.set_listener(copy);
     }
+    let _ = ready.send(Ok(()));
+    // What the thread holds now, for the heir to answer should lineage die holding it.
+    let heir = Heir::start(&listener);
     let mut own: libc::seccomp_notif = {
         #[allow(unsafe_code)]
         // SAFETY: plain data, zero is valid.
