@@ -215,18 +215,29 @@ fn user_only(dir: &Path) -> Option<String> {
     let shown = crate::model::text::escape(&dir.display().to_string()).into_owned();
     let me = nix::unistd::getuid().as_raw();
     // The store's own files only, each a regular file of the user's (not a link, nor a name
-    // that merely starts like one); and no setgid or sticky bit, which mark a directory
-    // meant to be shared.
+    // that merely starts like one), and its `remotes` directory (replicas); and no setgid or sticky
+    // bit, which mark a directory meant to be shared.
     let only_the_stores = mode & 0o7000 == 0
         && std::fs::read_dir(dir).ok()?.all(|e| {
             e.is_ok_and(|e| {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
-                let ours = crate::model::STORE_FILES.contains(&name.as_ref())
+                // `team-store`: in a replica, the name of the team store it mirrors.
+                let file = crate::model::STORE_FILES.contains(&name.as_ref())
+                    || name == "team-store"
                     || name.starts_with("lineage.db-wal.damaged-")
                     || name.starts_with("lineage.db.broken-");
-                ours && std::fs::symlink_metadata(e.path())
-                    .is_ok_and(|m| m.file_type().is_file() && m.uid() == me)
+                // `remotes/`: the replicas of team stores, kept in the default store.
+                let replicas = name == "remotes";
+                (file || replicas)
+                    && std::fs::symlink_metadata(e.path()).is_ok_and(|m| {
+                        m.uid() == me
+                            && if file {
+                                m.file_type().is_file()
+                            } else {
+                                m.file_type().is_dir()
+                            }
+                    })
             })
         });
     if only_the_stores
