@@ -440,7 +440,6 @@ pub fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
-
     use serde_json::json;
 
     fn args(line: &str) -> Vec<String> {

@@ -205,15 +205,15 @@ pub enum Journal {
 /// its files. Where it holds only the store's own files, its group and other bits are taken
 /// away (said once: the next open finds it 0700); where it holds anything else (a project
 /// directory given as the store), it is left as it is and said on every open. None when it
-/// is the user's alone, or cannot be read.
-fn user_only(dir: &Path) -> Option<String> {
+/// is the user's alone, or cannot be listed.
+/// `meta`: the directory's, as just taken; `me`: the user's id.
+fn user_only(dir: &Path, meta: &std::fs::Metadata, me: u32) -> Option<String> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let mode = std::fs::metadata(dir).ok()?.permissions().mode() & 0o7777;
+    let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 == 0 {
         return None;
     }
     let shown = crate::model::text::escape(&dir.display().to_string()).into_owned();
-    let me = nix::unistd::getuid().as_raw();
     // The store's own files only, each a regular file of the user's (not a link, nor a name
     // that merely starts like one), and its `remotes` directory (replicas); and no setgid or sticky
     // bit, which mark a directory meant to be shared.
@@ -296,9 +296,8 @@ impl Store {
         // The store must be the user's own, wherever a symlink leads: another user's
         // directory could read the records or feed forged ones.
         let me = nix::unistd::getuid().as_raw();
-        let owner = std::os::unix::fs::MetadataExt::uid(
-            &std::fs::metadata(dir).map_err(|e| fail(e.into()))?,
-        );
+        let meta = std::fs::metadata(dir).map_err(|e| fail(e.into()))?;
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
         if owner != me {
             return Err(Error::StoreNotOwned {
                 path: dir.display().to_string(),
@@ -306,7 +305,7 @@ impl Store {
                 me,
             });
         }
-        let open_to_others = user_only(dir);
+        let open_to_others = user_only(dir, &meta, me);
         let db = dir.join(DB_FILE);
         // A FIFO, a device or a directory in place of the database or its WAL or shm file
         // would hang or mislead every command: refused, named.

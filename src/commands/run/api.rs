@@ -255,8 +255,7 @@ pub(super) fn take(
                     &mut told,
                 );
                 // What was there before the job is not its product: file by file, by when
-                // each last changed.
-                // Nothing there to hash: no bytes of the job's (as for `-o`).
+                // each last changed; with nothing there to hash, no bytes are (as for `-o`).
                 e.written = Some(match e.artifact {
                     Some(_) => crate::hash::written(&d.abs, &crate::hash::since(start)),
                     None => crate::model::Written::Nothing,
@@ -308,12 +307,14 @@ impl Taken {
     /// Once the run is recorded: its tags and notes, as annotations signed by the user. A tag
     /// another run holds stays there (a job only ever writes about its own run).
     pub(super) fn annotate(self, store: &mut crate::store::Store, id: &str, who: &Author) {
-        // As many tags as the job sent could each fail: the first 20 said, the rest counted.
+        // As many tags as the job sent could each fail: said as `Told` says warnings (the
+        // record is finished by now: nothing more is kept in it), the rest counted.
+        let said = super::told::WARNINGS_SAID;
         let mut failed = 0usize;
         for name in self.tags {
             match store.tag(id, &name, false, who) {
                 Ok(_) => {}
-                Err(_) if failed >= 20 => failed += 1,
+                Err(_) if failed >= said => failed += 1,
                 Err(e) => {
                     failed += 1;
                     let why = match e.downcast_ref::<crate::error::Error>() {
@@ -332,10 +333,10 @@ impl Taken {
                 }
             }
         }
-        if failed > 20 {
+        if failed > said {
             ui::warn(format_args!(
                 "{} more tags from the job not given ({failed} in all)",
-                failed - 20
+                failed - said
             ));
         }
         for text in self.notes {

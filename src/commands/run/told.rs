@@ -7,7 +7,7 @@ use crate::model::Capture;
 use crate::ui;
 
 /// At most this many warnings of a kind are printed, and at most [`NOTES_KEPT`] kept.
-const WARNINGS_SAID: usize = 20;
+pub(super) const WARNINGS_SAID: usize = 20;
 const NOTES_KEPT: usize = 100;
 
 pub(super) struct Told {
