@@ -389,6 +389,10 @@ impl Policy {
         let words: Vec<&str> = decoded.iter().map(|(_, a)| a.as_str()).collect();
         // `mysql -pX`, `sshpass -p X`, `curl -u bob:X`, `--user admin:X`: by the program.
         let by_program = programs::secrets(&words);
+        // A name/value pair split across arguments (`env.name=AWS_SECRET_ACCESS_KEY
+        // env.value=X`, `--env.name KEY --env.value X`): the value is secret by its sibling,
+        // as the params made of them are.
+        let by_sibling = self.argv_secret_by_sibling(&words);
         for (i, raw) in argv.iter().enumerate() {
             let (encoding, arg) = (decoded[i].0, decoded[i].1.clone());
             let after_secret_flag = secret_flag.take().filter(|_| i > 0);
@@ -404,6 +408,11 @@ impl Policy {
                 && !names::is_harmless_under(&c["key"], &c["value"])
             {
                 format!("{}={REDACTED}", &c["key"])
+            } else if by_sibling.contains(&i) {
+                match ASSIGNMENT.captures(&arg) {
+                    Some(c) => format!("{}={REDACTED}", &c["key"]),
+                    None => REDACTED.to_string(),
+                }
             } else {
                 if i > 0 && is_flag(&arg) && self.is_secret_key(&arg) {
                     secret_flag = Some(arg.clone());
@@ -421,6 +430,48 @@ impl Policy {
             argv: Redacted(stored_argv),
             fingerprints,
         }
+    }
+
+    /// The positions of the arguments that are the value of a name/value pair whose name
+    /// is a secret's (`e.name=AWS_SECRET_ACCESS_KEY e.value=X`: X's), by the params' sibling
+    /// rule over the command's `key=value` and `--key value` arguments (keys without their
+    /// leading `-`, `+` or `~`). Empty, and cheap, for a command with no such pair.
+    fn argv_secret_by_sibling(&self, words: &[&str]) -> std::collections::BTreeSet<usize> {
+        let mut found = std::collections::BTreeSet::new();
+        fn leaf(key: &str) -> &str {
+            key.rsplit('.').next().unwrap_or(key)
+        }
+        let mut pairs: Vec<(usize, &str, &str)> = Vec::new();
+        for (i, word) in words.iter().enumerate().skip(1) {
+            if let Some((key, value)) = word.split_once('=')
+                && ASSIGNMENT.is_match(word)
+            {
+                pairs.push((i, key.trim_start_matches(['-', '+', '~']), value));
+            } else if is_flag(word)
+                && let Some(next) = words.get(i + 1)
+                && !is_option(next)
+            {
+                pairs.push((i + 1, word.trim_start_matches('-'), next));
+            }
+        }
+        // Only a command that has both halves of a pair can hold one.
+        let has = |f: fn(&str) -> bool| pairs.iter().any(|(_, k, _)| f(leaf(k)));
+        if !has(text::is_name_key) || !has(text::is_value_key) {
+            return found;
+        }
+        let values: Vec<Value> = pairs
+            .iter()
+            .map(|(_, _, v)| Value::String((*v).to_string()))
+            .collect();
+        let given: Vec<(&str, &Value)> = pairs.iter().map(|(_, k, _)| *k).zip(&values).collect();
+        let secret: std::collections::BTreeSet<String> =
+            self.secret_by_sibling(&given).into_iter().collect();
+        for (i, key, _) in &pairs {
+            if secret.contains(*key) {
+                found.insert(*i);
+            }
+        }
+        found
     }
 
     /// The params as stored: a value under a secret key path (`wandb.api_key`,

@@ -817,3 +817,52 @@ fn a_key_qualified_by_its_parent_is_secret() {
         assert_eq!(p.redact_text(text), text, "over-redacted");
     }
 }
+
+#[test]
+fn a_name_value_pair_split_across_arguments_keeps_the_value_out_of_the_command() {
+    let p = policy();
+    let argv =
+        |words: &[&str]| -> Vec<Vec<u8>> { words.iter().map(|s| s.as_bytes().to_vec()).collect() };
+    // Each half alone says nothing; together, the value is a secret's.
+    let stored = p.redact_argv(&argv(&[
+        "python",
+        "train.py",
+        "e.var=AWS_SECRET_ACCESS_KEY",
+        "e.val=hunter2",
+        "+f.name=HOME",
+        "+f.value=/home/u",
+        "--g.name",
+        "WANDB_API_KEY",
+        "--g.value",
+        "abc123",
+        "lr=0.1",
+    ]));
+    assert_eq!(
+        strings(stored.argv.get()),
+        [
+            "python",
+            "train.py",
+            "e.var=AWS_SECRET_ACCESS_KEY",
+            "e.val=[REDACTED]",
+            "+f.name=HOME",
+            "+f.value=/home/u",
+            "--g.name",
+            "WANDB_API_KEY",
+            "--g.value",
+            REDACTED,
+            "lr=0.1",
+        ]
+    );
+    assert_eq!(
+        stored.fingerprints.keys().copied().collect::<Vec<_>>(),
+        [3, 9],
+        "a rerun asks for exactly the arguments changed"
+    );
+    // A value with no name beside it, or a harmless name, stays.
+    for words in [
+        &["python", "t.py", "e.val=hunter2"][..],
+        &["python", "t.py", "e.name=lr", "e.value=0.1"][..],
+    ] {
+        assert_eq!(strings(p.redact_argv(&argv(words)).argv.get()), words);
+    }
+}
