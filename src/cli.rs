@@ -162,7 +162,9 @@ pub struct RunArgs {
     pub no_observe: bool,
 
     /// Once the job has ended, fail (exit 5) if it read or wrote files nobody declared with
-    /// -i, -c or -o, or could not be observed; the run is recorded either way.
+    /// -i, -c or -o, or could not be observed; the run is recorded either way. Also refuse to
+    /// launch (exit 125) when the store has no room to record the run, where lineage would
+    /// otherwise run the job and record it afterwards.
     #[arg(long, conflicts_with = "no_observe")]
     pub strict: bool,
 

@@ -64,6 +64,36 @@ pub fn is_corruption(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether the store could not be written for want of room or a writable disk (SQLite's
+/// full, I/O, read-only, busy or locked results; ENOSPC, EDQUOT, EROFS or EIO), anywhere in
+/// the chain of causes: `lineage run` then runs the job anyway and records it if it can.
+pub fn is_store_unwritable(e: &anyhow::Error) -> bool {
+    use rusqlite::ErrorCode as C;
+    e.chain().any(|cause| {
+        let sqlite = cause
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            .is_some_and(|c| {
+                matches!(
+                    c,
+                    C::DiskFull
+                        | C::SystemIoFailure
+                        | C::ReadOnly
+                        | C::DatabaseBusy
+                        | C::DatabaseLocked
+                )
+            });
+        let os = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|n| {
+                use nix::libc::{EDQUOT, EIO, ENOSPC, EROFS};
+                matches!(n, ENOSPC | EDQUOT | EROFS | EIO)
+            });
+        sqlite || os
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("input {path:?} does not exist")]

@@ -337,6 +337,186 @@ fn a_store_that_cannot_grow_while_recording_leaves_the_job_and_the_store_intact(
     assert_eq!(code(&out), 128 + 25);
 }
 
+/// Text of `n` pseudo-random letters, different for each seed (a config whose kept copy
+/// is a new blob the store must grow for).
+fn random_text(n: usize, seed: u64) -> String {
+    let mut x = seed;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match i % 77 {
+                76 => '\n',
+                _ => char::from(b'a' + (x % 26) as u8),
+            }
+        })
+        .collect()
+}
+
+/// `lineage run ARGS` under a file-size limit of `soft` bytes (hard: none), which stands in
+/// for a full disk or quota: the store cannot grow past it.
+fn run_limited(env: &Env, soft: u64, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--fsize={soft}:unlimited"))
+        .arg(env!("CARGO_BIN_EXE_lineage"))
+        .args(args)
+        .current_dir(&env.work)
+        .env("LINEAGE_STORE", &env.store)
+        .env("HOME", &env.home);
+    output_within(cmd, Duration::from_secs(60))
+}
+
+#[test]
+fn a_store_without_room_before_launch_does_not_stop_the_job() {
+    // A full disk or home quota where the store is must not stop every job (docs/reliability.md).
+    // The store exists; a file-size limit (prlimit) keeps it from growing for the new
+    // config's kept copy, so the run cannot be begun before launch.
+    let env = Env::new();
+    if env.team.is_some() {
+        eprintln!("note: skipped with the PostgreSQL backend");
+        return;
+    }
+    let out = env.cmd(["run", "-q", "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let runs = || {
+        let list = env.cmd(["list", "--json"]);
+        serde_json::from_slice::<Value>(&list.stdout).expect("json")
+    };
+    // Room again by the time the job ends (it lifts lineage's limit, as freeing space
+    // would): the run is recorded whole, after it, with a note.
+    env.write("a.txt", random_text(200_000, 3));
+    let out = run_limited(
+        &env,
+        40_000,
+        &[
+            "run",
+            "-c",
+            "a.txt",
+            "-o",
+            "o1.txt",
+            "--",
+            "sh",
+            "-c",
+            "echo one > o1.txt; prlimit --pid $PPID --fsize=unlimited:unlimited; exit 3",
+        ],
+    );
+    assert_eq!(code(&out), 3, "the job's code: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the job runs all the same"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("NOT RECORDED"), "{}", stderr(&out));
+    let run = env.show(None);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["exit_code"], 3, "{run}");
+    assert_eq!(run["outputs"][0]["path"], "o1.txt", "{run}");
+    assert!(run["outputs"][0]["hash"].is_string(), "{run}");
+    assert_eq!(run["configs"][0]["path"], "a.txt", "{run}");
+    assert!(
+        run["notes"].as_array().expect("notes").iter().any(|n| n
+            .as_str()
+            .unwrap_or("")
+            .contains("could not take the run before launch")),
+        "{run}"
+    );
+    let out = env.cmd(["show", "o1.txt"]);
+    assert!(stdout(&out).contains("failed run"), "{}", stdout(&out));
+    // No room after it either: the job still ran and its code still wins; nothing is
+    // recorded and nothing is left half-written.
+    env.write("b.txt", random_text(200_000, 5));
+    let out = run_limited(
+        &env,
+        40_000,
+        &[
+            "run",
+            "-c",
+            "b.txt",
+            "-o",
+            "o2.txt",
+            "--",
+            "sh",
+            "-c",
+            "echo two > o2.txt; exit 4",
+        ],
+    );
+    assert_eq!(code(&out), 4, "the job's code: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("THE RUN WAS NOT RECORDED"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("o2.txt")).expect("o2"),
+        "two\n"
+    );
+    assert_eq!(runs().as_array().map(Vec::len), Some(2), "{}", runs());
+    let out = env.cmd(["doctor"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    // --strict refuses to run a job it cannot record.
+    let out = run_limited(
+        &env,
+        40_000,
+        &[
+            "run",
+            "--strict",
+            "-c",
+            "b.txt",
+            "--",
+            "sh",
+            "-c",
+            "touch ran; exit 4",
+        ],
+    );
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(!env.path("ran").exists(), "--strict ran the job");
+    assert!(
+        stderr(&out).contains("could not record the run"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_store_that_cannot_be_made_for_want_of_room_does_not_stop_the_job() {
+    // A fresh store on a full disk cannot even be created: the job runs unrecorded, with a
+    // loud warning, and lineage exits with its code; --strict refuses instead.
+    let env = Env::new();
+    if env.team.is_some() {
+        eprintln!("note: skipped with the PostgreSQL backend");
+        return;
+    }
+    let out = run_limited(
+        &env,
+        1000,
+        &["run", "--", "sh", "-c", "echo ran > ran; exit 3"],
+    );
+    assert_eq!(code(&out), 3, "the job's code: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("THE RUN IS NOT RECORDED"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("ran")).expect("ran"),
+        "ran\n"
+    );
+    // The shell's own exit: a signal the job dies of is lineage's code too.
+    let out = run_limited(&env, 1000, &["run", "--", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(code(&out), 128 + 15, "{}", stderr(&out));
+    let out = run_limited(&env, 1000, &["run", "--", "no-such-command-here"]);
+    assert_eq!(code(&out), 127, "{}", stderr(&out));
+    std::fs::remove_file(env.path("ran")).expect("rm");
+    let out = run_limited(
+        &env,
+        1000,
+        &["run", "--strict", "--", "sh", "-c", "echo ran > ran"],
+    );
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(!env.path("ran").exists(), "--strict ran the job");
+}
+
 #[test]
 fn a_run_that_cannot_be_copied_into_the_database_is_kept_in_the_wal_and_copied_later() {
     // A file-size limit just above the database's size stands in for a disk that fills

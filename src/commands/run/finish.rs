@@ -22,12 +22,12 @@ pub(super) struct Ending {
     exit_code: Option<i32>,
     signal: Option<i32>,
     /// What `lineage run` exits with: the job's code, or 128 + its signal.
-    exit: u8,
+    pub(super) exit: u8,
     status: Status,
 }
 
 impl Ending {
-    fn of(outcome: &Outcome) -> Ending {
+    pub(super) fn of(outcome: &Outcome) -> Ending {
         let (exit_code, signal) = match outcome.status.code() {
             Some(c) => (Some(c), None),
             None => (None, outcome.status.signal()),
@@ -83,25 +83,36 @@ pub(super) fn not_started(
     let program = plan.argv[0].to_string_lossy().into_owned();
     ui::error_line(format_args!("{msg}: {program}: {e}"));
     capture.notes.push(format!("{msg}: {e}"));
-    record(
-        &mut plan.store,
+    let sealed = plan.policy.seal(capture);
+    let begun = super::begin_late(
+        &mut plan,
         &id,
-        Finish {
-            status: Status::Failed,
-            ended_at: &now(),
-            exit_code: Some(i32::from(exit)),
-            signal: None,
-            capture: &plan.policy.seal(capture),
-            resources: &Resources::default(),
-            outputs: &[],
-            changed_inputs: &changed,
-            seen: &[],
-            metrics: &[],
-            params: None,
-            blobs: &[],
-            signer: plan.signer.as_ref(),
-        },
+        &pre.inputs.edges,
+        &pre.params,
+        &pre.blobs,
+        &sealed,
     );
+    if begun {
+        record(
+            &mut plan.store,
+            &id,
+            Finish {
+                status: Status::Failed,
+                ended_at: &now(),
+                exit_code: Some(i32::from(exit)),
+                signal: None,
+                capture: &sealed,
+                resources: &Resources::default(),
+                outputs: &[],
+                changed_inputs: &changed,
+                seen: &[],
+                metrics: &[],
+                params: None,
+                blobs: &[],
+                signer: plan.signer.as_ref(),
+            },
+        );
+    }
     Executed {
         id,
         exit,
@@ -279,25 +290,34 @@ pub(super) fn after(
     };
     let sealed = plan.policy.seal(capture);
     crate::timing::mark("capture sealed again");
-    let recorded = record(
-        &mut plan.store,
+    let begun = super::begin_late(
+        &mut plan,
         &id,
-        Finish {
-            status: ending.status,
-            ended_at: &ended_at,
-            exit_code: ending.exit_code,
-            signal: ending.signal,
-            capture: &sealed,
-            resources: &resources,
-            outputs: &outputs,
-            changed_inputs: &changed,
-            seen: &found.seen,
-            metrics: &metrics,
-            params: taken.params.as_ref(),
-            blobs: &taken.blobs,
-            signer: plan.signer.as_ref(),
-        },
+        &pre.inputs.edges,
+        &pre.params,
+        &pre.blobs,
+        &sealed,
     );
+    let recorded = begun
+        && record(
+            &mut plan.store,
+            &id,
+            Finish {
+                status: ending.status,
+                ended_at: &ended_at,
+                exit_code: ending.exit_code,
+                signal: ending.signal,
+                capture: &sealed,
+                resources: &resources,
+                outputs: &outputs,
+                changed_inputs: &changed,
+                seen: &found.seen,
+                metrics: &metrics,
+                params: taken.params.as_ref(),
+                blobs: &taken.blobs,
+                signer: plan.signer.as_ref(),
+            },
+        );
     if recorded {
         let who = crate::store::Author {
             name: sealed

@@ -221,6 +221,11 @@ fn settle(
             }
             let edge = d.edge(Role::Input, Some(h.artifact), Some(token.clone()));
             crate::timing::mark("an input hashed");
+            // Not in the store yet (`Late`): written with the run, its manifest still staged.
+            if plan.late.is_some() {
+                inputs.edges[i] = edge;
+                return;
+            }
             match plan.store.complete_input(id, i, &edge) {
                 Ok(()) => {
                     inputs.edges[i] = edge;

@@ -47,10 +47,51 @@ pub struct Executed {
 /// `lineage run`: the job's exit code, or the error that kept it from starting.
 pub fn run(args: RunArgs, ctx: &Context) -> Result<u8> {
     let spec = plan::resolve(args)?;
-    let store = ctx.open_store()?;
+    let store = match ctx.open_store() {
+        Ok(store) => store,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            if spec.strict || ctx.settings.strict || !crate::error::is_store_unwritable(&e) {
+                return Err(e);
+            }
+            return Ok(unrecorded(&spec, &e));
+        }
+    };
     crate::timing::mark("store opened");
     let plan = plan::plan(spec, store, &ctx.settings)?;
     Ok(execute(plan).exit)
+}
+
+/// The job, run without a record: the store cannot be opened for want of room or a writable
+/// disk (see [`begin`]). Its exit code is lineage's, as always.
+fn unrecorded(spec: &plan::Spec, e: &anyhow::Error) -> u8 {
+    ui::warn(format_args!(
+        "THE RUN IS NOT RECORDED: {e:#}; the job runs all the same (free space where the \
+         store is, or set LINEAGE_STORE; --strict refuses to run a job it cannot record)"
+    ));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawned = child::spawn(
+        &spec.argv,
+        None,
+        &spec.cwd,
+        spec.env.as_deref(),
+        &[],
+        stop,
+        None,
+    );
+    let outcome = spawned.and_then(child::Running::wait);
+    match outcome {
+        Ok(o) => finish::Ending::of(&o).exit,
+        Err(e) => {
+            let program = spec.argv[0].to_string_lossy();
+            let (exit, msg) = match e.kind() {
+                std::io::ErrorKind::NotFound => (code::NOT_FOUND, "command not found"),
+                _ => (code::NOT_EXECUTABLE, "command could not be executed"),
+            };
+            ui::error_line(format_args!("{msg}: {program}: {e}"));
+            exit
+        }
+    }
 }
 
 /// Run a plan: capture, record, launch, wait, finish.
@@ -201,7 +242,10 @@ fn unobserved(plan: &Plan, pre: &mut PreLaunch, why: &str) {
 }
 
 /// Phase one: the run as `running`, before launch. The job gets its real arguments; the
-/// store gets them with secrets redacted.
+/// store gets them with secrets redacted. A store that cannot be written now (a full disk or
+/// quota, a read-only or failing disk, a lock held too long) does not stop the job: it runs,
+/// and the run is recorded whole when it ends if the store can take it then ([`Late`]);
+/// `--strict` refuses instead.
 fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
     let raw_argv: Vec<Vec<u8>> = plan.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
     let redacted = plan.policy.redact_argv(&raw_argv);
@@ -221,12 +265,74 @@ fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
         params: &pre.params,
         blobs: &pre.blobs,
     });
-    begun.map_err(|e| {
-        e.context(format!(
-            "could not record the run in {} before launch",
-            plan.store.dir().display()
-        ))
-    })
+    let Err(e) = begun else { return Ok(()) };
+    let e = e.context(format!(
+        "could not record the run in {} before launch",
+        plan.store.dir().display()
+    ));
+    if plan.strict || !crate::error::is_store_unwritable(&e) {
+        return Err(e);
+    }
+    ui::warn(format_args!(
+        "{e:#}; the job runs all the same, and is recorded when it ends if the store has \
+         room by then (free space where the store is, or set LINEAGE_STORE; --strict refuses \
+         to run a job it cannot record)"
+    ));
+    pre.capture.notes.push(format!(
+        "the store could not take the run before launch ({}): it was written after the job \
+         ended, and nothing was recorded while it ran",
+        e.root_cause()
+    ));
+    plan.late = Some(Late {
+        argv: redacted.argv,
+        started_at,
+    });
+    Ok(())
+}
+
+/// A run the store could not take before launch: written, begun and finished, after the job.
+pub(super) struct Late {
+    argv: crate::redact::Redacted<Vec<Vec<u8>>>,
+    started_at: String,
+}
+
+/// Write the run begun late (see [`begin`]) with what is known once the job has ended: true
+/// when there was nothing to write or it was written. Else a loud warning: the job ran
+/// unrecorded.
+pub(super) fn begin_late(
+    plan: &mut Plan,
+    id: &str,
+    pre_inputs: &[crate::model::Edge],
+    params: &crate::redact::Redacted<Vec<crate::model::Param>>,
+    blobs: &[crate::redact::Redacted<crate::redact::Blob>],
+    capture: &crate::redact::Redacted<crate::model::Capture>,
+) -> bool {
+    let Some(late) = plan.late.take() else {
+        return true;
+    };
+    let begun = plan.store.begin_run(&NewRun {
+        id,
+        argv: &late.argv,
+        cwd: plan.cwd.as_os_str().as_bytes(),
+        started_at: &late.started_at,
+        pid: std::process::id(),
+        rerun_of: plan.rerun_of.as_deref(),
+        capture,
+        edges: pre_inputs,
+        params,
+        blobs,
+    });
+    match begun {
+        Ok(()) => true,
+        Err(e) => {
+            ui::warn(format_args!(
+                "THE RUN WAS NOT RECORDED: the store in {} could not take it before the job \
+                 nor after it: {e:#}",
+                plan.store.dir().display()
+            ));
+            false
+        }
+    }
 }
 
 /// Now, as the store writes times.

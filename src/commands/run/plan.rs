@@ -131,6 +131,8 @@ pub struct Plan {
     /// The user's key, which signs the finished record; None (and a warning) when it
     /// cannot be read or made: the job still runs, its record unsigned.
     pub(super) signer: Option<Signer>,
+    /// Set when the store could not take the run before launch: it is written after.
+    pub(super) late: Option<super::Late>,
 }
 
 /// The spec of `lineage run RunArgs`, in the current directory.
@@ -341,6 +343,7 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         capture_python: settings.capture_python,
         hashing: hash::Hashing::default(),
         signer: signer(spec.quiet),
+        late: None,
         cwd,
     })
 }
