@@ -259,7 +259,29 @@ fn a_modified_or_missing_output_or_changed_code_makes_its_stage_stale() {
             .any(|r| r == "input features.csv changed"),
         "{stages:?}"
     );
-    let out = env.cmd(["rerun", "--stale"]);
+    // Rerunning would overwrite the edit, which no record holds: refused, named, and the
+    // edit kept; --force overwrites it.
+    for args in [
+        &["rerun", "--stale"][..],
+        &["rerun", "--stale", "--dry-run"][..],
+    ] {
+        let out = env.cmd(args);
+        assert_eq!(code(&out), 125, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "stale run {} (`python3 featurize.py`) would overwrite features.csv, changed since it wrote it",
+                &featurize[featurize.len() - 8..]
+            )),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+        assert_eq!(
+            std::fs::read_to_string(env.path("features.csv")).expect("kept"),
+            "tampered"
+        );
+    }
+    let out = env.cmd(["rerun", "--stale", "--force"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(status(&env).0, 0);
 
@@ -436,7 +458,8 @@ fn rerun_stale_runs_only_proven_commands_and_stops_on_a_cycle() {
         "cat b.txt > a.txt; date +%N >> a.txt",
     ]);
     cyc.write("a.txt", "by hand\n");
-    let out = cyc.cmd(["rerun", "--stale"]);
+    // (--force: the edit by hand is to be overwritten.)
+    let out = cyc.cmd(["rerun", "--stale", "--force"]);
     assert_ne!(code(&out), 0);
     assert!(stderr(&out).contains("a cycle"), "{}", stderr(&out));
     assert!(runs(&cyc) <= 5, "{}", runs(&cyc));

@@ -427,8 +427,38 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         }
         Ok(())
     };
+    // An output changed since its run wrote it (by hand, or by something unrecorded) is
+    // bytes no record holds: a rerun would overwrite them for good. Refused, naming them;
+    // --force reruns anyway. A missing output is simply made again.
+    let edited = |stages: &[stale::Stage]| -> Result<()> {
+        if args.force {
+            return Ok(());
+        }
+        for s in stages.iter().filter(|s| s.stale) {
+            let paths: Vec<_> = s
+                .outputs
+                .iter()
+                .filter(|o| o.state == "modified")
+                .map(|o| crate::model::text::escape(&o.path))
+                .collect();
+            let Some(first) = paths.first() else {
+                continue;
+            };
+            let more = match paths.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            anyhow::bail!(
+                "stale run {} (`{}`) would overwrite {first}{more}, changed since it wrote it: not rerunning it (move it away to keep the change, or --force to overwrite it)",
+                s.short,
+                s.command
+            );
+        }
+        Ok(())
+    };
     let first = stale::find(&store, &roots)?;
     unproven(&first)?;
+    edited(&first)?;
     let stale_at_first: Vec<String> = first
         .iter()
         .filter(|s| s.stale)
@@ -451,6 +481,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         reap_finished_children();
         let stages = stale::find(&store, &roots)?;
         unproven(&stages)?;
+        edited(&stages)?;
         let Some(next) = stages.into_iter().find(|s| s.stale) else {
             break;
         };
