@@ -2,7 +2,7 @@
 """`lineage status` over a pipeline of many small files, beside the stat walk of those files.
 
 Usage: bench/status-tree.py [--lineage PATH ...] [--files N] [--runs N] [--tracked]
-                            [--work DIR]
+                            [--moved] [--work DIR]
 
 A git repository holds `raw/` (N files of 16-64 bytes in 100 directories) and three stages,
 recorded with declared paths: prep (`-i raw -o out`: copies the files to out/train and
@@ -13,6 +13,10 @@ sitting); the reference is the stat walk of every file the pipeline holds (`find
 -printf`, the least a stat-keyed check must do) and, with --tracked (raw/ committed to git),
 `git status`, which a code check must also do. Page cache warm; medians printed. Nothing is
 asserted: it reports.
+
+--moved: once recorded, the project is moved (`mv repo repo-moved`, as a user renames or moves
+a checkout) and `status` asked there. No recorded path is under it any more, so lineage looks
+its files up by their bytes (at most 10,000): the time is the lookups, not the stat walk.
 """
 import argparse, os, random, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -22,6 +26,7 @@ p.add_argument("--lineage", action="append")
 p.add_argument("--files", type=int, default=40_000)
 p.add_argument("--runs", type=int, default=11)
 p.add_argument("--tracked", action="store_true", help="commit raw/ to git")
+p.add_argument("--moved", action="store_true", help="ask status in a moved copy of the project")
 p.add_argument("--work", help="keep the repository here (default: a temporary directory)")
 a = p.parse_args()
 binaries = [os.path.abspath(b) for b in (a.lineage or
@@ -36,13 +41,13 @@ env = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@e", GIT_COMMITTE
 env.pop("LINEAGE_TIMINGS", None)
 
 
-def sh(cmd, store=None, shell=False):
+def sh(cmd, store=None, shell=False, ok=(0,)):
     e = dict(env, LINEAGE_STORE=store) if store else env
     start = time.perf_counter()
     r = subprocess.run(cmd, cwd=repo, env=e, shell=shell, stdout=subprocess.DEVNULL,
                        stderr=subprocess.PIPE)
     wall = time.perf_counter() - start
-    if r.returncode != 0:
+    if r.returncode not in ok:
         sys.exit(f"failed ({r.returncode}): {cmd}\n{r.stderr.decode(errors='replace')}")
     return wall
 
@@ -83,13 +88,23 @@ for n, b in enumerate(binaries):
 time.sleep(1.2)
 for b in binaries:
     sh([b, "status"], stores[b])  # warm: the stat cache learns what was written last
+# Moved: every stage is stale there (its code's repository is gone from where it was), so
+# status exits 6.
+ok = (0,)
+if a.moved:
+    moved = repo + "-moved"
+    shutil.rmtree(moved, ignore_errors=True)
+    os.rename(repo, moved)
+    repo, ok = moved, (6,)
+    for b in binaries:
+        sh([b, "status"], stores[b], ok=ok)
 
 walk, git, times = [], [], {b: [] for b in binaries}
 for _ in range(a.runs):
     walk.append(sh("find raw out -printf '%i %s %T@ %C@\\n' > /dev/null", shell=True))
     git.append(sh(["git", "status", "--porcelain"]))
     for b in binaries:
-        times[b].append(sh([b, "status"], stores[b]))
+        times[b].append(sh([b, "status"], stores[b], ok=ok))
 
 med = statistics.median
 ms = lambda s: f"{s * 1000:.0f} ms"
@@ -97,12 +112,14 @@ files = 2 * a.files
 print(f"machine: {os.cpu_count()} cores, {os.uname().release}; page cache warm; "
       f"medians of {a.runs}")
 print(f"pipeline: {a.files} files in raw/ ({'tracked' if a.tracked else 'ignored'} by git), "
-      f"{files} files in all; 3 stages")
+      f"{files} files in all; 3 stages{'; the project moved after recording' if a.moved else ''}")
 print(f"references: stat walk of raw/ and out/ {ms(med(walk))}; git status {ms(med(git))}")
 print("\n| lineage | status | over the stat walk | over stat walk + git status |\n"
       "| --- | --- | --- | --- |")
 for b in binaries:
     t = med(times[b])
     print(f"| {b} | {ms(t)} | {t / med(walk):.1f}x | {t / (med(walk) + med(git)):.1f}x |")
+if a.moved and a.work:
+    os.rename(repo, repo[: -len("-moved")])  # back where --work keeps it
 if not a.work:
     shutil.rmtree(work)

@@ -184,6 +184,26 @@ pub fn ranked_producers(
     hash: &Hash,
     usable: impl Fn(&RunRecord) -> bool,
 ) -> Result<Vec<RunRecord>> {
+    let ids = producer_ids(store, hash)?;
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let runs = store.load_runs(&refs)?;
+    let mut ranked: Vec<&RunRecord> = runs.iter().collect();
+    let own = crate::commands::verify::own_key();
+    let verified: std::collections::HashSet<&str> = runs
+        .iter()
+        .filter(|r| verified_by(store, &r.id, own.as_deref()))
+        .map(|r| r.id.as_str())
+        .collect();
+    crate::model::graph::rank(&mut ranked, |r| verified.contains(r.id.as_str()), usable);
+    let order: Vec<String> = ranked.iter().map(|r| r.id.clone()).collect();
+    let mut runs = runs;
+    runs.sort_by_key(|r| order.iter().position(|o| *o == r.id));
+    Ok(runs)
+}
+
+/// The runs that wrote `hash` (directly, or as a file or directory inside a directory they
+/// wrote), unranked, each once.
+fn producer_ids(store: &Store, hash: &Hash) -> Result<Vec<String>> {
     let mut ids: Vec<String> = store
         .ancestry(hash, 1, false)?
         .into_iter()
@@ -192,27 +212,67 @@ pub fn ranked_producers(
         .collect();
     ids.sort();
     ids.dedup();
-    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let runs = store.load_runs(&refs)?;
-    let mut ranked: Vec<&RunRecord> = runs.iter().collect();
-    // Verified here means signed by your own key, the record intact (a teammate's trusted
-    // key ranks with the rest: the settings are the command's, not the store's).
-    let own = crate::commands::verify::own_key();
-    let verified: std::collections::HashSet<&str> = runs
-        .iter()
-        .filter(|r| {
-            matches!(
-                store.check_run(&r.id, false),
-                Ok(crate::model::Seal::Signed { key }) if Some(&key) == own.as_ref()
-            )
-        })
-        .map(|r| r.id.as_str())
-        .collect();
-    crate::model::graph::rank(&mut ranked, |r| verified.contains(r.id.as_str()), usable);
-    let order: Vec<String> = ranked.iter().map(|r| r.id.clone()).collect();
-    let mut runs = runs;
-    runs.sort_by_key(|r| order.iter().position(|o| *o == r.id));
-    Ok(runs)
+    Ok(ids)
+}
+
+/// Verified, for ranking: signed by your own key, the record intact (a teammate's trusted
+/// key ranks with the rest: the settings are the command's, not the store's).
+fn verified_by(store: &Store, id: &str, own: Option<&str>) -> bool {
+    matches!(
+        store.check_run(id, false),
+        Ok(crate::model::Seal::Signed { key }) if Some(key.as_str()) == own
+    )
+}
+
+/// [`ranked_producers`] for many hashes in one command (the files of a moved project, looked
+/// up by their bytes): each run is loaded and its signature checked once, not once a file.
+pub struct Ranker<'s> {
+    store: &'s Store,
+    own: Option<String>,
+    /// Each run met so far, and whether it is verified.
+    runs: std::collections::HashMap<String, (RunRecord, bool)>,
+}
+
+impl<'s> Ranker<'s> {
+    pub fn new(store: &'s Store) -> Ranker<'s> {
+        Ranker {
+            store,
+            own: crate::commands::verify::own_key(),
+            runs: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The best producer of `hash` by the one rule, as [`ranked_producers`] ranks them.
+    pub fn best(
+        &mut self,
+        hash: &Hash,
+        usable: impl Fn(&RunRecord) -> bool,
+    ) -> Result<Option<String>> {
+        let ids = producer_ids(self.store, hash)?;
+        let new: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !self.runs.contains_key(*id))
+            .collect();
+        if !new.is_empty() {
+            for r in self.store.load_runs(&new)? {
+                let verified = verified_by(self.store, &r.id, self.own.as_deref());
+                self.runs.insert(r.id.clone(), (r, verified));
+            }
+        }
+        let runs = &self.runs;
+        let mut ranked: Vec<&RunRecord> = ids
+            .iter()
+            .filter_map(|id| runs.get(id))
+            .map(|r| &r.0)
+            .collect();
+        crate::model::graph::rank(
+            &mut ranked,
+            |r| runs.get(&r.id).is_some_and(|r| r.1),
+            usable,
+        );
+        Ok(ranked.first().map(|r| r.id.clone()))
+    }
 }
 
 /// The run that produced an artifact's bytes, by the one rule (see [`producers`]).

@@ -90,6 +90,18 @@ const READ: &str = "e.role IN ('input', 'config')";
 const FINISHED: &str = "r.id = e.run_id AND r.ended_at IS NOT NULL
     AND r.ended_at >= r.started_at AND (r.status = 'succeeded' OR ?3 = 1)";
 
+/// [`walk_sql`], built once per process for each of its four forms (a command that looks up
+/// ten thousand files by their bytes walks ten thousand times).
+fn walk_sql_for(direction: crate::model::graph::Direction, limited: bool) -> &'static str {
+    use crate::model::graph::Direction;
+    static SQL: [std::sync::OnceLock<String>; 4] = [const { std::sync::OnceLock::new() }; 4];
+    let i = match direction {
+        Direction::Ancestry => 0,
+        Direction::Descendants => 2,
+    } + usize::from(limited);
+    SQL[i].get_or_init(|| walk_sql(direction, limited))
+}
+
 /// The walk's SQL: rows (artifact, run, via kind, other artifact, path).
 ///
 /// Causes come first: upstream, each artifact is walked with the start of the run that read
@@ -376,8 +388,9 @@ impl Store {
         // Identical bytes can meet again (a run that copies its input): without a depth
         // limit the walk keeps one row per (artifact, bound), so UNION ends it; with a limit,
         // rows are (artifact, bound, depth), at most depth x that.
-        let sql = walk_sql(direction, depth < UNLIMITED);
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(walk_sql_for(direction, depth < UNLIMITED))?;
         // The root is read (or written) now: every finished run may have made it.
         let bound = match direction {
             Direction::Ancestry => "9999-12-31T23:59:59Z",

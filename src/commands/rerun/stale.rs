@@ -150,23 +150,21 @@ fn copies_under(store: &Store, root: &Path) -> Result<Vec<(String, Output)>> {
         ),
     };
     let hashing = hash::Hashing::default();
+    let mut ranker = target::Ranker::new(store);
     let mut out = Vec::new();
     for f in files {
         let Ok(h) = hashing.hash_path(&f, &mut hash::discard, Some(store), None) else {
             continue;
         };
         let h = h.artifact.hash;
-        if let Some(maker) = target::ranked_producers(store, &h, |_| true)?
-            .into_iter()
-            .next()
-        {
+        if let Some(maker) = ranker.best(&h, |_| true)? {
             let text = path_text(std::os::unix::ffi::OsStrExt::as_bytes(f.as_os_str()));
             let shown = std::env::current_dir()
                 .ok()
                 .and_then(|cwd| f.strip_prefix(cwd).ok().map(Path::to_path_buf))
                 .unwrap_or_else(|| f.clone());
             out.push((
-                maker.id,
+                maker,
                 Output {
                     path: path_text(std::os::unix::ffi::OsStrExt::as_bytes(shown.as_os_str())),
                     abs_path: text,
