@@ -64,31 +64,54 @@ pub fn is_corruption(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether a write failed for want of room: SQLite's full or I/O result (a quota's EDQUOT
+/// and a file-size limit's EFBIG are I/O errors to it), or ENOSPC, EDQUOT or EFBIG.
+pub fn is_no_room(e: &anyhow::Error) -> bool {
+    e.chain().any(is_no_room_itself)
+}
+
+/// [`is_no_room`] for an error and its sources.
+pub fn causes_no_room(e: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(e), |e| e.source()).any(is_no_room_itself)
+}
+
+/// [`is_no_room`] for one cause.
+fn is_no_room_itself(cause: &(dyn std::error::Error + 'static)) -> bool {
+    use rusqlite::ErrorCode as C;
+    {
+        let sqlite = cause
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            .is_some_and(|c| matches!(c, C::DiskFull | C::SystemIoFailure));
+        let os = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|n| {
+                use nix::libc::{EDQUOT, EFBIG, ENOSPC};
+                matches!(n, ENOSPC | EDQUOT | EFBIG)
+            });
+        sqlite || os
+    }
+}
+
 /// Whether the store could not be written for want of room or a writable disk (SQLite's
-/// full, I/O, read-only, busy or locked results; ENOSPC, EDQUOT, EROFS or EIO), anywhere in
-/// the chain of causes: `lineage run` then runs the job anyway and records it if it can.
+/// full, I/O or read-only results; ENOSPC, EDQUOT, EFBIG, EROFS or EIO), anywhere in the
+/// chain of causes: `lineage run` then runs the job anyway and records it if it can. Not a
+/// lock held too long or locks that do not work (a network filesystem): that store would
+/// keep every job unrecorded, so it is refused as before.
 pub fn is_store_unwritable(e: &anyhow::Error) -> bool {
     use rusqlite::ErrorCode as C;
     e.chain().any(|cause| {
         let sqlite = cause
             .downcast_ref::<rusqlite::Error>()
             .and_then(rusqlite::Error::sqlite_error_code)
-            .is_some_and(|c| {
-                matches!(
-                    c,
-                    C::DiskFull
-                        | C::SystemIoFailure
-                        | C::ReadOnly
-                        | C::DatabaseBusy
-                        | C::DatabaseLocked
-                )
-            });
+            .is_some_and(|c| matches!(c, C::DiskFull | C::SystemIoFailure | C::ReadOnly));
         let os = cause
             .downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::raw_os_error)
             .is_some_and(|n| {
-                use nix::libc::{EDQUOT, EIO, ENOSPC, EROFS};
-                matches!(n, ENOSPC | EDQUOT | EROFS | EIO)
+                use nix::libc::{EDQUOT, EFBIG, EIO, ENOSPC, EROFS};
+                matches!(n, ENOSPC | EDQUOT | EFBIG | EROFS | EIO)
             });
         sqlite || os
     })

@@ -46,12 +46,14 @@ pub fn nested(a: &std::path::Path, b: &std::path::Path) -> bool {
 }
 
 /// The files a store directory holds, by name: its database, the database's WAL and shared
-/// memory, the signing key (`store` names the first and the last the same).
-pub const STORE_FILES: [&str; 4] = [
+/// memory, the signing key, and the room kept for recording on a full disk (`store` names
+/// each the same).
+pub const STORE_FILES: [&str; 5] = [
     "lineage.db",
     "lineage.db-wal",
     "lineage.db-shm",
     "secret.key",
+    "lineage.db-room",
 ];
 
 /// First of the 256 code points (U+10FF00 to U+10FFFF, the end of a private-use plane) that

@@ -61,6 +61,48 @@ pub const DB_FILE: &str = crate::model::STORE_FILES[0];
 /// Its write-ahead log.
 const WAL_FILE: &str = crate::model::STORE_FILES[1];
 const KEY_FILE: &str = crate::model::STORE_FILES[3];
+/// Room kept for recording: a file allocated (never written) in the store's directory and
+/// given back when a write finds no room, so that a job that fills the disk or the quota it
+/// shares with the store (a checkpoint in a full home) is still recorded.
+const ROOM_FILE: &str = crate::model::STORE_FILES[4];
+/// How much: a run's record with the manifest of a new 20,000-file directory fits (about
+/// 190 bytes a file).
+pub const ROOM_BYTES: i64 = 8 << 20;
+
+/// Run a write to the store in `dir`; where it fails for want of room and the store's room
+/// is there, give the room back and run it once more.
+pub fn with_room<T>(dir: &Path, mut write: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    match write() {
+        Err(e) if crate::error::is_no_room(&e) && give_room(dir) => write(),
+        done => done,
+    }
+}
+
+/// Give the store's room back (remove its file): whether there was one.
+fn give_room(dir: &Path) -> bool {
+    std::fs::remove_file(dir.join(ROOM_FILE)).is_ok()
+}
+
+/// Keep the store's room: made when it is missing and the disk has room for it (allocated,
+/// not written: instant where the filesystem allocates; not made where it cannot).
+fn keep_room(dir: &Path) {
+    let path = dir.join(ROOM_FILE);
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return;
+    }
+    let Ok(file) = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    else {
+        return;
+    };
+    let made = nix::fcntl::fallocate(&file, nix::fcntl::FallocateFlags::empty(), 0, ROOM_BYTES);
+    if made.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+}
 
 /// An open store. Reading and recording go through its methods, grouped by concern in the
 /// submodules; it is not shared between threads (SQLite's connection is not).
@@ -107,7 +149,10 @@ impl Store {
         if self.wal_pages() <= 0 {
             return None;
         }
-        if let Some(problem) = self.room_for_the_copy() {
+        // No room for the copy: the store's room, given back, may make it.
+        if let Some(problem) = self.room_for_the_copy()
+            && (!give_room(&self.dir) || self.room_for_the_copy().is_some())
+        {
             return Some(problem);
         }
         let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
@@ -123,7 +168,7 @@ impl Store {
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             )
         };
-        match checkpoint {
+        let problem = match checkpoint {
             // Copied, and the WAL emptied: nothing left for the drop.
             Ok(0) => {
                 self.wal_pages.store(0, Ordering::Relaxed);
@@ -141,7 +186,12 @@ impl Store {
                 "{} could not be copied into {DB_FILE} ({e})",
                 self.dir.join(WAL_FILE).display()
             )),
+        };
+        // Written: room kept for the next write that finds the disk full.
+        if problem.is_none() {
+            keep_room(&self.dir);
         }
+        problem
     }
 
     /// Room in the database file for what the WAL holds, made before the copy: a copy that
@@ -329,19 +379,41 @@ impl Store {
                 return Err(fail(format!("{name} in it {why}: move it away").into()));
             }
         }
+        let fresh = matches!(std::fs::symlink_metadata(&db), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        let opened = Store::open_db(dir, &db, open_to_others);
+        // A new store that could not be made for want of room is not left half-made (an
+        // empty database that `doctor` would call damaged): the next try starts afresh.
+        if fresh
+            && let Err(e) = &opened
+            && crate::error::causes_no_room(e)
+        {
+            for name in [DB_FILE, WAL_FILE, crate::model::STORE_FILES[2]] {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
+        }
+        opened
+    }
+
+    /// [`Store::open`] once the directory is checked: the database made (if new), opened,
+    /// configured and migrated.
+    fn open_db(dir: &Path, db: &Path, open_to_others: Option<String>) -> Result<Store, Error> {
+        let fail = |source: Box<dyn std::error::Error + Send + Sync>| Error::StoreOpen {
+            path: dir.display().to_string(),
+            source,
+        };
         // Create the database file 0600 first: SQLite gives its WAL and shm files the
         // database file's permissions.
         OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
-            .open(&db)
+            .open(db)
             .map_err(|e| fail(e.into()))?;
         // A damaged WAL loses what was written after the damage, and the next write would
         // overwrite the evidence: a copy is set aside first (only a WAL with frames is read;
         // lineage empties it after every write).
         let damage = keep_damaged_wal(dir);
-        let conn = Connection::open(&db).map_err(|e| fail(e.into()))?;
+        let conn = Connection::open(db).map_err(|e| fail(e.into()))?;
         let (journal, notice) = journal_for(dir);
         let notices: Vec<String> = [open_to_others, notice, damage]
             .into_iter()
@@ -358,7 +430,7 @@ impl Store {
             reaped: 0,
         };
         store.configure(journal).map_err(|e| fail(e.into()))?;
-        store.migrate(&db)?;
+        store.migrate(db)?;
         // Best effort: a failure here must not stop the command that opened the store.
         store.reaped = store.reap_stale().unwrap_or(0);
         Ok(store)

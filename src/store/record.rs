@@ -32,6 +32,25 @@ struct Staged {
     /// Why entries could not be spilled (SQLite's temporary storage full or unusable):
     /// they are then held in memory, and the user told once.
     unspillable: Option<(String, bool)>,
+    /// Tokens whose manifests the transaction under way has written: forgotten once it
+    /// commits, kept for another try if it fails (a store without room, given room back).
+    written: Vec<String>,
+}
+
+impl Staged {
+    /// After a transaction that wrote manifests: forget them when it committed; when it did
+    /// not, keep them, for the same write tried again.
+    fn settle(&mut self, committed: bool) {
+        for token in std::mem::take(&mut self.written) {
+            if !committed {
+                continue;
+            }
+            if let Some(entries) = self.memory.remove(&token) {
+                self.in_memory -= entries.len().min(self.in_memory);
+            }
+            self.spilled.remove(&token);
+        }
+    }
 }
 
 /// What the recording path holds between its steps.
@@ -201,6 +220,7 @@ impl Store {
 
     /// Phase one: the run as `running`, with its inputs, configs, params and blobs.
     pub fn begin_run(&mut self, run: &NewRun) -> Result<()> {
+        self.recording.staged.borrow_mut().settle(false);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -249,6 +269,7 @@ impl Store {
             }
         }
         tx.commit()?;
+        self.recording.staged.borrow_mut().settle(true);
         self.recording.deferred.borrow_mut().extend(deferred);
         Ok(())
     }
@@ -260,6 +281,7 @@ impl Store {
         let deferred = std::mem::take(&mut *self.recording.deferred.borrow_mut());
         for (token, hash) in deferred {
             let mut staged = self.recording.staged.borrow_mut();
+            staged.settle(false);
             let mut write = || -> Result<()> {
                 let tx = self.conn.unchecked_transaction()?;
                 write_manifest(&tx, &mut staged, &token, &hash, true)?;
@@ -268,12 +290,16 @@ impl Store {
                 Ok(())
             };
             let _ = write();
+            // Written or not, forgotten: the next run that hashes it writes it.
+            staged.written.push(token);
+            staged.settle(true);
         }
     }
 
     /// An input hashed after launch (`hash::prepare`): its artifact, and its manifest when
     /// it is a new directory, written in one transaction that also fills in its edge.
     pub fn complete_input(&self, run_id: &str, position: usize, edge: &Edge) -> Result<()> {
+        self.recording.staged.borrow_mut().settle(false);
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let hash = insert_artifact(
             &tx,
@@ -293,6 +319,7 @@ impl Store {
             "input {position} of run {run_id} is not in the store"
         );
         tx.commit()?;
+        self.recording.staged.borrow_mut().settle(true);
         Ok(())
     }
 
@@ -311,6 +338,7 @@ impl Store {
 
     /// Phase two: status, times, resources and outputs.
     pub fn finish_run(&mut self, id: &str, fin: &Finish) -> Result<()> {
+        self.recording.staged.borrow_mut().settle(false);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -380,6 +408,7 @@ impl Store {
             super::signature::sign(&tx, id, signer)?;
         }
         tx.commit()?;
+        self.recording.staged.borrow_mut().settle(true);
         Ok(())
     }
 }
@@ -501,9 +530,10 @@ fn write_manifest(
     hash: &str,
     write: bool,
 ) -> Result<()> {
-    let entries = staged.memory.remove(token).unwrap_or_default();
-    staged.in_memory -= entries.len().min(staged.in_memory);
-    let spilled = staged.spilled.remove(token);
+    // Read, not taken: forgotten once the transaction commits (`Staged::settle`).
+    staged.written.push(token.to_string());
+    let entries: &[DirEntry] = staged.memory.get(token).map_or(&[], Vec::as_slice);
+    let spilled = staged.spilled.contains(token);
     if write && !spilled && entries.len() >= LARGE_MANIFEST {
         // A page cache that holds a manifest of up to 50,000 files (the most held in
         // memory) and its stat-cache rows: with SQLite's 2 MB, the pages of a fresh
@@ -520,7 +550,7 @@ fn write_manifest(
             "INSERT OR IGNORE INTO dir_manifest (dir_hash, path, file_hash, size, executable)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for f in &entries {
+        for f in entries {
             stmt.execute(params![
                 &dir.0[..],
                 f.path,

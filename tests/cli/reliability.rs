@@ -479,6 +479,84 @@ fn a_store_without_room_before_launch_does_not_stop_the_job() {
 }
 
 #[test]
+#[cfg(feature = "team-store")]
+fn a_job_run_unrecorded_gets_no_team_store_password() {
+    // The job run without a record gets the team store's URL as a recorded job does: without
+    // its password. The replica cannot be made (a file-size limit stands in for a full disk).
+    let env = Env::new();
+    let xdg = env.path("xdg");
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--fsize=1000:unlimited")
+        .arg(env!("CARGO_BIN_EXE_lineage"))
+        .args(["run", "--", "sh", "-c", "echo \"$LINEAGE_STORE\" > seen; exit 3"])
+        .current_dir(&env.work)
+        .env("LINEAGE_STORE", "postgres://ada:SECRETPW@127.0.0.1:1/lineage")
+        .env("XDG_DATA_HOME", &xdg)
+        .env("HOME", &env.home);
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("NOT RECORDED"), "{}", stderr(&out));
+    let seen = std::fs::read_to_string(env.path("seen")).expect("seen");
+    assert_eq!(seen, "postgres://ada@127.0.0.1:1/lineage\n");
+}
+
+#[test]
+#[ignore = "needs root (mounts a small tmpfs in a mount namespace of its own); .ci/run runs it"]
+fn a_job_that_fills_the_disk_is_still_recorded() {
+    // The usual quota case: the job's checkpoint fills the disk the store is on. The store's
+    // room (lineage.db-room), given back, takes the record; the next run, with the disk
+    // still full, is recorded too.
+    require_root("to mount a tmpfs");
+    let env = Env::new();
+    if env.team.is_some() {
+        eprintln!("note: skipped with the PostgreSQL backend");
+        return;
+    }
+    let disk = env.path("disk");
+    std::fs::create_dir_all(&disk).expect("mkdir");
+    let script = r#"
+        set -u
+        mount -t tmpfs -o size=12m tmpfs "$DISK" || exit 90
+        export LINEAGE_STORE="$DISK/store"
+        "$LINEAGE" run -q -- true || exit 91
+        test -s "$DISK/store/lineage.db-room" || exit 92
+        "$LINEAGE" run -q -o out.txt -- sh -c \
+            'echo data > out.txt; dd if=/dev/zero of="$DISK/fill" bs=64k 2>/dev/null; exit 6'
+        echo "first=$?" > codes
+        "$LINEAGE" run -q -- sh -c 'exit 2'
+        echo "second=$?" >> codes
+        df -k "$DISK" | tail -1 > df
+        "$LINEAGE" list --json > list.json
+        "$LINEAGE" show --json out.txt --all > show.json
+        "$LINEAGE" doctor > doctor.txt; echo "doctor=$?" >> codes
+    "#;
+    let out = Command::new("unshare")
+        .args(["--mount", "sh", "-c", script])
+        .current_dir(&env.work)
+        .env("DISK", &disk)
+        .env("LINEAGE", env!("CARGO_BIN_EXE_lineage"))
+        .env("HOME", &env.home)
+        .output()
+        .expect("unshare");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let codes = std::fs::read_to_string(env.path("codes")).expect("codes");
+    assert_eq!(codes, "first=6\nsecond=2\ndoctor=0\n", "{}", stderr(&out));
+    let df = std::fs::read_to_string(env.path("df")).expect("df");
+    assert!(df.contains("100%"), "the disk was full: {df}");
+    assert!(!stderr(&out).contains("NOT"), "{}", stderr(&out));
+    let list: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("list.json")).expect("list"))
+            .expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "{list}");
+    let show: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("show.json")).expect("show"))
+            .expect("json");
+    let run = &show["runs"][0];
+    assert_eq!(run["status"], "failed", "{show}");
+    assert_eq!(run["exit_code"], 6, "{show}");
+}
+
+#[test]
 fn a_store_that_cannot_be_made_for_want_of_room_does_not_stop_the_job() {
     // A fresh store on a full disk cannot even be created: the job runs unrecorded, with a
     // loud warning, and lineage exits with its code; --strict refuses instead.

@@ -304,9 +304,12 @@ fn rerun_step(
         &ctx.settings,
     )?);
     let verdict = Verdict::of(store, r, &executed, checks);
-    let rerun_short = store
-        .short_id(&executed.id)
-        .unwrap_or_else(|_| executed.id.clone());
+    let rerun_short = match executed.recorded {
+        true => store
+            .short_id(&executed.id)
+            .unwrap_or_else(|_| executed.id.clone()),
+        false => "(not recorded)".to_string(),
+    };
     Ok((verdict, rerun_short))
 }
 
@@ -547,6 +550,19 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         rerun.push(next.id.clone());
         if let Some(id) = &verdict.rerun {
             new_ids.push(id.clone());
+        }
+        // Ran, but kept out of the store (no room): what it wrote is no recorded run's, and
+        // the stages after it would be judged against bytes nobody recorded.
+        if verdict.rerun.is_none() && verdict.verdict != Outcome::NotRun {
+            ui::error_line(format_args!(
+                "the rerun of {} ran but could not be recorded (see the warning above); not \
+                 rerunning the rest",
+                next.short
+            ));
+            return Ok(match verdict.verdict {
+                Outcome::Failed => verdict.exit_code,
+                _ => code::CANNOT_LAUNCH,
+            });
         }
         match verdict.verdict {
             Outcome::Failed | Outcome::NotRun => {

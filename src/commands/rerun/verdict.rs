@@ -156,7 +156,10 @@ impl Verdict {
         };
         Verdict {
             original: original.id.clone(),
-            rerun: executed.status.map(|_| executed.id.clone()),
+            rerun: executed
+                .status
+                .filter(|_| executed.recorded)
+                .map(|_| executed.id.clone()),
             verdict,
             exit_code,
             outputs,

@@ -92,8 +92,8 @@ pub(super) fn not_started(
         &pre.blobs,
         &sealed,
     );
-    if begun {
-        record(
+    let recorded = begun
+        && record(
             &mut plan.store,
             &id,
             Finish {
@@ -112,12 +112,12 @@ pub(super) fn not_started(
                 signer: plan.signer.as_ref(),
             },
         );
-    }
     Executed {
         id,
         exit,
         status: None,
         outputs: Vec::new(),
+        recorded,
     }
 }
 
@@ -156,6 +156,7 @@ pub(super) fn after(
                 exit: code::CANNOT_LAUNCH,
                 status: None,
                 outputs: Vec::new(),
+                recorded: false,
             };
         }
     };
@@ -386,9 +387,13 @@ pub(super) fn after(
     }
     let exit = strict(&plan, ending.exit, observed_off, &found);
     if let Some(problem) = plan.store.close_writes() {
+        let what = match recorded {
+            true => "the run is recorded, but only in the store's WAL",
+            false => "what was written to the store waits in its WAL",
+        };
         ui::warn(format_args!(
-            "the run is recorded, but only in the store's WAL: {problem}; once there is room \
-             again (a full disk?), the next lineage command that writes copies it"
+            "{what}: {problem}; once there is room again (a full disk?), the next lineage \
+             command that writes copies it"
         ));
     }
     Executed {
@@ -396,6 +401,7 @@ pub(super) fn after(
         exit,
         status: Some(ending.status),
         outputs,
+        recorded,
     }
 }
 
@@ -553,7 +559,8 @@ fn recheck_inputs(
 
 /// Phase two; a failure is a loud warning, never a changed exit code.
 fn record(store: &mut Store, id: &str, fin: Finish) -> bool {
-    match store.finish_run(id, &fin) {
+    let dir = store.dir().to_path_buf();
+    match crate::store::with_room(&dir, || store.finish_run(id, &fin)) {
         Ok(()) => true,
         Err(e) => {
             ui::warn(format_args!(

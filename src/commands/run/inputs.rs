@@ -226,7 +226,8 @@ fn settle(
                 inputs.edges[i] = edge;
                 return;
             }
-            match plan.store.complete_input(id, i, &edge) {
+            let dir = plan.store.dir();
+            match crate::store::with_room(dir, || plan.store.complete_input(id, i, &edge)) {
                 Ok(()) => {
                     inputs.edges[i] = edge;
                     return;

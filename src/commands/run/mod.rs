@@ -42,6 +42,9 @@ pub struct Executed {
     /// None when the command could not be started.
     pub status: Option<Status>,
     pub outputs: Vec<Edge>,
+    /// Whether the run is in the store, finished (a store without room may have kept it
+    /// out: the job ran all the same).
+    pub recorded: bool,
 }
 
 /// `lineage run`: the job's exit code, or the error that kept it from starting.
@@ -70,18 +73,28 @@ fn unrecorded(spec: &plan::Spec, e: &anyhow::Error) -> u8 {
          store is, or set LINEAGE_STORE; --strict refuses to run a job it cannot record)"
     ));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A team store's password stays with lineage here too.
+    let stores = crate::location::store_vars_without_password(spec.env.as_deref());
+    let extra_env: Vec<(&str, &str)> = stores.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let spawned = child::spawn(
         &spec.argv,
         None,
         &spec.cwd,
         spec.env.as_deref(),
-        &[],
+        &extra_env,
         stop,
         None,
     );
     let outcome = spawned.and_then(child::Running::wait);
     match outcome {
-        Ok(o) => finish::Ending::of(&o).exit,
+        Ok(o) => {
+            // Said again at the end, where a long job's log is read.
+            ui::warn(format_args!(
+                "THE RUN WAS NOT RECORDED: the store could not be opened ({})",
+                e.root_cause()
+            ));
+            finish::Ending::of(&o).exit
+        }
         Err(e) => {
             let program = spec.argv[0].to_string_lossy();
             let (exit, msg) = match e.kind() {
@@ -117,6 +130,7 @@ pub fn execute(mut plan: Plan) -> Executed {
             exit: code::CANNOT_LAUNCH,
             status: None,
             outputs: Vec::new(),
+            recorded: false,
         };
     }
     crate::timing::mark("run begun");
@@ -126,7 +140,12 @@ pub fn execute(mut plan: Plan) -> Executed {
         false => plan.store.short_id(&id).unwrap_or_else(|_| id.clone()),
     };
     if !plan.quiet {
-        ui::info(format_args!("run {short} recording"));
+        match plan.late {
+            None => ui::info(format_args!("run {short} recording")),
+            Some(_) => ui::info(format_args!(
+                "run {short} is recorded once the job has ended, if the store has room then"
+            )),
+        }
     }
     // What is at each output now: afterwards, what the job wrote is told from it.
     let before: Vec<_> = plan
@@ -243,7 +262,7 @@ fn unobserved(plan: &Plan, pre: &mut PreLaunch, why: &str) {
 
 /// Phase one: the run as `running`, before launch. The job gets its real arguments; the
 /// store gets them with secrets redacted. A store that cannot be written now (a full disk or
-/// quota, a read-only or failing disk, a lock held too long) does not stop the job: it runs,
+/// quota, a read-only or failing disk) does not stop the job: it runs,
 /// and the run is recorded whole when it ends if the store can take it then ([`Late`]);
 /// `--strict` refuses instead.
 fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
@@ -253,7 +272,7 @@ fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
     let capture = plan.policy.seal(pre.capture.clone());
     crate::timing::mark("capture sealed");
     let started_at = now();
-    let begun = plan.store.begin_run(&NewRun {
+    let run = NewRun {
         id,
         argv: &redacted.argv,
         cwd: plan.cwd.as_os_str().as_bytes(),
@@ -264,7 +283,9 @@ fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
         edges: &pre.inputs.edges,
         params: &pre.params,
         blobs: &pre.blobs,
-    });
+    };
+    let dir = plan.store.dir().to_path_buf();
+    let begun = crate::store::with_room(&dir, || plan.store.begin_run(&run));
     let Err(e) = begun else { return Ok(()) };
     let e = e.context(format!(
         "could not record the run in {} before launch",
@@ -310,7 +331,7 @@ pub(super) fn begin_late(
     let Some(late) = plan.late.take() else {
         return true;
     };
-    let begun = plan.store.begin_run(&NewRun {
+    let run = NewRun {
         id,
         argv: &late.argv,
         cwd: plan.cwd.as_os_str().as_bytes(),
@@ -321,7 +342,9 @@ pub(super) fn begin_late(
         edges: pre_inputs,
         params,
         blobs,
-    });
+    };
+    let dir = plan.store.dir().to_path_buf();
+    let begun = crate::store::with_room(&dir, || plan.store.begin_run(&run));
     match begun {
         Ok(()) => true,
         Err(e) => {
