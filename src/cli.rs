@@ -270,8 +270,8 @@ pub struct RerunArgs {
     /// Rerun what is stale under PATHs (the current directory when none), makers before the
     /// runs that read what they made, skipping what is current (`lineage status` says which):
     /// make-like, without a pipeline file. Each runs with the code, configs and inputs there
-    /// now, recorded as a new run of its original. An output changed since its run wrote
-    /// it (edited by hand) is not overwritten without --force.
+    /// now, recorded as a new run of its original. Bytes at its outputs that no recorded
+    /// run wrote (edited by hand) are not overwritten without --force.
     #[arg(long, value_name = "PATH", num_args = 0.., conflicts_with_all = ["run", "worktree", "upstream"])]
     pub stale: Option<Vec<PathBuf>>,
 
@@ -295,7 +295,7 @@ pub struct RerunArgs {
     pub upstream: bool,
 
     /// Rerun even when the code or the inputs differ from the record (with --stale: even
-    /// over an output changed since its run wrote it).
+    /// over outputs edited by hand).
     #[arg(long)]
     pub force: bool,
 

@@ -215,6 +215,15 @@ fn producer_ids(store: &Store, hash: &Hash) -> Result<Vec<String>> {
     Ok(ids)
 }
 
+/// Whether some recorded run wrote these bytes (directly, or as a file inside a directory it
+/// wrote), whatever its status: a failed run's partial output is recorded bytes too.
+pub fn written_by_a_run(store: &Store, hash: &Hash) -> Result<bool> {
+    Ok(store
+        .ancestry(hash, 1, true)?
+        .iter()
+        .any(|l| l.artifact == *hash && matches!(l.via, Via::Direct | Via::InsideDir { .. })))
+}
+
 /// Verified, for ranking: signed by your own key, the record intact (a teammate's trusted
 /// key ranks with the rest: the settings are the command's, not the store's).
 fn verified_by(store: &Store, id: &str, own: Option<&str>) -> bool {

@@ -488,9 +488,18 @@ fn a_job_run_unrecorded_gets_no_team_store_password() {
     let mut cmd = Command::new("prlimit");
     cmd.arg("--fsize=1000:unlimited")
         .arg(env!("CARGO_BIN_EXE_lineage"))
-        .args(["run", "--", "sh", "-c", "echo \"$LINEAGE_STORE\" > seen; exit 3"])
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$LINEAGE_STORE\" > seen; exit 3",
+        ])
         .current_dir(&env.work)
-        .env("LINEAGE_STORE", "postgres://ada:SECRETPW@127.0.0.1:1/lineage")
+        .env(
+            "LINEAGE_STORE",
+            "postgres://ada:SECRETPW@127.0.0.1:1/lineage",
+        )
         .env("XDG_DATA_HOME", &xdg)
         .env("HOME", &env.home);
     let out = output_within(cmd, Duration::from_secs(60));

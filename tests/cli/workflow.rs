@@ -269,7 +269,7 @@ fn a_modified_or_missing_output_or_changed_code_makes_its_stage_stale() {
         assert_eq!(code(&out), 125, "{}", stderr(&out));
         assert!(
             stderr(&out).contains(&format!(
-                "stale run {} (`python3 featurize.py`) would overwrite features.csv, changed since it wrote it",
+                "stale run {} (`python3 featurize.py`) would overwrite features.csv, which no recorded run wrote",
                 &featurize[featurize.len() - 8..]
             )),
             "{}",
@@ -637,5 +637,101 @@ fn a_stage_of_many_outputs_lists_twenty_and_counts_the_rest() {
             .expect("outputs")
             .len(),
         25
+    );
+}
+
+/// What `rerun --stale` protects is bytes no recorded run wrote; what other recorded runs
+/// wrote at a stage's outputs is no reason to stop, and every output a stage would write is
+/// checked, not only those under the paths asked about.
+#[test]
+fn rerun_stale_stops_only_for_bytes_no_recorded_run_wrote() {
+    let env = Env::new();
+    env.init_repo();
+    let sh = |script: &str| ["--", "sh", "-c", script].map(String::from);
+    let record = |args: &[&str], script: &str| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(sh(script));
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        env.record(&refs)
+    };
+    // A later stage writes into the directory an earlier one wrote (-o data, then a file of
+    // it made again): rerunning the first stage must not find the second's work an edit.
+    env.write("src.txt", "a\n");
+    record(
+        &["-i", "src.txt", "-o", "data/raw.txt"],
+        "mkdir -p data; cat src.txt > data/raw.txt",
+    );
+    record(
+        &["-i", "data/raw.txt", "-o", "data"],
+        "tr a-z A-Z < data/raw.txt > data/processed.txt",
+    );
+    env.write("src.txt", "b\n");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(env.path("data/processed.txt")).expect("made"),
+        "B\n"
+    );
+    // A failed run's partial output is recorded bytes: made again, not refused.
+    env.write("in.txt", "x\n");
+    record(&["-i", "in.txt", "-o", "out.txt"], "cat in.txt > out.txt");
+    let out = env.cmd([
+        "run",
+        "-q",
+        "-i",
+        "in.txt",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo partial > out.txt; exit 1",
+    ]);
+    assert_eq!(code(&out), 1);
+    let out = env.cmd(["rerun", "--stale", "out.txt"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(env.path("out.txt")).expect("out"),
+        "x\n"
+    );
+    // A file the stage writes outside the path asked about, edited by hand: still refused.
+    record(
+        &["-i", "in.txt", "-o", "a.txt", "-o", "b.txt"],
+        "cat in.txt > a.txt; cat in.txt > b.txt",
+    );
+    env.write("b.txt", "x\nHAND EDIT\n");
+    env.write("in.txt", "y\n");
+    let out = env.cmd(["rerun", "--stale", "a.txt"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("would overwrite b.txt, which no recorded run wrote"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("b.txt")).expect("kept"),
+        "x\nHAND EDIT\n"
+    );
+    // Inside an output directory: a file the stage wrote, edited, is named; a file added
+    // beside it is not the stage's to overwrite.
+    env.write("data/NOTES.md", "mine\n");
+    env.write("data/processed.txt", "B, by hand\n");
+    env.write("src.txt", "c\n");
+    let out = env.cmd(["rerun", "--stale", "data"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "would overwrite data/processed.txt, which no recorded run wrote (edited by hand?)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("NOTES"), "{}", stderr(&out));
+    std::fs::remove_file(env.path("data/processed.txt")).expect("rm");
+    let out = env.cmd(["rerun", "--stale", "data"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(env.path("data/NOTES.md")).expect("kept"),
+        "mine\n"
     );
 }

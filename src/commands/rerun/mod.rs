@@ -430,38 +430,42 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         }
         Ok(())
     };
-    // An output changed since its run wrote it (by hand, or by something unrecorded) is
-    // bytes no record holds: a rerun would overwrite them for good. Refused, naming them;
-    // --force reruns anyway. A missing output is simply made again.
-    let edited = |stages: &[stale::Stage]| -> Result<()> {
+    // Bytes at a stage's outputs that no recorded run wrote (edited by hand, or made by
+    // something unrecorded) would be lost for good to its rerun: refused, named; --force
+    // reruns anyway. A missing output is simply made again; bytes another recorded run wrote
+    // there (a later stage writing into its directory, a failed run's partial output) are
+    // recorded, and no reason to stop.
+    let edited = |stages: &[&stale::Stage]| -> Result<()> {
         if args.force {
             return Ok(());
         }
-        for s in stages.iter().filter(|s| s.stale) {
-            let paths: Vec<_> = s
-                .outputs
-                .iter()
-                .filter(|o| o.state == "modified")
-                .map(|o| crate::model::text::escape(&o.path))
-                .collect();
-            let Some(first) = paths.first() else {
+        for s in stages {
+            let record = store.load_run(&s.id)?;
+            let paths = stale::unrecorded_outputs(&store, &record)?;
+            if paths.is_empty() {
                 continue;
-            };
+            }
+            let shown: Vec<_> = paths
+                .iter()
+                .take(5)
+                .map(|p| crate::model::text::escape(p))
+                .collect();
             let more = match paths.len() {
-                1 => String::new(),
-                n => format!(" and {} more", n - 1),
+                n if n > 5 => format!(" and {} more", n - 5),
+                _ => String::new(),
             };
             anyhow::bail!(
-                "stale run {} (`{}`) would overwrite {first}{more}, changed since it wrote it: not rerunning it (move it away to keep the change, or --force to overwrite it)",
+                "stale run {} (`{}`) would overwrite {}{more}, which no recorded run wrote (edited by hand?): not rerunning it (move them away to keep them, or --force to overwrite them)",
                 s.short,
-                s.command
+                s.command,
+                shown.join(", ")
             );
         }
         Ok(())
     };
     let first = stale::find(&store, &roots)?;
     unproven(&first)?;
-    edited(&first)?;
+    edited(&first.iter().filter(|s| s.stale).collect::<Vec<_>>())?;
     let stale_at_first: Vec<String> = first
         .iter()
         .filter(|s| s.stale)
@@ -484,7 +488,6 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         reap_finished_children();
         let stages = stale::find(&store, &roots)?;
         unproven(&stages)?;
-        edited(&stages)?;
         let Some(next) = stages.into_iter().find(|s| s.stale) else {
             break;
         };
@@ -510,6 +513,9 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
                 next.reasons.join("; ")
             );
         }
+        // Checked again for the stage about to run: what ran before it may have changed
+        // what lies at its outputs.
+        edited(&[&next])?;
         if args.dry_run {
             // Without running, what comes after cannot be found again: every stale stage.
             let stages = stale::find(&store, &roots)?;

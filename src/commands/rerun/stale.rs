@@ -116,6 +116,63 @@ pub fn find(store: &Store, roots: &[PathBuf]) -> Result<Vec<Stage>> {
     Ok(stages)
 }
 
+/// What a rerun of `run` would overwrite that no recorded run wrote (edited by hand, or made
+/// by something unrecorded): its output paths, and the files it wrote inside its output
+/// directories, as "path" or "path/file", whose bytes differ from its record and were written
+/// by no recorded run, whatever its status. Files added beside what it wrote, empty files
+/// (nothing to lose) and paths that are gone (made again) are not counted.
+pub fn unrecorded_outputs(store: &Store, run: &RunRecord) -> Result<Vec<String>> {
+    let hashing = hash::Hashing::default();
+    let mut found = Vec::new();
+    for e in run.edges.iter().filter(|e| e.role == Role::Output) {
+        let path = path_of(&e.abs_path);
+        if std::fs::symlink_metadata(&path).is_err() {
+            continue;
+        }
+        let mut files: Vec<crate::model::DirEntry> = Vec::new();
+        let mut sink = |entries: &[crate::model::DirEntry]| {
+            files.extend_from_slice(entries);
+            Ok(())
+        };
+        let Ok(now) = hashing.hash_path(&path, &mut sink, Some(store), None) else {
+            continue;
+        };
+        let now = now.artifact;
+        if e.artifact.as_ref().is_some_and(|a| a.hash == now.hash) || now.size == 0 {
+            continue;
+        }
+        if now.kind != crate::model::ArtifactKind::Dir {
+            if !target::written_by_a_run(store, &now.hash)? {
+                found.push(e.path.clone());
+            }
+            continue;
+        }
+        // Only files it wrote: a file added beside them is not its to overwrite.
+        let kept: &[String] = match &e.written {
+            Some(Written::Partly(kept)) => kept,
+            _ => &[],
+        };
+        let wrote: BTreeSet<String> = match &e.artifact {
+            Some(a) if e.written != Some(Written::Nothing) => store
+                .dir_entries(&a.hash)?
+                .into_iter()
+                .map(|(p, _, _)| p)
+                .filter(|p| !kept.contains(p))
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        for f in files
+            .iter()
+            .filter(|f| f.size > 0 && wrote.contains(&f.path))
+        {
+            if !target::written_by_a_run(store, &f.hash)? {
+                found.push(format!("{}/{}", e.path.trim_end_matches('/'), f.path));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// At most this many files of a directory are looked up by their bytes.
 const MAX_COPIES: usize = 10_000;
 
