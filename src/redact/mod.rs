@@ -408,11 +408,14 @@ impl Policy {
                 && !names::is_harmless_under(&c["key"], &c["value"])
             {
                 format!("{}={REDACTED}", &c["key"])
-            } else if by_sibling.contains(&i) {
-                match ASSIGNMENT.captures(&arg) {
-                    Some(c) => format!("{}={REDACTED}", &c["key"]),
-                    None => REDACTED.to_string(),
+            } else if let Some(ranges) = by_sibling.get(&i) {
+                let mut stored = arg.clone();
+                let mut ranges = ranges.clone();
+                ranges.sort_by_key(|r| std::cmp::Reverse(r.start));
+                for r in ranges {
+                    stored.replace_range(r, REDACTED);
                 }
+                stored
             } else {
                 if i > 0 && is_flag(&arg) && self.is_secret_key(&arg) {
                     secret_flag = Some(arg.clone());
@@ -432,43 +435,61 @@ impl Policy {
         }
     }
 
-    /// The positions of the arguments that are the value of a name/value pair whose name
-    /// is a secret's (`e.name=AWS_SECRET_ACCESS_KEY e.value=X`: X's), by the params' sibling
-    /// rule over the command's `key=value` and `--key value` arguments (keys without their
-    /// leading `-`, `+` or `~`). Empty, and cheap, for a command with no such pair.
-    fn argv_secret_by_sibling(&self, words: &[&str]) -> std::collections::BTreeSet<usize> {
-        let mut found = std::collections::BTreeSet::new();
-        fn leaf(key: &str) -> &str {
-            key.rsplit('.').next().unwrap_or(key)
-        }
-        let mut pairs: Vec<(usize, &str, &str)> = Vec::new();
+    /// The byte ranges, by argument, of the values of name/value pairs whose name is a
+    /// secret's (`e.name=AWS_SECRET_ACCESS_KEY e.value=X`: X's), by the params' sibling rule
+    /// over the command's `key=value` arguments (Helm's comma-joined `a=b,c=d` too) and
+    /// `--key value` pairs. The two halves must share a parent (`env.name`/`env.value`,
+    /// `env_name`/`env_value`, `--env-name`/`--env-value`, `envName`/`envValue`,
+    /// `env[0].name`/`env[0].value`): a bare `--name`/`--val` on a command line names a run
+    /// and a validation set far more often than a secret. Empty, and cheap, for a command
+    /// with no such pair.
+    fn argv_secret_by_sibling(
+        &self,
+        words: &[&str],
+    ) -> std::collections::BTreeMap<usize, Vec<std::ops::Range<usize>>> {
+        let mut found: std::collections::BTreeMap<usize, Vec<std::ops::Range<usize>>> =
+            Default::default();
+        // (argument, value's range in it, key as `parent.name`/`parent.value`, value)
+        let mut pairs: Vec<(usize, std::ops::Range<usize>, String, &str)> = Vec::new();
         for (i, word) in words.iter().enumerate().skip(1) {
-            if let Some((key, value)) = word.split_once('=')
-                && ASSIGNMENT.is_match(word)
-            {
-                pairs.push((i, key.trim_start_matches(['-', '+', '~']), value));
-            } else if is_flag(word)
+            let mut at = 0;
+            for part in word.split(',') {
+                if let Some((key, value)) = part.split_once('=')
+                    && let Some(key) = pair_key(key)
+                {
+                    let start = at + part.len() - value.len();
+                    pairs.push((i, start..at + part.len(), key, value));
+                }
+                at += part.len() + 1;
+            }
+            if is_flag(word)
                 && let Some(next) = words.get(i + 1)
                 && !is_option(next)
+                && let Some(key) = pair_key(word)
             {
-                pairs.push((i + 1, word.trim_start_matches('-'), next));
+                pairs.push((i + 1, 0..next.len(), key, next));
             }
         }
         // Only a command that has both halves of a pair can hold one.
-        let has = |f: fn(&str) -> bool| pairs.iter().any(|(_, k, _)| f(leaf(k)));
+        let leaf = |k: &str| k.rsplit('.').next().unwrap_or_default().to_string();
+        let has = |f: fn(&str) -> bool| pairs.iter().any(|(_, _, k, _)| f(&leaf(k)));
         if !has(text::is_name_key) || !has(text::is_value_key) {
             return found;
         }
         let values: Vec<Value> = pairs
             .iter()
-            .map(|(_, _, v)| Value::String((*v).to_string()))
+            .map(|(_, _, _, v)| Value::String((*v).to_string()))
             .collect();
-        let given: Vec<(&str, &Value)> = pairs.iter().map(|(_, k, _)| *k).zip(&values).collect();
+        let given: Vec<(&str, &Value)> = pairs
+            .iter()
+            .map(|(_, _, k, _)| k.as_str())
+            .zip(&values)
+            .collect();
         let secret: std::collections::BTreeSet<String> =
             self.secret_by_sibling(&given).into_iter().collect();
-        for (i, key, _) in &pairs {
-            if secret.contains(*key) {
-                found.insert(*i);
+        for (i, range, key, _) in pairs {
+            if secret.contains(&key) && !range.is_empty() {
+                found.entry(i).or_default().push(range);
             }
         }
         found
@@ -820,6 +841,38 @@ fn replace_word(text: &str, value: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The key of one half of a name/value pair as `parent.name` or `parent.value` (`name`,
+/// `key`, `var`, `variable`; `value`, `val`), from `env.name`, `--env.name`, `+env.name`,
+/// `env[0].name`, `env_name`, `--env-name`, `env/name` or `envName`; None for any other key,
+/// and for a half with no parent (a bare `--name`).
+fn pair_key(key: &str) -> Option<String> {
+    let key = key.trim_start_matches(['-', '+', '~']);
+    if key.is_empty() || key.contains(|c: char| c.is_whitespace() || c == '=') {
+        return None;
+    }
+    let key = key.replace('[', ".").replace(']', "");
+    let half = |w: &str| text::is_name_key(w) || text::is_value_key(w);
+    let (prefix, segment) = match key.rsplit_once('.') {
+        Some((p, l)) if half(l) && !p.is_empty() => return Some(key.clone()),
+        Some((p, l)) => (format!("{p}."), l),
+        None => (String::new(), key.as_str()),
+    };
+    // `env_name`, `env-name`, `env/name`: the last separator; `envName`: the last capital.
+    let cut = segment
+        .rfind(['_', '-', '/'])
+        .map(|at| (at, at + 1))
+        .or_else(|| {
+            let b = segment.as_bytes();
+            (1..b.len())
+                .rev()
+                .find(|&i| b[i].is_ascii_uppercase() && !b[i - 1].is_ascii_uppercase())
+                .map(|i| (i, i))
+        })?;
+    let (head, tail) = (&segment[..cut.0], &segment[cut.1..]);
+    (half(tail) && !head.is_empty())
+        .then(|| format!("{prefix}{head}.{}", tail.to_ascii_lowercase()))
 }
 
 /// `--lr`, `--epochs=3`, `-v`: an option, not the value of the secret flag before it.

@@ -858,10 +858,66 @@ fn a_name_value_pair_split_across_arguments_keeps_the_value_out_of_the_command()
         [3, 9],
         "a rerun asks for exactly the arguments changed"
     );
-    // A value with no name beside it, or a harmless name, stays.
+    // Other spellings of the two halves of one parent.
+    for (words, want) in [
+        (
+            &["t", "--env-name", "OPENAI_API_KEY", "--env-value", "s1"][..],
+            &["t", "--env-name", "OPENAI_API_KEY", "--env-value", REDACTED][..],
+        ),
+        (
+            &["t", "env_name=WANDB_API_KEY", "env_value=s2"],
+            &["t", "env_name=WANDB_API_KEY", "env_value=[REDACTED]"],
+        ),
+        (
+            &["t", "envName=WANDB_API_KEY", "envValue=s3"],
+            &["t", "envName=WANDB_API_KEY", "envValue=[REDACTED]"],
+        ),
+        (
+            &[
+                "t",
+                "--set",
+                "env[0].name=HF_TOKEN",
+                "--set",
+                "env[0].value=s4",
+            ],
+            &[
+                "t",
+                "--set",
+                "env[0].name=HF_TOKEN",
+                "--set",
+                "env[0].value=[REDACTED]",
+            ],
+        ),
+        (
+            &[
+                "helm",
+                "--set",
+                "env.name=AWS_SECRET_ACCESS_KEY,env.value=s5,replicas=2",
+            ],
+            &[
+                "helm",
+                "--set",
+                "env.name=AWS_SECRET_ACCESS_KEY,env.value=[REDACTED],replicas=2",
+            ],
+        ),
+    ] {
+        assert_eq!(strings(p.redact_argv(&argv(words)).argv.get()), want);
+    }
+    // A value with no name beside it, a harmless name, halves of different parents, and a
+    // bare --name/--val (a run's name and a validation set): stay.
     for words in [
         &["python", "t.py", "e.val=hunter2"][..],
         &["python", "t.py", "e.name=lr", "e.value=0.1"][..],
+        &["python", "t.py", "a.name=WANDB_API_KEY", "b.value=0.1"][..],
+        &[
+            "python",
+            "t.py",
+            "--name",
+            "secret_detector",
+            "--val",
+            "data/val.jsonl",
+        ][..],
+        &["python", "t.py", "--key", "api_key", "--val", "0.2"][..],
     ] {
         assert_eq!(strings(p.redact_argv(&argv(words)).argv.get()), words);
     }
