@@ -735,3 +735,62 @@ fn rerun_stale_stops_only_for_bytes_no_recorded_run_wrote() {
         "mine\n"
     );
 }
+
+/// `lineage rerun RUN` in place does not overwrite an output edited by hand either: refused
+/// (the dry run says why), --force overwrites it; what a recorded run wrote there is no
+/// reason to stop.
+#[test]
+fn a_rerun_in_place_refuses_to_overwrite_an_output_edited_by_hand() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("in.txt", "x\n");
+    let id = env.record(&[
+        "-i",
+        "in.txt",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat in.txt > out.txt",
+    ]);
+    env.write("out.txt", "x, tuned by hand\n");
+    let out = env.cmd(["rerun", &id]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("output out.txt holds bytes no recorded run wrote (edited by hand?)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("out.txt")).expect("kept"),
+        "x, tuned by hand\n"
+    );
+    let out = env.cmd(["rerun", &id, "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("would refuse: output out.txt holds bytes no recorded run wrote"),
+        "{}",
+        stdout(&out)
+    );
+    let out = env.cmd(["rerun", &id, "--force"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(env.path("out.txt")).expect("made"),
+        "x\n"
+    );
+    // A failed run's partial output is on record: rerun in place goes ahead.
+    let out = env.cmd([
+        "run",
+        "-q",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo partial > out.txt; exit 1",
+    ]);
+    assert_eq!(code(&out), 1);
+    let out = env.cmd(["rerun", &id]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

@@ -887,6 +887,24 @@ pub fn blockers(checks: &Checks, worktree: bool, upstream: bool) -> Vec<String> 
     blockers
 }
 
+/// What would refuse a rerun in place (not in a worktree) of the run asked for: its outputs
+/// holding bytes no recorded run wrote (edited by hand?), which the rerun would overwrite.
+pub fn edited_outputs(
+    store: &Store,
+    r: &RunRecord,
+    cache: &dyn hash::StatCache,
+) -> Result<Vec<String>> {
+    Ok(super::stale::unrecorded_outputs(store, r, cache)?
+        .into_iter()
+        .map(|p| {
+            format!(
+                "output {p} holds bytes no recorded run wrote (edited by hand?), which the rerun \
+                 would overwrite: move it away to keep it"
+            )
+        })
+        .collect())
+}
+
 /// The recorded differences that could explain outputs that differ.
 pub fn explain(c: &Checks) -> Vec<String> {
     let mut out: Vec<String> = c.code.iter().map(|x| format!("code: {x}")).collect();

@@ -79,6 +79,18 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
         }
         return Ok(code::SUCCESS);
     }
+    // Bytes at its outputs that no recorded run wrote would be lost to a rerun in place.
+    if !args.worktree && !args.force {
+        let edited = checks::edited_outputs(&store, &original, &store)?;
+        if !edited.is_empty() {
+            return Err(Error::RerunRefused {
+                run: short.to_string(),
+                reasons: edited,
+                worktree: false,
+            }
+            .into());
+        }
+    }
     // One worktree for the whole rerun: every upstream step runs in it, with its own
     // recorded code, and writes its outputs there for the steps after it.
     let worktree = if args.worktree {
@@ -441,7 +453,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         }
         for s in stages {
             let record = store.load_run(&s.id)?;
-            let paths = stale::unrecorded_outputs(&store, &record)?;
+            let paths = stale::unrecorded_outputs(&store, &record, &store)?;
             if paths.is_empty() {
                 continue;
             }

@@ -133,6 +133,9 @@ impl Plan {
                 }
             }
             let mut blockers = checks::blockers(&then, args.worktree, args.upstream);
+            if *kind == StepKind::Run && !args.worktree {
+                blockers.extend(checks::edited_outputs(store, r, cache)?);
+            }
             if let Err(missing) = checks::restore_argv(r) {
                 blockers.extend(missing.iter().map(|(i, _)| {
                     format!("argument {i} was redacted when recorded: set LINEAGE_ARG_{i}")

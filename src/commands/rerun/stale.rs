@@ -121,7 +121,11 @@ pub fn find(store: &Store, roots: &[PathBuf]) -> Result<Vec<Stage>> {
 /// directories, as "path" or "path/file", whose bytes differ from its record and were written
 /// by no recorded run, whatever its status. Files added beside what it wrote, empty files
 /// (nothing to lose) and paths that are gone (made again) are not counted.
-pub fn unrecorded_outputs(store: &Store, run: &RunRecord) -> Result<Vec<String>> {
+pub fn unrecorded_outputs(
+    store: &Store,
+    run: &RunRecord,
+    cache: &dyn hash::StatCache,
+) -> Result<Vec<String>> {
     let hashing = hash::Hashing::default();
     let mut found = Vec::new();
     for e in run.edges.iter().filter(|e| e.role == Role::Output) {
@@ -134,7 +138,7 @@ pub fn unrecorded_outputs(store: &Store, run: &RunRecord) -> Result<Vec<String>>
             files.extend_from_slice(entries);
             Ok(())
         };
-        let Ok(now) = hashing.hash_path(&path, &mut sink, Some(store), None) else {
+        let Ok(now) = hashing.hash_path(&path, &mut sink, Some(cache), None) else {
             continue;
         };
         let now = now.artifact;
