@@ -447,9 +447,10 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
     // reruns anyway. A missing output is simply made again; bytes another recorded run wrote
     // there (a later stage writing into its directory, a failed run's partial output) are
     // recorded, and no reason to stop.
-    let edited = |stages: &[&stale::Stage]| -> Result<()> {
+    // The refusal, for the dry run to name beside its plan.
+    let refusal = |stages: &[&stale::Stage]| -> Result<Option<String>> {
         if args.force {
-            return Ok(());
+            return Ok(None);
         }
         for s in stages {
             let record = store.load_run(&s.id)?;
@@ -466,14 +467,21 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
                 n if n > 5 => format!(" and {} more", n - 5),
                 _ => String::new(),
             };
-            anyhow::bail!(
-                "stale run {} (`{}`) would overwrite {}{more}, which no recorded run wrote (edited by hand?): not rerunning it (move them away to keep them, or --force to overwrite them)",
+            let them = if paths.len() == 1 { "it" } else { "them" };
+            return Ok(Some(format!(
+                "stale run {} (`{}`) would overwrite {}{more}, which no recorded run wrote (edited by hand?): not rerunning it (move {them} away to keep {them}, or --force to overwrite {them})",
                 s.short,
                 s.command,
                 shown.join(", ")
-            );
+            )));
         }
-        Ok(())
+        Ok(None)
+    };
+    let edited = |stages: &[&stale::Stage]| -> Result<()> {
+        match refusal(stages)? {
+            Some(why) if !args.dry_run => anyhow::bail!(why),
+            _ => Ok(()),
+        }
     };
     let first = stale::find(&store, &roots)?;
     unproven(&first)?;
@@ -533,13 +541,16 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             let stages = stale::find(&store, &roots)?;
             let list: Vec<&stale::Stage> = stages.iter().filter(|s| s.stale).collect();
             let mut t = format!("would rerun {} stale run(s), in this order:\n", list.len());
-            for s in list {
+            for s in &list {
                 t += &format!(
                     "  {}  {}\n      because {}\n",
                     s.short,
                     s.command,
                     crate::model::text::escape(&s.reasons.join("; "))
                 );
+            }
+            if let Some(why) = refusal(&list)? {
+                t += &format!("would refuse: {why}\n");
             }
             ui::data(&t);
             return Ok(code::SUCCESS);
