@@ -513,8 +513,9 @@ fn a_job_run_unrecorded_gets_no_team_store_password() {
 #[ignore = "needs root (mounts a small tmpfs in a mount namespace of its own); .ci/run runs it"]
 fn a_job_that_fills_the_disk_is_still_recorded() {
     // The usual quota case: the job's checkpoint fills the disk the store is on. The store's
-    // room (lineage.db-room), given back, takes the record; the next run, with the disk
-    // still full, is recorded too.
+    // room (lineage.db-room), given back once the job has ended, takes the record. The next
+    // run starts on the full disk and its job writes what it can: the room is kept through
+    // the job (not given back to begin the run), so that run is recorded too, after it.
     require_root("to mount a tmpfs");
     let env = Env::new();
     if env.team.is_some() {
@@ -532,7 +533,7 @@ fn a_job_that_fills_the_disk_is_still_recorded() {
         "$LINEAGE" run -q -o out.txt -- sh -c \
             'echo data > out.txt; dd if=/dev/zero of="$DISK/fill" bs=64k 2>/dev/null; exit 6'
         echo "first=$?" > codes
-        "$LINEAGE" run -q -- sh -c 'exit 2'
+        "$LINEAGE" run -q -- sh -c 'dd if=/dev/zero of="$DISK/fill2" bs=64k 2>/dev/null; exit 2'
         echo "second=$?" >> codes
         df -k "$DISK" | tail -1 > df
         "$LINEAGE" list --json > list.json

@@ -226,8 +226,8 @@ fn settle(
                 inputs.edges[i] = edge;
                 return;
             }
-            let dir = plan.store.dir();
-            match crate::store::with_room(dir, || plan.store.complete_input(id, i, &edge)) {
+            // (Not with the store's room: the job, still running, could fill it.)
+            match plan.store.complete_input(id, i, &edge) {
                 Ok(()) => {
                     inputs.edges[i] = edge;
                     return;

@@ -284,8 +284,9 @@ fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
         params: &pre.params,
         blobs: &pre.blobs,
     };
-    let dir = plan.store.dir().to_path_buf();
-    let begun = crate::store::with_room(&dir, || plan.store.begin_run(&run));
+    // Not with the store's room: given back now, the job could fill it; it is kept for
+    // writing the run once the job has ended (`begin_late`, `finish::record`).
+    let begun = plan.store.begin_run(&run);
     let Err(e) = begun else { return Ok(()) };
     let e = e.context(format!(
         "could not record the run in {} before launch",
