@@ -329,5 +329,17 @@ mod tests {
         assert_eq!(param_value("true"), json!(true));
         assert_eq!(param_value("adam"), json!("adam"));
         assert_eq!(param_value("[1]"), json!("[1]"));
+        // Exactly the number written, to the last bit (serde_json's default parser is off
+        // by one unit in the last place for some: `--where` then missed them).
+        for (text, want) in [
+            ("0.9090909090909091", 0.909_090_909_090_909_1_f64),
+            ("123456789.12345679", 123_456_789.123_456_79_f64),
+        ] {
+            assert_eq!(
+                param_value(text).as_f64().map(f64::to_bits),
+                Some(want.to_bits()),
+                "{text}"
+            );
+        }
     }
 }
