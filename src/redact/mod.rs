@@ -440,9 +440,10 @@ impl Policy {
     /// over the command's `key=value` arguments (Helm's comma-joined `a=b,c=d` too) and
     /// `--key value` pairs. The two halves must share a parent (`env.name`/`env.value`,
     /// `env_name`/`env_value`, `--env-name`/`--env-value`, `envName`/`envValue`,
-    /// `env[0].name`/`env[0].value`): a bare `--name`/`--val` on a command line names a run
-    /// and a validation set far more often than a secret. Empty, and cheap, for a command
-    /// with no such pair.
+    /// `env[0].name`/`env[0].value`), or be bare with a name that reads as an environment
+    /// variable's (`--name WANDB_API_KEY --value x`): a bare `--name`/`--val` on a command
+    /// line names a run and a validation set far more often than a secret. Empty, and cheap,
+    /// for a command with no such pair.
     fn argv_secret_by_sibling(
         &self,
         words: &[&str],
@@ -451,11 +452,23 @@ impl Policy {
             Default::default();
         // (argument, value's range in it, key as `parent.name`/`parent.value`, value)
         let mut pairs: Vec<(usize, std::ops::Range<usize>, String, &str)> = Vec::new();
+        // A bare half (`--name`, `value=`): a name counts only when it reads as an
+        // environment variable's (`--name WANDB_API_KEY --value x`), not a run's or a
+        // model's (`--name secret_detector --val data/val.jsonl`).
+        let bare = |key: &str, value: &str| -> Option<String> {
+            let key = key.trim_start_matches(['-', '+', '~']).to_ascii_lowercase();
+            let env_like = value.len() > 1
+                && value.starts_with(|c: char| c.is_ascii_uppercase())
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            (text::is_value_key(&key) || (text::is_name_key(&key) && env_like)).then_some(key)
+        };
         for (i, word) in words.iter().enumerate().skip(1) {
             let mut at = 0;
             for part in word.split(',') {
                 if let Some((key, value)) = part.split_once('=')
-                    && let Some(key) = pair_key(key)
+                    && let Some(key) = pair_key(key).or_else(|| bare(key, value))
                 {
                     let start = at + part.len() - value.len();
                     pairs.push((i, start..at + part.len(), key, value));
@@ -465,7 +478,7 @@ impl Policy {
             if is_flag(word)
                 && let Some(next) = words.get(i + 1)
                 && !is_option(next)
-                && let Some(key) = pair_key(word)
+                && let Some(key) = pair_key(word).or_else(|| bare(word, next))
             {
                 pairs.push((i + 1, 0..next.len(), key, next));
             }

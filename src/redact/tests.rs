@@ -889,6 +889,10 @@ fn a_name_value_pair_split_across_arguments_keeps_the_value_out_of_the_command()
             ],
         ),
         (
+            &["t", "--name", "WANDB_API_KEY", "--value", "s6"],
+            &["t", "--name", "WANDB_API_KEY", "--value", REDACTED],
+        ),
+        (
             &[
                 "helm",
                 "--set",
