@@ -440,10 +440,10 @@ impl Policy {
     /// over the command's `key=value` arguments (Helm's comma-joined `a=b,c=d` too) and
     /// `--key value` pairs. The two halves must share a parent (`env.name`/`env.value`,
     /// `env_name`/`env_value`, `--env-name`/`--env-value`, `envName`/`envValue`,
-    /// `env[0].name`/`env[0].value`), or be bare with a name that reads as an environment
-    /// variable's (`--name WANDB_API_KEY --value x`): a bare `--name`/`--val` on a command
-    /// line names a run and a validation set far more often than a secret. Empty, and cheap,
-    /// for a command with no such pair.
+    /// `env[0].name`/`env[0].value`), or be bare (`--name WANDB_API_KEY --value x`); the
+    /// name must end in a secret's word (`names_a_secret`): a `--name secret_detector --val
+    /// data/val.jsonl` names a run and a validation set. Empty, and cheap, for a command with
+    /// no such pair.
     fn argv_secret_by_sibling(
         &self,
         words: &[&str],
@@ -452,17 +452,10 @@ impl Policy {
             Default::default();
         // (argument, value's range in it, key as `parent.name`/`parent.value`, value)
         let mut pairs: Vec<(usize, std::ops::Range<usize>, String, &str)> = Vec::new();
-        // A bare half (`--name`, `value=`): a name counts only when it reads as an
-        // environment variable's (`--name WANDB_API_KEY --value x`), not a run's or a
-        // model's (`--name secret_detector --val data/val.jsonl`).
-        let bare = |key: &str, value: &str| -> Option<String> {
+        // A bare half (`--name`, `value=`), as a pair with no parent.
+        let bare = |key: &str, _: &str| -> Option<String> {
             let key = key.trim_start_matches(['-', '+', '~']).to_ascii_lowercase();
-            let env_like = value.len() > 1
-                && value.starts_with(|c: char| c.is_ascii_uppercase())
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-            (text::is_value_key(&key) || (text::is_name_key(&key) && env_like)).then_some(key)
+            (text::is_value_key(&key) || text::is_name_key(&key)).then_some(key)
         };
         for (i, word) in words.iter().enumerate().skip(1) {
             let mut at = 0;
@@ -483,8 +476,12 @@ impl Policy {
                 pairs.push((i + 1, 0..next.len(), key, next));
             }
         }
-        // Only a command that has both halves of a pair can hold one.
+        // On a command line a name counts only when its last word is a secret's
+        // (`WANDB_API_KEY`, `DB-PASSWORD`, `/prod/db/password`), not a run's, a dataset's or
+        // a model's that merely holds one (`secret_detector`, `secret-santa`, `auth`).
         let leaf = |k: &str| k.rsplit('.').next().unwrap_or_default().to_string();
+        pairs.retain(|(_, _, k, v)| !text::is_name_key(&leaf(k)) || names_a_secret(v));
+        // Only a command that has both halves of a pair can hold one.
         let has = |f: fn(&str) -> bool| pairs.iter().any(|(_, _, k, _)| f(&leaf(k)));
         if !has(text::is_name_key) || !has(text::is_value_key) {
             return found;
@@ -854,6 +851,34 @@ fn replace_word(text: &str, value: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Whether a name given on a command line names a secret by its last word (`HF_TOKEN`,
+/// `WANDB_API_KEY`, `DB-PASSWORD`, `/prod/db/password`, `openaiApiKey`).
+fn names_a_secret(name: &str) -> bool {
+    let last = name
+        .rsplit(|c: char| !c.is_ascii_alphanumeric())
+        .find(|w| !w.is_empty())
+        .unwrap_or_default();
+    // `apiKey`: the last capital starts the last word.
+    let last = match last.rfind(|c: char| c.is_ascii_uppercase()) {
+        Some(at) if at > 0 && last[..at].bytes().any(|b| b.is_ascii_lowercase()) => &last[at..],
+        _ => last,
+    };
+    [
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "token",
+        "secret",
+        "key",
+        "apikey",
+        "credential",
+        "credentials",
+    ]
+    .iter()
+    .any(|w| last.eq_ignore_ascii_case(w))
 }
 
 /// The key of one half of a name/value pair as `parent.name` or `parent.value` (`name`,

@@ -894,6 +894,48 @@ fn a_name_value_pair_split_across_arguments_keeps_the_value_out_of_the_command()
         ),
         (
             &[
+                "aws",
+                "ssm",
+                "put-parameter",
+                "--name",
+                "/prod/db/password",
+                "--value",
+                "s7",
+            ],
+            &[
+                "aws",
+                "ssm",
+                "put-parameter",
+                "--name",
+                "/prod/db/password",
+                "--value",
+                REDACTED,
+            ],
+        ),
+        (
+            &[
+                "az",
+                "keyvault",
+                "secret",
+                "set",
+                "--name",
+                "DB-PASSWORD",
+                "--value",
+                "s8",
+            ],
+            &[
+                "az",
+                "keyvault",
+                "secret",
+                "set",
+                "--name",
+                "DB-PASSWORD",
+                "--value",
+                REDACTED,
+            ],
+        ),
+        (
+            &[
                 "helm",
                 "--set",
                 "env.name=AWS_SECRET_ACCESS_KEY,env.value=s5,replicas=2",
@@ -921,7 +963,29 @@ fn a_name_value_pair_split_across_arguments_keeps_the_value_out_of_the_command()
             "--val",
             "data/val.jsonl",
         ][..],
-        &["python", "t.py", "--key", "api_key", "--val", "0.2"][..],
+        &[
+            "python",
+            "t.py",
+            "--dataset-name",
+            "secret_detector",
+            "--dataset-val",
+            "v.jsonl",
+        ][..],
+        &[
+            "python",
+            "t.py",
+            "--task-name",
+            "secret-santa",
+            "--task-val",
+            "0.2",
+        ][..],
+        &["python", "t.py", "--sort-key", "auth", "--sort-val", "desc"][..],
+        &[
+            "python",
+            "t.py",
+            "dataset.name=secret_detector",
+            "dataset.val=v.jsonl",
+        ][..],
     ] {
         assert_eq!(strings(p.redact_argv(&argv(words)).argv.get()), words);
     }
