@@ -379,7 +379,14 @@ impl Store {
                 return Err(fail(format!("{name} in it {why}: move it away").into()));
             }
         }
-        let fresh = matches!(std::fs::symlink_metadata(&db), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        // Made here, by this command (not by another one meanwhile): then it is this
+        // command's to remove should it not be made whole.
+        let fresh = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&db)
+            .is_ok();
         let opened = Store::open_db(dir, &db, open_to_others);
         // A new store that could not be made for want of room is not left half-made (an
         // empty database that `doctor` would call damaged): the next try starts afresh.

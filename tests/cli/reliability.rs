@@ -590,6 +590,11 @@ fn a_store_that_cannot_be_made_for_want_of_room_does_not_stop_the_job() {
         std::fs::read_to_string(env.path("ran")).expect("ran"),
         "ran\n"
     );
+    // Not left half-made (an empty database `doctor` would call damaged).
+    assert!(
+        !env.store.join("lineage.db").exists(),
+        "a half-made store was left"
+    );
     // The shell's own exit: a signal the job dies of is lineage's code too.
     let out = run_limited(&env, 1000, &["run", "--", "sh", "-c", "kill -TERM $$"]);
     assert_eq!(code(&out), 128 + 15, "{}", stderr(&out));
