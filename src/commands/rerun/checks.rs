@@ -899,7 +899,7 @@ pub fn edited_outputs(
         .map(|p| {
             format!(
                 "output {p} holds bytes no recorded run wrote (edited by hand?), which the rerun \
-                 would overwrite: move it away to keep it"
+                 could overwrite: move it away to keep it"
             )
         })
         .collect())

@@ -469,7 +469,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             };
             let them = if paths.len() == 1 { "it" } else { "them" };
             return Ok(Some(format!(
-                "stale run {} (`{}`) would overwrite {}{more}, which no recorded run wrote (edited by hand?): not rerunning it (move {them} away to keep {them}, or --force to overwrite {them})",
+                "stale run {} (`{}`) would overwrite {}{more}, which no recorded run wrote (edited by hand, or written by a run lineage could not record?): not rerunning it (move {them} away to keep {them}, or --force to overwrite {them})",
                 s.short,
                 s.command,
                 shown.join(", ")

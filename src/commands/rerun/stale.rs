@@ -116,11 +116,12 @@ pub fn find(store: &Store, roots: &[PathBuf]) -> Result<Vec<Stage>> {
     Ok(stages)
 }
 
-/// What a rerun of `run` would overwrite that no recorded run wrote (edited by hand, or made
-/// by something unrecorded): its output paths, and the files it wrote inside its output
-/// directories, as "path" or "path/file", whose bytes differ from its record and were written
-/// by no recorded run, whatever its status. Files added beside what it wrote, empty files
-/// (nothing to lose) and paths that are gone (made again) are not counted.
+/// What a rerun of `run` could overwrite that no recorded run wrote (edited by hand, or made
+/// by something unrecorded): its output paths, and the files inside its output directories
+/// (those it wrote and those added beside them: a job may clear its directory first), as
+/// "path" or "path/file", whose bytes differ from its record and were written by no recorded
+/// run, whatever its status. Empty files (nothing to lose) and paths that are gone (made
+/// again) are not counted.
 pub fn unrecorded_outputs(
     store: &Store,
     run: &RunRecord,
@@ -151,24 +152,21 @@ pub fn unrecorded_outputs(
             }
             continue;
         }
-        // Only files it wrote: a file added beside them is not its to overwrite.
-        let kept: &[String] = match &e.written {
-            Some(Written::Partly(kept)) => kept,
-            _ => &[],
-        };
-        let wrote: BTreeSet<String> = match &e.artifact {
-            Some(a) if e.written != Some(Written::Nothing) => store
+        // Each file against what the run recorded there first: its own bytes need no
+        // lookup. A file added beside them is checked too: a job that clears its
+        // directory first (`rm -rf out`) would delete it.
+        let recorded: BTreeMap<String, Hash> = match &e.artifact {
+            Some(a) => store
                 .dir_entries(&a.hash)?
                 .into_iter()
-                .map(|(p, _, _)| p)
-                .filter(|p| !kept.contains(p))
+                .map(|(p, h, _)| (p, h))
                 .collect(),
-            _ => BTreeSet::new(),
+            None => BTreeMap::new(),
         };
-        for f in files
-            .iter()
-            .filter(|f| f.size > 0 && wrote.contains(&f.path))
-        {
+        for f in files.iter().filter(|f| f.size > 0) {
+            if recorded.get(&f.path) == Some(&f.hash) {
+                continue;
+            }
             if !target::written_by_a_run(store, &f.hash)? {
                 found.push(format!("{}/{}", e.path.trim_end_matches('/'), f.path));
             }
