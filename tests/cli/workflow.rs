@@ -790,3 +790,58 @@ fn a_rerun_in_place_refuses_to_overwrite_an_output_edited_by_hand() {
     let out = env.cmd(["rerun", &id]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+/// A stage that reads a directory whole, holding what an earlier stage wrote inside it
+/// (`-o d/a -o d/b`, then `-i d`), is stale when that stage is, and comes after it.
+#[test]
+fn a_directory_read_whole_has_the_runs_that_wrote_inside_it_for_makers() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("raw.txt", "1\n");
+    let split = env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "d/a",
+        "-o",
+        "d/b",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p d/a d/b; cat raw.txt > d/a/1; echo b > d/b/1",
+    ]);
+    let feat = env.record(&[
+        "-i",
+        "d",
+        "-o",
+        "feat.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat d/a/* d/b/* > feat.txt",
+    ]);
+    assert_eq!(status(&env).0, 0);
+    env.write("raw.txt", "2\n");
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6, "{stages:?}");
+    let short = |id: &str| id[id.len() - 8..].to_string();
+    assert_eq!(stages[0].0, split, "makers first: {stages:?}");
+    assert_eq!(stages[1].0, feat, "{stages:?}");
+    assert!(stages[1].1, "{stages:?}");
+    assert!(
+        stages[1].2.iter().any(|r| r.contains(&format!(
+            "run {}, which made d/a inside d, is stale",
+            short(&split)
+        ))),
+        "{stages:?}"
+    );
+    let out = env.cmd(["status", "feat.txt"]);
+    assert_eq!(code(&out), 6, "{}", stdout(&out));
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(env.path("feat.txt")).expect("made"),
+        "2\nb\n"
+    );
+    assert_eq!(status(&env).0, 0);
+}

@@ -310,7 +310,32 @@ impl Walk<'_> {
                         .find(|e| e.role == i.role && e.path == i.path)
                         .map(|e| e.abs_path.clone())
                         .unwrap_or_default();
-                    if let Some(maker) = self.maker(&h, &abs, &r, i.differs())? {
+                    // A directory read whole that holds what other runs wrote inside it
+                    // (`-o d/a`, `-o d/b`, then `-i d`): each of those is a maker of it.
+                    let found = self.maker(&h, &abs, &r, i.differs())?;
+                    let inside = match found {
+                        None if !abs.is_empty() => self.writers_inside(&abs, &r.id)?,
+                        _ => Vec::new(),
+                    };
+                    for (maker, made) in inside {
+                        if makers.contains(&maker) {
+                            continue;
+                        }
+                        makers.push(maker.clone());
+                        let stale = self.visit(&maker, depth + 1)?;
+                        let maker_short = self
+                            .store
+                            .short_id(&maker)
+                            .unwrap_or_else(|_| maker.clone());
+                        if stale && !i.differs() && !upstream.contains(&maker_short) {
+                            reasons.push(format!(
+                                "run {maker_short}, which made {made} inside {}, is stale",
+                                i.path
+                            ));
+                            upstream.push(maker_short);
+                        }
+                    }
+                    if let Some(maker) = found {
                         makers.push(maker.clone());
                         if i.differs() {
                             // Stale already for it; the run that wrote what is there now
@@ -360,6 +385,22 @@ impl Walk<'_> {
             .map(|o| (o.2, o.3))
             .unwrap_or_default();
         self.last.insert(abs_path.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// The runs that last wrote outputs recorded inside directory `abs_path` (not `run`
+    /// itself), each once with the first such output's path as it named it.
+    fn writers_inside(&mut self, abs_path: &str, run: &str) -> Result<Vec<(String, String)>> {
+        let mut found: Vec<(String, String)> = Vec::new();
+        let under = self.store.latest_outputs_under(&[abs_path.to_string()])?;
+        for (abs, path, writer, _) in under {
+            if abs == abs_path.trim_end_matches('/') || writer == run {
+                continue;
+            }
+            if !found.iter().any(|(w, _)| *w == writer) {
+                found.push((writer, path));
+            }
+        }
         Ok(found)
     }
 
