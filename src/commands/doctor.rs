@@ -256,8 +256,17 @@ fn healthy(store_dir: &std::path::Path) -> Result<u8> {
         Err(e) => {
             // A store this lineage cannot use (too new, a full disk) is not healthy.
             say!("problem: {e:#}");
+            if crate::error::is_no_room(&e) {
+                say!(
+                    "hint: free space where the store is; meanwhile jobs run all the same and \
+                     are recorded after they end if there is room by then"
+                );
+            }
             return Ok(code::FAILURE);
         }
+    }
+    if let Some(note) = crate::store::room_note(store_dir) {
+        say!("note: {note}");
     }
     say!("ok: no problems found");
     Ok(code::SUCCESS)

@@ -78,6 +78,22 @@ pub fn with_room<T>(dir: &Path, mut write: impl FnMut() -> anyhow::Result<T>) ->
     }
 }
 
+/// For `doctor`: when the store's disk has less free than the room and no room is kept, a
+/// line saying so (a run may then not be recorded).
+pub fn room_note(dir: &Path) -> Option<String> {
+    if std::fs::symlink_metadata(dir.join(ROOM_FILE)).is_ok() {
+        return None;
+    }
+    let fs = nix::sys::statvfs::statvfs(dir).ok()?;
+    let free = u64::from(fs.blocks_available()).saturating_mul(fs.fragment_size());
+    (free < ROOM_BYTES as u64).then(|| {
+        format!(
+            "{free} bytes free where the store is, and no room kept for recording \
+             ({ROOM_FILE}): a run may not be recorded until there is space again"
+        )
+    })
+}
+
 /// Give the store's room back (remove its file): whether there was one.
 fn give_room(dir: &Path) -> bool {
     std::fs::remove_file(dir.join(ROOM_FILE)).is_ok()

@@ -539,6 +539,9 @@ fn a_job_that_fills_the_disk_is_still_recorded() {
         "$LINEAGE" list --json > list.json
         "$LINEAGE" show --json out.txt --all > show.json
         "$LINEAGE" doctor > doctor.txt; echo "doctor=$?" >> codes
+        rm -f "$DISK/store/lineage.db-room"
+        dd if=/dev/zero of="$DISK/fill3" bs=64k 2>/dev/null
+        "$LINEAGE" doctor > doctor2.txt
     "#;
     let out = Command::new("unshare")
         .args(["--mount", "sh", "-c", script])
@@ -553,6 +556,9 @@ fn a_job_that_fills_the_disk_is_still_recorded() {
     assert_eq!(codes, "first=6\nsecond=2\ndoctor=0\n", "{}", stderr(&out));
     let df = std::fs::read_to_string(env.path("df")).expect("df");
     assert!(df.contains("100%"), "the disk was full: {df}");
+    // With no room kept on the full disk, doctor says a run may not be recorded.
+    let doctor = std::fs::read_to_string(env.path("doctor2.txt")).expect("doctor");
+    assert!(doctor.contains("no room kept for recording"), "{doctor}");
     assert!(!stderr(&out).contains("NOT"), "{}", stderr(&out));
     let list: Value =
         serde_json::from_str(&std::fs::read_to_string(env.path("list.json")).expect("list"))
