@@ -85,7 +85,7 @@ pub fn room_note(dir: &Path) -> Option<String> {
         return None;
     }
     let fs = nix::sys::statvfs::statvfs(dir).ok()?;
-    let free = u64::from(fs.blocks_available()).saturating_mul(fs.fragment_size());
+    let free = fs.blocks_available().saturating_mul(fs.fragment_size());
     (free < ROOM_BYTES as u64).then(|| {
         format!(
             "{free} bytes free where the store is, and no room kept for recording \
