@@ -845,3 +845,56 @@ fn a_directory_read_whole_has_the_runs_that_wrote_inside_it_for_makers() {
     );
     assert_eq!(status(&env).0, 0);
 }
+
+/// A later stage writing into an earlier stage's output directory (`-o out`, then
+/// `out/summary`) does not make the earlier one stale: every file it wrote is still there as
+/// it wrote it. A change to one of them, or one removed, does.
+#[test]
+fn files_added_to_an_output_directory_leave_its_stage_current() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("p.txt", "1\n");
+    env.record(&[
+        "-i",
+        "p.txt",
+        "-o",
+        "out",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p out; cat p.txt > out/a",
+    ]);
+    env.record(&[
+        "-i",
+        "out/a",
+        "-o",
+        "out/summary",
+        "--",
+        "sh",
+        "-c",
+        "cat out/a > out/summary",
+    ]);
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    env.write("out/notes.txt", "mine\n");
+    assert_eq!(status(&env).0, 0);
+    std::fs::remove_file(env.path("out/notes.txt")).expect("rm");
+    // Then a change: both rerun once, makers first, with no cycle found.
+    env.write("p.txt", "2\n");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 stale run(s) rerun"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(status(&env).0, 0);
+    // A file the stage wrote, changed: stale.
+    env.write("out/a", "by hand\n");
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6, "{stages:?}");
+    assert!(
+        stages[0].2.contains(&"output out is modified".to_string()),
+        "{stages:?}"
+    );
+}

@@ -2,7 +2,8 @@
 //! paths, each with the run that last wrote it, and whether that run would make something
 //! else now. A run is stale when what it depends on differs from its record (an input's
 //! bytes, the keys of a config it depends on, the code it read, its Python packages), when
-//! one of its outputs was modified or removed since, or when a run that made one of its
+//! one of its outputs was modified or removed since (for a directory, a file it wrote there:
+//! files added beside them do not count), or when a run that made one of its
 //! inputs is stale (what it read will change). The same checks `rerun` makes before running
 //! (`checks`); the walk goes up through the runs that made each input, so that the stages
 //! before the paths asked about are checked too.
@@ -481,6 +482,10 @@ impl Walk<'_> {
             let state = match now {
                 None => "missing",
                 Some(h) if Some(h) == recorded => "current",
+                // A directory whose files the run wrote are all there as it wrote them: what
+                // was added beside them since (a later stage's summary, a note of yours) does
+                // not change its product.
+                Some(_) if self.only_added(&at, e)? => "current",
                 Some(_) => "modified",
             };
             out.push(Output {
@@ -490,6 +495,46 @@ impl Walk<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+impl Walk<'_> {
+    /// Whether output directory `e`, now at `at`, still holds every file its run wrote,
+    /// each with the bytes it wrote (files added since do not count).
+    fn only_added(&self, at: &Path, e: &crate::model::EdgeRecord) -> Result<bool> {
+        let Some(a) = e
+            .artifact
+            .as_ref()
+            .filter(|a| a.kind == crate::model::ArtifactKind::Dir)
+        else {
+            return Ok(false);
+        };
+        let kept: &[String] = match &e.written {
+            Some(Written::Partly(kept)) => kept,
+            _ => &[],
+        };
+        let wrote: Vec<(String, Hash, u64)> = self
+            .store
+            .dir_entries(&a.hash)?
+            .into_iter()
+            .filter(|(p, _, _)| !kept.contains(p))
+            .collect();
+        if wrote.is_empty() {
+            return Ok(false);
+        }
+        let mut now: BTreeMap<String, Hash> = BTreeMap::new();
+        let mut sink = |entries: &[crate::model::DirEntry]| {
+            now.extend(entries.iter().map(|f| (f.path.clone(), f.hash)));
+            Ok(())
+        };
+        let hashing = hash::Hashing::default();
+        if hashing
+            .hash_path(at, &mut sink, Some(self.store), None)
+            .is_err()
+        {
+            return Ok(false);
+        }
+        Ok(wrote.iter().all(|(p, h, _)| now.get(p) == Some(h)))
     }
 }
 
