@@ -77,43 +77,42 @@ pub fn causes_no_room(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// [`is_no_room`] for one cause.
 fn is_no_room_itself(cause: &(dyn std::error::Error + 'static)) -> bool {
+    use nix::libc::{EDQUOT, EFBIG, ENOSPC};
     use rusqlite::ErrorCode as C;
-    {
-        let sqlite = cause
-            .downcast_ref::<rusqlite::Error>()
-            .and_then(rusqlite::Error::sqlite_error_code)
-            .is_some_and(|c| matches!(c, C::DiskFull | C::SystemIoFailure));
-        let os = cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::raw_os_error)
-            .is_some_and(|n| {
-                use nix::libc::{EDQUOT, EFBIG, ENOSPC};
-                matches!(n, ENOSPC | EDQUOT | EFBIG)
-            });
-        sqlite || os
-    }
+    cause_is(
+        cause,
+        &[C::DiskFull, C::SystemIoFailure],
+        &[ENOSPC, EDQUOT, EFBIG],
+    )
 }
 
-/// Whether the store could not be written for want of room or a writable disk (SQLite's
-/// full, I/O or read-only results; ENOSPC, EDQUOT, EFBIG, EROFS or EIO), anywhere in the
-/// chain of causes: `lineage run` then runs the job anyway and records it if it can. Not a
-/// lock held too long or locks that do not work (a network filesystem): that store would
-/// keep every job unrecorded, so it is refused as before.
+/// Whether `cause` is SQLite's error with one of `codes`, or an OS error with one of
+/// `errnos`.
+fn cause_is(
+    cause: &(dyn std::error::Error + 'static),
+    codes: &[rusqlite::ErrorCode],
+    errnos: &[i32],
+) -> bool {
+    let sqlite = cause
+        .downcast_ref::<rusqlite::Error>()
+        .and_then(rusqlite::Error::sqlite_error_code)
+        .is_some_and(|c| codes.contains(&c));
+    let os = cause
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::raw_os_error)
+        .is_some_and(|n| errnos.contains(&n));
+    sqlite || os
+}
+
+/// Whether the store could not be written for want of room ([`is_no_room`]) or of a
+/// writable disk (SQLite's read-only result; EROFS or EIO), anywhere in the chain of causes:
+/// `lineage run` then runs the job anyway and records it if it can. Not a lock held too long
+/// or locks that do not work (a network filesystem): that store would keep every job
+/// unrecorded, so it is refused as before.
 pub fn is_store_unwritable(e: &anyhow::Error) -> bool {
-    use rusqlite::ErrorCode as C;
+    use nix::libc::{EIO, EROFS};
     e.chain().any(|cause| {
-        let sqlite = cause
-            .downcast_ref::<rusqlite::Error>()
-            .and_then(rusqlite::Error::sqlite_error_code)
-            .is_some_and(|c| matches!(c, C::DiskFull | C::SystemIoFailure | C::ReadOnly));
-        let os = cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::raw_os_error)
-            .is_some_and(|n| {
-                use nix::libc::{EDQUOT, EFBIG, EIO, ENOSPC, EROFS};
-                matches!(n, ENOSPC | EDQUOT | EFBIG | EROFS | EIO)
-            });
-        sqlite || os
+        is_no_room_itself(cause) || cause_is(cause, &[rusqlite::ErrorCode::ReadOnly], &[EROFS, EIO])
     })
 }
 

@@ -184,28 +184,19 @@ pub fn ranked_producers(
     hash: &Hash,
     usable: impl Fn(&RunRecord) -> bool,
 ) -> Result<Vec<RunRecord>> {
-    let ids = producer_ids(store, hash)?;
-    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let runs = store.load_runs(&refs)?;
-    let mut ranked: Vec<&RunRecord> = runs.iter().collect();
-    let own = crate::commands::verify::own_key();
-    let verified: std::collections::HashSet<&str> = runs
+    let mut ranker = Ranker::new(store);
+    let order = ranker.order(hash, usable)?;
+    Ok(order
         .iter()
-        .filter(|r| verified_by(store, &r.id, own.as_deref()))
-        .map(|r| r.id.as_str())
-        .collect();
-    crate::model::graph::rank(&mut ranked, |r| verified.contains(r.id.as_str()), usable);
-    let order: Vec<String> = ranked.iter().map(|r| r.id.clone()).collect();
-    let mut runs = runs;
-    runs.sort_by_key(|r| order.iter().position(|o| *o == r.id));
-    Ok(runs)
+        .filter_map(|id| ranker.runs.remove(id).map(|(r, _)| r))
+        .collect())
 }
 
 /// The runs that wrote `hash` (directly, or as a file or directory inside a directory they
-/// wrote), unranked, each once.
-fn producer_ids(store: &Store, hash: &Hash) -> Result<Vec<String>> {
+/// wrote), unranked, each once: succeeded ones, or (`all`) every finished one.
+fn producer_ids(store: &Store, hash: &Hash, all: bool) -> Result<Vec<String>> {
     let mut ids: Vec<String> = store
-        .ancestry(hash, 1, false)?
+        .ancestry(hash, 1, all)?
         .into_iter()
         .filter(|l| l.artifact == *hash && matches!(l.via, Via::Direct | Via::InsideDir { .. }))
         .map(|l| l.run_id)
@@ -218,10 +209,7 @@ fn producer_ids(store: &Store, hash: &Hash) -> Result<Vec<String>> {
 /// Whether some recorded run wrote these bytes (directly, or as a file inside a directory it
 /// wrote), whatever its status: a failed run's partial output is recorded bytes too.
 pub fn written_by_a_run(store: &Store, hash: &Hash) -> Result<bool> {
-    Ok(store
-        .ancestry(hash, 1, true)?
-        .iter()
-        .any(|l| l.artifact == *hash && matches!(l.via, Via::Direct | Via::InsideDir { .. })))
+    Ok(!producer_ids(store, hash, true)?.is_empty())
 }
 
 /// Verified, for ranking: signed by your own key, the record intact (a teammate's trusted
@@ -257,7 +245,13 @@ impl<'s> Ranker<'s> {
         hash: &Hash,
         usable: impl Fn(&RunRecord) -> bool,
     ) -> Result<Option<String>> {
-        let ids = producer_ids(self.store, hash)?;
+        Ok(self.order(hash, usable)?.into_iter().next())
+    }
+
+    /// The producers of `hash`, best first, by id; the runs not met before are loaded and
+    /// checked.
+    fn order(&mut self, hash: &Hash, usable: impl Fn(&RunRecord) -> bool) -> Result<Vec<String>> {
+        let ids = producer_ids(self.store, hash, false)?;
         let new: Vec<&str> = ids
             .iter()
             .map(String::as_str)
@@ -280,7 +274,7 @@ impl<'s> Ranker<'s> {
             |r| runs.get(&r.id).is_some_and(|r| r.1),
             usable,
         );
-        Ok(ranked.first().map(|r| r.id.clone()))
+        Ok(ranked.iter().map(|r| r.id.clone()).collect())
     }
 }
 

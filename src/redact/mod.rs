@@ -452,16 +452,11 @@ impl Policy {
             Default::default();
         // (argument, value's range in it, key as `parent.name`/`parent.value`, value)
         let mut pairs: Vec<(usize, std::ops::Range<usize>, String, &str)> = Vec::new();
-        // A bare half (`--name`, `value=`), as a pair with no parent.
-        let bare = |key: &str, _: &str| -> Option<String> {
-            let key = key.trim_start_matches(['-', '+', '~']).to_ascii_lowercase();
-            (text::is_value_key(&key) || text::is_name_key(&key)).then_some(key)
-        };
         for (i, word) in words.iter().enumerate().skip(1) {
             let mut at = 0;
             for part in word.split(',') {
                 if let Some((key, value)) = part.split_once('=')
-                    && let Some(key) = pair_key(key).or_else(|| bare(key, value))
+                    && let Some(key) = pair_key(key)
                 {
                     let start = at + part.len() - value.len();
                     pairs.push((i, start..at + part.len(), key, value));
@@ -471,7 +466,7 @@ impl Policy {
             if is_flag(word)
                 && let Some(next) = words.get(i + 1)
                 && !is_option(next)
-                && let Some(key) = pair_key(word).or_else(|| bare(word, next))
+                && let Some(key) = pair_key(word)
             {
                 pairs.push((i + 1, 0..next.len(), key, next));
             }
@@ -479,10 +474,12 @@ impl Policy {
         // On a command line a name counts only when its last word is a secret's
         // (`WANDB_API_KEY`, `DB-PASSWORD`, `/prod/db/password`), not a run's, a dataset's or
         // a model's that merely holds one (`secret_detector`, `secret-santa`, `auth`).
-        let leaf = |k: &str| k.rsplit('.').next().unwrap_or_default().to_string();
-        pairs.retain(|(_, _, k, v)| !text::is_name_key(&leaf(k)) || names_a_secret(v));
+        fn leaf(key: &str) -> &str {
+            key.rsplit('.').next().unwrap_or_default()
+        }
+        pairs.retain(|(_, _, k, v)| !text::is_name_key(leaf(k)) || names_a_secret(v));
         // Only a command that has both halves of a pair can hold one.
-        let has = |f: fn(&str) -> bool| pairs.iter().any(|(_, _, k, _)| f(&leaf(k)));
+        let has = |f: fn(&str) -> bool| pairs.iter().any(|(_, _, k, _)| f(leaf(k)));
         if !has(text::is_name_key) || !has(text::is_value_key) {
             return found;
         }
@@ -883,15 +880,18 @@ fn names_a_secret(name: &str) -> bool {
 
 /// The key of one half of a name/value pair as `parent.name` or `parent.value` (`name`,
 /// `key`, `var`, `variable`; `value`, `val`), from `env.name`, `--env.name`, `+env.name`,
-/// `env[0].name`, `env_name`, `--env-name`, `env/name` or `envName`; None for any other key,
-/// and for a half with no parent (a bare `--name`).
+/// `env[0].name`, `env_name`, `--env-name`, `env/name` or `envName`, or as `name`/`value`
+/// for a bare half (`--name`); None for any other key.
 fn pair_key(key: &str) -> Option<String> {
     let key = key.trim_start_matches(['-', '+', '~']);
     if key.is_empty() || key.contains(|c: char| c.is_whitespace() || c == '=') {
         return None;
     }
-    let key = key.replace('[', ".").replace(']', "");
     let half = |w: &str| text::is_name_key(w) || text::is_value_key(w);
+    if half(key) {
+        return Some(key.to_ascii_lowercase());
+    }
+    let key = key.replace('[', ".").replace(']', "");
     let (prefix, segment) = match key.rsplit_once('.') {
         Some((p, l)) if half(l) && !p.is_empty() => return Some(key.clone()),
         Some((p, l)) => (format!("{p}."), l),

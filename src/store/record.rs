@@ -41,15 +41,21 @@ impl Staged {
     /// After a transaction that wrote manifests: forget them when it committed; when it did
     /// not, keep them, for the same write tried again.
     fn settle(&mut self, committed: bool) {
-        for token in std::mem::take(&mut self.written) {
-            if !committed {
-                continue;
+        let written = std::mem::take(&mut self.written);
+        if committed {
+            for token in written {
+                self.forget(&token);
             }
-            if let Some(entries) = self.memory.remove(&token) {
-                self.in_memory -= entries.len().min(self.in_memory);
-            }
-            self.spilled.remove(&token);
         }
+    }
+
+    /// Forget the entries staged under `token` held in memory; whether it had rows spilled
+    /// (theirs to delete, where no transaction did).
+    fn forget(&mut self, token: &str) -> bool {
+        if let Some(entries) = self.memory.remove(token) {
+            self.in_memory -= entries.len().min(self.in_memory);
+        }
+        self.spilled.remove(token)
     }
 }
 
@@ -291,8 +297,8 @@ impl Store {
             };
             let _ = write();
             // Written or not, forgotten: the next run that hashes it writes it.
-            staged.written.push(token);
-            staged.settle(true);
+            staged.settle(false);
+            staged.forget(&token);
         }
     }
 
@@ -325,11 +331,7 @@ impl Store {
 
     /// Forget the manifest entries staged under `token` (a directory left unhashed).
     pub fn unstage(&self, token: &str) {
-        let mut staged = self.recording.staged.borrow_mut();
-        if let Some(entries) = staged.memory.remove(token) {
-            staged.in_memory -= entries.len().min(staged.in_memory);
-        }
-        if staged.spilled.remove(token) {
+        if self.recording.staged.borrow_mut().forget(token) {
             let _ = self
                 .conn
                 .execute("DELETE FROM temp.staged_entries WHERE token = ?1", [token]);

@@ -443,11 +443,10 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         Ok(())
     };
     // Bytes at a stage's outputs that no recorded run wrote (edited by hand, or made by
-    // something unrecorded) would be lost for good to its rerun: refused, named; --force
-    // reruns anyway. A missing output is simply made again; bytes another recorded run wrote
-    // there (a later stage writing into its directory, a failed run's partial output) are
-    // recorded, and no reason to stop.
-    // The refusal, for the dry run to name beside its plan.
+    // something unrecorded) would be lost for good to its rerun: refused, named (a dry run
+    // names it under its plan); --force reruns anyway. A missing output is simply made again;
+    // bytes another recorded run wrote there (a later stage writing into its directory, a
+    // failed run's partial output) are recorded, and no reason to stop.
     let refusal = |stages: &[&stale::Stage]| -> Result<Option<String>> {
         if args.force {
             return Ok(None);
@@ -477,15 +476,13 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         }
         Ok(None)
     };
-    let edited = |stages: &[&stale::Stage]| -> Result<()> {
-        match refusal(stages)? {
-            Some(why) if !args.dry_run => anyhow::bail!(why),
-            _ => Ok(()),
-        }
-    };
     let first = stale::find(&store, &roots)?;
     unproven(&first)?;
-    edited(&first.iter().filter(|s| s.stale).collect::<Vec<_>>())?;
+    if !args.dry_run
+        && let Some(why) = refusal(&first.iter().filter(|s| s.stale).collect::<Vec<_>>())?
+    {
+        anyhow::bail!(why);
+    }
     let stale_at_first: Vec<String> = first
         .iter()
         .filter(|s| s.stale)
@@ -533,9 +530,13 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
                 next.reasons.join("; ")
             );
         }
-        // Checked again for the stage about to run: what ran before it may have changed
-        // what lies at its outputs.
-        edited(&[&next])?;
+        // Checked again for the stage about to run once a step has: what ran before it may
+        // have changed what lies at its outputs.
+        if !rerun.is_empty()
+            && let Some(why) = refusal(&[&next])?
+        {
+            anyhow::bail!(why);
+        }
         if args.dry_run {
             // Without running, what comes after cannot be found again: every stale stage.
             let stages = stale::find(&store, &roots)?;

@@ -135,15 +135,9 @@ pub fn unrecorded_outputs(
         if std::fs::symlink_metadata(&path).is_err() {
             continue;
         }
-        let mut files: Vec<crate::model::DirEntry> = Vec::new();
-        let mut sink = |entries: &[crate::model::DirEntry]| {
-            files.extend_from_slice(entries);
-            Ok(())
-        };
-        let Ok(now) = hashing.hash_path(&path, &mut sink, Some(cache), None) else {
+        let Some((now, files)) = files_now(&hashing, &path, cache) else {
             continue;
         };
-        let now = now.artifact;
         if e.artifact.as_ref().is_some_and(|a| a.hash == now.hash) || now.size == 0 {
             continue;
         }
@@ -156,14 +150,7 @@ pub fn unrecorded_outputs(
         // Each file against what the run recorded there first: its own bytes need no
         // lookup. A file added beside them is checked too: a job that clears its
         // directory first (`rm -rf out`) would delete it.
-        let recorded: BTreeMap<String, Hash> = match &e.artifact {
-            Some(a) => store
-                .dir_entries(&a.hash)?
-                .into_iter()
-                .map(|(p, h, _)| (p, h))
-                .collect(),
-            None => BTreeMap::new(),
-        };
+        let recorded = files_recorded(store, e)?;
         for f in files.iter().filter(|f| f.size > 0) {
             if recorded.get(&f.path) == Some(&f.hash) {
                 continue;
@@ -174,6 +161,50 @@ pub fn unrecorded_outputs(
         }
     }
     Ok(found)
+}
+
+/// What is at `path` now, hashed (through `cache`), with the files of a directory.
+fn files_now(
+    hashing: &hash::Hashing,
+    path: &Path,
+    cache: &dyn hash::StatCache,
+) -> Option<(crate::model::Artifact, Vec<crate::model::DirEntry>)> {
+    let mut files: Vec<crate::model::DirEntry> = Vec::new();
+    let mut sink = |entries: &[crate::model::DirEntry]| {
+        files.extend_from_slice(entries);
+        Ok(())
+    };
+    let hashed = hashing.hash_path(path, &mut sink, Some(cache), None).ok()?;
+    Some((hashed.artifact, files))
+}
+
+/// The files output directory `e` held as its run recorded it, by path; empty for a file.
+fn files_recorded(store: &Store, e: &crate::model::EdgeRecord) -> Result<BTreeMap<String, Hash>> {
+    Ok(match &e.artifact {
+        Some(a) if a.kind == crate::model::ArtifactKind::Dir => store
+            .dir_entries(&a.hash)?
+            .into_iter()
+            .map(|(p, h, _)| (p, h))
+            .collect(),
+        _ => BTreeMap::new(),
+    })
+}
+
+/// Whether output directory `e`, now at `at`, still holds every file its run wrote, each
+/// with the bytes it wrote (files added since, and those it did not write, do not count).
+fn only_added(store: &Store, at: &Path, e: &crate::model::EdgeRecord) -> Result<bool> {
+    let mut wrote = files_recorded(store, e)?;
+    if let Some(Written::Partly(kept)) = &e.written {
+        wrote.retain(|p, _| !kept.contains(p));
+    }
+    if wrote.is_empty() {
+        return Ok(false);
+    }
+    let Some((_, files)) = files_now(&hash::Hashing::default(), at, store) else {
+        return Ok(false);
+    };
+    let now: BTreeMap<&str, Hash> = files.iter().map(|f| (f.path.as_str(), f.hash)).collect();
+    Ok(wrote.iter().all(|(p, h)| now.get(p.as_str()) == Some(h)))
 }
 
 /// At most this many files of a directory are looked up by their bytes.
@@ -391,7 +422,7 @@ impl Walk<'_> {
 
     /// The runs that last wrote outputs recorded inside directory `abs_path` (not `run`
     /// itself), each once with the first such output's path as it named it.
-    fn writers_inside(&mut self, abs_path: &str, run: &str) -> Result<Vec<(String, String)>> {
+    fn writers_inside(&self, abs_path: &str, run: &str) -> Result<Vec<(String, String)>> {
         let mut found: Vec<(String, String)> = Vec::new();
         let under = self.store.latest_outputs_under(&[abs_path.to_string()])?;
         for (abs, path, writer, _) in under {
@@ -485,7 +516,7 @@ impl Walk<'_> {
                 // A directory whose files the run wrote are all there as it wrote them: what
                 // was added beside them since (a later stage's summary, a note of yours) does
                 // not change its product.
-                Some(_) if self.only_added(&at, e)? => "current",
+                Some(_) if only_added(self.store, &at, e)? => "current",
                 Some(_) => "modified",
             };
             out.push(Output {
@@ -495,46 +526,6 @@ impl Walk<'_> {
             });
         }
         Ok(out)
-    }
-}
-
-impl Walk<'_> {
-    /// Whether output directory `e`, now at `at`, still holds every file its run wrote,
-    /// each with the bytes it wrote (files added since do not count).
-    fn only_added(&self, at: &Path, e: &crate::model::EdgeRecord) -> Result<bool> {
-        let Some(a) = e
-            .artifact
-            .as_ref()
-            .filter(|a| a.kind == crate::model::ArtifactKind::Dir)
-        else {
-            return Ok(false);
-        };
-        let kept: &[String] = match &e.written {
-            Some(Written::Partly(kept)) => kept,
-            _ => &[],
-        };
-        let wrote: Vec<(String, Hash, u64)> = self
-            .store
-            .dir_entries(&a.hash)?
-            .into_iter()
-            .filter(|(p, _, _)| !kept.contains(p))
-            .collect();
-        if wrote.is_empty() {
-            return Ok(false);
-        }
-        let mut now: BTreeMap<String, Hash> = BTreeMap::new();
-        let mut sink = |entries: &[crate::model::DirEntry]| {
-            now.extend(entries.iter().map(|f| (f.path.clone(), f.hash)));
-            Ok(())
-        };
-        let hashing = hash::Hashing::default();
-        if hashing
-            .hash_path(at, &mut sink, Some(self.store), None)
-            .is_err()
-        {
-            return Ok(false);
-        }
-        Ok(wrote.iter().all(|(p, h, _)| now.get(p) == Some(h)))
     }
 }
 
