@@ -5,7 +5,6 @@
 //! While the job runs, a sampler records the peak memory its processes use on each GPU.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -26,8 +25,24 @@ pub struct GpuCapture {
     pub gpus: Vec<Gpu>,
     pub note: Option<String>,
     /// Kept for the memory sampler when there are GPUs.
-    pub nvml: Option<Arc<Nvml>>,
+    pub nvml: Option<Kept>,
 }
+
+impl GpuCapture {
+    /// No GPUs, and no word why: the capture was lost (its thread could not be joined).
+    fn none() -> GpuCapture {
+        GpuCapture {
+            gpus: Vec::new(),
+            note: Some("the GPUs could not be read: lineage's thread for them failed".into()),
+            nvml: None,
+        }
+    }
+}
+
+/// NVML, never shut down: `nvmlShutdown` took 9 ms of every run on an H200 (driver
+/// 580.159), after the job had ended. lineage exits soon after, and the driver lets go of
+/// what a process held when it exits.
+pub type Kept = std::mem::ManuallyDrop<Nvml>;
 
 /// Start NVML on a background thread; `finish` collects the result.
 pub fn start(cuda_visible_devices: Option<String>) -> Pending {
@@ -82,7 +97,7 @@ impl Pending {
 
 fn capture(cuda_visible_devices: Option<&str>) -> GpuCapture {
     let nvml = match Nvml::init() {
-        Ok(nvml) => nvml,
+        Ok(nvml) => Kept::new(nvml),
         Err(e) => {
             let note = match e {
                 nvml_wrapper::error::NvmlError::LibloadingError(_) => {
@@ -147,7 +162,7 @@ fn capture(cuda_visible_devices: Option<&str>) -> GpuCapture {
         });
     }
     GpuCapture {
-        nvml: (!gpus.is_empty()).then(|| Arc::new(nvml)),
+        nvml: (!gpus.is_empty()).then_some(nvml),
         gpus,
         note,
     }
@@ -192,56 +207,110 @@ impl Visibility {
     }
 }
 
-/// Samples, every `interval`, the GPU memory used by the job's processes.
+/// The job's GPUs, read while it runs, and the peak memory its processes used on each.
+///
+/// NVML takes 10-20 ms to initialise on a real driver (measured on an H200, driver
+/// 580.159): waited for before launch, that was the largest part of what lineage added to a
+/// short job there. The inventory does not change while the job runs, so the sampler's
+/// thread waits for it instead, and the job starts at once.
 pub struct Sampler {
-    stop: Arc<AtomicBool>,
-    peaks: Arc<Mutex<BTreeMap<String, u64>>>,
-    handle: Option<JoinHandle<()>>,
+    /// Dropped to stop the sampler: it wakes at once, not at its next sample.
+    stop: Option<mpsc::Sender<()>>,
+    handle: Option<JoinHandle<Sampled>>,
+    /// Kept here when no thread could be started: finished in place.
+    unstarted: Option<Pending>,
+}
+
+/// What the sampler leaves: the GPUs, why there are none, the peaks (None without NVML).
+pub struct Sampled {
+    pub gpus: Vec<Gpu>,
+    pub note: Option<String>,
+    pub peaks: Option<BTreeMap<String, u64>>,
 }
 
 impl Sampler {
-    pub fn start(nvml: Arc<Nvml>, gpus: &[Gpu], child: u32, interval: Duration) -> Sampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peaks = Arc::new(Mutex::new(
-            gpus.iter().map(|g| (g.index.to_string(), 0u64)).collect(),
-        ));
-        let indices: Vec<u32> = gpus.iter().map(|g| g.index).collect();
-        let handle = {
-            let (stop, peaks) = (stop.clone(), peaks.clone());
+    /// Sample the GPU memory of `child` and its descendants every `interval`, from when NVML
+    /// has listed the GPUs (`pending`) until `finish`.
+    pub fn start(pending: Pending, child: u32, interval: Duration) -> Sampler {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let slot = Arc::new(Mutex::new(Some(pending)));
+        let spawned = {
+            let slot = slot.clone();
             std::thread::Builder::new()
                 .name("lineage-gpu-sampler".into())
                 .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        sample(&nvml, &indices, child, &peaks);
-                        // Sleep in short steps so that stopping is prompt.
-                        let mut left = interval;
-                        while !left.is_zero() && !stop.load(Ordering::Relaxed) {
-                            let step = left.min(Duration::from_millis(50));
-                            std::thread::sleep(step);
-                            left -= step;
-                        }
-                    }
+                    let pending = slot.lock().ok().and_then(|mut p| p.take());
+                    let capture = pending.map_or_else(GpuCapture::none, Pending::finish);
+                    sample_until(capture, child, interval, &stopped)
                 })
-                .ok()
         };
-        Sampler {
-            stop,
-            peaks,
-            handle,
+        match spawned {
+            Ok(handle) => Sampler {
+                stop: Some(stop),
+                handle: Some(handle),
+                unstarted: None,
+            },
+            Err(_) => Sampler {
+                stop: None,
+                handle: None,
+                unstarted: slot.lock().ok().and_then(|mut p| p.take()),
+            },
         }
     }
 
-    pub fn finish(mut self) -> BTreeMap<String, u64> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
+    /// Stop sampling; the GPUs and the peaks.
+    pub fn finish(mut self) -> Sampled {
+        drop(self.stop.take());
+        if let Some(sampled) = self.handle.take().and_then(|h| h.join().ok()) {
+            return sampled;
         }
-        self.peaks.lock().map(|p| p.clone()).unwrap_or_default()
+        let capture = self
+            .unstarted
+            .take()
+            .map_or_else(GpuCapture::none, Pending::finish);
+        Sampled {
+            peaks: capture.nvml.is_some().then(BTreeMap::new),
+            gpus: capture.gpus,
+            note: capture.note,
+        }
     }
 }
 
-fn sample(nvml: &Nvml, indices: &[u32], child: u32, peaks: &Mutex<BTreeMap<String, u64>>) {
-    let family = descendants(child);
+/// Sample until `stopped` says so (or its sender is dropped).
+fn sample_until(
+    capture: GpuCapture,
+    child: u32,
+    interval: Duration,
+    stopped: &mpsc::Receiver<()>,
+) -> Sampled {
+    let GpuCapture { gpus, note, nvml } = capture;
+    let Some(nvml) = nvml else {
+        return Sampled {
+            gpus,
+            note,
+            peaks: None,
+        };
+    };
+    let indices: Vec<u32> = gpus.iter().map(|g| g.index).collect();
+    let mut peaks: BTreeMap<String, u64> = indices.iter().map(|i| (i.to_string(), 0)).collect();
+    // A job that ended before NVML was ready (a few milliseconds) held no GPU memory.
+    let mut ended = !matches!(stopped.try_recv(), Err(mpsc::TryRecvError::Empty));
+    while !ended {
+        sample(&nvml, &indices, child, &mut peaks);
+        ended = !matches!(
+            stopped.recv_timeout(interval),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
+    }
+    Sampled {
+        gpus,
+        note,
+        peaks: Some(peaks),
+    }
+}
+
+fn sample(nvml: &Nvml, indices: &[u32], child: u32, peaks: &mut BTreeMap<String, u64>) {
+    let family: HashSet<u32> = family(child).into_iter().collect();
     for &index in indices {
         let Ok(device) = nvml.device_by_index(index) else {
             continue;
@@ -258,15 +327,41 @@ fn sample(nvml: &Nvml, indices: &[u32], child: u32, peaks: &Mutex<BTreeMap<Strin
                 used += bytes;
             }
         }
-        if let Ok(mut peaks) = peaks.lock() {
-            let peak = peaks.entry(index.to_string()).or_default();
-            *peak = (*peak).max(used);
-        }
+        let peak = peaks.entry(index.to_string()).or_default();
+        *peak = (*peak).max(used);
     }
 }
 
-/// `root` and every process descended from it, read from /proc.
-pub fn descendants(root: u32) -> HashSet<u32> {
+/// `root` and its descendants: through each thread's `children` list, which names only the
+/// family (a few files read, however many processes the machine runs); where the kernel
+/// offers no such list, through every process's parent in /proc.
+pub fn family(root: u32) -> Vec<u32> {
+    if !std::path::Path::new(&format!("/proc/{root}/task/{root}/children")).exists() {
+        return descendants(root).into_iter().collect();
+    }
+    let mut family = vec![root];
+    let mut i = 0;
+    while let Some(&pid) = family.get(i) {
+        i += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children = std::fs::read_to_string(task.path().join("children"));
+            for c in children.iter().flat_map(|c| c.split_whitespace()) {
+                if let Ok(c) = c.parse()
+                    && !family.contains(&c)
+                {
+                    family.push(c);
+                }
+            }
+        }
+    }
+    family
+}
+
+/// `root` and every process descended from it, read from every process's parent in /proc.
+fn descendants(root: u32) -> HashSet<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for entry in dir.flatten() {

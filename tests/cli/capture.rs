@@ -666,6 +666,12 @@ fn a_bad_param_is_refused_before_launch() {
 
 #[test]
 fn without_an_nvidia_driver_the_gpu_list_is_empty() {
+    // On a GPU machine, `gpu::gpus_match_nvidia_smi` (ignored) checks what is found instead.
+    let driver = ["/proc/driver/nvidia", "/dev/nvidiactl", "/dev/dxg"];
+    if driver.iter().any(|p| std::path::Path::new(p).exists()) {
+        eprintln!("an NVIDIA driver shows here: nothing to check");
+        return;
+    }
     let env = Env::new();
     let run = run_ok(&env, &["run", "--", "true"]);
     assert_eq!(run["system"]["gpus"], json!([]));
@@ -680,6 +686,42 @@ fn without_an_nvidia_driver_the_gpu_list_is_empty() {
     assert!(sys["memory_bytes"].as_u64().expect("memory") > 0);
     assert!(sys["hostname"].is_string());
     assert!(sys["kernel"].is_string());
+}
+
+/// The GPUs are read while the job runs (NVML takes 10-20 ms to start, which the job no
+/// longer waits for): a running run says so, and the finished run, or one whose command
+/// could not be started, holds what was found.
+#[test]
+fn the_gpus_are_read_while_the_job_runs_and_recorded_when_it_ends() {
+    let env = Env::new();
+    let show = format!(
+        "{} show --json > running.json",
+        env!("CARGO_BIN_EXE_lineage")
+    );
+    let run = run_ok(&env, &["run", "--", "sh", "-c", &show]);
+    let running: Value =
+        serde_json::from_slice(&std::fs::read(env.path("running.json")).expect("running.json"))
+            .expect("json");
+    assert_eq!(running["id"], run["id"]);
+    assert_eq!(running["status"], "running");
+    assert_eq!(
+        running["system"]["gpu_note"],
+        "read while the job runs, recorded when it ends"
+    );
+    // Without a driver (here, CI) a note names it; with one (a GPU machine), the GPUs.
+    let read = |r: &Value| {
+        r["system"]["gpu_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("NVIDIA"))
+            || r["system"]["gpus"]
+                .as_array()
+                .is_some_and(|g| !g.is_empty())
+    };
+    assert!(read(&run), "{run}");
+    let out = env.cmd(["run", "--", "no-such-command-here"]);
+    assert_eq!(code(&out), 127, "{}", stderr(&out));
+    let failed = env.show(None);
+    assert!(read(&failed), "{failed}");
 }
 
 #[test]

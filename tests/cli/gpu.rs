@@ -66,3 +66,29 @@ fn cuda_visible_devices_by_uuid_selects_that_gpu() {
         assert_eq!(gpu["visible"], want, "{gpu}");
     }
 }
+
+/// A job that holds GPU memory, started through a shell (a grandchild of lineage), has its
+/// peak recorded on the GPU it used. Needs PyTorch with CUDA as `python3`.
+#[test]
+#[ignore = "needs an NVIDIA GPU, its driver and PyTorch"]
+fn a_jobs_gpu_memory_peak_is_recorded() {
+    let env = Env::new();
+    let gib: u64 = 2;
+    let job = format!(
+        "python3 -c 'import torch, time; x = torch.empty({gib} << 30, dtype=torch.uint8, \
+         device=\"cuda:0\"); torch.cuda.synchronize(); time.sleep(2)'"
+    );
+    let mut cmd = env.lineage();
+    cmd.args(["run", "--sample-interval", "0.1", "--", "sh", "-c", &job]);
+    let out = output_within(cmd, std::time::Duration::from_secs(120));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let run = env.show(None);
+    let peaks = &run["resources"]["gpu_peak_memory_bytes"];
+    let peak = peaks["0"].as_u64().unwrap_or_else(|| panic!("{peaks}"));
+    let total = run["system"]["gpus"][0]["memory_bytes"]
+        .as_u64()
+        .expect("total");
+    // The tensor, plus the CUDA context (a few hundred MiB), never more than the GPU has.
+    assert!(peak >= gib << 30, "peak {peak} < {gib} GiB: {peaks}");
+    assert!(peak < total, "peak {peak} >= the GPU's {total}");
+}

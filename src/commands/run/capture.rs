@@ -32,12 +32,16 @@ pub(super) struct PreLaunch {
     pub(super) later: Vec<(usize, Pending)>,
     pub(super) params: Redacted<Vec<Param>>,
     pub(super) blobs: Vec<Redacted<Blob>>,
-    pub(super) nvml: Option<std::sync::Arc<nvml_wrapper::Nvml>>,
+    /// NVML listing the GPUs, on its own thread: taken by the sampler once the job runs.
+    pub(super) gpus: Option<gpu::Pending>,
     /// The notes to print as warnings before launch (all are in the record).
     pub(super) warnings: Vec<String>,
     /// Notes to print as status lines before launch: not problems, said once (`told`).
     pub(super) said: Vec<String>,
 }
+
+/// A running run's GPU note: they are read while the job runs and recorded when it ends.
+const GPUS_PENDING: &str = "read while the job runs, recorded when it ends";
 
 /// What the threads beside the input walk captured.
 struct Context {
@@ -121,10 +125,8 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
     }
     let (mut warnings, mut said) = told(plan, &notes, git_state.as_ref());
     warnings.extend(overridden);
-    let gpus = gpus.finish();
-    crate::timing::mark("gpus captured");
-    system.gpus = gpus.gpus;
-    system.gpu_note = gpus.note;
+    // Read while the job runs (`gpu::Sampler`); until it ends, the record says so.
+    system.gpu_note = Some(GPUS_PENDING.to_string());
     let mut capture = Capture {
         owner: context::owner(&env_get, git.user_name, git.user_email),
         git: git_state,
@@ -172,7 +174,7 @@ pub(super) fn before_launch(plan: &Plan) -> PreLaunch {
         later,
         params,
         blobs,
-        nvml: gpus.nvml,
+        gpus: Some(gpus),
         warnings,
         said,
     }

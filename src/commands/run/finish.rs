@@ -75,6 +75,12 @@ pub(super) fn not_started(
 ) -> Executed {
     let later = std::mem::take(&mut pre.later);
     let mut capture = pre.capture;
+    // The job never ran: the GPUs are read all the same, as for any run.
+    if let Some(gpus) = pre.gpus.take() {
+        let gpus = gpus.finish();
+        capture.system.gpus = gpus.gpus;
+        capture.system.gpu_note = gpus.note;
+    }
     let changed = hash_later(&plan, &id, later, &mut pre.inputs, &mut capture.notes);
     let (exit, msg) = match e.kind() {
         std::io::ErrorKind::NotFound => (code::NOT_FOUND, "command not found"),
@@ -136,7 +142,8 @@ pub(super) fn after(
     outcome: std::io::Result<Outcome>,
     before: &[hash::Snapshot],
 ) -> Executed {
-    let gpu_peaks = during.sampler.map(gpu::Sampler::finish);
+    let gpus = during.sampler.map(gpu::Sampler::finish);
+    crate::timing::mark("gpus read");
     let total_rss = during.rss.finish();
     // The job's own end, when a thread saw it before lineage reaped it (inputs left to hash
     // were hashed in between): its wall time and end are the job's, not lineage's.
@@ -162,6 +169,11 @@ pub(super) fn after(
     };
     let ending = Ending::of(&outcome);
     let mut capture = pre.capture;
+    let gpu_peaks = gpus.and_then(|g| {
+        capture.system.gpus = g.gpus;
+        capture.system.gpu_note = g.note;
+        g.peaks
+    });
     let mut outputs = hash_outputs(&plan, &mut capture);
     for ((o, d), before) in outputs.iter_mut().zip(&plan.outputs).zip(before) {
         o.written = Some(match o.artifact {

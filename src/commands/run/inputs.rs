@@ -73,14 +73,10 @@ pub(super) fn while_running(
     running: &Running,
     pre: &mut PreLaunch,
 ) -> During {
-    let sampler = pre.nvml.take().map(|nvml| {
-        gpu::Sampler::start(
-            nvml,
-            &pre.capture.system.gpus,
-            running.pid(),
-            plan.sample_interval,
-        )
-    });
+    let sampler = pre
+        .gpus
+        .take()
+        .map(|gpus| gpu::Sampler::start(gpus, running.pid(), plan.sample_interval));
     let rss = super::rss::Sampler::start(running.pid(), plan.sample_interval);
     crate::timing::mark("spawned");
     let later = std::mem::take(&mut pre.later);

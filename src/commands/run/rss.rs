@@ -68,35 +68,10 @@ fn page_size() -> u64 {
 
 /// The resident pages of `root` and every process descended from it, now.
 fn total_pages(root: u32) -> u64 {
-    family(root).into_iter().map(resident_pages).sum()
-}
-
-/// `root` and its descendants: through each thread's `children` list, which names only the
-/// family (a few files read, however many processes the machine runs); where the kernel
-/// offers no such list, through every process's parent in /proc.
-fn family(root: u32) -> Vec<u32> {
-    if !std::path::Path::new(&format!("/proc/{root}/task/{root}/children")).exists() {
-        return crate::capture::gpu::descendants(root).into_iter().collect();
-    }
-    let mut family = vec![root];
-    let mut i = 0;
-    while let Some(&pid) = family.get(i) {
-        i += 1;
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let children = std::fs::read_to_string(task.path().join("children"));
-            for c in children.iter().flat_map(|c| c.split_whitespace()) {
-                if let Ok(c) = c.parse()
-                    && !family.contains(&c)
-                {
-                    family.push(c);
-                }
-            }
-        }
-    }
-    family
+    crate::capture::gpu::family(root)
+        .into_iter()
+        .map(resident_pages)
+        .sum()
 }
 
 /// Field 2 of /proc/PID/statm (resident pages: VmRSS); 0 for a process gone.
@@ -137,7 +112,7 @@ mod tests {
             ready += usize::from(line.trim() == "ready");
         }
         let total = total_pages(parent.id()) * page_size();
-        let members = family(parent.id());
+        let members = crate::capture::gpu::family(parent.id());
         for pid in &members {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(*pid as i32),
