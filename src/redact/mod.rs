@@ -114,14 +114,24 @@ pub struct Policy {
     /// Extra secret-value patterns from the settings files, as one alternation.
     extra: Option<Regex>,
     key: [u8; 32],
-    /// Short texts already searched, and what they became: the capture is sealed twice (at
-    /// both transactions), its environment searched when it is captured and again then.
-    seen: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Texts already searched, and what they became: the capture is sealed twice (at both
+    /// transactions), its environment searched when it is captured and again then.
+    seen: std::sync::Mutex<Seen>,
 }
 
-/// Texts up to this long are remembered once searched, up to this many (a few MB at most).
-const SEEN_LEN: usize = 1024;
-const SEEN_COUNT: usize = 4096;
+/// Texts searched, by what they were, and the bytes held.
+#[derive(Default)]
+struct Seen {
+    texts: std::collections::HashMap<String, String>,
+    bytes: usize,
+}
+
+/// Texts up to this long are remembered once searched, up to this many bytes in all. Every
+/// CUDA container image sets `NVIDIA_REQUIRE_CUDA`, 2,000 characters of
+/// `brand=tesla,driver>=535,driver<536`: searched again at each seal, on a thread whose
+/// regex caches were cold, it cost 1.4 ms of every run before launch (and again after).
+const SEEN_LEN: usize = 64 << 10;
+const SEEN_BYTES: usize = 8 << 20;
 
 /// What the policy made of an environment.
 #[derive(Debug, Default)]
@@ -274,14 +284,20 @@ impl Policy {
         if text.len() > SEEN_LEN {
             return text::redact(text, &self.scan(text::Mode::Text, false));
         }
-        if let Some(out) = self.seen.lock().ok().and_then(|m| m.get(text).cloned()) {
+        if let Some(out) = self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|m| m.texts.get(text).cloned())
+        {
             return out;
         }
         let out = text::redact(text, &self.scan(text::Mode::Text, false));
         if let Ok(mut m) = self.seen.lock()
-            && m.len() < SEEN_COUNT
+            && m.bytes + text.len() + out.len() <= SEEN_BYTES
         {
-            m.insert(text.to_string(), out.clone());
+            m.bytes += text.len() + out.len();
+            m.texts.insert(text.to_string(), out.clone());
         }
         out
     }

@@ -990,3 +990,31 @@ fn a_name_value_pair_split_across_arguments_keeps_the_value_out_of_the_command()
         assert_eq!(strings(p.redact_argv(&argv(words)).argv.get()), words);
     }
 }
+
+/// A long value searched once is not searched again (a CUDA image's `NVIDIA_REQUIRE_CUDA`,
+/// 2,000 characters, at each seal), and what is remembered stays within its budget.
+#[test]
+fn long_texts_are_searched_once_within_a_budget() {
+    let p = policy();
+    let require = "cuda>=13.0 ".to_string() + &"brand=tesla,driver>=535,driver<536 ".repeat(60);
+    assert!(require.len() > 2000);
+    assert_eq!(p.redact("NVIDIA_REQUIRE_CUDA", &require), None);
+    assert!(p.seen.lock().expect("seen").texts.contains_key(&require));
+    let secret = format!("{require} password=hunter2");
+    let once = p.redact_text(&secret);
+    assert!(!once.contains("hunter2"), "{once}");
+    assert_eq!(p.redact_text(&secret), once);
+    // Over the length: searched each time, never kept.
+    let huge = "x".repeat(SEEN_LEN + 1);
+    assert_eq!(p.redact_text(&huge), huge);
+    assert!(!p.seen.lock().expect("seen").texts.contains_key(&huge));
+    // Many texts: no more than the budget is held.
+    for i in 0..(SEEN_BYTES / SEEN_LEN + 8) {
+        let text = format!("{i} {}", "y".repeat(SEEN_LEN - 16));
+        assert_eq!(p.redact_text(&text), text);
+    }
+    let seen = p.seen.lock().expect("seen");
+    let held: usize = seen.texts.iter().map(|(k, v)| k.len() + v.len()).sum();
+    assert_eq!(held, seen.bytes);
+    assert!(seen.bytes <= SEEN_BYTES, "{}", seen.bytes);
+}
