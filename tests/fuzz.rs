@@ -83,6 +83,21 @@ proptest! {
         prop_assert_eq!(r.argv.get().len(), args.len());
     }
 
+    /// Scripts given as one argument, made of the pieces the name/value rule reads inside
+    /// them (quotes, escapes, separators, a character of two bytes): never a panic.
+    #[test]
+    fn scripts_with_name_value_pairs_never_panic(
+        pieces in proptest::collection::vec(proptest::sample::select(vec![
+            "e.name=", "e.value=", "env:name=", "HF_TOKEN", " ", "'", "\"", "\\", "é", ";",
+            ",", "--name", "--value", "x", "&&", "(", "\t",
+        ]), 0..40),
+    ) {
+        let script: String = pieces.concat();
+        let args = vec![b"sh".to_vec(), b"-c".to_vec(), script.into_bytes(), b"--value".to_vec()];
+        let r = policy().redact_argv(&args);
+        prop_assert_eq!(r.argv.get().len(), args.len());
+    }
+
     #[test]
     fn arbitrary_bytes_in_files_never_panic_and_keep_their_hash(
         bytes in proptest::collection::vec(any::<u8>(), 0..512),

@@ -431,7 +431,8 @@ impl Policy {
                 for r in ranges {
                     stored.replace_range(r, REDACTED);
                 }
-                stored
+                // A script holds more than the pair: what else it holds is searched too.
+                self.redact_text(&stored)
             } else {
                 if i > 0 && is_flag(&arg) && self.is_secret_key(&arg) {
                     secret_flag = Some(arg.clone());
@@ -468,23 +469,38 @@ impl Policy {
             Default::default();
         // (argument, value's range in it, key as `parent.name`/`parent.value`, value)
         let mut pairs: Vec<(usize, std::ops::Range<usize>, String, &str)> = Vec::new();
+        // Each argument is a word; one that holds a script (`bash -c "python t.py
+        // e.name=K e.value=x"`, `sh -c`, `ssh host ...`) is read as the words of its script,
+        // each with its place in the argument.
+        let mut tokens: Vec<(usize, std::ops::Range<usize>, &str)> = Vec::new();
         for (i, word) in words.iter().enumerate().skip(1) {
-            let mut at = 0;
+            if word.contains(char::is_whitespace) {
+                tokens.extend(
+                    script_words(word)
+                        .into_iter()
+                        .map(|r| (i, r.clone(), &word[r])),
+                );
+            } else {
+                tokens.push((i, 0..word.len(), word));
+            }
+        }
+        for (t, (i, place, word)) in tokens.iter().enumerate() {
+            let mut at = place.start;
             for part in word.split(',') {
                 if let Some((key, value)) = part.split_once('=')
                     && let Some(key) = pair_key(key)
                 {
                     let start = at + part.len() - value.len();
-                    pairs.push((i, start..at + part.len(), key, value));
+                    pairs.push((*i, start..at + part.len(), key, unquoted(value)));
                 }
                 at += part.len() + 1;
             }
             if is_flag(word)
-                && let Some(next) = words.get(i + 1)
+                && let Some((j, next_place, next)) = tokens.get(t + 1)
                 && !is_option(next)
                 && let Some(key) = pair_key(word)
             {
-                pairs.push((i + 1, 0..next.len(), key, next));
+                pairs.push((*j, next_place.clone(), key, unquoted(next)));
             }
         }
         // On a command line a name counts only when its last word is a secret's
@@ -866,6 +882,65 @@ fn replace_word(text: &str, value: &str) -> String {
     out
 }
 
+/// The words of a shell script given as one argument, as byte ranges of it: split at
+/// unquoted blanks and at `;`, `&`, `|`, `(`, `)`; quotes and a backslash's escape kept inside
+/// the word they belong to, a word wholly quoted (`"e.value=x"`) given without its quotes.
+fn script_words(script: &str) -> Vec<std::ops::Range<usize>> {
+    let mut words = Vec::new();
+    let bytes = script.as_bytes();
+    let mut start: Option<usize> = None;
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(b'"') if b == b'\\' => i += 1,
+            Some(_) => {}
+            None if b.is_ascii_whitespace() || b";&|()".contains(&b) => {
+                if let Some(s) = start.take() {
+                    words.push(s..i);
+                }
+            }
+            None => {
+                start.get_or_insert(i);
+                match b {
+                    b'\'' | b'"' => quote = Some(b),
+                    b'\\' => i += 1,
+                    _ => {}
+                }
+            }
+        }
+        i += 1;
+    }
+    if let Some(s) = start {
+        words.push(s..bytes.len().min(i));
+    }
+    words
+        .into_iter()
+        .map(|r| {
+            let w = &bytes[r.clone()];
+            match (w.first(), w.last()) {
+                (Some(&a), Some(&b)) if w.len() >= 2 && a == b && (a == b'"' || a == b'\'') => {
+                    r.start + 1..r.end - 1
+                }
+                _ => r,
+            }
+        })
+        .collect()
+}
+
+/// A value without the one pair of quotes around it (`"hunter 2"`), as a shell reads it.
+fn unquoted(value: &str) -> &str {
+    let b = value.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(&a), Some(&z)) if b.len() >= 2 && a == z && (a == b'"' || a == b'\'') => {
+            &value[1..value.len() - 1]
+        }
+        _ => value,
+    }
+}
+
 /// Whether a name given on a command line names a secret by its last word (`HF_TOKEN`,
 /// `WANDB_API_KEY`, `DB-PASSWORD`, `/prod/db/password`, `openaiApiKey`).
 fn names_a_secret(name: &str) -> bool {
@@ -907,7 +982,8 @@ fn pair_key(key: &str) -> Option<String> {
     if half(key) {
         return Some(key.to_ascii_lowercase());
     }
-    let key = key.replace('[', ".").replace(']', "");
+    // `env[0].name`, `env:name` (a colon between the parts): `env.0.name`, `env.name`.
+    let key = key.replace(['[', ':'], ".").replace(']', "");
     let (prefix, segment) = match key.rsplit_once('.') {
         Some((p, l)) if half(l) && !p.is_empty() => return Some(key.clone()),
         Some((p, l)) => (format!("{p}."), l),

@@ -946,6 +946,57 @@ fn a_name_value_pair_split_across_arguments_keeps_the_value_out_of_the_command()
                 "env.name=AWS_SECRET_ACCESS_KEY,env.value=[REDACTED],replicas=2",
             ],
         ),
+        // Inside a script given as one argument, and with a colon between the parts.
+        (
+            &[
+                "bash",
+                "-c",
+                "python t.py e.var=AWS_SECRET_ACCESS_KEY e.val=hunter2 --lr 0.1",
+            ],
+            &[
+                "bash",
+                "-c",
+                "python t.py e.var=AWS_SECRET_ACCESS_KEY e.val=[REDACTED] --lr 0.1",
+            ],
+        ),
+        (
+            &[
+                "sh",
+                "-c",
+                "helm install x --set env.name=HF_TOKEN,env.value='s 9'&&echo done",
+            ],
+            &[
+                "sh",
+                "-c",
+                "helm install x --set env.name=HF_TOKEN,env.value=[REDACTED]&&echo done",
+            ],
+        ),
+        (
+            &[
+                "sh",
+                "-c",
+                "aws ssm put-parameter --name /prod/db/password --value \"s 10\"; \
+                 mysql --password hunter3",
+            ],
+            &[
+                "sh",
+                "-c",
+                "aws ssm put-parameter --name /prod/db/password --value \"[REDACTED]\"; \
+                 mysql --password [REDACTED]",
+            ],
+        ),
+        (
+            &["t", "env:name=DB_PASSWORD", "env:value=s11"],
+            &["t", "env:name=DB_PASSWORD", "env:value=[REDACTED]"],
+        ),
+        (
+            &["sh", "-c", "t \"e.name=OPENAI_API_KEY\" 'e.value=s12' é\\"],
+            &[
+                "sh",
+                "-c",
+                "t \"e.name=OPENAI_API_KEY\" 'e.value=[REDACTED]' é\\",
+            ],
+        ),
     ] {
         assert_eq!(strings(p.redact_argv(&argv(words)).argv.get()), want);
     }
@@ -985,6 +1036,17 @@ fn a_name_value_pair_split_across_arguments_keeps_the_value_out_of_the_command()
             "t.py",
             "dataset.name=secret_detector",
             "dataset.val=v.jsonl",
+        ][..],
+        &[
+            "bash",
+            "-c",
+            "python t.py --name secret_detector --val data/val.jsonl",
+        ][..],
+        &[
+            "python",
+            "gen.py",
+            "--prompt",
+            "name a key-value store; value it",
         ][..],
     ] {
         assert_eq!(strings(p.redact_argv(&argv(words)).argv.get()), words);

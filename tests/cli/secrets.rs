@@ -441,6 +441,37 @@ fn secrets_on_the_command_line_are_redacted_in_the_store_but_reach_the_job() {
     }
 }
 
+/// A name/value pair inside a script given as one argument (`sh -c "... e.var=KEY
+/// e.val=x"`): the value never reaches the store, the job gets it, a rerun asks for it.
+#[test]
+fn a_secret_split_into_name_and_value_inside_a_script_is_not_stored() {
+    let env = Env::new();
+    let script = "printf '%s\\n' e.var=AWS_SECRET_ACCESS_KEY e.val=script-secret-3131 > args.txt";
+    let out = env.cmd(["run", "-q", "--", "sh", "-c", script]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let seen = std::fs::read_to_string(env.path("args.txt")).expect("args");
+    assert!(seen.contains("e.val=script-secret-3131"), "{seen}");
+    let run = env.show(None);
+    assert_eq!(
+        run["command"][2],
+        "printf '%s\\n' e.var=AWS_SECRET_ACCESS_KEY e.val=[REDACTED] > args.txt"
+    );
+    assert_eq!(run["command_redacted"], serde_json::json!([2]));
+    in_no_store_file_nor_shown(&env, &["script-secret-3131"]);
+    let id = run["id"].as_str().expect("id").to_string();
+    let out = env.cmd(["rerun", &id]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("LINEAGE_ARG_2"), "{}", stderr(&out));
+    std::fs::remove_file(env.path("args.txt")).expect("rm");
+    let mut cmd = env.lineage();
+    cmd.args(["rerun", &id]).env("LINEAGE_ARG_2", script);
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let again = std::fs::read_to_string(env.path("args.txt")).expect("args");
+    assert_eq!(again, seen);
+    in_no_store_file_nor_shown(&env, &["script-secret-3131"]);
+}
+
 #[test]
 fn doctor_secrets_previews_the_policy_without_printing_values() {
     let env = Env::new();
