@@ -232,6 +232,14 @@ impl Sampler {
     /// Sample the GPU memory of `child` and its descendants every `interval`, from when NVML
     /// has listed the GPUs (`pending`) until `finish`.
     pub fn start(pending: Pending, child: u32, interval: Duration) -> Sampler {
+        // No driver: nothing to wait for or sample, and no thread for it.
+        if let Pending::Failed(_) = pending {
+            return Sampler {
+                stop: None,
+                handle: None,
+                unstarted: Some(pending),
+            };
+        }
         let (stop, stopped) = mpsc::channel::<()>();
         let slot = Arc::new(Mutex::new(Some(pending)));
         let spawned = {
