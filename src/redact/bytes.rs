@@ -15,6 +15,19 @@ pub enum Encoding {
 }
 
 /// The text of `bytes` and how to write it back.
+/// An argument's or an environment variable's bytes as text: UTF-8, else Latin-1, never
+/// UTF-16. Neither can hold a NUL byte, so never UTF-16 text; read as UTF-16 because they began
+/// with `FF FE`, a script's ASCII was searched as other characters, and kept its secrets.
+pub fn decode_unix_string(bytes: &[u8]) -> (Encoding, String) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (Encoding::Utf8 { bom: false }, text.to_string()),
+        Err(_) => (
+            Encoding::Latin1,
+            bytes.iter().map(|&b| char::from(b)).collect(),
+        ),
+    }
+}
+
 pub fn decode(bytes: &[u8]) -> (Encoding, String) {
     if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF")
         && let Ok(text) = std::str::from_utf8(rest)

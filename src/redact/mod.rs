@@ -374,7 +374,7 @@ impl Policy {
             if name.starts_with(OWN_PREFIX) {
                 continue;
             }
-            let (_, value) = bytes::decode(value.as_bytes());
+            let (_, value) = bytes::decode_unix_string(value.as_bytes());
             match self.redact(&name, &value) {
                 Some(stored) => {
                     out.fingerprints
@@ -401,7 +401,7 @@ impl Policy {
         // The secret flag the next argument is the value of (`--password`, `-pass`).
         let mut secret_flag: Option<String> = None;
         let decoded: Vec<(bytes::Encoding, String)> =
-            argv.iter().map(|a| bytes::decode(a)).collect();
+            argv.iter().map(|a| bytes::decode_unix_string(a)).collect();
         let words: Vec<&str> = decoded.iter().map(|(_, a)| a.as_str()).collect();
         // `mysql -pX`, `sshpass -p X`, `curl -u bob:X`, `--user admin:X`: by the program.
         let by_program = programs::secrets(&words);
@@ -413,7 +413,8 @@ impl Policy {
             let (encoding, arg) = (decoded[i].0, decoded[i].1.clone());
             let after_secret_flag = secret_flag.take().filter(|_| i > 0);
             let stored = if let Some((_, r)) = by_program.iter().find(|(n, _)| *n == i && i > 0) {
-                format!("{}{REDACTED}{}", &arg[..r.start], &arg[r.end..])
+                // What else it holds is searched too (`curl -u ghp_...:x`: the user is a token).
+                self.redact_text(&format!("{}{REDACTED}{}", &arg[..r.start], &arg[r.end..]))
             } else if let Some(flag) = after_secret_flag
                 && !is_option(&arg)
                 && !names::is_harmless_under(&flag, &arg)
@@ -426,9 +427,8 @@ impl Policy {
                 format!("{}={REDACTED}", &c["key"])
             } else if let Some(ranges) = by_sibling.get(&i) {
                 let mut stored = arg.clone();
-                let mut ranges = ranges.clone();
-                ranges.sort_by_key(|r| std::cmp::Reverse(r.start));
-                for r in ranges {
+                // Found more than once, by several readings of a script: replaced once each.
+                for r in merged(ranges.clone()).into_iter().rev() {
                     stored.replace_range(r, REDACTED);
                 }
                 // A script holds more than the pair: what else it holds is searched too.
@@ -468,39 +468,57 @@ impl Policy {
         let mut found: std::collections::BTreeMap<usize, Vec<std::ops::Range<usize>>> =
             Default::default();
         // (argument, value's range in it, key as `parent.name`/`parent.value`, value)
-        let mut pairs: Vec<(usize, std::ops::Range<usize>, String, &str)> = Vec::new();
-        // Each argument is a word; one that holds a script (`bash -c "python t.py
-        // e.name=K e.value=x"`, `sh -c`, `ssh host ...`) is read as the words of its script,
-        // each with its place in the argument.
-        let mut tokens: Vec<(usize, std::ops::Range<usize>, &str)> = Vec::new();
+        let mut pairs: Vec<(usize, std::ops::Range<usize>, String, String)> = Vec::new();
+        // The arguments as words; and each argument holding a script (`bash -c "python t.py
+        // e.name=K e.value=x"`, `ssh host '...'`), its statements' words, read twice: as a
+        // shell splits them, and at every blank whatever the quotes (a script whose quotes
+        // cannot be followed, a script nested in a script). A pair is looked for in one
+        // statement: its halves judged beside each other there, not beside another command's.
+        let mut streams: Vec<(String, Vec<Word>)> = vec![(
+            String::new(),
+            words
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, w)| (i, 0..w.len()))
+                .collect(),
+        )];
         for (i, word) in words.iter().enumerate().skip(1) {
-            if word.contains(char::is_whitespace) {
-                tokens.extend(
-                    script_words(word)
-                        .into_iter()
-                        .map(|r| (i, r.clone(), &word[r])),
-                );
-            } else {
-                tokens.push((i, 0..word.len(), word));
+            if !word.contains(char::is_whitespace) {
+                continue;
+            }
+            for (reading, statements) in [("q", script_words(word)), ("p", blank_words(word))] {
+                for (n, statement) in statements.into_iter().enumerate() {
+                    let words = statement.into_iter().map(|r| (i, r)).collect();
+                    streams.push((format!("\u{1}{i}{reading}{n}."), words));
+                }
             }
         }
-        for (t, (i, place, word)) in tokens.iter().enumerate() {
-            let mut at = place.start;
-            for part in word.split(',') {
-                if let Some((key, value)) = part.split_once('=')
-                    && let Some(key) = pair_key(key)
-                {
-                    let start = at + part.len() - value.len();
-                    pairs.push((*i, start..at + part.len(), key, unquoted(value)));
+        for (group, stream) in &streams {
+            let text = |(i, r): &Word| &words[*i][r.clone()];
+            for (t, word) in stream.iter().enumerate() {
+                for (key, range) in word_pairs(text(word)) {
+                    let at = word.1.start;
+                    let value = unquoted(&words[word.0][at + range.start..at + range.end]);
+                    pairs.push((
+                        word.0,
+                        at + range.start..at + range.end,
+                        format!("{group}{key}"),
+                        value,
+                    ));
                 }
-                at += part.len() + 1;
-            }
-            if is_flag(word)
-                && let Some((j, next_place, next)) = tokens.get(t + 1)
-                && !is_option(next)
-                && let Some(key) = pair_key(word)
-            {
-                pairs.push((*j, next_place.clone(), key, unquoted(next)));
+                if is_flag(&strip_quotes(text(word)))
+                    && let Some(next) = stream.get(t + 1)
+                    && !is_option(text(next))
+                    && let Some(key) = pair_key(&strip_quotes(text(word)))
+                {
+                    pairs.push((
+                        next.0,
+                        next.1.clone(),
+                        format!("{group}{key}"),
+                        unquoted(text(next)),
+                    ));
+                }
             }
         }
         // On a command line a name counts only when its last word is a secret's
@@ -517,7 +535,7 @@ impl Policy {
         }
         let values: Vec<Value> = pairs
             .iter()
-            .map(|(_, _, _, v)| Value::String((*v).to_string()))
+            .map(|(_, _, _, v)| Value::String(v.clone()))
             .collect();
         let given: Vec<(&str, &Value)> = pairs
             .iter()
@@ -882,72 +900,197 @@ fn replace_word(text: &str, value: &str) -> String {
     out
 }
 
-/// The words of a shell script given as one argument, as byte ranges of it: split at
-/// unquoted blanks and at `;`, `&`, `|`, `(`, `)`; quotes and a backslash's escape kept inside
-/// the word they belong to, a word wholly quoted (`"e.value=x"`) given without its quotes.
-fn script_words(script: &str) -> Vec<std::ops::Range<usize>> {
-    let mut words = Vec::new();
-    let bytes = script.as_bytes();
+/// An argument's word: the argument, and the word's bytes in it.
+type Word = (usize, std::ops::Range<usize>);
+
+/// The ranges sorted, those that overlap or touch made one.
+fn merged(mut ranges: Vec<std::ops::Range<usize>>) -> Vec<std::ops::Range<usize>> {
+    ranges.sort_by_key(|r| r.start);
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// The name/value halves among one word's `key=value` parts, as (pair key, the value's
+/// range in the word). Parts are joined by `,` (Helm's `a=b,c=d`), `&` and `?` (a form's or
+/// a URL's `name=K&value=x`); a part with no `=` (`y` in `e.val=x,y`), or after an escaped
+/// `\,`, goes on the value before it; the key is the one right before an `=`
+/// (`--set=env.name=K`).
+fn word_pairs(word: &str) -> Vec<(String, std::ops::Range<usize>)> {
+    let mut out: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+    let mut at = 0;
+    let mut escaped = false;
+    for part in word.split([',', '&', '?']) {
+        let end = at + part.len();
+        if escaped || !part.contains('=') {
+            if let Some(last) = out.last_mut()
+                && last.1.end + 1 == at
+            {
+                last.1.end = end;
+            }
+        } else {
+            let mut from = 0;
+            for (eq, _) in part.match_indices('=') {
+                if let Some(key) = pair_key(&strip_quotes(&part[from..eq])) {
+                    out.push((key, at + eq + 1..end));
+                    break;
+                }
+                from = eq + 1;
+            }
+        }
+        escaped = part.ends_with('\\');
+        at = end + 1;
+    }
+    out
+}
+
+/// The statements of a shell script given as one argument, each as its words' byte ranges,
+/// split as a shell splits them: at unquoted blanks, statements at `;`, `&`, `|`, `(`, `)`
+/// and new lines; quotes (`'...'`, `"..."`, `$'...'`) and a backslash's escape kept inside
+/// their word, a backslash before a new line a blank, a `#` comment to the end of its line,
+/// a word wholly quoted (`"e.value=x"`) given without its quotes.
+fn script_words(script: &str) -> Vec<Vec<std::ops::Range<usize>>> {
+    let b = script.as_bytes();
+    let mut statements: Vec<Vec<std::ops::Range<usize>>> = vec![Vec::new()];
     let mut start: Option<usize> = None;
+    // `'`, `"`, or `$` for `$'...'`, where a backslash escapes.
     let mut quote: Option<u8> = None;
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    while i < b.len() {
+        let c = b[i];
         match quote {
-            Some(q) if b == q => quote = None,
-            Some(b'"') if b == b'\\' => i += 1,
+            Some(b'$' | b'"') if c == b'\\' => i += 1,
+            Some(b'$') if c == b'\'' => quote = None,
+            Some(q) if c == q => quote = None,
             Some(_) => {}
-            None if b.is_ascii_whitespace() || b";&|()".contains(&b) => {
-                if let Some(s) = start.take() {
-                    words.push(s..i);
-                }
-            }
             None => {
-                start.get_or_insert(i);
-                match b {
-                    b'\'' | b'"' => quote = Some(b),
-                    b'\\' => i += 1,
-                    _ => {}
+                let continued = c == b'\\' && b.get(i + 1) == Some(&b'\n');
+                let ends = b";&|()\n".contains(&c);
+                if c.is_ascii_whitespace() || ends || continued {
+                    if let Some(s) = start.take()
+                        && let Some(st) = statements.last_mut()
+                    {
+                        st.push(s..i);
+                    }
+                    if ends {
+                        statements.push(Vec::new());
+                    }
+                    if continued {
+                        i += 1;
+                    }
+                } else if c == b'#' && start.is_none() {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                    continue;
+                } else {
+                    start.get_or_insert(i);
+                    match c {
+                        b'\'' if i > 0 && b[i - 1] == b'$' => quote = Some(b'$'),
+                        b'\'' | b'"' => quote = Some(c),
+                        b'\\' => i += 1,
+                        _ => {}
+                    }
                 }
             }
         }
         i += 1;
     }
-    if let Some(s) = start {
-        words.push(s..bytes.len().min(i));
+    if let Some(s) = start
+        && let Some(st) = statements.last_mut()
+    {
+        st.push(s..b.len());
     }
-    words
+    statements
         .into_iter()
-        .map(|r| {
-            let w = &bytes[r.clone()];
-            match (w.first(), w.last()) {
-                (Some(&a), Some(&b)) if w.len() >= 2 && a == b && (a == b'"' || a == b'\'') => {
-                    r.start + 1..r.end - 1
-                }
-                _ => r,
-            }
+        .map(|st| {
+            st.into_iter()
+                .map(|r| {
+                    let w = &b[r.clone()];
+                    match (w.first(), w.last()) {
+                        (Some(&x), Some(&y))
+                            if w.len() >= 2 && x == y && matches!(x, b'"' | b'\'') =>
+                        {
+                            r.start + 1..r.end - 1
+                        }
+                        _ => r,
+                    }
+                })
+                .filter(|r| script.is_char_boundary(r.start) && script.is_char_boundary(r.end))
+                .collect::<Vec<_>>()
         })
+        .filter(|st| !st.is_empty())
         .collect()
 }
 
-/// A value without the one pair of quotes around it (`"hunter 2"`), as a shell reads it.
-fn unquoted(value: &str) -> &str {
-    let b = value.as_bytes();
-    match (b.first(), b.last()) {
-        (Some(&a), Some(&z)) if b.len() >= 2 && a == z && (a == b'"' || a == b'\'') => {
-            &value[1..value.len() - 1]
+/// The statements of a script as its words at every blank, whatever the quotes (a script
+/// whose quotes cannot be followed, a script in a script's quotes: `ssh host 'python t.py
+/// --name K --value x'`), the quotes, backslashes and backquotes at each word's ends left out.
+fn blank_words(script: &str) -> Vec<Vec<std::ops::Range<usize>>> {
+    const ENDS: [char; 5] = ['"', '\'', '\\', '`', '$'];
+    let mut statements: Vec<Vec<std::ops::Range<usize>>> = vec![Vec::new()];
+    let mut start: Option<usize> = None;
+    let close = |statements: &mut Vec<Vec<std::ops::Range<usize>>>, r: std::ops::Range<usize>| {
+        let w = &script[r.clone()];
+        let head = w.len() - w.trim_start_matches(ENDS).len();
+        let body = w[head..].trim_end_matches(ENDS);
+        if !body.is_empty()
+            && let Some(st) = statements.last_mut()
+        {
+            st.push(r.start + head..r.start + head + body.len());
         }
-        _ => value,
+    };
+    for (i, c) in script.char_indices() {
+        let ends = ";&|()\n".contains(c);
+        if c.is_whitespace() || ends {
+            if let Some(s) = start.take() {
+                close(&mut statements, s..i);
+            }
+            if ends {
+                statements.push(Vec::new());
+            }
+        } else {
+            start.get_or_insert(i);
+        }
     }
+    if let Some(s) = start {
+        close(&mut statements, s..script.len());
+    }
+    statements.retain(|st| !st.is_empty());
+    statements
+}
+
+/// A word without its quotes, as a shell reads it (`"hunter 2"`, `_KE"Y"`).
+fn strip_quotes(word: &str) -> String {
+    word.replace(['"', '\''], "")
+}
+
+/// A value without its quotes, as a shell reads it.
+fn unquoted(value: &str) -> String {
+    strip_quotes(value)
 }
 
 /// Whether a name given on a command line names a secret by its last word (`HF_TOKEN`,
 /// `WANDB_API_KEY`, `DB-PASSWORD`, `/prod/db/password`, `openaiApiKey`).
 fn names_a_secret(name: &str) -> bool {
+    // `OPENAI_API_KEY_2`: a number after the name's last word is not that word.
     let last = name
         .rsplit(|c: char| !c.is_ascii_alphanumeric())
-        .find(|w| !w.is_empty())
+        .find(|w| !w.is_empty() && !w.bytes().all(|b| b.is_ascii_digit()))
         .unwrap_or_default();
+    // `PGPASSWORD`, `MYSQL_ROOTPASSWORD`: one word that ends in one.
+    let lower = last.to_ascii_lowercase();
+    if ["password", "passwd", "passphrase"]
+        .iter()
+        .any(|w| lower.ends_with(w))
+    {
+        return true;
+    }
     // `apiKey`: the last capital starts the last word.
     let last = match last.rfind(|c: char| c.is_ascii_uppercase()) {
         Some(at) if at > 0 && last[..at].bytes().any(|b| b.is_ascii_lowercase()) => &last[at..],

@@ -1080,3 +1080,229 @@ fn long_texts_are_searched_once_within_a_budget() {
     assert_eq!(held, seen.bytes);
     assert!(seen.bytes <= SEEN_BYTES, "{}", seen.bytes);
 }
+
+/// What an attacking trial found in the first version of the script reading: each value
+/// stays out of the stored command, whatever its blanks, commas, quotes or nesting; a few
+/// ordinary commands stay as given; and none of it panics.
+#[test]
+fn split_secrets_an_attacking_trial_found_stay_out_of_the_command() {
+    let p = policy();
+    let token = format!(
+        "ghp_{}",
+        "a1B2c3D4e5".repeat(4).get(..36).unwrap_or_default()
+    );
+    let curl_user = format!("{token}:x-oauth-basic");
+    let token_kept = [token.as_str()];
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (
+            vec![
+                "echo",
+                "t.py",
+                "--name",
+                "WANDB_API_KEY",
+                "--value",
+                "leak12 XXXX-12",
+            ],
+            &["leak12", "XXXX-12"],
+        ),
+        (
+            vec![
+                "echo",
+                "t.py",
+                "e.var=AWS_SECRET_ACCESS_KEY",
+                "e.val=leak11 XXXX-11",
+            ],
+            &["leak11", "XXXX-11"],
+        ),
+        (
+            vec![
+                "helm",
+                "--set",
+                "env.name=AWS_SECRET_ACCESS_KEY,env.value=leak13 XXXX-13",
+            ],
+            &["leak13", "XXXX-13"],
+        ),
+        (
+            vec![
+                "curl",
+                "--form",
+                "key=DB_PASSWORD",
+                "--form",
+                "value=my XXXX91 phrase",
+            ],
+            &["XXXX91", "phrase"],
+        ),
+        (
+            vec!["t", "e.var=AWS_SECRET_ACCESS_KEY", "e.val=leak2,XXXX-2"],
+            &["leak2", "XXXX-2"],
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                "echo e.var=AWS_SECRET_ACCESS_KEY e.val='leak1,XXXX-1234'",
+            ],
+            &["leak1", "XXXX-1234"],
+        ),
+        (
+            vec![
+                "helm",
+                "--set",
+                "env[0].name=AWS_SECRET_ACCESS_KEY,env[0].value=abc\\,leak4-XXXX",
+            ],
+            &["leak4"],
+        ),
+        (
+            vec![
+                "bash",
+                "-c",
+                "# don't worry\necho t.py e.var=AWS_SECRET_ACCESS_KEY e.val=leak17",
+            ],
+            &["leak17"],
+        ),
+        (
+            vec![
+                "bash",
+                "-c",
+                "echo $'it\\'s' ; echo t.py e.var=AWS_SECRET_ACCESS_KEY e.val=leak16",
+            ],
+            &["leak16"],
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                "echo t.py --name WANDB_API_KEY \\\n--value leak60",
+            ],
+            &["leak60"],
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                "echo 'x e.var=AWS_SECRET_ACCESS_KEY e.val=leak52",
+            ],
+            &["leak52"],
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                "ssh host 'python t.py --name AWS_SECRET_ACCESS_KEY --value leak14'",
+            ],
+            &["leak14"],
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                "docker exec c sh -c 'python t.py e.var=AWS_SECRET_ACCESS_KEY e.val=leak15'",
+            ],
+            &["leak15"],
+        ),
+        (
+            vec![
+                "helm",
+                "install",
+                "x",
+                "--set=env.name=AWS_SECRET_ACCESS_KEY,env.value=leak3-XXXX",
+            ],
+            &["leak3"],
+        ),
+        (
+            vec!["curl", "-d", "name=AWS_SECRET_ACCESS_KEY&value=leak92"],
+            &["leak92"],
+        ),
+        (
+            vec!["curl", "https://x/api?name=HF_TOKEN&value=leak93"],
+            &["leak93"],
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                "t.py \"e.var\"=AWS_SECRET_ACCESS_KEY \"e.val\"=leak7",
+            ],
+            &["leak7"],
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                "t.py e.var=AWS_SECRET_ACCESS_KE\"Y\" e.v\"a\"l=leak5",
+            ],
+            &["leak5"],
+        ),
+        (
+            vec!["t", "--name", "PGPASSWORD", "--value", "leak20"],
+            &["leak20"],
+        ),
+        (
+            vec!["t", "e.var=OPENAI_API_KEY_2", "e.val=leak21"],
+            &["leak21"],
+        ),
+        (vec!["curl", "-u", &curl_user, "http://x"], &token_kept),
+        // Two readings found the same value (and one its `value=` part): replaced once.
+        (
+            vec![
+                "echo",
+                "t.py",
+                "--name",
+                "WANDB_API_KEY",
+                "--value",
+                "value=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            ],
+            &["aaaaaaaaaaaaaaaaaaaa"],
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                "python3 t.py --name HF_TOKEN --val val=data/very/long/validation/path.jsonl",
+            ],
+            &["validation/path"],
+        ),
+        (
+            vec![
+                "echo",
+                "t.py",
+                "--name",
+                "WANDB_API_KEY",
+                "--value",
+                "value=ab",
+            ],
+            &["=ab"],
+        ),
+    ];
+    for (words, secrets) in &cases {
+        let argv: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+        let stored = strings(p.redact_argv(&argv).argv.get()).join(" ");
+        for secret in *secrets {
+            assert!(!stored.contains(secret), "{secret} kept: {stored}");
+        }
+        assert!(!stored.contains("EDACTED]EDACTED"), "{stored}");
+    }
+    // Bytes that begin like UTF-16 are not read as UTF-16: no argument can hold a NUL.
+    let stored = p.redact_argv(&[b"echo".to_vec(), b"\xff\xfe password=leak78 ".to_vec()]);
+    assert!(!contains_bytes(&stored.argv.get()[1], b"leak78"));
+    // Ordinary commands stay as given: a name and a value of different statements.
+    for words in [
+        &[
+            "sh",
+            "-c",
+            "aws ssm get-parameter --name /ml/hf/token --query x; python train.py --val data/val.jsonl",
+        ][..],
+        &[
+            "sh",
+            "-c",
+            "python t.py --name my_run --val data/val.jsonl && echo done",
+        ][..],
+    ] {
+        let argv: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+        assert_eq!(strings(p.redact_argv(&argv).argv.get()), words);
+    }
+}
+
+fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
