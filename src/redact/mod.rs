@@ -292,7 +292,11 @@ impl Policy {
         {
             return out;
         }
-        let out = text::redact(text, &self.scan(text::Mode::Text, false));
+        let paired = self.text_pairs(text);
+        let out = text::redact(
+            paired.as_deref().unwrap_or(text),
+            &self.scan(text::Mode::Text, false),
+        );
         if let Ok(mut m) = self.seen.lock()
             && m.bytes + text.len() + out.len() <= SEEN_BYTES
         {
@@ -414,7 +418,7 @@ impl Policy {
             let after_secret_flag = secret_flag.take().filter(|_| i > 0);
             let stored = if let Some((_, r)) = by_program.iter().find(|(n, _)| *n == i && i > 0) {
                 // What else it holds is searched too (`curl -u ghp_...:x`: the user is a token).
-                self.redact_text(&format!("{}{REDACTED}{}", &arg[..r.start], &arg[r.end..]))
+                self.redact_arg_text(&format!("{}{REDACTED}{}", &arg[..r.start], &arg[r.end..]))
             } else if let Some(flag) = after_secret_flag
                 && !is_option(&arg)
                 && !names::is_harmless_under(&flag, &arg)
@@ -432,12 +436,12 @@ impl Policy {
                     stored.replace_range(r, REDACTED);
                 }
                 // A script holds more than the pair: what else it holds is searched too.
-                self.redact_text(&stored)
+                self.redact_arg_text(&stored)
             } else {
                 if i > 0 && is_flag(&arg) && self.is_secret_key(&arg) {
                     secret_flag = Some(arg.clone());
                 }
-                self.redact_text(&arg)
+                self.redact_arg_text(&arg)
             };
             if stored == arg {
                 stored_argv.push(raw.clone());
@@ -450,6 +454,46 @@ impl Policy {
             argv: Redacted(stored_argv),
             fingerprints,
         }
+    }
+
+    /// A text's name/value pairs split across its words, judged as a command line's are,
+    /// each within one statement (line) of it: a variable holding a command line
+    /// (`TRAIN_ARGS="--name WANDB_API_KEY --value x"`), a note, a config's `command:`
+    /// string, a script kept as code. None when it holds none; texts up to 64 KiB (a larger
+    /// one is searched for the rest only).
+    fn text_pairs(&self, text: &str) -> Option<String> {
+        let has = |needle: &[u8]| {
+            text.as_bytes()
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle))
+        };
+        if text.len() > SEEN_LEN
+            || !text.contains(char::is_whitespace)
+            || !has(b"val")
+            || !(has(b"name") || has(b"var") || has(b"key"))
+        {
+            return None;
+        }
+        let found = self.argv_secret_by_sibling(&["", text]);
+        let ranges = found.get(&1)?;
+        let mut out = text.to_string();
+        for r in merged(ranges.clone()).into_iter().rev() {
+            out.replace_range(r, REDACTED);
+        }
+        Some(out)
+    }
+
+    /// An argument's text as stored: searched as given and, where it holds `\"` (JSON in a
+    /// shell script's double quotes: `curl -d "{\"password\":\"x\"}"`), searched again with
+    /// those quotes unescaped; a secret found only so leaves it unescaped and redacted.
+    fn redact_arg_text(&self, arg: &str) -> String {
+        let out = self.redact_text(arg);
+        if !arg.contains("\\\"") {
+            return out;
+        }
+        let unescaped = out.replace("\\\"", "\"");
+        let again = self.redact_text(&unescaped);
+        if again == unescaped { out } else { again }
     }
 
     /// The byte ranges, by argument, of the values of name/value pairs whose name is a
@@ -484,15 +528,14 @@ impl Policy {
                 .collect(),
         )];
         for (i, word) in words.iter().enumerate().skip(1) {
-            if !word.contains(char::is_whitespace) {
-                continue;
-            }
-            for (reading, statements) in [("q", script_words(word)), ("p", blank_words(word))] {
-                for (n, statement) in statements.into_iter().enumerate() {
-                    let words = statement.into_iter().map(|r| (i, r)).collect();
-                    streams.push((format!("\u{1}{i}{reading}{n}."), words));
-                }
-            }
+            script_streams(
+                word,
+                i,
+                0..word.len(),
+                &format!("\u{1}{i}"),
+                0,
+                &mut streams,
+            );
         }
         for (group, stream) in &streams {
             let text = |(i, r): &Word| &words[*i][r.clone()];
@@ -676,7 +719,8 @@ impl Policy {
             FileKind::Text | FileKind::EnvFile => {
                 let (encoding, text) = bytes::decode(&bytes);
                 let scan = self.scan(mode, kind == FileKind::EnvFile);
-                let mut out = text::redact(&text, &scan);
+                let paired = self.text_pairs(&text);
+                let mut out = text::redact(paired.as_deref().unwrap_or(&text), &scan);
                 for value in known.iter().filter(|v| v.chars().count() >= 8) {
                     out = replace_word(&out, value);
                 }
@@ -903,6 +947,38 @@ fn replace_word(text: &str, value: &str) -> String {
 /// An argument's word: the argument, and the word's bytes in it.
 type Word = (usize, std::ops::Range<usize>);
 
+/// The streams of words of the script at `place` in argument `arg` (nothing if it holds no
+/// blank): each statement as a shell splits it, and as split at every blank; then, a quoted
+/// word that is a script in turn (`ssh host 'python t.py --name K --value "a b"'`), its own,
+/// down to a few levels.
+fn script_streams(
+    arg: &str,
+    i: usize,
+    place: std::ops::Range<usize>,
+    label: &str,
+    depth: usize,
+    streams: &mut Vec<(String, Vec<Word>)>,
+) {
+    let script = &arg[place.clone()];
+    if depth > 3 || !script.contains(char::is_whitespace) {
+        return;
+    }
+    let shell = script_words(script);
+    for (reading, statements) in [("q", &shell), ("p", &blank_words(script))] {
+        for (n, statement) in statements.iter().enumerate() {
+            let words = statement
+                .iter()
+                .map(|r| (i, place.start + r.start..place.start + r.end))
+                .collect();
+            streams.push((format!("{label}{reading}{n}."), words));
+        }
+    }
+    for (n, word) in shell.iter().flatten().enumerate() {
+        let inner = place.start + word.start..place.start + word.end;
+        script_streams(arg, i, inner, &format!("{label}n{n}"), depth + 1, streams);
+    }
+}
+
 /// The ranges sorted, those that overlap or touch made one.
 fn merged(mut ranges: Vec<std::ops::Range<usize>>) -> Vec<std::ops::Range<usize>> {
     ranges.sort_by_key(|r| r.start);
@@ -951,7 +1027,7 @@ fn word_pairs(word: &str) -> Vec<(String, std::ops::Range<usize>)> {
 
 /// The statements of a shell script given as one argument, each as its words' byte ranges,
 /// split as a shell splits them: at unquoted blanks, statements at `;`, `&`, `|`, `(`, `)`
-/// and new lines; quotes (`'...'`, `"..."`, `$'...'`) and a backslash's escape kept inside
+/// and new lines; quotes (`'...'`, `"..."`, `$'...'`, `` `...` ``) and a backslash's escape kept inside
 /// their word, a backslash before a new line a blank, a `#` comment to the end of its line,
 /// a word wholly quoted (`"e.value=x"`) given without its quotes.
 fn script_words(script: &str) -> Vec<Vec<std::ops::Range<usize>>> {
@@ -992,7 +1068,7 @@ fn script_words(script: &str) -> Vec<Vec<std::ops::Range<usize>>> {
                     start.get_or_insert(i);
                     match c {
                         b'\'' if i > 0 && b[i - 1] == b'$' => quote = Some(b'$'),
-                        b'\'' | b'"' => quote = Some(c),
+                        b'\'' | b'"' | b'`' => quote = Some(c),
                         b'\\' => i += 1,
                         _ => {}
                     }
@@ -1076,40 +1152,81 @@ fn unquoted(value: &str) -> String {
 }
 
 /// Whether a name given on a command line names a secret by its last word (`HF_TOKEN`,
-/// `WANDB_API_KEY`, `DB-PASSWORD`, `/prod/db/password`, `openaiApiKey`).
+/// `WANDB_API_KEY`, `DB-PASSWORD`, `/prod/db/password`, `openaiApiKey`, `SASToken`), a
+/// number after it left aside (`OPENAI_API_KEY_2`), or by one word
+/// ending in password (`PGPASSWORD`). A name in lower case ending in `token` or `key` is an
+/// ML name as often as a credential's (`loss_per_token`, `masked_token`, `sort_key`): it
+/// counts only after a credential's word (`/ml/hf/token`, `hf-token`, `api_key`).
 fn names_a_secret(name: &str) -> bool {
-    // `OPENAI_API_KEY_2`: a number after the name's last word is not that word.
-    let last = name
-        .rsplit(|c: char| !c.is_ascii_alphanumeric())
-        .find(|w| !w.is_empty() && !w.bytes().all(|b| b.is_ascii_digit()))
-        .unwrap_or_default();
-    // `PGPASSWORD`, `MYSQL_ROOTPASSWORD`: one word that ends in one.
-    let lower = last.to_ascii_lowercase();
+    let words = names::words(name);
+    let is_suffix = |w: &str| w.bytes().all(|b| b.is_ascii_digit());
+    let mut kept = words.iter().rev().skip_while(|w| is_suffix(w));
+    let Some(last) = kept.next() else {
+        return false;
+    };
     if ["password", "passwd", "passphrase"]
         .iter()
-        .any(|w| lower.ends_with(w))
+        .any(|w| last.ends_with(w))
     {
         return true;
     }
-    // `apiKey`: the last capital starts the last word.
-    let last = match last.rfind(|c: char| c.is_ascii_uppercase()) {
-        Some(at) if at > 0 && last[..at].bytes().any(|b| b.is_ascii_lowercase()) => &last[at..],
-        _ => last,
-    };
-    [
-        "password",
-        "passwd",
+    if ![
         "pwd",
-        "passphrase",
-        "token",
         "secret",
-        "key",
         "apikey",
         "credential",
         "credentials",
+        "token",
+        "key",
     ]
-    .iter()
-    .any(|w| last.eq_ignore_ascii_case(w))
+    .contains(&last.as_str())
+    {
+        return false;
+    }
+    let lower = !name.bytes().any(|b| b.is_ascii_uppercase());
+    if !(lower && (last == "token" || last == "key")) {
+        return true;
+    }
+    kept.next().is_some_and(|before| {
+        [
+            "api",
+            "access",
+            "auth",
+            "bearer",
+            "refresh",
+            "session",
+            "github",
+            "gh",
+            "gitlab",
+            "hf",
+            "huggingface",
+            "openai",
+            "wandb",
+            "slack",
+            "bot",
+            "npm",
+            "pypi",
+            "oauth",
+            "secret",
+            "private",
+            "personal",
+            "client",
+            "service",
+            "signing",
+            "encryption",
+            "master",
+            "deploy",
+            "aws",
+            "gcp",
+            "azure",
+            "db",
+            "admin",
+            "root",
+            "ssh",
+            "jwt",
+        ]
+        .contains(&before.as_str())
+    })
 }
 
 /// The key of one half of a name/value pair as `parent.name` or `parent.value` (`name`,

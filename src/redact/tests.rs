@@ -1306,3 +1306,134 @@ fn split_secrets_an_attacking_trial_found_stay_out_of_the_command() {
 fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// What a second attacking trial found: JSON with escaped quotes in a script, a value with
+/// blanks in a script in a script, an acronym before the secret's word, a version after it,
+/// backquotes; and ML names ending in `token` that are not credentials.
+#[test]
+fn split_secrets_a_second_trial_found_stay_out_and_ml_names_stay_in() {
+    let p = policy();
+    let stored = |words: &[&str]| {
+        let argv: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+        strings(p.redact_argv(&argv).argv.get())
+    };
+    for (words, secret) in [
+        (
+            &[
+                "bash",
+                "-c",
+                r#"curl -d "{\"password\":\"leakK-187\"}" http://x"#,
+            ][..],
+            "leakK-187",
+        ),
+        (
+            &[
+                "bash",
+                "-c",
+                r#"curl -d "{\"name\":\"HF_TOKEN\",\"value\":\"leakK-188\"}" http://x"#,
+            ],
+            "leakK-188",
+        ),
+        (
+            &[
+                "bash",
+                "-c",
+                r#"ssh host 'python t.py --name HF_TOKEN --value "leakA-32 tail-32"'"#,
+            ],
+            "tail-32",
+        ),
+        (
+            &[
+                "az", "keyvault", "secret", "set", "--name", "SASToken", "--value", "leakA-40",
+            ],
+            "leakA-40",
+        ),
+        (
+            &["t", "--name", "JWTSecret", "--value", "leakA-41"],
+            "leakA-41",
+        ),
+        (
+            &["t", "--name", "HFToken", "--value", "leakA-42"],
+            "leakA-42",
+        ),
+        (
+            &[
+                "bash",
+                "-c",
+                "python t.py --name HF_TOKEN --value `printf leakA-21`",
+            ],
+            "leakA-21",
+        ),
+        (
+            &["t", "--name", "/ml/hf/token", "--value", "leakA-44"],
+            "leakA-44",
+        ),
+        (&["t", "e.var=api_key", "e.val=leakA-45"], "leakA-45"),
+    ] {
+        let out = stored(words).join(" ");
+        assert!(!out.contains(secret), "{secret} kept: {out}");
+    }
+    for words in [
+        &[
+            "python",
+            "eval.py",
+            "--metric-name",
+            "loss_per_token",
+            "--metric-value",
+            "2.31",
+        ][..],
+        &[
+            "python",
+            "train.py",
+            "model.name=llama",
+            "data.key=input_token",
+            "data.val=data/val.jsonl",
+        ],
+        &["t", "--name", "token", "--value", "3"],
+        &["t", "loss.name=masked_token", "loss.value=0.5"],
+        &["t", "tokenizer.name=bpe_token", "tokenizer.value=32000"],
+        &[
+            "bash",
+            "-c",
+            "python t.py --name sort_key --val desc && echo \"{\\\"lr\\\": 0.1}\"",
+        ],
+    ] {
+        assert_eq!(stored(words), words);
+    }
+}
+
+/// A name/value pair split across the words of a text that is not a command line: a
+/// variable holding one, a note, a config's `command:` string, a script kept as code.
+#[test]
+fn split_pairs_in_free_text_stay_out() {
+    let p = policy();
+    let env = p.redact(
+        "TRAIN_ARGS",
+        "--name WANDB_API_KEY --value leakE-1 --lr 0.1",
+    );
+    assert_eq!(
+        env.as_deref(),
+        Some("--name WANDB_API_KEY --value [REDACTED] --lr 0.1")
+    );
+    let note =
+        p.redact_note("rotated: aws ssm put-parameter --name /prod/db/password --value leakN-1");
+    assert!(!note.get().contains("leakN-1"), "{}", note.get());
+    let config = b"steps:\n  - command: aws ssm put-parameter --name /prod/db/password --value leakC-1\n  - lr: 0.1\n".to_vec();
+    let kept = p.keep(What::Config(Path::new("job.yaml")), config, &[]);
+    let copy = String::from_utf8(kept.blob.get().1.clone()).expect("utf8");
+    assert!(!copy.contains("leakC-1"), "{copy}");
+    assert!(copy.contains("lr: 0.1"), "{copy}");
+    let script =
+        b"#!/bin/sh\nhelm upgrade x --set env.name=HF_TOKEN,env.value=leakS-1\necho done\n"
+            .to_vec();
+    let kept = p.keep(What::File("deploy.sh"), script, &[]);
+    let copy = String::from_utf8(kept.blob.get().1.clone()).expect("utf8");
+    assert!(!copy.contains("leakS-1"), "{copy}");
+    // Prose that names no secret stays.
+    for text in [
+        "set the name and the value of each key in the table",
+        "--name resnet50_key_frames --val data/val.jsonl",
+    ] {
+        assert_eq!(p.redact_text(text), text);
+    }
+}
