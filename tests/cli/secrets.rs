@@ -472,6 +472,32 @@ fn a_secret_split_into_name_and_value_inside_a_script_is_not_stored() {
     in_no_store_file_nor_shown(&env, &["script-secret-3131"]);
 }
 
+/// A variable holding a command line with a name/value pair, and a note holding one: the
+/// value reaches neither the store nor `show`.
+#[test]
+fn a_split_secret_in_a_variable_or_a_note_is_not_stored() {
+    let env = Env::new();
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "--", "true"])
+        .env("TRAIN_ARGS", "--name WANDB_API_KEY --value leakE-2 --lr 0.1");
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let run = env.show(None);
+    assert_eq!(
+        run["env"]["TRAIN_ARGS"],
+        "--name WANDB_API_KEY --value [REDACTED] --lr 0.1"
+    );
+    let id = run["id"].as_str().expect("id").to_string();
+    let out = env.cmd([
+        "note",
+        &id,
+        "rotated with aws ssm put-parameter --name /prod/db/password --value leakN-2",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    in_no_store_file_nor_shown(&env, &["leakE-2", "leakN-2"]);
+    assert!(!stdout(&env.cmd(["show", &id])).contains("leakN-2"));
+}
+
 #[test]
 fn doctor_secrets_previews_the_policy_without_printing_values() {
     let env = Env::new();
