@@ -132,6 +132,8 @@ struct Seen {
 /// regex caches were cold, it cost 1.4 ms of every run before launch (and again after).
 const SEEN_LEN: usize = 64 << 10;
 const SEEN_BYTES: usize = 8 << 20;
+/// And at most this many: 100,000 short arguments are not each worth a map entry.
+const SEEN_COUNT: usize = 4096;
 
 /// What the policy made of an environment.
 #[derive(Debug, Default)]
@@ -299,6 +301,7 @@ impl Policy {
         );
         if let Ok(mut m) = self.seen.lock()
             && m.bytes + text.len() + out.len() <= SEEN_BYTES
+            && m.texts.len() < SEEN_COUNT
         {
             m.bytes += text.len() + out.len();
             m.texts.insert(text.to_string(), out.clone());

@@ -1070,7 +1070,12 @@ fn long_texts_are_searched_once_within_a_budget() {
     let huge = "x".repeat(SEEN_LEN + 1);
     assert_eq!(p.redact_text(&huge), huge);
     assert!(!p.seen.lock().expect("seen").texts.contains_key(&huge));
-    // Many texts: no more than the budget is held.
+    // Many texts: no more than the budgets are held.
+    for i in 0..SEEN_COUNT + 8 {
+        let _ = p.redact_text(&format!("short {i}"));
+    }
+    assert!(p.seen.lock().expect("seen").texts.len() <= SEEN_COUNT);
+    let p = policy();
     for i in 0..(SEEN_BYTES / SEEN_LEN + 8) {
         let text = format!("{i} {}", "y".repeat(SEEN_LEN - 16));
         assert_eq!(p.redact_text(&text), text);
