@@ -478,8 +478,10 @@ fn a_secret_split_into_name_and_value_inside_a_script_is_not_stored() {
 fn a_split_secret_in_a_variable_or_a_note_is_not_stored() {
     let env = Env::new();
     let mut cmd = env.lineage();
-    cmd.args(["run", "-q", "--", "true"])
-        .env("TRAIN_ARGS", "--name WANDB_API_KEY --value leakE-2 --lr 0.1");
+    cmd.args(["run", "-q", "--", "true"]).env(
+        "TRAIN_ARGS",
+        "--name WANDB_API_KEY --value leakE-2 --lr 0.1",
+    );
     let out = output_within(cmd, Duration::from_secs(30));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let run = env.show(None);
