@@ -433,13 +433,8 @@ impl Policy {
             {
                 format!("{}={REDACTED}", &c["key"])
             } else if let Some(ranges) = by_sibling.get(&i) {
-                let mut stored = arg.clone();
-                // Found more than once, by several readings of a script: replaced once each.
-                for r in merged(ranges.clone()).into_iter().rev() {
-                    stored.replace_range(r, REDACTED);
-                }
                 // A script holds more than the pair: what else it holds is searched too.
-                self.redact_arg_text(&stored)
+                self.redact_arg_text(&with_redacted(&arg, ranges))
             } else {
                 if i > 0 && is_flag(&arg) && self.is_secret_key(&arg) {
                     secret_flag = Some(arg.clone());
@@ -478,12 +473,7 @@ impl Policy {
             return None;
         }
         let found = self.argv_secret_by_sibling(&["", text]);
-        let ranges = found.get(&1)?;
-        let mut out = text.to_string();
-        for r in merged(ranges.clone()).into_iter().rev() {
-            out.replace_range(r, REDACTED);
-        }
-        Some(out)
+        found.get(&1).map(|ranges| with_redacted(text, ranges))
     }
 
     /// An argument's text as stored: searched as given and, where it holds `\"` (JSON in a
@@ -545,7 +535,7 @@ impl Policy {
             for (t, word) in stream.iter().enumerate() {
                 for (key, range) in word_pairs(text(word)) {
                     let at = word.1.start;
-                    let value = unquoted(&words[word.0][at + range.start..at + range.end]);
+                    let value = strip_quotes(&words[word.0][at + range.start..at + range.end]);
                     pairs.push((
                         word.0,
                         at + range.start..at + range.end,
@@ -562,7 +552,7 @@ impl Policy {
                         next.0,
                         next.1.clone(),
                         format!("{group}{key}"),
-                        unquoted(text(next)),
+                        strip_quotes(text(next)),
                     ));
                 }
             }
@@ -982,15 +972,21 @@ fn script_streams(
     }
 }
 
-/// The ranges sorted, those that overlap or touch made one.
-fn merged(mut ranges: Vec<std::ops::Range<usize>>) -> Vec<std::ops::Range<usize>> {
-    ranges.sort_by_key(|r| r.start);
-    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
-    for r in ranges {
-        match out.last_mut() {
+/// `text` with each of `ranges` replaced by `[REDACTED]`: ranges that overlap or touch
+/// (found more than once, by several readings of a script) replaced once, as one.
+fn with_redacted(text: &str, ranges: &[std::ops::Range<usize>]) -> String {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_by_key(|r| r.start);
+    let mut merged: Vec<std::ops::Range<usize>> = Vec::new();
+    for r in sorted {
+        match merged.last_mut() {
             Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-            _ => out.push(r),
+            _ => merged.push(r),
         }
+    }
+    let mut out = text.to_string();
+    for r in merged.into_iter().rev() {
+        out.replace_range(r, REDACTED);
     }
     out
 }
@@ -1147,11 +1143,6 @@ fn blank_words(script: &str) -> Vec<Vec<std::ops::Range<usize>>> {
 /// A word without its quotes, as a shell reads it (`"hunter 2"`, `_KE"Y"`).
 fn strip_quotes(word: &str) -> String {
     word.replace(['"', '\''], "")
-}
-
-/// A value without its quotes, as a shell reads it.
-fn unquoted(value: &str) -> String {
-    strip_quotes(value)
 }
 
 /// Whether a name given on a command line names a secret by its last word (`HF_TOKEN`,
