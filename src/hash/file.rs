@@ -242,17 +242,44 @@ pub(super) fn hash_copied_in(
         copy(&mut hasher, start, (start + window).min(len))?;
         cvs.push(hasher.finalize_non_root());
     }
-    // The job has ended: the rest read in parallel, at full priority, as whole subtrees. Read,
-    // not mapped: a process the job left running may still truncate the file, and a mapped
-    // page past its new end would stop lineage with SIGBUS, losing the job's exit code.
+    // The job has ended: the rest hashed in parallel, at full priority, as whole subtrees,
+    // mapped where that pays (guarded: a process the job left running may still truncate
+    // the file, see `mapped`), else read.
     let stop = hashing.map(|h| h.0.stop.as_ref());
-    let file = &*file;
-    let rest = |start: u64, n: u64| read_subtree(file, start, n, window, progress, stop);
-    let root = || tree_root(&cvs, len, window, &rest);
+    let root = || rest_root(file, &cvs, len, window, progress, stop, mapped::pays());
     match hashing.and_then(Hashing::full_pool) {
         Some(pool) => pool.install(root),
         None => root(),
     }
+}
+
+/// The BLAKE3 root of `file`'s first `len` bytes from the chaining values of its first
+/// windows (`cvs`) and the rest hashed in parallel: mapped if `map` (and a guarded mapping
+/// can be made), else read. A mapping that faulted is thrown away and the file read: the
+/// read says what happened (it ended early, an I/O error); so is one shorter, once hashed,
+/// than `len`.
+fn rest_root(
+    file: &File,
+    cvs: &[ChainingValue],
+    len: u64,
+    window: u64,
+    progress: Option<&Progress>,
+    stop: Option<&AtomicBool>,
+    map: bool,
+) -> io::Result<Hash> {
+    if let Some(mapped) = map.then(|| mapped::Mapped::new(file, len)).flatten() {
+        let rest = |start: u64, n: u64| mapped.subtree(start, n, window, progress, stop);
+        let hashed = tree_root(cvs, len, window, &rest);
+        // A file cut short inside its last page raises no fault: the rest of that page reads
+        // as zeros. Its length now tells.
+        if !mapped.faulted() && file.metadata().is_ok_and(|m| m.len() >= len) {
+            return hashed;
+        }
+        // What was counted from the mapping is counted again as it is read.
+        progress.inspect(|p| p.undo(mapped.hashed()));
+    }
+    let read = |start: u64, n: u64| read_subtree(file, start, n, window, progress, stop);
+    tree_root(cvs, len, window, &read)
 }
 
 /// A file that ended before the length its stat gave: it changed while it was read.
@@ -450,6 +477,51 @@ pub(super) fn hash_with_cache(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether mapped or read, the rest of a large file hashes to its plain BLAKE3, after
+    /// any number of windows copied first; and a file truncated once mapped (a fault, caught)
+    /// is read again, which says it ended early.
+    #[test]
+    fn the_rest_mapped_or_read_is_the_files_blake3_and_a_fault_is_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..(9usize << 20) + 777).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &data).expect("write");
+        let len = data.len() as u64;
+        let window = 1 << 20;
+        let want = *blake3::hash(&data).as_bytes();
+        for copied in [0u64, 1, 3] {
+            let cvs: Vec<ChainingValue> = (0..copied)
+                .map(|w| {
+                    let mut h = blake3::Hasher::new();
+                    h.set_input_offset(w * window);
+                    h.update(&data[(w * window) as usize..((w + 1) * window) as usize]);
+                    h.finalize_non_root()
+                })
+                .collect();
+            for map in [true, false] {
+                let file = File::open(&path).expect("open");
+                let hash = rest_root(&file, &cvs, len, window, None, None, map).expect("hash");
+                assert_eq!(hash.0, want, "{copied} windows copied, mapped: {map}");
+            }
+        }
+        // Truncated after its stat: the mapping is made (mmap does not look at the length),
+        // faults, and the file is read instead.
+        let file = File::open(&path).expect("open");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open to write")
+            .set_len((3 << 20) + 100)
+            .expect("truncate");
+        let err = rest_root(&file, &[], len, window, None, None, true).expect_err("truncated");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        // Cut short inside its last page: no fault (the page's rest reads as zeros), but
+        // its length tells.
+        let err = rest_root(&file, &[], (3 << 20) + 101, window, None, None, true)
+            .expect_err("one byte short");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+    }
 
     /// A FIFO where a regular file was (put there after its stat) is refused at once, never
     /// waited on: opened without blocking, no writer needed.

@@ -13,6 +13,7 @@
 
 mod dir;
 mod file;
+mod mapped;
 mod spill;
 mod walk;
 
@@ -259,6 +260,15 @@ impl Progress {
     fn done(&self, bytes: u64, files: u64) {
         self.done_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.done_files.fetch_add(files, Ordering::Relaxed);
+    }
+
+    /// Bytes counted as done that are to be hashed again.
+    fn undo(&self, bytes: u64) {
+        let _ = self
+            .done_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_sub(bytes))
+            });
     }
 }
 
