@@ -26,7 +26,8 @@ struct StatusJson<'a> {
 pub fn status(args: StatusArgs, ctx: &Context) -> Result<u8> {
     let roots = roots(&args.paths)?;
     let store = ctx.open_store()?;
-    let stages = stale::find(&store, &roots)?;
+    let moves = super::rerun::moved::Moves::into_repos_of(&store, &roots)?;
+    let stages = stale::find(&store, &roots, &moves)?;
     let n = stages.iter().filter(|s| s.stale).count();
     if args.json {
         let out = StatusJson {

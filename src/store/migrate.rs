@@ -36,6 +36,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0016_groups.sql"),
     include_str!("migrations/0017_stat_cache_blobs.sql"),
     include_str!("migrations/0018_manifest_blobs.sql"),
+    include_str!("migrations/0019_runs_by_commit.sql"),
 ];
 
 impl Store {

@@ -49,7 +49,7 @@ mod sync;
 pub use annotations::{Author, Tagged, Taken};
 pub use cache::ReadOnlyCache;
 pub use inbound::dir_hash;
-pub use query::recent_runs;
+pub use query::{LatestOutput, recent_runs};
 pub use record::{Finish, NewRun};
 pub use sync::{Arrival, HeldBack, PendingPush, Tombstone};
 

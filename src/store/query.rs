@@ -423,6 +423,40 @@ impl Store {
         Ok(found.map(|(run, hash)| (run, hash.and_then(|h| Hash::parse(&h)))))
     }
 
+    /// Each distinct (commit, working directory) runs were recorded at, from the index
+    /// alone (a store of many runs reads no run's row).
+    pub fn recorded_places(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT git_commit, cwd FROM runs INDEXED BY runs_by_commit
+             WHERE git_commit IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let cwd = match r.get_ref(1)? {
+                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                    t.to_vec()
+                }
+                _ => Vec::new(),
+            };
+            Ok((r.get::<_, String>(0)?, cwd))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The repository root recorded by a run of `commit` in working directory `cwd`.
+    pub fn recorded_root(&self, commit: &str, cwd: &[u8]) -> Result<Option<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT json_extract(capture, '$.git.root') FROM runs
+             WHERE id = (SELECT id FROM runs INDEXED BY runs_by_commit
+                         WHERE git_commit = ?1 AND cwd = ?2 LIMIT 1)",
+        )?;
+        let root = stmt
+            .query_row(rusqlite::params![commit, cwd], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()?;
+        Ok(root.flatten())
+    }
+
     /// Whether the manifest of directory `dir` holds bytes `file` at `rel` (its path inside).
     pub fn manifest_holds(&self, dir: &Hash, rel: &str, file: &Hash) -> bool {
         self.conn

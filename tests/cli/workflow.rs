@@ -898,3 +898,83 @@ fn files_added_to_an_output_directory_leave_its_stage_current() {
         "{stages:?}"
     );
 }
+
+/// A project moved since its runs were recorded (`mv proj elsewhere`): its runs are read where
+/// the repository holding their commit is now, so nothing reads as missing; a change there
+/// is found, and `rerun` and `rerun --stale` run there. A copy whose original is still there
+/// is not a move: its files are copies.
+#[test]
+fn a_moved_project_is_checked_and_rerun_where_it_is_now() {
+    let mut env = Env::new();
+    pipeline(&env);
+    let [prepare, featurize, train] = all_stages(&env);
+    // A copy beside its original: not moved, its files are checked through the runs that
+    // made their bytes, the outputs recorded in the original are the original's.
+    let copy = env.root().join("copy");
+    let cp = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&env.work)
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(cp.success());
+    let original = std::mem::replace(&mut env.work, copy.clone());
+    let out = env.cmd(["status", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut copies = 0;
+    for s in v["stages"].as_array().expect("stages") {
+        for o in s["outputs"].as_array().expect("outputs") {
+            let at = o["abs_path"].as_str().expect("abs_path");
+            if o["state"] == "copy" {
+                copies += 1;
+            } else {
+                assert!(at.starts_with(&original.display().to_string()), "{o}");
+            }
+        }
+    }
+    assert!(copies > 0, "{v}");
+    env.work = original;
+    let moved = env.root().join("moved project");
+    std::fs::rename(&env.work, &moved).expect("mv");
+    env.work = moved.clone();
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "nothing changed but the place: {stages:?}");
+    let ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(ids, [&prepare, &featurize, &train]);
+    let out = env.cmd(["status"]);
+    assert!(!stdout(&out).contains("missing"), "{}", stdout(&out));
+    // A change made there: the stage that depends on it, nothing else.
+    set_param(&env, "train", "seed", json!(2));
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6);
+    let stale: Vec<(&str, &[String])> = stages
+        .iter()
+        .filter(|s| s.1)
+        .map(|s| (s.0.as_str(), s.2.as_slice()))
+        .collect();
+    assert_eq!(stale.len(), 1, "{stages:?}");
+    assert_eq!(stale[0].0, train);
+    assert_eq!(stale[0].1, ["config params.json: train.seed differs"]);
+    let out = env.cmd(["rerun", "--dry-run", &train]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "moved since: rerun in {}, where that repository is now",
+            moved.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let before = runs(&env);
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(runs(&env), before + 1, "train only: {}", stderr(&out));
+    let model = std::fs::read_to_string(env.path("model.txt")).expect("model");
+    assert!(
+        model.ends_with('2'),
+        "made again with seed 2 there: {model}"
+    );
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+}

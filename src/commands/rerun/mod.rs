@@ -7,6 +7,7 @@
 //! worktree with `--worktree`. `--dry-run` prints that plan (`plan`) and runs nothing.
 
 mod checks;
+pub mod moved;
 mod plan;
 pub mod stale;
 mod upstream;
@@ -51,11 +52,17 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
     let standing = proof(&store, ctx, &id, &short, args.force, own.as_deref())?;
     // A run recorded in a temporary worktree removed since is rerun as its original was.
     let (original, mapped) = worktree::as_original(&store, original)?;
+    // One recorded in a repository moved since is rerun where that repository is now.
+    let moves = match std::env::current_dir() {
+        Ok(here) => moved::Moves::into_repo_of(&store, &here)?,
+        Err(_) => moved::Moves::default(),
+    };
+    let (original, mapped) = moves.relocate_unless(original, mapped.map(moved::Mapped::Worktree));
     // --dry-run writes nothing, not even the stat cache.
     let read_only = ReadOnlyCache(&store);
     let cache: &dyn StatCache = if args.dry_run { &read_only } else { &store };
     let (upstream, mut checked) = if args.upstream {
-        upstream::plan(&store, ctx, &original, &args, cache)?
+        upstream::plan(&store, ctx, &original, &args, cache, &moves)?
     } else {
         Default::default()
     };
@@ -69,7 +76,7 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
             short: &short,
             standing,
             remakes: &[],
-            mapped: mapped.as_deref(),
+            mapped: mapped.as_ref(),
         };
         let plan = Plan::of(&store, &steps, run, &args, &read_only, &mut checked)?;
         if args.json {
@@ -259,11 +266,8 @@ fn rerun_step(
     let (r, short) = (&step.record, step.short.as_str());
     let (mut checks, env) = checks::check(store, r, worktree.is_some(), store)?;
     let mut plan = checks::plan_text(r, short, &checks, &env, worktree.is_some(), remade);
-    if let Some(root) = &step.mapped {
-        plan += &format!(
-            "  recorded in a temporary worktree removed since: rerun in {}, as the run it reproduced\n",
-            crate::model::text::escape(root)
-        );
+    if let Some(m) = &step.mapped {
+        plan += &m.line();
     }
     if !args.quiet {
         ui::info_lines(&plan);
@@ -401,6 +405,7 @@ fn spec(
 fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8> {
     let roots = super::status::roots(paths)?;
     let store = ctx.open_store()?;
+    let moves = moved::Moves::into_repos_of(&store, &roots)?;
     let own = super::verify::own_key();
     let step_args = RerunArgs {
         run: None,
@@ -452,7 +457,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             return Ok(None);
         }
         for s in stages {
-            let record = store.load_run(&s.id)?;
+            let (record, _) = moves.relocate(store.load_run(&s.id)?);
             let paths = stale::unrecorded_outputs(&store, &record, &store)?;
             if paths.is_empty() {
                 continue;
@@ -476,7 +481,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         }
         Ok(None)
     };
-    let first = stale::find(&store, &roots)?;
+    let first = stale::find(&store, &roots, &moves)?;
     unproven(&first)?;
     if !args.dry_run
         && let Some(why) = refusal(&first.iter().filter(|s| s.stale).collect::<Vec<_>>())?
@@ -503,7 +508,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             return Ok(code::killed_by(got as i32));
         }
         reap_finished_children();
-        let stages = stale::find(&store, &roots)?;
+        let stages = stale::find(&store, &roots, &moves)?;
         unproven(&stages)?;
         let Some(next) = stages.into_iter().find(|s| s.stale) else {
             break;
@@ -539,7 +544,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         }
         if args.dry_run {
             // Without running, what comes after cannot be found again: every stale stage.
-            let stages = stale::find(&store, &roots)?;
+            let stages = stale::find(&store, &roots, &moves)?;
             let list: Vec<&stale::Stage> = stages.iter().filter(|s| s.stale).collect();
             let mut t = format!("would rerun {} stale run(s), in this order:\n", list.len());
             for s in &list {
@@ -568,12 +573,14 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         super::readable(&record)?;
         one_process(&record, &next.short)?;
         let standing = proof(&store, ctx, &next.id, &next.short, false, own.as_deref())?;
+        // Recorded in a repository moved here since: rerun here.
+        let (record, mapped) = moves.relocate(record);
         let step = Step {
             record,
             short: next.short.clone(),
             standing,
             remakes: Vec::new(),
-            mapped: None,
+            mapped,
         };
         let (verdict, new_short) =
             rerun_step(&store, ctx, &step, None, &BTreeMap::new(), &step_args)?;

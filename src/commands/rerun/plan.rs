@@ -9,6 +9,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::checks::{self, Checks};
+use super::moved::Mapped;
 use super::upstream::{self, Alternative, Checked, Remade, Step};
 use crate::cli::RerunArgs;
 use crate::hash::StatCache;
@@ -51,7 +52,8 @@ pub struct PlanStep {
     pub command: Vec<String>,
     pub cwd: String,
     /// For a run recorded in a temporary worktree removed since: the repository it is rerun
-    /// in, as the run it reproduced was.
+    /// in, as the run it reproduced was; for one recorded in a repository moved since: where
+    /// that repository is now.
     pub mapped_to: Option<String>,
     /// Who recorded it, as far as its signature proves.
     pub record: Standing,
@@ -76,7 +78,7 @@ pub struct Planned<'a> {
     pub short: &'a str,
     pub standing: Standing,
     pub remakes: &'a [Remade],
-    pub mapped: Option<&'a str>,
+    pub mapped: Option<&'a Mapped>,
 }
 
 impl<'a> Planned<'a> {
@@ -86,7 +88,7 @@ impl<'a> Planned<'a> {
             short: &s.short,
             standing: s.standing,
             remakes: &s.remakes,
-            mapped: s.mapped.as_deref(),
+            mapped: s.mapped.as_ref(),
         }
     }
 }
@@ -164,11 +166,8 @@ impl Plan {
                 text += "then the run itself:\n";
             }
             text += &checks::plan_text(r, p.short, &checks, &env, args.worktree, &remade);
-            if let Some(root) = p.mapped {
-                text += &format!(
-                    "  recorded in a temporary worktree removed since: rerun in {}, as the run it reproduced\n",
-                    escape(root)
-                );
+            if let Some(m) = p.mapped {
+                text += &m.line();
             }
             for b in &blockers {
                 if args.force {
@@ -191,7 +190,7 @@ impl Plan {
                 run: r.id.clone(),
                 command: r.argv.iter().map(|a| lossy(a)).collect(),
                 cwd: lossy(&r.cwd),
-                mapped_to: p.mapped.map(str::to_string),
+                mapped_to: p.mapped.map(|m| m.root().to_string()),
                 record: p.standing,
                 remakes: p.remakes.to_vec(),
                 remade: remade.into_keys().collect(),

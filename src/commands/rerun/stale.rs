@@ -15,6 +15,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::checks;
+use super::moved::Moves;
 use crate::commands::target;
 use crate::hash;
 use crate::model::text::terminal_command_line;
@@ -55,13 +56,14 @@ pub struct Stage {
 }
 
 /// Every stage the outputs under `roots` depend on, makers before the runs that read what
-/// they made (by start: a maker ended before its reader started).
-pub fn find(store: &Store, roots: &[PathBuf]) -> Result<Vec<Stage>> {
+/// they made (by start: a maker ended before its reader started). Runs recorded in a
+/// repository moved since are read as if recorded where it is now (`moves`).
+pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage>> {
     let texts: Vec<String> = roots
         .iter()
         .map(|r| path_text(std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str())))
         .collect();
-    let outputs = store.latest_outputs_under(&texts)?;
+    let outputs = latest_outputs_under(store, moves, &texts)?;
     // The last writer of each path: only its outputs are its to answer for.
     let mut last: BTreeMap<String, Writer> = outputs
         .iter()
@@ -93,6 +95,7 @@ pub fn find(store: &Store, roots: &[PathBuf]) -> Result<Vec<Stage>> {
     }
     let mut w = Walk {
         store,
+        moves,
         done: BTreeMap::new(),
         last: &mut last,
         now: checks::Current::default(),
@@ -101,7 +104,10 @@ pub fn find(store: &Store, roots: &[PathBuf]) -> Result<Vec<Stage>> {
         w.visit(id, 0)?;
     }
     for (run, output) in copies {
-        if let Some(s) = w.done.get_mut(&run) {
+        // A run of a moved project names that very file as its output now.
+        if let Some(s) = w.done.get_mut(&run)
+            && !s.outputs.iter().any(|o| o.abs_path == output.abs_path)
+        {
             s.outputs.push(output);
         }
     }
@@ -303,6 +309,9 @@ type Writer = (String, Option<Hash>);
 
 struct Walk<'a> {
     store: &'a Store,
+    /// Repositories moved since their runs were recorded: records and paths are read where
+    /// they are now.
+    moves: &'a Moves,
     done: BTreeMap<String, Stage>,
     /// Path -> the run that last wrote it, filled as paths are met.
     last: &'a mut BTreeMap<String, Writer>,
@@ -318,7 +327,7 @@ impl Walk<'_> {
         if let Some(s) = self.done.get(id) {
             return Ok(s.stale);
         }
-        let r = self.store.load_run(id)?;
+        let (r, _) = self.moves.relocate(self.store.load_run(id)?);
         let short = self.store.short_id(id).unwrap_or_else(|_| id.to_string());
         // A placeholder while its makers are visited (the graph is causal: no cycle, but a
         // record from elsewhere could claim one).
@@ -409,9 +418,7 @@ impl Walk<'_> {
         if let Some(l) = self.last.get(abs_path) {
             return Ok(l.clone());
         }
-        let found = self
-            .store
-            .latest_outputs_under(&[abs_path.to_string()])?
+        let found = latest_outputs_under(self.store, self.moves, &[abs_path.to_string()])?
             .into_iter()
             .find(|o| o.0 == abs_path)
             .map(|o| (o.2, o.3))
@@ -424,7 +431,7 @@ impl Walk<'_> {
     /// itself), each once with the first such output's path as it named it.
     fn writers_inside(&self, abs_path: &str, run: &str) -> Result<Vec<(String, String)>> {
         let mut found: Vec<(String, String)> = Vec::new();
-        let under = self.store.latest_outputs_under(&[abs_path.to_string()])?;
+        let under = latest_outputs_under(self.store, self.moves, &[abs_path.to_string()])?;
         for (abs, path, writer, _) in under {
             if abs == abs_path.trim_end_matches('/') || writer == run {
                 continue;
@@ -447,7 +454,19 @@ impl Walk<'_> {
             if dir.is_empty() {
                 break;
             }
-            if let Some((run, wrote)) = self.store.latest_output_at(dir)? {
+            // Recorded here first, else the latest of those recorded where it was moved from.
+            let mut latest: Option<(String, Option<Hash>)> = None;
+            for at in self.moves.recorded_at(dir) {
+                if let Some((run, wrote)) = self.store.latest_output_at(&at)?
+                    && latest.as_ref().is_none_or(|(l, _)| run > *l)
+                {
+                    latest = Some((run, wrote));
+                }
+                if at == dir && latest.is_some() {
+                    break;
+                }
+            }
+            if let Some((run, wrote)) = latest {
                 return Ok(Some((run, abs_path[dir.len() + 1..].to_string(), wrote)));
             }
             at = dir;
@@ -527,6 +546,35 @@ impl Walk<'_> {
         }
         Ok(out)
     }
+}
+
+/// The outputs recorded under `roots` (paths as they are now), each with its last writer:
+/// those recorded there, and those recorded at the same place in a repository moved there
+/// since. Where both wrote a path, a run recorded at the path itself comes first (a rerun
+/// made here, or a run of this checkout while another, gone, was moved here), else the later
+/// run (run ids are UUIDv7: later sorts after).
+fn latest_outputs_under(
+    store: &Store,
+    moves: &Moves,
+    roots: &[String],
+) -> Result<Vec<crate::store::LatestOutput>> {
+    if moves.is_empty() {
+        return store.latest_outputs_under(roots);
+    }
+    let mut by_path: BTreeMap<String, (bool, crate::store::LatestOutput)> = BTreeMap::new();
+    for root in roots {
+        for o in store.latest_outputs_under(&moves.recorded_at(root.trim_end_matches('/')))? {
+            let now = moves.forward(&o.0);
+            let here = now == o.0;
+            if by_path
+                .get(&now)
+                .is_none_or(|(had_here, had)| (here, &o.2) > (*had_here, &had.2))
+            {
+                by_path.insert(now.clone(), (here, (now, o.1, o.2, o.3)));
+            }
+        }
+    }
+    Ok(by_path.into_values().map(|(_, o)| o).collect())
 }
 
 fn stage(r: &RunRecord, short: &str) -> Stage {

@@ -9,6 +9,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::checks;
+use super::moved::{Mapped, Moves};
 use crate::cli::RerunArgs;
 use crate::commands::Context;
 use crate::hash::StatCache;
@@ -25,8 +26,9 @@ pub struct Step {
     pub standing: Standing,
     /// The inputs of later steps whose recorded bytes it made: why it is rerun.
     pub remakes: Vec<Remade>,
-    /// The repository a run recorded in a removed temporary worktree is rerun in.
-    pub mapped: Option<String>,
+    /// Where a run recorded where it is no longer (a removed temporary worktree, a
+    /// repository moved since) is rerun.
+    pub mapped: Option<Mapped>,
 }
 
 /// An input of a later step that an upstream step makes again.
@@ -137,6 +139,7 @@ pub fn plan(
     target: &RunRecord,
     args: &RerunArgs,
     cache: &dyn StatCache,
+    moves: &Moves,
 ) -> Result<(Vec<Step>, Checked)> {
     let own = crate::commands::verify::own_key();
     let mut steps = Vec::new();
@@ -151,6 +154,7 @@ pub fn plan(
         steps: &mut steps,
         seen: &mut seen,
         checked: &mut checked,
+        moves,
         now: checks::Current::default(),
     };
     walk.needs(target, 0)?;
@@ -166,6 +170,7 @@ struct Walk<'a> {
     steps: &'a mut Vec<Step>,
     /// Runs planned or being planned (a run is never its own ancestor; this makes sure).
     seen: &'a mut Vec<String>,
+    moves: &'a Moves,
     checked: &'a mut Checked,
     /// The paths and repositories as they are while the plan is made, each hashed once.
     now: checks::Current,
@@ -236,6 +241,9 @@ impl Walk<'_> {
             let record = self.store.load_run(&producer)?;
             crate::commands::readable(&record)?;
             let (record, mapped) = super::worktree::as_original(self.store, record)?;
+            let (record, mapped) = self
+                .moves
+                .relocate_unless(record, mapped.map(Mapped::Worktree));
             self.needs(&record, depth + 1)?;
             self.steps.push(Step {
                 record,
