@@ -3,6 +3,9 @@
 //! 1 GiB file was hashed in 128 ms against 162 ms read (docs/performance.md). Elsewhere the
 //! copy measured as fast or faster, and large files are read ([`super::file::read_subtree`]).
 //!
+//! Each window's pages are let go once it is hashed (`Mapped::release`): mapped pages count
+//! as lineage's resident memory, and a batch system's accounting charges that to the job.
+//!
 //! A mapped page past a file's end raises SIGBUS: a process the job left running may
 //! truncate the file while it is hashed, and SIGBUS would stop lineage, losing the job's exit
 //! code. So each mapping is guarded: a process-wide SIGBUS handler, installed once, looks the
@@ -235,6 +238,24 @@ impl Mapped {
         }
     }
 
+    /// Let go of the pages of `len` bytes at `offset` (a multiple of the page size), hashed:
+    /// mapped pages count as lineage's resident memory until then, and a 1 GiB file held
+    /// whole made lineage's peak 1 GiB (a batch system's RSS accounting charges it to the
+    /// job's step). The bytes stay in the page cache; only this mapping's hold on them goes.
+    fn release(&self, offset: u64, len: u64) {
+        #[allow(unsafe_code)]
+        // SAFETY: a range inside this read-only mapping, which no one reads any more (each
+        // window is hashed by one thread, once); MADV_DONTNEED on a file mapping only drops
+        // this process's page table entries.
+        unsafe {
+            libc::madvise(
+                (self.ptr as *mut u8).add(offset as usize) as *mut libc::c_void,
+                len as usize,
+                libc::MADV_DONTNEED,
+            );
+        }
+    }
+
     /// The chaining value of the subtree of `len` bytes at `offset`, split as BLAKE3's tree
     /// splits down to `window` bytes, on rayon's threads, as [`super::file::read_subtree`]
     /// reads it. A fault stops it early (an error the caller replaces by reading).
@@ -256,6 +277,7 @@ impl Mapped {
             let mut hasher = blake3::Hasher::new();
             hasher.set_input_offset(offset);
             hasher.update(&self.bytes()[offset as usize..(offset + len) as usize]);
+            self.release(offset, len);
             self.hashed.fetch_add(len, Ordering::Relaxed);
             progress.inspect(|p| p.done(len, 0));
             return Ok(hasher.finalize_non_root());
