@@ -90,6 +90,9 @@ fn text(stages: &[Stage]) -> String {
     for s in stages {
         let mark = if s.stale { "stale" } else { "ok   " };
         t += &format!("{mark}  {}  {}\n", s.short, s.command);
+        if let Some(from) = &s.moved_from {
+            t += &format!("         recorded in {}, moved here since\n", escape(from));
+        }
         for r in &s.reasons {
             t += &format!("         because {}\n", escape(r));
         }

@@ -934,7 +934,7 @@ fn a_moved_project_is_checked_and_rerun_where_it_is_now() {
         }
     }
     assert!(copies > 0, "{v}");
-    env.work = original;
+    env.work = original.clone();
     let moved = env.root().join("moved project");
     std::fs::rename(&env.work, &moved).expect("mv");
     env.work = moved.clone();
@@ -944,6 +944,14 @@ fn a_moved_project_is_checked_and_rerun_where_it_is_now() {
     assert_eq!(ids, [&prepare, &featurize, &train]);
     let out = env.cmd(["status"]);
     assert!(!stdout(&out).contains("missing"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "recorded in {}, moved here since",
+            original.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
     // A change made there: the stage that depends on it, nothing else.
     set_param(&env, "train", "seed", json!(2));
     let (rc, stages) = status(&env);
@@ -977,4 +985,74 @@ fn a_moved_project_is_checked_and_rerun_where_it_is_now() {
     );
     let (rc, stages) = status(&env);
     assert_eq!(rc, 0, "{stages:?}");
+}
+
+/// A move is followed only on evidence: a project merged into a larger repository under a
+/// prefix holds the commit, but nothing its runs named is at the same place under the larger
+/// repository's root. Not followed: nothing is run or written there. An absolute input path
+/// follows a move.
+#[test]
+fn a_move_is_followed_only_where_the_runs_files_are() {
+    let mut env = Env::new();
+    env.init_repo();
+    env.write("data.txt", "rows\n");
+    env.git(&["add", "data.txt"]);
+    env.git(&["commit", "-q", "-m", "data"]);
+    let data = env.path("data.txt").display().to_string();
+    env.record(&[
+        "-i",
+        &data,
+        "-o",
+        "out/stamp.txt",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p out && cat data.txt > out/stamp.txt",
+    ]);
+    // Moved: the absolute input is read where it is now.
+    let moved = env.root().join("moved");
+    std::fs::rename(&env.work, &moved).expect("mv");
+    env.work = moved.clone();
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    // Merged into a larger repository under `proj/`, the original gone: not followed.
+    let mono = env.root().join("mono");
+    std::fs::create_dir_all(&mono).expect("mkdir");
+    env.work = mono.clone();
+    env.git(&["init", "-q"]);
+    env.write("README", "mono\n");
+    env.git(&["add", "README"]);
+    env.git(&["commit", "-q", "-m", "mono"]);
+    env.git(&["fetch", "-q", moved.to_str().expect("utf-8"), "HEAD"]);
+    env.git(&[
+        "merge",
+        "-q",
+        "--allow-unrelated-histories",
+        "-s",
+        "ours",
+        "--no-commit",
+        "FETCH_HEAD",
+    ]);
+    env.git(&["read-tree", "--prefix=proj/", "-u", "FETCH_HEAD"]);
+    env.git(&["commit", "-q", "-m", "import"]);
+    let cp = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(moved.join("out"))
+        .arg(mono.join("proj/out"))
+        .status()
+        .expect("cp");
+    assert!(cp.success());
+    std::fs::remove_dir_all(&moved).expect("rm");
+    env.work = mono.join("proj");
+    let out = env.cmd(["status"]);
+    assert!(
+        !stdout(&out).contains("moved here since"),
+        "{}",
+        stdout(&out)
+    );
+    let _ = env.cmd(["rerun", "--stale"]);
+    assert!(
+        !mono.join("out").exists(),
+        "written at the larger repository's root"
+    );
 }

@@ -52,15 +52,20 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
     let standing = proof(&store, ctx, &id, &short, args.force, own.as_deref())?;
     // A run recorded in a temporary worktree removed since is rerun as its original was.
     let (original, mapped) = worktree::as_original(&store, original)?;
+    // --dry-run writes nothing, not even the stat cache.
+    let read_only = ReadOnlyCache(&store);
+    let cache: &dyn StatCache = if args.dry_run { &read_only } else { &store };
     // One recorded in a repository moved since is rerun where that repository is now.
     let moves = match std::env::current_dir() {
         Ok(here) => moved::Moves::into_repo_of(&store, &here)?,
         Err(_) => moved::Moves::default(),
     };
-    let (original, mapped) = moves.relocate_unless(original, mapped.map(moved::Mapped::Worktree));
-    // --dry-run writes nothing, not even the stat cache.
-    let read_only = ReadOnlyCache(&store);
-    let cache: &dyn StatCache = if args.dry_run { &read_only } else { &store };
+    let now = checks::Current::default();
+    let (original, mapped) = moves.relocate_unless(
+        original,
+        mapped.map(moved::Mapped::Worktree),
+        &mut moved::holds_now(&now, cache),
+    );
     let (upstream, mut checked) = if args.upstream {
         upstream::plan(&store, ctx, &original, &args, cache, &moves)?
     } else {
@@ -457,7 +462,9 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             return Ok(None);
         }
         for s in stages {
-            let (record, _) = moves.relocate(store.load_run(&s.id)?);
+            let now = checks::Current::default();
+            let (record, _) =
+                moves.relocate(store.load_run(&s.id)?, &mut moved::holds_now(&now, &store));
             let paths = stale::unrecorded_outputs(&store, &record, &store)?;
             if paths.is_empty() {
                 continue;
@@ -554,6 +561,12 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
                     s.command,
                     crate::model::text::escape(&s.reasons.join("; "))
                 );
+                if let Some(from) = &s.moved_from {
+                    t += &format!(
+                        "      recorded in {}, moved since: rerun here\n",
+                        crate::model::text::escape(from)
+                    );
+                }
             }
             if let Some(why) = refusal(&list)? {
                 t += &format!("would refuse: {why}\n");
@@ -574,7 +587,11 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         one_process(&record, &next.short)?;
         let standing = proof(&store, ctx, &next.id, &next.short, false, own.as_deref())?;
         // Recorded in a repository moved here since: rerun here.
-        let (record, mapped) = moves.relocate(record);
+        let now = checks::Current::default();
+        let (record, mapped) = moves.relocate(record, &mut moved::holds_now(&now, &store));
+        if let Some(m) = mapped.as_ref().filter(|_| !args.quiet) {
+            ui::info_lines(&m.line());
+        }
         let step = Step {
             record,
             short: next.short.clone(),

@@ -5,10 +5,16 @@
 //! the old root is taken under the new one (the cwd, the inputs, configs and outputs, the
 //! repository itself). Nothing in the store changes; a rerun records a new run where it runs.
 //!
-//! A recorded root counts as moved here only when it is gone (a copy whose original is still
-//! there is not the original's place), is not a temporary worktree of `rerun --worktree`
-//! (those are mapped back to their original's repository: `worktree::as_original`), and
-//! the repository here holds the commit it was recorded at.
+//! A recorded root counts as moved here only when no repository is there any more (a copy
+//! whose original is still there is not the original's place), is not a temporary worktree
+//! of `rerun --worktree` (those are mapped back to their original's repository:
+//! `worktree::as_original`), and the repository here holds the commit it was recorded at.
+//! And a run is read here only on evidence: one of the files it read or wrote is here, at
+//! the same place under the new root, with the bytes it recorded. Without it (a checkout
+//! merged into a larger repository under a prefix, a deleted clone whose runs made other
+//! bytes, another of two gone clones) the run is read where it was recorded, as before.
+//! Absolute paths follow the move too: those it was given (`-i /old/root/data`), those in
+//! its command line and its environment (a `.venv` inside the project), its interpreter.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -16,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::model::{RunRecord, path_bytes, path_text};
+use crate::model::{Hash, Role, RunRecord, path_bytes, path_of, path_text};
 use crate::store::Store;
 
 /// Each gone repository root whose runs are read in the repository here, and that root.
@@ -37,7 +43,7 @@ impl Moves {
                 p.parent().unwrap_or(p)
             };
             for pair in Moves::into_repo_of(store, dir)?.pairs {
-                if !moves.pairs.iter().any(|(from, _)| *from == pair.0) {
+                if !moves.pairs.contains(&pair) {
                     moves.pairs.push(pair);
                 }
             }
@@ -58,7 +64,8 @@ impl Moves {
         let here = path_text(here.as_os_str().as_bytes())
             .trim_end_matches('/')
             .to_string();
-        let mut holds: std::collections::BTreeMap<String, bool> = Default::default();
+        let mut holds: std::collections::HashMap<String, bool> = Default::default();
+        let mut seen: std::collections::HashSet<String> = Default::default();
         for (commit, cwd) in store.recorded_places()? {
             // A place still there is not moved (cwd lies inside its root).
             if cwd.is_empty() || Path::new(&OsString::from_vec(cwd.clone())).exists() {
@@ -76,9 +83,10 @@ impl Moves {
             let root = root.trim_end_matches('/').to_string();
             if root.is_empty()
                 || root == here
-                || Path::new(&root).symlink_metadata().is_ok()
+                || here.starts_with(&format!("{root}/"))
+                || Path::new(&root).join(".git").symlink_metadata().is_ok()
                 || in_temporary_worktree(&root)
-                || moves.pairs.iter().any(|(from, _)| *from == root)
+                || !seen.insert(root.clone())
             {
                 continue;
             }
@@ -114,31 +122,36 @@ impl Moves {
         out
     }
 
-    /// The record as if made here: its cwd, its paths and its repository under the new root
-    /// when its repository is a moved one; with where it was mapped from and to.
-    pub fn relocate(&self, mut r: RunRecord) -> (RunRecord, Option<Mapped>) {
+    /// The record as if made here, when its repository is a moved one and a file it read or
+    /// wrote is here with the bytes it recorded (`holds(path, bytes, as an output)`): its
+    /// cwd, its paths, its repository, the absolute paths in its command line, environment
+    /// and interpreter under the new root; with where it was mapped from and to. Else the
+    /// record as it is.
+    pub fn relocate(
+        &self,
+        r: RunRecord,
+        holds: &mut dyn FnMut(&Path, &Hash, bool) -> bool,
+    ) -> (RunRecord, Option<Mapped>) {
         let Some(root) = r.capture.git.as_ref().map(|g| g.root.clone()) else {
             return (r, None);
         };
         let root = root.trim_end_matches('/');
-        let Some((from, to)) = self.pairs.iter().find(|(from, _)| from == root) else {
-            return (r, None);
-        };
-        let cwd = path_text(&r.cwd);
-        if let Some(rest) = under(&cwd, from) {
-            r.cwd = path_bytes(&format!("{to}{rest}"));
+        for (from, to) in self.pairs.iter().filter(|(from, _)| from == root) {
+            let moved = moved_record(&r, from, to);
+            let evident = moved
+                .edges
+                .iter()
+                .filter_map(|e| e.artifact.as_ref().map(|a| (e, a.hash)))
+                .any(|(e, h)| holds(&path_of(&e.abs_path), &h, e.role == Role::Output));
+            if evident {
+                let mapped = Mapped::Moved {
+                    from: from.clone(),
+                    to: to.clone(),
+                };
+                return (moved, Some(mapped));
+            }
         }
-        for e in &mut r.edges {
-            e.abs_path = self.forward(&e.abs_path);
-        }
-        if let Some(g) = &mut r.capture.git {
-            g.root = to.clone();
-        }
-        let mapped = Mapped::Moved {
-            from: from.clone(),
-            to: to.clone(),
-        };
-        (r, Some(mapped))
+        (r, None)
     }
 
     /// [`Moves::relocate`], unless the record was mapped already (`mapped`).
@@ -146,10 +159,11 @@ impl Moves {
         &self,
         r: RunRecord,
         mapped: Option<Mapped>,
+        holds: &mut dyn FnMut(&Path, &Hash, bool) -> bool,
     ) -> (RunRecord, Option<Mapped>) {
         match mapped {
             Some(m) => (r, Some(m)),
-            None => self.relocate(r),
+            None => self.relocate(r, holds),
         }
     }
 }
@@ -189,6 +203,75 @@ impl Mapped {
     }
 }
 
+/// Evidence for [`Moves::relocate`]: whether `path` holds `bytes` now, looked at through `now`
+/// (each path hashed once) and `cache`.
+pub fn holds_now<'a>(
+    now: &'a super::checks::Current,
+    cache: &'a dyn crate::hash::StatCache,
+) -> impl FnMut(&Path, &Hash, bool) -> bool + 'a {
+    move |path, bytes, output| {
+        let found = if output {
+            now.output(path, cache)
+        } else {
+            now.input(path, cache)
+        };
+        found == Some(*bytes)
+    }
+}
+
+/// `r` with every path under `from` taken under `to`.
+fn moved_record(r: &RunRecord, from: &str, to: &str) -> RunRecord {
+    let forward =
+        |text: &str| -> Option<String> { under(text, from).map(|rest| format!("{to}{rest}")) };
+    let mut r = r.clone();
+    if let Some(cwd) = forward(&path_text(&r.cwd)) {
+        r.cwd = path_bytes(&cwd);
+    }
+    for e in &mut r.edges {
+        if let Some(abs) = forward(&e.abs_path) {
+            e.abs_path = abs;
+        }
+        if let Some(path) = forward(&e.path) {
+            e.path = path;
+        }
+    }
+    // The command line: a whole argument, or the value of `--flag=PATH`.
+    for arg in &mut r.argv {
+        let text = path_text(arg);
+        let moved = forward(&text).or_else(|| {
+            let (flag, value) = text.split_once('=')?;
+            forward(value).map(|v| format!("{flag}={v}"))
+        });
+        if let Some(m) = moved {
+            *arg = path_bytes(&m);
+        }
+    }
+    // The environment: each part of a `:`-separated list (PATH, PYTHONPATH), or the value.
+    for value in r.capture.env.values_mut() {
+        if value.contains(from) {
+            *value = value
+                .split(':')
+                .map(|part| forward(part).unwrap_or_else(|| part.to_string()))
+                .collect::<Vec<_>>()
+                .join(":");
+        }
+    }
+    if let Some(py) = &mut r.capture.software.python {
+        if let Some(exe) = forward(&py.executable) {
+            py.executable = exe;
+        }
+        for dir in &mut py.site_packages {
+            if let Some(d) = forward(dir) {
+                *dir = d;
+            }
+        }
+    }
+    if let Some(g) = &mut r.capture.git {
+        g.root = to.to_string();
+    }
+    r
+}
+
 /// What follows `root` in `abs` ("" or "/..."), when `abs` is `root` or lies under it.
 fn under<'a>(abs: &'a str, root: &str) -> Option<&'a str> {
     let rest = abs.strip_prefix(root)?;
@@ -222,5 +305,46 @@ mod tests {
             vec!["/w/b/out".to_string(), "/w/a/out".to_string()]
         );
         assert_eq!(moves.recorded_at("/w/bc"), vec!["/w/bc".to_string()]);
+    }
+
+    /// Every absolute path under the old root follows it: the cwd, the paths as given and as
+    /// resolved, the command line (whole or after `=`), the environment's lists, the
+    /// interpreter; nothing else.
+    #[test]
+    fn a_moved_record_names_the_new_place() {
+        let mut r = RunRecord::example("r", "python /w/a/.venv/bin/x --out=/w/a/out /w/ab");
+        r.cwd = b"/w/a/sub".to_vec();
+        r.edges.push(crate::model::EdgeRecord {
+            role: Role::Input,
+            path: "/w/a/data".into(),
+            abs_path: "/w/a/data".into(),
+            artifact: None,
+            changed: false,
+            written: None,
+            observed: None,
+        });
+        r.capture
+            .env
+            .insert("PATH".into(), "/w/a/.venv/bin:/usr/bin".into());
+        r.capture.env.insert("HOME".into(), "/home/u".into());
+        r.capture.git = Some(crate::model::GitState {
+            root: "/w/a".into(),
+            ..Default::default()
+        });
+        let m = moved_record(&r, "/w/a", "/x/b");
+        assert_eq!(m.cwd, b"/x/b/sub");
+        assert_eq!(m.edges[0].path, "/x/b/data");
+        assert_eq!(m.edges[0].abs_path, "/x/b/data");
+        let argv: Vec<String> = m.argv.iter().map(|a| path_text(a)).collect();
+        assert_eq!(
+            argv,
+            ["python", "/x/b/.venv/bin/x", "--out=/x/b/out", "/w/ab"]
+        );
+        assert_eq!(m.capture.env["PATH"], "/x/b/.venv/bin:/usr/bin");
+        assert_eq!(m.capture.env["HOME"], "/home/u");
+        assert_eq!(
+            m.capture.git.as_ref().map(|g| g.root.as_str()),
+            Some("/x/b")
+        );
     }
 }

@@ -50,6 +50,10 @@ pub struct Stage {
     /// Whether one of its outputs is under the paths asked about (else it was reached as a
     /// maker of an input).
     pub asked: bool,
+    /// Recorded in a repository moved here since: where it was recorded (its paths are
+    /// read under the repository here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<String>,
     /// The runs that made its inputs (ids), stale or not: for the order.
     #[serde(skip)]
     makers: Vec<String>,
@@ -63,7 +67,8 @@ pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage
         .iter()
         .map(|r| path_text(std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str())))
         .collect();
-    let outputs = latest_outputs_under(store, moves, &texts)?;
+    let now = checks::Current::default();
+    let outputs = latest_outputs_under(store, moves, &now, &texts)?;
     // The last writer of each path: only its outputs are its to answer for.
     let mut last: BTreeMap<String, Writer> = outputs
         .iter()
@@ -98,7 +103,7 @@ pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage
         moves,
         done: BTreeMap::new(),
         last: &mut last,
-        now: checks::Current::default(),
+        now,
     };
     for id in &asked {
         w.visit(id, 0)?;
@@ -327,11 +332,20 @@ impl Walk<'_> {
         if let Some(s) = self.done.get(id) {
             return Ok(s.stale);
         }
-        let (r, _) = self.moves.relocate(self.store.load_run(id)?);
+        let loaded = self.store.load_run(id)?;
+        let (r, moved_from) = {
+            let mut holds = super::moved::holds_now(&self.now, self.store);
+            self.moves.relocate(loaded, &mut holds)
+        };
         let short = self.store.short_id(id).unwrap_or_else(|_| id.to_string());
         // A placeholder while its makers are visited (the graph is causal: no cycle, but a
         // record from elsewhere could claim one).
-        self.done.insert(id.to_string(), stage(&r, &short));
+        let mut placeholder = stage(&r, &short);
+        placeholder.moved_from = moved_from.and_then(|m| match m {
+            super::moved::Mapped::Moved { from, .. } => Some(from),
+            super::moved::Mapped::Worktree(_) => None,
+        });
+        self.done.insert(id.to_string(), placeholder);
         let mut reasons = Vec::new();
         let mut upstream = Vec::new();
         let mut makers = Vec::new();
@@ -418,11 +432,12 @@ impl Walk<'_> {
         if let Some(l) = self.last.get(abs_path) {
             return Ok(l.clone());
         }
-        let found = latest_outputs_under(self.store, self.moves, &[abs_path.to_string()])?
-            .into_iter()
-            .find(|o| o.0 == abs_path)
-            .map(|o| (o.2, o.3))
-            .unwrap_or_default();
+        let found =
+            latest_outputs_under(self.store, self.moves, &self.now, &[abs_path.to_string()])?
+                .into_iter()
+                .find(|o| o.0 == abs_path)
+                .map(|o| (o.2, o.3))
+                .unwrap_or_default();
         self.last.insert(abs_path.to_string(), found.clone());
         Ok(found)
     }
@@ -431,7 +446,8 @@ impl Walk<'_> {
     /// itself), each once with the first such output's path as it named it.
     fn writers_inside(&self, abs_path: &str, run: &str) -> Result<Vec<(String, String)>> {
         let mut found: Vec<(String, String)> = Vec::new();
-        let under = latest_outputs_under(self.store, self.moves, &[abs_path.to_string()])?;
+        let under =
+            latest_outputs_under(self.store, self.moves, &self.now, &[abs_path.to_string()])?;
         for (abs, path, writer, _) in under {
             if abs == abs_path.trim_end_matches('/') || writer == run {
                 continue;
@@ -550,31 +566,40 @@ impl Walk<'_> {
 
 /// The outputs recorded under `roots` (paths as they are now), each with its last writer:
 /// those recorded there, and those recorded at the same place in a repository moved there
-/// since. Where both wrote a path, a run recorded at the path itself comes first (a rerun
-/// made here, or a run of this checkout while another, gone, was moved here), else the later
-/// run (run ids are UUIDv7: later sorts after).
+/// since. Where several wrote a path, the one whose bytes are there now comes first, then a
+/// run recorded at the path itself (a run of this checkout, while another, gone, was moved
+/// here), then the later run (run ids are UUIDv7: later sorts after).
 fn latest_outputs_under(
     store: &Store,
     moves: &Moves,
+    now: &checks::Current,
     roots: &[String],
 ) -> Result<Vec<crate::store::LatestOutput>> {
     if moves.is_empty() {
         return store.latest_outputs_under(roots);
     }
-    let mut by_path: BTreeMap<String, (bool, crate::store::LatestOutput)> = BTreeMap::new();
+    let mut found: BTreeMap<String, Vec<(bool, crate::store::LatestOutput)>> = BTreeMap::new();
     for root in roots {
         for o in store.latest_outputs_under(&moves.recorded_at(root.trim_end_matches('/')))? {
-            let now = moves.forward(&o.0);
-            let here = now == o.0;
-            if by_path
-                .get(&now)
-                .is_none_or(|(had_here, had)| (here, &o.2) > (*had_here, &had.2))
-            {
-                by_path.insert(now.clone(), (here, (now, o.1, o.2, o.3)));
-            }
+            let at = moves.forward(&o.0);
+            let here = at == o.0;
+            found
+                .entry(at.clone())
+                .or_default()
+                .push((here, (at, o.1, o.2, o.3)));
         }
     }
-    Ok(by_path.into_values().map(|(_, o)| o).collect())
+    Ok(found
+        .into_iter()
+        .filter_map(|(at, mut writers)| {
+            if writers.len() > 1 {
+                let there = now.output(&path_of(&at), store);
+                writers
+                    .sort_by_key(|(here, o)| (o.3.is_some() && o.3 == there, *here, o.2.clone()));
+            }
+            writers.pop().map(|(_, o)| o)
+        })
+        .collect())
 }
 
 fn stage(r: &RunRecord, short: &str) -> Stage {
@@ -588,6 +613,7 @@ fn stage(r: &RunRecord, short: &str) -> Stage {
         upstream: Vec::new(),
         outputs: Vec::new(),
         asked: false,
+        moved_from: None,
         makers: Vec::new(),
     }
 }

@@ -241,9 +241,11 @@ impl Walk<'_> {
             let record = self.store.load_run(&producer)?;
             crate::commands::readable(&record)?;
             let (record, mapped) = super::worktree::as_original(self.store, record)?;
-            let (record, mapped) = self
-                .moves
-                .relocate_unless(record, mapped.map(Mapped::Worktree));
+            let (record, mapped) = {
+                let mut holds = super::moved::holds_now(&self.now, self.cache);
+                self.moves
+                    .relocate_unless(record, mapped.map(Mapped::Worktree), &mut holds)
+            };
             self.needs(&record, depth + 1)?;
             self.steps.push(Step {
                 record,
