@@ -493,6 +493,15 @@ fn prepare_file(path: &Path, meta: &Metadata, how: How, defer: bool) -> io::Resu
     let (hash, size) = hash_with_cache(&[(path.to_path_buf(), key)], how)
         .pop()
         .map_or_else(|| Err(io::Error::other("nothing hashed")), |(r, _)| r)?;
+    // Changed since its stats were taken (written, truncated and written back, replaced):
+    // the bytes read may be no state the file ever had. An attacking trial recorded a hash
+    // of an output cut 3 bytes short and written back meanwhile, zeros for its last bytes.
+    if std::fs::metadata(path).map(|m| StatKey::of(&m)).ok() != Some(key) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "it changed while it was read",
+        ));
+    }
     Ok(Prepared::Done(Hashed {
         artifact: Artifact {
             hash,
@@ -901,6 +910,31 @@ mod tests {
             .open(path)
             .and_then(|f| f.set_modified(mtime))
             .expect("set mtime");
+    }
+
+    /// A file hashed at once (written in the last second, as a job's outputs are) that
+    /// changed after its stats were taken is an error, not a hash of whatever was read:
+    /// rewritten with its mtime put back, or written again with other bytes.
+    #[test]
+    fn a_file_changed_after_its_stats_were_taken_is_not_hashed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.bin");
+        let bytes: Vec<u8> = (0..(5 << 20) + 3).map(|i| (i % 239) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        let hashing = Hashing::default();
+        let meta = std::fs::metadata(&path).expect("stat");
+        match prepare_file(&path, &meta, hashing.how(None, Read::Parallel), false) {
+            Ok(Prepared::Done(h)) => assert_eq!(h.artifact.hash, Hash::of(&bytes)),
+            other => panic!("unchanged: {:?}", other.map(|_| ())),
+        }
+        let mut other = bytes.clone();
+        let n = other.len();
+        other[n - 3..].copy_from_slice(&[0, 0, 0]);
+        rewrite_keeping_mtime(&path, &other);
+        let err = prepare_file(&path, &meta, hashing.how(None, Read::Parallel), false)
+            .map(|_| ())
+            .expect_err("changed after its stats");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
     }
 
     /// `prepare` leaves settled bytes for later; `finish` hashes them as `hash_path` would,
