@@ -938,6 +938,8 @@ fn a_moved_project_is_checked_and_rerun_where_it_is_now() {
     let moved = env.root().join("moved project");
     std::fs::rename(&env.work, &moved).expect("mv");
     env.work = moved.clone();
+    // An empty directory made where it was is no repository: still a move.
+    std::fs::create_dir(&original).expect("mkdir");
     let (rc, stages) = status(&env);
     assert_eq!(rc, 0, "nothing changed but the place: {stages:?}");
     let ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();

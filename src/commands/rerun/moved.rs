@@ -16,8 +16,7 @@
 //! Absolute paths follow the move too: those it was given (`-i /old/root/data`), those in
 //! its command line and its environment (a `.venv` inside the project), its interpreter.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -67,14 +66,11 @@ impl Moves {
         let mut holds: std::collections::HashMap<String, bool> = Default::default();
         let mut seen: std::collections::HashSet<String> = Default::default();
         for (commit, cwd) in store.recorded_places()? {
-            // A place still there is not moved (cwd lies inside its root).
-            if cwd.is_empty() || Path::new(&OsString::from_vec(cwd.clone())).exists() {
-                continue;
-            }
             let held = *holds.entry(commit.clone()).or_insert_with(|| {
                 git2::Oid::from_str(&commit).is_ok_and(|oid| repo.find_commit(oid).is_ok())
             });
-            if !held {
+            // Runs of other repositories, and those recorded in this one where it is.
+            if !held || cwd.is_empty() || under(&path_text(&cwd), &here).is_some() {
                 continue;
             }
             let Some(root) = store.recorded_root(&commit, &cwd)? else {
