@@ -339,10 +339,29 @@ pub(super) fn copy_window_len(len: u64) -> u64 {
     (len / 65_536).max(2 << 20).next_power_of_two()
 }
 
+/// The chaining value of the subtree of `len` bytes at `offset`, split as BLAKE3's tree
+/// splits down to `window` bytes, the halves on rayon's threads; `leaf(offset, len)` hashes
+/// one window. Shared by the read and the mapped large file.
+pub(super) fn split_subtree(
+    offset: u64,
+    len: u64,
+    window: u64,
+    leaf: &(dyn Fn(u64, u64) -> io::Result<ChainingValue> + Sync),
+) -> io::Result<ChainingValue> {
+    if len <= window {
+        return leaf(offset, len);
+    }
+    let left = left_subtree_len(len);
+    let (l, r) = rayon::join(
+        || split_subtree(offset, left, window, leaf),
+        || split_subtree(offset + left, len - left, window, leaf),
+    );
+    Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
+}
+
 /// The chaining value of the subtree of `len` bytes of `file` at `offset`, read (not
-/// mapped) through each thread's buffer, split as BLAKE3's tree splits down to `window`
-/// bytes, on rayon's threads. A file that ends early changed while it was read:
-/// `UnexpectedEof`.
+/// mapped) through each thread's buffer, window by window ([`split_subtree`]). A file that
+/// ends early changed while it was read: `UnexpectedEof`.
 pub(super) fn read_subtree(
     file: &File,
     offset: u64,
@@ -352,10 +371,10 @@ pub(super) fn read_subtree(
     stop: Option<&AtomicBool>,
 ) -> io::Result<ChainingValue> {
     use std::os::unix::fs::FileExt;
-    if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-        return Err(stopped());
-    }
-    if len <= window {
+    let leaf = |offset: u64, len: u64| -> io::Result<ChainingValue> {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Err(stopped());
+        }
         let mut hasher = blake3::Hasher::new();
         hasher.set_input_offset(offset);
         COPY.with_borrow_mut(|buf| -> io::Result<()> {
@@ -377,14 +396,9 @@ pub(super) fn read_subtree(
             }
             Ok(())
         })?;
-        return Ok(hasher.finalize_non_root());
-    }
-    let left = left_subtree_len(len);
-    let (l, r) = rayon::join(
-        || read_subtree(file, offset, left, window, progress, stop),
-        || read_subtree(file, offset + left, len - left, window, progress, stop),
-    );
-    Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
+        Ok(hasher.finalize_non_root())
+    };
+    split_subtree(offset, len, window, &leaf)
 }
 
 /// Whether reading a walked file failed because it changed since its walk: gone, shorter

@@ -17,7 +17,7 @@
 //! stack overflow), or to the default action.
 
 use super::*;
-use blake3::hazmat::{ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root};
+use blake3::hazmat::{ChainingValue, HasherExt};
 use nix::libc;
 use std::sync::atomic::AtomicUsize;
 
@@ -256,9 +256,9 @@ impl Mapped {
         }
     }
 
-    /// The chaining value of the subtree of `len` bytes at `offset`, split as BLAKE3's tree
-    /// splits down to `window` bytes, on rayon's threads, as [`super::file::read_subtree`]
-    /// reads it. A fault stops it early (an error the caller replaces by reading).
+    /// The chaining value of the subtree of `len` bytes at `offset`, window by window
+    /// ([`super::file::split_subtree`]), as [`super::file::read_subtree`] reads it. A fault
+    /// stops it early (an error the caller replaces by reading).
     pub(super) fn subtree(
         &self,
         offset: u64,
@@ -267,27 +267,22 @@ impl Mapped {
         progress: Option<&Progress>,
         stop: Option<&AtomicBool>,
     ) -> io::Result<ChainingValue> {
-        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-            return Err(stopped());
-        }
-        if self.faulted() {
-            return Err(io::Error::other("the mapping faulted"));
-        }
-        if len <= window {
+        let leaf = |offset: u64, len: u64| -> io::Result<ChainingValue> {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return Err(stopped());
+            }
+            if self.faulted() {
+                return Err(io::Error::other("the mapping faulted"));
+            }
             let mut hasher = blake3::Hasher::new();
             hasher.set_input_offset(offset);
             hasher.update(&self.bytes()[offset as usize..(offset + len) as usize]);
             self.release(offset, len);
             self.hashed.fetch_add(len, Ordering::Relaxed);
             progress.inspect(|p| p.done(len, 0));
-            return Ok(hasher.finalize_non_root());
-        }
-        let left = left_subtree_len(len);
-        let (l, r) = rayon::join(
-            || self.subtree(offset, left, window, progress, stop),
-            || self.subtree(offset + left, len - left, window, progress, stop),
-        );
-        Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
+            Ok(hasher.finalize_non_root())
+        };
+        super::file::split_subtree(offset, len, window, &leaf)
     }
 }
 

@@ -516,12 +516,7 @@ fn a_config_of_a_million_values_is_read_in_bounded_memory() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let note = "config ids.json holds 1000002 values: the first 10000 (in key order) are recorded as params";
     assert!(stderr(&out).contains(note), "{}", stderr(&out));
-    let peak_kib: u64 = stderr(&out)
-        .lines()
-        .find_map(|l| l.strip_prefix("lineage: timing: peak resident memory "))
-        .and_then(|l| l.strip_suffix(" KiB"))
-        .and_then(|n| n.parse().ok())
-        .expect("the peak memory line");
+    let peak_kib = peak_kib(&out);
     assert!(peak_kib < 250 * 1024, "{peak_kib} KiB");
     let run = env.show(None);
     let params = run["params"].as_object().expect("params");
@@ -1166,12 +1161,7 @@ fn a_large_file_is_hashed_in_bounded_memory() {
         cmd.env("LINEAGE_TIMINGS", "1").args(args);
         let out = output_within(cmd, std::time::Duration::from_secs(120));
         assert_eq!(code(&out), 0, "{}", stderr(&out));
-        let peak_kib: u64 = stderr(&out)
-            .lines()
-            .find_map(|l| l.strip_prefix("lineage: timing: peak resident memory "))
-            .and_then(|l| l.strip_suffix(" KiB"))
-            .and_then(|n| n.parse().ok())
-            .expect("the peak memory line");
+        let peak_kib = peak_kib(&out);
         assert!(peak_kib < 128 * 1024, "{args:?}: {peak_kib} KiB");
     }
 }

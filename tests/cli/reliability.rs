@@ -725,12 +725,7 @@ fn an_input_of_a_million_files_is_hashed_in_bounded_memory() {
     let out = output_within(cmd, Duration::from_secs(300));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let err = stderr(&out);
-    let peak_kib: u64 = err
-        .lines()
-        .find_map(|l| l.strip_prefix("lineage: timing: peak resident memory "))
-        .and_then(|l| l.strip_suffix(" KiB"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no peak memory in {err}"));
+    let peak_kib = peak_kib(&out);
     assert!(
         peak_kib < 64 * 1024,
         "lineage peaked at {peak_kib} KiB for 1,000,000 files: {err}"

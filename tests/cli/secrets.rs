@@ -592,12 +592,7 @@ fn a_config_nested_twenty_thousand_deep_is_redacted_in_bounded_memory() {
         .args(["run", "-q", "-c", "deep.json", "--", "true"]);
     let out = output_within(cmd, Duration::from_secs(120));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let peak_kib: u64 = stderr(&out)
-        .lines()
-        .find_map(|l| l.strip_prefix("lineage: timing: peak resident memory "))
-        .and_then(|l| l.strip_suffix(" KiB"))
-        .and_then(|n| n.parse().ok())
-        .expect("the peak memory line");
+    let peak_kib = peak_kib(&out);
     assert!(peak_kib < 200 * 1024, "{peak_kib} KiB");
     for (path, bytes) in env.store_files() {
         assert!(

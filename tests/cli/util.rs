@@ -274,6 +274,16 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// lineage's own peak resident memory, in KiB, from the last line `LINEAGE_TIMINGS=1` prints.
+pub fn peak_kib(out: &Output) -> u64 {
+    let err = stderr(out);
+    err.lines()
+        .find_map(|l| l.strip_prefix("lineage: timing: peak resident memory "))
+        .and_then(|l| l.strip_suffix(" KiB"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no peak memory line in {err}"))
+}
+
 pub fn code(out: &Output) -> i32 {
     out.status.code().expect("exited normally")
 }

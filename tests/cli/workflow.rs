@@ -88,6 +88,17 @@ fn runs(env: &Env) -> usize {
         .len()
 }
 
+/// `cp -r from to`, which must succeed.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let cp = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(cp.success(), "cp -r {} {}", from.display(), to.display());
+}
+
 fn set_param(env: &Env, section: &str, key: &str, value: Value) {
     let mut p: Value = serde_json::from_str(
         &std::fs::read_to_string(env.path("params.json")).expect("as the test set it up"),
@@ -911,13 +922,7 @@ fn a_moved_project_is_checked_and_rerun_where_it_is_now() {
     // A copy beside its original: not moved, its files are checked through the runs that
     // made their bytes, the outputs recorded in the original are the original's.
     let copy = env.root().join("copy");
-    let cp = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(&env.work)
-        .arg(&copy)
-        .status()
-        .expect("cp");
-    assert!(cp.success());
+    copy_dir(&env.work, &copy);
     let original = std::mem::replace(&mut env.work, copy.clone());
     let out = env.cmd(["status", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -1037,13 +1042,7 @@ fn a_move_is_followed_only_where_the_runs_files_are() {
     ]);
     env.git(&["read-tree", "--prefix=proj/", "-u", "FETCH_HEAD"]);
     env.git(&["commit", "-q", "-m", "import"]);
-    let cp = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(moved.join("out"))
-        .arg(mono.join("proj/out"))
-        .status()
-        .expect("cp");
-    assert!(cp.success());
+    copy_dir(&moved.join("out"), &mono.join("proj/out"));
     std::fs::remove_dir_all(&moved).expect("rm");
     env.work = mono.join("proj");
     let out = env.cmd(["status"]);
