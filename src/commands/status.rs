@@ -73,9 +73,13 @@ pub fn roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
         return Ok(vec![cwd]);
     }
+    // `..` resolved by name against the working directory (as the shell's `cd ..` would):
+    // `lineage status ..` from inside out/ asks about the project, whose outputs are
+    // recorded under its path without the `out/..` (otherwise each was listed twice, once
+    // as a copy of itself).
     Ok(paths
         .iter()
-        .map(|p| std::path::absolute(cwd.join(p)).unwrap_or_else(|_| cwd.join(p)))
+        .map(|p| crate::observe::clean(&cwd.join(p)))
         .collect())
 }
 

@@ -228,10 +228,32 @@ fn status_names_the_stages_a_change_reaches_and_rerun_stale_reruns_exactly_those
         "{}",
         stdout(&out)
     );
+    // The same plan for scripts: one JSON object, the stages in the order they would run.
+    let out = env.cmd(["rerun", "--stale", "--dry-run", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("rerun --stale --dry-run --json: {e}: {}", stdout(&out)));
+    assert_eq!(plan["refused"], false, "{plan}");
+    let order: Vec<&str> = plan["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(order, stale, "as status orders them: {plan}");
     assert_eq!(runs(&env), before + 1, "a dry run runs nothing");
-    let out = env.cmd(["rerun", "--stale"]);
+    let out = env.cmd(["rerun", "--stale", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(runs(&env), before + 4);
+    let done: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("rerun --stale --json: {e}: {}", stdout(&out)));
+    let originals: Vec<&str> = done["reruns"]
+        .as_array()
+        .expect("reruns")
+        .iter()
+        .map(|v| v["original"].as_str().expect("original"))
+        .collect();
+    assert_eq!(originals, stale, "{done}");
     let (rc, stages) = status(&env);
     assert_eq!(rc, 0, "{stages:?}");
     // The new runs are reruns of the old ones.
@@ -245,6 +267,16 @@ fn status_names_the_stages_a_change_reaches_and_rerun_stale_reruns_exactly_those
         stderr(&out)
     );
     assert_eq!(runs(&env), before + 4);
+    for args in [&["--dry-run", "--json"][..], &["--json"]] {
+        let out = env.cmd([&["rerun", "--stale"][..], args].concat());
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON when nothing is stale");
+        let empty = v
+            .get("stages")
+            .or(v.get("reruns"))
+            .expect("stages or reruns");
+        assert_eq!(empty, &json!([]), "{v}");
+    }
 }
 
 #[test]
@@ -385,6 +417,16 @@ fn a_copy_is_checked_through_the_run_that_made_its_bytes_and_an_unknown_path_is_
         "{}",
         stdout(&out)
     );
+    // `status ..` from inside deploy/ asks about the project: the same answer as `status`
+    // at its root, not each output listed again as a copy of itself under `deploy/..`.
+    let mut up = env.lineage();
+    up.args(["status", "--json", ".."])
+        .current_dir(env.path("deploy"));
+    let up = output_within(up, std::time::Duration::from_secs(60));
+    assert_eq!(code(&up), 0, "{}", stderr(&up));
+    let here = env.cmd(["status", "--json"]);
+    assert_eq!(stdout(&up), stdout(&here));
+    assert!(!stdout(&up).contains("\"copy\""), "{}", stdout(&up));
     set_param(&env, "train", "seed", json!(2));
     let (rc, _) = status(&env);
     assert_eq!(rc, 6);

@@ -427,6 +427,15 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
     let mut rerun: Vec<String> = Vec::new();
     let mut made: Vec<(String, String)> = Vec::new();
     let mut new_ids: Vec<String> = Vec::new();
+    // With --json: each step's verdict, printed as one object however the chain ends.
+    let mut verdicts: Vec<verdict::Verdict> = Vec::new();
+    let emit = |verdicts: &[verdict::Verdict]| -> Result<()> {
+        if args.json {
+            let out = StaleReruns { reruns: verdicts };
+            ui::data(&(serde_json::to_string_pretty(&out)? + "\n"));
+        }
+        Ok(())
+    };
     // Every command rerun for you must be proven (signed by you or a trusted key, its record
     // intact), as with --upstream: an imported run that last wrote a file here could hold any
     // command. Checked for all of them before any runs; --force runs unproven ones.
@@ -512,12 +521,22 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             ui::error_line(format_args!(
                 "interrupted by signal {got}; not rerunning the rest"
             ));
+            emit(&verdicts)?;
             return Ok(code::killed_by(got as i32));
         }
         reap_finished_children();
         let stages = stale::find(&store, &roots, &moves)?;
         unproven(&stages)?;
         let Some(next) = stages.into_iter().find(|s| s.stale) else {
+            if args.dry_run && args.json {
+                let plan = StalePlan {
+                    refused: false,
+                    refusal: None,
+                    stages: Vec::new(),
+                };
+                ui::data(&(serde_json::to_string_pretty(&plan)? + "\n"));
+                return Ok(code::SUCCESS);
+            }
             break;
         };
         // A rerun made here that is stale again: the stages read each other's outputs (a
@@ -568,7 +587,17 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
                     );
                 }
             }
-            if let Some(why) = refusal(&list)? {
+            let why = refusal(&list)?;
+            if args.json {
+                let plan = StalePlan {
+                    refused: why.is_some(),
+                    refusal: why,
+                    stages: list,
+                };
+                ui::data(&(serde_json::to_string_pretty(&plan)? + "\n"));
+                return Ok(code::SUCCESS);
+            }
+            if let Some(why) = why {
                 t += &format!("would refuse: {why}\n");
             }
             ui::data(&t);
@@ -605,6 +634,10 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         if let Some(id) = &verdict.rerun {
             new_ids.push(id.clone());
         }
+        let verdict = {
+            verdicts.push(verdict);
+            verdicts.last().expect("just pushed")
+        };
         // Ran, but kept out of the store (no room): what it wrote is no recorded run's, and
         // the stages after it would be judged against bytes nobody recorded.
         if verdict.rerun.is_none() && verdict.verdict != Outcome::NotRun {
@@ -613,10 +646,12 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
                  rerunning the rest",
                 next.short
             ));
-            return Ok(match verdict.verdict {
+            let exit = match verdict.verdict {
                 Outcome::Failed => verdict.exit_code,
                 _ => code::CANNOT_LAUNCH,
-            });
+            };
+            emit(&verdicts)?;
+            return Ok(exit);
         }
         match verdict.verdict {
             Outcome::Failed | Outcome::NotRun => {
@@ -624,7 +659,9 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
                     "run {new_short} (rerun of {}) failed with exit {}; not rerunning the rest",
                     next.short, verdict.exit_code
                 ));
-                return Ok(verdict.exit_code);
+                let exit = verdict.exit_code;
+                emit(&verdicts)?;
+                return Ok(exit);
             }
             _ => {
                 let changed = verdict
@@ -671,7 +708,24 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             ));
         }
     }
+    emit(&verdicts)?;
     Ok(code::SUCCESS)
+}
+
+/// `lineage rerun --stale --dry-run --json`: the stale stages in the order they would run
+/// (as `status --json` gives each), and whether the chain would be refused now, and why.
+#[derive(serde::Serialize)]
+struct StalePlan<'a> {
+    refused: bool,
+    refusal: Option<String>,
+    stages: Vec<&'a stale::Stage>,
+}
+
+/// `lineage rerun --stale --json`: the verdict of each rerun, in the order they ran (the
+/// last one the failure that stopped the chain, if one did).
+#[derive(serde::Serialize)]
+struct StaleReruns<'a> {
+    reruns: &'a [verdict::Verdict],
 }
 
 /// Reap the children of earlier steps that have ended (the process that answers a job's
