@@ -186,6 +186,22 @@ pub enum Error {
     UnknownArtifact(String),
 
     #[error(
+        "nothing is known about {path} as a whole (no recorded run read or wrote this directory), but {count} file{} inside hold{} bytes recorded runs made: {}{}",
+        if *count == 1 { "" } else { "s" },
+        if *count == 1 { "s" } else { "" },
+        named.join(", "),
+        if *count > named.len() { format!(" and {} more", count - named.len()) } else { String::new() }
+    )]
+    UnknownDirectory {
+        /// As the user gave it (escaped where shown).
+        path: String,
+        /// How many files inside hold bytes a recorded run made.
+        count: usize,
+        /// The first of them, as the user would name them (escaped when printed).
+        named: Vec<String>,
+    },
+
+    #[error(
         "{path} was modified after run {run} produced it{within}: recorded {recorded}, now {now}"
     )]
     ModifiedAfter {
@@ -334,6 +350,9 @@ impl Error {
                 "`lineage tag --force RUN {name}` moves it (recorded, the old run keeps its history); or pick another name"
             )),
             Error::UnknownTag(_) => Some("`lineage tag` lists the tags".into()),
+            Error::UnknownDirectory { named, .. } => named.first().map(|f| {
+                format!("ask about a file: `lineage show {f}` shows where its bytes came from")
+            }),
             Error::ModifiedAfter { run, .. } => Some(format!(
                 "`lineage show {run}` shows the run that wrote the recorded bytes"
             )),

@@ -221,6 +221,58 @@ fn verified_by(store: &Store, id: &str, own: Option<&str>) -> bool {
     )
 }
 
+/// At most this many files of a directory are looked up by their bytes.
+const MAX_LOOKED_UP: usize = 10_000;
+
+/// The files at or under `root` (`.git` left out; the first 10,000 met) that hold bytes a
+/// recorded run wrote, sorted, each with the run that made them (ranked as `show` ranks).
+/// None when `root` is not a file or a directory.
+pub fn made_files_under(store: &Store, root: &Path) -> Result<Option<Vec<(PathBuf, String)>>> {
+    let files: Vec<PathBuf> = match hash::path_kind(root) {
+        Ok(hash::PathKind::File) => vec![root.to_path_buf()],
+        Ok(hash::PathKind::Dir) => {
+            let mut files = Vec::new();
+            let mut dirs = vec![root.to_path_buf()];
+            while let Some(d) = dirs.pop() {
+                let Ok(entries) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                for e in entries.filter_map(std::result::Result::ok) {
+                    let Ok(t) = e.file_type() else { continue };
+                    if t.is_dir() && e.file_name() != ".git" {
+                        dirs.push(e.path());
+                    } else if t.is_file() && files.len() < MAX_LOOKED_UP {
+                        files.push(e.path());
+                    }
+                }
+            }
+            files.sort();
+            files
+        }
+        _ => return Ok(None),
+    };
+    let hashing = hash::Hashing::default();
+    let mut ranker = Ranker::new(store);
+    let mut out = Vec::new();
+    for f in files {
+        let Ok(h) = hashing.hash_path(&f, &mut hash::discard, Some(store), None) else {
+            continue;
+        };
+        if let Some(maker) = ranker.best(&h.artifact.hash, |_| true)? {
+            out.push((f, maker));
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `path` as the user would name it from the working directory: relative when under it.
+pub fn shown_from_here(path: &Path) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 /// [`ranked_producers`] for many hashes in one command (the files of a moved project, looked
 /// up by their bytes): each run is loaded and its signature checked once, not once a file.
 pub struct Ranker<'s> {
@@ -344,6 +396,9 @@ pub fn upstream_producer_at(
         .map(|p| p.id))
 }
 
+/// At most this many files inside an unknown directory are named in its error.
+const KNOWN_NAMED: usize = 5;
+
 /// Walk the lineage of an artifact `depth` runs deep (all of it without), or explain why
 /// there is none: bytes no run read or wrote, or a file changed since a run wrote it.
 pub fn walk(
@@ -394,6 +449,24 @@ pub fn walk_with(
                 }
                 .into());
             }
+        }
+        // A directory no run read or wrote whole (a deploy/ of copies): the files inside
+        // whose bytes runs made are what can be asked about.
+        if let Some(path) = path.filter(|p| p.is_dir())
+            && let Some(found) = made_files_under(store, path)?
+            && !found.is_empty()
+        {
+            let named: Vec<String> = found
+                .iter()
+                .take(KNOWN_NAMED)
+                .map(|(f, _)| shown_from_here(f).display().to_string())
+                .collect();
+            return Err(Error::UnknownDirectory {
+                path: root.label,
+                count: found.len(),
+                named,
+            }
+            .into());
         }
         return Err(Error::UnknownArtifact(root.label).into());
     }

@@ -188,6 +188,29 @@ fn unknown_bytes_are_an_error() {
     );
     let out = p.env.cmd(["show", &blake3_hex(b"never seen")]);
     assert_eq!(code(&out), 1);
+    // A directory of copies no run read or wrote whole: the files inside that runs made
+    // are named, the first in a hint; one with none keeps the plain answer.
+    std::fs::create_dir_all(p.env.path("deploy")).expect("mkdir");
+    std::fs::copy(p.env.path("model.bin"), p.env.path("deploy/model.bin")).expect("cp");
+    p.env.write("deploy/README", "not made by any run");
+    let out = p.env.cmd(["show", "deploy"]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("nothing is known about deploy as a whole")
+            && err.contains("1 file inside holds bytes recorded runs made: deploy/model.bin")
+            && err.contains("hint: ask about a file: `lineage show deploy/model.bin`")
+            && !err.contains("README"),
+        "{err}"
+    );
+    p.env.write("notes/todo.txt", "never seen either");
+    let out = p.env.cmd(["show", "notes"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("nothing is known about notes: no recorded run"),
+        "{}",
+        stderr(&out)
+    );
     let out = p.env.cmd(["show", "blake3:xyz"]);
     assert_eq!(code(&out), 1);
     assert!(

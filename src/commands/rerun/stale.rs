@@ -218,64 +218,30 @@ fn only_added(store: &Store, at: &Path, e: &crate::model::EdgeRecord) -> Result<
     Ok(wrote.iter().all(|(p, h)| now.get(p.as_str()) == Some(h)))
 }
 
-/// At most this many files of a directory are looked up by their bytes.
-const MAX_COPIES: usize = 10_000;
-
 /// The files at or under `root` that hold bytes a recorded run wrote (copies), each with the
 /// run that made them (ranked as `show` ranks). An error when `root` does not exist.
 fn copies_under(store: &Store, root: &Path) -> Result<Vec<(String, Output)>> {
-    let kind = hash::path_kind(root);
-    let files: Vec<PathBuf> = match kind {
-        Ok(hash::PathKind::File) => vec![root.to_path_buf()],
-        Ok(hash::PathKind::Dir) => {
-            let mut files = Vec::new();
-            let mut dirs = vec![root.to_path_buf()];
-            while let Some(d) = dirs.pop() {
-                let Ok(entries) = std::fs::read_dir(&d) else {
-                    continue;
-                };
-                for e in entries.filter_map(std::result::Result::ok) {
-                    let Ok(t) = e.file_type() else { continue };
-                    if t.is_dir() && e.file_name() != ".git" {
-                        dirs.push(e.path());
-                    } else if t.is_file() && files.len() < MAX_COPIES {
-                        files.push(e.path());
-                    }
-                }
-            }
-            files.sort();
-            files
-        }
-        _ => anyhow::bail!(
+    let found = target::made_files_under(store, root)?.ok_or_else(|| {
+        anyhow::anyhow!(
             "{} does not exist (or is not a file or a directory)",
             crate::model::text::escape(&root.display().to_string())
-        ),
-    };
-    let hashing = hash::Hashing::default();
-    let mut ranker = target::Ranker::new(store);
-    let mut out = Vec::new();
-    for f in files {
-        let Ok(h) = hashing.hash_path(&f, &mut hash::discard, Some(store), None) else {
-            continue;
-        };
-        let h = h.artifact.hash;
-        if let Some(maker) = ranker.best(&h, |_| true)? {
+        )
+    })?;
+    Ok(found
+        .into_iter()
+        .map(|(f, maker)| {
             let text = path_text(std::os::unix::ffi::OsStrExt::as_bytes(f.as_os_str()));
-            let shown = std::env::current_dir()
-                .ok()
-                .and_then(|cwd| f.strip_prefix(cwd).ok().map(Path::to_path_buf))
-                .unwrap_or_else(|| f.clone());
-            out.push((
+            let shown = target::shown_from_here(&f);
+            (
                 maker,
                 Output {
                     path: path_text(std::os::unix::ffi::OsStrExt::as_bytes(shown.as_os_str())),
                     abs_path: text,
                     state: "copy",
                 },
-            ));
-        }
-    }
-    Ok(out)
+            )
+        })
+        .collect())
 }
 
 /// Each stage's longest chain of makers among the stages.
