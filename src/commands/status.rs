@@ -100,16 +100,28 @@ fn text(stages: &[Stage]) -> String {
         for r in &s.reasons {
             t += &format!("         because {}\n", escape(r));
         }
+        // A stage reached through copies here was recorded elsewhere: its own outputs are
+        // named by where they are (`../proj/model.txt`, else absolute), not as it named them,
+        // which would read as the copies' own paths.
+        let via_copies = s.outputs.iter().any(|o| o.state == "copy");
+        let name = |o: &stale::Output| -> String {
+            if via_copies && o.state != "copy" {
+                let abs = crate::model::path_of(&o.abs_path);
+                escape(&super::target::shown_from_here(&abs).display().to_string()).into_owned()
+            } else {
+                escape(&o.path).into_owned()
+            }
+        };
         let outputs: Vec<String> = s
             .outputs
             .iter()
             .map(|o| {
                 if o.state == "current" {
-                    escape(&o.path).into_owned()
+                    name(o)
                 } else if o.state == "copy" {
-                    format!("{} (a copy of what it made)", escape(&o.path))
+                    format!("{} (a copy of what it made)", name(o))
                 } else {
-                    format!("{} ({})", escape(&o.path), o.state)
+                    format!("{} ({})", name(o), o.state)
                 }
             })
             .collect();

@@ -1034,6 +1034,79 @@ fn a_moved_project_is_checked_and_rerun_where_it_is_now() {
     );
     let (rc, stages) = status(&env);
     assert_eq!(rc, 0, "{stages:?}");
+    // A copy of the moved project, made after that rerun: its model holds the rerun's
+    // bytes, a copy of what the rerun made where it ran (in the moved project, still
+    // there), not the first train run's output "modified".
+    let rerun = env.show(None)["id"].as_str().expect("id").to_string();
+    let copy2 = env.root().join("copy of the moved project");
+    copy_dir(&moved, &copy2);
+    env.work = copy2.clone();
+    let out = env.cmd(["status", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let stages = v["stages"].as_array().expect("stages");
+    let model = copy2.join("model.txt").display().to_string();
+    assert!(
+        stages.iter().any(|s| s["id"] == rerun.as_str()
+            && s["outputs"]
+                .as_array()
+                .expect("outputs")
+                .iter()
+                .any(|o| o["abs_path"] == model.as_str() && o["state"] == "copy")),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("model.txt is modified"), "{v}");
+}
+
+/// A copy of a moved project made after a rerun there changed every file the first run
+/// wrote or read: the first run (its place gone, no file of its here with its bytes) is not
+/// read there. Its stage read as stale for ever ("the recorded repository is gone", its
+/// config "missing"), and `rerun --stale` failed on that config.
+#[test]
+fn a_copy_of_a_moved_project_is_not_the_gone_original() {
+    let mut env = Env::new();
+    env.init_repo();
+    env.write("params.yaml", "train:\n  n: 1\n");
+    env.write("train.sh", "cat params.yaml > model.txt\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "init"]);
+    let first = env.record(&[
+        "-c",
+        "params.yaml:train",
+        "-o",
+        "model.txt",
+        "--",
+        "sh",
+        "train.sh",
+    ]);
+    let moved = env.root().join("b");
+    std::fs::rename(&env.work, &moved).expect("mv");
+    env.work = moved.clone();
+    env.write("params.yaml", "train:\n  n: 2\n");
+    let out = env.cmd(["rerun", "--stale", "-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let copy = env.root().join("c");
+    copy_dir(&moved, &copy);
+    env.work = copy;
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    assert!(!stages.iter().any(|s| s.0 == first), "{stages:?}");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing is stale"),
+        "{}",
+        stderr(&out)
+    );
+    // Its own outputs named where they are, beside the copy's.
+    let out = env.cmd(["status"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "{}, model.txt (a copy of what it made)",
+            moved.join("model.txt").display()
+        )),
+        "{text}"
+    );
 }
 
 /// A move is followed only on evidence: a project merged into a larger repository under a

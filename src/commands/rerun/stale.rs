@@ -15,7 +15,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::checks;
-use super::moved::Moves;
+use super::moved::{Moves, holds_now};
 use crate::commands::target;
 use crate::hash;
 use crate::model::text::terminal_command_line;
@@ -68,7 +68,7 @@ pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage
         .map(|r| path_text(std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str())))
         .collect();
     let now = checks::Current::default();
-    let outputs = latest_outputs_under(store, moves, &now, &texts)?;
+    let (outputs, displaced) = outputs_and_copies_under(store, moves, &now, &texts)?;
     // The last writer of each path: only its outputs are its to answer for.
     let mut last: BTreeMap<String, Writer> = outputs
         .iter()
@@ -78,6 +78,18 @@ pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage
     // A path under which no run wrote anything: its files by their bytes (a model copied
     // to deploy/ is checked through the run that made those bytes).
     let mut copies: Vec<(String, Output)> = Vec::new();
+    for (at, maker) in displaced {
+        let shown = target::shown_from_here(&path_of(&at));
+        asked.insert(maker.clone());
+        copies.push((
+            maker,
+            Output {
+                path: path_text(std::os::unix::ffi::OsStrExt::as_bytes(shown.as_os_str())),
+                abs_path: at,
+                state: "copy",
+            },
+        ));
+    }
     for (root, text) in roots.iter().zip(&texts) {
         let prefix = format!("{}/", text.trim_end_matches('/'));
         if outputs
@@ -300,7 +312,7 @@ impl Walk<'_> {
         }
         let loaded = self.store.load_run(id)?;
         let (r, moved_from) = {
-            let mut holds = super::moved::holds_now(&self.now, self.store);
+            let mut holds = holds_now(&self.now, self.store);
             self.moves.relocate(loaded, &mut holds)
         };
         let short = self.store.short_id(id).unwrap_or_else(|_| id.to_string());
@@ -541,31 +553,83 @@ fn latest_outputs_under(
     now: &checks::Current,
     roots: &[String],
 ) -> Result<Vec<crate::store::LatestOutput>> {
+    Ok(outputs_and_copies_under(store, moves, now, roots)?.0)
+}
+
+/// A path here (absolute) that holds bytes a recorded run made, and that run's id.
+type CopyHere = (String, String);
+
+/// [`latest_outputs_under`], and the paths whose last writer was recorded in a moved
+/// repository but which hold bytes another recorded run made (a copy of a moved project,
+/// made after a rerun there: its model is the rerun's), each with that run: copies of what
+/// it made, not outputs its first writer would find modified.
+fn outputs_and_copies_under(
+    store: &Store,
+    moves: &Moves,
+    now: &checks::Current,
+    roots: &[String],
+) -> Result<(Vec<crate::store::LatestOutput>, Vec<CopyHere>)> {
     if moves.is_empty() {
-        return store.latest_outputs_under(roots);
+        return Ok((store.latest_outputs_under(roots)?, Vec::new()));
     }
     let mut found: BTreeMap<String, Vec<(bool, crate::store::LatestOutput)>> = BTreeMap::new();
+    // Whether each run recorded in a moved repository is read here (on the evidence of its
+    // files: `Moves::relocate`). One that is not wrote nothing here: a copy of the project
+    // made after the move (`mv a b; cp -r b c`) is checked through its files' bytes, not
+    // through the gone original's runs, which would read as stale for ever.
+    let mut evident: std::collections::HashMap<String, bool> = Default::default();
     for root in roots {
         for o in store.latest_outputs_under(&moves.recorded_at(root.trim_end_matches('/')))? {
             let at = moves.forward(&o.0);
             let here = at == o.0;
+            if !here {
+                let read_here = match evident.get(&o.2) {
+                    Some(known) => *known,
+                    None => {
+                        let (_, mapped) =
+                            moves.relocate(store.load_run(&o.2)?, &mut holds_now(now, store));
+                        let known = mapped.is_some();
+                        evident.insert(o.2.clone(), known);
+                        known
+                    }
+                };
+                if !read_here {
+                    continue;
+                }
+            }
             found
                 .entry(at.clone())
                 .or_default()
                 .push((here, (at, o.1, o.2, o.3)));
         }
     }
-    Ok(found
-        .into_iter()
-        .filter_map(|(at, mut writers)| {
-            if writers.len() > 1 {
-                let there = now.output(&path_of(&at), store);
-                writers
-                    .sort_by_key(|(here, o)| (o.3.is_some() && o.3 == there, *here, o.2.clone()));
+    let mut ranker = target::Ranker::new(store);
+    let mut outputs = Vec::new();
+    let mut copies = Vec::new();
+    for (at, mut writers) in found {
+        let mut there = None;
+        if writers.len() > 1 {
+            there = now.output(&path_of(&at), store);
+            writers.sort_by_key(|(here, o)| (o.3.is_some() && o.3 == there, *here, o.2.clone()));
+        }
+        let Some((here, o)) = writers.pop() else {
+            continue;
+        };
+        if !here {
+            if there.is_none() {
+                there = now.output(&path_of(&at), store);
             }
-            writers.pop().map(|(_, o)| o)
-        })
-        .collect())
+            if let Some(bytes) = there.filter(|b| o.3 != Some(*b))
+                && let Some(maker) = ranker.best(&bytes, |_| true)?
+                && maker != o.2
+            {
+                copies.push((at, maker));
+                continue;
+            }
+        }
+        outputs.push(o);
+    }
+    Ok((outputs, copies))
 }
 
 fn stage(r: &RunRecord, short: &str) -> Stage {
