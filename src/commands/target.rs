@@ -178,6 +178,27 @@ pub fn producers_before(store: &Store, hash: &Hash, consumer: &RunRecord) -> Res
         .collect())
 }
 
+/// [`producers_before`] that can be where those bytes came from: not a run that read the
+/// very bytes itself (it copied them: `cp model.txt deploy/`), and none for no bytes at all
+/// (every empty file would be every other's: an empty note read as made by a stage that
+/// left an empty marker, stale with it for ever).
+pub fn origins_before(store: &Store, hash: &Hash, consumer: &RunRecord) -> Result<Vec<String>> {
+    if *hash == Hash(*blake3::hash(b"").as_bytes()) {
+        return Ok(Vec::new());
+    }
+    Ok(ranked_producers(store, hash, |_| true)?
+        .into_iter()
+        .filter(|p| crate::model::graph::came_before(p, consumer))
+        .filter(|p| {
+            !p.edges.iter().any(|e| {
+                e.role != crate::model::Role::Output
+                    && e.artifact.as_ref().is_some_and(|a| a.hash == *hash)
+            })
+        })
+        .map(|r| r.id)
+        .collect())
+}
+
 /// The producers of `hash` (succeeded runs that wrote those bytes), loaded and ranked.
 pub fn ranked_producers(
     store: &Store,

@@ -1172,3 +1172,71 @@ fn a_move_is_followed_only_where_the_runs_files_are() {
         "written at the larger repository's root"
     );
 }
+
+/// An input no recorded run wrote at its path gets a maker by its bytes only where those
+/// bytes can have come from: never for an empty file (every empty file is every other: an
+/// empty note read as made by a stage's empty marker), nor a run that read the very bytes
+/// itself (a stage that copies its input). Before, the reader was stale with that stage and
+/// `rerun --stale` reran the stage again and again ("still stale after it was rerun").
+#[test]
+fn an_input_is_not_made_by_a_stage_that_left_the_same_bytes_elsewhere() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("notes.txt", "");
+    env.write("in.txt", "data\n");
+    env.write("p.yaml", "k: 1\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "init"]);
+    let marker = env.record(&[
+        "-c",
+        "p.yaml",
+        "-o",
+        "done.marker",
+        "--",
+        "sh",
+        "-c",
+        "cat p.yaml >/dev/null; : > done.marker",
+    ]);
+    let copier = env.record(&[
+        "-c",
+        "p.yaml",
+        "-i",
+        "in.txt",
+        "-o",
+        "a.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat p.yaml >/dev/null; cp in.txt a.txt",
+    ]);
+    let reader = env.record(&[
+        "-i",
+        "notes.txt",
+        "-i",
+        "in.txt",
+        "-o",
+        "b.txt",
+        "--",
+        "sh",
+        "-c",
+        "wc -c notes.txt in.txt > b.txt",
+    ]);
+    env.write("p.yaml", "k: 2\n");
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6);
+    let stale: Vec<&str> = stages
+        .iter()
+        .filter(|s| s.1)
+        .map(|s| s.0.as_str())
+        .collect();
+    assert_eq!(stale.len(), 2, "{stages:?}");
+    assert!(
+        stale.contains(&marker.as_str()) && stale.contains(&copier.as_str()),
+        "{stages:?}"
+    );
+    assert!(!stale.contains(&reader.as_str()), "{stages:?}");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+}

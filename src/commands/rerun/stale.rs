@@ -471,7 +471,8 @@ impl Walk<'_> {
     /// The run that made input bytes `h` of run `r`, read at `abs_path`: the last writer of
     /// that path when it wrote those very bytes (a rerun that made them again stands for its
     /// original) or when the input `differs` (what is there now is its), else the first
-    /// ranked maker among runs that ended before `r` started.
+    /// ranked maker among runs that ended before `r` started and could be where the bytes
+    /// came from (`target::origins_before`: not a copier, not for an empty file).
     fn maker(
         &mut self,
         h: &Hash,
@@ -499,9 +500,7 @@ impl Walk<'_> {
         if differs {
             return Ok(None);
         }
-        Ok(target::producers_before(self.store, h, r)?
-            .into_iter()
-            .next())
+        Ok(target::origins_before(self.store, h, r)?.into_iter().next())
     }
 
     /// The outputs run `r` was the last to write, each hashed now (through the stat cache).
