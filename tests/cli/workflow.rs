@@ -1240,3 +1240,44 @@ fn an_input_is_not_made_by_a_stage_that_left_the_same_bytes_elsewhere() {
     let (rc, stages) = status(&env);
     assert_eq!(rc, 0, "{stages:?}");
 }
+
+/// A symbolic link at an output path that leads out of the project (or to nothing there)
+/// is bytes no recorded run wrote: `rerun --stale` refuses rather than write through it
+/// (it made the link's target outside the project); a link inside the project is the
+/// project's own (`latest -> ckpt-100`).
+#[test]
+fn rerun_stale_does_not_write_through_a_link_out_of_the_project() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("in.txt", "1 2 3\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "init"]);
+    env.record(&[
+        "-i",
+        "in.txt",
+        "-o",
+        "model.txt",
+        "--",
+        "sh",
+        "-c",
+        "wc -w in.txt > model.txt",
+    ]);
+    let outside = env.root().join("planted.txt");
+    std::fs::remove_file(env.path("model.txt")).expect("rm");
+    std::os::unix::fs::symlink(&outside, env.path("model.txt")).expect("ln -s");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("model.txt (a symbolic link to")
+            && stderr(&out).contains("outside the project"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!outside.exists(), "written through the link");
+    // A link to a place inside the project: made again there.
+    std::fs::remove_file(env.path("model.txt")).expect("rm");
+    std::os::unix::fs::symlink("latest.txt", env.path("model.txt")).expect("ln -s");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(env.path("latest.txt").exists());
+}

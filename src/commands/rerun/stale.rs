@@ -153,9 +153,27 @@ pub fn unrecorded_outputs(
 ) -> Result<Vec<String>> {
     let hashing = hash::Hashing::default();
     let mut found = Vec::new();
+    // The project: a link at an output path that leads out of it (or nowhere) was made by
+    // no recorded run's rules for this place, and a rerun would write through it.
+    let root = run
+        .capture
+        .git
+        .as_ref()
+        .map(|g| path_of(&g.root))
+        .unwrap_or_else(|| path_of(&String::from_utf8_lossy(&run.cwd)));
+    let root = std::fs::canonicalize(&root).unwrap_or(root);
     for e in run.edges.iter().filter(|e| e.role == Role::Output) {
         let path = path_of(&e.abs_path);
-        if std::fs::symlink_metadata(&path).is_err() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() && !leads_inside(&path, &root) {
+            let to = std::fs::read_link(&path).unwrap_or_default();
+            found.push(format!(
+                "{} (a symbolic link to {}, outside the project)",
+                e.path,
+                path_text(std::os::unix::ffi::OsStrExt::as_bytes(to.as_os_str()))
+            ));
             continue;
         }
         let Some((now, files)) = files_now(&hashing, &path, cache) else {
@@ -184,6 +202,22 @@ pub fn unrecorded_outputs(
         }
     }
     Ok(found)
+}
+
+/// Whether symbolic link `link` leads to a place under `root` (canonical): its target, or
+/// for a link to nothing yet, the directory its target would be made in.
+fn leads_inside(link: &Path, root: &Path) -> bool {
+    if let Ok(target) = std::fs::canonicalize(link) {
+        return target.starts_with(root);
+    }
+    let Ok(to) = std::fs::read_link(link) else {
+        return false;
+    };
+    let to = link.parent().map_or(to.clone(), |p| p.join(&to));
+    match (to.parent().map(std::fs::canonicalize), to.file_name()) {
+        (Some(Ok(dir)), Some(name)) if name != ".." => dir.join(name).starts_with(root),
+        _ => false,
+    }
 }
 
 /// What is at `path` now, hashed (through `cache`), with the files of a directory.
