@@ -1274,6 +1274,12 @@ fn rerun_stale_does_not_write_through_a_link_out_of_the_project() {
         stderr(&out)
     );
     assert!(!outside.exists(), "written through the link");
+    // With --json, one object on stdout however the chain ends, a refusal included.
+    let out = env.cmd(["rerun", "--stale", "--json"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("JSON on a refusal: {e}: {}", stdout(&out)));
+    assert_eq!(v["reruns"], json!([]), "{v}");
     // A link to a place inside the project: made again there.
     std::fs::remove_file(env.path("model.txt")).expect("rm");
     std::os::unix::fs::symlink("latest.txt", env.path("model.txt")).expect("ln -s");

@@ -427,14 +427,11 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
     let mut rerun: Vec<String> = Vec::new();
     let mut made: Vec<(String, String)> = Vec::new();
     let mut new_ids: Vec<String> = Vec::new();
-    // With --json: each step's verdict, printed as one object however the chain ends.
-    let mut verdicts: Vec<verdict::Verdict> = Vec::new();
-    let emit = |verdicts: &[verdict::Verdict]| -> Result<()> {
-        if args.json {
-            let out = StaleReruns { reruns: verdicts };
-            ui::data(&(serde_json::to_string_pretty(&out)? + "\n"));
-        }
-        Ok(())
+    // With --json: each step's verdict, printed as one object however the chain ends (done,
+    // a failed step, a signal, or an error after some steps ran: printed on drop).
+    let mut verdicts = Verdicts {
+        json: args.json && !args.dry_run,
+        list: Vec::new(),
     };
     // Every command rerun for you must be proven (signed by you or a trusted key, its record
     // intact), as with --upstream: an imported run that last wrote a file here could hold any
@@ -521,7 +518,6 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             ui::error_line(format_args!(
                 "interrupted by signal {got}; not rerunning the rest"
             ));
-            emit(&verdicts)?;
             return Ok(code::killed_by(got as i32));
         }
         reap_finished_children();
@@ -635,8 +631,8 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             new_ids.push(id.clone());
         }
         let verdict = {
-            verdicts.push(verdict);
-            verdicts.last().expect("just pushed")
+            verdicts.list.push(verdict);
+            verdicts.list.last().expect("just pushed")
         };
         // Ran, but kept out of the store (no room): what it wrote is no recorded run's, and
         // the stages after it would be judged against bytes nobody recorded.
@@ -650,7 +646,6 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
                 Outcome::Failed => verdict.exit_code,
                 _ => code::CANNOT_LAUNCH,
             };
-            emit(&verdicts)?;
             return Ok(exit);
         }
         match verdict.verdict {
@@ -660,7 +655,6 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
                     next.short, verdict.exit_code
                 ));
                 let exit = verdict.exit_code;
-                emit(&verdicts)?;
                 return Ok(exit);
             }
             _ => {
@@ -708,7 +702,6 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             ));
         }
     }
-    emit(&verdicts)?;
     Ok(code::SUCCESS)
 }
 
@@ -722,10 +715,26 @@ struct StalePlan<'a> {
 }
 
 /// `lineage rerun --stale --json`: the verdict of each rerun, in the order they ran (the
-/// last one the failure that stopped the chain, if one did).
+/// last one the failure that stopped the chain, if one did), printed when the chain ends
+/// however it ends.
+struct Verdicts {
+    json: bool,
+    list: Vec<verdict::Verdict>,
+}
+
 #[derive(serde::Serialize)]
 struct StaleReruns<'a> {
     reruns: &'a [verdict::Verdict],
+}
+
+impl Drop for Verdicts {
+    fn drop(&mut self) {
+        if self.json
+            && let Ok(text) = serde_json::to_string_pretty(&StaleReruns { reruns: &self.list })
+        {
+            ui::data(&(text + "\n"));
+        }
+    }
 }
 
 /// Reap the children of earlier steps that have ended (the process that answers a job's
