@@ -427,6 +427,26 @@ fn a_copy_is_checked_through_the_run_that_made_its_bytes_and_an_unknown_path_is_
     let here = env.cmd(["status", "--json"]);
     assert_eq!(stdout(&up), stdout(&here));
     assert!(!stdout(&up).contains("\"copy\""), "{}", stdout(&up));
+    // The project through a symbolic link to it: its outputs, not each again as a copy.
+    let link = env.root().join("link-to-project");
+    std::os::unix::fs::symlink(&env.work, &link).expect("ln -s");
+    let through = env.cmd([
+        std::ffi::OsStr::new("status"),
+        "--json".as_ref(),
+        link.as_os_str(),
+    ]);
+    assert_eq!(stdout(&through), stdout(&here));
+    // `..` after a link is where the kernel takes it: the link target's parent, not here.
+    let elsewhere = env.root().join("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("inner")).expect("mkdir");
+    std::fs::write(elsewhere.join("x.txt"), "unrelated").expect("write");
+    std::os::unix::fs::symlink(elsewhere.join("inner"), env.path("lnk")).expect("ln -s");
+    let out = env.cmd(["status", "lnk/.."]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(stderr(&out).contains("elsewhere"), "{}", stderr(&out));
+    std::fs::remove_file(env.path("lnk")).expect("rm");
+    let out = env.cmd(["status", "model.txt/.."]);
+    assert_eq!(code(&out), 1, "a file has no `..`: {}", stdout(&out));
     set_param(&env, "train", "seed", json!(2));
     let (rc, _) = status(&env);
     assert_eq!(rc, 6);

@@ -63,6 +63,11 @@ pub struct Stage {
 /// they made (by start: a maker ended before its reader started). Runs recorded in a
 /// repository moved since are read as if recorded where it is now (`moves`).
 pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage>> {
+    let roots: Vec<PathBuf> = roots
+        .iter()
+        .map(|r| where_recorded(store, r))
+        .collect::<Result<_>>()?;
+    let roots = roots.as_slice();
     let texts: Vec<String> = roots
         .iter()
         .map(|r| path_text(std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str())))
@@ -138,6 +143,23 @@ pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage
         (depth.get(&a.id), &a.started_at, &a.id).cmp(&(depth.get(&b.id), &b.started_at, &b.id))
     });
     Ok(stages)
+}
+
+/// `root` as its outputs were recorded: itself, or where it really is when it is reached
+/// through a symbolic link (`/home/ada/link-to-proj`) and nothing was recorded under the
+/// link's name but something under the real place (runs record the real working
+/// directory). Otherwise each output was listed again as a copy of itself.
+fn where_recorded(store: &Store, root: &Path) -> Result<PathBuf> {
+    let text = |p: &Path| path_text(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()));
+    if !store.latest_outputs_under(&[text(root)])?.is_empty() {
+        return Ok(root.to_path_buf());
+    }
+    match std::fs::canonicalize(root) {
+        Ok(real) if real != root && !store.latest_outputs_under(&[text(&real)])?.is_empty() => {
+            Ok(real)
+        }
+        _ => Ok(root.to_path_buf()),
+    }
 }
 
 /// What a rerun of `run` could overwrite that no recorded run wrote (edited by hand, or made
