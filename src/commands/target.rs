@@ -162,7 +162,8 @@ pub fn runs(store: &Store, target: Target) -> Result<Vec<String>> {
 /// The runs that produced an artifact's bytes directly (or as a file or directory inside
 /// a directory they wrote), best first by the one rule (`model::graph::rank`).
 pub fn producers(store: &Store, hash: &Hash) -> Result<Vec<String>> {
-    Ok(ranked_producers(store, hash, |_| true)?
+    // No run is one to use over the others here: a copying stage ranks after the makers.
+    Ok(ranked_producers(store, hash, |_| false)?
         .into_iter()
         .map(|r| r.id)
         .collect())
@@ -171,7 +172,7 @@ pub fn producers(store: &Store, hash: &Hash) -> Result<Vec<String>> {
 /// The producers of `hash` that ended before `consumer` started (its possible causes),
 /// best first.
 pub fn producers_before(store: &Store, hash: &Hash, consumer: &RunRecord) -> Result<Vec<String>> {
-    Ok(ranked_producers(store, hash, |_| true)?
+    Ok(ranked_producers(store, hash, |_| false)?
         .into_iter()
         .filter(|p| crate::model::graph::came_before(p, consumer))
         .map(|r| r.id)
@@ -342,10 +343,14 @@ impl<'s> Ranker<'s> {
             .filter_map(|id| runs.get(id))
             .map(|r| &r.0)
             .collect();
+        // A run that copied the bytes (read them itself) after those that made them, unless
+        // it is one to use (`rerun --upstream`: it wrote them where the consumer reads them,
+        // and a copy elsewhere would not remake that file).
         crate::model::graph::rank(
             &mut ranked,
             |r| runs.get(&r.id).is_some_and(|r| r.1),
-            usable,
+            |r| crate::model::graph::read_these(r, hash) && !usable(r),
+            &usable,
         );
         Ok(ranked.iter().map(|r| r.id.clone()).collect())
     }
@@ -504,9 +509,9 @@ pub fn walk_with(
         })
         .collect();
     let mut lineage = Lineage::new(direction, root, depth, runs, links);
-    if direction == Direction::Descendants
-        && let Some(path) = path
-    {
+    // The runs that wrote these bytes at the path asked about: downstream, not its readers;
+    // upstream, its makers there even when they copied the bytes from elsewhere.
+    if let Some(path) = path {
         use std::os::unix::ffi::OsStrExt;
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let abs = crate::model::path_text(abs.as_os_str().as_bytes());

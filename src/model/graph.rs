@@ -79,21 +79,24 @@ pub struct Lineage {
     /// Bytes no succeeded run produced but a failed or interrupted one wrote: (its short id,
     /// its status); filled by the walk when it leaves those runs out.
     pub failed_makers: HashMap<Hash, (String, super::Status)>,
-    /// Downstream of a path: the runs that wrote these bytes at that path. They are not its
+    /// Of a path: the runs that wrote these bytes at that path. Downstream, they are not its
     /// readers (a copy stage read the same bytes elsewhere; a resumed training read a file
-    /// inside the directory it then wrote).
+    /// inside the directory it then wrote); upstream, a copy stage among them is its maker.
     pub root_writers: BTreeSet<String>,
 }
 
-/// Rank runs that made (or read) the same bytes, best first (docs/lineage-model.md, "Which
-/// producer"): runs whose record verifies (`verified`) before the others (an imported run
-/// never outranks one of yours by claiming to be newer); succeeded before failed or
-/// interrupted; originals before reruns; runs that pass `usable` (for `rerun --upstream`:
+/// Rank runs that made (or read) the same bytes (`hash`), best first (docs/lineage-model.md,
+/// "Which producer"): runs whose record verifies (`verified`) before the others (an imported
+/// run never outranks one of yours by claiming to be newer); succeeded before failed or
+/// interrupted; runs that made the bytes before those that read them and copied them
+/// (`copied`: `cp model.txt deploy/`, unless it wrote them at the path asked about);
+/// originals before reruns; runs that pass `usable` (for `rerun --upstream`:
 /// its recorded directory still exists) before those that do not; then the newest. One
 /// rule, for show, diff, export and rerun.
 pub fn rank(
     runs: &mut [&RunRecord],
     verified: impl Fn(&RunRecord) -> bool,
+    copied: impl Fn(&RunRecord) -> bool,
     usable: impl Fn(&RunRecord) -> bool,
 ) {
     runs.sort_by(|a, b| {
@@ -101,6 +104,7 @@ pub fn rank(
             (
                 !verified(r),
                 r.status != super::Status::Succeeded,
+                copied(r),
                 r.rerun_of.is_some(),
                 !usable(r),
             )
@@ -110,6 +114,14 @@ pub fn rank(
             .then_with(|| b.started_at.cmp(&a.started_at))
             .then_with(|| b.id.cmp(&a.id))
     });
+}
+
+/// Whether run `r` read bytes `hash` itself (as an input or a config): had it written them
+/// too, it copied them.
+pub fn read_these(r: &RunRecord, hash: &Hash) -> bool {
+    r.edges.iter().any(|e| {
+        e.role != super::Role::Output && e.artifact.as_ref().is_some_and(|a| a.hash == *hash)
+    })
 }
 
 /// Whether `before` ended by the time `after` started: the only way one run's output can be
@@ -131,6 +143,14 @@ pub struct Linked<'a> {
 }
 
 impl Lineage {
+    /// Whether run `r` copied bytes `hash` (read them itself), as `reader` met them: at the
+    /// root (no reader), a run that wrote them at the path asked about is where they are
+    /// from there (`show out.txt` of `cp mid.txt out.txt` shows the copy, then mid.txt's
+    /// maker; `show mid.txt`, mid.txt's maker).
+    fn copied(&self, r: &RunRecord, hash: &Hash, reader: Option<&RunRecord>) -> bool {
+        read_these(r, hash) && (reader.is_some() || !self.root_writers.contains(&r.id))
+    }
+
     /// The links to `hash` that hold for `reader` (upstream: the run that read it; downstream:
     /// the run that wrote it; None at the root): upstream, runs that ended before the reader
     /// started; downstream, runs that started after the writer ended. Ranked (upstream) or
@@ -161,7 +181,12 @@ impl Lineage {
                 .iter()
                 .filter_map(|l| self.runs.get(&l.run_id).map(|(r, _)| r))
                 .collect();
-            rank(&mut runs, |r| !self.marks.contains_key(&r.id), |_| true);
+            rank(
+                &mut runs,
+                |r| !self.marks.contains_key(&r.id),
+                |r| self.copied(r, hash, reader),
+                |_| true,
+            );
             out.sort_by_key(|l| runs.iter().position(|r| r.id == l.run_id));
         }
         out
@@ -384,7 +409,12 @@ impl Lineage {
             .copied()
             .chain(inside.iter().map(|i| i.0))
             .collect();
-        rank(&mut all, |r| !self.marks.contains_key(&r.id), |_| true);
+        rank(
+            &mut all,
+            |r| !self.marks.contains_key(&r.id),
+            |r| self.copied(r, hash, reader),
+            |_| true,
+        );
         let Some(best) = all.first() else {
             return Node {
                 hash: *hash,

@@ -120,6 +120,19 @@ fn causes_come_before_their_effects() {
         linked(&doc, &mid),
         BTreeSet::from([prep.clone(), copy.clone()])
     );
+    // The copied file itself: made by prep; the copy, which read those bytes, comes after
+    // (it named the copy first, then prep as the copy's own input's maker).
+    let t = tree(&env, &["mid.txt"]);
+    let first = t
+        .lines()
+        .find_map(|l| l.split("produced by run ").nth(1))
+        .expect("a producer");
+    assert!(first.starts_with(&prep[prep.len() - 8..]), "{t}");
+    assert_eq!(t.matches("─ produced by run").count(), 1, "{t}");
+    assert!(
+        t.contains(&format!("also produced by run {}", &copy[copy.len() - 8..])),
+        "{t}"
+    );
     let _ = copy_short;
 
     // Re-recording prep later: the copy's input was not made by it.

@@ -17,7 +17,8 @@
 //!   in the walk that started after the producer ended, every run in it is reached that way,
 //!   no run is its own ancestor, and `--format dot` has no cycle (a known gap: see
 //!   DOT_CYCLES_CHECKED).
-//! - **Which producer.** The tree names first the best producer by the one rule; `rerun
+//! - **Which producer.** The tree names first the best producer by the one rule (a run
+//!   that copied the bytes, reading them itself, after those that made them); `rerun
 //!   --upstream` never picks a producer whose directory is gone when another will do.
 //! - **A dry run runs nothing**: `rerun ID --dry-run` (with `--worktree`; `--upstream`, see
 //!   UPSTREAM_DRY_RUN_CHECKED) leaves every byte of the store and of the work tree (and every
@@ -773,14 +774,29 @@ impl Shown {
     /// The best of `runs` by the one rule (docs/lineage-model.md, "Which producer").
     /// Reruns are grouped under the run they reproduce when it is among `runs` (the tree
     /// names them as its reruns): the best is taken among the others.
-    fn best(&self, runs: &BTreeSet<String>) -> Option<String> {
+    /// A run that read the root's bytes itself copied them, unless it wrote them at `at`,
+    /// the path asked about: after those that made them.
+    fn best(&self, runs: &BTreeSet<String>, at: &str) -> Option<String> {
+        let copied = |id: &str| {
+            let edge = |output: bool| {
+                self.edges.iter().any(|e| {
+                    e.run == id
+                        && (e.role == "output") == output
+                        && e.artifact.as_deref() == Some(self.root.as_str())
+                        && (!output || e.path == at)
+                })
+            };
+            edge(false) && !edge(true)
+        };
         runs.iter()
             .filter_map(|id| self.runs.get(id).map(|r| (id, r)))
             .filter(|(_, r)| !r.rerun_of.as_ref().is_some_and(|o| runs.contains(o)))
             .min_by(|(a_id, a), (b_id, b)| {
-                let key = |r: &ShownRun| (r.status != "succeeded", r.rerun_of.is_some());
-                key(a)
-                    .cmp(&key(b))
+                let key = |id: &str, r: &ShownRun| {
+                    (r.status != "succeeded", copied(id), r.rerun_of.is_some())
+                };
+                key(a_id, a)
+                    .cmp(&key(b_id, b))
                     .then_with(|| b.started_at.cmp(&a.started_at))
                     .then_with(|| b_id.cmp(a_id))
             })
@@ -965,10 +981,10 @@ impl World {
             )));
         }
         // Which producer: the tree names first the best of the root's producers by the one
-        // rule (succeeded, originals before reruns, newest).
+        // rule (succeeded, makers before copiers, originals before reruns, newest).
         if !all
             && is_file
-            && let Some(best) = g.best(&g.producers(&g.root))
+            && let Some(best) = g.best(&g.producers(&g.root), rel)
         {
             let out = self.lineage(&["show".into(), rel.into()]);
             let tree = stdout(&out);
