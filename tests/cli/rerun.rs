@@ -1020,3 +1020,44 @@ fn a_worktree_rerun_applies_a_retargeted_tracked_link_and_staged_changes() {
     assert_eq!(rerun["rerun_of"], recorded["id"]);
     assert_eq!(rerun["code_hash"], recorded["code_hash"]);
 }
+
+/// A stage that depends on some keys of a config (`-c params.yaml:train`), the config changed
+/// by a later commit: `rerun OLD --worktree` restores the recorded config and reruns. It was
+/// refused with "config params.yaml: same as recorded" (the keys were compared with the
+/// file here, not the worktree's copy).
+#[test]
+fn a_worktree_rerun_restores_a_config_a_later_commit_changed_for_its_keys() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("params.yaml", "train:\n  lr: 0.1\n");
+    env.write("train.sh", "cat params.yaml > model.txt\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "init"]);
+    let old = env.record(&[
+        "-c",
+        "params.yaml:train",
+        "-o",
+        "model.txt",
+        "--",
+        "sh",
+        "train.sh",
+    ]);
+    env.write("params.yaml", "train:\n  lr: 0.3\n");
+    env.git(&["commit", "-q", "-a", "-m", "lr"]);
+    env.record(&[
+        "-c",
+        "params.yaml:train",
+        "-o",
+        "model.txt",
+        "--",
+        "sh",
+        "train.sh",
+    ]);
+    let out = env.cmd(["rerun", &old, "--worktree"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("reproduced bit for bit"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -248,6 +248,12 @@ pub fn check_now(
         for (c, restored) in checks.configs.iter_mut().zip(restored) {
             if restored {
                 c.now = c.recorded;
+                // Its keys too: they were read from the file here, which the worktree's
+                // restored copy replaces (a config changed by a later commit refused the
+                // rerun as "same as recorded").
+                if let Some(k) = c.keys.as_mut() {
+                    k.differ.clear();
+                }
             }
         }
     }
