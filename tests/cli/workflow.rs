@@ -1288,7 +1288,7 @@ fn rerun_stale_does_not_write_through_a_link_out_of_the_project() {
     let out = env.cmd(["rerun", "--stale"]);
     assert_eq!(code(&out), 125, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("model.txt (a symbolic link to")
+        stderr(&out).contains("model.txt (through a symbolic link made since it ran")
             && stderr(&out).contains("outside the project"),
         "{}",
         stderr(&out)
@@ -1306,4 +1306,114 @@ fn rerun_stale_does_not_write_through_a_link_out_of_the_project() {
     let out = env.cmd(["rerun", "--stale"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(env.path("latest.txt").exists());
+}
+
+/// The second attacking trial's ways past that check: a directory above a file output made a
+/// link out of the project (`out -> ../outside/d`), the same recorded as `-o out/` (the
+/// slash followed the link), and a link planted inside a directory output. Each is refused
+/// with nothing written outside; a link that was there before the run (a data directory
+/// kept elsewhere, `scratch -> /big/disk`) is its setup, and the rerun writes through it.
+#[test]
+fn rerun_does_not_write_through_a_link_planted_above_or_inside_an_output() {
+    for (declared, plant_inside) in [("out/res.txt", false), ("out/", false), ("out", true)] {
+        let env = Env::new();
+        env.init_repo();
+        env.write("in.txt", "1\n");
+        env.write(
+            "s.sh",
+            "mkdir -p out; cat in.txt > out/res.txt; echo o > out/other.txt\n",
+        );
+        env.git(&["add", "."]);
+        env.git(&["commit", "-q", "-m", "init"]);
+        let run = env.record(&["-i", "in.txt", "-o", declared, "--", "sh", "s.sh"]);
+        let outside = env.root().join("outside");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        if plant_inside {
+            std::fs::rename(env.path("out/res.txt"), outside.join("res.txt")).expect("mv");
+            std::os::unix::fs::symlink(outside.join("res.txt"), env.path("out/res.txt"))
+                .expect("ln -s");
+        } else {
+            std::fs::rename(env.path("out"), outside.join("d")).expect("mv");
+            std::os::unix::fs::symlink(outside.join("d"), env.path("out")).expect("ln -s");
+        }
+        let victim = if plant_inside {
+            outside.join("res.txt")
+        } else {
+            outside.join("d/res.txt")
+        };
+        env.write("in.txt", "2\n");
+        let out = env.cmd(["rerun", "--stale"]);
+        assert_eq!(code(&out), 125, "{declared}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("through a symbolic link made since it ran"),
+            "{declared}: {}",
+            stderr(&out)
+        );
+        env.write("in.txt", "1\n");
+        let out = env.cmd(["rerun", &run]);
+        assert_eq!(code(&out), 125, "{declared}: {}", stderr(&out));
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "1\n",
+            "{declared}: written outside the project"
+        );
+    }
+    // A link there before the run: its setup, written through again.
+    let env = Env::new();
+    env.init_repo();
+    env.write("in.txt", "1\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "init"]);
+    let scratch = env.root().join("scratch");
+    std::fs::create_dir_all(&scratch).expect("mkdir");
+    std::os::unix::fs::symlink(&scratch, env.path("data")).expect("ln -s");
+    env.record(&[
+        "-i",
+        "in.txt",
+        "-o",
+        "data/m.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat in.txt > data/m.txt",
+    ]);
+    env.write("in.txt", "2\n");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(scratch.join("m.txt")).expect("m"),
+        "2\n"
+    );
+}
+
+/// A directory input that changed names what changed inside it: a note added beside the
+/// data made its reader stale as "input feats changed", leaving the user to guess.
+#[test]
+fn a_changed_input_directory_names_the_files_that_changed() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("feats/a.csv", "1\n");
+    env.write("feats/b.csv", "2\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "init"]);
+    env.record(&[
+        "-i",
+        "feats",
+        "-o",
+        "model.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat feats/*.csv > model.txt",
+    ]);
+    env.write("feats/NOTES.txt", "a note\n");
+    env.write("feats/b.csv", "3\n");
+    std::fs::remove_file(env.path("feats/a.csv")).expect("rm");
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6);
+    assert_eq!(
+        stages[0].2,
+        ["input feats changed (added NOTES.txt; removed a.csv; changed b.csv)"],
+        "{stages:?}"
+    );
 }

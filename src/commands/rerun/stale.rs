@@ -184,18 +184,26 @@ pub fn unrecorded_outputs(
         .map(|g| path_of(&g.root))
         .unwrap_or_else(|| path_of(&String::from_utf8_lossy(&run.cwd)));
     let root = std::fs::canonicalize(&root).unwrap_or(root);
+    // Links made since the run ended (by ctime, which no one but root can set back): those
+    // there before it ran were its setup (`data -> /scratch/data`), written through then.
+    let ended = run
+        .ended_at
+        .as_deref()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_nanosecond());
     for e in run.edges.iter().filter(|e| e.role == Role::Output) {
-        let path = path_of(&e.abs_path);
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.file_type().is_symlink() && !leads_inside(&path, &root) {
-            let to = std::fs::read_link(&path).unwrap_or_default();
+        // `-o out/`: the name without its slash, which would follow a link at `out`.
+        let path = path_of(e.abs_path.trim_end_matches('/'));
+        if let Some((link, to)) = planted_link(&path, &root, ended) {
             found.push(format!(
-                "{} (a symbolic link to {}, outside the project)",
+                "{} (through a symbolic link made since it ran, {} -> {}, outside the project)",
                 e.path,
+                path_text(std::os::unix::ffi::OsStrExt::as_bytes(link.as_os_str())),
                 path_text(std::os::unix::ffi::OsStrExt::as_bytes(to.as_os_str()))
             ));
+            continue;
+        }
+        if std::fs::symlink_metadata(&path).is_err() {
             continue;
         }
         let Some((now, files)) = files_now(&hashing, &path, cache) else {
@@ -224,6 +232,46 @@ pub fn unrecorded_outputs(
         }
     }
     Ok(found)
+}
+
+/// A symbolic link on the way to output `path` (the path itself or a directory above it), or
+/// inside it when it is a directory, that leads out of `root` (canonical) and was made after
+/// `ended` (nanoseconds since the epoch; None: any): a rerun would write through it. The link
+/// and its target.
+fn planted_link(path: &Path, root: &Path, ended: Option<i128>) -> Option<(PathBuf, PathBuf)> {
+    use std::os::unix::fs::MetadataExt;
+    let planted = |p: &Path, meta: &std::fs::Metadata| {
+        let made = i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec());
+        meta.file_type().is_symlink() && ended.is_none_or(|t| made > t) && !leads_inside(p, root)
+    };
+    let found = |p: &Path| Some((p.to_path_buf(), std::fs::read_link(p).unwrap_or_default()));
+    for at in path.ancestors() {
+        if let Ok(meta) = std::fs::symlink_metadata(at)
+            && planted(at, &meta)
+        {
+            return found(at);
+        }
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        let mut dirs = vec![path.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.filter_map(std::result::Result::ok) {
+                let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+                    continue;
+                };
+                if planted(&e.path(), &meta) {
+                    return found(&e.path());
+                }
+                if meta.is_dir() {
+                    dirs.push(e.path());
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Whether symbolic link `link` leads to a place under `root` (canonical): its target, or
@@ -387,7 +435,7 @@ impl Walk<'_> {
             reasons.push("its record cannot be read back: it cannot be checked".to_string());
         } else {
             let (c, _) = checks::check_now(self.store, &r, false, self.store, &self.now)?;
-            reasons.extend(own_reasons(&c, &r));
+            reasons.extend(own_reasons(self.store, &c, &r)?);
             // What made its inputs (the bytes it read, still there): stale makers make it
             // stale too.
             if depth < MAX_DEPTH {
@@ -727,7 +775,7 @@ fn rewritten_by_itself(r: &RunRecord, i: &checks::PathCheck) -> bool {
 /// Why a run would make something else now, from its own record: its code, configs (the
 /// keys it depends on), inputs and packages. Redacted variables and GPUs do not make it
 /// stale (a rerun takes the first from the environment; the second is where it runs).
-fn own_reasons(c: &checks::Checks, r: &RunRecord) -> Vec<String> {
+fn own_reasons(store: &Store, c: &checks::Checks, r: &RunRecord) -> Result<Vec<String>> {
     let mut out: Vec<String> = c.code.iter().map(|x| format!("code: {x}")).collect();
     for i in c.configs.iter().filter(|i| i.differs()) {
         out.push(match &i.keys {
@@ -744,9 +792,67 @@ fn own_reasons(c: &checks::Checks, r: &RunRecord) -> Vec<String> {
         out.push(if i.now.is_none() {
             format!("input {} is missing", i.path)
         } else {
-            format!("input {} changed", i.path)
+            let edge = r
+                .edges
+                .iter()
+                .find(|e| e.role == i.role && e.path == i.path);
+            let what = match edge {
+                Some(e) => inside_changed(store, e, &path_of(&e.abs_path))?,
+                None => String::new(),
+            };
+            format!("input {} changed{what}", i.path)
         });
     }
     out.extend(c.packages.iter().map(|p| format!("package {p}")));
-    out
+    Ok(out)
+}
+
+/// At most this many names of each kind in [`inside_changed`].
+const CHANGES_NAMED: usize = 3;
+
+/// For a directory the run recorded (edge `e`), now at `at`: which files inside were added,
+/// removed or changed since, as ` (added NOTES.txt; changed a.csv and 2 more)`; empty for a
+/// file, or when that cannot be told.
+fn inside_changed(store: &Store, e: &crate::model::EdgeRecord, at: &Path) -> Result<String> {
+    if !e
+        .artifact
+        .as_ref()
+        .is_some_and(|a| a.kind == crate::model::ArtifactKind::Dir)
+    {
+        return Ok(String::new());
+    }
+    let recorded = files_recorded(store, e)?;
+    let Some((_, files)) = files_now(&hash::Hashing::default(), at, store) else {
+        return Ok(String::new());
+    };
+    let now: BTreeMap<&str, Hash> = files.iter().map(|f| (f.path.as_str(), f.hash)).collect();
+    let mut added = Vec::new();
+    let mut changed = Vec::new();
+    for (p, h) in &now {
+        match recorded.get(*p) {
+            None => added.push(*p),
+            Some(was) if was != h => changed.push(*p),
+            Some(_) => {}
+        }
+    }
+    let removed: Vec<&str> = recorded
+        .keys()
+        .map(String::as_str)
+        .filter(|p| !now.contains_key(p))
+        .collect();
+    let mut parts = Vec::new();
+    for (word, names) in [("added", added), ("removed", removed), ("changed", changed)] {
+        if names.is_empty() {
+            continue;
+        }
+        let shown = names[..names.len().min(CHANGES_NAMED)].join(", ");
+        parts.push(match names.len() {
+            n if n > CHANGES_NAMED => format!("{word} {shown} and {} more", n - CHANGES_NAMED),
+            _ => format!("{word} {shown}"),
+        });
+    }
+    Ok(match parts.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", parts.join("; ")),
+    })
 }
