@@ -1417,3 +1417,69 @@ fn a_changed_input_directory_names_the_files_that_changed() {
         "{stages:?}"
     );
 }
+
+/// Two ways a maker found by bytes alone kept `rerun --stale` from ending (the second
+/// attacking trial): a hand copy of a model (`cp model.txt deploy/`) read by a stage, after
+/// the model's stage went stale (its rerun replaced the model; the copy's bytes were the
+/// stale original's for ever: "still stale after it was rerun"); and a hand-made file
+/// holding the same tiny bytes as a downstream stage's output (a false cycle).
+#[test]
+fn rerun_stale_ends_when_bytes_match_a_copy_or_a_downstream_output() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("params.yaml", "n: 1\n");
+    env.write(
+        "train.sh",
+        "cat params.yaml > model.txt; echo t >> model.txt\n",
+    );
+    env.write("eval.sh", "wc -c < deploy/model.txt > eval.txt\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "init"]);
+    env.record(&[
+        "-c",
+        "params.yaml",
+        "-o",
+        "model.txt",
+        "--",
+        "sh",
+        "train.sh",
+    ]);
+    std::fs::create_dir_all(env.path("deploy")).expect("mkdir");
+    std::fs::copy(env.path("model.txt"), env.path("deploy/model.txt")).expect("cp");
+    env.record(&[
+        "-i",
+        "deploy/model.txt",
+        "-o",
+        "eval.txt",
+        "--",
+        "sh",
+        "eval.sh",
+    ]);
+    env.write("params.yaml", "n: 2\n");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+
+    let env = Env::new();
+    env.init_repo();
+    env.write("x.txt", "1\n");
+    env.write("q.txt", "q\n");
+    env.write("b.sh", "cat x.txt > b.txt; echo b >> b.txt\n");
+    env.write("c.sh", "cat b.txt q.txt >/dev/null; echo 1 > c.txt\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "init"]);
+    env.record(&["-i", "x.txt", "-o", "b.txt", "--", "sh", "b.sh"]);
+    env.record(&[
+        "-i", "b.txt", "-i", "q.txt", "-o", "c.txt", "--", "sh", "c.sh",
+    ]);
+    env.write("q.txt", "r\n");
+    let out = env.cmd(["rerun", "--stale", "-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    env.write("b.sh", "cat x.txt > b.txt; echo bb >> b.txt\n");
+    env.git(&["commit", "-q", "-a", "-m", "b2"]);
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "no cycle: {}", stderr(&out));
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+}

@@ -604,7 +604,44 @@ impl Walk<'_> {
         if differs {
             return Ok(None);
         }
-        Ok(target::origins_before(self.store, h, r)?.into_iter().next())
+        // By the bytes alone (a file no recorded run wrote at that path: a copy made by
+        // hand), only a run that is still the last writer where it made them (rerunning it
+        // could change them; once a rerun replaced them, what is here is a copy of old
+        // bytes that no rerun remakes: reading it as made by the stale original ran
+        // `rerun --stale` for ever), and not one that read what `r` made (a downstream
+        // stage whose output happens to hold the same bytes: a false cycle).
+        let made_by_r: Vec<Hash> = r
+            .edges
+            .iter()
+            .filter(|e| e.role == Role::Output)
+            .filter_map(|e| e.artifact.as_ref().map(|a| a.hash))
+            .collect();
+        for id in target::origins_before(self.store, h, r)? {
+            let p = self.store.load_run(&id)?;
+            let reads_r = p.edges.iter().any(|e| {
+                e.role != Role::Output
+                    && e.artifact
+                        .as_ref()
+                        .is_some_and(|a| made_by_r.contains(&a.hash))
+            });
+            if reads_r {
+                continue;
+            }
+            let mut current = false;
+            for e in p.edges.iter().filter(|e| e.role == Role::Output) {
+                let Some(a) = &e.artifact else { continue };
+                // A directory it wrote: the bytes were inside it (that is how it made them).
+                let holds = a.hash == *h || a.kind == crate::model::ArtifactKind::Dir;
+                if holds && self.last_writer(&e.abs_path)?.0 == id {
+                    current = true;
+                    break;
+                }
+            }
+            if current {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     /// The outputs run `r` was the last to write, each hashed now (through the stat cache).
