@@ -900,15 +900,26 @@ pub fn edited_outputs(
     r: &RunRecord,
     cache: &dyn hash::StatCache,
 ) -> Result<Vec<String>> {
-    Ok(super::stale::unrecorded_outputs(store, r, cache)?
+    let mut out: Vec<String> = super::stale::planted_outputs(r)
         .into_iter()
         .map(|p| {
             format!(
-                "output {p} holds bytes no recorded run wrote (edited by hand?), which the rerun \
-                 could overwrite: move it away to keep it"
+                "output {p}: a symbolic link made since it ran leads it out of the project, \
+                 where the rerun would write: remove the link to rerun here"
             )
         })
-        .collect())
+        .collect();
+    out.extend(
+        super::stale::unrecorded_outputs(store, r, cache)?
+            .into_iter()
+            .map(|p| {
+                format!(
+                    "output {p} holds bytes no recorded run wrote (edited by hand?), which the \
+                     rerun could overwrite: move it away to keep it"
+                )
+            }),
+    );
+    Ok(out)
 }
 
 /// The recorded differences that could explain outputs that differ.

@@ -471,6 +471,19 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             let now = checks::Current::default();
             let (record, _) =
                 moves.relocate(store.load_run(&s.id)?, &mut moved::holds_now(&now, &store));
+            let planted = stale::planted_outputs(&record);
+            if !planted.is_empty() {
+                let shown: Vec<_> = planted
+                    .iter()
+                    .map(|p| crate::model::text::escape(p))
+                    .collect();
+                return Ok(Some(format!(
+                    "stale run {} (`{}`) would write out of the project through a symbolic link made since it ran: {}: not rerunning it (remove the link, or --force to write there)",
+                    s.short,
+                    s.command,
+                    shown.join(", ")
+                )));
+            }
             let paths = stale::unrecorded_outputs(&store, &record, &store)?;
             if paths.is_empty() {
                 continue;

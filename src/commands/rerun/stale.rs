@@ -162,21 +162,9 @@ fn where_recorded(store: &Store, root: &Path) -> Result<PathBuf> {
     }
 }
 
-/// What a rerun of `run` could overwrite that no recorded run wrote (edited by hand, or made
-/// by something unrecorded): its output paths, and the files inside its output directories
-/// (those it wrote and those added beside them: a job may clear its directory first), as
-/// "path" or "path/file", whose bytes differ from its record and were written by no recorded
-/// run, whatever its status. Empty files (nothing to lose) and paths that are gone (made
-/// again) are not counted.
-pub fn unrecorded_outputs(
-    store: &Store,
-    run: &RunRecord,
-    cache: &dyn hash::StatCache,
-) -> Result<Vec<String>> {
-    let hashing = hash::Hashing::default();
-    let mut found = Vec::new();
-    // The project: a link at an output path that leads out of it (or nowhere) was made by
-    // no recorded run's rules for this place, and a rerun would write through it.
+/// The project of `run` (its repository's root, else its cwd; canonical) and when it ended
+/// (nanoseconds since the epoch).
+fn project_and_end(run: &RunRecord) -> (PathBuf, Option<i128>) {
     let root = run
         .capture
         .git
@@ -184,23 +172,54 @@ pub fn unrecorded_outputs(
         .map(|g| path_of(&g.root))
         .unwrap_or_else(|| path_of(&String::from_utf8_lossy(&run.cwd)));
     let root = std::fs::canonicalize(&root).unwrap_or(root);
-    // Links made since the run ended (by ctime, which no one but root can set back): those
-    // there before it ran were its setup (`data -> /scratch/data`), written through then.
     let ended = run
         .ended_at
         .as_deref()
         .and_then(|t| t.parse::<jiff::Timestamp>().ok())
         .map(|t| t.as_nanosecond());
+    (root, ended)
+}
+
+/// The outputs of `run` a rerun in place would write out of the project through a symbolic
+/// link made since it ended (at the output, on a directory above it or inside an output
+/// directory; by ctime, which only root can set back: a link there before the run, such as
+/// `data -> /scratch/data`, was its setup), each as `PATH (LINK -> TARGET)`.
+pub fn planted_outputs(run: &RunRecord) -> Vec<String> {
+    let (root, ended) = project_and_end(run);
+    let mut found = Vec::new();
     for e in run.edges.iter().filter(|e| e.role == Role::Output) {
         // `-o out/`: the name without its slash, which would follow a link at `out`.
         let path = path_of(e.abs_path.trim_end_matches('/'));
         if let Some((link, to)) = planted_link(&path, &root, ended) {
             found.push(format!(
-                "{} (through a symbolic link made since it ran, {} -> {}, outside the project)",
+                "{} ({} -> {})",
                 e.path,
                 path_text(std::os::unix::ffi::OsStrExt::as_bytes(link.as_os_str())),
                 path_text(std::os::unix::ffi::OsStrExt::as_bytes(to.as_os_str()))
             ));
+        }
+    }
+    found
+}
+
+/// What a rerun of `run` could overwrite that no recorded run wrote (edited by hand, or made
+/// by something unrecorded): its output paths, and the files inside its output directories
+/// (those it wrote and those added beside them: a job may clear its directory first), as
+/// "path" or "path/file", whose bytes differ from its record and were written by no recorded
+/// run, whatever its status. Empty files (nothing to lose) and paths that are gone (made
+/// again) are not counted, nor outputs behind a link planted out of the project
+/// ([`planted_outputs`] names those).
+pub fn unrecorded_outputs(
+    store: &Store,
+    run: &RunRecord,
+    cache: &dyn hash::StatCache,
+) -> Result<Vec<String>> {
+    let hashing = hash::Hashing::default();
+    let mut found = Vec::new();
+    let (root, ended) = project_and_end(run);
+    for e in run.edges.iter().filter(|e| e.role == Role::Output) {
+        let path = path_of(e.abs_path.trim_end_matches('/'));
+        if planted_link(&path, &root, ended).is_some() {
             continue;
         }
         if std::fs::symlink_metadata(&path).is_err() {
@@ -234,25 +253,32 @@ pub fn unrecorded_outputs(
     Ok(found)
 }
 
-/// A symbolic link on the way to output `path` (the path itself or a directory above it), or
-/// inside it when it is a directory, that leads out of `root` (canonical) and was made after
-/// `ended` (nanoseconds since the epoch; None: any): a rerun would write through it. The link
-/// and its target.
+/// A symbolic link made after `ended` (nanoseconds since the epoch; None: any) among those
+/// met on the way to output `path` (hop by hop, the links inside links' targets too), or on
+/// the way to a link inside it when it is a directory, when the way leads out of `root`
+/// (canonical): a rerun would write through it. The link and its target.
 fn planted_link(path: &Path, root: &Path, ended: Option<i128>) -> Option<(PathBuf, PathBuf)> {
     use std::os::unix::fs::MetadataExt;
-    let planted = |p: &Path, meta: &std::fs::Metadata| {
-        let made = i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec());
-        meta.file_type().is_symlink() && ended.is_none_or(|t| made > t) && !leads_inside(p, root)
+    let new = |link: &Path| {
+        std::fs::symlink_metadata(link).is_ok_and(|m| {
+            let made = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
+            ended.is_none_or(|t| made > t)
+        })
     };
-    let found = |p: &Path| Some((p.to_path_buf(), std::fs::read_link(p).unwrap_or_default()));
-    for at in path.ancestors() {
-        if let Ok(meta) = std::fs::symlink_metadata(at)
-            && planted(at, &meta)
-        {
-            return found(at);
+    let planted = |p: &Path| -> Option<(PathBuf, PathBuf)> {
+        let (met, dest) = links_met(p);
+        if dest.starts_with(root) {
+            return None;
         }
+        let link = met.into_iter().find(|l| new(l))?;
+        let to = std::fs::read_link(&link).unwrap_or_default();
+        Some((link, to))
+    };
+    if let Some(found) = planted(path) {
+        return Some(found);
     }
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+    // Inside a directory output (through a link to it, too): each link there.
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         let mut dirs = vec![path.to_path_buf()];
         while let Some(d) = dirs.pop() {
             let Ok(entries) = std::fs::read_dir(&d) else {
@@ -262,10 +288,11 @@ fn planted_link(path: &Path, root: &Path, ended: Option<i128>) -> Option<(PathBu
                 let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
                     continue;
                 };
-                if planted(&e.path(), &meta) {
-                    return found(&e.path());
-                }
-                if meta.is_dir() {
+                if meta.file_type().is_symlink() {
+                    if let Some(found) = planted(&e.path()) {
+                        return Some(found);
+                    }
+                } else if meta.is_dir() {
                     dirs.push(e.path());
                 }
             }
@@ -274,20 +301,51 @@ fn planted_link(path: &Path, root: &Path, ended: Option<i128>) -> Option<(PathBu
     None
 }
 
-/// Whether symbolic link `link` leads to a place under `root` (canonical): its target, or
-/// for a link to nothing yet, the directory its target would be made in.
-fn leads_inside(link: &Path, root: &Path) -> bool {
-    if let Ok(target) = std::fs::canonicalize(link) {
-        return target.starts_with(root);
-    }
-    let Ok(to) = std::fs::read_link(link) else {
-        return false;
+/// At most this many links are followed on the way to one path (the kernel's own limit).
+const MAX_HOPS: usize = 40;
+
+/// The symbolic links met on the way to `path` (absolute), hop by hop as the kernel meets
+/// them (a link inside a link's target included), and where the way ends: every link
+/// resolved, what does not exist (yet) taken by name.
+fn links_met(path: &Path) -> (Vec<PathBuf>, PathBuf) {
+    use std::collections::VecDeque;
+    use std::path::Component;
+    let parts = |p: &Path| -> Vec<std::ffi::OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect()
     };
-    let to = link.parent().map_or(to.clone(), |p| p.join(&to));
-    match (to.parent().map(std::fs::canonicalize), to.file_name()) {
-        (Some(Ok(dir)), Some(name)) if name != ".." => dir.join(name).starts_with(root),
-        _ => false,
+    let mut rest: VecDeque<std::ffi::OsString> = parts(path).into();
+    let mut at = PathBuf::from("/");
+    let mut met = Vec::new();
+    while let Some(c) = rest.pop_front() {
+        if c == ".." {
+            at.pop();
+            continue;
+        }
+        let next = at.join(&c);
+        let is_link = std::fs::symlink_metadata(&next).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link || met.len() >= MAX_HOPS {
+            at = next;
+            continue;
+        }
+        let Ok(to) = std::fs::read_link(&next) else {
+            at = next;
+            continue;
+        };
+        met.push(next);
+        if to.is_absolute() {
+            at = PathBuf::from("/");
+        }
+        for p in parts(&to).into_iter().rev() {
+            rest.push_front(p);
+        }
     }
+    (met, at)
 }
 
 /// What is at `path` now, hashed (through `cache`), with the files of a directory.
