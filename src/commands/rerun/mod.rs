@@ -693,7 +693,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             .collect();
         if !skipped.is_empty() && !made.is_empty() {
             ui::info(format_args!(
-                "{} stale at first, current once their makers ran again (the same bytes): {}",
+                "{} stale at first, current once their makers ran again (nothing they read changed): {}",
                 skipped.len(),
                 skipped
                     .iter()
