@@ -190,7 +190,7 @@ pub fn planted_outputs(run: &RunRecord) -> Vec<String> {
     for e in run.edges.iter().filter(|e| e.role == Role::Output) {
         // `-o out/`: the name without its slash, which would follow a link at `out`.
         let path = path_of(e.abs_path.trim_end_matches('/'));
-        if let Some((link, to)) = planted_link(&path, &root, ended) {
+        if let Some((link, to)) = planted_link(&path, &root, ended, true) {
             found.push(format!(
                 "{} ({} -> {})",
                 e.path,
@@ -219,7 +219,9 @@ pub fn unrecorded_outputs(
     let (root, ended) = project_and_end(run);
     for e in run.edges.iter().filter(|e| e.role == Role::Output) {
         let path = path_of(e.abs_path.trim_end_matches('/'));
-        if planted_link(&path, &root, ended).is_some() {
+        // Named by `planted_outputs` (the way to it; a link inside a directory output
+        // leaves its other files to be checked here).
+        if planted_link(&path, &root, ended, false).is_some() {
             continue;
         }
         if std::fs::symlink_metadata(&path).is_err() {
@@ -254,10 +256,15 @@ pub fn unrecorded_outputs(
 }
 
 /// A symbolic link made after `ended` (nanoseconds since the epoch; None: any) among those
-/// met on the way to output `path` (hop by hop, the links inside links' targets too), or on
-/// the way to a link inside it when it is a directory, when the way leads out of `root`
-/// (canonical): a rerun would write through it. The link and its target.
-fn planted_link(path: &Path, root: &Path, ended: Option<i128>) -> Option<(PathBuf, PathBuf)> {
+/// met on the way to output `path` (hop by hop, the links inside links' targets too), or
+/// (`inside`) on the way to a link inside it when it is a directory, when the way leads out
+/// of `root` (canonical): a rerun would write through it. The link and its target.
+fn planted_link(
+    path: &Path,
+    root: &Path,
+    ended: Option<i128>,
+    inside: bool,
+) -> Option<(PathBuf, PathBuf)> {
     use std::os::unix::fs::MetadataExt;
     let new = |link: &Path| {
         std::fs::symlink_metadata(link).is_ok_and(|m| {
@@ -278,21 +285,22 @@ fn planted_link(path: &Path, root: &Path, ended: Option<i128>) -> Option<(PathBu
         return Some(found);
     }
     // Inside a directory output (through a link to it, too): each link there.
-    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+    if inside && std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         let mut dirs = vec![path.to_path_buf()];
         while let Some(d) = dirs.pop() {
             let Ok(entries) = std::fs::read_dir(&d) else {
                 continue;
             };
             for e in entries.filter_map(std::result::Result::ok) {
-                let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+                // The entry's type as the directory lists it: no `lstat` per file.
+                let Ok(kind) = e.file_type() else {
                     continue;
                 };
-                if meta.file_type().is_symlink() {
+                if kind.is_symlink() {
                     if let Some(found) = planted(&e.path()) {
                         return Some(found);
                     }
-                } else if meta.is_dir() {
+                } else if kind.is_dir() {
                     dirs.push(e.path());
                 }
             }
