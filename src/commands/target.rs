@@ -190,12 +190,7 @@ pub fn origins_before(store: &Store, hash: &Hash, consumer: &RunRecord) -> Resul
     Ok(ranked_producers(store, hash, |_| true)?
         .into_iter()
         .filter(|p| crate::model::graph::came_before(p, consumer))
-        .filter(|p| {
-            !p.edges.iter().any(|e| {
-                e.role != crate::model::Role::Output
-                    && e.artifact.as_ref().is_some_and(|a| a.hash == *hash)
-            })
-        })
+        .filter(|p| !crate::model::graph::read_these(p, hash))
         .map(|r| r.id)
         .collect())
 }
