@@ -2,7 +2,7 @@
 """`lineage status` over a pipeline of many small files, beside the stat walk of those files.
 
 Usage: bench/status-tree.py [--lineage PATH ...] [--files N] [--runs N] [--tracked]
-                            [--moved] [--work DIR]
+                            [--moved | --copied] [--work DIR]
 
 A git repository holds `raw/` (N files of 16-64 bytes in 100 directories) and three stages,
 recorded with declared paths: prep (`-i raw -o out`: copies the files to out/train and
@@ -17,6 +17,9 @@ asserted: it reports.
 --moved: once recorded, the project is moved (`mv repo repo-moved`, as a user renames or moves
 a checkout) and `status` asked there. No recorded path is under it any more, so lineage looks
 its files up by their bytes (at most 10,000): the time is the lookups, not the stat walk.
+
+--copied: once recorded, the project is copied (`cp -a repo repo-copy`, the original kept) and
+`status` asked in the copy, where the original's runs are read.
 """
 import argparse, os, random, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -27,6 +30,7 @@ p.add_argument("--files", type=int, default=40_000)
 p.add_argument("--runs", type=int, default=11)
 p.add_argument("--tracked", action="store_true", help="commit raw/ to git")
 p.add_argument("--moved", action="store_true", help="ask status in a moved copy of the project")
+p.add_argument("--copied", action="store_true", help="ask status in a copy of the project")
 p.add_argument("--work", help="keep the repository here (default: a temporary directory)")
 a = p.parse_args()
 binaries = [os.path.abspath(b) for b in (a.lineage or
@@ -98,6 +102,13 @@ if a.moved:
     repo, ok = moved, (6,)
     for b in binaries:
         sh([b, "status"], stores[b], ok=ok)
+if a.copied:
+    copy = repo + "-copy"
+    shutil.rmtree(copy, ignore_errors=True)
+    subprocess.run(["cp", "-a", repo, copy], check=True)
+    repo, ok = copy, (0, 6)
+    for b in binaries:
+        sh([b, "status"], stores[b], ok=ok)
 
 walk, git, times = [], [], {b: [] for b in binaries}
 for _ in range(a.runs):
@@ -112,7 +123,8 @@ files = 2 * a.files
 print(f"machine: {os.cpu_count()} cores, {os.uname().release}; page cache warm; "
       f"medians of {a.runs}")
 print(f"pipeline: {a.files} files in raw/ ({'tracked' if a.tracked else 'ignored'} by git), "
-      f"{files} files in all; 3 stages{'; the project moved after recording' if a.moved else ''}")
+      f"{files} files in all; 3 stages{'; the project moved after recording' if a.moved else ''}"
+      f"{'; asked in a copy of the project' if a.copied else ''}")
 print(f"references: stat walk of raw/ and out/ {ms(med(walk))}; git status {ms(med(git))}")
 print("\n| lineage | status | over the stat walk | over stat walk + git status |\n"
       "| --- | --- | --- | --- |")
@@ -121,5 +133,7 @@ for b in binaries:
     print(f"| {b} | {ms(t)} | {t / med(walk):.1f}x | {t / (med(walk) + med(git)):.1f}x |")
 if a.moved and a.work:
     os.rename(repo, repo[: -len("-moved")])  # back where --work keeps it
+if a.copied and a.work:
+    shutil.rmtree(repo)
 if not a.work:
     shutil.rmtree(work)

@@ -125,6 +125,12 @@ fn text(stages: &[Stage]) -> String {
         if let Some(from) = &s.moved_from {
             t += &format!("         recorded in {}, moved here since\n", escape(from));
         }
+        if let Some(from) = &s.copied_from {
+            t += &format!(
+                "         recorded in {}, of which this is a copy\n",
+                escape(from)
+            );
+        }
         for r in &s.reasons {
             t += &format!("         because {}\n", escape(r));
         }

@@ -975,33 +975,13 @@ fn files_added_to_an_output_directory_leave_its_stage_current() {
 /// A project moved since its runs were recorded (`mv proj elsewhere`): its runs are read where
 /// the repository holding their commit is now, so nothing reads as missing; a change there
 /// is found, and `rerun` and `rerun --stale` run there. A copy whose original is still there
-/// is not a move: its files are copies.
+/// is read the same way (`a_copy_of_a_project_is_checked_and_rerun_in_the_copy`).
 #[test]
 fn a_moved_project_is_checked_and_rerun_where_it_is_now() {
     let mut env = Env::new();
     pipeline(&env);
     let [prepare, featurize, train] = all_stages(&env);
-    // A copy beside its original: not moved, its files are checked through the runs that
-    // made their bytes, the outputs recorded in the original are the original's.
-    let copy = env.root().join("copy");
-    copy_dir(&env.work, &copy);
-    let original = std::mem::replace(&mut env.work, copy.clone());
-    let out = env.cmd(["status", "--json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let mut copies = 0;
-    for s in v["stages"].as_array().expect("stages") {
-        for o in s["outputs"].as_array().expect("outputs") {
-            let at = o["abs_path"].as_str().expect("abs_path");
-            if o["state"] == "copy" {
-                copies += 1;
-            } else {
-                assert!(at.starts_with(&original.display().to_string()), "{o}");
-            }
-        }
-    }
-    assert!(copies > 0, "{v}");
-    env.work = original.clone();
+    let original = env.work.clone();
     let moved = env.root().join("moved project");
     std::fs::rename(&env.work, &moved).expect("mv");
     env.work = moved.clone();
@@ -1054,27 +1034,111 @@ fn a_moved_project_is_checked_and_rerun_where_it_is_now() {
     );
     let (rc, stages) = status(&env);
     assert_eq!(rc, 0, "{stages:?}");
-    // A copy of the moved project, made after that rerun: its model holds the rerun's
-    // bytes, a copy of what the rerun made where it ran (in the moved project, still
-    // there), not the first train run's output "modified".
+    // A copy of the moved project, made after that rerun: its model is the rerun's output
+    // there (the rerun read in the copy), not the first train run's output "modified".
     let rerun = env.show(None)["id"].as_str().expect("id").to_string();
     let copy2 = env.root().join("copy of the moved project");
     copy_dir(&moved, &copy2);
     env.work = copy2.clone();
     let out = env.cmd(["status", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     let stages = v["stages"].as_array().expect("stages");
     let model = copy2.join("model.txt").display().to_string();
     assert!(
         stages.iter().any(|s| s["id"] == rerun.as_str()
+            && s["copied_from"] == moved.display().to_string().as_str()
             && s["outputs"]
                 .as_array()
                 .expect("outputs")
                 .iter()
-                .any(|o| o["abs_path"] == model.as_str() && o["state"] == "copy")),
+                .any(|o| o["abs_path"] == model.as_str() && o["state"] == "current")),
         "{v}"
     );
     assert!(!v.to_string().contains("model.txt is modified"), "{v}");
+}
+
+/// A copy of a project beside its original (`cp -r proj exp`): its stages are the original's
+/// runs read in the copy, so the copy's own edits make them stale, and `rerun --stale` there
+/// writes the copy's outputs, not the original's. Before, a param changed in the copy left
+/// `status` "up to date" (its files were checked as copies of the original's), and a stage
+/// stale there was rerun in the original, wrote there, and read "still stale" for ever.
+#[test]
+fn a_copy_of_a_project_is_checked_and_rerun_in_the_copy() {
+    let mut env = Env::new();
+    pipeline(&env);
+    let [prepare, featurize, train] = all_stages(&env);
+    let original = env.work.clone();
+    let model_before = std::fs::read(original.join("model.txt")).expect("model");
+    let copy = env.root().join("exp");
+    copy_dir(&original, &copy);
+    env.work = copy.clone();
+    // As it was copied: the original's stages, current, their outputs those of the copy.
+    let out = env.cmd(["status", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let stages = v["stages"].as_array().expect("stages");
+    let ids: Vec<&str> = stages.iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, [&prepare, &featurize, &train], "{v}");
+    for s in stages {
+        assert_eq!(
+            s["copied_from"],
+            original.display().to_string().as_str(),
+            "{s}"
+        );
+        for o in s["outputs"].as_array().expect("outputs") {
+            let at = o["abs_path"].as_str().expect("abs_path");
+            assert!(at.starts_with(&copy.display().to_string()), "{o}");
+            assert_eq!(o["state"], "current", "{o}");
+        }
+    }
+    let out = env.cmd(["status"]);
+    assert!(
+        stdout(&out).contains(&format!(
+            "recorded in {}, of which this is a copy",
+            original.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    // The copy's own edit: the stage that depends on it is stale there, nowhere else.
+    set_param(&env, "train", "seed", json!(2));
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6, "{stages:?}");
+    let stale: Vec<(&str, &[String])> = stages
+        .iter()
+        .filter(|s| s.1)
+        .map(|s| (s.0.as_str(), s.2.as_slice()))
+        .collect();
+    assert_eq!(stale.len(), 1, "{stages:?}");
+    assert_eq!(stale[0].0, train);
+    assert_eq!(stale[0].1, ["config params.json: train.seed differs"]);
+    let out = env.cmd(["rerun", "--dry-run", &train]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "rerun in {}, the copy of it you are in",
+            copy.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let model = std::fs::read_to_string(copy.join("model.txt")).expect("model");
+    assert!(model.ends_with('2'), "made again in the copy: {model}");
+    assert_eq!(
+        std::fs::read(original.join("model.txt")).expect("model"),
+        model_before,
+        "the original's model is untouched"
+    );
+    assert_eq!(status(&env).0, 0);
+    // The original still reads as it was: its own runs, current.
+    env.work = original;
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    let ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(ids, [&prepare, &featurize, &train]);
 }
 
 /// A copy of a moved project made after a rerun there changed every file the first run
@@ -1117,14 +1181,14 @@ fn a_copy_of_a_moved_project_is_not_the_gone_original() {
         "{}",
         stderr(&out)
     );
-    // Its own outputs named where they are, beside the copy's.
+    // The rerun made in b (still there) is read in the copy.
     let out = env.cmd(["status"]);
     let text = stdout(&out);
     assert!(
         text.contains(&format!(
-            "{}, model.txt (a copy of what it made)",
-            moved.join("model.txt").display()
-        )),
+            "recorded in {}, of which this is a copy",
+            moved.display()
+        )) && text.contains("-> model.txt\n"),
         "{text}"
     );
 }

@@ -595,6 +595,12 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
                         crate::model::text::escape(from)
                     );
                 }
+                if let Some(from) = &s.copied_from {
+                    t += &format!(
+                        "      recorded in {}, of which this is a copy: rerun here\n",
+                        crate::model::text::escape(from)
+                    );
+                }
             }
             let why = refusal(&list)?;
             if args.json {

@@ -1,14 +1,18 @@
 //! A project moved since its runs were recorded (`mv proj proj2`; copied elsewhere and the
-//! original removed; a checkout whose directory was renamed). Its runs name paths under a
-//! repository root that is gone. `lineage status` and `lineage rerun`, run in the repository
-//! that holds the recorded commit now, read those runs as if recorded there: every path under
-//! the old root is taken under the new one (the cwd, the inputs, configs and outputs, the
-//! repository itself). Nothing in the store changes; a rerun records a new run where it runs.
+//! original removed; a checkout whose directory was renamed), or copied (`cp -r proj exp`,
+//! the original still there). Its runs name paths under another repository root.
+//! `lineage status` and `lineage rerun`, run in the repository that holds the recorded commit
+//! now, read those runs as if recorded there: every path under the old root is taken under
+//! the new one (the cwd, the inputs, configs and outputs, the repository itself). Nothing in
+//! the store changes; a rerun records a new run where it runs. So a copy's own edits (a
+//! param changed in the copy) make its stages stale, and `rerun --stale` there writes in the
+//! copy, never in the original.
 //!
-//! A recorded root counts as moved here only when no repository is there any more (a copy
-//! whose original is still there is not the original's place), is not a temporary worktree
+//! A recorded root counts as moved or copied here only when it is not a temporary worktree
 //! of `rerun --worktree` (those are mapped back to their original's repository:
-//! `worktree::as_original`), and the repository here holds the commit it was recorded at.
+//! `worktree::as_original`) and the repository here holds the commit it was recorded at;
+//! it is a copy when a repository is still there. Where a path was written both here and
+//! there, the run whose bytes are there now counts, then the run recorded here.
 //! And a run is read here only on evidence: one of the files it read or wrote is here, at
 //! the same place under the new root, with the bytes it recorded. Without it (a checkout
 //! merged into a larger repository under a prefix, a deleted clone whose runs made other
@@ -27,8 +31,9 @@ use crate::store::Store;
 /// Each gone repository root whose runs are read in the repository here, and that root.
 #[derive(Clone, Debug, Default)]
 pub struct Moves {
-    /// (recorded root, root here), both without a trailing slash.
-    pairs: Vec<(String, String)>,
+    /// (recorded root, root here, whether the recorded root is still a repository: a
+    /// copy), both roots without a trailing slash.
+    pairs: Vec<(String, String, bool)>,
 }
 
 impl Moves {
@@ -80,13 +85,14 @@ impl Moves {
             if root.is_empty()
                 || root == here
                 || here.starts_with(&format!("{root}/"))
-                || Path::new(&root).join(".git").symlink_metadata().is_ok()
                 || in_temporary_worktree(&root)
                 || !seen.insert(root.clone())
             {
                 continue;
             }
-            moves.pairs.push((root, here.clone()));
+            // Still a repository there: this is a copy of it (or another checkout).
+            let copied = Path::new(&root).join(".git").symlink_metadata().is_ok();
+            moves.pairs.push((root, here.clone(), copied));
         }
         Ok(moves)
     }
@@ -98,7 +104,7 @@ impl Moves {
     /// Where a recorded absolute path is now: under the new root when it was under a moved
     /// one, else as recorded.
     pub fn forward(&self, abs: &str) -> String {
-        for (from, to) in &self.pairs {
+        for (from, to, _) in &self.pairs {
             if let Some(rest) = under(abs, from) {
                 return format!("{to}{rest}");
             }
@@ -110,7 +116,7 @@ impl Moves {
     /// every root moved here.
     pub fn recorded_at(&self, abs: &str) -> Vec<String> {
         let mut out = vec![abs.to_string()];
-        for (from, to) in &self.pairs {
+        for (from, to, _) in &self.pairs {
             if let Some(rest) = under(abs, to) {
                 out.push(format!("{from}{rest}"));
             }
@@ -132,7 +138,7 @@ impl Moves {
             return (r, None);
         };
         let root = root.trim_end_matches('/');
-        for (from, to) in self.pairs.iter().filter(|(from, _)| from == root) {
+        for (from, to, copied) in self.pairs.iter().filter(|(from, ..)| from == root) {
             let moved = moved_record(&r, from, to);
             let evident = moved
                 .edges
@@ -143,6 +149,7 @@ impl Moves {
                 let mapped = Mapped::Moved {
                     from: from.clone(),
                     to: to.clone(),
+                    copied: *copied,
                 };
                 return (moved, Some(mapped));
             }
@@ -170,8 +177,13 @@ pub enum Mapped {
     /// Recorded in a temporary worktree of `rerun --worktree`, removed since: rerun in the
     /// repository of the run it reproduced.
     Worktree(String),
-    /// Recorded in a repository moved since (`from`): rerun where it is now (`to`).
-    Moved { from: String, to: String },
+    /// Recorded in a repository moved since (`from`), or (`copied`) one still there of
+    /// which this is a copy: rerun where it is now, or in the copy (`to`).
+    Moved {
+        from: String,
+        to: String,
+        copied: bool,
+    },
 }
 
 impl Mapped {
@@ -190,8 +202,21 @@ impl Mapped {
                 "  recorded in a temporary worktree removed since: rerun in {}, as the run it reproduced\n",
                 escape(root)
             ),
-            Mapped::Moved { from, to } => format!(
+            Mapped::Moved {
+                from,
+                to,
+                copied: false,
+            } => format!(
                 "  recorded in {}, moved since: rerun in {}, where that repository is now\n",
+                escape(from),
+                escape(to)
+            ),
+            Mapped::Moved {
+                from,
+                to,
+                copied: true,
+            } => format!(
+                "  recorded in {}: rerun in {}, the copy of it you are in\n",
                 escape(from),
                 escape(to)
             ),
@@ -289,7 +314,7 @@ mod tests {
     #[test]
     fn paths_under_a_moved_root_go_to_the_new_one_and_back() {
         let moves = Moves {
-            pairs: vec![("/w/a".into(), "/w/b".into())],
+            pairs: vec![("/w/a".into(), "/w/b".into(), false)],
         };
         assert_eq!(moves.forward("/w/a"), "/w/b");
         assert_eq!(moves.forward("/w/a/out/m.pt"), "/w/b/out/m.pt");

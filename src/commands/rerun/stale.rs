@@ -54,6 +54,10 @@ pub struct Stage {
     /// read under the repository here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<String>,
+    /// Recorded in a repository still there, of which the one here is a copy: where it was
+    /// recorded (its paths are read in the copy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<String>,
     /// The runs that made its inputs (ids), stale or not: for the order.
     #[serde(skip)]
     makers: Vec<String>,
@@ -489,10 +493,12 @@ impl Walk<'_> {
         // A placeholder while its makers are visited (the graph is causal: no cycle, but a
         // record from elsewhere could claim one).
         let mut placeholder = stage(&r, &short);
-        placeholder.moved_from = moved_from.and_then(|m| match m {
-            super::moved::Mapped::Moved { from, .. } => Some(from),
-            super::moved::Mapped::Worktree(_) => None,
-        });
+        if let Some(super::moved::Mapped::Moved { from, copied, .. }) = moved_from {
+            match copied {
+                true => placeholder.copied_from = Some(from),
+                false => placeholder.moved_from = Some(from),
+            }
+        }
         self.done.insert(id.to_string(), placeholder);
         let mut reasons = Vec::new();
         let mut upstream = Vec::new();
@@ -850,6 +856,7 @@ fn stage(r: &RunRecord, short: &str) -> Stage {
         outputs: Vec::new(),
         asked: false,
         moved_from: None,
+        copied_from: None,
         makers: Vec::new(),
     }
 }
