@@ -272,7 +272,8 @@ pub struct RerunArgs {
     /// make-like, without a pipeline file. Each runs with the code, configs and inputs there
     /// now, recorded as a new run of its original. Bytes at its outputs that no recorded
     /// run wrote (edited by hand) are not overwritten without --force.
-    #[arg(long, value_name = "PATH", num_args = 0.., conflicts_with_all = ["run", "worktree", "upstream"])]
+    /// A PATH after another option (`--stale --json out/`) counts too.
+    #[arg(long, value_name = "PATH", num_args = 0.., conflicts_with_all = ["worktree", "upstream"])]
     pub stale: Option<Vec<PathBuf>>,
 
     /// Print the plan (every upstream step first, with --upstream) and what differs from the

@@ -73,7 +73,22 @@ pub fn roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
         return Ok(vec![cwd]);
     }
-    Ok(paths.iter().map(|p| resolve_dots(&cwd.join(p))).collect())
+    paths
+        .iter()
+        .map(|p| {
+            // `model.txt/` names a directory: the kernel refuses it for a file (ENOTDIR), and
+            // so does the command (it was read as `model.txt`).
+            if std::fs::symlink_metadata(cwd.join(p))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotADirectory)
+            {
+                anyhow::bail!(
+                    "{} is not a directory: drop the trailing / to ask about the file",
+                    escape(&p.display().to_string())
+                );
+            }
+            Ok(resolve_dots(&cwd.join(p)))
+        })
+        .collect()
 }
 
 /// `path` (absolute) with its `.` and `..` resolved as the kernel resolves them: what comes

@@ -482,6 +482,38 @@ fn a_copy_is_checked_through_the_run_that_made_its_bytes_and_an_unknown_path_is_
         "{}",
         stderr(&out)
     );
+    // A file named as a directory (`model.txt/`: the kernel refuses it), and a loop of
+    // links: errors that say so. Before, the first was read as the file ("up to date") and
+    // the second "does not exist".
+    let out = env.cmd(["status", "model.txt/"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("model.txt/ is not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    std::os::unix::fs::symlink("loop-b", env.path("loop-a")).expect("link");
+    std::os::unix::fs::symlink("loop-a", env.path("loop-b")).expect("link");
+    let out = env.cmd(["status", "loop-a"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("loop-a is a loop of symbolic links"),
+        "{}",
+        stderr(&out)
+    );
+    // A path after another option (`--stale --json PATH`) is a path, not a run; what is not
+    // a path is an error that says so.
+    let out = env.cmd(["rerun", "--stale", "--dry-run", "--json", "model.txt"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(plan["refused"], false, "{plan}");
+    let out = env.cmd(["rerun", "--stale", "--json", "nothere"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("--stale takes paths, and nothere is not one"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -39,7 +39,18 @@ use worktree::Worktree;
 /// Plan (the upstream steps too), refuse or go, run each step, judge.
 pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
     if let Some(paths) = &args.stale {
-        return rerun_stale(paths, &args, ctx);
+        // `--stale --json out/`: clap takes the path after another option for RUN.
+        let mut paths = paths.clone();
+        if let Some(extra) = &args.run {
+            if std::fs::symlink_metadata(extra).is_err() {
+                anyhow::bail!(
+                    "--stale takes paths, and {} is not one (`lineage rerun RUN` reruns one run)",
+                    crate::model::text::escape(extra)
+                );
+            }
+            paths.push(PathBuf::from(extra));
+        }
+        return rerun_stale(&paths, &args, ctx);
     }
     let store = ctx.open_store()?;
     let id = store.resolve(args.run.as_deref())?;

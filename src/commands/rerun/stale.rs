@@ -408,10 +408,13 @@ fn only_added(store: &Store, at: &Path, e: &crate::model::EdgeRecord) -> Result<
 /// run that made them (ranked as `show` ranks). An error when `root` does not exist.
 fn copies_under(store: &Store, root: &Path) -> Result<Vec<(String, Output)>> {
     let found = target::made_files_under(store, root)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "{} does not exist (or is not a file or a directory)",
-            crate::model::text::escape(&root.display().to_string())
-        )
+        let shown = crate::model::text::escape(&root.display().to_string()).into_owned();
+        match std::fs::metadata(root) {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => anyhow::anyhow!(
+                "{shown} is a loop of symbolic links: point the link at a file or a directory"
+            ),
+            _ => anyhow::anyhow!("{shown} does not exist (or is not a file or a directory)"),
+        }
     })?;
     Ok(found
         .into_iter()
