@@ -423,6 +423,61 @@ impl Store {
         Ok(found.map(|(run, hash)| (run, hash.and_then(|h| Hash::parse(&h)))))
     }
 
+    /// The latest run that succeeded and wrote exactly `bytes` at `abs` (an absolute path as
+    /// the store writes it): its id and the output's path as it named it. An earlier writer
+    /// of a path whose later writers made other bytes (a copy of a project made before its
+    /// original ran again holds the earlier run's output).
+    pub fn output_with_bytes_at(
+        &self,
+        abs: &str,
+        bytes: &Hash,
+    ) -> Result<Option<(String, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.run_id, e.path
+             FROM edges e JOIN runs r ON r.id = e.run_id
+             WHERE e.role = 'output' AND r.status = 'succeeded'
+               AND (e.written IS NULL OR e.written <> 0)
+               AND e.abs_path = ?1 AND e.artifact = ?2
+             ORDER BY r.started_at DESC, r.id DESC LIMIT 1",
+        )?;
+        Ok(stmt
+            .query_map(params![abs, bytes.to_hex()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .next()
+            .transpose()?)
+    }
+
+    /// The runs that succeeded and wrote at exactly `abs`, latest first, at most `limit`:
+    /// each id, the output's path as it named it, and the bytes it wrote.
+    pub fn outputs_at(
+        &self,
+        abs: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String, Option<Hash>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.run_id, e.path, e.artifact
+             FROM edges e JOIN runs r ON r.id = e.run_id
+             WHERE e.role = 'output' AND r.status = 'succeeded'
+               AND (e.written IS NULL OR e.written <> 0)
+               AND e.abs_path = ?1
+             ORDER BY r.started_at DESC, r.id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![abs, limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (run, path, hash) = row?;
+            out.push((run, path, hash.and_then(|h| Hash::parse(&h))));
+        }
+        Ok(out)
+    }
+
     /// Each distinct (commit, working directory) runs were recorded at, from the index
     /// alone (a store of many runs reads no run's row).
     pub fn recorded_places(&self) -> Result<Vec<(String, Vec<u8>)>> {

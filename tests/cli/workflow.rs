@@ -1615,3 +1615,124 @@ fn rerun_stale_ends_when_bytes_match_a_copy_or_a_downstream_output() {
     let (rc, stages) = status(&env);
     assert_eq!(rc, 0, "{stages:?}");
 }
+
+/// Two stages, `a` and `b`, each depending on its own section of params.yaml, in a
+/// repository that ignores their outputs; returns their run ids.
+fn two_stages(env: &Env) -> (String, String) {
+    env.init_repo();
+    env.write("params.yaml", "a:\n  k: 1\nb:\n  k: 1\n");
+    env.write("raw.txt", "raw\n");
+    env.write(
+        "a.sh",
+        "{ cat raw.txt; grep -A1 '^a:' params.yaml; } > a.out\n",
+    );
+    env.write(
+        "b.sh",
+        "{ cat a.out; grep -A1 '^b:' params.yaml; } > b.out\n",
+    );
+    env.write(".gitignore", "*.out\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "stages"]);
+    let a = env.record(&[
+        "-i",
+        "raw.txt",
+        "-c",
+        "params.yaml:a",
+        "-o",
+        "a.out",
+        "--",
+        "sh",
+        "a.sh",
+    ]);
+    let b = env.record(&[
+        "-i",
+        "a.out",
+        "-c",
+        "params.yaml:b",
+        "-o",
+        "b.out",
+        "--",
+        "sh",
+        "b.sh",
+    ]);
+    (a, b)
+}
+
+/// A copy or a clone reads the runs whose files it holds, not those its original (or a
+/// sibling copy) made since. Before: once the original ran its stages again (new params),
+/// a copy made earlier lost a stage (the original's latest writer of its output made other
+/// bytes and was not read there) and a param changed in the copy read "up to date"; a
+/// clone made after reruns of uncommitted params was checked against those params, and
+/// `rerun --stale` there skipped the second stage; a hand edit in one copy was blamed on a
+/// sibling copy's rerun ("a.k differs").
+#[test]
+fn a_copy_or_clone_reads_the_runs_it_holds_not_those_made_since_elsewhere() {
+    let mut env = Env::new();
+    let (a, b) = two_stages(&env);
+    let original = env.work.clone();
+    let exp = env.root().join("exp");
+    copy_dir(&original, &exp);
+    let sibling = env.root().join("sibling");
+    copy_dir(&original, &sibling);
+    // The original runs again with a new, uncommitted a.k; so does the sibling copy.
+    env.write("params.yaml", "a:\n  k: 2\nb:\n  k: 1\n");
+    let out = env.cmd(["rerun", "--stale", "-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    env.work = sibling.clone();
+    env.write("params.yaml", "a:\n  k: 9\nb:\n  k: 1\n");
+    let out = env.cmd(["rerun", "--stale", "-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The copy made before: both stages are the runs it was copied with, current.
+    env.work = exp.clone();
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    let ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(ids, [&a, &b], "{stages:?}");
+    // A hand edit there: its own stage, for its own reason.
+    let a_out = std::fs::read(exp.join("a.out")).expect("a.out");
+    env.write("a.out", "by hand\n");
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6, "{stages:?}");
+    assert_eq!(stages[0].0, a, "{stages:?}");
+    assert_eq!(stages[0].2, ["output a.out is modified"], "{stages:?}");
+    std::fs::write(exp.join("a.out"), a_out).expect("put back");
+    // A param changed there: its stage is stale.
+    env.write("params.yaml", "a:\n  k: 1\nb:\n  k: 5\n");
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6, "{stages:?}");
+    let stale: Vec<(&str, &[String])> = stages
+        .iter()
+        .filter(|s| s.1)
+        .map(|s| (s.0.as_str(), s.2.as_slice()))
+        .collect();
+    assert_eq!(
+        stale,
+        [(
+            b.as_str(),
+            &["config params.yaml: b.k differs".to_string()][..]
+        )]
+    );
+    // A clone (the committed params, no outputs): the first runs, whose configs it holds;
+    // `rerun --stale` makes both stages there, the bytes those runs made.
+    let clone = env.root().join("clone");
+    env.work = env.root().to_path_buf();
+    env.git(&["clone", "-q", &original.display().to_string(), "clone"]);
+    env.work = clone.clone();
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6, "{stages:?}");
+    let ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(ids, [&a, &b], "{stages:?}");
+    assert_eq!(stages[0].2, ["output a.out is missing"], "{stages:?}");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 stale run(s) rerun"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(clone.join("b.out")).expect("b.out made in the clone"),
+        std::fs::read(exp.join("b.out")).expect("b.out"),
+    );
+    assert_eq!(status(&env).0, 0);
+}

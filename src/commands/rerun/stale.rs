@@ -617,30 +617,41 @@ impl Walk<'_> {
     }
 
     /// The nearest directory around `abs_path` recorded as an output: its last writer, the
-    /// path inside it, and the bytes it wrote there.
+    /// path inside it, and the bytes it wrote there. Recorded here first; else, of those
+    /// recorded where the project was moved or copied from, the latest that holds bytes `h`
+    /// at that path (the original's, not a sibling copy's that made other bytes), else the
+    /// latest.
     fn last_writer_around(
         &mut self,
         abs_path: &str,
+        h: &Hash,
     ) -> Result<Option<(String, String, Option<Hash>)>> {
         let mut at = abs_path.trim_end_matches('/');
         while let Some((dir, _)) = at.rsplit_once('/') {
             if dir.is_empty() {
                 break;
             }
-            // Recorded here first, else the latest of those recorded where it was moved from.
-            let mut latest: Option<(String, Option<Hash>)> = None;
+            let rel = &abs_path[dir.len() + 1..];
+            // (holds h, run id, what it wrote)
+            let mut best: Option<(bool, String, Option<Hash>)> = None;
             for at in self.moves.recorded_at(dir) {
-                if let Some((run, wrote)) = self.store.latest_output_at(&at)?
-                    && latest.as_ref().is_none_or(|(l, _)| run > *l)
-                {
-                    latest = Some((run, wrote));
-                }
-                if at == dir && latest.is_some() {
+                let Some((run, wrote)) = self.store.latest_output_at(&at)? else {
+                    continue;
+                };
+                if at == dir {
+                    best = Some((true, run, wrote));
                     break;
                 }
+                let holds = wrote.is_some_and(|d| self.store.manifest_holds(&d, rel, h));
+                if best
+                    .as_ref()
+                    .is_none_or(|(b, l, _)| (holds, &run) > (*b, l))
+                {
+                    best = Some((holds, run, wrote));
+                }
             }
-            if let Some((run, wrote)) = latest {
-                return Ok(Some((run, abs_path[dir.len() + 1..].to_string(), wrote)));
+            if let Some((_, run, wrote)) = best {
+                return Ok(Some((run, rel.to_string(), wrote)));
             }
             at = dir;
         }
@@ -669,7 +680,7 @@ impl Walk<'_> {
             // bytes there. Without it a rerun that made the same file again was passed over
             // for the original, stale for good.
             if last.is_empty()
-                && let Some((last, rel, wrote)) = self.last_writer_around(abs_path)?
+                && let Some((last, rel, wrote)) = self.last_writer_around(abs_path, h)?
                 && last != r.id
                 && (differs || wrote.is_some_and(|d| self.store.manifest_holds(&d, &rel, h)))
             {
@@ -771,6 +782,10 @@ fn latest_outputs_under(
     Ok(outputs_and_copies_under(store, moves, now, roots)?.0)
 }
 
+/// How many of the latest writers of a path recorded where a project was moved or copied
+/// from are weighed for it here (with the one that made the bytes here, wherever it ranks).
+const WRITERS_WEIGHED: usize = 8;
+
 /// A path here (absolute) that holds bytes a recorded run made, and that run's id.
 type CopyHere = (String, String);
 
@@ -793,39 +808,75 @@ fn outputs_and_copies_under(
     // made after the move (`mv a b; cp -r b c`) is checked through its files' bytes, not
     // through the gone original's runs, which would read as stale for ever.
     let mut evident: std::collections::HashMap<String, bool> = Default::default();
+    let mut read_here = |run: &str| -> Result<bool> {
+        if let Some(known) = evident.get(run) {
+            return Ok(*known);
+        }
+        let (_, mapped) = moves.relocate(store.load_run(run)?, &mut holds_now(now, store));
+        evident.insert(run.to_string(), mapped.is_some());
+        Ok(mapped.is_some())
+    };
     for root in roots {
         for o in store.latest_outputs_under(&moves.recorded_at(root.trim_end_matches('/')))? {
             let at = moves.forward(&o.0);
-            let here = at == o.0;
-            if !here {
-                let read_here = match evident.get(&o.2) {
-                    Some(known) => *known,
-                    None => {
-                        let (_, mapped) =
-                            moves.relocate(store.load_run(&o.2)?, &mut holds_now(now, store));
-                        let known = mapped.is_some();
-                        evident.insert(o.2.clone(), known);
-                        known
-                    }
-                };
-                if !read_here {
-                    continue;
+            if at == o.0 {
+                found.entry(at.clone()).or_default().push((true, o));
+                continue;
+            }
+            // Recorded where the project was moved or copied from: each of the latest
+            // writers there, and the one that made the bytes here (a copy made before its
+            // original ran again holds an earlier run's output; a clone holds none, and the
+            // runs whose inputs are its own count), each read here on evidence.
+            let mut writers = store.outputs_at(&o.0, WRITERS_WEIGHED)?;
+            if let Some(there) = now.output(&path_of(&at), store)
+                && !writers.iter().any(|w| w.2 == Some(there))
+                && let Some((run, path)) = store.output_with_bytes_at(&o.0, &there)?
+            {
+                writers.push((run, path, Some(there)));
+            }
+            for (run, path, bytes) in writers {
+                if read_here(&run)? {
+                    found
+                        .entry(at.clone())
+                        .or_default()
+                        .push((false, (at.clone(), path, run, bytes)));
                 }
             }
-            found
-                .entry(at.clone())
-                .or_default()
-                .push((here, (at, o.1, o.2, o.3)));
         }
     }
     let mut ranker = target::Ranker::new(store);
     let mut outputs = Vec::new();
     let mut copies = Vec::new();
+    // Whether each run's inputs and configs (read where it is read) hold here now the bytes
+    // it read: between two runs that made what is there, neither recorded here (the
+    // original's and a sibling copy's), the one whose inputs are these.
+    let mut held: std::collections::HashMap<String, bool> = Default::default();
+    let mut inputs_hold = |id: &str| -> Result<bool> {
+        if let Some(known) = held.get(id) {
+            return Ok(*known);
+        }
+        let (r, _) = moves.relocate(store.load_run(id)?, &mut holds_now(now, store));
+        let holds = r
+            .edges
+            .iter()
+            .filter(|e| e.role != Role::Output)
+            .filter_map(|e| e.artifact.as_ref().map(|a| (e, a.hash)))
+            .all(|(e, h)| now.input(&path_of(&e.abs_path), store) == Some(h));
+        held.insert(id.to_string(), holds);
+        Ok(holds)
+    };
     for (at, mut writers) in found {
         let mut there = None;
         if writers.len() > 1 {
             there = now.output(&path_of(&at), store);
-            writers.sort_by_key(|(here, o)| (o.3.is_some() && o.3 == there, *here, o.2.clone()));
+            let mut keyed = Vec::with_capacity(writers.len());
+            for (here, o) in writers {
+                let made = o.3.is_some() && o.3 == there;
+                let holds = !here && inputs_hold(&o.2)?;
+                keyed.push(((made, here, holds, o.2.clone()), (here, o)));
+            }
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            writers = keyed.into_iter().map(|(_, w)| w).collect();
         }
         let Some((here, o)) = writers.pop() else {
             continue;
