@@ -142,7 +142,7 @@ fn text(stages: &[Stage]) -> String {
         }
         if let Some(from) = &s.copied_from {
             t += &format!(
-                "         recorded in {}, of which this is a copy\n",
+                "         recorded in {}, another copy of this project\n",
                 escape(from)
             );
         }

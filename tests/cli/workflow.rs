@@ -1127,7 +1127,7 @@ fn a_copy_of_a_project_is_checked_and_rerun_in_the_copy() {
     let out = env.cmd(["status"]);
     assert!(
         stdout(&out).contains(&format!(
-            "recorded in {}, of which this is a copy",
+            "recorded in {}, another copy of this project",
             original.display()
         )),
         "{}",
@@ -1149,7 +1149,7 @@ fn a_copy_of_a_project_is_checked_and_rerun_in_the_copy() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
         stdout(&out).contains(&format!(
-            "rerun in {}, the copy of it you are in",
+            "another copy of this project: rerun in {}",
             copy.display()
         )),
         "{}",
@@ -1218,7 +1218,7 @@ fn a_copy_of_a_moved_project_is_not_the_gone_original() {
     let text = stdout(&out);
     assert!(
         text.contains(&format!(
-            "recorded in {}, of which this is a copy",
+            "recorded in {}, another copy of this project",
             moved.display()
         )) && text.contains("-> model.txt\n"),
         "{text}"
@@ -1735,4 +1735,40 @@ fn a_copy_or_clone_reads_the_runs_it_holds_not_those_made_since_elsewhere() {
         std::fs::read(exp.join("b.out")).expect("b.out"),
     );
     assert_eq!(status(&env).0, 0);
+}
+
+/// A job that names its project's place by an absolute path (here in its config) still
+/// writes there when rerun in a copy: lineage cannot stop it, and says so, naming the file.
+#[test]
+fn a_rerun_in_a_copy_that_writes_into_the_original_says_so() {
+    let mut env = Env::new();
+    env.init_repo();
+    let original = env.work.clone();
+    let target = original.join("c.out");
+    env.write("params.yaml", format!("k: 1\nout: {}\n", target.display()));
+    env.write(
+        "job.sh",
+        "sed -n 's/^k: //p' params.yaml > \"$(sed -n 's/^out: //p' params.yaml)\"\n",
+    );
+    env.write(".gitignore", "*.out\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "job"]);
+    env.record(&["-c", "params.yaml", "-o", "c.out", "--", "sh", "job.sh"]);
+    let exp = env.root().join("exp");
+    copy_dir(&original, &exp);
+    env.work = exp;
+    env.write("params.yaml", format!("k: 3\nout: {}\n", target.display()));
+    // The copy's c.out was not made again: still stale, and the chain stops (125).
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&target).expect("c.out"), "3\n");
+    assert!(
+        stderr(&out).contains(&format!(
+            "the rerun wrote {}, in {} where run",
+            target.display(),
+            original.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -17,7 +17,7 @@ mod worktree;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
@@ -329,12 +329,31 @@ fn rerun_step(
         }
         None => PathBuf::from(OsString::from_vec(r.cwd.clone())),
     };
+    // A run read in another copy of its project is rerun here; a path it names by its old
+    // place (in a config, its code) still leads there. Its outputs as they were recorded
+    // there are watched: a change there is the job writing into the other copy.
+    let elsewhere = outputs_where_recorded(step);
     let spec = spec(r, short, cwd, env, args)?;
     let executed = run::execute(run::plan(
         spec,
         Store::open(ctx.store_dir())?,
         &ctx.settings,
     )?);
+    let touched: Vec<String> = elsewhere
+        .iter()
+        .filter(|(p, before)| changed_since(p, *before))
+        .map(|(p, _)| crate::model::text::escape(&p.display().to_string()).into_owned())
+        .collect();
+    if let (false, Some(moved::Mapped::Moved { from, to, .. })) = (touched.is_empty(), &step.mapped)
+    {
+        ui::warn(format_args!(
+            "the rerun wrote {}, in {} where run {short} was recorded, not in {}: a path in its \
+             config, code or arguments names that place",
+            touched.join(", "),
+            crate::model::text::escape(from),
+            crate::model::text::escape(to)
+        ));
+    }
     let verdict = Verdict::of(store, r, &executed, checks);
     let rerun_short = match executed.recorded {
         true => store
@@ -343,6 +362,43 @@ fn rerun_step(
         false => "(not recorded)".to_string(),
     };
     Ok((verdict, rerun_short))
+}
+
+/// When `path` last changed (its ctime), if it exists.
+type Changed = Option<(i64, i64)>;
+
+fn ctime(path: &Path) -> Changed {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.ctime(), m.ctime_nsec()))
+}
+
+fn changed_since(path: &Path, before: Changed) -> bool {
+    let now = ctime(path);
+    now.is_some() && now != before
+}
+
+/// For a step read in another copy of its project (moved from a place still there, or
+/// copied), its outputs at the place it was recorded, each with when it last changed.
+fn outputs_where_recorded(step: &Step) -> Vec<(PathBuf, Changed)> {
+    let Some(moved::Mapped::Moved { from, to, .. }) = &step.mapped else {
+        return Vec::new();
+    };
+    step.record
+        .edges
+        .iter()
+        .filter(|e| e.role == crate::model::Role::Output)
+        .filter_map(|e| {
+            let rest = e.abs_path.strip_prefix(to.as_str())?;
+            (rest.starts_with('/')).then(|| crate::model::path_of(&format!("{from}{rest}")))
+        })
+        .filter(|p| p.exists())
+        .map(|p| {
+            let at = ctime(&p);
+            (p, at)
+        })
+        .collect()
 }
 
 /// The run to launch: the recorded argv (redacted arguments from `LINEAGE_ARG_<i>`), paths,
@@ -608,7 +664,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
                 }
                 if let Some(from) = &s.copied_from {
                     t += &format!(
-                        "      recorded in {}, of which this is a copy: rerun here\n",
+                        "      recorded in {}, another copy of this project: rerun here\n",
                         crate::model::text::escape(from)
                     );
                 }

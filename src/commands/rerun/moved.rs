@@ -216,7 +216,7 @@ impl Mapped {
                 to,
                 copied: true,
             } => format!(
-                "  recorded in {}: rerun in {}, the copy of it you are in\n",
+                "  recorded in {}, another copy of this project: rerun in {}\n",
                 escape(from),
                 escape(to)
             ),
