@@ -564,6 +564,26 @@ impl Store {
             .optional()?)
     }
 
+    /// At most `n` of the non-empty files recorded in directory `dir`: each path inside it
+    /// and its hash.
+    pub fn some_dir_files(&self, dir: &Hash, n: usize) -> Result<Vec<(String, Hash)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT path, lower(hex(file_hash)) FROM dir_manifest
+             WHERE dir_hash = unhex(?1) AND size > 0 ORDER BY path LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![dir.to_hex(), n as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (path, hash) = row?;
+            if let Some(hash) = Hash::parse(&hash) {
+                out.push((path, hash));
+            }
+        }
+        Ok(out)
+    }
+
     /// The files of a stored directory: (path, hash, size), sorted by path.
     pub fn dir_entries(&self, dir: &Hash) -> Result<Vec<(String, Hash, u64)>> {
         let mut stmt = self.conn.prepare_cached(

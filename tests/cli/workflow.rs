@@ -1772,3 +1772,90 @@ fn a_rerun_in_a_copy_that_writes_into_the_original_says_so() {
         stderr(&out)
     );
 }
+
+/// `rerun --stale` in a copy never reruns a stage of another copy that is not read here (no
+/// file of its here holds its bytes among those looked at): that rerun would write there.
+/// Here the first 16 files of its output directory were edited in the copy, which holds the
+/// 17th as the run made it (a copy of what it made), and the stage is stale where it was
+/// recorded.
+#[test]
+fn rerun_stale_in_a_copy_never_reruns_a_stage_of_another_copy_there() {
+    let mut env = Env::new();
+    env.init_repo();
+    env.write("params.yaml", "k: 1\n");
+    env.write(
+        "make.sh",
+        "mkdir -p o; for i in 00 01 02 03 04 05 06 07 08 09 10 11 12 13 14 15 16; do \
+         { echo $i; cat params.yaml; } > o/f$i.txt; done\n",
+    );
+    env.write(".gitignore", "o/\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "stage"]);
+    env.record(&["-c", "params.yaml", "-o", "o", "--", "sh", "make.sh"]);
+    let original = env.work.clone();
+    let exp = env.root().join("exp");
+    copy_dir(&original, &exp);
+    env.write("params.yaml", "k: 2\n");
+    env.work = exp.clone();
+    env.write("params.yaml", "k: 3\n");
+    for i in 0..16 {
+        env.write(&format!("o/f{i:02}.txt"), "by hand\n");
+    }
+    let before = std::fs::read(original.join("o/f00.txt")).expect("f00");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "was recorded in {}, another copy of this project, and no file of its here holds the bytes it recorded",
+            original.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(original.join("o/f00.txt")).expect("f00"),
+        before,
+        "nothing written in the original"
+    );
+}
+
+/// A copy whose output directory was half rewritten (a rerun killed there, a file edited by
+/// hand) and whose params changed is still read as the copy of its run, through a file
+/// inside that directory that holds the bytes it recorded. Before, no file of the run held
+/// its bytes as a whole, the run was checked where it was recorded, and the copy read "up
+/// to date".
+#[test]
+fn a_copy_with_a_half_rewritten_output_directory_is_still_read_here() {
+    let mut env = Env::new();
+    env.init_repo();
+    env.write("params.yaml", "k: 1\n");
+    env.write(
+        "make.sh",
+        "mkdir -p o; cp params.yaml o/part1.txt; cp params.yaml o/part2.txt\n",
+    );
+    env.write(".gitignore", "o/\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "stage"]);
+    let run = env.record(&["-c", "params.yaml", "-o", "o", "--", "sh", "make.sh"]);
+    let original = env.work.clone();
+    let exp = env.root().join("exp");
+    copy_dir(&original, &exp);
+    env.work = exp;
+    env.write("params.yaml", "k: 2\n");
+    env.write("o/part1.txt", "k: 2\n");
+    let out = env.cmd(["status", "--json"]);
+    assert_eq!(code(&out), 6, "{}", stdout(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let stage = &v["stages"][0];
+    assert_eq!(stage["id"], run.as_str(), "{v}");
+    assert_eq!(
+        stage["copied_from"],
+        original.display().to_string().as_str(),
+        "{v}"
+    );
+    let reasons = stage["reasons"].to_string();
+    assert!(
+        reasons.contains("config params.yaml changed") && reasons.contains("output o is modified"),
+        "{v}"
+    );
+}

@@ -75,7 +75,7 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
     let (original, mapped) = moves.relocate_unless(
         original,
         mapped.map(moved::Mapped::Worktree),
-        &mut moved::holds_now(&now, cache),
+        &mut moved::holds_now(&now, cache, &store),
     );
     let (upstream, mut checked) = if args.upstream {
         upstream::plan(&store, ctx, &original, &args, cache, &moves)?
@@ -531,13 +531,28 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
     // bytes another recorded run wrote there (a later stage writing into its directory, a
     // failed run's partial output) are recorded, and no reason to stop.
     let refusal = |stages: &[&stale::Stage]| -> Result<Option<String>> {
-        if args.force {
-            return Ok(None);
-        }
         for s in stages {
             let now = checks::Current::default();
-            let (record, _) =
-                moves.relocate(store.load_run(&s.id)?, &mut moved::holds_now(&now, &store));
+            let (record, mapped) = moves.relocate(
+                store.load_run(&s.id)?,
+                &mut moved::holds_now(&now, &store, &store),
+            );
+            // Recorded in another copy of this project, and not read here (no file of its
+            // here with its bytes): rerunning it would write there, even with --force.
+            if mapped.is_none()
+                && let Some(root) = record.capture.git.as_ref().map(|g| g.root.as_str())
+                && moves.is_other_copy(root)
+            {
+                return Ok(Some(format!(
+                    "stale run {} (`{}`) was recorded in {}, another copy of this project, and no file of its here holds the bytes it recorded: rerunning it would write there, not here (rerun it there, or rerun its stage here with `lineage run`)",
+                    s.short,
+                    s.command,
+                    crate::model::text::escape(root)
+                )));
+            }
+            if args.force {
+                continue;
+            }
             let planted = stale::planted_outputs(&record);
             if !planted.is_empty() {
                 let shown: Vec<_> = planted
@@ -699,7 +714,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         let standing = proof(&store, ctx, &next.id, &next.short, false, own.as_deref())?;
         // Recorded in a repository moved here since: rerun here.
         let now = checks::Current::default();
-        let (record, mapped) = moves.relocate(record, &mut moved::holds_now(&now, &store));
+        let (record, mapped) = moves.relocate(record, &mut moved::holds_now(&now, &store, &store));
         if let Some(m) = mapped.as_ref().filter(|_| !args.quiet) {
             ui::info_lines(&m.line());
         }

@@ -101,6 +101,15 @@ impl Moves {
         self.pairs.is_empty()
     }
 
+    /// Whether `root` is another copy of the repository here, still there (its runs are read
+    /// here only on evidence; without it, rerunning one here would write there).
+    pub fn is_other_copy(&self, root: &str) -> bool {
+        let root = root.trim_end_matches('/');
+        self.pairs
+            .iter()
+            .any(|(from, _, copied)| *copied && from == root)
+    }
+
     /// Where a recorded absolute path is now: under the new root when it was under a moved
     /// one, else as recorded.
     pub fn forward(&self, abs: &str) -> String {
@@ -225,10 +234,13 @@ impl Mapped {
 }
 
 /// Evidence for [`Moves::relocate`]: whether `path` holds `bytes` now, looked at through `now`
-/// (each path hashed once) and `cache`.
+/// (each path hashed once) and `cache`; for a directory recorded there that differs now (a
+/// half-written output, a file edited inside it), whether one of the first files it held
+/// (`FILES_WEIGHED`, non-empty) is there with its bytes.
 pub fn holds_now<'a>(
     now: &'a super::checks::Current,
     cache: &'a dyn crate::hash::StatCache,
+    store: &'a Store,
 ) -> impl FnMut(&Path, &Hash, bool) -> bool + 'a {
     move |path, bytes, output| {
         let found = if output {
@@ -236,9 +248,22 @@ pub fn holds_now<'a>(
         } else {
             now.input(path, cache)
         };
-        found == Some(*bytes)
+        if found == Some(*bytes) {
+            return true;
+        }
+        if found.is_none() || !path.is_dir() {
+            return false;
+        }
+        store
+            .some_dir_files(bytes, FILES_WEIGHED)
+            .unwrap_or_default()
+            .into_iter()
+            .any(|(rel, h)| now.input(&path.join(path_of(&rel)), cache) == Some(h))
     }
 }
+
+/// How many files of a recorded directory are looked at for evidence.
+const FILES_WEIGHED: usize = 16;
 
 /// `r` with every path under `from` taken under `to`.
 fn moved_record(r: &RunRecord, from: &str, to: &str) -> RunRecord {

@@ -489,7 +489,7 @@ impl Walk<'_> {
         }
         let loaded = self.store.load_run(id)?;
         let (r, moved_from) = {
-            let mut holds = holds_now(&self.now, self.store);
+            let mut holds = holds_now(&self.now, self.store, self.store);
             self.moves.relocate(loaded, &mut holds)
         };
         let short = self.store.short_id(id).unwrap_or_else(|_| id.to_string());
@@ -812,7 +812,7 @@ fn outputs_and_copies_under(
         if let Some(known) = evident.get(run) {
             return Ok(*known);
         }
-        let (_, mapped) = moves.relocate(store.load_run(run)?, &mut holds_now(now, store));
+        let (_, mapped) = moves.relocate(store.load_run(run)?, &mut holds_now(now, store, store));
         evident.insert(run.to_string(), mapped.is_some());
         Ok(mapped.is_some())
     };
@@ -855,7 +855,7 @@ fn outputs_and_copies_under(
         if let Some(known) = held.get(id) {
             return Ok(*known);
         }
-        let (r, _) = moves.relocate(store.load_run(id)?, &mut holds_now(now, store));
+        let (r, _) = moves.relocate(store.load_run(id)?, &mut holds_now(now, store, store));
         let holds = r
             .edges
             .iter()

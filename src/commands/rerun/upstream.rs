@@ -242,7 +242,7 @@ impl Walk<'_> {
             crate::commands::readable(&record)?;
             let (record, mapped) = super::worktree::as_original(self.store, record)?;
             let (record, mapped) = {
-                let mut holds = super::moved::holds_now(&self.now, self.cache);
+                let mut holds = super::moved::holds_now(&self.now, self.cache, self.store);
                 self.moves
                     .relocate_unless(record, mapped.map(Mapped::Worktree), &mut holds)
             };
