@@ -1859,3 +1859,89 @@ fn a_copy_with_a_half_rewritten_output_directory_is_still_read_here() {
         "{v}"
     );
 }
+
+/// After the original reran its stages with new params, a copy lists each stage once, for
+/// its own reasons: a stage whose log the rerun left as it was is the run that holds both
+/// its files here (not listed again as the rerun, "lr, n differ"); an output directory
+/// removed in the copy is its own run's, missing (not the original's rerun, "seed differs",
+/// found as the maker of the next stage's input).
+#[test]
+fn a_copy_lists_each_stage_once_after_its_original_reran() {
+    let mut env = Env::new();
+    env.init_repo();
+    env.write("params.yaml", "prep:\n  seed: 1\ntrain:\n  lr: 1\n  n: 1\n");
+    env.write("raw.txt", "raw\n");
+    env.write(
+        "prep.sh",
+        "mkdir -p prep; { cat raw.txt; grep -A1 '^prep:' params.yaml; } > prep/a.txt\n",
+    );
+    env.write(
+        "train.sh",
+        "{ cat prep/a.txt; grep -A2 '^train:' params.yaml; } > model.txt; cat prep/a.txt > log.txt\n",
+    );
+    env.write(".gitignore", "prep/\n*.txt\n!raw.txt\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "stages"]);
+    let prep = env.record(&[
+        "-i",
+        "raw.txt",
+        "-c",
+        "params.yaml:prep",
+        "-o",
+        "prep",
+        "--",
+        "sh",
+        "prep.sh",
+    ]);
+    let train = env.record(&[
+        "-i",
+        "prep/a.txt",
+        "-c",
+        "params.yaml:train",
+        "-o",
+        "model.txt",
+        "-o",
+        "log.txt",
+        "--",
+        "sh",
+        "train.sh",
+    ]);
+    let original = env.work.clone();
+    let exp = env.root().join("exp");
+    copy_dir(&original, &exp);
+    // The original: a new lr (the log stays as it was), then a new seed.
+    env.write("params.yaml", "prep:\n  seed: 1\ntrain:\n  lr: 2\n  n: 1\n");
+    let out = env.cmd(["rerun", "--stale", "-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    env.write("params.yaml", "prep:\n  seed: 2\ntrain:\n  lr: 2\n  n: 1\n");
+    let out = env.cmd(["rerun", "--stale", "-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    env.work = exp.clone();
+    env.write("params.yaml", "prep:\n  seed: 1\ntrain:\n  lr: 1\n  n: 5\n");
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6, "{stages:?}");
+    let seen: Vec<(&str, &[String])> = stages
+        .iter()
+        .map(|s| (s.0.as_str(), s.2.as_slice()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (prep.as_str(), &[][..]),
+            (
+                train.as_str(),
+                &["config params.yaml: train.n differs".to_string()][..]
+            )
+        ],
+        "{stages:?}"
+    );
+    std::fs::remove_dir_all(exp.join("prep")).expect("rm prep");
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6, "{stages:?}");
+    let ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(ids, [&prep, &train], "{stages:?}");
+    assert_eq!(stages[0].2, ["output prep is missing"], "{stages:?}");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(status(&env).0, 0);
+}

@@ -632,6 +632,17 @@ impl Walk<'_> {
                 break;
             }
             let rel = &abs_path[dir.len() + 1..];
+            // Where another copy's runs are read here, the directory's writer is the one the
+            // outputs' ranking picks (by the bytes there, here, whose inputs hold), as for
+            // any output; else the latest recorded there.
+            if !self.moves.is_empty() {
+                let (run, wrote) = self.last_writer(dir)?;
+                if !run.is_empty() {
+                    return Ok(Some((run, rel.to_string(), wrote)));
+                }
+                at = dir;
+                continue;
+            }
             // (holds h, run id, what it wrote)
             let mut best: Option<(bool, String, Option<Hash>)> = None;
             for at in self.moves.recorded_at(dir) {
@@ -850,20 +861,37 @@ fn outputs_and_copies_under(
     // Whether each run's inputs and configs (read where it is read) hold here now the bytes
     // it read: between two runs that made what is there, neither recorded here (the
     // original's and a sibling copy's), the one whose inputs are these.
-    let mut held: std::collections::HashMap<String, bool> = Default::default();
-    let mut inputs_hold = |id: &str| -> Result<bool> {
+    // Then how many of its files are here with the bytes it recorded (a stage that wrote a
+    // model and a log, rerun in the original with a new param that left the log as it was:
+    // the first run holds both here, the rerun only the log).
+    let mut held: std::collections::HashMap<String, (bool, usize)> = Default::default();
+    let mut inputs_hold = |id: &str| -> Result<(bool, usize)> {
         if let Some(known) = held.get(id) {
             return Ok(*known);
         }
         let (r, _) = moves.relocate(store.load_run(id)?, &mut holds_now(now, store, store));
-        let holds = r
+        // As `status` checks them: a config by the keys the run depends on; an input that
+        // is not here (an earlier stage's output, not made yet) tells nothing.
+        let holds = r.unreadable.is_none() && {
+            let (c, _) = checks::check_now(store, &r, false, store, now)?;
+            c.configs.iter().all(|i| !i.differs())
+                && c.inputs.iter().all(|i| i.now.is_none() || !i.differs())
+        };
+        let files = r
             .edges
             .iter()
-            .filter(|e| e.role != Role::Output)
             .filter_map(|e| e.artifact.as_ref().map(|a| (e, a.hash)))
-            .all(|(e, h)| now.input(&path_of(&e.abs_path), store) == Some(h));
-        held.insert(id.to_string(), holds);
-        Ok(holds)
+            .filter(|(e, h)| {
+                let at = path_of(&e.abs_path);
+                let found = match e.role {
+                    Role::Output => now.output(&at, store),
+                    _ => now.input(&at, store),
+                };
+                found == Some(*h)
+            })
+            .count();
+        held.insert(id.to_string(), (holds, files));
+        Ok((holds, files))
     };
     for (at, mut writers) in found {
         let mut there = None;
@@ -872,8 +900,11 @@ fn outputs_and_copies_under(
             let mut keyed = Vec::with_capacity(writers.len());
             for (here, o) in writers {
                 let made = o.3.is_some() && o.3 == there;
-                let holds = !here && inputs_hold(&o.2)?;
-                keyed.push(((made, here, holds, o.2.clone()), (here, o)));
+                let (holds, files) = match here {
+                    true => (false, 0),
+                    false => inputs_hold(&o.2)?,
+                };
+                keyed.push(((made, here, holds, files, o.2.clone()), (here, o)));
             }
             keyed.sort_by(|a, b| a.0.cmp(&b.0));
             writers = keyed.into_iter().map(|(_, w)| w).collect();
