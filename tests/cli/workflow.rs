@@ -1791,7 +1791,7 @@ fn rerun_stale_in_a_copy_never_reruns_a_stage_of_another_copy_there() {
     env.write(".gitignore", "o/\n");
     env.git(&["add", "."]);
     env.git(&["commit", "-q", "-m", "stage"]);
-    env.record(&["-c", "params.yaml", "-o", "o", "--", "sh", "make.sh"]);
+    let run = env.record(&["-c", "params.yaml", "-o", "o", "--", "sh", "make.sh"]);
     let original = env.work.clone();
     let exp = env.root().join("exp");
     copy_dir(&original, &exp);
@@ -1816,6 +1816,12 @@ fn rerun_stale_in_a_copy_never_reruns_a_stage_of_another_copy_there() {
         std::fs::read(original.join("o/f00.txt")).expect("f00"),
         before,
         "nothing written in the original"
+    ); // Asked for by its id, it reruns where it was recorded, and says so.
+    let out = env.cmd(["rerun", "--dry-run", &run]);
+    assert!(
+        stderr(&out).contains("another copy of this project, and no file of its here holds the bytes it recorded: it reruns there, not here"),
+        "{}",
+        stderr(&out)
     );
 }
 
@@ -1944,4 +1950,50 @@ fn a_copy_lists_each_stage_once_after_its_original_reran() {
     let out = env.cmd(["rerun", "--stale"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(status(&env).0, 0);
+}
+
+/// A config given by an absolute path with the keys a stage depends on (`-c
+/// /abs/proj/params.yaml:s`), read in a copy: its keys and params follow the path, so a
+/// change of those keys in the copy makes the stage stale, and a change elsewhere in the file
+/// does not. Before, the params read as set over the config (nothing compared: "up to
+/// date" with `s.k` changed), and a rerun there took the whole file.
+#[test]
+fn a_config_given_by_an_absolute_path_is_checked_by_its_keys_in_a_copy() {
+    let mut env = Env::new();
+    env.init_repo();
+    env.write("params.yaml", "s:\n  k: 1\n");
+    env.write(".gitignore", "out.txt\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "stage"]);
+    let config = format!("{}:s", env.path("params.yaml").display());
+    let run = env.record(&[
+        "-c",
+        &config,
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "grep k: params.yaml > out.txt",
+    ]);
+    let exp = env.root().join("exp");
+    copy_dir(&env.work.clone(), &exp);
+    env.work = exp.clone();
+    env.write("params.yaml", "s:\n  k: 2\n");
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 6, "{stages:?}");
+    assert_eq!(stages[0].0, run, "{stages:?}");
+    assert_eq!(
+        stages[0].2,
+        [format!(
+            "config {}: s.k differs",
+            exp.join("params.yaml").display()
+        )],
+        "{stages:?}"
+    );
+    let out = env.cmd(["rerun", "--stale", "-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    env.write("params.yaml", "s:\n  k: 2\nt:\n  z: 1\n");
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
 }

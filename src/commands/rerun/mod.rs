@@ -77,6 +77,17 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
         mapped.map(moved::Mapped::Worktree),
         &mut moved::holds_now(&now, cache, &store),
     );
+    // Recorded in another copy of the project here, and not read here (no file of its here
+    // holds its bytes): it reruns there, as recorded; said, since you are here.
+    if mapped.is_none()
+        && let Some(root) = original.capture.git.as_ref().map(|g| g.root.as_str())
+        && moves.is_other_copy(root)
+    {
+        ui::warn(format_args!(
+            "run {short} was recorded in {}, another copy of this project, and no file of its here holds the bytes it recorded: it reruns there, not here",
+            crate::model::text::escape(root)
+        ));
+    }
     let (upstream, mut checked) = if args.upstream {
         upstream::plan(&store, ctx, &original, &args, cache, &moves)?
     } else {
@@ -348,7 +359,7 @@ fn rerun_step(
     {
         ui::warn(format_args!(
             "the rerun wrote {}, in {} where run {short} was recorded, not in {}: a path in its \
-             config, code or arguments names that place",
+             config, code or arguments, or a symbolic link, leads there",
             touched.join(", "),
             crate::model::text::escape(from),
             crate::model::text::escape(to)

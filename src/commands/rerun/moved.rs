@@ -281,6 +281,18 @@ fn moved_record(r: &RunRecord, from: &str, to: &str) -> RunRecord {
             e.path = path;
         }
     }
+    // A config given by an absolute path (`-c /old/root/params.yaml:train`): its params and
+    // keys are kept under its path as given, which follows (else its keys were lost and its
+    // params read as set over it: nothing compared).
+    for p in &mut r.params {
+        if let Some(source) = forward(&p.source) {
+            p.source = source;
+        }
+    }
+    r.capture.config_keys = std::mem::take(&mut r.capture.config_keys)
+        .into_iter()
+        .map(|(p, k)| (forward(&p).unwrap_or(p), k))
+        .collect();
     // The command line: a whole argument, or the value of `--flag=PATH`.
     for arg in &mut r.argv {
         let text = path_text(arg);
@@ -370,6 +382,14 @@ mod tests {
             observed: None,
         });
         r.capture
+            .config_keys
+            .insert("/w/a/params.yaml".into(), vec!["train".into()]);
+        r.params.push(crate::model::Param {
+            key: "train.lr".into(),
+            value: serde_json::json!(0.1),
+            source: "/w/a/params.yaml".into(),
+        });
+        r.capture
             .env
             .insert("PATH".into(), "/w/a/.venv/bin:/usr/bin".into());
         r.capture.env.insert("HOME".into(), "/home/u".into());
@@ -387,6 +407,8 @@ mod tests {
             ["python", "/x/b/.venv/bin/x", "--out=/x/b/out", "/w/ab"]
         );
         assert_eq!(m.capture.env["PATH"], "/x/b/.venv/bin:/usr/bin");
+        assert_eq!(m.capture.config_keys["/x/b/params.yaml"], ["train"]);
+        assert_eq!(m.params[0].source, "/x/b/params.yaml");
         assert_eq!(m.capture.env["HOME"], "/home/u");
         assert_eq!(
             m.capture.git.as_ref().map(|g| g.root.as_str()),
