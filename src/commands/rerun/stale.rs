@@ -636,9 +636,21 @@ impl Walk<'_> {
             // outputs' ranking picks (by the bytes there, here, whose inputs hold), as for
             // any output; else the latest recorded there.
             if !self.moves.is_empty() {
-                let (run, wrote) = self.last_writer(dir)?;
-                if !run.is_empty() {
-                    return Ok(Some((run, rel.to_string(), wrote)));
+                // Only a directory recorded as an output somewhere (an exact lookup): the
+                // ranking lists everything under the path it is asked about, and the
+                // directories above the project hold every project's outputs.
+                let mut recorded = false;
+                for at in self.moves.recorded_at(dir) {
+                    if self.store.latest_output_at(&at)?.is_some() {
+                        recorded = true;
+                        break;
+                    }
+                }
+                if recorded {
+                    let (run, wrote) = self.last_writer(dir)?;
+                    if !run.is_empty() {
+                        return Ok(Some((run, rel.to_string(), wrote)));
+                    }
                 }
                 at = dir;
                 continue;
