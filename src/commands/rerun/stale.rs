@@ -617,14 +617,11 @@ impl Walk<'_> {
     }
 
     /// The nearest directory around `abs_path` recorded as an output: its last writer, the
-    /// path inside it, and the bytes it wrote there. Recorded here first; else, of those
-    /// recorded where the project was moved or copied from, the latest that holds bytes `h`
-    /// at that path (the original's, not a sibling copy's that made other bytes), else the
-    /// latest.
+    /// path inside it, and the bytes it wrote there. Where runs of another copy (or of a
+    /// moved project) are read here, the writer the outputs' ranking picks for it.
     fn last_writer_around(
         &mut self,
         abs_path: &str,
-        h: &Hash,
     ) -> Result<Option<(String, String, Option<Hash>)>> {
         let mut at = abs_path.trim_end_matches('/');
         while let Some((dir, _)) = at.rsplit_once('/') {
@@ -655,25 +652,7 @@ impl Walk<'_> {
                 at = dir;
                 continue;
             }
-            // (holds h, run id, what it wrote)
-            let mut best: Option<(bool, String, Option<Hash>)> = None;
-            for at in self.moves.recorded_at(dir) {
-                let Some((run, wrote)) = self.store.latest_output_at(&at)? else {
-                    continue;
-                };
-                if at == dir {
-                    best = Some((true, run, wrote));
-                    break;
-                }
-                let holds = wrote.is_some_and(|d| self.store.manifest_holds(&d, rel, h));
-                if best
-                    .as_ref()
-                    .is_none_or(|(b, l, _)| (holds, &run) > (*b, l))
-                {
-                    best = Some((holds, run, wrote));
-                }
-            }
-            if let Some((_, run, wrote)) = best {
+            if let Some((run, wrote)) = self.store.latest_output_at(dir)? {
                 return Ok(Some((run, rel.to_string(), wrote)));
             }
             at = dir;
@@ -703,7 +682,7 @@ impl Walk<'_> {
             // bytes there. Without it a rerun that made the same file again was passed over
             // for the original, stale for good.
             if last.is_empty()
-                && let Some((last, rel, wrote)) = self.last_writer_around(abs_path, h)?
+                && let Some((last, rel, wrote)) = self.last_writer_around(abs_path)?
                 && last != r.id
                 && (differs || wrote.is_some_and(|d| self.store.manifest_holds(&d, &rel, h)))
             {
