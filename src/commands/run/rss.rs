@@ -20,7 +20,7 @@ pub(super) struct Sampler {
 
 impl Sampler {
     /// Sample the processes descended from `child` (itself included) every `interval`, the
-    /// first time now.
+    /// first time one interval from now.
     pub(super) fn start(child: u32, interval: Duration) -> Sampler {
         let (stop, stopped) = mpsc::channel::<()>();
         let peak = Arc::new(AtomicU64::new(0));
@@ -30,14 +30,13 @@ impl Sampler {
                 .name("lineage-rss-sampler".into())
                 .spawn(move || {
                     let page = page_size();
-                    loop {
+                    // Not at launch: the job has only just been exec'd, and a short job would
+                    // wait at its end for a walk of its family that tells nothing.
+                    while matches!(
+                        stopped.recv_timeout(interval),
+                        Err(mpsc::RecvTimeoutError::Timeout)
+                    ) {
                         peak.fetch_max(total_pages(child) * page, Ordering::Relaxed);
-                        if !matches!(
-                            stopped.recv_timeout(interval),
-                            Err(mpsc::RecvTimeoutError::Timeout)
-                        ) {
-                            return;
-                        }
                     }
                 })
                 .ok()
