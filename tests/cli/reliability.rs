@@ -811,3 +811,45 @@ fn a_background_process_truncating_an_input_never_costs_the_job_its_exit_code() 
         );
     }
 }
+
+#[test]
+fn a_store_locked_by_another_process_does_not_hold_the_job_back() {
+    // The run is written as the job starts, not before it: a store that another process
+    // holds locked (a long import, a pull) no longer keeps the job waiting, up to the
+    // 30-second busy timeout and then refused. The record waits for the lock instead, and the
+    // run is recorded whole.
+    let env = Env::new();
+    env.record(&["--", "true"]);
+    let holder = env.db();
+    holder
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("lock the store");
+    let mut cmd = env.lineage();
+    cmd.args([
+        "run",
+        "-q",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$LINEAGE_RUN_ID\" > started",
+    ])
+    .current_dir(&env.work)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn");
+    // Less than the busy timeout: before, the job had not started by then.
+    let started = env.path("started");
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while !started.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ran_while_locked = started.exists();
+    holder.execute_batch("COMMIT").expect("unlock");
+    let out = child.wait_with_output().expect("wait");
+    assert!(ran_while_locked, "the job waited for the store's lock");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let run = env.show(None);
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let id = std::fs::read_to_string(&started).expect("started");
+    assert_eq!(run["id"].as_str(), Some(id.trim()), "{run:#}");
+}

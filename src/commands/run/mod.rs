@@ -19,6 +19,7 @@ mod plan;
 mod rss;
 mod told;
 
+use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::Result;
@@ -123,22 +124,38 @@ pub fn execute(mut plan: Plan) -> Executed {
         ui::info(note);
     }
     let id = uuid::Uuid::now_v7().to_string();
-    if let Err(e) = begin(&mut plan, &id, &mut pre) {
-        ui::error(&e, Some(plan.store.dir()));
-        return Executed {
-            id,
-            exit: code::CANNOT_LAUNCH,
-            status: None,
-            outputs: Vec::new(),
-            recorded: false,
-        };
-    }
-    crate::timing::mark("run begun");
-    // Told only when not quiet (a query over the runs, before launch).
+    // Told only when not quiet (a query over the runs, before launch). The run is not in the
+    // store yet: its short id is the shortest that no other run shares, as it will be.
     let short = match plan.quiet {
         true => String::new(),
         false => plan.store.short_id(&id).unwrap_or_else(|_| id.clone()),
     };
+    // `--strict` refuses a job it cannot record: the run is written before the job starts.
+    // Otherwise it is written while the job starts (the fork, the exec and the observer's
+    // first answer take about as long as the commit), and a store that cannot take it then
+    // has the run written once the job has ended, as one full before launch does.
+    if plan.strict {
+        let begun = begin(
+            &mut plan.store,
+            &plan.policy,
+            &plan.argv,
+            &plan.cwd,
+            plan.rerun_of.as_deref(),
+            &id,
+            pre.to_begin(),
+        );
+        if let Err(e) = settle_begun(&mut plan, &mut pre, begun, true) {
+            ui::error(&e, Some(plan.store.dir()));
+            return Executed {
+                id,
+                exit: code::CANNOT_LAUNCH,
+                status: None,
+                outputs: Vec::new(),
+                recorded: false,
+            };
+        }
+        crate::timing::mark("run begun");
+    }
     if !plan.quiet {
         match plan.late {
             None => ui::info(format_args!("run {short} recording")),
@@ -147,66 +164,116 @@ pub fn execute(mut plan: Plan) -> Executed {
             )),
         }
     }
-    // What is at each output now: afterwards, what the job wrote is told from it.
-    let before: Vec<_> = plan
-        .outputs
-        .iter()
-        .map(|d| crate::hash::snapshot(&d.abs))
-        .collect();
-    // A team store's password stays with lineage: the job gets the URL without it.
-    let stores = crate::location::store_vars_without_password(plan.env.as_deref());
-    let mut extra_env = vec![("LINEAGE_RUN_ID", id.as_str())];
-    extra_env.extend(stores.iter().map(|(k, v)| (*k, v.as_str())));
-    // The in-job API's channel: its socket's path for the job.
-    let opened = match opening {
-        Ok(t) => t
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("its thread panicked"))),
-        Err(e) => Err(e),
-    };
-    let channel = match opened {
-        Ok(c) => Some(c),
-        Err(e) => {
-            pre.capture.notes.push(format!(
-                "the in-job API was not offered to the job: no socket for it ({e})"
-            ));
-            None
+    let (spawned, begun) = std::thread::scope(|s| {
+        let writing = (!plan.strict).then(|| {
+            let (store, policy, argv, cwd) = (&mut plan.store, &plan.policy, &plan.argv, &plan.cwd);
+            let (rerun_of, id) = (plan.rerun_of.as_deref(), &id);
+            let captured = pre.to_begin();
+            std::thread::Builder::new()
+                .name("lineage-begin".into())
+                .spawn_scoped(s, move || {
+                    begin(store, policy, argv, cwd, rerun_of, id, captured)
+                })
+        });
+        // What is at each output now: afterwards, what the job wrote is told from it.
+        let before: Vec<_> = plan
+            .outputs
+            .iter()
+            .map(|d| crate::hash::snapshot(&d.abs))
+            .collect();
+        // A team store's password stays with lineage: the job gets the URL without it.
+        let stores = crate::location::store_vars_without_password(plan.env.as_deref());
+        let mut extra_env = vec![("LINEAGE_RUN_ID", id.as_str())];
+        extra_env.extend(stores.iter().map(|(k, v)| (*k, v.as_str())));
+        // The in-job API's channel: its socket's path for the job.
+        let opened = match opening {
+            Ok(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("its thread panicked"))),
+            Err(e) => Err(e),
+        };
+        let mut notes = Vec::new();
+        let channel = match opened {
+            Ok(c) => Some(c),
+            Err(e) => {
+                notes.push(format!(
+                    "the in-job API was not offered to the job: no socket for it ({e})"
+                ));
+                None
+            }
+        };
+        let api_path = channel
+            .as_ref()
+            .map(|c| c.path().to_string_lossy().into_owned());
+        if let Some(p) = &api_path {
+            extra_env.push((crate::api::ENV, p.as_str()));
         }
-    };
-    let api_path = channel
-        .as_ref()
-        .map(|c| c.path().to_string_lossy().into_owned());
-    if let Some(p) = &api_path {
-        extra_env.push((crate::api::ENV, p.as_str()));
+        // Removed by the observer's heir should lineage be killed (SIGKILL) before it can.
+        if let Some(c) = &channel
+            && let Some(dir) = c.path().parent()
+        {
+            crate::observe::leave_socket_to_heir(c.path(), dir);
+        }
+        crate::timing::mark("in-job API listening");
+        let stop = plan.hashing.stop_flag();
+        let (observer, hook, off) = observe(plan.observe, plan.quiet);
+        // Without an observer there is no heir: the signal witness removes them instead.
+        if observer.is_none()
+            && let Some(c) = &channel
+            && let Some(dir) = c.path().parent()
+        {
+            child::leave_socket_to_witness(c.path(), dir);
+        }
+        crate::timing::mark("observer started");
+        let start = crate::observe::coarse_now();
+        let spawned = child::spawn(
+            &plan.argv,
+            plan.program.as_deref(),
+            &plan.cwd,
+            plan.env.as_deref(),
+            &extra_env,
+            stop,
+            hook,
+        );
+        crate::timing::mark("job started");
+        // A thread that could not be started: the run is written now, the job started.
+        let begun = writing.map(|w| {
+            w.ok()
+                .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        });
+        (
+            (spawned, before, channel, observer, off, start, notes),
+            begun,
+        )
+    });
+    let (spawned, before, channel, observer, off, start, notes) = spawned;
+    let begun = begun.map(|b| {
+        b.unwrap_or_else(|| {
+            let rerun_of = plan.rerun_of.as_deref();
+            let store = &mut plan.store;
+            begin(
+                store,
+                &plan.policy,
+                &plan.argv,
+                &plan.cwd,
+                rerun_of,
+                &id,
+                pre.to_begin(),
+            )
+        })
+    });
+    if let Some(begun) = begun {
+        // Not strict: never an error, at worst the run is written once the job has ended.
+        let _ = settle_begun(&mut plan, &mut pre, begun, false);
+        crate::timing::mark("run begun");
     }
-    // Removed by the observer's heir should lineage be killed (SIGKILL) before it can.
-    if let Some(c) = &channel
-        && let Some(dir) = c.path().parent()
-    {
-        crate::observe::leave_socket_to_heir(c.path(), dir);
+    pre.capture.notes.extend(notes);
+    if let Some(why) = off {
+        pre.capture.observed = Some(crate::model::ObservedIo {
+            off: Some(why),
+            ..Default::default()
+        });
     }
-    crate::timing::mark("in-job API listening");
-    let stop = plan.hashing.stop_flag();
-    let (observer, hook) = observe(&plan, &mut pre);
-    // Without an observer there is no heir: the signal witness removes them instead.
-    if observer.is_none()
-        && let Some(c) = &channel
-        && let Some(dir) = c.path().parent()
-    {
-        child::leave_socket_to_witness(c.path(), dir);
-    }
-    crate::timing::mark("observer started");
-    let start = crate::observe::coarse_now();
-    let spawned = child::spawn(
-        &plan.argv,
-        plan.program.as_deref(),
-        &plan.cwd,
-        plan.env.as_deref(),
-        &extra_env,
-        stop,
-        hook,
-    );
-    crate::timing::mark("job started");
     let running = match spawned {
         Ok(r) => r,
         Err(e) => {
@@ -227,72 +294,119 @@ pub fn execute(mut plan: Plan) -> Executed {
 }
 
 /// The supervisor that observes the job's file calls, when the plan asks for it and the
-/// kernel offers it (else a note: the job runs unobserved, as with `--no-observe`).
+/// kernel offers it; else why not (said once unless quiet, kept with the run): the job runs
+/// unobserved, as with `--no-observe`.
 fn observe(
-    plan: &Plan,
-    pre: &mut PreLaunch,
+    wanted: bool,
+    quiet: bool,
 ) -> (
     Option<crate::observe::Observer>,
     Option<crate::observe::Hook>,
+    Option<String>,
 ) {
-    if !plan.observe {
-        return (None, None);
+    if !wanted {
+        return (None, None, None);
     }
     match crate::observe::Observer::start() {
-        Ok((observer, hook)) => (Some(observer), Some(hook)),
+        Ok((observer, hook)) => (Some(observer), Some(hook), None),
         Err(why) => {
-            unobserved(plan, pre, &why.0);
-            (None, None)
+            if !quiet {
+                ui::info(format_args!(
+                    "the job's files are not observed: {}; only declared paths are recorded",
+                    why.0
+                ));
+            }
+            (None, None, Some(why.0))
         }
     }
 }
 
-/// Say once why the job runs unobserved, and keep it with the run.
-fn unobserved(plan: &Plan, pre: &mut PreLaunch, why: &str) {
-    if !plan.quiet {
-        ui::info(format_args!(
-            "the job's files are not observed: {why}; only declared paths are recorded"
-        ));
-    }
-    pre.capture.observed = Some(crate::model::ObservedIo {
-        off: Some(why.to_string()),
-        ..Default::default()
-    });
-}
-
-/// Phase one: the run as `running`, before launch. The job gets its real arguments; the
-/// store gets them with secrets redacted. A store that cannot be written now (a full disk or
-/// quota, a read-only or failing disk) does not stop the job: it runs,
-/// and the run is recorded whole when it ends if the store can take it then ([`Late`]);
-/// `--strict` refuses instead.
-fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
-    let raw_argv: Vec<Vec<u8>> = plan.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
-    let redacted = plan.policy.redact_argv(&raw_argv);
-    pre.capture.argv_redacted = redacted.fingerprints;
-    let capture = plan.policy.seal(pre.capture.clone());
+/// Phase one: the run as `running`, before launch (`--strict`) or while the job starts.
+/// The job gets its real arguments; the store gets them with secrets redacted. A store that
+/// cannot be written now (a full disk or quota, a read-only or failing disk) does not stop
+/// the job: it runs, and the run is recorded whole when it ends if the store can take it
+/// then ([`Late`]); `--strict` refuses instead ([`settle_begun`]).
+fn begin(
+    store: &mut Store,
+    policy: &crate::redact::Policy,
+    argv: &[std::ffi::OsString],
+    cwd: &std::path::Path,
+    rerun_of: Option<&str>,
+    id: &str,
+    (mut capture, pre): (crate::model::Capture, Recorded),
+) -> Begun {
+    let raw_argv: Vec<Vec<u8>> = argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let redacted = policy.redact_argv(&raw_argv);
+    capture.argv_redacted = redacted.fingerprints.clone();
+    let capture = policy.seal(capture);
     crate::timing::mark("capture sealed");
     let started_at = now();
     let run = NewRun {
         id,
         argv: &redacted.argv,
-        cwd: plan.cwd.as_os_str().as_bytes(),
+        cwd: cwd.as_os_str().as_bytes(),
         started_at: &started_at,
         pid: std::process::id(),
-        rerun_of: plan.rerun_of.as_deref(),
+        rerun_of,
         capture: &capture,
-        edges: &pre.inputs.edges,
-        params: &pre.params,
-        blobs: &pre.blobs,
+        edges: pre.edges,
+        params: pre.params,
+        blobs: pre.blobs,
     };
     // Not with the store's room: given back now, the job could fill it; it is kept for
     // writing the run once the job has ended (`begin_late`, `finish::record`).
-    let begun = plan.store.begin_run(&run);
-    let Err(e) = begun else { return Ok(()) };
-    let e = e.context(format!(
-        "could not record the run in {} before launch",
-        plan.store.dir().display()
-    ));
-    if plan.strict || !crate::error::is_store_unwritable(&e) {
+    let written = store.begin_run(&run).map_err(|e| {
+        e.context(format!(
+            "could not record the run in {} before launch",
+            store.dir().display()
+        ))
+    });
+    Begun {
+        written,
+        fingerprints: redacted.fingerprints,
+        late: Late {
+            argv: redacted.argv,
+            started_at,
+        },
+    }
+}
+
+/// What [`begin`] records of what was captured before launch.
+struct Recorded<'a> {
+    edges: &'a [Edge],
+    params: &'a crate::redact::Redacted<Vec<crate::model::Param>>,
+    blobs: &'a [crate::redact::Redacted<crate::redact::Blob>],
+}
+
+impl PreLaunch {
+    /// The capture as it is now, and what [`begin`] records beside it.
+    fn to_begin(&self) -> (crate::model::Capture, Recorded<'_>) {
+        let recorded = Recorded {
+            edges: &self.inputs.edges,
+            params: &self.params,
+            blobs: &self.blobs,
+        };
+        (self.capture.clone(), recorded)
+    }
+}
+
+/// What [`begin`] did: the run written or why not, and what writing it later needs.
+struct Begun {
+    written: Result<()>,
+    fingerprints: BTreeMap<usize, String>,
+    late: Late,
+}
+
+/// Take what [`begin`] did into the plan: an error only when the job must not start (`strict`:
+/// before launch, a store that cannot take the run, or any failure where the store is not
+/// merely full or read-only). Otherwise the run is written once the job has ended, said
+/// once as a warning and kept as a note.
+fn settle_begun(plan: &mut Plan, pre: &mut PreLaunch, begun: Begun, strict: bool) -> Result<()> {
+    pre.capture.argv_redacted = begun.fingerprints;
+    let Err(e) = begun.written else {
+        return Ok(());
+    };
+    if strict {
         return Err(e);
     }
     ui::warn(format_args!(
@@ -305,10 +419,7 @@ fn begin(plan: &mut Plan, id: &str, pre: &mut PreLaunch) -> Result<()> {
          ended, and nothing was recorded while it ran",
         e.root_cause()
     ));
-    plan.late = Some(Late {
-        argv: redacted.argv,
-        started_at,
-    });
+    plan.late = Some(begun.late);
     Ok(())
 }
 
