@@ -121,7 +121,9 @@ fn keep_room(dir: &Path) {
 }
 
 /// An open store. Reading and recording go through its methods, grouped by concern in the
-/// submodules; it is not shared between threads (SQLite's connection is not).
+/// submodules; it is used by one thread at a time (SQLite's connection may move between
+/// threads, as `lineage run` moves it to write the run while the job starts, but is not
+/// shared).
 pub struct Store {
     conn: Connection,
     dir: PathBuf,
