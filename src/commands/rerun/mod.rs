@@ -401,8 +401,8 @@ fn outputs_where_recorded(step: &Step) -> Vec<(PathBuf, Changed)> {
         .iter()
         .filter(|e| e.role == crate::model::Role::Output)
         .filter_map(|e| {
-            let rest = e.abs_path.strip_prefix(to.as_str())?;
-            (rest.starts_with('/')).then(|| crate::model::path_of(&format!("{from}{rest}")))
+            let rest = moved::under(&e.abs_path, to)?;
+            Some(crate::model::path_of(&format!("{from}{rest}")))
         })
         .filter(|p| p.exists())
         .map(|p| {

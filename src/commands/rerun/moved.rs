@@ -331,7 +331,7 @@ fn moved_record(r: &RunRecord, from: &str, to: &str) -> RunRecord {
 }
 
 /// What follows `root` in `abs` ("" or "/..."), when `abs` is `root` or lies under it.
-fn under<'a>(abs: &'a str, root: &str) -> Option<&'a str> {
+pub(super) fn under<'a>(abs: &'a str, root: &str) -> Option<&'a str> {
     let rest = abs.strip_prefix(root)?;
     (rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
