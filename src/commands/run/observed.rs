@@ -3,7 +3,7 @@
 //! matched against the declared paths, many files of one directory rolled up into that
 //! directory, and the new inputs and outputs hashed into edges marked `observed`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -48,7 +48,7 @@ pub(super) struct Places {
     cwd: PathBuf,
     /// The git work tree, when the job started in one.
     root: Option<PathBuf>,
-    tracked: HashSet<PathBuf>,
+    tracked: crate::capture::git::Tracked,
     /// The script the command runs (`python train.py`): code, kept with the capture.
     script: Option<PathBuf>,
     home: Option<PathBuf>,
@@ -71,10 +71,7 @@ pub(super) struct Places {
 impl Places {
     pub(super) fn new(plan: &Plan, capture: &Capture) -> Places {
         let root = capture.git.as_ref().map(|g| PathBuf::from(&g.root));
-        let tracked = root
-            .as_deref()
-            .map(crate::capture::git::tracked_files)
-            .unwrap_or_default();
+        let tracked = crate::capture::git::Tracked::at(root.clone());
         let var = |name: &str| -> Option<OsString> {
             match &plan.env {
                 Some(env) => env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
@@ -396,6 +393,13 @@ pub(super) fn found(
             paths.into_par_iter().map(stat).collect()
         }
     };
+    // Which of the files it named under the work tree git tracks, asked at once.
+    places.tracked.ask(
+        stated
+            .iter()
+            .filter(|s| s.2.is_some())
+            .map(|s| s.0.as_path()),
+    );
     // Declared paths: touched when the job opened them or anything in them, whatever
     // class the file is (a tracked config is code read, and was opened all the same).
     // Cleaned of `.` and `..` by name, as the paths the job named are (`-i ../data` is the
