@@ -796,9 +796,13 @@ impl Tracked {
         let Some(root) = &self.root else {
             return false;
         };
+        // The work tree itself is no file of it (and libgit2 refuses an empty path).
         let Ok(rel) = path.strip_prefix(root) else {
             return false;
         };
+        if rel.as_os_str().is_empty() {
+            return false;
+        }
         if let Some(listed) = &self.listed {
             return listed.contains(path);
         }
