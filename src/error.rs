@@ -106,11 +106,9 @@ fn cause_is(
 
 /// Whether the store could not be written for want of room ([`is_no_room`]) or of a
 /// writable disk (SQLite's read-only result; EROFS or EIO), anywhere in the chain of causes:
-/// `lineage run` then runs the job anyway, unrecorded when the store cannot even be opened.
-/// Not a lock held too long or locks that do not work (a network filesystem): a store that
-/// cannot be opened for that would keep every job unrecorded, so it is refused. (Once the
-/// store is open, any failure to write the run as the job starts only delays the record to
-/// the job's end; `--strict` refuses all of them before launch.)
+/// `lineage run` then runs the job anyway and records it if it can. Not a lock held too long
+/// or locks that do not work (a network filesystem): that store would keep every job
+/// unrecorded, so it is refused as before.
 pub fn is_store_unwritable(e: &anyhow::Error) -> bool {
     use nix::libc::{EIO, EROFS};
     e.chain().any(|cause| {
