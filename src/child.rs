@@ -82,8 +82,21 @@ pub struct Outcome {
     _listening: Listening,
 }
 
+/// What the child does between fork and exec besides lineage's own setup.
+#[derive(Default)]
+pub struct BeforeExec {
+    /// Install the observer's seccomp filter (last: it sees the job's calls only).
+    pub observe: Option<crate::observe::Hook>,
+    /// Wait for a byte on this pipe, its read and write ends (see [`spawn`]).
+    pub gate: Option<(RawFd, RawFd)>,
+}
+
 /// Start the command in `cwd` (from `found`, where its program was found on PATH), with
-/// `env` (None: lineage's own environment) plus `extra_env`.
+/// `env` (None: lineage's own environment) plus `extra_env`. With a gate (`before_exec.gate`,
+/// the read end of a pipe), the child is forked at once but execs the command only once a byte arrives on
+/// it: what lineage must do before the job runs (write the run) is done meanwhile. The
+/// gate shut (a 0, or closed without a byte) makes the spawn fail (`ECANCELED`): the
+/// command never ran.
 /// A stopping signal received once the command has ended sets `stop`, and so does one
 /// received while it ran, once it has ended (heard until the returned [`Running`]'s outcome
 /// is dropped: the handlers stay, so lineage is never left deaf).
@@ -94,8 +107,9 @@ pub fn spawn(
     env: Option<&[(OsString, OsString)]>,
     extra_env: &[(&str, &str)],
     stop: Arc<AtomicBool>,
-    observe: Option<crate::observe::Hook>,
+    before_exec: BeforeExec,
 ) -> io::Result<Running> {
+    let BeforeExec { observe, gate } = before_exec;
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
@@ -148,6 +162,13 @@ pub fn spawn(
             if nix::unistd::getppid() != parent {
                 return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));
             }
+            if let Some((read, write)) = gate {
+                // Its own copy of the write end closed first (lineage keeps the gate open
+                // across the fork): should lineage die, the gate ends, and so does the
+                // wait (the witness closes its copy at once).
+                nix::libc::close(write);
+                wait_at_gate(read)?;
+            }
             Ok(())
         });
     }
@@ -166,10 +187,11 @@ pub fn spawn(
         command.env(k, v);
     }
     // Before the job: a signal sent to the group from now on is seen by the witness.
-    let mut witness = Witness::start();
+    let mut witness = Witness::start(gate);
     let witness_pid = witness.as_ref().map(|w| w.pid);
-    let started = Instant::now();
     let child = command.spawn();
+    // From its exec: not the wait at the gate.
+    let started = Instant::now();
     // The hook's socket end goes with the command: the supervisor hears a child that never
     // sent its listener as the end of the socket.
     drop(command);
@@ -284,9 +306,38 @@ struct Witness {
     answer: OwnedFd,
 }
 
+/// In the child, before exec: wait for the byte that opens the gate (a 1, see [`spawn`]); a
+/// 0 is `ECANCELED`; the gate's end without a byte (lineage gone) ends the child. Async-
+/// signal-safe: read(2) and _exit(2) only, no allocation.
+fn wait_at_gate(fd: RawFd) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    loop {
+        #[allow(unsafe_code)]
+        // SAFETY: read(2) into a one-byte buffer on this stack frame.
+        let n = unsafe { nix::libc::read(fd, byte.as_mut_ptr().cast(), 1) };
+        match n {
+            1 if byte[0] == 1 => return Ok(()),
+            // Shut (a 0): lineage says why, once the spawn has failed.
+            1 => return Err(io::Error::from_raw_os_error(nix::libc::ECANCELED)),
+            // Ended without a word: lineage is gone, and nobody would hear the error.
+            #[allow(unsafe_code)]
+            // SAFETY: _exit(2) ends this child at once, as async-signal-safe as it gets.
+            0 => unsafe { nix::libc::_exit(125) },
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 impl Witness {
     /// None when it cannot be started: every signal a process sent is then forwarded.
-    fn start() -> Option<Witness> {
+    /// `gate`: the job's gate (see [`spawn`]), whose ends the witness closes: a copy of its
+    /// write end kept open would keep the job waiting for ever once lineage is gone.
+    fn start(gate: Option<(RawFd, RawFd)>) -> Option<Witness> {
         use nix::fcntl::OFlag;
         use nix::sys::signal::{SigSet, SigmaskHow};
         let (ask_r, ask_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ok()?;
@@ -298,7 +349,8 @@ impl Witness {
         let parent = nix::unistd::getpid();
         // Blocked across the fork, so the witness never runs a handler of lineage's.
         let old = set.thread_swap_mask(SigmaskHow::SIG_BLOCK).ok()?;
-        let theirs = [ask_w.as_raw_fd(), answer_r.as_raw_fd()];
+        let (gate_r, gate_w) = gate.unwrap_or((-1, -1));
+        let theirs = [ask_w.as_raw_fd(), answer_r.as_raw_fd(), gate_r, gate_w];
         let forked = Self::fork(parent, &set, &ask_r, &answer_w, theirs);
         let _ = old.thread_set_mask();
         let child = forked?;
@@ -315,7 +367,7 @@ impl Witness {
         set: &nix::sys::signal::SigSet,
         ask: &OwnedFd,
         answer: &OwnedFd,
-        theirs: [RawFd; 2],
+        theirs: [RawFd; 4],
     ) -> Option<Pid> {
         #[allow(unsafe_code)]
         // SAFETY: between fork and _exit the witness calls only async-signal-safe functions
@@ -382,7 +434,7 @@ fn witness_main(
     set: &nix::sys::signal::SigSet,
     ask: &OwnedFd,
     answer: &OwnedFd,
-    theirs: [RawFd; 2],
+    theirs: [RawFd; 4],
 ) -> ! {
     use nix::libc;
     let left = LEFT_SOCKET.get();
@@ -402,7 +454,7 @@ fn witness_main(
     #[allow(unsafe_code)]
     // SAFETY: async-signal-safe calls on plain values (see `Witness::start`).
     unsafe {
-        for fd in theirs {
+        for fd in theirs.into_iter().filter(|fd| *fd >= 0) {
             libc::close(fd);
         }
         if nix::unistd::getppid() != parent {

@@ -141,7 +141,7 @@ pub struct RunArgs {
     #[arg(long = "env-deny", value_name = "GLOB")]
     pub env_deny: Vec<String>,
 
-    /// Seconds between GPU memory samples while the job runs.
+    /// Seconds between samples of the job's memory (all its processes) and GPUs while it runs.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub sample_interval: f64,
 

@@ -813,43 +813,82 @@ fn a_background_process_truncating_an_input_never_costs_the_job_its_exit_code() 
 }
 
 #[test]
-fn a_store_locked_by_another_process_does_not_hold_the_job_back() {
-    // The run is written as the job starts, not before it: a store that another process
-    // holds locked (a long import, a pull) no longer keeps the job waiting, up to the
-    // 30-second busy timeout and then refused. The record waits for the lock instead, and the
-    // run is recorded whole.
+fn a_job_starts_only_once_its_run_is_in_the_store() {
+    // The run is written while the job is forked, and the job execs only once it is: a job
+    // that asks the store for its own run (`lineage show "$LINEAGE_RUN_ID"`, a tag) as it
+    // starts finds it, and a store that another process holds locked (a long import) holds
+    // the job back until the run is written.
     let env = Env::new();
     env.record(&["--", "true"]);
     let holder = env.db();
     holder
         .execute_batch("BEGIN IMMEDIATE")
         .expect("lock the store");
+    let ask = format!(
+        "'{}' show --json \"$LINEAGE_RUN_ID\" > seen",
+        env!("CARGO_BIN_EXE_lineage")
+    );
     let mut cmd = env.lineage();
-    cmd.args([
-        "run",
-        "-q",
-        "--",
-        "sh",
-        "-c",
-        "echo \"$LINEAGE_RUN_ID\" > started",
-    ])
-    .current_dir(&env.work)
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    cmd.args(["run", "-q", "--", "sh", "-c", &ask])
+        .current_dir(&env.work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn");
-    // Less than the busy timeout: before, the job had not started by then.
-    let started = env.path("started");
-    let deadline = Instant::now() + Duration::from_secs(25);
-    while !started.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let ran_while_locked = started.exists();
+    std::thread::sleep(Duration::from_millis(700));
+    let ran_while_locked = env.path("seen").exists();
     holder.execute_batch("COMMIT").expect("unlock");
     let out = child.wait_with_output().expect("wait");
-    assert!(ran_while_locked, "the job waited for the store's lock");
+    assert!(!ran_while_locked, "the job ran before its run was written");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let seen: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("seen")).expect("seen"))
+            .expect("the job's show --json");
+    assert_eq!(seen["status"], "running", "{seen:#}");
     let run = env.show(None);
+    assert_eq!(run["id"], seen["id"], "{run:#}");
     assert_eq!(run["status"], "succeeded", "{run:#}");
-    let id = std::fs::read_to_string(&started).expect("started");
-    assert_eq!(run["id"].as_str(), Some(id.trim()), "{run:#}");
+}
+
+#[test]
+fn a_lineage_killed_while_its_job_waits_to_start_leaves_no_job_and_no_run() {
+    // The job is forked while the run is written and waits at its gate until it is: killed
+    // then (SIGKILL: nothing can be said), lineage leaves neither the waiting job behind
+    // (its copy of the gate, and the signal witness's, closed, the wait ends) nor a record
+    // of a job that never ran.
+    let env = Env::new();
+    env.record(&["--", "true"]);
+    let holder = env.db();
+    holder
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("lock the store");
+    let marker = env.path("ran");
+    let script = format!("touch '{}'; sleep 30", marker.display());
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "--", "sh", "-c", &script])
+        .current_dir(&env.work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().expect("SIGKILL lineage");
+    child.wait().expect("reaped");
+    // Any process still holding the script in its command line: the job, waiting or run.
+    let left = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&script))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !left().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    holder.execute_batch("COMMIT").expect("unlock");
+    assert_eq!(left(), Vec::<String>::new(), "a job left behind");
+    assert!(!marker.exists(), "the job ran before its run was written");
+    let runs: Value = serde_json::from_slice(&env.cmd(["list", "--json"]).stdout).expect("list");
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs:#}");
 }

@@ -20,6 +20,7 @@ mod rss;
 mod told;
 
 use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::Result;
@@ -84,7 +85,7 @@ fn unrecorded(spec: &plan::Spec, e: &anyhow::Error) -> u8 {
         spec.env.as_deref(),
         &extra_env,
         stop,
-        None,
+        child::BeforeExec::default(),
     );
     let outcome = spawned.and_then(child::Running::wait);
     match outcome {
@@ -130,11 +131,16 @@ pub fn execute(mut plan: Plan) -> Executed {
         true => String::new(),
         false => plan.store.short_id(&id).unwrap_or_else(|_| id.clone()),
     };
-    // `--strict` refuses a job it cannot record: the run is written before the job starts.
-    // Otherwise it is written while the job starts (the fork, the exec and the observer's
-    // first answer take about as long as the commit), and a store that cannot take it then
-    // has the run written once the job has ended, as one full before launch does.
-    if plan.strict {
+    // The job is forked while the run is written, and execs once it is (`child::spawn`'s
+    // gate): the commit (its syncs) and the fork, the signal witness and the observer's
+    // start happen together, and the job still never runs before its record exists. With
+    // `--strict`, or without a pipe for the gate, the run is written first, then the job
+    // forked.
+    let gate = match plan.strict {
+        true => None,
+        false => nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok(),
+    };
+    if gate.is_none() {
         let begun = begin(
             &mut plan.store,
             &plan.policy,
@@ -144,7 +150,8 @@ pub fn execute(mut plan: Plan) -> Executed {
             &id,
             pre.to_begin(),
         );
-        if let Err(e) = settle_begun(&mut plan, &mut pre, begun, true) {
+        let refused = tell(&begun, plan.strict, plan.quiet, &short);
+        if let Err(e) = settle_begun(&mut plan, &mut pre, begun, refused) {
             ui::error(&e, Some(plan.store.dir()));
             return Executed {
                 id,
@@ -156,25 +163,32 @@ pub fn execute(mut plan: Plan) -> Executed {
         }
         crate::timing::mark("run begun");
     }
-    if !plan.quiet {
-        match plan.late {
-            None => ui::info(format_args!("run {short} recording")),
-            Some(_) => ui::info(format_args!(
-                "run {short} is recorded once the job has ended, if the store has room then"
-            )),
-        }
-    }
+    let (gate_r, gate_w) = gate.unzip();
+    let (quiet, strict) = (plan.quiet, plan.strict);
+    // What writing the run takes, for the thread that writes it (or this one, should no
+    // thread start); taken once. The gate's write end stays here, open, until the job is
+    // forked: the child and the witness close their copies of it by its number.
+    let writes = std::sync::Mutex::new(gate_w.is_some().then(|| (&mut plan.store, pre.to_begin())));
+    let (policy, argv, cwd) = (&plan.policy, &plan.argv, &plan.cwd);
+    let (rerun_of, id_ref, short_ref, writes_ref, gate_ref) =
+        (plan.rerun_of.as_deref(), &id, &short, &writes, &gate_w);
     let (spawned, begun) = std::thread::scope(|s| {
-        let writing = (!plan.strict).then(|| {
-            let (store, policy, argv, cwd) = (&mut plan.store, &plan.policy, &plan.argv, &plan.cwd);
-            let (rerun_of, id) = (plan.rerun_of.as_deref(), &id);
-            let captured = pre.to_begin();
-            std::thread::Builder::new()
-                .name("lineage-begin".into())
-                .spawn_scoped(s, move || {
-                    begin(store, policy, argv, cwd, rerun_of, id, captured)
-                })
-        });
+        let (id, short, writes) = (id_ref, short_ref, writes_ref);
+        let write = move || {
+            let (store, captured) = writes.lock().ok()?.take()?;
+            let gate = Gate(gate_ref.as_ref()?, false);
+            let begun = begin(store, policy, argv, cwd, rerun_of, id, captured);
+            gate.open(!tell(&begun, strict, quiet, short));
+            Some(begun)
+        };
+        let (writing, written_here) = match std::thread::Builder::new()
+            .name("lineage-begin".into())
+            .spawn_scoped(s, write)
+        {
+            Ok(t) => (Some(t), None),
+            // No thread: written here, before the job is forked.
+            Err(_) => (None, write()),
+        };
         // What is at each output now: afterwards, what the job wrote is told from it.
         let before: Vec<_> = plan
             .outputs
@@ -233,40 +247,44 @@ pub fn execute(mut plan: Plan) -> Executed {
             plan.env.as_deref(),
             &extra_env,
             stop,
-            hook,
+            child::BeforeExec {
+                observe: hook,
+                gate: gate_r
+                    .as_ref()
+                    .zip(gate_w.as_ref())
+                    .map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
+            },
         );
+        drop(gate_r);
         crate::timing::mark("job started");
-        // A thread that could not be started: the run is written now, the job started.
-        let begun = writing.map(|w| {
-            w.ok()
-                .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-        });
+        let begun = match writing {
+            Some(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            None => written_here,
+        };
         (
             (spawned, before, channel, observer, off, start, notes),
             begun,
         )
     });
-    let (spawned, before, channel, observer, off, start, notes) = spawned;
-    let begun = begun.map(|b| {
-        b.unwrap_or_else(|| {
-            let rerun_of = plan.rerun_of.as_deref();
-            let store = &mut plan.store;
-            begin(
-                store,
-                &plan.policy,
-                &plan.argv,
-                &plan.cwd,
-                rerun_of,
-                &id,
-                pre.to_begin(),
-            )
-        })
-    });
+    drop(writes);
+    drop(gate_w);
     if let Some(begun) = begun {
-        // Not strict: never an error, at worst the run is written once the job has ended.
-        let _ = settle_begun(&mut plan, &mut pre, begun, false);
+        // Told already, by the thread that wrote it.
+        let refused =
+            matches!(&begun.written, Err(e) if strict || !crate::error::is_store_unwritable(e));
+        if let Err(e) = settle_begun(&mut plan, &mut pre, begun, refused) {
+            ui::error(&e, Some(plan.store.dir()));
+            return Executed {
+                id,
+                exit: code::CANNOT_LAUNCH,
+                status: None,
+                outputs: Vec::new(),
+                recorded: false,
+            };
+        }
         crate::timing::mark("run begun");
     }
+    let (spawned, before, channel, observer, off, start, notes) = spawned;
     pre.capture.notes.extend(notes);
     if let Some(why) = off {
         pre.capture.observed = Some(crate::model::ObservedIo {
@@ -371,6 +389,26 @@ fn begin(
     }
 }
 
+/// The job's gate, as the thread writing the run holds it: opened (a 1) when the job may
+/// run, shut (a 0) when it must not, and shut should the thread end without a word (a
+/// panic), so that the job never waits for ever (`child::spawn`).
+struct Gate<'a>(&'a std::os::fd::OwnedFd, bool);
+
+impl Gate<'_> {
+    fn open(mut self, run: bool) {
+        let _ = nix::unistd::write(self.0, &[u8::from(run)]);
+        self.1 = true;
+    }
+}
+
+impl Drop for Gate<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            let _ = nix::unistd::write(self.0, &[0]);
+        }
+    }
+}
+
 /// What [`begin`] records of what was captured before launch.
 struct Recorded<'a> {
     edges: &'a [Edge],
@@ -397,23 +435,47 @@ struct Begun {
     late: Late,
 }
 
-/// Take what [`begin`] did into the plan: an error only when the job must not start (`strict`:
-/// before launch, a store that cannot take the run, or any failure where the store is not
-/// merely full or read-only). Otherwise the run is written once the job has ended, said
-/// once as a warning and kept as a note.
-fn settle_begun(plan: &mut Plan, pre: &mut PreLaunch, begun: Begun, strict: bool) -> Result<()> {
+/// Say what [`begin`] did, before the job runs: `run ID recording`, or, where the store
+/// could not take the run but the job runs all the same (it is written once the job has
+/// ended), a warning and that. True when the job must not run: `strict`, or a failure
+/// other than a store without room or a writable disk (another user's lock held past the
+/// busy timeout, locks that do not work), which the caller reports as the error it is.
+fn tell(begun: &Begun, strict: bool, quiet: bool, short: &str) -> bool {
+    match &begun.written {
+        Ok(()) => {
+            if !quiet {
+                ui::info(format_args!("run {short} recording"));
+            }
+            false
+        }
+        Err(e) if strict || !crate::error::is_store_unwritable(e) => true,
+        Err(e) => {
+            ui::warn(format_args!(
+                "{e:#}; the job runs all the same, and is recorded when it ends if the store \
+                 has room by then (free space where the store is, or set LINEAGE_STORE; \
+                 --strict refuses to run a job it cannot record)"
+            ));
+            if !quiet {
+                ui::info(format_args!(
+                    "run {short} is recorded once the job has ended, if the store has room then"
+                ));
+            }
+            false
+        }
+    }
+}
+
+/// Take what [`begin`] did into the plan (said already: [`tell`]): the error when the job
+/// was `refused`; otherwise a run the store could not take is written once the job has
+/// ended, and its record says so.
+fn settle_begun(plan: &mut Plan, pre: &mut PreLaunch, begun: Begun, refused: bool) -> Result<()> {
     pre.capture.argv_redacted = begun.fingerprints;
     let Err(e) = begun.written else {
         return Ok(());
     };
-    if strict {
+    if refused {
         return Err(e);
     }
-    ui::warn(format_args!(
-        "{e:#}; the job runs all the same, and is recorded when it ends if the store has \
-         room by then (free space where the store is, or set LINEAGE_STORE; --strict refuses \
-         to run a job it cannot record)"
-    ));
     pre.capture.notes.push(format!(
         "the store could not take the run before launch ({}): it was written after the job \
          ended, and nothing was recorded while it ran",
