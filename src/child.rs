@@ -92,10 +92,11 @@ pub struct BeforeExec {
 }
 
 /// Start the command in `cwd` (from `found`, where its program was found on PATH), with
-/// `env` (None: lineage's own environment) plus `extra_env`. With a gate (`before_exec.gate`,
-/// the read end of a pipe), the child is forked at once but execs the command only once a byte arrives on
-/// it: what lineage must do before the job runs (write the run) is done meanwhile. The
-/// gate shut (a 0, or closed without a byte) makes the spawn fail (`ECANCELED`): the
+/// `env` (None: lineage's own environment) plus `extra_env`. With a gate
+/// (`before_exec.gate`: a pipe's read and write ends), the child is forked at once but
+/// execs the command only once a 1 arrives on it: what lineage must do before the job runs
+/// (write the run) is done meanwhile. The gate shut (a 0) makes the spawn fail
+/// (`ECANCELED`), and its end without a byte (lineage gone) ends the child: either way the
 /// command never ran.
 /// A stopping signal received once the command has ended sets `stop`, and so does one
 /// received while it ran, once it has ended (heard until the returned [`Running`]'s outcome
