@@ -158,13 +158,7 @@ pub(super) fn after(
         }
         Err(e) => {
             ui::error_line(format_args!("lost track of the command: {e}"));
-            return Executed {
-                id,
-                exit: code::CANNOT_LAUNCH,
-                status: None,
-                outputs: Vec::new(),
-                recorded: false,
-            };
+            return Executed::not_launched(id);
         }
     };
     let ending = Ending::of(&outcome);

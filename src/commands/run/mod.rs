@@ -67,6 +67,19 @@ pub fn run(args: RunArgs, ctx: &Context) -> Result<u8> {
     Ok(execute(plan).exit)
 }
 
+impl Executed {
+    /// The job never started: lineage's own error stopped it (said already).
+    pub(super) fn not_launched(id: String) -> Executed {
+        Executed {
+            id,
+            exit: code::CANNOT_LAUNCH,
+            status: None,
+            outputs: Vec::new(),
+            recorded: false,
+        }
+    }
+}
+
 /// The job, run without a record: the store cannot be opened for want of room or a writable
 /// disk (see [`begin`]). Its exit code is lineage's, as always.
 fn unrecorded(spec: &plan::Spec, e: &anyhow::Error) -> u8 {
@@ -153,13 +166,7 @@ pub fn execute(mut plan: Plan) -> Executed {
         let refused = tell(&begun, plan.strict, plan.quiet, &short);
         if let Err(e) = settle_begun(&mut plan, &mut pre, begun, refused) {
             ui::error(&e, Some(plan.store.dir()));
-            return Executed {
-                id,
-                exit: code::CANNOT_LAUNCH,
-                status: None,
-                outputs: Vec::new(),
-                recorded: false,
-            };
+            return Executed::not_launched(id);
         }
         crate::timing::mark("run begun");
     }
@@ -270,17 +277,10 @@ pub fn execute(mut plan: Plan) -> Executed {
     drop(gate_w);
     if let Some(begun) = begun {
         // Told already, by the thread that wrote it.
-        let refused =
-            matches!(&begun.written, Err(e) if strict || !crate::error::is_store_unwritable(e));
+        let refused = refuses(&begun, strict);
         if let Err(e) = settle_begun(&mut plan, &mut pre, begun, refused) {
             ui::error(&e, Some(plan.store.dir()));
-            return Executed {
-                id,
-                exit: code::CANNOT_LAUNCH,
-                status: None,
-                outputs: Vec::new(),
-                recorded: false,
-            };
+            return Executed::not_launched(id);
         }
         crate::timing::mark("run begun");
     }
@@ -435,6 +435,12 @@ struct Begun {
     late: Late,
 }
 
+/// Whether what [`begin`] did keeps the job from running: `strict`, or a failure other than
+/// a store without room or a writable disk.
+fn refuses(begun: &Begun, strict: bool) -> bool {
+    matches!(&begun.written, Err(e) if strict || !crate::error::is_store_unwritable(e))
+}
+
 /// Say what [`begin`] did, before the job runs: `run ID recording`, or, where the store
 /// could not take the run but the job runs all the same (it is written once the job has
 /// ended), a warning and that. True when the job must not run: `strict`, or a failure
@@ -448,7 +454,7 @@ fn tell(begun: &Begun, strict: bool, quiet: bool, short: &str) -> bool {
             }
             false
         }
-        Err(e) if strict || !crate::error::is_store_unwritable(e) => true,
+        Err(_) if refuses(begun, strict) => true,
         Err(e) => {
             ui::warn(format_args!(
                 "{e:#}; the job runs all the same, and is recorded when it ends if the store \
