@@ -90,7 +90,8 @@ pub struct Lineage {
 /// run never outranks one of yours by claiming to be newer); succeeded before failed or
 /// interrupted; runs that made the bytes before those that read them and copied them
 /// (`copied`: `cp model.txt deploy/`, unless it wrote them at the path asked about);
-/// originals before reruns; runs that pass `usable` (for `rerun --upstream`:
+/// originals before the reruns among them that reproduced them (from the same inputs:
+/// [`reproduces`]); runs that pass `usable` (for `rerun --upstream`:
 /// its recorded directory still exists) before those that do not; then the newest. One
 /// rule, for show, diff, export and rerun.
 pub fn rank(
@@ -99,13 +100,24 @@ pub fn rank(
     copied: impl Fn(&RunRecord) -> bool,
     usable: impl Fn(&RunRecord) -> bool,
 ) {
+    // A rerun from other inputs that made the same bytes is a derivation of its own.
+    let reproductions: BTreeSet<String> = runs
+        .iter()
+        .filter(|r| {
+            r.rerun_of.as_deref().is_some_and(|of| {
+                runs.iter()
+                    .any(|o| o.id == of && o.id != r.id && reproduces(r, o))
+            })
+        })
+        .map(|r| r.id.clone())
+        .collect();
     runs.sort_by(|a, b| {
         let key = |r: &RunRecord| {
             (
                 !verified(r),
                 r.status != super::Status::Succeeded,
                 copied(r),
-                r.rerun_of.is_some(),
+                reproductions.contains(&r.id),
                 !usable(r),
             )
         };
@@ -114,6 +126,29 @@ pub fn rank(
             .then_with(|| b.started_at.cmp(&a.started_at))
             .then_with(|| b.id.cmp(&a.id))
     });
+}
+
+/// Whether run `rerun` reproduced run `of`: the same command, from the same inputs and
+/// configs, by content (a rerun after its inputs changed that happened to make the same
+/// bytes did not: its own inputs are its ancestry).
+pub fn reproduces(rerun: &RunRecord, of: &RunRecord) -> bool {
+    let read = |r: &RunRecord| {
+        let mut v: Vec<(bool, Option<Hash>)> = r
+            .edges
+            .iter()
+            .filter(|e| e.role != super::Role::Output)
+            .map(|e| {
+                (
+                    e.role == super::Role::Input,
+                    e.artifact.as_ref().map(|a| a.hash),
+                )
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    rerun.argv == of.argv && read(rerun) == read(of)
 }
 
 /// Whether run `r` read bytes `hash` itself (as an input or a config): had it written them
@@ -204,7 +239,11 @@ impl Lineage {
             let mut seen = BTreeSet::new();
             while let Some((r, _)) = self.runs.get(&at) {
                 match r.rerun_of.as_deref() {
-                    Some(of) if ids.contains(of) && seen.insert(of.to_string()) => {
+                    Some(of)
+                        if ids.contains(of)
+                            && self.runs.get(of).is_some_and(|(o, _)| reproduces(r, o))
+                            && seen.insert(of.to_string()) =>
+                    {
                         at = of.to_string();
                     }
                     _ => break,

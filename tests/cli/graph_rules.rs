@@ -355,6 +355,69 @@ fn reproductions_are_grouped_and_originals_are_picked() {
     );
 }
 
+/// A rerun whose inputs changed and that made the same bytes again did not reproduce its
+/// original: it made them from other inputs, and, newer, it is their maker in the tree
+/// (with its own inputs); the original is "also produced by", not grouped as reproduced.
+#[test]
+fn a_rerun_from_changed_inputs_that_makes_the_same_bytes_is_their_maker() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("raw.txt", "abc\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-qm", "raw"]);
+    env.record(&[
+        "-i",
+        "raw.txt",
+        "-o",
+        "mid.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z < raw.txt > mid.txt",
+    ]);
+    let train = env.record(&[
+        "-i",
+        "mid.txt",
+        "-o",
+        "model.txt",
+        "--",
+        "sh",
+        "-c",
+        "wc -c < mid.txt > model.txt",
+    ]);
+    let model = hash_of(&env, "model.txt");
+    // The same length: the model's bytes do not change.
+    env.write("raw.txt", "xyz\n");
+    let out = env.cmd(["rerun", "-q", "--stale", "model.txt"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(hash_of(&env, "model.txt"), model);
+    let rerun = env.show(None);
+    assert_eq!(rerun["rerun_of"], train.as_str(), "{rerun}");
+    let short = |v: &Value| v["short_id"].as_str().expect("short").to_string();
+    let (rerun_short, train_short) = (short(&rerun), short(&env.show(Some(&train))));
+    let t = tree(&env, &["model.txt"]);
+    assert!(
+        t.contains(&format!("produced by run {rerun_short}")),
+        "the rerun made these bytes from today's inputs: {t}"
+    );
+    let mid = hash_of(&env, "mid.txt");
+    assert!(
+        t.contains(&format!("input mid.txt  {}", &mid[7..19])),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("also produced by run {train_short}")),
+        "{t}"
+    );
+    assert!(!t.contains("reproduced by"), "{t}");
+    // A rerun from the same inputs still reproduces it, grouped on its line.
+    let out = env.cmd(["rerun", "-q", rerun["id"].as_str().expect("id")]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let t = tree(&env, &["model.txt"]);
+    assert!(t.contains(&format!("produced by run {rerun_short}")), "{t}");
+    assert!(t.contains("reproduced by 1 rerun"), "{t}");
+}
+
 /// A file only a failed or interrupted run wrote is not shown as a source: the tree and
 /// `diff` say which run made it and that `--all` shows it.
 #[test]
