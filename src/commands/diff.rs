@@ -258,7 +258,7 @@ fn walk(store: &Store, a: Side, b: Side) -> Result<AncestryDiff> {
     for side in [&a, &b] {
         let path = std::path::Path::new(&side.target);
         if path.exists() {
-            let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            let abs = crate::commands::absolute(path);
             data.insert(crate::model::path_text(abs.as_os_str().as_encoded_bytes()));
         }
     }

@@ -19,7 +19,7 @@ pub mod tag;
 pub mod target;
 pub mod verify;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::location::StoreLocation;
@@ -67,6 +67,18 @@ pub fn open_store(dir: &Path) -> Result<Store, Error> {
     Ok(store)
 }
 
+/// `path` made absolute against the working directory, `.` left out and each `..` taken as
+/// the kernel takes it ([`crate::observe::resolve_dots`]): a file declared two ways
+/// (`m.txt`, `sub/../m.txt`) is one path in the store, the path the observer sees the job
+/// open.
+pub fn absolute(path: &Path) -> PathBuf {
+    match std::path::absolute(path) {
+        Ok(abs) => crate::observe::resolve_dots(&abs),
+        // An empty path, or no working directory: as given, for the caller's error.
+        Err(_) => path.to_path_buf(),
+    }
+}
+
 /// Whether `path` is something other than a regular file or a directory (a device such as
 /// `/dev/null` or `/dev/stdout`, a FIFO, a socket): written through, never replaced by a
 /// rename, which would swap the device for a regular file.
@@ -79,4 +91,27 @@ pub fn write_through(from: &mut dyn std::io::Read, to: &Path) -> std::io::Result
     let mut out = std::fs::OpenOptions::new().write(true).open(to)?;
     std::io::copy(from, &mut out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_takes_dots_as_the_kernel_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = std::fs::canonicalize(dir.path()).expect("real");
+        std::fs::create_dir_all(root.join("sub/deep")).expect("mkdir");
+        std::os::unix::fs::symlink(root.join("sub/deep"), root.join("lnk")).expect("ln");
+        let at = |p: &str| absolute(&root.join(p));
+        assert_eq!(at("sub/../m.txt"), root.join("m.txt"));
+        assert_eq!(at("sub/./deep/../../m.txt"), root.join("m.txt"));
+        // After a link: the parent of where it leads.
+        assert_eq!(at("lnk/../m.txt"), root.join("sub/m.txt"));
+        // A link without `..` after it is kept by name.
+        assert_eq!(at("lnk/m.txt"), root.join("lnk/m.txt"));
+        // Not there (yet): as given from there on.
+        assert_eq!(at("new/../m.txt"), root.join("new/../m.txt"));
+        assert_eq!(absolute(Path::new("/../etc")), PathBuf::from("/etc"));
+    }
 }

@@ -448,7 +448,7 @@ pub fn walk_with(
     };
     if links.is_empty() && !store.knows_artifact(&root.hash)? {
         if let Some(path) = path {
-            let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            let abs = crate::commands::absolute(path);
             use std::os::unix::ffi::OsStrExt;
             let stored = crate::model::path_text(abs.as_os_str().as_bytes());
             if let Some((run, recorded, within)) = store.last_output_around(&stored)? {
@@ -508,7 +508,7 @@ pub fn walk_with(
     // upstream, its makers there even when they copied the bytes from elsewhere.
     if let Some(path) = path {
         use std::os::unix::ffi::OsStrExt;
-        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let abs = crate::commands::absolute(path);
         let abs = crate::model::path_text(abs.as_os_str().as_bytes());
         let root = lineage.root.hash;
         lineage.root_writers = lineage

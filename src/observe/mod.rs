@@ -20,7 +20,9 @@
 mod filter;
 mod supervisor;
 
-pub use supervisor::{clean, leave_socket_to_heir, leave_to_heir, take_back_from_heir};
+pub use supervisor::{
+    clean, leave_socket_to_heir, leave_to_heir, resolve_dots, take_back_from_heir,
+};
 
 use std::collections::HashMap;
 use std::ffi::OsString;

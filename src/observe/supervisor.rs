@@ -564,7 +564,7 @@ fn read_memory(tid: u32, addr: u64, buf: &mut [u8]) -> bool {
 }
 
 /// The path made absolute against the caller's working directory or the directory `dirfd`
-/// names, and cleaned of `.` and `..` by name (links are not followed: the path as named).
+/// names, `.` left out and `..` taken as the kernel takes it ([`resolve_dots`]).
 fn absolute(tid: u32, dirfd: i32, raw: Vec<u8>, cwds: &mut Cwds) -> Option<PathBuf> {
     let path = PathBuf::from(OsString::from_vec(raw));
     let joined = if path.is_absolute() {
@@ -589,7 +589,7 @@ fn absolute(tid: u32, dirfd: i32, raw: Vec<u8>, cwds: &mut Cwds) -> Option<PathB
         }
         base.join(path)
     };
-    let cleaned = clean(&joined);
+    let cleaned = resolve_dots(&joined);
     Some(through_proc_fd(tid, &cleaned).unwrap_or(cleaned))
 }
 
@@ -608,6 +608,41 @@ fn through_proc_fd(tid: u32, path: &Path) -> Option<PathBuf> {
         _ => return None,
     };
     std::fs::read_link(link).ok().filter(|p| p.is_absolute())
+}
+
+/// `path` (absolute) with `.` left out and each `..` taken as the kernel takes it: with the
+/// name before it where that name is a directory (`sub/../m.txt` is `m.txt`), and after a
+/// link, at the parent of where the link leads (`lnk/..`). Links elsewhere in the path are
+/// kept by name (a linked data directory's files are named through the link). A name that
+/// does not exist (yet) keeps its `..` and the rest after it as given.
+pub fn resolve_dots(path: &Path) -> PathBuf {
+    if !path.components().any(|c| c == Component::ParentDir) {
+        return clean(path);
+    }
+    let mut out = PathBuf::new();
+    let mut literal = false;
+    for c in path.components() {
+        match c {
+            Component::ParentDir if !literal => {
+                if out.parent().is_none() {
+                    // `/..` is `/`.
+                } else if std::fs::symlink_metadata(&out).is_ok_and(|m| m.is_dir()) {
+                    out.pop();
+                } else if let Ok(real) = std::fs::canonicalize(&out)
+                    && real.is_dir()
+                {
+                    out = real;
+                    out.pop();
+                } else {
+                    literal = true;
+                    out.push(c);
+                }
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `/a/./b/../c` → `/a/c`, by name.

@@ -418,6 +418,92 @@ fn a_rerun_from_changed_inputs_that_makes_the_same_bytes_is_their_maker() {
     assert!(t.contains("reproduced by 1 rerun"), "{t}");
 }
 
+/// A file declared two ways (`m.txt`, `sub/../m.txt`) is one path in the store: its last
+/// writer is the one stage `status` and `rerun --stale` answer to (they once took each name
+/// for another file and reran the two stages in turn). Through a link, `..` is the parent
+/// of where the link leads: the file is recorded where the job wrote it.
+#[test]
+fn a_file_declared_two_ways_is_one_path() {
+    let env = Env::new();
+    env.init_repo();
+    std::fs::create_dir_all(env.path("sub")).expect("mkdir");
+    std::fs::create_dir_all(env.path("elsewhere/deep")).expect("mkdir");
+    std::os::unix::fs::symlink(env.path("elsewhere/deep"), env.path("lnk")).expect("ln");
+    env.write("p.txt", "1\n");
+    env.git(&["add", "p.txt"]);
+    env.git(&["commit", "-qm", "p"]);
+    env.record(&[
+        "-i",
+        "p.txt",
+        "-o",
+        "m.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat p.txt > m.txt",
+    ]);
+    let second = env.record(&[
+        "-i",
+        "p.txt",
+        "-o",
+        "sub/../m.txt",
+        "-o",
+        "lnk/../n.txt",
+        "-o",
+        "elsewhere/w.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat p.txt p.txt > m.txt; cat p.txt > elsewhere/n.txt; cat p.txt > lnk/../w.txt",
+    ]);
+    let doc = env.show(Some(&second));
+    let abs: Vec<String> = doc["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .map(|e| e["abs_path"].as_str().expect("abs").to_string())
+        .collect();
+    let root = env.path("").display().to_string();
+    let root = root.trim_end_matches('/');
+    assert!(abs.contains(&format!("{root}/m.txt")), "{abs:?}");
+    // Declared through the link, written by its real name: one output where it really is.
+    assert!(abs.contains(&format!("{root}/elsewhere/n.txt")), "{abs:?}");
+    // Written through the link, declared by its real name: the same (the observer once took
+    // `lnk/..` by name, a file the job never wrote).
+    assert!(abs.contains(&format!("{root}/elsewhere/w.txt")), "{abs:?}");
+    assert_eq!(abs.len(), 3, "{abs:?}");
+    assert!(
+        doc["outputs"]
+            .as_array()
+            .expect("outputs")
+            .iter()
+            .all(|o| o["declared"] == true && o["opened"] == true && o["written"] == "all"),
+        "{doc:#}"
+    );
+    // `show` by either name finds the second stage.
+    for name in ["m.txt", "sub/../m.txt"] {
+        let t = tree(&env, &[name]);
+        assert!(t.contains("cat p.txt p.txt > m.txt"), "{name}: {t}");
+    }
+    env.write("p.txt", "2\n");
+    let out = env.cmd(["status"]);
+    assert_eq!(code(&out), 6, "stale: {}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains("cat p.txt p.txt > m.txt"), "{said}");
+    assert!(
+        !said.contains("'cat p.txt > m.txt'"),
+        "the first stage no longer answers for m.txt: {said}"
+    );
+    let out = env.cmd(["rerun", "-q", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = env.cmd(["status"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(env.path("m.txt")).expect("m"),
+        "2\n2\n"
+    );
+}
+
 /// A file only a failed or interrupted run wrote is not shown as a source: the tree and
 /// `diff` say which run made it and that `--all` shows it.
 #[test]

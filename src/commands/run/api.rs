@@ -295,7 +295,7 @@ fn value_of(points: &[Point]) -> Option<Point> {
 
 /// A path the job sent (absolute), as shown: relative to the run's directory when under it.
 fn declared_at(plan: &Plan, path: &Path) -> Declared {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let abs = crate::commands::absolute(path);
     let given = match abs.strip_prefix(&plan.cwd) {
         Ok(rel) if !rel.as_os_str().is_empty() => rel.to_path_buf(),
         _ => abs.clone(),

@@ -194,7 +194,7 @@ fn number(v: &serde_json::Value) -> Option<f64> {
 }
 
 fn same(cwd: &Path, a: &Path, b: &Path) -> bool {
-    std::path::absolute(cwd.join(a)).ok() == std::path::absolute(cwd.join(b)).ok()
+    crate::commands::absolute(&cwd.join(a)) == crate::commands::absolute(&cwd.join(b))
 }
 
 /// The files a settings pattern names: a plain path, or `dir/glob` with the wildcards in the

@@ -33,7 +33,7 @@ impl Declared {
     pub(super) fn new(given: &Path, cwd: &Path) -> Declared {
         Declared {
             given: given.to_path_buf(),
-            abs: std::path::absolute(cwd.join(given)).unwrap_or_else(|_| cwd.join(given)),
+            abs: crate::commands::absolute(&cwd.join(given)),
         }
     }
 
