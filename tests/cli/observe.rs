@@ -1173,3 +1173,34 @@ fn in_a_large_repository_the_tracked_files_a_job_read_are_code_and_the_rest_data
         "{run:#}"
     );
 }
+
+/// A declared output whose `..` follows a name that is not there (`nd/../x`: the kernel
+/// refuses it) is missing; the file the job wrote by its own name is still its output,
+/// observed (it was once taken for the declared path, `..` dropped by name, and lost).
+#[test]
+fn a_declared_path_through_a_missing_name_does_not_hide_what_the_job_wrote() {
+    let env = Env::new();
+    env.git(&["init", "-q"]);
+    let out = env.cmd([
+        "run",
+        "-o",
+        "nd/../x.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo o > x.txt",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nd/../x.txt does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    let run = env.show(None);
+    let outs = edges(&run, "outputs");
+    assert!(
+        outs.contains(&("nd/../x.txt".to_string(), true, Some(false))),
+        "{outs:?}"
+    );
+    assert!(outs.iter().any(|o| o.0 == "x.txt" && !o.1), "{outs:?}");
+}

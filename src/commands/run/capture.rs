@@ -459,7 +459,7 @@ fn spawn_context<'s, 'p: 's>(
         .iter()
         .chain(&plan.outputs)
         .chain(&plan.configs)
-        .map(|d| crate::observe::clean(&d.abs))
+        .map(|d| d.abs.clone())
         .collect();
     // The store itself, when it lies inside the repository (`LINEAGE_STORE=.lineage`): its
     // files are lineage's, not the job's code (they change with every run, and its signing

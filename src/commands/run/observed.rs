@@ -119,7 +119,7 @@ impl Places {
                 .script
                 .as_ref()
                 .filter(|_| runs_a_script(&plan.argv))
-                .map(|s| crate::observe::clean(&plan.cwd.join(&s.path))),
+                .map(|s| crate::observe::resolve_dots(&plan.cwd.join(&s.path))),
             home: var("HOME").map(PathBuf::from).filter(|p| p.is_absolute()),
             real_home: nix::unistd::User::from_uid(nix::unistd::getuid())
                 .ok()
@@ -402,18 +402,15 @@ pub(super) fn found(
     );
     // Declared paths: touched when the job opened them or anything in them, whatever
     // class the file is (a tracked config is code read, and was opened all the same).
-    // Cleaned of `.` and `..` by name, as the paths the job named are (`-i ../data` is the
-    // `data` beside the working directory, and so is the job's `open("../data/f")`).
+    // Their `..` taken as the observer takes the job's (`observe::resolve_dots`: `-i ../data`
+    // is the `data` beside the working directory, and so is the job's `open("../data/f")`);
+    // one that could not be (`nd/../x`, `nd` not there) matches no file the job opened.
     let declared: Vec<PathBuf> = declared_inputs
         .iter()
-        .map(|e| crate::observe::clean(&crate::model::path_of(&e.abs_path)))
+        .map(|e| crate::model::path_of(&e.abs_path))
         .collect();
     let mut touched = vec![false; declared.len()];
-    let outputs: Vec<PathBuf> = plan
-        .outputs
-        .iter()
-        .map(|d| crate::observe::clean(&d.abs))
-        .collect();
+    let outputs: Vec<PathBuf> = plan.outputs.iter().map(|d| d.abs.clone()).collect();
     let mut touched_out = vec![false; outputs.len()];
     for (path, access, _) in &stated {
         for (i, d) in declared.iter().enumerate() {
