@@ -504,6 +504,73 @@ fn a_file_declared_two_ways_is_one_path() {
     );
 }
 
+/// Bytes two stages made, copied by hand and read by a third: the third is up to date while
+/// one of the makers still makes them (it was called stale, for the other one's sake), and
+/// a maker looked at only to know so is not a stage of its own.
+#[test]
+fn a_hand_copy_of_bytes_two_stages_made_is_current_while_one_of_them_is() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("a.txt", "a\n");
+    env.write("b.txt", "b\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-qm", "in"]);
+    let first = env.record(&[
+        "-i",
+        "a.txt",
+        "-o",
+        "x.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat a.txt >/dev/null; echo same > x.txt",
+    ]);
+    let second = env.record(&[
+        "-i",
+        "b.txt",
+        "-o",
+        "y.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat b.txt >/dev/null; echo same > y.txt",
+    ]);
+    std::fs::create_dir_all(env.path("deploy")).expect("mkdir");
+    std::fs::copy(env.path("x.txt"), env.path("deploy/m.txt")).expect("cp");
+    env.record(&[
+        "-i",
+        "deploy/m.txt",
+        "-o",
+        "c.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat deploy/m.txt > c.txt",
+    ]);
+    let short = |id: &str| {
+        env.show(Some(id))["short_id"]
+            .as_str()
+            .expect("short")
+            .to_string()
+    };
+    let (first, second) = (short(&first), short(&second));
+    env.write("b.txt", "b2\n");
+    let out = env.cmd(["status", "c.txt"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains(&first), "{said}");
+    assert!(!said.contains(&second), "not a stage of c.txt's: {said}");
+    // Both makers stale: the third is, for the first ranked.
+    env.write("a.txt", "a2\n");
+    let out = env.cmd(["status", "c.txt"]);
+    assert_eq!(code(&out), 6, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("which made deploy/m.txt, is stale"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 /// A file only a failed or interrupted run wrote is not shown as a source: the tree and
 /// `diff` say which run made it and that `--all` shows it.
 #[test]

@@ -1405,6 +1405,45 @@ fn rerun_stale_does_not_write_through_a_link_out_of_the_project() {
     assert!(env.path("latest.txt").exists());
 }
 
+/// An output declared through `d/..` is recorded where `d/..` was (`p.txt`); a link made
+/// at `d` since, out of the project, would take the rerun's write with it: refused, as a
+/// link on the way to any output is (the check once read the recorded path, without `d`).
+#[test]
+fn rerun_stale_does_not_write_through_a_link_made_at_a_name_before_dot_dot() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("in.txt", "1\n");
+    std::fs::create_dir_all(env.path("d")).expect("mkdir");
+    env.git(&["add", "in.txt"]);
+    env.git(&["commit", "-q", "-m", "init"]);
+    env.record(&[
+        "-i",
+        "in.txt",
+        "-o",
+        "d/../p.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat in.txt > d/../p.txt",
+    ]);
+    let outside = env.root().join("outside/sub");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::fs::rename(env.path("d"), env.path("d.old")).expect("mv");
+    std::os::unix::fs::symlink(&outside, env.path("d")).expect("ln -s");
+    env.write("in.txt", "2\n");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("through a symbolic link made since it ran: d/../p.txt ("),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !env.root().join("outside/p.txt").exists(),
+        "written through the link"
+    );
+}
+
 /// The second attacking trial's ways past that check: a directory above a file output made a
 /// link out of the project (`out -> ../outside/d`), the same recorded as `-o out/` (the
 /// slash followed the link), and a link planted inside a directory output. Each is refused

@@ -137,7 +137,22 @@ pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage
             s.outputs.push(output);
         }
     }
-    let mut stages: Vec<Stage> = w.done.into_values().collect();
+    // The stages asked about and their makers: not a stage visited only to know whether it
+    // was up to date (`Walk::maker`).
+    let mut reached: BTreeSet<String> = BTreeSet::new();
+    let mut next: Vec<String> = asked.iter().cloned().collect();
+    while let Some(id) = next.pop() {
+        if let Some(s) = w.done.get(&id)
+            && reached.insert(id)
+        {
+            next.extend(s.makers.iter().cloned());
+        }
+    }
+    let mut stages: Vec<Stage> = w
+        .done
+        .into_values()
+        .filter(|s| reached.contains(&s.id))
+        .collect();
     for s in &mut stages {
         s.asked = asked.contains(&s.id);
     }
@@ -192,8 +207,7 @@ pub fn planted_outputs(run: &RunRecord) -> Vec<String> {
     let (root, ended) = project_and_end(run);
     let mut found = Vec::new();
     for e in run.edges.iter().filter(|e| e.role == Role::Output) {
-        // `-o out/`: the name without its slash, which would follow a link at `out`.
-        let path = path_of(e.abs_path.trim_end_matches('/'));
+        let path = as_named(run, e);
         if let Some((link, to)) = planted_link(&path, &root, ended, true) {
             found.push(format!(
                 "{} ({} -> {})",
@@ -204,6 +218,22 @@ pub fn planted_outputs(run: &RunRecord) -> Vec<String> {
         }
     }
     found
+}
+
+/// Output `e` of `run` as a rerun's job names it: the path as given, against the run's
+/// directory (`-o d/../p.txt` follows a link made at `d` since, as the job's write would;
+/// its recorded absolute path took `d/..` as it was then), without a trailing slash (`-o
+/// out/` would follow a link at `out`).
+fn as_named(run: &RunRecord, e: &crate::model::EdgeRecord) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let given = path_of(e.path.trim_end_matches('/'));
+    if given.as_os_str().is_empty() {
+        return path_of(e.abs_path.trim_end_matches('/'));
+    }
+    if given.is_absolute() {
+        return given;
+    }
+    Path::new(std::ffi::OsStr::from_bytes(&run.cwd)).join(given)
 }
 
 /// What a rerun of `run` could overwrite that no recorded run wrote (edited by hand, or made
@@ -225,7 +255,7 @@ pub fn unrecorded_outputs(
         let path = path_of(e.abs_path.trim_end_matches('/'));
         // Named by `planted_outputs` (the way to it; a link inside a directory output
         // leaves its other files to be checked here).
-        if planted_link(&path, &root, ended, false).is_some() {
+        if planted_link(&as_named(run, e), &root, ended, false).is_some() {
             continue;
         }
         if std::fs::symlink_metadata(&path).is_err() {
@@ -524,7 +554,7 @@ impl Walk<'_> {
                         .unwrap_or_default();
                     // A directory read whole that holds what other runs wrote inside it
                     // (`-o d/a`, `-o d/b`, then `-i d`): each of those is a maker of it.
-                    let found = self.maker(&h, &abs, &r, i.differs())?;
+                    let found = self.maker(&h, &abs, &r, i.differs(), depth)?;
                     let inside = match found {
                         None if !abs.is_empty() => self.writers_inside(&abs, &r.id)?,
                         _ => Vec::new(),
@@ -662,15 +692,19 @@ impl Walk<'_> {
 
     /// The run that made input bytes `h` of run `r`, read at `abs_path`: the last writer of
     /// that path when it wrote those very bytes (a rerun that made them again stands for its
-    /// original) or when the input `differs` (what is there now is its), else the first
-    /// ranked maker among runs that ended before `r` started and could be where the bytes
-    /// came from (`target::origins_before`: not a copier, not for an empty file).
+    /// original) or when the input `differs` (what is there now is its), else, by the bytes
+    /// alone, the first ranked maker among runs that ended before `r` started and could be
+    /// where the bytes came from (`target::origins_before`: not a copier, not for an empty
+    /// file) that is up to date, or the first of them when none is: two stages that made
+    /// the same bytes both made the copy `r` read, and one that still makes them answers
+    /// for it (visited to know, at `depth + 1`; [`find`] keeps only the stages reached).
     fn maker(
         &mut self,
         h: &Hash,
         abs_path: &str,
         r: &RunRecord,
         differs: bool,
+        depth: usize,
     ) -> Result<Option<String>> {
         if !abs_path.is_empty() {
             let (last, wrote) = self.last_writer(abs_path)?;
@@ -704,6 +738,7 @@ impl Walk<'_> {
             .filter(|e| e.role == Role::Output)
             .filter_map(|e| e.artifact.as_ref().map(|a| a.hash))
             .collect();
+        let mut first = None;
         for id in target::origins_before(self.store, h, r)? {
             let p = self.store.load_run(&id)?;
             let reads_r = p.edges.iter().any(|e| {
@@ -726,10 +761,13 @@ impl Walk<'_> {
                 }
             }
             if current {
-                return Ok(Some(id));
+                if !self.visit(&id, depth + 1)? {
+                    return Ok(Some(id));
+                }
+                first.get_or_insert(id);
             }
         }
-        Ok(None)
+        Ok(first)
     }
 
     /// The outputs run `r` was the last to write, each hashed now (through the stat cache).
