@@ -637,12 +637,33 @@ fn code(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> Option<CodeDiff> {
     })
 }
 
+/// The name two runs' edges are paired by: the path inside the run's repository (else its
+/// working directory) where it was recorded, else as given. `sub/../in.txt` and `in.txt`
+/// are one file; so are `data/x` in two clones of a project.
+fn edge_name(r: &RunRecord, e: &crate::model::EdgeRecord) -> String {
+    let cwd = String::from_utf8_lossy(&r.cwd);
+    let roots = r.capture.git.as_ref().map(|g| g.root.as_str()).into_iter();
+    for root in roots.chain([cwd.as_ref()]) {
+        let root = root.trim_end_matches('/');
+        if let Some(rel) = e
+            .abs_path
+            .strip_prefix(root)
+            .and_then(|r| r.strip_prefix('/'))
+            && !rel.is_empty()
+            && !root.is_empty()
+        {
+            return rel.to_string();
+        }
+    }
+    e.path.clone()
+}
+
 fn artifacts(a: &RunRecord, b: &RunRecord, role: Role, lookup: &dyn Lookup) -> Vec<ArtifactDiff> {
     let edges = |r: &RunRecord| -> BTreeMap<String, Option<crate::model::ArtifactRef>> {
         r.edges
             .iter()
             .filter(|e| e.role == role)
-            .map(|e| (e.path.clone(), e.artifact.clone()))
+            .map(|e| (edge_name(r, e), e.artifact.clone()))
             .collect()
     };
     let (ea, eb) = (edges(a), edges(b));
@@ -1078,7 +1099,7 @@ pub fn input_changes(a: &RunRecord, b: &RunRecord) -> Vec<InputChange> {
         r.edges
             .iter()
             .filter(|e| e.role == Role::Input)
-            .map(|e| (e.path.clone(), e.artifact.as_ref().map(|x| x.hash)))
+            .map(|e| (edge_name(r, e), e.artifact.as_ref().map(|x| x.hash)))
             .collect()
     };
     let (ia, ib) = (inputs(a), inputs(b));

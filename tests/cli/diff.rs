@@ -631,3 +631,41 @@ fn diff_ancestry_explains_one_cause_a_line_params_before_the_command() {
         "{text}"
     );
 }
+
+/// Two runs that named the same files two ways (`sub/../in.txt`, `in.txt`) read and wrote
+/// the same files: `diff` pairs them by where they are, and finds no difference there (it
+/// once listed each as gone and each as new).
+#[test]
+fn diff_pairs_a_file_named_two_ways() {
+    let env = Env::local();
+    env.init_repo();
+    std::fs::create_dir_all(env.path("sub")).expect("mkdir");
+    env.write("in.txt", "A\n");
+    let a = env.record(&[
+        "-i",
+        "sub/../in.txt",
+        "-c",
+        "./sub/../in.txt",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr A Z < in.txt > out.txt",
+    ]);
+    let b = env.record(&[
+        "-i",
+        "in.txt",
+        "-c",
+        "in.txt",
+        "-o",
+        "sub/../out.txt",
+        "--",
+        "sh",
+        "-c",
+        "tr A Z < in.txt > out.txt",
+    ]);
+    let text = text_of(&env, &["diff", &a, &b]);
+    assert!(!text.contains("in.txt"), "{text}");
+    assert!(!text.contains("out.txt:"), "{text}");
+}
