@@ -128,27 +128,28 @@ pub fn rank(
     });
 }
 
-/// Whether run `rerun` reproduced run `of`: the same command, from the same inputs and
-/// configs, by content (a rerun after its inputs changed that happened to make the same
-/// bytes did not: its own inputs are its ancestry).
+/// Whether run `rerun` reproduced run `of`: the same command, from the same inputs, by
+/// content, and the same configs (by content, or by the params read from them: an edit to a
+/// section `-c params.yaml:train` does not read changes nothing the run used). A rerun
+/// after its inputs changed that happened to make the same bytes did not: its own inputs
+/// are its ancestry.
 pub fn reproduces(rerun: &RunRecord, of: &RunRecord) -> bool {
-    let read = |r: &RunRecord| {
-        let mut v: Vec<(bool, Option<Hash>)> = r
+    let read = |r: &RunRecord, role: super::Role| {
+        let mut v: Vec<Option<Hash>> = r
             .edges
             .iter()
-            .filter(|e| e.role != super::Role::Output)
-            .map(|e| {
-                (
-                    e.role == super::Role::Input,
-                    e.artifact.as_ref().map(|a| a.hash),
-                )
-            })
+            .filter(|e| e.role == role)
+            .map(|e| e.artifact.as_ref().map(|a| a.hash))
             .collect();
         v.sort_unstable();
         v.dedup();
         v
     };
-    rerun.argv == of.argv && read(rerun) == read(of)
+    let configs = |r: &RunRecord| read(r, super::Role::Config);
+    rerun.argv == of.argv
+        && read(rerun, super::Role::Input) == read(of, super::Role::Input)
+        && (configs(rerun) == configs(of)
+            || (configs(rerun).len() == configs(of).len() && rerun.params == of.params))
 }
 
 /// Whether run `r` read bytes `hash` itself (as an input or a config): had it written them

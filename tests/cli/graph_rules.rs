@@ -571,6 +571,44 @@ fn a_hand_copy_of_bytes_two_stages_made_is_current_while_one_of_them_is() {
     );
 }
 
+/// A rerun after an edit to a config section the run does not read (`-c params.yaml:train`,
+/// `eval` edited) reproduced it: the params it read are the same, and `rerun` said so; it is
+/// grouped on the original's line, not drawn as a maker of its own.
+#[test]
+fn a_rerun_after_an_edit_to_a_config_section_it_does_not_read_reproduced_it() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("params.yaml", "train:\n  lr: 1\neval:\n  k: 1\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-qm", "p"]);
+    let train = env.record(&[
+        "-c",
+        "params.yaml:train",
+        "-o",
+        "model.txt",
+        "--",
+        "sh",
+        "-c",
+        "grep lr params.yaml > model.txt",
+    ]);
+    env.write("params.yaml", "train:\n  lr: 1\neval:\n  k: 2\n");
+    let out = env.cmd(["rerun", &train]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("reproduced bit for bit"),
+        "{}",
+        stderr(&out)
+    );
+    let short = env.show(Some(&train))["short_id"]
+        .as_str()
+        .expect("short")
+        .to_string();
+    let t = tree(&env, &["model.txt"]);
+    assert!(t.contains(&format!("produced by run {short}")), "{t}");
+    assert!(t.contains("reproduced by 1 rerun"), "{t}");
+    assert!(!t.contains("also produced by"), "{t}");
+}
+
 /// A file only a failed or interrupted run wrote is not shown as a source: the tree and
 /// `diff` say which run made it and that `--all` shows it.
 #[test]
