@@ -1444,6 +1444,68 @@ fn rerun_stale_does_not_write_through_a_link_made_at_a_name_before_dot_dot() {
     );
 }
 
+/// One file two stages write under two names (`lnk/f.txt`, `a/b/f.txt`, `lnk -> a/b`): each
+/// rerun made the other stale, and `rerun --stale` reran one and blamed a cycle. `status`
+/// says what it is, and `rerun --stale` refuses before running anything.
+#[test]
+fn one_file_two_stages_write_under_two_names_is_named_and_not_rerun() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("in.txt", "1\n");
+    std::fs::create_dir_all(env.path("a/b")).expect("mkdir");
+    std::os::unix::fs::symlink("a/b", env.path("lnk")).expect("ln -s");
+    env.git(&["add", "in.txt"]);
+    env.git(&["commit", "-q", "-m", "init"]);
+    env.record(&[
+        "-i",
+        "in.txt",
+        "-o",
+        "lnk/f.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat in.txt > lnk/f.txt; echo X >> lnk/f.txt",
+    ]);
+    env.record(&[
+        "-i",
+        "in.txt",
+        "-o",
+        "a/b/f.txt",
+        "--",
+        "sh",
+        "-c",
+        "cat in.txt > a/b/f.txt; echo Y >> a/b/f.txt",
+    ]);
+    let out = env.cmd(["status"]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("lnk/f.txt and a/b/f.txt (run "),
+        "{}",
+        stdout(&out)
+    );
+    let runs = env.cmd(["list", "--json"]);
+    let before = stdout(&runs);
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("are one file under two names, which the two runs each write"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&env.cmd(["list", "--json"])),
+        before,
+        "nothing was rerun"
+    );
+    let out = env.cmd(["rerun", "--stale", "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("would refuse: stale run"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 /// The second attacking trial's ways past that check: a directory above a file output made a
 /// link out of the project (`out -> ../outside/d`), the same recorded as `-o out/` (the
 /// slash followed the link), and a link planted inside a directory output. Each is refused

@@ -543,6 +543,13 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
     // failed run's partial output) are recorded, and no reason to stop.
     let refusal = |stages: &[&stale::Stage]| -> Result<Option<String>> {
         for s in stages {
+            // One file two stages write under two names: each rerun would undo the other's.
+            if let Some(same) = &s.two_names {
+                return Ok(Some(format!(
+                    "stale run {} (`{}`): {same} are one file under two names, which the two runs each write, so that rerunning one makes the other stale: not rerunning it (declare the file by one name in both: lineage records a path through a link by its name)",
+                    s.short, s.command
+                )));
+            }
             let now = checks::Current::default();
             let (record, mapped) = moves.relocate(
                 store.load_run(&s.id)?,

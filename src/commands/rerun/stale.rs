@@ -61,6 +61,10 @@ pub struct Stage {
     /// The runs that made its inputs (ids), stale or not: for the order.
     #[serde(skip)]
     makers: Vec<String>,
+    /// An output of its that another stage writes under another name ([`one_file_two_names`]):
+    /// rerunning either makes the other stale.
+    #[serde(skip)]
+    pub two_names: Option<String>,
 }
 
 /// Every stage the outputs under `roots` depend on, makers before the runs that read what
@@ -156,6 +160,18 @@ pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage
     for s in &mut stages {
         s.asked = asked.contains(&s.id);
     }
+    // An output written under two names (a link to it): say so where it reads as modified.
+    let named: Vec<(usize, String)> = stages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| one_file_two_names(&stages, s).map(|n| (i, n)))
+        .collect();
+    for (i, same) in named {
+        stages[i]
+            .reasons
+            .push(format!("{same} are one file under two names"));
+        stages[i].two_names = Some(same);
+    }
     // Makers first: by how many makers deep each is, then by start.
     let depth = depths(&stages);
     stages.sort_by(|a, b| {
@@ -218,6 +234,31 @@ pub fn planted_outputs(run: &RunRecord) -> Vec<String> {
         }
     }
     found
+}
+
+/// An output of `stage` that is not as it wrote it and is one file with another stage's
+/// output under another name (a link to it: `lnk/f.txt` and `a/b/f.txt`), as "P and Q (run
+/// R)": each stage's rerun changes the other's, so neither stays current.
+pub fn one_file_two_names(stages: &[Stage], stage: &Stage) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &str| {
+        std::fs::metadata(path_of(p))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    for o in stage.outputs.iter().filter(|o| o.state == "modified") {
+        let Some(file) = id(&o.abs_path) else {
+            continue;
+        };
+        for s in stages.iter().filter(|s| s.id != stage.id) {
+            for other in &s.outputs {
+                if other.abs_path != o.abs_path && id(&other.abs_path) == Some(file) {
+                    return Some(format!("{} and {} (run {})", o.path, other.path, s.short));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Output `e` of `run` as a rerun's job names it: the path as given, against the run's
@@ -972,6 +1013,7 @@ fn stage(r: &RunRecord, short: &str) -> Stage {
         moved_from: None,
         copied_from: None,
         makers: Vec::new(),
+        two_names: None,
     }
 }
 
