@@ -641,9 +641,9 @@ fn code(a: &RunRecord, b: &RunRecord, lookup: &dyn Lookup) -> Option<CodeDiff> {
 /// working directory) where it was recorded, else as given. `sub/../in.txt` and `in.txt`
 /// are one file; so are `data/x` in two clones of a project.
 fn edge_name(r: &RunRecord, e: &crate::model::EdgeRecord) -> String {
-    let cwd = String::from_utf8_lossy(&r.cwd);
+    let cwd = crate::model::path_text(&r.cwd);
     let roots = r.capture.git.as_ref().map(|g| g.root.as_str()).into_iter();
-    for root in roots.chain([cwd.as_ref()]) {
+    for root in roots.chain([cwd.as_str()]) {
         let root = root.trim_end_matches('/');
         if let Some(rel) = e
             .abs_path

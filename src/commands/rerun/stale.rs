@@ -161,16 +161,13 @@ pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage
         s.asked = asked.contains(&s.id);
     }
     // An output written under two names (a link to it): say so where it reads as modified.
-    let named: Vec<(usize, String)> = stages
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| one_file_two_names(&stages, s).map(|n| (i, n)))
-        .collect();
-    for (i, same) in named {
-        stages[i]
-            .reasons
-            .push(format!("{same} are one file under two names"));
-        stages[i].two_names = Some(same);
+    let named = one_file_two_names(&stages);
+    for (s, same) in stages.iter_mut().zip(named) {
+        if let Some(same) = same {
+            s.reasons
+                .push(format!("{same} are one file under two names"));
+            s.two_names = Some(same);
+        }
     }
     // Makers first: by how many makers deep each is, then by start.
     let depth = depths(&stages);
@@ -236,29 +233,41 @@ pub fn planted_outputs(run: &RunRecord) -> Vec<String> {
     found
 }
 
-/// An output of `stage` that is not as it wrote it and is one file with another stage's
-/// output under another name (a link to it: `lnk/f.txt` and `a/b/f.txt`), as "P and Q (run
-/// R)": each stage's rerun changes the other's, so neither stays current.
-pub fn one_file_two_names(stages: &[Stage], stage: &Stage) -> Option<String> {
+/// For each stage, an output of its that is not as it wrote it and is one file with another
+/// stage's output under another name (a link to it: `lnk/f.txt` and `a/b/f.txt`), as "P and
+/// Q (run R)": each stage's rerun changes the other's, so neither stays current. Each output
+/// is looked at once (its device and inode).
+fn one_file_two_names(stages: &[Stage]) -> Vec<Option<String>> {
+    use std::collections::HashMap;
     use std::os::unix::fs::MetadataExt;
     let id = |p: &str| {
         std::fs::metadata(path_of(p))
             .ok()
             .map(|m| (m.dev(), m.ino()))
     };
-    for o in stage.outputs.iter().filter(|o| o.state == "modified") {
-        let Some(file) = id(&o.abs_path) else {
-            continue;
-        };
-        for s in stages.iter().filter(|s| s.id != stage.id) {
-            for other in &s.outputs {
-                if other.abs_path != o.abs_path && id(&other.abs_path) == Some(file) {
-                    return Some(format!("{} and {} (run {})", o.path, other.path, s.short));
-                }
+    let mut files: HashMap<(u64, u64), Vec<(usize, &Output)>> = HashMap::new();
+    for (i, s) in stages.iter().enumerate() {
+        for o in &s.outputs {
+            if let Some(file) = id(&o.abs_path) {
+                files.entry(file).or_default().push((i, o));
             }
         }
     }
-    None
+    let mut found: Vec<Option<String>> = vec![None; stages.len()];
+    for same in files.values().filter(|v| v.len() > 1) {
+        for (i, o) in same.iter().filter(|(_, o)| o.state == "modified") {
+            if found[*i].is_some() {
+                continue;
+            }
+            found[*i] = same
+                .iter()
+                .find(|(j, other)| j != i && other.abs_path != o.abs_path)
+                .map(|(j, other)| {
+                    format!("{} and {} (run {})", o.path, other.path, stages[*j].short)
+                });
+        }
+    }
+    found
 }
 
 /// Output `e` of `run` as a rerun's job names it: the path as given, against the run's
