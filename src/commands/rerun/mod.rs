@@ -546,7 +546,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             // One file two stages write under two names: each rerun would undo the other's.
             if let Some(same) = &s.two_names {
                 return Ok(Some(format!(
-                    "stale run {} (`{}`): {same} are one file under two names, which the two runs each write, so that rerunning one makes the other stale: not rerunning it (declare the file by one name in both: lineage records a path through a link by its name)",
+                    "stale run {} (`{}`): {same}, so that rerunning one makes the other stale: not rerunning it (let one run write each file, declared by one name: lineage records a path through a link by its name)",
                     s.short, s.command
                 )));
             }

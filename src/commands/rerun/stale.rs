@@ -61,8 +61,8 @@ pub struct Stage {
     /// The runs that made its inputs (ids), stale or not: for the order.
     #[serde(skip)]
     makers: Vec<String>,
-    /// An output of its that another stage writes under another name ([`one_file_two_names`]):
-    /// rerunning either makes the other stale.
+    /// An output of its that another stage writes too, under another name
+    /// ([`one_file_two_names`]): rerunning either makes the other stale.
     #[serde(skip)]
     pub two_names: Option<String>,
 }
@@ -160,12 +160,12 @@ pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage
     for s in &mut stages {
         s.asked = asked.contains(&s.id);
     }
-    // An output written under two names (a link to it): say so where it reads as modified.
+    // An output another stage writes too, under another name: say so where it reads as
+    // modified.
     let named = one_file_two_names(&stages);
     for (s, same) in stages.iter_mut().zip(named) {
         if let Some(same) = same {
-            s.reasons
-                .push(format!("{same} are one file under two names"));
+            s.reasons.push(same.clone());
             s.two_names = Some(same);
         }
     }
@@ -234,22 +234,19 @@ pub fn planted_outputs(run: &RunRecord) -> Vec<String> {
 }
 
 /// For each stage, an output of its that is not as it wrote it and is one file with another
-/// stage's output under another name (a link to it: `lnk/f.txt` and `a/b/f.txt`), as "P and
-/// Q (run R)": each stage's rerun changes the other's, so neither stays current. Each output
-/// is looked at once (its device and inode).
+/// stage's output under another name (a link to it: `lnk/f.txt` and `a/b/f.txt`), as "P is
+/// one file with Q, which run R writes": each stage's rerun changes the other's, so neither
+/// stays current. Each output is looked at once (its device and inode). An output inside
+/// another stage's directory output is not taken for it: that stage may have kept the file
+/// rather than written it (a later stage's `-o data` around an earlier stage's file).
 fn one_file_two_names(stages: &[Stage]) -> Vec<Option<String>> {
     use std::collections::HashMap;
     use std::os::unix::fs::MetadataExt;
-    let id = |p: &str| {
-        std::fs::metadata(path_of(p))
-            .ok()
-            .map(|m| (m.dev(), m.ino()))
-    };
     let mut files: HashMap<(u64, u64), Vec<(usize, &Output)>> = HashMap::new();
     for (i, s) in stages.iter().enumerate() {
         for o in &s.outputs {
-            if let Some(file) = id(&o.abs_path) {
-                files.entry(file).or_default().push((i, o));
+            if let Ok(m) = std::fs::metadata(path_of(&o.abs_path)) {
+                files.entry((m.dev(), m.ino())).or_default().push((i, o));
             }
         }
     }
@@ -263,7 +260,10 @@ fn one_file_two_names(stages: &[Stage]) -> Vec<Option<String>> {
                 .iter()
                 .find(|(j, other)| j != i && other.abs_path != o.abs_path)
                 .map(|(j, other)| {
-                    format!("{} and {} (run {})", o.path, other.path, stages[*j].short)
+                    format!(
+                        "{} is one file with {}, which run {} writes",
+                        o.path, other.path, stages[*j].short
+                    )
                 });
         }
     }
