@@ -1444,9 +1444,11 @@ fn rerun_stale_does_not_write_through_a_link_made_at_a_name_before_dot_dot() {
     );
 }
 
-/// One file two stages write under two names (`lnk/f.txt`, `a/b/f.txt`, `lnk -> a/b`): each
-/// rerun made the other stale, and `rerun --stale` reran one and blamed a cycle. `status`
-/// says what it is, and `rerun --stale` refuses before running anything.
+/// One file two stages write under two names (`lnk/f.txt`, `a/b/f.txt`, `lnk -> a/b`), or one
+/// inside the other's directory output: each rerun made the other stale, and `rerun --stale`
+/// reran one and blamed a cycle. `status` says what it is, and `rerun --stale` refuses
+/// before running anything. (A directory output around a file it kept, not wrote, is no
+/// such pair: `rerun_stale_stops_only_for_bytes_no_recorded_run_wrote`.)
 #[test]
 fn one_file_two_stages_write_under_two_names_is_named_and_not_rerun() {
     let env = Env::new();
@@ -1504,6 +1506,37 @@ fn one_file_two_stages_write_under_two_names_is_named_and_not_rerun() {
         "{}",
         stdout(&out)
     );
+
+    // A directory output and a file another stage writes inside it, through a link or not.
+    for (dir, file) in [("od", "od/z.txt"), ("lnkd", "outdir/z.txt")] {
+        let env = Env::new();
+        env.init_repo();
+        env.write("i1", "1\n");
+        env.write("i2", "2\n");
+        std::fs::create_dir_all(env.path("outdir")).expect("mkdir");
+        std::os::unix::fs::symlink("outdir", env.path("lnkd")).expect("ln -s");
+        env.git(&["add", "i1", "i2"]);
+        env.git(&["commit", "-q", "-m", "init"]);
+        let whole = format!("mkdir -p {dir}; cat i1 > {dir}/z.txt");
+        env.record(&["-i", "i1", "-o", dir, "--", "sh", "-c", &whole]);
+        let one = format!("cat i2 > {file}");
+        env.record(&["-i", "i2", "-o", file, "--", "sh", "-c", &one]);
+        let out = env.cmd(["status"]);
+        assert_eq!(code(&out), 6, "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("{dir} holds {file}, which run ")),
+            "{}",
+            stdout(&out)
+        );
+        let before = stdout(&env.cmd(["list", "--json"]));
+        let out = env.cmd(["rerun", "--stale"]);
+        assert_eq!(code(&out), 125, "{}", stderr(&out));
+        assert_eq!(
+            stdout(&env.cmd(["list", "--json"])),
+            before,
+            "nothing was rerun"
+        );
+    }
 }
 
 /// The second attacking trial's ways past that check: a directory above a file output made a

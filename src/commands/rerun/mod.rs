@@ -543,7 +543,8 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
     // failed run's partial output) are recorded, and no reason to stop.
     let refusal = |stages: &[&stale::Stage]| -> Result<Option<String>> {
         for s in stages {
-            // One file two stages write under two names: each rerun would undo the other's.
+            // One file two stages write (under two names, or one inside the other's
+            // directory): each rerun would undo the other's.
             if let Some(same) = &s.two_names {
                 return Ok(Some(format!(
                     "stale run {} (`{}`): {same}, so that rerunning one makes the other stale: not rerunning it (let one run write each file, declared by one name: lineage records a path through a link by its name)",

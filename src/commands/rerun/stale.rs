@@ -61,8 +61,8 @@ pub struct Stage {
     /// The runs that made its inputs (ids), stale or not: for the order.
     #[serde(skip)]
     makers: Vec<String>,
-    /// An output of its that another stage writes too, under another name
-    /// ([`one_file_two_names`]): rerunning either makes the other stale.
+    /// An output of its that another stage writes too, under another name or inside it
+    /// ([`one_file_two_names`], [`inside_another`]): rerunning either makes the other stale.
     #[serde(skip)]
     pub two_names: Option<String>,
 }
@@ -160,11 +160,12 @@ pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage
     for s in &mut stages {
         s.asked = asked.contains(&s.id);
     }
-    // An output another stage writes too, under another name: say so where it reads as
-    // modified.
+    // An output another stage writes too (under another name, or inside it): say so where it
+    // reads as modified.
     let named = one_file_two_names(&stages);
-    for (s, same) in stages.iter_mut().zip(named) {
-        if let Some(same) = same {
+    let nested = inside_another(store, &stages)?;
+    for ((s, same), inside) in stages.iter_mut().zip(named).zip(nested) {
+        if let Some(same) = same.or(inside) {
             s.reasons.push(same.clone());
             s.two_names = Some(same);
         }
@@ -236,15 +237,14 @@ pub fn planted_outputs(run: &RunRecord) -> Vec<String> {
 /// For each stage, an output of its that is not as it wrote it and is one file with another
 /// stage's output under another name (a link to it: `lnk/f.txt` and `a/b/f.txt`), as "P is
 /// one file with Q, which run R writes": each stage's rerun changes the other's, so neither
-/// stays current. Each output is looked at once (its device and inode). An output inside
-/// another stage's directory output is not taken for it: that stage may have kept the file
-/// rather than written it (a later stage's `-o data` around an earlier stage's file).
+/// stays current. Each output is looked at once (its device and inode). See also
+/// [`inside_another`].
 fn one_file_two_names(stages: &[Stage]) -> Vec<Option<String>> {
     use std::collections::HashMap;
     use std::os::unix::fs::MetadataExt;
     let mut files: HashMap<(u64, u64), Vec<(usize, &Output)>> = HashMap::new();
     for (i, s) in stages.iter().enumerate() {
-        for o in &s.outputs {
+        for o in s.outputs.iter().filter(|o| o.state != "copy") {
             if let Ok(m) = std::fs::metadata(path_of(&o.abs_path)) {
                 files.entry((m.dev(), m.ino())).or_default().push((i, o));
             }
@@ -268,6 +268,80 @@ fn one_file_two_names(stages: &[Stage]) -> Vec<Option<String>> {
         }
     }
     found
+}
+
+/// For each stage, an output of its that is not as it wrote it and that holds, or lies
+/// inside, another stage's output where both wrote the same file (`-o out` writing
+/// `out/z.txt`, and `-o out/z.txt`, through a link or not), as "P holds Q, which run R
+/// writes" (or "lies inside"): each stage's rerun changes the other's. A file the directory's
+/// run kept (there before it, not written: a later stage's `-o data` around an earlier
+/// stage's file) is no such pair.
+fn inside_another(store: &Store, stages: &[Stage]) -> Result<Vec<Option<String>>> {
+    // (where it really is, stage, output, whether a directory), in path order: what lies
+    // inside a directory follows it.
+    let mut all: Vec<(PathBuf, usize, &Output, bool)> = Vec::new();
+    for (i, s) in stages.iter().enumerate() {
+        for o in s.outputs.iter().filter(|o| o.state != "copy") {
+            let at = path_of(&o.abs_path);
+            if let (Ok(real), Ok(m)) = (std::fs::canonicalize(&at), std::fs::metadata(&at)) {
+                all.push((real, i, o, m.is_dir()));
+            }
+        }
+    }
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    // The files a directory output's run wrote in it, by (stage, its path), loaded once.
+    let mut wrote: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
+    let mut found: Vec<Option<String>> = vec![None; stages.len()];
+    for (at, (dir_real, i, dir, _)) in all.iter().enumerate().filter(|(_, a)| a.3) {
+        for (file_real, j, file, _) in all[at + 1..]
+            .iter()
+            .take_while(|f| f.0.starts_with(dir_real))
+        {
+            if i == j {
+                continue;
+            }
+            let Ok(rel) = file_real.strip_prefix(dir_real) else {
+                continue;
+            };
+            if rel.as_os_str().is_empty() || (found[*i].is_some() && found[*j].is_some()) {
+                continue;
+            }
+            let rel = path_text(std::os::unix::ffi::OsStrExt::as_bytes(rel.as_os_str()));
+            let key = (*i, dir.abs_path.clone());
+            if !wrote.contains_key(&key) {
+                let run = store.load_run(&stages[*i].id)?;
+                let mut files = BTreeSet::new();
+                if let Some(e) = run
+                    .edges
+                    .iter()
+                    .find(|e| e.role == Role::Output && e.abs_path == dir.abs_path)
+                {
+                    let mut recorded = files_recorded(store, e)?;
+                    if let Some(Written::Partly(kept)) = &e.written {
+                        recorded.retain(|p, _| !kept.contains(p));
+                    }
+                    files.extend(recorded.into_keys());
+                }
+                wrote.insert(key.clone(), files);
+            }
+            if !wrote[&key].contains(&rel) {
+                continue;
+            }
+            if dir.state == "modified" && found[*i].is_none() {
+                found[*i] = Some(format!(
+                    "{} holds {}, which run {} writes",
+                    dir.path, file.path, stages[*j].short
+                ));
+            }
+            if file.state == "modified" && found[*j].is_none() {
+                found[*j] = Some(format!(
+                    "{} lies inside {}, which run {} writes",
+                    file.path, dir.path, stages[*i].short
+                ));
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Output `e` of `run` as a rerun's job names it: the path as given, against the run's
