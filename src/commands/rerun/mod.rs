@@ -547,8 +547,10 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             // directory): each rerun would undo the other's.
             if let Some(same) = &s.two_names {
                 return Ok(Some(format!(
-                    "stale run {} (`{}`): {same}, so that rerunning one makes the other stale: not rerunning it (let one run write each file, declared by one name: lineage records a path through a link by its name)",
-                    s.short, s.command
+                    "stale run {} (`{}`): {}, so that rerunning one makes the other stale: not rerunning it (let one run write each file, declared by one name: lineage records a path through a link by its name)",
+                    s.short,
+                    s.command,
+                    crate::model::text::escape(same)
                 )));
             }
             let now = checks::Current::default();
