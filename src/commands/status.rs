@@ -3,7 +3,7 @@
 //! changed since the run that made them; an output modified or gone; a stale maker upstream).
 //! Exit 6 when something is stale, for scripts and CI.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -86,44 +86,14 @@ pub fn roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                     escape(&p.display().to_string())
                 );
             }
-            Ok(resolve_dots(&cwd.join(p)))
+            // `..` as the kernel takes it, as runs record their paths: `lineage status ..`
+            // from inside out/ asks about the project, whose outputs are recorded without
+            // the `out/..` (each was listed twice, once as a copy of itself). A path without
+            // `..` is kept as given (a link to an output directory, `data -> /scratch/data`,
+            // names the outputs recorded through it).
+            Ok(crate::observe::resolve_dots(&cwd.join(p)))
         })
         .collect()
-}
-
-/// `path` (absolute) with its `.` and `..` resolved as the kernel resolves them: what comes
-/// before the last `..` taken where it really is (`lnk/..` is the link target's parent),
-/// the rest by name. `lineage status ..` from inside out/ asks about the project, whose
-/// outputs are recorded under its path without the `out/..` (otherwise each was listed
-/// twice, once as a copy of itself). A path without `..` is kept as given (a link to an
-/// output directory, `data -> /scratch/data`, names the outputs recorded through it).
-fn resolve_dots(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let comps: Vec<Component> = path.components().collect();
-    let Some(last) = comps
-        .iter()
-        .rposition(|c| matches!(c, Component::ParentDir))
-    else {
-        return crate::observe::clean(path);
-    };
-    let head: PathBuf = comps[..last].iter().collect();
-    let Some(real) = std::fs::canonicalize(&head).ok().filter(|r| r.is_dir()) else {
-        // Not there, or not a directory: the kernel refuses it, and so does the command
-        // (`model.txt/..` does not exist).
-        return path.to_path_buf();
-    };
-    let mut out = real;
-    out.pop();
-    for c in &comps[last + 1..] {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 /// At most this many outputs are listed on a stage's line: an observed job that wrote 400

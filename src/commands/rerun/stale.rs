@@ -62,7 +62,7 @@ pub struct Stage {
     #[serde(skip)]
     makers: Vec<String>,
     /// An output of its that another stage writes too, under another name or inside it
-    /// ([`one_file_two_names`], [`inside_another`]): rerunning either makes the other stale.
+    /// ([`written_twice`]): rerunning either makes the other stale.
     #[serde(skip)]
     pub two_names: Option<String>,
 }
@@ -162,10 +162,9 @@ pub fn find(store: &Store, roots: &[PathBuf], moves: &Moves) -> Result<Vec<Stage
     }
     // An output another stage writes too (under another name, or inside it): say so where it
     // reads as modified.
-    let named = one_file_two_names(&stages);
-    let nested = inside_another(store, &stages)?;
-    for ((s, same), inside) in stages.iter_mut().zip(named).zip(nested) {
-        if let Some(same) = same.or(inside) {
+    let twice = written_twice(store, &stages)?;
+    for (s, same) in stages.iter_mut().zip(twice) {
+        if let Some(same) = same {
             s.reasons.push(same.clone());
             s.two_names = Some(same);
         }
@@ -234,19 +233,26 @@ pub fn planted_outputs(run: &RunRecord) -> Vec<String> {
     found
 }
 
-/// For each stage, an output of its that is not as it wrote it and is one file with another
-/// stage's output under another name (a link to it: `lnk/f.txt` and `a/b/f.txt`), as "P is
-/// one file with Q, which run R writes": each stage's rerun changes the other's, so neither
-/// stays current. Each output is looked at once (its device and inode). See also
-/// [`inside_another`].
-fn one_file_two_names(stages: &[Stage]) -> Vec<Option<String>> {
+/// For each stage, an output of its that is not as it wrote it and that another stage's
+/// output is too: one file under another name (a link to it: `lnk/f.txt` and `a/b/f.txt`,
+/// the same device and inode), or a file both wrote inside one's directory output (`-o out`
+/// writing `out/z.txt`, and `-o out/z.txt`, through a link or not), as "P is one file with
+/// Q, which run R writes" ("holds", "lies inside"): each stage's rerun changes the other's,
+/// so neither stays current. A file the directory's run kept (there before it, not written:
+/// a later stage's `-o data` around an earlier stage's file) is no such pair. Each output is
+/// resolved once; what lies inside a directory follows it in path order.
+fn written_twice(store: &Store, stages: &[Stage]) -> Result<Vec<Option<String>>> {
     use std::collections::HashMap;
     use std::os::unix::fs::MetadataExt;
+    // (where it really is, stage, output, whether a directory), in path order.
+    let mut all: Vec<(PathBuf, usize, &Output, bool)> = Vec::new();
     let mut files: HashMap<(u64, u64), Vec<(usize, &Output)>> = HashMap::new();
     for (i, s) in stages.iter().enumerate() {
         for o in s.outputs.iter().filter(|o| o.state != "copy") {
-            if let Ok(m) = std::fs::metadata(path_of(&o.abs_path)) {
+            let at = path_of(&o.abs_path);
+            if let (Ok(real), Ok(m)) = (std::fs::canonicalize(&at), std::fs::metadata(&at)) {
                 files.entry((m.dev(), m.ino())).or_default().push((i, o));
+                all.push((real, i, o, m.is_dir()));
             }
         }
     }
@@ -267,31 +273,9 @@ fn one_file_two_names(stages: &[Stage]) -> Vec<Option<String>> {
                 });
         }
     }
-    found
-}
-
-/// For each stage, an output of its that is not as it wrote it and that holds, or lies
-/// inside, another stage's output where both wrote the same file (`-o out` writing
-/// `out/z.txt`, and `-o out/z.txt`, through a link or not), as "P holds Q, which run R
-/// writes" (or "lies inside"): each stage's rerun changes the other's. A file the directory's
-/// run kept (there before it, not written: a later stage's `-o data` around an earlier
-/// stage's file) is no such pair.
-fn inside_another(store: &Store, stages: &[Stage]) -> Result<Vec<Option<String>>> {
-    // (where it really is, stage, output, whether a directory), in path order: what lies
-    // inside a directory follows it.
-    let mut all: Vec<(PathBuf, usize, &Output, bool)> = Vec::new();
-    for (i, s) in stages.iter().enumerate() {
-        for o in s.outputs.iter().filter(|o| o.state != "copy") {
-            let at = path_of(&o.abs_path);
-            if let (Ok(real), Ok(m)) = (std::fs::canonicalize(&at), std::fs::metadata(&at)) {
-                all.push((real, i, o, m.is_dir()));
-            }
-        }
-    }
     all.sort_by(|a, b| a.0.cmp(&b.0));
     // The files a directory output's run wrote in it, by (stage, its path), loaded once.
     let mut wrote: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
-    let mut found: Vec<Option<String>> = vec![None; stages.len()];
     for (at, (dir_real, i, dir, _)) in all.iter().enumerate().filter(|(_, a)| a.3) {
         for (file_real, j, file, _) in all[at + 1..]
             .iter()
@@ -316,11 +300,7 @@ fn inside_another(store: &Store, stages: &[Stage]) -> Result<Vec<Option<String>>
                     .iter()
                     .find(|e| e.role == Role::Output && e.abs_path == dir.abs_path)
                 {
-                    let mut recorded = files_recorded(store, e)?;
-                    if let Some(Written::Partly(kept)) = &e.written {
-                        recorded.retain(|p, _| !kept.contains(p));
-                    }
-                    files.extend(recorded.into_keys());
+                    files.extend(files_written(store, e)?.into_keys());
                 }
                 wrote.insert(key.clone(), files);
             }
@@ -541,13 +521,20 @@ fn files_recorded(store: &Store, e: &crate::model::EdgeRecord) -> Result<BTreeMa
     })
 }
 
-/// Whether output directory `e`, now at `at`, still holds every file its run wrote, each
-/// with the bytes it wrote (files added since, and those it did not write, do not count).
-fn only_added(store: &Store, at: &Path, e: &crate::model::EdgeRecord) -> Result<bool> {
+/// The files output directory `e`'s run wrote in it, with their bytes: those recorded, less
+/// those it kept (there before it, not written).
+fn files_written(store: &Store, e: &crate::model::EdgeRecord) -> Result<BTreeMap<String, Hash>> {
     let mut wrote = files_recorded(store, e)?;
     if let Some(Written::Partly(kept)) = &e.written {
         wrote.retain(|p, _| !kept.contains(p));
     }
+    Ok(wrote)
+}
+
+/// Whether output directory `e`, now at `at`, still holds every file its run wrote, each
+/// with the bytes it wrote (files added since, and those it did not write, do not count).
+fn only_added(store: &Store, at: &Path, e: &crate::model::EdgeRecord) -> Result<bool> {
+    let wrote = files_written(store, e)?;
     if wrote.is_empty() {
         return Ok(false);
     }
