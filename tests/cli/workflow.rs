@@ -2131,3 +2131,135 @@ fn a_config_given_by_an_absolute_path_is_checked_by_its_keys_in_a_copy() {
     let (rc, stages) = status(&env);
     assert_eq!(rc, 0, "{stages:?}");
 }
+
+/// A clone holds no output (git ignores `out/`), so a stage that reads only what an earlier
+/// stage made has no file of its in the clone: it is read there because the run that made
+/// its inputs is (a chain back to a stage whose data or config is in the clone). Before,
+/// `status` in the clone listed two stages of four, and `rerun --stale` failed on the first
+/// (the job's `> out/prep.txt` with no `out/`: a rerun in place finds it there).
+#[test]
+fn a_clone_without_its_outputs_reads_every_stage_and_makes_them_all() {
+    let mut env = Env::new();
+    env.init_repo();
+    env.write("raw.txt", "3\n1\n2\n");
+    env.write("params.yaml", "prep:\n  k: 1\ntrain:\n  k: 2\n");
+    env.write(".gitignore", "out/\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "pipeline"]);
+    std::fs::create_dir(env.path("out")).expect("out");
+    let stages = [
+        (
+            "-i",
+            "raw.txt",
+            Some("params.yaml:prep"),
+            "out/prep.txt",
+            "sort raw.txt > out/prep.txt",
+        ),
+        (
+            "-i",
+            "out/prep.txt",
+            None,
+            "out/feat.txt",
+            "sed s/^/f/ out/prep.txt > out/feat.txt",
+        ),
+        (
+            "-i",
+            "out/feat.txt",
+            Some("params.yaml:train"),
+            "out/model.txt",
+            "tail -1 out/feat.txt > out/model.txt",
+        ),
+        (
+            "-i",
+            "out/model.txt",
+            None,
+            "out/report.txt",
+            "wc -c < out/model.txt > out/report.txt",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (flag, input, config, output, script) in stages {
+        let mut args = vec![flag, input];
+        if let Some(c) = config {
+            args.extend(["-c", c]);
+        }
+        args.extend(["-o", output, "--", "sh", "-c", script]);
+        ids.push(env.record(&args));
+    }
+    let original = env.work.clone();
+    env.work = env.root().to_path_buf();
+    env.git(&["clone", "-q", &original.display().to_string(), "clone"]);
+    let clone = env.root().join("clone");
+    env.work = clone.clone();
+    let (rc, listed) = status(&env);
+    assert_eq!(rc, 6, "{listed:?}");
+    let listed_ids: Vec<&str> = listed.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(listed_ids, ids, "every stage, makers first: {listed:?}");
+    assert!(listed.iter().all(|s| s.1), "{listed:?}");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("4 stale run(s) rerun"),
+        "{}",
+        stderr(&out)
+    );
+    for (.., output, _) in stages {
+        assert_eq!(
+            std::fs::read(clone.join(output)).expect("made in the clone"),
+            std::fs::read(original.join(output)).expect("the original's"),
+            "{output}"
+        );
+    }
+    assert_eq!(status(&env).0, 0);
+    // The original is as it was: its own four stages, current.
+    env.work = original;
+    let (rc, listed) = status(&env);
+    assert_eq!(rc, 0, "{listed:?}");
+    assert_eq!(listed.len(), 4, "{listed:?}");
+}
+
+/// A rerun makes the directories its outputs were written in where they are missing (as a
+/// rerun in place finds them), only inside the project: not through a link that leads out
+/// of it, even with `--force`.
+#[test]
+fn a_rerun_makes_its_outputs_directories_only_inside_the_project() {
+    let env = Env::new();
+    env.init_repo();
+    std::fs::create_dir_all(env.path("out/a")).expect("out/a");
+    let run = env.record(&[
+        "-o",
+        "out/a/x.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo made > out/a/x.txt",
+    ]);
+    std::fs::remove_dir_all(env.path("out")).expect("rm out");
+    let out = env.cmd(["rerun", "-q", &run]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(env.path("out/a/x.txt")).expect("made again"),
+        "made\n"
+    );
+    // A directory output is made too: its job writes inside it without making it.
+    std::fs::create_dir(env.path("outd")).expect("outd");
+    let dir_run = env.record(&["-o", "outd", "--", "sh", "-c", "echo in > outd/f.txt"]);
+    std::fs::remove_dir_all(env.path("outd")).expect("rm outd");
+    let out = env.cmd(["rerun", "-q", &dir_run]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(env.path("outd/f.txt").is_file());
+    // `out` now a link out of the project: nothing is made there.
+    std::fs::remove_dir_all(env.path("out")).expect("rm out");
+    let outside = env.root().join("outside");
+    std::fs::create_dir(&outside).expect("outside");
+    std::os::unix::fs::symlink(&outside, env.path("out")).expect("link");
+    let out = env.cmd(["rerun", "-q", "--force", &run]);
+    assert_ne!(code(&out), 0, "the job finds no out/a: {}", stderr(&out));
+    assert!(
+        std::fs::read_dir(&outside)
+            .expect("outside")
+            .next()
+            .is_none(),
+        "nothing made outside the project"
+    );
+}

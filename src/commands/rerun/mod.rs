@@ -73,6 +73,7 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
     };
     let now = checks::Current::default();
     let (original, mapped) = moves.relocate_unless(
+        &store,
         original,
         mapped.map(moved::Mapped::Worktree),
         &mut moved::holds_now(&now, cache, &store),
@@ -344,6 +345,7 @@ fn rerun_step(
     // place (in a config, its code) still leads there. Its outputs as they were recorded
     // there are watched: a change there is the job writing into the other copy.
     let elsewhere = outputs_where_recorded(step);
+    make_output_dirs(r, &cwd);
     let spec = spec(r, short, cwd, env, args)?;
     let executed = run::execute(run::plan(
         spec,
@@ -373,6 +375,59 @@ fn rerun_step(
         false => "(not recorded)".to_string(),
     };
     Ok((verdict, rerun_short))
+}
+
+/// The directories the run's outputs were written in, and its directory outputs, made where
+/// they are missing, as a rerun in place finds them: a fresh clone holds no `out/` when git
+/// ignores it. Only inside the repository the rerun runs in (else its working directory),
+/// never through a link that leads out of it, nor by a `..`; what cannot be made is left to
+/// the job to find.
+fn make_output_dirs(r: &RunRecord, cwd: &Path) {
+    let root = git2::Repository::discover(cwd)
+        .ok()
+        .and_then(|repo| repo.workdir().map(Path::to_path_buf))
+        .unwrap_or_else(|| cwd.to_path_buf());
+    let Ok(root) = root.canonicalize() else {
+        return;
+    };
+    for e in r.edges.iter().filter(|e| e.role == Role::Output) {
+        let path = cwd.join(crate::model::path_of(&e.path));
+        // A directory output is made too (its job may write inside it without making it).
+        let dir = e
+            .artifact
+            .as_ref()
+            .is_some_and(|a| a.kind == crate::model::ArtifactKind::Dir);
+        let Some(parent) = (if dir {
+            Some(path.as_path())
+        } else {
+            path.parent()
+        }) else {
+            continue;
+        };
+        // The deepest part of it that is there (a link there counts: it is not replaced).
+        let mut there = parent;
+        while there.symlink_metadata().is_err() {
+            match there.parent() {
+                Some(up) => there = up,
+                None => break,
+            }
+        }
+        if there == parent {
+            continue;
+        }
+        let Ok(rest) = parent.strip_prefix(there) else {
+            continue;
+        };
+        let plain = rest
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        let Ok(real) = there.canonicalize() else {
+            continue;
+        };
+        if plain && real.starts_with(&root) {
+            let _ = std::fs::create_dir_all(real.join(rest));
+        }
+    }
 }
 
 /// When `path` last changed (its ctime), if it exists.
@@ -555,6 +610,7 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
             }
             let now = checks::Current::default();
             let (record, mapped) = moves.relocate(
+                &store,
                 store.load_run(&s.id)?,
                 &mut moved::holds_now(&now, &store, &store),
             );
@@ -735,7 +791,8 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         let standing = proof(&store, ctx, &next.id, &next.short, false, own.as_deref())?;
         // Recorded in a repository moved here since: rerun here.
         let now = checks::Current::default();
-        let (record, mapped) = moves.relocate(record, &mut moved::holds_now(&now, &store, &store));
+        let (record, mapped) =
+            moves.relocate(&store, record, &mut moved::holds_now(&now, &store, &store));
         if let Some(m) = mapped.as_ref().filter(|_| !args.quiet) {
             ui::info_lines(&m.line());
         }

@@ -34,6 +34,9 @@ pub struct Moves {
     /// (recorded root, root here, whether the recorded root is still a repository: a
     /// copy), both roots without a trailing slash.
     pairs: Vec<(String, String, bool)>,
+    /// The runs found read here so far ([`Moves::evident`]): once read here, a run stays so
+    /// for the command (its evidence is its files, or an earlier run's).
+    chained: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 impl Moves {
@@ -133,13 +136,13 @@ impl Moves {
         out
     }
 
-    /// The record as if made here, when its repository is a moved one and a file it read or
-    /// wrote is here with the bytes it recorded (`holds(path, bytes, as an output)`): its
-    /// cwd, its paths, its repository, the absolute paths in its command line, environment
-    /// and interpreter under the new root; with where it was mapped from and to. Else the
-    /// record as it is.
+    /// The record as if made here, when its repository is a moved one and it is read here on
+    /// evidence ([`Moves::evident`]): its cwd, its paths, its repository, the absolute paths
+    /// in its command line, environment and interpreter under the new root; with where it
+    /// was mapped from and to. Else the record as it is.
     pub fn relocate(
         &self,
+        store: &Store,
         r: RunRecord,
         holds: &mut dyn FnMut(&Path, &Hash, bool) -> bool,
     ) -> (RunRecord, Option<Mapped>) {
@@ -148,34 +151,84 @@ impl Moves {
         };
         let root = root.trim_end_matches('/');
         for (from, to, copied) in self.pairs.iter().filter(|(from, ..)| from == root) {
-            let moved = moved_record(&r, from, to);
-            let evident = moved
-                .edges
-                .iter()
-                .filter_map(|e| e.artifact.as_ref().map(|a| (e, a.hash)))
-                .any(|(e, h)| holds(&path_of(&e.abs_path), &h, e.role == Role::Output));
-            if evident {
+            let mut seen = std::collections::HashSet::new();
+            if self.evident(store, &r, from, to, holds, &mut seen) {
                 let mapped = Mapped::Moved {
                     from: from.clone(),
                     to: to.clone(),
                     copied: *copied,
                 };
-                return (moved, Some(mapped));
+                return (moved_record(&r, from, to), Some(mapped));
             }
         }
         (r, None)
     }
 
+    /// Whether run `r`, recorded under `from`, is read under `to`: a file it read or wrote is
+    /// there with the bytes it recorded (`holds(path, bytes, as an output)`), or it read, at
+    /// a path, the bytes an earlier run recorded under `from` wrote there, and that run is
+    /// read under `to` (a clone holds no output: the second stage of a pipeline is read here
+    /// because the first is, whose data is here). `seen`: the runs weighed in this chain.
+    fn evident(
+        &self,
+        store: &Store,
+        r: &RunRecord,
+        from: &str,
+        to: &str,
+        holds: &mut dyn FnMut(&Path, &Hash, bool) -> bool,
+        seen: &mut std::collections::HashSet<String>,
+    ) -> bool {
+        if self.chained.borrow().contains(&r.id) {
+            return true;
+        }
+        if !seen.insert(r.id.clone()) || seen.len() > CHAIN_WEIGHED {
+            return false;
+        }
+        let moved = moved_record(r, from, to);
+        let here = moved
+            .edges
+            .iter()
+            .filter_map(|e| e.artifact.as_ref().map(|a| (e, a.hash)))
+            .any(|(e, h)| holds(&path_of(&e.abs_path), &h, e.role == Role::Output));
+        let evident = here
+            || r.edges
+                .iter()
+                .filter(|e| e.role != Role::Output)
+                .filter_map(|e| e.artifact.as_ref().map(|a| (e, a.hash)))
+                .any(|(e, h)| {
+                    let writers = store
+                        .outputs_at(&e.abs_path, WRITERS_WEIGHED)
+                        .unwrap_or_default();
+                    writers
+                        .into_iter()
+                        .filter(|(w, _, bytes)| *w != r.id && *bytes == Some(h))
+                        .filter_map(|(w, ..)| store.load_run(&w).ok())
+                        .filter(|w| {
+                            w.capture
+                                .git
+                                .as_ref()
+                                .is_some_and(|g| g.root.trim_end_matches('/') == from)
+                                && crate::model::graph::came_before(w, r)
+                        })
+                        .any(|w| self.evident(store, &w, from, to, holds, seen))
+                });
+        if evident {
+            self.chained.borrow_mut().insert(r.id.clone());
+        }
+        evident
+    }
+
     /// [`Moves::relocate`], unless the record was mapped already (`mapped`).
     pub fn relocate_unless(
         &self,
+        store: &Store,
         r: RunRecord,
         mapped: Option<Mapped>,
         holds: &mut dyn FnMut(&Path, &Hash, bool) -> bool,
     ) -> (RunRecord, Option<Mapped>) {
         match mapped {
             Some(m) => (r, Some(m)),
-            None => self.relocate(r, holds),
+            None => self.relocate(store, r, holds),
         }
     }
 }
@@ -261,6 +314,13 @@ pub fn holds_now<'a>(
             .any(|(rel, h)| now.input(&path.join(path_of(&rel)), cache) == Some(h))
     }
 }
+
+/// How many of the latest runs that wrote a path are weighed: as its maker for evidence, and
+/// (`stale`) as its writer here, with the one that made the bytes here wherever it ranks.
+pub(super) const WRITERS_WEIGHED: usize = 8;
+
+/// How many runs one chain of evidence weighs (a pipeline's stages, up to its first).
+const CHAIN_WEIGHED: usize = 256;
 
 /// How many files of a recorded directory are looked at for evidence.
 const FILES_WEIGHED: usize = 16;
@@ -352,6 +412,7 @@ mod tests {
     fn paths_under_a_moved_root_go_to_the_new_one_and_back() {
         let moves = Moves {
             pairs: vec![("/w/a".into(), "/w/b".into(), false)],
+            ..Moves::default()
         };
         assert_eq!(moves.forward("/w/a"), "/w/b");
         assert_eq!(moves.forward("/w/a/out/m.pt"), "/w/b/out/m.pt");

@@ -15,7 +15,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::checks;
-use super::moved::{Moves, holds_now};
+use super::moved::{Moves, WRITERS_WEIGHED, holds_now};
 use crate::commands::target;
 use crate::hash;
 use crate::model::text::terminal_command_line;
@@ -631,7 +631,7 @@ impl Walk<'_> {
         let loaded = self.store.load_run(id)?;
         let (r, moved_from) = {
             let mut holds = holds_now(&self.now, self.store, self.store);
-            self.moves.relocate(loaded, &mut holds)
+            self.moves.relocate(self.store, loaded, &mut holds)
         };
         let short = self.store.short_id(id).unwrap_or_else(|_| id.to_string());
         // A placeholder while its makers are visited (the graph is causal: no cycle, but a
@@ -933,10 +933,6 @@ fn latest_outputs_under(
     Ok(outputs_and_copies_under(store, moves, now, roots)?.0)
 }
 
-/// How many of the latest writers of a path recorded where a project was moved or copied
-/// from are weighed for it here (with the one that made the bytes here, wherever it ranks).
-const WRITERS_WEIGHED: usize = 8;
-
 /// A path here (absolute) that holds bytes a recorded run made, and that run's id.
 type CopyHere = (String, String);
 
@@ -963,7 +959,11 @@ fn outputs_and_copies_under(
         if let Some(known) = evident.get(run) {
             return Ok(*known);
         }
-        let (_, mapped) = moves.relocate(store.load_run(run)?, &mut holds_now(now, store, store));
+        let (_, mapped) = moves.relocate(
+            store,
+            store.load_run(run)?,
+            &mut holds_now(now, store, store),
+        );
         evident.insert(run.to_string(), mapped.is_some());
         Ok(mapped.is_some())
     };
@@ -1009,7 +1009,11 @@ fn outputs_and_copies_under(
         if let Some(known) = held.get(id) {
             return Ok(*known);
         }
-        let (r, _) = moves.relocate(store.load_run(id)?, &mut holds_now(now, store, store));
+        let (r, _) = moves.relocate(
+            store,
+            store.load_run(id)?,
+            &mut holds_now(now, store, store),
+        );
         // As `status` checks them: a config by the keys the run depends on; an input that
         // is not here (an earlier stage's output, not made yet) tells nothing.
         let holds = r.unreadable.is_none() && {

@@ -243,8 +243,12 @@ impl Walk<'_> {
             let (record, mapped) = super::worktree::as_original(self.store, record)?;
             let (record, mapped) = {
                 let mut holds = super::moved::holds_now(&self.now, self.cache, self.store);
-                self.moves
-                    .relocate_unless(record, mapped.map(Mapped::Worktree), &mut holds)
+                self.moves.relocate_unless(
+                    self.store,
+                    record,
+                    mapped.map(Mapped::Worktree),
+                    &mut holds,
+                )
             };
             self.needs(&record, depth + 1)?;
             self.steps.push(Step {
