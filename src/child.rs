@@ -89,6 +89,9 @@ pub struct BeforeExec {
     pub observe: Option<crate::observe::Hook>,
     /// Wait for a byte on this pipe, its read and write ends (see [`spawn`]).
     pub gate: Option<(RawFd, RawFd)>,
+    /// The job's standard output, where not lineage's own (`rerun --json` gives it
+    /// lineage's standard error).
+    pub stdout: Option<std::os::fd::OwnedFd>,
 }
 
 /// Start the command in `cwd` (from `found`, where its program was found on PATH), with
@@ -110,7 +113,11 @@ pub fn spawn(
     stop: Arc<AtomicBool>,
     before_exec: BeforeExec,
 ) -> io::Result<Running> {
-    let BeforeExec { observe, gate } = before_exec;
+    let BeforeExec {
+        observe,
+        gate,
+        stdout,
+    } = before_exec;
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
@@ -134,6 +141,9 @@ pub fn spawn(
         None => Command::new(program),
     };
     command.args(args).current_dir(cwd);
+    if let Some(fd) = stdout {
+        command.stdout(fd);
+    }
     if let Some(env) = env {
         command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
     }

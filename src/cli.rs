@@ -300,8 +300,8 @@ pub struct RerunArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Print the verdict as one JSON object on stdout (after the command's own output); with
-    /// --dry-run, the plan. With --stale, every rerun's verdict (`reruns`), or with
+    /// Print the verdict as one JSON object on stdout (the command's own stdout goes to
+    /// stderr); with --dry-run, the plan. With --stale, every rerun's verdict (`reruns`), or with
     /// --dry-run the stale stages in the order they would run (docs/json.md).
     #[arg(long)]
     pub json: bool,

@@ -128,6 +128,13 @@ fn line(kind: &str, msg: impl Display) {
     let _ = writeln!(err, "lineage: {kind}{}", escape(&msg));
 }
 
+/// A copy of lineage's standard error, to be the job's standard output where lineage's own
+/// standard output is data (`rerun --json`).
+pub fn stderr_for_job() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsFd;
+    std::io::stderr().as_fd().try_clone_to_owned()
+}
+
 /// A status line (`lineage: run 01a2… recording`).
 pub fn info(msg: impl Display) {
     line("", msg);

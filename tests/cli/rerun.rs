@@ -1061,3 +1061,40 @@ fn a_worktree_rerun_restores_a_config_a_later_commit_changed_for_its_keys() {
         stderr(&out)
     );
 }
+
+/// With `--json`, lineage's standard output is the JSON alone: the job's own standard output
+/// goes to standard error (it came first on standard output, and `| jq` failed), for one
+/// rerun and for `--stale`.
+#[test]
+fn rerun_json_keeps_the_jobs_output_off_standard_output() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("in.txt", "a\n");
+    let id = env.record(&[
+        "-i",
+        "in.txt",
+        "-o",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo job-says-hi; cat in.txt > out.txt",
+    ]);
+    let out = env.cmd(["rerun", &id, "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    assert!(v["verdict"].is_string(), "{v}");
+    assert!(stderr(&out).contains("job-says-hi"), "{}", stderr(&out));
+    // Without --json the job's output is where the job put it.
+    let out = env.cmd(["rerun", &id, "-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("job-says-hi"), "{}", stdout(&out));
+    env.write("in.txt", "b\n");
+    let out = env.cmd(["rerun", "--stale", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    assert_eq!(v["reruns"].as_array().map(Vec::len), Some(1), "{v}");
+    assert!(stderr(&out).contains("job-says-hi"), "{}", stderr(&out));
+}

@@ -531,6 +531,7 @@ fn spec(
         hash_before_launch: args.hash_before_launch,
         observe: None,
         strict: false,
+        stdout_to_stderr: args.json,
         rerun_of: Some(original.id.clone()),
     })
 }
@@ -553,7 +554,8 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
         keep_worktree: false,
         upstream: false,
         force: true,
-        json: false,
+        // Each step's job prints to stderr where the chain's JSON is on stdout.
+        json: args.json,
         hash_before_launch: args.hash_before_launch,
         quiet: true,
     };

@@ -260,6 +260,10 @@ pub fn execute(mut plan: Plan) -> Executed {
                     .as_ref()
                     .zip(gate_w.as_ref())
                     .map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
+                stdout: match plan.stdout_to_stderr {
+                    true => ui::stderr_for_job().ok(),
+                    false => None,
+                },
             },
         );
         drop(gate_r);

@@ -91,6 +91,9 @@ pub struct Spec {
     pub observe: Option<bool>,
     /// Undeclared I/O fails the run once it has ended (or the settings say so).
     pub strict: bool,
+    /// The job's standard output goes to lineage's standard error (`rerun --json`, whose
+    /// standard output is the JSON).
+    pub stdout_to_stderr: bool,
 }
 
 /// What `run` will do, validated before anything is captured.
@@ -122,6 +125,8 @@ pub struct Plan {
     pub(super) observe: bool,
     /// Undeclared I/O makes `lineage run` exit 5 once the job has ended successfully.
     pub(super) strict: bool,
+    /// The job's standard output goes to lineage's standard error.
+    pub(super) stdout_to_stderr: bool,
     pub(super) store: Store,
     pub(super) policy: Policy,
     /// Record the Python interpreter and packages (`[capture] python` in the settings).
@@ -168,6 +173,7 @@ pub(super) fn resolve(args: RunArgs) -> Result<Spec> {
         hash_before_launch: args.hash_before_launch,
         observe: args.no_observe.then_some(false),
         strict: args.strict,
+        stdout_to_stderr: false,
     })
 }
 
@@ -338,6 +344,7 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
         hash_before_launch: spec.hash_before_launch,
         observe,
         strict,
+        stdout_to_stderr: spec.stdout_to_stderr,
         store,
         policy,
         capture_python: settings.capture_python,
