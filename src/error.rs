@@ -124,6 +124,9 @@ pub enum Error {
     #[error("config {path:?} does not exist")]
     MissingConfig { path: PathBuf },
 
+    #[error("output {path:?} ends in / (a directory), but it is a file")]
+    OutputNotADirectory { path: PathBuf },
+
     #[error("-c {0:?}: the keys after the colon are not flattened keys")]
     BadConfigKeys(PathBuf),
 
@@ -305,6 +308,10 @@ impl Error {
             Error::MissingInput { .. } | Error::MissingConfig { .. } => {
                 Some("check the path, or drop the flag if the job creates it".into())
             }
+            Error::OutputNotADirectory { path } => Some(format!(
+                "drop the trailing / to declare the file: -o {}",
+                path.to_string_lossy().trim_end_matches('/')
+            )),
             Error::BadParam(_) => Some("write it as --param lr=0.01".into()),
             Error::BadConfigKeys(_) => Some(
                 "name the keys the stage depends on as they flatten, comma-separated: -c params.yaml:train,eval.threshold".into(),

@@ -417,3 +417,26 @@ fn a_new_store_named_with_a_trailing_dot_is_created() {
     let mode = std::fs::metadata(&dir).expect("store").permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+/// `-o m.txt/` on a file that is there is refused before launch, naming the fix (it was
+/// recorded, and shown, with its slash); on a name not there yet it declares a directory.
+#[test]
+fn an_output_with_a_trailing_slash_on_a_file_is_refused_before_launch() {
+    let env = Env::new();
+    env.init_repo();
+    env.write("m.txt", "model\n");
+    let out = env.cmd(["run", "-o", "m.txt/", "--", "touch", "ran"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("output \"m.txt/\" ends in / (a directory), but it is a file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("drop the trailing / to declare the file: -o m.txt"),
+        "{err}"
+    );
+    assert!(!env.path("ran").exists(), "the job never ran");
+    let out = env.cmd(["run", "-q", "-o", "d/", "--", "mkdir", "d"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

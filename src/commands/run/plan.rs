@@ -255,6 +255,25 @@ pub fn plan(spec: Spec, store: Store, settings: &Settings) -> Result<Plan> {
     let declare = |paths: &[PathBuf]| -> Vec<Declared> {
         paths.iter().map(|p| Declared::new(p, &cwd)).collect()
     };
+    // `-o m.txt/` declares a directory: not a file that is there (the kernel opens no file
+    // by that name; the record would name it with its slash).
+    for given in &spec.outputs {
+        let bytes = given.as_os_str().as_bytes();
+        let mut bare = bytes;
+        while let Some(b) = bare.strip_suffix(b"/") {
+            bare = b;
+        }
+        let bare = Path::new(std::ffi::OsStr::from_bytes(bare));
+        if bytes.ends_with(b"/")
+            && !bare.as_os_str().is_empty()
+            && std::fs::metadata(cwd.join(bare)).is_ok_and(|m| !m.is_dir())
+        {
+            return Err(Error::OutputNotADirectory {
+                path: given.clone(),
+            }
+            .into());
+        }
+    }
     // A metrics file is an output of the job too (once, however often declared).
     let mut outputs: Vec<Declared> = declare(&spec.outputs);
     for m in &spec.metrics {
