@@ -52,7 +52,8 @@ pub fn resolve(store: &Store, target: Option<&OsString>, reading: Reading) -> Re
     let Some(target) = target else {
         return Ok(Target::Run(store.resolve(None)?));
     };
-    let text = target.to_string_lossy().into_owned();
+    // Losslessly (a name that is not UTF-8 is printed escaped, as the store keeps it).
+    let text = crate::model::path_text(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()));
     if reading == Reading::Guess && text.starts_with(Hash::PREFIX) {
         let hash = by_hash(store, &text)?;
         let stored = store.artifact(&hash)?;

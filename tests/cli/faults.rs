@@ -1118,3 +1118,38 @@ fn checkpoints_a_job_saves_when_asked_to_stop_are_recorded() {
     assert_eq!(ckpt["file_count"], 1, "{run}");
     assert!(ckpt["hash"].is_string(), "{run}");
 }
+
+/// `show NAME` of a name that is not UTF-8 prints it escaped as `status` does
+/// (`out\xfe.txt`), not with U+FFFD, in its first line and in its JSON as the store keeps it.
+#[test]
+fn show_prints_a_name_that_is_not_utf8_escaped() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    env.init_repo();
+    let name = OsStr::from_bytes(b"out\xfe.txt");
+    let mut cmd = env.lineage();
+    cmd.args(["run", "-q", "-o"]).arg(name).args([
+        "--",
+        "sh",
+        "-c",
+        "printf made > \"$(printf 'out\\376.txt')\"",
+    ]);
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut cmd = env.lineage();
+    cmd.arg("show").arg(name);
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let first = stdout(&out).lines().next().unwrap_or_default().to_string();
+    assert!(first.starts_with("out\\xfe.txt "), "{first}");
+    assert!(!stdout(&out).contains('\u{fffd}'), "{}", stdout(&out));
+    let mut cmd = env.lineage();
+    cmd.args(["show", "--json"]).arg(name);
+    let out = output_within(cmd, Duration::from_secs(60));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        lineage::model::path_bytes(v["target"]["path"].as_str().expect("path")),
+        b"out\xfe.txt"
+    );
+}
