@@ -216,7 +216,7 @@ pub enum Error {
         now: String,
     },
 
-    #[error("{0:?} is neither an existing path nor a recorded run id")]
+    #[error("\"{0}\" is neither an existing path nor a recorded run id")]
     NeitherPathNorRun(String),
 
     #[error("no recorded run produced {0}")]

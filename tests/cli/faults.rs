@@ -1152,4 +1152,13 @@ fn show_prints_a_name_that_is_not_utf8_escaped() {
         lineage::model::path_bytes(v["target"]["path"].as_str().expect("path")),
         b"out\xfe.txt"
     );
+    // A name that is not there: the error names it escaped too.
+    let mut cmd = env.lineage();
+    cmd.arg("show").arg(OsStr::from_bytes(b"nope\xfe"));
+    let out = output_within(cmd, Duration::from_secs(60));
+    assert!(
+        stderr(&out).contains("error: \"nope\\xfe\" is neither"),
+        "{}",
+        stderr(&out)
+    );
 }
