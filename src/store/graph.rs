@@ -584,6 +584,21 @@ impl Store {
         Ok(out)
     }
 
+    /// The bytes of file `path` (inside it, as the manifest names it) in stored directory
+    /// `dir`, if it holds one by that name.
+    pub fn dir_file(&self, dir: &Hash, path: &str) -> Result<Option<Hash>> {
+        use rusqlite::OptionalExtension;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT lower(hex(file_hash)) FROM dir_manifest WHERE dir_hash = unhex(?1) AND path = ?2",
+        )?;
+        Ok(stmt
+            .query_row(rusqlite::params![dir.to_hex(), path], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .and_then(|h| Hash::parse(&h)))
+    }
+
     /// The files of a stored directory: (path, hash, size), sorted by path.
     pub fn dir_entries(&self, dir: &Hash) -> Result<Vec<(String, Hash, u64)>> {
         let mut stmt = self.conn.prepare_cached(

@@ -2136,7 +2136,10 @@ fn a_config_given_by_an_absolute_path_is_checked_by_its_keys_in_a_copy() {
 /// stage made has no file of its in the clone: it is read there because the run that made
 /// its inputs is (a chain back to a stage whose data or config is in the clone). Before,
 /// `status` in the clone listed two stages of four, and `rerun --stale` failed on the first
-/// (the job's `> out/prep.txt` with no `out/`: a rerun in place finds it there).
+/// (the job's `> out/prep.txt` with no `out/`: a rerun in place finds it there). Of two
+/// generations of the pipeline (the original ran again with a param not committed), the
+/// clone reads the one whose params it holds, for every stage (a trial found the stages
+/// without a config read from the later one).
 #[test]
 fn a_clone_without_its_outputs_reads_every_stage_and_makes_them_all() {
     let mut env = Env::new();
@@ -2153,7 +2156,7 @@ fn a_clone_without_its_outputs_reads_every_stage_and_makes_them_all() {
             "raw.txt",
             Some("params.yaml:prep"),
             "out/prep.txt",
-            "sort raw.txt > out/prep.txt",
+            "sort raw.txt params.yaml > out/prep.txt",
         ),
         (
             "-i",
@@ -2187,6 +2190,15 @@ fn a_clone_without_its_outputs_reads_every_stage_and_makes_them_all() {
         ids.push(env.record(&args));
     }
     let original = env.work.clone();
+    // The original runs its pipeline again with a param not committed: a second generation,
+    // which the clone (the committed params) must not take for its own.
+    let first: Vec<Vec<u8>> = stages
+        .iter()
+        .map(|s| std::fs::read(original.join(s.3)).expect("output"))
+        .collect();
+    env.write("params.yaml", "prep:\n  k: 9\ntrain:\n  k: 2\n");
+    let out = env.cmd(["rerun", "--stale", "-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     env.work = env.root().to_path_buf();
     env.git(&["clone", "-q", &original.display().to_string(), "clone"]);
     let clone = env.root().join("clone");
@@ -2203,10 +2215,10 @@ fn a_clone_without_its_outputs_reads_every_stage_and_makes_them_all() {
         "{}",
         stderr(&out)
     );
-    for (.., output, _) in stages {
+    for ((.., output, _), bytes) in stages.iter().zip(&first) {
         assert_eq!(
-            std::fs::read(clone.join(output)).expect("made in the clone"),
-            std::fs::read(original.join(output)).expect("the original's"),
+            &std::fs::read(clone.join(output)).expect("made in the clone"),
+            bytes,
             "{output}"
         );
     }
@@ -2262,4 +2274,57 @@ fn a_rerun_makes_its_outputs_directories_only_inside_the_project() {
             .is_none(),
         "nothing made outside the project"
     );
+}
+
+/// The chain of evidence in a clone goes through a file read inside an earlier stage's
+/// directory output (`-o out/d`, then `-i out/d/f.txt`): a trial found `status` in the clone
+/// listing only the first stage of three.
+#[test]
+fn a_clone_reads_a_stage_that_read_a_file_inside_a_directory_output() {
+    let mut env = Env::new();
+    env.init_repo();
+    env.write("raw.txt", "hello\n");
+    env.write(".gitignore", "out/\n");
+    env.git(&["add", "."]);
+    env.git(&["commit", "-q", "-m", "pipeline"]);
+    let ids = [
+        env.record(&[
+            "-i",
+            "raw.txt",
+            "-o",
+            "out/d",
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p out/d; tr h H < raw.txt > out/d/f.txt; echo x > out/d/g.txt",
+        ]),
+        env.record(&[
+            "-i",
+            "out/d/f.txt",
+            "-o",
+            "out/s2.txt",
+            "--",
+            "sh",
+            "-c",
+            "tr a-z A-Z < out/d/f.txt > out/s2.txt",
+        ]),
+        env.record(&[
+            "-i",
+            "out/s2.txt",
+            "-o",
+            "out/s3.txt",
+            "--",
+            "sh",
+            "-c",
+            "rev < out/s2.txt > out/s3.txt",
+        ]),
+    ];
+    let original = env.work.clone();
+    env.work = env.root().to_path_buf();
+    env.git(&["clone", "-q", &original.display().to_string(), "clone"]);
+    env.work = env.root().join("clone");
+    let (rc, listed) = status(&env);
+    assert_eq!(rc, 6, "{listed:?}");
+    let listed_ids: Vec<&str> = listed.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(listed_ids, ids, "{listed:?}");
 }

@@ -196,13 +196,10 @@ impl Moves {
                 .filter(|e| e.role != Role::Output)
                 .filter_map(|e| e.artifact.as_ref().map(|a| (e, a.hash)))
                 .any(|(e, h)| {
-                    let writers = store
-                        .outputs_at(&e.abs_path, WRITERS_WEIGHED)
-                        .unwrap_or_default();
-                    writers
+                    makers_at(store, &e.abs_path, &h, from)
                         .into_iter()
-                        .filter(|(w, _, bytes)| *w != r.id && *bytes == Some(h))
-                        .filter_map(|(w, ..)| store.load_run(&w).ok())
+                        .filter(|w| *w != r.id)
+                        .filter_map(|w| store.load_run(&w).ok())
                         .filter(|w| {
                             w.capture
                                 .git
@@ -313,6 +310,36 @@ pub fn holds_now<'a>(
             .into_iter()
             .any(|(rel, h)| now.input(&path.join(path_of(&rel)), cache) == Some(h))
     }
+}
+
+/// The runs (among the latest [`WRITERS_WEIGHED`] at each place) that wrote `bytes` at `abs`,
+/// as the file itself or as a file of a directory output around it (`-o out/d`, then
+/// `-i out/d/f.txt`), no higher than `root`.
+pub(super) fn makers_at(store: &Store, abs: &str, bytes: &Hash, root: &str) -> Vec<String> {
+    let mut makers: Vec<String> = store
+        .outputs_at(abs, WRITERS_WEIGHED)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, _, b)| b.as_ref() == Some(bytes))
+        .map(|(w, ..)| w)
+        .collect();
+    let mut at = abs;
+    while let Some((dir, _)) = at.rsplit_once('/') {
+        if under(dir, root).is_none() {
+            break;
+        }
+        let rel = &abs[dir.len() + 1..];
+        for (w, _, held) in store.outputs_at(dir, WRITERS_WEIGHED).unwrap_or_default() {
+            if let Some(held) = held
+                && store.dir_file(&held, rel).ok().flatten().as_ref() == Some(bytes)
+                && !makers.contains(&w)
+            {
+                makers.push(w);
+            }
+        }
+        at = dir;
+    }
+    makers
 }
 
 /// How many of the latest runs that wrote a path are weighed: as its maker for evidence, and

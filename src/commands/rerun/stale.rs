@@ -1005,38 +1005,8 @@ fn outputs_and_copies_under(
     // model and a log, rerun in the original with a new param that left the log as it was:
     // the first run holds both here, the rerun only the log).
     let mut held: std::collections::HashMap<String, (bool, usize)> = Default::default();
-    let mut inputs_hold = |id: &str| -> Result<(bool, usize)> {
-        if let Some(known) = held.get(id) {
-            return Ok(*known);
-        }
-        let (r, _) = moves.relocate(
-            store,
-            store.load_run(id)?,
-            &mut holds_now(now, store, store),
-        );
-        // As `status` checks them: a config by the keys the run depends on; an input that
-        // is not here (an earlier stage's output, not made yet) tells nothing.
-        let holds = r.unreadable.is_none() && {
-            let (c, _) = checks::check_now(store, &r, false, store, now)?;
-            c.configs.iter().all(|i| !i.differs())
-                && c.inputs.iter().all(|i| i.now.is_none() || !i.differs())
-        };
-        let files = r
-            .edges
-            .iter()
-            .filter_map(|e| e.artifact.as_ref().map(|a| (e, a.hash)))
-            .filter(|(e, h)| {
-                let at = path_of(&e.abs_path);
-                let found = match e.role {
-                    Role::Output => now.output(&at, store),
-                    _ => now.input(&at, store),
-                };
-                found == Some(*h)
-            })
-            .count();
-        held.insert(id.to_string(), (holds, files));
-        Ok((holds, files))
-    };
+    let mut inputs_hold =
+        |id: &str| -> Result<(bool, usize)> { inputs_hold(store, moves, now, id, &mut held, 0) };
     for (at, mut writers) in found {
         let mut there = None;
         if writers.len() > 1 {
@@ -1071,6 +1041,84 @@ fn outputs_and_copies_under(
         outputs.push(o);
     }
     Ok((outputs, copies))
+}
+
+/// Whether run `id`, read here, holds here what it read, and how many of its files are here
+/// with the bytes it recorded. As `status` checks them: a config by the keys the run depends
+/// on; an input that is not here (an earlier stage's output, not made yet, as in a clone)
+/// by the run that made the bytes it read there, which must hold in turn (of two
+/// generations of a pipeline, the one whose params are here); an input no recorded run
+/// made, not here, tells nothing.
+fn inputs_hold(
+    store: &Store,
+    moves: &Moves,
+    now: &checks::Current,
+    id: &str,
+    held: &mut std::collections::HashMap<String, (bool, usize)>,
+    depth: usize,
+) -> Result<(bool, usize)> {
+    if let Some(known) = held.get(id) {
+        return Ok(*known);
+    }
+    // While its makers are weighed (a record from elsewhere could claim a cycle).
+    held.insert(id.to_string(), (true, 0));
+    let original = store.load_run(id)?;
+    let (r, _) = moves.relocate(store, original.clone(), &mut holds_now(now, store, store));
+    let mut holds = r.unreadable.is_none();
+    if holds {
+        let (c, _) = checks::check_now(store, &r, false, store, now)?;
+        holds = c.configs.iter().all(|i| !i.differs())
+            && c.inputs.iter().all(|i| i.now.is_none() || !i.differs());
+        for i in c.inputs.iter().filter(|i| i.now.is_none()) {
+            if !holds || depth >= MAX_DEPTH {
+                break;
+            }
+            let (Some(bytes), Some(e)) = (
+                i.recorded,
+                r.edges
+                    .iter()
+                    .find(|e| e.role == i.role && e.path == i.path),
+            ) else {
+                continue;
+            };
+            let root = original
+                .capture
+                .git
+                .as_ref()
+                .map(|g| g.root.trim_end_matches('/').to_string())
+                .unwrap_or_default();
+            let mut made = false;
+            let mut maker_holds = false;
+            for at in moves.recorded_at(&e.abs_path) {
+                for w in super::moved::makers_at(store, &at, &bytes, &root) {
+                    if w == r.id || maker_holds {
+                        continue;
+                    }
+                    if !crate::model::graph::came_before(&store.load_run(&w)?, &original) {
+                        continue;
+                    }
+                    made = true;
+                    maker_holds = inputs_hold(store, moves, now, &w, held, depth + 1)?.0;
+                }
+            }
+            holds = !made || maker_holds;
+        }
+    }
+    let files = r
+        .edges
+        .iter()
+        .filter_map(|e| e.artifact.as_ref().map(|a| (e, a.hash)))
+        .filter(|(e, h)| {
+            let at = path_of(&e.abs_path);
+            let found = match e.role {
+                Role::Output => now.output(&at, store),
+                _ => now.input(&at, store),
+            };
+            found == Some(*h)
+        })
+        .count();
+    held.insert(id.to_string(), (holds, files));
+    Ok((holds, files))
 }
 
 fn stage(r: &RunRecord, short: &str) -> Stage {
