@@ -689,6 +689,8 @@ struct ShownRun {
     ended_at: Option<String>,
     status: String,
     rerun_of: Option<String>,
+    /// The directory it ran in (a `--worktree` rerun's is a temporary one).
+    cwd: String,
 }
 
 /// An edge of a `show` document.
@@ -736,6 +738,7 @@ impl Shown {
                         ended_at: s(&r["ended_at"]),
                         status: s(&r["status"]).expect("status"),
                         rerun_of: s(&r["rerun_of"]),
+                        cwd: s(&r["cwd"]).expect("cwd"),
                     };
                     (s(&r["id"]).expect("id"), run)
                 })
@@ -771,30 +774,45 @@ impl Shown {
             .collect()
     }
 
+    /// What run `id` read, by content: (role, bytes) of each input and config edge.
+    fn read_by(&self, id: &str) -> BTreeSet<(String, Option<String>)> {
+        self.edges
+            .iter()
+            .filter(|e| e.run == id && e.role != "output")
+            .map(|e| (e.role.clone(), e.artifact.clone()))
+            .collect()
+    }
+
     /// The best of `runs` by the one rule (docs/lineage-model.md, "Which producer").
-    /// Reruns are grouped under the run they reproduce when it is among `runs` (the tree
-    /// names them as its reruns): the best is taken among the others.
+    /// Reruns are grouped under the run they reproduce when it is among `runs` and they
+    /// read the same bytes it read (the tree names them as its reruns): the best is taken
+    /// among the others. A rerun from other inputs that made the same bytes again did not
+    /// reproduce its original (rule 4): it is a maker of its own.
     /// A run that read the root's bytes itself copied them, unless it wrote them at `at`,
-    /// the path asked about: after those that made them.
-    fn best(&self, runs: &BTreeSet<String>, at: &str) -> Option<String> {
+    /// the path asked about in the work tree `here` (a `--worktree` rerun wrote them in a
+    /// directory of its own): after those that made them.
+    fn best(&self, runs: &BTreeSet<String>, at: &str, here: &str) -> Option<String> {
         let copied = |id: &str| {
+            let in_place = self.runs.get(id).is_some_and(|r| r.cwd == here);
             let edge = |output: bool| {
                 self.edges.iter().any(|e| {
                     e.run == id
                         && (e.role == "output") == output
                         && e.artifact.as_deref() == Some(self.root.as_str())
-                        && (!output || e.path == at)
+                        && (!output || (e.path == at && in_place))
                 })
             };
             edge(false) && !edge(true)
         };
         runs.iter()
             .filter_map(|id| self.runs.get(id).map(|r| (id, r)))
-            .filter(|(_, r)| !r.rerun_of.as_ref().is_some_and(|o| runs.contains(o)))
+            .filter(|(id, r)| {
+                !r.rerun_of
+                    .as_ref()
+                    .is_some_and(|o| runs.contains(o) && self.read_by(id) == self.read_by(o))
+            })
             .min_by(|(a_id, a), (b_id, b)| {
-                let key = |id: &str, r: &ShownRun| {
-                    (r.status != "succeeded", copied(id), r.rerun_of.is_some())
-                };
+                let key = |id: &str, r: &ShownRun| (r.status != "succeeded", copied(id));
                 key(a_id, a)
                     .cmp(&key(b_id, b))
                     .then_with(|| b.started_at.cmp(&a.started_at))
@@ -981,10 +999,18 @@ impl World {
             )));
         }
         // Which producer: the tree names first the best of the root's producers by the one
-        // rule (succeeded, makers before copiers, originals before reruns, newest).
+        // rule (succeeded, makers before copiers, originals before the reruns that
+        // reproduced them, newest).
         if !all
             && is_file
-            && let Some(best) = g.best(&g.producers(&g.root), rel)
+            && let Some(best) = g.best(
+                &g.producers(&g.root),
+                rel,
+                std::fs::canonicalize(&self.env.work)
+                    .expect("work dir")
+                    .to_str()
+                    .expect("utf-8 temp dir"),
+            )
         {
             let out = self.lineage(&["show".into(), rel.into()]);
             let tree = stdout(&out);
