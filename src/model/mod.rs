@@ -16,6 +16,14 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// A moment, as the store writes times (UTC, microseconds: they sort as text).
+pub fn stamp(at: std::time::SystemTime) -> String {
+    jiff::Timestamp::try_from(at)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
 /// A recorded command line as one line a POSIX shell would read back into the same
 /// arguments: each argument left bare when it needs no quoting, else in single quotes
 /// (`'it'\''s'`). Arguments that are not UTF-8 are shown lossily.

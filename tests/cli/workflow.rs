@@ -2328,3 +2328,60 @@ fn a_clone_reads_a_stage_that_read_a_file_inside_a_directory_output() {
     let listed_ids: Vec<&str> = listed.iter().map(|s| s.0.as_str()).collect();
     assert_eq!(listed_ids, ids, "{listed:?}");
 }
+
+/// An experiment in a copy (`cp -r proj exp`, a new stage there reading the model) is that
+/// copy's own: the original's `status` does not list it (the model it read is there too,
+/// with the same bytes), and `rerun --stale` there makes nothing of it. A stage the original
+/// adds after the copy was made is not read in the copy either. Before, the original listed
+/// the experiment's stage (its report missing) and `rerun --stale` wrote the report there.
+#[test]
+fn a_stage_run_only_in_a_copy_is_not_read_in_the_original() {
+    let mut env = Env::new();
+    pipeline(&env);
+    let [prepare, featurize, train] = all_stages(&env);
+    let original = env.work.clone();
+    let exp = env.root().join("exp");
+    copy_dir(&original, &exp);
+    env.work = exp.clone();
+    let report = env.record(&["--", "sh", "-c", "cat model.txt > report.txt"]);
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    let mut ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    ids.sort_unstable();
+    let mut all = [&*prepare, &featurize, &train, &report];
+    all.sort_unstable();
+    assert_eq!(ids, all, "{stages:?}");
+    // The original: its own three stages, current; nothing of the experiment made there.
+    env.work = original.clone();
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    let ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(ids, [&prepare, &featurize, &train], "{stages:?}");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!original.join("report.txt").exists(), "{}", stderr(&out));
+    let out = env.cmd(["rerun", "--dry-run", &report]);
+    assert!(
+        stderr(&out).contains(&format!(
+            "was recorded in {}, another copy of this project, and it ran there after this copy was made: it reruns there, not here",
+            exp.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // A stage the original adds since the copy: its own.
+    let summary = env.record(&["--", "sh", "-c", "cat metrics.json > summary.txt"]);
+    let (_, stages) = status(&env);
+    assert!(stages.iter().any(|s| s.0 == summary), "{stages:?}");
+    env.work = exp.clone();
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    let mut ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    ids.sort_unstable();
+    let mut all = [&*prepare, &featurize, &train, &report];
+    all.sort_unstable();
+    assert_eq!(ids, all, "{stages:?}");
+    let out = env.cmd(["rerun", "--stale"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!exp.join("summary.txt").exists(), "{}", stderr(&out));
+}

@@ -78,15 +78,17 @@ pub fn rerun(args: RerunArgs, ctx: &Context) -> Result<u8> {
         mapped.map(moved::Mapped::Worktree),
         &mut moved::holds_now(&now, cache, &store),
     );
-    // Recorded in another copy of the project here, and not read here (no file of its here
-    // holds its bytes): it reruns there, as recorded; said, since you are here.
+    // Recorded in another copy of the project here, and not read here (run there since this
+    // copy was made, or no file of its here holds its bytes): it reruns there, as recorded;
+    // said, since you are here.
     if mapped.is_none()
         && let Some(root) = original.capture.git.as_ref().map(|g| g.root.as_str())
         && moves.is_other_copy(root)
     {
         ui::warn(format_args!(
-            "run {short} was recorded in {}, another copy of this project, and no file of its here holds the bytes it recorded: it reruns there, not here",
-            crate::model::text::escape(root)
+            "run {short} was recorded in {}, another copy of this project, {}: it reruns there, not here",
+            crate::model::text::escape(root),
+            moves.why_not_here(&original)
         ));
     }
     let (upstream, mut checked) = if args.upstream {
@@ -616,17 +618,19 @@ fn rerun_stale(paths: &[PathBuf], args: &RerunArgs, ctx: &Context) -> Result<u8>
                 store.load_run(&s.id)?,
                 &mut moved::holds_now(&now, &store, &store),
             );
-            // Recorded in another copy of this project, and not read here (no file of its
-            // here with its bytes): rerunning it would write there, even with --force.
+            // Recorded in another copy of this project, and not read here (since this copy
+            // was made, or no file of its here with its bytes): rerunning it would write
+            // there, even with --force.
             if mapped.is_none()
                 && let Some(root) = record.capture.git.as_ref().map(|g| g.root.as_str())
                 && moves.is_other_copy(root)
             {
                 return Ok(Some(format!(
-                    "stale run {} (`{}`) was recorded in {}, another copy of this project, and no file of its here holds the bytes it recorded: rerunning it would write there, not here (rerun it there, or rerun its stage here with `lineage run`)",
+                    "stale run {} (`{}`) was recorded in {}, another copy of this project, {}: rerunning it would write there, not here (rerun it there, or rerun its stage here with `lineage run`)",
                     s.short,
                     s.command,
-                    crate::model::text::escape(root)
+                    crate::model::text::escape(root),
+                    moves.why_not_here(&record)
                 )));
             }
             if args.force {

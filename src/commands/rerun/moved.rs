@@ -17,6 +17,8 @@
 //! the same place under the new root, with the bytes it recorded. Without it (a checkout
 //! merged into a larger repository under a prefix, a deleted clone whose runs made other
 //! bytes, another of two gone clones) the run is read where it was recorded, as before.
+//! What a copy still there ran after the repository here was made (`.git`'s birth time) is
+//! its own: never read here (an experiment in `cp -r proj exp` is not the original's).
 //! Absolute paths follow the move too: those it was given (`-i /old/root/data`), those in
 //! its command line and its environment (a `.venv` inside the project), its interpreter.
 
@@ -31,12 +33,34 @@ use crate::store::Store;
 /// Each gone repository root whose runs are read in the repository here, and that root.
 #[derive(Clone, Debug, Default)]
 pub struct Moves {
-    /// (recorded root, root here, whether the recorded root is still a repository: a
-    /// copy), both roots without a trailing slash.
-    pairs: Vec<(String, String, bool)>,
+    pairs: Vec<Pair>,
     /// The runs found read here so far ([`Moves::evident`]): once read here, a run stays so
     /// for the command (its evidence is its files, or an earlier run's).
     chained: std::cell::RefCell<std::collections::HashSet<String>>,
+}
+
+/// A recorded root whose runs may be read under a root here.
+#[derive(Clone, Debug, PartialEq)]
+struct Pair {
+    /// The recorded root and the root here, without a trailing slash.
+    from: String,
+    to: String,
+    /// Whether the recorded root is still a repository: this is a copy of it.
+    copied: bool,
+    /// For a copy: when the repository here was made (its `.git`'s birth, as the store
+    /// writes times), where the file system keeps it. A run recorded in the other copy
+    /// since is that copy's own (an experiment in `cp -r proj exp` is not the original's,
+    /// nor one made in the original since the copy's).
+    born: Option<String>,
+}
+
+impl Pair {
+    /// Whether run `r` (recorded under `from`) started there since the copy here was made.
+    fn ran_since(&self, r: &RunRecord) -> bool {
+        self.born
+            .as_deref()
+            .is_some_and(|b| r.started_at.as_str() >= b)
+    }
 }
 
 impl Moves {
@@ -71,6 +95,10 @@ impl Moves {
         let here = path_text(here.as_os_str().as_bytes())
             .trim_end_matches('/')
             .to_string();
+        let born = std::fs::symlink_metadata(Path::new(&here).join(".git"))
+            .and_then(|m| m.created())
+            .ok()
+            .map(crate::model::stamp);
         let mut holds: std::collections::HashMap<String, bool> = Default::default();
         let mut seen: std::collections::HashSet<String> = Default::default();
         for (commit, cwd) in store.recorded_places()? {
@@ -95,7 +123,12 @@ impl Moves {
             }
             // Still a repository there: this is a copy of it (or another checkout).
             let copied = Path::new(&root).join(".git").symlink_metadata().is_ok();
-            moves.pairs.push((root, here.clone(), copied));
+            moves.pairs.push(Pair {
+                from: root,
+                to: here.clone(),
+                copied,
+                born: born.clone().filter(|_| copied),
+            });
         }
         Ok(moves)
     }
@@ -108,15 +141,27 @@ impl Moves {
     /// here only on evidence; without it, rerunning one here would write there).
     pub fn is_other_copy(&self, root: &str) -> bool {
         let root = root.trim_end_matches('/');
-        self.pairs
+        self.pairs.iter().any(|p| p.copied && p.from == root)
+    }
+
+    /// Why run `r` of another copy still there is not read here: it started there after
+    /// this copy was made, or no file of its here holds the bytes it recorded.
+    pub fn why_not_here(&self, r: &RunRecord) -> &'static str {
+        let root = r.capture.git.as_ref().map(|g| g.root.trim_end_matches('/'));
+        let since = self
+            .pairs
             .iter()
-            .any(|(from, _, copied)| *copied && from == root)
+            .any(|p| Some(p.from.as_str()) == root && p.ran_since(r));
+        match since {
+            true => "and it ran there after this copy was made",
+            false => "and no file of its here holds the bytes it recorded",
+        }
     }
 
     /// Where a recorded absolute path is now: under the new root when it was under a moved
     /// one, else as recorded.
     pub fn forward(&self, abs: &str) -> String {
-        for (from, to, _) in &self.pairs {
+        for Pair { from, to, .. } in &self.pairs {
             if let Some(rest) = under(abs, from) {
                 return format!("{to}{rest}");
             }
@@ -128,7 +173,7 @@ impl Moves {
     /// every root moved here.
     pub fn recorded_at(&self, abs: &str) -> Vec<String> {
         let mut out = vec![abs.to_string()];
-        for (from, to, _) in &self.pairs {
+        for Pair { from, to, .. } in &self.pairs {
             if let Some(rest) = under(abs, to) {
                 out.push(format!("{from}{rest}"));
             }
@@ -137,7 +182,8 @@ impl Moves {
     }
 
     /// The record as if made here, when its repository is a moved one and it is read here on
-    /// evidence ([`Moves::evident`]): its cwd, its paths, its repository, the absolute paths
+    /// evidence ([`Moves::evident`]; for a copy, when it started before the copy here was
+    /// made): its cwd, its paths, its repository, the absolute paths
     /// in its command line, environment and interpreter under the new root; with where it
     /// was mapped from and to. Else the record as it is.
     pub fn relocate(
@@ -150,7 +196,14 @@ impl Moves {
             return (r, None);
         };
         let root = root.trim_end_matches('/');
-        for (from, to, copied) in self.pairs.iter().filter(|(from, ..)| from == root) {
+        for pair in self.pairs.iter().filter(|p| p.from == root) {
+            // Recorded in the other copy since this one was made: that copy's own.
+            if pair.ran_since(&r) {
+                continue;
+            }
+            let Pair {
+                from, to, copied, ..
+            } = pair;
             let mut seen = std::collections::HashSet::new();
             if self.evident(store, &r, from, to, holds, &mut seen) {
                 let mapped = Mapped::Moved {
@@ -438,7 +491,12 @@ mod tests {
     #[test]
     fn paths_under_a_moved_root_go_to_the_new_one_and_back() {
         let moves = Moves {
-            pairs: vec![("/w/a".into(), "/w/b".into(), false)],
+            pairs: vec![Pair {
+                from: "/w/a".into(),
+                to: "/w/b".into(),
+                copied: false,
+                born: None,
+            }],
             ..Moves::default()
         };
         assert_eq!(moves.forward("/w/a"), "/w/b");

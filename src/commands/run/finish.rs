@@ -8,12 +8,12 @@ use std::os::unix::process::ExitStatusExt;
 use super::capture::PreLaunch;
 use super::inputs::{During, hash_later};
 use super::plan::Plan;
-use super::{Executed, api, now, observed, record_sha256, stamp};
+use super::{Executed, api, now, observed, record_sha256};
 use crate::capture::gpu;
 use crate::child::{self, Outcome};
 use crate::error::code;
 use crate::hash::{self, PathKind};
-use crate::model::{Capture, Edge, Resources, Role, Status};
+use crate::model::{Capture, Edge, Resources, Role, Status, stamp};
 use crate::store::{Finish, Store};
 use crate::ui;
 

@@ -544,15 +544,7 @@ pub(super) fn begin_late(
 
 /// Now, as the store writes times.
 fn now() -> String {
-    stamp(std::time::SystemTime::now())
-}
-
-/// A moment, as the store writes times.
-fn stamp(at: std::time::SystemTime) -> String {
-    jiff::Timestamp::try_from(at)
-        .unwrap_or_else(|_| jiff::Timestamp::now())
-        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
+    crate::model::stamp(std::time::SystemTime::now())
 }
 
 /// `--sha256`: remember each artifact's SHA-256 (a directory's dirHash) beside its BLAKE3,
