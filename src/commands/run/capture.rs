@@ -451,6 +451,33 @@ fn spawn_context<'s, 'p: 's>(
 ) -> impl FnOnce() -> Context + 's {
     let cwd = &plan.cwd;
     let policy = &plan.policy;
+    // The threads that need nothing from the store start first, the longest (the
+    // environment's redaction) first: the store's query below runs on this thread, beside
+    // them.
+    let child_env = plan.env.as_deref();
+    let env = s.spawn(move || {
+        let env = match child_env {
+            Some(env) => policy.redact_env(env.iter().cloned()),
+            None => policy.redact_env(std::env::vars_os()),
+        };
+        crate::timing::mark("environment redacted");
+        env
+    });
+    let system = s.spawn(|| {
+        let sys = system::capture();
+        crate::timing::mark("system captured");
+        sys
+    });
+    let (capture_python, program) = (plan.capture_python, plan.argv.first());
+    let python = s.spawn(move || {
+        if !capture_python {
+            return None;
+        }
+        let env_get = |k: &str| std::env::var(k).ok();
+        let path_var = std::env::var_os("PATH");
+        let interp = software::python_interpreter(program?, path_var.as_deref(), cwd, &env_get)?;
+        Some(software::python(&interp))
+    });
     // Declared paths are data (configs are stored as configs), not untracked code; so are
     // the files recorded runs wrote here (another stage's outputs: a pipeline's data, which
     // would otherwise be kept with every later stage's code).
@@ -478,30 +505,6 @@ fn spawn_context<'s, 'p: 's>(
         let git = git::capture(cwd, git::Caps::default(), &data);
         crate::timing::mark("git captured");
         git
-    });
-    let system = s.spawn(|| {
-        let sys = system::capture();
-        crate::timing::mark("system captured");
-        sys
-    });
-    let (capture_python, program) = (plan.capture_python, plan.argv.first());
-    let python = s.spawn(move || {
-        if !capture_python {
-            return None;
-        }
-        let env_get = |k: &str| std::env::var(k).ok();
-        let path_var = std::env::var_os("PATH");
-        let interp = software::python_interpreter(program?, path_var.as_deref(), cwd, &env_get)?;
-        Some(software::python(&interp))
-    });
-    let child_env = plan.env.as_deref();
-    let env = s.spawn(move || {
-        let env = match child_env {
-            Some(env) => policy.redact_env(env.iter().cloned()),
-            None => policy.redact_env(std::env::vars_os()),
-        };
-        crate::timing::mark("environment redacted");
-        env
     });
     move || Context {
         git: git.join().unwrap_or_default(),
