@@ -264,6 +264,10 @@ impl Scan {
                 .to_string()
                 .trim_end_matches('/')
                 .to_string(),
+            born: std::fs::symlink_metadata(f.root.join(".git"))
+                .and_then(|m| m.created())
+                .ok()
+                .map(crate::model::stamp),
             commit: f.commit.clone(),
             branch: f.branch.clone(),
             detached: f.detached,

@@ -505,6 +505,11 @@ impl Capture {
 pub struct GitState {
     /// The repository's work tree root.
     pub root: String,
+    /// When its `.git` was made (its birth time, as the store writes times), where the file
+    /// system keeps it: a repository moved since keeps it, a copy (`cp -r`, `git clone`)
+    /// has its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub born: Option<String>,
     /// HEAD's commit (40 hex digits).
     pub commit: Option<String>,
     /// Branch name, or null when HEAD is detached.

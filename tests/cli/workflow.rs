@@ -2385,3 +2385,41 @@ fn a_stage_run_only_in_a_copy_is_not_read_in_the_original() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!exp.join("summary.txt").exists(), "{}", stderr(&out));
 }
+
+/// What a copy's original ran after the copy was made stays the original's once the
+/// original is deleted, and so does what a sibling copy ran once it is moved away: neither
+/// reads as "moved here since" in the copy. The sibling, moved, still reads its own runs
+/// (the same `.git`, recorded with them). Before, the copy listed both stages as moved
+/// here, stale, and `rerun --stale` would have run them there.
+#[test]
+fn a_copy_does_not_take_what_a_gone_original_or_a_moved_sibling_ran_after_it_was_made() {
+    let mut env = Env::new();
+    pipeline(&env);
+    let [prepare, featurize, train] = all_stages(&env);
+    let original = env.work.clone();
+    let exp = env.root().join("exp");
+    copy_dir(&original, &exp);
+    let sibling = env.root().join("c2");
+    copy_dir(&original, &sibling);
+    env.work = sibling.clone();
+    let report = env.record(&["--", "sh", "-c", "cat model.txt > report.txt"]);
+    let moved = env.root().join("c2-moved");
+    std::fs::rename(&sibling, &moved).expect("mv c2 c2-moved");
+    env.work = original.clone();
+    env.record(&["--", "sh", "-c", "cat metrics.json > summary.txt"]);
+    std::fs::remove_dir_all(&original).expect("rm -rf the original");
+    env.work = exp.clone();
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    let ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(ids, [&prepare, &featurize, &train], "{stages:?}");
+    // The sibling, moved: its own stage and those it was copied with.
+    env.work = moved;
+    let (rc, stages) = status(&env);
+    assert_eq!(rc, 0, "{stages:?}");
+    let mut ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    ids.sort_unstable();
+    let mut all = [&*prepare, &featurize, &train, &report];
+    all.sort_unstable();
+    assert_eq!(ids, all, "{stages:?}");
+}

@@ -47,19 +47,29 @@ struct Pair {
     to: String,
     /// Whether the recorded root is still a repository: this is a copy of it.
     copied: bool,
-    /// For a copy: when the repository here was made (its `.git`'s birth, as the store
-    /// writes times), where the file system keeps it. A run recorded in the other copy
-    /// since is that copy's own (an experiment in `cp -r proj exp` is not the original's,
-    /// nor one made in the original since the copy's).
+    /// When the repository here was made (its `.git`'s birth, as the store writes times),
+    /// where the file system keeps it. A run recorded in another copy since is that copy's
+    /// own (an experiment in `cp -r proj exp` is not the original's, nor one made in the
+    /// original since the copy's), even once that copy is moved or deleted.
     born: Option<String>,
 }
 
 impl Pair {
     /// Whether run `r` (recorded under `from`) started there since the copy here was made.
+    /// A root gone since was moved here (its `.git`, recorded with the run, is this one,
+    /// born when it was), or was the original of this copy, or another copy of it: what
+    /// ran there after this copy was made is not this copy's either. Runs recorded before
+    /// their repository's birth was kept are read on their evidence alone.
     fn ran_since(&self, r: &RunRecord) -> bool {
-        self.born
-            .as_deref()
-            .is_some_and(|b| r.started_at.as_str() >= b)
+        let Some(born) = self.born.as_deref() else {
+            return false;
+        };
+        let since = r.started_at.as_str() >= born;
+        if self.copied {
+            return since;
+        }
+        let theirs = r.capture.git.as_ref().and_then(|g| g.born.as_deref());
+        since && theirs.is_some_and(|t| t != born)
     }
 }
 
@@ -127,7 +137,7 @@ impl Moves {
                 from: root,
                 to: here.clone(),
                 copied,
-                born: born.clone().filter(|_| copied),
+                born: born.clone(),
             });
         }
         Ok(moves)
