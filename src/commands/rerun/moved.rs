@@ -17,8 +17,10 @@
 //! the same place under the new root, with the bytes it recorded. Without it (a checkout
 //! merged into a larger repository under a prefix, a deleted clone whose runs made other
 //! bytes, another of two gone clones) the run is read where it was recorded, as before.
-//! What a copy still there ran after the repository here was made (`.git`'s birth time) is
-//! its own: never read here (an experiment in `cp -r proj exp` is not the original's).
+//! What another copy ran after the repository here was made (`.git`'s birth time) is its
+//! own: never read here (an experiment in `cp -r proj exp` is not the original's), whether
+//! that copy is still there or was deleted or moved away since (each run records its
+//! `.git`'s birth: a project moved here keeps it, so its runs are still read here).
 //! Absolute paths follow the move too: those it was given (`-i /old/root/data`), those in
 //! its command line and its environment (a `.venv` inside the project), its interpreter.
 
